@@ -1,0 +1,75 @@
+# ltvpipe build. `make` builds ./ltvpipe; `make test`, `make demo` and `make bench`
+# first make sure the Debian packages below are installed (installing them when
+# running as root, otherwise printing the apt-get line and stopping with exit 2).
+
+CC       ?= cc
+DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
+            libopenblas-dev liblapacke-dev libxgboost-dev libxxhash-dev \
+            libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
+
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings
+ifeq ($(DEVELOPER),1)
+WARN     += -Werror
+endif
+OPT      ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -Iinclude \
+            -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS   := -lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv \
+            -lgsl -llapacke -lopenblas -lm -lpthread
+LDFLAGS  += -fopenmp
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+BUILD    := build$(if $(SANITIZE),-san)
+LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c src/models/*.c pipeline/*.c))
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+.PHONY: all deps test unit-test cli-test demo bench clean
+all: ltvpipe
+
+# Stamp so the package check runs once per machine, not on every build.
+deps: $(BUILD)/.deps-ok
+$(BUILD)/.deps-ok:
+	@scripts/ensure-deps.sh $(DEB_PKGS)
+	@mkdir -p $(BUILD) && touch $@
+
+ltvpipe: $(BUILD)/.deps-ok $(BUILD)/src/main.o $(BUILD)/libltv.a
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/src/main.o $(BUILD)/libltv.a $(LDLIBS)
+
+$(BUILD)/libltv.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c $(BUILD)/.deps-ok $(wildcard include/ltv/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libltv.a tests/unit/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS) -lcmocka
+
+test: deps ltvpipe $(TEST_BIN)
+	@tests/run-tests.sh $(BUILD)
+
+unit-test: deps $(TEST_BIN)
+	@tests/run-tests.sh $(BUILD) unit
+
+cli-test: deps ltvpipe
+	@tests/run-tests.sh $(BUILD) cli
+
+DEMO_USERS ?= 20000
+demo: deps ltvpipe
+	@scripts/demo.sh $(DEMO_USERS)
+
+BENCH_USERS ?= 1000000
+BENCH_RUNS ?= 3
+bench: deps ltvpipe
+	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
+
+clean:
+	rm -rf build build-san ltvpipe

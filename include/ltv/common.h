@@ -1,0 +1,91 @@
+/*
+ * Cross-cutting definitions every ltvpipe file uses: status codes, the error
+ * buffer that carries a failure's message up to main, and allocation helpers
+ * that abort on out-of-memory (the one place library code may exit).
+ */
+#ifndef LTV_COMMON_H
+#define LTV_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define LTV_VERSION "0.1.0"
+
+/* 0 is success; every failure is negative so `if (ret < 0)` reads naturally. */
+enum ltv_status {
+	LTV_OK = 0,
+	LTV_EINVAL = -1,    /* bad input data (a CSV row, a value out of range) */
+	LTV_EUSAGE = -2,    /* bad command line */
+	LTV_ECONFIG = -3,   /* bad configuration file or --set override */
+	LTV_EIO = -4,       /* a file could not be read or written */
+	LTV_ENOMEM = -5,
+	LTV_EREGISTRY = -6, /* SQLite reported an error */
+	LTV_EBUSY = -7,     /* another process holds the registry's write lock */
+	LTV_EMODEL = -8,    /* a model could not be fitted or loaded */
+	LTV_ENOTFOUND = -9, /* a named artefact, version or alias does not exist */
+	LTV_EINTERNAL = -10,
+};
+
+#define LTV_ERR_MAX 2048
+
+/*
+ * Message-on-handle error reporting (as SQLite and XGBoost do): the function
+ * that fails writes one human-readable line here and returns the code.
+ */
+struct ltv_err {
+	int code;
+	char msg[LTV_ERR_MAX];
+};
+
+#if defined(__GNUC__)
+#define LTV_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define LTV_NORETURN __attribute__((noreturn))
+#else
+#define LTV_PRINTF(f, a)
+#define LTV_NORETURN
+#endif
+
+/* Sets err (may be NULL) and returns code, so a failure is one line. */
+int err_set(struct ltv_err *err, int code, const char *fmt, ...) LTV_PRINTF(3, 4);
+/* Prefixes an existing message with context: "features: <old message>". */
+int err_prefix(struct ltv_err *err, const char *fmt, ...) LTV_PRINTF(2, 3);
+void err_clear(struct ltv_err *err);
+/* Exit code main uses for a status: 0, 1 failure, 2 usage or config. */
+int ltv_exit_code(int status);
+const char *ltv_status_name(int status);
+
+/* Allocation that never returns NULL: out of memory prints and aborts. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Allocates and formats; caller frees. */
+char *xasprintf(const char *fmt, ...) LTV_PRINTF(1, 2);
+LTV_NORETURN void die_oom(size_t n);
+
+/* Growable array of doubles / strings, used wherever a count is unknown. */
+#define ARRAY_GROW(ptr, n_needed, cap)                                          \
+	do {                                                                    \
+		if ((n_needed) > (cap)) {                                       \
+			size_t new_cap_ = (cap) ? (cap) * 2 : 16;               \
+			while (new_cap_ < (n_needed))                           \
+				new_cap_ *= 2;                                  \
+			(ptr) = xrealloc((ptr), new_cap_ * sizeof(*(ptr)));     \
+			(cap) = new_cap_;                                       \
+		}                                                               \
+	} while (0)
+
+/* Checked number parsing (strtod/strtoll + end pointer + errno). */
+int parse_double(const char *s, double *out_value);
+int parse_int64(const char *s, int64_t *out_value);
+
+/* Monotonic seconds, for timings and progress. */
+double now_seconds(void);
+/* Peak resident set size of this process in bytes (from getrusage). */
+size_t peak_rss_bytes(void);
+
+#include "ltv/banned.h"
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * Error buffer, allocation and checked-parsing helpers shared by every module.
+ * Allocation failure is the one condition below main that ends the process:
+ * nothing useful can be reported once memory is gone.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "ltv/common.h"
+
+int err_set(struct ltv_err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int err_prefix(struct ltv_err *err, const char *fmt, ...)
+{
+	char prefix[512];
+	char old[LTV_ERR_MAX];
+	va_list ap;
+
+	if (!err)
+		return LTV_EINTERNAL;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	return err->code;
+}
+
+void err_clear(struct ltv_err *err)
+{
+	err->code = 0;
+	err->msg[0] = '\0';
+}
+
+int ltv_exit_code(int status)
+{
+	if (status >= 0)
+		return 0;
+	if (status == LTV_EUSAGE || status == LTV_ECONFIG)
+		return 2;
+	return 1;
+}
+
+const char *ltv_status_name(int status)
+{
+	switch (status) {
+	case LTV_OK: return "ok";
+	case LTV_EINVAL: return "invalid input";
+	case LTV_EUSAGE: return "usage error";
+	case LTV_ECONFIG: return "config error";
+	case LTV_EIO: return "i/o error";
+	case LTV_ENOMEM: return "out of memory";
+	case LTV_EREGISTRY: return "registry error";
+	case LTV_EBUSY: return "registry busy";
+	case LTV_EMODEL: return "model error";
+	case LTV_ENOTFOUND: return "not found";
+	default: return "internal error";
+	}
+}
+
+void die_oom(size_t n)
+{
+	fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		die_oom(n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		die_oom(n * size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		die_oom(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+	char *buf;
+
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		die_oom(0);
+	buf = xmalloc((size_t)len + 1);
+	va_start(ap, fmt);
+	vsnprintf(buf, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+int parse_double(const char *s, double *out_value)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return LTV_EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (errno == ERANGE || *end != '\0' || end == s || !isfinite(v))
+		return LTV_EINVAL;
+	*out_value = v;
+	return 0;
+}
+
+int parse_int64(const char *s, int64_t *out_value)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return LTV_EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno == ERANGE || *end != '\0' || end == s)
+		return LTV_EINVAL;
+	*out_value = (int64_t)v;
+	return 0;
+}
+
+double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+size_t peak_rss_bytes(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (size_t)ru.ru_maxrss * 1024;
+}
