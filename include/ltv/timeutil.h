@@ -1,0 +1,36 @@
+/*
+ * Time as ltvpipe uses it: UTC seconds since the epoch (int64), parsed from
+ * ISO 8601 and printed back the same way. Day indices are whole days since
+ * install (DESIGN.md "Time, windows and labels").
+ */
+#ifndef LTV_TIMEUTIL_H
+#define LTV_TIMEUTIL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define SECONDS_PER_DAY 86400
+
+/*
+ * Parses an ISO 8601 date or date-time into UTC epoch seconds.
+ * Accepts "YYYY-MM-DD", "YYYY-MM-DDTHH:MM", "YYYY-MM-DDTHH:MM:SS", optional
+ * fractional seconds (truncated), 'T' or a single space as separator, and an
+ * optional zone: "Z", "+HH:MM", "+HHMM", "+HH" (converted to UTC). Leading and
+ * trailing spaces are ignored. Validates ranges (month 1-12, day within the
+ * month incl. leap years, hour 0-23, minute 0-59, second 0-60).
+ * Returns 0, or LTV_EINVAL when s is not such a time.
+ */
+int time_parse_iso8601(const char *s, int64_t *out_ts);
+
+/* Writes "YYYY-MM-DDTHH:MM:SSZ" (21 bytes with NUL) into buf; returns buf. */
+char *time_format_iso8601(int64_t ts, char *buf, size_t size);
+/* Writes "YYYY-MM-DD" into buf; returns buf. */
+char *time_format_date(int64_t ts, char *buf, size_t size);
+
+/* floor((t - t0) / 86400) for any sign (floor, not truncation). */
+int64_t time_day_index(int64_t t0, int64_t t);
+
+/* Epoch seconds of 00:00:00 UTC of the day containing ts. */
+int64_t time_day_start(int64_t ts);
+
+#endif
