@@ -3,6 +3,7 @@
  * include/ltv/blob.h). Written by hand because each model is a few arrays of
  * doubles and a bounds-checked reader is shorter than any dependency.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ltv/blob.h"
