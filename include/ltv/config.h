@@ -1,0 +1,89 @@
+/*
+ * The configuration: plain structs filled from config/ltvpipe.yaml (libyaml)
+ * and --set overrides. Every key is declared once in a table in config.c with
+ * its type, range and default; YAML values, defaults and --set all pass through
+ * the same checked setter, so an error always names file:line:column and the
+ * key path. Each stage's section has a canonical text form for fingerprints.
+ */
+#ifndef LTV_CONFIG_H
+#define LTV_CONFIG_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "ltv/common.h"
+
+struct int_list {
+	int64_t *v;
+	size_t n;
+};
+
+struct str_list {
+	char **v;
+	size_t n;
+};
+
+struct config {
+	char *source_path; /* the YAML file read, or "(defaults)" */
+
+	struct {
+		char *users;  /* path or glob pattern; files matched in sorted order */
+		char *events;
+	} input;
+	struct {
+		char *user_id, *app_id, *campaign, *install_time, *cost;
+		char *event_user_id, *event_time, *revenue, *event;
+		struct str_list attributes; /* extra users.csv columns kept per user */
+	} columns;
+	struct {
+		char *path;
+		int64_t busy_timeout_s;
+	} registry;
+	struct {
+		int64_t jobs; /* 0 = number of cores */
+		char *log_dir;
+		char *log_level;
+	} run;
+	struct {
+		double max_reject_rate;
+		char *rejects_dir;
+	} ingest;
+	struct {
+		int64_t obs_days;
+		struct int_list horizons;
+		int64_t target_horizon;
+		int64_t validation_days;
+		double encoding_smoothing;
+	} features;
+};
+
+/* Fills cfg with every default. Caller releases with config_release. */
+void config_init_defaults(struct config *cfg);
+void config_release(struct config *cfg);
+
+/*
+ * Reads a YAML file over the defaults. Unknown keys, wrong types and
+ * out-of-range values fail with LTV_ECONFIG and "FILE:LINE:COL: key.path: ...".
+ */
+int config_load_file(struct config *cfg, const char *path, struct ltv_err *err);
+
+/* Applies one "key.path=value" override (from --set); LTV_ECONFIG on a bad one. */
+int config_apply_override(struct config *cfg, const char *assignment, struct ltv_err *err);
+
+/* Checks constraints between keys (target horizon among horizons, ...). */
+int config_validate(const struct config *cfg, struct ltv_err *err);
+
+/*
+ * Canonical text of one top-level section ("features"): "key=value\n" lines in
+ * table order, doubles as %.17g. Stable across runs and YAML formatting, so it
+ * can be hashed into a fingerprint. Caller frees.
+ */
+char *config_section_canonical(const struct config *cfg, const char *section);
+
+/* The whole configuration as YAML-ish text, for `ltvpipe run --dry-run` and the registry. */
+char *config_dump(const struct config *cfg);
+
+/* Number of worker threads: run.jobs, or the number of online cores when 0. */
+int config_jobs(const struct config *cfg);
+
+#endif

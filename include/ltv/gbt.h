@@ -1,0 +1,130 @@
+/*
+ * Gradient-boosted trees: a thin, pure wrapper over XGBoost's C API used by
+ * the hurdle and multiplier stages. Arrays in, a model out; it never touches
+ * files or the registry. Features are row-major floats, NaN meaning missing.
+ *
+ * Trees are grown with tree_method=hist. With a validation set, training
+ * stops early and the model is cut (XGBoosterSlice) to the best round, so a
+ * model holds exactly best_iteration + 1 rounds of trees: predictions, saved
+ * bodies and reloaded models all use only those, with nothing to remember.
+ *
+ * Thread safety: every function may run concurrently on different models.
+ * gbt_predict, gbt_save and gbt_feature_importance may also run concurrently
+ * on the same model (XGBoost keeps their output buffers per thread).
+ */
+#ifndef LTV_GBT_H
+#define LTV_GBT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/common.h"
+
+/* Blob magic of a saved model (see gbt_save). */
+#define GBT_BLOB_MAGIC "LTVGBT01"
+#define GBT_BLOB_VERSION 1u
+
+/* Rows handed to XGBoost per call by gbt_predict: bounds its buffers (~512 KiB). */
+#define GBT_PREDICT_CHUNK_ROWS ((size_t)1 << 17)
+
+struct gbt_param {
+	/* "binary:logistic", "reg:squarederror", "reg:gamma" or "reg:tweedie". */
+	const char *objective;
+	/* NULL: the objective's own (logloss, rmse, gamma-nloglik,
+	 * tweedie-nloglik@<power>). Else an XGBoost metric name; early stopping
+	 * maximises auc, aucpr, map and ndcg and minimises all others. */
+	const char *eval_metric;
+	double tweedie_variance_power; /* in [1, 2); reg:tweedie only */
+	int max_depth;                 /* 1..64 */
+	double eta;                    /* (0, 1] */
+	int n_rounds;                  /* maximum boosting rounds, >= 1 */
+	int early_stopping_rounds;     /* >= 1; used when a validation set is given */
+	double min_child_weight;       /* >= 0 */
+	double subsample;              /* (0, 1] */
+	double colsample_bytree;       /* (0, 1] */
+	double lambda;                 /* L2 on leaf weights, >= 0 */
+	uint32_t seed;
+	int n_threads;                 /* >= 1, explicit: never "all cores" */
+};
+
+/*
+ * Defaults: reg:squarederror, max_depth 6, eta 0.1, 500 rounds, early stop
+ * after 30, min_child_weight 1, subsample 1, colsample_bytree 1, lambda 1,
+ * tweedie power 1.5, seed 0, 1 thread. Subsample stays 1 because XGBoost's
+ * hist row sampling splits its random stream by thread, so with subsample
+ * < 1 the same seed gives different trees for different n_threads.
+ */
+void gbt_param_init_defaults(struct gbt_param *p);
+/* NULL when p is usable, else a static string saying which field is wrong and why. */
+const char *gbt_param_check(const struct gbt_param *p);
+
+struct gbt_model;
+
+/*
+ * Fits a model. x_train is n_train × n_features row-major; y_train has
+ * n_train labels ([0, 1] for logistic, > 0 for gamma, >= 0 for tweedie);
+ * w_train is NULL or n_train non-negative weights. With n_valid > 0, the
+ * validation metric is computed after every round, training stops once it
+ * has not improved for early_stopping_rounds rounds, and the model keeps the
+ * rounds up to the best one. With n_valid == 0 all n_rounds are kept.
+ * feature_names is NULL or n_features strings (stored inside the model).
+ * On success *out_model is a new model the caller frees with gbt_free.
+ * Returns 0, LTV_ECONFIG (bad param), LTV_EINVAL (bad data) or LTV_EMODEL.
+ */
+int gbt_fit(const struct gbt_param *p,
+	    const float *x_train, const float *y_train, const float *w_train, size_t n_train,
+	    const float *x_valid, const float *y_valid, size_t n_valid,
+	    size_t n_features, const char *const *feature_names,
+	    struct gbt_model **out_model, struct ltv_err *err);
+
+/*
+ * Predicts n_rows rows of x (row-major, n_features must equal the model's)
+ * into the caller's out_pred[n_rows], on the transformed scale: probability
+ * for binary:logistic, the mean for the regression objectives. Works in
+ * chunks of GBT_PREDICT_CHUNK_ROWS, so memory stays bounded for any n_rows.
+ */
+int gbt_predict(const struct gbt_model *m, const float *x, size_t n_rows, size_t n_features,
+		double *out_pred, struct ltv_err *err);
+/* As gbt_predict, but the raw margin (log-odds for logistic, log-mean for gamma/tweedie). */
+int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
+		       size_t n_features, double *out_pred, struct ltv_err *err);
+
+/*
+ * Serialises m into a new buffer *out_buf (caller frees) of *out_len bytes:
+ * blob.h fields after magic GBT_BLOB_MAGIC, version GBT_BLOB_VERSION:
+ *   str objective, str eval_metric, u64 n_features, u32 best_iteration,
+ *   u32 rounds_trained, f64 best_score, u64 XXH3-64 of the body,
+ *   u64 body length, body (XGBoost UBJSON model, already cut to best round).
+ */
+int gbt_save(const struct gbt_model *m, uint8_t **out_buf, size_t *out_len, struct ltv_err *err);
+/*
+ * Rebuilds a model saved by gbt_save, predicting with n_threads (>= 1)
+ * threads. A truncated, foreign or corrupted buffer returns LTV_EINVAL (or
+ * LTV_EMODEL if XGBoost rejects the body), never reads out of bounds.
+ * On success *out_model is a new model the caller frees with gbt_free.
+ */
+int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_model,
+	     struct ltv_err *err);
+/* Frees m; NULL is a no-op. */
+void gbt_free(struct gbt_model *m);
+
+/* 0-based index of the last round kept: the model has best_iteration + 1 rounds. */
+int gbt_best_iteration(const struct gbt_model *m);
+/* Validation metric at best_iteration; NaN when fitted without a validation set. */
+double gbt_best_score(const struct gbt_model *m);
+/* Rounds boosted before the cut (best_iteration + 1 + rounds without improvement). */
+int gbt_rounds_trained(const struct gbt_model *m);
+size_t gbt_n_features(const struct gbt_model *m);
+/* The objective's name; borrowed, lives as long as m. */
+const char *gbt_objective(const struct gbt_model *m);
+
+/*
+ * Writes each feature's total split gain into the caller's
+ * out_gain[n_features] (0 for features no tree splits on).
+ */
+int gbt_feature_importance(const struct gbt_model *m, double *out_gain, struct ltv_err *err);
+
+/* XGBoost's version, e.g. "1.7.4"; a static string. */
+const char *gbt_version_string(void);
+
+#endif

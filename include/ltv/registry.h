@@ -1,0 +1,186 @@
+/*
+ * The registry: one SQLite file holding every run, every versioned artefact
+ * with its lineage, fingerprint, content hash, config and metrics, the
+ * ingested data (users, user_days) and the model-version aliases. It is the
+ * only file that includes <sqlite3.h>; everything else calls registry_*().
+ *
+ * Concurrency: a run takes an exclusive advisory lock on "<path>.lock" for its
+ * whole duration (released by the kernel if the process dies), so two runs
+ * never interleave versions. Writes happen inside registry_begin() /
+ * registry_commit() (BEGIN IMMEDIATE), and registry_rollback() restores the
+ * previous state exactly; a crash mid-transaction is rolled back by SQLite's
+ * WAL on the next open.
+ */
+#ifndef LTV_REGISTRY_H
+#define LTV_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/common.h"
+#include "ltv/hash.h"
+
+#define REGISTRY_SCHEMA_VERSION 1
+
+struct registry; /* opaque: a connection plus cached statements */
+
+/*
+ * Opens (creating the file and its directory if needed) and migrates the
+ * schema forward to REGISTRY_SCHEMA_VERSION. busy_timeout_s bounds how long a
+ * write waits for another connection. Returns NULL-safe *out_reg the caller
+ * closes with registry_close.
+ */
+int registry_open(const char *path, int busy_timeout_s, struct registry **out_reg,
+		  struct ltv_err *err);
+/* Opens read-only; fails with LTV_ENOTFOUND when the file does not exist. */
+int registry_open_readonly(const char *path, struct registry **out_reg, struct ltv_err *err);
+void registry_close(struct registry *reg);
+const char *registry_path(const struct registry *reg);
+int registry_schema_version(struct registry *reg);
+
+/*
+ * Exclusive lock held for a whole run: waits up to timeout_s for another run
+ * to finish, then fails with LTV_EBUSY naming the lock file. Released by
+ * registry_unlock_run or process exit.
+ */
+int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err);
+void registry_unlock_run(struct registry *reg);
+
+/* Write transaction (BEGIN IMMEDIATE ... COMMIT); rollback never fails loudly. */
+int registry_begin(struct registry *reg, struct ltv_err *err);
+int registry_commit(struct registry *reg, struct ltv_err *err);
+void registry_rollback(struct registry *reg);
+
+/* "PRAGMA integrity_check" == ok → 0, else LTV_EREGISTRY with SQLite's text. */
+int registry_integrity_check(struct registry *reg, struct ltv_err *err);
+
+/* ---- runs ---- */
+
+int registry_run_start(struct registry *reg, const char *run_id, const char *command,
+		       int64_t as_of, const char *config_text, struct ltv_err *err);
+/* status: "ok" or "failed". */
+int registry_run_finish(struct registry *reg, const char *run_id, const char *status,
+			struct ltv_err *err);
+
+/* ---- artefacts ---- */
+
+struct artefact_info {
+	int64_t id;
+	char name[64];
+	int64_t version;
+	char run_id[64];
+	char fingerprint[HASH_HEX_LEN];
+	char content_hash[HASH_HEX_LEN];
+	char code_version[32];
+	char created_at[32];
+	int64_t as_of;       /* INT64_MIN when the stage does not depend on as_of */
+	char *config;        /* canonical config text it was built with; owned */
+	char *metrics;       /* JSON object text; owned */
+	char *timings;       /* JSON object text; owned */
+};
+
+/* Frees the strings inside; the struct itself is the caller's. */
+void artefact_info_release(struct artefact_info *a);
+
+struct artefact_new {
+	const char *name;
+	const char *run_id;
+	const char *fingerprint;
+	const char *code_version;
+	const char *config;     /* canonical text */
+	int64_t as_of;
+	const int64_t *inputs;  /* artefact ids it was made from */
+	size_t n_inputs;
+};
+
+/* Inside a transaction: inserts the next version of a->name; content hash and metrics come later. */
+int registry_artefact_create(struct registry *reg, const struct artefact_new *a,
+			     int64_t *out_id, int64_t *out_version, struct ltv_err *err);
+/* Inside a transaction: records the final content hash, metrics and timings JSON. */
+int registry_artefact_finish(struct registry *reg, int64_t id, const char *content_hash,
+			     const char *metrics_json, const char *timings_json,
+			     struct ltv_err *err);
+/* Inside a transaction: makes id the current version of its name (what downstream stages read). */
+int registry_set_current(struct registry *reg, const char *name, int64_t id, struct ltv_err *err);
+
+/* Fills out for an artefact; LTV_ENOTFOUND when absent. Caller releases out. */
+int registry_artefact_get(struct registry *reg, int64_t id, struct artefact_info *out,
+			  struct ltv_err *err);
+int registry_artefact_current(struct registry *reg, const char *name, struct artefact_info *out,
+			      struct ltv_err *err);
+int registry_artefact_by_fingerprint(struct registry *reg, const char *name,
+				     const char *fingerprint, struct artefact_info *out,
+				     struct ltv_err *err);
+int registry_artefact_by_version(struct registry *reg, const char *name, int64_t version,
+				 struct artefact_info *out, struct ltv_err *err);
+/* Lineage: ids of the artefacts id was made from (caller frees *out_ids). */
+int registry_lineage(struct registry *reg, int64_t id, int64_t **out_ids, size_t *out_n,
+		     struct ltv_err *err);
+/* Number of versions stored under name (0 when none). */
+int registry_artefact_count(struct registry *reg, const char *name, int64_t *out_n,
+			    struct ltv_err *err);
+
+/* Blobs attached to an artefact (model bodies, feature columns). */
+int registry_blob_put(struct registry *reg, int64_t artefact_id, const char *key,
+		      const void *data, size_t len, struct ltv_err *err);
+/* Copies the blob into a new buffer (caller frees). LTV_ENOTFOUND when absent. */
+int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
+		      void **out_data, size_t *out_len, struct ltv_err *err);
+
+/* ---- key/value metadata ---- */
+
+int registry_meta_set(struct registry *reg, const char *key, const char *value,
+		      struct ltv_err *err);
+/* Returns a new string (caller frees), or NULL with LTV_ENOTFOUND. */
+int registry_meta_get(struct registry *reg, const char *key, char **out_value,
+		      struct ltv_err *err);
+
+/* ---- ingested data ---- */
+
+/* 1 when a file with this content hash was ingested before, else 0 (negative on error). */
+int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err);
+int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
+			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
+			 struct ltv_err *err);
+/* Deletes every ingested user, user-day and file record (ingest.mode: replace). */
+int registry_data_clear(struct registry *reg, struct ltv_err *err);
+
+struct user_row {
+	int64_t uid;          /* dense id assigned by ingest, 1-based */
+	const char *user_id;
+	const char *app_id;
+	const char *campaign;
+	int64_t install_time; /* epoch seconds UTC */
+	double cost;          /* NaN when empty */
+	const char *attributes_json; /* NULL when none configured */
+};
+
+int registry_user_insert(struct registry *reg, const struct user_row *u, int64_t artefact_id,
+			 struct ltv_err *err);
+/* Adds to the (uid, day) aggregate, creating it when new. */
+int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double revenue,
+			  int64_t events, int64_t purchases, struct ltv_err *err);
+
+/* All users in uid order, as parallel arrays owned by the table. */
+struct user_table {
+	size_t n;
+	int64_t *uid;
+	char **user_id;
+	char **app_id;
+	char **campaign;
+	int64_t *install_time;
+	double *cost;
+	char **attributes_json; /* entries may be NULL */
+};
+int registry_users_load(struct registry *reg, struct user_table *out, struct ltv_err *err);
+void user_table_release(struct user_table *t);
+
+/*
+ * Streams every user-day in (uid, day) order to fn; fn returns 0 to go on or a
+ * negative status to stop (which is returned).
+ */
+typedef int (*user_day_fn)(void *ctx, int64_t uid, int64_t day, double revenue,
+			   int64_t events, int64_t purchases);
+int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err);
+
+#endif

@@ -1,0 +1,522 @@
+/*
+ * Configuration loading. Every key lives in one table (key_table) with its
+ * type, range and default and a pointer offset into struct config; defaults,
+ * YAML scalars and --set overrides all go through set_value(), so there is a
+ * single place that parses and range-checks a value, and a single canonical
+ * printer used for fingerprints.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "ltv/config.h"
+#include "ltv/log.h"
+
+enum key_type { KEY_INT, KEY_DOUBLE, KEY_STRING, KEY_INT_LIST, KEY_STR_LIST };
+
+struct config_key {
+	const char *path;     /* "features.obs_days" */
+	enum key_type type;
+	size_t offset;        /* into struct config */
+	double min, max;      /* for numbers and list items */
+	const char *defval;   /* parsed by set_value like any other value */
+};
+
+#define K(path, type, field, min, max, def) \
+	{ path, type, offsetof(struct config, field), min, max, def }
+
+static const struct config_key key_table[] = {
+	K("input.users", KEY_STRING, input.users, 0, 0, "data/users.csv"),
+	K("input.events", KEY_STRING, input.events, 0, 0, "data/events.csv"),
+	K("columns.user_id", KEY_STRING, columns.user_id, 0, 0, "user_id"),
+	K("columns.app_id", KEY_STRING, columns.app_id, 0, 0, "app_id"),
+	K("columns.campaign", KEY_STRING, columns.campaign, 0, 0, "campaign"),
+	K("columns.install_time", KEY_STRING, columns.install_time, 0, 0, "install_time"),
+	K("columns.cost", KEY_STRING, columns.cost, 0, 0, "cost"),
+	K("columns.event_user_id", KEY_STRING, columns.event_user_id, 0, 0, "user_id"),
+	K("columns.event_time", KEY_STRING, columns.event_time, 0, 0, "event_time"),
+	K("columns.revenue", KEY_STRING, columns.revenue, 0, 0, "revenue"),
+	K("columns.event", KEY_STRING, columns.event, 0, 0, "event"),
+	K("columns.attributes", KEY_STR_LIST, columns.attributes, 0, 0, ""),
+	K("registry.path", KEY_STRING, registry.path, 0, 0, "models/registry.sqlite"),
+	K("registry.busy_timeout_s", KEY_INT, registry.busy_timeout_s, 0, 86400, "60"),
+	K("run.jobs", KEY_INT, run.jobs, 0, 256, "0"),
+	K("run.log_dir", KEY_STRING, run.log_dir, 0, 0, "logs"),
+	K("run.log_level", KEY_STRING, run.log_level, 0, 0, "info"),
+	K("ingest.max_reject_rate", KEY_DOUBLE, ingest.max_reject_rate, 0, 1, "0.01"),
+	K("ingest.rejects_dir", KEY_STRING, ingest.rejects_dir, 0, 0, "logs"),
+	K("features.obs_days", KEY_INT, features.obs_days, 1, 60, "2"),
+	K("features.horizons", KEY_INT_LIST, features.horizons, 1, 3650, "7,30,90"),
+	K("features.target_horizon", KEY_INT, features.target_horizon, 1, 3650, "30"),
+	K("features.validation_days", KEY_INT, features.validation_days, 1, 3650, "28"),
+	K("features.encoding_smoothing", KEY_DOUBLE, features.encoding_smoothing, 0, 1e9, "20"),
+};
+#define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
+
+static const struct config_key *find_key(const char *path)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(key_table[i].path, path) == 0)
+			return &key_table[i];
+	return NULL;
+}
+
+static void *field_ptr(struct config *cfg, const struct config_key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+static const void *field_cptr(const struct config *cfg, const struct config_key *k)
+{
+	return (const char *)cfg + k->offset;
+}
+
+static const char *type_words(const struct config_key *k)
+{
+	switch (k->type) {
+	case KEY_INT: return "an integer";
+	case KEY_DOUBLE: return "a number";
+	case KEY_STRING: return "a string";
+	case KEY_INT_LIST: return "a list of integers";
+	default: return "a list of strings";
+	}
+}
+
+static int check_range(const struct config_key *k, double v, const char *where,
+		       const char *text, struct ltv_err *err)
+{
+	if (v < k->min || v > k->max)
+		return err_set(err, LTV_ECONFIG, "%s%s: %s is out of range; use a value from %g to %g",
+			       where, k->path, text, k->min, k->max);
+	return 0;
+}
+
+static int parse_int_item(const struct config_key *k, const char *s, const char *where,
+			  int64_t *out, struct ltv_err *err)
+{
+	if (parse_int64(s, out) < 0)
+		return err_set(err, LTV_ECONFIG, "%s%s: expected %s, got '%s'", where, k->path,
+			       k->type == KEY_INT ? "an integer" : "integers", s);
+	return check_range(k, (double)*out, where, s, err);
+}
+
+static void free_str_list(struct str_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/*
+ * Sets a list key from items (already split). Lists replace, never append, so
+ * an override means the same whether it comes from YAML or --set.
+ */
+static int set_list(struct config *cfg, const struct config_key *k, char **items, size_t n,
+		    const char *where, struct ltv_err *err)
+{
+	if (k->type == KEY_INT_LIST) {
+		struct int_list *l = field_ptr(cfg, k);
+		int64_t *v = xcalloc(n, sizeof(*v));
+
+		for (size_t i = 0; i < n; i++) {
+			if (parse_int_item(k, items[i], where, &v[i], err) < 0) {
+				free(v);
+				return LTV_ECONFIG;
+			}
+		}
+		free(l->v);
+		l->v = v;
+		l->n = n;
+	} else {
+		struct str_list *l = field_ptr(cfg, k);
+
+		free_str_list(l);
+		l->v = xcalloc(n, sizeof(char *));
+		for (size_t i = 0; i < n; i++)
+			l->v[i] = xstrdup(items[i]);
+		l->n = n;
+	}
+	return 0;
+}
+
+/* Splits "a,b,c" (spaces trimmed, empty string = empty list) and sets a list key. */
+static int set_list_from_text(struct config *cfg, const struct config_key *k, const char *text,
+			      const char *where, struct ltv_err *err)
+{
+	char *copy = xstrdup(text), *save = NULL, **items = NULL;
+	size_t n = 0, cap = 0;
+	int ret;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		size_t len = strlen(tok);
+		while (len > 0 && tok[len - 1] == ' ')
+			tok[--len] = '\0';
+		if (!len)
+			continue;
+		ARRAY_GROW(items, n + 1, cap);
+		items[n++] = tok;
+	}
+	ret = set_list(cfg, k, items, n, where, err);
+	free(items);
+	free(copy);
+	return ret;
+}
+
+static int set_value(struct config *cfg, const struct config_key *k, const char *text,
+		     const char *where, struct ltv_err *err)
+{
+	switch (k->type) {
+	case KEY_INT:
+		return parse_int_item(k, text, where, field_ptr(cfg, k), err);
+	case KEY_DOUBLE: {
+		double v;
+
+		if (parse_double(text, &v) < 0)
+			return err_set(err, LTV_ECONFIG, "%s%s: expected a number, got '%s'", where,
+				       k->path, text);
+		if (check_range(k, v, where, text, err) < 0)
+			return LTV_ECONFIG;
+		*(double *)field_ptr(cfg, k) = v;
+		return 0;
+	}
+	case KEY_STRING: {
+		char **dst = field_ptr(cfg, k);
+
+		free(*dst);
+		*dst = xstrdup(text);
+		return 0;
+	}
+	default:
+		return set_list_from_text(cfg, k, text, where, err);
+	}
+}
+
+void config_init_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->source_path = xstrdup("(defaults)");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		int ret = set_value(cfg, &key_table[i], key_table[i].defval, "", NULL);
+
+		assert(ret == 0 && "a default in key_table does not parse");
+		(void)ret;
+	}
+}
+
+void config_release(struct config *cfg)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct config_key *k = &key_table[i];
+
+		if (k->type == KEY_STRING)
+			free(*(char **)field_ptr(cfg, k));
+		else if (k->type == KEY_INT_LIST)
+			free(((struct int_list *)field_ptr(cfg, k))->v);
+		else if (k->type == KEY_STR_LIST)
+			free_str_list(field_ptr(cfg, k));
+	}
+	free(cfg->source_path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- YAML ---- */
+
+struct yaml_walk {
+	struct config *cfg;
+	yaml_document_t *doc;
+	const char *path;
+	struct ltv_err *err;
+};
+
+static void where_of(const struct yaml_walk *w, const yaml_node_t *node, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s:%zu:%zu: ", w->path, node->start_mark.line + 1,
+		 node->start_mark.column + 1);
+}
+
+static int walk_scalar_list(struct yaml_walk *w, const struct config_key *k, yaml_node_t *seq)
+{
+	char where[4200];
+	char **items = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(w->doc, *it);
+
+		if (!item || item->type != YAML_SCALAR_NODE) {
+			where_of(w, item ? item : seq, where, sizeof(where));
+			ret = err_set(w->err, LTV_ECONFIG, "%s%s: list items must be plain values",
+				      where, k->path);
+			goto out;
+		}
+		ARRAY_GROW(items, n + 1, cap);
+		items[n++] = (char *)item->data.scalar.value;
+	}
+	where_of(w, seq, where, sizeof(where));
+	ret = set_list(w->cfg, k, items, n, where, w->err);
+out:
+	free(items);
+	return ret;
+}
+
+static int walk_mapping(struct yaml_walk *w, yaml_node_t *map, const char *prefix);
+
+static int walk_entry(struct yaml_walk *w, const char *path, yaml_node_t *value)
+{
+	const struct config_key *k = find_key(path);
+	char where[4200];
+
+	where_of(w, value, where, sizeof(where));
+	if (value->type == YAML_MAPPING_NODE) {
+		if (k)
+			return err_set(w->err, LTV_ECONFIG, "%s%s: expected %s, got a mapping", where,
+				       path, type_words(k));
+		return walk_mapping(w, value, path);
+	}
+	if (!k) {
+		/* A section name alone is known if some key starts with "path." */
+		return err_set(w->err, LTV_ECONFIG,
+			       "%sunknown key '%s'; see config/ltvpipe.yaml for the keys ltvpipe reads",
+			       where, path);
+	}
+	if (value->type == YAML_SEQUENCE_NODE) {
+		if (k->type != KEY_INT_LIST && k->type != KEY_STR_LIST)
+			return err_set(w->err, LTV_ECONFIG, "%s%s: expected %s, got a list", where,
+				       path, type_words(k));
+		return walk_scalar_list(w, k, value);
+	}
+	if (k->type == KEY_INT_LIST || k->type == KEY_STR_LIST) {
+		/* "horizons: 30" or "attributes: []" written as scalars are one-item / empty lists */
+		return set_list_from_text(w->cfg, k, (const char *)value->data.scalar.value, where,
+					  w->err);
+	}
+	return set_value(w->cfg, k, (const char *)value->data.scalar.value, where, w->err);
+}
+
+static int walk_mapping(struct yaml_walk *w, yaml_node_t *map, const char *prefix)
+{
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *key = yaml_document_get_node(w->doc, pair->key);
+		yaml_node_t *value = yaml_document_get_node(w->doc, pair->value);
+		char path[512];
+		int ret;
+
+		if (!key || key->type != YAML_SCALAR_NODE || !value) {
+			char where[4200];
+
+			where_of(w, key ? key : map, where, sizeof(where));
+			return err_set(w->err, LTV_ECONFIG, "%skeys must be plain names", where);
+		}
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
+			 (const char *)key->data.scalar.value);
+		ret = walk_entry(w, path, value);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int config_load_file(struct config *cfg, const char *path, struct ltv_err *err)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	FILE *f = NULL;
+	int ret = 0, have_doc = 0, have_parser = 0;
+
+	f = fopen(path, "rb");
+	if (!f)
+		return err_set(err, LTV_ECONFIG, "cannot read config '%s': %s", path, strerror(errno));
+	if (!yaml_parser_initialize(&parser)) {
+		ret = err_set(err, LTV_ENOMEM, "cannot initialise the YAML parser");
+		goto out;
+	}
+	have_parser = 1;
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: YAML syntax error: %s", path,
+			      parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+			      parser.problem ? parser.problem : "unknown");
+		goto out;
+	}
+	have_doc = 1;
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root) {
+		struct yaml_walk w = { cfg, &doc, path, err };
+
+		if (root->type != YAML_MAPPING_NODE) {
+			ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: the top level must be a mapping of sections",
+				      path, root->start_mark.line + 1, root->start_mark.column + 1);
+			goto out;
+		}
+		ret = walk_mapping(&w, root, "");
+		if (ret < 0)
+			goto out;
+	}
+	free(cfg->source_path);
+	cfg->source_path = xstrdup(path);
+out:
+	if (have_doc)
+		yaml_document_delete(&doc);
+	if (have_parser)
+		yaml_parser_delete(&parser);
+	fclose(f);
+	return ret;
+}
+
+int config_apply_override(struct config *cfg, const char *assignment, struct ltv_err *err)
+{
+	const char *eq = strchr(assignment, '=');
+	char key[512];
+	const struct config_key *k;
+	char where[600];
+
+	if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof(key))
+		return err_set(err, LTV_ECONFIG, "--set '%s': expected key.path=value", assignment);
+	memcpy(key, assignment, (size_t)(eq - assignment));
+	key[eq - assignment] = '\0';
+	k = find_key(key);
+	if (!k)
+		return err_set(err, LTV_ECONFIG,
+			       "--set: unknown key '%s'; see config/ltvpipe.yaml for the keys ltvpipe reads",
+			       key);
+	snprintf(where, sizeof(where), "--set ");
+	return set_value(cfg, k, eq + 1, where, err);
+}
+
+int config_validate(const struct config *cfg, struct ltv_err *err)
+{
+	const struct int_list *h = &cfg->features.horizons;
+	int found = 0;
+	int level;
+
+	if (h->n == 0)
+		return err_set(err, LTV_ECONFIG, "%s: features.horizons: list at least one horizon in days",
+			       cfg->source_path);
+	for (size_t i = 0; i < h->n; i++) {
+		if (i > 0 && h->v[i] <= h->v[i - 1])
+			return err_set(err, LTV_ECONFIG,
+				       "%s: features.horizons: list horizons in increasing order without repeats",
+				       cfg->source_path);
+		if (h->v[i] == cfg->features.target_horizon)
+			found = 1;
+	}
+	if (!found)
+		return err_set(err, LTV_ECONFIG,
+			       "%s: features.target_horizon: %lld is not one of features.horizons",
+			       cfg->source_path, (long long)cfg->features.target_horizon);
+	if (cfg->features.obs_days >= h->v[0])
+		return err_set(err, LTV_ECONFIG,
+			       "%s: features.obs_days: %lld must be shorter than the first horizon (%lld days)",
+			       cfg->source_path, (long long)cfg->features.obs_days, (long long)h->v[0]);
+	if (log_level_parse(cfg->run.log_level, &level) < 0)
+		return err_set(err, LTV_ECONFIG,
+			       "%s: run.log_level: '%s' is not one of error, warn, info, debug",
+			       cfg->source_path, cfg->run.log_level);
+	return 0;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *text)
+{
+	size_t n = strlen(text);
+
+	ARRAY_GROW(*buf, *len + n + 1, *cap);
+	memcpy(*buf + *len, text, n + 1);
+	*len += n;
+}
+
+static void format_value(const struct config *cfg, const struct config_key *k, char **buf,
+			 size_t *len, size_t *cap)
+{
+	char num[64];
+
+	switch (k->type) {
+	case KEY_INT:
+		snprintf(num, sizeof(num), "%lld", (long long)*(const int64_t *)field_cptr(cfg, k));
+		append(buf, len, cap, num);
+		break;
+	case KEY_DOUBLE:
+		snprintf(num, sizeof(num), "%.17g", *(const double *)field_cptr(cfg, k));
+		append(buf, len, cap, num);
+		break;
+	case KEY_STRING:
+		append(buf, len, cap, *(char *const *)field_cptr(cfg, k));
+		break;
+	case KEY_INT_LIST: {
+		const struct int_list *l = field_cptr(cfg, k);
+
+		append(buf, len, cap, "[");
+		for (size_t i = 0; i < l->n; i++) {
+			snprintf(num, sizeof(num), "%s%lld", i ? ", " : "", (long long)l->v[i]);
+			append(buf, len, cap, num);
+		}
+		append(buf, len, cap, "]");
+		break;
+	}
+	case KEY_STR_LIST: {
+		const struct str_list *l = field_cptr(cfg, k);
+
+		append(buf, len, cap, "[");
+		for (size_t i = 0; i < l->n; i++) {
+			append(buf, len, cap, i ? ", " : "");
+			append(buf, len, cap, l->v[i]);
+		}
+		append(buf, len, cap, "]");
+		break;
+	}
+	}
+}
+
+char *config_section_canonical(const struct config *cfg, const char *section)
+{
+	size_t slen = strlen(section), len = 0, cap = 0;
+	char *buf = NULL;
+
+	append(&buf, &len, &cap, "");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct config_key *k = &key_table[i];
+
+		if (strncmp(k->path, section, slen) != 0 || k->path[slen] != '.')
+			continue;
+		append(&buf, &len, &cap, k->path);
+		append(&buf, &len, &cap, "=");
+		format_value(cfg, k, &buf, &len, &cap);
+		append(&buf, &len, &cap, "\n");
+	}
+	return buf;
+}
+
+char *config_dump(const struct config *cfg)
+{
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+
+	append(&buf, &len, &cap, "");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		append(&buf, &len, &cap, key_table[i].path);
+		append(&buf, &len, &cap, ": ");
+		format_value(cfg, &key_table[i], &buf, &len, &cap);
+		append(&buf, &len, &cap, "\n");
+	}
+	return buf;
+}
+
+int config_jobs(const struct config *cfg)
+{
+	long n;
+
+	if (cfg->run.jobs > 0)
+		return (int)cfg->run.jobs;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}

@@ -1,0 +1,667 @@
+/*
+ * Gradient-boosted trees over XGBoost's C API (contract in include/ltv/gbt.h).
+ * This is the only file that drives XGBoost boosters: every XGBoost call goes
+ * through XGB_TRY, which turns a failure into LTV_EMODEL carrying the failing
+ * function's name and the first line of XGBGetLastError. Early stopping is
+ * done here, round by round with XGBoosterEvalOneIter, and the booster is
+ * then sliced to the best round so nothing downstream has to know about it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xgboost/c_api.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "ltv/blob.h"
+#include "ltv/gbt.h"
+
+struct gbt_model {
+	BoosterHandle booster;
+	char *objective;
+	char *eval_metric;
+	size_t n_features;
+	int best_iteration;
+	int rounds_trained;
+	double best_score;
+};
+
+/*
+ * Needs `int ret`, `struct ltv_err *err` and an `out:` label in scope. The
+ * message names the XGBoost function (the text of `call` up to its '(').
+ */
+#define XGB_TRY(call)                                                            \
+	do {                                                                     \
+		if ((call) != 0) {                                               \
+			ret = xgb_fail(err, #call);                              \
+			goto out;                                                \
+		}                                                                \
+	} while (0)
+
+/*
+ * XGBoost's messages look like "[17:02:11] ../src/learner.cc:712: Check
+ * failed: ...\nStack trace: ...": keep the part after the source location,
+ * up to the first newline, so the error stays one line.
+ */
+static int xgb_fail(struct ltv_err *err, const char *call)
+{
+	const char *msg = XGBGetLastError();
+	const char *p;
+	size_t len;
+
+	if (!msg)
+		msg = "";
+	if (msg[0] == '[' && (p = strstr(msg, "] ")) != NULL) {
+		const char *loc_end = strstr(p + 2, ": ");
+		const char *nl = strchr(p + 2, '\n');
+
+		if (loc_end && (!nl || loc_end < nl))
+			msg = loc_end + 2;
+	}
+	len = strcspn(msg, "\n");
+	while (len > 0 && (msg[len - 1] == ' ' || msg[len - 1] == '\r'))
+		len--;
+	return err_set(err, LTV_EMODEL, "xgboost: %.*s failed: %.*s",
+		       (int)strcspn(call, "("), call, (int)len, msg);
+}
+
+void gbt_param_init_defaults(struct gbt_param *p)
+{
+	p->objective = "reg:squarederror";
+	p->eval_metric = NULL;
+	p->tweedie_variance_power = 1.5;
+	p->max_depth = 6;
+	p->eta = 0.1;
+	p->n_rounds = 500;
+	p->early_stopping_rounds = 30;
+	p->min_child_weight = 1.0;
+	p->subsample = 1.0;
+	p->colsample_bytree = 1.0;
+	p->lambda = 1.0;
+	p->seed = 0;
+	p->n_threads = 1;
+}
+
+enum label_rule { LABEL_UNIT, LABEL_ANY, LABEL_POSITIVE, LABEL_NONNEG };
+
+static const struct objective_info {
+	const char *name;
+	const char *default_metric; /* NULL: built from the tweedie power */
+	enum label_rule labels;
+	const char *labels_text;
+} objectives[] = {
+	{ "binary:logistic", "logloss", LABEL_UNIT, "in [0, 1]" },
+	{ "reg:squarederror", "rmse", LABEL_ANY, "finite" },
+	{ "reg:gamma", "gamma-nloglik", LABEL_POSITIVE, "> 0" },
+	{ "reg:tweedie", NULL, LABEL_NONNEG, ">= 0" },
+};
+
+static const struct objective_info *objective_find(const char *name)
+{
+	if (!name)
+		return NULL;
+	for (size_t i = 0; i < sizeof(objectives) / sizeof(objectives[0]); i++)
+		if (strcmp(objectives[i].name, name) == 0)
+			return &objectives[i];
+	return NULL;
+}
+
+/* Metrics where a larger value is better; everything else is minimised. */
+static int metric_maximises(const char *metric)
+{
+	static const char *const up[] = { "auc", "aucpr", "map", "ndcg", "pre" };
+
+	for (size_t i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
+		size_t n = strlen(up[i]);
+
+		if (strncmp(metric, up[i], n) == 0 && (metric[n] == '\0' || metric[n] == '@'))
+			return 1;
+	}
+	return 0;
+}
+
+const char *gbt_param_check(const struct gbt_param *p)
+{
+	const struct objective_info *obj = objective_find(p->objective);
+
+	if (!obj)
+		return "objective must be binary:logistic, reg:squarederror, reg:gamma or reg:tweedie";
+	if (p->eval_metric && (!*p->eval_metric || strlen(p->eval_metric) > 64 ||
+			       strpbrk(p->eval_metric, "\"\\, \t\n")))
+		return "eval_metric must be one XGBoost metric name, e.g. rmse or logloss";
+	if (strcmp(obj->name, "reg:tweedie") == 0 &&
+	    !(p->tweedie_variance_power >= 1.0 && p->tweedie_variance_power < 2.0))
+		return "tweedie_variance_power must be in [1, 2)";
+	if (p->max_depth < 1 || p->max_depth > 64)
+		return "max_depth must be between 1 and 64";
+	if (!(p->eta > 0.0 && p->eta <= 1.0))
+		return "eta must be in (0, 1]";
+	if (p->n_rounds < 1 || p->n_rounds > 1000000)
+		return "n_rounds must be between 1 and 1000000";
+	if (p->early_stopping_rounds < 1)
+		return "early_stopping_rounds must be at least 1";
+	if (!(p->min_child_weight >= 0.0 && isfinite(p->min_child_weight)))
+		return "min_child_weight must be a finite number >= 0";
+	if (!(p->subsample > 0.0 && p->subsample <= 1.0))
+		return "subsample must be in (0, 1]";
+	if (!(p->colsample_bytree > 0.0 && p->colsample_bytree <= 1.0))
+		return "colsample_bytree must be in (0, 1]";
+	if (!(p->lambda >= 0.0 && isfinite(p->lambda)))
+		return "lambda must be a finite number >= 0";
+	if (p->n_threads < 1 || p->n_threads > 1024)
+		return "n_threads must be between 1 and 1024";
+	return NULL;
+}
+
+static char *metric_name(const struct gbt_param *p, const struct objective_info *obj)
+{
+	if (p->eval_metric)
+		return xstrdup(p->eval_metric);
+	if (obj->default_metric)
+		return xstrdup(obj->default_metric);
+	return xasprintf("tweedie-nloglik@%.17g", p->tweedie_variance_power);
+}
+
+static int check_labels(const struct objective_info *obj, const float *y, const float *w,
+			size_t n, const char *what, struct ltv_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const float v = y[i];
+		int ok = isfinite(v);
+
+		switch (obj->labels) {
+		case LABEL_UNIT: ok = ok && v >= 0.0f && v <= 1.0f; break;
+		case LABEL_POSITIVE: ok = ok && v > 0.0f; break;
+		case LABEL_NONNEG: ok = ok && v >= 0.0f; break;
+		case LABEL_ANY: break;
+		}
+		if (!ok)
+			return err_set(err, LTV_EINVAL,
+				       "gbt: %s label %zu is %g; %s needs labels %s",
+				       what, i, (double)v, obj->name, obj->labels_text);
+		if (w && !(isfinite(w[i]) && w[i] >= 0.0f))
+			return err_set(err, LTV_EINVAL,
+				       "gbt: %s weight %zu is %g; weights must be finite and >= 0",
+				       what, i, (double)w[i]);
+	}
+	return 0;
+}
+
+static int matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
+		      size_t n_features, const char *const *feature_names, int n_threads,
+		      DMatrixHandle *out, struct ltv_err *err)
+{
+	DMatrixHandle d = NULL;
+	int ret = 0;
+
+	XGB_TRY(XGDMatrixCreateFromMat_omp(x, n_rows, n_features, NAN, &d, n_threads));
+	XGB_TRY(XGDMatrixSetFloatInfo(d, "label", y, n_rows));
+	if (w)
+		XGB_TRY(XGDMatrixSetFloatInfo(d, "weight", w, n_rows));
+	if (feature_names)
+		XGB_TRY(XGDMatrixSetStrFeatureInfo(d, "feature_name", feature_names, n_features));
+	*out = d;
+	d = NULL;
+out:
+	if (d)
+		XGDMatrixFree(d);
+	return ret;
+}
+
+static int booster_set(BoosterHandle b, const char *name, const char *value, struct ltv_err *err)
+{
+	int ret = 0;
+
+	XGB_TRY(XGBoosterSetParam(b, name, value));
+out:
+	if (ret < 0)
+		err_prefix(err, "setting '%s' to '%s'", name, value);
+	return ret;
+}
+
+static int booster_set_double(BoosterHandle b, const char *name, double v, struct ltv_err *err)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "%.17g", v);
+	return booster_set(b, name, buf, err);
+}
+
+static int booster_configure(BoosterHandle b, const struct gbt_param *p, const char *metric,
+			     struct ltv_err *err)
+{
+	int ret;
+
+	/* verbosity first so the rest is quiet; XGBoost's log is routed elsewhere. */
+	if ((ret = booster_set(b, "verbosity", "0", err)) < 0 ||
+	    (ret = booster_set_double(b, "nthread", p->n_threads, err)) < 0 ||
+	    (ret = booster_set(b, "tree_method", "hist", err)) < 0 ||
+	    (ret = booster_set(b, "objective", p->objective, err)) < 0 ||
+	    (ret = booster_set(b, "eval_metric", metric, err)) < 0 ||
+	    (ret = booster_set_double(b, "max_depth", p->max_depth, err)) < 0 ||
+	    (ret = booster_set_double(b, "eta", p->eta, err)) < 0 ||
+	    (ret = booster_set_double(b, "min_child_weight", p->min_child_weight, err)) < 0 ||
+	    (ret = booster_set_double(b, "subsample", p->subsample, err)) < 0 ||
+	    (ret = booster_set_double(b, "colsample_bytree", p->colsample_bytree, err)) < 0 ||
+	    (ret = booster_set_double(b, "lambda", p->lambda, err)) < 0 ||
+	    (ret = booster_set_double(b, "seed", p->seed, err)) < 0)
+		return ret;
+	if (strcmp(p->objective, "reg:tweedie") == 0)
+		return booster_set_double(b, "tweedie_variance_power", p->tweedie_variance_power, err);
+	return 0;
+}
+
+/* Parses the value out of "[12]\tvalid-rmse:0.1234" (one data set, one metric). */
+static int parse_eval(const char *text, double *out_score, struct ltv_err *err)
+{
+	const char *p = strstr(text, "\tvalid-");
+	char *end;
+	double v;
+
+	if (p)
+		p = strchr(p, ':');
+	if (!p)
+		return err_set(err, LTV_EMODEL, "gbt: cannot read the validation metric from '%s'", text);
+	errno = 0;
+	v = strtod(p + 1, &end);
+	if (errno == ERANGE || end == p + 1 || (*end != '\0' && *end != '\t' && *end != '\n'))
+		return err_set(err, LTV_EMODEL, "gbt: bad validation metric value in '%s'", text);
+	*out_score = v;
+	return 0;
+}
+
+static int score_better(double score, double best, int maximise)
+{
+	if (isnan(score))
+		return 0;
+	if (isnan(best))
+		return 1;
+	return maximise ? score > best : score < best;
+}
+
+/* The learner configures itself lazily; do it now so concurrent predicts only read it. */
+static int model_warm_up(struct gbt_model *m, struct ltv_err *err)
+{
+	float *row = xmalloc(m->n_features * sizeof(float));
+	double pred;
+	int ret;
+
+	for (size_t j = 0; j < m->n_features; j++)
+		row[j] = NAN;
+	ret = gbt_predict(m, row, 1, m->n_features, &pred, err);
+	free(row);
+	return ret;
+}
+
+static void model_set_attrs(struct gbt_model *m)
+{
+	char buf[64];
+
+	/* Informative only (the Python package reads these); failures do not matter. */
+	snprintf(buf, sizeof(buf), "%d", m->best_iteration);
+	XGBoosterSetAttr(m->booster, "best_iteration", buf);
+	snprintf(buf, sizeof(buf), "%.17g", m->best_score);
+	XGBoosterSetAttr(m->booster, "best_score", buf);
+}
+
+int gbt_fit(const struct gbt_param *p,
+	    const float *x_train, const float *y_train, const float *w_train, size_t n_train,
+	    const float *x_valid, const float *y_valid, size_t n_valid,
+	    size_t n_features, const char *const *feature_names,
+	    struct gbt_model **out_model, struct ltv_err *err)
+{
+	const struct objective_info *obj = objective_find(p->objective);
+	DMatrixHandle dtrain = NULL, dvalid = NULL;
+	DMatrixHandle cache[2];
+	BoosterHandle booster = NULL, sliced = NULL;
+	struct gbt_model *m = NULL;
+	const char *reason = gbt_param_check(p);
+	char *metric = NULL;
+	int best = -1, rounds = 0, maximise;
+	double best_score = NAN;
+	int ret = 0;
+
+	assert(x_train && y_train && out_model);
+	assert(n_valid == 0 || (x_valid && y_valid));
+	*out_model = NULL;
+	if (reason)
+		return err_set(err, LTV_ECONFIG, "gbt: %s", reason);
+	if (n_train == 0 || n_features == 0 || n_features > INT_MAX)
+		return err_set(err, LTV_EINVAL,
+			       "gbt: cannot fit on %zu rows of %zu features; need at least one of each",
+			       n_train, n_features);
+	if ((ret = check_labels(obj, y_train, w_train, n_train, "training", err)) < 0 ||
+	    (ret = check_labels(obj, y_valid, NULL, n_valid, "validation", err)) < 0)
+		return ret;
+
+	metric = metric_name(p, obj);
+	maximise = metric_maximises(metric);
+	if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features, feature_names,
+			      p->n_threads, &dtrain, err)) < 0)
+		goto out;
+	cache[0] = dtrain;
+	if (n_valid) {
+		if ((ret = matrix_new(x_valid, y_valid, NULL, n_valid, n_features, feature_names,
+				      p->n_threads, &dvalid, err)) < 0)
+			goto out;
+		cache[1] = dvalid;
+	}
+	XGB_TRY(XGBoosterCreate(cache, n_valid ? 2 : 1, &booster));
+	if ((ret = booster_configure(booster, p, metric, err)) < 0)
+		goto out;
+
+	for (int iter = 0; iter < p->n_rounds; iter++) {
+		const char *eval_names[1] = { "valid" };
+		const char *eval_text = NULL;
+		double score;
+
+		XGB_TRY(XGBoosterUpdateOneIter(booster, iter, dtrain));
+		rounds = iter + 1;
+		if (!dvalid) {
+			best = iter;
+			continue;
+		}
+		XGB_TRY(XGBoosterEvalOneIter(booster, iter, &dvalid, eval_names, 1, &eval_text));
+		if ((ret = parse_eval(eval_text, &score, err)) < 0)
+			goto out;
+		if (best < 0 || score_better(score, best_score, maximise)) {
+			best = iter;
+			best_score = score;
+		} else if (iter - best >= p->early_stopping_rounds) {
+			break;
+		}
+	}
+
+	if (best + 1 < rounds) {
+		XGB_TRY(XGBoosterSlice(booster, 0, best + 1, 1, &sliced));
+		XGBoosterFree(booster);
+		booster = sliced;
+		sliced = NULL;
+	}
+
+	m = xcalloc(1, sizeof(*m));
+	m->booster = booster;
+	booster = NULL;
+	m->objective = xstrdup(p->objective);
+	m->eval_metric = metric;
+	metric = NULL;
+	m->n_features = n_features;
+	m->best_iteration = best;
+	m->rounds_trained = rounds;
+	m->best_score = best_score;
+	model_set_attrs(m);
+	if ((ret = model_warm_up(m, err)) < 0)
+		goto out;
+	*out_model = m;
+	m = NULL;
+out:
+	gbt_free(m);
+	if (sliced)
+		XGBoosterFree(sliced);
+	if (booster)
+		XGBoosterFree(booster);
+	if (dvalid)
+		XGDMatrixFree(dvalid);
+	if (dtrain)
+		XGDMatrixFree(dtrain);
+	free(metric);
+	return ret;
+}
+
+static int predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,
+			size_t n_features, int type, double *out_pred, struct ltv_err *err)
+{
+	/* Array interface "typestr" wants the byte order of the floats we hand over. */
+	const char *typestr = (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) ? "<f4" : ">f4";
+	char config[160], values[192];
+	int ret = 0;
+
+	assert(m && (x || n_rows == 0) && (out_pred || n_rows == 0));
+	if (n_features != m->n_features)
+		return err_set(err, LTV_EINVAL,
+			       "gbt: predict got %zu features per row; the model was fitted on %zu",
+			       n_features, m->n_features);
+	/* "missing": NaN is accepted by XGBoost's JSON reader (the Python package sends it). */
+	snprintf(config, sizeof(config),
+		 "{\"type\": %d, \"training\": false, \"iteration_begin\": 0, "
+		 "\"iteration_end\": 0, \"strict_shape\": false, \"missing\": NaN}", type);
+
+	for (size_t start = 0; start < n_rows; start += GBT_PREDICT_CHUNK_ROWS) {
+		const size_t chunk = n_rows - start < GBT_PREDICT_CHUNK_ROWS
+					     ? n_rows - start : GBT_PREDICT_CHUNK_ROWS;
+		const bst_ulong *shape = NULL;
+		bst_ulong dim = 0, total = 1;
+		const float *result = NULL;
+
+		snprintf(values, sizeof(values),
+			 "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], "
+			 "\"typestr\": \"%s\", \"version\": 3}",
+			 (uintptr_t)(x + start * n_features), chunk, n_features, typestr);
+		XGB_TRY(XGBoosterPredictFromDense(m->booster, values, config, NULL,
+						  &shape, &dim, &result));
+		for (bst_ulong d = 0; d < dim; d++)
+			total *= shape[d];
+		if (total != chunk) {
+			ret = err_set(err, LTV_EMODEL,
+				      "gbt: xgboost returned %" PRIu64 " predictions for %zu rows",
+				      (uint64_t)total, chunk);
+			goto out;
+		}
+		for (size_t i = 0; i < chunk; i++)
+			out_pred[start + i] = result[i];
+	}
+out:
+	return ret;
+}
+
+int gbt_predict(const struct gbt_model *m, const float *x, size_t n_rows, size_t n_features,
+		double *out_pred, struct ltv_err *err)
+{
+	return predict_rows(m, x, n_rows, n_features, 0, out_pred, err);
+}
+
+int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
+		       size_t n_features, double *out_pred, struct ltv_err *err)
+{
+	return predict_rows(m, x, n_rows, n_features, 1, out_pred, err);
+}
+
+int gbt_save(const struct gbt_model *m, uint8_t **out_buf, size_t *out_len, struct ltv_err *err)
+{
+	struct blob_writer w;
+	const char *body = NULL;
+	bst_ulong body_len = 0;
+	int ret = 0;
+
+	assert(m && out_buf && out_len);
+	blob_writer_init(&w);
+	XGB_TRY(XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"ubj\"}", &body_len, &body));
+	/* body is borrowed from XGBoost until its next call: copied into w right here. */
+	blob_put_header(&w, GBT_BLOB_MAGIC, GBT_BLOB_VERSION);
+	blob_put_str(&w, m->objective);
+	blob_put_str(&w, m->eval_metric);
+	blob_put_u64(&w, m->n_features);
+	blob_put_u32(&w, (uint32_t)m->best_iteration);
+	blob_put_u32(&w, (uint32_t)m->rounds_trained);
+	blob_put_f64(&w, m->best_score);
+	blob_put_u64(&w, XXH3_64bits(body, (size_t)body_len));
+	blob_put_u64(&w, body_len);
+	blob_put_bytes(&w, body, (size_t)body_len);
+	*out_buf = blob_writer_detach(&w, out_len);
+out:
+	blob_writer_release(&w);
+	return ret;
+}
+
+int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_model,
+	     struct ltv_err *err)
+{
+	struct blob_reader r;
+	struct gbt_model *m = NULL;
+	uint32_t version;
+	uint64_t n_features, checksum, body_len;
+	const uint8_t *body;
+	bst_ulong model_features = 0;
+	int boosted = 0;
+	int ret;
+
+	assert(buf && out_model);
+	*out_model = NULL;
+	if (n_threads < 1)
+		return err_set(err, LTV_ECONFIG, "gbt: load needs n_threads >= 1, got %d", n_threads);
+	blob_reader_init(&r, buf, len);
+	if ((ret = blob_get_header(&r, GBT_BLOB_MAGIC, GBT_BLOB_VERSION, &version, err)) < 0)
+		return ret;
+
+	m = xcalloc(1, sizeof(*m));
+	m->objective = blob_get_str(&r);
+	m->eval_metric = blob_get_str(&r);
+	n_features = blob_get_u64(&r);
+	m->best_iteration = (int)blob_get_u32(&r);
+	m->rounds_trained = (int)blob_get_u32(&r);
+	m->best_score = blob_get_f64(&r);
+	checksum = blob_get_u64(&r);
+	body_len = blob_get_u64(&r);
+	if ((ret = blob_reader_status(&r, "gbt", err)) < 0)
+		goto out;
+	if (body_len != r.len - r.pos) {
+		ret = err_set(err, LTV_EINVAL,
+			      "gbt: model blob says its body has %" PRIu64 " bytes but %zu follow",
+			      body_len, r.len - r.pos);
+		goto out;
+	}
+	body = r.data + r.pos;
+	if (XXH3_64bits(body, (size_t)body_len) != checksum) {
+		ret = err_set(err, LTV_EINVAL, "gbt: model blob body fails its checksum (corrupted)");
+		goto out;
+	}
+	if (!objective_find(m->objective) || n_features == 0 || n_features > INT_MAX ||
+	    m->best_iteration < 0 || m->rounds_trained <= m->best_iteration) {
+		ret = err_set(err, LTV_EINVAL,
+			      "gbt: model blob has inconsistent metadata (objective '%s', "
+			      "%" PRIu64 " features, best round %d of %d)",
+			      m->objective, n_features, m->best_iteration, m->rounds_trained);
+		goto out;
+	}
+	m->n_features = (size_t)n_features;
+
+	XGB_TRY(XGBoosterCreate(NULL, 0, &m->booster));
+	if ((ret = booster_set(m->booster, "verbosity", "0", err)) < 0)
+		goto out;
+	XGB_TRY(XGBoosterLoadModelFromBuffer(m->booster, body, body_len));
+	if ((ret = booster_set_double(m->booster, "nthread", n_threads, err)) < 0)
+		goto out;
+	XGB_TRY(XGBoosterBoostedRounds(m->booster, &boosted));
+	XGB_TRY(XGBoosterGetNumFeature(m->booster, &model_features));
+	if (boosted != m->best_iteration + 1 || model_features != n_features) {
+		ret = err_set(err, LTV_EINVAL,
+			      "gbt: model body has %d rounds of %" PRIu64 " features; "
+			      "its metadata says %d of %" PRIu64,
+			      boosted, (uint64_t)model_features, m->best_iteration + 1, n_features);
+		goto out;
+	}
+	if ((ret = model_warm_up(m, err)) < 0)
+		goto out;
+	*out_model = m;
+	m = NULL;
+out:
+	gbt_free(m);
+	return ret;
+}
+
+void gbt_free(struct gbt_model *m)
+{
+	if (!m)
+		return;
+	if (m->booster)
+		XGBoosterFree(m->booster);
+	free(m->objective);
+	free(m->eval_metric);
+	free(m);
+}
+
+int gbt_best_iteration(const struct gbt_model *m) { return m->best_iteration; }
+double gbt_best_score(const struct gbt_model *m) { return m->best_score; }
+int gbt_rounds_trained(const struct gbt_model *m) { return m->rounds_trained; }
+size_t gbt_n_features(const struct gbt_model *m) { return m->n_features; }
+const char *gbt_objective(const struct gbt_model *m) { return m->objective; }
+
+/* Index of a scored feature: by the model's own names, else XGBoost's "f<index>". */
+static long feature_index(const char *name, char *const *names, size_t n_names, size_t n_features)
+{
+	char *end;
+	long j;
+
+	for (size_t i = 0; i < n_names; i++)
+		if (strcmp(names[i], name) == 0)
+			return (long)i;
+	if (name[0] != 'f')
+		return -1;
+	errno = 0;
+	j = strtol(name + 1, &end, 10);
+	if (errno || end == name + 1 || *end != '\0' || j < 0 || (size_t)j >= n_features)
+		return -1;
+	return j;
+}
+
+int gbt_feature_importance(const struct gbt_model *m, double *out_gain, struct ltv_err *err)
+{
+	const char **borrowed_names = NULL, **scored = NULL;
+	char **names = NULL;
+	bst_ulong n_names = 0, n_scored = 0, dim = 0;
+	const bst_ulong *shape = NULL;
+	const float *scores = NULL;
+	int ret = 0;
+
+	assert(m && out_gain);
+	for (size_t j = 0; j < m->n_features; j++)
+		out_gain[j] = 0.0;
+	/* Both calls return buffers XGBoost reuses: copy the names before scoring. */
+	XGB_TRY(XGBoosterGetStrFeatureInfo(m->booster, "feature_name", &n_names, &borrowed_names));
+	names = xcalloc((size_t)n_names + 1, sizeof(*names));
+	for (bst_ulong i = 0; i < n_names; i++)
+		names[i] = xstrdup(borrowed_names[i]);
+	XGB_TRY(XGBoosterFeatureScore(m->booster, "{\"importance_type\": \"total_gain\"}",
+				      &n_scored, &scored, &dim, &shape, &scores));
+	for (bst_ulong i = 0; i < n_scored; i++) {
+		long j = feature_index(scored[i], names, (size_t)n_names, m->n_features);
+
+		if (j < 0) {
+			ret = err_set(err, LTV_EMODEL,
+				      "gbt: xgboost scored an unknown feature '%s'", scored[i]);
+			goto out;
+		}
+		out_gain[j] = scores[i];
+	}
+out:
+	if (names)
+		for (bst_ulong i = 0; i < n_names; i++)
+			free(names[i]);
+	free(names);
+	return ret;
+}
+
+static char version_text[32];
+static pthread_once_t version_once = PTHREAD_ONCE_INIT;
+
+static void version_init(void)
+{
+	int major = 0, minor = 0, patch = 0;
+
+	XGBoostVersion(&major, &minor, &patch);
+	snprintf(version_text, sizeof(version_text), "%d.%d.%d", major, minor, patch);
+}
+
+const char *gbt_version_string(void)
+{
+	pthread_once(&version_once, version_init);
+	return version_text;
+}
