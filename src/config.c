@@ -47,6 +47,7 @@ static const struct config_key key_table[] = {
 	K("run.jobs", KEY_INT, run.jobs, 0, 256, "0"),
 	K("run.log_dir", KEY_STRING, run.log_dir, 0, 0, "logs"),
 	K("run.log_level", KEY_STRING, run.log_level, 0, 0, "info"),
+	K("ingest.mode", KEY_STRING, ingest.mode, 0, 0, "append"),
 	K("ingest.max_reject_rate", KEY_DOUBLE, ingest.max_reject_rate, 0, 1, "0.01"),
 	K("ingest.rejects_dir", KEY_STRING, ingest.rejects_dir, 0, 0, "logs"),
 	K("features.obs_days", KEY_INT, features.obs_days, 1, 60, "2"),
@@ -419,6 +420,9 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 		return err_set(err, LTV_ECONFIG,
 			       "%s: features.obs_days: %lld must be shorter than the first horizon (%lld days)",
 			       cfg->source_path, (long long)cfg->features.obs_days, (long long)h->v[0]);
+	if (strcmp(cfg->ingest.mode, "append") != 0 && strcmp(cfg->ingest.mode, "replace") != 0)
+		return err_set(err, LTV_ECONFIG, "%s: ingest.mode: '%s' is not 'append' or 'replace'",
+			       cfg->source_path, cfg->ingest.mode);
 	if (log_level_parse(cfg->run.log_level, &level) < 0)
 		return err_set(err, LTV_ECONFIG,
 			       "%s: run.log_level: '%s' is not one of error, warn, info, debug",
@@ -519,4 +523,9 @@ int config_jobs(const struct config *cfg)
 		return (int)cfg->run.jobs;
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (int)n : 1;
+}
+
+const char *config_yaml_version(void)
+{
+	return yaml_get_version_string();
 }

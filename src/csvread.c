@@ -103,10 +103,13 @@ static void on_record(int c, void *data)
 	r->in_record = 0;
 }
 
-static int reader_fail(struct csv_reader *r, struct ltv_err *err, int code, const char *fmt, ...)
-	LTV_PRINTF(4, 5);
+/*
+ * Records the failure; csv_reader_next reports it once the records parsed
+ * before the bad spot have been handed out, so callers see every good record.
+ */
+static int reader_fail(struct csv_reader *r, int code, const char *fmt, ...) LTV_PRINTF(3, 4);
 
-static int reader_fail(struct csv_reader *r, struct ltv_err *err, int code, const char *fmt, ...)
+static int reader_fail(struct csv_reader *r, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -115,7 +118,7 @@ static int reader_fail(struct csv_reader *r, struct ltv_err *err, int code, cons
 	va_end(ap);
 	r->failure.code = code;
 	r->status = code;
-	return err_set(err, code, "%s", r->failure.msg);
+	return code;
 }
 
 struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err)
@@ -172,20 +175,20 @@ static void compact(struct csv_reader *r)
 	r->rec_first = 0;
 }
 
-static int parse_error(struct csv_reader *r, struct ltv_err *err)
+static int parse_error(struct csv_reader *r)
 {
 	const int e = csv_error(&r->parser);
 	const size_t field_no = (r->in_record ? r->n_fields - r->rec_first : 0) + 1;
 
 	if (e == CSV_EPARSE)
-		return reader_fail(r, err, LTV_EINVAL,
+		return reader_fail(r, LTV_EINVAL,
 				   "%s:%zu: misplaced quote in field %zu — a field that contains quotes "
 				   "must itself be quoted, with each inner quote doubled (\"\")",
 				   r->path, r->line, field_no);
 	if (e == CSV_ENOMEM)
-		return reader_fail(r, err, LTV_ENOMEM, "%s:%zu: out of memory in the CSV parser",
+		return reader_fail(r, LTV_ENOMEM, "%s:%zu: out of memory in the CSV parser",
 				   r->path, r->line);
-	return reader_fail(r, err, LTV_EINVAL, "%s:%zu: field %zu is too large (%s) — check for "
+	return reader_fail(r, LTV_EINVAL, "%s:%zu: field %zu is too large (%s) — check for "
 			   "an unbalanced quote earlier in the file", r->path, r->line, field_no,
 			   csv_strerror(e));
 }
@@ -196,7 +199,7 @@ static int parse_error(struct csv_reader *r, struct ltv_err *err)
  * (it skips spaces, tabs, CR and LF there; that is also what makes such lines
  * blank).
  */
-static int feed(struct csv_reader *r, const unsigned char *p, size_t len, struct ltv_err *err)
+static int feed(struct csv_reader *r, const unsigned char *p, size_t len)
 {
 	const unsigned char *end = p + len;
 	const unsigned char *nl = NULL;
@@ -227,7 +230,7 @@ static int feed(struct csv_reader *r, const unsigned char *p, size_t len, struct
 			}
 		}
 		if (csv_parse(&r->parser, p, n, on_field, on_record, r) != n)
-			return parse_error(r, err);
+			return parse_error(r);
 		if (seg_end[-1] == '\n')
 			r->line++;
 		p = seg_end;
@@ -235,18 +238,18 @@ static int feed(struct csv_reader *r, const unsigned char *p, size_t len, struct
 	return 0;
 }
 
-static int refill(struct csv_reader *r, struct ltv_err *err)
+static int refill(struct csv_reader *r)
 {
 	size_t n = fread(r->chunk, 1, CSV_CHUNK, r->f);
 	const unsigned char *p = r->chunk;
 
 	if (n == 0) {
 		if (ferror(r->f))
-			return reader_fail(r, err, LTV_EIO, "cannot read '%s': %s", r->path,
+			return reader_fail(r, LTV_EIO, "cannot read '%s': %s", r->path,
 					   strerror(errno));
 		r->at_eof = 1;
 		if (csv_fini(&r->parser, on_field, on_record, r) != 0)
-			return reader_fail(r, err, LTV_EINVAL,
+			return reader_fail(r, LTV_EINVAL,
 					   "%s:%zu: unterminated quoted field (field %zu) — add the "
 					   "closing quote, and double any quote inside the field (\"\")",
 					   r->path, r->field_line,
@@ -261,26 +264,23 @@ static int refill(struct csv_reader *r, struct ltv_err *err)
 			n -= 3;
 		}
 	}
-	return feed(r, p, n, err);
+	return feed(r, p, n);
 }
 
 int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 		    size_t *out_line, struct ltv_err *err)
 {
 	const struct queued_record *q;
-	int ret;
 
-	if (r->status < 0)
-		return err_set(err, r->status, "%s", r->failure.msg);
 	if (r->queue_head == r->n_queued) {
+		/* Sticky: a malformed file is not resumed in the middle of a record. */
+		if (r->status < 0)
+			return err_set(err, r->status, "%s", r->failure.msg);
 		compact(r);
-		while (r->n_queued == 0 && !r->at_eof) {
-			ret = refill(r, err);
-			if (ret < 0)
-				return ret;
-		}
+		while (r->n_queued == 0 && !r->at_eof && refill(r) == 0)
+			;
 		if (r->n_queued == 0)
-			return 0;
+			return r->status < 0 ? err_set(err, r->status, "%s", r->failure.msg) : 0;
 	}
 	q = &r->queue[r->queue_head++];
 	ARRAY_GROW(r->out, q->n + 1, r->out_cap);

@@ -253,6 +253,11 @@ const char *registry_path(const struct registry *reg)
 	return reg->path;
 }
 
+const char *registry_sqlite_version(void)
+{
+	return sqlite3_libversion();
+}
+
 int registry_schema_version(struct registry *reg)
 {
 	sqlite3_stmt *st = NULL;
@@ -829,6 +834,30 @@ int registry_file_record(struct registry *reg, const char *content_hash, const c
 	sqlite3_bind_int64(st, 6, rejects);
 	ret = step_done(reg, st, "recording an ingested file", err);
 	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_ingested_hashes(struct registry *reg, char ***out_hashes, size_t *out_n,
+			     struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	int ret = prepare(reg, "SELECT content_hash FROM ingested_files ORDER BY content_hash", &st,
+			  err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ARRAY_GROW(v, n + 1, cap);
+		v[n++] = dup_col(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, "listing ingested files");
+	sqlite3_finalize(st);
+	*out_hashes = v;
+	*out_n = n;
 	return ret;
 }
 

@@ -45,6 +45,7 @@ struct config {
 		char *log_level;
 	} run;
 	struct {
+		char *mode;            /* "append" or "replace" */
 		double max_reject_rate;
 		char *rejects_dir;
 	} ingest;
@@ -82,6 +83,9 @@ char *config_section_canonical(const struct config *cfg, const char *section);
 
 /* The whole configuration as YAML-ish text, for `ltvpipe run --dry-run` and the registry. */
 char *config_dump(const struct config *cfg);
+
+/* The linked libyaml's version, for --version. */
+const char *config_yaml_version(void);
 
 /* Number of worker threads: run.jobs, or the number of online cores when 0. */
 int config_jobs(const struct config *cfg);

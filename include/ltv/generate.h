@@ -46,7 +46,7 @@ struct generate_stats {
 	double total_cost;      /* sum of users.csv cost (empty cells count 0) */
 	int n_campaigns;        /* distinct campaigns in users.csv */
 	int n_apps;
-	char first_install[21]; /* "YYYY-MM-DDTHH:MM:SSZ" */
+	char span_start[21];    /* "YYYY-MM-DDTHH:MM:SSZ": installs start here */
 	char data_end[21];      /* no event is at or after this time */
 };
 

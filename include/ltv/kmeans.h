@@ -68,8 +68,10 @@ const char *kmeans_param_check(const struct kmeans_param *p);
 
 /*
  * Clusters n rows of d features (n >= k, all finite). An empty cluster is
- * moved to the row farthest from its centroid; when every row already sits on
- * its centroid (k exceeds the number of distinct rows) it keeps its place.
+ * moved to the row farthest from its centroid; when every row already sits
+ * on its centroid, to rounding (k exceeds the number of distinct rows), it
+ * keeps its place. Stops after max_iter updates or when the inertia changes
+ * by at most tol relative to the previous assignment.
  * On success *out_model is a new model (free with kmeans_free), and when
  * out_labels is not NULL it receives each row's cluster (n values, caller
  * allocated) for the final centroids. Uses one OpenBLAS thread per call

@@ -125,7 +125,8 @@ struct metrics_deciles {
 	size_t count[METRICS_N_DECILES];
 	double mean_pred[METRICS_N_DECILES];   /* NaN for an empty decile */
 	double mean_actual[METRICS_N_DECILES]; /* NaN for an empty decile */
-	double ape[METRICS_N_DECILES];         /* |mean_pred - mean_actual| / |mean_actual|, NaN when skipped */
+	/* |mean_pred - mean_actual| / |mean_actual|; NaN when the decile is skipped */
+	double ape[METRICS_N_DECILES];
 	double mape;                           /* mean of the non-NaN ape, NaN if there is none */
 	size_t n_deciles;                      /* deciles that entered mape */
 };

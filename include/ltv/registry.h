@@ -36,6 +36,8 @@ int registry_open(const char *path, int busy_timeout_s, struct registry **out_re
 int registry_open_readonly(const char *path, struct registry **out_reg, struct ltv_err *err);
 void registry_close(struct registry *reg);
 const char *registry_path(const struct registry *reg);
+/* The linked SQLite library's version, for --version. */
+const char *registry_sqlite_version(void);
 int registry_schema_version(struct registry *reg);
 
 /*
@@ -142,6 +144,9 @@ int registry_file_ingested(struct registry *reg, const char *content_hash, struc
 int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
 			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
 			 struct ltv_err *err);
+/* Content hashes of every ingested file, sorted (caller frees each and the array). */
+int registry_ingested_hashes(struct registry *reg, char ***out_hashes, size_t *out_n,
+			     struct ltv_err *err);
 /* Deletes every ingested user, user-day and file record (ingest.mode: replace). */
 int registry_data_clear(struct registry *reg, struct ltv_err *err);
 

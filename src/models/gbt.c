@@ -185,8 +185,8 @@ static int check_labels(const struct objective_info *obj, const float *y, const 
 		}
 		if (!ok)
 			return err_set(err, LTV_EINVAL,
-				       "gbt: %s label %zu is %g; %s needs labels %s",
-				       what, i, (double)v, obj->name, obj->labels_text);
+				       "gbt: %s label %zu is %g; labels must be %s for %s",
+				       what, i, (double)v, obj->labels_text, obj->name);
 		if (w && !(isfinite(w[i]) && w[i] >= 0.0f))
 			return err_set(err, LTV_EINVAL,
 				       "gbt: %s weight %zu is %g; weights must be finite and >= 0",
@@ -207,7 +207,8 @@ static int matrix_new(const float *x, const float *y, const float *w, size_t n_r
 	if (w)
 		XGB_TRY(XGDMatrixSetFloatInfo(d, "weight", w, n_rows));
 	if (feature_names)
-		XGB_TRY(XGDMatrixSetStrFeatureInfo(d, "feature_name", feature_names, n_features));
+		XGB_TRY(XGDMatrixSetStrFeatureInfo(d, "feature_name",
+						   (const char **)feature_names, n_features));
 	*out = d;
 	d = NULL;
 out:
@@ -320,7 +321,7 @@ int gbt_fit(const struct gbt_param *p,
 {
 	const struct objective_info *obj = objective_find(p->objective);
 	DMatrixHandle dtrain = NULL, dvalid = NULL;
-	DMatrixHandle cache[2];
+	DMatrixHandle cache[2] = { NULL, NULL };
 	BoosterHandle booster = NULL, sliced = NULL;
 	struct gbt_model *m = NULL;
 	const char *reason = gbt_param_check(p);
@@ -361,7 +362,7 @@ int gbt_fit(const struct gbt_param *p,
 	for (int iter = 0; iter < p->n_rounds; iter++) {
 		const char *eval_names[1] = { "valid" };
 		const char *eval_text = NULL;
-		double score;
+		double score = NAN;
 
 		XGB_TRY(XGBoosterUpdateOneIter(booster, iter, dtrain));
 		rounds = iter + 1;
@@ -429,10 +430,14 @@ static int predict_rows(const struct gbt_model *m, const float *x, size_t n_rows
 		return err_set(err, LTV_EINVAL,
 			       "gbt: predict got %zu features per row; the model was fitted on %zu",
 			       n_features, m->n_features);
-	/* "missing": NaN is accepted by XGBoost's JSON reader (the Python package sends it). */
+	/*
+	 * XGBoost 1.7 requires "cache_id" (0: no cache) and accepts NaN for
+	 * "missing" (the Python package sends the same).
+	 */
 	snprintf(config, sizeof(config),
 		 "{\"type\": %d, \"training\": false, \"iteration_begin\": 0, "
-		 "\"iteration_end\": 0, \"strict_shape\": false, \"missing\": NaN}", type);
+		 "\"iteration_end\": 0, \"strict_shape\": false, \"missing\": NaN, "
+		 "\"cache_id\": 0}", type);
 
 	for (size_t start = 0; start < n_rows; start += GBT_PREDICT_CHUNK_ROWS) {
 		const size_t chunk = n_rows - start < GBT_PREDICT_CHUNK_ROWS

@@ -37,7 +37,7 @@ static int cmp_keyed_desc(const void *pa, const void *pb)
 /* Returns key's rows sorted (caller frees); equal keys stay in row order. */
 static struct keyed *sort_rows(const double *key, size_t m, int descending)
 {
-	struct keyed *order = xmalloc((m ? m : 1) * sizeof(*order));
+	struct keyed *order = xmalloc(m * sizeof(*order));
 
 	for (size_t i = 0; i < m; i++) {
 		order[i].key = key[i];
@@ -56,8 +56,8 @@ static int collect_rows(const char *metric, const double *actual, const double *
 			double **out_actual, double **out_pred, size_t *out_m,
 			struct ltv_err *err)
 {
-	double *a = xmalloc((n ? n : 1) * sizeof(*a));
-	double *p = xmalloc((n ? n : 1) * sizeof(*p));
+	double *a = xmalloc(n * sizeof(*a));
+	double *p = xmalloc(n * sizeof(*p));
 	size_t m = 0;
 	int ret = 0;
 
@@ -161,9 +161,9 @@ int metrics_campaign_wape(const double *actual, const double *pred, const size_t
 	out->n_rows_nan = 0;
 	if (min_count == 0)
 		min_count = 1;
-	sum_a = xcalloc(n_groups ? n_groups : 1, sizeof(*sum_a));
-	sum_p = xcalloc(n_groups ? n_groups : 1, sizeof(*sum_p));
-	count = xcalloc(n_groups ? n_groups : 1, sizeof(*count));
+	sum_a = xcalloc(n_groups, sizeof(*sum_a));
+	sum_p = xcalloc(n_groups, sizeof(*sum_p));
+	count = xcalloc(n_groups, sizeof(*count));
 
 	for (size_t i = 0; i < n; i++) {
 		if (group[i] >= n_groups) {

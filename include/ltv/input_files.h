@@ -1,0 +1,34 @@
+/*
+ * The CSV files a run ingests: input.users and input.events are paths or glob
+ * patterns ("data/users_*.csv"), matched in sorted order so that dropping next
+ * month's file beside last month's adds it. Each file is content-hashed; the
+ * runner fingerprints ingest by these hashes and ingest skips any file whose
+ * hash it has loaded before.
+ */
+#ifndef LTV_INPUT_FILES_H
+#define LTV_INPUT_FILES_H
+
+#include <stddef.h>
+
+#include "ltv/common.h"
+#include "ltv/config.h"
+#include "ltv/hash.h"
+
+enum input_kind { INPUT_USERS, INPUT_EVENTS };
+
+struct input_file {
+	char *path;
+	enum input_kind kind;
+	char hash[HASH_HEX_LEN];
+};
+
+struct input_files {
+	struct input_file *v; /* users files first, then events files */
+	size_t n;
+};
+
+/* Expands and hashes; a pattern matching nothing fails with LTV_EIO naming the key. */
+int input_files_resolve(const struct config *cfg, struct input_files *out, struct ltv_err *err);
+void input_files_release(struct input_files *files);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * The contract between the runner and a stage. A stage is one file in
+ * pipeline/ with one public function, stage_<name>_run(ctx), listed in the
+ * stage table (pipeline/stages.c) with its declared inputs and config
+ * sections. Stage bodies read their inputs through ctx, compute, and then call
+ * stage_output_id() to get the artefact they write under: that first call
+ * opens the output (one registry transaction) and everything written until the
+ * stage returns commits together, or not at all. Stages never see
+ * fingerprints, skipping or transactions.
+ */
+#ifndef LTV_STAGE_H
+#define LTV_STAGE_H
+
+#include <stdint.h>
+
+#include "ltv/common.h"
+#include "ltv/config.h"
+#include "ltv/hash.h"
+#include "ltv/registry.h"
+
+struct cJSON;
+
+enum stage_flags {
+	STAGE_USES_AS_OF = 1 << 0,     /* as_of is part of the fingerprint */
+	STAGE_READS_INPUT_FILES = 1 << 1, /* the input CSV files' hashes are part of it */
+};
+
+#define STAGE_MAX_INPUTS 8
+
+struct stage_ctx {
+	struct registry *reg;
+	const struct config *cfg;
+	const char *run_id;
+	int64_t as_of;                   /* INT64_MIN for stages without STAGE_USES_AS_OF */
+	int n_threads;
+	/* Current artefacts of the declared inputs, in declared order. */
+	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
+	size_t n_inputs;
+	/* The stage adds everything that defines its output here (content hash). */
+	struct hasher content;
+	/* The stage adds its metrics here; stored as the artefact's metrics JSON. */
+	struct cJSON *metrics;
+	struct ltv_err err;
+	/* Runner-private: the output once opened. */
+	struct stage_output_state *output;
+};
+
+/* Opens the output on first call (a write transaction) and returns its artefact id. */
+int stage_output_id(struct stage_ctx *ctx, int64_t *out_id);
+
+/* Looks up a declared input by stage name; NULL when not declared. */
+const struct artefact_info *stage_input(const struct stage_ctx *ctx, const char *name);
+
+typedef int (*stage_run_fn)(struct stage_ctx *ctx);
+
+struct stage {
+	const char *name;
+	const char *code_version;   /* bump when the stage's logic changes its output */
+	const char *config_sections; /* comma-separated top-level config sections it reads */
+	const char *inputs[STAGE_MAX_INPUTS]; /* names of stages whose output it reads */
+	unsigned flags;
+	stage_run_fn run;
+	const char *summary;        /* one line for --help and status */
+};
+
+extern const struct stage stage_table[];
+extern const size_t stage_count;
+
+/* Index of a stage by name, or -1. */
+int stage_find(const char *name);
+
+/*
+ * Checks the table: unique names, every input names an earlier stage (so the
+ * table order is a topological order), no cycles. 0 or LTV_EINTERNAL.
+ */
+int stage_table_check(struct ltv_err *err);
+
+/* The stage functions, one per file in pipeline/. */
+int stage_ingest_run(struct stage_ctx *ctx);
+int stage_features_run(struct stage_ctx *ctx);
+
+#endif

@@ -1,0 +1,668 @@
+/*
+ * The runner (contract in include/ltv/runner.h). For each selected stage, in
+ * table order (a topological order, checked by stage_table_check): resolve
+ * the current artefacts of its inputs, compute its fingerprint, and either
+ * reuse the artefact that already has that fingerprint or run the stage inside
+ * one registry transaction. The artefact's stored config text is the exact
+ * text that was fingerprinted, which is what lets `status` and `--dry-run`
+ * say *why* a stage is stale.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/input_files.h"
+#include "ltv/log.h"
+#include "ltv/runner.h"
+#include "ltv/stage.h"
+#include "ltv/timeutil.h"
+#include <assert.h>
+
+struct stage_output_state {
+	const struct stage *stage;
+	const char *fingerprint;
+	const char *config_text;
+	const int64_t *input_ids;
+	size_t n_inputs;
+	int opened;
+	int64_t id;
+	int64_t version;
+};
+
+enum plan_state { PLAN_UNSELECTED, PLAN_PENDING, PLAN_REUSED, PLAN_RAN, PLAN_WOULD_RUN };
+
+struct stage_plan {
+	enum plan_state state;
+	int have_current;
+	struct artefact_info current;  /* what downstream stages read */
+	char fingerprint[HASH_HEX_LEN];
+	char *config_text;
+	char reason[512];              /* why it runs, for --dry-run and status */
+};
+
+int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
+{
+	struct stage_output_state *o = ctx->output;
+	struct artefact_new a;
+	int ret;
+
+	if (o->opened) {
+		*out_id = o->id;
+		return 0;
+	}
+	ret = registry_begin(ctx->reg, &ctx->err);
+	if (ret < 0)
+		return ret;
+	a = (struct artefact_new){
+		.name = o->stage->name,
+		.run_id = ctx->run_id,
+		.fingerprint = o->fingerprint,
+		.code_version = o->stage->code_version,
+		.config = o->config_text,
+		.as_of = ctx->as_of,
+		.inputs = o->input_ids,
+		.n_inputs = o->n_inputs,
+	};
+	ret = registry_artefact_create(ctx->reg, &a, &o->id, &o->version, &ctx->err);
+	if (ret < 0) {
+		registry_rollback(ctx->reg);
+		return ret;
+	}
+	o->opened = 1;
+	*out_id = o->id;
+	return 0;
+}
+
+const struct artefact_info *stage_input(const struct stage_ctx *ctx, const char *name)
+{
+	for (size_t i = 0; i < ctx->n_inputs; i++)
+		if (strcmp(ctx->inputs[i]->name, name) == 0)
+			return ctx->inputs[i];
+	return NULL;
+}
+
+void runner_make_run_id(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	snprintf(buf, size, "%s-%04x", stamp, (unsigned)((getpid() ^ ts.tv_nsec) & 0xffff));
+}
+
+/* ---- selection ---- */
+
+static int list_contains(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p && *p;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (len == n && strncmp(p, name, n) == 0)
+			return 1;
+		p = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
+static int check_stage_names(const char *list, const char *flag, struct ltv_err *err)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	int ret = 0;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (stage_find(tok) < 0) {
+			ret = err_set(err, LTV_EUSAGE, "%s: unknown stage '%s'; stages are: %s", flag,
+				      tok, "ingest, features");
+			break;
+		}
+	}
+	free(copy);
+	return ret;
+}
+
+static int select_stages(const struct run_options *opts, struct stage_plan *plans,
+			 struct ltv_err *err)
+{
+	int from = 0, to = (int)stage_count - 1;
+
+	if (opts->only && check_stage_names(opts->only, "--only", err) < 0)
+		return LTV_EUSAGE;
+	if (opts->from && (from = stage_find(opts->from)) < 0)
+		return err_set(err, LTV_EUSAGE, "--from: unknown stage '%s'", opts->from);
+	if (opts->to && (to = stage_find(opts->to)) < 0)
+		return err_set(err, LTV_EUSAGE, "--to: unknown stage '%s'", opts->to);
+	if (from > to)
+		return err_set(err, LTV_EUSAGE, "--from %s comes after --to %s in the pipeline",
+			       opts->from, opts->to);
+	for (int i = 0; i < (int)stage_count; i++) {
+		int in_range = i >= from && i <= to;
+		int in_only = !opts->only || list_contains(opts->only, stage_table[i].name);
+
+		plans[i].state = in_range && in_only ? PLAN_PENDING : PLAN_UNSELECTED;
+	}
+	return 0;
+}
+
+/* ---- fingerprints ---- */
+
+static void append_text(char **buf, const char *text)
+{
+	char *joined = xasprintf("%s%s", *buf ? *buf : "", text);
+
+	free(*buf);
+	*buf = joined;
+}
+
+/*
+ * The exact text a stage is fingerprinted by, besides its inputs' content
+ * hashes: its config sections in canonical form, as_of if it reads by time,
+ * and the input files' content hashes if it reads files.
+ */
+static char *stage_config_text(const struct stage *s, const struct config *cfg, int64_t as_of,
+			       const struct input_files *files)
+{
+	char *text = NULL, *sections = xstrdup(s->config_sections), *save = NULL;
+
+	append_text(&text, "");
+	for (char *sec = strtok_r(sections, ",", &save); sec; sec = strtok_r(NULL, ",", &save)) {
+		char *canon = config_section_canonical(cfg, sec);
+
+		append_text(&text, canon);
+		free(canon);
+	}
+	free(sections);
+	if (s->flags & STAGE_USES_AS_OF) {
+		char iso[32], line[64];
+
+		time_format_iso8601(as_of, iso, sizeof(iso));
+		snprintf(line, sizeof(line), "as_of=%s\n", iso);
+		append_text(&text, line);
+	}
+	if ((s->flags & STAGE_READS_INPUT_FILES) && files) {
+		for (size_t i = 0; i < files->n; i++) {
+			char line[128];
+
+			snprintf(line, sizeof(line), "input_file=%s:%s\n",
+				 files->v[i].kind == INPUT_USERS ? "users" : "events", files->v[i].hash);
+			append_text(&text, line);
+		}
+	}
+	return text;
+}
+
+static void stage_fingerprint(const struct stage *s, const char *config_text,
+			      const struct artefact_info *const *inputs, size_t n_inputs,
+			      char out[HASH_HEX_LEN])
+{
+	struct hasher h;
+
+	hasher_init(&h);
+	hasher_add_str(&h, s->name);
+	hasher_add_str(&h, s->code_version);
+	hasher_add_str(&h, config_text);
+	for (size_t i = 0; i < n_inputs; i++)
+		hasher_add_str(&h, inputs[i]->content_hash);
+	hasher_hex(&h, out);
+	hasher_release(&h);
+}
+
+/* Names the first line that differs between two config texts: "features.obs_days: 2 → 3". */
+static void describe_config_change(const char *old_text, const char *new_text, char *buf,
+				   size_t size)
+{
+	const char *a = old_text, *b = new_text;
+
+	while (*a || *b) {
+		const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+		size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+
+		if (la != lb || strncmp(a, b, la) != 0) {
+			const char *eq = memchr(b, '=', lb);
+
+			if (eq && la > (size_t)(eq - b) && strncmp(a, b, (size_t)(eq - b) + 1) == 0)
+				snprintf(buf, size, "%.*s changed: %.*s → %.*s", (int)(eq - b), b,
+					 (int)(la - (size_t)(eq - b) - 1), a + (eq - b) + 1,
+					 (int)(lb - (size_t)(eq - b) - 1), eq + 1);
+			else
+				snprintf(buf, size, "configuration changed: '%.*s'", (int)lb, b);
+			return;
+		}
+		a = ea ? ea + 1 : a + la;
+		b = eb ? eb + 1 : b + lb;
+	}
+	snprintf(buf, size, "configuration changed");
+}
+
+/* Why the stage's current artefact is not the one this fingerprint asks for. */
+static void explain_stale(struct registry *reg, const struct stage *s, const struct stage_plan *p,
+			  const struct artefact_info *const *inputs, size_t n_inputs, char *buf,
+			  size_t size)
+{
+	int64_t *lineage = NULL;
+	size_t n_lineage = 0;
+	struct ltv_err ignored;
+
+	if (!p->have_current) {
+		snprintf(buf, size, "no previous version");
+		return;
+	}
+	if (strcmp(p->current.code_version, s->code_version) != 0) {
+		snprintf(buf, size, "code version %s → %s", p->current.code_version, s->code_version);
+		return;
+	}
+	if (strcmp(p->current.config, p->config_text) != 0) {
+		describe_config_change(p->current.config, p->config_text, buf, size);
+		return;
+	}
+	if (registry_lineage(reg, p->current.id, &lineage, &n_lineage, &ignored) == 0) {
+		for (size_t i = 0; i < n_inputs; i++) {
+			int found = 0;
+
+			for (size_t j = 0; j < n_lineage; j++)
+				found |= lineage[j] == inputs[i]->id;
+			if (!found) {
+				snprintf(buf, size, "input %s is now v%lld", inputs[i]->name,
+					 (long long)inputs[i]->version);
+				free(lineage);
+				return;
+			}
+		}
+	}
+	free(lineage);
+	snprintf(buf, size, "inputs changed");
+}
+
+/* ---- running ---- */
+
+struct run_state {
+	const struct config *cfg;
+	const struct run_options *opts;
+	struct registry *reg;
+	struct stage_plan plans[32];
+	struct input_files files;
+	int have_files;
+	int64_t as_of;
+	char run_id[64];
+	FILE *out;
+};
+
+static int resolve_as_of(struct run_state *rs, struct ltv_err *err)
+{
+	char *value = NULL;
+	int64_t ts;
+	int ret;
+
+	if (rs->as_of != INT64_MIN)
+		return 0;
+	if (rs->opts->as_of != INT64_MIN) {
+		rs->as_of = rs->opts->as_of;
+		return 0;
+	}
+	ret = registry_meta_get(rs->reg, "max_event_time", &value, err);
+	if (ret == LTV_ENOTFOUND)
+		return err_set(err, LTV_EUSAGE,
+			       "no events ingested yet, so there is no default as_of; run the ingest "
+			       "stage first or pass --as-of DATE");
+	if (ret < 0)
+		return ret;
+	ret = parse_int64(value, &ts);
+	free(value);
+	if (ret < 0)
+		return err_set(err, LTV_EREGISTRY, "registry meta max_event_time is not a time");
+	rs->as_of = ts;
+	return 0;
+}
+
+/* Fills inputs[] with the artefacts a stage reads: this run's result or the registry's current. */
+static int gather_inputs(struct run_state *rs, const struct stage *s,
+			 const struct artefact_info **inputs, size_t *out_n, struct ltv_err *err)
+{
+	size_t n = 0;
+
+	for (; n < STAGE_MAX_INPUTS && s->inputs[n]; n++) {
+		int idx = stage_find(s->inputs[n]);
+		struct stage_plan *up = &rs->plans[idx];
+
+		if (up->state == PLAN_WOULD_RUN)
+			return 1; /* dry run: upstream would change, so this one would run too */
+		if (!up->have_current) {
+			int ret = registry_artefact_current(rs->reg, s->inputs[n], &up->current, err);
+
+			if (ret == LTV_ENOTFOUND)
+				return err_set(err, LTV_EUSAGE,
+					       "%s reads the output of %s, which has never run; run "
+					       "'ltvpipe run --to %s' first", s->name, s->inputs[n], s->name);
+			if (ret < 0)
+				return ret;
+			up->have_current = 1;
+		}
+		inputs[n] = &up->current;
+	}
+	*out_n = n;
+	return 0;
+}
+
+static int build_metrics_json(struct stage_ctx *ctx, double seconds, char **out_metrics,
+			      char **out_timings)
+{
+	cJSON *timings = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(timings, "seconds", seconds);
+	cJSON_AddNumberToObject(timings, "peak_rss_mb", (double)peak_rss_bytes() / 1048576.0);
+	cJSON_AddNumberToObject(timings, "threads", ctx->n_threads);
+	*out_metrics = cJSON_PrintUnformatted(ctx->metrics);
+	*out_timings = cJSON_PrintUnformatted(timings);
+	cJSON_Delete(timings);
+	return 0;
+}
+
+/* Runs one stage body and commits its output, or rolls everything back. */
+static int execute_stage(struct run_state *rs, int idx, const struct artefact_info **inputs,
+			 size_t n_inputs, struct ltv_err *err)
+{
+	const struct stage *s = &stage_table[idx];
+	struct stage_plan *p = &rs->plans[idx];
+	int64_t input_ids[STAGE_MAX_INPUTS];
+	struct stage_output_state out = { 0 };
+	struct stage_ctx ctx = { 0 };
+	char content[HASH_HEX_LEN];
+	char *metrics = NULL, *timings = NULL;
+	double started = now_seconds();
+	int ret;
+
+	for (size_t i = 0; i < n_inputs; i++)
+		input_ids[i] = inputs[i]->id;
+	out = (struct stage_output_state){ .stage = s, .fingerprint = p->fingerprint,
+					   .config_text = p->config_text, .input_ids = input_ids,
+					   .n_inputs = n_inputs };
+	ctx.reg = rs->reg;
+	ctx.cfg = rs->cfg;
+	ctx.run_id = rs->run_id;
+	ctx.as_of = (s->flags & STAGE_USES_AS_OF) ? rs->as_of : INT64_MIN;
+	ctx.n_threads = config_jobs(rs->cfg);
+	for (size_t i = 0; i < n_inputs; i++)
+		ctx.inputs[i] = inputs[i];
+	ctx.n_inputs = n_inputs;
+	ctx.metrics = cJSON_CreateObject();
+	ctx.output = &out;
+	hasher_init(&ctx.content);
+
+	log_set_stage(s->name);
+	LOG(LOG_INFO, "running (%s)", p->reason);
+	ret = s->run(&ctx);
+	if (ret == 0 && !out.opened)
+		ret = err_set(&ctx.err, LTV_EINTERNAL, "stage wrote no output");
+	if (ret == 0) {
+		hasher_hex(&ctx.content, content);
+		build_metrics_json(&ctx, now_seconds() - started, &metrics, &timings);
+		ret = registry_artefact_finish(rs->reg, out.id, content, metrics, timings, &ctx.err);
+	}
+	if (ret == 0)
+		ret = registry_set_current(rs->reg, s->name, out.id, &ctx.err);
+	if (ret == 0)
+		ret = registry_commit(rs->reg, &ctx.err);
+	if (ret < 0) {
+		registry_rollback(rs->reg);
+		err_set(err, ret, "stage %s failed: %s", s->name, ctx.err.msg);
+		LOG(LOG_ERROR, "%s; the registry keeps its previous versions", ctx.err.msg);
+		goto out;
+	}
+	ret = registry_artefact_get(rs->reg, out.id, &p->current, err);
+	if (ret < 0)
+		goto out;
+	p->have_current = 1;
+	p->state = PLAN_RAN;
+	fprintf(rs->out, "%s: done (v%lld) in %.2f s — %s\n", s->name, (long long)out.version,
+		now_seconds() - started, metrics);
+	LOG(LOG_INFO, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
+out:
+	log_set_stage(NULL);
+	hasher_release(&ctx.content);
+	cJSON_Delete(ctx.metrics);
+	cJSON_free(metrics);
+	cJSON_free(timings);
+	return ret;
+}
+
+/* Decides whether a selected stage is up to date, and runs it if not. */
+static int plan_and_run_stage(struct run_state *rs, int idx, struct ltv_err *err)
+{
+	const struct stage *s = &stage_table[idx];
+	struct stage_plan *p = &rs->plans[idx];
+	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
+	struct artefact_info existing;
+	size_t n_inputs = 0;
+	int ret;
+
+	if ((s->flags & STAGE_READS_INPUT_FILES) && !rs->have_files) {
+		ret = input_files_resolve(rs->cfg, &rs->files, err);
+		if (ret < 0)
+			return ret;
+		rs->have_files = 1;
+	}
+	ret = gather_inputs(rs, s, inputs, &n_inputs, err);
+	if (ret < 0)
+		return ret;
+	if (ret == 1) {
+		p->state = PLAN_WOULD_RUN;
+		fprintf(rs->out, "%s: would run (an input would be rebuilt)\n", s->name);
+		return 0;
+	}
+	if (s->flags & STAGE_USES_AS_OF) {
+		ret = resolve_as_of(rs, err);
+		if (ret < 0)
+			return ret;
+	}
+	if (!p->have_current) {
+		ret = registry_artefact_current(rs->reg, s->name, &p->current, err);
+		if (ret < 0 && ret != LTV_ENOTFOUND)
+			return ret;
+		p->have_current = ret == 0;
+	}
+	free(p->config_text);
+	p->config_text = stage_config_text(s, rs->cfg, rs->as_of, &rs->files);
+	stage_fingerprint(s, p->config_text, inputs, n_inputs, p->fingerprint);
+
+	if (p->have_current && strcmp(p->current.fingerprint, p->fingerprint) == 0 && !rs->opts->force) {
+		p->state = PLAN_REUSED;
+		fprintf(rs->out, "%s: up to date (v%lld)\n", s->name, (long long)p->current.version);
+		return 0;
+	}
+	if (!rs->opts->force &&
+	    registry_artefact_by_fingerprint(rs->reg, s->name, p->fingerprint, &existing, err) == 0) {
+		/* An older version was built from exactly these inputs: make it current again. */
+		if (!rs->opts->dry_run) {
+			ret = registry_begin(rs->reg, err);
+			if (ret == 0)
+				ret = registry_set_current(rs->reg, s->name, existing.id, err);
+			if (ret == 0)
+				ret = registry_commit(rs->reg, err);
+			if (ret < 0) {
+				registry_rollback(rs->reg);
+				artefact_info_release(&existing);
+				return ret;
+			}
+		}
+		if (p->have_current)
+			artefact_info_release(&p->current);
+		p->current = existing;
+		p->have_current = 1;
+		p->state = PLAN_REUSED;
+		fprintf(rs->out, "%s: up to date (v%lld, an earlier version with the same inputs)\n",
+			s->name, (long long)existing.version);
+		return 0;
+	}
+	if (rs->opts->force)
+		snprintf(p->reason, sizeof(p->reason), "--force");
+	else
+		explain_stale(rs->reg, s, p, inputs, n_inputs, p->reason, sizeof(p->reason));
+	if (rs->opts->dry_run) {
+		p->state = PLAN_WOULD_RUN;
+		fprintf(rs->out, "%s: would run (%s)\n", s->name, p->reason);
+		return 0;
+	}
+	if (p->have_current) {
+		artefact_info_release(&p->current);
+		p->have_current = 0;
+	}
+	return execute_stage(rs, idx, inputs, n_inputs, err);
+}
+
+static void run_state_release(struct run_state *rs)
+{
+	for (size_t i = 0; i < stage_count; i++) {
+		if (rs->plans[i].have_current)
+			artefact_info_release(&rs->plans[i].current);
+		free(rs->plans[i].config_text);
+	}
+	if (rs->have_files)
+		input_files_release(&rs->files);
+	registry_close(rs->reg);
+}
+
+int runner_run(const struct config *cfg, const struct run_options *opts, FILE *out,
+	       struct ltv_err *err)
+{
+	struct run_state rs = { .cfg = cfg, .opts = opts, .as_of = INT64_MIN, .out = out };
+	char *config_text = NULL;
+	int ret, run_recorded = 0;
+	double started = now_seconds();
+
+	assert(stage_count <= sizeof(rs.plans) / sizeof(rs.plans[0]));
+	ret = stage_table_check(err);
+	if (ret == 0)
+		ret = select_stages(opts, rs.plans, err);
+	if (ret < 0)
+		return ret;
+	ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &rs.reg, err);
+	if (ret < 0)
+		return ret;
+	ret = registry_lock_run(rs.reg, (int)cfg->registry.busy_timeout_s, err);
+	if (ret < 0)
+		goto out;
+	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
+	if (!opts->dry_run) {
+		struct ltv_err log_err;
+
+		if (log_open_run(cfg->run.log_dir, rs.run_id, &log_err) < 0)
+			LOG(LOG_WARN, "%s; logging to the console only", log_err.msg);
+		config_text = config_dump(cfg);
+		ret = registry_run_start(rs.reg, rs.run_id, opts->command ? opts->command : "run",
+					 opts->as_of, config_text, err);
+		if (ret < 0)
+			goto out;
+		run_recorded = 1;
+		LOG(LOG_INFO, "run started: registry %s, config %s, %d threads", cfg->registry.path,
+		    cfg->source_path, config_jobs(cfg));
+	}
+	for (size_t i = 0; i < stage_count && ret == 0; i++)
+		if (rs.plans[i].state == PLAN_PENDING)
+			ret = plan_and_run_stage(&rs, (int)i, err);
+	if (ret == 0 && !opts->dry_run)
+		fprintf(out, "run %s finished in %.2f s (registry %s)\n", rs.run_id,
+			now_seconds() - started, cfg->registry.path);
+out:
+	if (run_recorded) {
+		struct ltv_err finish_err;
+
+		registry_run_finish(rs.reg, rs.run_id, ret == 0 ? "ok" : "failed", &finish_err);
+		log_close_run();
+	}
+	free(config_text);
+	run_state_release(&rs);
+	return ret;
+}
+
+/* ---- status ---- */
+
+static void print_metrics_brief(FILE *out, const char *metrics_json)
+{
+	cJSON *m = cJSON_Parse(metrics_json);
+	const cJSON *item;
+	int printed = 0;
+
+	if (!m)
+		return;
+	cJSON_ArrayForEach(item, m) {
+		if (!cJSON_IsNumber(item) || printed >= 6)
+			continue;
+		fprintf(out, "%s%s=%.6g", printed ? ", " : "      ", item->string, item->valuedouble);
+		printed++;
+	}
+	if (printed)
+		fputc('\n', out);
+	cJSON_Delete(m);
+}
+
+int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv_err *err)
+{
+	struct run_state rs = { .cfg = cfg, .as_of = INT64_MIN, .out = out };
+	struct run_options opts = { .as_of = as_of, .dry_run = 1 };
+	int ret;
+
+	rs.opts = &opts;
+	ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
+	if (ret < 0)
+		return ret;
+	fprintf(out, "registry %s\n", cfg->registry.path);
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage *s = &stage_table[i];
+		struct stage_plan *p = &rs.plans[i];
+		const struct artefact_info *inputs[STAGE_MAX_INPUTS];
+		size_t n_inputs = 0;
+		int r;
+
+		r = registry_artefact_current(rs.reg, s->name, &p->current, err);
+		if (r == LTV_ENOTFOUND) {
+			fprintf(out, "%-10s never run\n", s->name);
+			p->state = PLAN_WOULD_RUN;
+			continue;
+		}
+		if (r < 0) {
+			ret = r;
+			break;
+		}
+		p->have_current = 1;
+		fprintf(out, "%-10s v%-4lld made %s by run %s", s->name, (long long)p->current.version,
+			p->current.created_at, p->current.run_id);
+		if ((s->flags & STAGE_READS_INPUT_FILES) && !rs.have_files) {
+			if (input_files_resolve(cfg, &rs.files, err) < 0) {
+				fprintf(out, "  stale? (%s)\n", err->msg);
+				p->state = PLAN_WOULD_RUN;
+				continue;
+			}
+			rs.have_files = 1;
+		}
+		r = gather_inputs(&rs, s, inputs, &n_inputs, err);
+		if (r != 0) {
+			fprintf(out, "  stale (an input is stale)\n");
+			p->state = PLAN_WOULD_RUN;
+			continue;
+		}
+		if ((s->flags & STAGE_USES_AS_OF) && resolve_as_of(&rs, err) < 0) {
+			fprintf(out, "  stale? (%s)\n", err->msg);
+			continue;
+		}
+		p->config_text = stage_config_text(s, cfg, rs.as_of, &rs.files);
+		stage_fingerprint(s, p->config_text, inputs, n_inputs, p->fingerprint);
+		if (strcmp(p->fingerprint, p->current.fingerprint) == 0) {
+			fprintf(out, "  fresh\n");
+		} else {
+			explain_stale(rs.reg, s, p, inputs, n_inputs, p->reason, sizeof(p->reason));
+			fprintf(out, "  stale (%s)\n", p->reason);
+			p->state = PLAN_WOULD_RUN;
+		}
+		print_metrics_brief(out, p->current.metrics);
+	}
+	run_state_release(&rs);
+	return ret;
+}

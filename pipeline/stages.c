@@ -1,0 +1,62 @@
+/*
+ * The stage table: every stage of DESIGN.md's pipeline, in an order where each
+ * stage's inputs come before it. The runner walks this table; nothing else
+ * lists the stages.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/stage.h"
+
+const struct stage stage_table[] = {
+	{
+		.name = "ingest",
+		.code_version = "1",
+		.config_sections = "input,columns,ingest",
+		.inputs = { NULL },
+		.flags = STAGE_READS_INPUT_FILES,
+		.run = stage_ingest_run,
+		.summary = "validate and load users.csv and events.csv into per-user-day aggregates",
+	},
+	{
+		.name = "features",
+		.code_version = "1",
+		.config_sections = "features",
+		.inputs = { "ingest", NULL },
+		.flags = STAGE_USES_AS_OF,
+		.run = stage_features_run,
+		.summary = "early-window features, labels per horizon and the install-date split",
+	},
+};
+const size_t stage_count = sizeof(stage_table) / sizeof(stage_table[0]);
+
+int stage_find(const char *name)
+{
+	for (size_t i = 0; i < stage_count; i++)
+		if (strcmp(stage_table[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int stage_table_check(struct ltv_err *err)
+{
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage *s = &stage_table[i];
+
+		if (!s->name || !s->run || !s->code_version || !s->config_sections)
+			return err_set(err, LTV_EINTERNAL, "stage table entry %zu is incomplete", i);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(stage_table[j].name, s->name) == 0)
+				return err_set(err, LTV_EINTERNAL, "stage '%s' is listed twice", s->name);
+		for (size_t k = 0; k < STAGE_MAX_INPUTS && s->inputs[k]; k++) {
+			int idx = stage_find(s->inputs[k]);
+
+			/* An input must be an earlier stage: that rules out cycles too. */
+			if (idx < 0 || (size_t)idx >= i)
+				return err_set(err, LTV_EINTERNAL,
+					       "stage '%s' reads '%s', which is not an earlier stage",
+					       s->name, s->inputs[k]);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,236 @@
+/*
+ * Frames and their registry storage (format in include/ltv/frame.h). Columns
+ * are written as raw little-endian doubles because a million-row column is
+ * read and written whole; x86-64 and aarch64 are little-endian, and the blob
+ * header's magic would reject anything else.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/blob.h"
+#include "ltv/frame.h"
+#include "ltv/registry.h"
+
+#define FRAME_MAGIC "LTVFRAM1"
+#define COLUMN_MAGIC "LTVCOLF1"
+#define DICT_MAGIC "LTVDICT1"
+
+void frame_init(struct frame *f, size_t n_rows)
+{
+	memset(f, 0, sizeof(*f));
+	f->n_rows = n_rows;
+}
+
+void frame_release(struct frame *f)
+{
+	for (size_t j = 0; j < f->n_cols; j++) {
+		free(f->names[j]);
+		free(f->cols[j]);
+	}
+	free(f->names);
+	free(f->cols);
+	memset(f, 0, sizeof(*f));
+}
+
+double *frame_add_column(struct frame *f, const char *name)
+{
+	f->names = xrealloc(f->names, (f->n_cols + 1) * sizeof(char *));
+	f->cols = xrealloc(f->cols, (f->n_cols + 1) * sizeof(double *));
+	f->names[f->n_cols] = xstrdup(name);
+	f->cols[f->n_cols] = xcalloc(f->n_rows ? f->n_rows : 1, sizeof(double));
+	return f->cols[f->n_cols++];
+}
+
+double *frame_column(const struct frame *f, const char *name)
+{
+	for (size_t j = 0; j < f->n_cols; j++)
+		if (strcmp(f->names[j], name) == 0)
+			return f->cols[j];
+	return NULL;
+}
+
+void frame_hash(const struct frame *f, struct hasher *h)
+{
+	hasher_add_i64(h, (int64_t)f->n_rows);
+	for (size_t j = 0; j < f->n_cols; j++) {
+		hasher_add_str(h, f->names[j]);
+		hasher_update(h, f->cols[j], f->n_rows * sizeof(double));
+	}
+}
+
+int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
+	       struct ltv_err *err)
+{
+	struct blob_writer w;
+	uint8_t *data;
+	size_t len;
+	int ret = 0;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, FRAME_MAGIC, 1);
+	blob_put_u64(&w, f->n_rows);
+	blob_put_u32(&w, (uint32_t)f->n_cols);
+	for (size_t j = 0; j < f->n_cols; j++)
+		blob_put_str(&w, f->names[j]);
+	data = blob_writer_detach(&w, &len);
+	ret = registry_blob_put(reg, artefact_id, "frame", data, len, err);
+	free(data);
+	for (size_t j = 0; j < f->n_cols && ret == 0; j++) {
+		char key[300];
+
+		blob_put_header(&w, COLUMN_MAGIC, 1);
+		blob_put_u64(&w, f->n_rows);
+		blob_put_bytes(&w, f->cols[j], f->n_rows * sizeof(double));
+		data = blob_writer_detach(&w, &len);
+		snprintf(key, sizeof(key), "col:%s", f->names[j]);
+		ret = registry_blob_put(reg, artefact_id, key, data, len, err);
+		free(data);
+	}
+	return ret;
+}
+
+static int load_column(struct registry *reg, int64_t artefact_id, const char *name,
+		       size_t n_rows, double *dst, struct ltv_err *err)
+{
+	struct blob_reader r;
+	char key[300];
+	void *data = NULL;
+	size_t len;
+	uint32_t version;
+	int ret;
+
+	snprintf(key, sizeof(key), "col:%s", name);
+	ret = registry_blob_get(reg, artefact_id, key, &data, &len, err);
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, COLUMN_MAGIC, 1, &version, err);
+	if (ret == 0 && blob_get_u64(&r) != n_rows)
+		ret = err_set(err, LTV_EINVAL, "column '%s' of artefact %lld has the wrong row count",
+			      name, (long long)artefact_id);
+	if (ret == 0)
+		ret = blob_get_bytes(&r, dst, n_rows * sizeof(double));
+	if (ret == 0)
+		ret = blob_reader_status(&r, key, err);
+	free(data);
+	return ret;
+}
+
+int frame_load(struct registry *reg, int64_t artefact_id, const char *const *names,
+	       struct frame *out, struct ltv_err *err)
+{
+	struct blob_reader r;
+	void *data = NULL;
+	size_t len, n_cols;
+	char **stored = NULL;
+	uint32_t version;
+	int ret;
+
+	frame_init(out, 0);
+	ret = registry_blob_get(reg, artefact_id, "frame", &data, &len, err);
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, FRAME_MAGIC, 1, &version, err);
+	if (ret < 0)
+		goto out;
+	out->n_rows = (size_t)blob_get_u64(&r);
+	n_cols = blob_get_u32(&r);
+	stored = xcalloc(n_cols + 1, sizeof(char *));
+	for (size_t j = 0; j < n_cols && !r.failed; j++)
+		stored[j] = blob_get_str(&r);
+	ret = blob_reader_status(&r, "frame index", err);
+	if (ret < 0)
+		goto out;
+	for (size_t j = 0; names ? names[j] != NULL : j < n_cols; j++) {
+		const char *name = names ? names[j] : stored[j];
+		int found = 0;
+
+		for (size_t k = 0; k < n_cols; k++)
+			found |= strcmp(stored[k], name) == 0;
+		if (!found) {
+			ret = err_set(err, LTV_ENOTFOUND, "artefact %lld has no column '%s'",
+				      (long long)artefact_id, name);
+			goto out;
+		}
+		ret = load_column(reg, artefact_id, name, out->n_rows, frame_add_column(out, name), err);
+		if (ret < 0)
+			goto out;
+	}
+out:
+	if (stored)
+		frame_free_dict(stored, n_cols);
+	free(data);
+	if (ret < 0)
+		frame_release(out);
+	return ret;
+}
+
+int frame_save_dict(struct registry *reg, int64_t artefact_id, const char *name,
+		    char *const *values, size_t n, struct ltv_err *err)
+{
+	struct blob_writer w;
+	char key[300];
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, DICT_MAGIC, 1);
+	blob_put_u64(&w, n);
+	for (size_t i = 0; i < n; i++)
+		blob_put_str(&w, values[i]);
+	data = blob_writer_detach(&w, &len);
+	snprintf(key, sizeof(key), "dict:%s", name);
+	ret = registry_blob_put(reg, artefact_id, key, data, len, err);
+	free(data);
+	return ret;
+}
+
+int frame_load_dict(struct registry *reg, int64_t artefact_id, const char *name,
+		    char ***out_values, size_t *out_n, struct ltv_err *err)
+{
+	struct blob_reader r;
+	char key[300];
+	void *data = NULL;
+	size_t len, n;
+	uint32_t version;
+	char **values = NULL;
+	int ret;
+
+	snprintf(key, sizeof(key), "dict:%s", name);
+	ret = registry_blob_get(reg, artefact_id, key, &data, &len, err);
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, DICT_MAGIC, 1, &version, err);
+	if (ret < 0)
+		goto out;
+	n = (size_t)blob_get_u64(&r);
+	if (r.failed || n > len) {
+		ret = blob_reader_status(&r, key, err);
+		goto out;
+	}
+	values = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n && !r.failed; i++)
+		values[i] = blob_get_str(&r);
+	ret = blob_reader_status(&r, key, err);
+	if (ret < 0) {
+		frame_free_dict(values, n);
+		goto out;
+	}
+	*out_values = values;
+	*out_n = n;
+out:
+	free(data);
+	return ret;
+}
+
+void frame_free_dict(char **values, size_t n)
+{
+	if (!values)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(values[i]);
+	free(values);
+}

@@ -1,0 +1,350 @@
+/*
+ * ltvpipe's driver: a table of subcommands (git's cmd_struct). The dispatcher
+ * does what a command's flags ask — load the configuration, apply --set
+ * overrides, validate — so each handler only does its own job. Only main
+ * prints an error and picks the exit code: 0 ok, 1 failure, 2 usage/config.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "ltv/config.h"
+#include "ltv/gbt.h"
+#include "ltv/generate.h"
+#include "ltv/log.h"
+#include "ltv/registry.h"
+#include "ltv/runner.h"
+#include "ltv/stage.h"
+#include "ltv/timeutil.h"
+
+enum command_flags {
+	CMD_NEEDS_CONFIG = 1 << 0, /* parse --config/--set and validate before the handler */
+};
+
+struct command_args {
+	int argc;
+	char **argv;
+	struct config *cfg;
+	struct ltv_err *err;
+};
+
+struct command {
+	const char *name;
+	int (*fn)(struct command_args *args);
+	unsigned flags;
+	const char *summary;
+	const char *usage;
+};
+
+static const struct command *find_command(const char *name);
+
+static const char config_usage[] =
+	"  --config F          configuration file (default config/ltvpipe.yaml)\n"
+	"  --set KEY=VALUE     override one configuration value for this run, e.g.\n"
+	"                      --set features.obs_days=3 (repeatable; part of the fingerprint)\n";
+
+static int usage_error(struct ltv_err *err, const char *cmd, const char *what)
+{
+	return err_set(err, LTV_EUSAGE, "%s: %s; see 'ltvpipe %s --help'", cmd, what, cmd);
+}
+
+static int parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
+{
+	if (time_parse_iso8601(text, out) < 0)
+		return err_set(err, LTV_EUSAGE,
+			       "--as-of '%s' is not an ISO 8601 date or date-time (e.g. 2025-06-30 or "
+			       "2025-06-30T12:00:00Z)", text);
+	return 0;
+}
+
+/* ---- run ---- */
+
+static int cmd_run(struct command_args *a)
+{
+	static const struct option long_opts[] = {
+		{ "as-of", required_argument, NULL, 'a' }, { "only", required_argument, NULL, 'o' },
+		{ "from", required_argument, NULL, 'f' },  { "to", required_argument, NULL, 't' },
+		{ "force", no_argument, NULL, 'F' },       { "dry-run", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run_options opts = { .as_of = INT64_MIN };
+	char command[1024] = "ltvpipe";
+	int c, ret;
+
+	for (int i = 0; i < a->argc; i++) {
+		size_t len = strlen(command);
+
+		snprintf(command + len, sizeof(command) - len, " %s", a->argv[i]);
+	}
+	opts.command = command;
+	optind = 1;
+	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			ret = parse_as_of(optarg, &opts.as_of, a->err);
+			if (ret < 0)
+				return ret;
+			break;
+		case 'o': opts.only = optarg; break;
+		case 'f': opts.from = optarg; break;
+		case 't': opts.to = optarg; break;
+		case 'F': opts.force = 1; break;
+		case 'n': opts.dry_run = 1; break;
+		default: return usage_error(a->err, "run", "unknown option");
+		}
+	}
+	if (optind < a->argc)
+		return usage_error(a->err, "run", "unexpected argument");
+	return runner_run(a->cfg, &opts, stdout, a->err);
+}
+
+/* ---- status ---- */
+
+static int cmd_status(struct command_args *a)
+{
+	static const struct option long_opts[] = {
+		{ "as-of", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int64_t as_of = INT64_MIN;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+		if (c != 'a')
+			return usage_error(a->err, "status", "unknown option");
+		ret = parse_as_of(optarg, &as_of, a->err);
+		if (ret < 0)
+			return ret;
+	}
+	return runner_status(a->cfg, as_of, stdout, a->err);
+}
+
+/* ---- generate ---- */
+
+static int parse_count(const char *text, const char *flag, uint64_t *out, struct ltv_err *err)
+{
+	int64_t v;
+
+	if (parse_int64(text, &v) < 0 || v < 1)
+		return err_set(err, LTV_EUSAGE, "generate: %s '%s' must be a whole number >= 1", flag, text);
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static int cmd_generate(struct command_args *a)
+{
+	static const struct option long_opts[] = {
+		{ "users", required_argument, NULL, 'u' }, { "seed", required_argument, NULL, 's' },
+		{ "out", required_argument, NULL, 'o' },   { "start", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct generate_param p;
+	struct generate_stats st;
+	const char *out_dir = "data", *why;
+	double started = now_seconds();
+	int c, ret;
+
+	generate_param_init(&p);
+	optind = 1;
+	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			ret = parse_count(optarg, "--users", &p.n_users, a->err);
+			if (ret < 0)
+				return ret;
+			break;
+		case 's': {
+			int64_t seed;
+
+			if (parse_int64(optarg, &seed) < 0 || seed < 0)
+				return err_set(a->err, LTV_EUSAGE, "generate: --seed '%s' must be a whole number >= 0", optarg);
+			p.seed = (uint64_t)seed;
+			break;
+		}
+		case 'o': out_dir = optarg; break;
+		case 'd': p.start_date = optarg; break;
+		default: return usage_error(a->err, "generate", "unknown option");
+		}
+	}
+	if (optind < a->argc)
+		return usage_error(a->err, "generate", "unexpected argument");
+	why = generate_param_check(&p);
+	if (why)
+		return err_set(a->err, LTV_EUSAGE, "generate: %s", why);
+	ret = generate_sample(&p, out_dir, &st, a->err);
+	if (ret < 0)
+		return ret;
+	printf("generated %llu users and %llu events in %.1f s: %s/users.csv, %s/events.csv\n",
+	       (unsigned long long)st.n_users, (unsigned long long)st.n_events,
+	       now_seconds() - started, out_dir, out_dir);
+	printf("  %d apps, %d campaigns, installs from %s, data to %s\n", st.n_apps, st.n_campaigns,
+	       st.span_start, st.data_end);
+	printf("  payers %.2f%%, revenue %.2f, acquisition cost %.2f (currency of the sample: USD)\n",
+	       st.n_users ? 100.0 * (double)st.n_payers / (double)st.n_users : 0.0,
+	       st.total_revenue, st.total_cost);
+	return 0;
+}
+
+/* ---- help and version ---- */
+
+static const struct command commands[] = {
+	{ "run", cmd_run, CMD_NEEDS_CONFIG, "run the pipeline's stages, skipping those up to date",
+	  "usage: ltvpipe run [--config F] [--set K=V]... [--as-of DATE] [--only S[,S]] [--from S]\n"
+	  "                   [--to S] [--force] [--dry-run]\n\n"
+	  "Runs the stages in order. A stage whose fingerprint (its code version, config\n"
+	  "section, as_of and the content of its inputs) matches a stored artefact is\n"
+	  "skipped: 'features: up to date (v3)'. Each stage commits in one transaction.\n\n"
+	  "  --as-of DATE        data cut-off (ISO 8601); default: the latest event ingested\n"
+	  "  --only S[,S]        run only these stages (their inputs must exist)\n"
+	  "  --from S, --to S    run the stages from S on, or up to S\n"
+	  "  --force             rerun the selected stages even when up to date\n"
+	  "  --dry-run           print what would run and why; change nothing\n" },
+	{ "status", cmd_status, CMD_NEEDS_CONFIG,
+	  "show each stage's current version and whether it is fresh or stale",
+	  "usage: ltvpipe status [--config F] [--set K=V]... [--as-of DATE]\n\n"
+	  "For each stage: its current artefact version, when and by which run it was made,\n"
+	  "whether it is fresh or stale (and why) for the present config and data, and\n"
+	  "its recorded metrics.\n" },
+	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
+	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--out DIR]\n\n"
+	  "Writes DIR/users.csv and DIR/events.csv (default DIR: data): several apps,\n"
+	  "dozens of named campaigns, a few percent payers with heavy-tailed spend,\n"
+	  "decaying activity and costs per install by network, country and platform.\n"
+	  "Deterministic for a seed. Defaults: 20000 users, seed 42.\n" },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void print_help(FILE *out)
+{
+	fprintf(out, "usage: ltvpipe <command> [options]\n\n"
+		     "Trains and scores customer lifetime value (LTV) models; every artefact is\n"
+		     "versioned in one SQLite registry (default models/registry.sqlite).\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nstages (ltvpipe run):\n");
+	for (size_t i = 0; i < stage_count; i++)
+		fprintf(out, "  %-10s %s\n", stage_table[i].name, stage_table[i].summary);
+	fprintf(out, "\n'ltvpipe <command> --help' describes a command. '--version' prints versions.\n"
+		     "Exit codes: 0 success, 1 a stage or command failed, 2 usage or config error.\n");
+}
+
+static void print_version(void)
+{
+	printf("ltvpipe %s\n", LTV_VERSION);
+	printf("  registry schema %d\n", REGISTRY_SCHEMA_VERSION);
+	printf("  SQLite %s\n", registry_sqlite_version());
+	printf("  libyaml %s\n", config_yaml_version());
+	printf("  XGBoost %s\n", gbt_version_string());
+	printf("  OpenBLAS %s\n", openblas_get_config());
+}
+
+/*
+ * Pulls --config and --set out of argv (they are common to every command that
+ * reads the configuration), loads the file and applies the overrides in order.
+ */
+static int load_config(int *argc, char **argv, struct config *cfg, struct ltv_err *err)
+{
+	const char *path = NULL;
+	const char **sets = xcalloc((size_t)*argc + 1, sizeof(char *));
+	size_t n_sets = 0;
+	int out = 0, ret = 0;
+
+	for (int i = 0; i < *argc; i++) {
+		const char *arg = argv[i];
+		const char *value = NULL;
+		int is_config = strncmp(arg, "--config", 8) == 0 && (arg[8] == '\0' || arg[8] == '=');
+		int is_set = strncmp(arg, "--set", 5) == 0 && (arg[5] == '\0' || arg[5] == '=');
+
+		if (!is_config && !is_set) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		value = strchr(arg, '=') ? strchr(arg, '=') + 1 : (i + 1 < *argc ? argv[++i] : NULL);
+		if (!value) {
+			ret = err_set(err, LTV_EUSAGE, "%s needs a value", is_config ? "--config" : "--set");
+			goto done;
+		}
+		if (is_config)
+			path = value;
+		else
+			sets[n_sets++] = value;
+	}
+	*argc = out;
+	config_init_defaults(cfg);
+	if (path || access("config/ltvpipe.yaml", R_OK) == 0)
+		ret = config_load_file(cfg, path ? path : "config/ltvpipe.yaml", err);
+	for (size_t i = 0; i < n_sets && ret == 0; i++)
+		ret = config_apply_override(cfg, sets[i], err);
+	if (ret == 0)
+		ret = config_validate(cfg, err);
+	if (ret == 0)
+		log_level_parse(cfg->run.log_level, &log_level_current);
+done:
+	free(sets);
+	return ret;
+}
+
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ltv_err err = { 0 };
+	struct config cfg;
+	const struct command *cmd;
+	int have_config = 0, ret;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		print_help(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		print_version();
+		return 0;
+	}
+	cmd = find_command(argv[1]);
+	if (!cmd) {
+		fprintf(stderr, "ltvpipe: '%s' is not a command; see 'ltvpipe --help'\n", argv[1]);
+		return 2;
+	}
+	if (wants_help(argc - 1, argv + 1)) {
+		printf("%s\n", cmd->usage);
+		if (cmd->flags & CMD_NEEDS_CONFIG)
+			printf("configuration:\n%s", config_usage);
+		return 0;
+	}
+	log_hook_xgboost();
+	struct command_args args = { argc - 1, argv + 1, &cfg, &err };
+	if (cmd->flags & CMD_NEEDS_CONFIG) {
+		ret = load_config(&args.argc, args.argv, &cfg, &err);
+		have_config = 1;
+		if (ret < 0)
+			goto out;
+	}
+	ret = cmd->fn(&args);
+out:
+	if (ret < 0)
+		fprintf(stderr, "ltvpipe %s: error: %s\n", cmd->name, err.msg);
+	if (have_config)
+		config_release(&cfg);
+	return ltv_exit_code(ret);
+}

@@ -1,0 +1,563 @@
+/*
+ * BG/NBD model: maximum-likelihood fit of (r, alpha, a, b) from per-customer
+ * (x, t_x, T) summaries, the conditional expectation of future transactions
+ * and P(alive). The fit works in log-parameters so the optimiser is
+ * unconstrained: a simplex search finds the basin robustly from a crude start,
+ * then BFGS with the analytic gradient polishes it to a tight gradient norm.
+ * The Gaussian hypergeometric function in the conditional expectation is
+ * summed here rather than by GSL, so scoring needs no global error handler
+ * and can run in parallel.
+ */
+#include <assert.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_multimin.h>
+#include <gsl/gsl_sf_psi.h>
+#include <gsl/gsl_vector.h>
+
+#include "ltv/bgnbd.h"
+#include "ltv/blob.h"
+
+#define N_PARAMS 4
+#define FORMAT_VERSION 1
+/* exp(+-25) is far outside any sensible fit: beyond it the optimum has run off. */
+#define LOG_PARAM_LIMIT 25.0
+/* Returned instead of a non-finite objective: nmsimplex2 rejects inf and NaN. */
+#define BAD_OBJECTIVE 1e10
+#define HYP_MAX_TERMS 10000000L
+/* Within this of a = 1, eq. (10) is 0/0; it is taken as the mean of a = 1 +- this. */
+#define A_NEAR_ONE 1e-6
+
+enum { P_R, P_ALPHA, P_A, P_B };
+
+void bgnbd_param_init(struct bgnbd_param *param)
+{
+	assert(param);
+	param->max_iter = 2000;
+	param->grad_tol = 1e-6;
+}
+
+const char *bgnbd_param_check(const struct bgnbd_param *param)
+{
+	if (!param)
+		return "no parameters given";
+	if (param->max_iter < 1)
+		return "max_iter must be at least 1";
+	if (!(param->grad_tol > 0) || !isfinite(param->grad_tol))
+		return "grad_tol must be a positive number";
+	return NULL;
+}
+
+static int check_row(double x, double t_x, double T, size_t row, struct ltv_err *err)
+{
+	if (!isfinite(x) || x < 0 || x != floor(x))
+		return err_set(err, LTV_EINVAL,
+			       "bgnbd: row %zu: x = %g is not a whole number >= 0 of repeat transactions",
+			       row, x);
+	if (!isfinite(T) || T < 0)
+		return err_set(err, LTV_EINVAL, "bgnbd: row %zu: T = %g is not a time >= 0", row, T);
+	if (!isfinite(t_x) || t_x < 0 || t_x > T)
+		return err_set(err, LTV_EINVAL,
+			       "bgnbd: row %zu: t_x = %g must lie in [0, T = %g]", row, t_x, T);
+	return 0;
+}
+
+int bgnbd_data_check(const struct bgnbd_data *data, struct ltv_err *err)
+{
+	assert(data);
+	if (data->n == 0)
+		return err_set(err, LTV_EINVAL, "bgnbd: no customers to fit on");
+	if (!data->x || !data->t_x || !data->T)
+		return err_set(err, LTV_EINVAL, "bgnbd: x, t_x and T arrays are all required");
+	for (size_t i = 0; i < data->n; i++) {
+		int ret = check_row(data->x[i], data->t_x[i], data->T[i], i, err);
+
+		if (ret < 0)
+			return ret;
+		if (data->weight && (!isfinite(data->weight[i]) || !(data->weight[i] > 0)))
+			return err_set(err, LTV_EINVAL,
+				       "bgnbd: row %zu: weight %g must be a positive number",
+				       i, data->weight[i]);
+	}
+	return 0;
+}
+
+static double lngamma(double v)
+{
+	int sign;
+
+	return lgamma_r(v, &sign);
+}
+
+/*
+ * One customer's log-likelihood at p = (r, alpha, a, b):
+ *   ln[ B(a, b+x) / B(a, b) * Gamma(r+x) alpha^r / Gamma(r) ]
+ *   + ln[ (alpha+T)^-(r+x) + [x > 0] a/(b+x-1) (alpha+t_x)^-(r+x) ],
+ * the second bracket summed in log space (log-sum-exp). When grad is not
+ * NULL it receives d/dp of that value.
+ */
+static double row_log_lik(const double p[N_PARAMS], double x, double t_x, double T,
+			  double grad[N_PARAMS])
+{
+	const double r = p[P_R], alpha = p[P_ALPHA], a = p[P_A], b = p[P_B];
+	const double a1 = lngamma(r + x) - lngamma(r) + r * log(alpha);
+	const double a2 = lngamma(a + b) + lngamma(b + x) - lngamma(b) - lngamma(a + b + x);
+	const double a3 = -(r + x) * log(alpha + T);
+	double a4 = -INFINITY, top, w4 = 0, ll;
+
+	if (x > 0)
+		a4 = log(a) - log(b + x - 1) - (r + x) * log(alpha + t_x);
+	top = a3 > a4 ? a3 : a4;
+	ll = a1 + a2 + top + log(exp(a3 - top) + exp(a4 - top));
+	if (!grad)
+		return ll;
+
+	/* Share of the second bracket that comes from the "died after t_x" term. */
+	if (x > 0)
+		w4 = exp(a4 - top) / (exp(a3 - top) + exp(a4 - top));
+	grad[P_R] = gsl_sf_psi(r + x) - gsl_sf_psi(r) + log(alpha)
+		    - (1 - w4) * log(alpha + T) - w4 * log(alpha + t_x);
+	grad[P_ALPHA] = r / alpha - (1 - w4) * (r + x) / (alpha + T)
+			- w4 * (r + x) / (alpha + t_x);
+	grad[P_A] = gsl_sf_psi(a + b) - gsl_sf_psi(a + b + x) + (x > 0 ? w4 / a : 0);
+	grad[P_B] = gsl_sf_psi(a + b) + gsl_sf_psi(b + x) - gsl_sf_psi(b) - gsl_sf_psi(a + b + x)
+		    - (x > 0 ? w4 / (b + x - 1) : 0);
+	return ll;
+}
+
+/* Weighted log-likelihood and (when grad is not NULL) its gradient in p. */
+static double data_log_lik(const double p[N_PARAMS], const struct bgnbd_data *data,
+			   double grad[N_PARAMS])
+{
+	double ll = 0;
+
+	if (grad)
+		memset(grad, 0, N_PARAMS * sizeof(*grad));
+	for (size_t i = 0; i < data->n; i++) {
+		const double w = data->weight ? data->weight[i] : 1.0;
+		double g[N_PARAMS];
+
+		ll += w * row_log_lik(p, data->x[i], data->t_x[i], data->T[i], grad ? g : NULL);
+		if (grad)
+			for (int k = 0; k < N_PARAMS; k++)
+				grad[k] += w * g[k];
+	}
+	return ll;
+}
+
+struct objective {
+	const struct bgnbd_data *data;
+	double total_weight;
+};
+
+/*
+ * The optimiser minimises -LL / total weight over theta = log p: the mean
+ * keeps tolerances independent of the number of customers. Points beyond
+ * LOG_PARAM_LIMIT or with a non-finite value get BAD_OBJECTIVE and a
+ * gradient pointing back towards the origin.
+ */
+static void objective_eval(const gsl_vector *theta, void *ctx, double *out_f, gsl_vector *out_g)
+{
+	const struct objective *obj = ctx;
+	double p[N_PARAMS], grad[N_PARAMS], f;
+	int off = 0;
+
+	for (int k = 0; k < N_PARAMS; k++) {
+		const double v = gsl_vector_get(theta, (size_t)k);
+
+		if (!(fabs(v) <= LOG_PARAM_LIMIT))
+			off = 1;
+		p[k] = exp(v);
+	}
+	if (!off) {
+		f = -data_log_lik(p, obj->data, out_g ? grad : NULL) / obj->total_weight;
+		if (!isfinite(f))
+			off = 1;
+		for (int k = 0; out_g && k < N_PARAMS; k++)
+			if (!isfinite(grad[k]))
+				off = 1;
+	}
+	if (off) {
+		f = BAD_OBJECTIVE;
+		for (int k = 0; out_g && k < N_PARAMS; k++) {
+			const double v = gsl_vector_get(theta, (size_t)k);
+
+			grad[k] = isfinite(v) ? (v > 0 ? 1.0 : -1.0) : 0.0;
+		}
+	} else if (out_g) {
+		for (int k = 0; k < N_PARAMS; k++)
+			grad[k] = -grad[k] * p[k] / obj->total_weight;
+	}
+	if (out_f)
+		*out_f = f;
+	if (out_g)
+		for (int k = 0; k < N_PARAMS; k++)
+			gsl_vector_set(out_g, (size_t)k, grad[k]);
+}
+
+static double objective_f(const gsl_vector *theta, void *ctx)
+{
+	double f;
+
+	objective_eval(theta, ctx, &f, NULL);
+	return f;
+}
+
+static void objective_df(const gsl_vector *theta, void *ctx, gsl_vector *out_g)
+{
+	objective_eval(theta, ctx, NULL, out_g);
+}
+
+static void objective_fdf(const gsl_vector *theta, void *ctx, double *out_f, gsl_vector *out_g)
+{
+	objective_eval(theta, ctx, out_f, out_g);
+}
+
+/*
+ * Nelder-Mead then BFGS from theta; leaves the better of the two end points
+ * in theta, its objective in *out_f and gradient norm in *out_grad_norm.
+ * The caller has switched GSL's error handler off.
+ */
+static int minimise(struct objective *obj, const struct bgnbd_param *param,
+		    double theta[N_PARAMS], double *out_f, double *out_grad_norm,
+		    uint32_t *out_iter, struct ltv_err *err)
+{
+	gsl_multimin_function fn = { objective_f, N_PARAMS, obj };
+	gsl_multimin_function_fdf fdf = { objective_f, objective_df, objective_fdf, N_PARAMS, obj };
+	gsl_multimin_fminimizer *simplex = NULL;
+	gsl_multimin_fdfminimizer *bfgs = NULL;
+	gsl_vector *start = gsl_vector_alloc(N_PARAMS);
+	gsl_vector *step = gsl_vector_alloc(N_PARAMS);
+	gsl_vector *grad = gsl_vector_alloc(N_PARAMS);
+	double best_f;
+	uint32_t n_iter = 0;
+	int ret = 0;
+
+	simplex = gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, N_PARAMS);
+	bfgs = gsl_multimin_fdfminimizer_alloc(gsl_multimin_fdfminimizer_vector_bfgs2, N_PARAMS);
+	if (!start || !step || !grad || !simplex || !bfgs) {
+		ret = err_set(err, LTV_ENOMEM, "bgnbd: cannot allocate the GSL minimisers");
+		goto out;
+	}
+	for (int k = 0; k < N_PARAMS; k++)
+		gsl_vector_set(start, (size_t)k, theta[k]);
+	gsl_vector_set_all(step, 0.5);
+	if (gsl_multimin_fminimizer_set(simplex, &fn, start, step) != GSL_SUCCESS) {
+		ret = err_set(err, LTV_EMODEL, "bgnbd: cannot start the simplex search");
+		goto out;
+	}
+	for (int it = 0; it < param->max_iter; it++) {
+		n_iter++;
+		if (gsl_multimin_fminimizer_iterate(simplex) != GSL_SUCCESS)
+			break;
+		if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(simplex), 1e-8) == GSL_SUCCESS)
+			break;
+	}
+	best_f = gsl_multimin_fminimizer_minimum(simplex);
+	for (int k = 0; k < N_PARAMS; k++)
+		theta[k] = gsl_vector_get(gsl_multimin_fminimizer_x(simplex), (size_t)k);
+
+	gsl_vector_memcpy(start, gsl_multimin_fminimizer_x(simplex));
+	if (gsl_multimin_fdfminimizer_set(bfgs, &fdf, start, 0.01, 0.1) == GSL_SUCCESS) {
+		for (int it = 0; it < param->max_iter; it++) {
+			n_iter++;
+			/* GSL_ENOPROG: no further decrease possible, which is the optimum here. */
+			if (gsl_multimin_fdfminimizer_iterate(bfgs) != GSL_SUCCESS)
+				break;
+			if (gsl_multimin_test_gradient(gsl_multimin_fdfminimizer_gradient(bfgs),
+						       param->grad_tol * 0.01) == GSL_SUCCESS)
+				break;
+		}
+		if (gsl_multimin_fdfminimizer_minimum(bfgs) <= best_f) {
+			best_f = gsl_multimin_fdfminimizer_minimum(bfgs);
+			for (int k = 0; k < N_PARAMS; k++)
+				theta[k] = gsl_vector_get(gsl_multimin_fdfminimizer_x(bfgs), (size_t)k);
+		}
+	}
+	for (int k = 0; k < N_PARAMS; k++)
+		gsl_vector_set(start, (size_t)k, theta[k]);
+	objective_eval(start, obj, NULL, grad);
+	*out_f = best_f;
+	*out_grad_norm = 0;
+	for (int k = 0; k < N_PARAMS; k++)
+		*out_grad_norm += gsl_vector_get(grad, (size_t)k) * gsl_vector_get(grad, (size_t)k);
+	*out_grad_norm = sqrt(*out_grad_norm);
+	*out_iter = n_iter;
+out:
+	gsl_multimin_fdfminimizer_free(bfgs);
+	gsl_multimin_fminimizer_free(simplex);
+	gsl_vector_free(grad);
+	gsl_vector_free(step);
+	gsl_vector_free(start);
+	return ret;
+}
+
+int bgnbd_fit(const struct bgnbd_param *param, const struct bgnbd_data *data,
+	      struct bgnbd_model **out_model, struct ltv_err *err)
+{
+	struct objective obj = { data, 0 };
+	struct bgnbd_model *model = NULL;
+	gsl_error_handler_t *old_handler;
+	double theta[N_PARAMS], mean_T = 0, f = 0, grad_norm = 0;
+	uint32_t n_iter = 0;
+	const char *why;
+	int ret;
+
+	assert(data && out_model);
+	*out_model = NULL;
+	why = bgnbd_param_check(param);
+	if (why)
+		return err_set(err, LTV_EINVAL, "bgnbd: %s", why);
+	ret = bgnbd_data_check(data, err);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < data->n; i++) {
+		const double w = data->weight ? data->weight[i] : 1.0;
+
+		obj.total_weight += w;
+		mean_T += w * data->T[i];
+	}
+	mean_T /= obj.total_weight;
+
+	/* alpha is a time scale, so start it at the data's own scale. */
+	theta[P_R] = 0;
+	theta[P_ALPHA] = log(mean_T > 1e-8 ? mean_T : 1.0);
+	theta[P_A] = 0;
+	theta[P_B] = 0;
+	old_handler = gsl_set_error_handler_off();
+	ret = minimise(&obj, param, theta, &f, &grad_norm, &n_iter, err);
+	gsl_set_error_handler(old_handler);
+	if (ret < 0)
+		return ret;
+
+	for (int k = 0; k < N_PARAMS; k++)
+		if (!(fabs(theta[k]) < LOG_PARAM_LIMIT - 1))
+			return err_set(err, LTV_EMODEL,
+				       "bgnbd: fit ran off to r=%g alpha=%g a=%g b=%g; the data "
+				       "(%zu rows) do not identify the model, e.g. too few repeat buyers",
+				       exp(theta[P_R]), exp(theta[P_ALPHA]), exp(theta[P_A]),
+				       exp(theta[P_B]), data->n);
+	if (!(grad_norm <= param->grad_tol))
+		return err_set(err, LTV_EMODEL,
+			       "bgnbd: fit did not converge in %u iterations (gradient norm %g > "
+			       "grad_tol %g); raise max_iter or grad_tol",
+			       n_iter, grad_norm, param->grad_tol);
+
+	model = xcalloc(1, sizeof(*model));
+	model->r = exp(theta[P_R]);
+	model->alpha = exp(theta[P_ALPHA]);
+	model->a = exp(theta[P_A]);
+	model->b = exp(theta[P_B]);
+	model->log_lik = -f * obj.total_weight;
+	model->n_customers = obj.total_weight;
+	model->n_iter = n_iter;
+	*out_model = model;
+	return 0;
+}
+
+static void model_params(const struct bgnbd_model *model, double p[N_PARAMS])
+{
+	p[P_R] = model->r;
+	p[P_ALPHA] = model->alpha;
+	p[P_A] = model->a;
+	p[P_B] = model->b;
+}
+
+int bgnbd_log_lik(const struct bgnbd_model *model, const struct bgnbd_data *data,
+		  double *out_log_lik, struct ltv_err *err)
+{
+	double p[N_PARAMS];
+	int ret;
+
+	assert(model && data && out_log_lik);
+	ret = bgnbd_data_check(data, err);
+	if (ret < 0)
+		return ret;
+	model_params(model, p);
+	*out_log_lik = data_log_lik(p, data, NULL);
+	return 0;
+}
+
+double bgnbd_p_alive(const struct bgnbd_model *model, double x, double t_x, double T)
+{
+	assert(model);
+	if (x <= 0)
+		return 1.0;
+	return 1.0 / (1.0 + model->a / (model->b + x - 1)
+				    * exp((model->r + x) * (log(model->alpha + T)
+							    - log(model->alpha + t_x))));
+}
+
+/*
+ * Gauss series for 2F1(A, B; C; z), 0 <= z < 1, C > 0. Callers arrange
+ * C - A - B >= 0 so the terms decay at least like z^k / k. Stops once the
+ * terms' ratio is bounded by z from then on and the geometric bound on the
+ * tail is below rounding.
+ */
+static int hyp2f1_series(double A, double B, double C, double z, double *out_value)
+{
+	double term = 1.0, sum = 1.0;
+
+	for (long k = 0; k < HYP_MAX_TERMS; k++) {
+		const double kd = (double)k;
+
+		term *= (A + kd) * (B + kd) / ((C + kd) * (kd + 1)) * z;
+		sum += term;
+		if (term == 0)
+			break;
+		if (A + kd + 1 > 0 && B + kd + 1 > 0
+		    && (A + kd + 1) * (B + kd + 1) <= (C + kd + 1) * (kd + 2)
+		    && fabs(term) * z <= DBL_EPSILON * fabs(sum) * (1 - z))
+			break;
+		if (k == HYP_MAX_TERMS - 1)
+			return LTV_EMODEL;
+	}
+	*out_value = sum;
+	return 0;
+}
+
+/*
+ * (a+b+x-1)/(a-1) * [1 - G] with
+ * G = ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z). By Euler's
+ * transformation G also equals (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z);
+ * the two series' C-A-B are negatives of each other, and the one with
+ * C-A-B >= 0 converges fast near z = 1 where the other does not.
+ */
+static int expected_alive(double r, double alpha, double a, double b, double x, double T,
+			  double t, double *out_value)
+{
+	const double z = t / (alpha + T + t);
+	const double log_1mz = log(alpha + T) - log(alpha + T + t);
+	const double C = a + b + x - 1;
+	double F, G;
+	int ret;
+
+	if (r + x + 1 - a >= 0) {
+		ret = hyp2f1_series(a + b - 1 - r, a - 1, C, z, &F);
+		G = exp((a - 1) * log_1mz) * F;
+	} else {
+		ret = hyp2f1_series(r + x, b + x, C, z, &F);
+		G = exp((r + x) * log_1mz) * F;
+	}
+	if (ret < 0)
+		return ret;
+	*out_value = C / (a - 1) * (1 - G);
+	return 0;
+}
+
+int bgnbd_expected(const struct bgnbd_model *model, double x, double t_x, double T,
+		   double t, double *out_expected, struct ltv_err *err)
+{
+	double value = 0, lo = 0, hi = 0;
+	int ret;
+
+	assert(model && out_expected);
+	ret = check_row(x, t_x, T, 0, err);
+	if (ret < 0)
+		return ret;
+	if (!isfinite(t) || t < 0)
+		return err_set(err, LTV_EINVAL, "bgnbd: horizon t = %g is not a time >= 0", t);
+	if (t == 0) {
+		*out_expected = 0;
+		return 0;
+	}
+	if (fabs(model->a - 1) < A_NEAR_ONE) {
+		ret = expected_alive(model->r, model->alpha, 1 - A_NEAR_ONE, model->b, x, T, t, &lo);
+		if (ret == 0)
+			ret = expected_alive(model->r, model->alpha, 1 + A_NEAR_ONE, model->b, x, T,
+					     t, &hi);
+		value = 0.5 * (lo + hi);
+	} else {
+		ret = expected_alive(model->r, model->alpha, model->a, model->b, x, T, t, &value);
+	}
+	if (ret < 0)
+		return err_set(err, LTV_EMODEL,
+			       "bgnbd: hypergeometric series for t = %g, T = %g did not converge "
+			       "in %ld terms; use a coarser time unit", t, T, HYP_MAX_TERMS);
+	*out_expected = value * bgnbd_p_alive(model, x, t_x, T);
+	return 0;
+}
+
+int bgnbd_predict(const struct bgnbd_model *model, const struct bgnbd_data *data, double t,
+		  double *out_expected, double *out_p_alive, struct ltv_err *err)
+{
+	assert(model && data && out_expected);
+	for (size_t i = 0; i < data->n; i++) {
+		int ret = check_row(data->x[i], data->t_x[i], data->T[i], i, err);
+
+		if (ret == 0)
+			ret = bgnbd_expected(model, data->x[i], data->t_x[i], data->T[i], t,
+					     &out_expected[i], err);
+		if (ret < 0)
+			return ret;
+		if (out_p_alive)
+			out_p_alive[i] = bgnbd_p_alive(model, data->x[i], data->t_x[i], data->T[i]);
+	}
+	return 0;
+}
+
+int bgnbd_save(const struct bgnbd_model *model, uint8_t **out_data, size_t *out_len,
+	       struct ltv_err *err)
+{
+	struct blob_writer w;
+
+	(void)err;
+	assert(model && out_data && out_len);
+	blob_writer_init(&w);
+	blob_put_header(&w, "LTVBGNB1", FORMAT_VERSION);
+	blob_put_f64(&w, model->r);
+	blob_put_f64(&w, model->alpha);
+	blob_put_f64(&w, model->a);
+	blob_put_f64(&w, model->b);
+	blob_put_f64(&w, model->log_lik);
+	blob_put_f64(&w, model->n_customers);
+	blob_put_u32(&w, model->n_iter);
+	*out_data = blob_writer_detach(&w, out_len);
+	return 0;
+}
+
+int bgnbd_load(const void *data, size_t len, struct bgnbd_model **out_model,
+	       struct ltv_err *err)
+{
+	struct blob_reader r;
+	struct bgnbd_model m;
+	uint32_t version;
+	int ret;
+
+	assert(out_model);
+	*out_model = NULL;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, "LTVBGNB1", FORMAT_VERSION, &version, err);
+	if (ret < 0)
+		return ret;
+	m.r = blob_get_f64(&r);
+	m.alpha = blob_get_f64(&r);
+	m.a = blob_get_f64(&r);
+	m.b = blob_get_f64(&r);
+	m.log_lik = blob_get_f64(&r);
+	m.n_customers = blob_get_f64(&r);
+	m.n_iter = blob_get_u32(&r);
+	ret = blob_reader_status(&r, "bgnbd", err);
+	if (ret < 0)
+		return ret;
+	if (r.pos != len)
+		return err_set(err, LTV_EINVAL, "bgnbd: model blob has %zu trailing bytes",
+			       len - r.pos);
+	if (!(m.r > 0 && m.alpha > 0 && m.a > 0 && m.b > 0) || !isfinite(m.r)
+	    || !isfinite(m.alpha) || !isfinite(m.a) || !isfinite(m.b))
+		return err_set(err, LTV_EINVAL,
+			       "bgnbd: model blob holds invalid parameters r=%g alpha=%g a=%g b=%g",
+			       m.r, m.alpha, m.a, m.b);
+	*out_model = xmalloc(sizeof(**out_model));
+	**out_model = m;
+	return 0;
+}
+
+void bgnbd_free(struct bgnbd_model *model)
+{
+	free(model);
+}

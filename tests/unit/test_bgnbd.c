@@ -1,0 +1,501 @@
+/*
+ * Known-answer tests for the BG/NBD model on the CDNOW sample of Fader,
+ * Hardie & Lee (2005): 2,357 customers, calibration to 1997-09-30, weeks as
+ * the unit, same-day purchases merged. The published fit is r = 0.243,
+ * alpha = 4.414, a = 0.793, b = 2.426, LL = -9582.4; the paper's example
+ * customer (x = 2, t_x = 30.43, T = 38.86) expects 1.226 purchases in the
+ * next 39 weeks. Time is days / 7 with T counted to 1997-09-30 itself (as in
+ * Hardie's spreadsheet); counting to the end of that day gives LL -9589.9.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#include <gsl/gsl_sf_hyperg.h>
+
+#include "ltv/bgnbd.h"
+
+#define CAL_END_Y 1997
+#define CAL_END_M 9
+#define CAL_END_D 30
+
+struct purchase {
+	int64_t id;
+	int64_t day;
+	double sales;
+};
+
+struct cdnow {
+	size_t n;
+	double *x, *t_x, *T;
+	double total_x;
+};
+
+static struct cdnow cdnow_data;
+static int cdnow_loaded; /* 0 not tried, 1 loaded, -1 file absent */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int cmp_purchase(const void *pa, const void *pb)
+{
+	const struct purchase *a = pa, *b = pb;
+
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	return (a->day > b->day) - (a->day < b->day);
+}
+
+/* Reads cdnowElog.csv (masterid,sampleid,date,cds,sales) into purchases. */
+static struct purchase *read_elog(const char *path, size_t *out_n)
+{
+	FILE *f = fopen(path, "r");
+	struct purchase *rows = NULL;
+	size_t n = 0, cap = 0, line_no = 0;
+	char line[256];
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *field[5];
+		int64_t date;
+		int k = 0;
+
+		line_no++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line_no == 1 || !*line)
+			continue;
+		for (char *tok = strtok_r(line, ",", &save); tok && k < 5;
+		     tok = strtok_r(NULL, ",", &save))
+			field[k++] = tok;
+		assert_int_equal(k, 5);
+		ARRAY_GROW(rows, n + 1, cap);
+		assert_int_equal(parse_int64(field[0], &rows[n].id), 0);
+		assert_int_equal(parse_int64(field[2], &date), 0);
+		assert_int_equal(parse_double(field[4], &rows[n].sales), 0);
+		rows[n].day = days_from_civil(date / 10000, date / 100 % 100, date % 100);
+		n++;
+	}
+	fclose(f);
+	qsort(rows, n, sizeof(*rows), cmp_purchase);
+	*out_n = n;
+	return rows;
+}
+
+/* Per-customer (x, t_x, T) in weeks; NULL when the data set is not installed. */
+static const struct cdnow *cdnow(void)
+{
+	const int64_t cal_end = days_from_civil(CAL_END_Y, CAL_END_M, CAL_END_D);
+	const char *path;
+	struct purchase *rows;
+	size_t n_rows;
+	struct cdnow *c = &cdnow_data;
+
+	if (cdnow_loaded)
+		return cdnow_loaded > 0 ? c : NULL;
+	path = test_shared_path("cdnow/cdnowElog.csv");
+	if (!path) {
+		cdnow_loaded = -1;
+		return NULL;
+	}
+	rows = read_elog(path, &n_rows);
+	c->x = xmalloc(n_rows * sizeof(double));
+	c->t_x = xmalloc(n_rows * sizeof(double));
+	c->T = xmalloc(n_rows * sizeof(double));
+	for (size_t i = 0; i < n_rows;) {
+		const int64_t first = rows[i].day;
+		int64_t last = first, prev = first;
+		double x = 0;
+		size_t j = i + 1;
+
+		for (; j < n_rows && rows[j].id == rows[i].id; j++) {
+			if (rows[j].day == prev || rows[j].day > cal_end)
+				continue;
+			x++;
+			last = prev = rows[j].day;
+		}
+		c->x[c->n] = x;
+		c->t_x[c->n] = (double)(last - first) / 7.0;
+		c->T[c->n] = (double)(cal_end - first) / 7.0;
+		c->total_x += x;
+		c->n++;
+		i = j;
+	}
+	free(rows);
+	cdnow_loaded = 1;
+	return c;
+}
+
+static struct bgnbd_data cdnow_as_data(const struct cdnow *c)
+{
+	struct bgnbd_data d = { c->n, c->x, c->t_x, c->T, NULL };
+
+	return d;
+}
+
+static struct bgnbd_model published(void)
+{
+	struct bgnbd_model m = { 0.243, 4.414, 0.793, 2.426, 0, 0, 0 };
+
+	return m;
+}
+
+static void test_param_check(void **state)
+{
+	struct bgnbd_param param;
+
+	(void)state;
+	bgnbd_param_init(&param);
+	assert_null(bgnbd_param_check(&param));
+	param.max_iter = 0;
+	assert_non_null(bgnbd_param_check(&param));
+	bgnbd_param_init(&param);
+	param.grad_tol = 0;
+	assert_non_null(bgnbd_param_check(&param));
+	assert_non_null(bgnbd_param_check(NULL));
+}
+
+static void test_data_check(void **state)
+{
+	double x[2] = { 1, 0 }, t_x[2] = { 2, 0 }, T[2] = { 3, 1 }, w[2] = { 1, 2 };
+	struct bgnbd_data d = { 2, x, t_x, T, w };
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(bgnbd_data_check(&d, &err), 0);
+	x[0] = 1.5;
+	assert_int_equal(bgnbd_data_check(&d, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "row 0"));
+	x[0] = 1;
+	t_x[0] = 4;
+	assert_int_equal(bgnbd_data_check(&d, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "t_x"));
+	t_x[0] = 2;
+	w[1] = 0;
+	assert_int_equal(bgnbd_data_check(&d, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "row 1"));
+	d.n = 0;
+	assert_int_equal(bgnbd_data_check(&d, &err), LTV_EINVAL);
+}
+
+/* The summaries the paper's numbers rest on. */
+static void test_cdnow_summary(void **state)
+{
+	const struct cdnow *c = cdnow();
+
+	(void)state;
+	if (!c)
+		skip();
+	assert_int_equal(c->n, 2357);
+	assert_double_near(c->total_x, 2457, 0);
+	/* masterid 4, first row of the file, is the paper's example customer. */
+	assert_double_near(c->x[0], 2, 0);
+	assert_double_near(c->t_x[0], 30.43, 0.005);
+	assert_double_near(c->T[0], 38.86, 0.005);
+}
+
+static void test_log_lik_at_published(void **state)
+{
+	const struct cdnow *c = cdnow();
+	const struct bgnbd_model m = published();
+	struct bgnbd_data d;
+	struct ltv_err err = { 0 };
+	double ll = 0;
+
+	(void)state;
+	if (!c)
+		skip();
+	d = cdnow_as_data(c);
+	assert_int_equal(bgnbd_log_lik(&m, &d, &ll, &err), 0);
+	assert_double_near(ll, -9582.4, 0.05);
+}
+
+static void test_fit_cdnow(void **state)
+{
+	const struct cdnow *c = cdnow();
+	struct bgnbd_param param;
+	struct bgnbd_model *m = NULL;
+	struct bgnbd_data d;
+	struct ltv_err err = { 0 };
+	double ll = 0;
+
+	(void)state;
+	if (!c)
+		skip();
+	d = cdnow_as_data(c);
+	bgnbd_param_init(&param);
+	if (bgnbd_fit(&param, &d, &m, &err) < 0)
+		fail_msg("%s", err.msg);
+	print_message("bgnbd fit: r=%.17g alpha=%.17g a=%.17g b=%.17g LL=%.17g iter=%u\n",
+		      m->r, m->alpha, m->a, m->b, m->log_lik, m->n_iter);
+	/* Published to 3 decimals: the fit must round to the same digits. */
+	assert_double_near(m->r, 0.243, 0.0005);
+	assert_double_near(m->alpha, 4.414, 0.0005);
+	assert_double_near(m->a, 0.793, 0.0005);
+	assert_double_near(m->b, 2.426, 0.0005);
+	assert_double_near(m->log_lik, -9582.4, 0.05);
+	assert_double_near(m->n_customers, 2357, 0);
+	assert_int_equal(bgnbd_log_lik(m, &d, &ll, &err), 0);
+	assert_double_near(ll, m->log_lik, 1e-9 * fabs(ll));
+	bgnbd_free(m);
+}
+
+static int cmp_triple(const void *pa, const void *pb)
+{
+	const double *a = pa, *b = pb;
+
+	for (int k = 0; k < 3; k++)
+		if (a[k] != b[k])
+			return a[k] < b[k] ? -1 : 1;
+	return 0;
+}
+
+/* Identical (x, t_x, T) rows collapsed into one weighted row give the same fit. */
+static void test_fit_weights(void **state)
+{
+	const struct cdnow *c = cdnow();
+	struct bgnbd_param param;
+	struct bgnbd_model *flat = NULL, *agg = NULL;
+	struct bgnbd_data d;
+	struct ltv_err err = { 0 };
+	double *triples, *x, *t_x, *T, *w;
+	size_t n = 0;
+
+	(void)state;
+	if (!c)
+		skip();
+	triples = xmalloc(c->n * 3 * sizeof(double));
+	for (size_t i = 0; i < c->n; i++) {
+		triples[3 * i] = c->x[i];
+		triples[3 * i + 1] = c->t_x[i];
+		triples[3 * i + 2] = c->T[i];
+	}
+	qsort(triples, c->n, 3 * sizeof(double), cmp_triple);
+	x = xmalloc(c->n * sizeof(double));
+	t_x = xmalloc(c->n * sizeof(double));
+	T = xmalloc(c->n * sizeof(double));
+	w = xmalloc(c->n * sizeof(double));
+	for (size_t i = 0; i < c->n; i++) {
+		if (n > 0 && cmp_triple(&triples[3 * i], &triples[3 * (i - 1)]) == 0) {
+			w[n - 1]++;
+			continue;
+		}
+		x[n] = triples[3 * i];
+		t_x[n] = triples[3 * i + 1];
+		T[n] = triples[3 * i + 2];
+		w[n++] = 1;
+	}
+	assert_true(n < c->n / 2);
+
+	bgnbd_param_init(&param);
+	d = cdnow_as_data(c);
+	if (bgnbd_fit(&param, &d, &flat, &err) < 0)
+		fail_msg("%s", err.msg);
+	d = (struct bgnbd_data){ n, x, t_x, T, w };
+	if (bgnbd_fit(&param, &d, &agg, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_double_near(agg->n_customers, 2357, 0);
+	assert_double_near(agg->log_lik, flat->log_lik, 1e-6);
+	assert_double_near(agg->r, flat->r, 1e-5);
+	assert_double_near(agg->alpha, flat->alpha, 1e-4);
+	assert_double_near(agg->a, flat->a, 1e-5);
+	assert_double_near(agg->b, flat->b, 1e-4);
+	bgnbd_free(flat);
+	bgnbd_free(agg);
+	free(triples);
+	free(x);
+	free(t_x);
+	free(T);
+	free(w);
+}
+
+static void test_expected_paper_customer(void **state)
+{
+	const struct bgnbd_model m = published();
+	struct ltv_err err = { 0 };
+	double e = 0;
+
+	(void)state;
+	assert_int_equal(bgnbd_expected(&m, 2, 30.43, 38.86, 39, &e, &err), 0);
+	assert_double_near(e, 1.226, 0.0005);
+	assert_int_equal(bgnbd_expected(&m, 2, 30.43, 38.86, 0, &e, &err), 0);
+	assert_double_near(e, 0, 0);
+	assert_int_equal(bgnbd_expected(&m, 2, 40, 38.86, 39, &e, &err), LTV_EINVAL);
+	assert_int_equal(bgnbd_expected(&m, 2, 30, 38.86, -1, &e, &err), LTV_EINVAL);
+}
+
+/* Eq. (10) straight from the paper with GSL's 2F1, valid for moderate z. */
+static double expected_direct(const struct bgnbd_model *m, double x, double t_x, double T,
+			      double t)
+{
+	const double z = t / (m->alpha + T + t);
+	const double f = gsl_sf_hyperg_2F1(m->r + x, m->b + x, m->a + m->b + x - 1, z);
+	const double g = pow((m->alpha + T) / (m->alpha + T + t), m->r + x) * f;
+
+	return (m->a + m->b + x - 1) / (m->a - 1) * (1 - g) * bgnbd_p_alive(m, x, t_x, T);
+}
+
+/* Both series (Euler-transformed or not) against GSL, and a = 1 continuity. */
+static void test_expected_vs_gsl(void **state)
+{
+	struct bgnbd_model models[3] = { published(), published(), published() };
+	const double cases[][4] = {
+		{ 0, 0, 0, 39 }, { 0, 0, 20, 10 }, { 1, 3, 30, 52 },
+		{ 5, 25, 38, 20 }, { 12, 36, 38.5, 39 }, { 3, 1, 50, 100 },
+	};
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	models[1].a = 7.5; /* a > r + x + 1 for small x: the untransformed series */
+	models[2].b = 0.4;
+	models[2].r = 2.5;
+	for (size_t k = 0; k < 3; k++)
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			const double *c = cases[i];
+			double e = 0, want = expected_direct(&models[k], c[0], c[1], c[2], c[3]);
+
+			assert_int_equal(bgnbd_expected(&models[k], c[0], c[1], c[2], c[3], &e, &err), 0);
+			assert_double_near(e, want, 1e-9 * fabs(want) + 1e-12);
+		}
+
+	/* a = 1 is a removable 0/0; the value must sit between its neighbours. */
+	{
+		struct bgnbd_model m = published();
+		double lo = 0, mid = 0, hi = 0;
+
+		m.a = 1 - 1e-3;
+		assert_int_equal(bgnbd_expected(&m, 2, 20, 38, 39, &lo, &err), 0);
+		m.a = 1;
+		assert_int_equal(bgnbd_expected(&m, 2, 20, 38, 39, &mid, &err), 0);
+		m.a = 1 + 1e-3;
+		assert_int_equal(bgnbd_expected(&m, 2, 20, 38, 39, &hi, &err), 0);
+		assert_true(isfinite(mid));
+		assert_double_near(mid, 0.5 * (lo + hi), 1e-5);
+	}
+}
+
+/* Long horizons (z near 1) still converge and grow with t. */
+static void test_expected_long_horizon(void **state)
+{
+	const struct bgnbd_model m = published();
+	struct ltv_err err = { 0 };
+	double prev = 0;
+
+	(void)state;
+	for (double t = 10; t <= 1e5; t *= 10) {
+		double e = 0;
+
+		if (bgnbd_expected(&m, 0, 0, 1, t, &e, &err) < 0)
+			fail_msg("%s", err.msg);
+		assert_true(e > prev);
+		prev = e;
+	}
+}
+
+static void test_p_alive(void **state)
+{
+	const struct bgnbd_model m = published();
+	const double p = bgnbd_p_alive(&m, 2, 30.43, 38.86);
+
+	(void)state;
+	assert_double_near(bgnbd_p_alive(&m, 0, 0, 38), 1.0, 0);
+	assert_true(p > 0 && p < 1);
+	/* by hand: 1 / (1 + a/(b+1) ((alpha+T)/(alpha+t_x))^(r+2)) */
+	assert_double_near(p, 1 / (1 + 0.793 / 3.426 * pow(43.274 / 34.844, 2.243)), 1e-12);
+	/* A purchase just now means alive as far as the model can tell... */
+	assert_true(bgnbd_p_alive(&m, 2, 38.86, 38.86) > p);
+	/* ...and a long silence makes death likelier. */
+	assert_true(bgnbd_p_alive(&m, 2, 5, 38.86) < p);
+	assert_true(bgnbd_p_alive(&m, 2, 5, 38.86) > 0);
+}
+
+static void test_predict(void **state)
+{
+	double x[3] = { 0, 2, 5 }, t_x[3] = { 0, 30.43, 10 }, T[3] = { 20, 38.86, 38 };
+	struct bgnbd_data d = { 3, x, t_x, T, NULL };
+	const struct bgnbd_model m = published();
+	struct ltv_err err = { 0 };
+	double e[3], pa[3];
+
+	(void)state;
+	assert_int_equal(bgnbd_predict(&m, &d, 39, e, pa, &err), 0);
+	for (size_t i = 0; i < 3; i++) {
+		double one = 0;
+
+		assert_int_equal(bgnbd_expected(&m, x[i], t_x[i], T[i], 39, &one, &err), 0);
+		assert_double_near(e[i], one, 0);
+		assert_double_near(pa[i], bgnbd_p_alive(&m, x[i], t_x[i], T[i]), 0);
+	}
+	assert_double_near(e[1], 1.226, 0.0005);
+	t_x[2] = 40;
+	assert_int_equal(bgnbd_predict(&m, &d, 39, e, NULL, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "row 2"));
+}
+
+static void test_save_load(void **state)
+{
+	const struct bgnbd_model m = { 0.24270312345, 4.4135, 0.79291, 2.42588, -9582.43, 2357, 77 };
+	struct bgnbd_model *back = NULL;
+	struct ltv_err err = { 0 };
+	uint8_t *blob = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(bgnbd_save(&m, &blob, &len, &err), 0);
+	assert_int_equal(bgnbd_load(blob, len, &back, &err), 0);
+	assert_memory_equal(&back->r, &m.r, sizeof(double));
+	assert_memory_equal(&back->alpha, &m.alpha, sizeof(double));
+	assert_memory_equal(&back->a, &m.a, sizeof(double));
+	assert_memory_equal(&back->b, &m.b, sizeof(double));
+	assert_memory_equal(&back->log_lik, &m.log_lik, sizeof(double));
+	assert_double_near(back->n_customers, 2357, 0);
+	assert_int_equal(back->n_iter, 77);
+	bgnbd_free(back);
+	back = NULL;
+
+	assert_int_equal(bgnbd_load(blob, len - 1, &back, &err), LTV_EINVAL);
+	assert_null(back);
+	blob[0] = 'X';
+	assert_int_equal(bgnbd_load(blob, len, &back, &err), LTV_EINVAL);
+	assert_null(back);
+	free(blob);
+	bgnbd_free(NULL);
+}
+
+static int teardown_data(void **state)
+{
+	(void)state;
+	free(cdnow_data.x);
+	free(cdnow_data.t_x);
+	free(cdnow_data.T);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_param_check),
+		cmocka_unit_test(test_data_check),
+		cmocka_unit_test(test_cdnow_summary),
+		cmocka_unit_test(test_log_lik_at_published),
+		cmocka_unit_test(test_fit_cdnow),
+		cmocka_unit_test(test_fit_weights),
+		cmocka_unit_test(test_expected_paper_customer),
+		cmocka_unit_test(test_expected_vs_gsl),
+		cmocka_unit_test(test_expected_long_horizon),
+		cmocka_unit_test(test_p_alive),
+		cmocka_unit_test(test_predict),
+		cmocka_unit_test(test_save_load),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, teardown_data);
+}

@@ -1,0 +1,355 @@
+/*
+ * Known-answer tests for k-means: separable blobs, bit-identical fits across
+ * thread counts, empty clusters, the blob round-trip and the scaler maths.
+ */
+#include <math.h>
+
+#include "testutil.h"
+#include "ltv/kmeans.h"
+
+static uint64_t test_rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/* Standard normal by Box-Muller from a fixed-seed stream. */
+static double test_gauss(uint64_t *s)
+{
+	const double u1 = ((double)(test_rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
+	const double u2 = (double)(test_rng_next(s) >> 11) * 0x1.0p-53;
+
+	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* n_per rows around each of n_centres centres (row-major, d dims), sd 0.5; truth[i] = blob. */
+static double *make_blobs(const double *centres, size_t n_centres, size_t d, size_t n_per,
+			  uint64_t seed, int *truth)
+{
+	double *x = malloc(n_centres * n_per * d * sizeof(double));
+	uint64_t s = seed;
+
+	for (size_t i = 0; i < n_centres * n_per; i++) {
+		const size_t c = i % n_centres;
+		for (size_t j = 0; j < d; j++)
+			x[i * d + j] = centres[c * d + j] + 0.5 * test_gauss(&s);
+		if (truth)
+			truth[i] = (int)c;
+	}
+	return x;
+}
+
+static void test_scaler_maths(void **state)
+{
+	/* Column 0: 1, 3, 5 -> mean 3, population std sqrt(8/3); column 1 constant -> std 1. */
+	const double x[] = { 1, 10, 3, 10, 5, 10 };
+	double z[6], back[6];
+	struct scaler s;
+	struct ltv_err err;
+
+	(void)state;
+	assert_int_equal(scaler_fit(&s, x, 3, 2, &err), 0);
+	assert_double_near(s.mean[0], 3.0, 1e-15);
+	assert_double_near(s.mean[1], 10.0, 1e-15);
+	assert_double_near(s.std[0], sqrt(8.0 / 3.0), 1e-15);
+	assert_true(s.std[1] == 1.0);
+	scaler_transform(&s, x, 3, z);
+	/* (1 - 3) / 1.632993161855452 = -1.224744871391589 */
+	assert_double_near(z[0], -1.224744871391589, 1e-14);
+	assert_double_near(z[2], 0.0, 1e-15);
+	assert_double_near(z[4], 1.224744871391589, 1e-14);
+	assert_double_near(z[1], 0.0, 1e-15);
+	scaler_inverse(&s, z, 3, back);
+	for (int i = 0; i < 6; i++)
+		assert_double_near(back[i], x[i], 1e-13);
+	scaler_release(&s);
+	assert_null(s.mean);
+
+	const double bad[] = { 1, NAN };
+	assert_int_equal(scaler_fit(&s, bad, 1, 2, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "feature 1"));
+	assert_null(s.mean);
+}
+
+static void test_blobs_recovered(void **state)
+{
+	const double centres[] = { 0, 0, 6, 6, -6, 6 };
+	const size_t n = 900;
+	int truth[900], labels[900], pred[3];
+	double cent[6];
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	double *x = make_blobs(centres, 3, 2, 300, 7, truth);
+	int map[3] = { -1, -1, -1 };
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 3;
+	assert_null(kmeans_param_check(&p));
+	assert_int_equal(kmeans_fit(&p, x, n, 2, &m, labels, &err), 0);
+	assert_int_equal(m->k, 3);
+	kmeans_centroids_unscaled(m, cent);
+	/* Each true centre has exactly one fitted centroid within 0.1. */
+	for (int c = 0; c < 3; c++) {
+		int hits = 0;
+		for (int j = 0; j < 3; j++)
+			if (hypot(cent[j * 2] - centres[c * 2], cent[j * 2 + 1] - centres[c * 2 + 1]) < 0.1) {
+				hits++;
+				map[c] = j;
+			}
+		assert_int_equal(hits, 1);
+	}
+	assert_int_not_equal(map[0], map[1]);
+	assert_int_not_equal(map[0], map[2]);
+	assert_int_not_equal(map[1], map[2]);
+	/* Every row carries its own blob's cluster. */
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(labels[i], map[truth[i]]);
+	/* Predicting the true centres lands in the same clusters. */
+	assert_int_equal(kmeans_predict(m, centres, 3, 1, pred, NULL, &err), 0);
+	for (int c = 0; c < 3; c++)
+		assert_int_equal(pred[c], map[c]);
+	/* Inertia is the sum of squared standardised distances, as predict reports them. */
+	double d2[900], sum = 0.0;
+	int again[900];
+	assert_int_equal(kmeans_predict(m, x, n, 2, again, d2, &err), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(again[i], labels[i]);
+		sum += d2[i];
+	}
+	assert_double_near(sum, m->inertia, 1e-9 * m->inertia);
+	kmeans_free(m);
+	free(x);
+}
+
+static void test_threads_bit_identical(void **state)
+{
+	/* Enough rows for several blocks, so the per-block merge order is exercised. */
+	const double centres[] = { 0, 0, 0, 4, 0, 1, 0, 4, 2, 3, 3, 3 };
+	const size_t n = 4 * 6000;
+	int *l1 = malloc(n * sizeof(int)), *l2 = malloc(n * sizeof(int));
+	struct kmeans_param p;
+	struct kmeans_model *m1 = NULL, *m2 = NULL;
+	struct ltv_err err;
+	double *x = make_blobs(centres, 4, 3, 6000, 99, NULL);
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 6; /* more clusters than blobs: Lloyd has real work to do */
+	p.tol = 0.0;
+	p.max_iter = 30;
+	p.n_threads = 1;
+	assert_int_equal(kmeans_fit(&p, x, n, 3, &m1, l1, &err), 0);
+	p.n_threads = 2;
+	assert_int_equal(kmeans_fit(&p, x, n, 3, &m2, l2, &err), 0);
+	assert_true(m1->n_iter > 1);
+	assert_int_equal(m1->n_iter, m2->n_iter);
+	assert_memory_equal(m1->centroids, m2->centroids, 6 * 3 * sizeof(double));
+	assert_memory_equal(&m1->inertia, &m2->inertia, sizeof(double));
+	assert_memory_equal(l1, l2, n * sizeof(int));
+	kmeans_free(m1);
+	kmeans_free(m2);
+	free(x);
+	free(l1);
+	free(l2);
+}
+
+static void test_more_clusters_than_distinct_rows(void **state)
+{
+	/* 4 distinct points, 5 copies each, k = 6: two clusters must stay empty. */
+	const double pts[] = { 0, 0, 1, 0, 0, 1, 3, 3 };
+	double x[40], cent[12];
+	int labels[20];
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	int covered[4] = { 0 };
+
+	(void)state;
+	for (int i = 0; i < 20; i++) {
+		x[i * 2] = pts[(i % 4) * 2];
+		x[i * 2 + 1] = pts[(i % 4) * 2 + 1];
+	}
+	kmeans_param_init(&p);
+	p.k = 6;
+	assert_int_equal(kmeans_fit(&p, x, 20, 2, &m, labels, &err), 0);
+	/* Zero up to rounding: a mean of five equal values need not equal them to the last bit. */
+	assert_true(m->inertia <= 1e-25);
+	assert_true(m->n_iter < p.max_iter); /* converged rather than reseeding forever */
+	kmeans_centroids_unscaled(m, cent);
+	for (int j = 0; j < 6; j++) {
+		int on_point = 0;
+		for (int q = 0; q < 4; q++)
+			if (fabs(cent[j * 2] - pts[q * 2]) < 1e-12 &&
+			    fabs(cent[j * 2 + 1] - pts[q * 2 + 1]) < 1e-12)
+				on_point = 1;
+		assert_true(on_point);
+	}
+	for (int i = 0; i < 20; i++) {
+		const int j = labels[i];
+		assert_double_near(cent[j * 2], x[i * 2], 1e-12);
+		assert_double_near(cent[j * 2 + 1], x[i * 2 + 1], 1e-12);
+		covered[i % 4] = 1;
+		/* Copies of one point share a label. */
+		assert_int_equal(labels[i], labels[i % 4]);
+	}
+	assert_int_equal(covered[0] + covered[1] + covered[2] + covered[3], 4);
+	kmeans_free(m);
+
+	/* Fewer rows than clusters is an error, not a crash. */
+	p.k = 21;
+	assert_int_equal(kmeans_fit(&p, x, 20, 2, &m, NULL, &err), LTV_EINVAL);
+	assert_null(m);
+	assert_non_null(strstr(err.msg, "20 rows"));
+}
+
+static void test_empty_cluster_reseeded_to_farthest(void **state)
+{
+	/*
+	 * Start one centroid far from all data: it is empty after the first
+	 * assignment and must move to the farthest row, the outlier (10, 0).
+	 * Without the reseed it would stay at (100, 100) and the other centroid
+	 * would be the mean of all five rows, (2.4, 0.4).
+	 */
+	const double x[] = { 0, 0, 0, 1, 1, 0, 1, 1, 10, 0 };
+	const double init[] = { 0.5, 0.5, 100, 100 };
+	int labels[5];
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 2;
+	p.standardize = 0;
+	p.init_centroids = init;
+	assert_int_equal(kmeans_fit(&p, x, 5, 2, &m, labels, &err), 0);
+	assert_double_near(m->centroids[0], 0.5, 1e-12);
+	assert_double_near(m->centroids[1], 0.5, 1e-12);
+	assert_double_near(m->centroids[2], 10.0, 1e-12);
+	assert_double_near(m->centroids[3], 0.0, 1e-12);
+	/* Four corners at squared distance 0.5 each. */
+	assert_double_near(m->inertia, 2.0, 1e-12);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(labels[i], 0);
+	assert_int_equal(labels[4], 1);
+	kmeans_free(m);
+}
+
+static void test_save_load_round_trip(void **state)
+{
+	const double centres[] = { 0, 0, 6, 6, -6, 6 };
+	double *x = make_blobs(centres, 3, 2, 50, 3, NULL);
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL, *back = NULL;
+	struct ltv_err err;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int l1[150], l2[150];
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 3;
+	assert_int_equal(kmeans_fit(&p, x, 150, 2, &m, NULL, &err), 0);
+	kmeans_save(m, &buf, &len);
+	assert_memory_equal(buf, "LTVKMNS1", 8);
+	/* header 12 + k,d 16 + three arrays (8 + 8n each) + inertia 8 + n_iter 8 */
+	assert_int_equal(len, 12 + 16 + (8 + 16) + (8 + 16) + (8 + 48) + 16);
+	assert_int_equal(kmeans_load(buf, len, &back, &err), 0);
+	assert_int_equal(back->k, 3);
+	assert_int_equal(back->d, 2);
+	assert_int_equal(back->n_iter, m->n_iter);
+	assert_memory_equal(back->centroids, m->centroids, 6 * sizeof(double));
+	assert_memory_equal(back->scaler.mean, m->scaler.mean, 2 * sizeof(double));
+	assert_memory_equal(back->scaler.std, m->scaler.std, 2 * sizeof(double));
+	assert_memory_equal(&back->inertia, &m->inertia, sizeof(double));
+	assert_int_equal(kmeans_predict(m, x, 150, 1, l1, NULL, &err), 0);
+	assert_int_equal(kmeans_predict(back, x, 150, 1, l2, NULL, &err), 0);
+	assert_memory_equal(l1, l2, sizeof(l1));
+	kmeans_free(back);
+	back = NULL;
+
+	/* Truncated and foreign blobs are errors. */
+	assert_int_equal(kmeans_load(buf, len - 1, &back, &err), LTV_EINVAL);
+	assert_null(back);
+	assert_non_null(strstr(err.msg, "truncated"));
+	buf[0] = 'X';
+	assert_int_equal(kmeans_load(buf, len, &back, &err), LTV_EINVAL);
+	assert_null(back);
+	free(buf);
+	kmeans_free(m);
+	kmeans_free(NULL);
+	free(x);
+}
+
+static void test_cluster_means(void **state)
+{
+	const double x[] = { 0, 1, 2, 3 };
+	const int labels[] = { 0, 0, 1 };
+	const double values[] = { 1, 3, 10 };
+	const int bad_labels[] = { 0, 3, 1 };
+	double means[3];
+	size_t counts[3];
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 3;
+	assert_int_equal(kmeans_fit(&p, x, 4, 1, &m, NULL, &err), 0);
+	/* Cluster 2 is empty here and gets the overall mean (1 + 3 + 10) / 3. */
+	assert_int_equal(kmeans_cluster_means(m, labels, 3, values, means, counts, &err), 0);
+	assert_double_near(means[0], 2.0, 1e-15);
+	assert_double_near(means[1], 10.0, 1e-15);
+	assert_double_near(means[2], 14.0 / 3.0, 1e-15);
+	assert_int_equal(counts[0], 2);
+	assert_int_equal(counts[1], 1);
+	assert_int_equal(counts[2], 0);
+	assert_int_equal(kmeans_cluster_means(m, bad_labels, 3, values, means, NULL, &err),
+			 LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "row 1 has label 3"));
+	kmeans_free(m);
+}
+
+static void test_param_check(void **state)
+{
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	const double x[] = { 1, 2 };
+
+	(void)state;
+	kmeans_param_init(&p);
+	assert_null(kmeans_param_check(&p));
+	p.k = 0;
+	assert_string_equal(kmeans_param_check(&p), "k must be at least 1");
+	p.k = 1;
+	p.n_threads = 0;
+	assert_string_equal(kmeans_param_check(&p), "n_threads must be at least 1");
+	assert_int_equal(kmeans_fit(&p, x, 2, 1, &m, NULL, &err), LTV_EINVAL);
+	assert_null(m);
+	p.n_threads = 1;
+	p.tol = -1.0;
+	assert_non_null(kmeans_param_check(&p));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scaler_maths),
+		cmocka_unit_test(test_blobs_recovered),
+		cmocka_unit_test(test_threads_bit_identical),
+		cmocka_unit_test(test_more_clusters_than_distinct_rows),
+		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),
+		cmocka_unit_test(test_save_load_round_trip),
+		cmocka_unit_test(test_cluster_means),
+		cmocka_unit_test(test_param_check),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
