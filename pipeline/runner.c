@@ -7,6 +7,7 @@
  * text that was fingerprinted, which is what lets `status` and `--dry-run`
  * say *why* a stage is stale.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -365,6 +366,23 @@ static int build_metrics_json(struct stage_ctx *ctx, double seconds, char **out_
 	return 0;
 }
 
+/*
+ * Test hook: LTVPIPE_FAULT=<stage>:fail makes the stage fail after it has
+ * written its output but before the commit; <stage>:kill sends this process
+ * SIGKILL at that point. Tests use it to prove the registry survives both.
+ */
+static int injected_fault(const char *stage, struct ltv_err *err)
+{
+	const char *fault = getenv("LTVPIPE_FAULT");
+	size_t n = strlen(stage);
+
+	if (!fault || strncmp(fault, stage, n) != 0 || fault[n] != ':')
+		return 0;
+	if (strcmp(fault + n + 1, "kill") == 0)
+		raise(SIGKILL);
+	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
+}
+
 /* Runs one stage body and commits its output, or rolls everything back. */
 static int execute_stage(struct run_state *rs, int idx, const struct artefact_info **inputs,
 			 size_t n_inputs, struct ltv_err *err)
@@ -399,6 +417,8 @@ static int execute_stage(struct run_state *rs, int idx, const struct artefact_in
 	log_set_stage(s->name);
 	LOG(LOG_INFO, "running (%s)", p->reason);
 	ret = s->run(&ctx);
+	if (ret == 0)
+		ret = injected_fault(s->name, &ctx.err);
 	if (ret == 0 && !out.opened)
 		ret = err_set(&ctx.err, LTV_EINTERNAL, "stage wrote no output");
 	if (ret == 0) {
