@@ -121,8 +121,8 @@ static int check_stage_names(const char *list, const char *flag, struct ltv_err 
 
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (stage_find(tok) < 0) {
-			ret = err_set(err, LTV_EUSAGE, "%s: unknown stage '%s'; stages are: %s", flag,
-				      tok, "ingest, features");
+			ret = err_set(err, LTV_EUSAGE, "%s: unknown stage '%s'; 'ltvpipe --help' "
+				      "lists the stages", flag, tok);
 			break;
 		}
 	}

@@ -27,6 +27,15 @@ const struct stage stage_table[] = {
 		.run = stage_features_run,
 		.summary = "early-window features, labels per horizon and the install-date split",
 	},
+	{
+		.name = "tiers",
+		.code_version = "1",
+		.config_sections = "tiers",
+		.inputs = { "features", NULL },
+		.flags = STAGE_USES_AS_OF,
+		.run = stage_tiers_run,
+		.summary = "tier 1/2/3 per campaign by mature users and payers (table campaign_tiers)",
+	},
 };
 const size_t stage_count = sizeof(stage_table) / sizeof(stage_table[0]);
 

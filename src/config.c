@@ -26,6 +26,10 @@ struct config_key {
 	const char *defval;   /* parsed by set_value like any other value */
 };
 
+#define GBT_FEATURES \
+	"rev_window,rev_d0,rev_max_day,purchases_window,events_window" \
+	",events_d0,active_days_window,engagement,first_purchase_day,cost,window_days,app_ltv_te,campaign_ltv_te,campaign_payer_te,campaign_train_users_log"
+
 #define K(path, type, field, min, max, def) \
 	{ path, type, offsetof(struct config, field), min, max, def }
 
@@ -55,6 +59,39 @@ static const struct config_key key_table[] = {
 	K("features.target_horizon", KEY_INT, features.target_horizon, 1, 3650, "30"),
 	K("features.validation_days", KEY_INT, features.validation_days, 1, 3650, "28"),
 	K("features.encoding_smoothing", KEY_DOUBLE, features.encoding_smoothing, 0, 1e9, "20"),
+	K("tiers.tier1_min_users", KEY_INT, tiers.tier1_min_users, 1, 100000000, "500"),
+	K("tiers.tier1_min_payers", KEY_INT, tiers.tier1_min_payers, 0, 100000000, "20"),
+	K("tiers.tier2_min_users", KEY_INT, tiers.tier2_min_users, 1, 100000000, "50"),
+	K("tiers.tier2_min_payers", KEY_INT, tiers.tier2_min_payers, 0, 100000000, "3"),
+	K("hurdle.features", KEY_STR_LIST, hurdle.features, 0, 0, GBT_FEATURES),
+	K("hurdle.max_depth", KEY_INT, hurdle.max_depth, 1, 16, "6"),
+	K("hurdle.eta", KEY_DOUBLE, hurdle.eta, 0.001, 1, "0.1"),
+	K("hurdle.n_rounds", KEY_INT, hurdle.n_rounds, 1, 10000, "400"),
+	K("hurdle.early_stopping_rounds", KEY_INT, hurdle.early_stopping_rounds, 1, 1000, "20"),
+	K("hurdle.min_child_weight", KEY_DOUBLE, hurdle.min_child_weight, 0, 1e6, "5"),
+	K("hurdle.subsample", KEY_DOUBLE, hurdle.subsample, 0.01, 1, "0.8"),
+	K("hurdle.colsample_bytree", KEY_DOUBLE, hurdle.colsample_bytree, 0.01, 1, "0.8"),
+	K("hurdle.lambda", KEY_DOUBLE, hurdle.lambda, 0, 1e6, "1"),
+	K("hurdle.min_tier_users", KEY_INT, hurdle.min_tier_users, 1, 100000000, "2000"),
+	K("multiplier.features", KEY_STR_LIST, multiplier.features, 0, 0, GBT_FEATURES),
+	K("multiplier.max_depth", KEY_INT, multiplier.max_depth, 1, 16, "4"),
+	K("multiplier.eta", KEY_DOUBLE, multiplier.eta, 0.001, 1, "0.1"),
+	K("multiplier.n_rounds", KEY_INT, multiplier.n_rounds, 1, 10000, "300"),
+	K("multiplier.early_stopping_rounds", KEY_INT, multiplier.early_stopping_rounds, 1, 1000, "20"),
+	K("multiplier.min_child_weight", KEY_DOUBLE, multiplier.min_child_weight, 0, 1e6, "5"),
+	K("multiplier.subsample", KEY_DOUBLE, multiplier.subsample, 0.01, 1, "0.8"),
+	K("multiplier.colsample_bytree", KEY_DOUBLE, multiplier.colsample_bytree, 0.01, 1, "0.8"),
+	K("multiplier.lambda", KEY_DOUBLE, multiplier.lambda, 0, 1e6, "1"),
+	K("multiplier.min_tier_users", KEY_INT, multiplier.min_tier_users, 1, 100000000, "500"),
+	K("curves.shrinkage_users", KEY_DOUBLE, curves.shrinkage_users, 0, 1e9, "500"),
+	K("curves.min_cohort_users", KEY_INT, curves.min_cohort_users, 1, 100000000, "30"),
+	K("lookalike.features", KEY_STR_LIST, lookalike.features, 0, 0,
+	  "rev_window,purchases_window,active_days_window,events_window,engagement,cost"),
+	K("lookalike.k", KEY_INT, lookalike.k, 1, 1000, "16"),
+	K("lookalike.max_iter", KEY_INT, lookalike.max_iter, 1, 10000, "100"),
+	K("lookalike.seed", KEY_INT, lookalike.seed, 0, INT64_MAX, "42"),
+	K("semantic.top_k", KEY_INT, semantic.top_k, 1, 1000, "5"),
+	K("semantic.char_ngrams", KEY_INT, semantic.char_ngrams, 0, 8, "0"),
 };
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 
@@ -423,6 +460,11 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 	if (strcmp(cfg->ingest.mode, "append") != 0 && strcmp(cfg->ingest.mode, "replace") != 0)
 		return err_set(err, LTV_ECONFIG, "%s: ingest.mode: '%s' is not 'append' or 'replace'",
 			       cfg->source_path, cfg->ingest.mode);
+	if (cfg->tiers.tier2_min_users > cfg->tiers.tier1_min_users)
+		return err_set(err, LTV_ECONFIG,
+			       "%s: tiers.tier2_min_users: %lld is above tiers.tier1_min_users %lld; tier 2 "
+			       "needs fewer users than tier 1", cfg->source_path,
+			       (long long)cfg->tiers.tier2_min_users, (long long)cfg->tiers.tier1_min_users);
 	if (log_level_parse(cfg->run.log_level, &level) < 0)
 		return err_set(err, LTV_ECONFIG,
 			       "%s: run.log_level: '%s' is not one of error, warn, info, debug",

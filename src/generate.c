@@ -745,6 +745,55 @@ struct user_totals {
 	int campaign;
 };
 
+/* Appends one users.csv row; returns the cost written in cents (0 when left empty). */
+static int64_t write_user_row(struct out *uo, struct time_fmt *tf, const char *id, size_t idlen,
+			      const struct app_def *app, const struct campaign *c,
+			      int64_t install, struct rng *r)
+{
+	char *q = out_reserve(uo);
+	int64_t cents = 0;
+
+	memcpy(q, id, idlen);
+	q += idlen;
+	*q++ = ',';
+	q = put_str(q, app->id);
+	*q++ = ',';
+	q = put_str(q, c->name);
+	*q++ = ',';
+	q = put_time(tf, q, install);
+	*q++ = ',';
+	if (rng_unif(r) >= EMPTY_COST_SHARE) {
+		cents = (int64_t)floor(c->cpi * exp(0.25 * rng_normal(r) - 0.03125) * 100.0 + 0.5);
+		if (cents < 1)
+			cents = 1;
+		q = put_money(q, cents);
+	}
+	*q++ = ',';
+	q = put_str(q, countries[c->country].code);
+	*q++ = ',';
+	q = put_str(q, platform_names[c->platform]);
+	*q++ = '\n';
+	out_commit(uo, q);
+	return cents;
+}
+
+static void write_event_row(struct out *eo, struct time_fmt *tf, const char *id, size_t idlen,
+			    int64_t ts, const struct event *e)
+{
+	char *q = out_reserve(eo);
+
+	memcpy(q, id, idlen);
+	q += idlen;
+	*q++ = ',';
+	q = put_time(tf, q, ts);
+	*q++ = ',';
+	q = put_money(q, e->cents);
+	*q++ = ',';
+	q = put_str(q, event_names[e->kind]);
+	*q++ = '\n';
+	out_commit(eo, q);
+}
+
 static void gen_user(const struct world *w, uint64_t i, struct out *uo, struct out *eo,
 		     struct time_fmt *tf, struct user_totals *out_tot)
 {
@@ -757,7 +806,6 @@ static void gen_user(const struct world *w, uint64_t i, struct out *uo, struct o
 	struct rng r;
 	char idbuf[32];
 	size_t idlen;
-	char *q;
 
 	rng_seed(&r, p->seed, i);
 	const int day0 = (int)((i * (uint64_t)p->span_days) / p->n_users);
@@ -768,32 +816,8 @@ static void gen_user(const struct world *w, uint64_t i, struct out *uo, struct o
 	const double z = rng_normal(&r); /* latent engagement */
 	const int last_day_data = (int)((w->end_ts - 1 - install) / DAY);
 
-	/* users.csv */
 	idlen = (size_t)(put_user_id(idbuf, i + 1) - idbuf);
-	q = out_reserve(uo);
-	memcpy(q, idbuf, idlen);
-	q += idlen;
-	*q++ = ',';
-	q = put_str(q, app->id);
-	*q++ = ',';
-	q = put_str(q, c->name);
-	*q++ = ',';
-	q = put_time(tf, q, install);
-	*q++ = ',';
-	out_tot->cost_cents = 0;
-	if (rng_unif(&r) >= EMPTY_COST_SHARE) {
-		int64_t cents = (int64_t)floor(c->cpi * exp(0.25 * rng_normal(&r) - 0.03125) * 100.0 + 0.5);
-		if (cents < 1)
-			cents = 1;
-		q = put_money(q, cents);
-		out_tot->cost_cents = cents;
-	}
-	*q++ = ',';
-	q = put_str(q, countries[c->country].code);
-	*q++ = ',';
-	q = put_str(q, platform_names[c->platform]);
-	*q++ = '\n';
-	out_commit(uo, q);
+	out_tot->cost_cents = write_user_row(uo, tf, idbuf, idlen, app, c, install, &r);
 	out_tot->campaign = ci;
 
 	/* Latent value: engagement z raises payer odds, lifetime and sessions alike. */
@@ -902,17 +926,7 @@ static void gen_user(const struct world *w, uint64_t i, struct out *uo, struct o
 			const int64_t ts = install + (int64_t)d * DAY + ev[k].off;
 			if (ts >= w->end_ts)
 				break;
-			q = out_reserve(eo);
-			memcpy(q, idbuf, idlen);
-			q += idlen;
-			*q++ = ',';
-			q = put_time(tf, q, ts);
-			*q++ = ',';
-			q = put_money(q, ev[k].cents);
-			*q++ = ',';
-			q = put_str(q, event_names[ev[k].kind]);
-			*q++ = '\n';
-			out_commit(eo, q);
+			write_event_row(eo, tf, idbuf, idlen, ts, &ev[k]);
 			revenue += ev[k].cents;
 			n_events++;
 		}

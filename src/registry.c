@@ -81,6 +81,13 @@ static const char *const migrations[] = {
 	"  uid INTEGER NOT NULL REFERENCES users(uid), day INTEGER NOT NULL,"
 	"  revenue REAL NOT NULL, events INTEGER NOT NULL, purchases INTEGER NOT NULL,"
 	"  PRIMARY KEY (uid, day)) WITHOUT ROWID;",
+	/* 1 → 2: campaign tiers, one row per (app, campaign) per tiers artefact */
+	"CREATE TABLE campaign_tiers ("
+	"  artefact_id INTEGER NOT NULL REFERENCES artefacts(id), app_id TEXT NOT NULL,"
+	"  campaign TEXT NOT NULL, tier INTEGER NOT NULL CHECK (tier BETWEEN 1 AND 3),"
+	"  mature_users INTEGER NOT NULL, validation_users INTEGER NOT NULL,"
+	"  payers INTEGER NOT NULL, revenue REAL NOT NULL, mean_ltv REAL,"
+	"  history_days INTEGER NOT NULL, PRIMARY KEY (artefact_id, app_id, campaign));",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");
@@ -1013,4 +1020,85 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
 out:
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* ---- campaign tiers ---- */
+
+int registry_campaign_tier_insert(struct registry *reg, int64_t artefact_id,
+				  const struct campaign_tier_row *row, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO campaign_tiers (artefact_id, app_id, campaign, tier,"
+			       " mature_users, validation_users, payers, revenue, mean_ltv, history_days)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	bind_text(st, 2, row->app_id);
+	bind_text(st, 3, row->campaign);
+	sqlite3_bind_int(st, 4, row->tier);
+	sqlite3_bind_int64(st, 5, row->mature_users);
+	sqlite3_bind_int64(st, 6, row->validation_users);
+	sqlite3_bind_int64(st, 7, row->payers);
+	sqlite3_bind_double(st, 8, row->revenue);
+	if (isnan(row->mean_ltv))
+		sqlite3_bind_null(st, 9);
+	else
+		sqlite3_bind_double(st, 9, row->mean_ltv);
+	sqlite3_bind_int64(st, 10, row->history_days);
+	ret = step_done(reg, st, "inserting a campaign tier", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_campaign_tiers_load(struct registry *reg, int64_t artefact_id,
+				 struct campaign_tier_row **out_rows, size_t *out_n,
+				 struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct campaign_tier_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int ret = prepare(reg, "SELECT app_id, campaign, tier, mature_users, validation_users, payers,"
+			       " revenue, mean_ltv, history_days FROM campaign_tiers"
+			       " WHERE artefact_id = ? ORDER BY app_id, campaign", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct campaign_tier_row *r;
+
+		ARRAY_GROW(rows, n + 1, cap);
+		r = &rows[n++];
+		r->app_id = dup_col(st, 0);
+		r->campaign = dup_col(st, 1);
+		r->tier = sqlite3_column_int(st, 2);
+		r->mature_users = sqlite3_column_int64(st, 3);
+		r->validation_users = sqlite3_column_int64(st, 4);
+		r->payers = sqlite3_column_int64(st, 5);
+		r->revenue = sqlite3_column_double(st, 6);
+		r->mean_ltv = sqlite3_column_type(st, 7) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 7);
+		r->history_days = sqlite3_column_int64(st, 8);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = SQL_FAIL(reg, err, "reading campaign tiers");
+		campaign_tiers_free(rows, n);
+		rows = NULL;
+		n = 0;
+	}
+	sqlite3_finalize(st);
+	*out_rows = rows;
+	*out_n = n;
+	return ret;
+}
+
+void campaign_tiers_free(struct campaign_tier_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].app_id);
+		free(rows[i].campaign);
+	}
+	free(rows);
 }

@@ -56,6 +56,36 @@ struct config {
 		int64_t validation_days;
 		double encoding_smoothing;
 	} features;
+	struct {
+		int64_t tier1_min_users, tier1_min_payers;
+		int64_t tier2_min_users, tier2_min_payers;
+	} tiers;
+	struct gbt_section {
+		struct str_list features; /* frame columns the model reads */
+		int64_t max_depth;
+		double eta;
+		int64_t n_rounds;
+		int64_t early_stopping_rounds;
+		double min_child_weight;
+		double subsample;
+		double colsample_bytree;
+		double lambda;
+		int64_t min_tier_users; /* fewer training users: the tier uses the pooled model */
+	} hurdle, multiplier;
+	struct {
+		double shrinkage_users;
+		int64_t min_cohort_users;
+	} curves;
+	struct {
+		struct str_list features;
+		int64_t k;
+		int64_t max_iter;
+		int64_t seed;
+	} lookalike;
+	struct {
+		int64_t top_k;
+		int64_t char_ngrams;
+	} semantic;
 };
 
 /* Fills cfg with every default. Caller releases with config_release. */

@@ -95,13 +95,15 @@ int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
  * blob.h fields after magic GBT_BLOB_MAGIC, version GBT_BLOB_VERSION:
  *   str objective, str eval_metric, u64 n_features, u32 best_iteration,
  *   u32 rounds_trained, f64 best_score, u64 XXH3-64 of the body,
- *   u64 body length, body (XGBoost UBJSON model, already cut to best round).
+ *   u64 body length, body (XGBoost JSON model, already cut to the best round).
+ * The checksum catches corruption in storage; XGBoost itself trusts a body,
+ * and a deliberately crafted one can crash it, so load only blobs we wrote.
  */
 int gbt_save(const struct gbt_model *m, uint8_t **out_buf, size_t *out_len, struct ltv_err *err);
 /*
  * Rebuilds a model saved by gbt_save, predicting with n_threads (>= 1)
  * threads. A truncated, foreign or corrupted buffer returns LTV_EINVAL (or
- * LTV_EMODEL if XGBoost rejects the body), never reads out of bounds.
+ * LTV_EMODEL if XGBoost rejects the body) without handing bad bytes to XGBoost.
  * On success *out_model is a new model the caller frees with gbt_free.
  */
 int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_model,

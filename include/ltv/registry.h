@@ -20,7 +20,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 1
+#define REGISTRY_SCHEMA_VERSION 2
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -187,5 +187,27 @@ void user_table_release(struct user_table *t);
 typedef int (*user_day_fn)(void *ctx, int64_t uid, int64_t day, double revenue,
 			   int64_t events, int64_t purchases);
 int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err);
+
+/* ---- campaign tiers (a table people query with sqlite3) ---- */
+
+struct campaign_tier_row {
+	char *app_id;
+	char *campaign;
+	int tier;                 /* 1, 2 or 3 */
+	int64_t mature_users;     /* mature at the target horizon (training + validation) */
+	int64_t validation_users;
+	int64_t payers;           /* mature users with revenue after the observation window */
+	double revenue;           /* their total revenue to the target horizon */
+	double mean_ltv;          /* revenue / mature_users; NaN when none */
+	int64_t history_days;     /* as_of minus the campaign's first install, in days */
+};
+
+int registry_campaign_tier_insert(struct registry *reg, int64_t artefact_id,
+				  const struct campaign_tier_row *row, struct ltv_err *err);
+/* Rows of one tiers artefact ordered by app, campaign; caller frees with campaign_tiers_free. */
+int registry_campaign_tiers_load(struct registry *reg, int64_t artefact_id,
+				 struct campaign_tier_row **out_rows, size_t *out_n,
+				 struct ltv_err *err);
+void campaign_tiers_free(struct campaign_tier_row *rows, size_t n);
 
 #endif

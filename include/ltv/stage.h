@@ -78,5 +78,6 @@ int stage_table_check(struct ltv_err *err);
 /* The stage functions, one per file in pipeline/. */
 int stage_ingest_run(struct stage_ctx *ctx);
 int stage_features_run(struct stage_ctx *ctx);
+int stage_tiers_run(struct stage_ctx *ctx);
 
 #endif

@@ -488,7 +488,12 @@ int gbt_save(const struct gbt_model *m, uint8_t **out_buf, size_t *out_len, stru
 
 	assert(m && out_buf && out_len);
 	blob_writer_init(&w);
-	XGB_TRY(XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"ubj\"}", &body_len, &body));
+	/*
+	 * JSON rather than UBJSON: a few flipped bits crash 1.7's UBJSON reader,
+	 * while its JSON reader rejects them (found by mutating saved bodies).
+	 * Floats are written shortest-round-trip, so reloads predict bit-identically.
+	 */
+	XGB_TRY(XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &body_len, &body));
 	/* body is borrowed from XGBoost until its next call: copied into w right here. */
 	blob_put_header(&w, GBT_BLOB_MAGIC, GBT_BLOB_VERSION);
 	blob_put_str(&w, m->objective);

@@ -335,7 +335,8 @@ static int score_docs(const struct tfidf_model *m, const char *name, double *sco
 
 	memset(scores, 0, m->n_docs * sizeof(double));
 	tfidf_tokenize(&m->param, name, &terms, &n_terms);
-	qsort(terms, n_terms, sizeof(char *), cmp_strp);
+	if (n_terms > 1)
+		qsort(terms, n_terms, sizeof(char *), cmp_strp);
 	ids = xmalloc((n_terms ? n_terms : 1) * sizeof(uint32_t));
 	w = xmalloc((n_terms ? n_terms : 1) * sizeof(double));
 	for (size_t t = 0; t < n_terms;) {

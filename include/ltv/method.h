@@ -1,0 +1,39 @@
+/*
+ * A prediction method as select, calibrate and score see it: something that,
+ * loaded from its stage's artefact, predicts ltv_H for rows of a features
+ * frame. Each model stage file (pipeline/hurdle.c, ...) exports its stage
+ * function and one `const struct method method_<name>`; the method table in
+ * pipeline/methods.c lists them in fallback order (DESIGN.md "score":
+ * hurdle → multiplier → lookalike → semantic → global median).
+ *
+ * Predictions are of total ltv_H including the revenue already observed in
+ * the window. A method returns NaN for a row it has nothing for (no model for
+ * that tier, no curve for that campaign): the caller falls back.
+ */
+#ifndef LTV_METHOD_H
+#define LTV_METHOD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/common.h"
+#include "ltv/model_data.h"
+#include "ltv/registry.h"
+
+struct method {
+	const char *name;   /* the stage that trains it */
+	/* Loads the artefact's bodies; *out_state is freed with free_state. */
+	int (*load)(struct registry *reg, const struct artefact_info *artefact,
+		    const struct config *cfg, void **out_state, struct ltv_err *err);
+	/*
+	 * out_ltv[i] = predicted ltv_H of row rows[i] of d (NaN: nothing to say);
+	 * out_p_payer may be NULL, and is NaN where the method has no such notion.
+	 * d must carry tiers when the method is tiered.
+	 */
+	int (*predict)(const void *state, const struct model_data *d, const size_t *rows,
+		       size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
+		       struct ltv_err *err);
+	void (*free_state)(void *state);
+};
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * What every model stage starts from: the features frame of its input
+ * artefact (plus each row's tier when it reads tiers), the app and campaign
+ * dictionaries, and time-honest train/validation row sets per horizon.
+ *
+ * For a horizon H, only users mature at H (age_days >= H) carry a label.
+ * Among them, validation is the most recent validation_days of installs
+ * (install_time > as_of - (H + validation_days) days) and training is
+ * everything older — never a random split. At the target horizon this is
+ * exactly the features stage's split column.
+ */
+#ifndef LTV_MODEL_DATA_H
+#define LTV_MODEL_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/config.h"
+#include "ltv/frame.h"
+#include "ltv/stage.h"
+
+struct model_data {
+	struct frame frame;     /* every features column, one row per user */
+	double *tier;           /* per row: 1, 2 or 3; NULL unless loaded with tiers */
+	char **apps;            /* app_code → app id */
+	size_t n_apps;
+	char **campaigns;       /* campaign_code → campaign name */
+	size_t n_campaigns;
+	int64_t as_of;
+	int64_t validation_days;
+};
+
+/*
+ * Loads from the stage's declared inputs "features" and (with_tiers) "tiers".
+ * Caller releases. The stage's as_of must be set (STAGE_USES_AS_OF).
+ */
+int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out);
+void model_data_release(struct model_data *d);
+
+/* The frame column ltv_<H>, or NULL when H is not a configured horizon. */
+const double *model_data_label(const struct model_data *d, int64_t horizon);
+
+struct row_split {
+	size_t *train;
+	size_t n_train;
+	size_t *valid;
+	size_t n_valid;
+};
+
+/*
+ * Rows mature at horizon, split by install date (see above). When tier > 0,
+ * only rows of that tier. Caller releases.
+ */
+void model_data_split(const struct model_data *d, int64_t horizon, int tier,
+		      struct row_split *out);
+void row_split_release(struct row_split *s);
+
+/*
+ * Row-major float matrix of the named columns for the given rows (NaN stays
+ * NaN: XGBoost treats it as missing). LTV_ECONFIG names a column the features
+ * artefact does not have. Caller frees *out_x.
+ */
+int model_data_matrix(const struct model_data *d, const struct str_list *columns,
+		      const size_t *rows, size_t n_rows, float **out_x, struct ltv_err *err);
+
+/* (app_code, campaign_code) of a row as one dense cohort index: app * n_campaigns + campaign. */
+size_t model_data_cohort(const struct model_data *d, size_t row);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * Loading and slicing of the features artefact for the model stages
+ * (contract in include/ltv/model_data.h). The split rule lives here once so
+ * that every model validates on the same, time-ordered cohorts.
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/model_data.h"
+#include "ltv/timeutil.h"
+
+int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out)
+{
+	const struct artefact_info *features = stage_input(ctx, "features");
+	const struct artefact_info *tiers = with_tiers ? stage_input(ctx, "tiers") : NULL;
+	static const char *const tier_col[] = { "tier", NULL };
+	struct frame tier_frame;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	out->as_of = ctx->as_of;
+	out->validation_days = ctx->cfg->features.validation_days;
+	assert(features && (!with_tiers || tiers));
+	ret = frame_load(ctx->reg, features->id, NULL, &out->frame, &ctx->err);
+	if (ret == 0)
+		ret = frame_load_dict(ctx->reg, features->id, "app", &out->apps, &out->n_apps, &ctx->err);
+	if (ret == 0)
+		ret = frame_load_dict(ctx->reg, features->id, "campaign", &out->campaigns,
+				      &out->n_campaigns, &ctx->err);
+	if (ret == 0 && with_tiers) {
+		ret = frame_load(ctx->reg, tiers->id, tier_col, &tier_frame, &ctx->err);
+		if (ret == 0 && tier_frame.n_rows != out->frame.n_rows)
+			ret = err_set(&ctx->err, LTV_EINTERNAL, "tiers v%lld has %zu rows, features v%lld %zu",
+				      (long long)tiers->version, tier_frame.n_rows,
+				      (long long)features->version, out->frame.n_rows);
+		if (ret == 0) {
+			/* Take the column over from the one-column frame. */
+			out->tier = tier_frame.cols[0];
+			tier_frame.cols[0] = xcalloc(1, sizeof(double));
+			frame_release(&tier_frame);
+		}
+	}
+	if (ret < 0)
+		model_data_release(out);
+	return ret;
+}
+
+void model_data_release(struct model_data *d)
+{
+	frame_release(&d->frame);
+	free(d->tier);
+	frame_free_dict(d->apps, d->n_apps);
+	frame_free_dict(d->campaigns, d->n_campaigns);
+	memset(d, 0, sizeof(*d));
+}
+
+const double *model_data_label(const struct model_data *d, int64_t horizon)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "ltv_%lld", (long long)horizon);
+	return frame_column(&d->frame, name);
+}
+
+void model_data_split(const struct model_data *d, int64_t horizon, int tier,
+		      struct row_split *out)
+{
+	const double *age = frame_column(&d->frame, "age_days");
+	const double *install = frame_column(&d->frame, "install_time");
+	const double valid_after = (double)(d->as_of - (horizon + d->validation_days) * SECONDS_PER_DAY);
+	size_t cap_t = 0, cap_v = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < d->frame.n_rows; i++) {
+		if (age[i] < (double)horizon || (tier > 0 && d->tier && d->tier[i] != tier))
+			continue;
+		if (install[i] > valid_after) {
+			ARRAY_GROW(out->valid, out->n_valid + 1, cap_v);
+			out->valid[out->n_valid++] = i;
+		} else {
+			ARRAY_GROW(out->train, out->n_train + 1, cap_t);
+			out->train[out->n_train++] = i;
+		}
+	}
+}
+
+void row_split_release(struct row_split *s)
+{
+	free(s->train);
+	free(s->valid);
+	memset(s, 0, sizeof(*s));
+}
+
+int model_data_matrix(const struct model_data *d, const struct str_list *columns,
+		      const size_t *rows, size_t n_rows, float **out_x, struct ltv_err *err)
+{
+	size_t n_cols = columns->n;
+	const double **cols = xcalloc(n_cols ? n_cols : 1, sizeof(double *));
+	float *x;
+
+	for (size_t j = 0; j < n_cols; j++) {
+		cols[j] = frame_column(&d->frame, columns->v[j]);
+		if (!cols[j]) {
+			free(cols);
+			return err_set(err, LTV_ECONFIG,
+				       "feature '%s' is not a column of the features artefact; list "
+				       "columns the features stage writes", columns->v[j]);
+		}
+	}
+	x = xmalloc((n_rows ? n_rows : 1) * (n_cols ? n_cols : 1) * sizeof(float));
+	for (size_t i = 0; i < n_rows; i++)
+		for (size_t j = 0; j < n_cols; j++)
+			x[i * n_cols + j] = (float)cols[j][rows[i]];
+	free(cols);
+	*out_x = x;
+	return 0;
+}
+
+size_t model_data_cohort(const struct model_data *d, size_t row)
+{
+	const double *app = frame_column(&d->frame, "app_code");
+	const double *campaign = frame_column(&d->frame, "campaign_code");
+
+	return (size_t)app[row] * d->n_campaigns + (size_t)campaign[row];
+}

@@ -1,0 +1,442 @@
+/*
+ * Unit tests for config.c: the built-in defaults, YAML loading over them
+ * (overrides, sequences, and errors that name FILE:LINE:COL and the key),
+ * --set overrides, the cross-key checks of config_validate, and the canonical
+ * section text the runner fingerprints.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "ltv/config.h"
+
+/* Writes text to a fresh scratch dir as NAME and returns the path (caller frees). */
+static char *yaml_file(const char *name, const char *text)
+{
+	char *dir = test_scratch_dir();
+	char *path;
+
+	assert_non_null(dir);
+	path = test_write_file(dir, name, text);
+	assert_non_null(path);
+	free(dir);
+	return path;
+}
+
+/* Loads text as a YAML file over the defaults; returns the status, message in err. */
+static int load_text(struct config *cfg, const char *text, char **out_path, struct ltv_err *err)
+{
+	char *path = yaml_file("c.yaml", text);
+	int ret;
+
+	config_init_defaults(cfg);
+	err_clear(err);
+	ret = config_load_file(cfg, path, err);
+	if (out_path)
+		*out_path = path;
+	else
+		free(path);
+	return ret;
+}
+
+static void test_defaults(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	config_init_defaults(&cfg);
+	assert_string_equal(cfg.source_path, "(defaults)");
+	assert_int_equal(cfg.features.obs_days, 2);
+	assert_int_equal(cfg.features.horizons.n, 3);
+	assert_int_equal(cfg.features.horizons.v[0], 7);
+	assert_int_equal(cfg.features.horizons.v[1], 30);
+	assert_int_equal(cfg.features.horizons.v[2], 90);
+	assert_int_equal(cfg.features.target_horizon, 30);
+	assert_int_equal(cfg.features.validation_days, 28);
+	assert_double_near(cfg.features.encoding_smoothing, 20.0, 0);
+	assert_string_equal(cfg.input.users, "data/users.csv");
+	assert_string_equal(cfg.input.events, "data/events.csv");
+	assert_string_equal(cfg.registry.path, "models/registry.sqlite");
+	assert_int_equal(cfg.registry.busy_timeout_s, 60);
+	assert_string_equal(cfg.ingest.mode, "append");
+	assert_double_near(cfg.ingest.max_reject_rate, 0.01, 0);
+	assert_string_equal(cfg.columns.user_id, "user_id");
+	assert_int_equal(cfg.columns.attributes.n, 0);
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	config_release(&cfg);
+}
+
+/* config/ltvpipe.yaml promises to hold exactly the built-in defaults. */
+static void test_shipped_yaml_equals_defaults(void **state)
+{
+	struct config def, file;
+	struct ltv_err err = { 0 };
+	char *a, *b;
+
+	(void)state;
+	if (access("config/ltvpipe.yaml", R_OK) != 0)
+		skip();
+	config_init_defaults(&def);
+	config_init_defaults(&file);
+	assert_int_equal(config_load_file(&file, "config/ltvpipe.yaml", &err), 0);
+	assert_string_equal(file.source_path, "config/ltvpipe.yaml");
+	a = config_dump(&def);
+	b = config_dump(&file);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	config_release(&def);
+	config_release(&file);
+}
+
+static void test_load_overrides(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+	char *path = NULL;
+
+	(void)state;
+	assert_int_equal(load_text(&cfg,
+				   "# comment\n"
+				   "features:\n"
+				   "  obs_days: 3\n"
+				   "  horizons: [14, 60, 365]\n"
+				   "  target_horizon: 60\n"
+				   "  encoding_smoothing: 2.5\n"
+				   "ingest:\n"
+				   "  mode: replace\n"
+				   "  max_reject_rate: 0.5\n"
+				   "registry:\n"
+				   "  path: /tmp/x/reg.sqlite\n",
+				   &path, &err),
+			 0);
+	assert_string_equal(cfg.source_path, path);
+	assert_int_equal(cfg.features.obs_days, 3);
+	assert_int_equal(cfg.features.horizons.n, 3);
+	assert_int_equal(cfg.features.horizons.v[0], 14);
+	assert_int_equal(cfg.features.horizons.v[1], 60);
+	assert_int_equal(cfg.features.horizons.v[2], 365);
+	assert_int_equal(cfg.features.target_horizon, 60);
+	assert_double_near(cfg.features.encoding_smoothing, 2.5, 0);
+	assert_string_equal(cfg.ingest.mode, "replace");
+	assert_double_near(cfg.ingest.max_reject_rate, 0.5, 0);
+	assert_string_equal(cfg.registry.path, "/tmp/x/reg.sqlite");
+	/* untouched keys keep their defaults */
+	assert_int_equal(cfg.features.validation_days, 28);
+	assert_string_equal(cfg.input.users, "data/users.csv");
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	config_release(&cfg);
+	free(path);
+}
+
+static void test_list_as_block_sequence(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load_text(&cfg,
+				   "features:\n"
+				   "  horizons:\n"
+				   "    - 10\n"
+				   "    - 30\n"
+				   "columns:\n"
+				   "  attributes:\n"
+				   "    - country\n"
+				   "    - platform\n",
+				   NULL, &err),
+			 0);
+	assert_int_equal(cfg.features.horizons.n, 2);
+	assert_int_equal(cfg.features.horizons.v[0], 10);
+	assert_int_equal(cfg.features.horizons.v[1], 30);
+	assert_int_equal(cfg.columns.attributes.n, 2);
+	assert_string_equal(cfg.columns.attributes.v[0], "country");
+	assert_string_equal(cfg.columns.attributes.v[1], "platform");
+	config_release(&cfg);
+
+	/* a scalar for a list key is a one-item list; lists replace, never append */
+	assert_int_equal(load_text(&cfg, "features:\n  horizons: 30\n", NULL, &err), 0);
+	assert_int_equal(cfg.features.horizons.n, 1);
+	assert_int_equal(cfg.features.horizons.v[0], 30);
+	config_release(&cfg);
+}
+
+static void test_unknown_key(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+	char *path = NULL, *expect;
+
+	(void)state;
+	/* the bad key's value is on line 3, column 13 */
+	assert_int_equal(load_text(&cfg,
+				   "features:\n"
+				   "  obs_days: 2\n"
+				   "  obs_dayz: 3\n",
+				   &path, &err),
+			 LTV_ECONFIG);
+	assert_int_equal(err.code, LTV_ECONFIG);
+	expect = xasprintf("%s:3:13: ", path);
+	assert_non_null(strstr(err.msg, expect));
+	assert_non_null(strstr(err.msg, "features.obs_dayz"));
+	free(expect);
+	free(path);
+	config_release(&cfg);
+
+	/* an unknown section, nested */
+	assert_int_equal(load_text(&cfg, "featurez:\n  obs_days: 3\n", &path, &err), LTV_ECONFIG);
+	expect = xasprintf("%s:2:13: ", path);
+	assert_non_null(strstr(err.msg, expect));
+	assert_non_null(strstr(err.msg, "featurez.obs_days"));
+	free(expect);
+	free(path);
+	config_release(&cfg);
+}
+
+static void test_wrong_type_and_range(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+	char *path = NULL, *expect;
+
+	(void)state;
+	assert_int_equal(load_text(&cfg, "features:\n  obs_days: two\n", &path, &err), LTV_ECONFIG);
+	expect = xasprintf("%s:2:13: features.obs_days", path);
+	assert_non_null(strstr(err.msg, expect));
+	assert_non_null(strstr(err.msg, "'two'"));
+	free(expect);
+	free(path);
+	config_release(&cfg);
+
+	/* a double key given text */
+	assert_int_equal(load_text(&cfg, "ingest:\n  max_reject_rate: lots\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "ingest.max_reject_rate"));
+	config_release(&cfg);
+
+	/* out of range: obs_days is 1..60 */
+	assert_int_equal(load_text(&cfg, "features:\n  obs_days: 61\n", &path, &err), LTV_ECONFIG);
+	expect = xasprintf("%s:2:13: features.obs_days", path);
+	assert_non_null(strstr(err.msg, expect));
+	assert_non_null(strstr(err.msg, "out of range"));
+	free(expect);
+	free(path);
+	config_release(&cfg);
+
+	assert_int_equal(load_text(&cfg, "ingest:\n  max_reject_rate: 1.5\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "ingest.max_reject_rate"));
+	assert_non_null(strstr(err.msg, "out of range"));
+	config_release(&cfg);
+
+	/* a list item out of range names the list key */
+	assert_int_equal(load_text(&cfg, "features:\n  horizons: [7, 0]\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.horizons"));
+	config_release(&cfg);
+
+	/* a mapping where a number belongs, a list where a scalar belongs */
+	assert_int_equal(load_text(&cfg, "features:\n  obs_days:\n    a: 1\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.obs_days"));
+	config_release(&cfg);
+	assert_int_equal(load_text(&cfg, "features:\n  obs_days: [1, 2]\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.obs_days"));
+	config_release(&cfg);
+}
+
+static void test_yaml_syntax_and_missing_file(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+	char *path = NULL;
+
+	(void)state;
+	assert_int_equal(load_text(&cfg, "features: [unclosed\n", &path, &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, path));
+	assert_non_null(strstr(err.msg, "YAML"));
+	free(path);
+	config_release(&cfg);
+
+	config_init_defaults(&cfg);
+	assert_int_equal(config_load_file(&cfg, "/nonexistent/ltv.yaml", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "/nonexistent/ltv.yaml"));
+	config_release(&cfg);
+}
+
+static void test_apply_override(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=3", &err), 0);
+	assert_int_equal(cfg.features.obs_days, 3);
+	assert_int_equal(config_apply_override(&cfg, "features.horizons=14, 30,90", &err), 0);
+	assert_int_equal(cfg.features.horizons.n, 3);
+	assert_int_equal(cfg.features.horizons.v[0], 14);
+	assert_int_equal(cfg.features.horizons.v[2], 90);
+	assert_int_equal(config_apply_override(&cfg, "input.users=a=b.csv", &err), 0);
+	assert_string_equal(cfg.input.users, "a=b.csv");
+
+	assert_int_equal(config_apply_override(&cfg, "features.obs_dayz=3", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.obs_dayz"));
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "key.path=value"));
+	assert_int_equal(config_apply_override(&cfg, "=3", &err), LTV_ECONFIG);
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=x", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.obs_days"));
+	assert_non_null(strstr(err.msg, "--set"));
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=0", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "out of range"));
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=", &err), LTV_ECONFIG);
+	/* a failed override leaves the last good value */
+	assert_int_equal(config_apply_override(&cfg, "features.horizons=7,abc", &err), LTV_ECONFIG);
+	assert_int_equal(cfg.features.horizons.n, 3);
+	assert_int_equal(cfg.features.horizons.v[0], 14);
+	config_release(&cfg);
+}
+
+/*
+ * A rejected number must not stick: the value before the failed --set stays.
+ * (Only the double path is asserted here; see the report on KEY_INT.)
+ */
+static void test_failed_set_keeps_value(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, "ingest.max_reject_rate=0.25", &err), 0);
+	assert_int_equal(config_apply_override(&cfg, "ingest.max_reject_rate=2", &err), LTV_ECONFIG);
+	assert_double_near(cfg.ingest.max_reject_rate, 0.25, 0);
+	assert_int_equal(config_apply_override(&cfg, "ingest.max_reject_rate=x", &err), LTV_ECONFIG);
+	assert_double_near(cfg.ingest.max_reject_rate, 0.25, 0);
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=3", &err), 0);
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=x", &err), LTV_ECONFIG);
+	assert_int_equal(cfg.features.obs_days, 3);
+	config_release(&cfg);
+}
+
+static void expect_invalid(const char *set1, const char *set2, const char *key_in_msg)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, set1, &err), 0);
+	if (set2)
+		assert_int_equal(config_apply_override(&cfg, set2, &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, key_in_msg));
+	config_release(&cfg);
+}
+
+static void test_validate(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	expect_invalid("features.target_horizon=60", NULL, "features.target_horizon");
+	expect_invalid("features.horizons=30,7,90", NULL, "features.horizons");
+	expect_invalid("features.horizons=7,7,30", NULL, "features.horizons");
+	expect_invalid("features.obs_days=7", NULL, "features.obs_days");
+	expect_invalid("features.horizons=5,30", "features.obs_days=6", "features.obs_days");
+	expect_invalid("ingest.mode=upsert", NULL, "ingest.mode");
+	expect_invalid("run.log_level=loud", NULL, "run.log_level");
+	expect_invalid("features.horizons=", NULL, "features.horizons");
+
+	/* the boundary: obs_days one less than the first horizon is fine */
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=6", &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	assert_int_equal(config_apply_override(&cfg, "ingest.mode=replace", &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	config_release(&cfg);
+}
+
+static void test_section_canonical(void **state)
+{
+	struct config a, b;
+	struct ltv_err err = { 0 };
+	char *ca, *ca2, *cb, *ing;
+	char *path = NULL;
+
+	(void)state;
+	config_init_defaults(&a);
+	ca = config_section_canonical(&a, "features");
+	assert_string_equal(ca, "features.obs_days=2\n"
+				"features.horizons=[7, 30, 90]\n"
+				"features.target_horizon=30\n"
+				"features.validation_days=28\n"
+				"features.encoding_smoothing=20\n");
+	ca2 = config_section_canonical(&a, "features");
+	assert_string_equal(ca, ca2);
+	/* other sections never leak in */
+	assert_null(strstr(ca, "ingest."));
+	assert_null(strstr(ca, "registry."));
+	ing = config_section_canonical(&a, "ingest");
+	assert_string_equal(ing, "ingest.mode=append\n"
+				 "ingest.max_reject_rate=0.01\n"
+				 "ingest.rejects_dir=logs\n");
+	assert_null(strstr(ing, "features."));
+
+	/* same values written differently in YAML: same text */
+	assert_int_equal(load_text(&b,
+				   "features: {obs_days: 2, horizons: [7,30, 90],\n"
+				   "           target_horizon: 30}\n"
+				   "registry: {path: elsewhere.sqlite}\n",
+				   &path, &err),
+			 0);
+	cb = config_section_canonical(&b, "features");
+	assert_string_equal(ca, cb);
+	free(cb);
+
+	/* one value changed: different text */
+	assert_int_equal(config_apply_override(&b, "features.obs_days=3", &err), 0);
+	cb = config_section_canonical(&b, "features");
+	assert_string_not_equal(ca, cb);
+	assert_non_null(strstr(cb, "features.obs_days=3\n"));
+	free(cb);
+	/* a double prints with %.17g */
+	assert_int_equal(config_apply_override(&b, "features.encoding_smoothing=0.1", &err), 0);
+	cb = config_section_canonical(&b, "features");
+	assert_non_null(strstr(cb, "features.encoding_smoothing=0.10000000000000001\n"));
+	free(cb);
+
+	/* a prefix of a section name is not that section */
+	cb = config_section_canonical(&a, "feature");
+	assert_string_equal(cb, "");
+	free(cb);
+
+	free(ca);
+	free(ca2);
+	free(ing);
+	free(path);
+	config_release(&a);
+	config_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_shipped_yaml_equals_defaults),
+		cmocka_unit_test(test_load_overrides),
+		cmocka_unit_test(test_list_as_block_sequence),
+		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_wrong_type_and_range),
+		cmocka_unit_test(test_yaml_syntax_and_missing_file),
+		cmocka_unit_test(test_apply_override),
+		cmocka_unit_test(test_failed_set_keeps_value),
+		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_section_canonical),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
