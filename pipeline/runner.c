@@ -7,6 +7,7 @@
  * text that was fingerprinted, which is what lets `status` and `--dry-run`
  * say *why* a stage is stale.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,7 +34,14 @@ struct stage_output_state {
 	int64_t version;
 };
 
-enum plan_state { PLAN_UNSELECTED, PLAN_PENDING, PLAN_REUSED, PLAN_RAN, PLAN_WOULD_RUN };
+enum plan_state {
+	PLAN_UNSELECTED, /* not in --only/--from/--to: downstream reads its current artefact */
+	PLAN_PENDING,    /* selected, not yet planned */
+	PLAN_SCHEDULED,  /* must run in the current wave */
+	PLAN_REUSED,     /* an artefact with its fingerprint exists */
+	PLAN_RAN,
+	PLAN_WOULD_RUN,  /* --dry-run */
+};
 
 struct stage_plan {
 	enum plan_state state;
@@ -42,6 +50,8 @@ struct stage_plan {
 	char fingerprint[HASH_HEX_LEN];
 	char *config_text;
 	char reason[512];              /* why it runs, for --dry-run and status */
+	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
+	size_t n_inputs;
 };
 
 int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
@@ -334,7 +344,8 @@ static int gather_inputs(struct run_state *rs, const struct stage *s,
 		struct stage_plan *up = &rs->plans[idx];
 
 		if (up->state == PLAN_WOULD_RUN)
-			return 1; /* dry run: upstream would change, so this one would run too */
+			return 1;
+		assert(up->state != PLAN_PENDING && up->state != PLAN_SCHEDULED); /* dry run: upstream would change, so this one would run too */
 		if (!up->have_current) {
 			int ret = registry_artefact_current(rs->reg, s->inputs[n], &up->current, err);
 
@@ -383,12 +394,36 @@ static int injected_fault(const char *stage, struct ltv_err *err)
 	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
 }
 
+static void print_metrics_brief(FILE *out, const char *metrics_json)
+{
+	cJSON *m = cJSON_Parse(metrics_json);
+	const cJSON *item;
+	int printed = 0;
+
+	if (!m)
+		return;
+	cJSON_ArrayForEach(item, m) {
+		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)))
+			continue;
+		if (cJSON_IsNumber(item))
+			fprintf(out, "%s%s=%.6g", printed ? ", " : "      ", item->string, item->valuedouble);
+		else
+			fprintf(out, "%s%s=%s", printed ? ", " : "      ", item->string, item->valuestring);
+		printed++;
+	}
+	if (printed)
+		fputc('\n', out);
+	cJSON_Delete(m);
+}
+
 /* Runs one stage body and commits its output, or rolls everything back. */
-static int execute_stage(struct run_state *rs, int idx, const struct artefact_info **inputs,
-			 size_t n_inputs, struct ltv_err *err)
+static int execute_stage(struct run_state *rs, int idx, struct registry *reg, int n_threads,
+			 struct ltv_err *err)
 {
 	const struct stage *s = &stage_table[idx];
 	struct stage_plan *p = &rs->plans[idx];
+	const struct artefact_info *const *inputs = p->inputs;
+	size_t n_inputs = p->n_inputs;
 	int64_t input_ids[STAGE_MAX_INPUTS];
 	struct stage_output_state out = { 0 };
 	struct stage_ctx ctx = { 0 };
@@ -402,11 +437,11 @@ static int execute_stage(struct run_state *rs, int idx, const struct artefact_in
 	out = (struct stage_output_state){ .stage = s, .fingerprint = p->fingerprint,
 					   .config_text = p->config_text, .input_ids = input_ids,
 					   .n_inputs = n_inputs };
-	ctx.reg = rs->reg;
+	ctx.reg = reg;
 	ctx.cfg = rs->cfg;
 	ctx.run_id = rs->run_id;
 	ctx.as_of = (s->flags & STAGE_USES_AS_OF) ? rs->as_of : INT64_MIN;
-	ctx.n_threads = config_jobs(rs->cfg);
+	ctx.n_threads = n_threads;
 	for (size_t i = 0; i < n_inputs; i++)
 		ctx.inputs[i] = inputs[i];
 	ctx.n_inputs = n_inputs;
@@ -424,25 +459,26 @@ static int execute_stage(struct run_state *rs, int idx, const struct artefact_in
 	if (ret == 0) {
 		hasher_hex(&ctx.content, content);
 		build_metrics_json(&ctx, now_seconds() - started, &metrics, &timings);
-		ret = registry_artefact_finish(rs->reg, out.id, content, metrics, timings, &ctx.err);
+		ret = registry_artefact_finish(reg, out.id, content, metrics, timings, &ctx.err);
 	}
 	if (ret == 0)
-		ret = registry_set_current(rs->reg, s->name, out.id, &ctx.err);
+		ret = registry_set_current(reg, s->name, out.id, &ctx.err);
 	if (ret == 0)
-		ret = registry_commit(rs->reg, &ctx.err);
+		ret = registry_commit(reg, &ctx.err);
 	if (ret < 0) {
-		registry_rollback(rs->reg);
+		registry_rollback(reg);
 		err_set(err, ret, "stage %s failed: %s", s->name, ctx.err.msg);
 		LOG(LOG_ERROR, "%s; the registry keeps its previous versions", ctx.err.msg);
 		goto out;
 	}
-	ret = registry_artefact_get(rs->reg, out.id, &p->current, err);
+	ret = registry_artefact_get(reg, out.id, &p->current, err);
 	if (ret < 0)
 		goto out;
 	p->have_current = 1;
 	p->state = PLAN_RAN;
-	fprintf(rs->out, "%s: done (v%lld) in %.2f s — %s\n", s->name, (long long)out.version,
-		now_seconds() - started, metrics);
+	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
+		now_seconds() - started);
+	print_metrics_brief(rs->out, metrics);
 	LOG(LOG_INFO, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
 	log_set_stage(NULL);
@@ -453,12 +489,15 @@ out:
 	return ret;
 }
 
-/* Decides whether a selected stage is up to date, and runs it if not. */
-static int plan_and_run_stage(struct run_state *rs, int idx, struct ltv_err *err)
+/*
+ * Decides whether a selected stage is up to date (PLAN_REUSED), would run
+ * (dry run) or must run now (PLAN_SCHEDULED, with its inputs gathered).
+ */
+static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 {
 	const struct stage *s = &stage_table[idx];
 	struct stage_plan *p = &rs->plans[idx];
-	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
+	const struct artefact_info **inputs = p->inputs;
 	struct artefact_info existing;
 	size_t n_inputs = 0;
 	int ret;
@@ -470,6 +509,7 @@ static int plan_and_run_stage(struct run_state *rs, int idx, struct ltv_err *err
 		rs->have_files = 1;
 	}
 	ret = gather_inputs(rs, s, inputs, &n_inputs, err);
+	p->n_inputs = n_inputs;
 	if (ret < 0)
 		return ret;
 	if (ret == 1) {
@@ -534,7 +574,120 @@ static int plan_and_run_stage(struct run_state *rs, int idx, struct ltv_err *err
 		artefact_info_release(&p->current);
 		p->have_current = 0;
 	}
-	return execute_stage(rs, idx, inputs, n_inputs, err);
+	p->state = PLAN_SCHEDULED;
+	return 0;
+}
+
+/* ---- waves: stages whose inputs are all resolved run together ---- */
+
+struct wave_job {
+	struct run_state *rs;
+	int idx;
+	int n_threads;
+	pthread_t thread;
+	int ret;
+	struct ltv_err err;
+};
+
+/* One thread per stage, each on its own registry connection and transaction. */
+static void *wave_thread(void *opaque)
+{
+	struct wave_job *job = opaque;
+	struct registry *reg = NULL;
+
+	job->ret = registry_open(job->rs->cfg->registry.path, (int)job->rs->cfg->registry.busy_timeout_s,
+				 &reg, &job->err);
+	if (job->ret == 0)
+		job->ret = execute_stage(job->rs, job->idx, reg, job->n_threads, &job->err);
+	registry_close(reg);
+	return NULL;
+}
+
+static int run_wave(struct run_state *rs, const int *wave, size_t n, struct ltv_err *err)
+{
+	int jobs = config_jobs(rs->cfg);
+	struct wave_job *w;
+	size_t next = 0;
+	int ret = 0;
+
+	if (n == 1 || jobs == 1) {
+		for (size_t i = 0; i < n && ret == 0; i++)
+			ret = execute_stage(rs, wave[i], rs->reg, jobs, err);
+		return ret;
+	}
+	/* At most `jobs` stages at once; each gets an equal share of the threads. */
+	w = xcalloc(n, sizeof(*w));
+	while (next < n) {
+		size_t batch = n - next < (size_t)jobs ? n - next : (size_t)jobs;
+		int share = jobs / (int)batch > 0 ? jobs / (int)batch : 1;
+
+		for (size_t i = 0; i < batch; i++) {
+			w[next + i] = (struct wave_job){ .rs = rs, .idx = wave[next + i], .n_threads = share };
+			if (pthread_create(&w[next + i].thread, NULL, wave_thread, &w[next + i]) != 0) {
+				w[next + i].ret = err_set(&w[next + i].err, LTV_EINTERNAL,
+							  "cannot start a thread for stage %s",
+							  stage_table[wave[next + i]].name);
+				w[next + i].thread = 0;
+			}
+		}
+		for (size_t i = 0; i < batch; i++)
+			if (w[next + i].thread)
+				pthread_join(w[next + i].thread, NULL);
+		next += batch;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].ret < 0 && ret == 0) {
+			ret = w[i].ret;
+			*err = w[i].err;
+		}
+	}
+	free(w);
+	return ret;
+}
+
+static int input_resolved(const struct run_state *rs, const struct stage *s)
+{
+	for (size_t k = 0; k < STAGE_MAX_INPUTS && s->inputs[k]; k++) {
+		enum plan_state st = rs->plans[stage_find(s->inputs[k])].state;
+
+		if (st == PLAN_PENDING || st == PLAN_SCHEDULED)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Plans every stage whose inputs are resolved, runs the ones that must run
+ * as one wave, and repeats. Independent model stages land in the same wave.
+ */
+static int run_selected_stages(struct run_state *rs, struct ltv_err *err)
+{
+	int wave[32];
+	int ret = 0;
+
+	for (;;) {
+		size_t n = 0, pending = 0;
+
+		for (size_t i = 0; i < stage_count && ret == 0; i++) {
+			struct stage_plan *p = &rs->plans[i];
+
+			if (p->state != PLAN_PENDING)
+				continue;
+			pending++;
+			if (!input_resolved(rs, &stage_table[i]))
+				continue;
+			ret = plan_stage(rs, (int)i, err);
+			if (ret == 0 && p->state == PLAN_SCHEDULED)
+				wave[n++] = (int)i;
+		}
+		if (ret < 0 || pending == 0)
+			return ret;
+		if (n == 0)
+			continue; /* everything planned this pass was reused; plan the next ones */
+		ret = run_wave(rs, wave, n, err);
+		if (ret < 0)
+			return ret;
+	}
 }
 
 static void run_state_release(struct run_state *rs)
@@ -584,9 +737,7 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 		LOG(LOG_INFO, "run started: registry %s, config %s, %d threads", cfg->registry.path,
 		    cfg->source_path, config_jobs(cfg));
 	}
-	for (size_t i = 0; i < stage_count && ret == 0; i++)
-		if (rs.plans[i].state == PLAN_PENDING)
-			ret = plan_and_run_stage(&rs, (int)i, err);
+	ret = run_selected_stages(&rs, err);
 	if (ret == 0 && !opts->dry_run)
 		fprintf(out, "run %s finished in %.2f s (registry %s)\n", rs.run_id,
 			now_seconds() - started, cfg->registry.path);
@@ -603,25 +754,6 @@ out:
 }
 
 /* ---- status ---- */
-
-static void print_metrics_brief(FILE *out, const char *metrics_json)
-{
-	cJSON *m = cJSON_Parse(metrics_json);
-	const cJSON *item;
-	int printed = 0;
-
-	if (!m)
-		return;
-	cJSON_ArrayForEach(item, m) {
-		if (!cJSON_IsNumber(item) || printed >= 6)
-			continue;
-		fprintf(out, "%s%s=%.6g", printed ? ", " : "      ", item->string, item->valuedouble);
-		printed++;
-	}
-	if (printed)
-		fputc('\n', out);
-	cJSON_Delete(m);
-}
 
 int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv_err *err)
 {

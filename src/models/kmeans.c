@@ -342,18 +342,18 @@ static size_t sample_d2(const double *min_d2, const double *blk_tot, size_t n, s
 /* Mean squared distance of the rows from their mean: the data's scale. */
 static double spread(const double *z, size_t n, size_t d)
 {
-	double total = 0.0;
+	double *mean = xcalloc(d, sizeof(double));
+	double ss = 0.0;
 
-	for (size_t j = 0; j < d; j++) {
-		double mean = 0.0, ss = 0.0;
-		for (size_t i = 0; i < n; i++)
-			mean += z[i * d + j];
-		mean /= (double)n;
-		for (size_t i = 0; i < n; i++)
-			ss += (z[i * d + j] - mean) * (z[i * d + j] - mean);
-		total += ss / (double)n;
-	}
-	return total;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < d; j++)
+			mean[j] += z[i * d + j];
+	for (size_t j = 0; j < d; j++)
+		mean[j] /= (double)n;
+	for (size_t i = 0; i < n; i++)
+		ss += sq_dist(z + i * d, mean, d);
+	free(mean);
+	return ss / (double)n;
 }
 
 static void init_plusplus(const struct kmeans_param *p, const double *z, size_t n, size_t d,

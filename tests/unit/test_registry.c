@@ -1,0 +1,711 @@
+/*
+ * Unit tests for registry.c on real files in a scratch directory: schema
+ * version and WAL mode, versions per artefact name, lineage, blobs, metadata,
+ * rollback, the run lock between processes (forked children hold it), and a
+ * writer killed with SIGKILL in the middle of a large transaction.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "ltv/registry.h"
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes a scratch directory and everything in it (the SIGKILL test leaves a big WAL). */
+static void rm_rf(char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A fresh registry path "<scratch>/models/registry.sqlite" (caller frees both). */
+static char *fresh_path(char **out_dir)
+{
+	char *dir = test_scratch_dir();
+
+	assert_non_null(dir);
+	*out_dir = dir;
+	return xasprintf("%s/models/registry.sqlite", dir);
+}
+
+static struct registry *open_or_fail(const char *path)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	int ret = registry_open(path, 5, &reg, &err);
+
+	if (ret != 0)
+		fail_msg("registry_open(%s): %s", path, err.msg);
+	assert_non_null(reg);
+	return reg;
+}
+
+static void start_run(struct registry *reg, const char *run_id)
+{
+	struct ltv_err err = { 0 };
+
+	if (registry_run_start(reg, run_id, "test", INT64_MIN, "cfg", &err) != 0)
+		fail_msg("run_start: %s", err.msg);
+}
+
+/*
+ * Creates and commits the next version of name (fingerprint fp, content hash
+ * content) with inputs and one blob "body"; returns its id.
+ */
+static int64_t commit_artefact(struct registry *reg, const char *run_id, const char *name,
+			       const char *fp, const char *content, const int64_t *inputs,
+			       size_t n_inputs, const void *blob, size_t blob_len,
+			       int64_t *out_version)
+{
+	struct ltv_err err = { 0 };
+	struct artefact_new a = { .name = name, .run_id = run_id, .fingerprint = fp,
+				  .code_version = "1", .config = "k=v\n", .as_of = 1700000000,
+				  .inputs = inputs, .n_inputs = n_inputs };
+	int64_t id = 0, version = 0;
+
+	assert_int_equal(registry_begin(reg, &err), 0);
+	if (registry_artefact_create(reg, &a, &id, &version, &err) != 0)
+		fail_msg("artefact_create: %s", err.msg);
+	if (blob)
+		assert_int_equal(registry_blob_put(reg, id, "body", blob, blob_len, &err), 0);
+	assert_int_equal(registry_artefact_finish(reg, id, content, "{\"m\":1}", NULL, &err), 0);
+	assert_int_equal(registry_set_current(reg, name, id, &err), 0);
+	if (registry_commit(reg, &err) != 0)
+		fail_msg("commit: %s", err.msg);
+	if (out_version)
+		*out_version = version;
+	return id;
+}
+
+static int64_t count_of(struct registry *reg, const char *name)
+{
+	struct ltv_err err = { 0 };
+	int64_t n = -1;
+
+	assert_int_equal(registry_artefact_count(reg, name, &n, &err), 0);
+	return n;
+}
+
+static void assert_integrity_ok(struct registry *reg)
+{
+	struct ltv_err err = { 0 };
+
+	if (registry_integrity_check(reg, &err) != 0)
+		fail_msg("integrity: %s", err.msg);
+}
+
+/* Fills buf with bytes that depend on seed, including NULs. */
+static void pattern(unsigned char *buf, size_t n, unsigned seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (unsigned char)(x >> 16);
+	}
+}
+
+static void assert_blob(struct registry *reg, int64_t id, const char *key, const void *expect,
+			size_t len)
+{
+	struct ltv_err err = { 0 };
+	void *data = NULL;
+	size_t n = 0;
+
+	if (registry_blob_get(reg, id, key, &data, &n, &err) != 0)
+		fail_msg("blob_get(%lld, %s): %s", (long long)id, key, err.msg);
+	assert_int_equal(n, len);
+	assert_memory_equal(data, expect, len);
+	free(data);
+}
+
+static void test_open_creates_wal_registry(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg;
+	struct ltv_err err = { 0 };
+	unsigned char header[100];
+	FILE *f;
+	char *wal;
+
+	(void)state;
+	assert_int_not_equal(access(path, F_OK), 0);
+	reg = open_or_fail(path);
+	assert_int_equal(access(path, F_OK), 0); /* file and its directory created */
+	assert_string_equal(registry_path(reg), path);
+	assert_int_equal(registry_schema_version(reg), REGISTRY_SCHEMA_VERSION);
+	assert_integrity_ok(reg);
+	start_run(reg, "r1");
+	wal = xasprintf("%s-wal", path);
+	assert_int_equal(access(wal, F_OK), 0); /* a write went to the WAL */
+	registry_close(reg);
+
+	/* The database header says WAL: file format write/read versions are 2. */
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(header, 1, sizeof(header), f), sizeof(header));
+	fclose(f);
+	assert_memory_equal(header, "SQLite format 3", 16);
+	assert_int_equal(header[18], 2);
+	assert_int_equal(header[19], 2);
+	/* user_version is the big-endian u32 at offset 60 */
+	assert_int_equal((header[60] << 24) | (header[61] << 16) | (header[62] << 8) | header[63],
+			 REGISTRY_SCHEMA_VERSION);
+
+	/* Reopening keeps data and does not migrate again. */
+	reg = open_or_fail(path);
+	assert_int_equal(registry_schema_version(reg), REGISTRY_SCHEMA_VERSION);
+	assert_int_equal(registry_run_finish(reg, "r1", "ok", &err), 0);
+	registry_close(reg);
+
+	/* Read-only open works on an existing registry. */
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	assert_int_equal(registry_schema_version(reg), REGISTRY_SCHEMA_VERSION);
+	assert_integrity_ok(reg);
+	registry_close(reg);
+	registry_close(NULL);
+	free(wal);
+	free(path);
+	rm_rf(dir);
+}
+
+static void test_open_readonly_missing(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = (struct registry *)&reg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(registry_open_readonly(path, &reg, &err), LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, path));
+	/* and it did not create the file */
+	assert_int_not_equal(access(path, F_OK), 0);
+	free(path);
+	rm_rf(dir);
+}
+
+/* A registry written by a newer ltvpipe (user_version above ours) is refused, not damaged. */
+static void test_newer_schema_refused(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	unsigned char v[4] = { 0, 0, 0, REGISTRY_SCHEMA_VERSION + 1 };
+	FILE *f;
+
+	(void)state;
+	registry_close(reg); /* last connection: checkpointed into the main file */
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 60, SEEK_SET), 0);
+	assert_int_equal(fwrite(v, 1, 4, f), 4);
+	fclose(f);
+	reg = NULL;
+	assert_int_equal(registry_open(path, 1, &reg, &err), LTV_EREGISTRY);
+	assert_null(reg);
+	assert_non_null(strstr(err.msg, "newer"));
+	assert_int_equal(registry_open_readonly(path, &reg, &err), LTV_EREGISTRY);
+	assert_null(reg);
+	free(path);
+	rm_rf(dir);
+}
+
+static void test_versions_lineage_current(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	struct artefact_info info;
+	int64_t v = 0, ids[3], other, *lin = NULL;
+	size_t n_lin = 0;
+
+	(void)state;
+	start_run(reg, "run-a");
+	assert_int_equal(count_of(reg, "ingest"), 0);
+	assert_int_equal(registry_artefact_current(reg, "ingest", &info, &err), LTV_ENOTFOUND);
+	for (int i = 0; i < 3; i++) {
+		char fp[16], ch[16];
+
+		snprintf(fp, sizeof(fp), "fp%d", i + 1);
+		snprintf(ch, sizeof(ch), "ch%d", i + 1);
+		ids[i] = commit_artefact(reg, "run-a", "ingest", fp, ch, NULL, 0, NULL, 0, &v);
+		assert_int_equal(v, i + 1);
+	}
+	assert_int_equal(count_of(reg, "ingest"), 3);
+	/* versions are per name: another name starts at 1 */
+	other = commit_artefact(reg, "run-a", "features", "ffp", "fch", ids, 2, NULL, 0, &v);
+	assert_int_equal(v, 1);
+	assert_int_equal(count_of(reg, "features"), 1);
+	assert_int_equal(count_of(reg, "nosuch"), 0);
+
+	assert_int_equal(registry_lineage(reg, other, &lin, &n_lin, &err), 0);
+	assert_int_equal(n_lin, 2);
+	assert_int_equal(lin[0], ids[0]);
+	assert_int_equal(lin[1], ids[1]);
+	free(lin);
+	assert_int_equal(registry_lineage(reg, ids[0], &lin, &n_lin, &err), 0);
+	assert_int_equal(n_lin, 0);
+	free(lin);
+
+	assert_int_equal(registry_artefact_current(reg, "ingest", &info, &err), 0);
+	assert_int_equal(info.id, ids[2]);
+	assert_int_equal(info.version, 3);
+	assert_string_equal(info.name, "ingest");
+	assert_string_equal(info.run_id, "run-a");
+	assert_string_equal(info.fingerprint, "fp3");
+	assert_string_equal(info.content_hash, "ch3");
+	assert_string_equal(info.code_version, "1");
+	assert_string_equal(info.config, "k=v\n");
+	assert_string_equal(info.metrics, "{\"m\":1}");
+	assert_string_equal(info.timings, "{}");
+	assert_int_equal(info.as_of, 1700000000);
+	artefact_info_release(&info);
+
+	/* make v1 current again */
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_set_current(reg, "ingest", ids[0], &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	assert_int_equal(registry_artefact_current(reg, "ingest", &info, &err), 0);
+	assert_int_equal(info.version, 1);
+	artefact_info_release(&info);
+
+	assert_int_equal(registry_artefact_by_version(reg, "ingest", 2, &info, &err), 0);
+	assert_int_equal(info.id, ids[1]);
+	assert_string_equal(info.fingerprint, "fp2");
+	artefact_info_release(&info);
+	assert_int_equal(registry_artefact_by_version(reg, "ingest", 4, &info, &err), LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_by_fingerprint(reg, "ingest", "fp2", &info, &err), 0);
+	assert_int_equal(info.version, 2);
+	artefact_info_release(&info);
+	assert_int_equal(registry_artefact_by_fingerprint(reg, "features", "fp2", &info, &err),
+			 LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_get(reg, other, &info, &err), 0);
+	assert_string_equal(info.name, "features");
+	artefact_info_release(&info);
+	assert_int_equal(registry_artefact_get(reg, 9999, &info, &err), LTV_ENOTFOUND);
+
+	assert_integrity_ok(reg);
+	registry_close(reg);
+	free(path);
+	rm_rf(dir);
+}
+
+/* An artefact committed without a content hash is never found by fingerprint. */
+static void test_unfinished_not_reused(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	struct artefact_new a = { .name = "x", .run_id = "r", .fingerprint = "same",
+				  .code_version = "1", .as_of = INT64_MIN };
+	struct artefact_info info;
+	int64_t id, v;
+
+	(void)state;
+	start_run(reg, "r");
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_artefact_create(reg, &a, &id, &v, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	assert_int_equal(registry_artefact_by_fingerprint(reg, "x", "same", &info, &err),
+			 LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_get(reg, id, &info, &err), 0);
+	assert_true(info.as_of == INT64_MIN); /* NULL as_of reads back as INT64_MIN */
+	assert_string_equal(info.config, "");
+	artefact_info_release(&info);
+	registry_close(reg);
+	free(path);
+	rm_rf(dir);
+}
+
+static void test_blobs_exact(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	const size_t big = 3 * 1024 * 1024 + 17;
+	unsigned char *data = xmalloc(big), small[5] = { 0, 1, 0, 255, 0 };
+	void *got = NULL;
+	size_t n = 1;
+	int64_t id;
+
+	(void)state;
+	pattern(data, big, 7);
+	start_run(reg, "r");
+	id = commit_artefact(reg, "r", "model", "fp", "ch", NULL, 0, data, big, NULL);
+	assert_blob(reg, id, "body", data, big);
+
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_blob_put(reg, id, "small", small, sizeof(small), &err), 0);
+	assert_int_equal(registry_blob_put(reg, id, "empty", NULL, 0, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	assert_blob(reg, id, "small", small, sizeof(small));
+	assert_int_equal(registry_blob_get(reg, id, "empty", &got, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(got);
+
+	/* put under an existing key replaces it */
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_blob_put(reg, id, "small", "xyz", 3, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	assert_blob(reg, id, "small", "xyz", 3);
+
+	assert_int_equal(registry_blob_get(reg, id, "absent", &got, &n, &err), LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "absent"));
+	assert_int_equal(registry_blob_get(reg, id + 100, "body", &got, &n, &err), LTV_ENOTFOUND);
+	/* a blob needs an existing artefact (foreign keys are on) */
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_true(registry_blob_put(reg, id + 100, "orphan", "a", 1, &err) < 0);
+	registry_rollback(reg);
+
+	registry_close(reg);
+	/* and the bytes survive a reopen */
+	reg = open_or_fail(path);
+	assert_blob(reg, id, "body", data, big);
+	registry_close(reg);
+	free(data);
+	free(path);
+	rm_rf(dir);
+}
+
+static void test_rollback_leaves_no_trace(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	struct artefact_info info;
+	unsigned char b1[1000], b2[1000];
+	struct artefact_new a = { .name = "model", .run_id = "r", .fingerprint = "fp-rolled",
+				  .code_version = "1", .config = "", .as_of = 5 };
+	int64_t id1, id2, id3, v, *lin;
+	size_t n_lin, n_got;
+	void *got = NULL;
+	char *meta = NULL;
+
+	(void)state;
+	pattern(b1, sizeof(b1), 1);
+	pattern(b2, sizeof(b2), 2);
+	start_run(reg, "r");
+	id1 = commit_artefact(reg, "r", "model", "fp1", "c1", NULL, 0, b1, sizeof(b1), NULL);
+	a.inputs = &id1;
+	a.n_inputs = 1;
+
+	assert_int_equal(registry_begin(reg, &err), 0);
+	/* nested begin is refused, not silently merged */
+	assert_int_equal(registry_begin(reg, &err), LTV_EINTERNAL);
+	assert_int_equal(registry_artefact_create(reg, &a, &id2, &v, &err), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(registry_blob_put(reg, id2, "body", b2, sizeof(b2), &err), 0);
+	assert_int_equal(registry_blob_put(reg, id1, "extra", b2, sizeof(b2), &err), 0);
+	assert_int_equal(registry_artefact_finish(reg, id2, "c2", NULL, NULL, &err), 0);
+	assert_int_equal(registry_set_current(reg, "model", id2, &err), 0);
+	assert_int_equal(registry_meta_set(reg, "k", "rolled", &err), 0);
+	assert_int_equal(count_of(reg, "model"), 2); /* visible inside the transaction */
+	registry_rollback(reg);
+	registry_rollback(reg); /* a second rollback is harmless */
+
+	assert_int_equal(count_of(reg, "model"), 1);
+	assert_int_equal(registry_artefact_get(reg, id2, &info, &err), LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_by_version(reg, "model", 2, &info, &err), LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_by_fingerprint(reg, "model", "fp-rolled", &info, &err),
+			 LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_current(reg, "model", &info, &err), 0);
+	assert_int_equal(info.id, id1);
+	assert_string_equal(info.content_hash, "c1");
+	artefact_info_release(&info);
+	assert_blob(reg, id1, "body", b1, sizeof(b1));
+	assert_int_equal(registry_blob_get(reg, id1, "extra", &got, &n_got, &err), LTV_ENOTFOUND);
+	assert_int_equal(registry_lineage(reg, id2, &lin, &n_lin, &err), 0);
+	assert_int_equal(n_lin, 0);
+	free(lin);
+	assert_int_equal(registry_meta_get(reg, "k", &meta, &err), LTV_ENOTFOUND);
+	assert_null(meta);
+	assert_integrity_ok(reg);
+
+	/* the next version after a rollback is 2 again: no gap */
+	id3 = commit_artefact(reg, "r", "model", "fp3", "c3", NULL, 0, NULL, 0, &v);
+	assert_int_equal(v, 2);
+	assert_true(id3 > id1);
+
+	/* closing with an open transaction rolls it back */
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_artefact_create(reg, &a, &id2, &v, &err), 0);
+	assert_int_equal(v, 3);
+	registry_close(reg);
+	reg = open_or_fail(path);
+	assert_int_equal(count_of(reg, "model"), 2);
+	assert_integrity_ok(reg);
+	registry_close(reg);
+	free(path);
+	rm_rf(dir);
+}
+
+static void test_meta(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	char *value = (char *)"sentinel";
+
+	(void)state;
+	assert_int_equal(registry_meta_get(reg, "max_event_time", &value, &err), LTV_ENOTFOUND);
+	assert_null(value);
+	assert_non_null(strstr(err.msg, "max_event_time"));
+	assert_int_equal(registry_meta_set(reg, "max_event_time", "1735689600", &err), 0);
+	assert_int_equal(registry_meta_get(reg, "max_event_time", &value, &err), 0);
+	assert_string_equal(value, "1735689600");
+	free(value);
+	assert_int_equal(registry_meta_set(reg, "max_event_time", "", &err), 0);
+	assert_int_equal(registry_meta_set(reg, "other", "x y\nz", &err), 0);
+	registry_close(reg);
+	reg = open_or_fail(path);
+	assert_int_equal(registry_meta_get(reg, "max_event_time", &value, &err), 0);
+	assert_string_equal(value, "");
+	free(value);
+	assert_int_equal(registry_meta_get(reg, "other", &value, &err), 0);
+	assert_string_equal(value, "x y\nz");
+	free(value);
+	registry_close(reg);
+	free(path);
+	rm_rf(dir);
+}
+
+/*
+ * Forks a child that opens path, takes the run lock, writes one byte to the
+ * returned pipe and sleeps hold_s seconds before exiting. The parent must
+ * have no open connection to path when it calls this.
+ */
+static pid_t fork_lock_holder(const char *path, int hold_s)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct registry *reg = NULL;
+		struct ltv_err err = { 0 };
+
+		close(fds[0]);
+		if (registry_open(path, 5, &reg, &err) != 0 || registry_lock_run(reg, 0, &err) != 0)
+			_exit(3);
+		if (write(fds[1], "L", 1) != 1)
+			_exit(4);
+		sleep((unsigned)hold_s);
+		_exit(0); /* no unlock: the kernel releases it */
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	return pid;
+}
+
+static void test_run_lock_between_processes(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	char *lock_path = xasprintf("%s.lock", path);
+	double t0, waited;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	registry_close(reg); /* no connection across fork */
+
+	pid = fork_lock_holder(path, 3);
+	reg = open_or_fail(path);
+	t0 = mono_now();
+	assert_int_equal(registry_lock_run(reg, 1, &err), LTV_EBUSY);
+	waited = mono_now() - t0;
+	assert_true(waited >= 0.9);
+	assert_true(waited < 2.5);
+	assert_int_equal(err.code, LTV_EBUSY);
+	assert_non_null(strstr(err.msg, lock_path));
+	assert_non_null(strstr(err.msg, "another ltvpipe run"));
+	/* the failed attempt does not leave this connection holding anything */
+	assert_int_equal(registry_lock_run(reg, 0, &err), LTV_EBUSY);
+
+	/* a longer timeout waits for the holder to exit, then gets the lock */
+	t0 = mono_now();
+	assert_int_equal(registry_lock_run(reg, 20, &err), 0);
+	waited = mono_now() - t0;
+	assert_true(waited < 10);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* held by us now: a second connection cannot take it */
+	{
+		struct registry *reg2 = open_or_fail(path);
+
+		assert_int_equal(registry_lock_run(reg2, 0, &err), LTV_EBUSY);
+		registry_unlock_run(reg);
+		assert_int_equal(registry_lock_run(reg2, 0, &err), 0);
+		registry_unlock_run(reg2);
+		registry_close(reg2);
+	}
+	registry_close(reg);
+
+	/* a holder killed with SIGKILL releases the lock at once */
+	pid = fork_lock_holder(path, 60);
+	reg = open_or_fail(path);
+	assert_int_equal(registry_lock_run(reg, 0, &err), LTV_EBUSY);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	t0 = mono_now();
+	assert_int_equal(registry_lock_run(reg, 5, &err), 0);
+	assert_true(mono_now() - t0 < 1.0);
+	registry_close(reg); /* close releases it too */
+	reg = open_or_fail(path);
+	assert_int_equal(registry_lock_run(reg, 0, &err), 0);
+	registry_close(reg);
+
+	free(lock_path);
+	free(path);
+	rm_rf(dir);
+}
+
+#define KILL_BLOB_SIZE (1024 * 1024)
+#define KILL_N_BLOBS 200
+#define KILL_SIGNAL_AFTER 40
+
+/*
+ * A writer SIGKILLed half way through a 200 MB transaction: the previous
+ * versions are exactly as they were, the killed one never existed, and the
+ * file is sound.
+ */
+static void test_sigkill_mid_transaction(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	struct artefact_info info;
+	unsigned char *b1 = xmalloc(KILL_BLOB_SIZE), *b2 = xmalloc(KILL_BLOB_SIZE);
+	int64_t id1, id2, v;
+	int fds[2], status;
+	char c;
+	pid_t pid;
+	struct stat st;
+	char *wal = xasprintf("%s-wal", path);
+
+	(void)state;
+	pattern(b1, KILL_BLOB_SIZE, 11);
+	pattern(b2, KILL_BLOB_SIZE, 12);
+	start_run(reg, "r");
+	id1 = commit_artefact(reg, "r", "model", "fp1", "c1", NULL, 0, b1, KILL_BLOB_SIZE, NULL);
+	id2 = commit_artefact(reg, "r", "model", "fp2", "c2", &id1, 1, b2, KILL_BLOB_SIZE, NULL);
+	registry_close(reg);
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct artefact_new a = { .name = "model", .run_id = "r", .fingerprint = "fp-killed",
+					  .code_version = "1", .config = "", .as_of = 1 };
+		unsigned char *blob = xmalloc(KILL_BLOB_SIZE);
+		int64_t id, version;
+
+		close(fds[0]);
+		if (registry_open(path, 5, &reg, &err) != 0 || registry_begin(reg, &err) != 0 ||
+		    registry_artefact_create(reg, &a, &id, &version, &err) != 0 ||
+		    registry_set_current(reg, "model", id, &err) != 0 ||
+		    registry_meta_set(reg, "max_event_time", "killed", &err) != 0)
+			_exit(3);
+		for (int i = 0; i < KILL_N_BLOBS; i++) {
+			char key[32];
+
+			pattern(blob, KILL_BLOB_SIZE, (unsigned)(100 + i));
+			snprintf(key, sizeof(key), "part%d", i);
+			if (registry_blob_put(reg, id, key, blob, KILL_BLOB_SIZE, &err) != 0)
+				_exit(4);
+			if (i == KILL_SIGNAL_AFTER && write(fds[1], "K", 1) != 1)
+				_exit(5);
+		}
+		/* Not reached unless the parent is slow: park here uncommitted. */
+		pause();
+		_exit(6);
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1) {
+		waitpid(pid, &status, 0);
+		fail_msg("writer child died before signalling (status %d)", status);
+	}
+	close(fds[0]);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	/* The uncommitted pages really had spilled into the WAL before the kill. */
+	assert_int_equal(stat(wal, &st), 0);
+	assert_true(st.st_size > 10 * KILL_BLOB_SIZE);
+
+	reg = open_or_fail(path);
+	assert_integrity_ok(reg);
+	assert_int_equal(count_of(reg, "model"), 2);
+	assert_int_equal(registry_artefact_by_version(reg, "model", 3, &info, &err), LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_by_fingerprint(reg, "model", "fp-killed", &info, &err),
+			 LTV_ENOTFOUND);
+	assert_int_equal(registry_artefact_current(reg, "model", &info, &err), 0);
+	assert_int_equal(info.id, id2);
+	assert_int_equal(info.version, 2);
+	artefact_info_release(&info);
+	assert_blob(reg, id1, "body", b1, KILL_BLOB_SIZE);
+	assert_blob(reg, id2, "body", b2, KILL_BLOB_SIZE);
+	{
+		char *value = NULL;
+
+		assert_int_equal(registry_meta_get(reg, "max_event_time", &value, &err), LTV_ENOTFOUND);
+	}
+	/* and it is writable: the next version is 3 */
+	commit_artefact(reg, "r", "model", "fp3", "c3", NULL, 0, "ok", 2, &v);
+	assert_int_equal(v, 3);
+	assert_integrity_ok(reg);
+	registry_close(reg);
+	free(wal);
+	free(b1);
+	free(b2);
+	free(path);
+	rm_rf(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_creates_wal_registry),
+		cmocka_unit_test(test_open_readonly_missing),
+		cmocka_unit_test(test_newer_schema_refused),
+		cmocka_unit_test(test_versions_lineage_current),
+		cmocka_unit_test(test_unfinished_not_reused),
+		cmocka_unit_test(test_blobs_exact),
+		cmocka_unit_test(test_rollback_leaves_no_trace),
+		cmocka_unit_test(test_meta),
+		cmocka_unit_test(test_run_lock_between_processes),
+		cmocka_unit_test(test_sigkill_mid_transaction),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
