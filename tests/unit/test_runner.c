@@ -1,0 +1,606 @@
+/*
+ * Unit tests for the runner (pipeline/runner.c) on a small generated sample
+ * in a scratch directory: the stage table, skipping by fingerprint, rerunning
+ * exactly the stage whose config changed, reusing an earlier version, --force,
+ * --dry-run, stage selection, status, and a stage that fails (or is made to
+ * fail by LTVPIPE_FAULT) after writing its output: the registry must keep its
+ * previous versions.
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "ltv/config.h"
+#include "ltv/generate.h"
+#include "ltv/log.h"
+#include "ltv/registry.h"
+#include "ltv/runner.h"
+#include "ltv/stage.h"
+#include "ltv/timeutil.h"
+
+struct fixture {
+	char *dir;
+	char *reg_path;
+	char *log_dir;
+	struct config cfg;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
+
+/* Applies a --set override built from fmt; fails the test when it is refused. */
+static void set(struct config *cfg, const char *fmt, ...)
+{
+	struct ltv_err err = { 0 };
+	char assignment[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(assignment, sizeof(assignment), fmt, ap);
+	va_end(ap);
+	if (config_apply_override(cfg, assignment, &err) != 0)
+		fail_msg("--set %s: %s", assignment, err.msg);
+}
+
+/* A scratch dir with a 1500-user sample in data/ and a config pointing at it. */
+static int setup(void **state)
+{
+	struct fixture *fx = xcalloc(1, sizeof(*fx));
+	struct generate_param p;
+	struct ltv_err err = { 0 };
+	char *data;
+
+	fx->dir = test_scratch_dir();
+	if (!fx->dir)
+		return -1;
+	data = xasprintf("%s/data", fx->dir);
+	generate_param_init(&p);
+	p.n_users = 1500;
+	p.seed = 7;
+	if (generate_sample(&p, data, NULL, &err) != 0) {
+		fprintf(stderr, "generate_sample: %s\n", err.msg);
+		return -1;
+	}
+	fx->reg_path = xasprintf("%s/models/registry.sqlite", fx->dir);
+	fx->log_dir = xasprintf("%s/logs", fx->dir);
+	config_init_defaults(&fx->cfg);
+	set(&fx->cfg, "input.users=%s/users.csv", data);
+	set(&fx->cfg, "input.events=%s/events.csv", data);
+	set(&fx->cfg, "registry.path=%s", fx->reg_path);
+	set(&fx->cfg, "run.log_dir=%s", fx->log_dir);
+	set(&fx->cfg, "ingest.rejects_dir=%s", fx->log_dir);
+	set(&fx->cfg, "run.jobs=%s", "1");
+	set(&fx->cfg, "registry.busy_timeout_s=%s", "5");
+	free(data);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	config_release(&fx->cfg);
+	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(fx->dir);
+	free(fx->reg_path);
+	free(fx->log_dir);
+	free(fx);
+	return 0;
+}
+
+/* Runs the pipeline; returns the status and, in *out_text, what it printed (caller frees). */
+static int run(struct fixture *fx, int force, int dry_run, const char *only, int64_t as_of,
+	       char **out_text, struct ltv_err *err)
+{
+	struct run_options opts = { .only = only, .force = force, .dry_run = dry_run,
+				    .as_of = as_of, .command = "test" };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	int ret;
+
+	assert_non_null(out);
+	err_clear(err);
+	ret = runner_run(&fx->cfg, &opts, out, err);
+	fclose(out);
+	if (out_text)
+		*out_text = text;
+	else
+		free(text);
+	return ret;
+}
+
+static void run_ok(struct fixture *fx, int force, char **out_text)
+{
+	struct ltv_err err = { 0 };
+
+	if (run(fx, force, 0, NULL, INT64_MIN, out_text, &err) != 0)
+		fail_msg("run failed: %s", err.msg);
+}
+
+/* Current artefact of a stage, opened read-only so the runner's own connection is unaffected. */
+static void current_of(struct fixture *fx, const char *name, struct artefact_info *out)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+
+	assert_int_equal(registry_open_readonly(fx->reg_path, &reg, &err), 0);
+	if (registry_artefact_current(reg, name, out, &err) != 0)
+		fail_msg("current %s: %s", name, err.msg);
+	registry_close(reg);
+}
+
+static int64_t count_of(struct fixture *fx, const char *name)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	int64_t n = -1;
+
+	if (registry_open_readonly(fx->reg_path, &reg, &err) == LTV_ENOTFOUND)
+		return 0;
+	assert_int_equal(registry_artefact_count(reg, name, &n, &err), 0);
+	registry_close(reg);
+	return n;
+}
+
+static void assert_integrity(struct fixture *fx)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+
+	assert_int_equal(registry_open(fx->reg_path, 5, &reg, &err), 0);
+	if (registry_integrity_check(reg, &err) != 0)
+		fail_msg("integrity: %s", err.msg);
+	registry_close(reg);
+}
+
+static size_t files_in(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void assert_contains(const char *text, const char *needle)
+{
+	if (!strstr(text, needle))
+		fail_msg("expected '%s' in:\n%s", needle, text);
+}
+
+static void test_stage_table(void **state)
+{
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(stage_table_check(&err), 0);
+	assert_true(stage_count >= 2);
+	assert_int_equal(stage_find("ingest"), 0);
+	assert_int_equal(stage_find("features"), 1);
+	assert_int_equal(stage_find("nosuch"), -1);
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage *s = &stage_table[i];
+
+		assert_non_null(s->run);
+		assert_non_null(s->summary);
+		assert_true(strlen(s->code_version) > 0);
+		assert_int_equal(stage_find(s->name), (int)i);
+		for (size_t k = 0; k < STAGE_MAX_INPUTS && s->inputs[k]; k++) {
+			int idx = stage_find(s->inputs[k]);
+
+			assert_true(idx >= 0 && (size_t)idx < i);
+		}
+	}
+	/* features reads ingest and is fingerprinted by as_of */
+	assert_string_equal(stage_table[1].inputs[0], "ingest");
+	assert_true(stage_table[1].flags & STAGE_USES_AS_OF);
+	assert_true(stage_table[0].flags & STAGE_READS_INPUT_FILES);
+}
+
+static void test_rerun_is_noop(void **state)
+{
+	struct fixture *fx = *state;
+	struct artefact_info ing1, feat1, ing2, feat2;
+	char *text = NULL;
+	char *max_event = NULL;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	int64_t max_ts;
+
+	run_ok(fx, 0, &text);
+	assert_contains(text, "ingest: done (v1)");
+	assert_contains(text, "features: done (v1)");
+	free(text);
+	assert_int_equal(count_of(fx, "ingest"), 1);
+	assert_int_equal(count_of(fx, "features"), 1);
+	current_of(fx, "ingest", &ing1);
+	current_of(fx, "features", &feat1);
+	assert_int_equal(ing1.version, 1);
+	assert_int_equal(feat1.version, 1);
+	assert_int_equal(strlen(feat1.content_hash), HASH_HEX_LEN - 1);
+
+	/* default as_of is the latest event ingested */
+	assert_int_equal(registry_open_readonly(fx->reg_path, &reg, &err), 0);
+	assert_int_equal(registry_meta_get(reg, "max_event_time", &max_event, &err), 0);
+	assert_int_equal(parse_int64(max_event, &max_ts), 0);
+	assert_true(feat1.as_of == max_ts);
+	assert_true(ing1.as_of == INT64_MIN);
+	free(max_event);
+	{
+		int64_t *lin = NULL;
+		size_t n = 0;
+
+		assert_int_equal(registry_lineage(reg, feat1.id, &lin, &n, &err), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(lin[0], ing1.id);
+		free(lin);
+	}
+	registry_close(reg);
+
+	run_ok(fx, 0, &text);
+	assert_contains(text, "ingest: up to date (v1)");
+	assert_contains(text, "features: up to date (v1)");
+	assert_null(strstr(text, "done"));
+	free(text);
+	assert_int_equal(count_of(fx, "ingest"), 1);
+	assert_int_equal(count_of(fx, "features"), 1);
+	current_of(fx, "ingest", &ing2);
+	current_of(fx, "features", &feat2);
+	assert_int_equal(ing2.id, ing1.id);
+	assert_int_equal(feat2.id, feat1.id);
+	assert_string_equal(feat2.fingerprint, feat1.fingerprint);
+	artefact_info_release(&ing1);
+	artefact_info_release(&feat1);
+	artefact_info_release(&ing2);
+	artefact_info_release(&feat2);
+	assert_integrity(fx);
+}
+
+static void test_config_change_reruns_only_its_stage(void **state)
+{
+	struct fixture *fx = *state;
+	struct artefact_info ing1, feat1, feat2, cur;
+	struct ltv_err err = { 0 };
+	char *text = NULL, *status = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	run_ok(fx, 0, NULL);
+	current_of(fx, "ingest", &ing1);
+	current_of(fx, "features", &feat1);
+
+	set(&fx->cfg, "features.obs_days=%s", "3");
+	/* dry run first: says why, writes nothing */
+	assert_int_equal(run(fx, 0, 1, NULL, INT64_MIN, &text, &err), 0);
+	assert_contains(text, "ingest: up to date (v1)");
+	assert_contains(text, "features: would run (features.obs_days changed: 2 → 3)");
+	free(text);
+	assert_int_equal(count_of(fx, "features"), 1);
+	/* status says the same, read-only */
+	out = open_memstream(&status, &len);
+	assert_int_equal(runner_status(&fx->cfg, INT64_MIN, out, &err), 0);
+	fclose(out);
+	assert_contains(status, "stale (features.obs_days changed: 2 → 3)");
+	assert_contains(status, "fresh");
+	free(status);
+
+	run_ok(fx, 0, &text);
+	assert_contains(text, "ingest: up to date (v1)");
+	assert_contains(text, "features: done (v2)");
+	free(text);
+	assert_int_equal(count_of(fx, "ingest"), 1);
+	assert_int_equal(count_of(fx, "features"), 2);
+	current_of(fx, "features", &feat2);
+	assert_int_equal(feat2.version, 2);
+	assert_string_not_equal(feat2.fingerprint, feat1.fingerprint);
+	assert_string_not_equal(feat2.content_hash, feat1.content_hash);
+	assert_non_null(strstr(feat2.config, "features.obs_days=3\n"));
+	current_of(fx, "ingest", &cur);
+	assert_int_equal(cur.id, ing1.id);
+	artefact_info_release(&cur);
+
+	/* back to 2: the v1 built from exactly these inputs becomes current again */
+	set(&fx->cfg, "features.obs_days=%s", "2");
+	run_ok(fx, 0, &text);
+	assert_contains(text, "features: up to date (v1, an earlier version with the same inputs)");
+	free(text);
+	assert_int_equal(count_of(fx, "features"), 2);
+	current_of(fx, "features", &cur);
+	assert_int_equal(cur.id, feat1.id);
+	assert_int_equal(cur.version, 1);
+	artefact_info_release(&cur);
+	/* and a plain rerun now says v1 is up to date */
+	run_ok(fx, 0, &text);
+	assert_contains(text, "features: up to date (v1)\n");
+	free(text);
+
+	/* --force makes new versions of both, with the same content */
+	run_ok(fx, 1, &text);
+	assert_contains(text, "ingest: done (v2)");
+	assert_contains(text, "features: done (v3)");
+	free(text);
+	assert_int_equal(count_of(fx, "ingest"), 2);
+	assert_int_equal(count_of(fx, "features"), 3);
+	current_of(fx, "features", &cur);
+	assert_int_equal(cur.version, 3);
+	assert_string_equal(cur.content_hash, feat1.content_hash);
+	assert_string_equal(cur.fingerprint, feat1.fingerprint);
+	artefact_info_release(&cur);
+	current_of(fx, "ingest", &cur);
+	assert_string_equal(cur.content_hash, ing1.content_hash);
+	artefact_info_release(&cur);
+
+	artefact_info_release(&ing1);
+	artefact_info_release(&feat1);
+	artefact_info_release(&feat2);
+	assert_integrity(fx);
+}
+
+static void test_as_of_change_reruns_features(void **state)
+{
+	struct fixture *fx = *state;
+	struct artefact_info feat1, cur;
+	struct ltv_err err = { 0 };
+	int64_t as_of;
+	char *text = NULL;
+
+	run_ok(fx, 0, NULL);
+	current_of(fx, "features", &feat1);
+	as_of = feat1.as_of - 10 * SECONDS_PER_DAY;
+	assert_int_equal(run(fx, 0, 0, NULL, as_of, &text, &err), 0);
+	assert_contains(text, "ingest: up to date (v1)");
+	assert_contains(text, "features: done (v2)");
+	free(text);
+	current_of(fx, "features", &cur);
+	assert_true(cur.as_of == as_of);
+	assert_string_not_equal(cur.content_hash, feat1.content_hash);
+	artefact_info_release(&cur);
+	/* the same as_of again: nothing to do */
+	assert_int_equal(run(fx, 0, 0, NULL, as_of, &text, &err), 0);
+	assert_contains(text, "features: up to date (v2)");
+	free(text);
+	assert_int_equal(count_of(fx, "features"), 2);
+	artefact_info_release(&feat1);
+}
+
+static void test_new_input_file_reruns_both(void **state)
+{
+	struct fixture *fx = *state;
+	struct artefact_info ing1, feat1, cur;
+	char *events_glob = xasprintf("%s/data/events*.csv", fx->dir);
+	char *data = xasprintf("%s/data", fx->dir);
+	char *text = NULL, *extra;
+
+	set(&fx->cfg, "input.events=%s", events_glob);
+	run_ok(fx, 0, NULL);
+	current_of(fx, "ingest", &ing1);
+	current_of(fx, "features", &feat1);
+	/* one more purchase by the first user, long after install: changes labels, not inputs of ingest's old files */
+	extra = test_write_file(data, "events_more.csv",
+				"user_id,event_time,revenue,event\n"
+				"u00000001,2025-03-01T00:00:00Z,5.00,purchase\n");
+	assert_non_null(extra);
+	run_ok(fx, 0, &text);
+	assert_contains(text, "ingest: done (v2)");
+	assert_contains(text, "features: done (v2)");
+	free(text);
+	current_of(fx, "ingest", &cur);
+	assert_string_not_equal(cur.content_hash, ing1.content_hash);
+	assert_non_null(strstr(cur.metrics, "\"files_loaded\":1"));
+	assert_non_null(strstr(cur.metrics, "\"files_already_ingested\":2"));
+	assert_non_null(strstr(cur.metrics, "\"events_loaded\":1"));
+	artefact_info_release(&cur);
+	run_ok(fx, 0, &text);
+	assert_contains(text, "ingest: up to date (v2)");
+	assert_contains(text, "features: up to date (v2)");
+	free(text);
+	artefact_info_release(&ing1);
+	artefact_info_release(&feat1);
+	free(extra);
+	free(data);
+	free(events_glob);
+}
+
+static void test_injected_fault_keeps_previous(void **state)
+{
+	struct fixture *fx = *state;
+	struct artefact_info ing1, feat1, cur;
+	struct ltv_err err = { 0 };
+	char *text = NULL;
+
+	run_ok(fx, 0, NULL);
+	current_of(fx, "ingest", &ing1);
+	current_of(fx, "features", &feat1);
+
+	setenv("LTVPIPE_FAULT", "features:fail", 1);
+	assert_int_equal(run(fx, 1, 0, NULL, INT64_MIN, &text, &err), LTV_EINTERNAL);
+	unsetenv("LTVPIPE_FAULT");
+	assert_contains(err.msg, "stage features failed");
+	assert_contains(err.msg, "injected fault");
+	assert_contains(text, "ingest: done (v2)"); /* ingest committed before features failed */
+	assert_null(strstr(text, "features: done"));
+	free(text);
+	assert_int_equal(count_of(fx, "features"), 1);
+	assert_int_equal(count_of(fx, "ingest"), 2);
+	current_of(fx, "features", &cur);
+	assert_int_equal(cur.id, feat1.id);
+	assert_int_equal(cur.version, 1);
+	artefact_info_release(&cur);
+	assert_integrity(fx);
+	/* the failed run's output is gone, and nothing needs redoing: same fingerprint */
+	run_ok(fx, 0, &text);
+	assert_contains(text, "features: up to date (v1)");
+	free(text);
+
+	/* ingest failing: neither its artefact nor its data changes */
+	setenv("LTVPIPE_FAULT", "ingest:fail", 1);
+	assert_int_equal(run(fx, 1, 0, NULL, INT64_MIN, NULL, &err), LTV_EINTERNAL);
+	unsetenv("LTVPIPE_FAULT");
+	assert_contains(err.msg, "stage ingest failed");
+	assert_int_equal(count_of(fx, "ingest"), 2);
+	assert_int_equal(count_of(fx, "features"), 1);
+	current_of(fx, "ingest", &cur);
+	assert_int_equal(cur.version, 2);
+	assert_string_equal(cur.content_hash, ing1.content_hash);
+	artefact_info_release(&cur);
+	/* a fault for another stage name that merely shares a prefix does nothing */
+	setenv("LTVPIPE_FAULT", "feature:fail", 1);
+	assert_int_equal(run(fx, 0, 0, NULL, INT64_MIN, NULL, &err), 0);
+	unsetenv("LTVPIPE_FAULT");
+	assert_integrity(fx);
+	artefact_info_release(&ing1);
+	artefact_info_release(&feat1);
+}
+
+/* A bad input row over the reject limit fails ingest and leaves the registry as it was. */
+static void test_ingest_failure_rolls_back_data(void **state)
+{
+	struct fixture *fx = *state;
+	struct ltv_err err = { 0 };
+	struct registry *reg = NULL;
+	struct user_table users;
+	char *events_glob = xasprintf("%s/data/events*.csv", fx->dir);
+	char *data = xasprintf("%s/data", fx->dir);
+	char *bad;
+	size_t n_users;
+
+	set(&fx->cfg, "input.events=%s", events_glob);
+	run_ok(fx, 0, NULL);
+	assert_int_equal(registry_open_readonly(fx->reg_path, &reg, &err), 0);
+	assert_int_equal(registry_users_load(reg, &users, &err), 0);
+	n_users = users.n;
+	user_table_release(&users);
+	registry_close(reg);
+	assert_int_equal(n_users, 1500);
+
+	bad = test_write_file(data, "events_bad.csv",
+			      "user_id,event_time,revenue,event\n"
+			      "u00000001,2025-03-01T00:00:00Z,1.00,purchase\n"
+			      "nobody,2025-03-01T00:00:00Z,1.00,purchase\n");
+	assert_non_null(bad);
+	set(&fx->cfg, "ingest.max_reject_rate=%s", "0");
+	assert_int_equal(run(fx, 0, 0, NULL, INT64_MIN, NULL, &err), LTV_EINVAL);
+	assert_contains(err.msg, "stage ingest failed");
+	assert_contains(err.msg, "events_bad.csv:3");
+	assert_int_equal(count_of(fx, "ingest"), 1);
+	assert_int_equal(count_of(fx, "features"), 1);
+	assert_integrity(fx);
+	/* with a tolerant limit it loads the good row */
+	set(&fx->cfg, "ingest.max_reject_rate=%s", "0.5");
+	run_ok(fx, 0, NULL);
+	assert_int_equal(count_of(fx, "ingest"), 2);
+	free(bad);
+	free(data);
+	free(events_glob);
+}
+
+static void test_dry_run_writes_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct ltv_err err = { 0 };
+	char *text = NULL;
+	size_t logs;
+
+	assert_int_equal(run(fx, 0, 1, NULL, INT64_MIN, &text, &err), 0);
+	assert_contains(text, "ingest: would run (no previous version)");
+	assert_contains(text, "features: would run (an input would be rebuilt)");
+	free(text);
+	assert_int_equal(count_of(fx, "ingest"), 0);
+	assert_int_equal(count_of(fx, "features"), 0);
+	assert_int_equal(files_in(fx->log_dir), 0); /* no run log, no rejects file */
+
+	run_ok(fx, 0, NULL);
+	logs = files_in(fx->log_dir);
+	assert_true(logs >= 1);
+	assert_int_equal(run(fx, 1, 1, NULL, INT64_MIN, &text, &err), 0);
+	assert_contains(text, "ingest: would run (--force)");
+	assert_contains(text, "features: would run (an input would be rebuilt)");
+	free(text);
+	assert_int_equal(count_of(fx, "ingest"), 1);
+	assert_int_equal(count_of(fx, "features"), 1);
+	assert_int_equal(files_in(fx->log_dir), logs);
+	/* dry run of an earlier config: reuse is reported but current does not move */
+	set(&fx->cfg, "features.obs_days=%s", "3");
+	run_ok(fx, 0, NULL);
+	set(&fx->cfg, "features.obs_days=%s", "2");
+	assert_int_equal(run(fx, 0, 1, NULL, INT64_MIN, &text, &err), 0);
+	assert_contains(text, "features: up to date (v1, an earlier version");
+	free(text);
+	{
+		struct artefact_info cur;
+
+		current_of(fx, "features", &cur);
+		assert_int_equal(cur.version, 2);
+		artefact_info_release(&cur);
+	}
+}
+
+static void test_selection(void **state)
+{
+	struct fixture *fx = *state;
+	struct ltv_err err = { 0 };
+	struct run_options opts = { .as_of = INT64_MIN };
+	char *text = NULL;
+	FILE *out = fopen("/dev/null", "w");
+
+	assert_non_null(out);
+	/* features alone before ingest ever ran */
+	assert_int_equal(run(fx, 0, 0, "features", INT64_MIN, NULL, &err), LTV_EUSAGE);
+	assert_contains(err.msg, "never run");
+	assert_int_equal(run(fx, 0, 0, "ingest,nosuch", INT64_MIN, NULL, &err), LTV_EUSAGE);
+	assert_contains(err.msg, "nosuch");
+	opts.from = "features";
+	opts.to = "ingest";
+	assert_int_equal(runner_run(&fx->cfg, &opts, out, &err), LTV_EUSAGE);
+	opts.from = "bogus";
+	opts.to = NULL;
+	assert_int_equal(runner_run(&fx->cfg, &opts, out, &err), LTV_EUSAGE);
+	assert_contains(err.msg, "bogus");
+	fclose(out);
+
+	assert_int_equal(run(fx, 0, 0, "ingest", INT64_MIN, &text, &err), 0);
+	assert_contains(text, "ingest: done (v1)");
+	assert_null(strstr(text, "features"));
+	free(text);
+	assert_int_equal(count_of(fx, "features"), 0);
+	assert_int_equal(run(fx, 1, 0, "features", INT64_MIN, &text, &err), 0);
+	assert_contains(text, "features: done (v1)");
+	assert_null(strstr(text, "ingest"));
+	free(text);
+	assert_int_equal(count_of(fx, "ingest"), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stage_table),
+		cmocka_unit_test_setup_teardown(test_rerun_is_noop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_change_reruns_only_its_stage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_as_of_change_reruns_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_input_file_reruns_both, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_injected_fault_keeps_previous, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_failure_rolls_back_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
+	};
+
+	log_level_current = LOG_ERROR;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
