@@ -278,6 +278,10 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 	in->days[idx].revenue += revenue;
 	in->days[idx].events += 1;
 	in->days[idx].purchases += revenue > 0;
+	/* A date-only time ("1998-06-30") stands for that whole day, so the data
+	 * reach the day's end: the default as_of then keeps the last day. */
+	if (strlen(f[c->event_time]) == 10)
+		t = time_day_start(t) + SECONDS_PER_DAY;
 	if (t > in->max_event_time)
 		in->max_event_time = t;
 	return 1;
