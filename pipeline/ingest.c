@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -456,6 +457,27 @@ static void add_metrics(struct ingest *in)
 }
 
 /*
+ * In append mode a file is loaded once. If a path that was loaded before now
+ * has other content (a re-export, an edited file), loading it again would
+ * count its old rows twice, so ingest stops and says what to do instead.
+ */
+static int refuse_changed_file(struct stage_ctx *ctx, const struct input_file *file)
+{
+	const char *kind = file->kind == INPUT_USERS ? "users" : "events";
+	char *old = NULL;
+	int ret = registry_file_hash_for_path(ctx->reg, kind, file->path, &old, &ctx->err);
+
+	if (ret == 0 && old)
+		ret = err_set(&ctx->err, LTV_EINVAL,
+			      "%s: this path was ingested before with other content (%.12s, now %.12s); "
+			      "loading it again would count its earlier rows twice — put new data in a "
+			      "new file (input patterns may be globs), or set ingest.mode: replace to "
+			      "reload every file from scratch", file->path, old, file->hash);
+	free(old);
+	return ret;
+}
+
+/*
  * The data state is the set of files loaded so far: re-ingesting changes
  * nothing and hashes the same, so the stages downstream stay up to date.
  */
@@ -497,6 +519,11 @@ int stage_ingest_run(struct stage_ctx *ctx)
 
 		if (seen < 0) {
 			ret = seen;
+		} else if (!seen && !replace) {
+			ret = refuse_changed_file(ctx, &files.v[i]);
+		}
+		if (ret < 0) {
+			break;
 		} else if (seen) {
 			LOG(LOG_INFO, "%s: already ingested (content %.12s), skipped", files.v[i].path,
 			    files.v[i].hash);
@@ -517,6 +544,9 @@ int stage_ingest_run(struct stage_ctx *ctx)
 out:
 	if (in.rejects)
 		fclose(in.rejects);
+	/* Keep the rejects file only when it has something to say. */
+	if (in.rejects_path && in.users_rejected + in.events_rejected == 0)
+		unlink(in.rejects_path);
 	free(in.rejects_path);
 	free(in.install_time);
 	free(in.days);

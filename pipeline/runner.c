@@ -716,12 +716,26 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 		ret = select_stages(opts, rs.plans, err);
 	if (ret < 0)
 		return ret;
-	ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &rs.reg, err);
+	if (opts->dry_run) {
+		/* A dry run changes nothing: not even creating the registry file. */
+		ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
+		if (ret == LTV_ENOTFOUND) {
+			for (size_t i = 0; i < stage_count; i++)
+				if (rs.plans[i].state == PLAN_PENDING)
+					fprintf(out, "%s: would run (no registry yet at %s)\n",
+						stage_table[i].name, cfg->registry.path);
+			return 0;
+		}
+	} else {
+		ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &rs.reg, err);
+	}
 	if (ret < 0)
 		return ret;
-	ret = registry_lock_run(rs.reg, (int)cfg->registry.busy_timeout_s, err);
-	if (ret < 0)
-		goto out;
+	if (!opts->dry_run) {
+		ret = registry_lock_run(rs.reg, (int)cfg->registry.busy_timeout_s, err);
+		if (ret < 0)
+			goto out;
+	}
 	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
 	if (!opts->dry_run) {
 		struct ltv_err log_err;

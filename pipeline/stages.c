@@ -20,7 +20,7 @@ const struct stage stage_table[] = {
 	},
 	{
 		.name = "features",
-		.code_version = "1",
+		.code_version = "2",
 		.config_sections = "features",
 		.inputs = { "ingest", NULL },
 		.flags = STAGE_USES_AS_OF,
@@ -35,6 +35,33 @@ const struct stage stage_table[] = {
 		.flags = STAGE_USES_AS_OF,
 		.run = stage_tiers_run,
 		.summary = "tier 1/2/3 per campaign by mature users and payers (table campaign_tiers)",
+	},
+	{
+		.name = "curves",
+		.code_version = "1",
+		.config_sections = "curves",
+		.inputs = { "ingest", "features", "tiers", NULL },
+		.flags = STAGE_USES_AS_OF,
+		.run = stage_curves_run,
+		.summary = "per-campaign cumulative revenue curves a*d^b shrunk to tier priors",
+	},
+	{
+		.name = "lookalike",
+		.code_version = "1",
+		.config_sections = "lookalike",
+		.inputs = { "features", NULL },
+		.flags = STAGE_USES_AS_OF,
+		.run = stage_lookalike_run,
+		.summary = "k-means on early features; a user is worth its cluster's future revenue",
+	},
+	{
+		.name = "semantic",
+		.code_version = "1",
+		.config_sections = "semantic",
+		.inputs = { "features", NULL },
+		.flags = STAGE_USES_AS_OF,
+		.run = stage_semantic_run,
+		.summary = "TF-IDF on campaign names; a campaign is worth its most similar known ones",
 	},
 };
 const size_t stage_count = sizeof(stage_table) / sizeof(stage_table[0]);

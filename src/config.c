@@ -438,8 +438,12 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 	int found = 0;
 	int level;
 
-	if (h->n == 0)
-		return err_set(err, LTV_ECONFIG, "%s: features.horizons: list at least one horizon in days",
+	if (h->n == 0 || h->n > 16)
+		return err_set(err, LTV_ECONFIG, "%s: features.horizons: list 1 to 16 horizons in days",
+			       cfg->source_path);
+	if (cfg->semantic.char_ngrams == 1)
+		return err_set(err, LTV_ECONFIG,
+			       "%s: semantic.char_ngrams: 1 is not allowed; use 0 (words only) or 2 to 8",
 			       cfg->source_path);
 	for (size_t i = 0; i < h->n; i++) {
 		if (i > 0 && h->v[i] <= h->v[i - 1])

@@ -844,6 +844,28 @@ int registry_file_record(struct registry *reg, const char *content_hash, const c
 	return ret;
 }
 
+int registry_file_hash_for_path(struct registry *reg, const char *kind, const char *path,
+				char **out_hash, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT content_hash FROM ingested_files WHERE kind = ? AND path = ?"
+			       " ORDER BY rowid DESC LIMIT 1", &st, err);
+	int rc;
+
+	*out_hash = NULL;
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, kind);
+	bind_text(st, 2, path);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out_hash = dup_col(st, 0);
+	else if (rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, "reading ingested files");
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int registry_ingested_hashes(struct registry *reg, char ***out_hashes, size_t *out_n,
 			     struct ltv_err *err)
 {

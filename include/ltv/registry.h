@@ -144,6 +144,12 @@ int registry_file_ingested(struct registry *reg, const char *content_hash, struc
 int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
 			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
 			 struct ltv_err *err);
+/*
+ * The content hash an earlier ingest recorded for this kind and path, in a new
+ * string (caller frees), or NULL when the path was never ingested.
+ */
+int registry_file_hash_for_path(struct registry *reg, const char *kind, const char *path,
+				char **out_hash, struct ltv_err *err);
 /* Content hashes of every ingested file, sorted (caller frees each and the array). */
 int registry_ingested_hashes(struct registry *reg, char ***out_hashes, size_t *out_n,
 			     struct ltv_err *err);
