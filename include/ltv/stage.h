@@ -79,5 +79,8 @@ int stage_table_check(struct ltv_err *err);
 int stage_ingest_run(struct stage_ctx *ctx);
 int stage_features_run(struct stage_ctx *ctx);
 int stage_tiers_run(struct stage_ctx *ctx);
+int stage_curves_run(struct stage_ctx *ctx);
+int stage_lookalike_run(struct stage_ctx *ctx);
+int stage_semantic_run(struct stage_ctx *ctx);
 
 #endif

@@ -1,0 +1,763 @@
+/*
+ * Stage curves: cumulative revenue per user of a cohort as a function of days
+ * elapsed, y(D) = a * D^b (include/ltv/curve.h), fitted per tier-1 campaign
+ * and shrunk towards a pooled tier prior, then used to extrapolate a young
+ * cohort from what it showed in the observation window to a horizon.
+ *
+ * Training, per configured horizon H: the users of model_data_split(H).train
+ * (mature at H, installed before that horizon's validation cohorts), whose
+ * daily revenue is read from the registry's user-days (a day only when it is
+ * complete at as_of). Each (app, campaign) cohort gives y(D) for D = 1..H;
+ * tier-1 cohorts with at least curves.min_cohort_users such users get their
+ * own fit, shrunk to the tier-1 prior with weight n / (n + shrinkage_users).
+ * Two priors are pooled fits: over every tier-1 training user, and over every
+ * tier-2 and tier-3 training user (so campaigns without a curve of their own
+ * still have one).
+ *
+ * Prediction for the rows of one cohort (a cohort-level method): with
+ * k = features.obs_days, y_k = the mean rev_window of the cohort's rows with a
+ * full window, blended towards the curve's own a * k^b by w = n / (n +
+ * shrinkage_users) for small cohorts, the cohort mean at H is
+ * y_k' * (H / k)^b (b < 0 taken as 0). Each user gets rev_window plus the
+ * cohort's increment y_k' * ((H / k)^b - (u / k)^b), u being the user's
+ * observed days (u = k for a full window), so the cohort mean is the curve's
+ * extrapolation and nobody falls below observed revenue. A prediction at H is
+ * the largest such value over the trained horizons up to H, so predictions
+ * never decrease with the horizon. Horizons not trained give NaN.
+ *
+ * Artefact: blob "curves" (format at curves_save below), nothing else.
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/blob.h"
+#include "ltv/curve.h"
+#include "ltv/log.h"
+#include "ltv/method.h"
+#include "ltv/metrics.h"
+#include "ltv/model_data.h"
+#include "ltv/stage.h"
+#include "ltv/strmap.h"
+
+#define CURVES_MAGIC "LTVCURVS"
+#define CURVES_VERSION 1
+#define CURVES_BLOB "curves"
+#define CURVES_MAX_HORIZONS 32
+
+enum curves_prior { PRIOR_TIER1 = 0, PRIOR_TIER23 = 1, N_PRIORS = 2 };
+
+struct curves_entry {
+	char *app;
+	char *campaign;
+	struct curve curve; /* shrunk to the tier-1 prior */
+	uint64_t n_users;   /* training users behind the fit */
+};
+
+struct curves_horizon {
+	int64_t horizon;
+	int has_prior[N_PRIORS];
+	struct curve prior[N_PRIORS];
+	uint64_t prior_users[N_PRIORS];
+	struct curves_entry *entries;
+	size_t n_entries;
+	struct strmap index; /* "app\x1fcampaign" → entry */
+};
+
+/* A trained (or loaded) model: what method_curves' state points to. */
+struct curves_state {
+	int64_t obs_days;
+	double shrinkage_users;
+	struct curves_horizon *h;
+	size_t n_h;
+};
+
+static void curves_state_free(struct curves_state *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_h; i++) {
+		for (size_t j = 0; j < s->h[i].n_entries; j++) {
+			free(s->h[i].entries[j].app);
+			free(s->h[i].entries[j].campaign);
+		}
+		free(s->h[i].entries);
+		strmap_release(&s->h[i].index);
+	}
+	free(s->h);
+	free(s);
+}
+
+static char *cohort_key(const char *app, const char *campaign)
+{
+	return xasprintf("%s\x1f%s", app, campaign);
+}
+
+static void curves_state_index(struct curves_state *s)
+{
+	for (size_t i = 0; i < s->n_h; i++) {
+		struct curves_horizon *h = &s->h[i];
+
+		strmap_init(&h->index);
+		for (size_t j = 0; j < h->n_entries; j++) {
+			char *key = cohort_key(h->entries[j].app, h->entries[j].campaign);
+
+			strmap_put(&h->index, key, (int64_t)j);
+			free(key);
+		}
+	}
+}
+
+/*
+ * Blob "LTVCURVS" version 1: u64 obs_days, f64 shrinkage_users, u64
+ * n_horizons, then per horizon: u64 horizon; per prior (tier 1, tiers 2-3):
+ * u32 present, f64 log_a, f64 b, u64 users; u64 n_campaigns; per campaign:
+ * str app, str campaign, f64 log_a, f64 b, u64 users.
+ */
+static void curves_save(const struct curves_state *s, uint8_t **out_buf, size_t *out_len)
+{
+	struct blob_writer w;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, CURVES_MAGIC, CURVES_VERSION);
+	blob_put_u64(&w, (uint64_t)s->obs_days);
+	blob_put_f64(&w, s->shrinkage_users);
+	blob_put_u64(&w, s->n_h);
+	for (size_t i = 0; i < s->n_h; i++) {
+		const struct curves_horizon *h = &s->h[i];
+
+		blob_put_u64(&w, (uint64_t)h->horizon);
+		for (int p = 0; p < N_PRIORS; p++) {
+			blob_put_u32(&w, (uint32_t)h->has_prior[p]);
+			blob_put_f64(&w, h->prior[p].log_a);
+			blob_put_f64(&w, h->prior[p].b);
+			blob_put_u64(&w, h->prior_users[p]);
+		}
+		blob_put_u64(&w, h->n_entries);
+		for (size_t j = 0; j < h->n_entries; j++) {
+			blob_put_str(&w, h->entries[j].app);
+			blob_put_str(&w, h->entries[j].campaign);
+			blob_put_f64(&w, h->entries[j].curve.log_a);
+			blob_put_f64(&w, h->entries[j].curve.b);
+			blob_put_u64(&w, h->entries[j].n_users);
+		}
+	}
+	*out_buf = blob_writer_detach(&w, out_len);
+}
+
+static int curves_parse(const void *buf, size_t len, struct curves_state **out_state,
+			struct ltv_err *err)
+{
+	struct curves_state *s = xcalloc(1, sizeof(*s));
+	struct blob_reader r;
+	uint32_t version;
+	uint64_t n_h;
+	int ret;
+
+	blob_reader_init(&r, buf, len);
+	ret = blob_get_header(&r, CURVES_MAGIC, CURVES_VERSION, &version, err);
+	if (ret < 0)
+		goto out;
+	s->obs_days = (int64_t)blob_get_u64(&r);
+	s->shrinkage_users = blob_get_f64(&r);
+	n_h = blob_get_u64(&r);
+	if (r.failed || n_h > CURVES_MAX_HORIZONS || s->obs_days < 1 ||
+	    !(s->shrinkage_users >= 0)) {
+		ret = err_set(err, LTV_EINVAL, "curves blob: bad header");
+		goto out;
+	}
+	s->h = xcalloc(n_h ? n_h : 1, sizeof(*s->h));
+	for (size_t i = 0; i < n_h && !r.failed; i++) {
+		struct curves_horizon *h = &s->h[i];
+		uint64_t n_entries;
+
+		s->n_h = i + 1;
+		h->horizon = (int64_t)blob_get_u64(&r);
+		for (int p = 0; p < N_PRIORS; p++) {
+			h->has_prior[p] = blob_get_u32(&r) != 0;
+			h->prior[p].log_a = blob_get_f64(&r);
+			h->prior[p].b = blob_get_f64(&r);
+			h->prior_users[p] = blob_get_u64(&r);
+		}
+		n_entries = blob_get_u64(&r);
+		/* Each entry takes at least 32 bytes: a bound before allocating. */
+		if (r.failed || n_entries > (r.len - r.pos) / 32) {
+			r.failed = 1;
+			break;
+		}
+		h->entries = xcalloc(n_entries ? n_entries : 1, sizeof(*h->entries));
+		for (size_t j = 0; j < n_entries && !r.failed; j++) {
+			struct curves_entry *e = &h->entries[j];
+
+			h->n_entries = j + 1;
+			e->app = blob_get_str(&r);
+			e->campaign = blob_get_str(&r);
+			e->curve.log_a = blob_get_f64(&r);
+			e->curve.b = blob_get_f64(&r);
+			e->n_users = blob_get_u64(&r);
+			if (!e->app || !e->campaign || !isfinite(e->curve.log_a) || !isfinite(e->curve.b))
+				r.failed = 1;
+		}
+	}
+	ret = blob_reader_status(&r, "curves", err);
+	if (ret == 0)
+		curves_state_index(s);
+out:
+	if (ret < 0) {
+		curves_state_free(s);
+		s = NULL;
+	}
+	*out_state = s;
+	return ret;
+}
+
+/* ---- prediction ---- */
+
+static const struct curves_horizon *find_horizon(const struct curves_state *s, int64_t horizon)
+{
+	for (size_t i = 0; i < s->n_h; i++)
+		if (s->h[i].horizon == horizon)
+			return &s->h[i];
+	return NULL;
+}
+
+/* The curve a cohort is extrapolated with: its own, else its tier's prior; NULL when none. */
+static const struct curve *cohort_curve(const struct curves_horizon *h, const char *app,
+					const char *campaign, double tier)
+{
+	char *key = cohort_key(app, campaign);
+	int64_t idx;
+	int found = strmap_get(&h->index, key, &idx);
+	int p = tier == 1 ? PRIOR_TIER1 : PRIOR_TIER23;
+
+	free(key);
+	if (found)
+		return &h->entries[idx].curve;
+	if (h->has_prior[p])
+		return &h->prior[p];
+	return h->has_prior[1 - p] ? &h->prior[1 - p] : NULL;
+}
+
+/* One cohort among the rows being predicted. */
+struct cohort_acc {
+	size_t first_row;
+	double sum_full;  /* rev_window over rows with a full observation window */
+	size_t n_full;
+	double y_k;       /* blended observed mean, set per horizon */
+	double b;         /* exponent used, >= 0; NaN when there is no curve */
+};
+
+/*
+ * out[i] = predicted ltv_H of rows[i] (see the header comment): NaN for every
+ * row when H was not trained, and for a row whose cohort has no curve.
+ */
+static int curves_predict(const void *state, const struct model_data *d, const size_t *rows,
+			  size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
+			  struct ltv_err *err)
+{
+	const struct curves_state *s = state;
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
+	const double k = (double)s->obs_days;
+	const size_t n_dense = d->n_apps * d->n_campaigns;
+	int32_t *slot_of = NULL;
+	struct cohort_acc *acc = NULL;
+	size_t n_slots = 0, cap = 0;
+	int32_t *row_slot = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		out_ltv[i] = NAN;
+		if (out_p_payer)
+			out_p_payer[i] = NAN;
+	}
+	if (!rev_window || !window)
+		return err_set(err, LTV_EINVAL, "curves: the features frame has no rev_window or "
+			       "window_days column");
+	if (!find_horizon(s, horizon) || n == 0)
+		return 0;
+	slot_of = xmalloc((n_dense ? n_dense : 1) * sizeof(*slot_of));
+	row_slot = xmalloc(n * sizeof(*row_slot));
+	for (size_t c = 0; c < n_dense; c++)
+		slot_of[c] = -1;
+	for (size_t i = 0; i < n; i++) {
+		size_t c = model_data_cohort(d, rows[i]);
+
+		if (slot_of[c] < 0) {
+			ARRAY_GROW(acc, n_slots + 1, cap);
+			acc[n_slots] = (struct cohort_acc){ .first_row = rows[i] };
+			slot_of[c] = (int32_t)n_slots++;
+		}
+		row_slot[i] = slot_of[c];
+		if (window[rows[i]] >= k) {
+			acc[slot_of[c]].sum_full += rev_window[rows[i]];
+			acc[slot_of[c]].n_full++;
+		}
+	}
+	/* Every trained horizon up to H, so that predictions never decrease with H. */
+	for (size_t hi = 0; hi < s->n_h; hi++) {
+		const struct curves_horizon *h = &s->h[hi];
+		const double hd = (double)h->horizon;
+
+		if (h->horizon > horizon)
+			continue;
+		for (size_t c = 0; c < n_slots; c++) {
+			struct cohort_acc *a = &acc[c];
+			size_t r = a->first_row;
+			const size_t cohort = model_data_cohort(d, r);
+			const struct curve *cv = cohort_curve(h, d->apps[cohort / d->n_campaigns],
+							      d->campaigns[cohort % d->n_campaigns],
+							      d->tier ? d->tier[r] : 3);
+			double w;
+
+			a->b = NAN;
+			if (!cv)
+				continue;
+			w = a->n_full == 0 ? 0.0
+			    : s->shrinkage_users == 0 ? 1.0
+			    : (double)a->n_full / ((double)a->n_full + s->shrinkage_users);
+			a->y_k = w * (a->n_full ? a->sum_full / (double)a->n_full : 0.0) +
+				 (1.0 - w) * curve_predict(cv, k);
+			a->b = cv->b > 0.0 ? cv->b : 0.0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const struct cohort_acc *a = &acc[row_slot[i]];
+			const double u = fmin(window[rows[i]], k);
+			double seen, inc;
+
+			if (isnan(a->b))
+				continue;
+			seen = u > 0 ? pow(u / k, a->b) : 0.0;
+			inc = a->y_k * (pow(hd / k, a->b) - seen);
+			inc = rev_window[rows[i]] + (inc > 0 ? inc : 0.0);
+			if (isnan(out_ltv[i]) || inc > out_ltv[i])
+				out_ltv[i] = inc;
+		}
+	}
+	free(slot_of);
+	free(row_slot);
+	free(acc);
+	return 0;
+}
+
+static int curves_load(struct registry *reg, const struct artefact_info *artefact,
+		       const struct config *cfg, void **out_state, struct ltv_err *err)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	struct curves_state *s = NULL;
+	int ret = registry_blob_get(reg, artefact->id, CURVES_BLOB, &buf, &len, err);
+
+	(void)cfg;
+	if (ret == 0)
+		ret = curves_parse(buf, len, &s, err);
+	if (ret < 0)
+		err_prefix(err, "curves v%lld", (long long)artefact->version);
+	free(buf);
+	*out_state = s;
+	return ret;
+}
+
+static void curves_free_state(void *state)
+{
+	curves_state_free(state);
+}
+
+const struct method method_curves = {
+	.name = "curves",
+	.load = curves_load,
+	.predict = curves_predict,
+	.free_state = curves_free_state,
+};
+
+/* ---- validation metrics (the same definitions in every model stage) ---- */
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Validation metrics of pred (one per rows[i]) against ltv_H: campaign-level
+ * WAPE and bias of cohort totals (metrics_campaign_wape), the mean and median
+ * APE of cohort mean LTV over cohorts whose actual mean is > 0, user RMSLE,
+ * and how many rows had a prediction. Undefined metrics are null.
+ */
+static int add_validation_metrics(struct stage_ctx *ctx, const struct model_data *d,
+				  const size_t *rows, size_t n, const double *pred,
+				  int64_t horizon)
+{
+	const double *label = model_data_label(d, horizon);
+	const size_t n_dense = d->n_apps * d->n_campaigns;
+	double *actual = xmalloc((n ? n : 1) * sizeof(double));
+	size_t *group = xmalloc((n ? n : 1) * sizeof(size_t));
+	double *sum_a = xcalloc(n_dense ? n_dense : 1, sizeof(double));
+	double *sum_p = xcalloc(n_dense ? n_dense : 1, sizeof(double));
+	size_t *cnt = xcalloc(n_dense ? n_dense : 1, sizeof(size_t));
+	double *ape = xmalloc((n_dense ? n_dense : 1) * sizeof(double));
+	struct metrics_campaign mc = { .wape = NAN, .bias = NAN };
+	double rmsle = NAN, mape = NAN, median_ape = NAN;
+	size_t n_pred = 0, n_ape = 0, n_campaigns = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		actual[i] = label[rows[i]];
+		group[i] = model_data_cohort(d, rows[i]);
+		if (isnan(pred[i]) || isnan(actual[i]))
+			continue;
+		n_pred++;
+		sum_a[group[i]] += actual[i];
+		sum_p[group[i]] += pred[i];
+		cnt[group[i]]++;
+	}
+	for (size_t c = 0; c < n_dense; c++) {
+		n_campaigns += cnt[c] > 0;
+		if (cnt[c] > 0 && sum_a[c] > 0)
+			ape[n_ape++] = fabs(sum_p[c] - sum_a[c]) / sum_a[c];
+	}
+	if (n_ape) {
+		mape = 0;
+		for (size_t j = 0; j < n_ape; j++)
+			mape += ape[j] / (double)n_ape;
+		qsort(ape, n_ape, sizeof(double), compare_double);
+		median_ape = n_ape % 2 ? ape[n_ape / 2] : 0.5 * (ape[n_ape / 2 - 1] + ape[n_ape / 2]);
+	}
+	if (n_pred) {
+		ret = metrics_campaign_wape(actual, pred, group, n, n_dense, 1, &mc, &ctx->err);
+		if (ret == 0)
+			ret = metrics_rmsle(actual, pred, n, &rmsle, NULL, &ctx->err);
+	}
+	if (ret == 0) {
+		cJSON_AddNumberToObject(ctx->metrics, "val_horizon", (double)horizon);
+		cJSON_AddNumberToObject(ctx->metrics, "val_users", (double)n);
+		cJSON_AddNumberToObject(ctx->metrics, "val_users_predicted", (double)n_pred);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaigns", (double)n_campaigns);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_wape", mc.wape);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_bias", mc.bias);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_mape", mape);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_median_ape", median_ape);
+		cJSON_AddNumberToObject(ctx->metrics, "val_user_rmsle", rmsle);
+	}
+	free(actual);
+	free(group);
+	free(sum_a);
+	free(sum_p);
+	free(cnt);
+	free(ape);
+	return ret;
+}
+
+/* ---- training ---- */
+
+struct curves_train {
+	const struct model_data *d;
+	const struct config *cfg;
+	const double *age;
+	int64_t *row_of_uid;   /* uid → frame row, -1 when absent; uid < n_uids */
+	size_t n_uids;
+	uint32_t *train_mask;  /* per row: bit i set when a training row at horizon i */
+	size_t *compact;       /* per row: its cohort among the cohorts present */
+	size_t n_cohorts;
+	size_t *day_off;       /* per horizon: offset of its [cohort][day] sums in day_sum */
+	double *day_sum;
+	double *n_train;       /* [horizon * n_cohorts + cohort] */
+	int64_t days_read;
+};
+
+static int add_user_day(void *opaque, int64_t uid, int64_t day, double revenue, int64_t events,
+			int64_t purchases)
+{
+	struct curves_train *t = opaque;
+	const struct int_list *hz = &t->cfg->features.horizons;
+	int64_t row;
+	uint32_t mask;
+
+	(void)events;
+	(void)purchases;
+	if (uid < 0 || (size_t)uid >= t->n_uids || (row = t->row_of_uid[uid]) < 0)
+		return 0;
+	mask = t->train_mask[row];
+	/* day < age is install + (day + 1) days <= as_of: the day is complete. */
+	if (!mask || day < 0 || (double)day >= t->age[row])
+		return 0;
+	t->days_read++;
+	for (size_t h = 0; h < hz->n; h++)
+		if ((mask >> h & 1u) && day < hz->v[h])
+			t->day_sum[t->day_off[h] + t->compact[row] * (size_t)hz->v[h] + (size_t)day] +=
+				revenue;
+	return 0;
+}
+
+/* Fits y(D) = total[0..D-1] / n_users for D = 1..H; LTV_EMODEL when it cannot. */
+static int fit_cumulative(const double *day_total, int64_t horizon, double n_users,
+			  struct curve *out, struct ltv_err *err)
+{
+	double *days = xmalloc((size_t)horizon * sizeof(double));
+	double *y = xmalloc((size_t)horizon * sizeof(double));
+	double *weight = xmalloc((size_t)horizon * sizeof(double));
+	double cum = 0;
+	int ret;
+
+	for (int64_t dd = 0; dd < horizon; dd++) {
+		cum += day_total[dd];
+		days[dd] = (double)(dd + 1);
+		y[dd] = n_users > 0 ? cum / n_users : 0;
+		weight[dd] = n_users;
+	}
+	ret = n_users > 0 ? curve_fit(days, y, weight, (size_t)horizon, out, err)
+			  : err_set(err, LTV_EMODEL, "no training users");
+	free(days);
+	free(y);
+	free(weight);
+	return ret;
+}
+
+static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
+{
+	const struct model_data *d = t->d;
+	const struct int_list *hz = &ctx->cfg->features.horizons;
+	const double *uid = frame_column(&d->frame, "uid");
+	const size_t n_dense = d->n_apps * d->n_campaigns;
+	size_t *compact_of = xmalloc((n_dense ? n_dense : 1) * sizeof(size_t));
+	size_t total = 0;
+	double max_uid = 0;
+	int ret;
+
+	if (!uid || !t->age) {
+		free(compact_of);
+		return err_set(&ctx->err, LTV_EINTERNAL, "features frame lacks uid or age_days");
+	}
+	for (size_t c = 0; c < n_dense; c++)
+		compact_of[c] = SIZE_MAX;
+	t->compact = xmalloc((d->frame.n_rows ? d->frame.n_rows : 1) * sizeof(size_t));
+	for (size_t i = 0; i < d->frame.n_rows; i++) {
+		size_t c = model_data_cohort(d, i);
+
+		if (compact_of[c] == SIZE_MAX)
+			compact_of[c] = t->n_cohorts++;
+		t->compact[i] = compact_of[c];
+		max_uid = fmax(max_uid, uid[i]);
+	}
+	free(compact_of);
+	t->n_uids = (size_t)max_uid + 1;
+	t->row_of_uid = xmalloc(t->n_uids * sizeof(int64_t));
+	for (size_t u = 0; u < t->n_uids; u++)
+		t->row_of_uid[u] = -1;
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		t->row_of_uid[(size_t)uid[i]] = (int64_t)i;
+
+	t->train_mask = xcalloc(d->frame.n_rows ? d->frame.n_rows : 1, sizeof(uint32_t));
+	t->day_off = xmalloc(hz->n * sizeof(size_t));
+	t->n_train = xcalloc(hz->n * (t->n_cohorts ? t->n_cohorts : 1), sizeof(double));
+	for (size_t h = 0; h < hz->n; h++) {
+		struct row_split split;
+
+		model_data_split(d, hz->v[h], 0, &split);
+		for (size_t j = 0; j < split.n_train; j++) {
+			t->train_mask[split.train[j]] |= 1u << h;
+			t->n_train[h * t->n_cohorts + t->compact[split.train[j]]] += 1;
+		}
+		row_split_release(&split);
+		t->day_off[h] = total;
+		total += t->n_cohorts * (size_t)hz->v[h];
+	}
+	t->day_sum = xcalloc(total ? total : 1, sizeof(double));
+	ret = registry_user_days_each(ctx->reg, add_user_day, t, &ctx->err);
+	return ret;
+}
+
+static void curves_train_release(struct curves_train *t)
+{
+	free(t->row_of_uid);
+	free(t->train_mask);
+	free(t->compact);
+	free(t->day_off);
+	free(t->day_sum);
+	free(t->n_train);
+}
+
+static int compare_entry(const void *a, const void *b)
+{
+	const struct curves_entry *x = a, *y = b;
+	int c = strcmp(x->app, y->app);
+
+	return c ? c : strcmp(x->campaign, y->campaign);
+}
+
+/* Fits the priors and the tier-1 campaign curves of horizon index hi. */
+static void fit_horizon(struct stage_ctx *ctx, const struct curves_train *t, size_t hi,
+			const double *cohort_tier, const size_t *cohort_row,
+			struct curves_horizon *out)
+{
+	const struct config *cfg = ctx->cfg;
+	const int64_t horizon = cfg->features.horizons.v[hi];
+	const size_t hn = (size_t)horizon;
+	const double *sums = t->day_sum + t->day_off[hi];
+	const double *n_train = t->n_train + hi * t->n_cohorts;
+	const struct curve_param param = { .shrink_k = cfg->curves.shrinkage_users };
+	double *pooled = xcalloc(N_PRIORS * hn, sizeof(double));
+	double pooled_n[N_PRIORS] = { 0 };
+	const struct model_data *d = t->d;
+	size_t cap = 0, n_failed = 0;
+	struct ltv_err fit_err;
+
+	memset(out, 0, sizeof(*out));
+	out->horizon = horizon;
+	for (size_t c = 0; c < t->n_cohorts; c++) {
+		int p = cohort_tier[c] == 1 ? PRIOR_TIER1 : PRIOR_TIER23;
+
+		pooled_n[p] += n_train[c];
+		for (size_t dd = 0; dd < hn; dd++)
+			pooled[p * hn + dd] += sums[c * hn + dd];
+	}
+	for (int p = 0; p < N_PRIORS; p++) {
+		out->prior_users[p] = (uint64_t)pooled_n[p];
+		out->has_prior[p] = fit_cumulative(pooled + p * hn, horizon, pooled_n[p],
+						   &out->prior[p], &fit_err) == 0;
+		if (!out->has_prior[p])
+			LOG(LOG_WARN, "H=%lld: no %s prior curve (%s); those campaigns use the other "
+			    "prior", (long long)horizon, p == PRIOR_TIER1 ? "tier-1" : "tier-2/3",
+			    fit_err.msg);
+	}
+	for (size_t c = 0; c < t->n_cohorts; c++) {
+		const size_t cohort = model_data_cohort(d, cohort_row[c]);
+		struct curve own;
+		struct curves_entry *e;
+
+		if (cohort_tier[c] != 1 || n_train[c] < (double)cfg->curves.min_cohort_users)
+			continue;
+		if (fit_cumulative(sums + c * hn, horizon, n_train[c], &own, &fit_err) < 0) {
+			n_failed++;
+			LOG(LOG_DEBUG, "H=%lld: %s/%s keeps the prior: %s", (long long)horizon,
+			    d->apps[cohort / d->n_campaigns], d->campaigns[cohort % d->n_campaigns],
+			    fit_err.msg);
+			continue;
+		}
+		ARRAY_GROW(out->entries, out->n_entries + 1, cap);
+		e = &out->entries[out->n_entries++];
+		e->app = xstrdup(d->apps[cohort / d->n_campaigns]);
+		e->campaign = xstrdup(d->campaigns[cohort % d->n_campaigns]);
+		e->n_users = (uint64_t)n_train[c];
+		if (out->has_prior[PRIOR_TIER1])
+			curve_shrink(&param, &own, &out->prior[PRIOR_TIER1], (size_t)n_train[c], &e->curve);
+		else
+			e->curve = own;
+	}
+	if (out->n_entries)
+		qsort(out->entries, out->n_entries, sizeof(*out->entries), compare_entry);
+	if (n_failed)
+		LOG(LOG_INFO, "H=%lld: %zu tier-1 campaigns without a usable curve use the prior",
+		    (long long)horizon, n_failed);
+	free(pooled);
+}
+
+static void add_training_metrics(struct stage_ctx *ctx, const struct curves_state *s,
+				 const struct curves_train *t)
+{
+	char name[64];
+
+	cJSON_AddNumberToObject(ctx->metrics, "user_days_read", (double)t->days_read);
+	for (size_t i = 0; i < s->n_h; i++) {
+		const struct curves_horizon *h = &s->h[i];
+		const long long hz = (long long)h->horizon;
+		double *b = xmalloc((h->n_entries ? h->n_entries : 1) * sizeof(double));
+
+		snprintf(name, sizeof(name), "campaign_curves_%lld", hz);
+		cJSON_AddNumberToObject(ctx->metrics, name, (double)h->n_entries);
+		snprintf(name, sizeof(name), "tier1_prior_b_%lld", hz);
+		cJSON_AddNumberToObject(ctx->metrics, name, h->has_prior[0] ? h->prior[0].b : NAN);
+		snprintf(name, sizeof(name), "tier23_prior_b_%lld", hz);
+		cJSON_AddNumberToObject(ctx->metrics, name, h->has_prior[1] ? h->prior[1].b : NAN);
+		for (size_t j = 0; j < h->n_entries; j++)
+			b[j] = h->entries[j].curve.b;
+		qsort(b, h->n_entries, sizeof(double), compare_double);
+		snprintf(name, sizeof(name), "median_campaign_b_%lld", hz);
+		cJSON_AddNumberToObject(ctx->metrics, name,
+					h->n_entries ? b[h->n_entries / 2] : NAN);
+		free(b);
+	}
+}
+
+int stage_curves_run(struct stage_ctx *ctx)
+{
+	const struct config *cfg = ctx->cfg;
+	const struct int_list *hz = &cfg->features.horizons;
+	struct curves_train t = { 0 };
+	struct curves_state *trained = xcalloc(1, sizeof(*trained));
+	struct curves_state *loaded = NULL;
+	struct model_data d;
+	struct row_split valid = { 0 };
+	double *cohort_tier = NULL, *pred = NULL;
+	size_t *cohort_row = NULL;
+	uint8_t *blob = NULL;
+	size_t blob_len = 0;
+	int64_t out_id;
+	int ret;
+
+	if (hz->n > CURVES_MAX_HORIZONS) {
+		free(trained);
+		return err_set(&ctx->err, LTV_ECONFIG, "curves: at most %d horizons",
+			       CURVES_MAX_HORIZONS);
+	}
+	ret = model_data_load(ctx, 1, &d);
+	if (ret < 0) {
+		free(trained);
+		return ret;
+	}
+	t.d = &d;
+	t.cfg = cfg;
+	t.age = frame_column(&d.frame, "age_days");
+	ret = load_day_sums(ctx, &t);
+	if (ret < 0)
+		goto out;
+
+	cohort_tier = xcalloc(t.n_cohorts ? t.n_cohorts : 1, sizeof(double));
+	cohort_row = xcalloc(t.n_cohorts ? t.n_cohorts : 1, sizeof(size_t));
+	for (size_t i = d.frame.n_rows; i-- > 0;) {
+		cohort_tier[t.compact[i]] = d.tier[i];
+		cohort_row[t.compact[i]] = i;
+	}
+	trained->obs_days = cfg->features.obs_days;
+	trained->shrinkage_users = cfg->curves.shrinkage_users;
+	trained->n_h = hz->n;
+	trained->h = xcalloc(hz->n ? hz->n : 1, sizeof(*trained->h));
+	for (size_t h = 0; h < hz->n; h++)
+		fit_horizon(ctx, &t, h, cohort_tier, cohort_row, &trained->h[h]);
+	curves_state_index(trained);
+	add_training_metrics(ctx, trained, &t);
+
+	/* Validate what is stored: the saved blob, read back. */
+	curves_save(trained, &blob, &blob_len);
+	ret = curves_parse(blob, blob_len, &loaded, &ctx->err);
+	if (ret < 0)
+		goto out;
+	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
+	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
+	ret = curves_predict(loaded, &d, valid.valid, valid.n_valid, cfg->features.target_horizon,
+			     pred, NULL, &ctx->err);
+	if (ret == 0)
+		ret = add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
+					     cfg->features.target_horizon);
+	if (ret < 0)
+		goto out;
+
+	hasher_update(&ctx->content, blob, blob_len);
+	ret = stage_output_id(ctx, &out_id);
+	if (ret == 0)
+		ret = registry_blob_put(ctx->reg, out_id, CURVES_BLOB, blob, blob_len, &ctx->err);
+out:
+	free(blob);
+	free(pred);
+	free(cohort_tier);
+	free(cohort_row);
+	row_split_release(&valid);
+	curves_state_free(trained);
+	curves_state_free(loaded);
+	curves_train_release(&t);
+	model_data_release(&d);
+	return ret;
+}

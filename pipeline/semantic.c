@@ -1,0 +1,541 @@
+/*
+ * Stage semantic: a campaign with no history of its own is valued by the
+ * names of campaigns that have one (include/ltv/tfidf.h). Per configured
+ * horizon H, the documents are the (app, campaign) cohorts with training
+ * users mature at H (model_data_split(H).train), named by the campaign name;
+ * a document's value is its training users' mean future revenue
+ * (ltv_H - rev_window).
+ *
+ * A campaign is worth the cosine-weighted mean value of its semantic.top_k
+ * most similar documents, taken from the same app when any document of that
+ * app shares a term with the name (apps monetise too differently to mix when
+ * there is a choice), else from every app; with no shared term at all (a new
+ * naming scheme, an empty name) it is worth the mean over every training user
+ * at H. A user is predicted rev_window + that value: the revenue still to come
+ * (DESIGN.md "Time, windows and labels"), never below what was observed, and
+ * a payer is not handed a campaign mean that averages in non-payers'
+ * windows. The value at H is the largest over the trained horizons up to H,
+ * so predictions never decrease with the horizon; horizons not trained give
+ * NaN.
+ *
+ * Validation is leave-one-out over campaigns: a validation cohort is valued
+ * without its own document (else every known campaign would be "predicted"
+ * from itself). Scoring uses every document: a known campaign is most like
+ * itself, which is right there.
+ *
+ * Artefact: blob "semantic" (format at semantic_save below) and one blob
+ * "tfidf:<H>" (tfidf_save) per horizon with documents.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/blob.h"
+#include "ltv/log.h"
+#include "ltv/method.h"
+#include "ltv/metrics.h"
+#include "ltv/model_data.h"
+#include "ltv/stage.h"
+#include "ltv/tfidf.h"
+
+#define SEMANTIC_MAGIC "LTVSEMAN"
+#define SEMANTIC_VERSION 1
+#define SEMANTIC_BLOB "semantic"
+#define SEMANTIC_MAX_HORIZONS 64
+
+struct semantic_horizon {
+	int64_t horizon;
+	double global_mean;   /* mean future revenue of every training user; NaN when none */
+	uint64_t n_train;
+	size_t n_docs;
+	struct tfidf_model *tf; /* NULL when n_docs is 0 */
+	char **doc_app;       /* per document */
+	double *value;        /* per document: mean future revenue */
+	uint64_t *n_users;    /* per document: training users behind value */
+};
+
+/* A trained (or loaded) model: what method_semantic's state points to. */
+struct semantic_state {
+	size_t top_k;
+	struct semantic_horizon *h;
+	size_t n_h;
+};
+
+static void semantic_state_free(struct semantic_state *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_h; i++) {
+		struct semantic_horizon *h = &s->h[i];
+
+		tfidf_free(h->tf);
+		for (size_t j = 0; j < h->n_docs && h->doc_app; j++)
+			free(h->doc_app[j]);
+		free(h->doc_app);
+		free(h->value);
+		free(h->n_users);
+	}
+	free(s->h);
+	free(s);
+}
+
+/*
+ * Blob "LTVSEMAN" version 1: u64 top_k, u64 n_horizons, then per horizon:
+ * u64 horizon, f64 global mean future revenue, u64 training users, u64
+ * n_docs, per document: str app, f64 value, u64 users. Document i's name is
+ * document i of blob "tfidf:<horizon>" (present when n_docs > 0).
+ */
+static void semantic_save(const struct semantic_state *s, uint8_t **out_buf, size_t *out_len)
+{
+	struct blob_writer w;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, SEMANTIC_MAGIC, SEMANTIC_VERSION);
+	blob_put_u64(&w, s->top_k);
+	blob_put_u64(&w, s->n_h);
+	for (size_t i = 0; i < s->n_h; i++) {
+		const struct semantic_horizon *h = &s->h[i];
+
+		blob_put_u64(&w, (uint64_t)h->horizon);
+		blob_put_f64(&w, h->global_mean);
+		blob_put_u64(&w, h->n_train);
+		blob_put_u64(&w, h->n_docs);
+		for (size_t j = 0; j < h->n_docs; j++) {
+			blob_put_str(&w, h->doc_app[j]);
+			blob_put_f64(&w, h->value[j]);
+			blob_put_u64(&w, h->n_users[j]);
+		}
+	}
+	*out_buf = blob_writer_detach(&w, out_len);
+}
+
+static void tfidf_key(int64_t horizon, char *buf, size_t size)
+{
+	snprintf(buf, size, "tfidf:%lld", (long long)horizon);
+}
+
+static int semantic_load(struct registry *reg, const struct artefact_info *artefact,
+			 const struct config *cfg, void **out_state, struct ltv_err *err)
+{
+	struct semantic_state *s = xcalloc(1, sizeof(*s));
+	struct blob_reader r;
+	void *buf = NULL;
+	size_t len = 0;
+	uint32_t version;
+	uint64_t n_h;
+	int ret;
+
+	(void)cfg;
+	ret = registry_blob_get(reg, artefact->id, SEMANTIC_BLOB, &buf, &len, err);
+	if (ret < 0)
+		goto out;
+	blob_reader_init(&r, buf, len);
+	ret = blob_get_header(&r, SEMANTIC_MAGIC, SEMANTIC_VERSION, &version, err);
+	if (ret < 0)
+		goto out;
+	s->top_k = (size_t)blob_get_u64(&r);
+	n_h = blob_get_u64(&r);
+	if (r.failed || n_h > SEMANTIC_MAX_HORIZONS) {
+		ret = err_set(err, LTV_EINVAL, "semantic blob: bad header");
+		goto out;
+	}
+	s->h = xcalloc(n_h ? n_h : 1, sizeof(*s->h));
+	s->n_h = n_h;
+	for (size_t i = 0; i < n_h && ret == 0; i++) {
+		struct semantic_horizon *h = &s->h[i];
+		uint64_t n_docs;
+
+		h->horizon = (int64_t)blob_get_u64(&r);
+		h->global_mean = blob_get_f64(&r);
+		h->n_train = blob_get_u64(&r);
+		n_docs = blob_get_u64(&r);
+		/* A document takes at least 20 bytes: a bound before allocating. */
+		if (r.failed || n_docs > (r.len - r.pos) / 20) {
+			r.failed = 1;
+			break;
+		}
+		h->doc_app = xcalloc(n_docs ? n_docs : 1, sizeof(char *));
+		h->value = xcalloc(n_docs ? n_docs : 1, sizeof(double));
+		h->n_users = xcalloc(n_docs ? n_docs : 1, sizeof(uint64_t));
+		h->n_docs = n_docs;
+		for (size_t j = 0; j < n_docs; j++) {
+			h->doc_app[j] = blob_get_str(&r);
+			h->value[j] = blob_get_f64(&r);
+			h->n_users[j] = blob_get_u64(&r);
+			if (!h->doc_app[j] || !isfinite(h->value[j]))
+				r.failed = 1;
+		}
+		if (!r.failed && n_docs) {
+			char key[48];
+			void *tf_buf = NULL;
+			size_t tf_len = 0;
+
+			tfidf_key(h->horizon, key, sizeof(key));
+			ret = registry_blob_get(reg, artefact->id, key, &tf_buf, &tf_len, err);
+			if (ret == 0)
+				ret = tfidf_load(tf_buf, tf_len, &h->tf, err);
+			if (ret == 0 && tfidf_n_docs(h->tf) != n_docs)
+				ret = err_set(err, LTV_EINVAL, "%s has %zu documents, expected %llu",
+					      key, tfidf_n_docs(h->tf), (unsigned long long)n_docs);
+			free(tf_buf);
+		}
+	}
+	if (ret == 0)
+		ret = blob_reader_status(&r, "semantic", err);
+out:
+	if (ret < 0) {
+		err_prefix(err, "semantic v%lld", (long long)artefact->version);
+		semantic_state_free(s);
+		s = NULL;
+	}
+	free(buf);
+	*out_state = s;
+	return ret;
+}
+
+/* ---- prediction ---- */
+
+/* Scratch for campaign_value: room for every document's index and similarity. */
+struct value_scratch {
+	size_t *idx;
+	double *sim;
+	size_t cap;
+};
+
+/*
+ * The value of campaign name of app at h (see the header comment). With
+ * leave_one_out, documents of this very (app, name) are ignored.
+ */
+static double campaign_value(const struct semantic_horizon *h, size_t top_k, const char *app,
+			     const char *name, int leave_one_out, struct value_scratch *sc)
+{
+	size_t m = 0;
+
+	if (h->n_docs == 0)
+		return h->global_mean;
+	if (sc->cap < h->n_docs) {
+		sc->cap = h->n_docs;
+		sc->idx = xrealloc(sc->idx, sc->cap * sizeof(size_t));
+		sc->sim = xrealloc(sc->sim, sc->cap * sizeof(double));
+	}
+	tfidf_top_k(h->tf, name, h->n_docs, sc->idx, sc->sim, &m);
+	for (int same_app = 1; same_app >= 0; same_app--) {
+		double sum = 0, sum_sim = 0;
+		size_t taken = 0;
+
+		for (size_t j = 0; j < m && taken < top_k; j++) {
+			const size_t doc = sc->idx[j];
+			const int app_match = strcmp(h->doc_app[doc], app) == 0;
+
+			if (same_app && !app_match)
+				continue;
+			if (leave_one_out && app_match && strcmp(tfidf_doc_name(h->tf, doc), name) == 0)
+				continue;
+			sum += sc->sim[j] * h->value[doc];
+			sum_sim += sc->sim[j];
+			taken++;
+		}
+		if (taken)
+			return sum / sum_sim;
+	}
+	return h->global_mean;
+}
+
+static int predict_rows(const struct semantic_state *s, const struct model_data *d,
+			const size_t *rows, size_t n, int64_t horizon, int leave_one_out,
+			double *out_ltv, struct ltv_err *err)
+{
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const size_t n_dense = d->n_apps * d->n_campaigns;
+	struct value_scratch sc = { 0 };
+	double *value = NULL;
+	unsigned char *done = NULL;
+	int trained = 0;
+
+	for (size_t i = 0; i < n; i++)
+		out_ltv[i] = NAN;
+	if (!rev_window)
+		return err_set(err, LTV_EINVAL, "semantic: the features frame has no rev_window");
+	for (size_t i = 0; i < s->n_h; i++)
+		trained |= s->h[i].horizon == horizon && !isnan(s->h[i].global_mean);
+	if (!trained || n == 0)
+		return 0;
+	value = xmalloc((n_dense ? n_dense : 1) * sizeof(double));
+	done = xcalloc(n_dense ? n_dense : 1, 1);
+	for (size_t i = 0; i < n; i++) {
+		const size_t c = model_data_cohort(d, rows[i]);
+
+		if (!done[c]) {
+			const char *app = d->apps[c / d->n_campaigns];
+			const char *name = d->campaigns[c % d->n_campaigns];
+
+			value[c] = NAN;
+			for (size_t hi = 0; hi < s->n_h; hi++) {
+				const struct semantic_horizon *h = &s->h[hi];
+				double v;
+
+				if (h->horizon > horizon || isnan(h->global_mean))
+					continue;
+				v = campaign_value(h, s->top_k, app, name, leave_one_out, &sc);
+				if (isnan(value[c]) || v > value[c])
+					value[c] = v;
+			}
+			done[c] = 1;
+		}
+		out_ltv[i] = rev_window[rows[i]] + value[c];
+	}
+	free(value);
+	free(done);
+	free(sc.idx);
+	free(sc.sim);
+	return 0;
+}
+
+static int semantic_predict(const void *state, const struct model_data *d, const size_t *rows,
+			    size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
+			    struct ltv_err *err)
+{
+	if (out_p_payer)
+		for (size_t i = 0; i < n; i++)
+			out_p_payer[i] = NAN;
+	return predict_rows(state, d, rows, n, horizon, 0, out_ltv, err);
+}
+
+static void semantic_free_state(void *state)
+{
+	semantic_state_free(state);
+}
+
+const struct method method_semantic = {
+	.name = "semantic",
+	.load = semantic_load,
+	.predict = semantic_predict,
+	.free_state = semantic_free_state,
+};
+
+/* ---- validation metrics (the same definitions in every model stage) ---- */
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Validation metrics of pred (one per rows[i]) against ltv_H: campaign-level
+ * WAPE and bias of cohort totals (metrics_campaign_wape), the mean and median
+ * APE of cohort mean LTV over cohorts whose actual mean is > 0, user RMSLE,
+ * and how many rows had a prediction. Undefined metrics are null.
+ */
+static int add_validation_metrics(struct stage_ctx *ctx, const struct model_data *d,
+				  const size_t *rows, size_t n, const double *pred,
+				  int64_t horizon)
+{
+	const double *label = model_data_label(d, horizon);
+	const size_t n_dense = d->n_apps * d->n_campaigns;
+	double *actual = xmalloc((n ? n : 1) * sizeof(double));
+	size_t *group = xmalloc((n ? n : 1) * sizeof(size_t));
+	double *sum_a = xcalloc(n_dense ? n_dense : 1, sizeof(double));
+	double *sum_p = xcalloc(n_dense ? n_dense : 1, sizeof(double));
+	size_t *cnt = xcalloc(n_dense ? n_dense : 1, sizeof(size_t));
+	double *ape = xmalloc((n_dense ? n_dense : 1) * sizeof(double));
+	struct metrics_campaign mc = { .wape = NAN, .bias = NAN };
+	double rmsle = NAN, mape = NAN, median_ape = NAN;
+	size_t n_pred = 0, n_ape = 0, n_campaigns = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		actual[i] = label[rows[i]];
+		group[i] = model_data_cohort(d, rows[i]);
+		if (isnan(pred[i]) || isnan(actual[i]))
+			continue;
+		n_pred++;
+		sum_a[group[i]] += actual[i];
+		sum_p[group[i]] += pred[i];
+		cnt[group[i]]++;
+	}
+	for (size_t c = 0; c < n_dense; c++) {
+		n_campaigns += cnt[c] > 0;
+		if (cnt[c] > 0 && sum_a[c] > 0)
+			ape[n_ape++] = fabs(sum_p[c] - sum_a[c]) / sum_a[c];
+	}
+	if (n_ape) {
+		mape = 0;
+		for (size_t j = 0; j < n_ape; j++)
+			mape += ape[j] / (double)n_ape;
+		qsort(ape, n_ape, sizeof(double), compare_double);
+		median_ape = n_ape % 2 ? ape[n_ape / 2] : 0.5 * (ape[n_ape / 2 - 1] + ape[n_ape / 2]);
+	}
+	if (n_pred) {
+		ret = metrics_campaign_wape(actual, pred, group, n, n_dense, 1, &mc, &ctx->err);
+		if (ret == 0)
+			ret = metrics_rmsle(actual, pred, n, &rmsle, NULL, &ctx->err);
+	}
+	if (ret == 0) {
+		cJSON_AddNumberToObject(ctx->metrics, "val_horizon", (double)horizon);
+		cJSON_AddNumberToObject(ctx->metrics, "val_users", (double)n);
+		cJSON_AddNumberToObject(ctx->metrics, "val_users_predicted", (double)n_pred);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaigns", (double)n_campaigns);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_wape", mc.wape);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_bias", mc.bias);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_mape", mape);
+		cJSON_AddNumberToObject(ctx->metrics, "val_campaign_median_ape", median_ape);
+		cJSON_AddNumberToObject(ctx->metrics, "val_user_rmsle", rmsle);
+	}
+	free(actual);
+	free(group);
+	free(sum_a);
+	free(sum_p);
+	free(cnt);
+	free(ape);
+	return ret;
+}
+
+/* ---- training ---- */
+
+/* Documents and values of horizon h->horizon from its training rows. */
+static int fit_horizon(struct stage_ctx *ctx, const struct model_data *d,
+		       struct semantic_horizon *h)
+{
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const double *y = model_data_label(d, h->horizon);
+	const size_t n_dense = d->n_apps * d->n_campaigns;
+	double *sum = xcalloc(n_dense ? n_dense : 1, sizeof(double));
+	size_t *cnt = xcalloc(n_dense ? n_dense : 1, sizeof(size_t));
+	const char **names = NULL;
+	struct tfidf_param param;
+	struct row_split split;
+	double total = 0;
+	const char *why;
+	int ret = 0;
+
+	model_data_split(d, h->horizon, 0, &split);
+	for (size_t j = 0; j < split.n_train; j++) {
+		const size_t r = split.train[j];
+		const double future = y[r] - rev_window[r];
+
+		sum[model_data_cohort(d, r)] += future;
+		cnt[model_data_cohort(d, r)]++;
+		total += future;
+	}
+	h->n_train = split.n_train;
+	h->global_mean = split.n_train ? total / (double)split.n_train : NAN;
+	for (size_t c = 0; c < n_dense; c++)
+		h->n_docs += cnt[c] > 0;
+	if (h->n_docs == 0)
+		goto out;
+	h->doc_app = xcalloc(h->n_docs, sizeof(char *));
+	h->value = xcalloc(h->n_docs, sizeof(double));
+	h->n_users = xcalloc(h->n_docs, sizeof(uint64_t));
+	names = xcalloc(h->n_docs, sizeof(char *));
+	/* Documents in (app, campaign) dictionary order, so the artefact is deterministic. */
+	for (size_t c = 0, j = 0; c < n_dense; c++) {
+		if (!cnt[c])
+			continue;
+		h->doc_app[j] = xstrdup(d->apps[c / d->n_campaigns]);
+		names[j] = d->campaigns[c % d->n_campaigns];
+		h->value[j] = sum[c] / (double)cnt[c];
+		h->n_users[j] = cnt[c];
+		j++;
+	}
+	tfidf_param_init(&param);
+	param.char_ngram = (int)ctx->cfg->semantic.char_ngrams;
+	if ((why = tfidf_param_check(&param))) {
+		ret = err_set(&ctx->err, LTV_ECONFIG, "semantic.char_ngrams: %s", why);
+		goto out;
+	}
+	ret = tfidf_fit(&param, names, h->n_docs, &h->tf, &ctx->err);
+out:
+	free(sum);
+	free(cnt);
+	free(names);
+	row_split_release(&split);
+	return ret;
+}
+
+static void add_training_metrics(struct stage_ctx *ctx, const struct semantic_state *s)
+{
+	char name[64];
+
+	for (size_t i = 0; i < s->n_h; i++) {
+		const struct semantic_horizon *h = &s->h[i];
+		const long long hz = (long long)h->horizon;
+
+		snprintf(name, sizeof(name), "campaigns_with_history_%lld", hz);
+		cJSON_AddNumberToObject(ctx->metrics, name, (double)h->n_docs);
+		snprintf(name, sizeof(name), "vocabulary_%lld", hz);
+		cJSON_AddNumberToObject(ctx->metrics, name, h->tf ? (double)tfidf_n_terms(h->tf) : 0);
+		snprintf(name, sizeof(name), "global_future_mean_%lld", hz);
+		cJSON_AddNumberToObject(ctx->metrics, name, h->global_mean);
+	}
+}
+
+int stage_semantic_run(struct stage_ctx *ctx)
+{
+	const struct config *cfg = ctx->cfg;
+	struct semantic_state *s = xcalloc(1, sizeof(*s));
+	struct model_data d;
+	struct row_split valid = { 0 };
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	double *pred = NULL;
+	int64_t out_id;
+	int ret = model_data_load(ctx, 0, &d);
+
+	if (ret < 0) {
+		free(s);
+		return ret;
+	}
+	s->top_k = (size_t)cfg->semantic.top_k;
+	s->n_h = cfg->features.horizons.n;
+	s->h = xcalloc(s->n_h ? s->n_h : 1, sizeof(*s->h));
+	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
+		s->h[i].horizon = cfg->features.horizons.v[i];
+		ret = fit_horizon(ctx, &d, &s->h[i]);
+	}
+	if (ret < 0)
+		goto out;
+	add_training_metrics(ctx, s);
+
+	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
+	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
+	ret = predict_rows(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon, 1,
+			   pred, &ctx->err);
+	if (ret == 0) {
+		cJSON_AddBoolToObject(ctx->metrics, "val_leave_one_out", 1);
+		ret = add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
+					     cfg->features.target_horizon);
+	}
+	if (ret < 0)
+		goto out;
+
+	semantic_save(s, &blob, &len);
+	hasher_update(&ctx->content, blob, len);
+	ret = stage_output_id(ctx, &out_id);
+	if (ret == 0)
+		ret = registry_blob_put(ctx->reg, out_id, SEMANTIC_BLOB, blob, len, &ctx->err);
+	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
+		uint8_t *tf_blob;
+		size_t tf_len;
+		char key[48];
+
+		if (!s->h[i].tf)
+			continue;
+		tfidf_key(s->h[i].horizon, key, sizeof(key));
+		tfidf_save(s->h[i].tf, &tf_blob, &tf_len);
+		hasher_add_str(&ctx->content, key);
+		hasher_update(&ctx->content, tf_blob, tf_len);
+		ret = registry_blob_put(ctx->reg, out_id, key, tf_blob, tf_len, &ctx->err);
+		free(tf_blob);
+	}
+out:
+	free(blob);
+	free(pred);
+	row_split_release(&valid);
+	semantic_state_free(s);
+	model_data_release(&d);
+	return ret;
+}
