@@ -201,18 +201,18 @@ static int ingest_user_row(struct ingest *in, const char *path, size_t line, cha
 	}
 	if (!*u.app_id) {
 		reject(in, path, line, cfg->columns.app_id, "empty app id");
-		return 0;
+		goto rejected;
 	}
 	if (time_parse_iso8601(f[c->install_time], &u.install_time) < 0) {
 		reject(in, path, line, cfg->columns.install_time,
 		       "'%s' is not an ISO 8601 date or date-time", f[c->install_time]);
-		return 0;
+		goto rejected;
 	}
 	u.cost = NAN;
 	if (c->cost >= 0 && *f[c->cost]) {
 		if (parse_double(f[c->cost], &u.cost) < 0 || u.cost < 0) {
 			reject(in, path, line, cfg->columns.cost, "'%s' is not a number >= 0", f[c->cost]);
-			return 0;
+			goto rejected;
 		}
 	}
 	u.uid = (int64_t)in->n_users + 1;
@@ -220,6 +220,12 @@ static int ingest_user_row(struct ingest *in, const char *path, size_t line, cha
 		reject(in, path, line, cfg->columns.user_id, "duplicate user id '%s'", u.user_id);
 		return 0;
 	}
+	goto valid;
+rejected:
+	/* Remember the id so its events are reported as such, not as unknown. */
+	strmap_put(&in->user_ids, f[c->user_id], -1);
+	return 0;
+valid:
 	attrs = attributes_json(in, c, f);
 	u.attributes_json = attrs;
 	ret = registry_user_insert(in->ctx->reg, &u, artefact_id, err);
@@ -248,6 +254,11 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 	if (!strmap_get(&in->user_ids, f[c->user_id], &uid)) {
 		reject(in, path, line, cfg->columns.event_user_id,
 		       "unknown user '%s' (not in any users file)", f[c->user_id]);
+		return 0;
+	}
+	if (uid < 0) {
+		reject(in, path, line, cfg->columns.event_user_id,
+		       "user '%s' was rejected in the users file", f[c->user_id]);
 		return 0;
 	}
 	if (time_parse_iso8601(f[c->event_time], &t) < 0) {

@@ -104,7 +104,13 @@ void runner_make_run_id(char *buf, size_t size)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-	snprintf(buf, size, "%s-%04x", stamp, (unsigned)((getpid() ^ ts.tv_nsec) & 0xffff));
+	/* 48 bits from pid, nanoseconds and a counter: two runs in one second never collide in practice. */
+	static unsigned counter;
+	uint64_t mix = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)++counter << 20);
+	char hex[HASH_HEX_LEN];
+
+	hash_buffer_hex(&mix, sizeof(mix), hex);
+	snprintf(buf, size, "%s-%.12s", stamp, hex);
 }
 
 /* ---- selection ---- */

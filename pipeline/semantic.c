@@ -7,11 +7,10 @@
  * (ltv_H - rev_window).
  *
  * A campaign is worth the cosine-weighted mean value of its semantic.top_k
- * most similar documents, taken from the same app when any document of that
- * app shares a term with the name (apps monetise too differently to mix when
- * there is a choice), else from every app; with no shared term at all (a new
- * naming scheme, an empty name) it is worth the mean over every training user
- * at H. A user is predicted rev_window + that value: the revenue still to come
+ * most similar documents, whatever their app (restricting to the same app
+ * when possible did not validate better on the generated sample); with no
+ * shared term at all (a new naming scheme, an empty name) it is worth the
+ * mean over every training user at H. A user is predicted rev_window + that value: the revenue still to come
  * (DESIGN.md "Time, windows and labels"), never below what was observed, and
  * a payer is not handed a campaign mean that averages in non-payers'
  * windows. The value at H is the largest over the trained horizons up to H,
@@ -197,7 +196,7 @@ out:
 
 /* ---- prediction ---- */
 
-/* Scratch for campaign_value: room for every document's index and similarity. */
+/* Scratch for campaign_value: room for top_k + 1 indices and similarities. */
 struct value_scratch {
 	size_t *idx;
 	double *sim;
@@ -205,42 +204,37 @@ struct value_scratch {
 };
 
 /*
- * The value of campaign name of app at h (see the header comment). With
- * leave_one_out, documents of this very (app, name) are ignored.
+ * The value of campaign name of app at h: the cosine-weighted mean value of
+ * its top_k most similar documents (tfidf_predict_value), or the global mean
+ * when it shares no term with any. With leave_one_out the document of this
+ * very (app, name) is skipped, so top_k + 1 are asked for.
  */
 static double campaign_value(const struct semantic_horizon *h, size_t top_k, const char *app,
 			     const char *name, int leave_one_out, struct value_scratch *sc)
 {
-	size_t m = 0;
+	const size_t want = top_k + (leave_one_out ? 1 : 0);
+	double sum = 0, sum_sim = 0;
+	size_t m = 0, taken = 0;
 
 	if (h->n_docs == 0)
 		return h->global_mean;
-	if (sc->cap < h->n_docs) {
-		sc->cap = h->n_docs;
+	if (sc->cap < want) {
+		sc->cap = want;
 		sc->idx = xrealloc(sc->idx, sc->cap * sizeof(size_t));
 		sc->sim = xrealloc(sc->sim, sc->cap * sizeof(double));
 	}
-	tfidf_top_k(h->tf, name, h->n_docs, sc->idx, sc->sim, &m);
-	for (int same_app = 1; same_app >= 0; same_app--) {
-		double sum = 0, sum_sim = 0;
-		size_t taken = 0;
+	tfidf_top_k(h->tf, name, want, sc->idx, sc->sim, &m);
+	for (size_t j = 0; j < m && taken < top_k; j++) {
+		const size_t doc = sc->idx[j];
 
-		for (size_t j = 0; j < m && taken < top_k; j++) {
-			const size_t doc = sc->idx[j];
-			const int app_match = strcmp(h->doc_app[doc], app) == 0;
-
-			if (same_app && !app_match)
-				continue;
-			if (leave_one_out && app_match && strcmp(tfidf_doc_name(h->tf, doc), name) == 0)
-				continue;
-			sum += sc->sim[j] * h->value[doc];
-			sum_sim += sc->sim[j];
-			taken++;
-		}
-		if (taken)
-			return sum / sum_sim;
+		if (leave_one_out && strcmp(h->doc_app[doc], app) == 0 &&
+		    strcmp(tfidf_doc_name(h->tf, doc), name) == 0)
+			continue;
+		sum += sc->sim[j] * h->value[doc];
+		sum_sim += sc->sim[j];
+		taken++;
 	}
-	return h->global_mean;
+	return taken ? sum / sum_sim : h->global_mean;
 }
 
 static int predict_rows(const struct semantic_state *s, const struct model_data *d,

@@ -92,6 +92,12 @@ static const struct config_key key_table[] = {
 	K("lookalike.seed", KEY_INT, lookalike.seed, 0, INT64_MAX, "42"),
 	K("semantic.top_k", KEY_INT, semantic.top_k, 1, 1000, "5"),
 	K("semantic.char_ngrams", KEY_INT, semantic.char_ngrams, 0, 8, "0"),
+	K("select.min_validation_users", KEY_INT, select.min_validation_users, 1, 100000000, "50"),
+	K("calibrate.alpha_min", KEY_DOUBLE, calibrate.alpha_min, 0, 10, "0.5"),
+	K("calibrate.alpha_max", KEY_DOUBLE, calibrate.alpha_max, 0, 10, "1.5"),
+	K("calibrate.folds", KEY_INT, calibrate.folds, 2, 100, "5"),
+	K("calibrate.min_users", KEY_INT, calibrate.min_users, 2, 100000000, "200"),
+	K("models.auto_promote", KEY_INT, models.auto_promote, 0, 1, "0"),
 };
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 
@@ -133,13 +139,19 @@ static int check_range(const struct config_key *k, double v, const char *where,
 	return 0;
 }
 
+/* Stores into *out only a value that parsed and is in range. */
 static int parse_int_item(const struct config_key *k, const char *s, const char *where,
 			  int64_t *out, struct ltv_err *err)
 {
-	if (parse_int64(s, out) < 0)
+	int64_t v;
+
+	if (parse_int64(s, &v) < 0)
 		return err_set(err, LTV_ECONFIG, "%s%s: expected %s, got '%s'", where, k->path,
 			       k->type == KEY_INT ? "an integer" : "integers", s);
-	return check_range(k, (double)*out, where, s, err);
+	if (check_range(k, (double)v, where, s, err) < 0)
+		return LTV_ECONFIG;
+	*out = v;
+	return 0;
 }
 
 static void free_str_list(struct str_list *l)
@@ -441,6 +453,9 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 	if (h->n == 0 || h->n > 16)
 		return err_set(err, LTV_ECONFIG, "%s: features.horizons: list 1 to 16 horizons in days",
 			       cfg->source_path);
+	if (cfg->calibrate.alpha_min > cfg->calibrate.alpha_max)
+		return err_set(err, LTV_ECONFIG, "%s: calibrate.alpha_min: %g is above calibrate.alpha_max %g",
+			       cfg->source_path, cfg->calibrate.alpha_min, cfg->calibrate.alpha_max);
 	if (cfg->semantic.char_ngrams == 1)
 		return err_set(err, LTV_ECONFIG,
 			       "%s: semantic.char_ngrams: 1 is not allowed; use 0 (words only) or 2 to 8",

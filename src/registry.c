@@ -88,6 +88,30 @@ static const char *const migrations[] = {
 	"  mature_users INTEGER NOT NULL, validation_users INTEGER NOT NULL,"
 	"  payers INTEGER NOT NULL, revenue REAL NOT NULL, mean_ltv REAL,"
 	"  history_days INTEGER NOT NULL, PRIMARY KEY (artefact_id, app_id, campaign));",
+	/* 2 → 3: method selection, calibration, model versions and aliases */
+	"CREATE TABLE method_selection ("
+	"  artefact_id INTEGER NOT NULL REFERENCES artefacts(id), app_id TEXT NOT NULL,"
+	"  campaign TEXT NOT NULL, tier INTEGER NOT NULL, method TEXT NOT NULL,"
+	"  selected INTEGER NOT NULL, source TEXT NOT NULL, n_validation INTEGER NOT NULL,"
+	"  ape REAL, rmsle REAL, PRIMARY KEY (artefact_id, app_id, campaign, tier, method));"
+	"CREATE TABLE calibration ("
+	"  artefact_id INTEGER NOT NULL REFERENCES artefacts(id), tier INTEGER NOT NULL,"
+	"  horizon INTEGER NOT NULL, kind TEXT NOT NULL, alpha REAL, anchor REAL,"
+	"  n_validation INTEGER NOT NULL, mse_anchor REAL, mse_isotonic REAL,"
+	"  PRIMARY KEY (artefact_id, tier, horizon));"
+	"CREATE TABLE model_versions ("
+	"  version INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id),"
+	"  created_at TEXT NOT NULL, validation_error REAL, metrics TEXT NOT NULL DEFAULT '{}');"
+	"CREATE TABLE model_version_artefacts ("
+	"  model_version INTEGER NOT NULL REFERENCES model_versions(version),"
+	"  artefact_id INTEGER NOT NULL REFERENCES artefacts(id),"
+	"  PRIMARY KEY (model_version, artefact_id)) WITHOUT ROWID;"
+	"CREATE TABLE aliases ("
+	"  alias TEXT PRIMARY KEY, model_version INTEGER NOT NULL REFERENCES model_versions(version),"
+	"  updated_at TEXT NOT NULL);"
+	"CREATE TABLE alias_history ("
+	"  id INTEGER PRIMARY KEY, alias TEXT NOT NULL, from_version INTEGER, to_version INTEGER NOT NULL,"
+	"  at TEXT NOT NULL, who TEXT NOT NULL, reason TEXT NOT NULL);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");
@@ -283,6 +307,11 @@ int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err)
 	double deadline = now_seconds() + timeout_s;
 	int announced = 0, ret = 0;
 
+	if (reg->lock_fd >= 0) {
+		free(lock_path);
+		return 0; /* this handle already holds the run lock */
+	}
+
 	reg->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 	if (reg->lock_fd < 0) {
 		ret = err_set(err, LTV_EIO, "cannot open lock file '%s': %s", lock_path,
@@ -308,6 +337,9 @@ int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err)
 		}
 		usleep(100 * 1000);
 	}
+	/* Holding the lock, any run still marked running was killed: say so. */
+	sqlite3_exec(reg->db, "UPDATE runs SET status = 'killed' WHERE status = 'running'",
+		     NULL, NULL, NULL);
 out:
 	if (ret < 0 && reg->lock_fd >= 0) {
 		close(reg->lock_fd);
@@ -1123,4 +1155,333 @@ void campaign_tiers_free(struct campaign_tier_row *rows, size_t n)
 		free(rows[i].campaign);
 	}
 	free(rows);
+}
+
+/* ---- method selection ---- */
+
+static void bind_double_or_null(sqlite3_stmt *st, int i, double v)
+{
+	if (isnan(v))
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_double(st, i, v);
+}
+
+static double column_double_or_nan(sqlite3_stmt *st, int col)
+{
+	return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
+}
+
+int registry_selection_insert(struct registry *reg, int64_t artefact_id,
+			      const struct selection_row *row, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO method_selection (artefact_id, app_id, campaign, tier,"
+			       " method, selected, source, n_validation, ape, rmsle)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	bind_text(st, 2, row->app_id);
+	bind_text(st, 3, row->campaign);
+	sqlite3_bind_int(st, 4, row->tier);
+	bind_text(st, 5, row->method);
+	sqlite3_bind_int(st, 6, row->selected);
+	bind_text(st, 7, row->source);
+	sqlite3_bind_int64(st, 8, row->n_validation);
+	bind_double_or_null(st, 9, row->ape);
+	bind_double_or_null(st, 10, row->rmsle);
+	ret = step_done(reg, st, "inserting a method selection", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_selection_load(struct registry *reg, int64_t artefact_id,
+			    struct selection_row **out_rows, size_t *out_n, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct selection_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int ret = prepare(reg, "SELECT app_id, campaign, tier, method, source, n_validation, ape, rmsle"
+			       " FROM method_selection WHERE artefact_id = ? AND selected = 1"
+			       " ORDER BY tier, app_id, campaign", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct selection_row *r;
+
+		ARRAY_GROW(rows, n + 1, cap);
+		r = &rows[n++];
+		r->app_id = dup_col(st, 0);
+		r->campaign = dup_col(st, 1);
+		r->tier = sqlite3_column_int(st, 2);
+		r->method = dup_col(st, 3);
+		r->source = dup_col(st, 4);
+		r->selected = 1;
+		r->n_validation = sqlite3_column_int64(st, 5);
+		r->ape = column_double_or_nan(st, 6);
+		r->rmsle = column_double_or_nan(st, 7);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = SQL_FAIL(reg, err, "reading method selection");
+		selection_rows_free(rows, n);
+		rows = NULL;
+		n = 0;
+	}
+	sqlite3_finalize(st);
+	*out_rows = rows;
+	*out_n = n;
+	return ret;
+}
+
+void selection_rows_free(struct selection_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].app_id);
+		free(rows[i].campaign);
+		free(rows[i].method);
+		free(rows[i].source);
+	}
+	free(rows);
+}
+
+int registry_calibration_insert(struct registry *reg, int64_t artefact_id,
+				const struct calibration_row *row, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO calibration (artefact_id, tier, horizon, kind, alpha,"
+			       " anchor, n_validation, mse_anchor, mse_isotonic)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	sqlite3_bind_int(st, 2, row->tier);
+	sqlite3_bind_int64(st, 3, row->horizon);
+	bind_text(st, 4, row->kind);
+	bind_double_or_null(st, 5, row->alpha);
+	bind_double_or_null(st, 6, row->anchor);
+	sqlite3_bind_int64(st, 7, row->n_validation);
+	bind_double_or_null(st, 8, row->mse_anchor);
+	bind_double_or_null(st, 9, row->mse_isotonic);
+	ret = step_done(reg, st, "inserting a calibration", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* ---- model versions and aliases ---- */
+
+int registry_model_version_create(struct registry *reg, const char *run_id,
+				  const int64_t *artefact_ids, size_t n, double validation_error,
+				  const char *metrics_json, int64_t *out_version, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int64_t version;
+	int ret = prepare(reg, "INSERT INTO model_versions (run_id, created_at, validation_error, metrics)"
+			       " VALUES (?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	utc_now(now);
+	bind_text(st, 1, run_id);
+	bind_text(st, 2, now);
+	bind_double_or_null(st, 3, validation_error);
+	bind_text(st, 4, metrics_json ? metrics_json : "{}");
+	ret = step_done(reg, st, "creating a model version", err);
+	sqlite3_finalize(st);
+	if (ret < 0)
+		return ret;
+	version = sqlite3_last_insert_rowid(reg->db);
+	ret = prepare(reg, "INSERT OR IGNORE INTO model_version_artefacts (model_version, artefact_id)"
+			   " VALUES (?, ?)", &st, err);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, version);
+		sqlite3_bind_int64(st, 2, artefact_ids[i]);
+		ret = step_done(reg, st, "recording a model version's artefacts", err);
+	}
+	sqlite3_finalize(st);
+	*out_version = version;
+	return ret;
+}
+
+int registry_model_version_artefact(struct registry *reg, int64_t version, const char *name,
+				    struct artefact_info *out, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char what[128];
+	int ret = prepare(reg, "SELECT " ARTEFACT_COLUMNS " FROM artefacts WHERE name = ? AND id IN"
+			       " (SELECT artefact_id FROM model_version_artefacts WHERE model_version = ?)",
+			  &st, err);
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, name);
+	sqlite3_bind_int64(st, 2, version);
+	snprintf(what, sizeof(what), "'%s' in model version %lld", name, (long long)version);
+	ret = fetch_artefact(reg, st, what, out, err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_model_version_error(struct registry *reg, int64_t version, double *out_error,
+				 struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT validation_error FROM model_versions WHERE version = ?", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out_error = column_double_or_nan(st, 0);
+	else if (rc == SQLITE_DONE)
+		ret = err_set(err, LTV_ENOTFOUND, "no model version %lld in registry '%s'; "
+			      "'ltvpipe models list' shows them", (long long)version, reg->path);
+	else
+		ret = SQL_FAIL(reg, err, "reading a model version");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_version,
+		       struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT model_version FROM aliases WHERE alias = ?", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, alias);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out_version = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		ret = err_set(err, LTV_ENOTFOUND, "no model is '%s' yet in registry '%s'; run the "
+			      "pipeline through calibrate, or 'ltvpipe models promote V'", alias, reg->path);
+	else
+		ret = SQL_FAIL(reg, err, "reading an alias");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
+		       const char *who, const char *reason, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t from = 0;
+	int have_from, ret;
+	char now[32];
+	struct ltv_err ignored;
+
+	have_from = registry_alias_get(reg, alias, &from, &ignored) == 0;
+	utc_now(now);
+	ret = prepare(reg, "INSERT INTO aliases (alias, model_version, updated_at) VALUES (?, ?, ?)"
+			   " ON CONFLICT(alias) DO UPDATE SET model_version = excluded.model_version,"
+			   " updated_at = excluded.updated_at", &st, err);
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, alias);
+	sqlite3_bind_int64(st, 2, version);
+	bind_text(st, 3, now);
+	ret = step_done(reg, st, "setting an alias", err);
+	sqlite3_finalize(st);
+	if (ret < 0)
+		return ret;
+	ret = prepare(reg, "INSERT INTO alias_history (alias, from_version, to_version, at, who, reason)"
+			   " VALUES (?, ?, ?, ?, ?, ?)", &st, err);
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, alias);
+	if (have_from)
+		sqlite3_bind_int64(st, 2, from);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, version);
+	bind_text(st, 4, now);
+	bind_text(st, 5, who);
+	bind_text(st, 6, reason);
+	ret = step_done(reg, st, "recording alias history", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_alias_previous(struct registry *reg, const char *alias, int64_t *out_version,
+			    struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT from_version FROM alias_history WHERE alias = ?"
+			       " ORDER BY id DESC LIMIT 1", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, alias);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out_version = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		ret = err_set(err, LTV_ENOTFOUND, "'%s' has no earlier version to roll back to", alias);
+	else
+		ret = SQL_FAIL(reg, err, "reading alias history");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_report(struct registry *reg, const char *report, int64_t param,
+		    registry_row_fn fn, void *ctx, struct ltv_err *err)
+{
+	static const struct { const char *name; const char *sql; } reports[] = {
+		{ "model_versions",
+		  "SELECT v.version, v.created_at, v.run_id, printf('%.4f', v.validation_error) AS"
+		  " validation_wape, COALESCE((SELECT group_concat(alias, ',') FROM aliases a WHERE"
+		  " a.model_version = v.version), '') AS aliases FROM model_versions v ORDER BY v.version" },
+		{ "alias_history",
+		  "SELECT at, alias, COALESCE(from_version, '-') AS from_version, to_version, who, reason"
+		  " FROM alias_history ORDER BY id" },
+		{ "version_artefacts",
+		  "SELECT a.name, a.version, a.created_at, a.metrics FROM artefacts a JOIN"
+		  " model_version_artefacts m ON m.artefact_id = a.id WHERE m.model_version = ?1"
+		  " ORDER BY a.id" },
+	};
+	sqlite3_stmt *st = NULL;
+	const char *sql = NULL;
+	int ret = 0, rc;
+
+	for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++)
+		if (strcmp(reports[i].name, report) == 0)
+			sql = reports[i].sql;
+	if (!sql)
+		return err_set(err, LTV_EINTERNAL, "no registry report '%s'", report);
+	ret = prepare(reg, sql, &st, err);
+	if (ret < 0)
+		return ret;
+	if (sqlite3_bind_parameter_count(st) > 0)
+		sqlite3_bind_int64(st, 1, param);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int n = sqlite3_column_count(st);
+		char *names[16], *values[16];
+
+		for (int c = 0; c < n && c < 16; c++) {
+			names[c] = (char *)sqlite3_column_name(st, c);
+			values[c] = (char *)(sqlite3_column_text(st, c) ? (const char *)sqlite3_column_text(st, c) : "");
+		}
+		ret = fn(ctx, n < 16 ? n : 16, names, values);
+		if (ret < 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, report);
+	sqlite3_finalize(st);
+	return ret;
 }

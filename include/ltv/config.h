@@ -86,6 +86,17 @@ struct config {
 		int64_t top_k;
 		int64_t char_ngrams;
 	} semantic;
+	struct {
+		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
+	} select;
+	struct {
+		double alpha_min, alpha_max;
+		int64_t folds;
+		int64_t min_users;            /* fewer validation users: no calibration (identity) */
+	} calibrate;
+	struct {
+		int64_t auto_promote;         /* 1: a better candidate replaces production */
+	} models;
 };
 
 /* Fills cfg with every default. Caller releases with config_release. */

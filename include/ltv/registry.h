@@ -20,7 +20,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 2
+#define REGISTRY_SCHEMA_VERSION 3
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -215,5 +215,70 @@ int registry_campaign_tiers_load(struct registry *reg, int64_t artefact_id,
 				 struct campaign_tier_row **out_rows, size_t *out_n,
 				 struct ltv_err *err);
 void campaign_tiers_free(struct campaign_tier_row *rows, size_t n);
+
+/* ---- method selection (one row per campaign and method, per select artefact) ---- */
+
+struct selection_row {
+	char *app_id;
+	char *campaign;       /* "" for a tier default row */
+	int tier;
+	char *method;
+	int selected;         /* 1 for the method kept */
+	char *source;         /* "validation" or "tier default" */
+	int64_t n_validation;
+	double ape;           /* campaign-level absolute percentage error; NaN when not computed */
+	double rmsle;
+};
+
+int registry_selection_insert(struct registry *reg, int64_t artefact_id,
+			      const struct selection_row *row, struct ltv_err *err);
+/* The selected rows only, ordered by tier, app, campaign; free with selection_rows_free. */
+int registry_selection_load(struct registry *reg, int64_t artefact_id,
+			    struct selection_row **out_rows, size_t *out_n, struct ltv_err *err);
+void selection_rows_free(struct selection_row *rows, size_t n);
+
+/* ---- calibration parameters (for people; the bodies are blobs) ---- */
+
+struct calibration_row {
+	int tier;
+	int64_t horizon;
+	const char *kind;     /* "anchor" or "isotonic" or "identity" */
+	double alpha, anchor; /* NaN for isotonic */
+	int64_t n_validation;
+	double mse_anchor, mse_isotonic;
+};
+int registry_calibration_insert(struct registry *reg, int64_t artefact_id,
+				const struct calibration_row *row, struct ltv_err *err);
+
+/* ---- model versions and aliases ---- */
+
+/* Inside a transaction: a new model version made of these artefacts; returns its number. */
+int registry_model_version_create(struct registry *reg, const char *run_id,
+				  const int64_t *artefact_ids, size_t n, double validation_error,
+				  const char *metrics_json, int64_t *out_version, struct ltv_err *err);
+/* The artefact of a stage within a model version; LTV_ENOTFOUND when absent. */
+int registry_model_version_artefact(struct registry *reg, int64_t version, const char *name,
+				    struct artefact_info *out, struct ltv_err *err);
+/* Validation error recorded for a version (NaN when none); LTV_ENOTFOUND for no such version. */
+int registry_model_version_error(struct registry *reg, int64_t version, double *out_error,
+				 struct ltv_err *err);
+/* The version an alias points at; LTV_ENOTFOUND when the alias is unset. */
+int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_version,
+		       struct ltv_err *err);
+/* Inside a transaction: points alias at version and records who, when, from, to and why. */
+int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
+		       const char *who, const char *reason, struct ltv_err *err);
+/* The previous value of alias in its history (before the current one); LTV_ENOTFOUND when none. */
+int registry_alias_previous(struct registry *reg, const char *alias, int64_t *out_version,
+			    struct ltv_err *err);
+
+/* Rows of a read-only query for the `models` command: fn gets column names and values as text. */
+typedef int (*registry_row_fn)(void *ctx, int n_cols, char **names, char **values);
+/*
+ * Runs one of the fixed report queries ("model_versions", "alias_history",
+ * "version_artefacts" with param = version) and streams rows to fn.
+ */
+int registry_report(struct registry *reg, const char *report, int64_t param,
+		    registry_row_fn fn, void *ctx, struct ltv_err *err);
 
 #endif

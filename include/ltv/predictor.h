@@ -1,0 +1,71 @@
+/*
+ * A trained model version as one thing that predicts: the loaded methods, the
+ * method selected per campaign (or its tier's default), the fallback chain
+ * hurdle → multiplier → lookalike → semantic → global median for rows the
+ * selected method has nothing for, and per (tier, horizon) calibration.
+ * select builds one from its decisions; calibrate, score and predict load
+ * one from the registry.
+ */
+#ifndef LTV_PREDICTOR_H
+#define LTV_PREDICTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/calibration.h"
+#include "ltv/method.h"
+#include "ltv/strmap.h"
+
+#define METHOD_COUNT 5
+#define PREDICTOR_MAX_HORIZONS 16
+#define METHOD_GLOBAL_MEDIAN (-1) /* "method" index when the last fallback served */
+
+/* The methods in table order: hurdle, multiplier, curves, lookalike, semantic. */
+extern const struct method *const method_table[METHOD_COUNT];
+/* Index of a method by name, or -1. */
+int method_index(const char *name);
+/* The name of a method index, "global_median" for METHOD_GLOBAL_MEDIAN. */
+const char *method_name(int index);
+
+struct predictor {
+	const struct config *cfg;
+	void *states[METHOD_COUNT];          /* loaded methods; owned */
+	struct strmap cohort_method;         /* "app\x1f" "campaign" → method index */
+	int tier_default[4];                 /* per tier 1..3 */
+	double global_median[PREDICTOR_MAX_HORIZONS];
+	struct calibration *cal[4][PREDICTOR_MAX_HORIZONS]; /* NULL: identity; owned */
+};
+
+void predictor_init(struct predictor *p, const struct config *cfg);
+void predictor_release(struct predictor *p);
+
+/* Loads each method from its artefact (artefacts in method_table order). */
+int predictor_load_methods(struct predictor *p, struct registry *reg,
+			   const struct artefact_info *const *artefacts, struct ltv_err *err);
+/* Loads the selection (table method_selection + global medians) of a select artefact. */
+int predictor_load_selection(struct predictor *p, struct registry *reg,
+			     const struct artefact_info *select, struct ltv_err *err);
+/* Loads the per-(tier, horizon) calibrations of a calibrate artefact. */
+int predictor_load_calibration(struct predictor *p, struct registry *reg,
+			       const struct artefact_info *calibrate, struct ltv_err *err);
+
+/* Sets the method for one (app, campaign). */
+void predictor_choose(struct predictor *p, const char *app, const char *campaign, int method);
+
+/*
+ * Raw (uncalibrated) ltv at horizon for rows of d: the campaign's method, else
+ * its tier's default, then the fallback chain. out_method[i] says which served
+ * (may be NULL); out_p_payer from hurdle where it has one, else NaN (may be NULL).
+ */
+int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
+			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
+			  int *out_method, double *out_p_payer, struct ltv_err *err);
+/* Applies the calibration of each row's tier at horizon, in place (never below rev_floor[i]). */
+void predictor_calibrate(const struct predictor *p, const struct model_data *d,
+			 const size_t *rows, size_t n, int64_t horizon, const double *rev_floor,
+			 double *ltv);
+
+/* Index of a configured horizon, or -1. */
+int predictor_horizon_index(const struct config *cfg, int64_t horizon);
+
+#endif

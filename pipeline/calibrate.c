@@ -1,0 +1,258 @@
+/*
+ * Stage calibrate: per (tier, horizon), anchor-and-adjust — anchor = the
+ * tier's mean actual LTV on training cohorts, α fitted on the validation
+ * cohorts and clipped to [alpha_min, alpha_max] — or isotonic regression
+ * when it cross-validates better (src/models/calibration.c decides). The
+ * predictions calibrated are those of the selected mix, with fallbacks.
+ *
+ * A completed calibrate is a complete training run, so this stage also
+ * records the model version — every artefact it was built from — in the
+ * same transaction, and moves the aliases: the first version becomes
+ * `production`, later ones `candidate`, and with models.auto_promote a
+ * candidate whose validation WAPE beats production's replaces it.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/metrics.h"
+#include "ltv/predictor.h"
+#include "ltv/stage.h"
+
+
+static const double *sort_install;
+
+static int compare_by_install(const void *a, const void *b)
+{
+	double x = sort_install[*(const size_t *)a], y = sort_install[*(const size_t *)b];
+
+	return x < y ? -1 : x > y ? 1 : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
+}
+
+static double tier_train_mean(const struct model_data *d, int64_t horizon, int tier)
+{
+	struct row_split s;
+	const double *y = model_data_label(d, horizon);
+	double sum = 0;
+	size_t n;
+
+	model_data_split(d, horizon, tier, &s);
+	for (size_t i = 0; i < s.n_train; i++)
+		sum += y[s.train[i]];
+	n = s.n_train;
+	row_split_release(&s);
+	return n ? sum / (double)n : NAN;
+}
+
+/* Fits one (tier, horizon); stores its body and table row. *out_cal is NULL for identity. */
+static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
+		   int tier, int64_t horizon, struct calibration **out_cal,
+		   struct calibration_row *out_row)
+{
+	struct calibration_param param;
+	struct row_split s;
+	const double *y = model_data_label(d, horizon);
+	double *pred = NULL, *actual = NULL;
+	int ret = 0;
+
+	*out_cal = NULL;
+	*out_row = (struct calibration_row){ tier, horizon, "identity", NAN, NAN, 0, NAN, NAN };
+	model_data_split(d, horizon, tier, &s);
+	out_row->n_validation = (int64_t)s.n_valid;
+	out_row->anchor = tier_train_mean(d, horizon, tier);
+	if (s.n_valid < (size_t)ctx->cfg->calibrate.min_users || isnan(out_row->anchor))
+		goto out;
+	/* Contiguous folds over install date, as calibration_fit_best expects. */
+	sort_install = frame_column(&d->frame, "install_time");
+	qsort(s.valid, s.n_valid, sizeof(size_t), compare_by_install);
+	pred = xmalloc(s.n_valid * sizeof(double));
+	actual = xmalloc(s.n_valid * sizeof(double));
+	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < s.n_valid; i++)
+		actual[i] = y[s.valid[i]];
+	calibration_param_init(&param);
+	param.alpha_min = ctx->cfg->calibrate.alpha_min;
+	param.alpha_max = ctx->cfg->calibrate.alpha_max;
+	param.n_folds = (size_t)ctx->cfg->calibrate.folds;
+	ret = calibration_fit_best(&param, out_row->anchor, pred, actual, s.n_valid, out_cal, &ctx->err);
+	if (ret < 0)
+		goto out;
+	out_row->kind = calibration_kind_name((*out_cal)->kind);
+	out_row->alpha = (*out_cal)->kind == CALIBRATION_ANCHOR ? (*out_cal)->alpha : NAN;
+	out_row->mse_anchor = (*out_cal)->cv_mse_anchor;
+	out_row->mse_isotonic = (*out_cal)->cv_mse_isotonic;
+out:
+	free(pred);
+	free(actual);
+	row_split_release(&s);
+	return ret;
+}
+
+/* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
+static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
+			   const struct predictor *p, double *out_raw, double *out_calibrated)
+{
+	const int64_t target = ctx->cfg->features.target_horizon;
+	const double *y = model_data_label(d, target);
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	struct row_split s;
+	struct metrics_campaign camp;
+	double *pred, *actual, *floor_v;
+	size_t *group;
+	int ret;
+
+	model_data_split(d, target, 0, &s);
+	pred = xmalloc((s.n_valid + 1) * sizeof(double));
+	actual = xmalloc((s.n_valid + 1) * sizeof(double));
+	floor_v = xmalloc((s.n_valid + 1) * sizeof(double));
+	group = xmalloc((s.n_valid + 1) * sizeof(size_t));
+	*out_raw = *out_calibrated = NAN;
+	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, target, pred, NULL, NULL, &ctx->err);
+	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
+		actual[i] = y[s.valid[i]];
+		group[i] = model_data_cohort(d, s.valid[i]);
+		floor_v[i] = rev_window[s.valid[i]];
+	}
+	if (ret == 0 && s.n_valid > 0 &&
+	    metrics_campaign_wape(actual, pred, group, s.n_valid, d->n_apps * d->n_campaigns,
+				  (size_t)ctx->cfg->select.min_validation_users, &camp, &ctx->err) == 0)
+		*out_raw = camp.wape;
+	if (ret == 0 && s.n_valid > 0) {
+		predictor_calibrate(p, d, s.valid, s.n_valid, target, floor_v, pred);
+		if (metrics_campaign_wape(actual, pred, group, s.n_valid, d->n_apps * d->n_campaigns,
+					  (size_t)ctx->cfg->select.min_validation_users, &camp,
+					  &ctx->err) == 0)
+			*out_calibrated = camp.wape;
+	}
+	free(pred);
+	free(actual);
+	free(floor_v);
+	free(group);
+	row_split_release(&s);
+	return ret;
+}
+
+/* Every artefact of the version: the inputs, what they were made from, and this one. */
+static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wape,
+				int64_t *out_version)
+{
+	int64_t ids[STAGE_MAX_INPUTS * 4];
+	size_t n = 0;
+	char *metrics;
+	cJSON *m = cJSON_CreateObject();
+	int ret = 0;
+
+	ids[n++] = out_id;
+	for (size_t i = 0; i < ctx->n_inputs && ret == 0; i++) {
+		int64_t *up = NULL;
+		size_t n_up = 0;
+
+		ids[n++] = ctx->inputs[i]->id;
+		ret = registry_lineage(ctx->reg, ctx->inputs[i]->id, &up, &n_up, &ctx->err);
+		for (size_t k = 0; k < n_up && n < sizeof(ids) / sizeof(ids[0]); k++)
+			ids[n++] = up[k]; /* duplicates are ignored by the registry */
+		free(up);
+	}
+	cJSON_AddNumberToObject(m, "validation_campaign_wape", wape);
+	cJSON_AddNumberToObject(m, "target_horizon", (double)ctx->cfg->features.target_horizon);
+	metrics = cJSON_PrintUnformatted(m);
+	cJSON_Delete(m);
+	if (ret == 0)
+		ret = registry_model_version_create(ctx->reg, ctx->run_id, ids, n, wape, metrics,
+						    out_version, &ctx->err);
+	cJSON_free(metrics);
+	return ret;
+}
+
+/* The champion/challenger gate (DESIGN.md "The registry"). */
+static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
+{
+	struct ltv_err ignored;
+	int64_t production;
+	double production_wape = NAN;
+	char reason[256];
+	int ret;
+
+	if (registry_alias_get(ctx->reg, "production", &production, &ignored) != 0)
+		return registry_alias_set(ctx->reg, "production", version, "ltvpipe run",
+					  "first model version", &ctx->err);
+	ret = registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run", "new model version",
+				 &ctx->err);
+	if (ret < 0 || !ctx->cfg->models.auto_promote)
+		return ret;
+	registry_model_version_error(ctx->reg, production, &production_wape, &ignored);
+	if (isnan(wape) || (!isnan(production_wape) && wape >= production_wape)) {
+		cJSON_AddStringToObject(ctx->metrics, "auto_promote", "kept production");
+		return 0;
+	}
+	snprintf(reason, sizeof(reason),
+		 "auto-promoted: validation campaign WAPE %.4f beats production v%lld's %.4f", wape,
+		 (long long)production, production_wape);
+	cJSON_AddStringToObject(ctx->metrics, "auto_promote", "promoted");
+	return registry_alias_set(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
+				  reason, &ctx->err);
+}
+
+int stage_calibrate_run(struct stage_ctx *ctx)
+{
+	const struct int_list *hz = &ctx->cfg->features.horizons;
+	const struct artefact_info *artefacts[METHOD_COUNT];
+	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
+	struct model_data d;
+	struct predictor p;
+	double wape_raw, wape_cal;
+	int64_t out_id, version;
+	int ret;
+
+	predictor_init(&p, ctx->cfg);
+	ret = model_data_load(ctx, 1, &d);
+	if (ret < 0)
+		return ret;
+	for (int m = 0; m < METHOD_COUNT; m++)
+		artefacts[m] = stage_input(ctx, method_table[m]->name);
+	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
+	if (ret == 0)
+		ret = predictor_load_selection(&p, ctx->reg, stage_input(ctx, "select"), &ctx->err);
+	for (int t = 1; t <= 3 && ret == 0; t++)
+		for (size_t h = 0; h < hz->n && ret == 0; h++)
+			ret = fit_one(ctx, &d, &p, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
+	if (ret == 0)
+		ret = validation_wape(ctx, &d, &p, &wape_raw, &wape_cal);
+	if (ret < 0)
+		goto out;
+	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape_raw", wape_raw);
+	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape", wape_cal);
+
+	ret = stage_output_id(ctx, &out_id);
+	for (int t = 1; t <= 3 && ret == 0; t++) {
+		for (size_t h = 0; h < hz->n && ret == 0; h++) {
+			char key[64];
+
+			ret = registry_calibration_insert(ctx->reg, out_id, &rows[t][h], &ctx->err);
+			hasher_add_str(&ctx->content, rows[t][h].kind);
+			if (ret < 0 || !p.cal[t][h])
+				continue;
+			size_t len;
+			uint8_t *body = calibration_save(p.cal[t][h], &len);
+
+			snprintf(key, sizeof(key), "cal:t%d:h%lld", t, (long long)hz->v[h]);
+			hasher_update(&ctx->content, body, len);
+			ret = registry_blob_put(ctx->reg, out_id, key, body, len, &ctx->err);
+			free(body);
+		}
+	}
+	if (ret == 0)
+		ret = record_model_version(ctx, out_id, wape_cal, &version);
+	if (ret == 0) {
+		cJSON_AddNumberToObject(ctx->metrics, "model_version", (double)version);
+		ret = move_aliases(ctx, version, wape_cal);
+	}
+out:
+	predictor_release(&p);
+	model_data_release(&d);
+	return ret;
+}

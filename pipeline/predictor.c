@@ -1,0 +1,241 @@
+/*
+ * The model-version predictor (contract in include/ltv/predictor.h). The
+ * fallback chain is one array, fallback_order: change the order there.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/blob.h"
+#include "ltv/predictor.h"
+
+extern const struct method method_hurdle, method_multiplier, method_curves, method_lookalike,
+	method_semantic;
+
+const struct method *const method_table[METHOD_COUNT] = {
+	&method_hurdle, &method_multiplier, &method_curves, &method_lookalike, &method_semantic,
+};
+
+/* DESIGN.md: hurdle → multiplier → lookalike → semantic → global median. */
+static const char *const fallback_order[] = { "hurdle", "multiplier", "lookalike", "semantic" };
+
+#define GLOBAL_MEDIAN_MAGIC "LTVGMED1"
+#define CALIBRATION_KEY "cal:t%d:h%lld"
+
+int method_index(const char *name)
+{
+	for (int m = 0; m < METHOD_COUNT; m++)
+		if (strcmp(method_table[m]->name, name) == 0)
+			return m;
+	return -1;
+}
+
+const char *method_name(int index)
+{
+	return index >= 0 && index < METHOD_COUNT ? method_table[index]->name : "global_median";
+}
+
+int predictor_horizon_index(const struct config *cfg, int64_t horizon)
+{
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		if (cfg->features.horizons.v[h] == horizon)
+			return (int)h;
+	return -1;
+}
+
+void predictor_init(struct predictor *p, const struct config *cfg)
+{
+	memset(p, 0, sizeof(*p));
+	p->cfg = cfg;
+	strmap_init(&p->cohort_method);
+	for (int t = 0; t < 4; t++)
+		p->tier_default[t] = 0;
+}
+
+void predictor_release(struct predictor *p)
+{
+	for (int m = 0; m < METHOD_COUNT; m++)
+		if (p->states[m])
+			method_table[m]->free_state(p->states[m]);
+	for (int t = 0; t < 4; t++)
+		for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
+			calibration_free(p->cal[t][h]);
+	strmap_release(&p->cohort_method);
+	memset(p, 0, sizeof(*p));
+}
+
+int predictor_load_methods(struct predictor *p, struct registry *reg,
+			   const struct artefact_info *const *artefacts, struct ltv_err *err)
+{
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		int ret = method_table[m]->load(reg, artefacts[m], p->cfg, &p->states[m], err);
+
+		if (ret < 0)
+			return err_prefix(err, "loading %s v%lld", method_table[m]->name,
+					  (long long)artefacts[m]->version);
+	}
+	return 0;
+}
+
+static void cohort_key(const char *app, const char *campaign, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s\x1f%s", app, campaign);
+}
+
+void predictor_choose(struct predictor *p, const char *app, const char *campaign, int method)
+{
+	char key[1024];
+	int64_t old;
+
+	cohort_key(app, campaign, key, sizeof(key));
+	if (strmap_get(&p->cohort_method, key, &old))
+		return; /* first choice wins; the selection never names a cohort twice */
+	strmap_put(&p->cohort_method, key, method);
+}
+
+int predictor_load_selection(struct predictor *p, struct registry *reg,
+			     const struct artefact_info *select, struct ltv_err *err)
+{
+	struct selection_row *rows = NULL;
+	struct blob_reader r;
+	size_t n = 0, len, n_med = 0;
+	void *data = NULL;
+	double *medians = NULL;
+	uint32_t version;
+	int ret = registry_selection_load(reg, select->id, &rows, &n, err);
+
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		int m = method_index(rows[i].method);
+
+		if (m < 0) {
+			ret = err_set(err, LTV_EINVAL, "select v%lld names unknown method '%s'",
+				      (long long)select->version, rows[i].method);
+			break;
+		}
+		if (strcmp(rows[i].app_id, "*") == 0 && rows[i].tier >= 1 && rows[i].tier <= 3)
+			p->tier_default[rows[i].tier] = m;
+		else
+			predictor_choose(p, rows[i].app_id, rows[i].campaign, m);
+	}
+	selection_rows_free(rows, n);
+	if (ret == 0)
+		ret = registry_blob_get(reg, select->id, "global_median", &data, &len, err);
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, GLOBAL_MEDIAN_MAGIC, 1, &version, err);
+	if (ret == 0 && (blob_get_f64_array(&r, &medians, &n_med) < 0 ||
+			 n_med != p->cfg->features.horizons.n))
+		ret = err_set(err, LTV_EINVAL, "select v%lld: global medians do not match the %zu "
+			      "configured horizons", (long long)select->version,
+			      p->cfg->features.horizons.n);
+	for (size_t h = 0; ret == 0 && h < n_med; h++)
+		p->global_median[h] = medians[h];
+	free(medians);
+	free(data);
+	return ret;
+}
+
+int predictor_load_calibration(struct predictor *p, struct registry *reg,
+			       const struct artefact_info *calibrate, struct ltv_err *err)
+{
+	const struct int_list *hz = &p->cfg->features.horizons;
+
+	for (int t = 1; t <= 3; t++) {
+		for (size_t h = 0; h < hz->n; h++) {
+			char key[64];
+			void *data = NULL;
+			size_t len;
+			int ret;
+
+			snprintf(key, sizeof(key), CALIBRATION_KEY, t, (long long)hz->v[h]);
+			ret = registry_blob_get(reg, calibrate->id, key, &data, &len, err);
+			if (ret == LTV_ENOTFOUND)
+				continue; /* identity for this tier and horizon */
+			if (ret == 0)
+				ret = calibration_load(data, len, &p->cal[t][h], err);
+			free(data);
+			if (ret < 0)
+				return err_prefix(err, "calibrate v%lld %s", (long long)calibrate->version, key);
+		}
+	}
+	return 0;
+}
+
+static int chosen_method(const struct predictor *p, const struct model_data *d, size_t row)
+{
+	const double *app = frame_column(&d->frame, "app_code");
+	const double *campaign = frame_column(&d->frame, "campaign_code");
+	char key[1024];
+	int64_t m;
+	int tier = d->tier ? (int)d->tier[row] : 3;
+
+	cohort_key(d->apps[(size_t)app[row]], d->campaigns[(size_t)campaign[row]], key, sizeof(key));
+	if (strmap_get(&p->cohort_method, key, &m))
+		return (int)m;
+	return p->tier_default[tier >= 1 && tier <= 3 ? tier : 3];
+}
+
+int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
+			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
+			  int *out_method, double *out_p_payer, struct ltv_err *err)
+{
+	double *pred[METHOD_COUNT] = { 0 }, *p_payer = NULL;
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	int h = predictor_horizon_index(p->cfg, horizon);
+	int ret = 0;
+
+	if (h < 0)
+		return err_set(err, LTV_EUSAGE, "%lld days is not a configured horizon",
+			       (long long)horizon);
+	/* Every method predicts every row once: simpler than per-row dispatch and
+	 * the cost is a few model evaluations per row. */
+	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
+		pred[m] = xmalloc((n ? n : 1) * sizeof(double));
+		if (m == 0)
+			p_payer = xmalloc((n ? n : 1) * sizeof(double));
+		ret = method_table[m]->predict(p->states[m], d, rows, n, horizon, pred[m],
+					       m == 0 ? p_payer : NULL, err);
+		if (ret < 0)
+			err_prefix(err, "%s", method_table[m]->name);
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		int m = chosen_method(p, d, rows[i]);
+		double v = pred[m][i];
+
+		for (size_t f = 0; isnan(v) && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
+			m = method_index(fallback_order[f]);
+			v = pred[m][i];
+		}
+		if (isnan(v)) {
+			m = METHOD_GLOBAL_MEDIAN;
+			v = fmax(p->global_median[h], rev_window[rows[i]]);
+		}
+		out_ltv[i] = v;
+		if (out_method)
+			out_method[i] = m;
+		if (out_p_payer)
+			out_p_payer[i] = p_payer[i];
+	}
+	for (int m = 0; m < METHOD_COUNT; m++)
+		free(pred[m]);
+	free(p_payer);
+	return ret;
+}
+
+void predictor_calibrate(const struct predictor *p, const struct model_data *d,
+			 const size_t *rows, size_t n, int64_t horizon, const double *rev_floor,
+			 double *ltv)
+{
+	int h = predictor_horizon_index(p->cfg, horizon);
+
+	for (size_t i = 0; i < n && h >= 0; i++) {
+		int tier = d->tier ? (int)d->tier[rows[i]] : 3;
+		const struct calibration *cal = p->cal[tier >= 1 && tier <= 3 ? tier : 3][h];
+		double v = ltv[i];
+
+		if (cal)
+			calibration_apply(cal, &ltv[i], 1, &v);
+		ltv[i] = fmax(v, rev_floor ? rev_floor[i] : 0);
+	}
+}

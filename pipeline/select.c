@@ -1,0 +1,330 @@
+/*
+ * Stage select: per (app, campaign) with enough validation users, each
+ * method's campaign-level error on the validation cohorts at the target
+ * horizon — the absolute percentage error of the cohort's mean LTV, ties
+ * broken by user-level RMSLE — and the best one kept, with every error, in
+ * table method_selection. Campaigns without enough validation users get
+ * their tier's best method (lowest user-weighted campaign WAPE in the tier).
+ * Also stores the global median LTV per horizon, the chain's last fallback.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/blob.h"
+#include "ltv/metrics.h"
+#include "ltv/model_data.h"
+#include "ltv/predictor.h"
+#include "ltv/stage.h"
+
+struct cohort_eval {
+	size_t n;              /* validation users */
+	double actual_sum;
+	double pred_sum[METHOD_COUNT];
+	int missing[METHOD_COUNT]; /* the method had nothing for some of its users */
+	double ape[METHOD_COUNT];
+	double rmsle[METHOD_COUNT];
+	int best;
+	int tier;
+};
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median of the training users' ltv_H per horizon: the last resort of the chain. */
+static void global_medians(const struct model_data *d, const struct config *cfg, double *out)
+{
+	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		struct row_split s;
+		const double *y = model_data_label(d, cfg->features.horizons.v[h]);
+		double *v;
+
+		model_data_split(d, cfg->features.horizons.v[h], 0, &s);
+		v = xmalloc((s.n_train ? s.n_train : 1) * sizeof(double));
+		for (size_t i = 0; i < s.n_train; i++)
+			v[i] = y[s.train[i]];
+		qsort(v, s.n_train, sizeof(double), compare_double);
+		out[h] = s.n_train ? (s.n_train % 2 ? v[s.n_train / 2]
+					: 0.5 * (v[s.n_train / 2 - 1] + v[s.n_train / 2])) : 0;
+		free(v);
+		row_split_release(&s);
+	}
+}
+
+/* Each method's validation predictions at the target horizon, aggregated per cohort. */
+static int evaluate(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
+		    const struct row_split *s, struct cohort_eval *ev, size_t n_cohorts)
+{
+	const int64_t target = ctx->cfg->features.target_horizon;
+	const double *y = model_data_label(d, target);
+	double *pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	size_t *members = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
+	int ret = 0;
+
+	for (size_t i = 0; i < s->n_valid; i++) {
+		struct cohort_eval *e = &ev[model_data_cohort(d, s->valid[i])];
+
+		e->n++;
+		e->actual_sum += y[s->valid[i]];
+		e->tier = d->tier ? (int)d->tier[s->valid[i]] : 3;
+	}
+	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
+		ret = method_table[m]->predict(p->states[m], d, s->valid, s->n_valid, target, pred,
+					       NULL, &ctx->err);
+		for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
+			struct cohort_eval *e = &ev[model_data_cohort(d, s->valid[i])];
+
+			if (isnan(pred[i]))
+				e->missing[m] = 1;
+			else
+				e->pred_sum[m] += pred[i];
+		}
+		/* User-level RMSLE per cohort, for tie-breaks. */
+		for (size_t c = 0; c < n_cohorts && ret == 0; c++) {
+			double *a = NULL, *q = NULL;
+			size_t k = 0;
+
+			if (ev[c].n < (size_t)ctx->cfg->select.min_validation_users || ev[c].missing[m])
+				continue;
+			a = xmalloc(ev[c].n * sizeof(double));
+			q = xmalloc(ev[c].n * sizeof(double));
+			for (size_t i = 0; i < s->n_valid; i++) {
+				if (model_data_cohort(d, s->valid[i]) != c)
+					continue;
+				a[k] = y[s->valid[i]];
+				q[k++] = pred[i];
+			}
+			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &ctx->err) < 0)
+				ev[c].rmsle[m] = NAN;
+			free(a);
+			free(q);
+		}
+	}
+	free(pred);
+	free(members);
+	return ret;
+}
+
+/*
+ * Absolute percentage error of the cohort mean. A cohort whose actual mean is
+ * 0 is measured against its tier's mean instead, so one empty cohort cannot
+ * make every method look infinitely wrong.
+ */
+static void choose_per_cohort(struct cohort_eval *ev, size_t n_cohorts, size_t min_users,
+			      const double *tier_mean)
+{
+	for (size_t c = 0; c < n_cohorts; c++) {
+		struct cohort_eval *e = &ev[c];
+		double actual = e->n ? e->actual_sum / (double)e->n : 0;
+		double denom = actual > 0 ? actual : tier_mean[e->tier];
+
+		e->best = -1;
+		for (int m = 0; m < METHOD_COUNT; m++) {
+			e->ape[m] = NAN;
+			if (e->n < min_users || e->missing[m] || denom <= 0)
+				continue;
+			e->ape[m] = fabs(e->pred_sum[m] / (double)e->n - actual) / denom;
+			if (e->best < 0 || e->ape[m] < e->ape[e->best] - 1e-12 ||
+			    (fabs(e->ape[m] - e->ape[e->best]) <= 1e-12 && e->rmsle[m] < e->rmsle[e->best]))
+				e->best = m;
+		}
+	}
+}
+
+/* Per tier: the method with the lowest user-weighted campaign WAPE over its validated cohorts. */
+static void choose_tier_defaults(const struct cohort_eval *ev, size_t n_cohorts, int *tier_default)
+{
+	double err[4][METHOD_COUNT] = { { 0 } }, base[4] = { 0 };
+
+	for (size_t c = 0; c < n_cohorts; c++) {
+		if (ev[c].best < 0)
+			continue;
+		for (int m = 0; m < METHOD_COUNT; m++)
+			err[ev[c].tier][m] += ev[c].missing[m] ? INFINITY
+					      : fabs(ev[c].pred_sum[m] - ev[c].actual_sum);
+		base[ev[c].tier] += ev[c].actual_sum;
+	}
+	for (int m = 0; m < METHOD_COUNT; m++)
+		err[0][m] = err[1][m] + err[2][m] + err[3][m];
+	base[0] = base[1] + base[2] + base[3];
+	for (int t = 0; t <= 3; t++) {
+		int source = base[t] > 0 ? t : 0; /* a tier with no validated cohort borrows the pooled choice */
+
+		tier_default[t] = 0;
+		for (int m = 1; m < METHOD_COUNT; m++)
+			if (err[source][m] < err[source][tier_default[t]])
+				tier_default[t] = m;
+	}
+}
+
+static int write_selection(struct stage_ctx *ctx, const struct model_data *d,
+			   const struct cohort_eval *ev, size_t n_cohorts, const int *tier_default,
+			   const int *cohort_tier, int64_t out_id)
+{
+	int ret = 0;
+
+	for (int t = 1; t <= 3 && ret == 0; t++) {
+		struct selection_row r = { (char *)"*", (char *)"*", t, (char *)method_name(tier_default[t]),
+					   1, (char *)"tier default", 0, NAN, NAN };
+
+		hasher_add_i64(&ctx->content, tier_default[t]);
+		ret = registry_selection_insert(ctx->reg, out_id, &r, &ctx->err);
+	}
+	for (size_t c = 0; c < n_cohorts && ret == 0; c++) {
+		const struct cohort_eval *e = &ev[c];
+		char *app = d->apps[c / d->n_campaigns], *campaign = d->campaigns[c % d->n_campaigns];
+
+		if (cohort_tier[c] == 0)
+			continue; /* no user of this app ran this campaign */
+		if (e->best < 0) {
+			struct selection_row r = { app, campaign, cohort_tier[c],
+						   (char *)method_name(tier_default[cohort_tier[c]]), 1,
+						   (char *)"tier default", (int64_t)e->n, NAN, NAN };
+
+			ret = registry_selection_insert(ctx->reg, out_id, &r, &ctx->err);
+			continue;
+		}
+		for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
+			struct selection_row r = { app, campaign, e->tier, (char *)method_name(m),
+						   m == e->best, (char *)"validation", (int64_t)e->n,
+						   e->ape[m], e->rmsle[m] };
+
+			ret = registry_selection_insert(ctx->reg, out_id, &r, &ctx->err);
+		}
+		hasher_add_i64(&ctx->content, (int64_t)c);
+		hasher_add_i64(&ctx->content, e->best);
+	}
+	return ret;
+}
+
+static int write_medians(struct stage_ctx *ctx, const double *medians, size_t n, int64_t out_id)
+{
+	struct blob_writer w;
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, "LTVGMED1", 1);
+	blob_put_f64_array(&w, medians, n);
+	data = blob_writer_detach(&w, &len);
+	hasher_update(&ctx->content, data, len);
+	ret = registry_blob_put(ctx->reg, out_id, "global_median", data, len, &ctx->err);
+	free(data);
+	return ret;
+}
+
+/* The selected mix, with fallbacks, on the validation rows: what select promises. */
+static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
+			   const struct predictor *p, const struct row_split *s,
+			   const struct cohort_eval *ev, size_t n_cohorts)
+{
+	const int64_t target = ctx->cfg->features.target_horizon;
+	const double *y = model_data_label(d, target);
+	double *pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	double *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	size_t *group = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
+	int *served = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(int));
+	struct metrics_campaign camp;
+	double rmsle = NAN, share[METHOD_COUNT + 1] = { 0 };
+	size_t chosen[METHOD_COUNT] = { 0 };
+	cJSON *by_method = cJSON_CreateObject();
+	int ret = predictor_predict_raw(p, d, s->valid, s->n_valid, target, pred, served, NULL, &ctx->err);
+
+	for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
+		actual[i] = y[s->valid[i]];
+		group[i] = model_data_cohort(d, s->valid[i]);
+		share[served[i] < 0 ? METHOD_COUNT : served[i]] += 1.0 / (double)s->n_valid;
+	}
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (ev[c].best >= 0)
+			chosen[ev[c].best]++;
+	if (ret == 0 && s->n_valid > 0) {
+		if (metrics_campaign_wape(actual, pred, group, s->n_valid, n_cohorts,
+					  (size_t)ctx->cfg->select.min_validation_users, &camp, &ctx->err) == 0) {
+			cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape", camp.wape);
+			cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_bias", camp.bias);
+		}
+		if (metrics_rmsle(actual, pred, s->n_valid, &rmsle, NULL, &ctx->err) == 0)
+			cJSON_AddNumberToObject(ctx->metrics, "validation_rmsle", rmsle);
+	}
+	cJSON_AddNumberToObject(ctx->metrics, "validation_users", (double)s->n_valid);
+	for (int m = 0; m < METHOD_COUNT; m++)
+		cJSON_AddNumberToObject(by_method, method_name(m), (double)chosen[m]);
+	cJSON_AddItemToObject(ctx->metrics, "campaigns_by_method", by_method);
+	free(pred);
+	free(actual);
+	free(group);
+	free(served);
+	return ret;
+}
+
+int stage_select_run(struct stage_ctx *ctx)
+{
+	const struct artefact_info *artefacts[METHOD_COUNT];
+	struct model_data d;
+	struct predictor p;
+	struct row_split s = { 0 };
+	struct cohort_eval *ev = NULL;
+	int *cohort_tier = NULL;
+	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, tier_sum[4] = { 0 }, tier_n[4] = { 0 };
+	double tier_mean[4];
+	size_t n_cohorts;
+	int64_t out_id;
+	int ret;
+
+	predictor_init(&p, ctx->cfg);
+	ret = model_data_load(ctx, 1, &d);
+	if (ret < 0)
+		return ret;
+	for (int m = 0; m < METHOD_COUNT; m++)
+		artefacts[m] = stage_input(ctx, method_table[m]->name);
+	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
+	if (ret < 0)
+		goto out;
+	n_cohorts = d.n_apps * d.n_campaigns;
+	ev = xcalloc(n_cohorts + 1, sizeof(*ev));
+	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
+	for (size_t i = 0; i < d.frame.n_rows; i++)
+		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
+	model_data_split(&d, ctx->cfg->features.target_horizon, 0, &s);
+	ret = evaluate(ctx, &d, &p, &s, ev, n_cohorts);
+	if (ret < 0)
+		goto out;
+	for (size_t c = 0; c < n_cohorts; c++) {
+		tier_sum[ev[c].tier] += ev[c].actual_sum;
+		tier_n[ev[c].tier] += (double)ev[c].n;
+	}
+	for (int t = 0; t < 4; t++)
+		tier_mean[t] = tier_n[t] > 0 ? tier_sum[t] / tier_n[t] : 0;
+	choose_per_cohort(ev, n_cohorts, (size_t)ctx->cfg->select.min_validation_users, tier_mean);
+	choose_tier_defaults(ev, n_cohorts, p.tier_default);
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (ev[c].best >= 0)
+			predictor_choose(&p, d.apps[c / d.n_campaigns], d.campaigns[c % d.n_campaigns],
+					 ev[c].best);
+	global_medians(&d, ctx->cfg, medians);
+	memcpy(p.global_median, medians, sizeof(medians));
+	ret = add_mix_metrics(ctx, &d, &p, &s, ev, n_cohorts);
+	if (ret < 0)
+		goto out;
+
+	ret = stage_output_id(ctx, &out_id);
+	if (ret == 0)
+		ret = write_selection(ctx, &d, ev, n_cohorts, p.tier_default, cohort_tier, out_id);
+	if (ret == 0)
+		ret = write_medians(ctx, medians, ctx->cfg->features.horizons.n, out_id);
+out:
+	free(ev);
+	free(cohort_tier);
+	row_split_release(&s);
+	predictor_release(&p);
+	model_data_release(&d);
+	return ret;
+}
