@@ -93,8 +93,32 @@ out:
 }
 
 /* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Value segments cut at the 50th, 80th and 95th percentile of the calibrated
+ * predictions on the validation cohorts: Low / Medium / High / VIP then hold
+ * about 50 / 30 / 15 / 5 % of a cohort like the recent ones.
+ */
+static void segment_cuts(const double *pred, size_t n, double *out_cuts)
+{
+	static const double q[SEGMENT_CUTS] = { 0.50, 0.80, 0.95 };
+	double *sorted = xmalloc((n ? n : 1) * sizeof(double));
+
+	memcpy(sorted, pred, n * sizeof(double));
+	qsort(sorted, n, sizeof(double), compare_double);
+	for (int k = 0; k < SEGMENT_CUTS; k++)
+		out_cuts[k] = n ? sorted[(size_t)(q[k] * (double)(n - 1))] : 0;
+	free(sorted);
+}
+
 static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
-			   const struct predictor *p, double *out_raw, double *out_calibrated)
+			   struct predictor *p, double *out_raw, double *out_calibrated)
 {
 	const int64_t target = ctx->cfg->features.target_horizon;
 	const double *y = model_data_label(d, target);
@@ -123,6 +147,7 @@ static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
 		*out_raw = camp.wape;
 	if (ret == 0 && s.n_valid > 0) {
 		predictor_calibrate(p, d, s.valid, s.n_valid, target, floor_v, pred);
+		segment_cuts(pred, s.n_valid, p->segment_cut);
 		if (metrics_campaign_wape(actual, pred, group, s.n_valid, d->n_apps * d->n_campaigns,
 					  (size_t)ctx->cfg->select.min_validation_users, &camp,
 					  &ctx->err) == 0)
@@ -244,6 +269,17 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 			ret = registry_blob_put(ctx->reg, out_id, key, body, len, &ctx->err);
 			free(body);
 		}
+	}
+	if (ret == 0) {
+		size_t len;
+		uint8_t *body = predictor_save_segments(&p, &len);
+
+		hasher_update(&ctx->content, body, len);
+		ret = registry_blob_put(ctx->reg, out_id, "segments", body, len, &ctx->err);
+		free(body);
+		cJSON_AddNumberToObject(ctx->metrics, "segment_medium_from", p.segment_cut[0]);
+		cJSON_AddNumberToObject(ctx->metrics, "segment_high_from", p.segment_cut[1]);
+		cJSON_AddNumberToObject(ctx->metrics, "segment_vip_from", p.segment_cut[2]);
 	}
 	if (ret == 0)
 		ret = record_model_version(ctx, out_id, wape_cal, &version);

@@ -21,9 +21,12 @@
  * y_k' * (H / k)^b (b < 0 taken as 0). Each user gets rev_window plus the
  * cohort's increment y_k' * ((H / k)^b - (u / k)^b), u being the user's
  * observed days (u = k for a full window), so the cohort mean is the curve's
- * extrapolation and nobody falls below observed revenue. A prediction at H is
- * the largest such value over the trained horizons up to H, so predictions
- * never decrease with the horizon. Horizons not trained give NaN.
+ * extrapolation and nobody falls below observed revenue. A campaign with no
+ * curve of its own uses its tier's prior (a row without a tier counts as tier
+ * 3). Because y_k is the mean over the rows passed, a cohort's rows must be
+ * predicted in one call. A prediction at H is the largest such value over
+ * the trained horizons up to H, so predictions never decrease with the
+ * horizon. Horizons not trained give NaN.
  *
  * Artefact: blob "curves" (format at curves_save below), nothing else.
  */
@@ -527,6 +530,7 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 	double max_uid = 0;
 	int ret;
 
+	assert(hz->n <= CURVES_MAX_HORIZONS && d->tier);
 	if (!uid || !t->age) {
 		free(compact_of);
 		return err_set(&ctx->err, LTV_EINTERNAL, "features frame lacks uid or age_days");
@@ -604,6 +608,7 @@ static void fit_horizon(struct stage_ctx *ctx, const struct curves_train *t, siz
 	const struct model_data *d = t->d;
 	size_t cap = 0, n_failed = 0;
 	struct ltv_err fit_err;
+	char why[N_PRIORS][256] = { "", "" };
 
 	memset(out, 0, sizeof(*out));
 	out->horizon = horizon;
@@ -619,10 +624,15 @@ static void fit_horizon(struct stage_ctx *ctx, const struct curves_train *t, siz
 		out->has_prior[p] = fit_cumulative(pooled + p * hn, horizon, pooled_n[p],
 						   &out->prior[p], &fit_err) == 0;
 		if (!out->has_prior[p])
-			LOG(LOG_WARN, "H=%lld: no %s prior curve (%s); those campaigns use the other "
-			    "prior", (long long)horizon, p == PRIOR_TIER1 ? "tier-1" : "tier-2/3",
-			    fit_err.msg);
+			snprintf(why[p], sizeof(why[p]), "%.200s", fit_err.msg);
 	}
+	if (!out->has_prior[0] && !out->has_prior[1])
+		LOG(LOG_WARN, "H=%lld: no prior curve (%s); campaigns without a curve of their own "
+		    "get no prediction at this horizon", (long long)horizon, why[0]);
+	else if (!out->has_prior[0] || !out->has_prior[1])
+		LOG(LOG_WARN, "H=%lld: no %s prior curve (%s); those campaigns use the other prior",
+		    (long long)horizon, out->has_prior[0] ? "tier-2/3" : "tier-1",
+		    why[out->has_prior[0] ? 1 : 0]);
 	for (size_t c = 0; c < t->n_cohorts; c++) {
 		const size_t cohort = model_data_cohort(d, cohort_row[c]);
 		struct curve own;

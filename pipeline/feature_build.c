@@ -21,6 +21,7 @@
 #define ENCODINGS_MAGIC "LTVENCD1"
 
 struct user_acc {
+	double rev_to_date; /* every complete day: the floor no prediction goes below */
 	double rev_window, rev_d0, rev_max_day;
 	double purchases, events, events_d0, active_days;
 	double first_purchase_day;
@@ -59,6 +60,7 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 	}
 	br->stats.user_days_read++;
 	a = &br->acc[row];
+	a->rev_to_date += revenue;
 	if (day < cfg->features.obs_days) {
 		a->rev_window += revenue;
 		a->purchases += (double)purchases;
@@ -133,6 +135,7 @@ static void fill_user_columns(struct base_run *br, struct frame *f)
 	double *engagement = frame_add_column(f, "engagement");
 	double *first_purchase = frame_add_column(f, "first_purchase_day");
 	double *cost = frame_add_column(f, "cost");
+	double *rev_to_date = frame_add_column(f, "rev_to_date");
 	double *ltv[MAX_HORIZONS];
 
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
@@ -165,6 +168,7 @@ static void fill_user_columns(struct base_run *br, struct frame *f)
 		engagement[row] = window[row] > 0 ? log1p(a->events) * a->active_days / window[row] : 0;
 		first_purchase[row] = a->first_purchase_day;
 		cost[row] = br->users.cost[u];
+		rev_to_date[row] = a->rev_to_date;
 		for (size_t h = 0; h < cfg->features.horizons.n; h++)
 			ltv[h][row] = days >= cfg->features.horizons.v[h] ? a->ltv[h] : NAN;
 	}

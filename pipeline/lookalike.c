@@ -228,7 +228,8 @@ static int predict_threads(const struct lookalike_state *s, const struct model_d
 	label = xmalloc(n * sizeof(int));
 	ret = kmeans_predict(s->km, x, n, n_threads, label, NULL, err);
 	for (size_t i = 0; i < n && ret == 0; i++)
-		out_ltv[i] = rev_window[rows[i]] + h->future[label[i]];
+		/* Negative only for a horizon inside the window: never below what was observed. */
+		out_ltv[i] = rev_window[rows[i]] + fmax(h->future[label[i]], 0.0);
 	free(x);
 	free(label);
 	return ret;

@@ -162,7 +162,7 @@ int predictor_load_calibration(struct predictor *p, struct registry *reg,
 	return 0;
 }
 
-static int chosen_method(const struct predictor *p, const struct model_data *d, size_t row)
+int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row)
 {
 	const double *app = frame_column(&d->frame, "app_code");
 	const double *campaign = frame_column(&d->frame, "campaign_code");
@@ -200,7 +200,7 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			err_prefix(err, "%s", method_table[m]->name);
 	}
 	for (size_t i = 0; i < n && ret == 0; i++) {
-		int m = chosen_method(p, d, rows[i]);
+		int m = predictor_chosen_method(p, d, rows[i]);
 		double v = pred[m][i];
 
 		for (size_t f = 0; isnan(v) && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
@@ -238,4 +238,50 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 			calibration_apply(cal, &ltv[i], 1, &v);
 		ltv[i] = fmax(v, rev_floor ? rev_floor[i] : 0);
 	}
+}
+
+#define SEGMENTS_MAGIC "LTVSEGM1"
+
+uint8_t *predictor_save_segments(const struct predictor *p, size_t *out_len)
+{
+	struct blob_writer w;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, SEGMENTS_MAGIC, 1);
+	blob_put_f64_array(&w, p->segment_cut, SEGMENT_CUTS);
+	return blob_writer_detach(&w, out_len);
+}
+
+int predictor_load_segments(struct predictor *p, struct registry *reg,
+			    const struct artefact_info *calibrate, struct ltv_err *err)
+{
+	struct blob_reader r;
+	void *data = NULL;
+	double *cuts = NULL;
+	size_t len, n = 0;
+	uint32_t version;
+	int ret = registry_blob_get(reg, calibrate->id, "segments", &data, &len, err);
+
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, SEGMENTS_MAGIC, 1, &version, err);
+	if (ret == 0 && (blob_get_f64_array(&r, &cuts, &n) < 0 || n != SEGMENT_CUTS))
+		ret = err_set(err, LTV_EINVAL, "calibrate v%lld: segment thresholds are corrupt",
+			      (long long)calibrate->version);
+	for (size_t k = 0; ret == 0 && k < SEGMENT_CUTS; k++)
+		p->segment_cut[k] = cuts[k];
+	free(cuts);
+	free(data);
+	return ret;
+}
+
+const char *predictor_segment(const struct predictor *p, double ltv_target)
+{
+	static const char *const names[SEGMENT_CUTS + 1] = { "Low", "Medium", "High", "VIP" };
+	int k = 0;
+
+	while (k < SEGMENT_CUTS && ltv_target >= p->segment_cut[k] && p->segment_cut[k] > 0)
+		k++;
+	return names[k];
 }

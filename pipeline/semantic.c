@@ -278,7 +278,8 @@ static int predict_rows(const struct semantic_state *s, const struct model_data 
 			}
 			done[c] = 1;
 		}
-		out_ltv[i] = rev_window[rows[i]] + value[c];
+		/* Negative only for a horizon inside the window: never below what was observed. */
+		out_ltv[i] = rev_window[rows[i]] + fmax(value[c], 0.0);
 	}
 	free(value);
 	free(done);

@@ -20,7 +20,7 @@ const struct stage stage_table[] = {
 	},
 	{
 		.name = "features",
-		.code_version = "2",
+		.code_version = "3",
 		.config_sections = "features",
 		.inputs = { "ingest", NULL },
 		.flags = STAGE_USES_AS_OF,
@@ -92,7 +92,7 @@ const struct stage stage_table[] = {
 	},
 	{
 		.name = "calibrate",
-		.code_version = "1",
+		.code_version = "2",
 		.config_sections = "calibrate,models",
 		.inputs = { "features", "tiers", "hurdle", "multiplier", "curves", "lookalike", "semantic", "select", NULL },
 		.flags = STAGE_USES_AS_OF,

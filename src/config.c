@@ -590,3 +590,57 @@ const char *config_yaml_version(void)
 {
 	return yaml_get_version_string();
 }
+
+int config_apply_canonical(struct config *cfg, const char *text, struct ltv_err *err)
+{
+	char *copy = xstrdup(text), *save = NULL;
+	int ret = 0;
+
+	for (char *line = strtok_r(copy, "\n", &save); line && ret == 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '='), *value;
+		const struct config_key *k;
+		size_t len;
+
+		if (!eq)
+			continue;
+		*eq = '\0';
+		k = find_key(line);
+		if (!k)
+			continue;
+		value = eq + 1;
+		len = strlen(value);
+		/* Lists are printed as "[a, b]"; the setter takes "a, b". */
+		if (len >= 2 && value[0] == '[' && value[len - 1] == ']') {
+			value[len - 1] = '\0';
+			value++;
+		}
+		ret = set_value(cfg, k, value, "model config: ", err);
+	}
+	free(copy);
+	return ret;
+}
+
+void config_copy(struct config *dst, const struct config *src)
+{
+	config_init_defaults(dst);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct config_key *k = &key_table[i];
+		size_t len = 0, cap = 0;
+		char *text = NULL;
+		int ret;
+
+		append(&text, &len, &cap, "");
+		format_value(src, k, &text, &len, &cap);
+		if ((k->type == KEY_INT_LIST || k->type == KEY_STR_LIST) && len >= 2) {
+			text[len - 1] = '\0';
+			memmove(text, text + 1, len - 1);
+		}
+		ret = set_value(dst, k, text, "", NULL);
+		assert(ret == 0 && "a validated value must copy");
+		(void)ret;
+		free(text);
+	}
+	free(dst->source_path);
+	dst->source_path = xstrdup(src->source_path);
+}

@@ -17,6 +17,7 @@
 #include "ltv/log.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
+#include "ltv/score.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
@@ -123,6 +124,38 @@ static int cmd_status(struct command_args *a)
 	return runner_status(a->cfg, as_of, stdout, a->err);
 }
 
+/* ---- score ---- */
+
+static int cmd_score(struct command_args *a)
+{
+	static const struct option long_opts[] = {
+		{ "model", required_argument, NULL, 'm' },  { "as-of", required_argument, NULL, 'a' },
+		{ "users", required_argument, NULL, 'u' },  { "events", required_argument, NULL, 'e' },
+		{ "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
+	};
+	struct score_options opts = { .as_of = INT64_MIN };
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': opts.model = optarg; break;
+		case 'a':
+			ret = parse_as_of(optarg, &opts.as_of, a->err);
+			if (ret < 0)
+				return ret;
+			break;
+		case 'u': opts.users_path = optarg; break;
+		case 'e': opts.events_path = optarg; break;
+		case 'o': opts.output = optarg; break;
+		default: return usage_error(a->err, "score", "unknown option");
+		}
+	}
+	if (optind < a->argc)
+		return usage_error(a->err, "score", "unexpected argument");
+	return score_run(a->cfg, &opts, stdout, a->err);
+}
+
 /* ---- generate ---- */
 
 static int parse_count(const char *text, const char *flag, uint64_t *out, struct ltv_err *err)
@@ -209,6 +242,18 @@ static const struct command commands[] = {
 	  "For each stage: its current artefact version, when and by which run it was made,\n"
 	  "whether it is fresh or stale (and why) for the present config and data, and\n"
 	  "its recorded metrics.\n" },
+	{ "score", cmd_score, CMD_NEEDS_CONFIG,
+	  "predict LTV per horizon for users not yet mature, with a model version",
+	  "usage: ltvpipe score [--config F] [--model V|production|candidate] [--as-of DATE]\n"
+	  "                     [--users F --events F] --output F\n\n"
+	  "Scores every user not yet mature at the target horizon at as_of (default: the\n"
+	  "latest event in the data) with the model version given (default production).\n"
+	  "With --users and --events, scores those files instead of the registry's data;\n"
+	  "they are read into a scratch registry, never into the training data.\n"
+	  "Writes F (one row per user: ltv per horizon, p_payer, method, segment, ROAS),\n"
+	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
+	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
+	  "segments, methods and fallbacks).\n" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
 	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--out DIR]\n\n"
 	  "Writes DIR/users.csv and DIR/events.csv (default DIR: data): several apps,\n"

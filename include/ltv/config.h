@@ -112,6 +112,17 @@ int config_load_file(struct config *cfg, const char *path, struct ltv_err *err);
 /* Applies one "key.path=value" override (from --set); LTV_ECONFIG on a bad one. */
 int config_apply_override(struct config *cfg, const char *assignment, struct ltv_err *err);
 
+/*
+ * Applies the "key=value" lines of an artefact's canonical config text (as
+ * config_section_canonical wrote them) so a model is used with the settings
+ * it was trained with. Lines that are not config keys (as_of=, input_file=)
+ * are skipped.
+ */
+int config_apply_canonical(struct config *cfg, const char *text, struct ltv_err *err);
+
+/* Makes dst (uninitialised) an independent copy of src. Caller releases dst. */
+void config_copy(struct config *dst, const struct config *src);
+
 /* Checks constraints between keys (target horizon among horizons, ...). */
 int config_validate(const struct config *cfg, struct ltv_err *err);
 

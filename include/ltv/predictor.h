@@ -18,6 +18,7 @@
 
 #define METHOD_COUNT 5
 #define PREDICTOR_MAX_HORIZONS 16
+#define SEGMENT_CUTS 3
 #define METHOD_GLOBAL_MEDIAN (-1) /* "method" index when the last fallback served */
 
 /* The methods in table order: hurdle, multiplier, curves, lookalike, semantic. */
@@ -34,6 +35,7 @@ struct predictor {
 	int tier_default[4];                 /* per tier 1..3 */
 	double global_median[PREDICTOR_MAX_HORIZONS];
 	struct calibration *cal[4][PREDICTOR_MAX_HORIZONS]; /* NULL: identity; owned */
+	double segment_cut[SEGMENT_CUTS]; /* target-horizon LTV where Medium, High, VIP start */
 };
 
 void predictor_init(struct predictor *p, const struct config *cfg);
@@ -49,8 +51,18 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 int predictor_load_calibration(struct predictor *p, struct registry *reg,
 			       const struct artefact_info *calibrate, struct ltv_err *err);
 
+/* Segment thresholds as a blob (caller frees) and back, from a calibrate artefact. */
+uint8_t *predictor_save_segments(const struct predictor *p, size_t *out_len);
+int predictor_load_segments(struct predictor *p, struct registry *reg,
+			    const struct artefact_info *calibrate, struct ltv_err *err);
+/* "Low", "Medium", "High" or "VIP" for a target-horizon LTV. */
+const char *predictor_segment(const struct predictor *p, double ltv_target);
+
 /* Sets the method for one (app, campaign). */
 void predictor_choose(struct predictor *p, const char *app, const char *campaign, int method);
+
+/* The method chosen for a row's campaign (or its tier's default), before any fallback. */
+int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row);
 
 /*
  * Raw (uncalibrated) ltv at horizon for rows of d: the campaign's method, else

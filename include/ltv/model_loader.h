@@ -1,0 +1,47 @@
+/*
+ * A model version loaded from the registry for scoring: its artefacts, the
+ * configuration they were built with, the features stage's encodings, the
+ * predictor (methods, selection, calibration, segments) and each known
+ * campaign's tier. Used by score and predict.
+ */
+#ifndef LTV_MODEL_LOADER_H
+#define LTV_MODEL_LOADER_H
+
+#include <stdint.h>
+
+#include "ltv/config.h"
+#include "ltv/feature_build.h"
+#include "ltv/predictor.h"
+#include "ltv/registry.h"
+#include "ltv/strmap.h"
+
+#define MODEL_STAGES 9
+
+struct loaded_model {
+	int64_t version;
+	struct config cfg;         /* the caller's config with the model's sections applied */
+	struct artefact_info art[MODEL_STAGES];
+	struct encodings enc;
+	struct predictor pred;
+	struct strmap tier_of;     /* "app\x1f" "campaign" → tier */
+};
+
+/* "production", "candidate" or a version number → the version. */
+int model_resolve(struct registry *reg, const char *ref, int64_t *out_version,
+		  struct ltv_err *err);
+int model_load(struct registry *reg, const struct config *cfg, int64_t version,
+	       struct loaded_model *out, struct ltv_err *err);
+void model_release(struct loaded_model *m);
+
+/* The tier the model gives (app, campaign): its tiers artefact's, 3 when unknown. */
+int model_tier(const struct loaded_model *m, const char *app, const char *campaign);
+
+/*
+ * Features of the users of data_reg installed by as_of, with the model's
+ * encodings and tiers, as a model_data (dictionaries extended with names the
+ * model never saw). Caller releases.
+ */
+int model_data_for_scoring(const struct loaded_model *m, struct registry *data_reg, int64_t as_of,
+			   struct model_data *out, struct ltv_err *err);
+
+#endif

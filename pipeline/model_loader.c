@@ -1,0 +1,151 @@
+/*
+ * Loading a model version for scoring (contract in include/ltv/model_loader.h).
+ * The configuration a model is used with is rebuilt from the canonical config
+ * text stored in each of its artefacts, so editing config/ltvpipe.yaml after
+ * training cannot silently change how production scores.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/model_loader.h"
+
+static const char *const stage_names[MODEL_STAGES] = {
+	"features", "tiers", "hurdle", "multiplier", "curves", "lookalike", "semantic", "select",
+	"calibrate",
+};
+
+int model_resolve(struct registry *reg, const char *ref, int64_t *out_version,
+		  struct ltv_err *err)
+{
+	int64_t v;
+	double ignored;
+
+	if (!ref)
+		ref = "production";
+	if (parse_int64(ref, &v) == 0) {
+		int ret = registry_model_version_error(reg, v, &ignored, err);
+
+		if (ret == 0)
+			*out_version = v;
+		return ret;
+	}
+	if (strcmp(ref, "production") != 0 && strcmp(ref, "candidate") != 0)
+		return err_set(err, LTV_EUSAGE, "--model '%s': give a version number, production or candidate",
+			       ref);
+	return registry_alias_get(reg, ref, out_version, err);
+}
+
+static void cohort_key(const char *app, const char *campaign, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s\x1f%s", app, campaign);
+}
+
+static int load_tiers(struct loaded_model *m, struct registry *reg, struct ltv_err *err)
+{
+	struct campaign_tier_row *rows = NULL;
+	size_t n = 0;
+	int ret = registry_campaign_tiers_load(reg, m->art[1].id, &rows, &n, err);
+
+	for (size_t i = 0; i < n; i++) {
+		char key[1024];
+
+		cohort_key(rows[i].app_id, rows[i].campaign, key, sizeof(key));
+		strmap_put(&m->tier_of, key, rows[i].tier);
+	}
+	campaign_tiers_free(rows, n);
+	return ret;
+}
+
+int model_load(struct registry *reg, const struct config *cfg, int64_t version,
+	       struct loaded_model *out, struct ltv_err *err)
+{
+	const struct artefact_info *methods[METHOD_COUNT];
+	int ret = 0;
+	size_t loaded = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->version = version;
+	config_copy(&out->cfg, cfg);
+	strmap_init(&out->tier_of);
+	for (; loaded < MODEL_STAGES && ret == 0; loaded++) {
+		ret = registry_model_version_artefact(reg, version, stage_names[loaded], &out->art[loaded], err);
+		if (ret == 0)
+			ret = config_apply_canonical(&out->cfg, out->art[loaded].config, err);
+	}
+	if (ret < 0) {
+		loaded--;
+		goto out;
+	}
+	predictor_init(&out->pred, &out->cfg);
+	for (int k = 0; k < METHOD_COUNT; k++)
+		methods[k] = &out->art[2 + k];
+	ret = encodings_load(reg, out->art[0].id, &out->enc, err);
+	if (ret == 0)
+		ret = predictor_load_methods(&out->pred, reg, methods, err);
+	if (ret == 0)
+		ret = predictor_load_selection(&out->pred, reg, &out->art[7], err);
+	if (ret == 0)
+		ret = predictor_load_calibration(&out->pred, reg, &out->art[8], err);
+	if (ret == 0)
+		ret = predictor_load_segments(&out->pred, reg, &out->art[8], err);
+	if (ret == 0)
+		ret = load_tiers(out, reg, err);
+out:
+	if (ret < 0) {
+		for (size_t i = 0; i < loaded; i++)
+			artefact_info_release(&out->art[i]);
+		memset(out->art, 0, sizeof(out->art));
+		model_release(out);
+		return err_prefix(err, "model version %lld", (long long)version);
+	}
+	return 0;
+}
+
+void model_release(struct loaded_model *m)
+{
+	for (size_t i = 0; i < MODEL_STAGES; i++)
+		artefact_info_release(&m->art[i]);
+	encodings_release(&m->enc);
+	if (m->pred.cfg)
+		predictor_release(&m->pred);
+	strmap_release(&m->tier_of);
+	config_release(&m->cfg);
+	memset(m, 0, sizeof(*m));
+}
+
+int model_tier(const struct loaded_model *m, const char *app, const char *campaign)
+{
+	char key[1024];
+	int64_t tier;
+
+	cohort_key(app, campaign, key, sizeof(key));
+	return strmap_get(&m->tier_of, key, &tier) ? (int)tier : 3;
+}
+
+int model_data_for_scoring(const struct loaded_model *m, struct registry *data_reg, int64_t as_of,
+			   struct model_data *out, struct ltv_err *err)
+{
+	char **apps = NULL, **campaigns = NULL;
+	size_t n_apps = 0, n_campaigns = 0;
+	const double *app, *campaign;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = feature_build_base(data_reg, &m->cfg, as_of, &out->frame, &apps, &n_apps, &campaigns,
+				 &n_campaigns, NULL, err);
+	if (ret < 0)
+		return ret;
+	feature_apply_encodings(&m->enc, &out->frame, apps, n_apps, campaigns, n_campaigns,
+				&out->apps, &out->n_apps, &out->campaigns, &out->n_campaigns);
+	frame_free_dict(apps, n_apps);
+	frame_free_dict(campaigns, n_campaigns);
+	out->as_of = as_of;
+	out->validation_days = m->cfg.features.validation_days;
+	out->tier = xmalloc((out->frame.n_rows ? out->frame.n_rows : 1) * sizeof(double));
+	app = frame_column(&out->frame, "app_code");
+	campaign = frame_column(&out->frame, "campaign_code");
+	for (size_t i = 0; i < out->frame.n_rows; i++)
+		out->tier[i] = model_tier(m, out->apps[(size_t)app[i]], out->campaigns[(size_t)campaign[i]]);
+	return 0;
+}

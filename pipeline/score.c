@@ -1,0 +1,520 @@
+/*
+ * `ltvpipe score`: predicts ltv per horizon for every user not yet mature at
+ * the target horizon, with the model version it is asked for (contract in
+ * include/ltv/score.h). The model is used with the configuration its
+ * artefacts were built with and the encodings its features stage learnt;
+ * data come from the registry, or from files ingested into a scratch registry
+ * that is thrown away, never into the training data.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ltv/csvread.h"
+#include "ltv/model_loader.h"
+#include "ltv/runner.h"
+#include "ltv/score.h"
+#include "ltv/strmap.h"
+#include "ltv/timeutil.h"
+
+struct scored {
+	size_t n;
+	size_t *rows;                          /* rows of d scored */
+	double *ltv[PREDICTOR_MAX_HORIZONS];   /* calibrated, monotone, floored */
+	double *raw;                           /* uncalibrated, target horizon */
+	double *p_payer;
+	int *served;                           /* method that served at the target horizon */
+	int *fallback;                         /* 1 when that was not the chosen method */
+};
+
+static void scored_release(struct scored *s, size_t n_horizons)
+{
+	free(s->rows);
+	for (size_t h = 0; h < n_horizons; h++)
+		free(s->ltv[h]);
+	free(s->raw);
+	free(s->p_payer);
+	free(s->served);
+	free(s->fallback);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * Each horizon: the selected method (with fallbacks), calibrated; a horizon
+ * the user has already lived through is what they actually spent; never below
+ * the revenue observed so far; monotone across horizons.
+ */
+static int predict_rows(const struct loaded_model *m, const struct model_data *d,
+			struct scored *s, struct ltv_err *err)
+{
+	const struct config *cfg = &m->cfg;
+	const int64_t target = cfg->features.target_horizon;
+	const double *age = frame_column(&d->frame, "age_days");
+	const double *floor_v = frame_column(&d->frame, "rev_to_date");
+	double *floor_rows = xmalloc((s->n ? s->n : 1) * sizeof(double));
+	int *served = xmalloc((s->n ? s->n : 1) * sizeof(int));
+	int ret = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		floor_rows[i] = floor_v[s->rows[i]];
+	s->raw = xmalloc((s->n ? s->n : 1) * sizeof(double));
+	s->p_payer = xmalloc((s->n ? s->n : 1) * sizeof(double));
+	s->served = xcalloc(s->n ? s->n : 1, sizeof(int));
+	s->fallback = xcalloc(s->n ? s->n : 1, sizeof(int));
+	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++) {
+		const int64_t horizon = cfg->features.horizons.v[h];
+		const double *label = model_data_label(d, horizon);
+		int is_target = horizon == target;
+
+		s->ltv[h] = xmalloc((s->n ? s->n : 1) * sizeof(double));
+		ret = predictor_predict_raw(&m->pred, d, s->rows, s->n, horizon, s->ltv[h], served,
+					    is_target ? s->p_payer : NULL, err);
+		if (ret < 0)
+			break;
+		if (is_target) {
+			memcpy(s->raw, s->ltv[h], s->n * sizeof(double));
+			for (size_t i = 0; i < s->n; i++) {
+				s->served[i] = served[i];
+				s->fallback[i] = served[i] != predictor_chosen_method(&m->pred, d, s->rows[i]);
+			}
+		}
+		predictor_calibrate(&m->pred, d, s->rows, s->n, horizon, floor_rows, s->ltv[h]);
+		for (size_t i = 0; i < s->n; i++) {
+			if (age[s->rows[i]] >= (double)horizon && !isnan(label[s->rows[i]]))
+				s->ltv[h][i] = label[s->rows[i]];
+			if (h > 0 && s->ltv[h][i] < s->ltv[h - 1][i])
+				s->ltv[h][i] = s->ltv[h - 1][i];
+		}
+	}
+	free(floor_rows);
+	free(served);
+	return ret;
+}
+
+static void fmt_money(char *buf, size_t size, double v)
+{
+	if (isnan(v))
+		buf[0] = '\0';
+	else
+		snprintf(buf, size, "%.4f", v);
+}
+
+static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
+			   const struct user_table *users, const struct scored *s, const char *path,
+			   struct ltv_err *err)
+{
+	const struct config *cfg = &m->cfg;
+	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const double *uid = frame_column(&d->frame, "uid"), *age = frame_column(&d->frame, "age_days");
+	const double *install = frame_column(&d->frame, "install_time"), *cost = frame_column(&d->frame, "cost");
+	const double *app = frame_column(&d->frame, "app_code"), *campaign = frame_column(&d->frame, "campaign_code");
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	int ret = 0;
+
+	if (!f) {
+		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	fprintf(f, "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer");
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		fprintf(f, ",ltv_%lld", (long long)cfg->features.horizons.v[h]);
+	fprintf(f, ",ltv_raw_%lld,segment,cost,roas_%lld\n", (long long)cfg->features.target_horizon,
+		(long long)cfg->features.target_horizon);
+	for (size_t i = 0; i < s->n; i++) {
+		size_t r = s->rows[i];
+		char date[16], num[64];
+		double target_ltv = s->ltv[ti][i];
+
+		csv_write_field(f, users->user_id[(size_t)uid[r] - 1]);
+		fputc(',', f);
+		csv_write_field(f, d->apps[(size_t)app[r]]);
+		fputc(',', f);
+		csv_write_field(f, d->campaigns[(size_t)campaign[r]]);
+		fprintf(f, ",%s,%.0f,%d,%s%s,", time_format_date((int64_t)install[r], date, sizeof(date)),
+			age[r], (int)d->tier[r], method_name(s->served[i]), s->fallback[i] ? " (fallback)" : "");
+		if (!isnan(s->p_payer[i]))
+			fprintf(f, "%.4f", s->p_payer[i]);
+		for (size_t h = 0; h < cfg->features.horizons.n; h++)
+			fprintf(f, ",%.4f", s->ltv[h][i]);
+		fmt_money(num, sizeof(num), cost[r]);
+		fprintf(f, ",%.4f,%s,%s,", s->raw[i], predictor_segment(&m->pred, target_ltv), num);
+		if (!isnan(cost[r]) && cost[r] > 0)
+			fprintf(f, "%.4f", target_ltv / cost[r]);
+		fputc('\n', f);
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+out:
+	free(tmp);
+	return ret;
+}
+
+/* ---- campaign summary and report ---- */
+
+struct campaign_sum {
+	const char *app, *campaign;
+	int tier;
+	size_t users, users_with_cost;
+	double spend;
+	double revenue[PREDICTOR_MAX_HORIZONS];
+	size_t by_method[METHOD_COUNT + 1];
+};
+
+static int campaign_method(const struct campaign_sum *c)
+{
+	int best = 0;
+
+	for (int k = 1; k <= METHOD_COUNT; k++)
+		if (c->by_method[k] > c->by_method[best])
+			best = k;
+	return best == METHOD_COUNT ? METHOD_GLOBAL_MEDIAN : best;
+}
+
+static struct campaign_sum *summarise(const struct model_data *d, const struct scored *s,
+				      size_t n_horizons, size_t *out_n)
+{
+	const double *app = frame_column(&d->frame, "app_code"), *campaign = frame_column(&d->frame, "campaign_code");
+	const double *cost = frame_column(&d->frame, "cost");
+	size_t n_cohorts = d->n_apps * d->n_campaigns;
+	struct campaign_sum *all = xcalloc(n_cohorts + 1, sizeof(*all)), *out;
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		size_t r = s->rows[i], c = (size_t)app[r] * d->n_campaigns + (size_t)campaign[r];
+		struct campaign_sum *cs = &all[c];
+
+		cs->app = d->apps[(size_t)app[r]];
+		cs->campaign = d->campaigns[(size_t)campaign[r]];
+		cs->tier = (int)d->tier[r];
+		cs->users++;
+		if (!isnan(cost[r])) {
+			cs->spend += cost[r];
+			cs->users_with_cost++;
+		}
+		for (size_t h = 0; h < n_horizons; h++)
+			cs->revenue[h] += s->ltv[h][i];
+		cs->by_method[s->served[i] < 0 ? METHOD_COUNT : s->served[i]]++;
+	}
+	out = xcalloc(n_cohorts + 1, sizeof(*out));
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (all[c].users)
+			out[n++] = all[c];
+	free(all);
+	*out_n = n;
+	return out;
+}
+
+static int write_campaigns_csv(const struct config *cfg, const struct campaign_sum *cs, size_t n,
+			       const char *path, struct ltv_err *err)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	fprintf(f, "app_id,campaign,tier,method,users,spend");
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		fprintf(f, ",revenue_%lld", (long long)cfg->features.horizons.v[h]);
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		fprintf(f, ",roas_%lld", (long long)cfg->features.horizons.v[h]);
+	fputc('\n', f);
+	for (size_t i = 0; i < n; i++) {
+		csv_write_field(f, cs[i].app);
+		fputc(',', f);
+		csv_write_field(f, cs[i].campaign);
+		fprintf(f, ",%d,%s,%zu,%.2f", cs[i].tier, method_name(campaign_method(&cs[i])), cs[i].users,
+			cs[i].spend);
+		for (size_t h = 0; h < cfg->features.horizons.n; h++)
+			fprintf(f, ",%.2f", cs[i].revenue[h]);
+		for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+			if (cs[i].spend > 0)
+				fprintf(f, ",%.4f", cs[i].revenue[h] / cs[i].spend);
+			else
+				fputc(',', f);
+		}
+		fputc('\n', f);
+	}
+	if (fclose(f) != 0)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int target_index;
+
+static int compare_roas_desc(const void *a, const void *b)
+{
+	const struct campaign_sum *x = a, *y = b;
+	double rx = x->spend > 0 ? x->revenue[target_index] / x->spend : -1;
+	double ry = y->spend > 0 ? y->revenue[target_index] / y->spend : -1;
+
+	return rx < ry ? 1 : rx > ry ? -1 : strcmp(x->campaign, y->campaign);
+}
+
+static void report_campaign_line(FILE *f, const struct campaign_sum *c, int ti)
+{
+	fprintf(f, "  %-16.16s %-36.36s %6zu %10.2f %10.2f %6.2f  %-10s %d\n", c->app, c->campaign,
+		c->users, c->spend, c->revenue[ti], c->revenue[ti] / c->spend,
+		method_name(campaign_method(c)), c->tier);
+}
+
+static void report_campaigns(FILE *f, struct campaign_sum *cs, size_t n, int ti, long long target,
+			     size_t min_users)
+{
+	struct campaign_sum *ranked = xmalloc((n ? n : 1) * sizeof(*ranked));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (cs[i].users >= min_users && cs[i].spend > 0)
+			ranked[k++] = cs[i];
+	target_index = ti;
+	qsort(ranked, k, sizeof(*ranked), compare_roas_desc);
+	fprintf(f, "\nCampaigns by predicted D%lld ROAS (campaigns with at least %zu users scored and "
+		"known cost; %zu of %zu):\n", target, min_users, k, n);
+	fprintf(f, "  %-16s %-36s %6s %10s %10s %6s  %-10s %s\n", "app", "campaign", "users", "spend",
+		"pred_rev", "ROAS", "method", "tier");
+	fprintf(f, " top:\n");
+	for (size_t i = 0; i < k && i < 10; i++)
+		report_campaign_line(f, &ranked[i], ti);
+	fprintf(f, " bottom:\n");
+	for (size_t i = k > 10 ? k - 10 : 0; i < k; i++)
+		report_campaign_line(f, &ranked[i], ti);
+	free(ranked);
+}
+
+static int write_report(const struct loaded_model *m, const struct model_data *d,
+			const struct scored *s, struct campaign_sum *cs, size_t n_cs, int64_t as_of,
+			const char *path, struct ltv_err *err)
+{
+	const struct config *cfg = &m->cfg;
+	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const long long target = (long long)cfg->features.target_horizon;
+	const double *cost = frame_column(&d->frame, "cost");
+	size_t segments[SEGMENT_CUTS + 1] = { 0 }, methods[METHOD_COUNT + 1] = { 0 }, fallbacks = 0;
+	double spend = 0, *sorted = xmalloc((s->n ? s->n : 1) * sizeof(double));
+	FILE *f = fopen(path, "w");
+	char iso[32];
+
+	if (!f) {
+		free(sorted);
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		const char *seg = predictor_segment(&m->pred, s->ltv[ti][i]);
+
+		segments[seg[0] == 'L' ? 0 : seg[0] == 'M' ? 1 : seg[0] == 'H' ? 2 : 3]++;
+		methods[s->served[i] < 0 ? METHOD_COUNT : s->served[i]]++;
+		fallbacks += (size_t)s->fallback[i];
+		spend += isnan(cost[s->rows[i]]) ? 0 : cost[s->rows[i]];
+		sorted[i] = s->ltv[ti][i];
+	}
+	qsort(sorted, s->n, sizeof(double), compare_double);
+	fprintf(f, "ltvpipe score report — model version %lld, as_of %s\n", (long long)m->version,
+		time_format_iso8601(as_of, iso, sizeof(iso)));
+	fprintf(f, "Horizons in days:");
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		fprintf(f, " %lld", (long long)cfg->features.horizons.v[h]);
+	fprintf(f, " (target %lld). Money is in the currency of the input revenue and cost columns.\n\n", target);
+	fprintf(f, "Users scored (not yet %lld days old): %zu in %zu campaigns\n", target, s->n, n_cs);
+	fprintf(f, "Spend on them: %.2f\n", spend);
+	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		double rev = 0;
+
+		for (size_t i = 0; i < s->n; i++)
+			rev += s->ltv[h][i];
+		fprintf(f, "Predicted revenue by day %lld: %.2f (ROAS %s%.3f)\n",
+			(long long)cfg->features.horizons.v[h], rev, spend > 0 ? "" : "n/a ",
+			spend > 0 ? rev / spend : 0);
+	}
+	if (s->n) {
+		double total = 0;
+
+		for (size_t i = 0; i < s->n; i++)
+			total += sorted[i];
+		fprintf(f, "\nPredicted D%lld LTV per user: mean %.4f, median %.4f, p90 %.4f, p99 %.4f, max %.4f\n",
+			target, total / (double)s->n, sorted[s->n / 2], sorted[(size_t)(0.9 * (double)(s->n - 1))],
+			sorted[(size_t)(0.99 * (double)(s->n - 1))], sorted[s->n - 1]);
+	}
+	report_campaigns(f, cs, n_cs, ti, target, (size_t)cfg->select.min_validation_users);
+	fprintf(f, "\nValue segments at D%lld (cut at %.4f / %.4f / %.4f):\n", target,
+		m->pred.segment_cut[0], m->pred.segment_cut[1], m->pred.segment_cut[2]);
+	{
+		static const char *const names[] = { "Low", "Medium", "High", "VIP" };
+
+		for (int k = 0; k <= SEGMENT_CUTS; k++)
+			fprintf(f, "  %-7s %8zu (%5.1f%%)\n", names[k], segments[k],
+				s->n ? 100.0 * (double)segments[k] / (double)s->n : 0);
+	}
+	fprintf(f, "\nMethod that served at D%lld:\n", target);
+	for (int k = 0; k <= METHOD_COUNT; k++)
+		if (methods[k])
+			fprintf(f, "  %-14s %8zu (%5.1f%%)\n", method_name(k == METHOD_COUNT ? METHOD_GLOBAL_MEDIAN : k),
+				methods[k], 100.0 * (double)methods[k] / (double)s->n);
+	fprintf(f, "  of which served by a fallback because the chosen method had nothing: %zu\n", fallbacks);
+	free(sorted);
+	if (fclose(f) != 0)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+/* ---- score_run ---- */
+
+/* Ingests --users/--events into a scratch registry under dir; nothing touches the real one. */
+static int scratch_ingest(const struct config *model_cfg, const struct score_options *opts,
+			  const char *dir, struct registry **out_reg, struct ltv_err *err)
+{
+	struct config scratch;
+	struct run_options run = { .only = "ingest", .as_of = INT64_MIN, .command = "score (scratch ingest)" };
+	char *path = xasprintf("%s/registry.sqlite", dir);
+	char *set_users = xasprintf("input.users=%s", opts->users_path);
+	char *set_events = xasprintf("input.events=%s", opts->events_path);
+	char *set_registry = xasprintf("registry.path=%s", path);
+	int ret;
+
+	config_copy(&scratch, model_cfg);
+	ret = config_apply_override(&scratch, set_users, err);
+	if (ret == 0)
+		ret = config_apply_override(&scratch, set_events, err);
+	if (ret == 0)
+		ret = config_apply_override(&scratch, set_registry, err);
+	if (ret == 0)
+		ret = config_apply_override(&scratch, "ingest.mode=replace", err);
+	if (ret == 0)
+		ret = runner_run(&scratch, &run, stderr, err);
+	if (ret == 0)
+		ret = registry_open_readonly(path, out_reg, err);
+	config_release(&scratch);
+	free(path);
+	free(set_users);
+	free(set_events);
+	free(set_registry);
+	return ret;
+}
+
+static int default_as_of(struct registry *data_reg, int64_t *out, struct ltv_err *err)
+{
+	char *value = NULL;
+	int ret = registry_meta_get(data_reg, "max_event_time", &value, err);
+
+	if (ret == LTV_ENOTFOUND)
+		return err_set(err, LTV_EUSAGE, "no events to score: the data have no event times; pass --as-of");
+	if (ret == 0 && parse_int64(value, out) < 0)
+		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time is not a time");
+	free(value);
+	return ret;
+}
+
+static void remove_scratch(const char *dir)
+{
+	static const char *const files[] = { "registry.sqlite", "registry.sqlite-wal",
+					     "registry.sqlite-shm", "registry.sqlite.lock" };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *p = xasprintf("%s/%s", dir, files[i]);
+
+		unlink(p);
+		free(p);
+	}
+	rmdir(dir);
+}
+
+int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
+	      struct ltv_err *err)
+{
+	struct registry *reg = NULL, *data_reg = NULL;
+	struct loaded_model m = { 0 };
+	struct model_data d = { 0 };
+	struct scored s = { 0 };
+	struct user_table users = { 0 };
+	struct campaign_sum *cs = NULL;
+	char scratch_dir[4096] = "", *campaigns_path = NULL, *report_path = NULL, iso[32];
+	size_t n_cs = 0, n_horizons = 0;
+	int64_t version, as_of = opts->as_of;
+	int have_model = 0, ret;
+	double started = now_seconds();
+
+	if (!opts->output)
+		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
+	if (!opts->users_path != !opts->events_path)
+		return err_set(err, LTV_EUSAGE, "score: give --users and --events together");
+	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+	if (ret == 0)
+		ret = model_resolve(reg, opts->model, &version, err);
+	if (ret == 0)
+		ret = model_load(reg, cfg, version, &m, err);
+	if (ret < 0)
+		goto out;
+	have_model = 1;
+	n_horizons = m.cfg.features.horizons.n;
+	data_reg = reg;
+	if (opts->users_path) {
+		snprintf(scratch_dir, sizeof(scratch_dir), "%s/ltvscore-XXXXXX",
+			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+		if (!mkdtemp(scratch_dir)) {
+			ret = err_set(err, LTV_EIO, "cannot create a scratch directory: %s", strerror(errno));
+			scratch_dir[0] = '\0';
+			goto out;
+		}
+		ret = scratch_ingest(&m.cfg, opts, scratch_dir, &data_reg, err);
+		if (ret < 0)
+			goto out;
+	}
+	if (as_of == INT64_MIN)
+		ret = default_as_of(data_reg, &as_of, err);
+	if (ret == 0)
+		ret = model_data_for_scoring(&m, data_reg, as_of, &d, err);
+	if (ret == 0)
+		ret = registry_users_load(data_reg, &users, err);
+	if (ret < 0)
+		goto out;
+	{
+		const double *age = frame_column(&d.frame, "age_days");
+		size_t cap = 0;
+
+		for (size_t i = 0; i < d.frame.n_rows; i++) {
+			if (age[i] >= (double)m.cfg.features.target_horizon)
+				continue;
+			ARRAY_GROW(s.rows, s.n + 1, cap);
+			s.rows[s.n++] = i;
+		}
+	}
+	ret = predict_rows(&m, &d, &s, err);
+	if (ret < 0)
+		goto out;
+	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
+	report_path = xasprintf("%s.report.txt", opts->output);
+	cs = summarise(&d, &s, n_horizons, &n_cs);
+	ret = write_users_csv(&m, &d, &users, &s, opts->output, err);
+	if (ret == 0)
+		ret = write_campaigns_csv(&m.cfg, cs, n_cs, campaigns_path, err);
+	if (ret == 0)
+		ret = write_report(&m, &d, &s, cs, n_cs, as_of, report_path, err);
+	if (ret == 0)
+		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
+			"  users:     %s\n  campaigns: %s\n  report:    %s\n", s.n, n_cs,
+			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
+			now_seconds() - started, opts->output, campaigns_path, report_path);
+out:
+	free(cs);
+	free(campaigns_path);
+	free(report_path);
+	scored_release(&s, n_horizons);
+	user_table_release(&users);
+	model_data_release(&d);
+	if (have_model)
+		model_release(&m);
+	if (data_reg && data_reg != reg)
+		registry_close(data_reg);
+	registry_close(reg);
+	if (scratch_dir[0])
+		remove_scratch(scratch_dir);
+	return ret;
+}
