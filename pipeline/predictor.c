@@ -170,9 +170,17 @@ int predictor_chosen_method(const struct predictor *p, const struct model_data *
 	int64_t m;
 	int tier = d->tier ? (int)d->tier[row] : 3;
 
-	cohort_key(d->apps[(size_t)app[row]], d->campaigns[(size_t)campaign[row]], key, sizeof(key));
+	const char *name = d->campaigns[(size_t)campaign[row]];
+
+	/* No campaign name: nothing to go on but the global fallback. */
+	if (!*name)
+		return METHOD_GLOBAL_MEDIAN;
+	cohort_key(d->apps[(size_t)app[row]], name, key, sizeof(key));
 	if (strmap_get(&p->cohort_method, key, &m))
 		return (int)m;
+	/* A campaign the selection never saw has no history: its name is all we know (DESIGN.md "semantic"). */
+	if (p->cohort_method.n > 0)
+		return method_index("semantic");
 	return p->tier_default[tier >= 1 && tier <= 3 ? tier : 3];
 }
 
@@ -201,7 +209,16 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 	}
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = predictor_chosen_method(p, d, rows[i]);
-		double v = pred[m][i];
+		double v = m == METHOD_GLOBAL_MEDIAN ? NAN : pred[m][i];
+
+		if (m == METHOD_GLOBAL_MEDIAN) {
+			out_ltv[i] = fmax(p->global_median[h], rev_window[rows[i]]);
+			if (out_method)
+				out_method[i] = m;
+			if (out_p_payer)
+				out_p_payer[i] = p_payer[i];
+			continue;
+		}
 
 		for (size_t f = 0; isnan(v) && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
 			m = method_index(fallback_order[f]);

@@ -156,6 +156,43 @@ static int cmd_score(struct command_args *a)
 	return score_run(a->cfg, &opts, stdout, a->err);
 }
 
+/* ---- predict ---- */
+
+static int cmd_predict(struct command_args *a)
+{
+	static const struct option long_opts[] = {
+		{ "model", required_argument, NULL, 'm' },    { "app", required_argument, NULL, 'a' },
+		{ "campaign", required_argument, NULL, 'c' }, { "feature", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct predict_options opts = { 0 };
+	char **features = xcalloc((size_t)a->argc + 1, sizeof(char *));
+	int c, ret;
+
+	opts.features = features;
+	optind = 1;
+	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': opts.model = optarg; break;
+		case 'a': opts.app = optarg; break;
+		case 'c': opts.campaign = optarg; break;
+		case 'f': features[opts.n_features++] = optarg; break;
+		default:
+			free(features);
+			return usage_error(a->err, "predict", "unknown option");
+		}
+	}
+	ret = optind < a->argc ? usage_error(a->err, "predict", "unexpected argument")
+			       : predict_run(a->cfg, &opts, stdout, a->err);
+	free(features);
+	return ret;
+}
+
+static int cmd_models(struct command_args *a)
+{
+	return models_run(a->cfg, a->argc - 1, a->argv + 1, stdout, a->err);
+}
+
 /* ---- generate ---- */
 
 static int parse_count(const char *text, const char *flag, uint64_t *out, struct ltv_err *err)
@@ -254,6 +291,21 @@ static const struct command commands[] = {
 	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
 	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
 	  "segments, methods and fallbacks).\n" },
+	{ "predict", cmd_predict, CMD_NEEDS_CONFIG, "predict one user given on the command line, as JSON",
+	  "usage: ltvpipe predict [--config F] [--model V|production|candidate] --app A\n"
+	  "                       [--campaign C] [--feature name=value]...\n\n"
+	  "Prints one JSON object: ltv per horizon (calibrated and raw), p_payer, tier,\n"
+	  "the method that served and the model version. Features not given are those of\n"
+	  "a user with no activity in the observation window; names: rev_window, rev_d0,\n"
+	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
+	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n" },
+	{ "models", cmd_models, CMD_NEEDS_CONFIG, "list, show, promote or roll back model versions",
+	  "usage: ltvpipe models [--config F] list | show V | promote V | rollback | history\n\n"
+	  "  list        every model version, its validation error and its aliases\n"
+	  "  show V      the artefacts of version V with their metrics\n"
+	  "  promote V   make V production (recorded in the alias history)\n"
+	  "  rollback    make the previous production version production again\n"
+	  "  history     every alias move: when, alias, from, to, who, why\n" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
 	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--out DIR]\n\n"
 	  "Writes DIR/users.csv and DIR/events.csv (default DIR: data): several apps,\n"
