@@ -444,8 +444,42 @@ int config_apply_override(struct config *cfg, const char *assignment, struct ltv
 	return set_value(cfg, k, eq + 1, where, err);
 }
 
+/*
+ * Columns no model may read: labels, the revenue to date (it sees past the
+ * window), the split and age (they encode maturity, so training and scoring
+ * rows differ by construction) and the row id.
+ */
+static int leaky_feature(const char *name)
+{
+	static const char *const banned[] = { "rev_to_date", "split", "age_days", "uid" };
+
+	if (strncmp(name, "ltv_", 4) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
+		if (strcmp(name, banned[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int check_feature_list(const struct config *cfg, const char *key, const struct str_list *l,
+			      struct ltv_err *err)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (leaky_feature(l->v[i]))
+			return err_set(err, LTV_ECONFIG,
+				       "%s: %s: '%s' would leak the outcome into the model (labels, "
+				       "revenue to date, split and age are not features); remove it",
+				       cfg->source_path, key, l->v[i]);
+	return 0;
+}
+
 int config_validate(const struct config *cfg, struct ltv_err *err)
 {
+	if (check_feature_list(cfg, "hurdle.features", &cfg->hurdle.features, err) < 0 ||
+	    check_feature_list(cfg, "multiplier.features", &cfg->multiplier.features, err) < 0 ||
+	    check_feature_list(cfg, "lookalike.features", &cfg->lookalike.features, err) < 0)
+		return LTV_ECONFIG;
+
 	const struct int_list *h = &cfg->features.horizons;
 	int found = 0;
 	int level;

@@ -336,6 +336,30 @@ static void expect_invalid(const char *set1, const char *set2, const char *key_i
 	config_release(&cfg);
 }
 
+/* A model feature list naming a label or revenue to date is refused before any run. */
+static void test_leaky_features_refused(void **state)
+{
+	static const char *const leaky[] = {
+		"hurdle.features=rev_window,ltv_30", "multiplier.features=rev_to_date",
+		"lookalike.features=cost,split", "hurdle.features=age_days",
+	};
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(leaky) / sizeof(leaky[0]); i++) {
+		config_init_defaults(&cfg);
+		assert_int_equal(config_apply_override(&cfg, leaky[i], &err), 0);
+		assert_int_equal(config_validate(&cfg, &err), LTV_ECONFIG);
+		assert_non_null(strstr(err.msg, "would leak the outcome"));
+		config_release(&cfg);
+	}
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, "hurdle.features=rev_window,cost", &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	config_release(&cfg);
+}
+
 static void test_validate(void **state)
 {
 	struct config cfg;
@@ -435,6 +459,7 @@ int main(void)
 		cmocka_unit_test(test_apply_override),
 		cmocka_unit_test(test_failed_set_keeps_value),
 		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_leaky_features_refused),
 		cmocka_unit_test(test_section_canonical),
 	};
 
