@@ -24,13 +24,15 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 BUILD    := build$(if $(SANITIZE),-san)
+# A sanitized binary lives in its build directory, so it never replaces ./ltvpipe.
+BIN      := $(if $(SANITIZE),$(BUILD)/ltvpipe,ltvpipe)
 LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c src/models/*.c pipeline/*.c))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 .PHONY: all deps test unit-test cli-test demo bench clean
-all: ltvpipe
+all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
 deps: $(BUILD)/.deps-ok
@@ -38,7 +40,7 @@ $(BUILD)/.deps-ok:
 	@scripts/ensure-deps.sh $(DEB_PKGS)
 	@mkdir -p $(BUILD) && touch $@
 
-ltvpipe: $(BUILD)/.deps-ok $(BUILD)/src/main.o $(BUILD)/libltv.a
+$(BIN): $(BUILD)/.deps-ok $(BUILD)/src/main.o $(BUILD)/libltv.a
 	$(CC) $(LDFLAGS) -o $@ $(BUILD)/src/main.o $(BUILD)/libltv.a $(LDLIBS)
 
 $(BUILD)/libltv.a: $(LIB_OBJ)
@@ -53,14 +55,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libltv.a tests/unit/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS) -lcmocka
 
-test: deps ltvpipe $(TEST_BIN)
-	@tests/run-tests.sh $(BUILD)
+test: deps $(BIN) $(TEST_BIN)
+	@LTVPIPE=$(abspath $(BIN)) tests/run-tests.sh $(BUILD)
 
 unit-test: deps $(TEST_BIN)
 	@tests/run-tests.sh $(BUILD) unit
 
-cli-test: deps ltvpipe
-	@tests/run-tests.sh $(BUILD) cli
+cli-test: deps $(BIN)
+	@LTVPIPE=$(abspath $(BIN)) tests/run-tests.sh $(BUILD) cli
 
 DEMO_USERS ?= 20000
 demo: deps ltvpipe

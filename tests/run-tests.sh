@@ -7,7 +7,7 @@ set -uo pipefail
 build=${1:?usage: run-tests.sh BUILD [unit|cli]}
 which=${2:-all}
 root=$(cd "$(dirname "$0")/.." && pwd)
-export LTVPIPE="$root/ltvpipe"
+export LTVPIPE="${LTVPIPE:-$root/ltvpipe}"
 export LTV_ROOT="$root"
 export LTV_SHARED_DATA="${LTV_SHARED_DATA:-$root/../shared/data}"
 passed=0; failed=0; failures=()
