@@ -263,8 +263,12 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 
 		ret = registry_model_version_error(reg, version, &wape, err);
 		if (ret == 0) {
-			fprintf(out, "model version %lld: validation campaign WAPE at the target horizon %.4f\n\n",
-				(long long)version, wape);
+			if (isnan(wape))
+				fprintf(out, "model version %lld: no validation campaign WAPE recorded\n\n",
+					(long long)version);
+			else
+				fprintf(out, "model version %lld: validation campaign WAPE at the target horizon %.4f\n\n",
+					(long long)version, wape);
 			ret = registry_report(reg, "version_artefacts", version, print_row, &tp, err);
 		}
 	}

@@ -285,7 +285,8 @@ static void report_campaigns(FILE *f, struct campaign_sum *cs, size_t n, int ti,
 	for (size_t i = 0; i < k && i < 10; i++)
 		report_campaign_line(f, &ranked[i], ti);
 	fprintf(f, " bottom:\n");
-	for (size_t i = k > 10 ? k - 10 : 0; i < k; i++)
+	/* Never repeat a campaign the top list already showed. */
+	for (size_t i = k > 20 ? k - 10 : (k > 10 ? 10 : k); i < k; i++)
 		report_campaign_line(f, &ranked[i], ti);
 	free(ranked);
 }

@@ -5,8 +5,10 @@
 # models/ for the registry, logs/ for logs, config/ltvpipe.yaml as the
 # configuration. Generates a synthetic sample of N users into data/ unless
 # data/users.csv is already there, runs the pipeline (stages already up to
-# date are skipped, so a second demo is quick), shows `ltvpipe status`, and
-# ends by saying where the outputs are and what they hold.
+# date are skipped, so a second demo is quick), shows `ltvpipe status`,
+# scores the users still to be valued with the production model into
+# models/scores.csv (+ .campaigns.csv, .report.txt), and ends by saying where
+# the outputs are and what they hold, then shows the top of the score report.
 #
 # Needs ./ltvpipe (run `make`, or `make demo` which builds it first) and the
 # sqlite3 command-line tool (one of the Makefile's packages).
@@ -42,11 +44,14 @@ echo
 echo "== 3. ltvpipe status"
 ./ltvpipe status
 
-# ---- SCORING STEP: to be added here -------------------------------------
-# Score the users still to be valued with the model this run trained (e.g.
-# `./ltvpipe score ... --output models/scores.csv`) and add the file it
-# writes to the "outputs" list below. Everything above is training; the
-# summary below only reads the registry.
+# ---- scoring step --------------------------------------------------------
+# Score the users still to be valued (not yet features.target_horizon days
+# old at as_of) with the production model version. models/ is ignored by git,
+# like the registry beside it.
+scores=models/scores.csv
+echo
+echo "== 4. ltvpipe score --output $scores"
+./ltvpipe score --output "$scores"
 # ---- end of scoring step -------------------------------------------------
 
 # Where things are, read from this run's own records: the run id and
@@ -79,6 +84,9 @@ echo
 echo "== outputs (paths relative to $root)"
 echo "registry:  $registry   (query it: sqlite3 $registry 'select name, version, metrics from artefacts')"
 echo "log:       $log_file"
+echo "scores:    $scores   (one row per user: ltv per horizon, p_payer, method, segment, ROAS)"
+echo "           $scores.campaigns.csv   (per campaign: users, spend, predicted revenue and ROAS)"
+echo "           $scores.report.txt   (totals, distributions, top and bottom campaigns, methods)"
 if [ -n "$rejects" ]; then
 	echo "rejects:   $rejects   (file, line, field and reason of every rejected row)"
 else
@@ -101,3 +109,12 @@ printf '  training cohorts: mean LTV at day %s %.4f, payer rate after the window
 	"$(q "select 100 * json_extract(a.metrics, '\$.train_payer_rate_after_window')
 	      from current_artefacts c join artefacts a on a.id = c.artefact_id
 	      where c.name = 'features'")"
+printf 'model: version %s is production (validation campaign WAPE at day %s: %s)\n' \
+	"$(q "select model_version from aliases where alias = 'production'")" "$target" \
+	"$(q "select case when validation_error is null then 'n/a' else printf('%.4f', validation_error)
+	      end from model_versions v join aliases a
+	      on a.model_version = v.version where a.alias = 'production'")"
+
+echo
+echo "== $scores.report.txt (first 40 lines)"
+head -n 40 "$scores.report.txt"

@@ -1416,25 +1416,43 @@ int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 	return ret;
 }
 
+/*
+ * Production history read as a stack: a promotion pushes its version, a
+ * rollback pops the version it undid. The version to roll back to is the one
+ * under the top, so repeated rollbacks walk back 3 → 2 → 1 instead of
+ * bouncing between the last two.
+ */
 int registry_alias_previous(struct registry *reg, const char *alias, int64_t *out_version,
 			    struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = prepare(reg, "SELECT from_version FROM alias_history WHERE alias = ?"
-			       " ORDER BY id DESC LIMIT 1", &st, err);
+	int64_t *stack = NULL;
+	size_t n = 0, cap = 0;
+	int ret = prepare(reg, "SELECT to_version, reason FROM alias_history WHERE alias = ?"
+			       " ORDER BY id", &st, err);
 	int rc;
 
 	if (ret < 0)
 		return ret;
 	bind_text(st, 1, alias);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		*out_version = sqlite3_column_int64(st, 0);
-	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *reason = (const char *)sqlite3_column_text(st, 1);
+
+		if (reason && strncmp(reason, "rollback", 8) == 0 && n > 0) {
+			n--;
+			continue;
+		}
+		ARRAY_GROW(stack, n + 1, cap);
+		stack[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, "reading alias history");
+	else if (n < 2)
 		ret = err_set(err, LTV_ENOTFOUND, "'%s' has no earlier version to roll back to", alias);
 	else
-		ret = SQL_FAIL(reg, err, "reading alias history");
+		*out_version = stack[n - 2];
 	sqlite3_finalize(st);
+	free(stack);
 	return ret;
 }
 
@@ -1443,8 +1461,8 @@ int registry_report(struct registry *reg, const char *report, int64_t param,
 {
 	static const struct { const char *name; const char *sql; } reports[] = {
 		{ "model_versions",
-		  "SELECT v.version, v.created_at, v.run_id, printf('%.4f', v.validation_error) AS"
-		  " validation_wape, COALESCE((SELECT group_concat(alias, ',') FROM aliases a WHERE"
+		  "SELECT v.version, v.created_at, v.run_id, CASE WHEN v.validation_error IS NULL"
+		  " THEN 'n/a' ELSE printf('%.4f', v.validation_error) END AS validation_wape, COALESCE((SELECT group_concat(alias, ',') FROM aliases a WHERE"
 		  " a.model_version = v.version), '') AS aliases FROM model_versions v ORDER BY v.version" },
 		{ "alias_history",
 		  "SELECT at, alias, COALESCE(from_version, '-') AS from_version, to_version, who, reason"

@@ -1,0 +1,66 @@
+# `ltvpipe score` with the production model: the users CSV has the documented
+# columns, one row per user not yet target_horizon days old (as many as the
+# features stage counted), ltv >= 0 and monotone across horizons in every row;
+# the campaigns CSV accounts for every user; the report names the model
+# version, as_of and horizons. Scoring twice gives byte-identical files (the
+# report has no wall-clock line, so all three files are compared), and so
+# does a model retrained from scratch in another registry with another
+# thread count.
+set -u
+S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20"
+"$LTVPIPE" generate --users 4000 --out data >/dev/null || exit 1
+"$LTVPIPE" run $S >run.out 2>run.err
+echo "run exit $?"
+mkdir -p out
+"$LTVPIPE" score --output out/a.csv >score.out 2>score.err
+echo "score exit $?"
+ls out
+grep -q '^scored [0-9]* users in [0-9]* campaigns with model version 1 at as_of ' score.out \
+	&& echo "score says what it scored with which version"
+
+echo "header: $(head -1 out/a.csv)"
+rows=$(($(wc -l <out/a.csv) - 1))
+expect=$(sqlite3 models/registry.sqlite "select json_extract(metrics, '\$.users_to_score') from artefacts where name = 'features'")
+[ "$rows" -gt 0 ] && [ "$rows" = "$expect" ] && echo "one row per user to score (features users_to_score)" \
+	|| echo "rows $rows, features users_to_score $expect"
+# columns: 5 age_days, 6 tier, 7 method, 8 p_payer, 9-11 ltv_7/30/90, 13 segment
+awk -F, 'NR > 1 {
+	if (NF != 15) bad_nf++
+	if (!($9 >= 0 && $9 <= $10 && $10 <= $11)) bad_ltv++
+	if ($5 >= 30 || $5 < 0) bad_age++
+	if ($6 < 1 || $6 > 3) bad_tier++
+	if ($8 != "" && ($8 < 0 || $8 > 1)) bad_p++
+	if ($13 !~ /^(Low|Medium|High|VIP)$/) bad_seg++
+	if (!($6 in tiers)) n_tiers++
+	tiers[$6] = 1
+} END {
+	printf "rows with 15 fields: %s\n", bad_nf ? "no, " bad_nf " bad" : "all"
+	printf "ltv_7 <= ltv_30 <= ltv_90 and >= 0: %s\n", bad_ltv ? "no, " bad_ltv " rows" : "every row"
+	printf "age_days below 30: %s\n", bad_age ? "no, " bad_age " rows" : "every row"
+	printf "tier in 1..3: %s, p_payer in [0,1]: %s, segment named: %s\n", bad_tier ? "no" : "yes", bad_p ? "no" : "yes", bad_seg ? "no" : "yes"
+	printf "tiers scored: %d\n", n_tiers
+}' out/a.csv
+echo "campaigns header: $(head -1 out/a.csv.campaigns.csv)"
+camp_users=$(awk -F, 'NR > 1 { s += $5 } END { print s }' out/a.csv.campaigns.csv)
+[ "$camp_users" = "$rows" ] && echo "campaign users sum to the users rows" || echo "campaign users $camp_users, rows $rows"
+dups=$(awk -F, 'NR > 1 { print $1 "," $2 }' out/a.csv.campaigns.csv | sort | uniq -d | wc -l)
+echo "campaigns listed twice: $dups"
+as_of=$(sqlite3 models/registry.sqlite "select json_extract(metrics, '\$.as_of') from artefacts where name = 'features'")
+head -1 out/a.csv.report.txt | grep -qF "model version 1, as_of $as_of" && echo "report names model version 1 and as_of"
+grep -qF "Horizons in days: 7 30 90 (target 30)" out/a.csv.report.txt && echo "report names the horizons"
+grep -qF "Users scored (not yet 30 days old): $rows in " out/a.csv.report.txt && echo "report counts the users scored"
+
+"$LTVPIPE" score --model 1 --output out/b.csv >/dev/null 2>&1
+echo "second score exit $?"
+for f in "" .campaigns.csv .report.txt; do
+	cmp -s out/a.csv$f out/b.csv$f && echo "identical: scores.csv$f" || echo "DIFFERENT: scores.csv$f"
+done
+
+"$LTVPIPE" run $S --set registry.path=models/again.sqlite --set run.jobs=1 >/dev/null 2>&1
+echo "retrain in a second registry exit $?"
+"$LTVPIPE" score --set registry.path=models/again.sqlite --output out/c.csv >/dev/null 2>&1
+echo "score with the retrained model exit $?"
+for f in "" .campaigns.csv .report.txt; do
+	cmp -s out/a.csv$f out/c.csv$f && echo "retrained, identical: scores.csv$f" || echo "retrained, DIFFERENT: scores.csv$f"
+done
+exit 0

@@ -1,0 +1,513 @@
+/*
+ * Unit tests for the scoring path (pipeline/score.c, predictor.c,
+ * model_loader.c, model_commands.c) on a pipeline trained once on a small
+ * generated sample: model references resolve to versions or fail naming
+ * them, the method a campaign gets (its selection, semantic for a name the
+ * selection never saw, the global median for an empty name, the tier default
+ * without a selection), value segments and the revenue floor of calibration,
+ * `score` output (header, one row per user still to score, ltv >= 0 and
+ * monotone across horizons, campaign sums, a report naming the version) that
+ * is byte-identical when scored again, and `predict` JSON for unseen and
+ * empty campaign names.
+ */
+#include "testutil.h"
+
+#include <ftw.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/config.h"
+#include "ltv/generate.h"
+#include "ltv/log.h"
+#include "ltv/model_loader.h"
+#include "ltv/registry.h"
+#include "ltv/runner.h"
+#include "ltv/score.h"
+
+struct fixture {
+	char *dir;
+	char *data;
+	struct config cfg;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
+
+/* Applies a --set override built from fmt; fails the test when it is refused. */
+static void set(struct config *cfg, const char *fmt, ...)
+{
+	struct ltv_err err = { 0 };
+	char assignment[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(assignment, sizeof(assignment), fmt, ap);
+	va_end(ap);
+	if (config_apply_override(cfg, assignment, &err) != 0)
+		fail_msg("--set %s: %s", assignment, err.msg);
+}
+
+/* 4000 generated users (seed 42), thresholds lowered so every tier occurs, trained once. */
+static int group_setup(void **state)
+{
+	struct fixture *fx = xcalloc(1, sizeof(*fx));
+	struct generate_param p;
+	struct run_options opts = { .as_of = INT64_MIN, .command = "test_score" };
+	struct ltv_err err = { 0 };
+	FILE *out = fopen("/dev/null", "w");
+	int ret;
+
+	log_level_current = LOG_ERROR;
+	fx->dir = test_scratch_dir();
+	if (!fx->dir || !out)
+		return -1;
+	fx->data = xasprintf("%s/data", fx->dir);
+	generate_param_init(&p);
+	p.n_users = 4000;
+	if (generate_sample(&p, fx->data, NULL, &err) != 0) {
+		fprintf(stderr, "generate_sample: %s\n", err.msg);
+		return -1;
+	}
+	config_init_defaults(&fx->cfg);
+	set(&fx->cfg, "input.users=%s/users.csv", fx->data);
+	set(&fx->cfg, "input.events=%s/events.csv", fx->data);
+	set(&fx->cfg, "registry.path=%s/models/registry.sqlite", fx->dir);
+	set(&fx->cfg, "run.log_dir=%s/logs", fx->dir);
+	set(&fx->cfg, "ingest.rejects_dir=%s/logs", fx->dir);
+	set(&fx->cfg, "run.jobs=%s", "1");
+	set(&fx->cfg, "tiers.tier1_min_users=%s", "100");
+	set(&fx->cfg, "tiers.tier1_min_payers=%s", "3");
+	set(&fx->cfg, "calibrate.min_users=%s", "50");
+	set(&fx->cfg, "select.min_validation_users=%s", "20");
+	ret = runner_run(&fx->cfg, &opts, out, &err);
+	fclose(out);
+	if (ret != 0) {
+		fprintf(stderr, "run: %s\n", err.msg);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	if (!fx)
+		return 0;
+	config_release(&fx->cfg);
+	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(fx->dir);
+	free(fx->data);
+	free(fx);
+	return 0;
+}
+
+/* Whole file as a NUL-terminated string (caller frees); fails the test when unreadable. */
+static char *slurp(const char *path, size_t *out_len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, got;
+
+	if (!f)
+		fail_msg("cannot read '%s'", path);
+	do {
+		if (len + 4096 + 1 > cap) {
+			cap = (len + 4096 + 1) * 2;
+			buf = xrealloc(buf, cap);
+		}
+		got = fread(buf + len, 1, 4096, f);
+		len += got;
+	} while (got > 0);
+	fclose(f);
+	buf[len] = '\0';
+	if (out_len)
+		*out_len = len;
+	return buf;
+}
+
+/* ---- model references ---- */
+
+static void test_model_resolve(void **state)
+{
+	struct fixture *fx = *state;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	int64_t v = 0;
+
+	assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
+	assert_int_equal(model_resolve(reg, NULL, &v, &err), 0);
+	assert_int_equal(v, 1); /* the first version is production */
+	v = 0;
+	assert_int_equal(model_resolve(reg, "production", &v, &err), 0);
+	assert_int_equal(v, 1);
+	v = 0;
+	assert_int_equal(model_resolve(reg, "1", &v, &err), 0);
+	assert_int_equal(v, 1);
+	/* one training run: no candidate yet */
+	assert_int_equal(model_resolve(reg, "candidate", &v, &err), LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "candidate"));
+	assert_int_equal(model_resolve(reg, "99", &v, &err), LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "model version 99"));
+	assert_int_equal(model_resolve(reg, "champion", &v, &err), LTV_EUSAGE);
+	assert_non_null(strstr(err.msg, "champion"));
+	registry_close(reg);
+}
+
+/* ---- predictor pieces ---- */
+
+static void test_method_names(void **state)
+{
+	(void)state;
+	for (int m = 0; m < METHOD_COUNT; m++)
+		assert_int_equal(method_index(method_name(m)), m);
+	assert_string_equal(method_name(METHOD_GLOBAL_MEDIAN), "global_median");
+	assert_int_equal(method_index("global_median"), -1);
+	assert_int_equal(method_index("nope"), -1);
+	assert_true(method_index("semantic") >= 0);
+	assert_true(method_index("lookalike") >= 0);
+}
+
+static void test_segments_and_floor(void **state)
+{
+	struct fixture *fx = *state;
+	struct predictor p;
+	struct model_data d = { 0 };
+	const size_t rows[3] = { 0, 1, 2 };
+	const double floor_v[3] = { 0, 5, 0.25 };
+	double ltv[3] = { -1, 2, 0.5 };
+
+	predictor_init(&p, &fx->cfg);
+	/* no cuts learnt (all 0): everyone is Low, never VIP by accident */
+	assert_string_equal(predictor_segment(&p, 100), "Low");
+	p.segment_cut[0] = 1;
+	p.segment_cut[1] = 2;
+	p.segment_cut[2] = 3;
+	assert_string_equal(predictor_segment(&p, 0), "Low");
+	assert_string_equal(predictor_segment(&p, 0.999), "Low");
+	assert_string_equal(predictor_segment(&p, 1), "Medium");
+	assert_string_equal(predictor_segment(&p, 2.5), "High");
+	assert_string_equal(predictor_segment(&p, 3), "VIP");
+	assert_string_equal(predictor_segment(&p, 1e9), "VIP");
+
+	assert_int_equal(predictor_horizon_index(&fx->cfg, 7), 0);
+	assert_int_equal(predictor_horizon_index(&fx->cfg, 90), 2);
+	assert_int_equal(predictor_horizon_index(&fx->cfg, 60), -1);
+
+	/* identity calibration: never below the revenue observed, nor below 0 */
+	frame_init(&d.frame, 3);
+	d.tier = xmalloc(3 * sizeof(double));
+	d.tier[0] = 1;
+	d.tier[1] = 2;
+	d.tier[2] = 3;
+	predictor_calibrate(&p, &d, rows, 3, 30, floor_v, ltv);
+	assert_double_near(ltv[0], 0, 1e-12);
+	assert_double_near(ltv[1], 5, 1e-12);
+	assert_double_near(ltv[2], 0.5, 1e-12);
+	model_data_release(&d);
+	predictor_release(&p);
+}
+
+/* One app, campaigns as given, one row each, all tier 3. */
+static void hand_data(struct model_data *d, const char *const *names, size_t n)
+{
+	double *app, *campaign;
+
+	memset(d, 0, sizeof(*d));
+	frame_init(&d->frame, n);
+	app = frame_add_column(&d->frame, "app_code");
+	campaign = frame_add_column(&d->frame, "campaign_code");
+	d->campaigns = xcalloc(n, sizeof(char *));
+	d->tier = xmalloc(n * sizeof(double));
+	for (size_t i = 0; i < n; i++) {
+		app[i] = 0;
+		campaign[i] = (double)i;
+		d->campaigns[i] = xstrdup(names[i]);
+		d->tier[i] = 3;
+	}
+	d->n_campaigns = n;
+	d->apps = xcalloc(1, sizeof(char *));
+	d->apps[0] = xstrdup("app_a");
+	d->n_apps = 1;
+}
+
+static void test_chosen_method(void **state)
+{
+	static const char *const names[] = { "known_curves", "known_lookalike", "brand_new_2026", "" };
+	struct fixture *fx = *state;
+	struct predictor p;
+	struct model_data d;
+
+	hand_data(&d, names, 4);
+	predictor_init(&p, &fx->cfg);
+	p.tier_default[3] = method_index("hurdle");
+	/* without any per-campaign selection, every named campaign gets its tier's default */
+	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("hurdle"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("hurdle"));
+	/* an empty name has nothing to go on */
+	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
+
+	predictor_choose(&p, "app_a", "known_curves", method_index("curves"));
+	predictor_choose(&p, "app_a", "known_lookalike", method_index("lookalike"));
+	predictor_choose(&p, "app_a", "known_lookalike", method_index("hurdle")); /* first wins */
+	predictor_choose(&p, "app_b", "brand_new_2026", method_index("multiplier")); /* other app */
+	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("curves"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 1), method_index("lookalike"));
+	/* a name the selection never saw for this app is valued by its name */
+	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("semantic"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
+	predictor_release(&p);
+	model_data_release(&d);
+}
+
+/* ---- score ---- */
+
+static void test_score_usage_errors(void **state)
+{
+	struct fixture *fx = *state;
+	struct ltv_err err = { 0 };
+	char *path = xasprintf("%s/never.csv", fx->dir);
+	struct score_options no_output = { .as_of = INT64_MIN };
+	struct score_options half = { .as_of = INT64_MIN, .users_path = "u.csv", .output = path };
+	struct score_options bad_model = { .as_of = INT64_MIN, .model = "99", .output = path };
+
+	assert_int_equal(score_run(&fx->cfg, &no_output, stdout, &err), LTV_EUSAGE);
+	assert_non_null(strstr(err.msg, "--output"));
+	assert_int_equal(score_run(&fx->cfg, &half, stdout, &err), LTV_EUSAGE);
+	assert_non_null(strstr(err.msg, "--users and --events"));
+	assert_int_equal(score_run(&fx->cfg, &bad_model, stdout, &err), LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "99"));
+	assert_int_equal(access(path, F_OK), -1);
+	free(path);
+}
+
+/* The features artefact's users_to_score: the users not yet target_horizon days old. */
+static int64_t users_to_score(struct fixture *fx)
+{
+	struct registry *reg = NULL;
+	struct artefact_info a = { 0 };
+	struct ltv_err err = { 0 };
+	cJSON *m, *item;
+	int64_t n;
+
+	assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
+	assert_int_equal(registry_artefact_current(reg, "features", &a, &err), 0);
+	m = cJSON_Parse(a.metrics);
+	assert_non_null(m);
+	item = cJSON_GetObjectItemCaseSensitive(m, "users_to_score");
+	assert_true(cJSON_IsNumber(item));
+	n = (int64_t)item->valuedouble;
+	cJSON_Delete(m);
+	artefact_info_release(&a);
+	registry_close(reg);
+	return n;
+}
+
+/* A CSV number field; fails the test when it is not one. */
+static double num(const char *text)
+{
+	double v;
+
+	if (parse_double(text, &v) < 0)
+		fail_msg("'%s' is not a number", text);
+	return v;
+}
+
+static void check_users_csv(char *text, int64_t expect_rows, int64_t target)
+{
+	static const char header[] = "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer,"
+				     "ltv_7,ltv_30,ltv_90,ltv_raw_30,segment,cost,roas_30";
+	char *save = NULL, *line = strtok_r(text, "\n", &save);
+	int64_t rows = 0;
+
+	assert_non_null(line);
+	assert_string_equal(line, header);
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char *fields[16], *p = line;
+		int n = 0;
+
+		/* generated campaign names have no commas, so a plain split is exact */
+		while (n < 16) {
+			fields[n++] = p;
+			p = strchr(p, ',');
+			if (!p)
+				break;
+			*p++ = '\0';
+		}
+		assert_int_equal(n, 15);
+		double age = num(fields[4]), tier = num(fields[5]);
+		double l7 = num(fields[8]), l30 = num(fields[9]), l90 = num(fields[10]);
+
+		assert_true(age >= 0 && age < (double)target);
+		assert_true(tier >= 1 && tier <= 3);
+		if (fields[7][0]) {
+			double pp = num(fields[7]);
+
+			assert_true(pp >= 0 && pp <= 1);
+		}
+		if (!(l7 >= 0 && l7 <= l30 && l30 <= l90))
+			fail_msg("row %lld (%s): ltv not monotone or negative: %g %g %g", (long long)rows + 1,
+				 fields[0], l7, l30, l90);
+		assert_true(strcmp(fields[12], "Low") == 0 || strcmp(fields[12], "Medium") == 0 ||
+			    strcmp(fields[12], "High") == 0 || strcmp(fields[12], "VIP") == 0);
+		rows++;
+	}
+	assert_int_equal(rows, expect_rows);
+}
+
+static int64_t campaigns_users_sum(char *text)
+{
+	char *save = NULL, *line = strtok_r(text, "\n", &save);
+	int64_t sum = 0;
+
+	assert_non_null(line);
+	assert_non_null(strstr(line, "app_id,campaign,tier,method,users,spend,"));
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char *p = line;
+
+		for (int k = 0; k < 4 && p; k++) {
+			p = strchr(p, ',');
+			p = p ? p + 1 : NULL;
+		}
+		assert_non_null(p);
+		*strchr(p, ',') = '\0';
+		sum += (int64_t)num(p);
+	}
+	return sum;
+}
+
+static void test_score_outputs(void **state)
+{
+	struct fixture *fx = *state;
+	struct ltv_err err = { 0 };
+	char *a = xasprintf("%s/a.csv", fx->dir), *b = xasprintf("%s/b.csv", fx->dir);
+	static const char *const suffix[] = { "", ".campaigns.csv", ".report.txt" };
+	struct score_options oa = { .as_of = INT64_MIN, .output = a };
+	struct score_options ob = { .as_of = INT64_MIN, .model = "1", .output = b };
+	FILE *out = fopen("/dev/null", "w");
+	int64_t expect = users_to_score(fx);
+
+	assert_true(expect > 0);
+	if (score_run(&fx->cfg, &oa, out, &err) != 0)
+		fail_msg("score: %s", err.msg);
+	if (score_run(&fx->cfg, &ob, out, &err) != 0)
+		fail_msg("score --model 1: %s", err.msg);
+	fclose(out);
+	for (size_t k = 0; k < 3; k++) {
+		char *pa = xasprintf("%s%s", a, suffix[k]), *pb = xasprintf("%s%s", b, suffix[k]);
+		size_t la, lb;
+		char *ta = slurp(pa, &la), *tb = slurp(pb, &lb);
+
+		assert_true(la > 0);
+		if (la != lb || memcmp(ta, tb, la) != 0)
+			fail_msg("'%s' and '%s' differ: scoring is not deterministic", pa, pb);
+		if (k == 0)
+			check_users_csv(ta, expect, fx->cfg.features.target_horizon);
+		else if (k == 1)
+			assert_int_equal(campaigns_users_sum(ta), expect);
+		else {
+			assert_non_null(strstr(ta, "model version 1,"));
+			assert_non_null(strstr(ta, "Horizons in days: 7 30 90 (target 30)"));
+		}
+		free(ta);
+		free(tb);
+		free(pa);
+		free(pb);
+	}
+	free(a);
+	free(b);
+}
+
+/* ---- predict ---- */
+
+static cJSON *predict_json(struct fixture *fx, const char *app, const char *campaign)
+{
+	struct predict_options opts = { .app = app, .campaign = campaign };
+	struct ltv_err err = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	cJSON *j;
+
+	assert_non_null(out);
+	if (predict_run(&fx->cfg, &opts, out, &err) != 0)
+		fail_msg("predict %s/%s: %s", app, campaign ? campaign : "(none)", err.msg);
+	fclose(out);
+	j = cJSON_Parse(text);
+	if (!j)
+		fail_msg("predict printed no JSON: %s", text);
+	free(text);
+	return j;
+}
+
+static const char *json_str(const cJSON *j, const char *key)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, key);
+
+	if (!cJSON_IsString(item))
+		fail_msg("predict JSON has no string '%s'", key);
+	return item->valuestring;
+}
+
+static void check_ltv_monotone(const cJSON *j)
+{
+	const cJSON *ltv = cJSON_GetObjectItemCaseSensitive(j, "ltv");
+	const char *keys[] = { "7", "30", "90" };
+	double prev = 0;
+
+	assert_non_null(ltv);
+	for (size_t k = 0; k < 3; k++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(ltv, keys[k]);
+
+		assert_true(cJSON_IsNumber(v));
+		assert_true(v->valuedouble >= prev);
+		prev = v->valuedouble;
+	}
+}
+
+static void test_predict_unseen_and_empty(void **state)
+{
+	struct fixture *fx = *state;
+	/* puzzle_blast is one of the generated sample's apps (seed 42) */
+	cJSON *unseen = predict_json(fx, "puzzle_blast", "some_new_name_2026");
+	cJSON *empty = predict_json(fx, "puzzle_blast", "");
+	cJSON *none = predict_json(fx, "puzzle_blast", NULL);
+
+	assert_string_equal(json_str(unseen, "method"), "semantic");
+	assert_string_equal(json_str(unseen, "campaign"), "some_new_name_2026");
+	assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(unseen, "tier")->valuedouble, 3);
+	assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(unseen, "model_version")->valuedouble, 1);
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(unseen, "fallback")));
+	check_ltv_monotone(unseen);
+	assert_string_equal(json_str(empty, "method"), "global_median");
+	check_ltv_monotone(empty);
+	assert_string_equal(json_str(none, "method"), "global_median");
+	cJSON_Delete(unseen);
+	cJSON_Delete(empty);
+	cJSON_Delete(none);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_model_resolve),
+		cmocka_unit_test(test_method_names),
+		cmocka_unit_test(test_segments_and_floor),
+		cmocka_unit_test(test_chosen_method),
+		cmocka_unit_test(test_score_usage_errors),
+		cmocka_unit_test(test_score_outputs),
+		cmocka_unit_test(test_predict_unseen_and_empty),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
