@@ -229,7 +229,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
 	struct predictor p;
-	double wape_raw, wape_cal;
+	double wape_raw = NAN, wape_cal = NAN;
 	int64_t out_id, version;
 	int ret;
 

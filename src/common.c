@@ -196,3 +196,10 @@ size_t peak_rss_bytes(void)
 		return 0;
 	return (size_t)ru.ru_maxrss * 1024;
 }
+
+int double_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}

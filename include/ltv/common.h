@@ -83,6 +83,9 @@ LTV_NORETURN void die_oom(size_t n);
 int parse_double(const char *s, double *out_value);
 int parse_int64(const char *s, int64_t *out_value);
 
+/* qsort comparator: doubles in ascending order (no NaN expected). */
+int double_cmp(const void *a, const void *b);
+
 /* Monotonic seconds, for timings and progress. */
 double now_seconds(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
