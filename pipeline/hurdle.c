@@ -15,7 +15,6 @@
  * are stored as blobs "t<tier>:h<H>:payer" and "t<tier>:h<H>:revenue" beside
  * a "manifest" blob (format at manifest_build) that method_hurdle reads back.
  */
-#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -305,16 +304,16 @@ static void param_init(const struct hurdle_fit *hf, const char *objective, struc
 	p->n_threads = hf->n_threads;
 }
 
-static float *labels_from(const struct fit_data *f, float (*label)(double future))
+/* 1 for a payer (revenue after the window), else 0. */
+static float *payer_labels(const struct fit_data *f)
 {
 	float *y = xmalloc((f->n ? f->n : 1) * sizeof(float));
 
 	for (size_t i = 0; i < f->n; i++)
-		y[i] = label(f->future[i]);
+		y[i] = f->future[i] > 0 ? 1.0f : 0.0f;
 	return y;
 }
 
-static float label_payer(double future) { return future > 0 ? 1.0f : 0.0f; }
 static int fit_payer(const struct hurdle_fit *hf, const struct fit_data *train,
 		     const struct fit_data *valid_own, const struct fit_data *valid_pooled,
 		     struct hurdle_model *m, cJSON *info, struct ltv_err *err)
@@ -322,7 +321,7 @@ static int fit_payer(const struct hurdle_fit *hf, const struct fit_data *train,
 	enum valid_source source;
 	const struct fit_data *valid = pick_valid(valid_own, valid_pooled, &source);
 	struct gbt_param p;
-	float *y = labels_from(train, label_payer), *yv = NULL;
+	float *y = payer_labels(train), *yv = NULL;
 	size_t payers = 0;
 	int ret = 0;
 
@@ -337,7 +336,7 @@ static int fit_payer(const struct hurdle_fit *hf, const struct fit_data *train,
 	}
 	param_init(hf, "binary:logistic", &p);
 	if (valid)
-		yv = labels_from(valid, label_payer);
+		yv = payer_labels(valid);
 	ret = gbt_fit(&p, train->x, y, NULL, train->n, valid ? valid->x : NULL, yv,
 		      valid ? valid->n : 0, hf->k, hf->names, &m->payer, err);
 	if (ret < 0)
@@ -536,7 +535,7 @@ static int train_model(struct stage_ctx *ctx, const struct model_data *d,
 	struct valid_data own = { 0 };
 	cJSON *info = cJSON_CreateObject();
 	char name[48];
-	double started = now_seconds();
+	double started = now_seconds(), t_payer = 0, t_revenue = 0;
 	int ret;
 
 	snprintf(name, sizeof(name), "t%d_h%lld", tier, (long long)horizon);
@@ -546,9 +545,11 @@ static int train_model(struct stage_ctx *ctx, const struct model_data *d,
 	ret = fit_data_build(d, features, ltv, split->train, split->n_train, &train, &ctx->err);
 	if (ret == 0)
 		ret = valid_data_build(d, hf, features, ltv, split, &own, &ctx->err);
+	t_payer = now_seconds();
 	if (ret == 0)
 		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info,
 				&ctx->err);
+	t_revenue = now_seconds();
 	if (ret == 0) {
 		fit_data_payers(&train, hf->k, &train_payers);
 		ret = fit_revenue(hf, &train_payers, &own.payers, pooled ? &pooled->payers : NULL,
@@ -560,9 +561,11 @@ static int train_model(struct stage_ctx *ctx, const struct model_data *d,
 		gbt_free(m.revenue);
 	} else {
 		state_add(state, &m);
-		LOG(LOG_INFO, "tier %d h%lld: %zu training rows, %zu payers, revenue %s, %.1f s",
-		    tier, (long long)horizon, split->n_train, train_payers.n,
-		    revenue_kind_names[m.kind], now_seconds() - started);
+		LOG(LOG_INFO, "tier %d h%lld: %zu training rows, %zu payers, revenue %s; %.1f s "
+		    "(data %.1f, payer %.1f, revenue %.1f)", tier, (long long)horizon,
+		    split->n_train, train_payers.n, revenue_kind_names[m.kind],
+		    now_seconds() - started, t_payer - started, t_revenue - t_payer,
+		    now_seconds() - t_revenue);
 	}
 	fit_data_release(&train);
 	fit_data_release(&train_payers);

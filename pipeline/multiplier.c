@@ -17,7 +17,6 @@
  * Bodies are blobs "t<tier>:h<H>:multiplier" beside a "manifest" blob (format
  * at manifest_build) that method_multiplier reads back.
  */
-#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
