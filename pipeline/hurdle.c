@@ -30,6 +30,8 @@
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
 
+/* A tier with at least this share of the pooled training rows uses the pooled model. */
+#define TIER_OWN_MODEL_SHARE 0.9
 #define MANIFEST_MAGIC "LTVHRDL1"
 #define MANIFEST_VERSION 1u
 #define MANIFEST_KEY "manifest"
@@ -602,7 +604,13 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d,
 		struct row_split split;
 
 		model_data_split(d, horizon, tier, &split);
-		if (split.n_train >= (size_t)hf->sec->min_tier_users)
+		/*
+		 * A tier holding nearly all the pooled rows would train nearly the
+		 * pooled model again (at 1M users that was half of hurdle's time);
+		 * its rows use the pooled model instead.
+		 */
+		if (split.n_train >= (size_t)hf->sec->min_tier_users &&
+		    (double)split.n_train < TIER_OWN_MODEL_SHARE * (double)pooled_split.n_train)
 			ret = train_model(ctx, d, hf, tier, horizon, ltv, &split, &pooled, state,
 					  details);
 		row_split_release(&split);

@@ -38,7 +38,7 @@ const struct stage stage_table[] = {
 	},
 	{
 		.name = "hurdle",
-		.code_version = "1",
+		.code_version = "2",
 		.config_sections = "hurdle",
 		.inputs = { "features", "tiers", NULL },
 		.flags = STAGE_USES_AS_OF,
