@@ -586,68 +586,76 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 
 /* ---- waves: stages whose inputs are all resolved run together ---- */
 
-struct wave_job {
+/*
+ * A wave runs on min(jobs, stages) worker threads that each take the next
+ * stage as soon as they are free (no barrier between stages), each stage on
+ * its own registry connection and transaction. Threads inside a stage
+ * (XGBoost, k-means) are the jobs shared evenly among the workers.
+ */
+struct wave {
 	struct run_state *rs;
-	int idx;
-	int n_threads;
-	pthread_t thread;
-	int ret;
-	struct ltv_err err;
+	const int *stages;
+	size_t n;
+	size_t next;            /* guarded by lock */
+	int threads_per_stage;
+	pthread_mutex_t lock;
+	int ret[32];
+	struct ltv_err err[32];
 };
 
-/* One thread per stage, each on its own registry connection and transaction. */
-static void *wave_thread(void *opaque)
+static void *wave_worker(void *opaque)
 {
-	struct wave_job *job = opaque;
-	struct registry *reg = NULL;
+	struct wave *w = opaque;
 
-	job->ret = registry_open(job->rs->cfg->registry.path, (int)job->rs->cfg->registry.busy_timeout_s,
-				 &reg, &job->err);
-	if (job->ret == 0)
-		job->ret = execute_stage(job->rs, job->idx, reg, job->n_threads, &job->err);
-	registry_close(reg);
-	return NULL;
+	for (;;) {
+		struct registry *reg = NULL;
+		size_t k;
+
+		pthread_mutex_lock(&w->lock);
+		k = w->next++;
+		pthread_mutex_unlock(&w->lock);
+		if (k >= w->n)
+			return NULL;
+		w->ret[k] = registry_open(w->rs->cfg->registry.path,
+					  (int)w->rs->cfg->registry.busy_timeout_s, &reg, &w->err[k]);
+		if (w->ret[k] == 0)
+			w->ret[k] = execute_stage(w->rs, w->stages[k], reg, w->threads_per_stage,
+						  &w->err[k]);
+		registry_close(reg);
+	}
 }
 
-static int run_wave(struct run_state *rs, const int *wave, size_t n, struct ltv_err *err)
+static int run_wave(struct run_state *rs, const int *stages, size_t n, struct ltv_err *err)
 {
 	int jobs = config_jobs(rs->cfg);
-	struct wave_job *w;
-	size_t next = 0;
+	size_t n_workers = n < (size_t)jobs ? n : (size_t)jobs;
+	struct wave w = { .rs = rs, .stages = stages, .n = n };
+	pthread_t threads[32];
+	size_t started = 0;
 	int ret = 0;
 
-	if (n == 1 || jobs == 1) {
+	assert(n <= 32);
+	if (n_workers <= 1) {
 		for (size_t i = 0; i < n && ret == 0; i++)
-			ret = execute_stage(rs, wave[i], rs->reg, jobs, err);
+			ret = execute_stage(rs, stages[i], rs->reg, jobs, err);
 		return ret;
 	}
-	/* At most `jobs` stages at once; each gets an equal share of the threads. */
-	w = xcalloc(n, sizeof(*w));
-	while (next < n) {
-		size_t batch = n - next < (size_t)jobs ? n - next : (size_t)jobs;
-		int share = jobs / (int)batch > 0 ? jobs / (int)batch : 1;
-
-		for (size_t i = 0; i < batch; i++) {
-			w[next + i] = (struct wave_job){ .rs = rs, .idx = wave[next + i], .n_threads = share };
-			if (pthread_create(&w[next + i].thread, NULL, wave_thread, &w[next + i]) != 0) {
-				w[next + i].ret = err_set(&w[next + i].err, LTV_EINTERNAL,
-							  "cannot start a thread for stage %s",
-							  stage_table[wave[next + i]].name);
-				w[next + i].thread = 0;
-			}
-		}
-		for (size_t i = 0; i < batch; i++)
-			if (w[next + i].thread)
-				pthread_join(w[next + i].thread, NULL);
-		next += batch;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (w[i].ret < 0 && ret == 0) {
-			ret = w[i].ret;
-			*err = w[i].err;
+	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
+	pthread_mutex_init(&w.lock, NULL);
+	for (; started < n_workers; started++)
+		if (pthread_create(&threads[started], NULL, wave_worker, &w) != 0)
+			break;
+	if (started == 0)
+		ret = err_set(err, LTV_EINTERNAL, "cannot start worker threads for the model stages");
+	for (size_t i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_destroy(&w.lock);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (w.ret[i] < 0) {
+			ret = w.ret[i];
+			*err = w.err[i];
 		}
 	}
-	free(w);
 	return ret;
 }
 
