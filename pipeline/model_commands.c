@@ -187,6 +187,57 @@ static int print_row(void *opaque, int n_cols, char **names, char **values)
 	return 0;
 }
 
+static void print_metric(FILE *out, const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (cJSON_IsNumber(v))
+		fprintf(out, " %13.4f", v->valuedouble);
+	else
+		fprintf(out, " %13s", "n/a");
+}
+
+/* The backtests `ltvpipe evaluate` stored beside version: per horizon and predictor, the headline metrics. */
+static int print_evaluations(struct registry *reg, int64_t version, FILE *out, struct ltv_err *err)
+{
+	struct evaluation_row *rows = NULL;
+	size_t n = 0;
+	int ret = registry_evaluations_load(reg, version, &rows, &n, err);
+
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		cJSON *m = cJSON_Parse(rows[i].metrics);
+		const cJSON *h, *as_of = cJSON_GetObjectItemCaseSensitive(m, "as_of");
+
+		fprintf(out, "\nevaluation %lld (%s): backtest as of %s, horizons %s, config %s\n  report %s\n",
+			(long long)rows[i].id, rows[i].created_at,
+			cJSON_IsString(as_of) ? as_of->valuestring : "?", rows[i].horizons,
+			rows[i].config_hash, rows[i].report_dir);
+		fprintf(out, "  %-8s %-18s %7s %13s %13s %13s %13s\n", "horizon", "predictor", "users",
+			"campaign_WAPE", "norm_Gini", "after_WAPE", "after_Gini");
+		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(m, "horizons")) {
+			const cJSON *hz = cJSON_GetObjectItemCaseSensitive(h, "horizon"), *p;
+
+			cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "predictors")) {
+				const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
+				const cJSON *users = cJSON_GetObjectItemCaseSensitive(p, "users");
+				const cJSON *after = cJSON_GetObjectItemCaseSensitive(p, "after_as_of");
+
+				fprintf(out, "  %-8.0f %-18s %7.0f", cJSON_IsNumber(hz) ? hz->valuedouble : 0,
+					cJSON_IsString(name) ? name->valuestring : "?",
+					cJSON_IsNumber(users) ? users->valuedouble : 0);
+				print_metric(out, p, "campaign_wape");
+				print_metric(out, p, "normalized_gini");
+				print_metric(out, after, "campaign_wape");
+				print_metric(out, after, "normalized_gini");
+				fputc('\n', out);
+			}
+		}
+		cJSON_Delete(m);
+	}
+	evaluation_rows_free(rows, n);
+	return ret;
+}
+
 static int move_alias(const struct config *cfg, int64_t version, const char *reason, FILE *out,
 		      struct ltv_err *err)
 {
@@ -270,6 +321,8 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 				fprintf(out, "model version %lld: validation campaign WAPE at the target horizon %.4f\n\n",
 					(long long)version, wape);
 			ret = registry_report(reg, "version_artefacts", version, print_row, &tp, err);
+			if (ret == 0)
+				ret = print_evaluations(reg, version, out, err);
 		}
 	}
 	if (ret == 0 && tp.rows == 0)

@@ -112,6 +112,13 @@ static const char *const migrations[] = {
 	"CREATE TABLE alias_history ("
 	"  id INTEGER PRIMARY KEY, alias TEXT NOT NULL, from_version INTEGER, to_version INTEGER NOT NULL,"
 	"  at TEXT NOT NULL, who TEXT NOT NULL, reason TEXT NOT NULL);",
+	/* 3 → 4: backtests stored by ltvpipe evaluate, beside the production version of the day */
+	"CREATE TABLE evaluations ("
+	"  id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, created_at TEXT NOT NULL,"
+	"  as_of INTEGER NOT NULL, horizons TEXT NOT NULL,"
+	"  model_version INTEGER REFERENCES model_versions(version), config_hash TEXT NOT NULL,"
+	"  metrics TEXT NOT NULL, report_dir TEXT NOT NULL);"
+	"CREATE INDEX evaluations_by_version ON evaluations(model_version);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");
@@ -1502,4 +1509,92 @@ int registry_report(struct registry *reg, const char *report, int64_t param,
 		ret = SQL_FAIL(reg, err, report);
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* ---- evaluations ---- */
+
+int registry_evaluation_insert(struct registry *reg, const struct evaluation_row *row,
+			       int64_t *out_id, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int ret = prepare(reg, "INSERT INTO evaluations (run_id, created_at, as_of, horizons,"
+			       " model_version, config_hash, metrics, report_dir)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	utc_now(now);
+	bind_text(st, 1, row->run_id);
+	bind_text(st, 2, now);
+	sqlite3_bind_int64(st, 3, row->as_of);
+	bind_text(st, 4, row->horizons);
+	if (row->model_version > 0)
+		sqlite3_bind_int64(st, 5, row->model_version);
+	else
+		sqlite3_bind_null(st, 5);
+	bind_text(st, 6, row->config_hash);
+	bind_text(st, 7, row->metrics ? row->metrics : "{}");
+	bind_text(st, 8, row->report_dir ? row->report_dir : "");
+	ret = step_done(reg, st, "inserting an evaluation", err);
+	sqlite3_finalize(st);
+	if (ret == 0)
+		*out_id = sqlite3_last_insert_rowid(reg->db);
+	return ret;
+}
+
+int registry_evaluations_load(struct registry *reg, int64_t model_version,
+			      struct evaluation_row **out_rows, size_t *out_n, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct evaluation_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int ret = prepare(reg, "SELECT id, run_id, created_at, as_of, horizons, model_version,"
+			       " config_hash, metrics, report_dir FROM evaluations"
+			       " WHERE model_version = ? ORDER BY id", &st, err);
+	int rc;
+
+	*out_rows = NULL;
+	*out_n = 0;
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, model_version);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct evaluation_row *r;
+
+		ARRAY_GROW(rows, n + 1, cap);
+		r = &rows[n++];
+		r->id = sqlite3_column_int64(st, 0);
+		r->run_id = dup_col(st, 1);
+		r->created_at = dup_col(st, 2);
+		r->as_of = sqlite3_column_int64(st, 3);
+		r->horizons = dup_col(st, 4);
+		r->model_version = sqlite3_column_int64(st, 5);
+		r->config_hash = dup_col(st, 6);
+		r->metrics = dup_col(st, 7);
+		r->report_dir = dup_col(st, 8);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = SQL_FAIL(reg, err, "reading evaluations");
+		evaluation_rows_free(rows, n);
+		rows = NULL;
+		n = 0;
+	}
+	sqlite3_finalize(st);
+	*out_rows = rows;
+	*out_n = n;
+	return ret;
+}
+
+void evaluation_rows_free(struct evaluation_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].run_id);
+		free(rows[i].created_at);
+		free(rows[i].horizons);
+		free(rows[i].config_hash);
+		free(rows[i].metrics);
+		free(rows[i].report_dir);
+	}
+	free(rows);
 }

@@ -20,7 +20,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 3
+#define REGISTRY_SCHEMA_VERSION 4
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -280,5 +280,30 @@ typedef int (*registry_row_fn)(void *ctx, int n_cols, char **names, char **value
  */
 int registry_report(struct registry *reg, const char *report, int64_t param,
 		    registry_row_fn fn, void *ctx, struct ltv_err *err);
+
+/* ---- evaluations (ltvpipe evaluate; a table people query with sqlite3) ---- */
+
+struct evaluation_row {
+	int64_t id;
+	char *run_id;         /* the evaluate run's id */
+	char *created_at;     /* set by insert; filled by load */
+	int64_t as_of;        /* the backtest's cut-off T */
+	char *horizons;       /* "90,365" */
+	int64_t model_version; /* production model version when it ran; 0 when none (NULL in SQL) */
+	char *config_hash;    /* of the config sections that define the evaluated model */
+	char *metrics;        /* JSON object text (eval_report_json, not detailed) */
+	char *report_dir;     /* where the HTML, text and JSON reports were written */
+};
+
+/* Inside a transaction: inserts row (its id and created_at are ignored); *out_id gets the new id. */
+int registry_evaluation_insert(struct registry *reg, const struct evaluation_row *row,
+			       int64_t *out_id, struct ltv_err *err);
+/*
+ * Evaluations stored beside model_version, oldest first; every string is
+ * owned by the rows; free with evaluation_rows_free. *out_n may be 0.
+ */
+int registry_evaluations_load(struct registry *reg, int64_t model_version,
+			      struct evaluation_row **out_rows, size_t *out_n, struct ltv_err *err);
+void evaluation_rows_free(struct evaluation_row *rows, size_t n);
 
 #endif
