@@ -15,19 +15,14 @@
 #include <string.h>
 
 #include <gsl/gsl_errno.h>
-#include <gsl/gsl_multimin.h>
 #include <gsl/gsl_sf_psi.h>
-#include <gsl/gsl_vector.h>
 
 #include "ltv/bgnbd.h"
 #include "ltv/blob.h"
+#include "ltv/mle.h"
 
 #define N_PARAMS 4
 #define FORMAT_VERSION 1
-/* exp(+-25) is far outside any sensible fit: beyond it the optimum has run off. */
-#define LOG_PARAM_LIMIT 25.0
-/* Returned instead of a non-finite objective: nmsimplex2 rejects inf and NaN. */
-#define BAD_OBJECTIVE 1e10
 #define HYP_MAX_TERMS 10000000L
 /* Within this of a = 1, eq. (10) is 0/0; it is taken as the mean of a = 1 +- this. */
 #define A_NEAR_ONE 1e-6
@@ -149,157 +144,17 @@ static double data_log_lik(const double p[N_PARAMS], const struct bgnbd_data *da
 	return ll;
 }
 
-struct objective {
-	const struct bgnbd_data *data;
-	double total_weight;
-};
-
-/*
- * The optimiser minimises -LL / total weight over theta = log p: the mean
- * keeps tolerances independent of the number of customers. Points beyond
- * LOG_PARAM_LIMIT or with a non-finite value get BAD_OBJECTIVE and a
- * gradient pointing back towards the origin.
- */
-static void objective_eval(const gsl_vector *theta, void *ctx, double *out_f, gsl_vector *out_g)
+/* data_log_lik behind the mle_log_lik_fn signature. */
+static double problem_log_lik(const double *p, const void *data, double *grad)
 {
-	const struct objective *obj = ctx;
-	double p[N_PARAMS], grad[N_PARAMS], f;
-	int off = 0;
-
-	for (int k = 0; k < N_PARAMS; k++) {
-		const double v = gsl_vector_get(theta, (size_t)k);
-
-		if (!(fabs(v) <= LOG_PARAM_LIMIT))
-			off = 1;
-		p[k] = exp(v);
-	}
-	if (!off) {
-		f = -data_log_lik(p, obj->data, out_g ? grad : NULL) / obj->total_weight;
-		if (!isfinite(f))
-			off = 1;
-		for (int k = 0; out_g && k < N_PARAMS; k++)
-			if (!isfinite(grad[k]))
-				off = 1;
-	}
-	if (off) {
-		f = BAD_OBJECTIVE;
-		for (int k = 0; out_g && k < N_PARAMS; k++) {
-			const double v = gsl_vector_get(theta, (size_t)k);
-
-			grad[k] = isfinite(v) ? (v > 0 ? 1.0 : -1.0) : 0.0;
-		}
-	} else if (out_g) {
-		for (int k = 0; k < N_PARAMS; k++)
-			grad[k] = -grad[k] * p[k] / obj->total_weight;
-	}
-	if (out_f)
-		*out_f = f;
-	if (out_g)
-		for (int k = 0; k < N_PARAMS; k++)
-			gsl_vector_set(out_g, (size_t)k, grad[k]);
-}
-
-static double objective_f(const gsl_vector *theta, void *ctx)
-{
-	double f;
-
-	objective_eval(theta, ctx, &f, NULL);
-	return f;
-}
-
-static void objective_df(const gsl_vector *theta, void *ctx, gsl_vector *out_g)
-{
-	objective_eval(theta, ctx, NULL, out_g);
-}
-
-static void objective_fdf(const gsl_vector *theta, void *ctx, double *out_f, gsl_vector *out_g)
-{
-	objective_eval(theta, ctx, out_f, out_g);
-}
-
-/*
- * Nelder-Mead then BFGS from theta; leaves the better of the two end points
- * in theta, its objective in *out_f and gradient norm in *out_grad_norm.
- * The caller has switched GSL's error handler off.
- */
-static int minimise(struct objective *obj, const struct bgnbd_param *param,
-		    double theta[N_PARAMS], double *out_f, double *out_grad_norm,
-		    uint32_t *out_iter, struct ltv_err *err)
-{
-	gsl_multimin_function fn = { objective_f, N_PARAMS, obj };
-	gsl_multimin_function_fdf fdf = { objective_f, objective_df, objective_fdf, N_PARAMS, obj };
-	gsl_multimin_fminimizer *simplex = NULL;
-	gsl_multimin_fdfminimizer *bfgs = NULL;
-	gsl_vector *start = gsl_vector_alloc(N_PARAMS);
-	gsl_vector *step = gsl_vector_alloc(N_PARAMS);
-	gsl_vector *grad = gsl_vector_alloc(N_PARAMS);
-	double best_f;
-	uint32_t n_iter = 0;
-	int ret = 0;
-
-	simplex = gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, N_PARAMS);
-	bfgs = gsl_multimin_fdfminimizer_alloc(gsl_multimin_fdfminimizer_vector_bfgs2, N_PARAMS);
-	if (!start || !step || !grad || !simplex || !bfgs) {
-		ret = err_set(err, LTV_ENOMEM, "bgnbd: cannot allocate the GSL minimisers");
-		goto out;
-	}
-	for (int k = 0; k < N_PARAMS; k++)
-		gsl_vector_set(start, (size_t)k, theta[k]);
-	gsl_vector_set_all(step, 0.5);
-	if (gsl_multimin_fminimizer_set(simplex, &fn, start, step) != GSL_SUCCESS) {
-		ret = err_set(err, LTV_EMODEL, "bgnbd: cannot start the simplex search");
-		goto out;
-	}
-	for (int it = 0; it < param->max_iter; it++) {
-		n_iter++;
-		if (gsl_multimin_fminimizer_iterate(simplex) != GSL_SUCCESS)
-			break;
-		if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(simplex), 1e-8) == GSL_SUCCESS)
-			break;
-	}
-	best_f = gsl_multimin_fminimizer_minimum(simplex);
-	for (int k = 0; k < N_PARAMS; k++)
-		theta[k] = gsl_vector_get(gsl_multimin_fminimizer_x(simplex), (size_t)k);
-
-	gsl_vector_memcpy(start, gsl_multimin_fminimizer_x(simplex));
-	if (gsl_multimin_fdfminimizer_set(bfgs, &fdf, start, 0.01, 0.1) == GSL_SUCCESS) {
-		for (int it = 0; it < param->max_iter; it++) {
-			n_iter++;
-			/* GSL_ENOPROG: no further decrease possible, which is the optimum here. */
-			if (gsl_multimin_fdfminimizer_iterate(bfgs) != GSL_SUCCESS)
-				break;
-			if (gsl_multimin_test_gradient(gsl_multimin_fdfminimizer_gradient(bfgs),
-						       param->grad_tol * 0.01) == GSL_SUCCESS)
-				break;
-		}
-		if (gsl_multimin_fdfminimizer_minimum(bfgs) <= best_f) {
-			best_f = gsl_multimin_fdfminimizer_minimum(bfgs);
-			for (int k = 0; k < N_PARAMS; k++)
-				theta[k] = gsl_vector_get(gsl_multimin_fdfminimizer_x(bfgs), (size_t)k);
-		}
-	}
-	for (int k = 0; k < N_PARAMS; k++)
-		gsl_vector_set(start, (size_t)k, theta[k]);
-	objective_eval(start, obj, NULL, grad);
-	*out_f = best_f;
-	*out_grad_norm = 0;
-	for (int k = 0; k < N_PARAMS; k++)
-		*out_grad_norm += gsl_vector_get(grad, (size_t)k) * gsl_vector_get(grad, (size_t)k);
-	*out_grad_norm = sqrt(*out_grad_norm);
-	*out_iter = n_iter;
-out:
-	gsl_multimin_fdfminimizer_free(bfgs);
-	gsl_multimin_fminimizer_free(simplex);
-	gsl_vector_free(grad);
-	gsl_vector_free(step);
-	gsl_vector_free(start);
-	return ret;
+	return data_log_lik(p, data, grad);
 }
 
 int bgnbd_fit(const struct bgnbd_param *param, const struct bgnbd_data *data,
 	      struct bgnbd_model **out_model, struct ltv_err *err)
 {
-	struct objective obj = { data, 0 };
+	struct mle_problem obj = { "bgnbd", N_PARAMS, problem_log_lik, data, 0,
+				   param->max_iter, param->grad_tol };
 	struct bgnbd_model *model = NULL;
 	gsl_error_handler_t *old_handler;
 	double theta[N_PARAMS], mean_T = 0, f = 0, grad_norm = 0;
@@ -329,13 +184,13 @@ int bgnbd_fit(const struct bgnbd_param *param, const struct bgnbd_data *data,
 	theta[P_A] = 0;
 	theta[P_B] = 0;
 	old_handler = gsl_set_error_handler_off();
-	ret = minimise(&obj, param, theta, &f, &grad_norm, &n_iter, err);
+	ret = mle_minimise(&obj, theta, &f, &grad_norm, &n_iter, err);
 	gsl_set_error_handler(old_handler);
 	if (ret < 0)
 		return ret;
 
 	for (int k = 0; k < N_PARAMS; k++)
-		if (!(fabs(theta[k]) < LOG_PARAM_LIMIT - 1))
+		if (!(fabs(theta[k]) < MLE_LOG_PARAM_LIMIT - 1))
 			return err_set(err, LTV_EMODEL,
 				       "bgnbd: fit ran off to r=%g alpha=%g a=%g b=%g; the data "
 				       "(%zu rows) do not identify the model, e.g. too few repeat buyers",
