@@ -286,7 +286,8 @@ static const struct fit_data *pick_valid(const struct fit_data *own, const struc
 
 struct hurdle_fit {
 	const struct gbt_section *sec;
-	int n_threads;
+	struct stage_task *task;   /* asked for its thread share before each fit */
+	const struct str_list *features;
 	size_t k;
 	const char *const *names;
 };
@@ -303,7 +304,7 @@ static void param_init(const struct hurdle_fit *hf, const char *objective, struc
 	p->subsample = hf->sec->subsample;
 	p->colsample_bytree = hf->sec->colsample_bytree;
 	p->lambda = hf->sec->lambda;
-	p->n_threads = hf->n_threads;
+	p->n_threads = stage_task_threads(hf->task);
 }
 
 /* 1 for a payer (revenue after the window), else 0. */
@@ -524,13 +525,13 @@ static int valid_data_build(const struct model_data *d, const struct hurdle_fit 
 	return ret;
 }
 
-/* Trains the (tier, horizon) model on split; pooled is NULL when tier is 0. */
-static int train_model(struct stage_ctx *ctx, const struct model_data *d,
-		       const struct hurdle_fit *hf, int tier, int64_t horizon, const double *ltv,
-		       const struct row_split *split, const struct valid_data *pooled,
-		       struct hurdle_state *state, cJSON *details)
+/* Trains the (tier, horizon) model on split into *out; pooled is NULL when tier is 0. */
+static int train_model(const struct model_data *d, const struct hurdle_fit *hf, int tier,
+		       int64_t horizon, const double *ltv, const struct row_split *split,
+		       const struct valid_data *pooled, struct hurdle_model *out, cJSON *details,
+		       struct ltv_err *err)
 {
-	const struct str_list *features = &state->features;
+	const struct str_list *features = hf->features;
 	struct hurdle_model m = { .tier = tier, .horizon = horizon, .p_const = NAN,
 				  .kind = REVENUE_NONE, .smear = 1.0 };
 	struct fit_data train = { 0 }, train_payers = { 0 };
@@ -544,25 +545,24 @@ static int train_model(struct stage_ctx *ctx, const struct model_data *d,
 	cJSON_AddItemToObject(details, name, info);
 	cJSON_AddNumberToObject(info, "n_train", (double)split->n_train);
 	cJSON_AddNumberToObject(info, "n_valid", (double)split->n_valid);
-	ret = fit_data_build(d, features, ltv, split->train, split->n_train, &train, &ctx->err);
+	ret = fit_data_build(d, features, ltv, split->train, split->n_train, &train, err);
 	if (ret == 0)
-		ret = valid_data_build(d, hf, features, ltv, split, &own, &ctx->err);
+		ret = valid_data_build(d, hf, features, ltv, split, &own, err);
 	t_payer = now_seconds();
 	if (ret == 0)
-		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info,
-				&ctx->err);
+		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info, err);
 	t_revenue = now_seconds();
 	if (ret == 0) {
 		fit_data_payers(&train, hf->k, &train_payers);
 		ret = fit_revenue(hf, &train_payers, &own.payers, pooled ? &pooled->payers : NULL,
-				  &m, info, &ctx->err);
+				  &m, info, err);
 	}
 	if (ret < 0) {
-		err_prefix(&ctx->err, "hurdle: tier %d, horizon %lld", tier, (long long)horizon);
+		err_prefix(err, "hurdle: tier %d, horizon %lld", tier, (long long)horizon);
 		gbt_free(m.payer);
 		gbt_free(m.revenue);
 	} else {
-		state_add(state, &m);
+		*out = m;
 		LOG(LOG_INFO, "tier %d h%lld: %zu training rows, %zu payers, revenue %s; %.1f s "
 		    "(data %.1f, payer %.1f, revenue %.1f)", tier, (long long)horizon,
 		    split->n_train, train_payers.n, revenue_kind_names[m.kind],
@@ -575,31 +575,57 @@ static int train_model(struct stage_ctx *ctx, const struct model_data *d,
 	return ret;
 }
 
-static int train_horizon(struct stage_ctx *ctx, const struct model_data *d,
-			 const struct hurdle_fit *hf, int64_t horizon, struct hurdle_state *state,
-			 cJSON *details, cJSON *skipped)
+/* One horizon's training: a stage task with its own models, details and error. */
+struct horizon_job {
+	const struct model_data *d;
+	struct hurdle_fit hf;        /* hf.task is set when the task runs */
+	int64_t horizon;
+	struct hurdle_model *models; /* in training order: pooled, then tiers 1..3 */
+	size_t n_models;
+	size_t cap_models;
+	cJSON *details;              /* "t<tier>_h<H>" → what the fit chose */
+	int skipped;                 /* no mature training user at this horizon */
+};
+
+static void job_add(struct horizon_job *job, const struct hurdle_model *m)
 {
+	ARRAY_GROW(job->models, job->n_models + 1, job->cap_models);
+	job->models[job->n_models++] = *m;
+}
+
+/* Trains the pooled model of one horizon and then each tier's own (see TIER_OWN_MODEL_SHARE). */
+static int train_horizon(void *arg, struct stage_task *task)
+{
+	struct horizon_job *job = (struct horizon_job *)arg + task->index;
+	const struct model_data *d = job->d;
+	const struct hurdle_fit *hf = &job->hf;
+	const int64_t horizon = job->horizon;
 	const double *ltv = model_data_label(d, horizon);
 	struct row_split pooled_split;
 	struct valid_data pooled = { 0 };
+	struct hurdle_model m;
 	int ret;
 
+	job->hf.task = task;
 	if (!ltv)
-		return err_set(&ctx->err, LTV_EINTERNAL,
+		return err_set(&task->err, LTV_EINTERNAL,
 			       "hurdle: the features artefact has no label ltv_%lld; rerun features",
 			       (long long)horizon);
 	model_data_split(d, horizon, 0, &pooled_split);
 	if (pooled_split.n_train == 0) {
 		LOG(LOG_WARN, "h%lld: no user is mature at this horizon in the training cohorts; "
 		    "no model for it", (long long)horizon);
-		cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)horizon));
+		job->skipped = 1;
 		row_split_release(&pooled_split);
 		return 0;
 	}
-	ret = train_model(ctx, d, hf, 0, horizon, ltv, &pooled_split, NULL, state, details);
-	if (ret == 0)
-		ret = valid_data_build(d, hf, &state->features, ltv, &pooled_split, &pooled,
-				       &ctx->err);
+	ret = train_model(d, hf, 0, horizon, ltv, &pooled_split, NULL, &m, job->details,
+			  &task->err);
+	if (ret == 0) {
+		job_add(job, &m);
+		ret = valid_data_build(d, hf, hf->features, ltv, &pooled_split, &pooled,
+				       &task->err);
+	}
 	for (int tier = 1; tier < N_TIERS && ret == 0; tier++) {
 		struct row_split split;
 
@@ -610,13 +636,62 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d,
 		 * its rows use the pooled model instead.
 		 */
 		if (split.n_train >= (size_t)hf->sec->min_tier_users &&
-		    (double)split.n_train < TIER_OWN_MODEL_SHARE * (double)pooled_split.n_train)
-			ret = train_model(ctx, d, hf, tier, horizon, ltv, &split, &pooled, state,
-					  details);
+		    (double)split.n_train < TIER_OWN_MODEL_SHARE * (double)pooled_split.n_train) {
+			ret = train_model(d, hf, tier, horizon, ltv, &split, &pooled, &m,
+					  job->details, &task->err);
+			if (ret == 0)
+				job_add(job, &m);
+		}
 		row_split_release(&split);
 	}
 	valid_data_release(&pooled);
 	row_split_release(&pooled_split);
+	return ret;
+}
+
+/*
+ * Every horizon's models, trained as parallel stage tasks (they share
+ * nothing but the read-only data), then gathered in horizon order so the
+ * state, the stored bodies and the content hash do not depend on which
+ * finished first.
+ */
+static int train_all(struct stage_ctx *ctx, const struct model_data *d,
+		     const struct hurdle_fit *hf, struct hurdle_state *state, cJSON *details,
+		     cJSON *skipped)
+{
+	const struct int_list *horizons = &ctx->cfg->features.horizons;
+	struct horizon_job *jobs = xcalloc(horizons->n ? horizons->n : 1, sizeof(*jobs));
+	int ret;
+
+	for (size_t h = 0; h < horizons->n; h++) {
+		jobs[h].d = d;
+		jobs[h].hf = *hf;
+		jobs[h].horizon = horizons->v[h];
+		jobs[h].details = cJSON_CreateObject();
+	}
+	ret = stage_run_tasks(ctx, horizons->n, train_horizon, jobs);
+	for (size_t h = 0; h < horizons->n; h++) {
+		struct horizon_job *job = &jobs[h];
+
+		for (size_t i = 0; i < job->n_models; i++) {
+			if (ret == 0) {
+				state_add(state, &job->models[i]);
+			} else {
+				gbt_free(job->models[i].payer);
+				gbt_free(job->models[i].revenue);
+			}
+		}
+		while (job->details->child) {
+			cJSON *item = cJSON_DetachItemViaPointer(job->details, job->details->child);
+
+			cJSON_AddItemToObject(details, item->string, item); /* copies the key first */
+		}
+		if (job->skipped)
+			cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)job->horizon));
+		free(job->models);
+		cJSON_Delete(job->details);
+	}
+	free(jobs);
 	return ret;
 }
 
@@ -778,7 +853,7 @@ static void bodies_free(struct body *b, size_t n)
 int stage_hurdle_run(struct stage_ctx *ctx)
 {
 	const struct config *cfg = ctx->cfg;
-	struct hurdle_fit hf = { .sec = &cfg->hurdle, .n_threads = ctx->n_threads,
+	struct hurdle_fit hf = { .sec = &cfg->hurdle,
 				 .k = cfg->hurdle.features.n,
 				 .names = (const char *const *)cfg->hurdle.features.v };
 	struct hurdle_state *state = NULL;
@@ -792,9 +867,8 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 	if (ret < 0)
 		goto out;
 	state = state_new(&cfg->hurdle.features);
-	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++)
-		ret = train_horizon(ctx, &d, &hf, cfg->features.horizons.v[h], state, details,
-				    skipped);
+	hf.features = &state->features;
+	ret = train_all(ctx, &d, &hf, state, details, skipped);
 	if (ret == 0)
 		ret = add_metrics(ctx, &d, state);
 	if (ret < 0)

@@ -328,7 +328,7 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	future = xmalloc(split.n_train * sizeof(double));
 	for (size_t i = 0; i < split.n_train; i++)
 		future[i] = y[split.train[i]] - rev_window[split.train[i]];
-	ret = kmeans_predict(s->km, x, split.n_train, ctx->n_threads, label, NULL, &ctx->err);
+	ret = kmeans_predict(s->km, x, split.n_train, stage_threads(ctx), label, NULL, &ctx->err);
 	if (ret == 0)
 		ret = kmeans_cluster_means(s->km, label, split.n_train, future, h->future, counts,
 					   &ctx->err);
@@ -417,7 +417,7 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 	param.k = (size_t)cfg->lookalike.k < split.n_train ? (size_t)cfg->lookalike.k : split.n_train;
 	param.max_iter = (size_t)cfg->lookalike.max_iter;
 	param.seed = (uint64_t)cfg->lookalike.seed;
-	param.n_threads = ctx->n_threads > 0 ? ctx->n_threads : 1;
+	param.n_threads = stage_threads(ctx);
 	if ((why = kmeans_param_check(&param))) {
 		ret = err_set(&ctx->err, LTV_ECONFIG, "lookalike: %s", why);
 		goto out;
@@ -480,7 +480,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
 	ret = predict_threads(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon,
-			      ctx->n_threads > 0 ? ctx->n_threads : 1, pred, &ctx->err);
+			      stage_threads(ctx), pred, &ctx->err);
 	if (ret == 0)
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
 					     cfg->features.target_horizon);

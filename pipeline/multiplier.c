@@ -323,7 +323,7 @@ static int fit_multiplier(struct stage_ctx *ctx, const struct fit_data *train,
 	m->shift = sum / (double)train->n - XGB_BASE_SCORE;
 	y = labels(train, m->shift);
 	yv = valid ? labels(valid, m->shift) : NULL;
-	param_init(&ctx->cfg->multiplier, ctx->n_threads, &p);
+	param_init(&ctx->cfg->multiplier, stage_threads(ctx), &p);
 	ret = gbt_fit(&p, train->x, y, NULL, train->n, valid ? valid->x : NULL, yv,
 		      valid ? valid->n : 0, ctx->cfg->multiplier.features.n,
 		      (const char *const *)ctx->cfg->multiplier.features.v, &m->model, &ctx->err);

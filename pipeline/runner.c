@@ -87,6 +87,38 @@ int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
 	return 0;
 }
 
+/*
+ * The cores of one wave: run.jobs shared by the stages still unfinished,
+ * at most one per worker thread. Hurdle is ~70% of training; sharing only at
+ * a stage's start left it on one thread after its neighbours had finished.
+ */
+struct core_share {
+	pthread_mutex_t lock;
+	int jobs;
+	size_t workers;
+	size_t unfinished;  /* guarded by lock */
+};
+
+int stage_threads(struct stage_ctx *ctx)
+{
+	int n = ctx->n_threads;
+
+	if (ctx->cores) {
+		struct core_share *c = ctx->cores;
+		size_t active;
+
+		pthread_mutex_lock(&c->lock);
+		active = c->unfinished < c->workers ? c->unfinished : c->workers;
+		n = active > 0 ? c->jobs / (int)active : c->jobs;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (n < 1)
+		n = 1;
+	if (n > ctx->max_threads_used)
+		ctx->max_threads_used = n;
+	return n;
+}
+
 const struct artefact_info *stage_input(const struct stage_ctx *ctx, const char *name)
 {
 	for (size_t i = 0; i < ctx->n_inputs; i++)
@@ -377,6 +409,8 @@ static int build_metrics_json(struct stage_ctx *ctx, double seconds, char **out_
 	cJSON_AddNumberToObject(timings, "seconds", seconds);
 	cJSON_AddNumberToObject(timings, "peak_rss_mb", (double)peak_rss_bytes() / 1048576.0);
 	cJSON_AddNumberToObject(timings, "threads", ctx->n_threads);
+	cJSON_AddNumberToObject(timings, "max_threads", ctx->max_threads_used > ctx->n_threads
+						       ? ctx->max_threads_used : ctx->n_threads);
 	*out_metrics = cJSON_PrintUnformatted(ctx->metrics);
 	*out_timings = cJSON_PrintUnformatted(timings);
 	cJSON_Delete(timings);
@@ -424,7 +458,7 @@ static void print_metrics_brief(FILE *out, const char *metrics_json)
 
 /* Runs one stage body and commits its output, or rolls everything back. */
 static int execute_stage(struct run_state *rs, int idx, struct registry *reg, int n_threads,
-			 struct ltv_err *err)
+			 struct core_share *cores, struct ltv_err *err)
 {
 	const struct stage *s = &stage_table[idx];
 	struct stage_plan *p = &rs->plans[idx];
@@ -448,6 +482,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	ctx.run_id = rs->run_id;
 	ctx.as_of = (s->flags & STAGE_USES_AS_OF) ? rs->as_of : INT64_MIN;
 	ctx.n_threads = n_threads;
+	ctx.cores = cores;
 	for (size_t i = 0; i < n_inputs; i++)
 		ctx.inputs[i] = inputs[i];
 	ctx.n_inputs = n_inputs;
@@ -590,7 +625,8 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
  * A wave runs on min(jobs, stages) worker threads that each take the next
  * stage as soon as they are free (no barrier between stages), each stage on
  * its own registry connection and transaction. Threads inside a stage
- * (XGBoost, k-means) are the jobs shared evenly among the workers.
+ * (XGBoost, k-means) are the jobs shared among the unfinished stages, asked
+ * for again before each long step (stage_threads).
  */
 struct wave {
 	struct run_state *rs;
@@ -599,6 +635,7 @@ struct wave {
 	size_t next;            /* guarded by lock */
 	int threads_per_stage;
 	pthread_mutex_t lock;
+	struct core_share cores;
 	int ret[32];
 	struct ltv_err err[32];
 };
@@ -620,8 +657,11 @@ static void *wave_worker(void *opaque)
 					  (int)w->rs->cfg->registry.busy_timeout_s, &reg, &w->err[k]);
 		if (w->ret[k] == 0)
 			w->ret[k] = execute_stage(w->rs, w->stages[k], reg, w->threads_per_stage,
-						  &w->err[k]);
+						  &w->cores, &w->err[k]);
 		registry_close(reg);
+		pthread_mutex_lock(&w->cores.lock);
+		w->cores.unfinished--;
+		pthread_mutex_unlock(&w->cores.lock);
 	}
 }
 
@@ -637,11 +677,13 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 	assert(n <= 32);
 	if (n_workers <= 1) {
 		for (size_t i = 0; i < n && ret == 0; i++)
-			ret = execute_stage(rs, stages[i], rs->reg, jobs, err);
+			ret = execute_stage(rs, stages[i], rs->reg, jobs, NULL, err);
 		return ret;
 	}
 	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
+	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n };
 	pthread_mutex_init(&w.lock, NULL);
+	pthread_mutex_init(&w.cores.lock, NULL);
 	for (; started < n_workers; started++)
 		if (pthread_create(&threads[started], NULL, wave_worker, &w) != 0)
 			break;
@@ -650,6 +692,7 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 	for (size_t i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	pthread_mutex_destroy(&w.lock);
+	pthread_mutex_destroy(&w.cores.lock);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		if (w.ret[i] < 0) {
 			ret = w.ret[i];

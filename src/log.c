@@ -112,6 +112,11 @@ void log_set_stage(const char *stage)
 	thread_stage = stage;
 }
 
+const char *log_stage(void)
+{
+	return thread_stage;
+}
+
 static void xgboost_log_line(const char *msg)
 {
 	LOG(LOG_DEBUG, "xgboost: %s", msg);

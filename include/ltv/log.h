@@ -31,6 +31,8 @@ void log_close_run(void);
 const char *log_run_id(void);
 /* Sets the calling thread's stage name (NULL clears). The string must outlive its use. */
 void log_set_stage(const char *stage);
+/* The calling thread's stage name, or NULL. */
+const char *log_stage(void);
 /* Routes XGBoost's own log lines into this logger. */
 void log_hook_xgboost(void);
 

@@ -32,7 +32,7 @@ struct stage_ctx {
 	const struct config *cfg;
 	const char *run_id;
 	int64_t as_of;                   /* INT64_MIN for stages without STAGE_USES_AS_OF */
-	int n_threads;
+	int n_threads;                   /* the share at the start; see stage_threads */
 	/* Current artefacts of the declared inputs, in declared order. */
 	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
 	size_t n_inputs;
@@ -43,7 +43,45 @@ struct stage_ctx {
 	struct ltv_err err;
 	/* Runner-private: the output once opened. */
 	struct stage_output_state *output;
+	/* Runner-private: the cores shared with the stages running beside this one (or NULL). */
+	struct core_share *cores;
+	int max_threads_used;
 };
+
+/*
+ * Threads the stage may use for its next parallel step (>= 1): run.jobs
+ * divided among the stages of its wave that have not finished yet. A stage
+ * with several long steps (one XGBoost fit after another) calls it before
+ * each, so the cores a finished neighbour frees go to the stages still
+ * running. Stage outputs must not depend on it: every parallel step here is
+ * bit-identical for any thread count (XGBoost hist, k-means by blocks).
+ */
+int stage_threads(struct stage_ctx *ctx);
+
+/*
+ * Independent pieces of one stage's work (hurdle's horizons, say), run on
+ * worker threads. A task is one call fn(arg, task); task->index says which.
+ */
+struct stage_task {
+	size_t index;
+	struct ltv_err err;        /* what fn fills when it fails */
+	struct task_pool *pool;    /* private */
+};
+
+typedef int (*stage_task_fn)(void *arg, struct stage_task *task);
+
+/*
+ * Runs tasks 0..n-1, starting them in index order, at most stage_threads(ctx)
+ * at a time (re-asked whenever one may start, so cores freed by neighbouring
+ * stages are used). Returns 0, or the error of the lowest-numbered failed
+ * task, copied to ctx->err; tasks not yet started when one fails are skipped.
+ * fn must write only to its own task's results: what it produces is then the
+ * same for any number of threads.
+ */
+int stage_run_tasks(struct stage_ctx *ctx, size_t n, stage_task_fn fn, void *arg);
+
+/* Threads a running task may use for its next step: its share of stage_threads (>= 1). */
+int stage_task_threads(struct stage_task *task);
 
 /* Opens the output on first call (a write transaction) and returns its artefact id. */
 int stage_output_id(struct stage_ctx *ctx, int64_t *out_id);

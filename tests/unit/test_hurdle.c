@@ -5,7 +5,8 @@
  * payer AUC, the save/load round trip (reloaded predictions reproduce the
  * metrics computed from the models in memory right after training, to the
  * bit), the floor at window revenue, dispatch by tier, a single-class
- * horizon, and that changing one hurdle parameter reruns hurdle alone.
+ * horizon, that changing one hurdle parameter reruns hurdle alone, and that
+ * the number of threads does not change a byte of the stored models.
  */
 #include "testutil.h"
 
@@ -446,6 +447,65 @@ static void test_param_change_reruns_hurdle_only(void **state)
 	unload(&l);
 }
 
+/* Content hash of a stage's current artefact. */
+static void current_hash(const struct fixture *fx, const char *stage, char *out)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct artefact_info a;
+
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    registry_artefact_current(reg, stage, &a, &err) != 0)
+		fail_msg("registry: %s", err.msg);
+	memcpy(out, a.content_hash, HASH_HEX_LEN);
+	artefact_info_release(&a);
+	registry_close(reg);
+}
+
+static void force_hurdle_and_multiplier(struct fixture *fx, const char *jobs)
+{
+	struct run_options opts = { .as_of = INT64_MIN, .from = "hurdle", .to = "multiplier",
+				    .force = 1, .command = "test" };
+	struct ltv_err err = { 0 };
+	FILE *out = fopen("/dev/null", "w");
+	int ret;
+
+	assert_non_null(out);
+	set(&fx->cfg, "run.jobs", jobs, "");
+	ret = runner_run(&fx->cfg, &opts, out, &err);
+	fclose(out);
+	if (ret != 0)
+		fail_msg("runner_run --force (jobs %s): %s", jobs, err.msg);
+}
+
+/*
+ * Hurdle trains its horizons as parallel tasks beside multiplier, with more
+ * XGBoost threads as cores free up: one thread and three must store the very
+ * same models (content hashes cover every body byte).
+ */
+static void test_threads_do_not_change_artefacts(void **state)
+{
+	static const char *const stages[] = { "hurdle", "multiplier" };
+	static const char *const jobs[] = { "1", "3" };
+	char first[2][HASH_HEX_LEN], again[HASH_HEX_LEN];
+
+	(void)state;
+	for (size_t j = 0; j < 2; j++) {
+		force_hurdle_and_multiplier(fx_main, jobs[j]);
+		for (size_t i = 0; i < 2; i++) {
+			if (j == 0) {
+				current_hash(fx_main, stages[i], first[i]);
+				continue;
+			}
+			current_hash(fx_main, stages[i], again);
+			if (strcmp(first[i], again) != 0)
+				fail_msg("%s: content %s with run.jobs=1, %s with run.jobs=3", stages[i],
+					 first[i], again);
+		}
+	}
+	set(&fx_main->cfg, "run.jobs", "2", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +515,8 @@ int main(void)
 		cmocka_unit_test(test_tier_dispatch),
 		cmocka_unit_test(test_single_class_horizon),
 		cmocka_unit_test(test_param_change_reruns_hurdle_only),
+		/* Last: its forced reruns add versions the test above counts. */
+		cmocka_unit_test(test_threads_do_not_change_artefacts),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

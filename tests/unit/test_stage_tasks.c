@@ -1,0 +1,153 @@
+/*
+ * Unit tests for stage tasks (pipeline/stage_tasks.c): every task runs once,
+ * no more at once than the stage's threads, in index order with one thread,
+ * each task's share of the threads, and a failure reported as the
+ * lowest-numbered failed task's error with later tasks skipped.
+ */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#include "ltv/config.h"
+#include "ltv/stage.h"
+
+#define N_TASKS 8
+
+struct probe {
+	pthread_mutex_t lock;
+	int running;
+	int max_running;
+	int runs[N_TASKS];
+	size_t order[N_TASKS];   /* task indexes in the order they started */
+	size_t n_started;
+	int threads_seen[N_TASKS];
+	int fail_mask;           /* bit i: task i fails */
+};
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int probe_task(void *arg, struct stage_task *task)
+{
+	struct probe *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	p->running++;
+	if (p->running > p->max_running)
+		p->max_running = p->running;
+	p->runs[task->index]++;
+	p->order[p->n_started++] = task->index;
+	pthread_mutex_unlock(&p->lock);
+	/* Long enough that tasks started together overlap even on a loaded machine. */
+	sleep_ms(40);
+	p->threads_seen[task->index] = stage_task_threads(task);
+	pthread_mutex_lock(&p->lock);
+	p->running--;
+	pthread_mutex_unlock(&p->lock);
+	if (p->fail_mask & (1 << task->index))
+		return err_set(&task->err, LTV_EMODEL, "task %zu failed", task->index);
+	return 0;
+}
+
+static void ctx_init(struct stage_ctx *ctx, struct config *cfg, int jobs)
+{
+	config_init_defaults(cfg);
+	cfg->run.jobs = jobs;
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cfg = cfg;
+	ctx->n_threads = jobs;
+}
+
+static void probe_init(struct probe *p, int fail_mask)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	p->fail_mask = fail_mask;
+}
+
+static void test_runs_each_task_once_within_threads(void **state)
+{
+	struct config cfg;
+	struct stage_ctx ctx;
+	struct probe p;
+
+	(void)state;
+	ctx_init(&ctx, &cfg, 3);
+	probe_init(&p, 0);
+	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
+	for (int i = 0; i < N_TASKS; i++)
+		assert_int_equal(p.runs[i], 1);
+	assert_int_equal(p.running, 0);
+	assert_int_equal(p.max_running, 3);
+	/* With three running, each had one thread; the last ones alone get more. */
+	assert_int_equal(p.threads_seen[0], 1);
+	assert_true(p.threads_seen[N_TASKS - 1] >= 1 && p.threads_seen[N_TASKS - 1] <= 3);
+	assert_int_equal(ctx.max_threads_used, 3);
+	config_release(&cfg);
+}
+
+static void test_one_thread_runs_in_order(void **state)
+{
+	struct config cfg;
+	struct stage_ctx ctx;
+	struct probe p;
+
+	(void)state;
+	ctx_init(&ctx, &cfg, 1);
+	probe_init(&p, 0);
+	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
+	assert_int_equal(p.max_running, 1);
+	for (size_t i = 0; i < N_TASKS; i++) {
+		assert_int_equal(p.order[i], i);
+		assert_int_equal(p.threads_seen[i], 1);
+	}
+	config_release(&cfg);
+}
+
+static void test_lowest_failure_wins_and_stops_the_rest(void **state)
+{
+	struct config cfg;
+	struct stage_ctx ctx;
+	struct probe p;
+
+	(void)state;
+	ctx_init(&ctx, &cfg, 2);
+	probe_init(&p, (1 << 3) | (1 << 2));
+	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), LTV_EMODEL);
+	assert_string_equal(ctx.err.msg, "task 2 failed");
+	/* Tasks start in order, two at a time: at most tasks 0..3 began before one failed. */
+	assert_int_equal(p.runs[N_TASKS - 1], 0);
+	assert_true(p.n_started <= 4);
+	config_release(&cfg);
+}
+
+static void test_no_tasks(void **state)
+{
+	struct config cfg;
+	struct stage_ctx ctx;
+	struct probe p;
+
+	(void)state;
+	ctx_init(&ctx, &cfg, 2);
+	probe_init(&p, 0);
+	assert_int_equal(stage_run_tasks(&ctx, 0, probe_task, &p), 0);
+	assert_int_equal(p.n_started, 0);
+	config_release(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_runs_each_task_once_within_threads),
+		cmocka_unit_test(test_one_thread_runs_in_order),
+		cmocka_unit_test(test_lowest_failure_wins_and_stops_the_rest),
+		cmocka_unit_test(test_no_tasks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
