@@ -22,128 +22,14 @@
 #include <unistd.h>
 
 #include "ltv/generate.h"
+#include "ltv/rng.h"
+#include "ltv/timeutil.h"
 
 #define DAY 86400
 #define MAX_DAY_EVENTS 512
 #define MAX_CHARGES 64
 #define EMPTY_COST_SHARE 0.003
 #define N_ANCHORS ((int)(sizeof(anchors) / sizeof(anchors[0])))
-
-/* ---- random numbers: splitmix64 seeds xoshiro256** ---------------------- */
-
-struct rng {
-	uint64_t s[4];
-	double spare;
-	int has_spare;
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-/* A stream per (seed, stream id): users are independent of one another. */
-static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
-{
-	uint64_t x = seed;
-	uint64_t y = stream ^ 0x632BE59BD9B4E019ULL;
-
-	x = splitmix64(&x) ^ splitmix64(&y);
-	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix64(&x);
-	r->has_spare = 0;
-	r->spare = 0;
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-static inline uint64_t rng_next(struct rng *r)
-{
-	uint64_t *s = r->s;
-	const uint64_t result = rotl(s[1] * 5, 7) * 9;
-	const uint64_t t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return result;
-}
-
-/* Uniform in [0, 1). */
-static inline double rng_unif(struct rng *r)
-{
-	return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* Uniform integer in [0, n), n > 0 (Lemire's multiply; bias < 2^-32 is irrelevant here). */
-static inline uint32_t rng_below(struct rng *r, uint32_t n)
-{
-	return (uint32_t)(((rng_next(r) >> 32) * (uint64_t)n) >> 32);
-}
-
-static double rng_normal(struct rng *r)
-{
-	double u1, u2, m;
-
-	if (r->has_spare) {
-		r->has_spare = 0;
-		return r->spare;
-	}
-	u1 = 1.0 - rng_unif(r);
-	u2 = rng_unif(r);
-	m = sqrt(-2.0 * log(u1));
-	r->spare = m * sin(2.0 * M_PI * u2);
-	r->has_spare = 1;
-	return m * cos(2.0 * M_PI * u2);
-}
-
-static inline double rng_exp(struct rng *r, double mean)
-{
-	return -log(1.0 - rng_unif(r)) * mean;
-}
-
-/* Knuth's product method: fine for the small means used here (capped at 30). */
-static int rng_poisson(struct rng *r, double lambda)
-{
-	double limit, prod = 1.0;
-	int k = -1;
-
-	if (lambda <= 0)
-		return 0;
-	if (lambda > 30)
-		lambda = 30;
-	limit = exp(-lambda);
-	do {
-		k++;
-		prod *= rng_unif(r);
-	} while (prod > limit);
-	return k;
-}
-
-static int rng_pick(struct rng *r, const double *w, int n)
-{
-	double total = 0, u;
-
-	for (int i = 0; i < n; i++)
-		total += w[i];
-	u = rng_unif(r) * total;
-	for (int i = 0; i < n; i++) {
-		if (u < w[i])
-			return i;
-		u -= w[i];
-	}
-	return n - 1;
-}
 
 static inline double logistic(double x)
 {
@@ -279,57 +165,12 @@ struct campaign {
 
 /* ---- dates and number formatting --------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	const int64_t era = (y >= 0 ? y : y - 399) / 400;
-	const int64_t yoe = y - era * 400;
-	const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *out_y, int *out_m, int *out_d)
-{
-	z += 719468;
-	const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	const int64_t doe = z - era * 146097;
-	const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	const int64_t mp = (5 * doy + 2) / 153;
-	const int d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	const int m = (int)(mp < 10 ? mp + 3 : mp - 9);
-
-	*out_y = yoe + era * 400 + (m <= 2);
-	*out_m = m;
-	*out_d = d;
-}
-
-/* Strict "YYYY-MM-DD" to epoch seconds of its midnight UTC; -1 if not such a date. */
+/* Strict "YYYY-MM-DD" (no time, no spaces, 1970 or later) to epoch seconds of its midnight UTC. */
 static int parse_date(const char *s, int64_t *out_ts)
 {
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int v[3] = { 0, 0, 0 };
-	const int widths[3] = { 4, 2, 2 };
-	int leap;
-
-	for (int f = 0; f < 3; f++) {
-		for (int i = 0; i < widths[f]; i++, s++) {
-			if (*s < '0' || *s > '9')
-				return -1;
-			v[f] = v[f] * 10 + (*s - '0');
-		}
-		if (f < 2 && *s++ != '-')
-			return -1;
-	}
-	if (*s || v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > mdays[v[1] - 1])
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || s[0] == ' ' ||
+	    time_parse_iso8601(s, out_ts) < 0 || *out_ts < 0)
 		return -1;
-	leap = (v[0] % 4 == 0 && v[0] % 100 != 0) || v[0] % 400 == 0;
-	if (v[1] == 2 && v[2] == 29 && !leap)
-		return -1;
-	*out_ts = days_from_civil(v[0], v[1], v[2]) * DAY;
 	return 0;
 }
 
@@ -359,16 +200,16 @@ static char *put_time(struct time_fmt *tf, char *p, int64_t ts)
 	}
 	if (day != tf->day) {
 		int64_t y;
-		int m, d;
+		unsigned m, d;
 
-		civil_from_days(day, &y, &m, &d);
+		time_civil_from_days(day, &y, &m, &d);
 		tf->date[0] = (char)('0' + (y / 1000) % 10);
 		tf->date[1] = (char)('0' + (y / 100) % 10);
 		put2(tf->date + 2, (int)(y % 100));
 		tf->date[4] = '-';
-		put2(tf->date + 5, m);
+		put2(tf->date + 5, (int)m);
 		tf->date[7] = '-';
-		put2(tf->date + 8, d);
+		put2(tf->date + 8, (int)d);
 		tf->day = day;
 	}
 	memcpy(p, tf->date, 10);
@@ -531,14 +372,14 @@ static void campaign_name(struct campaign *cs, int idx, int64_t start_ts, int le
 	char period[16] = "";
 	char base[48];
 	int64_t y;
-	int m, d;
+	unsigned m, d;
 	double u = rng_unif(r);
 
-	civil_from_days(start_ts / DAY + c->launch_day, &y, &m, &d);
+	time_civil_from_days(start_ts / DAY + c->launch_day, &y, &m, &d);
 	if (legacy && u < 0.6)
 		snprintf(period, sizeof(period), "_%d", (int)y - 1);
 	else if (u < 0.45)
-		snprintf(period, sizeof(period), "_q%d", (m - 1) / 3 + 1);
+		snprintf(period, sizeof(period), "_q%d", (int)(m - 1) / 3 + 1);
 	else if (u < 0.7)
 		snprintf(period, sizeof(period), "_%d", (int)y);
 	snprintf(base, sizeof(base), "%s_%s_%s_%s%s", networks[c->net].name,

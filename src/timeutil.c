@@ -12,8 +12,7 @@
 #include "ltv/timeutil.h"
 #include "ltv/common.h"
 
-/* Days since 1970-01-01 of y-m-d (proleptic Gregorian); m in 1..12, d in 1..31. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;
 	const int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -24,7 +23,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *out_y, unsigned *out_m, unsigned *out_d)
+void time_civil_from_days(int64_t z, int64_t *out_y, unsigned *out_m, unsigned *out_d)
 {
 	z += 719468;
 	const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -150,7 +149,7 @@ int time_parse_iso8601(const char *s, int64_t *out_ts)
 	if (*s != '\0')
 		return LTV_EINVAL;
 
-	*out_ts = days_from_civil(year, mon, day) * SECONDS_PER_DAY +
+	*out_ts = time_days_from_civil(year, mon, day) * SECONDS_PER_DAY +
 		  (int64_t)(hh * 3600 + mi * 60 + ss) - offset;
 	return 0;
 }
@@ -170,7 +169,7 @@ char *time_format_iso8601(int64_t ts, char *buf, size_t size)
 	unsigned m, d;
 
 	assert(buf);
-	civil_from_days(days, &y, &m, &d);
+	time_civil_from_days(days, &y, &m, &d);
 	snprintf(buf, size, "%04lld-%02u-%02uT%02u:%02u:%02uZ", (long long)y, m, d,
 		 (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60), (unsigned)(sod % 60));
 	return buf;
@@ -182,7 +181,7 @@ char *time_format_date(int64_t ts, char *buf, size_t size)
 	unsigned m, d;
 
 	assert(buf);
-	civil_from_days(floor_div(ts, SECONDS_PER_DAY), &y, &m, &d);
+	time_civil_from_days(floor_div(ts, SECONDS_PER_DAY), &y, &m, &d);
 	snprintf(buf, size, "%04lld-%02u-%02u", (long long)y, m, d);
 	return buf;
 }

@@ -33,4 +33,11 @@ int64_t time_day_index(int64_t t0, int64_t t);
 /* Epoch seconds of 00:00:00 UTC of the day containing ts. */
 int64_t time_day_start(int64_t ts);
 
+/*
+ * Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m in 1..12,
+ * d in 1..31), and back: Howard Hinnant's exact integer algorithms.
+ */
+int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d);
+void time_civil_from_days(int64_t days, int64_t *out_y, unsigned *out_m, unsigned *out_d);
+
 #endif

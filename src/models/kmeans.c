@@ -18,6 +18,7 @@
 
 #include "ltv/blob.h"
 #include "ltv/kmeans.h"
+#include "ltv/rng.h"
 
 #define KMEANS_MAGIC "LTVKMNS1"
 #define KMEANS_VERSION 1
@@ -37,20 +38,10 @@ static size_t block_rows_for(size_t k)
 	return rows;
 }
 
-/* splitmix64: tiny, fast, and the same stream on every platform. */
-static uint64_t rng_next(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
+/* Uniform in [0, 1) with 53 random bits of splitmix64: the same stream on every platform. */
 static double rng_unit(uint64_t *state)
 {
-	return (double)(rng_next(state) >> 11) * 0x1.0p-53;
+	return (double)(rng_splitmix64(state) >> 11) * 0x1.0p-53;
 }
 
 static size_t rng_index(uint64_t *state, size_t n)

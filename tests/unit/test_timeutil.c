@@ -135,6 +135,28 @@ static void test_day_index(void **state)
 	assert_int_equal(time_day_start(-86400), -86400);
 }
 
+/* Hinnant's civil-date conversions, exported for the sample generator. */
+static void test_civil_days(void **state)
+{
+	int64_t y;
+	unsigned m, d;
+
+	(void)state;
+	assert_int_equal(time_days_from_civil(1970, 1, 1), 0);
+	assert_int_equal(time_days_from_civil(2000, 3, 1), 11017);
+	assert_int_equal(time_days_from_civil(1969, 12, 31), -1);
+	assert_int_equal(time_days_from_civil(2024, 2, 29) + 1, time_days_from_civil(2024, 3, 1));
+	for (int64_t z = -800000; z <= 800000; z += 997) {
+		time_civil_from_days(z, &y, &m, &d);
+		assert_true(m >= 1 && m <= 12 && d >= 1 && d <= 31);
+		assert_int_equal(time_days_from_civil(y, m, d), z);
+	}
+	time_civil_from_days(19782, &y, &m, &d); /* 2024-02-29 */
+	assert_int_equal(y, 2024);
+	assert_int_equal(m, 2);
+	assert_int_equal(d, 29);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +167,7 @@ int main(void)
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_day_index),
+		cmocka_unit_test(test_civil_days),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
