@@ -248,6 +248,10 @@ char *eval_report_json(const struct eval_result *r, int detailed)
 			cJSON_AddNumberToObject(o, "production_version", (double)r->production_version);
 		else
 			cJSON_AddNullToObject(o, "production_version");
+		if (r->model_version)
+			cJSON_AddNumberToObject(o, "model_version", (double)r->model_version);
+		else
+			cJSON_AddNullToObject(o, "model_version"); /* trained afresh as of as_of */
 		cJSON_AddNumberToObject(o, "evaluation_id", (double)r->evaluation_id);
 		if (r->command)
 			cJSON_AddStringToObject(o, "command", r->command);
@@ -403,13 +407,20 @@ int eval_report_text(const struct eval_result *r, const char *path, struct ltv_e
 		time_format_iso8601(r->as_of, iso, sizeof(iso)), r->run_id);
 	if (r->command)
 		fprintf(f, "Arguments: %s (with the --config/--set values shown below)\n", r->command);
-	fprintf(f, "The pipeline was trained as of %s into a scratch registry, so training read nothing\n"
-		   "later; each horizon's users were scored with their data before as_of, and compared\n"
-		   "with their actual LTV from all the data (latest event %s).\n",
-		iso, time_format_iso8601(r->latest_event, latest, sizeof(latest)));
+	if (r->model_version)
+		fprintf(f, "Model version %lld, as stored in the registry, was trained as of %s, so training\n",
+			(long long)r->model_version, iso);
+	else
+		fprintf(f, "The pipeline was trained as of %s into a scratch registry, so training\n", iso);
+	fprintf(f, "read nothing later; each horizon's users were scored with their data before as_of,\n"
+		   "and compared with their actual LTV from all the data (latest event %s).\n",
+		time_format_iso8601(r->latest_event, latest, sizeof(latest)));
 	fprintf(f, "Configuration: %s; config hash %s.\n", r->config_summary ? r->config_summary : "",
 		r->config_hash);
-	if (r->production_version)
+	if (r->model_version)
+		fprintf(f, "Stored as evaluation %lld of model version %lld.\n",
+			(long long)r->evaluation_id, (long long)r->model_version);
+	else if (r->production_version)
 		fprintf(f, "Stored as evaluation %lld beside production model version %lld.\n",
 			(long long)r->evaluation_id, (long long)r->production_version);
 	else
@@ -727,15 +738,22 @@ int eval_report_html(const struct eval_result *r, const char *path, struct ltv_e
 		   "tr.mix{font-weight:bold;background:#eef4fb}tr.method td:first-child{padding-left:18px}\n"
 		   "tr.baseline{background:#f7f7f7}.charts svg{margin:6px;border:1px solid #eee}\n"
 		   "</style></head><body>\n<h1>ltvpipe evaluate — backtest as of %s</h1>\n", iso, iso);
-	fprintf(f, "<p>The pipeline was trained as of %s into a scratch registry (training read nothing "
-		   "later). Each horizon's users were scored with their data before as_of and compared with "
+	if (r->model_version)
+		fprintf(f, "<p>Model version %lld, as stored in the registry, was trained as of %s "
+			   "(training read nothing later).", (long long)r->model_version, iso);
+	else
+		fprintf(f, "<p>The pipeline was trained as of %s into a scratch registry (training "
+			   "read nothing later).", iso);
+	fprintf(f, " Each horizon's users were scored with their data before as_of and compared with "
 		   "their actual LTV from all the data (latest event %s). Every prediction, baselines "
-		   "included, is floored at the revenue seen before as_of.</p>\n<p>", iso,
+		   "included, is floored at the revenue seen before as_of.</p>\n<p>",
 		time_format_iso8601(r->latest_event, latest, sizeof(latest)));
 	html_text(f, r->config_summary ? r->config_summary : "");
 	fprintf(f, "; config hash <code>%s</code>; run <code>%s</code>; evaluation %lld", r->config_hash,
 		r->run_id, (long long)r->evaluation_id);
-	if (r->production_version)
+	if (r->model_version)
+		fprintf(f, " of model version %lld", (long long)r->model_version);
+	else if (r->production_version)
 		fprintf(f, " beside production model version %lld", (long long)r->production_version);
 	fprintf(f, ".</p>\n");
 	if (r->command) {

@@ -5,7 +5,9 @@
  * the evaluated users are scored with model_data_for_scoring at the same T,
  * so both go through feature_build_base, which reads only user-days complete
  * at T. Only the actuals are built at T + the longest horizon. The main
- * registry is touched once, at the end, to store the metrics.
+ * registry is touched once, at the end, to store the metrics. With --model V
+ * there is no training: version V is loaded from the main registry and T is
+ * the as_of it was trained at, so the same guarantee holds by construction.
  */
 #include <errno.h>
 #include <math.h>
@@ -412,7 +414,8 @@ static int store_evaluation(const struct config *cfg, struct eval_result *r, str
 	if (ret == 0) {
 		const struct evaluation_row row = {
 			.run_id = r->run_id, .as_of = r->as_of, .horizons = horizons,
-			.model_version = r->production_version, .config_hash = r->config_hash,
+			.model_version = r->model_version ? r->model_version : r->production_version,
+			.config_hash = r->config_hash,
 			.metrics = metrics, .report_dir = r->output_dir,
 		};
 
@@ -460,8 +463,13 @@ static void print_summary(const struct eval_result *r, double seconds, FILE *out
 {
 	char iso[32];
 
-	fprintf(out, "evaluated as of %s in %.1f s (training and scoring read nothing later)\n",
-		time_format_iso8601(r->as_of, iso, sizeof(iso)), seconds);
+	if (r->model_version)
+		fprintf(out, "evaluated model version %lld, trained as of %s, in %.1f s (training and "
+			"scoring read nothing later)\n", (long long)r->model_version,
+			time_format_iso8601(r->as_of, iso, sizeof(iso)), seconds);
+	else
+		fprintf(out, "evaluated as of %s in %.1f s (training and scoring read nothing later)\n",
+			time_format_iso8601(r->as_of, iso, sizeof(iso)), seconds);
 	for (size_t h = 0; h < r->n_horizons; h++) {
 		const struct eval_horizon *eh = &r->h[h];
 
@@ -484,7 +492,10 @@ static void print_summary(const struct eval_result *r, double seconds, FILE *out
 		}
 	}
 	fprintf(out, "  report: %s/evaluation.html (.txt, .json)\n", r->output_dir);
-	if (r->production_version)
+	if (r->model_version)
+		fprintf(out, "  stored as evaluation %lld of model version %lld\n",
+			(long long)r->evaluation_id, (long long)r->model_version);
+	else if (r->production_version)
 		fprintf(out, "  stored as evaluation %lld beside production model version %lld\n",
 			(long long)r->evaluation_id, (long long)r->production_version);
 	else
@@ -611,6 +622,108 @@ out:
 	return ret;
 }
 
+/* A model trained afresh as of T in a scratch registry under scratch_dir. */
+static int prepare_fresh(const struct config *cfg, const struct evaluate_options *opts,
+			 const char *scratch_dir, struct config *scratch, int *have_scratch_cfg,
+			 struct registry **out_reg, struct loaded_model *m, struct eval_result *r,
+			 struct ltv_err *err)
+{
+	char *scratch_path = xasprintf("%s/registry.sqlite", scratch_dir);
+	int64_t version;
+	int ret = scratch_config(cfg, opts, scratch_path, scratch, err);
+
+	if (ret == 0) {
+		*have_scratch_cfg = 1;
+		ret = train_scratch(scratch, opts, r, err);
+	}
+	if (ret == 0)
+		ret = registry_open_readonly(scratch_path, out_reg, err);
+	if (ret == 0)
+		ret = model_resolve(*out_reg, "production", &version, err);
+	if (ret == 0)
+		ret = model_load(*out_reg, scratch, version, m, err);
+	free(scratch_path);
+	return ret;
+}
+
+/* The as_of a loaded model was trained at (its features artefact's). */
+static int64_t model_as_of(const struct loaded_model *m)
+{
+	for (size_t i = 0; i < MODEL_STAGES; i++)
+		if (strcmp(m->art[i].name, "features") == 0)
+			return m->art[i].as_of;
+	return INT64_MIN;
+}
+
+/*
+ * Version opts->model of the main registry, at the as_of it was trained at;
+ * every horizon's actuals must be complete in the data ingested since.
+ */
+static int prepare_registry_model(const struct config *cfg, const struct evaluate_options *opts,
+				  struct registry **out_reg, struct loaded_model *m,
+				  struct eval_result *r, struct ltv_err *err)
+{
+	char t_iso[32], need_iso[32], latest_iso[32];
+	int64_t version, max_h;
+	int ret;
+
+	if (opts->as_of != INT64_MIN || opts->horizons)
+		return err_set(err, LTV_EUSAGE, "evaluate: --model evaluates a version at the as_of "
+			       "and horizons it was trained with; drop --%s, or drop --model to train "
+			       "afresh", opts->as_of != INT64_MIN ? "as-of" : "horizons");
+	ret = registry_open_readonly(cfg->registry.path, out_reg, err);
+	if (ret == 0)
+		ret = model_resolve(*out_reg, opts->model, &version, err);
+	if (ret == 0)
+		ret = model_load(*out_reg, cfg, version, m, err);
+	if (ret == 0)
+		ret = latest_event(cfg->registry.path, &r->latest_event, err);
+	if (ret < 0)
+		return ret;
+	r->model_version = version;
+	r->as_of = model_as_of(m);
+	max_h = longest_horizon(&m->cfg);
+	if (r->as_of == INT64_MIN)
+		return err_set(err, LTV_EREGISTRY, "evaluate: model version %lld has no features "
+			       "artefact with an as_of", (long long)version);
+	time_format_iso8601(r->as_of, t_iso, sizeof(t_iso));
+	if (r->as_of + max_h * SECONDS_PER_DAY > r->latest_event)
+		return err_set(err, LTV_EUSAGE, "evaluate: model version %lld was trained as of %s; its "
+			       "%lld-day outcomes need events through %s, and the registry's latest "
+			       "is %s. Ingest newer data and evaluate it then, or backtest the same "
+			       "config afresh with --as-of and --horizons instead of --model",
+			       (long long)version, t_iso, (long long)max_h,
+			       time_format_iso8601(r->as_of + max_h * SECONDS_PER_DAY, need_iso,
+						   sizeof(need_iso)),
+			       time_format_iso8601(r->latest_event, latest_iso, sizeof(latest_iso)));
+	LOG(LOG_INFO, "evaluate: model version %lld, trained as of %s", (long long)version, t_iso);
+	return 0;
+}
+
+static int write_reports(struct eval_result *r, struct ltv_err *err)
+{
+	char *path = xasprintf("%s/evaluation.json", r->output_dir);
+	char *json = eval_report_json(r, 1);
+	FILE *f = fopen(path, "w");
+	int ret = 0;
+
+	if (!f || fputs(json, f) < 0 || fputc('\n', f) == EOF)
+		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	if (f && fclose(f) != 0 && ret == 0)
+		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	free(json);
+	free(path);
+	path = xasprintf("%s/evaluation.txt", r->output_dir);
+	if (ret == 0)
+		ret = eval_report_text(r, path, err);
+	free(path);
+	path = xasprintf("%s/evaluation.html", r->output_dir);
+	if (ret == 0)
+		ret = eval_report_html(r, path, err);
+	free(path);
+	return ret;
+}
+
 int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, FILE *out,
 		 struct eval_result *out_result, struct ltv_err *err)
 {
@@ -618,32 +731,26 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 	struct config scratch;
 	struct registry *sreg = NULL;
 	struct loaded_model m = { 0 };
-	char scratch_dir[4096] = "", *scratch_path = NULL, *path = NULL;
+	char scratch_dir[4096] = "";
 	const double started = now_seconds();
-	int have_scratch_cfg = 0, have_model = 0, ret;
-	int64_t version;
+	int have_scratch_cfg = 0, ret;
 
 	runner_make_run_id(r.run_id, sizeof(r.run_id));
 	r.command = opts->command ? xstrdup(opts->command) : NULL;
-	snprintf(scratch_dir, sizeof(scratch_dir), "%s/ltveval-XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(scratch_dir)) {
-		scratch_dir[0] = '\0';
-		ret = err_set(err, LTV_EIO, "evaluate: cannot create a scratch directory: %s", strerror(errno));
-		goto out;
+	if (opts->model) {
+		ret = prepare_registry_model(cfg, opts, &sreg, &m, &r, err);
+	} else {
+		snprintf(scratch_dir, sizeof(scratch_dir), "%s/ltveval-XXXXXX",
+			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+		if (!mkdtemp(scratch_dir)) {
+			scratch_dir[0] = '\0';
+			ret = err_set(err, LTV_EIO, "evaluate: cannot create a scratch directory: %s",
+				      strerror(errno));
+			goto out;
+		}
+		ret = prepare_fresh(cfg, opts, scratch_dir, &scratch, &have_scratch_cfg, &sreg, &m,
+				    &r, err);
 	}
-	scratch_path = xasprintf("%s/registry.sqlite", scratch_dir);
-	ret = scratch_config(cfg, opts, scratch_path, &scratch, err);
-	if (ret < 0)
-		goto out;
-	have_scratch_cfg = 1;
-	ret = train_scratch(&scratch, opts, &r, err);
-	if (ret == 0)
-		ret = registry_open_readonly(scratch_path, &sreg, err);
-	if (ret == 0)
-		ret = model_resolve(sreg, "production", &version, err);
-	if (ret == 0 && (ret = model_load(sreg, &scratch, version, &m, err)) == 0)
-		have_model = 1;
 	if (ret == 0)
 		ret = evaluate_model(&m, sreg, &r, err);
 	if (ret < 0)
@@ -658,39 +765,18 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 	ret = make_dirs(r.output_dir, err);
 	if (ret == 0)
 		ret = store_evaluation(cfg, &r, err);
-	if (ret < 0)
-		goto out;
-	path = xasprintf("%s/evaluation.json", r.output_dir);
-	{
-		char *json = eval_report_json(&r, 1);
-		FILE *f = fopen(path, "w");
-
-		if (!f || fputs(json, f) < 0 || fputc('\n', f) == EOF)
-			ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
-		if (f && fclose(f) != 0 && ret == 0)
-			ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
-		free(json);
-	}
-	free(path);
-	path = xasprintf("%s/evaluation.txt", r.output_dir);
 	if (ret == 0)
-		ret = eval_report_text(&r, path, err);
-	free(path);
-	path = xasprintf("%s/evaluation.html", r.output_dir);
-	if (ret == 0)
-		ret = eval_report_html(&r, path, err);
+		ret = write_reports(&r, err);
 	if (ret == 0)
 		print_summary(&r, now_seconds() - started, out);
 out:
-	free(path);
-	if (have_model)
+	if (m.version) /* 0: never loaded, or model_load released it on failure */
 		model_release(&m);
 	registry_close(sreg);
 	if (have_scratch_cfg)
 		config_release(&scratch);
 	if (scratch_dir[0])
 		remove_scratch(scratch_dir);
-	free(scratch_path);
 	if (ret == 0 && out_result)
 		*out_result = r;
 	else

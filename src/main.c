@@ -200,7 +200,8 @@ static int cmd_evaluate(struct command_args *a)
 {
 	static const struct option long_opts[] = {
 		{ "as-of", required_argument, NULL, 'a' },  { "horizons", required_argument, NULL, 'h' },
-		{ "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
+		{ "output", required_argument, NULL, 'o' }, { "model", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct evaluate_options opts = { .as_of = INT64_MIN };
 	char command[1024] = "ltvpipe";
@@ -222,6 +223,7 @@ static int cmd_evaluate(struct command_args *a)
 			break;
 		case 'h': opts.horizons = optarg; break;
 		case 'o': opts.output_dir = optarg; break;
+		case 'm': opts.model = optarg; break;
 		default: return usage_error(a->err, "evaluate", "unknown option");
 		}
 	}
@@ -346,7 +348,8 @@ static const struct command commands[] = {
 	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "usage: ltvpipe evaluate [--config F] [--set K=V]... [--as-of T] [--horizons H[,H]]\n"
-	  "                        [--output DIR]\n\n"
+	  "                        [--output DIR]\n"
+	  "       ltvpipe evaluate [--config F] --model V|production|candidate [--output DIR]\n\n"
 	  "An honest backtest. Trains the pipeline as of T on the configured input files in a\n"
 	  "scratch registry (nothing after T is read), predicts ltv_H for the users acquired\n"
 	  "in the H days before T from their data before T, and compares with their actual\n"
@@ -356,10 +359,14 @@ static const struct command commands[] = {
 	  "normalized Gini, Spearman, RMSLE, decile MAPE and payer AUC. Writes\n"
 	  "DIR/evaluation.html (charts), .txt and .json, and stores the metrics in the\n"
 	  "registry beside the production model version ('ltvpipe models show V').\n\n"
+	  "With --model, nothing is trained: the registry's model version V is evaluated as\n"
+	  "it is stored, with T = the as_of it was trained at, on the data ingested since\n"
+	  "(every horizon's outcome must be complete), and the metrics are stored with V.\n\n"
 	  "  --as-of T           the cut-off (ISO 8601); default: the latest event minus the\n"
 	  "                      longest horizon, so every actual is complete\n"
 	  "  --horizons H[,H]    horizons in days to evaluate (default: features.horizons);\n"
 	  "                      the model trains on the target horizon if listed, else the first\n"
+	  "  --model V           evaluate the registry's version V (or alias) instead of training\n"
 	  "  --output DIR        where the reports go (default: <run.log_dir>/eval-<run id>)\n" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
 	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--out DIR]\n\n"

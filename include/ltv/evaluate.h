@@ -28,6 +28,13 @@
 #include "ltv/registry.h"
 
 struct evaluate_options {
+	/*
+	 * NULL: train afresh as of T in a scratch registry. Else a model version
+	 * of the registry ("production", "candidate" or a number), evaluated as it
+	 * is stored, at the as_of it was trained at; as_of and horizons must then
+	 * be unset (its own are used).
+	 */
+	const char *model;
 	int64_t as_of;          /* INT64_MIN: the latest event time minus the longest horizon */
 	const char *horizons;   /* "90,365", or NULL for the config's horizons */
 	const char *output_dir; /* NULL: <run.log_dir>/eval-<run id> */
@@ -112,6 +119,7 @@ struct eval_result {
 	char config_hash[HASH_HEX_LEN];
 	char *config_summary;      /* obs_days, horizons, target: one line; owned */
 	int64_t production_version; /* the main registry's production version, 0 when none */
+	int64_t model_version;     /* the registry version evaluated (--model), 0: trained afresh */
 	int64_t evaluation_id;     /* row of the main registry's evaluations table, 0 if not stored */
 	char *output_dir;          /* owned */
 	char *command;             /* owned; may be NULL */
