@@ -1,8 +1,9 @@
 /*
  * The registry: one SQLite file holding every run, every versioned artefact
  * with its lineage, fingerprint, content hash, config and metrics, the
- * ingested data (users, user_days) and the model-version aliases. It is the
- * only file that includes <sqlite3.h>; everything else calls registry_*().
+ * ingested data (users, user_days) and the model-version aliases. Only the
+ * registry module (src/registry*.c and src/registry_internal.h) includes
+ * <sqlite3.h>; everything else calls registry_*().
  *
  * Concurrency: a run takes an exclusive advisory lock on "<path>.lock" for its
  * whole duration (released by the kernel if the process dies), so two runs

@@ -1,0 +1,417 @@
+/*
+ * The registry's tables of ingested data and of the stages' per-campaign
+ * results (see include/ltv/registry.h): ingested files, users and user-days
+ * (written row by row by ingest through statements prepared once per
+ * connection), campaign tiers, method selection and calibration parameters.
+ * The tiers, selection and calibration tables duplicate what the artefacts'
+ * blobs hold so that people can query them with sqlite3.
+ */
+#include <string.h>
+
+#include "registry_internal.h"
+
+/* ---- ingested data ---- */
+
+int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT 1 FROM ingested_files WHERE content_hash = ?", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, content_hash);
+	rc = sqlite3_step(st);
+	ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : SQL_FAIL(reg, err, "reading files");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
+			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
+			 struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO ingested_files (content_hash, kind, path, artefact_id,"
+			       " rows, rejects) VALUES (?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, content_hash);
+	bind_text(st, 2, kind);
+	bind_text(st, 3, path);
+	sqlite3_bind_int64(st, 4, artefact_id);
+	sqlite3_bind_int64(st, 5, rows);
+	sqlite3_bind_int64(st, 6, rejects);
+	ret = step_done(reg, st, "recording an ingested file", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_file_hash_for_path(struct registry *reg, const char *kind, const char *path,
+				char **out_hash, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT content_hash FROM ingested_files WHERE kind = ? AND path = ?"
+			       " ORDER BY rowid DESC LIMIT 1", &st, err);
+	int rc;
+
+	*out_hash = NULL;
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, kind);
+	bind_text(st, 2, path);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out_hash = dup_col(st, 0);
+	else if (rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, "reading ingested files");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static void read_hash(sqlite3_stmt *st, void *elem)
+{
+	*(char **)elem = dup_col(st, 0);
+}
+
+static void release_hash(void *elem)
+{
+	free(*(char **)elem);
+}
+
+static const struct row_reader hash_reader = { sizeof(char *), read_hash, release_hash };
+
+int registry_ingested_hashes(struct registry *reg, char ***out_hashes, size_t *out_n,
+			     struct ltv_err *err)
+{
+	void *hashes;
+	int ret = reg_load_rows(reg, "SELECT content_hash FROM ingested_files ORDER BY content_hash",
+				0, &hash_reader, "listing ingested files", &hashes, out_n, err);
+
+	*out_hashes = hashes;
+	return ret;
+}
+
+int registry_data_clear(struct registry *reg, struct ltv_err *err)
+{
+	return exec_sql(reg, "DELETE FROM user_days; DELETE FROM users; DELETE FROM ingested_files;"
+			     " DELETE FROM meta WHERE key = 'max_event_time';", err);
+}
+
+int registry_user_insert(struct registry *reg, const struct user_row *u, int64_t artefact_id,
+			 struct ltv_err *err)
+{
+	sqlite3_stmt *st;
+	int ret = 0;
+
+	if (!reg->user_insert) {
+		ret = prepare(reg, "INSERT INTO users (uid, user_id, app_id, campaign, install_time,"
+				   " cost, attributes, artefact_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			      &reg->user_insert, err);
+		if (ret < 0)
+			return ret;
+	}
+	st = reg->user_insert;
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, u->uid);
+	sqlite3_bind_text(st, 2, u->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, u->app_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, u->campaign, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, u->install_time);
+	bind_double_or_null(st, 6, u->cost);
+	bind_text(st, 7, u->attributes_json);
+	sqlite3_bind_int64(st, 8, artefact_id);
+	ret = step_done(reg, st, "inserting a user", err);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double revenue,
+			  int64_t events, int64_t purchases, struct ltv_err *err)
+{
+	sqlite3_stmt *st;
+	int ret = 0;
+
+	if (!reg->user_day_add) {
+		ret = prepare(reg, "INSERT INTO user_days (uid, day, revenue, events, purchases)"
+				   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(uid, day) DO UPDATE SET"
+				   " revenue = revenue + excluded.revenue,"
+				   " events = events + excluded.events,"
+				   " purchases = purchases + excluded.purchases",
+			      &reg->user_day_add, err);
+		if (ret < 0)
+			return ret;
+	}
+	st = reg->user_day_add;
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, day);
+	sqlite3_bind_double(st, 3, revenue);
+	sqlite3_bind_int64(st, 4, events);
+	sqlite3_bind_int64(st, 5, purchases);
+	return step_done(reg, st, "adding a user-day", err);
+}
+
+void user_table_release(struct user_table *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->user_id[i]);
+		free(t->app_id[i]);
+		free(t->campaign[i]);
+		free(t->attributes_json[i]);
+	}
+	free(t->uid);
+	free(t->user_id);
+	free(t->app_id);
+	free(t->campaign);
+	free(t->install_time);
+	free(t->cost);
+	free(t->attributes_json);
+	memset(t, 0, sizeof(*t));
+}
+
+int registry_users_load(struct registry *reg, struct user_table *out, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct user_table t = { 0 };
+	size_t cap = 0;
+	int ret = 0, rc;
+	int64_t count = 0;
+
+	ret = prepare(reg, "SELECT COUNT(*) FROM users", &st, err);
+	if (ret < 0)
+		return ret;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		count = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	cap = (size_t)count;
+	t.uid = xmalloc((cap ? cap : 1) * sizeof(*t.uid));
+	t.user_id = xcalloc(cap ? cap : 1, sizeof(char *));
+	t.app_id = xcalloc(cap ? cap : 1, sizeof(char *));
+	t.campaign = xcalloc(cap ? cap : 1, sizeof(char *));
+	t.install_time = xmalloc((cap ? cap : 1) * sizeof(int64_t));
+	t.cost = xmalloc((cap ? cap : 1) * sizeof(double));
+	t.attributes_json = xcalloc(cap ? cap : 1, sizeof(char *));
+
+	ret = prepare(reg, "SELECT uid, user_id, app_id, campaign, install_time, cost, attributes"
+			   " FROM users ORDER BY uid", &st, err);
+	if (ret < 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && t.n < cap) {
+		size_t i = t.n++;
+
+		t.uid[i] = sqlite3_column_int64(st, 0);
+		t.user_id[i] = dup_col(st, 1);
+		t.app_id[i] = dup_col(st, 2);
+		t.campaign[i] = dup_col(st, 3);
+		t.install_time[i] = sqlite3_column_int64(st, 4);
+		t.cost[i] = column_double_or_nan(st, 5);
+		t.attributes_json[i] = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL
+										 : dup_col(st, 6);
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = SQL_FAIL(reg, err, "reading users");
+out:
+	sqlite3_finalize(st);
+	if (ret < 0)
+		user_table_release(&t);
+	*out = t;
+	return ret;
+}
+
+int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT uid, day, revenue, events, purchases FROM user_days"
+			       " ORDER BY uid, day", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+			 sqlite3_column_double(st, 2), sqlite3_column_int64(st, 3),
+			 sqlite3_column_int64(st, 4));
+		if (ret < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, "reading user-days");
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* ---- campaign tiers ---- */
+
+int registry_campaign_tier_insert(struct registry *reg, int64_t artefact_id,
+				  const struct campaign_tier_row *row, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO campaign_tiers (artefact_id, app_id, campaign, tier,"
+			       " mature_users, validation_users, payers, revenue, mean_ltv, history_days)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	bind_text(st, 2, row->app_id);
+	bind_text(st, 3, row->campaign);
+	sqlite3_bind_int(st, 4, row->tier);
+	sqlite3_bind_int64(st, 5, row->mature_users);
+	sqlite3_bind_int64(st, 6, row->validation_users);
+	sqlite3_bind_int64(st, 7, row->payers);
+	sqlite3_bind_double(st, 8, row->revenue);
+	bind_double_or_null(st, 9, row->mean_ltv);
+	sqlite3_bind_int64(st, 10, row->history_days);
+	ret = step_done(reg, st, "inserting a campaign tier", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static void read_tier_row(sqlite3_stmt *st, void *elem)
+{
+	struct campaign_tier_row *r = elem;
+
+	r->app_id = dup_col(st, 0);
+	r->campaign = dup_col(st, 1);
+	r->tier = sqlite3_column_int(st, 2);
+	r->mature_users = sqlite3_column_int64(st, 3);
+	r->validation_users = sqlite3_column_int64(st, 4);
+	r->payers = sqlite3_column_int64(st, 5);
+	r->revenue = sqlite3_column_double(st, 6);
+	r->mean_ltv = column_double_or_nan(st, 7);
+	r->history_days = sqlite3_column_int64(st, 8);
+}
+
+static void release_tier_row(void *elem)
+{
+	struct campaign_tier_row *r = elem;
+
+	free(r->app_id);
+	free(r->campaign);
+}
+
+static const struct row_reader tier_reader = {
+	sizeof(struct campaign_tier_row), read_tier_row, release_tier_row
+};
+
+int registry_campaign_tiers_load(struct registry *reg, int64_t artefact_id,
+				 struct campaign_tier_row **out_rows, size_t *out_n,
+				 struct ltv_err *err)
+{
+	void *rows;
+	int ret = reg_load_rows(reg, "SELECT app_id, campaign, tier, mature_users, validation_users,"
+				     " payers, revenue, mean_ltv, history_days FROM campaign_tiers"
+				     " WHERE artefact_id = ? ORDER BY app_id, campaign",
+				artefact_id, &tier_reader, "reading campaign tiers", &rows, out_n, err);
+
+	*out_rows = rows;
+	return ret;
+}
+
+void campaign_tiers_free(struct campaign_tier_row *rows, size_t n)
+{
+	reg_free_rows(rows, n, &tier_reader);
+}
+
+/* ---- method selection ---- */
+
+int registry_selection_insert(struct registry *reg, int64_t artefact_id,
+			      const struct selection_row *row, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO method_selection (artefact_id, app_id, campaign, tier,"
+			       " method, selected, source, n_validation, ape, rmsle)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	bind_text(st, 2, row->app_id);
+	bind_text(st, 3, row->campaign);
+	sqlite3_bind_int(st, 4, row->tier);
+	bind_text(st, 5, row->method);
+	sqlite3_bind_int(st, 6, row->selected);
+	bind_text(st, 7, row->source);
+	sqlite3_bind_int64(st, 8, row->n_validation);
+	bind_double_or_null(st, 9, row->ape);
+	bind_double_or_null(st, 10, row->rmsle);
+	ret = step_done(reg, st, "inserting a method selection", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static void read_selection_row(sqlite3_stmt *st, void *elem)
+{
+	struct selection_row *r = elem;
+
+	r->app_id = dup_col(st, 0);
+	r->campaign = dup_col(st, 1);
+	r->tier = sqlite3_column_int(st, 2);
+	r->method = dup_col(st, 3);
+	r->source = dup_col(st, 4);
+	r->selected = 1; /* the query reads the selected rows only */
+	r->n_validation = sqlite3_column_int64(st, 5);
+	r->ape = column_double_or_nan(st, 6);
+	r->rmsle = column_double_or_nan(st, 7);
+}
+
+static void release_selection_row(void *elem)
+{
+	struct selection_row *r = elem;
+
+	free(r->app_id);
+	free(r->campaign);
+	free(r->method);
+	free(r->source);
+}
+
+static const struct row_reader selection_reader = {
+	sizeof(struct selection_row), read_selection_row, release_selection_row
+};
+
+int registry_selection_load(struct registry *reg, int64_t artefact_id,
+			    struct selection_row **out_rows, size_t *out_n, struct ltv_err *err)
+{
+	void *rows;
+	int ret = reg_load_rows(reg, "SELECT app_id, campaign, tier, method, source, n_validation,"
+				     " ape, rmsle FROM method_selection"
+				     " WHERE artefact_id = ? AND selected = 1"
+				     " ORDER BY tier, app_id, campaign",
+				artefact_id, &selection_reader, "reading method selection", &rows,
+				out_n, err);
+
+	*out_rows = rows;
+	return ret;
+}
+
+void selection_rows_free(struct selection_row *rows, size_t n)
+{
+	reg_free_rows(rows, n, &selection_reader);
+}
+
+int registry_calibration_insert(struct registry *reg, int64_t artefact_id,
+				const struct calibration_row *row, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO calibration (artefact_id, tier, horizon, kind, alpha,"
+			       " anchor, n_validation, mse_anchor, mse_isotonic)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	sqlite3_bind_int(st, 2, row->tier);
+	sqlite3_bind_int64(st, 3, row->horizon);
+	bind_text(st, 4, row->kind);
+	bind_double_or_null(st, 5, row->alpha);
+	bind_double_or_null(st, 6, row->anchor);
+	sqlite3_bind_int64(st, 7, row->n_validation);
+	bind_double_or_null(st, 8, row->mse_anchor);
+	bind_double_or_null(st, 9, row->mse_isotonic);
+	ret = step_done(reg, st, "inserting a calibration", err);
+	sqlite3_finalize(st);
+	return ret;
+}
