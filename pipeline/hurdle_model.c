@@ -1,0 +1,277 @@
+/*
+ * The hurdle model as stored and predicted with: the state the hurdle stage
+ * trains (pipeline/hurdle.c), its artefact format (a manifest, see
+ * hurdle_state_save, beside bodies "t<tier>:h<H>:payer" and
+ * "t<tier>:h<H>:revenue") and method_hurdle, which loads that artefact back
+ * and predicts ltv_H = rev_window + p × E with each row's tier model, or the
+ * pooled one where its tier has none. Training and scoring share this file so
+ * the stage's own validation metrics come from the same predictor that
+ * select, calibrate and score use.
+ */
+#include <assert.h>
+#include <math.h>
+
+#include "ltv/blob.h"
+#include "ltv/gbt.h"
+#include "ltv/gbt_artefact.h"
+#include "ltv/hurdle_model.h"
+
+const char *hurdle_revenue_kind_name(enum hurdle_revenue_kind kind)
+{
+	static const char *const names[HURDLE_REVENUE_KIND_COUNT] = { "none", "log1p_smear",
+								      "gamma" };
+
+	assert((unsigned)kind < HURDLE_REVENUE_KIND_COUNT);
+	return names[kind];
+}
+
+double hurdle_model_revenue(const struct hurdle_model *m, double pred)
+{
+	switch (m->kind) {
+	case HURDLE_REVENUE_LOG_SMEAR:
+		/* Duan: E[1 + y] = exp(pred) * mean(exp(residual)) on the log1p scale. */
+		return fmax(0.0, exp(fmin(pred + m->shift, GBT_ARTEFACT_MAX_LOG_PRED)) * m->smear -
+				 1.0);
+	case HURDLE_REVENUE_GAMMA:
+		return fmax(0.0, pred * exp(m->shift) * m->smear);
+	default:
+		return 0.0;
+	}
+}
+
+struct hurdle_state *hurdle_state_new(const struct str_list *features)
+{
+	struct hurdle_state *s = xcalloc(1, sizeof(*s));
+
+	gbt_artefact_copy_features(features, &s->features);
+	return s;
+}
+
+void hurdle_state_free(void *state)
+{
+	struct hurdle_state *s = state;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_models; i++) {
+		gbt_free(s->models[i].payer);
+		gbt_free(s->models[i].revenue);
+	}
+	free(s->models);
+	gbt_artefact_release_features(&s->features);
+	free(s);
+}
+
+void hurdle_state_add(struct hurdle_state *s, const struct hurdle_model *m)
+{
+	ARRAY_GROW(s->models, s->n_models + 1, s->cap_models);
+	s->models[s->n_models++] = *m;
+}
+
+const struct hurdle_model *hurdle_state_find(const struct hurdle_state *s, int tier,
+					     int64_t horizon)
+{
+	for (size_t i = 0; i < s->n_models; i++)
+		if (s->models[i].tier == tier && s->models[i].horizon == horizon)
+			return &s->models[i];
+	return NULL;
+}
+
+/* p and E[future | payer] for n rows of x (n × k) under m. */
+static int model_predict(const struct hurdle_model *m, const float *x, size_t n, size_t k,
+			 double *out_p, double *out_e, struct ltv_err *err)
+{
+	int ret = 0;
+
+	if (m->payer)
+		ret = gbt_predict(m->payer, x, n, k, out_p, err);
+	else
+		for (size_t i = 0; i < n; i++)
+			out_p[i] = m->p_const;
+	if (ret == 0 && m->revenue)
+		ret = gbt_predict(m->revenue, x, n, k, out_e, err);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		out_e[i] = m->revenue ? hurdle_model_revenue(m, out_e[i]) : 0.0;
+	return ret;
+}
+
+int hurdle_predict(const void *state, const struct model_data *d, const size_t *rows, size_t n,
+		   int64_t horizon, double *out_ltv, double *out_p_payer, struct ltv_err *err)
+{
+	const struct hurdle_state *s = state;
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const size_t k = s->features.n;
+	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct hurdle_model */
+	float *x = NULL, *sub = NULL;
+	size_t *idx = NULL;
+	double *p = NULL, *e = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		out_ltv[i] = NAN;
+		if (out_p_payer)
+			out_p_payer[i] = NAN;
+	}
+	use[0] = hurdle_state_find(s, 0, horizon);
+	if (!use[0] || n == 0)
+		return 0;
+	if (!rev_window)
+		return err_set(err, LTV_EINVAL, "hurdle: the features frame has no column 'rev_window'");
+	for (int t = 1; t < GBT_ARTEFACT_N_TIERS; t++) {
+		use[t] = hurdle_state_find(s, t, horizon);
+		if (!use[t])
+			use[t] = use[0];
+	}
+	ret = model_data_matrix(d, &s->features, rows, n, &x, err);
+	if (ret < 0)
+		goto out;
+	idx = xmalloc(n * sizeof(*idx));
+	p = xmalloc(n * sizeof(*p));
+	e = xmalloc(n * sizeof(*e));
+	for (int t = 0; t < GBT_ARTEFACT_N_TIERS && ret == 0; t++) {
+		const struct hurdle_model *m = use[t];
+		const size_t n_sub = gbt_artefact_tier_rows(d, rows, n, use, t, idx);
+
+		if (n_sub == 0)
+			continue;
+		ret = model_predict(m, gbt_artefact_tier_matrix(x, n, k, idx, n_sub, &sub), n_sub,
+				    k, p, e, err);
+		for (size_t j = 0; j < n_sub && ret == 0; j++) {
+			out_ltv[idx[j]] = rev_window[rows[idx[j]]] + p[j] * e[j];
+			if (out_p_payer)
+				out_p_payer[idx[j]] = p[j];
+		}
+	}
+out:
+	free(x);
+	free(sub);
+	free(idx);
+	free(p);
+	free(e);
+	return ret;
+}
+
+/*
+ * Manifest blob (the opening every manifest shares, see gbt_artefact.h, with
+ * magic "LTVHRDL1", version 1, then per model after its opening):
+ *   f64 p_const (NaN exactly when has_body: the payer classifier's body),
+ *   u32 revenue kind (0 none, 1 log1p with smearing, 2 gamma), f64 label
+ *   shift (see revenue_labels in pipeline/hurdle.c), f64 smearing factor.
+ * A model's bodies are the gbt_save buffers "t<tier>:h<H>:payer" (when
+ * has_body) and "t<tier>:h<H>:revenue" (when the kind is not none).
+ */
+static const struct gbt_artefact_manifest manifest_format = {
+	.magic = "LTVHRDL1",
+	.version = 1,
+	.entry_bytes = 16 + 8 + 4 + 8 + 8,
+	.what = "hurdle manifest",
+};
+
+int hurdle_state_save(const struct hurdle_state *s, struct gbt_artefact *out,
+		      struct ltv_err *err)
+{
+	struct blob_writer w;
+	int ret = 0;
+
+	blob_writer_init(&w);
+	gbt_artefact_put_manifest_head(&w, &manifest_format, &s->features, s->n_models);
+	for (size_t i = 0; i < s->n_models; i++) {
+		const struct hurdle_model *m = &s->models[i];
+		const struct gbt_artefact_entry e = { (uint32_t)m->tier, m->horizon,
+						      m->payer != NULL };
+
+		gbt_artefact_put_entry(&w, &e);
+		blob_put_f64(&w, m->p_const);
+		blob_put_u32(&w, (uint32_t)m->kind);
+		blob_put_f64(&w, m->shift);
+		blob_put_f64(&w, m->smear);
+	}
+	gbt_artefact_add_manifest(out, &w);
+	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
+		const struct hurdle_model *m = &s->models[i];
+
+		if (m->payer)
+			ret = gbt_artefact_add_model(out, m->tier, m->horizon, "payer", m->payer,
+						     err);
+		if (ret == 0 && m->revenue)
+			ret = gbt_artefact_add_model(out, m->tier, m->horizon, "revenue",
+						     m->revenue, err);
+	}
+	return ret;
+}
+
+/* The n_models models of the manifest, r at the first. */
+static int manifest_read_models(struct blob_reader *r, size_t n_models, struct hurdle_state *s,
+				struct ltv_err *err)
+{
+	s->models = xcalloc(n_models ? n_models : 1, sizeof(*s->models));
+	s->cap_models = n_models;
+	for (; s->n_models < n_models; s->n_models++) {
+		struct hurdle_model *m = &s->models[s->n_models];
+		struct gbt_artefact_entry e;
+		uint32_t kind;
+		int ret;
+
+		gbt_artefact_get_entry(r, &e);
+		m->p_const = blob_get_f64(r);
+		kind = blob_get_u32(r);
+		m->shift = blob_get_f64(r);
+		m->smear = blob_get_f64(r);
+		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
+			return ret;
+		if (e.tier >= GBT_ARTEFACT_N_TIERS || kind >= HURDLE_REVENUE_KIND_COUNT ||
+		    e.has_body > 1 || (e.has_body != 0) != (isnan(m->p_const) != 0) ||
+		    !(m->smear > 0) || !isfinite(m->shift))
+			return err_set(err, LTV_EINVAL, "hurdle manifest: model %zu is inconsistent "
+				       "(tier %u, payer body %u, revenue kind %u)", s->n_models,
+				       e.tier, e.has_body, kind);
+		m->tier = (int)e.tier;
+		m->horizon = e.horizon;
+		m->kind = (enum hurdle_revenue_kind)kind;
+	}
+	return blob_reader_status(r, manifest_format.what, err);
+}
+
+static int hurdle_load(struct registry *reg, const struct artefact_info *artefact,
+		       const struct config *cfg, void **out_state, struct ltv_err *err)
+{
+	struct hurdle_state *s = xcalloc(1, sizeof(*s));
+	const int n_threads = config_jobs(cfg);
+	struct blob_reader r;
+	void *buf = NULL;
+	size_t n_models = 0;
+	int ret;
+
+	*out_state = NULL;
+	ret = gbt_artefact_open_manifest(reg, artefact->id, &manifest_format, &buf, &r,
+					 &s->features, &n_models, err);
+	if (ret == 0)
+		ret = manifest_read_models(&r, n_models, s, err);
+	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
+		struct hurdle_model *m = &s->models[i];
+
+		if (isnan(m->p_const))
+			ret = gbt_artefact_load_model(reg, artefact->id, "hurdle", m->tier,
+						      m->horizon, "payer", n_threads,
+						      s->features.n, &m->payer, err);
+		if (ret == 0 && m->kind != HURDLE_REVENUE_NONE)
+			ret = gbt_artefact_load_model(reg, artefact->id, "hurdle", m->tier,
+						      m->horizon, "revenue", n_threads,
+						      s->features.n, &m->revenue, err);
+	}
+	free(buf);
+	if (ret < 0) {
+		err_prefix(err, "hurdle v%lld", (long long)artefact->version);
+		hurdle_state_free(s);
+		return ret;
+	}
+	*out_state = s;
+	return 0;
+}
+
+const struct method method_hurdle = {
+	.name = "hurdle",
+	.load = hurdle_load,
+	.predict = hurdle_predict,
+	.free_state = hurdle_state_free,
+};

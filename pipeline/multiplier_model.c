@@ -1,0 +1,268 @@
+/*
+ * The multiplier model as stored and predicted with: the state the
+ * multiplier stage trains (pipeline/multiplier.c), its artefact format (a
+ * manifest, see multiplier_state_save, beside bodies "t<tier>:h<H>:multiplier")
+ * and method_multiplier, which loads that artefact back and predicts
+ * rev_window × m for users with window revenue and a tier's zero-window value
+ * for the others, taking from the pooled entry what a tier lacks. Training
+ * and scoring share this file so the stage's own validation metrics come from
+ * the same predictor that select, calibrate and score use.
+ */
+#include <math.h>
+
+#include "ltv/blob.h"
+#include "ltv/gbt.h"
+#include "ltv/gbt_artefact.h"
+#include "ltv/multiplier_model.h"
+
+struct multiplier_state *multiplier_state_new(const struct str_list *features)
+{
+	struct multiplier_state *s = xcalloc(1, sizeof(*s));
+
+	gbt_artefact_copy_features(features, &s->features);
+	return s;
+}
+
+void multiplier_state_free(void *state)
+{
+	struct multiplier_state *s = state;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_models; i++)
+		gbt_free(s->models[i].model);
+	free(s->models);
+	gbt_artefact_release_features(&s->features);
+	free(s);
+}
+
+void multiplier_state_add(struct multiplier_state *s, const struct multiplier_model *m)
+{
+	ARRAY_GROW(s->models, s->n_models + 1, s->cap_models);
+	s->models[s->n_models++] = *m;
+}
+
+const struct multiplier_model *multiplier_state_find(const struct multiplier_state *s, int tier,
+						     int64_t horizon)
+{
+	for (size_t i = 0; i < s->n_models; i++)
+		if (s->models[i].tier == tier && s->models[i].horizon == horizon)
+			return &s->models[i];
+	return NULL;
+}
+
+static double multiplier_from_pred(const struct multiplier_model *m, double pred)
+{
+	return fmax(1.0, exp(fmin(pred + m->shift, GBT_ARTEFACT_MAX_LOG_PRED)) * m->smear);
+}
+
+/*
+ * For each tier slot: the entry (a struct multiplier_model) whose regressor
+ * its window payers use, and the zero-window value its other rows get. False
+ * when the horizon has no pooled entry (nothing to say).
+ */
+static int resolve(const struct multiplier_state *s, int64_t horizon,
+		   const void *out_model[GBT_ARTEFACT_N_TIERS],
+		   double out_zero[GBT_ARTEFACT_N_TIERS])
+{
+	const struct multiplier_model *pooled = multiplier_state_find(s, 0, horizon);
+
+	if (!pooled)
+		return 0;
+	for (int t = 0; t < GBT_ARTEFACT_N_TIERS; t++) {
+		const struct multiplier_model *own = t ? multiplier_state_find(s, t, horizon)
+						       : pooled;
+
+		out_model[t] = own && own->model ? own : pooled;
+		out_zero[t] = own && !isnan(own->zero_window_value) ? own->zero_window_value
+								    : pooled->zero_window_value;
+	}
+	return 1;
+}
+
+int multiplier_predict(const void *state, const struct model_data *d, const size_t *rows,
+		       size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
+		       struct ltv_err *err)
+{
+	const struct multiplier_state *s = state;
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const size_t k = s->features.n;
+	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct multiplier_model */
+	double zero[GBT_ARTEFACT_N_TIERS];
+	size_t *pos = NULL, *pos_rows = NULL, *idx = NULL, n_pos = 0;
+	float *x = NULL, *sub = NULL;
+	double *pred = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		out_ltv[i] = NAN;
+		if (out_p_payer)
+			out_p_payer[i] = NAN; /* the multiplier has no notion of a payer */
+	}
+	if (n == 0 || !resolve(s, horizon, use, zero))
+		return 0;
+	if (!rev_window)
+		return err_set(err, LTV_EINVAL,
+			       "multiplier: the features frame has no column 'rev_window'");
+	pos = xmalloc(n * sizeof(*pos));
+	pos_rows = xmalloc(n * sizeof(*pos_rows));
+	for (size_t i = 0; i < n; i++) {
+		const double r = rev_window[rows[i]];
+
+		if (r > 0) {
+			pos[n_pos] = i;
+			pos_rows[n_pos++] = rows[i];
+		} else if (r == 0) {
+			out_ltv[i] = zero[gbt_artefact_row_tier(d, rows[i])];
+		}
+	}
+	if (n_pos == 0)
+		goto out;
+	ret = model_data_matrix(d, &s->features, pos_rows, n_pos, &x, err);
+	if (ret < 0)
+		goto out;
+	idx = xmalloc(n_pos * sizeof(*idx));
+	pred = xmalloc(n_pos * sizeof(*pred));
+	for (int t = 0; t < GBT_ARTEFACT_N_TIERS && ret == 0; t++) {
+		const struct multiplier_model *m = use[t];
+		const size_t n_sub = gbt_artefact_tier_rows(d, pos_rows, n_pos, use, t, idx);
+
+		if (n_sub == 0)
+			continue;
+		if (!m->model) {
+			for (size_t j = 0; j < n_sub; j++)
+				pred[j] = -INFINITY; /* m = 1: no window payer ever trained it */
+		} else {
+			ret = gbt_predict(m->model,
+					  gbt_artefact_tier_matrix(x, n_pos, k, idx, n_sub, &sub),
+					  n_sub, k, pred, err);
+		}
+		for (size_t j = 0; j < n_sub && ret == 0; j++)
+			out_ltv[pos[idx[j]]] = rev_window[pos_rows[idx[j]]] *
+					       multiplier_from_pred(m, pred[j]);
+	}
+out:
+	free(pos);
+	free(pos_rows);
+	free(idx);
+	free(x);
+	free(sub);
+	free(pred);
+	return ret;
+}
+
+/*
+ * Manifest blob (the opening every manifest shares, see gbt_artefact.h, with
+ * magic "LTVMULT1", version 1, then per entry after its opening): f64 label
+ * shift, f64 smearing factor, f64 zero_window_value (NaN: the pooled
+ * entry's). An entry's body is the gbt_save buffer "t<tier>:h<H>:multiplier"
+ * (when has_body), predicting log(m) - shift.
+ */
+static const struct gbt_artefact_manifest manifest_format = {
+	.magic = "LTVMULT1",
+	.version = 1,
+	.entry_bytes = 16 + 8 + 8 + 8,
+	.what = "multiplier manifest",
+};
+
+int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact *out,
+			  struct ltv_err *err)
+{
+	struct blob_writer w;
+	int ret = 0;
+
+	blob_writer_init(&w);
+	gbt_artefact_put_manifest_head(&w, &manifest_format, &s->features, s->n_models);
+	for (size_t i = 0; i < s->n_models; i++) {
+		const struct multiplier_model *m = &s->models[i];
+		const struct gbt_artefact_entry e = { (uint32_t)m->tier, m->horizon,
+						      m->model != NULL };
+
+		gbt_artefact_put_entry(&w, &e);
+		blob_put_f64(&w, m->shift);
+		blob_put_f64(&w, m->smear);
+		blob_put_f64(&w, m->zero_window_value);
+	}
+	gbt_artefact_add_manifest(out, &w);
+	for (size_t i = 0; i < s->n_models && ret == 0; i++)
+		if (s->models[i].model)
+			ret = gbt_artefact_add_model(out, s->models[i].tier, s->models[i].horizon,
+						     "multiplier", s->models[i].model, err);
+	return ret;
+}
+
+/*
+ * The n_models entries of the manifest, r at the first; (*out_has_body)[i]
+ * says whether entry i has a body (caller frees).
+ */
+static int manifest_read_entries(struct blob_reader *r, size_t n_models,
+				 struct multiplier_state *s, unsigned char **out_has_body,
+				 struct ltv_err *err)
+{
+	s->models = xcalloc(n_models ? n_models : 1, sizeof(*s->models));
+	s->cap_models = n_models;
+	*out_has_body = xcalloc(n_models ? n_models : 1, 1);
+	for (; s->n_models < n_models; s->n_models++) {
+		struct multiplier_model *m = &s->models[s->n_models];
+		struct gbt_artefact_entry e;
+		int ret;
+
+		gbt_artefact_get_entry(r, &e);
+		m->shift = blob_get_f64(r);
+		m->smear = blob_get_f64(r);
+		m->zero_window_value = blob_get_f64(r);
+		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
+			return ret;
+		if (e.tier >= GBT_ARTEFACT_N_TIERS || e.has_body > 1 || !isfinite(m->shift) ||
+		    !(m->smear > 0) || isinf(m->zero_window_value))
+			return err_set(err, LTV_EINVAL, "multiplier manifest: entry %zu is "
+				       "inconsistent (tier %u, body %u)", s->n_models, e.tier,
+				       e.has_body);
+		m->tier = (int)e.tier;
+		m->horizon = e.horizon;
+		(*out_has_body)[s->n_models] = (unsigned char)e.has_body;
+	}
+	return blob_reader_status(r, manifest_format.what, err);
+}
+
+static int multiplier_load(struct registry *reg, const struct artefact_info *artefact,
+			   const struct config *cfg, void **out_state, struct ltv_err *err)
+{
+	struct multiplier_state *s = xcalloc(1, sizeof(*s));
+	const int n_threads = config_jobs(cfg);
+	struct blob_reader r;
+	unsigned char *has_body = NULL;
+	void *buf = NULL;
+	size_t n_models = 0;
+	int ret;
+
+	*out_state = NULL;
+	ret = gbt_artefact_open_manifest(reg, artefact->id, &manifest_format, &buf, &r,
+					 &s->features, &n_models, err);
+	if (ret == 0)
+		ret = manifest_read_entries(&r, n_models, s, &has_body, err);
+	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
+		struct multiplier_model *m = &s->models[i];
+
+		if (has_body[i])
+			ret = gbt_artefact_load_model(reg, artefact->id, "multiplier", m->tier,
+						      m->horizon, "multiplier", n_threads,
+						      s->features.n, &m->model, err);
+	}
+	free(has_body);
+	free(buf);
+	if (ret < 0) {
+		err_prefix(err, "multiplier v%lld", (long long)artefact->version);
+		multiplier_state_free(s);
+		return ret;
+	}
+	*out_state = s;
+	return 0;
+}
+
+const struct method method_multiplier = {
+	.name = "multiplier",
+	.load = multiplier_load,
+	.predict = multiplier_predict,
+	.free_state = multiplier_state_free,
+};
