@@ -30,6 +30,12 @@ LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c src/models/*.c pipeline/*
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# The tests' shared helpers (tests/unit/*.c that are not tests), linked into every test.
+TEST_HELPER_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/%.o,\
+                   $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c)))
+TEST_HDR := $(wildcard tests/unit/*.h)
+# Built only as prerequisites of pattern rules, so make would delete them as intermediates.
+.SECONDARY: $(TEST_HELPER_OBJ)
 
 .PHONY: all deps test unit-test cli-test demo bench clean
 all: $(BIN)
@@ -51,9 +57,14 @@ $(BUILD)/%.o: %.c $(BUILD)/.deps-ok $(wildcard include/ltv/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libltv.a tests/unit/testutil.h
+$(BUILD)/tests/%.o: tests/unit/%.c $(BUILD)/.deps-ok $(wildcard include/ltv/*.h) $(TEST_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJ) $(BUILD)/libltv.a $(TEST_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(BUILD)/libltv.a \
+		$(LDLIBS) -lcmocka
 
 test: deps $(BIN) $(TEST_BIN)
 	@LTVPIPE=$(abspath $(BIN)) tests/run-tests.sh $(BUILD)

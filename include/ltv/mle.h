@@ -1,8 +1,13 @@
 /*
- * A maximum-likelihood search shared by the purchase-log models
- * (src/models/mle.c). The model supplies its weighted log-likelihood and
- * gradient in its natural, positive parameters; the search runs over their
- * logarithms so positivity holds without constraints.
+ * Maximum likelihood shared by the purchase-log models whose parameters are
+ * all positive, BG/NBD and Gamma-Gamma (src/models/mle.c). A model describes
+ * itself once (struct mle_model: its name, blob magic, parameter names and
+ * per-customer log-likelihood); this module sums the weighted rows, searches
+ * for the maximum over the parameters' logarithms (so positivity holds
+ * without constraints), judges the outcome, and stores and reads back the
+ * fitted parameters in the one blob layout both models use.
+ *
+ * Pure model code: arrays in, numbers out, no I/O. Fitting uses GSL.
  */
 #ifndef LTV_MLE_H
 #define LTV_MLE_H
@@ -15,27 +20,89 @@
 #define MLE_MAX_PARAMS 8
 /* exp(+-25) is far outside any sensible fit: beyond it the optimum has run off. */
 #define MLE_LOG_PARAM_LIMIT 25.0
-
-/* Weighted log-likelihood at p (n_params values > 0); fills grad (dLL/dp) when not NULL. */
-typedef double (*mle_log_lik_fn)(const double *p, const void *data, double *grad);
-
-struct mle_problem {
-	const char *name;       /* model name, for error messages */
-	size_t n_params;        /* <= MLE_MAX_PARAMS */
-	mle_log_lik_fn log_lik;
-	const void *data;       /* borrowed, handed to log_lik */
-	double total_weight;    /* the objective is -LL / total_weight */
-	int max_iter;           /* per phase */
-	double grad_tol;
-};
+/* The models' default search settings (x_param_init). */
+#define MLE_DEFAULT_MAX_ITER 2000
+#define MLE_DEFAULT_GRAD_TOL 1e-6
 
 /*
- * Starting from theta (log-parameters), leaves the best point found in theta,
- * its objective (-LL / total_weight) in *out_f, the gradient norm there in
- * *out_grad_norm and the iterations used in *out_iter. The caller switches
- * GSL's error handler off around the call (it would abort the process).
+ * One customer's log-likelihood, row `row` of data, at p (n_params values
+ * > 0); fills grad (d/dp, n_params values) when not NULL.
  */
-int mle_minimise(const struct mle_problem *problem, double *theta, double *out_f,
-		 double *out_grad_norm, uint32_t *out_iter, struct ltv_err *err);
+typedef double (*mle_row_log_lik_fn)(const double *p, const void *data, size_t row,
+				     double *grad);
+
+/* What a model tells the shared code about itself; each model has one, static. */
+struct mle_model {
+	const char *name;               /* prefixes every message, e.g. "bgnbd" */
+	const char *magic;              /* the blob's 8-character magic, e.g. "LTVBGNB1" */
+	size_t n_params;                /* <= MLE_MAX_PARAMS */
+	const char *const *param_names; /* n_params names, for messages */
+	const char *unidentified_hint;  /* an example of data that cannot identify the model */
+	mle_row_log_lik_fn row_log_lik;
+};
+
+/* Rows to fit on or to score, borrowed, and the search's settings. */
+struct mle_problem {
+	const struct mle_model *model;
+	const void *data;     /* the model's own data struct, handed to row_log_lik */
+	size_t n;             /* rows */
+	const double *weight; /* NULL: every row counts once; else weight[i] > 0 customers */
+	int max_iter;         /* per phase of the search */
+	double grad_tol;      /* on the gradient of the mean log-likelihood in log-parameters */
+};
+
+/* Fitted parameters and how the fit went: what every model of this family stores. */
+struct mle_fit {
+	double param[MLE_MAX_PARAMS]; /* model->n_params values > 0 */
+	double log_lik;               /* at param, summed over (weighted) rows */
+	double n_customers;           /* sum of weights fitted on */
+	uint32_t n_iter;              /* search iterations used (both phases) */
+};
+
+/* NULL when the search settings are usable, else a static string naming what is wrong. */
+const char *mle_param_check(int max_iter, double grad_tol);
+
+/*
+ * 0 when weight is NULL or weight[row] is a positive number, else LTV_EINVAL
+ * with "<name>: row <row>: ..." in err.
+ */
+int mle_weight_check(const char *name, const double *weight, size_t row, struct ltv_err *err);
+
+/* Sum of weight[i] v[i] over sum of weight[i] (weight NULL: all 1), n >= 1. */
+double mle_weighted_mean(const double *v, const double *weight, size_t n);
+
+/*
+ * Weighted log-likelihood of the problem's rows at p; fills grad (d/dp)
+ * when not NULL. Rows are not checked: the model checks its data first.
+ */
+double mle_log_lik(const struct mle_problem *problem, const double *p, double *grad);
+
+/*
+ * Maximum-likelihood fit from theta0 (log-parameters, model->n_params values):
+ * Nelder-Mead (nmsimplex2), then BFGS (bfgs2) on the analytic gradient
+ * from its end point, keeping the better. Fills *out. Fails with LTV_EMODEL
+ * when a parameter ran off towards 0 or infinity (the data do not identify
+ * the model) or the gradient norm stayed above grad_tol, LTV_ENOMEM when GSL
+ * cannot allocate. Switches GSL's error handler off during the call and
+ * restores it after, so do not fit in one thread while another relies on it.
+ */
+int mle_fit(const struct mle_problem *problem, const double *theta0, struct mle_fit *out,
+	    struct ltv_err *err);
+
+/*
+ * Serialises fit in blob.h's format: model->magic, version 1, the n_params
+ * parameters, log_lik and n_customers as raw IEEE doubles (load gives back the
+ * same values), n_iter as a u32. *out_data is new memory the caller frees.
+ */
+void mle_save(const struct mle_model *model, const struct mle_fit *fit, uint8_t **out_data,
+	      size_t *out_len);
+
+/*
+ * Reads a blob written by mle_save for the same model into *out. Fails with
+ * LTV_EINVAL on another magic or version, a truncated blob, trailing bytes or
+ * parameters that are not positive numbers.
+ */
+int mle_load(const struct mle_model *model, const void *data, size_t len, struct mle_fit *out,
+	     struct ltv_err *err);
 
 #endif

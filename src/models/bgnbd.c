@@ -1,9 +1,10 @@
 /*
  * BG/NBD model: maximum-likelihood fit of (r, alpha, a, b) from per-customer
  * (x, t_x, T) summaries, the conditional expectation of future transactions
- * and P(alive). The fit works in log-parameters so the optimiser is
- * unconstrained: a simplex search finds the basin robustly from a crude start,
- * then BFGS with the analytic gradient polishes it to a tight gradient norm.
+ * and P(alive). The likelihood and its gradient are here; the search (in
+ * log-parameters, a simplex search from a crude start, then BFGS with the
+ * analytic gradient to a tight gradient norm) and the blob layout are the
+ * ones shared with Gamma-Gamma in mle.c.
  * The Gaussian hypergeometric function in the conditional expectation is
  * summed here rather than by GSL, so scoring needs no global error handler
  * and can run in parallel.
@@ -12,17 +13,13 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include <gsl/gsl_errno.h>
 #include <gsl/gsl_sf_psi.h>
 
 #include "ltv/bgnbd.h"
-#include "ltv/blob.h"
 #include "ltv/mle.h"
 
 #define N_PARAMS 4
-#define FORMAT_VERSION 1
 #define HYP_MAX_TERMS 10000000L
 /* Within this of a = 1, eq. (10) is 0/0; it is taken as the mean of a = 1 +- this. */
 #define A_NEAR_ONE 1e-6
@@ -32,19 +29,15 @@ enum { P_R, P_ALPHA, P_A, P_B };
 void bgnbd_param_init(struct bgnbd_param *param)
 {
 	assert(param);
-	param->max_iter = 2000;
-	param->grad_tol = 1e-6;
+	param->max_iter = MLE_DEFAULT_MAX_ITER;
+	param->grad_tol = MLE_DEFAULT_GRAD_TOL;
 }
 
 const char *bgnbd_param_check(const struct bgnbd_param *param)
 {
 	if (!param)
 		return "no parameters given";
-	if (param->max_iter < 1)
-		return "max_iter must be at least 1";
-	if (!(param->grad_tol > 0) || !isfinite(param->grad_tol))
-		return "grad_tol must be a positive number";
-	return NULL;
+	return mle_param_check(param->max_iter, param->grad_tol);
 }
 
 static int check_row(double x, double t_x, double T, size_t row, struct ltv_err *err)
@@ -71,12 +64,10 @@ int bgnbd_data_check(const struct bgnbd_data *data, struct ltv_err *err)
 	for (size_t i = 0; i < data->n; i++) {
 		int ret = check_row(data->x[i], data->t_x[i], data->T[i], i, err);
 
+		if (ret == 0)
+			ret = mle_weight_check("bgnbd", data->weight, i, err);
 		if (ret < 0)
 			return ret;
-		if (data->weight && (!isfinite(data->weight[i]) || !(data->weight[i] > 0)))
-			return err_set(err, LTV_EINVAL,
-				       "bgnbd: row %zu: weight %g must be a positive number",
-				       i, data->weight[i]);
 	}
 	return 0;
 }
@@ -124,41 +115,58 @@ static double row_log_lik(const double p[N_PARAMS], double x, double t_x, double
 	return ll;
 }
 
-/* Weighted log-likelihood and (when grad is not NULL) its gradient in p. */
-static double data_log_lik(const double p[N_PARAMS], const struct bgnbd_data *data,
-			   double grad[N_PARAMS])
+/* row_log_lik of row `row` of a struct bgnbd_data, for struct mle_model. */
+static double data_row_log_lik(const double *p, const void *data, size_t row, double *grad)
 {
-	double ll = 0;
+	const struct bgnbd_data *d = data;
 
-	if (grad)
-		memset(grad, 0, N_PARAMS * sizeof(*grad));
-	for (size_t i = 0; i < data->n; i++) {
-		const double w = data->weight ? data->weight[i] : 1.0;
-		double g[N_PARAMS];
-
-		ll += w * row_log_lik(p, data->x[i], data->t_x[i], data->T[i], grad ? g : NULL);
-		if (grad)
-			for (int k = 0; k < N_PARAMS; k++)
-				grad[k] += w * g[k];
-	}
-	return ll;
+	return row_log_lik(p, d->x[row], d->t_x[row], d->T[row], grad);
 }
 
-/* data_log_lik behind the mle_log_lik_fn signature. */
-static double problem_log_lik(const double *p, const void *data, double *grad)
+static const char *const param_names[N_PARAMS] = { "r", "alpha", "a", "b" };
+
+static const struct mle_model bgnbd_mle = {
+	.name = "bgnbd",
+	.magic = "LTVBGNB1",
+	.n_params = N_PARAMS,
+	.param_names = param_names,
+	.unidentified_hint = "too few repeat buyers",
+	.row_log_lik = data_row_log_lik,
+};
+
+/* A model's parameters and statistics in the shared layout. */
+static struct mle_fit fit_of(const struct bgnbd_model *model)
 {
-	return data_log_lik(p, data, grad);
+	struct mle_fit fit = { { 0 }, model->log_lik, model->n_customers, model->n_iter };
+
+	fit.param[P_R] = model->r;
+	fit.param[P_ALPHA] = model->alpha;
+	fit.param[P_A] = model->a;
+	fit.param[P_B] = model->b;
+	return fit;
+}
+
+/* A new model from a fit's parameters and statistics. */
+static struct bgnbd_model *model_of(const struct mle_fit *fit)
+{
+	struct bgnbd_model *model = xcalloc(1, sizeof(*model));
+
+	model->r = fit->param[P_R];
+	model->alpha = fit->param[P_ALPHA];
+	model->a = fit->param[P_A];
+	model->b = fit->param[P_B];
+	model->log_lik = fit->log_lik;
+	model->n_customers = fit->n_customers;
+	model->n_iter = fit->n_iter;
+	return model;
 }
 
 int bgnbd_fit(const struct bgnbd_param *param, const struct bgnbd_data *data,
 	      struct bgnbd_model **out_model, struct ltv_err *err)
 {
-	struct mle_problem obj = { "bgnbd", N_PARAMS, problem_log_lik, data, 0,
-				   param->max_iter, param->grad_tol };
-	struct bgnbd_model *model = NULL;
-	gsl_error_handler_t *old_handler;
-	double theta[N_PARAMS], mean_T = 0, f = 0, grad_norm = 0;
-	uint32_t n_iter = 0;
+	struct mle_problem problem;
+	struct mle_fit fit;
+	double theta[N_PARAMS], mean_T;
 	const char *why;
 	int ret;
 
@@ -170,70 +178,36 @@ int bgnbd_fit(const struct bgnbd_param *param, const struct bgnbd_data *data,
 	ret = bgnbd_data_check(data, err);
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < data->n; i++) {
-		const double w = data->weight ? data->weight[i] : 1.0;
-
-		obj.total_weight += w;
-		mean_T += w * data->T[i];
-	}
-	mean_T /= obj.total_weight;
+	problem = (struct mle_problem){ &bgnbd_mle, data, data->n, data->weight,
+					param->max_iter, param->grad_tol };
+	mean_T = mle_weighted_mean(data->T, data->weight, data->n);
 
 	/* alpha is a time scale, so start it at the data's own scale. */
 	theta[P_R] = 0;
 	theta[P_ALPHA] = log(mean_T > 1e-8 ? mean_T : 1.0);
 	theta[P_A] = 0;
 	theta[P_B] = 0;
-	old_handler = gsl_set_error_handler_off();
-	ret = mle_minimise(&obj, theta, &f, &grad_norm, &n_iter, err);
-	gsl_set_error_handler(old_handler);
+	ret = mle_fit(&problem, theta, &fit, err);
 	if (ret < 0)
 		return ret;
-
-	for (int k = 0; k < N_PARAMS; k++)
-		if (!(fabs(theta[k]) < MLE_LOG_PARAM_LIMIT - 1))
-			return err_set(err, LTV_EMODEL,
-				       "bgnbd: fit ran off to r=%g alpha=%g a=%g b=%g; the data "
-				       "(%zu rows) do not identify the model, e.g. too few repeat buyers",
-				       exp(theta[P_R]), exp(theta[P_ALPHA]), exp(theta[P_A]),
-				       exp(theta[P_B]), data->n);
-	if (!(grad_norm <= param->grad_tol))
-		return err_set(err, LTV_EMODEL,
-			       "bgnbd: fit did not converge in %u iterations (gradient norm %g > "
-			       "grad_tol %g); raise max_iter or grad_tol",
-			       n_iter, grad_norm, param->grad_tol);
-
-	model = xcalloc(1, sizeof(*model));
-	model->r = exp(theta[P_R]);
-	model->alpha = exp(theta[P_ALPHA]);
-	model->a = exp(theta[P_A]);
-	model->b = exp(theta[P_B]);
-	model->log_lik = -f * obj.total_weight;
-	model->n_customers = obj.total_weight;
-	model->n_iter = n_iter;
-	*out_model = model;
+	*out_model = model_of(&fit);
 	return 0;
-}
-
-static void model_params(const struct bgnbd_model *model, double p[N_PARAMS])
-{
-	p[P_R] = model->r;
-	p[P_ALPHA] = model->alpha;
-	p[P_A] = model->a;
-	p[P_B] = model->b;
 }
 
 int bgnbd_log_lik(const struct bgnbd_model *model, const struct bgnbd_data *data,
 		  double *out_log_lik, struct ltv_err *err)
 {
-	double p[N_PARAMS];
+	struct mle_problem problem;
+	struct mle_fit fit;
 	int ret;
 
 	assert(model && data && out_log_lik);
 	ret = bgnbd_data_check(data, err);
 	if (ret < 0)
 		return ret;
-	model_params(model, p);
-	*out_log_lik = data_log_lik(p, data, NULL);
+	problem = (struct mle_problem){ &bgnbd_mle, data, data->n, data->weight, 0, 0 };
+	fit = fit_of(model);
+	*out_log_lik = mle_log_lik(&problem, fit.param, NULL);
 	return 0;
 }
 
@@ -358,57 +332,27 @@ int bgnbd_predict(const struct bgnbd_model *model, const struct bgnbd_data *data
 int bgnbd_save(const struct bgnbd_model *model, uint8_t **out_data, size_t *out_len,
 	       struct ltv_err *err)
 {
-	struct blob_writer w;
+	struct mle_fit fit;
 
 	(void)err;
-	assert(model && out_data && out_len);
-	blob_writer_init(&w);
-	blob_put_header(&w, "LTVBGNB1", FORMAT_VERSION);
-	blob_put_f64(&w, model->r);
-	blob_put_f64(&w, model->alpha);
-	blob_put_f64(&w, model->a);
-	blob_put_f64(&w, model->b);
-	blob_put_f64(&w, model->log_lik);
-	blob_put_f64(&w, model->n_customers);
-	blob_put_u32(&w, model->n_iter);
-	*out_data = blob_writer_detach(&w, out_len);
+	assert(model);
+	fit = fit_of(model);
+	mle_save(&bgnbd_mle, &fit, out_data, out_len);
 	return 0;
 }
 
 int bgnbd_load(const void *data, size_t len, struct bgnbd_model **out_model,
 	       struct ltv_err *err)
 {
-	struct blob_reader r;
-	struct bgnbd_model m;
-	uint32_t version;
+	struct mle_fit fit;
 	int ret;
 
 	assert(out_model);
 	*out_model = NULL;
-	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, "LTVBGNB1", FORMAT_VERSION, &version, err);
+	ret = mle_load(&bgnbd_mle, data, len, &fit, err);
 	if (ret < 0)
 		return ret;
-	m.r = blob_get_f64(&r);
-	m.alpha = blob_get_f64(&r);
-	m.a = blob_get_f64(&r);
-	m.b = blob_get_f64(&r);
-	m.log_lik = blob_get_f64(&r);
-	m.n_customers = blob_get_f64(&r);
-	m.n_iter = blob_get_u32(&r);
-	ret = blob_reader_status(&r, "bgnbd", err);
-	if (ret < 0)
-		return ret;
-	if (r.pos != len)
-		return err_set(err, LTV_EINVAL, "bgnbd: model blob has %zu trailing bytes",
-			       len - r.pos);
-	if (!(m.r > 0 && m.alpha > 0 && m.a > 0 && m.b > 0) || !isfinite(m.r)
-	    || !isfinite(m.alpha) || !isfinite(m.a) || !isfinite(m.b))
-		return err_set(err, LTV_EINVAL,
-			       "bgnbd: model blob holds invalid parameters r=%g alpha=%g a=%g b=%g",
-			       m.r, m.alpha, m.a, m.b);
-	*out_model = xmalloc(sizeof(**out_model));
-	**out_model = m;
+	*out_model = model_of(&fit);
 	return 0;
 }
 

@@ -10,23 +10,6 @@
 #define TRUE_A 2.5
 #define TRUE_B 0.4
 
-static uint64_t test_rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static double test_gauss(uint64_t *s)
-{
-	const double u1 = ((double)(test_rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
-	const double u2 = (double)(test_rng_next(s) >> 11) * 0x1.0p-53;
-
-	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
-
 static void test_exact_recovery(void **state)
 {
 	double d[30], y[30], w[30];

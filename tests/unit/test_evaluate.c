@@ -9,29 +9,16 @@
  */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
 
 #include "ltv/config.h"
 #include "ltv/evaluate.h"
-#include "ltv/generate.h"
 #include "ltv/log.h"
 #include "ltv/registry.h"
 #include "ltv/timeutil.h"
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "fixture.h"
 
 /* ---- eval_score on a hand-made case ---- */
 
@@ -180,44 +167,27 @@ static void test_registry_round_trip(void **state)
 	assert_int_equal(registry_schema_version(reg), REGISTRY_SCHEMA_VERSION);
 	registry_close(reg);
 	free(path);
-	rm_tree(dir);
-	free(dir);
+	test_scratch_free(dir);
 }
 
 /* ---- nothing after T reaches training or scoring ---- */
 
 struct leak_fixture {
-	char *dir, *data;
-	struct config cfg;
+	struct test_pipeline *p;
 	int64_t as_of;
 	struct user_table users;
 };
-
-static void set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
-
-static void set(struct config *cfg, const char *fmt, ...)
-{
-	struct ltv_err err = { 0 };
-	char assignment[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(assignment, sizeof(assignment), fmt, ap);
-	va_end(ap);
-	if (config_apply_override(cfg, assignment, &err) != 0)
-		fail_msg("--set %s: %s", assignment, err.msg);
-}
 
 static int evaluate(struct leak_fixture *fx, const char *out_name, struct eval_result *out)
 {
 	struct evaluate_options opts = { .as_of = fx->as_of, .horizons = "7,30" };
 	struct ltv_err err = { 0 };
-	char *out_dir = xasprintf("%s/%s", fx->dir, out_name);
+	char *out_dir = xasprintf("%s/%s", fx->p->dir, out_name);
 	FILE *devnull = fopen("/dev/null", "w");
 	int ret;
 
 	opts.output_dir = out_dir;
-	ret = evaluate_run(&fx->cfg, &opts, devnull, out, &err);
+	ret = evaluate_run(&fx->p->cfg, &opts, devnull, out, &err);
 	if (ret != 0)
 		fprintf(stderr, "evaluate: %s\n", err.msg);
 	fclose(devnull);
@@ -229,7 +199,7 @@ static int evaluate(struct leak_fixture *fx, const char *out_name, struct eval_r
 static void write_events(const struct leak_fixture *fx, const struct eval_horizon *eh,
 			 const char *name, int after_t, int64_t offset_s)
 {
-	char *path = xasprintf("%s/%s", fx->data, name);
+	char *path = xasprintf("%s/%s", fx->p->data, name);
 	FILE *f = fopen(path, "w");
 
 	assert_non_null(f);
@@ -252,33 +222,14 @@ static void write_events(const struct leak_fixture *fx, const struct eval_horizo
 static int leak_setup(void **state)
 {
 	struct leak_fixture *fx = xcalloc(1, sizeof(*fx));
-	struct generate_param p;
-	struct ltv_err err = { 0 };
 
 	log_level_current = LOG_ERROR;
-	fx->dir = test_scratch_dir();
-	if (!fx->dir)
-		return -1;
-	fx->data = xasprintf("%s/data", fx->dir);
-	generate_param_init(&p);
-	p.n_users = 3000;
-	if (generate_sample(&p, fx->data, NULL, &err) != 0) {
-		fprintf(stderr, "generate_sample: %s\n", err.msg);
-		return -1;
-	}
+	fx->p = test_pipeline_new(3000, 42, "1");
 	if (time_parse_iso8601("2025-06-01T00:00:00Z", &fx->as_of) < 0)
 		return -1;
-	config_init_defaults(&fx->cfg);
-	set(&fx->cfg, "input.users=%s/users.csv", fx->data);
-	set(&fx->cfg, "input.events=%s/events*.csv", fx->data);
-	set(&fx->cfg, "registry.path=%s/models/registry.sqlite", fx->dir);
-	set(&fx->cfg, "run.log_dir=%s/logs", fx->dir);
-	set(&fx->cfg, "ingest.rejects_dir=%s/logs", fx->dir);
-	set(&fx->cfg, "run.jobs=%s", "1");
-	set(&fx->cfg, "tiers.tier1_min_users=%s", "100");
-	set(&fx->cfg, "tiers.tier1_min_payers=%s", "3");
-	set(&fx->cfg, "calibrate.min_users=%s", "50");
-	set(&fx->cfg, "select.min_validation_users=%s", "20");
+	/* the appended events files count too */
+	test_set(&fx->p->cfg, "input.events=%s/events*.csv", fx->p->data);
+	test_config_small_sample(&fx->p->cfg);
 	*state = fx;
 	return 0;
 }
@@ -289,11 +240,8 @@ static int leak_teardown(void **state)
 
 	if (!fx)
 		return 0;
-	config_release(&fx->cfg);
+	test_pipeline_free(fx->p);
 	user_table_release(&fx->users);
-	rm_tree(fx->dir);
-	free(fx->dir);
-	free(fx->data);
 	free(fx);
 	return 0;
 }
@@ -371,7 +319,7 @@ static void test_nothing_after_t(void **state)
 	assert_true(changed > 100);
 	eval_result_release(&late);
 	{
-		char *p = xasprintf("%s/events_late.csv", fx->data);
+		char *p = xasprintf("%s/events_late.csv", fx->p->data);
 
 		assert_int_equal(unlink(p), 0);
 		free(p);

@@ -10,7 +10,6 @@
  */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -19,6 +18,8 @@
 #include "ltv/log.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
+
+#include "fixture.h"
 
 #define AS_OF 1740787200 /* 2025-03-01T00:00:00Z */
 
@@ -149,24 +150,6 @@ struct fixture {
 	struct config cfg;
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void set(struct config *cfg, const char *key, const char *dir, const char *rest)
-{
-	struct ltv_err err = { 0 };
-	char *assignment = xasprintf("%s=%s%s", key, dir, rest);
-
-	if (config_apply_override(cfg, assignment, &err) != 0)
-		fail_msg("--set %s: %s", assignment, err.msg);
-	free(assignment);
-}
-
 static int setup(void **state)
 {
 	struct fixture *fx = xcalloc(1, sizeof(*fx));
@@ -181,13 +164,7 @@ static int setup(void **state)
 		return -1;
 	free(u);
 	free(e);
-	config_init_defaults(&fx->cfg);
-	set(&fx->cfg, "input.users", fx->dir, "/users*.csv");
-	set(&fx->cfg, "input.events", fx->dir, "/events*.csv");
-	set(&fx->cfg, "registry.path", fx->dir, "/models/registry.sqlite");
-	set(&fx->cfg, "run.log_dir", fx->dir, "/logs");
-	set(&fx->cfg, "ingest.rejects_dir", fx->dir, "/logs");
-	set(&fx->cfg, "run.jobs", "1", "");
+	test_config_init(&fx->cfg, fx->dir, "users*.csv", "events*.csv", "1");
 	*state = fx;
 	return 0;
 }
@@ -197,8 +174,7 @@ static int teardown(void **state)
 	struct fixture *fx = *state;
 
 	config_release(&fx->cfg);
-	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx->dir);
+	test_scratch_free(fx->dir);
 	free(fx);
 	return 0;
 }
@@ -206,16 +182,9 @@ static int teardown(void **state)
 static void run_as_of(struct fixture *fx)
 {
 	/* Only the stages under test: model stages need more than nine users. */
-	struct run_options opts = { .as_of = AS_OF, .to = "features", .command = "test" };
-	struct ltv_err err = { 0 };
-	FILE *out = fopen("/dev/null", "w");
-	int ret;
+	const struct run_options opts = { .as_of = AS_OF, .to = "features", .command = "test" };
 
-	assert_non_null(out);
-	ret = runner_run(&fx->cfg, &opts, out, &err);
-	fclose(out);
-	if (ret != 0)
-		fail_msg("run: %s", err.msg);
+	test_run(&fx->cfg, &opts);
 }
 
 /* Loads the current features frame and its artefact (caller releases both). */

@@ -10,13 +10,11 @@
  */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <math.h>
 
 #include <cjson/cJSON.h>
 
 #include "ltv/config.h"
-#include "ltv/generate.h"
 #include "ltv/log.h"
 #include "ltv/method.h"
 #include "ltv/metrics.h"
@@ -25,204 +23,64 @@
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 
+#include "fixture.h"
+
 extern const struct method method_hurdle;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Generates the sample and runs the pipeline up to `to`, with the override extra unless NULL. */
+static struct test_pipeline *fixture_new(const char *to, const char *extra)
 {
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+	struct test_pipeline *fx = test_pipeline_new(20000, 42, "2");
 
-/* A pipeline run on generated data in a scratch directory. */
-struct fixture {
-	char *dir;
-	struct config cfg;
-};
-
-/* Applies the override "key=<prefix><suffix>" (suffix may be ""). */
-static void set(struct config *cfg, const char *key, const char *prefix, const char *suffix)
-{
-	struct ltv_err err = { 0 };
-	char *assignment = xasprintf("%s=%s%s", key, prefix, suffix);
-
-	if (config_apply_override(cfg, assignment, &err) != 0)
-		fail_msg("override %s: %s", assignment, err.msg);
-	free(assignment);
-}
-
-static void run_to(struct fixture *fx, const char *to)
-{
-	struct run_options opts = { .as_of = INT64_MIN, .to = to, .command = "test" };
-	struct ltv_err err = { 0 };
-	FILE *out = fopen("/dev/null", "w");
-	int ret;
-
-	assert_non_null(out);
-	ret = runner_run(&fx->cfg, &opts, out, &err);
-	fclose(out);
-	if (ret != 0)
-		fail_msg("runner_run --to %s: %s", to, err.msg);
-}
-
-/* Generates the sample and runs the pipeline up to `to`, with extra_key=extra unless NULL. */
-static struct fixture *fixture_new(const char *to, const char *extra_key, const char *extra)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	struct generate_param gp;
-	struct ltv_err err = { 0 };
-	char *data;
-
-	assert_non_null(fx);
-	fx->dir = test_scratch_dir();
-	assert_non_null(fx->dir);
-	data = xasprintf("%s/data", fx->dir);
-	generate_param_init(&gp);
-	gp.n_users = 20000;
-	if (generate_sample(&gp, data, NULL, &err) != 0)
-		fail_msg("generate_sample: %s", err.msg);
-	config_init_defaults(&fx->cfg);
-	set(&fx->cfg, "input.users", data, "/users.csv");
-	set(&fx->cfg, "input.events", data, "/events.csv");
-	set(&fx->cfg, "registry.path", fx->dir, "/models/registry.sqlite");
-	set(&fx->cfg, "run.log_dir", fx->dir, "/logs");
-	set(&fx->cfg, "ingest.rejects_dir", fx->dir, "/logs");
-	set(&fx->cfg, "run.jobs", "2", "");
 	if (extra)
-		set(&fx->cfg, extra_key, extra, "");
-	free(data);
-	run_to(fx, to);
+		test_set(&fx->cfg, "%s", extra);
+	test_run_to(&fx->cfg, to);
 	return fx;
 }
 
-static void fixture_free(struct fixture *fx)
-{
-	if (!fx)
-		return;
-	config_release(&fx->cfg);
-	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx->dir);
-	free(fx);
-}
-
 /* The current hurdle artefact, its model data and the loaded method. */
-struct loaded {
-	struct registry *reg;
-	struct artefact_info features, tiers, hurdle;
-	struct model_data d;
-	void *state;
-	cJSON *metrics;
-};
-
-static void load(const struct fixture *fx, struct loaded *l)
+static void load(const struct test_pipeline *fx, struct test_model *l)
 {
-	struct stage_ctx ctx = { 0 };
-	struct ltv_err err = { 0 };
-
-	memset(l, 0, sizeof(*l));
-	if (registry_open(fx->cfg.registry.path, 5, &l->reg, &err) != 0 ||
-	    registry_artefact_current(l->reg, "features", &l->features, &err) != 0 ||
-	    registry_artefact_current(l->reg, "tiers", &l->tiers, &err) != 0 ||
-	    registry_artefact_current(l->reg, "hurdle", &l->hurdle, &err) != 0)
-		fail_msg("registry: %s", err.msg);
-	ctx.reg = l->reg;
-	ctx.cfg = &fx->cfg;
-	ctx.as_of = l->hurdle.as_of;
-	ctx.inputs[0] = &l->features;
-	ctx.inputs[1] = &l->tiers;
-	ctx.n_inputs = 2;
-	if (model_data_load(&ctx, 1, &l->d) != 0)
-		fail_msg("model_data_load: %s", ctx.err.msg);
-	if (method_hurdle.load(l->reg, &l->hurdle, &fx->cfg, &l->state, &err) != 0)
-		fail_msg("method_hurdle.load: %s", err.msg);
-	l->metrics = cJSON_Parse(l->hurdle.metrics);
+	test_model_load(&fx->cfg, &method_hurdle, 1, l);
 	assert_non_null(l->metrics);
 }
 
-static void unload(struct loaded *l)
-{
-	method_hurdle.free_state(l->state);
-	model_data_release(&l->d);
-	artefact_info_release(&l->features);
-	artefact_info_release(&l->tiers);
-	artefact_info_release(&l->hurdle);
-	registry_close(l->reg);
-	cJSON_Delete(l->metrics);
-}
-
-static double metric(const cJSON *obj, const char *name)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	if (!cJSON_IsNumber(item))
-		fail_msg("metric '%s' missing or not a number", name);
-	return item->valuedouble;
-}
-
-static void predict(const struct loaded *l, const size_t *rows, size_t n, int64_t horizon,
-		    double *out_ltv, double *out_p)
-{
-	struct ltv_err err = { 0 };
-
-	if (method_hurdle.predict(l->state, &l->d, rows, n, horizon, out_ltv, out_p, &err) != 0)
-		fail_msg("predict: %s", err.msg);
-}
-
-/*
- * Equal up to the last digit or so: cJSON prints a double with 15 significant
- * digits whenever that reads back within an epsilon, so metrics lose an ulp.
- */
-static int same_number(double a, double b)
-{
-	return fabs(a - b) <= 1e-14 * fmax(fabs(a), fabs(b));
-}
-
-static size_t *all_rows(size_t n)
-{
-	size_t *rows = malloc(n * sizeof(size_t));
-
-	assert_non_null(rows);
-	for (size_t i = 0; i < n; i++)
-		rows[i] = i;
-	return rows;
-}
-
-static struct fixture *fx_main;
+static struct test_pipeline *fx_main;
 
 static int group_setup(void **state)
 {
 	(void)state;
 	log_level_current = LOG_WARN;
-	fx_main = fixture_new("multiplier", NULL, NULL);
+	fx_main = fixture_new("multiplier", NULL);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	fixture_free(fx_main);
+	test_pipeline_free(fx_main);
 	return 0;
 }
 
 static void test_artefact_metrics(void **state)
 {
-	struct loaded l;
+	struct test_model l;
 	const cJSON *models, *m;
 	char name[32];
 
 	(void)state;
 	load(fx_main, &l);
-	assert_int_equal(l.hurdle.version, 1);
-	assert_int_equal(metric(l.metrics, "horizon"), 30);
-	assert_true(metric(l.metrics, "payer_auc") > 0.6);
-	assert_true(metric(l.metrics, "payer_auc") <= 1.0);
-	assert_true(metric(l.metrics, "rmsle") > 0 && isfinite(metric(l.metrics, "rmsle")));
-	assert_true(metric(l.metrics, "wape") > 0 && isfinite(metric(l.metrics, "wape")));
-	assert_true(metric(l.metrics, "n_valid") > 500);
+	assert_int_equal(l.artefact.version, 1);
+	assert_int_equal(test_metric(l.metrics, "horizon"), 30);
+	assert_true(test_metric(l.metrics, "payer_auc") > 0.6);
+	assert_true(test_metric(l.metrics, "payer_auc") <= 1.0);
+	assert_true(test_metric(l.metrics, "rmsle") > 0 &&
+		    isfinite(test_metric(l.metrics, "rmsle")));
+	assert_true(test_metric(l.metrics, "wape") > 0 && isfinite(test_metric(l.metrics, "wape")));
+	assert_true(test_metric(l.metrics, "n_valid") > 500);
 	models = cJSON_GetObjectItemCaseSensitive(l.metrics, "models");
 	assert_non_null(models);
-	assert_int_equal(metric(l.metrics, "n_models"), cJSON_GetArraySize(models));
+	assert_int_equal(test_metric(l.metrics, "n_models"), cJSON_GetArraySize(models));
 	/* The pooled fallback exists at every horizon and says what it chose. */
 	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
 		const cJSON *revenue;
@@ -230,15 +88,15 @@ static void test_artefact_metrics(void **state)
 		snprintf(name, sizeof(name), "t0_h%lld", (long long)fx_main->cfg.features.horizons.v[h]);
 		m = cJSON_GetObjectItemCaseSensitive(models, name);
 		assert_non_null(m);
-		assert_true(metric(m, "n_train") > 1000);
-		assert_true(metric(m, "payer_iter") >= 0);
+		assert_true(test_metric(m, "n_train") > 1000);
+		assert_true(test_metric(m, "payer_iter") >= 0);
 		revenue = cJSON_GetObjectItemCaseSensitive(m, "revenue");
 		assert_true(cJSON_IsString(revenue));
 		assert_true(strcmp(revenue->valuestring, "log1p_smear") == 0 ||
 			    strcmp(revenue->valuestring, "gamma") == 0);
-		assert_true(metric(m, "smear") > 0.5 && metric(m, "smear") < 10);
+		assert_true(test_metric(m, "smear") > 0.5 && test_metric(m, "smear") < 10);
 	}
-	unload(&l);
+	test_model_release(&l);
 }
 
 /*
@@ -248,7 +106,7 @@ static void test_artefact_metrics(void **state)
 static void test_reload_reproduces(void **state)
 {
 	const int64_t target = fx_main->cfg.features.target_horizon;
-	struct loaded l;
+	struct test_model l;
 	struct row_split split;
 	struct ltv_err err = { 0 };
 	double *a, *b, *pa, *pb, *actual, *payer, auc, rmsle, wape;
@@ -264,8 +122,8 @@ static void test_reload_reproduces(void **state)
 	pb = malloc(split.n_valid * sizeof(double));
 	actual = malloc(split.n_valid * sizeof(double));
 	payer = malloc(split.n_valid * sizeof(double));
-	predict(&l, split.valid, split.n_valid, target, a, pa);
-	predict(&l, split.valid, split.n_valid, target, b, pb);
+	test_model_predict(&l, split.valid, split.n_valid, target, a, pa);
+	test_model_predict(&l, split.valid, split.n_valid, target, b, pb);
 	assert_memory_equal(a, b, split.n_valid * sizeof(double));
 	assert_memory_equal(pa, pb, split.n_valid * sizeof(double));
 
@@ -278,9 +136,9 @@ static void test_reload_reproduces(void **state)
 	assert_int_equal(metrics_auc(payer, pa, split.n_valid, &auc, NULL, &err), 0);
 	assert_int_equal(metrics_rmsle(actual, a, split.n_valid, &rmsle, NULL, &err), 0);
 	assert_int_equal(metrics_wape(actual, a, split.n_valid, &wape, NULL, &err), 0);
-	assert_true(same_number(auc, metric(l.metrics, "payer_auc")));
-	assert_true(same_number(rmsle, metric(l.metrics, "rmsle")));
-	assert_true(same_number(wape, metric(l.metrics, "wape")));
+	assert_true(test_same_number(auc, test_metric(l.metrics, "payer_auc")));
+	assert_true(test_same_number(rmsle, test_metric(l.metrics, "rmsle")));
+	assert_true(test_same_number(wape, test_metric(l.metrics, "wape")));
 
 	free(a);
 	free(b);
@@ -289,13 +147,13 @@ static void test_reload_reproduces(void **state)
 	free(actual);
 	free(payer);
 	row_split_release(&split);
-	unload(&l);
+	test_model_release(&l);
 }
 
 /* Every row, mature or not, at every horizon: finite, p in [0, 1], never below the window. */
 static void test_floor_and_range(void **state)
 {
-	struct loaded l;
+	struct test_model l;
 	size_t n, *rows, below = 0, bad = 0;
 	double *pred, *p;
 	const double *rev_window;
@@ -303,12 +161,12 @@ static void test_floor_and_range(void **state)
 	(void)state;
 	load(fx_main, &l);
 	n = l.d.frame.n_rows;
-	rows = all_rows(n);
+	rows = test_all_rows(n);
 	pred = malloc(n * sizeof(double));
 	p = malloc(n * sizeof(double));
 	rev_window = frame_column(&l.d.frame, "rev_window");
 	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
-		predict(&l, rows, n, fx_main->cfg.features.horizons.v[h], pred, p);
+		test_model_predict(&l, rows, n, fx_main->cfg.features.horizons.v[h], pred, p);
 		for (size_t i = 0; i < n; i++) {
 			below += pred[i] < rev_window[i];
 			bad += !isfinite(pred[i]) || !(p[i] >= 0 && p[i] <= 1);
@@ -317,13 +175,13 @@ static void test_floor_and_range(void **state)
 	assert_int_equal(below, 0);
 	assert_int_equal(bad, 0);
 	/* A horizon nobody trained: nothing to say. */
-	predict(&l, rows, 10, 365, pred, p);
+	test_model_predict(&l, rows, 10, 365, pred, p);
 	for (size_t i = 0; i < 10; i++)
 		assert_true(isnan(pred[i]) && isnan(p[i]));
 	free(rows);
 	free(pred);
 	free(p);
-	unload(&l);
+	test_model_release(&l);
 }
 
 /* Rows of a tier with its own model use it; rows of the others use the pooled one. */
@@ -331,7 +189,7 @@ static void test_tier_dispatch(void **state)
 {
 	const int64_t target = fx_main->cfg.features.target_horizon;
 	const cJSON *models;
-	struct loaded l;
+	struct test_model l;
 	size_t n, *rows, differ[4] = { 0 }, count[4] = { 0 };
 	double *tiered, *pooled, *tier;
 	char name[32];
@@ -339,13 +197,13 @@ static void test_tier_dispatch(void **state)
 	(void)state;
 	load(fx_main, &l);
 	n = l.d.frame.n_rows;
-	rows = all_rows(n);
+	rows = test_all_rows(n);
 	tiered = malloc(n * sizeof(double));
 	pooled = malloc(n * sizeof(double));
-	predict(&l, rows, n, target, tiered, NULL);
+	test_model_predict(&l, rows, n, target, tiered, NULL);
 	tier = l.d.tier;
 	l.d.tier = NULL; /* without tiers every row goes to the pooled model */
-	predict(&l, rows, n, target, pooled, NULL);
+	test_model_predict(&l, rows, n, target, pooled, NULL);
 	l.d.tier = tier;
 	for (size_t i = 0; i < n; i++) {
 		count[(int)tier[i]]++;
@@ -364,7 +222,7 @@ static void test_tier_dispatch(void **state)
 	free(rows);
 	free(tiered);
 	free(pooled);
-	unload(&l);
+	test_model_release(&l);
 }
 
 /*
@@ -374,29 +232,30 @@ static void test_tier_dispatch(void **state)
  */
 static void test_single_class_horizon(void **state)
 {
-	struct fixture *fx;
-	struct loaded l;
+	struct test_pipeline *fx;
+	struct test_model l;
 	const cJSON *m;
 	size_t n, *rows;
 	double *pred, *p;
 	const double *rev_window;
 
 	(void)state;
-	fx = fixture_new("hurdle", "features.horizons", "2,30");
+	fx = fixture_new("hurdle", "features.horizons=2,30");
 	load(fx, &l);
 	m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(l.metrics, "models"),
 					     "t0_h2");
 	assert_non_null(m);
-	assert_true(metric(m, "payer_const") == 0.0);
-	assert_int_equal(metric(m, "payers"), 0);
+	assert_true(test_metric(m, "payer_const") == 0.0);
+	assert_int_equal(test_metric(m, "payers"), 0);
 	assert_true(cJSON_GetObjectItemCaseSensitive(m, "payer_iter") == NULL);
-	assert_true(metric(l.metrics, "payer_auc") > 0.6); /* the target horizon is unaffected */
+	/* the target horizon is unaffected */
+	assert_true(test_metric(l.metrics, "payer_auc") > 0.6);
 	n = l.d.frame.n_rows;
-	rows = all_rows(n);
+	rows = test_all_rows(n);
 	pred = malloc(n * sizeof(double));
 	p = malloc(n * sizeof(double));
 	rev_window = frame_column(&l.d.frame, "rev_window");
-	predict(&l, rows, n, 2, pred, p);
+	test_model_predict(&l, rows, n, 2, pred, p);
 	for (size_t i = 0; i < n; i++) {
 		assert_true(pred[i] == rev_window[i]);
 		assert_true(p[i] == 0.0);
@@ -404,8 +263,8 @@ static void test_single_class_horizon(void **state)
 	free(rows);
 	free(pred);
 	free(p);
-	unload(&l);
-	fixture_free(fx);
+	test_model_release(&l);
+	test_pipeline_free(fx);
 }
 
 static int64_t count_versions(struct registry *reg, const char *name)
@@ -424,31 +283,31 @@ static void test_param_change_reruns_hurdle_only(void **state)
 	static const char *const upstream[] = { "ingest", "features", "tiers", "multiplier" };
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
-	struct loaded l;
+	struct test_model l;
 
 	(void)state;
-	set(&fx_main->cfg, "hurdle.max_depth", "3", "");
-	run_to(fx_main, "multiplier");
+	test_set(&fx_main->cfg, "hurdle.max_depth=%s", "3");
+	test_run_to(&fx_main->cfg, "multiplier");
 	assert_int_equal(registry_open(fx_main->cfg.registry.path, 5, &reg, &err), 0);
 	assert_int_equal(count_versions(reg, "hurdle"), 2);
 	for (size_t i = 0; i < sizeof(upstream) / sizeof(upstream[0]); i++)
 		assert_int_equal(count_versions(reg, upstream[i]), 1);
 	/* And once more with nothing changed: nothing runs. */
 	registry_close(reg);
-	run_to(fx_main, "multiplier");
+	test_run_to(&fx_main->cfg, "multiplier");
 	assert_int_equal(registry_open(fx_main->cfg.registry.path, 5, &reg, &err), 0);
 	assert_int_equal(count_versions(reg, "hurdle"), 2);
 	assert_int_equal(count_versions(reg, "multiplier"), 1);
 	registry_close(reg);
 	load(fx_main, &l);
-	assert_int_equal(l.hurdle.version, 2);
-	assert_non_null(strstr(l.hurdle.config, "hurdle.max_depth=3\n"));
-	assert_true(metric(l.metrics, "payer_auc") > 0.6);
-	unload(&l);
+	assert_int_equal(l.artefact.version, 2);
+	assert_non_null(strstr(l.artefact.config, "hurdle.max_depth=3\n"));
+	assert_true(test_metric(l.metrics, "payer_auc") > 0.6);
+	test_model_release(&l);
 }
 
 /* Content hash of a stage's current artefact. */
-static void current_hash(const struct fixture *fx, const char *stage, char *out)
+static void current_hash(const struct test_pipeline *fx, const char *stage, char *out)
 {
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
@@ -462,20 +321,13 @@ static void current_hash(const struct fixture *fx, const char *stage, char *out)
 	registry_close(reg);
 }
 
-static void force_hurdle_and_multiplier(struct fixture *fx, const char *jobs)
+static void force_hurdle_and_multiplier(struct test_pipeline *fx, const char *jobs)
 {
-	struct run_options opts = { .as_of = INT64_MIN, .from = "hurdle", .to = "multiplier",
-				    .force = 1, .command = "test" };
-	struct ltv_err err = { 0 };
-	FILE *out = fopen("/dev/null", "w");
-	int ret;
+	const struct run_options opts = { .as_of = INT64_MIN, .from = "hurdle", .to = "multiplier",
+					  .force = 1, .command = "test" };
 
-	assert_non_null(out);
-	set(&fx->cfg, "run.jobs", jobs, "");
-	ret = runner_run(&fx->cfg, &opts, out, &err);
-	fclose(out);
-	if (ret != 0)
-		fail_msg("runner_run --force (jobs %s): %s", jobs, err.msg);
+	test_set(&fx->cfg, "run.jobs=%s", jobs);
+	test_run(&fx->cfg, &opts);
 }
 
 /*
@@ -503,7 +355,7 @@ static void test_threads_do_not_change_artefacts(void **state)
 					 first[i], again);
 		}
 	}
-	set(&fx_main->cfg, "run.jobs", "2", "");
+	test_set(&fx_main->cfg, "run.jobs=%s", "2");
 }
 
 int main(void)

@@ -7,24 +7,6 @@
 #include "testutil.h"
 #include "ltv/kmeans.h"
 
-static uint64_t test_rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-/* Standard normal by Box-Muller from a fixed-seed stream. */
-static double test_gauss(uint64_t *s)
-{
-	const double u1 = ((double)(test_rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
-	const double u2 = (double)(test_rng_next(s) >> 11) * 0x1.0p-53;
-
-	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
-
 /* n_per rows around each of n_centres centres (row-major, d dims), sd 0.5; truth[i] = blob. */
 static double *make_blobs(const double *centres, size_t n_centres, size_t d, size_t n_per,
 			  uint64_t seed, int *truth)

@@ -7,7 +7,6 @@
 #include "testutil.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -15,21 +14,6 @@
 #include <time.h>
 
 #include "ltv/registry.h"
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* Removes a scratch directory and everything in it (the SIGKILL test leaves a big WAL). */
-static void rm_rf(char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
 
 static double mono_now(void)
 {
@@ -187,7 +171,7 @@ static void test_open_creates_wal_registry(void **state)
 	registry_close(NULL);
 	free(wal);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 static void test_open_readonly_missing(void **state)
@@ -202,7 +186,7 @@ static void test_open_readonly_missing(void **state)
 	/* and it did not create the file */
 	assert_int_not_equal(access(path, F_OK), 0);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 /* A registry written by a newer ltvpipe (user_version above ours) is refused, not damaged. */
@@ -228,7 +212,7 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(registry_open_readonly(path, &reg, &err), LTV_EREGISTRY);
 	assert_null(reg);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 static void test_versions_lineage_current(void **state)
@@ -308,7 +292,7 @@ static void test_versions_lineage_current(void **state)
 	assert_integrity_ok(reg);
 	registry_close(reg);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 /* An artefact committed without a content hash is never found by fingerprint. */
@@ -335,7 +319,7 @@ static void test_unfinished_not_reused(void **state)
 	artefact_info_release(&info);
 	registry_close(reg);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 static void test_blobs_exact(void **state)
@@ -385,7 +369,7 @@ static void test_blobs_exact(void **state)
 	registry_close(reg);
 	free(data);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 static void test_rollback_leaves_no_trace(void **state)
@@ -457,7 +441,7 @@ static void test_rollback_leaves_no_trace(void **state)
 	assert_integrity_ok(reg);
 	registry_close(reg);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 static void test_meta(void **state)
@@ -487,7 +471,7 @@ static void test_meta(void **state)
 	free(value);
 	registry_close(reg);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 /*
@@ -586,7 +570,7 @@ static void test_run_lock_between_processes(void **state)
 
 	free(lock_path);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 #define KILL_BLOB_SIZE (1024 * 1024)
@@ -689,7 +673,7 @@ static void test_sigkill_mid_transaction(void **state)
 	free(b1);
 	free(b2);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 int main(void)

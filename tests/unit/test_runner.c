@@ -9,98 +9,36 @@
 #include "testutil.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
 
 #include "ltv/config.h"
-#include "ltv/generate.h"
 #include "ltv/log.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
-struct fixture {
-	char *dir;
-	char *reg_path;
-	char *log_dir;
-	struct config cfg;
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
-
-/* Applies a --set override built from fmt; fails the test when it is refused. */
-static void set(struct config *cfg, const char *fmt, ...)
-{
-	struct ltv_err err = { 0 };
-	char assignment[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(assignment, sizeof(assignment), fmt, ap);
-	va_end(ap);
-	if (config_apply_override(cfg, assignment, &err) != 0)
-		fail_msg("--set %s: %s", assignment, err.msg);
-}
+#include "fixture.h"
 
 /* A scratch dir with a 1500-user sample in data/ and a config pointing at it. */
 static int setup(void **state)
 {
-	struct fixture *fx = xcalloc(1, sizeof(*fx));
-	struct generate_param p;
-	struct ltv_err err = { 0 };
-	char *data;
+	struct test_pipeline *fx = test_pipeline_new(1500, 7, "1");
 
-	fx->dir = test_scratch_dir();
-	if (!fx->dir)
-		return -1;
-	data = xasprintf("%s/data", fx->dir);
-	generate_param_init(&p);
-	p.n_users = 1500;
-	p.seed = 7;
-	if (generate_sample(&p, data, NULL, &err) != 0) {
-		fprintf(stderr, "generate_sample: %s\n", err.msg);
-		return -1;
-	}
-	fx->reg_path = xasprintf("%s/models/registry.sqlite", fx->dir);
-	fx->log_dir = xasprintf("%s/logs", fx->dir);
-	config_init_defaults(&fx->cfg);
-	set(&fx->cfg, "input.users=%s/users.csv", data);
-	set(&fx->cfg, "input.events=%s/events.csv", data);
-	set(&fx->cfg, "registry.path=%s", fx->reg_path);
-	set(&fx->cfg, "run.log_dir=%s", fx->log_dir);
-	set(&fx->cfg, "ingest.rejects_dir=%s", fx->log_dir);
-	set(&fx->cfg, "run.jobs=%s", "1");
-	set(&fx->cfg, "registry.busy_timeout_s=%s", "5");
-	free(data);
+	test_set(&fx->cfg, "registry.busy_timeout_s=%s", "5");
 	*state = fx;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	config_release(&fx->cfg);
-	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx->dir);
-	free(fx->reg_path);
-	free(fx->log_dir);
-	free(fx);
+	test_pipeline_free(*state);
 	return 0;
 }
 
 /* Runs the pipeline; returns the status and, in *out_text, what it printed (caller frees). */
-static int run(struct fixture *fx, int force, int dry_run, const char *only, int64_t as_of,
+static int run(struct test_pipeline *fx, int force, int dry_run, const char *only, int64_t as_of,
 	       char **out_text, struct ltv_err *err)
 {
 	struct run_options opts = { .only = only, .force = force, .dry_run = dry_run,
@@ -121,7 +59,7 @@ static int run(struct fixture *fx, int force, int dry_run, const char *only, int
 	return ret;
 }
 
-static void run_ok(struct fixture *fx, int force, char **out_text)
+static void run_ok(struct test_pipeline *fx, int force, char **out_text)
 {
 	struct ltv_err err = { 0 };
 
@@ -130,36 +68,36 @@ static void run_ok(struct fixture *fx, int force, char **out_text)
 }
 
 /* Current artefact of a stage, opened read-only so the runner's own connection is unaffected. */
-static void current_of(struct fixture *fx, const char *name, struct artefact_info *out)
+static void current_of(struct test_pipeline *fx, const char *name, struct artefact_info *out)
 {
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 
-	assert_int_equal(registry_open_readonly(fx->reg_path, &reg, &err), 0);
+	assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
 	if (registry_artefact_current(reg, name, out, &err) != 0)
 		fail_msg("current %s: %s", name, err.msg);
 	registry_close(reg);
 }
 
-static int64_t count_of(struct fixture *fx, const char *name)
+static int64_t count_of(struct test_pipeline *fx, const char *name)
 {
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	int64_t n = -1;
 
-	if (registry_open_readonly(fx->reg_path, &reg, &err) == LTV_ENOTFOUND)
+	if (registry_open_readonly(fx->cfg.registry.path, &reg, &err) == LTV_ENOTFOUND)
 		return 0;
 	assert_int_equal(registry_artefact_count(reg, name, &n, &err), 0);
 	registry_close(reg);
 	return n;
 }
 
-static void assert_integrity(struct fixture *fx)
+static void assert_integrity(struct test_pipeline *fx)
 {
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 
-	assert_int_equal(registry_open(fx->reg_path, 5, &reg, &err), 0);
+	assert_int_equal(registry_open(fx->cfg.registry.path, 5, &reg, &err), 0);
 	if (registry_integrity_check(reg, &err) != 0)
 		fail_msg("integrity: %s", err.msg);
 	registry_close(reg);
@@ -216,7 +154,7 @@ static void test_stage_table(void **state)
 
 static void test_rerun_is_noop(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct artefact_info ing1, feat1, ing2, feat2;
 	char *text = NULL;
 	char *max_event = NULL;
@@ -237,7 +175,7 @@ static void test_rerun_is_noop(void **state)
 	assert_int_equal(strlen(feat1.content_hash), HASH_HEX_LEN - 1);
 
 	/* default as_of is the latest event ingested */
-	assert_int_equal(registry_open_readonly(fx->reg_path, &reg, &err), 0);
+	assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
 	assert_int_equal(registry_meta_get(reg, "max_event_time", &max_event, &err), 0);
 	assert_int_equal(parse_int64(max_event, &max_ts), 0);
 	assert_true(feat1.as_of == max_ts);
@@ -275,7 +213,7 @@ static void test_rerun_is_noop(void **state)
 
 static void test_config_change_reruns_only_its_stage(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct artefact_info ing1, feat1, feat2, cur;
 	struct ltv_err err = { 0 };
 	char *text = NULL, *status = NULL;
@@ -286,7 +224,7 @@ static void test_config_change_reruns_only_its_stage(void **state)
 	current_of(fx, "ingest", &ing1);
 	current_of(fx, "features", &feat1);
 
-	set(&fx->cfg, "features.obs_days=%s", "3");
+	test_set(&fx->cfg, "features.obs_days=%s", "3");
 	/* dry run first: says why, writes nothing */
 	assert_int_equal(run(fx, 0, 1, NULL, INT64_MIN, &text, &err), 0);
 	assert_contains(text, "ingest: up to date (v1)");
@@ -317,7 +255,7 @@ static void test_config_change_reruns_only_its_stage(void **state)
 	artefact_info_release(&cur);
 
 	/* back to 2: the v1 built from exactly these inputs becomes current again */
-	set(&fx->cfg, "features.obs_days=%s", "2");
+	test_set(&fx->cfg, "features.obs_days=%s", "2");
 	run_ok(fx, 0, &text);
 	assert_contains(text, "features: up to date (v1, an earlier version with the same inputs)");
 	free(text);
@@ -355,7 +293,7 @@ static void test_config_change_reruns_only_its_stage(void **state)
 
 static void test_as_of_change_reruns_features(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct artefact_info feat1, cur;
 	struct ltv_err err = { 0 };
 	int64_t as_of;
@@ -382,18 +320,16 @@ static void test_as_of_change_reruns_features(void **state)
 
 static void test_new_input_file_reruns_both(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct artefact_info ing1, feat1, cur;
-	char *events_glob = xasprintf("%s/data/events*.csv", fx->dir);
-	char *data = xasprintf("%s/data", fx->dir);
 	char *text = NULL, *extra;
 
-	set(&fx->cfg, "input.events=%s", events_glob);
+	test_set(&fx->cfg, "input.events=%s/events*.csv", fx->data);
 	run_ok(fx, 0, NULL);
 	current_of(fx, "ingest", &ing1);
 	current_of(fx, "features", &feat1);
 	/* one more purchase by the first user, long after install: changes labels, not inputs of ingest's old files */
-	extra = test_write_file(data, "events_more.csv",
+	extra = test_write_file(fx->data, "events_more.csv",
 				"user_id,event_time,revenue,event\n"
 				"u00000001,2025-03-01T00:00:00Z,5.00,purchase\n");
 	assert_non_null(extra);
@@ -414,13 +350,11 @@ static void test_new_input_file_reruns_both(void **state)
 	artefact_info_release(&ing1);
 	artefact_info_release(&feat1);
 	free(extra);
-	free(data);
-	free(events_glob);
 }
 
 static void test_injected_fault_keeps_previous(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct artefact_info ing1, feat1, cur;
 	struct ltv_err err = { 0 };
 	char *text = NULL;
@@ -472,30 +406,28 @@ static void test_injected_fault_keeps_previous(void **state)
 /* A bad input row over the reject limit fails ingest and leaves the registry as it was. */
 static void test_ingest_failure_rolls_back_data(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct ltv_err err = { 0 };
 	struct registry *reg = NULL;
 	struct user_table users;
-	char *events_glob = xasprintf("%s/data/events*.csv", fx->dir);
-	char *data = xasprintf("%s/data", fx->dir);
 	char *bad;
 	size_t n_users;
 
-	set(&fx->cfg, "input.events=%s", events_glob);
+	test_set(&fx->cfg, "input.events=%s/events*.csv", fx->data);
 	run_ok(fx, 0, NULL);
-	assert_int_equal(registry_open_readonly(fx->reg_path, &reg, &err), 0);
+	assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
 	assert_int_equal(registry_users_load(reg, &users, &err), 0);
 	n_users = users.n;
 	user_table_release(&users);
 	registry_close(reg);
 	assert_int_equal(n_users, 1500);
 
-	bad = test_write_file(data, "events_bad.csv",
+	bad = test_write_file(fx->data, "events_bad.csv",
 			      "user_id,event_time,revenue,event\n"
 			      "u00000001,2025-03-01T00:00:00Z,1.00,purchase\n"
 			      "nobody,2025-03-01T00:00:00Z,1.00,purchase\n");
 	assert_non_null(bad);
-	set(&fx->cfg, "ingest.max_reject_rate=%s", "0");
+	test_set(&fx->cfg, "ingest.max_reject_rate=%s", "0");
 	assert_int_equal(run(fx, 0, 0, NULL, INT64_MIN, NULL, &err), LTV_EINVAL);
 	assert_contains(err.msg, "stage ingest failed");
 	assert_contains(err.msg, "events_bad.csv:3");
@@ -503,17 +435,15 @@ static void test_ingest_failure_rolls_back_data(void **state)
 	assert_int_equal(count_of(fx, "features"), 1);
 	assert_integrity(fx);
 	/* with a tolerant limit it loads the good row */
-	set(&fx->cfg, "ingest.max_reject_rate=%s", "0.5");
+	test_set(&fx->cfg, "ingest.max_reject_rate=%s", "0.5");
 	run_ok(fx, 0, NULL);
 	assert_int_equal(count_of(fx, "ingest"), 2);
 	free(bad);
-	free(data);
-	free(events_glob);
 }
 
 static void test_dry_run_writes_nothing(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct ltv_err err = { 0 };
 	char *text = NULL;
 	size_t logs;
@@ -524,12 +454,12 @@ static void test_dry_run_writes_nothing(void **state)
 	assert_null(strstr(text, "done"));
 	free(text);
 	/* not even the registry file is created */
-	assert_int_not_equal(access(fx->reg_path, F_OK), 0);
+	assert_int_not_equal(access(fx->cfg.registry.path, F_OK), 0);
 	assert_int_equal(count_of(fx, "ingest"), 0);
-	assert_int_equal(files_in(fx->log_dir), 0); /* no run log, no rejects file */
+	assert_int_equal(files_in(fx->cfg.run.log_dir), 0); /* no run log, no rejects file */
 
 	run_ok(fx, 0, NULL);
-	logs = files_in(fx->log_dir);
+	logs = files_in(fx->cfg.run.log_dir);
 	assert_true(logs >= 1);
 	assert_int_equal(run(fx, 1, 1, NULL, INT64_MIN, &text, &err), 0);
 	assert_contains(text, "ingest: would run (--force)");
@@ -537,11 +467,11 @@ static void test_dry_run_writes_nothing(void **state)
 	free(text);
 	assert_int_equal(count_of(fx, "ingest"), 1);
 	assert_int_equal(count_of(fx, "features"), 1);
-	assert_int_equal(files_in(fx->log_dir), logs);
+	assert_int_equal(files_in(fx->cfg.run.log_dir), logs);
 	/* dry run of an earlier config: reuse is reported but current does not move */
-	set(&fx->cfg, "features.obs_days=%s", "3");
+	test_set(&fx->cfg, "features.obs_days=%s", "3");
 	run_ok(fx, 0, NULL);
-	set(&fx->cfg, "features.obs_days=%s", "2");
+	test_set(&fx->cfg, "features.obs_days=%s", "2");
 	assert_int_equal(run(fx, 0, 1, NULL, INT64_MIN, &text, &err), 0);
 	assert_contains(text, "features: up to date (v1, an earlier version");
 	free(text);
@@ -556,7 +486,7 @@ static void test_dry_run_writes_nothing(void **state)
 
 static void test_selection(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct ltv_err err = { 0 };
 	struct run_options opts = { .as_of = INT64_MIN };
 	char *text = NULL;

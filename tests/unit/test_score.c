@@ -12,103 +12,37 @@
  */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "ltv/config.h"
-#include "ltv/generate.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/score.h"
 
-struct fixture {
-	char *dir;
-	char *data;
-	struct config cfg;
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
-
-/* Applies a --set override built from fmt; fails the test when it is refused. */
-static void set(struct config *cfg, const char *fmt, ...)
-{
-	struct ltv_err err = { 0 };
-	char assignment[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(assignment, sizeof(assignment), fmt, ap);
-	va_end(ap);
-	if (config_apply_override(cfg, assignment, &err) != 0)
-		fail_msg("--set %s: %s", assignment, err.msg);
-}
+#include "fixture.h"
 
 /* 4000 generated users (seed 42), thresholds lowered so every tier occurs, trained once. */
 static int group_setup(void **state)
 {
-	struct fixture *fx = xcalloc(1, sizeof(*fx));
-	struct generate_param p;
-	struct run_options opts = { .as_of = INT64_MIN, .command = "test_score" };
-	struct ltv_err err = { 0 };
-	FILE *out = fopen("/dev/null", "w");
-	int ret;
+	const struct run_options opts = { .as_of = INT64_MIN, .command = "test_score" };
+	struct test_pipeline *fx;
 
 	log_level_current = LOG_ERROR;
-	fx->dir = test_scratch_dir();
-	if (!fx->dir || !out)
-		return -1;
-	fx->data = xasprintf("%s/data", fx->dir);
-	generate_param_init(&p);
-	p.n_users = 4000;
-	if (generate_sample(&p, fx->data, NULL, &err) != 0) {
-		fprintf(stderr, "generate_sample: %s\n", err.msg);
-		return -1;
-	}
-	config_init_defaults(&fx->cfg);
-	set(&fx->cfg, "input.users=%s/users.csv", fx->data);
-	set(&fx->cfg, "input.events=%s/events.csv", fx->data);
-	set(&fx->cfg, "registry.path=%s/models/registry.sqlite", fx->dir);
-	set(&fx->cfg, "run.log_dir=%s/logs", fx->dir);
-	set(&fx->cfg, "ingest.rejects_dir=%s/logs", fx->dir);
-	set(&fx->cfg, "run.jobs=%s", "1");
-	set(&fx->cfg, "tiers.tier1_min_users=%s", "100");
-	set(&fx->cfg, "tiers.tier1_min_payers=%s", "3");
-	set(&fx->cfg, "calibrate.min_users=%s", "50");
-	set(&fx->cfg, "select.min_validation_users=%s", "20");
-	ret = runner_run(&fx->cfg, &opts, out, &err);
-	fclose(out);
-	if (ret != 0) {
-		fprintf(stderr, "run: %s\n", err.msg);
-		return -1;
-	}
+	fx = test_pipeline_new(4000, 42, "1");
+	test_config_small_sample(&fx->cfg);
+	test_run(&fx->cfg, &opts);
 	*state = fx;
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	if (!fx)
-		return 0;
-	config_release(&fx->cfg);
-	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx->dir);
-	free(fx->data);
-	free(fx);
+	test_pipeline_free(*state);
 	return 0;
 }
 
@@ -140,7 +74,7 @@ static char *slurp(const char *path, size_t *out_len)
 
 static void test_model_resolve(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	int64_t v = 0;
@@ -180,7 +114,7 @@ static void test_method_names(void **state)
 
 static void test_segments_and_floor(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct predictor p;
 	struct model_data d = { 0 };
 	const size_t rows[3] = { 0, 1, 2 };
@@ -244,7 +178,7 @@ static void hand_data(struct model_data *d, const char *const *names, size_t n)
 static void test_chosen_method(void **state)
 {
 	static const char *const names[] = { "known_curves", "known_lookalike", "brand_new_2026", "" };
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct predictor p;
 	struct model_data d;
 
@@ -274,7 +208,7 @@ static void test_chosen_method(void **state)
 
 static void test_score_usage_errors(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct ltv_err err = { 0 };
 	char *path = xasprintf("%s/never.csv", fx->dir);
 	struct score_options no_output = { .as_of = INT64_MIN };
@@ -292,7 +226,7 @@ static void test_score_usage_errors(void **state)
 }
 
 /* The features artefact's users_to_score: the users not yet target_horizon days old. */
-static int64_t users_to_score(struct fixture *fx)
+static int64_t users_to_score(struct test_pipeline *fx)
 {
 	struct registry *reg = NULL;
 	struct artefact_info a = { 0 };
@@ -388,7 +322,7 @@ static int64_t campaigns_users_sum(char *text)
 
 static void test_score_outputs(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	struct ltv_err err = { 0 };
 	char *a = xasprintf("%s/a.csv", fx->dir), *b = xasprintf("%s/b.csv", fx->dir);
 	static const char *const suffix[] = { "", ".campaigns.csv", ".report.txt" };
@@ -430,7 +364,7 @@ static void test_score_outputs(void **state)
 
 /* ---- predict ---- */
 
-static cJSON *predict_json(struct fixture *fx, const char *app, const char *campaign)
+static cJSON *predict_json(struct test_pipeline *fx, const char *app, const char *campaign)
 {
 	struct predict_options opts = { .app = app, .campaign = campaign };
 	struct ltv_err err = { 0 };
@@ -477,7 +411,7 @@ static void check_ltv_monotone(const cJSON *j)
 
 static void test_predict_unseen_and_empty(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_pipeline *fx = *state;
 	/* puzzle_blast is one of the generated sample's apps (seed 42) */
 	cJSON *unseen = predict_json(fx, "puzzle_blast", "some_new_name_2026");
 	cJSON *empty = predict_json(fx, "puzzle_blast", "");

@@ -9,7 +9,6 @@
  */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -17,7 +16,6 @@
 
 #include "ltv/blob.h"
 #include "ltv/config.h"
-#include "ltv/generate.h"
 #include "ltv/log.h"
 #include "ltv/method.h"
 #include "ltv/model_data.h"
@@ -25,36 +23,9 @@
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 
+#include "fixture.h"
+
 extern const struct method method_curves;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
-
-static void set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
-
-static void set(struct config *cfg, const char *fmt, ...)
-{
-	struct ltv_err err = { 0 };
-	char assignment[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(assignment, sizeof(assignment), fmt, ap);
-	va_end(ap);
-	if (config_apply_override(cfg, assignment, &err) != 0)
-		fail_msg("--set %s: %s", assignment, err.msg);
-}
 
 /* ---- hand-built artefacts ---- */
 
@@ -219,112 +190,63 @@ static void test_predict_hand_built(void **state)
 	artefact_info_release(&cut);
 	registry_close(reg);
 	free(path);
-	rm_rf(dir);
+	test_scratch_free(dir);
 }
 
 /* ---- a generated sample ---- */
 
-static double metric(const cJSON *m, const char *name)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(m, name);
-
-	if (!cJSON_IsNumber(item))
-		fail_msg("metric %s missing", name);
-	return item->valuedouble;
-}
-
 static void test_generated_sample(void **state)
 {
-	char *dir = test_scratch_dir(), *data = xasprintf("%s/data", dir);
-	struct generate_param gp;
-	struct config cfg;
-	struct ltv_err err = { 0 };
-	struct run_options opts = { .only = "ingest,features,tiers,curves", .as_of = INT64_MIN,
-				    .command = "test" };
-	struct registry *reg = NULL;
-	struct artefact_info curves = { 0 }, features = { 0 }, tiers = { 0 };
-	struct stage_ctx ctx = { 0 };
-	struct model_data d;
+	const struct run_options opts = { .only = "ingest,features,tiers,curves",
+					  .as_of = INT64_MIN, .command = "test" };
+	struct test_pipeline *fx;
+	struct test_model c;
 	struct row_split split;
-	cJSON *m;
 	double *pred, sum_p = 0, sum_a = 0;
-	void *s = NULL;
-	FILE *out = fopen("/dev/null", "w");
 
 	(void)state;
 	log_level_current = LOG_WARN;
-	generate_param_init(&gp);
-	gp.n_users = 30000;
-	assert_int_equal(generate_sample(&gp, data, NULL, &err), 0);
-	config_init_defaults(&cfg);
-	set(&cfg, "input.users=%s/users.csv", data);
-	set(&cfg, "input.events=%s/events.csv", data);
-	set(&cfg, "registry.path=%s/registry.sqlite", dir);
-	set(&cfg, "run.log_dir=%s/logs", dir);
-	set(&cfg, "ingest.rejects_dir=%s/logs", dir);
-	set(&cfg, "run.jobs=%s", "2");
-	if (runner_run(&cfg, &opts, out, &err) != 0)
-		fail_msg("run: %s", err.msg);
-	fclose(out);
-
-	assert_int_equal(registry_open(cfg.registry.path, 5, &reg, &err), 0);
-	assert_int_equal(registry_artefact_current(reg, "curves", &curves, &err), 0);
-	assert_int_equal(registry_artefact_current(reg, "features", &features, &err), 0);
-	assert_int_equal(registry_artefact_current(reg, "tiers", &tiers, &err), 0);
-	m = cJSON_Parse(curves.metrics);
-	assert_non_null(m);
+	fx = test_pipeline_new(30000, 42, "2");
+	test_run(&fx->cfg, &opts);
+	test_model_load(&fx->cfg, &method_curves, 1, &c);
+	assert_non_null(c.metrics);
 	/* Cumulative revenue grows, and less than linearly. */
-	for (size_t h = 0; h < cfg.features.horizons.n; h++) {
+	for (size_t h = 0; h < fx->cfg.features.horizons.n; h++) {
+		const long long hz = (long long)fx->cfg.features.horizons.v[h];
 		char name[64];
 		double b;
 
-		snprintf(name, sizeof(name), "tier1_prior_b_%lld", (long long)cfg.features.horizons.v[h]);
-		b = metric(m, name);
+		snprintf(name, sizeof(name), "tier1_prior_b_%lld", hz);
+		b = test_metric(c.metrics, name);
 		assert_true(b > 0 && b < 1);
-		snprintf(name, sizeof(name), "campaign_curves_%lld", (long long)cfg.features.horizons.v[h]);
-		assert_true(metric(m, name) >= 1);
+		snprintf(name, sizeof(name), "campaign_curves_%lld", hz);
+		assert_true(test_metric(c.metrics, name) >= 1);
 	}
-	assert_true(metric(m, "median_campaign_b_30") > 0);
-	assert_int_equal((int)metric(m, "val_users"), (int)metric(m, "val_users_predicted"));
-	assert_true(metric(m, "val_users") > 1000);
-	assert_true(metric(m, "val_campaign_wape") < 0.8);
-	assert_true(fabs(metric(m, "val_campaign_bias")) < 0.35);
-	cJSON_Delete(m);
+	assert_true(test_metric(c.metrics, "median_campaign_b_30") > 0);
+	assert_int_equal((int)test_metric(c.metrics, "val_users"),
+			 (int)test_metric(c.metrics, "val_users_predicted"));
+	assert_true(test_metric(c.metrics, "val_users") > 1000);
+	assert_true(test_metric(c.metrics, "val_campaign_wape") < 0.8);
+	assert_true(fabs(test_metric(c.metrics, "val_campaign_bias")) < 0.35);
 
 	/* The stored artefact predicts what the stage validated, never below observed revenue. */
-	ctx.reg = reg;
-	ctx.cfg = &cfg;
-	ctx.as_of = curves.as_of;
-	ctx.inputs[0] = &features;
-	ctx.inputs[1] = &tiers;
-	ctx.n_inputs = 2;
-	assert_int_equal(model_data_load(&ctx, 1, &d), 0);
-	model_data_split(&d, 30, 0, &split);
+	model_data_split(&c.d, 30, 0, &split);
 	pred = xmalloc(split.n_valid * sizeof(double));
-	assert_int_equal(method_curves.load(reg, &curves, &cfg, &s, &err), 0);
-	assert_int_equal(method_curves.predict(s, &d, split.valid, split.n_valid, 30, pred, NULL,
-					       &err), 0);
+	test_model_predict(&c, split.valid, split.n_valid, 30, pred, NULL);
 	for (size_t i = 0; i < split.n_valid; i++) {
 		const size_t r = split.valid[i];
 
 		assert_true(isfinite(pred[i]));
-		assert_true(pred[i] >= frame_column(&d.frame, "rev_window")[r]);
+		assert_true(pred[i] >= frame_column(&c.d.frame, "rev_window")[r]);
 		sum_p += pred[i];
-		sum_a += model_data_label(&d, 30)[r];
+		sum_a += model_data_label(&c.d, 30)[r];
 	}
 	/* Known answer: the extrapolated validation cohorts, in total, within 35% of the truth. */
 	assert_true(fabs(sum_p - sum_a) / sum_a < 0.35);
-	method_curves.free_state(s);
 	free(pred);
 	row_split_release(&split);
-	model_data_release(&d);
-	artefact_info_release(&curves);
-	artefact_info_release(&features);
-	artefact_info_release(&tiers);
-	registry_close(reg);
-	config_release(&cfg);
-	free(data);
-	rm_rf(dir);
+	test_model_release(&c);
+	test_pipeline_free(fx);
 }
 
 int main(void)

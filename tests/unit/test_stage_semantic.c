@@ -8,14 +8,12 @@
  */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "ltv/config.h"
-#include "ltv/generate.h"
 #include "ltv/log.h"
 #include "ltv/method.h"
 #include "ltv/model_data.h"
@@ -23,39 +21,9 @@
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 
+#include "fixture.h"
+
 extern const struct method method_semantic;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
-
-static void set(struct config *cfg, const char *fmt, ...)
-{
-	struct ltv_err err = { 0 };
-	char assignment[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(assignment, sizeof(assignment), fmt, ap);
-	va_end(ap);
-	if (config_apply_override(cfg, assignment, &err) != 0)
-		fail_msg("--set %s: %s", assignment, err.msg);
-}
-
-static double metric(const cJSON *m, const char *name)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(m, name);
-
-	if (!cJSON_IsNumber(item))
-		fail_msg("metric %s missing", name);
-	return item->valuedouble;
-}
 
 /* Rows 0..n-1 of one app, campaign i, rev_window rev[i]. */
 static void hand_data(struct model_data *d, const char *app, const char *const *names,
@@ -87,51 +55,38 @@ static void test_names(void **state)
 					     "fb_us_ios_newtheme_2026" };
 	static const double rev[] = { 0, 0, 0, 0, 2.5 };
 	static const size_t rows[] = { 0, 1, 2, 3, 4 };
-	char *dir = test_scratch_dir(), *data = xasprintf("%s/data", dir);
-	struct generate_param gp;
-	struct config cfg;
+	const struct run_options opts = { .only = "ingest,features,semantic", .as_of = INT64_MIN,
+					  .command = "test" };
+	struct test_pipeline *fx;
 	struct ltv_err err = { 0 };
-	struct run_options opts = { .only = "ingest,features,semantic", .as_of = INT64_MIN,
-				    .command = "test" };
 	struct registry *reg = NULL;
 	struct artefact_info model = { 0 };
 	struct model_data d;
 	double p7[5], p30[5], p90[5], payer[5], global30;
-	FILE *out = fopen("/dev/null", "w");
 	void *s = NULL;
 	cJSON *m;
 
 	(void)state;
 	log_level_current = LOG_WARN;
-	generate_param_init(&gp);
-	gp.n_users = 20000;
-	assert_int_equal(generate_sample(&gp, data, NULL, &err), 0);
-	config_init_defaults(&cfg);
-	set(&cfg, "input.users=%s/users.csv", data);
-	set(&cfg, "input.events=%s/events.csv", data);
-	set(&cfg, "registry.path=%s/registry.sqlite", dir);
-	set(&cfg, "run.log_dir=%s/logs", dir);
-	set(&cfg, "ingest.rejects_dir=%s/logs", dir);
-	set(&cfg, "run.jobs=%s", "1");
-	if (runner_run(&cfg, &opts, out, &err) != 0)
-		fail_msg("run: %s", err.msg);
-	fclose(out);
+	fx = test_pipeline_new(20000, 42, "1");
+	test_run(&fx->cfg, &opts);
 
-	assert_int_equal(registry_open(cfg.registry.path, 5, &reg, &err), 0);
+	assert_int_equal(registry_open(fx->cfg.registry.path, 5, &reg, &err), 0);
 	assert_int_equal(registry_artefact_current(reg, "semantic", &model, &err), 0);
 	m = cJSON_Parse(model.metrics);
 	assert_non_null(m);
-	global30 = metric(m, "global_future_mean_30");
+	global30 = test_metric(m, "global_future_mean_30");
 	assert_true(global30 > 0);
-	assert_true(metric(m, "campaigns_with_history_30") >= 10);
+	assert_true(test_metric(m, "campaigns_with_history_30") >= 10);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "val_leave_one_out")));
-	assert_int_equal((int)metric(m, "val_users"), (int)metric(m, "val_users_predicted"));
-	assert_true(isfinite(metric(m, "val_campaign_wape")));
-	assert_true(isfinite(metric(m, "val_user_rmsle")));
+	assert_int_equal((int)test_metric(m, "val_users"),
+			 (int)test_metric(m, "val_users_predicted"));
+	assert_true(isfinite(test_metric(m, "val_campaign_wape")));
+	assert_true(isfinite(test_metric(m, "val_user_rmsle")));
 
 	/* "puzzle_blast" / "fb_us_ios_broad_v2" exists in the generated sample (seed 42). */
 	hand_data(&d, "puzzle_blast", names, rev, 5);
-	assert_int_equal(method_semantic.load(reg, &model, &cfg, &s, &err), 0);
+	assert_int_equal(method_semantic.load(reg, &model, &fx->cfg, &s, &err), 0);
 	assert_int_equal(method_semantic.predict(s, &d, rows, 5, 7, p7, NULL, &err), 0);
 	assert_int_equal(method_semantic.predict(s, &d, rows, 5, 30, p30, payer, &err), 0);
 	assert_int_equal(method_semantic.predict(s, &d, rows, 5, 90, p90, NULL, &err), 0);
@@ -159,10 +114,7 @@ static void test_names(void **state)
 	cJSON_Delete(m);
 	artefact_info_release(&model);
 	registry_close(reg);
-	config_release(&cfg);
-	free(data);
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
+	test_pipeline_free(fx);
 }
 
 int main(void)

@@ -1,6 +1,8 @@
 /*
- * Shared helpers for the cmocka unit tests: scratch directories and paths to
- * the real data sets in ../shared/data (tests that need them skip when absent).
+ * Shared helpers for the cmocka unit tests: scratch directories, paths to the
+ * real data sets in ../shared/data (tests that need them skip when absent) and
+ * a fixed-seed random stream. What needs the pipeline (configs, generated
+ * samples, runs, trained models) is in fixture.h, the CDNOW log in cdnow.h.
  */
 #ifndef LTV_TESTUTIL_H
 #define LTV_TESTUTIL_H
@@ -10,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,23 @@ static inline char *test_scratch_dir(void)
 	if (!mkdtemp(tmpl))
 		return NULL;
 	return strdup(tmpl);
+}
+
+static inline int test_rm_entry(const char *path, const struct stat *st, int flag,
+				struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes a scratch directory and everything in it, then frees the path; NULL is allowed. */
+static inline void test_scratch_free(char *dir)
+{
+	if (dir)
+		nftw(dir, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
 }
 
 /* Writes text to dir/name; returns the full path (caller frees) or NULL. */
@@ -50,6 +71,25 @@ static inline const char *test_shared_path(const char *rel)
 	snprintf(path, sizeof(path), "%s/%s",
 		 getenv("LTV_SHARED_DATA") ? getenv("LTV_SHARED_DATA") : "../shared/data", rel);
 	return access(path, R_OK) == 0 ? path : NULL;
+}
+
+/* splitmix64: a fixed-seed stream, the same on every platform. */
+static inline uint64_t test_rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/* Standard normal by Box-Muller from test_rng_next. */
+static inline double test_gauss(uint64_t *s)
+{
+	const double u1 = ((double)(test_rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
+	const double u2 = (double)(test_rng_next(s) >> 11) * 0x1.0p-53;
+
+	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
 #define assert_double_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))

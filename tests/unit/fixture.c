@@ -1,0 +1,168 @@
+/*
+ * The scaffolding the pipeline's unit tests share (see fixture.h): written
+ * once here so that each test file holds only what it checks. Helpers fail
+ * the running test on any error, naming the call that failed.
+ */
+#include "testutil.h"
+
+#include "fixture.h"
+
+#include "ltv/generate.h"
+#include "ltv/stage.h"
+
+void test_set(struct config *cfg, const char *fmt, ...)
+{
+	struct ltv_err err = { 0 };
+	char assignment[4096];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(assignment, sizeof(assignment), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(assignment))
+		fail_msg("--set %s: longer than %zu bytes", fmt, sizeof(assignment) - 1);
+	if (config_apply_override(cfg, assignment, &err) != 0)
+		fail_msg("--set %s: %s", assignment, err.msg);
+}
+
+void test_config_init(struct config *cfg, const char *dir, const char *users, const char *events,
+		      const char *jobs)
+{
+	config_init_defaults(cfg);
+	test_set(cfg, "input.users=%s/%s", dir, users);
+	test_set(cfg, "input.events=%s/%s", dir, events);
+	test_set(cfg, "registry.path=%s/models/registry.sqlite", dir);
+	test_set(cfg, "run.log_dir=%s/logs", dir);
+	test_set(cfg, "ingest.rejects_dir=%s/logs", dir);
+	if (jobs)
+		test_set(cfg, "run.jobs=%s", jobs);
+}
+
+void test_config_small_sample(struct config *cfg)
+{
+	test_set(cfg, "tiers.tier1_min_users=%s", "100");
+	test_set(cfg, "tiers.tier1_min_payers=%s", "3");
+	test_set(cfg, "calibrate.min_users=%s", "50");
+	test_set(cfg, "select.min_validation_users=%s", "20");
+}
+
+struct test_pipeline *test_pipeline_new(uint64_t n_users, uint64_t seed, const char *jobs)
+{
+	struct test_pipeline *p = xcalloc(1, sizeof(*p));
+	struct generate_param gp;
+	struct ltv_err err = { 0 };
+
+	p->dir = test_scratch_dir();
+	if (!p->dir)
+		fail_msg("cannot make a scratch directory");
+	p->data = xasprintf("%s/data", p->dir);
+	generate_param_init(&gp);
+	gp.n_users = n_users;
+	gp.seed = seed;
+	if (generate_sample(&gp, p->data, NULL, &err) != 0)
+		fail_msg("generate_sample: %s", err.msg);
+	test_config_init(&p->cfg, p->dir, "data/users.csv", "data/events.csv", jobs);
+	return p;
+}
+
+void test_pipeline_free(struct test_pipeline *p)
+{
+	if (!p)
+		return;
+	config_release(&p->cfg);
+	test_scratch_free(p->dir);
+	free(p->data);
+	free(p);
+}
+
+void test_run(const struct config *cfg, const struct run_options *opts)
+{
+	struct ltv_err err = { 0 };
+	FILE *out = fopen("/dev/null", "w");
+	int ret;
+
+	assert_non_null(out);
+	ret = runner_run(cfg, opts, out, &err);
+	fclose(out);
+	if (ret != 0)
+		fail_msg("run (only %s, from %s, to %s%s): %s", opts->only ? opts->only : "-",
+			 opts->from ? opts->from : "-", opts->to ? opts->to : "-",
+			 opts->force ? ", --force" : "", err.msg);
+}
+
+void test_run_to(const struct config *cfg, const char *to)
+{
+	const struct run_options opts = { .as_of = INT64_MIN, .to = to, .command = "test" };
+
+	test_run(cfg, &opts);
+}
+
+void test_model_load(const struct config *cfg, const struct method *method, int with_tiers,
+		     struct test_model *out)
+{
+	struct stage_ctx ctx = { 0 };
+	struct ltv_err err = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	out->method = method;
+	if (registry_open(cfg->registry.path, 5, &out->reg, &err) != 0 ||
+	    registry_artefact_current(out->reg, "features", &out->features, &err) != 0 ||
+	    (with_tiers && registry_artefact_current(out->reg, "tiers", &out->tiers, &err) != 0) ||
+	    registry_artefact_current(out->reg, method->name, &out->artefact, &err) != 0)
+		fail_msg("registry: %s", err.msg);
+	ctx.reg = out->reg;
+	ctx.cfg = cfg;
+	ctx.as_of = out->artefact.as_of;
+	ctx.inputs[ctx.n_inputs++] = &out->features;
+	if (with_tiers)
+		ctx.inputs[ctx.n_inputs++] = &out->tiers;
+	if (model_data_load(&ctx, with_tiers, &out->d) != 0)
+		fail_msg("model_data_load: %s", ctx.err.msg);
+	if (method->load(out->reg, &out->artefact, cfg, &out->state, &err) != 0)
+		fail_msg("method_%s.load: %s", method->name, err.msg);
+	out->metrics = cJSON_Parse(out->artefact.metrics);
+}
+
+void test_model_release(struct test_model *m)
+{
+	m->method->free_state(m->state);
+	model_data_release(&m->d);
+	artefact_info_release(&m->features);
+	artefact_info_release(&m->tiers);
+	artefact_info_release(&m->artefact);
+	registry_close(m->reg);
+	cJSON_Delete(m->metrics);
+}
+
+void test_model_predict(const struct test_model *m, const size_t *rows, size_t n, int64_t horizon,
+			double *out_ltv, double *out_p)
+{
+	struct ltv_err err = { 0 };
+
+	if (m->method->predict(m->state, &m->d, rows, n, horizon, out_ltv, out_p, &err) != 0)
+		fail_msg("method_%s.predict: %s", m->method->name, err.msg);
+}
+
+double test_metric(const cJSON *obj, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!cJSON_IsNumber(item))
+		fail_msg("metric '%s' missing or not a number", name);
+	return item->valuedouble;
+}
+
+int test_same_number(double a, double b)
+{
+	return fabs(a - b) <= 1e-14 * fmax(fabs(a), fabs(b));
+}
+
+size_t *test_all_rows(size_t n)
+{
+	size_t *rows = xmalloc(n * sizeof(size_t));
+
+	for (size_t i = 0; i < n; i++)
+		rows[i] = i;
+	return rows;
+}

@@ -1,0 +1,96 @@
+/*
+ * Pipeline scaffolding for the unit tests (tests/unit/fixture.c, linked into
+ * every test binary): configs pointed at a scratch directory, generated
+ * samples, pipeline runs, and a model stage's current artefact loaded back.
+ * Every helper fails the running test (cmocka's fail_msg) instead of
+ * returning an error, so a test reads as the steps it takes.
+ */
+#ifndef LTV_TEST_FIXTURE_H
+#define LTV_TEST_FIXTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/common.h"
+#include "ltv/config.h"
+#include "ltv/method.h"
+#include "ltv/model_data.h"
+#include "ltv/registry.h"
+#include "ltv/runner.h"
+
+/* Applies the --set override built from fmt to cfg; fails the test when it is refused. */
+void test_set(struct config *cfg, const char *fmt, ...) LTV_PRINTF(2, 3);
+
+/*
+ * config_init_defaults, then inputs dir/users and dir/events (paths or
+ * globs relative to dir), the registry at dir/models/registry.sqlite, run
+ * logs and rejects in dir/logs and, unless jobs is NULL, run.jobs = jobs.
+ * The caller releases cfg with config_release.
+ */
+void test_config_init(struct config *cfg, const char *dir, const char *users, const char *events,
+		      const char *jobs);
+
+/*
+ * Lowers the tier, calibrate and select thresholds so that a sample of a few
+ * thousand generated users fills every tier and trains every stage.
+ */
+void test_config_small_sample(struct config *cfg);
+
+/* A generated sample in a scratch directory and a config pointed at it. */
+struct test_pipeline {
+	char *dir;         /* the scratch directory */
+	char *data;        /* dir/data: the sample's users.csv and events.csv */
+	struct config cfg; /* test_config_init(cfg, dir, "data/users.csv", "data/events.csv", jobs) */
+};
+
+/*
+ * Generates n_users users from seed (generate_param_init's other defaults)
+ * into a new scratch directory's data/ and sets up the config. Nothing runs
+ * yet. Free with test_pipeline_free.
+ */
+struct test_pipeline *test_pipeline_new(uint64_t n_users, uint64_t seed, const char *jobs);
+/* Releases the config, removes the scratch directory and frees p; NULL is allowed. */
+void test_pipeline_free(struct test_pipeline *p);
+
+/* Runs the pipeline as opts say, its output discarded; fails the test when the run fails. */
+void test_run(const struct config *cfg, const struct run_options *opts);
+/* test_run of every stage up to and including `to` (NULL: all), as of the latest event. */
+void test_run_to(const struct config *cfg, const char *to);
+
+/*
+ * The current artefact of the stage that trains method, loaded back: the
+ * model data built from its inputs "features" and (with_tiers) "tiers", the
+ * method's state, and its metrics parsed (NULL when they are not JSON).
+ * Release with test_model_release.
+ */
+struct test_model {
+	const struct method *method;
+	struct registry *reg;
+	struct artefact_info features, tiers, artefact;
+	struct model_data d;
+	void *state;
+	cJSON *metrics;
+};
+
+void test_model_load(const struct config *cfg, const struct method *method, int with_tiers,
+		     struct test_model *out);
+void test_model_release(struct test_model *m);
+/* method->predict on rows of m->d; fails the test when it fails. out_p may be NULL. */
+void test_model_predict(const struct test_model *m, const size_t *rows, size_t n, int64_t horizon,
+			double *out_ltv, double *out_p);
+
+/* The number obj[name]; fails the test when it is missing or not a number. */
+double test_metric(const cJSON *obj, const char *name);
+
+/*
+ * Equal up to the last digit or so: cJSON prints a double with 15 significant
+ * digits whenever that reads back within an epsilon, so stored metrics lose an ulp.
+ */
+int test_same_number(double a, double b);
+
+/* The rows 0 .. n-1 as a new array (caller frees). */
+size_t *test_all_rows(size_t n);
+
+#endif
