@@ -1,6 +1,6 @@
 /*
  * Unit tests for `ltvpipe evaluate` (pipeline/evaluate.c, eval_baselines.c,
- * eval_report.c, the evaluations table of registry.c): the metric plumbing
+ * eval_report.c, the evaluations table of registry_versions.c): the metric plumbing
  * against hand-computed values, baselines a and b on a hand-made frame, the
  * registry round trip, and the backtest's one promise — nothing after T
  * reaches training or scoring: events appended after T leave every
