@@ -62,6 +62,16 @@ static int parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
 	return 0;
 }
 
+/* "ltvpipe <command> <its arguments>" into buf (cut at size), for the run's record; returns buf. */
+static const char *command_line(const struct command_args *a, char *buf, size_t size)
+{
+	size_t len = (size_t)snprintf(buf, size, "ltvpipe");
+
+	for (int i = 0; i < a->argc && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, " %s", a->argv[i]);
+	return buf;
+}
+
 /* ---- run ---- */
 
 static int cmd_run(struct command_args *a)
@@ -73,15 +83,10 @@ static int cmd_run(struct command_args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_options opts = { .as_of = INT64_MIN };
-	char command[1024] = "ltvpipe";
+	char command[1024];
 	int c, ret;
 
-	for (int i = 0; i < a->argc; i++) {
-		size_t len = strlen(command);
-
-		snprintf(command + len, sizeof(command) - len, " %s", a->argv[i]);
-	}
-	opts.command = command;
+	opts.command = command_line(a, command, sizeof(command));
 	optind = 1;
 	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -204,15 +209,10 @@ static int cmd_evaluate(struct command_args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct evaluate_options opts = { .as_of = INT64_MIN };
-	char command[1024] = "ltvpipe";
+	char command[1024];
 	int c, ret;
 
-	for (int i = 0; i < a->argc; i++) {
-		size_t len = strlen(command);
-
-		snprintf(command + len, sizeof(command) - len, " %s", a->argv[i]);
-	}
-	opts.command = command;
+	opts.command = command_line(a, command, sizeof(command));
 	optind = 1;
 	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
 		switch (c) {
