@@ -291,6 +291,28 @@ static void report_campaigns(FILE *f, struct campaign_sum *cs, size_t n, int ti,
 	free(ranked);
 }
 
+
+/*
+ * Users younger than obs_days at as_of are scored from a window that is not
+ * complete yet, which no model saw in training (training users are all
+ * mature). Say how many, so a campaign full of them is read as provisional.
+ */
+static void report_partial_windows(FILE *f, const struct config *cfg, const struct model_data *d,
+				   const struct scored *s)
+{
+	const double *age = frame_column(&d->frame, "age_days");
+	const int64_t obs_days = cfg->features.obs_days;
+	size_t partial = 0;
+
+	for (size_t i = 0; age && i < s->n; i++)
+		partial += age[s->rows[i]] < (double)obs_days;
+	if (partial == 0)
+		return;
+	fprintf(f, "  of which %zu (%.1f%%) are under %lld days old: their D0-D%lld observation window "
+		"is not complete,\n  so their predictions rest on partial data; rescore them once it "
+		"is (column age_days)\n", partial, 100.0 * (double)partial / (double)s->n,
+		(long long)obs_days, (long long)obs_days - 1);
+}
 static int write_report(const struct loaded_model *m, const struct model_data *d,
 			const struct scored *s, struct campaign_sum *cs, size_t n_cs, int64_t as_of,
 			const char *path, struct ltv_err *err)
@@ -325,6 +347,7 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 		fprintf(f, " %lld", (long long)cfg->features.horizons.v[h]);
 	fprintf(f, " (target %lld). Money is in the currency of the input revenue and cost columns.\n\n", target);
 	fprintf(f, "Users scored (not yet %lld days old): %zu in %zu campaigns\n", target, s->n, n_cs);
+	report_partial_windows(f, cfg, d, s);
 	fprintf(f, "Spend on them: %.2f\n", spend);
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
 		double rev = 0;

@@ -33,6 +33,10 @@ n=$(($(wc -l <out/before.csv) - 1))
 [ "$n" -ge 100 ] && echo "at least 100 users scored at T" || echo "only $n users scored at T"
 # every user scored installed by T and is younger than 30 days at T
 awk -F, -v t=2025-08-20 'NR > 1 && ($4 > t || $5 >= 30) { bad++ } END { print "users installed after T or 30+ days old: " bad + 0 }' out/before.csv
+# the report counts the users whose 2-day observation window is not complete at T
+young=$(awk -F, 'NR > 1 && $5 < 2 { n++ } END { print n + 0 }' out/before.csv)
+[ "$young" -gt 0 ] && echo "some users scored at T are under 2 days old"
+grep -q "^  of which $young (.*%) are under 2 days old: their D0-D1 observation window is not complete" out/before.csv.report.txt && echo "report counts them"
 
 # events after T for every user scored, in a new file matched by the glob
 {
