@@ -31,19 +31,23 @@ static int compare_by_install(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
 }
 
+/* The tier's mean revenue still to come after the rows' ages, on training cohorts (weighted). */
 static double tier_train_mean(const struct model_data *d, int64_t horizon, int tier)
 {
 	struct row_split s;
 	const double *y = model_data_label(d, horizon);
-	double sum = 0;
-	size_t n;
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	double sum = 0, weight = 0;
 
-	model_data_split(d, horizon, tier, &s);
-	for (size_t i = 0; i < s.n_train; i++)
-		sum += y[s.train[i]];
-	n = s.n_train;
+	model_data_split_weighted(d, horizon, tier, &s);
+	for (size_t i = 0; i < s.n_train; i++) {
+		double w = model_data_weight(d, s.train[i]);
+
+		sum += w * (y[s.train[i]] - rev_window[s.train[i]]);
+		weight += w;
+	}
 	row_split_release(&s);
-	return n ? sum / (double)n : NAN;
+	return weight > 0 ? sum / weight : NAN;
 }
 
 /* Fits one (tier, horizon); stores its body and table row. *out_cal is NULL for identity. */
@@ -54,6 +58,7 @@ static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const stru
 	struct calibration_param param;
 	struct row_split s;
 	const double *y = model_data_label(d, horizon);
+	const double *rev_window = frame_column(&d->frame, "rev_window");
 	double *pred = NULL, *actual = NULL;
 	int ret = 0;
 
@@ -72,8 +77,11 @@ static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const stru
 	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
 	if (ret < 0)
 		goto out;
-	for (size_t i = 0; i < s.n_valid; i++)
-		actual[i] = y[s.valid[i]];
+	/* Calibrated is the revenue still to come (predictor_calibrate). */
+	for (size_t i = 0; i < s.n_valid; i++) {
+		actual[i] = y[s.valid[i]] - rev_window[s.valid[i]];
+		pred[i] = fmax(pred[i] - rev_window[s.valid[i]], 0.0);
+	}
 	calibration_param_init(&param);
 	param.alpha_min = ctx->cfg->calibrate.alpha_min;
 	param.alpha_max = ctx->cfg->calibrate.alpha_max;

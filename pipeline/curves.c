@@ -14,16 +14,15 @@
  * tier-2 and tier-3 training user (so campaigns without a curve of their own
  * still have one).
  *
- * Prediction for the rows of one cohort (a cohort-level method): with
- * k = features.obs_days, y_k = the mean rev_window of the cohort's rows with a
- * full window, blended towards the curve's own a * k^b by w = n / (n +
- * shrinkage_users) for small cohorts, the cohort mean at H is
- * y_k' * (H / k)^b (b < 0 taken as 0). Each user gets rev_window plus the
- * cohort's increment y_k' * ((H / k)^b - (u / k)^b), u being the user's
- * observed days (u = k for a full window), so the cohort mean is the curve's
- * extrapolation and nobody falls below observed revenue. A campaign with no
+ * Prediction for the rows of one cohort (a cohort-level method): each row
+ * describes a user at an age u (window_days) with rev_window seen before it.
+ * The cohort's level is L = sum(rev_window) / sum(y(u)) over its rows (weighted,
+ * ages of at least a day), blended towards 1 by w = n / (n + shrinkage_users)
+ * for small cohorts; each user gets rev_window + L * (y(H) - y(u)), with b < 0
+ * taken as 0, so the cohort is extrapolated along its curve from the ages its
+ * users have, and nobody falls below observed revenue. A campaign with no
  * curve of its own uses its tier's prior (a row without a tier counts as tier
- * 3). Because y_k is the mean over the rows passed, a cohort's rows must be
+ * 3). Because L is taken over the rows passed, a cohort's rows must be
  * predicted in one call. A prediction at H is the largest such value over
  * the trained horizons up to H, so predictions never decrease with the
  * horizon. Horizons not trained give NaN.
@@ -48,7 +47,7 @@
 #include "ltv/strmap.h"
 
 #define CURVES_MAGIC "LTVCURVS"
-#define CURVES_VERSION 1
+#define CURVES_VERSION 2
 #define CURVES_BLOB "curves"
 #define CURVES_MAX_HORIZONS 32
 
@@ -73,7 +72,6 @@ struct curves_horizon {
 
 /* A trained (or loaded) model: what method_curves' state points to. */
 struct curves_state {
-	int64_t obs_days;
 	double shrinkage_users;
 	struct curves_horizon *h;
 	size_t n_h;
@@ -116,7 +114,7 @@ static void curves_state_index(struct curves_state *s)
 }
 
 /*
- * Blob "LTVCURVS" version 1: u64 obs_days, f64 shrinkage_users, u64
+ * Blob "LTVCURVS" version 2: f64 shrinkage_users, u64
  * n_horizons, then per horizon: u64 horizon; per prior (tier 1, tiers 2-3):
  * u32 present, f64 log_a, f64 b, u64 users; u64 n_campaigns; per campaign:
  * str app, str campaign, f64 log_a, f64 b, u64 users.
@@ -127,7 +125,6 @@ static void curves_save(const struct curves_state *s, uint8_t **out_buf, size_t 
 
 	blob_writer_init(&w);
 	blob_put_header(&w, CURVES_MAGIC, CURVES_VERSION);
-	blob_put_u64(&w, (uint64_t)s->obs_days);
 	blob_put_f64(&w, s->shrinkage_users);
 	blob_put_u64(&w, s->n_h);
 	for (size_t i = 0; i < s->n_h; i++) {
@@ -165,11 +162,9 @@ static int curves_parse(const void *buf, size_t len, struct curves_state **out_s
 	ret = blob_get_header(&r, CURVES_MAGIC, CURVES_VERSION, &version, err);
 	if (ret < 0)
 		goto out;
-	s->obs_days = (int64_t)blob_get_u64(&r);
 	s->shrinkage_users = blob_get_f64(&r);
 	n_h = blob_get_u64(&r);
-	if (r.failed || n_h > CURVES_MAX_HORIZONS || s->obs_days < 1 ||
-	    !(s->shrinkage_users >= 0)) {
+	if (r.failed || n_h > CURVES_MAX_HORIZONS || !(s->shrinkage_users >= 0)) {
 		ret = err_set(err, LTV_EINVAL, "curves blob: bad header");
 		goto out;
 	}
@@ -248,11 +243,22 @@ static const struct curve *cohort_curve(const struct curves_horizon *h, const ch
 /* One cohort among the rows being predicted. */
 struct cohort_acc {
 	size_t first_row;
-	double sum_full;  /* rev_window over rows with a full observation window */
-	size_t n_full;
-	double y_k;       /* blended observed mean, set per horizon */
-	double b;         /* exponent used, >= 0; NaN when there is no curve */
+	double seen;      /* weighted revenue of the rows before their age */
+	double expected;  /* weighted curve value at the rows' ages (set per horizon) */
+	double users;     /* weight of the rows with an age of at least one day */
+	double level;     /* blended seen / expected, set per horizon */
+	const struct curve *cv;
 };
+
+/* a * D^b with b < 0 taken as 0: a cumulative curve never falls. */
+static double rising_curve(const struct curve *cv, double day)
+{
+	struct curve c = *cv;
+
+	if (c.b < 0)
+		c.b = 0;
+	return day > 0 ? curve_predict(&c, day) : 0.0;
+}
 
 /*
  * out[i] = predicted ltv_H of rows[i] (see the header comment): NaN for every
@@ -265,7 +271,6 @@ static int curves_predict(const void *state, const struct model_data *d, const s
 	const struct curves_state *s = state;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const double *window = frame_column(&d->frame, "window_days");
-	const double k = (double)s->obs_days;
 	const size_t n_dense = d->n_apps * d->n_campaigns;
 	int32_t *slot_of = NULL;
 	struct cohort_acc *acc = NULL;
@@ -295,10 +300,6 @@ static int curves_predict(const void *state, const struct model_data *d, const s
 			slot_of[c] = (int32_t)n_slots++;
 		}
 		row_slot[i] = slot_of[c];
-		if (window[rows[i]] >= k) {
-			acc[slot_of[c]].sum_full += rev_window[rows[i]];
-			acc[slot_of[c]].n_full++;
-		}
 	}
 	/* Every trained horizon up to H, so that predictions never decrease with H. */
 	for (size_t hi = 0; hi < s->n_h; hi++) {
@@ -311,30 +312,37 @@ static int curves_predict(const void *state, const struct model_data *d, const s
 			struct cohort_acc *a = &acc[c];
 			size_t r = a->first_row;
 			const size_t cohort = model_data_cohort(d, r);
-			const struct curve *cv = cohort_curve(h, d->apps[cohort / d->n_campaigns],
-							      d->campaigns[cohort % d->n_campaigns],
-							      d->tier ? d->tier[r] : 3);
-			double w;
 
-			a->b = NAN;
-			if (!cv)
+			a->cv = cohort_curve(h, d->apps[cohort / d->n_campaigns],
+					     d->campaigns[cohort % d->n_campaigns], d->tier ? d->tier[r] : 3);
+			a->seen = a->expected = a->users = 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct cohort_acc *a = &acc[row_slot[i]];
+			const double u = fmin(window[rows[i]], hd), w = model_data_weight(d, rows[i]);
+
+			if (!a->cv || u < 1)
 				continue;
-			w = a->n_full == 0 ? 0.0
-			    : s->shrinkage_users == 0 ? 1.0
-			    : (double)a->n_full / ((double)a->n_full + s->shrinkage_users);
-			a->y_k = w * (a->n_full ? a->sum_full / (double)a->n_full : 0.0) +
-				 (1.0 - w) * curve_predict(cv, k);
-			a->b = cv->b > 0.0 ? cv->b : 0.0;
+			a->seen += w * rev_window[rows[i]];
+			a->expected += w * rising_curve(a->cv, u);
+			a->users += w;
+		}
+		for (size_t c = 0; c < n_slots; c++) {
+			struct cohort_acc *a = &acc[c];
+			double w = a->users == 0 ? 0.0
+				   : s->shrinkage_users == 0 ? 1.0 : a->users / (a->users + s->shrinkage_users);
+
+			/* The cohort's level against its curve, shrunk to the curve's own for few users. */
+			a->level = w * (a->expected > 0 ? a->seen / a->expected : 1.0) + (1.0 - w);
 		}
 		for (size_t i = 0; i < n; i++) {
 			const struct cohort_acc *a = &acc[row_slot[i]];
-			const double u = fmin(window[rows[i]], k);
-			double seen, inc;
+			const double u = fmin(window[rows[i]], hd);
+			double inc;
 
-			if (isnan(a->b))
+			if (!a->cv)
 				continue;
-			seen = u > 0 ? pow(u / k, a->b) : 0.0;
-			inc = a->y_k * (pow(hd / k, a->b) - seen);
+			inc = a->level * (rising_curve(a->cv, hd) - rising_curve(a->cv, u));
 			inc = rev_window[rows[i]] + (inc > 0 ? inc : 0.0);
 			if (isnan(out_ltv[i]) || inc > out_ltv[i])
 				out_ltv[i] = inc;
@@ -371,6 +379,7 @@ static void curves_free_state(void *state)
 
 const struct method method_curves = {
 	.name = "curves",
+	.any_age = 1,
 	.load = curves_load,
 	.predict = curves_predict,
 	.free_state = curves_free_state,
@@ -446,6 +455,7 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 	const struct model_data *d = t->d;
 	const struct int_list *hz = &ctx->cfg->features.horizons;
 	const double *uid = frame_column(&d->frame, "uid");
+	const double *user_rep = frame_column(&d->frame, "user_rep");
 	const size_t n_dense = d->n_apps * d->n_campaigns;
 	size_t *compact_of = xmalloc((n_dense ? n_dense : 1) * sizeof(size_t));
 	size_t total = 0;
@@ -474,7 +484,8 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 	for (size_t u = 0; u < t->n_uids; u++)
 		t->row_of_uid[u] = -1;
 	for (size_t i = 0; i < d->frame.n_rows; i++)
-		t->row_of_uid[(size_t)uid[i]] = (int64_t)i;
+		if (!user_rep || user_rep[i] != 0)
+			t->row_of_uid[(size_t)uid[i]] = (int64_t)i;
 
 	t->train_mask = xcalloc(d->frame.n_rows ? d->frame.n_rows : 1, sizeof(uint32_t));
 	t->day_off = xmalloc(hz->n * sizeof(size_t));
@@ -482,7 +493,7 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 	for (size_t h = 0; h < hz->n; h++) {
 		struct row_split split;
 
-		model_data_split(d, hz->v[h], 0, &split);
+		model_data_split_users(d, hz->v[h], 0, &split);
 		for (size_t j = 0; j < split.n_train; j++) {
 			t->train_mask[split.train[j]] |= 1u << h;
 			t->n_train[h * t->n_cohorts + t->compact[split.train[j]]] += 1;
@@ -653,7 +664,6 @@ int stage_curves_run(struct stage_ctx *ctx)
 		cohort_tier[t.compact[i]] = d.tier[i];
 		cohort_row[t.compact[i]] = i;
 	}
-	trained->obs_days = cfg->features.obs_days;
 	trained->shrinkage_users = cfg->curves.shrinkage_users;
 	trained->n_h = hz->n;
 	trained->h = xcalloc(hz->n ? hz->n : 1, sizeof(*trained->h));

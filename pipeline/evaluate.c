@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ltv/evaluate.h"
+#include "ltv/serving.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
 #include "ltv/runner.h"
@@ -178,40 +179,20 @@ static int train_scratch(const struct config *scratch, const struct evaluate_opt
 
 /* ---- predictions ---- */
 
-/*
- * The selected, calibrated mix exactly as `score` serves it: calibrated per
- * tier, never below revenue before T, a horizon already lived through is what
- * the user spent (before T), monotone across horizons.
- */
+/* The selected, calibrated mix exactly as `score` serves it (include/ltv/serving.h). */
 static int predict_mix(const struct loaded_model *m, const struct model_data *d,
 		       const size_t *rows, size_t n, double **out_ltv, double **out_p_payer,
 		       struct ltv_err *err)
 {
-	const struct config *cfg = &m->cfg;
-	const double *age = frame_column(&d->frame, "age_days");
-	const double *rev_before = frame_column(&d->frame, "rev_to_date");
-	double *floor_rows = xmalloc((n ? n : 1) * sizeof(double));
-	int ret = 0;
+	struct served sv;
+	int ret = serving_predict(m, d, rows, n, &sv, err);
 
-	for (size_t i = 0; i < n; i++)
-		floor_rows[i] = rev_before[rows[i]];
-	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++) {
-		const int64_t horizon = cfg->features.horizons.v[h];
-		const double *label = model_data_label(d, horizon);
-
-		ret = predictor_predict_raw(&m->pred, d, rows, n, horizon, out_ltv[h], NULL,
-					    out_p_payer[h], err);
-		if (ret < 0)
-			break;
-		predictor_calibrate(&m->pred, d, rows, n, horizon, floor_rows, out_ltv[h]);
-		for (size_t i = 0; i < n; i++) {
-			if (age[rows[i]] >= (double)horizon && !isnan(label[rows[i]]))
-				out_ltv[h][i] = label[rows[i]];
-			if (h > 0 && out_ltv[h][i] < out_ltv[h - 1][i])
-				out_ltv[h][i] = out_ltv[h - 1][i];
-		}
+	for (size_t h = 0; ret == 0 && h < sv.n_horizons; h++) {
+		memcpy(out_ltv[h], sv.ltv[h], n * sizeof(double));
+		memcpy(out_p_payer[h], sv.p_payer_h[h], n * sizeof(double));
 	}
-	free(floor_rows);
+	if (ret == 0)
+		served_release(&sv);
 	return ret;
 }
 
@@ -245,14 +226,14 @@ static int predict_method(const struct loaded_model *m, const struct model_data 
 
 	if (k == method_index("hurdle"))
 		s->p_payer = xmalloc((eh->n ? eh->n : 1) * sizeof(double));
-	ret = method_table[k]->predict(m->pred.states[k], d, rows, eh->n, eh->horizon, s->pred,
+	ret = predictor_predict_method(&m->pred, k, d, rows, eh->n, eh->horizon, s->pred,
 				       s->p_payer, err);
 	if (ret < 0)
 		return err_prefix(err, "%s", method_table[k]->name);
 	for (size_t i = 0; i < eh->n; i++) {
 		if (!isnan(s->pred[i]))
 			continue;
-		s->pred[i] = fmax(m->pred.global_median[hi], rev_window[rows[i]]);
+		s->pred[i] = rev_window[rows[i]] + m->pred.global_median[hi];
 		fallbacks++;
 	}
 	floor_series(s, eh);
@@ -576,7 +557,8 @@ static int evaluate_model(const struct loaded_model *m, struct registry *sreg,
 	if (ret == 0)
 		ret = registry_users_load(sreg, &r->users, err);
 	if (ret == 0)
-		ret = feature_build_base(sreg, cfg, r->as_of + max_h * SECONDS_PER_DAY, &actual, &apps,
+		ret = feature_build_base(sreg, cfg, r->as_of + max_h * SECONDS_PER_DAY, FEATURE_ROWS_AT_AGE,
+					 &actual, &apps,
 					 &n_apps, &campaigns, &n_campaigns, NULL, err);
 	if (ret < 0)
 		goto out;
@@ -756,8 +738,9 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 	if (ret < 0)
 		goto out;
 	config_hash(&m.cfg, r.config_hash);
-	r.config_summary = xasprintf("obs_days %lld, target horizon %lld, validation_days %lld",
-				     (long long)m.cfg.features.obs_days,
+	r.config_summary = xasprintf("snapshots from %lld to %lld days, target horizon %lld, "
+				     "validation_days %lld", (long long)m.cfg.features.snapshots.v[0],
+				     (long long)m.cfg.features.snapshots.v[m.cfg.features.snapshots.n - 1],
 				     (long long)m.cfg.features.target_horizon,
 				     (long long)m.cfg.features.validation_days);
 	r.output_dir = opts->output_dir ? xstrdup(opts->output_dir)

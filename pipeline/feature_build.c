@@ -3,8 +3,11 @@
  * The leakage rules live here, once, for training and scoring alike:
  *  - a user-day is read only when the whole day is complete at as_of
  *    (install + (day + 1) days <= as_of), so nothing after as_of is seen;
- *  - features read only days d < obs_days; a label ltv_H exists only for a
- *    user mature at H (install + H days <= as_of), NaN otherwise.
+ *  - a row describes the user at an age s (window_days) and its features read
+ *    only days d < s; a label ltv_H exists only for a user mature at H
+ *    (install + H days <= as_of), NaN otherwise.
+ * Training rows are (user, snapshot age) pairs; scoring rows are one per user
+ * at the age they have (DESIGN.md "Time, windows and labels").
  */
 #include <assert.h>
 #include <math.h>
@@ -18,24 +21,37 @@
 #include "ltv/timeutil.h"
 
 #define MAX_HORIZONS 16
+#define MAX_SNAPSHOTS 32
 #define ENCODINGS_MAGIC "LTVENCD1"
+/* Days counted as "recent" by rev_last7 and events_last7_share. */
+#define RECENT_DAYS 7
 
-struct user_acc {
-	double rev_to_date; /* every complete day: the floor no prediction goes below */
-	double rev_window, rev_d0, rev_max_day;
-	double purchases, events, events_d0, active_days;
-	double first_purchase_day;
-	double ltv[MAX_HORIZONS];
+/* One complete user-day, as ingest aggregated it. */
+struct day_rec {
+	int64_t uid, day;
+	double revenue, events, purchases;
 };
 
 struct base_run {
 	const struct config *cfg;
 	int64_t as_of;
+	enum feature_rows mode;
 	struct user_table users;
-	int64_t *row_of_uid;    /* uid - 1 → frame row, -1 when installed after as_of */
-	struct user_acc *acc;   /* per frame row */
-	size_t n_rows;
+	int64_t *age_of_uid;    /* uid - 1 → whole days complete at as_of; -1: installed after */
+	struct day_rec *days;   /* complete days, grouped by uid in day order */
+	size_t n_days, cap_days;
+	size_t *first_day;      /* uid - 1 → index of its first day in days; [n] = n_days */
 	struct feature_base_stats stats;
+};
+
+/* The frame columns a row fills. */
+struct row_cols {
+	double *uid, *install, *age, *window, *weight, *user_rep;
+	double *rev_window, *rev_d0, *rev_max, *purchases, *events, *events_d0, *active;
+	double *engagement, *first_purchase, *purchase_days, *since_purchase, *since_active;
+	double *rev_per_purchase_day, *rev_last7, *events_last7_share;
+	double *cost, *rev_to_date;
+	double *ltv[MAX_HORIZONS];
 };
 
 /* Days complete at as_of since install: day d is readable iff d < this. */
@@ -44,41 +60,248 @@ static int64_t complete_days(int64_t install, int64_t as_of)
 	return time_day_index(install, as_of);
 }
 
+/* Collects the complete days of users installed by as_of; counts the rest. */
 static int collect_user_day(void *opaque, int64_t uid, int64_t day, double revenue,
 			    int64_t events, int64_t purchases)
 {
 	struct base_run *br = opaque;
-	const struct config *cfg = br->cfg;
-	int64_t row;
-	struct user_acc *a;
 
-	if (uid < 1 || (size_t)uid > br->users.n || (row = br->row_of_uid[uid - 1]) < 0)
+	if (uid < 1 || (size_t)uid > br->users.n || br->age_of_uid[uid - 1] < 0)
 		return 0;
-	if (day >= complete_days(br->users.install_time[uid - 1], br->as_of)) {
+	if (day >= br->age_of_uid[uid - 1]) {
 		br->stats.user_days_after_as_of++;
 		return 0;
 	}
 	br->stats.user_days_read++;
-	a = &br->acc[row];
-	a->rev_to_date += revenue;
-	if (day < cfg->features.obs_days) {
-		a->rev_window += revenue;
-		a->purchases += (double)purchases;
-		a->events += (double)events;
-		a->active_days += 1;
-		if (revenue > a->rev_max_day)
-			a->rev_max_day = revenue;
-		if (day == 0) {
-			a->rev_d0 += revenue;
-			a->events_d0 += (double)events;
-		}
-		if (revenue > 0 && (isnan(a->first_purchase_day) || day < a->first_purchase_day))
-			a->first_purchase_day = (double)day;
-	}
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		if (day < cfg->features.horizons.v[h])
-			a->ltv[h] += revenue;
+	ARRAY_GROW(br->days, br->n_days + 1, br->cap_days);
+	br->days[br->n_days++] = (struct day_rec){ uid, day, revenue, (double)events, (double)purchases };
 	return 0;
+}
+
+static int compare_day_rec(const void *a, const void *b)
+{
+	const struct day_rec *x = a, *y = b;
+
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return (x->day > y->day) - (x->day < y->day);
+}
+
+/* Groups the collected days by uid in day order and sets first_day offsets. */
+static void group_days(struct base_run *br)
+{
+	int sorted = 1;
+
+	for (size_t i = 1; i < br->n_days && sorted; i++)
+		sorted = compare_day_rec(&br->days[i - 1], &br->days[i]) <= 0;
+	if (!sorted) /* the registry streams in (uid, day) order; this keeps us right if not */
+		qsort(br->days, br->n_days, sizeof(*br->days), compare_day_rec);
+	/* first_day[u + 1] counts user u's days, then a prefix sum makes offsets. */
+	br->first_day = xcalloc(br->users.n + 1, sizeof(size_t));
+	for (size_t i = 0; i < br->n_days; i++)
+		br->first_day[br->days[i].uid]++;
+	for (size_t u = 0; u < br->users.n; u++)
+		br->first_day[u + 1] += br->first_day[u];
+}
+
+/* A stable pseudo-random number of a user id (FNV-1a), for the row sample. */
+static uint64_t user_hash(const char *user_id)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const unsigned char *p = (const unsigned char *)user_id; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+static void add_row_columns(const struct config *cfg, struct frame *f, struct row_cols *c)
+{
+	c->uid = frame_add_column(f, "uid");
+	c->install = frame_add_column(f, "install_time");
+	c->age = frame_add_column(f, "age_days");
+	c->window = frame_add_column(f, "window_days");
+	c->weight = frame_add_column(f, "weight");
+	c->user_rep = frame_add_column(f, "user_rep");
+	c->rev_window = frame_add_column(f, "rev_window");
+	c->rev_d0 = frame_add_column(f, "rev_d0");
+	c->rev_max = frame_add_column(f, "rev_max_day");
+	c->purchases = frame_add_column(f, "purchases_window");
+	c->events = frame_add_column(f, "events_window");
+	c->events_d0 = frame_add_column(f, "events_d0");
+	c->active = frame_add_column(f, "active_days_window");
+	c->engagement = frame_add_column(f, "engagement");
+	c->first_purchase = frame_add_column(f, "first_purchase_day");
+	c->purchase_days = frame_add_column(f, "purchase_days");
+	c->since_purchase = frame_add_column(f, "days_since_purchase");
+	c->since_active = frame_add_column(f, "days_since_active");
+	c->rev_per_purchase_day = frame_add_column(f, "rev_per_purchase_day");
+	c->rev_last7 = frame_add_column(f, "rev_last7");
+	c->events_last7_share = frame_add_column(f, "events_last7_share");
+	c->cost = frame_add_column(f, "cost");
+	c->rev_to_date = frame_add_column(f, "rev_to_date");
+	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.horizons.v[h]);
+		c->ltv[h] = frame_add_column(f, name);
+	}
+}
+
+/*
+ * Row `row` = user u (0-based) seen at age s: its features read days d < s
+ * only; labels and rev_to_date are the user's, the same on each of its rows.
+ */
+static void fill_row(const struct base_run *br, const struct row_cols *c, size_t row, size_t u,
+		     int64_t s, double weight, int user_rep)
+{
+	const struct config *cfg = br->cfg;
+	const struct day_rec *d = br->days + br->first_day[u];
+	const size_t n = br->first_day[u + 1] - br->first_day[u];
+	const int64_t age = br->age_of_uid[u];
+	double rev = 0, rev_d0 = 0, rev_max = 0, purchases = 0, events = 0, events_d0 = 0;
+	double active = 0, purchase_days = 0, first_purchase = NAN, last_purchase = NAN;
+	double last_active = NAN, rev_last7 = 0, events_last7 = 0, rev_to_date = 0;
+	double ltv[MAX_HORIZONS] = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		const struct day_rec *r = &d[i];
+
+		rev_to_date += r->revenue;
+		for (size_t h = 0; h < cfg->features.horizons.n; h++)
+			if (r->day < cfg->features.horizons.v[h])
+				ltv[h] += r->revenue;
+		if (r->day >= s)
+			continue;
+		rev += r->revenue;
+		purchases += r->purchases;
+		events += r->events;
+		active += 1;
+		last_active = (double)r->day;
+		rev_max = fmax(rev_max, r->revenue);
+		if (r->day == 0) {
+			rev_d0 += r->revenue;
+			events_d0 += r->events;
+		}
+		if (r->revenue > 0) {
+			purchase_days += 1;
+			last_purchase = (double)r->day;
+			if (isnan(first_purchase))
+				first_purchase = (double)r->day;
+		}
+		if (r->day >= s - RECENT_DAYS) {
+			rev_last7 += r->revenue;
+			events_last7 += r->events;
+		}
+	}
+	c->uid[row] = (double)br->users.uid[u];
+	c->install[row] = (double)br->users.install_time[u];
+	c->age[row] = (double)age;
+	c->window[row] = (double)s;
+	c->weight[row] = weight;
+	c->user_rep[row] = user_rep;
+	c->rev_window[row] = rev;
+	c->rev_d0[row] = rev_d0;
+	c->rev_max[row] = rev_max;
+	c->purchases[row] = purchases;
+	c->events[row] = events;
+	c->events_d0[row] = events_d0;
+	c->active[row] = active;
+	/* Events per observed day, damped by log so one burst does not dominate. */
+	c->engagement[row] = s > 0 ? log1p(events) * active / (double)s : 0;
+	c->first_purchase[row] = first_purchase;
+	c->purchase_days[row] = purchase_days;
+	/* Recency as BTYD reads it: whole days between the last one and the last complete day. */
+	c->since_purchase[row] = isnan(last_purchase) ? NAN : (double)(s - 1) - last_purchase;
+	c->since_active[row] = isnan(last_active) ? (double)s : (double)(s - 1) - last_active;
+	c->rev_per_purchase_day[row] = purchase_days > 0 ? rev / purchase_days : NAN;
+	c->rev_last7[row] = rev_last7;
+	c->events_last7_share[row] = events > 0 ? events_last7 / events : NAN;
+	c->cost[row] = br->users.cost[u];
+	c->rev_to_date[row] = rev_to_date;
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		c->ltv[h][row] = age >= cfg->features.horizons.v[h] ? ltv[h] : NAN;
+}
+
+/* Revenue of a user's days d < limit. */
+static double revenue_before(const struct base_run *br, size_t u, int64_t limit)
+{
+	double sum = 0;
+
+	for (size_t i = br->first_day[u]; i < br->first_day[u + 1]; i++)
+		if (br->days[i].day < limit)
+			sum += br->days[i].revenue;
+	return sum;
+}
+
+/*
+ * The snapshot ages a training user contributes rows at: s <= age (the days
+ * before s are complete) and s < the longest horizon. A user not mature at the
+ * first horizon carries no label and contributes none.
+ */
+static size_t eligible_snapshots(const struct base_run *br, size_t u, int64_t *out)
+{
+	const struct int_list *snap = &br->cfg->features.snapshots, *hz = &br->cfg->features.horizons;
+	const int64_t age = br->age_of_uid[u];
+	size_t n = 0;
+
+	if (age < hz->v[0])
+		return 0;
+	for (size_t k = 0; k < snap->n && n < MAX_SNAPSHOTS; k++)
+		if (snap->v[k] <= age && snap->v[k] < hz->v[hz->n - 1])
+			out[n++] = snap->v[k];
+	return n;
+}
+
+/*
+ * Training rows: every snapshot of a user who has revenue before the longest
+ * horizon they are mature at; one snapshot, chosen by a hash of the user id and
+ * weighted by the number of snapshots, for a user who has none (their rows
+ * differ only in activity features and all have target 0). Training cost then
+ * grows with payers, not with snapshots x users, and weighted sums over rows
+ * are unbiased for the full set. Returns the number of rows (fills when c).
+ */
+static size_t snapshot_rows(const struct base_run *br, const struct row_cols *c)
+{
+	const struct int_list *hz = &br->cfg->features.horizons;
+	size_t row = 0;
+
+	for (size_t u = 0; u < br->users.n; u++) {
+		int64_t snaps[MAX_SNAPSHOTS];
+		size_t n = eligible_snapshots(br, u, snaps);
+		int64_t horizon = 0;
+
+		if (n == 0)
+			continue;
+		for (size_t h = 0; h < hz->n; h++)
+			if (br->age_of_uid[u] >= hz->v[h])
+				horizon = hz->v[h];
+		if (revenue_before(br, u, horizon) > 0) {
+			for (size_t k = 0; k < n; k++, row++)
+				if (c)
+					fill_row(br, c, row, u, snaps[k], 1.0, k == 0);
+		} else {
+			if (c)
+				fill_row(br, c, row, u, snaps[user_hash(br->users.user_id[u]) % n],
+					 (double)n, 1);
+			row++;
+		}
+	}
+	return row;
+}
+
+/* Scoring rows: each user installed by as_of, once, at the age they have. */
+static size_t age_rows(const struct base_run *br, const struct row_cols *c)
+{
+	size_t row = 0;
+
+	for (size_t u = 0; u < br->users.n; u++) {
+		if (br->age_of_uid[u] < 0)
+			continue;
+		if (c)
+			fill_row(br, c, row, u, br->age_of_uid[u], 1.0, 1);
+		row++;
+	}
+	return row;
 }
 
 static int compare_str_ptr(const void *a, const void *b)
@@ -86,17 +309,21 @@ static int compare_str_ptr(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Sorted unique values among the rows kept (copies), and each row's index into them. */
-static char **dictionary(char *const *values, const int64_t *row_of, size_t n_users,
-			 double *out_code, size_t *out_n)
+/*
+ * Sorted unique values among the users installed by as_of (copies), and each
+ * frame row's index into them (rows name their user by the uid column).
+ */
+static char **dictionary(char *const *values, const int64_t *age_of_uid, size_t n_users,
+			 const struct frame *f, double *out_code, size_t *out_n)
 {
+	const double *uid = frame_column(f, "uid");
 	struct strmap seen;
 	char **dict = NULL;
 	size_t n = 0, cap = 0;
 
 	strmap_init(&seen);
 	for (size_t u = 0; u < n_users; u++) {
-		if (row_of[u] < 0 || strmap_put(&seen, values[u], 0) != 0)
+		if (age_of_uid[u] < 0 || strmap_put(&seen, values[u], 0) != 0)
 			continue;
 		ARRAY_GROW(dict, n + 1, cap);
 		dict[n++] = xstrdup(values[u]);
@@ -107,79 +334,25 @@ static char **dictionary(char *const *values, const int64_t *row_of, size_t n_us
 	strmap_init(&seen);
 	for (size_t i = 0; i < n; i++)
 		strmap_put(&seen, dict[i], (int64_t)i);
-	for (size_t u = 0; u < n_users; u++) {
+	for (size_t i = 0; i < f->n_rows; i++) {
 		int64_t code;
 
-		if (row_of[u] >= 0 && strmap_get(&seen, values[u], &code))
-			out_code[row_of[u]] = (double)code;
+		if (strmap_get(&seen, values[(size_t)uid[i] - 1], &code))
+			out_code[i] = (double)code;
 	}
 	strmap_release(&seen);
 	*out_n = n;
 	return dict;
 }
 
-static void fill_user_columns(struct base_run *br, struct frame *f)
-{
-	const struct config *cfg = br->cfg;
-	double *uid = frame_add_column(f, "uid");
-	double *install = frame_add_column(f, "install_time");
-	double *age = frame_add_column(f, "age_days");
-	double *window = frame_add_column(f, "window_days");
-	double *rev_window = frame_add_column(f, "rev_window");
-	double *rev_d0 = frame_add_column(f, "rev_d0");
-	double *rev_max = frame_add_column(f, "rev_max_day");
-	double *purchases = frame_add_column(f, "purchases_window");
-	double *events = frame_add_column(f, "events_window");
-	double *events_d0 = frame_add_column(f, "events_d0");
-	double *active = frame_add_column(f, "active_days_window");
-	double *engagement = frame_add_column(f, "engagement");
-	double *first_purchase = frame_add_column(f, "first_purchase_day");
-	double *cost = frame_add_column(f, "cost");
-	double *rev_to_date = frame_add_column(f, "rev_to_date");
-	double *ltv[MAX_HORIZONS];
-
-	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.horizons.v[h]);
-		ltv[h] = frame_add_column(f, name);
-	}
-	for (size_t u = 0; u < br->users.n; u++) {
-		int64_t row = br->row_of_uid[u];
-		const struct user_acc *a;
-		int64_t days;
-
-		if (row < 0)
-			continue;
-		a = &br->acc[row];
-		days = complete_days(br->users.install_time[u], br->as_of);
-		uid[row] = (double)br->users.uid[u];
-		install[row] = (double)br->users.install_time[u];
-		age[row] = (double)days;
-		window[row] = (double)(days < cfg->features.obs_days ? days : cfg->features.obs_days);
-		rev_window[row] = a->rev_window;
-		rev_d0[row] = a->rev_d0;
-		rev_max[row] = a->rev_max_day;
-		purchases[row] = a->purchases;
-		events[row] = a->events;
-		events_d0[row] = a->events_d0;
-		active[row] = a->active_days;
-		/* Events per observed day, damped by log so one burst does not dominate. */
-		engagement[row] = window[row] > 0 ? log1p(a->events) * a->active_days / window[row] : 0;
-		first_purchase[row] = a->first_purchase_day;
-		cost[row] = br->users.cost[u];
-		rev_to_date[row] = a->rev_to_date;
-		for (size_t h = 0; h < cfg->features.horizons.n; h++)
-			ltv[h][row] = days >= cfg->features.horizons.v[h] ? a->ltv[h] : NAN;
-	}
-}
-
 int feature_build_base(struct registry *reg, const struct config *cfg, int64_t as_of,
-		       struct frame *out, char ***out_apps, size_t *out_n_apps,
-		       char ***out_campaigns, size_t *out_n_campaigns,
+		       enum feature_rows mode, struct frame *out, char ***out_apps,
+		       size_t *out_n_apps, char ***out_campaigns, size_t *out_n_campaigns,
 		       struct feature_base_stats *out_stats, struct ltv_err *err)
 {
-	struct base_run br = { .cfg = cfg, .as_of = as_of };
+	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
+	struct row_cols cols;
+	size_t n_installed = 0, n_rows;
 	int ret;
 
 	assert(cfg->features.horizons.n <= MAX_HORIZONS);
@@ -187,34 +360,49 @@ int feature_build_base(struct registry *reg, const struct config *cfg, int64_t a
 	ret = registry_users_load(reg, &br.users, err);
 	if (ret < 0)
 		return ret;
-	br.row_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
-	for (size_t u = 0; u < br.users.n; u++)
-		br.row_of_uid[u] = br.users.install_time[u] <= as_of ? (int64_t)br.n_rows++ : -1;
-	br.stats.users_after_as_of = (int64_t)(br.users.n - br.n_rows);
-	if (br.n_rows == 0) {
+	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
+	for (size_t u = 0; u < br.users.n; u++) {
+		assert(br.users.uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
+		br.age_of_uid[u] = br.users.install_time[u] <= as_of
+				   ? complete_days(br.users.install_time[u], as_of) : -1;
+		n_installed += br.age_of_uid[u] >= 0;
+	}
+	br.stats.users_after_as_of = (int64_t)(br.users.n - n_installed);
+	if (n_installed == 0) {
 		char iso[32];
 
 		ret = err_set(err, LTV_EINVAL, "no user installed on or before as_of %s; pass a later --as-of",
 			      time_format_iso8601(as_of, iso, sizeof(iso)));
 		goto out;
 	}
-	br.acc = xcalloc(br.n_rows, sizeof(*br.acc));
-	for (size_t i = 0; i < br.n_rows; i++)
-		br.acc[i].first_purchase_day = NAN;
 	ret = registry_user_days_each(reg, collect_user_day, &br, err);
 	if (ret < 0)
 		goto out;
-	frame_init(out, br.n_rows);
-	fill_user_columns(&br, out);
-	*out_apps = dictionary(br.users.app_id, br.row_of_uid, br.users.n,
+	group_days(&br);
+	n_rows = mode == FEATURE_ROWS_SNAPSHOTS ? snapshot_rows(&br, NULL) : age_rows(&br, NULL);
+	if (n_rows == 0) {
+		ret = err_set(err, LTV_EINVAL, "no user is %lld days old at as_of, the first horizon: no "
+			      "training rows; pass a later --as-of or a shorter first horizon",
+			      (long long)cfg->features.horizons.v[0]);
+		goto out;
+	}
+	frame_init(out, n_rows);
+	add_row_columns(cfg, out, &cols);
+	if (mode == FEATURE_ROWS_SNAPSHOTS)
+		snapshot_rows(&br, &cols);
+	else
+		age_rows(&br, &cols);
+	br.stats.users = (int64_t)n_installed;
+	*out_apps = dictionary(br.users.app_id, br.age_of_uid, br.users.n, out,
 			       frame_add_column(out, "app_code"), out_n_apps);
-	*out_campaigns = dictionary(br.users.campaign, br.row_of_uid, br.users.n,
+	*out_campaigns = dictionary(br.users.campaign, br.age_of_uid, br.users.n, out,
 				    frame_add_column(out, "campaign_code"), out_n_campaigns);
 	if (out_stats)
 		*out_stats = br.stats;
 out:
-	free(br.acc);
-	free(br.row_of_uid);
+	free(br.days);
+	free(br.first_day);
+	free(br.age_of_uid);
 	user_table_release(&br.users);
 	return ret;
 }

@@ -22,6 +22,7 @@ enum split { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_SCORE = 2 };
 
 struct encoding_input {
 	const double *split;
+	const double *weight; /* per row: sampling weight (sums over rows are user sums) */
 	const int *fold;     /* training rows: 0..ENCODING_FOLDS-1 */
 	size_t n_rows;
 	double smoothing;
@@ -47,10 +48,10 @@ static void target_encode(const struct encoding_input *in, const double *code, s
 
 		if (in->split[i] != SPLIT_TRAIN || isnan(y[i]))
 			continue;
-		sum[f * n_codes + c] += y[i];
-		cnt[f * n_codes + c] += 1;
-		sum[total * n_codes + c] += y[i];
-		cnt[total * n_codes + c] += 1;
+		sum[f * n_codes + c] += in->weight[i] * y[i];
+		cnt[f * n_codes + c] += in->weight[i];
+		sum[total * n_codes + c] += in->weight[i] * y[i];
+		cnt[total * n_codes + c] += in->weight[i];
 	}
 	for (size_t c = 0; c < n_codes; c++)
 		out_table[c] = (sum[total * n_codes + c] + m * prior_table[c]) /
@@ -78,10 +79,10 @@ static void global_mean(const struct encoding_input *in, const double *y, double
 	for (size_t i = 0; i < in->n_rows; i++) {
 		if (in->split[i] != SPLIT_TRAIN || isnan(y[i]))
 			continue;
-		sum[in->fold[i]] += y[i];
-		cnt[in->fold[i]] += 1;
-		s += y[i];
-		n += 1;
+		sum[in->fold[i]] += in->weight[i] * y[i];
+		cnt[in->fold[i]] += in->weight[i];
+		s += in->weight[i] * y[i];
+		n += in->weight[i];
 	}
 	*out_global = n > 0 ? s / n : 0;
 	for (size_t i = 0; i < in->n_rows; i++) {
@@ -148,9 +149,11 @@ static void learn_encodings(const struct config *cfg, struct frame *f, const dou
 			    const int *fold, struct encodings *e)
 {
 	const size_t n = f->n_rows, n_cohorts = e->n_apps * e->n_campaigns;
-	const struct encoding_input in = { split, fold, n, cfg->features.encoding_smoothing };
+	const struct encoding_input in = { split, frame_column(f, "weight"), fold, n,
+					   cfg->features.encoding_smoothing };
 	const double *app = frame_column(f, "app_code"), *campaign = frame_column(f, "campaign_code");
 	const double *rev_window = frame_column(f, "rev_window");
+	const double *user_rep = frame_column(f, "user_rep");
 	double *cohort = xcalloc(n ? n : 1, sizeof(double));
 	double *payer = xcalloc(n ? n : 1, sizeof(double));
 	double *scratch = xcalloc(n ? n : 1, sizeof(double));
@@ -184,7 +187,7 @@ static void learn_encodings(const struct config *cfg, struct frame *f, const dou
 	log_n_rows = frame_add_column(f, "campaign_train_users_log");
 	for (size_t i = 0; i < n; i++)
 		if (split[i] == SPLIT_TRAIN)
-			counts[(size_t)cohort[i]] += 1;
+			counts[(size_t)cohort[i]] += user_rep[i];
 	for (size_t c = 0; c < n_cohorts; c++)
 		e->cohort_log_n[c] = log1p(counts[c]);
 	for (size_t i = 0; i < n; i++)
@@ -195,34 +198,53 @@ static void learn_encodings(const struct config *cfg, struct frame *f, const dou
 	free(payer);
 }
 
+static void add_int_list(cJSON *m, const char *name, const struct int_list *l)
+{
+	cJSON *a = cJSON_AddArrayToObject(m, name);
+
+	for (size_t i = 0; i < l->n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateNumber((double)l->v[i]));
+}
+
+/* Counts are of users (user_rep rows); means are weighted over rows, so they are user means too. */
 static void add_metrics(struct stage_ctx *ctx, const struct frame *f,
 			const struct feature_base_stats *st)
 {
+	const struct config *cfg = ctx->cfg;
 	cJSON *m = ctx->metrics;
 	const double *split = frame_column(f, "split");
 	const double *rev_window = frame_column(f, "rev_window");
-	double n_split[3] = { 0 }, sum = 0, payers = 0;
+	const double *weight = frame_column(f, "weight"), *user_rep = frame_column(f, "user_rep");
+	double n_split[3] = { 0 }, sum = 0, payers = 0, w_train = 0;
 	char name[48], iso[32];
 	const double *y;
 
-	snprintf(name, sizeof(name), "ltv_%lld", (long long)ctx->cfg->features.target_horizon);
+	snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.target_horizon);
 	y = frame_column(f, name);
 	for (size_t i = 0; i < f->n_rows; i++) {
-		n_split[(int)split[i]] += 1;
+		n_split[(int)split[i]] += user_rep[i];
 		if (split[i] == SPLIT_TRAIN) {
-			sum += y[i];
-			payers += y[i] - rev_window[i] > 0;
+			sum += weight[i] * y[i];
+			payers += weight[i] * (y[i] - rev_window[i] > 0);
+			w_train += weight[i];
 		}
 	}
 	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(ctx->as_of, iso, sizeof(iso)));
-	cJSON_AddNumberToObject(m, "users", (double)f->n_rows);
+	add_int_list(m, "snapshots", &cfg->features.snapshots);
+	add_int_list(m, "horizons", &cfg->features.horizons);
+	cJSON_AddNumberToObject(m, "target_horizon", (double)cfg->features.target_horizon);
+	cJSON_AddStringToObject(m, "validation_installs_after",
+				time_format_iso8601(ctx->as_of - (cfg->features.target_horizon +
+						    cfg->features.validation_days) * SECONDS_PER_DAY,
+						    iso, sizeof(iso)));
+	cJSON_AddNumberToObject(m, "users", (double)st->users);
+	cJSON_AddNumberToObject(m, "rows", (double)f->n_rows);
 	cJSON_AddNumberToObject(m, "train_users", n_split[SPLIT_TRAIN]);
 	cJSON_AddNumberToObject(m, "validation_users", n_split[SPLIT_VALID]);
-	cJSON_AddNumberToObject(m, "users_to_score", n_split[SPLIT_SCORE]);
-	snprintf(name, sizeof(name), "train_mean_ltv_%lld", (long long)ctx->cfg->features.target_horizon);
-	cJSON_AddNumberToObject(m, name, n_split[SPLIT_TRAIN] > 0 ? sum / n_split[SPLIT_TRAIN] : 0);
-	cJSON_AddNumberToObject(m, "train_payer_rate_after_window",
-				n_split[SPLIT_TRAIN] > 0 ? payers / n_split[SPLIT_TRAIN] : 0);
+	cJSON_AddNumberToObject(m, "users_not_mature_at_target", n_split[SPLIT_SCORE]);
+	snprintf(name, sizeof(name), "train_mean_ltv_%lld", (long long)cfg->features.target_horizon);
+	cJSON_AddNumberToObject(m, name, w_train > 0 ? sum / w_train : 0);
+	cJSON_AddNumberToObject(m, "train_payer_rate_after_snapshot", w_train > 0 ? payers / w_train : 0);
 	cJSON_AddNumberToObject(m, "user_days_read", (double)st->user_days_read);
 	cJSON_AddNumberToObject(m, "user_days_after_as_of_ignored", (double)st->user_days_after_as_of);
 	cJSON_AddNumberToObject(m, "users_installed_after_as_of_ignored", (double)st->users_after_as_of);
@@ -237,7 +259,7 @@ int stage_features_run(struct stage_ctx *ctx)
 	int64_t out_id;
 	int ret;
 
-	ret = feature_build_base(ctx->reg, ctx->cfg, ctx->as_of, &f, &enc.apps, &enc.n_apps,
+	ret = feature_build_base(ctx->reg, ctx->cfg, ctx->as_of, FEATURE_ROWS_SNAPSHOTS, &f, &enc.apps, &enc.n_apps,
 				 &enc.campaigns, &enc.n_campaigns, &stats, &ctx->err);
 	if (ret < 0)
 		return ret;

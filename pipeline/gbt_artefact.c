@@ -268,6 +268,7 @@ const float *gbt_artefact_tier_matrix(const float *x, size_t n, size_t k, const 
 
 void gbt_artefact_rows_release(struct gbt_artefact_rows *rows)
 {
+	free(rows->weight);
 	free(rows->x);
 	free(rows->target);
 	memset(rows, 0, sizeof(*rows));

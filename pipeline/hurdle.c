@@ -47,8 +47,11 @@ static int rows_build(const struct model_data *d, const struct str_list *feature
 	if (!rev_window)
 		return err_set(err, LTV_EINVAL, "hurdle: the features frame has no column 'rev_window'");
 	out->target = xmalloc((n ? n : 1) * sizeof(double));
-	for (size_t i = 0; i < n; i++)
+	out->weight = xmalloc((n ? n : 1) * sizeof(float));
+	for (size_t i = 0; i < n; i++) {
 		out->target[i] = ltv[rows[i]] - rev_window[rows[i]];
+		out->weight[i] = (float)model_data_weight(d, rows[i]);
+	}
 	out->n = n;
 	return model_data_matrix(d, features, rows, n, &out->x, err);
 }
@@ -107,19 +110,25 @@ static int fit_payer(const struct hurdle_fit *hf, const struct gbt_artefact_rows
 	size_t payers = 0;
 	int ret = 0;
 
-	for (size_t i = 0; i < train->n; i++)
+	double w_payers = 0, w_all = 0;
+
+	for (size_t i = 0; i < train->n; i++) {
 		payers += y[i] > 0;
+		w_payers += (y[i] > 0) * (train->weight ? train->weight[i] : 1.0);
+		w_all += train->weight ? train->weight[i] : 1.0;
+	}
 	cJSON_AddNumberToObject(info, "payers", (double)payers);
 	if (payers == 0 || payers == train->n) {
 		/* One class: nothing to classify, and XGBoost would only learn the rate. */
-		m->p_const = (double)payers / (double)train->n;
+		m->p_const = w_all > 0 ? w_payers / w_all : 0;
 		cJSON_AddNumberToObject(info, "payer_const", m->p_const);
 		goto out;
 	}
 	param_init(hf, "binary:logistic", &p);
 	if (valid)
 		yv = payer_labels(valid);
-	ret = gbt_fit(&p, train->x, y, NULL, train->n, valid ? valid->x : NULL, yv,
+	/* Weighted: non-paying users are sampled (one row of their snapshots, weighted). */
+	ret = gbt_fit(&p, train->x, y, train->weight, train->n, valid ? valid->x : NULL, yv,
 		      valid ? valid->n : 0, hf->k, hf->names, &m->payer, err);
 	if (ret < 0)
 		goto out;
@@ -388,7 +397,7 @@ static int train_horizon(void *arg, struct stage_task *task)
 		return err_set(&task->err, LTV_EINTERNAL,
 			       "hurdle: the features artefact has no label ltv_%lld; rerun features",
 			       (long long)horizon);
-	model_data_split(d, horizon, 0, &pooled_split);
+	model_data_split_weighted(d, horizon, 0, &pooled_split);
 	if (pooled_split.n_train == 0) {
 		LOG(LOG_WARN, "h%lld: no user is mature at this horizon in the training cohorts; "
 		    "no model for it", (long long)horizon);
@@ -406,7 +415,7 @@ static int train_horizon(void *arg, struct stage_task *task)
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
 		struct row_split split;
 
-		model_data_split(d, horizon, tier, &split);
+		model_data_split_weighted(d, horizon, tier, &split);
 		/*
 		 * A tier holding nearly all the pooled rows would train nearly the
 		 * pooled model again (at 1M users that was half of hurdle's time);

@@ -397,7 +397,8 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 	double *x = NULL;
 	int ret = 0;
 
-	model_data_split(d, cfg->features.target_horizon, 0, &split);
+	/* Centroids from each row once: repeating non-payers' rows would only cost time. */
+	model_data_split_weighted(d, cfg->features.target_horizon, 0, &split);
 	if (split.n_train == 0) {
 		ret = err_set(&ctx->err, LTV_EMODEL, "no training user is mature at the target "
 			      "horizon %lld days; ingest older cohorts or lower "

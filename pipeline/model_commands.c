@@ -18,10 +18,15 @@ static const struct { const char *name; double def; } base_columns[] = {
 	{ "uid", 0 }, { "install_time", 0 }, { "rev_window", 0 }, { "rev_d0", 0 },
 	{ "rev_max_day", 0 }, { "purchases_window", 0 }, { "events_window", 0 }, { "events_d0", 0 },
 	{ "active_days_window", 0 }, { "engagement", 0 }, { "first_purchase_day", NAN },
-	{ "cost", NAN }, { "app_code", 0 }, { "campaign_code", 0 },
+	{ "cost", NAN }, { "app_code", 0 }, { "campaign_code", 0 }, { "purchase_days", 0 },
+	{ "days_since_purchase", NAN }, { "days_since_active", NAN }, { "rev_per_purchase_day", NAN },
+	{ "rev_last7", 0 }, { "events_last7_share", NAN }, { "weight", 1 }, { "user_rep", 1 },
 };
 
-/* A one-row frame: defaults for a user observed through the whole window, then the --feature values. */
+/*
+ * A one-row frame: a user aged the first snapshot age with nothing seen, then
+ * the --feature values; window_days follows age_days unless given.
+ */
 static int build_row(const struct loaded_model *m, const struct predict_options *opts,
 		     struct model_data *d, struct ltv_err *err)
 {
@@ -34,8 +39,8 @@ static int build_row(const struct loaded_model *m, const struct predict_options 
 	frame_init(&d->frame, 1);
 	for (size_t k = 0; k < sizeof(base_columns) / sizeof(base_columns[0]); k++)
 		frame_add_column(&d->frame, base_columns[k].name)[0] = base_columns[k].def;
-	frame_add_column(&d->frame, "age_days")[0] = (double)cfg->features.obs_days;
-	frame_add_column(&d->frame, "window_days")[0] = (double)cfg->features.obs_days;
+	frame_add_column(&d->frame, "age_days")[0] = (double)cfg->features.snapshots.v[0];
+	frame_add_column(&d->frame, "window_days")[0] = NAN;
 	rev_to_date = frame_add_column(&d->frame, "rev_to_date");
 	rev_to_date[0] = NAN;
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
@@ -71,6 +76,10 @@ static int build_row(const struct loaded_model *m, const struct predict_options 
 		return ret;
 	if (isnan(rev_to_date[0]))
 		rev_to_date[0] = frame_column(&d->frame, "rev_window")[0];
+	if (isnan(frame_column(&d->frame, "window_days")[0]))
+		frame_column(&d->frame, "window_days")[0] = frame_column(&d->frame, "age_days")[0];
+	if (isnan(frame_column(&d->frame, "days_since_active")[0]))
+		frame_column(&d->frame, "days_since_active")[0] = frame_column(&d->frame, "window_days")[0];
 	feature_apply_encodings(&m->enc, &d->frame, &app, 1, &campaign, 1, &d->apps, &d->n_apps,
 				&d->campaigns, &d->n_campaigns);
 	d->tier = xmalloc(sizeof(double));

@@ -56,6 +56,13 @@ void model_data_release(struct model_data *d)
 	memset(d, 0, sizeof(*d));
 }
 
+double model_data_weight(const struct model_data *d, size_t row)
+{
+	const double *w = frame_column(&d->frame, "weight");
+
+	return w ? w[row] : 1.0;
+}
+
 const double *model_data_label(const struct model_data *d, int64_t horizon)
 {
 	char name[32];
@@ -64,10 +71,16 @@ const double *model_data_label(const struct model_data *d, int64_t horizon)
 	return frame_column(&d->frame, name);
 }
 
-void model_data_split(const struct model_data *d, int64_t horizon, int tier,
-		      struct row_split *out)
+/*
+ * The split rule, once. users_only: one row per user (user_rep), whatever age
+ * it describes; else every row of an age below the horizon.
+ */
+static void split_rows(const struct model_data *d, int64_t horizon, int tier, int users_only,
+		       struct row_split *out)
 {
 	const double *age = frame_column(&d->frame, "age_days");
+	const double *window = frame_column(&d->frame, "window_days");
+	const double *user_rep = frame_column(&d->frame, "user_rep");
 	const double *install = frame_column(&d->frame, "install_time");
 	const double valid_after = (double)(d->as_of - (horizon + d->validation_days) * SECONDS_PER_DAY);
 	size_t cap_t = 0, cap_v = 0;
@@ -75,6 +88,8 @@ void model_data_split(const struct model_data *d, int64_t horizon, int tier,
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < d->frame.n_rows; i++) {
 		if (age[i] < (double)horizon || (tier > 0 && d->tier && d->tier[i] != tier))
+			continue;
+		if (users_only ? user_rep && user_rep[i] == 0 : window && window[i] >= (double)horizon)
 			continue;
 		if (install[i] > valid_after) {
 			ARRAY_GROW(out->valid, out->n_valid + 1, cap_v);
@@ -84,6 +99,44 @@ void model_data_split(const struct model_data *d, int64_t horizon, int tier,
 			out->train[out->n_train++] = i;
 		}
 	}
+}
+
+void model_data_expand_by_weight(const struct model_data *d, size_t **rows, size_t *n)
+{
+	size_t total = 0, at = 0;
+	size_t *out;
+
+	for (size_t i = 0; i < *n; i++)
+		total += (size_t)llround(fmax(model_data_weight(d, (*rows)[i]), 0.0));
+	if (total == *n)
+		return;
+	out = xmalloc((total ? total : 1) * sizeof(size_t));
+	for (size_t i = 0; i < *n; i++)
+		for (long long k = llround(fmax(model_data_weight(d, (*rows)[i]), 0.0)); k > 0; k--)
+			out[at++] = (*rows)[i];
+	free(*rows);
+	*rows = out;
+	*n = total;
+}
+
+void model_data_split(const struct model_data *d, int64_t horizon, int tier,
+		      struct row_split *out)
+{
+	split_rows(d, horizon, tier, 0, out);
+	model_data_expand_by_weight(d, &out->train, &out->n_train);
+	model_data_expand_by_weight(d, &out->valid, &out->n_valid);
+}
+
+void model_data_split_weighted(const struct model_data *d, int64_t horizon, int tier,
+			       struct row_split *out)
+{
+	split_rows(d, horizon, tier, 0, out);
+}
+
+void model_data_split_users(const struct model_data *d, int64_t horizon, int tier,
+			    struct row_split *out)
+{
+	split_rows(d, horizon, tier, 1, out);
 }
 
 void row_split_release(struct row_split *s)

@@ -132,7 +132,7 @@ int model_data_for_scoring(const struct loaded_model *m, struct registry *data_r
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = feature_build_base(data_reg, &m->cfg, as_of, &out->frame, &apps, &n_apps, &campaigns,
+	ret = feature_build_base(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, &out->frame, &apps, &n_apps, &campaigns,
 				 &n_campaigns, NULL, err);
 	if (ret < 0)
 		return ret;

@@ -128,19 +128,22 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 	struct multiplier_model m = { .tier = tier, .horizon = horizon, .shift = 0, .smear = 1,
 				      .zero_window_value = NAN };
 	struct gbt_artefact_rows train = { 0 }, valid = { 0 };
-	double zero_sum = 0;
+	double zero_sum = 0, zero_weight = 0;
 	size_t n_zero = 0;
 	cJSON *info = NULL;
 	int ret;
 
 	for (size_t i = 0; i < split->n_train; i++) {
 		if (rev_window[split->train[i]] == 0) {
-			zero_sum += ltv[split->train[i]];
+			double w = model_data_weight(d, split->train[i]);
+
+			zero_sum += w * ltv[split->train[i]];
+			zero_weight += w;
 			n_zero++;
 		}
 	}
 	if (n_zero > 0 && (tier == 0 || n_zero >= min_users))
-		m.zero_window_value = zero_sum / (double)n_zero;
+		m.zero_window_value = zero_sum / zero_weight;
 	ret = rows_build(d, &state->features, ltv, split->train, split->n_train, &train,
 			 &ctx->err);
 	if (ret == 0)

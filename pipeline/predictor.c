@@ -184,6 +184,126 @@ int predictor_chosen_method(const struct predictor *p, const struct model_data *
 	return p->tier_default[tier >= 1 && tier <= 3 ? tier : 3];
 }
 
+/*
+ * Where a row of age a is served from, for a method trained on snapshot ages
+ * S below horizon H (DESIGN.md "Time, windows and labels"): between the two
+ * snapshots around a, linearly in a (lo, hi, share of hi); below the first
+ * or above the last, that snapshot with its future revenue scaled by the days
+ * left, (H - a) / (H - s), since the days to come are what it predicts.
+ */
+void predictor_age_blend(const struct int_list *snapshots, int64_t horizon, double age,
+			 double *out_lo, double *out_hi, double *out_t, double *out_scale)
+{
+	const double h = (double)horizon;
+	double first = NAN, last = NAN;
+	size_t n = 0;
+
+	for (size_t k = 0; k < snapshots->n && snapshots->v[k] < horizon; k++, n++) {
+		if (k == 0)
+			first = (double)snapshots->v[k];
+		last = (double)snapshots->v[k];
+	}
+	*out_t = 0;
+	*out_scale = 1;
+	if (n == 0 || age >= h) {
+		*out_lo = *out_hi = n ? last : age;
+		*out_scale = 0;
+		return;
+	}
+	if (age <= first || age >= last) {
+		double s = age <= first ? first : last;
+
+		*out_lo = *out_hi = s;
+		*out_scale = (h - age) / (h - s);
+		return;
+	}
+	for (size_t k = 0; k + 1 < n; k++) {
+		double lo = (double)snapshots->v[k], hi = (double)snapshots->v[k + 1];
+
+		if (age >= lo && age < hi) {
+			*out_lo = lo;
+			*out_hi = hi;
+			*out_t = (age - lo) / (hi - lo);
+			return;
+		}
+	}
+	*out_lo = *out_hi = last; /* not reached: age < last was checked */
+}
+
+int predictor_predict_method(const struct predictor *p, int m, const struct model_data *d,
+			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
+			  double *out_p_payer, struct ltv_err *err)
+{
+	const struct method *method = method_table[m];
+	const double *window = frame_column(&d->frame, "window_days");
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	struct model_data view = *d;
+	double *age_col = NULL, *hi_ltv = NULL, *hi_pp = NULL, *t = NULL, *scale = NULL;
+	size_t *hi_rows = NULL, *hi_at = NULL, n_hi = 0, w_col = SIZE_MAX;
+	int ret;
+
+	if (method->any_age || !window)
+		return method->predict(p->states[m], d, rows, n, horizon, out_ltv, out_p_payer, err);
+	for (size_t j = 0; j < d->frame.n_cols; j++)
+		if (strcmp(d->frame.names[j], "window_days") == 0)
+			w_col = j;
+	/* A view of d whose window_days is the snapshot age each row is served at. */
+	view.frame.cols = xmalloc(d->frame.n_cols * sizeof(double *));
+	memcpy(view.frame.cols, d->frame.cols, d->frame.n_cols * sizeof(double *));
+	age_col = xmalloc((d->frame.n_rows ? d->frame.n_rows : 1) * sizeof(double));
+	memcpy(age_col, window, d->frame.n_rows * sizeof(double));
+	view.frame.cols[w_col] = age_col;
+	t = xmalloc((n ? n : 1) * sizeof(double));
+	scale = xmalloc((n ? n : 1) * sizeof(double));
+	hi_rows = xmalloc((n ? n : 1) * sizeof(size_t));
+	hi_at = xmalloc((n ? n : 1) * sizeof(size_t));
+	for (size_t i = 0; i < n; i++) {
+		double lo, hi;
+
+		predictor_age_blend(&p->cfg->features.snapshots, horizon, window[rows[i]], &lo, &hi,
+				    &t[i], &scale[i]);
+		age_col[rows[i]] = lo;
+		if (t[i] > 0) {
+			hi_at[n_hi] = i;
+			hi_rows[n_hi++] = rows[i];
+		}
+	}
+	ret = method->predict(p->states[m], &view, rows, n, horizon, out_ltv, out_p_payer, err);
+	if (ret == 0 && n_hi > 0) {
+		hi_ltv = xmalloc(n_hi * sizeof(double));
+		hi_pp = out_p_payer ? xmalloc(n_hi * sizeof(double)) : NULL;
+		for (size_t i = 0; i < n; i++) {
+			double lo, hi, tt, sc;
+
+			predictor_age_blend(&p->cfg->features.snapshots, horizon, window[rows[i]], &lo,
+					    &hi, &tt, &sc);
+			age_col[rows[i]] = hi;
+		}
+		ret = method->predict(p->states[m], &view, hi_rows, n_hi, horizon, hi_ltv, hi_pp, err);
+	}
+	for (size_t j = 0; ret == 0 && j < n_hi; j++) {
+		size_t i = hi_at[j];
+
+		out_ltv[i] = (1 - t[i]) * out_ltv[i] + t[i] * hi_ltv[j];
+		if (out_p_payer)
+			out_p_payer[i] = (1 - t[i]) * out_p_payer[i] + t[i] * hi_pp[j];
+	}
+	/* The row's own rev_window stands; what is interpolated and scaled is what is to come. */
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		if (!isnan(out_ltv[i]))
+			out_ltv[i] = rev_window[rows[i]] +
+				     scale[i] * fmax(out_ltv[i] - rev_window[rows[i]], 0.0);
+	free(view.frame.cols);
+	free(age_col);
+	free(hi_ltv);
+	free(hi_pp);
+	free(t);
+	free(scale);
+	free(hi_rows);
+	free(hi_at);
+	return ret;
+}
+
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err)
@@ -202,8 +322,8 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 		pred[m] = xmalloc((n ? n : 1) * sizeof(double));
 		if (m == 0)
 			p_payer = xmalloc((n ? n : 1) * sizeof(double));
-		ret = method_table[m]->predict(p->states[m], d, rows, n, horizon, pred[m],
-					       m == 0 ? p_payer : NULL, err);
+		ret = predictor_predict_method(p, m, d, rows, n, horizon, pred[m], m == 0 ? p_payer : NULL,
+					       err);
 		if (ret < 0)
 			err_prefix(err, "%s", method_table[m]->name);
 	}
@@ -212,7 +332,7 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 		double v = m == METHOD_GLOBAL_MEDIAN ? NAN : pred[m][i];
 
 		if (m == METHOD_GLOBAL_MEDIAN) {
-			out_ltv[i] = fmax(p->global_median[h], rev_window[rows[i]]);
+			out_ltv[i] = rev_window[rows[i]] + p->global_median[h];
 			if (out_method)
 				out_method[i] = m;
 			if (out_p_payer)
@@ -226,7 +346,7 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 		}
 		if (isnan(v)) {
 			m = METHOD_GLOBAL_MEDIAN;
-			v = fmax(p->global_median[h], rev_window[rows[i]]);
+			v = rev_window[rows[i]] + p->global_median[h];
 		}
 		out_ltv[i] = v;
 		if (out_method)
@@ -249,11 +369,12 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 	for (size_t i = 0; i < n && h >= 0; i++) {
 		int tier = d->tier ? (int)d->tier[rows[i]] : 3;
 		const struct calibration *cal = p->cal[tier >= 1 && tier <= 3 ? tier : 3][h];
-		double v = ltv[i];
+		const double seen = rev_floor ? rev_floor[i] : 0;
+		double future = fmax(ltv[i] - seen, 0.0), v = future;
 
 		if (cal)
-			calibration_apply(cal, &ltv[i], 1, &v);
-		ltv[i] = fmax(v, rev_floor ? rev_floor[i] : 0);
+			calibration_apply(cal, &future, 1, &v);
+		ltv[i] = seen + fmax(v, 0.0);
 	}
 }
 

@@ -16,81 +16,32 @@
 #include "ltv/model_loader.h"
 #include "ltv/runner.h"
 #include "ltv/score.h"
+#include "ltv/serving.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
 
 struct scored {
 	size_t n;
 	size_t *rows;                          /* rows of d scored */
-	double *ltv[PREDICTOR_MAX_HORIZONS];   /* calibrated, monotone, floored */
-	double *raw;                           /* uncalibrated, target horizon */
-	double *p_payer;
-	int *served;                           /* method that served at the target horizon */
-	int *fallback;                         /* 1 when that was not the chosen method */
+	struct served sv;                      /* what the model version serves for them */
 };
 
-static void scored_release(struct scored *s, size_t n_horizons)
+static void scored_release(struct scored *s)
 {
 	free(s->rows);
-	for (size_t h = 0; h < n_horizons; h++)
-		free(s->ltv[h]);
-	free(s->raw);
-	free(s->p_payer);
-	free(s->served);
-	free(s->fallback);
+	served_release(&s->sv);
 	memset(s, 0, sizeof(*s));
 }
 
-/*
- * Each horizon: the selected method (with fallbacks), calibrated; a horizon
- * the user has already lived through is what they actually spent; never below
- * the revenue observed so far; monotone across horizons.
- */
-static int predict_rows(const struct loaded_model *m, const struct model_data *d,
-			struct scored *s, struct ltv_err *err)
+/* The longest horizon at which row i's value is observed rather than predicted, or -1. */
+static int64_t observed_up_to(const struct config *cfg, const struct scored *s, size_t i)
 {
-	const struct config *cfg = &m->cfg;
-	const int64_t target = cfg->features.target_horizon;
-	const double *age = frame_column(&d->frame, "age_days");
-	const double *floor_v = frame_column(&d->frame, "rev_to_date");
-	double *floor_rows = xmalloc((s->n ? s->n : 1) * sizeof(double));
-	int *served = xmalloc((s->n ? s->n : 1) * sizeof(int));
-	int ret = 0;
+	int64_t up_to = -1;
 
-	for (size_t i = 0; i < s->n; i++)
-		floor_rows[i] = floor_v[s->rows[i]];
-	s->raw = xmalloc((s->n ? s->n : 1) * sizeof(double));
-	s->p_payer = xmalloc((s->n ? s->n : 1) * sizeof(double));
-	s->served = xcalloc(s->n ? s->n : 1, sizeof(int));
-	s->fallback = xcalloc(s->n ? s->n : 1, sizeof(int));
-	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++) {
-		const int64_t horizon = cfg->features.horizons.v[h];
-		const double *label = model_data_label(d, horizon);
-		int is_target = horizon == target;
-
-		s->ltv[h] = xmalloc((s->n ? s->n : 1) * sizeof(double));
-		ret = predictor_predict_raw(&m->pred, d, s->rows, s->n, horizon, s->ltv[h], served,
-					    is_target ? s->p_payer : NULL, err);
-		if (ret < 0)
-			break;
-		if (is_target) {
-			memcpy(s->raw, s->ltv[h], s->n * sizeof(double));
-			for (size_t i = 0; i < s->n; i++) {
-				s->served[i] = served[i];
-				s->fallback[i] = served[i] != predictor_chosen_method(&m->pred, d, s->rows[i]);
-			}
-		}
-		predictor_calibrate(&m->pred, d, s->rows, s->n, horizon, floor_rows, s->ltv[h]);
-		for (size_t i = 0; i < s->n; i++) {
-			if (age[s->rows[i]] >= (double)horizon && !isnan(label[s->rows[i]]))
-				s->ltv[h][i] = label[s->rows[i]];
-			if (h > 0 && s->ltv[h][i] < s->ltv[h - 1][i])
-				s->ltv[h][i] = s->ltv[h - 1][i];
-		}
-	}
-	free(floor_rows);
-	free(served);
-	return ret;
+	for (size_t h = 0; h < s->sv.n_horizons; h++)
+		if (s->sv.observed[h][i])
+			up_to = cfg->features.horizons.v[h];
+	return up_to;
 }
 
 static void fmt_money(char *buf, size_t size, double v)
@@ -121,12 +72,12 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 	fprintf(f, "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer");
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
 		fprintf(f, ",ltv_%lld", (long long)cfg->features.horizons.v[h]);
-	fprintf(f, ",ltv_raw_%lld,segment,cost,roas_%lld\n", (long long)cfg->features.target_horizon,
-		(long long)cfg->features.target_horizon);
+	fprintf(f, ",observed_up_to,ltv_raw_%lld,segment,cost,roas_%lld\n",
+		(long long)cfg->features.target_horizon, (long long)cfg->features.target_horizon);
 	for (size_t i = 0; i < s->n; i++) {
 		size_t r = s->rows[i];
 		char date[16], num[64];
-		double target_ltv = s->ltv[ti][i];
+		double target_ltv = s->sv.ltv[ti][i];
 
 		csv_write_field(f, users->user_id[(size_t)uid[r] - 1]);
 		fputc(',', f);
@@ -134,13 +85,17 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 		fputc(',', f);
 		csv_write_field(f, d->campaigns[(size_t)campaign[r]]);
 		fprintf(f, ",%s,%.0f,%d,%s%s,", time_format_date((int64_t)install[r], date, sizeof(date)),
-			age[r], (int)d->tier[r], method_name(s->served[i]), s->fallback[i] ? " (fallback)" : "");
-		if (!isnan(s->p_payer[i]))
-			fprintf(f, "%.4f", s->p_payer[i]);
+			age[r], (int)d->tier[r], method_name(s->sv.method[i]), s->sv.fallback[i] ? " (fallback)" : "");
+		if (!isnan(s->sv.p_payer[i]))
+			fprintf(f, "%.4f", s->sv.p_payer[i]);
 		for (size_t h = 0; h < cfg->features.horizons.n; h++)
-			fprintf(f, ",%.4f", s->ltv[h][i]);
+			fprintf(f, ",%.4f", s->sv.ltv[h][i]);
 		fmt_money(num, sizeof(num), cost[r]);
-		fprintf(f, ",%.4f,%s,%s,", s->raw[i], predictor_segment(&m->pred, target_ltv), num);
+		if (observed_up_to(cfg, s, i) >= 0)
+			fprintf(f, ",%lld", (long long)observed_up_to(cfg, s, i));
+		else
+			fputc(',', f);
+		fprintf(f, ",%.4f,%s,%s,", s->sv.raw[i], predictor_segment(&m->pred, target_ltv), num);
 		if (!isnan(cost[r]) && cost[r] > 0)
 			fprintf(f, "%.4f", target_ltv / cost[r]);
 		fputc('\n', f);
@@ -195,8 +150,8 @@ static struct campaign_sum *summarise(const struct model_data *d, const struct s
 			cs->users_with_cost++;
 		}
 		for (size_t h = 0; h < n_horizons; h++)
-			cs->revenue[h] += s->ltv[h][i];
-		cs->by_method[s->served[i] < 0 ? METHOD_COUNT : s->served[i]]++;
+			cs->revenue[h] += s->sv.ltv[h][i];
+		cs->by_method[s->sv.method[i] < 0 ? METHOD_COUNT : s->sv.method[i]]++;
 	}
 	out = xcalloc(n_cohorts + 1, sizeof(*out));
 	for (size_t c = 0; c < n_cohorts; c++)
@@ -293,26 +248,28 @@ static void report_campaigns(FILE *f, struct campaign_sum *cs, size_t n, int ti,
 
 
 /*
- * Users younger than obs_days at as_of are scored from a window that is not
- * complete yet, which no model saw in training (training users are all
- * mature). Say how many, so a campaign full of them is read as provisional.
+ * Users younger than the first snapshot age at as_of have shown less than any
+ * training row did: the models serve them from the first snapshot, scaled by
+ * the days left (predictor_age_blend). Say how many, so a campaign full of
+ * them is read as provisional.
  */
 static void report_partial_windows(FILE *f, const struct config *cfg, const struct model_data *d,
 				   const struct scored *s)
 {
 	const double *age = frame_column(&d->frame, "age_days");
-	const int64_t obs_days = cfg->features.obs_days;
+	const int64_t first = cfg->features.snapshots.v[0];
 	size_t partial = 0;
 
 	for (size_t i = 0; age && i < s->n; i++)
-		partial += age[s->rows[i]] < (double)obs_days;
+		partial += age[s->rows[i]] < (double)first;
 	if (partial == 0)
 		return;
-	fprintf(f, "  of which %zu (%.1f%%) are under %lld days old: their D0-D%lld observation window "
-		"is not complete,\n  so their predictions rest on partial data; rescore them once it "
-		"is (column age_days)\n", partial, 100.0 * (double)partial / (double)s->n,
-		(long long)obs_days, (long long)obs_days - 1);
+	fprintf(f, "  of which %zu (%.1f%%) are under %lld days old, the youngest age the models "
+		"were trained at:\n  their predictions extrapolate from that age; rescore them "
+		"tomorrow (column age_days)\n", partial, 100.0 * (double)partial / (double)s->n,
+		(long long)first);
 }
+
 static int write_report(const struct loaded_model *m, const struct model_data *d,
 			const struct scored *s, struct campaign_sum *cs, size_t n_cs, int64_t as_of,
 			const char *path, struct ltv_err *err)
@@ -331,13 +288,13 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
 	}
 	for (size_t i = 0; i < s->n; i++) {
-		const char *seg = predictor_segment(&m->pred, s->ltv[ti][i]);
+		const char *seg = predictor_segment(&m->pred, s->sv.ltv[ti][i]);
 
 		segments[seg[0] == 'L' ? 0 : seg[0] == 'M' ? 1 : seg[0] == 'H' ? 2 : 3]++;
-		methods[s->served[i] < 0 ? METHOD_COUNT : s->served[i]]++;
-		fallbacks += (size_t)s->fallback[i];
+		methods[s->sv.method[i] < 0 ? METHOD_COUNT : s->sv.method[i]]++;
+		fallbacks += (size_t)s->sv.fallback[i];
 		spend += isnan(cost[s->rows[i]]) ? 0 : cost[s->rows[i]];
-		sorted[i] = s->ltv[ti][i];
+		sorted[i] = s->sv.ltv[ti][i];
 	}
 	qsort(sorted, s->n, sizeof(double), compare_double);
 	fprintf(f, "ltvpipe score report — model version %lld, as_of %s\n", (long long)m->version,
@@ -346,14 +303,15 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
 		fprintf(f, " %lld", (long long)cfg->features.horizons.v[h]);
 	fprintf(f, " (target %lld). Money is in the currency of the input revenue and cost columns.\n\n", target);
-	fprintf(f, "Users scored (not yet %lld days old): %zu in %zu campaigns\n", target, s->n, n_cs);
+	fprintf(f, "Users scored (not yet %lld days old, the longest horizon): %zu in %zu campaigns\n",
+		(long long)cfg->features.horizons.v[cfg->features.horizons.n - 1], s->n, n_cs);
 	report_partial_windows(f, cfg, d, s);
 	fprintf(f, "Spend on them: %.2f\n", spend);
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
 		double rev = 0;
 
 		for (size_t i = 0; i < s->n; i++)
-			rev += s->ltv[h][i];
+			rev += s->sv.ltv[h][i];
 		fprintf(f, "Predicted revenue by day %lld: %.2f (ROAS %s%.3f)\n",
 			(long long)cfg->features.horizons.v[h], rev, spend > 0 ? "" : "n/a ",
 			spend > 0 ? rev / spend : 0);
@@ -504,13 +462,14 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		size_t cap = 0;
 
 		for (size_t i = 0; i < d.frame.n_rows; i++) {
-			if (age[i] >= (double)m.cfg.features.target_horizon)
+			/* Every user younger than the longest horizon has something still to come. */
+			if (age[i] >= (double)m.cfg.features.horizons.v[m.cfg.features.horizons.n - 1])
 				continue;
 			ARRAY_GROW(s.rows, s.n + 1, cap);
 			s.rows[s.n++] = i;
 		}
 	}
-	ret = predict_rows(&m, &d, &s, err);
+	ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
 	if (ret < 0)
 		goto out;
 	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
@@ -530,7 +489,7 @@ out:
 	free(cs);
 	free(campaigns_path);
 	free(report_path);
-	scored_release(&s, n_horizons);
+	scored_release(&s);
 	user_table_release(&users);
 	model_data_release(&d);
 	if (have_model)

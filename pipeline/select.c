@@ -37,7 +37,11 @@ static int compare_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Median of the training users' ltv_H per horizon: the last resort of the chain. */
+/*
+ * Median revenue still to come (ltv_H - rev_window) over training rows
+ * (weighted) per horizon: the last resort of the chain adds it to what a user
+ * spent so far.
+ */
 static void global_medians(const struct model_data *d, const struct config *cfg, double *out)
 {
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
@@ -45,10 +49,12 @@ static void global_medians(const struct model_data *d, const struct config *cfg,
 		const double *y = model_data_label(d, cfg->features.horizons.v[h]);
 		double *v;
 
+		const double *rev_window = frame_column(&d->frame, "rev_window");
+
 		model_data_split(d, cfg->features.horizons.v[h], 0, &s);
 		v = xmalloc((s.n_train ? s.n_train : 1) * sizeof(double));
 		for (size_t i = 0; i < s.n_train; i++)
-			v[i] = y[s.train[i]];
+			v[i] = y[s.train[i]] - rev_window[s.train[i]];
 		qsort(v, s.n_train, sizeof(double), compare_double);
 		out[h] = s.n_train ? (s.n_train % 2 ? v[s.n_train / 2]
 					: 0.5 * (v[s.n_train / 2 - 1] + v[s.n_train / 2])) : 0;
@@ -75,8 +81,8 @@ static int evaluate(struct stage_ctx *ctx, const struct model_data *d, struct pr
 		e->tier = d->tier ? (int)d->tier[s->valid[i]] : 3;
 	}
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
-		ret = method_table[m]->predict(p->states[m], d, s->valid, s->n_valid, target, pred,
-					       NULL, &ctx->err);
+		ret = predictor_predict_method(p, m, d, s->valid, s->n_valid, target, pred, NULL,
+					       &ctx->err);
 		for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
 			struct cohort_eval *e = &ev[model_data_cohort(d, s->valid[i])];
 

@@ -19,7 +19,7 @@
 enum key_type { KEY_INT, KEY_DOUBLE, KEY_STRING, KEY_INT_LIST, KEY_STR_LIST };
 
 struct config_key {
-	const char *path;     /* "features.obs_days" */
+	const char *path;     /* "features.snapshots" */
 	enum key_type type;
 	size_t offset;        /* into struct config */
 	double min, max;      /* for numbers and list items */
@@ -28,7 +28,8 @@ struct config_key {
 
 #define GBT_FEATURES \
 	"rev_window,rev_d0,rev_max_day,purchases_window,events_window" \
-	",events_d0,active_days_window,engagement,first_purchase_day,cost,window_days,app_ltv_te,campaign_ltv_te,campaign_payer_te,campaign_train_users_log"
+	",events_d0,active_days_window,engagement,first_purchase_day,cost,window_days,app_ltv_te,campaign_ltv_te,campaign_payer_te,campaign_train_users_log" \
+	",purchase_days,days_since_purchase,days_since_active,rev_per_purchase_day,rev_last7,events_last7_share"
 
 #define K(path, type, field, min, max, def) \
 	{ path, type, offsetof(struct config, field), min, max, def }
@@ -54,7 +55,7 @@ static const struct config_key key_table[] = {
 	K("ingest.mode", KEY_STRING, ingest.mode, 0, 0, "append"),
 	K("ingest.max_reject_rate", KEY_DOUBLE, ingest.max_reject_rate, 0, 1, "0.01"),
 	K("ingest.rejects_dir", KEY_STRING, ingest.rejects_dir, 0, 0, "logs"),
-	K("features.obs_days", KEY_INT, features.obs_days, 1, 60, "2"),
+	K("features.snapshots", KEY_INT_LIST, features.snapshots, 1, 3650, "1,3,7,14,30,60"),
 	K("features.horizons", KEY_INT_LIST, features.horizons, 1, 3650, "7,30,90"),
 	K("features.target_horizon", KEY_INT, features.target_horizon, 1, 3650, "30"),
 	K("features.validation_days", KEY_INT, features.validation_days, 1, 3650, "28"),
@@ -86,7 +87,8 @@ static const struct config_key key_table[] = {
 	K("curves.shrinkage_users", KEY_DOUBLE, curves.shrinkage_users, 0, 1e9, "500"),
 	K("curves.min_cohort_users", KEY_INT, curves.min_cohort_users, 1, 100000000, "30"),
 	K("lookalike.features", KEY_STR_LIST, lookalike.features, 0, 0,
-	  "rev_window,purchases_window,active_days_window,events_window,engagement,cost"),
+	  "rev_window,purchases_window,active_days_window,events_window,engagement,cost,window_days,"
+	  "days_since_active"),
 	K("lookalike.k", KEY_INT, lookalike.k, 1, 1000, "16"),
 	K("lookalike.max_iter", KEY_INT, lookalike.max_iter, 1, 10000, "100"),
 	K("lookalike.seed", KEY_INT, lookalike.seed, 0, INT64_MAX, "42"),
@@ -446,12 +448,15 @@ int config_apply_override(struct config *cfg, const char *assignment, struct ltv
 
 /*
  * Columns no model may read: labels, the revenue to date (it sees past the
- * window), the split and age (they encode maturity, so training and scoring
- * rows differ by construction) and the row id.
+ * snapshot), the split and the age at as_of (they encode maturity, so training
+ * and scoring rows differ by construction), the row id, and the row weight and
+ * user marker (the sampling that sets them looks at the labels). The age a row
+ * describes is window_days, which is a feature.
  */
 static int leaky_feature(const char *name)
 {
-	static const char *const banned[] = { "rev_to_date", "split", "age_days", "uid" };
+	static const char *const banned[] = { "rev_to_date", "split", "age_days", "uid", "weight",
+					      "user_rep" };
 
 	if (strncmp(name, "ltv_", 4) == 0)
 		return 1;
@@ -473,6 +478,36 @@ static int check_feature_list(const struct config *cfg, const char *key, const s
 	return 0;
 }
 
+/*
+ * Snapshot ages: increasing, the first shorter than the first horizon (so every
+ * horizon has training rows), the last shorter than the longest horizon (a row
+ * at or past a horizon has nothing left to predict for it).
+ */
+static int check_snapshots(const struct config *cfg, struct ltv_err *err)
+{
+	const struct int_list *s = &cfg->features.snapshots, *h = &cfg->features.horizons;
+
+	if (s->n == 0 || s->n > 32)
+		return err_set(err, LTV_ECONFIG, "%s: features.snapshots: list 1 to 32 ages in days",
+			       cfg->source_path);
+	for (size_t i = 1; i < s->n; i++)
+		if (s->v[i] <= s->v[i - 1])
+			return err_set(err, LTV_ECONFIG,
+				       "%s: features.snapshots: list ages in increasing order without repeats",
+				       cfg->source_path);
+	if (s->v[0] >= h->v[0])
+		return err_set(err, LTV_ECONFIG,
+			       "%s: features.snapshots: the first age (%lld days) must be shorter than the "
+			       "first horizon (%lld days)", cfg->source_path, (long long)s->v[0],
+			       (long long)h->v[0]);
+	if (s->v[s->n - 1] >= h->v[h->n - 1])
+		return err_set(err, LTV_ECONFIG,
+			       "%s: features.snapshots: the last age (%lld days) must be shorter than the "
+			       "longest horizon (%lld days)", cfg->source_path, (long long)s->v[s->n - 1],
+			       (long long)h->v[h->n - 1]);
+	return 0;
+}
+
 int config_validate(const struct config *cfg, struct ltv_err *err)
 {
 	if (check_feature_list(cfg, "hurdle.features", &cfg->hurdle.features, err) < 0 ||
@@ -482,7 +517,7 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 
 	const struct int_list *h = &cfg->features.horizons;
 	int found = 0;
-	int level;
+	int level, ret;
 
 	if (h->n == 0 || h->n > 16)
 		return err_set(err, LTV_ECONFIG, "%s: features.horizons: list 1 to 16 horizons in days",
@@ -506,10 +541,9 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 		return err_set(err, LTV_ECONFIG,
 			       "%s: features.target_horizon: %lld is not one of features.horizons",
 			       cfg->source_path, (long long)cfg->features.target_horizon);
-	if (cfg->features.obs_days >= h->v[0])
-		return err_set(err, LTV_ECONFIG,
-			       "%s: features.obs_days: %lld must be shorter than the first horizon (%lld days)",
-			       cfg->source_path, (long long)cfg->features.obs_days, (long long)h->v[0]);
+	ret = check_snapshots(cfg, err);
+	if (ret < 0)
+		return ret;
 	if (strcmp(cfg->ingest.mode, "append") != 0 && strcmp(cfg->ingest.mode, "replace") != 0)
 		return err_set(err, LTV_ECONFIG, "%s: ingest.mode: '%s' is not 'append' or 'replace'",
 			       cfg->source_path, cfg->ingest.mode);

@@ -50,7 +50,7 @@ struct config {
 		char *rejects_dir;
 	} ingest;
 	struct {
-		int64_t obs_days;
+		struct int_list snapshots; /* ages (days) a training row describes, increasing */
 		struct int_list horizons;
 		int64_t target_horizon;
 		int64_t validation_days;

@@ -1,7 +1,8 @@
 /*
  * Feature building shared by the features stage (training) and the scorer
  * (new cohorts at a later as_of, or files given on the command line). The
- * base features come from complete days in the observation window only; the
+ * base features of a row come from the complete days before the age it
+ * describes; the
  * app and campaign encodings are learnt on training cohorts by the features
  * stage, stored with its artefact, and re-applied unchanged when scoring, so
  * a scored user sees exactly the encodings the models were trained with.
@@ -36,20 +37,46 @@ int encodings_load(struct registry *reg, int64_t artefact_id, struct encodings *
 struct hasher;
 void encodings_hash(const struct encodings *e, struct hasher *h);
 
-/*
- * The users of reg installed on or before as_of, with their base features
- * (uid, install_time, age_days, window_days, rev_*, purchases_window, ...,
- * cost, ltv_<H> for mature users) and app/campaign codes into the sorted
- * dictionaries *out_apps / *out_campaigns (caller frees with frame_free_dict).
- */
+/* Which rows feature_build_base makes (DESIGN.md "Time, windows and labels"). */
+enum feature_rows {
+	/*
+	 * Training: (user, snapshot age s) for each s of features.snapshots with
+	 * s <= the user's age and s < the longest horizon, for users mature at the
+	 * first horizon. A user with no revenue before the longest horizon they are
+	 * mature at gets one of those rows (chosen by a hash of the user id) with
+	 * weight = their number of snapshots; others get every row, weight 1.
+	 */
+	FEATURE_ROWS_SNAPSHOTS,
+	/* Scoring: every user installed by as_of, once, at their age (s = age). */
+	FEATURE_ROWS_AT_AGE,
+};
+
 struct feature_base_stats {
+	int64_t users;                 /* installed by as_of */
 	int64_t user_days_read;
 	int64_t user_days_after_as_of;
 	int64_t users_after_as_of;
 };
+
+/*
+ * The rows `mode` asks for, with their base features and app/campaign codes
+ * into the sorted dictionaries *out_apps / *out_campaigns (caller frees with
+ * frame_free_dict; the frame is the caller's to release). Columns:
+ *   uid, install_time, age_days (whole days complete at as_of),
+ *   window_days (the age s the row describes: its features read days d < s),
+ *   weight (sampling weight), user_rep (1 on exactly one row per user),
+ *   rev_window, rev_d0, rev_max_day, purchases_window, events_window,
+ *   events_d0, active_days_window, engagement, first_purchase_day,
+ *   purchase_days (days with revenue), days_since_purchase and
+ *   days_since_active (from the last such day to day s - 1; NaN / s when
+ *   none), rev_per_purchase_day, rev_last7 and events_last7_share (the last 7
+ *   days before s), cost, rev_to_date (every complete day: not a feature),
+ *   ltv_<H> (revenue of days d < H for users mature at H, else NaN),
+ *   app_code, campaign_code.
+ */
 int feature_build_base(struct registry *reg, const struct config *cfg, int64_t as_of,
-		       struct frame *out, char ***out_apps, size_t *out_n_apps,
-		       char ***out_campaigns, size_t *out_n_campaigns,
+		       enum feature_rows mode, struct frame *out, char ***out_apps,
+		       size_t *out_n_apps, char ***out_campaigns, size_t *out_n_campaigns,
 		       struct feature_base_stats *out_stats, struct ltv_err *err);
 
 /*

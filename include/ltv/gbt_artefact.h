@@ -174,6 +174,7 @@ const float *gbt_artefact_tier_matrix(const float *x, size_t n, size_t k, const 
 struct gbt_artefact_rows {
 	float *x;        /* n × k, row-major; owned */
 	double *target;  /* n; owned */
+	float *weight;   /* n sampling weights (model_data_weight); owned, may be NULL */
 	size_t n;
 };
 

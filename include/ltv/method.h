@@ -6,8 +6,8 @@
  * pipeline/methods.c lists them in fallback order (DESIGN.md "score":
  * hurdle → multiplier → lookalike → semantic → global median).
  *
- * Predictions are of total ltv_H including the revenue already observed in
- * the window. A method returns NaN for a row it has nothing for (no model for
+ * Predictions are of total ltv_H: rev_window (what the row's user spent
+ * before the age it describes, window_days) plus the revenue still to come. A method returns NaN for a row it has nothing for (no model for
  * that tier, no curve for that campaign): the caller falls back.
  */
 #ifndef LTV_METHOD_H
@@ -22,6 +22,13 @@
 
 struct method {
 	const char *name;   /* the stage that trains it */
+	/*
+	 * 1: the method models time itself and predicts a row at any age (curves,
+	 * btyd). 0: it learnt from rows at the snapshot ages only, and the
+	 * predictor serves a row at another age by interpolating between the
+	 * snapshots around it (predictor_predict_raw).
+	 */
+	int any_age;
 	/* Loads the artefact's bodies; *out_state is freed with free_state. */
 	int (*load)(struct registry *reg, const struct artefact_info *artefact,
 		    const struct config *cfg, void **out_state, struct ltv_err *err);

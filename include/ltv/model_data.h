@@ -3,7 +3,10 @@
  * artefact (plus each row's tier when it reads tiers), the app and campaign
  * dictionaries, and time-honest train/validation row sets per horizon.
  *
- * For a horizon H, only users mature at H (age_days >= H) carry a label.
+ * Rows are (user, snapshot age) pairs (DESIGN.md "Time, windows and labels"):
+ * window_days is the age a row describes, weight its sampling weight, so sums
+ * and means over rows are weighted. For a horizon H, only rows of users mature
+ * at H (age_days >= H) and of an age below H (window_days < H) take part.
  * Among them, validation is the most recent validation_days of installs
  * (install_time > as_of - (H + validation_days) days) and training is
  * everything older — never a random split. At the target horizon this is
@@ -37,6 +40,14 @@ struct model_data {
 int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out);
 void model_data_release(struct model_data *d);
 
+/* The sampling weight of a row (1 when the frame has no weight column). */
+double model_data_weight(const struct model_data *d, size_t row);
+/*
+ * Repeats each of the n rows of *rows (an array the caller owns, replaced in
+ * place) as many times as its weight: features give whole-number weights, so
+ * unweighted metrics over the result are exactly the weighted ones.
+ */
+void model_data_expand_by_weight(const struct model_data *d, size_t **rows, size_t *n);
 /* The frame column ltv_<H>, or NULL when H is not a configured horizon. */
 const double *model_data_label(const struct model_data *d, int64_t horizon);
 
@@ -49,10 +60,24 @@ struct row_split {
 
 /*
  * Rows mature at horizon, split by install date (see above). When tier > 0,
- * only rows of that tier. Caller releases.
+ * only rows of that tier. Each row is repeated as many times as its weight
+ * (model_data_expand_by_weight), so plain sums and means over the result are
+ * user sums and means. Caller releases.
  */
 void model_data_split(const struct model_data *d, int64_t horizon, int tier,
 		      struct row_split *out);
+/*
+ * The same rows once each, for a caller that applies model_data_weight itself
+ * (XGBoost's weights in hurdle: repeating rows would undo the sampling).
+ */
+void model_data_split_weighted(const struct model_data *d, int64_t horizon, int tier,
+			       struct row_split *out);
+/*
+ * The same split with one row per user (its user_rep row, whatever age that
+ * row describes): for models of users rather than of (user, age) rows.
+ */
+void model_data_split_users(const struct model_data *d, int64_t horizon, int tier,
+			    struct row_split *out);
 void row_split_release(struct row_split *s);
 
 /*

@@ -72,11 +72,33 @@ int predictor_chosen_method(const struct predictor *p, const struct model_data *
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err);
-/* Applies the calibration of each row's tier at horizon, in place (never below rev_floor[i]). */
+/*
+ * Applies the calibration of each row's tier at horizon, in place, to the
+ * revenue still to come: ltv[i] = rev_floor[i] + max(0, cal(ltv[i] -
+ * rev_floor[i])), rev_floor[i] being what the user spent so far (additive, so
+ * never below it; DESIGN.md "Predictions are additive").
+ */
 void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 			 const size_t *rows, size_t n, int64_t horizon, const double *rev_floor,
 			 double *ltv);
 
+/*
+ * How a row of age `age` is served at `horizon` by a method trained on the
+ * snapshot ages: the snapshots below and above it (*out_lo, *out_hi), the
+ * share *out_t of the one above, and *out_scale for the revenue to come (days
+ * left over days left at the snapshot, beyond the first or last snapshot; 0
+ * when age >= horizon). DESIGN.md "Time, windows and labels".
+ */
+void predictor_age_blend(const struct int_list *snapshots, int64_t horizon, double age,
+			 double *out_lo, double *out_hi, double *out_t, double *out_scale);
+/*
+ * One method's predictions (method index m) for rows at their age: a method
+ * trained on snapshot ages is served through predictor_age_blend; NaN where
+ * the method has nothing. out_p_payer may be NULL.
+ */
+int predictor_predict_method(const struct predictor *p, int m, const struct model_data *d,
+			     const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
+			     double *out_p_payer, struct ltv_err *err);
 /* Index of a configured horizon, or -1. */
 int predictor_horizon_index(const struct config *cfg, int64_t horizon);
 
