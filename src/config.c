@@ -480,8 +480,9 @@ static int check_feature_list(const struct config *cfg, const char *key, const s
 
 /*
  * Snapshot ages: increasing, the first shorter than the first horizon (so every
- * horizon has training rows), the last shorter than the longest horizon (a row
- * at or past a horizon has nothing left to predict for it).
+ * horizon has training rows). Ages at or past the longest horizon are allowed
+ * and unused (nothing is left to predict there), so `--set features.horizons`
+ * alone never needs a matching snapshots list.
  */
 static int check_snapshots(const struct config *cfg, struct ltv_err *err)
 {
@@ -500,11 +501,6 @@ static int check_snapshots(const struct config *cfg, struct ltv_err *err)
 			       "%s: features.snapshots: the first age (%lld days) must be shorter than the "
 			       "first horizon (%lld days)", cfg->source_path, (long long)s->v[0],
 			       (long long)h->v[0]);
-	if (s->v[s->n - 1] >= h->v[h->n - 1])
-		return err_set(err, LTV_ECONFIG,
-			       "%s: features.snapshots: the last age (%lld days) must be shorter than the "
-			       "longest horizon (%lld days)", cfg->source_path, (long long)s->v[s->n - 1],
-			       (long long)h->v[h->n - 1]);
 	return 0;
 }
 
