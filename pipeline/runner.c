@@ -264,7 +264,7 @@ static void stage_fingerprint(const struct stage *s, const char *config_text,
 	hasher_release(&h);
 }
 
-/* Names the first line that differs between two config texts: "features.obs_days: 2 → 3". */
+/* Names the first line that differs between two config texts: "features.validation_days: 28 → 21". */
 static void describe_config_change(const char *old_text, const char *new_text, char *buf,
 				   size_t size)
 {

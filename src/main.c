@@ -46,7 +46,7 @@ static const struct command *find_command(const char *name);
 static const char config_usage[] =
 	"  --config F          configuration file (default config/ltvpipe.yaml)\n"
 	"  --set KEY=VALUE     override one configuration value for this run, e.g.\n"
-	"                      --set features.obs_days=3 (repeatable; part of the fingerprint)\n";
+	"                      --set features.validation_days=21 (repeatable; part of the fingerprint)\n";
 
 static int usage_error(struct ltv_err *err, const char *cmd, const char *what)
 {

@@ -117,7 +117,7 @@ struct eval_result {
 	int64_t latest_event;      /* what the default as_of was computed from */
 	char run_id[64];
 	char config_hash[HASH_HEX_LEN];
-	char *config_summary;      /* obs_days, horizons, target: one line; owned */
+	char *config_summary;      /* snapshots, target, validation days: one line; owned */
 	int64_t production_version; /* the main registry's production version, 0 when none */
 	int64_t model_version;     /* the registry version evaluated (--model), 0: trained afresh */
 	int64_t evaluation_id;     /* row of the main registry's evaluations table, 0 if not stored */

@@ -2,22 +2,22 @@
 set -u
 cat >unknown.yaml <<'YAML'
 features:
-  obs_days: 2
-  obs_dayz: 3
+  validation_days: 28
+  validation_dayz: 21
 YAML
 "$LTVPIPE" run --config unknown.yaml >out 2>err
 echo "unknown key exit $?"
-grep -qF "unknown.yaml:3:13: unknown key 'features.obs_dayz'" err && echo "unknown key: file:line:col and key named"
+grep -qF "unknown.yaml:3:20: unknown key 'features.validation_dayz'" err && echo "unknown key: file:line:col and key named"
 
 cat >type.yaml <<'YAML'
 # a comment line
 features:
   horizons: [7, 30, 90]
-  obs_days: two
+  validation_days: two
 YAML
 "$LTVPIPE" run --config type.yaml >out 2>err
 echo "wrong type exit $?"
-grep -qF "type.yaml:4:13: features.obs_days: expected an integer, got 'two'" err && echo "wrong type: file:line:col and key named"
+grep -qF "type.yaml:4:20: features.validation_days: expected an integer, got 'two'" err && echo "wrong type: file:line:col and key named"
 
 cat >range.yaml <<'YAML'
 ingest:
@@ -35,6 +35,14 @@ YAML
 echo "target not among horizons exit $?"
 grep -qF "cross.yaml: features.target_horizon: 60 is not one of features.horizons" err && echo "cross-key error names the key"
 
+cat >snapshots.yaml <<'YAML'
+features:
+  snapshots: [7, 14, 30]
+YAML
+"$LTVPIPE" run --config snapshots.yaml >out 2>err
+echo "first snapshot at the first horizon exit $?"
+grep -qF "snapshots.yaml: features.snapshots: the first age (7 days) must be shorter than the first horizon (7 days)" err && echo "snapshots error names the key"
+
 printf 'features: [oops\n' >syntax.yaml
 "$LTVPIPE" run --config syntax.yaml >out 2>err
 echo "YAML syntax error exit $?"
@@ -44,9 +52,9 @@ grep -qE "syntax.yaml:[0-9]+:[0-9]+: YAML syntax error" err && echo "syntax erro
 echo "missing config exit $?"
 grep -qF "missing.yaml" err && echo "missing config named"
 
-"$LTVPIPE" run --set features.obs_days=0 >out 2>err
+"$LTVPIPE" run --set features.validation_days=0 >out 2>err
 echo "bad --set exit $?"
-grep -qF -- "--set features.obs_days: 0 is out of range" err && echo "bad --set names the key"
+grep -qF -- "--set features.validation_days: 0 is out of range" err && echo "bad --set names the key"
 "$LTVPIPE" status --set nosuch.key=1 >out 2>err
 echo "unknown --set exit $?"
 grep -qF "unknown key 'nosuch.key'" err && echo "unknown --set names the key"

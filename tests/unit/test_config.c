@@ -47,7 +47,13 @@ static void test_defaults(void **state)
 	(void)state;
 	config_init_defaults(&cfg);
 	assert_string_equal(cfg.source_path, "(defaults)");
-	assert_int_equal(cfg.features.obs_days, 2);
+	assert_int_equal(cfg.features.snapshots.n, 6);
+	assert_int_equal(cfg.features.snapshots.v[0], 1);
+	assert_int_equal(cfg.features.snapshots.v[1], 3);
+	assert_int_equal(cfg.features.snapshots.v[2], 7);
+	assert_int_equal(cfg.features.snapshots.v[3], 14);
+	assert_int_equal(cfg.features.snapshots.v[4], 30);
+	assert_int_equal(cfg.features.snapshots.v[5], 60);
 	assert_int_equal(cfg.features.horizons.n, 3);
 	assert_int_equal(cfg.features.horizons.v[0], 7);
 	assert_int_equal(cfg.features.horizons.v[1], 30);
@@ -100,7 +106,8 @@ static void test_load_overrides(void **state)
 	assert_int_equal(load_text(&cfg,
 				   "# comment\n"
 				   "features:\n"
-				   "  obs_days: 3\n"
+				   "  validation_days: 21\n"
+				   "  snapshots: [2, 10, 45]\n"
 				   "  horizons: [14, 60, 365]\n"
 				   "  target_horizon: 60\n"
 				   "  encoding_smoothing: 2.5\n"
@@ -112,7 +119,11 @@ static void test_load_overrides(void **state)
 				   &path, &err),
 			 0);
 	assert_string_equal(cfg.source_path, path);
-	assert_int_equal(cfg.features.obs_days, 3);
+	assert_int_equal(cfg.features.validation_days, 21);
+	assert_int_equal(cfg.features.snapshots.n, 3);
+	assert_int_equal(cfg.features.snapshots.v[0], 2);
+	assert_int_equal(cfg.features.snapshots.v[1], 10);
+	assert_int_equal(cfg.features.snapshots.v[2], 45);
 	assert_int_equal(cfg.features.horizons.n, 3);
 	assert_int_equal(cfg.features.horizons.v[0], 14);
 	assert_int_equal(cfg.features.horizons.v[1], 60);
@@ -123,7 +134,7 @@ static void test_load_overrides(void **state)
 	assert_double_near(cfg.ingest.max_reject_rate, 0.5, 0);
 	assert_string_equal(cfg.registry.path, "/tmp/x/reg.sqlite");
 	/* untouched keys keep their defaults */
-	assert_int_equal(cfg.features.validation_days, 28);
+	assert_int_equal(cfg.registry.busy_timeout_s, 60);
 	assert_string_equal(cfg.input.users, "data/users.csv");
 	assert_int_equal(config_validate(&cfg, &err), 0);
 	config_release(&cfg);
@@ -169,26 +180,25 @@ static void test_unknown_key(void **state)
 	char *path = NULL, *expect;
 
 	(void)state;
-	/* the bad key's value is on line 3, column 13 */
+	/* the bad key's value is on line 3, column 20 */
 	assert_int_equal(load_text(&cfg,
 				   "features:\n"
-				   "  obs_days: 2\n"
-				   "  obs_dayz: 3\n",
+				   "  validation_days: 28\n"
+				   "  validation_dayz: 21\n",
 				   &path, &err),
 			 LTV_ECONFIG);
 	assert_int_equal(err.code, LTV_ECONFIG);
-	expect = xasprintf("%s:3:13: ", path);
+	expect = xasprintf("%s:3:20: unknown key 'features.validation_dayz'", path);
 	assert_non_null(strstr(err.msg, expect));
-	assert_non_null(strstr(err.msg, "features.obs_dayz"));
 	free(expect);
 	free(path);
 	config_release(&cfg);
 
 	/* an unknown section, nested */
-	assert_int_equal(load_text(&cfg, "featurez:\n  obs_days: 3\n", &path, &err), LTV_ECONFIG);
-	expect = xasprintf("%s:2:13: ", path);
+	assert_int_equal(load_text(&cfg, "featurez:\n  validation_days: 21\n", &path, &err),
+			 LTV_ECONFIG);
+	expect = xasprintf("%s:2:20: unknown key 'featurez.validation_days'", path);
 	assert_non_null(strstr(err.msg, expect));
-	assert_non_null(strstr(err.msg, "featurez.obs_days"));
 	free(expect);
 	free(path);
 	config_release(&cfg);
@@ -201,10 +211,10 @@ static void test_wrong_type_and_range(void **state)
 	char *path = NULL, *expect;
 
 	(void)state;
-	assert_int_equal(load_text(&cfg, "features:\n  obs_days: two\n", &path, &err), LTV_ECONFIG);
-	expect = xasprintf("%s:2:13: features.obs_days", path);
+	assert_int_equal(load_text(&cfg, "features:\n  validation_days: two\n", &path, &err),
+			 LTV_ECONFIG);
+	expect = xasprintf("%s:2:20: features.validation_days: expected an integer, got 'two'", path);
 	assert_non_null(strstr(err.msg, expect));
-	assert_non_null(strstr(err.msg, "'two'"));
 	free(expect);
 	free(path);
 	config_release(&cfg);
@@ -215,13 +225,28 @@ static void test_wrong_type_and_range(void **state)
 	assert_non_null(strstr(err.msg, "ingest.max_reject_rate"));
 	config_release(&cfg);
 
-	/* out of range: obs_days is 1..60 */
-	assert_int_equal(load_text(&cfg, "features:\n  obs_days: 61\n", &path, &err), LTV_ECONFIG);
-	expect = xasprintf("%s:2:13: features.obs_days", path);
+	/* out of range: validation_days is 1..3650 */
+	assert_int_equal(load_text(&cfg, "features:\n  validation_days: 3651\n", &path, &err),
+			 LTV_ECONFIG);
+	expect = xasprintf("%s:2:20: features.validation_days: 3651 is out of range; use a value "
+			   "from 1 to 3650", path);
 	assert_non_null(strstr(err.msg, expect));
-	assert_non_null(strstr(err.msg, "out of range"));
 	free(expect);
 	free(path);
+	config_release(&cfg);
+	assert_int_equal(load_text(&cfg, "features:\n  validation_days: 0\n", &path, &err),
+			 LTV_ECONFIG);
+	expect = xasprintf("%s:2:20: features.validation_days: 0 is out of range", path);
+	assert_non_null(strstr(err.msg, expect));
+	free(expect);
+	free(path);
+	config_release(&cfg);
+	/* the ends of the range are accepted */
+	assert_int_equal(load_text(&cfg, "features:\n  validation_days: 3650\n", NULL, &err), 0);
+	assert_int_equal(cfg.features.validation_days, 3650);
+	config_release(&cfg);
+	assert_int_equal(load_text(&cfg, "features:\n  validation_days: 1\n", NULL, &err), 0);
+	assert_int_equal(cfg.features.validation_days, 1);
 	config_release(&cfg);
 
 	assert_int_equal(load_text(&cfg, "ingest:\n  max_reject_rate: 1.5\n", NULL, &err),
@@ -235,15 +260,27 @@ static void test_wrong_type_and_range(void **state)
 			 LTV_ECONFIG);
 	assert_non_null(strstr(err.msg, "features.horizons"));
 	config_release(&cfg);
+	assert_int_equal(load_text(&cfg, "features:\n  snapshots: [1, 3651]\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.snapshots: 3651 is out of range"));
+	config_release(&cfg);
+	assert_int_equal(load_text(&cfg, "features:\n  snapshots: [1, two]\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.snapshots: expected integers, got 'two'"));
+	config_release(&cfg);
 
 	/* a mapping where a number belongs, a list where a scalar belongs */
-	assert_int_equal(load_text(&cfg, "features:\n  obs_days:\n    a: 1\n", NULL, &err),
+	assert_int_equal(load_text(&cfg, "features:\n  validation_days:\n    a: 1\n", NULL, &err),
 			 LTV_ECONFIG);
-	assert_non_null(strstr(err.msg, "features.obs_days"));
+	assert_non_null(strstr(err.msg, "features.validation_days: expected an integer, got a mapping"));
 	config_release(&cfg);
-	assert_int_equal(load_text(&cfg, "features:\n  obs_days: [1, 2]\n", NULL, &err),
+	assert_int_equal(load_text(&cfg, "features:\n  validation_days: [1, 2]\n", NULL, &err),
 			 LTV_ECONFIG);
-	assert_non_null(strstr(err.msg, "features.obs_days"));
+	assert_non_null(strstr(err.msg, "features.validation_days: expected an integer, got a list"));
+	config_release(&cfg);
+	assert_int_equal(load_text(&cfg, "features:\n  snapshots:\n    a: 1\n", NULL, &err),
+			 LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "features.snapshots: expected a list of integers, got a mapping"));
 	config_release(&cfg);
 }
 
@@ -273,8 +310,13 @@ static void test_apply_override(void **state)
 
 	(void)state;
 	config_init_defaults(&cfg);
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days=3", &err), 0);
-	assert_int_equal(cfg.features.obs_days, 3);
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=21", &err), 0);
+	assert_int_equal(cfg.features.validation_days, 21);
+	assert_int_equal(config_apply_override(&cfg, "features.snapshots=2, 5,13", &err), 0);
+	assert_int_equal(cfg.features.snapshots.n, 3);
+	assert_int_equal(cfg.features.snapshots.v[0], 2);
+	assert_int_equal(cfg.features.snapshots.v[1], 5);
+	assert_int_equal(cfg.features.snapshots.v[2], 13);
 	assert_int_equal(config_apply_override(&cfg, "features.horizons=14, 30,90", &err), 0);
 	assert_int_equal(cfg.features.horizons.n, 3);
 	assert_int_equal(cfg.features.horizons.v[0], 14);
@@ -282,17 +324,27 @@ static void test_apply_override(void **state)
 	assert_int_equal(config_apply_override(&cfg, "input.users=a=b.csv", &err), 0);
 	assert_string_equal(cfg.input.users, "a=b.csv");
 
-	assert_int_equal(config_apply_override(&cfg, "features.obs_dayz=3", &err), LTV_ECONFIG);
-	assert_non_null(strstr(err.msg, "features.obs_dayz"));
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days", &err), LTV_ECONFIG);
+	assert_int_equal(config_apply_override(&cfg, "features.validation_dayz=3", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "unknown key 'features.validation_dayz'"));
+	assert_int_equal(config_apply_override(&cfg, "features.obs_days=3", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "unknown key 'features.obs_days'"));
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days", &err), LTV_ECONFIG);
 	assert_non_null(strstr(err.msg, "key.path=value"));
 	assert_int_equal(config_apply_override(&cfg, "=3", &err), LTV_ECONFIG);
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days=x", &err), LTV_ECONFIG);
-	assert_non_null(strstr(err.msg, "features.obs_days"));
-	assert_non_null(strstr(err.msg, "--set"));
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days=0", &err), LTV_ECONFIG);
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=x", &err), LTV_ECONFIG);
+	assert_string_equal(err.msg, "--set features.validation_days: expected an integer, got 'x'");
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=0", &err), LTV_ECONFIG);
+	assert_string_equal(err.msg, "--set features.validation_days: 0 is out of range; use a value "
+				     "from 1 to 3650");
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=3651", &err),
+			 LTV_ECONFIG);
 	assert_non_null(strstr(err.msg, "out of range"));
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days=", &err), LTV_ECONFIG);
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=", &err), LTV_ECONFIG);
+	assert_int_equal(cfg.features.validation_days, 21);
+	assert_int_equal(config_apply_override(&cfg, "features.snapshots=1,0", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "--set features.snapshots: 0 is out of range"));
+	assert_int_equal(cfg.features.snapshots.n, 3);
+	assert_int_equal(cfg.features.snapshots.v[0], 2);
 	/* a failed override leaves the last good value */
 	assert_int_equal(config_apply_override(&cfg, "features.horizons=7,abc", &err), LTV_ECONFIG);
 	assert_int_equal(cfg.features.horizons.n, 3);
@@ -301,8 +353,8 @@ static void test_apply_override(void **state)
 }
 
 /*
- * A rejected number must not stick: the value before the failed --set stays.
- * (Only the double path is asserted here; see the report on KEY_INT.)
+ * A rejected number must not stick: the value before the failed --set stays,
+ * for a double and for an integer key.
  */
 static void test_failed_set_keeps_value(void **state)
 {
@@ -316,9 +368,12 @@ static void test_failed_set_keeps_value(void **state)
 	assert_double_near(cfg.ingest.max_reject_rate, 0.25, 0);
 	assert_int_equal(config_apply_override(&cfg, "ingest.max_reject_rate=x", &err), LTV_ECONFIG);
 	assert_double_near(cfg.ingest.max_reject_rate, 0.25, 0);
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days=3", &err), 0);
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days=x", &err), LTV_ECONFIG);
-	assert_int_equal(cfg.features.obs_days, 3);
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=21", &err), 0);
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=x", &err), LTV_ECONFIG);
+	assert_int_equal(cfg.features.validation_days, 21);
+	assert_int_equal(config_apply_override(&cfg, "features.validation_days=3651", &err),
+			 LTV_ECONFIG);
+	assert_int_equal(cfg.features.validation_days, 21);
 	config_release(&cfg);
 }
 
@@ -333,6 +388,37 @@ static void expect_invalid(const char *set1, const char *set2, const char *key_i
 		assert_int_equal(config_apply_override(&cfg, set2, &err), 0);
 	assert_int_equal(config_validate(&cfg, &err), LTV_ECONFIG);
 	assert_non_null(strstr(err.msg, key_in_msg));
+	config_release(&cfg);
+}
+
+/* Like expect_invalid, with the whole message config_validate must give. */
+static void expect_invalid_msg(const char *set1, const char *set2, const char *msg)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, set1, &err), 0);
+	if (set2)
+		assert_int_equal(config_apply_override(&cfg, set2, &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), LTV_ECONFIG);
+	assert_int_equal(err.code, LTV_ECONFIG);
+	assert_string_equal(err.msg, msg);
+	config_release(&cfg);
+}
+
+/* Sets the overrides (NULL ends them) over the defaults and expects config_validate to pass. */
+static void expect_valid(const char *set1, const char *set2)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, set1, &err), 0);
+	if (set2)
+		assert_int_equal(config_apply_override(&cfg, set2, &err), 0);
+	if (config_validate(&cfg, &err) != 0)
+		fail_msg("%s %s: %s", set1, set2 ? set2 : "", err.msg);
 	config_release(&cfg);
 }
 
@@ -369,19 +455,53 @@ static void test_validate(void **state)
 	expect_invalid("features.target_horizon=60", NULL, "features.target_horizon");
 	expect_invalid("features.horizons=30,7,90", NULL, "features.horizons");
 	expect_invalid("features.horizons=7,7,30", NULL, "features.horizons");
-	expect_invalid("features.obs_days=7", NULL, "features.obs_days");
-	expect_invalid("features.horizons=5,30", "features.obs_days=6", "features.obs_days");
 	expect_invalid("ingest.mode=upsert", NULL, "ingest.mode");
 	expect_invalid("run.log_level=loud", NULL, "run.log_level");
 	expect_invalid("features.horizons=", NULL, "features.horizons");
 
-	/* the boundary: obs_days one less than the first horizon is fine */
 	config_init_defaults(&cfg);
-	assert_int_equal(config_apply_override(&cfg, "features.obs_days=6", &err), 0);
-	assert_int_equal(config_validate(&cfg, &err), 0);
 	assert_int_equal(config_apply_override(&cfg, "ingest.mode=replace", &err), 0);
 	assert_int_equal(config_validate(&cfg, &err), 0);
 	config_release(&cfg);
+}
+
+/* features.snapshots: increasing, first < first horizon; any last age. */
+static void test_validate_snapshots(void **state)
+{
+	(void)state;
+	/* not increasing, or a repeat */
+	expect_invalid_msg("features.snapshots=1,7,3", NULL,
+			   "(defaults): features.snapshots: list ages in increasing order without repeats");
+	expect_invalid_msg("features.snapshots=1,3,3,7", NULL,
+			   "(defaults): features.snapshots: list ages in increasing order without repeats");
+	expect_invalid_msg("features.snapshots=30,14", NULL,
+			   "(defaults): features.snapshots: list ages in increasing order without repeats");
+	/* empty */
+	expect_invalid_msg("features.snapshots=", NULL,
+			   "(defaults): features.snapshots: list 1 to 32 ages in days");
+	/* the first at or past the first horizon (default horizons 7, 30, 90) */
+	expect_invalid_msg("features.snapshots=7,14", NULL,
+			   "(defaults): features.snapshots: the first age (7 days) must be shorter than "
+			   "the first horizon (7 days)");
+	expect_invalid_msg("features.snapshots=10", NULL,
+			   "(defaults): features.snapshots: the first age (10 days) must be shorter than "
+			   "the first horizon (7 days)");
+	expect_invalid_msg("features.horizons=5,30", "features.snapshots=5,10",
+			   "(defaults): features.snapshots: the first age (5 days) must be shorter than "
+			   "the first horizon (5 days)");
+	/* ages at or past the longest horizon are allowed (and unused) */
+	expect_valid("features.snapshots=1,90", NULL);
+	expect_valid("features.snapshots=1,3,7,14,30,60,120", NULL);
+	expect_valid("features.horizons=5,30", NULL);
+	expect_valid("features.horizons=7,30", "features.target_horizon=30");
+
+	/* the boundary: one day less than the first horizon is fine */
+	expect_valid("features.snapshots=6", NULL);
+	expect_valid("features.snapshots=6,89", NULL);
+	expect_valid("features.snapshots=1,89", NULL);
+	expect_valid("features.horizons=5,30", "features.snapshots=4,29");
+	expect_valid("features.horizons=5,30", "features.snapshots=1,2,3,4,29");
+	expect_valid("features.snapshots=1,3,7,14,30,60", NULL);
 }
 
 static void test_section_canonical(void **state)
@@ -394,7 +514,7 @@ static void test_section_canonical(void **state)
 	(void)state;
 	config_init_defaults(&a);
 	ca = config_section_canonical(&a, "features");
-	assert_string_equal(ca, "features.obs_days=2\n"
+	assert_string_equal(ca, "features.snapshots=[1, 3, 7, 14, 30, 60]\n"
 				"features.horizons=[7, 30, 90]\n"
 				"features.target_horizon=30\n"
 				"features.validation_days=28\n"
@@ -412,8 +532,8 @@ static void test_section_canonical(void **state)
 
 	/* same values written differently in YAML: same text */
 	assert_int_equal(load_text(&b,
-				   "features: {obs_days: 2, horizons: [7,30, 90],\n"
-				   "           target_horizon: 30}\n"
+				   "features: {snapshots: [1,3, 7,14,30, 60], horizons: [7,30, 90],\n"
+				   "           target_horizon: 30, validation_days: 28}\n"
 				   "registry: {path: elsewhere.sqlite}\n",
 				   &path, &err),
 			 0);
@@ -422,10 +542,16 @@ static void test_section_canonical(void **state)
 	free(cb);
 
 	/* one value changed: different text */
-	assert_int_equal(config_apply_override(&b, "features.obs_days=3", &err), 0);
+	assert_int_equal(config_apply_override(&b, "features.validation_days=21", &err), 0);
 	cb = config_section_canonical(&b, "features");
 	assert_string_not_equal(ca, cb);
-	assert_non_null(strstr(cb, "features.obs_days=3\n"));
+	assert_non_null(strstr(cb, "features.validation_days=21\n"));
+	free(cb);
+	/* a list key changed: printed like features.horizons */
+	assert_int_equal(config_apply_override(&b, "features.snapshots=2, 5,13", &err), 0);
+	cb = config_section_canonical(&b, "features");
+	assert_non_null(strstr(cb, "features.snapshots=[2, 5, 13]\n"));
+	assert_null(strstr(cb, "features.snapshots=[1, 3, 7, 14, 30, 60]\n"));
 	free(cb);
 	/* a double prints with %.17g */
 	assert_int_equal(config_apply_override(&b, "features.encoding_smoothing=0.1", &err), 0);
@@ -459,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_apply_override),
 		cmocka_unit_test(test_failed_set_keeps_value),
 		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_validate_snapshots),
 		cmocka_unit_test(test_leaky_features_refused),
 		cmocka_unit_test(test_section_canonical),
 	};

@@ -224,18 +224,18 @@ static void test_config_change_reruns_only_its_stage(void **state)
 	current_of(fx, "ingest", &ing1);
 	current_of(fx, "features", &feat1);
 
-	test_set(&fx->cfg, "features.obs_days=%s", "3");
+	test_set(&fx->cfg, "features.validation_days=%s", "21");
 	/* dry run first: says why, writes nothing */
 	assert_int_equal(run(fx, 0, 1, NULL, INT64_MIN, &text, &err), 0);
 	assert_contains(text, "ingest: up to date (v1)");
-	assert_contains(text, "features: would run (features.obs_days changed: 2 → 3)");
+	assert_contains(text, "features: would run (features.validation_days changed: 28 → 21)");
 	free(text);
 	assert_int_equal(count_of(fx, "features"), 1);
 	/* status says the same, read-only */
 	out = open_memstream(&status, &len);
 	assert_int_equal(runner_status(&fx->cfg, INT64_MIN, out, &err), 0);
 	fclose(out);
-	assert_contains(status, "stale (features.obs_days changed: 2 → 3)");
+	assert_contains(status, "stale (features.validation_days changed: 28 → 21)");
 	assert_contains(status, "fresh");
 	free(status);
 
@@ -249,13 +249,13 @@ static void test_config_change_reruns_only_its_stage(void **state)
 	assert_int_equal(feat2.version, 2);
 	assert_string_not_equal(feat2.fingerprint, feat1.fingerprint);
 	assert_string_not_equal(feat2.content_hash, feat1.content_hash);
-	assert_non_null(strstr(feat2.config, "features.obs_days=3\n"));
+	assert_non_null(strstr(feat2.config, "features.validation_days=21\n"));
 	current_of(fx, "ingest", &cur);
 	assert_int_equal(cur.id, ing1.id);
 	artefact_info_release(&cur);
 
-	/* back to 2: the v1 built from exactly these inputs becomes current again */
-	test_set(&fx->cfg, "features.obs_days=%s", "2");
+	/* back to 28: the v1 built from exactly these inputs becomes current again */
+	test_set(&fx->cfg, "features.validation_days=%s", "28");
 	run_ok(fx, 0, &text);
 	assert_contains(text, "features: up to date (v1, an earlier version with the same inputs)");
 	free(text);
@@ -469,9 +469,9 @@ static void test_dry_run_writes_nothing(void **state)
 	assert_int_equal(count_of(fx, "features"), 1);
 	assert_int_equal(files_in(fx->cfg.run.log_dir), logs);
 	/* dry run of an earlier config: reuse is reported but current does not move */
-	test_set(&fx->cfg, "features.obs_days=%s", "3");
+	test_set(&fx->cfg, "features.validation_days=%s", "21");
 	run_ok(fx, 0, NULL);
-	test_set(&fx->cfg, "features.obs_days=%s", "2");
+	test_set(&fx->cfg, "features.validation_days=%s", "28");
 	assert_int_equal(run(fx, 0, 1, NULL, INT64_MIN, &text, &err), 0);
 	assert_contains(text, "features: up to date (v1, an earlier version");
 	free(text);
