@@ -52,19 +52,20 @@ void eval_baseline_window_multiplier(const struct model_data *d, int64_t horizon
 				     const size_t *rows, size_t n, double *out_pred)
 {
 	const double *label = model_data_label(d, horizon);
-	const double *rev_window = frame_column(&d->frame, "rev_window");
-	double sum_ltv = 0, sum_window = 0, multiplier = NAN;
+	const double *rev_d0 = frame_column(&d->frame, "rev_d0");
+	double sum_ltv = 0, sum_d0 = 0, multiplier = NAN;
 
+	/* The classic early-LTV multiplier: day 0 is the one day every user has lived. */
 	for (size_t i = 0; label && i < d->frame.n_rows; i++) {
 		if (isnan(label[i]))
 			continue;
 		sum_ltv += label[i];
-		sum_window += rev_window[i];
+		sum_d0 += rev_d0[i];
 	}
-	if (sum_window > 0)
-		multiplier = sum_ltv / sum_window;
+	if (sum_d0 > 0)
+		multiplier = sum_ltv / sum_d0;
 	for (size_t i = 0; i < n; i++)
-		out_pred[i] = rev_window[rows[i]] * multiplier;
+		out_pred[i] = rev_d0[rows[i]] * multiplier;
 }
 
 /* ---- (c) BG/NBD + Gamma-Gamma ---- */

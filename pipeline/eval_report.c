@@ -23,9 +23,10 @@ const char *eval_series_label(const struct eval_series *s)
 		{ "curves", "  method alone: curves" },
 		{ "lookalike", "  method alone: lookalike" },
 		{ "semantic", "  method alone: semantic" },
+		{ "bgnbd", "  method alone: bgnbd" },
 		{ "campaign_mean", "baseline a: campaign mean" },
-		{ "window_multiplier", "baseline b: window x multiplier" },
-		{ "bgnbd", "baseline c: BG/NBD + Gamma-Gamma" },
+		{ "day0_multiplier", "baseline b: day 0 x multiplier" },
+		{ "baseline_bgnbd", "baseline c: BG/NBD + Gamma-Gamma" },
 	};
 
 	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)

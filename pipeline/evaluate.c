@@ -26,7 +26,7 @@
 /* Config sections that define what the evaluated model is (the config hash). */
 static const char *const hashed_sections[] = {
 	"input", "columns", "features", "tiers", "hurdle", "multiplier", "curves",
-	"lookalike", "semantic", "select", "calibrate",
+	"lookalike", "semantic", "bgnbd", "select", "calibrate",
 };
 
 /* ---- metrics of one predictor ---- */
@@ -339,13 +339,13 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 		snprintf(s->note, sizeof(s->note), "no user was %lld days old at as_of: nothing to learn from",
 			 (long long)horizon);
 	floor_series(s, eh);
-	s = add_series(eh, "window_multiplier", EVAL_BASELINE);
+	s = add_series(eh, "day0_multiplier", EVAL_BASELINE);
 	eval_baseline_window_multiplier(d, horizon, rows, eh->n, s->pred);
 	if (eh->n_train == 0)
 		snprintf(s->note, sizeof(s->note), "no user was %lld days old at as_of: nothing to learn from",
 			 (long long)horizon);
 	floor_series(s, eh);
-	s = add_series(eh, "bgnbd", EVAL_BASELINE);
+	s = add_series(eh, "baseline_bgnbd", EVAL_BASELINE);
 	ret = eval_bgnbd_predict(bg, d, horizon, rows, eh->n, s->pred, err);
 	snprintf(s->note, sizeof(s->note), "%s", bg->fit.note);
 	for (size_t k = 0; k < eh->n_series && ret == 0; k++)

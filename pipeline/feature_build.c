@@ -50,7 +50,7 @@ struct row_cols {
 	double *rev_window, *rev_d0, *rev_max, *purchases, *events, *events_d0, *active;
 	double *engagement, *first_purchase, *purchase_days, *since_purchase, *since_active;
 	double *rev_per_purchase_day, *rev_last7, *events_last7_share;
-	double *cost, *rev_to_date;
+	double *cost, *rev_to_date, *repeat_days_to_date, *last_repeat_day_to_date;
 	double *ltv[MAX_HORIZONS];
 };
 
@@ -139,6 +139,8 @@ static void add_row_columns(const struct config *cfg, struct frame *f, struct ro
 	c->events_last7_share = frame_add_column(f, "events_last7_share");
 	c->cost = frame_add_column(f, "cost");
 	c->rev_to_date = frame_add_column(f, "rev_to_date");
+	c->repeat_days_to_date = frame_add_column(f, "repeat_days_to_date");
+	c->last_repeat_day_to_date = frame_add_column(f, "last_repeat_day_to_date");
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
 		char name[32];
 
@@ -161,12 +163,18 @@ static void fill_row(const struct base_run *br, const struct row_cols *c, size_t
 	double rev = 0, rev_d0 = 0, rev_max = 0, purchases = 0, events = 0, events_d0 = 0;
 	double active = 0, purchase_days = 0, first_purchase = NAN, last_purchase = NAN;
 	double last_active = NAN, rev_last7 = 0, events_last7 = 0, rev_to_date = 0;
+	double repeat_days = 0, last_repeat = 0;
 	double ltv[MAX_HORIZONS] = { 0 };
 
 	for (size_t i = 0; i < n; i++) {
 		const struct day_rec *r = &d[i];
 
 		rev_to_date += r->revenue;
+		/* BTYD's history at as_of: day 0 is the acquisition, later paying days repeat it. */
+		if (r->day >= 1 && r->revenue > 0) {
+			repeat_days += 1;
+			last_repeat = (double)r->day;
+		}
 		for (size_t h = 0; h < cfg->features.horizons.n; h++)
 			if (r->day < cfg->features.horizons.v[h])
 				ltv[h] += r->revenue;
@@ -218,6 +226,8 @@ static void fill_row(const struct base_run *br, const struct row_cols *c, size_t
 	c->events_last7_share[row] = events > 0 ? events_last7 / events : NAN;
 	c->cost[row] = br->users.cost[u];
 	c->rev_to_date[row] = rev_to_date;
+	c->repeat_days_to_date[row] = repeat_days;
+	c->last_repeat_day_to_date[row] = last_repeat;
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
 		c->ltv[h][row] = age >= cfg->features.horizons.v[h] ? ltv[h] : NAN;
 }

@@ -10,10 +10,23 @@
 
 #include "ltv/model_loader.h"
 
-static const char *const stage_names[MODEL_STAGES] = {
-	"features", "tiers", "hurdle", "multiplier", "curves", "lookalike", "semantic", "select",
-	"calibrate",
-};
+/* The stages whose artefacts make a model version: the non-method ones, then method_table's. */
+static const char *const fixed_stages[] = { "features", "tiers", "select", "calibrate" };
+
+static const char *stage_name(size_t k)
+{
+	const size_t n_fixed = sizeof(fixed_stages) / sizeof(fixed_stages[0]);
+
+	return k < n_fixed ? fixed_stages[k] : method_table[k - n_fixed]->name;
+}
+
+const struct artefact_info *model_artefact(const struct loaded_model *m, const char *stage)
+{
+	for (size_t k = 0; k < MODEL_STAGES; k++)
+		if (strcmp(m->art[k].name, stage) == 0)
+			return &m->art[k];
+	return NULL;
+}
 
 int model_resolve(struct registry *reg, const char *ref, int64_t *out_version,
 		  struct ltv_err *err)
@@ -45,7 +58,7 @@ static int load_tiers(struct loaded_model *m, struct registry *reg, struct ltv_e
 {
 	struct campaign_tier_row *rows = NULL;
 	size_t n = 0;
-	int ret = registry_campaign_tiers_load(reg, m->art[1].id, &rows, &n, err);
+	int ret = registry_campaign_tiers_load(reg, model_artefact(m, "tiers")->id, &rows, &n, err);
 
 	for (size_t i = 0; i < n; i++) {
 		char key[1024];
@@ -69,7 +82,7 @@ int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 	config_copy(&out->cfg, cfg);
 	strmap_init(&out->tier_of);
 	for (; loaded < MODEL_STAGES && ret == 0; loaded++) {
-		ret = registry_model_version_artefact(reg, version, stage_names[loaded], &out->art[loaded], err);
+		ret = registry_model_version_artefact(reg, version, stage_name(loaded), &out->art[loaded], err);
 		if (ret == 0)
 			ret = config_apply_canonical(&out->cfg, out->art[loaded].config, err);
 	}
@@ -79,16 +92,16 @@ int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 	}
 	predictor_init(&out->pred, &out->cfg);
 	for (int k = 0; k < METHOD_COUNT; k++)
-		methods[k] = &out->art[2 + k];
-	ret = encodings_load(reg, out->art[0].id, &out->enc, err);
+		methods[k] = model_artefact(out, method_table[k]->name);
+	ret = encodings_load(reg, model_artefact(out, "features")->id, &out->enc, err);
 	if (ret == 0)
 		ret = predictor_load_methods(&out->pred, reg, methods, err);
 	if (ret == 0)
-		ret = predictor_load_selection(&out->pred, reg, &out->art[7], err);
+		ret = predictor_load_selection(&out->pred, reg, model_artefact(out, "select"), err);
 	if (ret == 0)
-		ret = predictor_load_calibration(&out->pred, reg, &out->art[8], err);
+		ret = predictor_load_calibration(&out->pred, reg, model_artefact(out, "calibrate"), err);
 	if (ret == 0)
-		ret = predictor_load_segments(&out->pred, reg, &out->art[8], err);
+		ret = predictor_load_segments(&out->pred, reg, model_artefact(out, "calibrate"), err);
 	if (ret == 0)
 		ret = load_tiers(out, reg, err);
 out:

@@ -10,10 +10,11 @@
 #include "ltv/predictor.h"
 
 extern const struct method method_hurdle, method_multiplier, method_curves, method_lookalike,
-	method_semantic;
+	method_semantic, method_bgnbd;
 
 const struct method *const method_table[METHOD_COUNT] = {
 	&method_hurdle, &method_multiplier, &method_curves, &method_lookalike, &method_semantic,
+	&method_bgnbd,
 };
 
 /* DESIGN.md: hurdle → multiplier → lookalike → semantic → global median. */

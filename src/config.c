@@ -92,6 +92,7 @@ static const struct config_key key_table[] = {
 	K("lookalike.k", KEY_INT, lookalike.k, 1, 1000, "16"),
 	K("lookalike.max_iter", KEY_INT, lookalike.max_iter, 1, 10000, "100"),
 	K("lookalike.seed", KEY_INT, lookalike.seed, 0, INT64_MAX, "42"),
+	K("bgnbd.min_app_users", KEY_INT, bgnbd.min_app_users, 1, 100000000, "1000"),
 	K("semantic.top_k", KEY_INT, semantic.top_k, 1, 1000, "5"),
 	K("semantic.char_ngrams", KEY_INT, semantic.char_ngrams, 0, 8, "0"),
 	K("select.min_validation_users", KEY_INT, select.min_validation_users, 1, 100000000, "50"),
@@ -455,8 +456,9 @@ int config_apply_override(struct config *cfg, const char *assignment, struct ltv
  */
 static int leaky_feature(const char *name)
 {
-	static const char *const banned[] = { "rev_to_date", "split", "age_days", "uid", "weight",
-					      "user_rep" };
+	static const char *const banned[] = { "rev_to_date", "repeat_days_to_date",
+					      "last_repeat_day_to_date", "split", "age_days", "uid",
+					      "weight", "user_rep" };
 
 	if (strncmp(name, "ltv_", 4) == 0)
 		return 1;

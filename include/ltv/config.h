@@ -87,6 +87,9 @@ struct config {
 		int64_t char_ngrams;
 	} semantic;
 	struct {
+		int64_t min_app_users; /* training users an app needs for a fit of its own */
+	} bgnbd;
+	struct {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
 	} select;
 	struct {

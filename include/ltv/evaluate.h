@@ -74,7 +74,7 @@ int eval_score(const double *actual, const double *pred, const double *p_payer,
 
 /* One predictor's predictions for the users evaluated at one horizon. */
 struct eval_series {
-	char name[32];         /* "mix", "hurdle", ..., "campaign_mean", "window_multiplier", "bgnbd" */
+	char name[32];         /* "mix", "hurdle", ..., "campaign_mean", "day0_multiplier", "baseline_bgnbd" */
 	enum eval_kind kind;
 	double *pred;          /* per evaluated user, never below revenue before T; NaN: none */
 	double *p_payer;       /* NULL when the predictor has no payer probability */
@@ -150,9 +150,10 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 /*
  * (a) The campaign's mean ltv_H over the users of d mature at H (labelled in
  * d, i.e. before its as_of); the mean of all of them for a campaign that has
- * none; NaN everywhere when no user is mature. (b) rev_window times the
- * global multiplier mean(ltv_H) / mean(rev_window) over the same users; NaN
- * when there are none or they had no window revenue. Predictions for the
+ * none; NaN everywhere when no user is mature. (b) day-0 revenue (rev_d0)
+ * times the global multiplier mean(ltv_H) / mean(rev_d0) over the same users
+ * (the "window" of the name is day 0, the one day every user has lived); NaN
+ * when there are none or they had no day-0 revenue. Predictions for the
  * rows given; out_n_train gets the number of mature users (may be NULL).
  */
 void eval_baseline_campaign_mean(const struct model_data *d, int64_t horizon,

@@ -70,7 +70,10 @@ struct feature_base_stats {
  *   purchase_days (days with revenue), days_since_purchase and
  *   days_since_active (from the last such day to day s - 1; NaN / s when
  *   none), rev_per_purchase_day, rev_last7 and events_last7_share (the last 7
- *   days before s), cost, rev_to_date (every complete day: not a feature),
+ *   days before s), cost, and the user's history at as_of, the same on each
+ *   of its rows and never a feature: rev_to_date (every complete day),
+ *   repeat_days_to_date and last_repeat_day_to_date (paying days d >= 1 and
+ *   the last of them, 0 when none: BTYD's x and t_x),
  *   ltv_<H> (revenue of days d < H for users mature at H, else NaN),
  *   app_code, campaign_code.
  */

@@ -15,7 +15,8 @@
 #include "ltv/registry.h"
 #include "ltv/strmap.h"
 
-#define MODEL_STAGES 9
+/* features, tiers, select, calibrate and one stage per method. */
+#define MODEL_STAGES (4 + METHOD_COUNT)
 
 struct loaded_model {
 	int64_t version;
@@ -26,6 +27,8 @@ struct loaded_model {
 	struct strmap tier_of;     /* "app\x1f" "campaign" → tier */
 };
 
+/* The artefact of the named stage in m, or NULL. */
+const struct artefact_info *model_artefact(const struct loaded_model *m, const char *stage);
 /* "production", "candidate" or a version number → the version. */
 int model_resolve(struct registry *reg, const char *ref, int64_t *out_version,
 		  struct ltv_err *err);

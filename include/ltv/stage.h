@@ -25,7 +25,7 @@ enum stage_flags {
 	STAGE_READS_INPUT_FILES = 1 << 1, /* the input CSV files' hashes are part of it */
 };
 
-#define STAGE_MAX_INPUTS 10
+#define STAGE_MAX_INPUTS 12
 
 struct stage_ctx {
 	struct registry *reg;
@@ -122,6 +122,7 @@ int stage_multiplier_run(struct stage_ctx *ctx);
 int stage_curves_run(struct stage_ctx *ctx);
 int stage_lookalike_run(struct stage_ctx *ctx);
 int stage_semantic_run(struct stage_ctx *ctx);
+int stage_bgnbd_run(struct stage_ctx *ctx);
 int stage_select_run(struct stage_ctx *ctx);
 int stage_calibrate_run(struct stage_ctx *ctx);
 

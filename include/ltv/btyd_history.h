@@ -1,0 +1,40 @@
+/*
+ * A user's purchase history in the terms of the buy-till-you-die models
+ * (BG/NBD, Pareto/NBD, Gamma-Gamma), in weeks: day 0 is the acquisition;
+ * x = paying days d >= 1 (repeat transactions), t_x = the last of them (0
+ * when none), T = the age, m_x = mean revenue of those days. Read off a row
+ * of the features frame, either as the user was at the row's age (its
+ * features: for scoring and validation) or at as_of (the to-date columns: for
+ * fitting on training users).
+ */
+#ifndef LTV_BTYD_HISTORY_H
+#define LTV_BTYD_HISTORY_H
+
+#include <stddef.h>
+
+#include "ltv/model_data.h"
+
+#define BTYD_DAYS_PER_WEEK 7.0
+
+struct btyd_history {
+	double x, t_x, T, m_x;
+};
+
+/* The history a row's features show: days d < window_days. */
+void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd_history *out);
+/* The user's whole history before as_of (to-date columns, age_days). */
+void btyd_history_to_date(const struct model_data *d, size_t row, struct btyd_history *out);
+
+/*
+ * Histories collapsed to distinct (x, t_x, T) triples with counts, for the
+ * likelihood fits (day resolution repeats them a lot). The arrays are the
+ * caller's to free with btyd_triples_release.
+ */
+struct btyd_triples {
+	size_t n;
+	double *x, *t_x, *T, *weight;
+};
+void btyd_triples_build(const struct btyd_history *h, size_t n, struct btyd_triples *out);
+void btyd_triples_release(struct btyd_triples *t);
+
+#endif

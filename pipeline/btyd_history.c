@@ -1,0 +1,88 @@
+/*
+ * BTYD histories from the features frame (contract in
+ * include/ltv/btyd_history.h). The day arithmetic matches feature_build.c:
+ * days_since_purchase counts from the last paying day to day s - 1.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ltv/btyd_history.h"
+
+static double column_value(const struct model_data *d, const char *name, size_t row)
+{
+	const double *c = frame_column(&d->frame, name);
+
+	return c ? c[row] : NAN;
+}
+
+void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd_history *out)
+{
+	const double s = column_value(d, "window_days", row);
+	const double rev = column_value(d, "rev_window", row);
+	const double rev_d0 = column_value(d, "rev_d0", row);
+	const double paying_days = column_value(d, "purchase_days", row);
+	const double since = column_value(d, "days_since_purchase", row);
+	const double last = isnan(since) ? 0 : (s - 1) - since;
+
+	out->x = fmax(paying_days - (rev_d0 > 0 ? 1 : 0), 0);
+	out->t_x = out->x > 0 && last >= 1 ? last / BTYD_DAYS_PER_WEEK : 0;
+	out->T = s / BTYD_DAYS_PER_WEEK;
+	out->m_x = out->x > 0 ? fmax(rev - rev_d0, 0) / out->x : 0;
+}
+
+void btyd_history_to_date(const struct model_data *d, size_t row, struct btyd_history *out)
+{
+	const double rev = column_value(d, "rev_to_date", row);
+	const double rev_d0 = column_value(d, "rev_d0", row);
+
+	out->x = column_value(d, "repeat_days_to_date", row);
+	out->t_x = column_value(d, "last_repeat_day_to_date", row) / BTYD_DAYS_PER_WEEK;
+	out->T = column_value(d, "age_days", row) / BTYD_DAYS_PER_WEEK;
+	out->m_x = out->x > 0 ? fmax(rev - rev_d0, 0) / out->x : 0;
+}
+
+static int compare_history(const void *pa, const void *pb)
+{
+	const struct btyd_history *a = pa, *b = pb;
+
+	if (a->x != b->x)
+		return a->x < b->x ? -1 : 1;
+	if (a->t_x != b->t_x)
+		return a->t_x < b->t_x ? -1 : 1;
+	return (a->T > b->T) - (a->T < b->T);
+}
+
+void btyd_triples_build(const struct btyd_history *h, size_t n, struct btyd_triples *out)
+{
+	struct btyd_history *sorted = xmalloc((n ? n : 1) * sizeof(*sorted));
+	size_t k = 0;
+
+	memcpy(sorted, h, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), compare_history);
+	out->x = xmalloc((n ? n : 1) * sizeof(double));
+	out->t_x = xmalloc((n ? n : 1) * sizeof(double));
+	out->T = xmalloc((n ? n : 1) * sizeof(double));
+	out->weight = xmalloc((n ? n : 1) * sizeof(double));
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && compare_history(&sorted[i], &sorted[i - 1]) == 0) {
+			out->weight[k - 1] += 1;
+			continue;
+		}
+		out->x[k] = sorted[i].x;
+		out->t_x[k] = sorted[i].t_x;
+		out->T[k] = sorted[i].T;
+		out->weight[k++] = 1;
+	}
+	out->n = k;
+	free(sorted);
+}
+
+void btyd_triples_release(struct btyd_triples *t)
+{
+	free(t->x);
+	free(t->t_x);
+	free(t->T);
+	free(t->weight);
+	memset(t, 0, sizeof(*t));
+}
