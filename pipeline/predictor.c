@@ -17,8 +17,13 @@ const struct method *const method_table[METHOD_COUNT] = {
 	&method_bgnbd,
 };
 
-/* DESIGN.md: hurdle → multiplier → lookalike → semantic → global median. */
-static const char *const fallback_order[] = { "hurdle", "multiplier", "lookalike", "semantic" };
+/*
+ * DESIGN.md: hurdle → multiplier → bgnbd → lookalike → semantic → global
+ * median. bgnbd follows the tree models because it extrapolates in time: it
+ * serves a horizon no training user has lived to yet (CDNOW at 365 days).
+ */
+static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "lookalike",
+					      "semantic" };
 
 #define GLOBAL_MEDIAN_MAGIC "LTVGMED1"
 #define CALIBRATION_KEY "cal:t%d:h%lld"
@@ -179,9 +184,11 @@ int predictor_chosen_method(const struct predictor *p, const struct model_data *
 	cohort_key(d->apps[(size_t)app[row]], name, key, sizeof(key));
 	if (strmap_get(&p->cohort_method, key, &m))
 		return (int)m;
-	/* A campaign the selection never saw has no history: its name is all we know (DESIGN.md "semantic"). */
-	if (p->cohort_method.n > 0)
-		return method_index("semantic");
+	/*
+	 * A campaign the selection never saw: its users' own behaviour is known, so
+	 * its tier's best method serves them (tier 3 when the model has never seen
+	 * the campaign); semantic, which knows only the name, stays in the chain.
+	 */
 	return p->tier_default[tier >= 1 && tier <= 3 ? tier : 3];
 }
 
