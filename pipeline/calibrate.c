@@ -50,6 +50,21 @@ static double tier_train_mean(const struct model_data *d, int64_t horizon, int t
 	return weight > 0 ? sum / weight : NAN;
 }
 
+/*
+ * Whether the calibration's cross-validated error (the kind it chose) is below
+ * the raw predictions' error on the same rows. Raw predictions were not fitted
+ * on these cohorts, so both are held-out errors.
+ */
+static int beats_raw(const struct calibration *cal, const double *pred, const double *actual,
+		     size_t n)
+{
+	double raw = 0, cv = cal->kind == CALIBRATION_ANCHOR ? cal->cv_mse_anchor : cal->cv_mse_isotonic;
+
+	for (size_t i = 0; i < n; i++)
+		raw += (pred[i] - actual[i]) * (pred[i] - actual[i]);
+	return n > 0 && cv < raw / (double)n;
+}
+
 /* Fits one (tier, horizon); stores its body and table row. *out_cal is NULL for identity. */
 static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		   int tier, int64_t horizon, struct calibration **out_cal,
@@ -89,6 +104,14 @@ static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const stru
 	ret = calibration_fit_best(&param, out_row->anchor, pred, actual, s.n_valid, out_cal, &ctx->err);
 	if (ret < 0)
 		goto out;
+	if (!beats_raw(*out_cal, pred, actual, s.n_valid)) {
+		/* Held-out folds say it would make things worse: not applied. */
+		out_row->mse_anchor = (*out_cal)->cv_mse_anchor;
+		out_row->mse_isotonic = (*out_cal)->cv_mse_isotonic;
+		calibration_free(*out_cal);
+		*out_cal = NULL;
+		goto out;
+	}
 	out_row->kind = calibration_kind_name((*out_cal)->kind);
 	out_row->alpha = (*out_cal)->kind == CALIBRATION_ANCHOR ? (*out_cal)->alpha : NAN;
 	out_row->mse_anchor = (*out_cal)->cv_mse_anchor;
@@ -169,6 +192,20 @@ static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
 	return ret;
 }
 
+/*
+ * The version's headline error: select's cross-fitted campaign WAPE at the
+ * target horizon (NaN when select could not compute one).
+ */
+static double select_out_of_sample_wape(const struct artefact_info *select)
+{
+	cJSON *m = select && select->metrics ? cJSON_Parse(select->metrics) : NULL;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "out_of_sample_campaign_wape");
+	double wape = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+
+	cJSON_Delete(m);
+	return wape;
+}
+
 /* Every artefact of the version: the inputs, what they were made from, and this one. */
 static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wape,
 				int64_t *out_version)
@@ -190,7 +227,7 @@ static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wa
 			ids[n++] = up[k]; /* duplicates are ignored by the registry */
 		free(up);
 	}
-	cJSON_AddNumberToObject(m, "validation_campaign_wape", wape);
+	cJSON_AddNumberToObject(m, "out_of_sample_campaign_wape", wape);
 	cJSON_AddNumberToObject(m, "target_horizon", (double)ctx->cfg->features.target_horizon);
 	metrics = cJSON_PrintUnformatted(m);
 	cJSON_Delete(m);
@@ -237,7 +274,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
 	struct predictor p;
-	double wape_raw = NAN, wape_cal = NAN;
+	double wape_raw = NAN, wape_cal = NAN, wape_oos;
 	int64_t out_id, version;
 	int ret;
 
@@ -289,11 +326,13 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		cJSON_AddNumberToObject(ctx->metrics, "segment_high_from", p.segment_cut[1]);
 		cJSON_AddNumberToObject(ctx->metrics, "segment_vip_from", p.segment_cut[2]);
 	}
+	wape_oos = select_out_of_sample_wape(stage_input(ctx, "select"));
+	cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", wape_oos);
 	if (ret == 0)
-		ret = record_model_version(ctx, out_id, wape_cal, &version);
+		ret = record_model_version(ctx, out_id, wape_oos, &version);
 	if (ret == 0) {
 		cJSON_AddNumberToObject(ctx->metrics, "model_version", (double)version);
-		ret = move_aliases(ctx, version, wape_cal);
+		ret = move_aliases(ctx, version, wape_oos);
 	}
 out:
 	predictor_release(&p);

@@ -324,10 +324,11 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 		ret = registry_model_version_error(reg, version, &wape, err);
 		if (ret == 0) {
 			if (isnan(wape))
-				fprintf(out, "model version %lld: no validation campaign WAPE recorded\n\n",
+				fprintf(out, "model version %lld: no out-of-sample campaign WAPE recorded\n\n",
 					(long long)version);
 			else
-				fprintf(out, "model version %lld: validation campaign WAPE at the target horizon %.4f\n\n",
+				fprintf(out, "model version %lld: campaign WAPE at the target horizon, out of sample "
+					"(validation cohorts cross-fitted by select) %.4f\n\n",
 					(long long)version, wape);
 			ret = registry_report(reg, "version_artefacts", version, print_row, &tp, err);
 			if (ret == 0)

@@ -63,58 +63,79 @@ static void global_medians(const struct model_data *d, const struct config *cfg,
 	}
 }
 
-/* Each method's validation predictions at the target horizon, aggregated per cohort. */
-static int evaluate(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
-		    const struct row_split *s, struct cohort_eval *ev, size_t n_cohorts)
+/* Each method's predictions for the validation rows at the target horizon: pred[m][i]. */
+static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
+		       const struct row_split *s, double **pred)
 {
 	const int64_t target = ctx->cfg->features.target_horizon;
-	const double *y = model_data_label(d, target);
-	double *pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-	size_t *members = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
 	int ret = 0;
 
+	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
+		pred[m] = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		ret = predictor_predict_method(p, m, d, s->valid, s->n_valid, target, pred[m], NULL,
+					       &ctx->err);
+	}
+	return ret;
+}
+
+/*
+ * The validation rows i with in_fold[i] != skip_fold (all of them when
+ * in_fold is NULL), aggregated per cohort: actual and predicted sums, and
+ * user-level RMSLE for tie-breaks.
+ */
+static void aggregate(struct stage_ctx *ctx, const struct model_data *d, const struct row_split *s,
+		      double *const *pred, const int *in_fold, int skip_fold,
+		      struct cohort_eval *ev, size_t n_cohorts)
+{
+	const double *y = model_data_label(d, ctx->cfg->features.target_horizon);
+	size_t *row_of = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
+	size_t *start = xcalloc(n_cohorts + 1, sizeof(size_t));
+	size_t *at = xmalloc((n_cohorts + 1) * sizeof(size_t));
+	double *a = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+
+	memset(ev, 0, (n_cohorts + 1) * sizeof(*ev));
 	for (size_t i = 0; i < s->n_valid; i++) {
 		struct cohort_eval *e = &ev[model_data_cohort(d, s->valid[i])];
 
+		if (in_fold && in_fold[i] == skip_fold)
+			continue;
 		e->n++;
 		e->actual_sum += y[s->valid[i]];
 		e->tier = d->tier ? (int)d->tier[s->valid[i]] : 3;
-	}
-	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
-		ret = predictor_predict_method(p, m, d, s->valid, s->n_valid, target, pred, NULL,
-					       &ctx->err);
-		for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
-			struct cohort_eval *e = &ev[model_data_cohort(d, s->valid[i])];
-
-			if (isnan(pred[i]))
+		for (int m = 0; m < METHOD_COUNT; m++) {
+			if (isnan(pred[m][i]))
 				e->missing[m] = 1;
 			else
-				e->pred_sum[m] += pred[i];
+				e->pred_sum[m] += pred[m][i];
 		}
-		/* User-level RMSLE per cohort, for tie-breaks. */
-		for (size_t c = 0; c < n_cohorts && ret == 0; c++) {
-			double *a = NULL, *q = NULL;
+	}
+	/* Rows grouped by cohort (a counting sort), for the per-cohort RMSLE. */
+	for (size_t c = 0; c < n_cohorts; c++)
+		start[c + 1] = start[c] + ev[c].n;
+	memcpy(at, start, (n_cohorts + 1) * sizeof(size_t));
+	for (size_t i = 0; i < s->n_valid; i++)
+		if (!(in_fold && in_fold[i] == skip_fold))
+			row_of[at[model_data_cohort(d, s->valid[i])]++] = i;
+	for (int m = 0; m < METHOD_COUNT; m++)
+		for (size_t c = 0; c < n_cohorts; c++) {
 			size_t k = 0;
 
+			ev[c].rmsle[m] = NAN;
 			if (ev[c].n < (size_t)ctx->cfg->select.min_validation_users || ev[c].missing[m])
 				continue;
-			a = xmalloc(ev[c].n * sizeof(double));
-			q = xmalloc(ev[c].n * sizeof(double));
-			for (size_t i = 0; i < s->n_valid; i++) {
-				if (model_data_cohort(d, s->valid[i]) != c)
-					continue;
-				a[k] = y[s->valid[i]];
-				q[k++] = pred[i];
+			for (size_t j = start[c]; j < start[c + 1]; j++, k++) {
+				a[k] = y[s->valid[row_of[j]]];
+				q[k] = pred[m][row_of[j]];
 			}
 			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &ctx->err) < 0)
 				ev[c].rmsle[m] = NAN;
-			free(a);
-			free(q);
 		}
-	}
-	free(pred);
-	free(members);
-	return ret;
+	free(row_of);
+	free(start);
+	free(at);
+	free(a);
+	free(q);
 }
 
 /*
@@ -271,6 +292,97 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	return ret;
 }
 
+/*
+ * Chooses per cohort and per tier from the validation rows outside skip_fold
+ * (all rows when in_fold is NULL) and sets p's choices to them.
+ */
+static void choose(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
+		   const struct row_split *s, double *const *pred, const int *in_fold, int skip_fold,
+		   struct cohort_eval *ev, size_t n_cohorts)
+{
+	double tier_sum[4] = { 0 }, tier_n[4] = { 0 }, tier_mean[4];
+
+	aggregate(ctx, d, s, pred, in_fold, skip_fold, ev, n_cohorts);
+	for (size_t c = 0; c < n_cohorts; c++) {
+		tier_sum[ev[c].tier] += ev[c].actual_sum;
+		tier_n[ev[c].tier] += (double)ev[c].n;
+	}
+	for (int t = 0; t < 4; t++)
+		tier_mean[t] = tier_n[t] > 0 ? tier_sum[t] / tier_n[t] : 0;
+	choose_per_cohort(ev, n_cohorts, (size_t)ctx->cfg->select.min_validation_users, tier_mean);
+	choose_tier_defaults(ev, n_cohorts, p->tier_default);
+	strmap_release(&p->cohort_method);
+	strmap_init(&p->cohort_method);
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (ev[c].best >= 0)
+			predictor_choose(p, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
+					 ev[c].best);
+}
+
+/*
+ * Cross-fitting (DESIGN.md "Split by install date"): the validation rows in
+ * two halves by install date; each half is predicted with the choices made on
+ * the other. The campaign WAPE of those predictions is the out-of-sample
+ * figure a model version is known by ("campaign WAPE at D<H>, out of sample").
+ */
+static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_data *d,
+				     struct predictor *p, const struct row_split *s,
+				     double *const *pred, struct cohort_eval *ev, size_t n_cohorts)
+{
+	const int64_t target = ctx->cfg->features.target_horizon;
+	const double *install = frame_column(&d->frame, "install_time");
+	const double *y = model_data_label(d, target);
+	const size_t n = s->n_valid;
+	int *fold = xmalloc((n ? n : 1) * sizeof(int));
+	double *sorted = xmalloc((n ? n : 1) * sizeof(double));
+	double *out = xmalloc((n ? n : 1) * sizeof(double)), *actual = xmalloc((n ? n : 1) * sizeof(double));
+	size_t *rows = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
+	size_t *group = xmalloc((n ? n : 1) * sizeof(size_t));
+	double *part = xmalloc((n ? n : 1) * sizeof(double)), median = 0;
+	struct metrics_campaign camp = { .wape = NAN, .bias = NAN };
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = install[s->valid[i]];
+	qsort(sorted, n, sizeof(double), compare_double);
+	if (n)
+		median = sorted[n / 2];
+	for (size_t i = 0; i < n; i++) {
+		fold[i] = install[s->valid[i]] >= median;
+		actual[i] = y[s->valid[i]];
+		group[i] = model_data_cohort(d, s->valid[i]);
+	}
+	for (int f = 0; f < 2 && ret == 0; f++) {
+		size_t k = 0;
+
+		choose(ctx, d, p, s, pred, fold, f, ev, n_cohorts);
+		for (size_t i = 0; i < n; i++)
+			if (fold[i] == f) {
+				at[k] = i;
+				rows[k++] = s->valid[i];
+			}
+		ret = predictor_predict_raw(p, d, rows, k, target, part, NULL, NULL, &ctx->err);
+		for (size_t j = 0; j < k && ret == 0; j++)
+			out[at[j]] = part[j];
+	}
+	if (ret == 0 && n > 0 &&
+	    metrics_campaign_wape(actual, out, group, n, n_cohorts,
+				  (size_t)ctx->cfg->select.min_validation_users, &camp, &ctx->err) == 0) {
+		cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", camp.wape);
+		cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_bias", camp.bias);
+		cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_horizon", (double)target);
+	}
+	free(fold);
+	free(sorted);
+	free(out);
+	free(actual);
+	free(rows);
+	free(at);
+	free(group);
+	free(part);
+	return ret;
+}
+
 int stage_select_run(struct stage_ctx *ctx)
 {
 	const struct artefact_info *artefacts[METHOD_COUNT];
@@ -279,8 +391,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	struct row_split s = { 0 };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
-	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, tier_sum[4] = { 0 }, tier_n[4] = { 0 };
-	double tier_mean[4];
+	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, *pred[METHOD_COUNT] = { 0 };
 	size_t n_cohorts;
 	int64_t out_id;
 	int ret;
@@ -300,23 +411,16 @@ int stage_select_run(struct stage_ctx *ctx)
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
 	model_data_split(&d, ctx->cfg->features.target_horizon, 0, &s);
-	ret = evaluate(ctx, &d, &p, &s, ev, n_cohorts);
+	ret = predict_all(ctx, &d, &p, &s, pred);
 	if (ret < 0)
 		goto out;
-	for (size_t c = 0; c < n_cohorts; c++) {
-		tier_sum[ev[c].tier] += ev[c].actual_sum;
-		tier_n[ev[c].tier] += (double)ev[c].n;
-	}
-	for (int t = 0; t < 4; t++)
-		tier_mean[t] = tier_n[t] > 0 ? tier_sum[t] / tier_n[t] : 0;
-	choose_per_cohort(ev, n_cohorts, (size_t)ctx->cfg->select.min_validation_users, tier_mean);
-	choose_tier_defaults(ev, n_cohorts, p.tier_default);
-	for (size_t c = 0; c < n_cohorts; c++)
-		if (ev[c].best >= 0)
-			predictor_choose(&p, d.apps[c / d.n_campaigns], d.campaigns[c % d.n_campaigns],
-					 ev[c].best);
 	global_medians(&d, ctx->cfg, medians);
 	memcpy(p.global_median, medians, sizeof(medians));
+	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
+	ret = add_out_of_sample_metrics(ctx, &d, &p, &s, pred, ev, n_cohorts);
+	if (ret < 0)
+		goto out;
+	choose(ctx, &d, &p, &s, pred, NULL, -1, ev, n_cohorts);
 	ret = add_mix_metrics(ctx, &d, &p, &s, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
@@ -327,6 +431,8 @@ int stage_select_run(struct stage_ctx *ctx)
 	if (ret == 0)
 		ret = write_medians(ctx, medians, ctx->cfg->features.horizons.n, out_id);
 out:
+	for (int m = 0; m < METHOD_COUNT; m++)
+		free(pred[m]);
 	free(ev);
 	free(cohort_tier);
 	row_split_release(&s);

@@ -190,7 +190,9 @@ int registry_report(struct registry *reg, const char *report, int64_t param,
 	static const struct { const char *name; const char *sql; } reports[] = {
 		{ "model_versions",
 		  "SELECT v.version, v.created_at, v.run_id, CASE WHEN v.validation_error IS NULL"
-		  " THEN 'n/a' ELSE printf('%.4f', v.validation_error) END AS validation_wape, COALESCE((SELECT group_concat(alias, ',') FROM aliases a WHERE"
+		  " THEN 'n/a' ELSE printf('%.4f', v.validation_error) END AS campaign_wape_out_of_sample,"
+		  " COALESCE('D' || json_extract(v.metrics, '$.target_horizon'), '?') AS at,"
+		  " COALESCE((SELECT group_concat(alias, ',') FROM aliases a WHERE"
 		  " a.model_version = v.version), '') AS aliases FROM model_versions v ORDER BY v.version" },
 		{ "alias_history",
 		  "SELECT at, alias, COALESCE(from_version, '-') AS from_version, to_version, who, reason"
