@@ -454,6 +454,66 @@ static void test_fit_cdnow(void **state)
 	pareto_nbd_free(m);
 }
 
+static int cmp_triple(const void *pa, const void *pb)
+{
+	const double *a = pa, *b = pb;
+
+	for (int k = 0; k < 3; k++)
+		if (a[k] != b[k])
+			return a[k] < b[k] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Identical (x, t_x, T) rows collapsed into weighted rows (fewer than half as
+ * many on CDNOW) give the same log-likelihood to 1e-9 relative.
+ */
+static void test_weights(void **state)
+{
+	const struct cdnow_customers *c = cdnow_customers();
+	const struct pareto_nbd_model m = btyd();
+	struct pareto_nbd_data d;
+	struct ltv_err err = { 0 };
+	double *triples, *x, *t_x, *T, *w, flat = 0, agg = 0;
+	size_t n = 0;
+
+	(void)state;
+	if (!c)
+		skip();
+	triples = xmalloc(c->n * 3 * sizeof(double));
+	for (size_t i = 0; i < c->n; i++) {
+		triples[3 * i] = c->x[i];
+		triples[3 * i + 1] = c->t_x[i];
+		triples[3 * i + 2] = c->T[i];
+	}
+	qsort(triples, c->n, 3 * sizeof(double), cmp_triple);
+	x = xmalloc(c->n * sizeof(double));
+	t_x = xmalloc(c->n * sizeof(double));
+	T = xmalloc(c->n * sizeof(double));
+	w = xmalloc(c->n * sizeof(double));
+	for (size_t i = 0; i < c->n; i++) {
+		if (n > 0 && cmp_triple(&triples[3 * i], &triples[3 * (i - 1)]) == 0) {
+			w[n - 1]++;
+			continue;
+		}
+		x[n] = triples[3 * i];
+		t_x[n] = triples[3 * i + 1];
+		T[n] = triples[3 * i + 2];
+		w[n++] = 1;
+	}
+	assert_true(n < c->n / 2);
+	d = cdnow_as_data(c);
+	assert_int_equal(pareto_nbd_log_lik(&m, &d, &flat, &err), 0);
+	d = (struct pareto_nbd_data){ n, x, t_x, T, w };
+	assert_int_equal(pareto_nbd_log_lik(&m, &d, &agg, &err), 0);
+	assert_double_near(agg, flat, 1e-9 * fabs(flat));
+	free(triples);
+	free(x);
+	free(t_x);
+	free(T);
+	free(w);
+}
+
 /*
  * Parameter recovery: 10,000 customers simulated from r = 0.8, alpha = 6,
  * s = 0.9, beta = 20, each observed for T uniform in [52, 156] weeks. The fit
@@ -586,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_monte_carlo),
 		cmocka_unit_test(test_log_lik_at_btyd),
 		cmocka_unit_test(test_fit_cdnow),
+		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_recovery),
 		cmocka_unit_test(test_predict),
 		cmocka_unit_test(test_save_load),
