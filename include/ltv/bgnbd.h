@@ -103,6 +103,18 @@ int bgnbd_expected(const struct bgnbd_model *model, double x, double t_x, double
 		   double t, double *out_expected, struct ltv_err *err);
 
 /*
+ * P(at least one transaction in (T, T + t] | x, t_x, T), t >= 0 in the
+ * model's time unit. A BG/NBD customer can drop out only right after a
+ * purchase, so one alive at T buys in the window exactly when the Poisson
+ * process fires there: e^(-lambda t), with lambda | alive, x, T ~
+ * Gamma(r + x, alpha + T), gives
+ *   P(alive) (1 - ((alpha + T) / (alpha + T + t))^(r + x)).
+ * 0 when t == 0. Inputs are not checked; see bgnbd_data_check.
+ */
+double bgnbd_p_any_purchase(const struct bgnbd_model *model, double x, double t_x, double T,
+			    double t);
+
+/*
  * Scores every row of data: out_expected[i] = E[Y(t) | row i] and, when
  * out_p_alive is not NULL, out_p_alive[i] = P(alive | row i). The caller owns
  * both arrays (data->n doubles each). Weights are ignored.

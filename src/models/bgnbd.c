@@ -221,6 +221,15 @@ double bgnbd_p_alive(const struct bgnbd_model *model, double x, double t_x, doub
 							    - log(model->alpha + t_x))));
 }
 
+double bgnbd_p_any_purchase(const struct bgnbd_model *model, double x, double t_x, double T,
+			    double t)
+{
+	assert(model);
+	/* -expm1 keeps the digits of a short window's small probability. */
+	return bgnbd_p_alive(model, x, t_x, T)
+	       * -expm1((model->r + x) * (log(model->alpha + T) - log(model->alpha + T + t)));
+}
+
 /*
  * Gauss series for 2F1(A, B; C; z), 0 <= z < 1, C > 0. Callers arrange
  * C - A - B >= 0 so the terms decay at least like z^k / k. Stops once the

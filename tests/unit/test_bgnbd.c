@@ -11,6 +11,8 @@
 
 #include <math.h>
 
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
 #include <gsl/gsl_sf_hyperg.h>
 
 #include "ltv/bgnbd.h"
@@ -303,6 +305,120 @@ static void test_p_alive(void **state)
 	assert_true(bgnbd_p_alive(&m, 2, 5, 38.86) > 0);
 }
 
+static void test_p_any_purchase(void **state)
+{
+	const struct bgnbd_model m = published();
+	const double p = bgnbd_p_any_purchase(&m, 2, 30.43, 38.86, 39);
+
+	(void)state;
+	/* by hand: P(alive) (1 - (43.274 / 82.274)^2.243) */
+	assert_double_near(p, bgnbd_p_alive(&m, 2, 30.43, 38.86)
+			      * (1 - pow(43.274 / 82.274, 2.243)), 1e-12);
+	assert_double_near(bgnbd_p_any_purchase(&m, 0, 0, 10, 5), 1 - pow(14.414 / 19.414, 0.243),
+			   1e-12);
+	assert_double_near(bgnbd_p_any_purchase(&m, 2, 30.43, 38.86, 0), 0, 0);
+	/* Grows with the window, never beyond P(alive). */
+	assert_true(bgnbd_p_any_purchase(&m, 2, 30.43, 38.86, 52) > p);
+	assert_true(bgnbd_p_any_purchase(&m, 2, 30.43, 38.86, 1e9)
+		    <= bgnbd_p_alive(&m, 2, 30.43, 38.86));
+	/* A 1e-9-week window: the probability is tiny but keeps its digits. */
+	assert_double_near(bgnbd_p_any_purchase(&m, 0, 0, 10, 1e-9), 0.243 * 1e-9 / 14.414,
+			   1e-6 * 0.243 * 1e-9 / 14.414);
+}
+
+/*
+ * Monte Carlo check of P(alive), P(any purchase in (T, T+t]) and E[Y(t)]:
+ * customers simulated from the published parameters over their calibration
+ * age T and a further t = 39 weeks. Each formula is a conditional mean given
+ * (x, t_x, T), so within any group of customers formed from those summaries
+ * the simulated outcomes must average to the averaged formula. Groups: x = 0,
+ * 1, 2, 3-5, 6+, each split at its median-ish recency ratio t_x / T = 0.5.
+ * Tolerance 4.5 standard errors (fixed seed, so the test is deterministic).
+ * A formula that drops P(alive) from P(any) is rejected by the same test.
+ */
+#define MC_CUSTOMERS 200000
+#define MC_GROUPS 10
+
+static int mc_group(double x, double t_x, double T)
+{
+	const int xg = x == 0 ? 0 : x == 1 ? 1 : x == 2 ? 2 : x <= 5 ? 3 : 4;
+
+	return 2 * xg + (xg == 0 ? T > 32.5 : t_x > 0.5 * T);
+}
+
+static void test_monte_carlo(void **state)
+{
+	const struct bgnbd_model m = published();
+	const double t = 39;
+	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+	double n[MC_GROUPS] = { 0 }, alive[MC_GROUPS] = { 0 }, pa[MC_GROUPS] = { 0 },
+	       pa_var[MC_GROUPS] = { 0 }, any[MC_GROUPS] = { 0 }, pany[MC_GROUPS] = { 0 },
+	       pany_var[MC_GROUPS] = { 0 }, naive[MC_GROUPS] = { 0 }, cnt[MC_GROUPS] = { 0 },
+	       cnt2[MC_GROUPS] = { 0 }, expect[MC_GROUPS] = { 0 };
+	struct ltv_err err = { 0 };
+	int rejected = 0;
+
+	(void)state;
+	gsl_rng_set(rng, 20261201);
+	for (int i = 0; i < MC_CUSTOMERS; i++) {
+		const double T = 26 + 13 * gsl_rng_uniform(rng);
+		const double lambda = gsl_ran_gamma(rng, m.r, 1 / m.alpha);
+		const double p = gsl_ran_beta(rng, m.a, m.b);
+		double now = 0, x = 0, t_x = 0, in_window = 0, e = 0, p_alive, p_any;
+		int dead_at_T = 0, g;
+
+		for (;;) {
+			now += gsl_ran_exponential(rng, 1 / lambda);
+			if (now > T + t)
+				break;
+			if (now <= T) {
+				x++;
+				t_x = now;
+			} else {
+				in_window++;
+			}
+			if (gsl_rng_uniform(rng) < p) {
+				dead_at_T = now <= T;
+				break;
+			}
+		}
+		g = mc_group(x, t_x, T);
+		p_alive = bgnbd_p_alive(&m, x, t_x, T);
+		p_any = bgnbd_p_any_purchase(&m, x, t_x, T, t);
+		assert_int_equal(bgnbd_expected(&m, x, t_x, T, t, &e, &err), 0);
+		n[g]++;
+		alive[g] += !dead_at_T;
+		pa[g] += p_alive;
+		pa_var[g] += p_alive * (1 - p_alive);
+		any[g] += in_window > 0;
+		pany[g] += p_any;
+		pany_var[g] += p_any * (1 - p_any);
+		naive[g] += -expm1((m.r + x) * log((m.alpha + T) / (m.alpha + T + t)));
+		cnt[g] += in_window;
+		cnt2[g] += in_window * in_window;
+		expect[g] += e;
+	}
+	gsl_rng_free(rng);
+	for (int g = 0; g < MC_GROUPS; g++) {
+		const double cnt_sd = sqrt((cnt2[g] - cnt[g] * cnt[g] / n[g]) / (n[g] - 1));
+
+		print_message("group %d: n %.0f alive %.0f/%.1f any %.0f/%.1f (naive %.1f) "
+			      "count %.0f/%.1f\n", g, n[g], alive[g], pa[g], any[g], pany[g],
+			      naive[g], cnt[g], expect[g]);
+		assert_true(n[g] >= 500);
+		if (g >= 2)
+			assert_double_near(alive[g], pa[g], 4.5 * sqrt(pa_var[g]));
+		else
+			assert_double_near(alive[g], n[g], 0);
+		assert_double_near(any[g], pany[g], 4.5 * sqrt(pany_var[g]));
+		assert_double_near(cnt[g] / n[g], expect[g] / n[g], 4.5 * cnt_sd / sqrt(n[g]));
+		if (fabs(any[g] - naive[g]) > 4.5 * sqrt(pany_var[g]))
+			rejected++;
+	}
+	/* Every group with repeat buyers (x >= 1) tells the wrong formula apart. */
+	assert_int_equal(rejected, MC_GROUPS - 2);
+}
+
 static void test_predict(void **state)
 {
 	double x[3] = { 0, 2, 5 }, t_x[3] = { 0, 30.43, 10 }, T[3] = { 20, 38.86, 38 };
@@ -376,6 +492,8 @@ int main(void)
 		cmocka_unit_test(test_expected_vs_gsl),
 		cmocka_unit_test(test_expected_long_horizon),
 		cmocka_unit_test(test_p_alive),
+		cmocka_unit_test(test_p_any_purchase),
+		cmocka_unit_test(test_monte_carlo),
 		cmocka_unit_test(test_predict),
 		cmocka_unit_test(test_save_load),
 	};
