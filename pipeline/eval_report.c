@@ -24,6 +24,7 @@ const char *eval_series_label(const struct eval_series *s)
 		{ "lookalike", "  method alone: lookalike" },
 		{ "semantic", "  method alone: semantic" },
 		{ "bgnbd", "  method alone: bgnbd" },
+		{ "pareto_nbd", "  method alone: pareto_nbd" },
 		{ "campaign_mean", "baseline a: campaign mean" },
 		{ "day0_multiplier", "baseline b: day 0 x multiplier" },
 		{ "baseline_bgnbd", "baseline c: BG/NBD + Gamma-Gamma" },

@@ -26,7 +26,7 @@
 /* Config sections that define what the evaluated model is (the config hash). */
 static const char *const hashed_sections[] = {
 	"input", "columns", "features", "tiers", "hurdle", "multiplier", "curves",
-	"lookalike", "semantic", "bgnbd", "select", "calibrate",
+	"lookalike", "semantic", "btyd", "select", "calibrate",
 };
 
 /* ---- metrics of one predictor ---- */

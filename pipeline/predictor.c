@@ -10,11 +10,11 @@
 #include "ltv/predictor.h"
 
 extern const struct method method_hurdle, method_multiplier, method_curves, method_lookalike,
-	method_semantic, method_bgnbd;
+	method_semantic, method_bgnbd, method_pareto_nbd;
 
 const struct method *const method_table[METHOD_COUNT] = {
 	&method_hurdle, &method_multiplier, &method_curves, &method_lookalike, &method_semantic,
-	&method_bgnbd,
+	&method_bgnbd, &method_pareto_nbd,
 };
 
 /*
@@ -22,8 +22,8 @@ const struct method *const method_table[METHOD_COUNT] = {
  * median. bgnbd follows the tree models because it extrapolates in time: it
  * serves a horizon no training user has lived to yet (CDNOW at 365 days).
  */
-static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "lookalike",
-					      "semantic" };
+static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "pareto_nbd",
+					      "lookalike", "semantic" };
 
 #define GLOBAL_MEDIAN_MAGIC "LTVGMED1"
 #define CALIBRATION_KEY "cal:t%d:h%lld"

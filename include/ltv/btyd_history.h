@@ -27,7 +27,8 @@ void btyd_history_to_date(const struct model_data *d, size_t row, struct btyd_hi
 
 /*
  * Histories collapsed to distinct (x, t_x, T) triples with counts, for the
- * likelihood fits (day resolution repeats them a lot). The arrays are the
+ * likelihood fits, with T and t_x rounded to whole weeks (the resolution of
+ * the published fits; predictions still use days). The arrays are the
  * caller's to free with btyd_triples_release.
  */
 struct btyd_triples {

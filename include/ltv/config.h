@@ -88,7 +88,7 @@ struct config {
 	} semantic;
 	struct {
 		int64_t min_app_users; /* training users an app needs for a fit of its own */
-	} bgnbd;
+	} btyd;
 	struct {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
 	} select;

@@ -16,12 +16,13 @@
 #include "ltv/method.h"
 #include "ltv/strmap.h"
 
-#define METHOD_COUNT 6
+#define METHOD_COUNT 7
 #define PREDICTOR_MAX_HORIZONS 16
 #define SEGMENT_CUTS 3
 #define METHOD_GLOBAL_MEDIAN (-1) /* "method" index when the last fallback served */
 
-/* The methods in table order: hurdle, multiplier, curves, lookalike, semantic, bgnbd. */
+/* The methods in table order: hurdle, multiplier, curves, lookalike, semantic, bgnbd,
+ * pareto_nbd. */
 extern const struct method *const method_table[METHOD_COUNT];
 /* Index of a method by name, or -1. */
 int method_index(const char *name);

@@ -123,6 +123,7 @@ int stage_curves_run(struct stage_ctx *ctx);
 int stage_lookalike_run(struct stage_ctx *ctx);
 int stage_semantic_run(struct stage_ctx *ctx);
 int stage_bgnbd_run(struct stage_ctx *ctx);
+int stage_pareto_nbd_run(struct stage_ctx *ctx);
 int stage_select_run(struct stage_ctx *ctx);
 int stage_calibrate_run(struct stage_ctx *ctx);
 
