@@ -109,8 +109,16 @@ int btyd_method_predict(const void *state, const struct model_data *d, const siz
 
 	for (size_t i = 0; i < n; i++) {
 		double future, p_alive, p_any;
-		int ret = row_outlook(s, d, rows[i], (double)horizon - window[rows[i]], &future,
-				      &p_alive, &p_any, err);
+		int ret;
+
+		if (s->n_fits == 0) { /* not fitted: nothing to say */
+			out_ltv[i] = NAN;
+			if (out_p_payer)
+				out_p_payer[i] = NAN;
+			continue;
+		}
+		ret = row_outlook(s, d, rows[i], (double)horizon - window[rows[i]], &future, &p_alive,
+				  &p_any, err);
 
 		if (ret < 0)
 			return ret;
@@ -125,9 +133,15 @@ int btyd_method_outlook(const void *state, const struct model_data *d, const siz
 			size_t n, double days, double *out_p_alive, double *out_p_any,
 			struct ltv_err *err)
 {
-	for (size_t i = 0; i < n; i++) {
-		int ret = row_outlook(state, d, rows[i], days, NULL, &out_p_alive[i], &out_p_any[i], err);
+	const struct btyd_state *s = state;
 
+	for (size_t i = 0; i < n; i++) {
+		int ret = 0;
+
+		if (s->n_fits == 0)
+			out_p_alive[i] = out_p_any[i] = NAN;
+		else
+			ret = row_outlook(s, d, rows[i], days, NULL, &out_p_alive[i], &out_p_any[i], err);
 		if (ret < 0)
 			return ret;
 	}
@@ -230,7 +244,7 @@ int btyd_method_load(const struct btyd_count_model *kind, struct registry *reg,
 	}
 	if (ret == 0) {
 		n = blob_get_u64(&r);
-		if (r.failed || n == 0 || n > len)
+		if (r.failed || n > len)
 			ret = err_set(err, LTV_EINVAL, "%s index blob: bad count", kind->name);
 	}
 	if (ret == 0)
@@ -247,7 +261,7 @@ int btyd_method_load(const struct btyd_count_model *kind, struct registry *reg,
 		if (ret == 0 && i > 0)
 			strmap_put(&s->index, s->fits[i].app, (int64_t)i);
 	}
-	if (ret == 0 && !s->fits[0].gg)
+	if (ret == 0 && n > 0 && !s->fits[0].gg)
 		ret = err_set(err, LTV_EINVAL, "%s: the pooled fit has no spend model", kind->name);
 	free(data);
 	free(index_kind);
@@ -384,13 +398,28 @@ int btyd_stage_run(struct stage_ctx *ctx, const struct btyd_count_model *kind)
 		return ret;
 	}
 	ret = fit_all(ctx, &d, s);
-	if (ret == 0) {
+	if (ret == LTV_EMODEL) {
+		/* Data a BTYD model cannot describe: the method has nothing, the chain serves. */
+		LOG(LOG_WARN, "%s: not fitted (%s); the method will predict nothing", kind->name,
+		    ctx->err.msg);
+		cJSON_AddStringToObject(ctx->metrics, "not_fitted", ctx->err.msg);
+		for (size_t i = 0; i < s->n_fits; i++) {
+			free(s->fits[i].app);
+			kind->free_model(s->fits[i].count);
+			gamma_gamma_free(s->fits[i].gg);
+		}
+		s->n_fits = 0;
+		strmap_release(&s->index);
+		strmap_init(&s->index);
+		ret = 0;
+	}
+	if (ret == 0 && s->n_fits > 0) {
 		model_data_split(&d, cfg->features.target_horizon, 0, &valid);
 		pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
 		ret = btyd_method_predict(s, &d, valid.valid, valid.n_valid,
 					  cfg->features.target_horizon, pred, NULL, &ctx->err);
 	}
-	if (ret == 0)
+	if (ret == 0 && s->n_fits > 0)
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
 						   cfg->features.target_horizon);
 	if (ret == 0)

@@ -123,6 +123,87 @@ out:
 	return ret;
 }
 
+/*
+ * The 80% band of the revenue still to come at one horizon (src/models/
+ * conformal.c), from the calibrated predictions on the validation cohorts:
+ * per user by prediction bucket, per campaign as a ratio of actual to
+ * predicted revenue to come.
+ */
+static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
+		    int64_t horizon, struct conformal *out)
+{
+	const double *y = model_data_label(d, horizon);
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	struct row_split s;
+	double *pred, *actual, *group_pred = xcalloc(n_cohorts + 1, sizeof(double));
+	double *group_actual = xcalloc(n_cohorts + 1, sizeof(double));
+	size_t *group_n = xcalloc(n_cohorts + 1, sizeof(size_t));
+	int ret;
+
+	model_data_split(d, horizon, 0, &s);
+	pred = xmalloc((s.n_valid + 1) * sizeof(double));
+	actual = xmalloc((s.n_valid + 1) * sizeof(double));
+	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
+	for (size_t i = 0; i < s.n_valid && ret == 0; i++)
+		actual[i] = rev_window[s.valid[i]];
+	if (ret == 0)
+		predictor_calibrate(p, d, s.valid, s.n_valid, horizon, actual, pred);
+	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
+		size_t c = model_data_cohort(d, s.valid[i]);
+
+		pred[i] -= rev_window[s.valid[i]];
+		actual[i] = y[s.valid[i]] - rev_window[s.valid[i]];
+		group_pred[c] += pred[i];
+		group_actual[c] += actual[i];
+		group_n[c]++;
+	}
+	/* Campaigns too small to say anything about campaign error are left out of its band. */
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (group_n[c] < (size_t)ctx->cfg->select.min_validation_users)
+			group_pred[c] = 0;
+	if (ret == 0 && s.n_valid > 0)
+		ret = conformal_fit(pred, actual, s.n_valid, 20, 100, 0.8, group_pred, group_actual,
+				    n_cohorts, out, &ctx->err);
+	free(pred);
+	free(actual);
+	free(group_pred);
+	free(group_actual);
+	free(group_n);
+	row_split_release(&s);
+	return ret;
+}
+
+static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
+		       int64_t out_id)
+{
+	const struct int_list *hz = &ctx->cfg->features.horizons;
+	cJSON *bands = cJSON_AddObjectToObject(ctx->metrics, "interval_bands");
+	int ret = 0;
+
+	for (size_t h = 0; h < hz->n && ret == 0; h++) {
+		char key[48];
+		size_t len;
+		uint8_t *body;
+		cJSON *o;
+
+		ret = fit_band(ctx, d, p, hz->v[h], &p->band[h]);
+		if (ret < 0 || p->band[h].n_buckets == 0)
+			continue;
+		body = conformal_save(&p->band[h], &len);
+		snprintf(key, sizeof(key), "band:h%lld", (long long)hz->v[h]);
+		hasher_update(&ctx->content, body, len);
+		ret = registry_blob_put(ctx->reg, out_id, key, body, len, &ctx->err);
+		free(body);
+		o = cJSON_AddObjectToObject(bands, key + 5);
+		cJSON_AddNumberToObject(o, "buckets", (double)p->band[h].n_buckets);
+		cJSON_AddNumberToObject(o, "campaign_ratio_lo", p->band[h].group_lo);
+		cJSON_AddNumberToObject(o, "campaign_ratio_hi", p->band[h].group_hi);
+		cJSON_AddNumberToObject(o, "campaigns", (double)p->band[h].n_groups);
+	}
+	return ret;
+}
+
 /* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
 static int compare_double(const void *a, const void *b)
 {
@@ -326,6 +407,8 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		cJSON_AddNumberToObject(ctx->metrics, "segment_high_from", p.segment_cut[1]);
 		cJSON_AddNumberToObject(ctx->metrics, "segment_vip_from", p.segment_cut[2]);
 	}
+	if (ret == 0)
+		ret = store_bands(ctx, &d, &p, out_id);
 	wape_oos = select_out_of_sample_wape(stage_input(ctx, "select"));
 	cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", wape_oos);
 	if (ret == 0)

@@ -160,6 +160,9 @@ static int curves_parse(const void *buf, size_t len, struct curves_state **out_s
 
 	blob_reader_init(&r, buf, len);
 	ret = blob_get_header(&r, CURVES_MAGIC, CURVES_VERSION, &version, err);
+	if (ret == 0 && version != CURVES_VERSION)
+		ret = err_set(err, LTV_EINVAL, "curves blob version %u predates snapshot ages; "
+			      "rerun the pipeline (ltvpipe run) to retrain", version);
 	if (ret < 0)
 		goto out;
 	s->shrinkage_users = blob_get_f64(&r);
@@ -319,13 +322,14 @@ static int curves_predict(const void *state, const struct model_data *d, const s
 		}
 		for (size_t i = 0; i < n; i++) {
 			struct cohort_acc *a = &acc[row_slot[i]];
-			const double u = fmin(window[rows[i]], hd), w = model_data_weight(d, rows[i]);
+			const double u = fmin(window[rows[i]], hd);
 
+			/* Rows come once per user they stand for (model_data_split repeats by weight). */
 			if (!a->cv || u < 1)
 				continue;
-			a->seen += w * rev_window[rows[i]];
-			a->expected += w * rising_curve(a->cv, u);
-			a->users += w;
+			a->seen += rev_window[rows[i]];
+			a->expected += rising_curve(a->cv, u);
+			a->users += 1;
 		}
 		for (size_t c = 0; c < n_slots; c++) {
 			struct cohort_acc *a = &acc[c];

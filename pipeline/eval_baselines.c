@@ -56,7 +56,7 @@ void eval_baseline_window_multiplier(const struct model_data *d, int64_t horizon
 	double sum_ltv = 0, sum_d0 = 0, multiplier = NAN;
 
 	/* The classic early-LTV multiplier: day 0 is the one day every user has lived. */
-	for (size_t i = 0; label && i < d->frame.n_rows; i++) {
+	for (size_t i = 0; label && rev_d0 && i < d->frame.n_rows; i++) {
 		if (isnan(label[i]))
 			continue;
 		sum_ltv += label[i];
@@ -65,7 +65,7 @@ void eval_baseline_window_multiplier(const struct model_data *d, int64_t horizon
 	if (sum_d0 > 0)
 		multiplier = sum_ltv / sum_d0;
 	for (size_t i = 0; i < n; i++)
-		out_pred[i] = rev_d0[rows[i]] * multiplier;
+		out_pred[i] = rev_d0 ? rev_d0[rows[i]] * multiplier : NAN;
 }
 
 /* ---- (c) BG/NBD + Gamma-Gamma ---- */

@@ -103,6 +103,8 @@ int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 	if (ret == 0)
 		ret = predictor_load_segments(&out->pred, reg, model_artefact(out, "calibrate"), err);
 	if (ret == 0)
+		ret = predictor_load_bands(&out->pred, reg, model_artefact(out, "calibrate"), err);
+	if (ret == 0)
 		ret = load_tiers(out, reg, err);
 out:
 	if (ret < 0) {

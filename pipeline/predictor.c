@@ -386,6 +386,30 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 	}
 }
 
+int predictor_load_bands(struct predictor *p, struct registry *reg,
+			 const struct artefact_info *calibrate, struct ltv_err *err)
+{
+	const struct int_list *hz = &p->cfg->features.horizons;
+
+	for (size_t h = 0; h < hz->n; h++) {
+		char key[48];
+		void *data = NULL;
+		size_t len = 0;
+		int ret;
+
+		snprintf(key, sizeof(key), "band:h%lld", (long long)hz->v[h]);
+		ret = registry_blob_get(reg, calibrate->id, key, &data, &len, err);
+		if (ret == LTV_ENOTFOUND)
+			continue;
+		if (ret == 0)
+			ret = conformal_load(data, len, &p->band[h], err);
+		free(data);
+		if (ret < 0)
+			return err_prefix(err, "calibrate v%lld %s", (long long)calibrate->version, key);
+	}
+	return 0;
+}
+
 #define SEGMENTS_MAGIC "LTVSEGM1"
 
 uint8_t *predictor_save_segments(const struct predictor *p, size_t *out_len)

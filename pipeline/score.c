@@ -44,6 +44,15 @@ static int64_t observed_up_to(const struct config *cfg, const struct scored *s, 
 	return up_to;
 }
 
+/* ",v" with 4 decimals, or "," alone for NaN (an empty field). */
+static void write_number(FILE *f, double v)
+{
+	if (isnan(v))
+		fputc(',', f);
+	else
+		fprintf(f, ",%.4f", v);
+}
+
 static void fmt_money(char *buf, size_t size, double v)
 {
 	if (isnan(v))
@@ -72,8 +81,10 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 	fprintf(f, "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer");
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
 		fprintf(f, ",ltv_%lld", (long long)cfg->features.horizons.v[h]);
-	fprintf(f, ",observed_up_to,ltv_raw_%lld,segment,cost,roas_%lld\n",
-		(long long)cfg->features.target_horizon, (long long)cfg->features.target_horizon);
+	fprintf(f, ",observed_up_to,ltv_raw_%lld,segment,cost,roas_%lld,ltv_%lld_p10,ltv_%lld_p90,"
+		"p_alive,p_purchase_30d,risk_segment\n", (long long)cfg->features.target_horizon,
+		(long long)cfg->features.target_horizon, (long long)cfg->features.target_horizon,
+		(long long)cfg->features.target_horizon);
 	for (size_t i = 0; i < s->n; i++) {
 		size_t r = s->rows[i];
 		char date[16], num[64];
@@ -95,10 +106,18 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 			fprintf(f, ",%lld", (long long)observed_up_to(cfg, s, i));
 		else
 			fputc(',', f);
-		fprintf(f, ",%.4f,%s,%s,", s->sv.raw[i], predictor_segment(&m->pred, target_ltv), num);
+		if (isnan(s->sv.raw[i]))
+			fputc(',', f);
+		else
+			fprintf(f, ",%.4f", s->sv.raw[i]);
+		fprintf(f, ",%s,%s,", predictor_segment(&m->pred, target_ltv), num);
 		if (!isnan(cost[r]) && cost[r] > 0)
 			fprintf(f, "%.4f", target_ltv / cost[r]);
-		fputc('\n', f);
+		write_number(f, s->sv.ltv_lo[ti][i]);
+		write_number(f, s->sv.ltv_hi[ti][i]);
+		write_number(f, s->sv.p_alive[i]);
+		write_number(f, s->sv.p_purchase_30d[i]);
+		fprintf(f, ",%s\n", serving_risk_segment(s->sv.p_alive[i]));
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
@@ -115,8 +134,59 @@ struct campaign_sum {
 	size_t users, users_with_cost;
 	double spend;
 	double revenue[PREDICTOR_MAX_HORIZONS];
+	double revenue_lo[PREDICTOR_MAX_HORIZONS], revenue_hi[PREDICTOR_MAX_HORIZONS]; /* 80% */
+	double future[PREDICTOR_MAX_HORIZONS]; /* the predicted part of revenue */
+	double p_alive_sum;
+	size_t p_alive_n;
 	size_t by_method[METHOD_COUNT + 1];
 };
+
+/*
+ * A campaign's 80% interval at horizon index h: what is observed stays, the
+ * predicted revenue to come is scaled by the model version's campaign ratio
+ * band (actual over predicted revenue to come of validation campaigns).
+ */
+static void campaign_interval(const struct loaded_model *m, struct campaign_sum *c, size_t h)
+{
+	const struct conformal *band = &m->pred.band[h];
+
+	if (band->n_buckets == 0 || isnan(band->group_lo)) {
+		c->revenue_lo[h] = c->revenue_hi[h] = NAN;
+		return;
+	}
+	c->revenue_lo[h] = c->revenue[h] - c->future[h] + c->future[h] * band->group_lo;
+	c->revenue_hi[h] = c->revenue[h] - c->future[h] + c->future[h] * band->group_hi;
+}
+
+/*
+ * The first day the campaign's predicted cumulative ROAS reaches 1, reading
+ * its revenue as linear between day 0 (nothing) and each horizon; -1 when
+ * not within the longest horizon or without spend.
+ */
+static int64_t payback_day(const struct config *cfg, const struct campaign_sum *c)
+{
+	double prev_day = 0, prev_rev = 0;
+
+	if (!(c->spend > 0))
+		return -1;
+	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		const double day = (double)cfg->features.horizons.v[h], rev = c->revenue[h];
+
+		if (rev >= c->spend) {
+			double t = rev > prev_rev ? (c->spend - prev_rev) / (rev - prev_rev) : 1;
+
+			return (int64_t)ceil(prev_day + t * (day - prev_day));
+		}
+		prev_day = day;
+		prev_rev = rev;
+	}
+	return -1;
+}
+
+static double campaign_p_alive(const struct campaign_sum *c)
+{
+	return c->p_alive_n ? c->p_alive_sum / (double)c->p_alive_n : NAN;
+}
 
 static int campaign_method(const struct campaign_sum *c)
 {
@@ -128,11 +198,13 @@ static int campaign_method(const struct campaign_sum *c)
 	return best == METHOD_COUNT ? METHOD_GLOBAL_MEDIAN : best;
 }
 
-static struct campaign_sum *summarise(const struct model_data *d, const struct scored *s,
+static struct campaign_sum *summarise(const struct loaded_model *m, const struct model_data *d,
+				      const struct scored *s,
 				      size_t n_horizons, size_t *out_n)
 {
 	const double *app = frame_column(&d->frame, "app_code"), *campaign = frame_column(&d->frame, "campaign_code");
 	const double *cost = frame_column(&d->frame, "cost");
+	const double *rev_to_date = frame_column(&d->frame, "rev_to_date");
 	size_t n_cohorts = d->n_apps * d->n_campaigns;
 	struct campaign_sum *all = xcalloc(n_cohorts + 1, sizeof(*all)), *out;
 	size_t n = 0;
@@ -149,14 +221,25 @@ static struct campaign_sum *summarise(const struct model_data *d, const struct s
 			cs->spend += cost[r];
 			cs->users_with_cost++;
 		}
-		for (size_t h = 0; h < n_horizons; h++)
+		for (size_t h = 0; h < n_horizons; h++) {
 			cs->revenue[h] += s->sv.ltv[h][i];
+			if (!s->sv.observed[h][i])
+				cs->future[h] += s->sv.ltv[h][i] - rev_to_date[r];
+		}
+		if (!isnan(s->sv.p_alive[i])) {
+			cs->p_alive_sum += s->sv.p_alive[i];
+			cs->p_alive_n++;
+		}
 		cs->by_method[s->sv.method[i] < 0 ? METHOD_COUNT : s->sv.method[i]]++;
 	}
 	out = xcalloc(n_cohorts + 1, sizeof(*out));
-	for (size_t c = 0; c < n_cohorts; c++)
-		if (all[c].users)
-			out[n++] = all[c];
+	for (size_t c = 0; c < n_cohorts; c++) {
+		if (!all[c].users)
+			continue;
+		for (size_t h = 0; h < n_horizons; h++)
+			campaign_interval(m, &all[c], h);
+		out[n++] = all[c];
+	}
 	free(all);
 	*out_n = n;
 	return out;
@@ -174,7 +257,11 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 		fprintf(f, ",revenue_%lld", (long long)cfg->features.horizons.v[h]);
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
 		fprintf(f, ",roas_%lld", (long long)cfg->features.horizons.v[h]);
-	fputc('\n', f);
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		fprintf(f, ",revenue_%lld_p10,revenue_%lld_p90,roas_%lld_p10,roas_%lld_p90",
+			(long long)cfg->features.horizons.v[h], (long long)cfg->features.horizons.v[h],
+			(long long)cfg->features.horizons.v[h], (long long)cfg->features.horizons.v[h]);
+	fprintf(f, ",payback_day,mean_p_alive,risk_segment\n");
 	for (size_t i = 0; i < n; i++) {
 		csv_write_field(f, cs[i].app);
 		fputc(',', f);
@@ -189,7 +276,20 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 			else
 				fputc(',', f);
 		}
-		fputc('\n', f);
+		for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+			const double spend = cs[i].spend > 0 ? cs[i].spend : NAN;
+
+			write_number(f, cs[i].revenue_lo[h]);
+			write_number(f, cs[i].revenue_hi[h]);
+			write_number(f, cs[i].revenue_lo[h] / spend);
+			write_number(f, cs[i].revenue_hi[h] / spend);
+		}
+		if (payback_day(cfg, &cs[i]) >= 0)
+			fprintf(f, ",%lld", (long long)payback_day(cfg, &cs[i]));
+		else
+			fprintf(f, ",not within %lld", (long long)cfg->features.horizons.v[cfg->features.horizons.n - 1]);
+		write_number(f, campaign_p_alive(&cs[i]));
+		fprintf(f, ",%s\n", serving_risk_segment(campaign_p_alive(&cs[i])));
 	}
 	if (fclose(f) != 0)
 		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
@@ -474,7 +574,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		goto out;
 	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
 	report_path = xasprintf("%s.report.txt", opts->output);
-	cs = summarise(&d, &s, n_horizons, &n_cs);
+	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
 	ret = write_users_csv(&m, &d, &users, &s, opts->output, err);
 	if (ret == 0)
 		ret = write_campaigns_csv(&m.cfg, cs, n_cs, campaigns_path, err);

@@ -6,7 +6,66 @@
 #include <math.h>
 #include <string.h>
 
+#include "ltv/btyd_stage.h"
 #include "ltv/serving.h"
+
+/* P(alive) thresholds of the risk segments: Safe from 0.8, Monitor from 0.5, At risk from 0.2. */
+static const double risk_cut[] = { 0.8, 0.5, 0.2 };
+
+const char *serving_risk_segment(double p_alive)
+{
+	if (isnan(p_alive))
+		return "";
+	return p_alive >= risk_cut[0] ? "Safe" : p_alive >= risk_cut[1] ? "Monitor"
+	       : p_alive >= risk_cut[2] ? "At risk" : "Critical";
+}
+
+/* The band of each row at horizon index h: observed values are exact. */
+static void fill_band(const struct loaded_model *m, size_t h, const double *seen,
+		      struct served *out)
+{
+	const struct conformal *band = &m->pred.band[h];
+
+	for (size_t i = 0; i < out->n; i++) {
+		double lo, hi;
+
+		if (out->observed[h][i]) {
+			out->ltv_lo[h][i] = out->ltv_hi[h][i] = out->ltv[h][i];
+			continue;
+		}
+		if (band->n_buckets == 0) {
+			out->ltv_lo[h][i] = out->ltv_hi[h][i] = NAN;
+			continue;
+		}
+		conformal_row(band, out->ltv[h][i] - seen[i], &lo, &hi);
+		out->ltv_lo[h][i] = seen[i] + lo;
+		out->ltv_hi[h][i] = seen[i] + hi;
+	}
+}
+
+/*
+ * P(alive) and the 30-day purchase probability from the version's Pareto/NBD,
+ * else its BG/NBD: under BG/NBD a user who never bought again cannot have
+ * left (P(alive) = 1 whatever their silence), while Pareto/NBD lets anyone
+ * leave at any time, so its P(alive) falls with every quiet week.
+ */
+static int fill_outlook(const struct loaded_model *m, const struct model_data *d,
+			const size_t *rows, struct served *out, struct ltv_err *err)
+{
+	static const char *const order[] = { "pareto_nbd", "bgnbd" };
+	int ret = 0;
+
+	for (size_t i = 0; i < out->n; i++)
+		out->p_alive[i] = out->p_purchase_30d[i] = NAN;
+	for (size_t k = 0; k < 2 && ret == 0; k++) {
+		const void *state = m->pred.states[method_index(order[k])];
+
+		if (state && out->n > 0 && isnan(out->p_alive[0]))
+			ret = btyd_method_outlook(state, d, rows, out->n, 30, out->p_alive,
+						  out->p_purchase_30d, err);
+	}
+	return ret;
+}
 
 void served_release(struct served *s)
 {
@@ -14,7 +73,11 @@ void served_release(struct served *s)
 		free(s->ltv[h]);
 		free(s->observed[h]);
 		free(s->p_payer_h[h]);
+		free(s->ltv_lo[h]);
+		free(s->ltv_hi[h]);
 	}
+	free(s->p_alive);
+	free(s->p_purchase_30d);
 	free(s->raw);
 	free(s->p_payer);
 	free(s->method);
@@ -46,7 +109,11 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		out->ltv[h] = xmalloc(alloc * sizeof(double));
 		out->observed[h] = xcalloc(alloc, 1);
 		out->p_payer_h[h] = xmalloc(alloc * sizeof(double));
+		out->ltv_lo[h] = xmalloc(alloc * sizeof(double));
+		out->ltv_hi[h] = xmalloc(alloc * sizeof(double));
 	}
+	out->p_alive = xmalloc(alloc * sizeof(double));
+	out->p_purchase_30d = xmalloc(alloc * sizeof(double));
 	for (size_t h = 0; h < out->n_horizons && ret == 0; h++) {
 		const int64_t horizon = cfg->features.horizons.v[h];
 		const double *label = model_data_label(d, horizon);
@@ -71,11 +138,16 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 			if (age[rows[i]] >= (double)horizon && label && !isnan(label[rows[i]])) {
 				v[i] = label[rows[i]];
 				out->observed[h][i] = 1;
+				if (is_target)
+					out->raw[i] = NAN; /* nothing was predicted */
 			}
 			if (h > 0 && v[i] < out->ltv[h - 1][i])
 				v[i] = out->ltv[h - 1][i];
 		}
+		fill_band(m, h, seen_rows, out);
 	}
+	if (ret == 0)
+		ret = fill_outlook(m, d, rows, out, err);
 	free(seen_rows);
 	free(served);
 	if (ret < 0)

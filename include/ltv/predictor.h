@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ltv/calibration.h"
+#include "ltv/conformal.h"
 #include "ltv/method.h"
 #include "ltv/strmap.h"
 
@@ -37,6 +38,8 @@ struct predictor {
 	double global_median[PREDICTOR_MAX_HORIZONS];
 	struct calibration *cal[4][PREDICTOR_MAX_HORIZONS]; /* NULL: identity; owned */
 	double segment_cut[SEGMENT_CUTS]; /* target-horizon LTV where Medium, High, VIP start */
+	/* 80% bands of the revenue still to come, per horizon; n_buckets 0: none */
+	struct conformal band[PREDICTOR_MAX_HORIZONS];
 };
 
 void predictor_init(struct predictor *p, const struct config *cfg);
@@ -52,6 +55,9 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 int predictor_load_calibration(struct predictor *p, struct registry *reg,
 			       const struct artefact_info *calibrate, struct ltv_err *err);
 
+/* Loads the interval bands ("band:h<H>") of a calibrate artefact; a horizon without one has none. */
+int predictor_load_bands(struct predictor *p, struct registry *reg,
+			 const struct artefact_info *calibrate, struct ltv_err *err);
 /* Segment thresholds as a blob (caller frees) and back, from a calibrate artefact. */
 uint8_t *predictor_save_segments(const struct predictor *p, size_t *out_len);
 int predictor_load_segments(struct predictor *p, struct registry *reg,

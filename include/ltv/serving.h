@@ -6,7 +6,10 @@
  *  - when a >= H: ltv_H as observed, flagged observed;
  *  - else the revenue so far plus the calibrated revenue still to come in days
  *    [a, H): additive, never below what was seen, and monotone across
- *    horizons.
+ *    horizons; with an 80% interval from the model version's bands (split
+ *    conformal on the validation cohorts, src/models/conformal.c).
+ * And per user: P(alive) and P(a paying day in the next 30 days) from the
+ * version's BG/NBD, the risk segment cut from P(alive).
  */
 #ifndef LTV_SERVING_H
 #define LTV_SERVING_H
@@ -25,7 +28,14 @@ struct served {
 	double *p_payer_h[PREDICTOR_MAX_HORIZONS]; /* the same before each horizon */
 	int *method;       /* method that served at the target horizon */
 	int *fallback;     /* 1 when that was not the chosen method */
+	/* 80% interval of ltv per horizon (equal to ltv when observed; NaN: no band) */
+	double *ltv_lo[PREDICTOR_MAX_HORIZONS], *ltv_hi[PREDICTOR_MAX_HORIZONS];
+	double *p_alive;          /* P(still a customer), Pareto/NBD's else BG/NBD's; NaN: neither */
+	double *p_purchase_30d;   /* P(at least one paying day in the next 30 days) */
 };
+
+/* The risk segment of a P(alive): "Safe", "Monitor", "At risk", "Critical", or "" for NaN. */
+const char *serving_risk_segment(double p_alive);
 
 /*
  * Serves rows[0..n) of d (a frame of rows at their age, with tiers) with the

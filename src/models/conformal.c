@@ -1,0 +1,171 @@
+/*
+ * Split conformal prediction bands (contract in include/ltv/conformal.h).
+ * Quantiles are the empirical ones of type 1 (the smallest value with at
+ * least the asked share at or below it), on sorted copies; nothing here
+ * touches files or the registry.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ltv/blob.h"
+#include "ltv/conformal.h"
+
+#define CONFORMAL_MAGIC "LTVCONF1"
+#define MIN_GROUPS 5
+
+struct pair {
+	double p, y;
+};
+
+static int compare_pair(const void *a, const void *b)
+{
+	const struct pair *x = a, *y = b;
+
+	return (x->p > y->p) - (x->p < y->p);
+}
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Type-1 quantile q of sorted v[0..n). */
+static double quantile(const double *v, size_t n, double q)
+{
+	size_t k = (size_t)ceil(q * (double)n);
+
+	return v[k == 0 ? 0 : k > n ? n - 1 : k - 1];
+}
+
+static void bucket_band(const struct pair *rows, size_t n, double level, double *out_lo,
+			double *out_hi)
+{
+	double *y = xmalloc((n ? n : 1) * sizeof(double));
+
+	for (size_t i = 0; i < n; i++)
+		y[i] = rows[i].y;
+	qsort(y, n, sizeof(double), compare_double);
+	*out_lo = quantile(y, n, (1 - level) / 2);
+	*out_hi = quantile(y, n, (1 + level) / 2);
+	free(y);
+}
+
+static void fit_groups(const double *group_pred, const double *group_actual, size_t n_groups,
+		       double level, struct conformal *out)
+{
+	double *ratio = xmalloc((n_groups ? n_groups : 1) * sizeof(double));
+	size_t k = 0;
+
+	for (size_t g = 0; g < n_groups; g++)
+		if (group_pred[g] > 0 && isfinite(group_actual[g]))
+			ratio[k++] = group_actual[g] / group_pred[g];
+	out->n_groups = k;
+	out->group_lo = out->group_hi = NAN;
+	if (k >= MIN_GROUPS) {
+		qsort(ratio, k, sizeof(double), compare_double);
+		out->group_lo = quantile(ratio, k, (1 - level) / 2);
+		out->group_hi = quantile(ratio, k, (1 + level) / 2);
+	}
+	free(ratio);
+}
+
+int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_buckets,
+		  size_t min_rows, double level, const double *group_pred,
+		  const double *group_actual, size_t n_groups, struct conformal *out,
+		  struct ltv_err *err)
+{
+	struct pair *rows;
+	size_t per, start = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (n == 0 || n_buckets == 0 || n_buckets > CONFORMAL_MAX_BUCKETS || !(level > 0 && level < 1))
+		return err_set(err, LTV_EINVAL, "conformal: need rows, 1 to %d buckets and a level in "
+			       "(0, 1)", CONFORMAL_MAX_BUCKETS);
+	rows = xmalloc(n * sizeof(*rows));
+	for (size_t i = 0; i < n; i++)
+		rows[i] = (struct pair){ pred[i], actual[i] };
+	qsort(rows, n, sizeof(*rows), compare_pair);
+	if (min_rows > 0 && n / min_rows < n_buckets)
+		n_buckets = n / min_rows ? n / min_rows : 1;
+	per = n / n_buckets;
+	out->level = level;
+	/* Buckets of equal size by prediction; ties never straddle a boundary. */
+	while (start < n && out->n_buckets < n_buckets) {
+		size_t end = out->n_buckets + 1 == n_buckets ? n : start + per;
+
+		while (end < n && rows[end].p == rows[end - 1].p)
+			end++;
+		bucket_band(rows + start, end - start, level, &out->lo[out->n_buckets],
+			    &out->hi[out->n_buckets]);
+		out->upper[out->n_buckets++] = end < n ? rows[end - 1].p : INFINITY;
+		start = end;
+	}
+	out->upper[out->n_buckets - 1] = INFINITY;
+	fit_groups(group_pred, group_actual, n_groups, level, out);
+	free(rows);
+	return 0;
+}
+
+void conformal_row(const struct conformal *c, double p, double *out_lo, double *out_hi)
+{
+	size_t b = 0;
+
+	while (b + 1 < c->n_buckets && p > c->upper[b])
+		b++;
+	*out_lo = c->n_buckets ? c->lo[b] : NAN;
+	*out_hi = c->n_buckets ? c->hi[b] : NAN;
+}
+
+uint8_t *conformal_save(const struct conformal *c, size_t *out_len)
+{
+	struct blob_writer w;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, CONFORMAL_MAGIC, 1);
+	blob_put_f64(&w, c->level);
+	blob_put_f64_array(&w, c->upper, c->n_buckets);
+	blob_put_f64_array(&w, c->lo, c->n_buckets);
+	blob_put_f64_array(&w, c->hi, c->n_buckets);
+	blob_put_f64(&w, c->group_lo);
+	blob_put_f64(&w, c->group_hi);
+	blob_put_u64(&w, c->n_groups);
+	return blob_writer_detach(&w, out_len);
+}
+
+int conformal_load(const void *data, size_t len, struct conformal *out, struct ltv_err *err)
+{
+	struct blob_reader r;
+	double *upper = NULL, *lo = NULL, *hi = NULL;
+	size_t n1 = 0, n2 = 0, n3 = 0;
+	uint32_t version;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, CONFORMAL_MAGIC, 1, &version, err);
+	if (ret < 0)
+		return ret;
+	out->level = blob_get_f64(&r);
+	if (blob_get_f64_array(&r, &upper, &n1) < 0 || blob_get_f64_array(&r, &lo, &n2) < 0 ||
+	    blob_get_f64_array(&r, &hi, &n3) < 0 || n1 != n2 || n2 != n3 || n1 == 0 ||
+	    n1 > CONFORMAL_MAX_BUCKETS) {
+		ret = err_set(err, LTV_EINVAL, "interval blob: truncated or corrupt");
+		goto out;
+	}
+	out->n_buckets = n1;
+	memcpy(out->upper, upper, n1 * sizeof(double));
+	memcpy(out->lo, lo, n1 * sizeof(double));
+	memcpy(out->hi, hi, n1 * sizeof(double));
+	out->group_lo = blob_get_f64(&r);
+	out->group_hi = blob_get_f64(&r);
+	out->n_groups = (size_t)blob_get_u64(&r);
+	ret = blob_reader_status(&r, "interval blob", err);
+out:
+	free(upper);
+	free(lo);
+	free(hi);
+	return ret;
+}
