@@ -97,7 +97,8 @@ static void test_baselines_hand_made(void **state)
 	/* rows 0-2 mature at 30 (c0: 10, 20; c1: 6), rows 3-5 not yet (c0, c1, unseen c2) */
 	const double campaign[] = { 0, 0, 1, 0, 1, 2 };
 	const double ltv[] = { 10, 20, 6, NAN, NAN, NAN };
-	const double window[] = { 1, 3, 2, 0.5, 1, 2 };
+	const double d0[] = { 1, 3, 2, 0.5, 1, 2 };
+	const double window[] = { 7, 9, 8, 6.5, 7, 8 }; /* later days: baseline b reads day 0 only */
 	const size_t rows[] = { 3, 4, 5 };
 	double pred[3];
 	size_t n_train = 0;
@@ -107,6 +108,7 @@ static void test_baselines_hand_made(void **state)
 	memcpy(frame_add_column(&d.frame, "campaign_code"), campaign, sizeof(campaign));
 	memcpy(frame_add_column(&d.frame, "ltv_30"), ltv, sizeof(ltv));
 	memcpy(frame_add_column(&d.frame, "rev_window"), window, sizeof(window));
+	memcpy(frame_add_column(&d.frame, "rev_d0"), d0, sizeof(d0));
 	memset(frame_add_column(&d.frame, "app_code"), 0, 6 * sizeof(double));
 	d.apps = apps;
 	d.n_apps = 1;
@@ -117,7 +119,7 @@ static void test_baselines_hand_made(void **state)
 	assert_double_near(pred[0], 15, 1e-12);
 	assert_double_near(pred[1], 6, 1e-12);
 	assert_double_near(pred[2], 12, 1e-12); /* unseen campaign: the mean of all 36 / 3 */
-	/* multiplier 36 / 6 = 6 */
+	/* day-0 revenue times the multiplier mean(ltv_30) / mean(rev_d0) = 36 / 6 = 6 */
 	eval_baseline_window_multiplier(&d, 30, rows, 3, pred);
 	assert_double_near(pred[0], 3, 1e-12);
 	assert_double_near(pred[1], 6, 1e-12);
@@ -302,6 +304,14 @@ static void test_nothing_after_t(void **state)
 	assert_int_equal(base.as_of, fx->as_of);
 	for (size_t k = 0; k < h30->n_series; k++)
 		assert_true(h30->series[k].scores.n_used == h30->n || h30->series[k].scores.n_used == 0);
+	/*
+	 * Trained with the default snapshots (1 to 60 days) for horizons 7 and 30:
+	 * ages at or past the longest horizon are accepted and unused, and the mix
+	 * really predicts every user (identical NaNs would prove nothing below).
+	 */
+	assert_non_null(strstr(base.config_summary, "snapshots from 1 to 60 days"));
+	assert_string_equal(h30->series[0].name, "mix");
+	assert_int_equal(h30->series[0].scores.n_used, h30->n);
 
 	/* A second events file with a purchase for every evaluated user one hour after T. */
 	write_events(fx, h30, "events_late.csv", 1, 3600);

@@ -1,19 +1,25 @@
 /*
  * The features stage against a hand-written fixture with a fixed as_of, and
- * the leakage proof the issue asks for: "no event after as_of, and no event
- * outside the observation window, can change a feature".
+ * the leakage proof extended to snapshot rows: "no event after as_of can
+ * change anything, and an event on day d before as_of can change a feature
+ * only of rows describing an age above d".
  *
- * as_of = 2025-03-01T00:00:00Z, obs_days 2, horizons [7, 30, 90], target 30,
- * validation_days 28, so validation cohorts are those installed after
- * 2025-01-02T00:00:00Z with at least 30 complete days. Every expected value
- * below is worked out by hand in the comments next to it.
+ * as_of = 2025-03-01T00:00:00Z, features.snapshots = 1,3,10,90, horizons
+ * [7, 30, 90], target 30, validation_days 28, so validation cohorts are those
+ * installed after 2025-01-02T00:00:00Z with at least 30 complete days.
+ * Snapshot 90 equals the longest horizon: it must never make a row (a1 is
+ * exactly 90 days old). Every expected value below is worked out by hand in
+ * the comments next to it.
  */
 #include "testutil.h"
 
 #include <math.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "ltv/config.h"
+#include "ltv/feature_build.h"
 #include "ltv/frame.h"
 #include "ltv/log.h"
 #include "ltv/registry.h"
@@ -22,19 +28,24 @@
 #include "fixture.h"
 
 #define AS_OF 1740787200 /* 2025-03-01T00:00:00Z */
+#define SNAPSHOTS "1,3,10,90"
 
 static const char users_csv[] =
 	"user_id,app_id,campaign,install_time,cost\n"
-	"a1,app1,camp_x,2024-12-01T00:00:00Z,1.5\n"  /* uid 1: age 90, train */
-	"a2,app1,camp_y,2024-12-10T12:00:00Z,2\n"    /* uid 2: age 80, train */
+	"a1,app1,camp_x,2024-12-01T00:00:00Z,1.5\n"  /* uid 1: age 90, train, payer */
+	"a2,app1,camp_y,2024-12-10T12:00:00Z,2\n"    /* uid 2: age 80, train, payer */
 	"a3,app2,camp_x,2025-01-15T12:00:00Z,\n"     /* uid 3: age 44, validation, no cost */
 	"a6,app1,camp_late,2025-03-05T00:00:00Z,1\n" /* uid 4: installed after as_of */
-	"a4,app1,camp_x,2025-02-25T06:00:00Z,0.5\n"  /* uid 5: age 3, score */
-	"a5,app2,camp_z,2025-02-28T12:00:00Z,1\n"    /* uid 6: age 0, score */
-	"a7,app1,camp_x,2025-02-10T00:00:00Z,0\n"    /* uid 7: age 19, score */
+	"a4,app1,camp_x,2025-02-25T06:00:00Z,0.5\n"  /* uid 5: age 3: not mature at 7, no row */
+	"a5,app2,camp_z,2025-02-28T12:00:00Z,1\n"    /* uid 6: age 0: no row */
+	"a7,app1,camp_x,2025-02-10T00:00:00Z,0\n"    /* uid 7: age 19, payer before 7 */
 	"a8,app2,camp_z,2025-01-02T00:00:00Z,0.25\n" /* uid 8: age 58, install == boundary: train */
 	"a9,app2,camp_z,2025-01-30T00:00:00Z,0.75\n" /* uid 9: age exactly 30: validation */
-	"a10,app1,camp_y,2025-01-30T00:00:01Z,3\n";  /* uid 10: age 29 (one second short): score */
+	"a10,app1,camp_y,2025-01-30T00:00:01Z,3\n"   /* uid 10: age 29 (one second short) */
+	"a11,app1,camp_y,2025-02-21T00:00:00Z,1\n"   /* uid 11: age 8: snapshots 1, 3 only */
+	"a12,app2,camp_x,2025-02-09T00:00:00Z,2\n"   /* uid 12: age 20, pays on d8 only */
+	"a13,app1,camp_z,2025-02-19T00:00:00Z,0.5\n" /* uid 13: age exactly 10: s = 10 allowed */
+	"a14,app2,camp_y,2025-02-19T00:00:01Z,0\n";  /* uid 14: age 9: s = 10 not allowed */
 
 static const char events_csv[] =
 	"user_id,event_time,revenue,event\n"
@@ -49,15 +60,21 @@ static const char events_csv[] =
 	"a3,2025-01-15T12:30:00Z,0,session\n"    /* d0 */
 	"a3,2025-01-20T00:00:00Z,3,purchase\n"   /* d4 */
 	"a4,2025-02-25T07:00:00Z,2,purchase\n"   /* d0 */
-	"a4,2025-02-27T07:00:00Z,3,purchase\n"   /* d2, complete, outside the window */
+	"a4,2025-02-27T07:00:00Z,3,purchase\n"   /* d2 */
 	"a4,2025-02-28T08:00:00Z,1,purchase\n"   /* d3, before as_of but the day is incomplete */
 	"a5,2025-02-28T13:00:00Z,4,purchase\n"   /* d0, incomplete at as_of: not read */
 	"a7,2025-02-10T00:00:00Z,1,purchase\n"   /* d0 */
 	"a7,2025-02-16T23:59:59Z,2,purchase\n"   /* d6: ltv_7 */
 	"a7,2025-02-17T00:00:00Z,4,purchase\n"   /* d7: not in ltv_7 */
-	"a6,2025-03-05T01:00:00Z,9,purchase\n";  /* user installed after as_of */
+	"a6,2025-03-05T01:00:00Z,9,purchase\n"   /* user installed after as_of */
+	"a11,2025-02-23T10:00:00Z,0,session\n"   /* d2 */
+	"a12,2025-02-17T12:00:00Z,6,purchase\n"  /* d8: after the only horizon a12 is mature at */
+	"a13,2025-02-19T08:00:00Z,2,purchase\n"  /* d0 */
+	"a13,2025-02-19T09:00:00Z,0.5,purchase\n" /* d0: two purchases, one paying day */
+	"a13,2025-02-28T23:00:00Z,1,purchase\n"  /* d9, the last complete day */
+	"a14,2025-02-19T01:00:00Z,1,purchase\n"; /* d0 */
 
-/* (a) Events at or after as_of only, many inside a user's d0/d1 by day index. */
+/* (a) Events at or after as_of only, many inside a user's early days by day index. */
 static const char events_after_as_of_csv[] =
 	"user_id,event_time,revenue,event\n"
 	"a1,2025-03-01T00:00:00Z,100,purchase\n" /* exactly at as_of */
@@ -65,13 +82,16 @@ static const char events_after_as_of_csv[] =
 	"a2,2025-06-01T00:00:00Z,60,purchase\n"
 	"a3,2025-03-20T00:00:00Z,40,purchase\n"
 	"a4,2025-03-01T05:59:59Z,50,purchase\n"  /* a4's d3, the same day as a pre-as_of event */
-	"a5,2025-03-01T01:00:00Z,20,purchase\n"  /* a5's d0: inside the window by day index */
+	"a5,2025-03-01T01:00:00Z,20,purchase\n"  /* a5's d0 */
 	"a5,2025-03-01T11:59:59Z,0,session\n"    /* a5's d0 */
 	"a7,2025-03-02T00:00:00Z,30,purchase\n"
 	"a6,2025-03-06T00:00:00Z,5,purchase\n"
-	"a8,2025-03-01T00:00:00Z,9,purchase\n"
+	"a8,2025-03-01T00:00:00Z,9,purchase\n"   /* would make the non-payer a8 a payer */
 	"a9,2025-03-01T00:00:00Z,9,purchase\n"
-	"a10,2025-03-01T00:00:00Z,9,purchase\n"; /* a10's d29 */
+	"a10,2025-03-01T00:00:00Z,9,purchase\n"  /* a10's d29 */
+	"a11,2025-03-01T00:00:00Z,9,purchase\n"  /* a11's d8 */
+	"a13,2025-03-01T00:00:00Z,9,purchase\n"  /* a13's d10 */
+	"a14,2025-03-01T00:00:00Z,9,purchase\n"; /* a14's d9, which ends one second after as_of */
 
 /* Users installed after as_of, under names that would sort first in the dictionaries. */
 static const char users_late_csv[] =
@@ -83,65 +103,137 @@ static const char events_late_csv[] =
 	"late1,2025-03-01T00:00:01Z,3,purchase\n"
 	"late2,2025-03-02T01:00:00Z,3,purchase\n";
 
-/* (b) Events before as_of on days >= obs_days. */
-static const char events_outside_window_csv[] =
+/*
+ * (b) Zero-revenue events before as_of: labels and the sample cannot move,
+ * so rows of ages s <= d (the day of the user's earliest new event) must keep
+ * every column. The new event days per user are in session_days below.
+ */
+static const char events_sessions_csv[] =
+	"user_id,event_time,revenue,event\n"
+	"a1,2024-12-04T12:00:00Z,0,session\n"  /* d3: row s = 3 reads d < 3 only */
+	"a1,2024-12-06T00:00:00Z,0,session\n"  /* d5 */
+	"a2,2024-12-13T12:00:00Z,0,session\n"  /* d3, first second of the day */
+	"a3,2025-01-16T13:00:00Z,0,session\n"  /* d1 */
+	"a8,2025-01-02T05:00:00Z,0,session\n"  /* d0: a8's one row (s = 1) reads it */
+	"a9,2025-02-28T23:59:59Z,0,session\n"  /* d29 */
+	"a13,2025-02-28T10:00:00Z,0,session\n"; /* d9: only s = 10 reads it */
+
+/* (b) Revenue events before as_of; rows are matched by (uid, window_days). */
+static const char events_revenue_csv[] =
 	"user_id,event_time,revenue,event\n"
 	"a1,2024-12-03T00:00:00Z,8,purchase\n"   /* d2 */
-	"a1,2024-12-05T00:00:00Z,0,session\n"    /* d4 */
-	"a1,2025-02-01T00:00:00Z,6,purchase\n"   /* d62 */
-	"a1,2025-02-28T23:59:59Z,1,purchase\n"   /* d89, the last complete day */
-	"a2,2024-12-25T00:00:00Z,3,purchase\n"   /* d14 */
-	"a3,2025-01-18T00:00:00Z,2,purchase\n"   /* d2 */
-	"a4,2025-02-27T09:00:00Z,1,purchase\n"   /* d2 of an immature user */
-	"a7,2025-02-12T00:00:00Z,1,purchase\n"   /* d2 */
-	"a8,2025-01-04T00:00:00Z,0,session\n"    /* d2 */
-	"a9,2025-02-28T23:59:59Z,4,purchase\n";  /* d29 */
+	"a2,2024-12-25T00:00:00Z,3,purchase\n"   /* d14: beyond every row of a2 */
+	"a9,2025-02-28T23:59:59Z,4,purchase\n"   /* d29: the non-payer a9 becomes a payer */
+	"a11,2025-02-28T00:00:00Z,5,purchase\n"  /* d7: revenue, but not before 7: still sampled */
+	"a12,2025-02-11T00:00:00Z,1,purchase\n"; /* d2: a12 becomes a payer before 7 */
 
-struct expect {
-	int64_t uid;
-	int64_t install;
-	double age, window, rev, rev_d0, rev_max, purchases, events, events_d0, active;
-	double first_purchase, cost, split, ltv7, ltv30, ltv90, app, campaign;
-	double engagement;
+struct new_event {
+	int64_t uid, day;
+	double revenue;
+};
+
+static const struct new_event session_events[] = {
+	{ 1, 3, 0 }, { 1, 5, 0 }, { 2, 3, 0 }, { 3, 1, 0 }, { 8, 0, 0 }, { 9, 29, 0 }, { 13, 9, 0 },
+};
+static const struct new_event revenue_events[] = {
+	{ 1, 2, 8 }, { 2, 14, 3 }, { 9, 29, 4 }, { 11, 7, 5 }, { 12, 2, 1 },
+};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The columns of a row checked by hand, in the order of struct row_expect. */
+static const char *const checked[] = {
+	"uid", "window_days", "age_days", "weight", "user_rep",
+	"rev_window", "rev_d0", "rev_max_day", "purchases_window", "events_window", "events_d0",
+	"active_days_window", "engagement", "first_purchase_day", "purchase_days",
+	"days_since_purchase", "days_since_active", "rev_per_purchase_day", "rev_last7",
+	"events_last7_share", "rev_to_date", "ltv_7", "ltv_30", "ltv_90",
+};
+#define N_CHECKED N_OF(checked)
+
+struct row_expect {
+	double v[N_CHECKED];
 };
 
 #define N NAN
-/* Campaign codes: camp_x 0, camp_y 1, camp_z 2 (camp_late belongs to a6 only: absent). */
-static const struct expect base[] = {
-	/* a1: d0 1.5 + 0 (2 events), d1 4.25; ltv_7 += 10, ltv_30 += 5, ltv_90 += 7 */
-	{ 1, 1733011200, 90, 2, 5.75, 1.5, 4.25, 2, 3, 2, 2, 0, 1.5, 0, 15.75, 20.75, 27.75, 0, 0,
-	  1.3862943611198906 /* log1p(3) * 2 / 2 */ },
-	/* a2: d1 only: session + 2.5; 80 days old: no ltv_90 */
-	{ 2, 1733832000, 80, 2, 2.5, 0, 2.5, 1, 2, 0, 1, 1, 2, 0, 2.5, 2.5, N, 0, 1,
-	  1.0986122886681096 / 2 },
-	/* a3: d0 session; d4 purchase is a label only; 44 days old: no ltv_90 */
-	{ 3, 1736942400, 44, 2, 0, 0, 0, 0, 1, 1, 1, N, N, 1, 3, 3, N, 1, 0,
-	  0.69314718055994529 / 2 },
-	/* a4: d0 purchase 2; d2 (3) is outside the window, d3 is incomplete */
-	{ 5, 1740463200, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0.5, 2, N, N, N, 0, 0,
-	  0.69314718055994529 / 2 },
-	/* a5: installed 12 h before as_of: day 0 is incomplete, nothing is read */
-	{ 6, 1740744000, 0, 0, 0, 0, 0, 0, 0, 0, 0, N, 1, 2, N, N, N, 1, 2, 0 },
-	/* a7: d0 1; ltv_7 = d0..d6 = 1 + 2 */
-	{ 7, 1739145600, 19, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 3, N, N, 0, 0,
-	  0.69314718055994529 / 2 },
-	{ 8, 1735776000, 58, 2, 0, 0, 0, 0, 0, 0, 0, N, 0.25, 0, 0, 0, N, 1, 2, 0 },
-	{ 9, 1738195200, 30, 2, 0, 0, 0, 0, 0, 0, 0, N, 0.75, 1, 0, 0, N, 1, 2, 0 },
-	{ 10, 1738195201, 29, 2, 0, 0, 0, 0, 0, 0, 0, N, 3, 2, 0, N, N, 0, 1, 0 },
-};
-#define N_ROWS (sizeof(base) / sizeof(base[0]))
+/* log1p(k): engagement = log1p(events) * active_days / s */
+#define L1 0.6931471805599453
+#define L2 1.0986122886681096
+#define L3 1.3862943611198906
+#define L4 1.6094379124341003
 
-/* Labels after the (b) events, by the same rows. */
-static const double ltv_after_b[N_ROWS][3] = {
-	{ 15.75 + 8, 20.75 + 8, 27.75 + 8 + 6 + 1 },
-	{ 2.5, 2.5 + 3, N },
-	{ 3 + 2, 3 + 2, N },
-	{ N, N, N },
-	{ N, N, N },
-	{ 3 + 1, N, N },
-	{ 0, 0, N },
-	{ 0, 4, N },
-	{ 0, N, N },
+/*
+ * uid, s, age, weight, user_rep,
+ * rev, rev_d0, rev_max, purchases, events, events_d0, active, engagement, first_purchase,
+ * purchase_days, since_purchase = s-1-last purchase day, since_active (s when none), rev per
+ * purchase day, rev_last7 (days >= s-7), events_last7_share, rev_to_date, ltv_7, ltv_30, ltv_90
+ */
+static const struct row_expect rows_expected[] = {
+	/* a1 (90 days, revenue before 90): every snapshot < 90, weight 1, user_rep on the first.
+	 * days: d0 1.5 (2 events, 1 purchase), d1 4.25, d3 10, d20 5, d60 7. */
+	{ { 1, 1, 90, 1, 1, 1.5, 1.5, 1.5, 1, 2, 2, 1, L2 * 1 / 1, 0, 1, 0, 0, 1.5, 1.5, 1,
+	    27.75, 15.75, 20.75, 27.75 } },
+	{ { 1, 3, 90, 1, 0, 5.75, 1.5, 4.25, 2, 3, 2, 2, L3 * 2 / 3, 0, 2, 1, 1, 2.875, 5.75, 1,
+	    27.75, 15.75, 20.75, 27.75 } },
+	/* s=10: d0, d1, d3; last purchase d3: 9-3 = 6; last 7 days = d3..d9: 10, 1 of 4 events */
+	{ { 1, 10, 90, 1, 0, 15.75, 1.5, 10, 3, 4, 2, 3, L4 * 3 / 10, 0, 3, 6, 6, 5.25, 10, 0.25,
+	    27.75, 15.75, 20.75, 27.75 } },
+	/* a2 (80 days): d1 session + 2.5; mature at 7 and 30 */
+	{ { 2, 1, 80, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, N, 0, N, 1, N, 0, N, 2.5, 2.5, 2.5, N } },
+	{ { 2, 3, 80, 1, 0, 2.5, 0, 2.5, 1, 2, 0, 1, L2 * 1 / 3, 1, 1, 1, 1, 2.5, 2.5, 1,
+	    2.5, 2.5, 2.5, N } },
+	/* s=10: d1 is 8 days before d9; last 7 days = d3..d9: nothing */
+	{ { 2, 10, 80, 1, 0, 2.5, 0, 2.5, 1, 2, 0, 1, L2 * 1 / 10, 1, 1, 8, 8, 2.5, 0, 0,
+	    2.5, 2.5, 2.5, N } },
+	/* a3 (44 days): d0 session, d4 purchase 3 */
+	{ { 3, 1, 44, 1, 1, 0, 0, 0, 0, 1, 1, 1, L1 * 1 / 1, N, 0, N, 0, N, 0, 1, 3, 3, 3, N } },
+	{ { 3, 3, 44, 1, 0, 0, 0, 0, 0, 1, 1, 1, L1 * 1 / 3, N, 0, N, 2, N, 0, 1, 3, 3, 3, N } },
+	{ { 3, 10, 44, 1, 0, 3, 0, 3, 1, 2, 1, 2, L2 * 2 / 10, 4, 1, 5, 5, 3, 3, 0.5, 3, 3, 3, N } },
+	/* a7 (19 days): d0 1, d6 2, d7 4; ltv_7 = 1 + 2; rev_to_date 7 */
+	{ { 7, 1, 19, 1, 1, 1, 1, 1, 1, 1, 1, 1, L1 * 1 / 1, 0, 1, 0, 0, 1, 1, 1, 7, 3, N, N } },
+	{ { 7, 3, 19, 1, 0, 1, 1, 1, 1, 1, 1, 1, L1 * 1 / 3, 0, 1, 2, 2, 1, 1, 1, 7, 3, N, N } },
+	/* s=10: last 7 days d3..d9 hold d6 and d7: 6, 2 of 3 events */
+	{ { 7, 10, 19, 1, 0, 7, 1, 4, 3, 3, 1, 3, L3 * 3 / 10, 0, 3, 2, 2, 7.0 / 3, 6, 2.0 / 3,
+	    7, 3, N, N } },
+	/* Non-payers: one row each at snapshot (FNV-1a of user_id, then h ^ h >> 29) % n, weight n.
+	 * a8: 11217381471439965276 % 3 = 0 → s=1 of {1,3,10} */
+	{ { 8, 1, 58, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, N, 0, N, 1, N, 0, N, 0, 0, 0, N } },
+	/* a9: 11217382570951595531 % 3 = 2 → s=10 */
+	{ { 9, 10, 30, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, N, 0, N, 10, N, 0, N, 0, 0, 0, N } },
+	/* a10: 16199237122975924151 % 3 = 2 → s=10 */
+	{ { 10, 10, 29, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, N, 0, N, 10, N, 0, N, 0, 0, N, N } },
+	/* a11 (8 days: snapshots 1 and 3): 16199236023464427780 % 2 = 0 → s=1, weight 2 */
+	{ { 11, 1, 8, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, N, 0, N, 1, N, 0, N, 0, 0, N, N } },
+	/* a12 (20 days, mature at 7 only, revenue on d8 only: sampled):
+	 * 16199239321999184429 % 3 = 2 → s=10, which reads the d8 purchase */
+	{ { 12, 10, 20, 3, 1, 6, 0, 6, 1, 1, 0, 1, L1 * 1 / 10, 8, 1, 1, 1, 6, 6, 1, 6, 0, N, N } },
+	/* a13 (exactly 10 days): d0 2 + 0.5 (2 purchases, 1 paying day), d9 1 */
+	{ { 13, 1, 10, 1, 1, 2.5, 2.5, 2.5, 2, 2, 2, 1, L2 * 1 / 1, 0, 1, 0, 0, 2.5, 2.5, 1,
+	    3.5, 2.5, N, N } },
+	{ { 13, 3, 10, 1, 0, 2.5, 2.5, 2.5, 2, 2, 2, 1, L2 * 1 / 3, 0, 1, 2, 2, 2.5, 2.5, 1,
+	    3.5, 2.5, N, N } },
+	/* s=10: d9 is both the last purchase (9 - 9 = 0) and the only day in d3..d9 */
+	{ { 13, 10, 10, 1, 0, 3.5, 2.5, 2.5, 3, 3, 2, 2, L3 * 2 / 10, 0, 2, 0, 0, 1.75, 1, 1.0 / 3,
+	    3.5, 2.5, N, N } },
+	/* a14 (9 days, one second short of 10): d0 1; no s=10 row */
+	{ { 14, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, L1 * 1 / 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, N, N } },
+	{ { 14, 3, 9, 1, 0, 1, 1, 1, 1, 1, 1, 1, L1 * 1 / 3, 0, 1, 2, 2, 1, 1, 1, 1, 1, N, N } },
+};
+#define N_ROWS N_OF(rows_expected)
+
+/* Per-user columns: uid, install_time, cost, split, app_code, campaign_code. */
+struct user_expect {
+	int64_t uid;
+	double install, cost, split, app, campaign;
+};
+
+/* app1 0, app2 1; camp_x 0, camp_y 1, camp_z 2 (camp_late belongs to a6 only: absent). */
+static const struct user_expect users_expected[] = {
+	{ 1, 1733011200, 1.5, 0, 0, 0 },   { 2, 1733832000, 2, 0, 0, 1 },
+	{ 3, 1736942400, N, 1, 1, 0 },     { 7, 1739145600, 0, 2, 0, 0 },
+	{ 8, 1735776000, 0.25, 0, 1, 2 },  { 9, 1738195200, 0.75, 1, 1, 2 },
+	{ 10, 1738195201, 3, 2, 0, 1 },    { 11, 1740096000, 1, 2, 0, 1 },
+	{ 12, 1739059200, 2, 2, 1, 0 },    { 13, 1739923200, 0.5, 2, 0, 2 },
+	{ 14, 1739923201, 0, 2, 1, 1 },
 };
 #undef N
 
@@ -165,6 +257,7 @@ static int setup(void **state)
 	free(u);
 	free(e);
 	test_config_init(&fx->cfg, fx->dir, "users*.csv", "events*.csv", "1");
+	test_set(&fx->cfg, "features.snapshots=%s", SNAPSHOTS);
 	*state = fx;
 	return 0;
 }
@@ -181,10 +274,15 @@ static int teardown(void **state)
 
 static void run_as_of(struct fixture *fx)
 {
-	/* Only the stages under test: model stages need more than nine users. */
+	/* Only the stages under test: model stages need more than a handful of users. */
 	const struct run_options opts = { .as_of = AS_OF, .to = "features", .command = "test" };
 
 	test_run(&fx->cfg, &opts);
+}
+
+static char *scratch_registry(const struct fixture *fx)
+{
+	return xasprintf("%s/models/registry.sqlite", fx->dir);
 }
 
 /* Loads the current features frame and its artefact (caller releases both). */
@@ -192,7 +290,7 @@ static void load_current(struct fixture *fx, struct frame *f, struct artefact_in
 {
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
-	char *path = xasprintf("%s/models/registry.sqlite", fx->dir);
+	char *path = scratch_registry(fx);
 
 	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
 	if (registry_artefact_current(reg, "features", info, &err) != 0)
@@ -212,39 +310,25 @@ static const double *col(const struct frame *f, const char *name)
 	return c;
 }
 
-/* Equal, NaN equal to NaN. */
-static void assert_value(const char *what, int64_t uid, double got, double expect)
+/* Equal within 1e-12, NaN equal to NaN only. */
+static void assert_value(const char *what, double uid, double s, double got, double expect)
 {
 	if (isnan(expect) ? !isnan(got) : !(fabs(got - expect) <= 1e-12))
-		fail_msg("uid %lld %s: got %.17g, expected %.17g", (long long)uid, what, got, expect);
+		fail_msg("uid %g s %g %s: got %.17g, expected %.17g", uid, s, what, got, expect);
 }
 
-static size_t row_of(const struct frame *f, int64_t uid)
+/* The row of (uid, window_days), or SIZE_MAX. */
+static size_t find_row(const struct frame *f, double uid, double s)
 {
-	const double *u = col(f, "uid");
+	const double *u = col(f, "uid"), *w = col(f, "window_days");
 
 	for (size_t i = 0; i < f->n_rows; i++)
-		if (u[i] == (double)uid)
+		if (u[i] == uid && w[i] == s)
 			return i;
-	fail_msg("no row for uid %lld", (long long)uid);
-	return 0;
+	return SIZE_MAX;
 }
 
-/* A feature column, as opposed to a label or something computed from labels. */
-/*
- * Columns allowed to see past the observation window: the labels, what is
- * learnt from labels, and rev_to_date — the revenue observed so far, which
- * the scorer uses only as a floor and no model reads as a feature.
- */
-static int is_label_derived(const char *name)
-{
-	size_t n = strlen(name);
-
-	return strncmp(name, "ltv_", 4) == 0 || (n > 3 && strcmp(name + n - 3, "_te") == 0) ||
-	       strcmp(name, "campaign_train_users_log") == 0 || strcmp(name, "rev_to_date") == 0;
-}
-
-static void add_events_file(struct fixture *fx, const char *name, const char *text)
+static void add_file(struct fixture *fx, const char *name, const char *text)
 {
 	char *p = test_write_file(fx->dir, name, text);
 
@@ -252,7 +336,61 @@ static void add_events_file(struct fixture *fx, const char *name, const char *te
 	free(p);
 }
 
-static void test_hand_computed_features(void **state)
+static int same_bits(double a, double b)
+{
+	return memcmp(&a, &b, sizeof(double)) == 0;
+}
+
+/*
+ * Columns that may see revenue outside a row's window: labels, what is learnt
+ * from labels, and the user's history at as_of (rev_to_date and the other
+ * *_to_date columns: the same on all of a user's rows, never a feature).
+ */
+static int is_label_derived(const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(name, "ltv_", 4) == 0 || (n > 3 && strcmp(name + n - 3, "_te") == 0) ||
+	       strcmp(name, "campaign_train_users_log") == 0 ||
+	       (n > 8 && strcmp(name + n - 8, "_to_date") == 0);
+}
+
+/* The earliest new event day of uid, or INT64_MAX when the user has none. */
+static int64_t first_new_day(const struct new_event *ev, size_t n, double uid)
+{
+	int64_t d = INT64_MAX;
+
+	for (size_t k = 0; k < n; k++)
+		if ((double)ev[k].uid == uid && ev[k].day < d)
+			d = ev[k].day;
+	return d;
+}
+
+/* The base frame against rows_expected and users_expected, row by row in order. */
+static void check_hand_rows(const struct frame *f)
+{
+	if (f->n_rows != N_ROWS)
+		fail_msg("%zu rows, expected %zu", f->n_rows, N_ROWS);
+	for (size_t i = 0; i < N_ROWS; i++) {
+		const struct row_expect *e = &rows_expected[i];
+		const struct user_expect *ue = NULL;
+
+		/* rows follow uid order, then snapshot order */
+		for (size_t j = 0; j < N_CHECKED; j++)
+			assert_value(checked[j], e->v[0], e->v[1], col(f, checked[j])[i], e->v[j]);
+		for (size_t k = 0; k < N_OF(users_expected); k++)
+			if ((double)users_expected[k].uid == e->v[0])
+				ue = &users_expected[k];
+		assert_non_null(ue);
+		assert_value("install_time", e->v[0], e->v[1], col(f, "install_time")[i], ue->install);
+		assert_value("cost", e->v[0], e->v[1], col(f, "cost")[i], ue->cost);
+		assert_value("split", e->v[0], e->v[1], col(f, "split")[i], ue->split);
+		assert_value("app_code", e->v[0], e->v[1], col(f, "app_code")[i], ue->app);
+		assert_value("campaign_code", e->v[0], e->v[1], col(f, "campaign_code")[i], ue->campaign);
+	}
+}
+
+static void test_hand_computed_snapshot_rows(void **state)
 {
 	struct fixture *fx = *state;
 	struct frame f;
@@ -262,39 +400,27 @@ static void test_hand_computed_features(void **state)
 	char **dict = NULL;
 	size_t n_dict = 0;
 	char *path;
+	cJSON *m;
 
 	run_as_of(fx);
 	load_current(fx, &f, &info);
 	assert_true(info.as_of == AS_OF);
-	assert_int_equal(f.n_rows, N_ROWS);
-	for (size_t k = 0; k < N_ROWS; k++) {
-		const struct expect *e = &base[k];
-		size_t i = row_of(&f, e->uid);
+	check_hand_rows(&f);
+	/* user_rep: exactly one row per user */
+	{
+		const double *u = col(&f, "uid"), *rep = col(&f, "user_rep");
 
-		assert_int_equal(i, k); /* rows follow uid order, skipping a6 */
-		assert_value("install_time", e->uid, col(&f, "install_time")[i], (double)e->install);
-		assert_value("age_days", e->uid, col(&f, "age_days")[i], e->age);
-		assert_value("window_days", e->uid, col(&f, "window_days")[i], e->window);
-		assert_value("rev_window", e->uid, col(&f, "rev_window")[i], e->rev);
-		assert_value("rev_d0", e->uid, col(&f, "rev_d0")[i], e->rev_d0);
-		assert_value("rev_max_day", e->uid, col(&f, "rev_max_day")[i], e->rev_max);
-		assert_value("purchases_window", e->uid, col(&f, "purchases_window")[i], e->purchases);
-		assert_value("events_window", e->uid, col(&f, "events_window")[i], e->events);
-		assert_value("events_d0", e->uid, col(&f, "events_d0")[i], e->events_d0);
-		assert_value("active_days_window", e->uid, col(&f, "active_days_window")[i], e->active);
-		assert_value("first_purchase_day", e->uid, col(&f, "first_purchase_day")[i],
-			     e->first_purchase);
-		assert_value("cost", e->uid, col(&f, "cost")[i], e->cost);
-		assert_value("split", e->uid, col(&f, "split")[i], e->split);
-		assert_value("ltv_7", e->uid, col(&f, "ltv_7")[i], e->ltv7);
-		assert_value("ltv_30", e->uid, col(&f, "ltv_30")[i], e->ltv30);
-		assert_value("ltv_90", e->uid, col(&f, "ltv_90")[i], e->ltv90);
-		assert_value("app_code", e->uid, col(&f, "app_code")[i], e->app);
-		assert_value("campaign_code", e->uid, col(&f, "campaign_code")[i], e->campaign);
-		assert_value("engagement", e->uid, col(&f, "engagement")[i], e->engagement);
+		for (size_t k = 0; k < N_OF(users_expected); k++) {
+			double reps = 0;
+
+			for (size_t i = 0; i < f.n_rows; i++)
+				if (u[i] == (double)users_expected[k].uid)
+					reps += rep[i];
+			assert_value("sum user_rep", (double)users_expected[k].uid, -1, reps, 1);
+		}
 	}
 	/* the dictionaries hold only users installed by as_of */
-	path = xasprintf("%s/models/registry.sqlite", fx->dir);
+	path = scratch_registry(fx);
 	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
 	assert_int_equal(frame_load_dict(reg, info.id, "campaign", &dict, &n_dict, &err), 0);
 	assert_int_equal(n_dict, 3);
@@ -309,15 +435,112 @@ static void test_hand_computed_features(void **state)
 	frame_free_dict(dict, n_dict);
 	registry_close(reg);
 	free(path);
-	assert_non_null(strstr(info.metrics, "\"users_installed_after_as_of_ignored\":1"));
-	assert_non_null(strstr(info.metrics, "\"train_users\":3"));
-	assert_non_null(strstr(info.metrics, "\"validation_users\":2"));
-	assert_non_null(strstr(info.metrics, "\"users_to_score\":4"));
+	/* counts are of users (user_rep rows), not of rows */
+	m = cJSON_Parse(info.metrics);
+	assert_non_null(m);
+	assert_value("users", 0, 0, test_metric(m, "users"), 13);
+	assert_value("rows", 0, 0, test_metric(m, "rows"), (double)N_ROWS);
+	assert_value("train_users", 0, 0, test_metric(m, "train_users"), 3);           /* a1 a2 a8 */
+	assert_value("validation_users", 0, 0, test_metric(m, "validation_users"), 2); /* a3 a9 */
+	assert_value("not mature", 0, 0, test_metric(m, "users_not_mature_at_target"), 6);
+	assert_value("after as_of", 0, 0, test_metric(m, "users_installed_after_as_of_ignored"), 1);
+	cJSON_Delete(m);
 	artefact_info_release(&info);
 	frame_release(&f);
 }
 
-/* (a): events at or after as_of change nothing at all: same content hash, same bits. */
+/*
+ * Scoring rows (FEATURE_ROWS_AT_AGE): one per user installed by as_of, at
+ * s = their age, reading every complete day; users installed after as_of absent.
+ */
+static void test_rows_at_age(void **state)
+{
+	struct fixture *fx = *state;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct frame f;
+	struct feature_base_stats st;
+	char **apps = NULL, **camps = NULL;
+	size_t n_apps = 0, n_camps = 0, i;
+	char *path = scratch_registry(fx);
+	const double *u, *w, *age, *rev, *seen;
+
+	run_as_of(fx);
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	if (feature_build_base(reg, &fx->cfg, AS_OF, FEATURE_ROWS_AT_AGE, &f, &apps, &n_apps, &camps,
+			       &n_camps, &st, &err) != 0)
+		fail_msg("feature_build_base: %s", err.msg);
+	assert_int_equal(f.n_rows, 13); /* uids 1..14 but 4 */
+	u = col(&f, "uid");
+	w = col(&f, "window_days");
+	age = col(&f, "age_days");
+	rev = col(&f, "rev_window");
+	seen = col(&f, "rev_to_date");
+	for (i = 0; i < f.n_rows; i++) {
+		assert_true(u[i] != 4);
+		assert_value("window_days == age_days", u[i], w[i], w[i], age[i]);
+		assert_value("rev_window == rev_to_date", u[i], w[i], rev[i], seen[i]);
+		assert_value("weight", u[i], w[i], col(&f, "weight")[i], 1);
+		assert_value("user_rep", u[i], w[i], col(&f, "user_rep")[i], 1);
+	}
+	/* a4 (uid 5, 3 days): d0 2, d2 3; d3 (1) is incomplete */
+	i = find_row(&f, 5, 3);
+	assert_true(i != SIZE_MAX);
+	assert_value("rev_window", 5, 3, rev[i], 5);
+	assert_value("purchase_days", 5, 3, col(&f, "purchase_days")[i], 2);
+	assert_value("days_since_purchase", 5, 3, col(&f, "days_since_purchase")[i], 0);
+	assert_value("rev_max_day", 5, 3, col(&f, "rev_max_day")[i], 3);
+	assert_value("ltv_7", 5, 3, col(&f, "ltv_7")[i], NAN);
+	/* a5 (uid 6, 0 days): nothing complete */
+	i = find_row(&f, 6, 0);
+	assert_true(i != SIZE_MAX);
+	assert_value("rev_window", 6, 0, rev[i], 0);
+	assert_value("events_window", 6, 0, col(&f, "events_window")[i], 0);
+	assert_value("days_since_active", 6, 0, col(&f, "days_since_active")[i], 0);
+	assert_value("engagement", 6, 0, col(&f, "engagement")[i], 0);
+	/* a1 (90 days): all of it; last purchase d60: 89 - 60; nothing in d83..d89 */
+	i = find_row(&f, 1, 90);
+	assert_true(i != SIZE_MAX);
+	assert_value("rev_window", 1, 90, rev[i], 27.75);
+	assert_value("days_since_purchase", 1, 90, col(&f, "days_since_purchase")[i], 29);
+	assert_value("rev_last7", 1, 90, col(&f, "rev_last7")[i], 0);
+	assert_value("events_last7_share", 1, 90, col(&f, "events_last7_share")[i], 0);
+	assert_value("ltv_90", 1, 90, col(&f, "ltv_90")[i], 27.75);
+	/* a7 (19 days): d0 1, d6 2, d7 4; last 7 days d12..d18 empty */
+	i = find_row(&f, 7, 19);
+	assert_true(i != SIZE_MAX);
+	assert_value("rev_window", 7, 19, rev[i], 7);
+	assert_value("days_since_purchase", 7, 19, col(&f, "days_since_purchase")[i], 11);
+	assert_value("rev_per_purchase_day", 7, 19, col(&f, "rev_per_purchase_day")[i], 7.0 / 3);
+	/* a12 (20 days): d8 6; last 7 days d13..d19 */
+	i = find_row(&f, 12, 20);
+	assert_true(i != SIZE_MAX);
+	assert_value("rev_window", 12, 20, rev[i], 6);
+	assert_value("first_purchase_day", 12, 20, col(&f, "first_purchase_day")[i], 8);
+	assert_value("rev_last7", 12, 20, col(&f, "rev_last7")[i], 0);
+	assert_int_equal(st.users, 13);
+	assert_int_equal(st.users_after_as_of, 1);
+	/* the dictionaries leave out camp_late */
+	assert_int_equal(n_camps, 3);
+	frame_free_dict(apps, n_apps);
+	frame_free_dict(camps, n_camps);
+	frame_release(&f);
+	registry_close(reg);
+	free(path);
+}
+
+static void assert_frames_identical(const struct frame *a, const struct frame *b, const char *why)
+{
+	assert_int_equal(a->n_rows, b->n_rows);
+	assert_int_equal(a->n_cols, b->n_cols);
+	for (size_t j = 0; j < a->n_cols; j++) {
+		assert_string_equal(a->names[j], b->names[j]);
+		if (memcmp(a->cols[j], b->cols[j], a->n_rows * sizeof(double)) != 0)
+			fail_msg("column %s changed after %s", a->names[j], why);
+	}
+}
+
+/* (a) and (c): events at or after as_of and users installed after it change nothing at all. */
 static void test_events_after_as_of_change_nothing(void **state)
 {
 	struct fixture *fx = *state;
@@ -326,25 +549,25 @@ static void test_events_after_as_of_change_nothing(void **state)
 
 	run_as_of(fx);
 	load_current(fx, &before, &info_before);
-	add_events_file(fx, "events_a.csv", events_after_as_of_csv);
+	add_file(fx, "events_a.csv", events_after_as_of_csv);
 	run_as_of(fx);
 	load_current(fx, &after, &info_after);
 	assert_string_equal(info_after.content_hash, info_before.content_hash);
+	assert_frames_identical(&before, &after, "adding events after as_of");
 	artefact_info_release(&info_after);
 	frame_release(&after);
-	/* users installed at or after as_of, with their events, change nothing either */
-	add_events_file(fx, "users_late.csv", users_late_csv);
-	add_events_file(fx, "events_late.csv", events_late_csv);
+
+	add_file(fx, "users_late.csv", users_late_csv);
+	add_file(fx, "events_late.csv", events_late_csv);
 	run_as_of(fx);
 	load_current(fx, &after, &info_after);
 	assert_non_null(strstr(info_after.metrics, "\"users_installed_after_as_of_ignored\":3"));
-
 	/* the late users and events did arrive */
 	{
 		struct registry *reg = NULL;
 		struct artefact_info ing;
 		struct ltv_err err = { 0 };
-		char *path = xasprintf("%s/models/registry.sqlite", fx->dir);
+		char *path = scratch_registry(fx);
 
 		assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
 		assert_int_equal(registry_artefact_current(reg, "ingest", &ing, &err), 0);
@@ -357,13 +580,9 @@ static void test_events_after_as_of_change_nothing(void **state)
 		free(path);
 	}
 	assert_string_equal(info_after.content_hash, info_before.content_hash);
-	assert_int_equal(after.n_rows, before.n_rows);
-	assert_int_equal(after.n_cols, before.n_cols);
-	for (size_t j = 0; j < before.n_cols; j++) {
-		assert_string_equal(after.names[j], before.names[j]);
-		if (memcmp(after.cols[j], before.cols[j], before.n_rows * sizeof(double)) != 0)
-			fail_msg("column %s changed after adding events after as_of", before.names[j]);
-	}
+	assert_frames_identical(&before, &after, "adding users installed after as_of");
+	/* and the content is still the hand-computed one */
+	check_hand_rows(&after);
 	artefact_info_release(&info_before);
 	artefact_info_release(&info_after);
 	frame_release(&before);
@@ -371,94 +590,164 @@ static void test_events_after_as_of_change_nothing(void **state)
 }
 
 /*
- * (b): events before as_of but outside the observation window change labels
- * (and what is computed from labels), never a feature.
+ * (b) with zero revenue: the sample is unchanged (same rows, same order); a
+ * row of age s <= d, d the user's earliest new event day, keeps every column
+ * bit for bit, as does every row of a user without new events; a row of age
+ * s > d gains exactly the new events of days < s.
  */
-static void test_events_outside_window_change_only_labels(void **state)
+static void test_session_on_day_d_changes_only_ages_above_d(void **state)
 {
 	struct fixture *fx = *state;
-	struct frame before, after, again;
-	struct artefact_info info_before, info_after, info_again;
-	size_t n_compared = 0;
+	struct frame before, after;
+	struct artefact_info info_before, info_after;
+	size_t n_kept = 0, n_moved = 0;
 
 	run_as_of(fx);
 	load_current(fx, &before, &info_before);
-	add_events_file(fx, "events_b.csv", events_outside_window_csv);
+	add_file(fx, "events_b.csv", events_sessions_csv);
 	run_as_of(fx);
 	load_current(fx, &after, &info_after);
-
 	assert_int_equal(info_after.version, 2);
 	assert_string_not_equal(info_after.content_hash, info_before.content_hash);
 	assert_int_equal(after.n_rows, before.n_rows);
 	assert_int_equal(after.n_cols, before.n_cols);
-	for (size_t j = 0; j < before.n_cols; j++) {
-		assert_string_equal(after.names[j], before.names[j]);
-		if (is_label_derived(before.names[j]))
+	for (size_t i = 0; i < before.n_rows; i++) {
+		const double uid = col(&before, "uid")[i], s = col(&before, "window_days")[i];
+		const int64_t d = first_new_day(session_events, N_OF(session_events), uid);
+		double new_events = 0;
+
+		assert_value("uid", uid, s, col(&after, "uid")[i], uid);
+		assert_value("window_days", uid, s, col(&after, "window_days")[i], s);
+		if (s <= (double)d) {
+			for (size_t j = 0; j < before.n_cols; j++)
+				if (!same_bits(after.cols[j][i], before.cols[j][i]))
+					fail_msg("uid %g s %g: %s changed by an event on day %lld >= s",
+						 uid, s, before.names[j], (long long)d);
+			n_kept++;
 			continue;
-		if (memcmp(after.cols[j], before.cols[j], before.n_rows * sizeof(double)) != 0)
-			fail_msg("feature %s changed after adding events outside the window",
-				 before.names[j]);
-		n_compared++;
+		}
+		for (size_t k = 0; k < N_OF(session_events); k++)
+			if ((double)session_events[k].uid == uid && (double)session_events[k].day < s)
+				new_events++;
+		assert_true(new_events > 0);
+		assert_value("events_window", uid, s, col(&after, "events_window")[i],
+			     col(&before, "events_window")[i] + new_events);
+		/* labels, sample and the revenue features did not move */
+		assert_value("rev_window", uid, s, col(&after, "rev_window")[i],
+			     col(&before, "rev_window")[i]);
+		assert_value("weight", uid, s, col(&after, "weight")[i], col(&before, "weight")[i]);
+		assert_value("user_rep", uid, s, col(&after, "user_rep")[i], col(&before, "user_rep")[i]);
+		assert_value("ltv_30", uid, s, col(&after, "ltv_30")[i], col(&before, "ltv_30")[i]);
+		n_moved++;
 	}
-	assert_true(n_compared >= 17); /* uid .. cost, app/campaign codes, split */
-	/* the labels did take the new revenue */
-	for (size_t k = 0; k < N_ROWS; k++) {
-		size_t i = row_of(&after, base[k].uid);
-
-		assert_value("ltv_7", base[k].uid, col(&after, "ltv_7")[i], ltv_after_b[k][0]);
-		assert_value("ltv_30", base[k].uid, col(&after, "ltv_30")[i], ltv_after_b[k][1]);
-		assert_value("ltv_90", base[k].uid, col(&after, "ltv_90")[i], ltv_after_b[k][2]);
-	}
-
-	/* and (a) on top of (b) changes nothing either */
-	add_events_file(fx, "events_c.csv", events_after_as_of_csv);
-	run_as_of(fx);
-	load_current(fx, &again, &info_again);
-	assert_string_equal(info_again.content_hash, info_after.content_hash);
-	for (size_t j = 0; j < after.n_cols; j++)
-		assert_memory_equal(again.cols[j], after.cols[j], after.n_rows * sizeof(double));
-
+	/* a1 s=1,3; a2 s=1,3; a3 s=1; a9 s=10; a13 s=1,3 kept, plus 9 rows of untouched users;
+	 * moved: a1 s=10, a2 s=10, a3 s=3,10, a8 s=1, a13 s=10 */
+	assert_int_equal(n_moved, 6);
+	assert_int_equal(n_kept, N_ROWS - 6);
+	/* the day-d boundary, spelled out: a1's session on d3 is not in its s=3 row, in its s=10 row */
+	assert_value("events_window", 1, 3, col(&after, "events_window")[find_row(&after, 1, 3)], 3);
+	assert_value("events_window", 1, 10, col(&after, "events_window")[find_row(&after, 1, 10)], 6);
+	assert_value("days_since_active", 1, 10,
+		     col(&after, "days_since_active")[find_row(&after, 1, 10)], 4); /* 9 - d5 */
+	assert_value("days_since_active", 3, 3,
+		     col(&after, "days_since_active")[find_row(&after, 3, 3)], 1); /* 2 - d1 */
+	assert_value("active_days_window", 8, 1,
+		     col(&after, "active_days_window")[find_row(&after, 8, 1)], 1);
 	artefact_info_release(&info_before);
 	artefact_info_release(&info_after);
-	artefact_info_release(&info_again);
 	frame_release(&before);
 	frame_release(&after);
-	frame_release(&again);
 }
 
-/* A wider window reads d2: the same fixture with obs_days 3 moves exactly those values. */
-static void test_obs_days_3_reads_day_2(void **state)
+/*
+ * (b) with revenue, rows matched by (uid, window_days): the feature columns
+ * of a row of age s <= d keep their bits (labels, rev_to_date, weight,
+ * user_rep and the label encodings may move); a row of age s > d gains the
+ * new revenue of days < s; the sample follows the new revenue.
+ */
+static void test_revenue_on_day_d_changes_only_ages_above_d(void **state)
 {
 	struct fixture *fx = *state;
-	struct frame f;
-	struct artefact_info info;
-	struct ltv_err err = { 0 };
-	size_t i;
+	struct frame before, after;
+	struct artefact_info info_before, info_after;
+	size_t n_matched = 0, n_features = 0;
 
-	assert_int_equal(config_apply_override(&fx->cfg, "features.obs_days=3", &err), 0);
 	run_as_of(fx);
-	load_current(fx, &f, &info);
-	i = row_of(&f, 5); /* a4: d2 (3) is complete, d3 is not */
-	assert_value("rev_window", 5, col(&f, "rev_window")[i], 2 + 3);
-	assert_value("window_days", 5, col(&f, "window_days")[i], 3);
-	assert_value("active_days_window", 5, col(&f, "active_days_window")[i], 2);
-	assert_value("rev_max_day", 5, col(&f, "rev_max_day")[i], 3);
-	i = row_of(&f, 1); /* a1: nothing on d2 */
-	assert_value("rev_window", 1, col(&f, "rev_window")[i], 5.75);
-	i = row_of(&f, 3); /* a3: nothing on d2 */
-	assert_value("events_window", 3, col(&f, "events_window")[i], 1);
-	artefact_info_release(&info);
-	frame_release(&f);
+	load_current(fx, &before, &info_before);
+	add_file(fx, "events_b.csv", events_revenue_csv);
+	run_as_of(fx);
+	load_current(fx, &after, &info_after);
+	/* a9 and a12 became payers: 1 row of weight 3 → 3 rows of weight 1 each */
+	assert_int_equal(after.n_rows, before.n_rows + 4);
+	for (size_t i = 0; i < after.n_rows; i++) {
+		const double uid = col(&after, "uid")[i], s = col(&after, "window_days")[i];
+		const int64_t d = first_new_day(revenue_events, N_OF(revenue_events), uid);
+		const size_t b = find_row(&before, uid, s);
+		double new_rev = 0;
+
+		if (b == SIZE_MAX)
+			continue;
+		n_matched++;
+		if (s <= (double)d) {
+			for (size_t j = 0; j < before.n_cols; j++) {
+				const char *name = before.names[j];
+
+				assert_string_equal(after.names[j], name);
+				if (is_label_derived(name) || strcmp(name, "weight") == 0 ||
+				    strcmp(name, "user_rep") == 0)
+					continue;
+				if (!same_bits(after.cols[j][i], before.cols[j][b]))
+					fail_msg("uid %g s %g: feature %s changed by revenue on day %lld >= s",
+						 uid, s, name, (long long)d);
+				n_features++;
+			}
+			continue;
+		}
+		for (size_t k = 0; k < N_OF(revenue_events); k++)
+			if ((double)revenue_events[k].uid == uid && (double)revenue_events[k].day < s)
+				new_rev += revenue_events[k].revenue;
+		assert_true(new_rev > 0);
+		assert_value("rev_window", uid, s, col(&after, "rev_window")[i],
+			     col(&before, "rev_window")[b] + new_rev);
+	}
+	assert_int_equal(n_matched, N_ROWS);
+	assert_true(n_features >= (N_ROWS - 3) * 18); /* rows but a1 s=3,10 and a12 s=10 */
+	/* the labels and the floor did take the new revenue */
+	assert_value("ltv_7", 1, 1, col(&after, "ltv_7")[find_row(&after, 1, 1)], 15.75 + 8);
+	assert_value("ltv_30", 2, 10, col(&after, "ltv_30")[find_row(&after, 2, 10)], 2.5 + 3);
+	assert_value("ltv_7", 2, 10, col(&after, "ltv_7")[find_row(&after, 2, 10)], 2.5);
+	assert_value("ltv_30", 9, 3, col(&after, "ltv_30")[find_row(&after, 9, 3)], 4);
+	assert_value("rev_to_date", 11, 1, col(&after, "rev_to_date")[find_row(&after, 11, 1)], 5);
+	/* the sample: a9 and a12 have every snapshot at weight 1 now; a11 (revenue on d7, mature
+	 * at 7 only) is still one row of weight 2 */
+	for (int s = 1; s <= 10; s += s == 1 ? 2 : 7) {
+		size_t i9 = find_row(&after, 9, s), i12 = find_row(&after, 12, s);
+
+		assert_true(i9 != SIZE_MAX && i12 != SIZE_MAX);
+		assert_value("weight", 9, s, col(&after, "weight")[i9], 1);
+		assert_value("user_rep", 9, s, col(&after, "user_rep")[i9], s == 1);
+		assert_value("weight", 12, s, col(&after, "weight")[i12], 1);
+	}
+	assert_true(find_row(&after, 11, 3) == SIZE_MAX);
+	assert_value("weight", 11, 1, col(&after, "weight")[find_row(&after, 11, 1)], 2);
+	/* a12's s=3 row reads its new d2 purchase */
+	assert_value("rev_window", 12, 3, col(&after, "rev_window")[find_row(&after, 12, 3)], 1);
+	artefact_info_release(&info_before);
+	artefact_info_release(&info_after);
+	frame_release(&before);
+	frame_release(&after);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_hand_computed_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hand_computed_snapshot_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_at_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_after_as_of_change_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_events_outside_window_change_only_labels, setup,
+		cmocka_unit_test_setup_teardown(test_session_on_day_d_changes_only_ages_above_d, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_obs_days_3_reads_day_2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_revenue_on_day_d_changes_only_ages_above_d, setup,
+						teardown),
 	};
 
 	log_level_current = LOG_ERROR;

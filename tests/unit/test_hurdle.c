@@ -5,7 +5,7 @@
  * payer AUC, the save/load round trip (reloaded predictions reproduce the
  * metrics computed from the models in memory right after training, to the
  * bit), the floor at window revenue, dispatch by tier, a single-class
- * horizon, that changing one hurdle parameter reruns hurdle alone, and that
+ * horizon (a sample rewritten so that nobody pays on day 1), that changing one hurdle parameter reruns hurdle alone, and that
  * the number of threads does not change a byte of the stored models.
  */
 #include "testutil.h"
@@ -22,6 +22,8 @@
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
+#include "ltv/strmap.h"
+#include "ltv/timeutil.h"
 
 #include "fixture.h"
 
@@ -225,26 +227,108 @@ static void test_tier_dispatch(void **state)
 	test_model_release(&l);
 }
 
+/* Splits a CSV line in place at commas (generated files have no quoted fields). */
+static int split_csv(char *line, char **fields, int max)
+{
+	int n = 0;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	while (n < max) {
+		fields[n++] = line;
+		line = strchr(line, ',');
+		if (!line)
+			break;
+		*line++ = '\0';
+	}
+	return n;
+}
+
 /*
- * A horizon equal to the observation window has no revenue after it: every
- * label is "not a payer". That must train (a constant p = 0), not crash, and
- * predict exactly the window revenue.
+ * Rewrites the sample's events.csv without the revenue of day 1 (the second
+ * day after install): nobody pays on day 1. Returns how many events were dropped.
+ */
+static size_t drop_day1_revenue(const struct test_pipeline *fx)
+{
+	char *users_path = xasprintf("%s/users.csv", fx->data);
+	char *events_path = xasprintf("%s/events.csv", fx->data);
+	char *tmp_path = xasprintf("%s/events.csv.tmp", fx->data);
+	FILE *in = fopen(users_path, "r"), *out;
+	struct strmap install;
+	char line[4096], copy[4096], *f[8];
+	size_t dropped = 0;
+	int64_t t;
+
+	assert_non_null(in);
+	strmap_init(&install);
+	assert_non_null(fgets(line, sizeof(line), in)); /* header */
+	assert_int_equal(split_csv(line, f, 8), 7);
+	assert_string_equal(f[3], "install_time");
+	while (fgets(line, sizeof(line), in)) {
+		assert_true(split_csv(line, f, 8) >= 4);
+		assert_int_equal(time_parse_iso8601(f[3], &t), 0);
+		assert_int_equal(strmap_put(&install, f[0], t), 0);
+	}
+	fclose(in);
+	in = fopen(events_path, "r");
+	out = fopen(tmp_path, "w");
+	assert_non_null(in);
+	assert_non_null(out);
+	assert_non_null(fgets(line, sizeof(line), in));
+	fputs(line, out);
+	assert_int_equal(split_csv(line, f, 8), 4);
+	assert_string_equal(f[1], "event_time");
+	assert_string_equal(f[2], "revenue");
+	while (fgets(line, sizeof(line), in)) {
+		int64_t installed;
+		double revenue;
+
+		snprintf(copy, sizeof(copy), "%s", line);
+		assert_int_equal(split_csv(line, f, 8), 4);
+		assert_int_equal(time_parse_iso8601(f[1], &t), 0);
+		assert_true(strmap_get(&install, f[0], &installed));
+		assert_int_equal(parse_double(f[2], &revenue), 0);
+		if (revenue > 0 && time_day_index(installed, t) == 1) {
+			dropped++;
+			continue;
+		}
+		fputs(copy, out);
+	}
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+	assert_int_equal(rename(tmp_path, events_path), 0);
+	strmap_release(&install);
+	free(users_path);
+	free(events_path);
+	free(tmp_path);
+	return dropped;
+}
+
+/*
+ * A horizon with no revenue between the first snapshot and it: every label is
+ * "not a payer". With horizons 2 and 30 the rows at horizon 2 are those of
+ * snapshot 1 (the only age below 2), whose revenue to come is that of day 1;
+ * the sample is rewritten so that nobody pays on day 1. That must train (a
+ * constant p = 0), not crash, and predict exactly the revenue before the row's age.
  */
 static void test_single_class_horizon(void **state)
 {
 	struct test_pipeline *fx;
 	struct test_model l;
 	const cJSON *m;
-	size_t n, *rows;
+	size_t n, *rows, at_snapshot1 = 0;
 	double *pred, *p;
-	const double *rev_window;
+	const double *rev_window, *window;
 
 	(void)state;
-	fx = fixture_new("hurdle", "features.horizons=2,30");
+	fx = test_pipeline_new(20000, 42, "2");
+	assert_true(drop_day1_revenue(fx) > 0); /* the generated sample did have day-1 payers */
+	test_set(&fx->cfg, "%s", "features.horizons=2,30");
+	test_run_to(&fx->cfg, "hurdle");
 	load(fx, &l);
 	m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(l.metrics, "models"),
 					     "t0_h2");
 	assert_non_null(m);
+	assert_true(test_metric(m, "n_train") > 1000);
 	assert_true(test_metric(m, "payer_const") == 0.0);
 	assert_int_equal(test_metric(m, "payers"), 0);
 	assert_true(cJSON_GetObjectItemCaseSensitive(m, "payer_iter") == NULL);
@@ -255,11 +339,14 @@ static void test_single_class_horizon(void **state)
 	pred = malloc(n * sizeof(double));
 	p = malloc(n * sizeof(double));
 	rev_window = frame_column(&l.d.frame, "rev_window");
+	window = frame_column(&l.d.frame, "window_days");
 	test_model_predict(&l, rows, n, 2, pred, p);
 	for (size_t i = 0; i < n; i++) {
 		assert_true(pred[i] == rev_window[i]);
 		assert_true(p[i] == 0.0);
+		at_snapshot1 += window[i] == 1;
 	}
+	assert_true(at_snapshot1 > 1000);
 	free(rows);
 	free(pred);
 	free(p);

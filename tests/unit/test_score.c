@@ -5,10 +5,12 @@
  * them, the method a campaign gets (its selection, semantic for a name the
  * selection never saw, the global median for an empty name, the tier default
  * without a selection), value segments and the revenue floor of calibration,
- * `score` output (header, one row per user still to score, ltv >= 0 and
- * monotone across horizons, campaign sums, a report naming the version) that
- * is byte-identical when scored again, and `predict` JSON for unseen and
- * empty campaign names.
+ * `score` output (header with observed_up_to, one row per user younger than
+ * the longest horizon at the age they have, ltv >= revenue so far and
+ * monotone across horizons, observed values for the horizons a user has
+ * lived, campaign sums, a report naming the version and the users scored)
+ * that is byte-identical when scored again, and `predict` JSON for unseen
+ * and empty campaign names.
  */
 #include "testutil.h"
 
@@ -23,6 +25,8 @@
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/score.h"
+#include "ltv/strmap.h"
+#include "ltv/timeutil.h"
 
 #include "fixture.h"
 
@@ -183,11 +187,13 @@ static void test_chosen_method(void **state)
 	struct model_data d;
 
 	hand_data(&d, names, 4);
+	d.tier[2] = 2; /* brand_new_2026: its users' tier */
 	predictor_init(&p, &fx->cfg);
+	p.tier_default[2] = method_index("multiplier");
 	p.tier_default[3] = method_index("hurdle");
 	/* without any per-campaign selection, every named campaign gets its tier's default */
 	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("hurdle"));
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("hurdle"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("multiplier"));
 	/* an empty name has nothing to go on */
 	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
 
@@ -197,8 +203,13 @@ static void test_chosen_method(void **state)
 	predictor_choose(&p, "app_b", "brand_new_2026", method_index("multiplier")); /* other app */
 	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("curves"));
 	assert_int_equal(predictor_chosen_method(&p, &d, 1), method_index("lookalike"));
-	/* a name the selection never saw for this app is valued by its name */
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("semantic"));
+	/*
+	 * a name the selection never saw for this app (nor the other app's choice)
+	 * is served by its tier's best method: its users' behaviour is known
+	 */
+	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("multiplier"));
+	d.tier[2] = 3;
+	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("hurdle"));
 	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
 	predictor_release(&p);
 	model_data_release(&d);
@@ -225,26 +236,80 @@ static void test_score_usage_errors(void **state)
 	free(path);
 }
 
-/* The features artefact's users_to_score: the users not yet target_horizon days old. */
-static int64_t users_to_score(struct test_pipeline *fx)
+/*
+ * What `score` should cover, computed from the registry without the scorer:
+ * every user installed by as_of (the latest event, the default) and younger
+ * than the LONGEST horizon, with their age and revenue of complete days.
+ */
+struct expect_users {
+	struct user_table users;
+	struct strmap by_id;       /* user_id → index into users */
+	int64_t as_of;
+	int64_t *age;              /* whole days complete at as_of; -1: installed after */
+	double *rev_to_date;       /* revenue of the complete days */
+	double *ltv[3];            /* revenue of days d < 7, 30, 90 (complete days only) */
+	int64_t n_to_score;        /* installed and age < 90 */
+	int64_t n_under_first;     /* of those, younger than the first snapshot (1 day) */
+};
+
+static const int64_t score_horizons[3] = { 7, 30, 90 };
+
+static int add_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
+		   int64_t purchases)
+{
+	struct expect_users *e = ctx;
+	const size_t u = (size_t)uid - 1;
+
+	(void)events;
+	(void)purchases;
+	if (uid < 1 || u >= e->users.n || e->age[u] < 0 || day >= e->age[u])
+		return 0; /* installed after as_of, or a day not complete at as_of */
+	e->rev_to_date[u] += revenue;
+	for (size_t h = 0; h < 3; h++)
+		if (day < score_horizons[h])
+			e->ltv[h][u] += revenue;
+	return 0;
+}
+
+static void expect_users_load(struct test_pipeline *fx, struct expect_users *e)
 {
 	struct registry *reg = NULL;
-	struct artefact_info a = { 0 };
 	struct ltv_err err = { 0 };
-	cJSON *m, *item;
-	int64_t n;
+	char *value = NULL;
 
+	memset(e, 0, sizeof(*e));
 	assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
-	assert_int_equal(registry_artefact_current(reg, "features", &a, &err), 0);
-	m = cJSON_Parse(a.metrics);
-	assert_non_null(m);
-	item = cJSON_GetObjectItemCaseSensitive(m, "users_to_score");
-	assert_true(cJSON_IsNumber(item));
-	n = (int64_t)item->valuedouble;
-	cJSON_Delete(m);
-	artefact_info_release(&a);
+	assert_int_equal(registry_meta_get(reg, "max_event_time", &value, &err), 0);
+	assert_int_equal(parse_int64(value, &e->as_of), 0);
+	free(value);
+	assert_int_equal(registry_users_load(reg, &e->users, &err), 0);
+	e->age = xmalloc(e->users.n * sizeof(int64_t));
+	e->rev_to_date = xcalloc(e->users.n, sizeof(double));
+	for (size_t h = 0; h < 3; h++)
+		e->ltv[h] = xcalloc(e->users.n, sizeof(double));
+	strmap_init(&e->by_id);
+	for (size_t u = 0; u < e->users.n; u++) {
+		assert_int_equal(e->users.uid[u], (int64_t)u + 1);
+		assert_int_equal(strmap_put(&e->by_id, e->users.user_id[u], (int64_t)u), 0);
+		e->age[u] = e->users.install_time[u] <= e->as_of
+			    ? time_day_index(e->users.install_time[u], e->as_of) : -1;
+		if (e->age[u] >= 0 && e->age[u] < 90) {
+			e->n_to_score++;
+			e->n_under_first += e->age[u] < 1;
+		}
+	}
+	assert_int_equal(registry_user_days_each(reg, add_day, e, &err), 0);
 	registry_close(reg);
-	return n;
+}
+
+static void expect_users_release(struct expect_users *e)
+{
+	user_table_release(&e->users);
+	strmap_release(&e->by_id);
+	free(e->age);
+	free(e->rev_to_date);
+	for (size_t h = 0; h < 3; h++)
+		free(e->ltv[h]);
 }
 
 /* A CSV number field; fails the test when it is not one. */
@@ -257,46 +322,86 @@ static double num(const char *text)
 	return v;
 }
 
-static void check_users_csv(char *text, int64_t expect_rows, int64_t target)
+/* Money as score prints it (%.4f) against the exact value. */
+static int same_money(double printed, double exact)
+{
+	return fabs(printed - exact) <= 5.001e-5 + 1e-12 * fabs(exact);
+}
+
+static void check_users_csv(char *text, const struct expect_users *e)
 {
 	static const char header[] = "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer,"
-				     "ltv_7,ltv_30,ltv_90,ltv_raw_30,segment,cost,roas_30";
+				     "ltv_7,ltv_30,ltv_90,observed_up_to,ltv_raw_30,segment,cost,roas_30";
 	char *save = NULL, *line = strtok_r(text, "\n", &save);
-	int64_t rows = 0;
+	char *seen = xcalloc(e->users.n, 1);
+	int64_t rows = 0, observed[3] = { 0 };
 
 	assert_non_null(line);
 	assert_string_equal(line, header);
 	while ((line = strtok_r(NULL, "\n", &save))) {
-		char *fields[16], *p = line;
+		char *fields[17], *p = line;
 		int n = 0;
+		int64_t u;
 
 		/* generated campaign names have no commas, so a plain split is exact */
-		while (n < 16) {
+		while (n < 17) {
 			fields[n++] = p;
 			p = strchr(p, ',');
 			if (!p)
 				break;
 			*p++ = '\0';
 		}
-		assert_int_equal(n, 15);
+		assert_int_equal(n, 16);
+		if (!strmap_get(&e->by_id, fields[0], &u))
+			fail_msg("row %lld: unknown user '%s'", (long long)rows + 1, fields[0]);
+		if (seen[u]++)
+			fail_msg("user %s scored twice", fields[0]);
 		double age = num(fields[4]), tier = num(fields[5]);
-		double l7 = num(fields[8]), l30 = num(fields[9]), l90 = num(fields[10]);
+		double ltv[3] = { num(fields[8]), num(fields[9]), num(fields[10]) };
+		int64_t up_to = -1;
 
-		assert_true(age >= 0 && age < (double)target);
+		/* every user younger than the longest horizon, at the age they have */
+		assert_int_equal((int64_t)age, e->age[u]);
+		assert_true(age >= 0 && age < 90);
 		assert_true(tier >= 1 && tier <= 3);
 		if (fields[7][0]) {
 			double pp = num(fields[7]);
 
 			assert_true(pp >= 0 && pp <= 1);
 		}
-		if (!(l7 >= 0 && l7 <= l30 && l30 <= l90))
+		if (!(ltv[0] >= 0 && ltv[0] <= ltv[1] && ltv[1] <= ltv[2]))
 			fail_msg("row %lld (%s): ltv not monotone or negative: %g %g %g", (long long)rows + 1,
-				 fields[0], l7, l30, l90);
-		assert_true(strcmp(fields[12], "Low") == 0 || strcmp(fields[12], "Medium") == 0 ||
-			    strcmp(fields[12], "High") == 0 || strcmp(fields[12], "VIP") == 0);
+				 fields[0], ltv[0], ltv[1], ltv[2]);
+		for (size_t h = 0; h < 3; h++) {
+			/* additive: a horizon still to come is never below the revenue so far */
+			if (e->age[u] < score_horizons[h] && ltv[h] < e->rev_to_date[u] - 5.001e-5)
+				fail_msg("user %s: ltv_%lld %g below revenue so far %g", fields[0],
+					 (long long)score_horizons[h], ltv[h], e->rev_to_date[u]);
+			/* a horizon the user has lived is the observed value */
+			if (e->age[u] >= score_horizons[h]) {
+				up_to = score_horizons[h];
+				observed[h]++;
+				if (!same_money(ltv[h], e->ltv[h][u]))
+					fail_msg("user %s (age %lld): ltv_%lld %g, observed %g", fields[0],
+						 (long long)e->age[u], (long long)score_horizons[h], ltv[h],
+						 e->ltv[h][u]);
+			}
+		}
+		/* observed_up_to: the longest horizon observed, empty when none */
+		if (up_to < 0)
+			assert_string_equal(fields[11], "");
+		else
+			assert_int_equal((int64_t)num(fields[11]), up_to);
+		assert_true(num(fields[12]) >= 0); /* ltv_raw_30 */
+		assert_true(strcmp(fields[13], "Low") == 0 || strcmp(fields[13], "Medium") == 0 ||
+			    strcmp(fields[13], "High") == 0 || strcmp(fields[13], "VIP") == 0);
 		rows++;
 	}
-	assert_int_equal(rows, expect_rows);
+	assert_int_equal(rows, e->n_to_score);
+	/* the sample has users past 7 and past 30 days among those scored: both cases are exercised */
+	assert_true(observed[0] > 0 && observed[1] > 0);
+	assert_int_equal(observed[2], 0);
+	free(seen);
 }
 
 static int64_t campaigns_users_sum(char *text)
@@ -329,9 +434,11 @@ static void test_score_outputs(void **state)
 	struct score_options oa = { .as_of = INT64_MIN, .output = a };
 	struct score_options ob = { .as_of = INT64_MIN, .model = "1", .output = b };
 	FILE *out = fopen("/dev/null", "w");
-	int64_t expect = users_to_score(fx);
+	struct expect_users e;
+	char line[256];
 
-	assert_true(expect > 0);
+	expect_users_load(fx, &e);
+	assert_true(e.n_to_score > 0);
 	if (score_run(&fx->cfg, &oa, out, &err) != 0)
 		fail_msg("score: %s", err.msg);
 	if (score_run(&fx->cfg, &ob, out, &err) != 0)
@@ -346,18 +453,30 @@ static void test_score_outputs(void **state)
 		if (la != lb || memcmp(ta, tb, la) != 0)
 			fail_msg("'%s' and '%s' differ: scoring is not deterministic", pa, pb);
 		if (k == 0)
-			check_users_csv(ta, expect, fx->cfg.features.target_horizon);
+			check_users_csv(ta, &e);
 		else if (k == 1)
-			assert_int_equal(campaigns_users_sum(ta), expect);
+			assert_int_equal(campaigns_users_sum(ta), e.n_to_score);
 		else {
 			assert_non_null(strstr(ta, "model version 1,"));
 			assert_non_null(strstr(ta, "Horizons in days: 7 30 90 (target 30)"));
+			snprintf(line, sizeof(line),
+				 "\nUsers scored (not yet 90 days old, the longest horizon): %lld in ",
+				 (long long)e.n_to_score);
+			if (!strstr(ta, line))
+				fail_msg("report lacks '%s':\n%s", line + 1, ta);
+			/* users younger than the first snapshot age are counted, or the line is absent */
+			snprintf(line, sizeof(line), "\n  of which %lld (", (long long)e.n_under_first);
+			if (e.n_under_first > 0)
+				assert_non_null(strstr(ta, line));
+			else
+				assert_null(strstr(ta, "days old, the youngest age the models were trained at"));
 		}
 		free(ta);
 		free(tb);
 		free(pa);
 		free(pb);
 	}
+	expect_users_release(&e);
 	free(a);
 	free(b);
 }
@@ -417,7 +536,20 @@ static void test_predict_unseen_and_empty(void **state)
 	cJSON *empty = predict_json(fx, "puzzle_blast", "");
 	cJSON *none = predict_json(fx, "puzzle_blast", NULL);
 
-	assert_string_equal(json_str(unseen, "method"), "semantic");
+	/* a campaign the model never saw is tier 3, served by tier 3's best method */
+	{
+		struct registry *reg = NULL;
+		struct loaded_model m = { 0 };
+		struct ltv_err err = { 0 };
+
+		assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
+		if (model_load(reg, &fx->cfg, 1, &m, &err) != 0)
+			fail_msg("model_load: %s", err.msg);
+		assert_true(m.pred.tier_default[3] >= 0 && m.pred.tier_default[3] < METHOD_COUNT);
+		assert_string_equal(json_str(unseen, "method"), method_name(m.pred.tier_default[3]));
+		model_release(&m);
+		registry_close(reg);
+	}
 	assert_string_equal(json_str(unseen, "campaign"), "some_new_name_2026");
 	assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(unseen, "tier")->valuedouble, 3);
 	assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(unseen, "model_version")->valuedouble, 1);

@@ -1,7 +1,9 @@
 /*
  * Unit tests for the curves stage (pipeline/curves.c): its predict on a
- * hand-built artefact reproduces y_k * (H / k)^b exactly (with and without
- * the small-cohort blend, and the tier prior for a campaign without a curve),
+ * hand-built artefact (blob version 2) reproduces rev_window + L * (y(H) - y(u))
+ * exactly, L the cohort's level against its curve at its users' ages u (with
+ * and without the small-cohort blend, and the tier prior for a campaign
+ * without a curve),
  * a truncated artefact is refused, and on a generated sample the fitted
  * curves grow (b > 0), every validation user is predicted at or above what
  * they already paid, and the extrapolated validation cohorts land within a
@@ -35,17 +37,16 @@ struct hand_curve {
 	uint64_t n;
 };
 
-/* The documented blob "LTVCURVS" v1 for one horizon (see pipeline/curves.c). */
-static uint8_t *hand_blob(int64_t obs_days, double shrink, int64_t horizon,
-			  const struct hand_curve *prior1, const struct hand_curve *prior23,
-			  const struct hand_curve *entries, size_t n_entries, size_t *out_len)
+/* The documented blob "LTVCURVS" v2 for one horizon (see pipeline/curves.c). */
+static uint8_t *hand_blob(double shrink, int64_t horizon, const struct hand_curve *prior1,
+			  const struct hand_curve *prior23, const struct hand_curve *entries,
+			  size_t n_entries, size_t *out_len)
 {
 	struct blob_writer w;
 	const struct hand_curve *priors[2] = { prior1, prior23 };
 
 	blob_writer_init(&w);
-	blob_put_header(&w, "LTVCURVS", 1);
-	blob_put_u64(&w, (uint64_t)obs_days);
+	blob_put_header(&w, "LTVCURVS", 2);
 	blob_put_f64(&w, shrink);
 	blob_put_u64(&w, 1);
 	blob_put_u64(&w, (uint64_t)horizon);
@@ -116,6 +117,18 @@ static void hand_data(struct model_data *d, const double *rev, const double *win
 	d->n_campaigns = 2;
 }
 
+/*
+ * By hand (curves.c header): a cohort's level L = sum(rev_window) / sum(y(u))
+ * over its rows at their ages u (u >= 1, weight 1 without a weight column),
+ * blended to 1 by w = n / (n + shrinkage); each row gets
+ * rev_window + L * (y(30) - y(u)) with y(D) = a * D^b.
+ *   camp_a (own curve a 0.5, b 0.4), rows 0-4, all at u = 2, revenue 8:
+ *     L = 8 / (5 * 0.5 * 2^0.4), increment L * 0.5 * (30^0.4 - 2^0.4) = 1.6 * (15^0.4 - 1)
+ *     each, so the cohort mean is 1.6 * 15^0.4;
+ *   camp_b (no curve, tier 3: prior a 0.2, b 0.35), rows 5, 6 at u = 2 and 7 at u = 1,
+ *     revenue 3.5: L = 3.5 / (0.2 * (2 * 2^0.35 + 1)); increment L * 0.2 * (30^0.35 - 2^0.35)
+ *     for rows 5, 6 and L * 0.2 * (30^0.35 - 1) for row 7 (a younger user has more to come).
+ */
 static void test_predict_hand_built(void **state)
 {
 	static const double rev[] = { 0, 1, 2, 0, 5, 0.5, 0, 3 };
@@ -130,7 +143,7 @@ static void test_predict_hand_built(void **state)
 	struct ltv_err err = { 0 };
 	struct artefact_info exact = { 0 }, blended = { 0 }, cut = { 0 };
 	struct model_data d;
-	double pred[8], p_payer[8], mean_a = 0, y_a = 1.6, y_b = 0.25, w, y_blend, expect;
+	double pred[8], p_payer[8], mean_a = 0, l_a, l_b, w, level, expect;
 	void *s = NULL;
 	uint8_t *blob;
 	size_t len;
@@ -138,46 +151,62 @@ static void test_predict_hand_built(void **state)
 	(void)state;
 	assert_int_equal(registry_open(path, 5, &reg, &err), 0);
 	assert_int_equal(registry_run_start(reg, "test-run", "test", INT64_MIN, "cfg", &err), 0);
-	blob = hand_blob(2, 0, 30, &prior1, &prior23, &own, 1, &len);
+	blob = hand_blob(0, 30, &prior1, &prior23, &own, 1, &len);
 	store_artefact(reg, blob, len, &exact);
 	store_artefact(reg, blob, len - 3, &cut);
 	free(blob);
-	blob = hand_blob(2, 100, 30, &prior1, &prior23, &own, 1, &len);
+	blob = hand_blob(100, 30, &prior1, &prior23, &own, 1, &len);
 	store_artefact(reg, blob, len, &blended);
 	free(blob);
 	hand_data(&d, rev, window, campaign, 8);
 
-	/* shrinkage 0: the cohort keeps its own y_k = 1.6 exactly. */
+	/* shrinkage 0: each cohort keeps its own level exactly. */
 	assert_int_equal(method_curves.load(reg, &exact, NULL, &s, &err), 0);
 	assert_int_equal(method_curves.predict(s, &d, rows, 8, 30, pred, p_payer, &err), 0);
+	l_a = 8.0 / (5 * 0.5 * pow(2.0, 0.4));
 	for (size_t i = 0; i < 5; i++) {
 		mean_a += pred[i] / 5;
-		assert_true(pred[i] >= rev[i]);
-		/* The cohort's increment is spread evenly. */
-		assert_double_near(pred[i] - rev[i], pred[0] - rev[0], 1e-12);
+		/* The cohort's increment is the same for users of the same age. */
+		assert_double_near(pred[i] - rev[i], l_a * 0.5 * (pow(30.0, 0.4) - pow(2.0, 0.4)), 1e-12);
+		assert_double_near(pred[i] - rev[i], 1.6 * (pow(15.0, 0.4) - 1), 1e-12);
 		assert_true(isnan(p_payer[i]));
 	}
-	expect = y_a * pow(30.0 / 2.0, 0.4);
+	expect = 1.6 * pow(15.0, 0.4);
 	assert_double_near(mean_a, expect, 1e-12 * expect);
-	/* camp_b has no curve: tier-3 rows use the tier-2/3 prior, y_k from full windows only. */
-	expect = y_b * (pow(15.0, 0.35) - 1);
+	/* camp_b has no curve: tier-3 rows use the tier-2/3 prior, level over all three rows. */
+	l_b = 3.5 / (0.2 * (2 * pow(2.0, 0.35) + 1));
+	expect = l_b * 0.2 * (pow(30.0, 0.35) - pow(2.0, 0.35));
 	assert_double_near(pred[5] - rev[5], expect, 1e-12);
 	assert_double_near(pred[6] - rev[6], expect, 1e-12);
-	/* A one-day window also gets the day it has not seen yet. */
-	assert_double_near(pred[7] - rev[7], y_b * (pow(15.0, 0.35) - pow(0.5, 0.35)), 1e-12);
+	/* A one-day-old user also gets the day it has not seen yet. */
+	assert_double_near(pred[7] - rev[7], l_b * 0.2 * (pow(30.0, 0.35) - 1), 1e-12);
+	assert_true(pred[7] - rev[7] > pred[5] - rev[5]);
 	/* A horizon the artefact was not trained for: nothing to say. */
 	assert_int_equal(method_curves.predict(s, &d, rows, 8, 7, pred, NULL, &err), 0);
 	for (size_t i = 0; i < 8; i++)
 		assert_true(isnan(pred[i]));
+	/* A user at or past the horizon has nothing left to come. */
+	{
+		static const double old_window[] = { 30, 45 };
+		static const double old_rev[] = { 4, 9 };
+		static const double old_campaign[] = { 0, 0 };
+		struct model_data old;
+
+		hand_data(&old, old_rev, old_window, old_campaign, 2);
+		assert_int_equal(method_curves.predict(s, &old, rows, 2, 30, pred, NULL, &err), 0);
+		assert_true(pred[0] == 4 && pred[1] == 9);
+		model_data_release(&old);
+	}
 	method_curves.free_state(s);
 
-	/* shrinkage 100: 5 users blend towards the curve's own a * k^b. */
+	/* shrinkage 100: 5 users' level 3.2 / 2^0.4 blends towards the curve's own 1. */
 	assert_int_equal(method_curves.load(reg, &blended, NULL, &s, &err), 0);
 	assert_int_equal(method_curves.predict(s, &d, rows, 5, 30, pred, NULL, &err), 0);
 	w = 5.0 / 105.0;
-	y_blend = w * y_a + (1 - w) * 0.5 * pow(2.0, 0.4);
+	level = w * l_a + (1 - w);
 	for (size_t i = 0; i < 5; i++)
-		assert_double_near(pred[i], rev[i] + y_blend * (pow(15.0, 0.4) - 1), 1e-12);
+		assert_double_near(pred[i],
+				   rev[i] + level * 0.5 * (pow(30.0, 0.4) - pow(2.0, 0.4)), 1e-12);
 	method_curves.free_state(s);
 
 	s = (void *)1;
