@@ -16,11 +16,10 @@
  * beta are in that unit and the predictions are too.
  *
  * Pure model code: arrays in, numbers out, no I/O. Fitting uses GSL; the
- * likelihood and the predictions sum their hypergeometric series themselves,
- * so scoring needs no GSL error handler and may run in several threads.
- * Those series converge geometrically with ratio
- * |alpha - beta| / (max(alpha, beta) + t_x): parameters with alpha / beta or
- * beta / alpha beyond about 10^4 make them fail with LTV_EMODEL.
+ * likelihood and the predictions evaluate their hypergeometric integrals
+ * themselves (a 2F1 series when it converges fast, Gauss-Legendre
+ * quadrature otherwise, for any alpha / beta), so scoring needs no GSL error
+ * handler and may run in several threads.
  */
 #ifndef LTV_PARETO_NBD_H
 #define LTV_PARETO_NBD_H
@@ -72,9 +71,9 @@ int pareto_nbd_data_check(const struct pareto_nbd_data *data, struct ltv_err *er
 /*
  * Maximum-likelihood fit of r, alpha, s, beta over their logarithms with the
  * search shared with BG/NBD (mle.h): Nelder-Mead from r = s = 1,
- * alpha = beta = mean T, then BFGS. The gradient is taken by central
- * differences (step 1e-5 in each log-parameter; the hypergeometric terms
- * have no cheap closed-form derivative in r and s). On success *out_model is
+ * alpha = beta = mean T, then BFGS. The gradient is analytic
+ * (differentiating the hypergeometric integral under the integral sign,
+ * evaluated by the same quadrature as its value). On success *out_model is
  * a new model the caller frees with pareto_nbd_free. Fails with LTV_EINVAL on
  * bad param or data, LTV_EMODEL when the optimum was not reached (for
  * example parameters running off to 0 or infinity on data with almost no
@@ -87,7 +86,8 @@ int pareto_nbd_fit(const struct pareto_nbd_param *param, const struct pareto_nbd
 /*
  * Log-likelihood of data (Fader & Hardie's LL(r, alpha, s, beta), weighted)
  * at the model's parameters, into *out_log_lik. Fails with LTV_EINVAL on bad
- * data and LTV_EMODEL when a series does not converge (see above).
+ * data and LTV_EMODEL when the result is not a number (parameters beyond
+ * floating point).
  */
 int pareto_nbd_log_lik(const struct pareto_nbd_model *model, const struct pareto_nbd_data *data,
 		       double *out_log_lik, struct ltv_err *err);
@@ -96,8 +96,8 @@ int pareto_nbd_log_lik(const struct pareto_nbd_model *model, const struct pareto
  * P(alive at T | x, t_x, T), in (0, 1]:
  *   1 / (1 + s / (r + s + x) (alpha + T)^(r + x) (beta + T)^s A0),
  * A0 as in Fader & Hardie's note. Unlike BG/NBD it is below 1 for x = 0.
- * Fails with LTV_EINVAL on a bad row and LTV_EMODEL when a series does not
- * converge.
+ * Fails with LTV_EINVAL on a bad row and LTV_EMODEL when the integral is
+ * not a finite number.
  */
 int pareto_nbd_p_alive(const struct pareto_nbd_model *model, double x, double t_x, double T,
 		       double *out_p_alive, struct ltv_err *err);

@@ -3,17 +3,28 @@
  * per-customer (x, t_x, T) summaries, P(alive), the conditional expectation
  * and the probability of at least one purchase in a coming window. The
  * search and the blob layout are mle.c's, shared with BG/NBD and
- * Gamma-Gamma; this file owns the likelihood and the predictions.
+ * Gamma-Gamma; this file owns the likelihood, its gradient and the
+ * predictions.
  *
- * Every hypergeometric term the model needs is one integral,
- *   F(tau) = integral over u > tau of (A + u)^-p (B + u)^-q,   p + q > 1,
- * which expands in z = |A - B| / (max(A, B) + tau) < 1 as
- *   (M + tau)^-(p+q-1) / (p+q-1) 2F1(p+q-1, b; p+q; z),  M = max(A, B),
- * b the exponent of the factor with the smaller shift. That is the
- * likelihood's A0 (Fader & Hardie's two branches alpha >= beta and
- * alpha < beta are the two choices of M) and the window-purchase
- * probability's integral; each is a difference F(lo) - F(hi) of positive
- * terms, taken in log space.
+ * Every hypergeometric term the model needs is one integral
+ *   I = integral over u in [lo, hi] of (A + u)^-p (B + u)^-q,   p + q > 1:
+ * the likelihood's s A0 / (r+s+x) of Fader & Hardie's note (A = alpha,
+ * p = r + x, B = beta, q = s + 1 on [t_x, T]; their two branches
+ * alpha >= beta and alpha < beta need no separate code) and the
+ * window-purchase probability's integral. It is computed one of two ways:
+ *  - z = |A - B| / (max(A, B) + lo) <= SERIES_MAX_Z: as F(lo) - F(hi), F the
+ *    tail over [tau, inf), which expands in z = |A - B| / (M + tau) as
+ *      (M + tau)^-(p+q-1) / (p+q-1) 2F1(p+q-1, b; p+q; z),  M = max(A, B),
+ *    b the exponent of the factor with the smaller shift (under 100 terms);
+ *  - otherwise (alpha / beta far from 1, where the series needs up to
+ *    millions of terms) by composite Gauss-Legendre quadrature in
+ *    v = ln(min(A, B) + u), where the integrand is log-concave and smooth
+ *    (quad_integral), accurate to about 1e-14 relative.
+ * The fit's gradient is analytic: d/dparam of each row's log-likelihood
+ * differentiates under the integral, so one quadrature pass gives the value
+ * and the four moments it needs (row_log_lik_grad); the search's
+ * value-only calls (Nelder-Mead) take the cheaper of the two ways above.
+ * Pure: no I/O, no state, no GSL calls, so safe in several threads.
  */
 #include <assert.h>
 #include <float.h>
@@ -24,10 +35,8 @@
 #include "ltv/pareto_nbd.h"
 
 #define N_PARAMS 4
-/* Enough for z up to about 1 - 4e-4, i.e. alpha / beta within about 1e4 of 1. */
-#define HYP_MAX_TERMS 100000L
-/* Step in each log-parameter for the central-difference gradient. */
-#define GRAD_STEP 1e-5
+/* Largest z summed as a series; beyond it, quadrature. */
+#define SERIES_MAX_Z 0.6
 
 enum { P_R, P_ALPHA, P_S, P_BETA };
 
@@ -94,64 +103,167 @@ static double lngamma(double v)
  * Euler's transformation (1 - z)^(1 - b) 2F1(1, a + 1 - b; a + 1; z): the
  * latter's terms are positive with ratios below z, so the tail after a term
  * is at most term z / (1 - z) and the sum stops once that is below rounding.
+ * Only called with z <= SERIES_MAX_Z, so it needs fewer than 100 terms.
  */
-static int log_hyp2f1_c_a1(double a, double b, double z, double *out_value)
+static double log_hyp2f1_c_a1(double a, double b, double z)
 {
 	const double c0 = a + 1 - b;
 	double term = 1.0, sum = 1.0;
-	long k;
 
-	for (k = 0; k < HYP_MAX_TERMS && term * z > DBL_EPSILON * sum * (1 - z); k++) {
+	for (long k = 0; term * z > DBL_EPSILON * sum * (1 - z); k++) {
 		term *= (c0 + (double)k) / (a + 1 + (double)k) * z;
 		sum += term;
 	}
-	if (k == HYP_MAX_TERMS)
-		return LTV_EMODEL;
-	*out_value = (1 - b) * log1p(-z) + log(sum);
-	return 0;
+	return (1 - b) * log1p(-z) + log(sum);
 }
 
 /* ln F(tau), F the tail integral of the opening comment; A, B > 0, p, q >= 0, p + q > 1. */
-static int log_tail(double A, double p, double B, double q, double tau, double *out_value)
+static double log_tail(double A, double p, double B, double q, double tau)
 {
 	const double a = p + q - 1;
 	const double M = A >= B ? A : B;
 	const double z = fabs(A - B) / (M + tau);
-	double lf;
-	int ret = log_hyp2f1_c_a1(a, A >= B ? q : p, z, &lf);
 
-	if (ret < 0)
-		return ret;
-	*out_value = -a * log(M + tau) - log(a) + lf;
-	return 0;
+	return -a * log(M + tau) - log(a) + log_hyp2f1_c_a1(a, A >= B ? q : p, z);
+}
+
+/*
+ * The integral over [lo, hi] of f(u) = (A + u)^-p (B + u)^-q by quadrature,
+ * with the moments the gradient needs (E below is under f / integral):
+ */
+struct moments {
+	double log_value;		/* ln of the integral */
+	double mean_log_a, mean_log_b;	/* E ln(A + u), E ln(B + u) */
+	double mean_inv_a, mean_inv_b;	/* E 1 / (A + u), E 1 / (B + u) */
+};
+
+/*
+ * In v = ln(m + u), m = min(A, B), d = |A - B|, the integrand times du/dv is
+ * e^phi(v) with phi(v) = (1 - b) v - c ln(e^v + d), b the exponent of the
+ * factor with the smaller shift and c the other. phi is concave
+ * (phi'' = -c e^v d / (e^v + d)^2), analytic within pi of the real axis, and
+ * phi'(v) = 1 - b - c e^v / (e^v + d) falls from 1 - b to 1 - b - c < 0. The
+ * interval is cut into panels no wider than QUAD_MAX_WIDTH with
+ * |phi'| width <= QUAD_MAX_SLOPE at both ends, each summed with 20-point
+ * Gauss-Legendre (relative error near 1e-16 on such panels); past the mode
+ * the remainder is at most e^phi(v) / |phi'(v)| by concavity, and the sum
+ * stops once that is below QUAD_TAIL_TOL of the total.
+ */
+#define QUAD_MAX_WIDTH 6.0
+#define QUAD_MAX_SLOPE 20.0
+#define QUAD_TAIL_TOL 1e-18
+#define GL_HALF 10
+
+/* Gauss-Legendre, 20 points on [-1, 1]: the positive nodes and their weights. */
+static const double gl_node[GL_HALF][2] = {
+	{ 0.0765265211334973337546, 0.152753387130725850698 },
+	{ 0.22778585114164507808, 0.149172986472603746788 },
+	{ 0.373706088715419560673, 0.142096109318382051329 },
+	{ 0.510867001950827098004, 0.131688638449176626898 },
+	{ 0.636053680726515025453, 0.118194531961518417312 },
+	{ 0.746331906460150792614, 0.101930119817240435037 },
+	{ 0.839116971822218823395, 0.0832767415767047487248 },
+	{ 0.912234428251325905868, 0.0626720483341090635695 },
+	{ 0.963971927277913791268, 0.040601429800386941331 },
+	{ 0.993128599185094924786, 0.0176140071391521183119 },
+};
+
+struct quad_shape {
+	double b1, c, d; /* 1 - b, c, d of the comment above */
+};
+
+static double quad_phi(const struct quad_shape *sh, double v)
+{
+	return sh->b1 * v - sh->c * log(exp(v) + sh->d);
+}
+
+static double quad_dphi(const struct quad_shape *sh, double v)
+{
+	const double ev = exp(v);
+
+	return sh->b1 - sh->c * ev / (ev + sh->d);
+}
+
+/* A, B > 0, p, q >= 0, p + q > 1, 0 <= lo < hi < inf. */
+static void quad_integral(double A, double p, double B, double q, double lo, double hi,
+			  struct moments *out)
+{
+	const int a_small = A <= B;
+	const double m = a_small ? A : B;
+	const struct quad_shape sh = { 1 - (a_small ? p : q), a_small ? q : p, fabs(A - B) };
+	const double v0 = log(m + lo), v1 = log(m + hi);
+	double mode = v0, ref, s0 = 0, s_lsmall = 0, s_lbig = 0, s_ismall = 0, s_ibig = 0;
+	double a = v0;
+
+	if (sh.b1 > 0 && sh.d > 0 && sh.b1 < sh.c) {
+		const double sig = sh.b1 / sh.c;
+
+		mode = log(sh.d) + log(sig) - log1p(-sig);
+		mode = mode < v0 ? v0 : mode > v1 ? v1 : mode;
+	}
+	ref = quad_phi(&sh, mode);
+	while (a < v1) {
+		double h = QUAD_MAX_WIDTH, k = fabs(quad_dphi(&sh, a)), dp;
+
+		if (k * h > QUAD_MAX_SLOPE)
+			h = QUAD_MAX_SLOPE / k;
+		if (a + h > v1)
+			h = v1 - a;
+		k = fabs(quad_dphi(&sh, a + h));
+		if (k * h > QUAD_MAX_SLOPE)
+			h = QUAD_MAX_SLOPE / k;
+		for (int i = 0; i < GL_HALF; i++)
+			for (int side = -1; side <= 1; side += 2) {
+				const double v = a + 0.5 * h * (1 + side * gl_node[i][0]);
+				const double ev = exp(v), big = ev + sh.d, lbig = log(big);
+				const double g = 0.5 * h * gl_node[i][1] *
+						 exp(sh.b1 * v - sh.c * lbig - ref);
+
+				s0 += g;
+				s_lsmall += g * v;
+				s_lbig += g * lbig;
+				s_ismall += g / ev;
+				s_ibig += g / big;
+			}
+		a += h;
+		dp = quad_dphi(&sh, a);
+		if (a < v1 && dp < 0) {
+			const double tail = exp(quad_phi(&sh, a) - ref) / -dp;
+
+			if (tail * (1 + fabs(a) + fabs(log(exp(a) + sh.d)) - 1 / dp) <
+			    QUAD_TAIL_TOL * s0)
+				break;
+		}
+	}
+	out->log_value = ref + log(s0);
+	out->mean_log_a = (a_small ? s_lsmall : s_lbig) / s0;
+	out->mean_log_b = (a_small ? s_lbig : s_lsmall) / s0;
+	out->mean_inv_a = (a_small ? s_ismall : s_ibig) / s0;
+	out->mean_inv_b = (a_small ? s_ibig : s_ismall) / s0;
 }
 
 /*
  * ln of the integral over u in [lo, hi] of (A + u)^-p (B + u)^-q, -inf when
- * lo >= hi. The two tails agree to rounding when the interval is short; the
- * difference is then tiny next to whatever it is added to.
+ * lo >= hi: the difference of two series tails when z at lo is at most
+ * SERIES_MAX_Z (the two tails agree to rounding when the interval is short;
+ * the difference is then tiny next to whatever it is added to), else by
+ * quad_integral.
  */
-static int log_integral(double A, double p, double B, double q, double lo, double hi,
-			double *out_value)
+static double log_integral(double A, double p, double B, double q, double lo, double hi)
 {
 	double l_lo, l_hi;
-	int ret;
 
-	if (!(lo < hi)) {
-		*out_value = -INFINITY;
-		return 0;
+	if (!(lo < hi))
+		return -INFINITY;
+	if (fabs(A - B) > SERIES_MAX_Z * ((A >= B ? A : B) + lo)) {
+		struct moments mo;
+
+		quad_integral(A, p, B, q, lo, hi, &mo);
+		return mo.log_value;
 	}
-	ret = log_tail(A, p, B, q, lo, &l_lo);
-	if (ret == 0 && isinf(hi)) {
-		*out_value = l_lo;
-		return 0;
-	}
-	if (ret == 0)
-		ret = log_tail(A, p, B, q, hi, &l_hi);
-	if (ret < 0)
-		return ret;
-	*out_value = l_hi < l_lo ? l_lo + log(-expm1(l_hi - l_lo)) : -INFINITY;
-	return 0;
+	l_lo = log_tail(A, p, B, q, lo);
+	l_hi = log_tail(A, p, B, q, hi);
+	return l_hi < l_lo ? l_lo + log(-expm1(l_hi - l_lo)) : -INFINITY;
 }
 
 /*
@@ -162,18 +274,13 @@ static int log_integral(double A, double p, double B, double q, double lo, doubl
  *                   (alpha+u)^-(r+x) (beta+u)^-(s+1) du]   (died after t_x),
  * the second being s A0 / (r+s+x) of Fader & Hardie's note.
  */
-static int log_parts(const double p[N_PARAMS], double x, double t_x, double T,
-		     double *out_alive, double *out_dead)
+static void log_parts(const double p[N_PARAMS], double x, double t_x, double T,
+		      double *out_alive, double *out_dead)
 {
 	const double r = p[P_R], alpha = p[P_ALPHA], s = p[P_S], beta = p[P_BETA];
-	double li;
-	int ret = log_integral(alpha, r + x, beta, s + 1, t_x, T, &li);
 
-	if (ret < 0)
-		return ret;
 	*out_alive = -(r + x) * log(alpha + T) - s * log(beta + T);
-	*out_dead = log(s) + li;
-	return 0;
+	*out_dead = log(s) + log_integral(alpha, r + x, beta, s + 1, t_x, T);
 }
 
 static double log_add(double u, double v)
@@ -183,39 +290,73 @@ static double log_add(double u, double v)
 	return top + log1p(exp((u > v ? v : u) - top));
 }
 
-/* One customer's log-likelihood, NaN when a series does not converge. */
+/* psi(v), v > 0: recurrence up to 10, then the asymptotic series (error < 1e-14). */
+static double digamma(double v)
+{
+	double acc = 0, f;
+
+	for (; v < 10; v += 1)
+		acc -= 1 / v;
+	f = 1 / (v * v);
+	return acc + log(v) - 0.5 / v -
+	       f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))));
+}
+
+/* One customer's log-likelihood. */
 static double row_log_lik_value(const double p[N_PARAMS], double x, double t_x, double T)
 {
 	const double r = p[P_R], alpha = p[P_ALPHA], s = p[P_S], beta = p[P_BETA];
 	double alive, dead;
 
-	if (log_parts(p, x, t_x, T, &alive, &dead) < 0)
-		return NAN;
+	log_parts(p, x, t_x, T, &alive, &dead);
 	return lngamma(r + x) - lngamma(r) + r * log(alpha) + s * log(beta) + log_add(alive, dead);
 }
 
 /*
- * row_log_lik of row `row` of a struct pareto_nbd_data, for struct mle_model;
- * grad (d/dp) by central differences in ln p.
+ * One customer's log-likelihood and its gradient d/dp, differentiating
+ * under the integral: with w_alive and w_dead the shares of the two parts
+ * in their sum and E the moments of quad_integral on [t_x, T] with
+ * p = r + x, q = s + 1,
+ *   d/dr     = psi(r+x) - psi(r) + ln alpha - w_alive ln(alpha+T) - w_dead E ln(alpha+u)
+ *   d/dalpha = r/alpha - (r+x) [w_alive / (alpha+T) + w_dead E 1/(alpha+u)]
+ *   d/ds     = ln beta - w_alive ln(beta+T) + w_dead [1/s - E ln(beta+u)]
+ *   d/dbeta  = s/beta - w_alive s / (beta+T) - w_dead (s+1) E 1/(beta+u).
  */
+static double row_log_lik_grad(const double p[N_PARAMS], double x, double t_x, double T,
+			       double grad[N_PARAMS])
+{
+	const double r = p[P_R], alpha = p[P_ALPHA], s = p[P_S], beta = p[P_BETA];
+	const double la = log(alpha + T), lb = log(beta + T);
+	const double alive = -(r + x) * la - s * lb;
+	struct moments mo = { -INFINITY, 0, 0, 0, 0 };
+	double dead, top, w_alive, w_dead, sum;
+
+	if (t_x < T)
+		quad_integral(alpha, r + x, beta, s + 1, t_x, T, &mo);
+	dead = log(s) + mo.log_value;
+	top = alive > dead ? alive : dead;
+	w_alive = exp(alive - top);
+	w_dead = exp(dead - top);
+	sum = w_alive + w_dead;
+	w_alive /= sum;
+	w_dead /= sum;
+	grad[P_R] = digamma(r + x) - digamma(r) + log(alpha) - w_alive * la -
+		    w_dead * mo.mean_log_a;
+	grad[P_ALPHA] = r / alpha - (r + x) * (w_alive / (alpha + T) + w_dead * mo.mean_inv_a);
+	grad[P_S] = log(beta) - w_alive * lb + w_dead * (1 / s - mo.mean_log_b);
+	grad[P_BETA] = s / beta - w_alive * s / (beta + T) - w_dead * (s + 1) * mo.mean_inv_b;
+	return lngamma(r + x) - lngamma(r) + r * log(alpha) + s * log(beta) + top + log(sum);
+}
+
+/* row_log_lik of row `row` of a struct pareto_nbd_data, for struct mle_model. */
 static double data_row_log_lik(const double *p, const void *data, size_t row, double *grad)
 {
 	const struct pareto_nbd_data *d = data;
 	const double x = d->x[row], t_x = d->t_x[row], T = d->T[row];
-	const double ll = row_log_lik_value(p, x, t_x, T);
 
-	if (!grad)
-		return ll;
-	for (int k = 0; k < N_PARAMS; k++) {
-		double q[N_PARAMS] = { p[0], p[1], p[2], p[3] }, up, down;
-
-		q[k] = p[k] * exp(GRAD_STEP);
-		up = row_log_lik_value(q, x, t_x, T);
-		q[k] = p[k] * exp(-GRAD_STEP);
-		down = row_log_lik_value(q, x, t_x, T);
-		grad[k] = (up - down) / (2 * GRAD_STEP) / p[k];
-	}
-	return ll;
+	if (grad)
+		return row_log_lik_grad(p, x, t_x, T, grad);
+	return row_log_lik_value(p, x, t_x, T);
 }
 
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "s", "beta" };
@@ -304,17 +445,17 @@ int pareto_nbd_log_lik(const struct pareto_nbd_model *model, const struct pareto
 	ll = mle_log_lik(&problem, fit.param, NULL);
 	if (isnan(ll))
 		return err_set(err, LTV_EMODEL,
-			       "pareto_nbd: hypergeometric series did not converge at alpha = %g, "
-			       "beta = %g", model->alpha, model->beta);
+			       "pareto_nbd: log-likelihood is not a number at alpha = %g, beta = %g",
+			       model->alpha, model->beta);
 	*out_log_lik = ll;
 	return 0;
 }
 
-static int series_failed(const struct pareto_nbd_model *model, struct ltv_err *err)
+static int not_finite(const struct pareto_nbd_model *model, struct ltv_err *err)
 {
 	return err_set(err, LTV_EMODEL,
-		       "pareto_nbd: hypergeometric series did not converge in %ld terms at "
-		       "alpha = %g, beta = %g", HYP_MAX_TERMS, model->alpha, model->beta);
+		       "pareto_nbd: integral is not a finite number at r = %g, alpha = %g, "
+		       "s = %g, beta = %g", model->r, model->alpha, model->s, model->beta);
 }
 
 int pareto_nbd_p_alive(const struct pareto_nbd_model *model, double x, double t_x, double T,
@@ -329,8 +470,9 @@ int pareto_nbd_p_alive(const struct pareto_nbd_model *model, double x, double t_
 	ret = check_row(x, t_x, T, 0, err);
 	if (ret < 0)
 		return ret;
-	if (log_parts(fit.param, x, t_x, T, &alive, &dead) < 0)
-		return series_failed(model, err);
+	log_parts(fit.param, x, t_x, T, &alive, &dead);
+	if (isnan(alive) || isnan(dead) || dead == INFINITY)
+		return not_finite(model, err);
 	*out_p_alive = 1 / (1 + exp(dead - alive));
 	return 0;
 }
@@ -378,8 +520,9 @@ int pareto_nbd_p_any_purchase(const struct pareto_nbd_model *model, double x, do
 		ret = pareto_nbd_p_alive(model, x, t_x, T, &p_alive, err);
 	if (ret < 0)
 		return ret;
-	if (log_integral(A, rx + 1, B, model->s, 0, t, &li) < 0)
-		return series_failed(model, err);
+	li = log_integral(A, rx + 1, B, model->s, 0, t);
+	if (isnan(li) || li == INFINITY)
+		return not_finite(model, err);
 	*out_p_any = p_alive * exp(log(rx) + rx * log(A) + model->s * log(B) + li);
 	return 0;
 }
