@@ -8,7 +8,7 @@ S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrat
 reg=models/registry.sqlite
 aliases() { sqlite3 $reg "select group_concat(alias || '=' || model_version, ' ') from (select * from aliases order by alias)"; }
 # "version aliases" per row of `models list` (tab-separated, header first)
-list() { "$LTVPIPE" models list | awk -F'\t' 'NR == 1 { print "  " $1 " " $5; next } { print "  " $1 " " ($5 == "" ? "-" : $5) }'; }
+list() { "$LTVPIPE" models list | awk -F'\t' 'NR == 1 { print "  " $1 " " $6; next } { print "  " $1 " " ($6 == "" ? "-" : $6) }'; }
 "$LTVPIPE" generate --users 4000 --out data >/dev/null || exit 1
 
 "$LTVPIPE" models list >out 2>err

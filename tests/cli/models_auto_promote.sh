@@ -12,7 +12,7 @@ reg=models/registry.sqlite
 aliases() { sqlite3 $reg "select group_concat(alias || '=' || model_version, ' ') from (select * from aliases order by alias)"; }
 wape() { sqlite3 $reg "select validation_error from model_versions where version = $1"; }
 lower() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
-list() { "$LTVPIPE" models list | awk -F'\t' 'NR > 1 { print "  " $1 " " ($5 == "" ? "-" : $5) }'; }
+list() { "$LTVPIPE" models list | awk -F'\t' 'NR > 1 { print "  " $1 " " ($6 == "" ? "-" : $6) }'; }
 "$LTVPIPE" generate --users 4000 --out data >/dev/null || exit 1
 
 "$LTVPIPE" run $S $BAD >run1.out 2>run1.err

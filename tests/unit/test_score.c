@@ -331,7 +331,8 @@ static int same_money(double printed, double exact)
 static void check_users_csv(char *text, const struct expect_users *e)
 {
 	static const char header[] = "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer,"
-				     "ltv_7,ltv_30,ltv_90,observed_up_to,ltv_raw_30,segment,cost,roas_30";
+				     "ltv_7,ltv_30,ltv_90,observed_up_to,ltv_raw_30,segment,cost,roas_30,"
+				     "ltv_30_p10,ltv_30_p90,p_alive,p_purchase_30d,risk_segment";
 	char *save = NULL, *line = strtok_r(text, "\n", &save);
 	char *seen = xcalloc(e->users.n, 1);
 	int64_t rows = 0, observed[3] = { 0 };
@@ -339,19 +340,19 @@ static void check_users_csv(char *text, const struct expect_users *e)
 	assert_non_null(line);
 	assert_string_equal(line, header);
 	while ((line = strtok_r(NULL, "\n", &save))) {
-		char *fields[17], *p = line;
+		char *fields[22], *p = line;
 		int n = 0;
 		int64_t u;
 
 		/* generated campaign names have no commas, so a plain split is exact */
-		while (n < 17) {
+		while (n < 22) {
 			fields[n++] = p;
 			p = strchr(p, ',');
 			if (!p)
 				break;
 			*p++ = '\0';
 		}
-		assert_int_equal(n, 16);
+		assert_int_equal(n, 21);
 		if (!strmap_get(&e->by_id, fields[0], &u))
 			fail_msg("row %lld: unknown user '%s'", (long long)rows + 1, fields[0]);
 		if (seen[u]++)
@@ -392,7 +393,25 @@ static void check_users_csv(char *text, const struct expect_users *e)
 			assert_string_equal(fields[11], "");
 		else
 			assert_int_equal((int64_t)num(fields[11]), up_to);
-		assert_true(num(fields[12]) >= 0); /* ltv_raw_30 */
+		/* ltv_raw_30: a prediction only where D30 is still to come */
+		if (e->age[u] >= 30)
+			assert_string_equal(fields[12], "");
+		else
+			assert_true(num(fields[12]) >= 0);
+		/* the 80% interval at D30 is ordered, and a lived D30 is exact */
+		assert_true(num(fields[16]) <= num(fields[17]));
+		if (e->age[u] >= 30)
+			assert_true(num(fields[16]) == ltv[1] && num(fields[17]) == ltv[1]);
+		/* P(alive) and P(purchase in 30 days) are probabilities, the risk segment follows P(alive) */
+		{
+			double pa = num(fields[18]), p30 = num(fields[19]);
+			const char *risk = pa >= 0.8 ? "Safe" : pa >= 0.5 ? "Monitor" : pa >= 0.2 ? "At risk"
+											: "Critical";
+
+			assert_true(pa >= 0 && pa <= 1);
+			assert_true(p30 >= 0 && p30 <= 1);
+			assert_string_equal(fields[20], risk);
+		}
 		assert_true(strcmp(fields[13], "Low") == 0 || strcmp(fields[13], "Medium") == 0 ||
 			    strcmp(fields[13], "High") == 0 || strcmp(fields[13], "VIP") == 0);
 		rows++;
