@@ -145,6 +145,8 @@ static int fit_bgnbd(struct eval_bgnbd *b, size_t n_rows, struct ltv_err *err)
 	}
 	data = (struct bgnbd_data){ .n = k, .x = x, .t_x = t_x, .T = T, .weight = w };
 	bgnbd_param_init(&param);
+	/* As the bgnbd stage fits (pipeline/btyd_bgnbd.c): day resolution leaves the optimum flat. */
+	param.grad_tol = 1e-5;
 	ret = k ? bgnbd_fit(&param, &data, &b->bg, err)
 		: err_set(err, LTV_EMODEL, "no user is a day old at as_of");
 	free(t);
@@ -173,6 +175,7 @@ static int fit_gamma_gamma(struct eval_bgnbd *b, size_t n_rows, struct ltv_err *
 	b->fit.n_repeaters = (double)n;
 	data = (struct gamma_gamma_data){ .n = n, .x = x, .m_x = m_x, .weight = NULL };
 	gamma_gamma_param_init(&param);
+	param.grad_tol = 1e-5;
 	ret = n ? gamma_gamma_fit(&param, &data, &b->gg, err)
 		: err_set(err, LTV_EMODEL, "no user bought again before as_of");
 	if (ret == 0 && !(b->gg->q > 1))

@@ -152,6 +152,8 @@ static cJSON *series_json(const struct eval_series *s, int detailed)
 	add_num(o, "normalized_gini", sc->gini);
 	add_num(o, "spearman", sc->spearman);
 	add_num(o, "rmsle", sc->rmsle);
+	add_num(o, "mae", sc->mae);
+	add_num(o, "r2", sc->r2);
 	add_num(o, "decile_mape", sc->deciles.mape);
 	add_num(o, "auc", sc->auc);
 	{
@@ -165,6 +167,8 @@ static cJSON *series_json(const struct eval_series *s, int detailed)
 		add_num(a, "normalized_gini", af->gini);
 		add_num(a, "spearman", af->spearman);
 		add_num(a, "rmsle", af->rmsle);
+		add_num(a, "mae", af->mae);
+		add_num(a, "r2", af->r2);
 		add_num(a, "decile_mape", af->deciles.mape);
 	}
 	if (!detailed)
@@ -198,7 +202,10 @@ static cJSON *horizon_json(const struct eval_result *r, const struct eval_horizo
 	cJSON_AddNumberToObject(o, "horizon", (double)eh->horizon);
 	cJSON_AddNumberToObject(o, "users", (double)eh->n);
 	cJSON_AddNumberToObject(o, "users_mature_at_as_of", (double)eh->n_train);
-	add_num(o, "payer_rate_after_window", payer_rate(eh));
+	add_num(o, "payer_rate_after_as_of", payer_rate(eh));
+	add_num(o, "interval_coverage_users", eh->coverage_users);
+	add_num(o, "interval_coverage_campaigns", eh->coverage_campaigns);
+	cJSON_AddNumberToObject(o, "interval_coverage_n_campaigns", (double)eh->n_coverage_campaigns);
 	series = cJSON_AddArrayToObject(o, "predictors");
 	for (size_t k = 0; k < eh->n_series; k++)
 		cJSON_AddItemToArray(series, series_json(&eh->series[k], detailed));
@@ -314,7 +321,7 @@ static void text_horizon(FILE *f, const struct eval_result *r, const struct eval
 
 	fprintf(f, "\n== Horizon %lld days ==\n", (long long)eh->horizon);
 	fprintf(f, "Evaluated users: %zu acquired from %s to %s (the %lld days before as_of); payers after "
-		"the observation window: %.2f%%.\n", eh->n,
+		"as_of (paying again before the horizon): %.2f%%.\n", eh->n,
 		time_format_date(r->as_of - eh->horizon * SECONDS_PER_DAY, from, sizeof(from)),
 		time_format_date(r->as_of, to, sizeof(to)), (long long)eh->horizon, 100 * payer_rate(eh));
 	fprintf(f, "Users already %lld days old at as_of (what baselines a and b learn from): %zu.\n",
@@ -324,8 +331,11 @@ static void text_horizon(FILE *f, const struct eval_result *r, const struct eval
 			(long long)eh->horizon);
 		return;
 	}
-	fprintf(f, "Campaign metrics over %zu campaigns with at least %d evaluated users.\n\n",
+	fprintf(f, "Campaign metrics over %zu campaigns with at least %d evaluated users.\n",
 		mix ? mix->scores.campaign.n_groups : 0, EVAL_MIN_CAMPAIGN_USERS);
+	fprintf(f, "ltvpipe's 80%% intervals hold %.1f%% of users' and %.1f%% of %zu campaigns' actual "
+		"ltv_%lld (80%% is the aim).\n\n", 100 * eh->coverage_users, 100 * eh->coverage_campaigns,
+		eh->n_coverage_campaigns, (long long)eh->horizon);
 	text_table(f, eh, 0);
 	fprintf(f, "\nThe same on revenue after as_of only (actual and predicted minus the revenue seen\n"
 		   "before as_of: what had still to happen):\n\n");
@@ -353,12 +363,13 @@ static void text_horizon(FILE *f, const struct eval_result *r, const struct eval
 
 static void text_table(FILE *f, const struct eval_horizon *eh, int after)
 {
-	fprintf(f, "%-34s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n", "predictor", "mean_pred", "mean_act",
-		"camp_WAPE", "camp_bias", "norm_Gini", "Spearman", "RMSLE", "dec_MAPE", "AUC");
+	fprintf(f, "%-34s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n", "predictor", "mean_pred",
+		"mean_act", "camp_WAPE", "camp_bias", "norm_Gini", "Spearman", "RMSLE", "MAE", "R2",
+		"dec_MAPE", "AUC");
 	for (size_t k = 0; k < eh->n_series; k++) {
 		const struct eval_series *s = &eh->series[k];
 		const struct eval_scores *sc = after ? &s->after : &s->scores;
-		char v[9][32];
+		char v[11][32];
 
 		fmt(v[0], 32, sc->mean_pred, 0);
 		fmt(v[1], 32, sc->mean_actual, 0);
@@ -369,8 +380,10 @@ static void text_table(FILE *f, const struct eval_horizon *eh, int after)
 		fmt(v[6], 32, sc->rmsle, 0);
 		fmt(v[7], 32, sc->deciles.mape, 0);
 		fmt(v[8], 32, sc->auc, 0);
-		fprintf(f, "%-34s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n", eval_series_label(s), v[0], v[1],
-			v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+		fmt(v[9], 32, sc->mae, 0);
+		fmt(v[10], 32, sc->r2, 0);
+		fprintf(f, "%-34s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n", eval_series_label(s),
+			v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[9], v[10], v[7], v[8]);
 	}
 }
 
@@ -689,7 +702,7 @@ static void html_horizon(FILE *f, const struct eval_result *r, const struct eval
 	double tp[3], ta[3];
 
 	fprintf(f, "<h2>Horizon %lld days</h2>\n<p>%zu users acquired in the %lld days before as_of; "
-		   "payers after the observation window %.2f%%; %zu users were already %lld days old at "
+		   "paying after as_of %.2f%%; %zu users were already %lld days old at "
 		   "as_of (what baselines a and b learn from).</p>\n", (long long)eh->horizon, eh->n,
 		(long long)eh->horizon, 100 * payer_rate(eh), eh->n_train, (long long)eh->horizon);
 	html_table(f, eh, 0);

@@ -35,6 +35,7 @@ static void scores_init_nan(struct eval_scores *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->mean_pred = s->mean_actual = s->gini = s->spearman = s->rmsle = s->auc = NAN;
+	s->mae = s->r2 = NAN;
 	s->campaign.wape = s->campaign.bias = NAN;
 	s->deciles.mape = NAN;
 	for (int k = 0; k < METRICS_N_DECILES; k++)
@@ -64,6 +65,19 @@ int eval_score(const double *actual, const double *pred, const double *p_payer,
 		return 0;
 	out->mean_pred = sum_pred / (double)out->n_used;
 	out->mean_actual = sum_actual / (double)out->n_used;
+	{
+		double abs_err = 0, sq_err = 0, sq_tot = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (isnan(pred[i]) || isnan(actual[i]))
+				continue;
+			abs_err += fabs(pred[i] - actual[i]);
+			sq_err += (pred[i] - actual[i]) * (pred[i] - actual[i]);
+			sq_tot += (actual[i] - out->mean_actual) * (actual[i] - out->mean_actual);
+		}
+		out->mae = abs_err / (double)out->n_used;
+		out->r2 = sq_tot > 0 ? 1 - sq_err / sq_tot : NAN;
+	}
 	ret = metrics_campaign_wape(actual, pred, campaign, n, n_campaigns, min_campaign_users,
 				    &out->campaign, err);
 	if (ret == 0)
@@ -179,21 +193,85 @@ static int train_scratch(const struct config *scratch, const struct evaluate_opt
 
 /* ---- predictions ---- */
 
+/* The mix's predictions for the union of evaluated users, per horizon. */
+struct mix_preds {
+	double *ltv[PREDICTOR_MAX_HORIZONS], *p_payer[PREDICTOR_MAX_HORIZONS];
+	double *lo[PREDICTOR_MAX_HORIZONS], *hi[PREDICTOR_MAX_HORIZONS]; /* 80% intervals */
+};
+
+static void mix_preds_release(struct mix_preds *x)
+{
+	for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
+		free(x->ltv[h]);
+		free(x->p_payer[h]);
+		free(x->lo[h]);
+		free(x->hi[h]);
+	}
+}
+
 /* The selected, calibrated mix exactly as `score` serves it (include/ltv/serving.h). */
 static int predict_mix(const struct loaded_model *m, const struct model_data *d,
-		       const size_t *rows, size_t n, double **out_ltv, double **out_p_payer,
-		       struct ltv_err *err)
+		       const size_t *rows, size_t n, struct mix_preds *out, struct ltv_err *err)
 {
 	struct served sv;
 	int ret = serving_predict(m, d, rows, n, &sv, err);
 
 	for (size_t h = 0; ret == 0 && h < sv.n_horizons; h++) {
-		memcpy(out_ltv[h], sv.ltv[h], n * sizeof(double));
-		memcpy(out_p_payer[h], sv.p_payer_h[h], n * sizeof(double));
+		/* Taken over from sv, which then frees only what is left. */
+		out->ltv[h] = sv.ltv[h];
+		out->p_payer[h] = sv.p_payer_h[h];
+		out->lo[h] = sv.ltv_lo[h];
+		out->hi[h] = sv.ltv_hi[h];
+		sv.ltv[h] = sv.p_payer_h[h] = sv.ltv_lo[h] = sv.ltv_hi[h] = NULL;
 	}
 	if (ret == 0)
 		served_release(&sv);
 	return ret;
+}
+
+/*
+ * The share of actuals inside the mix's 80% intervals: per user, and per
+ * campaign with at least EVAL_MIN_CAMPAIGN_USERS evaluated users (its interval
+ * from serving_campaign_interval, as score computes it).
+ */
+static void interval_coverage(const struct loaded_model *m, size_t hi, struct eval_horizon *eh,
+			      const double *lo, const double *up, size_t n_cohorts)
+{
+	double *rev = xcalloc(n_cohorts + 1, sizeof(double)), *fut = xcalloc(n_cohorts + 1, sizeof(double));
+	double *act = xcalloc(n_cohorts + 1, sizeof(double));
+	size_t *cnt = xcalloc(n_cohorts + 1, sizeof(size_t)), inside = 0, n_user = 0, n_camp = 0, in_camp = 0;
+	const double slack = 1e-9;
+
+	for (size_t i = 0; i < eh->n; i++) {
+		const double pred = eh->series[0].pred[i];
+
+		if (!isnan(lo[i])) {
+			n_user++;
+			inside += eh->actual[i] >= lo[i] - slack && eh->actual[i] <= up[i] + slack;
+		}
+		rev[eh->cohort[i]] += pred;
+		fut[eh->cohort[i]] += pred - eh->rev_before[i];
+		act[eh->cohort[i]] += eh->actual[i];
+		cnt[eh->cohort[i]]++;
+	}
+	for (size_t c = 0; c < n_cohorts; c++) {
+		double c_lo, c_hi;
+
+		if (cnt[c] < EVAL_MIN_CAMPAIGN_USERS)
+			continue;
+		serving_campaign_interval(m, hi, rev[c], fut[c], &c_lo, &c_hi);
+		if (isnan(c_lo))
+			continue;
+		n_camp++;
+		in_camp += act[c] >= c_lo - slack && act[c] <= c_hi + slack;
+	}
+	eh->coverage_users = n_user ? (double)inside / (double)n_user : NAN;
+	eh->coverage_campaigns = n_camp ? (double)in_camp / (double)n_camp : NAN;
+	eh->n_coverage_campaigns = n_camp;
+	free(rev);
+	free(fut);
+	free(act);
+	free(cnt);
 }
 
 static struct eval_series *add_series(struct eval_horizon *eh, const char *name, enum eval_kind kind)
@@ -271,8 +349,7 @@ static int score_after(const struct eval_result *r, struct eval_horizon *eh, str
 static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 			 const struct eval_bgnbd *bg, const struct frame *actual_frame,
 			 const int64_t *actual_row_of_uid, const size_t *union_rows, size_t n_union,
-			 double *const *mix_ltv, double *const *mix_p_payer, size_t hi,
-			 struct ltv_err *err)
+			 const struct mix_preds *mix, size_t hi, struct ltv_err *err)
 {
 	const struct model_data *d = &r->data;
 	struct eval_horizon *eh = &r->h[r->n_horizons];
@@ -282,7 +359,6 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 	const double *uid = frame_column(&d->frame, "uid");
 	const double *rev_before = frame_column(&d->frame, "rev_to_date");
 	const double *actual = NULL;
-	const double *actual_window = frame_column(actual_frame, "rev_window");
 	size_t *rows = xmalloc((n_union ? n_union : 1) * sizeof(size_t)), *at = NULL;
 	struct eval_series *s;
 	int ret = 0;
@@ -313,7 +389,8 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 
 		eh->uid[i] = (int64_t)uid[row];
 		eh->actual[i] = arow >= 0 ? actual[arow] : NAN;
-		eh->payer[i] = arow >= 0 && !isnan(actual[arow]) ? (actual[arow] - actual_window[arow] > 1e-9) : NAN;
+		/* A payer pays between as_of and H: what p_payer (P(paying before H)) predicts. */
+		eh->payer[i] = arow >= 0 && !isnan(actual[arow]) ? (actual[arow] - rev_before[row] > 1e-9) : NAN;
 		eh->rev_before[i] = rev_before[row];
 		eh->cohort[i] = model_data_cohort(d, row);
 		eh->tier[i] = d->tier ? (int)d->tier[row] : 3;
@@ -325,9 +402,19 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 	}
 	s = add_series(eh, "mix", EVAL_MIX);
 	s->p_payer = xmalloc((eh->n ? eh->n : 1) * sizeof(double));
-	for (size_t i = 0; i < eh->n; i++) {
-		s->pred[i] = mix_ltv[hi][at[i]];
-		s->p_payer[i] = mix_p_payer[hi][at[i]];
+	{
+		double *lo = xmalloc((eh->n ? eh->n : 1) * sizeof(double));
+		double *up = xmalloc((eh->n ? eh->n : 1) * sizeof(double));
+
+		for (size_t i = 0; i < eh->n; i++) {
+			s->pred[i] = mix->ltv[hi][at[i]];
+			s->p_payer[i] = mix->p_payer[hi][at[i]];
+			lo[i] = mix->lo[hi][at[i]];
+			up[i] = mix->hi[hi][at[i]];
+		}
+		interval_coverage(m, hi, eh, lo, up, r->n_cohorts);
+		free(lo);
+		free(up);
 	}
 	for (int k = 0; k < METHOD_COUNT && ret == 0; k++)
 		ret = predict_method(m, d, k, rows, eh, err);
@@ -549,9 +636,11 @@ static int evaluate_model(const struct loaded_model *m, struct registry *sreg,
 	struct eval_bgnbd bg = { 0 };
 	char **apps = NULL, **campaigns = NULL;
 	size_t n_apps = 0, n_campaigns = 0, n_union = 0, *rows = NULL;
-	double *mix_ltv[PREDICTOR_MAX_HORIZONS] = { 0 }, *mix_p_payer[PREDICTOR_MAX_HORIZONS] = { 0 };
+	struct mix_preds mix;
 	int64_t *actual_row_of_uid = NULL;
 	int ret;
+
+	memset(&mix, 0, sizeof(mix));
 
 	ret = model_data_for_scoring(m, sreg, r->as_of, &r->data, err);
 	if (ret == 0)
@@ -577,24 +666,16 @@ static int evaluate_model(const struct loaded_model *m, struct registry *sreg,
 		actual_row_of_uid[u] = -1;
 	for (size_t i = 0; i < actual.n_rows; i++)
 		actual_row_of_uid[(size_t)frame_column(&actual, "uid")[i] - 1] = (int64_t)i;
-	for (size_t h = 0; h < n_h; h++) {
-		mix_ltv[h] = xmalloc(n_union * sizeof(double));
-		mix_p_payer[h] = xmalloc(n_union * sizeof(double));
-	}
-	ret = predict_mix(m, &r->data, rows, n_union, mix_ltv, mix_p_payer, err);
+	ret = predict_mix(m, &r->data, rows, n_union, &mix, err);
 	if (ret == 0)
 		ret = eval_bgnbd_fit(sreg, &r->data, &bg, err);
 	if (ret < 0)
 		goto out;
 	r->bgnbd = bg.fit;
 	for (size_t h = 0; h < n_h && ret == 0; h++)
-		ret = build_horizon(m, r, &bg, &actual, actual_row_of_uid, rows, n_union, mix_ltv,
-				    mix_p_payer, h, err);
+		ret = build_horizon(m, r, &bg, &actual, actual_row_of_uid, rows, n_union, &mix, h, err);
 out:
-	for (size_t h = 0; h < n_h; h++) {
-		free(mix_ltv[h]);
-		free(mix_p_payer[h]);
-	}
+	mix_preds_release(&mix);
 	eval_bgnbd_release(&bg);
 	free(actual_row_of_uid);
 	free(rows);

@@ -142,23 +142,6 @@ struct campaign_sum {
 };
 
 /*
- * A campaign's 80% interval at horizon index h: what is observed stays, the
- * predicted revenue to come is scaled by the model version's campaign ratio
- * band (actual over predicted revenue to come of validation campaigns).
- */
-static void campaign_interval(const struct loaded_model *m, struct campaign_sum *c, size_t h)
-{
-	const struct conformal *band = &m->pred.band[h];
-
-	if (band->n_buckets == 0 || isnan(band->group_lo)) {
-		c->revenue_lo[h] = c->revenue_hi[h] = NAN;
-		return;
-	}
-	c->revenue_lo[h] = c->revenue[h] - c->future[h] + c->future[h] * band->group_lo;
-	c->revenue_hi[h] = c->revenue[h] - c->future[h] + c->future[h] * band->group_hi;
-}
-
-/*
  * The first day the campaign's predicted cumulative ROAS reaches 1, reading
  * its revenue as linear between day 0 (nothing) and each horizon; -1 when
  * not within the longest horizon or without spend.
@@ -237,7 +220,8 @@ static struct campaign_sum *summarise(const struct loaded_model *m, const struct
 		if (!all[c].users)
 			continue;
 		for (size_t h = 0; h < n_horizons; h++)
-			campaign_interval(m, &all[c], h);
+			serving_campaign_interval(m, h, all[c].revenue[h], all[c].future[h],
+						  &all[c].revenue_lo[h], &all[c].revenue_hi[h]);
 		out[n++] = all[c];
 	}
 	free(all);

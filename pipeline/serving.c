@@ -20,6 +20,19 @@ const char *serving_risk_segment(double p_alive)
 	       : p_alive >= risk_cut[2] ? "At risk" : "Critical";
 }
 
+void serving_campaign_interval(const struct loaded_model *m, size_t h, double revenue,
+			       double future, double *out_lo, double *out_hi)
+{
+	const struct conformal *band = &m->pred.band[h];
+
+	if (band->n_buckets == 0 || isnan(band->group_lo)) {
+		*out_lo = *out_hi = NAN;
+		return;
+	}
+	*out_lo = revenue - future + future * band->group_lo;
+	*out_hi = revenue - future + future * band->group_hi;
+}
+
 /* The band of each row at horizon index h: observed values are exact. */
 static void fill_band(const struct loaded_model *m, size_t h, const double *seen,
 		      struct served *out)

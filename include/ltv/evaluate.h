@@ -54,6 +54,8 @@ struct eval_scores {
 	struct metrics_campaign campaign; /* campaigns with >= EVAL_MIN_CAMPAIGN_USERS users */
 	double gini;                   /* normalized Gini (metrics_normalized_gini) */
 	double spearman, rmsle;
+	double mae;                    /* mean absolute error per user */
+	double r2;                     /* 1 - SSE / SST over users (NaN when actuals are constant) */
 	struct metrics_deciles deciles;
 	double auc;                    /* of p_payer against payer; NaN without p_payer */
 	double gain_y[EVAL_GAIN_POINTS]; /* gain curve at k / (EVAL_GAIN_POINTS - 1) */
@@ -94,11 +96,14 @@ struct eval_horizon {
 	size_t n;              /* users installed in [T - horizon days, T) */
 	int64_t *uid;          /* registry uid of each (user_id: result->users.user_id[uid - 1]) */
 	double *actual;        /* ltv_H from all the data, i.e. after T too */
-	double *payer;         /* 1 when the user paid after the observation window, before H */
+	double *payer;         /* 1 when the user paid between as_of and H */
 	double *rev_before;    /* revenue on days complete at T: every prediction's floor */
 	size_t *cohort;        /* model_data_cohort of the user in result->data */
 	int *tier;             /* the evaluated model's tier for the user's campaign */
 	size_t n_train;        /* users mature at H at T, what baselines a and b learnt from */
+	/* share of actuals inside the mix's 80% intervals (NaN: no intervals) */
+	double coverage_users, coverage_campaigns;
+	size_t n_coverage_campaigns;
 	struct eval_series series[EVAL_MAX_SERIES];
 	size_t n_series;
 };

@@ -34,6 +34,14 @@ struct served {
 	double *p_purchase_30d;   /* P(at least one paying day in the next 30 days) */
 };
 
+/*
+ * A campaign's 80% interval at horizon index h, from its predicted revenue
+ * (observed and to come) and the part of it still to come: the part to come
+ * is scaled by the version's campaign ratio band (NaN both when it has none).
+ */
+void serving_campaign_interval(const struct loaded_model *m, size_t h, double revenue,
+			       double future, double *out_lo, double *out_hi);
+
 /* The risk segment of a P(alive): "Safe", "Monitor", "At risk", "Critical", or "" for NaN. */
 const char *serving_risk_segment(double p_alive);
 
