@@ -28,17 +28,89 @@ static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "
 #define GLOBAL_MEDIAN_MAGIC "LTVGMED1"
 #define CALIBRATION_KEY "cal:t%d:h%lld"
 
+#define BLEND_MAGIC "LTVBLND1"
+
 int method_index(const char *name)
 {
 	for (int m = 0; m < METHOD_COUNT; m++)
 		if (strcmp(method_table[m]->name, name) == 0)
 			return m;
-	return -1;
+	return strcmp(name, "blend") == 0 ? METHOD_BLEND : -1;
 }
 
 const char *method_name(int index)
 {
+	if (index == METHOD_BLEND)
+		return "blend";
 	return index >= 0 && index < METHOD_COUNT ? method_table[index]->name : "global_median";
+}
+
+int method_slot(int index)
+{
+	return index >= 0 ? index : index == METHOD_BLEND ? METHOD_COUNT + 1 : METHOD_COUNT;
+}
+
+int method_of_slot(int slot)
+{
+	return slot < METHOD_COUNT ? slot : slot == METHOD_COUNT ? METHOD_GLOBAL_MEDIAN : METHOD_BLEND;
+}
+
+uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len)
+{
+	struct blob_writer w;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, BLEND_MAGIC, 1);
+	for (int t = 0; t < 4; t++) {
+		blob_put_u32(&w, (uint32_t)p->has_blend[t]);
+		/* By name, so a method table that grows cannot shift the weights. */
+		for (int m = 0; m < METHOD_COUNT; m++) {
+			blob_put_str(&w, method_table[m]->name);
+			blob_put_f64(&w, p->blend_weight[t][m]);
+		}
+	}
+	return blob_writer_detach(&w, out_len);
+}
+
+static int load_blend(struct predictor *p, const void *data, size_t len, struct ltv_err *err)
+{
+	struct blob_reader r;
+	uint32_t version;
+	int ret;
+
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, BLEND_MAGIC, 1, &version, err);
+	for (int t = 0; t < 4 && ret == 0; t++) {
+		p->has_blend[t] = blob_get_u32(&r) != 0;
+		for (int k = 0; k < METHOD_COUNT && ret == 0; k++) {
+			char *name = blob_get_str(&r);
+			double w = blob_get_f64(&r);
+			int m = name ? method_index(name) : -1;
+
+			if (r.failed || m < 0 || !(w >= 0 && w <= 1))
+				ret = err_set(err, LTV_EINVAL, "blend weights blob: truncated or corrupt");
+			else
+				p->blend_weight[t][m] = w;
+			free(name);
+		}
+	}
+	return ret;
+}
+
+double predictor_blend(const struct predictor *p, int tier, const double *by_method,
+		       double rev_window)
+{
+	const double *w = p->blend_weight[tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0];
+	double sum = 0, used = 0;
+
+	for (int m = 0; m < METHOD_COUNT && p->has_blend[0]; m++) {
+		if (!(w[m] > 0) || isnan(by_method[m]))
+			continue;
+		sum += w[m] * (by_method[m] - rev_window);
+		used += w[m];
+	}
+	/* A method with nothing for this row: the others' weights are scaled up to one. */
+	return used > 0 ? rev_window + sum / used : NAN;
 }
 
 int predictor_horizon_index(const struct config *cfg, int64_t horizon)
@@ -113,7 +185,7 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = method_index(rows[i].method);
 
-		if (m < 0) {
+		if (m < 0 && m != METHOD_BLEND) {
 			ret = err_set(err, LTV_EINVAL, "select v%lld names unknown method '%s'",
 				      (long long)select->version, rows[i].method);
 			break;
@@ -138,6 +210,12 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 	for (size_t h = 0; ret == 0 && h < n_med; h++)
 		p->global_median[h] = medians[h];
 	free(medians);
+	free(data);
+	data = NULL;
+	if (ret == 0)
+		ret = registry_blob_get(reg, select->id, "blend", &data, &len, err);
+	if (ret == 0)
+		ret = load_blend(p, data, len, err);
 	free(data);
 	return ret;
 }
@@ -337,8 +415,24 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 	}
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = predictor_chosen_method(p, d, rows[i]);
-		double v = m == METHOD_GLOBAL_MEDIAN ? NAN : pred[m][i];
+		double v = m < 0 ? NAN : pred[m][i];
 
+		if (m == METHOD_BLEND) {
+			double by_method[METHOD_COUNT];
+
+			for (int k = 0; k < METHOD_COUNT; k++)
+				by_method[k] = pred[k][i];
+			v = predictor_blend(p, d->tier ? (int)d->tier[rows[i]] : 3, by_method,
+					    rev_window[rows[i]]);
+			if (!isnan(v)) {
+				out_ltv[i] = v;
+				if (out_method)
+					out_method[i] = m;
+				if (out_p_payer)
+					out_p_payer[i] = p_payer[i];
+				continue;
+			}
+		}
 		if (m == METHOD_GLOBAL_MEDIAN) {
 			out_ltv[i] = rev_window[rows[i]] + p->global_median[h];
 			if (out_method)

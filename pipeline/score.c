@@ -138,7 +138,7 @@ struct campaign_sum {
 	double future[PREDICTOR_MAX_HORIZONS]; /* the predicted part of revenue */
 	double p_alive_sum;
 	size_t p_alive_n;
-	size_t by_method[METHOD_COUNT + 1];
+	size_t by_method[METHOD_SLOTS];
 };
 
 /*
@@ -175,10 +175,10 @@ static int campaign_method(const struct campaign_sum *c)
 {
 	int best = 0;
 
-	for (int k = 1; k <= METHOD_COUNT; k++)
+	for (int k = 1; k < METHOD_SLOTS; k++)
 		if (c->by_method[k] > c->by_method[best])
 			best = k;
-	return best == METHOD_COUNT ? METHOD_GLOBAL_MEDIAN : best;
+	return method_of_slot(best);
 }
 
 static struct campaign_sum *summarise(const struct loaded_model *m, const struct model_data *d,
@@ -213,7 +213,7 @@ static struct campaign_sum *summarise(const struct loaded_model *m, const struct
 			cs->p_alive_sum += s->sv.p_alive[i];
 			cs->p_alive_n++;
 		}
-		cs->by_method[s->sv.method[i] < 0 ? METHOD_COUNT : s->sv.method[i]]++;
+		cs->by_method[method_slot(s->sv.method[i])]++;
 	}
 	out = xcalloc(n_cohorts + 1, sizeof(*out));
 	for (size_t c = 0; c < n_cohorts; c++) {
@@ -362,7 +362,7 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
 	const long long target = (long long)cfg->features.target_horizon;
 	const double *cost = frame_column(&d->frame, "cost");
-	size_t segments[SEGMENT_CUTS + 1] = { 0 }, methods[METHOD_COUNT + 1] = { 0 }, fallbacks = 0;
+	size_t segments[SEGMENT_CUTS + 1] = { 0 }, methods[METHOD_SLOTS] = { 0 }, fallbacks = 0;
 	double spend = 0, *sorted = xmalloc((s->n ? s->n : 1) * sizeof(double));
 	FILE *f = fopen(path, "w");
 	char iso[32];
@@ -375,7 +375,7 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 		const char *seg = predictor_segment(&m->pred, s->sv.ltv[ti][i]);
 
 		segments[seg[0] == 'L' ? 0 : seg[0] == 'M' ? 1 : seg[0] == 'H' ? 2 : 3]++;
-		methods[s->sv.method[i] < 0 ? METHOD_COUNT : s->sv.method[i]]++;
+		methods[method_slot(s->sv.method[i])]++;
 		fallbacks += (size_t)s->sv.fallback[i];
 		spend += isnan(cost[s->rows[i]]) ? 0 : cost[s->rows[i]];
 		sorted[i] = s->sv.ltv[ti][i];
@@ -420,9 +420,9 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 				s->n ? 100.0 * (double)segments[k] / (double)s->n : 0);
 	}
 	fprintf(f, "\nMethod that served at D%lld:\n", target);
-	for (int k = 0; k <= METHOD_COUNT; k++)
+	for (int k = 0; k < METHOD_SLOTS; k++)
 		if (methods[k])
-			fprintf(f, "  %-14s %8zu (%5.1f%%)\n", method_name(k == METHOD_COUNT ? METHOD_GLOBAL_MEDIAN : k),
+			fprintf(f, "  %-14s %8zu (%5.1f%%)\n", method_name(method_of_slot(k)),
 				methods[k], 100.0 * (double)methods[k] / (double)s->n);
 	fprintf(f, "  of which served by a fallback because the chosen method had nothing: %zu\n", fallbacks);
 	free(sorted);

@@ -13,19 +13,33 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/blend.h"
 #include "ltv/blob.h"
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/predictor.h"
 #include "ltv/stage.h"
 
+/*
+ * The candidates select chooses among: every method (k < METHOD_COUNT) and
+ * the blend (k == METHOD_COUNT), whose predictor index is METHOD_BLEND.
+ */
+#define N_CANDIDATES (METHOD_COUNT + 1)
+/* Campaigns a tier's blend needs before its weights are fitted (else the pooled blend). */
+#define BLEND_MIN_CAMPAIGNS 5
+
+static int cand_method(int k)
+{
+	return k < METHOD_COUNT ? k : METHOD_BLEND;
+}
+
 struct cohort_eval {
 	size_t n;              /* validation users */
 	double actual_sum;
-	double pred_sum[METHOD_COUNT];
-	int missing[METHOD_COUNT]; /* the method had nothing for some of its users */
-	double ape[METHOD_COUNT];
-	double rmsle[METHOD_COUNT];
+	double pred_sum[N_CANDIDATES];
+	int missing[N_CANDIDATES]; /* the candidate had nothing for some of its users */
+	double ape[N_CANDIDATES];
+	double rmsle[N_CANDIDATES];
 	int best;
 	int tier;
 };
@@ -103,7 +117,7 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, const s
 		e->n++;
 		e->actual_sum += y[s->valid[i]];
 		e->tier = d->tier ? (int)d->tier[s->valid[i]] : 3;
-		for (int m = 0; m < METHOD_COUNT; m++) {
+		for (int m = 0; m < N_CANDIDATES; m++) {
 			if (isnan(pred[m][i]))
 				e->missing[m] = 1;
 			else
@@ -117,7 +131,7 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, const s
 	for (size_t i = 0; i < s->n_valid; i++)
 		if (!(in_fold && in_fold[i] == skip_fold))
 			row_of[at[model_data_cohort(d, s->valid[i])]++] = i;
-	for (int m = 0; m < METHOD_COUNT; m++)
+	for (int m = 0; m < N_CANDIDATES; m++)
 		for (size_t c = 0; c < n_cohorts; c++) {
 			size_t k = 0;
 
@@ -152,7 +166,7 @@ static void choose_per_cohort(struct cohort_eval *ev, size_t n_cohorts, size_t m
 		double denom = actual > 0 ? actual : tier_mean[e->tier];
 
 		e->best = -1;
-		for (int m = 0; m < METHOD_COUNT; m++) {
+		for (int m = 0; m < N_CANDIDATES; m++) {
 			e->ape[m] = NAN;
 			if (e->n < min_users || e->missing[m] || denom <= 0)
 				continue;
@@ -167,26 +181,28 @@ static void choose_per_cohort(struct cohort_eval *ev, size_t n_cohorts, size_t m
 /* Per tier: the method with the lowest user-weighted campaign WAPE over its validated cohorts. */
 static void choose_tier_defaults(const struct cohort_eval *ev, size_t n_cohorts, int *tier_default)
 {
-	double err[4][METHOD_COUNT] = { { 0 } }, base[4] = { 0 };
+	double err[4][N_CANDIDATES] = { { 0 } }, base[4] = { 0 };
 
 	for (size_t c = 0; c < n_cohorts; c++) {
 		if (ev[c].best < 0)
 			continue;
-		for (int m = 0; m < METHOD_COUNT; m++)
+		for (int m = 0; m < N_CANDIDATES; m++)
 			err[ev[c].tier][m] += ev[c].missing[m] ? INFINITY
 					      : fabs(ev[c].pred_sum[m] - ev[c].actual_sum);
 		base[ev[c].tier] += ev[c].actual_sum;
 	}
-	for (int m = 0; m < METHOD_COUNT; m++)
+	for (int m = 0; m < N_CANDIDATES; m++)
 		err[0][m] = err[1][m] + err[2][m] + err[3][m];
 	base[0] = base[1] + base[2] + base[3];
 	for (int t = 0; t <= 3; t++) {
 		int source = base[t] > 0 ? t : 0; /* a tier with no validated cohort borrows the pooled choice */
 
-		tier_default[t] = 0;
-		for (int m = 1; m < METHOD_COUNT; m++)
-			if (err[source][m] < err[source][tier_default[t]])
-				tier_default[t] = m;
+		int best = 0;
+
+		for (int m = 1; m < N_CANDIDATES; m++)
+			if (err[source][m] < err[source][best])
+				best = m;
+		tier_default[t] = cand_method(best);
 	}
 }
 
@@ -217,8 +233,8 @@ static int write_selection(struct stage_ctx *ctx, const struct model_data *d,
 			ret = registry_selection_insert(ctx->reg, out_id, &r, &ctx->err);
 			continue;
 		}
-		for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
-			struct selection_row r = { app, campaign, e->tier, (char *)method_name(m),
+		for (int m = 0; m < N_CANDIDATES && ret == 0; m++) {
+			struct selection_row r = { app, campaign, e->tier, (char *)method_name(cand_method(m)),
 						   m == e->best, (char *)"validation", (int64_t)e->n,
 						   e->ape[m], e->rmsle[m] };
 
@@ -227,6 +243,31 @@ static int write_selection(struct stage_ctx *ctx, const struct model_data *d,
 		hasher_add_i64(&ctx->content, (int64_t)c);
 		hasher_add_i64(&ctx->content, e->best);
 	}
+	return ret;
+}
+
+static int write_blend(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id)
+{
+	size_t len;
+	uint8_t *data = predictor_save_blend(p, &len);
+	cJSON *o = cJSON_AddObjectToObject(ctx->metrics, "blend_weights");
+	int ret;
+
+	for (int t = 0; t <= 3; t++) {
+		char name[16];
+		cJSON *w;
+
+		if (!p->has_blend[t])
+			continue;
+		snprintf(name, sizeof(name), t ? "tier%d" : "pooled", t);
+		w = cJSON_AddObjectToObject(o, name);
+		for (int m = 0; m < METHOD_COUNT; m++)
+			if (p->blend_weight[t][m] > 0)
+				cJSON_AddNumberToObject(w, method_name(m), p->blend_weight[t][m]);
+	}
+	hasher_update(&ctx->content, data, len);
+	ret = registry_blob_put(ctx->reg, out_id, "blend", data, len, &ctx->err);
+	free(data);
 	return ret;
 }
 
@@ -259,15 +300,15 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	size_t *group = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
 	int *served = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(int));
 	struct metrics_campaign camp;
-	double rmsle = NAN, share[METHOD_COUNT + 1] = { 0 };
-	size_t chosen[METHOD_COUNT] = { 0 };
+	double rmsle = NAN, share[METHOD_SLOTS] = { 0 };
+	size_t chosen[N_CANDIDATES] = { 0 };
 	cJSON *by_method = cJSON_CreateObject();
 	int ret = predictor_predict_raw(p, d, s->valid, s->n_valid, target, pred, served, NULL, &ctx->err);
 
 	for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
 		actual[i] = y[s->valid[i]];
 		group[i] = model_data_cohort(d, s->valid[i]);
-		share[served[i] < 0 ? METHOD_COUNT : served[i]] += 1.0 / (double)s->n_valid;
+		share[method_slot(served[i])] += 1.0 / (double)s->n_valid;
 	}
 	for (size_t c = 0; c < n_cohorts; c++)
 		if (ev[c].best >= 0)
@@ -282,14 +323,85 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 			cJSON_AddNumberToObject(ctx->metrics, "validation_rmsle", rmsle);
 	}
 	cJSON_AddNumberToObject(ctx->metrics, "validation_users", (double)s->n_valid);
-	for (int m = 0; m < METHOD_COUNT; m++)
-		cJSON_AddNumberToObject(by_method, method_name(m), (double)chosen[m]);
+	for (int m = 0; m < N_CANDIDATES; m++)
+		cJSON_AddNumberToObject(by_method, method_name(cand_method(m)), (double)chosen[m]);
 	cJSON_AddItemToObject(ctx->metrics, "campaigns_by_method", by_method);
 	free(pred);
 	free(actual);
 	free(group);
 	free(served);
 	return ret;
+}
+
+/* Blend weights per tier (and pooled, tier 0) from the validation rows outside skip_fold. */
+static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, const struct row_split *s,
+		       double *const *pred, const int *in_fold, int skip_fold, struct predictor *p)
+{
+	const double *y = model_data_label(d, ctx->cfg->features.target_horizon);
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	double *x = xcalloc((n_cohorts + 1) * METHOD_COUNT, sizeof(double));
+	double *yc = xcalloc(n_cohorts + 1, sizeof(double)), *nc = xcalloc(n_cohorts + 1, sizeof(double));
+	double *gx = xmalloc((n_cohorts + 1) * METHOD_COUNT * sizeof(double));
+	double *gy = xmalloc((n_cohorts + 1) * sizeof(double)), *gn = xmalloc((n_cohorts + 1) * sizeof(double));
+	int *tier_of = xcalloc(n_cohorts + 1, sizeof(int)), missing[4][METHOD_COUNT] = { { 0 } };
+
+	for (size_t i = 0; i < s->n_valid; i++) {
+		const size_t r = s->valid[i], c = model_data_cohort(d, r);
+		const int tier = d->tier ? (int)d->tier[r] : 3;
+
+		if (in_fold && in_fold[i] == skip_fold)
+			continue;
+		tier_of[c] = tier;
+		nc[c] += 1;
+		yc[c] += y[r] - rev_window[r];
+		for (int m = 0; m < METHOD_COUNT; m++) {
+			if (isnan(pred[m][i]))
+				missing[tier][m] = missing[0][m] = 1;
+			else
+				x[c * METHOD_COUNT + m] += pred[m][i] - rev_window[r];
+		}
+	}
+	for (int t = 0; t <= 3; t++) {
+		int usable[METHOD_COUNT];
+		size_t k = 0;
+
+		for (int m = 0; m < METHOD_COUNT; m++)
+			usable[m] = !missing[t][m];
+		for (size_t c = 0; c < n_cohorts; c++) {
+			if (nc[c] < (double)ctx->cfg->select.min_validation_users || (t > 0 && tier_of[c] != t))
+				continue;
+			memcpy(gx + k * METHOD_COUNT, x + c * METHOD_COUNT, METHOD_COUNT * sizeof(double));
+			gy[k] = yc[c];
+			gn[k++] = nc[c];
+		}
+		p->has_blend[t] = k >= BLEND_MIN_CAMPAIGNS &&
+				  blend_fit(gx, gy, gn, k, METHOD_COUNT, usable, p->blend_weight[t]) == 0;
+	}
+	free(x);
+	free(yc);
+	free(nc);
+	free(gx);
+	free(gy);
+	free(gn);
+	free(tier_of);
+}
+
+/* pred[METHOD_COUNT][i]: the blend of each validation row with the weights of its tier. */
+static void blend_rows(const struct model_data *d, const struct row_split *s,
+		       const struct predictor *p, double *const *pred)
+{
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+
+	for (size_t i = 0; i < s->n_valid; i++) {
+		const size_t r = s->valid[i];
+		double by_method[METHOD_COUNT];
+
+		for (int m = 0; m < METHOD_COUNT; m++)
+			by_method[m] = pred[m][i];
+		pred[METHOD_COUNT][i] = predictor_blend(p, d->tier ? (int)d->tier[r] : 3, by_method,
+							rev_window[r]);
+	}
 }
 
 /*
@@ -302,6 +414,8 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, struct pre
 {
 	double tier_sum[4] = { 0 }, tier_n[4] = { 0 }, tier_mean[4];
 
+	fit_blends(ctx, d, s, pred, in_fold, skip_fold, p);
+	blend_rows(d, s, p, pred);
 	aggregate(ctx, d, s, pred, in_fold, skip_fold, ev, n_cohorts);
 	for (size_t c = 0; c < n_cohorts; c++) {
 		tier_sum[ev[c].tier] += ev[c].actual_sum;
@@ -316,7 +430,7 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, struct pre
 	for (size_t c = 0; c < n_cohorts; c++)
 		if (ev[c].best >= 0)
 			predictor_choose(p, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
-					 ev[c].best);
+					 cand_method(ev[c].best));
 }
 
 /*
@@ -391,7 +505,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	struct row_split s = { 0 };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
-	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, *pred[METHOD_COUNT] = { 0 };
+	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, *pred[N_CANDIDATES] = { 0 };
 	size_t n_cohorts;
 	int64_t out_id;
 	int ret;
@@ -414,6 +528,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	ret = predict_all(ctx, &d, &p, &s, pred);
 	if (ret < 0)
 		goto out;
+	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	global_medians(&d, ctx->cfg, medians);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
@@ -430,8 +545,10 @@ int stage_select_run(struct stage_ctx *ctx)
 		ret = write_selection(ctx, &d, ev, n_cohorts, p.tier_default, cohort_tier, out_id);
 	if (ret == 0)
 		ret = write_medians(ctx, medians, ctx->cfg->features.horizons.n, out_id);
+	if (ret == 0)
+		ret = write_blend(ctx, &p, out_id);
 out:
-	for (int m = 0; m < METHOD_COUNT; m++)
+	for (int m = 0; m < N_CANDIDATES; m++)
 		free(pred[m]);
 	free(ev);
 	free(cohort_tier);

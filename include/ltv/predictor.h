@@ -21,14 +21,21 @@
 #define PREDICTOR_MAX_HORIZONS 16
 #define SEGMENT_CUTS 3
 #define METHOD_GLOBAL_MEDIAN (-1) /* "method" index when the last fallback served */
+/* "method" index of the blend: a convex mix of the methods' revenue to come, per tier */
+#define METHOD_BLEND (-2)
+/* Array slots for counting what served: every method, the global median, the blend. */
+#define METHOD_SLOTS (METHOD_COUNT + 2)
 
 /* The methods in table order: hurdle, multiplier, curves, lookalike, semantic, bgnbd,
  * pareto_nbd. */
 extern const struct method *const method_table[METHOD_COUNT];
-/* Index of a method by name, or -1. */
+/* Index of a method by name ("blend": METHOD_BLEND), or -1. */
 int method_index(const char *name);
-/* The name of a method index, "global_median" for METHOD_GLOBAL_MEDIAN. */
+/* The name of a method index: "global_median" for METHOD_GLOBAL_MEDIAN, "blend" for METHOD_BLEND. */
 const char *method_name(int index);
+/* The counting slot of a method index (0 .. METHOD_SLOTS - 1) and back. */
+int method_slot(int index);
+int method_of_slot(int slot);
 
 struct predictor {
 	const struct config *cfg;
@@ -38,6 +45,13 @@ struct predictor {
 	double global_median[PREDICTOR_MAX_HORIZONS];
 	struct calibration *cal[4][PREDICTOR_MAX_HORIZONS]; /* NULL: identity; owned */
 	double segment_cut[SEGMENT_CUTS]; /* target-horizon LTV where Medium, High, VIP start */
+	/*
+	 * Blend weights per tier (0: over every tier, the fallback of a tier
+	 * without its own): revenue to come = sum_m w[m] * method m's. Fitted by
+	 * select on the validation cohorts; has_blend 0 when not fitted.
+	 */
+	double blend_weight[4][METHOD_COUNT];
+	int has_blend[4];
 	/* 80% bands of the revenue still to come, per horizon; n_buckets 0: none */
 	struct conformal band[PREDICTOR_MAX_HORIZONS];
 };
@@ -48,7 +62,7 @@ void predictor_release(struct predictor *p);
 /* Loads each method from its artefact (artefacts in method_table order). */
 int predictor_load_methods(struct predictor *p, struct registry *reg,
 			   const struct artefact_info *const *artefacts, struct ltv_err *err);
-/* Loads the selection (table method_selection + global medians) of a select artefact. */
+/* Loads the selection (table method_selection, global medians, blend weights) of a select artefact. */
 int predictor_load_selection(struct predictor *p, struct registry *reg,
 			     const struct artefact_info *select, struct ltv_err *err);
 /* Loads the per-(tier, horizon) calibrations of a calibrate artefact. */
@@ -65,6 +79,15 @@ int predictor_load_segments(struct predictor *p, struct registry *reg,
 /* "Low", "Medium", "High" or "VIP" for a target-horizon LTV. */
 const char *predictor_segment(const struct predictor *p, double ltv_target);
 
+/*
+ * The blend of a row of the given tier from each method's prediction
+ * (by_method[m], NaN where a method has none) and the row's rev_window: NaN
+ * when no weighted method has a prediction or no blend was fitted.
+ */
+double predictor_blend(const struct predictor *p, int tier, const double *by_method,
+		       double rev_window);
+/* The blend weights as a blob (caller frees); read back by predictor_load_selection. */
+uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len);
 /* Sets the method for one (app, campaign). */
 void predictor_choose(struct predictor *p, const char *app, const char *campaign, int method);
 
