@@ -390,75 +390,145 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 	return ret;
 }
 
+/*
+ * Method m's predictions for the rows i < n with want[i] set and not yet
+ * done[m][i], into pred[m][i] (NaN until computed), in one call; p_payer too
+ * when m is hurdle and p_payer is not NULL.
+ */
+static int predict_wanted(const struct predictor *p, int m, const struct model_data *d,
+			  const size_t *rows, size_t n, int64_t horizon, const unsigned char *want,
+			  unsigned char *done, double *pred, double *p_payer, struct ltv_err *err)
+{
+	size_t *sub = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
+	double *out = xmalloc((n ? n : 1) * sizeof(double)), *pp = xmalloc((n ? n : 1) * sizeof(double));
+	size_t k = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (want[i] && !done[i]) {
+			at[k] = i;
+			sub[k++] = rows[i];
+		}
+	if (k > 0)
+		ret = predictor_predict_method(p, m, d, sub, k, horizon, out, p_payer ? pp : NULL, err);
+	for (size_t j = 0; j < k && ret == 0; j++) {
+		pred[at[j]] = out[j];
+		done[at[j]] = 1;
+		if (p_payer)
+			p_payer[at[j]] = pp[j];
+	}
+	if (ret < 0)
+		err_prefix(err, "%s", method_table[m]->name);
+	free(sub);
+	free(at);
+	free(out);
+	free(pp);
+	return ret;
+}
+
+/* The weights a row of this tier's blend uses. */
+static const double *blend_weights_of(const struct predictor *p, int tier)
+{
+	return p->blend_weight[tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0];
+}
+
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err)
 {
-	double *pred[METHOD_COUNT] = { 0 }, *p_payer = NULL;
+	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	int h = predictor_horizon_index(p->cfg, horizon);
-	int ret = 0;
+	const int h = predictor_horizon_index(p->cfg, horizon);
+	double *pred[METHOD_COUNT] = { 0 }, *p_payer = xmalloc(alloc * sizeof(double));
+	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
+	int *chosen = xmalloc(alloc * sizeof(int)), ret = 0;
 
-	if (h < 0)
-		return err_set(err, LTV_EUSAGE, "%lld days is not a configured horizon",
-			       (long long)horizon);
-	/* Every method predicts every row once: simpler than per-row dispatch and
-	 * the cost is a few model evaluations per row. */
-	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
-		pred[m] = xmalloc((n ? n : 1) * sizeof(double));
-		if (m == 0)
-			p_payer = xmalloc((n ? n : 1) * sizeof(double));
-		ret = predictor_predict_method(p, m, d, rows, n, horizon, pred[m], m == 0 ? p_payer : NULL,
-					       err);
-		if (ret < 0)
-			err_prefix(err, "%s", method_table[m]->name);
+	if (h < 0) {
+		free(p_payer);
+		free(chosen);
+		return err_set(err, LTV_EUSAGE, "%lld days is not a configured horizon", (long long)horizon);
 	}
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		int m = predictor_chosen_method(p, d, rows[i]);
-		double v = m < 0 ? NAN : pred[m][i];
+	/*
+	 * Each method predicts only the rows that need it: those that chose it,
+	 * those whose blend weighs it, all of them for hurdle when p_payer is asked
+	 * for, then the rows the chain falls back to it for. A cohort's rows share
+	 * their choice, so cohort-level methods (curves) still see whole cohorts.
+	 */
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		pred[m] = xmalloc(alloc * sizeof(double));
+		want[m] = xcalloc(alloc, 1);
+		done[m] = xcalloc(alloc, 1);
+		for (size_t i = 0; i < n; i++)
+			pred[m][i] = NAN;
+	}
+	for (size_t i = 0; i < n; i++) {
+		p_payer[i] = NAN;
+		chosen[i] = predictor_chosen_method(p, d, rows[i]);
+		if (chosen[i] >= 0)
+			want[chosen[i]][i] = 1;
+		else if (chosen[i] == METHOD_BLEND && p->has_blend[0]) {
+			const double *w = blend_weights_of(p, d->tier ? (int)d->tier[rows[i]] : 3);
 
+			for (int m = 0; m < METHOD_COUNT; m++)
+				want[m][i] |= w[m] > 0;
+		}
+		want[0][i] |= out_p_payer != NULL;
+	}
+	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
+		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m], pred[m],
+				     m == 0 ? p_payer : NULL, err);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		int m = chosen[i];
+
+		out_ltv[i] = m >= 0 ? pred[m][i] : NAN;
 		if (m == METHOD_BLEND) {
 			double by_method[METHOD_COUNT];
 
 			for (int k = 0; k < METHOD_COUNT; k++)
 				by_method[k] = pred[k][i];
-			v = predictor_blend(p, d->tier ? (int)d->tier[rows[i]] : 3, by_method,
-					    rev_window[rows[i]]);
-			if (!isnan(v)) {
-				out_ltv[i] = v;
-				if (out_method)
-					out_method[i] = m;
-				if (out_p_payer)
-					out_p_payer[i] = p_payer[i];
-				continue;
-			}
+			out_ltv[i] = predictor_blend(p, d->tier ? (int)d->tier[rows[i]] : 3, by_method,
+						     rev_window[rows[i]]);
 		}
-		if (m == METHOD_GLOBAL_MEDIAN) {
+		if (m == METHOD_GLOBAL_MEDIAN)
 			out_ltv[i] = rev_window[rows[i]] + p->global_median[h];
-			if (out_method)
-				out_method[i] = m;
-			if (out_p_payer)
-				out_p_payer[i] = p_payer[i];
-			continue;
-		}
-
-		for (size_t f = 0; isnan(v) && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
-			m = method_index(fallback_order[f]);
-			v = pred[m][i];
-		}
-		if (isnan(v)) {
-			m = METHOD_GLOBAL_MEDIAN;
-			v = rev_window[rows[i]] + p->global_median[h];
-		}
-		out_ltv[i] = v;
 		if (out_method)
 			out_method[i] = m;
+	}
+	/* The fallback chain, one method at a time over the rows still without a value. */
+	for (size_t f = 0; ret == 0 && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
+		const int m = method_index(fallback_order[f]);
+		size_t missing = 0;
+
+		memset(want[m], 0, alloc);
+		for (size_t i = 0; i < n; i++)
+			if (isnan(out_ltv[i]) && chosen[i] != METHOD_GLOBAL_MEDIAN)
+				missing += want[m][i] = 1;
+		if (missing == 0)
+			break;
+		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m], pred[m], NULL, err);
+		for (size_t i = 0; i < n && ret == 0; i++)
+			if (want[m][i] && !isnan(pred[m][i])) {
+				out_ltv[i] = pred[m][i];
+				if (out_method)
+					out_method[i] = m;
+			}
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (isnan(out_ltv[i])) {
+			out_ltv[i] = rev_window[rows[i]] + p->global_median[h];
+			if (out_method)
+				out_method[i] = METHOD_GLOBAL_MEDIAN;
+		}
 		if (out_p_payer)
 			out_p_payer[i] = p_payer[i];
 	}
-	for (int m = 0; m < METHOD_COUNT; m++)
+	for (int m = 0; m < METHOD_COUNT; m++) {
 		free(pred[m]);
+		free(want[m]);
+		free(done[m]);
+	}
 	free(p_payer);
+	free(chosen);
 	return ret;
 }
 
