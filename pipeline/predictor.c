@@ -101,16 +101,23 @@ double predictor_blend(const struct predictor *p, int tier, const double *by_met
 		       double rev_window)
 {
 	const double *w = p->blend_weight[tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0];
-	double sum = 0, used = 0;
+	double sum = 0;
 
-	for (int m = 0; m < METHOD_COUNT && p->has_blend[0]; m++) {
-		if (!(w[m] > 0) || isnan(by_method[m]))
+	if (!p->has_blend[0])
+		return NAN;
+	/*
+	 * A weighted method with nothing for this row makes it another blend than
+	 * the one fitted (say, a horizon the tree models have no labels for): the
+	 * fallback chain serves instead.
+	 */
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		if (!(w[m] > 0))
 			continue;
+		if (isnan(by_method[m]))
+			return NAN;
 		sum += w[m] * (by_method[m] - rev_window);
-		used += w[m];
 	}
-	/* A method with nothing for this row: the others' weights are scaled up to one. */
-	return used > 0 ? rev_window + sum / used : NAN;
+	return rev_window + sum;
 }
 
 int predictor_horizon_index(const struct config *cfg, int64_t horizon)

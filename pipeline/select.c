@@ -335,7 +335,7 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 
 /* Blend weights per tier (and pooled, tier 0) from the validation rows outside skip_fold. */
 static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, const struct row_split *s,
-		       double *const *pred, const int *in_fold, int skip_fold, struct predictor *p)
+		       double *const *pred, const unsigned char *use, struct predictor *p)
 {
 	const double *y = model_data_label(d, ctx->cfg->features.target_horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -350,7 +350,7 @@ static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, const 
 		const size_t r = s->valid[i], c = model_data_cohort(d, r);
 		const int tier = d->tier ? (int)d->tier[r] : 3;
 
-		if (in_fold && in_fold[i] == skip_fold)
+		if (!use[i])
 			continue;
 		tier_of[c] = tier;
 		nc[c] += 1;
@@ -405,6 +405,50 @@ static void blend_rows(const struct model_data *d, const struct row_split *s,
 }
 
 /*
+ * The blend among the rows outside skip_fold, judged like the single methods:
+ * pred[METHOD_COUNT] holds, for each half of those rows by install date, the
+ * blend fitted on the other half (a blend fitted on the rows it is judged on
+ * would always look best); p keeps the weights fitted on all of them, the
+ * ones that will serve.
+ */
+static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
+			      const struct row_split *s, double *const *pred, const int *in_fold,
+			      int skip_fold, struct predictor *p)
+{
+	const double *install = frame_column(&d->frame, "install_time");
+	const size_t n = s->n_valid;
+	unsigned char *use = xmalloc(n ? n : 1);
+	double *sorted = xmalloc((n ? n : 1) * sizeof(double)), *oof = xmalloc((n ? n : 1) * sizeof(double));
+	double median = 0;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!(in_fold && in_fold[i] == skip_fold))
+			sorted[k++] = install[s->valid[i]];
+	qsort(sorted, k, sizeof(double), compare_double);
+	if (k)
+		median = sorted[k / 2];
+	for (int half = 0; half < 2; half++) {
+		for (size_t i = 0; i < n; i++)
+			use[i] = !(in_fold && in_fold[i] == skip_fold) &&
+				 (install[s->valid[i]] >= median) != half;
+		fit_blends(ctx, d, s, pred, use, p);
+		blend_rows(d, s, p, pred);
+		for (size_t i = 0; i < n; i++)
+			if (!(in_fold && in_fold[i] == skip_fold) && (install[s->valid[i]] >= median) == half)
+				oof[i] = pred[METHOD_COUNT][i];
+	}
+	for (size_t i = 0; i < n; i++)
+		use[i] = !(in_fold && in_fold[i] == skip_fold);
+	fit_blends(ctx, d, s, pred, use, p);
+	for (size_t i = 0; i < n; i++)
+		pred[METHOD_COUNT][i] = use[i] ? oof[i] : NAN;
+	free(use);
+	free(sorted);
+	free(oof);
+}
+
+/*
  * Chooses per cohort and per tier from the validation rows outside skip_fold
  * (all rows when in_fold is NULL) and sets p's choices to them.
  */
@@ -414,8 +458,7 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, struct pre
 {
 	double tier_sum[4] = { 0 }, tier_n[4] = { 0 }, tier_mean[4];
 
-	fit_blends(ctx, d, s, pred, in_fold, skip_fold, p);
-	blend_rows(d, s, p, pred);
+	blend_out_of_fold(ctx, d, s, pred, in_fold, skip_fold, p);
 	aggregate(ctx, d, s, pred, in_fold, skip_fold, ev, n_cohorts);
 	for (size_t c = 0; c < n_cohorts; c++) {
 		tier_sum[ev[c].tier] += ev[c].actual_sum;

@@ -82,7 +82,7 @@ const char *predictor_segment(const struct predictor *p, double ltv_target);
 /*
  * The blend of a row of the given tier from each method's prediction
  * (by_method[m], NaN where a method has none) and the row's rev_window: NaN
- * when no weighted method has a prediction or no blend was fitted.
+ * when a method with weight has no prediction, or no blend was fitted.
  */
 double predictor_blend(const struct predictor *p, int tier, const double *by_method,
 		       double rev_window);
