@@ -94,7 +94,8 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
 	out->level = level;
 	/* Buckets of equal size by prediction; ties never straddle a boundary. */
 	while (start < n && out->n_buckets < n_buckets) {
-		size_t end = out->n_buckets + 1 == n_buckets ? n : start + per;
+		/* Ties may have stretched earlier buckets: never past the last row. */
+		size_t end = out->n_buckets + 1 == n_buckets || start + per > n ? n : start + per;
 
 		while (end < n && rows[end].p == rows[end - 1].p)
 			end++;

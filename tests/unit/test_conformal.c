@@ -1,0 +1,89 @@
+/*
+ * Known answers for the split conformal bands (src/models/conformal.c):
+ * buckets by prediction with their outcome quantiles, ties kept in one bucket
+ * (the case that once ran past the last row), the group ratio band, and a
+ * blob round trip.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "ltv/conformal.h"
+
+/* 100 rows, p = i, y = i + 0.5: 4 buckets of 25; 80% band of y in each. */
+static void test_buckets(void **state)
+{
+	double p[100], y[100], lo, hi;
+	struct conformal c;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (int i = 0; i < 100; i++) {
+		p[i] = i;
+		y[i] = i + 0.5;
+	}
+	assert_int_equal(conformal_fit(p, y, 100, 4, 10, 0.8, NULL, NULL, 0, &c, &err), 0);
+	assert_int_equal(c.n_buckets, 4);
+	/* bucket 0 holds y 0.5 .. 24.5: type-1 quantiles at 0.1 and 0.9 of 25 → ranks 3 and 23 */
+	assert_true(c.lo[0] == 2.5 && c.hi[0] == 22.5);
+	conformal_row(&c, 60, &lo, &hi); /* bucket 2: y 50.5 .. 74.5 */
+	assert_true(lo == 52.5 && hi == 72.5);
+	conformal_row(&c, 1e9, &lo, &hi); /* beyond the last edge: the last bucket */
+	assert_true(lo == 77.5 && hi == 97.5);
+	assert_true(isnan(c.group_lo)); /* no groups */
+}
+
+/* 30 rows all tied at p = 0 but one: ties never split, and nothing reads past the end. */
+static void test_ties(void **state)
+{
+	double p[30], y[30];
+	struct conformal c;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (int i = 0; i < 30; i++) {
+		p[i] = i < 29 ? 0 : 5;
+		y[i] = i < 29 ? 0 : 7;
+	}
+	assert_int_equal(conformal_fit(p, y, 30, 10, 2, 0.8, NULL, NULL, 0, &c, &err), 0);
+	assert_int_equal(c.n_buckets, 2);
+	assert_true(c.lo[0] == 0 && c.hi[0] == 0);
+	assert_true(c.lo[1] == 7 && c.hi[1] == 7);
+	assert_true(c.upper[0] == 0 && isinf(c.upper[1]));
+}
+
+static void test_groups_and_blob(void **state)
+{
+	double p[10] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, y[10] = { 0 };
+	double gp[6] = { 10, 10, 10, 10, 10, 0 }, ga[6] = { 5, 8, 10, 12, 20, 99 };
+	struct conformal c, back;
+	struct ltv_err err = { 0 };
+	uint8_t *blob;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(conformal_fit(p, y, 10, 2, 1, 0.8, gp, ga, 6, &c, &err), 0);
+	/* ratios 0.5, 0.8, 1, 1.2, 2 (the group with no prediction is left out) */
+	assert_int_equal(c.n_groups, 5);
+	assert_true(c.group_lo == 0.5 && c.group_hi == 2);
+	blob = conformal_save(&c, &len);
+	assert_int_equal(conformal_load(blob, len, &back, &err), 0);
+	assert_true(back.n_buckets == c.n_buckets && back.group_hi == 2 && back.level == 0.8);
+	assert_int_equal(conformal_load(blob, len - 3, &back, &err) < 0, 1);
+	free(blob);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buckets),
+		cmocka_unit_test(test_ties),
+		cmocka_unit_test(test_groups_and_blob),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
