@@ -255,27 +255,28 @@ static int move_alias(const struct config *cfg, int64_t version, const char *rea
 	double ignored;
 	const char *who = getenv("USER") ? getenv("USER") : "ltvpipe models";
 	struct ltv_err none;
-	int ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+	/* Moving an alias never creates a registry: there would be no version to move it to. */
+	int ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
 
+	if (ret < 0)
+		goto out;
+	ret = registry_begin(reg, err);
 	if (ret == 0)
 		ret = registry_model_version_error(reg, version, &ignored, err);
-	if (ret == 0 && registry_alias_get(reg, "production", &current, &none) == 0 && current == version) {
+	if (ret < 0)
+		goto out;
+	if (registry_alias_get(reg, "production", &current, &none) == 0 && current == version) {
 		fprintf(out, "model version %lld is already production\n", (long long)version);
-		registry_close(reg);
-		return 0;
+		goto out;
 	}
-	if (ret == 0)
-		ret = registry_begin(reg, err);
-	if (ret == 0)
-		ret = registry_alias_set(reg, "production", version, who, reason, err);
+	ret = registry_alias_set(reg, "production", version, who, reason, err);
 	if (ret == 0)
 		ret = registry_commit(reg, err);
-	if (ret < 0)
-		registry_rollback(reg);
-	else
+	if (ret == 0)
 		fprintf(out, "production: model version %lld → %lld (%s)\n", (long long)current,
 			(long long)version, reason);
-	registry_close(reg);
+out:
+	registry_close(reg); /* rolls back whatever was not committed */
 	return ret;
 }
 

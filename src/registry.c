@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -100,15 +101,58 @@ static const char *const migrations[] = {
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");
 
-static int migrate(struct registry *reg, struct ltv_err *err)
+/*
+ * Reads PRAGMA user_version into *out. A file SQLite cannot read (not a
+ * database, truncated, malformed) fails here with SQLite's own reason, so it
+ * is never mistaken for an old schema.
+ */
+static int read_schema_version(struct registry *reg, int *out, struct ltv_err *err)
 {
-	int version = registry_schema_version(reg);
-	int ret;
+	sqlite3_stmt *st = NULL;
+	int ret = 0;
 
+	if (sqlite3_prepare_v2(reg->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		ret = err_set(err, LTV_EREGISTRY,
+			      "cannot read registry '%s': %s; restore it from a backup, or move it "
+			      "away and run 'ltvpipe run' to start a new one", reg->path,
+			      sqlite3_errmsg(reg->db));
+		goto out;
+	}
+	*out = sqlite3_column_int(st, 0);
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * 0 when version is one this ltvpipe can migrate from (0 .. current), else the
+ * reason. A negative version indexes no migration: it was never written by
+ * ltvpipe, and migrating would read outside the table.
+ */
+static int check_schema_version(const struct registry *reg, int version, struct ltv_err *err)
+{
+	if (version < 0)
+		return err_set(err, LTV_EREGISTRY,
+			       "registry '%s' has an invalid schema version %d (PRAGMA user_version); "
+			       "it was not written by ltvpipe: restore it from a backup or move it away",
+			       reg->path, version);
 	if (version > REGISTRY_SCHEMA_VERSION)
 		return err_set(err, LTV_EREGISTRY,
 			       "registry '%s' has schema version %d, newer than this ltvpipe (%d); "
 			       "upgrade ltvpipe", reg->path, version, REGISTRY_SCHEMA_VERSION);
+	return 0;
+}
+
+static int migrate(struct registry *reg, struct ltv_err *err)
+{
+	int version = 0;
+	int ret = read_schema_version(reg, &version, err);
+
+	if (ret == 0)
+		ret = check_schema_version(reg, version, err);
+	if (ret < 0)
+		return ret;
 	while (version < REGISTRY_SCHEMA_VERSION) {
 		char pragma[64];
 
@@ -116,8 +160,14 @@ static int migrate(struct registry *reg, struct ltv_err *err)
 		if (ret < 0)
 			return ret;
 		/* Re-read inside the lock: another process may have migrated meanwhile. */
-		version = registry_schema_version(reg);
-		if (version >= REGISTRY_SCHEMA_VERSION) {
+		ret = read_schema_version(reg, &version, err);
+		if (ret == 0)
+			ret = check_schema_version(reg, version, err);
+		if (ret < 0) {
+			registry_rollback(reg);
+			return ret;
+		}
+		if (version == REGISTRY_SCHEMA_VERSION) {
 			registry_rollback(reg);
 			break;
 		}
@@ -163,17 +213,28 @@ static int open_common(const char *path, int flags, int busy_timeout_s,
 		       struct registry **out_reg, struct ltv_err *err)
 {
 	struct registry *reg = xcalloc(1, sizeof(*reg));
-	int ret = 0;
+	int version = 0, ret = 0;
 
 	reg->path = xstrdup(path);
 	reg->lock_fd = -1;
 	if (sqlite3_open_v2(path, &reg->db, flags, NULL) != SQLITE_OK) {
-		ret = err_set(err, LTV_EREGISTRY, "cannot open registry '%s': %s", path,
-			      reg->db ? sqlite3_errmsg(reg->db) : "out of memory");
+		ret = err_set(err, LTV_EREGISTRY,
+			      "cannot open registry '%s': %s; check registry.path and the permissions "
+			      "of its directory", path, reg->db ? sqlite3_errmsg(reg->db) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(reg->db, busy_timeout_s * 1000);
 	sqlite3_extended_result_codes(reg->db, 0);
+	/* SQLite opens the file lazily: read it now so a damaged file fails with its own reason. */
+	ret = read_schema_version(reg, &version, err);
+	if (ret < 0)
+		goto out;
+	if ((flags & SQLITE_OPEN_READWRITE) && sqlite3_db_readonly(reg->db, "main") == 1) {
+		ret = err_set(err, LTV_EREGISTRY,
+			      "registry '%s' is read-only; make the file and its directory writable "
+			      "(the WAL needs to create files beside it)", path);
+		goto out;
+	}
 	ret = exec_sql(reg, "PRAGMA foreign_keys = ON", err);
 	if (ret < 0)
 		goto out;
@@ -213,16 +274,34 @@ int registry_open_readonly(const char *path, struct registry **out_reg, struct l
 		return err_set(err, LTV_ENOTFOUND,
 			       "no registry at '%s'; run 'ltvpipe run' first or set registry.path", path);
 	ret = open_common(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, 5, out_reg, err);
-	if (ret == 0 && registry_schema_version(*out_reg) != REGISTRY_SCHEMA_VERSION) {
-		int v = registry_schema_version(*out_reg);
+	if (ret == 0) {
+		int v = 0;
 
-		registry_close(*out_reg);
-		*out_reg = NULL;
-		return err_set(err, LTV_EREGISTRY,
-			       "registry '%s' has schema version %d, this ltvpipe reads %d; "
-			       "run 'ltvpipe run' once to migrate it", path, v, REGISTRY_SCHEMA_VERSION);
+		ret = read_schema_version(*out_reg, &v, err);
+		if (ret == 0)
+			ret = check_schema_version(*out_reg, v, err);
+		if (ret == 0 && v < REGISTRY_SCHEMA_VERSION)
+			ret = err_set(err, LTV_EREGISTRY,
+				      "registry '%s' has schema version %d, this ltvpipe reads %d; "
+				      "run 'ltvpipe run' once to migrate it", path, v,
+				      REGISTRY_SCHEMA_VERSION);
+		if (ret < 0) {
+			registry_close(*out_reg);
+			*out_reg = NULL;
+		}
 	}
 	return ret;
+}
+
+int registry_open_existing(const char *path, int busy_timeout_s, struct registry **out_reg,
+			   struct ltv_err *err)
+{
+	*out_reg = NULL;
+	if (access(path, F_OK) != 0)
+		return err_set(err, LTV_ENOTFOUND,
+			       "no registry at '%s'; run 'ltvpipe run' first or set registry.path", path);
+	return open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, busy_timeout_s,
+			   out_reg, err);
 }
 
 void registry_close(struct registry *reg)
@@ -251,14 +330,9 @@ const char *registry_sqlite_version(void)
 
 int registry_schema_version(struct registry *reg)
 {
-	sqlite3_stmt *st = NULL;
-	int version = -1;
+	int version = 0;
 
-	if (sqlite3_prepare_v2(reg->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return version;
+	return read_schema_version(reg, &version, NULL) < 0 ? INT_MIN : version;
 }
 
 int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err)
@@ -341,7 +415,7 @@ int registry_commit(struct registry *reg, struct ltv_err *err)
 
 void registry_rollback(struct registry *reg)
 {
-	if (reg->in_txn) {
+	if (reg && reg->in_txn) {
 		sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
 		reg->in_txn = 0;
 	}

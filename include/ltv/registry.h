@@ -33,12 +33,25 @@ struct registry; /* opaque: a connection plus cached statements */
  */
 int registry_open(const char *path, int busy_timeout_s, struct registry **out_reg,
 		  struct ltv_err *err);
-/* Opens read-only; fails with LTV_ENOTFOUND when the file does not exist. */
+/*
+ * Opens read-only; fails with LTV_ENOTFOUND when the file does not exist, and
+ * with LTV_EREGISTRY (SQLite's reason and a fix) when it cannot be read or its
+ * schema version is not this ltvpipe's.
+ */
 int registry_open_readonly(const char *path, struct registry **out_reg, struct ltv_err *err);
+/*
+ * registry_open for a registry that must already exist (commands that only
+ * change one, such as `models promote`): LTV_ENOTFOUND, creating nothing,
+ * when the file is absent.
+ */
+int registry_open_existing(const char *path, int busy_timeout_s, struct registry **out_reg,
+			   struct ltv_err *err);
+/* Accepts NULL. Rolls back an open transaction first. */
 void registry_close(struct registry *reg);
 const char *registry_path(const struct registry *reg);
 /* The linked SQLite library's version, for --version. */
 const char *registry_sqlite_version(void);
+/* PRAGMA user_version, or INT_MIN when SQLite cannot read it. */
 int registry_schema_version(struct registry *reg);
 
 /*
@@ -49,7 +62,7 @@ int registry_schema_version(struct registry *reg);
 int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err);
 void registry_unlock_run(struct registry *reg);
 
-/* Write transaction (BEGIN IMMEDIATE ... COMMIT); rollback never fails loudly. */
+/* Write transaction (BEGIN IMMEDIATE ... COMMIT); rollback never fails loudly and accepts NULL. */
 int registry_begin(struct registry *reg, struct ltv_err *err);
 int registry_commit(struct registry *reg, struct ltv_err *err);
 void registry_rollback(struct registry *reg);
