@@ -160,6 +160,8 @@ int predict_run(const struct config *cfg, const struct predict_options *opts, FI
 		return err_set(err, LTV_EUSAGE, "predict: --app A is required");
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);
 	if (ret == 0)
+		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
+	if (ret == 0)
 		ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0 && (ret = model_load(reg, cfg, version, &m, err)) == 0)
 		have_model = 1;
@@ -313,8 +315,12 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 	if (strcmp(sub, "show") == 0 && (ret = parse_version(argc > 1 ? argv[1] : NULL, &version, err)) < 0)
 		return ret;
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret < 0)
+	if (ret == 0)
+		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
+	if (ret < 0) {
+		registry_close(reg);
 		return ret;
+	}
 	if (strcmp(sub, "list") == 0) {
 		ret = registry_report(reg, "model_versions", 0, print_row, &tp, err);
 	} else if (strcmp(sub, "history") == 0) {

@@ -834,8 +834,12 @@ int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv
 
 	rs.opts = &opts;
 	ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
-	if (ret < 0)
+	if (ret == 0)
+		ret = registry_read_begin(rs.reg, err); /* one snapshot; ended by registry_close */
+	if (ret < 0) {
+		registry_close(rs.reg);
 		return ret;
+	}
 	fprintf(out, "registry %s\n", cfg->registry.path);
 	for (size_t i = 0; i < stage_count; i++) {
 		const struct stage *s = &stage_table[i];

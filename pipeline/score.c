@@ -513,6 +513,8 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		return err_set(err, LTV_EUSAGE, "score: give --users and --events together");
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);
 	if (ret == 0)
+		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
+	if (ret == 0)
 		ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
 		ret = model_load(reg, cfg, version, &m, err);

@@ -310,6 +310,7 @@ void registry_close(struct registry *reg)
 		return;
 	if (reg->in_txn)
 		registry_rollback(reg);
+	registry_read_end(reg);
 	sqlite3_finalize(reg->user_insert);
 	sqlite3_finalize(reg->user_day_add);
 	sqlite3_close(reg->db);
@@ -396,7 +397,7 @@ int registry_begin(struct registry *reg, struct ltv_err *err)
 {
 	int ret;
 
-	if (reg->in_txn)
+	if (reg->in_txn || reg->in_read)
 		return err_set(err, LTV_EINTERNAL, "registry: nested transaction");
 	ret = exec_sql(reg, "BEGIN IMMEDIATE", err);
 	if (ret == 0)
@@ -418,6 +419,31 @@ void registry_rollback(struct registry *reg)
 	if (reg && reg->in_txn) {
 		sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
 		reg->in_txn = 0;
+	}
+}
+
+int registry_read_begin(struct registry *reg, struct ltv_err *err)
+{
+	int ret;
+
+	if (reg->in_txn || reg->in_read)
+		return err_set(err, LTV_EINTERNAL, "registry: nested transaction");
+	/* Nothing is pinned until the first read: read now, not at the caller's first query. */
+	ret = exec_sql(reg, "BEGIN DEFERRED; SELECT count(*) FROM sqlite_schema", err);
+	if (ret < 0) {
+		if (!sqlite3_get_autocommit(reg->db))
+			sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+	reg->in_read = 1;
+	return 0;
+}
+
+void registry_read_end(struct registry *reg)
+{
+	if (reg && reg->in_read) {
+		sqlite3_exec(reg->db, "COMMIT", NULL, NULL, NULL);
+		reg->in_read = 0;
 	}
 }
 

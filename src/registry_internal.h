@@ -23,6 +23,7 @@ struct registry {
 	char *path;
 	int lock_fd;
 	int in_txn;
+	int in_read; /* inside registry_read_begin */
 	/* The ingest inserts run once per row, so they are prepared once per connection. */
 	sqlite3_stmt *user_insert;
 	sqlite3_stmt *user_day_add;

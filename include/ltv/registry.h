@@ -67,6 +67,18 @@ int registry_begin(struct registry *reg, struct ltv_err *err);
 int registry_commit(struct registry *reg, struct ltv_err *err);
 void registry_rollback(struct registry *reg);
 
+/*
+ * Read transaction for readers (score, status, models, evaluate, predict):
+ * every read between registry_read_begin and registry_read_end sees one
+ * snapshot of the registry, so a run committing meanwhile is seen whole or
+ * not at all. begin starts a deferred transaction and reads once, which pins
+ * the WAL snapshot there and then. Not nested, and not inside registry_begin.
+ * registry_read_end (also done by registry_close) accepts NULL and never
+ * fails loudly: a read transaction has nothing to lose.
+ */
+int registry_read_begin(struct registry *reg, struct ltv_err *err);
+void registry_read_end(struct registry *reg);
+
 /* "PRAGMA integrity_check" == ok → 0, else LTV_EREGISTRY with SQLite's text. */
 int registry_integrity_check(struct registry *reg, struct ltv_err *err);
 
@@ -279,7 +291,10 @@ int registry_model_version_error(struct registry *reg, int64_t version, double *
 /* The version an alias points at; LTV_ENOTFOUND when the alias is unset. */
 int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_version,
 		       struct ltv_err *err);
-/* Inside a transaction: points alias at version and records who, when, from, to and why. */
+/*
+ * Inside a transaction: points alias at version and records who, when, from,
+ * to and why. Pointing it where it already points changes and records nothing.
+ */
 int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 		       const char *who, const char *reason, struct ltv_err *err);
 /* The previous value of alias in its history (before the current one); LTV_ENOTFOUND when none. */
