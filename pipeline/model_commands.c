@@ -24,6 +24,51 @@ static const struct { const char *name; double def; } base_columns[] = {
 };
 
 /*
+ * Offset of the first byte of s that is not well-formed UTF-8 (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF), or -1 when s is
+ * valid. cJSON copies strings as they are, so invalid bytes would make
+ * invalid JSON.
+ */
+static long utf8_invalid_at(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; p[i];) {
+		unsigned c = p[i];
+		size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+			 : (c & 0xF8) == 0xF0 ? 3 : 4;
+		unsigned cp = n == 1 ? c & 0x1F : n == 2 ? c & 0x0F : c & 0x07;
+
+		if (n == 0) {
+			i++;
+			continue;
+		}
+		if (n == 4)
+			return (long)i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return (long)i;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return (long)i;
+		i += n + 1;
+	}
+	return -1;
+}
+
+static int check_utf8_arg(const char *flag, const char *value, struct ltv_err *err)
+{
+	long at = value ? utf8_invalid_at(value) : -1;
+
+	if (at >= 0)
+		return err_set(err, LTV_EUSAGE, "predict: %s is not valid UTF-8 (byte %ld); give it "
+			       "as it is spelt in the data", flag, at + 1);
+	return 0;
+}
+
+/*
  * A one-row frame: a user aged the first snapshot age with nothing seen, then
  * the --feature values; window_days follows age_days unless given.
  */
@@ -67,8 +112,11 @@ static int build_row(const struct loaded_model *m, const struct predict_options 
 				      "rev_max_day, purchases_window, events_window, events_d0, "
 				      "active_days_window, engagement, first_purchase_day, cost, age_days, "
 				      "window_days, rev_to_date", name);
-		else if (parse_double(eq + 1, &v) < 0)
+		else if (parse_double(eq + 1, &v) < 0 || !isfinite(v))
 			ret = err_set(err, LTV_EUSAGE, "--feature %s: '%s' is not a number", name, eq + 1);
+		else if (v < 0)
+			ret = err_set(err, LTV_EUSAGE, "--feature %s: %s is negative; features are counts, "
+				      "days or money, so give a value >= 0", name, eq + 1);
 		else
 			col[0] = v;
 	}
@@ -158,6 +206,9 @@ int predict_run(const struct config *cfg, const struct predict_options *opts, FI
 
 	if (!opts->app)
 		return err_set(err, LTV_EUSAGE, "predict: --app A is required");
+	if (check_utf8_arg("--app", opts->app, err) < 0 ||
+	    check_utf8_arg("--campaign", opts->campaign, err) < 0)
+		return LTV_EUSAGE;
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);
 	if (ret == 0)
 		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
