@@ -21,7 +21,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 4
+#define REGISTRY_SCHEMA_VERSION 5
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -57,7 +57,9 @@ int registry_schema_version(struct registry *reg);
 /*
  * Exclusive lock held for a whole run: waits up to timeout_s for another run
  * to finish, then fails with LTV_EBUSY naming the lock file. Released by
- * registry_unlock_run or process exit.
+ * registry_unlock_run or process exit. When the file changed since the last
+ * run released the lock (size and mtime of the file and its WAL, kept in the
+ * lock file), it runs registry_quick_check first and fails as it does.
  */
 int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err);
 void registry_unlock_run(struct registry *reg);
@@ -79,6 +81,8 @@ void registry_rollback(struct registry *reg);
 int registry_read_begin(struct registry *reg, struct ltv_err *err);
 void registry_read_end(struct registry *reg);
 
+/* "PRAGMA quick_check" == ok → 0, else LTV_EREGISTRY with SQLite's text and the fix. */
+int registry_quick_check(struct registry *reg, struct ltv_err *err);
 /* "PRAGMA integrity_check" == ok → 0, else LTV_EREGISTRY with SQLite's text. */
 int registry_integrity_check(struct registry *reg, struct ltv_err *err);
 
@@ -151,9 +155,21 @@ int registry_artefact_count(struct registry *reg, const char *name, int64_t *out
 /* Blobs attached to an artefact (model bodies, feature columns). */
 int registry_blob_put(struct registry *reg, int64_t artefact_id, const char *key,
 		      const void *data, size_t len, struct ltv_err *err);
-/* Copies the blob into a new buffer (caller frees). LTV_ENOTFOUND when absent. */
+/*
+ * Copies the blob into a new buffer (caller frees). LTV_ENOTFOUND when absent;
+ * LTV_EREGISTRY naming the artefact and the fix when the bytes no longer
+ * match the checksum stored with them.
+ */
 int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
 		      void **out_data, size_t *out_len, struct ltv_err *err);
+/*
+ * Checks that an artefact is still whole: every blob matches its checksum and
+ * none is missing (the count recorded by registry_artefact_finish). Reads
+ * every blob, so it costs one pass over the artefact's bytes; blobs and
+ * artefacts stored before schema 5 carry no checksum or count and pass.
+ * LTV_EREGISTRY with the artefact's name, version and the fix when damaged.
+ */
+int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct ltv_err *err);
 
 /* ---- key/value metadata ---- */
 
