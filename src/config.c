@@ -91,7 +91,7 @@ static const struct config_key key_table[] = {
 	  "days_since_active"),
 	K("lookalike.k", KEY_INT, lookalike.k, 1, 1000, "16"),
 	K("lookalike.max_iter", KEY_INT, lookalike.max_iter, 1, 10000, "100"),
-	K("lookalike.seed", KEY_INT, lookalike.seed, 0, INT64_MAX, "42"),
+	K("lookalike.seed", KEY_INT, lookalike.seed, 0, (double)INT64_MAX, "42"),
 	K("btyd.min_app_users", KEY_INT, btyd.min_app_users, 1, 100000000, "1000"),
 	K("semantic.top_k", KEY_INT, semantic.top_k, 1, 1000, "5"),
 	K("semantic.char_ngrams", KEY_INT, semantic.char_ngrams, 0, 8, "0"),
