@@ -38,7 +38,7 @@ TEST_HELPER_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/%.o,\
                    $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c)))
 TEST_HDR := $(wildcard tests/unit/*.h)
 # Built only as prerequisites of pattern rules, so make would delete them as intermediates.
-.SECONDARY: $(TEST_HELPER_OBJ)
+.SECONDARY: $(TEST_HELPER_OBJ) $(FUZZ_LIB_OBJ)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build-fuzz/
 # with ASan and UBSan, linked with the few library files the parsers need.
