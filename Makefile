@@ -38,7 +38,7 @@ TEST_HELPER_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/%.o,\
                    $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c)))
 TEST_HDR := $(wildcard tests/unit/*.h)
 # Built only as prerequisites of pattern rules, so make would delete them as intermediates.
-.SECONDARY: $(TEST_HELPER_OBJ) $(FUZZ_LIB_OBJ)
+.SECONDARY: $(TEST_HELPER_OBJ)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build-fuzz/
 # with ASan and UBSan, linked with the few library files the parsers need.
@@ -49,6 +49,7 @@ FUZZ_CFLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/fuzz $(
 FUZZ_LIB_SRC  := src/common.c src/config.c src/csvread.c src/log.c src/timeutil.c
 FUZZ_LIB_OBJ  := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+.SECONDARY: $(FUZZ_LIB_OBJ)
 # Seconds per target: make test runs each briefly, make fuzz as long as you like.
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
