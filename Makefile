@@ -7,6 +7,9 @@ DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
             libopenblas-dev liblapacke-dev libxgboost-dev libxxhash-dev \
             libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
 
+# The fuzz targets (make fuzz, and briefly in make test) need clang with libFuzzer.
+FUZZ_PKGS := clang libclang-rt-dev
+
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings
 ifeq ($(DEVELOPER),1)
@@ -37,7 +40,21 @@ TEST_HDR := $(wildcard tests/unit/*.h)
 # Built only as prerequisites of pattern rules, so make would delete them as intermediates.
 .SECONDARY: $(TEST_HELPER_OBJ)
 
-.PHONY: all deps test unit-test cli-test demo bench clean
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build-fuzz/
+# with ASan and UBSan, linked with the few library files the parsers need.
+FUZZ_CC       := clang
+FUZZ_BUILD    := build-fuzz
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/fuzz $(FUZZ_SAN)
+FUZZ_LIB_SRC  := src/common.c src/config.c src/csvread.c src/log.c src/timeutil.c
+FUZZ_LIB_OBJ  := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
+FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+.SECONDARY: $(FUZZ_LIB_OBJ)
+# Seconds per target: make test runs each briefly, make fuzz as long as you like.
+FUZZ_TEST_SECONDS ?= 5
+FUZZ_SECONDS      ?= 600
+
+.PHONY: all deps fuzz-deps test unit-test cli-test fuzz fuzz-build demo bench clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -66,14 +83,33 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJ) $(BUILD)/libltv.a $(TEST_HDR
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(BUILD)/libltv.a \
 		$(LDLIBS) -lcmocka
 
-test: deps $(BIN) $(TEST_BIN)
-	@LTVPIPE=$(abspath $(BIN)) tests/run-tests.sh $(BUILD)
+test: deps fuzz-deps $(BIN) $(TEST_BIN) $(FUZZ_BIN)
+	@LTVPIPE=$(abspath $(BIN)) LTV_FUZZ_BUILD=$(FUZZ_BUILD) \
+		LTV_FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run-tests.sh $(BUILD)
 
 unit-test: deps $(TEST_BIN)
 	@tests/run-tests.sh $(BUILD) unit
 
 cli-test: deps $(BIN)
 	@LTVPIPE=$(abspath $(BIN)) tests/run-tests.sh $(BUILD) cli
+
+fuzz-deps: $(FUZZ_BUILD)/.deps-ok
+$(FUZZ_BUILD)/.deps-ok:
+	@scripts/ensure-deps.sh $(DEB_PKGS) $(FUZZ_PKGS)
+	@mkdir -p $(FUZZ_BUILD) && touch $@
+
+$(FUZZ_BUILD)/%.o: %.c $(FUZZ_BUILD)/.deps-ok $(wildcard include/ltv/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
+fuzz-build: fuzz-deps $(FUZZ_BIN)
+
+# FUZZ_SECONDS per target (default 600); see README "Fuzzing".
+fuzz: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 DEMO_USERS ?= 20000
 demo: deps ltvpipe
@@ -85,4 +121,4 @@ bench: deps ltvpipe
 	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
 
 clean:
-	rm -rf build build-san ltvpipe
+	rm -rf build build-san $(FUZZ_BUILD) ltvpipe

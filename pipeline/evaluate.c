@@ -736,6 +736,8 @@ static int prepare_registry_model(const struct config *cfg, const struct evaluat
 			       "afresh", opts->as_of != INT64_MIN ? "as-of" : "horizons");
 	ret = registry_open_readonly(cfg->registry.path, out_reg, err);
 	if (ret == 0)
+		ret = registry_read_begin(*out_reg, err); /* one snapshot; ended by registry_close */
+	if (ret == 0)
 		ret = model_resolve(*out_reg, opts->model, &version, err);
 	if (ret == 0)
 		ret = model_load(*out_reg, cfg, version, m, err);

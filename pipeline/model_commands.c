@@ -24,6 +24,51 @@ static const struct { const char *name; double def; } base_columns[] = {
 };
 
 /*
+ * Offset of the first byte of s that is not well-formed UTF-8 (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF), or -1 when s is
+ * valid. cJSON copies strings as they are, so invalid bytes would make
+ * invalid JSON.
+ */
+static long utf8_invalid_at(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; p[i];) {
+		unsigned c = p[i];
+		size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+			 : (c & 0xF8) == 0xF0 ? 3 : 4;
+		unsigned cp = n == 1 ? c & 0x1F : n == 2 ? c & 0x0F : c & 0x07;
+
+		if (n == 0) {
+			i++;
+			continue;
+		}
+		if (n == 4)
+			return (long)i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return (long)i;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return (long)i;
+		i += n + 1;
+	}
+	return -1;
+}
+
+static int check_utf8_arg(const char *flag, const char *value, struct ltv_err *err)
+{
+	long at = value ? utf8_invalid_at(value) : -1;
+
+	if (at >= 0)
+		return err_set(err, LTV_EUSAGE, "predict: %s is not valid UTF-8 (byte %ld); give it "
+			       "as it is spelt in the data", flag, at + 1);
+	return 0;
+}
+
+/*
  * A one-row frame: a user aged the first snapshot age with nothing seen, then
  * the --feature values; window_days follows age_days unless given.
  */
@@ -67,8 +112,11 @@ static int build_row(const struct loaded_model *m, const struct predict_options 
 				      "rev_max_day, purchases_window, events_window, events_d0, "
 				      "active_days_window, engagement, first_purchase_day, cost, age_days, "
 				      "window_days, rev_to_date", name);
-		else if (parse_double(eq + 1, &v) < 0)
+		else if (parse_double(eq + 1, &v) < 0 || !isfinite(v))
 			ret = err_set(err, LTV_EUSAGE, "--feature %s: '%s' is not a number", name, eq + 1);
+		else if (v < 0)
+			ret = err_set(err, LTV_EUSAGE, "--feature %s: %s is negative; features are counts, "
+				      "days or money, so give a value >= 0", name, eq + 1);
 		else
 			col[0] = v;
 	}
@@ -158,7 +206,12 @@ int predict_run(const struct config *cfg, const struct predict_options *opts, FI
 
 	if (!opts->app)
 		return err_set(err, LTV_EUSAGE, "predict: --app A is required");
+	if (check_utf8_arg("--app", opts->app, err) < 0 ||
+	    check_utf8_arg("--campaign", opts->campaign, err) < 0)
+		return LTV_EUSAGE;
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+	if (ret == 0)
+		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
 	if (ret == 0)
 		ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0 && (ret = model_load(reg, cfg, version, &m, err)) == 0)
@@ -255,27 +308,28 @@ static int move_alias(const struct config *cfg, int64_t version, const char *rea
 	double ignored;
 	const char *who = getenv("USER") ? getenv("USER") : "ltvpipe models";
 	struct ltv_err none;
-	int ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+	/* Moving an alias never creates a registry: there would be no version to move it to. */
+	int ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
 
+	if (ret < 0)
+		goto out;
+	ret = registry_begin(reg, err);
 	if (ret == 0)
 		ret = registry_model_version_error(reg, version, &ignored, err);
-	if (ret == 0 && registry_alias_get(reg, "production", &current, &none) == 0 && current == version) {
+	if (ret < 0)
+		goto out;
+	if (registry_alias_get(reg, "production", &current, &none) == 0 && current == version) {
 		fprintf(out, "model version %lld is already production\n", (long long)version);
-		registry_close(reg);
-		return 0;
+		goto out;
 	}
-	if (ret == 0)
-		ret = registry_begin(reg, err);
-	if (ret == 0)
-		ret = registry_alias_set(reg, "production", version, who, reason, err);
+	ret = registry_alias_set(reg, "production", version, who, reason, err);
 	if (ret == 0)
 		ret = registry_commit(reg, err);
-	if (ret < 0)
-		registry_rollback(reg);
-	else
+	if (ret == 0)
 		fprintf(out, "production: model version %lld → %lld (%s)\n", (long long)current,
 			(long long)version, reason);
-	registry_close(reg);
+out:
+	registry_close(reg); /* rolls back whatever was not committed */
 	return ret;
 }
 
@@ -312,8 +366,12 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 	if (strcmp(sub, "show") == 0 && (ret = parse_version(argc > 1 ? argv[1] : NULL, &version, err)) < 0)
 		return ret;
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret < 0)
+	if (ret == 0)
+		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
+	if (ret < 0) {
+		registry_close(reg);
 		return ret;
+	}
 	if (strcmp(sub, "list") == 0) {
 		ret = registry_report(reg, "model_versions", 0, print_row, &tp, err);
 	} else if (strcmp(sub, "history") == 0) {

@@ -574,6 +574,10 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 	stage_fingerprint(s, p->config_text, inputs, n_inputs, p->fingerprint);
 
 	if (p->have_current && strcmp(p->current.fingerprint, p->fingerprint) == 0 && !rs->opts->force) {
+		/* Skipping trusts the stored output: check it is still whole (blob checksums). */
+		ret = registry_artefact_verify(rs->reg, p->current.id, err);
+		if (ret < 0)
+			return ret;
 		p->state = PLAN_REUSED;
 		fprintf(rs->out, "%s: up to date (v%lld)\n", s->name, (long long)p->current.version);
 		return 0;
@@ -581,6 +585,11 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 	if (!rs->opts->force &&
 	    registry_artefact_by_fingerprint(rs->reg, s->name, p->fingerprint, &existing, err) == 0) {
 		/* An older version was built from exactly these inputs: make it current again. */
+		ret = registry_artefact_verify(rs->reg, existing.id, err);
+		if (ret < 0) {
+			artefact_info_release(&existing);
+			return ret;
+		}
 		if (!rs->opts->dry_run) {
 			ret = registry_begin(rs->reg, err);
 			if (ret == 0)
@@ -834,8 +843,12 @@ int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv
 
 	rs.opts = &opts;
 	ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
-	if (ret < 0)
+	if (ret == 0)
+		ret = registry_read_begin(rs.reg, err); /* one snapshot; ended by registry_close */
+	if (ret < 0) {
+		registry_close(rs.reg);
 		return ret;
+	}
 	fprintf(out, "registry %s\n", cfg->registry.path);
 	for (size_t i = 0; i < stage_count; i++) {
 		const struct stage *s = &stage_table[i];

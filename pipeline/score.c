@@ -14,7 +14,9 @@
 
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
+#include "ltv/output_set.h"
 #include "ltv/runner.h"
+#include "ltv/scratch_dir.h"
 #include "ltv/score.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
@@ -62,22 +64,19 @@ static void fmt_money(char *buf, size_t size, double v)
 }
 
 static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
-			   const struct user_table *users, const struct scored *s, const char *path,
-			   struct ltv_err *err)
+			   const struct user_table *users, const struct scored *s,
+			   struct output_set *set, const char *path, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
 	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
 	const double *uid = frame_column(&d->frame, "uid"), *age = frame_column(&d->frame, "age_days");
 	const double *install = frame_column(&d->frame, "install_time"), *cost = frame_column(&d->frame, "cost");
 	const double *app = frame_column(&d->frame, "app_code"), *campaign = frame_column(&d->frame, "campaign_code");
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	int ret = 0;
+	FILE *f = NULL;
+	int ret = output_set_add(set, path, &f, err);
 
-	if (!f) {
-		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
+	if (ret < 0)
+		return ret;
 	fprintf(f, "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer");
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
 		fprintf(f, ",ltv_%lld", (long long)cfg->features.horizons.v[h]);
@@ -119,10 +118,6 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 		write_number(f, s->sv.p_purchase_30d[i]);
 		fprintf(f, ",%s\n", serving_risk_segment(s->sv.p_alive[i]));
 	}
-	if (fclose(f) != 0 || rename(tmp, path) != 0)
-		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
-out:
-	free(tmp);
 	return ret;
 }
 
@@ -230,12 +225,13 @@ static struct campaign_sum *summarise(const struct loaded_model *m, const struct
 }
 
 static int write_campaigns_csv(const struct config *cfg, const struct campaign_sum *cs, size_t n,
-			       const char *path, struct ltv_err *err)
+			       struct output_set *set, const char *path, struct ltv_err *err)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = NULL;
+	int ret = output_set_add(set, path, &f, err);
 
-	if (!f)
-		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	if (ret < 0)
+		return ret;
 	fprintf(f, "app_id,campaign,tier,method,users,spend");
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
 		fprintf(f, ",revenue_%lld", (long long)cfg->features.horizons.v[h]);
@@ -275,8 +271,6 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 		write_number(f, campaign_p_alive(&cs[i]));
 		fprintf(f, ",%s\n", serving_risk_segment(campaign_p_alive(&cs[i])));
 	}
-	if (fclose(f) != 0)
-		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
 	return 0;
 }
 
@@ -356,7 +350,7 @@ static void report_partial_windows(FILE *f, const struct config *cfg, const stru
 
 static int write_report(const struct loaded_model *m, const struct model_data *d,
 			const struct scored *s, struct campaign_sum *cs, size_t n_cs, int64_t as_of,
-			const char *path, struct ltv_err *err)
+			struct output_set *set, const char *path, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
 	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
@@ -364,12 +358,13 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	const double *cost = frame_column(&d->frame, "cost");
 	size_t segments[SEGMENT_CUTS + 1] = { 0 }, methods[METHOD_SLOTS] = { 0 }, fallbacks = 0;
 	double spend = 0, *sorted = xmalloc((s->n ? s->n : 1) * sizeof(double));
-	FILE *f = fopen(path, "w");
+	FILE *f = NULL;
 	char iso[32];
+	int ret = output_set_add(set, path, &f, err);
 
-	if (!f) {
+	if (ret < 0) {
 		free(sorted);
-		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+		return ret;
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		const char *seg = predictor_segment(&m->pred, s->sv.ltv[ti][i]);
@@ -426,8 +421,6 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 				methods[k], 100.0 * (double)methods[k] / (double)s->n);
 	fprintf(f, "  of which served by a fallback because the chosen method had nothing: %zu\n", fallbacks);
 	free(sorted);
-	if (fclose(f) != 0)
-		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
 	return 0;
 }
 
@@ -478,20 +471,6 @@ static int default_as_of(struct registry *data_reg, int64_t *out, struct ltv_err
 	return ret;
 }
 
-static void remove_scratch(const char *dir)
-{
-	static const char *const files[] = { "registry.sqlite", "registry.sqlite-wal",
-					     "registry.sqlite-shm", "registry.sqlite.lock" };
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		char *p = xasprintf("%s/%s", dir, files[i]);
-
-		unlink(p);
-		free(p);
-	}
-	rmdir(dir);
-}
-
 int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
 	      struct ltv_err *err)
 {
@@ -501,17 +480,21 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	struct scored s = { 0 };
 	struct user_table users = { 0 };
 	struct campaign_sum *cs = NULL;
+	struct output_set set;
 	char scratch_dir[4096] = "", *campaigns_path = NULL, *report_path = NULL, iso[32];
 	size_t n_cs = 0, n_horizons = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, ret;
 	double started = now_seconds();
 
+	output_set_init(&set);
 	if (!opts->output)
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
 	if (!opts->users_path != !opts->events_path)
 		return err_set(err, LTV_EUSAGE, "score: give --users and --events together");
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+	if (ret == 0)
+		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
 	if (ret == 0)
 		ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
@@ -522,13 +505,9 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	n_horizons = m.cfg.features.horizons.n;
 	data_reg = reg;
 	if (opts->users_path) {
-		snprintf(scratch_dir, sizeof(scratch_dir), "%s/ltvscore-XXXXXX",
-			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-		if (!mkdtemp(scratch_dir)) {
-			ret = err_set(err, LTV_EIO, "cannot create a scratch directory: %s", strerror(errno));
-			scratch_dir[0] = '\0';
+		ret = scratch_dir_create("ltvscore", scratch_dir, sizeof(scratch_dir), err);
+		if (ret < 0)
 			goto out;
-		}
 		ret = scratch_ingest(&m.cfg, opts, scratch_dir, &data_reg, err);
 		if (ret < 0)
 			goto out;
@@ -559,17 +538,20 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
 	report_path = xasprintf("%s.report.txt", opts->output);
 	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
-	ret = write_users_csv(&m, &d, &users, &s, opts->output, err);
+	ret = write_users_csv(&m, &d, &users, &s, &set, opts->output, err);
 	if (ret == 0)
-		ret = write_campaigns_csv(&m.cfg, cs, n_cs, campaigns_path, err);
+		ret = write_campaigns_csv(&m.cfg, cs, n_cs, &set, campaigns_path, err);
 	if (ret == 0)
-		ret = write_report(&m, &d, &s, cs, n_cs, as_of, report_path, err);
+		ret = write_report(&m, &d, &s, cs, n_cs, as_of, &set, report_path, err);
+	if (ret == 0)
+		ret = output_set_commit(&set, err);
 	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
 			"  users:     %s\n  campaigns: %s\n  report:    %s\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
 			now_seconds() - started, opts->output, campaigns_path, report_path);
 out:
+	output_set_release(&set);
 	free(cs);
 	free(campaigns_path);
 	free(report_path);
@@ -582,6 +564,6 @@ out:
 		registry_close(data_reg);
 	registry_close(reg);
 	if (scratch_dir[0])
-		remove_scratch(scratch_dir);
+		scratch_dir_remove(scratch_dir);
 	return ret;
 }

@@ -159,7 +159,12 @@ int parse_double(const char *s, double *out_value)
 	v = strtod(s, &end);
 	while (*end == ' ' || *end == '\t')
 		end++;
-	if (errno == ERANGE || *end != '\0' || end == s || !isfinite(v))
+	/*
+	 * ERANGE also flags a subnormal result, which is exact enough and what
+	 * "%.17g" prints for one; refuse only overflow and underflow to zero.
+	 */
+	if ((errno == ERANGE && (v == 0 || !isfinite(v))) || *end != '\0' || end == s ||
+	    !isfinite(v))
 		return LTV_EINVAL;
 	*out_value = v;
 	return 0;

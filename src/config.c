@@ -91,7 +91,7 @@ static const struct config_key key_table[] = {
 	  "days_since_active"),
 	K("lookalike.k", KEY_INT, lookalike.k, 1, 1000, "16"),
 	K("lookalike.max_iter", KEY_INT, lookalike.max_iter, 1, 10000, "100"),
-	K("lookalike.seed", KEY_INT, lookalike.seed, 0, INT64_MAX, "42"),
+	K("lookalike.seed", KEY_INT, lookalike.seed, 0, (double)INT64_MAX, "42"),
 	K("btyd.min_app_users", KEY_INT, btyd.min_app_users, 1, 100000000, "1000"),
 	K("semantic.top_k", KEY_INT, semantic.top_k, 1, 1000, "5"),
 	K("semantic.char_ngrams", KEY_INT, semantic.char_ngrams, 0, 8, "0"),
@@ -198,26 +198,44 @@ static int set_list(struct config *cfg, const struct config_key *k, char **items
 	return 0;
 }
 
-/* Splits "a,b,c" (spaces trimmed, empty string = empty list) and sets a list key. */
+/*
+ * Splits "a,b,c" (spaces trimmed) and sets a list key. A blank text is the
+ * empty list; an empty item ("7,,30", "7,30,") is a typo and refused, never
+ * dropped.
+ */
 static int set_list_from_text(struct config *cfg, const struct config_key *k, const char *text,
 			      const char *where, struct ltv_err *err)
 {
-	char *copy = xstrdup(text), *save = NULL, **items = NULL;
+	char *copy = xstrdup(text), **items = NULL, *tok = copy;
 	size_t n = 0, cap = 0;
-	int ret;
+	int ret = 0;
 
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	while (*tok == ' ')
+		tok++;
+	if (*tok == '\0')
+		tok = NULL; /* the empty list */
+	while (tok) {
+		char *comma = strchr(tok, ',');
+		size_t len;
+
+		if (comma)
+			*comma = '\0';
 		while (*tok == ' ')
 			tok++;
-		size_t len = strlen(tok);
+		len = strlen(tok);
 		while (len > 0 && tok[len - 1] == ' ')
 			tok[--len] = '\0';
-		if (!len)
-			continue;
+		if (!len) {
+			ret = err_set(err, LTV_ECONFIG, "%s%s: empty item %zu in '%s'; separate items "
+				      "with single commas", where, k->path, n + 1, text);
+			goto out;
+		}
 		ARRAY_GROW(items, n + 1, cap);
 		items[n++] = tok;
+		tok = comma ? comma + 1 : NULL;
 	}
 	ret = set_list(cfg, k, items, n, where, err);
+out:
 	free(items);
 	free(copy);
 	return ret;
@@ -252,10 +270,35 @@ static int set_value(struct config *cfg, const struct config_key *k, const char 
 	}
 }
 
+/* Records where key k got its value (see struct config's origins). */
+static void set_origin(struct config *cfg, const struct config_key *k, const char *where)
+{
+	size_t i = (size_t)(k - key_table);
+
+	free(cfg->origins[i]);
+	cfg->origins[i] = where ? xstrdup(where) : NULL;
+}
+
+/*
+ * "FILE:LINE:COL: " or "--set " for a key given a value, else "FILE: " (the
+ * value is a default, so the whole file is where to add it).
+ */
+static const char *origin_of(const struct config *cfg, const char *path, char *buf, size_t size)
+{
+	const struct config_key *k = find_key(path);
+
+	assert(k);
+	if (cfg->origins && cfg->origins[k - key_table])
+		return cfg->origins[k - key_table];
+	snprintf(buf, size, "%s: ", cfg->source_path);
+	return buf;
+}
+
 void config_init_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->source_path = xstrdup("(defaults)");
+	cfg->origins = xcalloc(N_KEYS, sizeof(char *));
 	for (size_t i = 0; i < N_KEYS; i++) {
 		int ret = set_value(cfg, &key_table[i], key_table[i].defval, "", NULL);
 
@@ -275,7 +318,10 @@ void config_release(struct config *cfg)
 			free(((struct int_list *)field_ptr(cfg, k))->v);
 		else if (k->type == KEY_STR_LIST)
 			free_str_list(field_ptr(cfg, k));
+		if (cfg->origins)
+			free(cfg->origins[i]);
 	}
+	free(cfg->origins);
 	free(cfg->source_path);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -287,7 +333,55 @@ struct yaml_walk {
 	yaml_document_t *doc;
 	const char *path;
 	struct ltv_err *err;
+	/* Byte offsets of the scalars written with an explicit !!str tag. */
+	size_t *str_tagged;
+	size_t n_str_tagged;
 };
+
+/*
+ * The document model cannot tell "16" from "!!str 16" (both carry the str
+ * tag), so one pass over the events notes where explicit !!str scalars start.
+ * A syntax error ends the pass quietly: yaml_parser_load reports it.
+ */
+static void find_str_tagged(FILE *f, struct yaml_walk *w)
+{
+	yaml_parser_t parser;
+	yaml_event_t event;
+	size_t cap = 0;
+	int done = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return;
+	yaml_parser_set_input_file(&parser, f);
+	while (!done && yaml_parser_parse(&parser, &event)) {
+		if (event.type == YAML_SCALAR_EVENT && event.data.scalar.tag &&
+		    strcmp((const char *)event.data.scalar.tag, YAML_STR_TAG) == 0) {
+			ARRAY_GROW(w->str_tagged, w->n_str_tagged + 1, cap);
+			w->str_tagged[w->n_str_tagged++] = event.start_mark.index;
+		}
+		done = event.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&event);
+	}
+	yaml_parser_delete(&parser);
+}
+
+static int is_str_tagged(const struct yaml_walk *w, const yaml_node_t *node)
+{
+	for (size_t i = 0; i < w->n_str_tagged; i++)
+		if (w->str_tagged[i] == node->start_mark.index)
+			return 1;
+	return 0;
+}
+
+/* A number key given "!!str 16": YAML says string, so refuse rather than guess. */
+static int refuse_str_tagged(const struct yaml_walk *w, const struct config_key *k,
+			     const yaml_node_t *node, const char *where)
+{
+	return err_set(w->err, LTV_ECONFIG, "%s%s: expected %s, got the string '%s' (tagged !!str); "
+		       "remove the tag", where, k->path,
+		       k->type == KEY_DOUBLE ? "a number" : "an integer",
+		       (const char *)node->data.scalar.value);
+}
 
 static void where_of(const struct yaml_walk *w, const yaml_node_t *node, char *buf, size_t size)
 {
@@ -312,11 +406,18 @@ static int walk_scalar_list(struct yaml_walk *w, const struct config_key *k, yam
 				      where, k->path);
 			goto out;
 		}
+		if (k->type == KEY_INT_LIST && is_str_tagged(w, item)) {
+			where_of(w, item, where, sizeof(where));
+			ret = refuse_str_tagged(w, k, item, where);
+			goto out;
+		}
 		ARRAY_GROW(items, n + 1, cap);
 		items[n++] = (char *)item->data.scalar.value;
 	}
 	where_of(w, seq, where, sizeof(where));
 	ret = set_list(w->cfg, k, items, n, where, w->err);
+	if (ret == 0)
+		set_origin(w->cfg, k, where);
 out:
 	free(items);
 	return ret;
@@ -328,6 +429,7 @@ static int walk_entry(struct yaml_walk *w, const char *path, yaml_node_t *value)
 {
 	const struct config_key *k = find_key(path);
 	char where[4200];
+	int ret;
 
 	where_of(w, value, where, sizeof(where));
 	if (value->type == YAML_MAPPING_NODE) {
@@ -348,12 +450,18 @@ static int walk_entry(struct yaml_walk *w, const char *path, yaml_node_t *value)
 				       path, type_words(k));
 		return walk_scalar_list(w, k, value);
 	}
+	if (k->type != KEY_STRING && k->type != KEY_STR_LIST && is_str_tagged(w, value))
+		return refuse_str_tagged(w, k, value, where);
 	if (k->type == KEY_INT_LIST || k->type == KEY_STR_LIST) {
 		/* "horizons: 30" or "attributes: []" written as scalars are one-item / empty lists */
-		return set_list_from_text(w->cfg, k, (const char *)value->data.scalar.value, where,
-					  w->err);
+		ret = set_list_from_text(w->cfg, k, (const char *)value->data.scalar.value, where,
+					 w->err);
+	} else {
+		ret = set_value(w->cfg, k, (const char *)value->data.scalar.value, where, w->err);
 	}
-	return set_value(w->cfg, k, (const char *)value->data.scalar.value, where, w->err);
+	if (ret == 0)
+		set_origin(w->cfg, k, where);
+	return ret;
 }
 
 static int walk_mapping(struct yaml_walk *w, yaml_node_t *map, const char *prefix)
@@ -373,6 +481,18 @@ static int walk_mapping(struct yaml_walk *w, yaml_node_t *map, const char *prefi
 		}
 		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
 			 (const char *)key->data.scalar.value);
+		/* YAML lets the last of two equal keys win silently; a config must not. */
+		for (yaml_node_pair_t *prev = map->data.mapping.pairs.start; prev < pair; prev++) {
+			yaml_node_t *pk = yaml_document_get_node(w->doc, prev->key);
+
+			if (pk && pk->type == YAML_SCALAR_NODE &&
+			    strcmp((const char *)pk->data.scalar.value,
+				   (const char *)key->data.scalar.value) == 0)
+				return err_set(w->err, LTV_ECONFIG,
+					       "%s:%zu:%zu: duplicate key '%s' (first at line %zu); "
+					       "keep one", w->path, key->start_mark.line + 1,
+					       key->start_mark.column + 1, path, pk->start_mark.line + 1);
+		}
 		ret = walk_entry(w, path, value);
 		if (ret < 0)
 			return ret;
@@ -383,13 +503,16 @@ static int walk_mapping(struct yaml_walk *w, yaml_node_t *map, const char *prefi
 int config_load_file(struct config *cfg, const char *path, struct ltv_err *err)
 {
 	yaml_parser_t parser;
-	yaml_document_t doc;
+	yaml_document_t doc, next;
+	struct yaml_walk w = { cfg, &doc, path, err, NULL, 0 };
 	FILE *f = NULL;
 	int ret = 0, have_doc = 0, have_parser = 0;
 
 	f = fopen(path, "rb");
 	if (!f)
 		return err_set(err, LTV_ECONFIG, "cannot read config '%s': %s", path, strerror(errno));
+	find_str_tagged(f, &w);
+	rewind(f);
 	if (!yaml_parser_initialize(&parser)) {
 		ret = err_set(err, LTV_ENOMEM, "cannot initialise the YAML parser");
 		goto out;
@@ -403,10 +526,23 @@ int config_load_file(struct config *cfg, const char *path, struct ltv_err *err)
 		goto out;
 	}
 	have_doc = 1;
+	/* A second document would be ignored: refuse it rather than read half the file. */
+	if (!yaml_parser_load(&parser, &next)) {
+		ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: YAML syntax error: %s", path,
+			      parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+			      parser.problem ? parser.problem : "unknown");
+		goto out;
+	}
+	if (yaml_document_get_root_node(&next)) {
+		ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: a second YAML document; ltvpipe reads "
+			      "one: put every section in the first and remove the '---'", path,
+			      next.start_mark.line + 1, next.start_mark.column + 1);
+		yaml_document_delete(&next);
+		goto out;
+	}
+	yaml_document_delete(&next);
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root) {
-		struct yaml_walk w = { cfg, &doc, path, err };
-
 		if (root->type != YAML_MAPPING_NODE) {
 			ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: the top level must be a mapping of sections",
 				      path, root->start_mark.line + 1, root->start_mark.column + 1);
@@ -423,6 +559,7 @@ out:
 		yaml_document_delete(&doc);
 	if (have_parser)
 		yaml_parser_delete(&parser);
+	free(w.str_tagged);
 	fclose(f);
 	return ret;
 }
@@ -444,7 +581,10 @@ int config_apply_override(struct config *cfg, const char *assignment, struct ltv
 			       "--set: unknown key '%s'; see config/ltvpipe.yaml for the keys ltvpipe reads",
 			       key);
 	snprintf(where, sizeof(where), "--set ");
-	return set_value(cfg, k, eq + 1, where, err);
+	if (set_value(cfg, k, eq + 1, where, err) < 0)
+		return LTV_ECONFIG;
+	set_origin(cfg, k, where);
+	return 0;
 }
 
 /*
@@ -489,20 +629,21 @@ static int check_feature_list(const struct config *cfg, const char *key, const s
 static int check_snapshots(const struct config *cfg, struct ltv_err *err)
 {
 	const struct int_list *s = &cfg->features.snapshots, *h = &cfg->features.horizons;
+	char buf[4200];
+	const char *where = origin_of(cfg, "features.snapshots", buf, sizeof(buf));
 
 	if (s->n == 0 || s->n > 32)
-		return err_set(err, LTV_ECONFIG, "%s: features.snapshots: list 1 to 32 ages in days",
-			       cfg->source_path);
+		return err_set(err, LTV_ECONFIG, "%sfeatures.snapshots: list 1 to 32 ages in days",
+			       where);
 	for (size_t i = 1; i < s->n; i++)
 		if (s->v[i] <= s->v[i - 1])
 			return err_set(err, LTV_ECONFIG,
-				       "%s: features.snapshots: list ages in increasing order without repeats",
-				       cfg->source_path);
+				       "%sfeatures.snapshots: list ages in increasing order without repeats",
+				       where);
 	if (s->v[0] >= h->v[0])
 		return err_set(err, LTV_ECONFIG,
-			       "%s: features.snapshots: the first age (%lld days) must be shorter than the "
-			       "first horizon (%lld days)", cfg->source_path, (long long)s->v[0],
-			       (long long)h->v[0]);
+			       "%sfeatures.snapshots: the first age (%lld days) must be shorter than the "
+			       "first horizon (%lld days)", where, (long long)s->v[0], (long long)h->v[0]);
 	return 0;
 }
 
@@ -514,46 +655,50 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 		return LTV_ECONFIG;
 
 	const struct int_list *h = &cfg->features.horizons;
+	char buf[4200];
 	int found = 0;
 	int level, ret;
 
 	if (h->n == 0 || h->n > 16)
-		return err_set(err, LTV_ECONFIG, "%s: features.horizons: list 1 to 16 horizons in days",
-			       cfg->source_path);
+		return err_set(err, LTV_ECONFIG, "%sfeatures.horizons: list 1 to 16 horizons in days",
+			       origin_of(cfg, "features.horizons", buf, sizeof(buf)));
 	if (cfg->calibrate.alpha_min > cfg->calibrate.alpha_max)
-		return err_set(err, LTV_ECONFIG, "%s: calibrate.alpha_min: %g is above calibrate.alpha_max %g",
-			       cfg->source_path, cfg->calibrate.alpha_min, cfg->calibrate.alpha_max);
+		return err_set(err, LTV_ECONFIG, "%scalibrate.alpha_min: %g is above calibrate.alpha_max %g",
+			       origin_of(cfg, "calibrate.alpha_min", buf, sizeof(buf)),
+			       cfg->calibrate.alpha_min, cfg->calibrate.alpha_max);
 	if (cfg->semantic.char_ngrams == 1)
 		return err_set(err, LTV_ECONFIG,
-			       "%s: semantic.char_ngrams: 1 is not allowed; use 0 (words only) or 2 to 8",
-			       cfg->source_path);
+			       "%ssemantic.char_ngrams: 1 is not allowed; use 0 (words only) or 2 to 8",
+			       origin_of(cfg, "semantic.char_ngrams", buf, sizeof(buf)));
 	for (size_t i = 0; i < h->n; i++) {
 		if (i > 0 && h->v[i] <= h->v[i - 1])
 			return err_set(err, LTV_ECONFIG,
-				       "%s: features.horizons: list horizons in increasing order without repeats",
-				       cfg->source_path);
+				       "%sfeatures.horizons: list horizons in increasing order without repeats",
+				       origin_of(cfg, "features.horizons", buf, sizeof(buf)));
 		if (h->v[i] == cfg->features.target_horizon)
 			found = 1;
 	}
 	if (!found)
 		return err_set(err, LTV_ECONFIG,
-			       "%s: features.target_horizon: %lld is not one of features.horizons",
-			       cfg->source_path, (long long)cfg->features.target_horizon);
+			       "%sfeatures.target_horizon: %lld is not one of features.horizons",
+			       origin_of(cfg, "features.target_horizon", buf, sizeof(buf)),
+			       (long long)cfg->features.target_horizon);
 	ret = check_snapshots(cfg, err);
 	if (ret < 0)
 		return ret;
 	if (strcmp(cfg->ingest.mode, "append") != 0 && strcmp(cfg->ingest.mode, "replace") != 0)
-		return err_set(err, LTV_ECONFIG, "%s: ingest.mode: '%s' is not 'append' or 'replace'",
-			       cfg->source_path, cfg->ingest.mode);
+		return err_set(err, LTV_ECONFIG, "%singest.mode: '%s' is not 'append' or 'replace'",
+			       origin_of(cfg, "ingest.mode", buf, sizeof(buf)), cfg->ingest.mode);
 	if (cfg->tiers.tier2_min_users > cfg->tiers.tier1_min_users)
 		return err_set(err, LTV_ECONFIG,
-			       "%s: tiers.tier2_min_users: %lld is above tiers.tier1_min_users %lld; tier 2 "
-			       "needs fewer users than tier 1", cfg->source_path,
+			       "%stiers.tier2_min_users: %lld is above tiers.tier1_min_users %lld; tier 2 "
+			       "needs fewer users than tier 1",
+			       origin_of(cfg, "tiers.tier2_min_users", buf, sizeof(buf)),
 			       (long long)cfg->tiers.tier2_min_users, (long long)cfg->tiers.tier1_min_users);
 	if (log_level_parse(cfg->run.log_level, &level) < 0)
 		return err_set(err, LTV_ECONFIG,
-			       "%s: run.log_level: '%s' is not one of error, warn, info, debug",
-			       cfg->source_path, cfg->run.log_level);
+			       "%srun.log_level: '%s' is not one of error, warn, info, debug",
+			       origin_of(cfg, "run.log_level", buf, sizeof(buf)), cfg->run.log_level);
 	return 0;
 }
 
@@ -707,6 +852,8 @@ void config_copy(struct config *dst, const struct config *src)
 		(void)ret;
 		free(text);
 	}
+	for (size_t i = 0; i < N_KEYS && src->origins; i++)
+		set_origin(dst, &key_table[i], src->origins[i]);
 	free(dst->source_path);
 	dst->source_path = xstrdup(src->source_path);
 }

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -96,19 +97,67 @@ static const char *const migrations[] = {
 	"  model_version INTEGER REFERENCES model_versions(version), config_hash TEXT NOT NULL,"
 	"  metrics TEXT NOT NULL, report_dir TEXT NOT NULL);"
 	"CREATE INDEX evaluations_by_version ON evaluations(model_version);",
+	/* 4 → 5: a checksum per blob and a blob count per artefact, so that a run
+	 * that skips a stage can tell its stored output is still whole (NULL for
+	 * what older versions wrote: not checked) */
+	"ALTER TABLE artefact_blobs ADD COLUMN checksum TEXT;"
+	"ALTER TABLE artefacts ADD COLUMN n_blobs INTEGER;",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");
 
-static int migrate(struct registry *reg, struct ltv_err *err)
+/*
+ * Reads PRAGMA user_version into *out. A file SQLite cannot read (not a
+ * database, truncated, malformed) fails here with SQLite's own reason, so it
+ * is never mistaken for an old schema.
+ */
+static int read_schema_version(struct registry *reg, int *out, struct ltv_err *err)
 {
-	int version = registry_schema_version(reg);
-	int ret;
+	sqlite3_stmt *st = NULL;
+	int ret = 0;
 
+	if (sqlite3_prepare_v2(reg->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		ret = err_set(err, LTV_EREGISTRY,
+			      "cannot read registry '%s': %s; restore it from a backup, or move it "
+			      "away and run 'ltvpipe run' to start a new one", reg->path,
+			      sqlite3_errmsg(reg->db));
+		goto out;
+	}
+	*out = sqlite3_column_int(st, 0);
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * 0 when version is one this ltvpipe can migrate from (0 .. current), else the
+ * reason. A negative version indexes no migration: it was never written by
+ * ltvpipe, and migrating would read outside the table.
+ */
+static int check_schema_version(const struct registry *reg, int version, struct ltv_err *err)
+{
+	if (version < 0)
+		return err_set(err, LTV_EREGISTRY,
+			       "registry '%s' has an invalid schema version %d (PRAGMA user_version); "
+			       "it was not written by ltvpipe: restore it from a backup or move it away",
+			       reg->path, version);
 	if (version > REGISTRY_SCHEMA_VERSION)
 		return err_set(err, LTV_EREGISTRY,
 			       "registry '%s' has schema version %d, newer than this ltvpipe (%d); "
 			       "upgrade ltvpipe", reg->path, version, REGISTRY_SCHEMA_VERSION);
+	return 0;
+}
+
+static int migrate(struct registry *reg, struct ltv_err *err)
+{
+	int version = 0;
+	int ret = read_schema_version(reg, &version, err);
+
+	if (ret == 0)
+		ret = check_schema_version(reg, version, err);
+	if (ret < 0)
+		return ret;
 	while (version < REGISTRY_SCHEMA_VERSION) {
 		char pragma[64];
 
@@ -116,8 +165,14 @@ static int migrate(struct registry *reg, struct ltv_err *err)
 		if (ret < 0)
 			return ret;
 		/* Re-read inside the lock: another process may have migrated meanwhile. */
-		version = registry_schema_version(reg);
-		if (version >= REGISTRY_SCHEMA_VERSION) {
+		ret = read_schema_version(reg, &version, err);
+		if (ret == 0)
+			ret = check_schema_version(reg, version, err);
+		if (ret < 0) {
+			registry_rollback(reg);
+			return ret;
+		}
+		if (version == REGISTRY_SCHEMA_VERSION) {
 			registry_rollback(reg);
 			break;
 		}
@@ -163,17 +218,28 @@ static int open_common(const char *path, int flags, int busy_timeout_s,
 		       struct registry **out_reg, struct ltv_err *err)
 {
 	struct registry *reg = xcalloc(1, sizeof(*reg));
-	int ret = 0;
+	int version = 0, ret = 0;
 
 	reg->path = xstrdup(path);
 	reg->lock_fd = -1;
 	if (sqlite3_open_v2(path, &reg->db, flags, NULL) != SQLITE_OK) {
-		ret = err_set(err, LTV_EREGISTRY, "cannot open registry '%s': %s", path,
-			      reg->db ? sqlite3_errmsg(reg->db) : "out of memory");
+		ret = err_set(err, LTV_EREGISTRY,
+			      "cannot open registry '%s': %s; check registry.path and the permissions "
+			      "of its directory", path, reg->db ? sqlite3_errmsg(reg->db) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(reg->db, busy_timeout_s * 1000);
 	sqlite3_extended_result_codes(reg->db, 0);
+	/* SQLite opens the file lazily: read it now so a damaged file fails with its own reason. */
+	ret = read_schema_version(reg, &version, err);
+	if (ret < 0)
+		goto out;
+	if ((flags & SQLITE_OPEN_READWRITE) && sqlite3_db_readonly(reg->db, "main") == 1) {
+		ret = err_set(err, LTV_EREGISTRY,
+			      "registry '%s' is read-only; make the file and its directory writable "
+			      "(the WAL needs to create files beside it)", path);
+		goto out;
+	}
 	ret = exec_sql(reg, "PRAGMA foreign_keys = ON", err);
 	if (ret < 0)
 		goto out;
@@ -213,16 +279,34 @@ int registry_open_readonly(const char *path, struct registry **out_reg, struct l
 		return err_set(err, LTV_ENOTFOUND,
 			       "no registry at '%s'; run 'ltvpipe run' first or set registry.path", path);
 	ret = open_common(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, 5, out_reg, err);
-	if (ret == 0 && registry_schema_version(*out_reg) != REGISTRY_SCHEMA_VERSION) {
-		int v = registry_schema_version(*out_reg);
+	if (ret == 0) {
+		int v = 0;
 
-		registry_close(*out_reg);
-		*out_reg = NULL;
-		return err_set(err, LTV_EREGISTRY,
-			       "registry '%s' has schema version %d, this ltvpipe reads %d; "
-			       "run 'ltvpipe run' once to migrate it", path, v, REGISTRY_SCHEMA_VERSION);
+		ret = read_schema_version(*out_reg, &v, err);
+		if (ret == 0)
+			ret = check_schema_version(*out_reg, v, err);
+		if (ret == 0 && v < REGISTRY_SCHEMA_VERSION)
+			ret = err_set(err, LTV_EREGISTRY,
+				      "registry '%s' has schema version %d, this ltvpipe reads %d; "
+				      "run 'ltvpipe run' once to migrate it", path, v,
+				      REGISTRY_SCHEMA_VERSION);
+		if (ret < 0) {
+			registry_close(*out_reg);
+			*out_reg = NULL;
+		}
 	}
 	return ret;
+}
+
+int registry_open_existing(const char *path, int busy_timeout_s, struct registry **out_reg,
+			   struct ltv_err *err)
+{
+	*out_reg = NULL;
+	if (access(path, F_OK) != 0)
+		return err_set(err, LTV_ENOTFOUND,
+			       "no registry at '%s'; run 'ltvpipe run' first or set registry.path", path);
+	return open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, busy_timeout_s,
+			   out_reg, err);
 }
 
 void registry_close(struct registry *reg)
@@ -231,6 +315,7 @@ void registry_close(struct registry *reg)
 		return;
 	if (reg->in_txn)
 		registry_rollback(reg);
+	registry_read_end(reg);
 	sqlite3_finalize(reg->user_insert);
 	sqlite3_finalize(reg->user_day_add);
 	sqlite3_close(reg->db);
@@ -251,14 +336,71 @@ const char *registry_sqlite_version(void)
 
 int registry_schema_version(struct registry *reg)
 {
-	sqlite3_stmt *st = NULL;
-	int version = -1;
+	int version = 0;
 
-	if (sqlite3_prepare_v2(reg->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
+	return read_schema_version(reg, &version, NULL) < 0 ? INT_MIN : version;
+}
+
+/*
+ * What the run lock remembers of the file between runs: size and mtime of the
+ * database and its WAL. A run releasing the lock writes it into the lock file;
+ * the next run compares, and only a file changed by someone else (an edit, a
+ * restore, a disk fault, a killed run) pays for a PRAGMA quick_check.
+ */
+static void file_stamp(const char *path, char *buf, size_t size)
+{
+	char *wal_path = xasprintf("%s-wal", path);
+	struct stat db, wal;
+	int have_db = stat(path, &db) == 0, have_wal = stat(wal_path, &wal) == 0;
+
+	snprintf(buf, size, "ltvpipe registry stamp 1\ndb %lld %lld.%09ld\nwal %lld %lld.%09ld\n",
+		 have_db ? (long long)db.st_size : -1LL, have_db ? (long long)db.st_mtim.tv_sec : 0LL,
+		 have_db ? db.st_mtim.tv_nsec : 0L, have_wal ? (long long)wal.st_size : -1LL,
+		 have_wal ? (long long)wal.st_mtim.tv_sec : 0LL, have_wal ? wal.st_mtim.tv_nsec : 0L);
+	free(wal_path);
+}
+
+/* 1 when the lock file's stamp is the file as it is now. */
+static int stamp_matches(const struct registry *reg)
+{
+	char now[256], stored[256];
+	ssize_t n = pread(reg->lock_fd, stored, sizeof(stored) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	stored[n] = '\0';
+	file_stamp(reg->path, now, sizeof(now));
+	return strcmp(now, stored) == 0;
+}
+
+int registry_quick_check(struct registry *reg, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	const char *first;
+	char one_line[512];
+	int ret = 0;
+
+	if (sqlite3_prepare_v2(reg->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		ret = err_set(err, LTV_EREGISTRY, "registry '%s' is damaged (PRAGMA quick_check: %s); "
+			      "restore it from a backup, or move it away and run 'ltvpipe run' to "
+			      "rebuild it from the input files", reg->path, sqlite3_errmsg(reg->db));
+		goto out;
+	}
+	first = (const char *)sqlite3_column_text(st, 0);
+	if (!first || strcmp(first, "ok") != 0) {
+		/* SQLite's answer spans lines; a message is one. */
+		snprintf(one_line, sizeof(one_line), "%s", first ? first : "no answer");
+		for (char *c = one_line; *c; c++)
+			if (*c == '\n')
+				*c = ' ';
+		ret = err_set(err, LTV_EREGISTRY, "registry '%s' is damaged (PRAGMA quick_check: %s); "
+			      "restore it from a backup, or move it away and run 'ltvpipe run' to "
+			      "rebuild it from the input files", reg->path, one_line);
+	}
+out:
 	sqlite3_finalize(st);
-	return version;
+	return ret;
 }
 
 int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err)
@@ -297,6 +439,13 @@ int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err)
 		}
 		usleep(100 * 1000);
 	}
+	/* Changed since the last run released the lock: check the pages before trusting them. */
+	if (!stamp_matches(reg)) {
+		ret = registry_quick_check(reg, err);
+		if (ret < 0)
+			goto out;
+	}
+	reg->stamp_ok = 1;
 	/* Holding the lock, any run still marked running was killed: say so. */
 	sqlite3_exec(reg->db, "UPDATE runs SET status = 'killed' WHERE status = 'running'",
 		     NULL, NULL, NULL);
@@ -311,6 +460,16 @@ out:
 
 void registry_unlock_run(struct registry *reg)
 {
+	if (reg->lock_fd >= 0 && reg->stamp_ok) {
+		char stamp[256];
+		size_t len;
+
+		file_stamp(reg->path, stamp, sizeof(stamp));
+		len = strlen(stamp);
+		if (ftruncate(reg->lock_fd, 0) != 0 || pwrite(reg->lock_fd, stamp, len, 0) != (ssize_t)len)
+			(void)ftruncate(reg->lock_fd, 0); /* no stamp: the next run checks */
+		reg->stamp_ok = 0;
+	}
 	if (reg->lock_fd >= 0) {
 		flock(reg->lock_fd, LOCK_UN);
 		close(reg->lock_fd);
@@ -322,7 +481,7 @@ int registry_begin(struct registry *reg, struct ltv_err *err)
 {
 	int ret;
 
-	if (reg->in_txn)
+	if (reg->in_txn || reg->in_read)
 		return err_set(err, LTV_EINTERNAL, "registry: nested transaction");
 	ret = exec_sql(reg, "BEGIN IMMEDIATE", err);
 	if (ret == 0)
@@ -341,9 +500,34 @@ int registry_commit(struct registry *reg, struct ltv_err *err)
 
 void registry_rollback(struct registry *reg)
 {
-	if (reg->in_txn) {
+	if (reg && reg->in_txn) {
 		sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
 		reg->in_txn = 0;
+	}
+}
+
+int registry_read_begin(struct registry *reg, struct ltv_err *err)
+{
+	int ret;
+
+	if (reg->in_txn || reg->in_read)
+		return err_set(err, LTV_EINTERNAL, "registry: nested transaction");
+	/* Nothing is pinned until the first read: read now, not at the caller's first query. */
+	ret = exec_sql(reg, "BEGIN DEFERRED; SELECT count(*) FROM sqlite_schema", err);
+	if (ret < 0) {
+		if (!sqlite3_get_autocommit(reg->db))
+			sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+	reg->in_read = 1;
+	return 0;
+}
+
+void registry_read_end(struct registry *reg)
+{
+	if (reg && reg->in_read) {
+		sqlite3_exec(reg->db, "COMMIT", NULL, NULL, NULL);
+		reg->in_read = 0;
 	}
 }
 
@@ -567,8 +751,10 @@ int registry_artefact_finish(struct registry *reg, int64_t id, const char *conte
 			     struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = prepare(reg, "UPDATE artefacts SET content_hash = ?, metrics = ?, timings = ?"
-			       " WHERE id = ?", &st, err);
+	/* The blob count lets registry_artefact_verify notice blobs deleted later. */
+	int ret = prepare(reg, "UPDATE artefacts SET content_hash = ?, metrics = ?, timings = ?,"
+			       " n_blobs = (SELECT count(*) FROM artefact_blobs WHERE artefact_id = ?4)"
+			       " WHERE id = ?4", &st, err);
 
 	if (ret < 0)
 		return ret;
@@ -714,16 +900,105 @@ int registry_blob_put(struct registry *reg, int64_t artefact_id, const char *key
 		      const void *data, size_t len, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = prepare(reg, "INSERT OR REPLACE INTO artefact_blobs (artefact_id, key, data)"
-			       " VALUES (?, ?, ?)", &st, err);
+	char checksum[HASH_HEX_LEN];
+	int ret = prepare(reg, "INSERT OR REPLACE INTO artefact_blobs (artefact_id, key, data, checksum)"
+			       " VALUES (?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	hash_buffer_hex(data ? data : "", len, checksum);
+	sqlite3_bind_int64(st, 1, artefact_id);
+	bind_text(st, 2, key);
+	sqlite3_bind_blob64(st, 3, data ? data : "", (sqlite3_uint64)len, SQLITE_STATIC);
+	bind_text(st, 4, checksum);
+	ret = step_done(reg, st, "storing a blob", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * The message for a damaged artefact: which one, what is wrong (detail), and
+ * the two ways out. Returns LTV_EREGISTRY.
+ */
+static int damaged(struct registry *reg, int64_t artefact_id, const char *detail,
+		   struct ltv_err *err)
+{
+	struct artefact_info a;
+	struct ltv_err ignored;
+
+	if (registry_artefact_get(reg, artefact_id, &a, &ignored) < 0)
+		return err_set(err, LTV_EREGISTRY, "registry '%s': artefact %lld is damaged: %s; "
+			       "restore the registry from a backup", reg->path,
+			       (long long)artefact_id, detail);
+	err_set(err, LTV_EREGISTRY, "registry '%s': artefact '%s' v%lld is damaged: %s; rebuild it "
+		"with 'ltvpipe run --force --from %s', or restore the registry from a backup",
+		reg->path, a.name, (long long)a.version, detail, a.name);
+	artefact_info_release(&a);
+	return LTV_EREGISTRY;
+}
+
+/* 0 when the blob in the current row of st (columns: key, data, checksum) matches its checksum. */
+static int check_blob_row(struct registry *reg, sqlite3_stmt *st, int64_t artefact_id,
+			  struct ltv_err *err)
+{
+	const char *stored = (const char *)sqlite3_column_text(st, 2);
+	char actual[HASH_HEX_LEN], detail[256];
+	const void *data;
+	size_t len;
+
+	if (!stored)
+		return 0; /* written before blobs carried checksums */
+	data = sqlite3_column_blob(st, 1);
+	len = (size_t)sqlite3_column_bytes(st, 1);
+	hash_buffer_hex(data ? data : "", len, actual);
+	if (strcmp(actual, stored) == 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "blob '%s' does not match its checksum",
+		 (const char *)sqlite3_column_text(st, 0));
+	return damaged(reg, artefact_id, detail, err);
+}
+
+int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t expected = -1, n = 0;
+	int ret = prepare(reg, "SELECT n_blobs FROM artefacts WHERE id = ?", &st, err);
+	int rc;
 
 	if (ret < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, artefact_id);
-	bind_text(st, 2, key);
-	sqlite3_bind_blob64(st, 3, data ? data : "", (sqlite3_uint64)len, SQLITE_STATIC);
-	ret = step_done(reg, st, "storing a blob", err);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		expected = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		ret = err_set(err, LTV_ENOTFOUND, "no artefact with id %lld in registry '%s'",
+			      (long long)artefact_id, reg->path);
+	else if (rc != SQLITE_ROW)
+		ret = SQL_FAIL(reg, err, "verifying an artefact");
 	sqlite3_finalize(st);
+	st = NULL;
+	if (ret < 0)
+		return ret;
+	ret = prepare(reg, "SELECT key, data, checksum FROM artefact_blobs WHERE artefact_id = ?",
+		      &st, err);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		ret = check_blob_row(reg, st, artefact_id, err);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, "verifying an artefact's blobs");
+	sqlite3_finalize(st);
+	if (ret == 0 && expected >= 0 && n != expected) {
+		char detail[128];
+
+		snprintf(detail, sizeof(detail), "it has %lld of its %lld blobs", (long long)n,
+			 (long long)expected);
+		ret = damaged(reg, artefact_id, detail, err);
+	}
 	return ret;
 }
 
@@ -731,8 +1006,8 @@ int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key
 		      void **out_data, size_t *out_len, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = prepare(reg, "SELECT data FROM artefact_blobs WHERE artefact_id = ? AND key = ?",
-			  &st, err);
+	int ret = prepare(reg, "SELECT key, data, checksum FROM artefact_blobs WHERE artefact_id = ?"
+			       " AND key = ?", &st, err);
 	int rc;
 
 	if (ret < 0)
@@ -740,15 +1015,17 @@ int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key
 	sqlite3_bind_int64(st, 1, artefact_id);
 	bind_text(st, 2, key);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+	if (rc == SQLITE_ROW && (ret = check_blob_row(reg, st, artefact_id, err)) == 0) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 1);
 		void *data = xmalloc(len);
 
 		/* Copy: SQLite's pointer is only valid until the next step/finalize. */
 		if (len)
-			memcpy(data, sqlite3_column_blob(st, 0), len);
+			memcpy(data, sqlite3_column_blob(st, 1), len);
 		*out_data = data;
 		*out_len = len;
+	} else if (rc == SQLITE_ROW) {
+		/* damaged: ret and err are set */
 	} else if (rc == SQLITE_DONE) {
 		ret = err_set(err, LTV_ENOTFOUND, "artefact %lld has no blob '%s'",
 			      (long long)artefact_id, key);

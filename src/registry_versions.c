@@ -113,6 +113,8 @@ int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 	struct ltv_err ignored;
 
 	have_from = registry_alias_get(reg, alias, &from, &ignored) == 0;
+	if (have_from && from == version)
+		return 0; /* not a move: the history keeps moves only */
 	utc_now(now);
 	ret = prepare(reg, "INSERT INTO aliases (alias, model_version, updated_at) VALUES (?, ?, ?)"
 			   " ON CONFLICT(alias) DO UPDATE SET model_version = excluded.model_version,"

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Runs the unit tests (cmocka binaries in BUILD/tests) and the CLI golden tests
+# Runs the unit tests (cmocka binaries in BUILD/tests), the CLI golden tests
 # (tests/cli/NAME.sh with NAME.exit.exp and optional NAME.stdout.exp /
-# NAME.stderr.exp), each CLI test in its own scratch directory. Ends with one
-# line "tests: N passed, N failed" and exits non-zero when anything failed.
+# NAME.stderr.exp), each CLI test in its own scratch directory, and the libFuzzer
+# targets for a few seconds each when LTV_FUZZ_BUILD names their build (make
+# test sets it). Ends with one line "tests: N passed, N failed" and exits
+# non-zero when anything failed.
 set -uo pipefail
-build=${1:?usage: run-tests.sh BUILD [unit|cli]}
-which=${2:-all}
+build=${1:?usage: run-tests.sh BUILD [unit|cli|fuzz]}
+which=${2:-all} # all, unit, cli or fuzz
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LTVPIPE="${LTVPIPE:-$root/ltvpipe}"
 export LTV_ROOT="$root"
 export LTV_SHARED_DATA="${LTV_SHARED_DATA:-$root/../shared/data}"
 passed=0; failed=0; failures=()
 
-if [ "$which" != cli ]; then
+if [ "$which" = all ] || [ "$which" = unit ]; then
 	for t in "$root/$build"/tests/test_*; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
@@ -30,7 +32,7 @@ if [ "$which" != cli ]; then
 	done
 fi
 
-if [ "$which" != unit ]; then
+if [ "$which" = all ] || [ "$which" = cli ]; then
 	for script in "$root"/tests/cli/*.sh; do
 		[ -f "$script" ] || continue
 		name=$(basename "$script" .sh)
@@ -55,6 +57,21 @@ if [ "$which" != unit ]; then
 			tail -20 "$scratch/stderr" | sed 's/^/  stderr: /'
 		fi
 	done
+fi
+
+# libFuzzer targets, briefly, when make test built them (LTV_FUZZ_BUILD); each is one test.
+if [ "$which" = all ] || [ "$which" = fuzz ]; then
+	if [ -z "${LTV_FUZZ_BUILD:-}" ]; then
+		echo "fuzz: not run (LTV_FUZZ_BUILD unset; 'make test' builds and runs the targets)"
+	else
+		while IFS= read -r line; do
+			printf '%s\n' "$line"
+			case $line in
+			"fuzz "*" ok "*) passed=$((passed + 1)) ;;
+			"fuzz "*" FAILED "*) failed=$((failed + 1)); failures+=("fuzz/$(echo "$line" | awk '{print $2}')") ;;
+			esac
+		done < <("$root/tests/fuzz/run.sh" "$LTV_FUZZ_BUILD" "${LTV_FUZZ_SECONDS:-5}")
+	fi
 fi
 
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[*]}"

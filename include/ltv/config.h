@@ -25,6 +25,11 @@ struct str_list {
 
 struct config {
 	char *source_path; /* the YAML file read, or "(defaults)" */
+	/*
+	 * Where each key got its value, by key-table index: "FILE:LINE:COL: ",
+	 * "--set " or NULL for a default; for the messages of config_validate.
+	 */
+	char **origins;
 
 	struct {
 		char *users;  /* path or glob pattern; files matched in sorted order */

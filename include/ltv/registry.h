@@ -21,7 +21,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 4
+#define REGISTRY_SCHEMA_VERSION 5
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -33,27 +33,56 @@ struct registry; /* opaque: a connection plus cached statements */
  */
 int registry_open(const char *path, int busy_timeout_s, struct registry **out_reg,
 		  struct ltv_err *err);
-/* Opens read-only; fails with LTV_ENOTFOUND when the file does not exist. */
+/*
+ * Opens read-only; fails with LTV_ENOTFOUND when the file does not exist, and
+ * with LTV_EREGISTRY (SQLite's reason and a fix) when it cannot be read or its
+ * schema version is not this ltvpipe's.
+ */
 int registry_open_readonly(const char *path, struct registry **out_reg, struct ltv_err *err);
+/*
+ * registry_open for a registry that must already exist (commands that only
+ * change one, such as `models promote`): LTV_ENOTFOUND, creating nothing,
+ * when the file is absent.
+ */
+int registry_open_existing(const char *path, int busy_timeout_s, struct registry **out_reg,
+			   struct ltv_err *err);
+/* Accepts NULL. Rolls back an open transaction first. */
 void registry_close(struct registry *reg);
 const char *registry_path(const struct registry *reg);
 /* The linked SQLite library's version, for --version. */
 const char *registry_sqlite_version(void);
+/* PRAGMA user_version, or INT_MIN when SQLite cannot read it. */
 int registry_schema_version(struct registry *reg);
 
 /*
  * Exclusive lock held for a whole run: waits up to timeout_s for another run
  * to finish, then fails with LTV_EBUSY naming the lock file. Released by
- * registry_unlock_run or process exit.
+ * registry_unlock_run or process exit. When the file changed since the last
+ * run released the lock (size and mtime of the file and its WAL, kept in the
+ * lock file), it runs registry_quick_check first and fails as it does.
  */
 int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err);
 void registry_unlock_run(struct registry *reg);
 
-/* Write transaction (BEGIN IMMEDIATE ... COMMIT); rollback never fails loudly. */
+/* Write transaction (BEGIN IMMEDIATE ... COMMIT); rollback never fails loudly and accepts NULL. */
 int registry_begin(struct registry *reg, struct ltv_err *err);
 int registry_commit(struct registry *reg, struct ltv_err *err);
 void registry_rollback(struct registry *reg);
 
+/*
+ * Read transaction for readers (score, status, models, evaluate, predict):
+ * every read between registry_read_begin and registry_read_end sees one
+ * snapshot of the registry, so a run committing meanwhile is seen whole or
+ * not at all. begin starts a deferred transaction and reads once, which pins
+ * the WAL snapshot there and then. Not nested, and not inside registry_begin.
+ * registry_read_end (also done by registry_close) accepts NULL and never
+ * fails loudly: a read transaction has nothing to lose.
+ */
+int registry_read_begin(struct registry *reg, struct ltv_err *err);
+void registry_read_end(struct registry *reg);
+
+/* "PRAGMA quick_check" == ok → 0, else LTV_EREGISTRY with SQLite's text and the fix. */
+int registry_quick_check(struct registry *reg, struct ltv_err *err);
 /* "PRAGMA integrity_check" == ok → 0, else LTV_EREGISTRY with SQLite's text. */
 int registry_integrity_check(struct registry *reg, struct ltv_err *err);
 
@@ -126,9 +155,21 @@ int registry_artefact_count(struct registry *reg, const char *name, int64_t *out
 /* Blobs attached to an artefact (model bodies, feature columns). */
 int registry_blob_put(struct registry *reg, int64_t artefact_id, const char *key,
 		      const void *data, size_t len, struct ltv_err *err);
-/* Copies the blob into a new buffer (caller frees). LTV_ENOTFOUND when absent. */
+/*
+ * Copies the blob into a new buffer (caller frees). LTV_ENOTFOUND when absent;
+ * LTV_EREGISTRY naming the artefact and the fix when the bytes no longer
+ * match the checksum stored with them.
+ */
 int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
 		      void **out_data, size_t *out_len, struct ltv_err *err);
+/*
+ * Checks that an artefact is still whole: every blob matches its checksum and
+ * none is missing (the count recorded by registry_artefact_finish). Reads
+ * every blob, so it costs one pass over the artefact's bytes; blobs and
+ * artefacts stored before schema 5 carry no checksum or count and pass.
+ * LTV_EREGISTRY with the artefact's name, version and the fix when damaged.
+ */
+int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct ltv_err *err);
 
 /* ---- key/value metadata ---- */
 
@@ -266,7 +307,10 @@ int registry_model_version_error(struct registry *reg, int64_t version, double *
 /* The version an alias points at; LTV_ENOTFOUND when the alias is unset. */
 int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_version,
 		       struct ltv_err *err);
-/* Inside a transaction: points alias at version and records who, when, from, to and why. */
+/*
+ * Inside a transaction: points alias at version and records who, when, from,
+ * to and why. Pointing it where it already points changes and records nothing.
+ */
 int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 		       const char *who, const char *reason, struct ltv_err *err);
 /* The previous value of alias in its history (before the current one); LTV_ENOTFOUND when none. */

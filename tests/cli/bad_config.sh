@@ -33,7 +33,16 @@ features:
 YAML
 "$LTVPIPE" run --config cross.yaml >out 2>err
 echo "target not among horizons exit $?"
-grep -qF "cross.yaml: features.target_horizon: 60 is not one of features.horizons" err && echo "cross-key error names the key"
+grep -qF "cross.yaml:2:19: features.target_horizon: 60 is not one of features.horizons" err && echo "cross-key error: file:line:col and key named"
+
+cat >dup.yaml <<'YAML'
+features:
+  validation_days: 20
+  validation_days: 30
+YAML
+"$LTVPIPE" run --config dup.yaml >out 2>err
+echo "duplicate key exit $?"
+grep -qF "dup.yaml:3:3: duplicate key 'features.validation_days' (first at line 2)" err && echo "duplicate key: file:line:col and key named"
 
 cat >snapshots.yaml <<'YAML'
 features:
@@ -41,7 +50,7 @@ features:
 YAML
 "$LTVPIPE" run --config snapshots.yaml >out 2>err
 echo "first snapshot at the first horizon exit $?"
-grep -qF "snapshots.yaml: features.snapshots: the first age (7 days) must be shorter than the first horizon (7 days)" err && echo "snapshots error names the key"
+grep -qF "snapshots.yaml:2:14: features.snapshots: the first age (7 days) must be shorter than the first horizon (7 days)" err && echo "snapshots error names the key"
 
 printf 'features: [oops\n' >syntax.yaml
 "$LTVPIPE" run --config syntax.yaml >out 2>err
@@ -55,6 +64,9 @@ grep -qF "missing.yaml" err && echo "missing config named"
 "$LTVPIPE" run --set features.validation_days=0 >out 2>err
 echo "bad --set exit $?"
 grep -qF -- "--set features.validation_days: 0 is out of range" err && echo "bad --set names the key"
+"$LTVPIPE" run --set features.horizons=7,,30 >out 2>err
+echo "--set list with an empty item exit $?"
+grep -qF -- "--set features.horizons: empty item 2 in '7,,30'" err && echo "empty item named"
 "$LTVPIPE" status --set nosuch.key=1 >out 2>err
 echo "unknown --set exit $?"
 grep -qF "unknown key 'nosuch.key'" err && echo "unknown --set names the key"

@@ -465,29 +465,29 @@ static void test_validate(void **state)
 	config_release(&cfg);
 }
 
-/* features.snapshots: increasing, first < first horizon; any last age. */
+/* features.snapshots: increasing, first < first horizon; any last age. Errors name where the value came from (--set). */
 static void test_validate_snapshots(void **state)
 {
 	(void)state;
 	/* not increasing, or a repeat */
 	expect_invalid_msg("features.snapshots=1,7,3", NULL,
-			   "(defaults): features.snapshots: list ages in increasing order without repeats");
+			   "--set features.snapshots: list ages in increasing order without repeats");
 	expect_invalid_msg("features.snapshots=1,3,3,7", NULL,
-			   "(defaults): features.snapshots: list ages in increasing order without repeats");
+			   "--set features.snapshots: list ages in increasing order without repeats");
 	expect_invalid_msg("features.snapshots=30,14", NULL,
-			   "(defaults): features.snapshots: list ages in increasing order without repeats");
+			   "--set features.snapshots: list ages in increasing order without repeats");
 	/* empty */
 	expect_invalid_msg("features.snapshots=", NULL,
-			   "(defaults): features.snapshots: list 1 to 32 ages in days");
+			   "--set features.snapshots: list 1 to 32 ages in days");
 	/* the first at or past the first horizon (default horizons 7, 30, 90) */
 	expect_invalid_msg("features.snapshots=7,14", NULL,
-			   "(defaults): features.snapshots: the first age (7 days) must be shorter than "
+			   "--set features.snapshots: the first age (7 days) must be shorter than "
 			   "the first horizon (7 days)");
 	expect_invalid_msg("features.snapshots=10", NULL,
-			   "(defaults): features.snapshots: the first age (10 days) must be shorter than "
+			   "--set features.snapshots: the first age (10 days) must be shorter than "
 			   "the first horizon (7 days)");
 	expect_invalid_msg("features.horizons=5,30", "features.snapshots=5,10",
-			   "(defaults): features.snapshots: the first age (5 days) must be shorter than "
+			   "--set features.snapshots: the first age (5 days) must be shorter than "
 			   "the first horizon (5 days)");
 	/* ages at or past the longest horizon are allowed (and unused) */
 	expect_valid("features.snapshots=1,90", NULL);
@@ -572,6 +572,92 @@ static void test_section_canonical(void **state)
 	config_release(&b);
 }
 
+/* Loads text and expects LTV_ECONFIG from loading or validating, with needle in the message. */
+static void expect_yaml_error(const char *text, const char *needle)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+	int ret = load_text(&cfg, text, NULL, &err);
+
+	if (ret == 0)
+		ret = config_validate(&cfg, &err);
+	if (ret != LTV_ECONFIG || !strstr(err.msg, needle))
+		fail_msg("YAML\n%s\nexpected LTV_ECONFIG with '%s', got %d: %s", text, needle, ret, err.msg);
+	config_release(&cfg);
+}
+
+/*
+ * What YAML allows but a config must not: a duplicate key (last would win
+ * silently), a second document (ignored silently), a number key given an
+ * explicit string (!!str 16). Each names file:line:column.
+ */
+static void test_yaml_strict(void **state)
+{
+	(void)state;
+	expect_yaml_error("features:\n  validation_days: 20\n  validation_days: 30\n",
+			  "c.yaml:3:3: duplicate key 'features.validation_days' (first at line 2)");
+	expect_yaml_error("features:\n  validation_days: 20\nrun:\n  jobs: 1\nfeatures:\n  validation_days: 30\n",
+			  "c.yaml:5:1: duplicate key 'features' (first at line 1)");
+	expect_yaml_error("features:\n  validation_days: 20\n---\nfeatures:\n  validation_days: 30\n",
+			  "c.yaml:3:1: a second YAML document");
+	expect_yaml_error("features:\n  validation_days: !!str 20\n",
+			  "c.yaml:2:20: features.validation_days: expected an integer, got the string '20' (tagged !!str)");
+	expect_yaml_error("ingest:\n  max_reject_rate: !!str 0.5\n",
+			  "c.yaml:2:20: ingest.max_reject_rate: expected a number, got the string '0.5'");
+	expect_yaml_error("features:\n  horizons: [7, !!str 30, 90]\n",
+			  "c.yaml:2:17: features.horizons: expected an integer, got the string '30'");
+}
+
+/* Cross-field and enum errors point at the value that is wrong, in the file or on --set. */
+static void test_validate_located(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	expect_yaml_error("features:\n  target_horizon: 60\n",
+			  "c.yaml:2:19: features.target_horizon: 60 is not one of features.horizons");
+	expect_yaml_error("features:\n  horizons: [30, 7, 90]\n",
+			  "c.yaml:2:13: features.horizons: list horizons in increasing order");
+	expect_yaml_error("ingest:\n  mode: upsert\n",
+			  "c.yaml:2:9: ingest.mode: 'upsert' is not 'append' or 'replace'");
+	expect_yaml_error("run:\n  log_level: loud\n",
+			  "c.yaml:2:14: run.log_level: 'loud' is not one of");
+	expect_yaml_error("features:\n  snapshots: [7, 14]\n",
+			  "c.yaml:2:14: features.snapshots: the first age (7 days) must be shorter than the first horizon");
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, "features.target_horizon=60", &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "--set features.target_horizon: 60 is not one of"));
+	config_release(&cfg);
+}
+
+/* A list with an empty item is a typo, not a shorter list. */
+static void test_set_empty_list_item(void **state)
+{
+	static const char *const bad[] = { "features.horizons=7,,30", "features.horizons=7,30,",
+					   "features.horizons=,7", "hurdle.features=cost, ,rev_d0" };
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		config_init_defaults(&cfg);
+		if (config_apply_override(&cfg, bad[i], &err) != LTV_ECONFIG || !strstr(err.msg, "empty item"))
+			fail_msg("--set %s: expected an empty item error, got: %s", bad[i], err.msg);
+		config_release(&cfg);
+	}
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, "features.horizons=7,,30", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "--set features.horizons: empty item 2 in '7,,30'"));
+	/* the list is unchanged, and an empty value is still the empty list */
+	assert_int_equal(cfg.features.horizons.n, 3);
+	assert_int_equal(cfg.features.horizons.v[1], 30);
+	assert_int_equal(config_apply_override(&cfg, "columns.attributes=", &err), 0);
+	assert_int_equal(cfg.columns.attributes.n, 0);
+	config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,6 +674,9 @@ int main(void)
 		cmocka_unit_test(test_validate_snapshots),
 		cmocka_unit_test(test_leaky_features_refused),
 		cmocka_unit_test(test_section_canonical),
+		cmocka_unit_test(test_yaml_strict),
+		cmocka_unit_test(test_validate_located),
+		cmocka_unit_test(test_set_empty_list_item),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

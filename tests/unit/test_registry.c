@@ -676,6 +676,107 @@ static void test_sigkill_mid_transaction(void **state)
 	test_scratch_free(dir);
 }
 
+/* Counts the rows a registry_report streams. */
+static int count_rows(void *ctx, int n_cols, char **names, char **values)
+{
+	(void)n_cols;
+	(void)names;
+	(void)values;
+	++*(int *)ctx;
+	return 0;
+}
+
+/*
+ * Setting an alias to the version it already points at changes nothing and
+ * records nothing: alias_history holds moves, not "production 2 -> 2".
+ */
+static void test_alias_noop_not_recorded(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	int64_t id, v = 0, current = 0;
+	int rows = 0;
+
+	(void)state;
+	start_run(reg, "r");
+	id = commit_artefact(reg, "r", "model", "fp", "c", NULL, 0, NULL, 0, NULL);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_model_version_create(reg, "r", &id, 1, NAN, "{}", &v, &err), 0);
+	assert_int_equal(registry_alias_set(reg, "production", v, "t", "first", &err), 0);
+	assert_int_equal(registry_alias_set(reg, "production", v, "t", "again", &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	assert_int_equal(registry_alias_get(reg, "production", &current, &err), 0);
+	assert_int_equal(current, v);
+	assert_int_equal(registry_report(reg, "alias_history", 0, count_rows, &rows, &err), 0);
+	assert_int_equal(rows, 1);
+	registry_close(reg);
+	free(path);
+	test_scratch_free(dir);
+}
+
+static char *meta_or_fail(struct registry *reg, const char *key)
+{
+	struct ltv_err err = { 0 };
+	char *value = NULL;
+
+	if (registry_meta_get(reg, key, &value, &err) != 0)
+		fail_msg("meta_get(%s): %s", key, err.msg);
+	return value;
+}
+
+static void set_meta_committed(struct registry *reg, const char *key, const char *value)
+{
+	struct ltv_err err = { 0 };
+
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_meta_set(reg, key, value, &err), 0);
+	if (registry_commit(reg, &err) != 0)
+		fail_msg("commit: %s", err.msg);
+}
+
+/*
+ * A reader inside registry_read_begin sees one snapshot: a writer on another
+ * connection commits between the reader's two reads, and both reads still
+ * see the old value; after registry_read_end the reader sees the new one.
+ */
+static void test_read_transaction_is_one_snapshot(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *writer = open_or_fail(path), *reader = NULL;
+	struct ltv_err err = { 0 };
+	char *a, *b, *c;
+
+	(void)state;
+	set_meta_committed(writer, "users", "100");
+	set_meta_committed(writer, "model", "v1");
+	assert_int_equal(registry_open_readonly(path, &reader, &err), 0);
+	assert_int_equal(registry_read_begin(reader, &err), 0);
+	a = meta_or_fail(reader, "users");
+	/* a run commits new data and a new model while the reader is between reads */
+	assert_int_equal(registry_begin(writer, &err), 0);
+	assert_int_equal(registry_meta_set(writer, "users", "200", &err), 0);
+	assert_int_equal(registry_meta_set(writer, "model", "v2", &err), 0);
+	assert_int_equal(registry_commit(writer, &err), 0);
+	b = meta_or_fail(reader, "model");
+	assert_string_equal(a, "100");
+	assert_string_equal(b, "v1");
+	/* a second begin inside is refused, not silently nested */
+	assert_int_equal(registry_read_begin(reader, &err), LTV_EINTERNAL);
+	registry_read_end(reader);
+	c = meta_or_fail(reader, "model");
+	assert_string_equal(c, "v2");
+	registry_read_end(reader); /* twice is harmless */
+	registry_read_end(NULL);
+	free(a);
+	free(b);
+	free(c);
+	registry_close(reader);
+	registry_close(writer);
+	free(path);
+	test_scratch_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +790,8 @@ int main(void)
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_run_lock_between_processes),
 		cmocka_unit_test(test_sigkill_mid_transaction),
+		cmocka_unit_test(test_alias_noop_not_recorded),
+		cmocka_unit_test(test_read_transaction_is_one_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

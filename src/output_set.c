@@ -1,0 +1,255 @@
+/*
+ * Output files replaced as a set (contract in include/ltv/output_set.h):
+ * temporaries beside their targets, fsync, then renames, then the directories
+ * fsynced. Symlinks are written through, devices and directories refused, and
+ * temporaries of dead processes cleaned. Only score uses it today; anything
+ * that writes several files a user reads together should.
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "ltv/output_set.h"
+
+/* Symlink hops followed before giving up, as the kernel's own limit. */
+#define MAX_LINK_HOPS 40
+
+/* The directory part of path ("." when none), in a new string. */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	return xasprintf("%.*s", (int)(slash - path), path);
+}
+
+static const char *base_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+static const char *kind_of(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+/*
+ * The file a write to path should replace: path itself, or the end of its
+ * chain of symlinks (which may not exist yet). *out_mode gets the target's
+ * mode, 0 when it does not exist.
+ */
+static int resolve_target(const char *path, char **out_target, mode_t *out_mode,
+			  struct ltv_err *err)
+{
+	char *cur = xstrdup(path);
+	struct stat st;
+	int ret = 0;
+
+	*out_mode = 0;
+	for (int hop = 0;; hop++) {
+		char link[4096];
+		ssize_t len;
+
+		if (lstat(cur, &st) != 0) {
+			if (errno != ENOENT)
+				ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+			break; /* a new file (or a dangling link's target) */
+		}
+		if (!S_ISLNK(st.st_mode)) {
+			*out_mode = st.st_mode;
+			break;
+		}
+		if (hop == MAX_LINK_HOPS) {
+			ret = err_set(err, LTV_EIO, "cannot write '%s': too many levels of symbolic links",
+				      path);
+			break;
+		}
+		len = readlink(cur, link, sizeof(link) - 1);
+		if (len < 0) {
+			ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+			break;
+		}
+		link[len] = '\0';
+		if (link[0] == '/') {
+			free(cur);
+			cur = xstrdup(link);
+		} else {
+			char *dir = dir_of(cur);
+
+			free(cur);
+			cur = xasprintf("%s/%s", dir, link);
+			free(dir);
+		}
+	}
+	if (ret == 0 && *out_mode && !S_ISREG(*out_mode))
+		ret = err_set(err, LTV_EIO, "cannot write '%s': it is %s, not a regular file; "
+			      "give --output a file path", path, kind_of(*out_mode));
+	if (ret < 0) {
+		free(cur);
+		cur = NULL;
+	}
+	*out_target = cur;
+	return ret;
+}
+
+int output_set_clean_stale(const char *target)
+{
+	char *dir = dir_of(target), *prefix = xasprintf("%s.tmp-", base_of(target));
+	size_t prefix_len = strlen(prefix);
+	DIR *d = opendir(dir);
+	const struct dirent *e;
+	int removed = 0;
+
+	while (d && (e = readdir(d)) != NULL) {
+		const char *digits = e->d_name + prefix_len;
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, prefix, prefix_len) != 0 || *digits < '1' || *digits > '9')
+			continue;
+		errno = 0;
+		pid = strtol(digits, &end, 10);
+		if (errno || *end || pid <= 0 || pid > INT32_MAX || (pid_t)pid == getpid())
+			continue;
+		/* EPERM means the process exists (another user's): leave its file alone. */
+		if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+			char *stale = xasprintf("%s/%s", dir, e->d_name);
+
+			removed += unlink(stale) == 0;
+			free(stale);
+		}
+	}
+	if (d)
+		closedir(d);
+	free(prefix);
+	free(dir);
+	return removed;
+}
+
+void output_set_init(struct output_set *set)
+{
+	memset(set, 0, sizeof(*set));
+}
+
+int output_set_add(struct output_set *set, const char *path, FILE **out_f, struct ltv_err *err)
+{
+	struct output_file *o;
+	mode_t mode = 0;
+	int fd = -1, ret;
+
+	assert(set->n < OUTPUT_SET_MAX);
+	*out_f = NULL;
+	o = &set->files[set->n];
+	memset(o, 0, sizeof(*o));
+	ret = resolve_target(path, &o->target, &mode, err);
+	if (ret < 0)
+		return ret;
+	o->path = xstrdup(path);
+	set->n++; /* from here on, release frees it */
+	output_set_clean_stale(o->target);
+	o->tmp = xasprintf("%s.tmp-%ld", o->target, (long)getpid());
+	unlink(o->tmp); /* ours from an earlier set in this process */
+	fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+	if (fd < 0) {
+		ret = err_set(err, LTV_EIO, "cannot write '%s' (temporary '%s'): %s", path, o->tmp,
+			      strerror(errno));
+		free(o->tmp);
+		o->tmp = NULL;
+		return ret;
+	}
+	/* A replaced file keeps its permissions. */
+	if (mode)
+		(void)fchmod(fd, mode & 07777);
+	o->f = fdopen(fd, "w");
+	if (!o->f) {
+		ret = err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	*out_f = o->f;
+	return 0;
+}
+
+static void sync_dir_of(const char *path)
+{
+	char *dir = dir_of(path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+int output_set_commit(struct output_set *set, struct ltv_err *err)
+{
+	const char *fault = getenv("LTVPIPE_FAULT");
+
+	for (size_t i = 0; i < set->n; i++) {
+		struct output_file *o = &set->files[i];
+		int failed;
+
+		if (!o->f)
+			return err_set(err, LTV_EINTERNAL, "output '%s' was never opened", o->path);
+		failed = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
+		if (fclose(o->f) != 0)
+			failed = 1;
+		o->f = NULL;
+		if (failed)
+			return err_set(err, LTV_EIO, "cannot write '%s': %s; the previous file is unchanged",
+				       o->path, strerror(errno));
+	}
+	if (fault && strcmp(fault, "output:kill") == 0)
+		raise(SIGKILL);
+	if (fault && strcmp(fault, "output:fail") == 0)
+		return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
+	for (size_t i = 0; i < set->n; i++) {
+		struct output_file *o = &set->files[i];
+
+		if (rename(o->tmp, o->target) != 0)
+			return err_set(err, LTV_EIO, "cannot replace '%s': %s", o->path, strerror(errno));
+		free(o->tmp);
+		o->tmp = NULL;
+	}
+	for (size_t i = 0; i < set->n; i++)
+		sync_dir_of(set->files[i].target);
+	return 0;
+}
+
+void output_set_release(struct output_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		struct output_file *o = &set->files[i];
+
+		if (o->f)
+			fclose(o->f);
+		if (o->tmp)
+			unlink(o->tmp);
+		free(o->tmp);
+		free(o->target);
+		free(o->path);
+	}
+	memset(set, 0, sizeof(*set));
+}
