@@ -12,6 +12,15 @@
 
 /* ---- ingested data ---- */
 
+#define USER_DAY_ADD_SQL \
+	"INSERT INTO user_days (uid, day, revenue, events, purchases) VALUES (?, ?, ?, ?, ?)"
+#define USER_DAY_ADD_ROW ", (?, ?, ?, ?, ?)"
+#define USER_DAY_UPSERT \
+	" ON CONFLICT(uid, day) DO UPDATE SET revenue = revenue + excluded.revenue," \
+	" events = events + excluded.events, purchases = purchases + excluded.purchases"
+/* Rows per statement: 500 parameters, far below SQLite's limit of 32766. */
+#define USER_DAY_BATCH 100
+
 int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -134,12 +143,7 @@ int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double
 	int ret = 0;
 
 	if (!reg->user_day_add) {
-		ret = prepare(reg, "INSERT INTO user_days (uid, day, revenue, events, purchases)"
-				   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(uid, day) DO UPDATE SET"
-				   " revenue = revenue + excluded.revenue,"
-				   " events = events + excluded.events,"
-				   " purchases = purchases + excluded.purchases",
-			      &reg->user_day_add, err);
+		ret = prepare(reg, USER_DAY_ADD_SQL USER_DAY_UPSERT, &reg->user_day_add, err);
 		if (ret < 0)
 			return ret;
 	}
@@ -151,6 +155,49 @@ int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double
 	sqlite3_bind_int64(st, 4, events);
 	sqlite3_bind_int64(st, 5, purchases);
 	return step_done(reg, st, "adding a user-day", err);
+}
+
+int registry_user_days_add(struct registry *reg, const struct user_day_row *rows, size_t n,
+			   struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	size_t i = 0, len;
+	int ret = 0;
+
+	if (n >= USER_DAY_BATCH) {
+		len = sizeof(USER_DAY_ADD_SQL) + (USER_DAY_BATCH - 1) * (sizeof(USER_DAY_ADD_ROW) - 1) +
+		      sizeof(USER_DAY_UPSERT);
+		char *w = sql = xmalloc(len);
+
+		memcpy(w, USER_DAY_ADD_SQL, sizeof(USER_DAY_ADD_SQL) - 1);
+		w += sizeof(USER_DAY_ADD_SQL) - 1;
+		for (int k = 1; k < USER_DAY_BATCH; k++) {
+			memcpy(w, USER_DAY_ADD_ROW, sizeof(USER_DAY_ADD_ROW) - 1);
+			w += sizeof(USER_DAY_ADD_ROW) - 1;
+		}
+		memcpy(w, USER_DAY_UPSERT, sizeof(USER_DAY_UPSERT));
+		ret = prepare(reg, sql, &st, err);
+	}
+	for (; ret == 0 && n - i >= USER_DAY_BATCH; i += USER_DAY_BATCH) {
+		for (int k = 0; k < USER_DAY_BATCH; k++) {
+			const struct user_day_row *r = &rows[i + (size_t)k];
+
+			sqlite3_bind_int64(st, 5 * k + 1, r->uid);
+			sqlite3_bind_int64(st, 5 * k + 2, r->day);
+			sqlite3_bind_double(st, 5 * k + 3, r->revenue);
+			sqlite3_bind_int64(st, 5 * k + 4, r->events);
+			sqlite3_bind_int64(st, 5 * k + 5, r->purchases);
+		}
+		ret = step_done(reg, st, "adding user-days", err);
+		sqlite3_reset(st);
+	}
+	for (; ret == 0 && i < n; i++)
+		ret = registry_user_day_add(reg, rows[i].uid, rows[i].day, rows[i].revenue,
+					    rows[i].events, rows[i].purchases, err);
+	sqlite3_finalize(st);
+	free(sql);
+	return ret;
 }
 
 void user_table_release(struct user_table *t)
