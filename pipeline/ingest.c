@@ -58,6 +58,17 @@ struct user_state {
 	int64_t latest; /* index in days of the user's latest aggregate, -1 for none */
 };
 
+/* Users waiting to be inserted many per statement, their strings copied. */
+#define USER_FLUSH 1024
+
+struct user_batch {
+	struct user_row rows[USER_FLUSH];
+	size_t str_off[USER_FLUSH][4]; /* user_id, app_id, campaign, attributes (SIZE_MAX: none) */
+	size_t n;
+	char *text;
+	size_t text_len, text_cap;
+};
+
 struct ingest {
 	struct stage_ctx *ctx;
 	const struct config *cfg;
@@ -67,6 +78,8 @@ struct ingest {
 	struct day_agg *days;       /* in the order they were first seen */
 	size_t n_days, cap_days;
 	size_t n_user_days;         /* distinct (user, day) written */
+	struct user_batch *batch;
+	int64_t artefact_id;
 	char time_date[10];         /* the last event date parsed, and its midnight */
 	int64_t time_date_ts;
 	FILE *rejects;
@@ -301,10 +314,58 @@ static int reject_fault(struct ingest *in, const char *path, size_t line, const 
 	return 1;
 }
 
+static size_t batch_str(struct user_batch *b, const char *s)
+{
+	const size_t off = b->text_len, len = strlen(s) + 1;
+
+	ARRAY_GROW(b->text, b->text_len + len, b->text_cap);
+	memcpy(b->text + off, s, len);
+	b->text_len += len;
+	return off;
+}
+
+static int flush_users(struct ingest *in, struct ltv_err *err)
+{
+	struct user_batch *b = in->batch;
+	const char **strs[4];
+	int ret;
+
+	if (!b || b->n == 0)
+		return 0;
+	for (size_t i = 0; i < b->n; i++) {
+		strs[0] = &b->rows[i].user_id;
+		strs[1] = &b->rows[i].app_id;
+		strs[2] = &b->rows[i].campaign;
+		strs[3] = &b->rows[i].attributes_json;
+		for (int k = 0; k < 4; k++)
+			*strs[k] = b->str_off[i][k] == SIZE_MAX ? NULL : b->text + b->str_off[i][k];
+	}
+	ret = registry_users_insert(in->ctx->reg, b->rows, b->n, in->artefact_id, err);
+	b->n = 0;
+	b->text_len = 0;
+	return ret;
+}
+
+/* Queues a valid user for insertion; the registry sees it at the next flush. */
+static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err *err)
+{
+	struct user_batch *b = in->batch;
+	size_t i;
+
+	if (!b)
+		b = in->batch = xcalloc(1, sizeof(*b));
+	i = b->n++;
+	b->rows[i] = *u;
+	b->str_off[i][0] = batch_str(b, u->user_id);
+	b->str_off[i][1] = batch_str(b, u->app_id);
+	b->str_off[i][2] = batch_str(b, u->campaign);
+	b->str_off[i][3] = u->attributes_json ? batch_str(b, u->attributes_json) : SIZE_MAX;
+	return b->n == USER_FLUSH ? flush_users(in, err) : 0;
+}
+
 /* Validates one users.csv row; returns 1 when loaded, 0 when rejected, <0 on failure. */
 static int ingest_user_row(struct ingest *in, const char *path, size_t line, char **f, size_t n,
-			   const struct columns *c, const struct csv_fault *fault,
-			   int64_t artefact_id, struct ltv_err *err)
+			   const struct columns *c, const struct csv_fault *fault, struct ltv_err *err)
 {
 	const struct config *cfg = in->cfg;
 	struct user_row u = { 0 };
@@ -363,7 +424,7 @@ rejected:
 valid:
 	attrs = attributes_json(in, c, f);
 	u.attributes_json = attrs;
-	ret = registry_user_insert(in->ctx->reg, &u, artefact_id, err);
+	ret = add_user(in, &u, err);
 	free(attrs);
 	if (ret < 0)
 		return ret;
@@ -509,8 +570,7 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 		int r1;
 
 		csv_reader_fault(r, &fault);
-		r1 = is_users ? ingest_user_row(in, file->path, line, fields, n, &cols, &fault,
-						artefact_id, err)
+		r1 = is_users ? ingest_user_row(in, file->path, line, fields, n, &cols, &fault, err)
 			      : ingest_event_row(in, file->path, line, fields, n, &cols, &fault);
 
 		if (r1 < 0) {
@@ -527,6 +587,8 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 		}
 	}
 	progress_finish(&prog);
+	if (ret == 0 && is_users)
+		ret = flush_users(in, err);
 	if (ret < 0)
 		goto out;
 	LOG(LOG_INFO, "%s: %lld rows, %lld loaded, %lld rejected, %.0f rows/s", file->path,
@@ -730,7 +792,7 @@ int stage_ingest_run(struct stage_ctx *ctx)
 {
 	struct ingest in = { .ctx = ctx, .cfg = ctx->cfg, .max_event_time = INT64_MIN };
 	struct input_files files = { 0 };
-	int64_t artefact_id;
+	int64_t artefact_id = 0;
 	int replace = strcmp(ctx->cfg->ingest.mode, "replace") == 0;
 	int ret;
 
@@ -740,6 +802,7 @@ int stage_ingest_run(struct stage_ctx *ctx)
 		ret = open_rejects(&in, &ctx->err);
 	if (ret == 0)
 		ret = stage_output_id(ctx, &artefact_id);
+	in.artefact_id = artefact_id;
 	if (ret < 0)
 		goto out;
 	ret = replace ? registry_data_clear(ctx->reg, &ctx->err) : load_known_users(&in, &ctx->err);
@@ -778,6 +841,9 @@ out:
 		unlink(in.rejects_path);
 	free(in.rejects_path);
 	free(in.users);
+	if (in.batch)
+		free(in.batch->text);
+	free(in.batch);
 	free(in.days);
 	strmap_release(&in.user_ids);
 	input_files_release(&files);

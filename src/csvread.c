@@ -238,7 +238,7 @@ struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err)
 	r->parser_ready = 1;
 	csv_set_blk_size(&r->parser, CSV_BLK_SIZE);
 	r->fast = 1;
-	r->chunk = xmalloc(CSV_CHUNK);
+	r->chunk = xmalloc(CSV_CHUNK + 1);
 	r->at_start = 1;
 	r->line = 1;
 	return r;
@@ -343,7 +343,7 @@ static inline void fast_field(struct csv_reader *r, const unsigned char *a, cons
  * The fast path: when the line at p holds no quote and ends before end, queues
  * its record (none for a blank line) and returns the bytes it used, with its
  * terminator; otherwise undoes what it added and returns 0 for libcsv to read
- * the line.
+ * the line. end is the end of the chunk, where refill put a '\n' sentinel.
  */
 static size_t fast_line(struct csv_reader *r, const unsigned char *p, const unsigned char *end)
 {
@@ -353,12 +353,16 @@ static size_t fast_line(struct csv_reader *r, const unsigned char *p, const unsi
 
 	r->rec_fault.kind = CSV_FAULT_NONE;
 	for (;; s++) {
+		const unsigned char *run = s;
+
+		/* *end is a '\n' sentinel (refill), so this loop needs no bound check. */
+		while (byte_class[*s] == B_PLAIN)
+			s++;
+		if (s != run)
+			blank = 0;
 		if (s == end)
 			goto undo;
 		switch (byte_class[*s]) {
-		case B_PLAIN:
-			blank = 0;
-			continue;
 		case B_BLANK:
 			continue;
 		case B_CHECK:
@@ -444,6 +448,7 @@ static int refill(struct csv_reader *r)
 	size_t n = fread(r->chunk, 1, CSV_CHUNK, r->f);
 	const unsigned char *p = r->chunk;
 
+	r->chunk[n] = '\n'; /* the fast path's sentinel; never fed to libcsv */
 	if (n == 0) {
 		if (ferror(r->f))
 			return reader_fail(r, LTV_EIO, "cannot read '%s': %s", r->path,
