@@ -37,7 +37,7 @@ TEST_HDR := $(wildcard tests/unit/*.h)
 # Built only as prerequisites of pattern rules, so make would delete them as intermediates.
 .SECONDARY: $(TEST_HELPER_OBJ)
 
-.PHONY: all deps test unit-test cli-test demo bench clean
+.PHONY: all deps test unit-test cli-test demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -83,6 +83,16 @@ BENCH_USERS ?= 1000000
 BENCH_RUNS ?= 3
 bench: deps ltvpipe
 	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
+
+# The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
+bench-tools: $(BUILD)/bench/csvread_bench
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libltv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS)
+
+BENCH_INGEST_USERS ?= 200000
+bench-ingest: deps ltvpipe bench-tools
+	@bench/ingest.sh $(BENCH_INGEST_USERS) $(BENCH_RUNS)
 
 clean:
 	rm -rf build build-san ltvpipe
