@@ -232,12 +232,12 @@ echo "bench: $machine; load average $load_start; scratch $scratch"
 echo "bench: binary $src_bin built $bin_built; HEAD $commit"
 [ $have_gnu_time = 1 ] || echo "bench: no GNU /usr/bin/time: peak RSS from the stages' timings records only"
 
-order=${ORDER:-time}
-[[ $order == time || $order == user ]] || { echo "bench: ORDER must be 'time' or 'user'" >&2; exit 2; }
-must generate "$bin" generate --users "$users" --order "$order" --out data
+event_order=${ORDER:-time}
+[[ $event_order == time || $event_order == user ]] || { echo "bench: ORDER must be 'time' or 'user'" >&2; exit 2; }
+must generate "$bin" generate --users "$users" --order "$event_order" --out data
 gen_wall=$step_wall
 events=$(($(wc -l <data/events.csv) - 1))
-echo "bench: generated $users users, $events events (events in $order order) in ${gen_wall} s"
+echo "bench: generated $users users, $events events (events in $event_order order) in ${gen_wall} s"
 
 rss_or_registry() { # peak RSS of the last step, or the stage's own record
 	if [ -n "$step_rss_mb" ]; then echo "$step_rss_mb"; else
@@ -365,7 +365,7 @@ table=$scratch/table.md
 	echo
 	echo "Binary: $src_bin, built $bin_built; HEAD $commit when the bench started$([ "$commit_end" = "$commit" ] || echo " (HEAD moved to $commit_end during the bench; the binary benched is the one copied at the start)")."
 	echo "Machine: $machine; load average $load_start at start, $load_end at end."
-	echo "Data: $users users, $events events (\`ltvpipe generate --order $order\`: $gen_wall s)."
+	echo "Data: $users users, $events events (\`ltvpipe generate --order $event_order\`: $gen_wall s)."
 	echo "Medians over $runs runs, each on a fresh registry. wall = the whole \`ltvpipe\` process;"
 	echo "in-stage = the stage body's own time from its timings record. Stages: \`run --only S --force\`"
 	echo "on the built pipeline (ingest: \`run --only ingest\` on the fresh registry, since a forced"
