@@ -54,7 +54,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: all deps fuzz-deps test unit-test cli-test fuzz fuzz-build demo bench clean
+.PHONY: all deps fuzz-deps test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -119,6 +119,16 @@ BENCH_USERS ?= 1000000
 BENCH_RUNS ?= 3
 bench: deps ltvpipe
 	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
+
+# The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
+bench-tools: $(BUILD)/bench/csvread_bench
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libltv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS)
+
+BENCH_INGEST_USERS ?= 200000
+bench-ingest: deps ltvpipe bench-tools
+	@bench/ingest.sh $(BENCH_INGEST_USERS) $(BENCH_RUNS)
 
 clean:
 	rm -rf build build-san $(FUZZ_BUILD) ltvpipe

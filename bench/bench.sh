@@ -37,7 +37,11 @@
 # features" times a subset (pipeline order). A stage needing another rate than
 # users/s gets a line in stage_rates().
 #
-# Environment: LTVPIPE (binary, default ./ltvpipe of this repo), STAGES,
+# The sample is generated with `--order time` (events ordered by time across
+# users, as an export of an events table is, the harder case for ingest);
+# ORDER=user benchmarks generate's per-user order instead.
+#
+# Environment: LTVPIPE (binary, default ./ltvpipe of this repo), ORDER, STAGES,
 # TRAIN_FROM/TRAIN_TO (training range for item 2), STEP_TIMEOUT (seconds per
 # command, default 3600), BENCH_RESULTS (default bench/results.md),
 # KEEP_SCRATCH=1 to keep the scratch directory. If generating the data or
@@ -228,10 +232,12 @@ echo "bench: $machine; load average $load_start; scratch $scratch"
 echo "bench: binary $src_bin built $bin_built; HEAD $commit"
 [ $have_gnu_time = 1 ] || echo "bench: no GNU /usr/bin/time: peak RSS from the stages' timings records only"
 
-must generate "$bin" generate --users "$users" --out data
+event_order=${ORDER:-time}
+[[ $event_order == time || $event_order == user ]] || { echo "bench: ORDER must be 'time' or 'user'" >&2; exit 2; }
+must generate "$bin" generate --users "$users" --order "$event_order" --out data
 gen_wall=$step_wall
 events=$(($(wc -l <data/events.csv) - 1))
-echo "bench: generated $users users, $events events in ${gen_wall} s"
+echo "bench: generated $users users, $events events (events in $event_order order) in ${gen_wall} s"
 
 rss_or_registry() { # peak RSS of the last step, or the stage's own record
 	if [ -n "$step_rss_mb" ]; then echo "$step_rss_mb"; else
@@ -359,7 +365,7 @@ table=$scratch/table.md
 	echo
 	echo "Binary: $src_bin, built $bin_built; HEAD $commit when the bench started$([ "$commit_end" = "$commit" ] || echo " (HEAD moved to $commit_end during the bench; the binary benched is the one copied at the start)")."
 	echo "Machine: $machine; load average $load_start at start, $load_end at end."
-	echo "Data: $users users, $events events (\`ltvpipe generate\`: $gen_wall s)."
+	echo "Data: $users users, $events events (\`ltvpipe generate --order $event_order\`: $gen_wall s)."
 	echo "Medians over $runs runs, each on a fresh registry. wall = the whole \`ltvpipe\` process;"
 	echo "in-stage = the stage body's own time from its timings record. Stages: \`run --only S --force\`"
 	echo "on the built pipeline (ingest: \`run --only ingest\` on the fresh registry, since a forced"

@@ -5,6 +5,18 @@
  * before are skipped, so re-ingest is a no-op and next month's file adds to
  * what is there. Every bad row goes to the rejects file with file, line,
  * field and reason; too many rejects fail the stage, which rolls back.
+ *
+ * Rows are rejected, never silently altered: a field with a NUL byte, bytes
+ * that are not UTF-8 or more than CSV_FIELD_MAX bytes, and any revenue or
+ * cost above MAX_AMOUNT (a sum of such values overflows to infinity later).
+ *
+ * Aggregation follows how exports are ordered: each user's events come in
+ * time order whether the file is per user or by time across users, so each
+ * event either adds to its user's latest (user, day) aggregate or starts a new
+ * one, and a hash map is not needed. The aggregates are grouped by user at
+ * the end (a counting sort by uid; nothing to do for a per-user file), rows
+ * out of order within a user are sorted and merged, and they are written in
+ * the table's key order in multi-row statements.
  */
 #include <errno.h>
 #include <math.h>
@@ -21,30 +33,58 @@
 #include "ltv/stage.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
-#include "ltv/u64map.h"
 
 /* Day indices are packed below the uid in one 64-bit aggregation key. */
 #define DAY_BITS 20
 #define MAX_DAY ((1 << DAY_BITS) - 1)
 
+/*
+ * Largest revenue of one event and cost of one user that ingest accepts. No
+ * real purchase or install costs a billion in any currency, and bounding
+ * each value keeps every sum the later stages take finite (values near 1e308
+ * passed before and made them infinite).
+ */
+#define MAX_AMOUNT 1e9
+
 struct day_agg {
+	uint64_t key; /* uid << DAY_BITS | day */
 	double revenue;
 	int64_t events;
 	int64_t purchases;
+};
+
+struct user_state {
+	int64_t install_time;
+	int64_t latest; /* index in days of the user's latest aggregate, -1 for none */
+};
+
+/* Users waiting to be inserted many per statement, their strings copied. */
+#define USER_FLUSH 1024
+
+struct user_batch {
+	struct user_row rows[USER_FLUSH];
+	size_t str_off[USER_FLUSH][4]; /* user_id, app_id, campaign, attributes (SIZE_MAX: none) */
+	size_t n;
+	char *text;
+	size_t text_len, text_cap;
 };
 
 struct ingest {
 	struct stage_ctx *ctx;
 	const struct config *cfg;
 	struct strmap user_ids;     /* user_id → uid */
-	int64_t *install_time;      /* by uid - 1 */
+	struct user_state *users;   /* by uid - 1 */
 	size_t n_users, cap_users;
-	struct u64map day_keys;     /* (uid << DAY_BITS | day) → index into days */
-	struct day_agg *days;
-	size_t cap_days;
+	struct day_agg *days;       /* in the order they were first seen */
+	size_t n_days, cap_days;
+	size_t n_user_days;         /* distinct (user, day) written */
+	struct user_batch *batch;
+	int64_t artefact_id;
+	char time_date[10];         /* the last event date parsed, and its midnight */
+	int64_t time_date_ts;
 	FILE *rejects;
 	char *rejects_path;
-	char first_reject[512];
+	char first_reject[512];     /* of the file being read */
 	int64_t max_event_time;
 	int64_t users_loaded, users_rejected, events_loaded, events_rejected;
 	int64_t files_loaded, files_skipped;
@@ -56,7 +96,88 @@ struct columns {
 	int event_time, revenue, event;
 	int *attributes;
 	size_t n_header;
+	char **names; /* the header's column names, to name a field in a reject */
 };
+
+/* The name of field i of a row, for a reject. */
+static const char *field_name(const struct columns *c, size_t i)
+{
+	return i < c->n_header ? c->names[i] : "(row)";
+}
+
+/*
+ * A non-negative decimal such as "12.34" with at most 15 digits is one
+ * correctly rounded division of two exact doubles, so this gives strtod's
+ * result bit for bit without its cost; anything else goes to parse_double.
+ */
+static int parse_amount(const char *s, double *out_value)
+{
+	static const double pow10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+					1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+	uint64_t mant = 0;
+	int digits = 0, frac = -1;
+	const char *p = s;
+
+	for (;; p++) {
+		if (*p >= '0' && *p <= '9') {
+			if (++digits > 15)
+				return parse_double(s, out_value);
+			mant = mant * 10 + (uint64_t)(*p - '0');
+			frac += frac >= 0;
+		} else if (*p == '.' && frac < 0) {
+			frac = 0;
+		} else {
+			break;
+		}
+	}
+	if (*p != '\0' || digits == 0)
+		return parse_double(s, out_value);
+	*out_value = frac > 0 ? (double)mant / pow10[frac] : (double)mant;
+	return 0;
+}
+
+static int is_digits(const char *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/*
+ * time_parse_iso8601 with a shortcut for "YYYY-MM-DDTHH:MM:SSZ" whose date is
+ * the one parsed last: consecutive events mostly share their date, in a
+ * per-user file and even more in one ordered by time.
+ */
+static int parse_event_time(struct ingest *in, const char *s, int64_t *out_ts)
+{
+	if (strnlen(s, 21) == 20 && s[10] == 'T' && s[13] == ':' && s[16] == ':' && s[19] == 'Z' &&
+	    memcmp(s, in->time_date, 10) == 0 && is_digits(s + 11, 2) && is_digits(s + 14, 2) &&
+	    is_digits(s + 17, 2)) {
+		const int hh = (s[11] - '0') * 10 + s[12] - '0';
+		const int mi = (s[14] - '0') * 10 + s[15] - '0';
+		const int ss = (s[17] - '0') * 10 + s[18] - '0';
+
+		if (hh <= 23 && mi <= 59 && ss <= 60) {
+			*out_ts = in->time_date_ts + hh * 3600 + mi * 60 + ss;
+			return 0;
+		}
+	}
+	if (time_parse_iso8601(s, out_ts) < 0)
+		return LTV_EINVAL;
+	if (strlen(s) >= 10 && s[4] == '-' && s[7] == '-' && is_digits(s, 4)) {
+		char date[11];
+		int64_t midnight;
+
+		memcpy(date, s, 10);
+		date[10] = '\0';
+		if (time_parse_iso8601(date, &midnight) == 0) {
+			memcpy(in->time_date, s, 10);
+			in->time_date_ts = midnight;
+		}
+	}
+	return 0;
+}
 
 static int open_rejects(struct ingest *in, struct ltv_err *err)
 {
@@ -122,7 +243,6 @@ static int map_user_columns(struct ingest *in, char **header, size_t n, const ch
 	const struct config *cfg = in->cfg;
 	int ret = 0;
 
-	c->n_header = n;
 	ret = require_column(header, n, cfg->columns.user_id, "columns.user_id", path, &c->user_id, err);
 	if (ret == 0)
 		ret = require_column(header, n, cfg->columns.app_id, "columns.app_id", path, &c->app_id, err);
@@ -151,7 +271,6 @@ static int map_event_columns(struct ingest *in, char **header, size_t n, const c
 	const struct config *cfg = in->cfg;
 	int ret;
 
-	c->n_header = n;
 	ret = require_column(header, n, cfg->columns.event_user_id, "columns.event_user_id", path,
 			     &c->user_id, err);
 	if (ret == 0)
@@ -179,15 +298,86 @@ static char *attributes_json(const struct ingest *in, const struct columns *c, c
 	return text;
 }
 
+/*
+ * Rejects a row with a field that is not usable text (fault); returns 1 when
+ * it did.
+ */
+static int reject_fault(struct ingest *in, const char *path, size_t line, const struct columns *c,
+			const struct csv_fault *fault)
+{
+	char why[256];
+
+	if (fault->kind == CSV_FAULT_NONE)
+		return 0;
+	csv_fault_describe(fault, why, sizeof(why));
+	reject(in, path, line, field_name(c, fault->field), "the field %s", why);
+	return 1;
+}
+
+static size_t batch_str(struct user_batch *b, const char *s)
+{
+	const size_t off = b->text_len, len = strlen(s) + 1;
+
+	ARRAY_GROW(b->text, b->text_len + len, b->text_cap);
+	memcpy(b->text + off, s, len);
+	b->text_len += len;
+	return off;
+}
+
+static int flush_users(struct ingest *in, struct ltv_err *err)
+{
+	struct user_batch *b = in->batch;
+	const char **strs[4];
+	int ret;
+
+	if (!b || b->n == 0)
+		return 0;
+	for (size_t i = 0; i < b->n; i++) {
+		strs[0] = &b->rows[i].user_id;
+		strs[1] = &b->rows[i].app_id;
+		strs[2] = &b->rows[i].campaign;
+		strs[3] = &b->rows[i].attributes_json;
+		for (int k = 0; k < 4; k++)
+			*strs[k] = b->str_off[i][k] == SIZE_MAX ? NULL : b->text + b->str_off[i][k];
+	}
+	ret = registry_users_insert(in->ctx->reg, b->rows, b->n, in->artefact_id, err);
+	b->n = 0;
+	b->text_len = 0;
+	return ret;
+}
+
+/* Queues a valid user for insertion; the registry sees it at the next flush. */
+static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err *err)
+{
+	struct user_batch *b = in->batch;
+	size_t i;
+
+	if (!b)
+		b = in->batch = xcalloc(1, sizeof(*b));
+	i = b->n++;
+	b->rows[i] = *u;
+	b->str_off[i][0] = batch_str(b, u->user_id);
+	b->str_off[i][1] = batch_str(b, u->app_id);
+	b->str_off[i][2] = batch_str(b, u->campaign);
+	b->str_off[i][3] = u->attributes_json ? batch_str(b, u->attributes_json) : SIZE_MAX;
+	return b->n == USER_FLUSH ? flush_users(in, err) : 0;
+}
+
 /* Validates one users.csv row; returns 1 when loaded, 0 when rejected, <0 on failure. */
 static int ingest_user_row(struct ingest *in, const char *path, size_t line, char **f, size_t n,
-			   const struct columns *c, int64_t artefact_id, struct ltv_err *err)
+			   const struct columns *c, const struct csv_fault *fault, struct ltv_err *err)
 {
 	const struct config *cfg = in->cfg;
 	struct user_row u = { 0 };
 	char *attrs;
 	int ret;
 
+	if (reject_fault(in, path, line, c, fault)) {
+		/* Its events are then reported as a rejected user's, unless the id is the bad field. */
+		if (n == c->n_header && fault->field != (size_t)c->user_id && *f[c->user_id])
+			strmap_put(&in->user_ids, f[c->user_id], -1);
+		return 0;
+	}
 	if (n != c->n_header) {
 		reject(in, path, line, "(row)", "row has %zu fields, the header has %zu", n, c->n_header);
 		return 0;
@@ -210,8 +400,14 @@ static int ingest_user_row(struct ingest *in, const char *path, size_t line, cha
 	}
 	u.cost = NAN;
 	if (c->cost >= 0 && *f[c->cost]) {
-		if (parse_double(f[c->cost], &u.cost) < 0 || u.cost < 0) {
+		if (parse_amount(f[c->cost], &u.cost) < 0 || u.cost < 0) {
 			reject(in, path, line, cfg->columns.cost, "'%s' is not a number >= 0", f[c->cost]);
+			goto rejected;
+		}
+		if (u.cost > MAX_AMOUNT) {
+			reject(in, path, line, cfg->columns.cost, "'%s' is above %.0e, the largest cost "
+			       "one user may have; check the unit and the decimal separator",
+			       f[c->cost], MAX_AMOUNT);
 			goto rejected;
 		}
 	}
@@ -228,25 +424,28 @@ rejected:
 valid:
 	attrs = attributes_json(in, c, f);
 	u.attributes_json = attrs;
-	ret = registry_user_insert(in->ctx->reg, &u, artefact_id, err);
+	ret = add_user(in, &u, err);
 	free(attrs);
 	if (ret < 0)
 		return ret;
-	ARRAY_GROW(in->install_time, in->n_users + 1, in->cap_users);
-	in->install_time[in->n_users++] = u.install_time;
+	ARRAY_GROW(in->users, in->n_users + 1, in->cap_users);
+	in->users[in->n_users++] = (struct user_state){ u.install_time, -1 };
 	return 1;
 }
 
 /* Validates one events.csv row and adds it to its (user, day) aggregate. */
 static int ingest_event_row(struct ingest *in, const char *path, size_t line, char **f, size_t n,
-			    const struct columns *c)
+			    const struct columns *c, const struct csv_fault *fault)
 {
 	const struct config *cfg = in->cfg;
 	int64_t uid, t, day;
 	double revenue = 0;
-	size_t idx;
-	int is_new;
+	struct user_state *u;
+	struct day_agg *agg;
+	uint64_t key;
 
+	if (reject_fault(in, path, line, c, fault))
+		return 0;
 	if (n != c->n_header) {
 		reject(in, path, line, "(row)", "row has %zu fields, the header has %zu", n, c->n_header);
 		return 0;
@@ -261,17 +460,24 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 		       "user '%s' was rejected in the users file", f[c->user_id]);
 		return 0;
 	}
-	if (time_parse_iso8601(f[c->event_time], &t) < 0) {
+	if (parse_event_time(in, f[c->event_time], &t) < 0) {
 		reject(in, path, line, cfg->columns.event_time,
 		       "'%s' is not an ISO 8601 date or date-time", f[c->event_time]);
 		return 0;
 	}
 	/* An empty revenue cell is a non-paying event, the common export convention. */
-	if (*f[c->revenue] && (parse_double(f[c->revenue], &revenue) < 0 || revenue < 0)) {
+	if (*f[c->revenue] && (parse_amount(f[c->revenue], &revenue) < 0 || revenue < 0)) {
 		reject(in, path, line, cfg->columns.revenue, "'%s' is not a number >= 0", f[c->revenue]);
 		return 0;
 	}
-	day = time_day_index(in->install_time[uid - 1], t);
+	if (revenue > MAX_AMOUNT) {
+		reject(in, path, line, cfg->columns.revenue, "'%s' is above %.0e, the largest revenue "
+		       "one event may carry; check the unit and the decimal separator",
+		       f[c->revenue], MAX_AMOUNT);
+		return 0;
+	}
+	u = &in->users[uid - 1];
+	day = time_day_index(u->install_time, t);
 	if (day < 0) {
 		reject(in, path, line, cfg->columns.event_time,
 		       "event at %s is before the user's install", f[c->event_time]);
@@ -282,14 +488,18 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 		       (long long)day);
 		return 0;
 	}
-	idx = u64map_index(&in->day_keys, ((uint64_t)uid << DAY_BITS) | (uint64_t)day, &is_new);
-	if (is_new) {
-		ARRAY_GROW(in->days, idx + 1, in->cap_days);
-		in->days[idx] = (struct day_agg){ 0 };
+	key = (uint64_t)uid << DAY_BITS | (uint64_t)day;
+	if (u->latest >= 0 && in->days[u->latest].key == key) {
+		agg = &in->days[u->latest];
+	} else {
+		ARRAY_GROW(in->days, in->n_days + 1, in->cap_days);
+		u->latest = (int64_t)in->n_days;
+		agg = &in->days[in->n_days++];
+		*agg = (struct day_agg){ .key = key };
 	}
-	in->days[idx].revenue += revenue;
-	in->days[idx].events += 1;
-	in->days[idx].purchases += revenue > 0;
+	agg->revenue += revenue;
+	agg->events += 1;
+	agg->purchases += revenue > 0;
 	/* A date-only time ("1998-06-30") stands for that whole day, so the data
 	 * reach the day's end: the default as_of then keeps the last day. */
 	if (strlen(f[c->event_time]) == 10)
@@ -332,14 +542,36 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 		ret = err_set(err, LTV_EINVAL, "%s: the file is empty; it needs a header row", file->path);
 	if (ret < 0)
 		goto out;
+	{
+		struct csv_fault fault;
+
+		csv_reader_fault(r, &fault);
+		if (fault.kind != CSV_FAULT_NONE) {
+			char why[256];
+
+			csv_fault_describe(&fault, why, sizeof(why));
+			ret = err_set(err, LTV_EINVAL, "%s:%zu: header field %zu %s", file->path, line,
+				      fault.field + 1, why);
+			goto out;
+		}
+	}
+	cols.n_header = n;
+	cols.names = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		cols.names[i] = xstrdup(fields[i]);
+	in->first_reject[0] = '\0';
 	ret = is_users ? map_user_columns(in, fields, n, file->path, &cols, err)
 		       : map_event_columns(in, fields, n, file->path, &cols, err);
 	if (ret < 0)
 		goto out;
 	progress_start(&prog, is_users ? "ingest users" : "ingest events", "rows", 0);
 	while ((ret = csv_reader_next(r, &fields, &n, &line, err)) == 1) {
-		int r1 = is_users ? ingest_user_row(in, file->path, line, fields, n, &cols, artefact_id, err)
-				  : ingest_event_row(in, file->path, line, fields, n, &cols);
+		struct csv_fault fault;
+		int r1;
+
+		csv_reader_fault(r, &fault);
+		r1 = is_users ? ingest_user_row(in, file->path, line, fields, n, &cols, &fault, err)
+			      : ingest_event_row(in, file->path, line, fields, n, &cols, &fault);
 
 		if (r1 < 0) {
 			ret = r1;
@@ -355,6 +587,8 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 		}
 	}
 	progress_finish(&prog);
+	if (ret == 0 && is_users)
+		ret = flush_users(in, err);
 	if (ret < 0)
 		goto out;
 	LOG(LOG_INFO, "%s: %lld rows, %lld loaded, %lld rejected, %.0f rows/s", file->path,
@@ -372,6 +606,9 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 		ret = registry_file_record(in->ctx->reg, file->hash, is_users ? "users" : "events",
 					   file->path, artefact_id, rows, rows - loaded, err);
 out:
+	for (size_t i = 0; cols.names && i < cols.n_header; i++)
+		free(cols.names[i]);
+	free(cols.names);
 	free(cols.attributes);
 	csv_reader_free(r);
 	return ret;
@@ -392,43 +629,87 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
 			break;
 		}
 		strmap_put(&in->user_ids, t.user_id[i], t.uid[i]);
-		ARRAY_GROW(in->install_time, in->n_users + 1, in->cap_users);
-		in->install_time[in->n_users++] = t.install_time[i];
+		ARRAY_GROW(in->users, in->n_users + 1, in->cap_users);
+		in->users[in->n_users++] = (struct user_state){ t.install_time[i], -1 };
 	}
 	user_table_release(&t);
 	return ret;
 }
 
-static int compare_u64_pair(const void *a, const void *b)
+static int compare_day_key(const void *a, const void *b)
 {
-	const uint64_t *x = a, *y = b;
+	const struct day_agg *x = a, *y = b;
 
-	return x[0] < y[0] ? -1 : x[0] > y[0];
+	return x->key < y->key ? -1 : x->key > y->key;
 }
 
-/* Writes the aggregates in key order, which is the table's primary-key order. */
-static int write_user_days(struct ingest *in, struct ltv_err *err)
+/*
+ * Groups the aggregates by user (a stable counting sort on uid) and sorts each
+ * user's run by day where events came out of order; returns the array to
+ * read, in->days itself when it is in key order already.
+ */
+static struct day_agg *days_in_key_order(struct ingest *in)
 {
-	size_t n = in->day_keys.n, k = 0;
-	uint64_t *pairs = xmalloc((n ? n : 1) * 2 * sizeof(uint64_t));
-	int ret = 0;
+	const size_t n = in->n_days;
+	struct day_agg *sorted;
+	size_t *start;
+	int ordered = 1;
 
-	for (size_t i = 0; i < in->day_keys.cap; i++) {
-		if (in->day_keys.index1[i]) {
-			pairs[2 * k] = in->day_keys.keys[i];
-			pairs[2 * k + 1] = in->day_keys.index1[i] - 1;
-			k++;
+	for (size_t i = 1; i < n && ordered; i++)
+		ordered = in->days[i - 1].key < in->days[i].key;
+	if (ordered)
+		return in->days;
+	start = xcalloc(in->n_users + 2, sizeof(*start));
+	for (size_t i = 0; i < n; i++)
+		start[(in->days[i].key >> DAY_BITS) + 1]++;
+	for (size_t u = 1; u <= in->n_users + 1; u++)
+		start[u] += start[u - 1];
+	sorted = xmalloc(n * sizeof(*sorted));
+	for (size_t i = 0; i < n; i++)
+		sorted[start[in->days[i].key >> DAY_BITS]++] = in->days[i];
+	/* start[uid] is now the end of uid's run, and start[uid - 1] its beginning. */
+	for (size_t u = 1, from = start[0]; u <= in->n_users; from = start[u], u++) {
+		for (size_t i = from + 1; i < start[u]; i++) {
+			if (sorted[i - 1].key > sorted[i].key) {
+				qsort(sorted + from, start[u] - from, sizeof(*sorted), compare_day_key);
+				break;
+			}
 		}
 	}
-	qsort(pairs, n, 2 * sizeof(uint64_t), compare_u64_pair);
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		const struct day_agg *d = &in->days[pairs[2 * i + 1]];
+	free(start);
+	return sorted;
+}
 
-		ret = registry_user_day_add(in->ctx->reg, (int64_t)(pairs[2 * i] >> DAY_BITS),
-					    (int64_t)(pairs[2 * i] & MAX_DAY), d->revenue, d->events,
-					    d->purchases, err);
+/*
+ * Writes the aggregates in key order, which is the table's primary-key
+ * order, merging those of one (user, day) that events out of order split.
+ */
+static int write_user_days(struct ingest *in, struct ltv_err *err)
+{
+	struct day_agg *days = days_in_key_order(in);
+	struct user_day_row *rows = xmalloc((in->n_days ? in->n_days : 1) * sizeof(*rows));
+	size_t m = 0;
+	int ret;
+
+	for (size_t i = 0; i < in->n_days; i++) {
+		const struct day_agg *d = &days[i];
+
+		if (m && rows[m - 1].uid == (int64_t)(d->key >> DAY_BITS) &&
+		    rows[m - 1].day == (int64_t)(d->key & MAX_DAY)) {
+			rows[m - 1].revenue += d->revenue;
+			rows[m - 1].events += d->events;
+			rows[m - 1].purchases += d->purchases;
+			continue;
+		}
+		rows[m++] = (struct user_day_row){ (int64_t)(d->key >> DAY_BITS),
+						   (int64_t)(d->key & MAX_DAY), d->revenue, d->events,
+						   d->purchases };
 	}
-	free(pairs);
+	if (days != in->days)
+		free(days);
+	in->n_user_days = m;
+	ret = registry_user_days_add(in->ctx->reg, rows, m, err);
+	free(rows);
 	return ret;
 }
 
@@ -459,7 +740,7 @@ static void add_metrics(struct ingest *in)
 	cJSON_AddNumberToObject(m, "events_loaded", (double)in->events_loaded);
 	cJSON_AddNumberToObject(m, "events_rejected", (double)in->events_rejected);
 	cJSON_AddNumberToObject(m, "users_total", (double)in->n_users);
-	cJSON_AddNumberToObject(m, "user_days_added", (double)in->day_keys.n);
+	cJSON_AddNumberToObject(m, "user_days_added", (double)in->n_user_days);
 	if (in->max_event_time != INT64_MIN)
 		cJSON_AddStringToObject(m, "max_event_time",
 					time_format_iso8601(in->max_event_time, iso, sizeof(iso)));
@@ -511,17 +792,17 @@ int stage_ingest_run(struct stage_ctx *ctx)
 {
 	struct ingest in = { .ctx = ctx, .cfg = ctx->cfg, .max_event_time = INT64_MIN };
 	struct input_files files = { 0 };
-	int64_t artefact_id;
+	int64_t artefact_id = 0;
 	int replace = strcmp(ctx->cfg->ingest.mode, "replace") == 0;
 	int ret;
 
 	strmap_init(&in.user_ids);
-	u64map_init(&in.day_keys);
 	ret = input_files_resolve(ctx->cfg, &files, &ctx->err);
 	if (ret == 0)
 		ret = open_rejects(&in, &ctx->err);
 	if (ret == 0)
 		ret = stage_output_id(ctx, &artefact_id);
+	in.artefact_id = artefact_id;
 	if (ret < 0)
 		goto out;
 	ret = replace ? registry_data_clear(ctx->reg, &ctx->err) : load_known_users(&in, &ctx->err);
@@ -559,10 +840,12 @@ out:
 	if (in.rejects_path && in.users_rejected + in.events_rejected == 0)
 		unlink(in.rejects_path);
 	free(in.rejects_path);
-	free(in.install_time);
+	free(in.users);
+	if (in.batch)
+		free(in.batch->text);
+	free(in.batch);
 	free(in.days);
 	strmap_release(&in.user_ids);
-	u64map_release(&in.day_keys);
 	input_files_release(&files);
 	return ret;
 }

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "generate_io.h"
 #include "ltv/generate.h"
 #include "ltv/rng.h"
 #include "ltv/timeutil.h"
@@ -172,174 +173,6 @@ static int parse_date(const char *s, int64_t *out_ts)
 	    time_parse_iso8601(s, out_ts) < 0 || *out_ts < 0)
 		return -1;
 	return 0;
-}
-
-static inline char *put2(char *p, int v)
-{
-	p[0] = (char)('0' + v / 10);
-	p[1] = (char)('0' + v % 10);
-	return p + 2;
-}
-
-/*
- * "YYYY-MM-DDTHH:MM:SSZ" (20 bytes, no NUL) at p; returns the end. The date
- * part is cached per day because a user's events arrive in time order.
- */
-struct time_fmt {
-	int64_t day;
-	char date[11];
-};
-
-static char *put_time(struct time_fmt *tf, char *p, int64_t ts)
-{
-	int64_t day = ts / DAY, sec = ts % DAY;
-
-	if (sec < 0) {
-		sec += DAY;
-		day--;
-	}
-	if (day != tf->day) {
-		int64_t y;
-		unsigned m, d;
-
-		time_civil_from_days(day, &y, &m, &d);
-		tf->date[0] = (char)('0' + (y / 1000) % 10);
-		tf->date[1] = (char)('0' + (y / 100) % 10);
-		put2(tf->date + 2, (int)(y % 100));
-		tf->date[4] = '-';
-		put2(tf->date + 5, (int)m);
-		tf->date[7] = '-';
-		put2(tf->date + 8, (int)d);
-		tf->day = day;
-	}
-	memcpy(p, tf->date, 10);
-	p[10] = 'T';
-	put2(p + 11, (int)(sec / 3600));
-	p[13] = ':';
-	put2(p + 14, (int)(sec / 60 % 60));
-	p[16] = ':';
-	put2(p + 17, (int)(sec % 60));
-	p[19] = 'Z';
-	return p + 20;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-/* Cents as "D.CC". */
-static char *put_money(char *p, int64_t cents)
-{
-	assert(cents >= 0);
-	p = put_u64(p, (uint64_t)(cents / 100));
-	*p++ = '.';
-	return put2(p, (int)(cents % 100));
-}
-
-static char *put_str(char *p, const char *s)
-{
-	size_t n = strlen(s);
-
-	memcpy(p, s, n);
-	return p + n;
-}
-
-/* User ids are "u" + at least 8 digits, so they sort as generated. */
-static char *put_user_id(char *p, uint64_t i)
-{
-	char digits[24];
-	char *end = put_u64(digits, i);
-	int n = (int)(end - digits);
-
-	*p++ = 'u';
-	for (int k = n; k < 8; k++)
-		*p++ = '0';
-	memcpy(p, digits, (size_t)n);
-	return p + n;
-}
-
-/* ---- buffered output that remembers the first write error -------------- */
-
-#define OUT_BUF (1 << 18)
-#define OUT_LINE_MAX 512 /* longest line we ever append */
-
-struct out {
-	FILE *f;
-	const char *path;
-	char *buf;
-	size_t len;
-	int failed;
-	int saved_errno;
-};
-
-static void out_flush(struct out *o)
-{
-	if (o->len && !o->failed && fwrite(o->buf, 1, o->len, o->f) != o->len) {
-		o->failed = 1;
-		o->saved_errno = errno;
-	}
-	o->len = 0;
-}
-
-/* A pointer with at least OUT_LINE_MAX bytes of room; commit with out_commit. */
-static inline char *out_reserve(struct out *o)
-{
-	if (o->len + OUT_LINE_MAX > OUT_BUF)
-		out_flush(o);
-	return o->buf + o->len;
-}
-
-static inline void out_commit(struct out *o, const char *end)
-{
-	o->len = (size_t)(end - o->buf);
-}
-
-static int out_open(struct out *o, const char *path, struct ltv_err *err)
-{
-	o->path = path;
-	o->len = 0;
-	o->failed = 0;
-	o->saved_errno = 0;
-	o->buf = xmalloc(OUT_BUF);
-	o->f = fopen(path, "wb");
-	if (!o->f)
-		return err_set(err, LTV_EIO, "cannot create '%s': %s", path, strerror(errno));
-	return 0;
-}
-
-/* Flushes and closes; returns 0 or LTV_EIO naming the path. Safe on a failed open. */
-static int out_close(struct out *o, struct ltv_err *err)
-{
-	int ret = 0;
-
-	if (o->f) {
-		out_flush(o);
-		if (!o->failed && fflush(o->f) != 0) {
-			o->failed = 1;
-			o->saved_errno = errno;
-		}
-		if (fclose(o->f) != 0 && !o->failed) {
-			o->failed = 1;
-			o->saved_errno = errno;
-		}
-		o->f = NULL;
-		if (o->failed)
-			ret = err_set(err, LTV_EIO, "cannot write '%s': %s", o->path,
-				      strerror(o->saved_errno));
-	}
-	free(o->buf);
-	o->buf = NULL;
-	return ret;
 }
 
 /* ---- campaigns ---------------------------------------------------------- */
@@ -587,11 +420,11 @@ struct user_totals {
 };
 
 /* Appends one users.csv row; returns the cost written in cents (0 when left empty). */
-static int64_t write_user_row(struct out *uo, struct time_fmt *tf, const char *id, size_t idlen,
+static int64_t write_user_row(struct gen_out *uo, struct time_fmt *tf, const char *id, size_t idlen,
 			      const struct app_def *app, const struct campaign *c,
 			      int64_t install, struct rng *r)
 {
-	char *q = out_reserve(uo);
+	char *q = gen_out_reserve(uo);
 	int64_t cents = 0;
 
 	memcpy(q, id, idlen);
@@ -614,29 +447,17 @@ static int64_t write_user_row(struct out *uo, struct time_fmt *tf, const char *i
 	*q++ = ',';
 	q = put_str(q, platform_names[c->platform]);
 	*q++ = '\n';
-	out_commit(uo, q);
+	gen_out_commit(uo, q);
 	return cents;
 }
 
-static void write_event_row(struct out *eo, struct time_fmt *tf, const char *id, size_t idlen,
-			    int64_t ts, const struct event *e)
-{
-	char *q = out_reserve(eo);
-
-	memcpy(q, id, idlen);
-	q += idlen;
-	*q++ = ',';
-	q = put_time(tf, q, ts);
-	*q++ = ',';
-	q = put_money(q, e->cents);
-	*q++ = ',';
-	q = put_str(q, event_names[e->kind]);
-	*q++ = '\n';
-	out_commit(eo, q);
-}
-
-static void gen_user(const struct world *w, uint64_t i, struct out *uo, struct out *eo,
-		     struct time_fmt *tf, struct user_totals *out_tot)
+/*
+ * Generates user i: its users.csv row goes to uo, its events to eo in the
+ * user's own time order, or into spool (when not NULL) to be ordered by time
+ * across users.
+ */
+static void gen_user(const struct world *w, uint64_t i, struct gen_out *uo, struct gen_out *eo,
+		     struct event_spool *spool, struct time_fmt *tf, struct user_totals *out_tot)
 {
 	const struct generate_param *p = w->p;
 	struct event ev[MAX_DAY_EVENTS];
@@ -767,7 +588,11 @@ static void gen_user(const struct world *w, uint64_t i, struct out *uo, struct o
 			const int64_t ts = install + (int64_t)d * DAY + ev[k].off;
 			if (ts >= w->end_ts)
 				break;
-			write_event_row(eo, tf, idbuf, idlen, ts, &ev[k]);
+			if (spool)
+				event_spool_add(spool, i, ts, ev[k].cents, (unsigned)ev[k].kind);
+			else
+				gen_write_event(eo, tf, idbuf, idlen, ts, ev[k].cents,
+						event_names[ev[k].kind]);
 			revenue += ev[k].cents;
 			n_events++;
 		}
@@ -786,7 +611,11 @@ void generate_param_init(struct generate_param *p)
 	p->span_days = 240;
 	p->follow_days = 7;
 	p->n_campaigns = 0;
+	p->order = GENERATE_ORDER_USER;
 }
+
+/* Midnight UTC of 9999-12-31: ISO 8601's four-digit years end that day. */
+#define LAST_DAY_TS (INT64_C(253402214400))
 
 const char *generate_param_check(const struct generate_param *p)
 {
@@ -800,37 +629,51 @@ const char *generate_param_check(const struct generate_param *p)
 		return "span_days must be between 1 and 3650";
 	if (p->follow_days < 0 || p->follow_days > 3650)
 		return "follow_days must be between 0 and 3650";
+	if (ts + (int64_t)(p->span_days + p->follow_days) * DAY > LAST_DAY_TS)
+		return "start_date is too late: the data would run past 9999-12-31, the last date "
+		       "with a four-digit year; choose a start at least span_days + follow_days "
+		       "(by default 247) days earlier";
 	if (p->n_campaigns != 0 && (p->n_campaigns < 8 || p->n_campaigns > 1000))
 		return "n_campaigns must be 0 (chosen by the seed) or between 8 and 1000";
+	if (p->order != GENERATE_ORDER_USER && p->order != GENERATE_ORDER_TIME)
+		return "order must be 'user' or 'time'";
 	return NULL;
 }
 
-/* mkdir -p: creates dir and missing parents. */
-static int make_dirs(const char *dir, struct ltv_err *err)
-{
-	char *path = xstrdup(dir);
-	int ret = 0;
+/*
+ * The smallest the two files can be: a users.csv row is never under 60 bytes
+ * and every user has at least its install session in events.csv (40 bytes,
+ * 16 more while spooled for time order). Typical samples are about 480 bytes
+ * a user, so this refuses only what cannot fit, before any work is done; a
+ * disk that fills up later is still reported when a write fails.
+ */
+#define MIN_BYTES_PER_USER 100
+#define MIN_SPOOL_BYTES_PER_USER 16
 
-	for (char *s = path + 1;; s++) {
-		const char saved = *s;
-		if (saved != '/' && saved != '\0')
-			continue;
-		*s = '\0';
-		if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-			ret = err_set(err, LTV_EIO, "cannot create directory '%s': %s", path,
-				      strerror(errno));
-			goto out;
-		}
-		*s = saved;
-		if (!saved)
-			break;
-	}
-	struct stat st;
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		ret = err_set(err, LTV_EIO, "output path '%s' is not a directory", dir);
-out:
-	free(path);
-	return ret;
+static int check_free_space(const struct generate_param *p, const char *out_dir,
+			    struct ltv_err *err)
+{
+	const int64_t free_bytes = gen_free_bytes(out_dir);
+	const uint64_t need = p->n_users * (MIN_BYTES_PER_USER +
+		(p->order == GENERATE_ORDER_TIME ? MIN_SPOOL_BYTES_PER_USER : 0));
+
+	if (free_bytes < 0 || (uint64_t)free_bytes >= need)
+		return 0;
+	return err_set(err, LTV_EIO, "generate: not enough space in '%s': %llu users need at "
+		       "least %.1f MB (about %.0f MB is usual) and %.1f MB is free; free some space "
+		       "or choose another --out", out_dir, (unsigned long long)p->n_users,
+		       (double)need / 1e6, (double)p->n_users * 480 / 1e6, (double)free_bytes / 1e6);
+}
+
+/* A failed write names the file; a full disk also says what to do. */
+static int write_failed(const struct gen_out *o, struct ltv_err *err)
+{
+	if (o->saved_errno == ENOSPC || o->saved_errno == EDQUOT)
+		return err_set(err, LTV_EIO, "generate: cannot write '%s': the disk is full (%s); "
+			       "the partial files were removed: free some space or choose another --out",
+			       o->path, strerror(o->saved_errno));
+	return err_set(err, LTV_EIO, "generate: cannot write '%s': %s", o->path,
+		       strerror(o->saved_errno));
 }
 
 static void world_tables(struct world *w, int span_days)
@@ -861,7 +704,8 @@ int generate_sample(const struct generate_param *p, const char *out_dir,
 		    struct generate_stats *out_stats, struct ltv_err *err)
 {
 	struct world w;
-	struct out uo = { 0 }, eo = { 0 };
+	struct gen_out uo = { 0 }, eo = { 0 };
+	struct event_spool *spool = NULL;
 	struct time_fmt tf = { .day = INT64_MIN };
 	struct generate_stats st;
 	char *users_path = NULL, *events_path = NULL, *users_tmp = NULL, *events_tmp = NULL;
@@ -876,7 +720,11 @@ int generate_sample(const struct generate_param *p, const char *out_dir,
 	why = generate_param_check(p);
 	if (why)
 		return err_set(err, LTV_EINVAL, "generate: %s", why);
-	ret = make_dirs(out_dir, err);
+	ret = gen_make_dirs(out_dir, err);
+	if (ret < 0)
+		return ret;
+	st.stale_removed = gen_remove_stale_temps(out_dir);
+	ret = check_free_space(p, out_dir, err);
 	if (ret < 0)
 		return ret;
 
@@ -899,29 +747,46 @@ int generate_sample(const struct generate_param *p, const char *out_dir,
 	events_path = xasprintf("%s/events.csv", out_dir);
 	users_tmp = xasprintf("%s/.users.csv.tmp.%ld", out_dir, (long)getpid());
 	events_tmp = xasprintf("%s/.events.csv.tmp.%ld", out_dir, (long)getpid());
-	if ((ret = out_open(&uo, users_tmp, err)) < 0 || (ret = out_open(&eo, events_tmp, err)) < 0)
+	if ((ret = gen_out_open(&uo, users_tmp, err)) < 0 ||
+	    (ret = gen_out_open(&eo, events_tmp, err)) < 0)
 		goto out;
+	if (p->order == GENERATE_ORDER_TIME) {
+		spool = event_spool_open(out_dir, w.start_ts, w.max_days, err);
+		if (!spool) {
+			ret = err->code;
+			goto out;
+		}
+	}
 
 	static const char users_header[] = "user_id,app_id,campaign,install_time,cost,country,platform\n";
 	static const char events_header[] = "user_id,event_time,revenue,event\n";
-	out_commit(&uo, put_str(out_reserve(&uo), users_header));
-	out_commit(&eo, put_str(out_reserve(&eo), events_header));
+	gen_out_commit(&uo, put_str(gen_out_reserve(&uo), users_header));
+	gen_out_commit(&eo, put_str(gen_out_reserve(&eo), events_header));
 
 	for (uint64_t i = 0; i < p->n_users; i++) {
 		struct user_totals t;
 
-		gen_user(&w, i, &uo, &eo, &tf, &t);
+		gen_user(&w, i, &uo, &eo, spool, &tf, &t);
 		st.n_events += t.n_events;
 		st.n_payers += t.revenue_cents > 0;
 		revenue += t.revenue_cents;
 		cost += t.cost_cents;
 		used[t.campaign] = 1;
-		if (uo.failed || eo.failed)
-			break; /* out_close reports it */
+		if (uo.failed || eo.failed || (spool && event_spool_failed(spool)))
+			break; /* reported below */
 	}
-
-	if ((ret = out_close(&uo, err)) < 0 || (ret = out_close(&eo, err)) < 0)
+	if (spool && !uo.failed && (ret = event_spool_write(spool, &eo, event_names, err)) < 0)
 		goto out;
+	gen_out_flush(&uo);
+	gen_out_flush(&eo);
+	if (uo.failed || eo.failed) {
+		ret = write_failed(uo.failed ? &uo : &eo, err);
+		goto out;
+	}
+	if ((ret = gen_out_close(&uo, err)) < 0 || (ret = gen_out_close(&eo, err)) < 0) {
+		ret = write_failed(uo.failed ? &uo : &eo, err);
+		goto out;
+	}
 	if (rename(events_tmp, events_path) != 0) {
 		ret = err_set(err, LTV_EIO, "cannot rename '%s' to '%s': %s", events_tmp,
 			      events_path, strerror(errno));
@@ -947,15 +812,14 @@ int generate_sample(const struct generate_param *p, const char *out_dir,
 	ret = 0;
 out:
 	if (ret < 0) {
-		out_close(&uo, NULL);
-		out_close(&eo, NULL);
+		gen_out_close(&uo, NULL);
+		gen_out_close(&eo, NULL);
 		if (users_tmp)
 			unlink(users_tmp);
 		if (events_tmp)
 			unlink(events_tmp);
 	}
-	free(uo.buf);
-	free(eo.buf);
+	event_spool_free(spool);
 	free(users_path);
 	free(events_path);
 	free(users_tmp);

@@ -249,7 +249,7 @@ static int cmd_generate(struct command_args *a)
 	static const struct option long_opts[] = {
 		{ "users", required_argument, NULL, 'u' }, { "seed", required_argument, NULL, 's' },
 		{ "out", required_argument, NULL, 'o' },   { "start", required_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
+		{ "order", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
 	};
 	struct generate_param p;
 	struct generate_stats st;
@@ -276,6 +276,11 @@ static int cmd_generate(struct command_args *a)
 		}
 		case 'o': out_dir = optarg; break;
 		case 'd': p.start_date = optarg; break;
+		case 'r':
+			if (strcmp(optarg, "user") != 0 && strcmp(optarg, "time") != 0)
+				return err_set(a->err, LTV_EUSAGE, "generate: --order '%s' must be 'user' or 'time'", optarg);
+			p.order = optarg[0] == 't' ? GENERATE_ORDER_TIME : GENERATE_ORDER_USER;
+			break;
 		default: return usage_error(a->err, "generate", "unknown option");
 		}
 	}
@@ -287,6 +292,8 @@ static int cmd_generate(struct command_args *a)
 	ret = generate_sample(&p, out_dir, &st, a->err);
 	if (ret < 0)
 		return ret;
+	if (st.stale_removed)
+		printf("removed %d temporary files left by killed runs in %s\n", st.stale_removed, out_dir);
 	printf("generated %llu users and %llu events in %.1f s: %s/users.csv, %s/events.csv\n",
 	       (unsigned long long)st.n_users, (unsigned long long)st.n_events,
 	       now_seconds() - started, out_dir, out_dir);
@@ -369,11 +376,14 @@ static const struct command commands[] = {
 	  "  --model V           evaluate the registry's version V (or alias) instead of training\n"
 	  "  --output DIR        where the reports go (default: <run.log_dir>/eval-<run id>)\n" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
-	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--out DIR]\n\n"
+	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--order user|time]\n"
+	  "                        [--out DIR]\n\n"
 	  "Writes DIR/users.csv and DIR/events.csv (default DIR: data): several apps,\n"
 	  "dozens of named campaigns, a few percent payers with heavy-tailed spend,\n"
 	  "decaying activity and costs per install by network, country and platform.\n"
-	  "Deterministic for a seed. Defaults: 20000 users, seed 42.\n" },
+	  "Deterministic for a seed. Defaults: 20000 users, seed 42.\n"
+	  "--order user (default) writes each user's events together; --order time\n"
+	  "orders them by time across users, as an export of an events table is.\n" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

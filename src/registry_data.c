@@ -12,6 +12,36 @@
 
 /* ---- ingested data ---- */
 
+#define USER_DAY_ADD_SQL \
+	"INSERT INTO user_days (uid, day, revenue, events, purchases) VALUES (?, ?, ?, ?, ?)"
+#define USER_DAY_ADD_ROW ", (?, ?, ?, ?, ?)"
+#define USER_DAY_UPSERT \
+	" ON CONFLICT(uid, day) DO UPDATE SET revenue = revenue + excluded.revenue," \
+	" events = events + excluded.events, purchases = purchases + excluded.purchases"
+/* Rows per statement: 500 parameters, far below SQLite's limit of 32766. */
+#define USER_DAY_BATCH 100
+#define USER_INSERT_SQL \
+	"INSERT INTO users (uid, user_id, app_id, campaign, install_time, cost, attributes," \
+	" artefact_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#define USER_INSERT_ROW ", (?, ?, ?, ?, ?, ?, ?, ?)"
+#define USER_BATCH 64
+
+/* head, then row n - 1 times, then tail: a statement inserting n rows. Caller frees. */
+static char *multi_row_sql(const char *head, const char *row, int n, const char *tail)
+{
+	const size_t lh = strlen(head), lr = strlen(row), lt = strlen(tail);
+	char *sql = xmalloc(lh + (size_t)(n - 1) * lr + lt + 1), *w = sql;
+
+	memcpy(w, head, lh);
+	w += lh;
+	for (int k = 1; k < n; k++) {
+		memcpy(w, row, lr);
+		w += lr;
+	}
+	memcpy(w, tail, lt + 1);
+	return sql;
+}
+
 int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -99,6 +129,22 @@ int registry_data_clear(struct registry *reg, struct ltv_err *err)
 			     " DELETE FROM meta WHERE key = 'max_event_time';", err);
 }
 
+/* Binds user u to the 8 parameters of st from first (1-based). */
+static void bind_user(sqlite3_stmt *st, int first, const struct user_row *u, int64_t artefact_id)
+{
+	sqlite3_bind_int64(st, first, u->uid);
+	sqlite3_bind_text(st, first + 1, u->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, first + 2, u->app_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, first + 3, u->campaign, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, first + 4, u->install_time);
+	bind_double_or_null(st, first + 5, u->cost);
+	if (u->attributes_json)
+		sqlite3_bind_text(st, first + 6, u->attributes_json, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, first + 6);
+	sqlite3_bind_int64(st, first + 7, artefact_id);
+}
+
 int registry_user_insert(struct registry *reg, const struct user_row *u, int64_t artefact_id,
 			 struct ltv_err *err)
 {
@@ -106,24 +152,40 @@ int registry_user_insert(struct registry *reg, const struct user_row *u, int64_t
 	int ret = 0;
 
 	if (!reg->user_insert) {
-		ret = prepare(reg, "INSERT INTO users (uid, user_id, app_id, campaign, install_time,"
-				   " cost, attributes, artefact_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			      &reg->user_insert, err);
+		ret = prepare(reg, USER_INSERT_SQL, &reg->user_insert, err);
 		if (ret < 0)
 			return ret;
 	}
 	st = reg->user_insert;
 	sqlite3_reset(st);
-	sqlite3_bind_int64(st, 1, u->uid);
-	sqlite3_bind_text(st, 2, u->user_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, u->app_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, u->campaign, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, u->install_time);
-	bind_double_or_null(st, 6, u->cost);
-	bind_text(st, 7, u->attributes_json);
-	sqlite3_bind_int64(st, 8, artefact_id);
+	bind_user(st, 1, u, artefact_id);
 	ret = step_done(reg, st, "inserting a user", err);
 	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+int registry_users_insert(struct registry *reg, const struct user_row *rows, size_t n,
+			  int64_t artefact_id, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	size_t i = 0;
+	int ret = 0;
+
+	if (n >= USER_BATCH) {
+		sql = multi_row_sql(USER_INSERT_SQL, USER_INSERT_ROW, USER_BATCH, "");
+		ret = prepare(reg, sql, &st, err);
+	}
+	for (; ret == 0 && n - i >= USER_BATCH; i += USER_BATCH) {
+		for (int k = 0; k < USER_BATCH; k++)
+			bind_user(st, 8 * k + 1, &rows[i + (size_t)k], artefact_id);
+		ret = step_done(reg, st, "inserting users", err);
+		sqlite3_reset(st);
+	}
+	for (; ret == 0 && i < n; i++)
+		ret = registry_user_insert(reg, &rows[i], artefact_id, err);
+	sqlite3_finalize(st);
+	free(sql);
 	return ret;
 }
 
@@ -134,12 +196,7 @@ int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double
 	int ret = 0;
 
 	if (!reg->user_day_add) {
-		ret = prepare(reg, "INSERT INTO user_days (uid, day, revenue, events, purchases)"
-				   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(uid, day) DO UPDATE SET"
-				   " revenue = revenue + excluded.revenue,"
-				   " events = events + excluded.events,"
-				   " purchases = purchases + excluded.purchases",
-			      &reg->user_day_add, err);
+		ret = prepare(reg, USER_DAY_ADD_SQL USER_DAY_UPSERT, &reg->user_day_add, err);
 		if (ret < 0)
 			return ret;
 	}
@@ -151,6 +208,39 @@ int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double
 	sqlite3_bind_int64(st, 4, events);
 	sqlite3_bind_int64(st, 5, purchases);
 	return step_done(reg, st, "adding a user-day", err);
+}
+
+int registry_user_days_add(struct registry *reg, const struct user_day_row *rows, size_t n,
+			   struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	size_t i = 0;
+	int ret = 0;
+
+	if (n >= USER_DAY_BATCH) {
+		sql = multi_row_sql(USER_DAY_ADD_SQL, USER_DAY_ADD_ROW, USER_DAY_BATCH, USER_DAY_UPSERT);
+		ret = prepare(reg, sql, &st, err);
+	}
+	for (; ret == 0 && n - i >= USER_DAY_BATCH; i += USER_DAY_BATCH) {
+		for (int k = 0; k < USER_DAY_BATCH; k++) {
+			const struct user_day_row *r = &rows[i + (size_t)k];
+
+			sqlite3_bind_int64(st, 5 * k + 1, r->uid);
+			sqlite3_bind_int64(st, 5 * k + 2, r->day);
+			sqlite3_bind_double(st, 5 * k + 3, r->revenue);
+			sqlite3_bind_int64(st, 5 * k + 4, r->events);
+			sqlite3_bind_int64(st, 5 * k + 5, r->purchases);
+		}
+		ret = step_done(reg, st, "adding user-days", err);
+		sqlite3_reset(st);
+	}
+	for (; ret == 0 && i < n; i++)
+		ret = registry_user_day_add(reg, rows[i].uid, rows[i].day, rows[i].revenue,
+					    rows[i].events, rows[i].purchases, err);
+	sqlite3_finalize(st);
+	free(sql);
+	return ret;
 }
 
 void user_table_release(struct user_table *t)

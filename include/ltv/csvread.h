@@ -3,6 +3,9 @@
  * quotes and newlines, CRLF or LF, an optional UTF-8 byte-order mark. Hands
  * back one record at a time with the 1-based physical line it started on, so
  * every error can name file:line. Memory stays bounded by the longest record.
+ * Each record also says whether its bytes are usable text (no NUL byte, valid
+ * UTF-8, no field over CSV_FIELD_MAX bytes), so ingest can reject the row
+ * naming the field instead of silently truncating it at a NUL.
  */
 #ifndef LTV_CSVREAD_H
 #define LTV_CSVREAD_H
@@ -13,6 +16,29 @@
 #include "ltv/common.h"
 
 struct csv_reader; /* opaque */
+
+/*
+ * Longest field ingest accepts, in bytes. Longer fields are still read (a
+ * record is never split) but flagged CSV_FAULT_TOO_LONG; ids, names and
+ * numbers are far shorter, so such a field is almost always an unbalanced
+ * quote that swallowed lines.
+ */
+#define CSV_FIELD_MAX 65536
+
+enum csv_fault_kind {
+	CSV_FAULT_NONE,
+	CSV_FAULT_NUL,      /* a NUL byte: C strings would end there */
+	CSV_FAULT_UTF8,     /* not valid UTF-8 (overlong forms and surrogates included) */
+	CSV_FAULT_TOO_LONG, /* longer than CSV_FIELD_MAX bytes */
+};
+
+/* The first unusable field of a record. */
+struct csv_fault {
+	enum csv_fault_kind kind;
+	size_t field;       /* 0-based field index */
+	size_t offset;      /* byte offset in the field where it goes wrong; TOO_LONG: its length */
+	unsigned char byte; /* CSV_FAULT_UTF8: the first byte that is not valid there */
+};
 
 /* Opens path for reading. Returns NULL and sets err (naming the path) on failure. */
 struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err);
@@ -33,6 +59,22 @@ struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err);
  */
 int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 		    size_t *out_line, struct ltv_err *err);
+
+/*
+ * The fault of the record csv_reader_next returned last: kind CSV_FAULT_NONE
+ * when every field is usable text, else its first unusable field.
+ */
+void csv_reader_fault(const struct csv_reader *r, struct csv_fault *out);
+
+/* Writes what is wrong, for a reject reason ("contains a NUL byte at byte 2; ..."). */
+void csv_fault_describe(const struct csv_fault *f, char *buf, size_t size);
+
+/*
+ * Lines without a quote are split by a fast path that gives the records
+ * libcsv would (it is on by default); off, every byte goes through libcsv.
+ * For tests and benchmarks that compare the two.
+ */
+void csv_reader_set_fast_path(struct csv_reader *r, int on);
 
 /* Bytes consumed so far and the file size, for progress reporting. */
 uint64_t csv_reader_bytes_read(const struct csv_reader *r);

@@ -1,7 +1,10 @@
 /*
  * Unit tests for csvread.c: RFC 4180 quoting, physical line numbers of
  * records after multi-line fields, CRLF, BOM, blank lines, malformed input
- * messages, records spanning the reader's 64 KiB chunks, and csv_write_field.
+ * messages, records spanning the reader's 64 KiB chunks, and csv_write_field;
+ * fields that are not usable text (NUL bytes, invalid UTF-8, over
+ * CSV_FIELD_MAX), and the fast path for quote-free lines against libcsv on
+ * random input.
  */
 #include "testutil.h"
 
@@ -284,6 +287,194 @@ static void test_across_chunks(void **state)
 	free(bigfield);
 }
 
+/* Writes len bytes (NULs included) to dir/in.csv and opens a reader on it. */
+static struct fixture *fx_open_bytes(const char *bytes, size_t len)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	FILE *f;
+
+	assert_non_null(fx);
+	fx->dir = test_scratch_dir();
+	assert_non_null(fx->dir);
+	fx->path = xasprintf("%s/in.csv", fx->dir);
+	f = fopen(fx->path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+	fx->r = csv_reader_open(fx->path, &fx->err);
+	assert_non_null(fx->r);
+	return fx;
+}
+
+/* Reads the next record and checks its line, field count and fault. */
+static void expect_fault(struct fixture *fx, size_t line, size_t n, enum csv_fault_kind kind,
+			 size_t field, size_t offset)
+{
+	char **fields;
+	size_t got_n, got_line;
+	struct csv_fault fault;
+
+	assert_int_equal(csv_reader_next(fx->r, &fields, &got_n, &got_line, &fx->err), 1);
+	assert_int_equal(got_line, line);
+	assert_int_equal(got_n, n);
+	csv_reader_fault(fx->r, &fault);
+	assert_int_equal(fault.kind, kind);
+	if (kind != CSV_FAULT_NONE) {
+		assert_int_equal(fault.field, field);
+		assert_int_equal(fault.offset, offset);
+	}
+}
+
+/*
+ * A NUL byte inside a field is flagged with its field and byte, quoted or
+ * not, on the fast path and through libcsv (before, "9\0.99" read as "9").
+ */
+static void test_nul_bytes(void **state)
+{
+	static const char text[] = "id,cost\n"
+				   "u1,9\0.99\n"
+				   "u00000006\0EXTRA,1\n"
+				   "\"q\0x\",2\n"
+				   "u2,3\n";
+
+	for (int fast = 1; fast >= 0; fast--) {
+		struct fixture *fx = fx_open_bytes(text, sizeof(text) - 1);
+		char why[256];
+		struct csv_fault fault;
+
+		(void)state;
+		csv_reader_set_fast_path(fx->r, fast);
+		expect_fault(fx, 1, 2, CSV_FAULT_NONE, 0, 0);
+		expect_fault(fx, 2, 2, CSV_FAULT_NUL, 1, 1);
+		csv_reader_fault(fx->r, &fault);
+		csv_fault_describe(&fault, why, sizeof(why));
+		assert_non_null(strstr(why, "NUL byte at byte 2"));
+		expect_fault(fx, 3, 2, CSV_FAULT_NUL, 0, 9);
+		expect_fault(fx, 4, 2, CSV_FAULT_NUL, 0, 1);
+		expect_fault(fx, 5, 2, CSV_FAULT_NONE, 0, 0);
+		expect_eof(fx);
+		fx_close(fx);
+	}
+}
+
+/* UTF-8: valid text passes; stray, truncated, overlong and surrogate bytes are flagged. */
+static void test_invalid_utf8(void **state)
+{
+	static const char text[] = "a,b\n"
+				   "caf\xc3\xa9,\xf0\x9f\x98\x80 ok\n"  /* é and an emoji */
+				   "x,ab\xff\n"                         /* stray byte */
+				   "\"x\xc3\",y\n"                      /* truncated sequence */
+				   "\xc0\x80,y\n"                       /* overlong NUL */
+				   "y,\xed\xa0\x80\n"                   /* a surrogate */
+				   "y,\xf4\x90\x80\x80\n"               /* above U+10FFFF */
+				   "z,\"\xe2\x82\xac\"\n";              /* the euro sign, quoted */
+
+	for (int fast = 1; fast >= 0; fast--) {
+		struct fixture *fx = fx_open_bytes(text, sizeof(text) - 1);
+
+		(void)state;
+		csv_reader_set_fast_path(fx->r, fast);
+		expect_fault(fx, 1, 2, CSV_FAULT_NONE, 0, 0);
+		expect_fault(fx, 2, 2, CSV_FAULT_NONE, 0, 0);
+		expect_fault(fx, 3, 2, CSV_FAULT_UTF8, 1, 2);
+		expect_fault(fx, 4, 2, CSV_FAULT_UTF8, 0, 1);
+		expect_fault(fx, 5, 2, CSV_FAULT_UTF8, 0, 0);
+		expect_fault(fx, 6, 2, CSV_FAULT_UTF8, 1, 1);
+		expect_fault(fx, 7, 2, CSV_FAULT_UTF8, 1, 1);
+		expect_fault(fx, 8, 2, CSV_FAULT_NONE, 0, 0);
+		expect_eof(fx);
+		fx_close(fx);
+	}
+}
+
+/* A field of CSV_FIELD_MAX bytes passes, one byte more is flagged with its length. */
+static void test_field_limit(void **state)
+{
+	const size_t big = CSV_FIELD_MAX + 1;
+	char *text = xmalloc(2 * big + 64);
+	size_t len = 0;
+
+	(void)state;
+	len += (size_t)snprintf(text, 64, "a,b\n");
+	memset(text + len, 'x', big - 1);
+	len += big - 1;
+	len += (size_t)snprintf(text + len, 64, ",1\n\"");
+	memset(text + len, 'y', big);
+	len += big;
+	len += (size_t)snprintf(text + len, 64, "\",2\n3,4\n");
+	for (int fast = 1; fast >= 0; fast--) {
+		struct fixture *fx = fx_open_bytes(text, len);
+
+		csv_reader_set_fast_path(fx->r, fast);
+		expect_fault(fx, 1, 2, CSV_FAULT_NONE, 0, 0);
+		expect_fault(fx, 2, 2, CSV_FAULT_NONE, 0, 0);
+		expect_fault(fx, 3, 2, CSV_FAULT_TOO_LONG, 0, big);
+		expect_fault(fx, 4, 2, CSV_FAULT_NONE, 0, 0);
+		expect_eof(fx);
+		fx_close(fx);
+	}
+	free(text);
+}
+
+/*
+ * The fast path gives what libcsv gives, record by record (fields, lines,
+ * faults, errors), on random files of commas, quotes, blanks, CR, LF, NUL and
+ * high bytes, long enough to cross the 64 KiB chunks.
+ */
+static void test_fast_path_matches_libcsv(void **state)
+{
+	static const char alphabet[] = { 'a', 'b', '1', ',', ',', ' ', '\t', '\n', '\n', '\r',
+					 '"', '.', '\0', (char)0xc3, (char)0xa9, (char)0xff };
+	uint64_t seed = 42;
+
+	(void)state;
+	for (int round = 0; round < 40; round++) {
+		const size_t len = round < 30 ? 200 + (size_t)(test_rng_next(&seed) % 2000)
+					      : 150000 + (size_t)(test_rng_next(&seed) % 50000);
+		char *text = xmalloc(len);
+		struct fixture *a, *b;
+		int quotes = round % 3 != 0; /* a third of the files have no quote at all */
+
+		for (size_t i = 0; i < len; i++) {
+			char c = alphabet[test_rng_next(&seed) % sizeof(alphabet)];
+
+			/* keep quotes rare, so most records are well formed */
+			if (c == '"' && (!quotes || test_rng_next(&seed) % 8 != 0))
+				c = 'q';
+			text[i] = c;
+		}
+		a = fx_open_bytes(text, len);
+		b = fx_open_bytes(text, len);
+		csv_reader_set_fast_path(b->r, 0);
+		for (;;) {
+			char **fa, **fb;
+			size_t na, nb, la, lb;
+			struct csv_fault ka, kb;
+			int ra = csv_reader_next(a->r, &fa, &na, &la, &a->err);
+			int rb = csv_reader_next(b->r, &fb, &nb, &lb, &b->err);
+
+			assert_int_equal(ra, rb);
+			if (ra < 0) /* the same message, but for the scratch directory */
+				assert_string_equal(strstr(a->err.msg, "in.csv:"),
+						    strstr(b->err.msg, "in.csv:"));
+			if (ra != 1)
+				break;
+			assert_int_equal(la, lb);
+			assert_int_equal(na, nb);
+			for (size_t i = 0; i < na; i++)
+				assert_string_equal(fa[i], fb[i]);
+			csv_reader_fault(a->r, &ka);
+			csv_reader_fault(b->r, &kb);
+			assert_int_equal(ka.kind, kb.kind);
+			assert_int_equal(ka.field, kb.field);
+			assert_int_equal(ka.offset, kb.offset);
+		}
+		fx_close(a);
+		fx_close(b);
+		free(text);
+	}
+}
+
 static void test_write_field(void **state)
 {
 	char *dir = test_scratch_dir();
@@ -348,6 +539,10 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_across_chunks),
 		cmocka_unit_test(test_write_field),
+		cmocka_unit_test(test_nul_bytes),
+		cmocka_unit_test(test_invalid_utf8),
+		cmocka_unit_test(test_field_limit),
+		cmocka_unit_test(test_fast_path_matches_libcsv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,8 +4,13 @@
  * the structure the models depend on (payer share, heavy tail, campaign
  * count, country/platform value contrasts, D0-D1 signal).
  */
+#include <errno.h>
 #include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -64,7 +69,8 @@ static int split(char *line, char **fields, int max)
 	return n;
 }
 
-static void gen(const char *dir, uint64_t n, uint64_t seed, struct generate_stats *st)
+static void gen_order(const char *dir, uint64_t n, uint64_t seed, enum generate_order order,
+		      struct generate_stats *st)
 {
 	struct generate_param p;
 	struct ltv_err err = { 0 };
@@ -72,9 +78,15 @@ static void gen(const char *dir, uint64_t n, uint64_t seed, struct generate_stat
 	generate_param_init(&p);
 	p.n_users = n;
 	p.seed = seed;
+	p.order = order;
 	int ret = generate_sample(&p, dir, st, &err);
 	if (ret != 0)
 		fail_msg("generate_sample: %s", err.msg);
+}
+
+static void gen(const char *dir, uint64_t n, uint64_t seed, struct generate_stats *st)
+{
+	gen_order(dir, n, seed, GENERATE_ORDER_USER, st);
 }
 
 /* What the checks below need from one run, read back from the files. */
@@ -400,6 +412,276 @@ static void test_structure(void **state)
 	scratch_done(dir);
 }
 
+/* Splits a buffer into its lines (in place); returns them, count in *out_n. */
+static char **lines_of(char *buf, size_t len, size_t *out_n)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0, start = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		buf[i] = '\0';
+		ARRAY_GROW(v, n + 1, cap);
+		v[n++] = buf + start;
+		start = i + 1;
+	}
+	assert_int_equal(start, len); /* every line ends with a newline */
+	*out_n = n;
+	return v;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * --order time: the same users.csv bytes, the same multiset of event rows,
+ * ordered by time across users (users interleave), byte-identical for a seed.
+ */
+static void test_order_time(void **state)
+{
+	char *du = test_scratch_dir(), *dt = test_scratch_dir(), *dt2 = test_scratch_dir();
+	struct generate_stats su, st, st2;
+	const uint64_t n = 3000;
+
+	(void)state;
+	gen_order(du, n, 7, GENERATE_ORDER_USER, &su);
+	gen_order(dt, n, 7, GENERATE_ORDER_TIME, &st);
+	gen_order(dt2, n, 7, GENERATE_ORDER_TIME, &st2);
+	assert_int_equal(su.n_events, st.n_events);
+	assert_int_equal(su.n_payers, st.n_payers);
+	assert_true(su.total_revenue == st.total_revenue);
+
+	char *uu = path_in(du, "users.csv"), *ut = path_in(dt, "users.csv");
+	char *eu = path_in(du, "events.csv"), *et = path_in(dt, "events.csv");
+	char *et2 = path_in(dt2, "events.csv");
+	size_t luu, lut, leu, let, let2, nu, nt;
+	char *buu = read_all(uu, &luu), *but = read_all(ut, &lut);
+	char *beu = read_all(eu, &leu), *bet = read_all(et, &let), *bet2 = read_all(et2, &let2);
+
+	assert_non_null(buu);
+	assert_non_null(but);
+	assert_non_null(beu);
+	assert_non_null(bet);
+	assert_non_null(bet2);
+	assert_int_equal(luu, lut);
+	assert_memory_equal(buu, but, luu);
+	assert_int_equal(let, let2);
+	assert_memory_equal(bet, bet2, let);
+	assert_int_equal(leu, let);
+	assert_true(memcmp(beu, bet, leu) != 0);
+
+	char **lu = lines_of(beu, leu, &nu), **lt = lines_of(bet, let, &nt);
+	uint64_t user_changes = 0;
+
+	assert_int_equal(nu, nt);
+	assert_int_equal(nt, st.n_events + 1);
+	assert_string_equal(lu[0], "user_id,event_time,revenue,event");
+	assert_string_equal(lt[0], lu[0]);
+	/* time order: event_time never decreases; consecutive rows mostly change user */
+	for (size_t i = 2; i < nt; i++) {
+		const char *a = strchr(lt[i - 1], ','), *b = strchr(lt[i], ',');
+
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_true(strncmp(a + 1, b + 1, 20) <= 0);
+		user_changes += (size_t)(a - lt[i - 1]) != (size_t)(b - lt[i]) ||
+				strncmp(lt[i - 1], lt[i], (size_t)(b - lt[i])) != 0;
+	}
+	assert_true(user_changes > st.n_events / 2);
+	qsort(lu + 1, nu - 1, sizeof(char *), cmp_str);
+	qsort(lt + 1, nt - 1, sizeof(char *), cmp_str);
+	for (size_t i = 1; i < nt; i++)
+		assert_string_equal(lu[i], lt[i]);
+
+	free(lu);
+	free(lt);
+	free(buu);
+	free(but);
+	free(beu);
+	free(bet);
+	free(bet2);
+	free(uu);
+	free(ut);
+	free(eu);
+	free(et);
+	free(et2);
+	scratch_done(du);
+	scratch_done(dt);
+	scratch_done(dt2);
+}
+
+/*
+ * The last start whose data fit four-digit years is accepted and writes year
+ * 9999; a day later is refused before anything is written (it wrote 0000-
+ * dates before).
+ */
+static void test_start_limit(void **state)
+{
+	char *dir = test_scratch_dir();
+	struct generate_param p;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	generate_param_init(&p);
+	p.n_users = 50;
+	p.start_date = "9999-12-31";
+	assert_non_null(generate_param_check(&p));
+	assert_int_equal(generate_sample(&p, dir, NULL, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "9999-12-31"));
+	p.start_date = "9999-04-29"; /* 240 + 7 days of data end on 10000-01-01 */
+	assert_non_null(generate_param_check(&p));
+	p.follow_days = 6;
+	assert_null(generate_param_check(&p));
+	p.follow_days = 7;
+	p.start_date = "9999-04-28";
+	assert_null(generate_param_check(&p));
+	for (int order = 0; order < 2; order++) {
+		struct generate_stats st;
+		size_t len;
+		char *ev, *buf;
+
+		p.order = order ? GENERATE_ORDER_TIME : GENERATE_ORDER_USER;
+		assert_int_equal(generate_sample(&p, dir, &st, &err), 0);
+		assert_string_equal(st.data_end, "9999-12-31T00:00:00Z");
+		ev = path_in(dir, "events.csv");
+		buf = read_all(ev, &len);
+		assert_non_null(buf);
+		buf = xrealloc(buf, len + 1);
+		buf[len] = '\0';
+		assert_non_null(strstr(buf, ",9999-0"));
+		assert_null(strstr(buf, ",0000-"));
+		assert_null(strstr(buf, ",10000-"));
+		free(buf);
+		free(ev);
+	}
+	scratch_done(dir);
+}
+
+/* A pid that no process has: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+/* Temporary files of killed runs go on the next run; a live run's and other files stay. */
+static void test_stale_temps(void **state)
+{
+	char *dir = test_scratch_dir();
+	const pid_t dead = dead_pid();
+	char name[64];
+	struct generate_param p;
+	struct generate_stats st;
+	struct ltv_err err = { 0 };
+	const char *dead_kinds[] = { ".users.csv.tmp.", ".events.csv.tmp.", ".events.csv.spool." };
+	const char *keep[] = { ".users.csv.tmp.1", ".users.csv.tmp.12x", "notes.txt" };
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "%s%ld", dead_kinds[i], (long)dead);
+		free(test_write_file(dir, name, "partial"));
+	}
+	for (int i = 0; i < 3; i++) /* pid 1 is always alive */
+		free(test_write_file(dir, keep[i], "x"));
+	generate_param_init(&p);
+	p.n_users = 20;
+	assert_int_equal(generate_sample(&p, dir, &st, &err), 0);
+	assert_int_equal(st.stale_removed, 3);
+	for (int i = 0; i < 3; i++) {
+		char *path;
+
+		snprintf(name, sizeof(name), "%s%ld", dead_kinds[i], (long)dead);
+		path = path_in(dir, name);
+		assert_int_equal(access(path, F_OK), -1);
+		free(path);
+		path = path_in(dir, keep[i]);
+		assert_int_equal(access(path, F_OK), 0);
+		free(path);
+	}
+	assert_int_equal(generate_sample(&p, dir, &st, &err), 0);
+	assert_int_equal(st.stale_removed, 0);
+	scratch_done(dir);
+}
+
+/* Exit codes of the disk-full child below: 0 ok, 77 cannot mount, else the failed check. */
+#define CHILD_CHECK(cond, code)                                                         \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			fprintf(stderr, "disk-full check %d failed: %s (%s)\n", code, #cond, \
+				err.msg);                                               \
+			_exit(code);                                                    \
+		}                                                                       \
+	} while (0)
+
+static int dir_entries(const char *dir)
+{
+	char *cmd = xasprintf("exit $(ls -A '%s' | wc -l)", dir);
+	int rc = system(cmd);
+
+	free(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void disk_full_child(const char *dir)
+{
+	struct generate_param p;
+	struct ltv_err err = { 0 };
+
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0)
+		_exit(77);
+	generate_param_init(&p);
+	/* 20000 users cannot fit in 1 MB: refused before any work */
+	p.n_users = 20000;
+	CHILD_CHECK(generate_sample(&p, dir, NULL, &err) == LTV_EIO, 1);
+	CHILD_CHECK(strstr(err.msg, "not enough space") && strstr(err.msg, "--out"), 2);
+	CHILD_CHECK(dir_entries(dir) == 0, 3);
+	/* 5000 users pass that check but fill the disk half way: said, and nothing left */
+	for (int order = 0; order < 2; order++) {
+		p.n_users = 5000;
+		p.order = order ? GENERATE_ORDER_TIME : GENERATE_ORDER_USER;
+		err.msg[0] = '\0';
+		CHILD_CHECK(generate_sample(&p, dir, NULL, &err) == LTV_EIO, 4 + 3 * order);
+		CHILD_CHECK(strstr(err.msg, "No space left on device") &&
+			    strstr(err.msg, "free some space"), 5 + 3 * order);
+		CHILD_CHECK(dir_entries(dir) == 0, 6 + 3 * order);
+	}
+	/* and a sample that fits still works there */
+	p.n_users = 500;
+	CHILD_CHECK(generate_sample(&p, dir, NULL, &err) == 0, 10);
+	CHILD_CHECK(dir_entries(dir) == 2, 11);
+	_exit(0);
+}
+
+/* A full disk, on a 1 MB tmpfs in a private mount namespace (needs root, else skipped). */
+static void test_disk_full(void **state)
+{
+	char *dir = test_scratch_dir();
+	pid_t pid;
+	int status = 0;
+
+	(void)state;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		disk_full_child(dir);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	scratch_done(dir);
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +689,10 @@ int main(void)
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_output_dir),
 		cmocka_unit_test(test_structure),
+		cmocka_unit_test(test_order_time),
+		cmocka_unit_test(test_start_limit),
+		cmocka_unit_test(test_stale_temps),
+		cmocka_unit_test(test_disk_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
