@@ -21,7 +21,7 @@ echo "  tier $(json_field tier <new.json), fallback $(json_field fallback <new.j
 l7=$(grep -o '"ltv":{[^}]*}' new.json | json_field 7)
 l30=$(grep -o '"ltv":{[^}]*}' new.json | json_field 30)
 l90=$(grep -o '"ltv":{[^}]*}' new.json | json_field 90)
-awk -v a="$l7" -v b="$l30" -v c="$l90" 'BEGIN { print "  ltv monotone and > 0: " (a != "" && a + 0 > 0 && a + 0 <= b + 0 && b + 0 <= c + 0 ? "yes" : "no " a " " b " " c) }'
+awk -v a="$l7" -v b="$l30" -v c="$l90" 'BEGIN { print "  ltv monotone, >= 0 and > 0 at 90 days: " (a != "" && a + 0 >= 0 && a + 0 <= b + 0 && b + 0 <= c + 0 && c + 0 > 0 ? "yes" : "no " a " " b " " c) }'
 
 "$LTVPIPE" predict --app "$app" --campaign "" >empty.json 2>empty.err
 echo "predict empty campaign exit $?"
