@@ -77,12 +77,60 @@ static void test_groups_and_blob(void **state)
 	free(blob);
 }
 
+/* A small deterministic generator (xorshift64*) and an exponential draw. */
+static uint64_t rng_state = 88172645463325252ULL;
+
+static double uniform01(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return (double)((rng_state * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+/*
+ * Simulated users whose outcome is known in law: prediction p uniform on
+ * [0, 10], outcome y = p * E with E exponential(1). Bands fitted on 5,000
+ * users must hold 80% (+-2.5%) of 40,000 fresh users' outcomes, and the
+ * bucket nearest p has the exponential's quantiles p * -ln(0.9), p * -ln(0.1).
+ */
+static void test_coverage_on_known_distribution(void **state)
+{
+	const size_t n_fit = 5000, n_test = 40000;
+	double *p = malloc(n_fit * sizeof(double)), *y = malloc(n_fit * sizeof(double));
+	struct conformal c;
+	struct ltv_err err = { 0 };
+	size_t inside = 0;
+	double lo, hi;
+
+	(void)state;
+	for (size_t i = 0; i < n_fit; i++) {
+		p[i] = 10 * uniform01();
+		y[i] = p[i] * -log(1 - uniform01());
+	}
+	assert_int_equal(conformal_fit(p, y, n_fit, 20, 100, 0.8, NULL, NULL, 0, &c, &err), 0);
+	for (size_t i = 0; i < n_test; i++) {
+		double pi = 10 * uniform01(), yi = pi * -log(1 - uniform01());
+
+		conformal_row(&c, pi, &lo, &hi);
+		inside += yi >= lo && yi <= hi;
+	}
+	assert_true(fabs((double)inside / (double)n_test - 0.8) < 0.025);
+	/* bucket of p in [4.5, 5]: the band of p * E over it, roughly 4.75 * (0.105, 2.303) */
+	conformal_row(&c, 4.75, &lo, &hi);
+	assert_true(lo > 0.2 && lo < 0.8);
+	assert_true(hi > 9 && hi < 13);
+	free(p);
+	free(y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buckets),
 		cmocka_unit_test(test_ties),
 		cmocka_unit_test(test_groups_and_blob),
+		cmocka_unit_test(test_coverage_on_known_distribution),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
