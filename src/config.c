@@ -101,6 +101,13 @@ static const struct config_key key_table[] = {
 	K("calibrate.folds", KEY_INT, calibrate.folds, 2, 100, "5"),
 	K("calibrate.min_users", KEY_INT, calibrate.min_users, 2, 100000000, "200"),
 	K("models.auto_promote", KEY_INT, models.auto_promote, 0, 1, "0"),
+	K("monitor.window_days", KEY_INT, monitor.window_days, 1, 365, "7"),
+	K("monitor.reference_windows", KEY_INT, monitor.reference_windows, 1, 52, "4"),
+	K("monitor.bins", KEY_INT, monitor.bins, 2, 64, "10"),
+	K("monitor.psi_warn", KEY_DOUBLE, monitor.psi_warn, 0.0001, 100, "0.1"),
+	K("monitor.psi_alert", KEY_DOUBLE, monitor.psi_alert, 0.0001, 100, "0.25"),
+	K("monitor.calibration_warn", KEY_DOUBLE, monitor.calibration_warn, 0.0001, 100, "0.3"),
+	K("monitor.calibration_min_users", KEY_INT, monitor.calibration_min_users, 1, 100000000, "200"),
 };
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 
@@ -695,6 +702,11 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 			       "needs fewer users than tier 1",
 			       origin_of(cfg, "tiers.tier2_min_users", buf, sizeof(buf)),
 			       (long long)cfg->tiers.tier2_min_users, (long long)cfg->tiers.tier1_min_users);
+	if (cfg->monitor.psi_warn >= cfg->monitor.psi_alert)
+		return err_set(err, LTV_ECONFIG,
+			       "%s: monitor.psi_warn: %g is not below monitor.psi_alert %g; the warn "
+			       "level must come first (e.g. 0.1 and 0.25)", cfg->source_path,
+			       cfg->monitor.psi_warn, cfg->monitor.psi_alert);
 	if (log_level_parse(cfg->run.log_level, &level) < 0)
 		return err_set(err, LTV_ECONFIG,
 			       "%srun.log_level: '%s' is not one of error, warn, info, debug",

@@ -16,6 +16,7 @@
 #include "ltv/gbt.h"
 #include "ltv/generate.h"
 #include "ltv/log.h"
+#include "ltv/monitor.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/score.h"
@@ -24,6 +25,7 @@
 
 enum command_flags {
 	CMD_NEEDS_CONFIG = 1 << 0, /* parse --config/--set and validate before the handler */
+	CMD_EXIT_STATUS = 1 << 1,  /* a positive return is the process exit status (monitor: 3, 4) */
 };
 
 struct command_args {
@@ -232,6 +234,41 @@ static int cmd_evaluate(struct command_args *a)
 	return evaluate_run(a->cfg, &opts, stdout, NULL, a->err);
 }
 
+/* ---- monitor ---- */
+
+static int cmd_monitor(struct command_args *a)
+{
+	static const struct option long_opts[] = {
+		{ "model", required_argument, NULL, 'm' }, { "as-of", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },        { NULL, 0, NULL, 0 },
+	};
+	struct monitor_options opts = { .as_of = INT64_MIN };
+	struct monitor_result r;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': opts.model = optarg; break;
+		case 'a':
+			ret = parse_as_of(optarg, &opts.as_of, a->err);
+			if (ret < 0)
+				return ret;
+			break;
+		case 'j': opts.json = 1; break;
+		default: return usage_error(a->err, "monitor", "unknown option");
+		}
+	}
+	if (optind < a->argc)
+		return usage_error(a->err, "monitor", "unexpected argument");
+	ret = monitor_run(a->cfg, &opts, stdout, &r, a->err);
+	if (ret < 0)
+		return ret;
+	ret = monitor_exit_status(r.level);
+	monitor_result_release(&r);
+	return ret;
+}
+
 /* ---- generate ---- */
 
 static int parse_count(const char *text, const char *flag, uint64_t *out, struct ltv_err *err)
@@ -375,6 +412,23 @@ static const struct command commands[] = {
 	  "                      the model trains on the target horizon if listed, else the first\n"
 	  "  --model V           evaluate the registry's version V (or alias) instead of training\n"
 	  "  --output DIR        where the reports go (default: <run.log_dir>/eval-<run id>)\n" },
+	{ "monitor", cmd_monitor, CMD_NEEDS_CONFIG | CMD_EXIT_STATUS,
+	  "drift and calibration of a model version; exit 0 ok, 3 warn, 4 alert",
+	  "usage: ltvpipe monitor [--config F] [--set K=V]... [--model V|production|candidate]\n"
+	  "                       [--as-of DATE] [--json]\n\n"
+	  "PSI of every model feature and of the predicted LTV at the target horizon, between\n"
+	  "the users installed in the monitor.window_days (7) before as_of and those installed\n"
+	  "in the monitor.reference_windows (4) windows of the same length before the version's\n"
+	  "as_of, both at the age they had at their window's end and served as 'score' serves\n"
+	  "them. Then calibration: the users the version predicted at its as_of whose outcome\n"
+	  "at a horizon is now complete, predicted against actual, per install week. The\n"
+	  "report is stored in the registry (table monitor_reports).\n\n"
+	  "  --model V           the version monitored (default production)\n"
+	  "  --as-of DATE        end of the monitored window (default: the latest event)\n"
+	  "  --json              print the report as JSON\n\n"
+	  "Exit status: 0 ok; 3 warn (a PSI >= monitor.psi_warn 0.1, or a calibration bias\n"
+	  "beyond monitor.calibration_warn); 4 alert (a PSI >= monitor.psi_alert 0.25);\n"
+	  "1 failure; 2 usage or config error.\n" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
 	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--order user|time]\n"
 	  "                        [--out DIR]\n\n"
@@ -532,5 +586,7 @@ out:
 		fprintf(stderr, "ltvpipe %s: error: %s\n", cmd->name, err.msg);
 	if (have_config)
 		config_release(&cfg);
+	if (ret > 0 && (cmd->flags & CMD_EXIT_STATUS))
+		return ret;
 	return ltv_exit_code(ret);
 }

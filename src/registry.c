@@ -102,6 +102,14 @@ static const char *const migrations[] = {
 	 * what older versions wrote: not checked) */
 	"ALTER TABLE artefact_blobs ADD COLUMN checksum TEXT;"
 	"ALTER TABLE artefacts ADD COLUMN n_blobs INTEGER;",
+	/* 5 → 6: drift reports stored by ltvpipe monitor */
+	"CREATE TABLE monitor_reports ("
+	"  id INTEGER PRIMARY KEY, created_at TEXT NOT NULL,"
+	"  model_version INTEGER NOT NULL REFERENCES model_versions(version),"
+	"  as_of INTEGER NOT NULL, window_days INTEGER NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('ok', 'warn', 'alert')),"
+	"  max_psi REAL, report TEXT NOT NULL);"
+	"CREATE INDEX monitor_reports_by_version ON monitor_reports(model_version);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");

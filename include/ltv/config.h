@@ -105,6 +105,14 @@ struct config {
 	struct {
 		int64_t auto_promote;         /* 1: a better candidate replaces production */
 	} models;
+	struct {
+		int64_t window_days;          /* the recent installs monitored */
+		int64_t reference_windows;    /* windows before the version's as_of in the reference */
+		int64_t bins;                 /* PSI quantile bins of the reference */
+		double psi_warn, psi_alert;   /* PSI levels, warn < alert */
+		double calibration_warn;      /* |campaign-total bias| that warns */
+		int64_t calibration_min_users; /* fewer matured users: calibration not judged */
+	} monitor;
 };
 
 /* Fills cfg with every default. Caller releases with config_release. */

@@ -21,7 +21,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 5
+#define REGISTRY_SCHEMA_VERSION 6
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -372,5 +372,29 @@ int registry_evaluation_insert(struct registry *reg, const struct evaluation_row
 int registry_evaluations_load(struct registry *reg, int64_t model_version,
 			      struct evaluation_row **out_rows, size_t *out_n, struct ltv_err *err);
 void evaluation_rows_free(struct evaluation_row *rows, size_t n);
+
+/* ---- drift reports (ltvpipe monitor; src/registry_monitor.c) ---- */
+
+struct monitor_row {
+	int64_t id;
+	char *created_at;      /* set by insert; filled by load */
+	int64_t model_version;
+	int64_t as_of;         /* the monitored window ends here */
+	int64_t window_days;
+	char *status;          /* "ok", "warn" or "alert" */
+	double max_psi;        /* NaN when no PSI could be computed */
+	char *report;          /* JSON object text (monitor_report_json) */
+};
+
+/* Inside a transaction: inserts row (id and created_at ignored); *out_id gets the new id. */
+int registry_monitor_insert(struct registry *reg, const struct monitor_row *row, int64_t *out_id,
+			    struct ltv_err *err);
+/*
+ * The latest report stored for model_version into *out (caller releases with
+ * monitor_row_release); LTV_ENOTFOUND when there is none.
+ */
+int registry_monitor_latest(struct registry *reg, int64_t model_version, struct monitor_row *out,
+			    struct ltv_err *err);
+void monitor_row_release(struct monitor_row *row);
 
 #endif

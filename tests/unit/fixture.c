@@ -47,23 +47,29 @@ void test_config_small_sample(struct config *cfg)
 	test_set(cfg, "select.min_validation_users=%s", "20");
 }
 
-struct test_pipeline *test_pipeline_new(uint64_t n_users, uint64_t seed, const char *jobs)
+struct test_pipeline *test_pipeline_new_param(const struct generate_param *gp, const char *jobs)
 {
 	struct test_pipeline *p = xcalloc(1, sizeof(*p));
-	struct generate_param gp;
 	struct ltv_err err = { 0 };
 
 	p->dir = test_scratch_dir();
 	if (!p->dir)
 		fail_msg("cannot make a scratch directory");
 	p->data = xasprintf("%s/data", p->dir);
-	generate_param_init(&gp);
-	gp.n_users = n_users;
-	gp.seed = seed;
-	if (generate_sample(&gp, p->data, NULL, &err) != 0)
+	if (generate_sample(gp, p->data, NULL, &err) != 0)
 		fail_msg("generate_sample: %s", err.msg);
 	test_config_init(&p->cfg, p->dir, "data/users.csv", "data/events.csv", jobs);
 	return p;
+}
+
+struct test_pipeline *test_pipeline_new(uint64_t n_users, uint64_t seed, const char *jobs)
+{
+	struct generate_param gp;
+
+	generate_param_init(&gp);
+	gp.n_users = n_users;
+	gp.seed = seed;
+	return test_pipeline_new_param(&gp, jobs);
 }
 
 void test_pipeline_free(struct test_pipeline *p)

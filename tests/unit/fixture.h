@@ -51,6 +51,9 @@ struct test_pipeline {
  * yet. Free with test_pipeline_free.
  */
 struct test_pipeline *test_pipeline_new(uint64_t n_users, uint64_t seed, const char *jobs);
+/* The same with every generator parameter given (gp->n_campaigns, span, ...). */
+struct generate_param;
+struct test_pipeline *test_pipeline_new_param(const struct generate_param *gp, const char *jobs);
 /* Releases the config, removes the scratch directory and frees p; NULL is allowed. */
 void test_pipeline_free(struct test_pipeline *p);
 
