@@ -17,7 +17,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/log.h"
 #include "ltv/metrics.h"
+#include "ltv/model_compare.h"
 #include "ltv/predictor.h"
 #include "ltv/stage.h"
 
@@ -319,31 +321,62 @@ static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wa
 	return ret;
 }
 
-/* The champion/challenger gate (DESIGN.md "The registry"). */
+/*
+ * The champion/challenger gate (DESIGN.md "The registry"). With
+ * models.auto_promote, the new version replaces production when the paired
+ * comparison (include/ltv/model_compare.h: both versions on the same users,
+ * installed after both versions' as_of, whose outcome at the target horizon
+ * is known in the data ingested) finds its campaign WAPE lower with
+ * p < 0.05. When there are no such users yet — the usual case right after a
+ * retrain on all the data, as the new version's as_of is the latest event —
+ * the decision falls back to the old rule, each version's own validation
+ * campaign WAPE (measured on different users), and the reason says so. The
+ * decision and its numbers go into alias_history: in production's move, or,
+ * when production stays, in the candidate's.
+ */
 static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 {
-	struct ltv_err ignored;
+	struct ltv_err ignored, why = { 0 };
+	struct compare_result cr;
 	int64_t production;
 	double production_wape = NAN;
-	char reason[256];
-	int ret;
+	char reason[1024], summary[512];
+	int ret, promote;
 
 	if (registry_alias_get(ctx->reg, "production", &production, &ignored) != 0)
 		return registry_alias_set(ctx->reg, "production", version, "ltvpipe run",
 					  "first model version", &ctx->err);
-	ret = registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run", "new model version",
-				 &ctx->err);
-	if (ret < 0 || !ctx->cfg->models.auto_promote)
-		return ret;
-	registry_model_version_error(ctx->reg, production, &production_wape, &ignored);
-	if (isnan(wape) || (!isnan(production_wape) && wape >= production_wape)) {
-		cJSON_AddStringToObject(ctx->metrics, "auto_promote", "kept production");
-		return 0;
+	if (!ctx->cfg->models.auto_promote)
+		return registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run",
+					  "new model version", &ctx->err);
+	if (compare_versions(ctx->reg, ctx->cfg, production, version, INT64_MIN, 0, &cr, &why) == 0) {
+		promote = compare_b_is_better(&cr);
+		compare_summary(&cr, summary, sizeof(summary));
+		snprintf(reason, sizeof(reason), "%s: %s", promote ? "auto-promoted" : "new model version; "
+			 "kept production (not significantly better)", summary);
+		cJSON_AddStringToObject(ctx->metrics, "auto_promote_rule", "paired comparison");
+		cJSON_AddNumberToObject(ctx->metrics, "paired_users", (double)cr.pr.n);
+		cJSON_AddNumberToObject(ctx->metrics, "paired_wape_difference", cr.pr.m[PAIRED_WAPE].diff);
+		cJSON_AddNumberToObject(ctx->metrics, "paired_p_value", cr.pr.m[PAIRED_WAPE].p);
+	} else {
+		registry_model_version_error(ctx->reg, production, &production_wape, &ignored);
+		promote = !isnan(wape) && (isnan(production_wape) || wape < production_wape);
+		LOG(LOG_INFO, "auto_promote: no paired comparison (%s); validation WAPE decides", why.msg);
+		if (promote)
+			snprintf(reason, sizeof(reason), "auto-promoted: validation campaign WAPE %.4f beats "
+				 "production v%lld's %.4f (no paired comparison yet: %.600s)", wape,
+				 (long long)production, production_wape, why.msg);
+		else
+			snprintf(reason, sizeof(reason), "new model version; kept production: validation "
+				 "campaign WAPE %.4f does not beat production v%lld's %.4f (no paired "
+				 "comparison yet: %.600s)", wape, (long long)production, production_wape, why.msg);
+		cJSON_AddStringToObject(ctx->metrics, "auto_promote_rule", "validation WAPE");
 	}
-	snprintf(reason, sizeof(reason),
-		 "auto-promoted: validation campaign WAPE %.4f beats production v%lld's %.4f", wape,
-		 (long long)production, production_wape);
-	cJSON_AddStringToObject(ctx->metrics, "auto_promote", "promoted");
+	cJSON_AddStringToObject(ctx->metrics, "auto_promote", promote ? "promoted" : "kept production");
+	ret = registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run",
+				 promote ? "new model version" : reason, &ctx->err);
+	if (ret < 0 || !promote)
+		return ret;
 	return registry_alias_set(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
 				  reason, &ctx->err);
 }

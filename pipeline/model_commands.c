@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
 #include "ltv/score.h"
 
@@ -347,8 +348,11 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 	struct table_print tp = { out, 0 };
 	struct registry *reg = NULL;
 	int64_t version = 0;
-	int ret;
+	int ret, handled;
 
+	ret = models_extra_run(cfg, argc, argv, out, &handled, err);
+	if (handled)
+		return ret;
 	if (strcmp(sub, "promote") == 0) {
 		ret = parse_version(argc > 1 ? argv[1] : NULL, &version, err);
 		return ret < 0 ? ret : move_alias(cfg, version, "promoted by hand (ltvpipe models promote)", out, err);
@@ -362,7 +366,7 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 	}
 	if (strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0 && strcmp(sub, "history") != 0)
 		return err_set(err, LTV_EUSAGE, "models: '%s' is not one of list, show V, promote V, "
-			       "rollback, history", sub);
+			       "rollback, history, compare A B", sub);
 	if (strcmp(sub, "show") == 0 && (ret = parse_version(argc > 1 ? argv[1] : NULL, &version, err)) < 0)
 		return ret;
 	ret = registry_open_readonly(cfg->registry.path, &reg, err);

@@ -101,6 +101,8 @@ static const struct config_key key_table[] = {
 	K("calibrate.folds", KEY_INT, calibrate.folds, 2, 100, "5"),
 	K("calibrate.min_users", KEY_INT, calibrate.min_users, 2, 100000000, "200"),
 	K("models.auto_promote", KEY_INT, models.auto_promote, 0, 1, "0"),
+	K("models.compare_resamples", KEY_INT, models.compare_resamples, 100, 1000000, "1000"),
+	K("models.compare_min_campaign_users", KEY_INT, models.compare_min_campaign_users, 1, 100000000, "50"),
 	K("monitor.window_days", KEY_INT, monitor.window_days, 1, 365, "7"),
 	K("monitor.reference_windows", KEY_INT, monitor.reference_windows, 1, 52, "4"),
 	K("monitor.bins", KEY_INT, monitor.bins, 2, 64, "10"),

@@ -383,12 +383,19 @@ static const struct command commands[] = {
 	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
 	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n" },
 	{ "models", cmd_models, CMD_NEEDS_CONFIG, "list, show, promote or roll back model versions",
-	  "usage: ltvpipe models [--config F] list | show V | promote V | rollback | history\n\n"
+	  "usage: ltvpipe models [--config F] list | show V | promote V | rollback | history\n"
+	  "                      | compare A B [--as-of T] [--horizon H] [--json]\n\n"
 	  "  list        every model version, its validation error and its aliases\n"
 	  "  show V      the artefacts of version V with their metrics\n"
 	  "  promote V   make V production (recorded in the alias history)\n"
 	  "  rollback    make the previous production version production again\n"
-	  "  history     every alias move: when, alias, from, to, who, why\n" },
+	  "  history     every alias move: when, alias, from, to, who, why\n"
+	  "  compare A B both versions on the same users: those installed after both\n"
+	  "              versions' as_of whose ltv_H is complete at T (--as-of, default the\n"
+	  "              latest event), scored as of T - H; campaign WAPE, normalized Gini\n"
+	  "              and bias of each, B - A with a paired bootstrap 95% interval and\n"
+	  "              p-value (models.compare_resamples resamples of users within\n"
+	  "              campaigns, fixed seed). --horizon H: default A's target horizon\n" },
 	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "usage: ltvpipe evaluate [--config F] [--set K=V]... [--as-of T] [--horizons H[,H]]\n"

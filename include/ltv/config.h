@@ -104,6 +104,8 @@ struct config {
 	} calibrate;
 	struct {
 		int64_t auto_promote;         /* 1: a better candidate replaces production */
+		int64_t compare_resamples;    /* paired bootstrap resamples */
+		int64_t compare_min_campaign_users; /* campaigns in campaign WAPE need this many users */
 	} models;
 	struct {
 		int64_t window_days;          /* the recent installs monitored */

@@ -1,0 +1,378 @@
+/*
+ * Two model versions on the same users (contract, and the choice of users,
+ * in include/ltv/model_compare.h), and the `models` subcommands this module
+ * adds, dispatched from a table. Predictions come from serving_predict at the
+ * scoring day S, built by model_data_for_scoring, which reads only days
+ * complete at S; outcomes from a frame at T.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/model_compare.h"
+#include "ltv/model_loader.h"
+#include "ltv/serving.h"
+#include "ltv/timeutil.h"
+
+static int latest_event(struct registry *reg, int64_t *out, struct ltv_err *err)
+{
+	char *value = NULL;
+	int ret = registry_meta_get(reg, "max_event_time", &value, err);
+
+	if (ret == LTV_ENOTFOUND)
+		ret = err_set(err, LTV_EUSAGE, "compare: the registry has no events, so no outcome is known");
+	else if (ret == 0 && parse_int64(value, out) < 0)
+		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time '%s' is not a time", value);
+	free(value);
+	return ret;
+}
+
+/* Row of each uid in d (-1: none); *out_n the array's length. Caller frees. */
+static int64_t *rows_by_uid(const struct model_data *d, size_t *out_n)
+{
+	const double *uid = frame_column(&d->frame, "uid");
+	size_t max_uid = 0;
+	int64_t *row;
+
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		max_uid = (size_t)uid[i] > max_uid ? (size_t)uid[i] : max_uid;
+	row = xmalloc((max_uid + 1) * sizeof(int64_t));
+	for (size_t u = 0; u <= max_uid; u++)
+		row[u] = -1;
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		row[(size_t)uid[i]] = (int64_t)i;
+	*out_n = max_uid + 1;
+	return row;
+}
+
+/* The served ltv at horizon of rows of d (n long, caller frees). */
+static int served_at(const struct loaded_model *m, const struct model_data *d, const size_t *rows,
+		     size_t n, int64_t horizon, double **out, struct ltv_err *err)
+{
+	const int h = predictor_horizon_index(&m->cfg, horizon);
+	struct served sv;
+	int ret = serving_predict(m, d, rows, n, &sv, err);
+
+	if (ret < 0)
+		return err_prefix(err, "compare: model version %lld", (long long)m->version);
+	*out = xmalloc((n ? n : 1) * sizeof(double));
+	memcpy(*out, sv.ltv[h], n * sizeof(double));
+	served_release(&sv);
+	return 0;
+}
+
+/* Both versions loaded; the horizon both predict; S, T0 and the first install checked. */
+static int plan(struct registry *reg, const struct loaded_model *ma, const struct loaded_model *mb,
+		int64_t as_of, int64_t horizon, struct compare_result *r, struct ltv_err *err)
+{
+	int64_t latest;
+	char iso[32], iso2[32], iso3[32];
+	int ret = latest_event(reg, &latest, err);
+
+	if (ret < 0)
+		return ret;
+	r->horizon = horizon ? horizon : ma->cfg.features.target_horizon;
+	if (predictor_horizon_index(&ma->cfg, r->horizon) < 0 ||
+	    predictor_horizon_index(&mb->cfg, r->horizon) < 0)
+		return err_set(err, LTV_EUSAGE, "compare: --horizon %lld: model version %lld does not "
+			       "predict it; give a horizon both versions were trained with "
+			       "(features.horizons)", (long long)r->horizon,
+			       (long long)(predictor_horizon_index(&ma->cfg, r->horizon) < 0 ? r->version_a
+											    : r->version_b));
+	r->as_of_a = model_artefact(ma, "features")->as_of;
+	r->as_of_b = model_artefact(mb, "features")->as_of;
+	r->as_of = as_of == INT64_MIN ? latest : as_of;
+	if (r->as_of > latest)
+		return err_set(err, LTV_EUSAGE, "compare: --as-of %s is after the latest event ingested "
+			       "(%s), so outcomes there are not known; pass --as-of %s or earlier",
+			       time_format_iso8601(r->as_of, iso, sizeof(iso)),
+			       time_format_iso8601(latest, iso2, sizeof(iso2)), iso2);
+	r->scored_at = r->as_of - r->horizon * SECONDS_PER_DAY;
+	r->first_install = r->as_of_a > r->as_of_b ? r->as_of_a : r->as_of_b;
+	if (r->first_install < r->scored_at - r->horizon * SECONDS_PER_DAY)
+		r->first_install = r->scored_at - r->horizon * SECONDS_PER_DAY;
+	if (r->scored_at <= r->first_install)
+		return err_set(err, LTV_EUSAGE, "compare: horizon %lld is not complete yet for any user "
+			       "installed after both versions' as_of (%s): their ltv_%lld is known from "
+			       "%s on, and the outcomes end at %s; compare then (--as-of), or at a "
+			       "shorter --horizon", (long long)r->horizon,
+			       time_format_iso8601(r->first_install, iso, sizeof(iso)),
+			       (long long)r->horizon,
+			       time_format_iso8601(r->first_install + (r->horizon + 1) * SECONDS_PER_DAY,
+						   iso2, sizeof(iso2)),
+			       time_format_iso8601(r->as_of, iso3, sizeof(iso3)));
+	return 0;
+}
+
+/* Users eligible in da, their predictions by both versions, actuals, campaigns; then the bootstrap. */
+static int measure(struct registry *reg, const struct config *cfg, const struct loaded_model *ma,
+		   const struct loaded_model *mb, struct compare_result *r, struct ltv_err *err)
+{
+	struct model_data da = { 0 }, db = { 0 }, dt = { 0 };
+	size_t n = 0, n_b_uid = 0, n_t_uid = 0, *rows_a = NULL, *rows_b = NULL, *campaign = NULL;
+	int64_t *b_of_uid = NULL, *t_of_uid = NULL;
+	double *pa = NULL, *pb = NULL, *actual = NULL;
+	const struct paired_param param = {
+		.n_resamples = (size_t)cfg->models.compare_resamples, .seed = COMPARE_SEED,
+		.min_campaign_users = (size_t)cfg->models.compare_min_campaign_users,
+	};
+	char iso[32];
+	int ret = model_data_for_scoring(ma, reg, r->scored_at, &da, err);
+
+	if (ret == 0)
+		ret = model_data_for_scoring(mb, reg, r->scored_at, &db, err);
+	if (ret == 0)
+		ret = model_data_for_scoring(ma, reg, r->as_of, &dt, err);
+	if (ret < 0)
+		goto out;
+	{
+		const double *install = frame_column(&da.frame, "install_time");
+		const double *uid = frame_column(&da.frame, "uid");
+		const double *label = model_data_label(&dt, r->horizon);
+
+		b_of_uid = rows_by_uid(&db, &n_b_uid);
+		t_of_uid = rows_by_uid(&dt, &n_t_uid);
+		rows_a = xmalloc((da.frame.n_rows ? da.frame.n_rows : 1) * sizeof(size_t));
+		rows_b = xmalloc((da.frame.n_rows ? da.frame.n_rows : 1) * sizeof(size_t));
+		actual = xmalloc((da.frame.n_rows ? da.frame.n_rows : 1) * sizeof(double));
+		campaign = xmalloc((da.frame.n_rows ? da.frame.n_rows : 1) * sizeof(size_t));
+		for (size_t i = 0; i < da.frame.n_rows; i++) {
+			const size_t u = (size_t)uid[i];
+
+			if (install[i] < (double)r->first_install || install[i] >= (double)r->scored_at)
+				continue;
+			if (u >= n_b_uid || b_of_uid[u] < 0 || u >= n_t_uid || t_of_uid[u] < 0 ||
+			    !label || isnan(label[t_of_uid[u]])) {
+				ret = err_set(err, LTV_EINTERNAL, "compare: user uid %zu installed before %s "
+					      "has no row or no ltv_%lld", u,
+					      time_format_iso8601(r->scored_at, iso, sizeof(iso)),
+					      (long long)r->horizon);
+				goto out;
+			}
+			rows_a[n] = i;
+			rows_b[n] = (size_t)b_of_uid[u];
+			actual[n] = label[t_of_uid[u]];
+			campaign[n] = model_data_cohort(&da, i);
+			n++;
+		}
+	}
+	if (n == 0) {
+		ret = err_set(err, LTV_EUSAGE, "compare: no user was installed between %s and %s, the "
+			      "users both versions can be judged on at horizon %lld; compare at a later "
+			      "--as-of", time_format_iso8601(r->first_install, iso, sizeof(iso)),
+			      time_format_iso8601(r->scored_at, iso, sizeof(iso)), (long long)r->horizon);
+		goto out;
+	}
+	ret = served_at(ma, &da, rows_a, n, r->horizon, &pa, err);
+	if (ret == 0)
+		ret = served_at(mb, &db, rows_b, n, r->horizon, &pb, err);
+	if (ret == 0)
+		ret = paired_bootstrap(actual, pa, pb, campaign, n, da.n_apps * da.n_campaigns, &param,
+				       &r->pr, err);
+	r->n_resamples = param.n_resamples;
+out:
+	model_data_release(&da);
+	model_data_release(&db);
+	model_data_release(&dt);
+	free(rows_a);
+	free(rows_b);
+	free(campaign);
+	free(b_of_uid);
+	free(t_of_uid);
+	free(pa);
+	free(pb);
+	free(actual);
+	return ret;
+}
+
+int compare_versions(struct registry *reg, const struct config *cfg, int64_t a, int64_t b,
+		     int64_t as_of, int64_t horizon, struct compare_result *out, struct ltv_err *err)
+{
+	struct loaded_model ma = { 0 }, mb = { 0 };
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	out->version_a = a;
+	out->version_b = b;
+	ret = model_load(reg, cfg, a, &ma, err);
+	if (ret == 0)
+		ret = model_load(reg, cfg, b, &mb, err);
+	if (ret == 0)
+		ret = plan(reg, &ma, &mb, as_of, horizon, out, err);
+	if (ret == 0)
+		ret = measure(reg, cfg, &ma, &mb, out, err);
+	if (ma.version)
+		model_release(&ma);
+	if (mb.version)
+		model_release(&mb);
+	return ret;
+}
+
+int compare_b_is_better(const struct compare_result *r)
+{
+	const struct paired_metric_result *w = &r->pr.m[PAIRED_WAPE];
+
+	return !isnan(w->diff) && w->diff < 0 && !isnan(w->p) && w->p < COMPARE_ALPHA;
+}
+
+void compare_summary(const struct compare_result *r, char *buf, size_t size)
+{
+	const struct paired_metric_result *w = &r->pr.m[PAIRED_WAPE];
+	char iso[32];
+
+	snprintf(buf, size, "paired comparison on %zu users installed after both versions' as_of, "
+		 "ltv_%lld complete at %s: campaign WAPE %.4f (v%lld) vs %.4f (v%lld), difference "
+		 "%+.4f [95%% %+.4f, %+.4f], p %.4f", r->pr.n, (long long)r->horizon,
+		 time_format_date(r->as_of, iso, sizeof(iso)), w->b, (long long)r->version_b, w->a,
+		 (long long)r->version_a, w->diff, w->lo, w->hi, w->p);
+}
+
+static cJSON *number_or_null(double v)
+{
+	return isnan(v) || isinf(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v);
+}
+
+char *compare_json(const struct compare_result *r)
+{
+	cJSON *o = cJSON_CreateObject(), *metrics = cJSON_CreateObject();
+	char iso[32], *text;
+
+	cJSON_AddNumberToObject(o, "version_a", (double)r->version_a);
+	cJSON_AddNumberToObject(o, "version_b", (double)r->version_b);
+	cJSON_AddStringToObject(o, "as_of_a", time_format_iso8601(r->as_of_a, iso, sizeof(iso)));
+	cJSON_AddStringToObject(o, "as_of_b", time_format_iso8601(r->as_of_b, iso, sizeof(iso)));
+	cJSON_AddStringToObject(o, "outcomes_as_of", time_format_iso8601(r->as_of, iso, sizeof(iso)));
+	cJSON_AddStringToObject(o, "scored_at", time_format_iso8601(r->scored_at, iso, sizeof(iso)));
+	cJSON_AddStringToObject(o, "installed_from", time_format_iso8601(r->first_install, iso, sizeof(iso)));
+	cJSON_AddNumberToObject(o, "horizon", (double)r->horizon);
+	cJSON_AddNumberToObject(o, "users", (double)r->pr.n);
+	cJSON_AddNumberToObject(o, "campaigns", (double)r->pr.n_campaigns);
+	cJSON_AddNumberToObject(o, "resamples", (double)r->n_resamples);
+	cJSON_AddNumberToObject(o, "seed", COMPARE_SEED);
+	for (int k = 0; k < PAIRED_N_METRICS; k++) {
+		const struct paired_metric_result *m = &r->pr.m[k];
+		cJSON *e = cJSON_CreateObject();
+
+		cJSON_AddItemToObject(e, "a", number_or_null(m->a));
+		cJSON_AddItemToObject(e, "b", number_or_null(m->b));
+		cJSON_AddItemToObject(e, "difference", number_or_null(m->diff));
+		cJSON_AddItemToObject(e, "ci95_low", number_or_null(m->lo));
+		cJSON_AddItemToObject(e, "ci95_high", number_or_null(m->hi));
+		cJSON_AddItemToObject(e, "p_value", number_or_null(m->p));
+		cJSON_AddItemToObject(metrics, paired_metric_name((enum paired_metric)k), e);
+	}
+	cJSON_AddItemToObject(o, "metrics", metrics);
+	cJSON_AddBoolToObject(o, "b_is_better", compare_b_is_better(r));
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+static void print_text(const struct compare_result *r, FILE *out)
+{
+	char s_iso[32], t_iso[32], f_iso[32];
+
+	fprintf(out, "model version %lld (A) against %lld (B) at horizon %lld days\n",
+		(long long)r->version_a, (long long)r->version_b, (long long)r->horizon);
+	fprintf(out, "  %zu users in %zu campaigns, installed from %s (after both versions' as_of) "
+		"to %s, scored as of %s, outcomes complete at %s\n", r->pr.n, r->pr.n_campaigns,
+		time_format_date(r->first_install, f_iso, sizeof(f_iso)),
+		time_format_date(r->scored_at, s_iso, sizeof(s_iso)), s_iso,
+		time_format_date(r->as_of, t_iso, sizeof(t_iso)));
+	fprintf(out, "  %-16s %9s %9s %10s %21s %8s\n", "metric", "A", "B", "B - A", "95% interval",
+		"p");
+	for (int k = 0; k < PAIRED_N_METRICS; k++) {
+		const struct paired_metric_result *m = &r->pr.m[k];
+
+		fprintf(out, "  %-16s %9.4f %9.4f %+10.4f [%+9.4f, %+9.4f] %8.4f\n",
+			paired_metric_name((enum paired_metric)k), m->a, m->b, m->diff, m->lo, m->hi, m->p);
+	}
+	fprintf(out, "  paired bootstrap: %zu resamples of users within campaigns, seed %d; "
+		"campaign metrics over campaigns with >= the configured minimum of users\n",
+		r->n_resamples, COMPARE_SEED);
+	fprintf(out, "  %s\n", compare_b_is_better(r)
+		? "B is better: lower campaign WAPE with p < 0.05"
+		: "no significant improvement of B over A in campaign WAPE (p >= 0.05 or B not lower)");
+}
+
+/* ---- the models subcommands of this file ---- */
+
+static int cmd_compare(const struct config *cfg, int argc, char **argv, FILE *out,
+		       struct ltv_err *err)
+{
+	static const struct option long_opts[] = {
+		{ "as-of", required_argument, NULL, 'a' }, { "horizon", required_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },        { NULL, 0, NULL, 0 },
+	};
+	struct registry *reg = NULL;
+	struct compare_result r;
+	int64_t as_of = INT64_MIN, horizon = 0, a = 0, b = 0;
+	int json = 0, c, ret = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			if (time_parse_iso8601(optarg, &as_of) < 0)
+				return err_set(err, LTV_EUSAGE, "models compare: --as-of '%s' is not an ISO "
+					       "8601 date or date-time (e.g. 2025-06-30)", optarg);
+			break;
+		case 'h':
+			if (parse_int64(optarg, &horizon) < 0 || horizon < 1)
+				return err_set(err, LTV_EUSAGE, "models compare: --horizon '%s' must be a "
+					       "number of days >= 1", optarg);
+			break;
+		case 'j': json = 1; break;
+		default:
+			return err_set(err, LTV_EUSAGE, "models compare: unknown option; see 'ltvpipe "
+				       "models --help'");
+		}
+	}
+	if (argc - optind != 2)
+		return err_set(err, LTV_EUSAGE, "models compare: expected two model versions, e.g. "
+			       "'ltvpipe models compare production candidate'");
+	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+	if (ret == 0)
+		ret = model_resolve(reg, argv[optind], &a, err);
+	if (ret == 0)
+		ret = model_resolve(reg, argv[optind + 1], &b, err);
+	if (ret == 0)
+		ret = compare_versions(reg, cfg, a, b, as_of, horizon, &r, err);
+	registry_close(reg);
+	if (ret < 0)
+		return ret;
+	if (json) {
+		char *text = compare_json(&r);
+
+		fprintf(out, "%s\n", text);
+		free(text);
+	} else {
+		print_text(&r, out);
+	}
+	return 0;
+}
+
+struct models_extra {
+	const char *name;
+	int (*fn)(const struct config *cfg, int argc, char **argv, FILE *out, struct ltv_err *err);
+};
+
+static const struct models_extra extras[] = {
+	{ "compare", cmd_compare },
+};
+
+int models_extra_run(const struct config *cfg, int argc, char **argv, FILE *out,
+		     int *out_handled, struct ltv_err *err)
+{
+	*out_handled = 0;
+	for (size_t i = 0; argc > 0 && i < sizeof(extras) / sizeof(extras[0]); i++) {
+		if (strcmp(extras[i].name, argv[0]) != 0)
+			continue;
+		*out_handled = 1;
+		return extras[i].fn(cfg, argc, argv, out, err);
+	}
+	return 0;
+}

@@ -1,0 +1,243 @@
+/*
+ * Two model versions on the same users (pipeline/model_compare.c) and the
+ * auto-promotion that uses it (calibrate.c move_aliases), on one generated
+ * sample of 20,000 users trained as of 2025-06-01; the data run to
+ * 2025-09-05, so users installed after 2025-06-01 have a known ltv_30.
+ *  v1: the default model (production);
+ *  v2: deliberately worse: calibration forced to alpha = 3, which triples
+ *      every predicted revenue still to come. Its own validation WAPE is
+ *      *lower* than v1's (the old rule would promote it); on the same new
+ *      users it is worse, with p < 0.05;
+ * then auto-promotion: a near-twin of v1 (another k-means seed) is not
+ * promoted over v1; with v2 made production by hand, a twin of v1 is
+ * promoted over it, the numbers in alias_history's reason.
+ */
+#include "testutil.h"
+#include "fixture.h"
+
+#include "ltv/model_compare.h"
+#include "ltv/timeutil.h"
+
+#define TRAIN_AS_OF "2025-06-01"
+
+static struct test_pipeline *pipeline;
+
+static void train(const char *set1, const char *set2)
+{
+	struct config cfg;
+	struct run_options opts = { .command = "test" };
+
+	config_copy(&cfg, &pipeline->cfg);
+	if (set1)
+		test_set(&cfg, "%s", set1);
+	if (set2)
+		test_set(&cfg, "%s", set2);
+	assert_int_equal(time_parse_iso8601(TRAIN_AS_OF, &opts.as_of), 0);
+	test_run(&cfg, &opts);
+	config_release(&cfg);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	pipeline = test_pipeline_new(20000, 5, "1");
+	test_config_small_sample(&pipeline->cfg);
+	test_set(&pipeline->cfg, "models.compare_min_campaign_users=20");
+	train(NULL, NULL);
+	train("calibrate.alpha_min=3", "calibrate.alpha_max=3");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	test_pipeline_free(pipeline);
+	return 0;
+}
+
+static int compare(int64_t a, int64_t b, const char *as_of, int64_t horizon,
+		   struct compare_result *out, struct ltv_err *err)
+{
+	struct registry *reg = NULL;
+	int64_t t = INT64_MIN;
+	int ret;
+
+	if (as_of)
+		assert_int_equal(time_parse_iso8601(as_of, &t), 0);
+	assert_int_equal(registry_open_readonly(pipeline->cfg.registry.path, &reg, err), 0);
+	ret = compare_versions(reg, &pipeline->cfg, a, b, t, horizon, out, err);
+	registry_close(reg);
+	return ret;
+}
+
+static double validation_wape(int64_t version)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	double wape = NAN;
+
+	assert_int_equal(registry_open_readonly(pipeline->cfg.registry.path, &reg, &err), 0);
+	assert_int_equal(registry_model_version_error(reg, version, &wape, &err), 0);
+	registry_close(reg);
+	return wape;
+}
+
+static void test_worse_model_detected(void **state)
+{
+	struct compare_result r, swapped;
+	struct ltv_err err = { 0 };
+	const struct paired_metric_result *w = &r.pr.m[PAIRED_WAPE];
+	char line[512];
+
+	(void)state;
+	if (compare(1, 2, NULL, 0, &r, &err) != 0)
+		fail_msg("compare: %s", err.msg);
+	compare_summary(&r, line, sizeof(line));
+	print_message("v1 against v2 (alpha 3): %s\n", line);
+	print_message("validation WAPE: v1 %.4f, v2 %.4f\n", validation_wape(1), validation_wape(2));
+	/* the old rule would have picked v2 */
+	assert_true(validation_wape(2) < validation_wape(1));
+	/* users installed after 2025-06-01, scored as of the latest event - 30 days */
+	assert_true(r.pr.n > 1000);
+	assert_int_equal(r.horizon, 30);
+	assert_true(r.first_install >= r.as_of_a && r.first_install >= r.as_of_b);
+	assert_int_equal(r.scored_at, r.as_of - 30 * SECONDS_PER_DAY);
+	assert_true(w->b > w->a);
+	assert_true(w->lo > 0);
+	assert_true(w->p < 0.05);
+	assert_false(compare_b_is_better(&r));
+	/* the other way round: B (v1) is better, same p */
+	if (compare(2, 1, NULL, 0, &swapped, &err) != 0)
+		fail_msg("compare: %s", err.msg);
+	assert_true(compare_b_is_better(&swapped));
+	assert_double_near(swapped.pr.m[PAIRED_WAPE].diff, -w->diff, 1e-12);
+	assert_double_near(swapped.pr.m[PAIRED_WAPE].p, w->p, 1e-12);
+}
+
+static void test_identical_not_flagged(void **state)
+{
+	struct compare_result r;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	if (compare(1, 1, NULL, 7, &r, &err) != 0)
+		fail_msg("compare: %s", err.msg);
+	assert_int_equal(r.horizon, 7);
+	for (int k = 0; k < PAIRED_N_METRICS; k++) {
+		assert_double_near(r.pr.m[k].diff, 0, 0);
+		assert_double_near(r.pr.m[k].p, 1, 1e-12);
+	}
+	assert_false(compare_b_is_better(&r));
+}
+
+static void test_bad_input(void **state)
+{
+	struct compare_result r;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(compare(1, 9, NULL, 0, &r, &err), LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "9"));
+	assert_int_equal(compare(1, 2, NULL, 45, &r, &err), LTV_EUSAGE);
+	assert_non_null(strstr(err.msg, "--horizon 45"));
+	/* outcomes on 2025-07-01: nobody installed after 2025-06-01 is 30 days old by 2025-06-01 */
+	assert_int_equal(compare(1, 2, "2025-07-01", 0, &r, &err), LTV_EUSAGE);
+	assert_non_null(strstr(err.msg, "not complete yet"));
+	assert_int_equal(compare(1, 2, "2026-01-01", 0, &r, &err), LTV_EUSAGE);
+	assert_non_null(strstr(err.msg, "after the latest event"));
+}
+
+struct last_move {
+	const char *alias;
+	int64_t to;
+	char *reason;
+};
+
+static int keep_last(void *opaque, int n_cols, char **names, char **values)
+{
+	struct last_move *m = opaque;
+	const char *alias = NULL, *to = NULL, *reason = NULL;
+
+	for (int c = 0; c < n_cols; c++) {
+		if (strcmp(names[c], "alias") == 0)
+			alias = values[c];
+		else if (strcmp(names[c], "to_version") == 0 || strcmp(names[c], "to") == 0)
+			to = values[c];
+		else if (strcmp(names[c], "reason") == 0)
+			reason = values[c];
+	}
+	assert_non_null(alias);
+	assert_non_null(to);
+	assert_non_null(reason);
+	if (strcmp(alias, m->alias) != 0)
+		return 0;
+	assert_int_equal(parse_int64(to, &m->to), 0);
+	free(m->reason);
+	m->reason = xstrdup(reason);
+	return 0;
+}
+
+/* The last alias_history move of alias: its to_version, and its reason (caller frees). */
+static char *last_move(const char *alias, int64_t *out_to)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct last_move m = { alias, 0, NULL };
+
+	assert_int_equal(registry_open_readonly(pipeline->cfg.registry.path, &reg, &err), 0);
+	assert_int_equal(registry_report(reg, "alias_history", 0, keep_last, &m, &err), 0);
+	registry_close(reg);
+	assert_non_null(m.reason);
+	*out_to = m.to;
+	return m.reason;
+}
+
+static void test_auto_promote_paired(void **state)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	int64_t to = 0, production = 0;
+	char *reason;
+
+	(void)state;
+	/* a twin of v1 (another k-means seed): not significantly better, production stays v1 */
+	train("models.auto_promote=1", "lookalike.seed=7");
+	reason = last_move("candidate", &to);
+	print_message("v3: %s\n", reason);
+	assert_int_equal(to, 3);
+	assert_non_null(strstr(reason, "kept production (not significantly better): paired comparison on"));
+	free(reason);
+	reason = last_move("production", &to);
+	assert_int_equal(to, 1);
+	free(reason);
+	/* v2 (the worse one) made production by hand; another twin of v1 replaces it */
+	assert_int_equal(registry_open(pipeline->cfg.registry.path, 5, &reg, &err), 0);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_alias_set(reg, "production", 2, "test", "by hand", &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	registry_close(reg);
+	train("models.auto_promote=1", "lookalike.seed=8");
+	reason = last_move("production", &to);
+	print_message("v4: %s\n", reason);
+	assert_int_equal(to, 4);
+	assert_non_null(strstr(reason, "auto-promoted: paired comparison on"));
+	assert_non_null(strstr(reason, "(v4) vs"));
+	assert_non_null(strstr(reason, "p 0.0"));
+	free(reason);
+	assert_int_equal(registry_open_readonly(pipeline->cfg.registry.path, &reg, &err), 0);
+	assert_int_equal(registry_alias_get(reg, "production", &production, &err), 0);
+	registry_close(reg);
+	assert_int_equal(production, 4);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_worse_model_detected),
+		cmocka_unit_test(test_identical_not_flagged),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_auto_promote_paired),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
