@@ -1,42 +1,40 @@
-# models.auto_promote=1: a new model version whose validation error
-# (campaign WAPE at the target horizon) is lower than production's becomes
-# production; one whose error is higher stays candidate. A deliberately bad
-# model (one boosting round of depth 1, one k-means cluster, top-1 semantic
-# neighbour) is trained first, as production; then the normal model with
-# auto_promote=1 must replace it; then the bad one again with auto_promote=1
-# must not replace the good one.
+# models.auto_promote=1: a new model version replaces production when, on the
+# same users (installed after both versions' as_of, their ltv_30 known), its
+# campaign WAPE is lower with p < 0.05 (ltvpipe models compare); the decision
+# and its numbers are in alias_history. When no such users exist yet (a
+# version trained on all the data), it says so and falls back to comparing
+# each version's own validation WAPE.
+# v1 is deliberately worse: trained on every revenue tripled (a currency
+# mix-up), as of 2025-06-01; its own validation WAPE does not show it.
 set -u
-S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20"
-BAD="--set hurdle.n_rounds=1 --set hurdle.max_depth=1 --set multiplier.n_rounds=1 --set multiplier.max_depth=1 --set lookalike.k=1 --set semantic.top_k=1"
+S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20 --set run.jobs=1 --set models.compare_min_campaign_users=20"
 reg=models/registry.sqlite
 aliases() { sqlite3 $reg "select group_concat(alias || '=' || model_version, ' ') from (select * from aliases order by alias)"; }
-wape() { sqlite3 $reg "select validation_error from model_versions where version = $1"; }
-lower() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
-list() { "$LTVPIPE" models list | awk -F'\t' 'NR > 1 { print "  " $1 " " ($6 == "" ? "-" : $6) }'; }
-"$LTVPIPE" generate --users 4000 --out data >/dev/null || exit 1
+reason() { sqlite3 $reg "select reason from alias_history where alias = '$1' order by id desc limit 1"; }
+"$LTVPIPE" generate --users 20000 --seed 5 --out data >/dev/null || exit 1
+mkdir -p wrong && awk -F, 'BEGIN { OFS = "," } NR == 1 { print; next } { $3 = $3 * 3; print }' data/events.csv >wrong/events.csv
 
-"$LTVPIPE" run $S $BAD >run1.out 2>run1.err
-echo "bad model run exit $?"
+"$LTVPIPE" run $S --set input.events=wrong/events.csv --as-of 2025-06-01 >run1.out 2>run1.err
+echo "revenue x3 model run exit $?"
 echo "aliases: $(aliases)"
 
-"$LTVPIPE" run $S --set models.auto_promote=1 >run2.out 2>run2.err
-echo "good model run with auto_promote=1 exit $?"
-lower "$(wape 2)" "$(wape 1)" && echo "v2 WAPE is lower than v1's" || echo "v2 WAPE $(wape 2) is not lower than v1's $(wape 1)"
+"$LTVPIPE" run $S --set ingest.mode=replace --set models.auto_promote=1 --as-of 2025-06-01 >run2.out 2>run2.err
+echo "true-revenue model run with auto_promote=1 exit $?"
 echo "aliases: $(aliases)"
-list
-sqlite3 $reg "select 'last move: ' || alias || ' ' || from_version || ' -> ' || to_version || ' by ' || who from alias_history order by id desc limit 1"
-sqlite3 $reg "select reason from alias_history order by id desc limit 1" | grep -qE '^auto-promoted: validation campaign WAPE [0-9.]+ beats production v1' \
-	&& echo "reason gives both errors"
-echo "calibrate says: $(sqlite3 $reg "select json_extract(metrics, '\$.auto_promote') from artefacts where name = 'calibrate' and version = 2")"
+reason production | grep -qE '^auto-promoted: paired comparison on [0-9]+ users installed after both versions.* \(v2\) vs [0-9.]+ \(v1\), difference -[0-9.]+ \[95% -[0-9.]+, -[0-9.]+\], p 0\.0[0-4]' \
+	&& echo "production reason: auto-promoted by the paired comparison, numbers given"
+echo "calibrate says: $(sqlite3 $reg "select json_extract(metrics, '\$.auto_promote') || ' by ' || json_extract(metrics, '\$.auto_promote_rule') from artefacts where name = 'calibrate' and version = 2")"
 
-"$LTVPIPE" run $S $BAD --set models.auto_promote=1 >run3.out 2>run3.err
-echo "bad model run with auto_promote=1 exit $?"
-echo "model versions: $(sqlite3 $reg 'select count(*) from model_versions')"
-lower "$(wape 2)" "$(wape 3)" && echo "v3 WAPE is higher than v2's" || echo "v3 WAPE $(wape 3) is not higher than v2's $(wape 2)"
+"$LTVPIPE" models compare 1 2 $S >compare.out 2>compare.err
+echo "models compare 1 2 exit $?"
+grep -q "B is better: lower campaign WAPE with p < 0.05" compare.out && echo "compare: B is better"
+
+"$LTVPIPE" run $S --set models.auto_promote=1 --set lookalike.seed=7 >run3.out 2>run3.err
+echo "run on all the data with auto_promote=1 exit $?"
 echo "aliases: $(aliases)"
-list
-echo "calibrate says: $(sqlite3 $reg "select json_extract(metrics, '\$.auto_promote') from artefacts where name = 'calibrate' and version = 3")"
-echo "production moves: $(sqlite3 $reg "select count(*) from alias_history where alias = 'production'")"
+echo "calibrate says: $(sqlite3 $reg "select json_extract(metrics, '\$.auto_promote_rule') from artefacts where name = 'calibrate' and version = 3")"
+reason candidate | grep -q "(no paired comparison yet: compare: horizon 30 is not complete yet for any user installed after both versions' as_of" \
+	&& echo "candidate reason: no paired comparison yet, validation WAPE decided"
 
 "$LTVPIPE" models history >history.out 2>&1
 echo "history (alias, from, to, who):"
