@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/model_compare.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
 #include "ltv/runner.h"
@@ -818,9 +819,11 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 		    cfg->source_path, config_jobs(cfg));
 	}
 	ret = run_selected_stages(&rs, err);
-	if (ret == 0 && !opts->dry_run)
+	if (ret == 0 && !opts->dry_run) {
 		fprintf(out, "run %s finished in %.2f s (registry %s)\n", rs.run_id,
 			now_seconds() - started, cfg->registry.path);
+		models_say_after_run(rs.reg, cfg, rs.run_id, out);
+	}
 out:
 	if (run_recorded) {
 		struct ltv_err finish_err;
@@ -899,6 +902,8 @@ int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv
 		}
 		print_metrics_brief(out, p->current.metrics);
 	}
+	if (ret == 0)
+		models_say_status(rs.reg, out);
 	run_state_release(&rs);
 	return ret;
 }

@@ -74,4 +74,19 @@ char *compare_json(const struct compare_result *r);
 int models_extra_run(const struct config *cfg, int argc, char **argv, FILE *out,
 		     int *out_handled, struct ltv_err *err);
 
+/*
+ * After `ltvpipe run`: when the run made a model version, says which alias it
+ * got and how it compares with production (the paired comparison when users
+ * for it exist, else why not and both versions' validation WAPE, measured on
+ * different users). Best effort: a failure is printed, never returned.
+ */
+void models_say_after_run(struct registry *reg, const struct config *cfg, const char *run_id,
+			  FILE *out);
+
+/*
+ * For `ltvpipe status`: production and candidate, each with its as_of, its
+ * validation WAPE and its latest monitor report.
+ */
+void models_say_status(struct registry *reg, FILE *out);
+
 #endif

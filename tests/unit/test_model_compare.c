@@ -262,6 +262,38 @@ static void test_auto_promote_paired(void **state)
 	assert_int_equal(production, 3);
 }
 
+/* run says what it made and how it compares; status shows both versions */
+static void test_run_and_status_say(void **state)
+{
+	struct run_options opts = { .command = "test" };
+	struct config cfg;
+	struct ltv_err err = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	(void)state;
+	config_copy(&cfg, &pipeline->cfg);
+	test_set(&cfg, "lookalike.seed=9");
+	assert_int_equal(time_parse_iso8601(TRAIN_AS_OF, &opts.as_of), 0);
+	out = open_memstream(&text, &len);
+	if (runner_run(&cfg, &opts, out, &err) != 0)
+		fail_msg("run: %s", err.msg);
+	fclose(out);
+	print_message("%s", strstr(text, "new candidate") ? strstr(text, "new candidate") : text);
+	assert_non_null(strstr(text, "new candidate: model version 5; production is model version 3\n"));
+	assert_non_null(strstr(text, "not significantly better than production: paired comparison on"));
+	free(text);
+	out = open_memstream(&text, &len);
+	assert_int_equal(runner_status(&cfg, INT64_MIN, out, &err), 0);
+	fclose(out);
+	assert_non_null(strstr(text, "  production model version 3, trained as of 2025-06-01"));
+	assert_non_null(strstr(text, "  candidate  model version 5, trained as of 2025-06-01"));
+	assert_non_null(strstr(text, "never monitored"));
+	free(text);
+	config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_identical_not_flagged),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_auto_promote_paired),
+		cmocka_unit_test(test_run_and_status_say),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
