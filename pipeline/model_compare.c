@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/experiment.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
 #include "ltv/serving.h"
@@ -362,6 +363,7 @@ struct models_extra {
 
 static const struct models_extra extras[] = {
 	{ "compare", cmd_compare },
+	{ "experiment", experiment_command },
 };
 
 int models_extra_run(const struct config *cfg, int argc, char **argv, FILE *out,

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ltv/experiment.h"
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
@@ -533,6 +534,10 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		}
 	}
 	ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
+	/* A/B: without --model, a running experiment's candidate serves its share of users. */
+	if (ret == 0 && !opts->model)
+		ret = experiment_apply_to_scores(cfg, &m, data_reg, &d, &users, s.rows, s.n, as_of,
+						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
 	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);

@@ -3,6 +3,7 @@
  * the selected method with its fallbacks, then the additive rule, the
  * calibration of the revenue to come, observed horizons and monotonicity.
  */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -96,6 +97,24 @@ void served_release(struct served *s)
 	free(s->method);
 	free(s->fallback);
 	memset(s, 0, sizeof(*s));
+}
+
+void served_copy_row(struct served *dst, size_t i, const struct served *src, size_t j)
+{
+	assert(dst->n_horizons == src->n_horizons && i < dst->n && j < src->n);
+	for (size_t h = 0; h < dst->n_horizons; h++) {
+		dst->ltv[h][i] = src->ltv[h][j];
+		dst->observed[h][i] = src->observed[h][j];
+		dst->p_payer_h[h][i] = src->p_payer_h[h][j];
+		dst->ltv_lo[h][i] = src->ltv_lo[h][j];
+		dst->ltv_hi[h][i] = src->ltv_hi[h][j];
+	}
+	dst->p_alive[i] = src->p_alive[j];
+	dst->p_purchase_30d[i] = src->p_purchase_30d[j];
+	dst->raw[i] = src->raw[j];
+	dst->p_payer[i] = src->p_payer[j];
+	dst->method[i] = src->method[j];
+	dst->fallback[i] = src->fallback[j];
 }
 
 int serving_predict(const struct loaded_model *m, const struct model_data *d,

@@ -110,6 +110,20 @@ static const char *const migrations[] = {
 	"  status TEXT NOT NULL CHECK (status IN ('ok', 'warn', 'alert')),"
 	"  max_psi REAL, report TEXT NOT NULL);"
 	"CREATE INDEX monitor_reports_by_version ON monitor_reports(model_version);",
+	/* 5 → 6: A/B experiments between model versions and their logged predictions */
+	"CREATE TABLE experiments ("
+	"  name TEXT PRIMARY KEY, control INTEGER NOT NULL REFERENCES model_versions(version),"
+	"  candidate INTEGER NOT NULL REFERENCES model_versions(version),"
+	"  share REAL NOT NULL CHECK (share > 0 AND share < 1),"
+	"  log_rate REAL NOT NULL CHECK (log_rate > 0 AND log_rate <= 1),"
+	"  horizon INTEGER NOT NULL, min_users INTEGER NOT NULL, salt TEXT NOT NULL,"
+	"  started_at TEXT NOT NULL, stopped_at TEXT);"
+	"CREATE TABLE experiment_predictions ("
+	"  experiment TEXT NOT NULL REFERENCES experiments(name), user_id TEXT NOT NULL,"
+	"  arm TEXT NOT NULL CHECK (arm IN ('control', 'candidate')),"
+	"  model_version INTEGER NOT NULL, at TEXT NOT NULL, as_of INTEGER NOT NULL,"
+	"  age_days REAL NOT NULL, ltv REAL NOT NULL, predictions TEXT NOT NULL,"
+	"  PRIMARY KEY (experiment, user_id)) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");

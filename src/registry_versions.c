@@ -196,6 +196,11 @@ int registry_report(struct registry *reg, const char *report, int64_t param,
 		  " COALESCE('D' || json_extract(v.metrics, '$.target_horizon'), '?') AS at,"
 		  " COALESCE((SELECT group_concat(alias, ',') FROM aliases a WHERE"
 		  " a.model_version = v.version), '') AS aliases FROM model_versions v ORDER BY v.version" },
+		{ "experiments",
+		  "SELECT name, control, candidate, share, log_rate, horizon, min_users, started_at,"
+		  " COALESCE(stopped_at, 'running') AS stopped_at, (SELECT count(*) FROM"
+		  " experiment_predictions p WHERE p.experiment = e.name) AS logged FROM experiments e"
+		  " ORDER BY started_at" },
 		{ "alias_history",
 		  "SELECT at, alias, COALESCE(from_version, '-') AS from_version, to_version, who, reason"
 		  " FROM alias_history ORDER BY id" },

@@ -397,4 +397,52 @@ int registry_monitor_latest(struct registry *reg, int64_t model_version, struct 
 			    struct ltv_err *err);
 void monitor_row_release(struct monitor_row *row);
 
+/* ---- A/B experiments (ltvpipe models experiment; src/registry_monitor.c) ---- */
+
+struct experiment_row {
+	char name[64];
+	int64_t control, candidate; /* model versions of the two arms */
+	double share;               /* of users sent to the candidate, in (0, 1) */
+	double log_rate;            /* of users whose predictions are logged, in (0, 1] */
+	int64_t horizon;            /* the outcome the report judges */
+	int64_t min_users;          /* per arm, with a complete outcome, before a test is reported */
+	char salt[96];
+	char started_at[32];
+	int active;                 /* not stopped */
+};
+
+/* Inside a transaction; LTV_EINVAL naming the experiment when the name is taken. */
+int registry_experiment_insert(struct registry *reg, const struct experiment_row *row,
+			       struct ltv_err *err);
+/* LTV_ENOTFOUND naming it (and how to list them) when there is none of that name. */
+int registry_experiment_get(struct registry *reg, const char *name, struct experiment_row *out,
+			    struct ltv_err *err);
+/* The active experiment (the latest started, not stopped); LTV_ENOTFOUND when none. */
+int registry_experiment_active(struct registry *reg, struct experiment_row *out,
+			       struct ltv_err *err);
+/* Inside a transaction: stops it; LTV_ENOTFOUND when no active experiment has that name. */
+int registry_experiment_stop(struct registry *reg, const char *name, struct ltv_err *err);
+
+struct experiment_prediction {
+	char user_id[128];
+	int is_candidate;
+	int64_t model_version;
+	int64_t as_of;
+	double age_days;
+	double ltv;                 /* at the experiment's horizon */
+};
+
+/*
+ * Inside a transaction: logs p for experiment (predictions: JSON text of every
+ * horizon). A user already logged keeps their first prediction (the report
+ * judges each user once, at the age they were first scored).
+ */
+int registry_experiment_log(struct registry *reg, const char *experiment,
+			    const struct experiment_prediction *p, const char *predictions,
+			    struct ltv_err *err);
+/* Every logged prediction of experiment; free *out_rows with free(). */
+int registry_experiment_predictions(struct registry *reg, const char *experiment,
+				    struct experiment_prediction **out_rows, size_t *out_n,
+				    struct ltv_err *err);
+
 #endif

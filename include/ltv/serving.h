@@ -52,5 +52,7 @@ const char *serving_risk_segment(double p_alive);
 int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		    const size_t *rows, size_t n, struct served *out, struct ltv_err *err);
 void served_release(struct served *s);
+/* Row j of src into row i of dst (same horizons): an A/B arm's prediction replacing another's. */
+void served_copy_row(struct served *dst, size_t i, const struct served *src, size_t j);
 
 #endif
