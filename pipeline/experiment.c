@@ -452,13 +452,18 @@ int experiment_apply_to_scores(const struct config *cfg, const struct loaded_mod
 	int64_t *t_row = NULL;
 	int have_cand = 0, ret;
 
+	/* Read-only first: scoring without an experiment never needs to write. */
+	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+	if (ret < 0)
+		return ret;
+	ret = registry_experiment_active(reg, &e, &none) < 0 || e.control != m->version;
+	registry_close(reg);
+	reg = NULL;
+	if (ret)
+		return 0;
 	ret = open_write(cfg, &reg, err);
 	if (ret < 0)
 		return ret;
-	if (registry_experiment_active(reg, &e, &none) < 0 || e.control != m->version) {
-		registry_close(reg);
-		return 0;
-	}
 	ret = model_load(reg, cfg, e.candidate, &mt, err);
 	if (ret == 0)
 		ret = model_data_for_scoring(&mt, data_reg, as_of, &dt, err);

@@ -384,7 +384,10 @@ static const struct command commands[] = {
 	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n" },
 	{ "models", cmd_models, CMD_NEEDS_CONFIG, "list, show, promote or roll back model versions",
 	  "usage: ltvpipe models [--config F] list | show V | promote V | rollback | history\n"
-	  "                      | compare A B [--as-of T] [--horizon H] [--json]\n\n"
+	  "                      | compare A B [--as-of T] [--horizon H] [--json]\n"
+	  "                      | experiment start NAME --candidate V [--share S] [--horizon H]\n"
+	  "                        [--min-users N] [--log-rate R] | experiment stop NAME\n"
+	  "                      | experiment list | experiment report NAME [--as-of DATE]\n\n"
 	  "  list        every model version, its validation error and its aliases\n"
 	  "  show V      the artefacts of version V with their metrics\n"
 	  "  promote V   make V production (recorded in the alias history)\n"
@@ -395,7 +398,12 @@ static const struct command commands[] = {
 	  "              latest event), scored as of T - H; campaign WAPE, normalized Gini\n"
 	  "              and bias of each, B - A with a paired bootstrap 95% interval and\n"
 	  "              p-value (models.compare_resamples resamples of users within\n"
-	  "              campaigns, fixed seed). --horizon H: default A's target horizon\n" },
+	  "              campaigns, fixed seed). --horizon H: default A's target horizon\n"
+	  "  experiment  A/B of version V against production: score sends the users whose\n"
+	  "              salted hash of user_id is below --share (default 0.1) to V and logs\n"
+	  "              a --log-rate sample (default 1) of predictions; report gives each\n"
+	  "              arm's accuracy once outcomes mature, and the test of the difference\n"
+	  "              only once both arms have --min-users (default 2000) users\n" },
 	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "usage: ltvpipe evaluate [--config F] [--set K=V]... [--as-of T] [--horizons H[,H]]\n"
@@ -468,7 +476,8 @@ static void print_help(FILE *out)
 	for (size_t i = 0; i < stage_count; i++)
 		fprintf(out, "  %-10s %s\n", stage_table[i].name, stage_table[i].summary);
 	fprintf(out, "\n'ltvpipe <command> --help' describes a command. '--version' prints versions.\n"
-		     "Exit codes: 0 success, 1 a stage or command failed, 2 usage or config error.\n");
+		     "Exit codes: 0 success, 1 a stage or command failed, 2 usage or config error;\n"
+		     "monitor also 3 (drift warn) and 4 (drift alert).\n");
 }
 
 static void print_version(void)
