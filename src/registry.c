@@ -110,7 +110,7 @@ static const char *const migrations[] = {
 	"  status TEXT NOT NULL CHECK (status IN ('ok', 'warn', 'alert')),"
 	"  max_psi REAL, report TEXT NOT NULL);"
 	"CREATE INDEX monitor_reports_by_version ON monitor_reports(model_version);",
-	/* 5 → 6: A/B experiments between model versions and their logged predictions */
+	/* 6 → 7: A/B experiments between model versions and their logged predictions */
 	"CREATE TABLE experiments ("
 	"  name TEXT PRIMARY KEY, control INTEGER NOT NULL REFERENCES model_versions(version),"
 	"  candidate INTEGER NOT NULL REFERENCES model_versions(version),"

@@ -21,7 +21,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 6
+#define REGISTRY_SCHEMA_VERSION 7
 
 struct registry; /* opaque: a connection plus cached statements */
 

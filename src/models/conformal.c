@@ -97,9 +97,6 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
 		/* Ties may have stretched earlier buckets: never past the last row. */
 		size_t end = out->n_buckets + 1 == n_buckets || start + per > n ? n : start + per;
 
-		/* Ties pushed earlier buckets past their share: never read beyond the rows. */
-		if (end > n)
-			end = n;
 		while (end < n && rows[end].p == rows[end - 1].p)
 			end++;
 		bucket_band(rows + start, end - start, level, &out->lo[out->n_buckets],
