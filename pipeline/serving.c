@@ -89,6 +89,7 @@ void served_release(struct served *s)
 		free(s->p_payer_h[h]);
 		free(s->ltv_lo[h]);
 		free(s->ltv_hi[h]);
+		free(s->raw_h[h]);
 	}
 	free(s->p_alive);
 	free(s->p_purchase_30d);
@@ -143,6 +144,7 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		out->p_payer_h[h] = xmalloc(alloc * sizeof(double));
 		out->ltv_lo[h] = xmalloc(alloc * sizeof(double));
 		out->ltv_hi[h] = xmalloc(alloc * sizeof(double));
+		out->raw_h[h] = xmalloc(alloc * sizeof(double));
 	}
 	out->p_alive = xmalloc(alloc * sizeof(double));
 	out->p_purchase_30d = xmalloc(alloc * sizeof(double));
@@ -156,6 +158,7 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 					    out->p_payer_h[h], err);
 		if (ret < 0)
 			break;
+		memcpy(out->raw_h[h], v, n * sizeof(double));
 		if (is_target) {
 			memcpy(out->raw, v, n * sizeof(double));
 			memcpy(out->p_payer, out->p_payer_h[h], n * sizeof(double));

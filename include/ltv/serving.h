@@ -24,6 +24,7 @@ struct served {
 	double *ltv[PREDICTOR_MAX_HORIZONS];             /* final value per horizon */
 	unsigned char *observed[PREDICTOR_MAX_HORIZONS]; /* 1: ltv is the observed value */
 	double *raw;       /* uncalibrated prediction at the target horizon */
+	double *raw_h[PREDICTOR_MAX_HORIZONS]; /* uncalibrated prediction per horizon */
 	double *p_payer;   /* P(pays again before the target horizon), NaN when unknown */
 	double *p_payer_h[PREDICTOR_MAX_HORIZONS]; /* the same before each horizon */
 	int *method;       /* method that served at the target horizon */

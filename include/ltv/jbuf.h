@@ -1,0 +1,39 @@
+/*
+ * A growable text buffer with JSON and CSV writers, for answers built at a
+ * rate where a cJSON tree per row would cost more than the prediction
+ * (ltvpipe serve's batch answers). Numbers are written in cJSON's form (an
+ * integer when exact, else %.15g when it reads back equal, else %.17g; NaN
+ * and infinities as null), but always exactly: every double round-trips.
+ */
+#ifndef LTV_JBUF_H
+#define LTV_JBUF_H
+
+#include <stddef.h>
+
+struct jbuf {
+	char *p;     /* NUL-terminated; owned, freed by jbuf_release or taken by jbuf_take */
+	size_t len;
+	size_t cap;
+};
+
+void jbuf_init(struct jbuf *b);
+void jbuf_release(struct jbuf *b);
+/* The text (caller frees); b is empty afterwards. */
+char *jbuf_take(struct jbuf *b, size_t *out_len);
+void jbuf_add(struct jbuf *b, const char *s, size_t n);
+void jbuf_puts(struct jbuf *b, const char *s);
+void jbuf_addf(struct jbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* A JSON string literal with its quotes; bytes below 0x20, '"' and '\\' escaped. */
+void jbuf_json_str(struct jbuf *b, const char *s);
+/* A JSON number as cJSON prints it; NaN and infinities are null. */
+void jbuf_json_num(struct jbuf *b, double v);
+/* The number alone, in the same form (NaN and infinities as an empty string), for CSV. */
+void jbuf_num(struct jbuf *b, double v);
+/* A CSV field, quoted when it holds a comma, quote, CR or LF (RFC 4180). */
+void jbuf_csv_field(struct jbuf *b, const char *s);
+
+#endif

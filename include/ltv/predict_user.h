@@ -1,0 +1,72 @@
+/*
+ * Users described by their features rather than read from data — one from
+ * `ltvpipe predict`'s command line, one or many from `ltvpipe serve`'s
+ * request bodies — made into a frame a loaded model version serves
+ * (serving_predict), and the JSON object that answers for one of them. The
+ * CLI and the server both go through here, so the same user gets the same
+ * object from both (the server's carries the same model_version field).
+ */
+#ifndef LTV_PREDICT_USER_H
+#define LTV_PREDICT_USER_H
+
+#include <stddef.h>
+
+#include "ltv/jbuf.h"
+#include "ltv/model_loader.h"
+#include "ltv/serving.h"
+
+/* Longest app or campaign name accepted, in bytes. */
+#define PREDICT_NAME_MAX 256
+
+/* The feature names a user may be given, NULL-terminated (for messages and the page). */
+extern const char *const predict_input_names[];
+/* The names as one comma-separated line, for error messages. */
+extern const char predict_input_list[];
+
+struct user_batch {
+	struct model_data d;       /* the frame served; tiers filled by user_batch_finish */
+	size_t n;
+	/* while filling: each row's app and campaign (owned copies) */
+	char **app, **campaign;
+};
+
+/*
+ * n users of a model version, each aged the first snapshot age with nothing
+ * seen until its features are set. Caller releases with user_batch_release.
+ */
+void user_batch_init(struct user_batch *b, const struct loaded_model *m, size_t n);
+void user_batch_release(struct user_batch *b);
+/*
+ * Sets row's app (required, non-empty) and campaign (NULL: ""). LTV_EINVAL
+ * when a name is empty (app) or longer than PREDICT_NAME_MAX, naming which.
+ */
+int user_batch_set_names(struct user_batch *b, size_t row, const char *app, const char *campaign,
+			 struct ltv_err *err);
+/*
+ * Sets one feature of row. LTV_EINVAL when name is not one of
+ * predict_input_names or value is not a finite number >= 0; the message
+ * starts with the name, says what is wrong and what would do.
+ */
+int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
+		   struct ltv_err *err);
+/*
+ * Fills what was not given from what was (rev_to_date from rev_window,
+ * window_days from age_days, days_since_active from window_days), encodes
+ * apps and campaigns as the model does and gives each row its tier.
+ * Every row's app must have been set.
+ */
+int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct ltv_err *err);
+
+/*
+ * Appends row i's answer as one JSON object: segment, model_version, app,
+ * campaign, tier, method, fallback, p_payer, target_horizon_days, ltv and
+ * ltv_raw (per horizon). s must come from serving_predict over rows 0..n of b.
+ */
+void predict_user_json(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+		       const struct served *s, size_t i);
+/* The CSV header matching predict_user_csv: app,campaign,model_version,...,ltv_H...,ltv_raw_H... */
+void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m);
+void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+		      const struct served *s, size_t i);
+
+#endif

@@ -1,0 +1,370 @@
+/*
+ * Users described by their features, served by a model version (contract in
+ * include/ltv/predict_user.h), and `ltvpipe predict`, the one-user command
+ * built on them. Unset features are those of a user with no activity yet, at
+ * the first snapshot age.
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/predict_user.h"
+#include "ltv/score.h"
+
+/* The base columns a features frame has, with what an unknown value defaults to. */
+static const struct { const char *name; double def; } base_columns[] = {
+	{ "uid", 0 }, { "install_time", 0 }, { "rev_window", 0 }, { "rev_d0", 0 },
+	{ "rev_max_day", 0 }, { "purchases_window", 0 }, { "events_window", 0 }, { "events_d0", 0 },
+	{ "active_days_window", 0 }, { "engagement", 0 }, { "first_purchase_day", NAN },
+	{ "cost", NAN }, { "app_code", 0 }, { "campaign_code", 0 }, { "purchase_days", 0 },
+	{ "days_since_purchase", NAN }, { "days_since_active", NAN }, { "rev_per_purchase_day", NAN },
+	{ "rev_last7", 0 }, { "events_last7_share", NAN }, { "weight", 1 }, { "user_rep", 1 },
+};
+#define N_BASE (sizeof(base_columns) / sizeof(base_columns[0]))
+
+const char *const predict_input_names[] = {
+	"rev_window", "rev_d0", "rev_max_day", "purchases_window", "events_window", "events_d0",
+	"active_days_window", "engagement", "first_purchase_day", "cost", "purchase_days",
+	"days_since_purchase", "days_since_active", "rev_per_purchase_day", "rev_last7",
+	"events_last7_share", "age_days", "window_days", "rev_to_date", NULL,
+};
+
+const char predict_input_list[] =
+	"rev_window, rev_d0, rev_max_day, purchases_window, events_window, events_d0, "
+	"active_days_window, engagement, first_purchase_day, cost, purchase_days, "
+	"days_since_purchase, days_since_active, rev_per_purchase_day, rev_last7, "
+	"events_last7_share, age_days, window_days, rev_to_date";
+
+/* Ages and counts beyond this are not a user's: a bound that keeps arithmetic finite. */
+#define INPUT_MAX 1e12
+
+void user_batch_init(struct user_batch *b, const struct loaded_model *m, size_t n)
+{
+	const struct config *cfg = &m->cfg;
+	const size_t alloc = n ? n : 1;
+	double *col;
+
+	memset(b, 0, sizeof(*b));
+	b->n = n;
+	frame_init(&b->d.frame, n);
+	for (size_t k = 0; k < N_BASE; k++) {
+		col = frame_add_column(&b->d.frame, base_columns[k].name);
+		for (size_t i = 0; i < n; i++)
+			col[i] = base_columns[k].def;
+	}
+	col = frame_add_column(&b->d.frame, "age_days");
+	for (size_t i = 0; i < n; i++)
+		col[i] = (double)cfg->features.snapshots.v[0];
+	for (size_t k = 0; k < 2; k++) {
+		col = frame_add_column(&b->d.frame, k ? "rev_to_date" : "window_days");
+		for (size_t i = 0; i < n; i++)
+			col[i] = NAN;
+	}
+	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.horizons.v[h]);
+		col = frame_add_column(&b->d.frame, name);
+		for (size_t i = 0; i < n; i++)
+			col[i] = NAN;
+	}
+	b->app = xcalloc(alloc, sizeof(char *));
+	b->campaign = xcalloc(alloc, sizeof(char *));
+	b->d.validation_days = cfg->features.validation_days;
+}
+
+void user_batch_release(struct user_batch *b)
+{
+	for (size_t i = 0; i < b->n && b->app; i++) {
+		free(b->app[i]);
+		free(b->campaign[i]);
+	}
+	free(b->app);
+	free(b->campaign);
+	model_data_release(&b->d);
+	memset(b, 0, sizeof(*b));
+}
+
+int user_batch_set_names(struct user_batch *b, size_t row, const char *app, const char *campaign,
+			 struct ltv_err *err)
+{
+	assert(row < b->n);
+	if (!app || !*app)
+		return err_set(err, LTV_EINVAL, "app: required; give the app id the model was trained on");
+	if (strlen(app) > PREDICT_NAME_MAX)
+		return err_set(err, LTV_EINVAL, "app: %zu bytes; at most %d", strlen(app), PREDICT_NAME_MAX);
+	if (campaign && strlen(campaign) > PREDICT_NAME_MAX)
+		return err_set(err, LTV_EINVAL, "campaign: %zu bytes; at most %d", strlen(campaign),
+			       PREDICT_NAME_MAX);
+	free(b->app[row]);
+	free(b->campaign[row]);
+	b->app[row] = xstrdup(app);
+	b->campaign[row] = xstrdup(campaign ? campaign : "");
+	return 0;
+}
+
+static int input_index(const char *name)
+{
+	for (int k = 0; predict_input_names[k]; k++)
+		if (strcmp(predict_input_names[k], name) == 0)
+			return k;
+	return -1;
+}
+
+int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
+		   struct ltv_err *err)
+{
+	assert(row < b->n);
+	if (input_index(name) < 0)
+		return err_set(err, LTV_EINVAL, "%.64s: not a feature; use one of %s", name,
+			       predict_input_list);
+	if (!isfinite(value))
+		return err_set(err, LTV_EINVAL, "%s: not a finite number; give a number >= 0", name);
+	if (value < 0)
+		return err_set(err, LTV_EINVAL, "%s: %g is negative; features are counts, days or money, "
+			       "so give a value >= 0", name, value);
+	if (value > INPUT_MAX)
+		return err_set(err, LTV_EINVAL, "%s: %g is too large; give a number <= %g", name, value,
+			       INPUT_MAX);
+	frame_column(&b->d.frame, name)[row] = value;
+	return 0;
+}
+
+int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct ltv_err *err)
+{
+	struct frame *f = &b->d.frame;
+	struct strmap app_ix, campaign_ix;
+	char **apps = xcalloc(b->n + 1, sizeof(char *)), **campaigns = xcalloc(b->n + 1, sizeof(char *));
+	size_t n_apps = 0, n_campaigns = 0;
+	double *rev_to_date = frame_column(f, "rev_to_date"), *rev_window = frame_column(f, "rev_window");
+	double *window = frame_column(f, "window_days"), *age = frame_column(f, "age_days");
+	double *since_active = frame_column(f, "days_since_active");
+	double *app_code = frame_column(f, "app_code"), *campaign_code = frame_column(f, "campaign_code");
+	int ret = 0;
+
+	strmap_init(&app_ix);
+	strmap_init(&campaign_ix);
+	for (size_t i = 0; i < b->n; i++) {
+		int64_t code;
+
+		if (!b->app[i]) {
+			ret = err_set(err, LTV_EINVAL, "app: required; give the app id the model was trained on");
+			goto out;
+		}
+		if (isnan(rev_to_date[i]))
+			rev_to_date[i] = rev_window[i];
+		if (isnan(window[i]))
+			window[i] = age[i];
+		if (isnan(since_active[i]))
+			since_active[i] = window[i];
+		if (!strmap_get(&app_ix, b->app[i], &code)) {
+			code = (int64_t)n_apps;
+			strmap_put(&app_ix, b->app[i], code);
+			apps[n_apps++] = b->app[i];
+		}
+		app_code[i] = (double)code;
+		if (!strmap_get(&campaign_ix, b->campaign[i], &code)) {
+			code = (int64_t)n_campaigns;
+			strmap_put(&campaign_ix, b->campaign[i], code);
+			campaigns[n_campaigns++] = b->campaign[i];
+		}
+		campaign_code[i] = (double)code;
+	}
+	ret = feature_apply_encodings(&m->enc, f, apps, n_apps, campaigns, n_campaigns, &b->d.apps,
+				      &b->d.n_apps, &b->d.campaigns, &b->d.n_campaigns);
+	if (ret < 0)
+		goto out;
+	b->d.tier = xmalloc((b->n ? b->n : 1) * sizeof(double));
+	for (size_t i = 0; i < b->n; i++)
+		b->d.tier[i] = model_tier(m, b->app[i], b->campaign[i]);
+out:
+	strmap_release(&app_ix);
+	strmap_release(&campaign_ix);
+	free(apps);
+	free(campaigns);
+	return ret;
+}
+
+void predict_user_json(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+		       const struct served *s, size_t i)
+{
+	const struct config *cfg = &m->cfg;
+	int target = predictor_horizon_index(cfg, cfg->features.target_horizon);
+
+	jbuf_puts(out, "{\"segment\":");
+	jbuf_json_str(out, predictor_segment(&m->pred, s->ltv[target][i]));
+	jbuf_addf(out, ",\"model_version\":%lld,\"app\":", (long long)m->version);
+	jbuf_json_str(out, b->app[i]);
+	jbuf_puts(out, ",\"campaign\":");
+	jbuf_json_str(out, b->campaign[i]);
+	jbuf_puts(out, ",\"tier\":");
+	jbuf_json_num(out, b->d.tier[i]);
+	jbuf_puts(out, ",\"method\":");
+	jbuf_json_str(out, method_name(s->method[i]));
+	jbuf_puts(out, s->fallback[i] ? ",\"fallback\":true,\"p_payer\":" : ",\"fallback\":false,\"p_payer\":");
+	jbuf_json_num(out, s->p_payer[i]);
+	jbuf_addf(out, ",\"target_horizon_days\":%lld", (long long)cfg->features.target_horizon);
+	for (int raw = 0; raw < 2; raw++) {
+		jbuf_puts(out, raw ? "},\"ltv_raw\":{" : ",\"ltv\":{");
+		for (size_t h = 0; h < s->n_horizons; h++) {
+			jbuf_addf(out, "%s\"%lld\":", h ? "," : "", (long long)cfg->features.horizons.v[h]);
+			jbuf_json_num(out, raw ? s->raw_h[h][i] : s->ltv[h][i]);
+		}
+	}
+	jbuf_puts(out, "}}");
+}
+
+void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m)
+{
+	const struct config *cfg = &m->cfg;
+
+	jbuf_puts(out, "app,campaign,model_version,tier,method,fallback,p_payer,segment");
+	for (int raw = 0; raw < 2; raw++)
+		for (size_t h = 0; h < cfg->features.horizons.n; h++)
+			jbuf_addf(out, ",ltv_%s%lld", raw ? "raw_" : "", (long long)cfg->features.horizons.v[h]);
+	jbuf_puts(out, "\r\n");
+}
+
+void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+		      const struct served *s, size_t i)
+{
+	const struct config *cfg = &m->cfg;
+	int target = predictor_horizon_index(cfg, cfg->features.target_horizon);
+
+	jbuf_csv_field(out, b->app[i]);
+	jbuf_puts(out, ",");
+	jbuf_csv_field(out, b->campaign[i]);
+	jbuf_addf(out, ",%lld,", (long long)m->version);
+	jbuf_num(out, b->d.tier[i]);
+	jbuf_addf(out, ",%s,%d,", method_name(s->method[i]), s->fallback[i]);
+	jbuf_num(out, s->p_payer[i]);
+	jbuf_addf(out, ",%s", predictor_segment(&m->pred, s->ltv[target][i]));
+	for (int raw = 0; raw < 2; raw++)
+		for (size_t h = 0; h < s->n_horizons; h++) {
+			jbuf_puts(out, ",");
+			jbuf_num(out, raw ? s->raw_h[h][i] : s->ltv[h][i]);
+		}
+	jbuf_puts(out, "\r\n");
+}
+
+/* ---- ltvpipe predict ---- */
+
+/*
+ * Offset of the first byte of s that is not well-formed UTF-8 (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF), or -1 when s is
+ * valid. The names are copied into the JSON as they are, so invalid bytes
+ * would make invalid JSON.
+ */
+static long utf8_invalid_at(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; p[i];) {
+		unsigned c = p[i];
+		size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+			 : (c & 0xF8) == 0xF0 ? 3 : 4;
+		unsigned cp = n == 1 ? c & 0x1F : n == 2 ? c & 0x0F : c & 0x07;
+
+		if (n == 0) {
+			i++;
+			continue;
+		}
+		if (n == 4)
+			return (long)i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return (long)i;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return (long)i;
+		i += n + 1;
+	}
+	return -1;
+}
+
+static int check_utf8_arg(const char *flag, const char *value, struct ltv_err *err)
+{
+	long at = value ? utf8_invalid_at(value) : -1;
+
+	if (at >= 0)
+		return err_set(err, LTV_EUSAGE, "predict: %s is not valid UTF-8 (byte %ld); give it "
+			       "as it is spelt in the data", flag, at + 1);
+	return 0;
+}
+
+static int set_feature(struct user_batch *b, const char *assignment, struct ltv_err *err)
+{
+	const char *eq = strchr(assignment, '=');
+	char name[128], why[LTV_ERR_MAX];
+	double v = 0;
+
+	if (!eq || (size_t)(eq - assignment) >= sizeof(name))
+		return err_set(err, LTV_EUSAGE, "--feature '%s': expected name=value", assignment);
+	memcpy(name, assignment, (size_t)(eq - assignment));
+	name[eq - assignment] = '\0';
+	if (input_index(name) >= 0 && (parse_double(eq + 1, &v) < 0 || !isfinite(v)))
+		return err_set(err, LTV_EUSAGE, "--feature %s: '%s' is not a number", name, eq + 1);
+	if (user_batch_set(b, 0, name, v, err) < 0) {
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return err_set(err, LTV_EUSAGE, "--feature %s", why);
+	}
+	return 0;
+}
+
+int predict_run(const struct config *cfg, const struct predict_options *opts, FILE *out,
+		struct ltv_err *err)
+{
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct user_batch b = { 0 };
+	struct served s = { 0 };
+	struct jbuf text;
+	const size_t row = 0;
+	int64_t version;
+	int ret, have_model = 0, have_batch = 0, have_served = 0;
+
+	if (!opts->app)
+		return err_set(err, LTV_EUSAGE, "predict: --app A is required");
+	if (check_utf8_arg("--app", opts->app, err) < 0 ||
+	    check_utf8_arg("--campaign", opts->campaign, err) < 0)
+		return LTV_EUSAGE;
+	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+	if (ret == 0)
+		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
+	if (ret == 0)
+		ret = model_resolve(reg, opts->model, &version, err);
+	if (ret == 0 && (ret = model_load(reg, cfg, version, &m, err)) == 0)
+		have_model = 1;
+	if (ret == 0) {
+		user_batch_init(&b, &m, 1);
+		have_batch = 1;
+		ret = user_batch_set_names(&b, 0, opts->app, opts->campaign, err);
+		if (ret < 0) {
+			err_prefix(err, "predict");
+			err->code = ret = LTV_EUSAGE;
+		}
+	}
+	for (size_t i = 0; i < opts->n_features && ret == 0; i++)
+		ret = set_feature(&b, opts->features[i], err);
+	if (ret == 0)
+		ret = user_batch_finish(&b, &m, err);
+	if (ret == 0 && (ret = serving_predict(&m, &b.d, &row, 1, &s, err)) == 0)
+		have_served = 1;
+	if (ret == 0) {
+		jbuf_init(&text);
+		predict_user_json(&text, &m, &b, &s, 0);
+		fprintf(out, "%s\n", text.p);
+		jbuf_release(&text);
+	}
+	if (have_served)
+		served_release(&s);
+	if (have_batch)
+		user_batch_release(&b);
+	if (have_model)
+		model_release(&m);
+	registry_close(reg);
+	return ret;
+}
