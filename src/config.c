@@ -110,6 +110,19 @@ static const struct config_key key_table[] = {
 	K("monitor.psi_alert", KEY_DOUBLE, monitor.psi_alert, 0.0001, 100, "0.25"),
 	K("monitor.calibration_warn", KEY_DOUBLE, monitor.calibration_warn, 0.0001, 100, "0.3"),
 	K("monitor.calibration_min_users", KEY_INT, monitor.calibration_min_users, 1, 100000000, "200"),
+	K("serve.bind", KEY_STRING, serve.bind, 0, 0, "127.0.0.1"),
+	K("serve.port", KEY_INT, serve.port, 0, 65535, "8080"),
+	K("serve.threads", KEY_INT, serve.threads, 1, 256, "2"),
+	K("serve.model", KEY_STRING, serve.model, 0, 0, "production"),
+	K("serve.watch_ms", KEY_INT, serve.watch_ms, 0, 3600000, "1000"),
+	K("serve.max_batch", KEY_INT, serve.max_batch, 1, 1000000, "10000"),
+	K("serve.max_body_bytes", KEY_INT, serve.max_body_bytes, 1024, 1073741824, "8388608"),
+	K("serve.json_max_depth", KEY_INT, serve.json_max_depth, 2, 64, "16"),
+	K("serve.max_connections", KEY_INT, serve.max_connections, 1, 65536, "512"),
+	K("serve.connection_timeout_s", KEY_INT, serve.connection_timeout_s, 1, 3600, "30"),
+	K("serve.request_timeout_s", KEY_INT, serve.request_timeout_s, 1, 3600, "30"),
+	K("serve.token", KEY_STRING, serve.token, 0, 0, ""),
+	K("serve.log_sample", KEY_INT, serve.log_sample, 0, 1000000, "1"),
 };
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 

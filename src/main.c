@@ -20,6 +20,7 @@
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/score.h"
+#include "ltv/serve.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
@@ -199,6 +200,39 @@ static int cmd_predict(struct command_args *a)
 static int cmd_models(struct command_args *a)
 {
 	return models_run(a->cfg, a->argc - 1, a->argv + 1, stdout, a->err);
+}
+
+/* ---- serve ---- */
+
+static int cmd_serve(struct command_args *a)
+{
+	static const struct option long_opts[] = {
+		{ "port", required_argument, NULL, 'p' },  { "bind", required_argument, NULL, 'b' },
+		{ "model", required_argument, NULL, 'm' }, { "threads", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct serve_options opts = { .port = -1 };
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_int64(optarg, &opts.port) < 0 || opts.port < 0 || opts.port > 65535)
+				return usage_error(a->err, "serve", "--port takes 0..65535 (0: a free port)");
+			break;
+		case 'b': opts.bind = optarg; break;
+		case 'm': opts.model = optarg; break;
+		case 't':
+			if (parse_int64(optarg, &opts.threads) < 0 || opts.threads < 1 || opts.threads > 256)
+				return usage_error(a->err, "serve", "--threads takes 1..256");
+			break;
+		default: return usage_error(a->err, "serve", "unknown option");
+		}
+	}
+	if (optind < a->argc)
+		return usage_error(a->err, "serve", "unexpected argument");
+	return serve_run(a->cfg, &opts, a->err);
 }
 
 /* ---- evaluate ---- */
@@ -404,6 +438,32 @@ static const struct command commands[] = {
 	  "              a --log-rate sample (default 1) of predictions; report gives each\n"
 	  "              arm's accuracy once outcomes mature, and the test of the difference\n"
 	  "              only once both arms have --min-users (default 2000) users\n" },
+	{ "serve", cmd_serve, CMD_NEEDS_CONFIG,
+	  "serve predictions over HTTP (JSON API, metrics, a page) on a loopback address",
+	  "usage: ltvpipe serve [--config F] [--set K=V]... [--port P] [--bind ADDR]\n"
+	  "                     [--model V|production|candidate] [--threads N]\n\n"
+	  "Loads the model version once and answers on http://ADDR:P/ until SIGINT or\n"
+	  "SIGTERM (requests in flight finish). When --model is an alias, the alias is\n"
+	  "read again every serve.watch_ms: a new version is loaded aside and swapped in\n"
+	  "without dropping a request. Logs one line per request (serve.log_sample).\n\n"
+	  "  GET  /                     a page: the prediction form and the models\n"
+	  "  GET  /health, /ready       liveness; readiness (503 until a model is loaded)\n"
+	  "  GET  /metrics              Prometheus text: requests, latency, predictions\n"
+	  "  GET  /v1/models            versions, aliases and validation error\n"
+	  "  GET  /v1/models/V|alias    one version: as_of, horizons, methods, evaluations\n"
+	  "  POST /v1/predict           one user (JSON): the object 'ltvpipe predict' prints\n"
+	  "  POST /v1/predict/batch     up to serve.max_batch users: a JSON array, or CSV\n"
+	  "                             (Content-Type: text/csv); answered in kind\n"
+	  "  POST /v1/aliases/ALIAS     {\"version\": V, \"reason\": R} or {\"rollback\": true}\n"
+	  "                             with 'Authorization: Bearer <serve.token>'\n"
+	  "  GET  /v1/aliases/history   every alias move\n\n"
+	  "A user is a JSON object: app (required), campaign, install_time (ISO 8601;\n"
+	  "its age is counted at as_of, default now) or age_days, and the features of\n"
+	  "'ltvpipe predict'. Errors are {\"error\": {\"code\", \"message\", \"field\"}}.\n\n"
+	  "  --port P            default serve.port (8080); 0 picks a free port, printed\n"
+	  "  --bind ADDR         a loopback address (default 127.0.0.1); never another\n"
+	  "  --model V           version number or alias (default serve.model: production)\n"
+	  "  --threads N         request threads (default serve.threads: 2)\n" },
 	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "usage: ltvpipe evaluate [--config F] [--set K=V]... [--as-of T] [--horizons H[,H]]\n"

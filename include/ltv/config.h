@@ -115,6 +115,21 @@ struct config {
 		double calibration_warn;      /* |campaign-total bias| that warns */
 		int64_t calibration_min_users; /* fewer matured users: calibration not judged */
 	} monitor;
+	struct {
+		char *bind;                   /* a loopback address: serve never listens beyond the host */
+		int64_t port;
+		int64_t threads;              /* request threads (libmicrohttpd's pool) */
+		char *model;                  /* version number or alias served */
+		int64_t watch_ms;             /* alias poll period; 0: never reload */
+		int64_t max_batch;            /* users per /v1/predict/batch */
+		int64_t max_body_bytes;
+		int64_t json_max_depth;
+		int64_t max_connections;
+		int64_t connection_timeout_s; /* idle connection closed after */
+		int64_t request_timeout_s;    /* a request's body must arrive within */
+		char *token;                  /* bearer token for alias moves; "" refuses them */
+		int64_t log_sample;           /* log 1 in N answered requests (errors always); 0: none */
+	} serve;
 };
 
 /* Fills cfg with every default. Caller releases with config_release. */

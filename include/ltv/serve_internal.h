@@ -1,0 +1,148 @@
+/*
+ * What the files of `ltvpipe serve` share (serve.c: the HTTP core, the
+ * dispatcher and the served model; serve_routes.c: the route table and its
+ * handlers; serve_metrics.c; serve_page.c). Not for other modules.
+ */
+#ifndef LTV_SERVE_INTERNAL_H
+#define LTV_SERVE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/jbuf.h"
+#include "ltv/model_loader.h"
+#include "ltv/serve.h"
+
+/* One loaded model version, immutable once published; freed by its last user. */
+struct serve_model {
+	struct loaded_model m;
+	atomic_int refs;
+	double load_seconds;
+};
+
+enum route_flags {
+	ROUTE_BODY = 1 << 0,       /* reads a request body (JSON, or CSV with ROUTE_CSV) */
+	ROUTE_CSV = 1 << 1,        /* text/csv accepted beside application/json */
+	ROUTE_MODEL = 1 << 2,      /* needs the served model: 503 until one is loaded */
+	ROUTE_TOKEN = 1 << 3,      /* needs the bearer token */
+	ROUTE_PARAM = 1 << 4,      /* path ends in one {param} segment */
+};
+
+struct serve_request;
+struct serve_reply;
+struct serve;
+
+struct route {
+	const char *method;
+	const char *path;   /* with ROUTE_PARAM, the prefix before the parameter */
+	void (*fn)(struct serve *s, struct serve_request *rq, struct serve_reply *out);
+	unsigned flags;
+	const char *name;   /* metrics label */
+};
+
+extern const struct route serve_routes[];
+extern const size_t serve_route_count;
+
+/* HTTP statuses the server answers with, in metrics order. */
+#define SERVE_STATUS_COUNT 13
+extern const int serve_statuses[SERVE_STATUS_COUNT];
+
+#define SERVE_LATENCY_BUCKETS 14
+struct serve_metrics {
+	/* per route (plus one row for unmatched paths) and status */
+	atomic_ullong requests[32][SERVE_STATUS_COUNT];
+	atomic_ullong latency_bucket[32][SERVE_LATENCY_BUCKETS + 1]; /* last: +Inf */
+	atomic_ullong latency_sum_us[32];
+	pthread_mutex_t lock;  /* guards the prediction counts */
+	struct { int64_t version; unsigned long long by_method[METHOD_COUNT + 1]; } predictions[16];
+	size_t n_versions;
+	_Atomic double load_seconds;
+	atomic_llong served_version;
+	atomic_ullong swaps;
+};
+
+struct serve {
+	const struct config *cfg;     /* the command's: serve.*, registry.path */
+	struct config model_cfg;      /* what models are loaded with: one thread per request */
+	const char *model_ref;        /* version number or alias */
+	int follows_alias;
+	const char *token;            /* "" when alias moves are refused */
+	int64_t max_batch, max_body, max_depth;
+	double request_timeout;
+	long log_sample;
+
+	pthread_mutex_t lock;         /* guards cur (the pointer swap only) */
+	struct serve_model *cur;
+
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_cond;
+	int stopping, poke;
+
+	atomic_ullong n_answered;
+	struct serve_metrics metrics;
+};
+
+struct serve_request {
+	double started;
+	const struct route *route;   /* NULL: no route for the path and method */
+	int path_known;              /* a route has the path, with another method (405) */
+	int route_index;
+	char method[16];
+	char path[160];              /* printable copy for the log */
+	char param[128];             /* the {param} segment */
+	struct MHD_Connection *conn;
+	char *body;
+	size_t len, cap;
+	int too_large, timed_out;
+	int status;
+	int64_t version;             /* the model version that answered, 0 when none */
+	struct serve_model *model;   /* ROUTE_MODEL: the version this request is served with */
+};
+
+struct serve_reply {
+	int status;
+	char *body;                  /* owned */
+	size_t len;
+	const char *content_type;
+	int64_t version;             /* 0: no model involved */
+	const char *allow;           /* 405: the methods the path takes */
+	int www_authenticate;
+};
+
+/* The served model with a reference taken, or NULL; give it back with serve_model_put. */
+struct serve_model *serve_model_get(struct serve *s);
+void serve_model_put(struct serve_model *sm);
+/* Wakes the watcher to read the alias now (after an alias move). */
+void serve_watch_poke(struct serve *s);
+
+/* The reply is a JSON text taken from b (200 unless status says otherwise). */
+void serve_reply_json(struct serve_reply *out, int status, struct jbuf *b);
+void serve_reply_text(struct serve_reply *out, int status, const char *content_type, char *body,
+		      size_t len);
+/*
+ * {"error":{"code":code,"message":message,"field":field|null}}. message is
+ * formatted; user text inside it should be cut with serve_clip first.
+ */
+void serve_reply_error(struct serve_reply *out, int status, const char *code, const char *field,
+		       const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 6)))
+#endif
+	;
+/* s cut to at most max bytes on a UTF-8 character boundary, into buf (size > max). */
+const char *serve_clip(const char *s, size_t max, char *buf, size_t size);
+
+void serve_metrics_init(struct serve_metrics *mt);
+void serve_metrics_release(struct serve_metrics *mt);
+void serve_metrics_request(struct serve_metrics *mt, int route_index, int status, double seconds);
+void serve_metrics_predictions(struct serve_metrics *mt, int64_t version, const int *method,
+			       size_t n);
+/* Prometheus text exposition format 0.0.4. */
+void serve_metrics_write(struct serve_metrics *mt, struct jbuf *out);
+
+/* The page at / (HTML with its script and style inline), line by line, NULL-terminated. */
+extern const char *const serve_page_lines[];
+
+#endif

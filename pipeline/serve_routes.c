@@ -1,0 +1,918 @@
+/*
+ * `ltvpipe serve`'s routes: the static table the dispatcher (serve.c) reads,
+ * and one handler per route. Request bodies are checked before any parser
+ * sees them — NUL bytes, invalid UTF-8, escaped NULs, nesting deeper than
+ * serve.json_max_depth — and every field is checked by the same rules as
+ * `ltvpipe predict`'s (predict_user.c), so hostile input gets a 400 that
+ * names the field. Predictions go through serving_predict and
+ * predict_user_json like the CLI's.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <csv.h>
+#include <microhttpd.h>
+
+#include "ltv/log.h"
+#include "ltv/predict_user.h"
+#include "ltv/registry.h"
+#include "ltv/serve_internal.h"
+#include "ltv/timeutil.h"
+
+/* ---- checking a body ---- */
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when invalid. */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+		len = 2;
+		cp = p[0] & 0x1F;
+	} else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+		len = 3;
+		cp = p[0] & 0x0F;
+	} else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+		len = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((p[k] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[k] & 0x3F);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+/*
+ * 0 when body is text a parser may see: UTF-8, no NUL byte and, for JSON, no
+ * escaped NUL (\u0000 would cut a C string short) and nesting at most
+ * max_depth. Else answers 400 naming the byte offset.
+ */
+static int body_check(const char *body, size_t len, int json, int64_t max_depth,
+		      struct serve_reply *out)
+{
+	const unsigned char *p = (const unsigned char *)body;
+	int64_t depth = 0;
+	int in_string = 0;
+
+	for (size_t i = 0; i < len;) {
+		size_t n;
+
+		if (p[i] == 0) {
+			serve_reply_error(out, 400, "nul_byte", NULL,
+					  "the body has a NUL byte at offset %zu; send UTF-8 text", i);
+			return -1;
+		}
+		n = utf8_char(p + i, len - i);
+		if (n == 0) {
+			serve_reply_error(out, 400, "invalid_utf8", NULL,
+					  "the body is not valid UTF-8 at offset %zu; send UTF-8 text", i);
+			return -1;
+		}
+		if (json && in_string && p[i] == '\\' && i + 1 < len) {
+			if (p[i + 1] == 'u' && i + 5 < len && memcmp(p + i + 2, "0000", 4) == 0) {
+				serve_reply_error(out, 400, "nul_escape", NULL,
+						  "the body has an escaped NUL (\\u0000) at offset %zu; "
+						  "names and values cannot hold one", i);
+				return -1;
+			}
+			i += 2;
+			continue;
+		}
+		if (json && p[i] == '"')
+			in_string = !in_string;
+		else if (json && !in_string && (p[i] == '[' || p[i] == '{') && ++depth > max_depth) {
+			serve_reply_error(out, 400, "too_deep", NULL,
+					  "JSON nested deeper than serve.json_max_depth (%lld) at offset %zu",
+					  (long long)max_depth, i);
+			return -1;
+		} else if (json && !in_string && (p[i] == ']' || p[i] == '}')) {
+			depth--;
+		}
+		i += n;
+	}
+	return 0;
+}
+
+/* The parsed JSON body, or NULL with a 400 answered. Caller deletes. */
+static cJSON *parse_json(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	if (body_check(rq->body, rq->len, 1, s->max_depth, out) < 0)
+		return NULL;
+	root = cJSON_ParseWithLengthOpts(rq->body, rq->len, &end, 0);
+	if (!root) {
+		size_t at = end && end >= rq->body ? (size_t)(end - rq->body) : 0;
+
+		serve_reply_error(out, 400, "invalid_json", NULL,
+				  rq->len ? "the body is not JSON (error at offset %zu)"
+					  : "the body is empty%.0zu; send a JSON object", at);
+		return NULL;
+	}
+	while (end && end < rq->body + rq->len && strchr(" \t\r\n", *end))
+		end++;
+	if (end && end < rq->body + rq->len) {
+		serve_reply_error(out, 400, "invalid_json", NULL,
+				  "text after the JSON value at offset %zu; send one value",
+				  (size_t)(end - rq->body));
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* ---- users from a body ---- */
+
+static int is_feature(const char *name)
+{
+	for (size_t k = 0; predict_input_names[k]; k++)
+		if (strcmp(predict_input_names[k], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* What a user may carry beside the features. */
+static const char user_fields[] = "app, campaign, install_time, as_of";
+
+/* One user's text fields before they are checked together. */
+struct user_text {
+	const char *app, *campaign, *install_time, *as_of;
+	int has_age;
+};
+
+static void field_name(char *buf, size_t size, const char *prefix, const char *name)
+{
+	char clipped[72];
+
+	snprintf(buf, size, "%s%s", prefix, serve_clip(name, 64, clipped, sizeof(clipped)));
+}
+
+/* Sets one named value of a user given as text (CSV) or a number (JSON: text NULL). */
+static int user_field(struct user_batch *b, size_t row, const char *name, const char *text,
+		      const cJSON *item, struct user_text *ut, const char *prefix,
+		      struct serve_reply *out)
+{
+	const char **slot = strcmp(name, "app") == 0 ? &ut->app
+			  : strcmp(name, "campaign") == 0 ? &ut->campaign
+			  : strcmp(name, "install_time") == 0 ? &ut->install_time
+			  : strcmp(name, "as_of") == 0 ? &ut->as_of : NULL;
+	struct ltv_err err = { 0 };
+	char field[160];
+	double v;
+
+	field_name(field, sizeof(field), prefix, name);
+	if (slot) {
+		if (item && cJSON_IsNull(item) && slot == &ut->campaign)
+			return 0;
+		if (item && !cJSON_IsString(item)) {
+			serve_reply_error(out, 400, "invalid_field", field, "%s must be a string", field);
+			return -1;
+		}
+		*slot = item ? item->valuestring : text;
+		return 0;
+	}
+	if (!is_feature(name)) {
+		serve_reply_error(out, 400, "unknown_field", field, "%s is not a field; use %s or a feature: %s",
+				  field, user_fields, predict_input_list);
+		return -1;
+	}
+	if (item) {
+		if (!cJSON_IsNumber(item)) {
+			serve_reply_error(out, 400, "invalid_field", field, "%s must be a number", field);
+			return -1;
+		}
+		v = item->valuedouble;
+	} else if (!*text) {
+		return 0; /* an empty CSV cell: not given */
+	} else if (parse_double(text, &v) < 0) {
+		char shown[40];
+
+		serve_reply_error(out, 400, "invalid_field", field, "%s: '%s' is not a number", field,
+				  serve_clip(text, 32, shown, sizeof(shown)));
+		return -1;
+	}
+	if (strcmp(name, "age_days") == 0)
+		ut->has_age = 1;
+	if (user_batch_set(b, row, name, v, &err) < 0) {
+		serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Checks a user's text fields together: names, and install_time (with as_of) as its age. */
+static int user_finish(struct user_batch *b, size_t row, const struct user_text *ut,
+		       const char *prefix, struct serve_reply *out)
+{
+	struct ltv_err err = { 0 };
+	char field[160], shown[72];
+	int64_t install, as_of = (int64_t)time(NULL);
+
+	if (user_batch_set_names(b, row, ut->app, ut->campaign, &err) < 0) {
+		field_name(field, sizeof(field), prefix, ut->app && *ut->app ? "campaign" : "app");
+		if (ut->app && strlen(ut->app) > PREDICT_NAME_MAX)
+			field_name(field, sizeof(field), prefix, "app");
+		serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
+		return -1;
+	}
+	if (ut->as_of && time_parse_iso8601(ut->as_of, &as_of) < 0) {
+		field_name(field, sizeof(field), prefix, "as_of");
+		serve_reply_error(out, 400, "invalid_field", field,
+				  "%s '%s' is not an ISO 8601 date or date-time (e.g. 2025-06-30T12:00:00Z)",
+				  field, serve_clip(ut->as_of, 64, shown, sizeof(shown)));
+		return -1;
+	}
+	if (!ut->install_time)
+		return 0;
+	field_name(field, sizeof(field), prefix, "install_time");
+	if (ut->has_age) {
+		serve_reply_error(out, 400, "invalid_field", field,
+				  "%s and age_days both given; give one", field);
+		return -1;
+	}
+	if (time_parse_iso8601(ut->install_time, &install) < 0) {
+		serve_reply_error(out, 400, "invalid_field", field,
+				  "%s '%s' is not an ISO 8601 date or date-time (e.g. 2025-06-30T12:00:00Z)",
+				  field, serve_clip(ut->install_time, 64, shown, sizeof(shown)));
+		return -1;
+	}
+	if (install > as_of) {
+		serve_reply_error(out, 400, "invalid_field", field,
+				  "%s is after as_of (default: now); give an earlier install time", field);
+		return -1;
+	}
+	/* whole days complete at as_of, as the features stage counts a user's age */
+	if (user_batch_set(b, row, "age_days", (double)((as_of - install) / 86400), &err) < 0) {
+		serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int user_from_json(struct user_batch *b, size_t row, const cJSON *obj, const char *prefix,
+			  struct serve_reply *out)
+{
+	struct user_text ut = { 0 };
+	const cJSON *item;
+
+	if (!cJSON_IsObject(obj)) {
+		serve_reply_error(out, 400, "invalid_field", *prefix ? prefix : NULL,
+				  "%s must be a JSON object with app, the features and optional campaign",
+				  *prefix ? prefix : "the body");
+		return -1;
+	}
+	cJSON_ArrayForEach(item, obj)
+		if (user_field(b, row, item->string, NULL, item, &ut, prefix, out) < 0)
+			return -1;
+	return user_finish(b, row, &ut, prefix, out);
+}
+
+/* ---- predictions ---- */
+
+/* Serves every row of b with the request's model; 0, or a 500 answered. */
+static int serve_batch(struct serve *s, struct serve_request *rq, struct user_batch *b,
+		       struct served *sv, struct serve_reply *out)
+{
+	const struct loaded_model *m = &rq->model->m;
+	struct ltv_err err = { 0 };
+	size_t *rows = xmalloc((b->n ? b->n : 1) * sizeof(size_t));
+	int ret;
+
+	for (size_t i = 0; i < b->n; i++)
+		rows[i] = i;
+	ret = user_batch_finish(b, m, &err);
+	if (ret == 0)
+		ret = serving_predict(m, &b->d, rows, b->n, sv, &err);
+	free(rows);
+	if (ret < 0) {
+		serve_reply_error(out, 500, "internal", NULL, "prediction failed: %s", err.msg);
+		return -1;
+	}
+	serve_metrics_predictions(&s->metrics, m->version, sv->method, sv->n);
+	return 0;
+}
+
+static void on_predict(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	cJSON *root = parse_json(s, rq, out);
+	struct user_batch b;
+	struct served sv;
+	struct jbuf text;
+
+	if (!root)
+		return;
+	user_batch_init(&b, &rq->model->m, 1);
+	if (user_from_json(&b, 0, root, "", out) == 0 && serve_batch(s, rq, &b, &sv, out) == 0) {
+		jbuf_init(&text);
+		predict_user_json(&text, &rq->model->m, &b, &sv, 0);
+		serve_reply_json(out, 200, &text);
+		served_release(&sv);
+	}
+	user_batch_release(&b);
+	cJSON_Delete(root);
+}
+
+static int batch_size_ok(struct serve *s, size_t n, struct serve_reply *out)
+{
+	if (n == 0) {
+		serve_reply_error(out, 400, "empty_batch", NULL, "the batch has no users; send at least one");
+		return 0;
+	}
+	if (n > (size_t)s->max_batch) {
+		serve_reply_error(out, 413, "batch_too_large", NULL,
+				  "%zu users; serve.max_batch is %lld: split the batch", n,
+				  (long long)s->max_batch);
+		return 0;
+	}
+	return 1;
+}
+
+static void batch_json(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	cJSON *root = parse_json(s, rq, out);
+	const cJSON *item;
+	struct user_batch b;
+	struct served sv;
+	struct jbuf text;
+	size_t n, i = 0;
+	int ok = 1;
+
+	if (!root)
+		return;
+	if (!cJSON_IsArray(root)) {
+		serve_reply_error(out, 400, "invalid_json", NULL,
+				  "the body must be a JSON array of users (or CSV with Content-Type text/csv)");
+		cJSON_Delete(root);
+		return;
+	}
+	n = (size_t)cJSON_GetArraySize(root);
+	if (!batch_size_ok(s, n, out)) {
+		cJSON_Delete(root);
+		return;
+	}
+	user_batch_init(&b, &rq->model->m, n);
+	cJSON_ArrayForEach(item, root) {
+		char prefix[32];
+
+		snprintf(prefix, sizeof(prefix), "[%zu].", i);
+		if (user_from_json(&b, i++, item, prefix, out) < 0) {
+			ok = 0;
+			break;
+		}
+	}
+	if (ok && serve_batch(s, rq, &b, &sv, out) == 0) {
+		jbuf_init(&text);
+		jbuf_addf(&text, "{\"model_version\":%lld,\"n\":%zu,\"predictions\":[",
+			  (long long)rq->model->m.version, n);
+		for (i = 0; i < n; i++) {
+			if (i)
+				jbuf_puts(&text, ",");
+			predict_user_json(&text, &rq->model->m, &b, &sv, i);
+		}
+		jbuf_puts(&text, "]}");
+		serve_reply_json(out, 200, &text);
+		served_release(&sv);
+	}
+	user_batch_release(&b);
+	cJSON_Delete(root);
+}
+
+/* CSV records as they are parsed (libcsv callbacks). */
+struct csv_rows {
+	char ***rows;       /* rows[r][c], owned */
+	size_t *n_fields;
+	size_t n, cap;
+	char **cur;
+	size_t n_cur, cap_cur;
+	size_t limit;       /* rows beyond this are counted, not kept */
+	size_t total;
+};
+
+static void csv_on_field(void *data, size_t len, void *ctx)
+{
+	struct csv_rows *c = ctx;
+
+	if (c->total > c->limit)
+		return;
+	ARRAY_GROW(c->cur, c->n_cur + 1, c->cap_cur);
+	c->cur[c->n_cur++] = xstrndup(data ? data : "", len);
+}
+
+static void csv_on_record(int term, void *ctx)
+{
+	struct csv_rows *c = ctx;
+
+	(void)term;
+	if (c->total++ > c->limit)
+		return;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->rows = xrealloc(c->rows, c->cap * sizeof(char **));
+		c->n_fields = xrealloc(c->n_fields, c->cap * sizeof(size_t));
+	}
+	c->rows[c->n] = c->cur;
+	c->n_fields[c->n++] = c->n_cur;
+	c->cur = NULL;
+	c->n_cur = c->cap_cur = 0;
+}
+
+static void csv_rows_release(struct csv_rows *c)
+{
+	for (size_t r = 0; r < c->n; r++) {
+		for (size_t k = 0; k < c->n_fields[r]; k++)
+			free(c->rows[r][k]);
+		free(c->rows[r]);
+	}
+	for (size_t k = 0; k < c->n_cur; k++)
+		free(c->cur[k]);
+	free(c->cur);
+	free(c->rows);
+	free(c->n_fields);
+}
+
+static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct csv_rows c = { 0 };
+	struct csv_parser p;
+	struct user_batch b;
+	struct served sv;
+	struct jbuf text;
+	size_t n = 0;
+	int have_batch = 0, ok = 1;
+
+	if (body_check(rq->body, rq->len, 0, 0, out) < 0)
+		return;
+	c.limit = (size_t)s->max_batch + 1;
+	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0) {
+		serve_reply_error(out, 500, "internal", NULL, "cannot start the CSV parser");
+		return;
+	}
+	if (csv_parse(&p, rq->body, rq->len, csv_on_field, csv_on_record, &c) != rq->len ||
+	    csv_fini(&p, csv_on_field, csv_on_record, &c) != 0) {
+		serve_reply_error(out, 400, "invalid_csv", NULL,
+				  "the body is not CSV: %s near record %zu (RFC 4180: quote fields "
+				  "holding commas, quotes or newlines)", csv_strerror(csv_error(&p)), c.total + 1);
+		goto out;
+	}
+	if (c.n == 0) {
+		serve_reply_error(out, 400, "invalid_csv", NULL,
+				  "the body has no header line; send app,campaign,<feature>,... then one line per user");
+		goto out;
+	}
+	n = c.total - 1;
+	if (!batch_size_ok(s, n, out))
+		goto out;
+	for (size_t k = 0; k < c.n_fields[0]; k++) {
+		const char *name = c.rows[0][k];
+		char field[96];
+
+		if (!is_feature(name) && strcmp(name, "app") && strcmp(name, "campaign") &&
+		    strcmp(name, "install_time") && strcmp(name, "as_of")) {
+			field_name(field, sizeof(field), "header.", name);
+			serve_reply_error(out, 400, "unknown_field", field,
+					  "CSV column '%s' is not a field; use %s or a feature: %s",
+					  field + 7, user_fields, predict_input_list);
+			goto out;
+		}
+	}
+	user_batch_init(&b, &rq->model->m, n);
+	have_batch = 1;
+	for (size_t r = 1; r < c.n && ok; r++) {
+		struct user_text ut = { 0 };
+		char prefix[40];
+
+		snprintf(prefix, sizeof(prefix), "line %zu: ", r + 1);
+		if (c.n_fields[r] != c.n_fields[0]) {
+			serve_reply_error(out, 400, "invalid_csv", NULL, "line %zu has %zu fields, the header %zu",
+					  r + 1, c.n_fields[r], c.n_fields[0]);
+			ok = 0;
+			break;
+		}
+		for (size_t k = 0; k < c.n_fields[0] && ok; k++)
+			ok = user_field(&b, r - 1, c.rows[0][k], c.rows[r][k], NULL, &ut, prefix, out) == 0;
+		if (ok)
+			ok = user_finish(&b, r - 1, &ut, prefix, out) == 0;
+	}
+	if (ok && serve_batch(s, rq, &b, &sv, out) == 0) {
+		jbuf_init(&text);
+		predict_user_csv_header(&text, &rq->model->m);
+		for (size_t i = 0; i < n; i++)
+			predict_user_csv(&text, &rq->model->m, &b, &sv, i);
+		{
+			size_t len;
+			char *body = jbuf_take(&text, &len);
+
+			serve_reply_text(out, 200, "text/csv; charset=utf-8", body, len);
+		}
+		served_release(&sv);
+	}
+out:
+	if (have_batch)
+		user_batch_release(&b);
+	csv_rows_release(&c);
+	csv_free(&p);
+}
+
+static void on_predict_batch(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	const char *type = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						       MHD_HTTP_HEADER_CONTENT_TYPE);
+
+	if (type && strncasecmp(type, "text/csv", 8) == 0)
+		batch_csv(s, rq, out);
+	else
+		batch_json(s, rq, out);
+}
+
+/* ---- service ---- */
+
+static void on_health(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct jbuf b;
+
+	(void)s;
+	(void)rq;
+	jbuf_init(&b);
+	jbuf_puts(&b, "{\"status\":\"ok\"}");
+	serve_reply_json(out, 200, &b);
+}
+
+static void on_ready(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct serve_model *sm = serve_model_get(s);
+	struct jbuf b;
+
+	(void)rq;
+	if (!sm) {
+		serve_reply_error(out, 503, "not_ready", NULL, "no model version loaded yet ('%s' is not set)",
+				  s->model_ref);
+		return;
+	}
+	jbuf_init(&b);
+	jbuf_addf(&b, "{\"status\":\"ready\",\"model_version\":%lld,\"model\":", (long long)sm->m.version);
+	jbuf_json_str(&b, s->model_ref);
+	jbuf_puts(&b, "}");
+	out->version = sm->m.version;
+	serve_model_put(sm);
+	serve_reply_json(out, 200, &b);
+}
+
+static void on_metrics(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct jbuf b;
+	size_t len;
+	char *text;
+
+	(void)rq;
+	jbuf_init(&b);
+	serve_metrics_write(&s->metrics, &b);
+	text = jbuf_take(&b, &len);
+	serve_reply_text(out, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+static void on_page(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct jbuf b;
+	size_t len;
+	char *text;
+
+	(void)s;
+	(void)rq;
+	jbuf_init(&b);
+	for (size_t i = 0; serve_page_lines[i]; i++)
+		jbuf_puts(&b, serve_page_lines[i]);
+	text = jbuf_take(&b, &len);
+	serve_reply_text(out, 200, "text/html; charset=utf-8", text, len);
+}
+
+/* ---- the registry's models and aliases ---- */
+
+/* A registry report's rows as a JSON array of objects; numbers where the text is one. */
+struct rows_json {
+	struct jbuf *b;
+	size_t n;
+};
+
+static int row_json(void *ctx, int n_cols, char **names, char **values)
+{
+	struct rows_json *rj = ctx;
+
+	jbuf_puts(rj->b, rj->n++ ? ",{" : "{");
+	for (int c = 0; c < n_cols; c++) {
+		double v;
+
+		if (c)
+			jbuf_puts(rj->b, ",");
+		jbuf_json_str(rj->b, names[c]);
+		jbuf_puts(rj->b, ":");
+		if (strcmp(names[c], "metrics") == 0 && *values[c] == '{') {
+			cJSON *m = cJSON_Parse(values[c]);
+
+			if (m)
+				jbuf_puts(rj->b, values[c]);
+			else
+				jbuf_json_str(rj->b, values[c]);
+			cJSON_Delete(m);
+		} else if (*values[c] && parse_double(values[c], &v) == 0 && isfinite(v)) {
+			jbuf_json_num(rj->b, v);
+		} else {
+			jbuf_json_str(rj->b, values[c]);
+		}
+	}
+	jbuf_puts(rj->b, "}");
+	return 0;
+}
+
+static int open_registry(struct serve *s, struct registry **reg, struct serve_reply *out)
+{
+	struct ltv_err err = { 0 };
+
+	if (registry_open_readonly(s->cfg->registry.path, reg, &err) < 0) {
+		serve_reply_error(out, 503, "not_ready", NULL, "cannot read the registry: %s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void report(struct serve *s, const char *name, int64_t param, const char *key,
+		   struct serve_reply *out)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct jbuf b;
+	struct rows_json rj = { &b, 0 };
+	struct serve_model *sm;
+
+	if (open_registry(s, &reg, out) < 0)
+		return;
+	jbuf_init(&b);
+	jbuf_puts(&b, "{");
+	sm = serve_model_get(s);
+	if (sm) {
+		jbuf_addf(&b, "\"served_version\":%lld,", (long long)sm->m.version);
+		out->version = sm->m.version;
+	}
+	serve_model_put(sm);
+	jbuf_json_str(&b, key);
+	jbuf_puts(&b, ":[");
+	if (registry_report(reg, name, param, row_json, &rj, &err) < 0) {
+		jbuf_release(&b);
+		serve_reply_error(out, 500, "internal", NULL, "reading the registry: %s", err.msg);
+	} else {
+		jbuf_puts(&b, "]}");
+		serve_reply_json(out, 200, &b);
+	}
+	registry_close(reg);
+}
+
+static void on_models(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	(void)rq;
+	report(s, "model_versions", 0, "versions", out);
+}
+
+static void on_alias_history(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	(void)rq;
+	report(s, "alias_history", 0, "history", out);
+}
+
+/* Resolves a version number or alias in the registry; 0, or 404/400 answered. */
+static int resolve(struct registry *reg, const char *ref, const char *field, int64_t *out_version,
+		   struct serve_reply *out)
+{
+	struct ltv_err err = { 0 };
+	char shown[72];
+	int ret = model_resolve(reg, ref, out_version, &err);
+
+	if (ret == LTV_ENOTFOUND)
+		serve_reply_error(out, 404, "not_found", field, "%s", err.msg);
+	else if (ret == LTV_EUSAGE)
+		serve_reply_error(out, 400, "invalid_field", field,
+				  "'%s' is not a model version; give a number, production or candidate",
+				  serve_clip(ref, 64, shown, sizeof(shown)));
+	else if (ret < 0)
+		serve_reply_error(out, 500, "internal", NULL, "%s", err.msg);
+	return ret;
+}
+
+static void on_model_show(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct artefact_info features = { 0 }, select = { 0 };
+	struct selection_row *sel = NULL;
+	struct evaluation_row *evals = NULL;
+	struct config cfg;
+	size_t n_sel = 0, n_evals = 0;
+	int64_t version;
+	struct jbuf b;
+	struct rows_json rj = { &b, 0 };
+	double wape;
+	int ret;
+
+	if (open_registry(s, &reg, out) < 0)
+		return;
+	if (resolve(reg, rq->param, "version", &version, out) < 0) {
+		registry_close(reg);
+		return;
+	}
+	config_copy(&cfg, s->cfg);
+	ret = registry_model_version_artefact(reg, version, "features", &features, &err);
+	if (ret == 0)
+		ret = config_apply_canonical(&cfg, features.config, &err);
+	if (ret == 0)
+		ret = registry_model_version_artefact(reg, version, "select", &select, &err);
+	if (ret == 0)
+		ret = registry_selection_load(reg, select.id, &sel, &n_sel, &err);
+	if (ret == 0)
+		ret = registry_evaluations_load(reg, version, &evals, &n_evals, &err);
+	if (ret == 0)
+		ret = registry_model_version_error(reg, version, &wape, &err);
+	jbuf_init(&b);
+	if (ret == 0) {
+		char as_of[32];
+
+		jbuf_addf(&b, "{\"version\":%lld,\"as_of\":", (long long)version);
+		jbuf_json_str(&b, features.as_of == INT64_MIN ? "" : time_format_iso8601(features.as_of, as_of, sizeof(as_of)));
+		jbuf_puts(&b, ",\"horizons\":[");
+		for (size_t h = 0; h < cfg.features.horizons.n; h++)
+			jbuf_addf(&b, "%s%lld", h ? "," : "", (long long)cfg.features.horizons.v[h]);
+		jbuf_addf(&b, "],\"target_horizon\":%lld,\"validation_campaign_wape\":",
+			  (long long)cfg.features.target_horizon);
+		jbuf_json_num(&b, wape);
+		jbuf_puts(&b, ",\"methods\":{");
+		for (int m = 0; m < METHOD_COUNT; m++) {
+			size_t campaigns = 0;
+
+			for (size_t i = 0; i < n_sel; i++)
+				campaigns += *sel[i].campaign && strcmp(sel[i].method, method_table[m]->name) == 0;
+			jbuf_addf(&b, "%s\"%s\":{\"campaigns\":%zu}", m ? "," : "", method_table[m]->name, campaigns);
+		}
+		jbuf_puts(&b, "},\"select_metrics\":");
+		jbuf_puts(&b, select.metrics && *select.metrics ? select.metrics : "null");
+		jbuf_puts(&b, ",\"artefacts\":[");
+		ret = registry_report(reg, "version_artefacts", version, row_json, &rj, &err);
+		jbuf_puts(&b, "],\"evaluations\":[");
+		for (size_t i = 0; i < n_evals; i++) {
+			char t[32];
+
+			jbuf_addf(&b, "%s{\"id\":%lld,\"created_at\":", i ? "," : "", (long long)evals[i].id);
+			jbuf_json_str(&b, evals[i].created_at);
+			jbuf_puts(&b, ",\"as_of\":");
+			jbuf_json_str(&b, time_format_iso8601(evals[i].as_of, t, sizeof(t)));
+			jbuf_puts(&b, ",\"horizons\":");
+			jbuf_json_str(&b, evals[i].horizons);
+			jbuf_puts(&b, ",\"report_dir\":");
+			jbuf_json_str(&b, evals[i].report_dir);
+			jbuf_puts(&b, ",\"metrics\":");
+			jbuf_puts(&b, evals[i].metrics && *evals[i].metrics ? evals[i].metrics : "null");
+			jbuf_puts(&b, "}");
+		}
+		jbuf_puts(&b, "]}");
+	}
+	if (ret == 0) {
+		serve_reply_json(out, 200, &b);
+	} else {
+		jbuf_release(&b);
+		serve_reply_error(out, 500, "internal", NULL, "model version %lld: %s", (long long)version, err.msg);
+	}
+	evaluation_rows_free(evals, n_evals);
+	selection_rows_free(sel, n_sel);
+	artefact_info_release(&features);
+	artefact_info_release(&select);
+	config_release(&cfg);
+	registry_close(reg);
+}
+
+/*
+ * Moves an alias with `models promote`'s rules: the version must exist, an
+ * alias already there is left alone, and the move is kept in alias_history
+ * with who and why. {"rollback": true} moves it back to its previous version.
+ */
+static void on_alias_move(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	cJSON *root = parse_json(s, rq, out);
+	const cJSON *version_item, *reason_item, *rollback_item;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	const char *alias = rq->param, *reason;
+	char shown[72], who[64];
+	int64_t version = 0, current = 0;
+	double ignored;
+	struct jbuf b;
+	int ret, rollback;
+
+	if (!root)
+		return;
+	if (strcmp(alias, "production") != 0 && strcmp(alias, "candidate") != 0) {
+		serve_reply_error(out, 404, "not_found", "alias", "no alias '%s'; use production or candidate",
+				  serve_clip(alias, 64, shown, sizeof(shown)));
+		goto out;
+	}
+	version_item = cJSON_GetObjectItemCaseSensitive(root, "version");
+	reason_item = cJSON_GetObjectItemCaseSensitive(root, "reason");
+	rollback_item = cJSON_GetObjectItemCaseSensitive(root, "rollback");
+	rollback = cJSON_IsTrue(rollback_item);
+	if (!cJSON_IsObject(root) || (!rollback && !cJSON_IsNumber(version_item)) ||
+	    (rollback && version_item)) {
+		serve_reply_error(out, 400, "invalid_field", "version",
+				  "send {\"version\": N, \"reason\": \"why\"} or {\"rollback\": true, \"reason\": \"why\"}");
+		goto out;
+	}
+	if (!rollback && (version_item->valuedouble != floor(version_item->valuedouble) ||
+			  version_item->valuedouble < 1 || version_item->valuedouble > 1e15)) {
+		serve_reply_error(out, 400, "invalid_field", "version", "version must be a whole number >= 1");
+		goto out;
+	}
+	if (reason_item && (!cJSON_IsString(reason_item) || strlen(reason_item->valuestring) > 500)) {
+		serve_reply_error(out, 400, "invalid_field", "reason", "reason must be a string of at most 500 bytes");
+		goto out;
+	}
+	reason = reason_item ? reason_item->valuestring
+			     : rollback ? "rollback (ltvpipe serve)" : "promoted over HTTP (ltvpipe serve)";
+	version = rollback ? 0 : (int64_t)version_item->valuedouble;
+	ret = registry_open(s->cfg->registry.path, (int)s->cfg->registry.busy_timeout_s, &reg, &err);
+	if (ret == 0 && rollback) {
+		ret = registry_alias_previous(reg, alias, &version, &err);
+		if (ret == LTV_ENOTFOUND) {
+			serve_reply_error(out, 409, "conflict", "rollback", "%s", err.msg);
+			goto out;
+		}
+	}
+	if (ret == 0) {
+		ret = registry_model_version_error(reg, version, &ignored, &err);
+		if (ret == LTV_ENOTFOUND) {
+			serve_reply_error(out, 404, "not_found", "version", "%s", err.msg);
+			goto out;
+		}
+	}
+	if (ret == 0 && registry_alias_get(reg, alias, &current, &err) < 0) {
+		current = 0;
+		err_clear(&err);
+	}
+	jbuf_init(&b);
+	jbuf_puts(&b, "{\"alias\":");
+	jbuf_json_str(&b, alias);
+	if (ret == 0 && current == version) {
+		jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":false}", (long long)current, (long long)version);
+		serve_reply_json(out, 200, &b);
+		goto out;
+	}
+	snprintf(who, sizeof(who), "ltvpipe serve (bearer token)");
+	if (ret == 0)
+		ret = registry_begin(reg, &err);
+	if (ret == 0)
+		ret = registry_alias_set(reg, alias, version, who, reason, &err);
+	if (ret == 0)
+		ret = registry_commit(reg, &err);
+	if (ret < 0) {
+		registry_rollback(reg);
+		jbuf_release(&b);
+		serve_reply_error(out, ret == LTV_EBUSY ? 409 : 500, ret == LTV_EBUSY ? "conflict" : "internal",
+				  NULL, "moving %s: %s", alias, err.msg);
+		goto out;
+	}
+	jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":true,\"reason\":", (long long)current,
+		  (long long)version);
+	jbuf_json_str(&b, reason);
+	jbuf_puts(&b, "}");
+	serve_reply_json(out, 200, &b);
+	LOG(LOG_INFO, "%s: model version %lld -> %lld over HTTP (%s)", alias, (long long)current,
+	    (long long)version, reason);
+	serve_watch_poke(s);
+out:
+	registry_close(reg);
+	cJSON_Delete(root);
+}
+
+const struct route serve_routes[] = {
+	{ "GET", "/", on_page, 0, "page" },
+	{ "GET", "/health", on_health, 0, "health" },
+	{ "GET", "/ready", on_ready, 0, "ready" },
+	{ "GET", "/metrics", on_metrics, 0, "metrics" },
+	{ "GET", "/v1/models", on_models, 0, "models" },
+	{ "GET", "/v1/models/", on_model_show, ROUTE_PARAM, "model" },
+	{ "POST", "/v1/predict", on_predict, ROUTE_BODY | ROUTE_MODEL, "predict" },
+	{ "POST", "/v1/predict/batch", on_predict_batch, ROUTE_BODY | ROUTE_CSV | ROUTE_MODEL,
+	  "predict_batch" },
+	{ "GET", "/v1/aliases/history", on_alias_history, 0, "alias_history" },
+	{ "POST", "/v1/aliases/", on_alias_move, ROUTE_BODY | ROUTE_TOKEN | ROUTE_PARAM, "alias_move" },
+};
+const size_t serve_route_count = sizeof(serve_routes) / sizeof(serve_routes[0]);
