@@ -6,6 +6,9 @@ CC       ?= cc
 DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
             libopenblas-dev liblapacke-dev libxgboost-dev libxxhash-dev \
             libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
+# What only the tests and the server bench use (make test, make bench-serve):
+# an HTTP client, a JSON reader and a load generator.
+TEST_DEB_PKGS := curl jq wrk
 
 # The fuzz targets (make fuzz, and briefly in make test) need clang with libFuzzer.
 FUZZ_PKGS := clang libclang-rt-dev
@@ -54,13 +57,17 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: all deps fuzz-deps test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: all deps fuzz-deps test-deps test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
 deps: $(BUILD)/.deps-ok
 $(BUILD)/.deps-ok:
 	@scripts/ensure-deps.sh $(DEB_PKGS)
+	@mkdir -p $(BUILD) && touch $@
+test-deps: $(BUILD)/.test-deps-ok
+$(BUILD)/.test-deps-ok:
+	@scripts/ensure-deps.sh $(TEST_DEB_PKGS)
 	@mkdir -p $(BUILD) && touch $@
 
 $(BIN): $(BUILD)/.deps-ok $(BUILD)/src/main.o $(BUILD)/libltv.a
@@ -83,14 +90,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJ) $(BUILD)/libltv.a $(TEST_HDR
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(BUILD)/libltv.a \
 		$(LDLIBS) -lcmocka
 
-test: deps fuzz-deps $(BIN) $(TEST_BIN) $(FUZZ_BIN)
+test: deps fuzz-deps test-deps $(BIN) $(TEST_BIN) $(FUZZ_BIN)
 	@LTVPIPE=$(abspath $(BIN)) LTV_FUZZ_BUILD=$(FUZZ_BUILD) \
 		LTV_FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run-tests.sh $(BUILD)
 
 unit-test: deps $(TEST_BIN)
 	@tests/run-tests.sh $(BUILD) unit
 
-cli-test: deps $(BIN)
+cli-test: deps test-deps $(BIN)
 	@LTVPIPE=$(abspath $(BIN)) tests/run-tests.sh $(BUILD) cli
 
 fuzz-deps: $(FUZZ_BUILD)/.deps-ok
