@@ -8,6 +8,8 @@
  * frees a model in use and no request sees half of one.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -489,6 +491,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/*
+ * Answers go out as headers then body; with Nagle's algorithm on, the body
+ * waits for the client's delayed ACK (40 ms on Linux) on a keep-alive
+ * connection: measured 300 predictions/s with p99 42 ms before, see README.
+ */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode why)
+{
+	const union MHD_ConnectionInfo *info;
+	int one = 1;
+
+	(void)cls;
+	(void)socket_context;
+	if (why != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (info)
+		setsockopt(info->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -620,6 +642,7 @@ int serve_run(const struct config *cfg, const struct serve_options *opts, struct
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->serve.max_connections,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->serve.connection_timeout_s,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	if (!d) {
