@@ -7,8 +7,8 @@ DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
             libopenblas-dev liblapacke-dev libxgboost-dev libxxhash-dev \
             libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
 # What only the tests and the server bench use (make test, make bench-serve):
-# an HTTP client, a JSON reader and a load generator.
-TEST_DEB_PKGS := curl jq wrk
+# an HTTP client, a JSON reader, a load generator and Python for the fuzzer.
+TEST_DEB_PKGS := curl jq wrk python3
 
 # The fuzz targets (make fuzz, and briefly in make test) need clang with libFuzzer.
 FUZZ_PKGS := clang libclang-rt-dev
@@ -57,7 +57,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: all deps fuzz-deps test-deps test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: all deps fuzz-deps test-deps fuzz-serve bench-serve test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -117,6 +117,14 @@ fuzz-build: fuzz-deps $(FUZZ_BIN)
 # FUZZ_SECONDS per target (default 600); see README "Fuzzing".
 fuzz: fuzz-build
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# 10,000 hostile bodies against the sanitized server (tests/cli/serve_fuzz.sh).
+SERVE_FUZZ_COUNT ?= 10000
+fuzz-serve: deps test-deps
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined build-san/ltvpipe
+	@scratch=$$(mktemp -d) && cd $$scratch && LTVPIPE=$(abspath build-san/ltvpipe) \
+		LTV_ROOT=$(CURDIR) SERVE_FUZZ_COUNT=$(SERVE_FUZZ_COUNT) SERVE_FUZZ_SECONDS=1800 \
+		bash $(CURDIR)/tests/cli/serve_fuzz.sh; rc=$$?; rm -rf $$scratch; exit $$rc
 
 DEMO_USERS ?= 20000
 demo: deps ltvpipe

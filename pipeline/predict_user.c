@@ -36,6 +36,13 @@ const char predict_input_list[] =
 	"days_since_purchase, days_since_active, rev_per_purchase_day, rev_last7, "
 	"events_last7_share, age_days, window_days, rev_to_date";
 
+/* Counts of purchases, events or days: the models read them as whole numbers (BG/NBD's x). */
+static const char *const whole_inputs[] = {
+	"purchases_window", "events_window", "events_d0", "active_days_window", "purchase_days",
+	"first_purchase_day", "days_since_purchase", "days_since_active", "age_days", "window_days",
+	NULL,
+};
+
 /* Ages and counts beyond this are not a user's: a bound that keeps arithmetic finite. */
 #define INPUT_MAX 1e12
 
@@ -127,6 +134,13 @@ int user_batch_set(struct user_batch *b, size_t row, const char *name, double va
 	if (value > INPUT_MAX)
 		return err_set(err, LTV_EINVAL, "%s: %g is too large; give a number <= %g", name, value,
 			       INPUT_MAX);
+	if (strcmp(name, "events_last7_share") == 0 && value > 1)
+		return err_set(err, LTV_EINVAL, "%s: %g is not a share; give a number from 0 to 1", name,
+			       value);
+	for (size_t k = 0; whole_inputs[k]; k++)
+		if (strcmp(whole_inputs[k], name) == 0 && value != floor(value))
+			return err_set(err, LTV_EINVAL, "%s: %g is not a whole number; give a count", name,
+				       value);
 	frame_column(&b->d.frame, name)[row] = value;
 	return 0;
 }

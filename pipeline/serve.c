@@ -521,6 +521,36 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	LOG(LOG_DEBUG, "libmicrohttpd: %s", msg);
 }
 
+static int hex_value(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * Decodes %XX in the path in place, except %00: a NUL would cut the path
+ * short ("/%00" answered as "/"), so it stays as text and matches no route.
+ */
+static size_t unescape_path(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *w = s;
+
+	(void)cls;
+	(void)conn;
+	for (const char *r = s; *r; r++) {
+		int hi, lo;
+
+		if (*r == '%' && (hi = hex_value(r[1])) >= 0 && (lo = hex_value(r[2])) >= 0 && (hi | lo)) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 /* ---- start and stop ---- */
 
 static int loopback_address(const char *bind, struct sockaddr_storage *out, socklen_t *out_len,
@@ -643,6 +673,7 @@ int serve_run(const struct config *cfg, const struct serve_options *opts, struct
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->serve.connection_timeout_s,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL,
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	if (!d) {

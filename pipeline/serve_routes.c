@@ -300,6 +300,11 @@ static int serve_batch(struct serve *s, struct serve_request *rq, struct user_ba
 	if (ret == 0)
 		ret = serving_predict(m, &b->d, rows, b->n, sv, &err);
 	free(rows);
+	if (ret == LTV_EINVAL) { /* a user the model's methods cannot describe */
+		serve_reply_error(out, 400, "unservable", NULL, "the model cannot serve these users: %s",
+				  err.msg);
+		return -1;
+	}
 	if (ret < 0) {
 		serve_reply_error(out, 500, "internal", NULL, "prediction failed: %s", err.msg);
 		return -1;

@@ -44,7 +44,8 @@ int user_batch_set_names(struct user_batch *b, size_t row, const char *app, cons
 			 struct ltv_err *err);
 /*
  * Sets one feature of row. LTV_EINVAL when name is not one of
- * predict_input_names or value is not a finite number >= 0; the message
+ * predict_input_names or value is not a finite number >= 0 (a whole number
+ * for counts of purchases, events and days); the message
  * starts with the name, says what is wrong and what would do.
  */
 int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
