@@ -2,7 +2,8 @@
  * The page `ltvpipe serve` answers at /: plain HTML with its style and a
  * small script inline (no CDN: it works offline). The Predict tab posts the
  * form to /v1/predict and shows LTV per horizon, ROAS, tier, method, p_payer
- * and segment; the Models tab lists versions, aliases and the alias history,
+ * and segment, and suggests the served version's known campaigns; the Models
+ * tab lists versions, aliases and the alias history,
  * with promote and rollback buttons that send the token typed into the page.
  */
 #include <stddef.h>
@@ -117,6 +118,12 @@ const char *const serve_page_lines[] = {
 	"    fill($('versions'), m.versions, (row, r) => { const b = document.createElement('button'); b.textContent = 'Promote';\n",
 	"      b.onclick = () => move({ version: r.version, reason: 'promoted from the page' }); row.insertCell().appendChild(b); });\n",
 	"    fill($('history'), (await call('GET', '/v1/aliases/history')).history);\n",
+	"    if (m.served_version) {\n",
+	"      const v = await call('GET', '/v1/models/' + m.served_version), list = $('campaigns');\n",
+	"      list.textContent = '';\n",
+	"      for (const c of v.campaigns) { const o = document.createElement('option'); o.value = c.campaign; o.label = c.app; list.appendChild(o); }\n",
+	"      if (!$('app').value && v.campaigns.length) $('app').placeholder = v.campaigns[0].app;\n",
+	"    }\n",
 	"  } catch (e) { $('models-error').textContent = e.message; }\n",
 	"}\n",
 	"async function move(body) {\n",

@@ -770,7 +770,19 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 				campaigns += *sel[i].campaign && strcmp(sel[i].method, method_table[m]->name) == 0;
 			jbuf_addf(&b, "%s\"%s\":{\"campaigns\":%zu}", m ? "," : "", method_table[m]->name, campaigns);
 		}
-		jbuf_puts(&b, "},\"select_metrics\":");
+		jbuf_puts(&b, "},\"campaigns\":[");
+		for (size_t i = 0, k = 0; i < n_sel; i++) {
+			if (!*sel[i].campaign)
+				continue;
+			jbuf_puts(&b, k++ ? ",{\"app\":" : "{\"app\":");
+			jbuf_json_str(&b, sel[i].app_id);
+			jbuf_puts(&b, ",\"campaign\":");
+			jbuf_json_str(&b, sel[i].campaign);
+			jbuf_puts(&b, ",\"method\":");
+			jbuf_json_str(&b, sel[i].method);
+			jbuf_puts(&b, "}");
+		}
+		jbuf_puts(&b, "],\"select_metrics\":");
 		jbuf_puts(&b, select.metrics && *select.metrics ? select.metrics : "null");
 		jbuf_puts(&b, ",\"artefacts\":[");
 		ret = registry_report(reg, "version_artefacts", version, row_json, &rj, &err);
