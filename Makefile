@@ -146,5 +146,10 @@ BENCH_INGEST_USERS ?= 200000
 bench-ingest: deps ltvpipe bench-tools
 	@bench/ingest.sh $(BENCH_INGEST_USERS) $(BENCH_RUNS)
 
+SERVE_BENCH_USERS ?= 20000
+SERVE_BENCH_SECONDS ?= 10
+bench-serve: deps test-deps ltvpipe
+	@bench/serve_bench.sh $(SERVE_BENCH_USERS) $(SERVE_BENCH_SECONDS)
+
 clean:
 	rm -rf build build-san $(FUZZ_BUILD) ltvpipe

@@ -145,6 +145,19 @@ int user_batch_set(struct user_batch *b, size_t row, const char *name, double va
 	return 0;
 }
 
+void user_batch_copy_row(struct user_batch *dst, size_t dst_row, const struct user_batch *src,
+			 size_t src_row)
+{
+	assert(dst_row < dst->n && src_row < src->n && src->app[src_row]);
+	for (size_t k = 0; predict_input_names[k]; k++)
+		frame_column(&dst->d.frame, predict_input_names[k])[dst_row] =
+			frame_column(&src->d.frame, predict_input_names[k])[src_row];
+	free(dst->app[dst_row]);
+	free(dst->campaign[dst_row]);
+	dst->app[dst_row] = xstrdup(src->app[src_row]);
+	dst->campaign[dst_row] = xstrdup(src->campaign[src_row]);
+}
+
 int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct ltv_err *err)
 {
 	struct frame *f = &b->d.frame;

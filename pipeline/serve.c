@@ -625,6 +625,7 @@ int serve_run(const struct config *cfg, const struct serve_options *opts, struct
 	pthread_mutex_init(&s->watch_lock, NULL);
 	pthread_cond_init(&s->watch_cond, NULL);
 	serve_metrics_init(&s->metrics);
+	serve_batcher_init(&s->batcher, 256);
 
 	ret = loopback_address(bind, &addr, &addr_len, &v6, err);
 	if (ret < 0)
@@ -715,6 +716,7 @@ out:
 	}
 	serve_model_put(s->cur);
 	serve_metrics_release(&s->metrics);
+	serve_batcher_release(&s->batcher);
 	config_release(&s->model_cfg);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->watch_lock);

@@ -128,4 +128,9 @@ void serve_metrics_write(struct serve_metrics *mt, struct jbuf *out)
 	jbuf_addf(out, "# HELP ltvpipe_model_swaps_total Versions swapped in after the first.\n"
 		       "# TYPE ltvpipe_model_swaps_total counter\nltvpipe_model_swaps_total %llu\n",
 		  atomic_load(&mt->swaps));
+	jbuf_addf(out, "# HELP ltvpipe_predict_batches_total Batches the single predictions that arrived "
+		       "together were served in (users in them: ltvpipe_predict_batched_users_total).\n"
+		       "# TYPE ltvpipe_predict_batches_total counter\nltvpipe_predict_batches_total %llu\n"
+		       "# TYPE ltvpipe_predict_batched_users_total counter\nltvpipe_predict_batched_users_total %llu\n",
+		  atomic_load(&mt->batches), atomic_load(&mt->batched_users));
 }

@@ -285,11 +285,10 @@ static int user_from_json(struct user_batch *b, size_t row, const cJSON *obj, co
 
 /* ---- predictions ---- */
 
-/* Serves every row of b with the request's model; 0, or a 500 answered. */
-static int serve_batch(struct serve *s, struct serve_request *rq, struct user_batch *b,
+/* Serves every row of b with model m; 0, or the error answered in out. */
+static int serve_batch(struct serve *s, const struct loaded_model *m, struct user_batch *b,
 		       struct served *sv, struct serve_reply *out)
 {
-	const struct loaded_model *m = &rq->model->m;
 	struct ltv_err err = { 0 };
 	size_t *rows = xmalloc((b->n ? b->n : 1) * sizeof(size_t));
 	int ret;
@@ -313,21 +312,53 @@ static int serve_batch(struct serve *s, struct serve_request *rq, struct user_ba
 	return 0;
 }
 
+void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t n)
+{
+	const struct loaded_model *m = &jobs[0]->model->m;
+	struct user_batch b;
+	struct serve_reply failed = { 0 };
+	struct served sv;
+
+	atomic_fetch_add(&s->metrics.batches, 1);
+	atomic_fetch_add(&s->metrics.batched_users, n);
+	user_batch_init(&b, m, n);
+	for (size_t i = 0; i < n; i++)
+		user_batch_copy_row(&b, i, jobs[i]->user, 0);
+	if (serve_batch(s, m, &b, &sv, n == 1 ? jobs[0]->out : &failed) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct jbuf text;
+
+			jbuf_init(&text);
+			predict_user_json(&text, m, &b, &sv, i);
+			serve_reply_json(jobs[i]->out, 200, &text);
+		}
+		served_release(&sv);
+	} else if (n > 1) {
+		for (size_t i = 0; i < n; i++)
+			serve_predict_jobs(s, jobs + i, 1);
+	}
+	free(failed.body);
+	user_batch_release(&b);
+}
+
 static void on_predict(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
-	cJSON *root = parse_json(s, rq, out);
+	cJSON *root;
 	struct user_batch b;
-	struct served sv;
-	struct jbuf text;
 
-	if (!root)
+	serve_batcher_arriving(s, 1);
+	root = parse_json(s, rq, out);
+	if (!root) {
+		serve_batcher_arriving(s, -1);
 		return;
+	}
 	user_batch_init(&b, &rq->model->m, 1);
-	if (user_from_json(&b, 0, root, "", out) == 0 && serve_batch(s, rq, &b, &sv, out) == 0) {
-		jbuf_init(&text);
-		predict_user_json(&text, &rq->model->m, &b, &sv, 0);
-		serve_reply_json(out, 200, &text);
-		served_release(&sv);
+	if (user_from_json(&b, 0, root, "", out) == 0) {
+		struct predict_job job = { .user = &b, .model = rq->model, .out = out };
+
+		serve_batcher_predict(s, &job);
+	} else {
+		serve_batcher_arriving(s, -1);
 	}
 	user_batch_release(&b);
 	cJSON_Delete(root);
@@ -381,7 +412,7 @@ static void batch_json(struct serve *s, struct serve_request *rq, struct serve_r
 			break;
 		}
 	}
-	if (ok && serve_batch(s, rq, &b, &sv, out) == 0) {
+	if (ok && serve_batch(s, &rq->model->m, &b, &sv, out) == 0) {
 		jbuf_init(&text);
 		jbuf_addf(&text, "{\"model_version\":%lld,\"n\":%zu,\"predictions\":[",
 			  (long long)rq->model->m.version, n);
@@ -514,7 +545,7 @@ static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_re
 		if (ok)
 			ok = user_finish(&b, r - 1, &ut, prefix, out) == 0;
 	}
-	if (ok && serve_batch(s, rq, &b, &sv, out) == 0) {
+	if (ok && serve_batch(s, &rq->model->m, &b, &sv, out) == 0) {
 		jbuf_init(&text);
 		predict_user_csv_header(&text, &rq->model->m);
 		for (size_t i = 0; i < n; i++)

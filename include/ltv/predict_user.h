@@ -51,6 +51,12 @@ int user_batch_set_names(struct user_batch *b, size_t row, const char *app, cons
 int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
 		   struct ltv_err *err);
 /*
+ * Copies row src_row of src (names and every feature, set or not) into
+ * dst_row of dst, both made for the same model version and not finished.
+ */
+void user_batch_copy_row(struct user_batch *dst, size_t dst_row, const struct user_batch *src,
+			 size_t src_row);
+/*
  * Fills what was not given from what was (rev_to_date from rev_window,
  * window_days from age_days, days_since_active from window_days), encodes
  * apps and campaigns as the model does and gives each row its tier.

@@ -13,6 +13,7 @@
 
 #include "ltv/jbuf.h"
 #include "ltv/model_loader.h"
+#include "ltv/predict_user.h"
 #include "ltv/serve.h"
 
 /* One loaded model version, immutable once published; freed by its last user. */
@@ -61,6 +62,36 @@ struct serve_metrics {
 	_Atomic double load_seconds;
 	atomic_llong served_version;
 	atomic_ullong swaps;
+	atomic_ullong batches, batched_users; /* single predictions served together */
+};
+
+/*
+ * Single predictions that arrive together are served together: one
+ * serving_predict for all of them costs the XGBoost calls of one (18 per
+ * user with the default horizons, most of it per-call overhead). A request
+ * queues its user; the first thread to find no batch running leads: it takes
+ * every queued user, predicts them and wakes their threads, which meanwhile
+ * wait. A leader that knows of requests still being read (arriving) waits
+ * for them up to SERVE_BATCH_WAIT_US; under light load a batch is one user
+ * and nothing waits.
+ */
+struct predict_job {
+	struct user_batch *user;      /* one validated row */
+	struct serve_model *model;
+	struct serve_reply *out;      /* filled by the thread that predicts */
+	int done;
+	struct predict_job *next;
+};
+
+#define SERVE_BATCH_WAIT_US 300
+
+struct serve_batcher {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct predict_job *head, **tail;
+	int leading;
+	size_t max;                   /* users per batch at most */
+	atomic_int arriving;          /* requests being read that will queue a user */
 };
 
 struct serve {
@@ -82,6 +113,7 @@ struct serve {
 
 	atomic_ullong n_answered;
 	struct serve_metrics metrics;
+	struct serve_batcher batcher;
 };
 
 struct serve_request {
@@ -133,6 +165,22 @@ void serve_reply_error(struct serve_reply *out, int status, const char *code, co
 	;
 /* s cut to at most max bytes on a UTF-8 character boundary, into buf (size > max). */
 const char *serve_clip(const char *s, size_t max, char *buf, size_t size);
+
+void serve_batcher_init(struct serve_batcher *b, size_t max);
+void serve_batcher_release(struct serve_batcher *b);
+/* +1 when a single prediction starts being read, -1 when it will not queue after all. */
+void serve_batcher_arriving(struct serve *s, int delta);
+/*
+ * Answers job (job->out) with the users queued beside it; returns once it is
+ * answered. Counts the job as arrived (the caller said +1 before reading it).
+ */
+void serve_batcher_predict(struct serve *s, struct predict_job *job);
+/*
+ * Serves the n single users of jobs, all of one model version, in one
+ * serving_predict, answering each job; a batch a model refuses is retried
+ * user by user, so one user's 400 is not another's.
+ */
+void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t n);
 
 void serve_metrics_init(struct serve_metrics *mt);
 void serve_metrics_release(struct serve_metrics *mt);
