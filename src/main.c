@@ -463,7 +463,7 @@ static const struct command commands[] = {
 	  "  --port P            default serve.port (8080); 0 picks a free port, printed\n"
 	  "  --bind ADDR         a loopback address (default 127.0.0.1); never another\n"
 	  "  --model V           version number or alias (default serve.model: production)\n"
-	  "  --threads N         request threads (default serve.threads: 2)\n" },
+	  "  --threads N         request threads (default serve.threads: 8)\n" },
 	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "usage: ltvpipe evaluate [--config F] [--set K=V]... [--as-of T] [--horizons H[,H]]\n"
