@@ -232,24 +232,39 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 	jbuf_puts(out, s->fallback[i] ? ",\"fallback\":true,\"p_payer\":" : ",\"fallback\":false,\"p_payer\":");
 	jbuf_json_num(out, s->p_payer[i]);
 	jbuf_addf(out, ",\"target_horizon_days\":%lld", (long long)cfg->features.target_horizon);
-	for (int raw = 0; raw < 2; raw++) {
-		jbuf_puts(out, raw ? "},\"ltv_raw\":{" : ",\"ltv\":{");
+	for (int part = 0; part < 4; part++) {
+		static const char *const keys[] = { ",\"ltv\":{", "},\"ltv_raw\":{", "},\"ltv_lo\":{",
+						     "},\"ltv_hi\":{" };
+		double *const *values = part == 0 ? s->ltv : part == 1 ? s->raw_h : part == 2 ? s->ltv_lo : s->ltv_hi;
+
+		jbuf_puts(out, keys[part]);
 		for (size_t h = 0; h < s->n_horizons; h++) {
 			jbuf_addf(out, "%s\"%lld\":", h ? "," : "", (long long)cfg->features.horizons.v[h]);
-			jbuf_json_num(out, raw ? s->raw_h[h][i] : s->ltv[h][i]);
+			jbuf_json_num(out, values[h][i]);
 		}
 	}
-	jbuf_puts(out, "}}");
+	jbuf_puts(out, "},\"p_alive\":");
+	jbuf_json_num(out, s->p_alive[i]);
+	jbuf_puts(out, ",\"p_purchase_30d\":");
+	jbuf_json_num(out, s->p_purchase_30d[i]);
+	jbuf_puts(out, ",\"risk_segment\":");
+	jbuf_json_str(out, serving_risk_segment(s->p_alive[i]));
+	jbuf_puts(out, "}");
 }
 
 void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m)
 {
 	const struct config *cfg = &m->cfg;
 
+	static const char *const parts[] = { "", "raw_", "lo_", "hi_" };
+
 	jbuf_puts(out, "app,campaign,model_version,tier,method,fallback,p_payer,segment");
-	for (int raw = 0; raw < 2; raw++)
+	for (int part = 0; part < 4; part++) {
 		for (size_t h = 0; h < cfg->features.horizons.n; h++)
-			jbuf_addf(out, ",ltv_%s%lld", raw ? "raw_" : "", (long long)cfg->features.horizons.v[h]);
+			jbuf_addf(out, ",ltv_%s%lld", parts[part], (long long)cfg->features.horizons.v[h]);
+		if (part == 1)
+			jbuf_puts(out, ",p_alive,p_purchase_30d,risk_segment");
+	}
 	jbuf_puts(out, "\r\n");
 }
 
@@ -267,11 +282,21 @@ void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const stru
 	jbuf_addf(out, ",%s,%d,", method_name(s->method[i]), s->fallback[i]);
 	jbuf_num(out, s->p_payer[i]);
 	jbuf_addf(out, ",%s", predictor_segment(&m->pred, s->ltv[target][i]));
-	for (int raw = 0; raw < 2; raw++)
+	for (int part = 0; part < 4; part++) {
+		double *const *values = part == 0 ? s->ltv : part == 1 ? s->raw_h : part == 2 ? s->ltv_lo : s->ltv_hi;
+
 		for (size_t h = 0; h < s->n_horizons; h++) {
 			jbuf_puts(out, ",");
-			jbuf_num(out, raw ? s->raw_h[h][i] : s->ltv[h][i]);
+			jbuf_num(out, values[h][i]);
 		}
+		if (part == 1) {
+			jbuf_puts(out, ",");
+			jbuf_num(out, s->p_alive[i]);
+			jbuf_puts(out, ",");
+			jbuf_num(out, s->p_purchase_30d[i]);
+			jbuf_addf(out, ",%s", serving_risk_segment(s->p_alive[i]));
+		}
+	}
 	jbuf_puts(out, "\r\n");
 }
 

@@ -1,7 +1,8 @@
 /*
  * The page `ltvpipe serve` answers at /: plain HTML with its style and a
  * small script inline (no CDN: it works offline). The Predict tab posts the
- * form to /v1/predict and shows LTV per horizon, ROAS, tier, method, p_payer
+ * form to /v1/predict and shows LTV per horizon with its 80% interval, ROAS,
+ * tier, method, p_payer, P(alive), risk
  * and segment, and suggests the served version's known campaigns; the Models
  * tab lists versions, aliases and the alias history,
  * with promote and rollback buttons that send the token typed into the page.
@@ -57,8 +58,9 @@ const char *const serve_page_lines[] = {
 	"<div id=\"answer\" hidden>\n",
 	"<div class=\"kv\"><div>Segment<b id=\"segment\"></b></div><div>Tier<b id=\"tier\"></b></div>",
 	"<div>Method<b id=\"method\"></b></div><div>p_payer<b id=\"p_payer\"></b></div>",
-	"<div>Model version<b id=\"model_version\"></b></div></div>\n",
-	"<table id=\"ltv\"><thead><tr><th>Horizon (days)</th><th>LTV</th><th>ROAS</th></tr></thead><tbody></tbody></table>\n",
+	"<div>Model version<b id=\"model_version\"></b></div><div>P(alive)<b id=\"p_alive\"></b></div>"
+	"<div>Risk<b id=\"risk_segment\"></b></div></div>\n",
+	"<table id=\"ltv\"><thead><tr><th>Horizon (days)</th><th>LTV</th><th>80% interval</th><th>ROAS</th></tr></thead><tbody></tbody></table>\n",
 	"</div>\n",
 	"</section>\n",
 	"<section id=\"models\" hidden>\n",
@@ -101,10 +103,13 @@ const char *const serve_page_lines[] = {
 	"    const a = await call('POST', '/v1/predict', user);\n",
 	"    for (const k of ['segment', 'tier', 'method', 'model_version']) $(k).textContent = a[k];\n",
 	"    $('p_payer').textContent = a.p_payer === null ? 'n/a' : a.p_payer.toFixed(4);\n",
+	"    $('p_alive').textContent = a.p_alive === null ? 'n/a' : a.p_alive.toFixed(3);\n",
+	"    $('risk_segment').textContent = a.risk_segment || 'n/a';\n",
 	"    const body = $('ltv').tBodies[0]; body.textContent = '';\n",
 	"    for (const h of Object.keys(a.ltv)) {\n",
 	"      const tr = body.insertRow(); tr.dataset.horizon = h;\n",
 	"      cell(tr, h); cell(tr, a.ltv[h].toFixed(4)).className = 'ltv';\n",
+	"      cell(tr, a.ltv_lo[h] === null ? 'n/a' : a.ltv_lo[h].toFixed(2) + ' to ' + a.ltv_hi[h].toFixed(2));\n",
 	"      cell(tr, user.cost > 0 ? (a.ltv[h] / user.cost).toFixed(3) : 'n/a');\n",
 	"    }\n",
 	"    $('answer').hidden = false; document.body.dataset.answered = String(a.model_version);\n",

@@ -66,12 +66,18 @@ int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct
 
 /*
  * Appends row i's answer as one JSON object: segment, model_version, app,
- * campaign, tier, method, fallback, p_payer, target_horizon_days, ltv and
- * ltv_raw (per horizon). s must come from serving_predict over rows 0..n of b.
+ * campaign, tier, method, fallback, p_payer, target_horizon_days, ltv,
+ * ltv_raw, ltv_lo and ltv_hi (per horizon: the 80% interval), p_alive,
+ * p_purchase_30d and risk_segment. s must come from serving_predict over
+ * rows 0..n of b.
  */
 void predict_user_json(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
 		       const struct served *s, size_t i);
-/* The CSV header matching predict_user_csv: app,campaign,model_version,...,ltv_H...,ltv_raw_H... */
+/*
+ * The CSV header matching predict_user_csv: app,campaign,model_version,tier,
+ * method,fallback,p_payer,segment, ltv_H..., ltv_raw_H..., p_alive,
+ * p_purchase_30d, risk_segment, ltv_lo_H..., ltv_hi_H...
+ */
 void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m);
 void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
 		      const struct served *s, size_t i);

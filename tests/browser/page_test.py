@@ -147,7 +147,7 @@ def main():
             const ltv = {}, roas = {};
             for (const tr of document.querySelectorAll('#ltv tbody tr')) {
                 ltv[tr.cells[0].textContent] = tr.cells[1].textContent;
-                roas[tr.cells[0].textContent] = tr.cells[2].textContent;
+                roas[tr.cells[0].textContent] = tr.cells[3].textContent;
             }
             return { error: t('error'), segment: t('segment'), tier: t('tier'), method: t('method'),
                      p_payer: t('p_payer'), model_version: t('model_version'), ltv, roas };
