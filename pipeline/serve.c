@@ -75,6 +75,9 @@ static int refresh(struct serve *s, struct ltv_err *err)
 	double started = now_seconds();
 	int ret = registry_open_readonly(s->cfg->registry.path, &reg, err);
 
+	/* One snapshot: a run committing meanwhile is seen whole or not at all. */
+	if (ret == 0)
+		ret = registry_read_begin(reg, err);
 	if (ret == 0)
 		ret = model_resolve(reg, s->model_ref, &version, err);
 	if (ret < 0)

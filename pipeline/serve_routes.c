@@ -679,8 +679,11 @@ static int open_registry(struct serve *s, struct registry **reg, struct serve_re
 {
 	struct ltv_err err = { 0 };
 
-	if (registry_open_readonly(s->cfg->registry.path, reg, &err) < 0) {
+	if (registry_open_readonly(s->cfg->registry.path, reg, &err) < 0 ||
+	    registry_read_begin(*reg, &err) < 0) {
 		serve_reply_error(out, 503, "not_ready", NULL, "cannot read the registry: %s", err.msg);
+		registry_close(*reg);
+		*reg = NULL;
 		return -1;
 	}
 	return 0;
@@ -896,7 +899,11 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 	reason = reason_item ? reason_item->valuestring
 			     : rollback ? "rollback (ltvpipe serve)" : "promoted over HTTP (ltvpipe serve)";
 	version = rollback ? 0 : (int64_t)version_item->valuedouble;
-	ret = registry_open(s->cfg->registry.path, (int)s->cfg->registry.busy_timeout_s, &reg, &err);
+	/* As `models promote`: an existing registry, and every check inside the write transaction. */
+	ret = registry_open_existing(s->cfg->registry.path, (int)s->cfg->registry.busy_timeout_s, &reg,
+				     &err);
+	if (ret == 0)
+		ret = registry_begin(reg, &err);
 	if (ret == 0 && rollback) {
 		ret = registry_alias_previous(reg, alias, &version, &err);
 		if (ret == LTV_ENOTFOUND) {
@@ -925,15 +932,13 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 	}
 	snprintf(who, sizeof(who), "ltvpipe serve (bearer token)");
 	if (ret == 0)
-		ret = registry_begin(reg, &err);
-	if (ret == 0)
 		ret = registry_alias_set(reg, alias, version, who, reason, &err);
 	if (ret == 0)
 		ret = registry_commit(reg, &err);
-	if (ret < 0) {
-		registry_rollback(reg);
+	if (ret < 0) { /* registry_close rolls back what was not committed */
 		jbuf_release(&b);
-		serve_reply_error(out, ret == LTV_EBUSY ? 409 : 500, ret == LTV_EBUSY ? "conflict" : "internal",
+		serve_reply_error(out, ret == LTV_EBUSY ? 409 : ret == LTV_ENOTFOUND ? 503 : 500,
+				  ret == LTV_EBUSY ? "conflict" : ret == LTV_ENOTFOUND ? "not_ready" : "internal",
 				  NULL, "moving %s: %s", alias, err.msg);
 		goto out;
 	}
