@@ -52,8 +52,13 @@ static void fill_band(const struct loaded_model *m, size_t h, const double *seen
 			continue;
 		}
 		conformal_row(band, out->ltv[h][i] - seen[i], &lo, &hi);
-		out->ltv_lo[h][i] = seen[i] + lo;
-		out->ltv_hi[h][i] = seen[i] + hi;
+		/*
+		 * The band is of outcomes, and most users' revenue to come is exactly 0,
+		 * so it can leave out the expected value itself (0.02 expected, band
+		 * [0, 0]); a reader expects the value inside its interval.
+		 */
+		out->ltv_lo[h][i] = fmin(seen[i] + lo, out->ltv[h][i]);
+		out->ltv_hi[h][i] = fmax(seen[i] + hi, out->ltv[h][i]);
 	}
 }
 
