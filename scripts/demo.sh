@@ -55,13 +55,14 @@ echo "== 4. ltvpipe score --output $scores"
 # ---- end of scoring step -------------------------------------------------
 
 # Where things are, read from this run's own records: the run id and
-# registry path from the run's last line, the log and rejects locations from
-# the configuration the registry stored for the run.
-last=$(tail -n 1 "$run_out")
+# registry path from the run's "run ... finished in" line (a line on the model
+# version may follow it), the log and rejects locations from the
+# configuration the registry stored for the run.
+last=$(grep '^run [^ ]* finished in ' "$run_out" | tail -n 1)
 run_id=$(sed -n 's/^run \([^ ]*\) finished in .*/\1/p' <<<"$last")
 registry=$(sed -n 's/.*(registry \(.*\))$/\1/p' <<<"$last")
 if [ -z "$run_id" ] || [ -z "$registry" ]; then
-	echo "demo: could not read the run id and registry from ltvpipe run's last line: $last" >&2
+	echo "demo: could not read the run id and registry from ltvpipe run's output (no 'run ... finished in' line): $(tail -n 1 "$run_out")" >&2
 	exit 1
 fi
 q() { sqlite3 -batch -noheader "$registry" "$1"; }
