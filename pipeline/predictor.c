@@ -97,10 +97,16 @@ static int load_blend(struct predictor *p, const void *data, size_t len, struct 
 	return ret;
 }
 
+/* The weights a row of this tier's blend uses. */
+static const double *blend_weights_of(const struct predictor *p, int tier)
+{
+	return p->blend_weight[tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0];
+}
+
 double predictor_blend(const struct predictor *p, int tier, const double *by_method,
 		       double rev_window)
 {
-	const double *w = p->blend_weight[tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0];
+	const double *w = blend_weights_of(p, tier);
 	double sum = 0;
 
 	if (!p->has_blend[0])
@@ -431,12 +437,6 @@ static int predict_wanted(const struct predictor *p, int m, const struct model_d
 	free(out);
 	free(pp);
 	return ret;
-}
-
-/* The weights a row of this tier's blend uses. */
-static const double *blend_weights_of(const struct predictor *p, int tier)
-{
-	return p->blend_weight[tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0];
 }
 
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
