@@ -3,7 +3,8 @@
 # (tests/cli/NAME.sh with NAME.exit.exp and optional NAME.stdout.exp /
 # NAME.stderr.exp), each CLI test in its own scratch directory, and the libFuzzer
 # targets for a few seconds each when LTV_FUZZ_BUILD names their build (make
-# test sets it). Ends with one line "tests: N passed, N failed" and exits
+# test sets it). ONLY=GLOB runs just the tests whose name matches (for example
+# ONLY='serve*' make cli-test). Ends with one line "tests: N passed, N failed" and exits
 # non-zero when anything failed.
 set -uo pipefail
 build=${1:?usage: run-tests.sh BUILD [unit|cli|fuzz]}
@@ -18,6 +19,7 @@ if [ "$which" = all ] || [ "$which" = unit ]; then
 	for t in "$root/$build"/tests/test_*; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
+		[[ $name == ${ONLY:-*} ]] || continue
 		out=$(cd "$root" && "$t" 2>&1); rc=$?
 		p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
 		f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
@@ -36,6 +38,7 @@ if [ "$which" = all ] || [ "$which" = cli ]; then
 	for script in "$root"/tests/cli/*.sh; do
 		[ -f "$script" ] || continue
 		name=$(basename "$script" .sh)
+		[[ $name == ${ONLY:-*} ]] || continue
 		scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvcli-XXXXXX")
 		(cd "$scratch" && bash "$script" >stdout 2>stderr); rc=$?
 		ok=1; why=""
