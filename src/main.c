@@ -83,7 +83,7 @@ static int cmd_run(struct command_args *a)
 		{ "as-of", required_argument, NULL, 'a' }, { "only", required_argument, NULL, 'o' },
 		{ "from", required_argument, NULL, 'f' },  { "to", required_argument, NULL, 't' },
 		{ "force", no_argument, NULL, 'F' },       { "dry-run", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
+		{ "shard", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
 	};
 	struct run_options opts = { .as_of = INT64_MIN };
 	char command[1024];
@@ -103,6 +103,11 @@ static int cmd_run(struct command_args *a)
 		case 't': opts.to = optarg; break;
 		case 'F': opts.force = 1; break;
 		case 'n': opts.dry_run = 1; break;
+		case 's':
+			ret = shard_parse(optarg, &opts.shard, a->err);
+			if (ret < 0)
+				return ret;
+			break;
 		default: return usage_error(a->err, "run", "unknown option");
 		}
 	}
@@ -381,7 +386,7 @@ static int cmd_generate(struct command_args *a)
 static const struct command commands[] = {
 	{ "run", cmd_run, CMD_NEEDS_CONFIG, "run the pipeline's stages, skipping those up to date",
 	  "usage: ltvpipe run [--config F] [--set K=V]... [--as-of DATE] [--only S[,S]] [--from S]\n"
-	  "                   [--to S] [--force] [--dry-run]\n\n"
+	  "                   [--to S] [--force] [--dry-run] [--shard i/N]\n\n"
 	  "Runs the stages in order. A stage whose fingerprint (its code version, config\n"
 	  "section, as_of and the content of its inputs) matches a stored artefact is\n"
 	  "skipped: 'features: up to date (v3)'. Each stage commits in one transaction.\n\n"
@@ -389,7 +394,11 @@ static const struct command commands[] = {
 	  "  --only S[,S]        run only these stages (their inputs must exist)\n"
 	  "  --from S, --to S    run the stages from S on, or up to S\n"
 	  "  --force             rerun the selected stages even when up to date\n"
-	  "  --dry-run           print what would run and why; change nothing\n" },
+	  "  --dry-run           print what would run and why; change nothing\n"
+	  "  --shard i/N         ingest and features of shard i of N only (users whose\n"
+	  "                      XXH3-64 of user_id mod N is i) into this registry, a shard\n"
+	  "                      registry (--set registry.path=...); features needs --as-of.\n"
+	  "                      'ltvpipe merge' joins the shards into the main registry\n" },
 	{ "status", cmd_status, CMD_NEEDS_CONFIG,
 	  "show each stage's current version and whether it is fresh or stale",
 	  "usage: ltvpipe status [--config F] [--set K=V]... [--as-of DATE]\n\n"
