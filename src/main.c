@@ -21,6 +21,7 @@
 #include "ltv/runner.h"
 #include "ltv/score.h"
 #include "ltv/serve.h"
+#include "ltv/shard_merge.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
@@ -381,6 +382,19 @@ static int cmd_generate(struct command_args *a)
 	return 0;
 }
 
+/* ---- merge (pipeline/shard_merge.c) ---- */
+
+static int cmd_merge(struct command_args *a)
+{
+	char command[1024];
+
+	command_line(a, command, sizeof(command));
+	for (int i = 1; i < a->argc; i++)
+		if (a->argv[i][0] == '-')
+			return usage_error(a->err, "merge", "unknown option");
+	return shard_merge_run(a->cfg, a->argc - 1, a->argv + 1, command, stdout, a->err);
+}
+
 /* ---- help and version ---- */
 
 static const struct command commands[] = {
@@ -513,6 +527,20 @@ static const struct command commands[] = {
 	  "Exit status: 0 ok; 3 warn (a PSI >= monitor.psi_warn 0.1, or a calibration bias\n"
 	  "beyond monitor.calibration_warn); 4 alert (a PSI >= monitor.psi_alert 0.25);\n"
 	  "1 failure; 2 usage or config error.\n" },
+	{ "merge", cmd_merge, CMD_NEEDS_CONFIG,
+	  "join shard registries (run --shard i/N) into the main registry",
+	  "usage: ltvpipe merge [--config F] [--set K=V]... SHARD_REGISTRY...\n\n"
+	  "Merges every shard 0/N..N-1/N of one split (built by 'ltvpipe run --to features\n"
+	  "--shard i/N --as-of T --set registry.path=SHARD') into the main registry\n"
+	  "(registry.path), in one transaction: users and user-days numbered as an\n"
+	  "unsharded ingest numbers them, file records, one rejects file, and the ingest\n"
+	  "and features artefacts. What needs every user (the install-date split, the\n"
+	  "app and campaign encodings) is computed on the merged whole, so the features\n"
+	  "equal an unsharded run's (same content hash) and 'ltvpipe run' then trains\n"
+	  "from tiers on. Each merged artefact's metrics name the shards it came from.\n"
+	  "The shards, the input files and the main registry must be on paths this\n"
+	  "machine reads (a shared filesystem). A failure leaves the main registry as it\n"
+	  "was; merging the same shards again is a no-op.\n" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
 	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--order user|time]\n"
 	  "                        [--out DIR]\n\n"

@@ -1,0 +1,25 @@
+/*
+ * Sharded runs (DESIGN.md "Scale", README "Scale out"): `ltvpipe merge`
+ * joins shard registries into the main one; `ltvpipe merge-scores` joins the
+ * outputs of `ltvpipe score --shard i/N` into the unsharded score outputs.
+ */
+#ifndef LTV_SHARD_MERGE_H
+#define LTV_SHARD_MERGE_H
+
+#include <stdio.h>
+
+#include "ltv/common.h"
+#include "ltv/config.h"
+
+/*
+ * Merges the shard registries argv[0..argc) (every shard 0..N-1 of one
+ * split, built from the same files, configuration and as_of) into
+ * cfg->registry.path in one transaction: users, user_days, file records,
+ * rejects, and the ingest and features artefacts, with the fingerprints an
+ * unsharded run computes and metrics naming each shard (registry, version,
+ * run, content hash). On any failure the main registry is left as it was.
+ */
+int shard_merge_run(const struct config *cfg, int argc, char **argv, const char *command,
+		    FILE *out, struct ltv_err *err);
+
+#endif
