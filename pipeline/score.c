@@ -19,17 +19,12 @@
 #include "ltv/runner.h"
 #include "ltv/scratch_dir.h"
 #include "ltv/score.h"
+#include "ltv/score_internal.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
 
-struct scored {
-	size_t n;
-	size_t *rows;                          /* rows of d scored */
-	struct served sv;                      /* what the model version serves for them */
-};
-
-static void scored_release(struct scored *s)
+void scored_release(struct scored *s)
 {
 	free(s->rows);
 	served_release(&s->sv);
@@ -425,6 +420,34 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	return 0;
 }
 
+int score_write_outputs(const struct loaded_model *m, const struct model_data *d,
+			const struct user_table *users, const struct scored *s, int64_t as_of,
+			const char *output, size_t *out_n_campaigns, struct ltv_err *err)
+{
+	struct output_set set;
+	struct campaign_sum *cs;
+	char *campaigns_path = xasprintf("%s.campaigns.csv", output);
+	char *report_path = xasprintf("%s.report.txt", output);
+	size_t n_cs = 0;
+	int ret;
+
+	output_set_init(&set);
+	cs = summarise(m, d, s, m->cfg.features.horizons.n, &n_cs);
+	ret = write_users_csv(m, d, users, s, &set, output, err);
+	if (ret == 0)
+		ret = write_campaigns_csv(&m->cfg, cs, n_cs, &set, campaigns_path, err);
+	if (ret == 0)
+		ret = write_report(m, d, s, cs, n_cs, as_of, &set, report_path, err);
+	if (ret == 0)
+		ret = output_set_commit(&set, err);
+	output_set_release(&set);
+	free(cs);
+	free(campaigns_path);
+	free(report_path);
+	*out_n_campaigns = n_cs;
+	return ret;
+}
+
 /* ---- score_run ---- */
 
 /* Ingests --users/--events into a scratch registry under dir; nothing touches the real one. */
@@ -480,15 +503,12 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
 	struct user_table users = { 0 };
-	struct campaign_sum *cs = NULL;
-	struct output_set set;
 	char scratch_dir[4096] = "", *campaigns_path = NULL, *report_path = NULL, iso[32];
-	size_t n_cs = 0, n_horizons = 0;
+	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, ret;
 	double started = now_seconds();
 
-	output_set_init(&set);
 	if (!opts->output)
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
 	if (!opts->users_path != !opts->events_path)
@@ -503,7 +523,6 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	if (ret < 0)
 		goto out;
 	have_model = 1;
-	n_horizons = m.cfg.features.horizons.n;
 	data_reg = reg;
 	if (opts->users_path) {
 		ret = scratch_dir_create("ltvscore", scratch_dir, sizeof(scratch_dir), err);
@@ -525,9 +544,13 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		const double *age = frame_column(&d.frame, "age_days");
 		size_t cap = 0;
 
+		const double *uid = frame_column(&d.frame, "uid");
+
 		for (size_t i = 0; i < d.frame.n_rows; i++) {
 			/* Every user younger than the longest horizon has something still to come. */
 			if (age[i] >= (double)m.cfg.features.horizons.v[m.cfg.features.horizons.n - 1])
+				continue;
+			if (!shard_keeps(&opts->shard, users.user_id[(size_t)uid[i] - 1]))
 				continue;
 			ARRAY_GROW(s.rows, s.n + 1, cap);
 			s.rows[s.n++] = i;
@@ -540,24 +563,17 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
+	ret = score_write_outputs(&m, &d, &users, &s, as_of, opts->output, &n_cs, err);
+	if (ret == 0 && opts->shard.count)
+		ret = score_shard_write(&m, &d, &users, &s, as_of, &opts->shard, opts->output, err);
 	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
 	report_path = xasprintf("%s.report.txt", opts->output);
-	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
-	ret = write_users_csv(&m, &d, &users, &s, &set, opts->output, err);
-	if (ret == 0)
-		ret = write_campaigns_csv(&m.cfg, cs, n_cs, &set, campaigns_path, err);
-	if (ret == 0)
-		ret = write_report(&m, &d, &s, cs, n_cs, as_of, &set, report_path, err);
-	if (ret == 0)
-		ret = output_set_commit(&set, err);
 	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
 			"  users:     %s\n  campaigns: %s\n  report:    %s\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
 			now_seconds() - started, opts->output, campaigns_path, report_path);
 out:
-	output_set_release(&set);
-	free(cs);
 	free(campaigns_path);
 	free(report_path);
 	scored_release(&s);

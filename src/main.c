@@ -146,7 +146,8 @@ static int cmd_score(struct command_args *a)
 	static const struct option long_opts[] = {
 		{ "model", required_argument, NULL, 'm' },  { "as-of", required_argument, NULL, 'a' },
 		{ "users", required_argument, NULL, 'u' },  { "events", required_argument, NULL, 'e' },
-		{ "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
+		{ "output", required_argument, NULL, 'o' }, { "shard", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct score_options opts = { .as_of = INT64_MIN };
 	int c, ret;
@@ -163,6 +164,11 @@ static int cmd_score(struct command_args *a)
 		case 'u': opts.users_path = optarg; break;
 		case 'e': opts.events_path = optarg; break;
 		case 'o': opts.output = optarg; break;
+		case 's':
+			ret = shard_parse(optarg, &opts.shard, a->err);
+			if (ret < 0)
+				return ret;
+			break;
 		default: return usage_error(a->err, "score", "unknown option");
 		}
 	}
@@ -395,6 +401,11 @@ static int cmd_merge(struct command_args *a)
 	return shard_merge_run(a->cfg, a->argc - 1, a->argv + 1, command, stdout, a->err);
 }
 
+static int cmd_merge_scores(struct command_args *a)
+{
+	return shard_merge_scores_run(a->cfg, a->argc, a->argv, stdout, a->err);
+}
+
 /* ---- help and version ---- */
 
 static const struct command commands[] = {
@@ -422,7 +433,7 @@ static const struct command commands[] = {
 	{ "score", cmd_score, CMD_NEEDS_CONFIG,
 	  "predict LTV per horizon for users not yet mature, with a model version",
 	  "usage: ltvpipe score [--config F] [--model V|production|candidate] [--as-of DATE]\n"
-	  "                     [--users F --events F] --output F\n\n"
+	  "                     [--users F --events F] [--shard i/N] --output F\n\n"
 	  "Scores every user not yet mature at the target horizon at as_of (default: the\n"
 	  "latest event in the data) with the model version given (default production).\n"
 	  "With --users and --events, scores those files instead of the registry's data;\n"
@@ -430,7 +441,9 @@ static const struct command commands[] = {
 	  "Writes F (one row per user: ltv per horizon, p_payer, method, segment, ROAS),\n"
 	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
 	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
-	  "segments, methods and fallbacks).\n" },
+	  "segments, methods and fallbacks).\n"
+	  "With --shard i/N, scores only the users of shard i (XXH3-64 of user_id mod N)\n"
+	  "and also writes F.shard.csv, the exact values 'ltvpipe merge-scores' joins.\n" },
 	{ "predict", cmd_predict, CMD_NEEDS_CONFIG, "predict one user given on the command line, as JSON",
 	  "usage: ltvpipe predict [--config F] [--model V|production|candidate] --app A\n"
 	  "                       [--campaign C] [--feature name=value]...\n\n"
@@ -541,6 +554,16 @@ static const struct command commands[] = {
 	  "The shards, the input files and the main registry must be on paths this\n"
 	  "machine reads (a shared filesystem). A failure leaves the main registry as it\n"
 	  "was; merging the same shards again is a no-op.\n" },
+	{ "merge-scores", cmd_merge_scores, CMD_NEEDS_CONFIG,
+	  "join the outputs of score --shard i/N into one score output",
+	  "usage: ltvpipe merge-scores [--config F] --output F SHARD_OUTPUT...\n\n"
+	  "Reads SHARD_OUTPUT.shard.csv of every shard 0/N..N-1/N scored by 'ltvpipe score\n"
+	  "--shard i/N --output SHARD_OUTPUT' with one model version and as_of, puts the\n"
+	  "users back in the order an unsharded score writes them, and writes F,\n"
+	  "F.campaigns.csv and F.report.txt with score's own code: campaign sums and\n"
+	  "counts, the LTV distribution and the segments come from the users themselves,\n"
+	  "never from averages of the shards' summaries, so the files are byte-identical\n"
+	  "to an unsharded score's. The model version is read from the main registry.\n" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
 	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--order user|time]\n"
 	  "                        [--out DIR]\n\n"

@@ -14,6 +14,7 @@
 
 #include "ltv/common.h"
 #include "ltv/config.h"
+#include "ltv/shard.h"
 
 struct score_options {
 	const char *model;        /* "production" (default), "candidate" or a version number */
@@ -21,6 +22,7 @@ struct score_options {
 	const char *users_path;   /* with events_path: score these files instead of the registry's data */
 	const char *events_path;
 	const char *output;       /* users CSV; OUTPUT.campaigns.csv and OUTPUT.report.txt beside it */
+	struct shard_spec shard;  /* --shard i/N: only that shard's users, plus OUTPUT.shard.csv */
 };
 
 int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,

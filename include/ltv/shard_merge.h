@@ -22,4 +22,13 @@
 int shard_merge_run(const struct config *cfg, int argc, char **argv, const char *command,
 		    FILE *out, struct ltv_err *err);
 
+/*
+ * `merge-scores --output F SHARD_OUTPUT...`: reads each SHARD_OUTPUT.shard.csv
+ * (written by `score --shard i/N --output SHARD_OUTPUT`), checks they are every
+ * shard of one split scored with one model version and as_of, and writes F,
+ * F.campaigns.csv and F.report.txt exactly as an unsharded score writes them.
+ */
+int shard_merge_scores_run(const struct config *cfg, int argc, char **argv, FILE *out,
+			   struct ltv_err *err);
+
 #endif
