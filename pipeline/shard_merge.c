@@ -59,6 +59,8 @@ struct merge {
 	int64_t n_rejects;
 	size_t n_users;
 	int64_t n_days;
+	size_t feature_rows;
+	char features_hash[HASH_HEX_LEN];
 };
 
 /* The config text without its "shard=i/N" line: what the shard shares with the others. */
@@ -773,9 +775,10 @@ static int write_features(struct merge *mg, double started, struct ltv_err *err)
 	}
 	if (ret == 0)
 		ret = registry_set_current(mg->reg, "features", mg->features_id, err);
-	if (ret == 0)
-		fprintf(stdout, "features: merged %zu rows of %lld users (v%lld, content %.12s)\n",
-			f.n_rows, (long long)st.users, (long long)mg->features_version, hex);
+	if (ret == 0) {
+		mg->feature_rows = f.n_rows;
+		snprintf(mg->features_hash, sizeof(mg->features_hash), "%s", hex);
+	}
 	hasher_release(&content);
 	cJSON_Delete(m);
 	cJSON_free(metrics);
@@ -906,6 +909,8 @@ static int merge_into_main(struct merge *mg, const char *command, double started
 		fprintf(out, "ingest: merged %zu users and %lld user-days of %zu shards (v%lld)%s%s\n",
 			mg->n_users, (long long)mg->n_days, mg->n, (long long)mg->ingest_version,
 			mg->rejects_path ? "; rejects in " : "", mg->rejects_path ? mg->rejects_path : "");
+		fprintf(out, "features: merged %zu rows (v%lld, content hash %s)\n", mg->feature_rows,
+			(long long)mg->features_version, mg->features_hash);
 		fprintf(out, "merge %s finished in %.2f s (registry %s); train with 'ltvpipe run'\n",
 			mg->run_id, now_seconds() - started, mg->cfg->registry.path);
 	}
