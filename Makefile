@@ -8,8 +8,9 @@ DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
             libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
 # What only the tests and the server bench use (make test, make bench-serve):
 # an HTTP client, a JSON reader, a load generator, Python for the fuzzer and
-# the browser test, and the browser.
-TEST_DEB_PKGS := curl jq wrk python3 chromium
+# the browser test, the browser, and Dask distributed (dask-scheduler,
+# dask-worker) for the sharded run's test and bench (contrib/dask/).
+TEST_DEB_PKGS := curl jq wrk python3 chromium python3-distributed
 
 # The fuzz targets (make fuzz, and briefly in make test) need clang with libFuzzer.
 FUZZ_PKGS := clang libclang-rt-dev

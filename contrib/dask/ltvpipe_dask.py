@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Runs ltvpipe's per-user work as shards on a Dask distributed cluster.
 
-    ltvpipe_dask.py features --scheduler tcp://HOST:8786 --shards N [--train]
+    ltvpipe_dask.py features --scheduler tcp://HOST:8786 --shards N [--train] [--output F]
     ltvpipe_dask.py score    --scheduler tcp://HOST:8786 --shards N --output F
 
 features: every shard's `ltvpipe run --only ingest --shard i/N` as one Dask
@@ -9,7 +9,8 @@ task, then the as_of of the whole data (the latest event over the shards,
 unless --as-of is given), then every shard's `ltvpipe run --to features
 --shard i/N --as-of T`, then `ltvpipe merge` of the shard registries into the
 main registry (here, on this machine), and with --train `ltvpipe run`, which
-finds ingest and features up to date and trains from tiers on.
+finds ingest and features up to date and trains from tiers on; with
+--output F it then scores as `score` does.
 
 score: every shard's `ltvpipe score --shard i/N`, then `ltvpipe merge-scores`
 into F (byte-identical to an unsharded `ltvpipe score --output F`).
@@ -106,8 +107,8 @@ class Driver:
 
     def signature(self):
         a = self.args
-        return [a.command, self.n, self.common, a.as_of, getattr(a, "model", None),
-                getattr(a, "output", None)]
+        # Not --output: the shards' parts do not depend on where the merged file goes.
+        return [a.command, self.n, self.common, a.as_of, a.model]
 
     def load_state(self):
         try:
@@ -238,6 +239,8 @@ class Driver:
                                               "train"):
             self.say("training failed; the merged features are in the main registry")
             return 1
+        if self.args.output:
+            return self.score()
         return self.finish()
 
     # ---- score ----
@@ -274,7 +277,7 @@ def main():
     p.add_argument("--as-of", help="data cut-off; default: the latest event of all shards")
     p.add_argument("--train", action="store_true", help="features: train after the merge")
     p.add_argument("--model", help="score: model version or alias (default production)")
-    p.add_argument("--output", help="score: the merged users CSV")
+    p.add_argument("--output", help="score (and features, after training): the merged users CSV")
     args = p.parse_args()
     if args.shards < 1:
         p.error("--shards must be >= 1")
