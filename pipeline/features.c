@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/feature_build.h"
+#include "ltv/features.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 

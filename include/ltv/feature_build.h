@@ -95,16 +95,4 @@ int feature_apply_encodings(const struct encodings *e, struct frame *f,
 			    char ***out_apps, size_t *out_n_apps,
 			    char ***out_campaigns, size_t *out_n_campaigns);
 
-/*
- * The features stage's work on a base frame of every user (FEATURE_ROWS_SNAPSHOTS,
- * in uid order) with its dictionaries in enc: the install-date split, the
- * encodings learnt on training cohorts, the artefact's metrics and its
- * content hash. The stage calls it on the frame it builds; `ltvpipe merge`
- * on the shards' frames joined, so both give the same artefact.
- */
-struct cJSON;
-void features_complete(const struct config *cfg, int64_t as_of, struct frame *f,
-		       struct encodings *enc, const struct feature_base_stats *stats,
-		       struct cJSON *metrics, struct hasher *content);
-
 #endif

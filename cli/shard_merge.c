@@ -23,6 +23,7 @@
 
 #include "ltv/csvread.h"
 #include "ltv/feature_build.h"
+#include "ltv/features.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
 #include "ltv/runner.h"
