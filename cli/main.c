@@ -442,8 +442,9 @@ static const struct command commands[] = {
 	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
 	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
 	  "segments, methods and fallbacks).\n"
-	  "With --shard i/N, scores only the users of shard i (XXH3-64 of user_id mod N)\n"
-	  "and also writes F.shard.csv, the exact values 'ltvpipe merge-scores' joins.\n" },
+	  "With --shard i/N, scores only the cohorts of shard i (XXH3-64 of app, 0x1f,\n"
+	  "campaign, mod N: whole cohorts, since curves levels a cohort from all its\n"
+	  "users) and also writes F.shard.csv, the exact values 'ltvpipe merge-scores' joins.\n" },
 	{ "predict", cmd_predict, CMD_NEEDS_CONFIG, "predict one user given on the command line, as JSON",
 	  "usage: ltvpipe predict [--config F] [--model V|production|candidate] --app A\n"
 	  "                       [--campaign C] [--feature name=value]...\n\n"

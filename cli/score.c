@@ -544,13 +544,16 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		const double *age = frame_column(&d.frame, "age_days");
 		size_t cap = 0;
 
-		const double *uid = frame_column(&d.frame, "uid");
+		const double *app = frame_column(&d.frame, "app_code");
+		const double *campaign = frame_column(&d.frame, "campaign_code");
 
 		for (size_t i = 0; i < d.frame.n_rows; i++) {
 			/* Every user younger than the longest horizon has something still to come. */
 			if (age[i] >= (double)m.cfg.features.horizons.v[m.cfg.features.horizons.n - 1])
 				continue;
-			if (!shard_keeps(&opts->shard, users.user_id[(size_t)uid[i] - 1]))
+			/* Score shards hold whole cohorts: curves levels a cohort from all its users. */
+			if (!shard_keeps_cohort(&opts->shard, d.apps[(size_t)app[i]],
+						d.campaigns[(size_t)campaign[i]]))
 				continue;
 			ARRAY_GROW(s.rows, s.n + 1, cap);
 			s.rows[s.n++] = i;

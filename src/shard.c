@@ -43,6 +43,28 @@ int shard_keeps(const struct shard_spec *s, const char *user_id)
 	return s->count == 0 || shard_of(user_id, s->count) == s->index;
 }
 
+int64_t shard_of_cohort(const char *app, const char *campaign, int64_t count)
+{
+	XXH3_state_t *st;
+	uint64_t h;
+
+	if (count <= 0)
+		return 0;
+	st = XXH3_createState();
+	(void)XXH3_64bits_reset(st);
+	(void)XXH3_64bits_update(st, app, strlen(app));
+	(void)XXH3_64bits_update(st, "\x1f", 1);
+	(void)XXH3_64bits_update(st, campaign, strlen(campaign));
+	h = (uint64_t)XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return (int64_t)(h % (uint64_t)count);
+}
+
+int shard_keeps_cohort(const struct shard_spec *s, const char *app, const char *campaign)
+{
+	return s->count == 0 || shard_of_cohort(app, campaign, s->count) == s->index;
+}
+
 const char *shard_format(const struct shard_spec *s, char *buf, size_t size)
 {
 	if (s->count == 0)

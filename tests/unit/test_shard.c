@@ -1,6 +1,6 @@
 /*
  * The shard of a user (include/ltv/shard.h): XXH3_64bits of the user_id's
- * bytes, seed 0, mod N. It must never change between versions, or shard
+ * bytes, seed 0, mod N; of a scored cohort, the same of "app" 0x1f "campaign". It must never change between versions, or shard
  * registries built by two versions would disagree on who is where: the
  * values below are fixed (the first is xxHash's published vector for the
  * empty input).
@@ -20,6 +20,20 @@ static void test_hash_is_xxh3_64_of_the_id(void **state)
 	assert_int_equal(shard_of("u00000002", 4), 1);
 	assert_int_equal(shard_of("customer-42", 4), 1);
 	assert_int_equal(shard_of("anything", 1), 0);
+}
+
+/* Scoring shards by cohort: the same hash of "app" 0x1f "campaign". */
+static void test_cohort_shard(void **state)
+{
+	struct shard_spec s = { 3, 4 };
+
+	(void)state;
+	/* XXH3_64bits("puzzle_blast\x1f" "fb_us_ios_broad_v2") = 0xbdea30230e477243 */
+	assert_int_equal(shard_of_cohort("puzzle_blast", "fb_us_ios_broad_v2", 4), 0xbdea30230e477243ULL % 4);
+	assert_int_equal(shard_of_cohort("puzzle_blast", "fb_us_ios_broad_v2", 4), 3);
+	assert_true(shard_keeps_cohort(&s, "puzzle_blast", "fb_us_ios_broad_v2"));
+	/* the separator keeps ("ab", "c") and ("a", "bc") apart */
+	assert_true(shard_of_cohort("ab", "c", 1 << 16) != shard_of_cohort("a", "bc", 1 << 16));
 }
 
 /* Every user is in exactly one shard, and the shards are about even. */
@@ -77,6 +91,7 @@ int main(void)
 		cmocka_unit_test(test_hash_is_xxh3_64_of_the_id),
 		cmocka_unit_test(test_every_user_in_one_shard_evenly),
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_cohort_shard),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
