@@ -63,7 +63,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: all deps fuzz-deps test-deps fuzz-serve bench-serve test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: all deps fuzz-deps test-deps fuzz-serve bench-serve bench-shards test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -140,6 +140,12 @@ BENCH_USERS ?= 1000000
 BENCH_RUNS ?= 3
 bench: deps ltvpipe
 	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
+	@bench/shards.sh $(BENCH_SHARD_USERS)
+
+# Sharded features and scoring at N = 1, 2, 4 and the 100M-users estimate (README "Scale out").
+BENCH_SHARD_USERS ?= 200000
+bench-shards: deps ltvpipe
+	@bench/shards.sh $(BENCH_SHARD_USERS)
 
 # The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
 bench-tools: $(BUILD)/bench/csvread_bench
