@@ -534,8 +534,20 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	}
 	if (as_of == INT64_MIN)
 		ret = default_as_of(data_reg, &as_of, err);
-	if (ret == 0)
-		ret = model_data_for_scoring(&m, data_reg, as_of, &d, err);
+	if (ret == 0) {
+		/*
+		 * Score shards hold whole cohorts (include/ltv/shard.h): curves levels a
+		 * cohort from all its scored users. Only their rows are built; a shard
+		 * with no cohort writes empty outputs, which merge-scores takes.
+		 */
+		ret = model_data_for_scoring_cohorts(&m, data_reg, as_of,
+						     opts->shard.count ? &opts->shard : NULL, &d, err);
+		if (ret == LTV_ENOTFOUND && opts->shard.count) {
+			model_data_release(&d);
+			memset(&d, 0, sizeof(d));
+			ret = 0;
+		}
+	}
 	if (ret == 0)
 		ret = registry_users_load(data_reg, &users, err);
 	if (ret < 0)
@@ -544,24 +556,18 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		const double *age = frame_column(&d.frame, "age_days");
 		size_t cap = 0;
 
-		const double *app = frame_column(&d.frame, "app_code");
-		const double *campaign = frame_column(&d.frame, "campaign_code");
-
 		for (size_t i = 0; i < d.frame.n_rows; i++) {
 			/* Every user younger than the longest horizon has something still to come. */
 			if (age[i] >= (double)m.cfg.features.horizons.v[m.cfg.features.horizons.n - 1])
-				continue;
-			/* Score shards hold whole cohorts: curves levels a cohort from all its users. */
-			if (!shard_keeps_cohort(&opts->shard, d.apps[(size_t)app[i]],
-						d.campaigns[(size_t)campaign[i]]))
 				continue;
 			ARRAY_GROW(s.rows, s.n + 1, cap);
 			s.rows[s.n++] = i;
 		}
 	}
-	ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
+	if (s.n > 0 || !opts->shard.count)
+		ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
 	/* A/B: without --model, a running experiment's candidate serves its share of users. */
-	if (ret == 0 && !opts->model)
+	if (ret == 0 && !opts->model && (s.n > 0 || !opts->shard.count))
 		ret = experiment_apply_to_scores(cfg, &m, data_reg, &d, &users, s.rows, s.n, as_of,
 						 &s.sv, out, err);
 	if (ret < 0)
