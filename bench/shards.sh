@@ -68,7 +68,8 @@ echo "bench-shards: unsharded features ${ref_features} s, training ${ref_train} 
 rows=()     # table rows
 fit=()      # "N ingest features score" mean per-shard seconds, for the fit
 merge_fit=() # "merge_s merge_scores_s"
-rss_per_m=0
+declare -A peaks
+merge_rss1=0
 for n in 1 2 4; do
 	latest=0 sum_i=0 sum_f=0 sum_s=0 max_i=0 max_f=0 max_s=0 rss_i=0 rss_f=0 rss_s=0
 	for ((i = 0; i < n; i++)); do
@@ -107,9 +108,8 @@ for n in 1 2 4; do
 	mean() { awk -v s="$1" -v n="$n" 'BEGIN { printf "%.3f", s / n }'; }
 	rows+=("| $n | $(mean "$sum_i") / $max_i / $rss_i | $(mean "$sum_f") / $max_f / $rss_f | $merge_s / $merge_rss | $same_features | $(mean "$sum_s") / $max_s / $rss_s | $ms_s / $ms_rss | $same_scores |")
 	fit+=("$n $(mean "$sum_i") $(mean "$sum_f") $(mean "$sum_s")")
-	# Memory per million users: the one shard of N = 1 (all users), the largest peak of its commands.
-	[ $n = 1 ] && rss_per_m=$(awk -v a="$rss_i" -v b="$rss_f" -v c="$rss_s" -v u="$users" \
-		'BEGIN { m = a; if (b > m) m = b; if (c > m) m = c; printf "%.0f", m / (u / 1e6) }')
+	peaks[$n]="$rss_i $rss_f $rss_s"
+	[ $n = 1 ] && merge_rss1=$merge_rss
 	merge_fit+=("$merge_s $ms_s")
 	echo "bench-shards: N=$n done (features $same_features, scores $same_scores)"
 done
@@ -126,9 +126,16 @@ read -r as bs <<<"$(fit_ab 4)"
 merge_per_user=$(printf '%s\n' "${merge_fit[@]}" | awk -v u="$users" '{ s += $1 } END { printf "%.6g", s / NR / u }')
 ms_per_user=$(printf '%s\n' "${merge_fit[@]}" | awk -v u="$users" '{ s += $2 } END { printf "%.6g", s / NR / u }')
 scored=$(($(wc -l <full.csv) - 1))
+# Memory per million users of a shard: the growth of each command's peak from the shard of
+# N = 4 to the shard of N = 1 (so without the fixed part), the largest of ingest, features, score.
+read -r rss_per_m rss_fixed <<<"$(awk -v a="${peaks[1]}" -v b="${peaks[4]}" -v u="$users" 'BEGIN {
+	split(a, x, " "); split(b, y, " "); best = 0
+	for (k = 1; k <= 3; k++) { s = (x[k] - y[k]) / (0.75 * u / 1e6); if (s > best) { best = s; f = x[k] - s * u / 1e6 } }
+	printf "%.0f %.0f", best, f }')"
+merge_per_m=$(awk -v r="$merge_rss1" -v u="$users" 'BEGIN { printf "%.0f", r / (u / 1e6) }')
 
 estimate=$(awk -v U="$users" -v ai="$ai" -v bi="$bi" -v af="$af" -v bf="$bf" -v as="$as" -v bs="$bs" \
-	-v mu="$merge_per_user" -v msu="$ms_per_user" -v sc="$scored" -v rpm="$rss_per_m" 'BEGIN {
+	-v mu="$merge_per_user" -v msu="$ms_per_user" -v sc="$scored" -v rpm="$rss_per_m" -v rfix="$rss_fixed" -v mpm="$merge_per_m" 'BEGIN {
 	T = 1e8; W = 50; N = 50; k = T / U            # 50 shards of 2 million users, one per worker
 	# a scales with the whole data (every shard reads it all), b with the shard.
 	# b was fitted as the cost of N shards of U users together: one shard of T/N users costs b*k/N.
@@ -137,11 +144,12 @@ estimate=$(awk -v U="$users" -v ai="$ai" -v bi="$bi" -v af="$af" -v bf="$bf" -v 
 	printf "| ingest, per shard (every shard reads all input rows) | %.0f s (%.1f h) |\n", ing, ing / 3600
 	printf "| features, per shard | %.0f s |\n", fea
 	printf "| merge (one machine) | %.0f s (%.1f h) |\n", mer, mer / 3600
-	printf "| score, per shard (builds every user'"'"'s features, predicts its own) | %.0f s (%.1f h) |\n", sco, sco / 3600
+	printf "| score, per shard (reads every user'"'"'s id and days; builds and predicts its own cohorts) | %.0f s (%.1f h) |\n", sco, sco / 3600
 	printf "| merge-scores (one machine, %.0f M scored users) | %.0f s |\n", sc * k / 1e6, msc
 	printf "| **features + merge** | **%.1f h** |\n", (ing + fea + mer) / 3600
 	printf "| **scoring + merge-scores** | **%.1f h** |\n", (sco + msc) / 3600
-	printf "| memory per shard of 2 M users (%.0f MB per million users: the peak of the N = 1 shard, which includes a fixed part) | %.1f GB |\n", rpm, 2 * rpm / 1024
+	printf "| memory per shard of 2 M users (%.0f MB per million users + %.0f MB) | %.1f GB |\n", rpm, rfix, (2 * rpm + rfix) / 1024
+	printf "| memory of the merge, one machine (%.0f MB per million users, all users) | %.0f GB |\n", mpm, 100 * mpm / 1024
 }')
 
 table=$scratch/table.md
@@ -161,7 +169,10 @@ table=$scratch/table.md
 	echo "Merge $merge_per_user s per user; merge-scores $ms_per_user s per scored user."
 	echo
 	echo "Estimate, 100,000,000 users on 50 workers (50 shards of 2 M users, one per worker; the costs"
-	echo "above scaled by users, a with the whole data, b with the shard's users; training not included):"
+	echo "above scaled by users, a with the whole data, b with the shard's users; training not included)."
+	echo "An upper bound: a also holds what does not grow with the data (process start, loading the"
+	echo "model), scaled here as if it did. Memory per million users: each command's peak growth from"
+	echo "the shard of N = 4 to that of N = 1, the largest of ingest, features and score, plus its fixed part."
 	echo
 	echo "| step | estimate |"
 	echo "|---|---:|"
