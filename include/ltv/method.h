@@ -1,9 +1,10 @@
 /*
  * A prediction method as select, calibrate and score see it: something that,
  * loaded from its stage's artefact, predicts ltv_H for rows of a features
- * frame. Each model stage file (pipeline/hurdle.c, ...) exports its stage
- * function and one `const struct method method_<name>`; the method table in
- * pipeline/methods.c lists them in fallback order (DESIGN.md "score":
+ * frame. Each stored model (serving/hurdle_model.c, serving/curves_model.c,
+ * ...) exports one `const struct method method_<name>`, and its stage
+ * (pipeline/hurdle.c, ...) trains it; the method table in serving/predictor.c
+ * lists them, its fallback_order the order (DESIGN.md "score":
  * hurdle → multiplier → lookalike → semantic → global median).
  *
  * Predictions are of total ltv_H: rev_window (what the row's user spent
