@@ -18,6 +18,7 @@
 #include "ltv/btyd_stage.h"
 #include "ltv/gamma_gamma.h"
 #include "ltv/log.h"
+#include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
 #include "ltv/strmap.h"
 

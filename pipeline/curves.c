@@ -44,6 +44,7 @@
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
 #include "ltv/strmap.h"
 

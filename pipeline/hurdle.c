@@ -29,6 +29,7 @@
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 /* A tier with at least this share of the pooled training rows uses the pooled model. */
 #define TIER_OWN_MODEL_SHARE 0.9

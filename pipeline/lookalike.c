@@ -38,6 +38,7 @@
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
 
 /* Median of the non-NaN values of col over rows; 0 when there is none. */

@@ -30,6 +30,7 @@
 #include "ltv/model_data.h"
 #include "ltv/multiplier_model.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 /*
  * The rows among rows[0..n) with window revenue: their matrix and, as their

@@ -38,6 +38,7 @@
 #include "ltv/model_data.h"
 #include "ltv/semantic_model.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
 #include "ltv/tfidf.h"
 
