@@ -143,17 +143,10 @@ static int scratch_config(const struct config *cfg, const struct evaluate_option
 static int latest_event(const char *registry_path, int64_t *out, struct ltv_err *err)
 {
 	struct registry *reg = NULL;
-	char *value = NULL;
 	int ret = registry_open_readonly(registry_path, &reg, err);
 
-	if (ret == 0)
-		ret = registry_meta_get(reg, "max_event_time", &value, err);
-	if (ret == LTV_ENOTFOUND)
-		ret = err_set(err, LTV_EUSAGE, "evaluate: the input has no events, so there is nothing to "
-			      "compare predictions with");
-	else if (ret == 0 && parse_int64(value, out) < 0)
-		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time '%s' is not a time", value);
-	free(value);
+	if (ret == 0 && (ret = registry_default_as_of(reg, out, err)) < 0)
+		err_prefix(err, "evaluate");
 	registry_close(reg);
 	return ret;
 }

@@ -459,19 +459,6 @@ static int scratch_ingest(const struct config *model_cfg, const struct score_opt
 	return ret;
 }
 
-static int default_as_of(struct registry *data_reg, int64_t *out, struct ltv_err *err)
-{
-	char *value = NULL;
-	int ret = registry_meta_get(data_reg, "max_event_time", &value, err);
-
-	if (ret == LTV_ENOTFOUND)
-		return err_set(err, LTV_EUSAGE, "no events to score: the data have no event times; pass --as-of");
-	if (ret == 0 && parse_int64(value, out) < 0)
-		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time is not a time");
-	free(value);
-	return ret;
-}
-
 int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
 	      struct ltv_err *err)
 {
@@ -514,7 +501,8 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 			goto out;
 	}
 	if (as_of == INT64_MIN)
-		ret = default_as_of(data_reg, &as_of, err);
+		if ((ret = registry_default_as_of(data_reg, &as_of, err)) < 0)
+			err_prefix(err, "score");
 	if (ret == 0)
 		ret = model_data_for_scoring(&m, data_reg, as_of, &d, err);
 	if (ret == 0)

@@ -14,19 +14,6 @@
 #include "ltv/serving.h"
 #include "ltv/timeutil.h"
 
-static int latest_event(struct registry *reg, int64_t *out, struct ltv_err *err)
-{
-	char *value = NULL;
-	int ret = registry_meta_get(reg, "max_event_time", &value, err);
-
-	if (ret == LTV_ENOTFOUND)
-		ret = err_set(err, LTV_EUSAGE, "compare: the registry has no events, so no outcome is known");
-	else if (ret == 0 && parse_int64(value, out) < 0)
-		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time '%s' is not a time", value);
-	free(value);
-	return ret;
-}
-
 /* Row of each uid in d (-1: none); *out_n the array's length. Caller frees. */
 static int64_t *rows_by_uid(const struct model_data *d, size_t *out_n)
 {
@@ -67,10 +54,10 @@ static int plan(struct registry *reg, const struct loaded_model *ma, const struc
 {
 	int64_t latest;
 	char iso[32], iso2[32], iso3[32];
-	int ret = latest_event(reg, &latest, err);
+	int ret = registry_default_as_of(reg, &latest, err);
 
 	if (ret < 0)
-		return ret;
+		return err_prefix(err, "compare: the outcomes");
 	r->horizon = horizon ? horizon : ma->cfg.features.target_horizon;
 	if (predictor_horizon_index(&ma->cfg, r->horizon) < 0 ||
 	    predictor_horizon_index(&mb->cfg, r->horizon) < 0)
