@@ -7,6 +7,7 @@
  * text that was fingerprinted, which is what lets `status` and `--dry-run`
  * say *why* a stage is stale.
  */
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -446,7 +447,10 @@ static void print_metrics_brief(FILE *out, const char *metrics_json)
 	cJSON_ArrayForEach(item, m) {
 		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)))
 			continue;
-		if (cJSON_IsNumber(item))
+		if (cJSON_IsNumber(item) && item->valuedouble == floor(item->valuedouble) &&
+		    fabs(item->valuedouble) < 1e15) /* counts: 1733970, never 1.73397e+06 */
+			fprintf(out, "%s%s=%.0f", printed ? ", " : "      ", item->string, item->valuedouble);
+		else if (cJSON_IsNumber(item))
 			fprintf(out, "%s%s=%.6g", printed ? ", " : "      ", item->string, item->valuedouble);
 		else
 			fprintf(out, "%s%s=%s", printed ? ", " : "      ", item->string, item->valuestring);
@@ -521,7 +525,8 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
 	print_metrics_brief(rs->out, metrics);
-	LOG(LOG_INFO, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
+	/* stdout has just said so: the console shows each stage once; the run's log file keeps it */
+	LOG(LOG_DEBUG, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
 	log_set_stage(NULL);
 	hasher_release(&ctx.content);
@@ -769,6 +774,53 @@ static void run_state_release(struct run_state *rs)
 	registry_close(rs->reg);
 }
 
+static const char *plan_state_name(enum plan_state st)
+{
+	switch (st) {
+	case PLAN_RAN: return "ran";
+	case PLAN_REUSED: return "up to date";
+	case PLAN_WOULD_RUN: return "would run";
+	default: return "not selected";
+	}
+}
+
+/* --json: the run and each stage's outcome, from the plans once every stage is done. */
+static void plans_to_json(const struct run_state *rs, cJSON *doc, double seconds)
+{
+	cJSON *stages = cJSON_CreateArray();
+	char iso[32];
+
+	if (!rs->opts->dry_run)
+		cJSON_AddStringToObject(doc, "run_id", rs->run_id);
+	cJSON_AddBoolToObject(doc, "dry_run", rs->opts->dry_run != 0);
+	if (rs->as_of != INT64_MIN)
+		cJSON_AddStringToObject(doc, "as_of", time_format_iso8601(rs->as_of, iso, sizeof(iso)));
+	cJSON_AddStringToObject(doc, "registry", rs->cfg->registry.path);
+	cJSON_AddNumberToObject(doc, "seconds", seconds);
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage_plan *p = &rs->plans[i];
+		cJSON *o;
+
+		if (p->state == PLAN_PENDING || p->state == PLAN_UNSELECTED)
+			continue;
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "stage", stage_table[i].name);
+		cJSON_AddStringToObject(o, "state", plan_state_name(p->state));
+		if (p->state == PLAN_WOULD_RUN && p->reason[0])
+			cJSON_AddStringToObject(o, "reason", p->reason);
+		if (p->have_current && p->state != PLAN_WOULD_RUN) {
+			cJSON *m = cJSON_Parse(p->current.metrics), *t = cJSON_Parse(p->current.timings);
+
+			cJSON_AddNumberToObject(o, "version", (double)p->current.version);
+			cJSON_AddStringToObject(o, "made_by_run", p->current.run_id);
+			cJSON_AddItemToObject(o, "metrics", m ? m : cJSON_CreateObject());
+			cJSON_AddItemToObject(o, "timings", t ? t : cJSON_CreateObject());
+		}
+		cJSON_AddItemToArray(stages, o);
+	}
+	cJSON_AddItemToObject(doc, "stages", stages);
+}
+
 int runner_run(const struct config *cfg, const struct run_options *opts, FILE *out,
 	       struct ltv_err *err)
 {
@@ -819,6 +871,15 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 		    cfg->source_path, config_jobs(cfg));
 	}
 	ret = run_selected_stages(&rs, err);
+	if (run_recorded && rs.as_of != INT64_MIN) {
+		struct ltv_err as_of_err;
+
+		/* the as_of the run used, also when it was the default (the latest event) */
+		if (registry_run_set_as_of(rs.reg, rs.run_id, rs.as_of, &as_of_err) < 0)
+			LOG(LOG_WARN, "%s", as_of_err.msg);
+	}
+	if (ret == 0 && opts->json)
+		plans_to_json(&rs, opts->json, now_seconds() - started);
 	if (ret == 0 && !opts->dry_run) {
 		fprintf(out, "run %s finished in %.2f s (registry %s)\n", rs.run_id,
 			now_seconds() - started, cfg->registry.path);
@@ -838,20 +899,45 @@ out:
 
 /* ---- status ---- */
 
-int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv_err *err)
+/* --json: one object per stage, from the plan status filled in. */
+static void status_to_json(const struct run_state *rs, cJSON *doc)
 {
-	struct run_state rs = { .cfg = cfg, .as_of = INT64_MIN, .out = out };
+	cJSON *stages = cJSON_AddArrayToObject(doc, "stages");
+	char iso[32];
+
+	cJSON_AddStringToObject(doc, "registry", rs->cfg->registry.path);
+	if (rs->as_of != INT64_MIN)
+		cJSON_AddStringToObject(doc, "as_of", time_format_iso8601(rs->as_of, iso, sizeof(iso)));
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage_plan *p = &rs->plans[i];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "stage", stage_table[i].name);
+		if (!p->have_current) {
+			cJSON_AddStringToObject(o, "state", "never run");
+		} else {
+			cJSON *m = cJSON_Parse(p->current.metrics);
+
+			cJSON_AddStringToObject(o, "state", p->state == PLAN_WOULD_RUN ? "stale" : "fresh");
+			if (p->state == PLAN_WOULD_RUN)
+				cJSON_AddStringToObject(o, "reason", p->reason[0] ? p->reason : "an input is stale");
+			cJSON_AddNumberToObject(o, "version", (double)p->current.version);
+			cJSON_AddStringToObject(o, "created_at", p->current.created_at);
+			cJSON_AddStringToObject(o, "made_by_run", p->current.run_id);
+			cJSON_AddItemToObject(o, "metrics", m ? m : cJSON_CreateObject());
+		}
+		cJSON_AddItemToArray(stages, o);
+	}
+}
+
+int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of, FILE *out,
+		  struct cJSON *json, struct ltv_err *err)
+{
+	struct run_state rs = { .cfg = cfg, .as_of = INT64_MIN, .out = out, .reg = reg };
 	struct run_options opts = { .as_of = as_of, .dry_run = 1 };
-	int ret;
+	int ret = 0;
 
 	rs.opts = &opts;
-	ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
-	if (ret == 0)
-		ret = registry_read_begin(rs.reg, err); /* one snapshot; ended by registry_close */
-	if (ret < 0) {
-		registry_close(rs.reg);
-		return ret;
-	}
 	fprintf(out, "registry %s\n", cfg->registry.path);
 	for (size_t i = 0; i < stage_count; i++) {
 		const struct stage *s = &stage_table[i];
@@ -904,6 +990,9 @@ int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv
 	}
 	if (ret == 0)
 		models_say_status(rs.reg, out);
+	if (ret == 0 && json)
+		status_to_json(&rs, json);
+	rs.reg = NULL; /* the dispatcher's */
 	run_state_release(&rs);
 	return ret;
 }

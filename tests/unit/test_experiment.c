@@ -61,7 +61,7 @@ static int run_models(char *const *args, size_t n, char **out_text, struct ltv_e
 	for (size_t i = 0; i < n; i++)
 		argv[i + 1] = args[i];
 	argv[n + 1] = NULL;
-	ret = models_run(&pipeline->cfg, (int)n + 1, argv, out, err);
+	ret = experiment_command(&pipeline->cfg, (int)n + 1, argv, out, err);
 	fclose(out);
 	if (out_text)
 		*out_text = text;
