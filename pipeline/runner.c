@@ -54,6 +54,8 @@ struct stage_plan {
 	char reason[512];              /* why it runs, for --dry-run and status */
 	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
 	size_t n_inputs;
+	double expected_seconds;       /* its last run's time, for the ETA; NaN when unknown */
+	int expected_known;            /* expected_seconds has been looked up */
 };
 
 int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
@@ -634,6 +636,79 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 	return 0;
 }
 
+/*
+ * Progress of a run, logged before each stage (or each parallel wave): which
+ * stages of how many still to do, and the time left by the last run's timings
+ * of the stages still to run (stages never run before count as unknown).
+ */
+static double last_seconds(struct registry *reg, const char *stage)
+{
+	struct artefact_info a;
+	struct ltv_err ignored;
+	double seconds = NAN;
+	cJSON *t;
+	const cJSON *sec;
+
+	if (registry_artefact_current(reg, stage, &a, &ignored) < 0)
+		return NAN;
+	t = cJSON_Parse(a.timings);
+	sec = cJSON_GetObjectItemCaseSensitive(t, "seconds");
+	if (cJSON_IsNumber(sec))
+		seconds = sec->valuedouble;
+	cJSON_Delete(t);
+	artefact_info_release(&a);
+	return seconds;
+}
+
+/*
+ * Progress of a run, logged before each stage (or each parallel wave) from the
+ * main thread: which stages of how many, and the time left by the last run's
+ * timings of the stages still to do. Stages not yet planned are counted as if
+ * they will run, so "of N" is at most N.
+ */
+static void announce(struct run_state *rs, const int *stages, size_t n)
+{
+	size_t done = 0, total = 0, unknown = 0;
+	double left = 0;
+	char names[256] = "";
+	size_t len = 0;
+
+	for (size_t i = 0; i < stage_count; i++) {
+		struct stage_plan *p = &rs->plans[i];
+
+		if (p->state == PLAN_RAN)
+			done++;
+		if (p->state != PLAN_RAN && p->state != PLAN_PENDING && p->state != PLAN_SCHEDULED)
+			continue;
+		total++;
+		if (p->state == PLAN_RAN)
+			continue;
+		if (!p->expected_known) { /* the current artefact is the last run's until this one commits */
+			p->expected_seconds = last_seconds(rs->reg, stage_table[i].name);
+			p->expected_known = 1;
+		}
+		if (isnan(p->expected_seconds))
+			unknown++;
+		else
+			left += p->expected_seconds;
+	}
+	for (size_t k = 0; k < n && len < sizeof(names); k++)
+		len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", k ? ", " : "",
+					stage_table[stages[k]].name);
+	if (unknown == total - done)
+		left = NAN;
+	if (n == 1)
+		LOG(LOG_INFO, "stage %zu of %zu: %s", done + 1, total, names);
+	else
+		LOG(LOG_INFO, "stages %zu-%zu of %zu, in parallel: %s", done + 1, done + n, total, names);
+	if (!isnan(left) && left < 1)
+		LOG(LOG_INFO, "under 1 s left, by the last run's timings%s",
+		    unknown ? " of the stages timed before" : "");
+	else if (!isnan(left))
+		LOG(LOG_INFO, "about %.0f s left, by the last run's timings%s", left,
+		    unknown ? " of the stages timed before" : "");
+}
+
 /* ---- waves: stages whose inputs are all resolved run together ---- */
 
 /*
@@ -691,10 +766,13 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 
 	assert(n <= 32);
 	if (n_workers <= 1) {
-		for (size_t i = 0; i < n && ret == 0; i++)
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			announce(rs, &stages[i], 1);
 			ret = execute_stage(rs, stages[i], rs->reg, jobs, NULL, err);
+		}
 		return ret;
 	}
+	announce(rs, stages, n);
 	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
 	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n };
 	pthread_mutex_init(&w.lock, NULL);
