@@ -563,7 +563,8 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 		return ret;
 	if (ret == 1) {
 		p->state = PLAN_WOULD_RUN;
-		fprintf(rs->out, "%s: would run (an input would be rebuilt)\n", s->name);
+		snprintf(p->reason, sizeof(p->reason), "an input would be rebuilt");
+		fprintf(rs->out, "%s: would run (%s)\n", s->name, p->reason);
 		return 0;
 	}
 	if (s->flags & STAGE_USES_AS_OF) {
@@ -980,12 +981,13 @@ out:
 /* --json: one object per stage, from the plan status filled in. */
 static void status_to_json(const struct run_state *rs, cJSON *doc)
 {
-	cJSON *stages = cJSON_AddArrayToObject(doc, "stages");
+	cJSON *stages;
 	char iso[32];
 
 	cJSON_AddStringToObject(doc, "registry", rs->cfg->registry.path);
 	if (rs->as_of != INT64_MIN)
 		cJSON_AddStringToObject(doc, "as_of", time_format_iso8601(rs->as_of, iso, sizeof(iso)));
+	stages = cJSON_AddArrayToObject(doc, "stages");
 	for (size_t i = 0; i < stage_count; i++) {
 		const struct stage_plan *p = &rs->plans[i];
 		cJSON *o = cJSON_CreateObject();

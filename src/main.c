@@ -1070,7 +1070,7 @@ static int cmd_models(struct command_args *a)
 	int ret;
 
 	if (!sub)
-		return err_set(a->err, LTV_EUSAGE, "models: '%s' is not a subcommand; see 'ltvpipe models "
+		return err_set(a->err, LTV_EUSAGE, "'%s' is not a subcommand of models; see 'ltvpipe models "
 			       "--help'", name);
 	snprintf(full, sizeof(full), "models %s", sub->name);
 	sa.argc = a->argc > 1 ? a->argc - 1 : 1;
