@@ -7,6 +7,7 @@
  * each handler only does its own job. Only main prints an error and picks the
  * exit code: 0 ok, 1 failure, 2 usage/config.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/cmdline.h"
+#include "ltv/command.h"
 #include "ltv/config.h"
 #include "ltv/evaluate.h"
 #include "ltv/experiment.h"
@@ -32,42 +34,7 @@
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
-enum command_flags {
-	CMD_NEEDS_CONFIG = 1 << 0,   /* parse --config/--set/--quiet and validate before the handler */
-	CMD_EXIT_STATUS = 1 << 1,    /* a positive return is the process exit status (monitor: 3, 4) */
-	CMD_REGISTRY_READ = 1 << 2,  /* open the existing registry read-only, in one read snapshot */
-	CMD_REGISTRY_WRITE = 1 << 3, /* open the existing registry for writing (never creates one) */
-	CMD_RUN_LOCK = 1 << 4,       /* with CMD_REGISTRY_WRITE: hold the run lock while the handler runs */
-	CMD_SUBCOMMANDS = 1 << 5,    /* argv[1] names an entry of the command's own table */
-};
-
-struct command_args {
-	int argc;
-	char **argv;
-	struct config *cfg;
-	struct registry *reg;     /* opened by the dispatcher when the flags ask */
-	const char *command_line; /* the whole command line, --config and --set included */
-	const char *name;         /* "run", "models list": for messages */
-	const struct cmd_option *options;
-	struct ltv_err *err;
-};
-
-struct command {
-	const char *name;
-	int (*fn)(struct command_args *args);
-	unsigned flags;
-	const char *summary;
-	/*
-	 * The prose after the synopsis. An entry whose text starts with "usage:"
-	 * and has no options table is printed as it is (a command written before
-	 * the tables grew options).
-	 */
-	const char *usage;
-	const struct cmd_option *options;
-	const char *operands;
-};
-
-static int parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
+int command_parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
 {
 	if (time_parse_iso8601(text, out) < 0)
 		return err_set(err, LTV_EUSAGE,
@@ -76,7 +43,7 @@ static int parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
 	return 0;
 }
 
-static void parser_init(struct cmd_parser *p, const struct command_args *a)
+void command_parser_init(struct cmd_parser *p, const struct command_args *a)
 {
 	cmd_parser_init(p, a->name, a->name, a->options, a->argc, a->argv);
 }
@@ -92,14 +59,6 @@ static void print_json(cJSON *doc)
 
 /* ---- run ---- */
 
-enum { OPT_AS_OF = 1, OPT_ONLY, OPT_FROM, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_JSON, OPT_MODEL,
-       OPT_USERS, OPT_EVENTS, OPT_OUTPUT, OPT_APP, OPT_CAMPAIGN, OPT_FEATURE, OPT_PORT, OPT_BIND,
-       OPT_THREADS, OPT_HORIZONS, OPT_HORIZON, OPT_SEED, OPT_OUT, OPT_START, OPT_ORDER, OPT_DOT,
-       OPT_MAN, OPT_COMPLETION };
-
-#define JSON_OPTION { "json", OPT_JSON, NULL, "print one JSON document on stdout (messages go to stderr)", 0 }
-#define AS_OF_OPTION(help) { "as-of", OPT_AS_OF, "DATE", help, 0 }
-#define MODEL_OPTION { "model", OPT_MODEL, "V", "model version number, or alias production or candidate\n(default production)", 0 }
 
 static const struct cmd_option run_options[] = {
 	AS_OF_OPTION("data cut-off (ISO 8601); default: the latest event ingested"),
@@ -118,11 +77,11 @@ static int cmd_run(struct command_args *a)
 	struct cmd_parser p;
 	int c, json = 0, ret;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
 		case OPT_AS_OF:
-			ret = parse_as_of(p.optarg, &opts.as_of, a->err);
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
@@ -163,13 +122,13 @@ static int cmd_status(struct command_args *a)
 	struct cmd_parser p;
 	int c, ret;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		if (c == OPT_JSON) {
 			json = json ? json : cJSON_CreateObject();
 			continue;
 		}
-		ret = parse_as_of(p.optarg, &as_of, a->err);
+		ret = command_parse_as_of(p.optarg, &as_of, a->err);
 		if (ret < 0) {
 			cJSON_Delete(json);
 			return ret;
@@ -210,12 +169,12 @@ static int cmd_score(struct command_args *a)
 	struct cmd_parser p;
 	int c, json = 0, ret;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
 		case OPT_MODEL: opts.model = p.optarg; break;
 		case OPT_AS_OF:
-			ret = parse_as_of(p.optarg, &opts.as_of, a->err);
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
@@ -258,7 +217,7 @@ static int cmd_predict(struct command_args *a)
 	int c, ret;
 
 	opts.features = features;
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
 		case OPT_MODEL: opts.model = p.optarg; break;
@@ -290,7 +249,7 @@ static int cmd_serve(struct command_args *a)
 	struct cmd_parser p;
 	int c;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
 		case OPT_PORT:
@@ -329,11 +288,11 @@ static int cmd_evaluate(struct command_args *a)
 	struct cmd_parser p;
 	int c, json = 0, ret;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
 		case OPT_AS_OF:
-			ret = parse_as_of(p.optarg, &opts.as_of, a->err);
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
@@ -366,12 +325,12 @@ static int cmd_monitor(struct command_args *a)
 	struct cmd_parser p;
 	int c, ret;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
 		case OPT_MODEL: opts.model = p.optarg; break;
 		case OPT_AS_OF:
-			ret = parse_as_of(p.optarg, &opts.as_of, a->err);
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
@@ -421,7 +380,7 @@ static int cmd_generate(struct command_args *a)
 	int c, ret;
 
 	generate_param_init(&p);
-	parser_init(&cp, a);
+	command_parser_init(&cp, a);
 	while ((c = cmd_getopt(&cp, a->err)) > 0) {
 		switch (c) {
 		case OPT_USERS:
@@ -469,190 +428,6 @@ static int cmd_generate(struct command_args *a)
 	return 0;
 }
 
-/* ---- models: a table of subcommands ---- */
-
-static int parse_version(const char *text, int64_t *out, struct ltv_err *err)
-{
-	if (!text || parse_int64(text, out) < 0 || *out < 1)
-		return err_set(err, LTV_EUSAGE, "models: expected a model version number, got '%s'",
-			       text ? text : "nothing");
-	return 0;
-}
-
-static const struct cmd_option json_only_options[] = {
-	JSON_OPTION,
-	{ NULL, 0, NULL, NULL, 0 },
-};
-
-/* Parses a subcommand that takes only --json and exactly n_operands operands. */
-static int json_and_operands(struct command_args *a, int n_operands, const char *what, int *out_json,
-			     int *out_first)
-{
-	struct cmd_parser p;
-	int c;
-
-	*out_json = 0;
-	cmd_parser_init(&p, a->name, a->name, a->options, a->argc, a->argv);
-	while ((c = cmd_getopt(&p, a->err)) > 0)
-		*out_json = 1;
-	if (c == 0)
-		c = cmd_operands(&p, n_operands, n_operands, what, a->err);
-	*out_first = p.optind;
-	return c;
-}
-
-static int cmd_models_list(struct command_args *a)
-{
-	int json, first, ret = json_and_operands(a, 0, NULL, &json, &first);
-
-	return ret < 0 ? ret : models_list(a->reg, json, stdout, a->err);
-}
-
-static int cmd_models_show(struct command_args *a)
-{
-	int64_t version;
-	int json, first, ret = json_and_operands(a, 1, "one model version", &json, &first);
-
-	if (ret == 0)
-		ret = model_resolve(a->reg, a->argv[first], &version, a->err);
-	return ret < 0 ? ret : models_show(a->reg, version, json, stdout, a->err);
-}
-
-static int cmd_models_history(struct command_args *a)
-{
-	int json, first, ret = json_and_operands(a, 0, NULL, &json, &first);
-
-	return ret < 0 ? ret : models_history(a->reg, json, stdout, a->err);
-}
-
-static int cmd_models_promote(struct command_args *a)
-{
-	struct cmd_parser p;
-	int64_t version;
-	int c;
-
-	cmd_parser_init(&p, a->name, a->name, a->options, a->argc, a->argv);
-	c = cmd_getopt(&p, a->err);
-	if (c == 0)
-		c = cmd_operands(&p, 1, 1, "one model version", a->err);
-	if (c == 0)
-		c = parse_version(a->argv[p.optind], &version, a->err);
-	return c < 0 ? c : models_promote(a->reg, version, "promoted by hand (ltvpipe models promote)",
-					  stdout, a->err);
-}
-
-static int cmd_models_rollback(struct command_args *a)
-{
-	struct cmd_parser p;
-	int64_t version;
-	int c;
-
-	cmd_parser_init(&p, a->name, a->name, a->options, a->argc, a->argv);
-	c = cmd_getopt(&p, a->err);
-	if (c == 0)
-		c = cmd_operands(&p, 0, 0, NULL, a->err);
-	if (c == 0)
-		c = registry_alias_previous(a->reg, "production", &version, a->err);
-	return c < 0 ? c : models_promote(a->reg, version, "rollback (ltvpipe models rollback)", stdout,
-					  a->err);
-}
-
-static const struct cmd_option compare_options[] = {
-	AS_OF_OPTION("outcomes complete at T (default: the latest event)"),
-	{ "horizon", OPT_HORIZON, "H", "the horizon compared (default: A's target horizon)", 0 },
-	JSON_OPTION,
-	{ NULL, 0, NULL, NULL, 0 },
-};
-
-static int cmd_models_compare(struct command_args *a)
-{
-	struct compare_options opts = { .as_of = INT64_MIN };
-	struct cmd_parser p;
-	int c, ret;
-
-	cmd_parser_init(&p, a->name, a->name, a->options, a->argc, a->argv);
-	while ((c = cmd_getopt(&p, a->err)) > 0) {
-		switch (c) {
-		case OPT_AS_OF:
-			ret = parse_as_of(p.optarg, &opts.as_of, a->err);
-			if (ret < 0)
-				return ret;
-			break;
-		case OPT_HORIZON:
-			if (parse_int64(p.optarg, &opts.horizon) < 0 || opts.horizon < 1)
-				return err_set(a->err, LTV_EUSAGE, "models compare: --horizon '%s' must be a "
-					       "number of days >= 1", p.optarg);
-			break;
-		case OPT_JSON: opts.json = 1; break;
-		}
-	}
-	if (c == 0)
-		c = cmd_operands(&p, 2, 2, "two model versions, e.g. 'ltvpipe models compare "
-				 "production candidate'", a->err);
-	if (c < 0)
-		return c;
-	opts.a = a->argv[p.optind];
-	opts.b = a->argv[p.optind + 1];
-	return models_compare(a->cfg, a->reg, &opts, stdout, a->err);
-}
-
-/* experiment has its own verbs (start, stop, list, report), parsed by experiment.c. */
-static int cmd_models_experiment(struct command_args *a)
-{
-	return experiment_command(a->cfg, a->argc, a->argv, stdout, a->err);
-}
-
-static int cmd_models_export(struct command_args *a)
-{
-	int64_t version;
-	int json, first, ret = json_and_operands(a, 2, "a model version and a directory", &json, &first);
-
-	if (ret == 0)
-		ret = model_resolve(a->reg, a->argv[first], &version, a->err);
-	return ret < 0 ? ret : models_export(a->reg, version, a->argv[first + 1], json, stdout, a->err);
-}
-
-static const struct command models_commands[] = {
-	{ "list", cmd_models_list, CMD_REGISTRY_READ,
-	  "every version: trained as_of, out-of-sample WAPE, aliases, config vs production",
-	  "One row per model version: its number, when and by which run it was made, its\n"
-	  "campaign WAPE at the target horizon out of sample (select's cross-fitted figure),\n"
-	  "the horizon, its aliases, the as_of it was trained at, and the configuration keys\n"
-	  "whose values differ from production's (production → this version).\n", json_only_options, NULL },
-	{ "show", cmd_models_show, CMD_REGISTRY_READ,
-	  "the artefacts of version V with their metrics, and its backtests",
-	  NULL, json_only_options, "V" },
-	{ "history", cmd_models_history, CMD_REGISTRY_READ,
-	  "every alias move: when, alias, from, to, who, why", NULL, json_only_options, NULL },
-	{ "promote", cmd_models_promote, CMD_REGISTRY_WRITE, "make V production (recorded in the alias history)",
-	  NULL, NULL, "V" },
-	{ "rollback", cmd_models_rollback, CMD_REGISTRY_WRITE,
-	  "make the previous production version production again", NULL, NULL, NULL },
-	{ "compare", cmd_models_compare, CMD_REGISTRY_READ,
-	  "both versions on the same users, with a paired bootstrap",
-	  "Scores A and B on the users installed after both versions' as_of whose ltv_H is\n"
-	  "complete at T, as of T - H; prints campaign WAPE, normalized Gini and bias of each,\n"
-	  "B - A with a paired bootstrap 95% interval and p-value (models.compare_resamples\n"
-	  "resamples of users within campaigns, fixed seed).\n",
-	  compare_options, "A B" },
-	{ "experiment", cmd_models_experiment, 0, "A/B test of a version against production",
-	  "  start NAME --candidate V [--share S] [--horizon H] [--min-users N] [--log-rate R]\n"
-	  "  stop NAME | list | report NAME [--as-of DATE]\n\n"
-	  "score sends the users whose salted hash of user_id is below --share (default 0.1)\n"
-	  "to V and logs a --log-rate sample (default 1) of predictions; report gives each\n"
-	  "arm's accuracy once outcomes mature, and the test of the difference only once\n"
-	  "both arms have --min-users (default 2000) users.\n",
-	  NULL, "start|stop|list|report ..." },
-	{ "export", cmd_models_export, CMD_REGISTRY_READ,
-	  "write V's XGBoost models (XGBoost JSON), other artefacts and a manifest to DIR",
-	  "Writes each XGBoost booster as DIR/<artefact>.<key>.json (XGBoosterSaveModel's JSON\n"
-	  "format, loadable by any XGBoost), every other stored blob as it is, and\n"
-	  "DIR/manifest.json listing every artefact of V with its stage version, as_of,\n"
-	  "config, metrics and the files written with their sizes and content hashes (xxHash).\n",
-	  json_only_options, "V DIR" },
-};
-#define N_MODELS_COMMANDS (sizeof(models_commands) / sizeof(models_commands[0]))
-
 /* ---- dag and diff ---- */
 
 static const struct cmd_option dag_options[] = {
@@ -666,7 +441,7 @@ static int cmd_dag(struct command_args *a)
 	struct cmd_parser p;
 	int c, fmt = DAG_TEXT;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		fmt = c == OPT_DOT ? DAG_DOT : DAG_JSON;
 	if (c == 0)
@@ -679,7 +454,7 @@ static int cmd_diff(struct command_args *a)
 	struct cmd_parser p;
 	int c, json = 0;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		json = 1;
 	if (c == 0)
@@ -808,6 +583,7 @@ static const struct command commands[] = {
 	  help_options, "[COMMAND]" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define MAX_SUBCOMMANDS 16
 
 static const struct command *find_in(const struct command *table, size_t n, const char *name)
 {
@@ -843,7 +619,7 @@ static void print_command_help(FILE *out, const struct command *cmd)
 	if (cmd->flags & CMD_SUBCOMMANDS) {
 		fprintf(out, "usage: ltvpipe models [--config F] [--set KEY=VALUE]... [--quiet] SUBCOMMAND\n\n"
 			     "%s\n\nsubcommands ('ltvpipe models SUBCOMMAND --help' for one):\n", cmd->summary);
-		for (size_t i = 0; i < N_MODELS_COMMANDS; i++) {
+		for (size_t i = 0; i < n_models_commands; i++) {
 			char left[64];
 
 			snprintf(left, sizeof(left), "%s%s%s", models_commands[i].name,
@@ -882,24 +658,25 @@ static void docs_of_tables(struct cmd_doc *docs, int *with_config, struct cmd_do
 		docs[i] = doc_of(&commands[i]);
 		with_config[i] = (commands[i].flags & CMD_NEEDS_CONFIG) != 0;
 	}
-	for (size_t i = 0; i < N_MODELS_COMMANDS; i++)
+	for (size_t i = 0; i < n_models_commands; i++)
 		subs[i] = doc_of(&models_commands[i]);
 }
 
 static int cmd_help(struct command_args *a)
 {
-	struct cmd_doc docs[N_COMMANDS], subs[N_MODELS_COMMANDS];
+	struct cmd_doc docs[N_COMMANDS], subs[MAX_SUBCOMMANDS];
 	int with_config[N_COMMANDS];
 	struct cmd_parser p;
 	int c, mode = 0;
 
-	parser_init(&p, a);
+	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		mode = c;
 	if (c == 0)
 		c = cmd_operands(&p, 0, 1, "at most one command", a->err);
 	if (c < 0)
 		return c;
+	assert(n_models_commands <= MAX_SUBCOMMANDS);
 	docs_of_tables(docs, with_config, subs);
 	if (mode == OPT_MAN) {
 		char stages[4096];
@@ -908,11 +685,11 @@ static int cmd_help(struct command_args *a)
 		for (size_t i = 0; i < stage_count && len < sizeof(stages); i++)
 			len += (size_t)snprintf(stages + len, sizeof(stages) - len, "%-10s %s\n",
 						stage_table[i].name, stage_table[i].summary);
-		cmd_print_man(stdout, docs, with_config, N_COMMANDS, "models", subs, N_MODELS_COMMANDS,
+		cmd_print_man(stdout, docs, with_config, N_COMMANDS, "models", subs, n_models_commands,
 			      stages);
 	} else if (mode == OPT_COMPLETION) {
 		cmd_print_completion(stdout, docs, with_config, N_COMMANDS, "models", subs,
-				     N_MODELS_COMMANDS);
+				     n_models_commands);
 	} else if (p.optind < p.argc) {
 		const struct command *cmd = find_in(commands, N_COMMANDS, p.argv[p.optind]);
 
@@ -1064,7 +841,7 @@ static int open_registry(unsigned flags, const struct config *cfg, struct regist
 static int cmd_models(struct command_args *a)
 {
 	const char *name = a->argc > 1 ? a->argv[1] : "list";
-	const struct command *sub = find_in(models_commands, N_MODELS_COMMANDS, name);
+	const struct command *sub = find_in(models_commands, n_models_commands, name);
 	struct command_args sa = *a;
 	char full[64];
 	int ret;
@@ -1107,7 +884,7 @@ static void print_help_for(const struct command *cmd, int argc, char **argv)
 	const struct command *sub = NULL;
 
 	if ((cmd->flags & CMD_SUBCOMMANDS) && argc > 2)
-		sub = find_in(models_commands, N_MODELS_COMMANDS, argv[2]);
+		sub = find_in(models_commands, n_models_commands, argv[2]);
 	if (!sub) {
 		print_command_help(stdout, cmd);
 		return;
