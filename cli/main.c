@@ -228,7 +228,7 @@ static int cmd_predict(struct command_args *a)
 	}
 	if (c == 0)
 		c = cmd_operands(&p, 0, 0, NULL, a->err);
-	ret = c < 0 ? c : predict_run(a->cfg, &opts, stdout, a->err);
+	ret = c < 0 ? c : predict_run(a->cfg, a->reg, &opts, stdout, a->err);
 	free(features);
 	return ret;
 }
@@ -339,7 +339,7 @@ static int cmd_monitor(struct command_args *a)
 	}
 	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
 		return c;
-	ret = monitor_run(a->cfg, &opts, stdout, &r, a->err);
+	ret = monitor_run(a->cfg, a->reg, &opts, stdout, &r, a->err);
 	if (ret < 0)
 		return ret;
 	ret = monitor_exit_status(r.level);
@@ -501,7 +501,7 @@ static const struct command commands[] = {
 	  "distributions, top and bottom campaigns, segments, methods and fallbacks).\n"
 	  "--output - writes the per-user CSV to stdout and nothing beside it.\n",
 	  score_options, NULL },
-	{ "predict", cmd_predict, CMD_NEEDS_CONFIG, "predict one user given on the command line, as JSON",
+	{ "predict", cmd_predict, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ, "predict one user given on the command line, as JSON",
 	  "Prints one JSON object: ltv per horizon (calibrated and raw), p_payer, tier,\n"
 	  "the method that served and the model version. Features not given are those of\n"
 	  "a user with no activity in the observation window; names: rev_window, rev_d0,\n"
@@ -547,7 +547,7 @@ static const struct command commands[] = {
 	  "it is stored, with T = the as_of it was trained at, on the data ingested since\n"
 	  "(every horizon's outcome must be complete), and the metrics are stored with V.\n",
 	  evaluate_options, NULL },
-	{ "monitor", cmd_monitor, CMD_NEEDS_CONFIG | CMD_EXIT_STATUS,
+	{ "monitor", cmd_monitor, CMD_NEEDS_CONFIG | CMD_EXIT_STATUS | CMD_REGISTRY_WRITE,
 	  "drift and calibration of a model version; exit 0 ok, 3 warn, 4 alert",
 	  "PSI of every model feature and of the predicted LTV at the target horizon, between\n"
 	  "the users installed in the monitor.window_days (7) before as_of and those installed\n"

@@ -438,24 +438,86 @@ static int injected_fault(const char *stage, struct ltv_err *err)
 	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
 }
 
-static void print_metrics_brief(FILE *out, const char *metrics_json)
+/*
+ * The accuracy figures stages record, with what each measures. They are said
+ * on one line with their horizon ("on the validation cohorts at D30: payer
+ * AUC 0.86, ..."), so no bare "wape=" reaches a reader; other metrics follow
+ * as name=value, counts as integers.
+ */
+static const struct { const char *key, *label; } metric_labels[] = {
+	{ "payer_auc", "payer AUC" },
+	{ "rmsle", "user RMSLE" },
+	{ "wape", "user WAPE" },
+	{ "campaign_wape", "campaign WAPE" },
+	{ "bias", "bias" },
+	{ "val_campaign_wape", "campaign WAPE" },
+	{ "val_campaign_bias", "campaign bias" },
+	{ "val_campaign_mape", "campaign MAPE" },
+	{ "val_user_rmsle", "user RMSLE" },
+	{ "validation_campaign_wape_raw", "campaign WAPE before calibration" },
+	{ "validation_campaign_wape", "campaign WAPE" },
+	{ "validation_campaign_bias", "campaign bias" },
+	{ "validation_rmsle", "user RMSLE" },
+	{ "out_of_sample_campaign_wape", "campaign WAPE out of sample (cross-fitted)" },
+	{ "out_of_sample_campaign_bias", "campaign bias out of sample (cross-fitted)" },
+};
+
+static const char *metric_label(const char *key)
+{
+	for (size_t i = 0; i < sizeof(metric_labels) / sizeof(metric_labels[0]); i++)
+		if (strcmp(metric_labels[i].key, key) == 0)
+			return metric_labels[i].label;
+	return NULL;
+}
+
+static int is_horizon_key(const char *key)
+{
+	return strcmp(key, "horizon") == 0 || strcmp(key, "val_horizon") == 0 ||
+	       strcmp(key, "out_of_sample_horizon") == 0;
+}
+
+static void print_number(FILE *out, double v)
+{
+	if (v == floor(v) && fabs(v) < 1e15) /* counts: 1733970, never 1.73397e+06 */
+		fprintf(out, "%.0f", v);
+	else
+		fprintf(out, "%.6g", v);
+}
+
+/* default_horizon: the target horizon, for stages whose metrics do not name theirs. */
+static void print_metrics_brief(FILE *out, const char *metrics_json, int64_t default_horizon)
 {
 	cJSON *m = cJSON_Parse(metrics_json);
 	const cJSON *item;
-	int printed = 0;
+	double horizon = (double)default_horizon;
+	int printed = 0, quality = 0;
 
 	if (!m)
 		return;
+	cJSON_ArrayForEach(item, m)
+		if (cJSON_IsNumber(item) && is_horizon_key(item->string))
+			horizon = item->valuedouble;
 	cJSON_ArrayForEach(item, m) {
-		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)))
+		const char *label = metric_label(item->string);
+
+		if (!label || !cJSON_IsNumber(item))
 			continue;
-		if (cJSON_IsNumber(item) && item->valuedouble == floor(item->valuedouble) &&
-		    fabs(item->valuedouble) < 1e15) /* counts: 1733970, never 1.73397e+06 */
-			fprintf(out, "%s%s=%.0f", printed ? ", " : "      ", item->string, item->valuedouble);
-		else if (cJSON_IsNumber(item))
-			fprintf(out, "%s%s=%.6g", printed ? ", " : "      ", item->string, item->valuedouble);
+		fprintf(out, "%s", quality++ ? ", " : "");
+		if (quality == 1)
+			fprintf(out, "      on the validation cohorts at D%.0f: ", horizon);
+		fprintf(out, "%s %.4g", label, item->valuedouble);
+	}
+	if (quality)
+		fputc('\n', out);
+	cJSON_ArrayForEach(item, m) {
+		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)) ||
+		    metric_label(item->string) || (quality && is_horizon_key(item->string)))
+			continue;
+		fprintf(out, "%s%s=", printed ? ", " : "      ", item->string);
+		if (cJSON_IsNumber(item))
+			print_number(out, item->valuedouble);
 		else
-			fprintf(out, "%s%s=%s", printed ? ", " : "      ", item->string, item->valuestring);
+			fputs(item->valuestring, out);
 		printed++;
 	}
 	if (printed)
@@ -498,7 +560,8 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	hasher_init(&ctx.content);
 
 	log_set_stage(s->name);
-	LOG(LOG_INFO, "running (%s)", p->reason);
+	/* the main thread announced it with its reason (announce): said once on the console */
+	LOG(LOG_DEBUG, "running (%s)", p->reason);
 	ret = s->run(&ctx);
 	if (ret == 0)
 		ret = injected_fault(s->name, &ctx.err);
@@ -526,7 +589,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	p->state = PLAN_RAN;
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
-	print_metrics_brief(rs->out, metrics);
+	print_metrics_brief(rs->out, metrics, rs->cfg->features.target_horizon);
 	/* stdout has just said so: the console shows each stage once; the run's log file keeps it */
 	LOG(LOG_DEBUG, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
@@ -693,15 +756,17 @@ static void announce(struct run_state *rs, const int *stages, size_t n)
 		else
 			left += p->expected_seconds;
 	}
-	for (size_t k = 0; k < n && len < sizeof(names); k++)
-		len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", k ? ", " : "",
-					stage_table[stages[k]].name);
 	if (unknown == total - done)
 		left = NAN;
-	if (n == 1)
-		LOG(LOG_INFO, "stage %zu of %zu: %s", done + 1, total, names);
-	else
+	if (n > 1) {
+		for (size_t k = 0; k < n && len < sizeof(names); k++)
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", k ? ", " : "",
+						stage_table[stages[k]].name);
 		LOG(LOG_INFO, "stages %zu-%zu of %zu, in parallel: %s", done + 1, done + n, total, names);
+	}
+	for (size_t k = 0; k < n; k++)
+		LOG(LOG_INFO, "stage %zu of %zu: %s (%s)", done + 1 + k, total, stage_table[stages[k]].name,
+		    rs->plans[stages[k]].reason);
 	if (!isnan(left) && left < 1)
 		LOG(LOG_INFO, "under 1 s left, by the last run's timings%s",
 		    unknown ? " of the stages timed before" : "");
@@ -1066,7 +1131,7 @@ int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of,
 			fprintf(out, "  stale (%s)\n", p->reason);
 			p->state = PLAN_WOULD_RUN;
 		}
-		print_metrics_brief(out, p->current.metrics);
+		print_metrics_brief(out, p->current.metrics, cfg->features.target_horizon);
 	}
 	if (ret == 0)
 		models_say_status(rs.reg, out);

@@ -38,8 +38,9 @@ struct predict_options {
 	size_t n_features;
 };
 
-int predict_run(const struct config *cfg, const struct predict_options *opts, FILE *out,
-		struct ltv_err *err);
+/* One user described by opts, predicted with a version of reg (open for reading), as JSON on out. */
+int predict_run(const struct config *cfg, struct registry *reg, const struct predict_options *opts,
+		FILE *out, struct ltv_err *err);
 
 /*
  * The `ltvpipe models` subcommands, on a registry the dispatcher opened

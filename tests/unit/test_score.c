@@ -511,9 +511,14 @@ static cJSON *predict_json(struct test_pipeline *fx, const char *app, const char
 	FILE *out = open_memstream(&text, &len);
 	cJSON *j;
 
+	struct registry *reg = NULL;
+
 	assert_non_null(out);
-	if (predict_run(&fx->cfg, &opts, out, &err) != 0)
+	/* as `ltvpipe predict` does: the dispatcher opens the registry read-only */
+	if (registry_open_readonly(fx->cfg.registry.path, &reg, &err) != 0 ||
+	    predict_run(&fx->cfg, reg, &opts, out, &err) != 0)
 		fail_msg("predict %s/%s: %s", app, campaign ? campaign : "(none)", err.msg);
+	registry_close(reg);
 	fclose(out);
 	j = cJSON_Parse(text);
 	if (!j)
