@@ -817,8 +817,8 @@ static char *command_line_of(int argc, char **argv)
 }
 
 /* Opens the registry as the flags ask: read-only in one snapshot, or for writing (and locked). */
-static int open_registry(unsigned flags, const struct config *cfg, struct registry **out_reg,
-			 struct ltv_err *err)
+int command_open_registry(unsigned flags, const struct config *cfg, struct registry **out_reg,
+			  struct ltv_err *err)
 {
 	int ret;
 
@@ -855,7 +855,7 @@ static int cmd_models(struct command_args *a)
 	sa.name = full;
 	sa.options = sub->options;
 	sa.reg = NULL;
-	ret = open_registry(sub->flags, a->cfg, &sa.reg, a->err);
+	ret = command_open_registry(sub->flags, a->cfg, &sa.reg, a->err);
 	if (ret == 0)
 		ret = sub->fn(&sa);
 	registry_close(sa.reg);
@@ -936,7 +936,7 @@ int main(int argc, char **argv)
 		if (ret < 0)
 			goto out;
 	}
-	ret = open_registry(cmd->flags, &cfg, &args.reg, &err);
+	ret = command_open_registry(cmd->flags, &cfg, &args.reg, &err);
 	if (ret == 0)
 		ret = cmd->fn(&args);
 out:

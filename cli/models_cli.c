@@ -142,7 +142,17 @@ static int cmd_models_compare(struct command_args *a)
 /* experiment has its own verbs (start, stop, list, report), parsed by experiment.c. */
 static int cmd_models_experiment(struct command_args *a)
 {
-	return experiment_command(a->cfg, a->argc, a->argv, stdout, a->err);
+	struct registry *reg = NULL;
+	int writes = experiment_verb_writes(a->argc, a->argv), ret = 0;
+
+	/* the verb picks the registry access; an unknown one is refused by experiment_command */
+	if (writes >= 0)
+		ret = command_open_registry(writes ? CMD_REGISTRY_WRITE : CMD_REGISTRY_READ, a->cfg, &reg,
+					    a->err);
+	if (ret == 0)
+		ret = experiment_command(a->cfg, reg, a->argc, a->argv, stdout, a->err);
+	registry_close(reg);
+	return ret;
 }
 
 static int cmd_models_export(struct command_args *a)

@@ -67,6 +67,13 @@ extern const size_t n_models_commands;
 
 /* parse_as_of, with the message every command gives */
 int command_parse_as_of(const char *text, int64_t *out, struct ltv_err *err);
+/*
+ * Opens cfg's registry as flags ask (main.c): CMD_REGISTRY_READ read-only in one
+ * snapshot, CMD_REGISTRY_WRITE an existing one for writing (with CMD_RUN_LOCK,
+ * locked); neither: *out_reg stays NULL. The caller closes it.
+ */
+int command_open_registry(unsigned flags, const struct config *cfg, struct registry **out_reg,
+			  struct ltv_err *err);
 /* A parser over a's options, named after a's command. */
 void command_parser_init(struct cmd_parser *p, const struct command_args *a);
 

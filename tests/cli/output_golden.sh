@@ -55,6 +55,15 @@ show models list --json
 "$LTVPIPE" models show 2 --json | jq -c '{version, trained_as_of, campaign_wape_out_of_sample, artefacts: [.artefacts[] | .name]}'
 show models history --json
 show diff 1 2
+# the subcommands that write get the registry for writing from the dispatcher
+show models experiment list
+show models experiment start ab --candidate 2 --share 0.5
+"$LTVPIPE" models experiment list | cut -f1-4
+show models experiment stop ab
+show models experiment nosuch
+show models promote 2
+show models rollback
+show models compare 1 2 --horizon 7
 runs=$(sqlite3 models/registry.sqlite "select run_id from runs order by started_at" | tr '\n' ' ')
 set -- $runs
 show diff "$1" "$2"

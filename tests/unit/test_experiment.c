@@ -61,7 +61,15 @@ static int run_models(char *const *args, size_t n, char **out_text, struct ltv_e
 	for (size_t i = 0; i < n; i++)
 		argv[i + 1] = args[i];
 	argv[n + 1] = NULL;
-	ret = experiment_command(&pipeline->cfg, (int)n + 1, argv, out, err);
+	{
+		/* as the dispatcher does: the existing registry, for writing */
+		struct registry *reg = NULL;
+
+		ret = registry_open_existing(pipeline->cfg.registry.path, 5, &reg, err);
+		if (ret == 0)
+			ret = experiment_command(&pipeline->cfg, reg, (int)n + 1, argv, out, err);
+		registry_close(reg);
+	}
 	fclose(out);
 	if (out_text)
 		*out_text = text;
