@@ -140,6 +140,8 @@ static int cmd_status(struct command_args *a)
 	text = json ? fopen("/dev/null", "w") : stdout;
 	if (!text)
 		c = err_set(a->err, LTV_EIO, "cannot open /dev/null");
+	if (c == 0)
+		c = command_registry(a);
 	ret = c < 0 ? c : runner_status(a->cfg, a->reg, as_of, text, json, a->err);
 	if (ret == 0 && json)
 		print_json(json);
@@ -228,6 +230,8 @@ static int cmd_predict(struct command_args *a)
 	}
 	if (c == 0)
 		c = cmd_operands(&p, 0, 0, NULL, a->err);
+	if (c == 0)
+		c = command_registry(a);
 	ret = c < 0 ? c : predict_run(a->cfg, a->reg, &opts, stdout, a->err);
 	free(features);
 	return ret;
@@ -338,6 +342,8 @@ static int cmd_monitor(struct command_args *a)
 		}
 	}
 	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+		return c;
+	if ((c = command_registry(a)) < 0)
 		return c;
 	ret = monitor_run(a->cfg, a->reg, &opts, stdout, &r, a->err);
 	if (ret < 0)
@@ -459,6 +465,8 @@ static int cmd_diff(struct command_args *a)
 		json = 1;
 	if (c == 0)
 		c = cmd_operands(&p, 2, 2, "two runs or two model versions", a->err);
+	if (c == 0)
+		c = command_registry(a);
 	return c < 0 ? c : inspect_diff(a->reg, a->argv[p.optind], a->argv[p.optind + 1], json, stdout,
 					 a->err);
 }
@@ -837,6 +845,13 @@ int command_open_registry(unsigned flags, const struct config *cfg, struct regis
 	return ret;
 }
 
+int command_registry(struct command_args *a)
+{
+	if (a->reg)
+		return 0;
+	return command_open_registry(a->reg_flags, a->cfg, &a->reg, a->err);
+}
+
 /* Dispatches `models SUB ...` through models_commands, opening the registry as SUB's flags ask. */
 static int cmd_models(struct command_args *a)
 {
@@ -855,9 +870,8 @@ static int cmd_models(struct command_args *a)
 	sa.name = full;
 	sa.options = sub->options;
 	sa.reg = NULL;
-	ret = command_open_registry(sub->flags, a->cfg, &sa.reg, a->err);
-	if (ret == 0)
-		ret = sub->fn(&sa);
+	sa.reg_flags = sub->flags;
+	ret = sub->fn(&sa);
 	registry_close(sa.reg);
 	return ret;
 }
@@ -936,9 +950,8 @@ int main(int argc, char **argv)
 		if (ret < 0)
 			goto out;
 	}
-	ret = command_open_registry(cmd->flags, &cfg, &args.reg, &err);
-	if (ret == 0)
-		ret = cmd->fn(&args);
+	args.reg_flags = cmd->flags;
+	ret = cmd->fn(&args);
 out:
 	if (ret < 0)
 		fprintf(stderr, "ltvpipe %s: error: %s\n", cmd->name, err.msg);

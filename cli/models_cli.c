@@ -40,6 +40,8 @@ static int json_and_operands(struct command_args *a, int n_operands, const char 
 		*out_json = 1;
 	if (c == 0)
 		c = cmd_operands(&p, n_operands, n_operands, what, a->err);
+	if (c == 0)
+		c = command_registry(a);
 	*out_first = p.optind;
 	return c;
 }
@@ -80,6 +82,8 @@ static int cmd_models_promote(struct command_args *a)
 		c = cmd_operands(&p, 1, 1, "one model version", a->err);
 	if (c == 0)
 		c = parse_version(a->argv[p.optind], &version, a->err);
+	if (c == 0)
+		c = command_registry(a);
 	return c < 0 ? c : models_promote(a->reg, version, "promoted by hand (ltvpipe models promote)",
 					  stdout, a->err);
 }
@@ -94,6 +98,8 @@ static int cmd_models_rollback(struct command_args *a)
 	c = cmd_getopt(&p, a->err);
 	if (c == 0)
 		c = cmd_operands(&p, 0, 0, NULL, a->err);
+	if (c == 0)
+		c = command_registry(a);
 	if (c == 0)
 		c = registry_alias_previous(a->reg, "production", &version, a->err);
 	return c < 0 ? c : models_promote(a->reg, version, "rollback (ltvpipe models rollback)", stdout,
@@ -136,6 +142,8 @@ static int cmd_models_compare(struct command_args *a)
 		return c;
 	opts.a = a->argv[p.optind];
 	opts.b = a->argv[p.optind + 1];
+	if ((c = command_registry(a)) < 0)
+		return c;
 	return models_compare(a->cfg, a->reg, &opts, stdout, a->err);
 }
 

@@ -26,7 +26,8 @@ struct command_args {
 	int argc;
 	char **argv;
 	struct config *cfg;
-	struct registry *reg;     /* opened by the dispatcher when the flags ask */
+	struct registry *reg;     /* opened by command_registry as the flags ask; closed by the dispatcher */
+	unsigned reg_flags;       /* the command's CMD_REGISTRY_* and CMD_RUN_LOCK */
 	const char *command_line; /* the whole command line, --config and --set included */
 	const char *name;         /* "run", "models list": for messages */
 	const struct cmd_option *options;
@@ -74,6 +75,12 @@ int command_parse_as_of(const char *text, int64_t *out, struct ltv_err *err);
  */
 int command_open_registry(unsigned flags, const struct config *cfg, struct registry **out_reg,
 			  struct ltv_err *err);
+/*
+ * a->reg opened as the command's flags ask, once the handler has parsed its
+ * arguments (so a usage error is said before a missing registry is). The
+ * dispatcher closes it after the handler.
+ */
+int command_registry(struct command_args *a);
 /* A parser over a's options, named after a's command. */
 void command_parser_init(struct cmd_parser *p, const struct command_args *a);
 

@@ -25,6 +25,12 @@ show() {
 	echo "exit $rc"
 }
 S="--set run.jobs=1 --set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3"
+# before any registry exists: a usage error is said as such, before the missing registry
+show status --bogus
+show models list
+show models list --bogus
+show monitor extra
+[ -e models ] && echo "a command created a registry directory"
 "$LTVPIPE" generate --users 2000 --seed 7 --start 2025-01-01 --out data >/dev/null || exit 1
 
 show dag
