@@ -190,9 +190,16 @@ static int cmd_score(struct command_args *a)
 		return c;
 	if (json)
 		opts.json = cJSON_CreateObject();
+	if (!opts.output)
+		ret = err_set(a->err, LTV_EUSAGE, "--output F is required (the users CSV, or - for stdout)");
+	else if (!opts.users_path != !opts.events_path)
+		ret = err_set(a->err, LTV_EUSAGE, "give --users and --events together");
+	else
+		ret = command_registry(a);
 	/* with --output - the CSV owns stdout, so what score says goes to stderr */
-	ret = score_run(a->cfg, &opts, json || (opts.output && strcmp(opts.output, "-") == 0) ? stderr : stdout,
-			a->err);
+	if (ret == 0)
+		ret = score_run(a->cfg, a->reg, &opts,
+				json || strcmp(opts.output, "-") == 0 ? stderr : stdout, a->err);
 	if (json) {
 		if (ret == 0)
 			print_json(opts.json);
@@ -496,7 +503,7 @@ static const struct command commands[] = {
 	  "whether it is fresh or stale (and why) for the present config and data, and\n"
 	  "its recorded metrics.\n",
 	  status_options, NULL },
-	{ "score", cmd_score, CMD_NEEDS_CONFIG,
+	{ "score", cmd_score, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ,
 	  "predict LTV per horizon for users not yet mature, with a model version",
 	  "Scores every user not yet mature at the target horizon at as_of (default: the\n"
 	  "latest event in the data) with the model version given (default production),\n"

@@ -475,10 +475,10 @@ static int default_as_of(struct registry *data_reg, int64_t *out, struct ltv_err
 	return ret;
 }
 
-int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
-	      struct ltv_err *err)
+int score_run(const struct config *cfg, struct registry *reg, const struct score_options *opts,
+	      FILE *out, struct ltv_err *err)
 {
-	struct registry *reg = NULL, *data_reg = NULL;
+	struct registry *data_reg = NULL;
 	struct loaded_model m = { 0 };
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
@@ -496,11 +496,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
 	if (!opts->users_path != !opts->events_path)
 		return err_set(err, LTV_EUSAGE, "score: give --users and --events together");
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret == 0)
-		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
-	if (ret == 0)
-		ret = model_resolve(reg, opts->model, &version, err);
+	ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
 		ret = model_load(reg, cfg, version, &m, err);
 	if (ret < 0)
@@ -587,7 +583,6 @@ out:
 		model_release(&m);
 	if (data_reg && data_reg != reg)
 		registry_close(data_reg);
-	registry_close(reg);
 	if (scratch_dir[0])
 		scratch_dir_remove(scratch_dir);
 	return ret;

@@ -16,6 +16,7 @@
 #include "ltv/config.h"
 
 struct cJSON;
+struct registry;
 
 struct score_options {
 	const char *model;        /* "production" (default), "candidate" or a version number */
@@ -27,8 +28,13 @@ struct score_options {
 	struct cJSON *json;       /* when set: filled with what was scored (--json) */
 };
 
-int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
-	      struct ltv_err *err);
+/*
+ * Scores with a version of reg (cfg's registry, open for reading in one
+ * snapshot: the dispatcher's); the data are reg's or, with --users/--events,
+ * a scratch registry's.
+ */
+int score_run(const struct config *cfg, struct registry *reg, const struct score_options *opts,
+	      FILE *out, struct ltv_err *err);
 
 struct predict_options {
 	const char *model;
