@@ -54,6 +54,12 @@ if [ "$LTVPIPE" = "$LTV_ROOT/ltvpipe" ] && make -s -q -C "$LTV_ROOT" ltvpipe 2>/
 	[ -x dest/usr/bin/ltvpipe ] || echo "make install did not install the binary"
 fi
 
+# help COMMAND is COMMAND --help
+"$LTVPIPE" help run >hr.out 2>&1; echo "help run exit $?"
+"$LTVPIPE" run --help >rh.out 2>&1
+cmp -s hr.out rh.out && echo "help run prints what run --help prints"
+"$LTVPIPE" help nosuch >hn.out 2>&1; echo "help nosuch exit $?: $(cat hn.out)"
+
 # --set is not described as part of a fingerprint where there is none
 for cmd in score predict models; do
 	"$LTVPIPE" $cmd --help | grep -q fingerprint && echo "$cmd --help speaks of a fingerprint"
