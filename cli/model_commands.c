@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/gbt.h"
+#include "ltv/gbt_artefact.h"
 #include "ltv/inspect.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
@@ -503,6 +504,37 @@ static int export_artefact(void *opaque, int n_cols, char **names, char **values
 	return 0;
 }
 
+/*
+ * A stage with boosters names the columns they take, in order: without that a
+ * booster is unusable elsewhere. Stages without a model manifest add nothing.
+ */
+static int add_feature_names(struct registry *reg, int64_t artefact_id, cJSON *artefact,
+			     struct ltv_err *err)
+{
+	struct str_list features = { 0 };
+	const cJSON *f;
+	int has_booster = 0, ret;
+	cJSON *names;
+
+	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(artefact, "files")) {
+		const cJSON *format = cJSON_GetObjectItemCaseSensitive(f, "format");
+
+		has_booster |= cJSON_IsString(format) && strcmp(format->valuestring, "xgboost-json") == 0;
+	}
+	if (!has_booster)
+		return 0;
+	ret = gbt_artefact_feature_names(reg, artefact_id, &features, err);
+	if (ret == 0) {
+		names = cJSON_AddArrayToObject(artefact, "feature_names");
+		for (size_t i = 0; i < features.n; i++)
+			cJSON_AddItemToArray(names, cJSON_CreateString(features.v[i]));
+	}
+	for (size_t i = 0; i < features.n; i++)
+		free(features.v[i]);
+	free(features.v);
+	return ret;
+}
+
 int models_export(struct registry *reg, int64_t version, const char *dir, int json, FILE *out,
 		  struct ltv_err *err)
 {
@@ -549,6 +581,8 @@ int models_export(struct registry *reg, int64_t version, const char *dir, int js
 		ret = registry_report(reg, "artefact_blobs", id, export_blob, &ex, err);
 		if (ret == 0 && ex.ret < 0)
 			ret = ex.ret;
+		if (ret == 0)
+			ret = add_feature_names(reg, id, a, err);
 	}
 	if (ret < 0)
 		goto out;

@@ -85,6 +85,14 @@ for f in exp/hurdle.*.json; do
 done
 jq -r '[.artefacts[].files[] | select(.format == "xgboost-json") | .file] | length' exp/manifest.json |
 	sed 's/^/manifest lists xgboost-json files: /'
+# each booster's columns are named, as many as XGBoost's own num_feature
+jq -r '.artefacts[] | select(.feature_names) | "\(.stage): \(.feature_names | length) feature names, first \(.feature_names[0])"' exp/manifest.json
+for f in exp/hurdle.*.json exp/multiplier.*.json; do
+	stage=${f#exp/}; stage=${stage%%.*}
+	[ "$(jq -r .learner.learner_model_param.num_feature "$f")" = \
+	  "$(jq -r --arg s "$stage" '.artefacts[] | select(.stage == $s) | .feature_names | length' exp/manifest.json)" ] ||
+		echo "$f: num_feature differs from the manifest's feature names"
+done
 
 # score: --json, and --output - for a pipe
 show score --output scores.csv --json
