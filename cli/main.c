@@ -627,7 +627,7 @@ static void print_command_help(FILE *out, const struct command *cmd)
 		fprintf(out, "%s\n", cmd->usage);
 		if (cmd->flags & CMD_NEEDS_CONFIG) {
 			fprintf(out, "configuration:\n");
-			cmd_print_help(out, "", &(struct cmd_doc){ "", "", NULL, NULL, NULL }, 0);
+			cmd_print_options(out, cmd_config_options);
 		}
 		return;
 	}

@@ -108,7 +108,7 @@ static void option_synopsis(const struct cmd_option *o, char *buf, size_t size)
 		snprintf(buf, size, "[--%s]", o->name);
 }
 
-static void print_options(FILE *out, const struct cmd_option *o)
+void cmd_print_options(FILE *out, const struct cmd_option *o)
 {
 	for (; o && o->name; o++) {
 		char left[64];
@@ -149,11 +149,11 @@ void cmd_print_help(FILE *out, const char *prefix, const struct cmd_doc *doc, in
 		fprintf(out, "\n%s", doc->description);
 	if (doc->options && doc->options->name) {
 		fprintf(out, "\noptions:\n");
-		print_options(out, doc->options);
+		cmd_print_options(out, doc->options);
 	}
 	if (with_config) {
 		fprintf(out, "\nconfiguration:\n");
-		print_options(out, cmd_config_options);
+		cmd_print_options(out, cmd_config_options);
 	}
 }
 

@@ -65,6 +65,8 @@ extern const struct cmd_option cmd_config_options[];
  * and one line per option. with_config adds cmd_config_options. prefix: "ltvpipe" or
  * "ltvpipe models". */
 void cmd_print_help(FILE *out, const char *prefix, const struct cmd_doc *doc, int with_config);
+/* One line per option (continuation lines indented), as --help lists them. */
+void cmd_print_options(FILE *out, const struct cmd_option *options);
 /* The man page (roff) of the program: commands[n] with their options; subs documents the
  * subcommands of the command named sub_of. */
 void cmd_print_man(FILE *out, const struct cmd_doc *commands, const int *with_config, size_t n,
