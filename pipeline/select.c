@@ -80,9 +80,8 @@ static void global_medians(const struct model_data *d, const struct config *cfg,
 
 /* Each method's predictions for the validation rows at the target horizon: pred[m][i]. */
 static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
-		       const struct row_split *s, double **pred)
+		       const struct row_split *s, int64_t target, double **pred)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
 	int ret = 0;
 
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
@@ -98,11 +97,12 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
  * in_fold is NULL), aggregated per cohort: actual and predicted sums, and
  * user-level RMSLE for tie-breaks.
  */
-static void aggregate(struct stage_ctx *ctx, const struct model_data *d, const struct row_split *s,
+static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
+		      const struct row_split *s,
 		      double *const *pred, const int *in_fold, int skip_fold,
 		      struct cohort_eval *ev, size_t n_cohorts)
 {
-	const double *y = model_data_label(d, ctx->cfg->features.target_horizon);
+	const double *y = model_data_label(d, horizon);
 	size_t *row_of = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
 	size_t *start = xcalloc(n_cohorts + 1, sizeof(size_t));
 	size_t *at = xmalloc((n_cohorts + 1) * sizeof(size_t));
@@ -206,11 +206,11 @@ static int compare_row_key(const void *pa, const void *pb)
 	return a->uid < b->uid ? -1 : a->uid > b->uid;
 }
 
-static void user_resid_build(struct stage_ctx *ctx, const struct model_data *d,
+static void user_resid_build(const struct model_data *d, int64_t horizon,
 			     const struct row_split *s, double *const *pred, const int *in_fold,
 			     int skip_fold, size_t n_cohorts, struct user_resid *out)
 {
-	const double *y = model_data_label(d, ctx->cfg->features.target_horizon);
+	const double *y = model_data_label(d, horizon);
 	const double *uid = frame_column(&d->frame, "uid");
 	struct row_key *keys = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(*keys));
 	size_t n = 0, u = 0;
@@ -397,13 +397,15 @@ static int write_blend(struct stage_ctx *ctx, const struct predictor *p, int64_t
 		char name[16];
 		cJSON *w;
 
-		if (!p->has_blend[t])
+		const struct predictor_choices *c = &p->choice[p->target_h];
+
+		if (!c->has_blend[t])
 			continue;
 		snprintf(name, sizeof(name), t ? "tier%d" : "pooled", t);
 		w = cJSON_AddObjectToObject(o, name);
 		for (int m = 0; m < METHOD_COUNT; m++)
-			if (p->blend_weight[t][m] > 0)
-				cJSON_AddNumberToObject(w, method_name(m), p->blend_weight[t][m]);
+			if (c->blend_weight[t][m] > 0)
+				cJSON_AddNumberToObject(w, method_name(m), c->blend_weight[t][m]);
 	}
 	hasher_update(&ctx->content, data, len);
 	ret = registry_blob_put(ctx->reg, out_id, "blend", data, len, &ctx->err);
@@ -474,10 +476,11 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 }
 
 /* Blend weights per tier (and pooled, tier 0) from the validation rows outside skip_fold. */
-static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, const struct row_split *s,
-		       double *const *pred, const unsigned char *use, struct predictor *p)
+static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
+		       const struct row_split *s, double *const *pred, const unsigned char *use,
+		       struct predictor_choices *p)
 {
-	const double *y = model_data_label(d, ctx->cfg->features.target_horizon);
+	const double *y = model_data_label(d, horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
 	double *x = xcalloc((n_cohorts + 1) * METHOD_COUNT, sizeof(double));
@@ -528,7 +531,7 @@ static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, const 
 }
 
 /* pred[METHOD_COUNT][i]: the blend of each validation row with the weights of its tier. */
-static void blend_rows(const struct model_data *d, const struct row_split *s,
+static void blend_rows(const struct model_data *d, int h, const struct row_split *s,
 		       const struct predictor *p, double *const *pred)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -539,7 +542,7 @@ static void blend_rows(const struct model_data *d, const struct row_split *s,
 
 		for (int m = 0; m < METHOD_COUNT; m++)
 			by_method[m] = pred[m][i];
-		pred[METHOD_COUNT][i] = predictor_blend(p, d->tier ? (int)d->tier[r] : 3, by_method,
+		pred[METHOD_COUNT][i] = predictor_blend(p, h, d->tier ? (int)d->tier[r] : 3, by_method,
 							rev_window[r]);
 	}
 }
@@ -551,8 +554,8 @@ static void blend_rows(const struct model_data *d, const struct row_split *s,
  * would always look best); p keeps the weights fitted on all of them, the
  * ones that will serve.
  */
-static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
-			      const struct row_split *s, double *const *pred, const int *in_fold,
+static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
+			      int h, const struct row_split *s, double *const *pred, const int *in_fold,
 			      int skip_fold, struct predictor *p)
 {
 	const double *install = frame_column(&d->frame, "install_time");
@@ -572,15 +575,15 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
 		for (size_t i = 0; i < n; i++)
 			use[i] = !(in_fold && in_fold[i] == skip_fold) &&
 				 (install[s->valid[i]] >= median) != half;
-		fit_blends(ctx, d, s, pred, use, p);
-		blend_rows(d, s, p, pred);
+		fit_blends(ctx, d, horizon, s, pred, use, &p->choice[h]);
+		blend_rows(d, h, s, p, pred);
 		for (size_t i = 0; i < n; i++)
 			if (!(in_fold && in_fold[i] == skip_fold) && (install[s->valid[i]] >= median) == half)
 				oof[i] = pred[METHOD_COUNT][i];
 	}
 	for (size_t i = 0; i < n; i++)
 		use[i] = !(in_fold && in_fold[i] == skip_fold);
-	fit_blends(ctx, d, s, pred, use, p);
+	fit_blends(ctx, d, horizon, s, pred, use, &p->choice[h]);
 	for (size_t i = 0; i < n; i++)
 		pred[METHOD_COUNT][i] = use[i] ? oof[i] : NAN;
 	free(use);
@@ -592,16 +595,20 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
  * Chooses per cohort and per tier from the validation rows outside skip_fold
  * (all rows when in_fold is NULL) and sets p's choices to them.
  */
-static void choose(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
-		   const struct row_split *s, double *const *pred, const int *in_fold, int skip_fold,
+static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
+		   struct predictor *p, const struct row_split *s, double *const *pred, const int *in_fold, int skip_fold,
 		   struct cohort_eval *ev, size_t n_cohorts, size_t *out_moves)
 {
 	double tier_sum[4] = { 0 }, tier_n[4] = { 0 }, tier_mean[4];
 	struct user_resid users;
 	int tier_cand[4];
 
-	blend_out_of_fold(ctx, d, s, pred, in_fold, skip_fold, p);
-	aggregate(ctx, d, s, pred, in_fold, skip_fold, ev, n_cohorts);
+	const int h = predictor_horizon_index(ctx->cfg, horizon);
+
+	predictor_choices_reset(p, h);
+	p->choice[h].own = 1;
+	blend_out_of_fold(ctx, d, horizon, h, s, pred, in_fold, skip_fold, p);
+	aggregate(ctx, d, horizon, s, pred, in_fold, skip_fold, ev, n_cohorts);
 	for (size_t c = 0; c < n_cohorts; c++) {
 		tier_sum[ev[c].tier] += ev[c].actual_sum;
 		tier_n[ev[c].tier] += (double)ev[c].n;
@@ -609,16 +616,14 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, struct pre
 	for (int t = 0; t < 4; t++)
 		tier_mean[t] = tier_n[t] > 0 ? tier_sum[t] / tier_n[t] : 0;
 	choose_per_cohort(ev, n_cohorts, (size_t)ctx->cfg->select.min_validation_users, tier_mean);
-	user_resid_build(ctx, d, s, pred, in_fold, skip_fold, n_cohorts, &users);
+	user_resid_build(d, horizon, s, pred, in_fold, skip_fold, n_cohorts, &users);
 	choose_hierarchy(&users, ev, n_cohorts, tier_cand, out_moves);
 	user_resid_release(&users);
 	for (int t = 0; t <= 3; t++)
-		p->tier_default[t] = cand_method(tier_cand[t]);
-	strmap_release(&p->cohort_method);
-	strmap_init(&p->cohort_method);
+		p->choice[h].tier_default[t] = cand_method(tier_cand[t]);
 	for (size_t c = 0; c < n_cohorts; c++)
 		if (ev[c].best >= 0)
-			predictor_choose(p, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
+			predictor_choose(p, h, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
 					 cand_method(ev[c].best));
 }
 
@@ -660,7 +665,7 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 
 		size_t moves[2];
 
-		choose(ctx, d, p, s, pred, fold, f, ev, n_cohorts, moves);
+		choose(ctx, d, target, p, s, pred, fold, f, ev, n_cohorts, moves);
 		for (size_t i = 0; i < n; i++)
 			if (fold[i] == f) {
 				at[k] = i;
@@ -685,6 +690,54 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	free(at);
 	free(group);
 	free(part);
+	return ret;
+}
+
+/*
+ * A horizon other than the target, judged on its own validation rows the
+ * same way (no cross-fitted figure: the version is known by its target
+ * horizon's). Without a validated cohort at this horizon the target's
+ * choices serve it.
+ */
+static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *d,
+				struct predictor *p, int64_t horizon, struct cohort_eval *ev,
+				size_t n_cohorts)
+{
+	const int h = predictor_horizon_index(ctx->cfg, horizon);
+	double *pred[N_CANDIDATES] = { 0 };
+	struct row_split s;
+	size_t moves[2], validated = 0;
+	char key[48];
+	int ret;
+
+	model_data_split(d, horizon, 0, &s);
+	ret = predict_all(ctx, d, p, &s, horizon, pred);
+	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
+	if (ret == 0 && s.n_valid > 0) {
+		choose(ctx, d, horizon, p, &s, pred, NULL, -1, ev, n_cohorts, moves);
+		for (size_t c = 0; c < n_cohorts; c++)
+			validated += ev[c].best >= 0;
+		if (validated == 0)
+			predictor_choices_reset(p, h);
+	}
+	snprintf(key, sizeof(key), "global_choice_h%lld", (long long)horizon);
+	cJSON_AddStringToObject(ctx->metrics, key, p->choice[h].own
+				? method_name(p->choice[h].tier_default[0]) : "as the target horizon");
+	for (int m = 0; m < N_CANDIDATES; m++)
+		free(pred[m]);
+	row_split_release(&s);
+	return ret;
+}
+
+static int write_choices(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id)
+{
+	size_t len;
+	uint8_t *data = predictor_save_choices(p, &len);
+	int ret;
+
+	hasher_update(&ctx->content, data, len);
+	ret = registry_blob_put(ctx->reg, out_id, "choices", data, len, &ctx->err);
+	free(data);
 	return ret;
 }
 
@@ -715,32 +768,41 @@ int stage_select_run(struct stage_ctx *ctx)
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
+	global_medians(&d, ctx->cfg, medians);
+	memcpy(p.global_median, medians, sizeof(medians));
+	for (size_t h = 0; h < ctx->cfg->features.horizons.n && ret == 0; h++)
+		if ((int)h != p.target_h)
+			ret = choose_other_horizon(ctx, &d, &p, ctx->cfg->features.horizons.v[h], ev,
+						   n_cohorts);
+	if (ret < 0)
+		goto out;
 	model_data_split(&d, ctx->cfg->features.target_horizon, 0, &s);
-	ret = predict_all(ctx, &d, &p, &s, pred);
+	ret = predict_all(ctx, &d, &p, &s, ctx->cfg->features.target_horizon, pred);
 	if (ret < 0)
 		goto out;
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
-	global_medians(&d, ctx->cfg, medians);
-	memcpy(p.global_median, medians, sizeof(medians));
 	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
 	ret = add_out_of_sample_metrics(ctx, &d, &p, &s, pred, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
-	choose(ctx, &d, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
+	choose(ctx, &d, ctx->cfg->features.target_horizon, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
-	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.tier_default[0]));
+	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
 	ret = add_mix_metrics(ctx, &d, &p, &s, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 
 	ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)
-		ret = write_selection(ctx, &d, ev, n_cohorts, p.tier_default, cohort_tier, out_id);
+		ret = write_selection(ctx, &d, ev, n_cohorts, p.choice[p.target_h].tier_default,
+				      cohort_tier, out_id);
 	if (ret == 0)
 		ret = write_medians(ctx, medians, ctx->cfg->features.horizons.n, out_id);
 	if (ret == 0)
 		ret = write_blend(ctx, &p, out_id);
+	if (ret == 0)
+		ret = write_choices(ctx, &p, out_id);
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)
 		free(pred[m]);

@@ -170,7 +170,7 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 			for (size_t i = 0; i < n; i++) {
 				out->method[i] = served[i];
 				out->fallback[i] = served[i] !=
-						   predictor_chosen_method(&m->pred, d, rows[i]);
+						   predictor_chosen_method(&m->pred, d, rows[i], (int)h);
 			}
 		}
 		predictor_calibrate(&m->pred, d, rows, n, horizon, seen_rows, v);
