@@ -242,6 +242,9 @@ static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct
 		cJSON_AddNumberToObject(o, "buckets", (double)p->band[h].n_buckets);
 		cJSON_AddNumberToObject(o, "campaign_ratio_lo", p->band[h].group_lo);
 		cJSON_AddNumberToObject(o, "campaign_ratio_hi", p->band[h].group_hi);
+		cJSON_AddNumberToObject(o, "campaign_tau2", p->band[h].group_tau2);
+		cJSON_AddNumberToObject(o, "campaign_noise_k", p->band[h].group_k);
+		cJSON_AddNumberToObject(o, "campaign_t", p->band[h].group_t);
 		cJSON_AddNumberToObject(o, "campaigns", (double)p->band[h].n_groups);
 	}
 	return ret;

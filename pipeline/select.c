@@ -253,8 +253,9 @@ static void user_resid_release(struct user_resid *u)
 
 /*
  * Whether candidate b's campaign errors are significantly below candidate
- * a's (paired_bootstrap_win_share) on the validated cohorts of `tier`, or on
- * cohort `only` alone when tier is 0.
+ * a's (paired_bootstrap_win_share) on the validated cohorts of `tier`, on
+ * cohort `only` alone when tier is 0, on every validated cohort when tier
+ * is -1.
  */
 static int significantly_better(const struct user_resid *u, const struct cohort_eval *ev,
 				size_t n_cohorts, int tier, size_t only, int a, int b)
@@ -266,7 +267,7 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 
 	start[0] = 0;
 	for (size_t c = 0; c < n_cohorts; c++) {
-		if (ev[c].best < 0 || (tier > 0 ? ev[c].tier != tier : c != only))
+		if (ev[c].best < 0 || (tier > 0 ? ev[c].tier != tier : tier == 0 && c != only))
 			continue;
 		for (size_t k = u->cohort_start[c]; k < u->cohort_start[c + 1]; k++) {
 			ra[n] = u->resid[a][k];
@@ -275,7 +276,7 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 		start[++n_groups] = n;
 	}
 	share = paired_bootstrap_win_share(ra, rb, start, n_groups, SELECT_RESAMPLES,
-					   0x5e1ec7ULL + (uint64_t)tier * 1000003ULL + only);
+					   0x5e1ec7ULL + (uint64_t)(tier + 1) * 1000003ULL + only);
 	free(ra);
 	free(rb);
 	free(start);
@@ -317,7 +318,25 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 			     int *tier_cand, size_t *out_moves)
 {
 	double err[N_CANDIDATES], tier_err[N_CANDIDATES];
-	const int global = best_over(ev, n_cohorts, 0, err);
+	int global = best_over(ev, n_cohorts, 0, err), exact = -1;
+
+	/*
+	 * Validation rows sit exactly on snapshot ages, so it cannot see the
+	 * error of serving a tree model between and beyond snapshots, which
+	 * methods that model each user at their exact age (BTYD) do not make.
+	 * When the best is a snapshot method and the best such method is not
+	 * significantly worse, the BTYD method serves. (Curves also predicts at
+	 * any age, but ranks users by revenue so far only: preferring it lost
+	 * 0.16 of after-T Gini on generated data.) (CDNOW, T = 1997-05-16:
+	 * hurdle 0.0157 against bgnbd 0.0164 on five validation campaigns, then
+	 * 0.019 against 0.010 on the weeks evaluated, users 46 to 90 days old.)
+	 */
+	for (int m = 0; m < METHOD_COUNT; m++)
+		if (method_table[m]->user_at_age && isfinite(err[m]) && (exact < 0 || err[m] < err[exact]))
+			exact = m;
+	if (exact >= 0 && (global == METHOD_COUNT || !method_table[global]->user_at_age) &&
+	    !significantly_better(u, ev, n_cohorts, -1, 0, exact, global))
+		global = exact;
 
 	out_moves[0] = out_moves[1] = 0;
 	tier_cand[0] = global;
