@@ -244,7 +244,7 @@ static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct
 		cJSON_AddNumberToObject(o, "campaign_ratio_hi", p->band[h].group_hi);
 		cJSON_AddNumberToObject(o, "campaign_tau2", p->band[h].group_tau2);
 		cJSON_AddNumberToObject(o, "campaign_noise_k", p->band[h].group_k);
-		cJSON_AddNumberToObject(o, "campaign_t", p->band[h].group_t);
+		cJSON_AddNumberToObject(o, "campaign_q", p->band[h].group_q);
 		cJSON_AddNumberToObject(o, "campaigns", (double)p->band[h].n_groups);
 	}
 	return ret;

@@ -7,23 +7,25 @@
  * whatever the shape of y's distribution (most users' future revenue is 0,
  * a few are whales, which no normal or log-normal form fits).
  *
- * Groups (campaigns) get an interval from two sources of error, both
- * measured on held-out groups:
- *   - the users' own noise, which shrinks as a campaign grows: with k =
- *     sum (y - p)^2 / sum p over held-out rows (variance proportional to the
- *     prediction, as for counts), a campaign whose revenue to come is
- *     predicted F varies by k F;
+ * Groups (campaigns) get an interval shaped by two sources of error and
+ * scaled by held-out groups (normalized split conformal):
+ *   - the users' own noise, which shrinks, relatively, as a campaign grows:
+ *     with k = sum (y - p)^2 / sum p over held-out rows (variance
+ *     proportional to the prediction, as for counts), a campaign whose
+ *     revenue to come is predicted F varies by k F;
  *   - the error a whole campaign makes, which does not shrink with its size:
- *     tau^2 = mean over held-out groups of ((Y - P) / P)^2 - k / P (floored
- *     at 0; measured from 1, not from the mean ratio, so a systematic bias
+ *     tau^2 = mean over held-out groups of ((Y - P) / P)^2 - k / P, floored
+ *     at 0 (measured from 1, not from the mean ratio, so a systematic bias
  *     counts as error).
- * A campaign's interval is F +- t sqrt(tau^2 F^2 + k F), t being Student's
- * t quantile at (1 + level) / 2 with G - 1 degrees of freedom for G
- * held-out groups: with 5 groups the spread itself is uncertain and t is
- * 1.53 at 80%, not 1.28. Why not the quantiles of the held-out ratios Y / P
- * (the first version): a campaign unlike the few held-out ones, or smaller
- * than them, fell outside almost always (CDNOW: 0 of 7 and 1 of 4 campaigns
- * inside the 80% band from 5 held-out weeks).
+ * With sd(F) = sqrt(tau^2 F^2 + k F), each held-out group scores
+ * |Y - P| / sd(P), and q is the ceil((G + 1) level)-th smallest of the G
+ * scores (the largest when G is small): a campaign's interval is
+ * F +- q sd(F), floored at 0. Revenue is heavy-tailed, so a normal
+ * quantile times sd was far too wide (every campaign inside); the held-out
+ * scores set the width instead. Why not the held-out ratios' quantiles Y / P
+ * (the first version, still reported): a campaign smaller than the held-out
+ * ones, or unlike them, fell outside almost always (CDNOW: 0 of 7 and 1 of
+ * 4 campaigns inside the 80% band from 5 held-out weeks).
  */
 #ifndef LTV_CONFORMAL_H
 #define LTV_CONFORMAL_H
@@ -42,7 +44,7 @@ struct conformal {
 	double lo[CONFORMAL_MAX_BUCKETS];
 	double hi[CONFORMAL_MAX_BUCKETS];
 	double group_lo, group_hi;             /* held-out ratios' quantiles (reported only) */
-	double group_tau2, group_k, group_t;   /* the group interval; NaN when not fitted */
+	double group_tau2, group_k, group_q;   /* the group interval; NaN when not fitted */
 	size_t n_groups;                       /* held-out groups behind the group interval */
 };
 

@@ -5,8 +5,6 @@
  * touches files or the registry.
  */
 #include <math.h>
-
-#include <gsl/gsl_cdf.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,14 +82,25 @@ static void fit_groups(const double *group_pred, const double *group_actual, siz
 		}
 	out->n_groups = k;
 	out->group_lo = out->group_hi = NAN;
-	out->group_tau2 = out->group_k = out->group_t = NAN;
+	out->group_tau2 = out->group_k = out->group_q = NAN;
 	if (k >= MIN_GROUPS) {
+		size_t rank = (size_t)ceil((double)(k + 1) * level), j = 0;
+
 		qsort(ratio, k, sizeof(double), compare_double);
 		out->group_lo = quantile(ratio, k, (1 - level) / 2);
 		out->group_hi = quantile(ratio, k, (1 + level) / 2);
 		out->group_tau2 = fmax(excess / (double)k, 0);
 		out->group_k = k_noise;
-		out->group_t = gsl_cdf_tdist_Pinv((1 + level) / 2, (double)(k - 1));
+		/* The scores |Y - P| / sd(P), reusing ratio[]; their conformal quantile. */
+		for (size_t g = 0; g < n_groups; g++)
+			if (group_pred[g] > 0 && isfinite(group_actual[g])) {
+				const double f = group_pred[g];
+				const double sd = sqrt(out->group_tau2 * f * f + k_noise * f);
+
+				ratio[j++] = sd > 0 ? fabs(group_actual[g] - f) / sd : 0;
+			}
+		qsort(ratio, k, sizeof(double), compare_double);
+		out->group_q = ratio[(rank > k ? k : rank) - 1];
 	}
 	free(ratio);
 }
@@ -100,12 +109,12 @@ void conformal_group(const struct conformal *c, double f, double *out_lo, double
 {
 	double half;
 
-	if (isnan(c->group_t) || c->n_buckets == 0) {
+	if (isnan(c->group_q) || c->n_buckets == 0) {
 		*out_lo = *out_hi = NAN;
 		return;
 	}
 	f = fmax(f, 0);
-	half = c->group_t * sqrt(c->group_tau2 * f * f + c->group_k * f);
+	half = c->group_q * sqrt(c->group_tau2 * f * f + c->group_k * f);
 	*out_lo = fmax(f - half, 0);
 	*out_hi = f + half;
 }
@@ -173,7 +182,7 @@ uint8_t *conformal_save(const struct conformal *c, size_t *out_len)
 	blob_put_u64(&w, c->n_groups);
 	blob_put_f64(&w, c->group_tau2);
 	blob_put_f64(&w, c->group_k);
-	blob_put_f64(&w, c->group_t);
+	blob_put_f64(&w, c->group_q);
 	return blob_writer_detach(&w, out_len);
 }
 
@@ -207,7 +216,7 @@ int conformal_load(const void *data, size_t len, struct conformal *out, struct l
 	/* Version 1 had the ratio band only: no group interval. */
 	out->group_tau2 = version >= 2 ? blob_get_f64(&r) : NAN;
 	out->group_k = version >= 2 ? blob_get_f64(&r) : NAN;
-	out->group_t = version >= 2 ? blob_get_f64(&r) : NAN;
+	out->group_q = version >= 2 ? blob_get_f64(&r) : NAN;
 	ret = blob_reader_status(&r, "interval blob", err);
 out:
 	free(upper);

@@ -74,18 +74,22 @@ static void test_groups_and_blob(void **state)
 	/*
 	 * k = sum (y - p)^2 / sum p = 385 / 55 = 7; the relative errors -0.5, -0.2,
 	 * 0, 0.2, 1 square to 1.33 in all, less 5 k / 10 = 3.5 of user noise: tau^2
-	 * is floored at 0; t at 0.9 with 4 degrees of freedom is 1.533206.
+	 * is floored at 0, sd(10) = sqrt(70), the scores are 5, 2, 0, 2, 10 over
+	 * sqrt(70), and with 5 groups q is the ceil(6 * 0.8) = 5th: 10 / sqrt(70).
 	 */
 	assert_double_near(c.group_k, 7, 1e-12);
 	assert_double_near(c.group_tau2, 0, 0);
-	assert_double_near(c.group_t, 1.533206, 1e-6);
+	assert_double_near(c.group_q, 10 / sqrt(70), 1e-12);
 	conformal_group(&c, 10, &lo, &hi);
-	assert_double_near(lo, 0, 0); /* 10 - 1.533206 sqrt(70) < 0 */
-	assert_double_near(hi, 10 + 1.533206 * sqrt(70), 1e-5);
+	assert_double_near(lo, 0, 1e-12);
+	assert_double_near(hi, 20, 1e-12);
+	conformal_group(&c, 40, &lo, &hi); /* sd(40) = sqrt(280): 40 +- 20 */
+	assert_double_near(lo, 20, 1e-12);
+	assert_double_near(hi, 60, 1e-12);
 	blob = conformal_save(&c, &len);
 	assert_int_equal(conformal_load(blob, len, &back, &err), 0);
 	assert_true(back.n_buckets == c.n_buckets && back.group_hi == 2 && back.level == 0.8);
-	assert_true(back.group_t == c.group_t && back.group_k == c.group_k);
+	assert_true(back.group_q == c.group_q && back.group_k == c.group_k);
 	assert_int_equal(conformal_load(blob, len - 3, &back, &err) < 0, 1);
 	free(blob);
 }
