@@ -248,7 +248,7 @@ static void user_resid_release(struct user_resid *u)
 }
 
 /* Bootstrap resamples behind each "significantly better", and the share B must win. */
-#define SELECT_RESAMPLES 200
+#define SELECT_RESAMPLES 1000
 #define SELECT_WIN_SHARE 0.95
 
 /*
