@@ -1,11 +1,15 @@
 /*
- * Stage select: per (app, campaign) with enough validation users, each
- * method's campaign-level error on the validation cohorts at the target
- * horizon — the absolute percentage error of the cohort's mean LTV, ties
- * broken by user-level RMSLE — and the best one kept, with every error, in
- * table method_selection. Campaigns without enough validation users get
- * their tier's best method (lowest user-weighted campaign WAPE in the tier).
- * Also stores the global median LTV per horizon, the chain's last fallback.
+ * Stage select: per horizon with validation labels, each candidate (every
+ * method, and the stacked blend judged out of fold) is measured per (app,
+ * campaign) on the validation cohorts — the absolute percentage error of the
+ * cohort's mean LTV — and chosen top down (choose_hierarchy): one candidate
+ * for everything, a tier or a campaign moving off its parent's choice only
+ * when a paired bootstrap over its own users says it is better. The target
+ * horizon's choices and every candidate's error go to table
+ * method_selection, other horizons' choices to the "choices" blob; a horizon
+ * without validation labels is served by the target's. Also stores the
+ * global median LTV per horizon, the chain's last fallback, and the blend's
+ * weights.
  */
 #include <math.h>
 #include <stdio.h>
