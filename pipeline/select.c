@@ -24,6 +24,7 @@
 #include "ltv/paired_bootstrap.h"
 #include "ltv/predictor.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 /*
  * The candidates select chooses among: every method (k < METHOD_COUNT) and
