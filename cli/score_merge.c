@@ -18,7 +18,6 @@
  *     LTV,OBSERVED,LO,HI
  */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,11 +405,10 @@ static int rebuild(const struct loaded_model *m, struct merged *mg, struct model
 	return 0;
 }
 
-static int merge_scores(const struct config *cfg, const char *output, int argc, char **argv,
-			FILE *out, struct ltv_err *err)
+int shard_merge_scores_run(const struct config *cfg, struct registry *reg, const char *output,
+			   int argc, char **argv, FILE *out, struct ltv_err *err)
 {
 	struct merged mg = { 0 };
-	struct registry *reg = NULL;
 	struct loaded_model m = { 0 };
 	struct model_data d = { 0 };
 	struct user_table users = { 0 };
@@ -436,8 +434,6 @@ static int merge_scores(const struct config *cfg, const char *output, int argc, 
 					      "overlap (scored from other data?)", mg.u[i].user_id);
 	}
 	if (ret == 0)
-		ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret == 0)
 		ret = model_load(reg, cfg, mg.sh[0].version, &m, err);
 	if (ret == 0) {
 		have_model = 1;
@@ -445,7 +441,12 @@ static int merge_scores(const struct config *cfg, const char *output, int argc, 
 	}
 	if (ret == 0)
 		ret = score_write_outputs(&m, &d, &users, &s, mg.sh[0].as_of, output, &n_cs, err);
-	if (ret == 0)
+	if (ret == 0 && strcmp(output, "-") == 0)
+		fprintf(out, "merged %zu score shards: %zu users in %zu campaigns with model version %lld "
+			"at as_of %s in %.2f s\n  users:     (stdout)\n", mg.n_shards, mg.n, n_cs,
+			(long long)m.version, time_format_iso8601(mg.sh[0].as_of, iso, sizeof(iso)),
+			now_seconds() - started);
+	else if (ret == 0)
 		fprintf(out, "merged %zu score shards: %zu users in %zu campaigns with model version %lld "
 			"at as_of %s in %.2f s\n  users:     %s\n  campaigns: %s.campaigns.csv\n"
 			"  report:    %s.report.txt\n", mg.n_shards, mg.n, n_cs, (long long)m.version,
@@ -456,7 +457,6 @@ static int merge_scores(const struct config *cfg, const char *output, int argc, 
 	model_data_release(&d);
 	if (have_model)
 		model_release(&m);
-	registry_close(reg);
 	for (size_t i = 0; i < mg.n; i++)
 		free(mg.u[i].user_id);
 	free(mg.u);
@@ -466,28 +466,4 @@ static int merge_scores(const struct config *cfg, const char *output, int argc, 
 	}
 	free(mg.sh);
 	return ret;
-}
-
-int shard_merge_scores_run(const struct config *cfg, int argc, char **argv, FILE *out,
-			   struct ltv_err *err)
-{
-	static const struct option long_opts[] = {
-		{ "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
-	};
-	const char *output = NULL;
-	int c;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
-		if (c != 'o')
-			return err_set(err, LTV_EUSAGE, "merge-scores: unknown option; see 'ltvpipe "
-				       "merge-scores --help'");
-		output = optarg;
-	}
-	if (!output)
-		return err_set(err, LTV_EUSAGE, "merge-scores: --output F is required (the merged users CSV)");
-	if (optind >= argc)
-		return err_set(err, LTV_EUSAGE, "merge-scores: give the shards' outputs, e.g. "
-			       "'ltvpipe merge-scores --output scores.csv shards/scores-*-of-4.csv'");
-	return merge_scores(cfg, output, argc - optind, argv + optind, out, err);
 }

@@ -926,13 +926,13 @@ int shard_merge_run(const struct config *cfg, int argc, char **argv, const char 
 	int ret = 0;
 
 	if (argc < 1)
-		return err_set(err, LTV_EUSAGE, "merge: give the shard registries, e.g. 'ltvpipe merge "
+		return err_set(err, LTV_EUSAGE, "give the shard registries, e.g. 'ltvpipe merge "
 			       "shards/shard-*-of-4.sqlite'");
 	mg.sh = xcalloc(mg.n, sizeof(*mg.sh));
 	for (size_t i = 0; i < mg.n && ret == 0; i++) {
 		mg.sh[i].path = argv[i];
 		if (strcmp(argv[i], cfg->registry.path) == 0)
-			ret = err_set(err, LTV_EUSAGE, "merge: %s is the main registry (registry.path), "
+			ret = err_set(err, LTV_EUSAGE, "%s is the main registry (registry.path), "
 				      "not a shard", argv[i]);
 		else
 			ret = open_shard(&mg.sh[i], err);

@@ -1,6 +1,6 @@
 /*
- * What `ltvpipe score` (pipeline/score.c) shares with `ltvpipe merge-scores`
- * (pipeline/score_merge.c): the scored users and the one function that
+ * What `ltvpipe score` (cli/score.c) shares with `ltvpipe merge-scores`
+ * (cli/score_merge.c): the scored users and the one function that
  * writes the three outputs from them, so merged shard scores are written by
  * the very code that writes unsharded ones.
  */
@@ -23,7 +23,8 @@ void scored_release(struct scored *s);
 
 /*
  * Writes OUTPUT (one row per scored user, in s's order), OUTPUT.campaigns.csv
- * and OUTPUT.report.txt, all or none. d needs the columns uid (1-based index
+ * and OUTPUT.report.txt, all or none; OUTPUT "-": the users CSV to stdout and
+ * nothing beside it. d needs the columns uid (1-based index
  * into users), app_code, campaign_code, cost, rev_to_date, age_days,
  * install_time, and tier.
  */

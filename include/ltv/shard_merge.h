@@ -22,13 +22,17 @@
 int shard_merge_run(const struct config *cfg, int argc, char **argv, const char *command,
 		    FILE *out, struct ltv_err *err);
 
+struct registry;
+
 /*
  * `merge-scores --output F SHARD_OUTPUT...`: reads each SHARD_OUTPUT.shard.csv
  * (written by `score --shard i/N --output SHARD_OUTPUT`), checks they are every
  * shard of one split scored with one model version and as_of, and writes F,
  * F.campaigns.csv and F.report.txt exactly as an unsharded score writes them.
+ * The model version is loaded from reg (the main registry, open for reading:
+ * the dispatcher's).
  */
-int shard_merge_scores_run(const struct config *cfg, int argc, char **argv, FILE *out,
-			   struct ltv_err *err);
+int shard_merge_scores_run(const struct config *cfg, struct registry *reg, const char *output,
+			   int argc, char **argv, FILE *out, struct ltv_err *err);
 
 #endif
