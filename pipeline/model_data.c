@@ -42,6 +42,11 @@ int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *ou
 			frame_release(&tier_frame);
 		}
 	}
+	if (ret == 0) {
+		out->app_code = frame_column(&out->frame, "app_code");
+		out->campaign_code = frame_column(&out->frame, "campaign_code");
+		out->weight = frame_column(&out->frame, "weight");
+	}
 	if (ret < 0)
 		model_data_release(out);
 	return ret;
@@ -58,7 +63,7 @@ void model_data_release(struct model_data *d)
 
 double model_data_weight(const struct model_data *d, size_t row)
 {
-	const double *w = frame_column(&d->frame, "weight");
+	const double *w = d->weight ? d->weight : frame_column(&d->frame, "weight");
 
 	return w ? w[row] : 1.0;
 }
@@ -173,8 +178,9 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 
 size_t model_data_cohort(const struct model_data *d, size_t row)
 {
-	const double *app = frame_column(&d->frame, "app_code");
-	const double *campaign = frame_column(&d->frame, "campaign_code");
+	const double *app = d->app_code ? d->app_code : frame_column(&d->frame, "app_code");
+	const double *campaign = d->campaign_code ? d->campaign_code
+						  : frame_column(&d->frame, "campaign_code");
 
 	return (size_t)app[row] * d->n_campaigns + (size_t)campaign[row];
 }
