@@ -124,6 +124,11 @@ static const char *const migrations[] = {
 	"  model_version INTEGER NOT NULL, at TEXT NOT NULL, as_of INTEGER NOT NULL,"
 	"  age_days REAL NOT NULL, ltv REAL NOT NULL, predictions TEXT NOT NULL,"
 	"  PRIMARY KEY (experiment, user_id)) WITHOUT ROWID;",
+	/* 7 → 8: user-days as columnar blocks (include/ltv/user_day_block.h); the
+	 * user_days table keeps what older versions wrote, and readers merge both */
+	"CREATE TABLE user_day_blocks ("
+	"  id INTEGER PRIMARY KEY, uid_min INTEGER NOT NULL, uid_max INTEGER NOT NULL,"
+	"  n_rows INTEGER NOT NULL, data BLOB NOT NULL);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");
