@@ -380,6 +380,14 @@ static void file_stamp(const char *path, char *buf, size_t size)
 	struct stat db, wal;
 	int have_db = stat(path, &db) == 0, have_wal = stat(wal_path, &wal) == 0;
 
+	/*
+	 * An empty WAL holds nothing: SQLite creates one when a connection opens
+	 * and deletes it when the last closes, so "none" and "empty" must stamp
+	 * alike, or every run would find the file changed and check all of it.
+	 */
+	if (have_wal && wal.st_size == 0)
+		have_wal = 0;
+
 	snprintf(buf, size, "ltvpipe registry stamp 1\ndb %lld %lld.%09ld\nwal %lld %lld.%09ld\n",
 		 have_db ? (long long)db.st_size : -1LL, have_db ? (long long)db.st_mtim.tv_sec : 0LL,
 		 have_db ? db.st_mtim.tv_nsec : 0L, have_wal ? (long long)wal.st_size : -1LL,
