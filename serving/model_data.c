@@ -5,11 +5,58 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ltv/model_data.h"
 #include "ltv/timeutil.h"
+
+/*
+ * The features frame, loaded once and shared read-only by the model stages:
+ * with two threads, stages side by side each held a copy (a million users'
+ * frame is about 400 MB), and every stage after them read the whole frame
+ * from the registry again. Stages only read it (const columns); it stays
+ * loaded until another features artefact is asked for while nobody uses it.
+ */
+static pthread_mutex_t frame_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *key;         /* registry path, artefact id and content hash */
+	struct frame frame;
+	int users;         /* model_data holding it now */
+} frame_cache;
+
+/* Points out->frame at the cached frame of features (loading it when needed), or loads a copy. */
+static int features_frame(struct stage_ctx *ctx, const struct artefact_info *features,
+			  struct model_data *out)
+{
+	char *key = xasprintf("%s\n%lld\n%s", registry_path(ctx->reg), (long long)features->id,
+			      features->content_hash);
+	int ret = 0;
+
+	pthread_mutex_lock(&frame_cache_lock);
+	if ((!frame_cache.key || strcmp(frame_cache.key, key) != 0) && frame_cache.users == 0) {
+		free(frame_cache.key);
+		frame_cache.key = NULL;
+		frame_release(&frame_cache.frame);
+		ret = frame_load(ctx->reg, features->id, NULL, &frame_cache.frame, &ctx->err);
+		if (ret == 0) {
+			frame_cache.key = key;
+			key = NULL;
+		}
+	}
+	if (ret == 0 && frame_cache.key && (!key || strcmp(frame_cache.key, key) == 0)) {
+		out->frame = frame_cache.frame;
+		out->shared_frame = 1;
+		frame_cache.users++;
+	}
+	pthread_mutex_unlock(&frame_cache_lock);
+	/* Another features artefact is in use (a backtest beside a run): a copy of its own. */
+	if (ret == 0 && !out->shared_frame)
+		ret = frame_load(ctx->reg, features->id, NULL, &out->frame, &ctx->err);
+	free(key);
+	return ret;
+}
 
 int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out)
 {
@@ -23,7 +70,7 @@ int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *ou
 	out->as_of = ctx->as_of;
 	out->validation_days = ctx->cfg->features.validation_days;
 	assert(features && (!with_tiers || tiers));
-	ret = frame_load(ctx->reg, features->id, NULL, &out->frame, &ctx->err);
+	ret = features_frame(ctx, features, out);
 	if (ret == 0)
 		ret = frame_load_dict(ctx->reg, features->id, "app", &out->apps, &out->n_apps, &ctx->err);
 	if (ret == 0)
@@ -54,6 +101,12 @@ int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *ou
 
 void model_data_release(struct model_data *d)
 {
+	if (d->shared_frame) {
+		pthread_mutex_lock(&frame_cache_lock);
+		frame_cache.users--;
+		pthread_mutex_unlock(&frame_cache_lock);
+		memset(&d->frame, 0, sizeof(d->frame));
+	}
 	frame_release(&d->frame);
 	free(d->tier);
 	frame_free_dict(d->apps, d->n_apps);

@@ -23,7 +23,8 @@
 #include "ltv/stage.h"
 
 struct model_data {
-	struct frame frame;     /* every features column, one row per user */
+	struct frame frame;     /* every features column, one row per user; read-only */
+	int shared_frame;       /* frame is the process's shared copy (model_data_load) */
 	double *tier;           /* per row: 1, 2 or 3; NULL unless loaded with tiers */
 	char **apps;            /* app_code → app id */
 	size_t n_apps;
@@ -41,7 +42,9 @@ struct model_data {
 
 /*
  * Loads from the stage's declared inputs "features" and (with_tiers) "tiers".
- * Caller releases. The stage's as_of must be set (STAGE_USES_AS_OF).
+ * Caller releases. The stage's as_of must be set (STAGE_USES_AS_OF). The
+ * frame is shared with the other stages of the process reading the same
+ * artefact (one copy in memory, read once): never write to it.
  */
 int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out);
 void model_data_release(struct model_data *d);
