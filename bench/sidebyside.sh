@@ -126,7 +126,7 @@ run_ltvpipe() {
 	add ingest_cpu_mbs "$(awk -v b="$csv_bytes" -v s="$i_cpu" 'BEGIN { printf "%.1f", b / 1e6 / s }')"
 	timed "ltvpipe features..calibrate" "$bin" run "${config_args[@]}"
 	lt_wall=$(awk -v a="$i_wall" -v b="$wall" 'BEGIN { printf "%.2f", a + b }')
-	lt_rss=$(awk -v a="$i_rss" -v b="$rss" 'BEGIN { printf "%.1f", a > b ? a : b }')
+	lt_rss=$(awk -v a="$i_rss" -v b="$rss" 'BEGIN { printf "%.1f", (a > b ? a : b) }')
 	add wall:ltv_train "$lt_wall"; add rss:ltv_train "$lt_rss"
 	add cpu:ltv_train "$(awk -v a="$i_cpu" -v b="$cpu" 'BEGIN { printf "%.2f", a + b }')"
 	local s secs
