@@ -28,7 +28,6 @@ struct registry {
 	int unchanged; /* and as the last run holding the lock left it (the stamp matched) */
 	/* The ingest inserts run once per row, so they are prepared once per connection. */
 	sqlite3_stmt *user_insert;
-	sqlite3_stmt *user_day_add;
 };
 
 /* Converts a failing SQLite call into err, keeping SQLite's own text. */
