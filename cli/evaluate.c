@@ -810,3 +810,20 @@ out:
 		eval_result_release(&r);
 	return ret;
 }
+
+int evaluate_run_json(const struct config *cfg, const struct evaluate_options *opts,
+		      struct ltv_err *err)
+{
+	struct eval_result r;
+	int ret = evaluate_run(cfg, opts, stderr, &r, err);
+	char *json;
+
+	if (ret < 0)
+		return ret;
+	/* the same document as DIR/evaluation.json, so a pipe need not find the directory */
+	json = eval_report_json(&r, 1);
+	printf("%s\n", json);
+	free(json);
+	eval_result_release(&r);
+	return 0;
+}

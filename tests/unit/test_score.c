@@ -31,6 +31,22 @@
 #include "fixture.h"
 
 /* 4000 generated users (seed 42), thresholds lowered so every tier occurs, trained once. */
+
+/* score_run as `ltvpipe score` calls it: on the registry opened read-only in one snapshot. */
+static int score_registry(const struct config *cfg, const struct score_options *opts, FILE *out,
+			  struct ltv_err *err)
+{
+	struct registry *reg = NULL;
+	int ret = registry_open_readonly(cfg->registry.path, &reg, err);
+
+	if (ret == 0)
+		ret = registry_read_begin(reg, err);
+	if (ret == 0)
+		ret = score_run(cfg, reg, opts, out, err);
+	registry_close(reg);
+	return ret;
+}
+
 static int group_setup(void **state)
 {
 	const struct run_options opts = { .as_of = INT64_MIN, .command = "test_score" };
@@ -226,11 +242,11 @@ static void test_score_usage_errors(void **state)
 	struct score_options half = { .as_of = INT64_MIN, .users_path = "u.csv", .output = path };
 	struct score_options bad_model = { .as_of = INT64_MIN, .model = "99", .output = path };
 
-	assert_int_equal(score_run(&fx->cfg, &no_output, stdout, &err), LTV_EUSAGE);
+	assert_int_equal(score_registry(&fx->cfg, &no_output, stdout, &err), LTV_EUSAGE);
 	assert_non_null(strstr(err.msg, "--output"));
-	assert_int_equal(score_run(&fx->cfg, &half, stdout, &err), LTV_EUSAGE);
+	assert_int_equal(score_registry(&fx->cfg, &half, stdout, &err), LTV_EUSAGE);
 	assert_non_null(strstr(err.msg, "--users and --events"));
-	assert_int_equal(score_run(&fx->cfg, &bad_model, stdout, &err), LTV_ENOTFOUND);
+	assert_int_equal(score_registry(&fx->cfg, &bad_model, stdout, &err), LTV_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "99"));
 	assert_int_equal(access(path, F_OK), -1);
 	free(path);
@@ -458,9 +474,9 @@ static void test_score_outputs(void **state)
 
 	expect_users_load(fx, &e);
 	assert_true(e.n_to_score > 0);
-	if (score_run(&fx->cfg, &oa, out, &err) != 0)
+	if (score_registry(&fx->cfg, &oa, out, &err) != 0)
 		fail_msg("score: %s", err.msg);
-	if (score_run(&fx->cfg, &ob, out, &err) != 0)
+	if (score_registry(&fx->cfg, &ob, out, &err) != 0)
 		fail_msg("score --model 1: %s", err.msg);
 	fclose(out);
 	for (size_t k = 0; k < 3; k++) {
@@ -511,9 +527,14 @@ static cJSON *predict_json(struct test_pipeline *fx, const char *app, const char
 	FILE *out = open_memstream(&text, &len);
 	cJSON *j;
 
+	struct registry *reg = NULL;
+
 	assert_non_null(out);
-	if (predict_run(&fx->cfg, &opts, out, &err) != 0)
+	/* as `ltvpipe predict` does: the dispatcher opens the registry read-only */
+	if (registry_open_readonly(fx->cfg.registry.path, &reg, &err) != 0 ||
+	    predict_run(&fx->cfg, reg, &opts, out, &err) != 0)
 		fail_msg("predict %s/%s: %s", app, campaign ? campaign : "(none)", err.msg);
+	registry_close(reg);
 	fclose(out);
 	j = cJSON_Parse(text);
 	if (!j)
