@@ -11,6 +11,9 @@ DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
 # the browser test, the browser, and Dask distributed (dask-scheduler,
 # dask-worker) for the sharded run's test and bench (contrib/dask/).
 TEST_DEB_PKGS := curl jq wrk python3 chromium python3-distributed
+# What only make bench uses: the Python reference it runs side by side
+# (../shared/peers/pyref, Debian's Python stack) and GNU time.
+BENCH_DEB_PKGS := python3-pandas python3-sklearn python3-xgboost python3-scipy python3-joblib time
 
 # The fuzz targets (make fuzz, and briefly in make test) need clang with libFuzzer.
 FUZZ_PKGS := clang libclang-rt-dev
@@ -63,13 +66,17 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: docs install uninstall all deps fuzz-deps test-deps fuzz-serve bench-serve bench-shards test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: docs install uninstall all deps fuzz-deps test-deps bench-deps bench-stages fuzz-serve bench-serve bench-shards test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
 deps: $(BUILD)/.deps-ok
 $(BUILD)/.deps-ok:
 	@scripts/ensure-deps.sh $(DEB_PKGS)
+	@mkdir -p $(BUILD) && touch $@
+bench-deps: $(BUILD)/.bench-deps-ok
+$(BUILD)/.bench-deps-ok:
+	@scripts/ensure-deps.sh $(BENCH_DEB_PKGS)
 	@mkdir -p $(BUILD) && touch $@
 test-deps: $(BUILD)/.test-deps-ok
 $(BUILD)/.test-deps-ok:
@@ -136,11 +143,18 @@ DEMO_USERS ?= 20000
 demo: deps ltvpipe
 	@scripts/demo.sh $(DEMO_USERS)
 
+# Side by side with pyref (bench/sidebyside.sh), then scoring at
+# BENCH_SCALE_USERS users (BENCH_SCALE_USERS=100000 skips the 3,000,000).
 BENCH_USERS ?= 1000000
 BENCH_RUNS ?= 3
-bench: deps ltvpipe
-	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
+BENCH_SCALE_USERS ?= 100000 3000000
+bench: deps bench-deps ltvpipe
+	@SCALE_USERS="$(BENCH_SCALE_USERS)" bench/sidebyside.sh $(BENCH_USERS) $(BENCH_RUNS)
 	@bench/shards.sh $(BENCH_SHARD_USERS)
+
+# Every stage on its own, training with one and all threads, scoring, no-op run.
+bench-stages: deps ltvpipe
+	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
 
 # Sharded features and scoring at N = 1, 2, 4 and the 100M-users estimate (README "Scale out").
 BENCH_SHARD_USERS ?= 200000
