@@ -137,7 +137,7 @@ bench: deps ltvpipe
 	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
 
 # The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
-bench-tools: $(BUILD)/bench/csvread_bench
+bench-tools: $(BUILD)/bench/csvread_bench $(BUILD)/bench/gbt_forest_bench
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libltv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS)
