@@ -176,11 +176,12 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	char field[160];
 	double v;
 
-	field_name(field, sizeof(field), prefix, name);
+	/* The field's name is written only for an error: a batch has thousands of fields. */
 	if (slot) {
 		if (item && cJSON_IsNull(item) && slot == &ut->campaign)
 			return 0;
 		if (item && !cJSON_IsString(item)) {
+			field_name(field, sizeof(field), prefix, name);
 			serve_reply_error(out, 400, "invalid_field", field, "%s must be a string", field);
 			return -1;
 		}
@@ -188,12 +189,14 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 		return 0;
 	}
 	if (!is_feature(name)) {
+		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "unknown_field", field, "%s is not a field; use %s or a feature: %s",
 				  field, user_fields, predict_input_list);
 		return -1;
 	}
 	if (item) {
 		if (!cJSON_IsNumber(item)) {
+			field_name(field, sizeof(field), prefix, name);
 			serve_reply_error(out, 400, "invalid_field", field, "%s must be a number", field);
 			return -1;
 		}
@@ -203,6 +206,7 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	} else if (parse_double(text, &v) < 0) {
 		char shown[40];
 
+		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "invalid_field", field, "%s: '%s' is not a number", field,
 				  serve_clip(text, 32, shown, sizeof(shown)));
 		return -1;
@@ -210,6 +214,7 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	if (strcmp(name, "age_days") == 0)
 		ut->has_age = 1;
 	if (user_batch_set(b, row, name, v, &err) < 0) {
+		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
 		return -1;
 	}

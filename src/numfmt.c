@@ -17,14 +17,17 @@
 
 __extension__ typedef unsigned __int128 u128; /* GCC and clang on 64-bit targets */
 
-/* Powers of ten up to 10^38 (the largest below 2^128). */
+static const uint64_t pow10_u64[20] = {
+	1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+	100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+	10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+	100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
+};
+
+/* 10^k for k in 0..38 (the largest below 2^128). */
 static u128 pow10_u128(int k)
 {
-	u128 r = 1;
-
-	while (k-- > 0)
-		r *= 10;
-	return r;
+	return k < 20 ? pow10_u64[k] : (u128)pow10_u64[19] * pow10_u64[k - 19];
 }
 
 static const double exact_pow10[] = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -99,10 +102,16 @@ static int digits_of(u128 d, char *out)
 	char tmp[48];
 	int n = 0;
 
-	do {
+	/* 64-bit division is several times cheaper than 128-bit; d fits 64 bits but for huge %f. */
+	while (d > UINT64_MAX) {
 		tmp[n++] = (char)('0' + (int)(d % 10));
 		d /= 10;
-	} while (d);
+	}
+	for (uint64_t u = (uint64_t)d;; u /= 10) {
+		tmp[n++] = (char)('0' + (int)(u % 10));
+		if (u < 10)
+			break;
+	}
 	for (int i = 0; i < n; i++)
 		out[i] = tmp[n - 1 - i];
 	return n;

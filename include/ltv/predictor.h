@@ -93,6 +93,9 @@ void predictor_choose(struct predictor *p, const char *app, const char *campaign
 
 /* The method chosen for a row's campaign (or its tier's default), before any fallback. */
 int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row);
+/* The same for rows[0..n) into out_method[n], looking each cohort up once. */
+void predictor_chosen_methods(const struct predictor *p, const struct model_data *d,
+			      const size_t *rows, size_t n, int *out_method);
 
 /*
  * Raw (uncalibrated) ltv at horizon for rows of d: the campaign's method, else

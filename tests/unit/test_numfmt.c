@@ -2,7 +2,8 @@
  * Unit tests for src/numfmt.c: every function must write exactly the bytes
  * glibc's snprintf writes (and cJSON's number form), on random doubles over
  * the whole range, on exact ties (half to even), around powers of ten, and
- * on the values that leave the fast path (huge, tiny, NaN, infinite).
+ * on the values that leave the fast path (huge, tiny, NaN, infinite); and
+ * parse_double's fast path for plain decimals against strtod.
  */
 #include "testutil.h"
 
@@ -213,6 +214,56 @@ static void test_edges(void **state)
 	}
 }
 
+static void expect_parse(const char *text)
+{
+	char *end;
+	double want = strtod(text, &end), got = NAN;
+	int ok = parse_double(text, &got) == 0;
+
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (*end != '\0' || end == text || !isfinite(want)) {
+		assert_false(ok);
+		return;
+	}
+	if (!ok || memcmp(&want, &got, sizeof(double)) != 0)
+		fail_msg("parse_double('%s'): strtod %a, parse_double %a (ok %d)", text, want, got, ok);
+}
+
+/* parse_double's fast path for plain decimals gives strtod's double, bit for bit. */
+static void test_parse_double(void **state)
+{
+	static const char *const texts[] = { "0", "-0", "+0", "5.", ".5", "-.5", "2.50", "007",
+					     "0.1", "0.3", "1.7976931348623157", "123456789012345",
+					     "1234567890123456", "0.0000000000000000000001",
+					     "0.00000000000000000000001", "9007199254740993", "1 ",
+					     "1\t", " 1", "1e3", "1.5e-3", "-", ".", "", "1..2", "0x10",
+					     "inf", "nan", "12a", "999999999999999.9" };
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		expect_parse(texts[i]);
+	for (int i = 0; i < 200000; i++) {
+		const uint64_t r = next_u64();
+		const int decimals = (int)(r % 12), digits = 1 + (int)((r >> 8) % 17);
+		uint64_t m = next_u64() % 100000000000000000ULL;
+		char mant[32];
+		int n;
+
+		snprintf(mant, sizeof(mant), "%0*llu", digits, (unsigned long long)(m % (uint64_t)pow(10, digits)));
+		n = (int)strlen(mant);
+		if (decimals > 0 && decimals < n)
+			snprintf(buf, sizeof(buf), "%s%.*s.%s", r & 1 ? "-" : "", n - decimals, mant,
+				 mant + n - decimals);
+		else
+			snprintf(buf, sizeof(buf), "%s%s", r & 1 ? "-" : "", mant);
+		expect_parse(buf);
+		numfmt_json(buf, random_double());
+		expect_parse(buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_ties),
 		cmocka_unit_test(test_powers_of_ten),
 		cmocka_unit_test(test_edges),
+		cmocka_unit_test(test_parse_double),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
