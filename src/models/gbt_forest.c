@@ -17,14 +17,22 @@
 #include "ltv/gbt_forest.h"
 
 #define DEFAULT_LEFT 0x80000000u
+#define LEAF 0x40000000u
+#define FEATURE_MASK 0x3fffffffu
+/* Trees walked side by side for one row (independent loads: the CPU overlaps them). */
+#define LOCKSTEP 16
 #define TREES_KEY "\"trees\":["
 
-/* A node of a tree: a leaf when left < 0, its value then the leaf value. */
+/*
+ * A node of a tree. A leaf (LEAF set) points to itself both ways, so a walk
+ * that has reached it may take more steps and stay: trees of one group are
+ * walked the group's depth of steps without a test per tree.
+ */
 struct node {
 	float value;       /* split condition, or leaf value */
-	int32_t left;      /* index in the forest's node array, -1 for a leaf */
+	uint32_t feature;  /* feature index | DEFAULT_LEFT when NaN goes left | LEAF */
+	int32_t left;      /* indices in the forest's node array */
 	int32_t right;
-	uint32_t feature;  /* feature index | DEFAULT_LEFT when NaN goes left */
 };
 
 enum link { LINK_IDENTITY, LINK_LOGISTIC, LINK_EXP };
@@ -33,6 +41,8 @@ struct gbt_forest {
 	size_t n_features;
 	size_t n_trees;
 	size_t *root;          /* n_trees: each tree's first node in nodes */
+	int *depth;            /* n_trees: the longest path from the root, in splits */
+	int *group_depth;      /* per LOCKSTEP trees from tree 0: their largest depth */
 	struct node *nodes;
 	size_t n_nodes;
 	float base_margin;
@@ -124,14 +134,17 @@ static int int_array(const cJSON *arr, size_t n, int64_t *out)
 
 /*
  * Every node reachable from the root exactly once and only through valid
- * indices: then a walk always ends at a leaf.
+ * indices: then a walk always ends at a leaf. Sets *out_depth to the longest
+ * path in splits.
  */
-static int tree_is_sound(const int64_t *left, const int64_t *right, size_t n)
+static int tree_is_sound(const int64_t *left, const int64_t *right, size_t n, int *out_depth)
 {
 	unsigned char *seen = xcalloc(n ? n : 1, 1);
 	size_t *stack = xmalloc((n ? n : 1) * sizeof(size_t)), top = 0;
+	int *depth = xcalloc(n ? n : 1, sizeof(int));
 	int ok = n > 0;
 
+	*out_depth = 0;
 	if (ok) {
 		stack[top++] = 0;
 		seen[0] = 1;
@@ -139,6 +152,8 @@ static int tree_is_sound(const int64_t *left, const int64_t *right, size_t n)
 	while (ok && top > 0) {
 		size_t i = stack[--top];
 
+		if (depth[i] > *out_depth)
+			*out_depth = depth[i];
 		if (left[i] < 0 && right[i] < 0)
 			continue;
 		for (int c = 0; c < 2 && ok; c++) {
@@ -147,12 +162,14 @@ static int tree_is_sound(const int64_t *left, const int64_t *right, size_t n)
 			ok = k > 0 && (size_t)k < n && !seen[k];
 			if (ok) {
 				seen[k] = 1;
+				depth[k] = depth[i] + 1;
 				stack[top++] = (size_t)k;
 			}
 		}
 	}
 	free(seen);
 	free(stack);
+	free(depth);
 	return ok;
 }
 
@@ -195,7 +212,7 @@ static int add_tree(struct gbt_forest *f, const cJSON *tree, const char *json, s
 		}
 		k++;
 	}
-	if (k != n || !tree_is_sound(left, right, n)) {
+	if (k != n || !tree_is_sound(left, right, n, &f->depth[t]) || n > FEATURE_MASK) {
 		ret = err_set(err, LTV_EINVAL, "gbt forest: tree %zu is not a tree", t);
 		goto out;
 	}
@@ -211,9 +228,9 @@ static int add_tree(struct gbt_forest *f, const cJSON *tree, const char *json, s
 			goto out;
 		}
 		nd->value = cond[i];
-		nd->left = leaf ? -1 : (int32_t)(f->n_nodes + (size_t)left[i]);
-		nd->right = leaf ? -1 : (int32_t)(f->n_nodes + (size_t)right[i]);
-		nd->feature = leaf ? 0 : (uint32_t)feature[i] | (dleft[i] ? DEFAULT_LEFT : 0);
+		nd->left = (int32_t)(f->n_nodes + (size_t)(leaf ? (int64_t)i : left[i]));
+		nd->right = (int32_t)(f->n_nodes + (size_t)(leaf ? (int64_t)i : right[i]));
+		nd->feature = leaf ? LEAF : (uint32_t)feature[i] | (dleft[i] ? DEFAULT_LEFT : 0);
 	}
 	f->n_nodes += n;
 out:
@@ -240,9 +257,9 @@ static void collect_thresholds(struct gbt_forest *f)
 	f->n_thresholds = xcalloc(f->n_features, sizeof(size_t));
 	for (size_t i = 0; i < f->n_nodes; i++) {
 		const struct node *nd = &f->nodes[i];
-		size_t j = nd->feature & ~DEFAULT_LEFT;
+		size_t j = nd->feature & FEATURE_MASK;
 
-		if (nd->left < 0)
+		if (nd->feature & LEAF)
 			continue;
 		ARRAY_GROW(f->thresholds[j], f->n_thresholds[j] + 1, cap[j]);
 		f->thresholds[j][f->n_thresholds[j]++] = nd->value;
@@ -344,6 +361,7 @@ int gbt_forest_from_json(const char *json, size_t len, size_t n_features,
 		goto out;
 	}
 	f->root = xcalloc(f->n_trees ? f->n_trees : 1, sizeof(size_t));
+	f->depth = xcalloc(f->n_trees ? f->n_trees : 1, sizeof(int));
 	/* The trees' arrays come after "trees":[ in the text, in the same order. */
 	cursor = memmem(json, len, TREES_KEY, sizeof(TREES_KEY) - 1);
 	if (!cursor) {
@@ -359,6 +377,10 @@ int gbt_forest_from_json(const char *json, size_t len, size_t n_features,
 		}
 	}
 	collect_thresholds(f);
+	f->group_depth = xcalloc(f->n_trees / LOCKSTEP + 1, sizeof(int));
+	for (size_t t = 0; t < f->n_trees; t++)
+		if (f->depth[t] > f->group_depth[t / LOCKSTEP])
+			f->group_depth[t / LOCKSTEP] = f->depth[t];
 	*out_forest = f;
 	f = NULL;
 out:
@@ -377,6 +399,8 @@ void gbt_forest_free(struct gbt_forest *f)
 	free(f->thresholds);
 	free(f->n_thresholds);
 	free(f->root);
+	free(f->depth);
+	free(f->group_depth);
 	free(f->nodes);
 	free(f);
 }
@@ -400,24 +424,45 @@ static float sigmoid(float x)
 	return 1.0f / (e + 1.0f + eps);
 }
 
-/* One row's margin: the base margin plus each tree's leaf, in float, in tree order. */
+/* One step down from node i for row: XGBoost's GetNext (a leaf stays put). */
+static inline int32_t step(const struct node *nodes, int32_t i, const float *row)
+{
+	const struct node *nd = &nodes[i];
+	const float v = row[nd->feature & FEATURE_MASK];
+	/* NaN compares false: it goes left only where the default is left. */
+	const int go_left = (nd->feature & DEFAULT_LEFT) ? !(v >= nd->value) : v < nd->value;
+
+	return go_left ? nd->left : nd->right;
+}
+
+/*
+ * One row's margin: the base margin plus each tree's leaf, in float, in tree
+ * order. LOCKSTEP trees are walked side by side for their group's depth of
+ * steps; their leaves are then added one by one, in order.
+ */
 static float row_margin(const struct gbt_forest *f, const float *row)
 {
 	const struct node *nodes = f->nodes;
 	float sum = f->base_margin;
+	size_t t = 0;
 
-	for (size_t t = 0; t < f->n_trees; t++) {
-		const struct node *nd = &nodes[f->root[t]];
+	for (; t + LOCKSTEP <= f->n_trees; t += LOCKSTEP) {
+		int32_t at[LOCKSTEP];
 
-		while (nd->left >= 0) {
-			const float v = row[nd->feature & ~DEFAULT_LEFT];
-			/* NaN compares false: it goes left only where the default is left. */
-			const int go_left = (nd->feature & DEFAULT_LEFT) ? !(v >= nd->value)
-									 : v < nd->value;
+		for (int k = 0; k < LOCKSTEP; k++)
+			at[k] = (int32_t)f->root[t + k];
+		for (int d = f->group_depth[t / LOCKSTEP]; d > 0; d--)
+			for (int k = 0; k < LOCKSTEP; k++)
+				at[k] = step(nodes, at[k], row);
+		for (int k = 0; k < LOCKSTEP; k++)
+			sum += nodes[at[k]].value;
+	}
+	for (; t < f->n_trees; t++) {
+		int32_t at = (int32_t)f->root[t];
 
-			nd = &nodes[go_left ? nd->left : nd->right];
-		}
-		sum += nd->value;
+		for (int d = f->depth[t]; d > 0; d--)
+			at = step(nodes, at, row);
+		sum += nodes[at].value;
 	}
 	return sum;
 }
