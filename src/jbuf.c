@@ -48,6 +48,11 @@ static void reserve(struct jbuf *b, size_t extra)
 	}
 }
 
+void jbuf_reserve(struct jbuf *b, size_t extra)
+{
+	reserve(b, extra);
+}
+
 void jbuf_add(struct jbuf *b, const char *s, size_t n)
 {
 	reserve(b, n);

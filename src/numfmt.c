@@ -96,25 +96,44 @@ static int scaled_round(uint64_t m, int e, int p, u128 *out, u128 *out_floor)
 	return 0;
 }
 
+/* "00" to "99": two digits a division. */
+static const char digit_pairs[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
 /* The decimal digits of d (no sign), most significant first; returns the count. */
 static int digits_of(u128 d, char *out)
 {
 	char tmp[48];
-	int n = 0;
+	int n = sizeof(tmp);
+	int count;
 
 	/* 64-bit division is several times cheaper than 128-bit; d fits 64 bits but for huge %f. */
 	while (d > UINT64_MAX) {
-		tmp[n++] = (char)('0' + (int)(d % 10));
+		tmp[--n] = (char)('0' + (int)(d % 10));
 		d /= 10;
 	}
-	for (uint64_t u = (uint64_t)d;; u /= 10) {
-		tmp[n++] = (char)('0' + (int)(u % 10));
-		if (u < 10)
-			break;
+	{
+		uint64_t u = (uint64_t)d;
+
+		while (u >= 100) {
+			const unsigned pair = (unsigned)(u % 100);
+
+			u /= 100;
+			tmp[--n] = digit_pairs[2 * pair + 1];
+			tmp[--n] = digit_pairs[2 * pair];
+		}
+		if (u >= 10) {
+			tmp[--n] = digit_pairs[2 * u + 1];
+			tmp[--n] = digit_pairs[2 * u];
+		} else {
+			tmp[--n] = (char)('0' + (int)u);
+		}
 	}
-	for (int i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
+	count = (int)sizeof(tmp) - n;
+	memcpy(out, tmp + n, (size_t)count);
+	return count;
 }
 
 /* printf itself, for what the arithmetic here does not cover: 'f' or 'g'. */
@@ -169,13 +188,14 @@ size_t numfmt_fixed(char *buf, double v, int decimals)
 /*
  * The precision significant digits of v > 0, rounded, into dig (exactly
  * precision of them, trailing zeros kept) and its decimal exponent: v is
- * about dig[0].dig[1..] × 10^*out_exp. -1 when the arithmetic does not cover v.
+ * about dig[0].dig[1..] × 10^*out_exp. k_guess is about floor(log10(v))
+ * (corrected here when off by one). -1 when the arithmetic does not cover v.
  */
-static int significant(double v, int precision, char *dig, int *out_exp)
+static int significant(double v, int precision, int k_guess, char *dig, int *out_exp)
 {
 	const u128 lo = pow10_u128(precision - 1), hi = lo * 10;
 	uint64_t m;
-	int e, k = (int)floor(log10(v)), found = 0;
+	int e, k = k_guess, found = 0;
 	u128 d = 0, whole = 0;
 
 	decompose(v, &m, &e);
@@ -253,7 +273,7 @@ size_t numfmt_g(char *buf, double v, int precision)
 		buf[len] = '\0';
 		return (size_t)len;
 	}
-	if (significant(fabs(v), precision, dig, &x) < 0)
+	if (significant(fabs(v), precision, (int)floor(log10(fabs(v))), dig, &x) < 0)
 		return fallback(buf, 'g', precision, v);
 	return (size_t)format_g(buf, signbit(v) != 0, dig, precision, x);
 }
@@ -281,7 +301,7 @@ static int reads_back(const char *dig, int x, double v)
 size_t numfmt_json(char *buf, double v)
 {
 	char dig[48];
-	int x, ok;
+	int k, x, ok;
 
 	if (!isfinite(v)) {
 		buf[0] = '\0';
@@ -289,7 +309,8 @@ size_t numfmt_json(char *buf, double v)
 	}
 	if (v >= -2147483648.0 && v <= 2147483647.0 && v == (double)(int)v)
 		return (size_t)snprintf(buf, NUMFMT_MAX, "%d", (int)v);
-	if (significant(fabs(v), 15, dig, &x) < 0 || (ok = reads_back(dig, x, v)) < 0) {
+	k = (int)floor(log10(fabs(v)));
+	if (significant(fabs(v), 15, k, dig, &x) < 0 || (ok = reads_back(dig, x, v)) < 0) {
 		double back = 0;
 		size_t n = fallback(buf, 'g', 15, v);
 
@@ -299,5 +320,7 @@ size_t numfmt_json(char *buf, double v)
 	}
 	if (ok)
 		return (size_t)format_g(buf, signbit(v) != 0, dig, 15, x);
-	return numfmt_g(buf, v, 17);
+	if (significant(fabs(v), 17, x, dig, &x) < 0)
+		return fallback(buf, 'g', 17, v);
+	return (size_t)format_g(buf, signbit(v) != 0, dig, 17, x);
 }

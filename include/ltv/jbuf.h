@@ -20,6 +20,8 @@ void jbuf_init(struct jbuf *b);
 void jbuf_release(struct jbuf *b);
 /* The text (caller frees); b is empty afterwards. */
 char *jbuf_take(struct jbuf *b, size_t *out_len);
+/* Room for extra more bytes at once (a batch answer of known size: no copies as it grows). */
+void jbuf_reserve(struct jbuf *b, size_t extra);
 void jbuf_add(struct jbuf *b, const char *s, size_t n);
 void jbuf_puts(struct jbuf *b, const char *s);
 void jbuf_addf(struct jbuf *b, const char *fmt, ...)
