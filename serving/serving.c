@@ -24,14 +24,11 @@ const char *serving_risk_segment(double p_alive)
 void serving_campaign_interval(const struct loaded_model *m, size_t h, double revenue,
 			       double future, double *out_lo, double *out_hi)
 {
-	const struct conformal *band = &m->pred.band[h];
+	double lo, hi;
 
-	if (band->n_buckets == 0 || isnan(band->group_lo)) {
-		*out_lo = *out_hi = NAN;
-		return;
-	}
-	*out_lo = revenue - future + future * band->group_lo;
-	*out_hi = revenue - future + future * band->group_hi;
+	conformal_group(&m->pred.band[h], future, &lo, &hi);
+	*out_lo = revenue - future + lo;
+	*out_hi = revenue - future + hi;
 }
 
 /* The band of each row at horizon index h: observed values are exact. */
@@ -167,7 +164,7 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		if (is_target) {
 			memcpy(out->raw, v, n * sizeof(double));
 			memcpy(out->p_payer, out->p_payer_h[h], n * sizeof(double));
-			predictor_chosen_methods(&m->pred, d, rows, n, out->fallback);
+			predictor_chosen_methods(&m->pred, d, rows, n, (int)h, out->fallback);
 			for (size_t i = 0; i < n; i++) {
 				out->method[i] = served[i];
 				out->fallback[i] = served[i] != out->fallback[i];
