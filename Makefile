@@ -66,7 +66,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: docs install uninstall all deps fuzz-deps test-deps bench-deps bench-stages fuzz-serve bench-serve bench-shards test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: docs install uninstall all deps fuzz-deps test-deps bench-deps bench-stages fuzz-serve bench-serve bench-shards test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest bench-forest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -162,10 +162,14 @@ bench-shards: deps ltvpipe
 	@bench/shards.sh $(BENCH_SHARD_USERS)
 
 # The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
-bench-tools: $(BUILD)/bench/csvread_bench
+bench-tools: $(BUILD)/bench/csvread_bench $(BUILD)/bench/gbt_forest_bench
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libltv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS)
+
+# The native tree evaluator against XGBoost (src/models/gbt_forest.c).
+bench-forest: deps ltvpipe bench-tools
+	@bench/gbt_forest.sh
 
 BENCH_INGEST_USERS ?= 200000
 bench-ingest: deps ltvpipe bench-tools

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/experiment.h"
+#include "ltv/jbuf.h"
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
@@ -52,12 +53,102 @@ static void write_number(FILE *f, double v)
 		fprintf(f, ",%.4f", v);
 }
 
-static void fmt_money(char *buf, size_t size, double v)
+/* The same into a line being built. */
+static void put_number(struct jbuf *b, double v)
 {
-	if (isnan(v))
-		buf[0] = '\0';
-	else
-		snprintf(buf, size, "%.4f", v);
+	jbuf_add(b, ",", 1);
+	if (!isnan(v))
+		jbuf_fixed(b, v, 4);
+}
+
+/* A field as csv_write_field writes it. */
+static void put_field(struct jbuf *b, const char *s)
+{
+	if (!csv_field_needs_quotes(s)) {
+		jbuf_puts(b, s);
+		return;
+	}
+	jbuf_add(b, "\"", 1);
+	for (; *s; s++) {
+		if (*s == '"')
+			jbuf_add(b, "\"", 1);
+		jbuf_add(b, s, 1);
+	}
+	jbuf_add(b, "\"", 1);
+}
+
+/* YYYY-MM-DD of a time, as time_format_date writes it (cached: installs share days). */
+static void put_date(struct jbuf *b, int64_t t, int64_t *day, char *text)
+{
+	int64_t d = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+
+	if (d != *day) {
+		time_format_date(t, text, 16);
+		*day = d;
+	}
+	jbuf_puts(b, text);
+}
+
+/* Lines are built in memory and written in blocks of about this many bytes. */
+#define WRITE_BLOCK (1 << 16)
+
+/* The frame's columns a users line reads, looked up once. */
+struct row_columns {
+	const double *uid, *age, *install, *cost, *app, *campaign;
+	int ti; /* the target horizon's index */
+};
+
+static void write_user_row(struct jbuf *b, const struct loaded_model *m, const struct model_data *d,
+			   const struct row_columns *c, const struct user_table *users,
+			   const struct scored *s, size_t i, int64_t *day, char *date)
+{
+	const struct config *cfg = &m->cfg;
+	const int ti = c->ti;
+	const size_t r = s->rows[i];
+	const double *uid = c->uid, *age = c->age, *install = c->install, *cost = c->cost;
+	const double *app = c->app, *campaign = c->campaign;
+	const double target_ltv = s->sv.ltv[ti][i];
+	const int64_t up_to = observed_up_to(cfg, s, i);
+
+	put_field(b, users->user_id[(size_t)uid[r] - 1]);
+	jbuf_add(b, ",", 1);
+	put_field(b, d->apps[(size_t)app[r]]);
+	jbuf_add(b, ",", 1);
+	put_field(b, d->campaigns[(size_t)campaign[r]]);
+	jbuf_add(b, ",", 1);
+	put_date(b, (int64_t)install[r], day, date);
+	jbuf_add(b, ",", 1);
+	jbuf_fixed(b, age[r], 0);
+	jbuf_add(b, ",", 1);
+	jbuf_int(b, (int)d->tier[r]);
+	jbuf_add(b, ",", 1);
+	jbuf_puts(b, method_name(s->sv.method[i]));
+	if (s->sv.fallback[i])
+		jbuf_puts(b, " (fallback)");
+	jbuf_add(b, ",", 1);
+	if (!isnan(s->sv.p_payer[i]))
+		jbuf_fixed(b, s->sv.p_payer[i], 4);
+	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		jbuf_add(b, ",", 1);
+		jbuf_fixed(b, s->sv.ltv[h][i], 4);
+	}
+	jbuf_add(b, ",", 1);
+	if (up_to >= 0)
+		jbuf_int(b, (long long)up_to);
+	put_number(b, s->sv.raw[i]);
+	jbuf_add(b, ",", 1);
+	jbuf_puts(b, predictor_segment(&m->pred, target_ltv));
+	put_number(b, cost[r]);
+	jbuf_add(b, ",", 1);
+	if (!isnan(cost[r]) && cost[r] > 0)
+		jbuf_fixed(b, target_ltv / cost[r], 4);
+	put_number(b, s->sv.ltv_lo[ti][i]);
+	put_number(b, s->sv.ltv_hi[ti][i]);
+	put_number(b, s->sv.p_alive[i]);
+	put_number(b, s->sv.p_purchase_30d[i]);
+	jbuf_add(b, ",", 1);
+	jbuf_puts(b, serving_risk_segment(s->sv.p_alive[i]));
+	jbuf_add(b, "\n", 1);
 }
 
 static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
@@ -65,11 +156,16 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 			   struct output_set *set, const char *path, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
-	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
-	const double *uid = frame_column(&d->frame, "uid"), *age = frame_column(&d->frame, "age_days");
-	const double *install = frame_column(&d->frame, "install_time"), *cost = frame_column(&d->frame, "cost");
-	const double *app = frame_column(&d->frame, "app_code"), *campaign = frame_column(&d->frame, "campaign_code");
+	const struct row_columns c = {
+		frame_column(&d->frame, "uid"), frame_column(&d->frame, "age_days"),
+		frame_column(&d->frame, "install_time"), frame_column(&d->frame, "cost"),
+		frame_column(&d->frame, "app_code"), frame_column(&d->frame, "campaign_code"),
+		predictor_horizon_index(cfg, cfg->features.target_horizon),
+	};
 	FILE *f = stdout;
+	struct jbuf b;
+	int64_t day = INT64_MIN;
+	char date[16] = "";
 	/* "-": straight to stdout, for a pipe; there is no previous file to keep whole */
 	int ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
 
@@ -82,40 +178,16 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 		"p_alive,p_purchase_30d,risk_segment\n", (long long)cfg->features.target_horizon,
 		(long long)cfg->features.target_horizon, (long long)cfg->features.target_horizon,
 		(long long)cfg->features.target_horizon);
+	/* printf per field cost more than predicting: each line is built in memory (numfmt.h). */
+	jbuf_init(&b);
 	for (size_t i = 0; i < s->n; i++) {
-		size_t r = s->rows[i];
-		char date[16], num[64];
-		double target_ltv = s->sv.ltv[ti][i];
-
-		csv_write_field(f, users->user_id[(size_t)uid[r] - 1]);
-		fputc(',', f);
-		csv_write_field(f, d->apps[(size_t)app[r]]);
-		fputc(',', f);
-		csv_write_field(f, d->campaigns[(size_t)campaign[r]]);
-		fprintf(f, ",%s,%.0f,%d,%s%s,", time_format_date((int64_t)install[r], date, sizeof(date)),
-			age[r], (int)d->tier[r], method_name(s->sv.method[i]), s->sv.fallback[i] ? " (fallback)" : "");
-		if (!isnan(s->sv.p_payer[i]))
-			fprintf(f, "%.4f", s->sv.p_payer[i]);
-		for (size_t h = 0; h < cfg->features.horizons.n; h++)
-			fprintf(f, ",%.4f", s->sv.ltv[h][i]);
-		fmt_money(num, sizeof(num), cost[r]);
-		if (observed_up_to(cfg, s, i) >= 0)
-			fprintf(f, ",%lld", (long long)observed_up_to(cfg, s, i));
-		else
-			fputc(',', f);
-		if (isnan(s->sv.raw[i]))
-			fputc(',', f);
-		else
-			fprintf(f, ",%.4f", s->sv.raw[i]);
-		fprintf(f, ",%s,%s,", predictor_segment(&m->pred, target_ltv), num);
-		if (!isnan(cost[r]) && cost[r] > 0)
-			fprintf(f, "%.4f", target_ltv / cost[r]);
-		write_number(f, s->sv.ltv_lo[ti][i]);
-		write_number(f, s->sv.ltv_hi[ti][i]);
-		write_number(f, s->sv.p_alive[i]);
-		write_number(f, s->sv.p_purchase_30d[i]);
-		fprintf(f, ",%s\n", serving_risk_segment(s->sv.p_alive[i]));
+		write_user_row(&b, m, d, &c, users, s, i, &day, date);
+		if (b.len >= WRITE_BLOCK || i + 1 == s->n) {
+			fwrite(b.p, 1, b.len, f);
+			b.len = 0;
+		}
 	}
+	jbuf_release(&b);
 	return ret;
 }
 

@@ -176,11 +176,12 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	char field[160];
 	double v;
 
-	field_name(field, sizeof(field), prefix, name);
+	/* The field's name is written only for an error: a batch has thousands of fields. */
 	if (slot) {
 		if (item && cJSON_IsNull(item) && slot == &ut->campaign)
 			return 0;
 		if (item && !cJSON_IsString(item)) {
+			field_name(field, sizeof(field), prefix, name);
 			serve_reply_error(out, 400, "invalid_field", field, "%s must be a string", field);
 			return -1;
 		}
@@ -188,12 +189,14 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 		return 0;
 	}
 	if (!is_feature(name)) {
+		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "unknown_field", field, "%s is not a field; use %s or a feature: %s",
 				  field, user_fields, predict_input_list);
 		return -1;
 	}
 	if (item) {
 		if (!cJSON_IsNumber(item)) {
+			field_name(field, sizeof(field), prefix, name);
 			serve_reply_error(out, 400, "invalid_field", field, "%s must be a number", field);
 			return -1;
 		}
@@ -203,6 +206,7 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	} else if (parse_double(text, &v) < 0) {
 		char shown[40];
 
+		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "invalid_field", field, "%s: '%s' is not a number", field,
 				  serve_clip(text, 32, shown, sizeof(shown)));
 		return -1;
@@ -210,6 +214,7 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	if (strcmp(name, "age_days") == 0)
 		ut->has_age = 1;
 	if (user_batch_set(b, row, name, v, &err) < 0) {
+		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
 		return -1;
 	}
@@ -284,6 +289,10 @@ static int user_from_json(struct user_batch *b, size_t row, const cJSON *obj, co
 }
 
 /* ---- predictions ---- */
+
+/* About what one user's answer takes (3 horizons), so a batch answer is allocated once. */
+#define BATCH_JSON_USER_BYTES 600
+#define BATCH_CSV_USER_BYTES 320
 
 /* Serves every row of b with model m; 0, or the error answered in out. */
 static int serve_batch(struct serve *s, const struct loaded_model *m, struct user_batch *b,
@@ -414,6 +423,7 @@ static void batch_json(struct serve *s, struct serve_request *rq, struct serve_r
 	}
 	if (ok && serve_batch(s, &rq->model->m, &b, &sv, out) == 0) {
 		jbuf_init(&text);
+		jbuf_reserve(&text, n * BATCH_JSON_USER_BYTES);
 		jbuf_addf(&text, "{\"model_version\":%lld,\"n\":%zu,\"predictions\":[",
 			  (long long)rq->model->m.version, n);
 		for (i = 0; i < n; i++) {
@@ -547,6 +557,7 @@ static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_re
 	}
 	if (ok && serve_batch(s, &rq->model->m, &b, &sv, out) == 0) {
 		jbuf_init(&text);
+		jbuf_reserve(&text, n * BATCH_CSV_USER_BYTES);
 		predict_user_csv_header(&text, &rq->model->m);
 		for (size_t i = 0; i < n; i++)
 			predict_user_csv(&text, &rq->model->m, &b, &sv, i);

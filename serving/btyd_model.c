@@ -7,6 +7,8 @@
  * save format) and "gg:<app>" (gamma_gamma_save), app "*" being the pooled fit.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,10 +16,13 @@
 #include "ltv/btyd_model.h"
 #include "ltv/gamma_gamma.h"
 
+static atomic_uint_fast64_t next_state_id = 1;
+
 struct btyd_state *btyd_state_new(const struct btyd_count_model *kind)
 {
 	struct btyd_state *s = xcalloc(1, sizeof(*s));
 
+	s->id = atomic_fetch_add(&next_state_id, 1);
 	s->kind = kind;
 	strmap_init(&s->index);
 	return s;
@@ -46,6 +51,80 @@ static const struct btyd_fit *fit_of(const struct btyd_state *s, const char *app
 	return strmap_get(&s->index, app, &k) ? &s->fits[k] : &s->fits[0];
 }
 
+/*
+ * Outlooks already computed, per thread (no lock on the serving path): a
+ * Pareto/NBD P(alive) is a numerical integral, about 10 µs, while the
+ * histories repeat (whole paying days, ages in days), so most users of a
+ * batch, and most single predictions, find theirs here. An entry is keyed by
+ * the state's unique id (never reused, so a freed state's entries are never
+ * met again), the fit and every input; the values are those the model
+ * computed, so a hit changes no bit of the result.
+ */
+#define OUTLOOK_CACHE_SLOTS 4096
+
+struct outlook_entry {
+	uint64_t state_id;      /* 0: empty */
+	const void *count;
+	double x, t_x, T, weeks;
+	double expected, p_alive, p_any;
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_init(void)
+{
+	pthread_key_create(&cache_key, free);
+}
+
+static struct outlook_entry *cache_slot(uint64_t state_id, const void *count,
+					const struct btyd_history *h, double weeks)
+{
+	struct outlook_entry *cache;
+	const double key[4] = { h->x, h->t_x, h->T, weeks };
+	uint64_t hash = state_id * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)count;
+
+	pthread_once(&cache_once, cache_key_init);
+	cache = pthread_getspecific(cache_key);
+	if (!cache) {
+		cache = xcalloc(OUTLOOK_CACHE_SLOTS, sizeof(*cache));
+		if (pthread_setspecific(cache_key, cache) != 0) {
+			free(cache);
+			return NULL;
+		}
+	}
+	for (int k = 0; k < 4; k++) {
+		uint64_t bits;
+
+		memcpy(&bits, &key[k], sizeof(bits));
+		hash = (hash ^ bits) * 0xff51afd7ed558ccdu;
+		hash ^= hash >> 32;
+	}
+	return &cache[hash % OUTLOOK_CACHE_SLOTS];
+}
+
+static int outlook_cached(const struct btyd_state *s, const void *count,
+			  const struct btyd_history *h, double weeks, double *out_expected,
+			  double *out_p_alive, double *out_p_any, struct ltv_err *err)
+{
+	struct outlook_entry *e = cache_slot(s->id, count, h, weeks);
+	int ret;
+
+	/* Compared as values: the keys are finite (a NaN input misses and is recomputed). */
+	if (e && e->state_id == s->id && e->count == count && e->x == h->x && e->t_x == h->t_x &&
+	    e->T == h->T && e->weeks == weeks) {
+		*out_expected = e->expected;
+		*out_p_alive = e->p_alive;
+		*out_p_any = e->p_any;
+		return 0;
+	}
+	ret = s->kind->outlook(count, h, weeks, out_expected, out_p_alive, out_p_any, err);
+	if (ret == 0 && e)
+		*e = (struct outlook_entry){ s->id, count, h->x, h->t_x, h->T, weeks,
+					     *out_expected, *out_p_alive, *out_p_any };
+	return ret;
+}
+
 /* Row i's history, the fit of its app, and what the next `days` days hold. */
 static int row_outlook(const struct btyd_state *s, const struct model_data *d, size_t row,
 		       double days, double *out_future, double *out_p_alive, double *out_p_any,
@@ -59,8 +138,8 @@ static int row_outlook(const struct btyd_state *s, const struct model_data *d, s
 	int ret;
 
 	btyd_history_at_row_age(d, row, &h);
-	ret = s->kind->outlook(f->count, &h, fmax(days, 0) / BTYD_DAYS_PER_WEEK, &purchases,
-			       out_p_alive, out_p_any, err);
+	ret = outlook_cached(s, f->count, &h, fmax(days, 0) / BTYD_DAYS_PER_WEEK, &purchases,
+			     out_p_alive, out_p_any, err);
 	if (ret == 0 && out_future && purchases > 0)
 		ret = gamma_gamma_expected_spend(gg, h.x, h.m_x, &spend, err);
 	if (out_future)

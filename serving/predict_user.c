@@ -221,7 +221,9 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 
 	jbuf_puts(out, "{\"segment\":");
 	jbuf_json_str(out, predictor_segment(&m->pred, s->ltv[target][i]));
-	jbuf_addf(out, ",\"model_version\":%lld,\"app\":", (long long)m->version);
+	jbuf_puts(out, ",\"model_version\":");
+	jbuf_int(out, (long long)m->version);
+	jbuf_puts(out, ",\"app\":");
 	jbuf_json_str(out, b->app[i]);
 	jbuf_puts(out, ",\"campaign\":");
 	jbuf_json_str(out, b->campaign[i]);
@@ -231,7 +233,8 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 	jbuf_json_str(out, method_name(s->method[i]));
 	jbuf_puts(out, s->fallback[i] ? ",\"fallback\":true,\"p_payer\":" : ",\"fallback\":false,\"p_payer\":");
 	jbuf_json_num(out, s->p_payer[i]);
-	jbuf_addf(out, ",\"target_horizon_days\":%lld", (long long)cfg->features.target_horizon);
+	jbuf_puts(out, ",\"target_horizon_days\":");
+	jbuf_int(out, (long long)cfg->features.target_horizon);
 	for (int part = 0; part < 4; part++) {
 		static const char *const keys[] = { ",\"ltv\":{", "},\"ltv_raw\":{", "},\"ltv_lo\":{",
 						     "},\"ltv_hi\":{" };
@@ -239,7 +242,9 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 
 		jbuf_puts(out, keys[part]);
 		for (size_t h = 0; h < s->n_horizons; h++) {
-			jbuf_addf(out, "%s\"%lld\":", h ? "," : "", (long long)cfg->features.horizons.v[h]);
+			jbuf_puts(out, h ? ",\"" : "\"");
+			jbuf_int(out, (long long)cfg->features.horizons.v[h]);
+			jbuf_puts(out, "\":");
 			jbuf_json_num(out, values[h][i]);
 		}
 	}
@@ -277,11 +282,16 @@ void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const stru
 	jbuf_csv_field(out, b->app[i]);
 	jbuf_puts(out, ",");
 	jbuf_csv_field(out, b->campaign[i]);
-	jbuf_addf(out, ",%lld,", (long long)m->version);
+	jbuf_puts(out, ",");
+	jbuf_int(out, (long long)m->version);
+	jbuf_puts(out, ",");
 	jbuf_num(out, b->d.tier[i]);
-	jbuf_addf(out, ",%s,%d,", method_name(s->method[i]), s->fallback[i]);
+	jbuf_puts(out, ",");
+	jbuf_puts(out, method_name(s->method[i]));
+	jbuf_puts(out, s->fallback[i] ? ",1," : ",0,");
 	jbuf_num(out, s->p_payer[i]);
-	jbuf_addf(out, ",%s", predictor_segment(&m->pred, s->ltv[target][i]));
+	jbuf_puts(out, ",");
+	jbuf_puts(out, predictor_segment(&m->pred, s->ltv[target][i]));
 	for (int part = 0; part < 4; part++) {
 		double *const *values = part == 0 ? s->ltv : part == 1 ? s->raw_h : part == 2 ? s->ltv_lo : s->ltv_hi;
 
@@ -294,7 +304,8 @@ void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const stru
 			jbuf_num(out, s->p_alive[i]);
 			jbuf_puts(out, ",");
 			jbuf_num(out, s->p_purchase_30d[i]);
-			jbuf_addf(out, ",%s", serving_risk_segment(s->p_alive[i]));
+			jbuf_puts(out, ",");
+			jbuf_puts(out, serving_risk_segment(s->p_alive[i]));
 		}
 	}
 	jbuf_puts(out, "\r\n");

@@ -386,30 +386,83 @@ int predictor_load_calibration(struct predictor *p, struct registry *reg,
 	return 0;
 }
 
-int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row,
-			    int h)
+/* The selection's choice for a campaign, or NO_CHOICE when it never named it. */
+#define NO_CHOICE (-100)
+
+static int64_t cohort_choice(const struct predictor_choices *c, const struct model_data *d,
+			     size_t app, size_t campaign)
 {
-	const struct predictor_choices *c = predictor_choices_at(p, h);
-	const double *app = frame_column(&d->frame, "app_code");
-	const double *campaign = frame_column(&d->frame, "campaign_code");
 	char key[1024];
 	int64_t m;
+
+	cohort_key(d->apps[app], d->campaigns[campaign], key, sizeof(key));
+	return strmap_get(&c->cohort_method, key, &m) ? m : NO_CHOICE;
+}
+
+/* Row's method from its campaign's choice (NO_CHOICE: none) and its tier. */
+static int chosen_of(const struct predictor_choices *c, const struct model_data *d, size_t row,
+		     const char *campaign_name, int64_t choice)
+{
 	int tier = d->tier ? (int)d->tier[row] : 3;
 
-	const char *name = d->campaigns[(size_t)campaign[row]];
-
 	/* No campaign name: nothing to go on but the global fallback. */
-	if (!*name)
+	if (!*campaign_name)
 		return METHOD_GLOBAL_MEDIAN;
-	cohort_key(d->apps[(size_t)app[row]], name, key, sizeof(key));
-	if (strmap_get(&c->cohort_method, key, &m))
-		return (int)m;
+	if (choice != NO_CHOICE)
+		return (int)choice;
 	/*
 	 * A campaign the selection never saw: its users' own behaviour is known, so
 	 * its tier's best method serves them (tier 3 when the model has never seen
 	 * the campaign); semantic, which knows only the name, stays in the chain.
 	 */
 	return c->tier_default[tier >= 1 && tier <= 3 ? tier : 3];
+}
+
+int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row,
+			    int h)
+{
+	const struct predictor_choices *c = predictor_choices_at(p, h);
+	const double *app = frame_column(&d->frame, "app_code");
+	const double *campaign = frame_column(&d->frame, "campaign_code");
+	const char *name = d->campaigns[(size_t)campaign[row]];
+
+	return chosen_of(c, d, row, name,
+			 *name ? cohort_choice(c, d, (size_t)app[row], (size_t)campaign[row]) : NO_CHOICE);
+}
+
+/* Cohorts a per-call table of choices covers; beyond, each row looks its own up. */
+#define CHOICE_TABLE_MAX ((size_t)1 << 16)
+
+void predictor_chosen_methods(const struct predictor *p, const struct model_data *d,
+			      const size_t *rows, size_t n, int h, int *out_method)
+{
+	const struct predictor_choices *c = predictor_choices_at(p, h);
+	const double *app = frame_column(&d->frame, "app_code");
+	const double *campaign = frame_column(&d->frame, "campaign_code");
+	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	/* One lookup (a key built, a hash) per cohort rather than per row. */
+	int64_t *table = n_cohorts <= CHOICE_TABLE_MAX && n > 1 ? xmalloc((n_cohorts ? n_cohorts : 1) *
+									  sizeof(int64_t)) : NULL;
+
+	for (size_t k = 0; table && k < n_cohorts; k++)
+		table[k] = INT64_MIN;
+	for (size_t i = 0; i < n; i++) {
+		const size_t r = rows[i], a = (size_t)app[r], k = (size_t)campaign[r];
+		const char *name = d->campaigns[k];
+		int64_t choice = NO_CHOICE;
+
+		if (*name && table) {
+			int64_t *slot = &table[a * d->n_campaigns + k];
+
+			if (*slot == INT64_MIN)
+				*slot = cohort_choice(c, d, a, k);
+			choice = *slot;
+		} else if (*name) {
+			choice = cohort_choice(c, d, a, k);
+		}
+		out_method[i] = chosen_of(c, d, r, name, choice);
+	}
+	free(table);
 }
 
 /*
@@ -598,9 +651,9 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 		for (size_t i = 0; i < n; i++)
 			pred[m][i] = NAN;
 	}
+	predictor_chosen_methods(p, d, rows, n, h, chosen);
 	for (size_t i = 0; i < n; i++) {
 		p_payer[i] = NAN;
-		chosen[i] = predictor_chosen_method(p, d, rows[i], h);
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
 		else if (chosen[i] == METHOD_BLEND && choices->has_blend[0]) {

@@ -164,10 +164,10 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		if (is_target) {
 			memcpy(out->raw, v, n * sizeof(double));
 			memcpy(out->p_payer, out->p_payer_h[h], n * sizeof(double));
+			predictor_chosen_methods(&m->pred, d, rows, n, (int)h, out->fallback);
 			for (size_t i = 0; i < n; i++) {
 				out->method[i] = served[i];
-				out->fallback[i] = served[i] !=
-						   predictor_chosen_method(&m->pred, d, rows[i], (int)h);
+				out->fallback[i] = served[i] != out->fallback[i];
 			}
 		}
 		predictor_calibrate(&m->pred, d, rows, n, horizon, seen_rows, v);

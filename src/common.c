@@ -148,6 +148,49 @@ char *xasprintf(const char *fmt, ...)
 	return buf;
 }
 
+/*
+ * A plain decimal ("-12.50", "3") with at most 15 significant digits is
+ * m·10^-f with m < 2^53 exact and f <= 22, so one correctly rounded division
+ * gives what strtod gives (Clinger's fast path), many times faster. 1 with
+ * *out_value, or 0: not such a number, ask strtod.
+ */
+static int parse_plain_decimal(const char *s, double *out_value)
+{
+	static const double pow10[] = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+					1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+					1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+	const int negative = *s == '-';
+	uint64_t m = 0;
+	int digits = 0, significant = 0, frac = -1;
+	double v;
+
+	if (*s == '-' || *s == '+')
+		s++;
+	for (;; s++) {
+		if (*s >= '0' && *s <= '9') {
+			if (significant > 0 || *s != '0')
+				significant++;
+			if (significant > 15)
+				return 0;
+			m = m * 10 + (uint64_t)(*s - '0');
+			digits++;
+			if (frac >= 0)
+				frac++;
+		} else if (*s == '.' && frac < 0) {
+			frac = 0;
+		} else {
+			break;
+		}
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s != '\0' || digits == 0 || frac > 22)
+		return 0;
+	v = frac > 0 ? (double)m / pow10[frac] : (double)m;
+	*out_value = negative ? -v : v;
+	return 1;
+}
+
 int parse_double(const char *s, double *out_value)
 {
 	char *end;
@@ -155,6 +198,8 @@ int parse_double(const char *s, double *out_value)
 
 	if (!s || !*s)
 		return LTV_EINVAL;
+	if (parse_plain_decimal(s, out_value))
+		return 0;
 	errno = 0;
 	v = strtod(s, &end);
 	while (*end == ' ' || *end == '\t')

@@ -567,12 +567,17 @@ void csv_reader_free(struct csv_reader *r)
  * Leading and trailing blanks are quoted too: libcsv trims them from unquoted
  * fields, so this keeps a written value identical when read back.
  */
-void csv_write_field(FILE *f, const char *s)
+int csv_field_needs_quotes(const char *s)
 {
 	const size_t len = strlen(s);
 
-	if (strpbrk(s, ",\"\r\n") == NULL &&
-	    (len == 0 || (s[0] != ' ' && s[0] != '\t' && s[len - 1] != ' ' && s[len - 1] != '\t'))) {
+	return strpbrk(s, ",\"\r\n") != NULL ||
+	       (len > 0 && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t'));
+}
+
+void csv_write_field(FILE *f, const char *s)
+{
+	if (!csv_field_needs_quotes(s)) {
 		fputs(s, f);
 		return;
 	}

@@ -4,6 +4,7 @@
  * read and written whole; x86-64 and aarch64 are little-endian, and the blob
  * header's magic would reject anything else.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,11 +42,39 @@ double *frame_add_column(struct frame *f, const char *name)
 	return f->cols[f->n_cols++];
 }
 
+/*
+ * Where each name asked for was last found, per thread and by the address of
+ * the name (the callers pass string literals): one strcmp confirms the hint
+ * instead of one per column before it. A serving request looks columns up
+ * thousands of times in frames of the same layout. A hint that does not
+ * confirm falls back to the scan, so the answer is always the first column
+ * of that name.
+ */
+#define COLUMN_HINTS 256
+
+static _Thread_local struct {
+	const char *name;
+	size_t index;
+} column_hint[COLUMN_HINTS];
+
 double *frame_column(const struct frame *f, const char *name)
 {
+	const size_t slot = ((uintptr_t)name >> 3) % COLUMN_HINTS;
+	const size_t hint = column_hint[slot].index;
+
+	if (column_hint[slot].name == name && hint < f->n_cols && strcmp(f->names[hint], name) == 0) {
+		/* The first of that name: an earlier duplicate would win the scan. */
+		for (size_t j = 0; j < hint; j++)
+			if (f->names[j][0] == name[0] && strcmp(f->names[j], name) == 0)
+				return f->cols[j];
+		return f->cols[hint];
+	}
 	for (size_t j = 0; j < f->n_cols; j++)
-		if (strcmp(f->names[j], name) == 0)
+		if (strcmp(f->names[j], name) == 0) {
+			column_hint[slot].name = name;
+			column_hint[slot].index = j;
 			return f->cols[j];
+		}
 	return NULL;
 }
 

@@ -8,6 +8,7 @@
 
 #include "ltv/common.h"
 #include "ltv/jbuf.h"
+#include "ltv/numfmt.h"
 
 void jbuf_init(struct jbuf *b)
 {
@@ -45,6 +46,11 @@ static void reserve(struct jbuf *b, size_t extra)
 		b->p = xrealloc(b->p, cap);
 		b->cap = cap;
 	}
+}
+
+void jbuf_reserve(struct jbuf *b, size_t extra)
+{
+	reserve(b, extra);
 }
 
 void jbuf_add(struct jbuf *b, const char *s, size_t n)
@@ -117,22 +123,13 @@ void jbuf_json_str(struct jbuf *b, const char *s)
 /* cJSON 1.7's print_number, without its locale handling (ltvpipe runs in "C"). */
 static void number(struct jbuf *b, double v, const char *nan_text)
 {
-	char tmp[32];
-	double back = 0;
-	int n;
+	char tmp[NUMFMT_MAX];
 
 	if (isnan(v) || isinf(v)) {
 		jbuf_puts(b, nan_text);
 		return;
 	}
-	if (v >= -2147483648.0 && v <= 2147483647.0 && v == (double)(int)v) {
-		n = snprintf(tmp, sizeof(tmp), "%d", (int)v);
-	} else {
-		n = snprintf(tmp, sizeof(tmp), "%1.15g", v);
-		if (parse_double(tmp, &back) < 0 || back != v)
-			n = snprintf(tmp, sizeof(tmp), "%1.17g", v);
-	}
-	jbuf_add(b, tmp, (size_t)n);
+	jbuf_add(b, tmp, numfmt_json(tmp, v));
 }
 
 void jbuf_json_num(struct jbuf *b, double v)
@@ -143,6 +140,27 @@ void jbuf_json_num(struct jbuf *b, double v)
 void jbuf_num(struct jbuf *b, double v)
 {
 	number(b, v, "");
+}
+
+void jbuf_fixed(struct jbuf *b, double v, int decimals)
+{
+	reserve(b, NUMFMT_MAX);
+	b->len += numfmt_fixed(b->p + b->len, v, decimals);
+}
+
+void jbuf_int(struct jbuf *b, long long v)
+{
+	char tmp[24];
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	size_t n = sizeof(tmp);
+
+	do {
+		tmp[--n] = (char)('0' + (int)(u % 10));
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		tmp[--n] = '-';
+	jbuf_add(b, tmp + n, sizeof(tmp) - n);
 }
 
 void jbuf_csv_field(struct jbuf *b, const char *s)

@@ -55,6 +55,7 @@ struct btyd_fit {
 };
 
 struct btyd_state {
+	uint64_t id;           /* unique per state made: keys its cached outlooks */
 	const struct btyd_count_model *kind;
 	struct btyd_fit *fits; /* [0] is the pooled fit */
 	size_t n_fits;

@@ -91,5 +91,7 @@ void csv_reader_free(struct csv_reader *r);
  */
 #include <stdio.h>
 void csv_write_field(FILE *f, const char *s);
+/* Whether csv_write_field quotes s (for writers that build lines in memory). */
+int csv_field_needs_quotes(const char *s);
 
 #endif

@@ -8,6 +8,10 @@
  * model holds exactly best_iteration + 1 rounds of trees: predictions, saved
  * bodies and reloaded models all use only those, with nothing to remember.
  *
+ * Prediction walks the trees natively (gbt_forest.h) when that gives
+ * XGBoost's numbers bit for bit, which gbt_fit and gbt_load check; XGBoost's
+ * own call costs ~180 µs however few the rows.
+ *
  * Thread safety: every function may run concurrently on different models.
  * gbt_predict, gbt_save and gbt_feature_importance may also run concurrently
  * on the same model (XGBoost keeps their output buffers per thread).
@@ -89,6 +93,19 @@ int gbt_predict(const struct gbt_model *m, const float *x, size_t n_rows, size_t
 /* As gbt_predict, but the raw margin (log-odds for logistic, log-mean for gamma/tweedie). */
 int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
 		       size_t n_features, double *out_pred, struct ltv_err *err);
+
+/*
+ * Whether m predicts with its native forest (include/ltv/gbt_forest.h): set
+ * when the forest gave XGBoost's own predictions, to the bit, on the probe
+ * rows checked at load and fit. Otherwise XGBoost predicts.
+ */
+int gbt_native(const struct gbt_model *m);
+/*
+ * As gbt_predict (margin: as gbt_predict_margin), always through XGBoost,
+ * never the native forest: for tests and benchmarks that compare the two.
+ */
+int gbt_predict_xgboost(const struct gbt_model *m, const float *x, size_t n_rows,
+			size_t n_features, int margin, double *out_pred, struct ltv_err *err);
 
 /*
  * Serialises m into a new buffer *out_buf (caller frees) of *out_len bytes:

@@ -20,6 +20,8 @@ void jbuf_init(struct jbuf *b);
 void jbuf_release(struct jbuf *b);
 /* The text (caller frees); b is empty afterwards. */
 char *jbuf_take(struct jbuf *b, size_t *out_len);
+/* Room for extra more bytes at once (a batch answer of known size: no copies as it grows). */
+void jbuf_reserve(struct jbuf *b, size_t extra);
 void jbuf_add(struct jbuf *b, const char *s, size_t n);
 void jbuf_puts(struct jbuf *b, const char *s);
 void jbuf_addf(struct jbuf *b, const char *fmt, ...)
@@ -33,6 +35,10 @@ void jbuf_json_str(struct jbuf *b, const char *s);
 void jbuf_json_num(struct jbuf *b, double v);
 /* The number alone, in the same form (NaN and infinities as an empty string), for CSV. */
 void jbuf_num(struct jbuf *b, double v);
+/* printf's "%.*f" of v, decimals 0..9 (numfmt.h: the same bytes, faster). */
+void jbuf_fixed(struct jbuf *b, double v, int decimals);
+/* printf's "%lld". */
+void jbuf_int(struct jbuf *b, long long v);
 /* A CSV field, quoted when it holds a comma, quote, CR or LF (RFC 4180). */
 void jbuf_csv_field(struct jbuf *b, const char *s);
 

@@ -107,6 +107,9 @@ void predictor_choose(struct predictor *p, int h, const char *app, const char *c
  */
 int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row,
 			    int h);
+/* The same for rows[0..n) into out_method[n], looking each cohort up once. */
+void predictor_chosen_methods(const struct predictor *p, const struct model_data *d,
+			      const size_t *rows, size_t n, int h, int *out_method);
 
 /*
  * Raw (uncalibrated) ltv at horizon for rows of d: the campaign's method, else

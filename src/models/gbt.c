@@ -23,9 +23,13 @@
 
 #include "ltv/blob.h"
 #include "ltv/gbt.h"
+#include "ltv/gbt_forest.h"
 
 struct gbt_model {
 	BoosterHandle booster;
+	/* The same trees, evaluated natively; NULL where it did not match XGBoost. */
+	struct gbt_forest *forest;
+	int n_threads;
 	char *objective;
 	char *eval_metric;
 	size_t n_features;
@@ -288,6 +292,80 @@ static int score_better(double score, double best, int maximise)
 	return maximise ? score > best : score < best;
 }
 
+/* Rows of the probe gbt.c checks a forest on (see forest_check). */
+#define PROBE_ROWS 64
+
+/*
+ * Rows that walk the forest's splits at their edges: each value is one of the
+ * feature's split conditions, or the float just below it, or NaN (missing),
+ * so each comparison is tested on both sides and on the default direction.
+ */
+static float *probe_rows(const struct gbt_forest *f, size_t k)
+{
+	float *x = xmalloc(PROBE_ROWS * k * sizeof(float));
+	uint64_t state = 0x9e3779b97f4a7c15u;
+
+	for (size_t i = 0; i < PROBE_ROWS; i++)
+		for (size_t j = 0; j < k; j++) {
+			size_t n_cut = 0;
+			const float *cut = gbt_forest_thresholds(f, j, &n_cut);
+			uint64_t r;
+
+			state = state * 6364136223846793005u + 1442695040888963407u;
+			r = state >> 33;
+			if (i == 0 || r % 8 == 0)
+				x[i * k + j] = NAN;
+			else if (n_cut == 0)
+				x[i * k + j] = (float)(r % 5);
+			else if (r % 3 == 0)
+				x[i * k + j] = nextafterf(cut[(r >> 3) % n_cut], -INFINITY);
+			else if (r % 3 == 1)
+				x[i * k + j] = cut[(r >> 3) % n_cut];
+			else
+				x[i * k + j] = nextafterf(cut[(r >> 3) % n_cut], INFINITY);
+		}
+	return x;
+}
+
+static int xgb_predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,
+			    size_t n_features, int type, double *out_pred, struct ltv_err *err);
+
+/*
+ * The forest is used only when it gives XGBoost's own numbers, to the bit,
+ * on the probe rows, margins and transformed alike; otherwise XGBoost
+ * predicts (slower, same results).
+ */
+static int forest_check(struct gbt_model *m, struct gbt_forest *f, struct ltv_err *err)
+{
+	float *x = probe_rows(f, m->n_features);
+	double want[PROBE_ROWS], got[PROBE_ROWS];
+	int ret = 0, same = 1;
+
+	for (int type = 0; type < 2 && ret == 0 && same; type++) {
+		ret = xgb_predict_rows(m, x, PROBE_ROWS, m->n_features, type, want, err);
+		gbt_forest_predict(f, x, PROBE_ROWS, type, 1, got);
+		for (size_t i = 0; i < PROBE_ROWS && ret == 0; i++)
+			same &= memcmp(&want[i], &got[i], sizeof(double)) == 0;
+	}
+	free(x);
+	if (ret == 0 && same)
+		m->forest = f;
+	else
+		gbt_forest_free(f);
+	return ret;
+}
+
+/* Builds the native forest from the model's own JSON body (see gbt_forest.h). */
+static int forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_err *err)
+{
+	struct gbt_forest *f = NULL;
+	struct ltv_err ignored = { 0 };
+
+	if (gbt_forest_from_json(json, len, m->n_features, &f, &ignored) < 0)
+		return 0; /* something this evaluator does not read: XGBoost predicts */
+	return forest_check(m, f, err);
+}
+
 /* The learner configures itself lazily; do it now so concurrent predicts only read it. */
 static int model_warm_up(struct gbt_model *m, struct ltv_err *err)
 {
@@ -297,7 +375,7 @@ static int model_warm_up(struct gbt_model *m, struct ltv_err *err)
 
 	for (size_t j = 0; j < m->n_features; j++)
 		row[j] = NAN;
-	ret = gbt_predict(m, row, 1, m->n_features, &pred, err);
+	ret = xgb_predict_rows(m, row, 1, m->n_features, 0, &pred, err);
 	free(row);
 	return ret;
 }
@@ -398,9 +476,19 @@ int gbt_fit(const struct gbt_param *p,
 	m->best_iteration = best;
 	m->rounds_trained = rounds;
 	m->best_score = best_score;
+	m->n_threads = p->n_threads;
 	model_set_attrs(m);
 	if ((ret = model_warm_up(m, err)) < 0)
 		goto out;
+	{
+		const char *body = NULL;
+		bst_ulong body_len = 0;
+
+		XGB_TRY(XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &body_len,
+						   &body));
+		if ((ret = forest_build(m, body, (size_t)body_len, err)) < 0)
+			goto out;
+	}
 	*out_model = m;
 	m = NULL;
 out:
@@ -417,8 +505,8 @@ out:
 	return ret;
 }
 
-static int predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,
-			size_t n_features, int type, double *out_pred, struct ltv_err *err)
+static int xgb_predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,
+			    size_t n_features, int type, double *out_pred, struct ltv_err *err)
 {
 	/* Array interface "typestr" wants the byte order of the floats we hand over. */
 	const char *typestr = (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) ? "<f4" : ">f4";
@@ -465,6 +553,30 @@ static int predict_rows(const struct gbt_model *m, const float *x, size_t n_rows
 	}
 out:
 	return ret;
+}
+
+static int predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,
+			size_t n_features, int type, double *out_pred, struct ltv_err *err)
+{
+	if (!m->forest)
+		return xgb_predict_rows(m, x, n_rows, n_features, type, out_pred, err);
+	if (n_features != m->n_features)
+		return err_set(err, LTV_EINVAL,
+			       "gbt: predict got %zu features per row; the model was fitted on %zu",
+			       n_features, m->n_features);
+	gbt_forest_predict(m->forest, x, n_rows, type, m->n_threads, out_pred);
+	return 0;
+}
+
+int gbt_native(const struct gbt_model *m)
+{
+	return m->forest != NULL;
+}
+
+int gbt_predict_xgboost(const struct gbt_model *m, const float *x, size_t n_rows,
+			size_t n_features, int margin, double *out_pred, struct ltv_err *err)
+{
+	return xgb_predict_rows(m, x, n_rows, n_features, margin ? 1 : 0, out_pred, err);
 }
 
 int gbt_predict(const struct gbt_model *m, const float *x, size_t n_rows, size_t n_features,
@@ -586,6 +698,7 @@ int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_
 	XGB_TRY(XGBoosterLoadModelFromBuffer(m->booster, body, body_len));
 	if ((ret = booster_set_double(m->booster, "nthread", n_threads, err)) < 0)
 		goto out;
+	m->n_threads = n_threads;
 	XGB_TRY(XGBoosterBoostedRounds(m->booster, &boosted));
 	XGB_TRY(XGBoosterGetNumFeature(m->booster, &model_features));
 	if (boosted != m->best_iteration + 1 || model_features != n_features) {
@@ -596,6 +709,8 @@ int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_
 		goto out;
 	}
 	if ((ret = model_warm_up(m, err)) < 0)
+		goto out;
+	if ((ret = forest_build(m, (const char *)body, (size_t)body_len, err)) < 0)
 		goto out;
 	*out_model = m;
 	m = NULL;
@@ -610,6 +725,7 @@ void gbt_free(struct gbt_model *m)
 		return;
 	if (m->booster)
 		XGBoosterFree(m->booster);
+	gbt_forest_free(m->forest);
 	free(m->objective);
 	free(m->eval_metric);
 	free(m);

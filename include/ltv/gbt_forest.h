@@ -1,0 +1,56 @@
+/*
+ * A native evaluator for the tree ensembles gbt.c trains with XGBoost, so
+ * that prediction costs tree walks only. XGBoost's own prediction call costs
+ * about 180 µs however few the rows (1.7 re-reads the cgroup CPU quota and
+ * parses a JSON configuration on every call), and a served user needs about
+ * 18 of them (bench/gbt_forest_bench.c).
+ *
+ * The forest is read from the model's JSON body (XGBoosterSaveModelToBuffer)
+ * and predicts as XGBoost 1.7's CPU predictor does, bit for bit: the base
+ * margin from base_score as the objective maps it (ProbToMargin), each tree's
+ * leaf added in float in tree order, a missing (NaN) value following the
+ * node's default direction and any other going left when value < split
+ * condition, then the objective's transform in float. gbt.c checks that on
+ * probe rows against XGBoost itself before using a forest, and keeps
+ * XGBoost for a model whose forest disagrees; tests/unit/test_gbt_forest.c
+ * checks it on trained models.
+ *
+ * Only what gbt.c trains is read: one output group, numerical splits, the
+ * objectives binary:logistic, reg:squarederror, reg:gamma and reg:tweedie.
+ * Pure model code: arrays in, numbers out. A forest is immutable once built,
+ * so any number of threads may predict with it at once.
+ */
+#ifndef LTV_GBT_FOREST_H
+#define LTV_GBT_FOREST_H
+
+#include <stddef.h>
+
+#include "ltv/common.h"
+
+struct gbt_forest;
+
+/*
+ * Builds a forest from an XGBoost JSON model body of len bytes (not
+ * NUL-terminated) with n_features features. Returns 0 with *out_forest (the
+ * caller frees it with gbt_forest_free), or LTV_EINVAL naming what the body
+ * has that this evaluator does not read (then use XGBoost).
+ */
+int gbt_forest_from_json(const char *json, size_t len, size_t n_features,
+			 struct gbt_forest **out_forest, struct ltv_err *err);
+void gbt_forest_free(struct gbt_forest *f);
+
+/*
+ * Predicts n_rows rows of x (row-major, n_features each, NaN missing) into
+ * out_pred[n_rows]: the transformed prediction, or the raw margin when
+ * margin is set. Uses up to n_threads threads for large inputs (the result
+ * does not depend on it).
+ */
+void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_rows, int margin,
+			int n_threads, double *out_pred);
+
+size_t gbt_forest_n_trees(const struct gbt_forest *f);
+size_t gbt_forest_n_features(const struct gbt_forest *f);
+/* Each feature's split thresholds, sorted and unique (for probe rows); borrowed. */
+const float *gbt_forest_thresholds(const struct gbt_forest *f, size_t feature, size_t *out_n);
+
+#endif

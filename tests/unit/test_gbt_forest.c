@@ -1,0 +1,212 @@
+/*
+ * Unit tests for the native tree evaluator (src/models/gbt_forest.c) as
+ * gbt.c uses it: models of every objective, trained on data with missing
+ * values (so splits default both ways), predict natively, and every
+ * prediction, margin and transformed, equals XGBoost's to the bit, before
+ * and after save/load and with any thread count; model bodies the evaluator
+ * does not read are refused with a reason (then XGBoost predicts).
+ */
+#include "testutil.h"
+
+#include "ltv/gbt.h"
+#include "ltv/gbt_forest.h"
+
+#define N_FEATURES 6
+
+static uint64_t rng_state = 0x6a09e667f3bcc908ULL;
+
+static double unif(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+
+/* Rows with 15% missing values, a few integers (ties with split conditions) and wide ranges. */
+static float *make_rows(size_t n)
+{
+	float *x = malloc(n * N_FEATURES * sizeof(float));
+
+	assert_non_null(x);
+	for (size_t i = 0; i < n * N_FEATURES; i++) {
+		double u = unif();
+
+		x[i] = u < 0.15 ? NAN : u < 0.3 ? (float)floor(unif() * 10) : (float)(unif() * 20 - 5);
+	}
+	return x;
+}
+
+/* A label for objective from a row: positive, in [0, 1] for logistic, with missing values mattering. */
+static float label_of(const char *objective, const float *row)
+{
+	double s = (isnan(row[0]) ? 3 : row[0]) + 0.5 * (isnan(row[1]) ? -2 : row[1]) +
+		   (row[2] > 4 ? 2 : 0) + unif();
+
+	if (strcmp(objective, "binary:logistic") == 0)
+		return s > 4 ? 1.0f : 0.0f;
+	if (strcmp(objective, "reg:squarederror") == 0)
+		return (float)s;
+	return (float)(exp(s / 10) + (strcmp(objective, "reg:tweedie") == 0 && unif() < 0.3 ? -1 : 0.1));
+}
+
+static struct gbt_model *train(const char *objective, int n_threads)
+{
+	const size_t n = 800, nv = 200;
+	float *x = make_rows(n + nv), *y = malloc((n + nv) * sizeof(float));
+	struct gbt_param p;
+	struct gbt_model *m = NULL;
+	struct ltv_err err = { 0 };
+
+	assert_non_null(y);
+	for (size_t i = 0; i < n + nv; i++) {
+		y[i] = label_of(objective, x + i * N_FEATURES);
+		if (y[i] < 0)
+			y[i] = 0;
+	}
+	gbt_param_init_defaults(&p);
+	p.objective = objective;
+	p.n_rounds = 40;
+	p.max_depth = 5;
+	p.n_threads = n_threads;
+	if (gbt_fit(&p, x, y, NULL, n, x + n * N_FEATURES, y + n, nv, N_FEATURES, NULL, &m, &err) < 0)
+		fail_msg("gbt_fit %s: %s", objective, err.msg);
+	free(x);
+	free(y);
+	return m;
+}
+
+/* Native predictions (margin and transformed) equal XGBoost's, bit for bit, on n fresh rows. */
+static void expect_same_as_xgboost(const struct gbt_model *m, size_t n)
+{
+	float *x = make_rows(n);
+	double *a = malloc(n * sizeof(double)), *b = malloc(n * sizeof(double));
+	struct ltv_err err = { 0 };
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(gbt_native(m));
+	for (int margin = 0; margin < 2; margin++) {
+		assert_int_equal(margin ? gbt_predict_margin(m, x, n, N_FEATURES, a, &err)
+					: gbt_predict(m, x, n, N_FEATURES, a, &err), 0);
+		assert_int_equal(gbt_predict_xgboost(m, x, n, N_FEATURES, margin, b, &err), 0);
+		for (size_t i = 0; i < n; i++)
+			if (memcmp(&a[i], &b[i], sizeof(double)) != 0)
+				fail_msg("%s row %zu (margin %d): native %a, xgboost %a", gbt_objective(m), i,
+					 margin, a[i], b[i]);
+	}
+	free(x);
+	free(a);
+	free(b);
+}
+
+static void test_every_objective_matches_xgboost(void **state)
+{
+	static const char *const objectives[] = { "binary:logistic", "reg:squarederror", "reg:gamma",
+						  "reg:tweedie" };
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(objectives) / sizeof(objectives[0]); k++) {
+		struct gbt_model *m = train(objectives[k], 1), *back = NULL;
+		struct ltv_err err = { 0 };
+		uint8_t *buf = NULL;
+		size_t len = 0;
+
+		expect_same_as_xgboost(m, 20000);
+		/* Reloaded from its saved body, as score and serve load it. */
+		assert_int_equal(gbt_save(m, &buf, &len, &err), 0);
+		assert_int_equal(gbt_load(buf, len, 1, &back, &err), 0);
+		expect_same_as_xgboost(back, 5000);
+		gbt_free(back);
+		free(buf);
+		gbt_free(m);
+	}
+}
+
+/* Large inputs are split over threads; the result does not change by a bit. */
+static void test_threads_do_not_change_bits(void **state)
+{
+	struct gbt_model *m1 = train("reg:gamma", 1);
+	struct gbt_model *m2 = NULL;
+	struct ltv_err err = { 0 };
+	uint8_t *buf = NULL;
+	size_t len = 0, n = 20000;
+	float *x = make_rows(n);
+	double *a = malloc(n * sizeof(double)), *b = malloc(n * sizeof(double));
+
+	(void)state;
+	assert_int_equal(gbt_save(m1, &buf, &len, &err), 0);
+	assert_int_equal(gbt_load(buf, len, 2, &m2, &err), 0);
+	assert_int_equal(gbt_predict(m1, x, n, N_FEATURES, a, &err), 0);
+	assert_int_equal(gbt_predict(m2, x, n, N_FEATURES, b, &err), 0);
+	assert_memory_equal(a, b, n * sizeof(double));
+	expect_same_as_xgboost(m2, n);
+	free(x);
+	free(a);
+	free(b);
+	free(buf);
+	gbt_free(m1);
+	gbt_free(m2);
+}
+
+static int forest_of(const char *json, struct ltv_err *err)
+{
+	struct gbt_forest *f = NULL;
+	int ret = gbt_forest_from_json(json, strlen(json), 2, &f, err);
+
+	gbt_forest_free(f);
+	return ret;
+}
+
+/* A one-tree model body; %s are the tree's split_type array and tree_info. */
+#define BODY_HEAD "{\"learner\":{\"gradient_booster\":{\"model\":{\"gbtree_model_param\":" \
+	"{\"num_parallel_tree\":\"1\",\"num_trees\":\"1\"},\"tree_info\":[%s],\"trees\":[{" \
+	"\"default_left\":[1,0,0],\"left_children\":[%s],\"right_children\":[2,-1,-1]," \
+	"\"split_conditions\":[5E-1,-1E0,2.5E0],\"split_indices\":[1,0,0],\"split_type\":[%s]}]}," \
+	"\"name\":\"gbtree\"},\"learner_model_param\":{\"base_score\":\"5E-1\",\"num_class\":\"0\"," \
+	"\"num_target\":\"1\"},\"objective\":{\"name\":\"%s\"}}}"
+
+static void test_bodies_it_does_not_read(void **state)
+{
+	struct ltv_err err = { 0 };
+	char body[2048];
+	struct gbt_forest *f = NULL;
+	double out[3];
+	const float rows[6] = { 0, 0.25f, 0, 0.75f, 0, NAN };
+
+	(void)state;
+	snprintf(body, sizeof(body), BODY_HEAD, "0", "1,-1,-1", "0,0,0", "reg:squarederror");
+	assert_int_equal(gbt_forest_from_json(body, strlen(body), 2, &f, &err), 0);
+	/* base 0.5 + leaf: feature 1 below 0.5 goes left (-1), else right (2.5); NaN defaults left. */
+	gbt_forest_predict(f, rows, 3, 0, 1, out);
+	assert_true(out[0] == 0.5 - 1 && out[1] == 0.5 + 2.5 && out[2] == 0.5 - 1);
+	assert_int_equal(gbt_forest_n_trees(f), 1);
+	gbt_forest_free(f);
+
+	assert_int_equal(forest_of("not json", &err), LTV_EINVAL);
+	snprintf(body, sizeof(body), BODY_HEAD, "0", "1,-1,-1", "0,1,0", "reg:squarederror");
+	assert_int_equal(forest_of(body, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "categorical"));
+	snprintf(body, sizeof(body), BODY_HEAD, "1", "1,-1,-1", "0,0,0", "reg:squarederror");
+	assert_int_equal(forest_of(body, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "output group"));
+	snprintf(body, sizeof(body), BODY_HEAD, "0", "1,-1,-1", "0,0,0", "multi:softprob");
+	assert_int_equal(forest_of(body, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "multi:softprob"));
+	/* A node that points back at the root is not a tree: a walk would never end. */
+	snprintf(body, sizeof(body), BODY_HEAD, "0", "0,-1,-1", "0,0,0", "reg:squarederror");
+	assert_int_equal(forest_of(body, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "not a tree"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_objective_matches_xgboost),
+		cmocka_unit_test(test_threads_do_not_change_bits),
+		cmocka_unit_test(test_bodies_it_does_not_read),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
