@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/explain.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
 #include "ltv/score.h"
@@ -83,6 +84,20 @@ static int print_evaluations(struct registry *reg, int64_t version, FILE *out, s
 		cJSON_Delete(m);
 	}
 	evaluation_rows_free(rows, n);
+	return ret;
+}
+
+/* Each tree model's feature importance (include/ltv/explain.h), from the loaded version. */
+static int print_importance(struct registry *reg, const struct config *cfg, int64_t version,
+			    FILE *out, struct ltv_err *err)
+{
+	struct loaded_model m;
+	int ret = model_load(reg, cfg, version, &m, err);
+
+	if (ret < 0)
+		return ret;
+	ret = explain_importance_print(out, &m, err);
+	model_release(&m);
 	return ret;
 }
 
@@ -180,6 +195,8 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 			ret = registry_report(reg, "version_artefacts", version, print_row, &tp, err);
 			if (ret == 0)
 				ret = print_evaluations(reg, version, out, err);
+			if (ret == 0)
+				ret = print_importance(reg, cfg, version, out, err);
 		}
 	}
 	if (ret == 0 && tp.rows == 0)

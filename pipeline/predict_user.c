@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ltv/explain.h"
 #include "ltv/predict_user.h"
 #include "ltv/score.h"
 
@@ -300,6 +301,18 @@ void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const stru
 	jbuf_puts(out, "\r\n");
 }
 
+int predict_user_explain(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+			 const struct served *s, size_t i, struct ltv_err *err)
+{
+	assert(out->len > 0 && out->p[out->len - 1] == '}');
+	out->p[--out->len] = '\0'; /* reopen the object */
+	jbuf_puts(out, ",");
+	if (explain_row_json(out, m, &b->d, i, s->method[i], err) < 0)
+		return err_prefix(err, "explaining user %zu", i);
+	jbuf_puts(out, "}");
+	return 0;
+}
+
 /* ---- ltvpipe predict ---- */
 
 /*
@@ -408,7 +421,10 @@ int predict_run(const struct config *cfg, const struct predict_options *opts, FI
 	if (ret == 0) {
 		jbuf_init(&text);
 		predict_user_json(&text, &m, &b, &s, 0);
-		fprintf(out, "%s\n", text.p);
+		if (opts->explain)
+			ret = predict_user_explain(&text, &m, &b, &s, 0, err);
+		if (ret == 0)
+			fprintf(out, "%s\n", text.p);
 		jbuf_release(&text);
 	}
 	if (have_served)

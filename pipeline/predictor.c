@@ -30,6 +30,12 @@ static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "
 
 #define BLEND_MAGIC "LTVBLND1"
 
+size_t predictor_fallback_order(const char *const **out_names)
+{
+	*out_names = fallback_order;
+	return sizeof(fallback_order) / sizeof(*fallback_order);
+}
+
 int method_index(const char *name)
 {
 	for (int m = 0; m < METHOD_COUNT; m++)

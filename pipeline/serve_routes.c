@@ -16,6 +16,7 @@
 #include <csv.h>
 #include <microhttpd.h>
 
+#include "ltv/explain.h"
 #include "ltv/log.h"
 #include "ltv/predict_user.h"
 #include "ltv/registry.h"
@@ -341,11 +342,53 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 	user_batch_release(&b);
 }
 
+/*
+ * POST /v1/predict?explain=1: the same answer with "explain" added, served
+ * on its own (never through the batcher): an explanation builds an XGBoost
+ * DMatrix per tree model and predicts the user once per method.
+ */
+static void predict_explained(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	const struct loaded_model *m = &rq->model->m;
+	cJSON *root = parse_json(s, rq, out);
+	struct ltv_err err = { 0 };
+	struct user_batch b;
+	struct served sv;
+	struct jbuf text;
+
+	if (!root)
+		return;
+	user_batch_init(&b, m, 1);
+	if (user_from_json(&b, 0, root, "", out) == 0 && serve_batch(s, m, &b, &sv, out) == 0) {
+		jbuf_init(&text);
+		predict_user_json(&text, m, &b, &sv, 0);
+		if (predict_user_explain(&text, m, &b, &sv, 0, &err) == 0) {
+			serve_reply_json(out, 200, &text);
+		} else {
+			jbuf_release(&text);
+			serve_reply_error(out, 500, "internal", NULL, "%s", err.msg);
+		}
+		served_release(&sv);
+	}
+	user_batch_release(&b);
+	cJSON_Delete(root);
+}
+
 static void on_predict(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
+	const char *explain = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "explain");
 	cJSON *root;
 	struct user_batch b;
 
+	if (explain && strcmp(explain, "0") != 0 && strcmp(explain, "false") != 0) {
+		if (strcmp(explain, "1") != 0 && strcmp(explain, "true") != 0) {
+			serve_reply_error(out, 400, "invalid_field", "explain",
+					  "explain takes 1 or 0 (true or false)");
+			return;
+		}
+		predict_explained(s, rq, out);
+		return;
+	}
 	serve_batcher_arriving(s, 1);
 	root = parse_json(s, rq, out);
 	if (!root) {
@@ -751,6 +794,68 @@ static int resolve(struct registry *reg, const char *ref, const char *field, int
 	return ret;
 }
 
+/* "monitor": the latest drift report of version (include/ltv/monitor.h), or null. */
+static void latest_monitor_json(struct jbuf *b, struct registry *reg, int64_t version)
+{
+	struct ltv_err err = { 0 };
+	struct monitor_row mon;
+
+	jbuf_puts(b, "\"monitor\":");
+	if (registry_monitor_latest(reg, version, &mon, &err) < 0) {
+		jbuf_puts(b, "null");
+		return;
+	}
+	jbuf_addf(b, "{\"id\":%lld,\"created_at\":", (long long)mon.id);
+	jbuf_json_str(b, mon.created_at);
+	jbuf_puts(b, ",\"status\":");
+	jbuf_json_str(b, mon.status);
+	jbuf_puts(b, ",\"report\":");
+	jbuf_puts(b, mon.report && *mon.report == '{' ? mon.report : "null");
+	jbuf_puts(b, "}");
+	monitor_row_release(&mon);
+}
+
+/*
+ * "feature_importance" of version's tree models: the served model's when it
+ * is that version, else the version loaded for this answer.
+ */
+static int importance_json(struct serve *s, struct registry *reg, int64_t version, struct jbuf *b,
+			   struct ltv_err *err)
+{
+	struct serve_model *sm = serve_model_get(s);
+	struct loaded_model other;
+	int ret;
+
+	if (sm && sm->m.version == version) {
+		ret = explain_importance_json(b, &sm->m, err);
+		serve_model_put(sm);
+		return ret;
+	}
+	serve_model_put(sm);
+	if ((ret = model_load(reg, &s->model_cfg, version, &other, err)) < 0)
+		return ret;
+	ret = explain_importance_json(b, &other, err);
+	model_release(&other);
+	return ret;
+}
+
+/* GET /v1/monitor: the served version's latest drift report. */
+static void on_monitor(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct registry *reg = NULL;
+	struct jbuf b;
+
+	if (open_registry(s, &reg, out) < 0)
+		return;
+	jbuf_init(&b);
+	jbuf_addf(&b, "{\"model_version\":%lld,", (long long)rq->model->m.version);
+	out->version = rq->model->m.version;
+	latest_monitor_json(&b, reg, rq->model->m.version);
+	jbuf_puts(&b, "}");
+	serve_reply_json(out, 200, &b);
+	registry_close(reg);
+}
+
 static void on_model_show(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
 	struct registry *reg = NULL;
@@ -836,7 +941,11 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 			jbuf_puts(&b, evals[i].metrics && *evals[i].metrics ? evals[i].metrics : "null");
 			jbuf_puts(&b, "}");
 		}
-		jbuf_puts(&b, "]}");
+		jbuf_puts(&b, "],");
+		latest_monitor_json(&b, reg, version);
+		jbuf_puts(&b, ",");
+		ret = importance_json(s, reg, version, &b, &err);
+		jbuf_puts(&b, "}");
 	}
 	if (ret == 0) {
 		serve_reply_json(out, 200, &b);
@@ -962,6 +1071,7 @@ const struct route serve_routes[] = {
 	{ "GET", "/metrics", on_metrics, 0, "metrics" },
 	{ "GET", "/v1/models", on_models, 0, "models" },
 	{ "GET", "/v1/models/", on_model_show, ROUTE_PARAM, "model" },
+	{ "GET", "/v1/monitor", on_monitor, ROUTE_MODEL, "monitor" },
 	{ "POST", "/v1/predict", on_predict, ROUTE_BODY | ROUTE_MODEL, "predict" },
 	{ "POST", "/v1/predict/batch", on_predict_batch, ROUTE_BODY | ROUTE_CSV | ROUTE_MODEL,
 	  "predict_batch" },

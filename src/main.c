@@ -172,7 +172,7 @@ static int cmd_predict(struct command_args *a)
 	static const struct option long_opts[] = {
 		{ "model", required_argument, NULL, 'm' },    { "app", required_argument, NULL, 'a' },
 		{ "campaign", required_argument, NULL, 'c' }, { "feature", required_argument, NULL, 'f' },
-		{ NULL, 0, NULL, 0 },
+		{ "explain", no_argument, NULL, 'x' },        { NULL, 0, NULL, 0 },
 	};
 	struct predict_options opts = { 0 };
 	char **features = xcalloc((size_t)a->argc + 1, sizeof(char *));
@@ -186,6 +186,7 @@ static int cmd_predict(struct command_args *a)
 		case 'a': opts.app = optarg; break;
 		case 'c': opts.campaign = optarg; break;
 		case 'f': features[opts.n_features++] = optarg; break;
+		case 'x': opts.explain = 1; break;
 		default:
 			free(features);
 			return usage_error(a->err, "predict", "unknown option");
@@ -410,12 +411,15 @@ static const struct command commands[] = {
 	  "segments, methods and fallbacks).\n" },
 	{ "predict", cmd_predict, CMD_NEEDS_CONFIG, "predict one user given on the command line, as JSON",
 	  "usage: ltvpipe predict [--config F] [--model V|production|candidate] --app A\n"
-	  "                       [--campaign C] [--feature name=value]...\n\n"
+	  "                       [--campaign C] [--feature name=value]... [--explain]\n\n"
 	  "Prints one JSON object: ltv per horizon (calibrated and raw), p_payer, tier,\n"
 	  "the method that served and the model version. Features not given are those of\n"
 	  "a user with no activity in the observation window; names: rev_window, rev_d0,\n"
 	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
-	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n" },
+	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n"
+	  "--explain adds \"explain\": the method chain that served (each method's raw\n"
+	  "prediction) and the tree models' top feature contributions (TreeSHAP) at the\n"
+	  "target horizon.\n" },
 	{ "models", cmd_models, CMD_NEEDS_CONFIG, "list, show, promote or roll back model versions",
 	  "usage: ltvpipe models [--config F] list | show V | promote V | rollback | history\n"
 	  "                      | compare A B [--as-of T] [--horizon H] [--json]\n"
@@ -423,7 +427,8 @@ static const struct command commands[] = {
 	  "                        [--min-users N] [--log-rate R] | experiment stop NAME\n"
 	  "                      | experiment list | experiment report NAME [--as-of DATE]\n\n"
 	  "  list        every model version, its validation error and its aliases\n"
-	  "  show V      the artefacts of version V with their metrics\n"
+	  "  show V      the artefacts of version V with their metrics, and each tree\n"
+	  "              model's feature importance (share of its split gain)\n"
 	  "  promote V   make V production (recorded in the alias history)\n"
 	  "  rollback    make the previous production version production again\n"
 	  "  history     every alias move: when, alias, from, to, who, why\n"
@@ -450,8 +455,11 @@ static const struct command commands[] = {
 	  "  GET  /health, /ready       liveness; readiness (503 until a model is loaded)\n"
 	  "  GET  /metrics              Prometheus text: requests, latency, predictions\n"
 	  "  GET  /v1/models            versions, aliases and validation error\n"
-	  "  GET  /v1/models/V|alias    one version: as_of, horizons, methods, evaluations\n"
+	  "  GET  /v1/models/V|alias    one version: as_of, horizons, methods, evaluations,\n"
+	  "                             feature importance, the latest drift report\n"
+	  "  GET  /v1/monitor           the served version's latest drift report\n"
 	  "  POST /v1/predict           one user (JSON): the object 'ltvpipe predict' prints\n"
+	  "                             (?explain=1: as 'ltvpipe predict --explain')\n"
 	  "  POST /v1/predict/batch     up to serve.max_batch users: a JSON array, or CSV\n"
 	  "                             (Content-Type: text/csv); answered in kind\n"
 	  "  POST /v1/aliases/ALIAS     {\"version\": V, \"reason\": R} or {\"rollback\": true}\n"

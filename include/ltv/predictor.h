@@ -31,6 +31,8 @@
 extern const struct method *const method_table[METHOD_COUNT];
 /* Index of a method by name ("blend": METHOD_BLEND), or -1. */
 int method_index(const char *name);
+/* The fallback chain's method names in order (borrowed, static); returns how many. */
+size_t predictor_fallback_order(const char *const **out_names);
 /* The name of a method index: "global_median" for METHOD_GLOBAL_MEDIAN, "blend" for METHOD_BLEND. */
 const char *method_name(int index);
 /* The counting slot of a method index (0 .. METHOD_SLOTS - 1) and back. */

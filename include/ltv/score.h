@@ -32,6 +32,7 @@ struct predict_options {
 	const char *campaign;
 	char *const *features;    /* "name=value" */
 	size_t n_features;
+	int explain;              /* add "explain" (include/ltv/explain.h) */
 };
 
 int predict_run(const struct config *cfg, const struct predict_options *opts, FILE *out,
