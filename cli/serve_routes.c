@@ -149,13 +149,16 @@ static int is_feature(const char *name)
 }
 
 /* What a user may carry beside the features. */
-static const char user_fields[] = "app, campaign, install_time, as_of";
+static const char user_fields[] = "app, campaign, install_time, as_of, user_id";
 
 /* One user's text fields before they are checked together. */
 struct user_text {
-	const char *app, *campaign, *install_time, *as_of;
+	const char *app, *campaign, *install_time, *as_of, *user_id;
 	int has_age;
 };
+
+/* Longest user_id accepted, in bytes (the experiment log keeps 127). */
+#define USER_ID_MAX 127
 
 static void field_name(char *buf, size_t size, const char *prefix, const char *name)
 {
@@ -172,7 +175,8 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	const char **slot = strcmp(name, "app") == 0 ? &ut->app
 			  : strcmp(name, "campaign") == 0 ? &ut->campaign
 			  : strcmp(name, "install_time") == 0 ? &ut->install_time
-			  : strcmp(name, "as_of") == 0 ? &ut->as_of : NULL;
+			  : strcmp(name, "as_of") == 0 ? &ut->as_of
+			  : strcmp(name, "user_id") == 0 ? &ut->user_id : NULL;
 	struct ltv_err err = { 0 };
 	char field[160];
 	double v;
@@ -186,6 +190,11 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 			return -1;
 		}
 		*slot = item ? item->valuestring : text;
+		if (slot == &ut->user_id && (!**slot || strlen(*slot) > USER_ID_MAX)) {
+			serve_reply_error(out, 400, "invalid_field", field,
+					  "%s must have 1 to %d bytes", field, USER_ID_MAX);
+			return -1;
+		}
 		return 0;
 	}
 	if (!is_feature(name)) {
@@ -331,6 +340,8 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 
 			jbuf_init(&text);
 			predict_user_json(&text, m, &b, &sv, i);
+			serve_experiment_answer(s, jobs[i]->arm, m, &b, &sv, i, &text);
+			jobs[i]->out->version = m->version;
 			serve_reply_json(jobs[i]->out, 200, &text);
 		}
 		served_release(&sv);
@@ -343,25 +354,50 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 }
 
 /*
+ * The version the user of a single prediction is served with (a reference
+ * taken): the request's, or its experiment arm's when the body names a
+ * user_id (its type and length are checked with the other fields).
+ */
+static struct serve_model *route_user(struct serve *s, struct serve_request *rq, const cJSON *root,
+				      struct serve_arm *out_arm)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "user_id");
+	const cJSON *as_of_item = cJSON_GetObjectItemCaseSensitive(root, "as_of");
+	int64_t as_of = (int64_t)time(NULL);
+	const char *user_id = cJSON_IsString(id) && *id->valuestring &&
+			      strlen(id->valuestring) <= USER_ID_MAX ? id->valuestring : NULL;
+
+	if (cJSON_IsString(as_of_item) && time_parse_iso8601(as_of_item->valuestring, &as_of) < 0)
+		as_of = (int64_t)time(NULL); /* refused with its field by user_from_json */
+	return serve_experiment_route(s, rq->model, user_id, as_of, out_arm);
+}
+
+/*
  * POST /v1/predict?explain=1: the same answer with "explain" added, served
  * on its own (never through the batcher): an explanation builds an XGBoost
  * DMatrix per tree model and predicts the user once per method.
  */
 static void predict_explained(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
-	const struct loaded_model *m = &rq->model->m;
 	cJSON *root = parse_json(s, rq, out);
 	struct ltv_err err = { 0 };
+	struct serve_arm arm;
+	struct serve_model *use;
+	const struct loaded_model *m;
 	struct user_batch b;
 	struct served sv;
 	struct jbuf text;
 
 	if (!root)
 		return;
+	use = route_user(s, rq, root, &arm);
+	m = &use->m;
 	user_batch_init(&b, m, 1);
 	if (user_from_json(&b, 0, root, "", out) == 0 && serve_batch(s, m, &b, &sv, out) == 0) {
 		jbuf_init(&text);
 		predict_user_json(&text, m, &b, &sv, 0);
+		serve_experiment_answer(s, &arm, m, &b, &sv, 0, &text);
+		out->version = m->version;
 		if (predict_user_explain(&text, m, &b, &sv, 0, &err) == 0) {
 			serve_reply_json(out, 200, &text);
 		} else {
@@ -371,6 +407,7 @@ static void predict_explained(struct serve *s, struct serve_request *rq, struct 
 		served_release(&sv);
 	}
 	user_batch_release(&b);
+	serve_model_put(use);
 	cJSON_Delete(root);
 }
 
@@ -379,6 +416,8 @@ static void on_predict(struct serve *s, struct serve_request *rq, struct serve_r
 	const char *explain = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "explain");
 	cJSON *root;
 	struct user_batch b;
+	struct serve_arm arm;
+	struct serve_model *use;
 
 	if (explain && strcmp(explain, "0") != 0 && strcmp(explain, "false") != 0) {
 		if (strcmp(explain, "1") != 0 && strcmp(explain, "true") != 0) {
@@ -395,15 +434,18 @@ static void on_predict(struct serve *s, struct serve_request *rq, struct serve_r
 		serve_batcher_arriving(s, -1);
 		return;
 	}
-	user_batch_init(&b, &rq->model->m, 1);
+	use = route_user(s, rq, root, &arm);
+	user_batch_init(&b, &use->m, 1);
 	if (user_from_json(&b, 0, root, "", out) == 0) {
-		struct predict_job job = { .user = &b, .model = rq->model, .out = out };
+		struct predict_job job = { .user = &b, .model = use, .out = out,
+					   .arm = arm.experiment[0] ? &arm : NULL };
 
 		serve_batcher_predict(s, &job);
 	} else {
 		serve_batcher_arriving(s, -1);
 	}
 	user_batch_release(&b);
+	serve_model_put(use);
 	cJSON_Delete(root);
 }
 
@@ -661,6 +703,7 @@ static void on_metrics(struct serve *s, struct serve_request *rq, struct serve_r
 	(void)rq;
 	jbuf_init(&b);
 	serve_metrics_write(&s->metrics, &b);
+	serve_experiment_metrics(s, &b);
 	text = jbuf_take(&b, &len);
 	serve_reply_text(out, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
