@@ -794,6 +794,8 @@ static void report(struct serve *s, const char *name, int64_t param, const char 
 		out->version = sm->m.version;
 	}
 	serve_model_put(sm);
+	if (strcmp(name, "model_versions") == 0) /* the page offers alias moves only when they can work */
+		jbuf_addf(&b, "\"alias_moves\":%s,", s->token && *s->token ? "true" : "false");
 	jbuf_json_str(&b, key);
 	jbuf_puts(&b, ":[");
 	if (registry_report(reg, name, param, row_json, &rj, &err) < 0) {
