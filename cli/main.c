@@ -407,8 +407,10 @@ static const struct command commands[] = {
 	  "they are read into a scratch registry, never into the training data.\n"
 	  "Writes F (one row per user: ltv per horizon, p_payer, method, segment, ROAS),\n"
 	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
-	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
-	  "segments, methods and fallbacks).\n" },
+	  "horizon), F.report.txt (totals, distributions, top and bottom campaigns,\n"
+	  "segments, methods and fallbacks) and F.report.html (the same as a page with\n"
+	  "each top and bottom campaign's predicted cumulative ROAS curve, its interval,\n"
+	  "cost and payback day, and the segment mix; self-contained).\n" },
 	{ "predict", cmd_predict, CMD_NEEDS_CONFIG, "predict one user given on the command line, as JSON",
 	  "usage: ltvpipe predict [--config F] [--model V|production|candidate] --app A\n"
 	  "                       [--campaign C] [--feature name=value]... [--explain]\n\n"

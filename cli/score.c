@@ -19,6 +19,7 @@
 #include "ltv/runner.h"
 #include "ltv/scratch_dir.h"
 #include "ltv/score.h"
+#include "ltv/score_html.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
@@ -425,6 +426,48 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	return 0;
 }
 
+/* F.report.html: the report as a page (include/ltv/score_html.h). */
+static int write_report_html(const struct loaded_model *m, const struct model_data *d,
+			     const struct scored *s, const struct campaign_sum *cs, size_t n_cs,
+			     int64_t as_of, struct output_set *set, const char *path,
+			     struct ltv_err *err)
+{
+	const struct config *cfg = &m->cfg;
+	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const double *cost = frame_column(&d->frame, "cost");
+	struct score_html_campaign *camps = xcalloc(n_cs ? n_cs : 1, sizeof(*camps));
+	struct score_html r = {
+		.model_version = m->version, .as_of = as_of, .horizons = cfg->features.horizons.v,
+		.n_horizons = cfg->features.horizons.n, .target_horizon = cfg->features.target_horizon,
+		.users = s->n, .campaigns = camps, .n_campaigns = n_cs,
+		.min_users = (size_t)cfg->select.min_validation_users,
+	};
+	FILE *f = NULL;
+	int ret = output_set_add(set, path, &f, err);
+
+	for (size_t i = 0; ret == 0 && i < s->n; i++) {
+		const char *seg = predictor_segment(&m->pred, s->sv.ltv[ti][i]);
+
+		r.segments[seg[0] == 'L' ? 0 : seg[0] == 'M' ? 1 : seg[0] == 'H' ? 2 : 3]++;
+		r.spend += isnan(cost[s->rows[i]]) ? 0 : cost[s->rows[i]];
+		for (size_t h = 0; h < r.n_horizons; h++)
+			r.revenue[h] += s->sv.ltv[h][i];
+	}
+	memcpy(r.segment_cut, m->pred.segment_cut, sizeof(r.segment_cut));
+	for (size_t i = 0; i < n_cs; i++) {
+		camps[i] = (struct score_html_campaign){ cs[i].app, cs[i].campaign, cs[i].tier,
+			cs[i].users, cs[i].spend, { 0 }, { 0 }, { 0 }, payback_day(cfg, &cs[i]),
+			method_name(campaign_method(&cs[i])) };
+		memcpy(camps[i].revenue, cs[i].revenue, sizeof(cs[i].revenue));
+		memcpy(camps[i].revenue_lo, cs[i].revenue_lo, sizeof(cs[i].revenue_lo));
+		memcpy(camps[i].revenue_hi, cs[i].revenue_hi, sizeof(cs[i].revenue_hi));
+	}
+	if (ret == 0)
+		score_html_write(f, &r);
+	free(camps);
+	return ret;
+}
+
 /* ---- score_run ---- */
 
 /* Ingests --users/--events into a scratch registry under dir; nothing touches the real one. */
@@ -483,6 +526,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	struct campaign_sum *cs = NULL;
 	struct output_set set;
 	char scratch_dir[4096] = "", *campaigns_path = NULL, *report_path = NULL, iso[32];
+	char *html_path = NULL;
 	size_t n_cs = 0, n_horizons = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, ret;
@@ -542,6 +586,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		goto out;
 	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
 	report_path = xasprintf("%s.report.txt", opts->output);
+	html_path = xasprintf("%s.report.html", opts->output);
 	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
 	ret = write_users_csv(&m, &d, &users, &s, &set, opts->output, err);
 	if (ret == 0)
@@ -549,17 +594,20 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	if (ret == 0)
 		ret = write_report(&m, &d, &s, cs, n_cs, as_of, &set, report_path, err);
 	if (ret == 0)
+		ret = write_report_html(&m, &d, &s, cs, n_cs, as_of, &set, html_path, err);
+	if (ret == 0)
 		ret = output_set_commit(&set, err);
 	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
-			"  users:     %s\n  campaigns: %s\n  report:    %s\n", s.n, n_cs,
+			"  users:     %s\n  campaigns: %s\n  report:    %s (and %s)\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
-			now_seconds() - started, opts->output, campaigns_path, report_path);
+			now_seconds() - started, opts->output, campaigns_path, report_path, html_path);
 out:
 	output_set_release(&set);
 	free(cs);
 	free(campaigns_path);
 	free(report_path);
+	free(html_path);
 	scored_release(&s);
 	user_table_release(&users);
 	model_data_release(&d);
