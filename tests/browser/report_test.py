@@ -4,7 +4,8 @@
 Loads FILE (file://), waits for it, saves a full-page screenshot, and prints
 one JSON object: the page's title, every campaign chart's data attributes
 and what it drew (curve points, a band, a cost line, a payback marker), the
-rows of its tables, the segment bars, the opening sentence (#headline), and
+rows of its tables, the segment bars, the opening sentence (#headline), the
+campaign tables (table.campaigns) and the notes on thin campaign metrics, and
 the resources it asked the network for (must be none). Standard library only;
 drives Chromium with page_test.Browser.
 """
@@ -42,6 +43,10 @@ READ = """(() => {
         bottom_table: rows('bottom-table'),
         totals: rows('totals'),
         segments: q('rect.segment').map((r) => [r.dataset.segment, Number(r.dataset.users)]),
+        campaign_rows: q('table.campaigns tr').filter((tr) => tr.querySelector('td'))
+            .map((tr) => Array.from(tr.cells).map((c) => c.textContent)),
+        few_campaign_notes: q('.few-campaigns').map((p) => p.textContent),
+        thin_cells: q('td.thin').length,
         tables: q('table').map((t) => t.id || t.className || 'table').length,
         svg_count: q('svg').length,
     };
