@@ -464,15 +464,22 @@ static int batch_size_ok(struct serve *s, size_t n, struct serve_reply *out)
 	return 1;
 }
 
+/*
+ * A JSON batch: each user that names a user_id goes to its experiment arm
+ * (route_user), so the batch is served as up to two batches, the served
+ * version's and the candidate's, and answered in the order given.
+ */
 static void batch_json(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
 	cJSON *root = parse_json(s, rq, out);
 	const cJSON *item;
-	struct user_batch b;
-	struct served sv;
+	struct serve_model *arm_model[2] = { NULL, NULL }; /* control (served), candidate */
+	struct user_batch b[2];
+	struct served sv[2];
+	struct serve_arm *arms = NULL;
+	size_t *row_of = NULL, n_arm[2] = { 0, 0 }, n, i = 0;
+	int ok = 1, served[2] = { 0, 0 }, have[2] = { 0, 0 };
 	struct jbuf text;
-	size_t n, i = 0;
-	int ok = 1;
 
 	if (!root)
 		return;
@@ -487,30 +494,69 @@ static void batch_json(struct serve *s, struct serve_request *rq, struct serve_r
 		cJSON_Delete(root);
 		return;
 	}
-	user_batch_init(&b, &rq->model->m, n);
+	arms = xcalloc(n, sizeof(*arms));
+	row_of = xcalloc(n, sizeof(*row_of));
+	cJSON_ArrayForEach(item, root) {
+		struct serve_model *use = cJSON_IsObject(item) ? route_user(s, rq, item, &arms[i])
+							       : serve_experiment_route(s, rq->model, NULL, 0, &arms[i]);
+		const int k = arms[i].candidate;
+
+		if (!arm_model[k])
+			arm_model[k] = use;
+		else
+			serve_model_put(use);
+		row_of[i++] = n_arm[k]++;
+	}
+	for (int k = 0; k < 2; k++)
+		if (n_arm[k]) {
+			user_batch_init(&b[k], &arm_model[k]->m, n_arm[k]);
+			have[k] = 1;
+		}
+	i = 0;
 	cJSON_ArrayForEach(item, root) {
 		char prefix[32];
 
 		snprintf(prefix, sizeof(prefix), "[%zu].", i);
-		if (user_from_json(&b, i++, item, prefix, out) < 0) {
+		if (user_from_json(&b[arms[i].candidate], row_of[i], item, prefix, out) < 0) {
 			ok = 0;
 			break;
 		}
+		i++;
 	}
-	if (ok && serve_batch(s, &rq->model->m, &b, &sv, out) == 0) {
+	for (int k = 0; k < 2 && ok; k++)
+		if (have[k]) {
+			ok = serve_batch(s, &arm_model[k]->m, &b[k], &sv[k], out) == 0;
+			served[k] = ok;
+		}
+	if (ok) {
 		jbuf_init(&text);
 		jbuf_addf(&text, "{\"model_version\":%lld,\"n\":%zu,\"predictions\":[",
 			  (long long)rq->model->m.version, n);
 		for (i = 0; i < n; i++) {
+			const int k = arms[i].candidate;
+			struct jbuf one;
+
+			jbuf_init(&one);
+			predict_user_json(&one, &arm_model[k]->m, &b[k], &sv[k], row_of[i]);
+			serve_experiment_answer(s, arms[i].experiment[0] ? &arms[i] : NULL,
+						&arm_model[k]->m, &b[k], &sv[k], row_of[i], &one);
 			if (i)
 				jbuf_puts(&text, ",");
-			predict_user_json(&text, &rq->model->m, &b, &sv, i);
+			jbuf_add(&text, one.p, one.len);
+			jbuf_release(&one);
 		}
 		jbuf_puts(&text, "]}");
 		serve_reply_json(out, 200, &text);
-		served_release(&sv);
 	}
-	user_batch_release(&b);
+	for (int k = 0; k < 2; k++) {
+		if (served[k])
+			served_release(&sv[k]);
+		if (have[k])
+			user_batch_release(&b[k]);
+		serve_model_put(arm_model[k]);
+	}
+	free(arms);
+	free(row_of);
 	cJSON_Delete(root);
 }
 

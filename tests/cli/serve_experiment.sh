@@ -1,7 +1,8 @@
 # A/B experiments in `ltvpipe serve` (issue 11): while an experiment runs
 # against the served version, a prediction that names its user_id goes to
 # the arm `score` gives the same user (the salted hash), the answer names the
-# experiment, the arm and the version that served (body and X-Model-Version),
+# experiment, the arm and the version that served (body and X-Model-Version;
+# in a JSON batch per user, in order),
 # and the users in the log_rate sample are logged into experiment_predictions
 # by a background writer. A registry locked by another process delays no
 # request and fails none: the lost batch is counted in /metrics. Stopping the
@@ -61,6 +62,13 @@ sqlite3 -separator , $R "select user_id, arm, model_version from experiment_pred
 awk -F, '$6 == "true" { print $1 "," $3 "," $4 }' web.csv | LC_ALL=C sort >web_expected.csv
 cmp -s web_logged.csv web_expected.csv && echo "  logged: exactly the sampled users, with their arm and version"
 echo "  ages and predictions logged: $(sqlite3 $R "select count(*) = sum(age_days is not null and predictions like '{\"7\":%') from experiment_predictions where user_id like 'web-%'")"
+# a JSON batch: each user to its arm, in the order given
+jq -c -n --arg a "$app" '[range(1; 21) | {app: $a, user_id: "web-\(.)", rev_window: 1}] + [{app: $a, rev_window: 1}]' >batch.json
+echo "batch $(http POST "$u/v1/predict/batch" -H "$J" --data-binary @batch.json) n $(jq .n body)"
+jq -r '.predictions[:20][] | "\(.experiment.arm),\(.model_version)"' body >batch_arms.txt
+head -20 web.csv | cut -d, -f3,4 >single_arms.txt
+cmp -s batch_arms.txt single_arms.txt && echo "  arms and versions as single requests, in order ($(sort -u batch_arms.txt | wc -l) distinct)"
+echo "  the user without user_id: $(jq -c '.predictions[20] | {experiment, model_version}' body | sed "s/:$prod}/:PRODUCTION}/")"
 echo "no user_id: $(curl -s -m 20 -X POST -H "$J" -d "{\"app\":\"$app\"}" "$u/v1/predict" | jq -c '{experiment, model_version}' | sed "s/:$prod}/:PRODUCTION}/")"
 echo "user_id too long: $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"user_id\":\"$(printf 'x%.0s' $(seq 1 200))\"}") $(err_of)"
 echo "user_id a number: $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"user_id\":7}") $(err_of)"
