@@ -62,7 +62,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: all deps fuzz-deps test-deps fuzz-serve bench-serve test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: docs install uninstall all deps fuzz-deps test-deps fuzz-serve bench-serve test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -154,6 +154,26 @@ SERVE_BENCH_USERS ?= 20000
 SERVE_BENCH_SECONDS ?= 10
 bench-serve: deps test-deps ltvpipe
 	@bench/serve_bench.sh $(SERVE_BENCH_USERS) $(SERVE_BENCH_SECONDS)
+
+# The man page and the bash completion, generated from the command table that
+# --help prints (ltvpipe help --man / --completion), so they never drift.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+MANDIR  := $(PREFIX)/share/man/man1
+COMPDIR := $(PREFIX)/share/bash-completion/completions
+$(BUILD)/ltvpipe.1: $(BIN)
+	./$(BIN) help --man >$@.tmp && mv $@.tmp $@
+$(BUILD)/ltvpipe.bash: $(BIN)
+	./$(BIN) help --completion >$@.tmp && mv $@.tmp $@
+docs: $(BUILD)/ltvpipe.1 $(BUILD)/ltvpipe.bash
+install: $(BIN) docs
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/ltvpipe
+	install -m 644 $(BUILD)/ltvpipe.1 $(DESTDIR)$(MANDIR)/ltvpipe.1
+	install -m 644 $(BUILD)/ltvpipe.bash $(DESTDIR)$(COMPDIR)/ltvpipe
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ltvpipe $(DESTDIR)$(MANDIR)/ltvpipe.1 $(DESTDIR)$(COMPDIR)/ltvpipe
 
 clean:
 	rm -rf build build-san $(FUZZ_BUILD) ltvpipe

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "ltv/experiment.h"
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
@@ -73,8 +75,9 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 	const double *uid = frame_column(&d->frame, "uid"), *age = frame_column(&d->frame, "age_days");
 	const double *install = frame_column(&d->frame, "install_time"), *cost = frame_column(&d->frame, "cost");
 	const double *app = frame_column(&d->frame, "app_code"), *campaign = frame_column(&d->frame, "campaign_code");
-	FILE *f = NULL;
-	int ret = output_set_add(set, path, &f, err);
+	FILE *f = stdout;
+	/* "-": straight to stdout, for a pipe; there is no previous file to keep whole */
+	int ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
 
 	if (ret < 0)
 		return ret;
@@ -490,10 +493,10 @@ static int scratch_ingest(const struct config *model_cfg, const struct score_opt
 	return ret;
 }
 
-int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
-	      struct ltv_err *err)
+int score_run(const struct config *cfg, struct registry *reg, const struct score_options *opts,
+	      FILE *out, struct ltv_err *err)
 {
-	struct registry *reg = NULL, *data_reg = NULL;
+	struct registry *data_reg = NULL;
 	struct loaded_model m = { 0 };
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
@@ -504,7 +507,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32];
 	size_t n_cs = 0, n_horizons = 0;
 	int64_t version, as_of = opts->as_of;
-	int have_model = 0, ret;
+	int have_model = 0, to_stdout = 0, ret;
 	double started = now_seconds();
 
 	output_set_init(&set);
@@ -512,11 +515,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
 	if (!opts->users_path != !opts->events_path)
 		return err_set(err, LTV_EUSAGE, "score: give --users and --events together");
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret == 0)
-		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
-	if (ret == 0)
-		ret = model_resolve(reg, opts->model, &version, err);
+	ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
 		ret = model_load(reg, cfg, version, &m, err);
 	if (ret < 0)
@@ -557,16 +556,19 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
-	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
-	report_path = xasprintf("%s.report.txt", opts->output);
-	html_path = xasprintf("%s.report.html", opts->output);
+	to_stdout = strcmp(opts->output, "-") == 0;
+	campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", opts->output);
+	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
+	html_path = to_stdout ? NULL : xasprintf("%s.report.html", opts->output);
 	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
 	ret = write_users_csv(&m, &d, &users, &s, &set, opts->output, err);
-	if (ret == 0)
+	if (ret == 0 && !to_stdout)
 		ret = write_campaigns_csv(&m.cfg, cs, n_cs, &set, campaigns_path, err);
-	if (ret == 0)
+	if (ret == 0 && !to_stdout)
 		ret = write_report(&m, &d, &s, cs, n_cs, as_of, &set, report_path, err);
-	if (ret == 0)
+	if (ret == 0 && to_stdout && fflush(stdout) != 0)
+		ret = err_set(err, LTV_EIO, "score: cannot write the users CSV to stdout");
+	if (ret == 0 && !to_stdout)
 		ret = write_report_html(&m, &d, &s, cs, n_cs, as_of, &set, html_path, err);
 	if (ret == 0)
 		ret = output_set_commit(&set, err);
@@ -574,7 +576,23 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
 			"  users:     %s\n  campaigns: %s\n  report:    %s (and %s)\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
-			now_seconds() - started, opts->output, campaigns_path, report_path, html_path);
+			now_seconds() - started, to_stdout ? "(stdout)" : opts->output,
+			to_stdout ? "(not written with --output -)" : campaigns_path,
+			to_stdout ? "(not written with --output -)" : report_path,
+			to_stdout ? "not written either" : html_path);
+	if (ret == 0 && opts->json) {
+		cJSON_AddNumberToObject(opts->json, "model_version", (double)version);
+		cJSON_AddStringToObject(opts->json, "as_of", iso);
+		cJSON_AddNumberToObject(opts->json, "users", (double)s.n);
+		cJSON_AddNumberToObject(opts->json, "campaigns", (double)n_cs);
+		cJSON_AddNumberToObject(opts->json, "target_horizon", (double)m.cfg.features.target_horizon);
+		cJSON_AddStringToObject(opts->json, "users_csv", to_stdout ? "-" : opts->output);
+		if (!to_stdout) {
+			cJSON_AddStringToObject(opts->json, "campaigns_csv", campaigns_path);
+			cJSON_AddStringToObject(opts->json, "report", report_path);
+			cJSON_AddStringToObject(opts->json, "report_html", html_path);
+		}
+	}
 out:
 	output_set_release(&set);
 	free(cs);
@@ -588,7 +606,6 @@ out:
 		model_release(&m);
 	if (data_reg && data_reg != reg)
 		registry_close(data_reg);
-	registry_close(reg);
 	scratch_registry_release(&sr);
 	return ret;
 }

@@ -22,8 +22,9 @@ static void put_value(struct jbuf *out, double v)
 		jbuf_puts(out, "null");
 }
 
-/* Whether (app, campaign) of row has its own selection entry (else its tier's default served). */
-static int campaign_selected(const struct predictor *p, const struct model_data *d, size_t row)
+/* Whether (app, campaign) of row has its own selection entry at horizon index h (else its tier's default served). */
+static int campaign_selected(const struct predictor *p, const struct model_data *d, size_t row,
+			     int h)
 {
 	const double *app = frame_column(&d->frame, "app_code");
 	const double *campaign = frame_column(&d->frame, "campaign_code");
@@ -32,7 +33,7 @@ static int campaign_selected(const struct predictor *p, const struct model_data 
 
 	snprintf(key, sizeof(key), "%s\x1f%s", d->apps[(size_t)app[row]],
 		 d->campaigns[(size_t)campaign[row]]);
-	return strmap_get(&p->cohort_method, key, &ignored);
+	return strmap_get(&predictor_choices_at(p, h)->cohort_method, key, &ignored);
 }
 
 static void chain_step(struct jbuf *out, int *n_steps, const char *method, const char *role,
@@ -51,7 +52,8 @@ static int chain_json(struct jbuf *out, const struct loaded_model *m, const stru
 		      size_t row, int64_t horizon, int served, struct ltv_err *err)
 {
 	const struct predictor *p = &m->pred;
-	const int chosen = predictor_chosen_method(p, d, row);
+	const int h = predictor_horizon_index(p->cfg, horizon);
+	const int chosen = predictor_chosen_method(p, d, row, h);
 	const int tier = d->tier ? (int)d->tier[row] : 3;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const char *const *order;
@@ -68,12 +70,12 @@ static int chain_json(struct jbuf *out, const struct loaded_model *m, const stru
 		return err_prefix(err, "explain");
 	jbuf_puts(out, "\"method_chain\":[");
 	if (chosen >= 0) {
-		snprintf(role, sizeof(role), campaign_selected(p, d, row) ? "selected for the campaign"
+		snprintf(role, sizeof(role), campaign_selected(p, d, row, h) ? "selected for the campaign"
 			 : "tier %d default (campaign not in the selection)", tier);
 		chain_step(out, &n_steps, method_name(chosen), role, by_method[chosen],
 			   served == chosen);
 	} else if (chosen == METHOD_BLEND) {
-		double blend = predictor_blend(p, tier, by_method, rev_window[row]);
+		double blend = predictor_blend(p, h, tier, by_method, rev_window[row]);
 
 		chain_step(out, &n_steps, "blend", "selected for the campaign", blend,
 			   served == METHOD_BLEND);
@@ -88,16 +90,15 @@ static int chain_json(struct jbuf *out, const struct loaded_model *m, const stru
 		done = served == k;
 	}
 	if (served == METHOD_GLOBAL_MEDIAN) {
-		const int h = predictor_horizon_index(p->cfg, horizon);
-
 		chain_step(out, &n_steps, "global_median",
 			   chosen == METHOD_GLOBAL_MEDIAN ? "no campaign given" : "last fallback",
 			   rev_window[row] + p->global_median[h], 1);
 	}
 	jbuf_puts(out, "]");
 	if (chosen == METHOD_BLEND) {
-		const int slot = tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0;
-		const double *w = p->has_blend[slot] ? p->blend_weight[slot] : NULL;
+		const struct predictor_choices *c = predictor_choices_at(p, h);
+		const int slot = tier >= 1 && tier <= 3 && c->has_blend[tier] ? tier : 0;
+		const double *w = c->has_blend[slot] ? c->blend_weight[slot] : NULL;
 
 		jbuf_puts(out, ",\"blend_weights\":{");
 		for (int k = 0, n = 0; w && k < METHOD_COUNT; k++)

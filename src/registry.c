@@ -661,6 +661,21 @@ int registry_run_start(struct registry *reg, const char *run_id, const char *com
 	return ret;
 }
 
+int registry_run_set_as_of(struct registry *reg, const char *run_id, int64_t as_of,
+			   struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "UPDATE runs SET as_of = ? WHERE run_id = ?", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, as_of);
+	bind_text(st, 2, run_id);
+	ret = step_done(reg, st, "recording the run's as_of", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int registry_run_finish(struct registry *reg, const char *run_id, const char *status,
 			struct ltv_err *err)
 {

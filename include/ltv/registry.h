@@ -91,6 +91,9 @@ int registry_integrity_check(struct registry *reg, struct ltv_err *err);
 int registry_run_start(struct registry *reg, const char *run_id, const char *command,
 		       int64_t as_of, const char *config_text, struct ltv_err *err);
 /* status: "ok" or "failed". */
+/* Records the as_of a run used once it is known (the default is resolved during the run). */
+int registry_run_set_as_of(struct registry *reg, const char *run_id, int64_t as_of,
+			   struct ltv_err *err);
 int registry_run_finish(struct registry *reg, const char *run_id, const char *status,
 			struct ltv_err *err);
 
@@ -355,6 +358,14 @@ typedef int (*registry_row_fn)(void *ctx, int n_cols, char **names, char **value
  */
 int registry_report(struct registry *reg, const char *report, int64_t param,
 		    registry_row_fn fn, void *ctx, struct ltv_err *err);
+/*
+ * The same for the reports keyed by text ("run", "run_artefacts" with a run
+ * id). Also "version_configs" (id, name, version, as_of, config, metrics of a
+ * version's artefacts), "model_version" and "artefact_blobs" (key, bytes) by
+ * number through registry_report.
+ */
+int registry_report_text(struct registry *reg, const char *report, const char *param,
+			 registry_row_fn fn, void *ctx, struct ltv_err *err);
 
 /* ---- evaluations (ltvpipe evaluate; a table people query with sqlite3) ---- */
 
