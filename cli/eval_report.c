@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -665,7 +666,8 @@ static void html_table(FILE *f, const struct eval_horizon *eh, int after)
 {
 	static const char *const heads[] = { "predictor", "mean pred", "mean actual", "campaign WAPE",
 					     "campaign bias", "norm. Gini", "Spearman", "RMSLE",
-					     "decile MAPE", "AUC p_payer", "note" };
+					     "decile MAPE", "AUC p_payer", "campaigns", "note" };
+	size_t few = SIZE_MAX;
 
 	fprintf(f, "<table>\n<tr>");
 	for (size_t k = 0; k < sizeof(heads) / sizeof(heads[0]); k++)
@@ -680,17 +682,119 @@ static void html_table(FILE *f, const struct eval_horizon *eh, int after)
 		fprintf(f, "<tr class=\"%s\"><td>", kind_name(s->kind));
 		html_text(f, eval_series_label(s));
 		fprintf(f, "</td>");
+		/* a campaign metric over a handful of campaigns is one or two campaigns' luck */
+		const int thin = sc->campaign.n_groups < EVAL_FEW_CAMPAIGNS;
+
 		for (int j = 0; j < 9; j++) {
 			char buf[32];
 
 			fmt(buf, sizeof(buf), v[j], 0);
-			fprintf(f, "<td class=\"n\">%s</td>", buf);
+			fprintf(f, "<td class=\"n%s\">%s%s</td>", thin && (j == 2 || j == 3) ? " thin" : "",
+				buf, thin && (j == 2 || j == 3) && !isnan(v[j]) ? "*" : "");
 		}
-		fprintf(f, "<td>");
+		fprintf(f, "<td class=\"n%s\">%zu</td><td>", thin ? " thin" : "", sc->campaign.n_groups);
+		if (thin && sc->campaign.n_groups > 0 && sc->campaign.n_groups < few)
+			few = sc->campaign.n_groups;
 		html_text(f, s->note);
 		fprintf(f, "</td></tr>\n");
 	}
 	fprintf(f, "</table>\n");
+	if (few != SIZE_MAX)
+		fprintf(f, "<p class=\"few-campaigns\">* Campaign WAPE and bias rest on fewer than %d "
+			   "campaigns (as few as %zu with at least %d users): too few to judge a "
+			   "method by; read the user-level metrics instead.</p>\n",
+			EVAL_FEW_CAMPAIGNS, few, EVAL_MIN_CAMPAIGN_USERS);
+}
+
+/* The campaigns behind the campaign metrics, by name: users, actual and predicted mean LTV. */
+static void html_campaigns(FILE *f, const struct eval_result *r, const struct eval_horizon *eh)
+{
+	size_t n_cs, shown = 0;
+	struct cohort_sum *cs = cohort_sums(r, eh, &n_cs);
+
+	fprintf(f, "<table class=\"campaigns\">\n<tr><th>app</th><th>campaign</th><th>users</th>"
+		   "<th>mean actual LTV</th><th>mean predicted (ltvpipe)</th><th>error</th></tr>\n");
+	for (size_t i = 0; i < n_cs && shown < 20; i++) {
+		const double a = cs[i].actual / (double)cs[i].users, p = cs[i].pred / (double)cs[i].users;
+
+		if (cs[i].users < EVAL_MIN_CAMPAIGN_USERS)
+			continue;
+		fprintf(f, "<tr><td>");
+		html_text(f, cohort_app(r, cs[i].cohort));
+		fprintf(f, "</td><td>");
+		html_text(f, cohort_campaign(r, cs[i].cohort));
+		fprintf(f, "</td><td class=\"n\">%zu</td><td class=\"n\">%.4f</td><td class=\"n\">%.4f</td>"
+			   "<td class=\"n\">", cs[i].users, a, p);
+		if (a > 0)
+			fprintf(f, "%+.0f%%", 100 * (p / a - 1));
+		else
+			fprintf(f, "n/a");
+		fprintf(f, "</td></tr>\n");
+		shown++;
+	}
+	fprintf(f, "</table>\n");
+	if (shown == 0)
+		fprintf(f, "<p>No campaign has %d users at this horizon: no campaign metric.</p>\n",
+			EVAL_MIN_CAMPAIGN_USERS);
+	free(cs);
+}
+
+/*
+ * The sentence the page opens with, for a manager: at the target horizon
+ * (else the longest evaluated), how far predicted campaign revenue was from
+ * actual (campaign WAPE), its bias, and whether ltvpipe beat each baseline
+ * on that metric. Every number is the table's.
+ */
+static void html_headline(FILE *f, const struct eval_result *r)
+{
+	const struct eval_horizon *eh = r->n_horizons ? &r->h[r->n_horizons - 1] : NULL;
+	const struct eval_series *mix;
+	size_t n_base = 0, n_beaten = 0, n_unknown = 0;
+	char lost[256] = "";
+
+	for (size_t h = 0; h < r->n_horizons; h++)
+		if (r->h[h].horizon == r->target_horizon)
+			eh = &r->h[h];
+	mix = eh ? find_series(eh, "mix") : NULL;
+	fprintf(f, "<p id=\"headline\" class=\"headline\">");
+	if (!mix || isnan(mix->scores.campaign.wape)) {
+		fprintf(f, "At D%lld no campaign had %d users to judge, so there is no campaign-level "
+			   "verdict; see the user-level metrics below.</p>\n",
+			eh ? (long long)eh->horizon : 0LL, EVAL_MIN_CAMPAIGN_USERS);
+		return;
+	}
+	for (size_t k = 0; k < eh->n_series; k++) {
+		const struct eval_series *b = &eh->series[k];
+
+		if (b->kind != EVAL_BASELINE)
+			continue;
+		n_base++;
+		if (isnan(b->scores.campaign.wape))
+			n_unknown++;
+		else if (mix->scores.campaign.wape < b->scores.campaign.wape)
+			n_beaten++;
+		else
+			snprintf(lost + strlen(lost), sizeof(lost) - strlen(lost), "%s%s",
+				 *lost ? ", " : "", eval_series_label(b));
+	}
+	fprintf(f, "At D%lld, predicted campaign revenue was off by %.0f%% (campaign WAPE over %zu "
+		   "campaign%s), bias %+.0f%%; ", (long long)eh->horizon,
+		100 * mix->scores.campaign.wape, mix->scores.campaign.n_groups,
+		mix->scores.campaign.n_groups == 1 ? "" : "s", 100 * mix->scores.campaign.bias);
+	if (n_base == 0)
+		fprintf(f, "no baseline was computed");
+	else if (n_beaten == n_base)
+		fprintf(f, "beats every baseline");
+	else if (!*lost)
+		fprintf(f, "beats every baseline that could be computed (%zu of %zu)", n_beaten, n_base);
+	else {
+		fprintf(f, "does not beat ");
+		html_text(f, lost);
+	}
+	if (mix->scores.campaign.n_groups < EVAL_FEW_CAMPAIGNS)
+		fprintf(f, " (only %zu campaign%s: too few to trust)", mix->scores.campaign.n_groups,
+			mix->scores.campaign.n_groups == 1 ? "" : "s");
+	fprintf(f, ".</p>\n");
 }
 
 static void html_horizon(FILE *f, const struct eval_result *r, const struct eval_horizon *eh)
@@ -709,6 +813,9 @@ static void html_horizon(FILE *f, const struct eval_result *r, const struct eval
 	fprintf(f, "<p>The same on revenue after as_of only (actual and predicted minus the revenue seen "
 		   "before as_of: what had still to happen):</p>\n");
 	html_table(f, eh, 1);
+	fprintf(f, "<p>The campaigns with at least %d users, largest first:</p>\n",
+		EVAL_MIN_CAMPAIGN_USERS);
+	html_campaigns(f, r, eh);
 	if (mix) {
 		fprintf(f, "<ul>\n");
 		for (size_t k = 0; k < eh->n_series; k++)
@@ -752,7 +859,10 @@ int eval_report_html(const struct eval_result *r, const char *path, struct ltv_e
 		   "td,th{border:1px solid #ccc;padding:3px 6px}td.n{text-align:right}\n"
 		   "tr.mix{font-weight:bold;background:#eef4fb}tr.method td:first-child{padding-left:18px}\n"
 		   "tr.baseline{background:#f7f7f7}.charts svg{margin:6px;border:1px solid #eee}\n"
+		   ".headline{font-size:18px;background:#eef4fb;padding:10px 14px;border-radius:4px}\n"
+		   "td.thin{color:#a66a00}.few-campaigns{color:#a66a00;font-size:13px}\n"
 		   "</style></head><body>\n<h1>ltvpipe evaluate — backtest as of %s</h1>\n", iso, iso);
+	html_headline(f, r);
 	if (r->model_version)
 		fprintf(f, "<p>Model version %lld, as stored in the registry, was trained as of %s "
 			   "(training read nothing later).", (long long)r->model_version, iso);

@@ -785,6 +785,7 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 	if (ret < 0)
 		goto out;
 	config_hash(&m.cfg, r.config_hash);
+	r.target_horizon = m.cfg.features.target_horizon;
 	r.config_summary = xasprintf("snapshots from %lld to %lld days, target horizon %lld, "
 				     "validation_days %lld", (long long)m.cfg.features.snapshots.v[0],
 				     (long long)m.cfg.features.snapshots.v[m.cfg.features.snapshots.n - 1],

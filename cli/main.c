@@ -235,6 +235,9 @@ static const struct cmd_option predict_options[] = {
 	{ "app", OPT_APP, "A", "the user's app (required)", 0 },
 	{ "campaign", OPT_CAMPAIGN, "C", "the user's campaign", 0 },
 	{ "feature", OPT_FEATURE, "NAME=VALUE", "one feature of the user (repeatable)", 1 },
+	{ "explain", OPT_EXPLAIN, NULL, "add \"explain\": the method chain that served (each method's\n"
+	  "raw prediction) and the tree models' top feature contributions (TreeSHAP)\n"
+	  "at the target horizon", 0 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -253,6 +256,7 @@ static int cmd_predict(struct command_args *a)
 		case OPT_APP: opts.app = p.optarg; break;
 		case OPT_CAMPAIGN: opts.campaign = p.optarg; break;
 		case OPT_FEATURE: features[opts.n_features++] = (char *)p.optarg; break;
+		case OPT_EXPLAIN: opts.explain = 1; break;
 		}
 	}
 	if (c == 0)
@@ -578,8 +582,11 @@ static const struct command commands[] = {
 	  "those files instead of the registry's data; they are read into a scratch\n"
 	  "registry, never into the training data. Writes F (one row per user: ltv per\n"
 	  "horizon, p_payer, method, segment, ROAS), F.campaigns.csv (per campaign: users,\n"
-	  "spend, predicted revenue and ROAS per horizon) and F.report.txt (totals,\n"
-	  "distributions, top and bottom campaigns, segments, methods and fallbacks).\n"
+	  "spend, predicted revenue and ROAS per horizon), F.report.txt (totals,\n"
+	  "distributions, top and bottom campaigns, segments, methods and fallbacks) and\n"
+	  "F.report.html (the same as a self-contained page: each top and bottom\n"
+	  "campaign's predicted cumulative ROAS curve with its interval, cost and payback\n"
+	  "day, and the segment mix).\n"
 	  "--output - writes the per-user CSV to stdout and nothing beside it.\n"
 	  "With --shard I/N, scores only the cohorts of shard I (XXH3-64 of app, 0x1f,\n"
 	  "campaign, mod N: whole cohorts, since curves levels a cohort from all its\n"
@@ -605,8 +612,11 @@ static const struct command commands[] = {
 	  "  GET  /health, /ready       liveness; readiness (503 until a model is loaded)\n"
 	  "  GET  /metrics              Prometheus text: requests, latency, predictions\n"
 	  "  GET  /v1/models            versions, aliases and validation error\n"
-	  "  GET  /v1/models/V|alias    one version: as_of, horizons, methods, evaluations\n"
+	  "  GET  /v1/models/V|alias    one version: as_of, horizons, methods, evaluations,\n"
+	  "                             feature importance, the latest drift report\n"
+	  "  GET  /v1/monitor           the served version's latest drift report\n"
 	  "  POST /v1/predict           one user (JSON): the object 'ltvpipe predict' prints\n"
+	  "                             (?explain=1: as 'ltvpipe predict --explain')\n"
 	  "  POST /v1/predict/batch     up to serve.max_batch users: a JSON array, or CSV\n"
 	  "                             (Content-Type: text/csv); answered in kind\n"
 	  "  POST /v1/aliases/ALIAS     {\"version\": V, \"reason\": R} or {\"rollback\": true}\n"

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/explain.h"
 #include "ltv/gbt.h"
 #include "ltv/gbt_artefact.h"
 #include "ltv/inspect.h"
@@ -116,6 +117,20 @@ static int print_evaluations(struct registry *reg, int64_t version, FILE *out, s
 		cJSON_Delete(m);
 	}
 	evaluation_rows_free(rows, n);
+	return ret;
+}
+
+/* Each tree model's feature importance (include/ltv/explain.h), from the loaded version. */
+static int print_importance(struct registry *reg, const struct config *cfg, int64_t version,
+			    FILE *out, struct ltv_err *err)
+{
+	struct loaded_model m;
+	int ret = model_load(reg, cfg, version, &m, err);
+
+	if (ret < 0)
+		return ret;
+	ret = explain_importance_print(out, &m, err);
+	model_release(&m);
 	return ret;
 }
 
@@ -297,7 +312,33 @@ static void print_json_doc(FILE *out, cJSON *doc)
 	cJSON_free(text);
 }
 
-static int show_json(struct registry *reg, int64_t version, double wape, FILE *out, struct ltv_err *err)
+/* "feature_importance" of each tree model of version (include/ltv/explain.h) into doc. */
+static int importance_json(struct registry *reg, const struct config *cfg, int64_t version,
+			   cJSON *doc, struct ltv_err *err)
+{
+	struct loaded_model m;
+	struct jbuf b;
+	cJSON *parsed;
+	int ret = model_load(reg, cfg, version, &m, err);
+
+	if (ret < 0)
+		return ret;
+	jbuf_init(&b);
+	jbuf_puts(&b, "{");
+	ret = explain_importance_json(&b, &m, err);
+	jbuf_puts(&b, "}");
+	parsed = ret == 0 ? cJSON_Parse(b.p) : NULL;
+	if (parsed)
+		cJSON_AddItemToObject(doc, "feature_importance",
+				      cJSON_DetachItemFromObject(parsed, "feature_importance"));
+	cJSON_Delete(parsed);
+	jbuf_release(&b);
+	model_release(&m);
+	return ret;
+}
+
+static int show_json(struct registry *reg, const struct config *cfg, int64_t version, double wape,
+		     FILE *out, struct ltv_err *err)
 {
 	cJSON *doc = cJSON_CreateObject(), *evals;
 	struct table_print tp = { out, 0, NULL };
@@ -331,6 +372,8 @@ static int show_json(struct registry *reg, int64_t version, double wape, FILE *o
 		cJSON_AddItemToArray(evals, o);
 	}
 	if (ret == 0)
+		ret = importance_json(reg, cfg, version, doc, err);
+	if (ret == 0)
 		print_json_doc(out, doc);
 	evaluation_rows_free(rows, n);
 	built_with_release(&bw);
@@ -338,7 +381,8 @@ static int show_json(struct registry *reg, int64_t version, double wape, FILE *o
 	return ret;
 }
 
-int models_show(struct registry *reg, int64_t version, int json, FILE *out, struct ltv_err *err)
+int models_show(struct registry *reg, const struct config *cfg, int64_t version, int json, FILE *out,
+		struct ltv_err *err)
 {
 	struct table_print tp = { out, 0, NULL };
 	double wape;
@@ -347,7 +391,7 @@ int models_show(struct registry *reg, int64_t version, int json, FILE *out, stru
 	if (ret < 0)
 		return ret;
 	if (json)
-		return show_json(reg, version, wape, out, err);
+		return show_json(reg, cfg, version, wape, out, err);
 	if (isnan(wape))
 		fprintf(out, "model version %lld: no out-of-sample campaign WAPE recorded\n\n",
 			(long long)version);
@@ -360,6 +404,8 @@ int models_show(struct registry *reg, int64_t version, int json, FILE *out, stru
 		ret = print_evaluations(reg, version, out, err);
 	if (ret == 0 && tp.rows == 0)
 		fprintf(out, "(none yet)\n");
+	if (ret == 0)
+		ret = print_importance(reg, cfg, version, out, err);
 	return ret;
 }
 

@@ -60,7 +60,7 @@ static int cmd_models_show(struct command_args *a)
 
 	if (ret == 0)
 		ret = model_resolve(a->reg, a->argv[first], &version, a->err);
-	return ret < 0 ? ret : models_show(a->reg, version, json, stdout, a->err);
+	return ret < 0 ? ret : models_show(a->reg, a->cfg, version, json, stdout, a->err);
 }
 
 static int cmd_models_history(struct command_args *a)

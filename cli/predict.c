@@ -111,7 +111,10 @@ int predict_run(const struct config *cfg, struct registry *reg, const struct pre
 	if (ret == 0) {
 		jbuf_init(&text);
 		predict_user_json(&text, &m, &b, &s, 0);
-		fprintf(out, "%s\n", text.p);
+		if (opts->explain)
+			ret = predict_user_explain(&text, &m, &b, &s, 0, err);
+		if (ret == 0)
+			fprintf(out, "%s\n", text.p);
 		jbuf_release(&text);
 	}
 	if (have_served)

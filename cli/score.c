@@ -22,6 +22,7 @@
 #include "ltv/scratch_registry.h"
 #include "ltv/score.h"
 #include "ltv/score_internal.h"
+#include "ltv/score_html.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
@@ -494,6 +495,48 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	return 0;
 }
 
+/* F.report.html: the report as a page (include/ltv/score_html.h). */
+static int write_report_html(const struct loaded_model *m, const struct model_data *d,
+			     const struct scored *s, const struct campaign_sum *cs, size_t n_cs,
+			     int64_t as_of, struct output_set *set, const char *path,
+			     struct ltv_err *err)
+{
+	const struct config *cfg = &m->cfg;
+	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const double *cost = frame_column(&d->frame, "cost");
+	struct score_html_campaign *camps = xcalloc(n_cs ? n_cs : 1, sizeof(*camps));
+	struct score_html r = {
+		.model_version = m->version, .as_of = as_of, .horizons = cfg->features.horizons.v,
+		.n_horizons = cfg->features.horizons.n, .target_horizon = cfg->features.target_horizon,
+		.users = s->n, .campaigns = camps, .n_campaigns = n_cs,
+		.min_users = (size_t)cfg->select.min_validation_users,
+	};
+	FILE *f = NULL;
+	int ret = output_set_add(set, path, &f, err);
+
+	for (size_t i = 0; ret == 0 && i < s->n; i++) {
+		const char *seg = predictor_segment(&m->pred, s->sv.ltv[ti][i]);
+
+		r.segments[seg[0] == 'L' ? 0 : seg[0] == 'M' ? 1 : seg[0] == 'H' ? 2 : 3]++;
+		r.spend += isnan(cost[s->rows[i]]) ? 0 : cost[s->rows[i]];
+		for (size_t h = 0; h < r.n_horizons; h++)
+			r.revenue[h] += s->sv.ltv[h][i];
+	}
+	memcpy(r.segment_cut, m->pred.segment_cut, sizeof(r.segment_cut));
+	for (size_t i = 0; i < n_cs; i++) {
+		camps[i] = (struct score_html_campaign){ cs[i].app, cs[i].campaign, cs[i].tier,
+			cs[i].users, cs[i].spend, { 0 }, { 0 }, { 0 }, payback_day(cfg, &cs[i]),
+			method_name(campaign_method(&cs[i])) };
+		memcpy(camps[i].revenue, cs[i].revenue, sizeof(cs[i].revenue));
+		memcpy(camps[i].revenue_lo, cs[i].revenue_lo, sizeof(cs[i].revenue_lo));
+		memcpy(camps[i].revenue_hi, cs[i].revenue_hi, sizeof(cs[i].revenue_hi));
+	}
+	if (ret == 0)
+		score_html_write(f, &r);
+	free(camps);
+	return ret;
+}
+
 int score_write_outputs(const struct loaded_model *m, const struct model_data *d,
 			const struct user_table *users, const struct scored *s, int64_t as_of,
 			const char *output, size_t *out_n_campaigns, struct ltv_err *err)
@@ -503,6 +546,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	struct campaign_sum *cs;
 	char *campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", output);
 	char *report_path = to_stdout ? NULL : xasprintf("%s.report.txt", output);
+	char *html_path = to_stdout ? NULL : xasprintf("%s.report.html", output);
 	size_t n_cs = 0;
 	int ret;
 
@@ -513,6 +557,8 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 		ret = write_campaigns_csv(&m->cfg, cs, n_cs, &set, campaigns_path, err);
 	if (ret == 0 && !to_stdout)
 		ret = write_report(m, d, s, cs, n_cs, as_of, &set, report_path, err);
+	if (ret == 0 && !to_stdout)
+		ret = write_report_html(m, d, s, cs, n_cs, as_of, &set, html_path, err);
 	if (ret == 0 && to_stdout && fflush(stdout) != 0)
 		ret = err_set(err, LTV_EIO, "cannot write the users CSV to stdout");
 	if (ret == 0)
@@ -521,6 +567,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	free(cs);
 	free(campaigns_path);
 	free(report_path);
+	free(html_path);
 	*out_n_campaigns = n_cs;
 	return ret;
 }
@@ -557,7 +604,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct scored s = { 0 };
 	struct user_table users = { 0 };
 	struct scratch_registry sr = { 0 };
-	char *campaigns_path = NULL, *report_path = NULL, iso[32];
+	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32];
 	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, to_stdout = 0, ret;
@@ -626,13 +673,15 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		ret = score_shard_write(&m, &d, &users, &s, as_of, &opts->shard, opts->output, err);
 	campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", opts->output);
 	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
+	html_path = to_stdout ? NULL : xasprintf("%s.report.html", opts->output);
 	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
-			"  users:     %s\n  campaigns: %s\n  report:    %s\n", s.n, n_cs,
+			"  users:     %s\n  campaigns: %s\n  report:    %s (and %s)\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
 			now_seconds() - started, to_stdout ? "(stdout)" : opts->output,
 			to_stdout ? "(not written with --output -)" : campaigns_path,
-			to_stdout ? "(not written with --output -)" : report_path);
+			to_stdout ? "(not written with --output -)" : report_path,
+			to_stdout ? "not written either" : html_path);
 	if (ret == 0 && opts->json) {
 		cJSON_AddNumberToObject(opts->json, "model_version", (double)version);
 		cJSON_AddStringToObject(opts->json, "as_of", iso);
@@ -643,11 +692,13 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		if (!to_stdout) {
 			cJSON_AddStringToObject(opts->json, "campaigns_csv", campaigns_path);
 			cJSON_AddStringToObject(opts->json, "report", report_path);
+			cJSON_AddStringToObject(opts->json, "report_html", html_path);
 		}
 	}
 out:
 	free(campaigns_path);
 	free(report_path);
+	free(html_path);
 	scored_release(&s);
 	user_table_release(&users);
 	model_data_release(&d);

@@ -71,6 +71,7 @@ static int refresh(struct serve *s, struct ltv_err *err)
 {
 	struct registry *reg = NULL;
 	struct serve_model *cur, *sm;
+	struct ltv_err exp_err = { 0 };
 	int64_t version = 0;
 	double started = now_seconds();
 	int ret = registry_open_readonly(s->cfg->registry.path, &reg, err);
@@ -100,6 +101,9 @@ static int refresh(struct serve *s, struct ltv_err *err)
 	LOG(LOG_INFO, "serving model version %lld (%s), loaded in %.3f s", (long long)version,
 	    s->model_ref, sm->load_seconds);
 out:
+	/* The experiment follows the same snapshot; its failure never stops what is served. */
+	if (ret == 0 && serve_experiment_refresh(s, reg, &exp_err) < 0)
+		LOG(LOG_WARN, "%s", exp_err.msg);
 	registry_close(reg);
 	return ret;
 }
@@ -629,6 +633,9 @@ int serve_run(const struct config *cfg, const struct serve_options *opts, struct
 	pthread_cond_init(&s->watch_cond, NULL);
 	serve_metrics_init(&s->metrics);
 	serve_batcher_init(&s->batcher, 256);
+	ret = serve_experiment_init(s, err);
+	if (ret < 0)
+		goto out;
 
 	ret = loopback_address(bind, &addr, &addr_len, &v6, err);
 	if (ret < 0)
@@ -688,7 +695,8 @@ int serve_run(const struct config *cfg, const struct serve_options *opts, struct
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	if (info)
 		port = info->port;
-	if (s->follows_alias && cfg->serve.watch_ms > 0) {
+	/* A fixed version is watched too: an experiment may start against it. */
+	if (cfg->serve.watch_ms > 0 && (s->follows_alias || s->cur)) {
 		if (pthread_create(&watcher, NULL, watch_main, s) != 0) {
 			ret = err_set(err, LTV_EINTERNAL, "cannot start the alias watcher thread");
 			goto out;
@@ -717,6 +725,7 @@ out:
 		pthread_mutex_unlock(&s->watch_lock);
 		pthread_join(watcher, NULL);
 	}
+	serve_experiment_release(s);
 	serve_model_put(s->cur);
 	serve_metrics_release(&s->metrics);
 	serve_batcher_release(&s->batcher);

@@ -16,6 +16,7 @@
 #include <csv.h>
 #include <microhttpd.h>
 
+#include "ltv/explain.h"
 #include "ltv/log.h"
 #include "ltv/predict_user.h"
 #include "ltv/registry.h"
@@ -148,13 +149,16 @@ static int is_feature(const char *name)
 }
 
 /* What a user may carry beside the features. */
-static const char user_fields[] = "app, campaign, install_time, as_of";
+static const char user_fields[] = "app, campaign, install_time, as_of, user_id";
 
 /* One user's text fields before they are checked together. */
 struct user_text {
-	const char *app, *campaign, *install_time, *as_of;
+	const char *app, *campaign, *install_time, *as_of, *user_id;
 	int has_age;
 };
+
+/* Longest user_id accepted, in bytes (the experiment log keeps 127). */
+#define USER_ID_MAX 127
 
 static void field_name(char *buf, size_t size, const char *prefix, const char *name)
 {
@@ -171,7 +175,8 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	const char **slot = strcmp(name, "app") == 0 ? &ut->app
 			  : strcmp(name, "campaign") == 0 ? &ut->campaign
 			  : strcmp(name, "install_time") == 0 ? &ut->install_time
-			  : strcmp(name, "as_of") == 0 ? &ut->as_of : NULL;
+			  : strcmp(name, "as_of") == 0 ? &ut->as_of
+			  : strcmp(name, "user_id") == 0 ? &ut->user_id : NULL;
 	struct ltv_err err = { 0 };
 	char field[160];
 	double v;
@@ -186,6 +191,11 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 			return -1;
 		}
 		*slot = item ? item->valuestring : text;
+		if (slot == &ut->user_id && (!**slot || strlen(*slot) > USER_ID_MAX)) {
+			serve_reply_error(out, 400, "invalid_field", field,
+					  "%s must have 1 to %d bytes", field, USER_ID_MAX);
+			return -1;
+		}
 		return 0;
 	}
 	if (!is_feature(name)) {
@@ -339,6 +349,8 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 
 			jbuf_init(&text);
 			predict_user_json(&text, m, &b, &sv, i);
+			serve_experiment_answer(s, jobs[i]->arm, m, &b, &sv, i, &text);
+			jobs[i]->out->version = m->version;
 			serve_reply_json(jobs[i]->out, 200, &text);
 		}
 		served_release(&sv);
@@ -350,26 +362,99 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 	user_batch_release(&b);
 }
 
+/*
+ * The version the user of a single prediction is served with (a reference
+ * taken): the request's, or its experiment arm's when the body names a
+ * user_id (its type and length are checked with the other fields).
+ */
+static struct serve_model *route_user(struct serve *s, struct serve_request *rq, const cJSON *root,
+				      struct serve_arm *out_arm)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "user_id");
+	const cJSON *as_of_item = cJSON_GetObjectItemCaseSensitive(root, "as_of");
+	int64_t as_of = (int64_t)time(NULL);
+	const char *user_id = cJSON_IsString(id) && *id->valuestring &&
+			      strlen(id->valuestring) <= USER_ID_MAX ? id->valuestring : NULL;
+
+	if (cJSON_IsString(as_of_item) && time_parse_iso8601(as_of_item->valuestring, &as_of) < 0)
+		as_of = (int64_t)time(NULL); /* refused with its field by user_from_json */
+	return serve_experiment_route(s, rq->model, user_id, as_of, out_arm);
+}
+
+/*
+ * POST /v1/predict?explain=1: the same answer with "explain" added, served
+ * on its own (never through the batcher): an explanation builds an XGBoost
+ * DMatrix per tree model and predicts the user once per method.
+ */
+static void predict_explained(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	cJSON *root = parse_json(s, rq, out);
+	struct ltv_err err = { 0 };
+	struct serve_arm arm;
+	struct serve_model *use;
+	const struct loaded_model *m;
+	struct user_batch b;
+	struct served sv;
+	struct jbuf text;
+
+	if (!root)
+		return;
+	use = route_user(s, rq, root, &arm);
+	m = &use->m;
+	user_batch_init(&b, m, 1);
+	if (user_from_json(&b, 0, root, "", out) == 0 && serve_batch(s, m, &b, &sv, out) == 0) {
+		jbuf_init(&text);
+		predict_user_json(&text, m, &b, &sv, 0);
+		serve_experiment_answer(s, &arm, m, &b, &sv, 0, &text);
+		out->version = m->version;
+		if (predict_user_explain(&text, m, &b, &sv, 0, &err) == 0) {
+			serve_reply_json(out, 200, &text);
+		} else {
+			jbuf_release(&text);
+			serve_reply_error(out, 500, "internal", NULL, "%s", err.msg);
+		}
+		served_release(&sv);
+	}
+	user_batch_release(&b);
+	serve_model_put(use);
+	cJSON_Delete(root);
+}
+
 static void on_predict(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
+	const char *explain = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "explain");
 	cJSON *root;
 	struct user_batch b;
+	struct serve_arm arm;
+	struct serve_model *use;
 
+	if (explain && strcmp(explain, "0") != 0 && strcmp(explain, "false") != 0) {
+		if (strcmp(explain, "1") != 0 && strcmp(explain, "true") != 0) {
+			serve_reply_error(out, 400, "invalid_field", "explain",
+					  "explain takes 1 or 0 (true or false)");
+			return;
+		}
+		predict_explained(s, rq, out);
+		return;
+	}
 	serve_batcher_arriving(s, 1);
 	root = parse_json(s, rq, out);
 	if (!root) {
 		serve_batcher_arriving(s, -1);
 		return;
 	}
-	user_batch_init(&b, &rq->model->m, 1);
+	use = route_user(s, rq, root, &arm);
+	user_batch_init(&b, &use->m, 1);
 	if (user_from_json(&b, 0, root, "", out) == 0) {
-		struct predict_job job = { .user = &b, .model = rq->model, .out = out };
+		struct predict_job job = { .user = &b, .model = use, .out = out,
+					   .arm = arm.experiment[0] ? &arm : NULL };
 
 		serve_batcher_predict(s, &job);
 	} else {
 		serve_batcher_arriving(s, -1);
 	}
 	user_batch_release(&b);
+	serve_model_put(use);
 	cJSON_Delete(root);
 }
 
@@ -388,15 +473,22 @@ static int batch_size_ok(struct serve *s, size_t n, struct serve_reply *out)
 	return 1;
 }
 
+/*
+ * A JSON batch: each user that names a user_id goes to its experiment arm
+ * (route_user), so the batch is served as up to two batches, the served
+ * version's and the candidate's, and answered in the order given.
+ */
 static void batch_json(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
 	cJSON *root = parse_json(s, rq, out);
 	const cJSON *item;
-	struct user_batch b;
-	struct served sv;
+	struct serve_model *arm_model[2] = { NULL, NULL }; /* control (served), candidate */
+	struct user_batch b[2];
+	struct served sv[2];
+	struct serve_arm *arms = NULL;
+	size_t *row_of = NULL, n_arm[2] = { 0, 0 }, n, i = 0;
+	int ok = 1, served[2] = { 0, 0 }, have[2] = { 0, 0 };
 	struct jbuf text;
-	size_t n, i = 0;
-	int ok = 1;
 
 	if (!root)
 		return;
@@ -411,31 +503,70 @@ static void batch_json(struct serve *s, struct serve_request *rq, struct serve_r
 		cJSON_Delete(root);
 		return;
 	}
-	user_batch_init(&b, &rq->model->m, n);
+	arms = xcalloc(n, sizeof(*arms));
+	row_of = xcalloc(n, sizeof(*row_of));
+	cJSON_ArrayForEach(item, root) {
+		struct serve_model *use = cJSON_IsObject(item) ? route_user(s, rq, item, &arms[i])
+							       : serve_experiment_route(s, rq->model, NULL, 0, &arms[i]);
+		const int k = arms[i].candidate;
+
+		if (!arm_model[k])
+			arm_model[k] = use;
+		else
+			serve_model_put(use);
+		row_of[i++] = n_arm[k]++;
+	}
+	for (int k = 0; k < 2; k++)
+		if (n_arm[k]) {
+			user_batch_init(&b[k], &arm_model[k]->m, n_arm[k]);
+			have[k] = 1;
+		}
+	i = 0;
 	cJSON_ArrayForEach(item, root) {
 		char prefix[32];
 
 		snprintf(prefix, sizeof(prefix), "[%zu].", i);
-		if (user_from_json(&b, i++, item, prefix, out) < 0) {
+		if (user_from_json(&b[arms[i].candidate], row_of[i], item, prefix, out) < 0) {
 			ok = 0;
 			break;
 		}
+		i++;
 	}
-	if (ok && serve_batch(s, &rq->model->m, &b, &sv, out) == 0) {
+	for (int k = 0; k < 2 && ok; k++)
+		if (have[k]) {
+			ok = serve_batch(s, &arm_model[k]->m, &b[k], &sv[k], out) == 0;
+			served[k] = ok;
+		}
+	if (ok) {
 		jbuf_init(&text);
 		jbuf_reserve(&text, n * BATCH_JSON_USER_BYTES);
 		jbuf_addf(&text, "{\"model_version\":%lld,\"n\":%zu,\"predictions\":[",
 			  (long long)rq->model->m.version, n);
 		for (i = 0; i < n; i++) {
+			const int k = arms[i].candidate;
+			struct jbuf one;
+
+			jbuf_init(&one);
+			predict_user_json(&one, &arm_model[k]->m, &b[k], &sv[k], row_of[i]);
+			serve_experiment_answer(s, arms[i].experiment[0] ? &arms[i] : NULL,
+						&arm_model[k]->m, &b[k], &sv[k], row_of[i], &one);
 			if (i)
 				jbuf_puts(&text, ",");
-			predict_user_json(&text, &rq->model->m, &b, &sv, i);
+			jbuf_add(&text, one.p, one.len);
+			jbuf_release(&one);
 		}
 		jbuf_puts(&text, "]}");
 		serve_reply_json(out, 200, &text);
-		served_release(&sv);
 	}
-	user_batch_release(&b);
+	for (int k = 0; k < 2; k++) {
+		if (served[k])
+			served_release(&sv[k]);
+		if (have[k])
+			user_batch_release(&b[k]);
+		serve_model_put(arm_model[k]);
+	}
+	free(arms);
+	free(row_of);
 	cJSON_Delete(root);
 }
 
@@ -629,6 +760,7 @@ static void on_metrics(struct serve *s, struct serve_request *rq, struct serve_r
 	(void)rq;
 	jbuf_init(&b);
 	serve_metrics_write(&s->metrics, &b);
+	serve_experiment_metrics(s, &b);
 	text = jbuf_take(&b, &len);
 	serve_reply_text(out, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
@@ -719,6 +851,8 @@ static void report(struct serve *s, const char *name, int64_t param, const char 
 		out->version = sm->m.version;
 	}
 	serve_model_put(sm);
+	if (strcmp(name, "model_versions") == 0) /* the page offers alias moves only when they can work */
+		jbuf_addf(&b, "\"alias_moves\":%s,", s->token && *s->token ? "true" : "false");
 	jbuf_json_str(&b, key);
 	jbuf_puts(&b, ":[");
 	if (registry_report(reg, name, param, row_json, &rj, &err) < 0) {
@@ -760,6 +894,68 @@ static int resolve(struct registry *reg, const char *ref, const char *field, int
 	else if (ret < 0)
 		serve_reply_error(out, 500, "internal", NULL, "%s", err.msg);
 	return ret;
+}
+
+/* "monitor": the latest drift report of version (include/ltv/monitor.h), or null. */
+static void latest_monitor_json(struct jbuf *b, struct registry *reg, int64_t version)
+{
+	struct ltv_err err = { 0 };
+	struct monitor_row mon;
+
+	jbuf_puts(b, "\"monitor\":");
+	if (registry_monitor_latest(reg, version, &mon, &err) < 0) {
+		jbuf_puts(b, "null");
+		return;
+	}
+	jbuf_addf(b, "{\"id\":%lld,\"created_at\":", (long long)mon.id);
+	jbuf_json_str(b, mon.created_at);
+	jbuf_puts(b, ",\"status\":");
+	jbuf_json_str(b, mon.status);
+	jbuf_puts(b, ",\"report\":");
+	jbuf_puts(b, mon.report && *mon.report == '{' ? mon.report : "null");
+	jbuf_puts(b, "}");
+	monitor_row_release(&mon);
+}
+
+/*
+ * "feature_importance" of version's tree models: the served model's when it
+ * is that version, else the version loaded for this answer.
+ */
+static int importance_json(struct serve *s, struct registry *reg, int64_t version, struct jbuf *b,
+			   struct ltv_err *err)
+{
+	struct serve_model *sm = serve_model_get(s);
+	struct loaded_model other;
+	int ret;
+
+	if (sm && sm->m.version == version) {
+		ret = explain_importance_json(b, &sm->m, err);
+		serve_model_put(sm);
+		return ret;
+	}
+	serve_model_put(sm);
+	if ((ret = model_load(reg, &s->model_cfg, version, &other, err)) < 0)
+		return ret;
+	ret = explain_importance_json(b, &other, err);
+	model_release(&other);
+	return ret;
+}
+
+/* GET /v1/monitor: the served version's latest drift report. */
+static void on_monitor(struct serve *s, struct serve_request *rq, struct serve_reply *out)
+{
+	struct registry *reg = NULL;
+	struct jbuf b;
+
+	if (open_registry(s, &reg, out) < 0)
+		return;
+	jbuf_init(&b);
+	jbuf_addf(&b, "{\"model_version\":%lld,", (long long)rq->model->m.version);
+	out->version = rq->model->m.version;
+	latest_monitor_json(&b, reg, rq->model->m.version);
+	jbuf_puts(&b, "}");
+	serve_reply_json(out, 200, &b);
+	registry_close(reg);
 }
 
 static void on_model_show(struct serve *s, struct serve_request *rq, struct serve_reply *out)
@@ -847,7 +1043,11 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 			jbuf_puts(&b, evals[i].metrics && *evals[i].metrics ? evals[i].metrics : "null");
 			jbuf_puts(&b, "}");
 		}
-		jbuf_puts(&b, "]}");
+		jbuf_puts(&b, "],");
+		latest_monitor_json(&b, reg, version);
+		jbuf_puts(&b, ",");
+		ret = importance_json(s, reg, version, &b, &err);
+		jbuf_puts(&b, "}");
 	}
 	if (ret == 0) {
 		serve_reply_json(out, 200, &b);
@@ -973,6 +1173,7 @@ const struct route serve_routes[] = {
 	{ "GET", "/metrics", on_metrics, 0, "metrics" },
 	{ "GET", "/v1/models", on_models, 0, "models" },
 	{ "GET", "/v1/models/", on_model_show, ROUTE_PARAM, "model" },
+	{ "GET", "/v1/monitor", on_monitor, ROUTE_MODEL, "monitor" },
 	{ "POST", "/v1/predict", on_predict, ROUTE_BODY | ROUTE_MODEL, "predict" },
 	{ "POST", "/v1/predict/batch", on_predict_batch, ROUTE_BODY | ROUTE_CSV | ROUTE_MODEL,
 	  "predict_batch" },

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ltv/explain.h"
 #include "ltv/predict_user.h"
 #include "ltv/model_data.h"
 
@@ -309,4 +310,16 @@ void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const stru
 		}
 	}
 	jbuf_puts(out, "\r\n");
+}
+
+int predict_user_explain(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+			 const struct served *s, size_t i, struct ltv_err *err)
+{
+	assert(out->len > 0 && out->p[out->len - 1] == '}');
+	out->p[--out->len] = '\0'; /* reopen the object */
+	jbuf_puts(out, ",");
+	if (explain_row_json(out, m, &b->d, i, s->method[i], err) < 0)
+		return err_prefix(err, "explaining user %zu", i);
+	jbuf_puts(out, "}");
+	return 0;
 }

@@ -23,6 +23,12 @@ static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "
 #define BLEND_MAGIC "LTVBLND1"
 #define CHOICES_MAGIC "LTVCHOI1"
 
+size_t predictor_fallback_order(const char *const **out_names)
+{
+	*out_names = fallback_order;
+	return sizeof(fallback_order) / sizeof(*fallback_order);
+}
+
 /*
  * Blend weights, per horizon (v2; v1 had the target horizon's only, which
  * then serves every horizon): u32 number of horizons, then per horizon its

@@ -44,6 +44,8 @@ struct evaluate_options {
 #define EVAL_GAIN_POINTS 101
 #define EVAL_MAX_SERIES (METHOD_COUNT + 4)
 #define EVAL_MIN_CAMPAIGN_USERS 50
+/* A campaign metric over fewer campaigns than this is flagged as thin on the page. */
+#define EVAL_FEW_CAMPAIGNS 5
 
 enum eval_kind { EVAL_MIX, EVAL_METHOD, EVAL_BASELINE };
 
@@ -123,6 +125,7 @@ struct eval_result {
 	char run_id[64];
 	char config_hash[HASH_HEX_LEN];
 	char *config_summary;      /* snapshots, target, validation days: one line; owned */
+	int64_t target_horizon;    /* the model's; the page's opening sentence is about it */
 	int64_t production_version; /* the main registry's production version, 0 when none */
 	int64_t model_version;     /* the registry version evaluated (--model), 0: trained afresh */
 	int64_t evaluation_id;     /* row of the main registry's evaluations table, 0 if not stored */

@@ -106,6 +106,15 @@ int gbt_native(const struct gbt_model *m);
  */
 int gbt_predict_xgboost(const struct gbt_model *m, const float *x, size_t n_rows,
 			size_t n_features, int margin, double *out_pred, struct ltv_err *err);
+/*
+ * Each feature's contribution to the raw margin of each row (XGBoost's
+ * TreeSHAP, exact): out_contrib is n_rows × (n_features + 1), row-major, the
+ * last column the bias (the expected margin). A row's n_features + 1 values
+ * sum to its gbt_predict_margin. Slower than gbt_predict (it builds a
+ * DMatrix): for explaining a few rows, not for serving.
+ */
+int gbt_predict_contribs(const struct gbt_model *m, const float *x, size_t n_rows,
+			 size_t n_features, double *out_contrib, struct ltv_err *err);
 
 /*
  * Serialises m into a new buffer *out_buf (caller frees) of *out_len bytes:

@@ -76,6 +76,13 @@ int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct
 void predict_user_json(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
 		       const struct served *s, size_t i);
 /*
+ * Adds "explain" (include/ltv/explain.h) to the object predict_user_json has
+ * just appended to out for row i: the same user, explained. Slow (one
+ * DMatrix per tree model): never in the serving fast path.
+ */
+int predict_user_explain(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+			 const struct served *s, size_t i, struct ltv_err *err);
+/*
  * The CSV header matching predict_user_csv: app,campaign,model_version,tier,
  * method,fallback,p_payer,segment, ltv_H..., ltv_raw_H..., p_alive,
  * p_purchase_30d, risk_segment, ltv_lo_H..., ltv_hi_H...

@@ -19,6 +19,8 @@
 
 #define PREDICTOR_MAX_HORIZONS 16
 #define SEGMENT_CUTS 3
+/* The fallback chain's method names in order (borrowed, static); returns how many. */
+size_t predictor_fallback_order(const char *const **out_names);
 
 /*
  * What select chose for one horizon: the method per (app, campaign), per

@@ -44,6 +44,7 @@ struct predict_options {
 	const char *campaign;
 	char *const *features;    /* "name=value" */
 	size_t n_features;
+	int explain;              /* add "explain" (include/ltv/explain.h) */
 };
 
 /* One user described by opts, predicted with a version of reg (open for reading), as JSON on out. */
@@ -58,7 +59,8 @@ int predict_run(const struct config *cfg, struct registry *reg, const struct pre
 struct registry;
 /* Every version: its row of model_versions, trained as_of and the config keys that differ from production. */
 int models_list(struct registry *reg, int json, FILE *out, struct ltv_err *err);
-int models_show(struct registry *reg, int64_t version, int json, FILE *out, struct ltv_err *err);
+int models_show(struct registry *reg, const struct config *cfg, int64_t version, int json, FILE *out,
+		struct ltv_err *err);
 int models_history(struct registry *reg, int json, FILE *out, struct ltv_err *err);
 /* Makes version production, recording reason; in its own transaction. */
 int models_promote(struct registry *reg, int64_t version, const char *reason, FILE *out,

@@ -14,6 +14,7 @@
 #include "ltv/jbuf.h"
 #include "ltv/model_loader.h"
 #include "ltv/predict_user.h"
+#include "ltv/registry.h"
 #include "ltv/serve.h"
 
 /* One loaded model version, immutable once published; freed by its last user. */
@@ -75,9 +76,58 @@ struct serve_metrics {
  * for them up to SERVE_BATCH_WAIT_US; under light load a batch is one user
  * and nothing waits.
  */
+/*
+ * A/B experiments in serving (cli/serve_experiment.c; include/ltv/experiment.h
+ * for the assignment). The watcher reads the active experiment beside the
+ * alias; while one runs with the served version as its control, a request
+ * that names its user_id goes to the arm the salted hash of that id gives
+ * (the same as `score`), the answer names the experiment, the arm and the
+ * version, and a log_rate sample of users is logged into the registry table
+ * experiment_predictions. Logging never slows or fails a request: entries go
+ * to a bounded queue that one writer thread empties in batches, one
+ * transaction each; a full queue or a failed write drops entries and counts
+ * them in /metrics. One experiment at a time (`models experiment start`
+ * refuses a second while one runs).
+ */
+struct serve_arm {
+	char experiment[64];          /* "" when no experiment applies */
+	int candidate;                /* 1: the candidate arm */
+	int logged;                   /* 1: this user is in the logging sample */
+	char user_id[128];
+	int64_t as_of;                /* when the user was served (their age is counted at it) */
+};
+
+struct serve_log_entry {
+	char experiment[64];
+	struct experiment_prediction p;
+	char predictions[40 * PREDICTOR_MAX_HORIZONS]; /* {"H": ltv, ...} */
+};
+
+/* Entries queued at most; beyond, new ones are dropped (counted). */
+#define SERVE_LOG_QUEUE_MAX 20000
+/* The writer flushes at least this often, and as soon as this many are queued. */
+#define SERVE_LOG_FLUSH_MS 200
+#define SERVE_LOG_FLUSH_ROWS 512
+
+struct serve_experiment {
+	pthread_mutex_t lock;         /* guards row, active and candidate */
+	struct experiment_row row;
+	int active;                   /* row applies: running, with the served version as control */
+	struct serve_model *candidate;
+
+	pthread_mutex_t qlock;        /* guards the queue and stopping */
+	pthread_cond_t qcond;
+	struct serve_log_entry *queue;
+	size_t n_queue;
+	int stopping, have_writer;
+	pthread_t writer;
+	atomic_ullong queued, written, dropped, lost, write_failures;
+};
+
 struct predict_job {
 	struct user_batch *user;      /* one validated row */
 	struct serve_model *model;
+	const struct serve_arm *arm;  /* NULL: no experiment applies */
 	struct serve_reply *out;      /* filled by the thread that predicts */
 	int done;
 	struct predict_job *next;
@@ -114,6 +164,7 @@ struct serve {
 	atomic_ullong n_answered;
 	struct serve_metrics metrics;
 	struct serve_batcher batcher;
+	struct serve_experiment exp;
 };
 
 struct serve_request {
@@ -181,6 +232,36 @@ void serve_batcher_predict(struct serve *s, struct predict_job *job);
  * user by user, so one user's 400 is not another's.
  */
 void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t n);
+
+/* Starts the log writer thread; 0 or LTV_EINTERNAL. */
+int serve_experiment_init(struct serve *s, struct ltv_err *err);
+/* Writes what is queued, stops the writer, lets the candidate go. */
+void serve_experiment_release(struct serve *s);
+/*
+ * Called by the watcher with its registry snapshot: reads the active
+ * experiment and loads, keeps or drops its candidate version. A failure
+ * leaves what was there and is the caller's to log.
+ */
+int serve_experiment_refresh(struct serve *s, struct registry *reg, struct ltv_err *err);
+/*
+ * The version a request for user_id (NULL: none given) is served with:
+ * served itself or the experiment's candidate, with a reference taken (give
+ * it back with serve_model_put). *out_arm says which arm, if any.
+ */
+struct serve_model *serve_experiment_route(struct serve *s, struct serve_model *served,
+					   const char *user_id, int64_t as_of,
+					   struct serve_arm *out_arm);
+/*
+ * After row i of b was served by m into sv: appends the experiment and arm
+ * to the JSON object just written to out (reopened), and queues the
+ * prediction for the log when the user is in the sample. Never blocks on
+ * the registry.
+ */
+void serve_experiment_answer(struct serve *s, const struct serve_arm *arm,
+			     const struct loaded_model *m, const struct user_batch *b,
+			     const struct served *sv, size_t i, struct jbuf *out);
+/* The experiment's counters for /metrics. */
+void serve_experiment_metrics(struct serve *s, struct jbuf *out);
 
 void serve_metrics_init(struct serve_metrics *mt);
 void serve_metrics_release(struct serve_metrics *mt);

@@ -591,6 +591,50 @@ int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
 	return predict_rows(m, x, n_rows, n_features, 1, out_pred, err);
 }
 
+int gbt_predict_contribs(const struct gbt_model *m, const float *x, size_t n_rows,
+			 size_t n_features, double *out_contrib, struct ltv_err *err)
+{
+	/*
+	 * Contributions go through a DMatrix: XGBoost 1.7's in-place prediction
+	 * (XGBoosterPredictFromDense) takes only types 0 and 1. "type": 2 is
+	 * TreeSHAP (exact), not the approximation (3).
+	 */
+	static const char config[] =
+		"{\"type\": 2, \"training\": false, \"iteration_begin\": 0, "
+		"\"iteration_end\": 0, \"strict_shape\": false}";
+	const size_t width = n_features + 1;
+	DMatrixHandle d = NULL;
+	const bst_ulong *shape = NULL;
+	bst_ulong dim = 0, total = 1;
+	const float *result = NULL;
+	int ret = 0;
+
+	assert(m && (x || n_rows == 0) && (out_contrib || n_rows == 0));
+	if (n_features != m->n_features)
+		return err_set(err, LTV_EINVAL,
+			       "gbt: contributions got %zu features per row; the model was fitted on %zu",
+			       n_features, m->n_features);
+	if (n_rows == 0)
+		return 0;
+	XGB_TRY(XGDMatrixCreateFromMat(x, n_rows, n_features, NAN, &d));
+	XGB_TRY(XGBoosterPredictFromDMatrix(m->booster, d, config, &shape, &dim, &result));
+	for (bst_ulong k = 0; k < dim; k++)
+		total *= shape[k];
+	if (total != n_rows * width) {
+		ret = err_set(err, LTV_EMODEL,
+			      "gbt: xgboost returned %" PRIu64 " contributions for %zu rows of %zu",
+			      (uint64_t)total, n_rows, width);
+		goto out;
+	}
+	/* result is XGBoost's until its next call on this booster: copied now. */
+	for (size_t i = 0; i < n_rows * width; i++)
+		out_contrib[i] = result[i];
+out:
+	if (d)
+		XGDMatrixFree(d);
+	return ret;
+}
+
 int gbt_save_json(const struct gbt_model *m, char **out_text, size_t *out_len, struct ltv_err *err)
 {
 	const char *body = NULL;

@@ -103,7 +103,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", required=True, help="the server's page, e.g. http://127.0.0.1:8080/")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="a form field to fill (repeatable): app, campaign, age_days, rev_window, ...")
+                    help="a form field to fill (repeatable): app, campaign, age_days, rev_window, ...;"
+                         " none: only the Models tab is opened and shot")
     ap.add_argument("--screenshot", required=True, help="PNG of the answer; the Models tab goes beside it")
     ap.add_argument("--chromium", default="chromium")
     ap.add_argument("--timeout", type=float, default=30)
@@ -134,15 +135,19 @@ def main():
                 raise RuntimeError("page script failed: %s" % r["exceptionDetails"].get("text"))
             return r["result"].get("value")
 
+        shown = {}
+        deadline = time.monotonic() + args.timeout
+        if not fields:  # the Models tab alone
+            js("document.body.dataset.answered = 'skipped'; true")
         fill = ";".join("document.getElementById(%s).value = %s" % (json.dumps(k), json.dumps(v))
                         for k, v in fields.items())
-        js(fill + "; document.getElementById('go').click(); true")
-        deadline = time.monotonic() + args.timeout
-        while not js("document.body.dataset.answered || document.getElementById('error').textContent"):
+        if fields:
+            js(fill + "; document.getElementById('go').click(); true")
+        while fields and not js("document.body.dataset.answered || document.getElementById('error').textContent"):
             if time.monotonic() > deadline:
                 raise TimeoutError("the page showed no answer")
             time.sleep(0.1)
-        shown = js("""(() => {
+        shown = {} if not fields else js("""(() => {
             const t = (id) => document.getElementById(id).textContent;
             const ltv = {}, roas = {};
             for (const tr of document.querySelectorAll('#ltv tbody tr')) {
@@ -152,18 +157,41 @@ def main():
             return { error: t('error'), segment: t('segment'), tier: t('tier'), method: t('method'),
                      p_payer: t('p_payer'), model_version: t('model_version'), ltv, roas };
         })()""")
-        shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)
-        with open(args.screenshot, "wb") as f:
-            f.write(base64.b64decode(shot["data"]))
-        js("document.getElementById('tab-models').click(); true")
-        while not js("document.querySelectorAll('#versions tbody tr').length"):
+        if fields:
+            shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)
+            with open(args.screenshot, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+        js("document.body.dataset.models = ''; document.getElementById('tab-models').click(); true")
+        while not js("document.body.dataset.models === 'loaded' && "
+                     "document.querySelectorAll('#versions tbody tr').length"):
             if time.monotonic() > deadline:
                 raise TimeoutError("the Models tab listed no versions")
             time.sleep(0.1)
-        shown["model_rows"] = js("document.querySelectorAll('#versions tbody tr').length")
-        shown["history_rows"] = js("document.querySelectorAll('#history tbody tr').length")
-        shown["served"] = js("document.getElementById('served').textContent")
-        shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)
+        shown.update(js("""(() => {
+            const q = (sel) => document.querySelectorAll(sel);
+            const bars = (sel) => Array.from(q(sel + ' svg.chart')).map((s) => s.querySelectorAll('rect.bar').length);
+            return {
+                model_rows: q('#versions tbody tr').length,
+                version_columns: Array.from(q('#versions thead th')).map((th) => th.textContent).filter((t) => t),
+                history_rows: q('#history tbody tr').length,
+                served: document.getElementById('served').textContent,
+                promote_buttons: q('#versions button.promote').length,
+                rollback_shown: !document.getElementById('moves').hidden,
+                evaluation_charts: bars('#evaluation'),
+                evaluation_titles: Array.from(q('#evaluation svg.chart > title')).map((t) => t.textContent),
+                drift_status: (document.getElementById('drift-status') || {}).textContent || '',
+                drift_charts: bars('#drift'),
+                calibration_rows: q('#calibration tbody tr').length,
+                models_error: document.getElementById('models-error').textContent,
+                external: Array.from(q('script[src],link[href],img[src]')).length,
+            };
+        })()"""))
+        metrics = b.send("Page.getLayoutMetrics", session=session)
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        shot = b.send("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}},
+            session=session)
         root, ext = os.path.splitext(args.screenshot)
         with open(root + "-models" + ext, "wb") as f:
             f.write(base64.b64decode(shot["data"]))

@@ -1,4 +1,4 @@
-# score replaces its three outputs (F, F.campaigns.csv, F.report.txt) as a
+# score replaces its four outputs (F, F.campaigns.csv, F.report.txt, .html) as a
 # set (issue 15, defect 4): all are written to temporaries and synced before
 # any is renamed, so a kill before the renames (LTVPIPE_FAULT=output:kill)
 # leaves the previous set whole, and kills at random moments leave every file
@@ -11,7 +11,7 @@ S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrat
 "$LTVPIPE" generate --users 3000 --out data >/dev/null || exit 1
 "$LTVPIPE" run $S >run.out 2>run.err
 echo "run exit $?"
-set_hash() { for f in "$1" "$1.campaigns.csv" "$1.report.txt"; do sha1sum <"$f" 2>/dev/null | cut -c1-40 || echo missing; done | tr '\n' ' '; }
+set_hash() { for f in "$1" "$1.campaigns.csv" "$1.report.txt" "$1.report.html"; do sha1sum <"$f" 2>/dev/null | cut -c1-40 || echo missing; done | tr '\n' ' '; }
 file_hash() { [ -f "$1" ] && sha1sum <"$1" | cut -c1-40 || echo missing; }
 tmps() { ls "$@" 2>/dev/null | grep -c '\.tmp' ; }
 
@@ -21,7 +21,7 @@ tmps() { ls "$@" 2>/dev/null | grep -c '\.tmp' ; }
 [ "$(set_hash old.csv)" != "$(set_hash new.csv)" ] && echo "old and new sets differ"
 
 mkdir out
-for f in "" .campaigns.csv .report.txt; do cp old.csv$f out/s.csv$f; done
+for f in "" .campaigns.csv .report.txt .report.html; do cp old.csv$f out/s.csv$f; done
 LTVPIPE_FAULT=output:kill "$LTVPIPE" score --output out/s.csv >/dev/null 2>err
 echo "score killed before its renames: exit $?"
 [ "$(set_hash out/s.csv)" = "$(set_hash old.csv)" ] && echo "previous set intact"
@@ -41,14 +41,14 @@ t0=$(date +%s%N); "$LTVPIPE" score --output timing.csv >/dev/null 2>&1; t1=$(dat
 ms=$(( (t1 - t0) / 1000000 )); [ "$ms" -lt 20 ] && ms=20
 kills=0; whole=0; new=0
 for i in $(seq 1 12); do
-	for f in "" .campaigns.csv .report.txt; do cp old.csv$f out/s.csv$f; done
+	for f in "" .campaigns.csv .report.txt .report.html; do cp old.csv$f out/s.csv$f; done
 	"$LTVPIPE" score --output out/s.csv >/dev/null 2>&1 &
 	pid=$!
 	sleep "$(awk -v ms="$ms" -v i="$i" 'BEGIN { srand(1000 + i); printf "%.3f", rand() * ms * 1.1 / 1000 }')"
 	kill -9 $pid 2>/dev/null && kills=$((kills + 1))
 	wait $pid 2>/dev/null
 	ok=1
-	for f in "" .campaigns.csv .report.txt; do
+	for f in "" .campaigns.csv .report.txt .report.html; do
 		h=$(file_hash out/s.csv$f)
 		[ "$h" = "$(file_hash old.csv$f)" ] || [ "$h" = "$(file_hash new.csv$f)" ] || ok=0
 		[ "$h" = "$(file_hash new.csv$f)" ] && new=$((new + 1))

@@ -31,7 +31,7 @@ serve_start srv --set serve.watch_ms=100 --set serve.max_batch=100 --set serve.m
 u=$srv_url
 echo "health $(http GET "$u/health") $(jq -r .status body)"
 echo "ready $(http GET "$u/ready") version $(jq -r .model_version body)"
-echo "page $(http GET "$u/") $(grep -c '<form id="form">' body) form, $(grep -c 'https\?://' body) external URLs"
+echo "page $(http GET "$u/") $(grep -c '<form id="form">' body) form, $(grep -o 'https\?://[^"'"'"' ]*' body | grep -vcx 'http://www.w3.org/2000/svg') external URLs (the SVG namespace name is no URL fetched)"
 echo "models $(http GET "$u/v1/models") versions $(jq -c '[.versions[].version]' body) aliases $(jq -c '[.versions[].aliases]' body)"
 echo "model production $(http GET "$u/v1/models/production") version $(jq .version body) horizons $(jq -c .horizons body) methods $(jq -r '.methods | keys | join(",")' body)"
 jq -e '[.methods[].campaigns] | add > 0' body >/dev/null && echo "  campaigns counted by method"

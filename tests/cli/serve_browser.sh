@@ -2,13 +2,21 @@
 # the DevTools protocol by tests/browser/page_test.py) fills the prediction
 # form, submits it and reads the answer; the numbers it shows must be those
 # of `ltvpipe predict` for the same user. The Models tab must list the
-# versions and the alias history. Screenshots go to tests/browser/out/.
+# versions with their out-of-sample metric and the alias history, draw the
+# latest evaluation's charts (campaign WAPE and Gini per horizon, one bar per
+# predictor of the stored evaluation) and the latest drift report (PSI chart,
+# calibration table) as inline SVG, and offer promote and rollback only when
+# the server has a token. Screenshots go to tests/browser/out/.
 set -u
 . "$LTV_ROOT/tests/lib/serve.bash"
 S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20"
 "$LTVPIPE" generate --users 4000 --out data >/dev/null || exit 1
-"$LTVPIPE" run $S >run.out 2>run.err || exit 1
-serve_start srv || exit 1
+# trained as of May, so that its 90-day outcomes are complete for evaluate --model
+"$LTVPIPE" run $S --as-of 2025-05-01 >run.out 2>run.err || exit 1
+"$LTVPIPE" evaluate --model production --output eval >eval.out 2>eval.err || { cat eval.err; exit 1; }
+"$LTVPIPE" monitor --as-of 2025-05-08 --json >monitor.json 2>monitor.err
+echo "monitor exit $? (0 ok, 3 warn, 4 alert)" | sed 's/exit [034] /exit 0|3|4 /'
+LTVPIPE_SERVE_TOKEN=page-token serve_start srv || exit 1
 app=$(sed -n 2p data/users.csv | cut -d, -f2)
 campaign=$(sed -n 2p data/users.csv | cut -d, -f3)
 shots="$LTV_ROOT/tests/browser/out"
@@ -31,5 +39,23 @@ for h in $(jq -r '.ltv | keys[]' cli.json | sort -n); do
 	[ "$got" = "$want" ] && [ "$(jq -r ".roas[\"$h\"]" page.json)" = "$roas" ] && echo "ltv and ROAS at $h days as ltvpipe predict" || echo "at $h days: page $got, predict $want"
 done
 echo "models tab: $(jq .model_rows page.json) version row(s), $(jq .history_rows page.json) alias move(s), '$(jq -r .served page.json)'"
-[ -s "$shots/page.png" ] && [ "$(head -c 8 "$shots/page.png" | od -An -c | tr -d ' ')" = '211PNG\r\n032\n' ] && echo "screenshot saved (PNG)"
+echo "  columns: $(jq -r '.version_columns | join(", ")' page.json); error text: '$(jq -r .models_error page.json)'"
+echo "  with a token: $(jq .promote_buttons page.json) promote button(s), rollback shown: $(jq .rollback_shown page.json)"
+want=$(jq -c '[.horizons[] | ([.predictors[] | select(.campaign_wape != null)] | length), ([.predictors[] | select(.normalized_gini != null)] | length)]' eval/evaluation.json)
+[ "$(jq -c .evaluation_charts page.json)" = "$want" ] &&
+	echo "  evaluation: 2 charts per horizon, one bar per predictor with a value in the stored evaluation"
+echo "  chart titles: $(jq -r '.evaluation_titles | join("; ")' page.json)"
+status=$(jq -r .status monitor.json)
+jq -e --arg s "$status" '.drift_status | startswith("Status " + $s + " at as_of 2025-05-08")' page.json >/dev/null && echo "  drift: the stored report's status and as_of"
+jq -e --argjson n "$(jq '[.psi[]] | length | if . > 12 then 12 else . end' monitor.json)" '.drift_charts == [$n]' page.json >/dev/null && echo "  drift: one PSI bar per feature (at most 12)"
+echo "  calibration rows as the report's horizons: $([ "$(jq .calibration_rows page.json)" = "$(jq '.calibration | length' monitor.json)" ] && echo yes)"
+echo "  external resources: $(jq .external page.json)"
+serve_stop "$srv_pid"
+unset LTVPIPE_SERVE_TOKEN
+serve_start plain || exit 1
+python3 "$LTV_ROOT/tests/browser/page_test.py" --url "$plain_url/" --screenshot "$shots/page-notoken.png" >plain.json 2>plain.err
+echo "without a token: browser exit $?, $(jq .promote_buttons plain.json) promote button(s), rollback shown: $(jq .rollback_shown plain.json)"
+for f in page page-models; do
+	[ -s "$shots/$f.png" ] && [ "$(head -c 8 "$shots/$f.png" | od -An -c | tr -d ' ')" = '211PNG\r\n032\n' ] && echo "screenshot $f saved (PNG)"
+done
 exit 0

@@ -781,6 +781,60 @@ static void test_feature_importance(void **state)
 	free(x), free(y);
 }
 
+/*
+ * TreeSHAP contributions plus the bias give the margin, row by row, for a
+ * regressor and a classifier (log-odds), NaN features included; a feature no
+ * tree uses contributes nothing, and the signal dominates the noise.
+ */
+static void check_contribs(const char *objective, uint64_t seed)
+{
+	struct rng r = { seed };
+	const size_t k = 4, n = 400;
+	float *x, *y;
+	double *margin = alloc_d(n), *contrib = alloc_d(n * (k + 1));
+	double signal = 0, noise = 0;
+	struct gbt_param p;
+	struct gbt_model *m;
+	struct ltv_err err = { 0, "" };
+
+	make_linear(&r, n, k, 0.1, &x, &y);
+	for (size_t i = 0; i < n; i++) {
+		x[i * k + 3] = 1.0f;
+		if (i % 7 == 0)
+			x[i * k + 1] = NAN;
+		if (strcmp(objective, "binary:logistic") == 0)
+			y[i] = y[i] > 0 ? 1.0f : 0.0f;
+	}
+	gbt_param_init_defaults(&p);
+	p.objective = objective;
+	p.n_rounds = 30;
+	m = fit_ok(&p, x, y, n, NULL, NULL, 0, k, NULL);
+	assert_int_equal(gbt_predict_margin(m, x, n, k, margin, &err), 0);
+	assert_int_equal(gbt_predict_contribs(m, x, n, k, contrib, &err), 0);
+	for (size_t i = 0; i < n; i++) {
+		double sum = 0;
+
+		for (size_t j = 0; j <= k; j++)
+			sum += contrib[i * (k + 1) + j];
+		assert_true(fabs(sum - margin[i]) <= 1e-4 * (1 + fabs(margin[i])));
+		assert_true(contrib[i * (k + 1) + 3] == 0.0);
+		signal += fabs(contrib[i * (k + 1)]);
+		noise += fabs(contrib[i * (k + 1) + 2]);
+	}
+	assert_true(signal > 5 * noise);
+	/* A wrong row width is refused, not read past. */
+	assert_int_equal(gbt_predict_contribs(m, x, n, k - 1, contrib, &err), LTV_EINVAL);
+	gbt_free(m);
+	free(x), free(y), free(margin), free(contrib);
+}
+
+static void test_contributions_sum_to_margin(void **state)
+{
+	(void)state;
+	check_contribs("reg:squarederror", 21);
+	check_contribs("binary:logistic", 22);
+}
+
 static void test_version_string(void **state)
 {
 	int major, minor, patch;
@@ -812,6 +866,7 @@ int main(void)
 		cmocka_unit_test(test_chunked_predict_matches_small_batches),
 		cmocka_unit_test(test_concurrent_predicts),
 		cmocka_unit_test(test_feature_importance),
+		cmocka_unit_test(test_contributions_sum_to_margin),
 		cmocka_unit_test(test_version_string),
 	};
 

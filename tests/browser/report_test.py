@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Opens a self-contained report page in headless Chromium and reads what it draws.
+
+Loads FILE (file://), waits for it, saves a full-page screenshot, and prints
+one JSON object: the page's title, every campaign chart's data attributes
+and what it drew (curve points, a band, a cost line, a payback marker), the
+rows of its tables, the segment bars, the opening sentence (#headline), the
+campaign tables (table.campaigns) and the notes on thin campaign metrics, and
+the resources it asked the network for (must be none). Standard library only;
+drives Chromium with page_test.Browser.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from page_test import Browser  # noqa: E402
+
+
+READ = """(() => {
+    const q = (sel) => Array.from(document.querySelectorAll(sel));
+    const charts = q('svg.campaign').map((s) => {
+        const d = Object.assign({}, s.dataset);
+        d.section = s.parentElement.id;
+        d.curve_points = (s.querySelector('polyline.curve') || { getAttribute: () => '' })
+            .getAttribute('points').trim().split(/\\s+/).filter((p) => p).length;
+        d.band = !!s.querySelector('polygon.band');
+        d.cost_line = !!s.querySelector('line.cost');
+        d.payback_marker = !!s.querySelector('circle.payback');
+        d.width = s.getBoundingClientRect().width;
+        return d;
+    });
+    const rows = (id) => q('#' + id + ' tbody tr').map((tr) => Array.from(tr.cells).map((c) => c.textContent));
+    return {
+        title: document.title,
+        headline: (document.getElementById('headline') || {}).textContent || '',
+        charts,
+        top_table: rows('top-table'),
+        bottom_table: rows('bottom-table'),
+        totals: rows('totals'),
+        segments: q('rect.segment').map((r) => [r.dataset.segment, Number(r.dataset.users)]),
+        campaign_rows: q('table.campaigns tr').filter((tr) => tr.querySelector('td'))
+            .map((tr) => Array.from(tr.cells).map((c) => c.textContent)),
+        few_campaign_notes: q('.few-campaigns').map((p) => p.textContent),
+        thin_cells: q('td.thin').length,
+        tables: q('table').map((t) => t.id || t.className || 'table').length,
+        svg_count: q('svg').length,
+    };
+})()"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", help="the HTML file")
+    ap.add_argument("--screenshot", required=True)
+    ap.add_argument("--chromium", default="chromium")
+    ap.add_argument("--timeout", type=float, default=30)
+    args = ap.parse_args()
+    binary = shutil.which(args.chromium)
+    if not binary:
+        print("report_test: %s not found; apt-get install chromium" % args.chromium, file=sys.stderr)
+        return 2
+    b = Browser(binary, args.timeout)
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        b.send("Page.enable", session=session)
+        b.send("Runtime.enable", session=session)
+        b.send("Network.enable", session=session)
+        b.send("Page.navigate", {"url": "file://" + os.path.abspath(args.file)}, session=session)
+        b.wait_event("Page.loadEventFired", session)
+        r = b.send("Runtime.evaluate", {"expression": READ, "returnByValue": True}, session=session)
+        if "exceptionDetails" in r:
+            raise RuntimeError("reading the page failed: %s" % r["exceptionDetails"].get("text"))
+        shown = r["result"]["value"]
+        shown["requests"] = sorted({ev["params"]["request"]["url"] for ev in b.events
+                                    if ev.get("method") == "Network.requestWillBeSent"
+                                    and not ev["params"]["request"]["url"].startswith("file://")})
+        metrics = b.send("Page.getLayoutMetrics", session=session)
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        shot = b.send("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}},
+            session=session)
+        with open(args.screenshot, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+    except (TimeoutError, RuntimeError) as e:
+        print("report_test: %s" % e, file=sys.stderr)
+        return 1
+    finally:
+        b.close()
+    print(json.dumps(shown, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+# A/B experiments in `ltvpipe serve` (issue 11): while an experiment runs
+# against the served version, a prediction that names its user_id goes to
+# the arm `score` gives the same user (the salted hash), the answer names the
+# experiment, the arm and the version that served (body and X-Model-Version;
+# in a JSON batch per user, in order),
+# and the users in the log_rate sample are logged into experiment_predictions
+# by a background writer. A registry locked by another process delays no
+# request and fails none: the lost batch is counted in /metrics. Stopping the
+# experiment sends everyone back to production. One experiment at a time: a
+# second start is refused.
+set -u
+. "$LTV_ROOT/tests/lib/serve.bash"
+unset LTVPIPE_SERVE_TOKEN
+S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20 --set hurdle.n_rounds=30 --set multiplier.n_rounds=30"
+"$LTVPIPE" generate --users 2000 --out data >/dev/null || exit 1
+"$LTVPIPE" run $S >run.out 2>run.err || exit 1
+"$LTVPIPE" run $S --set lookalike.k=12 >run2.out 2>run2.err || exit 1
+R=models/registry.sqlite
+prod=$(sqlite3 $R "select model_version from aliases where alias = 'production'")
+cand=$((3 - prod))
+"$LTVPIPE" models experiment start ab --candidate $cand --share 0.5 --log-rate 0.5 >start.out 2>start.err
+echo "experiment start exit $?"
+"$LTVPIPE" models experiment start ab2 --candidate $cand >start2.out 2>start2.err
+echo "a second experiment while ab runs: exit $?"
+grep -o "experiment 'ab' is running; stop it first" start2.err
+echo "experiments stored: $(sqlite3 $R "select count(*) from experiments")"
+
+# score logs its sample of users with their arms
+"$LTVPIPE" score --output scores.csv >score.out 2>score.err || exit 1
+sqlite3 -separator , $R "select user_id, arm, model_version from experiment_predictions order by user_id" >score_arms.csv
+echo "score logged users: $([ "$(wc -l <score_arms.csv)" -gt 100 ] && echo 'more than 100')"
+
+serve_start srv --set serve.watch_ms=100 --set registry.busy_timeout_s=1 --threads 2 || exit 1
+u=$srv_url
+J='Content-Type: application/json'
+app=$(sed -n '2p' data/users.csv | cut -d, -f2)
+ask() { # USER_ID: "id,status,arm,version,header version,logged,seconds" of the answer
+	local w
+	w=$(curl -s -m 20 -D headers -o body -w '%{http_code},%{time_total}' -X POST -H "$J" \
+		-d "{\"app\":\"$app\",\"user_id\":\"$1\",\"rev_window\":1}" "$u/v1/predict")
+	printf '%s,%s,%s,%s,%s,%s\n' "$1" "${w%,*}" "$(jq -r '"\(.experiment.arm),\(.model_version)"' body)" \
+		"$(sed -n 's/^X-Model-Version: \([0-9]*\).*/\1/p' headers)" "$(jq -r '.experiment.logged' body)" "${w#*,}"
+}
+
+# the users score logged: the same arm over HTTP
+head -40 score_arms.csv | while IFS=, read -r id want version; do
+	ask "$id" >>served.csv
+	a=$(tail -1 served.csv)
+	[ "$(cut -d, -f3 <<<"$a")" = "$want" ] && [ "$(cut -d, -f4 <<<"$a")" = "$version" ] || echo "MISMATCH $id: score $want v$version, served $a"
+done
+echo "40 users score logged: $(cut -d, -f2 served.csv | sort -u | tr '\n' ' ')answers, arms as score's"
+awk -F, -v c=$cand -v p=$prod '($3 == "candidate" && $4 == c && $5 == c) || ($3 == "control" && $4 == p && $5 == p) { ok++ } END { print "  version in body and header matches the arm: " ok "/" NR }' served.csv
+
+# new users: arms by hash, the sample logged in the background
+for i in $(seq 1 200); do ask "web-$i"; done >web.csv
+awk -F, '$3 == "candidate" { c++ } $6 == "true" { l++ } END { printf "200 new users: candidate share in [0.4, 0.6]: %s, logged share in [0.4, 0.6]: %s\n", (c / NR >= 0.4 && c / NR <= 0.6) ? "yes" : "no " c, (l / NR >= 0.4 && l / NR <= 0.6) ? "yes" : "no " l }' web.csv
+for _ in $(seq 1 50); do
+	[ "$(sqlite3 $R "select count(*) from experiment_predictions where user_id like 'web-%'")" = "$(grep -c ',true,' web.csv)" ] && break
+	sleep 0.1
+done
+sqlite3 -separator , $R "select user_id, arm, model_version from experiment_predictions where user_id like 'web-%'" | LC_ALL=C sort >web_logged.csv
+awk -F, '$6 == "true" { print $1 "," $3 "," $4 }' web.csv | LC_ALL=C sort >web_expected.csv
+cmp -s web_logged.csv web_expected.csv && echo "  logged: exactly the sampled users, with their arm and version"
+echo "  ages and predictions logged: $(sqlite3 $R "select count(*) = sum(age_days is not null and predictions like '{\"7\":%') from experiment_predictions where user_id like 'web-%'")"
+# a JSON batch: each user to its arm, in the order given
+jq -c -n --arg a "$app" '[range(1; 21) | {app: $a, user_id: "web-\(.)", rev_window: 1}] + [{app: $a, rev_window: 1}]' >batch.json
+echo "batch $(http POST "$u/v1/predict/batch" -H "$J" --data-binary @batch.json) n $(jq .n body)"
+jq -r '.predictions[:20][] | "\(.experiment.arm),\(.model_version)"' body >batch_arms.txt
+head -20 web.csv | cut -d, -f3,4 >single_arms.txt
+cmp -s batch_arms.txt single_arms.txt && echo "  arms and versions as single requests, in order ($(sort -u batch_arms.txt | wc -l) distinct)"
+echo "  the user without user_id: $(jq -c '.predictions[20] | {experiment, model_version}' body | sed "s/:$prod}/:PRODUCTION}/")"
+echo "no user_id: $(curl -s -m 20 -X POST -H "$J" -d "{\"app\":\"$app\"}" "$u/v1/predict" | jq -c '{experiment, model_version}' | sed "s/:$prod}/:PRODUCTION}/")"
+echo "user_id too long: $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"user_id\":\"$(printf 'x%.0s' $(seq 1 200))\"}") $(err_of)"
+echo "user_id a number: $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"user_id\":7}") $(err_of)"
+
+# a registry locked by another writer: no request fails or waits for it
+(echo "BEGIN EXCLUSIVE;"; sleep 8; echo "COMMIT;") | sqlite3 $R &
+lock=$!
+sleep 0.5
+for i in $(seq 301 320); do ask "web-$i"; done >locked.csv
+echo "20 requests while the registry is locked (busy timeout 1 s): $(cut -d, -f2 locked.csv | sort -u | tr '\n' ' ')answers"
+awk -F, '{ if ($7 > max) max = $7 } END { print "  slowest under 1 s: " (max < 1 ? "yes" : "no, " max " s") }' locked.csv
+wait $lock
+for _ in $(seq 1 50); do
+	curl -s "$u/metrics" >metrics
+	grep -q '^ltvpipe_experiment_log_write_failures_total [1-9]' metrics && break
+	sleep 0.1
+done
+grep -q '^ltvpipe_experiment_log_write_failures_total [1-9]' metrics && echo "  the failed write is counted"
+grep -q '^ltvpipe_experiment_log_total{outcome="lost"} [1-9]' metrics && echo "  its predictions are counted lost"
+grep -q "experiment log: .* not written (requests are unaffected)" srv.err && echo "  and logged once as a warning"
+echo "  candidate version gauge is the candidate: $(grep -c "^ltvpipe_experiment_candidate_version $cand$" metrics)"
+ask web-999 >after.csv
+for _ in $(seq 1 50); do
+	[ "$(sqlite3 $R "select count(*) from experiment_predictions where user_id = 'web-999'")" = "$(grep -c ',true,' after.csv)" ] && break
+	sleep 0.1
+done
+echo "after the lock: logging resumes: $([ "$(sqlite3 $R "select count(*) from experiment_predictions where user_id = 'web-999'")" = "$(grep -c ',true,' after.csv)" ] && echo yes)"
+
+"$LTVPIPE" models experiment stop ab >stop.out 2>stop.err || exit 1
+for _ in $(seq 1 50); do
+	[ "$(ask web-1 | cut -d, -f3)" = null ] && break
+	sleep 0.1
+done
+a=$(ask web-1)
+echo "after stop: arm $(cut -d, -f3 <<<"$a"), version is production: $([ "$(cut -d, -f4 <<<"$a")" = "$prod" ] && echo yes)"
+exit 0
