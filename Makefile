@@ -5,7 +5,8 @@
 CC       ?= cc
 DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
             libopenblas-dev liblapacke-dev libxgboost-dev libxxhash-dev \
-            libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
+            libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev \
+            zlib1g-dev
 # What only the tests and the server bench use (make test, make bench-serve):
 # an HTTP client, a JSON reader, a load generator, Python for the fuzzer and
 # the browser test, and the browser.
@@ -22,7 +23,7 @@ endif
 OPT      ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -Iinclude \
             -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LDLIBS   := -lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv \
+LDLIBS   := -lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv -lz \
             -lgsl -llapacke -lopenblas -lm -lpthread
 LDFLAGS  += -fopenmp
 ifneq ($(SANITIZE),)
