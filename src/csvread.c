@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <csv.h>
 #include <zlib.h>
@@ -236,18 +235,14 @@ static int open_gzip(struct csv_reader *r, struct ltv_err *err)
 {
 	unsigned char magic[2];
 	const size_t n = fread(magic, 1, 2, r->f);
-	int fd;
 
 	if (n < 2 || magic[0] != 0x1f || magic[1] != 0x8b) {
 		rewind(r->f);
 		return 0;
 	}
-	fd = dup(fileno(r->f));
-	if (fd < 0 || lseek(fd, 0, SEEK_SET) != 0 || !(r->gz = gzdopen(fd, "rb"))) {
-		if (fd >= 0)
-			close(fd);
+	r->gz = gzopen(r->path, "rb");
+	if (!r->gz)
 		return err_set(err, LTV_EIO, "cannot read '%s' as gzip: %s", r->path, strerror(errno));
-	}
 	gzbuffer(r->gz, 256 * 1024);
 	fclose(r->f);
 	r->f = NULL;
@@ -267,9 +262,14 @@ static long read_chunk(struct csv_reader *r)
 		return (long)got;
 	}
 	n = gzread(r->gz, r->chunk, CSV_CHUNK);
-	if (n < 0 || (n == 0 && gzerror(r->gz, &zerr) && zerr != Z_OK && zerr != Z_STREAM_END))
-		return reader_fail(r, LTV_EIO, "cannot read '%s': %s (a truncated or damaged gzip "
-				   "file? check it with 'gzip -t')", r->path, gzerror(r->gz, &zerr));
+	if (n < 0 || (n == 0 && gzerror(r->gz, &zerr) && zerr != Z_OK && zerr != Z_STREAM_END)) {
+		const char *msg = gzerror(r->gz, &zerr), *colon = strrchr(msg, ':');
+
+		/* zlib's message starts with the path, which ours already names. */
+		return reader_fail(r, LTV_EIO, "cannot read '%s': %s, a truncated or damaged gzip "
+				   "file; check it with 'gzip -t' and copy it again", r->path,
+				   colon && colon[1] == ' ' ? colon + 2 : msg);
+	}
 	return n;
 }
 

@@ -527,7 +527,9 @@ static void test_section_canonical(void **state)
 	ing = config_section_canonical(&a, "ingest");
 	assert_string_equal(ing, "ingest.mode=append\n"
 				 "ingest.max_reject_rate=0.01\n"
-				 "ingest.rejects_dir=logs\n");
+				 "ingest.rejects_dir=logs\n"
+				 "ingest.timezone=\n"
+				 "ingest.negative_revenue=reject\n");
 	assert_null(strstr(ing, "features."));
 
 	/* same values written differently in YAML: same text */
