@@ -15,6 +15,7 @@
 #include "ltv/evaluate.h"
 #include "ltv/gbt.h"
 #include "ltv/generate.h"
+#include "ltv/input_files.h"
 #include "ltv/log.h"
 #include "ltv/monitor.h"
 #include "ltv/registry.h"
@@ -27,6 +28,8 @@
 enum command_flags {
 	CMD_NEEDS_CONFIG = 1 << 0, /* parse --config/--set and validate before the handler */
 	CMD_EXIT_STATUS = 1 << 1,  /* a positive return is the process exit status (monitor: 3, 4) */
+	CMD_NEEDS_REGISTRY = 1 << 2, /* reads a registry that must exist: never creates one */
+	CMD_NEEDS_INPUTS = 1 << 3,   /* without a registry yet, the input files must exist */
 };
 
 struct command_args {
@@ -379,7 +382,7 @@ static int cmd_generate(struct command_args *a)
 /* ---- help and version ---- */
 
 static const struct command commands[] = {
-	{ "run", cmd_run, CMD_NEEDS_CONFIG, "run the pipeline's stages, skipping those up to date",
+	{ "run", cmd_run, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS, "run the pipeline's stages, skipping those up to date",
 	  "usage: ltvpipe run [--config F] [--set K=V]... [--as-of DATE] [--only S[,S]] [--from S]\n"
 	  "                   [--to S] [--force] [--dry-run]\n\n"
 	  "Runs the stages in order. A stage whose fingerprint (its code version, config\n"
@@ -390,13 +393,13 @@ static const struct command commands[] = {
 	  "  --from S, --to S    run the stages from S on, or up to S\n"
 	  "  --force             rerun the selected stages even when up to date\n"
 	  "  --dry-run           print what would run and why; change nothing\n" },
-	{ "status", cmd_status, CMD_NEEDS_CONFIG,
+	{ "status", cmd_status, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY,
 	  "show each stage's current version and whether it is fresh or stale",
 	  "usage: ltvpipe status [--config F] [--set K=V]... [--as-of DATE]\n\n"
 	  "For each stage: its current artefact version, when and by which run it was made,\n"
 	  "whether it is fresh or stale (and why) for the present config and data, and\n"
 	  "its recorded metrics.\n" },
-	{ "score", cmd_score, CMD_NEEDS_CONFIG,
+	{ "score", cmd_score, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY,
 	  "predict LTV per horizon for users not yet mature, with a model version",
 	  "usage: ltvpipe score [--config F] [--model V|production|candidate] [--as-of DATE]\n"
 	  "                     [--users F --events F] --output F\n\n"
@@ -408,7 +411,7 @@ static const struct command commands[] = {
 	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
 	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
 	  "segments, methods and fallbacks).\n" },
-	{ "predict", cmd_predict, CMD_NEEDS_CONFIG, "predict one user given on the command line, as JSON",
+	{ "predict", cmd_predict, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY, "predict one user given on the command line, as JSON",
 	  "usage: ltvpipe predict [--config F] [--model V|production|candidate] --app A\n"
 	  "                       [--campaign C] [--feature name=value]...\n\n"
 	  "Prints one JSON object: ltv per horizon (calibrated and raw), p_payer, tier,\n"
@@ -416,7 +419,7 @@ static const struct command commands[] = {
 	  "a user with no activity in the observation window; names: rev_window, rev_d0,\n"
 	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
 	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n" },
-	{ "models", cmd_models, CMD_NEEDS_CONFIG, "list, show, promote or roll back model versions",
+	{ "models", cmd_models, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY, "list, show, promote or roll back model versions",
 	  "usage: ltvpipe models [--config F] list | show V | promote V | rollback | history\n"
 	  "                      | compare A B [--as-of T] [--horizon H] [--json]\n"
 	  "                      | experiment start NAME --candidate V [--share S] [--horizon H]\n"
@@ -438,7 +441,7 @@ static const struct command commands[] = {
 	  "              a --log-rate sample (default 1) of predictions; report gives each\n"
 	  "              arm's accuracy once outcomes mature, and the test of the difference\n"
 	  "              only once both arms have --min-users (default 2000) users\n" },
-	{ "serve", cmd_serve, CMD_NEEDS_CONFIG,
+	{ "serve", cmd_serve, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY,
 	  "serve predictions over HTTP (JSON API, metrics, a page) on a loopback address",
 	  "usage: ltvpipe serve [--config F] [--set K=V]... [--port P] [--bind ADDR]\n"
 	  "                     [--model V|production|candidate] [--threads N]\n\n"
@@ -464,7 +467,7 @@ static const struct command commands[] = {
 	  "  --bind ADDR         a loopback address (default 127.0.0.1); never another\n"
 	  "  --model V           version number or alias (default serve.model: production)\n"
 	  "  --threads N         request threads (default serve.threads: 8)\n" },
-	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG,
+	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "usage: ltvpipe evaluate [--config F] [--set K=V]... [--as-of T] [--horizons H[,H]]\n"
 	  "                        [--output DIR]\n"
@@ -487,7 +490,7 @@ static const struct command commands[] = {
 	  "                      the model trains on the target horizon if listed, else the first\n"
 	  "  --model V           evaluate the registry's version V (or alias) instead of training\n"
 	  "  --output DIR        where the reports go (default: <run.log_dir>/eval-<run id>)\n" },
-	{ "monitor", cmd_monitor, CMD_NEEDS_CONFIG | CMD_EXIT_STATUS,
+	{ "monitor", cmd_monitor, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY | CMD_EXIT_STATUS,
 	  "drift and calibration of a model version; exit 0 ok, 3 warn, 4 alert",
 	  "usage: ltvpipe monitor [--config F] [--set K=V]... [--model V|production|candidate]\n"
 	  "                       [--as-of DATE] [--json]\n\n"
@@ -596,6 +599,43 @@ done:
 	return ret;
 }
 
+/*
+ * Run from the wrong directory (no config, no data, no registry), a command
+ * must fail before it creates anything: no registry file, no logs/. A command
+ * that reads a model needs the registry to exist; one that trains needs
+ * either a registry or input files to load.
+ */
+static int check_working_directory(unsigned flags, const struct config *cfg, struct ltv_err *err)
+{
+	const int defaults = strcmp(cfg->source_path, "(defaults)") == 0;
+	const char *no_config = defaults ? " (and no --config, nor config/ltvpipe.yaml here)" : "";
+	struct input_files files = { 0 };
+	int ret;
+
+	if (!(flags & (CMD_NEEDS_REGISTRY | CMD_NEEDS_INPUTS)) || access(cfg->registry.path, F_OK) == 0)
+		return 0;
+	if (flags & CMD_NEEDS_REGISTRY)
+		return err_set(err, LTV_ENOTFOUND, "no registry at '%s'%s; run ltvpipe from the "
+			       "directory that holds your configuration and registry, pass --config F, "
+			       "or train a model first with 'ltvpipe run'", cfg->registry.path, no_config);
+	ret = input_files_resolve(cfg, &files, err);
+	input_files_release(&files);
+	if (ret < 0 && defaults)
+		err_prefix(err, "no registry at '%s' and no --config, nor config/ltvpipe.yaml here; "
+			   "run ltvpipe from the directory that holds your configuration, or pass "
+			   "--config F", cfg->registry.path);
+	return ret;
+}
+
+/* run --dry-run writes nothing, so it may describe a directory with nothing in it. */
+static int is_dry_run(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--dry-run") == 0)
+			return 1;
+	return 0;
+}
+
 static int wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
@@ -653,6 +693,8 @@ int main(int argc, char **argv)
 	if (cmd->flags & CMD_NEEDS_CONFIG) {
 		ret = load_config(&args.argc, args.argv, &cfg, &err);
 		have_config = 1;
+		if (ret == 0 && !is_dry_run(args.argc, args.argv))
+			ret = check_working_directory(cmd->flags, &cfg, &err);
 		if (ret < 0)
 			goto out;
 	}
