@@ -714,6 +714,21 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 /* ---- score_run ---- */
 
 /*
+ * The time written as scored_at: now, or SOURCE_DATE_EPOCH when set (the
+ * reproducible-builds convention), so two scores of the same data can be
+ * compared byte for byte.
+ */
+static int64_t scored_at_now(void)
+{
+	const char *fixed = getenv("SOURCE_DATE_EPOCH");
+	int64_t t;
+
+	if (fixed && parse_int64(fixed, &t) == 0)
+		return t;
+	return (int64_t)time(NULL);
+}
+
+/*
  * score --users F without --events: users with no events yet, valued from
  * their campaign and cost. Ingest reads an events file holding only the
  * header, in the model's column names and delimiter.
@@ -875,7 +890,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
 	pv.version = version;
 	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
-	time_format_iso8601((int64_t)time(NULL), pv.scored_at, sizeof(pv.scored_at));
+	time_format_iso8601(scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
 	ret = opts->users_path ? write_own_file(&m, &d, &users, &s, as_of, &pv, opts->users_path,
 						scratch_dir, &set, opts->output, err)
 			       : write_users_csv(&m, &d, &users, &s, &pv, &set, opts->output, err);
