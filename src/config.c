@@ -239,6 +239,27 @@ static int set_list_from_text(struct config *cfg, const struct config_key *k, co
 
 	while (*tok == ' ')
 		tok++;
+	/* "[a, b]", the flow syntax of the YAML file, means the same as "a,b" on --set. */
+	if (*tok == '[') {
+		char *end = tok + strlen(tok);
+
+		while (end > tok + 1 && end[-1] == ' ')
+			end--;
+		if (end[-1] != ']') {
+			ret = err_set(err, LTV_ECONFIG, "%s%s: '%s' opens a list with '[' but does not "
+				      "close it; write [a, b] or a,b", where, k->path, text);
+			goto out;
+		}
+		end[-1] = '\0';
+		tok++;
+		while (*tok == ' ')
+			tok++;
+	}
+	if (strpbrk(tok, "[]")) {
+		ret = err_set(err, LTV_ECONFIG, "%s%s: '%s' is not a list; write [a, b] or a,b", where,
+			      k->path, text);
+		goto out;
+	}
 	if (*tok == '\0')
 		tok = NULL; /* the empty list */
 	while (tok) {
@@ -635,9 +656,42 @@ static int leaky_feature(const char *name)
 	return 0;
 }
 
+/*
+ * The columns of the features frame a model may read (pipeline/feature_build.c
+ * makes them; keep the two in step). A name
+ * outside this list is a typo that would otherwise fail only at the stage.
+ */
+static const char *const model_features[] = {
+	"rev_window", "rev_d0", "rev_max_day", "purchases_window", "events_window", "events_d0",
+	"active_days_window", "engagement", "first_purchase_day", "cost", "window_days",
+	"app_ltv_te", "campaign_ltv_te", "campaign_payer_te", "campaign_train_users_log",
+	"purchase_days", "days_since_purchase", "days_since_active", "rev_per_purchase_day",
+	"rev_last7", "events_last7_share", "app_code", "campaign_code",
+};
+
+static int known_feature(const char *name)
+{
+	for (size_t i = 0; i < sizeof(model_features) / sizeof(model_features[0]); i++)
+		if (strcmp(name, model_features[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int check_feature_list(const struct config *cfg, const char *key, const struct str_list *l,
 			      struct ltv_err *err)
 {
+	char buf[4200];
+
+	for (size_t i = 0; i < l->n; i++)
+		if (!leaky_feature(l->v[i]) && !known_feature(l->v[i]))
+			return err_set(err, LTV_ECONFIG, "%s%s: '%s' is not a feature; the features are "
+				       "rev_window, rev_d0, rev_max_day, purchases_window, events_window, "
+				       "events_d0, active_days_window, engagement, first_purchase_day, "
+				       "cost, window_days, app_ltv_te, campaign_ltv_te, campaign_payer_te, "
+				       "campaign_train_users_log, purchase_days, days_since_purchase, "
+				       "days_since_active, rev_per_purchase_day, rev_last7, "
+				       "events_last7_share, app_code, campaign_code",
+				       origin_of(cfg, key, buf, sizeof(buf)), key, l->v[i]);
 	for (size_t i = 0; i < l->n; i++)
 		if (leaky_feature(l->v[i]))
 			return err_set(err, LTV_ECONFIG,
