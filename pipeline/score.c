@@ -816,6 +816,25 @@ static int default_as_of(struct registry *data_reg, const struct user_table *use
 	return ret;
 }
 
+/*
+ * A model trained at as_of T has seen the data up to T. Scoring at an earlier
+ * as_of then uses what it learnt from the days after: look-ahead, which makes
+ * a backtest look better than the model can be. Refused unless asked for.
+ */
+static int refuse_lookahead(const struct loaded_model *m, int64_t as_of, struct ltv_err *err)
+{
+	const int64_t trained = model_artefact(m, "features")->as_of;
+	char a[32], t[32];
+
+	if (trained == INT64_MIN || as_of >= trained)
+		return 0;
+	return err_set(err, LTV_EUSAGE, "as_of %s is before %s, the as_of model version %lld was "
+		       "trained at: it has seen the days in between, so its scores would be look-ahead; "
+		       "score at %s or later, use a version trained before %s, or pass "
+		       "--allow-lookahead to score anyway", time_format_iso8601(as_of, a, sizeof(a)),
+		       time_format_iso8601(trained, t, sizeof(t)), (long long)m->version, t, a);
+}
+
 int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
 	      struct ltv_err *err)
 {
@@ -862,6 +881,8 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	ret = registry_users_load(data_reg, &users, err);
 	if (ret == 0 && as_of == INT64_MIN)
 		ret = default_as_of(data_reg, &users, &as_of, err);
+	if (ret == 0 && !opts->allow_lookahead)
+		ret = refuse_lookahead(&m, as_of, err);
 	if (ret == 0)
 		ret = model_data_for_scoring(&m, data_reg, as_of, &d, err);
 	if (ret < 0)

@@ -143,7 +143,8 @@ static int cmd_score(struct command_args *a)
 	static const struct option long_opts[] = {
 		{ "model", required_argument, NULL, 'm' },  { "as-of", required_argument, NULL, 'a' },
 		{ "users", required_argument, NULL, 'u' },  { "events", required_argument, NULL, 'e' },
-		{ "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
+		{ "output", required_argument, NULL, 'o' },
+		{ "allow-lookahead", no_argument, NULL, 'L' }, { NULL, 0, NULL, 0 },
 	};
 	struct score_options opts = { .as_of = INT64_MIN };
 	int c, ret;
@@ -160,6 +161,7 @@ static int cmd_score(struct command_args *a)
 		case 'u': opts.users_path = optarg; break;
 		case 'e': opts.events_path = optarg; break;
 		case 'o': opts.output = optarg; break;
+		case 'L': opts.allow_lookahead = 1; break;
 		default: return usage_error(a->err, "score", "unknown option");
 		}
 	}
@@ -402,12 +404,18 @@ static const struct command commands[] = {
 	{ "score", cmd_score, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY,
 	  "predict LTV per horizon for users not yet mature, with a model version",
 	  "usage: ltvpipe score [--config F] [--model V|production|candidate] [--as-of DATE]\n"
-	  "                     [--users F --events F] --output F\n\n"
+	  "                     [--allow-lookahead] [--users F [--events F]] --output F\n\n"
 	  "Scores every user not yet mature at the target horizon at as_of (default: the\n"
 	  "latest event in the data) with the model version given (default production).\n"
-	  "With --users and --events, scores those files instead of the registry's data;\n"
-	  "they are read into a scratch registry, never into the training data.\n"
-	  "Writes F (one row per user: ltv per horizon, p_payer, method, segment, ROAS),\n"
+	  "An as_of before the one the model was trained at is look-ahead and refused\n"
+	  "unless --allow-lookahead is given.\n"
+	  "With --users (and --events), scores those files instead of the registry's data;\n"
+	  "they are read into a scratch registry, never into the training data. Without\n"
+	  "--events, users are valued from their campaign and cost (as_of: the latest\n"
+	  "install). F then holds the users file's own rows and columns, in its order,\n"
+	  "followed by the predictions and a reason for each row not scored.\n"
+	  "Writes F (one row per user: ltv per horizon, p_payer, method, segment, ROAS,\n"
+	  "model_version, as_of, scored_at),\n"
 	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
 	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
 	  "segments, methods and fallbacks).\n" },

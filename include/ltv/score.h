@@ -21,6 +21,7 @@ struct score_options {
 	const char *users_path;   /* with events_path: score these files instead of the registry's data */
 	const char *events_path;
 	const char *output;       /* users CSV; OUTPUT.campaigns.csv and OUTPUT.report.txt beside it */
+	int allow_lookahead;      /* score at an as_of before the model's own (refused otherwise) */
 };
 
 int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
