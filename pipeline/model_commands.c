@@ -4,6 +4,8 @@
  * `ltvpipe predict` lives in predict_user.c, beside what the server shares.
  */
 #include <math.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,13 +88,32 @@ static int print_evaluations(struct registry *reg, int64_t version, FILE *out, s
 	return ret;
 }
 
-static int move_alias(const struct config *cfg, int64_t version, const char *reason, FILE *out,
+/* Who moves an alias: the OS user running ltvpipe (cron's too, where $USER is unset). */
+static const char *os_user(char *buf, size_t size)
+{
+	const struct passwd *pw = getpwuid(geteuid());
+
+	if (pw && pw->pw_name && *pw->pw_name)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else if (getenv("USER") && *getenv("USER"))
+		snprintf(buf, size, "%s", getenv("USER"));
+	else
+		snprintf(buf, size, "uid %lu", (unsigned long)geteuid());
+	return buf;
+}
+
+/*
+ * Points production at version. A version that becomes production is no
+ * longer a candidate: the candidate alias, when it named it, is removed, and
+ * the move's reason says so.
+ */
+static int move_alias(const struct config *cfg, int64_t version, const char *why, FILE *out,
 		      struct ltv_err *err)
 {
 	struct registry *reg = NULL;
-	int64_t current = 0;
+	int64_t current = 0, candidate = 0;
 	double ignored;
-	const char *who = getenv("USER") ? getenv("USER") : "ltvpipe models";
+	char who[256], reason[1200];
 	struct ltv_err none;
 	/* Moving an alias never creates a registry: there would be no version to move it to. */
 	int ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
@@ -108,7 +129,13 @@ static int move_alias(const struct config *cfg, int64_t version, const char *rea
 		fprintf(out, "model version %lld is already production\n", (long long)version);
 		goto out;
 	}
-	ret = registry_alias_set(reg, "production", version, who, reason, err);
+	snprintf(reason, sizeof(reason), "%s", why);
+	if (registry_alias_get(reg, "candidate", &candidate, &none) == 0 && candidate == version) {
+		snprintf(reason, sizeof(reason), "%s; it was the candidate, so candidate is now unset", why);
+		ret = registry_alias_delete(reg, "candidate", err);
+	}
+	if (ret == 0)
+		ret = registry_alias_set(reg, "production", version, os_user(who, sizeof(who)), reason, err);
 	if (ret == 0)
 		ret = registry_commit(reg, err);
 	if (ret == 0)
@@ -117,6 +144,23 @@ static int move_alias(const struct config *cfg, int64_t version, const char *rea
 out:
 	registry_close(reg); /* rolls back whatever was not committed */
 	return ret;
+}
+
+/* "--reason TEXT" (or --reason=TEXT) after the first `from` arguments; anything else is refused. */
+static int parse_reason(int argc, char **argv, int from, const char *sub, const char **out,
+			struct ltv_err *err)
+{
+	for (int i = from; i < argc; i++) {
+		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc && *argv[i + 1]) {
+			*out = argv[++i];
+		} else if (strncmp(argv[i], "--reason=", 9) == 0 && argv[i][9]) {
+			*out = argv[i] + 9;
+		} else {
+			return err_set(err, LTV_EUSAGE, "models %s: unexpected '%s'; the only option is "
+				       "--reason TEXT (why, kept in the alias history)", sub, argv[i]);
+		}
+	}
+	return 0;
 }
 
 static int parse_version(const char *text, int64_t *out, struct ltv_err *err)
@@ -138,16 +182,23 @@ int models_run(const struct config *cfg, int argc, char **argv, FILE *out, struc
 	ret = models_extra_run(cfg, argc, argv, out, &handled, err);
 	if (handled)
 		return ret;
-	if (strcmp(sub, "promote") == 0) {
-		ret = parse_version(argc > 1 ? argv[1] : NULL, &version, err);
-		return ret < 0 ? ret : move_alias(cfg, version, "promoted by hand (ltvpipe models promote)", out, err);
-	}
-	if (strcmp(sub, "rollback") == 0) {
-		ret = registry_open_readonly(cfg->registry.path, &reg, err);
-		if (ret == 0)
-			ret = registry_alias_previous(reg, "production", &version, err);
-		registry_close(reg);
-		return ret < 0 ? ret : move_alias(cfg, version, "rollback (ltvpipe models rollback)", out, err);
+	if (strcmp(sub, "promote") == 0 || strcmp(sub, "rollback") == 0) {
+		const int promote = strcmp(sub, "promote") == 0;
+		const char *reason = NULL;
+		char why[1100];
+
+		ret = parse_reason(argc, argv, promote ? 2 : 1, sub, &reason, err);
+		if (ret == 0 && promote)
+			ret = parse_version(argc > 1 ? argv[1] : NULL, &version, err);
+		if (ret == 0 && !promote) {
+			ret = registry_open_readonly(cfg->registry.path, &reg, err);
+			if (ret == 0)
+				ret = registry_alias_previous(reg, "production", &version, err);
+			registry_close(reg);
+		}
+		snprintf(why, sizeof(why), "%s%s%s", promote ? "promoted by hand (ltvpipe models promote)"
+			 : "rollback (ltvpipe models rollback)", reason ? ": " : "", reason ? reason : "");
+		return ret < 0 ? ret : move_alias(cfg, version, why, out, err);
 	}
 	if (strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0 && strcmp(sub, "history") != 0)
 		return err_set(err, LTV_EUSAGE, "models: '%s' is not one of list, show V, promote V, "

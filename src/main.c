@@ -428,14 +428,16 @@ static const struct command commands[] = {
 	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
 	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n" },
 	{ "models", cmd_models, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY, "list, show, promote or roll back model versions",
-	  "usage: ltvpipe models [--config F] list | show V | promote V | rollback | history\n"
+	  "usage: ltvpipe models [--config F] list | show V | promote V [--reason TEXT]\n"
+	  "                      | rollback [--reason TEXT] | history\n"
 	  "                      | compare A B [--as-of T] [--horizon H] [--json]\n"
 	  "                      | experiment start NAME --candidate V [--share S] [--horizon H]\n"
 	  "                        [--min-users N] [--log-rate R] | experiment stop NAME\n"
 	  "                      | experiment list | experiment report NAME [--as-of DATE]\n\n"
 	  "  list        every model version, its validation error and its aliases\n"
 	  "  show V      the artefacts of version V with their metrics\n"
-	  "  promote V   make V production (recorded in the alias history)\n"
+	  "  promote V   make V production (recorded in the alias history with the OS user\n"
+	  "              and --reason); if V was the candidate, candidate is unset\n"
 	  "  rollback    make the previous production version production again\n"
 	  "  history     every alias move: when, alias, from, to, who, why\n"
 	  "  compare A B both versions on the same users: those installed after both\n"

@@ -103,6 +103,19 @@ int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_ver
 	return ret;
 }
 
+int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "DELETE FROM aliases WHERE alias = ?", &st, err);
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, alias);
+	ret = step_done(reg, st, "removing an alias", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 		       const char *who, const char *reason, struct ltv_err *err)
 {

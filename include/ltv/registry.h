@@ -330,6 +330,11 @@ int registry_model_version_error(struct registry *reg, int64_t version, double *
 int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_version,
 		       struct ltv_err *err);
 /*
+ * Inside a transaction: unsets alias (no history row: alias_history records
+ * moves to a version; the caller says why in the move that caused it).
+ */
+int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_err *err);
+/*
  * Inside a transaction: points alias at version and records who, when, from,
  * to and why. Pointing it where it already points changes and records nothing.
  */
