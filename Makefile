@@ -34,7 +34,11 @@ endif
 BUILD    := build$(if $(SANITIZE),-san)
 # A sanitized binary lives in its build directory, so it never replaces ./ltvpipe.
 BIN      := $(if $(SANITIZE),$(BUILD)/ltvpipe,ltvpipe)
-LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c src/models/*.c pipeline/*.c))
+# The folders are layers, each using only those below it: src/ (engine and
+# models) <- serving/ (a model version: features, artefacts, predictor) <-
+# pipeline/ (stages and runner) <- cli/ (commands).
+LAYERS   := src src/models serving pipeline cli
+LIB_SRC  := $(filter-out cli/main.c,$(foreach d,$(LAYERS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -72,8 +76,8 @@ $(BUILD)/.test-deps-ok:
 	@scripts/ensure-deps.sh $(TEST_DEB_PKGS)
 	@mkdir -p $(BUILD) && touch $@
 
-$(BIN): $(BUILD)/.deps-ok $(BUILD)/src/main.o $(BUILD)/libltv.a
-	$(CC) $(LDFLAGS) -o $@ $(BUILD)/src/main.o $(BUILD)/libltv.a $(LDLIBS)
+$(BIN): $(BUILD)/.deps-ok $(BUILD)/cli/main.o $(BUILD)/libltv.a
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/cli/main.o $(BUILD)/libltv.a $(LDLIBS)
 
 $(BUILD)/libltv.a: $(LIB_OBJ)
 	@rm -f $@
