@@ -48,6 +48,17 @@ struct command {
 };
 
 static const struct command *find_command(const char *name);
+static int check_working_directory(unsigned flags, const struct config *cfg, struct ltv_err *err);
+
+/*
+ * Called by a handler once its options parsed (a usage error comes first):
+ * fails before the command creates anything in a directory that has neither
+ * the registry it reads nor the input files it would load.
+ */
+static int command_ready(const struct command_args *a, const char *name)
+{
+	return check_working_directory(find_command(name)->flags, a->cfg, a->err);
+}
 
 static const char config_usage[] =
 	"  --config F          configuration file (default config/ltvpipe.yaml)\n"
@@ -111,6 +122,9 @@ static int cmd_run(struct command_args *a)
 	}
 	if (optind < a->argc)
 		return usage_error(a->err, "run", "unexpected argument");
+	/* A dry run writes nothing, so it may describe a directory with nothing in it. */
+	if (!opts.dry_run && (ret = command_ready(a, "run")) < 0)
+		return ret;
 	return runner_run(a->cfg, &opts, stdout, a->err);
 }
 
@@ -133,6 +147,8 @@ static int cmd_status(struct command_args *a)
 		if (ret < 0)
 			return ret;
 	}
+	if ((ret = command_ready(a, "status")) < 0)
+		return ret;
 	return runner_status(a->cfg, as_of, stdout, a->err);
 }
 
@@ -167,6 +183,8 @@ static int cmd_score(struct command_args *a)
 	}
 	if (optind < a->argc)
 		return usage_error(a->err, "score", "unexpected argument");
+	if ((ret = command_ready(a, "score")) < 0)
+		return ret;
 	return score_run(a->cfg, &opts, stdout, a->err);
 }
 
@@ -197,6 +215,7 @@ static int cmd_predict(struct command_args *a)
 		}
 	}
 	ret = optind < a->argc ? usage_error(a->err, "predict", "unexpected argument")
+			       : command_ready(a, "predict") < 0 ? a->err->code
 			       : predict_run(a->cfg, &opts, stdout, a->err);
 	free(features);
 	return ret;
@@ -204,7 +223,9 @@ static int cmd_predict(struct command_args *a)
 
 static int cmd_models(struct command_args *a)
 {
-	return models_run(a->cfg, a->argc - 1, a->argv + 1, stdout, a->err);
+	const int ret = command_ready(a, "models");
+
+	return ret < 0 ? ret : models_run(a->cfg, a->argc - 1, a->argv + 1, stdout, a->err);
 }
 
 /* ---- serve ---- */
@@ -217,7 +238,7 @@ static int cmd_serve(struct command_args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_options opts = { .port = -1 };
-	int c;
+	int c, ret;
 
 	optind = 1;
 	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
@@ -237,6 +258,8 @@ static int cmd_serve(struct command_args *a)
 	}
 	if (optind < a->argc)
 		return usage_error(a->err, "serve", "unexpected argument");
+	if ((ret = command_ready(a, "serve")) < 0)
+		return ret;
 	return serve_run(a->cfg, &opts, a->err);
 }
 
@@ -270,6 +293,8 @@ static int cmd_evaluate(struct command_args *a)
 	}
 	if (optind < a->argc)
 		return usage_error(a->err, "evaluate", "unexpected argument");
+	if ((ret = command_ready(a, "evaluate")) < 0)
+		return ret;
 	return evaluate_run(a->cfg, &opts, stdout, NULL, a->err);
 }
 
@@ -300,7 +325,9 @@ static int cmd_monitor(struct command_args *a)
 	}
 	if (optind < a->argc)
 		return usage_error(a->err, "monitor", "unexpected argument");
-	ret = monitor_run(a->cfg, &opts, stdout, &r, a->err);
+	ret = command_ready(a, "monitor");
+	if (ret == 0)
+		ret = monitor_run(a->cfg, &opts, stdout, &r, a->err);
 	if (ret < 0)
 		return ret;
 	ret = monitor_exit_status(r.level);
@@ -637,15 +664,6 @@ static int check_working_directory(unsigned flags, const struct config *cfg, str
 	return ret;
 }
 
-/* run --dry-run writes nothing, so it may describe a directory with nothing in it. */
-static int is_dry_run(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--dry-run") == 0)
-			return 1;
-	return 0;
-}
-
 static int wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
@@ -703,8 +721,6 @@ int main(int argc, char **argv)
 	if (cmd->flags & CMD_NEEDS_CONFIG) {
 		ret = load_config(&args.argc, args.argv, &cfg, &err);
 		have_config = 1;
-		if (ret == 0 && !is_dry_run(args.argc, args.argv))
-			ret = check_working_directory(cmd->flags, &cfg, &err);
 		if (ret < 0)
 			goto out;
 	}

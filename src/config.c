@@ -695,9 +695,9 @@ static int check_feature_list(const struct config *cfg, const char *key, const s
 	for (size_t i = 0; i < l->n; i++)
 		if (leaky_feature(l->v[i]))
 			return err_set(err, LTV_ECONFIG,
-				       "%s: %s: '%s' would leak the outcome into the model (labels, "
+				       "%s%s: '%s' would leak the outcome into the model (labels, "
 				       "revenue to date, split and age are not features); remove it",
-				       cfg->source_path, key, l->v[i]);
+				       origin_of(cfg, key, buf, sizeof(buf)), key, l->v[i]);
 	return 0;
 }
 
