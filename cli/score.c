@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ltv/experiment.h"
+#include "ltv/hash.h"
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
@@ -714,6 +715,42 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 /* ---- score_run ---- */
 
 /*
+ * Records the score in the registry (table scores): version, as_of, users,
+ * input, output and the output's content hash, so a file found later can be
+ * traced to what made it. The files are already written: a failure here says
+ * so, and the score exits non-zero.
+ */
+static int record_score(const struct config *cfg, const struct score_options *opts,
+			const struct provenance *pv, int64_t as_of, size_t n_users,
+			int64_t *out_id, struct ltv_err *err)
+{
+	char hash[HASH_HEX_LEN];
+	struct registry *reg = NULL;
+	int ret = hash_file_hex(opts->output, hash, err);
+
+	if (ret == 0)
+		ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+	if (ret == 0)
+		ret = registry_begin(reg, err);
+	if (ret == 0) {
+		const struct score_record rec = {
+			.scored_at = pv->scored_at, .model_version = pv->version, .as_of = as_of,
+			.users = (int64_t)n_users, .input = opts->users_path, .output = opts->output,
+			.content_hash = hash,
+		};
+
+		ret = registry_score_insert(reg, &rec, out_id, err);
+	}
+	if (ret == 0)
+		ret = registry_commit(reg, err);
+	registry_close(reg); /* rolls back whatever was not committed */
+	if (ret < 0)
+		err_prefix(err, "the scores are written to %s, but recording the score in the registry "
+			   "failed", opts->output);
+	return ret;
+}
+
+/*
  * The time written as scored_at: now, or SOURCE_DATE_EPOCH when set (the
  * reproducible-builds convention), so two scores of the same data can be
  * compared byte for byte.
@@ -846,6 +883,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	struct campaign_sum *cs = NULL;
 	struct output_set set;
 	struct provenance pv = { 0 };
+	int64_t score_id = 0;
 	char scratch_dir[4096] = "", *campaigns_path = NULL, *report_path = NULL, iso[32];
 	size_t n_cs = 0, n_horizons = 0;
 	int64_t version, as_of = opts->as_of;
@@ -881,7 +919,8 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	ret = registry_users_load(data_reg, &users, err);
 	if (ret == 0 && as_of == INT64_MIN)
 		ret = default_as_of(data_reg, &users, &as_of, err);
-	if (ret == 0 && !opts->allow_lookahead)
+	/* Only a chosen as_of: the default is the data's latest time, a file's own state. */
+	if (ret == 0 && opts->as_of != INT64_MIN && !opts->allow_lookahead)
 		ret = refuse_lookahead(&m, as_of, err);
 	if (ret == 0)
 		ret = model_data_for_scoring(&m, data_reg, as_of, &d, err);
@@ -922,10 +961,14 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	if (ret == 0)
 		ret = output_set_commit(&set, err);
 	if (ret == 0)
+		ret = record_score(cfg, opts, &pv, as_of, s.n, &score_id, err);
+	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
-			"  users:     %s\n  campaigns: %s\n  report:    %s\n", s.n, n_cs,
+			"  users:     %s\n  campaigns: %s\n  report:    %s\n  recorded as score %lld in "
+			"the registry (table scores)\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
-			now_seconds() - started, opts->output, campaigns_path, report_path);
+			now_seconds() - started, opts->output, campaigns_path, report_path,
+			(long long)score_id);
 out:
 	output_set_release(&set);
 	free(cs);

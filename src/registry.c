@@ -124,6 +124,12 @@ static const char *const migrations[] = {
 	"  model_version INTEGER NOT NULL, at TEXT NOT NULL, as_of INTEGER NOT NULL,"
 	"  age_days REAL NOT NULL, ltv REAL NOT NULL, predictions TEXT NOT NULL,"
 	"  PRIMARY KEY (experiment, user_id)) WITHOUT ROWID;",
+	/* 7 → 8: every ltvpipe score, so an output file can be traced to what made it */
+	"CREATE TABLE scores ("
+	"  id INTEGER PRIMARY KEY, scored_at TEXT NOT NULL,"
+	"  model_version INTEGER NOT NULL REFERENCES model_versions(version),"
+	"  as_of INTEGER NOT NULL, users INTEGER NOT NULL, input TEXT,"
+	"  output TEXT NOT NULL, content_hash TEXT NOT NULL);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");

@@ -21,7 +21,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 7
+#define REGISTRY_SCHEMA_VERSION 8
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -366,6 +366,21 @@ struct evaluation_row {
 	char *metrics;        /* JSON object text (eval_report_json, not detailed) */
 	char *report_dir;     /* where the HTML, text and JSON reports were written */
 };
+
+/* One `ltvpipe score` (table scores). */
+struct score_record {
+	const char *scored_at;    /* ISO 8601 UTC, as written in the output's scored_at column */
+	int64_t model_version;
+	int64_t as_of;
+	int64_t users;            /* users scored */
+	const char *input;        /* the --users file, or NULL for the registry's own data */
+	const char *output;       /* the users CSV written */
+	const char *content_hash; /* of that file */
+};
+
+/* Inside a transaction: records one score; *out_id gets its id. */
+int registry_score_insert(struct registry *reg, const struct score_record *rec, int64_t *out_id,
+			  struct ltv_err *err);
 
 /* Inside a transaction: inserts row (its id and created_at are ignored); *out_id gets the new id. */
 int registry_evaluation_insert(struct registry *reg, const struct evaluation_row *row,

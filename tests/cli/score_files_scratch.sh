@@ -28,7 +28,7 @@ awk -F, 'NR == 1 { print; next } NR <= 301 { $1 = "x" $1; print }' OFS=, data/us
 awk -F, -v OFS=, 'NR == FNR { if (FNR > 1) keep[substr($1, 2)] = 1; next }
 	FNR == 1 { print; next } ($1 in keep) { $1 = "x" $1; print }' f/users.csv data/events.csv >f/events.csv
 echo "file users: $(($(wc -l <f/users.csv) - 1)), file events: $(($(wc -l <f/events.csv) - 1))"
-TMPDIR=$PWD/tmp "$LTVPIPE" score --users f/users.csv --events f/events.csv --as-of 2025-02-01T00:00:00Z \
+TMPDIR=$PWD/tmp "$LTVPIPE" score --users f/users.csv --events f/events.csv --allow-lookahead --as-of 2025-02-01T00:00:00Z \
 	--output out/files.csv >score.out 2>score.err
 echo "score files exit $?"
 grep -q '^scored [1-9][0-9]* users' score.out && echo "scored some of the file's users"

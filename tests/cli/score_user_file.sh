@@ -23,7 +23,7 @@ c6,puzzle_blast
 CSV
 "$LTVPIPE" score --users mine.csv --set columns.user_id=CustomerID --output out.csv >score.out 2>score.err
 echo "score --users without --events: exit $?"
-sed -n 1p score.out | sed 's/ in [0-9.]* s$/ in N s/'
+sed 's/ in [0-9.]* s$/ in N s/' score.out
 head -1 out.csv
 # the volatile scored_at masked; the numbers are the model's, so only their presence is shown
 mask() {
@@ -58,6 +58,11 @@ a = list(csv.reader(open("out.csv"))); b = list(csv.reader(open("semi.csv")))
 same = all(x[7:-2] == y[7:-2] for x, y in zip(a, b)) and len(a) == len(b)
 print("same predictions:", same)'
 
+# each score is recorded in the registry: version, as_of, users, input, output, content hash
+sqlite3 models/registry.sqlite "select id, model_version, datetime(as_of, 'unixepoch'), users, input, output,
+	length(content_hash), scored_at from scores order by id"
+[ "$(sqlite3 models/registry.sqlite 'select count(distinct content_hash) from scores')" = 2 ] &&
+	echo "the two outputs have different content hashes"
 # --events alone is a usage error
 "$LTVPIPE" score --events data/events.csv --output x.csv >/dev/null 2>err
 echo "--events without --users: exit $?: $(cat err)"
