@@ -238,7 +238,7 @@ static int cmd_serve(struct command_args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_options opts = { .port = -1 };
-	int c, ret;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
@@ -258,8 +258,7 @@ static int cmd_serve(struct command_args *a)
 	}
 	if (optind < a->argc)
 		return usage_error(a->err, "serve", "unexpected argument");
-	if ((ret = command_ready(a, "serve")) < 0)
-		return ret;
+	/* No working-directory check: a server may start before the first model and wait for it. */
 	return serve_run(a->cfg, &opts, a->err);
 }
 
@@ -478,7 +477,7 @@ static const struct command commands[] = {
 	  "              a --log-rate sample (default 1) of predictions; report gives each\n"
 	  "              arm's accuracy once outcomes mature, and the test of the difference\n"
 	  "              only once both arms have --min-users (default 2000) users\n" },
-	{ "serve", cmd_serve, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY,
+	{ "serve", cmd_serve, CMD_NEEDS_CONFIG,
 	  "serve predictions over HTTP (JSON API, metrics, a page) on a loopback address",
 	  "usage: ltvpipe serve [--config F] [--set K=V]... [--port P] [--bind ADDR]\n"
 	  "                     [--model V|production|candidate] [--threads N]\n\n"
