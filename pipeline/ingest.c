@@ -596,8 +596,8 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 		return 0;
 	}
 	if (revenue < 0 && !in->subtract_refunds) {
-		reject(in, path, line, cfg->columns.revenue, "'%s' is negative; if it is a refund, set "
-		       "ingest.negative_revenue: subtract to take it off that day's revenue",
+		reject(in, path, line, cfg->columns.revenue, "'%s' is negative (a refund? set "
+		       "ingest.negative_revenue: subtract to take it off that day's revenue)",
 		       f[c->revenue]);
 		return 0;
 	}
