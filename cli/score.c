@@ -21,8 +21,7 @@
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
-#include "ltv/runner.h"
-#include "ltv/scratch_dir.h"
+#include "ltv/scratch_registry.h"
 #include "ltv/score.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
@@ -784,45 +783,38 @@ static int write_no_events(const struct config *cfg, const char *path, struct lt
 	return 0;
 }
 
-/* Ingests --users/--events into a scratch registry under dir; nothing touches the real one. */
+/* Ingests --users/--events into a scratch registry sr; nothing touches the real one. */
 static int scratch_ingest(const struct config *model_cfg, const struct score_options *opts,
-			  const char *dir, struct registry **out_reg, struct ltv_err *err)
+			  struct scratch_registry *sr, struct registry **out_reg, struct ltv_err *err)
 {
-	struct config scratch;
-	struct run_options run = { .only = "ingest", .as_of = INT64_MIN, .command = "score (scratch ingest)" };
-	char *path = xasprintf("%s/registry.sqlite", dir);
-	char *no_events = xasprintf("%s/no-events.csv", dir);
+	char *no_events = NULL;
 	char *set_users = xasprintf("input.users=%s", opts->users_path);
-	char *set_events = xasprintf("input.events=%s", opts->events_path ? opts->events_path : no_events);
-	char *set_registry = xasprintf("registry.path=%s", path);
-	char *set_rejects = xasprintf("ingest.rejects_dir=%s", dir);
-	int ret = 0;
+	char *set_events = NULL;
+	char *set_rejects = NULL;
+	int ret = scratch_registry_init(sr, "ltvscore", model_cfg, err);
 
-	config_copy(&scratch, model_cfg);
-	if (!opts->events_path)
-		ret = write_no_events(&scratch, no_events, err);
+	if (ret == 0) {
+		no_events = xasprintf("%s/no-events.csv", sr->dir);
+		set_events = xasprintf("input.events=%s", opts->events_path ? opts->events_path : no_events);
+		set_rejects = xasprintf("ingest.rejects_dir=%s", sr->dir);
+	}
+	if (ret == 0 && !opts->events_path)
+		ret = write_no_events(&sr->cfg, no_events, err);
 	if (ret == 0)
-		ret = config_apply_override(&scratch, set_users, err);
+		ret = config_apply_override(&sr->cfg, set_users, err);
 	if (ret == 0)
-		ret = config_apply_override(&scratch, set_events, err);
-	if (ret == 0)
-		ret = config_apply_override(&scratch, set_registry, err);
-	if (ret == 0)
-		ret = config_apply_override(&scratch, "ingest.mode=replace", err);
+		ret = config_apply_override(&sr->cfg, set_events, err);
 	/* Every row comes back in the output, a rejected one with its reason, so none fails the score. */
 	if (ret == 0)
-		ret = config_apply_override(&scratch, "ingest.max_reject_rate=1", err);
+		ret = config_apply_override(&sr->cfg, "ingest.max_reject_rate=1", err);
 	if (ret == 0)
-		ret = config_apply_override(&scratch, set_rejects, err);
+		ret = config_apply_override(&sr->cfg, set_rejects, err);
 	if (ret == 0)
-		ret = runner_run(&scratch, &run, stderr, err);
+		ret = scratch_registry_ingest(sr, "score (scratch ingest)", err);
 	if (ret == 0)
-		ret = registry_open_readonly(path, out_reg, err);
-	config_release(&scratch);
-	free(path);
+		ret = registry_open_readonly(sr->path, out_reg, err);
 	free(set_users);
 	free(set_events);
-	free(set_registry);
 	free(set_rejects);
 	free(no_events);
 	return ret;
@@ -838,6 +830,7 @@ static int default_as_of(struct registry *data_reg, const struct user_table *use
 	char *value = NULL;
 	int ret = registry_meta_get(data_reg, "max_event_time", &value, err);
 
+	free(value);
 	if (ret == LTV_ENOTFOUND && users->n) {
 		*out = users->install_time[0];
 		for (size_t i = 1; i < users->n; i++)
@@ -845,11 +838,9 @@ static int default_as_of(struct registry *data_reg, const struct user_table *use
 				*out = users->install_time[i];
 		return 0;
 	}
-	if (ret == LTV_ENOTFOUND)
-		return err_set(err, LTV_EUSAGE, "no events to score: the data have no event times; pass --as-of");
-	if (ret == 0 && parse_int64(value, out) < 0)
-		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time is not a time");
-	free(value);
+	ret = registry_default_as_of(data_reg, out, err);
+	if (ret < 0)
+		err_prefix(err, "score");
 	return ret;
 }
 
@@ -884,7 +875,8 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	struct output_set set;
 	struct provenance pv = { 0 };
 	int64_t score_id = 0;
-	char scratch_dir[4096] = "", *campaigns_path = NULL, *report_path = NULL, iso[32];
+	struct scratch_registry sr = { 0 };
+	char *campaigns_path = NULL, *report_path = NULL, iso[32];
 	size_t n_cs = 0, n_horizons = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, ret;
@@ -909,10 +901,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	n_horizons = m.cfg.features.horizons.n;
 	data_reg = reg;
 	if (opts->users_path) {
-		ret = scratch_dir_create("ltvscore", scratch_dir, sizeof(scratch_dir), err);
-		if (ret < 0)
-			goto out;
-		ret = scratch_ingest(&m.cfg, opts, scratch_dir, &data_reg, err);
+		ret = scratch_ingest(&m.cfg, opts, &sr, &data_reg, err);
 		if (ret < 0)
 			goto out;
 	}
@@ -952,7 +941,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
 	time_format_iso8601(scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
 	ret = opts->users_path ? write_own_file(&m, &d, &users, &s, as_of, &pv, opts->users_path,
-						scratch_dir, &set, opts->output, err)
+						sr.dir, &set, opts->output, err)
 			       : write_users_csv(&m, &d, &users, &s, &pv, &set, opts->output, err);
 	if (ret == 0)
 		ret = write_campaigns_csv(&m.cfg, cs, n_cs, &pv, &set, campaigns_path, err);
@@ -982,7 +971,6 @@ out:
 	if (data_reg && data_reg != reg)
 		registry_close(data_reg);
 	registry_close(reg);
-	if (scratch_dir[0])
-		scratch_dir_remove(scratch_dir);
+	scratch_registry_release(&sr);
 	return ret;
 }

@@ -63,11 +63,9 @@ int compare_b_is_better(const struct compare_result *r);
 /* One line with the users, both WAPEs, the difference, its interval and p (for alias_history). */
 void compare_summary(const struct compare_result *r, char *buf, size_t size);
 
-/* The result as JSON text (caller frees). */
-char *compare_json(const struct compare_result *r);
-
 /*
- * `ltvpipe models <sub> ...` for the subcommands this file adds (compare);
+ * `ltvpipe models <sub> ...` for the subcommands cli/models_compare.c adds
+ * (compare, experiment);
  * argv[0] is the subcommand. Returns 1 in *out_handled when sub is one of
  * them, else 0 and does nothing.
  */
