@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ltv/evaluate.h"
+#include "ltv/model_data.h"
 #include "ltv/serving.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
@@ -353,7 +354,7 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 
 	char label[32];
 
-	snprintf(label, sizeof(label), "ltv_%lld", (long long)horizon);
+	label_name(horizon, label, sizeof(label));
 	actual = frame_column(actual_frame, label);
 	memset(eh, 0, sizeof(*eh));
 	eh->horizon = horizon;
@@ -811,4 +812,21 @@ out:
 	else
 		eval_result_release(&r);
 	return ret;
+}
+
+int evaluate_run_json(const struct config *cfg, const struct evaluate_options *opts,
+		      struct ltv_err *err)
+{
+	struct eval_result r;
+	int ret = evaluate_run(cfg, opts, stderr, &r, err);
+	char *json;
+
+	if (ret < 0)
+		return ret;
+	/* the same document as DIR/evaluation.json, so a pipe need not find the directory */
+	json = eval_report_json(&r, 1);
+	printf("%s\n", json);
+	free(json);
+	eval_result_release(&r);
+	return 0;
 }

@@ -24,11 +24,6 @@ int experiment_serving_arm(const struct experiment_row *e, const char *user_id)
 	return ab_is_candidate(e->salt, user_id, e->share);
 }
 
-static int open_write(const struct config *cfg, struct registry **out, struct ltv_err *err)
-{
-	return registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, out, err);
-}
-
 /* ---- start ---- */
 
 static int check_name(const char *name, struct ltv_err *err)
@@ -54,7 +49,7 @@ static int parse_fraction(const char *flag, const char *text, int one_allowed, d
 	return 0;
 }
 
-static int cmd_start(const struct config *cfg, int argc, char **argv, FILE *out,
+static int cmd_start(const struct config *cfg, struct registry *reg, int argc, char **argv, FILE *out,
 		     struct ltv_err *err)
 {
 	static const struct option long_opts[] = {
@@ -63,7 +58,6 @@ static int cmd_start(const struct config *cfg, int argc, char **argv, FILE *out,
 		{ "log-rate", required_argument, NULL, 'l' },  { NULL, 0, NULL, 0 },
 	};
 	struct experiment_row row = { .share = 0.1, .log_rate = 1, .min_users = 2000 };
-	struct registry *reg = NULL;
 	struct loaded_model mc = { 0 }, mt = { 0 };
 	struct experiment_row running;
 	struct ltv_err none;
@@ -99,8 +93,6 @@ static int cmd_start(const struct config *cfg, int argc, char **argv, FILE *out,
 	snprintf(row.name, sizeof(row.name), "%s", argv[optind]);
 	ret = check_name(argv[optind], err);
 	snprintf(row.salt, sizeof(row.salt), "%s", row.name);
-	if (ret == 0)
-		ret = open_write(cfg, &reg, err);
 	if (ret == 0)
 		ret = model_resolve(reg, candidate, &row.candidate, err);
 	if (ret == 0)
@@ -152,22 +144,19 @@ static int cmd_start(const struct config *cfg, int argc, char **argv, FILE *out,
 		model_release(&mc);
 	if (mt.version)
 		model_release(&mt);
-	registry_close(reg);
 	return ret;
 }
 
 /* ---- stop, list ---- */
 
-static int cmd_stop(const struct config *cfg, int argc, char **argv, FILE *out, struct ltv_err *err)
+static int cmd_stop(const struct config *cfg, struct registry *reg, int argc, char **argv, FILE *out, struct ltv_err *err)
 {
-	struct registry *reg = NULL;
 	int ret;
 
+	(void)cfg;
 	if (argc != 2)
 		return err_set(err, LTV_EUSAGE, "models experiment stop: expected NAME");
-	ret = open_write(cfg, &reg, err);
-	if (ret == 0)
-		ret = registry_begin(reg, err);
+	ret = registry_begin(reg, err);
 	if (ret == 0) {
 		ret = registry_experiment_stop(reg, argv[1], err);
 		if (ret == 0)
@@ -178,7 +167,6 @@ static int cmd_stop(const struct config *cfg, int argc, char **argv, FILE *out, 
 	if (ret == 0)
 		fprintf(out, "experiment %s stopped: score serves every user with production again\n",
 			argv[1]);
-	registry_close(reg);
 	return ret;
 }
 
@@ -202,20 +190,17 @@ static int print_row(void *opaque, int n_cols, char **names, char **values)
 	return 0;
 }
 
-static int cmd_list(const struct config *cfg, int argc, char **argv, FILE *out, struct ltv_err *err)
+static int cmd_list(const struct config *cfg, struct registry *reg, int argc, char **argv, FILE *out, struct ltv_err *err)
 {
-	struct registry *reg = NULL;
 	struct list_print lp = { out, 0 };
 	int ret;
 
+	(void)cfg;
 	(void)argc;
 	(void)argv;
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret == 0)
-		ret = registry_report(reg, "experiments", 0, print_row, &lp, err);
+	ret = registry_report(reg, "experiments", 0, print_row, &lp, err);
 	if (ret == 0 && lp.rows == 0)
 		fprintf(out, "(no experiment yet)\n");
-	registry_close(reg);
 	return ret;
 }
 
@@ -244,13 +229,12 @@ static int arm_metrics(const double *actual, const double *pred, const size_t *g
 	return ret;
 }
 
-static int cmd_report(const struct config *cfg, int argc, char **argv, FILE *out,
+static int cmd_report(const struct config *cfg, struct registry *reg, int argc, char **argv, FILE *out,
 		      struct ltv_err *err)
 {
 	static const struct option long_opts[] = {
 		{ "as-of", required_argument, NULL, 'a' }, { NULL, 0, NULL, 0 },
 	};
-	struct registry *reg = NULL;
 	struct experiment_row e;
 	struct experiment_prediction *logged = NULL;
 	struct loaded_model m = { 0 };
@@ -272,9 +256,7 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, FILE *out
 	}
 	if (argc - optind != 1)
 		return err_set(err, LTV_EUSAGE, "models experiment report: expected NAME [--as-of DATE]");
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret == 0)
-		ret = registry_experiment_get(reg, argv[optind], &e, err);
+	ret = registry_experiment_get(reg, argv[optind], &e, err);
 	if (ret == 0 && as_of == INT64_MIN &&
 	    (ret = registry_default_as_of(reg, &as_of, err)) < 0)
 		err_prefix(err, "models experiment report");
@@ -402,7 +384,6 @@ out:
 	model_data_release(&d);
 	if (m.version)
 		model_release(&m);
-	registry_close(reg);
 	return ret;
 }
 
@@ -410,24 +391,42 @@ out:
 
 struct experiment_sub {
 	const char *name;
-	int (*fn)(const struct config *cfg, int argc, char **argv, FILE *out, struct ltv_err *err);
+	int (*fn)(const struct config *cfg, struct registry *reg, int argc, char **argv, FILE *out,
+		  struct ltv_err *err);
+	int writes;  /* needs the registry open for writing; else read-only suffices */
 };
 
 static const struct experiment_sub subs[] = {
-	{ "start", cmd_start },
-	{ "stop", cmd_stop },
-	{ "list", cmd_list },
-	{ "report", cmd_report },
+	{ "start", cmd_start, 1 },
+	{ "stop", cmd_stop, 1 },
+	{ "list", cmd_list, 0 },
+	{ "report", cmd_report, 0 },
 };
 
-int experiment_command(const struct config *cfg, int argc, char **argv, FILE *out,
-		       struct ltv_err *err)
+static const struct experiment_sub *find_sub(int argc, char **argv)
 {
 	for (size_t i = 0; argc > 1 && i < sizeof(subs) / sizeof(subs[0]); i++)
 		if (strcmp(subs[i].name, argv[1]) == 0)
-			return subs[i].fn(cfg, argc - 1, argv + 1, out, err);
-	return err_set(err, LTV_EUSAGE, "models experiment: expected start NAME --candidate V "
-		       "[--share S], stop NAME, list or report NAME");
+			return &subs[i];
+	return NULL;
+}
+
+int experiment_verb_writes(int argc, char **argv)
+{
+	const struct experiment_sub *sub = find_sub(argc, argv);
+
+	return sub ? sub->writes : -1;
+}
+
+int experiment_command(const struct config *cfg, struct registry *reg, int argc, char **argv,
+		       FILE *out, struct ltv_err *err)
+{
+	const struct experiment_sub *sub = find_sub(argc, argv);
+
+	if (!sub)
+		return err_set(err, LTV_EUSAGE, "models experiment: expected start NAME --candidate V "
+			       "[--share S], stop NAME, list or report NAME");
+	return sub->fn(cfg, reg, argc - 1, argv + 1, out, err);
 }
 
 /* ---- score ---- */
@@ -458,7 +457,8 @@ int experiment_apply_to_scores(const struct config *cfg, const struct loaded_mod
 	reg = NULL;
 	if (ret)
 		return 0;
-	ret = open_write(cfg, &reg, err);
+	/* score's own registry stays read-only: logging the predictions needs a writer */
+	ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
 	if (ret < 0)
 		return ret;
 	ret = model_load(reg, cfg, e.candidate, &mt, err);

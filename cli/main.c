@@ -1,22 +1,32 @@
 /*
- * ltvpipe's driver: a table of subcommands (git's cmd_struct). The dispatcher
- * does what a command's flags ask — load the configuration, apply --set
- * overrides, validate — so each handler only does its own job. Only main
- * prints an error and picks the exit code: 0 ok, 1 failure, 2 usage/config.
+ * ltvpipe's driver: a table of subcommands (git's cmd_struct). Each entry
+ * lists its options once (struct cmd_option); the parser, --help, the man page
+ * and the bash completion are all read from that table. The dispatcher does
+ * what a command's flags ask — load the configuration, apply --set overrides,
+ * validate, open the registry read-only or for writing, take the run lock — so
+ * each handler only does its own job. Only main prints an error and picks the
+ * exit code: 0 ok, 1 failure, 2 usage/config.
  */
-#include <getopt.h>
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
 
+#include "ltv/cmdline.h"
+#include "ltv/command.h"
 #include "ltv/config.h"
 #include "ltv/evaluate.h"
+#include "ltv/experiment.h"
 #include "ltv/gbt.h"
 #include "ltv/generate.h"
 #include "ltv/input_files.h"
+#include "ltv/inspect.h"
 #include "ltv/log.h"
+#include "ltv/model_compare.h"
+#include "ltv/model_loader.h"
 #include "ltv/monitor.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
@@ -25,52 +35,7 @@
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
-enum command_flags {
-	CMD_NEEDS_CONFIG = 1 << 0, /* parse --config/--set and validate before the handler */
-	CMD_EXIT_STATUS = 1 << 1,  /* a positive return is the process exit status (monitor: 3, 4) */
-	CMD_NEEDS_REGISTRY = 1 << 2, /* reads a registry that must exist: never creates one */
-	CMD_NEEDS_INPUTS = 1 << 3,   /* without a registry yet, the input files must exist */
-};
-
-struct command_args {
-	int argc;
-	char **argv;
-	struct config *cfg;
-	struct ltv_err *err;
-};
-
-struct command {
-	const char *name;
-	int (*fn)(struct command_args *args);
-	unsigned flags;
-	const char *summary;
-	const char *usage;
-};
-
-static const struct command *find_command(const char *name);
-static int check_working_directory(unsigned flags, const struct config *cfg, struct ltv_err *err);
-
-/*
- * Called by a handler once its options parsed (a usage error comes first):
- * fails before the command creates anything in a directory that has neither
- * the registry it reads nor the input files it would load.
- */
-static int command_ready(const struct command_args *a, const char *name)
-{
-	return check_working_directory(find_command(name)->flags, a->cfg, a->err);
-}
-
-static const char config_usage[] =
-	"  --config F          configuration file (default config/ltvpipe.yaml)\n"
-	"  --set KEY=VALUE     override one configuration value for this run, e.g.\n"
-	"                      --set features.validation_days=21 (repeatable; part of the fingerprint)\n";
-
-static int usage_error(struct ltv_err *err, const char *cmd, const char *what)
-{
-	return err_set(err, LTV_EUSAGE, "%s: %s; see 'ltvpipe %s --help'", cmd, what, cmd);
-}
-
-static int parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
+int command_parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
 {
 	if (time_parse_iso8601(text, out) < 0)
 		return err_set(err, LTV_EUSAGE,
@@ -79,254 +44,327 @@ static int parse_as_of(const char *text, int64_t *out, struct ltv_err *err)
 	return 0;
 }
 
-/* "ltvpipe <command> <its arguments>" into buf (cut at size), for the run's record; returns buf. */
-static const char *command_line(const struct command_args *a, char *buf, size_t size)
+void command_parser_init(struct cmd_parser *p, const struct command_args *a)
 {
-	size_t len = (size_t)snprintf(buf, size, "ltvpipe");
+	cmd_parser_init(p, a->name, a->name, a->options, a->argc, a->argv);
+}
 
-	for (int i = 0; i < a->argc && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, " %s", a->argv[i]);
-	return buf;
+/* The JSON document of a command that prints one, with a newline. */
+static void print_json(cJSON *doc)
+{
+	char *text = cJSON_Print(doc);
+
+	printf("%s\n", text);
+	cJSON_free(text);
 }
 
 /* ---- run ---- */
 
+
+static const struct cmd_option run_options[] = {
+	AS_OF_OPTION("data cut-off (ISO 8601); default: the latest event ingested"),
+	{ "only", OPT_ONLY, "S[,S]", "run only these stages (their inputs must exist)", 0 },
+	{ "from", OPT_FROM, "S", "run the stages from S on", 0 },
+	{ "to", OPT_TO, "S", "run the stages up to S", 0 },
+	{ "force", OPT_FORCE, NULL, "rerun the selected stages even when up to date", 0 },
+	{ "dry-run", OPT_DRY_RUN, NULL, "print what would run and why; change nothing", 0 },
+	JSON_OPTION,
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
 static int cmd_run(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "as-of", required_argument, NULL, 'a' }, { "only", required_argument, NULL, 'o' },
-		{ "from", required_argument, NULL, 'f' },  { "to", required_argument, NULL, 't' },
-		{ "force", no_argument, NULL, 'F' },       { "dry-run", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct run_options opts = { .as_of = INT64_MIN };
-	char command[1024];
-	int c, ret;
+	struct run_options opts = { .as_of = INT64_MIN, .command = a->command_line };
+	struct cmd_parser p;
+	int c, json = 0, ret;
 
-	opts.command = command_line(a, command, sizeof(command));
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
-		case 'a':
-			ret = parse_as_of(optarg, &opts.as_of, a->err);
+		case OPT_AS_OF:
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
-		case 'o': opts.only = optarg; break;
-		case 'f': opts.from = optarg; break;
-		case 't': opts.to = optarg; break;
-		case 'F': opts.force = 1; break;
-		case 'n': opts.dry_run = 1; break;
-		default: return usage_error(a->err, "run", "unknown option");
+		case OPT_ONLY: opts.only = p.optarg; break;
+		case OPT_FROM: opts.from = p.optarg; break;
+		case OPT_TO: opts.to = p.optarg; break;
+		case OPT_FORCE: opts.force = 1; break;
+		case OPT_DRY_RUN: opts.dry_run = 1; break;
+		case OPT_JSON: json = 1; break;
 		}
 	}
-	if (optind < a->argc)
-		return usage_error(a->err, "run", "unexpected argument");
+	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+		return c;
 	/* A dry run writes nothing, so it may describe a directory with nothing in it. */
-	if (!opts.dry_run && (ret = command_ready(a, "run")) < 0)
-		return ret;
-	return runner_run(a->cfg, &opts, stdout, a->err);
+	if (!opts.dry_run && (c = command_registry(a)) < 0)
+		return c;
+	if (json)
+		opts.json = cJSON_CreateObject();
+	ret = runner_run(a->cfg, &opts, json ? stderr : stdout, a->err);
+	if (json) {
+		if (ret == 0)
+			print_json(opts.json);
+		cJSON_Delete(opts.json);
+	}
+	return ret;
 }
 
 /* ---- status ---- */
 
+static const struct cmd_option status_options[] = {
+	AS_OF_OPTION("judge freshness at this cut-off; default: the latest event ingested"),
+	JSON_OPTION,
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
 static int cmd_status(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "as-of", required_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
 	int64_t as_of = INT64_MIN;
+	cJSON *json = NULL;
+	FILE *text;
+	struct cmd_parser p;
 	int c, ret;
 
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
-		if (c != 'a')
-			return usage_error(a->err, "status", "unknown option");
-		ret = parse_as_of(optarg, &as_of, a->err);
-		if (ret < 0)
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0) {
+		if (c == OPT_JSON) {
+			json = json ? json : cJSON_CreateObject();
+			continue;
+		}
+		ret = command_parse_as_of(p.optarg, &as_of, a->err);
+		if (ret < 0) {
+			cJSON_Delete(json);
 			return ret;
+		}
 	}
-	if ((ret = command_ready(a, "status")) < 0)
-		return ret;
-	return runner_status(a->cfg, as_of, stdout, a->err);
+	if (c == 0)
+		c = cmd_operands(&p, 0, 0, NULL, a->err);
+	/* with --json the document says all the text would: the text goes nowhere */
+	text = json ? fopen("/dev/null", "w") : stdout;
+	if (!text)
+		c = err_set(a->err, LTV_EIO, "cannot open /dev/null");
+	if (c == 0)
+		c = command_registry(a);
+	ret = c < 0 ? c : runner_status(a->cfg, a->reg, as_of, text, json, a->err);
+	if (ret == 0 && json)
+		print_json(json);
+	if (text && text != stdout)
+		fclose(text);
+	cJSON_Delete(json);
+	return ret;
 }
 
 /* ---- score ---- */
 
+static const struct cmd_option score_options[] = {
+	MODEL_OPTION,
+	AS_OF_OPTION("score the users as they were at DATE; default: the latest event"),
+	{ "users", OPT_USERS, "F", "score the users of this file instead of the registry's data,\n"
+				  "through a scratch registry; the output is F's own rows and\n"
+				  "columns, then the predictions and a reason per row not scored", 0 },
+	{ "events", OPT_EVENTS, "F", "the events of the users of --users (without it, users are\n"
+				    "valued from campaign and cost at the latest install)", 0 },
+	{ "allow-lookahead", OPT_ALLOW_LOOKAHEAD, NULL, "score at an --as-of before the one the model "
+							 "was\ntrained at (look-ahead; refused otherwise)", 0 },
+	{ "output", OPT_OUTPUT, "F", "the per-user CSV ('-': stdout; the campaign summary and\n"
+				    "report then go beside nothing and are not written)", 0 },
+	JSON_OPTION,
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
 static int cmd_score(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "model", required_argument, NULL, 'm' },  { "as-of", required_argument, NULL, 'a' },
-		{ "users", required_argument, NULL, 'u' },  { "events", required_argument, NULL, 'e' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "allow-lookahead", no_argument, NULL, 'L' }, { NULL, 0, NULL, 0 },
-	};
 	struct score_options opts = { .as_of = INT64_MIN };
-	int c, ret;
+	struct cmd_parser p;
+	int c, json = 0, ret;
 
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
-		case 'm': opts.model = optarg; break;
-		case 'a':
-			ret = parse_as_of(optarg, &opts.as_of, a->err);
+		case OPT_MODEL: opts.model = p.optarg; break;
+		case OPT_AS_OF:
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
-		case 'u': opts.users_path = optarg; break;
-		case 'e': opts.events_path = optarg; break;
-		case 'o': opts.output = optarg; break;
-		case 'L': opts.allow_lookahead = 1; break;
-		default: return usage_error(a->err, "score", "unknown option");
+		case OPT_USERS: opts.users_path = p.optarg; break;
+		case OPT_EVENTS: opts.events_path = p.optarg; break;
+		case OPT_OUTPUT: opts.output = p.optarg; break;
+		case OPT_ALLOW_LOOKAHEAD: opts.allow_lookahead = 1; break;
+		case OPT_JSON: json = 1; break;
 		}
 	}
-	if (optind < a->argc)
-		return usage_error(a->err, "score", "unexpected argument");
-	if ((ret = command_ready(a, "score")) < 0)
-		return ret;
-	return score_run(a->cfg, &opts, stdout, a->err);
+	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+		return c;
+	if (json)
+		opts.json = cJSON_CreateObject();
+	if (!opts.output)
+		ret = err_set(a->err, LTV_EUSAGE, "--output F is required (the users CSV, or - for stdout)");
+	else if (opts.events_path && !opts.users_path)
+		ret = err_set(a->err, LTV_EUSAGE, "--events F needs --users F (the users the events "
+			      "belong to)");
+	else
+		ret = command_registry(a);
+	/* with --output - the CSV owns stdout, so what score says goes to stderr */
+	if (ret == 0)
+		ret = score_run(a->cfg, a->reg, &opts,
+				json || strcmp(opts.output, "-") == 0 ? stderr : stdout, a->err);
+	if (json) {
+		if (ret == 0)
+			print_json(opts.json);
+		cJSON_Delete(opts.json);
+	}
+	return ret;
 }
 
 /* ---- predict ---- */
 
+static const struct cmd_option predict_options[] = {
+	MODEL_OPTION,
+	{ "app", OPT_APP, "A", "the user's app (required)", 0 },
+	{ "campaign", OPT_CAMPAIGN, "C", "the user's campaign", 0 },
+	{ "feature", OPT_FEATURE, "NAME=VALUE", "one feature of the user (repeatable)", 1 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
 static int cmd_predict(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "model", required_argument, NULL, 'm' },    { "app", required_argument, NULL, 'a' },
-		{ "campaign", required_argument, NULL, 'c' }, { "feature", required_argument, NULL, 'f' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct predict_options opts = { 0 };
 	char **features = xcalloc((size_t)a->argc + 1, sizeof(char *));
+	struct cmd_parser p;
 	int c, ret;
 
 	opts.features = features;
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
-		case 'm': opts.model = optarg; break;
-		case 'a': opts.app = optarg; break;
-		case 'c': opts.campaign = optarg; break;
-		case 'f': features[opts.n_features++] = optarg; break;
-		default:
-			free(features);
-			return usage_error(a->err, "predict", "unknown option");
+		case OPT_MODEL: opts.model = p.optarg; break;
+		case OPT_APP: opts.app = p.optarg; break;
+		case OPT_CAMPAIGN: opts.campaign = p.optarg; break;
+		case OPT_FEATURE: features[opts.n_features++] = (char *)p.optarg; break;
 		}
 	}
-	ret = optind < a->argc ? usage_error(a->err, "predict", "unexpected argument")
-			       : command_ready(a, "predict") < 0 ? a->err->code
-			       : predict_run(a->cfg, &opts, stdout, a->err);
+	if (c == 0)
+		c = cmd_operands(&p, 0, 0, NULL, a->err);
+	if (c == 0)
+		c = command_registry(a);
+	ret = c < 0 ? c : predict_run(a->cfg, a->reg, &opts, stdout, a->err);
 	free(features);
 	return ret;
 }
 
-static int cmd_models(struct command_args *a)
-{
-	const int ret = command_ready(a, "models");
-
-	return ret < 0 ? ret : models_run(a->cfg, a->argc - 1, a->argv + 1, stdout, a->err);
-}
-
 /* ---- serve ---- */
+
+static const struct cmd_option serve_options[] = {
+	{ "port", OPT_PORT, "P", "default serve.port (8080); 0 picks a free port, printed", 0 },
+	{ "bind", OPT_BIND, "ADDR", "a loopback address (default 127.0.0.1); never another", 0 },
+	{ "model", OPT_MODEL, "V", "version number or alias (default serve.model: production)", 0 },
+	{ "threads", OPT_THREADS, "N", "request threads (default serve.threads: 8)", 0 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
 
 static int cmd_serve(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "port", required_argument, NULL, 'p' },  { "bind", required_argument, NULL, 'b' },
-		{ "model", required_argument, NULL, 'm' }, { "threads", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct serve_options opts = { .port = -1 };
+	struct cmd_parser p;
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
-		case 'p':
-			if (parse_int64(optarg, &opts.port) < 0 || opts.port < 0 || opts.port > 65535)
-				return usage_error(a->err, "serve", "--port takes 0..65535 (0: a free port)");
+		case OPT_PORT:
+			if (parse_int64(p.optarg, &opts.port) < 0 || opts.port < 0 || opts.port > 65535)
+				return err_set(a->err, LTV_EUSAGE, "serve: --port takes 0..65535 (0: a free port)");
 			break;
-		case 'b': opts.bind = optarg; break;
-		case 'm': opts.model = optarg; break;
-		case 't':
-			if (parse_int64(optarg, &opts.threads) < 0 || opts.threads < 1 || opts.threads > 256)
-				return usage_error(a->err, "serve", "--threads takes 1..256");
+		case OPT_BIND: opts.bind = p.optarg; break;
+		case OPT_MODEL: opts.model = p.optarg; break;
+		case OPT_THREADS:
+			if (parse_int64(p.optarg, &opts.threads) < 0 || opts.threads < 1 || opts.threads > 256)
+				return err_set(a->err, LTV_EUSAGE, "serve: --threads takes 1..256");
 			break;
-		default: return usage_error(a->err, "serve", "unknown option");
 		}
 	}
-	if (optind < a->argc)
-		return usage_error(a->err, "serve", "unexpected argument");
-	/* No working-directory check: a server may start before the first model and wait for it. */
+	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+		return c;
 	return serve_run(a->cfg, &opts, a->err);
 }
 
 /* ---- evaluate ---- */
 
+static const struct cmd_option evaluate_options[] = {
+	AS_OF_OPTION("the cut-off (ISO 8601); default: the latest event minus the\n"
+		     "longest horizon, so every actual is complete"),
+	{ "horizons", OPT_HORIZONS, "H[,H]", "horizons in days to evaluate (default: features.horizons);\n"
+					    "the model trains on the target horizon if listed, else the first", 0 },
+	{ "model", OPT_MODEL, "V", "evaluate the registry's version V (or alias) instead of training", 0 },
+	{ "output", OPT_OUTPUT, "DIR", "where the reports go (default: <run.log_dir>/eval-<run id>)", 0 },
+	JSON_OPTION,
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
 static int cmd_evaluate(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "as-of", required_argument, NULL, 'a' },  { "horizons", required_argument, NULL, 'h' },
-		{ "output", required_argument, NULL, 'o' }, { "model", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct evaluate_options opts = { .as_of = INT64_MIN };
-	char command[1024];
-	int c, ret;
+	struct evaluate_options opts = { .as_of = INT64_MIN, .command = a->command_line };
+	struct cmd_parser p;
+	int c, json = 0, ret;
 
-	opts.command = command_line(a, command, sizeof(command));
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
-		case 'a':
-			ret = parse_as_of(optarg, &opts.as_of, a->err);
+		case OPT_AS_OF:
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
-		case 'h': opts.horizons = optarg; break;
-		case 'o': opts.output_dir = optarg; break;
-		case 'm': opts.model = optarg; break;
-		default: return usage_error(a->err, "evaluate", "unknown option");
+		case OPT_HORIZONS: opts.horizons = p.optarg; break;
+		case OPT_OUTPUT: opts.output_dir = p.optarg; break;
+		case OPT_MODEL: opts.model = p.optarg; break;
+		case OPT_JSON: json = 1; break;
 		}
 	}
-	if (optind < a->argc)
-		return usage_error(a->err, "evaluate", "unexpected argument");
-	if ((ret = command_ready(a, "evaluate")) < 0)
-		return ret;
-	return evaluate_run(a->cfg, &opts, stdout, NULL, a->err);
+	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+		return c;
+	if ((c = command_registry(a)) < 0) /* the working-directory check: nothing is opened */
+		return c;
+	if (!json)
+		return evaluate_run(a->cfg, &opts, stdout, NULL, a->err);
+	return evaluate_run_json(a->cfg, &opts, a->err);
 }
 
 /* ---- monitor ---- */
 
+static const struct cmd_option monitor_options[] = {
+	{ "model", OPT_MODEL, "V", "the version monitored (default production)", 0 },
+	AS_OF_OPTION("end of the monitored window (default: the latest event)"),
+	JSON_OPTION,
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
 static int cmd_monitor(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "model", required_argument, NULL, 'm' }, { "as-of", required_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },        { NULL, 0, NULL, 0 },
-	};
 	struct monitor_options opts = { .as_of = INT64_MIN };
 	struct monitor_result r;
+	struct cmd_parser p;
 	int c, ret;
 
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
-		case 'm': opts.model = optarg; break;
-		case 'a':
-			ret = parse_as_of(optarg, &opts.as_of, a->err);
+		case OPT_MODEL: opts.model = p.optarg; break;
+		case OPT_AS_OF:
+			ret = command_parse_as_of(p.optarg, &opts.as_of, a->err);
 			if (ret < 0)
 				return ret;
 			break;
-		case 'j': opts.json = 1; break;
-		default: return usage_error(a->err, "monitor", "unknown option");
+		case OPT_JSON: opts.json = 1; break;
 		}
 	}
-	if (optind < a->argc)
-		return usage_error(a->err, "monitor", "unexpected argument");
-	ret = command_ready(a, "monitor");
-	if (ret == 0)
-		ret = monitor_run(a->cfg, &opts, stdout, &r, a->err);
+	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+		return c;
+	if ((c = command_registry(a)) < 0)
+		return c;
+	ret = monitor_run(a->cfg, a->reg, &opts, stdout, &r, a->err);
 	if (ret < 0)
 		return ret;
 	ret = monitor_exit_status(r.level);
@@ -346,48 +384,56 @@ static int parse_count(const char *text, const char *flag, uint64_t *out, struct
 	return 0;
 }
 
+static const struct cmd_option generate_options[] = {
+	{ "users", OPT_USERS, "N", "how many users (default 20000)", 0 },
+	{ "seed", OPT_SEED, "S", "the random seed (default 42): the same seed, the same files", 0 },
+	{ "start", OPT_START, "YYYY-MM-DD", "the first install date", 0 },
+	{ "order", OPT_ORDER, "user|time", "user (default) writes each user's events together; time\n"
+					  "orders them by time across users, as an export of an events\n"
+					  "table is", 0 },
+	{ "out", OPT_OUT, "DIR", "where users.csv and events.csv go (default data)", 0 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
 static int cmd_generate(struct command_args *a)
 {
-	static const struct option long_opts[] = {
-		{ "users", required_argument, NULL, 'u' }, { "seed", required_argument, NULL, 's' },
-		{ "out", required_argument, NULL, 'o' },   { "start", required_argument, NULL, 'd' },
-		{ "order", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
-	};
 	struct generate_param p;
 	struct generate_stats st;
+	struct cmd_parser cp;
 	const char *out_dir = "data", *why;
 	double started = now_seconds();
 	int c, ret;
 
 	generate_param_init(&p);
-	optind = 1;
-	while ((c = getopt_long(a->argc, a->argv, "", long_opts, NULL)) != -1) {
+	command_parser_init(&cp, a);
+	while ((c = cmd_getopt(&cp, a->err)) > 0) {
 		switch (c) {
-		case 'u':
-			ret = parse_count(optarg, "--users", &p.n_users, a->err);
+		case OPT_USERS:
+			ret = parse_count(cp.optarg, "--users", &p.n_users, a->err);
 			if (ret < 0)
 				return ret;
 			break;
-		case 's': {
+		case OPT_SEED: {
 			int64_t seed;
 
-			if (parse_int64(optarg, &seed) < 0 || seed < 0)
-				return err_set(a->err, LTV_EUSAGE, "generate: --seed '%s' must be a whole number >= 0", optarg);
+			if (parse_int64(cp.optarg, &seed) < 0 || seed < 0)
+				return err_set(a->err, LTV_EUSAGE, "generate: --seed '%s' must be a whole number >= 0",
+					       cp.optarg);
 			p.seed = (uint64_t)seed;
 			break;
 		}
-		case 'o': out_dir = optarg; break;
-		case 'd': p.start_date = optarg; break;
-		case 'r':
-			if (strcmp(optarg, "user") != 0 && strcmp(optarg, "time") != 0)
-				return err_set(a->err, LTV_EUSAGE, "generate: --order '%s' must be 'user' or 'time'", optarg);
-			p.order = optarg[0] == 't' ? GENERATE_ORDER_TIME : GENERATE_ORDER_USER;
+		case OPT_OUT: out_dir = cp.optarg; break;
+		case OPT_START: p.start_date = cp.optarg; break;
+		case OPT_ORDER:
+			if (strcmp(cp.optarg, "user") != 0 && strcmp(cp.optarg, "time") != 0)
+				return err_set(a->err, LTV_EUSAGE, "generate: --order '%s' must be 'user' or 'time'",
+					       cp.optarg);
+			p.order = cp.optarg[0] == 't' ? GENERATE_ORDER_TIME : GENERATE_ORDER_USER;
 			break;
-		default: return usage_error(a->err, "generate", "unknown option");
 		}
 	}
-	if (optind < a->argc)
-		return usage_error(a->err, "generate", "unexpected argument");
+	if (c < 0 || (c = cmd_operands(&cp, 0, 0, NULL, a->err)) < 0)
+		return c;
 	why = generate_param_check(&p);
 	if (why)
 		return err_set(a->err, LTV_EUSAGE, "generate: %s", why);
@@ -407,80 +453,93 @@ static int cmd_generate(struct command_args *a)
 	return 0;
 }
 
-/* ---- help and version ---- */
+/* ---- dag and diff ---- */
+
+static const struct cmd_option dag_options[] = {
+	{ "dot", OPT_DOT, NULL, "print the graph in Graphviz's dot language", 0 },
+	JSON_OPTION,
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
+static int cmd_dag(struct command_args *a)
+{
+	struct cmd_parser p;
+	int c, fmt = DAG_TEXT;
+
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0)
+		fmt = c == OPT_DOT ? DAG_DOT : DAG_JSON;
+	if (c == 0)
+		c = cmd_operands(&p, 0, 0, NULL, a->err);
+	return c < 0 ? c : inspect_dag(stdout, fmt, a->err);
+}
+
+static int cmd_diff(struct command_args *a)
+{
+	struct cmd_parser p;
+	int c, json = 0;
+
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0)
+		json = 1;
+	if (c == 0)
+		c = cmd_operands(&p, 2, 2, "two runs or two model versions", a->err);
+	if (c == 0)
+		c = command_registry(a);
+	return c < 0 ? c : inspect_diff(a->reg, a->argv[p.optind], a->argv[p.optind + 1], json, stdout,
+					 a->err);
+}
+
+/* ---- help, the man page and the completion script ---- */
+
+static int cmd_help(struct command_args *a);
+static int cmd_models(struct command_args *a);
+
+static const struct cmd_option help_options[] = {
+	{ "man", OPT_MAN, NULL, "print the man page ltvpipe.1 (roff)", 0 },
+	{ "completion", OPT_COMPLETION, NULL, "print the bash completion script", 0 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
 
 static const struct command commands[] = {
 	{ "run", cmd_run, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS, "run the pipeline's stages, skipping those up to date",
-	  "usage: ltvpipe run [--config F] [--set K=V]... [--as-of DATE] [--only S[,S]] [--from S]\n"
-	  "                   [--to S] [--force] [--dry-run]\n\n"
 	  "Runs the stages in order. A stage whose fingerprint (its code version, config\n"
 	  "section, as_of and the content of its inputs) matches a stored artefact is\n"
-	  "skipped: 'features: up to date (v3)'. Each stage commits in one transaction.\n\n"
-	  "  --as-of DATE        data cut-off (ISO 8601); default: the latest event ingested\n"
-	  "  --only S[,S]        run only these stages (their inputs must exist)\n"
-	  "  --from S, --to S    run the stages from S on, or up to S\n"
-	  "  --force             rerun the selected stages even when up to date\n"
-	  "  --dry-run           print what would run and why; change nothing\n" },
-	{ "status", cmd_status, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY,
+	  "skipped: 'features: up to date (v3)'. Each stage commits in one transaction.\n"
+	  "The run is recorded in the registry (table runs) with the whole command line\n"
+	  "and the as_of it used.\n",
+	  run_options, NULL },
+	{ "status", cmd_status, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ,
 	  "show each stage's current version and whether it is fresh or stale",
-	  "usage: ltvpipe status [--config F] [--set K=V]... [--as-of DATE]\n\n"
 	  "For each stage: its current artefact version, when and by which run it was made,\n"
 	  "whether it is fresh or stale (and why) for the present config and data, and\n"
-	  "its recorded metrics.\n" },
-	{ "score", cmd_score, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY,
+	  "its recorded metrics.\n",
+	  status_options, NULL },
+	{ "score", cmd_score, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ,
 	  "predict LTV per horizon for users not yet mature, with a model version",
-	  "usage: ltvpipe score [--config F] [--model V|production|candidate] [--as-of DATE]\n"
-	  "                     [--allow-lookahead] [--users F [--events F]] --output F\n\n"
 	  "Scores every user not yet mature at the target horizon at as_of (default: the\n"
-	  "latest event in the data) with the model version given (default production).\n"
-	  "An as_of before the one the model was trained at is look-ahead and refused\n"
-	  "unless --allow-lookahead is given.\n"
-	  "With --users (and --events), scores those files instead of the registry's data;\n"
-	  "they are read into a scratch registry, never into the training data. Without\n"
-	  "--events, users are valued from their campaign and cost (as_of: the latest\n"
-	  "install). F then holds the users file's own rows and columns, in its order,\n"
-	  "followed by the predictions and a reason for each row not scored.\n"
-	  "Writes F (one row per user: ltv per horizon, p_payer, method, segment, ROAS,\n"
-	  "model_version, as_of, scored_at),\n"
-	  "F.campaigns.csv (per campaign: users, spend, predicted revenue and ROAS per\n"
-	  "horizon) and F.report.txt (totals, distributions, top and bottom campaigns,\n"
-	  "segments, methods and fallbacks).\n" },
-	{ "predict", cmd_predict, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY, "predict one user given on the command line, as JSON",
-	  "usage: ltvpipe predict [--config F] [--model V|production|candidate] --app A\n"
-	  "                       [--campaign C] [--feature name=value]...\n\n"
+	  "latest event in the data) with the model version given (default production),\n"
+	  "with the configuration that version was trained with (--set changes only what is\n"
+	  "not part of the model, such as registry.path). With --users and --events, scores\n"
+	  "those files instead of the registry's data; they are read into a scratch\n"
+	  "registry, never into the training data. Writes F (one row per user: ltv per\n"
+	  "horizon, p_payer, method, segment, ROAS), F.campaigns.csv (per campaign: users,\n"
+	  "spend, predicted revenue and ROAS per horizon) and F.report.txt (totals,\n"
+	  "distributions, top and bottom campaigns, segments, methods and fallbacks).\n"
+	  "--output - writes the per-user CSV to stdout and nothing beside it.\n",
+	  score_options, NULL },
+	{ "predict", cmd_predict, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ, "predict one user given on the command line, as JSON",
 	  "Prints one JSON object: ltv per horizon (calibrated and raw), p_payer, tier,\n"
 	  "the method that served and the model version. Features not given are those of\n"
 	  "a user with no activity in the observation window; names: rev_window, rev_d0,\n"
 	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
-	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n" },
-	{ "models", cmd_models, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY, "list, show, promote or roll back model versions",
-	  "usage: ltvpipe models [--config F] list | show V | promote V [--reason TEXT]\n"
-	  "                      | rollback [--reason TEXT] | history\n"
-	  "                      | compare A B [--as-of T] [--horizon H] [--json]\n"
-	  "                      | experiment start NAME --candidate V [--share S] [--horizon H]\n"
-	  "                        [--min-users N] [--log-rate R] | experiment stop NAME\n"
-	  "                      | experiment list | experiment report NAME [--as-of DATE]\n\n"
-	  "  list        every model version, its validation error and its aliases\n"
-	  "  show V      the artefacts of version V with their metrics\n"
-	  "  promote V   make V production (recorded in the alias history with the OS user\n"
-	  "              and --reason); if V was the candidate, candidate is unset\n"
-	  "  rollback    make the previous production version production again\n"
-	  "  history     every alias move: when, alias, from, to, who, why\n"
-	  "  compare A B both versions on the same users: those installed after both\n"
-	  "              versions' as_of whose ltv_H is complete at T (--as-of, default the\n"
-	  "              latest event), scored as of T - H; campaign WAPE, normalized Gini\n"
-	  "              and bias of each, B - A with a paired bootstrap 95% interval and\n"
-	  "              p-value (models.compare_resamples resamples of users within\n"
-	  "              campaigns, fixed seed). --horizon H: default A's target horizon\n"
-	  "  experiment  A/B of version V against production: score sends the users whose\n"
-	  "              salted hash of user_id is below --share (default 0.1) to V and logs\n"
-	  "              a --log-rate sample (default 1) of predictions; report gives each\n"
-	  "              arm's accuracy once outcomes mature, and the test of the difference\n"
-	  "              only once both arms have --min-users (default 2000) users\n" },
+	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n",
+	  predict_options, NULL },
+	{ "models", cmd_models, CMD_NEEDS_CONFIG | CMD_SUBCOMMANDS,
+	  "list, show, compare, export, promote or roll back model versions", NULL, NULL,
+	  "list|show|history|promote|rollback|compare|experiment|export ..." },
 	{ "serve", cmd_serve, CMD_NEEDS_CONFIG,
 	  "serve predictions over HTTP (JSON API, metrics, a page) on a loopback address",
-	  "usage: ltvpipe serve [--config F] [--set K=V]... [--port P] [--bind ADDR]\n"
-	  "                     [--model V|production|candidate] [--threads N]\n\n"
 	  "Loads the model version once and answers on http://ADDR:P/ until SIGINT or\n"
 	  "SIGTERM (requests in flight finish). When --model is an alias, the alias is\n"
 	  "read again every serve.watch_ms: a new version is loaded aside and swapped in\n"
@@ -498,16 +557,10 @@ static const struct command commands[] = {
 	  "  GET  /v1/aliases/history   every alias move\n\n"
 	  "A user is a JSON object: app (required), campaign, install_time (ISO 8601;\n"
 	  "its age is counted at as_of, default now) or age_days, and the features of\n"
-	  "'ltvpipe predict'. Errors are {\"error\": {\"code\", \"message\", \"field\"}}.\n\n"
-	  "  --port P            default serve.port (8080); 0 picks a free port, printed\n"
-	  "  --bind ADDR         a loopback address (default 127.0.0.1); never another\n"
-	  "  --model V           version number or alias (default serve.model: production)\n"
-	  "  --threads N         request threads (default serve.threads: 8)\n" },
+	  "'ltvpipe predict'. Errors are {\"error\": {\"code\", \"message\", \"field\"}}.\n",
+	  serve_options, NULL },
 	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
-	  "usage: ltvpipe evaluate [--config F] [--set K=V]... [--as-of T] [--horizons H[,H]]\n"
-	  "                        [--output DIR]\n"
-	  "       ltvpipe evaluate [--config F] --model V|production|candidate [--output DIR]\n\n"
 	  "An honest backtest. Trains the pipeline as of T on the configured input files in a\n"
 	  "scratch registry (nothing after T is read), predicts ltv_H for the users acquired\n"
 	  "in the H days before T from their data before T, and compares with their actual\n"
@@ -519,17 +572,10 @@ static const struct command commands[] = {
 	  "registry beside the production model version ('ltvpipe models show V').\n\n"
 	  "With --model, nothing is trained: the registry's model version V is evaluated as\n"
 	  "it is stored, with T = the as_of it was trained at, on the data ingested since\n"
-	  "(every horizon's outcome must be complete), and the metrics are stored with V.\n\n"
-	  "  --as-of T           the cut-off (ISO 8601); default: the latest event minus the\n"
-	  "                      longest horizon, so every actual is complete\n"
-	  "  --horizons H[,H]    horizons in days to evaluate (default: features.horizons);\n"
-	  "                      the model trains on the target horizon if listed, else the first\n"
-	  "  --model V           evaluate the registry's version V (or alias) instead of training\n"
-	  "  --output DIR        where the reports go (default: <run.log_dir>/eval-<run id>)\n" },
-	{ "monitor", cmd_monitor, CMD_NEEDS_CONFIG | CMD_NEEDS_REGISTRY | CMD_EXIT_STATUS,
+	  "(every horizon's outcome must be complete), and the metrics are stored with V.\n",
+	  evaluate_options, NULL },
+	{ "monitor", cmd_monitor, CMD_NEEDS_CONFIG | CMD_EXIT_STATUS | CMD_REGISTRY_WRITE,
 	  "drift and calibration of a model version; exit 0 ok, 3 warn, 4 alert",
-	  "usage: ltvpipe monitor [--config F] [--set K=V]... [--model V|production|candidate]\n"
-	  "                       [--as-of DATE] [--json]\n\n"
 	  "PSI of every model feature and of the predicted LTV at the target horizon, between\n"
 	  "the users installed in the monitor.window_days (7) before as_of and those installed\n"
 	  "in the monitor.reference_windows (4) windows of the same length before the version's\n"
@@ -537,30 +583,83 @@ static const struct command commands[] = {
 	  "them. Then calibration: the users the version predicted at its as_of whose outcome\n"
 	  "at a horizon is now complete, predicted against actual, per install week. The\n"
 	  "report is stored in the registry (table monitor_reports).\n\n"
-	  "  --model V           the version monitored (default production)\n"
-	  "  --as-of DATE        end of the monitored window (default: the latest event)\n"
-	  "  --json              print the report as JSON\n\n"
 	  "Exit status: 0 ok; 3 warn (a PSI >= monitor.psi_warn 0.1, or a calibration bias\n"
 	  "beyond monitor.calibration_warn); 4 alert (a PSI >= monitor.psi_alert 0.25);\n"
-	  "1 failure; 2 usage or config error.\n" },
+	  "1 failure; 2 usage or config error.\n",
+	  monitor_options, NULL },
+	{ "dag", cmd_dag, 0, "print the stage graph: what each stage reads",
+	  "One line per stage, in run order, with the stages whose output it reads and the\n"
+	  "config sections in its fingerprint. --dot prints the same graph for Graphviz\n"
+	  "('ltvpipe dag --dot | dot -Tsvg > dag.svg').\n",
+	  dag_options, NULL },
+	{ "diff", cmd_diff, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ,
+	  "two runs or two model versions side by side: config, then metrics",
+	  "A and B are two model versions (numbers or aliases: production, candidate) or two\n"
+	  "run ids. Prints the configuration keys whose values differ, then the metrics that\n"
+	  "differ, each with the direction that is better (lower for errors, higher for\n"
+	  "Gini and AUC) and which of the two it favours.\n",
+	  json_only_options, "A B" },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
-	  "usage: ltvpipe generate [--users N] [--seed S] [--start YYYY-MM-DD] [--order user|time]\n"
-	  "                        [--out DIR]\n\n"
-	  "Writes DIR/users.csv and DIR/events.csv (default DIR: data): several apps,\n"
-	  "dozens of named campaigns, a few percent payers with heavy-tailed spend,\n"
-	  "decaying activity and costs per install by network, country and platform.\n"
-	  "Deterministic for a seed. Defaults: 20000 users, seed 42.\n"
-	  "--order user (default) writes each user's events together; --order time\n"
-	  "orders them by time across users, as an export of an events table is.\n" },
+	  "Writes DIR/users.csv and DIR/events.csv: several apps, dozens of named campaigns,\n"
+	  "a few percent payers with heavy-tailed spend, decaying activity and costs per\n"
+	  "install by network, country and platform. Deterministic for a seed.\n",
+	  generate_options, NULL },
+	{ "help", cmd_help, 0, "this help; the man page (--man) or bash completion (--completion)",
+	  "With COMMAND, that command's help. 'make install' installs the man page and the\n"
+	  "completion script generated here.\n",
+	  help_options, "[COMMAND]" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define MAX_SUBCOMMANDS 16
 
-static const struct command *find_command(const char *name)
+static const struct command *find_in(const struct command *table, size_t n, const char *name)
 {
-	for (size_t i = 0; i < N_COMMANDS; i++)
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i].name, name) == 0)
+			return &table[i];
 	return NULL;
+}
+
+/* An entry as documentation: a legacy entry's whole text is its description. */
+static struct cmd_doc doc_of(const struct command *c)
+{
+	return (struct cmd_doc){ c->name, c->summary, c->operands, c->options, c->usage };
+}
+
+static int is_legacy(const struct command *c)
+{
+	return !c->options && c->usage && strncmp(c->usage, "usage:", 6) == 0;
+}
+
+static void print_command_help(FILE *out, const struct command *cmd)
+{
+	struct cmd_doc doc = doc_of(cmd);
+
+	if (is_legacy(cmd)) {
+		fprintf(out, "%s\n", cmd->usage);
+		if (cmd->flags & CMD_NEEDS_CONFIG) {
+			fprintf(out, "configuration:\n");
+			cmd_print_options(out, cmd_config_options);
+		}
+		return;
+	}
+	if (cmd->flags & CMD_SUBCOMMANDS) {
+		fprintf(out, "usage: ltvpipe models [--config F] [--set KEY=VALUE]... [--quiet] SUBCOMMAND\n\n"
+			     "%s\n\nsubcommands ('ltvpipe models SUBCOMMAND --help' for one):\n", cmd->summary);
+		for (size_t i = 0; i < n_models_commands; i++) {
+			char left[64];
+
+			snprintf(left, sizeof(left), "%s%s%s", models_commands[i].name,
+				 models_commands[i].operands ? " " : "",
+				 models_commands[i].operands ? models_commands[i].operands : "");
+			fprintf(out, "  %-22s %s\n", strchr(left, '.') ? models_commands[i].name : left,
+				strchr(models_commands[i].summary, '\n') ? "" : models_commands[i].summary);
+			if (strchr(models_commands[i].summary, '\n'))
+				fprintf(out, "    %s\n", models_commands[i].summary);
+		}
+		return;
+	}
+	cmd_print_help(out, "ltvpipe", &doc, (cmd->flags & CMD_NEEDS_CONFIG) != 0);
 }
 
 static void print_help(FILE *out)
@@ -579,6 +678,58 @@ static void print_help(FILE *out)
 		     "monitor also 3 (drift warn) and 4 (drift alert).\n");
 }
 
+/* The command and subcommand tables as documentation, for the man page and the completion. */
+static void docs_of_tables(struct cmd_doc *docs, int *with_config, struct cmd_doc *subs)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		docs[i] = doc_of(&commands[i]);
+		with_config[i] = (commands[i].flags & CMD_NEEDS_CONFIG) != 0;
+	}
+	for (size_t i = 0; i < n_models_commands; i++)
+		subs[i] = doc_of(&models_commands[i]);
+}
+
+static int cmd_help(struct command_args *a)
+{
+	struct cmd_doc docs[N_COMMANDS], subs[MAX_SUBCOMMANDS];
+	int with_config[N_COMMANDS];
+	struct cmd_parser p;
+	int c, mode = 0;
+
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0)
+		mode = c;
+	if (c == 0)
+		c = cmd_operands(&p, 0, 1, "at most one command", a->err);
+	if (c < 0)
+		return c;
+	assert(n_models_commands <= MAX_SUBCOMMANDS);
+	docs_of_tables(docs, with_config, subs);
+	if (mode == OPT_MAN) {
+		char stages[4096];
+		size_t len = 0;
+
+		for (size_t i = 0; i < stage_count && len < sizeof(stages); i++)
+			len += (size_t)snprintf(stages + len, sizeof(stages) - len, "%-10s %s\n",
+						stage_table[i].name, stage_table[i].summary);
+		cmd_print_man(stdout, docs, with_config, N_COMMANDS, "models", subs, n_models_commands,
+			      stages);
+	} else if (mode == OPT_COMPLETION) {
+		cmd_print_completion(stdout, docs, with_config, N_COMMANDS, "models", subs,
+				     n_models_commands);
+	} else if (p.optind < p.argc) {
+		const struct command *cmd = find_in(commands, N_COMMANDS, p.argv[p.optind]);
+
+		if (!cmd)
+			return err_set(a->err, LTV_EUSAGE, "'%s' is not a command; see 'ltvpipe --help'",
+				       p.argv[p.optind]);
+		print_command_help(stdout, cmd);
+	} else {
+		print_help(stdout);
+	}
+	return 0;
+}
+
 static void print_version(void)
 {
 	printf("ltvpipe %s\n", LTV_VERSION);
@@ -590,15 +741,16 @@ static void print_version(void)
 }
 
 /*
- * Pulls --config and --set out of argv (they are common to every command that
- * reads the configuration), loads the file and applies the overrides in order.
+ * Pulls --config, --set and --quiet out of argv (they are common to every
+ * command that reads the configuration), loads the file and applies the
+ * overrides in order.
  */
 static int load_config(int *argc, char **argv, struct config *cfg, struct ltv_err *err)
 {
 	const char *path = NULL;
 	const char **sets = xcalloc((size_t)*argc + 1, sizeof(char *));
 	size_t n_sets = 0;
-	int out = 0, ret = 0;
+	int out = 0, quiet = 0, ret = 0;
 
 	for (int i = 0; i < *argc; i++) {
 		const char *arg = argv[i];
@@ -606,6 +758,15 @@ static int load_config(int *argc, char **argv, struct config *cfg, struct ltv_er
 		int is_config = strncmp(arg, "--config", 8) == 0 && (arg[8] == '\0' || arg[8] == '=');
 		int is_set = strncmp(arg, "--set", 5) == 0 && (arg[5] == '\0' || arg[5] == '=');
 
+		if (strcmp(arg, "--quiet") == 0) {
+			quiet = 1;
+			continue;
+		}
+		if (strcmp(arg, "--") == 0) { /* operands only from here on */
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
 		if (!is_config && !is_set) {
 			argv[out++] = argv[i];
 			continue;
@@ -630,6 +791,8 @@ static int load_config(int *argc, char **argv, struct config *cfg, struct ltv_er
 		ret = config_validate(cfg, err);
 	if (ret == 0)
 		log_level_parse(cfg->run.log_level, &log_level_current);
+	if (ret == 0 && quiet && log_level_current > LOG_WARN)
+		log_level_current = LOG_WARN;
 done:
 	free(sets);
 	return ret;
@@ -648,9 +811,10 @@ static int check_working_directory(unsigned flags, const struct config *cfg, str
 	struct input_files files = { 0 };
 	int ret;
 
-	if (!(flags & (CMD_NEEDS_REGISTRY | CMD_NEEDS_INPUTS)) || access(cfg->registry.path, F_OK) == 0)
+	if (!(flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE | CMD_NEEDS_INPUTS)) ||
+	    access(cfg->registry.path, F_OK) == 0)
 		return 0;
-	if (flags & CMD_NEEDS_REGISTRY)
+	if (flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE))
 		return err_set(err, LTV_ENOTFOUND, "no registry at '%s'%s; run ltvpipe from the "
 			       "directory that holds your configuration and registry, pass --config F, "
 			       "or train a model first with 'ltvpipe run'", cfg->registry.path, no_config);
@@ -665,10 +829,101 @@ static int check_working_directory(unsigned flags, const struct config *cfg, str
 
 static int wants_help(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return 0;
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			return 1;
+	}
 	return 0;
+}
+
+/* "ltvpipe" and every argument, quoted where the shell would need it, for the run's record. */
+static char *command_line_of(int argc, char **argv)
+{
+	size_t size = 16;
+	char *buf, *p;
+
+	for (int i = 0; i < argc; i++)
+		size += 3 + 2 * strlen(argv[i]);
+	buf = xmalloc(size);
+	p = stpcpy(buf, "ltvpipe");
+	for (int i = 1; i < argc; i++) {
+		int plain = argv[i][0] != '\0' && strspn(argv[i], "abcdefghijklmnopqrstuvwxyz"
+							  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+							  "-_=.,:/+@%") == strlen(argv[i]);
+
+		*p++ = ' ';
+		if (plain) {
+			p = stpcpy(p, argv[i]);
+			continue;
+		}
+		*p++ = '\'';
+		for (const char *s = argv[i]; *s; s++) {
+			if (*s == '\'') {
+				p = stpcpy(p, "'\\''");
+				continue;
+			}
+			*p++ = *s;
+		}
+		*p++ = '\'';
+		*p = '\0';
+	}
+	return buf;
+}
+
+/* Opens the registry as the flags ask: read-only in one snapshot, or for writing (and locked). */
+int command_open_registry(unsigned flags, const struct config *cfg, struct registry **out_reg,
+			  struct ltv_err *err)
+{
+	int ret = check_working_directory(flags, cfg, err);
+
+	if (ret < 0)
+		return ret;
+	if (flags & CMD_REGISTRY_READ) {
+		ret = registry_open_readonly(cfg->registry.path, out_reg, err);
+		if (ret == 0)
+			ret = registry_read_begin(*out_reg, err); /* one snapshot; ended by registry_close */
+		return ret;
+	}
+	if (!(flags & CMD_REGISTRY_WRITE))
+		return 0;
+	/* a command that changes a registry never creates one: there would be nothing to change */
+	ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, out_reg, err);
+	if (ret == 0 && (flags & CMD_RUN_LOCK))
+		ret = registry_lock_run(*out_reg, (int)cfg->registry.busy_timeout_s, err);
+	return ret;
+}
+
+int command_registry(struct command_args *a)
+{
+	if (a->reg)
+		return 0;
+	return command_open_registry(a->reg_flags, a->cfg, &a->reg, a->err);
+}
+
+/* Dispatches `models SUB ...` through models_commands, opening the registry as SUB's flags ask. */
+static int cmd_models(struct command_args *a)
+{
+	const char *name = a->argc > 1 ? a->argv[1] : "list";
+	const struct command *sub = find_in(models_commands, n_models_commands, name);
+	struct command_args sa = *a;
+	char full[64];
+	int ret;
+
+	if (!sub)
+		return err_set(a->err, LTV_EUSAGE, "'%s' is not a subcommand of models; see 'ltvpipe models "
+			       "--help'", name);
+	snprintf(full, sizeof(full), "models %s", sub->name);
+	sa.argc = a->argc > 1 ? a->argc - 1 : 1;
+	sa.argv = a->argc > 1 ? a->argv + 1 : a->argv;
+	sa.name = full;
+	sa.options = sub->options;
+	sa.reg = NULL;
+	sa.reg_flags = sub->flags;
+	ret = sub->fn(&sa);
+	registry_close(sa.reg);
+	return ret;
 }
 
 /*
@@ -687,16 +942,37 @@ static void ensure_passive_openmp(char **argv)
 	/* exec failed (no /proc): carry on with the default policy */
 }
 
+/* `models SUB --help` prints SUB's help; `models --help`, the list of subcommands. */
+static void print_help_for(const struct command *cmd, int argc, char **argv)
+{
+	const struct command *sub = NULL;
+
+	if ((cmd->flags & CMD_SUBCOMMANDS) && argc > 2)
+		sub = find_in(models_commands, n_models_commands, argv[2]);
+	if (!sub) {
+		print_command_help(stdout, cmd);
+		return;
+	}
+	if (is_legacy(sub) || !sub->options) {
+		struct cmd_doc doc = doc_of(sub);
+
+		cmd_print_help(stdout, "ltvpipe models", &doc, 0);
+		return;
+	}
+	cmd_print_help(stdout, "ltvpipe models", &(struct cmd_doc){ sub->name, sub->summary, sub->operands,
+								     sub->options, sub->usage }, 0);
+}
+
 int main(int argc, char **argv)
 {
 	struct ltv_err err = { 0 };
 	struct config cfg;
 	const struct command *cmd;
+	char *line = NULL;
 	int have_config = 0, ret;
 
 	ensure_passive_openmp(argv);
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		print_help(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
@@ -704,31 +980,35 @@ int main(int argc, char **argv)
 		print_version();
 		return 0;
 	}
-	cmd = find_command(argv[1]);
+	cmd = find_in(commands, N_COMMANDS, argv[1]);
 	if (!cmd) {
 		fprintf(stderr, "ltvpipe: '%s' is not a command; see 'ltvpipe --help'\n", argv[1]);
 		return 2;
 	}
 	if (wants_help(argc - 1, argv + 1)) {
-		printf("%s\n", cmd->usage);
-		if (cmd->flags & CMD_NEEDS_CONFIG)
-			printf("configuration:\n%s", config_usage);
+		print_help_for(cmd, argc, argv);
 		return 0;
 	}
 	log_hook_xgboost();
-	struct command_args args = { argc - 1, argv + 1, &cfg, &err };
+	line = command_line_of(argc, argv);
+	struct command_args args = { .argc = argc - 1, .argv = argv + 1, .cfg = &cfg,
+				     .command_line = line, .name = cmd->name, .options = cmd->options,
+				     .err = &err };
 	if (cmd->flags & CMD_NEEDS_CONFIG) {
 		ret = load_config(&args.argc, args.argv, &cfg, &err);
 		have_config = 1;
 		if (ret < 0)
 			goto out;
 	}
+	args.reg_flags = cmd->flags;
 	ret = cmd->fn(&args);
 out:
 	if (ret < 0)
 		fprintf(stderr, "ltvpipe %s: error: %s\n", cmd->name, err.msg);
+	registry_close(args.reg);
 	if (have_config)
 		config_release(&cfg);
+	free(line);
 	if (ret > 0 && (cmd->flags & CMD_EXIT_STATUS))
 		return ret;
 	return ltv_exit_code(ret);

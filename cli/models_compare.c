@@ -1,17 +1,14 @@
 /*
- * The `models` subcommands that live outside the alias table of
- * model_commands.c: `models compare A B` (two versions on the same users,
- * include/ltv/model_compare.h) and `models experiment` (include/ltv/experiment.h),
- * dispatched from a table.
+ * `ltvpipe models compare A B`: two versions on the same users
+ * (include/ltv/model_compare.h), printed as text or JSON. The models
+ * subcommand table is cli/models_cli.c.
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
-#include "ltv/experiment.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
 #include "ltv/timeutil.h"
@@ -85,80 +82,28 @@ static void print_text(const struct compare_result *r, FILE *out)
 		: "no significant improvement of B over A in campaign WAPE (p >= 0.05 or B not lower)");
 }
 
-static int cmd_compare(const struct config *cfg, int argc, char **argv, FILE *out,
-		       struct ltv_err *err)
-{
-	static const struct option long_opts[] = {
-		{ "as-of", required_argument, NULL, 'a' }, { "horizon", required_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },        { NULL, 0, NULL, 0 },
-	};
-	struct registry *reg = NULL;
-	struct compare_result r;
-	int64_t as_of = INT64_MIN, horizon = 0, a = 0, b = 0;
-	int json = 0, c, ret = 0;
+/* ---- ltvpipe models compare ---- */
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			if (time_parse_iso8601(optarg, &as_of) < 0)
-				return err_set(err, LTV_EUSAGE, "models compare: --as-of '%s' is not an ISO "
-					       "8601 date or date-time (e.g. 2025-06-30)", optarg);
-			break;
-		case 'h':
-			if (parse_int64(optarg, &horizon) < 0 || horizon < 1)
-				return err_set(err, LTV_EUSAGE, "models compare: --horizon '%s' must be a "
-					       "number of days >= 1", optarg);
-			break;
-		case 'j': json = 1; break;
-		default:
-			return err_set(err, LTV_EUSAGE, "models compare: unknown option; see 'ltvpipe "
-				       "models --help'");
-		}
-	}
-	if (argc - optind != 2)
-		return err_set(err, LTV_EUSAGE, "models compare: expected two model versions, e.g. "
-			       "'ltvpipe models compare production candidate'");
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+int models_compare(const struct config *cfg, struct registry *reg, const struct compare_options *opts,
+		   FILE *out, struct ltv_err *err)
+{
+	struct compare_result r;
+	int64_t a = 0, b = 0;
+	int ret = model_resolve(reg, opts->a, &a, err);
+
 	if (ret == 0)
-		ret = model_resolve(reg, argv[optind], &a, err);
+		ret = model_resolve(reg, opts->b, &b, err);
 	if (ret == 0)
-		ret = model_resolve(reg, argv[optind + 1], &b, err);
-	if (ret == 0)
-		ret = compare_versions(reg, cfg, a, b, as_of, horizon, &r, err);
-	registry_close(reg);
+		ret = compare_versions(reg, cfg, a, b, opts->as_of, opts->horizon, &r, err);
 	if (ret < 0)
 		return ret;
-	if (json) {
+	if (opts->json) {
 		char *text = compare_json(&r);
 
 		fprintf(out, "%s\n", text);
 		free(text);
 	} else {
 		print_text(&r, out);
-	}
-	return 0;
-}
-
-struct models_extra {
-	const char *name;
-	int (*fn)(const struct config *cfg, int argc, char **argv, FILE *out, struct ltv_err *err);
-};
-
-static const struct models_extra extras[] = {
-	{ "compare", cmd_compare },
-	{ "experiment", experiment_command },
-};
-
-int models_extra_run(const struct config *cfg, int argc, char **argv, FILE *out,
-		     int *out_handled, struct ltv_err *err)
-{
-	*out_handled = 0;
-	for (size_t i = 0; argc > 0 && i < sizeof(extras) / sizeof(extras[0]); i++) {
-		if (strcmp(extras[i].name, argv[0]) != 0)
-			continue;
-		*out_handled = 1;
-		return extras[i].fn(cfg, argc, argv, out, err);
 	}
 	return 0;
 }

@@ -480,18 +480,15 @@ out:
 	return ret;
 }
 
-int monitor_run(const struct config *cfg, const struct monitor_options *opts, FILE *out,
-		struct monitor_result *out_result, struct ltv_err *err)
+int monitor_run(const struct config *cfg, struct registry *reg, const struct monitor_options *opts,
+		FILE *out, struct monitor_result *out_result, struct ltv_err *err)
 {
 	struct monitor_result r = { 0 };
-	struct registry *reg = NULL;
 	struct loaded_model m = { 0 };
 	int64_t version = 0;
 	char t_iso[32], a_iso[32];
-	int ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+	int ret = model_resolve(reg, opts->model, &version, err);
 
-	if (ret == 0)
-		ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
 		ret = model_load(reg, cfg, version, &m, err);
 	if (ret < 0)
@@ -533,7 +530,6 @@ int monitor_run(const struct config *cfg, const struct monitor_options *opts, FI
 out:
 	if (m.version)
 		model_release(&m);
-	registry_close(reg);
 	if (ret == 0 && out_result)
 		*out_result = r;
 	else

@@ -94,10 +94,9 @@ static int unknown_app_warning(const struct loaded_model *m, const char *app, ch
 	return 1;
 }
 
-int predict_run(const struct config *cfg, const struct predict_options *opts, FILE *out,
-		struct ltv_err *err)
+int predict_run(const struct config *cfg, struct registry *reg, const struct predict_options *opts,
+		FILE *out, struct ltv_err *err)
 {
-	struct registry *reg = NULL;
 	struct loaded_model m;
 	struct user_batch b = { 0 };
 	struct served s = { 0 };
@@ -111,11 +110,7 @@ int predict_run(const struct config *cfg, const struct predict_options *opts, FI
 	if (check_utf8_arg("--app", opts->app, err) < 0 ||
 	    check_utf8_arg("--campaign", opts->campaign, err) < 0)
 		return LTV_EUSAGE;
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret == 0)
-		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
-	if (ret == 0)
-		ret = model_resolve(reg, opts->model, &version, err);
+	ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0 && (ret = model_load(reg, cfg, version, &m, err)) == 0)
 		have_model = 1;
 	if (ret == 0) {
@@ -155,6 +150,5 @@ int predict_run(const struct config *cfg, const struct predict_options *opts, FI
 		user_batch_release(&b);
 	if (have_model)
 		model_release(&m);
-	registry_close(reg);
 	return ret;
 }

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "ltv/experiment.h"
 #include "ltv/hash.h"
 #include "ltv/csvread.h"
@@ -180,8 +182,9 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 {
 	const double *uid = frame_column(&d->frame, "uid");
 	const double *app = frame_column(&d->frame, "app_code"), *campaign = frame_column(&d->frame, "campaign_code");
-	FILE *f = NULL;
-	int ret = output_set_add(set, path, &f, err);
+	FILE *f = stdout;
+	/* "-": straight to stdout, for a pipe; there is no previous file to keep whole */
+	int ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
 
 	if (ret < 0)
 		return ret;
@@ -361,7 +364,9 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			      users_path, cfg->columns.user_id);
 		goto out;
 	}
-	ret = output_set_add(set, path, &f, err);
+	/* "-": straight to stdout, as write_users_csv does */
+	f = stdout;
+	ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
 	if (ret < 0)
 		goto out;
 	for (size_t i = 0; i < n_header; i++) {
@@ -723,9 +728,10 @@ static int record_score(const struct config *cfg, const struct score_options *op
 			const struct provenance *pv, int64_t as_of, size_t n_users,
 			int64_t *out_id, struct ltv_err *err)
 {
-	char hash[HASH_HEX_LEN];
+	char hash[HASH_HEX_LEN] = "(stdout: not hashed)";
 	struct registry *reg = NULL;
-	int ret = hash_file_hex(opts->output, hash, err);
+	/* --output -: the CSV went down a pipe; there is no file to hash */
+	int ret = strcmp(opts->output, "-") == 0 ? 0 : hash_file_hex(opts->output, hash, err);
 
 	if (ret == 0)
 		ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
@@ -863,10 +869,10 @@ static int refuse_lookahead(const struct loaded_model *m, int64_t as_of, struct 
 		       time_format_iso8601(trained, t, sizeof(t)), (long long)m->version, t, a);
 }
 
-int score_run(const struct config *cfg, const struct score_options *opts, FILE *out,
-	      struct ltv_err *err)
+int score_run(const struct config *cfg, struct registry *reg, const struct score_options *opts,
+	      FILE *out, struct ltv_err *err)
 {
-	struct registry *reg = NULL, *data_reg = NULL;
+	struct registry *data_reg = NULL;
 	struct loaded_model m = { 0 };
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
@@ -879,7 +885,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	char *campaigns_path = NULL, *report_path = NULL, iso[32];
 	size_t n_cs = 0, n_horizons = 0;
 	int64_t version, as_of = opts->as_of;
-	int have_model = 0, ret;
+	int have_model = 0, to_stdout = 0, ret;
 	double started = now_seconds();
 
 	output_set_init(&set);
@@ -888,11 +894,7 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	if (opts->events_path && !opts->users_path)
 		return err_set(err, LTV_EUSAGE, "score: --events F needs --users F (the users the events "
 			       "belong to)");
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret == 0)
-		ret = registry_read_begin(reg, err); /* one snapshot; ended by registry_close */
-	if (ret == 0)
-		ret = model_resolve(reg, opts->model, &version, err);
+	ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
 		ret = model_load(reg, cfg, version, &m, err);
 	if (ret < 0)
@@ -934,8 +936,9 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
-	campaigns_path = xasprintf("%s.campaigns.csv", opts->output);
-	report_path = xasprintf("%s.report.txt", opts->output);
+	to_stdout = strcmp(opts->output, "-") == 0;
+	campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", opts->output);
+	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
 	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
 	pv.version = version;
 	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
@@ -943,10 +946,12 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 	ret = opts->users_path ? write_own_file(&m, &d, &users, &s, as_of, &pv, opts->users_path,
 						sr.dir, &set, opts->output, err)
 			       : write_users_csv(&m, &d, &users, &s, &pv, &set, opts->output, err);
-	if (ret == 0)
+	if (ret == 0 && !to_stdout)
 		ret = write_campaigns_csv(&m.cfg, cs, n_cs, &pv, &set, campaigns_path, err);
-	if (ret == 0)
+	if (ret == 0 && !to_stdout)
 		ret = write_report(&m, &d, &s, cs, n_cs, as_of, &set, report_path, err);
+	if (ret == 0 && to_stdout && fflush(stdout) != 0)
+		ret = err_set(err, LTV_EIO, "score: cannot write the users CSV to stdout");
 	if (ret == 0)
 		ret = output_set_commit(&set, err);
 	if (ret == 0)
@@ -956,8 +961,22 @@ int score_run(const struct config *cfg, const struct score_options *opts, FILE *
 			"  users:     %s\n  campaigns: %s\n  report:    %s\n  recorded as score %lld in "
 			"the registry (table scores)\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
-			now_seconds() - started, opts->output, campaigns_path, report_path,
-			(long long)score_id);
+			now_seconds() - started, to_stdout ? "(stdout)" : opts->output,
+			to_stdout ? "(not written with --output -)" : campaigns_path,
+			to_stdout ? "(not written with --output -)" : report_path, (long long)score_id);
+	if (ret == 0 && opts->json) {
+		cJSON_AddNumberToObject(opts->json, "model_version", (double)version);
+		cJSON_AddStringToObject(opts->json, "as_of", iso);
+		cJSON_AddNumberToObject(opts->json, "users", (double)s.n);
+		cJSON_AddNumberToObject(opts->json, "campaigns", (double)n_cs);
+		cJSON_AddNumberToObject(opts->json, "target_horizon", (double)m.cfg.features.target_horizon);
+		cJSON_AddNumberToObject(opts->json, "score_id", (double)score_id);
+		cJSON_AddStringToObject(opts->json, "users_csv", to_stdout ? "-" : opts->output);
+		if (!to_stdout) {
+			cJSON_AddStringToObject(opts->json, "campaigns_csv", campaigns_path);
+			cJSON_AddStringToObject(opts->json, "report", report_path);
+		}
+	}
 out:
 	output_set_release(&set);
 	free(cs);
@@ -970,7 +989,6 @@ out:
 		model_release(&m);
 	if (data_reg && data_reg != reg)
 		registry_close(data_reg);
-	registry_close(reg);
 	scratch_registry_release(&sr);
 	return ret;
 }

@@ -7,6 +7,7 @@
  * text that was fingerprinted, which is what lets `status` and `--dry-run`
  * say *why* a stage is stale.
  */
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,6 +54,8 @@ struct stage_plan {
 	char reason[512];              /* why it runs, for --dry-run and status */
 	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
 	size_t n_inputs;
+	double expected_seconds;       /* its last run's time, for the ETA; NaN when unknown */
+	int expected_known;            /* expected_seconds has been looked up */
 };
 
 int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
@@ -467,21 +470,86 @@ static int injected_fault(const char *stage, struct ltv_err *err)
 	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
 }
 
-static void print_metrics_brief(FILE *out, const char *metrics_json)
+/*
+ * The accuracy figures stages record, with what each measures. They are said
+ * on one line with their horizon ("on the validation cohorts at D30: payer
+ * AUC 0.86, ..."), so no bare "wape=" reaches a reader; other metrics follow
+ * as name=value, counts as integers.
+ */
+static const struct { const char *key, *label; } metric_labels[] = {
+	{ "payer_auc", "payer AUC" },
+	{ "rmsle", "user RMSLE" },
+	{ "wape", "user WAPE" },
+	{ "campaign_wape", "campaign WAPE" },
+	{ "bias", "bias" },
+	{ "val_campaign_wape", "campaign WAPE" },
+	{ "val_campaign_bias", "campaign bias" },
+	{ "val_campaign_mape", "campaign MAPE" },
+	{ "val_user_rmsle", "user RMSLE" },
+	{ "validation_campaign_wape_raw", "campaign WAPE before calibration" },
+	{ "validation_campaign_wape", "campaign WAPE" },
+	{ "validation_campaign_bias", "campaign bias" },
+	{ "validation_rmsle", "user RMSLE" },
+	{ "out_of_sample_campaign_wape", "campaign WAPE out of sample (cross-fitted)" },
+	{ "out_of_sample_campaign_bias", "campaign bias out of sample (cross-fitted)" },
+};
+
+static const char *metric_label(const char *key)
+{
+	for (size_t i = 0; i < sizeof(metric_labels) / sizeof(metric_labels[0]); i++)
+		if (strcmp(metric_labels[i].key, key) == 0)
+			return metric_labels[i].label;
+	return NULL;
+}
+
+static int is_horizon_key(const char *key)
+{
+	return strcmp(key, "horizon") == 0 || strcmp(key, "val_horizon") == 0 ||
+	       strcmp(key, "out_of_sample_horizon") == 0;
+}
+
+static void print_number(FILE *out, double v)
+{
+	if (v == floor(v) && fabs(v) < 1e15) /* counts: 1733970, never 1.73397e+06 */
+		fprintf(out, "%.0f", v);
+	else
+		fprintf(out, "%.6g", v);
+}
+
+/* default_horizon: the target horizon, for stages whose metrics do not name theirs. */
+static void print_metrics_brief(FILE *out, const char *metrics_json, int64_t default_horizon)
 {
 	cJSON *m = cJSON_Parse(metrics_json);
 	const cJSON *item;
-	int printed = 0;
+	double horizon = (double)default_horizon;
+	int printed = 0, quality = 0;
 
 	if (!m)
 		return;
+	cJSON_ArrayForEach(item, m)
+		if (cJSON_IsNumber(item) && is_horizon_key(item->string))
+			horizon = item->valuedouble;
 	cJSON_ArrayForEach(item, m) {
-		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)))
+		const char *label = metric_label(item->string);
+
+		if (!label || !cJSON_IsNumber(item))
 			continue;
+		fprintf(out, "%s", quality++ ? ", " : "");
+		if (quality == 1)
+			fprintf(out, "      on the validation cohorts at D%.0f: ", horizon);
+		fprintf(out, "%s %.4g", label, item->valuedouble);
+	}
+	if (quality)
+		fputc('\n', out);
+	cJSON_ArrayForEach(item, m) {
+		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)) ||
+		    metric_label(item->string) || (quality && is_horizon_key(item->string)))
+			continue;
+		fprintf(out, "%s%s=", printed ? ", " : "      ", item->string);
 		if (cJSON_IsNumber(item))
-			fprintf(out, "%s%s=%.6g", printed ? ", " : "      ", item->string, item->valuedouble);
+			print_number(out, item->valuedouble);
 		else
-			fprintf(out, "%s%s=%s", printed ? ", " : "      ", item->string, item->valuestring);
+			fputs(item->valuestring, out);
 		printed++;
 	}
 	if (printed)
@@ -524,7 +592,8 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	hasher_init(&ctx.content);
 
 	log_set_stage(s->name);
-	LOG(LOG_INFO, "running (%s)", p->reason);
+	/* the main thread announced it with its reason (announce): said once on the console */
+	LOG(LOG_DEBUG, "running (%s)", p->reason);
 	ret = s->run(&ctx);
 	if (ret == 0)
 		ret = injected_fault(s->name, &ctx.err);
@@ -552,8 +621,9 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	p->state = PLAN_RAN;
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
-	print_metrics_brief(rs->out, metrics);
-	LOG(LOG_INFO, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
+	print_metrics_brief(rs->out, metrics, rs->cfg->features.target_horizon);
+	/* stdout has just said so: the console shows each stage once; the run's log file keeps it */
+	LOG(LOG_DEBUG, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
 	log_set_stage(NULL);
 	hasher_release(&ctx.content);
@@ -577,7 +647,7 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 	int ret;
 
 	if ((s->flags & STAGE_READS_INPUT_FILES) && !rs->have_files) {
-		ret = input_files_resolve(rs->cfg, &rs->files, err);
+		ret = input_files_resolve_in(rs->cfg, rs->reg, &rs->files, err);
 		if (ret < 0)
 			return ret;
 		rs->have_files = 1;
@@ -588,7 +658,8 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 		return ret;
 	if (ret == 1) {
 		p->state = PLAN_WOULD_RUN;
-		fprintf(rs->out, "%s: would run (an input would be rebuilt)\n", s->name);
+		snprintf(p->reason, sizeof(p->reason), "an input would be rebuilt");
+		fprintf(rs->out, "%s: would run (%s)\n", s->name, p->reason);
 		return 0;
 	}
 	if (s->flags & STAGE_USES_AS_OF) {
@@ -662,6 +733,81 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 	return 0;
 }
 
+/*
+ * Progress of a run, logged before each stage (or each parallel wave): which
+ * stages of how many still to do, and the time left by the last run's timings
+ * of the stages still to run (stages never run before count as unknown).
+ */
+static double last_seconds(struct registry *reg, const char *stage)
+{
+	struct artefact_info a;
+	struct ltv_err ignored;
+	double seconds = NAN;
+	cJSON *t;
+	const cJSON *sec;
+
+	if (registry_artefact_current(reg, stage, &a, &ignored) < 0)
+		return NAN;
+	t = cJSON_Parse(a.timings);
+	sec = cJSON_GetObjectItemCaseSensitive(t, "seconds");
+	if (cJSON_IsNumber(sec))
+		seconds = sec->valuedouble;
+	cJSON_Delete(t);
+	artefact_info_release(&a);
+	return seconds;
+}
+
+/*
+ * Progress of a run, logged before each stage (or each parallel wave) from the
+ * main thread: which stages of how many, and the time left by the last run's
+ * timings of the stages still to do. Stages not yet planned are counted as if
+ * they will run, so "of N" is at most N.
+ */
+static void announce(struct run_state *rs, const int *stages, size_t n)
+{
+	size_t done = 0, total = 0, unknown = 0;
+	double left = 0;
+	char names[256] = "";
+	size_t len = 0;
+
+	for (size_t i = 0; i < stage_count; i++) {
+		struct stage_plan *p = &rs->plans[i];
+
+		if (p->state == PLAN_RAN)
+			done++;
+		if (p->state != PLAN_RAN && p->state != PLAN_PENDING && p->state != PLAN_SCHEDULED)
+			continue;
+		total++;
+		if (p->state == PLAN_RAN)
+			continue;
+		if (!p->expected_known) { /* the current artefact is the last run's until this one commits */
+			p->expected_seconds = last_seconds(rs->reg, stage_table[i].name);
+			p->expected_known = 1;
+		}
+		if (isnan(p->expected_seconds))
+			unknown++;
+		else
+			left += p->expected_seconds;
+	}
+	if (unknown == total - done)
+		left = NAN;
+	if (n > 1) {
+		for (size_t k = 0; k < n && len < sizeof(names); k++)
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", k ? ", " : "",
+						stage_table[stages[k]].name);
+		LOG(LOG_INFO, "stages %zu-%zu of %zu, in parallel: %s", done + 1, done + n, total, names);
+	}
+	for (size_t k = 0; k < n; k++)
+		LOG(LOG_INFO, "stage %zu of %zu: %s (%s)", done + 1 + k, total, stage_table[stages[k]].name,
+		    rs->plans[stages[k]].reason);
+	if (!isnan(left) && left < 1)
+		LOG(LOG_INFO, "under 1 s left, by the last run's timings%s",
+		    unknown ? " of the stages timed before" : "");
+	else if (!isnan(left))
+		LOG(LOG_INFO, "about %.0f s left, by the last run's timings%s", left,
+		    unknown ? " of the stages timed before" : "");
+}
+
 /* ---- waves: stages whose inputs are all resolved run together ---- */
 
 /*
@@ -719,10 +865,13 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 
 	assert(n <= 32);
 	if (n_workers <= 1) {
-		for (size_t i = 0; i < n && ret == 0; i++)
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			announce(rs, &stages[i], 1);
 			ret = execute_stage(rs, stages[i], rs->reg, jobs, NULL, err);
+		}
 		return ret;
 	}
+	announce(rs, stages, n);
 	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
 	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n };
 	pthread_mutex_init(&w.lock, NULL);
@@ -802,6 +951,53 @@ static void run_state_release(struct run_state *rs)
 	registry_close(rs->reg);
 }
 
+static const char *plan_state_name(enum plan_state st)
+{
+	switch (st) {
+	case PLAN_RAN: return "ran";
+	case PLAN_REUSED: return "up to date";
+	case PLAN_WOULD_RUN: return "would run";
+	default: return "not selected";
+	}
+}
+
+/* --json: the run and each stage's outcome, from the plans once every stage is done. */
+static void plans_to_json(const struct run_state *rs, cJSON *doc, double seconds)
+{
+	cJSON *stages = cJSON_CreateArray();
+	char iso[32];
+
+	if (!rs->opts->dry_run)
+		cJSON_AddStringToObject(doc, "run_id", rs->run_id);
+	cJSON_AddBoolToObject(doc, "dry_run", rs->opts->dry_run != 0);
+	if (rs->as_of != INT64_MIN)
+		cJSON_AddStringToObject(doc, "as_of", time_format_iso8601(rs->as_of, iso, sizeof(iso)));
+	cJSON_AddStringToObject(doc, "registry", rs->cfg->registry.path);
+	cJSON_AddNumberToObject(doc, "seconds", seconds);
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage_plan *p = &rs->plans[i];
+		cJSON *o;
+
+		if (p->state == PLAN_PENDING || p->state == PLAN_UNSELECTED)
+			continue;
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "stage", stage_table[i].name);
+		cJSON_AddStringToObject(o, "state", plan_state_name(p->state));
+		if (p->state == PLAN_WOULD_RUN && p->reason[0])
+			cJSON_AddStringToObject(o, "reason", p->reason);
+		if (p->have_current && p->state != PLAN_WOULD_RUN) {
+			cJSON *m = cJSON_Parse(p->current.metrics), *t = cJSON_Parse(p->current.timings);
+
+			cJSON_AddNumberToObject(o, "version", (double)p->current.version);
+			cJSON_AddStringToObject(o, "made_by_run", p->current.run_id);
+			cJSON_AddItemToObject(o, "metrics", m ? m : cJSON_CreateObject());
+			cJSON_AddItemToObject(o, "timings", t ? t : cJSON_CreateObject());
+		}
+		cJSON_AddItemToArray(stages, o);
+	}
+	cJSON_AddItemToObject(doc, "stages", stages);
+}
+
 int runner_run(const struct config *cfg, const struct run_options *opts, FILE *out,
 	       struct ltv_err *err)
 {
@@ -852,6 +1048,15 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 		    cfg->source_path, config_jobs(cfg));
 	}
 	ret = run_selected_stages(&rs, err);
+	if (run_recorded && rs.as_of != INT64_MIN) {
+		struct ltv_err as_of_err;
+
+		/* the as_of the run used, also when it was the default (the latest event) */
+		if (registry_run_set_as_of(rs.reg, rs.run_id, rs.as_of, &as_of_err) < 0)
+			LOG(LOG_WARN, "%s", as_of_err.msg);
+	}
+	if (ret == 0 && opts->json)
+		plans_to_json(&rs, opts->json, now_seconds() - started);
 	if (ret == 0 && !opts->dry_run) {
 		fprintf(out, "run %s finished in %.2f s (registry %s)\n", rs.run_id,
 			now_seconds() - started, cfg->registry.path);
@@ -871,20 +1076,46 @@ out:
 
 /* ---- status ---- */
 
-int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv_err *err)
+/* --json: one object per stage, from the plan status filled in. */
+static void status_to_json(const struct run_state *rs, cJSON *doc)
 {
-	struct run_state rs = { .cfg = cfg, .as_of = INT64_MIN, .out = out };
+	cJSON *stages;
+	char iso[32];
+
+	cJSON_AddStringToObject(doc, "registry", rs->cfg->registry.path);
+	if (rs->as_of != INT64_MIN)
+		cJSON_AddStringToObject(doc, "as_of", time_format_iso8601(rs->as_of, iso, sizeof(iso)));
+	stages = cJSON_AddArrayToObject(doc, "stages");
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage_plan *p = &rs->plans[i];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "stage", stage_table[i].name);
+		if (!p->have_current) {
+			cJSON_AddStringToObject(o, "state", "never run");
+		} else {
+			cJSON *m = cJSON_Parse(p->current.metrics);
+
+			cJSON_AddStringToObject(o, "state", p->state == PLAN_WOULD_RUN ? "stale" : "fresh");
+			if (p->state == PLAN_WOULD_RUN)
+				cJSON_AddStringToObject(o, "reason", p->reason[0] ? p->reason : "an input is stale");
+			cJSON_AddNumberToObject(o, "version", (double)p->current.version);
+			cJSON_AddStringToObject(o, "created_at", p->current.created_at);
+			cJSON_AddStringToObject(o, "made_by_run", p->current.run_id);
+			cJSON_AddItemToObject(o, "metrics", m ? m : cJSON_CreateObject());
+		}
+		cJSON_AddItemToArray(stages, o);
+	}
+}
+
+int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of, FILE *out,
+		  struct cJSON *json, struct ltv_err *err)
+{
+	struct run_state rs = { .cfg = cfg, .as_of = INT64_MIN, .out = out, .reg = reg };
 	struct run_options opts = { .as_of = as_of, .dry_run = 1 };
-	int ret;
+	int ret = 0;
 
 	rs.opts = &opts;
-	ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
-	if (ret == 0)
-		ret = registry_read_begin(rs.reg, err); /* one snapshot; ended by registry_close */
-	if (ret < 0) {
-		registry_close(rs.reg);
-		return ret;
-	}
 	fprintf(out, "registry %s\n", cfg->registry.path);
 	for (size_t i = 0; i < stage_count; i++) {
 		const struct stage *s = &stage_table[i];
@@ -934,10 +1165,13 @@ int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv
 			fprintf(out, "  stale (%s)\n", p->reason);
 			p->state = PLAN_WOULD_RUN;
 		}
-		print_metrics_brief(out, p->current.metrics);
+		print_metrics_brief(out, p->current.metrics, cfg->features.target_horizon);
 	}
 	if (ret == 0)
 		models_say_status(rs.reg, out);
+	if (ret == 0 && json)
+		status_to_json(&rs, json);
+	rs.reg = NULL; /* the dispatcher's */
 	run_state_release(&rs);
 	return ret;
 }

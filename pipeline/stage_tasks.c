@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -36,6 +37,8 @@ struct task_pool {
 	size_t running;
 	int failed;
 	const char *log_stage;      /* the stage's log name, set on each worker */
+	struct progress progress;   /* the stage's own progress, on a terminal: tasks done of n */
+	size_t done;
 };
 
 /* With the lock held: may one more task start now? */
@@ -77,6 +80,8 @@ static void *pool_worker(void *opaque)
 		ret = p->fn(p->arg, t);
 		pthread_mutex_lock(&p->lock);
 		p->running--;
+		p->done++;
+		progress_update(&p->progress, p->done);
 		p->rets[t->index] = ret;
 		if (ret < 0)
 			p->failed = 1;
@@ -114,10 +119,13 @@ int stage_run_tasks(struct stage_ctx *ctx, size_t n, stage_task_fn fn, void *arg
 			       .log_stage = log_stage() };
 	pthread_t threads[MAX_TASK_WORKERS];
 	size_t n_workers = worker_count(ctx, n), started = 0;
+	char what[64];
 	int ret = 0;
 
 	if (n == 0)
 		return 0;
+	snprintf(what, sizeof(what), "%s models", p.log_stage ? p.log_stage : "stage");
+	progress_start(&p.progress, what, "models", n);
 	p.tasks = xcalloc(n, sizeof(*p.tasks));
 	p.rets = xcalloc(n, sizeof(*p.rets));
 	for (size_t i = 0; i < n; i++) {
@@ -134,6 +142,7 @@ int stage_run_tasks(struct stage_ctx *ctx, size_t n, stage_task_fn fn, void *arg
 		pool_worker(&p); /* one worker, or threads unavailable: this thread runs them all */
 	for (size_t i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	progress_finish(&p.progress);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		if (p.rets[i] < 0) {
 			ret = p.rets[i];

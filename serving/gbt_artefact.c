@@ -142,6 +142,34 @@ int gbt_artefact_open_manifest(struct registry *reg, int64_t artefact_id,
 	return 0;
 }
 
+int gbt_artefact_feature_names(struct registry *reg, int64_t artefact_id,
+			       struct str_list *out_features, struct ltv_err *err)
+{
+	struct gbt_artefact_manifest fmt = { .entry_bytes = 1, .what = "model manifest" };
+	struct blob_reader r;
+	void *buf = NULL;
+	size_t len = 0, n_entries;
+	char magic[8];
+	int ret = registry_blob_get(reg, artefact_id, GBT_ARTEFACT_MANIFEST_KEY, &buf, &len, err);
+
+	if (ret < 0)
+		return ret;
+	/* every stage's manifest opens the same way; its own magic is read, not assumed */
+	if (len < sizeof(magic)) {
+		free(buf);
+		return err_set(err, LTV_EINVAL, "model manifest of artefact %lld is truncated",
+			       (long long)artefact_id);
+	}
+	memcpy(magic, buf, sizeof(magic));
+	free(buf);
+	fmt.magic = magic;
+	fmt.version = UINT32_MAX;
+	ret = gbt_artefact_open_manifest(reg, artefact_id, &fmt, &buf, &r, out_features, &n_entries,
+					 err);
+	free(buf);
+	return ret;
+}
+
 void gbt_artefact_get_entry(struct blob_reader *r, struct gbt_artefact_entry *out_entry)
 {
 	out_entry->tier = blob_get_u32(r);

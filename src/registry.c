@@ -124,7 +124,12 @@ static const char *const migrations[] = {
 	"  model_version INTEGER NOT NULL, at TEXT NOT NULL, as_of INTEGER NOT NULL,"
 	"  age_days REAL NOT NULL, ltv REAL NOT NULL, predictions TEXT NOT NULL,"
 	"  PRIMARY KEY (experiment, user_id)) WITHOUT ROWID;",
-	/* 7 → 8: every ltvpipe score, so an output file can be traced to what made it */
+	/* 7 → 8: user-days as columnar blocks (include/ltv/user_day_block.h); the
+	 * user_days table keeps what older versions wrote, and readers merge both */
+	"CREATE TABLE user_day_blocks ("
+	"  id INTEGER PRIMARY KEY, uid_min INTEGER NOT NULL, uid_max INTEGER NOT NULL,"
+	"  n_rows INTEGER NOT NULL, data BLOB NOT NULL);",
+	/* 8 → 9: every ltvpipe score, so an output file can be traced to what made it */
 	"CREATE TABLE scores ("
 	"  id INTEGER PRIMARY KEY, scored_at TEXT NOT NULL,"
 	"  model_version INTEGER NOT NULL REFERENCES model_versions(version),"
@@ -345,7 +350,6 @@ void registry_close(struct registry *reg)
 		registry_rollback(reg);
 	registry_read_end(reg);
 	sqlite3_finalize(reg->user_insert);
-	sqlite3_finalize(reg->user_day_add);
 	sqlite3_close(reg->db);
 	registry_unlock_run(reg);
 	free(reg->path);
@@ -380,6 +384,14 @@ static void file_stamp(const char *path, char *buf, size_t size)
 	char *wal_path = xasprintf("%s-wal", path);
 	struct stat db, wal;
 	int have_db = stat(path, &db) == 0, have_wal = stat(wal_path, &wal) == 0;
+
+	/*
+	 * An empty WAL holds nothing: SQLite creates one when a connection opens
+	 * and deletes it when the last closes, so "none" and "empty" must stamp
+	 * alike, or every run would find the file changed and check all of it.
+	 */
+	if (have_wal && wal.st_size == 0)
+		have_wal = 0;
 
 	snprintf(buf, size, "ltvpipe registry stamp 1\ndb %lld %lld.%09ld\nwal %lld %lld.%09ld\n",
 		 have_db ? (long long)db.st_size : -1LL, have_db ? (long long)db.st_mtim.tv_sec : 0LL,
@@ -468,7 +480,8 @@ int registry_lock_run(struct registry *reg, int timeout_s, struct ltv_err *err)
 		usleep(100 * 1000);
 	}
 	/* Changed since the last run released the lock: check the pages before trusting them. */
-	if (!stamp_matches(reg)) {
+	reg->unchanged = stamp_matches(reg);
+	if (!reg->unchanged) {
 		ret = registry_quick_check(reg, err);
 		if (ret < 0)
 			goto out;
@@ -663,6 +676,21 @@ int registry_run_start(struct registry *reg, const char *run_id, const char *com
 	bind_text(st, 5, config_text);
 	bind_text(st, 6, LTV_VERSION);
 	ret = step_done(reg, st, "recording the run", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int registry_run_set_as_of(struct registry *reg, const char *run_id, int64_t as_of,
+			   struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "UPDATE runs SET as_of = ? WHERE run_id = ?", &st, err);
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, as_of);
+	bind_text(st, 2, run_id);
+	ret = step_done(reg, st, "recording the run's as_of", err);
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -1008,7 +1036,14 @@ int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct l
 	st = NULL;
 	if (ret < 0)
 		return ret;
-	ret = prepare(reg, "SELECT key, data, checksum FROM artefact_blobs WHERE artefact_id = ?",
+	/*
+	 * A file as the last run left it holds the blobs that run checked or
+	 * wrote: count them (a few index pages) rather than hash every byte, which
+	 * was most of a no-op run. Any other change to the file rechecks them all.
+	 */
+	ret = prepare(reg, reg->unchanged && reg->lock_fd >= 0
+			   ? "SELECT key, NULL, NULL FROM artefact_blobs WHERE artefact_id = ?"
+			   : "SELECT key, data, checksum FROM artefact_blobs WHERE artefact_id = ?",
 		      &st, err);
 	if (ret < 0)
 		return ret;

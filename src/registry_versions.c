@@ -199,8 +199,8 @@ int registry_alias_previous(struct registry *reg, const char *alias, int64_t *ou
 	return ret;
 }
 
-int registry_report(struct registry *reg, const char *report, int64_t param,
-		    registry_row_fn fn, void *ctx, struct ltv_err *err)
+static int report_run(struct registry *reg, const char *report, int64_t param, const char *text,
+		      registry_row_fn fn, void *ctx, struct ltv_err *err)
 {
 	static const struct { const char *name; const char *sql; } reports[] = {
 		{ "model_versions",
@@ -221,6 +221,21 @@ int registry_report(struct registry *reg, const char *report, int64_t param,
 		  "SELECT a.name, a.version, a.created_at, a.metrics FROM artefacts a JOIN"
 		  " model_version_artefacts m ON m.artefact_id = a.id WHERE m.model_version = ?1"
 		  " ORDER BY a.id" },
+		/* for models list, diff and export: what each artefact of a version was built with */
+		{ "version_configs",
+		  "SELECT a.id, a.name, a.version, COALESCE(a.as_of, '') AS as_of, a.config, a.metrics"
+		  " FROM artefacts a JOIN model_version_artefacts m ON m.artefact_id = a.id"
+		  " WHERE m.model_version = ?1 ORDER BY a.id" },
+		{ "model_version",
+		  "SELECT version, created_at, run_id, COALESCE(validation_error, '') AS validation_error,"
+		  " metrics FROM model_versions WHERE version = ?1" },
+		{ "artefact_blobs", "SELECT key, length(data) AS bytes FROM artefact_blobs"
+				    " WHERE artefact_id = ?1 ORDER BY key" },
+		/* text parameter: a run id */
+		{ "run", "SELECT run_id, started_at, COALESCE(finished_at, '') AS finished_at, status,"
+			 " command, COALESCE(as_of, '') AS as_of, config FROM runs WHERE run_id = ?1" },
+		{ "run_artefacts", "SELECT id, name, version, COALESCE(as_of, '') AS as_of, config, metrics"
+				   " FROM artefacts WHERE run_id = ?1 ORDER BY id" },
 	};
 	sqlite3_stmt *st = NULL;
 	const char *sql = NULL;
@@ -234,7 +249,9 @@ int registry_report(struct registry *reg, const char *report, int64_t param,
 	ret = prepare(reg, sql, &st, err);
 	if (ret < 0)
 		return ret;
-	if (sqlite3_bind_parameter_count(st) > 0)
+	if (sqlite3_bind_parameter_count(st) > 0 && text)
+		bind_text(st, 1, text);
+	else if (sqlite3_bind_parameter_count(st) > 0)
 		sqlite3_bind_int64(st, 1, param);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int n = sqlite3_column_count(st);
@@ -252,6 +269,18 @@ int registry_report(struct registry *reg, const char *report, int64_t param,
 		ret = SQL_FAIL(reg, err, report);
 	sqlite3_finalize(st);
 	return ret;
+}
+
+int registry_report(struct registry *reg, const char *report, int64_t param,
+		    registry_row_fn fn, void *ctx, struct ltv_err *err)
+{
+	return report_run(reg, report, param, NULL, fn, ctx, err);
+}
+
+int registry_report_text(struct registry *reg, const char *report, const char *param,
+			 registry_row_fn fn, void *ctx, struct ltv_err *err)
+{
+	return report_run(reg, report, 0, param, fn, ctx, err);
 }
 
 /* ---- evaluations ---- */

@@ -149,6 +149,9 @@ void eval_result_release(struct eval_result *r);
  */
 int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, FILE *out,
 		 struct eval_result *out_result, struct ltv_err *err);
+/* evaluate_run for --json: its messages on stderr, DIR/evaluation.json's document on stdout. */
+int evaluate_run_json(const struct config *cfg, const struct evaluate_options *opts,
+		      struct ltv_err *err);
 
 /* ---- baselines (cli/eval_baselines.c) ---- */
 

@@ -33,9 +33,15 @@
 #include "ltv/registry.h"
 #include "ltv/serving.h"
 
-/* `ltvpipe models experiment start|stop|list|report ...`; argv[0] is "experiment". */
-int experiment_command(const struct config *cfg, int argc, char **argv, FILE *out,
-		       struct ltv_err *err);
+/*
+ * `ltvpipe models experiment start|stop|list|report ...`; argv[0] is
+ * "experiment". reg is open for writing when experiment_verb_writes says the
+ * verb writes, else at least for reading (the dispatcher opens it).
+ */
+int experiment_command(const struct config *cfg, struct registry *reg, int argc, char **argv,
+		       FILE *out, struct ltv_err *err);
+/* 1 when the verb (argv[1]) changes the registry, 0 when it only reads it, -1 when unknown. */
+int experiment_verb_writes(int argc, char **argv);
 
 /*
  * For `score` and `serve`: the arm of user_id in experiment e — 1 candidate,

@@ -101,6 +101,13 @@ int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
  */
 int gbt_save(const struct gbt_model *m, uint8_t **out_buf, size_t *out_len, struct ltv_err *err);
 /*
+ * The booster alone in XGBoost's own JSON model format (what XGBoosterSaveModel
+ * writes to a ".json" file), loadable by any XGBoost >= 1.0: for `models
+ * export`. *out_text is NUL-terminated; the caller frees it.
+ */
+int gbt_save_json(const struct gbt_model *m, char **out_text, size_t *out_len, struct ltv_err *err);
+
+/*
  * Rebuilds a model saved by gbt_save, predicting with n_threads (>= 1)
  * threads. A truncated, foreign or corrupted buffer returns LTV_EINVAL (or
  * LTV_EMODEL if XGBoost rejects the body) without handing bad bytes to XGBoost.

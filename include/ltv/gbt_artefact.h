@@ -114,6 +114,13 @@ int gbt_artefact_open_manifest(struct registry *reg, int64_t artefact_id,
 			       const struct gbt_artefact_manifest *fmt, void **out_buf,
 			       struct blob_reader *r, struct str_list *out_features,
 			       size_t *out_n_entries, struct ltv_err *err);
+/*
+ * The feature names, in column order, that artefact_id's boosters take (its
+ * manifest's list, whichever stage wrote it), appended to out_features (empty
+ * before; the caller's to free, also on failure). LTV_ENOTFOUND without a manifest.
+ */
+int gbt_artefact_feature_names(struct registry *reg, int64_t artefact_id,
+			       struct str_list *out_features, struct ltv_err *err);
 /* Reads an entry's opening; failures stick in r (blob_reader_status). */
 void gbt_artefact_get_entry(struct blob_reader *r, struct gbt_artefact_entry *out_entry);
 

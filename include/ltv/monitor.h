@@ -46,6 +46,8 @@
 #include "ltv/predictor.h"
 #include "ltv/psi.h"
 
+struct registry;
+
 struct monitor_options {
 	const char *model;  /* version number or alias; NULL: production */
 	int64_t as_of;      /* INT64_MIN: the latest event ingested */
@@ -104,8 +106,8 @@ struct monitor_result {
  * which and what to pass. On success *out_result (which may be NULL) holds the
  * result; release it with monitor_result_release.
  */
-int monitor_run(const struct config *cfg, const struct monitor_options *opts, FILE *out,
-		struct monitor_result *out_result, struct ltv_err *err);
+int monitor_run(const struct config *cfg, struct registry *reg, const struct monitor_options *opts,
+		FILE *out, struct monitor_result *out_result, struct ltv_err *err);
 void monitor_result_release(struct monitor_result *r);
 
 /* The JSON report (caller frees): what is stored and printed with --json. */

@@ -12,6 +12,9 @@
 #include "ltv/common.h"
 #include "ltv/config.h"
 
+struct cJSON;
+struct registry;
+
 struct run_options {
 	const char *only;    /* comma-separated stage names, or NULL */
 	const char *from;    /* first stage to consider, or NULL */
@@ -20,14 +23,20 @@ struct run_options {
 	int dry_run;         /* print what would run and why; write nothing */
 	int64_t as_of;       /* INT64_MIN: the latest event time ingested */
 	const char *command; /* the command line, recorded with the run */
+	struct cJSON *json;  /* when set: filled with the run and each stage's outcome (--json) */
 };
 
 /* Runs the selected stages; progress and skips are logged, the summary printed to out. */
 int runner_run(const struct config *cfg, const struct run_options *opts, FILE *out,
 	       struct ltv_err *err);
 
-/* Prints, per stage, its current version, when it was made, and fresh or stale and why. */
-int runner_status(const struct config *cfg, int64_t as_of, FILE *out, struct ltv_err *err);
+/*
+ * Prints, per stage, its current version, when it was made, and fresh or stale
+ * and why, reading reg (open for reading, in one snapshot). With json, also
+ * fills it with the same per stage.
+ */
+int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of, FILE *out,
+		  struct cJSON *json, struct ltv_err *err);
 
 /* Makes a run id "20261121-173102-4f2a" from the clock and pid. */
 void runner_make_run_id(char *buf, size_t size);

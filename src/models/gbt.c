@@ -479,6 +479,23 @@ int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
 	return predict_rows(m, x, n_rows, n_features, 1, out_pred, err);
 }
 
+int gbt_save_json(const struct gbt_model *m, char **out_text, size_t *out_len, struct ltv_err *err)
+{
+	const char *body = NULL;
+	bst_ulong body_len = 0;
+	int ret = 0;
+
+	assert(m && out_text && out_len);
+	XGB_TRY(XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &body_len, &body));
+	/* borrowed from XGBoost until its next call on this booster: copied now */
+	*out_text = xmalloc((size_t)body_len + 1);
+	memcpy(*out_text, body, (size_t)body_len);
+	(*out_text)[body_len] = '\0';
+	*out_len = (size_t)body_len;
+out:
+	return ret;
+}
+
 int gbt_save(const struct gbt_model *m, uint8_t **out_buf, size_t *out_len, struct ltv_err *err)
 {
 	struct blob_writer w;

@@ -35,4 +35,9 @@ grep -c '^  30 ' show.out | sed 's/^/predictor rows at 30 days: /'
 echo "evaluate too late exit $?"
 grep -q "actual ltv_30 would be incomplete; pass --as-of 2025-08-0" late.err && echo "too late names the latest usable as_of"
 [ -e late ] && echo "a refused evaluation wrote reports"
+# --json: stdout is the document of DIR/evaluation.json; what it says goes to stderr
+"$LTVPIPE" evaluate $S --horizons 7 --output j --json >j.out 2>j.err
+echo "evaluate --json exit $?"
+jq -S . j.out | cmp -s - <(jq -S . j/evaluation.json) && echo "evaluate --json prints evaluation.json"
+grep -q '^evaluated as of' j.err && echo "evaluate --json says the rest on stderr"
 exit 0

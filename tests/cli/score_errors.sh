@@ -13,7 +13,7 @@ echo "run exit $?"
 
 "$LTVPIPE" score >out 2>err
 echo "score without --output exit $?"
-grep -qF "ltvpipe score: error: score: --output F is required" err && echo "says --output F is required"
+grep -qF "ltvpipe score: error: --output F is required" err && echo "says --output F is required"
 
 "$LTVPIPE" score --model 99 --output v99.csv >out 2>err
 echo "score --model 99 exit $?"

@@ -9,8 +9,25 @@
 
 #include "ltv/ab_assign.h"
 #include "ltv/experiment.h"
+#include "ltv/registry.h"
 #include "ltv/score.h"
 #include "ltv/timeutil.h"
+
+
+/* score_run as `ltvpipe score` calls it: on the registry opened read-only in one snapshot. */
+static int score_registry(const struct config *cfg, const struct score_options *opts, FILE *out,
+			  struct ltv_err *err)
+{
+	struct registry *reg = NULL;
+	int ret = registry_open_readonly(cfg->registry.path, &reg, err);
+
+	if (ret == 0)
+		ret = registry_read_begin(reg, err);
+	if (ret == 0)
+		ret = score_run(cfg, reg, opts, out, err);
+	registry_close(reg);
+	return ret;
+}
 
 static void test_assignment(void **state)
 {
@@ -61,7 +78,15 @@ static int run_models(char *const *args, size_t n, char **out_text, struct ltv_e
 	for (size_t i = 0; i < n; i++)
 		argv[i + 1] = args[i];
 	argv[n + 1] = NULL;
-	ret = models_run(&pipeline->cfg, (int)n + 1, argv, out, err);
+	{
+		/* as the dispatcher does: the existing registry, for writing */
+		struct registry *reg = NULL;
+
+		ret = registry_open_existing(pipeline->cfg.registry.path, 5, &reg, err);
+		if (ret == 0)
+			ret = experiment_command(&pipeline->cfg, reg, (int)n + 1, argv, out, err);
+		registry_close(reg);
+	}
 	fclose(out);
 	if (out_text)
 		*out_text = text;
@@ -90,7 +115,7 @@ static char *score(const char *as_of)
 
 	opts.output = path;
 	assert_int_equal(time_parse_iso8601(as_of, &opts.as_of), 0);
-	if (score_run(&pipeline->cfg, &opts, out, &err) != 0)
+	if (score_registry(&pipeline->cfg, &opts, out, &err) != 0)
 		fail_msg("score: %s", err.msg);
 	fclose(out);
 	free(path);

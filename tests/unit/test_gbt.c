@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <xgboost/c_api.h>
 #define XXH_INLINE_ALL
@@ -273,6 +276,63 @@ static void test_save_load_bit_identical(void **state)
 
 	gbt_free(m), gbt_free(loaded);
 	free(buf), free(buf2), free(x), free(y), free(before), free(after);
+}
+
+/*
+ * models export writes gbt_save_json's text to "<name>.json": XGBoost itself
+ * must load that file (as another tool would, with XGBoosterLoadModel) and
+ * predict what the wrapper predicts.
+ */
+static void test_save_json_loads_in_xgboost(void **state)
+{
+	struct rng r = { 9 };
+	const size_t k = 6, n = 1000;
+	const char *const names[] = { "rev_d0", "rev_d1", "purchases", "active_days", "events", "cost" };
+	char path[] = "/tmp/ltv_gbt_json_XXXXXX.json";
+	float *x, *y;
+	struct gbt_param p;
+	struct gbt_model *m;
+	double *ours = alloc_d(n);
+	char *text = NULL;
+	size_t len = 0;
+	struct ltv_err err = { 0, "" };
+	BoosterHandle h = NULL;
+	DMatrixHandle d = NULL;
+	bst_ulong out_dim = 0;
+	const bst_ulong *shape = NULL;
+	const float *theirs = NULL;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	make_linear(&r, n, k, 0.3, &x, &y);
+	gbt_param_init_defaults(&p);
+	p.objective = "reg:squarederror";
+	p.n_rounds = 40;
+	m = fit_ok(&p, x, y, n / 2, x + n / 2 * k, y + n / 2, n / 2, k, names);
+	assert_int_equal(gbt_predict(m, x, n, k, ours, &err), 0);
+	assert_int_equal(gbt_save_json(m, &text, &len, &err), 0);
+	assert_true(len > 100 && text[0] == '{' && strlen(text) == len);
+	assert_non_null(strstr(text, "\"learner\""));
+	fd = mkstemps(path, 5);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(XGBoosterCreate(NULL, 0, &h), 0);
+	assert_int_equal(XGBoosterLoadModel(h, path), 0);
+	assert_int_equal(XGDMatrixCreateFromMat(x, n, k, NAN, &d), 0);
+	assert_int_equal(XGBoosterPredictFromDMatrix(h, d, "{\"type\": 0, \"training\": false, "
+				"\"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}",
+				&shape, &out_dim, &theirs), 0);
+	assert_int_equal(shape[0], n);
+	for (size_t i = 0; i < n; i++)
+		assert_float_equal(ours[i], theirs[i], 1e-5 * (1 + fabs(ours[i])));
+	XGDMatrixFree(d);
+	XGBoosterFree(h);
+	unlink(path);
+	gbt_free(m);
+	free(text), free(x), free(y), free(ours);
 }
 
 /* Rewrites a saved blob with a new body (and its correct checksum). */
@@ -740,6 +800,7 @@ int main(void)
 		cmocka_unit_test(test_logistic_separates_classes),
 		cmocka_unit_test(test_early_stopping_keeps_best_round),
 		cmocka_unit_test(test_save_load_bit_identical),
+		cmocka_unit_test(test_save_json_loads_in_xgboost),
 		cmocka_unit_test(test_load_rejects_corrupt_blobs),
 		cmocka_unit_test(test_gamma_predicts_positive_means),
 		cmocka_unit_test(test_tweedie_predicts_positive_means),

@@ -15,6 +15,7 @@
 
 #include "ltv/generate.h"
 #include "ltv/monitor.h"
+#include "ltv/registry.h"
 #include "ltv/timeutil.h"
 
 #define TRAIN_AS_OF "2025-08-01"
@@ -98,12 +99,17 @@ static int monitor(const struct test_pipeline *p, const char *as_of, const char 
 		   struct monitor_result *out, struct ltv_err *err)
 {
 	struct monitor_options opts = { .model = model };
+	struct registry *reg = NULL;
 	FILE *sink = fopen("/dev/null", "w");
 	int ret;
 
 	assert_non_null(sink);
 	assert_int_equal(time_parse_iso8601(as_of, &opts.as_of), 0);
-	ret = monitor_run(&p->cfg, &opts, sink, out, err);
+	/* as `ltvpipe monitor` does: the dispatcher opens the existing registry for writing */
+	ret = registry_open_existing(p->cfg.registry.path, 5, &reg, err);
+	if (ret == 0)
+		ret = monitor_run(&p->cfg, reg, &opts, sink, out, err);
+	registry_close(reg);
 	fclose(sink);
 	return ret;
 }

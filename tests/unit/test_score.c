@@ -31,6 +31,22 @@
 #include "fixture.h"
 
 /* 4000 generated users (seed 42), thresholds lowered so every tier occurs, trained once. */
+
+/* score_run as `ltvpipe score` calls it: on the registry opened read-only in one snapshot. */
+static int score_registry(const struct config *cfg, const struct score_options *opts, FILE *out,
+			  struct ltv_err *err)
+{
+	struct registry *reg = NULL;
+	int ret = registry_open_readonly(cfg->registry.path, &reg, err);
+
+	if (ret == 0)
+		ret = registry_read_begin(reg, err);
+	if (ret == 0)
+		ret = score_run(cfg, reg, opts, out, err);
+	registry_close(reg);
+	return ret;
+}
+
 static int group_setup(void **state)
 {
 	const struct run_options opts = { .as_of = INT64_MIN, .command = "test_score" };
@@ -189,28 +205,28 @@ static void test_chosen_method(void **state)
 	hand_data(&d, names, 4);
 	d.tier[2] = 2; /* brand_new_2026: its users' tier */
 	predictor_init(&p, &fx->cfg);
-	p.tier_default[2] = method_index("multiplier");
-	p.tier_default[3] = method_index("hurdle");
+	p.choice[p.target_h].tier_default[2] = method_index("multiplier");
+	p.choice[p.target_h].tier_default[3] = method_index("hurdle");
 	/* without any per-campaign selection, every named campaign gets its tier's default */
-	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("hurdle"));
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("multiplier"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 0, p.target_h), method_index("hurdle"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 2, p.target_h), method_index("multiplier"));
 	/* an empty name has nothing to go on */
-	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
+	assert_int_equal(predictor_chosen_method(&p, &d, 3, p.target_h), METHOD_GLOBAL_MEDIAN);
 
-	predictor_choose(&p, "app_a", "known_curves", method_index("curves"));
-	predictor_choose(&p, "app_a", "known_lookalike", method_index("lookalike"));
-	predictor_choose(&p, "app_a", "known_lookalike", method_index("hurdle")); /* first wins */
-	predictor_choose(&p, "app_b", "brand_new_2026", method_index("multiplier")); /* other app */
-	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("curves"));
-	assert_int_equal(predictor_chosen_method(&p, &d, 1), method_index("lookalike"));
+	predictor_choose(&p, p.target_h, "app_a", "known_curves", method_index("curves"));
+	predictor_choose(&p, p.target_h, "app_a", "known_lookalike", method_index("lookalike"));
+	predictor_choose(&p, p.target_h, "app_a", "known_lookalike", method_index("hurdle")); /* first wins */
+	predictor_choose(&p, p.target_h, "app_b", "brand_new_2026", method_index("multiplier")); /* other app */
+	assert_int_equal(predictor_chosen_method(&p, &d, 0, p.target_h), method_index("curves"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 1, p.target_h), method_index("lookalike"));
 	/*
 	 * a name the selection never saw for this app (nor the other app's choice)
 	 * is served by its tier's best method: its users' behaviour is known
 	 */
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("multiplier"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 2, p.target_h), method_index("multiplier"));
 	d.tier[2] = 3;
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("hurdle"));
-	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
+	assert_int_equal(predictor_chosen_method(&p, &d, 2, p.target_h), method_index("hurdle"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 3, p.target_h), METHOD_GLOBAL_MEDIAN);
 	predictor_release(&p);
 	model_data_release(&d);
 }
@@ -226,11 +242,11 @@ static void test_score_usage_errors(void **state)
 	struct score_options half = { .as_of = INT64_MIN, .events_path = "e.csv", .output = path };
 	struct score_options bad_model = { .as_of = INT64_MIN, .model = "99", .output = path };
 
-	assert_int_equal(score_run(&fx->cfg, &no_output, stdout, &err), LTV_EUSAGE);
+	assert_int_equal(score_registry(&fx->cfg, &no_output, stdout, &err), LTV_EUSAGE);
 	assert_non_null(strstr(err.msg, "--output"));
-	assert_int_equal(score_run(&fx->cfg, &half, stdout, &err), LTV_EUSAGE);
+	assert_int_equal(score_registry(&fx->cfg, &half, stdout, &err), LTV_EUSAGE);
 	assert_non_null(strstr(err.msg, "--events F needs --users F"));
-	assert_int_equal(score_run(&fx->cfg, &bad_model, stdout, &err), LTV_ENOTFOUND);
+	assert_int_equal(score_registry(&fx->cfg, &bad_model, stdout, &err), LTV_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "99"));
 	assert_int_equal(access(path, F_OK), -1);
 	free(path);
@@ -463,9 +479,9 @@ static void test_score_outputs(void **state)
 
 	expect_users_load(fx, &e);
 	assert_true(e.n_to_score > 0);
-	if (score_run(&fx->cfg, &oa, out, &err) != 0)
+	if (score_registry(&fx->cfg, &oa, out, &err) != 0)
 		fail_msg("score: %s", err.msg);
-	if (score_run(&fx->cfg, &ob, out, &err) != 0)
+	if (score_registry(&fx->cfg, &ob, out, &err) != 0)
 		fail_msg("score --model 1: %s", err.msg);
 	fclose(out);
 	for (size_t k = 0; k < 3; k++) {
@@ -516,9 +532,14 @@ static cJSON *predict_json(struct test_pipeline *fx, const char *app, const char
 	FILE *out = open_memstream(&text, &len);
 	cJSON *j;
 
+	struct registry *reg = NULL;
+
 	assert_non_null(out);
-	if (predict_run(&fx->cfg, &opts, out, &err) != 0)
+	/* as `ltvpipe predict` does: the dispatcher opens the registry read-only */
+	if (registry_open_readonly(fx->cfg.registry.path, &reg, &err) != 0 ||
+	    predict_run(&fx->cfg, reg, &opts, out, &err) != 0)
 		fail_msg("predict %s/%s: %s", app, campaign ? campaign : "(none)", err.msg);
+	registry_close(reg);
 	fclose(out);
 	j = cJSON_Parse(text);
 	if (!j)
@@ -569,8 +590,11 @@ static void test_predict_unseen_and_empty(void **state)
 		assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
 		if (model_load(reg, &fx->cfg, 1, &m, &err) != 0)
 			fail_msg("model_load: %s", err.msg);
-		assert_true(m.pred.tier_default[3] >= 0 && m.pred.tier_default[3] < METHOD_COUNT);
-		assert_string_equal(json_str(unseen, "method"), method_name(m.pred.tier_default[3]));
+		const int chosen = m.pred.choice[m.pred.target_h].tier_default[3];
+
+		/* a method, or the blend, which select judges like one */
+		assert_true((chosen >= 0 && chosen < METHOD_COUNT) || chosen == METHOD_BLEND);
+		assert_string_equal(json_str(unseen, "method"), method_name(chosen));
 		model_release(&m);
 		registry_close(reg);
 	}
