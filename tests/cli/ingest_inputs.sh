@@ -7,6 +7,9 @@ set -u
 
 # One ingest in a fresh directory d with the inputs given; prints the exit
 # code and what was loaded (users, sum of install times, user-days, revenue).
+# user-days are stored as columnar blocks: contrib/user_days.py reads them with SQL
+user_days() { python3 "$LTV_ROOT/contrib/user_days.py" "$@"; }
+
 ingest() {
 	local d=$1 users=$2 events=$3; shift 3
 	mkdir -p "$d" && cp "$users" "$events" "$d/" &&
@@ -14,9 +17,9 @@ ingest() {
 			--set "input.events=$(basename "$events")" "$@" >out 2>err)
 	local rc=$?
 	if [ -f "$d/models/registry.sqlite" ] && [ $rc = 0 ]; then
-		echo "$d: exit $rc, loaded $(sqlite3 -separator ' ' "$d/models/registry.sqlite" \
+		echo "$d: exit $rc, loaded $(user_days "$d/models/registry.sqlite" \
 			"select (select count(*) || ' users ' || sum(install_time) from users),
-			        count(*) || ' user-days', printf('%.2f', sum(revenue)) from user_days")"
+			        count(*) || ' user-days', printf('%.2f', sum(revenue)) from user_days" | tr '|' ' ')"
 	else
 		echo "$d: exit $rc: $(grep '^ltvpipe' "$d/err" | sed 's|logs/[0-9a-f-]*\.rejects|logs/RUN.rejects|')"
 	fi
@@ -87,8 +90,8 @@ ingest refund_subtract data/users.csv events_refund.csv --set ingest.negative_re
 sqlite3 refund_subtract/models/registry.sqlite "select json_extract(metrics, '$.refunds_subtracted'),
 	json_extract(metrics, '$.refunded_revenue'), json_extract(metrics, '$.user_days_floored_at_0')
 	from artefacts where name = 'ingest'" | sed 's/^/refund_subtract: refunds, amount, days floored: /'
-echo "refund_subtract: revenue of that user's days differs from plain by $(sqlite3 refund_subtract/models/registry.sqlite "attach 'plain/models/registry.sqlite' as p;
-	select printf('%.2f', (select sum(revenue) from main.user_days d join main.users x using (uid) where x.user_id = '$u')
-	- (select sum(revenue) from p.user_days d join p.users x using (uid) where x.user_id = '$u'))")"
-echo "refund_subtract: negative days $(sqlite3 refund_subtract/models/registry.sqlite 'select count(*) from user_days where revenue < 0')"
+user_revenue="select printf('%.17g', sum(revenue)) from user_days d join users x using (uid) where x.user_id = '$u'"
+echo "refund_subtract: revenue of that user's days differs from plain by $(awk -v a="$(user_days refund_subtract/models/registry.sqlite "$user_revenue")" \
+	-v b="$(user_days plain/models/registry.sqlite "$user_revenue")" 'BEGIN { printf "%.2f", a - b }')"
+echo "refund_subtract: negative days $(user_days refund_subtract/models/registry.sqlite 'select count(*) from user_days where revenue < 0')"
 ingest refund_bad_value data/users.csv events_refund.csv --set ingest.negative_revenue=keep
