@@ -5,7 +5,8 @@
 CC       ?= cc
 DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
             libopenblas-dev liblapacke-dev libxgboost-dev libxxhash-dev \
-            libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
+            libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev \
+            zlib1g-dev
 # What only the tests and the server bench use (make test, make bench-serve):
 # an HTTP client, a JSON reader, a load generator, Python for the fuzzer and
 # the browser test, the browser, and Dask distributed (dask-scheduler,
@@ -26,7 +27,7 @@ endif
 OPT      ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -Iinclude \
             -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LDLIBS   := -lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv \
+LDLIBS   := -lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv -lz \
             -lgsl -llapacke -lopenblas -lm -lpthread
 LDFLAGS  += -fopenmp
 ifneq ($(SANITIZE),)
@@ -58,7 +59,7 @@ FUZZ_CC       := clang
 FUZZ_BUILD    := build-fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/fuzz $(FUZZ_SAN)
-FUZZ_LIB_SRC  := src/common.c src/config.c src/csvread.c src/log.c src/timeutil.c
+FUZZ_LIB_SRC  := src/common.c src/config.c src/csvread.c src/log.c src/timeutil.c src/tzone.c
 FUZZ_LIB_OBJ  := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 .SECONDARY: $(FUZZ_LIB_OBJ)

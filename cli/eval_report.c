@@ -436,12 +436,9 @@ int eval_report_text(const struct eval_result *r, const char *path, struct ltv_e
 	if (r->model_version)
 		fprintf(f, "Stored as evaluation %lld of model version %lld.\n",
 			(long long)r->evaluation_id, (long long)r->model_version);
-	else if (r->production_version)
-		fprintf(f, "Stored as evaluation %lld beside production model version %lld.\n",
-			(long long)r->evaluation_id, (long long)r->production_version);
 	else
-		fprintf(f, "Stored as evaluation %lld (no production model version yet).\n",
-			(long long)r->evaluation_id);
+		fprintf(f, "Stored as evaluation %lld of run %s: the scratch model it trained, not a "
+			"model version of the registry.\n", (long long)r->evaluation_id, r->run_id);
 	fprintf(f, "Every prediction, baselines included, is floored at the revenue seen before as_of.\n"
 		   "Money is in the currency of the input revenue column.\n");
 	if (r->bgnbd.ok)
@@ -878,8 +875,8 @@ int eval_report_html(const struct eval_result *r, const char *path, struct ltv_e
 		r->run_id, (long long)r->evaluation_id);
 	if (r->model_version)
 		fprintf(f, " of model version %lld", (long long)r->model_version);
-	else if (r->production_version)
-		fprintf(f, " beside production model version %lld", (long long)r->production_version);
+	else
+		fprintf(f, " of the scratch model this run trained (not a model version of the registry)");
 	fprintf(f, ".</p>\n");
 	if (r->command) {
 		fprintf(f, "<p>Command: <code>");

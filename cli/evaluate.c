@@ -469,9 +469,14 @@ static int store_evaluation(const struct config *cfg, struct eval_result *r, str
 	if (ret == 0 && registry_alias_get(reg, "production", &r->production_version, &none) < 0)
 		r->production_version = 0;
 	if (ret == 0) {
+		/*
+		 * Without --model the model evaluated is the scratch one this run
+		 * trained: the row is filed under the run, never under a registry
+		 * version it did not evaluate.
+		 */
 		const struct evaluation_row row = {
 			.run_id = r->run_id, .as_of = r->as_of, .horizons = horizons,
-			.model_version = r->model_version ? r->model_version : r->production_version,
+			.model_version = r->model_version,
 			.config_hash = r->config_hash,
 			.metrics = metrics, .report_dir = r->output_dir,
 		};
@@ -552,12 +557,10 @@ static void print_summary(const struct eval_result *r, double seconds, FILE *out
 	if (r->model_version)
 		fprintf(out, "  stored as evaluation %lld of model version %lld\n",
 			(long long)r->evaluation_id, (long long)r->model_version);
-	else if (r->production_version)
-		fprintf(out, "  stored as evaluation %lld beside production model version %lld\n",
-			(long long)r->evaluation_id, (long long)r->production_version);
 	else
-		fprintf(out, "  stored as evaluation %lld (the registry has no production model yet)\n",
-			(long long)r->evaluation_id);
+		fprintf(out, "  stored as evaluation %lld of run %s: the scratch model it trained at "
+			"as_of T, not a model version of the registry\n", (long long)r->evaluation_id,
+			r->run_id);
 }
 
 /* ---- evaluate_run ---- */

@@ -22,6 +22,7 @@
 #include "ltv/experiment.h"
 #include "ltv/gbt.h"
 #include "ltv/generate.h"
+#include "ltv/input_files.h"
 #include "ltv/inspect.h"
 #include "ltv/log.h"
 #include "ltv/model_compare.h"
@@ -105,6 +106,9 @@ static int cmd_run(struct command_args *a)
 	}
 	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
 		return c;
+	/* A dry run writes nothing, so it may describe a directory with nothing in it. */
+	if (!opts.dry_run && (c = command_registry(a)) < 0)
+		return c;
 	if (json)
 		opts.json = cJSON_CreateObject();
 	ret = runner_run(a->cfg, &opts, json ? stderr : stdout, a->err);
@@ -166,9 +170,13 @@ static int cmd_status(struct command_args *a)
 static const struct cmd_option score_options[] = {
 	MODEL_OPTION,
 	AS_OF_OPTION("score the users as they were at DATE; default: the latest event"),
-	{ "users", OPT_USERS, "F", "score the users of this file (with --events) instead of the\n"
-				  "registry's data, through a scratch registry", 0 },
-	{ "events", OPT_EVENTS, "F", "the events of the users of --users", 0 },
+	{ "users", OPT_USERS, "F", "score the users of this file instead of the registry's data,\n"
+				  "through a scratch registry; the output is F's own rows and\n"
+				  "columns, then the predictions and a reason per row not scored", 0 },
+	{ "events", OPT_EVENTS, "F", "the events of the users of --users (without it, users are\n"
+				    "valued from campaign and cost at the latest install)", 0 },
+	{ "allow-lookahead", OPT_ALLOW_LOOKAHEAD, NULL, "score at an --as-of before the one the model "
+							 "was\ntrained at (look-ahead; refused otherwise)", 0 },
 	{ "output", OPT_OUTPUT, "F", "the per-user CSV ('-': stdout; the campaign summary and\n"
 				    "report then go beside nothing and are not written)", 0 },
 	JSON_OPTION,
@@ -195,6 +203,7 @@ static int cmd_score(struct command_args *a)
 		case OPT_USERS: opts.users_path = p.optarg; break;
 		case OPT_EVENTS: opts.events_path = p.optarg; break;
 		case OPT_OUTPUT: opts.output = p.optarg; break;
+		case OPT_ALLOW_LOOKAHEAD: opts.allow_lookahead = 1; break;
 		case OPT_JSON: json = 1; break;
 		case OPT_SHARD:
 			ret = shard_parse(p.optarg, &opts.shard, a->err);
@@ -209,8 +218,9 @@ static int cmd_score(struct command_args *a)
 		opts.json = cJSON_CreateObject();
 	if (!opts.output)
 		ret = err_set(a->err, LTV_EUSAGE, "--output F is required (the users CSV, or - for stdout)");
-	else if (!opts.users_path != !opts.events_path)
-		ret = err_set(a->err, LTV_EUSAGE, "give --users and --events together");
+	else if (opts.events_path && !opts.users_path)
+		ret = err_set(a->err, LTV_EUSAGE, "--events F needs --users F (the users the events "
+			      "belong to)");
 	else if (opts.shard.count && strcmp(opts.output, "-") == 0)
 		ret = err_set(a->err, LTV_EUSAGE, "--shard writes F.shard.csv beside --output F for "
 			      "merge-scores; give a file, not -");
@@ -338,6 +348,8 @@ static int cmd_evaluate(struct command_args *a)
 		}
 	}
 	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+		return c;
+	if ((c = command_registry(a)) < 0) /* the working-directory check: nothing is opened */
 		return c;
 	if (!json)
 		return evaluate_run(a->cfg, &opts, stdout, NULL, a->err);
@@ -560,7 +572,7 @@ static const struct cmd_option help_options[] = {
 };
 
 static const struct command commands[] = {
-	{ "run", cmd_run, CMD_NEEDS_CONFIG, "run the pipeline's stages, skipping those up to date",
+	{ "run", cmd_run, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS, "run the pipeline's stages, skipping those up to date",
 	  "Runs the stages in order. A stage whose fingerprint (its code version, config\n"
 	  "section, as_of and the content of its inputs) matches a stored artefact is\n"
 	  "skipped: 'features: up to date (v3)'. Each stage commits in one transaction.\n"
@@ -578,15 +590,20 @@ static const struct command commands[] = {
 	  "Scores every user not yet mature at the target horizon at as_of (default: the\n"
 	  "latest event in the data) with the model version given (default production),\n"
 	  "with the configuration that version was trained with (--set changes only what is\n"
-	  "not part of the model, such as registry.path). With --users and --events, scores\n"
-	  "those files instead of the registry's data; they are read into a scratch\n"
-	  "registry, never into the training data. Writes F (one row per user: ltv per\n"
-	  "horizon, p_payer, method, segment, ROAS), F.campaigns.csv (per campaign: users,\n"
-	  "spend, predicted revenue and ROAS per horizon), F.report.txt (totals,\n"
-	  "distributions, top and bottom campaigns, segments, methods and fallbacks) and\n"
-	  "F.report.html (the same as a self-contained page: each top and bottom\n"
-	  "campaign's predicted cumulative ROAS curve with its interval, cost and payback\n"
-	  "day, and the segment mix).\n"
+	  "not part of the model, such as registry.path). An as_of before the one the model\n"
+	  "was trained at is look-ahead and refused unless --allow-lookahead is given.\n"
+	  "With --users (and --events), scores those files instead of the registry's data;\n"
+	  "they are read into a scratch registry, never into the training data. Without\n"
+	  "--events, users are valued from their campaign and cost (as_of: the latest\n"
+	  "install). F then holds the users file's own rows and columns, in its order,\n"
+	  "followed by the predictions and a reason for each row not scored.\n"
+	  "Writes F (one row per user: ltv per horizon, p_payer, method, segment, ROAS,\n"
+	  "model_version, as_of, scored_at), F.campaigns.csv (per campaign: users, spend,\n"
+	  "predicted revenue and ROAS per horizon), F.report.txt (totals, distributions,\n"
+	  "top and bottom campaigns, segments, methods and fallbacks) and F.report.html\n"
+	  "(the same as a self-contained page: each top and bottom campaign's predicted\n"
+	  "cumulative ROAS curve with its interval, cost and payback day, and the segment\n"
+	  "mix); each score is recorded in the registry (table scores).\n"
 	  "--output - writes the per-user CSV to stdout and nothing beside it.\n"
 	  "With --shard I/N, scores only the cohorts of shard I (XXH3-64 of app, 0x1f,\n"
 	  "campaign, mod N: whole cohorts, since curves levels a cohort from all its\n"
@@ -626,7 +643,7 @@ static const struct command commands[] = {
 	  "its age is counted at as_of, default now) or age_days, and the features of\n"
 	  "'ltvpipe predict'. Errors are {\"error\": {\"code\", \"message\", \"field\"}}.\n",
 	  serve_options, NULL },
-	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG,
+	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "An honest backtest. Trains the pipeline as of T on the configured input files in a\n"
 	  "scratch registry (nothing after T is read), predicts ltv_H for the users acquired\n"
@@ -889,6 +906,35 @@ done:
 	return ret;
 }
 
+/*
+ * Run from the wrong directory (no config, no data, no registry), a command
+ * must fail before it creates anything: no registry file, no logs/. A command
+ * that reads a model needs the registry to exist; one that trains needs
+ * either a registry or input files to load.
+ */
+static int check_working_directory(unsigned flags, const struct config *cfg, struct ltv_err *err)
+{
+	const int defaults = strcmp(cfg->source_path, "(defaults)") == 0;
+	const char *no_config = defaults ? " (and no --config, nor config/ltvpipe.yaml here)" : "";
+	struct input_files files = { 0 };
+	int ret;
+
+	if (!(flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE | CMD_NEEDS_INPUTS)) ||
+	    access(cfg->registry.path, F_OK) == 0)
+		return 0;
+	if (flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE))
+		return err_set(err, LTV_ENOTFOUND, "no registry at '%s'%s; run ltvpipe from the "
+			       "directory that holds your configuration and registry, pass --config F, "
+			       "or train a model first with 'ltvpipe run'", cfg->registry.path, no_config);
+	ret = input_files_resolve(cfg, &files, err);
+	input_files_release(&files);
+	if (ret < 0 && defaults)
+		err_prefix(err, "no registry at '%s' and no --config, nor config/ltvpipe.yaml here; "
+			   "run ltvpipe from the directory that holds your configuration, or pass "
+			   "--config F", cfg->registry.path);
+	return ret;
+}
+
 static int wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -938,8 +984,10 @@ static char *command_line_of(int argc, char **argv)
 int command_open_registry(unsigned flags, const struct config *cfg, struct registry **out_reg,
 			  struct ltv_err *err)
 {
-	int ret;
+	int ret = check_working_directory(flags, cfg, err);
 
+	if (ret < 0)
+		return ret;
 	if (flags & CMD_REGISTRY_READ) {
 		ret = registry_open_readonly(cfg->registry.path, out_reg, err);
 		if (ret == 0)

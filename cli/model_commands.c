@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -134,12 +136,31 @@ static int print_importance(struct registry *reg, const struct config *cfg, int6
 	return ret;
 }
 
-int models_promote(struct registry *reg, int64_t version, const char *reason, FILE *out,
+/* Who moves an alias: the OS user running ltvpipe (cron's too, where $USER is unset). */
+static const char *os_user(char *buf, size_t size)
+{
+	const struct passwd *pw = getpwuid(geteuid());
+
+	if (pw && pw->pw_name && *pw->pw_name)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else if (getenv("USER") && *getenv("USER"))
+		snprintf(buf, size, "%s", getenv("USER"));
+	else
+		snprintf(buf, size, "uid %lu", (unsigned long)geteuid());
+	return buf;
+}
+
+/*
+ * Points production at version. A version that becomes production is no
+ * longer a candidate: the candidate alias, when it named it, is removed, and
+ * the move's reason says so.
+ */
+int models_promote(struct registry *reg, int64_t version, const char *why, FILE *out,
 		   struct ltv_err *err)
 {
-	int64_t current = 0;
+	int64_t current = 0, candidate = 0;
 	double ignored;
-	const char *who = getenv("USER") ? getenv("USER") : "ltvpipe models";
+	char who[256], reason[1200];
 	struct ltv_err none;
 	int ret = registry_begin(reg, err);
 
@@ -151,7 +172,13 @@ int models_promote(struct registry *reg, int64_t version, const char *reason, FI
 		fprintf(out, "model version %lld is already production\n", (long long)version);
 		goto out;
 	}
-	ret = registry_alias_set(reg, "production", version, who, reason, err);
+	snprintf(reason, sizeof(reason), "%s", why);
+	if (registry_alias_get(reg, "candidate", &candidate, &none) == 0 && candidate == version) {
+		snprintf(reason, sizeof(reason), "%s; it was the candidate, so candidate is now unset", why);
+		ret = registry_alias_delete(reg, "candidate", err);
+	}
+	if (ret == 0)
+		ret = registry_alias_set(reg, "production", version, os_user(who, sizeof(who)), reason, err);
 	if (ret == 0)
 		ret = registry_commit(reg, err);
 	if (ret == 0)

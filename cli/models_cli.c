@@ -70,40 +70,58 @@ static int cmd_models_history(struct command_args *a)
 	return ret < 0 ? ret : models_history(a->reg, json, stdout, a->err);
 }
 
+static const struct cmd_option move_options[] = {
+	{ "reason", OPT_REASON, "TEXT", "why, kept in the alias history", 0 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
+/* Parses [--reason TEXT] and n_operands operands; *out_why = what + ": " + TEXT. */
+static int parse_move(struct command_args *a, int n_operands, const char *what_operands,
+		      const char *what, char *out_why, size_t size, struct cmd_parser *p)
+{
+	const char *reason = NULL;
+	int c;
+
+	cmd_parser_init(p, a->name, a->name, a->options, a->argc, a->argv);
+	while ((c = cmd_getopt(p, a->err)) > 0) {
+		if (!*p->optarg)
+			return err_set(a->err, LTV_EUSAGE, "models %s: --reason needs a text (why, kept "
+				       "in the alias history)", a->name);
+		reason = p->optarg;
+	}
+	if (c == 0)
+		c = cmd_operands(p, n_operands, n_operands, what_operands, a->err);
+	snprintf(out_why, size, "%s%s%s", what, reason ? ": " : "", reason ? reason : "");
+	return c;
+}
+
 static int cmd_models_promote(struct command_args *a)
 {
 	struct cmd_parser p;
+	char why[1100];
 	int64_t version;
-	int c;
+	int c = parse_move(a, 1, "one model version", "promoted by hand (ltvpipe models promote)", why,
+			   sizeof(why), &p);
 
-	cmd_parser_init(&p, a->name, a->name, a->options, a->argc, a->argv);
-	c = cmd_getopt(&p, a->err);
-	if (c == 0)
-		c = cmd_operands(&p, 1, 1, "one model version", a->err);
 	if (c == 0)
 		c = parse_version(a->argv[p.optind], &version, a->err);
 	if (c == 0)
 		c = command_registry(a);
-	return c < 0 ? c : models_promote(a->reg, version, "promoted by hand (ltvpipe models promote)",
-					  stdout, a->err);
+	return c < 0 ? c : models_promote(a->reg, version, why, stdout, a->err);
 }
 
 static int cmd_models_rollback(struct command_args *a)
 {
 	struct cmd_parser p;
+	char why[1100];
 	int64_t version;
-	int c;
+	int c = parse_move(a, 0, NULL, "rollback (ltvpipe models rollback)", why, sizeof(why), &p);
 
-	cmd_parser_init(&p, a->name, a->name, a->options, a->argc, a->argv);
-	c = cmd_getopt(&p, a->err);
-	if (c == 0)
-		c = cmd_operands(&p, 0, 0, NULL, a->err);
 	if (c == 0)
 		c = command_registry(a);
 	if (c == 0)
 		c = registry_alias_previous(a->reg, "production", &version, a->err);
-	return c < 0 ? c : models_promote(a->reg, version, "rollback (ltvpipe models rollback)", stdout,
-					  a->err);
+	return c < 0 ? c : models_promote(a->reg, version, why, stdout, a->err);
 }
 
 static const struct cmd_option compare_options[] = {
@@ -186,9 +204,9 @@ const struct command models_commands[] = {
 	{ "history", cmd_models_history, CMD_REGISTRY_READ,
 	  "every alias move: when, alias, from, to, who, why", NULL, json_only_options, NULL },
 	{ "promote", cmd_models_promote, CMD_REGISTRY_WRITE, "make V production (recorded in the alias history)",
-	  NULL, NULL, "V" },
+	  NULL, move_options, "V" },
 	{ "rollback", cmd_models_rollback, CMD_REGISTRY_WRITE,
-	  "make the previous production version production again", NULL, NULL, NULL },
+	  "make the previous production version production again", NULL, move_options, NULL },
 	{ "compare", cmd_models_compare, CMD_REGISTRY_READ,
 	  "both versions on the same users, with a paired bootstrap",
 	  "Scores A and B on the users installed after both versions' as_of whose ltv_H is\n"

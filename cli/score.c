@@ -6,16 +6,21 @@
  * data come from the registry, or from files ingested into a scratch registry
  * that is thrown away, never into the training data.
  */
+#include <assert.h>
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "ltv/experiment.h"
 #include "ltv/jbuf.h"
+#include "ltv/hash.h"
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
@@ -54,7 +59,16 @@ static void write_number(FILE *f, double v)
 		fprintf(f, ",%.4f", v);
 }
 
-/* The same into a line being built. */
+/* A money amount for a text field: 4 decimals, empty when unknown. */
+static void fmt_money(char *buf, size_t size, double v)
+{
+	if (isnan(v))
+		buf[0] = '\0';
+	else
+		snprintf(buf, size, "%.4f", v);
+}
+
+/* As write_number, into a line being built. */
 static void put_number(struct jbuf *b, double v)
 {
 	jbuf_add(b, ",", 1);
@@ -101,7 +115,8 @@ struct row_columns {
 
 static void write_user_row(struct jbuf *b, const struct loaded_model *m, const struct model_data *d,
 			   const struct row_columns *c, const struct user_table *users,
-			   const struct scored *s, size_t i, int64_t *day, char *date)
+			   const struct scored *s, size_t i, const struct provenance *pv, int64_t *day,
+			   char *date)
 {
 	const struct config *cfg = &m->cfg;
 	const int ti = c->ti;
@@ -149,12 +164,117 @@ static void write_user_row(struct jbuf *b, const struct loaded_model *m, const s
 	put_number(b, s->sv.p_purchase_30d[i]);
 	jbuf_add(b, ",", 1);
 	jbuf_puts(b, serving_risk_segment(s->sv.p_alive[i]));
+	jbuf_add(b, ",", 1);
+	jbuf_int(b, (long long)pv->version);
+	jbuf_add(b, ",", 1);
+	jbuf_puts(b, pv->as_of);
+	jbuf_add(b, ",", 1);
+	jbuf_puts(b, pv->scored_at);
 	jbuf_add(b, "\n", 1);
+}
+
+/*
+ * The names of the prediction columns, in the order write_prediction_fields
+ * writes them; caller frees each and the array.
+ */
+static char **prediction_names(const struct config *cfg, size_t *out_n)
+{
+	const long long target = (long long)cfg->features.target_horizon;
+	static const char *const head[] = { "install_date", "age_days", "tier", "method", "p_payer" };
+	size_t n = 0, cap = sizeof(head) / sizeof(head[0]) + cfg->features.horizons.n + 13;
+	char **v = xcalloc(cap, sizeof(char *));
+
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+		v[n++] = xstrdup(head[i]);
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		v[n++] = xasprintf("ltv_%lld", (long long)cfg->features.horizons.v[h]);
+	v[n++] = xstrdup("observed_up_to");
+	v[n++] = xasprintf("ltv_raw_%lld", target);
+	v[n++] = xstrdup("segment");
+	v[n++] = xstrdup("cost");
+	v[n++] = xasprintf("roas_%lld", target);
+	v[n++] = xasprintf("ltv_%lld_p10", target);
+	v[n++] = xasprintf("ltv_%lld_p90", target);
+	v[n++] = xstrdup("p_alive");
+	v[n++] = xstrdup("p_purchase_30d");
+	v[n++] = xstrdup("risk_segment");
+	v[n++] = xstrdup("model_version");
+	v[n++] = xstrdup("as_of");
+	v[n++] = xstrdup("scored_at");
+	assert(n == cap);
+	*out_n = n;
+	return v;
+}
+
+static void free_names(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * The prediction columns' names, each after a comma. A name among the n_taken
+ * taken (the input file's own columns) gets the prefix "ltvpipe_", so no two
+ * columns share a name.
+ */
+static void write_prediction_header(FILE *f, const struct config *cfg, char **taken, size_t n_taken)
+{
+	size_t n;
+	char **names = prediction_names(cfg, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		int clash = 0;
+
+		for (size_t k = 0; k < n_taken && !clash; k++)
+			clash = strcmp(names[i], taken[k]) == 0;
+		fprintf(f, ",%s%s", clash ? "ltvpipe_" : "", names[i]);
+	}
+	free_names(names, n);
+}
+
+/* Scored user i's prediction fields, each after a comma. */
+static void write_prediction_fields(FILE *f, const struct loaded_model *m, const struct model_data *d,
+				    const struct scored *s, size_t i, const struct provenance *pv)
+{
+	const struct config *cfg = &m->cfg;
+	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const double *age = frame_column(&d->frame, "age_days");
+	const double *install = frame_column(&d->frame, "install_time"), *cost = frame_column(&d->frame, "cost");
+	const size_t r = s->rows[i];
+	const double target_ltv = s->sv.ltv[ti][i];
+	char date[16], num[64];
+
+	fprintf(f, ",%s,%.0f,%d,%s%s,", time_format_date((int64_t)install[r], date, sizeof(date)),
+		age[r], (int)d->tier[r], method_name(s->sv.method[i]), s->sv.fallback[i] ? " (fallback)" : "");
+	if (!isnan(s->sv.p_payer[i]))
+		fprintf(f, "%.4f", s->sv.p_payer[i]);
+	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		fprintf(f, ",%.4f", s->sv.ltv[h][i]);
+	fmt_money(num, sizeof(num), cost[r]);
+	if (observed_up_to(cfg, s, i) >= 0)
+		fprintf(f, ",%lld", (long long)observed_up_to(cfg, s, i));
+	else
+		fputc(',', f);
+	if (isnan(s->sv.raw[i]))
+		fputc(',', f);
+	else
+		fprintf(f, ",%.4f", s->sv.raw[i]);
+	fprintf(f, ",%s,%s,", predictor_segment(&m->pred, target_ltv), num);
+	if (!isnan(cost[r]) && cost[r] > 0)
+		fprintf(f, "%.4f", target_ltv / cost[r]);
+	write_number(f, s->sv.ltv_lo[ti][i]);
+	write_number(f, s->sv.ltv_hi[ti][i]);
+	write_number(f, s->sv.p_alive[i]);
+	write_number(f, s->sv.p_purchase_30d[i]);
+	fprintf(f, ",%s,%lld,%s,%s", serving_risk_segment(s->sv.p_alive[i]), (long long)pv->version,
+		pv->as_of, pv->scored_at);
 }
 
 static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
 			   const struct user_table *users, const struct scored *s,
-			   struct output_set *set, const char *path, struct ltv_err *err)
+			   const struct provenance *pv, struct output_set *set, const char *path,
+			   struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
 	const struct row_columns c = {
@@ -172,23 +292,225 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 
 	if (ret < 0)
 		return ret;
-	fprintf(f, "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer");
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		fprintf(f, ",ltv_%lld", (long long)cfg->features.horizons.v[h]);
-	fprintf(f, ",observed_up_to,ltv_raw_%lld,segment,cost,roas_%lld,ltv_%lld_p10,ltv_%lld_p90,"
-		"p_alive,p_purchase_30d,risk_segment\n", (long long)cfg->features.target_horizon,
-		(long long)cfg->features.target_horizon, (long long)cfg->features.target_horizon,
-		(long long)cfg->features.target_horizon);
+	fprintf(f, "user_id,app_id,campaign");
+	write_prediction_header(f, cfg, NULL, 0);
+	fputc('\n', f);
 	/* printf per field cost more than predicting: each line is built in memory (numfmt.h). */
 	jbuf_init(&b);
 	for (size_t i = 0; i < s->n; i++) {
-		write_user_row(&b, m, d, &c, users, s, i, &day, date);
+		write_user_row(&b, m, d, &c, users, s, i, pv, &day, date);
 		if (b.len >= WRITE_BLOCK || i + 1 == s->n) {
 			fwrite(b.p, 1, b.len, f);
 			b.len = 0;
 		}
 	}
 	jbuf_release(&b);
+	return ret;
+}
+
+/* ---- score --users F: the predictions added to the user's own file ---- */
+
+/* For each user of the scratch registry (by uid), its index among the scored, or -1 ... */
+struct user_lookup {
+	struct strmap ids;   /* user_id → uid */
+	ssize_t *frame_row;  /* by uid: its row in d, -1 for none */
+	ssize_t *scored;     /* by row of d: its index in s, -1 for none */
+	int64_t *install;    /* by uid */
+	char *seen;          /* by uid: already written once */
+	struct strmap rejected; /* line of the users file → index in reasons */
+	char **reasons;
+	size_t n_reasons;
+};
+
+/*
+ * Reads the reasons the scratch ingest gave for the users file's rejected
+ * rows (its rejects file in dir), by line, so the output can say them.
+ */
+static void load_rejects(struct user_lookup *l, const char *dir, const char *users_path)
+{
+	char *pattern = xasprintf("%s/*.rejects.csv", dir);
+	struct csv_reader *r = NULL;
+	struct ltv_err err;
+	glob_t g;
+	char **f;
+	size_t n, line;
+
+	strmap_init(&l->rejected);
+	if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc == 1 &&
+	    (r = csv_reader_open(g.gl_pathv[0], &err)) != NULL) {
+		while (csv_reader_next(r, &f, &n, &line, &err) == 1) {
+			if (n != 4 || line == 1 || strcmp(f[0], users_path) != 0)
+				continue;
+			l->reasons = xrealloc(l->reasons, (l->n_reasons + 1) * sizeof(char *));
+			l->reasons[l->n_reasons] = xasprintf("rejected: %s: %s", f[2], f[3]);
+			strmap_put(&l->rejected, f[1], (int64_t)l->n_reasons++);
+		}
+	}
+	csv_reader_free(r);
+	if (g.gl_pathv)
+		globfree(&g);
+	free(pattern);
+}
+
+static void user_lookup_build(struct user_lookup *l, const struct user_table *users,
+			      const struct model_data *d, const struct scored *s)
+{
+	const double *uid = frame_column(&d->frame, "uid");
+
+	strmap_init(&l->ids);
+	l->frame_row = xmalloc((users->n + 1) * sizeof(*l->frame_row));
+	l->install = xcalloc(users->n + 1, sizeof(*l->install));
+	l->seen = xcalloc(users->n + 1, 1);
+	l->scored = xmalloc((d->frame.n_rows + 1) * sizeof(*l->scored));
+	for (size_t u = 0; u <= users->n; u++)
+		l->frame_row[u] = -1;
+	for (size_t u = 0; u < users->n; u++) {
+		strmap_put(&l->ids, users->user_id[u], users->uid[u]);
+		if (users->uid[u] >= 1 && (size_t)users->uid[u] <= users->n)
+			l->install[users->uid[u]] = users->install_time[u];
+	}
+	for (size_t r = 0; r < d->frame.n_rows; r++) {
+		l->scored[r] = -1;
+		if (uid[r] >= 1 && uid[r] <= (double)users->n)
+			l->frame_row[(size_t)uid[r]] = (ssize_t)r;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		l->scored[s->rows[i]] = (ssize_t)i;
+}
+
+static void user_lookup_release(struct user_lookup *l)
+{
+	strmap_release(&l->ids);
+	free(l->frame_row);
+	free(l->scored);
+	free(l->install);
+	free(l->seen);
+	strmap_release(&l->rejected);
+	for (size_t i = 0; i < l->n_reasons; i++)
+		free(l->reasons[i]);
+	free(l->reasons);
+}
+
+/*
+ * Why the user with this id was not scored, or NULL when it was (its index
+ * in *out_i). Every input row gets an answer: none is ever dropped.
+ */
+static const char *user_unscored_reason(struct user_lookup *l, const struct config *cfg,
+					const char *id, size_t line, int64_t as_of, char *buf,
+					size_t size, size_t *out_i)
+{
+	char key[32];
+	int64_t uid, k;
+	ssize_t r;
+
+	snprintf(key, sizeof(key), "%zu", line);
+	if (strmap_get(&l->rejected, key, &k))
+		return l->reasons[k];
+	if (!strmap_get(&l->ids, id, &uid) || uid < 1)
+		return "not loaded: the row was rejected when read (the rejects file has the reason)";
+	if (l->seen[uid])
+		return "duplicate user id: scored on its first row";
+	l->seen[uid] = 1;
+	if (l->install[uid] > as_of)
+		return "installed after as_of: nothing about the user is known yet";
+	r = l->frame_row[uid];
+	if (r < 0 || l->scored[r] < 0) {
+		snprintf(buf, size, "older than the longest horizon (%lld days) at as_of: its value is "
+			 "observed, not predicted", (long long)cfg->features.horizons.v[cfg->features.horizons.n - 1]);
+		return buf;
+	}
+	*out_i = (size_t)l->scored[r];
+	return NULL;
+}
+
+/*
+ * The output of `score --users F`: F's own rows, in F's order, every column
+ * under its own name, then the prediction columns and a reason column that
+ * says why a row has no prediction. A prediction column whose name F already
+ * uses is prefixed with "ltvpipe_".
+ */
+static int write_own_file(const struct loaded_model *m, const struct model_data *d,
+			  const struct user_table *users, const struct scored *s, int64_t as_of,
+			  const struct provenance *pv, const char *users_path, const char *scratch_dir,
+			  struct output_set *set, const char *path, struct ltv_err *err)
+{
+	const struct config *cfg = &m->cfg;
+	struct csv_reader *r = NULL;
+	struct user_lookup l;
+	char **fields, **header = NULL, why[256];
+	size_t n, n_header = 0, n_pred = 0, line;
+	int id_col = -1, reason_taken = 0, ret;
+	FILE *f = NULL;
+
+	user_lookup_build(&l, users, d, s);
+	load_rejects(&l, scratch_dir, users_path);
+	r = csv_reader_open(users_path, err);
+	if (!r) {
+		ret = err->code;
+		goto out;
+	}
+	csv_reader_set_delimiter(r, config_delimiter(cfg));
+	ret = csv_reader_next(r, &fields, &n_header, &line, err);
+	if (ret == 0)
+		ret = err_set(err, LTV_EINVAL, "%s: the file is empty; it needs a header row", users_path);
+	if (ret < 0)
+		goto out;
+	header = xcalloc(n_header + 1, sizeof(char *));
+	for (size_t i = 0; i < n_header; i++) {
+		header[i] = xstrdup(fields[i]);
+		if (strcmp(fields[i], cfg->columns.user_id) == 0)
+			id_col = (int)i;
+		reason_taken |= strcmp(fields[i], "reason") == 0;
+	}
+	if (id_col < 0) {
+		ret = err_set(err, LTV_EINVAL, "%s:1: no column '%s' in the header; set columns.user_id",
+			      users_path, cfg->columns.user_id);
+		goto out;
+	}
+	/* "-": straight to stdout, as write_users_csv does */
+	f = stdout;
+	ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < n_header; i++) {
+		if (i)
+			fputc(',', f);
+		csv_write_field(f, fields[i]);
+	}
+	write_prediction_header(f, cfg, header, n_header);
+	fprintf(f, ",%sreason\n", reason_taken ? "ltvpipe_" : "");
+	free_names(prediction_names(cfg, &n_pred), n_pred);
+	while ((ret = csv_reader_next(r, &fields, &n, &line, err)) == 1) {
+		const char *reason = NULL;
+		size_t i = 0;
+
+		for (size_t k = 0; k < n_header; k++) {
+			if (k)
+				fputc(',', f);
+			csv_write_field(f, k < n ? fields[k] : "");
+		}
+		if (n != n_header)
+			reason = "rejected: the row's field count differs from the header's";
+		else
+			reason = user_unscored_reason(&l, cfg, fields[id_col], line, as_of, why,
+						      sizeof(why), &i);
+		if (!reason) {
+			write_prediction_fields(f, m, d, s, i, pv);
+			fputs(",\n", f);
+			continue;
+		}
+		for (size_t k = 0; k + 3 < n_pred; k++)
+			fputc(',', f);
+		fprintf(f, ",%lld,%s,%s,", (long long)pv->version, pv->as_of, pv->scored_at);
+		csv_write_field(f, reason);
+		fputc('\n', f);
+	}
+out:
+	csv_reader_free(r);
+	user_lookup_release(&l);
+	for (size_t i = 0; header && i < n_header; i++)
+		free(header[i]);
+	free(header);
 	return ret;
 }
 
@@ -296,7 +618,8 @@ static struct campaign_sum *summarise(const struct loaded_model *m, const struct
 }
 
 static int write_campaigns_csv(const struct config *cfg, const struct campaign_sum *cs, size_t n,
-			       struct output_set *set, const char *path, struct ltv_err *err)
+			       const struct provenance *pv, struct output_set *set, const char *path,
+			       struct ltv_err *err)
 {
 	FILE *f = NULL;
 	int ret = output_set_add(set, path, &f, err);
@@ -312,7 +635,7 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 		fprintf(f, ",revenue_%lld_p10,revenue_%lld_p90,roas_%lld_p10,roas_%lld_p90",
 			(long long)cfg->features.horizons.v[h], (long long)cfg->features.horizons.v[h],
 			(long long)cfg->features.horizons.v[h], (long long)cfg->features.horizons.v[h]);
-	fprintf(f, ",payback_day,mean_p_alive,risk_segment\n");
+	fprintf(f, ",payback_day,mean_p_alive,risk_segment,model_version,as_of,scored_at\n");
 	for (size_t i = 0; i < n; i++) {
 		csv_write_field(f, cs[i].app);
 		fputc(',', f);
@@ -340,7 +663,8 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 		else
 			fprintf(f, ",not within %lld", (long long)cfg->features.horizons.v[cfg->features.horizons.n - 1]);
 		write_number(f, campaign_p_alive(&cs[i]));
-		fprintf(f, ",%s\n", serving_risk_segment(campaign_p_alive(&cs[i])));
+		fprintf(f, ",%s,%lld,%s,%s\n", serving_risk_segment(campaign_p_alive(&cs[i])),
+			(long long)pv->version, pv->as_of, pv->scored_at);
 	}
 	return 0;
 }
@@ -539,7 +863,8 @@ static int write_report_html(const struct loaded_model *m, const struct model_da
 
 int score_write_outputs(const struct loaded_model *m, const struct model_data *d,
 			const struct user_table *users, const struct scored *s, int64_t as_of,
-			const char *output, size_t *out_n_campaigns, struct ltv_err *err)
+			const struct score_write *w, const char *output, size_t *out_n_campaigns,
+			struct ltv_err *err)
 {
 	const int to_stdout = strcmp(output, "-") == 0;
 	struct output_set set;
@@ -552,9 +877,11 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 
 	output_set_init(&set);
 	cs = summarise(m, d, s, m->cfg.features.horizons.n, &n_cs);
-	ret = write_users_csv(m, d, users, s, &set, output, err);
+	ret = w->own_file ? write_own_file(m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
+					   &set, output, err)
+			  : write_users_csv(m, d, users, s, w->pv, &set, output, err);
 	if (ret == 0 && !to_stdout)
-		ret = write_campaigns_csv(&m->cfg, cs, n_cs, &set, campaigns_path, err);
+		ret = write_campaigns_csv(&m->cfg, cs, n_cs, w->pv, &set, campaigns_path, err);
 	if (ret == 0 && !to_stdout)
 		ret = write_report(m, d, s, cs, n_cs, as_of, &set, report_path, err);
 	if (ret == 0 && !to_stdout)
@@ -574,25 +901,155 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 
 /* ---- score_run ---- */
 
+/*
+ * Records the score in the registry (table scores): version, as_of, users,
+ * input, output and the output's content hash, so a file found later can be
+ * traced to what made it. The files are already written: a failure here says
+ * so, and the score exits non-zero.
+ */
+static int record_score(const struct config *cfg, const struct score_options *opts,
+			const struct provenance *pv, int64_t as_of, size_t n_users,
+			int64_t *out_id, struct ltv_err *err)
+{
+	char hash[HASH_HEX_LEN] = "(stdout: not hashed)";
+	struct registry *reg = NULL;
+	/* --output -: the CSV went down a pipe; there is no file to hash */
+	int ret = strcmp(opts->output, "-") == 0 ? 0 : hash_file_hex(opts->output, hash, err);
+
+	if (ret == 0)
+		ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+	if (ret == 0)
+		ret = registry_begin(reg, err);
+	if (ret == 0) {
+		const struct score_record rec = {
+			.scored_at = pv->scored_at, .model_version = pv->version, .as_of = as_of,
+			.users = (int64_t)n_users, .input = opts->users_path, .output = opts->output,
+			.content_hash = hash,
+		};
+
+		ret = registry_score_insert(reg, &rec, out_id, err);
+	}
+	if (ret == 0)
+		ret = registry_commit(reg, err);
+	registry_close(reg); /* rolls back whatever was not committed */
+	if (ret < 0)
+		err_prefix(err, "the scores are written to %s, but recording the score in the registry "
+			   "failed", opts->output);
+	return ret;
+}
+
+/*
+ * The time written as scored_at: now, or SOURCE_DATE_EPOCH when set (the
+ * reproducible-builds convention), so two scores of the same data can be
+ * compared byte for byte.
+ */
+int64_t score_scored_at_now(void)
+{
+	const char *fixed = getenv("SOURCE_DATE_EPOCH");
+	int64_t t;
+
+	if (fixed && parse_int64(fixed, &t) == 0)
+		return t;
+	return (int64_t)time(NULL);
+}
+
+/*
+ * score --users F without --events: users with no events yet, valued from
+ * their campaign and cost. Ingest reads an events file holding only the
+ * header, in the model's column names and delimiter.
+ */
+static int write_no_events(const struct config *cfg, const char *path, struct ltv_err *err)
+{
+	const char d = config_delimiter(cfg);
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	fprintf(f, "%s%c%s%c%s\n", cfg->columns.event_user_id, d, cfg->columns.event_time, d,
+		cfg->columns.revenue);
+	if (fclose(f) != 0)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	return 0;
+}
+
 /* Ingests --users/--events into a scratch registry sr; nothing touches the real one. */
 static int scratch_ingest(const struct config *model_cfg, const struct score_options *opts,
 			  struct scratch_registry *sr, struct registry **out_reg, struct ltv_err *err)
 {
+	char *no_events = NULL;
 	char *set_users = xasprintf("input.users=%s", opts->users_path);
-	char *set_events = xasprintf("input.events=%s", opts->events_path);
+	char *set_events = NULL;
+	char *set_rejects = NULL;
 	int ret = scratch_registry_init(sr, "ltvscore", model_cfg, err);
 
+	if (ret == 0) {
+		no_events = xasprintf("%s/no-events.csv", sr->dir);
+		set_events = xasprintf("input.events=%s", opts->events_path ? opts->events_path : no_events);
+		set_rejects = xasprintf("ingest.rejects_dir=%s", sr->dir);
+	}
+	if (ret == 0 && !opts->events_path)
+		ret = write_no_events(&sr->cfg, no_events, err);
 	if (ret == 0)
 		ret = config_apply_override(&sr->cfg, set_users, err);
 	if (ret == 0)
 		ret = config_apply_override(&sr->cfg, set_events, err);
+	/* Every row comes back in the output, a rejected one with its reason, so none fails the score. */
+	if (ret == 0)
+		ret = config_apply_override(&sr->cfg, "ingest.max_reject_rate=1", err);
+	if (ret == 0)
+		ret = config_apply_override(&sr->cfg, set_rejects, err);
 	if (ret == 0)
 		ret = scratch_registry_ingest(sr, "score (scratch ingest)", err);
 	if (ret == 0)
 		ret = registry_open_readonly(sr->path, out_reg, err);
 	free(set_users);
 	free(set_events);
+	free(set_rejects);
+	free(no_events);
 	return ret;
+}
+
+/*
+ * The latest event; for users without events (score --users F alone), the
+ * latest install, so every user of the file is scored at the age it has then.
+ */
+static int default_as_of(struct registry *data_reg, const struct user_table *users, int64_t *out,
+			 struct ltv_err *err)
+{
+	char *value = NULL;
+	int ret = registry_meta_get(data_reg, "max_event_time", &value, err);
+
+	free(value);
+	if (ret == LTV_ENOTFOUND && users->n) {
+		*out = users->install_time[0];
+		for (size_t i = 1; i < users->n; i++)
+			if (users->install_time[i] > *out)
+				*out = users->install_time[i];
+		return 0;
+	}
+	ret = registry_default_as_of(data_reg, out, err);
+	if (ret < 0)
+		err_prefix(err, "score");
+	return ret;
+}
+
+/*
+ * A model trained at as_of T has seen the data up to T. Scoring at an earlier
+ * as_of then uses what it learnt from the days after: look-ahead, which makes
+ * a backtest look better than the model can be. Refused unless asked for.
+ */
+static int refuse_lookahead(const struct loaded_model *m, int64_t as_of, struct ltv_err *err)
+{
+	const int64_t trained = model_artefact(m, "features")->as_of;
+	char a[32], t[32];
+
+	if (trained == INT64_MIN || as_of >= trained)
+		return 0;
+	return err_set(err, LTV_EUSAGE, "as_of %s is before %s, the as_of model version %lld was "
+		       "trained at: it has seen the days in between, so its scores would be look-ahead; "
+		       "score at %s or later, use a version trained before %s, or pass "
+		       "--allow-lookahead to score anyway", time_format_iso8601(as_of, a, sizeof(a)),
+		       time_format_iso8601(trained, t, sizeof(t)), (long long)m->version, t, a);
 }
 
 int score_run(const struct config *cfg, struct registry *reg, const struct score_options *opts,
@@ -603,6 +1060,8 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
 	struct user_table users = { 0 };
+	struct provenance pv = { 0 };
+	int64_t score_id = 0;
 	struct scratch_registry sr = { 0 };
 	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32];
 	size_t n_cs = 0;
@@ -612,8 +1071,9 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 
 	if (!opts->output)
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
-	if (!opts->users_path != !opts->events_path)
-		return err_set(err, LTV_EUSAGE, "score: give --users and --events together");
+	if (opts->events_path && !opts->users_path)
+		return err_set(err, LTV_EUSAGE, "score: --events F needs --users F (the users the events "
+			       "belong to)");
 	ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
 		ret = model_load(reg, cfg, version, &m, err);
@@ -626,9 +1086,12 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		if (ret < 0)
 			goto out;
 	}
-	if (as_of == INT64_MIN)
-		if ((ret = registry_default_as_of(data_reg, &as_of, err)) < 0)
-			err_prefix(err, "score");
+	ret = registry_users_load(data_reg, &users, err);
+	if (ret == 0 && as_of == INT64_MIN)
+		ret = default_as_of(data_reg, &users, &as_of, err);
+	/* Only a chosen as_of: the default is the data's latest time, a file's own state. */
+	if (ret == 0 && opts->as_of != INT64_MIN && !opts->allow_lookahead)
+		ret = refuse_lookahead(&m, as_of, err);
 	if (ret == 0) {
 		/*
 		 * Score shards hold whole cohorts (include/ltv/shard.h): curves levels a
@@ -643,8 +1106,6 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 			ret = 0;
 		}
 	}
-	if (ret == 0)
-		ret = registry_users_load(data_reg, &users, err);
 	if (ret < 0)
 		goto out;
 	{
@@ -668,26 +1129,37 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	if (ret < 0)
 		goto out;
 	to_stdout = strcmp(opts->output, "-") == 0;
-	ret = score_write_outputs(&m, &d, &users, &s, as_of, opts->output, &n_cs, err);
+	pv.version = version;
+	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
+	time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
+	{
+		const struct score_write w = { &pv, opts->users_path, sr.dir };
+
+		ret = score_write_outputs(&m, &d, &users, &s, as_of, &w, opts->output, &n_cs, err);
+	}
 	if (ret == 0 && opts->shard.count)
 		ret = score_shard_write(&m, &d, &users, &s, as_of, &opts->shard, opts->output, err);
 	campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", opts->output);
 	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
 	html_path = to_stdout ? NULL : xasprintf("%s.report.html", opts->output);
 	if (ret == 0)
+		ret = record_score(cfg, opts, &pv, as_of, s.n, &score_id, err);
+	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
-			"  users:     %s\n  campaigns: %s\n  report:    %s (and %s)\n", s.n, n_cs,
+			"  users:     %s\n  campaigns: %s\n  report:    %s (and %s)\n  recorded as score %lld in "
+			"the registry (table scores)\n", s.n, n_cs,
 			(long long)version, time_format_iso8601(as_of, iso, sizeof(iso)),
 			now_seconds() - started, to_stdout ? "(stdout)" : opts->output,
 			to_stdout ? "(not written with --output -)" : campaigns_path,
 			to_stdout ? "(not written with --output -)" : report_path,
-			to_stdout ? "not written either" : html_path);
+			to_stdout ? "not written either" : html_path, (long long)score_id);
 	if (ret == 0 && opts->json) {
 		cJSON_AddNumberToObject(opts->json, "model_version", (double)version);
 		cJSON_AddStringToObject(opts->json, "as_of", iso);
 		cJSON_AddNumberToObject(opts->json, "users", (double)s.n);
 		cJSON_AddNumberToObject(opts->json, "campaigns", (double)n_cs);
 		cJSON_AddNumberToObject(opts->json, "target_horizon", (double)m.cfg.features.target_horizon);
+		cJSON_AddNumberToObject(opts->json, "score_id", (double)score_id);
 		cJSON_AddStringToObject(opts->json, "users_csv", to_stdout ? "-" : opts->output);
 		if (!to_stdout) {
 			cJSON_AddStringToObject(opts->json, "campaigns_csv", campaigns_path);

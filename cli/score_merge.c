@@ -439,8 +439,15 @@ int shard_merge_scores_run(const struct config *cfg, struct registry *reg, const
 		have_model = 1;
 		ret = rebuild(&m, &mg, &d, &users, &s, err);
 	}
-	if (ret == 0)
-		ret = score_write_outputs(&m, &d, &users, &s, mg.sh[0].as_of, output, &n_cs, err);
+	if (ret == 0) {
+		/* scored_at is the merge's: the shards' own times are not kept */
+		struct provenance pv = { .version = m.version };
+		const struct score_write w = { &pv, NULL, NULL };
+
+		time_format_iso8601(mg.sh[0].as_of, pv.as_of, sizeof(pv.as_of));
+		time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
+		ret = score_write_outputs(&m, &d, &users, &s, mg.sh[0].as_of, &w, output, &n_cs, err);
+	}
 	if (ret == 0 && strcmp(output, "-") == 0)
 		fprintf(out, "merged %zu score shards: %zu users in %zu campaigns with model version %lld "
 			"at as_of %s in %.2f s\n  users:     (stdout)\n", mg.n_shards, mg.n, n_cs,

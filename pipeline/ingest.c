@@ -33,6 +33,7 @@
 #include "ltv/stage.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
+#include "ltv/tzone.h"
 
 /* Day indices are packed below the uid in one 64-bit aggregation key. */
 #define DAY_BITS 20
@@ -69,8 +70,24 @@ struct user_batch {
 	size_t text_len, text_cap;
 };
 
+struct ingest;
+
+/*
+ * Parses one time field as columns.time_format says; chosen once per run.
+ * Returns 0, TIME_BAD (not such a time) or TIME_NO_ZONE_ERR (a date-time
+ * without a zone and no ingest.timezone). *out_until is when the value is
+ * complete: the end of the day for a date alone, else the time itself.
+ */
+typedef int (*time_parser)(struct ingest *in, const char *s, int64_t *out_ts, int64_t *out_until);
+enum { TIME_BAD = -1, TIME_NO_ZONE_ERR = -2 };
+
 struct ingest {
 	struct stage_ctx *ctx;
+	time_parser parse_time;
+	struct tzone *tz;           /* ingest.timezone, NULL when unset */
+	int subtract_refunds;       /* ingest.negative_revenue: subtract */
+	int64_t refunds, days_floored;
+	double refunded;
 	const struct config *cfg;
 	struct strmap user_ids;     /* user_id → uid */
 	struct user_state *users;   /* by uid - 1 */
@@ -172,10 +189,14 @@ static int is_digits(const char *s, int n)
 /*
  * time_parse_iso8601 with a shortcut for "YYYY-MM-DDTHH:MM:SSZ" whose date is
  * the one parsed last: consecutive events mostly share their date, in a
- * per-user file and even more in one ordered by time.
+ * per-user file and even more in one ordered by time. A time without a zone
+ * is read in ingest.timezone; without one it is refused, since taking it as
+ * UTC would silently shift every day boundary.
  */
-static int parse_event_time(struct ingest *in, const char *s, int64_t *out_ts)
+static int parse_time_iso8601(struct ingest *in, const char *s, int64_t *out_ts, int64_t *out_until)
 {
+	enum time_form form;
+
 	if (strnlen(s, 21) == 20 && s[10] == 'T' && s[13] == ':' && s[16] == ':' && s[19] == 'Z' &&
 	    memcmp(s, in->time_date, 10) == 0 && is_digits(s + 11, 2) && is_digits(s + 14, 2) &&
 	    is_digits(s + 17, 2)) {
@@ -184,13 +205,13 @@ static int parse_event_time(struct ingest *in, const char *s, int64_t *out_ts)
 		const int ss = (s[17] - '0') * 10 + s[18] - '0';
 
 		if (hh <= 23 && mi <= 59 && ss <= 60) {
-			*out_ts = in->time_date_ts + hh * 3600 + mi * 60 + ss;
+			*out_ts = *out_until = in->time_date_ts + hh * 3600 + mi * 60 + ss;
 			return 0;
 		}
 	}
-	if (time_parse_iso8601(s, out_ts) < 0)
-		return LTV_EINVAL;
-	if (strlen(s) >= 10 && s[4] == '-' && s[7] == '-' && is_digits(s, 4)) {
+	if (time_parse_iso8601_form(s, out_ts, &form) < 0)
+		return TIME_BAD;
+	if (form == TIME_ZONED && strlen(s) >= 10 && s[4] == '-' && s[7] == '-' && is_digits(s, 4)) {
 		char date[11];
 		int64_t midnight;
 
@@ -201,6 +222,67 @@ static int parse_event_time(struct ingest *in, const char *s, int64_t *out_ts)
 			in->time_date_ts = midnight;
 		}
 	}
+	if (form == TIME_ZONED) {
+		*out_until = *out_ts;
+		return 0;
+	}
+	if (form == TIME_NO_ZONE && !in->tz)
+		return TIME_NO_ZONE_ERR;
+	/* A date alone is a whole day: in the zone assumed, else in UTC as before. */
+	if (form == TIME_DATE) {
+		*out_until = in->tz ? tzone_local_to_utc(in->tz, *out_ts + SECONDS_PER_DAY)
+				    : *out_ts + SECONDS_PER_DAY;
+	}
+	if (in->tz)
+		*out_ts = tzone_local_to_utc(in->tz, *out_ts);
+	if (form == TIME_NO_ZONE)
+		*out_until = *out_ts;
+	return 0;
+}
+
+/* An epoch count ("1719792000", "-86400"; a fraction is truncated) divided by unit. */
+static int parse_epoch(const char *s, int64_t unit, int64_t *out_ts)
+{
+	int64_t v = 0;
+	int neg = *s == '-', digits = 0;
+
+	s += neg;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (++digits > 15) /* beyond year 30000 even in milliseconds */
+			return TIME_BAD;
+		v = v * 10 + (*s - '0');
+	}
+	if (*s == '.' && digits) {
+		s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return TIME_BAD;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	if (*s || !digits)
+		return TIME_BAD;
+	if (neg)
+		v = -v;
+	/* Floor, so -1 ms is the last second before 1970. */
+	*out_ts = v / unit - (v % unit < 0);
+	return 0;
+}
+
+static int parse_time_unix_s(struct ingest *in, const char *s, int64_t *out_ts, int64_t *out_until)
+{
+	(void)in;
+	if (parse_epoch(s, 1, out_ts) < 0)
+		return TIME_BAD;
+	*out_until = *out_ts;
+	return 0;
+}
+
+static int parse_time_unix_ms(struct ingest *in, const char *s, int64_t *out_ts, int64_t *out_until)
+{
+	(void)in;
+	if (parse_epoch(s, 1000, out_ts) < 0)
+		return TIME_BAD;
+	*out_until = *out_ts;
 	return 0;
 }
 
@@ -243,6 +325,25 @@ static void reject(struct ingest *in, const char *path, size_t line, const char 
 			 field, reason);
 }
 
+/* Rejects a time field that in->parse_time refused with code, saying what was expected. */
+static void reject_time(struct ingest *in, const char *path, size_t line, const char *field,
+			const char *value, int code)
+{
+	const char *format = in->cfg->columns.time_format;
+
+	if (code == TIME_NO_ZONE_ERR)
+		reject(in, path, line, field, "'%s' has no time zone; add one (Z, +02:00) or set "
+		       "ingest.timezone to the zone it is in (Europe/Paris, +02:00, UTC)", value);
+	else if (strcmp(format, "unix_s") == 0)
+		reject(in, path, line, field, "'%s' is not a number of seconds since 1970-01-01 UTC "
+		       "(columns.time_format: unix_s)", value);
+	else if (strcmp(format, "unix_ms") == 0)
+		reject(in, path, line, field, "'%s' is not a number of milliseconds since 1970-01-01 "
+		       "UTC (columns.time_format: unix_ms)", value);
+	else
+		reject(in, path, line, field, "'%s' is not an ISO 8601 date or date-time", value);
+}
+
 static int find_column(char **header, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -251,10 +352,32 @@ static int find_column(char **header, size_t n, const char *name)
 	return -1;
 }
 
+/*
+ * A header read as one column that holds another delimiter was split with the
+ * wrong one: say which delimiter it looks like instead of "no column".
+ */
+static int wrong_delimiter(char **header, size_t n, const char *path, struct ltv_err *err)
+{
+	static const struct { char c; const char *shown, *set; } seps[] = {
+		{ ',', "','", "\",\"" }, { ';', "';'", "\";\"" }, { '\t', "tab", "tab" },
+	};
+
+	if (n != 1)
+		return 0;
+	for (size_t i = 0; i < sizeof(seps) / sizeof(seps[0]); i++)
+		if (strchr(header[0], seps[i].c))
+			return err_set(err, LTV_EINVAL, "%s:1: the header has one column; is the file "
+				       "%s-separated? set input.delimiter: %s", path, seps[i].shown,
+				       seps[i].set);
+	return 0;
+}
+
 static int require_column(char **header, size_t n, const char *name, const char *key,
 			  const char *path, int *out_idx, struct ltv_err *err)
 {
 	*out_idx = find_column(header, n, name);
+	if (*out_idx < 0 && wrong_delimiter(header, n, path, err) < 0)
+		return err->code;
 	if (*out_idx < 0)
 		return err_set(err, LTV_EINVAL,
 			       "%s:1: no column '%s' in the header; set %s to the column that holds it",
@@ -395,6 +518,7 @@ static int ingest_user_row(struct ingest *in, const char *path, size_t line, cha
 	const struct config *cfg = in->cfg;
 	struct user_row u = { 0 };
 	char *attrs;
+	int64_t until;
 	int ret;
 
 	if (!row_in_shard(in, f, n, c->user_id))
@@ -420,9 +544,9 @@ static int ingest_user_row(struct ingest *in, const char *path, size_t line, cha
 		reject(in, path, line, cfg->columns.app_id, "empty app id");
 		goto rejected;
 	}
-	if (time_parse_iso8601(f[c->install_time], &u.install_time) < 0) {
-		reject(in, path, line, cfg->columns.install_time,
-		       "'%s' is not an ISO 8601 date or date-time", f[c->install_time]);
+	ret = in->parse_time(in, f[c->install_time], &u.install_time, &until);
+	if (ret < 0) {
+		reject_time(in, path, line, cfg->columns.install_time, f[c->install_time], ret);
 		goto rejected;
 	}
 	u.cost = NAN;
@@ -469,8 +593,9 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 			    const struct columns *c, const struct csv_fault *fault)
 {
 	const struct config *cfg = in->cfg;
-	int64_t uid, t, day;
+	int64_t uid, t, until, day;
 	double revenue = 0;
+	int ret;
 	struct user_state *u;
 	struct day_agg *agg;
 	uint64_t key;
@@ -493,17 +618,23 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 		       "user '%s' was rejected in the users file", f[c->user_id]);
 		return 0;
 	}
-	if (parse_event_time(in, f[c->event_time], &t) < 0) {
-		reject(in, path, line, cfg->columns.event_time,
-		       "'%s' is not an ISO 8601 date or date-time", f[c->event_time]);
+	ret = in->parse_time(in, f[c->event_time], &t, &until);
+	if (ret < 0) {
+		reject_time(in, path, line, cfg->columns.event_time, f[c->event_time], ret);
 		return 0;
 	}
 	/* An empty revenue cell is a non-paying event, the common export convention. */
-	if (*f[c->revenue] && (parse_amount(f[c->revenue], &revenue) < 0 || revenue < 0)) {
-		reject(in, path, line, cfg->columns.revenue, "'%s' is not a number >= 0", f[c->revenue]);
+	if (*f[c->revenue] && parse_amount(f[c->revenue], &revenue) < 0) {
+		reject(in, path, line, cfg->columns.revenue, "'%s' is not a number", f[c->revenue]);
 		return 0;
 	}
-	if (revenue > MAX_AMOUNT) {
+	if (revenue < 0 && !in->subtract_refunds) {
+		reject(in, path, line, cfg->columns.revenue, "'%s' is negative (a refund? set "
+		       "ingest.negative_revenue: subtract to take it off that day's revenue)",
+		       f[c->revenue]);
+		return 0;
+	}
+	if (fabs(revenue) > MAX_AMOUNT) {
 		reject(in, path, line, cfg->columns.revenue, "'%s' is above %.0e, the largest revenue "
 		       "one event may carry; check the unit and the decimal separator",
 		       f[c->revenue], MAX_AMOUNT);
@@ -533,12 +664,14 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 	agg->revenue += revenue;
 	agg->events += 1;
 	agg->purchases += revenue > 0;
+	if (revenue < 0) {
+		in->refunds++;
+		in->refunded -= revenue;
+	}
 	/* A date-only time ("1998-06-30") stands for that whole day, so the data
-	 * reach the day's end: the default as_of then keeps the last day. */
-	if (strlen(f[c->event_time]) == 10)
-		t = time_day_start(t) + SECONDS_PER_DAY;
-	if (t > in->max_event_time)
-		in->max_event_time = t;
+	 * reach the day's end (until): the default as_of then keeps the last day. */
+	if (until > in->max_event_time)
+		in->max_event_time = until;
 	return 1;
 }
 
@@ -570,6 +703,7 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 	r = csv_reader_open(file->path, err);
 	if (!r)
 		return err->code;
+	csv_reader_set_delimiter(r, config_delimiter(in->cfg)); /* validated with the config */
 	ret = csv_reader_next(r, &fields, &n, &line, err);
 	if (ret == 0)
 		ret = err_set(err, LTV_EINVAL, "%s: the file is empty; it needs a header row", file->path);
@@ -761,6 +895,24 @@ static struct day_agg *days_in_key_order(struct ingest *in)
 }
 
 /*
+ * ingest.negative_revenue: subtract. A day's refunds can exceed its purchases
+ * (the purchase was on an earlier day): its revenue is floored at 0, so no
+ * day and no label is ever negative, and a day whose refunds took all its
+ * revenue is not a paying day.
+ */
+static void floor_refunded_days(struct ingest *in, struct user_day_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].revenue > 0)
+			continue;
+		if (rows[i].revenue < 0)
+			in->days_floored++;
+		rows[i].revenue = 0;
+		rows[i].purchases = 0;
+	}
+}
+
+/*
  * Writes the aggregates in key order, which is the table's primary-key
  * order, merging those of one (user, day) that events out of order split.
  */
@@ -785,6 +937,8 @@ static int write_user_days(struct ingest *in, struct ltv_err *err)
 						   (int64_t)(d->key & MAX_DAY), d->revenue, d->events,
 						   d->purchases };
 	}
+	if (in->subtract_refunds)
+		floor_refunded_days(in, rows, m);
 	if (days != in->days)
 		free(days);
 	in->n_user_days = m;
@@ -824,6 +978,11 @@ static void add_metrics(struct ingest *in)
 	if (in->max_event_time != INT64_MIN)
 		cJSON_AddStringToObject(m, "max_event_time",
 					time_format_iso8601(in->max_event_time, iso, sizeof(iso)));
+	if (in->subtract_refunds) {
+		cJSON_AddNumberToObject(m, "refunds_subtracted", (double)in->refunds);
+		cJSON_AddNumberToObject(m, "refunded_revenue", in->refunded);
+		cJSON_AddNumberToObject(m, "user_days_floored_at_0", (double)in->days_floored);
+	}
 	if (in->users_rejected + in->events_rejected > 0)
 		cJSON_AddStringToObject(m, "rejects_file", in->rejects_path);
 	if (in->ctx->shard.count) {
@@ -889,6 +1048,23 @@ static int count_ingested_files(struct stage_ctx *ctx, int64_t *out)
 	return ret;
 }
 
+/* Sets how times and negative revenue are read, from columns.time_format and ingest.*. */
+static int choose_time_parser(struct ingest *in, struct ltv_err *err)
+{
+	const char *format = in->cfg->columns.time_format;
+
+	in->parse_time = strcmp(format, "unix_s") == 0    ? parse_time_unix_s
+			 : strcmp(format, "unix_ms") == 0 ? parse_time_unix_ms
+							  : parse_time_iso8601;
+	in->subtract_refunds = strcmp(in->cfg->ingest.negative_revenue, "subtract") == 0;
+	if (*in->cfg->ingest.timezone) {
+		in->tz = tzone_open(in->cfg->ingest.timezone, err);
+		if (!in->tz)
+			return err->code;
+	}
+	return 0;
+}
+
 int stage_ingest_run(struct stage_ctx *ctx)
 {
 	struct ingest in = { .ctx = ctx, .cfg = ctx->cfg, .max_event_time = INT64_MIN };
@@ -898,7 +1074,9 @@ int stage_ingest_run(struct stage_ctx *ctx)
 	int ret;
 
 	strmap_init(&in.user_ids);
-	ret = input_files_resolve_in(ctx->cfg, ctx->reg, &files, &ctx->err);
+	ret = choose_time_parser(&in, &ctx->err);
+	if (ret == 0)
+		ret = input_files_resolve_in(ctx->cfg, ctx->reg, &files, &ctx->err);
 	if (ret == 0)
 		ret = open_rejects(&in, &ctx->err);
 	if (ret == 0)
@@ -955,6 +1133,7 @@ out:
 	free(in.batch);
 	free(in.days);
 	strmap_release(&in.user_ids);
+	tzone_free(in.tz);
 	input_files_release(&files);
 	return ret;
 }

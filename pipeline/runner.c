@@ -332,10 +332,56 @@ static void describe_config_change(const char *old_text, const char *new_text, c
 	snprintf(buf, size, "configuration changed");
 }
 
+/* Whether the "input_file=KIND:HASH" line of file f is in a config text. */
+static int text_has_file(const char *text, const struct input_file *f)
+{
+	char line[128];
+
+	snprintf(line, sizeof(line), "input_file=%s:%s\n", f->kind == INPUT_USERS ? "users" : "events",
+		 f->hash);
+	return strstr(text, line) != NULL;
+}
+
+/*
+ * When the input files differ from those the current version read, says
+ * which by name ("new events file data/events_2025-09.csv"), rather than
+ * comparing the n-th hash of one list with the n-th of the other. Returns 1
+ * when it wrote a reason.
+ */
+static int describe_files_change(const char *old_text, const struct input_files *files, char *buf,
+				 size_t size)
+{
+	size_t len = 0, n_new = 0, n_old_lines = 0, n_kept = 0;
+
+	if (!files)
+		return 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < files->n; i++) {
+		if (text_has_file(old_text, &files->v[i])) {
+			n_kept++;
+			continue;
+		}
+		if (n_new++ < 3 && len < size)
+			len += (size_t)snprintf(buf + len, size - len, "%snew %s file %s (content %.12s)",
+						n_new > 1 ? ", " : "",
+						files->v[i].kind == INPUT_USERS ? "users" : "events",
+						files->v[i].path, files->v[i].hash);
+	}
+	if (n_new > 3 && len < size)
+		len += (size_t)snprintf(buf + len, size - len, " and %zu more", n_new - 3);
+	for (const char *p = strstr(old_text, "input_file="); p; p = strstr(p + 1, "input_file="))
+		n_old_lines++;
+	if (n_old_lines > n_kept && len < size)
+		snprintf(buf + len, size - len, "%s%zu file%s read before %s no longer matched by "
+			 "input.users / input.events", len ? "; " : "", n_old_lines - n_kept,
+			 n_old_lines - n_kept == 1 ? "" : "s", n_old_lines - n_kept == 1 ? "is" : "are");
+	return buf[0] != '\0';
+}
+
 /* Why the stage's current artefact is not the one this fingerprint asks for. */
 static void explain_stale(struct registry *reg, const struct stage *s, const struct stage_plan *p,
-			  const struct artefact_info *const *inputs, size_t n_inputs, char *buf,
-			  size_t size)
+			  const struct artefact_info *const *inputs, size_t n_inputs,
+			  const struct input_files *files, char *buf, size_t size)
 {
 	int64_t *lineage = NULL;
 	size_t n_lineage = 0;
@@ -349,6 +395,8 @@ static void explain_stale(struct registry *reg, const struct stage *s, const str
 		snprintf(buf, size, "code version %s → %s", p->current.code_version, s->code_version);
 		return;
 	}
+	if ((s->flags & STAGE_READS_INPUT_FILES) && describe_files_change(p->current.config, files, buf, size))
+		return;
 	if (strcmp(p->current.config, p->config_text) != 0) {
 		describe_config_change(p->current.config, p->config_text, buf, size);
 		return;
@@ -709,7 +757,8 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 	if (rs->opts->force)
 		snprintf(p->reason, sizeof(p->reason), "--force");
 	else
-		explain_stale(rs->reg, s, p, inputs, n_inputs, p->reason, sizeof(p->reason));
+		explain_stale(rs->reg, s, p, inputs, n_inputs, rs->have_files ? &rs->files : NULL,
+			      p->reason, sizeof(p->reason));
 	if (rs->opts->dry_run) {
 		p->state = PLAN_WOULD_RUN;
 		fprintf(rs->out, "%s: would run (%s)\n", s->name, p->reason);
@@ -1150,7 +1199,8 @@ int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of,
 		if (strcmp(p->fingerprint, p->current.fingerprint) == 0) {
 			fprintf(out, "  fresh\n");
 		} else {
-			explain_stale(rs.reg, s, p, inputs, n_inputs, p->reason, sizeof(p->reason));
+			explain_stale(rs.reg, s, p, inputs, n_inputs, rs.have_files ? &rs.files : NULL,
+				      p->reason, sizeof(p->reason));
 			fprintf(out, "  stale (%s)\n", p->reason);
 			p->state = PLAN_WOULD_RUN;
 		}

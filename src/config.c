@@ -15,6 +15,7 @@
 
 #include "ltv/config.h"
 #include "ltv/log.h"
+#include "ltv/tzone.h"
 
 enum key_type { KEY_INT, KEY_DOUBLE, KEY_STRING, KEY_INT_LIST, KEY_STR_LIST };
 
@@ -37,6 +38,7 @@ struct config_key {
 static const struct config_key key_table[] = {
 	K("input.users", KEY_STRING, input.users, 0, 0, "data/users.csv"),
 	K("input.events", KEY_STRING, input.events, 0, 0, "data/events.csv"),
+	K("input.delimiter", KEY_STRING, input.delimiter, 0, 0, ","),
 	K("columns.user_id", KEY_STRING, columns.user_id, 0, 0, "user_id"),
 	K("columns.app_id", KEY_STRING, columns.app_id, 0, 0, "app_id"),
 	K("columns.campaign", KEY_STRING, columns.campaign, 0, 0, "campaign"),
@@ -47,6 +49,7 @@ static const struct config_key key_table[] = {
 	K("columns.revenue", KEY_STRING, columns.revenue, 0, 0, "revenue"),
 	K("columns.event", KEY_STRING, columns.event, 0, 0, "event"),
 	K("columns.attributes", KEY_STR_LIST, columns.attributes, 0, 0, ""),
+	K("columns.time_format", KEY_STRING, columns.time_format, 0, 0, "iso8601"),
 	K("registry.path", KEY_STRING, registry.path, 0, 0, "models/registry.sqlite"),
 	K("registry.busy_timeout_s", KEY_INT, registry.busy_timeout_s, 0, 86400, "60"),
 	K("run.jobs", KEY_INT, run.jobs, 0, 256, "0"),
@@ -55,6 +58,8 @@ static const struct config_key key_table[] = {
 	K("ingest.mode", KEY_STRING, ingest.mode, 0, 0, "append"),
 	K("ingest.max_reject_rate", KEY_DOUBLE, ingest.max_reject_rate, 0, 1, "0.01"),
 	K("ingest.rejects_dir", KEY_STRING, ingest.rejects_dir, 0, 0, "logs"),
+	K("ingest.timezone", KEY_STRING, ingest.timezone, 0, 0, ""),
+	K("ingest.negative_revenue", KEY_STRING, ingest.negative_revenue, 0, 0, "reject"),
 	K("features.snapshots", KEY_INT_LIST, features.snapshots, 1, 3650, "1,3,7,14,30,60"),
 	K("features.horizons", KEY_INT_LIST, features.horizons, 1, 3650, "7,30,90"),
 	K("features.target_horizon", KEY_INT, features.target_horizon, 1, 3650, "30"),
@@ -234,6 +239,27 @@ static int set_list_from_text(struct config *cfg, const struct config_key *k, co
 
 	while (*tok == ' ')
 		tok++;
+	/* "[a, b]", the flow syntax of the YAML file, means the same as "a,b" on --set. */
+	if (*tok == '[') {
+		char *end = tok + strlen(tok);
+
+		while (end > tok + 1 && end[-1] == ' ')
+			end--;
+		if (end[-1] != ']') {
+			ret = err_set(err, LTV_ECONFIG, "%s%s: '%s' opens a list with '[' but does not "
+				      "close it; write [a, b] or a,b", where, k->path, text);
+			goto out;
+		}
+		end[-1] = '\0';
+		tok++;
+		while (*tok == ' ')
+			tok++;
+	}
+	if (strpbrk(tok, "[]")) {
+		ret = err_set(err, LTV_ECONFIG, "%s%s: '%s' is not a list; write [a, b] or a,b", where,
+			      k->path, text);
+		goto out;
+	}
 	if (*tok == '\0')
 		tok = NULL; /* the empty list */
 	while (tok) {
@@ -630,15 +656,48 @@ static int leaky_feature(const char *name)
 	return 0;
 }
 
+/*
+ * The columns of the features frame a model may read (pipeline/feature_build.c
+ * makes them; keep the two in step). A name
+ * outside this list is a typo that would otherwise fail only at the stage.
+ */
+static const char *const model_features[] = {
+	"rev_window", "rev_d0", "rev_max_day", "purchases_window", "events_window", "events_d0",
+	"active_days_window", "engagement", "first_purchase_day", "cost", "window_days",
+	"app_ltv_te", "campaign_ltv_te", "campaign_payer_te", "campaign_train_users_log",
+	"purchase_days", "days_since_purchase", "days_since_active", "rev_per_purchase_day",
+	"rev_last7", "events_last7_share", "app_code", "campaign_code",
+};
+
+static int known_feature(const char *name)
+{
+	for (size_t i = 0; i < sizeof(model_features) / sizeof(model_features[0]); i++)
+		if (strcmp(name, model_features[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int check_feature_list(const struct config *cfg, const char *key, const struct str_list *l,
 			      struct ltv_err *err)
 {
+	char buf[4200];
+
+	for (size_t i = 0; i < l->n; i++)
+		if (!leaky_feature(l->v[i]) && !known_feature(l->v[i]))
+			return err_set(err, LTV_ECONFIG, "%s%s: '%s' is not a feature; the features are "
+				       "rev_window, rev_d0, rev_max_day, purchases_window, events_window, "
+				       "events_d0, active_days_window, engagement, first_purchase_day, "
+				       "cost, window_days, app_ltv_te, campaign_ltv_te, campaign_payer_te, "
+				       "campaign_train_users_log, purchase_days, days_since_purchase, "
+				       "days_since_active, rev_per_purchase_day, rev_last7, "
+				       "events_last7_share, app_code, campaign_code",
+				       origin_of(cfg, key, buf, sizeof(buf)), key, l->v[i]);
 	for (size_t i = 0; i < l->n; i++)
 		if (leaky_feature(l->v[i]))
 			return err_set(err, LTV_ECONFIG,
-				       "%s: %s: '%s' would leak the outcome into the model (labels, "
+				       "%s%s: '%s' would leak the outcome into the model (labels, "
 				       "revenue to date, split and age are not features); remove it",
-				       cfg->source_path, key, l->v[i]);
+				       origin_of(cfg, key, buf, sizeof(buf)), key, l->v[i]);
 	return 0;
 }
 
@@ -666,6 +725,57 @@ static int check_snapshots(const struct config *cfg, struct ltv_err *err)
 		return err_set(err, LTV_ECONFIG,
 			       "%sfeatures.snapshots: the first age (%lld days) must be shorter than the "
 			       "first horizon (%lld days)", where, (long long)s->v[0], (long long)h->v[0]);
+	return 0;
+}
+
+char config_delimiter(const struct config *cfg)
+{
+	const char *d = cfg->input.delimiter;
+
+	if (strcmp(d, "tab") == 0 || strcmp(d, "\t") == 0)
+		return '\t';
+	if (strcmp(d, "semicolon") == 0 || strcmp(d, ";") == 0)
+		return ';';
+	if (strcmp(d, "comma") == 0 || strcmp(d, ",") == 0)
+		return ',';
+	return '\0';
+}
+
+/* The keys that say how to read the input files: each a word from a short list. */
+static int check_input_options(const struct config *cfg, struct ltv_err *err)
+{
+	const char *const formats[] = { "iso8601", "unix_s", "unix_ms" };
+	char buf[4200];
+	int known = 0;
+	struct tzone *tz;
+
+	if (!config_delimiter(cfg))
+		return err_set(err, LTV_ECONFIG, "%sinput.delimiter: '%s' is not one of ',' ';' "
+			       "tab; write \",\", \";\" or tab", origin_of(cfg, "input.delimiter", buf,
+			       sizeof(buf)), cfg->input.delimiter);
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+		known |= strcmp(cfg->columns.time_format, formats[i]) == 0;
+	if (!known)
+		return err_set(err, LTV_ECONFIG, "%scolumns.time_format: '%s' is not one of iso8601, "
+			       "unix_s (seconds since 1970), unix_ms (milliseconds since 1970)",
+			       origin_of(cfg, "columns.time_format", buf, sizeof(buf)),
+			       cfg->columns.time_format);
+	if (strcmp(cfg->ingest.negative_revenue, "reject") != 0 &&
+	    strcmp(cfg->ingest.negative_revenue, "subtract") != 0)
+		return err_set(err, LTV_ECONFIG, "%singest.negative_revenue: '%s' is not 'reject' or "
+			       "'subtract'", origin_of(cfg, "ingest.negative_revenue", buf, sizeof(buf)),
+			       cfg->ingest.negative_revenue);
+	if (!*cfg->ingest.timezone)
+		return 0;
+	tz = tzone_open(cfg->ingest.timezone, err);
+	if (!tz) {
+		char msg[LTV_ERR_MAX];
+
+		memcpy(msg, err->msg, sizeof(msg));
+		return err_set(err, LTV_ECONFIG, "%s%s", origin_of(cfg, "ingest.timezone", buf,
+			       sizeof(buf)), msg);
+	}
+	tzone_free(tz);
 	return 0;
 }
 
@@ -711,6 +821,9 @@ int config_validate(const struct config *cfg, struct ltv_err *err)
 	if (strcmp(cfg->ingest.mode, "append") != 0 && strcmp(cfg->ingest.mode, "replace") != 0)
 		return err_set(err, LTV_ECONFIG, "%singest.mode: '%s' is not 'append' or 'replace'",
 			       origin_of(cfg, "ingest.mode", buf, sizeof(buf)), cfg->ingest.mode);
+	ret = check_input_options(cfg, err);
+	if (ret < 0)
+		return ret;
 	if (cfg->tiers.tier2_min_users > cfg->tiers.tier1_min_users)
 		return err_set(err, LTV_ECONFIG,
 			       "%stiers.tier2_min_users: %lld is above tiers.tier1_min_users %lld; tier 2 "

@@ -129,6 +129,12 @@ static const char *const migrations[] = {
 	"CREATE TABLE user_day_blocks ("
 	"  id INTEGER PRIMARY KEY, uid_min INTEGER NOT NULL, uid_max INTEGER NOT NULL,"
 	"  n_rows INTEGER NOT NULL, data BLOB NOT NULL);",
+	/* 8 → 9: every ltvpipe score, so an output file can be traced to what made it */
+	"CREATE TABLE scores ("
+	"  id INTEGER PRIMARY KEY, scored_at TEXT NOT NULL,"
+	"  model_version INTEGER NOT NULL REFERENCES model_versions(version),"
+	"  as_of INTEGER NOT NULL, users INTEGER NOT NULL, input TEXT,"
+	"  output TEXT NOT NULL, content_hash TEXT NOT NULL);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == REGISTRY_SCHEMA_VERSION, "one migration per schema version");

@@ -103,6 +103,19 @@ int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_ver
 	return ret;
 }
 
+int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "DELETE FROM aliases WHERE alias = ?", &st, err);
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, alias);
+	ret = step_done(reg, st, "removing an alias", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 		       const char *who, const char *reason, struct ltv_err *err)
 {
@@ -271,6 +284,32 @@ int registry_report_text(struct registry *reg, const char *report, const char *p
 }
 
 /* ---- evaluations ---- */
+
+int registry_score_insert(struct registry *reg, const struct score_record *rec, int64_t *out_id,
+			  struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "INSERT INTO scores (scored_at, model_version, as_of, users, input,"
+			       " output, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?)", &st, err);
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, rec->scored_at);
+	sqlite3_bind_int64(st, 2, rec->model_version);
+	sqlite3_bind_int64(st, 3, rec->as_of);
+	sqlite3_bind_int64(st, 4, rec->users);
+	if (rec->input)
+		bind_text(st, 5, rec->input);
+	else
+		sqlite3_bind_null(st, 5);
+	bind_text(st, 6, rec->output);
+	bind_text(st, 7, rec->content_hash);
+	ret = step_done(reg, st, "recording a score", err);
+	sqlite3_finalize(st);
+	if (ret == 0)
+		*out_id = sqlite3_last_insert_rowid(reg->db);
+	return ret;
+}
 
 int registry_evaluation_insert(struct registry *reg, const struct evaluation_row *row,
 			       int64_t *out_id, struct ltv_err *err)

@@ -106,8 +106,16 @@ static int read_zone(const char **p, int64_t *out_offset)
 
 int time_parse_iso8601(const char *s, int64_t *out_ts)
 {
+	enum time_form form;
+
+	return time_parse_iso8601_form(s, out_ts, &form);
+}
+
+int time_parse_iso8601_form(const char *s, int64_t *out_ts, enum time_form *out_form)
+{
 	unsigned year, mon, day, hh = 0, mi = 0, ss = 0;
 	int64_t offset = 0;
+	enum time_form form = TIME_DATE;
 
 	if (!s)
 		return LTV_EINVAL;
@@ -139,9 +147,11 @@ int time_parse_iso8601(const char *s, int64_t *out_ts)
 		}
 		if (hh > 23 || mi > 59 || ss > 60)
 			return LTV_EINVAL;
+		form = TIME_NO_ZONE;
 		if (*s == 'Z' || *s == 'z' || *s == '+' || *s == '-') {
 			if (read_zone(&s, &offset) < 0)
 				return LTV_EINVAL;
+			form = TIME_ZONED;
 		}
 	}
 	while (*s == ' ')
@@ -151,6 +161,7 @@ int time_parse_iso8601(const char *s, int64_t *out_ts)
 
 	*out_ts = time_days_from_civil(year, mon, day) * SECONDS_PER_DAY +
 		  (int64_t)(hh * 3600 + mi * 60 + ss) - offset;
+	*out_form = form;
 	return 0;
 }
 

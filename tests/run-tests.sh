@@ -12,6 +12,8 @@ which=${2:-all} # all, unit, cli or fuzz
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LTVPIPE="${LTVPIPE:-$root/ltvpipe}"
 export LTV_ROOT="$root"
+# score writes scored_at from it, so two scores of the same data compare equal byte for byte
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1767225600}"
 export LTV_BUILD="$root/$build" # the objects, for tests that read them (layers.sh)
 export LTV_SHARED_DATA="${LTV_SHARED_DATA:-$root/../shared/data}"
 passed=0; failed=0; failures=()

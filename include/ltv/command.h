@@ -20,6 +20,7 @@ enum command_flags {
 	CMD_REGISTRY_WRITE = 1 << 3, /* open the existing registry for writing (never creates one) */
 	CMD_RUN_LOCK = 1 << 4,       /* with CMD_REGISTRY_WRITE: hold the run lock while the handler runs */
 	CMD_SUBCOMMANDS = 1 << 5,    /* argv[1] names an entry of the command's own table */
+	CMD_NEEDS_INPUTS = 1 << 6,   /* without a registry yet, the input files must exist (run, evaluate) */
 };
 
 struct command_args {
@@ -52,7 +53,7 @@ struct command {
 enum { OPT_AS_OF = 1, OPT_ONLY, OPT_FROM, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_JSON, OPT_MODEL,
        OPT_USERS, OPT_EVENTS, OPT_OUTPUT, OPT_APP, OPT_CAMPAIGN, OPT_FEATURE, OPT_PORT, OPT_BIND,
        OPT_THREADS, OPT_HORIZONS, OPT_HORIZON, OPT_SEED, OPT_OUT, OPT_START, OPT_ORDER, OPT_DOT,
-       OPT_MAN, OPT_COMPLETION, OPT_SHARD, OPT_EXPLAIN };
+       OPT_MAN, OPT_COMPLETION, OPT_SHARD, OPT_EXPLAIN, OPT_REASON, OPT_ALLOW_LOOKAHEAD };
 
 #define JSON_OPTION { "json", OPT_JSON, NULL, "print one JSON document on stdout (messages go to stderr)", 0 }
 #define AS_OF_OPTION(help) { "as-of", OPT_AS_OF, "DATE", help, 0 }
@@ -71,7 +72,9 @@ int command_parse_as_of(const char *text, int64_t *out, struct ltv_err *err);
 /*
  * Opens cfg's registry as flags ask (main.c): CMD_REGISTRY_READ read-only in one
  * snapshot, CMD_REGISTRY_WRITE an existing one for writing (with CMD_RUN_LOCK,
- * locked); neither: *out_reg stays NULL. The caller closes it.
+ * locked); neither: *out_reg stays NULL. The caller closes it. Run from the
+ * wrong directory (no registry; with CMD_NEEDS_INPUTS, no input files either)
+ * it fails before anything is created, saying where to run from.
  */
 int command_open_registry(unsigned flags, const struct config *cfg, struct registry **out_reg,
 			  struct ltv_err *err);

@@ -34,11 +34,13 @@ struct config {
 	struct {
 		char *users;  /* path or glob pattern; files matched in sorted order */
 		char *events;
+		char *delimiter; /* ",", ";" or "\t" ("tab" in the file); see config_delimiter */
 	} input;
 	struct {
 		char *user_id, *app_id, *campaign, *install_time, *cost;
 		char *event_user_id, *event_time, *revenue, *event;
 		struct str_list attributes; /* extra users.csv columns kept per user */
+		char *time_format; /* "iso8601", "unix_s" or "unix_ms", for both time columns */
 	} columns;
 	struct {
 		char *path;
@@ -53,6 +55,8 @@ struct config {
 		char *mode;            /* "append" or "replace" */
 		double max_reject_rate;
 		char *rejects_dir;
+		char *timezone;         /* zone of times written without one; "" = such times are errors */
+		char *negative_revenue; /* "reject" or "subtract" (refunds lower the day's revenue) */
 	} ingest;
 	struct {
 		struct int_list snapshots; /* ages (days) a training row describes, increasing */
@@ -171,6 +175,9 @@ char *config_dump(const struct config *cfg);
 
 /* The linked libyaml's version, for --version. */
 const char *config_yaml_version(void);
+
+/* The field delimiter input.delimiter names: ',', ';' or '\t'. */
+char config_delimiter(const struct config *cfg);
 
 /* Number of worker threads: run.jobs, or the number of online cores when 0. */
 int config_jobs(const struct config *cfg);

@@ -40,7 +40,11 @@ struct csv_fault {
 	unsigned char byte; /* CSV_FAULT_UTF8: the first byte that is not valid there */
 };
 
-/* Opens path for reading. Returns NULL and sets err (naming the path) on failure. */
+/*
+ * Opens path for reading. A gzip file (found by its magic bytes, whatever its
+ * name) is decompressed as it is read. Returns NULL and sets err (naming the
+ * path) on failure.
+ */
 struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err);
 
 /*
@@ -70,13 +74,19 @@ void csv_reader_fault(const struct csv_reader *r, struct csv_fault *out);
 void csv_fault_describe(const struct csv_fault *f, char *buf, size_t size);
 
 /*
+ * Sets the field delimiter: ',' (the default), ';' or '\t'; call it before
+ * the first csv_reader_next. Returns LTV_EINVAL for any other byte.
+ */
+int csv_reader_set_delimiter(struct csv_reader *r, char delim);
+
+/*
  * Lines without a quote are split by a fast path that gives the records
  * libcsv would (it is on by default); off, every byte goes through libcsv.
  * For tests and benchmarks that compare the two.
  */
 void csv_reader_set_fast_path(struct csv_reader *r, int on);
 
-/* Bytes consumed so far and the file size, for progress reporting. */
+/* Bytes consumed so far (of the compressed file for gzip) and the file size, for progress. */
 uint64_t csv_reader_bytes_read(const struct csv_reader *r);
 uint64_t csv_reader_file_size(const struct csv_reader *r);
 const char *csv_reader_path(const struct csv_reader *r);

@@ -21,7 +21,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 8
+#define REGISTRY_SCHEMA_VERSION 9
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -354,6 +354,11 @@ int registry_model_version_error(struct registry *reg, int64_t version, double *
 int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_version,
 		       struct ltv_err *err);
 /*
+ * Inside a transaction: unsets alias (no history row: alias_history records
+ * moves to a version; the caller says why in the move that caused it).
+ */
+int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_err *err);
+/*
  * Inside a transaction: points alias at version and records who, when, from,
  * to and why. Pointing it where it already points changes and records nothing.
  */
@@ -393,6 +398,21 @@ struct evaluation_row {
 	char *metrics;        /* JSON object text (eval_report_json, not detailed) */
 	char *report_dir;     /* where the HTML, text and JSON reports were written */
 };
+
+/* One `ltvpipe score` (table scores). */
+struct score_record {
+	const char *scored_at;    /* ISO 8601 UTC, as written in the output's scored_at column */
+	int64_t model_version;
+	int64_t as_of;
+	int64_t users;            /* users scored */
+	const char *input;        /* the --users file, or NULL for the registry's own data */
+	const char *output;       /* the users CSV written */
+	const char *content_hash; /* of that file */
+};
+
+/* Inside a transaction: records one score; *out_id gets its id. */
+int registry_score_insert(struct registry *reg, const struct score_record *rec, int64_t *out_id,
+			  struct ltv_err *err);
 
 /* Inside a transaction: inserts row (its id and created_at are ignored); *out_id gets the new id. */
 int registry_evaluation_insert(struct registry *reg, const struct evaluation_row *row,

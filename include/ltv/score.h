@@ -27,6 +27,7 @@ struct score_options {
 	const char *output;       /* users CSV; OUTPUT.campaigns.csv and OUTPUT.report.txt beside it;
 				   * "-": the users CSV to stdout, nothing beside it */
 	struct shard_spec shard;  /* --shard i/N: only that shard's users, plus OUTPUT.shard.csv */
+	int allow_lookahead;      /* score at an as_of before the model's own (refused otherwise) */
 	struct cJSON *json;       /* when set: filled with what was scored (--json) */
 };
 

@@ -1,7 +1,7 @@
 /*
  * What `ltvpipe score` (cli/score.c) shares with `ltvpipe merge-scores`
  * (cli/score_merge.c): the scored users and the one function that
- * writes the three outputs from them, so merged shard scores are written by
+ * writes the outputs from them, so merged shard scores are written by
  * the very code that writes unsharded ones.
  */
 #ifndef LTV_SCORE_INTERNAL_H
@@ -21,16 +21,39 @@ struct scored {
 
 void scored_release(struct scored *s);
 
+/* What produced a file, written on every row so a file detached from its name still says. */
+struct provenance {
+	int64_t version;
+	char as_of[32];     /* ISO 8601 */
+	char scored_at[32]; /* ISO 8601 */
+};
+
+/* How score_write_outputs writes the users file. */
+struct score_write {
+	const struct provenance *pv;
+	const char *own_file;    /* score --users F: F's own rows and columns in F's order, then
+				  * the predictions and a reason; NULL: the standard users CSV */
+	const char *scratch_dir; /* with own_file: the scratch registry's folder (its rejects) */
+};
+
 /*
- * Writes OUTPUT (one row per scored user, in s's order), OUTPUT.campaigns.csv
- * and OUTPUT.report.txt, all or none; OUTPUT "-": the users CSV to stdout and
+ * The time written as scored_at: now, or SOURCE_DATE_EPOCH when set (the
+ * reproducible-builds convention), so two scores of the same data can be
+ * compared byte for byte.
+ */
+int64_t score_scored_at_now(void);
+
+/*
+ * Writes OUTPUT (one row per scored user, in s's order, or w->own_file's rows),
+ * OUTPUT.campaigns.csv, OUTPUT.report.txt and OUTPUT.report.html, all or none; OUTPUT "-": the users CSV to stdout and
  * nothing beside it. d needs the columns uid (1-based index
  * into users), app_code, campaign_code, cost, rev_to_date, age_days,
  * install_time, and tier.
  */
 int score_write_outputs(const struct loaded_model *m, const struct model_data *d,
 			const struct user_table *users, const struct scored *s, int64_t as_of,
-			const char *output, size_t *out_n_campaigns, struct ltv_err *err);
+			const struct score_write *w, const char *output, size_t *out_n_campaigns,
+			struct ltv_err *err);
 
 /*
  * `score --shard`: OUTPUT.shard.csv, every value the outputs are made from,

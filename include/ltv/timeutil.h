@@ -22,6 +22,16 @@
  */
 int time_parse_iso8601(const char *s, int64_t *out_ts);
 
+/* What a parsed ISO 8601 text said about its zone. */
+enum time_form {
+	TIME_DATE,    /* a date alone: a calendar day */
+	TIME_NO_ZONE, /* a date-time without a zone: *out_ts is its wall clock read as UTC */
+	TIME_ZONED,   /* a date-time with "Z" or an offset: *out_ts is exact */
+};
+
+/* time_parse_iso8601 that also says which of the forms above s has. */
+int time_parse_iso8601_form(const char *s, int64_t *out_ts, enum time_form *out_form);
+
 /* Writes "YYYY-MM-DDTHH:MM:SSZ" (21 bytes with NUL) into buf; returns buf. */
 char *time_format_iso8601(int64_t ts, char *buf, size_t size);
 /* Writes "YYYY-MM-DD" into buf; returns buf. */

@@ -82,7 +82,7 @@ check_reason "data/users.csv,$((n_users + 1)),install_time,'not-a-date' is not a
 check_reason "data/users.csv,$((n_users + 2)),user_id,duplicate user id '$u1'" "duplicate user_id"
 check_reason "data/users.csv,$((n_users + 3)),(row),\"row has 2 fields, the header has 7\"" "wrong column count"
 check_reason "data/users.csv,$((n_users + 4)),cost,'-3' is not a number >= 0" "negative cost"
-check_reason "data/events.csv,$((e + 1)),revenue,'-5' is not a number >= 0" "negative revenue"
+check_reason "data/events.csv,$((e + 1)),revenue,'-5' is negative (a refund? set ingest.negative_revenue: subtract to take it off that day's revenue)" "negative revenue"
 check_reason "data/events.csv,$((e + 2)),user_id,unknown user 'nobody'" "unknown user"
 check_reason "data/events.csv,$((e + 3)),event_time,event at 2000-01-01T00:00:00Z is before the user's install" "event before install"
 check_reason "data/events.csv,20,event_time,'2025-02-30T00:00:00Z' is not an ISO 8601" "impossible date"

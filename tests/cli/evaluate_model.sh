@@ -23,7 +23,7 @@ strip="json_remove(readfile('%s'), '\$.run_id', '\$.evaluation_id', '\$.command'
 same=$(sqlite3 :memory: "select $(printf "$strip" by_model/evaluation.json) = $(printf "$strip" fresh/evaluation.json)")
 echo "metrics identical to the fresh backtest: $same"
 echo "stored JSON says model_version: $(sqlite3 :memory: "select json_extract(readfile('by_model/evaluation.json'), '\$.model_version')")"
-echo "evaluations rows (id, model_version): $(sqlite3 models/registry.sqlite "select group_concat(id || ':' || model_version, ' ') from evaluations")"
+echo "evaluations rows (id, model_version): $(sqlite3 models/registry.sqlite "select group_concat(e, ' ') from (select id || ':' || coalesce(model_version, 'scratch run') as e from evaluations order by id)")"
 echo "model versions after both: $(sqlite3 models/registry.sqlite 'select count(*) from model_versions')"
 grep -q '^Model version 1, as stored in the registry, was trained as of' by_model/evaluation.txt && echo "text report names the version"
 

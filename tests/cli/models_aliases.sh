@@ -67,4 +67,12 @@ echo "promote without a version exit $?"
 echo "models demote exit $?"
 echo "aliases: $(aliases)"
 echo "alias moves: $(sqlite3 $reg 'select count(*) from alias_history')"
+# --reason is kept; who is the OS user running the command, even without $USER (cron)
+env -u USER "$LTVPIPE" models promote 2 --reason "better campaign WAPE on March" >/dev/null 2>&1
+echo "promote 2 --reason exit $?"
+sqlite3 models/registry.sqlite "select reason from alias_history order by id desc limit 1"
+[ "$(sqlite3 models/registry.sqlite 'select who from alias_history order by id desc limit 1')" = "$(id -un)" ] &&
+	echo "who is the OS user"
+"$LTVPIPE" models promote 1 --why x >/dev/null 2>err
+echo "promote 1 --why exit $?: $(cat err)"
 exit 0

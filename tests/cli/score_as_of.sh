@@ -25,7 +25,12 @@ T=2025-08-20T12:00:00Z
 "$LTVPIPE" run $C >run.out 2>run.err
 echo "run exit $?"
 mkdir -p out
-"$LTVPIPE" score $C --as-of $T --output out/before.csv >score.out 2>score.err
+# The model was trained on all the data: scoring before its as_of is look-ahead,
+# refused unless asked for (as this test does, to check what scoring reads).
+"$LTVPIPE" score $C --as-of $T --output out/refused.csv >/dev/null 2>score.err
+echo "score at T without --allow-lookahead: exit $?, $(ls out | wc -l) files written"
+sed 's/trained at [0-9TZ:-]*/trained at TRAINED_AS_OF/g; s/score at [0-9TZ:-]* or later/score at TRAINED_AS_OF or later/' score.err
+"$LTVPIPE" score $C --allow-lookahead --as-of $T --output out/before.csv >score.out 2>score.err
 echo "score at T exit $?"
 grep -qF "at as_of $T" score.out && echo "scored at as_of T"
 grep -qF "as_of $T" out/before.csv.report.txt && echo "report says as_of T"
@@ -47,7 +52,7 @@ grep -q "^  of which $young (.*%) are under 1 days old, the youngest age the mod
 echo "ingest of the late events exit $?"
 loaded=$(sqlite3 models/registry.sqlite "select json_extract(metrics, '\$.events_loaded') from artefacts where name = 'ingest' and version = 2")
 [ "$loaded" = $((2 * n)) ] && echo "ingest v2 loaded the 2 late events of each user scored" || echo "ingest v2 loaded $loaded events"
-"$LTVPIPE" score $C --as-of $T --output out/late.csv >/dev/null 2>&1
+"$LTVPIPE" score $C --allow-lookahead --as-of $T --output out/late.csv >/dev/null 2>&1
 echo "score at T after the late events exit $?"
 for f in "" .campaigns.csv .report.txt; do
 	cmp -s out/before.csv$f out/late.csv$f && echo "identical: scores.csv$f" || echo "DIFFERENT: scores.csv$f"
@@ -56,7 +61,7 @@ done
 # scored both times (younger than 90 days then) is worth at least the 25.00
 # spent a second after T by the longest horizon (ltv_30 of a user already past
 # day 30 at T is observed and rightly leaves it out)
-"$LTVPIPE" score $C --as-of 2025-08-26T00:00:00Z --output out/later.csv >/dev/null 2>&1
+"$LTVPIPE" score $C --allow-lookahead --as-of 2025-08-26T00:00:00Z --output out/later.csv >/dev/null 2>&1
 echo "score at T + 5.5 days exit $?"
 awk -F, 'NR == FNR { if (FNR > 1) at_t[$1] = 1; next }
 	FNR > 1 && ($1 in at_t) { both++; if ($11 >= 25) seen++ }
@@ -72,7 +77,7 @@ awk -F, 'NR > 1 && $5 >= 3 { print $1 }' out/before.csv | head -5 >early.ids
 echo "early events: $(($(wc -l <data/events_early.csv) - 1))"
 "$LTVPIPE" run $C --only ingest >/dev/null 2>&1
 echo "ingest of the early events exit $?"
-"$LTVPIPE" score $C --as-of $T --output out/early.csv >/dev/null 2>&1
+"$LTVPIPE" score $C --allow-lookahead --as-of $T --output out/early.csv >/dev/null 2>&1
 echo "score at T after the early events exit $?"
 cmp -s out/before.csv out/early.csv && echo "users CSV unchanged by events before T" || echo "users CSV changed by events before T"
 changed=$(awk -F, 'NR == FNR { if (FNR > 1) old[$1] = $0; next } FNR > 1 && old[$1] != $0 { c++ } END { print c + 0 }' out/before.csv out/early.csv)

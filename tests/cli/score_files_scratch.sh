@@ -29,7 +29,7 @@ awk -F, 'NR == 1 { print; next } NR <= 301 { $1 = "x" $1; print }' OFS=, data/us
 awk -F, -v OFS=, 'NR == FNR { if (FNR > 1) keep[substr($1, 2)] = 1; next }
 	FNR == 1 { print; next } ($1 in keep) { $1 = "x" $1; print }' f/users.csv data/events.csv >f/events.csv
 echo "file users: $(($(wc -l <f/users.csv) - 1)), file events: $(($(wc -l <f/events.csv) - 1))"
-TMPDIR=$PWD/tmp "$LTVPIPE" score --users f/users.csv --events f/events.csv --as-of 2025-02-01T00:00:00Z \
+TMPDIR=$PWD/tmp "$LTVPIPE" score --users f/users.csv --events f/events.csv --allow-lookahead --as-of 2025-02-01T00:00:00Z \
 	--output out/files.csv >score.out 2>score.err
 echo "score files exit $?"
 grep -q '^scored [1-9][0-9]* users' score.out && echo "scored some of the file's users"
@@ -46,7 +46,15 @@ echo "scratch files left in TMPDIR: $(find tmp -mindepth 1 | wc -l)"
 echo "score registry exit $?"
 TMPDIR=$PWD/tmp "$LTVPIPE" score --users data/users.csv --events data/events.csv --output out/same.csv >/dev/null 2>&1
 echo "score the training files exit $?"
-for f in "" .campaigns.csv .report.txt; do
+# the users file comes back as the file's own rows, then the predictions: compare those by user
+python3 -c '
+import csv
+reg = {r["user_id"]: r for r in csv.DictReader(open("out/reg.csv"))}
+own = [r for r in csv.DictReader(open("out/same.csv")) if not r["reason"]]
+cols = [c for c in next(csv.reader(open("out/reg.csv")))[3:] if c != "cost"]
+same = len(own) == len(reg) and all(reg[r["user_id"]][c] == r[c] for r in own for c in cols)
+print("identical: scores.csv predictions" if same else "DIFFERENT: scores.csv predictions")'
+for f in .campaigns.csv .report.txt; do
 	cmp -s out/reg.csv$f out/same.csv$f && echo "identical: scores.csv$f" || echo "DIFFERENT: scores.csv$f"
 done
 snapshot >after2.txt

@@ -57,9 +57,10 @@ CSV
 "$LTVPIPE" score --users f/users.csv --events f/events.csv --output out/f.csv >score.out 2>score.err
 echo "score files exit $?"
 echo "rows: $(($(wc -l <out/f.csv) - 1))"
-awk -F, -v t3="$tier3" '$1 == "new1" || $1 == "new2" || $1 == "empty1" { print "  " $1 ": tier " $6 ", method " ($7 == t3 ? "tier 3 default" : $7) }' out/f.csv
-awk -F, -v t3="$tier3" '$1 == "new1" || $1 == "new2" { if ($7 == t3) ok++ } END { print "new campaigns valued by tier 3 default: " ok + 0 " of 2" }' out/f.csv
-awk -F, -v chosen="$chosen" '$1 == "known1" { print "known campaign: " ($7 == chosen ? "its selection" : $7 " instead of " chosen) }' out/f.csv
-awk -F, '$1 == "empty1" { print "empty campaign: campaign field \"" $3 "\", ltv_30 " ($10 >= 1.99 ? ">= its 1.99 spent" : $10) }' out/f.csv
-awk -F, 'NR > 1 && !($9 >= 0 && $9 <= $10 && $10 <= $11) { bad++ } END { print "ltv monotone in every row: " (bad ? "no" : "yes") }' out/f.csv
+# the output is the users file's own columns, then the predictions: read them by name
+awk -F, -v t3="$tier3" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $1 == "new1" || $1 == "new2" || $1 == "empty1" { print "  " $1 ": tier " $c["tier"] ", method " ($c["method"] == t3 ? "tier 3 default" : $c["method"]) }' out/f.csv
+awk -F, -v t3="$tier3" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $1 == "new1" || $1 == "new2" { if ($c["method"] == t3) ok++ } END { print "new campaigns valued by tier 3 default: " ok + 0 " of 2" }' out/f.csv
+awk -F, -v chosen="$chosen" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $1 == "known1" { print "known campaign: " ($c["method"] == chosen ? "its selection" : $c["method"] " instead of " chosen) }' out/f.csv
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $1 == "empty1" { print "empty campaign: campaign field \"" $3 "\", ltv_30 " ($c["ltv_30"] >= 1.99 ? ">= its 1.99 spent" : $c["ltv_30"]) }' out/f.csv
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $c["ltv_7"] != "" && !($c["ltv_7"] >= 0 && $c["ltv_7"] <= $c["ltv_30"] && $c["ltv_30"] <= $c["ltv_90"]) { bad++ } END { print "ltv monotone in every row: " (bad ? "no" : "yes") }' out/f.csv
 exit 0

@@ -29,7 +29,7 @@ expect=$(sqlite3 models/registry.sqlite "select count(*) from users, meta where 
 	|| echo "rows $rows, users younger than 90 days $expect"
 # columns: 5 age_days, 6 tier, 7 method, 8 p_payer, 9-11 ltv_7/30/90, 12 observed_up_to, 14 segment
 awk -F, 'NR > 1 {
-	if (NF != 21) bad_nf++
+	if (NF != 24) bad_nf++
 	if (!($9 >= 0 && $9 <= $10 && $10 <= $11)) bad_ltv++
 	if ($5 >= 90 || $5 < 0) bad_age++
 	if ($5 >= 30) old++
@@ -42,7 +42,7 @@ awk -F, 'NR > 1 {
 	if (!($6 in tiers)) n_tiers++
 	tiers[$6] = 1
 } END {
-	printf "rows with 21 fields: %s\n", bad_nf ? "no, " bad_nf " bad" : "all"
+	printf "rows with 24 fields: %s\n", bad_nf ? "no, " bad_nf " bad" : "all"
 	printf "ltv_7 <= ltv_30 <= ltv_90 and >= 0: %s\n", bad_ltv ? "no, " bad_ltv " rows" : "every row"
 	printf "age_days below 90: %s\n", bad_age ? "no, " bad_age " rows" : "every row"
 	printf "users 30+ days old scored: %s, under 7 days: %s\n", old ? "yes" : "no", young ? "yes" : "no"

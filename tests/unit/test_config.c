@@ -527,7 +527,9 @@ static void test_section_canonical(void **state)
 	ing = config_section_canonical(&a, "ingest");
 	assert_string_equal(ing, "ingest.mode=append\n"
 				 "ingest.max_reject_rate=0.01\n"
-				 "ingest.rejects_dir=logs\n");
+				 "ingest.rejects_dir=logs\n"
+				 "ingest.timezone=\n"
+				 "ingest.negative_revenue=reject\n");
 	assert_null(strstr(ing, "features."));
 
 	/* same values written differently in YAML: same text */
@@ -658,6 +660,36 @@ static void test_set_empty_list_item(void **state)
 	config_release(&cfg);
 }
 
+/* --set takes the YAML flow syntax too, and feature names are checked when the config loads. */
+static void test_set_list_syntax_and_features(void **state)
+{
+	struct config cfg;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	config_init_defaults(&cfg);
+	assert_int_equal(config_apply_override(&cfg, "features.horizons=[14, 60 ]", &err), 0);
+	assert_int_equal(cfg.features.horizons.n, 2);
+	assert_int_equal(cfg.features.horizons.v[0], 14);
+	assert_int_equal(cfg.features.horizons.v[1], 60);
+	assert_int_equal(config_apply_override(&cfg, "hurdle.features=[cost,rev_d0]", &err), 0);
+	assert_int_equal(cfg.hurdle.features.n, 2);
+	assert_string_equal(cfg.hurdle.features.v[1], "rev_d0");
+	assert_int_equal(config_apply_override(&cfg, "columns.attributes=[]", &err), 0);
+	assert_int_equal(cfg.columns.attributes.n, 0);
+	assert_int_equal(config_apply_override(&cfg, "features.horizons=[7,30", &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "does not close it"));
+	assert_int_equal(config_apply_override(&cfg, "features.horizons=7,[30]", &err), LTV_ECONFIG);
+	assert_int_equal(cfg.features.horizons.n, 2); /* unchanged by the refused values */
+	assert_int_equal(config_apply_override(&cfg, "features.target_horizon=14", &err), 0);
+	assert_int_equal(config_apply_override(&cfg, "features.snapshots=[1, 7]", &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	assert_int_equal(config_apply_override(&cfg, "lookalike.features=[cost, rev_windw]", &err), 0);
+	assert_int_equal(config_validate(&cfg, &err), LTV_ECONFIG);
+	assert_non_null(strstr(err.msg, "--set lookalike.features: 'rev_windw' is not a feature"));
+	config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,6 +709,7 @@ int main(void)
 		cmocka_unit_test(test_yaml_strict),
 		cmocka_unit_test(test_validate_located),
 		cmocka_unit_test(test_set_empty_list_item),
+		cmocka_unit_test(test_set_list_syntax_and_features),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

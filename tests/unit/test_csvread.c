@@ -11,6 +11,8 @@
 #include "ltv/common.h"
 #include "ltv/csvread.h"
 
+#include <zlib.h>
+
 struct fixture {
 	char *dir;
 	char *path;
@@ -421,14 +423,14 @@ static void test_field_limit(void **state)
  * faults, errors), on random files of commas, quotes, blanks, CR, LF, NUL and
  * high bytes, long enough to cross the 64 KiB chunks.
  */
-static void test_fast_path_matches_libcsv(void **state)
+/* Random files read by the fast path and by libcsv alone, with delimiter delim: the same records. */
+static void fast_path_matches_libcsv(char delim, int rounds)
 {
 	static const char alphabet[] = { 'a', 'b', '1', ',', ',', ' ', '\t', '\n', '\n', '\r',
-					 '"', '.', '\0', (char)0xc3, (char)0xa9, (char)0xff };
-	uint64_t seed = 42;
+					 '"', '.', '\0', (char)0xc3, (char)0xa9, (char)0xff, ';', ';' };
+	uint64_t seed = 42 + (uint64_t)delim;
 
-	(void)state;
-	for (int round = 0; round < 40; round++) {
+	for (int round = 0; round < rounds; round++) {
 		const size_t len = round < 30 ? 200 + (size_t)(test_rng_next(&seed) % 2000)
 					      : 150000 + (size_t)(test_rng_next(&seed) % 50000);
 		char *text = xmalloc(len);
@@ -445,6 +447,8 @@ static void test_fast_path_matches_libcsv(void **state)
 		}
 		a = fx_open_bytes(text, len);
 		b = fx_open_bytes(text, len);
+		assert_int_equal(csv_reader_set_delimiter(a->r, delim), 0);
+		assert_int_equal(csv_reader_set_delimiter(b->r, delim), 0);
 		csv_reader_set_fast_path(b->r, 0);
 		for (;;) {
 			char **fa, **fb;
@@ -473,6 +477,107 @@ static void test_fast_path_matches_libcsv(void **state)
 		fx_close(b);
 		free(text);
 	}
+}
+
+static void test_fast_path_matches_libcsv(void **state)
+{
+	(void)state;
+	fast_path_matches_libcsv(',', 40);
+}
+
+/* ';' and tab: the delimiter splits, a comma is text, a tab delimiter is never trimmed away. */
+static void test_other_delimiters(void **state)
+{
+	struct fixture *fx = fx_open("a;b,c; d ;\"e;f\"\n1\t2\n");
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(csv_reader_set_delimiter(fx->r, ';'), 0);
+	expect_record(fx, 1, 4, (const char *const[]){ "a", "b,c", "d", "e;f" });
+	expect_record(fx, 2, 1, (const char *const[]){ "1\t2" });
+	expect_eof(fx);
+	fx_close(fx);
+	fx = fx_open("a\tb,c\t\t\"d\te\"\n\tx\n");
+	assert_int_equal(csv_reader_set_delimiter(fx->r, '\t'), 0);
+	expect_record(fx, 1, 4, (const char *const[]){ "a", "b,c", "", "d\te" });
+	expect_record(fx, 2, 2, (const char *const[]){ "", "x" });
+	expect_eof(fx);
+	assert_int_equal(csv_reader_set_delimiter(fx->r, '|'), LTV_EINVAL);
+	fx_close(fx);
+	(void)err;
+	fast_path_matches_libcsv(';', 15);
+	fast_path_matches_libcsv('\t', 15);
+}
+
+/* A gzip file gives the records of its plain text, with the same lines; a cut one fails. */
+static void test_gzip(void **state)
+{
+	char *dir = test_scratch_dir(), *plain, *gz = NULL, *cut = NULL;
+	struct ltv_err err = { 0 };
+	struct csv_reader *a, *b;
+	gzFile out;
+	char **fa, **fb;
+	size_t na, nb, la, lb, n_records = 0;
+	int ra, rb;
+	char *text = xmalloc(12000 * 64 + 1), *p = text;
+
+	(void)state;
+	for (int i = 0; i < 12000; i++)
+		p += snprintf(p, 64, "u%d,\"camp,%d\",2025-01-%02dT00:00:00Z,%d.5\n", i, i % 7, 1 + i % 28, i);
+	plain = test_write_file(dir, "plain.csv", text);
+	gz = xasprintf("%s/plain.csv.gz", dir);
+	out = gzopen(gz, "wb");
+	assert_non_null(out);
+	assert_int_equal(gzwrite(out, text, (unsigned)(p - text)), (int)(p - text));
+	assert_int_equal(gzclose(out), Z_OK);
+	a = csv_reader_open(plain, &err);
+	b = csv_reader_open(gz, &err);
+	assert_non_null(a);
+	assert_non_null(b);
+	do {
+		ra = csv_reader_next(a, &fa, &na, &la, &err);
+		rb = csv_reader_next(b, &fb, &nb, &lb, &err);
+		assert_int_equal(ra, rb);
+		if (ra != 1)
+			break;
+		n_records++;
+		assert_int_equal(la, lb);
+		assert_int_equal(na, nb);
+		for (size_t i = 0; i < na; i++)
+			assert_string_equal(fa[i], fb[i]);
+	} while (1);
+	assert_int_equal(n_records, 12000);
+	assert_true(csv_reader_bytes_read(b) <= csv_reader_file_size(b));
+	csv_reader_free(a);
+	csv_reader_free(b);
+	/* the first 3000 bytes of the compressed file: records, then an error naming the file */
+	{
+		FILE *f = fopen(gz, "rb");
+		char buf[3000];
+		size_t got = fread(buf, 1, sizeof(buf), f);
+
+		fclose(f);
+		cut = xasprintf("%s/cut.csv.gz", dir);
+		f = fopen(cut, "wb");
+		fwrite(buf, 1, got, f);
+		fclose(f);
+	}
+	b = csv_reader_open(cut, &err);
+	assert_non_null(b);
+	while ((rb = csv_reader_next(b, &fb, &nb, &lb, &err)) == 1)
+		;
+	assert_int_equal(rb, LTV_EIO);
+	assert_non_null(strstr(err.msg, "cut.csv.gz': unexpected end of file, a truncated or damaged gzip file"));
+	csv_reader_free(b);
+	remove(plain);
+	remove(gz);
+	remove(cut);
+	remove(dir);
+	free(plain);
+	free(gz);
+	free(cut);
+	free(dir);
+	free(text);
 }
 
 static void test_write_field(void **state)
@@ -543,6 +648,8 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_field_limit),
 		cmocka_unit_test(test_fast_path_matches_libcsv),
+		cmocka_unit_test(test_other_delimiters),
+		cmocka_unit_test(test_gzip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

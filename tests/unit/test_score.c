@@ -239,13 +239,13 @@ static void test_score_usage_errors(void **state)
 	struct ltv_err err = { 0 };
 	char *path = xasprintf("%s/never.csv", fx->dir);
 	struct score_options no_output = { .as_of = INT64_MIN };
-	struct score_options half = { .as_of = INT64_MIN, .users_path = "u.csv", .output = path };
+	struct score_options half = { .as_of = INT64_MIN, .events_path = "e.csv", .output = path };
 	struct score_options bad_model = { .as_of = INT64_MIN, .model = "99", .output = path };
 
 	assert_int_equal(score_registry(&fx->cfg, &no_output, stdout, &err), LTV_EUSAGE);
 	assert_non_null(strstr(err.msg, "--output"));
 	assert_int_equal(score_registry(&fx->cfg, &half, stdout, &err), LTV_EUSAGE);
-	assert_non_null(strstr(err.msg, "--users and --events"));
+	assert_non_null(strstr(err.msg, "--events F needs --users F"));
 	assert_int_equal(score_registry(&fx->cfg, &bad_model, stdout, &err), LTV_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "99"));
 	assert_int_equal(access(path, F_OK), -1);
@@ -348,7 +348,8 @@ static void check_users_csv(char *text, const struct expect_users *e)
 {
 	static const char header[] = "user_id,app_id,campaign,install_date,age_days,tier,method,p_payer,"
 				     "ltv_7,ltv_30,ltv_90,observed_up_to,ltv_raw_30,segment,cost,roas_30,"
-				     "ltv_30_p10,ltv_30_p90,p_alive,p_purchase_30d,risk_segment";
+				     "ltv_30_p10,ltv_30_p90,p_alive,p_purchase_30d,risk_segment,"
+				     "model_version,as_of,scored_at";
 	char *save = NULL, *line = strtok_r(text, "\n", &save);
 	char *seen = xcalloc(e->users.n, 1);
 	int64_t rows = 0, observed[3] = { 0 };
@@ -356,19 +357,20 @@ static void check_users_csv(char *text, const struct expect_users *e)
 	assert_non_null(line);
 	assert_string_equal(line, header);
 	while ((line = strtok_r(NULL, "\n", &save))) {
-		char *fields[22], *p = line;
+		char *fields[25], *p = line;
 		int n = 0;
 		int64_t u;
 
 		/* generated campaign names have no commas, so a plain split is exact */
-		while (n < 22) {
+		while (n < 25) {
 			fields[n++] = p;
 			p = strchr(p, ',');
 			if (!p)
 				break;
 			*p++ = '\0';
 		}
-		assert_int_equal(n, 21);
+		assert_int_equal(n, 24);
+		assert_string_equal(fields[21], "1"); /* model_version */
 		if (!strmap_get(&e->by_id, fields[0], &u))
 			fail_msg("row %lld: unknown user '%s'", (long long)rows + 1, fields[0]);
 		if (seen[u]++)
@@ -467,6 +469,9 @@ static void test_score_outputs(void **state)
 	char *a = xasprintf("%s/a.csv", fx->dir), *b = xasprintf("%s/b.csv", fx->dir);
 	static const char *const suffix[] = { "", ".campaigns.csv", ".report.txt" };
 	struct score_options oa = { .as_of = INT64_MIN, .output = a };
+
+	/* scored_at is the one column that may differ between two scores; pin it */
+	setenv("SOURCE_DATE_EPOCH", "1767225600", 1);
 	struct score_options ob = { .as_of = INT64_MIN, .model = "1", .output = b };
 	FILE *out = fopen("/dev/null", "w");
 	struct expect_users e;
