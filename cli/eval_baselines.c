@@ -145,7 +145,7 @@ static int fit_bgnbd(struct eval_bgnbd *b, size_t n_rows, struct ltv_err *err)
 	}
 	data = (struct bgnbd_data){ .n = k, .x = x, .t_x = t_x, .T = T, .weight = w };
 	bgnbd_param_init(&param);
-	/* As the bgnbd stage fits (pipeline/btyd_bgnbd.c): day resolution leaves the optimum flat. */
+	/* As the bgnbd stage fits (serving/btyd_bgnbd.c): day resolution leaves the optimum flat. */
 	param.grad_tol = 1e-5;
 	ret = k ? bgnbd_fit(&param, &data, &b->bg, err)
 		: err_set(err, LTV_EMODEL, "no user is a day old at as_of");

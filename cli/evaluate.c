@@ -21,6 +21,7 @@
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
 #include "ltv/runner.h"
+#include "ltv/scratch_registry.h"
 #include "ltv/timeutil.h"
 
 /* Config sections that define what the evaluated model is (the config hash). */
@@ -104,18 +105,14 @@ int eval_score(const double *actual, const double *pred, const double *p_payer,
 
 /* ---- scratch training ---- */
 
-static int scratch_config(const struct config *cfg, const struct evaluate_options *opts,
-			  const char *registry_path, struct config *out, struct ltv_err *err)
+/* The scratch registry's config (a copy of the user's) with --horizons applied. */
+static int scratch_config(struct config *out, const struct evaluate_options *opts,
+			  struct ltv_err *err)
 {
-	char *set_registry = xasprintf("registry.path=%s", registry_path);
 	char *set_horizons = opts->horizons ? xasprintf("features.horizons=%s", opts->horizons) : NULL;
-	int ret;
+	int ret = 0;
 
-	config_copy(out, cfg);
-	ret = config_apply_override(out, set_registry, err);
-	if (ret == 0)
-		ret = config_apply_override(out, "ingest.mode=replace", err);
-	if (ret == 0 && set_horizons)
+	if (set_horizons)
 		ret = config_apply_override(out, set_horizons, err);
 	if (ret == 0 && set_horizons) {
 		/* Keep the configured target when it is evaluated, else train on the shortest. */
@@ -135,7 +132,6 @@ static int scratch_config(const struct config *cfg, const struct evaluate_option
 		ret = config_validate(out, err);
 	if (ret < 0)
 		err_prefix(err, "evaluate: --horizons '%s'", opts->horizons ? opts->horizons : "(config)");
-	free(set_registry);
 	free(set_horizons);
 	return ret;
 }
@@ -143,17 +139,10 @@ static int scratch_config(const struct config *cfg, const struct evaluate_option
 static int latest_event(const char *registry_path, int64_t *out, struct ltv_err *err)
 {
 	struct registry *reg = NULL;
-	char *value = NULL;
 	int ret = registry_open_readonly(registry_path, &reg, err);
 
-	if (ret == 0)
-		ret = registry_meta_get(reg, "max_event_time", &value, err);
-	if (ret == LTV_ENOTFOUND)
-		ret = err_set(err, LTV_EUSAGE, "evaluate: the input has no events, so there is nothing to "
-			      "compare predictions with");
-	else if (ret == 0 && parse_int64(value, out) < 0)
-		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time '%s' is not a time", value);
-	free(value);
+	if (ret == 0 && (ret = registry_default_as_of(reg, out, err)) < 0)
+		err_prefix(err, "evaluate");
 	registry_close(reg);
 	return ret;
 }
@@ -164,18 +153,17 @@ static int64_t longest_horizon(const struct config *cfg)
 }
 
 /* Ingests the input into the scratch registry, picks T, trains through calibrate as of T. */
-static int train_scratch(const struct config *scratch, const struct evaluate_options *opts,
+static int train_scratch(struct scratch_registry *sr, const struct evaluate_options *opts,
 			 struct eval_result *r, struct ltv_err *err)
 {
-	struct run_options ingest = { .only = "ingest", .as_of = INT64_MIN,
-				      .command = "ltvpipe evaluate (scratch ingest)" };
+	const struct config *scratch = &sr->cfg;
 	struct run_options train = { .from = "features", .to = "calibrate", .command = "ltvpipe evaluate (training as of T)" };
 	const int64_t max_h = longest_horizon(scratch);
 	char t_iso[32], latest_iso[32], limit_iso[32];
-	int ret = runner_run(scratch, &ingest, stderr, err);
+	int ret = scratch_registry_ingest(sr, "ltvpipe evaluate (scratch ingest)", err);
 
 	if (ret == 0)
-		ret = latest_event(scratch->registry.path, &r->latest_event, err);
+		ret = latest_event(sr->path, &r->latest_event, err);
 	if (ret < 0)
 		return ret;
 	r->as_of = opts->as_of != INT64_MIN ? opts->as_of : r->latest_event - max_h * SECONDS_PER_DAY;
@@ -573,20 +561,6 @@ static void print_summary(const struct eval_result *r, double seconds, FILE *out
 
 /* ---- evaluate_run ---- */
 
-static void remove_scratch(const char *dir)
-{
-	static const char *const files[] = { "registry.sqlite", "registry.sqlite-wal",
-					     "registry.sqlite-shm", "registry.sqlite.lock" };
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		char *p = xasprintf("%s/%s", dir, files[i]);
-
-		unlink(p);
-		free(p);
-	}
-	rmdir(dir);
-}
-
 void eval_result_release(struct eval_result *r)
 {
 	for (size_t h = 0; h < r->n_horizons; h++) {
@@ -685,27 +659,26 @@ out:
 	return ret;
 }
 
-/* A model trained afresh as of T in a scratch registry under scratch_dir. */
+/* A model trained afresh as of T in the scratch registry sr (released by the caller). */
 static int prepare_fresh(const struct config *cfg, const struct evaluate_options *opts,
-			 const char *scratch_dir, struct config *scratch, int *have_scratch_cfg,
-			 struct registry **out_reg, struct loaded_model *m, struct eval_result *r,
-			 struct ltv_err *err)
+			 struct scratch_registry *sr, struct registry **out_reg,
+			 struct loaded_model *m, struct eval_result *r, struct ltv_err *err)
 {
-	char *scratch_path = xasprintf("%s/registry.sqlite", scratch_dir);
 	int64_t version;
-	int ret = scratch_config(cfg, opts, scratch_path, scratch, err);
+	int ret = scratch_registry_init(sr, "ltveval", cfg, err);
 
-	if (ret == 0) {
-		*have_scratch_cfg = 1;
-		ret = train_scratch(scratch, opts, r, err);
-	}
+	if (ret < 0)
+		return err_prefix(err, "evaluate");
 	if (ret == 0)
-		ret = registry_open_readonly(scratch_path, out_reg, err);
+		ret = scratch_config(&sr->cfg, opts, err);
+	if (ret == 0)
+		ret = train_scratch(sr, opts, r, err);
+	if (ret == 0)
+		ret = registry_open_readonly(sr->path, out_reg, err);
 	if (ret == 0)
 		ret = model_resolve(*out_reg, "production", &version, err);
 	if (ret == 0)
-		ret = model_load(*out_reg, scratch, version, m, err);
-	free(scratch_path);
+		ret = model_load(*out_reg, &sr->cfg, version, m, err);
 	return ret;
 }
 
@@ -793,28 +766,18 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 		 struct eval_result *out_result, struct ltv_err *err)
 {
 	struct eval_result r = { 0 };
-	struct config scratch;
+	struct scratch_registry sr = { 0 };
 	struct registry *sreg = NULL;
 	struct loaded_model m = { 0 };
-	char scratch_dir[4096] = "";
 	const double started = now_seconds();
-	int have_scratch_cfg = 0, ret;
+	int ret;
 
 	runner_make_run_id(r.run_id, sizeof(r.run_id));
 	r.command = opts->command ? xstrdup(opts->command) : NULL;
 	if (opts->model) {
 		ret = prepare_registry_model(cfg, opts, &sreg, &m, &r, err);
 	} else {
-		snprintf(scratch_dir, sizeof(scratch_dir), "%s/ltveval-XXXXXX",
-			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-		if (!mkdtemp(scratch_dir)) {
-			scratch_dir[0] = '\0';
-			ret = err_set(err, LTV_EIO, "evaluate: cannot create a scratch directory: %s",
-				      strerror(errno));
-			goto out;
-		}
-		ret = prepare_fresh(cfg, opts, scratch_dir, &scratch, &have_scratch_cfg, &sreg, &m,
-				    &r, err);
+		ret = prepare_fresh(cfg, opts, &sr, &sreg, &m, &r, err);
 	}
 	if (ret == 0)
 		ret = evaluate_model(&m, sreg, &r, err);
@@ -839,10 +802,7 @@ out:
 	if (m.version) /* 0: never loaded, or model_load released it on failure */
 		model_release(&m);
 	registry_close(sreg);
-	if (have_scratch_cfg)
-		config_release(&scratch);
-	if (scratch_dir[0])
-		remove_scratch(scratch_dir);
+	scratch_registry_release(&sr);
 	if (ret == 0 && out_result)
 		*out_result = r;
 	else

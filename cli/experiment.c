@@ -245,7 +245,7 @@ static int cmd_report(const struct config *cfg, struct registry *reg, int argc, 
 	double *actual[2] = { NULL, NULL }, *pred[2] = { NULL, NULL };
 	size_t *group[2] = { NULL, NULL };
 	int64_t as_of = INT64_MIN, earliest = INT64_MAX;
-	char *value = NULL, iso[32], iso2[32];
+	char iso[32], iso2[32];
 	int c, ret = 0;
 
 	optind = 1;
@@ -257,11 +257,9 @@ static int cmd_report(const struct config *cfg, struct registry *reg, int argc, 
 	if (argc - optind != 1)
 		return err_set(err, LTV_EUSAGE, "models experiment report: expected NAME [--as-of DATE]");
 	ret = registry_experiment_get(reg, argv[optind], &e, err);
-	if (ret == 0 && as_of == INT64_MIN) {
-		ret = registry_meta_get(reg, "max_event_time", &value, err);
-		if (ret == 0 && parse_int64(value, &as_of) < 0)
-			ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time is not a time");
-	}
+	if (ret == 0 && as_of == INT64_MIN &&
+	    (ret = registry_default_as_of(reg, &as_of, err)) < 0)
+		err_prefix(err, "models experiment report");
 	if (ret == 0)
 		ret = registry_experiment_predictions(reg, e.name, &logged, &n_logged, err);
 	if (ret == 0)
@@ -382,7 +380,6 @@ out:
 	}
 	free(row_of_uid);
 	free(logged);
-	free(value);
 	user_table_release(&users);
 	model_data_release(&d);
 	if (m.version)

@@ -398,20 +398,6 @@ void monitor_result_release(struct monitor_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static int latest_event(struct registry *reg, int64_t *out, struct ltv_err *err)
-{
-	char *value = NULL;
-	int ret = registry_meta_get(reg, "max_event_time", &value, err);
-
-	if (ret == LTV_ENOTFOUND)
-		ret = err_set(err, LTV_EUSAGE, "monitor: the registry has no events; run 'ltvpipe run' "
-			      "or pass --as-of");
-	else if (ret == 0 && parse_int64(value, out) < 0)
-		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time '%s' is not a time", value);
-	free(value);
-	return ret;
-}
-
 static int store(struct registry *reg, struct monitor_result *r, struct ltv_err *err)
 {
 	char *json = monitor_report_json(r);
@@ -514,8 +500,10 @@ int monitor_run(const struct config *cfg, struct registry *reg, const struct mon
 	r.psi_warn = cfg->monitor.psi_warn;
 	r.psi_alert = cfg->monitor.psi_alert;
 	r.as_of = opts->as_of;
-	if (r.as_of == INT64_MIN && (ret = latest_event(reg, &r.as_of, err)) < 0)
+	if (r.as_of == INT64_MIN && (ret = registry_default_as_of(reg, &r.as_of, err)) < 0) {
+		err_prefix(err, "monitor");
 		goto out;
+	}
 	if (r.as_of < r.model_as_of) {
 		ret = err_set(err, LTV_EUSAGE, "monitor: --as-of %s is before model version %lld's as_of "
 			      "%s; monitor a version on data after it was trained (pass a later --as-of)",

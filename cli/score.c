@@ -18,8 +18,7 @@
 #include "ltv/csvread.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
-#include "ltv/runner.h"
-#include "ltv/scratch_dir.h"
+#include "ltv/scratch_registry.h"
 #include "ltv/score.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
@@ -430,48 +429,24 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 
 /* ---- score_run ---- */
 
-/* Ingests --users/--events into a scratch registry under dir; nothing touches the real one. */
+/* Ingests --users/--events into a scratch registry sr; nothing touches the real one. */
 static int scratch_ingest(const struct config *model_cfg, const struct score_options *opts,
-			  const char *dir, struct registry **out_reg, struct ltv_err *err)
+			  struct scratch_registry *sr, struct registry **out_reg, struct ltv_err *err)
 {
-	struct config scratch;
-	struct run_options run = { .only = "ingest", .as_of = INT64_MIN, .command = "score (scratch ingest)" };
-	char *path = xasprintf("%s/registry.sqlite", dir);
 	char *set_users = xasprintf("input.users=%s", opts->users_path);
 	char *set_events = xasprintf("input.events=%s", opts->events_path);
-	char *set_registry = xasprintf("registry.path=%s", path);
-	int ret;
+	int ret = scratch_registry_init(sr, "ltvscore", model_cfg, err);
 
-	config_copy(&scratch, model_cfg);
-	ret = config_apply_override(&scratch, set_users, err);
 	if (ret == 0)
-		ret = config_apply_override(&scratch, set_events, err);
+		ret = config_apply_override(&sr->cfg, set_users, err);
 	if (ret == 0)
-		ret = config_apply_override(&scratch, set_registry, err);
+		ret = config_apply_override(&sr->cfg, set_events, err);
 	if (ret == 0)
-		ret = config_apply_override(&scratch, "ingest.mode=replace", err);
+		ret = scratch_registry_ingest(sr, "score (scratch ingest)", err);
 	if (ret == 0)
-		ret = runner_run(&scratch, &run, stderr, err);
-	if (ret == 0)
-		ret = registry_open_readonly(path, out_reg, err);
-	config_release(&scratch);
-	free(path);
+		ret = registry_open_readonly(sr->path, out_reg, err);
 	free(set_users);
 	free(set_events);
-	free(set_registry);
-	return ret;
-}
-
-static int default_as_of(struct registry *data_reg, int64_t *out, struct ltv_err *err)
-{
-	char *value = NULL;
-	int ret = registry_meta_get(data_reg, "max_event_time", &value, err);
-
-	if (ret == LTV_ENOTFOUND)
-		return err_set(err, LTV_EUSAGE, "no events to score: the data have no event times; pass --as-of");
-	if (ret == 0 && parse_int64(value, out) < 0)
-		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time is not a time");
-	free(value);
 	return ret;
 }
 
@@ -485,7 +460,8 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct user_table users = { 0 };
 	struct campaign_sum *cs = NULL;
 	struct output_set set;
-	char scratch_dir[4096] = "", *campaigns_path = NULL, *report_path = NULL, iso[32];
+	struct scratch_registry sr = { 0 };
+	char *campaigns_path = NULL, *report_path = NULL, iso[32];
 	size_t n_cs = 0, n_horizons = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, to_stdout = 0, ret;
@@ -505,15 +481,13 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	n_horizons = m.cfg.features.horizons.n;
 	data_reg = reg;
 	if (opts->users_path) {
-		ret = scratch_dir_create("ltvscore", scratch_dir, sizeof(scratch_dir), err);
-		if (ret < 0)
-			goto out;
-		ret = scratch_ingest(&m.cfg, opts, scratch_dir, &data_reg, err);
+		ret = scratch_ingest(&m.cfg, opts, &sr, &data_reg, err);
 		if (ret < 0)
 			goto out;
 	}
 	if (as_of == INT64_MIN)
-		ret = default_as_of(data_reg, &as_of, err);
+		if ((ret = registry_default_as_of(data_reg, &as_of, err)) < 0)
+			err_prefix(err, "score");
 	if (ret == 0)
 		ret = model_data_for_scoring(&m, data_reg, as_of, &d, err);
 	if (ret == 0)
@@ -583,7 +557,6 @@ out:
 		model_release(&m);
 	if (data_reg && data_reg != reg)
 		registry_close(data_reg);
-	if (scratch_dir[0])
-		scratch_dir_remove(scratch_dir);
+	scratch_registry_release(&sr);
 	return ret;
 }

@@ -22,6 +22,7 @@
 #include "ltv/model_compare.h"
 #include "ltv/predictor.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 
 static const double *sort_install;

@@ -1,6 +1,6 @@
 /*
  * Stage features: the base features of every user installed by as_of
- * (pipeline/feature_build.c holds the leakage rules), the install-date split,
+ * (serving/feature_build.c holds the leakage rules), the install-date split,
  * and the app and campaign encodings learnt on training cohorts. The
  * encodings are stored with the artefact so the scorer applies the very same
  * values; a training user's own encoding comes from the other install-date

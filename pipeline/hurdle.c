@@ -12,7 +12,7 @@
  * on validation payers between (a) squared error on log1p(future) with Duan's
  * smearing and (b) reg:gamma on future. Early stopping watches the tier's own
  * validation rows, else the pooled ones, else none (gbt_artefact_pick_valid).
- * This file trains; pipeline/hurdle_model.c holds the trained state, its
+ * This file trains; serving/hurdle_model.c holds the trained state, its
  * artefact format (bodies "t<tier>:h<H>:payer" and "t<tier>:h<H>:revenue"
  * beside a "manifest") and method_hurdle, which reads it back.
  */
@@ -29,6 +29,7 @@
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 /* A tier with at least this share of the pooled training rows uses the pooled model. */
 #define TIER_OWN_MODEL_SHARE 0.9

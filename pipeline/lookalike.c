@@ -22,7 +22,7 @@
  * NaN (the scorer falls back).
  *
  * Artefact: blob "kmeans" (kmeans_save: scaler and centroids) and blob
- * "lookalike" (format at lookalike_save below).
+ * "lookalike" (format in include/ltv/lookalike_model.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,257 +33,13 @@
 #include "ltv/blob.h"
 #include "ltv/kmeans.h"
 #include "ltv/log.h"
+#include "ltv/lookalike_model.h"
 #include "ltv/method.h"
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
-
-#define LOOKALIKE_MAGIC "LTVLOOKA"
-#define LOOKALIKE_VERSION 1
-#define LOOKALIKE_BLOB "lookalike"
-#define KMEANS_BLOB "kmeans"
-#define LOOKALIKE_MAX_HORIZONS 64
-
-struct lookalike_horizon {
-	int64_t horizon;
-	uint64_t n_train;   /* training rows behind the means; 0: horizon not trained */
-	double *future;     /* k mean future revenues, non-decreasing over horizons */
-	uint64_t *counts;   /* k training rows per cluster */
-};
-
-/* A trained (or loaded) model: what method_lookalike's state points to. */
-struct lookalike_state {
-	struct kmeans_model *km;
-	size_t n_features;
-	char **features;    /* frame column names, in the model's column order */
-	double *median;     /* per feature: the value a NaN becomes */
-	struct lookalike_horizon *h;
-	size_t n_h;
-};
-
-static void lookalike_state_free(struct lookalike_state *s)
-{
-	if (!s)
-		return;
-	kmeans_free(s->km);
-	for (size_t j = 0; j < s->n_features; j++)
-		free(s->features[j]);
-	free(s->features);
-	free(s->median);
-	for (size_t i = 0; i < s->n_h; i++) {
-		free(s->h[i].future);
-		free(s->h[i].counts);
-	}
-	free(s->h);
-	free(s);
-}
-
-/*
- * Blob "LTVLOOKA" version 1: u64 n_features, per feature str name, f64 array
- * medians (n_features), u64 n_horizons, per horizon: u64 horizon, u64
- * n_train, f64 array mean future revenue (k), u64 array counts as u64 k then k
- * values. The cluster model itself is blob "kmeans".
- */
-static void lookalike_save(const struct lookalike_state *s, uint8_t **out_buf, size_t *out_len)
-{
-	struct blob_writer w;
-
-	blob_writer_init(&w);
-	blob_put_header(&w, LOOKALIKE_MAGIC, LOOKALIKE_VERSION);
-	blob_put_u64(&w, s->n_features);
-	for (size_t j = 0; j < s->n_features; j++)
-		blob_put_str(&w, s->features[j]);
-	blob_put_f64_array(&w, s->median, s->n_features);
-	blob_put_u64(&w, s->n_h);
-	for (size_t i = 0; i < s->n_h; i++) {
-		blob_put_u64(&w, (uint64_t)s->h[i].horizon);
-		blob_put_u64(&w, s->h[i].n_train);
-		blob_put_f64_array(&w, s->h[i].future, s->km->k);
-		blob_put_u64(&w, s->km->k);
-		for (size_t c = 0; c < s->km->k; c++)
-			blob_put_u64(&w, s->h[i].counts[c]);
-	}
-	*out_buf = blob_writer_detach(&w, out_len);
-}
-
-/* Reads the two blobs into a new state (which takes ownership of km on success and failure). */
-static int lookalike_parse(const void *buf, size_t len, struct kmeans_model *km,
-			   struct lookalike_state **out_state, struct ltv_err *err)
-{
-	struct lookalike_state *s = xcalloc(1, sizeof(*s));
-	struct blob_reader r;
-	uint32_t version;
-	uint64_t n_f, n_h;
-	size_t n_med = 0;
-	int ret;
-
-	s->km = km;
-	blob_reader_init(&r, buf, len);
-	ret = blob_get_header(&r, LOOKALIKE_MAGIC, LOOKALIKE_VERSION, &version, err);
-	if (ret < 0)
-		goto out;
-	n_f = blob_get_u64(&r);
-	if (r.failed || n_f != km->d) {
-		ret = err_set(err, LTV_EINVAL, "lookalike blob: %llu features, k-means model %zu",
-			      (unsigned long long)n_f, km->d);
-		goto out;
-	}
-	s->features = xcalloc(n_f ? n_f : 1, sizeof(char *));
-	s->n_features = n_f;
-	for (size_t j = 0; j < n_f; j++)
-		if (!(s->features[j] = blob_get_str(&r)))
-			r.failed = 1;
-	if (!r.failed && (blob_get_f64_array(&r, &s->median, &n_med) < 0 || n_med != n_f))
-		r.failed = 1;
-	n_h = blob_get_u64(&r);
-	if (r.failed || n_h > LOOKALIKE_MAX_HORIZONS) {
-		ret = err_set(err, LTV_EINVAL, "lookalike blob: bad header");
-		goto out;
-	}
-	s->h = xcalloc(n_h ? n_h : 1, sizeof(*s->h));
-	s->n_h = n_h;
-	for (size_t i = 0; i < n_h && !r.failed; i++) {
-		struct lookalike_horizon *h = &s->h[i];
-		size_t n_means = 0;
-
-		h->horizon = (int64_t)blob_get_u64(&r);
-		h->n_train = blob_get_u64(&r);
-		if (blob_get_f64_array(&r, &h->future, &n_means) < 0 || n_means != km->k ||
-		    blob_get_u64(&r) != km->k) {
-			r.failed = 1;
-			break;
-		}
-		h->counts = xcalloc(km->k, sizeof(uint64_t));
-		for (size_t c = 0; c < km->k; c++)
-			h->counts[c] = blob_get_u64(&r);
-	}
-	ret = blob_reader_status(&r, "lookalike", err);
-out:
-	if (ret < 0) {
-		lookalike_state_free(s);
-		s = NULL;
-	}
-	*out_state = s;
-	return ret;
-}
-
-/* ---- prediction ---- */
-
-static double signed_log(double x)
-{
-	return x < 0 ? -log1p(-x) : log1p(x);
-}
-
-/*
- * Row-major matrix of the model's features for rows, NaN replaced by the
- * median and every value by signed_log. LTV_ECONFIG names a missing column.
- */
-static int build_matrix(const struct model_data *d, char *const *features, size_t n_f,
-			const double *median, const size_t *rows, size_t n, double **out_x,
-			struct ltv_err *err)
-{
-	double *x = xmalloc((n ? n : 1) * (n_f ? n_f : 1) * sizeof(double));
-
-	for (size_t j = 0; j < n_f; j++) {
-		const double *col = frame_column(&d->frame, features[j]);
-
-		if (!col) {
-			free(x);
-			return err_set(err, LTV_ECONFIG,
-				       "lookalike.features: '%s' is not a column of the features "
-				       "artefact; list columns the features stage writes", features[j]);
-		}
-		for (size_t i = 0; i < n; i++) {
-			double v = col[rows[i]];
-
-			x[i * n_f + j] = signed_log(isnan(v) ? median[j] : v);
-		}
-	}
-	*out_x = x;
-	return 0;
-}
-
-static int predict_threads(const struct lookalike_state *s, const struct model_data *d,
-			   const size_t *rows, size_t n, int64_t horizon, int n_threads,
-			   double *out_ltv, struct ltv_err *err)
-{
-	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const struct lookalike_horizon *h = NULL;
-	double *x = NULL;
-	int *label = NULL;
-	int ret;
-
-	for (size_t i = 0; i < n; i++)
-		out_ltv[i] = NAN;
-	for (size_t i = 0; i < s->n_h; i++)
-		if (s->h[i].horizon == horizon)
-			h = &s->h[i];
-	if (!rev_window)
-		return err_set(err, LTV_EINVAL, "lookalike: the features frame has no rev_window");
-	if (!h || h->n_train == 0 || n == 0)
-		return 0;
-	ret = build_matrix(d, s->features, s->n_features, s->median, rows, n, &x, err);
-	if (ret < 0)
-		return ret;
-	label = xmalloc(n * sizeof(int));
-	ret = kmeans_predict(s->km, x, n, n_threads, label, NULL, err);
-	for (size_t i = 0; i < n && ret == 0; i++)
-		/* Negative only for a horizon inside the window: never below what was observed. */
-		out_ltv[i] = rev_window[rows[i]] + fmax(h->future[label[i]], 0.0);
-	free(x);
-	free(label);
-	return ret;
-}
-
-static int lookalike_predict(const void *state, const struct model_data *d, const size_t *rows,
-			     size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
-			     struct ltv_err *err)
-{
-	if (out_p_payer)
-		for (size_t i = 0; i < n; i++)
-			out_p_payer[i] = NAN;
-	return predict_threads(state, d, rows, n, horizon, 1, out_ltv, err);
-}
-
-static int lookalike_load(struct registry *reg, const struct artefact_info *artefact,
-			  const struct config *cfg, void **out_state, struct ltv_err *err)
-{
-	void *buf = NULL, *km_buf = NULL;
-	size_t len = 0, km_len = 0;
-	struct kmeans_model *km = NULL;
-	struct lookalike_state *s = NULL;
-	int ret;
-
-	(void)cfg;
-	ret = registry_blob_get(reg, artefact->id, KMEANS_BLOB, &km_buf, &km_len, err);
-	if (ret == 0)
-		ret = registry_blob_get(reg, artefact->id, LOOKALIKE_BLOB, &buf, &len, err);
-	if (ret == 0)
-		ret = kmeans_load(km_buf, km_len, &km, err);
-	if (ret == 0)
-		ret = lookalike_parse(buf, len, km, &s, err);
-	if (ret < 0)
-		err_prefix(err, "lookalike v%lld", (long long)artefact->version);
-	free(buf);
-	free(km_buf);
-	*out_state = s;
-	return ret;
-}
-
-static void lookalike_free_state(void *state)
-{
-	lookalike_state_free(state);
-}
-
-const struct method method_lookalike = {
-	.name = "lookalike",
-	.load = lookalike_load,
-	.predict = lookalike_predict,
-	.free_state = lookalike_free_state,
-};
-
-/* ---- training ---- */
 
 /* Median of the non-NaN values of col over rows; 0 when there is none. */
 static double column_median(const double *col, const size_t *rows, size_t n)
@@ -320,7 +76,7 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	h->n_train = split.n_train;
 	h->future = xcalloc(s->km->k, sizeof(double));
 	h->counts = xcalloc(s->km->k, sizeof(uint64_t));
-	ret = build_matrix(d, s->features, s->n_features, s->median, split.train, split.n_train,
+	ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, split.train, split.n_train,
 			   &x, &ctx->err);
 	if (ret < 0 || split.n_train == 0)
 		goto out;
@@ -410,7 +166,7 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 
 		s->median[j] = col ? column_median(col, split.train, split.n_train) : 0;
 	}
-	ret = build_matrix(d, s->features, s->n_features, s->median, split.train, split.n_train,
+	ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, split.train, split.n_train,
 			   &x, &ctx->err);
 	if (ret < 0)
 		goto out;
@@ -480,7 +236,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 
 	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
-	ret = predict_threads(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon,
+	ret = lookalike_predict_threads(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon,
 			      stage_threads(ctx), pred, &ctx->err);
 	if (ret == 0)
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,

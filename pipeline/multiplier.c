@@ -14,7 +14,7 @@
  * zero-window value when it has that many zero-window training rows; what a
  * tier lacks it takes from the pooled entry. Early stopping watches the
  * entry's own validation rows, else the pooled ones, else none
- * (gbt_artefact_pick_valid). This file trains; pipeline/multiplier_model.c
+ * (gbt_artefact_pick_valid). This file trains; serving/multiplier_model.c
  * holds the trained state, its artefact format (bodies
  * "t<tier>:h<H>:multiplier" beside a "manifest") and method_multiplier, which
  * reads it back.
@@ -30,6 +30,7 @@
 #include "ltv/model_data.h"
 #include "ltv/multiplier_model.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 /*
  * The rows among rows[0..n) with window revenue: their matrix and, as their

@@ -350,29 +350,13 @@ struct run_state {
 
 static int resolve_as_of(struct run_state *rs, struct ltv_err *err)
 {
-	char *value = NULL;
-	int64_t ts;
-	int ret;
-
 	if (rs->as_of != INT64_MIN)
 		return 0;
 	if (rs->opts->as_of != INT64_MIN) {
 		rs->as_of = rs->opts->as_of;
 		return 0;
 	}
-	ret = registry_meta_get(rs->reg, "max_event_time", &value, err);
-	if (ret == LTV_ENOTFOUND)
-		return err_set(err, LTV_EUSAGE,
-			       "no events ingested yet, so there is no default as_of; run the ingest "
-			       "stage first or pass --as-of DATE");
-	if (ret < 0)
-		return ret;
-	ret = parse_int64(value, &ts);
-	free(value);
-	if (ret < 0)
-		return err_set(err, LTV_EREGISTRY, "registry meta max_event_time is not a time");
-	rs->as_of = ts;
-	return 0;
+	return registry_default_as_of(rs->reg, &rs->as_of, err);
 }
 
 /* Fills inputs[] with the artefacts a stage reads: this run's result or the registry's current. */

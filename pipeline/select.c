@@ -19,6 +19,7 @@
 #include "ltv/model_data.h"
 #include "ltv/predictor.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 /*
  * The candidates select chooses among: every method (k < METHOD_COUNT) and

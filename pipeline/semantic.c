@@ -22,7 +22,7 @@
  * from itself). Scoring uses every document: a known campaign is most like
  * itself, which is right there.
  *
- * Artefact: blob "semantic" (format at semantic_save below) and one blob
+ * Artefact: blob "semantic" (format in include/ltv/semantic_model.h) and one blob
  * "tfidf:<H>" (tfidf_save) per horizon with documents.
  */
 #include <math.h>
@@ -36,282 +36,11 @@
 #include "ltv/method.h"
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
+#include "ltv/semantic_model.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
 #include "ltv/tfidf.h"
-
-#define SEMANTIC_MAGIC "LTVSEMAN"
-#define SEMANTIC_VERSION 1
-#define SEMANTIC_BLOB "semantic"
-#define SEMANTIC_MAX_HORIZONS 64
-
-struct semantic_horizon {
-	int64_t horizon;
-	double global_mean;   /* mean future revenue of every training user; NaN when none */
-	uint64_t n_train;
-	size_t n_docs;
-	struct tfidf_model *tf; /* NULL when n_docs is 0 */
-	char **doc_app;       /* per document */
-	double *value;        /* per document: mean future revenue */
-	uint64_t *n_users;    /* per document: training users behind value */
-};
-
-/* A trained (or loaded) model: what method_semantic's state points to. */
-struct semantic_state {
-	size_t top_k;
-	struct semantic_horizon *h;
-	size_t n_h;
-};
-
-static void semantic_state_free(struct semantic_state *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->n_h; i++) {
-		struct semantic_horizon *h = &s->h[i];
-
-		tfidf_free(h->tf);
-		for (size_t j = 0; j < h->n_docs && h->doc_app; j++)
-			free(h->doc_app[j]);
-		free(h->doc_app);
-		free(h->value);
-		free(h->n_users);
-	}
-	free(s->h);
-	free(s);
-}
-
-/*
- * Blob "LTVSEMAN" version 1: u64 top_k, u64 n_horizons, then per horizon:
- * u64 horizon, f64 global mean future revenue, u64 training users, u64
- * n_docs, per document: str app, f64 value, u64 users. Document i's name is
- * document i of blob "tfidf:<horizon>" (present when n_docs > 0).
- */
-static void semantic_save(const struct semantic_state *s, uint8_t **out_buf, size_t *out_len)
-{
-	struct blob_writer w;
-
-	blob_writer_init(&w);
-	blob_put_header(&w, SEMANTIC_MAGIC, SEMANTIC_VERSION);
-	blob_put_u64(&w, s->top_k);
-	blob_put_u64(&w, s->n_h);
-	for (size_t i = 0; i < s->n_h; i++) {
-		const struct semantic_horizon *h = &s->h[i];
-
-		blob_put_u64(&w, (uint64_t)h->horizon);
-		blob_put_f64(&w, h->global_mean);
-		blob_put_u64(&w, h->n_train);
-		blob_put_u64(&w, h->n_docs);
-		for (size_t j = 0; j < h->n_docs; j++) {
-			blob_put_str(&w, h->doc_app[j]);
-			blob_put_f64(&w, h->value[j]);
-			blob_put_u64(&w, h->n_users[j]);
-		}
-	}
-	*out_buf = blob_writer_detach(&w, out_len);
-}
-
-static void tfidf_key(int64_t horizon, char *buf, size_t size)
-{
-	snprintf(buf, size, "tfidf:%lld", (long long)horizon);
-}
-
-static int semantic_load(struct registry *reg, const struct artefact_info *artefact,
-			 const struct config *cfg, void **out_state, struct ltv_err *err)
-{
-	struct semantic_state *s = xcalloc(1, sizeof(*s));
-	struct blob_reader r;
-	void *buf = NULL;
-	size_t len = 0;
-	uint32_t version;
-	uint64_t n_h;
-	int ret;
-
-	(void)cfg;
-	ret = registry_blob_get(reg, artefact->id, SEMANTIC_BLOB, &buf, &len, err);
-	if (ret < 0)
-		goto out;
-	blob_reader_init(&r, buf, len);
-	ret = blob_get_header(&r, SEMANTIC_MAGIC, SEMANTIC_VERSION, &version, err);
-	if (ret < 0)
-		goto out;
-	s->top_k = (size_t)blob_get_u64(&r);
-	n_h = blob_get_u64(&r);
-	if (r.failed || n_h > SEMANTIC_MAX_HORIZONS) {
-		ret = err_set(err, LTV_EINVAL, "semantic blob: bad header");
-		goto out;
-	}
-	s->h = xcalloc(n_h ? n_h : 1, sizeof(*s->h));
-	s->n_h = n_h;
-	for (size_t i = 0; i < n_h && ret == 0; i++) {
-		struct semantic_horizon *h = &s->h[i];
-		uint64_t n_docs;
-
-		h->horizon = (int64_t)blob_get_u64(&r);
-		h->global_mean = blob_get_f64(&r);
-		h->n_train = blob_get_u64(&r);
-		n_docs = blob_get_u64(&r);
-		/* A document takes at least 20 bytes: a bound before allocating. */
-		if (r.failed || n_docs > (r.len - r.pos) / 20) {
-			r.failed = 1;
-			break;
-		}
-		h->doc_app = xcalloc(n_docs ? n_docs : 1, sizeof(char *));
-		h->value = xcalloc(n_docs ? n_docs : 1, sizeof(double));
-		h->n_users = xcalloc(n_docs ? n_docs : 1, sizeof(uint64_t));
-		h->n_docs = n_docs;
-		for (size_t j = 0; j < n_docs; j++) {
-			h->doc_app[j] = blob_get_str(&r);
-			h->value[j] = blob_get_f64(&r);
-			h->n_users[j] = blob_get_u64(&r);
-			if (!h->doc_app[j] || !isfinite(h->value[j]))
-				r.failed = 1;
-		}
-		if (!r.failed && n_docs) {
-			char key[48];
-			void *tf_buf = NULL;
-			size_t tf_len = 0;
-
-			tfidf_key(h->horizon, key, sizeof(key));
-			ret = registry_blob_get(reg, artefact->id, key, &tf_buf, &tf_len, err);
-			if (ret == 0)
-				ret = tfidf_load(tf_buf, tf_len, &h->tf, err);
-			if (ret == 0 && tfidf_n_docs(h->tf) != n_docs)
-				ret = err_set(err, LTV_EINVAL, "%s has %zu documents, expected %llu",
-					      key, tfidf_n_docs(h->tf), (unsigned long long)n_docs);
-			free(tf_buf);
-		}
-	}
-	if (ret == 0)
-		ret = blob_reader_status(&r, "semantic", err);
-out:
-	if (ret < 0) {
-		err_prefix(err, "semantic v%lld", (long long)artefact->version);
-		semantic_state_free(s);
-		s = NULL;
-	}
-	free(buf);
-	*out_state = s;
-	return ret;
-}
-
-/* ---- prediction ---- */
-
-/* Scratch for campaign_value: room for top_k + 1 indices and similarities. */
-struct value_scratch {
-	size_t *idx;
-	double *sim;
-	size_t cap;
-};
-
-/*
- * The value of campaign name of app at h: the cosine-weighted mean value of
- * its top_k most similar documents (tfidf_predict_value), or the global mean
- * when it shares no term with any. With leave_one_out the document of this
- * very (app, name) is skipped, so top_k + 1 are asked for.
- */
-static double campaign_value(const struct semantic_horizon *h, size_t top_k, const char *app,
-			     const char *name, int leave_one_out, struct value_scratch *sc)
-{
-	const size_t want = top_k + (leave_one_out ? 1 : 0);
-	double sum = 0, sum_sim = 0;
-	size_t m = 0, taken = 0;
-
-	if (h->n_docs == 0)
-		return h->global_mean;
-	if (sc->cap < want) {
-		sc->cap = want;
-		sc->idx = xrealloc(sc->idx, sc->cap * sizeof(size_t));
-		sc->sim = xrealloc(sc->sim, sc->cap * sizeof(double));
-	}
-	tfidf_top_k(h->tf, name, want, sc->idx, sc->sim, &m);
-	for (size_t j = 0; j < m && taken < top_k; j++) {
-		const size_t doc = sc->idx[j];
-
-		if (leave_one_out && strcmp(h->doc_app[doc], app) == 0 &&
-		    strcmp(tfidf_doc_name(h->tf, doc), name) == 0)
-			continue;
-		sum += sc->sim[j] * h->value[doc];
-		sum_sim += sc->sim[j];
-		taken++;
-	}
-	return taken ? sum / sum_sim : h->global_mean;
-}
-
-static int predict_rows(const struct semantic_state *s, const struct model_data *d,
-			const size_t *rows, size_t n, int64_t horizon, int leave_one_out,
-			double *out_ltv, struct ltv_err *err)
-{
-	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const size_t n_dense = d->n_apps * d->n_campaigns;
-	struct value_scratch sc = { 0 };
-	double *value = NULL;
-	unsigned char *done = NULL;
-	int trained = 0;
-
-	for (size_t i = 0; i < n; i++)
-		out_ltv[i] = NAN;
-	if (!rev_window)
-		return err_set(err, LTV_EINVAL, "semantic: the features frame has no rev_window");
-	for (size_t i = 0; i < s->n_h; i++)
-		trained |= s->h[i].horizon == horizon && !isnan(s->h[i].global_mean);
-	if (!trained || n == 0)
-		return 0;
-	value = xmalloc((n_dense ? n_dense : 1) * sizeof(double));
-	done = xcalloc(n_dense ? n_dense : 1, 1);
-	for (size_t i = 0; i < n; i++) {
-		const size_t c = model_data_cohort(d, rows[i]);
-
-		if (!done[c]) {
-			const char *app = d->apps[c / d->n_campaigns];
-			const char *name = d->campaigns[c % d->n_campaigns];
-
-			value[c] = NAN;
-			for (size_t hi = 0; hi < s->n_h; hi++) {
-				const struct semantic_horizon *h = &s->h[hi];
-				double v;
-
-				if (h->horizon > horizon || isnan(h->global_mean))
-					continue;
-				v = campaign_value(h, s->top_k, app, name, leave_one_out, &sc);
-				if (isnan(value[c]) || v > value[c])
-					value[c] = v;
-			}
-			done[c] = 1;
-		}
-		/* Negative only for a horizon inside the window: never below what was observed. */
-		out_ltv[i] = rev_window[rows[i]] + fmax(value[c], 0.0);
-	}
-	free(value);
-	free(done);
-	free(sc.idx);
-	free(sc.sim);
-	return 0;
-}
-
-static int semantic_predict(const void *state, const struct model_data *d, const size_t *rows,
-			    size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
-			    struct ltv_err *err)
-{
-	if (out_p_payer)
-		for (size_t i = 0; i < n; i++)
-			out_p_payer[i] = NAN;
-	return predict_rows(state, d, rows, n, horizon, 0, out_ltv, err);
-}
-
-static void semantic_free_state(void *state)
-{
-	semantic_state_free(state);
-}
-
-const struct method method_semantic = {
-	.name = "semantic",
-	.load = semantic_load,
-	.predict = semantic_predict,
-	.free_state = semantic_free_state,
-};
-
-/* ---- training ---- */
 
 /* Documents and values of horizon h->horizon from its training rows. */
 static int fit_horizon(struct stage_ctx *ctx, const struct model_data *d,
@@ -419,7 +148,7 @@ int stage_semantic_run(struct stage_ctx *ctx)
 
 	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
-	ret = predict_rows(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon, 1,
+	ret = semantic_predict_rows(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon, 1,
 			   pred, &ctx->err);
 	if (ret == 0) {
 		cJSON_AddBoolToObject(ctx->metrics, "val_leave_one_out", 1);
@@ -441,7 +170,7 @@ int stage_semantic_run(struct stage_ctx *ctx)
 
 		if (!s->h[i].tf)
 			continue;
-		tfidf_key(s->h[i].horizon, key, sizeof(key));
+		semantic_tfidf_key(s->h[i].horizon, key, sizeof(key));
 		tfidf_save(s->h[i].tf, &tf_blob, &tf_len);
 		hasher_add_str(&ctx->content, key);
 		hasher_update(&ctx->content, tf_blob, tf_len);

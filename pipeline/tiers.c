@@ -13,6 +13,7 @@
 
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 #include "ltv/timeutil.h"
 
 static int classify(const struct config *cfg, const struct campaign_tier_row *r)

@@ -106,28 +106,6 @@ int gbt_artefact_add_model(struct gbt_artefact *a, int tier, int64_t horizon, co
 	return 0;
 }
 
-int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx)
-{
-	int64_t out_id;
-	int ret;
-
-	if (cJSON_GetArraySize(a->skipped) > 0) {
-		cJSON_AddItemToObject(ctx->metrics, "skipped_horizons", a->skipped);
-		a->skipped = NULL;
-	}
-	cJSON_AddItemToObject(ctx->metrics, "models", a->models);
-	a->models = NULL;
-	for (size_t i = 0; i < a->n_bodies; i++) {
-		hasher_add_str(&ctx->content, a->bodies[i].key);
-		hasher_update(&ctx->content, a->bodies[i].data, a->bodies[i].len);
-	}
-	ret = stage_output_id(ctx, &out_id);
-	for (size_t i = 0; i < a->n_bodies && ret == 0; i++)
-		ret = registry_blob_put(ctx->reg, out_id, a->bodies[i].key, a->bodies[i].data,
-					a->bodies[i].len, &ctx->err);
-	return ret;
-}
-
 int gbt_artefact_open_manifest(struct registry *reg, int64_t artefact_id,
 			       const struct gbt_artefact_manifest *fmt, void **out_buf,
 			       struct blob_reader *r, struct str_list *out_features,

@@ -1,9 +1,9 @@
 /*
  * Loading and slicing of the features artefact for the model stages
- * (contract in include/ltv/model_data.h). The split rule lives here once so
+ * (contract in include/ltv/model_data.h; a stage loads it from its inputs
+ * with model_data_load, pipeline/stage_io.c). The split rule lives here once so
  * that every model validates on the same, time-ordered cohorts.
  */
-#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,28 +11,27 @@
 #include "ltv/model_data.h"
 #include "ltv/timeutil.h"
 
-int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out)
+int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
+			      const struct artefact_info *tiers, int64_t as_of,
+			      int64_t validation_days, struct model_data *out, struct ltv_err *err)
 {
-	const struct artefact_info *features = stage_input(ctx, "features");
-	const struct artefact_info *tiers = with_tiers ? stage_input(ctx, "tiers") : NULL;
 	static const char *const tier_col[] = { "tier", NULL };
 	struct frame tier_frame;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	out->as_of = ctx->as_of;
-	out->validation_days = ctx->cfg->features.validation_days;
-	assert(features && (!with_tiers || tiers));
-	ret = frame_load(ctx->reg, features->id, NULL, &out->frame, &ctx->err);
+	out->as_of = as_of;
+	out->validation_days = validation_days;
+	ret = frame_load(reg, features->id, NULL, &out->frame, err);
 	if (ret == 0)
-		ret = frame_load_dict(ctx->reg, features->id, "app", &out->apps, &out->n_apps, &ctx->err);
+		ret = frame_load_dict(reg, features->id, "app", &out->apps, &out->n_apps, err);
 	if (ret == 0)
-		ret = frame_load_dict(ctx->reg, features->id, "campaign", &out->campaigns,
-				      &out->n_campaigns, &ctx->err);
-	if (ret == 0 && with_tiers) {
-		ret = frame_load(ctx->reg, tiers->id, tier_col, &tier_frame, &ctx->err);
+		ret = frame_load_dict(reg, features->id, "campaign", &out->campaigns,
+				      &out->n_campaigns, err);
+	if (ret == 0 && tiers) {
+		ret = frame_load(reg, tiers->id, tier_col, &tier_frame, err);
 		if (ret == 0 && tier_frame.n_rows != out->frame.n_rows)
-			ret = err_set(&ctx->err, LTV_EINTERNAL, "tiers v%lld has %zu rows, features v%lld %zu",
+			ret = err_set(err, LTV_EINTERNAL, "tiers v%lld has %zu rows, features v%lld %zu",
 				      (long long)tiers->version, tier_frame.n_rows,
 				      (long long)features->version, out->frame.n_rows);
 		if (ret == 0) {

@@ -1,8 +1,8 @@
 /*
  * Users described by their features, served by a model version (contract in
- * include/ltv/predict_user.h), and `ltvpipe predict`, the one-user command
- * built on them. Unset features are those of a user with no activity yet, at
- * the first snapshot age.
+ * include/ltv/predict_user.h); `ltvpipe predict` (cli/predict.c) and the
+ * server build on them. Unset features are those of a user with no activity
+ * yet, at the first snapshot age.
  */
 #include <assert.h>
 #include <math.h>
@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "ltv/predict_user.h"
-#include "ltv/score.h"
 
 /* The base columns a features frame has, with what an unknown value defaults to. */
 static const struct { const char *name; double def; } base_columns[] = {
@@ -111,7 +110,7 @@ int user_batch_set_names(struct user_batch *b, size_t row, const char *app, cons
 	return 0;
 }
 
-static int input_index(const char *name)
+int predict_input_index(const char *name)
 {
 	for (int k = 0; predict_input_names[k]; k++)
 		if (strcmp(predict_input_names[k], name) == 0)
@@ -123,7 +122,7 @@ int user_batch_set(struct user_batch *b, size_t row, const char *name, double va
 		   struct ltv_err *err)
 {
 	assert(row < b->n);
-	if (input_index(name) < 0)
+	if (predict_input_index(name) < 0)
 		return err_set(err, LTV_EINVAL, "%.64s: not a feature; use one of %s", name,
 			       predict_input_list);
 	if (!isfinite(value))
@@ -298,119 +297,4 @@ void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const stru
 		}
 	}
 	jbuf_puts(out, "\r\n");
-}
-
-/* ---- ltvpipe predict ---- */
-
-/*
- * Offset of the first byte of s that is not well-formed UTF-8 (RFC 3629: no
- * overlong forms, surrogates or code points above U+10FFFF), or -1 when s is
- * valid. The names are copied into the JSON as they are, so invalid bytes
- * would make invalid JSON.
- */
-static long utf8_invalid_at(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	for (size_t i = 0; p[i];) {
-		unsigned c = p[i];
-		size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
-			 : (c & 0xF8) == 0xF0 ? 3 : 4;
-		unsigned cp = n == 1 ? c & 0x1F : n == 2 ? c & 0x0F : c & 0x07;
-
-		if (n == 0) {
-			i++;
-			continue;
-		}
-		if (n == 4)
-			return (long)i;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xC0) != 0x80)
-				return (long)i;
-			cp = (cp << 6) | (p[i + k] & 0x3F);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return (long)i;
-		i += n + 1;
-	}
-	return -1;
-}
-
-static int check_utf8_arg(const char *flag, const char *value, struct ltv_err *err)
-{
-	long at = value ? utf8_invalid_at(value) : -1;
-
-	if (at >= 0)
-		return err_set(err, LTV_EUSAGE, "predict: %s is not valid UTF-8 (byte %ld); give it "
-			       "as it is spelt in the data", flag, at + 1);
-	return 0;
-}
-
-static int set_feature(struct user_batch *b, const char *assignment, struct ltv_err *err)
-{
-	const char *eq = strchr(assignment, '=');
-	char name[128], why[LTV_ERR_MAX];
-	double v = 0;
-
-	if (!eq || (size_t)(eq - assignment) >= sizeof(name))
-		return err_set(err, LTV_EUSAGE, "--feature '%s': expected name=value", assignment);
-	memcpy(name, assignment, (size_t)(eq - assignment));
-	name[eq - assignment] = '\0';
-	if (input_index(name) >= 0 && (parse_double(eq + 1, &v) < 0 || !isfinite(v)))
-		return err_set(err, LTV_EUSAGE, "--feature %s: '%s' is not a number", name, eq + 1);
-	if (user_batch_set(b, 0, name, v, err) < 0) {
-		snprintf(why, sizeof(why), "%s", err->msg);
-		return err_set(err, LTV_EUSAGE, "--feature %s", why);
-	}
-	return 0;
-}
-
-int predict_run(const struct config *cfg, struct registry *reg, const struct predict_options *opts,
-		FILE *out, struct ltv_err *err)
-{
-	struct loaded_model m;
-	struct user_batch b = { 0 };
-	struct served s = { 0 };
-	struct jbuf text;
-	const size_t row = 0;
-	int64_t version;
-	int ret, have_model = 0, have_batch = 0, have_served = 0;
-
-	if (!opts->app)
-		return err_set(err, LTV_EUSAGE, "predict: --app A is required");
-	if (check_utf8_arg("--app", opts->app, err) < 0 ||
-	    check_utf8_arg("--campaign", opts->campaign, err) < 0)
-		return LTV_EUSAGE;
-	ret = model_resolve(reg, opts->model, &version, err);
-	if (ret == 0 && (ret = model_load(reg, cfg, version, &m, err)) == 0)
-		have_model = 1;
-	if (ret == 0) {
-		user_batch_init(&b, &m, 1);
-		have_batch = 1;
-		ret = user_batch_set_names(&b, 0, opts->app, opts->campaign, err);
-		if (ret < 0) {
-			err_prefix(err, "predict");
-			err->code = ret = LTV_EUSAGE;
-		}
-	}
-	for (size_t i = 0; i < opts->n_features && ret == 0; i++)
-		ret = set_feature(&b, opts->features[i], err);
-	if (ret == 0)
-		ret = user_batch_finish(&b, &m, err);
-	if (ret == 0 && (ret = serving_predict(&m, &b.d, &row, 1, &s, err)) == 0)
-		have_served = 1;
-	if (ret == 0) {
-		jbuf_init(&text);
-		predict_user_json(&text, &m, &b, &s, 0);
-		fprintf(out, "%s\n", text.p);
-		jbuf_release(&text);
-	}
-	if (have_served)
-		served_release(&s);
-	if (have_batch)
-		user_batch_release(&b);
-	if (have_model)
-		model_release(&m);
-	return ret;
 }

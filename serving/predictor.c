@@ -9,14 +9,6 @@
 #include "ltv/blob.h"
 #include "ltv/predictor.h"
 
-extern const struct method method_hurdle, method_multiplier, method_curves, method_lookalike,
-	method_semantic, method_bgnbd, method_pareto_nbd;
-
-const struct method *const method_table[METHOD_COUNT] = {
-	&method_hurdle, &method_multiplier, &method_curves, &method_lookalike, &method_semantic,
-	&method_bgnbd, &method_pareto_nbd,
-};
-
 /*
  * DESIGN.md: hurdle → multiplier → bgnbd → lookalike → semantic → global
  * median. bgnbd follows the tree models because it extrapolates in time: it
@@ -29,31 +21,6 @@ static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "
 #define CALIBRATION_KEY "cal:t%d:h%lld"
 
 #define BLEND_MAGIC "LTVBLND1"
-
-int method_index(const char *name)
-{
-	for (int m = 0; m < METHOD_COUNT; m++)
-		if (strcmp(method_table[m]->name, name) == 0)
-			return m;
-	return strcmp(name, "blend") == 0 ? METHOD_BLEND : -1;
-}
-
-const char *method_name(int index)
-{
-	if (index == METHOD_BLEND)
-		return "blend";
-	return index >= 0 && index < METHOD_COUNT ? method_table[index]->name : "global_median";
-}
-
-int method_slot(int index)
-{
-	return index >= 0 ? index : index == METHOD_BLEND ? METHOD_COUNT + 1 : METHOD_COUNT;
-}
-
-int method_of_slot(int slot)
-{
-	return slot < METHOD_COUNT ? slot : slot == METHOD_COUNT ? METHOD_GLOBAL_MEDIAN : METHOD_BLEND;
-}
 
 uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len)
 {

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ltv/btyd_stage.h"
+#include "ltv/btyd_model.h"
 #include "ltv/serving.h"
 
 /* P(alive) thresholds of the risk segments: Safe from 0.8, Monitor from 0.5, At risk from 0.2. */

@@ -1111,3 +1111,18 @@ int registry_meta_get(struct registry *reg, const char *key, char **out_value,
 	sqlite3_finalize(st);
 	return ret;
 }
+
+int registry_default_as_of(struct registry *reg, int64_t *out, struct ltv_err *err)
+{
+	char *value = NULL;
+	int ret = registry_meta_get(reg, "max_event_time", &value, err);
+
+	if (ret == LTV_ENOTFOUND)
+		ret = err_set(err, LTV_EUSAGE, "the registry has no events yet, so there is no default "
+			      "as_of; ingest events first (ltvpipe run) or pass --as-of DATE");
+	else if (ret == 0 && parse_int64(value, out) < 0)
+		ret = err_set(err, LTV_EREGISTRY, "registry meta max_event_time '%s' is not a time; "
+			      "rerun ingest (ltvpipe run --only ingest --force)", value);
+	free(value);
+	return ret;
+}

@@ -12,6 +12,7 @@ which=${2:-all} # all, unit, cli or fuzz
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LTVPIPE="${LTVPIPE:-$root/ltvpipe}"
 export LTV_ROOT="$root"
+export LTV_BUILD="$root/$build" # the objects, for tests that read them (layers.sh)
 export LTV_SHARED_DATA="${LTV_SHARED_DATA:-$root/../shared/data}"
 passed=0; failed=0; failures=()
 

@@ -153,7 +153,7 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 int evaluate_run_json(const struct config *cfg, const struct evaluate_options *opts,
 		      struct ltv_err *err);
 
-/* ---- baselines (pipeline/eval_baselines.c) ---- */
+/* ---- baselines (cli/eval_baselines.c) ---- */
 
 /*
  * (a) The campaign's mean ltv_H over the users of d mature at H (labelled in
@@ -193,7 +193,7 @@ int eval_bgnbd_predict(const struct eval_bgnbd *b, const struct model_data *d, i
 		       const size_t *rows, size_t n, double *out_pred, struct ltv_err *err);
 void eval_bgnbd_release(struct eval_bgnbd *b);
 
-/* ---- reports (pipeline/eval_report.c) ---- */
+/* ---- reports (cli/eval_report.c) ---- */
 
 /*
  * The results as JSON text (caller frees). detailed 0: scalar metrics only,

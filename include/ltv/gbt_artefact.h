@@ -31,7 +31,6 @@
 #include "ltv/method.h"
 #include "ltv/model_data.h"
 #include "ltv/registry.h"
-#include "ltv/stage.h"
 
 struct cJSON;
 
@@ -101,14 +100,7 @@ void gbt_artefact_add_manifest(struct gbt_artefact *a, struct blob_writer *w);
 /* Adds m's gbt_save buffer as the body "t<tier>:h<horizon>:<part>"; m stays the caller's. */
 int gbt_artefact_add_model(struct gbt_artefact *a, int tier, int64_t horizon, const char *part,
 			   const struct gbt_model *m, struct ltv_err *err);
-
-/*
- * Puts the report into ctx->metrics after what is there ("skipped_horizons"
- * when any horizon was skipped, then "models"), adds each body's key and
- * bytes to ctx->content in order, opens the stage's output (stage_output_id)
- * and stores each body as its blob.
- */
-int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx);
+/* The stage stores it with gbt_artefact_store (include/ltv/stage_io.h). */
 
 /* ---- reading ---- */
 

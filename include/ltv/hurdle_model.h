@@ -1,7 +1,7 @@
 /*
  * The hurdle stage's model as it is stored and predicted with: per (tier,
  * horizon) a payer classifier and a revenue regressor, ltv_H = rev_window +
- * p × E (DESIGN.md; pipeline/hurdle.c trains it, pipeline/hurdle_model.c
+ * p × E (DESIGN.md; pipeline/hurdle.c trains it, serving/hurdle_model.c
  * stores, loads and predicts). The stage predicts with the state it has just
  * trained; method_hurdle loads the same state back from the artefact.
  */

@@ -1,10 +1,11 @@
 /*
  * A prediction method as select, calibrate and score see it: something that,
  * loaded from its stage's artefact, predicts ltv_H for rows of a features
- * frame. Each model stage file (pipeline/hurdle.c, ...) exports its stage
- * function and one `const struct method method_<name>`; the method table in
- * pipeline/methods.c lists them in fallback order (DESIGN.md "score":
- * hurdle → multiplier → lookalike → semantic → global median).
+ * frame. Each stored model (serving/hurdle_model.c, serving/curves_model.c,
+ * ...) exports one `const struct method method_<name>`, and its stage
+ * (pipeline/hurdle.c, ...) trains it; the method table in serving/method.c
+ * lists them, serving/predictor.c's fallback_order the order (DESIGN.md
+ * "score": hurdle → multiplier → lookalike → semantic → global median).
  *
  * Predictions are of total ltv_H: rev_window (what the row's user spent
  * before the age it describes, window_days) plus the revenue still to come. A method returns NaN for a row it has nothing for (no model for
@@ -42,5 +43,23 @@ struct method {
 		       struct ltv_err *err);
 	void (*free_state)(void *state);
 };
+
+#define METHOD_COUNT 7
+#define METHOD_GLOBAL_MEDIAN (-1) /* "method" index when the last fallback served */
+/* "method" index of the blend: a convex mix of the methods' revenue to come, per tier */
+#define METHOD_BLEND (-2)
+/* Array slots for counting what served: every method, the global median, the blend. */
+#define METHOD_SLOTS (METHOD_COUNT + 2)
+
+/* The methods in table order: hurdle, multiplier, curves, lookalike, semantic, bgnbd,
+ * pareto_nbd (serving/method.c). */
+extern const struct method *const method_table[METHOD_COUNT];
+/* Index of a method by name ("blend": METHOD_BLEND), or -1. */
+int method_index(const char *name);
+/* The name of a method index: "global_median" for METHOD_GLOBAL_MEDIAN, "blend" for METHOD_BLEND. */
+const char *method_name(int index);
+/* The counting slot of a method index (0 .. METHOD_SLOTS - 1) and back. */
+int method_slot(int index);
+int method_of_slot(int slot);
 
 #endif

@@ -20,7 +20,7 @@
 
 #include "ltv/config.h"
 #include "ltv/frame.h"
-#include "ltv/stage.h"
+#include "ltv/registry.h"
 
 struct model_data {
 	struct frame frame;     /* every features column, one row per user */
@@ -34,10 +34,14 @@ struct model_data {
 };
 
 /*
- * Loads from the stage's declared inputs "features" and (with_tiers) "tiers".
- * Caller releases. The stage's as_of must be set (STAGE_USES_AS_OF).
+ * Loads the features artefact and, unless tiers is NULL, the tiers artefact
+ * of the same users, for a model trained at as_of with validation_days of
+ * validation cohorts. Caller releases. (A stage loads from its declared
+ * inputs with model_data_load, include/ltv/stage_io.h.)
  */
-int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out);
+int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
+			      const struct artefact_info *tiers, int64_t as_of,
+			      int64_t validation_days, struct model_data *out, struct ltv_err *err);
 void model_data_release(struct model_data *d);
 
 /* The sampling weight of a row (1 when the frame has no weight column). */

@@ -2,7 +2,7 @@
  * The multiplier stage's model as it is stored and predicted with: per
  * (tier, horizon) an entry with a regressor of log(m), m = ltv_H / rev_window,
  * and the value predicted for users without window revenue
- * (pipeline/multiplier.c trains it, pipeline/multiplier_model.c stores, loads
+ * (pipeline/multiplier.c trains it, serving/multiplier_model.c stores, loads
  * and predicts). The stage predicts with the state it has just trained;
  * method_multiplier loads the same state back from the artefact.
  */

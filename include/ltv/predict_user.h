@@ -22,6 +22,8 @@
 extern const char *const predict_input_names[];
 /* The names as one comma-separated line, for error messages. */
 extern const char predict_input_list[];
+/* The index of name in predict_input_names, or -1 when it is not one. */
+int predict_input_index(const char *name);
 
 struct user_batch {
 	struct model_data d;       /* the frame served; tiers filled by user_batch_finish */

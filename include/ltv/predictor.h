@@ -17,25 +17,8 @@
 #include "ltv/method.h"
 #include "ltv/strmap.h"
 
-#define METHOD_COUNT 7
 #define PREDICTOR_MAX_HORIZONS 16
 #define SEGMENT_CUTS 3
-#define METHOD_GLOBAL_MEDIAN (-1) /* "method" index when the last fallback served */
-/* "method" index of the blend: a convex mix of the methods' revenue to come, per tier */
-#define METHOD_BLEND (-2)
-/* Array slots for counting what served: every method, the global median, the blend. */
-#define METHOD_SLOTS (METHOD_COUNT + 2)
-
-/* The methods in table order: hurdle, multiplier, curves, lookalike, semantic, bgnbd,
- * pareto_nbd. */
-extern const struct method *const method_table[METHOD_COUNT];
-/* Index of a method by name ("blend": METHOD_BLEND), or -1. */
-int method_index(const char *name);
-/* The name of a method index: "global_median" for METHOD_GLOBAL_MEDIAN, "blend" for METHOD_BLEND. */
-const char *method_name(int index);
-/* The counting slot of a method index (0 .. METHOD_SLOTS - 1) and back. */
-int method_slot(int index);
-int method_of_slot(int slot);
 
 struct predictor {
 	const struct config *cfg;

@@ -181,6 +181,14 @@ int registry_meta_set(struct registry *reg, const char *key, const char *value,
 /* Returns a new string (caller frees), or NULL with LTV_ENOTFOUND. */
 int registry_meta_get(struct registry *reg, const char *key, char **out_value,
 		      struct ltv_err *err);
+/*
+ * The as_of a command uses when it is given none: the time of the latest
+ * ingested event (meta max_event_time, which ingest keeps). LTV_EUSAGE saying
+ * to ingest events or pass --as-of when there is none yet; LTV_EREGISTRY when
+ * the stored value is not a time. Every command reads it here, so they agree
+ * on the default and on the message.
+ */
+int registry_default_as_of(struct registry *reg, int64_t *out, struct ltv_err *err);
 
 /* ---- ingested data ---- */
 

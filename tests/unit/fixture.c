@@ -9,6 +9,7 @@
 
 #include "ltv/generate.h"
 #include "ltv/stage.h"
+#include "ltv/stage_io.h"
 
 void test_set(struct config *cfg, const char *fmt, ...)
 {

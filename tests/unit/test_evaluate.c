@@ -1,5 +1,5 @@
 /*
- * Unit tests for `ltvpipe evaluate` (pipeline/evaluate.c, eval_baselines.c,
+ * Unit tests for `ltvpipe evaluate` (cli/evaluate.c, eval_baselines.c,
  * eval_report.c, the evaluations table of registry_versions.c): the metric plumbing
  * against hand-computed values, baselines a and b on a hand-made frame, the
  * registry round trip, and the backtest's one promise — nothing after T

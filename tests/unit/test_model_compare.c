@@ -1,5 +1,5 @@
 /*
- * Two model versions on the same users (pipeline/model_compare.c) and the
+ * Two model versions on the same users (serving/model_compare.c) and the
  * auto-promotion that uses it (calibrate.c move_aliases), on one generated
  * sample of 20,000 users; models trained as of 2025-06-01 and the data run to
  * 2025-09-05, so users installed after 2025-06-01 have a known ltv_30.

@@ -444,6 +444,30 @@ static void test_rollback_leaves_no_trace(void **state)
 	test_scratch_free(dir);
 }
 
+/* One reader of the default as_of for every command: none yet, a time, and a broken value. */
+static void test_default_as_of(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	int64_t as_of = 42;
+
+	(void)state;
+	assert_int_equal(registry_default_as_of(reg, &as_of, &err), LTV_EUSAGE);
+	assert_int_equal(as_of, 42);
+	assert_non_null(strstr(err.msg, "no events yet"));
+	assert_non_null(strstr(err.msg, "--as-of DATE"));
+	assert_int_equal(registry_meta_set(reg, "max_event_time", "1735689600", &err), 0);
+	assert_int_equal(registry_default_as_of(reg, &as_of, &err), 0);
+	assert_int_equal(as_of, 1735689600);
+	assert_int_equal(registry_meta_set(reg, "max_event_time", "yesterday", &err), 0);
+	assert_int_equal(registry_default_as_of(reg, &as_of, &err), LTV_EREGISTRY);
+	assert_non_null(strstr(err.msg, "'yesterday' is not a time"));
+	registry_close(reg);
+	free(path);
+	test_scratch_free(dir);
+}
+
 static void test_meta(void **state)
 {
 	char *dir, *path = fresh_path(&dir);
@@ -788,6 +812,7 @@ int main(void)
 		cmocka_unit_test(test_blobs_exact),
 		cmocka_unit_test(test_rollback_leaves_no_trace),
 		cmocka_unit_test(test_meta),
+		cmocka_unit_test(test_default_as_of),
 		cmocka_unit_test(test_run_lock_between_processes),
 		cmocka_unit_test(test_sigkill_mid_transaction),
 		cmocka_unit_test(test_alias_noop_not_recorded),

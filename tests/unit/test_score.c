@@ -1,5 +1,5 @@
 /*
- * Unit tests for the scoring path (pipeline/score.c, predictor.c,
+ * Unit tests for the scoring path (cli/score.c, serving/predictor.c,
  * model_loader.c, model_commands.c) on a pipeline trained once on a small
  * generated sample: model references resolve to versions or fail naming
  * them, the method a campaign gets (its selection, semantic for a name the

@@ -1,5 +1,5 @@
 /*
- * serving_predict (pipeline/serving.c) on a model version trained on a small
+ * serving_predict (serving/serving.c) on a model version trained on a small
  * generated sample: per horizon H, a user aged a is served the observed ltv_H
  * (flagged observed) when a >= H, else the revenue so far plus the calibrated
  * revenue to come; predictions are additive (never below rev_to_date, with no

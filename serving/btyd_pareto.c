@@ -1,12 +1,12 @@
 /*
- * Stage and method pareto_nbd: Pareto/NBD for paying days (Schmittlein,
+ * The count model pareto_nbd: Pareto/NBD for paying days (Schmittlein,
  * Morrison & Colombo 1987, with the expressions of Fader, Hardie & Lee 2005)
- * with Gamma-Gamma spend, through the BTYD stage module
- * (include/ltv/btyd_stage.h). Unlike BG/NBD, a customer may drop out at any
- * time, not only right after a purchase.
+ * with Gamma-Gamma spend, through the BTYD model module
+ * (include/ltv/btyd_model.h; pipeline/btyd_stage.c fits it as a stage).
+ * Unlike BG/NBD, a customer may drop out at any time, not only right after
+ * a purchase.
  */
-#include "ltv/btyd_stage.h"
-#include "ltv/method.h"
+#include "ltv/btyd_model.h"
 #include "ltv/pareto_nbd.h"
 
 static int fit(const struct btyd_triples *t, void **out_model, struct ltv_err *err)
@@ -62,21 +62,16 @@ static void add_metrics(cJSON *o, const void *model)
 	cJSON_AddNumberToObject(o, "log_lik", m->log_lik);
 }
 
-static const struct btyd_count_model kind = {
+const struct btyd_count_model btyd_pareto_nbd_kind = {
 	.name = "pareto_nbd", .fit = fit, .outlook = outlook, .save = save, .load = load,
 	.free_model = free_model, .add_metrics = add_metrics,
 };
-
-int stage_pareto_nbd_run(struct stage_ctx *ctx)
-{
-	return btyd_stage_run(ctx, &kind);
-}
 
 static int method_load(struct registry *reg, const struct artefact_info *artefact,
 		       const struct config *cfg, void **out_state, struct ltv_err *err)
 {
 	(void)cfg;
-	return btyd_method_load(&kind, reg, artefact, out_state, err);
+	return btyd_method_load(&btyd_pareto_nbd_kind, reg, artefact, out_state, err);
 }
 
 const struct method method_pareto_nbd = {

@@ -1,0 +1,199 @@
+/*
+ * The buy-till-you-die models as stored and predicted with (contract in
+ * include/ltv/btyd_model.h); pipeline/btyd_stage.c fits and stores them.
+ *
+ * Artefact blobs: "<name>:index:" (magic, u64 count, then per fit its app
+ * name and u32 has-own-spend-model), "<name>:<app>" (the count model's own
+ * save format) and "gg:<app>" (gamma_gamma_save), app "*" being the pooled fit.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/blob.h"
+#include "ltv/btyd_model.h"
+#include "ltv/gamma_gamma.h"
+
+struct btyd_state *btyd_state_new(const struct btyd_count_model *kind)
+{
+	struct btyd_state *s = xcalloc(1, sizeof(*s));
+
+	s->kind = kind;
+	strmap_init(&s->index);
+	return s;
+}
+
+void btyd_method_free(void *state)
+{
+	struct btyd_state *s = state;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_fits; i++) {
+		free(s->fits[i].app);
+		s->kind->free_model(s->fits[i].count);
+		gamma_gamma_free(s->fits[i].gg);
+	}
+	free(s->fits);
+	strmap_release(&s->index);
+	free(s);
+}
+
+static const struct btyd_fit *fit_of(const struct btyd_state *s, const char *app)
+{
+	int64_t k;
+
+	return strmap_get(&s->index, app, &k) ? &s->fits[k] : &s->fits[0];
+}
+
+/* Row i's history, the fit of its app, and what the next `days` days hold. */
+static int row_outlook(const struct btyd_state *s, const struct model_data *d, size_t row,
+		       double days, double *out_future, double *out_p_alive, double *out_p_any,
+		       struct ltv_err *err)
+{
+	const double *app = frame_column(&d->frame, "app_code");
+	const struct btyd_fit *f = fit_of(s, d->apps[(size_t)app[row]]);
+	const struct gamma_gamma_model *gg = f->gg ? f->gg : s->fits[0].gg;
+	struct btyd_history h;
+	double purchases = 0, spend = 0;
+	int ret;
+
+	btyd_history_at_row_age(d, row, &h);
+	ret = s->kind->outlook(f->count, &h, fmax(days, 0) / BTYD_DAYS_PER_WEEK, &purchases,
+			       out_p_alive, out_p_any, err);
+	if (ret == 0 && out_future && purchases > 0)
+		ret = gamma_gamma_expected_spend(gg, h.x, h.m_x, &spend, err);
+	if (out_future)
+		*out_future = purchases * spend;
+	if (ret < 0)
+		return err_prefix(err, "%s: row %zu (x %g, t_x %g, T %g weeks)", s->kind->name, row,
+				  h.x, h.t_x, h.T);
+	return 0;
+}
+
+int btyd_method_predict(const void *state, const struct model_data *d, const size_t *rows,
+			size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
+			struct ltv_err *err)
+{
+	const struct btyd_state *s = state;
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
+
+	for (size_t i = 0; i < n; i++) {
+		double future, p_alive, p_any;
+		int ret;
+
+		if (s->n_fits == 0) { /* not fitted: nothing to say */
+			out_ltv[i] = NAN;
+			if (out_p_payer)
+				out_p_payer[i] = NAN;
+			continue;
+		}
+		ret = row_outlook(s, d, rows[i], (double)horizon - window[rows[i]], &future, &p_alive,
+				  &p_any, err);
+
+		if (ret < 0)
+			return ret;
+		out_ltv[i] = rev_window[rows[i]] + future;
+		if (out_p_payer)
+			out_p_payer[i] = p_any;
+	}
+	return 0;
+}
+
+int btyd_method_outlook(const void *state, const struct model_data *d, const size_t *rows,
+			size_t n, double days, double *out_p_alive, double *out_p_any,
+			struct ltv_err *err)
+{
+	const struct btyd_state *s = state;
+
+	for (size_t i = 0; i < n; i++) {
+		int ret = 0;
+
+		if (s->n_fits == 0)
+			out_p_alive[i] = out_p_any[i] = NAN;
+		else
+			ret = row_outlook(s, d, rows[i], days, NULL, &out_p_alive[i], &out_p_any[i], err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int get_blob(struct registry *reg, int64_t id, const char *kind, const char *app,
+		    void **out_data, size_t *out_len, struct ltv_err *err)
+{
+	char *key = xasprintf("%s:%s", kind, app);
+	int ret = registry_blob_get(reg, id, key, out_data, out_len, err);
+
+	free(key);
+	return ret;
+}
+
+/* Fit i's count model and (has_gg) spend model, from their blobs. */
+static int load_fit(struct btyd_state *s, struct registry *reg, int64_t id, size_t i, int has_gg,
+		    struct ltv_err *err)
+{
+	void *body = NULL;
+	size_t len;
+	int ret = get_blob(reg, id, s->kind->name, s->fits[i].app, &body, &len, err);
+
+	if (ret == 0)
+		ret = s->kind->load(body, len, &s->fits[i].count, err);
+	free(body);
+	body = NULL;
+	if (ret == 0 && has_gg) {
+		ret = get_blob(reg, id, "gg", s->fits[i].app, &body, &len, err);
+		if (ret == 0)
+			ret = gamma_gamma_load(body, len, &s->fits[i].gg, err);
+		free(body);
+	}
+	return ret;
+}
+
+int btyd_method_load(const struct btyd_count_model *kind, struct registry *reg,
+		     const struct artefact_info *artefact, void **out_state, struct ltv_err *err)
+{
+	struct btyd_state *s = btyd_state_new(kind);
+	char *index_kind = xasprintf("%s:index", kind->name);
+	struct blob_reader r;
+	void *data = NULL;
+	size_t len = 0;
+	uint32_t version;
+	uint64_t n = 0;
+	int ret = get_blob(reg, artefact->id, index_kind, "", &data, &len, err);
+
+	if (ret == 0) {
+		blob_reader_init(&r, data, len);
+		ret = blob_get_header(&r, BTYD_INDEX_MAGIC, 1, &version, err);
+	}
+	if (ret == 0) {
+		n = blob_get_u64(&r);
+		if (r.failed || n > len)
+			ret = err_set(err, LTV_EINVAL, "%s index blob: bad count", kind->name);
+	}
+	if (ret == 0)
+		s->fits = xcalloc(n, sizeof(*s->fits));
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		int has_gg;
+
+		s->n_fits = i + 1;
+		s->fits[i].app = blob_get_str(&r);
+		has_gg = blob_get_u32(&r) != 0;
+		ret = blob_reader_status(&r, "btyd index", err);
+		if (ret == 0)
+			ret = load_fit(s, reg, artefact->id, i, has_gg, err);
+		if (ret == 0 && i > 0)
+			strmap_put(&s->index, s->fits[i].app, (int64_t)i);
+	}
+	if (ret == 0 && n > 0 && !s->fits[0].gg)
+		ret = err_set(err, LTV_EINVAL, "%s: the pooled fit has no spend model", kind->name);
+	free(data);
+	free(index_kind);
+	if (ret < 0) {
+		btyd_method_free(s);
+		return err_prefix(err, "%s v%lld", kind->name, (long long)artefact->version);
+	}
+	*out_state = s;
+	return 0;
+}
