@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ltv/evaluate.h"
+#include "ltv/model_data.h"
 #include "ltv/serving.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
@@ -353,7 +354,7 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 
 	char label[32];
 
-	snprintf(label, sizeof(label), "ltv_%lld", (long long)horizon);
+	label_name(horizon, label, sizeof(label));
 	actual = frame_column(actual_frame, label);
 	memset(eh, 0, sizeof(*eh));
 	eh->horizon = horizon;

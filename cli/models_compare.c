@@ -1,7 +1,7 @@
 /*
- * `ltvpipe models compare A B` (two versions on the same users,
- * include/ltv/model_compare.h): its text and JSON output. The subcommand's
- * options and registry are models_cli.c's table's.
+ * `ltvpipe models compare A B`: two versions on the same users
+ * (include/ltv/model_compare.h), printed as text or JSON. The models
+ * subcommand table is cli/models_cli.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +11,6 @@
 
 #include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
-#include "ltv/score.h"
 #include "ltv/timeutil.h"
 
 static cJSON *number_or_null(double v)
@@ -82,6 +81,8 @@ static void print_text(const struct compare_result *r, FILE *out)
 		? "B is better: lower campaign WAPE with p < 0.05"
 		: "no significant improvement of B over A in campaign WAPE (p >= 0.05 or B not lower)");
 }
+
+/* ---- ltvpipe models compare ---- */
 
 int models_compare(const struct config *cfg, struct registry *reg, const struct compare_options *opts,
 		   FILE *out, struct ltv_err *err)

@@ -68,6 +68,45 @@ static int beats_raw(const struct calibration *cal, const double *pred, const do
 	return n > 0 && cv < raw / (double)n;
 }
 
+/*
+ * Whether the calibration lowers the summed campaign error of the revenue to
+ * come (sum over campaigns of at least min_users rows of |predicted -
+ * actual| totals) on the rows it was fitted on. The per-user check
+ * (beats_raw) is not enough: a fit that lowers the users' squared error can
+ * move every campaign total the wrong way (generated seed 7: validation
+ * campaign WAPE 0.094 raw, 0.260 calibrated). Measured in sample, which
+ * favours the calibration, so a calibration that fails here would fail held
+ * out too.
+ */
+static int beats_raw_campaigns(const struct calibration *cal, const struct model_data *d,
+			       const size_t *rows, const double *pred, const double *actual,
+			       size_t n, size_t min_users)
+{
+	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	double *raw = xcalloc(n_cohorts + 1, sizeof(double)), *cald = xcalloc(n_cohorts + 1, sizeof(double));
+	size_t *count = xcalloc(n_cohorts + 1, sizeof(size_t));
+	double err_raw = 0, err_cal = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const size_t c = model_data_cohort(d, rows[i]);
+		double v;
+
+		calibration_apply(cal, &pred[i], 1, &v);
+		raw[c] += pred[i] - actual[i];
+		cald[c] += fmax(v, 0.0) - actual[i];
+		count[c]++;
+	}
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (count[c] >= min_users) {
+			err_raw += fabs(raw[c]);
+			err_cal += fabs(cald[c]);
+		}
+	free(raw);
+	free(cald);
+	free(count);
+	return err_cal < err_raw;
+}
+
 /* Fits one (tier, horizon); stores its body and table row. *out_cal is NULL for identity. */
 static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		   int tier, int64_t horizon, struct calibration **out_cal,
@@ -107,8 +146,10 @@ static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const stru
 	ret = calibration_fit_best(&param, out_row->anchor, pred, actual, s.n_valid, out_cal, &ctx->err);
 	if (ret < 0)
 		goto out;
-	if (!beats_raw(*out_cal, pred, actual, s.n_valid)) {
-		/* Held-out folds say it would make things worse: not applied. */
+	if (!beats_raw(*out_cal, pred, actual, s.n_valid) ||
+	    !beats_raw_campaigns(*out_cal, d, s.valid, pred, actual, s.n_valid,
+				 (size_t)ctx->cfg->select.min_validation_users)) {
+		/* Held-out folds or campaign totals say it would make things worse: not applied. */
 		out_row->mse_anchor = (*out_cal)->cv_mse_anchor;
 		out_row->mse_isotonic = (*out_cal)->cv_mse_isotonic;
 		calibration_free(*out_cal);
@@ -202,6 +243,9 @@ static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct
 		cJSON_AddNumberToObject(o, "buckets", (double)p->band[h].n_buckets);
 		cJSON_AddNumberToObject(o, "campaign_ratio_lo", p->band[h].group_lo);
 		cJSON_AddNumberToObject(o, "campaign_ratio_hi", p->band[h].group_hi);
+		cJSON_AddNumberToObject(o, "campaign_tau2", p->band[h].group_tau2);
+		cJSON_AddNumberToObject(o, "campaign_noise_k", p->band[h].group_k);
+		cJSON_AddNumberToObject(o, "campaign_q", p->band[h].group_q);
 		cJSON_AddNumberToObject(o, "campaigns", (double)p->band[h].n_groups);
 	}
 	return ret;

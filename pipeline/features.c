@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/feature_build.h"
+#include "ltv/model_data.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
@@ -162,7 +163,7 @@ static void learn_encodings(const struct config *cfg, struct frame *f, const dou
 	const double *y;
 	double *app_ltv_rows, *campaign_ltv_rows, *campaign_payer_rows, *log_n_rows;
 
-	snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.target_horizon);
+	label_name(cfg->features.target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < n; i++) {
 		cohort[i] = app[i] * (double)e->n_campaigns + campaign[i];
@@ -219,7 +220,7 @@ static void add_metrics(struct stage_ctx *ctx, const struct frame *f,
 	char name[48], iso[32];
 	const double *y;
 
-	snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.target_horizon);
+	label_name(cfg->features.target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < f->n_rows; i++) {
 		n_split[(int)split[i]] += user_rep[i];

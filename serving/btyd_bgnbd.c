@@ -70,6 +70,7 @@ static int method_load(struct registry *reg, const struct artefact_info *artefac
 const struct method method_bgnbd = {
 	.name = "bgnbd",
 	.any_age = 1,
+	.user_at_age = 1,
 	.load = method_load,
 	.predict = btyd_method_predict,
 	.free_state = btyd_method_free,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ltv/blob.h"
+#include "ltv/model_data.h"
 #include "ltv/feature_build.h"
 #include "ltv/hash.h"
 #include "ltv/strmap.h"
@@ -144,7 +145,7 @@ static void add_row_columns(const struct config *cfg, struct frame *f, struct ro
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
 		char name[32];
 
-		snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.horizons.v[h]);
+		label_name(cfg->features.horizons.v[h], name, sizeof(name));
 		c->ltv[h] = frame_add_column(f, name);
 	}
 }

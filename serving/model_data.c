@@ -62,11 +62,16 @@ double model_data_weight(const struct model_data *d, size_t row)
 	return w ? w[row] : 1.0;
 }
 
+void label_name(int64_t horizon, char *out, size_t size)
+{
+	snprintf(out, size, "ltv_%lld", (long long)horizon);
+}
+
 const double *model_data_label(const struct model_data *d, int64_t horizon)
 {
-	char name[32];
+	char name[LABEL_NAME_MAX];
 
-	snprintf(name, sizeof(name), "ltv_%lld", (long long)horizon);
+	label_name(horizon, name, sizeof(name));
 	return frame_column(&d->frame, name);
 }
 

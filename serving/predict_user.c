@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ltv/predict_user.h"
+#include "ltv/model_data.h"
 
 /* The base columns a features frame has, with what an unknown value defaults to. */
 static const struct { const char *name; double def; } base_columns[] = {
@@ -70,7 +71,7 @@ void user_batch_init(struct user_batch *b, const struct loaded_model *m, size_t 
 	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
 		char name[32];
 
-		snprintf(name, sizeof(name), "ltv_%lld", (long long)cfg->features.horizons.v[h]);
+		label_name(cfg->features.horizons.v[h], name, sizeof(name));
 		col = frame_add_column(&b->d.frame, name);
 		for (size_t i = 0; i < n; i++)
 			col[i] = NAN;

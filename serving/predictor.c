@@ -21,62 +21,105 @@ static const char *const fallback_order[] = { "hurdle", "multiplier", "bgnbd", "
 #define CALIBRATION_KEY "cal:t%d:h%lld"
 
 #define BLEND_MAGIC "LTVBLND1"
+#define CHOICES_MAGIC "LTVCHOI1"
 
+/*
+ * Blend weights, per horizon (v2; v1 had the target horizon's only, which
+ * then serves every horizon): u32 number of horizons, then per horizon its
+ * days, u32 own, and per tier u32 has_blend and the weights by method name.
+ */
 uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len)
 {
+	const struct int_list *hz = &p->cfg->features.horizons;
 	struct blob_writer w;
 
 	blob_writer_init(&w);
-	blob_put_header(&w, BLEND_MAGIC, 1);
-	for (int t = 0; t < 4; t++) {
-		blob_put_u32(&w, (uint32_t)p->has_blend[t]);
-		/* By name, so a method table that grows cannot shift the weights. */
-		for (int m = 0; m < METHOD_COUNT; m++) {
-			blob_put_str(&w, method_table[m]->name);
-			blob_put_f64(&w, p->blend_weight[t][m]);
+	blob_put_header(&w, BLEND_MAGIC, 2);
+	blob_put_u32(&w, (uint32_t)hz->n);
+	for (size_t h = 0; h < hz->n; h++) {
+		const struct predictor_choices *c = &p->choice[h];
+
+		blob_put_u64(&w, (uint64_t)hz->v[h]);
+		blob_put_u32(&w, (uint32_t)c->own);
+		for (int t = 0; t < 4; t++) {
+			blob_put_u32(&w, (uint32_t)c->has_blend[t]);
+			/* By name, so a method table that grows cannot shift the weights. */
+			for (int m = 0; m < METHOD_COUNT; m++) {
+				blob_put_str(&w, method_table[m]->name);
+				blob_put_f64(&w, c->blend_weight[t][m]);
+			}
 		}
 	}
 	return blob_writer_detach(&w, out_len);
 }
 
-static int load_blend(struct predictor *p, const void *data, size_t len, struct ltv_err *err)
+static int load_tier_weights(struct predictor_choices *c, struct blob_reader *r,
+			     struct ltv_err *err)
 {
-	struct blob_reader r;
-	uint32_t version;
-	int ret;
+	int ret = 0;
 
-	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, BLEND_MAGIC, 1, &version, err);
 	for (int t = 0; t < 4 && ret == 0; t++) {
-		p->has_blend[t] = blob_get_u32(&r) != 0;
+		c->has_blend[t] = blob_get_u32(r) != 0;
 		for (int k = 0; k < METHOD_COUNT && ret == 0; k++) {
-			char *name = blob_get_str(&r);
-			double w = blob_get_f64(&r);
+			char *name = blob_get_str(r);
+			double w = blob_get_f64(r);
 			int m = name ? method_index(name) : -1;
 
-			if (r.failed || m < 0 || !(w >= 0 && w <= 1))
+			if (r->failed || m < 0 || !(w >= 0 && w <= 1))
 				ret = err_set(err, LTV_EINVAL, "blend weights blob: truncated or corrupt");
 			else
-				p->blend_weight[t][m] = w;
+				c->blend_weight[t][m] = w;
 			free(name);
 		}
 	}
 	return ret;
 }
 
-/* The weights a row of this tier's blend uses. */
-static const double *blend_weights_of(const struct predictor *p, int tier)
+static int load_blend(struct predictor *p, const void *data, size_t len, struct ltv_err *err)
 {
-	return p->blend_weight[tier >= 1 && tier <= 3 && p->has_blend[tier] ? tier : 0];
+	struct blob_reader r;
+	uint32_t version, n;
+	int ret;
+
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, BLEND_MAGIC, 2, &version, err);
+	if (ret < 0 || version == 1)
+		return ret < 0 ? ret : load_tier_weights(&p->choice[p->target_h], &r, err);
+	n = blob_get_u32(&r);
+	for (uint32_t k = 0; k < n && ret == 0; k++) {
+		const int h = predictor_horizon_index(p->cfg, (int64_t)blob_get_u64(&r));
+		const int own = blob_get_u32(&r) != 0;
+		struct predictor_choices scratch = { 0 };
+		struct predictor_choices *c = h >= 0 ? &p->choice[h] : &scratch;
+
+		if (r.failed)
+			return err_set(err, LTV_EINVAL, "blend weights blob: truncated or corrupt");
+		ret = load_tier_weights(c, &r, err);
+		if (own && h >= 0)
+			c->own = 1;
+	}
+	return ret;
 }
 
-double predictor_blend(const struct predictor *p, int tier, const double *by_method,
+const struct predictor_choices *predictor_choices_at(const struct predictor *p, int h)
+{
+	return &p->choice[h >= 0 && h < PREDICTOR_MAX_HORIZONS && p->choice[h].own ? h : p->target_h];
+}
+
+/* The weights a row of this tier's blend uses. */
+static const double *blend_weights_of(const struct predictor_choices *c, int tier)
+{
+	return c->blend_weight[tier >= 1 && tier <= 3 && c->has_blend[tier] ? tier : 0];
+}
+
+double predictor_blend(const struct predictor *p, int h, int tier, const double *by_method,
 		       double rev_window)
 {
-	const double *w = blend_weights_of(p, tier);
+	const struct predictor_choices *c = predictor_choices_at(p, h);
+	const double *w = blend_weights_of(c, tier);
 	double sum = 0;
 
-	if (!p->has_blend[0])
+	if (!c->has_blend[0])
 		return NAN;
 	/*
 	 * A weighted method with nothing for this row makes it another blend than
@@ -105,9 +148,12 @@ void predictor_init(struct predictor *p, const struct config *cfg)
 {
 	memset(p, 0, sizeof(*p));
 	p->cfg = cfg;
-	strmap_init(&p->cohort_method);
-	for (int t = 0; t < 4; t++)
-		p->tier_default[t] = 0;
+	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
+		strmap_init(&p->choice[h].cohort_method);
+	p->target_h = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	if (p->target_h < 0)
+		p->target_h = 0;
+	p->choice[p->target_h].own = 1;
 }
 
 void predictor_release(struct predictor *p)
@@ -118,7 +164,10 @@ void predictor_release(struct predictor *p)
 	for (int t = 0; t < 4; t++)
 		for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
 			calibration_free(p->cal[t][h]);
-	strmap_release(&p->cohort_method);
+	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
+		predictor_choices_reset(p, h);
+		strmap_release(&p->choice[h].cohort_method);
+	}
 	memset(p, 0, sizeof(*p));
 }
 
@@ -140,15 +189,119 @@ static void cohort_key(const char *app, const char *campaign, char *buf, size_t 
 	snprintf(buf, size, "%s\x1f%s", app, campaign);
 }
 
-void predictor_choose(struct predictor *p, const char *app, const char *campaign, int method)
+void predictor_choose(struct predictor *p, int h, const char *app, const char *campaign,
+		      int method)
 {
 	char key[1024];
 	int64_t old;
 
+	struct predictor_choices *c = &p->choice[h];
+	size_t n = c->n_cohorts;
+
 	cohort_key(app, campaign, key, sizeof(key));
-	if (strmap_get(&p->cohort_method, key, &old))
+	if (strmap_get(&c->cohort_method, key, &old))
 		return; /* first choice wins; the selection never names a cohort twice */
-	strmap_put(&p->cohort_method, key, method);
+	strmap_put(&c->cohort_method, key, method);
+	c->cohort_app = xrealloc(c->cohort_app, (n + 1) * sizeof(char *));
+	c->cohort_campaign = xrealloc(c->cohort_campaign, (n + 1) * sizeof(char *));
+	c->cohort_choice = xrealloc(c->cohort_choice, (n + 1) * sizeof(int));
+	c->cohort_app[n] = xstrdup(app);
+	c->cohort_campaign[n] = xstrdup(campaign);
+	c->cohort_choice[n] = method;
+	c->n_cohorts = n + 1;
+}
+
+void predictor_choices_reset(struct predictor *p, int h)
+{
+	struct predictor_choices *c = &p->choice[h];
+
+	strmap_release(&c->cohort_method);
+	for (size_t k = 0; k < c->n_cohorts; k++) {
+		free(c->cohort_app[k]);
+		free(c->cohort_campaign[k]);
+	}
+	free(c->cohort_app);
+	free(c->cohort_campaign);
+	free(c->cohort_choice);
+	memset(c, 0, sizeof(*c));
+	strmap_init(&c->cohort_method);
+}
+
+/* Reads predictor_save_choices' blob: those horizons then serve with their own choices. */
+static int load_choices(struct predictor *p, const void *data, size_t len, struct ltv_err *err)
+{
+	struct blob_reader r;
+	uint32_t version, n;
+	int ret;
+
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, CHOICES_MAGIC, 1, &version, err);
+	n = ret == 0 ? blob_get_u32(&r) : 0;
+	for (uint32_t k = 0; k < n && ret == 0; k++) {
+		const int h = predictor_horizon_index(p->cfg, (int64_t)blob_get_u64(&r));
+		uint64_t n_cohorts;
+
+		if (h < 0 || h == p->target_h)
+			return err_set(err, LTV_EINVAL, "choices blob: a horizon that is not configured");
+		p->choice[h].own = 1;
+		for (int t = 1; t <= 3 && ret == 0; t++) {
+			char *name = blob_get_str(&r);
+
+			p->choice[h].tier_default[t] = name ? method_index(name) : -1;
+			free(name);
+		}
+		n_cohorts = blob_get_u64(&r);
+		if (r.failed || n_cohorts > len)
+			return err_set(err, LTV_EINVAL, "choices blob: truncated or corrupt");
+		for (uint64_t c = 0; c < n_cohorts && ret == 0; c++) {
+			char *app = blob_get_str(&r), *campaign = blob_get_str(&r), *name = blob_get_str(&r);
+			int m = name ? method_index(name) : -1;
+
+			if (r.failed || !app || !campaign || (m < 0 && m != METHOD_BLEND))
+				ret = err_set(err, LTV_EINVAL, "choices blob: truncated or corrupt");
+			else
+				predictor_choose(p, h, app, campaign, m);
+			free(app);
+			free(campaign);
+			free(name);
+		}
+	}
+	return ret < 0 ? ret : blob_reader_status(&r, "choices blob", err);
+}
+
+/*
+ * Every non-target horizon with choices of its own: u32 count, then per
+ * horizon its days, the tier defaults of tiers 1..3 by name, u64 cohorts and
+ * per cohort app, campaign and method name. (The target horizon's choices
+ * are the method_selection table, with every candidate's error.)
+ */
+uint8_t *predictor_save_choices(const struct predictor *p, size_t *out_len)
+{
+	const struct int_list *hz = &p->cfg->features.horizons;
+	struct blob_writer w;
+	uint32_t n_own = 0;
+
+	for (size_t h = 0; h < hz->n; h++)
+		n_own += (int)h != p->target_h && p->choice[h].own;
+	blob_writer_init(&w);
+	blob_put_header(&w, CHOICES_MAGIC, 1);
+	blob_put_u32(&w, n_own);
+	for (size_t h = 0; h < hz->n; h++) {
+		const struct predictor_choices *c = &p->choice[h];
+
+		if ((int)h == p->target_h || !c->own)
+			continue;
+		blob_put_u64(&w, (uint64_t)hz->v[h]);
+		for (int t = 1; t <= 3; t++)
+			blob_put_str(&w, method_name(c->tier_default[t]));
+		blob_put_u64(&w, c->n_cohorts);
+		for (size_t k = 0; k < c->n_cohorts; k++) {
+			blob_put_str(&w, c->cohort_app[k]);
+			blob_put_str(&w, c->cohort_campaign[k]);
+			blob_put_str(&w, method_name(c->cohort_choice[k]));
+		}
+	}
+	return blob_writer_detach(&w, out_len);
 }
 
 int predictor_load_selection(struct predictor *p, struct registry *reg,
@@ -171,9 +324,9 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 			break;
 		}
 		if (strcmp(rows[i].app_id, "*") == 0 && rows[i].tier >= 1 && rows[i].tier <= 3)
-			p->tier_default[rows[i].tier] = m;
-		else
-			predictor_choose(p, rows[i].app_id, rows[i].campaign, m);
+			p->choice[p->target_h].tier_default[rows[i].tier] = m;
+		else if (rows[i].selected)
+			predictor_choose(p, p->target_h, rows[i].app_id, rows[i].campaign, m);
 	}
 	selection_rows_free(rows, n);
 	if (ret == 0)
@@ -196,6 +349,13 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 		ret = registry_blob_get(reg, select->id, "blend", &data, &len, err);
 	if (ret == 0)
 		ret = load_blend(p, data, len, err);
+	free(data);
+	data = NULL;
+	/* Older select artefacts have no choices of their own for other horizons. */
+	if (ret == 0 && (ret = registry_blob_get(reg, select->id, "choices", &data, &len, err)) == 0)
+		ret = load_choices(p, data, len, err);
+	else if (ret == LTV_ENOTFOUND)
+		ret = 0;
 	free(data);
 	return ret;
 }
@@ -226,8 +386,10 @@ int predictor_load_calibration(struct predictor *p, struct registry *reg,
 	return 0;
 }
 
-int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row)
+int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row,
+			    int h)
 {
+	const struct predictor_choices *c = predictor_choices_at(p, h);
 	const double *app = frame_column(&d->frame, "app_code");
 	const double *campaign = frame_column(&d->frame, "campaign_code");
 	char key[1024];
@@ -240,14 +402,14 @@ int predictor_chosen_method(const struct predictor *p, const struct model_data *
 	if (!*name)
 		return METHOD_GLOBAL_MEDIAN;
 	cohort_key(d->apps[(size_t)app[row]], name, key, sizeof(key));
-	if (strmap_get(&p->cohort_method, key, &m))
+	if (strmap_get(&c->cohort_method, key, &m))
 		return (int)m;
 	/*
 	 * A campaign the selection never saw: its users' own behaviour is known, so
 	 * its tier's best method serves them (tier 3 when the model has never seen
 	 * the campaign); semantic, which knows only the name, stays in the chain.
 	 */
-	return p->tier_default[tier >= 1 && tier <= 3 ? tier : 3];
+	return c->tier_default[tier >= 1 && tier <= 3 ? tier : 3];
 }
 
 /*
@@ -413,6 +575,7 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const int h = predictor_horizon_index(p->cfg, horizon);
+	const struct predictor_choices *choices = predictor_choices_at(p, h);
 	double *pred[METHOD_COUNT] = { 0 }, *p_payer = xmalloc(alloc * sizeof(double));
 	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
 	int *chosen = xmalloc(alloc * sizeof(int)), ret = 0;
@@ -437,11 +600,11 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 	}
 	for (size_t i = 0; i < n; i++) {
 		p_payer[i] = NAN;
-		chosen[i] = predictor_chosen_method(p, d, rows[i]);
+		chosen[i] = predictor_chosen_method(p, d, rows[i], h);
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
-		else if (chosen[i] == METHOD_BLEND && p->has_blend[0]) {
-			const double *w = blend_weights_of(p, d->tier ? (int)d->tier[rows[i]] : 3);
+		else if (chosen[i] == METHOD_BLEND && choices->has_blend[0]) {
+			const double *w = blend_weights_of(choices, d->tier ? (int)d->tier[rows[i]] : 3);
 
 			for (int m = 0; m < METHOD_COUNT; m++)
 				want[m][i] |= w[m] > 0;
@@ -460,7 +623,7 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 
 			for (int k = 0; k < METHOD_COUNT; k++)
 				by_method[k] = pred[k][i];
-			out_ltv[i] = predictor_blend(p, d->tier ? (int)d->tier[rows[i]] : 3, by_method,
+			out_ltv[i] = predictor_blend(p, h, d->tier ? (int)d->tier[rows[i]] : 3, by_method,
 						     rev_window[rows[i]]);
 		}
 		if (m == METHOD_GLOBAL_MEDIAN)

@@ -24,14 +24,11 @@ const char *serving_risk_segment(double p_alive)
 void serving_campaign_interval(const struct loaded_model *m, size_t h, double revenue,
 			       double future, double *out_lo, double *out_hi)
 {
-	const struct conformal *band = &m->pred.band[h];
+	double lo, hi;
 
-	if (band->n_buckets == 0 || isnan(band->group_lo)) {
-		*out_lo = *out_hi = NAN;
-		return;
-	}
-	*out_lo = revenue - future + future * band->group_lo;
-	*out_hi = revenue - future + future * band->group_hi;
+	conformal_group(&m->pred.band[h], future, &lo, &hi);
+	*out_lo = revenue - future + lo;
+	*out_hi = revenue - future + hi;
 }
 
 /* The band of each row at horizon index h: observed values are exact. */
@@ -170,7 +167,7 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 			for (size_t i = 0; i < n; i++) {
 				out->method[i] = served[i];
 				out->fallback[i] = served[i] !=
-						   predictor_chosen_method(&m->pred, d, rows[i]);
+						   predictor_chosen_method(&m->pred, d, rows[i], (int)h);
 			}
 		}
 		predictor_calibrate(&m->pred, d, rows, n, horizon, seen_rows, v);

@@ -30,6 +30,12 @@ struct method {
 	 * snapshots around it (predictor_predict_raw).
 	 */
 	int any_age;
+	/*
+	 * 1: each user's own history is modelled at the user's exact age (BTYD);
+	 * curves is any_age too, but one curve serves a whole cohort. select
+	 * prefers such a method on a tie with a snapshot method (select.c).
+	 */
+	int user_at_age;
 	/* Loads the artefact's bodies; *out_state is freed with free_state. */
 	int (*load)(struct registry *reg, const struct artefact_info *artefact,
 		    const struct config *cfg, void **out_state, struct ltv_err *err);

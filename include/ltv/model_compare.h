@@ -63,6 +63,16 @@ int compare_b_is_better(const struct compare_result *r);
 /* One line with the users, both WAPEs, the difference, its interval and p (for alias_history). */
 void compare_summary(const struct compare_result *r, char *buf, size_t size);
 
+struct compare_options {
+	const char *a, *b;  /* model versions: numbers or aliases */
+	int64_t as_of;      /* INT64_MIN: the latest event */
+	int64_t horizon;    /* 0: A's target horizon */
+	int json;           /* print compare_json instead of the text */
+};
+
+/* `ltvpipe models compare A B` on reg (open for reading), printed to out (cli/models_compare.c). */
+int models_compare(const struct config *cfg, struct registry *reg, const struct compare_options *opts,
+		   FILE *out, struct ltv_err *err);
 
 /*
  * After `ltvpipe run`: when the run made a model version, says which alias it

@@ -52,6 +52,13 @@ double model_data_weight(const struct model_data *d, size_t row);
  * unweighted metrics over the result are exactly the weighted ones.
  */
 void model_data_expand_by_weight(const struct model_data *d, size_t **rows, size_t *n);
+/* Longest label name label_name writes, with its NUL. */
+#define LABEL_NAME_MAX 32
+/*
+ * The one place the label column of a horizon is named: "ltv_<H>" (features
+ * write it, models, evaluate and predict read it).
+ */
+void label_name(int64_t horizon, char *out, size_t size);
 /* The frame column ltv_<H>, or NULL when H is not a configured horizon. */
 const double *model_data_label(const struct model_data *d, int64_t horizon);
 

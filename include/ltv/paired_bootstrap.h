@@ -61,4 +61,20 @@ int paired_bootstrap(const double *actual, const double *pred_a, const double *p
 
 const char *paired_metric_name(enum paired_metric m);
 
+/*
+ * How sure is it that B's campaign errors are below A's? For choosing a
+ * method (select), where users are many rows each and only campaign totals
+ * matter. resid_a[u] and resid_b[u] are user u's prediction minus actual,
+ * summed over the user's rows; users are grouped by campaign, campaign g
+ * holding users group_start[g] .. group_start[g + 1] - 1. Each resample
+ * draws, within every campaign, as many users as it has with replacement
+ * (the same users for A and B), and B wins it when
+ * sum_g |sum resid_b| < sum_g |sum resid_a|. Returns the share of the
+ * n_resamples resamples B wins (0 when there is no user): 0.95 or more is a
+ * one-sided test of "B is no better" at 5%. Deterministic for a seed.
+ */
+double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
+				  const size_t *group_start, size_t n_groups, size_t n_resamples,
+				  uint64_t seed);
+
 #endif

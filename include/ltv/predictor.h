@@ -20,21 +20,38 @@
 #define PREDICTOR_MAX_HORIZONS 16
 #define SEGMENT_CUTS 3
 
+/*
+ * What select chose for one horizon: the method per (app, campaign), per
+ * tier for the campaigns it did not judge, and the blend's weights per tier
+ * (0: over every tier, the fallback of a tier without its own): revenue to
+ * come = sum_m w[m] * method m's; has_blend 0 when not fitted.
+ */
+struct predictor_choices {
+	int own;                             /* 0: the target horizon's choices serve this one */
+	struct strmap cohort_method;         /* "app\x1f" "campaign" → method index */
+	int tier_default[4];                 /* per tier 1..3 */
+	double blend_weight[4][METHOD_COUNT];
+	int has_blend[4];
+	/* The cohort choices in the order made (for saving): app, campaign, method. */
+	char **cohort_app, **cohort_campaign;
+	int *cohort_choice;
+	size_t n_cohorts;
+};
+
 struct predictor {
 	const struct config *cfg;
 	void *states[METHOD_COUNT];          /* loaded methods; owned */
-	struct strmap cohort_method;         /* "app\x1f" "campaign" → method index */
-	int tier_default[4];                 /* per tier 1..3 */
+	/*
+	 * Per horizon index. select judges every horizon that has validation
+	 * labels on its own (a method that is best at 30 days can be far off at
+	 * 90); a horizon without any (CDNOW at 365 days: no user is that old) is
+	 * served by the target horizon's choices.
+	 */
+	struct predictor_choices choice[PREDICTOR_MAX_HORIZONS];
+	int target_h;                        /* index of the target horizon */
 	double global_median[PREDICTOR_MAX_HORIZONS];
 	struct calibration *cal[4][PREDICTOR_MAX_HORIZONS]; /* NULL: identity; owned */
 	double segment_cut[SEGMENT_CUTS]; /* target-horizon LTV where Medium, High, VIP start */
-	/*
-	 * Blend weights per tier (0: over every tier, the fallback of a tier
-	 * without its own): revenue to come = sum_m w[m] * method m's. Fitted by
-	 * select on the validation cohorts; has_blend 0 when not fitted.
-	 */
-	double blend_weight[4][METHOD_COUNT];
-	int has_blend[4];
 	/* 80% bands of the revenue still to come, per horizon; n_buckets 0: none */
 	struct conformal band[PREDICTOR_MAX_HORIZONS];
 };
@@ -62,20 +79,34 @@ int predictor_load_segments(struct predictor *p, struct registry *reg,
 /* "Low", "Medium", "High" or "VIP" for a target-horizon LTV. */
 const char *predictor_segment(const struct predictor *p, double ltv_target);
 
+/* The choices that serve horizon index h (its own, or the target horizon's). */
+const struct predictor_choices *predictor_choices_at(const struct predictor *p, int h);
 /*
- * The blend of a row of the given tier from each method's prediction
- * (by_method[m], NaN where a method has none) and the row's rev_window: NaN
- * when a method with weight has no prediction, or no blend was fitted.
+ * The blend at horizon index h of a row of the given tier from each method's
+ * prediction (by_method[m], NaN where a method has none) and the row's
+ * rev_window: NaN when a method with weight has no prediction, or no blend
+ * was fitted.
  */
-double predictor_blend(const struct predictor *p, int tier, const double *by_method,
+double predictor_blend(const struct predictor *p, int h, int tier, const double *by_method,
 		       double rev_window);
-/* The blend weights as a blob (caller frees); read back by predictor_load_selection. */
+/*
+ * The blend weights and every non-target horizon's choices as blobs (caller
+ * frees); read back by predictor_load_selection.
+ */
 uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len);
-/* Sets the method for one (app, campaign). */
-void predictor_choose(struct predictor *p, const char *app, const char *campaign, int method);
+uint8_t *predictor_save_choices(const struct predictor *p, size_t *out_len);
+/* Forgets every choice at horizon index h (own stays 0 until set). */
+void predictor_choices_reset(struct predictor *p, int h);
+/* Sets the method for one (app, campaign) at horizon index h. */
+void predictor_choose(struct predictor *p, int h, const char *app, const char *campaign,
+		      int method);
 
-/* The method chosen for a row's campaign (or its tier's default), before any fallback. */
-int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row);
+/*
+ * The method chosen for a row's campaign (or its tier's default) at horizon
+ * index h, before any fallback.
+ */
+int predictor_chosen_method(const struct predictor *p, const struct model_data *d, size_t row,
+			    int h);
 
 /*
  * Raw (uncalibrated) ltv at horizon for rows of d: the campaign's method, else

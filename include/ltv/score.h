@@ -61,17 +61,6 @@ int models_history(struct registry *reg, int json, FILE *out, struct ltv_err *er
 /* Makes version production, recording reason; in its own transaction. */
 int models_promote(struct registry *reg, int64_t version, const char *reason, FILE *out,
 		   struct ltv_err *err);
-struct compare_options {
-	const char *a, *b;  /* model versions: numbers or aliases */
-	int64_t as_of;      /* INT64_MIN: the latest event */
-	int64_t horizon;    /* 0: A's target horizon */
-	int json;           /* print the JSON result instead of the text */
-};
-
-/* `ltvpipe models compare A B` on reg (open for reading), printed to out (cli/models_compare.c). */
-int models_compare(const struct config *cfg, struct registry *reg, const struct compare_options *opts,
-		   FILE *out, struct ltv_err *err);
-
 /*
  * Writes version's artefacts into dir (created if absent): each XGBoost booster
  * in XGBoost's JSON model format (<stage>.<key>.json), every other blob as it

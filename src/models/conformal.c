@@ -53,23 +53,70 @@ static void bucket_band(const struct pair *rows, size_t n, double level, double 
 	free(y);
 }
 
-static void fit_groups(const double *group_pred, const double *group_actual, size_t n_groups,
-		       double level, struct conformal *out)
+/* k of the header: the users' variance per unit of prediction. */
+static double noise_per_unit(const double *pred, const double *actual, size_t n)
 {
-	double *ratio = xmalloc((n_groups ? n_groups : 1) * sizeof(double));
+	double sq = 0, sum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!(pred[i] >= 0) || !isfinite(actual[i]))
+			continue;
+		sq += (actual[i] - pred[i]) * (actual[i] - pred[i]);
+		sum += pred[i];
+	}
+	return sum > 0 ? sq / sum : 0;
+}
+
+static void fit_groups(const double *group_pred, const double *group_actual, size_t n_groups,
+		       double level, double k_noise, struct conformal *out)
+{
+	double *ratio = xmalloc((n_groups ? n_groups : 1) * sizeof(double)), excess = 0;
 	size_t k = 0;
 
 	for (size_t g = 0; g < n_groups; g++)
-		if (group_pred[g] > 0 && isfinite(group_actual[g]))
+		if (group_pred[g] > 0 && isfinite(group_actual[g])) {
+			const double rel = (group_actual[g] - group_pred[g]) / group_pred[g];
+
 			ratio[k++] = group_actual[g] / group_pred[g];
+			excess += rel * rel - k_noise / group_pred[g];
+		}
 	out->n_groups = k;
 	out->group_lo = out->group_hi = NAN;
+	out->group_tau2 = out->group_k = out->group_q = NAN;
 	if (k >= MIN_GROUPS) {
+		size_t rank = (size_t)ceil((double)(k + 1) * level), j = 0;
+
 		qsort(ratio, k, sizeof(double), compare_double);
 		out->group_lo = quantile(ratio, k, (1 - level) / 2);
 		out->group_hi = quantile(ratio, k, (1 + level) / 2);
+		out->group_tau2 = fmax(excess / (double)k, 0);
+		out->group_k = k_noise;
+		/* The scores |Y - P| / sd(P), reusing ratio[]; their conformal quantile. */
+		for (size_t g = 0; g < n_groups; g++)
+			if (group_pred[g] > 0 && isfinite(group_actual[g])) {
+				const double f = group_pred[g];
+				const double sd = sqrt(out->group_tau2 * f * f + k_noise * f);
+
+				ratio[j++] = sd > 0 ? fabs(group_actual[g] - f) / sd : 0;
+			}
+		qsort(ratio, k, sizeof(double), compare_double);
+		out->group_q = ratio[(rank > k ? k : rank) - 1];
 	}
 	free(ratio);
+}
+
+void conformal_group(const struct conformal *c, double f, double *out_lo, double *out_hi)
+{
+	double half;
+
+	if (isnan(c->group_q) || c->n_buckets == 0) {
+		*out_lo = *out_hi = NAN;
+		return;
+	}
+	f = fmax(f, 0);
+	half = c->group_q * sqrt(c->group_tau2 * f * f + c->group_k * f);
+	*out_lo = fmax(f - half, 0);
+	*out_hi = f + half;
 }
 
 int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_buckets,
@@ -105,7 +152,7 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
 		start = end;
 	}
 	out->upper[out->n_buckets - 1] = INFINITY;
-	fit_groups(group_pred, group_actual, n_groups, level, out);
+	fit_groups(group_pred, group_actual, n_groups, level, noise_per_unit(pred, actual, n), out);
 	free(rows);
 	return 0;
 }
@@ -125,7 +172,7 @@ uint8_t *conformal_save(const struct conformal *c, size_t *out_len)
 	struct blob_writer w;
 
 	blob_writer_init(&w);
-	blob_put_header(&w, CONFORMAL_MAGIC, 1);
+	blob_put_header(&w, CONFORMAL_MAGIC, 2);
 	blob_put_f64(&w, c->level);
 	blob_put_f64_array(&w, c->upper, c->n_buckets);
 	blob_put_f64_array(&w, c->lo, c->n_buckets);
@@ -133,6 +180,9 @@ uint8_t *conformal_save(const struct conformal *c, size_t *out_len)
 	blob_put_f64(&w, c->group_lo);
 	blob_put_f64(&w, c->group_hi);
 	blob_put_u64(&w, c->n_groups);
+	blob_put_f64(&w, c->group_tau2);
+	blob_put_f64(&w, c->group_k);
+	blob_put_f64(&w, c->group_q);
 	return blob_writer_detach(&w, out_len);
 }
 
@@ -146,7 +196,7 @@ int conformal_load(const void *data, size_t len, struct conformal *out, struct l
 
 	memset(out, 0, sizeof(*out));
 	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, CONFORMAL_MAGIC, 1, &version, err);
+	ret = blob_get_header(&r, CONFORMAL_MAGIC, 2, &version, err);
 	if (ret < 0)
 		return ret;
 	out->level = blob_get_f64(&r);
@@ -163,6 +213,10 @@ int conformal_load(const void *data, size_t len, struct conformal *out, struct l
 	out->group_lo = blob_get_f64(&r);
 	out->group_hi = blob_get_f64(&r);
 	out->n_groups = (size_t)blob_get_u64(&r);
+	/* Version 1 had the ratio band only: no group interval. */
+	out->group_tau2 = version >= 2 ? blob_get_f64(&r) : NAN;
+	out->group_k = version >= 2 ? blob_get_f64(&r) : NAN;
+	out->group_q = version >= 2 ? blob_get_f64(&r) : NAN;
 	ret = blob_reader_status(&r, "interval blob", err);
 out:
 	free(upper);

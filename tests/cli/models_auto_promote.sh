@@ -4,18 +4,20 @@
 # and its numbers are in alias_history. When no such users exist yet (a
 # version trained on all the data), it says so and falls back to comparing
 # each version's own validation WAPE.
-# v1 is deliberately worse: trained on every revenue tripled (a currency
+# v1 is deliberately worse: trained on every revenue times 10 (a currency
 # mix-up), as of 2025-06-01; its own validation WAPE does not show it.
+# (x3 until select let BTYD methods serve on ties: they lean on each user's own
+# spend, and a x3 version was worse but no longer significantly so.)
 set -u
 S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20 --set run.jobs=1 --set models.compare_min_campaign_users=20"
 reg=models/registry.sqlite
 aliases() { sqlite3 $reg "select group_concat(alias || '=' || model_version, ' ') from (select * from aliases order by alias)"; }
 reason() { sqlite3 $reg "select reason from alias_history where alias = '$1' order by id desc limit 1"; }
 "$LTVPIPE" generate --users 20000 --seed 5 --out data >/dev/null || exit 1
-mkdir -p wrong && awk -F, 'BEGIN { OFS = "," } NR == 1 { print; next } { $3 = $3 * 3; print }' data/events.csv >wrong/events.csv
+mkdir -p wrong && awk -F, 'BEGIN { OFS = "," } NR == 1 { print; next } { $3 = $3 * 10; print }' data/events.csv >wrong/events.csv
 
 "$LTVPIPE" run $S --set input.events=wrong/events.csv --as-of 2025-06-01 >run1.out 2>run1.err
-echo "revenue x3 model run exit $?"
+echo "revenue x10 model run exit $?"
 echo "aliases: $(aliases)"
 
 "$LTVPIPE" run $S --set ingest.mode=replace --set models.auto_promote=1 --as-of 2025-06-01 >run2.out 2>run2.err

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "testutil.h"
 #include "ltv/conformal.h"
 
 /* 100 rows, p = i, y = i + 0.5: 4 buckets of 25; 80% band of y in each. */
@@ -59,7 +60,7 @@ static void test_ties(void **state)
 static void test_groups_and_blob(void **state)
 {
 	double p[10] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, y[10] = { 0 };
-	double gp[6] = { 10, 10, 10, 10, 10, 0 }, ga[6] = { 5, 8, 10, 12, 20, 99 };
+	double gp[6] = { 10, 10, 10, 10, 10, 0 }, ga[6] = { 5, 8, 10, 12, 20, 99 }, lo, hi;
 	struct conformal c, back;
 	struct ltv_err err = { 0 };
 	uint8_t *blob;
@@ -70,9 +71,25 @@ static void test_groups_and_blob(void **state)
 	/* ratios 0.5, 0.8, 1, 1.2, 2 (the group with no prediction is left out) */
 	assert_int_equal(c.n_groups, 5);
 	assert_true(c.group_lo == 0.5 && c.group_hi == 2);
+	/*
+	 * k = sum (y - p)^2 / sum p = 385 / 55 = 7; the relative errors -0.5, -0.2,
+	 * 0, 0.2, 1 square to 1.33 in all, less 5 k / 10 = 3.5 of user noise: tau^2
+	 * is floored at 0, sd(10) = sqrt(70), the scores are 5, 2, 0, 2, 10 over
+	 * sqrt(70), and with 5 groups q is the ceil(6 * 0.8) = 5th: 10 / sqrt(70).
+	 */
+	assert_double_near(c.group_k, 7, 1e-12);
+	assert_double_near(c.group_tau2, 0, 0);
+	assert_double_near(c.group_q, 10 / sqrt(70), 1e-12);
+	conformal_group(&c, 10, &lo, &hi);
+	assert_double_near(lo, 0, 1e-12);
+	assert_double_near(hi, 20, 1e-12);
+	conformal_group(&c, 40, &lo, &hi); /* sd(40) = sqrt(280): 40 +- 20 */
+	assert_double_near(lo, 20, 1e-12);
+	assert_double_near(hi, 60, 1e-12);
 	blob = conformal_save(&c, &len);
 	assert_int_equal(conformal_load(blob, len, &back, &err), 0);
 	assert_true(back.n_buckets == c.n_buckets && back.group_hi == 2 && back.level == 0.8);
+	assert_true(back.group_q == c.group_q && back.group_k == c.group_k);
 	assert_int_equal(conformal_load(blob, len - 3, &back, &err) < 0, 1);
 	free(blob);
 }
@@ -124,6 +141,74 @@ static void test_coverage_on_known_distribution(void **state)
 	free(y);
 }
 
+static double normal01(void)
+{
+	return sqrt(-2 * log(1 - uniform01())) * cos(6.283185307179586 * uniform01());
+}
+
+/*
+ * Campaigns whose error is known in law: a campaign of n users (50 to 500)
+ * has a systematic error beta ~ 1 + 0.15 N(0, 1) shared by its users, and
+ * each user's outcome is p * beta * E (p uniform on [0.5, 1.5], E
+ * exponential(1)). Fitted on 60 campaigns, the group interval must hold
+ * between 75% and 85% of 3,000 fresh campaigns' totals; the old band (the
+ * held-out ratios' quantiles) is also checked on campaigns 10 times smaller
+ * than the held-out ones, where it was too narrow.
+ */
+static void simulate_group(size_t n, double *out_p, double *out_y, double *rows_p, double *rows_y)
+{
+	const double beta = 1 + 0.15 * normal01();
+
+	*out_p = *out_y = 0;
+	for (size_t i = 0; i < n; i++) {
+		const double p = 0.5 + uniform01(), y = p * beta * -log(1 - uniform01());
+
+		*out_p += p;
+		*out_y += y;
+		if (rows_p) {
+			rows_p[i] = p;
+			rows_y[i] = y;
+		}
+	}
+}
+
+static void test_group_coverage_on_known_distribution(void **state)
+{
+	enum { G_FIT = 60, G_TEST = 3000 };
+	double gp[G_FIT], ga[G_FIT], *p = malloc(G_FIT * 500 * sizeof(double));
+	double *y = malloc(G_FIT * 500 * sizeof(double)), lo, hi;
+	size_t n = 0, inside = 0, inside_small = 0;
+	struct conformal c;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (size_t g = 0; g < G_FIT; g++) {
+		const size_t users = 50 + (size_t)(450 * uniform01());
+
+		simulate_group(users, &gp[g], &ga[g], p + n, y + n);
+		n += users;
+	}
+	assert_int_equal(conformal_fit(p, y, n, 20, 100, 0.8, gp, ga, G_FIT, &c, &err), 0);
+	/* tau^2 near 0.15^2 = 0.0225 (60 campaigns: a loose check), k near E p^2 / E p = 1.083 */
+	assert_true(c.group_tau2 > 0.01 && c.group_tau2 < 0.04);
+	assert_true(fabs(c.group_k - 1.083) < 0.15);
+	for (size_t g = 0; g < G_TEST; g++) {
+		double P, A;
+
+		simulate_group(50 + (size_t)(450 * uniform01()), &P, &A, NULL, NULL);
+		conformal_group(&c, P, &lo, &hi);
+		inside += A >= lo && A <= hi;
+		simulate_group(5 + (size_t)(45 * uniform01()), &P, &A, NULL, NULL);
+		conformal_group(&c, P, &lo, &hi);
+		inside_small += A >= lo && A <= hi;
+	}
+	assert_true((double)inside / G_TEST >= 0.75 && (double)inside / G_TEST <= 0.85);
+	/* small campaigns: wider by their own noise, so still about 80% */
+	assert_true((double)inside_small / G_TEST >= 0.75 && (double)inside_small / G_TEST <= 0.88);
+	free(p);
+	free(y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -131,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_ties),
 		cmocka_unit_test(test_groups_and_blob),
 		cmocka_unit_test(test_coverage_on_known_distribution),
+		cmocka_unit_test(test_group_coverage_on_known_distribution),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,6 +138,35 @@ static void test_errors(void **state)
 	assert_non_null(strstr(err.msg, "100 resamples"));
 }
 
+/*
+ * paired_bootstrap_win_share: identical residuals never win (strictly
+ * lower only); B with no error against A off by 1 per user always wins;
+ * B better on one campaign and worse on the other by as much is not
+ * significantly better either way. Same seed, same share.
+ */
+static void test_win_share(void **state)
+{
+	double a[40], b[40], noisy_a[40], noisy_b[40];
+	const size_t start[3] = { 0, 20, 40 };
+	double share;
+
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		a[i] = 1;
+		b[i] = 0;
+		/* campaign 0: A is off by +1 per user, B by 0; campaign 1 the other way round */
+		noisy_a[i] = i < 20 ? 1 + (i % 2 ? 0.5 : -0.5) : (i % 2 ? 0.5 : -0.5);
+		noisy_b[i] = i < 20 ? (i % 2 ? 0.5 : -0.5) : 1 + (i % 2 ? 0.5 : -0.5);
+	}
+	assert_double_near(paired_bootstrap_win_share(a, a, start, 2, 200, 7), 0, 0);
+	assert_double_near(paired_bootstrap_win_share(a, b, start, 2, 200, 7), 1, 0);
+	assert_double_near(paired_bootstrap_win_share(b, a, start, 2, 200, 7), 0, 0);
+	share = paired_bootstrap_win_share(noisy_a, noisy_b, start, 2, 400, 7);
+	assert_true(share > 0.05 && share < 0.95);
+	assert_double_near(share, paired_bootstrap_win_share(noisy_a, noisy_b, start, 2, 400, 7), 0);
+	assert_double_near(paired_bootstrap_win_share(a, b, start, 0, 200, 7), 0, 0); /* no user */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_identical_is_never_flagged),
 		cmocka_unit_test(test_better_and_twin),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_win_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -205,28 +205,28 @@ static void test_chosen_method(void **state)
 	hand_data(&d, names, 4);
 	d.tier[2] = 2; /* brand_new_2026: its users' tier */
 	predictor_init(&p, &fx->cfg);
-	p.tier_default[2] = method_index("multiplier");
-	p.tier_default[3] = method_index("hurdle");
+	p.choice[p.target_h].tier_default[2] = method_index("multiplier");
+	p.choice[p.target_h].tier_default[3] = method_index("hurdle");
 	/* without any per-campaign selection, every named campaign gets its tier's default */
-	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("hurdle"));
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("multiplier"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 0, p.target_h), method_index("hurdle"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 2, p.target_h), method_index("multiplier"));
 	/* an empty name has nothing to go on */
-	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
+	assert_int_equal(predictor_chosen_method(&p, &d, 3, p.target_h), METHOD_GLOBAL_MEDIAN);
 
-	predictor_choose(&p, "app_a", "known_curves", method_index("curves"));
-	predictor_choose(&p, "app_a", "known_lookalike", method_index("lookalike"));
-	predictor_choose(&p, "app_a", "known_lookalike", method_index("hurdle")); /* first wins */
-	predictor_choose(&p, "app_b", "brand_new_2026", method_index("multiplier")); /* other app */
-	assert_int_equal(predictor_chosen_method(&p, &d, 0), method_index("curves"));
-	assert_int_equal(predictor_chosen_method(&p, &d, 1), method_index("lookalike"));
+	predictor_choose(&p, p.target_h, "app_a", "known_curves", method_index("curves"));
+	predictor_choose(&p, p.target_h, "app_a", "known_lookalike", method_index("lookalike"));
+	predictor_choose(&p, p.target_h, "app_a", "known_lookalike", method_index("hurdle")); /* first wins */
+	predictor_choose(&p, p.target_h, "app_b", "brand_new_2026", method_index("multiplier")); /* other app */
+	assert_int_equal(predictor_chosen_method(&p, &d, 0, p.target_h), method_index("curves"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 1, p.target_h), method_index("lookalike"));
 	/*
 	 * a name the selection never saw for this app (nor the other app's choice)
 	 * is served by its tier's best method: its users' behaviour is known
 	 */
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("multiplier"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 2, p.target_h), method_index("multiplier"));
 	d.tier[2] = 3;
-	assert_int_equal(predictor_chosen_method(&p, &d, 2), method_index("hurdle"));
-	assert_int_equal(predictor_chosen_method(&p, &d, 3), METHOD_GLOBAL_MEDIAN);
+	assert_int_equal(predictor_chosen_method(&p, &d, 2, p.target_h), method_index("hurdle"));
+	assert_int_equal(predictor_chosen_method(&p, &d, 3, p.target_h), METHOD_GLOBAL_MEDIAN);
 	predictor_release(&p);
 	model_data_release(&d);
 }
@@ -585,8 +585,11 @@ static void test_predict_unseen_and_empty(void **state)
 		assert_int_equal(registry_open_readonly(fx->cfg.registry.path, &reg, &err), 0);
 		if (model_load(reg, &fx->cfg, 1, &m, &err) != 0)
 			fail_msg("model_load: %s", err.msg);
-		assert_true(m.pred.tier_default[3] >= 0 && m.pred.tier_default[3] < METHOD_COUNT);
-		assert_string_equal(json_str(unseen, "method"), method_name(m.pred.tier_default[3]));
+		const int chosen = m.pred.choice[m.pred.target_h].tier_default[3];
+
+		/* a method, or the blend, which select judges like one */
+		assert_true((chosen >= 0 && chosen < METHOD_COUNT) || chosen == METHOD_BLEND);
+		assert_string_equal(json_str(unseen, "method"), method_name(chosen));
 		model_release(&m);
 		registry_close(reg);
 	}
