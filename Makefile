@@ -10,6 +10,9 @@ DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
 # an HTTP client, a JSON reader, a load generator, Python for the fuzzer and
 # the browser test, and the browser.
 TEST_DEB_PKGS := curl jq wrk python3 chromium
+# What only make bench uses: the Python reference it runs side by side
+# (../shared/peers/pyref, Debian's Python stack) and GNU time.
+BENCH_DEB_PKGS := python3-pandas python3-sklearn python3-xgboost python3-scipy python3-joblib time
 
 # The fuzz targets (make fuzz, and briefly in make test) need clang with libFuzzer.
 FUZZ_PKGS := clang libclang-rt-dev
@@ -62,13 +65,17 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: docs install uninstall all deps fuzz-deps test-deps fuzz-serve bench-serve test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: docs install uninstall all deps fuzz-deps test-deps bench-deps bench-stages fuzz-serve bench-serve test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
 deps: $(BUILD)/.deps-ok
 $(BUILD)/.deps-ok:
 	@scripts/ensure-deps.sh $(DEB_PKGS)
+	@mkdir -p $(BUILD) && touch $@
+bench-deps: $(BUILD)/.bench-deps-ok
+$(BUILD)/.bench-deps-ok:
+	@scripts/ensure-deps.sh $(BENCH_DEB_PKGS)
 	@mkdir -p $(BUILD) && touch $@
 test-deps: $(BUILD)/.test-deps-ok
 $(BUILD)/.test-deps-ok:
@@ -135,9 +142,16 @@ DEMO_USERS ?= 20000
 demo: deps ltvpipe
 	@scripts/demo.sh $(DEMO_USERS)
 
+# Side by side with pyref (bench/sidebyside.sh), then scoring at
+# BENCH_SCALE_USERS users (BENCH_SCALE_USERS=100000 skips the 3,000,000).
 BENCH_USERS ?= 1000000
 BENCH_RUNS ?= 3
-bench: deps ltvpipe
+BENCH_SCALE_USERS ?= 100000 3000000
+bench: deps bench-deps ltvpipe
+	@SCALE_USERS="$(BENCH_SCALE_USERS)" bench/sidebyside.sh $(BENCH_USERS) $(BENCH_RUNS)
+
+# Every stage on its own, training with one and all threads, scoring, no-op run.
+bench-stages: deps ltvpipe
 	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
 
 # The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.

@@ -797,7 +797,7 @@ int stage_ingest_run(struct stage_ctx *ctx)
 	int ret;
 
 	strmap_init(&in.user_ids);
-	ret = input_files_resolve(ctx->cfg, &files, &ctx->err);
+	ret = input_files_resolve_in(ctx->cfg, ctx->reg, &files, &ctx->err);
 	if (ret == 0)
 		ret = open_rejects(&in, &ctx->err);
 	if (ret == 0)

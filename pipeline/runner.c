@@ -599,7 +599,7 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 	int ret;
 
 	if ((s->flags & STAGE_READS_INPUT_FILES) && !rs->have_files) {
-		ret = input_files_resolve(rs->cfg, &rs->files, err);
+		ret = input_files_resolve_in(rs->cfg, rs->reg, &rs->files, err);
 		if (ret < 0)
 			return ret;
 		rs->have_files = 1;

@@ -5,11 +5,58 @@
  * that every model validates on the same, time-ordered cohorts.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ltv/model_data.h"
 #include "ltv/timeutil.h"
+
+/*
+ * The features frame, loaded once and shared read-only by the model stages:
+ * with two threads, stages side by side each held a copy (a million users'
+ * frame is about 400 MB), and every stage after them read the whole frame
+ * from the registry again. Stages only read it (const columns); it stays
+ * loaded until another features artefact is asked for while nobody uses it.
+ */
+static pthread_mutex_t frame_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *key;         /* registry path, artefact id and content hash */
+	struct frame frame;
+	int users;         /* model_data holding it now */
+} frame_cache;
+
+/* Points out->frame at the cached frame of features (loading it when needed), or loads a copy. */
+static int features_frame(struct registry *reg, const struct artefact_info *features,
+			  struct model_data *out, struct ltv_err *err)
+{
+	char *key = xasprintf("%s\n%lld\n%s", registry_path(reg), (long long)features->id,
+			      features->content_hash);
+	int ret = 0;
+
+	pthread_mutex_lock(&frame_cache_lock);
+	if ((!frame_cache.key || strcmp(frame_cache.key, key) != 0) && frame_cache.users == 0) {
+		free(frame_cache.key);
+		frame_cache.key = NULL;
+		frame_release(&frame_cache.frame);
+		ret = frame_load(reg, features->id, NULL, &frame_cache.frame, err);
+		if (ret == 0) {
+			frame_cache.key = key;
+			key = NULL;
+		}
+	}
+	if (ret == 0 && frame_cache.key && (!key || strcmp(frame_cache.key, key) == 0)) {
+		out->frame = frame_cache.frame;
+		out->shared_frame = 1;
+		frame_cache.users++;
+	}
+	pthread_mutex_unlock(&frame_cache_lock);
+	/* Another features artefact is in use (a backtest beside a run): a copy of its own. */
+	if (ret == 0 && !out->shared_frame)
+		ret = frame_load(reg, features->id, NULL, &out->frame, err);
+	free(key);
+	return ret;
+}
 
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
 			      const struct artefact_info *tiers, int64_t as_of,
@@ -22,7 +69,7 @@ int model_data_load_artefacts(struct registry *reg, const struct artefact_info *
 	memset(out, 0, sizeof(*out));
 	out->as_of = as_of;
 	out->validation_days = validation_days;
-	ret = frame_load(reg, features->id, NULL, &out->frame, err);
+	ret = features_frame(reg, features, out, err);
 	if (ret == 0)
 		ret = frame_load_dict(reg, features->id, "app", &out->apps, &out->n_apps, err);
 	if (ret == 0)
@@ -41,6 +88,11 @@ int model_data_load_artefacts(struct registry *reg, const struct artefact_info *
 			frame_release(&tier_frame);
 		}
 	}
+	if (ret == 0) {
+		out->app_code = frame_column(&out->frame, "app_code");
+		out->campaign_code = frame_column(&out->frame, "campaign_code");
+		out->weight = frame_column(&out->frame, "weight");
+	}
 	if (ret < 0)
 		model_data_release(out);
 	return ret;
@@ -48,6 +100,12 @@ int model_data_load_artefacts(struct registry *reg, const struct artefact_info *
 
 void model_data_release(struct model_data *d)
 {
+	if (d->shared_frame) {
+		pthread_mutex_lock(&frame_cache_lock);
+		frame_cache.users--;
+		pthread_mutex_unlock(&frame_cache_lock);
+		memset(&d->frame, 0, sizeof(d->frame));
+	}
 	frame_release(&d->frame);
 	free(d->tier);
 	frame_free_dict(d->apps, d->n_apps);
@@ -57,7 +115,7 @@ void model_data_release(struct model_data *d)
 
 double model_data_weight(const struct model_data *d, size_t row)
 {
-	const double *w = frame_column(&d->frame, "weight");
+	const double *w = d->weight ? d->weight : frame_column(&d->frame, "weight");
 
 	return w ? w[row] : 1.0;
 }
@@ -177,8 +235,9 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 
 size_t model_data_cohort(const struct model_data *d, size_t row)
 {
-	const double *app = frame_column(&d->frame, "app_code");
-	const double *campaign = frame_column(&d->frame, "campaign_code");
+	const double *app = d->app_code ? d->app_code : frame_column(&d->frame, "app_code");
+	const double *campaign = d->campaign_code ? d->campaign_code
+						  : frame_column(&d->frame, "campaign_code");
 
 	return (size_t)app[row] * d->n_campaigns + (size_t)campaign[row];
 }

@@ -8,18 +8,13 @@
  */
 #include <string.h>
 
+#include "ltv/user_day_block.h"
 #include "registry_internal.h"
 
 /* ---- ingested data ---- */
 
-#define USER_DAY_ADD_SQL \
-	"INSERT INTO user_days (uid, day, revenue, events, purchases) VALUES (?, ?, ?, ?, ?)"
-#define USER_DAY_ADD_ROW ", (?, ?, ?, ?, ?)"
-#define USER_DAY_UPSERT \
-	" ON CONFLICT(uid, day) DO UPDATE SET revenue = revenue + excluded.revenue," \
-	" events = events + excluded.events, purchases = purchases + excluded.purchases"
-/* Rows per statement: 500 parameters, far below SQLite's limit of 32766. */
-#define USER_DAY_BATCH 100
+/* Rows per user-day block: about 12 bytes a row, so a blob stays under 100 MB. */
+#define USER_DAY_BLOCK_ROWS ((size_t)1 << 23)
 #define USER_INSERT_SQL \
 	"INSERT INTO users (uid, user_id, app_id, campaign, install_time, cost, attributes," \
 	" artefact_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -125,7 +120,7 @@ int registry_ingested_hashes(struct registry *reg, char ***out_hashes, size_t *o
 
 int registry_data_clear(struct registry *reg, struct ltv_err *err)
 {
-	return exec_sql(reg, "DELETE FROM user_days; DELETE FROM users; DELETE FROM ingested_files;"
+	return exec_sql(reg, "DELETE FROM user_days; DELETE FROM user_day_blocks; DELETE FROM users; DELETE FROM ingested_files;"
 			     " DELETE FROM meta WHERE key = 'max_event_time';", err);
 }
 
@@ -192,54 +187,82 @@ int registry_users_insert(struct registry *reg, const struct user_row *rows, siz
 int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double revenue,
 			  int64_t events, int64_t purchases, struct ltv_err *err)
 {
-	sqlite3_stmt *st;
-	int ret = 0;
+	const struct user_day_row row = { uid, day, revenue, events, purchases };
 
-	if (!reg->user_day_add) {
-		ret = prepare(reg, USER_DAY_ADD_SQL USER_DAY_UPSERT, &reg->user_day_add, err);
-		if (ret < 0)
-			return ret;
+	return registry_user_days_add(reg, &row, 1, err);
+}
+
+static int compare_user_day(const void *a, const void *b)
+{
+	const struct user_day_row *x = a, *y = b;
+
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->day < y->day ? -1 : x->day > y->day;
+}
+
+/* Rows in strictly increasing (uid, day) order: rows itself, or a sorted and merged copy. */
+static const struct user_day_row *rows_in_key_order(const struct user_day_row *rows, size_t *n,
+						    struct user_day_row **owned)
+{
+	struct user_day_row *v;
+	size_t m = 0;
+
+	*owned = NULL;
+	for (size_t i = 1; i < *n; i++)
+		if (compare_user_day(&rows[i - 1], &rows[i]) >= 0)
+			goto sort;
+	return rows;
+sort:
+	v = xmalloc(*n * sizeof(*v));
+	memcpy(v, rows, *n * sizeof(*v));
+	qsort(v, *n, sizeof(*v), compare_user_day);
+	for (size_t i = 0; i < *n; i++) {
+		if (m && v[m - 1].uid == v[i].uid && v[m - 1].day == v[i].day) {
+			v[m - 1].revenue += v[i].revenue;
+			v[m - 1].events += v[i].events;
+			v[m - 1].purchases += v[i].purchases;
+		} else {
+			v[m++] = v[i];
+		}
 	}
-	st = reg->user_day_add;
-	sqlite3_reset(st);
-	sqlite3_bind_int64(st, 1, uid);
-	sqlite3_bind_int64(st, 2, day);
-	sqlite3_bind_double(st, 3, revenue);
-	sqlite3_bind_int64(st, 4, events);
-	sqlite3_bind_int64(st, 5, purchases);
-	return step_done(reg, st, "adding a user-day", err);
+	*n = m;
+	*owned = v;
+	return v;
 }
 
 int registry_user_days_add(struct registry *reg, const struct user_day_row *rows, size_t n,
 			   struct ltv_err *err)
 {
+	struct user_day_row *owned;
 	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	size_t i = 0;
 	int ret = 0;
 
-	if (n >= USER_DAY_BATCH) {
-		sql = multi_row_sql(USER_DAY_ADD_SQL, USER_DAY_ADD_ROW, USER_DAY_BATCH, USER_DAY_UPSERT);
-		ret = prepare(reg, sql, &st, err);
-	}
-	for (; ret == 0 && n - i >= USER_DAY_BATCH; i += USER_DAY_BATCH) {
-		for (int k = 0; k < USER_DAY_BATCH; k++) {
-			const struct user_day_row *r = &rows[i + (size_t)k];
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].uid < 1 || rows[i].day < 0 || rows[i].events < 0 || rows[i].purchases < 0)
+			return err_set(err, LTV_EINTERNAL, "user-day (uid %lld, day %lld) out of range",
+				       (long long)rows[i].uid, (long long)rows[i].day);
+	rows = rows_in_key_order(rows, &n, &owned);
+	ret = prepare(reg, "INSERT INTO user_day_blocks (uid_min, uid_max, n_rows, data)"
+			   " VALUES (?, ?, ?, ?)", &st, err);
+	/* Blocks of at most USER_DAY_BLOCK_ROWS rows keep each blob far below SQLite's limit. */
+	for (size_t i = 0; ret == 0 && i < n; i += USER_DAY_BLOCK_ROWS) {
+		const size_t m = n - i < USER_DAY_BLOCK_ROWS ? n - i : USER_DAY_BLOCK_ROWS;
+		size_t len;
+		uint8_t *data = user_day_block_encode(rows + i, m, &len);
 
-			sqlite3_bind_int64(st, 5 * k + 1, r->uid);
-			sqlite3_bind_int64(st, 5 * k + 2, r->day);
-			sqlite3_bind_double(st, 5 * k + 3, r->revenue);
-			sqlite3_bind_int64(st, 5 * k + 4, r->events);
-			sqlite3_bind_int64(st, 5 * k + 5, r->purchases);
-		}
+		sqlite3_bind_int64(st, 1, rows[i].uid);
+		sqlite3_bind_int64(st, 2, rows[i + m - 1].uid);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)m);
+		sqlite3_bind_blob64(st, 4, data, len, SQLITE_STATIC);
 		ret = step_done(reg, st, "adding user-days", err);
 		sqlite3_reset(st);
+		free(data);
 	}
-	for (; ret == 0 && i < n; i++)
-		ret = registry_user_day_add(reg, rows[i].uid, rows[i].day, rows[i].revenue,
-					    rows[i].events, rows[i].purchases, err);
 	sqlite3_finalize(st);
-	free(sql);
+	free(owned);
 	return ret;
 }
 
@@ -310,9 +333,38 @@ out:
 	return ret;
 }
 
-int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err)
+/* The blocks' bytes, read into memory, and a cursor on each. */
+struct day_sources {
+	uint8_t **data;
+	struct user_day_cursor *cur;
+	size_t n, cap;
+};
+
+static void sources_add(struct day_sources *s, uint8_t *data)
+{
+	ARRAY_GROW(s->data, s->n + 1, s->cap);
+	s->cur = xrealloc(s->cur, s->cap * sizeof(*s->cur));
+	s->data[s->n++] = data;
+}
+
+static void sources_release(struct day_sources *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->data[i]);
+	free(s->data);
+	free(s->cur);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * Rows of the user_days table, which registries of schema 7 and older hold
+ * (newer ones store blocks only), as one more block.
+ */
+static int legacy_user_days(struct registry *reg, struct day_sources *s, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
+	struct user_day_row *rows = NULL;
+	size_t n = 0, cap = 0, len;
 	int ret = prepare(reg, "SELECT uid, day, revenue, events, purchases FROM user_days"
 			       " ORDER BY uid, day", &st, err);
 	int rc;
@@ -320,16 +372,125 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
 	if (ret < 0)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		ret = fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-			 sqlite3_column_double(st, 2), sqlite3_column_int64(st, 3),
-			 sqlite3_column_int64(st, 4));
-		if (ret < 0)
-			goto out;
+		ARRAY_GROW(rows, n + 1, cap);
+		rows[n++] = (struct user_day_row){ sqlite3_column_int64(st, 0),
+						   sqlite3_column_int64(st, 1),
+						   sqlite3_column_double(st, 2),
+						   sqlite3_column_int64(st, 3),
+						   sqlite3_column_int64(st, 4) };
 	}
 	if (rc != SQLITE_DONE)
 		ret = SQL_FAIL(reg, err, "reading user-days");
-out:
 	sqlite3_finalize(st);
+	if (ret == 0 && n > 0) {
+		sources_add(s, user_day_block_encode(rows, n, &len));
+		ret = user_day_cursor_open(&s->cur[s->n - 1], s->data[s->n - 1], len, "user_days", err);
+	}
+	free(rows);
+	return ret;
+}
+
+static int load_blocks(struct registry *reg, struct day_sources *s, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT data FROM user_day_blocks ORDER BY uid_min, id", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		uint8_t *data = xmalloc(len ? len : 1);
+
+		if (len)
+			memcpy(data, sqlite3_column_blob(st, 0), len);
+		sources_add(s, data);
+		ret = user_day_cursor_open(&s->cur[s->n - 1], data, len, "user_day_blocks", err);
+		if (ret < 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = SQL_FAIL(reg, err, "reading user-day blocks");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int row_before(const struct user_day_row *a, const struct user_day_row *b)
+{
+	return a->uid < b->uid || (a->uid == b->uid && a->day < b->day);
+}
+
+/* Restores the min-heap of cursors (by their current row) below position i. */
+static void heap_down(struct user_day_cursor **h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t m = i, l = 2 * i + 1, r = l + 1;
+		struct user_day_cursor *t;
+
+		if (l < n && row_before(&h[l]->row, &h[m]->row))
+			m = l;
+		if (r < n && row_before(&h[r]->row, &h[m]->row))
+			m = r;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/*
+ * Merges the sources in (uid, day) order; a (uid, day) in several blocks
+ * (an append-mode ingest adding days to earlier users) is summed, as the
+ * table's upsert did.
+ */
+static int merge_sources(struct day_sources *s, user_day_fn fn, void *ctx, struct ltv_err *err)
+{
+	struct user_day_cursor **heap = xmalloc((s->n ? s->n : 1) * sizeof(*heap));
+	size_t n = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < s->n && ret >= 0; i++) {
+		ret = user_day_cursor_next(&s->cur[i], err);
+		if (ret == 1)
+			heap[n++] = &s->cur[i];
+	}
+	for (size_t i = n / 2; ret >= 0 && i-- > 0;)
+		heap_down(heap, n, i);
+	while (ret >= 0 && n > 0) {
+		struct user_day_row acc = heap[0]->row;
+
+		for (;;) {
+			ret = user_day_cursor_next(heap[0], err);
+			if (ret < 0)
+				break;
+			if (ret == 0)
+				heap[0] = heap[--n];
+			heap_down(heap, n, 0);
+			if (n == 0 || heap[0]->row.uid != acc.uid || heap[0]->row.day != acc.day)
+				break;
+			acc.revenue += heap[0]->row.revenue;
+			acc.events += heap[0]->row.events;
+			acc.purchases += heap[0]->row.purchases;
+		}
+		if (ret >= 0)
+			ret = fn(ctx, acc.uid, acc.day, acc.revenue, acc.events, acc.purchases);
+	}
+	free(heap);
+	return ret < 0 ? ret : 0;
+}
+
+int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err)
+{
+	struct day_sources s = { 0 };
+	int ret = load_blocks(reg, &s, err);
+
+	if (ret == 0)
+		ret = legacy_user_days(reg, &s, err);
+	if (ret == 0)
+		ret = merge_sources(&s, fn, ctx, err);
+	sources_release(&s);
 	return ret;
 }
 

@@ -25,9 +25,9 @@ struct registry {
 	int in_txn;
 	int in_read; /* inside registry_read_begin */
 	int stamp_ok; /* the run lock found the file sound: its release records the file's stamp */
+	int unchanged; /* and as the last run holding the lock left it (the stamp matched) */
 	/* The ingest inserts run once per row, so they are prepared once per connection. */
 	sqlite3_stmt *user_insert;
-	sqlite3_stmt *user_day_add;
 };
 
 /* Converts a failing SQLite call into err, keeping SQLite's own text. */

@@ -29,6 +29,13 @@ struct input_files {
 
 /* Expands and hashes; a pattern matching nothing fails with LTV_EIO naming the key. */
 int input_files_resolve(const struct config *cfg, struct input_files *out, struct ltv_err *err);
+/*
+ * The same, reusing a hash recorded in reg (may be NULL) while the file's
+ * device, inode, size and mtime are unchanged, and recording new ones.
+ */
+struct registry;
+int input_files_resolve_in(const struct config *cfg, struct registry *reg,
+			   struct input_files *out, struct ltv_err *err);
 void input_files_release(struct input_files *files);
 
 #endif

@@ -23,7 +23,8 @@
 #include "ltv/registry.h"
 
 struct model_data {
-	struct frame frame;     /* every features column, one row per user */
+	struct frame frame;     /* every features column, one row per user; read-only */
+	int shared_frame;       /* frame is the process's shared copy (model_data_load) */
 	double *tier;           /* per row: 1, 2 or 3; NULL unless loaded with tiers */
 	char **apps;            /* app_code → app id */
 	size_t n_apps;
@@ -31,13 +32,21 @@ struct model_data {
 	size_t n_campaigns;
 	int64_t as_of;
 	int64_t validation_days;
+	/*
+	 * The columns read per row by model_data_cohort and model_data_weight,
+	 * looked up once by model_data_load (a name lookup per row was most of
+	 * tiers' time). NULL: looked up by name on each call.
+	 */
+	const double *app_code, *campaign_code, *weight;
 };
 
 /*
  * Loads the features artefact and, unless tiers is NULL, the tiers artefact
  * of the same users, for a model trained at as_of with validation_days of
  * validation cohorts. Caller releases. (A stage loads from its declared
- * inputs with model_data_load, include/ltv/stage_io.h.)
+ * inputs with model_data_load, include/ltv/stage_io.h.) The frame is shared
+ * with every other model_data of the process loading the same artefact (one
+ * copy in memory, read once): never write to it.
  */
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
 			      const struct artefact_info *tiers, int64_t as_of,

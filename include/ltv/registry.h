@@ -21,7 +21,7 @@
 #include "ltv/common.h"
 #include "ltv/hash.h"
 
-#define REGISTRY_SCHEMA_VERSION 7
+#define REGISTRY_SCHEMA_VERSION 8
 
 struct registry; /* opaque: a connection plus cached statements */
 
@@ -227,7 +227,7 @@ int registry_user_insert(struct registry *reg, const struct user_row *u, int64_t
  */
 int registry_users_insert(struct registry *reg, const struct user_row *rows, size_t n,
 			  int64_t artefact_id, struct ltv_err *err);
-/* Adds to the (uid, day) aggregate, creating it when new. */
+/* Adds to the (uid, day) aggregate, creating it when new (a block of one row). */
 int registry_user_day_add(struct registry *reg, int64_t uid, int64_t day, double revenue,
 			  int64_t events, int64_t purchases, struct ltv_err *err);
 
@@ -240,9 +240,11 @@ struct user_day_row {
 };
 
 /*
- * registry_user_day_add for n rows (borrowed), many per statement: per-row
- * statement overhead was most of ingest's time in SQLite. Rows sorted by
- * (uid, day), the table's key, insert fastest.
+ * registry_user_day_add for n rows (borrowed), stored as columnar blocks in
+ * table user_day_blocks (include/ltv/user_day_block.h): a row per user-day in
+ * SQLite was most of ingest's time. Rows sorted by (uid, day) are stored as
+ * they are; others are sorted (and a repeated (uid, day) summed) first. One
+ * call makes one block (up to 8M rows), so add many rows per call.
  */
 int registry_user_days_add(struct registry *reg, const struct user_day_row *rows, size_t n,
 			   struct ltv_err *err);
@@ -262,8 +264,10 @@ int registry_users_load(struct registry *reg, struct user_table *out, struct ltv
 void user_table_release(struct user_table *t);
 
 /*
- * Streams every user-day in (uid, day) order to fn; fn returns 0 to go on or a
- * negative status to stop (which is returned).
+ * Streams every user-day in (uid, day) order to fn, merging the blocks (and
+ * the rows older versions wrote to table user_days) and summing a (uid, day)
+ * stored more than once; fn returns 0 to go on or a negative status to stop
+ * (which is returned).
  */
 typedef int (*user_day_fn)(void *ctx, int64_t uid, int64_t day, double revenue,
 			   int64_t events, int64_t purchases);

@@ -59,7 +59,7 @@ grep -qF "first: data/users.csv:$((n_users + 1)): install_time: 'not-a-date' is 
 grep -qF "rejects_strict/" err && echo "strict: points at the rejects file"
 echo "strict: artefacts $(sqlite3 models/registry.sqlite 'select count(*) from artefacts')"
 echo "strict: users $(sqlite3 models/registry.sqlite 'select count(*) from users')"
-echo "strict: user_days $(sqlite3 models/registry.sqlite 'select count(*) from user_days')"
+echo "strict: user_days $(python3 "$LTV_ROOT/contrib/user_days.py" models/registry.sqlite 'select count(*) from user_days')"
 echo "strict: ingested files $(sqlite3 models/registry.sqlite 'select count(*) from ingested_files')"
 echo "strict: run status $(sqlite3 models/registry.sqlite 'select status from runs')"
 
@@ -91,6 +91,6 @@ q="$q || ' ' || json_extract(metrics, '\$.users_loaded') from artefacts where na
 echo "tolerant: users/events rejected, users loaded: $(sqlite3 models/registry.sqlite "$q")"
 echo "tolerant: multi-line campaign kept: $(sqlite3 models/registry.sqlite "select count(*) from users where user_id = 'multi' and campaign = 'camp
 line2'")"
-echo "tolerant: events of multi loaded: $(sqlite3 models/registry.sqlite "select sum(d.revenue) from user_days d join users u on u.uid = d.uid where u.user_id = 'multi'")"
+echo "tolerant: events of multi loaded: $(python3 "$LTV_ROOT/contrib/user_days.py" models/registry.sqlite "select sum(d.revenue) from user_days d join users u on u.uid = d.uid where u.user_id = 'multi'")"
 echo "tolerant: integrity $(sqlite3 models/registry.sqlite 'pragma integrity_check')"
 exit 0

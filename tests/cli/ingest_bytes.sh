@@ -72,8 +72,8 @@ echo "users loaded: $(sqlite3 $db 'select count(*) from users')"
 echo "truncated ids stored: $(sqlite3 $db "select count(*) from users where user_id in ('nulcost', '$u6' || '') and cost = 9")"
 echo "$u6 kept its own row: $(sqlite3 $db "select count(*) from users where user_id = '$u6'")"
 echo "largest cost: $(sqlite3 $db 'select max(cost) from users')"
-echo "largest day revenue under 1e9: $(sqlite3 $db 'select max(revenue) < 1e9 from user_days')"
-echo "UTF-8 event name accepted: $(sqlite3 $db "select sum(d.events) from user_days d join users u using (uid) where u.user_id = 'okcost'")"
+echo "largest day revenue under 1e9: $(python3 "$LTV_ROOT/contrib/user_days.py" $db 'select max(revenue) < 1e9 from user_days')"
+echo "UTF-8 event name accepted: $(python3 "$LTV_ROOT/contrib/user_days.py" $db "select sum(d.events) from user_days d join users u using (uid) where u.user_id = 'okcost'")"
 
 # one file over the limit: the message quotes its own first reject
 mkdir -p two && cd two || exit 1

@@ -12,8 +12,8 @@ cmp -s user/data/events.csv time/data/events.csv || echo "the two exports differ
 for dir in user time shuffled; do
 	(cd "$dir" && "$LTVPIPE" run --to ingest >out 2>err) || { echo "$dir: ingest failed"; cat "$dir/err"; }
 	sqlite3 "$dir/models/registry.sqlite" "select * from users order by uid" >"$dir.users"
-	sqlite3 "$dir/models/registry.sqlite" "select uid, day, printf('%.17g', revenue), events, purchases from user_days order by uid, day" >"$dir.days"
-	sqlite3 "$dir/models/registry.sqlite" "select uid, day, printf('%.6f', revenue), events, purchases from user_days order by uid, day" >"$dir.days6"
+	python3 "$LTV_ROOT/contrib/user_days.py" "$dir/models/registry.sqlite" "select uid, day, printf('%.17g', revenue), events, purchases from user_days order by uid, day" >"$dir.days"
+	python3 "$LTV_ROOT/contrib/user_days.py" "$dir/models/registry.sqlite" "select uid, day, printf('%.6f', revenue), events, purchases from user_days order by uid, day" >"$dir.days6"
 	sqlite3 "$dir/models/registry.sqlite" "select json_extract(metrics, '\$.events_loaded') || ' ' || json_extract(metrics, '\$.user_days_added') || ' ' || json_extract(metrics, '\$.max_event_time') from artefacts where name = 'ingest'" >"$dir.metrics"
 done
 echo "users rows: $(wc -l <user.users), user_days rows: $(wc -l <user.days)"

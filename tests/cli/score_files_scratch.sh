@@ -10,9 +10,10 @@ reg=models/registry.sqlite
 "$LTVPIPE" run $S >run.out 2>run.err
 echo "run exit $?"
 snapshot() {
-	sqlite3 $reg "select 'users ' || count(*) from users;
-		select 'user_days ' || count(*) || ' revenue ' || printf('%.2f', sum(revenue)) from user_days;
-		select 'ingested_files ' || count(*) from ingested_files;
+	sqlite3 $reg "select 'users ' || count(*) from users"
+	python3 "$LTV_ROOT/contrib/user_days.py" $reg \
+		"select 'user_days ' || count(*) || ' revenue ' || printf('%.2f', sum(revenue)) from user_days"
+	sqlite3 $reg "select 'ingested_files ' || count(*) from ingested_files;
 		select 'artefacts ' || count(*) || ' max id ' || max(id) from artefacts;
 		select 'ingest artefacts ' || count(*) from artefacts where name = 'ingest';
 		select 'runs ' || count(*) from runs;

@@ -1,0 +1,141 @@
+/*
+ * Encoding and decoding of user-day blocks (format in
+ * include/ltv/user_day_block.h). Varints keep a typical row (same user, the
+ * next day, one event, no purchase) at 4 bytes plus its revenue, a quarter of
+ * a SQLite row with its B-tree key.
+ */
+#include <string.h>
+
+#include "ltv/blob.h"
+#include "ltv/user_day_block.h"
+
+#define BLOCK_MAGIC "LTVUDAY1"
+#define BLOCK_VERSION 1
+#define HEADER_BYTES (8 + 4 + 8 + 4 * 8)
+
+/* Unsigned LEB128, at most 10 bytes. */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		const uint8_t b = *(*p)++;
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+uint8_t *user_day_block_encode(const struct user_day_row *rows, size_t n, size_t *out_len)
+{
+	uint8_t *sec[4], *out;
+	size_t len[4] = { 0 }, total;
+	struct blob_writer w;
+
+	for (int k = 0; k < 4; k++)
+		sec[k] = xmalloc(n ? n * 10 : 1);
+	for (size_t i = 0; i < n; i++) {
+		const struct user_day_row *r = &rows[i];
+		const int64_t prev_uid = i ? rows[i - 1].uid : 0;
+		const uint64_t day = r->uid == prev_uid ? (uint64_t)(r->day - rows[i - 1].day - 1)
+							: (uint64_t)r->day;
+
+		len[0] += put_varint(sec[0] + len[0], (uint64_t)(r->uid - prev_uid));
+		len[1] += put_varint(sec[1] + len[1], day);
+		len[2] += put_varint(sec[2] + len[2], (uint64_t)r->events);
+		len[3] += put_varint(sec[3] + len[3], (uint64_t)r->purchases);
+	}
+	blob_writer_init(&w);
+	total = HEADER_BYTES + len[0] + len[1] + len[2] + len[3] + 8 * n;
+	ARRAY_GROW(w.data, total, w.cap);
+	blob_put_header(&w, BLOCK_MAGIC, BLOCK_VERSION);
+	blob_put_u64(&w, n);
+	for (int k = 0; k < 4; k++)
+		blob_put_u64(&w, len[k]);
+	for (int k = 0; k < 4; k++) {
+		blob_put_bytes(&w, sec[k], len[k]);
+		free(sec[k]);
+	}
+	for (size_t i = 0; i < n; i++)
+		blob_put_f64(&w, rows[i].revenue);
+	out = blob_writer_detach(&w, out_len);
+	return out;
+}
+
+int user_day_cursor_open(struct user_day_cursor *c, const void *data, size_t len,
+			 const char *what, struct ltv_err *err)
+{
+	struct blob_reader r;
+	uint32_t version;
+	uint64_t n, sec_len[4], at;
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, BLOCK_MAGIC, BLOCK_VERSION, &version, err);
+	if (ret < 0)
+		return ret;
+	n = blob_get_u64(&r);
+	for (int k = 0; k < 4; k++)
+		sec_len[k] = blob_get_u64(&r);
+	if ((ret = blob_reader_status(&r, what, err)) < 0)
+		return ret;
+	at = r.pos;
+	for (int k = 0; k < 4; k++) {
+		if (sec_len[k] > len - at)
+			return err_set(err, LTV_EINVAL, "%s: a section runs past the end of the block",
+				       what);
+		c->p[k] = (const uint8_t *)data + at;
+		c->end[k] = c->p[k] + sec_len[k];
+		at += sec_len[k];
+	}
+	if (n > (len - at) / 8 || len - at != 8 * n)
+		return err_set(err, LTV_EINVAL, "%s: %llu rows do not match the block's %zu bytes",
+			       what, (unsigned long long)n, len);
+	c->revenue = (const uint8_t *)data + at;
+	c->left = (size_t)n;
+	return 0;
+}
+
+int user_day_cursor_next(struct user_day_cursor *c, struct ltv_err *err)
+{
+	uint64_t v[4], bits = 0;
+
+	if (c->left == 0)
+		return 0;
+	for (int k = 0; k < 4; k++)
+		if (get_varint(&c->p[k], c->end[k], &v[k]) < 0 || v[k] > INT64_MAX)
+			return err_set(err, LTV_EINVAL, "user-day block: a damaged varint");
+	if (v[0] == 0 && c->row.uid == 0)
+		return err_set(err, LTV_EINVAL, "user-day block: uid 0");
+	if (v[0] > 0) {
+		c->row.uid += (int64_t)v[0];
+		c->row.day = (int64_t)v[1];
+	} else {
+		c->row.day += (int64_t)v[1] + 1;
+	}
+	c->row.events = (int64_t)v[2];
+	c->row.purchases = (int64_t)v[3];
+	for (int i = 7; i >= 0; i--)
+		bits = bits << 8 | c->revenue[i];
+	memcpy(&c->row.revenue, &bits, sizeof(bits));
+	c->revenue += 8;
+	c->left--;
+	return 1;
+}
