@@ -8,8 +8,9 @@ DEB_PKGS := build-essential pkg-config sqlite3 libsqlite3-dev libyaml-dev \
             libcjson-dev libmicrohttpd-dev libcsv-dev libcmocka-dev libgsl-dev
 # What only the tests and the server bench use (make test, make bench-serve):
 # an HTTP client, a JSON reader, a load generator, Python for the fuzzer and
-# the browser test, and the browser.
-TEST_DEB_PKGS := curl jq wrk python3 chromium
+# the browser test, the browser, and Dask distributed (dask-scheduler,
+# dask-worker) for the sharded run's test and bench (contrib/dask/).
+TEST_DEB_PKGS := curl jq wrk python3 chromium python3-distributed
 # What only make bench uses: the Python reference it runs side by side
 # (../shared/peers/pyref, Debian's Python stack) and GNU time.
 BENCH_DEB_PKGS := python3-pandas python3-sklearn python3-xgboost python3-scipy python3-joblib time
@@ -65,7 +66,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS      ?= 600
 
-.PHONY: docs install uninstall all deps fuzz-deps test-deps bench-deps bench-stages fuzz-serve bench-serve test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
+.PHONY: docs install uninstall all deps fuzz-deps test-deps bench-deps bench-stages fuzz-serve bench-serve bench-shards test unit-test cli-test fuzz fuzz-build demo bench bench-tools bench-ingest clean
 all: $(BIN)
 
 # Stamp so the package check runs once per machine, not on every build.
@@ -149,10 +150,16 @@ BENCH_RUNS ?= 3
 BENCH_SCALE_USERS ?= 100000 3000000
 bench: deps bench-deps ltvpipe
 	@SCALE_USERS="$(BENCH_SCALE_USERS)" bench/sidebyside.sh $(BENCH_USERS) $(BENCH_RUNS)
+	@bench/shards.sh $(BENCH_SHARD_USERS)
 
 # Every stage on its own, training with one and all threads, scoring, no-op run.
 bench-stages: deps ltvpipe
 	@bench/bench.sh $(BENCH_USERS) $(BENCH_RUNS)
+
+# Sharded features and scoring at N = 1, 2, 4 and the 100M-users estimate (README "Scale out").
+BENCH_SHARD_USERS ?= 200000
+bench-shards: deps ltvpipe
+	@bench/shards.sh $(BENCH_SHARD_USERS)
 
 # The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
 bench-tools: $(BUILD)/bench/csvread_bench

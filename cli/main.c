@@ -31,6 +31,7 @@
 #include "ltv/runner.h"
 #include "ltv/score.h"
 #include "ltv/serve.h"
+#include "ltv/shard_merge.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
@@ -68,6 +69,10 @@ static const struct cmd_option run_options[] = {
 	{ "force", OPT_FORCE, NULL, "rerun the selected stages even when up to date", 0 },
 	{ "dry-run", OPT_DRY_RUN, NULL, "print what would run and why; change nothing", 0 },
 	JSON_OPTION,
+	{ "shard", OPT_SHARD, "I/N", "ingest and features of shard I of N only (users whose\n"
+				   "XXH3-64 of user_id mod N is I) into a shard registry\n"
+				   "(--set registry.path=...); features needs --as-of;\n"
+				   "'ltvpipe merge' joins the shards into the main registry", 0 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -91,6 +96,11 @@ static int cmd_run(struct command_args *a)
 		case OPT_FORCE: opts.force = 1; break;
 		case OPT_DRY_RUN: opts.dry_run = 1; break;
 		case OPT_JSON: json = 1; break;
+		case OPT_SHARD:
+			ret = shard_parse(p.optarg, &opts.shard, a->err);
+			if (ret < 0)
+				return ret;
+			break;
 		}
 	}
 	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
@@ -162,6 +172,8 @@ static const struct cmd_option score_options[] = {
 	{ "output", OPT_OUTPUT, "F", "the per-user CSV ('-': stdout; the campaign summary and\n"
 				    "report then go beside nothing and are not written)", 0 },
 	JSON_OPTION,
+	{ "shard", OPT_SHARD, "I/N", "score only the cohorts of shard I of N, and write\n"
+				   "F.shard.csv for 'ltvpipe merge-scores'", 0 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -184,6 +196,11 @@ static int cmd_score(struct command_args *a)
 		case OPT_EVENTS: opts.events_path = p.optarg; break;
 		case OPT_OUTPUT: opts.output = p.optarg; break;
 		case OPT_JSON: json = 1; break;
+		case OPT_SHARD:
+			ret = shard_parse(p.optarg, &opts.shard, a->err);
+			if (ret < 0)
+				return ret;
+			break;
 		}
 	}
 	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
@@ -194,6 +211,9 @@ static int cmd_score(struct command_args *a)
 		ret = err_set(a->err, LTV_EUSAGE, "--output F is required (the users CSV, or - for stdout)");
 	else if (!opts.users_path != !opts.events_path)
 		ret = err_set(a->err, LTV_EUSAGE, "give --users and --events together");
+	else if (opts.shard.count && strcmp(opts.output, "-") == 0)
+		ret = err_set(a->err, LTV_EUSAGE, "--shard writes F.shard.csv beside --output F for "
+			      "merge-scores; give a file, not -");
 	else
 		ret = command_registry(a);
 	/* with --output - the CSV owns stdout, so what score says goes to stderr */
@@ -441,6 +461,52 @@ static int cmd_generate(struct command_args *a)
 	return 0;
 }
 
+/* ---- merge and merge-scores (cli/shard_merge.c, cli/score_merge.c) ---- */
+
+static int cmd_merge(struct command_args *a)
+{
+	struct cmd_parser p;
+	int c;
+
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0)
+		;
+	if (c == 0)
+		c = cmd_operands(&p, 1, -1, "the shard registries, e.g. 'ltvpipe merge "
+				 "shards/shard-*-of-4.sqlite'", a->err);
+	/* merge opens (or creates) the main registry itself, in its one transaction */
+	return c < 0 ? c : shard_merge_run(a->cfg, a->argc - p.optind, a->argv + p.optind,
+					    a->command_line, stdout, a->err);
+}
+
+static const struct cmd_option merge_scores_options[] = {
+	{ "output", OPT_OUTPUT, "F", "the merged per-user CSV, F.campaigns.csv and F.report.txt\n"
+				    "beside it (required; '-': the per-user CSV to stdout alone)", 0 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
+static int cmd_merge_scores(struct command_args *a)
+{
+	const char *output = NULL;
+	struct cmd_parser p;
+	int c;
+
+	command_parser_init(&p, a);
+	while ((c = cmd_getopt(&p, a->err)) > 0)
+		output = p.optarg;
+	if (c == 0 && !output)
+		c = err_set(a->err, LTV_EUSAGE, "--output F is required (the merged users CSV)");
+	if (c == 0)
+		c = cmd_operands(&p, 1, -1, "the shards' outputs, e.g. 'ltvpipe merge-scores "
+				 "--output scores.csv shards/scores-*-of-4.csv'", a->err);
+	if (c == 0)
+		c = command_registry(a);
+	/* with --output - the CSV owns stdout, so what merge-scores says goes to stderr */
+	return c < 0 ? c : shard_merge_scores_run(a->cfg, a->reg, output, a->argc - p.optind,
+						   a->argv + p.optind,
+						   strcmp(output, "-") == 0 ? stderr : stdout, a->err);
+}
+
 /* ---- dag and diff ---- */
 
 static const struct cmd_option dag_options[] = {
@@ -514,7 +580,10 @@ static const struct command commands[] = {
 	  "horizon, p_payer, method, segment, ROAS), F.campaigns.csv (per campaign: users,\n"
 	  "spend, predicted revenue and ROAS per horizon) and F.report.txt (totals,\n"
 	  "distributions, top and bottom campaigns, segments, methods and fallbacks).\n"
-	  "--output - writes the per-user CSV to stdout and nothing beside it.\n",
+	  "--output - writes the per-user CSV to stdout and nothing beside it.\n"
+	  "With --shard I/N, scores only the cohorts of shard I (XXH3-64 of app, 0x1f,\n"
+	  "campaign, mod N: whole cohorts, since curves levels a cohort from all its\n"
+	  "users) and also writes F.shard.csv, the exact values 'ltvpipe merge-scores' joins.\n",
 	  score_options, NULL },
 	{ "predict", cmd_predict, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ, "predict one user given on the command line, as JSON",
 	  "Prints one JSON object: ltv per horizon (calibrated and raw), p_payer, tier,\n"
@@ -587,6 +656,30 @@ static const struct command commands[] = {
 	  "differ, each with the direction that is better (lower for errors, higher for\n"
 	  "Gini and AUC) and which of the two it favours.\n",
 	  json_only_options, "A B" },
+	{ "merge", cmd_merge, CMD_NEEDS_CONFIG,
+	  "join shard registries (run --shard I/N) into the main registry",
+	  "Merges every shard 0/N..N-1/N of one split (built by 'ltvpipe run --to features\n"
+	  "--shard I/N --as-of T --set registry.path=SHARD') into the main registry\n"
+	  "(registry.path), in one transaction: users and user-days numbered as an\n"
+	  "unsharded ingest numbers them, file records, one rejects file, and the ingest\n"
+	  "and features artefacts. What needs every user (the install-date split, the\n"
+	  "app and campaign encodings) is computed on the merged whole, so the features\n"
+	  "equal an unsharded run's (same content hash) and 'ltvpipe run' then trains\n"
+	  "from tiers on. Each merged artefact's metrics name the shards it came from.\n"
+	  "The shards, the input files and the main registry must be on paths this\n"
+	  "machine reads (a shared filesystem). A failure leaves the main registry as it\n"
+	  "was; merging the same shards again is a no-op.\n",
+	  NULL, "SHARD_REGISTRY..." },
+	{ "merge-scores", cmd_merge_scores, CMD_NEEDS_CONFIG | CMD_REGISTRY_READ,
+	  "join the outputs of score --shard I/N into one score output",
+	  "Reads SHARD_OUTPUT.shard.csv of every shard 0/N..N-1/N scored by 'ltvpipe score\n"
+	  "--shard I/N --output SHARD_OUTPUT' with one model version and as_of, puts the\n"
+	  "users back in the order an unsharded score writes them, and writes F,\n"
+	  "F.campaigns.csv and F.report.txt with score's own code: campaign sums and\n"
+	  "counts, the LTV distribution and the segments come from the users themselves,\n"
+	  "never from averages of the shards' summaries, so the files are byte-identical\n"
+	  "to an unsharded score's. The model version is read from the main registry.\n",
+	  merge_scores_options, "SHARD_OUTPUT..." },
 	{ "generate", cmd_generate, 0, "write a synthetic mobile user-acquisition sample",
 	  "Writes DIR/users.csv and DIR/events.csv: several apps, dozens of named campaigns,\n"
 	  "a few percent payers with heavy-tailed spend, decaying activity and costs per\n"
@@ -657,10 +750,10 @@ static void print_help(FILE *out)
 		     "versioned in one SQLite registry (default models/registry.sqlite).\n\n"
 		     "commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nstages (ltvpipe run):\n");
 	for (size_t i = 0; i < stage_count; i++)
-		fprintf(out, "  %-10s %s\n", stage_table[i].name, stage_table[i].summary);
+		fprintf(out, "  %-12s %s\n", stage_table[i].name, stage_table[i].summary);
 	fprintf(out, "\n'ltvpipe <command> --help' describes a command. '--version' prints versions.\n"
 		     "Exit codes: 0 success, 1 a stage or command failed, 2 usage or config error;\n"
 		     "monitor also 3 (drift warn) and 4 (drift alert).\n");

@@ -20,17 +20,12 @@
 #include "ltv/output_set.h"
 #include "ltv/scratch_registry.h"
 #include "ltv/score.h"
+#include "ltv/score_internal.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
 
-struct scored {
-	size_t n;
-	size_t *rows;                          /* rows of d scored */
-	struct served sv;                      /* what the model version serves for them */
-};
-
-static void scored_release(struct scored *s)
+void scored_release(struct scored *s)
 {
 	free(s->rows);
 	served_release(&s->sv);
@@ -427,6 +422,37 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	return 0;
 }
 
+int score_write_outputs(const struct loaded_model *m, const struct model_data *d,
+			const struct user_table *users, const struct scored *s, int64_t as_of,
+			const char *output, size_t *out_n_campaigns, struct ltv_err *err)
+{
+	const int to_stdout = strcmp(output, "-") == 0;
+	struct output_set set;
+	struct campaign_sum *cs;
+	char *campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", output);
+	char *report_path = to_stdout ? NULL : xasprintf("%s.report.txt", output);
+	size_t n_cs = 0;
+	int ret;
+
+	output_set_init(&set);
+	cs = summarise(m, d, s, m->cfg.features.horizons.n, &n_cs);
+	ret = write_users_csv(m, d, users, s, &set, output, err);
+	if (ret == 0 && !to_stdout)
+		ret = write_campaigns_csv(&m->cfg, cs, n_cs, &set, campaigns_path, err);
+	if (ret == 0 && !to_stdout)
+		ret = write_report(m, d, s, cs, n_cs, as_of, &set, report_path, err);
+	if (ret == 0 && to_stdout && fflush(stdout) != 0)
+		ret = err_set(err, LTV_EIO, "cannot write the users CSV to stdout");
+	if (ret == 0)
+		ret = output_set_commit(&set, err);
+	output_set_release(&set);
+	free(cs);
+	free(campaigns_path);
+	free(report_path);
+	*out_n_campaigns = n_cs;
+	return ret;
+}
+
 /* ---- score_run ---- */
 
 /* Ingests --users/--events into a scratch registry sr; nothing touches the real one. */
@@ -458,16 +484,13 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
 	struct user_table users = { 0 };
-	struct campaign_sum *cs = NULL;
-	struct output_set set;
 	struct scratch_registry sr = { 0 };
 	char *campaigns_path = NULL, *report_path = NULL, iso[32];
-	size_t n_cs = 0, n_horizons = 0;
+	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, to_stdout = 0, ret;
 	double started = now_seconds();
 
-	output_set_init(&set);
 	if (!opts->output)
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
 	if (!opts->users_path != !opts->events_path)
@@ -478,7 +501,6 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	if (ret < 0)
 		goto out;
 	have_model = 1;
-	n_horizons = m.cfg.features.horizons.n;
 	data_reg = reg;
 	if (opts->users_path) {
 		ret = scratch_ingest(&m.cfg, opts, &sr, &data_reg, err);
@@ -488,8 +510,20 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	if (as_of == INT64_MIN)
 		if ((ret = registry_default_as_of(data_reg, &as_of, err)) < 0)
 			err_prefix(err, "score");
-	if (ret == 0)
-		ret = model_data_for_scoring(&m, data_reg, as_of, &d, err);
+	if (ret == 0) {
+		/*
+		 * Score shards hold whole cohorts (include/ltv/shard.h): curves levels a
+		 * cohort from all its scored users. Only their rows are built; a shard
+		 * with no cohort writes empty outputs, which merge-scores takes.
+		 */
+		ret = model_data_for_scoring_cohorts(&m, data_reg, as_of,
+						     opts->shard.count ? &opts->shard : NULL, &d, err);
+		if (ret == LTV_ENOTFOUND && opts->shard.count) {
+			model_data_release(&d);
+			memset(&d, 0, sizeof(d));
+			ret = 0;
+		}
+	}
 	if (ret == 0)
 		ret = registry_users_load(data_reg, &users, err);
 	if (ret < 0)
@@ -506,26 +540,20 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 			s.rows[s.n++] = i;
 		}
 	}
-	ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
+	if (s.n > 0 || !opts->shard.count)
+		ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
 	/* A/B: without --model, a running experiment's candidate serves its share of users. */
-	if (ret == 0 && !opts->model)
+	if (ret == 0 && !opts->model && (s.n > 0 || !opts->shard.count))
 		ret = experiment_apply_to_scores(cfg, &m, data_reg, &d, &users, s.rows, s.n, as_of,
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
 	to_stdout = strcmp(opts->output, "-") == 0;
+	ret = score_write_outputs(&m, &d, &users, &s, as_of, opts->output, &n_cs, err);
+	if (ret == 0 && opts->shard.count)
+		ret = score_shard_write(&m, &d, &users, &s, as_of, &opts->shard, opts->output, err);
 	campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", opts->output);
 	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
-	cs = summarise(&m, &d, &s, n_horizons, &n_cs);
-	ret = write_users_csv(&m, &d, &users, &s, &set, opts->output, err);
-	if (ret == 0 && !to_stdout)
-		ret = write_campaigns_csv(&m.cfg, cs, n_cs, &set, campaigns_path, err);
-	if (ret == 0 && !to_stdout)
-		ret = write_report(&m, &d, &s, cs, n_cs, as_of, &set, report_path, err);
-	if (ret == 0 && to_stdout && fflush(stdout) != 0)
-		ret = err_set(err, LTV_EIO, "score: cannot write the users CSV to stdout");
-	if (ret == 0)
-		ret = output_set_commit(&set, err);
 	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
 			"  users:     %s\n  campaigns: %s\n  report:    %s\n", s.n, n_cs,
@@ -546,8 +574,6 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		}
 	}
 out:
-	output_set_release(&set);
-	free(cs);
 	free(campaigns_path);
 	free(report_path);
 	scored_release(&s);

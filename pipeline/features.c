@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/feature_build.h"
+#include "ltv/features.h"
 #include "ltv/model_data.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
@@ -208,11 +209,9 @@ static void add_int_list(cJSON *m, const char *name, const struct int_list *l)
 }
 
 /* Counts are of users (user_rep rows); means are weighted over rows, so they are user means too. */
-static void add_metrics(struct stage_ctx *ctx, const struct frame *f,
+static void add_metrics(const struct config *cfg, int64_t as_of, cJSON *m, const struct frame *f,
 			const struct feature_base_stats *st)
 {
-	const struct config *cfg = ctx->cfg;
-	cJSON *m = ctx->metrics;
 	const double *split = frame_column(f, "split");
 	const double *rev_window = frame_column(f, "rev_window");
 	const double *weight = frame_column(f, "weight"), *user_rep = frame_column(f, "user_rep");
@@ -230,12 +229,12 @@ static void add_metrics(struct stage_ctx *ctx, const struct frame *f,
 			w_train += weight[i];
 		}
 	}
-	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(ctx->as_of, iso, sizeof(iso)));
+	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(as_of, iso, sizeof(iso)));
 	add_int_list(m, "snapshots", &cfg->features.snapshots);
 	add_int_list(m, "horizons", &cfg->features.horizons);
 	cJSON_AddNumberToObject(m, "target_horizon", (double)cfg->features.target_horizon);
 	cJSON_AddStringToObject(m, "validation_installs_after",
-				time_format_iso8601(ctx->as_of - (cfg->features.target_horizon +
+				time_format_iso8601(as_of - (cfg->features.target_horizon +
 						    cfg->features.validation_days) * SECONDS_PER_DAY,
 						    iso, sizeof(iso)));
 	cJSON_AddNumberToObject(m, "users", (double)st->users);
@@ -251,12 +250,62 @@ static void add_metrics(struct stage_ctx *ctx, const struct frame *f,
 	cJSON_AddNumberToObject(m, "users_installed_after_as_of_ignored", (double)st->users_after_as_of);
 }
 
+void features_complete(const struct config *cfg, int64_t as_of, struct frame *f,
+		       struct encodings *enc, const struct feature_base_stats *stats,
+		       struct cJSON *metrics, struct hasher *content)
+{
+	int *fold = xcalloc(f->n_rows ? f->n_rows : 1, sizeof(int));
+
+	assign_split(cfg, as_of, f, frame_add_column(f, "split"), fold);
+	learn_encodings(cfg, f, frame_column(f, "split"), fold, enc);
+	add_metrics(cfg, as_of, metrics, f, stats);
+	frame_hash(f, content);
+	encodings_hash(enc, content);
+	free(fold);
+}
+
+/*
+ * A shard's features (--shard): the base frame of its users and their app
+ * and campaign dictionaries, nothing learnt across users; `merge` joins the
+ * shards' frames and calls features_complete on the whole. The counts of
+ * feature_base_stats go into the metrics, which merge adds up.
+ */
+static int shard_features_save(struct stage_ctx *ctx, struct frame *f, struct encodings *enc,
+			       const struct feature_base_stats *st)
+{
+	cJSON *m = ctx->metrics;
+	char iso[32], spec[32];
+	int64_t out_id;
+	int ret;
+
+	cJSON_AddStringToObject(m, "shard", shard_format(&ctx->shard, spec, sizeof(spec)));
+	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(ctx->as_of, iso, sizeof(iso)));
+	cJSON_AddNumberToObject(m, "users", (double)st->users);
+	cJSON_AddNumberToObject(m, "rows", (double)f->n_rows);
+	cJSON_AddNumberToObject(m, "user_days_read", (double)st->user_days_read);
+	cJSON_AddNumberToObject(m, "user_days_after_as_of_ignored", (double)st->user_days_after_as_of);
+	cJSON_AddNumberToObject(m, "users_installed_after_as_of_ignored", (double)st->users_after_as_of);
+	frame_hash(f, &ctx->content);
+	for (size_t i = 0; i < enc->n_apps; i++)
+		hasher_add_str(&ctx->content, enc->apps[i]);
+	for (size_t i = 0; i < enc->n_campaigns; i++)
+		hasher_add_str(&ctx->content, enc->campaigns[i]);
+	ret = stage_output_id(ctx, &out_id);
+	if (ret == 0)
+		ret = frame_save(f, ctx->reg, out_id, &ctx->err);
+	if (ret == 0)
+		ret = frame_save_dict(ctx->reg, out_id, "app", enc->apps, enc->n_apps, &ctx->err);
+	if (ret == 0)
+		ret = frame_save_dict(ctx->reg, out_id, "campaign", enc->campaigns, enc->n_campaigns,
+				      &ctx->err);
+	return ret;
+}
+
 int stage_features_run(struct stage_ctx *ctx)
 {
 	struct encodings enc = { 0 };
 	struct feature_base_stats stats;
 	struct frame f;
-	int *fold = NULL;
 	int64_t out_id;
 	int ret;
 
@@ -264,19 +313,16 @@ int stage_features_run(struct stage_ctx *ctx)
 				 &enc.campaigns, &enc.n_campaigns, &stats, &ctx->err);
 	if (ret < 0)
 		return ret;
-	fold = xcalloc(f.n_rows, sizeof(int));
-	assign_split(ctx->cfg, ctx->as_of, &f, frame_add_column(&f, "split"), fold);
-	learn_encodings(ctx->cfg, &f, frame_column(&f, "split"), fold, &enc);
-	add_metrics(ctx, &f, &stats);
-	frame_hash(&f, &ctx->content);
-	encodings_hash(&enc, &ctx->content);
-
-	ret = stage_output_id(ctx, &out_id);
-	if (ret == 0)
-		ret = frame_save(&f, ctx->reg, out_id, &ctx->err);
-	if (ret == 0)
-		ret = encodings_save(&enc, ctx->reg, out_id, &ctx->err);
-	free(fold);
+	if (ctx->shard.count) {
+		ret = shard_features_save(ctx, &f, &enc, &stats);
+	} else {
+		features_complete(ctx->cfg, ctx->as_of, &f, &enc, &stats, ctx->metrics, &ctx->content);
+		ret = stage_output_id(ctx, &out_id);
+		if (ret == 0)
+			ret = frame_save(&f, ctx->reg, out_id, &ctx->err);
+		if (ret == 0)
+			ret = encodings_save(&enc, ctx->reg, out_id, &ctx->err);
+	}
 	encodings_release(&enc);
 	frame_release(&f);
 	return ret;

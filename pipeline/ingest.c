@@ -88,7 +88,32 @@ struct ingest {
 	int64_t max_event_time;
 	int64_t users_loaded, users_rejected, events_loaded, events_rejected;
 	int64_t files_loaded, files_skipped;
+	/* --shard: rows of other shards' users (skipped, not rejected) */
+	int64_t users_other_shards, events_other_shards;
+	/* --shard: each loaded user's place in the input, by uid - 1 (shard_user_pos blob) */
+	int64_t *user_pos;
+	size_t cap_user_pos;
+	int64_t file_ordinal;       /* of the file being read, counted over every ingest */
 };
+
+/* Rows of a shard's ingest that belong to another shard's user. */
+#define ROW_OTHER_SHARD 2
+
+/*
+ * A row's shard is its user id's (include/ltv/shard.h). A row too short to
+ * have a user id field goes to shard 0, so every row, even a broken one, is
+ * read by exactly one shard and reported once.
+ */
+static int row_in_shard(const struct ingest *in, char **f, size_t n, int user_id_col)
+{
+	const struct shard_spec *s = &in->ctx->shard;
+
+	if (s->count == 0)
+		return 1;
+	if (user_id_col < 0 || (size_t)user_id_col >= n)
+		return s->index == 0;
+	return shard_keeps(s, f[user_id_col]);
+}
 
 /* Column positions of one file, resolved from its header. -1 = absent (optional). */
 struct columns {
@@ -372,6 +397,8 @@ static int ingest_user_row(struct ingest *in, const char *path, size_t line, cha
 	char *attrs;
 	int ret;
 
+	if (!row_in_shard(in, f, n, c->user_id))
+		return ROW_OTHER_SHARD;
 	if (reject_fault(in, path, line, c, fault)) {
 		/* Its events are then reported as a rejected user's, unless the id is the bad field. */
 		if (n == c->n_header && fault->field != (size_t)c->user_id && *f[c->user_id])
@@ -429,6 +456,10 @@ valid:
 	if (ret < 0)
 		return ret;
 	ARRAY_GROW(in->users, in->n_users + 1, in->cap_users);
+	if (in->ctx->shard.count) {
+		ARRAY_GROW(in->user_pos, in->n_users + 1, in->cap_user_pos);
+		in->user_pos[in->n_users] = in->file_ordinal << 40 | (int64_t)line;
+	}
 	in->users[in->n_users++] = (struct user_state){ u.install_time, -1 };
 	return 1;
 }
@@ -444,6 +475,8 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 	struct day_agg *agg;
 	uint64_t key;
 
+	if (!row_in_shard(in, f, n, c->user_id))
+		return ROW_OTHER_SHARD;
 	if (reject_fault(in, path, line, c, fault))
 		return 0;
 	if (n != c->n_header) {
@@ -531,7 +564,7 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 	struct progress prog;
 	char **fields;
 	size_t n, line;
-	int64_t rows = 0, loaded = 0;
+	int64_t rows = 0, loaded = 0, other = 0;
 	int ret, is_users = file->kind == INPUT_USERS;
 
 	r = csv_reader_open(file->path, err);
@@ -577,6 +610,10 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 			ret = r1;
 			break;
 		}
+		if (r1 == ROW_OTHER_SHARD) {
+			other++;
+			continue;
+		}
 		rows++;
 		loaded += r1;
 		if ((rows & 0xffff) == 0) {
@@ -594,10 +631,14 @@ static int ingest_file(struct ingest *in, const struct input_file *file, int64_t
 	LOG(LOG_INFO, "%s: %lld rows, %lld loaded, %lld rejected, %.0f rows/s", file->path,
 	    (long long)rows, (long long)loaded, (long long)(rows - loaded),
 	    (double)rows / (now_seconds() - prog.started + 1e-9));
+	if (other)
+		LOG(LOG_INFO, "%s: %lld rows of other shards' users skipped", file->path, (long long)other);
 	if (is_users) {
+		in->users_other_shards += other;
 		in->users_loaded += loaded;
 		in->users_rejected += rows - loaded;
 	} else {
+		in->events_other_shards += other;
 		in->events_loaded += loaded;
 		in->events_rejected += rows - loaded;
 	}
@@ -611,6 +652,43 @@ out:
 	free(cols.names);
 	free(cols.attributes);
 	csv_reader_free(r);
+	return ret;
+}
+
+/*
+ * A shard keeps each user's place in the input (file ordinal << 40 | line)
+ * in the blob "shard_user_pos" of its ingest artefact, for every user of the
+ * shard registry: `merge` numbers the users of all shards in that order,
+ * which is the order an unsharded ingest numbers them in.
+ */
+static int load_user_positions(struct ingest *in, struct ltv_err *err)
+{
+	struct artefact_info prev;
+	void *data = NULL;
+	size_t len = 0;
+	int ret;
+
+	if (in->n_users == 0)
+		return 0;
+	ret = registry_artefact_current(in->ctx->reg, "ingest", &prev, err);
+	if (ret == 0) {
+		ret = registry_blob_get(in->ctx->reg, prev.id, "shard_user_pos", &data, &len, err);
+		artefact_info_release(&prev);
+	}
+	if (ret == 0 && len != in->n_users * sizeof(int64_t))
+		ret = err_set(err, LTV_EREGISTRY, "shard registry %s: the users' input positions "
+			      "(blob shard_user_pos) do not match its %zu users; rebuild the shard "
+			      "with ingest.mode: replace", registry_path(in->ctx->reg), in->n_users);
+	else if (ret == LTV_ENOTFOUND)
+		ret = err_set(err, LTV_EUSAGE, "%s holds users ingested without --shard; a shard "
+			      "registry must hold one shard only: use a new registry path",
+			      registry_path(in->ctx->reg));
+	if (ret == 0) {
+		in->cap_user_pos = in->n_users;
+		in->user_pos = data;
+		data = NULL;
+	}
+	free(data);
 	return ret;
 }
 
@@ -633,6 +711,8 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
 		in->users[in->n_users++] = (struct user_state){ t.install_time[i], -1 };
 	}
 	user_table_release(&t);
+	if (ret == 0 && in->ctx->shard.count)
+		ret = load_user_positions(in, err);
 	return ret;
 }
 
@@ -746,6 +826,13 @@ static void add_metrics(struct ingest *in)
 					time_format_iso8601(in->max_event_time, iso, sizeof(iso)));
 	if (in->users_rejected + in->events_rejected > 0)
 		cJSON_AddStringToObject(m, "rejects_file", in->rejects_path);
+	if (in->ctx->shard.count) {
+		char spec[32];
+
+		cJSON_AddStringToObject(m, "shard", shard_format(&in->ctx->shard, spec, sizeof(spec)));
+		cJSON_AddNumberToObject(m, "users_other_shards", (double)in->users_other_shards);
+		cJSON_AddNumberToObject(m, "events_other_shards", (double)in->events_other_shards);
+	}
 }
 
 /*
@@ -788,6 +875,20 @@ static int hash_data_state(struct stage_ctx *ctx)
 	return ret;
 }
 
+/* How many files the registry has loaded before: the first file of this ingest is the next. */
+static int count_ingested_files(struct stage_ctx *ctx, int64_t *out)
+{
+	char **hashes = NULL;
+	size_t n = 0;
+	int ret = registry_ingested_hashes(ctx->reg, &hashes, &n, &ctx->err);
+
+	for (size_t i = 0; i < n; i++)
+		free(hashes[i]);
+	free(hashes);
+	*out = (int64_t)n;
+	return ret;
+}
+
 int stage_ingest_run(struct stage_ctx *ctx)
 {
 	struct ingest in = { .ctx = ctx, .cfg = ctx->cfg, .max_event_time = INT64_MIN };
@@ -806,7 +907,10 @@ int stage_ingest_run(struct stage_ctx *ctx)
 	if (ret < 0)
 		goto out;
 	ret = replace ? registry_data_clear(ctx->reg, &ctx->err) : load_known_users(&in, &ctx->err);
+	if (ret == 0)
+		ret = count_ingested_files(ctx, &in.file_ordinal);
 	for (size_t i = 0; i < files.n && ret == 0; i++) {
+		in.file_ordinal++;
 		int seen = registry_file_ingested(ctx->reg, files.v[i].hash, &ctx->err);
 
 		if (seen < 0) {
@@ -831,6 +935,10 @@ int stage_ingest_run(struct stage_ctx *ctx)
 		ret = update_max_event_time(&in, &ctx->err);
 	if (ret == 0)
 		ret = hash_data_state(ctx);
+	if (ret == 0 && ctx->shard.count)
+		ret = registry_blob_put(ctx->reg, artefact_id, "shard_user_pos",
+					in.user_pos ? (const void *)in.user_pos : "", in.n_users * sizeof(int64_t),
+					&ctx->err);
 	if (ret == 0)
 		add_metrics(&in);
 out:
@@ -841,6 +949,7 @@ out:
 		unlink(in.rejects_path);
 	free(in.rejects_path);
 	free(in.users);
+	free(in.user_pos);
 	if (in.batch)
 		free(in.batch->text);
 	free(in.batch);

@@ -182,6 +182,37 @@ static int check_stage_names(const char *list, const char *flag, struct ltv_err 
 	return ret;
 }
 
+/*
+ * A shard holds a part of the users, so only the per-user stages run on it
+ * (ingest, features); what needs every user runs after `ltvpipe merge`. Its
+ * as_of must be the one of the whole data, which one shard cannot know.
+ */
+static int check_shard_selection(const struct run_options *opts, const struct stage_plan *plans,
+				 struct ltv_err *err)
+{
+	char spec[32];
+
+	if (opts->shard.count == 0)
+		return 0;
+	shard_format(&opts->shard, spec, sizeof(spec));
+	for (size_t i = 0; i < stage_count; i++) {
+		const char *name = stage_table[i].name;
+
+		if (plans[i].state != PLAN_PENDING)
+			continue;
+		if (strcmp(name, "ingest") != 0 && strcmp(name, "features") != 0)
+			return err_set(err, LTV_EUSAGE, "--shard %s runs only ingest and features (add "
+				       "--to features); %s needs every user: run it on the main registry "
+				       "after 'ltvpipe merge'", spec, name);
+		if (strcmp(name, "features") == 0 && opts->as_of == INT64_MIN)
+			return err_set(err, LTV_EUSAGE, "--shard %s: features needs --as-of, the same "
+				       "for every shard (one shard cannot know the latest event of the "
+				       "others); e.g. the latest max_event_time of the shards' ingests",
+				       spec);
+	}
+	return 0;
+}
+
 static int select_stages(const struct run_options *opts, struct stage_plan *plans,
 			 struct ltv_err *err)
 {
@@ -202,7 +233,7 @@ static int select_stages(const struct run_options *opts, struct stage_plan *plan
 
 		plans[i].state = in_range && in_only ? PLAN_PENDING : PLAN_UNSELECTED;
 	}
-	return 0;
+	return check_shard_selection(opts, plans, err);
 }
 
 /* ---- fingerprints ---- */
@@ -220,8 +251,8 @@ static void append_text(char **buf, const char *text)
  * hashes: its config sections in canonical form, as_of if it reads by time,
  * and the input files' content hashes if it reads files.
  */
-static char *stage_config_text(const struct stage *s, const struct config *cfg, int64_t as_of,
-			       const struct input_files *files)
+char *runner_stage_config_text(const struct stage *s, const struct config *cfg, int64_t as_of,
+			       const struct input_files *files, const struct shard_spec *shard)
 {
 	char *text = NULL, *sections = xstrdup(s->config_sections), *save = NULL;
 
@@ -249,10 +280,16 @@ static char *stage_config_text(const struct stage *s, const struct config *cfg, 
 			append_text(&text, line);
 		}
 	}
+	if (shard && shard->count > 0) {
+		char line[64], spec[32];
+
+		snprintf(line, sizeof(line), "shard=%s\n", shard_format(shard, spec, sizeof(spec)));
+		append_text(&text, line);
+	}
 	return text;
 }
 
-static void stage_fingerprint(const struct stage *s, const char *config_text,
+void runner_stage_fingerprint(const struct stage *s, const char *config_text,
 			      const struct artefact_info *const *inputs, size_t n_inputs,
 			      char out[HASH_HEX_LEN])
 {
@@ -535,6 +572,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	ctx.run_id = rs->run_id;
 	ctx.as_of = (s->flags & STAGE_USES_AS_OF) ? rs->as_of : INT64_MIN;
 	ctx.n_threads = n_threads;
+	ctx.shard = rs->opts->shard;
 	ctx.cores = cores;
 	for (size_t i = 0; i < n_inputs; i++)
 		ctx.inputs[i] = inputs[i];
@@ -626,8 +664,9 @@ static int plan_stage(struct run_state *rs, int idx, struct ltv_err *err)
 		p->have_current = ret == 0;
 	}
 	free(p->config_text);
-	p->config_text = stage_config_text(s, rs->cfg, rs->as_of, &rs->files);
-	stage_fingerprint(s, p->config_text, inputs, n_inputs, p->fingerprint);
+	p->config_text = runner_stage_config_text(s, rs->cfg, rs->as_of, &rs->files,
+						  &rs->opts->shard);
+	runner_stage_fingerprint(s, p->config_text, inputs, n_inputs, p->fingerprint);
 
 	if (p->have_current && strcmp(p->current.fingerprint, p->fingerprint) == 0 && !rs->opts->force) {
 		/* Skipping trusts the stored output: check it is still whole (blob checksums). */
@@ -1106,8 +1145,8 @@ int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of,
 			fprintf(out, "  stale? (%s)\n", err->msg);
 			continue;
 		}
-		p->config_text = stage_config_text(s, cfg, rs.as_of, &rs.files);
-		stage_fingerprint(s, p->config_text, inputs, n_inputs, p->fingerprint);
+		p->config_text = runner_stage_config_text(s, cfg, rs.as_of, &rs.files, NULL);
+		runner_stage_fingerprint(s, p->config_text, inputs, n_inputs, p->fingerprint);
 		if (strcmp(p->fingerprint, p->current.fingerprint) == 0) {
 			fprintf(out, "  fresh\n");
 		} else {

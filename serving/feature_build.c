@@ -18,6 +18,7 @@
 #include "ltv/model_data.h"
 #include "ltv/feature_build.h"
 #include "ltv/hash.h"
+#include "ltv/shard.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
 
@@ -361,6 +362,16 @@ int feature_build_base(struct registry *reg, const struct config *cfg, int64_t a
 		       size_t *out_n_apps, char ***out_campaigns, size_t *out_n_campaigns,
 		       struct feature_base_stats *out_stats, struct ltv_err *err)
 {
+	return feature_build_base_cohorts(reg, cfg, as_of, mode, NULL, out, out_apps, out_n_apps,
+					  out_campaigns, out_n_campaigns, out_stats, err);
+}
+
+int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, int64_t as_of,
+			       enum feature_rows mode, const struct shard_spec *cohorts,
+			       struct frame *out, char ***out_apps, size_t *out_n_apps,
+			       char ***out_campaigns, size_t *out_n_campaigns,
+			       struct feature_base_stats *out_stats, struct ltv_err *err)
+{
 	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows;
@@ -376,9 +387,21 @@ int feature_build_base(struct registry *reg, const struct config *cfg, int64_t a
 		assert(br.users.uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
 		br.age_of_uid[u] = br.users.install_time[u] <= as_of
 				   ? complete_days(br.users.install_time[u], as_of) : -1;
+		/* Another shard's cohort: read like a user not yet installed, so never. */
+		if (cohorts && !shard_keeps_cohort(cohorts, br.users.app_id[u], br.users.campaign[u])) {
+			br.age_of_uid[u] = -1;
+			continue;
+		}
 		n_installed += br.age_of_uid[u] >= 0;
 	}
 	br.stats.users_after_as_of = (int64_t)(br.users.n - n_installed);
+	if (n_installed == 0 && cohorts && cohorts->count > 0) {
+		char spec[32];
+
+		ret = err_set(err, LTV_ENOTFOUND, "shard %s holds no cohort with a user installed by as_of",
+			      shard_format(cohorts, spec, sizeof(spec)));
+		goto out;
+	}
 	if (n_installed == 0) {
 		char iso[32];
 

@@ -141,14 +141,21 @@ int model_tier(const struct loaded_model *m, const char *app, const char *campai
 int model_data_for_scoring(const struct loaded_model *m, struct registry *data_reg, int64_t as_of,
 			   struct model_data *out, struct ltv_err *err)
 {
+	return model_data_for_scoring_cohorts(m, data_reg, as_of, NULL, out, err);
+}
+
+int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
+				   int64_t as_of, const struct shard_spec *cohorts,
+				   struct model_data *out, struct ltv_err *err)
+{
 	char **apps = NULL, **campaigns = NULL;
 	size_t n_apps = 0, n_campaigns = 0;
 	const double *app, *campaign;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = feature_build_base(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, &out->frame, &apps, &n_apps, &campaigns,
-				 &n_campaigns, NULL, err);
+	ret = feature_build_base_cohorts(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
+					 &out->frame, &apps, &n_apps, &campaigns, &n_campaigns, NULL, err);
 	if (ret < 0)
 		return ret;
 	feature_apply_encodings(&m->enc, &out->frame, apps, n_apps, campaigns, n_campaigns,

@@ -52,7 +52,7 @@ struct command {
 enum { OPT_AS_OF = 1, OPT_ONLY, OPT_FROM, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_JSON, OPT_MODEL,
        OPT_USERS, OPT_EVENTS, OPT_OUTPUT, OPT_APP, OPT_CAMPAIGN, OPT_FEATURE, OPT_PORT, OPT_BIND,
        OPT_THREADS, OPT_HORIZONS, OPT_HORIZON, OPT_SEED, OPT_OUT, OPT_START, OPT_ORDER, OPT_DOT,
-       OPT_MAN, OPT_COMPLETION };
+       OPT_MAN, OPT_COMPLETION, OPT_SHARD };
 
 #define JSON_OPTION { "json", OPT_JSON, NULL, "print one JSON document on stdout (messages go to stderr)", 0 }
 #define AS_OF_OPTION(help) { "as-of", OPT_AS_OF, "DATE", help, 0 }

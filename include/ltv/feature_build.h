@@ -83,6 +83,19 @@ int feature_build_base(struct registry *reg, const struct config *cfg, int64_t a
 		       struct feature_base_stats *out_stats, struct ltv_err *err);
 
 /*
+ * feature_build_base for the users of the (app, campaign) cohorts of one
+ * score shard (shard_keeps_cohort; NULL or count 0: every user), the others
+ * read as never installed: `score --shard`. LTV_ENOTFOUND when the shard holds
+ * no cohort with a user installed by as_of.
+ */
+struct shard_spec;
+int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, int64_t as_of,
+			       enum feature_rows mode, const struct shard_spec *cohorts,
+			       struct frame *out, char ***out_apps, size_t *out_n_apps,
+			       char ***out_campaigns, size_t *out_n_campaigns,
+			       struct feature_base_stats *out_stats, struct ltv_err *err);
+
+/*
  * Re-codes a base frame's app_code/campaign_code from its own dictionaries to
  * the encodings' (names unseen in training are appended to copies of the
  * encodings' dictionaries, returned in *out_apps / *out_campaigns), and adds

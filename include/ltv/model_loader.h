@@ -46,5 +46,10 @@ int model_tier(const struct loaded_model *m, const char *app, const char *campai
  */
 int model_data_for_scoring(const struct loaded_model *m, struct registry *data_reg, int64_t as_of,
 			   struct model_data *out, struct ltv_err *err);
+/* The same for the users of one score shard's cohorts (feature_build_base_cohorts). */
+struct shard_spec;
+int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
+				   int64_t as_of, const struct shard_spec *cohorts,
+				   struct model_data *out, struct ltv_err *err);
 
 #endif

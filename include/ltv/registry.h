@@ -206,6 +206,15 @@ int registry_file_hash_for_path(struct registry *reg, const char *kind, const ch
 /* Content hashes of every ingested file, sorted (caller frees each and the array). */
 int registry_ingested_hashes(struct registry *reg, char ***out_hashes, size_t *out_n,
 			     struct ltv_err *err);
+/* One ingested_files record. */
+struct ingested_file_row {
+	char *content_hash, *kind, *path;
+	int64_t rows, rejects;
+};
+/* Every ingested file record in the order they were loaded (src/registry_shard.c). */
+int registry_ingested_files_load(struct registry *reg, struct ingested_file_row **out_rows,
+				 size_t *out_n, struct ltv_err *err);
+void ingested_file_rows_free(struct ingested_file_row *rows, size_t n);
 /* Deletes every ingested user, user-day and file record (ingest.mode: replace). */
 int registry_data_clear(struct registry *reg, struct ltv_err *err);
 

@@ -11,6 +11,7 @@
 
 #include "ltv/common.h"
 #include "ltv/config.h"
+#include "ltv/shard.h"
 
 struct cJSON;
 struct registry;
@@ -23,6 +24,7 @@ struct run_options {
 	int dry_run;         /* print what would run and why; write nothing */
 	int64_t as_of;       /* INT64_MIN: the latest event time ingested */
 	const char *command; /* the command line, recorded with the run */
+	struct shard_spec shard; /* --shard i/N: ingest and features of one shard (count 0: all) */
 	struct cJSON *json;  /* when set: filled with the run and each stage's outcome (--json) */
 };
 
@@ -37,6 +39,22 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
  */
 int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of, FILE *out,
 		  struct cJSON *json, struct ltv_err *err);
+
+struct stage;
+struct artefact_info;
+struct input_files;
+
+/*
+ * The exact text a stage is fingerprinted by besides its inputs (its config
+ * sections, as_of, input file hashes, and "shard=i/N" for a shard's ingest
+ * and features); caller frees. And the fingerprint itself. `merge` uses both
+ * to give merged artefacts the fingerprints an unsharded run would compute.
+ */
+char *runner_stage_config_text(const struct stage *s, const struct config *cfg, int64_t as_of,
+			       const struct input_files *files, const struct shard_spec *shard);
+void runner_stage_fingerprint(const struct stage *s, const char *config_text,
+			      const struct artefact_info *const *inputs, size_t n_inputs,
+			      char out[33]);
 
 /* Makes a run id "20261121-173102-4f2a" from the clock and pid. */
 void runner_make_run_id(char *buf, size_t size);

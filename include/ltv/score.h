@@ -14,6 +14,7 @@
 
 #include "ltv/common.h"
 #include "ltv/config.h"
+#include "ltv/shard.h"
 
 struct cJSON;
 struct registry;
@@ -25,6 +26,7 @@ struct score_options {
 	const char *events_path;
 	const char *output;       /* users CSV; OUTPUT.campaigns.csv and OUTPUT.report.txt beside it;
 				   * "-": the users CSV to stdout, nothing beside it */
+	struct shard_spec shard;  /* --shard i/N: only that shard's users, plus OUTPUT.shard.csv */
 	struct cJSON *json;       /* when set: filled with what was scored (--json) */
 };
 

@@ -17,6 +17,7 @@
 #include "ltv/config.h"
 #include "ltv/hash.h"
 #include "ltv/registry.h"
+#include "ltv/shard.h"
 
 struct cJSON;
 
@@ -33,6 +34,7 @@ struct stage_ctx {
 	const char *run_id;
 	int64_t as_of;                   /* INT64_MIN for stages without STAGE_USES_AS_OF */
 	int n_threads;                   /* the share at the start; see stage_threads */
+	struct shard_spec shard;         /* ingest and features of one shard (count 0: all users) */
 	/* Current artefacts of the declared inputs, in declared order. */
 	const struct artefact_info *inputs[STAGE_MAX_INPUTS];
 	size_t n_inputs;
