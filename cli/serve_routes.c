@@ -192,6 +192,7 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 		}
 		*slot = item ? item->valuestring : text;
 		if (slot == &ut->user_id && (!**slot || strlen(*slot) > USER_ID_MAX)) {
+			field_name(field, sizeof(field), prefix, name);
 			serve_reply_error(out, 400, "invalid_field", field,
 					  "%s must have 1 to %d bytes", field, USER_ID_MAX);
 			return -1;
