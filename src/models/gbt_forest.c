@@ -267,6 +267,8 @@ static void collect_thresholds(struct gbt_forest *f)
 	for (size_t j = 0; j < f->n_features; j++) {
 		size_t u = 0;
 
+		if (f->n_thresholds[j] == 0)
+			continue; /* a feature no split uses: no array (qsort must not get NULL) */
 		qsort(f->thresholds[j], f->n_thresholds[j], sizeof(float), compare_float);
 		for (size_t i = 0; i < f->n_thresholds[j]; i++)
 			if (u == 0 || f->thresholds[j][i] != f->thresholds[j][u - 1])
