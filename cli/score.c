@@ -479,7 +479,12 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 	}
 	write_prediction_header(f, cfg, header, n_header);
 	fprintf(f, ",%sreason\n", reason_taken ? "ltvpipe_" : "");
-	free_names(prediction_names(cfg, &n_pred), n_pred);
+	{
+		/* only their number is needed here; n_pred is set by the call, so not in one expression */
+		char **names = prediction_names(cfg, &n_pred);
+
+		free_names(names, n_pred);
+	}
 	while ((ret = csv_reader_next(r, &fields, &n, &line, err)) == 1) {
 		const char *reason = NULL;
 		size_t i = 0;
