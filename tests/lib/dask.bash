@@ -3,21 +3,8 @@
 # ports (--port 0, the address read from the scheduler file), readiness
 # waited for in bounded loops, and every process started stopped by PID in an
 # EXIT trap, even when the test fails. Needs Debian's python3-distributed.
-dask_pids=()
-
-dask_stop() { # PID: SIGTERM, a bounded wait, then SIGKILL
-	local pid=$1
-	kill "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-dask_stop_all() {
-	for pid in "${dask_pids[@]}"; do dask_stop "$pid"; done
-}
-trap dask_stop_all EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/procs.bash"
+dask_stop() { proc_stop "$1"; }
 
 # dask_start_scheduler: starts it in the background (dask_wait_scheduler reads
 # its address); logs in scheduler.log. A task whose worker dies fails at once
@@ -29,7 +16,7 @@ dask_start_scheduler() {
 		dask-scheduler --host 127.0.0.1 --port 0 --no-dashboard --scheduler-file scheduler.json \
 		>scheduler.log 2>&1 &
 	dask_scheduler_pid=$!
-	dask_pids+=("$!")
+	proc_track "$!"
 }
 
 # dask_wait_scheduler: sets dask_address once the scheduler file is written (bounded).
@@ -52,7 +39,7 @@ dask_start_worker() {
 	local name=$1
 	dask-worker --scheduler-file scheduler.json --no-nanny --nthreads 1 --host 127.0.0.1 \
 		--no-dashboard --name "$name" >"$name.log" 2>&1 &
-	dask_pids+=("$!")
+	proc_track "$!"
 	printf -v "${name}_pid" '%s' "$!"
 }
 

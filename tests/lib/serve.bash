@@ -2,21 +2,8 @@
 # server binds 127.0.0.1 on a free port (--port 0; the port is read from the
 # "listening on" line), readiness is waited for in a bounded loop, and every
 # server started is stopped by PID in an EXIT trap, even when the test fails.
-serve_pids=()
-
-serve_stop() { # PID: SIGTERM, a bounded wait, then SIGKILL
-	local pid=$1
-	kill "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-serve_stop_all() {
-	for pid in "${serve_pids[@]}"; do serve_stop "$pid"; done
-}
-trap serve_stop_all EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/procs.bash"
+serve_stop() { proc_stop "$1"; }
 
 # serve_start NAME [serve args...]: sets NAME_url and NAME_pid; logs in NAME.out / NAME.err.
 serve_start() {
@@ -24,7 +11,7 @@ serve_start() {
 	shift
 	"$LTVPIPE" serve --port 0 "$@" >"$name.out" 2>"$name.err" &
 	pid=$!
-	serve_pids+=("$pid")
+	proc_track "$pid"
 	for _ in $(seq 1 150); do
 		url=$(sed -n 's|^listening on \(http://[^ ]*\)/ .*|\1|p' "$name.out")
 		[ -n "$url" ] && break
