@@ -207,6 +207,10 @@ static cJSON *horizon_json(const struct eval_result *r, const struct eval_horizo
 	add_num(o, "interval_coverage_users", eh->coverage_users);
 	add_num(o, "interval_coverage_campaigns", eh->coverage_campaigns);
 	cJSON_AddNumberToObject(o, "interval_coverage_n_campaigns", (double)eh->n_coverage_campaigns);
+	cJSON_AddNumberToObject(o, "interval_campaign_groups", (double)eh->band_groups);
+	add_num(o, "interval_campaign_tau2", eh->band_tau2);
+	add_num(o, "interval_campaign_k", eh->band_k);
+	add_num(o, "interval_campaign_q", eh->band_q);
 	series = cJSON_AddArrayToObject(o, "predictors");
 	for (size_t k = 0; k < eh->n_series; k++)
 		cJSON_AddItemToArray(series, series_json(&eh->series[k], detailed));

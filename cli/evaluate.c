@@ -257,6 +257,10 @@ static void interval_coverage(const struct loaded_model *m, size_t hi, struct ev
 	eh->coverage_users = n_user ? (double)inside / (double)n_user : NAN;
 	eh->coverage_campaigns = n_camp ? (double)in_camp / (double)n_camp : NAN;
 	eh->n_coverage_campaigns = n_camp;
+	eh->band_groups = m->pred.band[hi].n_groups;
+	eh->band_tau2 = m->pred.band[hi].group_tau2;
+	eh->band_k = m->pred.band[hi].group_k;
+	eh->band_q = m->pred.band[hi].group_q;
 	free(rev);
 	free(fut);
 	free(act);

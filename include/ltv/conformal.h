@@ -8,7 +8,9 @@
  * a few are whales, which no normal or log-normal form fits).
  *
  * Groups (campaigns) get an interval shaped by two sources of error and
- * scaled by held-out groups (normalized split conformal):
+ * scaled by held-out groups (normalized split conformal; calibrate's groups
+ * are a validation campaign at one snapshot age, pipeline/calibrate.c says
+ * why):
  *   - the users' own noise, which shrinks, relatively, as a campaign grows:
  *     with k = sum (y - p)^2 / sum p over held-out rows (variance
  *     proportional to the prediction, as for counts), a campaign whose

@@ -106,6 +106,9 @@ struct eval_horizon {
 	/* share of actuals inside the mix's 80% intervals (NaN: no intervals) */
 	double coverage_users, coverage_campaigns;
 	size_t n_coverage_campaigns;
+	/* the campaign band behind them (include/ltv/conformal.h): held-out groups, tau^2, k, q */
+	size_t band_groups;
+	double band_tau2, band_k, band_q;
 	struct eval_series series[EVAL_MAX_SERIES];
 	size_t n_series;
 };
