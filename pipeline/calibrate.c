@@ -211,6 +211,37 @@ static size_t *age_index(const struct model_data *d, const struct row_split *s, 
 }
 
 /*
+ * Sums of revenue to come per held-out group (cohort * n_ages + age[i]);
+ * groups of fewer than min_users rows get group_pred 0, which leaves them
+ * out of the band. Returns how many groups are left in.
+ */
+static size_t group_sums(const struct model_data *d, const struct row_split *s, const double *pred,
+			 const double *actual, const size_t *age, size_t n_ages, size_t min_users,
+			 double *group_pred, double *group_actual, size_t *group_n)
+{
+	const size_t n_groups = d->n_apps * d->n_campaigns * n_ages;
+	size_t kept = 0;
+
+	memset(group_pred, 0, n_groups * sizeof(double));
+	memset(group_actual, 0, n_groups * sizeof(double));
+	memset(group_n, 0, n_groups * sizeof(size_t));
+	for (size_t i = 0; i < s->n_valid; i++) {
+		const size_t g = model_data_cohort(d, s->valid[i]) * n_ages + age[i];
+
+		group_pred[g] += pred[i];
+		group_actual[g] += actual[i];
+		group_n[g]++;
+	}
+	/* Campaigns too small to say anything about campaign error are left out of its band. */
+	for (size_t g = 0; g < n_groups; g++) {
+		if (group_n[g] < min_users)
+			group_pred[g] = 0;
+		kept += group_pred[g] > 0;
+	}
+	return kept;
+}
+
+/*
  * The 80% band of the revenue still to come at one horizon (src/models/
  * conformal.c), from the calibrated predictions on the validation cohorts:
  * per user by prediction bucket, per campaign from held-out groups.
@@ -232,6 +263,7 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 	const double *y = model_data_label(d, horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	const size_t min_users = (size_t)ctx->cfg->select.min_validation_users;
 	struct row_split s;
 	double *pred, *actual, *group_pred = NULL, *group_actual = NULL;
 	size_t *group_n = NULL, *age = NULL, n_ages = 1, n_groups;
@@ -251,18 +283,21 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 	if (ret == 0)
 		predictor_calibrate(p, d, s.valid, s.n_valid, horizon, actual, pred);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
-		size_t g = model_data_cohort(d, s.valid[i]) * n_ages + age[i];
-
 		pred[i] -= rev_window[s.valid[i]];
 		actual[i] = y[s.valid[i]] - rev_window[s.valid[i]];
-		group_pred[g] += pred[i];
-		group_actual[g] += actual[i];
-		group_n[g]++;
 	}
-	/* Campaigns too small to say anything about campaign error are left out of its band. */
-	for (size_t g = 0; g < n_groups; g++)
-		if (group_n[g] < (size_t)ctx->cfg->select.min_validation_users)
-			group_pred[g] = 0;
+	/*
+	 * Too few (campaign, age) groups with enough users (small data, or a
+	 * horizon with few ages below it): the campaigns themselves, summed over
+	 * their ages, as before, rather than no campaign interval at all.
+	 */
+	if (ret == 0 && group_sums(d, &s, pred, actual, age, n_ages, min_users, group_pred,
+				   group_actual, group_n) < CONFORMAL_MIN_GROUPS && n_ages > 1) {
+		memset(age, 0, s.n_valid * sizeof(size_t));
+		n_groups = n_cohorts;
+		n_ages = 1;
+		group_sums(d, &s, pred, actual, age, 1, min_users, group_pred, group_actual, group_n);
+	}
 	if (ret == 0 && s.n_valid > 0)
 		ret = conformal_fit(pred, actual, s.n_valid, 20, 100, 0.8, group_pred, group_actual,
 				    n_groups, out, &ctx->err);
