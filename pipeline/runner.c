@@ -20,6 +20,7 @@
 #include "ltv/model_compare.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
+#include "ltv/metrics_text.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
@@ -507,93 +508,6 @@ static int injected_fault(const char *stage, struct ltv_err *err)
 	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
 }
 
-/*
- * The accuracy figures stages record, with what each measures. They are said
- * on one line with their horizon ("on the validation cohorts at D30: payer
- * AUC 0.86, ..."), so no bare "wape=" reaches a reader; other metrics follow
- * as name=value, counts as integers.
- */
-static const struct { const char *key, *label; } metric_labels[] = {
-	{ "payer_auc", "payer AUC" },
-	{ "rmsle", "user RMSLE" },
-	{ "wape", "user WAPE" },
-	{ "campaign_wape", "campaign WAPE" },
-	{ "bias", "bias" },
-	{ "val_campaign_wape", "campaign WAPE" },
-	{ "val_campaign_bias", "campaign bias" },
-	{ "val_campaign_mape", "campaign MAPE" },
-	{ "val_user_rmsle", "user RMSLE" },
-	{ "validation_campaign_wape_raw", "campaign WAPE before calibration" },
-	{ "validation_campaign_wape", "campaign WAPE" },
-	{ "validation_campaign_bias", "campaign bias" },
-	{ "validation_rmsle", "user RMSLE" },
-	{ "out_of_sample_campaign_wape", "campaign WAPE out of sample (cross-fitted)" },
-	{ "out_of_sample_campaign_bias", "campaign bias out of sample (cross-fitted)" },
-};
-
-static const char *metric_label(const char *key)
-{
-	for (size_t i = 0; i < sizeof(metric_labels) / sizeof(metric_labels[0]); i++)
-		if (strcmp(metric_labels[i].key, key) == 0)
-			return metric_labels[i].label;
-	return NULL;
-}
-
-static int is_horizon_key(const char *key)
-{
-	return strcmp(key, "horizon") == 0 || strcmp(key, "val_horizon") == 0 ||
-	       strcmp(key, "out_of_sample_horizon") == 0;
-}
-
-static void print_number(FILE *out, double v)
-{
-	if (v == floor(v) && fabs(v) < 1e15) /* counts: 1733970, never 1.73397e+06 */
-		fprintf(out, "%.0f", v);
-	else
-		fprintf(out, "%.6g", v);
-}
-
-/* default_horizon: the target horizon, for stages whose metrics do not name theirs. */
-static void print_metrics_brief(FILE *out, const char *metrics_json, int64_t default_horizon)
-{
-	cJSON *m = cJSON_Parse(metrics_json);
-	const cJSON *item;
-	double horizon = (double)default_horizon;
-	int printed = 0, quality = 0;
-
-	if (!m)
-		return;
-	cJSON_ArrayForEach(item, m)
-		if (cJSON_IsNumber(item) && is_horizon_key(item->string))
-			horizon = item->valuedouble;
-	cJSON_ArrayForEach(item, m) {
-		const char *label = metric_label(item->string);
-
-		if (!label || !cJSON_IsNumber(item))
-			continue;
-		fprintf(out, "%s", quality++ ? ", " : "");
-		if (quality == 1)
-			fprintf(out, "      on the validation cohorts at D%.0f: ", horizon);
-		fprintf(out, "%s %.4g", label, item->valuedouble);
-	}
-	if (quality)
-		fputc('\n', out);
-	cJSON_ArrayForEach(item, m) {
-		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)) ||
-		    metric_label(item->string) || (quality && is_horizon_key(item->string)))
-			continue;
-		fprintf(out, "%s%s=", printed ? ", " : "      ", item->string);
-		if (cJSON_IsNumber(item))
-			print_number(out, item->valuedouble);
-		else
-			fputs(item->valuestring, out);
-		printed++;
-	}
-	if (printed)
-		fputc('\n', out);
-	cJSON_Delete(m);
-}
-
 /* Runs one stage body and commits its output, or rolls everything back. */
 static int execute_stage(struct run_state *rs, int idx, struct registry *reg, int n_threads,
 			 struct core_share *cores, struct ltv_err *err)
@@ -659,7 +573,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	p->state = PLAN_RAN;
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
-	print_metrics_brief(rs->out, metrics, rs->cfg->features.target_horizon);
+	metrics_say_brief(rs->out, metrics, rs->cfg->features.target_horizon);
 	/* stdout has just said so: the console shows each stage once; the run's log file keeps it */
 	LOG(LOG_DEBUG, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
@@ -1204,7 +1118,7 @@ int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of,
 			fprintf(out, "  stale (%s)\n", p->reason);
 			p->state = PLAN_WOULD_RUN;
 		}
-		print_metrics_brief(out, p->current.metrics, cfg->features.target_horizon);
+		metrics_say_brief(out, p->current.metrics, cfg->features.target_horizon);
 	}
 	if (ret == 0)
 		models_say_status(rs.reg, out);
