@@ -954,36 +954,46 @@ static void plans_to_json(const struct run_state *rs, cJSON *doc, double seconds
 int runner_run(const struct config *cfg, const struct run_options *opts, FILE *out,
 	       struct ltv_err *err)
 {
-	struct run_state rs = { .cfg = cfg, .opts = opts, .as_of = INT64_MIN, .out = out };
+	struct registry *reg = NULL;
+	int ret;
+
+	if (opts->dry_run) {
+		/* A dry run changes nothing: not even creating the registry file. */
+		ret = registry_open_readonly(cfg->registry.path, &reg, err);
+		if (ret == LTV_ENOTFOUND)
+			ret = 0; /* no registry yet: every stage would run */
+	} else {
+		ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+		if (ret == 0)
+			ret = registry_lock_run(reg, (int)cfg->registry.busy_timeout_s, err);
+	}
+	if (ret == 0)
+		ret = runner_run_on(cfg, reg, opts, out, err);
+	registry_close(reg); /* and the run lock with it */
+	return ret;
+}
+
+int runner_run_on(const struct config *cfg, struct registry *reg, const struct run_options *opts,
+		  FILE *out, struct ltv_err *err)
+{
+	struct run_state rs = { .cfg = cfg, .opts = opts, .as_of = INT64_MIN, .out = out, .reg = reg };
 	char *config_text = NULL;
 	int ret, run_recorded = 0;
 	double started = now_seconds();
 
 	assert(stage_count <= sizeof(rs.plans) / sizeof(rs.plans[0]));
+	assert(reg || opts->dry_run);
 	ret = stage_table_check(err);
 	if (ret == 0)
 		ret = select_stages(opts, rs.plans, err);
 	if (ret < 0)
 		return ret;
-	if (opts->dry_run) {
-		/* A dry run changes nothing: not even creating the registry file. */
-		ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
-		if (ret == LTV_ENOTFOUND) {
-			for (size_t i = 0; i < stage_count; i++)
-				if (rs.plans[i].state == PLAN_PENDING)
-					fprintf(out, "%s: would run (no registry yet at %s)\n",
-						stage_table[i].name, cfg->registry.path);
-			return 0;
-		}
-	} else {
-		ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &rs.reg, err);
-	}
-	if (ret < 0)
-		return ret;
-	if (!opts->dry_run) {
-		ret = registry_lock_run(rs.reg, (int)cfg->registry.busy_timeout_s, err);
-		if (ret < 0)
-			goto out;
+	if (!reg) {
+		for (size_t i = 0; i < stage_count; i++)
+			if (rs.plans[i].state == PLAN_PENDING)
+				fprintf(out, "%s: would run (no registry yet at %s)\n",
+					stage_table[i].name, cfg->registry.path);
+		return 0;
 	}
 	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
 	if (!opts->dry_run) {
@@ -1023,6 +1033,7 @@ out:
 		log_close_run();
 	}
 	free(config_text);
+	rs.reg = NULL; /* the caller's */
 	run_state_release(&rs);
 	return ret;
 }
