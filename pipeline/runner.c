@@ -21,6 +21,7 @@
 #include "ltv/input_files.h"
 #include "ltv/log.h"
 #include "ltv/metrics_text.h"
+#include "ltv/progress.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
@@ -57,6 +58,7 @@ struct stage_plan {
 	size_t n_inputs;
 	double expected_seconds;       /* its last run's time, for the ETA; NaN when unknown */
 	int expected_known;            /* expected_seconds has been looked up */
+	int ordinal, n_stages;         /* stage ordinal of n_stages, as announced, for its progress */
 };
 
 int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
@@ -519,6 +521,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	int64_t input_ids[STAGE_MAX_INPUTS];
 	struct stage_output_state out = { 0 };
 	struct stage_ctx ctx = { 0 };
+	struct progress progress;
 	char content[HASH_HEX_LEN];
 	char *metrics = NULL, *timings = NULL;
 	double started = now_seconds();
@@ -541,12 +544,17 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	ctx.n_inputs = n_inputs;
 	ctx.metrics = cJSON_CreateObject();
 	ctx.output = &out;
+	ctx.progress = &progress;
 	hasher_init(&ctx.content);
 
 	log_set_stage(s->name);
+	progress_run_stage(p->ordinal, p->n_stages);
+	progress_start(&progress, s->name, "steps", 0);
 	/* the main thread announced it with its reason (announce): said once on the console */
 	LOG(LOG_DEBUG, "running (%s)", p->reason);
 	ret = s->run(&ctx);
+	progress_finish(&progress);
+	progress_run_stage(0, 0);
 	if (ret == 0)
 		ret = injected_fault(s->name, &ctx.err);
 	if (ret == 0 && !out.opened)
@@ -750,9 +758,13 @@ static void announce(struct run_state *rs, const int *stages, size_t n)
 						stage_table[stages[k]].name);
 		LOG(LOG_INFO, "stages %zu-%zu of %zu, in parallel: %s", done + 1, done + n, total, names);
 	}
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
+		rs->plans[stages[k]].ordinal = (int)(done + 1 + k);
+		rs->plans[stages[k]].n_stages = (int)total;
 		LOG(LOG_INFO, "stage %zu of %zu: %s (%s)", done + 1 + k, total, stage_table[stages[k]].name,
 		    rs->plans[stages[k]].reason);
+	}
+	progress_run_left(left);
 	if (!isnan(left) && left < 1)
 		LOG(LOG_INFO, "under 1 s left, by the last run's timings%s",
 		    unknown ? " of the stages timed before" : "");

@@ -40,6 +40,8 @@ show dag
 grep -- '->' dag.dot | cmp -s - edges.json.txt && echo "dag --dot and --json have the same edges"
 
 # the first run: each stage once on stdout, progress on stderr, --quiet silences it
+# (LTVPIPE_PROGRESS_EVERY=0: a progress log line at every step, not every 30 s)
+export LTVPIPE_PROGRESS_EVERY=0
 show run $S --quiet
 "$LTVPIPE" run $S --dry-run --set hurdle.max_depth=3 --json 2>dry.err |
 	jq -c '{dry_run, as_of, stages: [.stages[] | [.stage, .state, .reason // .version]]}'
@@ -47,8 +49,9 @@ echo "run --dry-run --json stderr: $(mask <dry.err | tr '\n' '|')"
 "$LTVPIPE" run $S --set hurdle.max_depth=3 --json >run2.json 2>run2.err; echo "run --json exit $?"
 jq -c '{run_id, dry_run, as_of, registry, stages: [.stages[] | [.stage, .state, .version, .made_by_run]]}' run2.json | mask
 jq -c '[.stages[] | select(.state == "ran") | {stage, campaign_wape: .metrics.campaign_wape}]' run2.json
-# stderr: the progress of the stages that ran, each once
+# stderr: the progress of the stages that ran, each once, with each stage's own steps
 mask <run2.err | grep -v 'stage=hurdle tier'
+unset LTVPIPE_PROGRESS_EVERY
 "$LTVPIPE" status $S --json >status.json 2>status.err; echo "status --json exit $?, stderr $(wc -c <status.err) bytes"
 jq -c '{registry, as_of, stages: [.stages[] | [.stage, .state, .version]]}' status.json
 "$LTVPIPE" status --json | jq -c '[.stages[] | select(.state != "fresh") | {stage, state, reason}]'
@@ -118,4 +121,9 @@ show diff 1 "$1"
 show score --output
 show evaluate extra
 show status --as-of
+# on a terminal, one line redrawn in place (\r, erase to the end) instead of log lines
+script -qec "'$LTVPIPE' run $S --only calibrate --force" /dev/null </dev/null >tty.out 2>&1
+tr '\r' '\n' <tty.out | grep -c '\[stage 1 of 1\] calibrate: [0-9] of 9 fits' |
+	sed 's/^[1-9][0-9]*$/some/; s/^/terminal progress lines of calibrate: /'
+grep -c 'progress:' tty.out | sed 's/^/progress log lines on a terminal: /'
 exit 0
