@@ -108,6 +108,17 @@ head -3 stdout.csv | cut -d, -f1-8
 cmp -s stdout.csv scores.csv && echo "score --output - wrote the same CSV as --output scores.csv"
 echo "score --output - stderr: $(mask <score.err | head -1)"
 [ -e ./- ] && echo "score --output - wrote a file named -"
+# --shard writes F.shard.csv beside F: it needs a file, not -
+show score --shard 0/2 --output -
+# merge-scores --output -: the merged per-user CSV on stdout alone, what it says on stderr
+"$LTVPIPE" score --shard 0/2 --output sh0.csv >/dev/null 2>&1 && "$LTVPIPE" score --shard 1/2 --output sh1.csv >/dev/null 2>&1 ||
+	echo "score --shard failed"
+"$LTVPIPE" merge-scores --output - sh0.csv sh1.csv >merged.out 2>merged.err; echo "merge-scores --output - exit $?"
+head -2 merged.out | cut -d, -f1-8
+echo "merge-scores --output - stdout: $(wc -l <merged.out) lines; stderr: $(mask <merged.err | tr '\n' '|')"
+cmp -s merged.out scores.csv && echo "merge-scores --output - wrote the unsharded score's CSV, byte for byte"
+ls ./- ./-.* 2>/dev/null | sed 's/^/merge-scores --output - also wrote: /'
+show merge-scores --output - sh0.csv
 
 # usage errors: exit 2, one line that names what is wrong
 show models list --bogus
