@@ -542,7 +542,7 @@ static const char *metric_label(const char *key)
 static int is_horizon_key(const char *key)
 {
 	return strcmp(key, "horizon") == 0 || strcmp(key, "val_horizon") == 0 ||
-	       strcmp(key, "out_of_sample_horizon") == 0;
+	       strcmp(key, "out_of_sample_horizon") == 0 || strcmp(key, "target_horizon") == 0;
 }
 
 static void print_number(FILE *out, double v)
@@ -554,11 +554,15 @@ static void print_number(FILE *out, double v)
 }
 
 /* default_horizon: the target horizon, for stages whose metrics do not name theirs. */
-static void print_metrics_brief(FILE *out, const char *metrics_json, int64_t default_horizon)
+/*
+ * The horizon the figures are at comes from the artefact's own metrics (its
+ * features' parameters when it was made), never from today's config.
+ */
+static void print_metrics_brief(FILE *out, const char *metrics_json)
 {
 	cJSON *m = cJSON_Parse(metrics_json);
 	const cJSON *item;
-	double horizon = (double)default_horizon;
+	double horizon = NAN;
 	int printed = 0, quality = 0;
 
 	if (!m)
@@ -572,8 +576,10 @@ static void print_metrics_brief(FILE *out, const char *metrics_json, int64_t def
 		if (!label || !cJSON_IsNumber(item))
 			continue;
 		fprintf(out, "%s", quality++ ? ", " : "");
-		if (quality == 1)
+		if (quality == 1 && !isnan(horizon))
 			fprintf(out, "      on the validation cohorts at D%.0f: ", horizon);
+		else if (quality == 1)
+			fprintf(out, "      on the validation cohorts: ");
 		fprintf(out, "%s %.4g", label, item->valuedouble);
 	}
 	if (quality)
@@ -659,7 +665,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	p->state = PLAN_RAN;
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
-	print_metrics_brief(rs->out, metrics, rs->cfg->features.target_horizon);
+	print_metrics_brief(rs->out, metrics);
 	/* stdout has just said so: the console shows each stage once; the run's log file keeps it */
 	LOG(LOG_DEBUG, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
@@ -1204,7 +1210,7 @@ int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of,
 			fprintf(out, "  stale (%s)\n", p->reason);
 			p->state = PLAN_WOULD_RUN;
 		}
-		print_metrics_brief(out, p->current.metrics, cfg->features.target_horizon);
+		print_metrics_brief(out, p->current.metrics);
 	}
 	if (ret == 0)
 		models_say_status(rs.reg, out);
