@@ -148,6 +148,7 @@ static int latest_event(const char *registry_path, int64_t *out, struct ltv_err 
 	return ret;
 }
 
+/* The horizons a scratch training will use (a trained version's are in its params). */
 static int64_t longest_horizon(const struct config *cfg)
 {
 	return cfg->features.horizons.v[cfg->features.horizons.n - 1];
@@ -289,7 +290,7 @@ static void floor_series(struct eval_series *s, const struct eval_horizon *eh)
 static int predict_method(const struct loaded_model *m, const struct model_data *d, int k,
 			  const size_t *rows, struct eval_horizon *eh, struct ltv_err *err)
 {
-	const int hi = predictor_horizon_index(&m->cfg, eh->horizon);
+	const int hi = feature_params_horizon_index(&m->params, eh->horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct eval_series *s = add_series(eh, method_table[k]->name, EVAL_METHOD);
 	size_t fallbacks = 0;
@@ -346,7 +347,7 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 {
 	const struct model_data *d = &r->data;
 	struct eval_horizon *eh = &r->h[r->n_horizons];
-	const int64_t horizon = m->cfg.features.horizons.v[hi];
+	const int64_t horizon = m->params.horizons.v[hi];
 	const double start = (double)(r->as_of - horizon * SECONDS_PER_DAY);
 	const double *install = frame_column(&d->frame, "install_time");
 	const double *uid = frame_column(&d->frame, "uid");
@@ -611,8 +612,8 @@ static int evaluate_model(const struct loaded_model *m, struct registry *sreg,
 			  struct eval_result *r, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
-	const size_t n_h = cfg->features.horizons.n;
-	const int64_t max_h = longest_horizon(cfg);
+	const size_t n_h = m->params.horizons.n;
+	const int64_t max_h = feature_params_max_horizon(&m->params);
 	struct frame actual = { 0 };
 	struct eval_bgnbd bg = { 0 };
 	char **apps = NULL, **campaigns = NULL;
@@ -726,7 +727,7 @@ static int prepare_registry_model(const struct config *cfg, const struct evaluat
 		return ret;
 	r->model_version = version;
 	r->as_of = model_as_of(m);
-	max_h = longest_horizon(&m->cfg);
+	max_h = feature_params_max_horizon(&m->params);
 	if (r->as_of == INT64_MIN)
 		return err_set(err, LTV_EREGISTRY, "evaluate: model version %lld has no features "
 			       "artefact with an as_of", (long long)version);
@@ -793,12 +794,12 @@ int evaluate_run(const struct config *cfg, struct registry *reg, const struct ev
 	if (ret < 0)
 		goto out;
 	config_hash(&m.cfg, r.config_hash);
-	r.target_horizon = m.cfg.features.target_horizon;
+	r.target_horizon = m.params.target_horizon;
 	r.config_summary = xasprintf("snapshots from %lld to %lld days, target horizon %lld, "
-				     "validation_days %lld", (long long)m.cfg.features.snapshots.v[0],
-				     (long long)m.cfg.features.snapshots.v[m.cfg.features.snapshots.n - 1],
-				     (long long)m.cfg.features.target_horizon,
-				     (long long)m.cfg.features.validation_days);
+				     "validation_days %lld", (long long)m.params.snapshots.v[0],
+				     (long long)m.params.snapshots.v[m.params.snapshots.n - 1],
+				     (long long)m.params.target_horizon,
+				     (long long)m.params.validation_days);
 	r.output_dir = opts->output_dir ? xstrdup(opts->output_dir)
 					: xasprintf("%s/eval-%s", cfg->run.log_dir, r.run_id);
 	ret = make_dirs(r.output_dir, err);

@@ -314,7 +314,7 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
 		       int64_t out_id)
 {
-	const struct int_list *hz = &ctx->cfg->features.horizons;
+	const struct int_list *hz = &d->params.horizons;
 	cJSON *bands = cJSON_AddObjectToObject(ctx->metrics, "interval_bands");
 	int ret = 0;
 
@@ -365,7 +365,7 @@ static void segment_cuts(const double *pred, size_t n, double *out_cuts)
 static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
 			   struct predictor *p, double *out_raw, double *out_calibrated)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct row_split s;
@@ -422,7 +422,7 @@ static double select_out_of_sample_wape(const struct artefact_info *select)
 
 /* Every artefact of the version: the inputs, what they were made from, and this one. */
 static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wape,
-				int64_t *out_version)
+				int64_t target_horizon, int64_t *out_version)
 {
 	int64_t ids[STAGE_MAX_INPUTS * 4];
 	size_t n = 0;
@@ -442,7 +442,7 @@ static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wa
 		free(up);
 	}
 	cJSON_AddNumberToObject(m, "out_of_sample_campaign_wape", wape);
-	cJSON_AddNumberToObject(m, "target_horizon", (double)ctx->cfg->features.target_horizon);
+	cJSON_AddNumberToObject(m, "target_horizon", (double)target_horizon);
 	metrics = cJSON_PrintUnformatted(m);
 	cJSON_Delete(m);
 	if (ret == 0)
@@ -514,7 +514,7 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 
 int stage_calibrate_run(struct stage_ctx *ctx)
 {
-	const struct int_list *hz = &ctx->cfg->features.horizons;
+	const struct int_list *hz;
 	const struct artefact_info *artefacts[METHOD_COUNT];
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
@@ -523,10 +523,11 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	int64_t out_id, version;
 	int ret;
 
-	predictor_init(&p, ctx->cfg);
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0)
 		return ret;
+	hz = &d.params.horizons;
+	predictor_init(&p, ctx->cfg, &d.params);
 	for (int m = 0; m < METHOD_COUNT; m++)
 		artefacts[m] = stage_input(ctx, method_table[m]->name);
 	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
@@ -544,6 +545,8 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	if (ret < 0)
 		goto out;
 	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape_raw", wape_raw);
+	/* The horizon its figures are at (status prints it; not today's config's). */
+	cJSON_AddNumberToObject(ctx->metrics, "target_horizon", (double)d.params.target_horizon);
 	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape", wape_cal);
 
 	ret = stage_output_id(ctx, &out_id);
@@ -580,7 +583,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	wape_oos = select_out_of_sample_wape(stage_input(ctx, "select"));
 	cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", wape_oos);
 	if (ret == 0)
-		ret = record_model_version(ctx, out_id, wape_oos, &version);
+		ret = record_model_version(ctx, out_id, wape_oos, d.params.target_horizon, &version);
 	if (ret == 0) {
 		cJSON_AddNumberToObject(ctx->metrics, "model_version", (double)version);
 		ret = move_aliases(ctx, version, wape_oos);

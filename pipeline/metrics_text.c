@@ -47,7 +47,7 @@ static int label_index(const char *key)
 static int is_horizon_key(const char *key)
 {
 	return strcmp(key, "horizon") == 0 || strcmp(key, "val_horizon") == 0 ||
-	       strcmp(key, "out_of_sample_horizon") == 0;
+	       strcmp(key, "out_of_sample_horizon") == 0 || strcmp(key, "target_horizon") == 0;
 }
 
 static void print_number(FILE *out, double v)
