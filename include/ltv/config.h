@@ -64,6 +64,7 @@ struct config {
 		int64_t target_horizon;
 		int64_t validation_days;
 		double encoding_smoothing;
+		int64_t attribute_features; /* 1: columns.attributes' encodings join the GBT features */
 	} features;
 	struct {
 		int64_t tier1_min_users, tier1_min_payers;
@@ -162,6 +163,21 @@ void config_copy(struct config *dst, const struct config *src);
 
 /* Checks constraints between keys (target horizon among horizons, ...). */
 int config_validate(const struct config *cfg, struct ltv_err *err);
+
+/* Longest attribute name (columns.attributes) and its feature names. */
+#define ATTR_NAME_MAX 100
+#define ATTR_FEATURE_MAX 128
+/* The two model features of an attribute: attr_<a>_ltv_te and attr_<a>_payer_te. */
+void config_attribute_features(const char *attribute, char ltv[ATTR_FEATURE_MAX],
+			       char payer[ATTR_FEATURE_MAX]);
+/*
+ * The features a GBT model (hurdle, multiplier) reads: its listed features
+ * then, when features.attribute_features is 1, each attribute's two
+ * encodings not listed already. *out is the caller's (config_str_list_free).
+ */
+void config_model_features(const struct config *cfg, const struct str_list *listed,
+			   struct str_list *out);
+void config_str_list_free(struct str_list *l);
 
 /*
  * Canonical text of one top-level section ("features"): "key=value\n" lines in
