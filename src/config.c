@@ -65,7 +65,7 @@ static const struct config_key key_table[] = {
 	K("features.target_horizon", KEY_INT, features.target_horizon, 1, 3650, "30"),
 	K("features.validation_days", KEY_INT, features.validation_days, 1, 3650, "28"),
 	K("features.encoding_smoothing", KEY_DOUBLE, features.encoding_smoothing, 0, 1e9, "20"),
-	K("features.attribute_features", KEY_INT, features.attribute_features, 0, 1, "1"),
+	K("features.attribute_features", KEY_INT, features.attribute_features, 0, 1, "0"),
 	K("tiers.tier1_min_users", KEY_INT, tiers.tier1_min_users, 1, 100000000, "500"),
 	K("tiers.tier1_min_payers", KEY_INT, tiers.tier1_min_payers, 0, 100000000, "20"),
 	K("tiers.tier2_min_users", KEY_INT, tiers.tier2_min_users, 1, 100000000, "50"),
