@@ -59,8 +59,8 @@ static void feature_union(const struct config *cfg, struct monitor_result *r)
 	const struct str_list *lists[] = { &hurdle, &multiplier, &cfg->lookalike.features };
 	size_t cap = 0;
 
-	config_model_features(cfg, &cfg->hurdle.features, &hurdle);
-	config_model_features(cfg, &cfg->multiplier.features, &multiplier);
+	config_model_features(cfg, &cfg->hurdle, &hurdle);
+	config_model_features(cfg, &cfg->multiplier, &multiplier);
 	for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
 		for (size_t i = 0; i < lists[l]->n; i++) {
 			int seen = 0;

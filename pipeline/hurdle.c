@@ -525,8 +525,8 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 	struct model_data d;
 	int ret;
 
-	/* hurdle.features plus the attributes' encodings (features.attribute_features) */
-	config_model_features(cfg, &cfg->hurdle.features, &features);
+	/* hurdle.features plus the attributes' encodings (hurdle.attribute_features) */
+	config_model_features(cfg, &cfg->hurdle, &features);
 	hf.k = features.n;
 	hf.names = (const char *const *)features.v;
 	gbt_artefact_init(&artefact);

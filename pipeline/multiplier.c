@@ -258,8 +258,8 @@ int stage_multiplier_run(struct stage_ctx *ctx)
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0)
 		goto out;
-	/* multiplier.features plus the attributes' encodings (features.attribute_features) */
-	config_model_features(cfg, &cfg->multiplier.features, &features);
+	/* multiplier.features plus the attributes' encodings (multiplier.attribute_features) */
+	config_model_features(cfg, &cfg->multiplier, &features);
 	state = multiplier_state_new(&features);
 	config_str_list_free(&features);
 	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++)

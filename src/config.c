@@ -65,7 +65,6 @@ static const struct config_key key_table[] = {
 	K("features.target_horizon", KEY_INT, features.target_horizon, 1, 3650, "30"),
 	K("features.validation_days", KEY_INT, features.validation_days, 1, 3650, "28"),
 	K("features.encoding_smoothing", KEY_DOUBLE, features.encoding_smoothing, 0, 1e9, "20"),
-	K("features.attribute_features", KEY_INT, features.attribute_features, 0, 1, "0"),
 	K("tiers.tier1_min_users", KEY_INT, tiers.tier1_min_users, 1, 100000000, "500"),
 	K("tiers.tier1_min_payers", KEY_INT, tiers.tier1_min_payers, 0, 100000000, "20"),
 	K("tiers.tier2_min_users", KEY_INT, tiers.tier2_min_users, 1, 100000000, "50"),
@@ -80,6 +79,7 @@ static const struct config_key key_table[] = {
 	K("hurdle.colsample_bytree", KEY_DOUBLE, hurdle.colsample_bytree, 0.01, 1, "0.8"),
 	K("hurdle.lambda", KEY_DOUBLE, hurdle.lambda, 0, 1e6, "1"),
 	K("hurdle.min_tier_users", KEY_INT, hurdle.min_tier_users, 1, 100000000, "2000"),
+	K("hurdle.attribute_features", KEY_INT, hurdle.attribute_features, 0, 1, "0"),
 	K("multiplier.features", KEY_STR_LIST, multiplier.features, 0, 0, GBT_FEATURES),
 	K("multiplier.max_depth", KEY_INT, multiplier.max_depth, 1, 16, "4"),
 	K("multiplier.eta", KEY_DOUBLE, multiplier.eta, 0.001, 1, "0.1"),
@@ -90,6 +90,7 @@ static const struct config_key key_table[] = {
 	K("multiplier.colsample_bytree", KEY_DOUBLE, multiplier.colsample_bytree, 0.01, 1, "0.8"),
 	K("multiplier.lambda", KEY_DOUBLE, multiplier.lambda, 0, 1e6, "1"),
 	K("multiplier.min_tier_users", KEY_INT, multiplier.min_tier_users, 1, 100000000, "500"),
+	K("multiplier.attribute_features", KEY_INT, multiplier.attribute_features, 0, 1, "0"),
 	K("curves.shrinkage_users", KEY_DOUBLE, curves.shrinkage_users, 0, 1e9, "500"),
 	K("curves.min_cohort_users", KEY_INT, curves.min_cohort_users, 1, 100000000, "30"),
 	K("lookalike.features", KEY_STR_LIST, lookalike.features, 0, 0,
@@ -707,14 +708,14 @@ static void list_add_once(struct str_list *l, const char *name)
 	l->v[l->n++] = xstrdup(name);
 }
 
-void config_model_features(const struct config *cfg, const struct str_list *listed,
+void config_model_features(const struct config *cfg, const struct gbt_section *sec,
 			   struct str_list *out)
 {
 	out->n = 0;
 	out->v = NULL;
-	for (size_t i = 0; i < listed->n; i++)
-		list_add_once(out, listed->v[i]);
-	for (size_t k = 0; k < cfg->columns.attributes.n && cfg->features.attribute_features; k++) {
+	for (size_t i = 0; i < sec->features.n; i++)
+		list_add_once(out, sec->features.v[i]);
+	for (size_t k = 0; k < cfg->columns.attributes.n && sec->attribute_features; k++) {
 		char ltv[ATTR_FEATURE_MAX], payer[ATTR_FEATURE_MAX];
 
 		config_attribute_features(cfg->columns.attributes.v[k], ltv, payer);

@@ -64,7 +64,6 @@ struct config {
 		int64_t target_horizon;
 		int64_t validation_days;
 		double encoding_smoothing;
-		int64_t attribute_features; /* 1: columns.attributes' encodings join the GBT features */
 	} features;
 	struct {
 		int64_t tier1_min_users, tier1_min_payers;
@@ -81,6 +80,7 @@ struct config {
 		double colsample_bytree;
 		double lambda;
 		int64_t min_tier_users; /* fewer training users: the tier uses the pooled model */
+		int64_t attribute_features; /* 1: columns.attributes' encodings join features */
 	} hurdle, multiplier;
 	struct {
 		double shrinkage_users;
@@ -171,11 +171,13 @@ int config_validate(const struct config *cfg, struct ltv_err *err);
 void config_attribute_features(const char *attribute, char ltv[ATTR_FEATURE_MAX],
 			       char payer[ATTR_FEATURE_MAX]);
 /*
- * The features a GBT model (hurdle, multiplier) reads: its listed features
- * then, when features.attribute_features is 1, each attribute's two
- * encodings not listed already. *out is the caller's (config_str_list_free).
+ * The features a GBT model reads (sec: cfg's hurdle or multiplier): its
+ * listed features then, when its attribute_features is 1, each attribute's
+ * two encodings not listed already. The key sits in the model's own section
+ * so that it is part of that stage's fingerprint. *out is the caller's
+ * (config_str_list_free).
  */
-void config_model_features(const struct config *cfg, const struct str_list *listed,
+void config_model_features(const struct config *cfg, const struct gbt_section *sec,
 			   struct str_list *out);
 void config_str_list_free(struct str_list *l);
 

@@ -394,9 +394,10 @@ static void test_no_attributes_configured(void **state)
 {
 	struct fixture *fx = *state;
 	struct ltv_err err = { 0 };
-	struct str_list listed = { 0 }, out;
+	struct str_list out;
 	char rev_window[] = "rev_window";
 	char *one[] = { rev_window };
+	struct gbt_section sec = { .features = { one, 1 } };
 	struct encodings e;
 	struct frame f;
 
@@ -416,17 +417,15 @@ static void test_no_attributes_configured(void **state)
 	test_set(&fx->cfg, "columns.attributes=country,platform");
 	err_clear(&err);
 	assert_int_equal(config_validate(&fx->cfg, &err), 0);
-	/* features.attribute_features adds each attribute's two encodings, once */
-	listed.v = one;
-	listed.n = 1;
-	test_set(&fx->cfg, "features.attribute_features=1");
-	config_model_features(&fx->cfg, &listed, &out);
+	/* attribute_features adds each attribute's two encodings, once */
+	sec.attribute_features = 1;
+	config_model_features(&fx->cfg, &sec, &out);
 	assert_int_equal(out.n, 5);
 	assert_string_equal(out.v[1], "attr_country_ltv_te");
 	assert_string_equal(out.v[4], "attr_platform_payer_te");
 	config_str_list_free(&out);
-	test_set(&fx->cfg, "features.attribute_features=0");
-	config_model_features(&fx->cfg, &listed, &out);
+	sec.attribute_features = 0;
+	config_model_features(&fx->cfg, &sec, &out);
 	assert_int_equal(out.n, 1);
 	config_str_list_free(&out);
 }
