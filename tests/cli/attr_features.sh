@@ -45,4 +45,19 @@ echo "hurdle v2 reads the attribute encodings: $(features hurdle 2)"
 "$LTVPIPE" run $S --set hurdle.features=rev_window,attr_country_ltv_te >out 2>err
 echo "attr_country_ltv_te without columns.attributes: exit $?"
 msg
+
+# Sharded features (ingest and features per shard, then merge) join the
+# attributes' dictionaries: the same features artefact as one run.
+L="--quiet --set columns.attributes=country,platform"
+as_of=$(sqlite3 models/registry.sqlite "select json_extract(metrics, '$.as_of') from artefacts where name = 'features' and version = 1")
+for i in 0 1; do
+	"$LTVPIPE" run $L --only ingest --shard $i/2 --set registry.path=s$i.sqlite >/dev/null 2>&1 &&
+		"$LTVPIPE" run $L --only features --shard $i/2 --as-of "$as_of" --set registry.path=s$i.sqlite \
+			>/dev/null 2>&1 || echo "shard $i failed"
+done
+"$LTVPIPE" merge $L --set registry.path=merged.sqlite s0.sqlite s1.sqlite >/dev/null 2>&1
+echo "merge: exit $?"
+"$LTVPIPE" run $L --to features --as-of "$as_of" --set registry.path=whole.sqlite >/dev/null 2>&1
+hash() { sqlite3 "$1" "select content_hash from artefacts where name = 'features'"; }
+[ "$(hash merged.sqlite)" = "$(hash whole.sqlite)" ] && echo "merged features = unsharded features"
 exit 0
