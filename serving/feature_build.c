@@ -572,7 +572,7 @@ static int attr_encodings_load(struct registry *reg, int64_t artefact_id, struct
 	void *data = NULL;
 	size_t len;
 	uint32_t version;
-	int ret = registry_blob_get(reg, artefact_id, "attr_encodings", &data, &len, err);
+	int corrupt = 0, ret = registry_blob_get(reg, artefact_id, "attr_encodings", &data, &len, err);
 
 	if (ret == LTV_ENOTFOUND) { /* no attribute was configured */
 		err_clear(err);
@@ -584,28 +584,27 @@ static int attr_encodings_load(struct registry *reg, int64_t artefact_id, struct
 	ret = blob_get_header(&r, ATTR_ENCODINGS_MAGIC, 1, &version, err);
 	if (ret == 0) {
 		out->n_attrs = blob_get_u32(&r);
-		if (out->n_attrs > 4096)
-			out->n_attrs = 0, ret = -1;
+		corrupt = out->n_attrs > 4096;
+		if (corrupt)
+			out->n_attrs = 0;
 		else
 			out->attrs = xcalloc(out->n_attrs + 1, sizeof(*out->attrs));
 	}
-	for (size_t k = 0; k < out->n_attrs && ret == 0; k++) {
+	for (size_t k = 0; k < out->n_attrs && ret == 0 && !corrupt; k++) {
 		struct attr_encoding *a = &out->attrs[k];
 		char key[ATTR_COLUMN_MAX];
 		size_t n1 = 0, n2 = 0;
 
 		a->name = blob_get_str(&r);
-		if (!a->name || blob_get_f64_array(&r, &a->ltv, &n1) < 0 ||
-		    blob_get_f64_array(&r, &a->payer, &n2) < 0) {
-			ret = -1;
+		corrupt = !a->name || blob_get_f64_array(&r, &a->ltv, &n1) < 0 ||
+			  blob_get_f64_array(&r, &a->payer, &n2) < 0;
+		if (corrupt)
 			break;
-		}
 		snprintf(key, sizeof(key), "attr:%s", a->name);
 		ret = frame_load_dict(reg, artefact_id, key, &a->values, &a->n_values, err);
-		if (ret == 0 && (n1 != out->n_apps * a->n_values || n2 != n1))
-			ret = -1;
+		corrupt = ret == 0 && (n1 != out->n_apps * a->n_values || n2 != n1);
 	}
-	if (ret == -1)
+	if (corrupt)
 		ret = err_set(err, LTV_EINVAL, "attribute encodings of artefact %lld are truncated or "
 			      "corrupt", (long long)artefact_id);
 	free(data);
