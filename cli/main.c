@@ -246,6 +246,8 @@ static const struct cmd_option predict_options[] = {
 	{ "app", OPT_APP, "A", "the user's app (required)", 0 },
 	{ "campaign", OPT_CAMPAIGN, "C", "the user's campaign", 0 },
 	{ "feature", OPT_FEATURE, "NAME=VALUE", "one feature of the user (repeatable)", 1 },
+	{ "attr", OPT_ATTR, "NAME=VALUE", "one attribute of the user, a column of the model's\n"
+	  "columns.attributes, e.g. country=US (repeatable)", 1 },
 	{ "explain", OPT_EXPLAIN, NULL, "add \"explain\": the method chain that served (each method's\n"
 	  "raw prediction) and the tree models' top feature contributions (TreeSHAP)\n"
 	  "at the target horizon", 0 },
@@ -256,10 +258,12 @@ static int cmd_predict(struct command_args *a)
 {
 	struct predict_options opts = { 0 };
 	char **features = xcalloc((size_t)a->argc + 1, sizeof(char *));
+	char **attrs = xcalloc((size_t)a->argc + 1, sizeof(char *));
 	struct cmd_parser p;
 	int c, ret;
 
 	opts.features = features;
+	opts.attrs = attrs;
 	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
@@ -267,12 +271,14 @@ static int cmd_predict(struct command_args *a)
 		case OPT_APP: opts.app = p.optarg; break;
 		case OPT_CAMPAIGN: opts.campaign = p.optarg; break;
 		case OPT_FEATURE: features[opts.n_features++] = (char *)p.optarg; break;
+		case OPT_ATTR: attrs[opts.n_attrs++] = (char *)p.optarg; break;
 		case OPT_EXPLAIN: opts.explain = 1; break;
 		}
 	}
 	c = command_ready(a, &p, c, 0, 0, NULL);
 	ret = c < 0 ? c : predict_run(a->cfg, a->reg, &opts, stdout, a->err);
 	free(features);
+	free(attrs);
 	return ret;
 }
 
@@ -602,7 +608,9 @@ static const struct command commands[] = {
 	  "the method that served and the model version. Features not given are those of\n"
 	  "a user with no activity in the observation window; names: rev_window, rev_d0,\n"
 	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
-	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n",
+	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n"
+	  "Attributes (--attr, the model's columns.attributes) not given, or with a value\n"
+	  "no training user had, are served their app's encoding.\n",
 	  predict_options, NULL },
 	{ "models", cmd_models, CMD_NEEDS_CONFIG | CMD_SUBCOMMANDS,
 	  "list, show, compare, export, promote or roll back model versions", NULL, NULL,

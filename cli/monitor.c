@@ -56,10 +56,12 @@ static void samples_reserve(struct samples *s, size_t n_cols, size_t more)
 static void feature_union(const struct loaded_model *m, struct monitor_result *r)
 {
 	const struct config *cfg = &m->cfg;
-	const struct str_list *lists[] = { &cfg->hurdle.features, &cfg->multiplier.features,
-					   &cfg->lookalike.features };
+	struct str_list hurdle, multiplier;
+	const struct str_list *lists[] = { &hurdle, &multiplier, &cfg->lookalike.features };
 	size_t cap = 0;
 
+	config_model_features(cfg, &cfg->hurdle, &hurdle);
+	config_model_features(cfg, &cfg->multiplier, &multiplier);
 	for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
 		for (size_t i = 0; i < lists[l]->n; i++) {
 			int seen = 0;
@@ -73,6 +75,8 @@ static void feature_union(const struct loaded_model *m, struct monitor_result *r
 			snprintf(r->psi[r->n_psi++].name, sizeof(r->psi[0].name), "%s", lists[l]->v[i]);
 		}
 	}
+	config_str_list_free(&hurdle);
+	config_str_list_free(&multiplier);
 	ARRAY_GROW(r->psi, r->n_psi + 1, cap);
 	memset(&r->psi[r->n_psi], 0, sizeof(r->psi[0]));
 	snprintf(r->psi[r->n_psi++].name, sizeof(r->psi[0].name), "predicted_ltv_%lld",

@@ -74,6 +74,25 @@ static int set_feature(struct user_batch *b, const char *assignment, struct ltv_
 	return 0;
 }
 
+static int set_attr(struct user_batch *b, const char *assignment, struct ltv_err *err)
+{
+	const char *eq = strchr(assignment, '=');
+	char name[128], why[LTV_ERR_MAX];
+
+	if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof(name))
+		return err_set(err, LTV_EUSAGE, "--attr '%s': expected name=value, e.g. country=US",
+			       assignment);
+	memcpy(name, assignment, (size_t)(eq - assignment));
+	name[eq - assignment] = '\0';
+	if (check_utf8_arg("--attr", eq + 1, err) < 0)
+		return LTV_EUSAGE;
+	if (user_batch_set_attr(b, 0, name, eq + 1, err) < 0) {
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return err_set(err, LTV_EUSAGE, "--attr %s", why);
+	}
+	return 0;
+}
+
 /*
  * An app the model version never saw gets the pooled models and the global
  * encodings: a number, but not one learnt from that app. Returns 1 and the
@@ -124,6 +143,8 @@ int predict_run(const struct config *cfg, struct registry *reg, const struct pre
 	}
 	for (size_t i = 0; i < opts->n_features && ret == 0; i++)
 		ret = set_feature(&b, opts->features[i], err);
+	for (size_t i = 0; i < opts->n_attrs && ret == 0; i++)
+		ret = set_attr(&b, opts->attrs[i], err);
 	if (ret == 0)
 		ret = user_batch_finish(&b, &m, err);
 	if (ret == 0 && (ret = serving_predict(&m, &b.d, &row, 1, &s, err)) == 0)

@@ -148,6 +148,15 @@ static int is_feature(const char *name)
 	return 0;
 }
 
+/* An attribute the model was trained with (columns.attributes): a user field too. */
+static int is_model_attr(const struct loaded_model *m, const char *name)
+{
+	for (size_t k = 0; k < m->enc.n_attrs; k++)
+		if (strcmp(m->enc.attrs[k].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 /* What a user may carry beside the features. */
 static const char user_fields[] = "app, campaign, install_time, as_of, user_id";
 
@@ -195,6 +204,21 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 			field_name(field, sizeof(field), prefix, name);
 			serve_reply_error(out, 400, "invalid_field", field,
 					  "%s must have 1 to %d bytes", field, USER_ID_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	if (user_batch_attr_index(b, name) >= 0) { /* an attribute of the model: a string */
+		if (!item && !*text)
+			return 0; /* an empty CSV cell: not given */
+		if (item && !cJSON_IsString(item)) {
+			field_name(field, sizeof(field), prefix, name);
+			serve_reply_error(out, 400, "invalid_field", field, "%s must be a string", field);
+			return -1;
+		}
+		if (user_batch_set_attr(b, row, name, item ? item->valuestring : text, &err) < 0) {
+			field_name(field, sizeof(field), prefix, name);
+			serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
 			return -1;
 		}
 		return 0;
@@ -660,7 +684,8 @@ static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_re
 		const char *name = c.rows[0][k];
 		char field[96];
 
-		if (!is_feature(name) && strcmp(name, "app") && strcmp(name, "campaign") &&
+		if (!is_feature(name) && !is_model_attr(&rq->model->m, name) && strcmp(name, "app") &&
+		    strcmp(name, "campaign") &&
 		    strcmp(name, "install_time") && strcmp(name, "as_of")) {
 			field_name(field, sizeof(field), "header.", name);
 			serve_reply_error(out, 400, "unknown_field", field,

@@ -116,26 +116,73 @@ static void assign_split(const struct feature_params *p, struct frame *f, double
 	}
 }
 
-/* One target (ltv or payer) encoded per app, then per (app, campaign) shrunk to its app. */
-static void encode_target(const struct encoding_input *in, struct encodings *e, const double *app,
-			  const double *cohort, const double *y, double *app_rows, double *app_table,
-			  double *cohort_rows, double *cohort_table, double *out_global)
+/*
+ * One target (ltv or payer) encoded per app, then per (app, sub) shrunk to its
+ * app, a sub being a campaign or an attribute's value (cohort = app * n_sub + sub).
+ */
+static void encode_target(const struct encoding_input *in, size_t n_apps, size_t n_sub,
+			  const double *app, const double *cohort, const double *y, double *app_rows,
+			  double *app_table, double *cohort_rows, double *cohort_table, double *out_global)
 {
-	size_t n_cohorts = e->n_apps * e->n_campaigns;
+	size_t n_cohorts = n_apps * n_sub;
 	double *prior_rows = xcalloc(in->n_rows ? in->n_rows : 1, sizeof(double));
-	double *prior_table = xcalloc((n_cohorts > e->n_apps ? n_cohorts : e->n_apps) + 1, sizeof(double));
+	double *prior_table = xcalloc((n_cohorts > n_apps ? n_cohorts : n_apps) + 1, sizeof(double));
 	double global;
 
 	global_mean(in, y, prior_rows, &global);
-	for (size_t a = 0; a < e->n_apps; a++)
+	for (size_t a = 0; a < n_apps; a++)
 		prior_table[a] = global;
-	target_encode(in, app, e->n_apps, y, prior_rows, prior_table, app_rows, app_table);
+	target_encode(in, app, n_apps, y, prior_rows, prior_table, app_rows, app_table);
 	for (size_t c = 0; c < n_cohorts; c++)
-		prior_table[c] = app_table[c / e->n_campaigns];
+		prior_table[c] = app_table[c / n_sub];
 	target_encode(in, cohort, n_cohorts, y, app_rows, prior_table, cohort_rows, cohort_table);
 	*out_global = global;
 	free(prior_rows);
 	free(prior_table);
+}
+
+/*
+ * Each attribute's values encoded like campaigns: the training mean of the
+ * target (and of the payer flag) per (app, value), shrunk to the app, out of
+ * fold for training rows. Target encoding rather than one column per value:
+ * the model feature lists stay fixed whatever the values (a country has
+ * dozens), and a value's worth is learnt where its users are, per app.
+ */
+static void learn_attr_encodings(const struct encoding_input *in, struct frame *f,
+				 struct encodings *e, const double *y, const double *payer)
+{
+	const size_t n = f->n_rows;
+	const double *app = frame_column(f, "app_code");
+	double *cohort = xcalloc(n ? n : 1, sizeof(double));
+	double *app_rows = xcalloc(n ? n : 1, sizeof(double));
+	double *app_table = xcalloc(e->n_apps + 1, sizeof(double));
+	double global;
+
+	for (size_t k = 0; k < e->n_attrs; k++) {
+		struct attr_encoding *a = &e->attrs[k];
+		const size_t n_sub = a->n_values ? a->n_values : 1;
+		char col[ATTR_COLUMN_MAX];
+		const double *code;
+		double *rows;
+
+		attr_column_name(a->name, "code", col, sizeof(col));
+		code = frame_column(f, col);
+		for (size_t i = 0; i < n; i++)
+			cohort[i] = app[i] * (double)n_sub + code[i];
+		a->ltv = xcalloc(e->n_apps * n_sub + 1, sizeof(double));
+		a->payer = xcalloc(e->n_apps * n_sub + 1, sizeof(double));
+		attr_column_name(a->name, "ltv_te", col, sizeof(col));
+		rows = frame_add_column(f, col);
+		encode_target(in, e->n_apps, n_sub, app, cohort, y, app_rows, app_table, rows, a->ltv,
+			      &global);
+		attr_column_name(a->name, "payer_te", col, sizeof(col));
+		rows = frame_add_column(f, col);
+		encode_target(in, e->n_apps, n_sub, app, cohort, payer, app_rows, app_table, rows,
+			      a->payer, &global);
+	}
+	free(cohort);
+	free(app_rows);
+	free(app_table);
 }
 
 static void learn_encodings(const struct config *cfg, const struct feature_params *p, struct frame *f,
@@ -170,11 +217,12 @@ static void learn_encodings(const struct config *cfg, const struct feature_param
 
 	app_ltv_rows = frame_add_column(f, "app_ltv_te");
 	campaign_ltv_rows = frame_add_column(f, "campaign_ltv_te");
-	encode_target(&in, e, app, cohort, y, app_ltv_rows, e->app_ltv, campaign_ltv_rows,
-		      e->cohort_ltv, &e->global_ltv);
+	encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, y, app_ltv_rows, e->app_ltv,
+		      campaign_ltv_rows, e->cohort_ltv, &e->global_ltv);
 	campaign_payer_rows = frame_add_column(f, "campaign_payer_te");
-	encode_target(&in, e, app, cohort, payer, scratch, e->app_payer, campaign_payer_rows,
-		      e->cohort_payer, &e->global_payer);
+	encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, payer, scratch, e->app_payer,
+		      campaign_payer_rows, e->cohort_payer, &e->global_payer);
+	learn_attr_encodings(&in, f, e, y, payer);
 
 	/* How established a campaign is: log of its training users (a count, not a label). */
 	log_n_rows = frame_add_column(f, "campaign_train_users_log");
@@ -296,6 +344,9 @@ static int shard_features_save(struct stage_ctx *ctx, struct frame *f, struct en
 		hasher_add_str(&ctx->content, enc->apps[i]);
 	for (size_t i = 0; i < enc->n_campaigns; i++)
 		hasher_add_str(&ctx->content, enc->campaigns[i]);
+	for (size_t k = 0; k < enc->n_attrs; k++)
+		for (size_t i = 0; i < enc->attrs[k].n_values; i++)
+			hasher_add_str(&ctx->content, enc->attrs[k].values[i]);
 	ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)
 		ret = frame_save(f, ctx->reg, out_id, &ctx->err);
@@ -304,6 +355,13 @@ static int shard_features_save(struct stage_ctx *ctx, struct frame *f, struct en
 	if (ret == 0)
 		ret = frame_save_dict(ctx->reg, out_id, "campaign", enc->campaigns, enc->n_campaigns,
 				      &ctx->err);
+	for (size_t k = 0; k < enc->n_attrs && ret == 0; k++) {
+		char key[ATTR_COLUMN_MAX];
+
+		snprintf(key, sizeof(key), "attr:%s", enc->attrs[k].name);
+		ret = frame_save_dict(ctx->reg, out_id, key, enc->attrs[k].values, enc->attrs[k].n_values,
+				      &ctx->err);
+	}
 	return ret;
 }
 
@@ -315,8 +373,9 @@ int stage_features_run(struct stage_ctx *ctx)
 	int64_t out_id;
 	int ret;
 
-	ret = feature_build_base(ctx->reg, ctx->cfg, ctx->as_of, FEATURE_ROWS_SNAPSHOTS, &f, &enc.apps, &enc.n_apps,
-				 &enc.campaigns, &enc.n_campaigns, &stats, &ctx->err);
+	ret = feature_build_base_attrs(ctx->reg, ctx->cfg, ctx->as_of, FEATURE_ROWS_SNAPSHOTS, NULL, &f,
+				       &enc.apps, &enc.n_apps, &enc.campaigns, &enc.n_campaigns,
+				       &enc.attrs, &enc.n_attrs, &stats, &ctx->err);
 	if (ret < 0)
 		return ret;
 	/* steps: the rows built from the user-days, then the frame saved */

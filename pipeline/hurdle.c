@@ -518,19 +518,22 @@ static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 int stage_hurdle_run(struct stage_ctx *ctx)
 {
 	const struct config *cfg = ctx->cfg;
-	struct hurdle_fit hf = { .sec = &cfg->hurdle,
-				 .k = cfg->hurdle.features.n,
-				 .names = (const char *const *)cfg->hurdle.features.v };
+	struct hurdle_fit hf = { .sec = &cfg->hurdle };
 	struct hurdle_state *state = NULL;
 	struct gbt_artefact artefact;
+	struct str_list features;
 	struct model_data d;
 	int ret;
 
+	/* hurdle.features plus the attributes' encodings (hurdle.attribute_features) */
+	config_model_features(cfg, &cfg->hurdle, &features);
+	hf.k = features.n;
+	hf.names = (const char *const *)features.v;
 	gbt_artefact_init(&artefact);
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0)
 		goto out;
-	state = hurdle_state_new(&cfg->hurdle.features);
+	state = hurdle_state_new(&features);
 	hf.features = &state->features;
 	ret = train_all(ctx, &d, &hf, state, artefact.models, artefact.skipped);
 	if (ret == 0)
@@ -542,6 +545,7 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 out:
 	gbt_artefact_release(&artefact);
 	hurdle_state_free(state);
+	config_str_list_free(&features);
 	model_data_release(&d);
 	return ret;
 }

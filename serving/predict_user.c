@@ -12,6 +12,7 @@
 #include "ltv/explain.h"
 #include "ltv/predict_user.h"
 #include "ltv/model_data.h"
+#include "ltv/strmap.h"
 
 /* The base columns a features frame has, with what an unknown value defaults to. */
 static const struct { const char *name; double def; } base_columns[] = {
@@ -80,6 +81,11 @@ void user_batch_init(struct user_batch *b, const struct loaded_model *m, size_t 
 	b->app = xcalloc(alloc, sizeof(char *));
 	b->campaign = xcalloc(alloc, sizeof(char *));
 	feature_params_copy(&b->d.params, fp);
+	b->attr_defs = m->enc.attrs;
+	b->n_attrs = m->enc.n_attrs;
+	b->attr = xcalloc(b->n_attrs + 1, sizeof(char **));
+	for (size_t k = 0; k < b->n_attrs; k++)
+		b->attr[k] = xcalloc(alloc, sizeof(char *));
 }
 
 void user_batch_release(struct user_batch *b)
@@ -90,6 +96,12 @@ void user_batch_release(struct user_batch *b)
 	}
 	free(b->app);
 	free(b->campaign);
+	for (size_t k = 0; k < b->n_attrs && b->attr; k++) {
+		for (size_t i = 0; i < b->n; i++)
+			free(b->attr[k][i]);
+		free(b->attr[k]);
+	}
+	free(b->attr);
 	model_data_release(&b->d);
 	memset(b, 0, sizeof(*b));
 }
@@ -109,6 +121,38 @@ int user_batch_set_names(struct user_batch *b, size_t row, const char *app, cons
 	free(b->campaign[row]);
 	b->app[row] = xstrdup(app);
 	b->campaign[row] = xstrdup(campaign ? campaign : "");
+	return 0;
+}
+
+int user_batch_attr_index(const struct user_batch *b, const char *name)
+{
+	for (size_t k = 0; k < b->n_attrs; k++)
+		if (strcmp(b->attr_defs[k].name, name) == 0)
+			return (int)k;
+	return -1;
+}
+
+int user_batch_set_attr(struct user_batch *b, size_t row, const char *name, const char *value,
+			struct ltv_err *err)
+{
+	int k = user_batch_attr_index(b, name);
+	char known[512] = "";
+	size_t len = 0;
+
+	assert(row < b->n);
+	if (k < 0) {
+		for (size_t j = 0; j < b->n_attrs && len < sizeof(known); j++)
+			len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s", j ? ", " : "",
+						b->attr_defs[j].name);
+		return err_set(err, LTV_EINVAL, "%.64s: not an attribute of this model version; %s%s",
+			       name, b->n_attrs ? "its attributes (columns.attributes): " :
+			       "it was trained with no columns.attributes", known);
+	}
+	if (strlen(value) > PREDICT_NAME_MAX)
+		return err_set(err, LTV_EINVAL, "%s: %zu bytes; at most %d", name, strlen(value),
+			       PREDICT_NAME_MAX);
+	free(b->attr[k][row]);
+	b->attr[k][row] = xstrdup(value);
 	return 0;
 }
 
@@ -157,6 +201,48 @@ void user_batch_copy_row(struct user_batch *dst, size_t dst_row, const struct us
 	free(dst->campaign[dst_row]);
 	dst->app[dst_row] = xstrdup(src->app[src_row]);
 	dst->campaign[dst_row] = xstrdup(src->campaign[src_row]);
+	assert(dst->n_attrs == src->n_attrs);
+	for (size_t k = 0; k < dst->n_attrs; k++) {
+		free(dst->attr[k][dst_row]);
+		dst->attr[k][dst_row] = src->attr[k][src_row] ? xstrdup(src->attr[k][src_row]) : NULL;
+	}
+}
+
+/*
+ * The rows' attribute values as base attributes (values in first-seen order)
+ * and code columns attr_<name>_code; a row without a value gets a code past
+ * the values, which feature_apply_attr_encodings reads as unknown.
+ */
+static struct attr_encoding *batch_attrs(struct user_batch *b)
+{
+	struct attr_encoding *base = xcalloc(b->n_attrs + 1, sizeof(*base));
+
+	for (size_t k = 0; k < b->n_attrs; k++) {
+		struct strmap ix;
+		char col[ATTR_COLUMN_MAX];
+		double *code;
+
+		attr_column_name(b->attr_defs[k].name, "code", col, sizeof(col));
+		code = frame_add_column(&b->d.frame, col);
+		base[k].name = xstrdup(b->attr_defs[k].name);
+		base[k].values = xcalloc(b->n + 1, sizeof(char *));
+		strmap_init(&ix);
+		for (size_t i = 0; i < b->n; i++) {
+			int64_t c;
+
+			code[i] = (double)b->n; /* not given */
+			if (!b->attr[k][i])
+				continue;
+			if (!strmap_get(&ix, b->attr[k][i], &c)) {
+				c = (int64_t)base[k].n_values;
+				base[k].values[base[k].n_values++] = xstrdup(b->attr[k][i]);
+				strmap_put(&ix, b->attr[k][i], c);
+			}
+			code[i] = (double)c;
+		}
+		strmap_release(&ix);
+	}
+	return base;
 }
 
 int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct ltv_err *err)
@@ -203,6 +289,12 @@ int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct
 				      &b->d.n_apps, &b->d.campaigns, &b->d.n_campaigns);
 	if (ret < 0)
 		goto out;
+	if (b->n_attrs) {
+		struct attr_encoding *base = batch_attrs(b);
+
+		feature_apply_attr_encodings(&m->enc, f, base, b->n_attrs);
+		attr_encodings_release(base, b->n_attrs);
+	}
 	b->d.tier = xmalloc((b->n ? b->n : 1) * sizeof(double));
 	for (size_t i = 0; i < b->n; i++)
 		b->d.tier[i] = model_tier(m, b->app[i], b->campaign[i]);
