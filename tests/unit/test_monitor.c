@@ -2,7 +2,9 @@
  * `ltvpipe monitor` end to end on generated samples: a model trained as of
  * T = 2025-08-01, monitored on the week after it (as_of 2025-08-08).
  *  - drift: the users installed in that week cost 3x as much (a network's
- *    prices tripling); PSI of cost must alert and the status be alert;
+ *    prices tripling); PSI of cost must alert and the status be alert; or 3
+ *    in 5 of them come from one campaign (a shift in the campaign mix): the
+ *    PSI of the campaign encodings must alert;
  *  - no drift: the same sample untouched must not be flagged by drift. The
  *    false-alarm rate over seeds 1..LTV_MONITOR_SEEDS (default 2, so make test
  *    stays fast; the 20-seed figure in the commit is LTV_MONITOR_SEEDS=20) is
@@ -196,9 +198,66 @@ static double new_cohorts_stop_paying(int64_t install, int64_t t)
 	return install >= T && t >= T + ((install - T) / week + 1) * week ? 0 : 1;
 }
 
-/* The trained() pipeline, as of as_of, with every revenue rewritten by factor before training. */
-static struct test_pipeline *trained_revenue(uint64_t seed, const char *as_of,
-					     double (*factor)(int64_t, int64_t))
+/* Revenue from 2025-08-15 on x5; new installs stop paying after their install week. */
+static void edit_later_revenue_x5(const char *data_dir)
+{
+	assert_true(scale_revenue(data_dir, later_revenue_x5) > 100);
+}
+
+static void edit_new_cohorts_stop_paying(const char *data_dir)
+{
+	assert_true(scale_revenue(data_dir, new_cohorts_stop_paying) > 100);
+}
+
+/*
+ * A shift in the campaign mix: 3 in 5 users installed in the monitored week
+ * [T, T + 7 days) come from the (app, campaign) of the first user of the
+ * file (a campaign that runs throughout: one of the generator's anchors),
+ * as when a network's budget is raised.
+ */
+static void edit_campaign_mix(const char *data_dir)
+{
+	char *path = xasprintf("%s/users.csv", data_dir), *tmp = xasprintf("%s/users.tmp", data_dir);
+	FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
+	char line[4096], app[256] = "", campaign[256] = "";
+	size_t changed = 0, in_week = 0;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while (fgets(line, sizeof(line), in)) {
+		char *f[8] = { 0 }, *p = line;
+		size_t n = 0;
+
+		f[n++] = p;
+		while (n < 8 && (p = strchr(p, ',')) != NULL) {
+			*p++ = '\0';
+			f[n++] = p;
+		}
+		assert_int_equal(n, 7);
+		if (strcmp(f[0], "user_id") != 0 && !app[0]) {
+			snprintf(app, sizeof(app), "%s", f[1]);
+			snprintf(campaign, sizeof(campaign), "%s", f[2]);
+		}
+		if (strncmp(f[3], "20", 2) == 0 && strcmp(f[3], TRAIN_AS_OF) >= 0 &&
+		    strcmp(f[3], MONITOR_AS_OF) < 0 && in_week++ % 5 < 3) {
+			f[1] = app;
+			f[2] = campaign;
+			changed++;
+		}
+		for (size_t k = 0; k < n; k++)
+			fprintf(out, "%s%s", k ? "," : "", f[k]);
+	}
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_true(changed > 300);
+	free(path);
+	free(tmp);
+}
+
+/* The trained() pipeline, as of as_of, its data edited by edit (NULL: none) before training. */
+static struct test_pipeline *trained_edited(uint64_t seed, const char *as_of,
+					    void (*edit)(const char *data_dir))
 {
 	struct generate_param gp;
 	struct test_pipeline *p;
@@ -209,8 +268,8 @@ static struct test_pipeline *trained_revenue(uint64_t seed, const char *as_of,
 	gp.seed = seed;
 	gp.n_campaigns = 8;
 	p = test_pipeline_new_param(&gp, "1");
-	if (factor)
-		assert_true(scale_revenue(p->data, factor) > 100);
+	if (edit)
+		edit(p->data);
 	test_config_small_sample(&p->cfg);
 	test_set(&p->cfg, "hurdle.n_rounds=30");
 	test_set(&p->cfg, "multiplier.n_rounds=30");
@@ -292,6 +351,33 @@ static void test_cost_drift_alerts(void **state)
 	/* stored: report 1 with status alert */
 	assert_int_equal(r.report_id, 1);
 	assert_int_equal(stored_reports(&p->cfg, "alert"), 1);
+	monitor_result_release(&r);
+	test_pipeline_free(p);
+}
+
+/*
+ * A campaign-mix shift in the monitored week (edit_campaign_mix): the PSI of
+ * the campaign encodings alerts and names a campaign feature; the same seed
+ * unchanged does not (test_no_drift_false_alarms, seed 1).
+ */
+static void test_campaign_mix_drift_alerts(void **state)
+{
+	struct test_pipeline *p = trained_edited(1, TRAIN_AS_OF, edit_campaign_mix);
+	struct monitor_result r;
+	struct ltv_err err = { 0 };
+	const struct monitor_psi *ltv_te;
+
+	(void)state;
+	if (monitor(p, MONITOR_AS_OF, NULL, &r, &err) != 0)
+		fail_msg("monitor: %s", err.msg);
+	ltv_te = find_psi(&r, "campaign_ltv_te");
+	print_message("campaign mix: PSI of campaign_ltv_te %.3f, max PSI %.3f (%s)\n", ltv_te->psi.psi,
+		      r.max_psi, r.worst);
+	assert_true(ltv_te->psi.psi >= 0.25);
+	assert_int_equal(ltv_te->level, PSI_ALERT);
+	assert_non_null(strstr(r.worst, "campaign"));
+	assert_int_equal(r.drift_level, PSI_ALERT);
+	assert_int_equal(monitor_exit_status(r.level), 4);
 	monitor_result_release(&r);
 	test_pipeline_free(p);
 }
@@ -387,8 +473,8 @@ static void print_new_weeks(const char *what, const struct monitor_result *r)
  */
 static void test_new_cohorts_no_leakage(void **state)
 {
-	struct test_pipeline *p = trained_revenue(3, TRAIN_AS_OF, NULL),
-			    *q = trained_revenue(3, TRAIN_AS_OF, later_revenue_x5);
+	struct test_pipeline *p = trained_edited(3, TRAIN_AS_OF, NULL),
+			    *q = trained_edited(3, TRAIN_AS_OF, edit_later_revenue_x5);
 	struct monitor_result a, b;
 	struct ltv_err err = { 0 };
 
@@ -440,7 +526,7 @@ static void test_new_cohorts_no_leakage(void **state)
  */
 static void test_new_cohorts_flagged(void **state)
 {
-	struct test_pipeline *p = trained_revenue(3, EARLY_AS_OF, new_cohorts_stop_paying);
+	struct test_pipeline *p = trained_edited(3, EARLY_AS_OF, edit_new_cohorts_stop_paying);
 	struct monitor_result r;
 	struct ltv_err err = { 0 };
 	struct monitor_options opts = { .json = 1 };
@@ -511,6 +597,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cost_drift_alerts),
+		cmocka_unit_test(test_campaign_mix_drift_alerts),
 		cmocka_unit_test(test_no_drift_false_alarms),
 		cmocka_unit_test(test_new_cohorts_no_leakage),
 		cmocka_unit_test(test_new_cohorts_flagged),
