@@ -395,7 +395,7 @@ static void test_no_drift_false_alarms(void **state)
 {
 	const char *env = getenv("LTV_MONITOR_SEEDS");
 	int64_t n_seeds = 2;
-	int feature_alarms = 0, prediction_alarms = 0, calibration_warns = 0;
+	int feature_alarms = 0, prediction_alarms = 0, calibration_warns = 0, status_alarms = 0;
 
 	(void)state;
 	if (env && parse_int64(env, &n_seeds) < 0)
@@ -426,11 +426,13 @@ static void test_no_drift_false_alarms(void **state)
 		feature_alarms += features != PSI_OK;
 		prediction_alarms += r.psi[r.n_psi - 1].level != PSI_OK;
 		calibration_warns += r.calibration_level != PSI_OK;
+		status_alarms += monitor_exit_status(r.level) != 0;
 		monitor_result_release(&r);
 		test_pipeline_free(p);
 	}
-	print_message("false alarms over %lld seeds: features %d, predicted LTV %d, calibration %d\n",
-		      (long long)n_seeds, feature_alarms, prediction_alarms, calibration_warns);
+	print_message("false alarms over %lld seeds: features %d, predicted LTV %d, calibration %d; "
+		      "exit status 3 or 4: %d\n", (long long)n_seeds, feature_alarms, prediction_alarms,
+		      calibration_warns, status_alarms);
 	assert_true(feature_alarms * 10 <= n_seeds);
 }
 
