@@ -452,9 +452,13 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
 	if (ret == 0)
 		ret = predictor_load_selection(&p, ctx->reg, stage_input(ctx, "select"), &ctx->err);
-	for (int t = 1; t <= 3 && ret == 0; t++)
-		for (size_t h = 0; h < hz->n && ret == 0; h++)
+	/* fits: one per tier and horizon */
+	for (int t = 1; t <= 3 && ret == 0; t++) {
+		for (size_t h = 0; h < hz->n && ret == 0; h++) {
 			ret = fit_one(ctx, &d, &p, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
+			stage_progress(ctx, "fits", (size_t)(t - 1) * hz->n + h + 1, 3 * hz->n);
+		}
+	}
 	if (ret == 0)
 		ret = validation_wape(ctx, &d, &p, &wape_raw, &wape_cal);
 	if (ret < 0)
