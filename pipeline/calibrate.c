@@ -508,6 +508,12 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 				 promote ? "new model version" : reason, &ctx->err);
 	if (ret < 0 || !promote)
 		return ret;
+	/* as 'models promote' does: a version that becomes production is no longer a candidate */
+	snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
+		 "; it was the candidate, so candidate is now unset");
+	ret = registry_alias_delete(ctx->reg, "candidate", &ctx->err);
+	if (ret < 0)
+		return ret;
 	return registry_alias_set(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
 				  reason, &ctx->err);
 }

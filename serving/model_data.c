@@ -245,3 +245,20 @@ size_t model_data_cohort(const struct model_data *d, size_t row)
 
 	return (size_t)app[row] * d->n_campaigns + (size_t)campaign[row];
 }
+
+int64_t *model_data_rows_by_uid(const struct model_data *d, size_t *out_n)
+{
+	const double *uid = frame_column(&d->frame, "uid");
+	size_t max_uid = 0;
+	int64_t *row;
+
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		max_uid = (size_t)uid[i] > max_uid ? (size_t)uid[i] : max_uid;
+	row = xmalloc((max_uid + 1) * sizeof(int64_t));
+	for (size_t u = 0; u <= max_uid; u++)
+		row[u] = -1;
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		row[(size_t)uid[i]] = (int64_t)i;
+	*out_n = max_uid + 1;
+	return row;
+}

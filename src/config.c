@@ -117,6 +117,7 @@ static const struct config_key key_table[] = {
 	K("monitor.psi_alert", KEY_DOUBLE, monitor.psi_alert, 0.0001, 100, "0.25"),
 	K("monitor.calibration_warn", KEY_DOUBLE, monitor.calibration_warn, 0.0001, 100, "0.3"),
 	K("monitor.calibration_min_users", KEY_INT, monitor.calibration_min_users, 1, 100000000, "200"),
+	K("monitor.calibration_weeks", KEY_INT, monitor.calibration_weeks, 1, 520, "13"),
 	K("serve.bind", KEY_STRING, serve.bind, 0, 0, "127.0.0.1"),
 	K("serve.port", KEY_INT, serve.port, 0, 65535, "8080"),
 	K("serve.threads", KEY_INT, serve.threads, 1, 256, "8"),

@@ -119,6 +119,7 @@ struct config {
 		double psi_warn, psi_alert;   /* PSI levels, warn < alert */
 		double calibration_warn;      /* |campaign-total bias| that warns */
 		int64_t calibration_min_users; /* fewer matured users: calibration not judged */
+		int64_t calibration_weeks;    /* install weeks after as_of judged per horizon (latest) */
 	} monitor;
 	struct {
 		char *bind;                   /* a loopback address: serve never listens beyond the host */

@@ -113,4 +113,11 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 /* (app_code, campaign_code) of a row as one dense cohort index: app * n_campaigns + campaign. */
 size_t model_data_cohort(const struct model_data *d, size_t row);
 
+/*
+ * Row of each uid in a frame of one row per user (a scoring frame): out[uid],
+ * -1 where the frame has no row; *out_n is the array's length (max uid + 1).
+ * Joins two frames of the same registry built at different cut-offs. Caller frees.
+ */
+int64_t *model_data_rows_by_uid(const struct model_data *d, size_t *out_n);
+
 #endif
