@@ -332,25 +332,43 @@ static int serve_batch(struct serve *s, const struct loaded_model *m, struct use
 	return 0;
 }
 
+/*
+ * Appends row i's answer: the object `ltvpipe predict` prints (with its
+ * warnings), then the experiment arm that served it.
+ */
+static void answer_user(struct serve *s, const struct serve_arm *arm, const struct loaded_model *m,
+			const struct user_batch *b, const struct served *sv, size_t i, struct jbuf *out)
+{
+	char warning[1024];
+
+	predict_user_json(out, m, b, sv, i);
+	predict_user_warnings(out, m, b, i, warning, sizeof(warning));
+	serve_experiment_answer(s, arm, m, b, sv, i, out);
+}
+
 void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t n)
 {
 	const struct loaded_model *m = &jobs[0]->model->m;
 	struct user_batch b;
 	struct serve_reply failed = { 0 };
 	struct served sv;
+	uint32_t *group = xmalloc(n * sizeof(*group));
 
 	atomic_fetch_add(&s->metrics.batches, 1);
 	atomic_fetch_add(&s->metrics.batched_users, n);
 	user_batch_init(&b, m, n);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		user_batch_copy_row(&b, i, jobs[i]->user, 0);
+		group[i] = (uint32_t)i;
+	}
+	/* Each request its own: an answer never depends on the requests served with it. */
+	b.d.group = group;
 	if (serve_batch(s, m, &b, &sv, n == 1 ? jobs[0]->out : &failed) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct jbuf text;
 
 			jbuf_init(&text);
-			predict_user_json(&text, m, &b, &sv, i);
-			serve_experiment_answer(s, jobs[i]->arm, m, &b, &sv, i, &text);
+			answer_user(s, jobs[i]->arm, m, &b, &sv, i, &text);
 			jobs[i]->out->version = m->version;
 			serve_reply_json(jobs[i]->out, 200, &text);
 		}
@@ -361,6 +379,7 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 	}
 	free(failed.body);
 	user_batch_release(&b);
+	free(group);
 }
 
 /*
@@ -405,8 +424,7 @@ static void predict_explained(struct serve *s, struct serve_request *rq, struct 
 	user_batch_init(&b, m, 1);
 	if (user_from_json(&b, 0, root, "", out) == 0 && serve_batch(s, m, &b, &sv, out) == 0) {
 		jbuf_init(&text);
-		predict_user_json(&text, m, &b, &sv, 0);
-		serve_experiment_answer(s, &arm, m, &b, &sv, 0, &text);
+		answer_user(s, &arm, m, &b, &sv, 0, &text);
 		out->version = m->version;
 		if (predict_user_explain(&text, m, &b, &sv, 0, &err) == 0) {
 			serve_reply_json(out, 200, &text);
@@ -545,16 +563,11 @@ static void batch_json(struct serve *s, struct serve_request *rq, struct serve_r
 			  (long long)rq->model->m.version, n);
 		for (i = 0; i < n; i++) {
 			const int k = arms[i].candidate;
-			struct jbuf one;
 
-			jbuf_init(&one);
-			predict_user_json(&one, &arm_model[k]->m, &b[k], &sv[k], row_of[i]);
-			serve_experiment_answer(s, arms[i].experiment[0] ? &arms[i] : NULL,
-						&arm_model[k]->m, &b[k], &sv[k], row_of[i], &one);
 			if (i)
 				jbuf_puts(&text, ",");
-			jbuf_add(&text, one.p, one.len);
-			jbuf_release(&one);
+			answer_user(s, arms[i].experiment[0] ? &arms[i] : NULL, &arm_model[k]->m, &b[k],
+				    &sv[k], row_of[i], &text);
 		}
 		jbuf_puts(&text, "]}");
 		serve_reply_json(out, 200, &text);
@@ -1076,9 +1089,9 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	const char *alias = rq->param, *reason;
-	char shown[72], who[64];
-	int64_t version = 0, current = 0;
-	double ignored;
+	char shown[72];
+	int64_t version = 0;
+	struct alias_move mv;
 	struct jbuf b;
 	int ret, rollback;
 
@@ -1114,6 +1127,10 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 	/* As `models promote`: an existing registry, and every check inside the write transaction. */
 	ret = registry_open_existing(s->cfg->registry.path, (int)s->cfg->registry.busy_timeout_s, &reg,
 				     &err);
+	if (ret == LTV_ENOTFOUND) {
+		serve_reply_error(out, 503, "not_ready", NULL, "moving %s: %s", alias, err.msg);
+		goto out;
+	}
 	if (ret == 0)
 		ret = registry_begin(reg, &err);
 	if (ret == 0 && rollback) {
@@ -1124,44 +1141,37 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 		}
 	}
 	if (ret == 0) {
-		ret = registry_model_version_error(reg, version, &ignored, &err);
+		ret = registry_alias_move(reg, alias, version, "ltvpipe serve (bearer token)", reason, &mv,
+					  &err);
 		if (ret == LTV_ENOTFOUND) {
 			serve_reply_error(out, 404, "not_found", "version", "%s", err.msg);
 			goto out;
 		}
 	}
-	if (ret == 0 && registry_alias_get(reg, alias, &current, &err) < 0) {
-		current = 0;
-		err_clear(&err);
+	if (ret == 0 && mv.moved)
+		ret = registry_commit(reg, &err);
+	if (ret < 0) { /* registry_close rolls back what was not committed */
+		serve_reply_error(out, ret == LTV_EBUSY ? 409 : 500, ret == LTV_EBUSY ? "conflict" : "internal",
+				  NULL, "moving %s: %s", alias, err.msg);
+		goto out;
 	}
 	jbuf_init(&b);
 	jbuf_puts(&b, "{\"alias\":");
 	jbuf_json_str(&b, alias);
-	if (ret == 0 && current == version) {
-		jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":false}", (long long)current, (long long)version);
-		serve_reply_json(out, 200, &b);
-		goto out;
+	jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":%s", (long long)mv.from,
+		  (long long)version, mv.moved ? "true" : "false");
+	if (mv.moved) {
+		jbuf_puts(&b, ",\"reason\":");
+		jbuf_json_str(&b, mv.reason);
+		jbuf_addf(&b, ",\"candidate_unset\":%s", mv.candidate_unset ? "true" : "false");
 	}
-	snprintf(who, sizeof(who), "ltvpipe serve (bearer token)");
-	if (ret == 0)
-		ret = registry_alias_set(reg, alias, version, who, reason, &err);
-	if (ret == 0)
-		ret = registry_commit(reg, &err);
-	if (ret < 0) { /* registry_close rolls back what was not committed */
-		jbuf_release(&b);
-		serve_reply_error(out, ret == LTV_EBUSY ? 409 : ret == LTV_ENOTFOUND ? 503 : 500,
-				  ret == LTV_EBUSY ? "conflict" : ret == LTV_ENOTFOUND ? "not_ready" : "internal",
-				  NULL, "moving %s: %s", alias, err.msg);
-		goto out;
-	}
-	jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":true,\"reason\":", (long long)current,
-		  (long long)version);
-	jbuf_json_str(&b, reason);
 	jbuf_puts(&b, "}");
 	serve_reply_json(out, 200, &b);
-	LOG(LOG_INFO, "%s: model version %lld -> %lld over HTTP (%s)", alias, (long long)current,
-	    (long long)version, reason);
-	serve_watch_poke(s);
+	if (mv.moved) {
+		LOG(LOG_INFO, "%s: model version %lld -> %lld over HTTP (%s)", alias, (long long)mv.from,
+		    (long long)version, mv.reason);
+		serve_watch_poke(s);
+	}
 out:
 	registry_close(reg);
 	cJSON_Delete(root);

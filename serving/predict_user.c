@@ -258,6 +258,32 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 	jbuf_puts(out, "}");
 }
 
+/*
+ * An app the model version never saw gets the pooled models and the global
+ * encodings: a number, but not one learnt from that app.
+ */
+int predict_user_warnings(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+			  size_t i, char *buf, size_t size)
+{
+	const char *app = b->app[i];
+	size_t len;
+
+	for (size_t k = 0; k < m->enc.n_apps; k++)
+		if (strcmp(m->enc.apps[k], app) == 0)
+			return 0;
+	len = (size_t)snprintf(buf, size, "app '%s' is not one model version %lld was trained on, so "
+			       "this prediction comes from the pooled models of all apps; the apps it "
+			       "knows:", app, (long long)m->version);
+	for (size_t k = 0; k < m->enc.n_apps && len < size; k++)
+		len += (size_t)snprintf(buf + len, size - len, "%s %s", k ? "," : "", m->enc.apps[k]);
+	assert(out->len > 0 && out->p[out->len - 1] == '}');
+	out->p[--out->len] = '\0'; /* reopen the object: the warnings go in as its last member */
+	jbuf_puts(out, ",\"warnings\":[");
+	jbuf_json_str(out, buf);
+	jbuf_puts(out, "]}");
+	return 1;
+}
+
 void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m)
 {
 	const struct config *cfg = &m->cfg;
