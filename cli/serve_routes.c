@@ -180,6 +180,7 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	struct ltv_err err = { 0 };
 	char field[160];
 	double v;
+	int input;
 
 	/* The field's name is written only for an error: a batch has thousands of fields. */
 	if (slot) {
@@ -201,7 +202,8 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 		}
 		return 0;
 	}
-	if (!is_feature(name)) {
+	input = predict_input_index(name);
+	if (input < 0) {
 		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "unknown_field", field, "%s is not a field; use %s or a feature: %s",
 				  field, user_fields, predict_input_list);
@@ -224,9 +226,9 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 				  serve_clip(text, 32, shown, sizeof(shown)));
 		return -1;
 	}
-	if (strcmp(name, "age_days") == 0)
+	if (strcmp(predict_input_names[input], "age_days") == 0)
 		ut->has_age = 1;
-	if (user_batch_set(b, row, name, v, &err) < 0) {
+	if (user_batch_set_input(b, row, input, v, &err) < 0) {
 		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
 		return -1;

@@ -123,10 +123,21 @@ int predict_input_index(const char *name)
 int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
 		   struct ltv_err *err)
 {
-	assert(row < b->n);
-	if (predict_input_index(name) < 0)
+	const int k = predict_input_index(name);
+
+	if (k < 0)
 		return err_set(err, LTV_EINVAL, "%.64s: not a feature; use one of %s", name,
 			       predict_input_list);
+	return user_batch_set_input(b, row, k, value, err);
+}
+
+int user_batch_set_input(struct user_batch *b, size_t row, int input, double value,
+			 struct ltv_err *err)
+{
+	/* the table's own string: frame_column's per-thread hint is keyed by its address */
+	const char *name = predict_input_names[input];
+
+	assert(row < b->n);
 	if (!isfinite(value))
 		return err_set(err, LTV_EINVAL, "%s: not a finite number; give a number >= 0", name);
 	if (value < 0)
@@ -135,11 +146,12 @@ int user_batch_set(struct user_batch *b, size_t row, const char *name, double va
 	if (value > INPUT_MAX)
 		return err_set(err, LTV_EINVAL, "%s: %g is too large; give a number <= %g", name, value,
 			       INPUT_MAX);
-	if (strcmp(name, "events_last7_share") == 0 && value > 1)
+	/* the cheap test first: most values are whole, few above 1 (a row sets ~5 per request) */
+	if (value > 1 && strcmp(name, "events_last7_share") == 0)
 		return err_set(err, LTV_EINVAL, "%s: %g is not a share; give a number from 0 to 1", name,
 			       value);
-	for (size_t k = 0; whole_inputs[k]; k++)
-		if (strcmp(whole_inputs[k], name) == 0 && value != floor(value))
+	for (size_t k = 0; value != floor(value) && whole_inputs[k]; k++)
+		if (strcmp(whole_inputs[k], name) == 0)
 			return err_set(err, LTV_EINVAL, "%s: %g is not a whole number; give a count", name,
 				       value);
 	frame_column(&b->d.frame, name)[row] = value;

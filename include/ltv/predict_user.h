@@ -52,6 +52,9 @@ int user_batch_set_names(struct user_batch *b, size_t row, const char *app, cons
  */
 int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
 		   struct ltv_err *err);
+/* The same for input predict_input_names[input] (a request's fields, looked up once). */
+int user_batch_set_input(struct user_batch *b, size_t row, int input, double value,
+			 struct ltv_err *err);
 /*
  * Copies row src_row of src (names and every feature, set or not) into
  * dst_row of dst, both made for the same model version and not finished.
