@@ -353,26 +353,30 @@ static void answer_user(struct serve *s, const struct serve_arm *arm, const stru
 void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t n)
 {
 	const struct loaded_model *m = &jobs[0]->model->m;
-	struct user_batch b;
+	struct user_batch own, *b = jobs[0]->user;
 	struct serve_reply failed = { 0 };
 	struct served sv;
-	uint32_t *group = xmalloc(n * sizeof(*group));
+	uint32_t *group = NULL;
 
 	atomic_fetch_add(&s->metrics.batches, 1);
 	atomic_fetch_add(&s->metrics.batched_users, n);
-	user_batch_init(&b, m, n);
-	for (size_t i = 0; i < n; i++) {
-		user_batch_copy_row(&b, i, jobs[i]->user, 0);
-		group[i] = (uint32_t)i;
+	if (n > 1) { /* one alone is served from its own rows: no copy */
+		b = &own;
+		group = xmalloc(n * sizeof(*group));
+		user_batch_init(b, m, n);
+		for (size_t i = 0; i < n; i++) {
+			user_batch_copy_row(b, i, jobs[i]->user, 0);
+			group[i] = (uint32_t)i;
+		}
+		/* Each request its own: an answer never depends on the requests served with it. */
+		b->d.group = group;
 	}
-	/* Each request its own: an answer never depends on the requests served with it. */
-	b.d.group = group;
-	if (serve_batch(s, m, &b, &sv, n == 1 ? jobs[0]->out : &failed) == 0) {
+	if (serve_batch(s, m, b, &sv, n == 1 ? jobs[0]->out : &failed) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct jbuf text;
 
 			jbuf_init(&text);
-			answer_user(s, jobs[i]->arm, m, &b, &sv, i, &text);
+			answer_user(s, jobs[i]->arm, m, b, &sv, i, &text);
 			jobs[i]->out->version = m->version;
 			serve_reply_json(jobs[i]->out, 200, &text);
 		}
@@ -382,7 +386,8 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 			serve_predict_jobs(s, jobs + i, 1);
 	}
 	free(failed.body);
-	user_batch_release(&b);
+	if (n > 1)
+		user_batch_release(b);
 	free(group);
 }
 

@@ -125,7 +125,7 @@ struct serve_experiment {
 };
 
 struct predict_job {
-	struct user_batch *user;      /* one validated row */
+	struct user_batch *user;      /* one validated row (served in place when alone) */
 	struct serve_model *model;
 	const struct serve_arm *arm;  /* NULL: no experiment applies */
 	struct serve_reply *out;      /* filled by the thread that predicts */
