@@ -20,6 +20,7 @@
 #include "ltv/gbt.h"
 #include "ltv/gbt_artefact.h"
 #include "ltv/inspect.h"
+#include "ltv/metrics_text.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
 #include "ltv/score.h"
@@ -398,10 +399,61 @@ static int show_json(struct registry *reg, const struct config *cfg, int64_t ver
 	return ret;
 }
 
+/* The target horizon version was trained for, from its features artefact's metrics (0 when unknown). */
+static int64_t version_target_horizon(struct registry *reg, int64_t version)
+{
+	struct artefact_info features;
+	struct ltv_err ignored;
+	int64_t horizon = 0;
+	cJSON *m;
+	const cJSON *h;
+
+	if (registry_model_version_artefact(reg, version, "features", &features, &ignored) < 0)
+		return 0;
+	m = cJSON_Parse(features.metrics);
+	h = cJSON_GetObjectItemCaseSensitive(m, "target_horizon");
+	if (cJSON_IsNumber(h))
+		horizon = (int64_t)h->valuedouble;
+	cJSON_Delete(m);
+	artefact_info_release(&features);
+	return horizon;
+}
+
+struct artefact_lines {
+	FILE *out;
+	int64_t horizon;
+	int rows;
+};
+
+/* version_artefacts report (name, version, created_at, metrics): each metric on a named line. */
+static int artefact_lines_row(void *opaque, int n_cols, char **names, char **values)
+{
+	struct artefact_lines *al = opaque;
+	const char *name = "?", *version = "?", *created = "?", *metrics = "{}";
+
+	for (int c = 0; c < n_cols; c++) {
+		if (!values[c])
+			continue;
+		if (strcmp(names[c], "name") == 0)
+			name = values[c];
+		else if (strcmp(names[c], "version") == 0)
+			version = values[c];
+		else if (strcmp(names[c], "created_at") == 0)
+			created = values[c];
+		else if (strcmp(names[c], "metrics") == 0)
+			metrics = values[c];
+	}
+	fprintf(al->out, "%s%s v%s (made %s)\n", al->rows++ ? "\n" : "", name, version, created);
+	metrics_say_lines(al->out, "  ", metrics, al->horizon);
+	return 0;
+}
+
 int models_show(struct registry *reg, const struct config *cfg, int64_t version, int json, FILE *out,
 		struct ltv_err *err)
 {
-	struct table_print tp = { out, 0, NULL };
+	struct artefact_lines al = { out, 0, 0 };
+	struct built_with bw;
+	char as_of[32] = "?";
 	double wape;
 	int ret = registry_model_version_error(reg, version, &wape, err);
 
@@ -409,17 +461,23 @@ int models_show(struct registry *reg, const struct config *cfg, int64_t version,
 		return ret;
 	if (json)
 		return show_json(reg, cfg, version, wape, out, err);
+	ret = built_with_version(reg, version, &bw, err);
+	if (ret < 0)
+		return ret;
+	if (bw.as_of != INT64_MIN)
+		time_format_iso8601(bw.as_of, as_of, sizeof(as_of));
+	built_with_release(&bw);
+	al.horizon = version_target_horizon(reg, version);
+	fprintf(out, "model version %lld, trained as of %s\n", (long long)version, as_of);
 	if (isnan(wape))
-		fprintf(out, "model version %lld: no out-of-sample campaign WAPE recorded\n\n",
-			(long long)version);
+		fprintf(out, "  no out-of-sample campaign WAPE recorded\n\n");
 	else
-		fprintf(out, "model version %lld: campaign WAPE at the target horizon, out of sample "
-			"(validation cohorts cross-fitted by select) %.4f\n\n",
-			(long long)version, wape);
-	ret = registry_report(reg, "version_artefacts", version, print_row, &tp, err);
+		fprintf(out, "  campaign WAPE at D%lld, out of sample (validation cohorts cross-fitted "
+			"by select): %.4f\n\n", (long long)al.horizon, wape);
+	ret = registry_report(reg, "version_artefacts", version, artefact_lines_row, &al, err);
 	if (ret == 0)
 		ret = print_evaluations(reg, version, out, err);
-	if (ret == 0 && tp.rows == 0)
+	if (ret == 0 && al.rows == 0)
 		fprintf(out, "(none yet)\n");
 	if (ret == 0)
 		ret = print_importance(reg, cfg, version, out, err);

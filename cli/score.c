@@ -59,15 +59,6 @@ static void write_number(FILE *f, double v)
 		fprintf(f, ",%.4f", v);
 }
 
-/* A money amount for a text field: 4 decimals, empty when unknown. */
-static void fmt_money(char *buf, size_t size, double v)
-{
-	if (isnan(v))
-		buf[0] = '\0';
-	else
-		snprintf(buf, size, "%.4f", v);
-}
-
 /* As write_number, into a line being built. */
 static void put_number(struct jbuf *b, double v)
 {
@@ -113,24 +104,36 @@ struct row_columns {
 	int ti; /* the target horizon's index */
 };
 
-static void write_user_row(struct jbuf *b, const struct loaded_model *m, const struct model_data *d,
-			   const struct row_columns *c, const struct user_table *users,
-			   const struct scored *s, size_t i, const struct provenance *pv, int64_t *day,
-			   char *date)
+/* The frame's columns a row reads, and the target horizon's index. */
+static struct row_columns row_columns_of(const struct loaded_model *m, const struct model_data *d)
+{
+	const struct config *cfg = &m->cfg;
+
+	return (struct row_columns){
+		frame_column(&d->frame, "uid"), frame_column(&d->frame, "age_days"),
+		frame_column(&d->frame, "install_time"), frame_column(&d->frame, "cost"),
+		frame_column(&d->frame, "app_code"), frame_column(&d->frame, "campaign_code"),
+		predictor_horizon_index(cfg, cfg->features.target_horizon),
+	};
+}
+
+/*
+ * Scored user i's prediction fields, each after a comma, in the order of
+ * prediction_names: the one row writer of both users files (the standard
+ * one and --users F's own). day and date cache the install date's text.
+ */
+static void put_prediction_fields(struct jbuf *b, const struct loaded_model *m,
+				  const struct model_data *d, const struct row_columns *c,
+				  const struct scored *s, size_t i, const struct provenance *pv,
+				  int64_t *day, char *date)
 {
 	const struct config *cfg = &m->cfg;
 	const int ti = c->ti;
 	const size_t r = s->rows[i];
-	const double *uid = c->uid, *age = c->age, *install = c->install, *cost = c->cost;
-	const double *app = c->app, *campaign = c->campaign;
+	const double *age = c->age, *install = c->install, *cost = c->cost;
 	const double target_ltv = s->sv.ltv[ti][i];
 	const int64_t up_to = observed_up_to(cfg, s, i);
 
-	put_field(b, users->user_id[(size_t)uid[r] - 1]);
-	jbuf_add(b, ",", 1);
-	put_field(b, d->apps[(size_t)app[r]]);
-	jbuf_add(b, ",", 1);
-	put_field(b, d->campaigns[(size_t)campaign[r]]);
 	jbuf_add(b, ",", 1);
 	put_date(b, (int64_t)install[r], day, date);
 	jbuf_add(b, ",", 1);
@@ -170,6 +173,22 @@ static void write_user_row(struct jbuf *b, const struct loaded_model *m, const s
 	jbuf_puts(b, pv->as_of);
 	jbuf_add(b, ",", 1);
 	jbuf_puts(b, pv->scored_at);
+}
+
+/* A line of the standard users file: the user's ids, then the predictions. */
+static void write_user_row(struct jbuf *b, const struct loaded_model *m, const struct model_data *d,
+			   const struct row_columns *c, const struct user_table *users,
+			   const struct scored *s, size_t i, const struct provenance *pv, int64_t *day,
+			   char *date)
+{
+	const size_t r = s->rows[i];
+
+	put_field(b, users->user_id[(size_t)c->uid[r] - 1]);
+	jbuf_add(b, ",", 1);
+	put_field(b, d->apps[(size_t)c->app[r]]);
+	jbuf_add(b, ",", 1);
+	put_field(b, d->campaigns[(size_t)c->campaign[r]]);
+	put_prediction_fields(b, m, d, c, s, i, pv, day, date);
 	jbuf_add(b, "\n", 1);
 }
 
@@ -233,56 +252,13 @@ static void write_prediction_header(FILE *f, const struct config *cfg, char **ta
 	free_names(names, n);
 }
 
-/* Scored user i's prediction fields, each after a comma. */
-static void write_prediction_fields(FILE *f, const struct loaded_model *m, const struct model_data *d,
-				    const struct scored *s, size_t i, const struct provenance *pv)
-{
-	const struct config *cfg = &m->cfg;
-	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
-	const double *age = frame_column(&d->frame, "age_days");
-	const double *install = frame_column(&d->frame, "install_time"), *cost = frame_column(&d->frame, "cost");
-	const size_t r = s->rows[i];
-	const double target_ltv = s->sv.ltv[ti][i];
-	char date[16], num[64];
-
-	fprintf(f, ",%s,%.0f,%d,%s%s,", time_format_date((int64_t)install[r], date, sizeof(date)),
-		age[r], (int)d->tier[r], method_name(s->sv.method[i]), s->sv.fallback[i] ? " (fallback)" : "");
-	if (!isnan(s->sv.p_payer[i]))
-		fprintf(f, "%.4f", s->sv.p_payer[i]);
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		fprintf(f, ",%.4f", s->sv.ltv[h][i]);
-	fmt_money(num, sizeof(num), cost[r]);
-	if (observed_up_to(cfg, s, i) >= 0)
-		fprintf(f, ",%lld", (long long)observed_up_to(cfg, s, i));
-	else
-		fputc(',', f);
-	if (isnan(s->sv.raw[i]))
-		fputc(',', f);
-	else
-		fprintf(f, ",%.4f", s->sv.raw[i]);
-	fprintf(f, ",%s,%s,", predictor_segment(&m->pred, target_ltv), num);
-	if (!isnan(cost[r]) && cost[r] > 0)
-		fprintf(f, "%.4f", target_ltv / cost[r]);
-	write_number(f, s->sv.ltv_lo[ti][i]);
-	write_number(f, s->sv.ltv_hi[ti][i]);
-	write_number(f, s->sv.p_alive[i]);
-	write_number(f, s->sv.p_purchase_30d[i]);
-	fprintf(f, ",%s,%lld,%s,%s", serving_risk_segment(s->sv.p_alive[i]), (long long)pv->version,
-		pv->as_of, pv->scored_at);
-}
-
 static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
 			   const struct user_table *users, const struct scored *s,
 			   const struct provenance *pv, struct output_set *set, const char *path,
 			   struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
-	const struct row_columns c = {
-		frame_column(&d->frame, "uid"), frame_column(&d->frame, "age_days"),
-		frame_column(&d->frame, "install_time"), frame_column(&d->frame, "cost"),
-		frame_column(&d->frame, "app_code"), frame_column(&d->frame, "campaign_code"),
-		predictor_horizon_index(cfg, cfg->features.target_horizon),
-	};
+	const struct row_columns c = row_columns_of(m, d);
 	FILE *f = stdout;
 	struct jbuf b;
 	int64_t day = INT64_MIN;
@@ -435,13 +411,18 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			  struct output_set *set, const char *path, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
+	const struct row_columns c = row_columns_of(m, d);
 	struct csv_reader *r = NULL;
 	struct user_lookup l;
+	struct jbuf b;
+	int64_t day = INT64_MIN;
+	char date[16] = "";
 	char **fields, **header = NULL, why[256];
 	size_t n, n_header = 0, n_pred = 0, line;
 	int id_col = -1, reason_taken = 0, ret;
 	FILE *f = NULL;
 
+	jbuf_init(&b);
 	user_lookup_build(&l, users, d, s);
 	load_rejects(&l, scratch_dir, users_path);
 	r = csv_reader_open(users_path, err);
@@ -500,8 +481,10 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			reason = user_unscored_reason(&l, cfg, fields[id_col], line, as_of, why,
 						      sizeof(why), &i);
 		if (!reason) {
-			write_prediction_fields(f, m, d, s, i, pv);
-			fputs(",\n", f);
+			b.len = 0;
+			put_prediction_fields(&b, m, d, &c, s, i, pv, &day, date);
+			jbuf_add(&b, ",\n", 2);
+			fwrite(b.p, 1, b.len, f);
 			continue;
 		}
 		for (size_t k = 0; k + 3 < n_pred; k++)
@@ -511,6 +494,7 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 		fputc('\n', f);
 	}
 out:
+	jbuf_release(&b);
 	csv_reader_free(r);
 	user_lookup_release(&l);
 	for (size_t i = 0; header && i < n_header; i++)

@@ -153,10 +153,14 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 			      "has no finite mean) to fit Gamma-Gamma over every app", kind->name);
 	if (ret == 0)
 		add_fit_metrics(fits, kind, &s->fits[0], users.n_train);
+	/* fits: the pooled one, then one per app */
+	stage_progress(ctx, "fits", 1, d->n_apps + 1);
 	for (size_t a = 0; a < d->n_apps && ret == 0; a++) {
 		struct btyd_fit f = { 0 };
 		struct ltv_err fit_err = { 0 };
 		size_t n_mine = 0;
+
+		stage_progress(ctx, "fits", a + 1, d->n_apps + 1);
 
 		for (size_t i = 0; i < users.n_train; i++)
 			if ((size_t)app[users.train[i]] == a)

@@ -328,8 +328,10 @@ int stage_curves_run(struct stage_ctx *ctx)
 	trained->shrinkage_users = cfg->curves.shrinkage_users;
 	trained->n_h = hz->n;
 	trained->h = xcalloc(hz->n ? hz->n : 1, sizeof(*trained->h));
-	for (size_t h = 0; h < hz->n; h++)
+	for (size_t h = 0; h < hz->n; h++) {
 		fit_horizon(ctx, &t, h, cohort_tier, cohort_row, &trained->h[h]);
+		stage_progress(ctx, "horizons", h + 1, hz->n);
+	}
 	curves_state_index(trained);
 	add_training_metrics(ctx, trained, &t);
 

@@ -313,6 +313,8 @@ int stage_features_run(struct stage_ctx *ctx)
 				 &enc.campaigns, &enc.n_campaigns, &stats, &ctx->err);
 	if (ret < 0)
 		return ret;
+	/* steps: the rows built from the user-days, then the frame saved */
+	stage_progress(ctx, "steps", 1, 2);
 	if (ctx->shard.count) {
 		ret = shard_features_save(ctx, &f, &enc, &stats);
 	} else {
@@ -323,6 +325,8 @@ int stage_features_run(struct stage_ctx *ctx)
 		if (ret == 0)
 			ret = encodings_save(&enc, ctx->reg, out_id, &ctx->err);
 	}
+	if (ret == 0)
+		stage_progress(ctx, "steps", 2, 2);
 	encodings_release(&enc);
 	frame_release(&f);
 	return ret;

@@ -223,11 +223,14 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	ret = fit_clusters(ctx, &d, s);
 	if (ret < 0)
 		goto out;
+	/* steps: the clusters, each horizon's means, the validation */
+	stage_progress(ctx, "steps", 1, cfg->features.horizons.n + 2);
 	s->n_h = cfg->features.horizons.n;
 	s->h = xcalloc(s->n_h ? s->n_h : 1, sizeof(*s->h));
 	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
 		s->h[i].horizon = cfg->features.horizons.v[i];
 		ret = fit_horizon_means(ctx, &d, s, i);
+		stage_progress(ctx, "steps", i + 2, s->n_h + 2);
 	}
 	if (ret < 0)
 		goto out;
@@ -243,6 +246,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 					     cfg->features.target_horizon);
 	if (ret < 0)
 		goto out;
+	stage_progress(ctx, "steps", s->n_h + 2, s->n_h + 2);
 
 	kmeans_save(s->km, &km_blob, &km_len);
 	lookalike_save(s, &blob, &len);

@@ -258,9 +258,11 @@ int stage_multiplier_run(struct stage_ctx *ctx)
 	if (ret < 0)
 		goto out;
 	state = multiplier_state_new(&cfg->multiplier.features);
-	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++)
+	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++) {
 		ret = train_horizon(ctx, &d, cfg->features.horizons.v[h], state, artefact.models,
 				    artefact.skipped);
+		stage_progress(ctx, "horizons", h + 1, cfg->features.horizons.n);
+	}
 	if (ret == 0)
 		ret = add_metrics(ctx, &d, state);
 	if (ret == 0)

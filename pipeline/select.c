@@ -794,10 +794,13 @@ int stage_select_run(struct stage_ctx *ctx)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
 	global_medians(&d, ctx->cfg, medians);
 	memcpy(p.global_median, medians, sizeof(medians));
-	for (size_t h = 0; h < ctx->cfg->features.horizons.n && ret == 0; h++)
+	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
+	for (size_t h = 0; h < ctx->cfg->features.horizons.n && ret == 0; h++) {
 		if ((int)h != p.target_h)
 			ret = choose_other_horizon(ctx, &d, &p, ctx->cfg->features.horizons.v[h], ev,
 						   n_cohorts);
+		stage_progress(ctx, "steps", h + 1, ctx->cfg->features.horizons.n + 2);
+	}
 	if (ret < 0)
 		goto out;
 	model_data_split(&d, ctx->cfg->features.target_horizon, 0, &s);
@@ -809,6 +812,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	ret = add_out_of_sample_metrics(ctx, &d, &p, &s, pred, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
+	stage_progress(ctx, "steps", ctx->cfg->features.horizons.n + 1, ctx->cfg->features.horizons.n + 2);
 	choose(ctx, &d, ctx->cfg->features.target_horizon, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
@@ -816,6 +820,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	ret = add_mix_metrics(ctx, &d, &p, &s, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
+	stage_progress(ctx, "steps", ctx->cfg->features.horizons.n + 2, ctx->cfg->features.horizons.n + 2);
 
 	ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)

@@ -141,6 +141,8 @@ int stage_semantic_run(struct stage_ctx *ctx)
 	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
 		s->h[i].horizon = cfg->features.horizons.v[i];
 		ret = fit_horizon(ctx, &d, &s->h[i]);
+		/* steps: each horizon, then the leave-one-out validation */
+		stage_progress(ctx, "steps", i + 1, s->n_h + 1);
 	}
 	if (ret < 0)
 		goto out;
@@ -157,6 +159,7 @@ int stage_semantic_run(struct stage_ctx *ctx)
 	}
 	if (ret < 0)
 		goto out;
+	stage_progress(ctx, "steps", s->n_h + 1, s->n_h + 1);
 
 	semantic_save(s, &blob, &len);
 	hasher_update(&ctx->content, blob, len);
