@@ -159,32 +159,22 @@ static const char *os_user(char *buf, size_t size)
 int models_promote(struct registry *reg, int64_t version, const char *why, FILE *out,
 		   struct ltv_err *err)
 {
-	int64_t current = 0, candidate = 0;
-	double ignored;
-	char who[256], reason[1200];
-	struct ltv_err none;
+	struct alias_move mv;
+	char who[256];
 	int ret = registry_begin(reg, err);
 
 	if (ret == 0)
-		ret = registry_model_version_error(reg, version, &ignored, err);
-	if (ret < 0)
-		goto out;
-	if (registry_alias_get(reg, "production", &current, &none) == 0 && current == version) {
+		ret = registry_alias_move(reg, "production", version, os_user(who, sizeof(who)), why,
+					  &mv, err);
+	if (ret == 0 && !mv.moved) {
 		fprintf(out, "model version %lld is already production\n", (long long)version);
 		goto out;
 	}
-	snprintf(reason, sizeof(reason), "%s", why);
-	if (registry_alias_get(reg, "candidate", &candidate, &none) == 0 && candidate == version) {
-		snprintf(reason, sizeof(reason), "%s; it was the candidate, so candidate is now unset", why);
-		ret = registry_alias_delete(reg, "candidate", err);
-	}
-	if (ret == 0)
-		ret = registry_alias_set(reg, "production", version, os_user(who, sizeof(who)), reason, err);
 	if (ret == 0)
 		ret = registry_commit(reg, err);
 	if (ret == 0)
-		fprintf(out, "production: model version %lld → %lld (%s)\n", (long long)current,
-			(long long)version, reason);
+		fprintf(out, "production: model version %lld → %lld (%s)\n", (long long)mv.from,
+			(long long)version, mv.reason);
 out:
 	registry_rollback(reg); /* whatever was not committed */
 	return ret;

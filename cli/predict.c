@@ -93,26 +93,6 @@ static int set_attr(struct user_batch *b, const char *assignment, struct ltv_err
 	return 0;
 }
 
-/*
- * An app the model version never saw gets the pooled models and the global
- * encodings: a number, but not one learnt from that app. Returns 1 and the
- * warning in buf when app is such an app.
- */
-static int unknown_app_warning(const struct loaded_model *m, const char *app, char *buf, size_t size)
-{
-	size_t len;
-
-	for (size_t i = 0; i < m->enc.n_apps; i++)
-		if (strcmp(m->enc.apps[i], app) == 0)
-			return 0;
-	len = (size_t)snprintf(buf, size, "app '%s' is not one model version %lld was trained on, so "
-			       "this prediction comes from the pooled models of all apps; the apps it "
-			       "knows:", app, (long long)m->version);
-	for (size_t i = 0; i < m->enc.n_apps && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, "%s %s", i ? "," : "", m->enc.apps[i]);
-	return 1;
-}
-
 int predict_run(const struct config *cfg, struct registry *reg, const struct predict_options *opts,
 		FILE *out, struct ltv_err *err)
 {
@@ -154,14 +134,8 @@ int predict_run(const struct config *cfg, struct registry *reg, const struct pre
 
 		jbuf_init(&text);
 		predict_user_json(&text, &m, &b, &s, 0);
-		if (unknown_app_warning(&m, opts->app, warning, sizeof(warning))) {
-			/* The object ends with '}': the warnings go in as its last member. */
-			text.p[--text.len] = '\0';
-			jbuf_puts(&text, ",\"warnings\":[");
-			jbuf_json_str(&text, warning);
-			jbuf_puts(&text, "]}");
+		if (predict_user_warnings(&text, &m, &b, 0, warning, sizeof(warning)))
 			fprintf(stderr, "ltvpipe predict: warning: %s\n", warning);
-		}
 		if (opts->explain)
 			ret = predict_user_explain(&text, &m, &b, &s, 0, err);
 		if (ret == 0)

@@ -167,10 +167,21 @@ int predict_input_index(const char *name)
 int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
 		   struct ltv_err *err)
 {
-	assert(row < b->n);
-	if (predict_input_index(name) < 0)
+	const int k = predict_input_index(name);
+
+	if (k < 0)
 		return err_set(err, LTV_EINVAL, "%.64s: not a feature; use one of %s", name,
 			       predict_input_list);
+	return user_batch_set_input(b, row, k, value, err);
+}
+
+int user_batch_set_input(struct user_batch *b, size_t row, int input, double value,
+			 struct ltv_err *err)
+{
+	/* the table's own string: frame_column's per-thread hint is keyed by its address */
+	const char *name = predict_input_names[input];
+
+	assert(row < b->n);
 	if (!isfinite(value))
 		return err_set(err, LTV_EINVAL, "%s: not a finite number; give a number >= 0", name);
 	if (value < 0)
@@ -179,11 +190,12 @@ int user_batch_set(struct user_batch *b, size_t row, const char *name, double va
 	if (value > INPUT_MAX)
 		return err_set(err, LTV_EINVAL, "%s: %g is too large; give a number <= %g", name, value,
 			       INPUT_MAX);
-	if (strcmp(name, "events_last7_share") == 0 && value > 1)
+	/* the cheap test first: most values are whole, few above 1 (a row sets ~5 per request) */
+	if (value > 1 && strcmp(name, "events_last7_share") == 0)
 		return err_set(err, LTV_EINVAL, "%s: %g is not a share; give a number from 0 to 1", name,
 			       value);
-	for (size_t k = 0; whole_inputs[k]; k++)
-		if (strcmp(whole_inputs[k], name) == 0 && value != floor(value))
+	for (size_t k = 0; value != floor(value) && whole_inputs[k]; k++)
+		if (strcmp(whole_inputs[k], name) == 0)
 			return err_set(err, LTV_EINVAL, "%s: %g is not a whole number; give a count", name,
 				       value);
 	frame_column(&b->d.frame, name)[row] = value;
@@ -348,6 +360,32 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 	jbuf_puts(out, ",\"risk_segment\":");
 	jbuf_json_str(out, serving_risk_segment(s->p_alive[i]));
 	jbuf_puts(out, "}");
+}
+
+/*
+ * An app the model version never saw gets the pooled models and the global
+ * encodings: a number, but not one learnt from that app.
+ */
+int predict_user_warnings(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+			  size_t i, char *buf, size_t size)
+{
+	const char *app = b->app[i];
+	size_t len;
+
+	for (size_t k = 0; k < m->enc.n_apps; k++)
+		if (strcmp(m->enc.apps[k], app) == 0)
+			return 0;
+	len = (size_t)snprintf(buf, size, "app '%s' is not one model version %lld was trained on, so "
+			       "this prediction comes from the pooled models of all apps; the apps it "
+			       "knows:", app, (long long)m->version);
+	for (size_t k = 0; k < m->enc.n_apps && len < size; k++)
+		len += (size_t)snprintf(buf + len, size - len, "%s %s", k ? "," : "", m->enc.apps[k]);
+	assert(out->len > 0 && out->p[out->len - 1] == '}');
+	out->p[--out->len] = '\0'; /* reopen the object: the warnings go in as its last member */
+	jbuf_puts(out, ",\"warnings\":[");
+	jbuf_json_str(out, buf);
+	jbuf_puts(out, "]}");
+	return 1;
 }
 
 void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m)

@@ -41,6 +41,14 @@ struct model_data {
 	 * tiers' time). NULL: looked up by name on each call.
 	 */
 	const double *app_code, *campaign_code, *weight;
+	/*
+	 * NULL, or per row the request it belongs to (the caller's array): the
+	 * server predicts concurrent single requests together, and a method that
+	 * learns from the rows predicted with it (curves level a cohort from its
+	 * users' revenue) must then use only the rows of the same request, so an
+	 * answer never depends on its batch-mates.
+	 */
+	const uint32_t *group;
 };
 
 /*

@@ -56,6 +56,9 @@ int user_batch_set_names(struct user_batch *b, size_t row, const char *app, cons
  */
 int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
 		   struct ltv_err *err);
+/* The same for input predict_input_names[input] (a request's fields, looked up once). */
+int user_batch_set_input(struct user_batch *b, size_t row, int input, double value,
+			 struct ltv_err *err);
 /*
  * The index of attribute `name` among the model's attributes (columns.attributes
  * when it was trained), or -1.
@@ -92,6 +95,16 @@ int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct
  */
 void predict_user_json(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
 		       const struct served *s, size_t i);
+/*
+ * Adds "warnings": [text] to the object predict_user_json has just appended
+ * to out for row i when the row's app is not one the model version was
+ * trained on (it is then served by the pooled models of all apps), and
+ * returns 1 with the text in buf (size 1024 holds it with a few apps);
+ * returns 0 and adds nothing otherwise. `ltvpipe predict` and the server's
+ * JSON answers say the same.
+ */
+int predict_user_warnings(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+			  size_t i, char *buf, size_t size);
 /*
  * Adds "explain" (include/ltv/explain.h) to the object predict_user_json has
  * just appended to out for row i: the same user, explained. Slow (one
