@@ -13,10 +13,13 @@
  * Aggregation follows how exports are ordered: each user's events come in
  * time order whether the file is per user or by time across users, so each
  * event either adds to its user's latest (user, day) aggregate or starts a new
- * one, and a hash map is not needed. The aggregates are grouped by user at
- * the end (a counting sort by uid; nothing to do for a per-user file), rows
- * out of order within a user are sorted and merged, and they are written in
- * the table's key order in multi-row statements.
+ * one, and a hash map is not needed. The latest aggregate lives in the user's
+ * own state and moves to the list of finished ones when the next one starts:
+ * in a file ordered by time every event is another user's, and reaching the
+ * aggregate through the list cost a cache miss per event. The aggregates are
+ * grouped by user at the end (a counting sort by uid), rows out of order
+ * within a user are sorted and merged, and they are written in the table's
+ * key order.
  */
 #include <errno.h>
 #include <math.h>
@@ -56,7 +59,7 @@ struct day_agg {
 
 struct user_state {
 	int64_t install_time;
-	int64_t latest; /* index in days of the user's latest aggregate, -1 for none */
+	struct day_agg latest; /* the user's latest aggregate; key 0 (no uid is 0) for none */
 };
 
 /* Users waiting to be inserted many per statement, their strings copied. */
@@ -92,7 +95,7 @@ struct ingest {
 	struct strmap user_ids;     /* user_id → uid */
 	struct user_state *users;   /* by uid - 1 */
 	size_t n_users, cap_users;
-	struct day_agg *days;       /* in the order they were first seen */
+	struct day_agg *days;       /* finished aggregates, each user's in the order they began */
 	size_t n_days, cap_days;
 	size_t n_user_days;         /* distinct (user, day) written */
 	struct user_batch *batch;
@@ -584,8 +587,18 @@ valid:
 		ARRAY_GROW(in->user_pos, in->n_users + 1, in->cap_user_pos);
 		in->user_pos[in->n_users] = in->file_ordinal << 40 | (int64_t)line;
 	}
-	in->users[in->n_users++] = (struct user_state){ u.install_time, -1 };
+	in->users[in->n_users++] = (struct user_state){ .install_time = u.install_time };
 	return 1;
+}
+
+/* Moves u's latest aggregate, if it has one, to the finished ones. */
+static void finish_latest(struct ingest *in, struct user_state *u)
+{
+	if (u->latest.key == 0)
+		return;
+	ARRAY_GROW(in->days, in->n_days + 1, in->cap_days);
+	in->days[in->n_days++] = u->latest;
+	u->latest.key = 0;
 }
 
 /* Validates one events.csv row and adds it to its (user, day) aggregate. */
@@ -653,12 +666,9 @@ static int ingest_event_row(struct ingest *in, const char *path, size_t line, ch
 		return 0;
 	}
 	key = (uint64_t)uid << DAY_BITS | (uint64_t)day;
-	if (u->latest >= 0 && in->days[u->latest].key == key) {
-		agg = &in->days[u->latest];
-	} else {
-		ARRAY_GROW(in->days, in->n_days + 1, in->cap_days);
-		u->latest = (int64_t)in->n_days;
-		agg = &in->days[in->n_days++];
+	agg = &u->latest;
+	if (agg->key != key) {
+		finish_latest(in, u);
 		*agg = (struct day_agg){ .key = key };
 	}
 	agg->revenue += revenue;
@@ -842,7 +852,7 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
 		}
 		strmap_put(&in->user_ids, t.user_id[i], t.uid[i]);
 		ARRAY_GROW(in->users, in->n_users + 1, in->cap_users);
-		in->users[in->n_users++] = (struct user_state){ t.install_time[i], -1 };
+		in->users[in->n_users++] = (struct user_state){ .install_time = t.install_time[i] };
 	}
 	user_table_release(&t);
 	if (ret == 0 && in->ctx->shard.count)
@@ -918,11 +928,15 @@ static void floor_refunded_days(struct ingest *in, struct user_day_row *rows, si
  */
 static int write_user_days(struct ingest *in, struct ltv_err *err)
 {
-	struct day_agg *days = days_in_key_order(in);
-	struct user_day_row *rows = xmalloc((in->n_days ? in->n_days : 1) * sizeof(*rows));
+	struct day_agg *days;
+	struct user_day_row *rows;
 	size_t m = 0;
 	int ret;
 
+	for (size_t u = 0; u < in->n_users; u++)
+		finish_latest(in, &in->users[u]);
+	days = days_in_key_order(in);
+	rows = xmalloc((in->n_days ? in->n_days : 1) * sizeof(*rows));
 	for (size_t i = 0; i < in->n_days; i++) {
 		const struct day_agg *d = &days[i];
 
