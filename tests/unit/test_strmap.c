@@ -1,8 +1,8 @@
 /*
  * Unit tests for strmap.c: keys short enough to live in their slot and
  * longer ones in the arena, at the boundary between the two, keys that are a
- * prefix of one another, duplicates refused, and every key still found after
- * the table has grown many times.
+ * prefix of one another, duplicates refused, every key still found after
+ * the table has grown many times, and payloads kept with their keys.
  */
 #include "testutil.h"
 
@@ -74,11 +74,69 @@ static void test_growth_keeps_every_key(void **state)
 	strmap_release(&m);
 }
 
+struct pay {
+	int64_t a;
+	double b;
+	int64_t c, d;
+};
+
+static void sum_payload(int64_t value, void *payload, void *arg)
+{
+	const struct pay *p = payload;
+	int64_t *sums = arg;
+
+	sums[0] += value;
+	sums[1] += p->a;
+	sums[2] += 1;
+}
+
+static void test_payloads(void **state)
+{
+	const int n = 5000;
+	struct strmap m;
+	char key[64];
+	void *p = NULL;
+	int64_t v, sums[3] = { 0, 0, 0 };
+
+	(void)state;
+	strmap_init_payload(&m, sizeof(struct pay));
+	/* Slot and payload fill one 64-byte line, aligned to it. */
+	assert_int_equal(m.stride, 64);
+	assert_int_equal((uintptr_t)m.slots % 64, 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), i % 3 ? "id%d" : "a_much_longer_user_id_%d", i);
+		assert_int_equal(strmap_put_payload(&m, key, i + 1, &p), 0);
+		/* A new key's payload starts zeroed. */
+		assert_int_equal(((struct pay *)p)->a, 0);
+		assert_true(((struct pay *)p)->b == 0.0);
+		((struct pay *)p)->a = 7 * i;
+		((struct pay *)p)->d = -i;
+	}
+	/* Payloads moved with their keys through every growth. */
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), i % 3 ? "id%d" : "a_much_longer_user_id_%d", i);
+		assert_int_equal(strmap_get_payload(&m, key, &v, &p), 1);
+		assert_int_equal(v, i + 1);
+		assert_int_equal(((struct pay *)p)->a, 7 * i);
+		assert_int_equal(((struct pay *)p)->d, -i);
+		/* put of an existing key refuses it and points to its payload. */
+		assert_int_equal(strmap_put_payload(&m, key, -5, &p), 1);
+		assert_int_equal(((struct pay *)p)->a, 7 * i);
+	}
+	assert_int_equal(strmap_get_payload(&m, "id0", &v, &p), 0);
+	strmap_each_payload(&m, sum_payload, sums);
+	assert_int_equal(sums[0], (int64_t)n * (n + 1) / 2);
+	assert_int_equal(sums[1], 7 * ((int64_t)n * (n - 1) / 2));
+	assert_int_equal(sums[2], n);
+	strmap_release(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_short_and_long_keys),
 		cmocka_unit_test(test_growth_keeps_every_key),
+		cmocka_unit_test(test_payloads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
