@@ -27,15 +27,16 @@ mb=$(du -cb "$scratch/data/users.csv" "$scratch/data/events.csv" | awk 'END { pr
 echo "| ingest, $users users by time ($mb MB of CSV) | instructions | data reads | LL data misses (read + write) |"
 echo "|---|---:|---:|---:|"
 for bin in "$@"; do
+	abs=$(realpath "$bin")
 	rm -rf "$scratch/run"
 	mkdir "$scratch/run"
 	ln -s ../data "$scratch/run/data"
 	# PASSIVE: ltvpipe would otherwise re-execute itself to set it (README "Threads").
 	(cd "$scratch/run" && OMP_WAIT_POLICY=PASSIVE valgrind --tool=cachegrind --cache-sim=yes --LL="${LL_CACHE:-8388608,16,64}" \
-		--cachegrind-out-file="$scratch/cg.out" "$(realpath "$bin")" run \
+		--cachegrind-out-file="$scratch/cg.out" "$abs" run \
 		--config "$root/config/ltvpipe.yaml" --only ingest >/dev/null 2>"$scratch/err") ||
 		{ tail -20 "$scratch/err" >&2; exit 1; }
 	awk -v b="$bin" '/^events:/ { for (i = 2; i <= NF; i++) ev[$i] = i - 1 }
-		/^summary:/ { printf "| %s | %.3g G | %.3g G | %.3g M |\n", b, $(ev["Ir"] + 1) / 1e9,
+		/^summary:/ { printf "| %s | %.4g G | %.4g G | %.4g M |\n", b, $(ev["Ir"] + 1) / 1e9,
 			$(ev["Dr"] + 1) / 1e9, ($(ev["DLmr"] + 1) + $(ev["DLmw"] + 1)) / 1e6 }' "$scratch/cg.out"
 done
