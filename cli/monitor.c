@@ -53,8 +53,9 @@ static void samples_reserve(struct samples *s, size_t n_cols, size_t more)
 }
 
 /* The union of the methods' feature lists, in order of first appearance. */
-static void feature_union(const struct config *cfg, struct monitor_result *r)
+static void feature_union(const struct loaded_model *m, struct monitor_result *r)
 {
+	const struct config *cfg = &m->cfg;
 	const struct str_list *lists[] = { &cfg->hurdle.features, &cfg->multiplier.features,
 					   &cfg->lookalike.features };
 	size_t cap = 0;
@@ -75,7 +76,7 @@ static void feature_union(const struct config *cfg, struct monitor_result *r)
 	ARRAY_GROW(r->psi, r->n_psi + 1, cap);
 	memset(&r->psi[r->n_psi], 0, sizeof(r->psi[0]));
 	snprintf(r->psi[r->n_psi++].name, sizeof(r->psi[0].name), "predicted_ltv_%lld",
-		 (long long)cfg->features.target_horizon);
+		 (long long)m->params.target_horizon);
 }
 
 /* Rows of d installed in [end - days, end). Caller frees. */
@@ -100,7 +101,7 @@ static int add_window(const struct loaded_model *m, const struct model_data *d, 
 		      int64_t days, const struct monitor_result *r, struct samples *s,
 		      struct ltv_err *err)
 {
-	const int ti = predictor_horizon_index(&m->cfg, m->cfg.features.target_horizon);
+	const int ti = feature_params_horizon_index(&m->params, m->params.target_horizon);
 	struct served sv;
 	size_t n, *rows = window_rows(d, end, days, &n);
 	int ret = 0;
@@ -164,7 +165,8 @@ static int calibration(const struct loaded_model *m, const struct model_data *re
 		       const struct model_data *cur, struct monitor_result *r, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
-	const int64_t max_h = cfg->features.horizons.v[cfg->features.horizons.n - 1];
+	const struct feature_params *fp = &m->params;
+	const int64_t max_h = feature_params_max_horizon(fp);
 	const double *install = frame_column(&ref->frame, "install_time");
 	const double *uid = frame_column(&ref->frame, "uid");
 	const double *cur_uid = frame_column(&cur->frame, "uid");
@@ -173,9 +175,9 @@ static int calibration(const struct loaded_model *m, const struct model_data *re
 	struct served sv;
 	int ret = 0;
 
-	r->n_cal = cfg->features.horizons.n;
+	r->n_cal = fp->horizons.n;
 	for (size_t h = 0; h < r->n_cal; h++) {
-		r->cal[h].horizon = cfg->features.horizons.v[h];
+		r->cal[h].horizon = fp->horizons.v[h];
 		r->cal[h].bias = NAN;
 	}
 	if (n == 0)
@@ -511,7 +513,7 @@ int monitor_run(const struct config *cfg, struct registry *reg, const struct mon
 			      time_format_iso8601(r.model_as_of, t_iso, sizeof(t_iso)));
 		goto out;
 	}
-	feature_union(&m.cfg, &r);
+	feature_union(&m, &r);
 	ret = measure(&m, reg, &r, err);
 	if (ret == 0)
 		ret = store(reg, &r, err);

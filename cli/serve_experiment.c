@@ -155,7 +155,7 @@ void serve_experiment_answer(struct serve *s, const struct serve_arm *arm,
 		pthread_mutex_lock(&x->lock);
 		horizon = x->row.horizon;
 		pthread_mutex_unlock(&x->lock);
-		hi = predictor_horizon_index(&m->cfg, horizon);
+		hi = feature_params_horizon_index(&m->params, horizon);
 		e.p.ltv = hi >= 0 ? sv->ltv[hi][i] : NAN;
 	}
 	/* the same text `score` logs: {"H": ltv_H, ...} */
@@ -163,7 +163,7 @@ void serve_experiment_answer(struct serve *s, const struct serve_arm *arm,
 	for (size_t h = 0; h < sv->n_horizons && len < sizeof(e.predictions); h++)
 		len += (size_t)snprintf(e.predictions + len, sizeof(e.predictions) - len,
 					"%s\"%lld\":%.17g", h ? "," : "",
-					(long long)m->cfg.features.horizons.v[h], sv->ltv[h][i]);
+					(long long)m->params.horizons.v[h], sv->ltv[h][i]);
 	if (len < sizeof(e.predictions) - 1)
 		snprintf(e.predictions + len, sizeof(e.predictions) - len, "}");
 	log_push(&s->exp, &e);

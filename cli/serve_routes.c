@@ -966,7 +966,7 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 	struct artefact_info features = { 0 }, select = { 0 };
 	struct selection_row *sel = NULL;
 	struct evaluation_row *evals = NULL;
-	struct config cfg;
+	struct feature_params params = { 0 };
 	size_t n_sel = 0, n_evals = 0;
 	int64_t version;
 	struct jbuf b;
@@ -980,10 +980,9 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 		registry_close(reg);
 		return;
 	}
-	config_copy(&cfg, s->cfg);
 	ret = registry_model_version_artefact(reg, version, "features", &features, &err);
 	if (ret == 0)
-		ret = config_apply_canonical(&cfg, features.config, &err);
+		ret = feature_params_load(reg, &features, &params, &err);
 	if (ret == 0)
 		ret = registry_model_version_artefact(reg, version, "select", &select, &err);
 	if (ret == 0)
@@ -999,10 +998,10 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 		jbuf_addf(&b, "{\"version\":%lld,\"as_of\":", (long long)version);
 		jbuf_json_str(&b, features.as_of == INT64_MIN ? "" : time_format_iso8601(features.as_of, as_of, sizeof(as_of)));
 		jbuf_puts(&b, ",\"horizons\":[");
-		for (size_t h = 0; h < cfg.features.horizons.n; h++)
-			jbuf_addf(&b, "%s%lld", h ? "," : "", (long long)cfg.features.horizons.v[h]);
+		for (size_t h = 0; h < params.horizons.n; h++)
+			jbuf_addf(&b, "%s%lld", h ? "," : "", (long long)params.horizons.v[h]);
 		jbuf_addf(&b, "],\"target_horizon\":%lld,\"validation_campaign_wape\":",
-			  (long long)cfg.features.target_horizon);
+			  (long long)params.target_horizon);
 		jbuf_json_num(&b, wape);
 		jbuf_puts(&b, ",\"methods\":{");
 		for (int m = 0; m < METHOD_COUNT; m++) {
@@ -1060,7 +1059,7 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 	selection_rows_free(sel, n_sel);
 	artefact_info_release(&features);
 	artefact_info_release(&select);
-	config_release(&cfg);
+	feature_params_release(&params);
 	registry_close(reg);
 }
 

@@ -769,6 +769,8 @@ static int write_features(struct merge *mg, double started, struct ltv_err *err)
 		ret = frame_save(&f, mg->reg, mg->features_id, err);
 	if (ret == 0)
 		ret = encodings_save(&enc, mg->reg, mg->features_id, err);
+	if (ret == 0)
+		ret = features_save_params(mg->cfg, mg->as_of, mg->reg, mg->features_id, err);
 	if (ret == 0) {
 		metrics = cJSON_PrintUnformatted(m);
 		timings = timings_json(now_seconds() - started);

@@ -18,7 +18,6 @@
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
-enum split { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_SCORE = 2 };
 
 #define ENCODING_FOLDS 5
 
@@ -95,22 +94,14 @@ static void global_mean(const struct encoding_input *in, const double *y, double
 	}
 }
 
-static void assign_split(const struct config *cfg, int64_t as_of, struct frame *f, double *split,
-			 int *fold)
+static void assign_split(const struct feature_params *p, struct frame *f, double *split, int *fold)
 {
-	const int64_t target = cfg->features.target_horizon;
-	const double valid_after = (double)(as_of - (target + cfg->features.validation_days) * SECONDS_PER_DAY);
 	const double *install = frame_column(f, "install_time");
 	const double *age = frame_column(f, "age_days");
 	double first = INFINITY, last = -INFINITY;
 
 	for (size_t i = 0; i < f->n_rows; i++) {
-		if (age[i] < (double)target)
-			split[i] = SPLIT_SCORE;
-		else if (install[i] > valid_after)
-			split[i] = SPLIT_VALID;
-		else
-			split[i] = SPLIT_TRAIN;
+		split[i] = feature_params_split(p, p->as_of, p->target_horizon, age[i], install[i]);
 		if (split[i] == SPLIT_TRAIN) {
 			first = fmin(first, install[i]);
 			last = fmax(last, install[i]);
@@ -147,8 +138,8 @@ static void encode_target(const struct encoding_input *in, struct encodings *e, 
 	free(prior_table);
 }
 
-static void learn_encodings(const struct config *cfg, struct frame *f, const double *split,
-			    const int *fold, struct encodings *e)
+static void learn_encodings(const struct config *cfg, const struct feature_params *p, struct frame *f,
+			    const double *split, const int *fold, struct encodings *e)
 {
 	const size_t n = f->n_rows, n_cohorts = e->n_apps * e->n_campaigns;
 	const struct encoding_input in = { split, frame_column(f, "weight"), fold, n,
@@ -164,7 +155,7 @@ static void learn_encodings(const struct config *cfg, struct frame *f, const dou
 	const double *y;
 	double *app_ltv_rows, *campaign_ltv_rows, *campaign_payer_rows, *log_n_rows;
 
-	label_name(cfg->features.target_horizon, name, sizeof(name));
+	label_name(p->target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < n; i++) {
 		cohort[i] = app[i] * (double)e->n_campaigns + campaign[i];
@@ -209,7 +200,7 @@ static void add_int_list(cJSON *m, const char *name, const struct int_list *l)
 }
 
 /* Counts are of users (user_rep rows); means are weighted over rows, so they are user means too. */
-static void add_metrics(const struct config *cfg, int64_t as_of, cJSON *m, const struct frame *f,
+static void add_metrics(const struct feature_params *p, cJSON *m, const struct frame *f,
 			const struct feature_base_stats *st)
 {
 	const double *split = frame_column(f, "split");
@@ -219,7 +210,7 @@ static void add_metrics(const struct config *cfg, int64_t as_of, cJSON *m, const
 	char name[48], iso[32];
 	const double *y;
 
-	label_name(cfg->features.target_horizon, name, sizeof(name));
+	label_name(p->target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < f->n_rows; i++) {
 		n_split[(int)split[i]] += user_rep[i];
@@ -229,20 +220,20 @@ static void add_metrics(const struct config *cfg, int64_t as_of, cJSON *m, const
 			w_train += weight[i];
 		}
 	}
-	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(as_of, iso, sizeof(iso)));
-	add_int_list(m, "snapshots", &cfg->features.snapshots);
-	add_int_list(m, "horizons", &cfg->features.horizons);
-	cJSON_AddNumberToObject(m, "target_horizon", (double)cfg->features.target_horizon);
+	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(p->as_of, iso, sizeof(iso)));
+	add_int_list(m, "snapshots", &p->snapshots);
+	add_int_list(m, "horizons", &p->horizons);
+	cJSON_AddNumberToObject(m, "target_horizon", (double)p->target_horizon);
 	cJSON_AddStringToObject(m, "validation_installs_after",
-				time_format_iso8601(as_of - (cfg->features.target_horizon +
-						    cfg->features.validation_days) * SECONDS_PER_DAY,
+				time_format_iso8601((int64_t)feature_params_valid_after(p, p->as_of,
+											  p->target_horizon),
 						    iso, sizeof(iso)));
 	cJSON_AddNumberToObject(m, "users", (double)st->users);
 	cJSON_AddNumberToObject(m, "rows", (double)f->n_rows);
 	cJSON_AddNumberToObject(m, "train_users", n_split[SPLIT_TRAIN]);
 	cJSON_AddNumberToObject(m, "validation_users", n_split[SPLIT_VALID]);
 	cJSON_AddNumberToObject(m, "users_not_mature_at_target", n_split[SPLIT_SCORE]);
-	snprintf(name, sizeof(name), "train_mean_ltv_%lld", (long long)cfg->features.target_horizon);
+	snprintf(name, sizeof(name), "train_mean_ltv_%lld", (long long)p->target_horizon);
 	cJSON_AddNumberToObject(m, name, w_train > 0 ? sum / w_train : 0);
 	cJSON_AddNumberToObject(m, "train_payer_rate_after_snapshot", w_train > 0 ? payers / w_train : 0);
 	cJSON_AddNumberToObject(m, "user_days_read", (double)st->user_days_read);
@@ -255,13 +246,28 @@ void features_complete(const struct config *cfg, int64_t as_of, struct frame *f,
 		       struct cJSON *metrics, struct hasher *content)
 {
 	int *fold = xcalloc(f->n_rows ? f->n_rows : 1, sizeof(int));
+	struct feature_params p;
 
-	assign_split(cfg, as_of, f, frame_add_column(f, "split"), fold);
-	learn_encodings(cfg, f, frame_column(f, "split"), fold, enc);
-	add_metrics(cfg, as_of, metrics, f, stats);
+	feature_params_from_config(cfg, as_of, &p);
+	assign_split(&p, f, frame_add_column(f, "split"), fold);
+	learn_encodings(cfg, &p, f, frame_column(f, "split"), fold, enc);
+	add_metrics(&p, metrics, f, stats);
 	frame_hash(f, content);
 	encodings_hash(enc, content);
+	feature_params_release(&p);
 	free(fold);
+}
+
+int features_save_params(const struct config *cfg, int64_t as_of, struct registry *reg,
+			 int64_t artefact_id, struct ltv_err *err)
+{
+	struct feature_params p;
+	int ret;
+
+	feature_params_from_config(cfg, as_of, &p);
+	ret = feature_params_save(&p, reg, artefact_id, err);
+	feature_params_release(&p);
+	return ret;
 }
 
 /*
@@ -313,6 +319,8 @@ int stage_features_run(struct stage_ctx *ctx)
 				 &enc.campaigns, &enc.n_campaigns, &stats, &ctx->err);
 	if (ret < 0)
 		return ret;
+	/* steps: the rows built from the user-days, then the frame saved */
+	stage_progress(ctx, "steps", 1, 2);
 	if (ctx->shard.count) {
 		ret = shard_features_save(ctx, &f, &enc, &stats);
 	} else {
@@ -322,7 +330,11 @@ int stage_features_run(struct stage_ctx *ctx)
 			ret = frame_save(&f, ctx->reg, out_id, &ctx->err);
 		if (ret == 0)
 			ret = encodings_save(&enc, ctx->reg, out_id, &ctx->err);
+		if (ret == 0)
+			ret = features_save_params(ctx->cfg, ctx->as_of, ctx->reg, out_id, &ctx->err);
 	}
+	if (ret == 0)
+		stage_progress(ctx, "steps", 2, 2);
 	encodings_release(&enc);
 	frame_release(&f);
 	return ret;

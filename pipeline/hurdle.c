@@ -446,7 +446,7 @@ static int train_all(struct stage_ctx *ctx, const struct model_data *d,
 		     const struct hurdle_fit *hf, struct hurdle_state *state, cJSON *details,
 		     cJSON *skipped)
 {
-	const struct int_list *horizons = &ctx->cfg->features.horizons;
+	const struct int_list *horizons = &d->params.horizons;
 	struct horizon_job *jobs = xcalloc(horizons->n ? horizons->n : 1, sizeof(*jobs));
 	int ret;
 
@@ -492,7 +492,7 @@ static int train_all(struct stage_ctx *ctx, const struct model_data *d,
 static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 		       const struct hurdle_state *state)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct gbt_artefact_validation v;
 	double auc = NAN, *payer = NULL;

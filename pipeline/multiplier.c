@@ -222,7 +222,7 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 		       const struct multiplier_state *state)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct gbt_artefact_validation v;
 	double zero_share = NAN;
@@ -258,9 +258,11 @@ int stage_multiplier_run(struct stage_ctx *ctx)
 	if (ret < 0)
 		goto out;
 	state = multiplier_state_new(&cfg->multiplier.features);
-	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++)
-		ret = train_horizon(ctx, &d, cfg->features.horizons.v[h], state, artefact.models,
+	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
+		ret = train_horizon(ctx, &d, d.params.horizons.v[h], state, artefact.models,
 				    artefact.skipped);
+		stage_progress(ctx, "horizons", h + 1, d.params.horizons.n);
+	}
 	if (ret == 0)
 		ret = add_metrics(ctx, &d, state);
 	if (ret == 0)

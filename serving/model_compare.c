@@ -36,7 +36,7 @@ static int64_t *rows_by_uid(const struct model_data *d, size_t *out_n)
 static int served_at(const struct loaded_model *m, const struct model_data *d, const size_t *rows,
 		     size_t n, int64_t horizon, double **out, struct ltv_err *err)
 {
-	const int h = predictor_horizon_index(&m->cfg, horizon);
+	const int h = feature_params_horizon_index(&m->params, horizon);
 	struct served sv;
 	int ret = serving_predict(m, d, rows, n, &sv, err);
 
@@ -58,13 +58,13 @@ static int plan(struct registry *reg, const struct loaded_model *ma, const struc
 
 	if (ret < 0)
 		return err_prefix(err, "compare: the outcomes");
-	r->horizon = horizon ? horizon : ma->cfg.features.target_horizon;
-	if (predictor_horizon_index(&ma->cfg, r->horizon) < 0 ||
-	    predictor_horizon_index(&mb->cfg, r->horizon) < 0)
+	r->horizon = horizon ? horizon : ma->params.target_horizon;
+	if (feature_params_horizon_index(&ma->params, r->horizon) < 0 ||
+	    feature_params_horizon_index(&mb->params, r->horizon) < 0)
 		return err_set(err, LTV_EUSAGE, "compare: --horizon %lld: model version %lld does not "
 			       "predict it; give a horizon both versions were trained with "
 			       "(features.horizons)", (long long)r->horizon,
-			       (long long)(predictor_horizon_index(&ma->cfg, r->horizon) < 0 ? r->version_a
+			       (long long)(feature_params_horizon_index(&ma->params, r->horizon) < 0 ? r->version_a
 											    : r->version_b));
 	r->as_of_a = model_artefact(ma, "features")->as_of;
 	r->as_of_b = model_artefact(mb, "features")->as_of;

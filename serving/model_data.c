@@ -59,17 +59,18 @@ static int features_frame(struct registry *reg, const struct artefact_info *feat
 }
 
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
-			      const struct artefact_info *tiers, int64_t as_of,
-			      int64_t validation_days, struct model_data *out, struct ltv_err *err)
+			      const struct artefact_info *tiers, struct model_data *out,
+			      struct ltv_err *err)
 {
 	static const char *const tier_col[] = { "tier", NULL };
 	struct frame tier_frame;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	out->as_of = as_of;
-	out->validation_days = validation_days;
-	ret = features_frame(reg, features, out, err);
+	ret = feature_params_load(reg, features, &out->params, err);
+	out->as_of = out->params.as_of;
+	if (ret == 0)
+		ret = features_frame(reg, features, out, err);
 	if (ret == 0)
 		ret = frame_load_dict(reg, features->id, "app", &out->apps, &out->n_apps, err);
 	if (ret == 0)
@@ -110,6 +111,7 @@ void model_data_release(struct model_data *d)
 	free(d->tier);
 	frame_free_dict(d->apps, d->n_apps);
 	frame_free_dict(d->campaigns, d->n_campaigns);
+	feature_params_release(&d->params);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -144,16 +146,18 @@ static void split_rows(const struct model_data *d, int64_t horizon, int tier, in
 	const double *window = frame_column(&d->frame, "window_days");
 	const double *user_rep = frame_column(&d->frame, "user_rep");
 	const double *install = frame_column(&d->frame, "install_time");
-	const double valid_after = (double)(d->as_of - (horizon + d->validation_days) * SECONDS_PER_DAY);
 	size_t cap_t = 0, cap_v = 0;
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < d->frame.n_rows; i++) {
-		if (age[i] < (double)horizon || (tier > 0 && d->tier && d->tier[i] != tier))
+		enum feature_split split = feature_params_split(&d->params, d->as_of, horizon, age[i],
+								install[i]);
+
+		if (split == SPLIT_SCORE || (tier > 0 && d->tier && d->tier[i] != tier))
 			continue;
 		if (users_only ? user_rep && user_rep[i] == 0 : window && window[i] >= (double)horizon)
 			continue;
-		if (install[i] > valid_after) {
+		if (split == SPLIT_VALID) {
 			ARRAY_GROW(out->valid, out->n_valid + 1, cap_v);
 			out->valid[out->n_valid++] = i;
 		} else {

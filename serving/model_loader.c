@@ -90,7 +90,11 @@ int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 		loaded--;
 		goto out;
 	}
-	predictor_init(&out->pred, &out->cfg);
+	ret = feature_params_load(reg, model_artefact(out, "features"), &out->params, err);
+	if (ret < 0)
+		goto out;
+	feature_params_apply(&out->params, &out->cfg);
+	predictor_init(&out->pred, &out->cfg, &out->params);
 	for (int k = 0; k < METHOD_COUNT; k++)
 		methods[k] = model_artefact(out, method_table[k]->name);
 	ret = encodings_load(reg, model_artefact(out, "features")->id, &out->enc, err);
@@ -125,6 +129,7 @@ void model_release(struct loaded_model *m)
 	if (m->pred.cfg)
 		predictor_release(&m->pred);
 	strmap_release(&m->tier_of);
+	feature_params_release(&m->params);
 	config_release(&m->cfg);
 	memset(m, 0, sizeof(*m));
 }
@@ -163,7 +168,7 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 	frame_free_dict(apps, n_apps);
 	frame_free_dict(campaigns, n_campaigns);
 	out->as_of = as_of;
-	out->validation_days = m->cfg.features.validation_days;
+	feature_params_copy(&out->params, &m->params);
 	out->tier = xmalloc((out->frame.n_rows ? out->frame.n_rows : 1) * sizeof(double));
 	app = frame_column(&out->frame, "app_code");
 	campaign = frame_column(&out->frame, "campaign_code");

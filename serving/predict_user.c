@@ -49,7 +49,7 @@ static const char *const whole_inputs[] = {
 
 void user_batch_init(struct user_batch *b, const struct loaded_model *m, size_t n)
 {
-	const struct config *cfg = &m->cfg;
+	const struct feature_params *fp = &m->params;
 	const size_t alloc = n ? n : 1;
 	double *col;
 
@@ -63,23 +63,23 @@ void user_batch_init(struct user_batch *b, const struct loaded_model *m, size_t 
 	}
 	col = frame_add_column(&b->d.frame, "age_days");
 	for (size_t i = 0; i < n; i++)
-		col[i] = (double)cfg->features.snapshots.v[0];
+		col[i] = (double)fp->snapshots.v[0];
 	for (size_t k = 0; k < 2; k++) {
 		col = frame_add_column(&b->d.frame, k ? "rev_to_date" : "window_days");
 		for (size_t i = 0; i < n; i++)
 			col[i] = NAN;
 	}
-	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+	for (size_t h = 0; h < fp->horizons.n; h++) {
 		char name[32];
 
-		label_name(cfg->features.horizons.v[h], name, sizeof(name));
+		label_name(fp->horizons.v[h], name, sizeof(name));
 		col = frame_add_column(&b->d.frame, name);
 		for (size_t i = 0; i < n; i++)
 			col[i] = NAN;
 	}
 	b->app = xcalloc(alloc, sizeof(char *));
 	b->campaign = xcalloc(alloc, sizeof(char *));
-	b->d.validation_days = cfg->features.validation_days;
+	feature_params_copy(&b->d.params, fp);
 }
 
 void user_batch_release(struct user_batch *b)
@@ -217,8 +217,8 @@ out:
 void predict_user_json(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
 		       const struct served *s, size_t i)
 {
-	const struct config *cfg = &m->cfg;
-	int target = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const struct feature_params *fp = &m->params;
+	int target = feature_params_horizon_index(fp, fp->target_horizon);
 
 	jbuf_puts(out, "{\"segment\":");
 	jbuf_json_str(out, predictor_segment(&m->pred, s->ltv[target][i]));
@@ -235,7 +235,7 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 	jbuf_puts(out, s->fallback[i] ? ",\"fallback\":true,\"p_payer\":" : ",\"fallback\":false,\"p_payer\":");
 	jbuf_json_num(out, s->p_payer[i]);
 	jbuf_puts(out, ",\"target_horizon_days\":");
-	jbuf_int(out, (long long)cfg->features.target_horizon);
+	jbuf_int(out, (long long)fp->target_horizon);
 	for (int part = 0; part < 4; part++) {
 		static const char *const keys[] = { ",\"ltv\":{", "},\"ltv_raw\":{", "},\"ltv_lo\":{",
 						     "},\"ltv_hi\":{" };
@@ -244,7 +244,7 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 		jbuf_puts(out, keys[part]);
 		for (size_t h = 0; h < s->n_horizons; h++) {
 			jbuf_puts(out, h ? ",\"" : "\"");
-			jbuf_int(out, (long long)cfg->features.horizons.v[h]);
+			jbuf_int(out, (long long)fp->horizons.v[h]);
 			jbuf_puts(out, "\":");
 			jbuf_json_num(out, values[h][i]);
 		}
@@ -260,14 +260,14 @@ void predict_user_json(struct jbuf *out, const struct loaded_model *m, const str
 
 void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m)
 {
-	const struct config *cfg = &m->cfg;
+	const struct feature_params *fp = &m->params;
 
 	static const char *const parts[] = { "", "raw_", "lo_", "hi_" };
 
 	jbuf_puts(out, "app,campaign,model_version,tier,method,fallback,p_payer,segment");
 	for (int part = 0; part < 4; part++) {
-		for (size_t h = 0; h < cfg->features.horizons.n; h++)
-			jbuf_addf(out, ",ltv_%s%lld", parts[part], (long long)cfg->features.horizons.v[h]);
+		for (size_t h = 0; h < fp->horizons.n; h++)
+			jbuf_addf(out, ",ltv_%s%lld", parts[part], (long long)fp->horizons.v[h]);
 		if (part == 1)
 			jbuf_puts(out, ",p_alive,p_purchase_30d,risk_segment");
 	}
@@ -277,8 +277,8 @@ void predict_user_csv_header(struct jbuf *out, const struct loaded_model *m)
 void predict_user_csv(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
 		      const struct served *s, size_t i)
 {
-	const struct config *cfg = &m->cfg;
-	int target = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const struct feature_params *fp = &m->params;
+	int target = feature_params_horizon_index(fp, fp->target_horizon);
 
 	jbuf_csv_field(out, b->app[i]);
 	jbuf_puts(out, ",");

@@ -9,8 +9,10 @@
  * at H (age_days >= H) and of an age below H (window_days < H) take part.
  * Among them, validation is the most recent validation_days of installs
  * (install_time > as_of - (H + validation_days) days) and training is
- * everything older — never a random split. At the target horizon this is
- * exactly the features stage's split column.
+ * everything older — never a random split (feature_params_split, the one
+ * rule). At the target horizon this is exactly the features stage's split
+ * column. The parameters (snapshots, horizons, target, validation_days) are
+ * the features artefact's own (include/ltv/feature_params.h).
  */
 #ifndef LTV_MODEL_DATA_H
 #define LTV_MODEL_DATA_H
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #include "ltv/config.h"
+#include "ltv/feature_params.h"
 #include "ltv/frame.h"
 #include "ltv/registry.h"
 
@@ -30,8 +33,8 @@ struct model_data {
 	size_t n_apps;
 	char **campaigns;       /* campaign_code → campaign name */
 	size_t n_campaigns;
-	int64_t as_of;
-	int64_t validation_days;
+	int64_t as_of;                 /* the data's: the features artefact's, or the scoring as_of */
+	struct feature_params params;  /* the features artefact's (a model's: its own); owned */
 	/*
 	 * The columns read per row by model_data_cohort and model_data_weight,
 	 * looked up once by model_data_load (a name lookup per row was most of
@@ -41,16 +44,15 @@ struct model_data {
 };
 
 /*
- * Loads the features artefact and, unless tiers is NULL, the tiers artefact
- * of the same users, for a model trained at as_of with validation_days of
- * validation cohorts. Caller releases. (A stage loads from its declared
+ * Loads the features artefact with its parameters and, unless tiers is NULL,
+ * the tiers artefact of the same users. Caller releases. (A stage loads from its declared
  * inputs with model_data_load, include/ltv/stage_io.h.) The frame is shared
  * with every other model_data of the process loading the same artefact (one
  * copy in memory, read once): never write to it.
  */
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
-			      const struct artefact_info *tiers, int64_t as_of,
-			      int64_t validation_days, struct model_data *out, struct ltv_err *err);
+			      const struct artefact_info *tiers, struct model_data *out,
+			      struct ltv_err *err);
 void model_data_release(struct model_data *d);
 
 /* The sampling weight of a row (1 when the frame has no weight column). */
@@ -68,7 +70,7 @@ void model_data_expand_by_weight(const struct model_data *d, size_t **rows, size
  * write it, models, evaluate and predict read it).
  */
 void label_name(int64_t horizon, char *out, size_t size);
-/* The frame column ltv_<H>, or NULL when H is not a configured horizon. */
+/* The frame column ltv_<H>, or NULL when H is not one of the features' horizons. */
 const double *model_data_label(const struct model_data *d, int64_t horizon);
 
 struct row_split {
