@@ -12,6 +12,8 @@
 struct strmap {
 	struct strmap_slot *slots;
 	size_t cap;       /* power of two */
+	size_t stride;    /* bytes per slot, its payload included */
+	size_t payload_size;
 	size_t n;
 	char **arenas;    /* key storage blocks */
 	size_t n_arenas;
@@ -21,6 +23,22 @@ struct strmap {
 
 void strmap_init(struct strmap *m);
 void strmap_release(struct strmap *m);
+/*
+ * A map whose every key carries payload_size bytes for the caller, zeroed
+ * when the key is put, kept beside the key in the same cache line when slot
+ * and payload fit in 64 bytes (payload_size <= 32): a lookup that misses the
+ * cache then misses once for both. A payload moves when the map grows, so a
+ * pointer to one is good only until the next put.
+ */
+void strmap_init_payload(struct strmap *m, size_t payload_size);
+/* strmap_get, and *out_payload (when not NULL) points to the key's payload. */
+int strmap_get_payload(const struct strmap *m, const char *key, int64_t *out_value,
+		       void **out_payload);
+/* strmap_put, and *out_payload (when not NULL) points to the key's payload, new or existing. */
+int strmap_put_payload(struct strmap *m, const char *key, int64_t value, void **out_payload);
+/* Calls fn with each key's value and payload, in no particular order. */
+void strmap_each_payload(struct strmap *m, void (*fn)(int64_t value, void *payload, void *arg),
+			 void *arg);
 /* 1 and *out_value when present, else 0. */
 int strmap_get(const struct strmap *m, const char *key, int64_t *out_value);
 /* Inserts key → value; returns 0, or 1 (and leaves the map as it was) when key exists. */

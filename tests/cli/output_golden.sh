@@ -64,7 +64,7 @@ show models list --json
 "$LTVPIPE" models show 2 --json | jq -c '{version, trained_as_of, campaign_wape_out_of_sample, artefacts: [.artefacts[] | .name]}'
 # models show: each metric on a line of its own, named with its horizon and what it measures
 "$LTVPIPE" models show 2 >show.txt 2>&1; echo "models show 2 exit $?"
-mask <show.txt | sed -n '1,3p;/^hurdle v/,/^$/p;/^select v/,/^$/p;/^calibrate v/,/^$/p'
+mask <show.txt | sed -n '1,4p;/^hurdle v/,/^$/p;/^select v/,/^$/p;/^calibrate v/,/^$/p'
 grep -c '[{}]' show.txt | sed 's/^/models show lines with JSON braces: /'
 show models history --json
 show diff 1 2

@@ -54,7 +54,7 @@ app=$(awk -F, 'NR == 2 { print $2 }' out/a.csv)
 camp=$(awk -F, 'NR == 2 { print $3 }' out/a.csv)
 "$LTVPIPE" predict $C --app "$app" --campaign "$camp" 2>/dev/null |
 	jq -c '{target_horizon_days, horizons: (.ltv | keys | map(tonumber) | sort)}'
-"$LTVPIPE" models show 1 $C | sed -n '1,2p' | sed '1s/ [0-9.]*$/ WAPE/; s/as_of [0-9TZ:-]*/as_of AS_OF/'
+"$LTVPIPE" models show 1 $C | sed -n '2,3p' | sed '1s/: [0-9.]*$/: WAPE/; s/as_of [0-9TZ:-]*/as_of AS_OF/'
 "$LTVPIPE" models show 1 $C --json | jq -c '.parameters | del(.as_of)'
 
 # a registry from before the params blob: the same, from the artefact's config text

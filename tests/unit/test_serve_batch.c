@@ -88,7 +88,7 @@ static double level_of(const struct loaded_model *m, struct user_batch **users, 
 		user_batch_copy_row(&b, i, users[i], 0);
 	if (user_batch_finish(&b, m, &err) != 0 || serving_predict(m, &b.d, rows, n, &sv, &err) != 0)
 		fail_msg("serving_predict: %s", err.msg);
-	v = sv.ltv[predictor_horizon_index(&m->cfg, m->cfg.features.target_horizon)][0];
+	v = sv.ltv[feature_params_horizon_index(&m->params, m->params.target_horizon)][0];
 	served_release(&sv);
 	user_batch_release(&b);
 	free(rows);

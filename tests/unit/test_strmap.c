@@ -1,0 +1,143 @@
+/*
+ * Unit tests for strmap.c: keys short enough to live in their slot and
+ * longer ones in the arena, at the boundary between the two, keys that are a
+ * prefix of one another, duplicates refused, every key still found after
+ * the table has grown many times, and payloads kept with their keys.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+
+#include "ltv/strmap.h"
+
+static void test_short_and_long_keys(void **state)
+{
+	/* 14 bytes is the longest key kept in its slot; 15 goes to the arena. */
+	static const char *keys[] = { "", "a", "u00000254", "abcdefghijklm", "abcdefghijklmn",
+				      "abcdefghijklmno", "abcdefghijklmnop",
+				      "0b8f7c1e-4d2a-4c55-9a61-2f0e8d7b3c90" };
+	const size_t n = sizeof(keys) / sizeof(keys[0]);
+	struct strmap m;
+	int64_t v = 0;
+
+	(void)state;
+	strmap_init(&m);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(strmap_put(&m, keys[i], (int64_t)i * 10 - 3), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(strmap_get(&m, keys[i], &v), 1);
+		assert_int_equal(v, (int64_t)i * 10 - 3);
+		/* A second put of the same key is refused and keeps the first value. */
+		assert_int_equal(strmap_put(&m, keys[i], 999), 1);
+		assert_int_equal(strmap_get(&m, keys[i], &v), 1);
+		assert_int_equal(v, (int64_t)i * 10 - 3);
+	}
+	assert_int_equal(m.n, n);
+	/* Prefixes and extensions of stored keys are other keys. */
+	assert_int_equal(strmap_get(&m, "u0000025", &v), 0);
+	assert_int_equal(strmap_get(&m, "u000002545", &v), 0);
+	assert_int_equal(strmap_get(&m, "abcdefghijklmnopq", &v), 0);
+	assert_int_equal(strmap_get(&m, "0b8f7c1e-4d2a-4c55-9a61-2f0e8d7b3c9", &v), 0);
+	strmap_release(&m);
+}
+
+static void test_growth_keeps_every_key(void **state)
+{
+	const int n = 50000;
+	struct strmap m;
+	char key[64];
+	int64_t v;
+
+	(void)state;
+	strmap_init(&m);
+	for (int i = 0; i < n; i++) {
+		/* Odd ids are long (arena), even ones short (inline). */
+		if (i % 2)
+			snprintf(key, sizeof(key), "campaign_with_a_long_name_%d", i);
+		else
+			snprintf(key, sizeof(key), "u%08d", i);
+		assert_int_equal(strmap_put(&m, key, i), 0);
+	}
+	assert_int_equal(m.n, (size_t)n);
+	assert_true(m.cap >= 2 * (size_t)n);
+	for (int i = 0; i < n; i++) {
+		if (i % 2)
+			snprintf(key, sizeof(key), "campaign_with_a_long_name_%d", i);
+		else
+			snprintf(key, sizeof(key), "u%08d", i);
+		v = -1;
+		assert_int_equal(strmap_get(&m, key, &v), 1);
+		assert_int_equal(v, i);
+	}
+	assert_int_equal(strmap_get(&m, "u00050000", &v), 0);
+	assert_int_equal(strmap_get(&m, "campaign_with_a_long_name_50001", &v), 0);
+	strmap_release(&m);
+}
+
+struct pay {
+	int64_t a;
+	double b;
+	int64_t c, d;
+};
+
+static void sum_payload(int64_t value, void *payload, void *arg)
+{
+	const struct pay *p = payload;
+	int64_t *sums = arg;
+
+	sums[0] += value;
+	sums[1] += p->a;
+	sums[2] += 1;
+}
+
+static void test_payloads(void **state)
+{
+	const int n = 5000;
+	struct strmap m;
+	char key[64];
+	void *p = NULL;
+	int64_t v, sums[3] = { 0, 0, 0 };
+
+	(void)state;
+	strmap_init_payload(&m, sizeof(struct pay));
+	/* Slot and payload fill one 64-byte line, aligned to it. */
+	assert_int_equal(m.stride, 64);
+	assert_int_equal((uintptr_t)m.slots % 64, 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), i % 3 ? "id%d" : "a_much_longer_user_id_%d", i);
+		assert_int_equal(strmap_put_payload(&m, key, i + 1, &p), 0);
+		/* A new key's payload starts zeroed. */
+		assert_int_equal(((struct pay *)p)->a, 0);
+		assert_true(((struct pay *)p)->b == 0.0);
+		((struct pay *)p)->a = 7 * i;
+		((struct pay *)p)->d = -i;
+	}
+	/* Payloads moved with their keys through every growth. */
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), i % 3 ? "id%d" : "a_much_longer_user_id_%d", i);
+		assert_int_equal(strmap_get_payload(&m, key, &v, &p), 1);
+		assert_int_equal(v, i + 1);
+		assert_int_equal(((struct pay *)p)->a, 7 * i);
+		assert_int_equal(((struct pay *)p)->d, -i);
+		/* put of an existing key refuses it and points to its payload. */
+		assert_int_equal(strmap_put_payload(&m, key, -5, &p), 1);
+		assert_int_equal(((struct pay *)p)->a, 7 * i);
+	}
+	assert_int_equal(strmap_get_payload(&m, "id0", &v, &p), 0);
+	strmap_each_payload(&m, sum_payload, sums);
+	assert_int_equal(sums[0], (int64_t)n * (n + 1) / 2);
+	assert_int_equal(sums[1], 7 * ((int64_t)n * (n - 1) / 2));
+	assert_int_equal(sums[2], n);
+	strmap_release(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_short_and_long_keys),
+		cmocka_unit_test(test_growth_keeps_every_key),
+		cmocka_unit_test(test_payloads),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
