@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/evaluate.h"
+#include "ltv/svg.h"
 #include "ltv/timeutil.h"
 
 const char *eval_series_label(const struct eval_series *s)
@@ -207,6 +208,10 @@ static cJSON *horizon_json(const struct eval_result *r, const struct eval_horizo
 	add_num(o, "interval_coverage_users", eh->coverage_users);
 	add_num(o, "interval_coverage_campaigns", eh->coverage_campaigns);
 	cJSON_AddNumberToObject(o, "interval_coverage_n_campaigns", (double)eh->n_coverage_campaigns);
+	cJSON_AddNumberToObject(o, "interval_campaign_groups", (double)eh->band_groups);
+	add_num(o, "interval_campaign_tau2", eh->band_tau2);
+	add_num(o, "interval_campaign_k", eh->band_k);
+	add_num(o, "interval_campaign_q", eh->band_q);
 	series = cJSON_AddArrayToObject(o, "predictors");
 	for (size_t k = 0; k < eh->n_series; k++)
 		cJSON_AddItemToArray(series, series_json(&eh->series[k], detailed));
@@ -466,65 +471,35 @@ int eval_report_text(const struct eval_result *r, const char *path, struct ltv_e
 static const char *const palette[] = { "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b",
 				       "#e377c2", "#7f7f7f", "#bcbd22", "#17becf" };
 
-static void html_text(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		default: fputc(*s, f);
-		}
-	}
-}
-
 struct plot {
 	FILE *f;
-	double x0, x1, y0, y1;
+	struct svg_frame fr;
 	double legend_x, legend_y; /* top-left corner of the legend */
 };
 
 static double px(const struct plot *p, double x)
 {
-	return PAD_L + (x - p->x0) / (p->x1 - p->x0) * (SVG_W - PAD_L - PAD_R);
+	return svg_x(&p->fr, x);
 }
 
 static double py(const struct plot *p, double y)
 {
-	return SVG_H - PAD_B - (y - p->y0) / (p->y1 - p->y0) * (SVG_H - PAD_T - PAD_B);
-}
-
-/* A round upper bound for an axis. */
-static double nice_max(double v)
-{
-	double e, m;
-
-	if (!(v > 0) || isinf(v))
-		return 1;
-	e = pow(10, floor(log10(v)));
-	m = v / e;
-	return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * e;
+	return svg_y(&p->fr, y);
 }
 
 static void plot_begin(struct plot *p, FILE *f, const char *title, const char *x_label,
 		       const char *y_label, double x0, double x1, double y0, double y1, int x_ticks)
 {
-	*p = (struct plot){ f, x0, x1, y0, y1, PAD_L + 8, PAD_T + 6 };
+	*p = (struct plot){ f, { SVG_W, SVG_H, PAD_L, PAD_R, PAD_T, PAD_B, x0, x1, y0, y1, 0 },
+			    PAD_L + 8, PAD_T + 6 };
 	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
 		   "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"11\">\n",
 		SVG_W, SVG_H, SVG_W, SVG_H);
 	fprintf(f, "<text x=\"%.0f\" y=\"16\" font-size=\"13\" font-weight=\"bold\">", PAD_L);
-	html_text(f, title);
+	svg_text(f, title);
 	fprintf(f, "</text>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
 		   "stroke=\"#999\"/>\n", PAD_L, PAD_T, SVG_W - PAD_L - PAD_R, SVG_H - PAD_T - PAD_B);
-	for (int k = 0; k <= 4; k++) {
-		double y = y0 + (y1 - y0) * k / 4;
-
-		fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
-			   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
-			PAD_L, SVG_W - PAD_R, py(p, y), py(p, y), PAD_L - 4, py(p, y) + 4, y);
-	}
+	svg_y_grid(f, &p->fr, "stroke=\"#eee\"", 4);
 	for (int k = 0; x_ticks && k <= 4; k++) {
 		double x = x0 + (x1 - x0) * k / 4;
 
@@ -533,10 +508,10 @@ static void plot_begin(struct plot *p, FILE *f, const char *title, const char *x
 	}
 	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (PAD_L + SVG_W - PAD_R) / 2,
 		SVG_H - 6);
-	html_text(f, x_label);
+	svg_text(f, x_label);
 	fprintf(f, "</text>\n<text x=\"12\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 12 %.1f)\">",
 		(PAD_T + SVG_H - PAD_B) / 2, (PAD_T + SVG_H - PAD_B) / 2);
-	html_text(f, y_label);
+	svg_text(f, y_label);
 	fprintf(f, "</text>\n");
 }
 
@@ -545,7 +520,7 @@ static void plot_legend(const struct plot *p, int k, const char *color, const ch
 	fprintf(p->f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>"
 		      "<text x=\"%.1f\" y=\"%.1f\">", p->legend_x, p->legend_y + 14 * k, color,
 		p->legend_x + 14, p->legend_y + 9 + 14 * k);
-	html_text(p->f, name);
+	svg_text(p->f, name);
 	fprintf(p->f, "</text>\n");
 }
 
@@ -562,7 +537,7 @@ static void plot_bars(FILE *f, const char *title, const char *x_label, size_t n,
 		if (!isnan(actual[i]))
 			top = fmax(top, actual[i]);
 	}
-	plot_begin(&p, f, title, x_label, "mean LTV per user", 0, (double)n, 0, nice_max(top), 0);
+	plot_begin(&p, f, title, x_label, "mean LTV per user", 0, (double)n, 0, svg_nice_max(top), 0);
 	slot = (SVG_W - PAD_L - PAD_R) / (double)(n ? n : 1);
 	for (size_t i = 0; i < n; i++) {
 		const double v[2] = { pred[i], actual[i] };
@@ -578,7 +553,7 @@ static void plot_bars(FILE *f, const char *title, const char *x_label, size_t n,
 		}
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", PAD_L + slot * ((double)i + 0.5),
 			SVG_H - PAD_B + 14);
-		html_text(f, group_names[i]);
+		svg_text(f, group_names[i]);
 		fprintf(f, "</text>\n");
 	}
 	plot_legend(&p, 0, palette[0], "predicted (ltvpipe)");
@@ -606,8 +581,10 @@ static void plot_gain(FILE *f, const struct eval_horizon *eh)
 		if (eh->n && metrics_gain_curve(eh->actual, eh->actual, eh->n, EVAL_GAIN_POINTS, x, y, NULL,
 						&ignored) == 0 && !isnan(y[0])) {
 			fprintf(f, "<polyline fill=\"none\" stroke=\"#000\" stroke-dasharray=\"2 2\" points=\"");
-			for (int i = 0; i < EVAL_GAIN_POINTS; i++)
-				fprintf(f, "%.1f,%.1f ", px(&p, x[i]), py(&p, y[i]));
+			for (int i = 0; i < EVAL_GAIN_POINTS; i++) {
+				svg_xy(f, &p.fr, x[i], y[i]);
+				fputc(' ', f);
+			}
 			fprintf(f, "\"/>\n");
 			plot_legend(&p, legend++, "#000", "perfect ordering (actual)");
 		}
@@ -620,8 +597,10 @@ static void plot_gain(FILE *f, const struct eval_horizon *eh)
 			continue;
 		fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%d\" points=\"", color,
 			s->kind == EVAL_MIX ? 3 : 1);
-		for (int i = 0; i < EVAL_GAIN_POINTS; i++)
-			fprintf(f, "%.1f,%.1f ", px(&p, (double)i / (EVAL_GAIN_POINTS - 1)), py(&p, s->scores.gain_y[i]));
+		for (int i = 0; i < EVAL_GAIN_POINTS; i++) {
+			svg_xy(f, &p.fr, (double)i / (EVAL_GAIN_POINTS - 1), s->scores.gain_y[i]);
+			fputc(' ', f);
+		}
 		fprintf(f, "\"/>\n");
 		plot_legend(&p, legend++, color, eval_series_label(s));
 	}
@@ -639,7 +618,7 @@ static void plot_campaigns(FILE *f, const struct eval_result *r, const struct ev
 
 	for (size_t i = 0; i < n_cs && cs[i].users >= min_users; i++, n_shown++)
 		top = fmax(top, fmax(cs[i].actual, cs[i].pred) / (double)cs[i].users);
-	top = nice_max(top);
+	top = svg_nice_max(top);
 	snprintf(title, sizeof(title), "Campaigns (>= %zu users): predicted vs actual", min_users);
 	plot_begin(&p, f, title, "actual mean LTV", "predicted mean LTV (ltvpipe)", 0, top, 0, top, 1);
 	fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#bbb\" "
@@ -650,9 +629,9 @@ static void plot_campaigns(FILE *f, const struct eval_result *r, const struct ev
 
 		fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\" fill-opacity=\"0.6\"><title>",
 			px(&p, a), py(&p, pr), radius, palette[0]);
-		html_text(f, cohort_app(r, cs[i].cohort));
+		svg_text(f, cohort_app(r, cs[i].cohort));
 		fputc('/', f);
-		html_text(f, cohort_campaign(r, cs[i].cohort));
+		svg_text(f, cohort_campaign(r, cs[i].cohort));
 		fprintf(f, ": %zu users, actual %.4g, predicted %.4g</title></circle>\n", cs[i].users, a, pr);
 	}
 	fprintf(f, "</svg>\n");
@@ -677,7 +656,7 @@ static void html_table(FILE *f, const struct eval_horizon *eh, int after)
 				      sc->gini, sc->spearman, sc->rmsle, sc->deciles.mape, sc->auc };
 
 		fprintf(f, "<tr class=\"%s\"><td>", kind_name(s->kind));
-		html_text(f, eval_series_label(s));
+		svg_text(f, eval_series_label(s));
 		fprintf(f, "</td>");
 		/* a campaign metric over a handful of campaigns is one or two campaigns' luck */
 		const int thin = sc->campaign.n_groups < EVAL_FEW_CAMPAIGNS;
@@ -692,7 +671,7 @@ static void html_table(FILE *f, const struct eval_horizon *eh, int after)
 		fprintf(f, "<td class=\"n%s\">%zu</td><td>", thin ? " thin" : "", sc->campaign.n_groups);
 		if (thin && sc->campaign.n_groups > 0 && sc->campaign.n_groups < few)
 			few = sc->campaign.n_groups;
-		html_text(f, s->note);
+		svg_text(f, s->note);
 		fprintf(f, "</td></tr>\n");
 	}
 	fprintf(f, "</table>\n");
@@ -717,9 +696,9 @@ static void html_campaigns(FILE *f, const struct eval_result *r, const struct ev
 		if (cs[i].users < EVAL_MIN_CAMPAIGN_USERS)
 			continue;
 		fprintf(f, "<tr><td>");
-		html_text(f, cohort_app(r, cs[i].cohort));
+		svg_text(f, cohort_app(r, cs[i].cohort));
 		fprintf(f, "</td><td>");
-		html_text(f, cohort_campaign(r, cs[i].cohort));
+		svg_text(f, cohort_campaign(r, cs[i].cohort));
 		fprintf(f, "</td><td class=\"n\">%zu</td><td class=\"n\">%.4f</td><td class=\"n\">%.4f</td>"
 			   "<td class=\"n\">", cs[i].users, a, p);
 		if (a > 0)
@@ -786,7 +765,7 @@ static void html_headline(FILE *f, const struct eval_result *r)
 		fprintf(f, "beats every baseline that could be computed (%zu of %zu)", n_beaten, n_base);
 	else {
 		fprintf(f, "does not beat ");
-		html_text(f, lost);
+		svg_text(f, lost);
 	}
 	if (mix->scores.campaign.n_groups < EVAL_FEW_CAMPAIGNS)
 		fprintf(f, " (only %zu campaign%s: too few to trust)", mix->scores.campaign.n_groups,
@@ -870,7 +849,7 @@ int eval_report_html(const struct eval_result *r, const char *path, struct ltv_e
 		   "their actual LTV from all the data (latest event %s). Every prediction, baselines "
 		   "included, is floored at the revenue seen before as_of.</p>\n<p>",
 		time_format_iso8601(r->latest_event, latest, sizeof(latest)));
-	html_text(f, r->config_summary ? r->config_summary : "");
+	svg_text(f, r->config_summary ? r->config_summary : "");
 	fprintf(f, "; config hash <code>%s</code>; run <code>%s</code>; evaluation %lld", r->config_hash,
 		r->run_id, (long long)r->evaluation_id);
 	if (r->model_version)
@@ -880,7 +859,7 @@ int eval_report_html(const struct eval_result *r, const char *path, struct ltv_e
 	fprintf(f, ".</p>\n");
 	if (r->command) {
 		fprintf(f, "<p>Command: <code>");
-		html_text(f, r->command);
+		svg_text(f, r->command);
 		fprintf(f, "</code></p>\n");
 	}
 	fprintf(f, "<p>BG/NBD + Gamma-Gamma baseline: ");
@@ -888,7 +867,7 @@ int eval_report_html(const struct eval_result *r, const char *path, struct ltv_e
 		fprintf(f, "r %.4f, &alpha; %.4f, a %.4f, b %.4f, log-likelihood %.1f; p %.4f, q %.4f, "
 			   "&gamma; %.4f. ", r->bgnbd.r, r->bgnbd.alpha, r->bgnbd.a, r->bgnbd.b,
 			r->bgnbd.log_lik, r->bgnbd.p, r->bgnbd.q, r->bgnbd.gamma);
-	html_text(f, r->bgnbd.note);
+	svg_text(f, r->bgnbd.note);
 	fprintf(f, "</p>\n");
 	for (size_t h = 0; h < r->n_horizons; h++)
 		html_horizon(f, r, &r->h[h]);

@@ -148,6 +148,7 @@ static int latest_event(const char *registry_path, int64_t *out, struct ltv_err 
 	return ret;
 }
 
+/* The horizons a scratch training will use (a trained version's are in its params). */
 static int64_t longest_horizon(const struct config *cfg)
 {
 	return cfg->features.horizons.v[cfg->features.horizons.n - 1];
@@ -257,6 +258,10 @@ static void interval_coverage(const struct loaded_model *m, size_t hi, struct ev
 	eh->coverage_users = n_user ? (double)inside / (double)n_user : NAN;
 	eh->coverage_campaigns = n_camp ? (double)in_camp / (double)n_camp : NAN;
 	eh->n_coverage_campaigns = n_camp;
+	eh->band_groups = m->pred.band[hi].n_groups;
+	eh->band_tau2 = m->pred.band[hi].group_tau2;
+	eh->band_k = m->pred.band[hi].group_k;
+	eh->band_q = m->pred.band[hi].group_q;
 	free(rev);
 	free(fut);
 	free(act);
@@ -285,7 +290,7 @@ static void floor_series(struct eval_series *s, const struct eval_horizon *eh)
 static int predict_method(const struct loaded_model *m, const struct model_data *d, int k,
 			  const size_t *rows, struct eval_horizon *eh, struct ltv_err *err)
 {
-	const int hi = predictor_horizon_index(&m->cfg, eh->horizon);
+	const int hi = feature_params_horizon_index(&m->params, eh->horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct eval_series *s = add_series(eh, method_table[k]->name, EVAL_METHOD);
 	size_t fallbacks = 0;
@@ -342,7 +347,7 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 {
 	const struct model_data *d = &r->data;
 	struct eval_horizon *eh = &r->h[r->n_horizons];
-	const int64_t horizon = m->cfg.features.horizons.v[hi];
+	const int64_t horizon = m->params.horizons.v[hi];
 	const double start = (double)(r->as_of - horizon * SECONDS_PER_DAY);
 	const double *install = frame_column(&d->frame, "install_time");
 	const double *uid = frame_column(&d->frame, "uid");
@@ -455,13 +460,13 @@ static void config_hash(const struct config *cfg, char out[HASH_HEX_LEN])
 	hasher_release(&h);
 }
 
-static int store_evaluation(const struct config *cfg, struct eval_result *r, struct ltv_err *err)
+/* Files the metrics in the main registry reg, in one write transaction. */
+static int store_evaluation(struct registry *reg, struct eval_result *r, struct ltv_err *err)
 {
-	struct registry *reg = NULL;
 	struct ltv_err none = { 0 };
 	char *metrics = eval_report_json(r, 0), *horizons = NULL;
 	size_t len = 0;
-	int ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+	int ret = 0;
 
 	horizons = xcalloc(r->n_horizons * 24 + 1, 1);
 	for (size_t h = 0; h < r->n_horizons; h++)
@@ -489,7 +494,6 @@ static int store_evaluation(const struct config *cfg, struct eval_result *r, str
 		if (ret < 0)
 			registry_rollback(reg);
 	}
-	registry_close(reg);
 	free(metrics);
 	free(horizons);
 	return ret < 0 ? err_prefix(err, "evaluate: storing the results") : 0;
@@ -608,8 +612,8 @@ static int evaluate_model(const struct loaded_model *m, struct registry *sreg,
 			  struct eval_result *r, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
-	const size_t n_h = cfg->features.horizons.n;
-	const int64_t max_h = longest_horizon(cfg);
+	const size_t n_h = m->params.horizons.n;
+	const int64_t max_h = feature_params_max_horizon(&m->params);
 	struct frame actual = { 0 };
 	struct eval_bgnbd bg = { 0 };
 	char **apps = NULL, **campaigns = NULL;
@@ -700,7 +704,7 @@ static int64_t model_as_of(const struct loaded_model *m)
  * every horizon's actuals must be complete in the data ingested since.
  */
 static int prepare_registry_model(const struct config *cfg, const struct evaluate_options *opts,
-				  struct registry **out_reg, struct loaded_model *m,
+				  struct registry *reg, struct loaded_model *m,
 				  struct eval_result *r, struct ltv_err *err)
 {
 	char t_iso[32], need_iso[32], latest_iso[32];
@@ -711,20 +715,19 @@ static int prepare_registry_model(const struct config *cfg, const struct evaluat
 		return err_set(err, LTV_EUSAGE, "evaluate: --model evaluates a version at the as_of "
 			       "and horizons it was trained with; drop --%s, or drop --model to train "
 			       "afresh", opts->as_of != INT64_MIN ? "as-of" : "horizons");
-	ret = registry_open_readonly(cfg->registry.path, out_reg, err);
+	/* one snapshot until the version is evaluated; ended before its metrics are stored */
+	ret = registry_read_begin(reg, err);
 	if (ret == 0)
-		ret = registry_read_begin(*out_reg, err); /* one snapshot; ended by registry_close */
+		ret = model_resolve(reg, opts->model, &version, err);
 	if (ret == 0)
-		ret = model_resolve(*out_reg, opts->model, &version, err);
-	if (ret == 0)
-		ret = model_load(*out_reg, cfg, version, m, err);
+		ret = model_load(reg, cfg, version, m, err);
 	if (ret == 0)
 		ret = latest_event(cfg->registry.path, &r->latest_event, err);
 	if (ret < 0)
 		return ret;
 	r->model_version = version;
 	r->as_of = model_as_of(m);
-	max_h = longest_horizon(&m->cfg);
+	max_h = feature_params_max_horizon(&m->params);
 	if (r->as_of == INT64_MIN)
 		return err_set(err, LTV_EREGISTRY, "evaluate: model version %lld has no features "
 			       "artefact with an as_of", (long long)version);
@@ -766,8 +769,8 @@ static int write_reports(struct eval_result *r, struct ltv_err *err)
 	return ret;
 }
 
-int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, FILE *out,
-		 struct eval_result *out_result, struct ltv_err *err)
+int evaluate_run(const struct config *cfg, struct registry *reg, const struct evaluate_options *opts,
+		 FILE *out, struct eval_result *out_result, struct ltv_err *err)
 {
 	struct eval_result r = { 0 };
 	struct scratch_registry sr = { 0 };
@@ -779,26 +782,29 @@ int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, 
 	runner_make_run_id(r.run_id, sizeof(r.run_id));
 	r.command = opts->command ? xstrdup(opts->command) : NULL;
 	if (opts->model) {
-		ret = prepare_registry_model(cfg, opts, &sreg, &m, &r, err);
+		ret = prepare_registry_model(cfg, opts, reg, &m, &r, err);
+		if (ret == 0)
+			ret = evaluate_model(&m, reg, &r, err);
+		registry_read_end(reg);
 	} else {
 		ret = prepare_fresh(cfg, opts, &sr, &sreg, &m, &r, err);
+		if (ret == 0)
+			ret = evaluate_model(&m, sreg, &r, err);
 	}
-	if (ret == 0)
-		ret = evaluate_model(&m, sreg, &r, err);
 	if (ret < 0)
 		goto out;
 	config_hash(&m.cfg, r.config_hash);
-	r.target_horizon = m.cfg.features.target_horizon;
+	r.target_horizon = m.params.target_horizon;
 	r.config_summary = xasprintf("snapshots from %lld to %lld days, target horizon %lld, "
-				     "validation_days %lld", (long long)m.cfg.features.snapshots.v[0],
-				     (long long)m.cfg.features.snapshots.v[m.cfg.features.snapshots.n - 1],
-				     (long long)m.cfg.features.target_horizon,
-				     (long long)m.cfg.features.validation_days);
+				     "validation_days %lld", (long long)m.params.snapshots.v[0],
+				     (long long)m.params.snapshots.v[m.params.snapshots.n - 1],
+				     (long long)m.params.target_horizon,
+				     (long long)m.params.validation_days);
 	r.output_dir = opts->output_dir ? xstrdup(opts->output_dir)
 					: xasprintf("%s/eval-%s", cfg->run.log_dir, r.run_id);
 	ret = make_dirs(r.output_dir, err);
 	if (ret == 0)
-		ret = store_evaluation(cfg, &r, err);
+		ret = store_evaluation(reg, &r, err);
 	if (ret == 0)
 		ret = write_reports(&r, err);
 	if (ret == 0)
@@ -815,11 +821,11 @@ out:
 	return ret;
 }
 
-int evaluate_run_json(const struct config *cfg, const struct evaluate_options *opts,
-		      struct ltv_err *err)
+int evaluate_run_json(const struct config *cfg, struct registry *reg,
+		      const struct evaluate_options *opts, struct ltv_err *err)
 {
 	struct eval_result r;
-	int ret = evaluate_run(cfg, opts, stderr, &r, err);
+	int ret = evaluate_run(cfg, reg, opts, stderr, &r, err);
 	char *json;
 
 	if (ret < 0)

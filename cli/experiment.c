@@ -113,15 +113,15 @@ static int cmd_start(const struct config *cfg, struct registry *reg, int argc, c
 	if (ret == 0)
 		ret = model_load(reg, cfg, row.candidate, &mt, err);
 	if (ret == 0 && row.horizon == 0)
-		row.horizon = mc.cfg.features.target_horizon;
-	if (ret == 0 && (mc.cfg.features.horizons.n != mt.cfg.features.horizons.n ||
-			 predictor_horizon_index(&mc.cfg, row.horizon) < 0 ||
-			 predictor_horizon_index(&mt.cfg, row.horizon) < 0))
+		row.horizon = mc.params.target_horizon;
+	if (ret == 0 && (mc.params.horizons.n != mt.params.horizons.n ||
+			 feature_params_horizon_index(&mc.params, row.horizon) < 0 ||
+			 feature_params_horizon_index(&mt.params, row.horizon) < 0))
 		ret = err_set(err, LTV_EUSAGE, "models experiment start: model versions %lld and %lld "
 			      "must predict the same horizons, horizon %lld among them (--horizon)",
 			      (long long)row.control, (long long)row.candidate, (long long)row.horizon);
-	for (size_t h = 0; ret == 0 && h < mc.cfg.features.horizons.n; h++)
-		if (mc.cfg.features.horizons.v[h] != mt.cfg.features.horizons.v[h])
+	for (size_t h = 0; ret == 0 && h < mc.params.horizons.n; h++)
+		if (mc.params.horizons.v[h] != mt.params.horizons.v[h])
 			ret = err_set(err, LTV_EUSAGE, "models experiment start: model versions %lld and "
 				      "%lld predict different horizons", (long long)row.control,
 				      (long long)row.candidate);
@@ -497,7 +497,7 @@ int experiment_apply_to_scores(const struct config *cfg, const struct loaded_mod
 	for (size_t i = 0, k = 0; i < n && ret == 0; i++) {
 		const size_t u = (size_t)uid[rows[i]];
 		const int is_cand = k < n_cand && mine[k] == i;
-		const int hi = predictor_horizon_index(&m->cfg, e.horizon);
+		const int hi = feature_params_horizon_index(&m->params, e.horizon);
 		struct experiment_prediction p = { .is_candidate = is_cand, .as_of = as_of };
 		char json[64 * PREDICTOR_MAX_HORIZONS] = "{";
 		size_t len = 1;
@@ -511,7 +511,7 @@ int experiment_apply_to_scores(const struct config *cfg, const struct loaded_mod
 		p.ltv = sv->ltv[hi][i];
 		for (size_t h = 0; h < sv->n_horizons && len < sizeof(json); h++)
 			len += (size_t)snprintf(json + len, sizeof(json) - len, "%s\"%lld\":%.17g",
-						h ? "," : "", (long long)m->cfg.features.horizons.v[h],
+						h ? "," : "", (long long)m->params.horizons.v[h],
 						sv->ltv[h][i]);
 		if (len < sizeof(json) - 1)
 			snprintf(json + len, sizeof(json) - len, "}");

@@ -104,14 +104,18 @@ static int cmd_run(struct command_args *a)
 			break;
 		}
 	}
-	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
-		return c;
-	/* A dry run writes nothing, so it may describe a directory with nothing in it. */
-	if (!opts.dry_run && (c = command_registry(a)) < 0)
+	/*
+	 * A dry run writes nothing, so it reads the registry in one snapshot, and
+	 * may describe a directory with none yet; a run gets it for writing (created
+	 * on the first run), with the run lock held.
+	 */
+	if (opts.dry_run)
+		a->reg_flags = CMD_REGISTRY_READ | CMD_REGISTRY_OPTIONAL;
+	if ((c = command_ready(a, &p, c, 0, 0, NULL)) < 0)
 		return c;
 	if (json)
 		opts.json = cJSON_CreateObject();
-	ret = runner_run(a->cfg, &opts, json ? stderr : stdout, a->err);
+	ret = runner_run_on(a->cfg, a->reg, &opts, json ? stderr : stdout, a->err);
 	if (json) {
 		if (ret == 0)
 			print_json(opts.json);
@@ -148,14 +152,11 @@ static int cmd_status(struct command_args *a)
 			return ret;
 		}
 	}
-	if (c == 0)
-		c = cmd_operands(&p, 0, 0, NULL, a->err);
+	c = command_ready(a, &p, c, 0, 0, NULL);
 	/* with --json the document says all the text would: the text goes nowhere */
 	text = json ? fopen("/dev/null", "w") : stdout;
-	if (!text)
+	if (!text && c == 0)
 		c = err_set(a->err, LTV_EIO, "cannot open /dev/null");
-	if (c == 0)
-		c = command_registry(a);
 	ret = c < 0 ? c : runner_status(a->cfg, a->reg, as_of, text, json, a->err);
 	if (ret == 0 && json)
 		print_json(json);
@@ -212,7 +213,7 @@ static int cmd_score(struct command_args *a)
 			break;
 		}
 	}
-	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+	if (c < 0)
 		return c;
 	if (json)
 		opts.json = cJSON_CreateObject();
@@ -225,7 +226,7 @@ static int cmd_score(struct command_args *a)
 		ret = err_set(a->err, LTV_EUSAGE, "--shard writes F.shard.csv beside --output F for "
 			      "merge-scores; give a file, not -");
 	else
-		ret = command_registry(a);
+		ret = command_ready(a, &p, c, 0, 0, NULL);
 	/* with --output - the CSV owns stdout, so what score says goes to stderr */
 	if (ret == 0)
 		ret = score_run(a->cfg, a->reg, &opts,
@@ -245,6 +246,8 @@ static const struct cmd_option predict_options[] = {
 	{ "app", OPT_APP, "A", "the user's app (required)", 0 },
 	{ "campaign", OPT_CAMPAIGN, "C", "the user's campaign", 0 },
 	{ "feature", OPT_FEATURE, "NAME=VALUE", "one feature of the user (repeatable)", 1 },
+	{ "attr", OPT_ATTR, "NAME=VALUE", "one attribute of the user, a column of the model's\n"
+	  "columns.attributes, e.g. country=US (repeatable)", 1 },
 	{ "explain", OPT_EXPLAIN, NULL, "add \"explain\": the method chain that served (each method's\n"
 	  "raw prediction) and the tree models' top feature contributions (TreeSHAP)\n"
 	  "at the target horizon", 0 },
@@ -255,10 +258,12 @@ static int cmd_predict(struct command_args *a)
 {
 	struct predict_options opts = { 0 };
 	char **features = xcalloc((size_t)a->argc + 1, sizeof(char *));
+	char **attrs = xcalloc((size_t)a->argc + 1, sizeof(char *));
 	struct cmd_parser p;
 	int c, ret;
 
 	opts.features = features;
+	opts.attrs = attrs;
 	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0) {
 		switch (c) {
@@ -266,15 +271,14 @@ static int cmd_predict(struct command_args *a)
 		case OPT_APP: opts.app = p.optarg; break;
 		case OPT_CAMPAIGN: opts.campaign = p.optarg; break;
 		case OPT_FEATURE: features[opts.n_features++] = (char *)p.optarg; break;
+		case OPT_ATTR: attrs[opts.n_attrs++] = (char *)p.optarg; break;
 		case OPT_EXPLAIN: opts.explain = 1; break;
 		}
 	}
-	if (c == 0)
-		c = cmd_operands(&p, 0, 0, NULL, a->err);
-	if (c == 0)
-		c = command_registry(a);
+	c = command_ready(a, &p, c, 0, 0, NULL);
 	ret = c < 0 ? c : predict_run(a->cfg, a->reg, &opts, stdout, a->err);
 	free(features);
+	free(attrs);
 	return ret;
 }
 
@@ -309,7 +313,8 @@ static int cmd_serve(struct command_args *a)
 			break;
 		}
 	}
-	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
+	/* no registry flag: serve opens its own, again at each hot swap (cli/serve.c) */
+	if ((c = command_ready(a, &p, c, 0, 0, NULL)) < 0)
 		return c;
 	return serve_run(a->cfg, &opts, a->err);
 }
@@ -347,13 +352,11 @@ static int cmd_evaluate(struct command_args *a)
 		case OPT_JSON: json = 1; break;
 		}
 	}
-	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
-		return c;
-	if ((c = command_registry(a)) < 0) /* the working-directory check: nothing is opened */
+	if ((c = command_ready(a, &p, c, 0, 0, NULL)) < 0)
 		return c;
 	if (!json)
-		return evaluate_run(a->cfg, &opts, stdout, NULL, a->err);
-	return evaluate_run_json(a->cfg, &opts, a->err);
+		return evaluate_run(a->cfg, a->reg, &opts, stdout, NULL, a->err);
+	return evaluate_run_json(a->cfg, a->reg, &opts, a->err);
 }
 
 /* ---- monitor ---- */
@@ -384,9 +387,7 @@ static int cmd_monitor(struct command_args *a)
 		case OPT_JSON: opts.json = 1; break;
 		}
 	}
-	if (c < 0 || (c = cmd_operands(&p, 0, 0, NULL, a->err)) < 0)
-		return c;
-	if ((c = command_registry(a)) < 0)
+	if ((c = command_ready(a, &p, c, 0, 0, NULL)) < 0)
 		return c;
 	ret = monitor_run(a->cfg, a->reg, &opts, stdout, &r, a->err);
 	if (ret < 0)
@@ -456,7 +457,7 @@ static int cmd_generate(struct command_args *a)
 			break;
 		}
 	}
-	if (c < 0 || (c = cmd_operands(&cp, 0, 0, NULL, a->err)) < 0)
+	if ((c = command_ready(a, &cp, c, 0, 0, NULL)) < 0)
 		return c;
 	why = generate_param_check(&p);
 	if (why)
@@ -487,9 +488,8 @@ static int cmd_merge(struct command_args *a)
 	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		;
-	if (c == 0)
-		c = cmd_operands(&p, 1, -1, "the shard registries, e.g. 'ltvpipe merge "
-				 "shards/shard-*-of-4.sqlite'", a->err);
+	c = command_ready(a, &p, c, 1, -1, "the shard registries, e.g. 'ltvpipe merge "
+			  "shards/shard-*-of-4.sqlite'");
 	/* merge opens (or creates) the main registry itself, in its one transaction */
 	return c < 0 ? c : shard_merge_run(a->cfg, a->argc - p.optind, a->argv + p.optind,
 					    a->command_line, stdout, a->err);
@@ -512,11 +512,8 @@ static int cmd_merge_scores(struct command_args *a)
 		output = p.optarg;
 	if (c == 0 && !output)
 		c = err_set(a->err, LTV_EUSAGE, "--output F is required (the merged users CSV)");
-	if (c == 0)
-		c = cmd_operands(&p, 1, -1, "the shards' outputs, e.g. 'ltvpipe merge-scores "
-				 "--output scores.csv shards/scores-*-of-4.csv'", a->err);
-	if (c == 0)
-		c = command_registry(a);
+	c = command_ready(a, &p, c, 1, -1, "the shards' outputs, e.g. 'ltvpipe merge-scores "
+			  "--output scores.csv shards/scores-*-of-4.csv'");
 	/* with --output - the CSV owns stdout, so what merge-scores says goes to stderr */
 	return c < 0 ? c : shard_merge_scores_run(a->cfg, a->reg, output, a->argc - p.optind,
 						   a->argv + p.optind,
@@ -539,8 +536,7 @@ static int cmd_dag(struct command_args *a)
 	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		fmt = c == OPT_DOT ? DAG_DOT : DAG_JSON;
-	if (c == 0)
-		c = cmd_operands(&p, 0, 0, NULL, a->err);
+	c = command_ready(a, &p, c, 0, 0, NULL);
 	return c < 0 ? c : inspect_dag(stdout, fmt, a->err);
 }
 
@@ -552,10 +548,7 @@ static int cmd_diff(struct command_args *a)
 	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		json = 1;
-	if (c == 0)
-		c = cmd_operands(&p, 2, 2, "two runs or two model versions", a->err);
-	if (c == 0)
-		c = command_registry(a);
+	c = command_ready(a, &p, c, 2, 2, "two runs or two model versions");
 	return c < 0 ? c : inspect_diff(a->reg, a->argv[p.optind], a->argv[p.optind + 1], json, stdout,
 					 a->err);
 }
@@ -572,7 +565,8 @@ static const struct cmd_option help_options[] = {
 };
 
 static const struct command commands[] = {
-	{ "run", cmd_run, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS, "run the pipeline's stages, skipping those up to date",
+	{ "run", cmd_run, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS | CMD_REGISTRY_WRITE |
+			     CMD_REGISTRY_CREATE | CMD_RUN_LOCK, "run the pipeline's stages, skipping those up to date",
 	  "Runs the stages in order. A stage whose fingerprint (its code version, config\n"
 	  "section, as_of and the content of its inputs) matches a stored artefact is\n"
 	  "skipped: 'features: up to date (v3)'. Each stage commits in one transaction.\n"
@@ -614,7 +608,9 @@ static const struct command commands[] = {
 	  "the method that served and the model version. Features not given are those of\n"
 	  "a user with no activity in the observation window; names: rev_window, rev_d0,\n"
 	  "rev_max_day, purchases_window, events_window, events_d0, active_days_window,\n"
-	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n",
+	  "engagement, first_purchase_day, cost, age_days, window_days, rev_to_date.\n"
+	  "Attributes (--attr, the model's columns.attributes) not given, or with a value\n"
+	  "no training user had, are served their app's encoding.\n",
 	  predict_options, NULL },
 	{ "models", cmd_models, CMD_NEEDS_CONFIG | CMD_SUBCOMMANDS,
 	  "list, show, compare, export, promote or roll back model versions", NULL, NULL,
@@ -643,7 +639,8 @@ static const struct command commands[] = {
 	  "its age is counted at as_of, default now) or age_days, and the features of\n"
 	  "'ltvpipe predict'. Errors are {\"error\": {\"code\", \"message\", \"field\"}}.\n",
 	  serve_options, NULL },
-	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS,
+	{ "evaluate", cmd_evaluate, CMD_NEEDS_CONFIG | CMD_NEEDS_INPUTS | CMD_REGISTRY_WRITE |
+				       CMD_REGISTRY_CREATE,
 	  "backtest: train as of T, predict users acquired before T, compare with what they spent",
 	  "An honest backtest. Trains the pipeline as of T on the configured input files in a\n"
 	  "scratch registry (nothing after T is read), predicts ltv_H for the users acquired\n"
@@ -664,9 +661,11 @@ static const struct command commands[] = {
 	  "the users installed in the monitor.window_days (7) before as_of and those installed\n"
 	  "in the monitor.reference_windows (4) windows of the same length before the version's\n"
 	  "as_of, both at the age they had at their window's end and served as 'score' serves\n"
-	  "them. Then calibration: the users the version predicted at its as_of whose outcome\n"
-	  "at a horizon is now complete, predicted against actual, per install week. The\n"
-	  "report is stored in the registry (table monitor_reports).\n\n"
+	  "them. Then calibration, predicted against actual at each horizon now complete: the\n"
+	  "users the version predicted at its as_of, and each install week after its as_of\n"
+	  "predicted as the daily score of the week's last day served it (the latest\n"
+	  "monitor.calibration_weeks, 13), per install week. The report is stored in the\n"
+	  "registry (table monitor_reports).\n\n"
 	  "Exit status: 0 ok; 3 warn (a PSI >= monitor.psi_warn 0.1, or a calibration bias\n"
 	  "beyond monitor.calibration_warn); 4 alert (a PSI >= monitor.psi_alert 0.25);\n"
 	  "1 failure; 2 usage or config error.\n",
@@ -807,9 +806,7 @@ static int cmd_help(struct command_args *a)
 	command_parser_init(&p, a);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		mode = c;
-	if (c == 0)
-		c = cmd_operands(&p, 0, 1, "at most one command", a->err);
-	if (c < 0)
+	if ((c = command_ready(a, &p, c, 0, 1, "at most one command")) < 0)
 		return c;
 	assert(n_models_commands <= MAX_SUBCOMMANDS);
 	docs_of_tables(docs, with_config, subs);
@@ -922,10 +919,13 @@ static int check_working_directory(unsigned flags, const struct config *cfg, str
 	if (!(flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE | CMD_NEEDS_INPUTS)) ||
 	    access(cfg->registry.path, F_OK) == 0)
 		return 0;
-	if (flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE))
+	if ((flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE)) &&
+	    !(flags & (CMD_REGISTRY_CREATE | CMD_REGISTRY_OPTIONAL)))
 		return err_set(err, LTV_ENOTFOUND, "no registry at '%s'%s; run ltvpipe from the "
 			       "directory that holds your configuration and registry, pass --config F, "
 			       "or train a model first with 'ltvpipe run'", cfg->registry.path, no_config);
+	if (!(flags & CMD_NEEDS_INPUTS))
+		return 0;
 	ret = input_files_resolve(cfg, &files, err);
 	input_files_release(&files);
 	if (ret < 0 && defaults)
@@ -989,6 +989,8 @@ int command_open_registry(unsigned flags, const struct config *cfg, struct regis
 	if (ret < 0)
 		return ret;
 	if (flags & CMD_REGISTRY_READ) {
+		if ((flags & CMD_REGISTRY_OPTIONAL) && access(cfg->registry.path, F_OK) != 0)
+			return 0; /* none yet: the handler says what that means (run --dry-run) */
 		ret = registry_open_readonly(cfg->registry.path, out_reg, err);
 		if (ret == 0)
 			ret = registry_read_begin(*out_reg, err); /* one snapshot; ended by registry_close */
@@ -996,8 +998,15 @@ int command_open_registry(unsigned flags, const struct config *cfg, struct regis
 	}
 	if (!(flags & CMD_REGISTRY_WRITE))
 		return 0;
-	/* a command that changes a registry never creates one: there would be nothing to change */
-	ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, out_reg, err);
+	/*
+	 * A command that changes a registry never creates one (there would be
+	 * nothing to change), except those that fill one from the input files.
+	 */
+	if (flags & CMD_REGISTRY_CREATE)
+		ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, out_reg, err);
+	else
+		ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s,
+					     out_reg, err);
 	if (ret == 0 && (flags & CMD_RUN_LOCK))
 		ret = registry_lock_run(*out_reg, (int)cfg->registry.busy_timeout_s, err);
 	return ret;
@@ -1005,9 +1014,19 @@ int command_open_registry(unsigned flags, const struct config *cfg, struct regis
 
 int command_registry(struct command_args *a)
 {
-	if (a->reg)
+	/* a command without registry flags may have no configuration loaded either (generate) */
+	if (a->reg || !(a->reg_flags & (CMD_REGISTRY_READ | CMD_REGISTRY_WRITE | CMD_NEEDS_INPUTS)))
 		return 0;
 	return command_open_registry(a->reg_flags, a->cfg, &a->reg, a->err);
+}
+
+int command_ready(struct command_args *a, struct cmd_parser *p, int c, int min, int max,
+		  const char *what)
+{
+	if (c < 0)
+		return c;
+	c = cmd_operands(p, min, max, what, a->err);
+	return c < 0 ? c : command_registry(a);
 }
 
 /* Dispatches `models SUB ...` through models_commands, opening the registry as SUB's flags ask. */

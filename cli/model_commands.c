@@ -20,6 +20,7 @@
 #include "ltv/gbt.h"
 #include "ltv/gbt_artefact.h"
 #include "ltv/inspect.h"
+#include "ltv/metrics_text.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_loader.h"
 #include "ltv/score.h"
@@ -158,32 +159,22 @@ static const char *os_user(char *buf, size_t size)
 int models_promote(struct registry *reg, int64_t version, const char *why, FILE *out,
 		   struct ltv_err *err)
 {
-	int64_t current = 0, candidate = 0;
-	double ignored;
-	char who[256], reason[1200];
-	struct ltv_err none;
+	struct alias_move mv;
+	char who[256];
 	int ret = registry_begin(reg, err);
 
 	if (ret == 0)
-		ret = registry_model_version_error(reg, version, &ignored, err);
-	if (ret < 0)
-		goto out;
-	if (registry_alias_get(reg, "production", &current, &none) == 0 && current == version) {
+		ret = registry_alias_move(reg, "production", version, os_user(who, sizeof(who)), why,
+					  &mv, err);
+	if (ret == 0 && !mv.moved) {
 		fprintf(out, "model version %lld is already production\n", (long long)version);
 		goto out;
 	}
-	snprintf(reason, sizeof(reason), "%s", why);
-	if (registry_alias_get(reg, "candidate", &candidate, &none) == 0 && candidate == version) {
-		snprintf(reason, sizeof(reason), "%s; it was the candidate, so candidate is now unset", why);
-		ret = registry_alias_delete(reg, "candidate", err);
-	}
-	if (ret == 0)
-		ret = registry_alias_set(reg, "production", version, os_user(who, sizeof(who)), reason, err);
 	if (ret == 0)
 		ret = registry_commit(reg, err);
 	if (ret == 0)
-		fprintf(out, "production: model version %lld → %lld (%s)\n", (long long)current,
-			(long long)version, reason);
+		fprintf(out, "production: model version %lld → %lld (%s)\n", (long long)mv.from,
+			(long long)version, mv.reason);
 out:
 	registry_rollback(reg); /* whatever was not committed */
 	return ret;
@@ -364,6 +355,61 @@ static int importance_json(struct registry *reg, const struct config *cfg, int64
 	return ret;
 }
 
+/* The parameters version was trained with: its features artefact's (include/ltv/feature_params.h). */
+static int version_params(struct registry *reg, int64_t version, struct feature_params *out,
+			  struct ltv_err *err)
+{
+	struct artefact_info features = { 0 };
+	int ret = registry_model_version_artefact(reg, version, "features", &features, err);
+
+	memset(out, 0, sizeof(*out));
+	if (ret == 0)
+		ret = feature_params_load(reg, &features, out, err);
+	artefact_info_release(&features);
+	return ret;
+}
+
+static cJSON *int_list_json(const struct int_list *l)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	for (size_t i = 0; i < l->n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateNumber((double)l->v[i]));
+	return a;
+}
+
+static void params_json(cJSON *doc, const struct feature_params *p)
+{
+	cJSON *o = cJSON_AddObjectToObject(doc, "parameters");
+	char iso[32];
+
+	cJSON_AddStringToObject(o, "as_of", time_format_iso8601(p->as_of, iso, sizeof(iso)));
+	cJSON_AddItemToObject(o, "snapshots", int_list_json(&p->snapshots));
+	cJSON_AddItemToObject(o, "horizons", int_list_json(&p->horizons));
+	cJSON_AddNumberToObject(o, "target_horizon", (double)p->target_horizon);
+	cJSON_AddNumberToObject(o, "validation_days", (double)p->validation_days);
+}
+
+static void print_int_list(FILE *out, const struct int_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		fprintf(out, "%s%lld", i ? ", " : "", (long long)l->v[i]);
+}
+
+/* What the version keeps, whatever the config says today. */
+static void print_params(FILE *out, const struct feature_params *p)
+{
+	char iso[32];
+
+	fprintf(out, "  parameters (its own, kept with its features artefact): as_of %s, snapshot ages ",
+		time_format_iso8601(p->as_of, iso, sizeof(iso)));
+	print_int_list(out, &p->snapshots);
+	fprintf(out, " days, horizons ");
+	print_int_list(out, &p->horizons);
+	fprintf(out, " days, target horizon D%lld, validation_days %lld\n\n",
+		(long long)p->target_horizon, (long long)p->validation_days);
+}
+
 static int show_json(struct registry *reg, const struct config *cfg, int64_t version, double wape,
 		     FILE *out, struct ltv_err *err)
 {
@@ -371,6 +417,7 @@ static int show_json(struct registry *reg, const struct config *cfg, int64_t ver
 	struct table_print tp = { out, 0, NULL };
 	struct evaluation_row *rows = NULL;
 	struct built_with bw;
+	struct feature_params params = { 0 };
 	char as_of[32] = "?";
 	size_t n = 0;
 	int ret = built_with_version(reg, version, &bw, err);
@@ -383,6 +430,10 @@ static int show_json(struct registry *reg, const struct config *cfg, int64_t ver
 		cJSON_AddNullToObject(doc, "campaign_wape_out_of_sample");
 	else
 		cJSON_AddNumberToObject(doc, "campaign_wape_out_of_sample", wape);
+	if (ret == 0)
+		ret = version_params(reg, version, &params, err);
+	if (ret == 0)
+		params_json(doc, &params);
 	tp.array = cJSON_AddArrayToObject(doc, "artefacts");
 	if (ret == 0)
 		ret = registry_report(reg, "version_artefacts", version, print_row, &tp, err);
@@ -404,14 +455,46 @@ static int show_json(struct registry *reg, const struct config *cfg, int64_t ver
 		print_json_doc(out, doc);
 	evaluation_rows_free(rows, n);
 	built_with_release(&bw);
+	feature_params_release(&params);
 	cJSON_Delete(doc);
 	return ret;
+}
+
+struct artefact_lines {
+	FILE *out;
+	int64_t horizon;
+	int rows;
+};
+
+/* version_artefacts report (name, version, created_at, metrics): each metric on a named line. */
+static int artefact_lines_row(void *opaque, int n_cols, char **names, char **values)
+{
+	struct artefact_lines *al = opaque;
+	const char *name = "?", *version = "?", *created = "?", *metrics = "{}";
+
+	for (int c = 0; c < n_cols; c++) {
+		if (!values[c])
+			continue;
+		if (strcmp(names[c], "name") == 0)
+			name = values[c];
+		else if (strcmp(names[c], "version") == 0)
+			version = values[c];
+		else if (strcmp(names[c], "created_at") == 0)
+			created = values[c];
+		else if (strcmp(names[c], "metrics") == 0)
+			metrics = values[c];
+	}
+	fprintf(al->out, "%s%s v%s (made %s)\n", al->rows++ ? "\n" : "", name, version, created);
+	metrics_say_lines(al->out, "  ", metrics, al->horizon);
+	return 0;
 }
 
 int models_show(struct registry *reg, const struct config *cfg, int64_t version, int json, FILE *out,
 		struct ltv_err *err)
 {
-	struct table_print tp = { out, 0, NULL };
+	struct artefact_lines al = { out, 0, 0 };
+	struct feature_params params;
+	char as_of[32];
 	double wape;
 	int ret = registry_model_version_error(reg, version, &wape, err);
 
@@ -419,17 +502,23 @@ int models_show(struct registry *reg, const struct config *cfg, int64_t version,
 		return ret;
 	if (json)
 		return show_json(reg, cfg, version, wape, out, err);
+	ret = version_params(reg, version, &params, err);
+	if (ret < 0)
+		return ret;
+	al.horizon = params.target_horizon;
+	fprintf(out, "model version %lld, trained as of %s\n", (long long)version,
+		time_format_iso8601(params.as_of, as_of, sizeof(as_of)));
 	if (isnan(wape))
-		fprintf(out, "model version %lld: no out-of-sample campaign WAPE recorded\n\n",
-			(long long)version);
+		fprintf(out, "  no out-of-sample campaign WAPE recorded\n");
 	else
-		fprintf(out, "model version %lld: campaign WAPE at the target horizon, out of sample "
-			"(validation cohorts cross-fitted by select) %.4f\n\n",
-			(long long)version, wape);
-	ret = registry_report(reg, "version_artefacts", version, print_row, &tp, err);
+		fprintf(out, "  campaign WAPE at D%lld, out of sample (validation cohorts cross-fitted "
+			"by select): %.4f\n", (long long)al.horizon, wape);
+	print_params(out, &params);
+	feature_params_release(&params);
+	ret = registry_report(reg, "version_artefacts", version, artefact_lines_row, &al, err);
 	if (ret == 0)
 		ret = print_evaluations(reg, version, out, err);
-	if (ret == 0 && tp.rows == 0)
+	if (ret == 0 && al.rows == 0)
 		fprintf(out, "(none yet)\n");
 	if (ret == 0)
 		ret = print_importance(reg, cfg, version, out, err);

@@ -38,10 +38,7 @@ static int json_and_operands(struct command_args *a, int n_operands, const char 
 	cmd_parser_init(&p, a->name, a->name, a->options, a->argc, a->argv);
 	while ((c = cmd_getopt(&p, a->err)) > 0)
 		*out_json = 1;
-	if (c == 0)
-		c = cmd_operands(&p, n_operands, n_operands, what, a->err);
-	if (c == 0)
-		c = command_registry(a);
+	c = command_ready(a, &p, c, n_operands, n_operands, what);
 	*out_first = p.optind;
 	return c;
 }
@@ -153,15 +150,12 @@ static int cmd_models_compare(struct command_args *a)
 		case OPT_JSON: opts.json = 1; break;
 		}
 	}
-	if (c == 0)
-		c = cmd_operands(&p, 2, 2, "two model versions, e.g. 'ltvpipe models compare "
-				 "production candidate'", a->err);
+	c = command_ready(a, &p, c, 2, 2, "two model versions, e.g. 'ltvpipe models compare "
+			  "production candidate'");
 	if (c < 0)
 		return c;
 	opts.a = a->argv[p.optind];
 	opts.b = a->argv[p.optind + 1];
-	if ((c = command_registry(a)) < 0)
-		return c;
 	return models_compare(a->cfg, a->reg, &opts, stdout, a->err);
 }
 

@@ -74,24 +74,23 @@ static int set_feature(struct user_batch *b, const char *assignment, struct ltv_
 	return 0;
 }
 
-/*
- * An app the model version never saw gets the pooled models and the global
- * encodings: a number, but not one learnt from that app. Returns 1 and the
- * warning in buf when app is such an app.
- */
-static int unknown_app_warning(const struct loaded_model *m, const char *app, char *buf, size_t size)
+static int set_attr(struct user_batch *b, const char *assignment, struct ltv_err *err)
 {
-	size_t len;
+	const char *eq = strchr(assignment, '=');
+	char name[128], why[LTV_ERR_MAX];
 
-	for (size_t i = 0; i < m->enc.n_apps; i++)
-		if (strcmp(m->enc.apps[i], app) == 0)
-			return 0;
-	len = (size_t)snprintf(buf, size, "app '%s' is not one model version %lld was trained on, so "
-			       "this prediction comes from the pooled models of all apps; the apps it "
-			       "knows:", app, (long long)m->version);
-	for (size_t i = 0; i < m->enc.n_apps && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, "%s %s", i ? "," : "", m->enc.apps[i]);
-	return 1;
+	if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof(name))
+		return err_set(err, LTV_EUSAGE, "--attr '%s': expected name=value, e.g. country=US",
+			       assignment);
+	memcpy(name, assignment, (size_t)(eq - assignment));
+	name[eq - assignment] = '\0';
+	if (check_utf8_arg("--attr", eq + 1, err) < 0)
+		return LTV_EUSAGE;
+	if (user_batch_set_attr(b, 0, name, eq + 1, err) < 0) {
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return err_set(err, LTV_EUSAGE, "--attr %s", why);
+	}
+	return 0;
 }
 
 int predict_run(const struct config *cfg, struct registry *reg, const struct predict_options *opts,
@@ -124,6 +123,8 @@ int predict_run(const struct config *cfg, struct registry *reg, const struct pre
 	}
 	for (size_t i = 0; i < opts->n_features && ret == 0; i++)
 		ret = set_feature(&b, opts->features[i], err);
+	for (size_t i = 0; i < opts->n_attrs && ret == 0; i++)
+		ret = set_attr(&b, opts->attrs[i], err);
 	if (ret == 0)
 		ret = user_batch_finish(&b, &m, err);
 	if (ret == 0 && (ret = serving_predict(&m, &b.d, &row, 1, &s, err)) == 0)
@@ -133,14 +134,8 @@ int predict_run(const struct config *cfg, struct registry *reg, const struct pre
 
 		jbuf_init(&text);
 		predict_user_json(&text, &m, &b, &s, 0);
-		if (unknown_app_warning(&m, opts->app, warning, sizeof(warning))) {
-			/* The object ends with '}': the warnings go in as its last member. */
-			text.p[--text.len] = '\0';
-			jbuf_puts(&text, ",\"warnings\":[");
-			jbuf_json_str(&text, warning);
-			jbuf_puts(&text, "]}");
+		if (predict_user_warnings(&text, &m, &b, 0, warning, sizeof(warning)))
 			fprintf(stderr, "ltvpipe predict: warning: %s\n", warning);
-		}
 		if (opts->explain)
 			ret = predict_user_explain(&text, &m, &b, &s, 0, err);
 		if (ret == 0)

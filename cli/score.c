@@ -40,13 +40,13 @@ void scored_release(struct scored *s)
 }
 
 /* The longest horizon at which row i's value is observed rather than predicted, or -1. */
-static int64_t observed_up_to(const struct config *cfg, const struct scored *s, size_t i)
+static int64_t observed_up_to(const struct feature_params *fp, const struct scored *s, size_t i)
 {
 	int64_t up_to = -1;
 
 	for (size_t h = 0; h < s->sv.n_horizons; h++)
 		if (s->sv.observed[h][i])
-			up_to = cfg->features.horizons.v[h];
+			up_to = fp->horizons.v[h];
 	return up_to;
 }
 
@@ -57,15 +57,6 @@ static void write_number(FILE *f, double v)
 		fputc(',', f);
 	else
 		fprintf(f, ",%.4f", v);
-}
-
-/* A money amount for a text field: 4 decimals, empty when unknown. */
-static void fmt_money(char *buf, size_t size, double v)
-{
-	if (isnan(v))
-		buf[0] = '\0';
-	else
-		snprintf(buf, size, "%.4f", v);
 }
 
 /* As write_number, into a line being built. */
@@ -113,24 +104,34 @@ struct row_columns {
 	int ti; /* the target horizon's index */
 };
 
-static void write_user_row(struct jbuf *b, const struct loaded_model *m, const struct model_data *d,
-			   const struct row_columns *c, const struct user_table *users,
-			   const struct scored *s, size_t i, const struct provenance *pv, int64_t *day,
-			   char *date)
+/* The frame's columns a row reads, and the target horizon's index. */
+static struct row_columns row_columns_of(const struct loaded_model *m, const struct model_data *d)
 {
-	const struct config *cfg = &m->cfg;
+	return (struct row_columns){
+		frame_column(&d->frame, "uid"), frame_column(&d->frame, "age_days"),
+		frame_column(&d->frame, "install_time"), frame_column(&d->frame, "cost"),
+		frame_column(&d->frame, "app_code"), frame_column(&d->frame, "campaign_code"),
+		feature_params_horizon_index(&m->params, m->params.target_horizon),
+	};
+}
+
+/*
+ * Scored user i's prediction fields, each after a comma, in the order of
+ * prediction_names: the one row writer of both users files (the standard
+ * one and --users F's own). day and date cache the install date's text.
+ */
+static void put_prediction_fields(struct jbuf *b, const struct loaded_model *m,
+				  const struct model_data *d, const struct row_columns *c,
+				  const struct scored *s, size_t i, const struct provenance *pv,
+				  int64_t *day, char *date)
+{
+	const struct feature_params *fp = &m->params;
 	const int ti = c->ti;
 	const size_t r = s->rows[i];
-	const double *uid = c->uid, *age = c->age, *install = c->install, *cost = c->cost;
-	const double *app = c->app, *campaign = c->campaign;
+	const double *age = c->age, *install = c->install, *cost = c->cost;
 	const double target_ltv = s->sv.ltv[ti][i];
-	const int64_t up_to = observed_up_to(cfg, s, i);
+	const int64_t up_to = observed_up_to(fp, s, i);
 
-	put_field(b, users->user_id[(size_t)uid[r] - 1]);
-	jbuf_add(b, ",", 1);
-	put_field(b, d->apps[(size_t)app[r]]);
-	jbuf_add(b, ",", 1);
-	put_field(b, d->campaigns[(size_t)campaign[r]]);
 	jbuf_add(b, ",", 1);
 	put_date(b, (int64_t)install[r], day, date);
 	jbuf_add(b, ",", 1);
@@ -144,7 +145,7 @@ static void write_user_row(struct jbuf *b, const struct loaded_model *m, const s
 	jbuf_add(b, ",", 1);
 	if (!isnan(s->sv.p_payer[i]))
 		jbuf_fixed(b, s->sv.p_payer[i], 4);
-	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+	for (size_t h = 0; h < fp->horizons.n; h++) {
 		jbuf_add(b, ",", 1);
 		jbuf_fixed(b, s->sv.ltv[h][i], 4);
 	}
@@ -170,6 +171,22 @@ static void write_user_row(struct jbuf *b, const struct loaded_model *m, const s
 	jbuf_puts(b, pv->as_of);
 	jbuf_add(b, ",", 1);
 	jbuf_puts(b, pv->scored_at);
+}
+
+/* A line of the standard users file: the user's ids, then the predictions. */
+static void write_user_row(struct jbuf *b, const struct loaded_model *m, const struct model_data *d,
+			   const struct row_columns *c, const struct user_table *users,
+			   const struct scored *s, size_t i, const struct provenance *pv, int64_t *day,
+			   char *date)
+{
+	const size_t r = s->rows[i];
+
+	put_field(b, users->user_id[(size_t)c->uid[r] - 1]);
+	jbuf_add(b, ",", 1);
+	put_field(b, d->apps[(size_t)c->app[r]]);
+	jbuf_add(b, ",", 1);
+	put_field(b, d->campaigns[(size_t)c->campaign[r]]);
+	put_prediction_fields(b, m, d, c, s, i, pv, day, date);
 	jbuf_add(b, "\n", 1);
 }
 
@@ -177,17 +194,17 @@ static void write_user_row(struct jbuf *b, const struct loaded_model *m, const s
  * The names of the prediction columns, in the order write_prediction_fields
  * writes them; caller frees each and the array.
  */
-static char **prediction_names(const struct config *cfg, size_t *out_n)
+static char **prediction_names(const struct feature_params *fp, size_t *out_n)
 {
-	const long long target = (long long)cfg->features.target_horizon;
+	const long long target = (long long)fp->target_horizon;
 	static const char *const head[] = { "install_date", "age_days", "tier", "method", "p_payer" };
-	size_t n = 0, cap = sizeof(head) / sizeof(head[0]) + cfg->features.horizons.n + 13;
+	size_t n = 0, cap = sizeof(head) / sizeof(head[0]) + fp->horizons.n + 13;
 	char **v = xcalloc(cap, sizeof(char *));
 
 	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
 		v[n++] = xstrdup(head[i]);
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		v[n++] = xasprintf("ltv_%lld", (long long)cfg->features.horizons.v[h]);
+	for (size_t h = 0; h < fp->horizons.n; h++)
+		v[n++] = xasprintf("ltv_%lld", (long long)fp->horizons.v[h]);
 	v[n++] = xstrdup("observed_up_to");
 	v[n++] = xasprintf("ltv_raw_%lld", target);
 	v[n++] = xstrdup("segment");
@@ -218,10 +235,10 @@ static void free_names(char **v, size_t n)
  * taken (the input file's own columns) gets the prefix "ltvpipe_", so no two
  * columns share a name.
  */
-static void write_prediction_header(FILE *f, const struct config *cfg, char **taken, size_t n_taken)
+static void write_prediction_header(FILE *f, const struct feature_params *fp, char **taken, size_t n_taken)
 {
 	size_t n;
-	char **names = prediction_names(cfg, &n);
+	char **names = prediction_names(fp, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		int clash = 0;
@@ -233,56 +250,13 @@ static void write_prediction_header(FILE *f, const struct config *cfg, char **ta
 	free_names(names, n);
 }
 
-/* Scored user i's prediction fields, each after a comma. */
-static void write_prediction_fields(FILE *f, const struct loaded_model *m, const struct model_data *d,
-				    const struct scored *s, size_t i, const struct provenance *pv)
-{
-	const struct config *cfg = &m->cfg;
-	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
-	const double *age = frame_column(&d->frame, "age_days");
-	const double *install = frame_column(&d->frame, "install_time"), *cost = frame_column(&d->frame, "cost");
-	const size_t r = s->rows[i];
-	const double target_ltv = s->sv.ltv[ti][i];
-	char date[16], num[64];
-
-	fprintf(f, ",%s,%.0f,%d,%s%s,", time_format_date((int64_t)install[r], date, sizeof(date)),
-		age[r], (int)d->tier[r], method_name(s->sv.method[i]), s->sv.fallback[i] ? " (fallback)" : "");
-	if (!isnan(s->sv.p_payer[i]))
-		fprintf(f, "%.4f", s->sv.p_payer[i]);
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		fprintf(f, ",%.4f", s->sv.ltv[h][i]);
-	fmt_money(num, sizeof(num), cost[r]);
-	if (observed_up_to(cfg, s, i) >= 0)
-		fprintf(f, ",%lld", (long long)observed_up_to(cfg, s, i));
-	else
-		fputc(',', f);
-	if (isnan(s->sv.raw[i]))
-		fputc(',', f);
-	else
-		fprintf(f, ",%.4f", s->sv.raw[i]);
-	fprintf(f, ",%s,%s,", predictor_segment(&m->pred, target_ltv), num);
-	if (!isnan(cost[r]) && cost[r] > 0)
-		fprintf(f, "%.4f", target_ltv / cost[r]);
-	write_number(f, s->sv.ltv_lo[ti][i]);
-	write_number(f, s->sv.ltv_hi[ti][i]);
-	write_number(f, s->sv.p_alive[i]);
-	write_number(f, s->sv.p_purchase_30d[i]);
-	fprintf(f, ",%s,%lld,%s,%s", serving_risk_segment(s->sv.p_alive[i]), (long long)pv->version,
-		pv->as_of, pv->scored_at);
-}
-
 static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
 			   const struct user_table *users, const struct scored *s,
 			   const struct provenance *pv, struct output_set *set, const char *path,
 			   struct ltv_err *err)
 {
-	const struct config *cfg = &m->cfg;
-	const struct row_columns c = {
-		frame_column(&d->frame, "uid"), frame_column(&d->frame, "age_days"),
-		frame_column(&d->frame, "install_time"), frame_column(&d->frame, "cost"),
-		frame_column(&d->frame, "app_code"), frame_column(&d->frame, "campaign_code"),
-		predictor_horizon_index(cfg, cfg->features.target_horizon),
-	};
+	const struct feature_params *fp = &m->params;
+	const struct row_columns c = row_columns_of(m, d);
 	FILE *f = stdout;
 	struct jbuf b;
 	int64_t day = INT64_MIN;
@@ -293,7 +267,7 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 	if (ret < 0)
 		return ret;
 	fprintf(f, "user_id,app_id,campaign");
-	write_prediction_header(f, cfg, NULL, 0);
+	write_prediction_header(f, fp, NULL, 0);
 	fputc('\n', f);
 	/* printf per field cost more than predicting: each line is built in memory (numfmt.h). */
 	jbuf_init(&b);
@@ -395,7 +369,7 @@ static void user_lookup_release(struct user_lookup *l)
  * Why the user with this id was not scored, or NULL when it was (its index
  * in *out_i). Every input row gets an answer: none is ever dropped.
  */
-static const char *user_unscored_reason(struct user_lookup *l, const struct config *cfg,
+static const char *user_unscored_reason(struct user_lookup *l, const struct feature_params *fp,
 					const char *id, size_t line, int64_t as_of, char *buf,
 					size_t size, size_t *out_i)
 {
@@ -416,7 +390,7 @@ static const char *user_unscored_reason(struct user_lookup *l, const struct conf
 	r = l->frame_row[uid];
 	if (r < 0 || l->scored[r] < 0) {
 		snprintf(buf, size, "older than the longest horizon (%lld days) at as_of: its value is "
-			 "observed, not predicted", (long long)cfg->features.horizons.v[cfg->features.horizons.n - 1]);
+			 "observed, not predicted", (long long)fp->horizons.v[fp->horizons.n - 1]);
 		return buf;
 	}
 	*out_i = (size_t)l->scored[r];
@@ -435,13 +409,19 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			  struct output_set *set, const char *path, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
+	const struct feature_params *fp = &m->params;
+	const struct row_columns c = row_columns_of(m, d);
 	struct csv_reader *r = NULL;
 	struct user_lookup l;
+	struct jbuf b;
+	int64_t day = INT64_MIN;
+	char date[16] = "";
 	char **fields, **header = NULL, why[256];
 	size_t n, n_header = 0, n_pred = 0, line;
 	int id_col = -1, reason_taken = 0, ret;
 	FILE *f = NULL;
 
+	jbuf_init(&b);
 	user_lookup_build(&l, users, d, s);
 	load_rejects(&l, scratch_dir, users_path);
 	r = csv_reader_open(users_path, err);
@@ -477,11 +457,11 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			fputc(',', f);
 		csv_write_field(f, fields[i]);
 	}
-	write_prediction_header(f, cfg, header, n_header);
+	write_prediction_header(f, fp, header, n_header);
 	fprintf(f, ",%sreason\n", reason_taken ? "ltvpipe_" : "");
 	{
 		/* only their number is needed here; n_pred is set by the call, so not in one expression */
-		char **names = prediction_names(cfg, &n_pred);
+		char **names = prediction_names(fp, &n_pred);
 
 		free_names(names, n_pred);
 	}
@@ -497,11 +477,13 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 		if (n != n_header)
 			reason = "rejected: the row's field count differs from the header's";
 		else
-			reason = user_unscored_reason(&l, cfg, fields[id_col], line, as_of, why,
+			reason = user_unscored_reason(&l, fp, fields[id_col], line, as_of, why,
 						      sizeof(why), &i);
 		if (!reason) {
-			write_prediction_fields(f, m, d, s, i, pv);
-			fputs(",\n", f);
+			b.len = 0;
+			put_prediction_fields(&b, m, d, &c, s, i, pv, &day, date);
+			jbuf_add(&b, ",\n", 2);
+			fwrite(b.p, 1, b.len, f);
 			continue;
 		}
 		for (size_t k = 0; k + 3 < n_pred; k++)
@@ -511,6 +493,7 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 		fputc('\n', f);
 	}
 out:
+	jbuf_release(&b);
 	csv_reader_free(r);
 	user_lookup_release(&l);
 	for (size_t i = 0; header && i < n_header; i++)
@@ -539,14 +522,14 @@ struct campaign_sum {
  * its revenue as linear between day 0 (nothing) and each horizon; -1 when
  * not within the longest horizon or without spend.
  */
-static int64_t payback_day(const struct config *cfg, const struct campaign_sum *c)
+static int64_t payback_day(const struct feature_params *fp, const struct campaign_sum *c)
 {
 	double prev_day = 0, prev_rev = 0;
 
 	if (!(c->spend > 0))
 		return -1;
-	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
-		const double day = (double)cfg->features.horizons.v[h], rev = c->revenue[h];
+	for (size_t h = 0; h < fp->horizons.n; h++) {
+		const double day = (double)fp->horizons.v[h], rev = c->revenue[h];
 
 		if (rev >= c->spend) {
 			double t = rev > prev_rev ? (c->spend - prev_rev) / (rev - prev_rev) : 1;
@@ -622,7 +605,7 @@ static struct campaign_sum *summarise(const struct loaded_model *m, const struct
 	return out;
 }
 
-static int write_campaigns_csv(const struct config *cfg, const struct campaign_sum *cs, size_t n,
+static int write_campaigns_csv(const struct feature_params *fp, const struct campaign_sum *cs, size_t n,
 			       const struct provenance *pv, struct output_set *set, const char *path,
 			       struct ltv_err *err)
 {
@@ -632,14 +615,14 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 	if (ret < 0)
 		return ret;
 	fprintf(f, "app_id,campaign,tier,method,users,spend");
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		fprintf(f, ",revenue_%lld", (long long)cfg->features.horizons.v[h]);
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		fprintf(f, ",roas_%lld", (long long)cfg->features.horizons.v[h]);
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
+	for (size_t h = 0; h < fp->horizons.n; h++)
+		fprintf(f, ",revenue_%lld", (long long)fp->horizons.v[h]);
+	for (size_t h = 0; h < fp->horizons.n; h++)
+		fprintf(f, ",roas_%lld", (long long)fp->horizons.v[h]);
+	for (size_t h = 0; h < fp->horizons.n; h++)
 		fprintf(f, ",revenue_%lld_p10,revenue_%lld_p90,roas_%lld_p10,roas_%lld_p90",
-			(long long)cfg->features.horizons.v[h], (long long)cfg->features.horizons.v[h],
-			(long long)cfg->features.horizons.v[h], (long long)cfg->features.horizons.v[h]);
+			(long long)fp->horizons.v[h], (long long)fp->horizons.v[h],
+			(long long)fp->horizons.v[h], (long long)fp->horizons.v[h]);
 	fprintf(f, ",payback_day,mean_p_alive,risk_segment,model_version,as_of,scored_at\n");
 	for (size_t i = 0; i < n; i++) {
 		csv_write_field(f, cs[i].app);
@@ -647,15 +630,15 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 		csv_write_field(f, cs[i].campaign);
 		fprintf(f, ",%d,%s,%zu,%.2f", cs[i].tier, method_name(campaign_method(&cs[i])), cs[i].users,
 			cs[i].spend);
-		for (size_t h = 0; h < cfg->features.horizons.n; h++)
+		for (size_t h = 0; h < fp->horizons.n; h++)
 			fprintf(f, ",%.2f", cs[i].revenue[h]);
-		for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		for (size_t h = 0; h < fp->horizons.n; h++) {
 			if (cs[i].spend > 0)
 				fprintf(f, ",%.4f", cs[i].revenue[h] / cs[i].spend);
 			else
 				fputc(',', f);
 		}
-		for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+		for (size_t h = 0; h < fp->horizons.n; h++) {
 			const double spend = cs[i].spend > 0 ? cs[i].spend : NAN;
 
 			write_number(f, cs[i].revenue_lo[h]);
@@ -663,10 +646,10 @@ static int write_campaigns_csv(const struct config *cfg, const struct campaign_s
 			write_number(f, cs[i].revenue_lo[h] / spend);
 			write_number(f, cs[i].revenue_hi[h] / spend);
 		}
-		if (payback_day(cfg, &cs[i]) >= 0)
-			fprintf(f, ",%lld", (long long)payback_day(cfg, &cs[i]));
+		if (payback_day(fp, &cs[i]) >= 0)
+			fprintf(f, ",%lld", (long long)payback_day(fp, &cs[i]));
 		else
-			fprintf(f, ",not within %lld", (long long)cfg->features.horizons.v[cfg->features.horizons.n - 1]);
+			fprintf(f, ",not within %lld", (long long)fp->horizons.v[fp->horizons.n - 1]);
 		write_number(f, campaign_p_alive(&cs[i]));
 		fprintf(f, ",%s,%lld,%s,%s\n", serving_risk_segment(campaign_p_alive(&cs[i])),
 			(long long)pv->version, pv->as_of, pv->scored_at);
@@ -731,11 +714,11 @@ static void report_campaigns(FILE *f, struct campaign_sum *cs, size_t n, int ti,
  * the days left (predictor_age_blend). Say how many, so a campaign full of
  * them is read as provisional.
  */
-static void report_partial_windows(FILE *f, const struct config *cfg, const struct model_data *d,
+static void report_partial_windows(FILE *f, const struct feature_params *fp, const struct model_data *d,
 				   const struct scored *s)
 {
 	const double *age = frame_column(&d->frame, "age_days");
-	const int64_t first = cfg->features.snapshots.v[0];
+	const int64_t first = fp->snapshots.v[0];
 	size_t partial = 0;
 
 	for (size_t i = 0; age && i < s->n; i++)
@@ -753,8 +736,9 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 			struct output_set *set, const char *path, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
-	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
-	const long long target = (long long)cfg->features.target_horizon;
+	const struct feature_params *fp = &m->params;
+	const int ti = feature_params_horizon_index(fp, fp->target_horizon);
+	const long long target = (long long)fp->target_horizon;
 	const double *cost = frame_column(&d->frame, "cost");
 	size_t segments[SEGMENT_CUTS + 1] = { 0 }, methods[METHOD_SLOTS] = { 0 }, fallbacks = 0;
 	double spend = 0, *sorted = xmalloc((s->n ? s->n : 1) * sizeof(double));
@@ -779,20 +763,20 @@ static int write_report(const struct loaded_model *m, const struct model_data *d
 	fprintf(f, "ltvpipe score report — model version %lld, as_of %s\n", (long long)m->version,
 		time_format_iso8601(as_of, iso, sizeof(iso)));
 	fprintf(f, "Horizons in days:");
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		fprintf(f, " %lld", (long long)cfg->features.horizons.v[h]);
+	for (size_t h = 0; h < fp->horizons.n; h++)
+		fprintf(f, " %lld", (long long)fp->horizons.v[h]);
 	fprintf(f, " (target %lld). Money is in the currency of the input revenue and cost columns.\n\n", target);
 	fprintf(f, "Users scored (not yet %lld days old, the longest horizon): %zu in %zu campaigns\n",
-		(long long)cfg->features.horizons.v[cfg->features.horizons.n - 1], s->n, n_cs);
-	report_partial_windows(f, cfg, d, s);
+		(long long)fp->horizons.v[fp->horizons.n - 1], s->n, n_cs);
+	report_partial_windows(f, fp, d, s);
 	fprintf(f, "Spend on them: %.2f\n", spend);
-	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+	for (size_t h = 0; h < fp->horizons.n; h++) {
 		double rev = 0;
 
 		for (size_t i = 0; i < s->n; i++)
 			rev += s->sv.ltv[h][i];
 		fprintf(f, "Predicted revenue by day %lld: %.2f (ROAS %s%.3f)\n",
-			(long long)cfg->features.horizons.v[h], rev, spend > 0 ? "" : "n/a ",
+			(long long)fp->horizons.v[h], rev, spend > 0 ? "" : "n/a ",
 			spend > 0 ? rev / spend : 0);
 	}
 	if (s->n) {
@@ -831,12 +815,13 @@ static int write_report_html(const struct loaded_model *m, const struct model_da
 			     struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
-	const int ti = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	const struct feature_params *fp = &m->params;
+	const int ti = feature_params_horizon_index(fp, fp->target_horizon);
 	const double *cost = frame_column(&d->frame, "cost");
 	struct score_html_campaign *camps = xcalloc(n_cs ? n_cs : 1, sizeof(*camps));
 	struct score_html r = {
-		.model_version = m->version, .as_of = as_of, .horizons = cfg->features.horizons.v,
-		.n_horizons = cfg->features.horizons.n, .target_horizon = cfg->features.target_horizon,
+		.model_version = m->version, .as_of = as_of, .horizons = fp->horizons.v,
+		.n_horizons = fp->horizons.n, .target_horizon = fp->target_horizon,
 		.users = s->n, .campaigns = camps, .n_campaigns = n_cs,
 		.min_users = (size_t)cfg->select.min_validation_users,
 	};
@@ -854,7 +839,7 @@ static int write_report_html(const struct loaded_model *m, const struct model_da
 	memcpy(r.segment_cut, m->pred.segment_cut, sizeof(r.segment_cut));
 	for (size_t i = 0; i < n_cs; i++) {
 		camps[i] = (struct score_html_campaign){ cs[i].app, cs[i].campaign, cs[i].tier,
-			cs[i].users, cs[i].spend, { 0 }, { 0 }, { 0 }, payback_day(cfg, &cs[i]),
+			cs[i].users, cs[i].spend, { 0 }, { 0 }, { 0 }, payback_day(fp, &cs[i]),
 			method_name(campaign_method(&cs[i])) };
 		memcpy(camps[i].revenue, cs[i].revenue, sizeof(cs[i].revenue));
 		memcpy(camps[i].revenue_lo, cs[i].revenue_lo, sizeof(cs[i].revenue_lo));
@@ -881,12 +866,12 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	int ret;
 
 	output_set_init(&set);
-	cs = summarise(m, d, s, m->cfg.features.horizons.n, &n_cs);
+	cs = summarise(m, d, s, m->params.horizons.n, &n_cs);
 	ret = w->own_file ? write_own_file(m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
 					   &set, output, err)
 			  : write_users_csv(m, d, users, s, w->pv, &set, output, err);
 	if (ret == 0 && !to_stdout)
-		ret = write_campaigns_csv(&m->cfg, cs, n_cs, w->pv, &set, campaigns_path, err);
+		ret = write_campaigns_csv(&m->params, cs, n_cs, w->pv, &set, campaigns_path, err);
 	if (ret == 0 && !to_stdout)
 		ret = write_report(m, d, s, cs, n_cs, as_of, &set, report_path, err);
 	if (ret == 0 && !to_stdout)
@@ -1068,7 +1053,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct provenance pv = { 0 };
 	int64_t score_id = 0;
 	struct scratch_registry sr = { 0 };
-	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32];
+	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32], differs[512] = "";
 	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, to_stdout = 0, ret;
@@ -1119,7 +1104,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 
 		for (size_t i = 0; i < d.frame.n_rows; i++) {
 			/* Every user younger than the longest horizon has something still to come. */
-			if (age[i] >= (double)m.cfg.features.horizons.v[m.cfg.features.horizons.n - 1])
+			if (age[i] >= (double)m.params.horizons.v[m.params.horizons.n - 1])
 				continue;
 			ARRAY_GROW(s.rows, s.n + 1, cap);
 			s.rows[s.n++] = i;
@@ -1158,12 +1143,17 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 			to_stdout ? "(not written with --output -)" : campaigns_path,
 			to_stdout ? "(not written with --output -)" : report_path,
 			to_stdout ? "not written either" : html_path, (long long)score_id);
+	if (ret == 0 && feature_params_config_diff(&m.params, cfg, differs, sizeof(differs)) > 0)
+		fprintf(out, "  model version %lld keeps the parameters its features were built with: %s; "
+			"'ltvpipe run' trains a version with the config's\n", (long long)version, differs);
 	if (ret == 0 && opts->json) {
 		cJSON_AddNumberToObject(opts->json, "model_version", (double)version);
 		cJSON_AddStringToObject(opts->json, "as_of", iso);
 		cJSON_AddNumberToObject(opts->json, "users", (double)s.n);
 		cJSON_AddNumberToObject(opts->json, "campaigns", (double)n_cs);
-		cJSON_AddNumberToObject(opts->json, "target_horizon", (double)m.cfg.features.target_horizon);
+		cJSON_AddNumberToObject(opts->json, "target_horizon", (double)m.params.target_horizon);
+		if (*differs)
+			cJSON_AddStringToObject(opts->json, "config_differs_from_model", differs);
 		cJSON_AddNumberToObject(opts->json, "score_id", (double)score_id);
 		cJSON_AddStringToObject(opts->json, "users_csv", to_stdout ? "-" : opts->output);
 		if (!to_stdout) {

@@ -9,6 +9,7 @@
 
 #include "ltv/common.h"
 #include "ltv/score_html.h"
+#include "ltv/svg.h"
 #include "ltv/timeutil.h"
 
 #define CHART_W 320.0
@@ -18,55 +19,16 @@
 #define PAD_T 34.0
 #define PAD_B 30.0
 
-static void html_text(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		default: fputc(*s, f);
-		}
-	}
-}
-
-/* A round upper bound for an axis. */
-static double nice_max(double v)
-{
-	double e, m;
-
-	if (!(v > 0) || isinf(v))
-		return 1;
-	e = pow(10, floor(log10(v)));
-	m = v / e;
-	return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * e;
-}
-
 static double roas(double revenue, double spend)
 {
 	return spend > 0 ? revenue / spend : NAN;
-}
-
-struct axes {
-	double x1, y1; /* the axes run from 0 */
-};
-
-static double px(const struct axes *a, double day)
-{
-	return PAD_L + day / a->x1 * (CHART_W - PAD_L - PAD_R);
-}
-
-static double py(const struct axes *a, double v)
-{
-	return CHART_H - PAD_B - fmin(v, a->y1) / a->y1 * (CHART_H - PAD_T - PAD_B);
 }
 
 /* The cumulative ROAS curve of c: day 0 (nothing yet), then each horizon. */
 static void campaign_chart(FILE *f, const struct score_html *r, const struct score_html_campaign *c)
 {
 	const double last = (double)r->horizons[r->n_horizons - 1];
-	struct axes a = { last, 1.2 };
+	struct svg_frame a = { CHART_W, CHART_H, PAD_L, PAD_R, PAD_T, PAD_B, 0, last, 0, 1.2, 1 };
 	int has_band = 1;
 
 	for (size_t h = 0; h < r->n_horizons; h++) {
@@ -76,12 +38,12 @@ static void campaign_chart(FILE *f, const struct score_html *r, const struct sco
 		else
 			a.y1 = fmax(a.y1, roas(c->revenue_hi[h], c->spend) * 1.05);
 	}
-	a.y1 = nice_max(a.y1);
+	a.y1 = svg_nice_max(a.y1);
 	fprintf(f, "<svg class=\"campaign\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
 		   "role=\"img\" data-app=\"", CHART_W, CHART_H, CHART_W, CHART_H);
-	html_text(f, c->app);
+	svg_text(f, c->app);
 	fputs("\" data-campaign=\"", f);
-	html_text(f, c->campaign);
+	svg_text(f, c->campaign);
 	fputs("\" data-payback-day=\"", f);
 	if (c->payback_day >= 0)
 		fprintf(f, "%lld", (long long)c->payback_day);
@@ -90,51 +52,50 @@ static void campaign_chart(FILE *f, const struct score_html *r, const struct sco
 		fprintf(f, " data-roas-%lld=\"%.4f\"", (long long)r->horizons[h],
 			roas(c->revenue[h], c->spend));
 	fputs(">\n<title>", f);
-	html_text(f, c->campaign);
+	svg_text(f, c->campaign);
 	fputs("</title>\n<text x=\"6\" y=\"13\" font-weight=\"bold\">", f);
-	html_text(f, c->campaign);
+	svg_text(f, c->campaign);
 	fprintf(f, "</text>\n<text x=\"6\" y=\"27\" class=\"sub\">%zu users, spend %.2f, tier %d, %s"
 		   "</text>\n", c->users, c->spend, c->tier, c->method);
 	/* axes and grid */
-	for (int k = 0; k <= 4; k++) {
-		const double v = a.y1 * k / 4;
-
-		fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-			   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
-			PAD_L, CHART_W - PAD_R, py(&a, v), py(&a, v), PAD_L - 3, py(&a, v) + 4, v);
-	}
-	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">0</text>\n", px(&a, 0),
+	svg_y_grid(f, &a, "class=\"grid\"", 3);
+	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">0</text>\n", svg_x(&a, 0),
 		CHART_H - PAD_B + 13);
 	for (size_t h = 0; h < r->n_horizons; h++)
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">D%lld</text>\n",
-			px(&a, (double)r->horizons[h]), CHART_H - PAD_B + 13,
+			svg_x(&a, (double)r->horizons[h]), CHART_H - PAD_B + 13,
 			(long long)r->horizons[h]);
 	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"sub\">day since install"
 		   "</text>\n", (PAD_L + CHART_W - PAD_R) / 2, CHART_H - 4);
 	/* the 80% interval of the cumulative revenue, as ROAS */
 	if (has_band) {
-		fprintf(f, "<polygon class=\"band\" points=\"%.1f,%.1f", px(&a, 0), py(&a, 0));
-		for (size_t h = 0; h < r->n_horizons; h++)
-			fprintf(f, " %.1f,%.1f", px(&a, (double)r->horizons[h]),
-				py(&a, roas(c->revenue_hi[h], c->spend)));
-		for (size_t h = r->n_horizons; h-- > 0;)
-			fprintf(f, " %.1f,%.1f", px(&a, (double)r->horizons[h]),
-				py(&a, roas(c->revenue_lo[h], c->spend)));
+		fputs("<polygon class=\"band\" points=\"", f);
+		svg_xy(f, &a, 0, 0);
+		for (size_t h = 0; h < r->n_horizons; h++) {
+			fputc(' ', f);
+			svg_xy(f, &a, (double)r->horizons[h], roas(c->revenue_hi[h], c->spend));
+		}
+		for (size_t h = r->n_horizons; h-- > 0;) {
+			fputc(' ', f);
+			svg_xy(f, &a, (double)r->horizons[h], roas(c->revenue_lo[h], c->spend));
+		}
 		fputs("\"/>\n", f);
 	}
 	/* cost: where cumulative revenue pays the spend back */
 	fprintf(f, "<line class=\"cost\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
 		   "<text x=\"%.1f\" y=\"%.1f\" class=\"cost-label\" text-anchor=\"end\">cost (ROAS 1)</text>\n",
-		PAD_L, CHART_W - PAD_R, py(&a, 1), py(&a, 1), CHART_W - PAD_R - 2, py(&a, 1) - 3);
-	fprintf(f, "<polyline class=\"curve\" points=\"%.1f,%.1f", px(&a, 0), py(&a, 0));
-	for (size_t h = 0; h < r->n_horizons; h++)
-		fprintf(f, " %.1f,%.1f", px(&a, (double)r->horizons[h]),
-			py(&a, roas(c->revenue[h], c->spend)));
+		PAD_L, CHART_W - PAD_R, svg_y(&a, 1), svg_y(&a, 1), CHART_W - PAD_R - 2, svg_y(&a, 1) - 3);
+	fputs("<polyline class=\"curve\" points=\"", f);
+	svg_xy(f, &a, 0, 0);
+	for (size_t h = 0; h < r->n_horizons; h++) {
+		fputc(' ', f);
+		svg_xy(f, &a, (double)r->horizons[h], roas(c->revenue[h], c->spend));
+	}
 	fputs("\"/>\n", f);
 	if (c->payback_day >= 0)
 		fprintf(f, "<circle class=\"payback\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\"/>"
 			   "<text x=\"%.1f\" y=\"%.1f\" class=\"payback-label\">pays back on day %lld</text>\n",
-			px(&a, (double)c->payback_day), py(&a, 1), PAD_L + 4, PAD_T + 10,
+			svg_x(&a, (double)c->payback_day), svg_y(&a, 1), PAD_L + 4, PAD_T + 10,
 			(long long)c->payback_day);
 	else
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"no-payback\">no payback by day %lld</text>\n",
@@ -166,9 +127,9 @@ static void campaign_table(FILE *f, const struct score_html *r,
 		const struct score_html_campaign *c = list[i];
 
 		fputs("<tr><td>", f);
-		html_text(f, c->app);
+		svg_text(f, c->app);
 		fputs("</td><td>", f);
-		html_text(f, c->campaign);
+		svg_text(f, c->campaign);
 		fprintf(f, "</td><td>%zu</td><td>%.2f</td>", c->users, c->spend);
 		for (size_t h = 0; h < r->n_horizons; h++) {
 			fprintf(f, "<td>%.3f", roas(c->revenue[h], c->spend));

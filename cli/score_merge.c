@@ -59,7 +59,7 @@ int score_shard_write(const struct loaded_model *m, const struct model_data *d,
 	}
 	fprintf(f, "%s,1,%lld,%lld,%lld,%lld,%zu\n", SHARD_MAGIC, (long long)m->version,
 		(long long)as_of, (long long)shard->index, (long long)shard->count,
-		m->cfg.features.horizons.n);
+		m->params.horizons.n);
 	for (size_t k = 0; k < d->n_apps; k++) {
 		fputs("app,", f);
 		csv_write_field(f, d->apps[k]);
@@ -85,7 +85,7 @@ int score_shard_write(const struct loaded_model *m, const struct model_data *d,
 		fprintf(f, ",%d,%d", s->sv.method[i], s->sv.fallback[i]);
 		put_double(f, s->sv.p_alive[i]);
 		put_double(f, s->sv.p_purchase_30d[i]);
-		for (size_t h = 0; h < m->cfg.features.horizons.n; h++) {
+		for (size_t h = 0; h < m->params.horizons.n; h++) {
 			put_double(f, s->sv.ltv[h][i]);
 			fprintf(f, ",%d", s->sv.observed[h][i]);
 			put_double(f, s->sv.ltv_lo[h][i]);

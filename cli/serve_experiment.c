@@ -5,6 +5,7 @@
  * written by one background thread so that a request never waits for, or
  * fails with, the registry.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -120,14 +121,47 @@ static void log_push(struct serve_experiment *x, const struct serve_log_entry *e
 	pthread_mutex_unlock(&x->qlock);
 }
 
+/* Queues row i's prediction for the log when its user is in the sample. */
+static void log_prediction(struct serve *s, const struct serve_arm *arm,
+			   const struct loaded_model *m, const struct user_batch *b,
+			   const struct served *sv, size_t i)
+{
+	const double *age = frame_column(&b->d.frame, "age_days");
+	struct serve_experiment *x = &s->exp;
+	struct serve_log_entry e;
+	size_t len = 1;
+	int64_t horizon;
+	int hi;
+
+	if (!arm->logged)
+		return;
+	memset(&e, 0, sizeof(e));
+	snprintf(e.experiment, sizeof(e.experiment), "%s", arm->experiment);
+	snprintf(e.p.user_id, sizeof(e.p.user_id), "%s", arm->user_id);
+	e.p.is_candidate = arm->candidate;
+	e.p.model_version = m->version;
+	e.p.as_of = arm->as_of;
+	e.p.age_days = age ? age[i] : NAN;
+	pthread_mutex_lock(&x->lock);
+	horizon = x->row.horizon;
+	pthread_mutex_unlock(&x->lock);
+	hi = feature_params_horizon_index(&m->params, horizon);
+	e.p.ltv = hi >= 0 ? sv->ltv[hi][i] : NAN;
+	/* the same text `score` logs: {"H": ltv_H, ...} */
+	e.predictions[0] = '{';
+	for (size_t h = 0; h < sv->n_horizons && len < sizeof(e.predictions); h++)
+		len += (size_t)snprintf(e.predictions + len, sizeof(e.predictions) - len,
+					"%s\"%lld\":%.17g", h ? "," : "",
+					(long long)m->params.horizons.v[h], sv->ltv[h][i]);
+	if (len < sizeof(e.predictions) - 1)
+		snprintf(e.predictions + len, sizeof(e.predictions) - len, "}");
+	log_push(x, &e);
+}
+
 void serve_experiment_answer(struct serve *s, const struct serve_arm *arm,
 			     const struct loaded_model *m, const struct user_batch *b,
 			     const struct served *sv, size_t i, struct jbuf *out)
 {
-	const double *age = frame_column(&b->d.frame, "age_days");
-	struct serve_log_entry e;
-	size_t len = 1;
-
 	if (!arm || !arm->experiment[0])
 		return;
 	if (out->len > 0 && out->p[out->len - 1] == '}') {
@@ -138,35 +172,25 @@ void serve_experiment_answer(struct serve *s, const struct serve_arm *arm,
 			  arm->candidate ? "candidate" : "control", (long long)m->version,
 			  arm->logged ? "true" : "false");
 	}
-	if (!arm->logged)
-		return;
-	memset(&e, 0, sizeof(e));
-	snprintf(e.experiment, sizeof(e.experiment), "%s", arm->experiment);
-	snprintf(e.p.user_id, sizeof(e.p.user_id), "%s", arm->user_id);
-	e.p.is_candidate = arm->candidate;
-	e.p.model_version = m->version;
-	e.p.as_of = arm->as_of;
-	e.p.age_days = age ? age[i] : NAN;
-	{
-		struct serve_experiment *x = &s->exp;
-		int64_t horizon;
-		int hi;
+	log_prediction(s, arm, m, b, sv, i);
+}
 
-		pthread_mutex_lock(&x->lock);
-		horizon = x->row.horizon;
-		pthread_mutex_unlock(&x->lock);
-		hi = predictor_horizon_index(&m->cfg, horizon);
-		e.p.ltv = hi >= 0 ? sv->ltv[hi][i] : NAN;
+void serve_experiment_csv(struct serve *s, const struct serve_arm *arm,
+			  const struct loaded_model *m, const struct user_batch *b,
+			  const struct served *sv, size_t i, struct jbuf *out)
+{
+	assert(out->len >= 2 && out->p[out->len - 2] == '\r' && out->p[out->len - 1] == '\n');
+	out->len -= 2; /* reopen the line */
+	out->p[out->len] = '\0';
+	if (arm && arm->experiment[0]) {
+		jbuf_puts(out, ",");
+		jbuf_csv_field(out, arm->experiment);
+		jbuf_puts(out, arm->candidate ? ",candidate," : ",control,");
+		jbuf_puts(out, arm->logged ? "1\r\n" : "0\r\n");
+		log_prediction(s, arm, m, b, sv, i);
+	} else {
+		jbuf_puts(out, ",,,\r\n");
 	}
-	/* the same text `score` logs: {"H": ltv_H, ...} */
-	e.predictions[0] = '{';
-	for (size_t h = 0; h < sv->n_horizons && len < sizeof(e.predictions); h++)
-		len += (size_t)snprintf(e.predictions + len, sizeof(e.predictions) - len,
-					"%s\"%lld\":%.17g", h ? "," : "",
-					(long long)m->cfg.features.horizons.v[h], sv->ltv[h][i]);
-	if (len < sizeof(e.predictions) - 1)
-		snprintf(e.predictions + len, sizeof(e.predictions) - len, "}");
-	log_push(&s->exp, &e);
 }
 
 /* Writes entries in one transaction; on failure nothing of them is kept. */

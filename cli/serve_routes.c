@@ -148,6 +148,15 @@ static int is_feature(const char *name)
 	return 0;
 }
 
+/* An attribute the model was trained with (columns.attributes): a user field too. */
+static int is_model_attr(const struct loaded_model *m, const char *name)
+{
+	for (size_t k = 0; k < m->enc.n_attrs; k++)
+		if (strcmp(m->enc.attrs[k].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 /* What a user may carry beside the features. */
 static const char user_fields[] = "app, campaign, install_time, as_of, user_id";
 
@@ -180,6 +189,7 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 	struct ltv_err err = { 0 };
 	char field[160];
 	double v;
+	int input;
 
 	/* The field's name is written only for an error: a batch has thousands of fields. */
 	if (slot) {
@@ -190,6 +200,8 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 			serve_reply_error(out, 400, "invalid_field", field, "%s must be a string", field);
 			return -1;
 		}
+		if (!item && slot == &ut->user_id && !*text)
+			return 0; /* an empty CSV cell: no user_id, so no experiment arm */
 		*slot = item ? item->valuestring : text;
 		if (slot == &ut->user_id && (!**slot || strlen(*slot) > USER_ID_MAX)) {
 			field_name(field, sizeof(field), prefix, name);
@@ -199,7 +211,23 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 		}
 		return 0;
 	}
-	if (!is_feature(name)) {
+	if (user_batch_attr_index(b, name) >= 0) { /* an attribute of the model: a string */
+		if (!item && !*text)
+			return 0; /* an empty CSV cell: not given */
+		if (item && !cJSON_IsString(item)) {
+			field_name(field, sizeof(field), prefix, name);
+			serve_reply_error(out, 400, "invalid_field", field, "%s must be a string", field);
+			return -1;
+		}
+		if (user_batch_set_attr(b, row, name, item ? item->valuestring : text, &err) < 0) {
+			field_name(field, sizeof(field), prefix, name);
+			serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
+			return -1;
+		}
+		return 0;
+	}
+	input = predict_input_index(name);
+	if (input < 0) {
 		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "unknown_field", field, "%s is not a field; use %s or a feature: %s",
 				  field, user_fields, predict_input_list);
@@ -222,9 +250,9 @@ static int user_field(struct user_batch *b, size_t row, const char *name, const 
 				  serve_clip(text, 32, shown, sizeof(shown)));
 		return -1;
 	}
-	if (strcmp(name, "age_days") == 0)
+	if (strcmp(predict_input_names[input], "age_days") == 0)
 		ut->has_age = 1;
-	if (user_batch_set(b, row, name, v, &err) < 0) {
+	if (user_batch_set_input(b, row, input, v, &err) < 0) {
 		field_name(field, sizeof(field), prefix, name);
 		serve_reply_error(out, 400, "invalid_field", field, "%s%s", prefix, err.msg);
 		return -1;
@@ -332,25 +360,47 @@ static int serve_batch(struct serve *s, const struct loaded_model *m, struct use
 	return 0;
 }
 
+/*
+ * Appends row i's answer: the object `ltvpipe predict` prints (with its
+ * warnings), then the experiment arm that served it.
+ */
+static void answer_user(struct serve *s, const struct serve_arm *arm, const struct loaded_model *m,
+			const struct user_batch *b, const struct served *sv, size_t i, struct jbuf *out)
+{
+	char warning[1024];
+
+	predict_user_json(out, m, b, sv, i);
+	predict_user_warnings(out, m, b, i, warning, sizeof(warning));
+	serve_experiment_answer(s, arm, m, b, sv, i, out);
+}
+
 void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t n)
 {
 	const struct loaded_model *m = &jobs[0]->model->m;
-	struct user_batch b;
+	struct user_batch own, *b = jobs[0]->user;
 	struct serve_reply failed = { 0 };
 	struct served sv;
+	uint32_t *group = NULL;
 
 	atomic_fetch_add(&s->metrics.batches, 1);
 	atomic_fetch_add(&s->metrics.batched_users, n);
-	user_batch_init(&b, m, n);
-	for (size_t i = 0; i < n; i++)
-		user_batch_copy_row(&b, i, jobs[i]->user, 0);
-	if (serve_batch(s, m, &b, &sv, n == 1 ? jobs[0]->out : &failed) == 0) {
+	if (n > 1) { /* one alone is served from its own rows: no copy */
+		b = &own;
+		group = xmalloc(n * sizeof(*group));
+		user_batch_init(b, m, n);
+		for (size_t i = 0; i < n; i++) {
+			user_batch_copy_row(b, i, jobs[i]->user, 0);
+			group[i] = (uint32_t)i;
+		}
+		/* Each request its own: an answer never depends on the requests served with it. */
+		b->d.group = group;
+	}
+	if (serve_batch(s, m, b, &sv, n == 1 ? jobs[0]->out : &failed) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct jbuf text;
 
 			jbuf_init(&text);
-			predict_user_json(&text, m, &b, &sv, i);
-			serve_experiment_answer(s, jobs[i]->arm, m, &b, &sv, i, &text);
+			answer_user(s, jobs[i]->arm, m, b, &sv, i, &text);
 			jobs[i]->out->version = m->version;
 			serve_reply_json(jobs[i]->out, 200, &text);
 		}
@@ -360,7 +410,9 @@ void serve_predict_jobs(struct serve *s, struct predict_job *const *jobs, size_t
 			serve_predict_jobs(s, jobs + i, 1);
 	}
 	free(failed.body);
-	user_batch_release(&b);
+	if (n > 1)
+		user_batch_release(b);
+	free(group);
 }
 
 /*
@@ -405,8 +457,7 @@ static void predict_explained(struct serve *s, struct serve_request *rq, struct 
 	user_batch_init(&b, m, 1);
 	if (user_from_json(&b, 0, root, "", out) == 0 && serve_batch(s, m, &b, &sv, out) == 0) {
 		jbuf_init(&text);
-		predict_user_json(&text, m, &b, &sv, 0);
-		serve_experiment_answer(s, &arm, m, &b, &sv, 0, &text);
+		answer_user(s, &arm, m, &b, &sv, 0, &text);
 		out->version = m->version;
 		if (predict_user_explain(&text, m, &b, &sv, 0, &err) == 0) {
 			serve_reply_json(out, 200, &text);
@@ -475,20 +526,102 @@ static int batch_size_ok(struct serve *s, size_t n, struct serve_reply *out)
 }
 
 /*
- * A JSON batch: each user that names a user_id goes to its experiment arm
- * (route_user), so the batch is served as up to two batches, the served
- * version's and the candidate's, and answered in the order given.
+ * A batch request's users split by experiment arm: each user that names a
+ * user_id goes to its arm (serve_experiment_route, the salted hash `score`
+ * uses), so the batch is served as up to two batches, the served version's
+ * (control) and the candidate's, and answered in the order given.
  */
+struct arm_split {
+	struct serve_model *model[2]; /* control (the served version), candidate */
+	struct user_batch b[2];
+	struct served sv[2];
+	int have[2], served[2];
+	size_t n_arm[2];
+	struct serve_arm *arms;       /* per user */
+	size_t *row_of;               /* per user: its row in b[arms[i].candidate] */
+	size_t n;
+};
+
+static void split_init(struct arm_split *x, size_t n)
+{
+	memset(x, 0, sizeof(*x));
+	x->n = n;
+	x->arms = xcalloc(n ? n : 1, sizeof(*x->arms));
+	x->row_of = xcalloc(n ? n : 1, sizeof(*x->row_of));
+}
+
+/* User i goes to use (a reference taken), the model of its arm x->arms[i]. */
+static void split_take(struct arm_split *x, size_t i, struct serve_model *use)
+{
+	const int k = x->arms[i].candidate;
+
+	if (!x->model[k])
+		x->model[k] = use;
+	else
+		serve_model_put(use);
+	x->row_of[i] = x->n_arm[k]++;
+}
+
+/* Routes user i (user_id NULL: none, so the served version). */
+static void split_route(struct serve *s, struct serve_request *rq, struct arm_split *x, size_t i,
+			const char *user_id, int64_t as_of)
+{
+	split_take(x, i, serve_experiment_route(s, rq->model, user_id, as_of, &x->arms[i]));
+}
+
+/* After every user is routed: the batch of each arm, to fill with split_batch. */
+static void split_batches(struct arm_split *x)
+{
+	for (int k = 0; k < 2; k++)
+		if (x->n_arm[k]) {
+			user_batch_init(&x->b[k], &x->model[k]->m, x->n_arm[k]);
+			x->have[k] = 1;
+		}
+}
+
+static struct user_batch *split_batch(struct arm_split *x, size_t i)
+{
+	return &x->b[x->arms[i].candidate];
+}
+
+/* Serves both arms; 0, or the error answered in out. */
+static int split_serve(struct serve *s, struct arm_split *x, struct serve_reply *out)
+{
+	for (int k = 0; k < 2; k++)
+		if (x->have[k]) {
+			if (serve_batch(s, &x->model[k]->m, &x->b[k], &x->sv[k], out) < 0)
+				return -1;
+			x->served[k] = 1;
+		}
+	return 0;
+}
+
+/* The experiment arm of user i, or NULL when none applies. */
+static const struct serve_arm *split_arm(const struct arm_split *x, size_t i)
+{
+	return x->arms[i].experiment[0] ? &x->arms[i] : NULL;
+}
+
+static void split_release(struct arm_split *x)
+{
+	for (int k = 0; k < 2; k++) {
+		if (x->served[k])
+			served_release(&x->sv[k]);
+		if (x->have[k])
+			user_batch_release(&x->b[k]);
+		serve_model_put(x->model[k]);
+	}
+	free(x->arms);
+	free(x->row_of);
+}
+
 static void batch_json(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
 	cJSON *root = parse_json(s, rq, out);
 	const cJSON *item;
-	struct serve_model *arm_model[2] = { NULL, NULL }; /* control (served), candidate */
-	struct user_batch b[2];
-	struct served sv[2];
-	struct serve_arm *arms = NULL;
-	size_t *row_of = NULL, n_arm[2] = { 0, 0 }, n, i = 0;
-	int ok = 1, served[2] = { 0, 0 }, have[2] = { 0, 0 };
+	struct arm_split x;
+	size_t n, i = 0;
+	int ok = 1;
 	struct jbuf text;
 
 	if (!root)
@@ -504,70 +637,43 @@ static void batch_json(struct serve *s, struct serve_request *rq, struct serve_r
 		cJSON_Delete(root);
 		return;
 	}
-	arms = xcalloc(n, sizeof(*arms));
-	row_of = xcalloc(n, sizeof(*row_of));
+	split_init(&x, n);
 	cJSON_ArrayForEach(item, root) {
-		struct serve_model *use = cJSON_IsObject(item) ? route_user(s, rq, item, &arms[i])
-							       : serve_experiment_route(s, rq->model, NULL, 0, &arms[i]);
-		const int k = arms[i].candidate;
-
-		if (!arm_model[k])
-			arm_model[k] = use;
+		if (cJSON_IsObject(item))
+			split_take(&x, i, route_user(s, rq, item, &x.arms[i]));
 		else
-			serve_model_put(use);
-		row_of[i++] = n_arm[k]++;
+			split_route(s, rq, &x, i, NULL, 0);
+		i++;
 	}
-	for (int k = 0; k < 2; k++)
-		if (n_arm[k]) {
-			user_batch_init(&b[k], &arm_model[k]->m, n_arm[k]);
-			have[k] = 1;
-		}
+	split_batches(&x);
 	i = 0;
 	cJSON_ArrayForEach(item, root) {
 		char prefix[32];
 
 		snprintf(prefix, sizeof(prefix), "[%zu].", i);
-		if (user_from_json(&b[arms[i].candidate], row_of[i], item, prefix, out) < 0) {
+		if (user_from_json(split_batch(&x, i), x.row_of[i], item, prefix, out) < 0) {
 			ok = 0;
 			break;
 		}
 		i++;
 	}
-	for (int k = 0; k < 2 && ok; k++)
-		if (have[k]) {
-			ok = serve_batch(s, &arm_model[k]->m, &b[k], &sv[k], out) == 0;
-			served[k] = ok;
-		}
-	if (ok) {
+	if (ok && split_serve(s, &x, out) == 0) {
 		jbuf_init(&text);
 		jbuf_reserve(&text, n * BATCH_JSON_USER_BYTES);
 		jbuf_addf(&text, "{\"model_version\":%lld,\"n\":%zu,\"predictions\":[",
 			  (long long)rq->model->m.version, n);
 		for (i = 0; i < n; i++) {
-			const int k = arms[i].candidate;
-			struct jbuf one;
+			const int k = x.arms[i].candidate;
 
-			jbuf_init(&one);
-			predict_user_json(&one, &arm_model[k]->m, &b[k], &sv[k], row_of[i]);
-			serve_experiment_answer(s, arms[i].experiment[0] ? &arms[i] : NULL,
-						&arm_model[k]->m, &b[k], &sv[k], row_of[i], &one);
 			if (i)
 				jbuf_puts(&text, ",");
-			jbuf_add(&text, one.p, one.len);
-			jbuf_release(&one);
+			answer_user(s, split_arm(&x, i), &x.model[k]->m, &x.b[k], &x.sv[k], x.row_of[i],
+				    &text);
 		}
 		jbuf_puts(&text, "]}");
 		serve_reply_json(out, 200, &text);
 	}
-	for (int k = 0; k < 2; k++) {
-		if (served[k])
-			served_release(&sv[k]);
-		if (have[k])
-			user_batch_release(&b[k]);
-		serve_model_put(arm_model[k]);
-	}
-	free(arms);
-	free(row_of);
+	split_release(&x);
 	cJSON_Delete(root);
 }
 
@@ -624,15 +730,38 @@ static void csv_rows_release(struct csv_rows *c)
 	free(c->n_fields);
 }
 
+/*
+ * The user_id of CSV line r (column id_col; SIZE_MAX: none) for routing, or
+ * NULL when it has none (its length is checked with the other fields), and
+ * the time its age is counted at (column as_of_col, else now).
+ */
+static const char *csv_user_id(const struct csv_rows *c, size_t r, size_t id_col, size_t as_of_col,
+			       int64_t *out_as_of)
+{
+	const char *id = id_col != SIZE_MAX ? c->rows[r][id_col] : NULL;
+
+	*out_as_of = (int64_t)time(NULL);
+	if (as_of_col != SIZE_MAX && c->n_fields[r] > as_of_col &&
+	    time_parse_iso8601(c->rows[r][as_of_col], out_as_of) < 0)
+		*out_as_of = (int64_t)time(NULL); /* refused with its field by user_finish */
+	if (!id || c->n_fields[r] <= id_col || !*id || strlen(id) > USER_ID_MAX)
+		return NULL;
+	return id;
+}
+
+/*
+ * A CSV batch: routed user by user as a JSON batch is (a user_id column);
+ * while an experiment applies, the answer has the columns experiment, arm
+ * and logged after the prediction's, and model_version is the arm's.
+ */
 static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_reply *out)
 {
 	struct csv_rows c = { 0 };
 	struct csv_parser p;
-	struct user_batch b;
-	struct served sv;
+	struct arm_split x;
 	struct jbuf text;
-	size_t n = 0;
-	int have_batch = 0, ok = 1;
+	size_t n = 0, id_col = SIZE_MAX, as_of_col = SIZE_MAX;
+	int have_split = 0, ok = 1, any_arm = 0;
 
 	if (body_check(rq->body, rq->len, 0, 0, out) < 0)
 		return;
@@ -660,8 +789,12 @@ static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_re
 		const char *name = c.rows[0][k];
 		char field[96];
 
-		if (!is_feature(name) && strcmp(name, "app") && strcmp(name, "campaign") &&
-		    strcmp(name, "install_time") && strcmp(name, "as_of")) {
+		if (strcmp(name, "user_id") == 0)
+			id_col = k;
+		else if (strcmp(name, "as_of") == 0)
+			as_of_col = k;
+		else if (!is_feature(name) && !is_model_attr(&rq->model->m, name) && strcmp(name, "app") &&
+			 strcmp(name, "campaign") && strcmp(name, "install_time")) {
 			field_name(field, sizeof(field), "header.", name);
 			serve_reply_error(out, 400, "unknown_field", field,
 					  "CSV column '%s' is not a field; use %s or a feature: %s",
@@ -669,8 +802,16 @@ static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_re
 			goto out;
 		}
 	}
-	user_batch_init(&b, &rq->model->m, n);
-	have_batch = 1;
+	split_init(&x, n);
+	have_split = 1;
+	for (size_t r = 1; r < c.n; r++) {
+		int64_t as_of;
+		const char *id = csv_user_id(&c, r, id_col, as_of_col, &as_of);
+
+		split_route(s, rq, &x, r - 1, id, as_of);
+		any_arm |= split_arm(&x, r - 1) != NULL;
+	}
+	split_batches(&x);
 	for (size_t r = 1; r < c.n && ok; r++) {
 		struct user_text ut = { 0 };
 		char prefix[40];
@@ -683,27 +824,36 @@ static void batch_csv(struct serve *s, struct serve_request *rq, struct serve_re
 			break;
 		}
 		for (size_t k = 0; k < c.n_fields[0] && ok; k++)
-			ok = user_field(&b, r - 1, c.rows[0][k], c.rows[r][k], NULL, &ut, prefix, out) == 0;
+			ok = user_field(split_batch(&x, r - 1), x.row_of[r - 1], c.rows[0][k], c.rows[r][k],
+					NULL, &ut, prefix, out) == 0;
 		if (ok)
-			ok = user_finish(&b, r - 1, &ut, prefix, out) == 0;
+			ok = user_finish(split_batch(&x, r - 1), x.row_of[r - 1], &ut, prefix, out) == 0;
 	}
-	if (ok && serve_batch(s, &rq->model->m, &b, &sv, out) == 0) {
+	if (ok && split_serve(s, &x, out) == 0) {
+		size_t len;
+		char *body;
+
 		jbuf_init(&text);
 		jbuf_reserve(&text, n * BATCH_CSV_USER_BYTES);
 		predict_user_csv_header(&text, &rq->model->m);
-		for (size_t i = 0; i < n; i++)
-			predict_user_csv(&text, &rq->model->m, &b, &sv, i);
-		{
-			size_t len;
-			char *body = jbuf_take(&text, &len);
-
-			serve_reply_text(out, 200, "text/csv; charset=utf-8", body, len);
+		if (any_arm) { /* the header's CRLF after the experiment's columns */
+			text.len -= 2;
+			jbuf_puts(&text, ",experiment,arm,logged\r\n");
 		}
-		served_release(&sv);
+		for (size_t i = 0; i < n; i++) {
+			const int k = x.arms[i].candidate;
+
+			predict_user_csv(&text, &x.model[k]->m, &x.b[k], &x.sv[k], x.row_of[i]);
+			if (any_arm)
+				serve_experiment_csv(s, split_arm(&x, i), &x.model[k]->m, &x.b[k], &x.sv[k],
+						     x.row_of[i], &text);
+		}
+		body = jbuf_take(&text, &len);
+		serve_reply_text(out, 200, "text/csv; charset=utf-8", body, len);
 	}
 out:
-	if (have_batch)
-		user_batch_release(&b);
+	if (have_split)
+		split_release(&x);
 	csv_rows_release(&c);
 	csv_free(&p);
 }
@@ -966,7 +1116,7 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 	struct artefact_info features = { 0 }, select = { 0 };
 	struct selection_row *sel = NULL;
 	struct evaluation_row *evals = NULL;
-	struct config cfg;
+	struct feature_params params = { 0 };
 	size_t n_sel = 0, n_evals = 0;
 	int64_t version;
 	struct jbuf b;
@@ -980,10 +1130,9 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 		registry_close(reg);
 		return;
 	}
-	config_copy(&cfg, s->cfg);
 	ret = registry_model_version_artefact(reg, version, "features", &features, &err);
 	if (ret == 0)
-		ret = config_apply_canonical(&cfg, features.config, &err);
+		ret = feature_params_load(reg, &features, &params, &err);
 	if (ret == 0)
 		ret = registry_model_version_artefact(reg, version, "select", &select, &err);
 	if (ret == 0)
@@ -999,10 +1148,10 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 		jbuf_addf(&b, "{\"version\":%lld,\"as_of\":", (long long)version);
 		jbuf_json_str(&b, features.as_of == INT64_MIN ? "" : time_format_iso8601(features.as_of, as_of, sizeof(as_of)));
 		jbuf_puts(&b, ",\"horizons\":[");
-		for (size_t h = 0; h < cfg.features.horizons.n; h++)
-			jbuf_addf(&b, "%s%lld", h ? "," : "", (long long)cfg.features.horizons.v[h]);
+		for (size_t h = 0; h < params.horizons.n; h++)
+			jbuf_addf(&b, "%s%lld", h ? "," : "", (long long)params.horizons.v[h]);
 		jbuf_addf(&b, "],\"target_horizon\":%lld,\"validation_campaign_wape\":",
-			  (long long)cfg.features.target_horizon);
+			  (long long)params.target_horizon);
 		jbuf_json_num(&b, wape);
 		jbuf_puts(&b, ",\"methods\":{");
 		for (int m = 0; m < METHOD_COUNT; m++) {
@@ -1060,7 +1209,7 @@ static void on_model_show(struct serve *s, struct serve_request *rq, struct serv
 	selection_rows_free(sel, n_sel);
 	artefact_info_release(&features);
 	artefact_info_release(&select);
-	config_release(&cfg);
+	feature_params_release(&params);
 	registry_close(reg);
 }
 
@@ -1076,9 +1225,9 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	const char *alias = rq->param, *reason;
-	char shown[72], who[64];
-	int64_t version = 0, current = 0;
-	double ignored;
+	char shown[72];
+	int64_t version = 0;
+	struct alias_move mv;
 	struct jbuf b;
 	int ret, rollback;
 
@@ -1114,6 +1263,10 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 	/* As `models promote`: an existing registry, and every check inside the write transaction. */
 	ret = registry_open_existing(s->cfg->registry.path, (int)s->cfg->registry.busy_timeout_s, &reg,
 				     &err);
+	if (ret == LTV_ENOTFOUND) {
+		serve_reply_error(out, 503, "not_ready", NULL, "moving %s: %s", alias, err.msg);
+		goto out;
+	}
 	if (ret == 0)
 		ret = registry_begin(reg, &err);
 	if (ret == 0 && rollback) {
@@ -1124,44 +1277,37 @@ static void on_alias_move(struct serve *s, struct serve_request *rq, struct serv
 		}
 	}
 	if (ret == 0) {
-		ret = registry_model_version_error(reg, version, &ignored, &err);
+		ret = registry_alias_move(reg, alias, version, "ltvpipe serve (bearer token)", reason, &mv,
+					  &err);
 		if (ret == LTV_ENOTFOUND) {
 			serve_reply_error(out, 404, "not_found", "version", "%s", err.msg);
 			goto out;
 		}
 	}
-	if (ret == 0 && registry_alias_get(reg, alias, &current, &err) < 0) {
-		current = 0;
-		err_clear(&err);
+	if (ret == 0 && mv.moved)
+		ret = registry_commit(reg, &err);
+	if (ret < 0) { /* registry_close rolls back what was not committed */
+		serve_reply_error(out, ret == LTV_EBUSY ? 409 : 500, ret == LTV_EBUSY ? "conflict" : "internal",
+				  NULL, "moving %s: %s", alias, err.msg);
+		goto out;
 	}
 	jbuf_init(&b);
 	jbuf_puts(&b, "{\"alias\":");
 	jbuf_json_str(&b, alias);
-	if (ret == 0 && current == version) {
-		jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":false}", (long long)current, (long long)version);
-		serve_reply_json(out, 200, &b);
-		goto out;
+	jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":%s", (long long)mv.from,
+		  (long long)version, mv.moved ? "true" : "false");
+	if (mv.moved) {
+		jbuf_puts(&b, ",\"reason\":");
+		jbuf_json_str(&b, mv.reason);
+		jbuf_addf(&b, ",\"candidate_unset\":%s", mv.candidate_unset ? "true" : "false");
 	}
-	snprintf(who, sizeof(who), "ltvpipe serve (bearer token)");
-	if (ret == 0)
-		ret = registry_alias_set(reg, alias, version, who, reason, &err);
-	if (ret == 0)
-		ret = registry_commit(reg, &err);
-	if (ret < 0) { /* registry_close rolls back what was not committed */
-		jbuf_release(&b);
-		serve_reply_error(out, ret == LTV_EBUSY ? 409 : ret == LTV_ENOTFOUND ? 503 : 500,
-				  ret == LTV_EBUSY ? "conflict" : ret == LTV_ENOTFOUND ? "not_ready" : "internal",
-				  NULL, "moving %s: %s", alias, err.msg);
-		goto out;
-	}
-	jbuf_addf(&b, ",\"from\":%lld,\"to\":%lld,\"moved\":true,\"reason\":", (long long)current,
-		  (long long)version);
-	jbuf_json_str(&b, reason);
 	jbuf_puts(&b, "}");
 	serve_reply_json(out, 200, &b);
-	LOG(LOG_INFO, "%s: model version %lld -> %lld over HTTP (%s)", alias, (long long)current,
-	    (long long)version, reason);
-	serve_watch_poke(s);
+	if (mv.moved) {
+		LOG(LOG_INFO, "%s: model version %lld -> %lld over HTTP (%s)", alias, (long long)mv.from,
+		    (long long)version, mv.reason);
+		serve_watch_poke(s);
+	}
 out:
 	registry_close(reg);
 	cJSON_Delete(root);

@@ -551,6 +551,54 @@ static double code_in(char **dict, size_t n, const char *name)
 	return hit ? (double)(hit - dict) : NAN;
 }
 
+/*
+ * The attributes' dictionaries (columns.attributes) joined like app and
+ * campaign: each shard's attr_<name>_code re-coded into the sorted union.
+ */
+static int join_attr_dicts(struct merge *mg, struct frame *fr, struct encodings *enc,
+			   struct ltv_err *err)
+{
+	const struct str_list *names = &mg->cfg->columns.attributes;
+	char ***dicts = xcalloc(mg->n, sizeof(char **));
+	size_t *ns = xcalloc(mg->n, sizeof(size_t));
+	int ret = 0;
+
+	enc->attrs = xcalloc(names->n + 1, sizeof(*enc->attrs));
+	enc->n_attrs = names->n;
+	for (size_t k = 0; k < names->n && ret == 0; k++) {
+		struct attr_encoding *a = &enc->attrs[k];
+		char key[ATTR_COLUMN_MAX], col[ATTR_COLUMN_MAX];
+
+		a->name = xstrdup(names->v[k]);
+		snprintf(key, sizeof(key), "attr:%s", a->name);
+		attr_column_name(a->name, "code", col, sizeof(col));
+		for (size_t i = 0; i < mg->n && ret == 0; i++)
+			ret = frame_load_dict(mg->sh[i].reg, mg->sh[i].features.id, key, &dicts[i], &ns[i], err);
+		if (ret == 0)
+			a->values = union_dict(dicts, ns, mg->n, &a->n_values);
+		for (size_t i = 0; i < mg->n && ret == 0; i++) {
+			double *code = frame_column(&fr[i], col);
+
+			if (!code) {
+				ret = err_set(err, LTV_EUSAGE, "%s: its features have no attribute '%s'; "
+					      "rebuild the shards with this columns.attributes",
+					      mg->sh[i].path, a->name);
+				break;
+			}
+			for (size_t r = 0; r < fr[i].n_rows; r++)
+				code[r] = code_in(a->values, a->n_values, dicts[i][(size_t)code[r]]);
+		}
+		for (size_t i = 0; i < mg->n; i++) {
+			frame_free_dict(dicts[i], ns[i]);
+			dicts[i] = NULL;
+			ns[i] = 0;
+		}
+	}
+	free(dicts);
+	free(ns);
+	return ret;
+}
+
 struct row_ref {
 	int64_t uid;
 	uint32_t shard;
@@ -608,6 +656,9 @@ static int join_frames(struct merge *mg, struct frame *out, struct encodings *en
 		goto out;
 	enc->apps = union_dict(apps, n_apps, mg->n, &enc->n_apps);
 	enc->campaigns = union_dict(camps, n_camps, mg->n, &enc->n_campaigns);
+	ret = join_attr_dicts(mg, fr, enc, err);
+	if (ret < 0)
+		goto out;
 	refs = xmalloc((total ? total : 1) * sizeof(*refs));
 	for (size_t i = 0; i < mg->n; i++) {
 		double *uid = frame_column(&fr[i], "uid");
@@ -769,6 +820,8 @@ static int write_features(struct merge *mg, double started, struct ltv_err *err)
 		ret = frame_save(&f, mg->reg, mg->features_id, err);
 	if (ret == 0)
 		ret = encodings_save(&enc, mg->reg, mg->features_id, err);
+	if (ret == 0)
+		ret = features_save_params(mg->cfg, mg->as_of, mg->reg, mg->features_id, err);
 	if (ret == 0) {
 		metrics = cJSON_PrintUnformatted(m);
 		timings = timings_json(now_seconds() - started);

@@ -134,7 +134,7 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 	struct row_split users;
 	int ret;
 
-	model_data_split_users(d, ctx->cfg->features.target_horizon, 0, &users);
+	model_data_split_users(d, d->params.target_horizon, 0, &users);
 	if (users.n_train == 0) {
 		row_split_release(&users);
 		return err_set(&ctx->err, LTV_EMODEL, "%s: no training user is mature at the target "
@@ -153,10 +153,14 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 			      "has no finite mean) to fit Gamma-Gamma over every app", kind->name);
 	if (ret == 0)
 		add_fit_metrics(fits, kind, &s->fits[0], users.n_train);
+	/* fits: the pooled one, then one per app */
+	stage_progress(ctx, "fits", 1, d->n_apps + 1);
 	for (size_t a = 0; a < d->n_apps && ret == 0; a++) {
 		struct btyd_fit f = { 0 };
 		struct ltv_err fit_err = { 0 };
 		size_t n_mine = 0;
+
+		stage_progress(ctx, "fits", a + 1, d->n_apps + 1);
 
 		for (size_t i = 0; i < users.n_train; i++)
 			if ((size_t)app[users.train[i]] == a)
@@ -183,7 +187,6 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 
 int btyd_stage_run(struct stage_ctx *ctx, const struct btyd_count_model *kind)
 {
-	const struct config *cfg = ctx->cfg;
 	struct btyd_state *s = btyd_state_new(kind);
 	struct model_data d;
 	struct row_split valid = { 0 };
@@ -212,14 +215,14 @@ int btyd_stage_run(struct stage_ctx *ctx, const struct btyd_count_model *kind)
 		ret = 0;
 	}
 	if (ret == 0 && s->n_fits > 0) {
-		model_data_split(&d, cfg->features.target_horizon, 0, &valid);
+		model_data_split(&d, d.params.target_horizon, 0, &valid);
 		pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
 		ret = btyd_method_predict(s, &d, valid.valid, valid.n_valid,
-					  cfg->features.target_horizon, pred, NULL, &ctx->err);
+					  d.params.target_horizon, pred, NULL, &ctx->err);
 	}
 	if (ret == 0 && s->n_fits > 0)
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
-						   cfg->features.target_horizon);
+						   d.params.target_horizon);
 	if (ret == 0)
 		ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)

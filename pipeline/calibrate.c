@@ -12,7 +12,6 @@
  * candidate whose validation WAPE beats production's replaces it.
  */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -167,11 +166,96 @@ out:
 	return ret;
 }
 
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The snapshot age of each validation row as a dense index (0 .. *out_n - 1,
+ * by age): the ages are read from the rows, not from the configuration.
+ */
+static size_t *age_index(const struct model_data *d, const struct row_split *s, size_t *out_n)
+{
+	const double *window = frame_column(&d->frame, "window_days");
+	size_t *idx = xcalloc(s->n_valid + 1, sizeof(size_t)), n = 0;
+	double *ages = xmalloc((s->n_valid + 1) * sizeof(double));
+
+	for (size_t i = 0; window && i < s->n_valid; i++)
+		ages[i] = window[s->valid[i]];
+	if (window && s->n_valid > 0) {
+		qsort(ages, s->n_valid, sizeof(double), compare_double);
+		for (size_t i = 0; i < s->n_valid; i++)
+			if (n == 0 || ages[i] != ages[n - 1])
+				ages[n++] = ages[i];
+		for (size_t i = 0; i < s->n_valid; i++) {
+			const double a = window[s->valid[i]];
+			size_t lo = 0, hi = n - 1;
+
+			while (lo < hi) {
+				const size_t mid = (lo + hi) / 2;
+
+				if (ages[mid] < a)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			idx[i] = lo;
+		}
+	}
+	*out_n = n ? n : 1;
+	free(ages);
+	return idx;
+}
+
+/*
+ * Sums of revenue to come per held-out group (cohort * n_ages + age[i]);
+ * groups of fewer than min_users rows get group_pred 0, which leaves them
+ * out of the band. Returns how many groups are left in.
+ */
+static size_t group_sums(const struct model_data *d, const struct row_split *s, const double *pred,
+			 const double *actual, const size_t *age, size_t n_ages, size_t min_users,
+			 double *group_pred, double *group_actual, size_t *group_n)
+{
+	const size_t n_groups = d->n_apps * d->n_campaigns * n_ages;
+	size_t kept = 0;
+
+	memset(group_pred, 0, n_groups * sizeof(double));
+	memset(group_actual, 0, n_groups * sizeof(double));
+	memset(group_n, 0, n_groups * sizeof(size_t));
+	for (size_t i = 0; i < s->n_valid; i++) {
+		const size_t g = model_data_cohort(d, s->valid[i]) * n_ages + age[i];
+
+		group_pred[g] += pred[i];
+		group_actual[g] += actual[i];
+		group_n[g]++;
+	}
+	/* Campaigns too small to say anything about campaign error are left out of its band. */
+	for (size_t g = 0; g < n_groups; g++) {
+		if (group_n[g] < min_users)
+			group_pred[g] = 0;
+		kept += group_pred[g] > 0;
+	}
+	return kept;
+}
+
 /*
  * The 80% band of the revenue still to come at one horizon (src/models/
  * conformal.c), from the calibrated predictions on the validation cohorts:
- * per user by prediction bucket, per campaign as a ratio of actual to
- * predicted revenue to come.
+ * per user by prediction bucket, per campaign from held-out groups.
+ *
+ * A held-out group is one campaign at one snapshot age, not one campaign:
+ * validation has a row per (user, snapshot age), so a campaign's sum over
+ * its rows counted each user once per age, with errors that move together,
+ * unlike any campaign that is scored (each user once, at one age); and
+ * with few validation campaigns (CDNOW: 5 acquisition weeks) the conformal
+ * quantile was their largest score. Per (campaign, age) each user counts
+ * once, as when scoring, and there are as many groups as campaigns times
+ * ages (the groups of one campaign share users, so they are not
+ * independent: more of them steadies the quantile without the finite-sample
+ * guarantee of independent ones).
  */
 static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		    int64_t horizon, struct conformal *out)
@@ -179,13 +263,18 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 	const double *y = model_data_label(d, horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	const size_t min_users = (size_t)ctx->cfg->select.min_validation_users;
 	struct row_split s;
-	double *pred, *actual, *group_pred = xcalloc(n_cohorts + 1, sizeof(double));
-	double *group_actual = xcalloc(n_cohorts + 1, sizeof(double));
-	size_t *group_n = xcalloc(n_cohorts + 1, sizeof(size_t));
+	double *pred, *actual, *group_pred = NULL, *group_actual = NULL;
+	size_t *group_n = NULL, *age = NULL, n_ages = 1, n_groups;
 	int ret;
 
 	model_data_split(d, horizon, 0, &s);
+	age = age_index(d, &s, &n_ages);
+	n_groups = n_cohorts * n_ages;
+	group_pred = xcalloc(n_groups + 1, sizeof(double));
+	group_actual = xcalloc(n_groups + 1, sizeof(double));
+	group_n = xcalloc(n_groups + 1, sizeof(size_t));
 	pred = xmalloc((s.n_valid + 1) * sizeof(double));
 	actual = xmalloc((s.n_valid + 1) * sizeof(double));
 	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
@@ -194,26 +283,30 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 	if (ret == 0)
 		predictor_calibrate(p, d, s.valid, s.n_valid, horizon, actual, pred);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
-		size_t c = model_data_cohort(d, s.valid[i]);
-
 		pred[i] -= rev_window[s.valid[i]];
 		actual[i] = y[s.valid[i]] - rev_window[s.valid[i]];
-		group_pred[c] += pred[i];
-		group_actual[c] += actual[i];
-		group_n[c]++;
 	}
-	/* Campaigns too small to say anything about campaign error are left out of its band. */
-	for (size_t c = 0; c < n_cohorts; c++)
-		if (group_n[c] < (size_t)ctx->cfg->select.min_validation_users)
-			group_pred[c] = 0;
+	/*
+	 * Too few (campaign, age) groups with enough users (small data, or a
+	 * horizon with few ages below it): the campaigns themselves, summed over
+	 * their ages, as before, rather than no campaign interval at all.
+	 */
+	if (ret == 0 && group_sums(d, &s, pred, actual, age, n_ages, min_users, group_pred,
+				   group_actual, group_n) < CONFORMAL_MIN_GROUPS && n_ages > 1) {
+		memset(age, 0, s.n_valid * sizeof(size_t));
+		n_groups = n_cohorts;
+		n_ages = 1;
+		group_sums(d, &s, pred, actual, age, 1, min_users, group_pred, group_actual, group_n);
+	}
 	if (ret == 0 && s.n_valid > 0)
 		ret = conformal_fit(pred, actual, s.n_valid, 20, 100, 0.8, group_pred, group_actual,
-				    n_cohorts, out, &ctx->err);
+				    n_groups, out, &ctx->err);
 	free(pred);
 	free(actual);
 	free(group_pred);
 	free(group_actual);
 	free(group_n);
+	free(age);
 	row_split_release(&s);
 	return ret;
 }
@@ -221,7 +314,7 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
 		       int64_t out_id)
 {
-	const struct int_list *hz = &ctx->cfg->features.horizons;
+	const struct int_list *hz = &d->params.horizons;
 	cJSON *bands = cJSON_AddObjectToObject(ctx->metrics, "interval_bands");
 	int ret = 0;
 
@@ -251,14 +344,6 @@ static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct
 	return ret;
 }
 
-/* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
-static int compare_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * Value segments cut at the 50th, 80th and 95th percentile of the calibrated
  * predictions on the validation cohorts: Low / Medium / High / VIP then hold
@@ -276,10 +361,11 @@ static void segment_cuts(const double *pred, size_t n, double *out_cuts)
 	free(sorted);
 }
 
+/* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
 static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
 			   struct predictor *p, double *out_raw, double *out_calibrated)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct row_split s;
@@ -336,7 +422,7 @@ static double select_out_of_sample_wape(const struct artefact_info *select)
 
 /* Every artefact of the version: the inputs, what they were made from, and this one. */
 static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wape,
-				int64_t *out_version)
+				int64_t target_horizon, int64_t *out_version)
 {
 	int64_t ids[STAGE_MAX_INPUTS * 4];
 	size_t n = 0;
@@ -356,7 +442,7 @@ static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wa
 		free(up);
 	}
 	cJSON_AddNumberToObject(m, "out_of_sample_campaign_wape", wape);
-	cJSON_AddNumberToObject(m, "target_horizon", (double)ctx->cfg->features.target_horizon);
+	cJSON_AddNumberToObject(m, "target_horizon", (double)target_horizon);
 	metrics = cJSON_PrintUnformatted(m);
 	cJSON_Delete(m);
 	if (ret == 0)
@@ -422,13 +508,19 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 				 promote ? "new model version" : reason, &ctx->err);
 	if (ret < 0 || !promote)
 		return ret;
+	/* as 'models promote' does: a version that becomes production is no longer a candidate */
+	snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
+		 "; it was the candidate, so candidate is now unset");
+	ret = registry_alias_delete(ctx->reg, "candidate", &ctx->err);
+	if (ret < 0)
+		return ret;
 	return registry_alias_set(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
 				  reason, &ctx->err);
 }
 
 int stage_calibrate_run(struct stage_ctx *ctx)
 {
-	const struct int_list *hz = &ctx->cfg->features.horizons;
+	const struct int_list *hz;
 	const struct artefact_info *artefacts[METHOD_COUNT];
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
@@ -437,23 +529,30 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	int64_t out_id, version;
 	int ret;
 
-	predictor_init(&p, ctx->cfg);
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0)
 		return ret;
+	hz = &d.params.horizons;
+	predictor_init(&p, ctx->cfg, &d.params);
 	for (int m = 0; m < METHOD_COUNT; m++)
 		artefacts[m] = stage_input(ctx, method_table[m]->name);
 	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
 	if (ret == 0)
 		ret = predictor_load_selection(&p, ctx->reg, stage_input(ctx, "select"), &ctx->err);
-	for (int t = 1; t <= 3 && ret == 0; t++)
-		for (size_t h = 0; h < hz->n && ret == 0; h++)
+	/* fits: one per tier and horizon */
+	for (int t = 1; t <= 3 && ret == 0; t++) {
+		for (size_t h = 0; h < hz->n && ret == 0; h++) {
 			ret = fit_one(ctx, &d, &p, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
+			stage_progress(ctx, "fits", (size_t)(t - 1) * hz->n + h + 1, 3 * hz->n);
+		}
+	}
 	if (ret == 0)
 		ret = validation_wape(ctx, &d, &p, &wape_raw, &wape_cal);
 	if (ret < 0)
 		goto out;
 	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape_raw", wape_raw);
+	/* The horizon its figures are at (status prints it; not today's config's). */
+	cJSON_AddNumberToObject(ctx->metrics, "target_horizon", (double)d.params.target_horizon);
 	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape", wape_cal);
 
 	ret = stage_output_id(ctx, &out_id);
@@ -490,7 +589,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	wape_oos = select_out_of_sample_wape(stage_input(ctx, "select"));
 	cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", wape_oos);
 	if (ret == 0)
-		ret = record_model_version(ctx, out_id, wape_oos, &version);
+		ret = record_model_version(ctx, out_id, wape_oos, d.params.target_horizon, &version);
 	if (ret == 0) {
 		cJSON_AddNumberToObject(ctx->metrics, "model_version", (double)version);
 		ret = move_aliases(ctx, version, wape_oos);

@@ -67,7 +67,7 @@ static int add_user_day(void *opaque, int64_t uid, int64_t day, double revenue, 
 			int64_t purchases)
 {
 	struct curves_train *t = opaque;
-	const struct int_list *hz = &t->cfg->features.horizons;
+	const struct int_list *hz = &t->d->params.horizons;
 	int64_t row;
 	uint32_t mask;
 
@@ -114,7 +114,7 @@ static int fit_cumulative(const double *day_total, int64_t horizon, double n_use
 static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 {
 	const struct model_data *d = t->d;
-	const struct int_list *hz = &ctx->cfg->features.horizons;
+	const struct int_list *hz = &d->params.horizons;
 	const double *uid = frame_column(&d->frame, "uid");
 	const double *user_rep = frame_column(&d->frame, "user_rep");
 	const size_t n_dense = d->n_apps * d->n_campaigns;
@@ -192,7 +192,7 @@ static void fit_horizon(struct stage_ctx *ctx, const struct curves_train *t, siz
 			struct curves_horizon *out)
 {
 	const struct config *cfg = ctx->cfg;
-	const int64_t horizon = cfg->features.horizons.v[hi];
+	const int64_t horizon = t->d->params.horizons.v[hi];
 	const size_t hn = (size_t)horizon;
 	const double *sums = t->day_sum + t->day_off[hi];
 	const double *n_train = t->n_train + hi * t->n_cohorts;
@@ -289,7 +289,7 @@ static void add_training_metrics(struct stage_ctx *ctx, const struct curves_stat
 int stage_curves_run(struct stage_ctx *ctx)
 {
 	const struct config *cfg = ctx->cfg;
-	const struct int_list *hz = &cfg->features.horizons;
+	const struct int_list *hz;
 	struct curves_train t = { 0 };
 	struct curves_state *trained = xcalloc(1, sizeof(*trained));
 	struct curves_state *loaded = NULL;
@@ -302,15 +302,17 @@ int stage_curves_run(struct stage_ctx *ctx)
 	int64_t out_id;
 	int ret;
 
-	if (hz->n > CURVES_MAX_HORIZONS) {
-		free(trained);
-		return err_set(&ctx->err, LTV_ECONFIG, "curves: at most %d horizons",
-			       CURVES_MAX_HORIZONS);
-	}
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0) {
 		free(trained);
 		return ret;
+	}
+	hz = &d.params.horizons;
+	if (hz->n > CURVES_MAX_HORIZONS) {
+		free(trained);
+		model_data_release(&d);
+		return err_set(&ctx->err, LTV_ECONFIG, "curves: at most %d horizons",
+			       CURVES_MAX_HORIZONS);
 	}
 	t.d = &d;
 	t.cfg = cfg;
@@ -328,8 +330,10 @@ int stage_curves_run(struct stage_ctx *ctx)
 	trained->shrinkage_users = cfg->curves.shrinkage_users;
 	trained->n_h = hz->n;
 	trained->h = xcalloc(hz->n ? hz->n : 1, sizeof(*trained->h));
-	for (size_t h = 0; h < hz->n; h++)
+	for (size_t h = 0; h < hz->n; h++) {
 		fit_horizon(ctx, &t, h, cohort_tier, cohort_row, &trained->h[h]);
+		stage_progress(ctx, "horizons", h + 1, hz->n);
+	}
 	curves_state_index(trained);
 	add_training_metrics(ctx, trained, &t);
 
@@ -338,13 +342,13 @@ int stage_curves_run(struct stage_ctx *ctx)
 	ret = curves_parse(blob, blob_len, &loaded, &ctx->err);
 	if (ret < 0)
 		goto out;
-	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
+	model_data_split(&d, d.params.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
-	ret = curves_predict(loaded, &d, valid.valid, valid.n_valid, cfg->features.target_horizon,
+	ret = curves_predict(loaded, &d, valid.valid, valid.n_valid, d.params.target_horizon,
 			     pred, NULL, &ctx->err);
 	if (ret == 0)
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
-					     cfg->features.target_horizon);
+					     d.params.target_horizon);
 	if (ret < 0)
 		goto out;
 

@@ -18,7 +18,6 @@
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
-enum split { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_SCORE = 2 };
 
 #define ENCODING_FOLDS 5
 
@@ -95,22 +94,14 @@ static void global_mean(const struct encoding_input *in, const double *y, double
 	}
 }
 
-static void assign_split(const struct config *cfg, int64_t as_of, struct frame *f, double *split,
-			 int *fold)
+static void assign_split(const struct feature_params *p, struct frame *f, double *split, int *fold)
 {
-	const int64_t target = cfg->features.target_horizon;
-	const double valid_after = (double)(as_of - (target + cfg->features.validation_days) * SECONDS_PER_DAY);
 	const double *install = frame_column(f, "install_time");
 	const double *age = frame_column(f, "age_days");
 	double first = INFINITY, last = -INFINITY;
 
 	for (size_t i = 0; i < f->n_rows; i++) {
-		if (age[i] < (double)target)
-			split[i] = SPLIT_SCORE;
-		else if (install[i] > valid_after)
-			split[i] = SPLIT_VALID;
-		else
-			split[i] = SPLIT_TRAIN;
+		split[i] = feature_params_split(p, p->as_of, p->target_horizon, age[i], install[i]);
 		if (split[i] == SPLIT_TRAIN) {
 			first = fmin(first, install[i]);
 			last = fmax(last, install[i]);
@@ -125,30 +116,77 @@ static void assign_split(const struct config *cfg, int64_t as_of, struct frame *
 	}
 }
 
-/* One target (ltv or payer) encoded per app, then per (app, campaign) shrunk to its app. */
-static void encode_target(const struct encoding_input *in, struct encodings *e, const double *app,
-			  const double *cohort, const double *y, double *app_rows, double *app_table,
-			  double *cohort_rows, double *cohort_table, double *out_global)
+/*
+ * One target (ltv or payer) encoded per app, then per (app, sub) shrunk to its
+ * app, a sub being a campaign or an attribute's value (cohort = app * n_sub + sub).
+ */
+static void encode_target(const struct encoding_input *in, size_t n_apps, size_t n_sub,
+			  const double *app, const double *cohort, const double *y, double *app_rows,
+			  double *app_table, double *cohort_rows, double *cohort_table, double *out_global)
 {
-	size_t n_cohorts = e->n_apps * e->n_campaigns;
+	size_t n_cohorts = n_apps * n_sub;
 	double *prior_rows = xcalloc(in->n_rows ? in->n_rows : 1, sizeof(double));
-	double *prior_table = xcalloc((n_cohorts > e->n_apps ? n_cohorts : e->n_apps) + 1, sizeof(double));
+	double *prior_table = xcalloc((n_cohorts > n_apps ? n_cohorts : n_apps) + 1, sizeof(double));
 	double global;
 
 	global_mean(in, y, prior_rows, &global);
-	for (size_t a = 0; a < e->n_apps; a++)
+	for (size_t a = 0; a < n_apps; a++)
 		prior_table[a] = global;
-	target_encode(in, app, e->n_apps, y, prior_rows, prior_table, app_rows, app_table);
+	target_encode(in, app, n_apps, y, prior_rows, prior_table, app_rows, app_table);
 	for (size_t c = 0; c < n_cohorts; c++)
-		prior_table[c] = app_table[c / e->n_campaigns];
+		prior_table[c] = app_table[c / n_sub];
 	target_encode(in, cohort, n_cohorts, y, app_rows, prior_table, cohort_rows, cohort_table);
 	*out_global = global;
 	free(prior_rows);
 	free(prior_table);
 }
 
-static void learn_encodings(const struct config *cfg, struct frame *f, const double *split,
-			    const int *fold, struct encodings *e)
+/*
+ * Each attribute's values encoded like campaigns: the training mean of the
+ * target (and of the payer flag) per (app, value), shrunk to the app, out of
+ * fold for training rows. Target encoding rather than one column per value:
+ * the model feature lists stay fixed whatever the values (a country has
+ * dozens), and a value's worth is learnt where its users are, per app.
+ */
+static void learn_attr_encodings(const struct encoding_input *in, struct frame *f,
+				 struct encodings *e, const double *y, const double *payer)
+{
+	const size_t n = f->n_rows;
+	const double *app = frame_column(f, "app_code");
+	double *cohort = xcalloc(n ? n : 1, sizeof(double));
+	double *app_rows = xcalloc(n ? n : 1, sizeof(double));
+	double *app_table = xcalloc(e->n_apps + 1, sizeof(double));
+	double global;
+
+	for (size_t k = 0; k < e->n_attrs; k++) {
+		struct attr_encoding *a = &e->attrs[k];
+		const size_t n_sub = a->n_values ? a->n_values : 1;
+		char col[ATTR_COLUMN_MAX];
+		const double *code;
+		double *rows;
+
+		attr_column_name(a->name, "code", col, sizeof(col));
+		code = frame_column(f, col);
+		for (size_t i = 0; i < n; i++)
+			cohort[i] = app[i] * (double)n_sub + code[i];
+		a->ltv = xcalloc(e->n_apps * n_sub + 1, sizeof(double));
+		a->payer = xcalloc(e->n_apps * n_sub + 1, sizeof(double));
+		attr_column_name(a->name, "ltv_te", col, sizeof(col));
+		rows = frame_add_column(f, col);
+		encode_target(in, e->n_apps, n_sub, app, cohort, y, app_rows, app_table, rows, a->ltv,
+			      &global);
+		attr_column_name(a->name, "payer_te", col, sizeof(col));
+		rows = frame_add_column(f, col);
+		encode_target(in, e->n_apps, n_sub, app, cohort, payer, app_rows, app_table, rows,
+			      a->payer, &global);
+	}
+	free(cohort);
+	free(app_rows);
+	free(app_table);
+}
+
+static void learn_encodings(const struct config *cfg, const struct feature_params *p, struct frame *f,
+			    const double *split, const int *fold, struct encodings *e)
 {
 	const size_t n = f->n_rows, n_cohorts = e->n_apps * e->n_campaigns;
 	const struct encoding_input in = { split, frame_column(f, "weight"), fold, n,
@@ -164,7 +202,7 @@ static void learn_encodings(const struct config *cfg, struct frame *f, const dou
 	const double *y;
 	double *app_ltv_rows, *campaign_ltv_rows, *campaign_payer_rows, *log_n_rows;
 
-	label_name(cfg->features.target_horizon, name, sizeof(name));
+	label_name(p->target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < n; i++) {
 		cohort[i] = app[i] * (double)e->n_campaigns + campaign[i];
@@ -179,11 +217,12 @@ static void learn_encodings(const struct config *cfg, struct frame *f, const dou
 
 	app_ltv_rows = frame_add_column(f, "app_ltv_te");
 	campaign_ltv_rows = frame_add_column(f, "campaign_ltv_te");
-	encode_target(&in, e, app, cohort, y, app_ltv_rows, e->app_ltv, campaign_ltv_rows,
-		      e->cohort_ltv, &e->global_ltv);
+	encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, y, app_ltv_rows, e->app_ltv,
+		      campaign_ltv_rows, e->cohort_ltv, &e->global_ltv);
 	campaign_payer_rows = frame_add_column(f, "campaign_payer_te");
-	encode_target(&in, e, app, cohort, payer, scratch, e->app_payer, campaign_payer_rows,
-		      e->cohort_payer, &e->global_payer);
+	encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, payer, scratch, e->app_payer,
+		      campaign_payer_rows, e->cohort_payer, &e->global_payer);
+	learn_attr_encodings(&in, f, e, y, payer);
 
 	/* How established a campaign is: log of its training users (a count, not a label). */
 	log_n_rows = frame_add_column(f, "campaign_train_users_log");
@@ -209,7 +248,7 @@ static void add_int_list(cJSON *m, const char *name, const struct int_list *l)
 }
 
 /* Counts are of users (user_rep rows); means are weighted over rows, so they are user means too. */
-static void add_metrics(const struct config *cfg, int64_t as_of, cJSON *m, const struct frame *f,
+static void add_metrics(const struct feature_params *p, cJSON *m, const struct frame *f,
 			const struct feature_base_stats *st)
 {
 	const double *split = frame_column(f, "split");
@@ -219,7 +258,7 @@ static void add_metrics(const struct config *cfg, int64_t as_of, cJSON *m, const
 	char name[48], iso[32];
 	const double *y;
 
-	label_name(cfg->features.target_horizon, name, sizeof(name));
+	label_name(p->target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < f->n_rows; i++) {
 		n_split[(int)split[i]] += user_rep[i];
@@ -229,20 +268,20 @@ static void add_metrics(const struct config *cfg, int64_t as_of, cJSON *m, const
 			w_train += weight[i];
 		}
 	}
-	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(as_of, iso, sizeof(iso)));
-	add_int_list(m, "snapshots", &cfg->features.snapshots);
-	add_int_list(m, "horizons", &cfg->features.horizons);
-	cJSON_AddNumberToObject(m, "target_horizon", (double)cfg->features.target_horizon);
+	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(p->as_of, iso, sizeof(iso)));
+	add_int_list(m, "snapshots", &p->snapshots);
+	add_int_list(m, "horizons", &p->horizons);
+	cJSON_AddNumberToObject(m, "target_horizon", (double)p->target_horizon);
 	cJSON_AddStringToObject(m, "validation_installs_after",
-				time_format_iso8601(as_of - (cfg->features.target_horizon +
-						    cfg->features.validation_days) * SECONDS_PER_DAY,
+				time_format_iso8601((int64_t)feature_params_valid_after(p, p->as_of,
+											  p->target_horizon),
 						    iso, sizeof(iso)));
 	cJSON_AddNumberToObject(m, "users", (double)st->users);
 	cJSON_AddNumberToObject(m, "rows", (double)f->n_rows);
 	cJSON_AddNumberToObject(m, "train_users", n_split[SPLIT_TRAIN]);
 	cJSON_AddNumberToObject(m, "validation_users", n_split[SPLIT_VALID]);
 	cJSON_AddNumberToObject(m, "users_not_mature_at_target", n_split[SPLIT_SCORE]);
-	snprintf(name, sizeof(name), "train_mean_ltv_%lld", (long long)cfg->features.target_horizon);
+	snprintf(name, sizeof(name), "train_mean_ltv_%lld", (long long)p->target_horizon);
 	cJSON_AddNumberToObject(m, name, w_train > 0 ? sum / w_train : 0);
 	cJSON_AddNumberToObject(m, "train_payer_rate_after_snapshot", w_train > 0 ? payers / w_train : 0);
 	cJSON_AddNumberToObject(m, "user_days_read", (double)st->user_days_read);
@@ -255,13 +294,28 @@ void features_complete(const struct config *cfg, int64_t as_of, struct frame *f,
 		       struct cJSON *metrics, struct hasher *content)
 {
 	int *fold = xcalloc(f->n_rows ? f->n_rows : 1, sizeof(int));
+	struct feature_params p;
 
-	assign_split(cfg, as_of, f, frame_add_column(f, "split"), fold);
-	learn_encodings(cfg, f, frame_column(f, "split"), fold, enc);
-	add_metrics(cfg, as_of, metrics, f, stats);
+	feature_params_from_config(cfg, as_of, &p);
+	assign_split(&p, f, frame_add_column(f, "split"), fold);
+	learn_encodings(cfg, &p, f, frame_column(f, "split"), fold, enc);
+	add_metrics(&p, metrics, f, stats);
 	frame_hash(f, content);
 	encodings_hash(enc, content);
+	feature_params_release(&p);
 	free(fold);
+}
+
+int features_save_params(const struct config *cfg, int64_t as_of, struct registry *reg,
+			 int64_t artefact_id, struct ltv_err *err)
+{
+	struct feature_params p;
+	int ret;
+
+	feature_params_from_config(cfg, as_of, &p);
+	ret = feature_params_save(&p, reg, artefact_id, err);
+	feature_params_release(&p);
+	return ret;
 }
 
 /*
@@ -290,6 +344,9 @@ static int shard_features_save(struct stage_ctx *ctx, struct frame *f, struct en
 		hasher_add_str(&ctx->content, enc->apps[i]);
 	for (size_t i = 0; i < enc->n_campaigns; i++)
 		hasher_add_str(&ctx->content, enc->campaigns[i]);
+	for (size_t k = 0; k < enc->n_attrs; k++)
+		for (size_t i = 0; i < enc->attrs[k].n_values; i++)
+			hasher_add_str(&ctx->content, enc->attrs[k].values[i]);
 	ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)
 		ret = frame_save(f, ctx->reg, out_id, &ctx->err);
@@ -298,6 +355,13 @@ static int shard_features_save(struct stage_ctx *ctx, struct frame *f, struct en
 	if (ret == 0)
 		ret = frame_save_dict(ctx->reg, out_id, "campaign", enc->campaigns, enc->n_campaigns,
 				      &ctx->err);
+	for (size_t k = 0; k < enc->n_attrs && ret == 0; k++) {
+		char key[ATTR_COLUMN_MAX];
+
+		snprintf(key, sizeof(key), "attr:%s", enc->attrs[k].name);
+		ret = frame_save_dict(ctx->reg, out_id, key, enc->attrs[k].values, enc->attrs[k].n_values,
+				      &ctx->err);
+	}
 	return ret;
 }
 
@@ -309,10 +373,13 @@ int stage_features_run(struct stage_ctx *ctx)
 	int64_t out_id;
 	int ret;
 
-	ret = feature_build_base(ctx->reg, ctx->cfg, ctx->as_of, FEATURE_ROWS_SNAPSHOTS, &f, &enc.apps, &enc.n_apps,
-				 &enc.campaigns, &enc.n_campaigns, &stats, &ctx->err);
+	ret = feature_build_base_attrs(ctx->reg, ctx->cfg, ctx->as_of, FEATURE_ROWS_SNAPSHOTS, NULL, &f,
+				       &enc.apps, &enc.n_apps, &enc.campaigns, &enc.n_campaigns,
+				       &enc.attrs, &enc.n_attrs, &stats, &ctx->err);
 	if (ret < 0)
 		return ret;
+	/* steps: the rows built from the user-days, then the frame saved */
+	stage_progress(ctx, "steps", 1, 2);
 	if (ctx->shard.count) {
 		ret = shard_features_save(ctx, &f, &enc, &stats);
 	} else {
@@ -322,7 +389,11 @@ int stage_features_run(struct stage_ctx *ctx)
 			ret = frame_save(&f, ctx->reg, out_id, &ctx->err);
 		if (ret == 0)
 			ret = encodings_save(&enc, ctx->reg, out_id, &ctx->err);
+		if (ret == 0)
+			ret = features_save_params(ctx->cfg, ctx->as_of, ctx->reg, out_id, &ctx->err);
 	}
+	if (ret == 0)
+		stage_progress(ctx, "steps", 2, 2);
 	encodings_release(&enc);
 	frame_release(&f);
 	return ret;

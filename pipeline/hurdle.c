@@ -449,7 +449,7 @@ static int train_all(struct stage_ctx *ctx, const struct model_data *d,
 		     const struct hurdle_fit *hf, struct hurdle_state *state, cJSON *details,
 		     cJSON *skipped)
 {
-	const struct int_list *horizons = &ctx->cfg->features.horizons;
+	const struct int_list *horizons = &d->params.horizons;
 	struct horizon_job *jobs = xcalloc(horizons->n ? horizons->n : 1, sizeof(*jobs));
 	int ret;
 
@@ -495,7 +495,7 @@ static int train_all(struct stage_ctx *ctx, const struct model_data *d,
 static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 		       const struct hurdle_state *state)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct gbt_artefact_validation v;
 	double auc = NAN, *payer = NULL;
@@ -521,19 +521,22 @@ static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 int stage_hurdle_run(struct stage_ctx *ctx)
 {
 	const struct config *cfg = ctx->cfg;
-	struct hurdle_fit hf = { .sec = &cfg->hurdle,
-				 .k = cfg->hurdle.features.n,
-				 .names = (const char *const *)cfg->hurdle.features.v };
+	struct hurdle_fit hf = { .sec = &cfg->hurdle };
 	struct hurdle_state *state = NULL;
 	struct gbt_artefact artefact;
+	struct str_list features;
 	struct model_data d;
 	int ret;
 
+	/* hurdle.features plus the attributes' encodings (hurdle.attribute_features) */
+	config_model_features(cfg, &cfg->hurdle, &features);
+	hf.k = features.n;
+	hf.names = (const char *const *)features.v;
 	gbt_artefact_init(&artefact);
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0)
 		goto out;
-	state = hurdle_state_new(&cfg->hurdle.features);
+	state = hurdle_state_new(&features);
 	hf.features = &state->features;
 	ret = train_all(ctx, &d, &hf, state, artefact.models, artefact.skipped);
 	if (ret == 0)
@@ -545,6 +548,7 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 out:
 	gbt_artefact_release(&artefact);
 	hurdle_state_free(state);
+	config_str_list_free(&features);
 	model_data_release(&d);
 	return ret;
 }

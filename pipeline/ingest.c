@@ -30,6 +30,7 @@
 #include "ltv/csvread.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
+#include "ltv/progress.h"
 #include "ltv/stage.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"

@@ -154,11 +154,11 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 	int ret = 0;
 
 	/* Centroids from each row once: repeating non-payers' rows would only cost time. */
-	model_data_split_weighted(d, cfg->features.target_horizon, 0, &split);
+	model_data_split_weighted(d, d->params.target_horizon, 0, &split);
 	if (split.n_train == 0) {
 		ret = err_set(&ctx->err, LTV_EMODEL, "no training user is mature at the target "
 			      "horizon %lld days; ingest older cohorts or lower "
-			      "features.target_horizon", (long long)cfg->features.target_horizon);
+			      "features.target_horizon", (long long)d->params.target_horizon);
 		goto out;
 	}
 	for (size_t j = 0; j < s->n_features; j++) {
@@ -223,26 +223,30 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	ret = fit_clusters(ctx, &d, s);
 	if (ret < 0)
 		goto out;
-	s->n_h = cfg->features.horizons.n;
+	/* steps: the clusters, each horizon's means, the validation */
+	stage_progress(ctx, "steps", 1, d.params.horizons.n + 2);
+	s->n_h = d.params.horizons.n;
 	s->h = xcalloc(s->n_h ? s->n_h : 1, sizeof(*s->h));
 	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
-		s->h[i].horizon = cfg->features.horizons.v[i];
+		s->h[i].horizon = d.params.horizons.v[i];
 		ret = fit_horizon_means(ctx, &d, s, i);
+		stage_progress(ctx, "steps", i + 2, s->n_h + 2);
 	}
 	if (ret < 0)
 		goto out;
 	make_monotone(s);
 	add_training_metrics(ctx, s);
 
-	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
+	model_data_split(&d, d.params.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
-	ret = lookalike_predict_threads(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon,
+	ret = lookalike_predict_threads(s, &d, valid.valid, valid.n_valid, d.params.target_horizon,
 			      stage_threads(ctx), pred, &ctx->err);
 	if (ret == 0)
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
-					     cfg->features.target_horizon);
+					     d.params.target_horizon);
 	if (ret < 0)
 		goto out;
+	stage_progress(ctx, "steps", s->n_h + 2, s->n_h + 2);
 
 	kmeans_save(s->km, &km_blob, &km_len);
 	lookalike_save(s, &blob, &len);

@@ -74,7 +74,7 @@ static float *labels(const struct gbt_artefact_rows *f, double shift)
  */
 static int fit_multiplier(struct stage_ctx *ctx, const struct gbt_artefact_rows *train,
 			  const struct gbt_artefact_rows *valid_own,
-			  const struct gbt_artefact_rows *valid_pooled,
+			  const struct gbt_artefact_rows *valid_pooled, const struct str_list *features,
 			  struct multiplier_model *m, cJSON *info)
 {
 	enum gbt_artefact_valid source;
@@ -92,11 +92,11 @@ static int fit_multiplier(struct stage_ctx *ctx, const struct gbt_artefact_rows 
 	yv = valid ? labels(valid, m->shift) : NULL;
 	gbt_artefact_param(&ctx->cfg->multiplier, "reg:squarederror", stage_threads(ctx), &p);
 	ret = gbt_fit(&p, train->x, y, NULL, train->n, valid ? valid->x : NULL, yv,
-		      valid ? valid->n : 0, ctx->cfg->multiplier.features.n,
-		      (const char *const *)ctx->cfg->multiplier.features.v, &m->model, &ctx->err);
+		      valid ? valid->n : 0, features->n, (const char *const *)features->v, &m->model,
+		      &ctx->err);
 	if (ret == 0) {
 		pred = xmalloc(train->n * sizeof(double));
-		ret = gbt_predict(m->model, train->x, train->n, ctx->cfg->multiplier.features.n,
+		ret = gbt_predict(m->model, train->x, train->n, features->n,
 				  pred, &ctx->err);
 	}
 	if (ret == 0) {
@@ -159,7 +159,7 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 	if (!isnan(m.zero_window_value))
 		cJSON_AddNumberToObject(info, "zero_window_value", m.zero_window_value);
 	if (train.n > 0 && (tier == 0 || train.n >= min_users))
-		ret = fit_multiplier(ctx, &train, &valid, pooled_valid, &m, info);
+		ret = fit_multiplier(ctx, &train, &valid, pooled_valid, &state->features, &m, info);
 	if (ret < 0) {
 		err_prefix(&ctx->err, "multiplier: tier %d, horizon %lld", tier, (long long)horizon);
 		gbt_free(m.model);
@@ -222,7 +222,7 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 		       const struct multiplier_state *state)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct gbt_artefact_validation v;
 	double zero_share = NAN;
@@ -250,6 +250,7 @@ int stage_multiplier_run(struct stage_ctx *ctx)
 	const struct config *cfg = ctx->cfg;
 	struct multiplier_state *state = NULL;
 	struct gbt_artefact artefact;
+	struct str_list features;
 	struct model_data d;
 	int ret;
 
@@ -257,10 +258,15 @@ int stage_multiplier_run(struct stage_ctx *ctx)
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0)
 		goto out;
-	state = multiplier_state_new(&cfg->multiplier.features);
-	for (size_t h = 0; h < cfg->features.horizons.n && ret == 0; h++)
-		ret = train_horizon(ctx, &d, cfg->features.horizons.v[h], state, artefact.models,
+	/* multiplier.features plus the attributes' encodings (multiplier.attribute_features) */
+	config_model_features(cfg, &cfg->multiplier, &features);
+	state = multiplier_state_new(&features);
+	config_str_list_free(&features);
+	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
+		ret = train_horizon(ctx, &d, d.params.horizons.v[h], state, artefact.models,
 				    artefact.skipped);
+		stage_progress(ctx, "horizons", h + 1, d.params.horizons.n);
+	}
 	if (ret == 0)
 		ret = add_metrics(ctx, &d, state);
 	if (ret == 0)

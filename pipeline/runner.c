@@ -20,6 +20,8 @@
 #include "ltv/model_compare.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
+#include "ltv/metrics_text.h"
+#include "ltv/progress.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
@@ -56,6 +58,7 @@ struct stage_plan {
 	size_t n_inputs;
 	double expected_seconds;       /* its last run's time, for the ETA; NaN when unknown */
 	int expected_known;            /* expected_seconds has been looked up */
+	int ordinal, n_stages;         /* stage ordinal of n_stages, as announced, for its progress */
 };
 
 int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
@@ -507,93 +510,6 @@ static int injected_fault(const char *stage, struct ltv_err *err)
 	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
 }
 
-/*
- * The accuracy figures stages record, with what each measures. They are said
- * on one line with their horizon ("on the validation cohorts at D30: payer
- * AUC 0.86, ..."), so no bare "wape=" reaches a reader; other metrics follow
- * as name=value, counts as integers.
- */
-static const struct { const char *key, *label; } metric_labels[] = {
-	{ "payer_auc", "payer AUC" },
-	{ "rmsle", "user RMSLE" },
-	{ "wape", "user WAPE" },
-	{ "campaign_wape", "campaign WAPE" },
-	{ "bias", "bias" },
-	{ "val_campaign_wape", "campaign WAPE" },
-	{ "val_campaign_bias", "campaign bias" },
-	{ "val_campaign_mape", "campaign MAPE" },
-	{ "val_user_rmsle", "user RMSLE" },
-	{ "validation_campaign_wape_raw", "campaign WAPE before calibration" },
-	{ "validation_campaign_wape", "campaign WAPE" },
-	{ "validation_campaign_bias", "campaign bias" },
-	{ "validation_rmsle", "user RMSLE" },
-	{ "out_of_sample_campaign_wape", "campaign WAPE out of sample (cross-fitted)" },
-	{ "out_of_sample_campaign_bias", "campaign bias out of sample (cross-fitted)" },
-};
-
-static const char *metric_label(const char *key)
-{
-	for (size_t i = 0; i < sizeof(metric_labels) / sizeof(metric_labels[0]); i++)
-		if (strcmp(metric_labels[i].key, key) == 0)
-			return metric_labels[i].label;
-	return NULL;
-}
-
-static int is_horizon_key(const char *key)
-{
-	return strcmp(key, "horizon") == 0 || strcmp(key, "val_horizon") == 0 ||
-	       strcmp(key, "out_of_sample_horizon") == 0;
-}
-
-static void print_number(FILE *out, double v)
-{
-	if (v == floor(v) && fabs(v) < 1e15) /* counts: 1733970, never 1.73397e+06 */
-		fprintf(out, "%.0f", v);
-	else
-		fprintf(out, "%.6g", v);
-}
-
-/* default_horizon: the target horizon, for stages whose metrics do not name theirs. */
-static void print_metrics_brief(FILE *out, const char *metrics_json, int64_t default_horizon)
-{
-	cJSON *m = cJSON_Parse(metrics_json);
-	const cJSON *item;
-	double horizon = (double)default_horizon;
-	int printed = 0, quality = 0;
-
-	if (!m)
-		return;
-	cJSON_ArrayForEach(item, m)
-		if (cJSON_IsNumber(item) && is_horizon_key(item->string))
-			horizon = item->valuedouble;
-	cJSON_ArrayForEach(item, m) {
-		const char *label = metric_label(item->string);
-
-		if (!label || !cJSON_IsNumber(item))
-			continue;
-		fprintf(out, "%s", quality++ ? ", " : "");
-		if (quality == 1)
-			fprintf(out, "      on the validation cohorts at D%.0f: ", horizon);
-		fprintf(out, "%s %.4g", label, item->valuedouble);
-	}
-	if (quality)
-		fputc('\n', out);
-	cJSON_ArrayForEach(item, m) {
-		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)) ||
-		    metric_label(item->string) || (quality && is_horizon_key(item->string)))
-			continue;
-		fprintf(out, "%s%s=", printed ? ", " : "      ", item->string);
-		if (cJSON_IsNumber(item))
-			print_number(out, item->valuedouble);
-		else
-			fputs(item->valuestring, out);
-		printed++;
-	}
-	if (printed)
-		fputc('\n', out);
-	cJSON_Delete(m);
-}
-
 /* Runs one stage body and commits its output, or rolls everything back. */
 static int execute_stage(struct run_state *rs, int idx, struct registry *reg, int n_threads,
 			 struct core_share *cores, struct ltv_err *err)
@@ -605,6 +521,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	int64_t input_ids[STAGE_MAX_INPUTS];
 	struct stage_output_state out = { 0 };
 	struct stage_ctx ctx = { 0 };
+	struct progress progress;
 	char content[HASH_HEX_LEN];
 	char *metrics = NULL, *timings = NULL;
 	double started = now_seconds();
@@ -627,12 +544,17 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	ctx.n_inputs = n_inputs;
 	ctx.metrics = cJSON_CreateObject();
 	ctx.output = &out;
+	ctx.progress = &progress;
 	hasher_init(&ctx.content);
 
 	log_set_stage(s->name);
+	progress_run_stage(p->ordinal, p->n_stages);
+	progress_start(&progress, s->name, "steps", 0);
 	/* the main thread announced it with its reason (announce): said once on the console */
 	LOG(LOG_DEBUG, "running (%s)", p->reason);
 	ret = s->run(&ctx);
+	progress_finish(&progress);
+	progress_run_stage(0, 0);
 	if (ret == 0)
 		ret = injected_fault(s->name, &ctx.err);
 	if (ret == 0 && !out.opened)
@@ -659,7 +581,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	p->state = PLAN_RAN;
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
-	print_metrics_brief(rs->out, metrics, rs->cfg->features.target_horizon);
+	metrics_say_brief(rs->out, metrics, rs->cfg->features.target_horizon);
 	/* stdout has just said so: the console shows each stage once; the run's log file keeps it */
 	LOG(LOG_DEBUG, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
@@ -836,9 +758,13 @@ static void announce(struct run_state *rs, const int *stages, size_t n)
 						stage_table[stages[k]].name);
 		LOG(LOG_INFO, "stages %zu-%zu of %zu, in parallel: %s", done + 1, done + n, total, names);
 	}
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
+		rs->plans[stages[k]].ordinal = (int)(done + 1 + k);
+		rs->plans[stages[k]].n_stages = (int)total;
 		LOG(LOG_INFO, "stage %zu of %zu: %s (%s)", done + 1 + k, total, stage_table[stages[k]].name,
 		    rs->plans[stages[k]].reason);
+	}
+	progress_run_left(left);
 	if (!isnan(left) && left < 1)
 		LOG(LOG_INFO, "under 1 s left, by the last run's timings%s",
 		    unknown ? " of the stages timed before" : "");
@@ -1040,36 +966,46 @@ static void plans_to_json(const struct run_state *rs, cJSON *doc, double seconds
 int runner_run(const struct config *cfg, const struct run_options *opts, FILE *out,
 	       struct ltv_err *err)
 {
-	struct run_state rs = { .cfg = cfg, .opts = opts, .as_of = INT64_MIN, .out = out };
+	struct registry *reg = NULL;
+	int ret;
+
+	if (opts->dry_run) {
+		/* A dry run changes nothing: not even creating the registry file. */
+		ret = registry_open_readonly(cfg->registry.path, &reg, err);
+		if (ret == LTV_ENOTFOUND)
+			ret = 0; /* no registry yet: every stage would run */
+	} else {
+		ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
+		if (ret == 0)
+			ret = registry_lock_run(reg, (int)cfg->registry.busy_timeout_s, err);
+	}
+	if (ret == 0)
+		ret = runner_run_on(cfg, reg, opts, out, err);
+	registry_close(reg); /* and the run lock with it */
+	return ret;
+}
+
+int runner_run_on(const struct config *cfg, struct registry *reg, const struct run_options *opts,
+		  FILE *out, struct ltv_err *err)
+{
+	struct run_state rs = { .cfg = cfg, .opts = opts, .as_of = INT64_MIN, .out = out, .reg = reg };
 	char *config_text = NULL;
 	int ret, run_recorded = 0;
 	double started = now_seconds();
 
 	assert(stage_count <= sizeof(rs.plans) / sizeof(rs.plans[0]));
+	assert(reg || opts->dry_run);
 	ret = stage_table_check(err);
 	if (ret == 0)
 		ret = select_stages(opts, rs.plans, err);
 	if (ret < 0)
 		return ret;
-	if (opts->dry_run) {
-		/* A dry run changes nothing: not even creating the registry file. */
-		ret = registry_open_readonly(cfg->registry.path, &rs.reg, err);
-		if (ret == LTV_ENOTFOUND) {
-			for (size_t i = 0; i < stage_count; i++)
-				if (rs.plans[i].state == PLAN_PENDING)
-					fprintf(out, "%s: would run (no registry yet at %s)\n",
-						stage_table[i].name, cfg->registry.path);
-			return 0;
-		}
-	} else {
-		ret = registry_open(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &rs.reg, err);
-	}
-	if (ret < 0)
-		return ret;
-	if (!opts->dry_run) {
-		ret = registry_lock_run(rs.reg, (int)cfg->registry.busy_timeout_s, err);
-		if (ret < 0)
-			goto out;
+	if (!reg) {
+		for (size_t i = 0; i < stage_count; i++)
+			if (rs.plans[i].state == PLAN_PENDING)
+				fprintf(out, "%s: would run (no registry yet at %s)\n",
+					stage_table[i].name, cfg->registry.path);
+		return 0;
 	}
 	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
 	if (!opts->dry_run) {
@@ -1109,6 +1045,7 @@ out:
 		log_close_run();
 	}
 	free(config_text);
+	rs.reg = NULL; /* the caller's */
 	run_state_release(&rs);
 	return ret;
 }
@@ -1204,7 +1141,7 @@ int runner_status(const struct config *cfg, struct registry *reg, int64_t as_of,
 			fprintf(out, "  stale (%s)\n", p->reason);
 			p->state = PLAN_WOULD_RUN;
 		}
-		print_metrics_brief(out, p->current.metrics, cfg->features.target_horizon);
+		metrics_say_brief(out, p->current.metrics, cfg->features.target_horizon);
 	}
 	if (ret == 0)
 		models_say_status(rs.reg, out);

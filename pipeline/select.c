@@ -62,16 +62,16 @@ static int compare_double(const void *a, const void *b)
  * (weighted) per horizon: the last resort of the chain adds it to what a user
  * spent so far.
  */
-static void global_medians(const struct model_data *d, const struct config *cfg, double *out)
+static void global_medians(const struct model_data *d, double *out)
 {
-	for (size_t h = 0; h < cfg->features.horizons.n; h++) {
+	for (size_t h = 0; h < d->params.horizons.n; h++) {
 		struct row_split s;
-		const double *y = model_data_label(d, cfg->features.horizons.v[h]);
+		const double *y = model_data_label(d, d->params.horizons.v[h]);
 		double *v;
 
 		const double *rev_window = frame_column(&d->frame, "rev_window");
 
-		model_data_split(d, cfg->features.horizons.v[h], 0, &s);
+		model_data_split(d, d->params.horizons.v[h], 0, &s);
 		v = xmalloc((s.n_train ? s.n_train : 1) * sizeof(double));
 		for (size_t i = 0; i < s.n_train; i++)
 			v[i] = y[s.train[i]] - rev_window[s.train[i]];
@@ -459,7 +459,7 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 			   const struct predictor *p, const struct row_split *s,
 			   const struct cohort_eval *ev, size_t n_cohorts)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
 	double *pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 	double *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
@@ -627,7 +627,7 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
 	struct user_resid users;
 	int tier_cand[4];
 
-	const int h = predictor_horizon_index(ctx->cfg, horizon);
+	const int h = feature_params_horizon_index(&d->params, horizon);
 
 	predictor_choices_reset(p, h);
 	p->choice[h].own = 1;
@@ -661,7 +661,7 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 				     struct predictor *p, const struct row_split *s,
 				     double *const *pred, struct cohort_eval *ev, size_t n_cohorts)
 {
-	const int64_t target = ctx->cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *install = frame_column(&d->frame, "install_time");
 	const double *y = model_data_label(d, target);
 	const size_t n = s->n_valid;
@@ -727,7 +727,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 				struct predictor *p, int64_t horizon, struct cohort_eval *ev,
 				size_t n_cohorts)
 {
-	const int h = predictor_horizon_index(ctx->cfg, horizon);
+	const int h = feature_params_horizon_index(&d->params, horizon);
 	double *pred[N_CANDIDATES] = { 0 };
 	struct row_split s;
 	size_t moves[2], validated = 0;
@@ -778,10 +778,10 @@ int stage_select_run(struct stage_ctx *ctx)
 	int64_t out_id;
 	int ret;
 
-	predictor_init(&p, ctx->cfg);
 	ret = model_data_load(ctx, 1, &d);
 	if (ret < 0)
 		return ret;
+	predictor_init(&p, ctx->cfg, &d.params);
 	for (int m = 0; m < METHOD_COUNT; m++)
 		artefacts[m] = stage_input(ctx, method_table[m]->name);
 	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
@@ -792,16 +792,19 @@ int stage_select_run(struct stage_ctx *ctx)
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
-	global_medians(&d, ctx->cfg, medians);
+	global_medians(&d, medians);
 	memcpy(p.global_median, medians, sizeof(medians));
-	for (size_t h = 0; h < ctx->cfg->features.horizons.n && ret == 0; h++)
+	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
+	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
 		if ((int)h != p.target_h)
-			ret = choose_other_horizon(ctx, &d, &p, ctx->cfg->features.horizons.v[h], ev,
+			ret = choose_other_horizon(ctx, &d, &p, d.params.horizons.v[h], ev,
 						   n_cohorts);
+		stage_progress(ctx, "steps", h + 1, d.params.horizons.n + 2);
+	}
 	if (ret < 0)
 		goto out;
-	model_data_split(&d, ctx->cfg->features.target_horizon, 0, &s);
-	ret = predict_all(ctx, &d, &p, &s, ctx->cfg->features.target_horizon, pred);
+	model_data_split(&d, d.params.target_horizon, 0, &s);
+	ret = predict_all(ctx, &d, &p, &s, d.params.target_horizon, pred);
 	if (ret < 0)
 		goto out;
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
@@ -809,20 +812,22 @@ int stage_select_run(struct stage_ctx *ctx)
 	ret = add_out_of_sample_metrics(ctx, &d, &p, &s, pred, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
-	choose(ctx, &d, ctx->cfg->features.target_horizon, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
+	stage_progress(ctx, "steps", d.params.horizons.n + 1, d.params.horizons.n + 2);
+	choose(ctx, &d, d.params.target_horizon, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
 	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
 	ret = add_mix_metrics(ctx, &d, &p, &s, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
+	stage_progress(ctx, "steps", d.params.horizons.n + 2, d.params.horizons.n + 2);
 
 	ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)
 		ret = write_selection(ctx, &d, ev, n_cohorts, p.choice[p.target_h].tier_default,
 				      cohort_tier, out_id);
 	if (ret == 0)
-		ret = write_medians(ctx, medians, ctx->cfg->features.horizons.n, out_id);
+		ret = write_medians(ctx, medians, d.params.horizons.n, out_id);
 	if (ret == 0)
 		ret = write_blend(ctx, &p, out_id);
 	if (ret == 0)

@@ -136,27 +136,30 @@ int stage_semantic_run(struct stage_ctx *ctx)
 		return ret;
 	}
 	s->top_k = (size_t)cfg->semantic.top_k;
-	s->n_h = cfg->features.horizons.n;
+	s->n_h = d.params.horizons.n;
 	s->h = xcalloc(s->n_h ? s->n_h : 1, sizeof(*s->h));
 	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
-		s->h[i].horizon = cfg->features.horizons.v[i];
+		s->h[i].horizon = d.params.horizons.v[i];
 		ret = fit_horizon(ctx, &d, &s->h[i]);
+		/* steps: each horizon, then the leave-one-out validation */
+		stage_progress(ctx, "steps", i + 1, s->n_h + 1);
 	}
 	if (ret < 0)
 		goto out;
 	add_training_metrics(ctx, s);
 
-	model_data_split(&d, cfg->features.target_horizon, 0, &valid);
+	model_data_split(&d, d.params.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
-	ret = semantic_predict_rows(s, &d, valid.valid, valid.n_valid, cfg->features.target_horizon, 1,
+	ret = semantic_predict_rows(s, &d, valid.valid, valid.n_valid, d.params.target_horizon, 1,
 			   pred, &ctx->err);
 	if (ret == 0) {
 		cJSON_AddBoolToObject(ctx->metrics, "val_leave_one_out", 1);
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
-					     cfg->features.target_horizon);
+					     d.params.target_horizon);
 	}
 	if (ret < 0)
 		goto out;
+	stage_progress(ctx, "steps", s->n_h + 1, s->n_h + 1);
 
 	semantic_save(s, &blob, &len);
 	hasher_update(&ctx->content, blob, len);

@@ -14,8 +14,7 @@ int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *ou
 	const struct artefact_info *tiers = with_tiers ? stage_input(ctx, "tiers") : NULL;
 
 	assert(features && (!with_tiers || tiers));
-	return model_data_load_artefacts(ctx->reg, features, tiers, ctx->as_of,
-					 ctx->cfg->features.validation_days, out, &ctx->err);
+	return model_data_load_artefacts(ctx->reg, features, tiers, out, &ctx->err);
 }
 
 int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx)

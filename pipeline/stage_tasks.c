@@ -19,6 +19,7 @@
 
 #include "ltv/config.h"
 #include "ltv/log.h"
+#include "ltv/progress.h"
 #include "ltv/stage.h"
 
 #define MAX_TASK_WORKERS 32
@@ -37,8 +38,7 @@ struct task_pool {
 	size_t running;
 	int failed;
 	const char *log_stage;      /* the stage's log name, set on each worker */
-	struct progress progress;   /* the stage's own progress, on a terminal: tasks done of n */
-	size_t done;
+	size_t done;                /* tasks finished: the stage's progress */
 };
 
 /* With the lock held: may one more task start now? */
@@ -81,7 +81,7 @@ static void *pool_worker(void *opaque)
 		pthread_mutex_lock(&p->lock);
 		p->running--;
 		p->done++;
-		progress_update(&p->progress, p->done);
+		stage_progress(p->ctx, "models", p->done, p->n);
 		p->rets[t->index] = ret;
 		if (ret < 0)
 			p->failed = 1;
@@ -89,6 +89,12 @@ static void *pool_worker(void *opaque)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
+}
+
+void stage_progress(struct stage_ctx *ctx, const char *unit, uint64_t done, uint64_t total)
+{
+	if (ctx->progress)
+		progress_step(ctx->progress, unit, done, total);
 }
 
 int stage_task_threads(struct stage_task *task)
@@ -119,13 +125,11 @@ int stage_run_tasks(struct stage_ctx *ctx, size_t n, stage_task_fn fn, void *arg
 			       .log_stage = log_stage() };
 	pthread_t threads[MAX_TASK_WORKERS];
 	size_t n_workers = worker_count(ctx, n), started = 0;
-	char what[64];
 	int ret = 0;
 
 	if (n == 0)
 		return 0;
-	snprintf(what, sizeof(what), "%s models", p.log_stage ? p.log_stage : "stage");
-	progress_start(&p.progress, what, "models", n);
+	stage_progress(ctx, "models", 0, n);
 	p.tasks = xcalloc(n, sizeof(*p.tasks));
 	p.rets = xcalloc(n, sizeof(*p.rets));
 	for (size_t i = 0; i < n; i++) {
@@ -142,7 +146,6 @@ int stage_run_tasks(struct stage_ctx *ctx, size_t n, stage_task_fn fn, void *arg
 		pool_worker(&p); /* one worker, or threads unavailable: this thread runs them all */
 	for (size_t i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	progress_finish(&p.progress);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		if (p.rets[i] < 0) {
 			ret = p.rets[i];

@@ -29,7 +29,7 @@ static int classify(const struct config *cfg, const struct campaign_tier_row *r)
 static struct campaign_tier_row *aggregate(const struct model_data *d, const struct config *cfg,
 					   size_t n_cohorts)
 {
-	const int64_t target = cfg->features.target_horizon;
+	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const double *split = frame_column(&d->frame, "split");

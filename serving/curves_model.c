@@ -13,6 +13,7 @@
 #include "ltv/method.h"
 #include "ltv/model_data.h"
 #include "ltv/strmap.h"
+#include "ltv/u64map.h"
 
 void curves_state_free(struct curves_state *s)
 {
@@ -216,6 +217,7 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 	struct cohort_acc *acc = NULL;
 	size_t n_slots = 0, cap = 0;
 	int32_t *row_slot = NULL;
+	struct u64map group_slots;
 
 	for (size_t i = 0; i < n; i++) {
 		out_ltv[i] = NAN;
@@ -231,9 +233,23 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 	row_slot = xmalloc(n * sizeof(*row_slot));
 	for (size_t c = 0; c < n_dense; c++)
 		slot_of[c] = -1;
+	if (d->group)
+		u64map_init(&group_slots);
 	for (size_t i = 0; i < n; i++) {
 		size_t c = model_data_cohort(d, rows[i]);
 
+		if (d->group) {
+			/* One level per cohort and request (model_data.group). */
+			int is_new = 0;
+			size_t k = u64map_index(&group_slots, ((uint64_t)c << 32) | d->group[rows[i]], &is_new);
+
+			if (is_new) {
+				ARRAY_GROW(acc, n_slots + 1, cap);
+				acc[n_slots++] = (struct cohort_acc){ .first_row = rows[i] };
+			}
+			row_slot[i] = (int32_t)k;
+			continue;
+		}
 		if (slot_of[c] < 0) {
 			ARRAY_GROW(acc, n_slots + 1, cap);
 			acc[n_slots] = (struct cohort_acc){ .first_row = rows[i] };
@@ -241,6 +257,8 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 		}
 		row_slot[i] = slot_of[c];
 	}
+	if (d->group)
+		u64map_release(&group_slots);
 	/* Every trained horizon up to H, so that predictions never decrease with H. */
 	for (size_t hi = 0; hi < s->n_h; hi++) {
 		const struct curves_horizon *h = &s->h[hi];

@@ -52,7 +52,7 @@ static int chain_json(struct jbuf *out, const struct loaded_model *m, const stru
 		      size_t row, int64_t horizon, int served, struct ltv_err *err)
 {
 	const struct predictor *p = &m->pred;
-	const int h = predictor_horizon_index(p->cfg, horizon);
+	const int h = feature_params_horizon_index(&p->params, horizon);
 	const int chosen = predictor_chosen_method(p, d, row, h);
 	const int tier = d->tier ? (int)d->tier[row] : 3;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -251,7 +251,7 @@ static int contributions_json(struct jbuf *out, const struct loaded_model *m,
 	double lo, hi, t, scale;
 	int n_out = 0, ret = 0;
 
-	predictor_age_blend(&m->pred.cfg->features.snapshots, horizon, window ? window[row] : 0,
+	predictor_age_blend(&m->pred.params.snapshots, horizon, window ? window[row] : 0,
 			    &lo, &hi, &t, &scale);
 	jbuf_puts(out, ",\"contributions\":[");
 	for (size_t i = 0; i < n && ret == 0; i++) {
@@ -281,7 +281,7 @@ static int contributions_json(struct jbuf *out, const struct loaded_model *m,
 int explain_row_json(struct jbuf *out, const struct loaded_model *m, const struct model_data *d,
 		     size_t row, int served_method, struct ltv_err *err)
 {
-	const int64_t horizon = m->cfg.features.target_horizon;
+	const int64_t horizon = m->params.target_horizon;
 	int ret;
 
 	jbuf_addf(out, "\"explain\":{\"horizon\":%lld,", (long long)horizon);

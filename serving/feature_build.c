@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "ltv/blob.h"
 #include "ltv/model_data.h"
 #include "ltv/feature_build.h"
@@ -25,6 +27,7 @@
 #define MAX_HORIZONS 16
 #define MAX_SNAPSHOTS 32
 #define ENCODINGS_MAGIC "LTVENCD1"
+#define ATTR_ENCODINGS_MAGIC "LTVATTR1"
 /* Days counted as "recent" by rev_last7 and events_last7_share. */
 #define RECENT_DAYS 7
 
@@ -366,16 +369,86 @@ int feature_build_base(struct registry *reg, const struct config *cfg, int64_t a
 					  out_campaigns, out_n_campaigns, out_stats, err);
 }
 
+void attr_column_name(const char *name, const char *what, char *buf, size_t size)
+{
+	snprintf(buf, size, "attr_%s_%s", name, what);
+}
+
+void attr_encodings_release(struct attr_encoding *a, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		free(a[k].name);
+		frame_free_dict(a[k].values, a[k].n_values);
+		free(a[k].ltv);
+		free(a[k].payer);
+	}
+	free(a);
+}
+
+/*
+ * The attributes of columns.attributes as code columns attr_<name>_code with
+ * their sorted dictionaries. Ingest stored each user's attributes as one JSON
+ * object of strings; a user without one (ingested before the attribute was
+ * configured) has the empty string.
+ */
+static struct attr_encoding *attr_columns(const struct base_run *br, struct frame *f, size_t *out_n)
+{
+	const struct str_list *names = &br->cfg->columns.attributes;
+	struct attr_encoding *attrs = xcalloc(names->n + 1, sizeof(*attrs));
+	cJSON **parsed = xcalloc(br->users.n + 1, sizeof(cJSON *));
+	char **values = xcalloc(br->users.n + 1, sizeof(char *));
+	static char empty[] = "";
+
+	for (size_t u = 0; u < br->users.n; u++)
+		if (br->age_of_uid[u] >= 0 && br->users.attributes_json[u])
+			parsed[u] = cJSON_Parse(br->users.attributes_json[u]);
+	for (size_t k = 0; k < names->n; k++) {
+		char col[ATTR_COLUMN_MAX];
+
+		for (size_t u = 0; u < br->users.n; u++) {
+			const cJSON *v = parsed[u] ? cJSON_GetObjectItemCaseSensitive(parsed[u], names->v[k]) : NULL;
+
+			values[u] = cJSON_IsString(v) ? v->valuestring : empty;
+		}
+		attrs[k].name = xstrdup(names->v[k]);
+		attr_column_name(names->v[k], "code", col, sizeof(col));
+		attrs[k].values = dictionary(values, br->age_of_uid, br->users.n, f,
+					     frame_add_column(f, col), &attrs[k].n_values);
+	}
+	for (size_t u = 0; u < br->users.n; u++)
+		cJSON_Delete(parsed[u]);
+	free(parsed);
+	free(values);
+	*out_n = names->n;
+	return attrs;
+}
+
 int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, int64_t as_of,
 			       enum feature_rows mode, const struct shard_spec *cohorts,
 			       struct frame *out, char ***out_apps, size_t *out_n_apps,
 			       char ***out_campaigns, size_t *out_n_campaigns,
 			       struct feature_base_stats *out_stats, struct ltv_err *err)
 {
+	return feature_build_base_attrs(reg, cfg, as_of, mode, cohorts, out, out_apps, out_n_apps,
+					out_campaigns, out_n_campaigns, NULL, NULL, out_stats, err);
+}
+
+int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
+			     enum feature_rows mode, const struct shard_spec *cohorts,
+			     struct frame *out, char ***out_apps, size_t *out_n_apps,
+			     char ***out_campaigns, size_t *out_n_campaigns,
+			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			     struct feature_base_stats *out_stats, struct ltv_err *err)
+{
 	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows;
 	int ret;
+
+	if (out_attrs) {
+		*out_attrs = NULL;
+		*out_n_attrs = 0;
+	}
 
 	assert(cfg->features.horizons.n <= MAX_HORIZONS);
 	frame_init(out, 0);
@@ -431,6 +504,8 @@ int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, i
 			       frame_add_column(out, "app_code"), out_n_apps);
 	*out_campaigns = dictionary(br.users.campaign, br.age_of_uid, br.users.n, out,
 				    frame_add_column(out, "campaign_code"), out_n_campaigns);
+	if (out_attrs)
+		*out_attrs = attr_columns(&br, out, out_n_attrs);
 	if (out_stats)
 		*out_stats = br.stats;
 out:
@@ -452,7 +527,88 @@ void encodings_release(struct encodings *e)
 	free(e->cohort_ltv);
 	free(e->cohort_payer);
 	free(e->cohort_log_n);
+	attr_encodings_release(e->attrs, e->n_attrs);
 	memset(e, 0, sizeof(*e));
+}
+
+/*
+ * The attributes' encodings, a blob of their own ("attr_encodings") beside
+ * a dictionary "attr:<name>" each, written only when attributes are
+ * configured: an artefact without attributes is the same as before they
+ * existed, and a model saved before them loads with none.
+ */
+static int attr_encodings_save(const struct encodings *e, struct registry *reg,
+			       int64_t artefact_id, struct ltv_err *err)
+{
+	struct blob_writer w;
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, ATTR_ENCODINGS_MAGIC, 1);
+	blob_put_u32(&w, (uint32_t)e->n_attrs);
+	for (size_t k = 0; k < e->n_attrs; k++) {
+		blob_put_str(&w, e->attrs[k].name);
+		blob_put_f64_array(&w, e->attrs[k].ltv, e->n_apps * e->attrs[k].n_values);
+		blob_put_f64_array(&w, e->attrs[k].payer, e->n_apps * e->attrs[k].n_values);
+	}
+	data = blob_writer_detach(&w, &len);
+	ret = registry_blob_put(reg, artefact_id, "attr_encodings", data, len, err);
+	free(data);
+	for (size_t k = 0; k < e->n_attrs && ret == 0; k++) {
+		char key[ATTR_COLUMN_MAX];
+
+		snprintf(key, sizeof(key), "attr:%s", e->attrs[k].name);
+		ret = frame_save_dict(reg, artefact_id, key, e->attrs[k].values, e->attrs[k].n_values, err);
+	}
+	return ret;
+}
+
+static int attr_encodings_load(struct registry *reg, int64_t artefact_id, struct encodings *out,
+			       struct ltv_err *err)
+{
+	struct blob_reader r;
+	void *data = NULL;
+	size_t len;
+	uint32_t version;
+	int corrupt = 0, ret = registry_blob_get(reg, artefact_id, "attr_encodings", &data, &len, err);
+
+	if (ret == LTV_ENOTFOUND) { /* no attribute was configured */
+		err_clear(err);
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, ATTR_ENCODINGS_MAGIC, 1, &version, err);
+	if (ret == 0) {
+		out->n_attrs = blob_get_u32(&r);
+		corrupt = out->n_attrs > 4096;
+		if (corrupt)
+			out->n_attrs = 0;
+		else
+			out->attrs = xcalloc(out->n_attrs + 1, sizeof(*out->attrs));
+	}
+	for (size_t k = 0; k < out->n_attrs && ret == 0 && !corrupt; k++) {
+		struct attr_encoding *a = &out->attrs[k];
+		char key[ATTR_COLUMN_MAX];
+		size_t n1 = 0, n2 = 0;
+
+		a->name = blob_get_str(&r);
+		corrupt = !a->name || blob_get_f64_array(&r, &a->ltv, &n1) < 0 ||
+			  blob_get_f64_array(&r, &a->payer, &n2) < 0;
+		if (corrupt)
+			break;
+		snprintf(key, sizeof(key), "attr:%s", a->name);
+		ret = frame_load_dict(reg, artefact_id, key, &a->values, &a->n_values, err);
+		corrupt = ret == 0 && (n1 != out->n_apps * a->n_values || n2 != n1);
+	}
+	if (corrupt)
+		ret = err_set(err, LTV_EINVAL, "attribute encodings of artefact %lld are truncated or "
+			      "corrupt", (long long)artefact_id);
+	free(data);
+	return ret;
 }
 
 int encodings_save(const struct encodings *e, struct registry *reg, int64_t artefact_id,
@@ -479,6 +635,8 @@ int encodings_save(const struct encodings *e, struct registry *reg, int64_t arte
 		ret = frame_save_dict(reg, artefact_id, "app", e->apps, e->n_apps, err);
 	if (ret == 0)
 		ret = frame_save_dict(reg, artefact_id, "campaign", e->campaigns, e->n_campaigns, err);
+	if (ret == 0 && e->n_attrs)
+		ret = attr_encodings_save(e, reg, artefact_id, err);
 	return ret;
 }
 
@@ -514,6 +672,8 @@ int encodings_load(struct registry *reg, int64_t artefact_id, struct encodings *
 	    n_c1 != out->n_apps * out->n_campaigns || n_c2 != n_c1 || n_c3 != n_c1)
 		ret = err_set(err, LTV_EINVAL, "encodings of artefact %lld are truncated or corrupt",
 			      (long long)artefact_id);
+	if (ret == 0)
+		ret = attr_encodings_load(reg, artefact_id, out, err);
 out:
 	free(data);
 	if (ret < 0)
@@ -536,6 +696,13 @@ void encodings_hash(const struct encodings *e, struct hasher *h)
 	hasher_update(h, e->cohort_ltv, n_cohorts * sizeof(double));
 	hasher_update(h, e->cohort_payer, n_cohorts * sizeof(double));
 	hasher_update(h, e->cohort_log_n, n_cohorts * sizeof(double));
+	for (size_t k = 0; k < e->n_attrs; k++) {
+		hasher_add_str(h, e->attrs[k].name);
+		for (size_t v = 0; v < e->attrs[k].n_values; v++)
+			hasher_add_str(h, e->attrs[k].values[v]);
+		hasher_update(h, e->attrs[k].ltv, e->n_apps * e->attrs[k].n_values * sizeof(double));
+		hasher_update(h, e->attrs[k].payer, e->n_apps * e->attrs[k].n_values * sizeof(double));
+	}
 }
 
 /* Maps each base dictionary entry to its index in an extended copy of the target dictionary. */
@@ -601,4 +768,57 @@ int feature_apply_encodings(const struct encodings *e, struct frame *f,
 	free(app_map);
 	free(campaign_map);
 	return 0;
+}
+
+/* The base attribute named `name`, or NULL. */
+static const struct attr_encoding *find_attr(const struct attr_encoding *a, size_t n, const char *name)
+{
+	for (size_t k = 0; k < n; k++)
+		if (strcmp(a[k].name, name) == 0)
+			return &a[k];
+	return NULL;
+}
+
+void feature_apply_attr_encodings(const struct encodings *e, struct frame *f,
+				  const struct attr_encoding *base, size_t n_base)
+{
+	const double *app = frame_column(f, "app_code");
+
+	assert(app);
+	for (size_t k = 0; k < e->n_attrs; k++) {
+		const struct attr_encoding *a = &e->attrs[k];
+		const struct attr_encoding *b = find_attr(base, n_base, a->name);
+		char col[ATTR_COLUMN_MAX];
+		const double *code;
+		double *ltv, *payer, *map = NULL;
+		char **dict = NULL;
+		size_t n_dict = 0;
+
+		attr_column_name(a->name, "code", col, sizeof(col));
+		code = b ? frame_column(f, col) : NULL;
+		if (code) /* the base's values in the encodings' order; unseen ones past a->n_values */
+			map = recode(a->values, a->n_values, b->values, b->n_values, &dict, &n_dict);
+		attr_column_name(a->name, "ltv_te", col, sizeof(col));
+		ltv = frame_add_column(f, col);
+		attr_column_name(a->name, "payer_te", col, sizeof(col));
+		payer = frame_add_column(f, col);
+		for (size_t i = 0; i < f->n_rows; i++) {
+			size_t ap = (size_t)app[i];
+			size_t v = code && code[i] >= 0 && (size_t)code[i] < b->n_values
+				   ? (size_t)map[(size_t)code[i]] : a->n_values;
+
+			if (ap >= e->n_apps) {
+				ltv[i] = e->global_ltv;
+				payer[i] = e->global_payer;
+			} else if (v >= a->n_values) {
+				ltv[i] = e->app_ltv[ap];
+				payer[i] = e->app_payer[ap];
+			} else {
+				ltv[i] = a->ltv[ap * a->n_values + v];
+				payer[i] = a->payer[ap * a->n_values + v];
+			}
+		}
+		free(map);
+		frame_free_dict(dict, n_dict);
+	}
 }

@@ -14,29 +14,11 @@
 #include "ltv/serving.h"
 #include "ltv/timeutil.h"
 
-/* Row of each uid in d (-1: none); *out_n the array's length. Caller frees. */
-static int64_t *rows_by_uid(const struct model_data *d, size_t *out_n)
-{
-	const double *uid = frame_column(&d->frame, "uid");
-	size_t max_uid = 0;
-	int64_t *row;
-
-	for (size_t i = 0; i < d->frame.n_rows; i++)
-		max_uid = (size_t)uid[i] > max_uid ? (size_t)uid[i] : max_uid;
-	row = xmalloc((max_uid + 1) * sizeof(int64_t));
-	for (size_t u = 0; u <= max_uid; u++)
-		row[u] = -1;
-	for (size_t i = 0; i < d->frame.n_rows; i++)
-		row[(size_t)uid[i]] = (int64_t)i;
-	*out_n = max_uid + 1;
-	return row;
-}
-
 /* The served ltv at horizon of rows of d (n long, caller frees). */
 static int served_at(const struct loaded_model *m, const struct model_data *d, const size_t *rows,
 		     size_t n, int64_t horizon, double **out, struct ltv_err *err)
 {
-	const int h = predictor_horizon_index(&m->cfg, horizon);
+	const int h = feature_params_horizon_index(&m->params, horizon);
 	struct served sv;
 	int ret = serving_predict(m, d, rows, n, &sv, err);
 
@@ -58,13 +40,13 @@ static int plan(struct registry *reg, const struct loaded_model *ma, const struc
 
 	if (ret < 0)
 		return err_prefix(err, "compare: the outcomes");
-	r->horizon = horizon ? horizon : ma->cfg.features.target_horizon;
-	if (predictor_horizon_index(&ma->cfg, r->horizon) < 0 ||
-	    predictor_horizon_index(&mb->cfg, r->horizon) < 0)
+	r->horizon = horizon ? horizon : ma->params.target_horizon;
+	if (feature_params_horizon_index(&ma->params, r->horizon) < 0 ||
+	    feature_params_horizon_index(&mb->params, r->horizon) < 0)
 		return err_set(err, LTV_EUSAGE, "compare: --horizon %lld: model version %lld does not "
 			       "predict it; give a horizon both versions were trained with "
 			       "(features.horizons)", (long long)r->horizon,
-			       (long long)(predictor_horizon_index(&ma->cfg, r->horizon) < 0 ? r->version_a
+			       (long long)(feature_params_horizon_index(&ma->params, r->horizon) < 0 ? r->version_a
 											    : r->version_b));
 	r->as_of_a = model_artefact(ma, "features")->as_of;
 	r->as_of_b = model_artefact(mb, "features")->as_of;
@@ -117,8 +99,8 @@ static int measure(struct registry *reg, const struct config *cfg, const struct 
 		const double *uid = frame_column(&da.frame, "uid");
 		const double *label = model_data_label(&dt, r->horizon);
 
-		b_of_uid = rows_by_uid(&db, &n_b_uid);
-		t_of_uid = rows_by_uid(&dt, &n_t_uid);
+		b_of_uid = model_data_rows_by_uid(&db, &n_b_uid);
+		t_of_uid = model_data_rows_by_uid(&dt, &n_t_uid);
 		rows_a = xmalloc((da.frame.n_rows ? da.frame.n_rows : 1) * sizeof(size_t));
 		rows_b = xmalloc((da.frame.n_rows ? da.frame.n_rows : 1) * sizeof(size_t));
 		actual = xmalloc((da.frame.n_rows ? da.frame.n_rows : 1) * sizeof(double));

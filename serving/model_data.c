@@ -59,17 +59,18 @@ static int features_frame(struct registry *reg, const struct artefact_info *feat
 }
 
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
-			      const struct artefact_info *tiers, int64_t as_of,
-			      int64_t validation_days, struct model_data *out, struct ltv_err *err)
+			      const struct artefact_info *tiers, struct model_data *out,
+			      struct ltv_err *err)
 {
 	static const char *const tier_col[] = { "tier", NULL };
 	struct frame tier_frame;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	out->as_of = as_of;
-	out->validation_days = validation_days;
-	ret = features_frame(reg, features, out, err);
+	ret = feature_params_load(reg, features, &out->params, err);
+	out->as_of = out->params.as_of;
+	if (ret == 0)
+		ret = features_frame(reg, features, out, err);
 	if (ret == 0)
 		ret = frame_load_dict(reg, features->id, "app", &out->apps, &out->n_apps, err);
 	if (ret == 0)
@@ -110,6 +111,7 @@ void model_data_release(struct model_data *d)
 	free(d->tier);
 	frame_free_dict(d->apps, d->n_apps);
 	frame_free_dict(d->campaigns, d->n_campaigns);
+	feature_params_release(&d->params);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -144,16 +146,18 @@ static void split_rows(const struct model_data *d, int64_t horizon, int tier, in
 	const double *window = frame_column(&d->frame, "window_days");
 	const double *user_rep = frame_column(&d->frame, "user_rep");
 	const double *install = frame_column(&d->frame, "install_time");
-	const double valid_after = (double)(d->as_of - (horizon + d->validation_days) * SECONDS_PER_DAY);
 	size_t cap_t = 0, cap_v = 0;
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < d->frame.n_rows; i++) {
-		if (age[i] < (double)horizon || (tier > 0 && d->tier && d->tier[i] != tier))
+		enum feature_split split = feature_params_split(&d->params, d->as_of, horizon, age[i],
+								install[i]);
+
+		if (split == SPLIT_SCORE || (tier > 0 && d->tier && d->tier[i] != tier))
 			continue;
 		if (users_only ? user_rep && user_rep[i] == 0 : window && window[i] >= (double)horizon)
 			continue;
-		if (install[i] > valid_after) {
+		if (split == SPLIT_VALID) {
 			ARRAY_GROW(out->valid, out->n_valid + 1, cap_v);
 			out->valid[out->n_valid++] = i;
 		} else {
@@ -240,4 +244,21 @@ size_t model_data_cohort(const struct model_data *d, size_t row)
 						  : frame_column(&d->frame, "campaign_code");
 
 	return (size_t)app[row] * d->n_campaigns + (size_t)campaign[row];
+}
+
+int64_t *model_data_rows_by_uid(const struct model_data *d, size_t *out_n)
+{
+	const double *uid = frame_column(&d->frame, "uid");
+	size_t max_uid = 0;
+	int64_t *row;
+
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		max_uid = (size_t)uid[i] > max_uid ? (size_t)uid[i] : max_uid;
+	row = xmalloc((max_uid + 1) * sizeof(int64_t));
+	for (size_t u = 0; u <= max_uid; u++)
+		row[u] = -1;
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		row[(size_t)uid[i]] = (int64_t)i;
+	*out_n = max_uid + 1;
+	return row;
 }

@@ -90,7 +90,11 @@ int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 		loaded--;
 		goto out;
 	}
-	predictor_init(&out->pred, &out->cfg);
+	ret = feature_params_load(reg, model_artefact(out, "features"), &out->params, err);
+	if (ret < 0)
+		goto out;
+	feature_params_apply(&out->params, &out->cfg);
+	predictor_init(&out->pred, &out->cfg, &out->params);
 	for (int k = 0; k < METHOD_COUNT; k++)
 		methods[k] = model_artefact(out, method_table[k]->name);
 	ret = encodings_load(reg, model_artefact(out, "features")->id, &out->enc, err);
@@ -125,6 +129,7 @@ void model_release(struct loaded_model *m)
 	if (m->pred.cfg)
 		predictor_release(&m->pred);
 	strmap_release(&m->tier_of);
+	feature_params_release(&m->params);
 	config_release(&m->cfg);
 	memset(m, 0, sizeof(*m));
 }
@@ -149,21 +154,25 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 				   struct model_data *out, struct ltv_err *err)
 {
 	char **apps = NULL, **campaigns = NULL;
-	size_t n_apps = 0, n_campaigns = 0;
+	struct attr_encoding *attrs = NULL;
+	size_t n_apps = 0, n_campaigns = 0, n_attrs = 0;
 	const double *app, *campaign;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = feature_build_base_cohorts(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
-					 &out->frame, &apps, &n_apps, &campaigns, &n_campaigns, NULL, err);
+	ret = feature_build_base_attrs(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
+				       &out->frame, &apps, &n_apps, &campaigns, &n_campaigns, &attrs,
+				       &n_attrs, NULL, err);
 	if (ret < 0)
 		return ret;
 	feature_apply_encodings(&m->enc, &out->frame, apps, n_apps, campaigns, n_campaigns,
 				&out->apps, &out->n_apps, &out->campaigns, &out->n_campaigns);
+	feature_apply_attr_encodings(&m->enc, &out->frame, attrs, n_attrs);
 	frame_free_dict(apps, n_apps);
 	frame_free_dict(campaigns, n_campaigns);
+	attr_encodings_release(attrs, n_attrs);
 	out->as_of = as_of;
-	out->validation_days = m->cfg.features.validation_days;
+	feature_params_copy(&out->params, &m->params);
 	out->tier = xmalloc((out->frame.n_rows ? out->frame.n_rows : 1) * sizeof(double));
 	app = frame_column(&out->frame, "app_code");
 	campaign = frame_column(&out->frame, "campaign_code");

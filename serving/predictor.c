@@ -36,7 +36,7 @@ size_t predictor_fallback_order(const char *const **out_names)
  */
 uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len)
 {
-	const struct int_list *hz = &p->cfg->features.horizons;
+	const struct int_list *hz = &p->params.horizons;
 	struct blob_writer w;
 
 	blob_writer_init(&w);
@@ -93,7 +93,7 @@ static int load_blend(struct predictor *p, const void *data, size_t len, struct 
 		return ret < 0 ? ret : load_tier_weights(&p->choice[p->target_h], &r, err);
 	n = blob_get_u32(&r);
 	for (uint32_t k = 0; k < n && ret == 0; k++) {
-		const int h = predictor_horizon_index(p->cfg, (int64_t)blob_get_u64(&r));
+		const int h = feature_params_horizon_index(&p->params, (int64_t)blob_get_u64(&r));
 		const int own = blob_get_u32(&r) != 0;
 		struct predictor_choices scratch = { 0 };
 		struct predictor_choices *c = h >= 0 ? &p->choice[h] : &scratch;
@@ -142,21 +142,15 @@ double predictor_blend(const struct predictor *p, int h, int tier, const double 
 	return rev_window + sum;
 }
 
-int predictor_horizon_index(const struct config *cfg, int64_t horizon)
-{
-	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		if (cfg->features.horizons.v[h] == horizon)
-			return (int)h;
-	return -1;
-}
-
-void predictor_init(struct predictor *p, const struct config *cfg)
+void predictor_init(struct predictor *p, const struct config *cfg,
+		    const struct feature_params *params)
 {
 	memset(p, 0, sizeof(*p));
 	p->cfg = cfg;
+	feature_params_copy(&p->params, params);
 	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
 		strmap_init(&p->choice[h].cohort_method);
-	p->target_h = predictor_horizon_index(cfg, cfg->features.target_horizon);
+	p->target_h = feature_params_horizon_index(params, params->target_horizon);
 	if (p->target_h < 0)
 		p->target_h = 0;
 	p->choice[p->target_h].own = 1;
@@ -174,6 +168,7 @@ void predictor_release(struct predictor *p)
 		predictor_choices_reset(p, h);
 		strmap_release(&p->choice[h].cohort_method);
 	}
+	feature_params_release(&p->params);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -244,7 +239,7 @@ static int load_choices(struct predictor *p, const void *data, size_t len, struc
 	ret = blob_get_header(&r, CHOICES_MAGIC, 1, &version, err);
 	n = ret == 0 ? blob_get_u32(&r) : 0;
 	for (uint32_t k = 0; k < n && ret == 0; k++) {
-		const int h = predictor_horizon_index(p->cfg, (int64_t)blob_get_u64(&r));
+		const int h = feature_params_horizon_index(&p->params, (int64_t)blob_get_u64(&r));
 		uint64_t n_cohorts;
 
 		if (h < 0 || h == p->target_h)
@@ -283,7 +278,7 @@ static int load_choices(struct predictor *p, const void *data, size_t len, struc
  */
 uint8_t *predictor_save_choices(const struct predictor *p, size_t *out_len)
 {
-	const struct int_list *hz = &p->cfg->features.horizons;
+	const struct int_list *hz = &p->params.horizons;
 	struct blob_writer w;
 	uint32_t n_own = 0;
 
@@ -342,10 +337,10 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 	blob_reader_init(&r, data, len);
 	ret = blob_get_header(&r, GLOBAL_MEDIAN_MAGIC, 1, &version, err);
 	if (ret == 0 && (blob_get_f64_array(&r, &medians, &n_med) < 0 ||
-			 n_med != p->cfg->features.horizons.n))
+			 n_med != p->params.horizons.n))
 		ret = err_set(err, LTV_EINVAL, "select v%lld: global medians do not match the %zu "
 			      "configured horizons", (long long)select->version,
-			      p->cfg->features.horizons.n);
+			      p->params.horizons.n);
 	for (size_t h = 0; ret == 0 && h < n_med; h++)
 		p->global_median[h] = medians[h];
 	free(medians);
@@ -369,7 +364,7 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 int predictor_load_calibration(struct predictor *p, struct registry *reg,
 			       const struct artefact_info *calibrate, struct ltv_err *err)
 {
-	const struct int_list *hz = &p->cfg->features.horizons;
+	const struct int_list *hz = &p->params.horizons;
 
 	for (int t = 1; t <= 3; t++) {
 		for (size_t h = 0; h < hz->n; h++) {
@@ -547,7 +542,7 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 	for (size_t i = 0; i < n; i++) {
 		double lo, hi;
 
-		predictor_age_blend(&p->cfg->features.snapshots, horizon, window[rows[i]], &lo, &hi,
+		predictor_age_blend(&p->params.snapshots, horizon, window[rows[i]], &lo, &hi,
 				    &t[i], &scale[i]);
 		age_col[rows[i]] = lo;
 		if (t[i] > 0) {
@@ -562,7 +557,7 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 		for (size_t i = 0; i < n; i++) {
 			double lo, hi, tt, sc;
 
-			predictor_age_blend(&p->cfg->features.snapshots, horizon, window[rows[i]], &lo,
+			predictor_age_blend(&p->params.snapshots, horizon, window[rows[i]], &lo,
 					    &hi, &tt, &sc);
 			age_col[rows[i]] = hi;
 		}
@@ -633,7 +628,7 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 {
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const int h = predictor_horizon_index(p->cfg, horizon);
+	const int h = feature_params_horizon_index(&p->params, horizon);
 	const struct predictor_choices *choices = predictor_choices_at(p, h);
 	double *pred[METHOD_COUNT] = { 0 }, *p_payer = xmalloc(alloc * sizeof(double));
 	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
@@ -732,7 +727,7 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 			 const size_t *rows, size_t n, int64_t horizon, const double *rev_floor,
 			 double *ltv)
 {
-	int h = predictor_horizon_index(p->cfg, horizon);
+	int h = feature_params_horizon_index(&p->params, horizon);
 
 	for (size_t i = 0; i < n && h >= 0; i++) {
 		int tier = d->tier ? (int)d->tier[rows[i]] : 3;
@@ -749,7 +744,7 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 int predictor_load_bands(struct predictor *p, struct registry *reg,
 			 const struct artefact_info *calibrate, struct ltv_err *err)
 {
-	const struct int_list *hz = &p->cfg->features.horizons;
+	const struct int_list *hz = &p->params.horizons;
 
 	for (size_t h = 0; h < hz->n; h++) {
 		char key[48];

@@ -123,7 +123,7 @@ void served_copy_row(struct served *dst, size_t i, const struct served *src, siz
 int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		    const size_t *rows, size_t n, struct served *out, struct ltv_err *err)
 {
-	const struct config *cfg = &m->cfg;
+	const struct feature_params *fp = &m->params;
 	const double *age = frame_column(&d->frame, "age_days");
 	const double *seen = frame_column(&d->frame, "rev_to_date");
 	const size_t alloc = n ? n : 1;
@@ -133,7 +133,7 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 
 	memset(out, 0, sizeof(*out));
 	out->n = n;
-	out->n_horizons = cfg->features.horizons.n;
+	out->n_horizons = fp->horizons.n;
 	out->raw = xmalloc(alloc * sizeof(double));
 	out->p_payer = xmalloc(alloc * sizeof(double));
 	out->method = xcalloc(alloc, sizeof(int));
@@ -151,9 +151,9 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 	out->p_alive = xmalloc(alloc * sizeof(double));
 	out->p_purchase_30d = xmalloc(alloc * sizeof(double));
 	for (size_t h = 0; h < out->n_horizons && ret == 0; h++) {
-		const int64_t horizon = cfg->features.horizons.v[h];
+		const int64_t horizon = fp->horizons.v[h];
 		const double *label = model_data_label(d, horizon);
-		const int is_target = horizon == cfg->features.target_horizon;
+		const int is_target = horizon == fp->target_horizon;
 		double *v = out->ltv[h];
 
 		ret = predictor_predict_raw(&m->pred, d, rows, n, horizon, v, served,

@@ -79,6 +79,7 @@ static const struct config_key key_table[] = {
 	K("hurdle.colsample_bytree", KEY_DOUBLE, hurdle.colsample_bytree, 0.01, 1, "0.8"),
 	K("hurdle.lambda", KEY_DOUBLE, hurdle.lambda, 0, 1e6, "1"),
 	K("hurdle.min_tier_users", KEY_INT, hurdle.min_tier_users, 1, 100000000, "2000"),
+	K("hurdle.attribute_features", KEY_INT, hurdle.attribute_features, 0, 1, "0"),
 	K("multiplier.features", KEY_STR_LIST, multiplier.features, 0, 0, GBT_FEATURES),
 	K("multiplier.max_depth", KEY_INT, multiplier.max_depth, 1, 16, "4"),
 	K("multiplier.eta", KEY_DOUBLE, multiplier.eta, 0.001, 1, "0.1"),
@@ -89,6 +90,7 @@ static const struct config_key key_table[] = {
 	K("multiplier.colsample_bytree", KEY_DOUBLE, multiplier.colsample_bytree, 0.01, 1, "0.8"),
 	K("multiplier.lambda", KEY_DOUBLE, multiplier.lambda, 0, 1e6, "1"),
 	K("multiplier.min_tier_users", KEY_INT, multiplier.min_tier_users, 1, 100000000, "500"),
+	K("multiplier.attribute_features", KEY_INT, multiplier.attribute_features, 0, 1, "0"),
 	K("curves.shrinkage_users", KEY_DOUBLE, curves.shrinkage_users, 0, 1e9, "500"),
 	K("curves.min_cohort_users", KEY_INT, curves.min_cohort_users, 1, 100000000, "30"),
 	K("lookalike.features", KEY_STR_LIST, lookalike.features, 0, 0,
@@ -115,6 +117,7 @@ static const struct config_key key_table[] = {
 	K("monitor.psi_alert", KEY_DOUBLE, monitor.psi_alert, 0.0001, 100, "0.25"),
 	K("monitor.calibration_warn", KEY_DOUBLE, monitor.calibration_warn, 0.0001, 100, "0.3"),
 	K("monitor.calibration_min_users", KEY_INT, monitor.calibration_min_users, 1, 100000000, "200"),
+	K("monitor.calibration_weeks", KEY_INT, monitor.calibration_weeks, 1, 520, "13"),
 	K("serve.bind", KEY_STRING, serve.bind, 0, 0, "127.0.0.1"),
 	K("serve.port", KEY_INT, serve.port, 0, 65535, "8080"),
 	K("serve.threads", KEY_INT, serve.threads, 1, 256, "8"),
@@ -677,20 +680,72 @@ static int known_feature(const char *name)
 	return 0;
 }
 
+/* attr_<a>_ltv_te or attr_<a>_payer_te for an attribute a of columns.attributes. */
+static int attribute_feature(const struct config *cfg, const char *name)
+{
+	for (size_t k = 0; k < cfg->columns.attributes.n; k++) {
+		char ltv[ATTR_FEATURE_MAX], payer[ATTR_FEATURE_MAX];
+
+		config_attribute_features(cfg->columns.attributes.v[k], ltv, payer);
+		if (strcmp(name, ltv) == 0 || strcmp(name, payer) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+void config_attribute_features(const char *attribute, char ltv[ATTR_FEATURE_MAX],
+			       char payer[ATTR_FEATURE_MAX])
+{
+	snprintf(ltv, ATTR_FEATURE_MAX, "attr_%s_ltv_te", attribute);
+	snprintf(payer, ATTR_FEATURE_MAX, "attr_%s_payer_te", attribute);
+}
+
+static void list_add_once(struct str_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(char *));
+	l->v[l->n++] = xstrdup(name);
+}
+
+void config_model_features(const struct config *cfg, const struct gbt_section *sec,
+			   struct str_list *out)
+{
+	out->n = 0;
+	out->v = NULL;
+	for (size_t i = 0; i < sec->features.n; i++)
+		list_add_once(out, sec->features.v[i]);
+	for (size_t k = 0; k < cfg->columns.attributes.n && sec->attribute_features; k++) {
+		char ltv[ATTR_FEATURE_MAX], payer[ATTR_FEATURE_MAX];
+
+		config_attribute_features(cfg->columns.attributes.v[k], ltv, payer);
+		list_add_once(out, ltv);
+		list_add_once(out, payer);
+	}
+}
+
+void config_str_list_free(struct str_list *l)
+{
+	free_str_list(l);
+}
+
 static int check_feature_list(const struct config *cfg, const char *key, const struct str_list *l,
 			      struct ltv_err *err)
 {
 	char buf[4200];
 
 	for (size_t i = 0; i < l->n; i++)
-		if (!leaky_feature(l->v[i]) && !known_feature(l->v[i]))
+		if (!leaky_feature(l->v[i]) && !known_feature(l->v[i]) && !attribute_feature(cfg, l->v[i]))
 			return err_set(err, LTV_ECONFIG, "%s%s: '%s' is not a feature; the features are "
 				       "rev_window, rev_d0, rev_max_day, purchases_window, events_window, "
 				       "events_d0, active_days_window, engagement, first_purchase_day, "
 				       "cost, window_days, app_ltv_te, campaign_ltv_te, campaign_payer_te, "
 				       "campaign_train_users_log, purchase_days, days_since_purchase, "
 				       "days_since_active, rev_per_purchase_day, rev_last7, "
-				       "events_last7_share, app_code, campaign_code",
+				       "events_last7_share, app_code, campaign_code, and "
+				       "attr_<a>_ltv_te, attr_<a>_payer_te for an attribute a of "
+				       "columns.attributes",
 				       origin_of(cfg, key, buf, sizeof(buf)), key, l->v[i]);
 	for (size_t i = 0; i < l->n; i++)
 		if (leaky_feature(l->v[i]))
@@ -781,6 +836,21 @@ static int check_input_options(const struct config *cfg, struct ltv_err *err)
 
 int config_validate(const struct config *cfg, struct ltv_err *err)
 {
+	for (size_t k = 0; k < cfg->columns.attributes.n; k++) {
+		char buf0[4200];
+
+		if (!*cfg->columns.attributes.v[k] || strlen(cfg->columns.attributes.v[k]) > ATTR_NAME_MAX)
+			return err_set(err, LTV_ECONFIG, "%scolumns.attributes: '%.120s' is not a column "
+				       "name of 1 to %d bytes; list the users-file header names",
+				       origin_of(cfg, "columns.attributes", buf0, sizeof(buf0)),
+				       cfg->columns.attributes.v[k], ATTR_NAME_MAX);
+		for (size_t j = 0; j < k; j++)
+			if (strcmp(cfg->columns.attributes.v[j], cfg->columns.attributes.v[k]) == 0)
+				return err_set(err, LTV_ECONFIG, "%scolumns.attributes: '%s' is listed twice; "
+					       "list each column once",
+					       origin_of(cfg, "columns.attributes", buf0, sizeof(buf0)),
+					       cfg->columns.attributes.v[k]);
+	}
 	if (check_feature_list(cfg, "hurdle.features", &cfg->hurdle.features, err) < 0 ||
 	    check_feature_list(cfg, "multiplier.features", &cfg->multiplier.features, err) < 0 ||
 	    check_feature_list(cfg, "lookalike.features", &cfg->lookalike.features, err) < 0)

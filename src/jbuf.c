@@ -92,9 +92,17 @@ void jbuf_json_str(struct jbuf *b, const char *s)
 
 	reserve(b, strlen(s) + 2);
 	b->p[b->len++] = '"';
-	for (; *u; u++) {
+	for (;;) {
+		const unsigned char *run = u;
 		char esc = 0;
 
+		/* A run of bytes that need no escape is copied at once. */
+		while (*u >= 0x20 && *u != '"' && *u != '\\')
+			u++;
+		if (u > run)
+			jbuf_add(b, (const char *)run, (size_t)(u - run));
+		if (!*u)
+			break;
 		switch (*u) {
 		case '"': esc = '"'; break;
 		case '\\': esc = '\\'; break;
@@ -109,13 +117,12 @@ void jbuf_json_str(struct jbuf *b, const char *s)
 			char two[2] = { '\\', esc };
 
 			jbuf_add(b, two, 2);
-		} else if (*u < 0x20) {
+		} else {
 			char six[6] = { '\\', 'u', '0', '0', hex[*u >> 4], hex[*u & 15] };
 
 			jbuf_add(b, six, 6);
-		} else {
-			jbuf_add(b, (const char *)u, 1);
 		}
+		u++;
 	}
 	jbuf_add(b, "\"", 1);
 }
@@ -123,13 +130,12 @@ void jbuf_json_str(struct jbuf *b, const char *s)
 /* cJSON 1.7's print_number, without its locale handling (ltvpipe runs in "C"). */
 static void number(struct jbuf *b, double v, const char *nan_text)
 {
-	char tmp[NUMFMT_MAX];
-
 	if (isnan(v) || isinf(v)) {
 		jbuf_puts(b, nan_text);
 		return;
 	}
-	jbuf_add(b, tmp, numfmt_json(tmp, v));
+	reserve(b, NUMFMT_MAX); /* written in place, NUL included */
+	b->len += numfmt_json(b->p + b->len, v);
 }
 
 void jbuf_json_num(struct jbuf *b, double v)

@@ -14,6 +14,7 @@
 #include <xgboost/c_api.h>
 
 #include "ltv/log.h"
+#include "ltv/progress.h"
 
 int log_level_current = LOG_INFO;
 
@@ -21,17 +22,8 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_file;
 static char run_id[64];
 static _Thread_local const char *thread_stage;
-static int progress_on_screen;
 
 static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
-
-static void clear_progress_line(void)
-{
-	if (progress_on_screen) {
-		fputs("\r\033[K", stderr);
-		progress_on_screen = 0;
-	}
-}
 
 void log_write(int level, const char *fmt, ...)
 {
@@ -51,7 +43,7 @@ void log_write(int level, const char *fmt, ...)
 		level = LOG_DEBUG;
 
 	pthread_mutex_lock(&log_lock);
-	clear_progress_line();
+	progress_erase_locked(); /* a progress line on the terminal, if any */
 	fprintf(stderr, "%s %-5s run=%s stage=%s %s\n", stamp, level_names[level],
 		run_id[0] ? run_id : "-", thread_stage ? thread_stage : "-", msg);
 	if (log_file) {
@@ -127,45 +119,12 @@ void log_hook_xgboost(void)
 	XGBRegisterLogCallback(xgboost_log_line);
 }
 
-void progress_start(struct progress *p, const char *what, const char *unit, uint64_t total)
+void log_console_lock(void)
 {
-	p->what = what;
-	p->unit = unit;
-	p->total = total;
-	p->started = now_seconds();
-	p->last_draw = 0;
-	p->enabled = isatty(STDERR_FILENO) && log_level_current >= LOG_INFO;
+	pthread_mutex_lock(&log_lock);
 }
 
-void progress_update(struct progress *p, uint64_t done)
+void log_console_unlock(void)
 {
-	double now, elapsed, rate;
-
-	if (!p->enabled)
-		return;
-	now = now_seconds();
-	if (now - p->last_draw < 0.25)
-		return;
-	p->last_draw = now;
-	elapsed = now - p->started;
-	rate = elapsed > 0 ? (double)done / elapsed : 0;
-	pthread_mutex_lock(&log_lock);
-	if (p->total > 0 && rate > 0 && done <= p->total)
-		fprintf(stderr, "\r\033[K%s: %.1f%% %.0f %s/s ETA %.0fs", p->what,
-			100.0 * (double)done / (double)p->total, rate, p->unit,
-			(double)(p->total - done) / rate);
-	else
-		fprintf(stderr, "\r\033[K%s: %llu %s, %.0f %s/s", p->what,
-			(unsigned long long)done, p->unit, rate, p->unit);
-	progress_on_screen = 1;
-	pthread_mutex_unlock(&log_lock);
-}
-
-void progress_finish(struct progress *p)
-{
-	if (!p->enabled)
-		return;
-	pthread_mutex_lock(&log_lock);
-	clear_progress_line();
 	pthread_mutex_unlock(&log_lock);
 }

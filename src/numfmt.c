@@ -186,12 +186,13 @@ size_t numfmt_fixed(char *buf, double v, int decimals)
 }
 
 /*
- * The precision significant digits of v > 0, rounded, into dig (exactly
- * precision of them, trailing zeros kept) and its decimal exponent: v is
- * about dig[0].dig[1..] × 10^*out_exp. k_guess is about floor(log10(v))
- * (corrected here when off by one). -1 when the arithmetic does not cover v.
+ * The precision significant digits of v > 0, rounded, as an integer in
+ * [10^(precision-1), 10^precision) into *out_d, and its decimal exponent: v
+ * is about d × 10^(*out_exp - precision + 1). k_guess is about
+ * floor(log10(v)) (corrected here when off by one). -1 when the arithmetic
+ * does not cover v.
  */
-static int significant(double v, int precision, int k_guess, char *dig, int *out_exp)
+static int significant(double v, int precision, int k_guess, u128 *out_d, int *out_exp)
 {
 	const u128 lo = pow10_u128(precision - 1), hi = lo * 10;
 	uint64_t m;
@@ -214,7 +215,7 @@ static int significant(double v, int precision, int k_guess, char *dig, int *out
 		d = lo;
 		k++;
 	}
-	digits_of(d, dig);
+	*out_d = d;
 	*out_exp = k;
 	return 0;
 }
@@ -260,6 +261,7 @@ static int format_g(char *buf, int negative, const char *dig, int precision, int
 size_t numfmt_g(char *buf, double v, int precision)
 {
 	char dig[48];
+	u128 d;
 	int x;
 
 	if (!isfinite(v) || precision < 1 || precision > 17)
@@ -273,44 +275,54 @@ size_t numfmt_g(char *buf, double v, int precision)
 		buf[len] = '\0';
 		return (size_t)len;
 	}
-	if (significant(fabs(v), precision, (int)floor(log10(fabs(v))), dig, &x) < 0)
+	if (significant(fabs(v), precision, (int)floor(log10(fabs(v))), &d, &x) < 0)
 		return fallback(buf, 'g', precision, v);
+	digits_of(d, dig);
 	return (size_t)format_g(buf, signbit(v) != 0, dig, precision, x);
 }
 
 /*
- * Whether the 15 digits dig × 10^(x - 14) read back as |v|: exact when the
+ * Whether the 15 digits d × 10^(x - 14) read back as |v|: exact when the
  * decimal scale is a power of ten a double holds (Clinger's fast path: one
  * correctly rounded product or quotient of two exact doubles is what strtod
  * returns). -1 outside that range.
  */
-static int reads_back(const char *dig, int x, double v)
+static int reads_back(u128 d, int x, double v)
 {
 	const int scale = x - 14;
-	uint64_t d = 0;
 	double back;
 
-	for (int i = 0; i < 15; i++)
-		d = d * 10 + (uint64_t)(dig[i] - '0');
 	if (scale > 22 || scale < -22)
 		return -1;
-	back = scale >= 0 ? (double)d * exact_pow10[scale] : (double)d / exact_pow10[-scale];
+	/* d < 10^15 < 2^53: exact as a double */
+	back = scale >= 0 ? (double)(uint64_t)d * exact_pow10[scale]
+			  : (double)(uint64_t)d / exact_pow10[-scale];
 	return back == fabs(v);
 }
 
 size_t numfmt_json(char *buf, double v)
 {
 	char dig[48];
+	u128 d;
 	int k, x, ok;
 
 	if (!isfinite(v)) {
 		buf[0] = '\0';
 		return 0;
 	}
-	if (v >= -2147483648.0 && v <= 2147483647.0 && v == (double)(int)v)
-		return (size_t)snprintf(buf, NUMFMT_MAX, "%d", (int)v);
+	if (v >= -2147483648.0 && v <= 2147483647.0 && v == (double)(int)v) {
+		/* printf's "%d" of (int)v: -0 is "0" */
+		const long long i = (int)v;
+		size_t len = 0;
+
+		if (i < 0)
+			buf[len++] = '-';
+		len += (size_t)digits_of(i < 0 ? (u128)(0ULL - (unsigned long long)i) : (u128)i, buf + len);
+		buf[len] = '\0';
+		return len;
+	}
 	k = (int)floor(log10(fabs(v)));
-	if (significant(fabs(v), 15, k, dig, &x) < 0 || (ok = reads_back(dig, x, v)) < 0) {
+	if (significant(fabs(v), 15, k, &d, &x) < 0 || (ok = reads_back(d, x, v)) < 0) {
 		double back = 0;
 		size_t n = fallback(buf, 'g', 15, v);
 
@@ -318,9 +330,12 @@ size_t numfmt_json(char *buf, double v)
 			n = fallback(buf, 'g', 17, v);
 		return n;
 	}
-	if (ok)
+	if (ok) {
+		digits_of(d, dig);
 		return (size_t)format_g(buf, signbit(v) != 0, dig, 15, x);
-	if (significant(fabs(v), 17, x, dig, &x) < 0)
+	}
+	if (significant(fabs(v), 17, x, &d, &x) < 0)
 		return fallback(buf, 'g', 17, v);
+	digits_of(d, dig);
 	return (size_t)format_g(buf, signbit(v) != 0, dig, 17, x);
 }

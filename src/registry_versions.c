@@ -159,6 +159,34 @@ int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 	return ret;
 }
 
+int registry_alias_move(struct registry *reg, const char *alias, int64_t version, const char *who,
+			const char *why, struct alias_move *out, struct ltv_err *err)
+{
+	int64_t candidate = 0;
+	double ignored;
+	struct ltv_err none;
+	int ret = registry_model_version_error(reg, version, &ignored, err);
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->reason, sizeof(out->reason), "%s", why);
+	if (ret < 0)
+		return ret;
+	if (registry_alias_get(reg, alias, &out->from, &none) == 0 && out->from == version)
+		return 0;
+	/* A version that becomes production is no longer a candidate. */
+	if (strcmp(alias, "production") == 0 &&
+	    registry_alias_get(reg, "candidate", &candidate, &none) == 0 && candidate == version) {
+		snprintf(out->reason, sizeof(out->reason), "%s; it was the candidate, so candidate is "
+			 "now unset", why);
+		ret = registry_alias_delete(reg, "candidate", err);
+		out->candidate_unset = ret == 0;
+	}
+	if (ret == 0)
+		ret = registry_alias_set(reg, alias, version, who, out->reason, err);
+	out->moved = ret == 0;
+	return ret;
+}
+
 /*
  * Production history read as a stack: a promotion pushes its version, a
  * rollback pops the version it undid. The version to roll back to is the one

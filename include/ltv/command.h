@@ -18,9 +18,17 @@ enum command_flags {
 	CMD_EXIT_STATUS = 1 << 1,    /* a positive return is the process exit status (monitor: 3, 4) */
 	CMD_REGISTRY_READ = 1 << 2,  /* open the existing registry read-only, in one read snapshot */
 	CMD_REGISTRY_WRITE = 1 << 3, /* open the existing registry for writing (never creates one) */
-	CMD_RUN_LOCK = 1 << 4,       /* with CMD_REGISTRY_WRITE: hold the run lock while the handler runs */
+	/*
+	 * With CMD_REGISTRY_WRITE: the dispatcher takes the run lock
+	 * (registry_lock_run) before the handler runs stages on the registry, and
+	 * releases it when it closes the registry after the handler: one run at a
+	 * time, whoever starts it (run; merge holds it inside its own transaction).
+	 */
+	CMD_RUN_LOCK = 1 << 4,
 	CMD_SUBCOMMANDS = 1 << 5,    /* argv[1] names an entry of the command's own table */
 	CMD_NEEDS_INPUTS = 1 << 6,   /* without a registry yet, the input files must exist (run, evaluate) */
+	CMD_REGISTRY_CREATE = 1 << 7, /* with CMD_REGISTRY_WRITE: create it when absent (once the inputs exist) */
+	CMD_REGISTRY_OPTIONAL = 1 << 8, /* with CMD_REGISTRY_READ: no registry yet leaves a->reg NULL */
 };
 
 struct command_args {
@@ -53,7 +61,8 @@ struct command {
 enum { OPT_AS_OF = 1, OPT_ONLY, OPT_FROM, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_JSON, OPT_MODEL,
        OPT_USERS, OPT_EVENTS, OPT_OUTPUT, OPT_APP, OPT_CAMPAIGN, OPT_FEATURE, OPT_PORT, OPT_BIND,
        OPT_THREADS, OPT_HORIZONS, OPT_HORIZON, OPT_SEED, OPT_OUT, OPT_START, OPT_ORDER, OPT_DOT,
-       OPT_MAN, OPT_COMPLETION, OPT_SHARD, OPT_EXPLAIN, OPT_REASON, OPT_ALLOW_LOOKAHEAD };
+       OPT_MAN, OPT_COMPLETION, OPT_SHARD, OPT_EXPLAIN, OPT_REASON, OPT_ALLOW_LOOKAHEAD,
+       OPT_ATTR };
 
 #define JSON_OPTION { "json", OPT_JSON, NULL, "print one JSON document on stdout (messages go to stderr)", 0 }
 #define AS_OF_OPTION(help) { "as-of", OPT_AS_OF, "DATE", help, 0 }
@@ -84,6 +93,14 @@ int command_open_registry(unsigned flags, const struct config *cfg, struct regis
  * dispatcher closes it after the handler.
  */
 int command_registry(struct command_args *a);
+/*
+ * The end of every handler's parsing: c is cmd_getopt's last return (< 0: a
+ * usage error, returned as it is); then between min and max operands (max -1:
+ * any number; what names them in the message); then a->reg opened as the
+ * command's flags ask. 0 or the error.
+ */
+int command_ready(struct command_args *a, struct cmd_parser *p, int c, int min, int max,
+		  const char *what);
 /* A parser over a's options, named after a's command. */
 void command_parser_init(struct cmd_parser *p, const struct command_args *a);
 

@@ -80,6 +80,7 @@ struct config {
 		double colsample_bytree;
 		double lambda;
 		int64_t min_tier_users; /* fewer training users: the tier uses the pooled model */
+		int64_t attribute_features; /* 1: columns.attributes' encodings join features */
 	} hurdle, multiplier;
 	struct {
 		double shrinkage_users;
@@ -118,6 +119,7 @@ struct config {
 		double psi_warn, psi_alert;   /* PSI levels, warn < alert */
 		double calibration_warn;      /* |campaign-total bias| that warns */
 		int64_t calibration_min_users; /* fewer matured users: calibration not judged */
+		int64_t calibration_weeks;    /* install weeks after as_of judged per horizon (latest) */
 	} monitor;
 	struct {
 		char *bind;                   /* a loopback address: serve never listens beyond the host */
@@ -162,6 +164,23 @@ void config_copy(struct config *dst, const struct config *src);
 
 /* Checks constraints between keys (target horizon among horizons, ...). */
 int config_validate(const struct config *cfg, struct ltv_err *err);
+
+/* Longest attribute name (columns.attributes) and its feature names. */
+#define ATTR_NAME_MAX 100
+#define ATTR_FEATURE_MAX 128
+/* The two model features of an attribute: attr_<a>_ltv_te and attr_<a>_payer_te. */
+void config_attribute_features(const char *attribute, char ltv[ATTR_FEATURE_MAX],
+			       char payer[ATTR_FEATURE_MAX]);
+/*
+ * The features a GBT model reads (sec: cfg's hurdle or multiplier): its
+ * listed features then, when its attribute_features is 1, each attribute's
+ * two encodings not listed already. The key sits in the model's own section
+ * so that it is part of that stage's fingerprint. *out is the caller's
+ * (config_str_list_free).
+ */
+void config_model_features(const struct config *cfg, const struct gbt_section *sec,
+			   struct str_list *out);
+void config_str_list_free(struct str_list *l);
 
 /*
  * Canonical text of one top-level section ("features"): "key=value\n" lines in

@@ -8,7 +8,9 @@
  * a few are whales, which no normal or log-normal form fits).
  *
  * Groups (campaigns) get an interval shaped by two sources of error and
- * scaled by held-out groups (normalized split conformal):
+ * scaled by held-out groups (normalized split conformal; calibrate's groups
+ * are a validation campaign at one snapshot age, pipeline/calibrate.c says
+ * why):
  *   - the users' own noise, which shrinks, relatively, as a campaign grows:
  *     with k = sum (y - p)^2 / sum p over held-out rows (variance
  *     proportional to the prediction, as for counts), a campaign whose
@@ -36,6 +38,8 @@
 #include "ltv/common.h"
 
 #define CONFORMAL_MAX_BUCKETS 64
+/* Fewest held-out groups a group interval is fitted from. */
+#define CONFORMAL_MIN_GROUPS 5
 
 struct conformal {
 	double level;                          /* e.g. 0.8 */
@@ -52,7 +56,7 @@ struct conformal {
  * Fits the user bands on rows (pred[i], actual[i]) with up to n_buckets
  * buckets of at least min_rows rows each, at `level` (0 < level < 1), and the
  * group band on (group_pred[k], group_actual[k]) for k < n_groups (groups
- * with group_pred <= 0 are skipped; fewer than 5 leave it NaN). LTV_EINVAL on
+ * with group_pred <= 0 are skipped; fewer than CONFORMAL_MIN_GROUPS leave it NaN). LTV_EINVAL on
  * bad arguments or no rows.
  */
 int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_buckets,

@@ -106,6 +106,9 @@ struct eval_horizon {
 	/* share of actuals inside the mix's 80% intervals (NaN: no intervals) */
 	double coverage_users, coverage_campaigns;
 	size_t n_coverage_campaigns;
+	/* the campaign band behind them (include/ltv/conformal.h): held-out groups, tau^2, k, q */
+	size_t band_groups;
+	double band_tau2, band_k, band_q;
 	struct eval_series series[EVAL_MAX_SERIES];
 	size_t n_series;
 };
@@ -144,17 +147,19 @@ void eval_result_release(struct eval_result *r);
 
 /*
  * Runs the backtest (see the top of this file), writes DIR/evaluation.txt,
- * .json and .html, stores the metrics in cfg's registry (created when
- * missing) and prints a summary to out. When out_result is not NULL the
- * result is left there for the caller (who releases it). LTV_EUSAGE when
- * as_of + the longest horizon is after the data's latest event (actuals
- * would be incomplete) or no user was acquired in the horizon before as_of.
+ * .json and .html, stores the metrics in reg (cfg's main registry, open for
+ * writing: ltvpipe's dispatcher opens it, creating it when missing) and
+ * prints a summary to out. With --model, the version is read from reg in one
+ * snapshot. When out_result is not NULL the result is left there for the
+ * caller (who releases it). LTV_EUSAGE when as_of + the longest horizon is
+ * after the data's latest event (actuals would be incomplete) or no user was
+ * acquired in the horizon before as_of.
  */
-int evaluate_run(const struct config *cfg, const struct evaluate_options *opts, FILE *out,
-		 struct eval_result *out_result, struct ltv_err *err);
+int evaluate_run(const struct config *cfg, struct registry *reg, const struct evaluate_options *opts,
+		 FILE *out, struct eval_result *out_result, struct ltv_err *err);
 /* evaluate_run for --json: its messages on stderr, DIR/evaluation.json's document on stdout. */
-int evaluate_run_json(const struct config *cfg, const struct evaluate_options *opts,
-		      struct ltv_err *err);
+int evaluate_run_json(const struct config *cfg, struct registry *reg,
+		      const struct evaluate_options *opts, struct ltv_err *err);
 
 /* ---- baselines (cli/eval_baselines.c) ---- */
 

@@ -17,6 +17,27 @@
 #include "ltv/frame.h"
 #include "ltv/registry.h"
 
+/*
+ * One users-file attribute (columns.attributes: country, platform, ...): its
+ * values among the users installed by as_of and, once the features stage has
+ * learnt them, its target encodings. The encoding of value v in app a is the
+ * smoothed training mean of ltv_<target> (and of the payer flag) over the
+ * app's users with that value, shrunk to the app's own mean like a campaign
+ * (features.encoding_smoothing pseudo-users); a value, or an app, no training
+ * user had takes the app's (the global) value. A user whose attribute was
+ * not stored has the empty string, a value like any other.
+ */
+struct attr_encoding {
+	char *name;            /* the users-file column; owned */
+	char **values;         /* sorted; owned */
+	size_t n_values;
+	double *ltv, *payer;   /* per app * n_values + value; NULL until learnt */
+};
+
+/* Frame column names of attribute `name`: its code, and its two encodings. */
+#define ATTR_COLUMN_MAX 160
+void attr_column_name(const char *name, const char *what, char *buf, size_t size);
+
 /* Encodings learnt on the training cohorts (full training data, no folds). */
 struct encodings {
 	char **apps;           /* sorted; owned */
@@ -26,7 +47,12 @@ struct encodings {
 	double global_ltv, global_payer;
 	double *app_ltv, *app_payer;                      /* per app */
 	double *cohort_ltv, *cohort_payer, *cohort_log_n; /* per app * n_campaigns + campaign */
+	struct attr_encoding *attrs; /* columns.attributes, in config order; owned */
+	size_t n_attrs;
 };
+
+/* Frees the attributes' names, values and tables, and the array. */
+void attr_encodings_release(struct attr_encoding *a, size_t n);
 
 void encodings_release(struct encodings *e);
 int encodings_save(const struct encodings *e, struct registry *reg, int64_t artefact_id,
@@ -96,6 +122,20 @@ int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, i
 			       struct feature_base_stats *out_stats, struct ltv_err *err);
 
 /*
+ * feature_build_base_cohorts plus the attributes of columns.attributes: a
+ * column attr_<name>_code per attribute, the row's code into
+ * (*out_attrs)[k].values (names and values only; the caller frees them with
+ * attr_encodings_release). With no attribute configured, *out_n_attrs = 0
+ * and the frame is feature_build_base_cohorts's, byte for byte.
+ */
+int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
+			     enum feature_rows mode, const struct shard_spec *cohorts,
+			     struct frame *out, char ***out_apps, size_t *out_n_apps,
+			     char ***out_campaigns, size_t *out_n_campaigns,
+			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			     struct feature_base_stats *out_stats, struct ltv_err *err);
+
+/*
  * Re-codes a base frame's app_code/campaign_code from its own dictionaries to
  * the encodings' (names unseen in training are appended to copies of the
  * encodings' dictionaries, returned in *out_apps / *out_campaigns), and adds
@@ -107,5 +147,18 @@ int feature_apply_encodings(const struct encodings *e, struct frame *f,
 			    char *const *base_campaigns, size_t n_base_campaigns,
 			    char ***out_apps, size_t *out_n_apps,
 			    char ***out_campaigns, size_t *out_n_campaigns);
+
+/*
+ * Adds the columns attr_<name>_ltv_te and attr_<name>_payer_te of each of the
+ * encodings' attributes, from the frame's attr_<name>_code (an index into the
+ * base attribute of that name; a code past its values, or no such base
+ * attribute or column, is an unknown value). Call it after
+ * feature_apply_encodings (it reads the re-coded app_code). A value no
+ * training user had takes its app's encoding, an app unseen in training the
+ * global one: the values a value with no training user gets from the
+ * smoothing formula.
+ */
+void feature_apply_attr_encodings(const struct encodings *e, struct frame *f,
+				  const struct attr_encoding *base, size_t n_base);
 
 #endif

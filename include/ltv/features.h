@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ltv/feature_build.h"
+#include "ltv/feature_params.h"
 #include "ltv/hash.h"
 
 /*
@@ -21,5 +22,13 @@ struct cJSON;
 void features_complete(const struct config *cfg, int64_t as_of, struct frame *f,
 		       struct encodings *enc, const struct feature_base_stats *stats,
 		       struct cJSON *metrics, struct hasher *content);
+/*
+ * Writes the parameters the features artefact artefact_id was built with (cfg's
+ * features section at as_of, the values features_complete used) beside it, so
+ * every consumer reads them from the artefact (include/ltv/feature_params.h).
+ * Not part of the content hash: the frame already carries what they change.
+ */
+int features_save_params(const struct config *cfg, int64_t as_of, struct registry *reg,
+			 int64_t artefact_id, struct ltv_err *err);
 
 #endif

@@ -4,7 +4,7 @@
  * to stderr (console) and to logs/<run_id>.log when a run is open. LOG checks
  * the level before evaluating its arguments (Redis serverLog). The stage name
  * is thread-local because independent model stages run on their own threads.
- * Progress lines (rows/s, ETA) are drawn only when stderr is a terminal.
+ * Progress lines are include/ltv/progress.h's.
  */
 #ifndef LTV_LOG_H
 #define LTV_LOG_H
@@ -36,18 +36,11 @@ const char *log_stage(void);
 /* Routes XGBoost's own log lines into this logger. */
 void log_hook_xgboost(void);
 
-/* Progress on a terminal: throttled to ~4 redraws a second, silent elsewhere. */
-struct progress {
-	const char *what;   /* "ingest users" */
-	const char *unit;   /* "rows" */
-	uint64_t total;     /* 0 when unknown: no ETA */
-	double started;
-	double last_draw;
-	int enabled;
-};
-void progress_start(struct progress *p, const char *what, const char *unit, uint64_t total);
-void progress_update(struct progress *p, uint64_t done);
-/* Clears the progress line; the caller logs the final figure itself. */
-void progress_finish(struct progress *p);
+/*
+ * The console lock log_write holds while it writes a line to stderr; the
+ * progress line (include/ltv/progress.h) is drawn under it too.
+ */
+void log_console_lock(void);
+void log_console_unlock(void);
 
 #endif

@@ -9,8 +9,10 @@
  * at H (age_days >= H) and of an age below H (window_days < H) take part.
  * Among them, validation is the most recent validation_days of installs
  * (install_time > as_of - (H + validation_days) days) and training is
- * everything older — never a random split. At the target horizon this is
- * exactly the features stage's split column.
+ * everything older — never a random split (feature_params_split, the one
+ * rule). At the target horizon this is exactly the features stage's split
+ * column. The parameters (snapshots, horizons, target, validation_days) are
+ * the features artefact's own (include/ltv/feature_params.h).
  */
 #ifndef LTV_MODEL_DATA_H
 #define LTV_MODEL_DATA_H
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #include "ltv/config.h"
+#include "ltv/feature_params.h"
 #include "ltv/frame.h"
 #include "ltv/registry.h"
 
@@ -30,27 +33,34 @@ struct model_data {
 	size_t n_apps;
 	char **campaigns;       /* campaign_code → campaign name */
 	size_t n_campaigns;
-	int64_t as_of;
-	int64_t validation_days;
+	int64_t as_of;                 /* the data's: the features artefact's, or the scoring as_of */
+	struct feature_params params;  /* the features artefact's (a model's: its own); owned */
 	/*
 	 * The columns read per row by model_data_cohort and model_data_weight,
 	 * looked up once by model_data_load (a name lookup per row was most of
 	 * tiers' time). NULL: looked up by name on each call.
 	 */
 	const double *app_code, *campaign_code, *weight;
+	/*
+	 * NULL, or per row the request it belongs to (the caller's array): the
+	 * server predicts concurrent single requests together, and a method that
+	 * learns from the rows predicted with it (curves level a cohort from its
+	 * users' revenue) must then use only the rows of the same request, so an
+	 * answer never depends on its batch-mates.
+	 */
+	const uint32_t *group;
 };
 
 /*
- * Loads the features artefact and, unless tiers is NULL, the tiers artefact
- * of the same users, for a model trained at as_of with validation_days of
- * validation cohorts. Caller releases. (A stage loads from its declared
+ * Loads the features artefact with its parameters and, unless tiers is NULL,
+ * the tiers artefact of the same users. Caller releases. (A stage loads from its declared
  * inputs with model_data_load, include/ltv/stage_io.h.) The frame is shared
  * with every other model_data of the process loading the same artefact (one
  * copy in memory, read once): never write to it.
  */
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
-			      const struct artefact_info *tiers, int64_t as_of,
-			      int64_t validation_days, struct model_data *out, struct ltv_err *err);
+			      const struct artefact_info *tiers, struct model_data *out,
+			      struct ltv_err *err);
 void model_data_release(struct model_data *d);
 
 /* The sampling weight of a row (1 when the frame has no weight column). */
@@ -68,7 +78,7 @@ void model_data_expand_by_weight(const struct model_data *d, size_t **rows, size
  * write it, models, evaluate and predict read it).
  */
 void label_name(int64_t horizon, char *out, size_t size);
-/* The frame column ltv_<H>, or NULL when H is not a configured horizon. */
+/* The frame column ltv_<H>, or NULL when H is not one of the features' horizons. */
 const double *model_data_label(const struct model_data *d, int64_t horizon);
 
 struct row_split {
@@ -110,5 +120,12 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 
 /* (app_code, campaign_code) of a row as one dense cohort index: app * n_campaigns + campaign. */
 size_t model_data_cohort(const struct model_data *d, size_t row);
+
+/*
+ * Row of each uid in a frame of one row per user (a scoring frame): out[uid],
+ * -1 where the frame has no row; *out_n is the array's length (max uid + 1).
+ * Joins two frames of the same registry built at different cut-offs. Caller frees.
+ */
+int64_t *model_data_rows_by_uid(const struct model_data *d, size_t *out_n);
 
 #endif

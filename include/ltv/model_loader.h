@@ -20,7 +20,13 @@
 
 struct loaded_model {
 	int64_t version;
-	struct config cfg;         /* the caller's config with the model's sections applied */
+	/*
+	 * The caller's config with the model's sections applied; its features
+	 * keys are set from params, so features built for scoring are built as
+	 * the model's own were. Read the parameters from params.
+	 */
+	struct config cfg;
+	struct feature_params params; /* its features artefact's: horizons, snapshots, target, ... */
 	struct artefact_info art[MODEL_STAGES];
 	struct encodings enc;
 	struct predictor pred;

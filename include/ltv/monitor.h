@@ -18,22 +18,39 @@
  * measure the difference in ages, not drift. The reference reads nothing after
  * T; the current side nothing after as_of.
  *
- * Calibration once outcomes mature: the users installed in the H days before
- * T, predicted as the version served them at T (their data before T, through
- * serving_predict), whose ltv_H is complete at as_of (install + H <= as_of),
- * against that actual ltv_H: per horizon and per install week (weeks counted
- * back from T). These users were not in the version's training rows at H
- * (they were younger than H at T). Only outcomes are read after T.
+ * Calibration once outcomes mature, per horizon H, two groups of users, each
+ * against their actual ltv_H, complete at as_of:
+ *  - at T: the users installed in the H days before T, predicted as the
+ *    version served them at T (their data before T, through serving_predict),
+ *    whose ltv_H is complete at as_of (install + H <= as_of); per install week
+ *    counted back from T. These users were not in the version's training rows
+ *    at H (they were younger than H at T). Only outcomes are read after T.
+ *  - new cohorts: the users installed after T, per install week
+ *    [T + 7k days, T + 7(k+1) days), each week predicted as the daily score of
+ *    its last day S_k = T + 7(k+1) days served it: every user younger than the
+ *    longest horizon at S_k predicted together (as `score` does, so the curves
+ *    method levels cohorts as it did), from their days complete at S_k (ages
+ *    0 to 6 days), by a frame built by model_data_for_scoring at S_k. A week
+ *    is judged at H once all of it is complete (S_k + H <= as_of); the latest
+ *    monitor.calibration_weeks such weeks per horizon (each costs one scoring
+ *    pass). Why the end of the install week rather than each user's first
+ *    snapshot age: one frame per week serves every user of it at the age the
+ *    weekly drift windows use, and the bias of young users' predictions is
+ *    what campaign decisions are taken on. Nothing after S_k is read for a
+ *    week's predictions (tests/unit/test_monitor.c changes every event after
+ *    S_k and checks the predictions do not move).
  *
  * Levels: drift is the worst feature or prediction PSI (psi.h levels).
- * Calibration warns for a horizon with at least
+ * Calibration warns for a group (a horizon's users at T, its new cohorts
+ * together, or one install week of either) of at least
  * monitor.calibration_min_users complete users whose bias
  * |sum predicted / sum actual - 1| is both material (>= monitor.calibration_warn)
  * and significant: |z| >= 2.576 (two-sided p < 0.01) for
  * z = mean(pred - actual) / (sd(pred - actual) / sqrt(n)). LTV is heavy-tailed:
  * a few hundred users' total revenue moves by tens of percent by chance, and
  * a warning that fires on chance alone teaches people to ignore it.
- * The status is the worse of the two.
+ * The calibration level is the worst group's; the status the worse of drift
+ * and calibration.
  * The report is stored in the registry's monitor_reports table.
  */
 #ifndef LTV_MONITOR_H
@@ -60,16 +77,10 @@ struct monitor_psi {
 	enum psi_level level;
 };
 
-struct monitor_week {
-	int64_t horizon;
-	int64_t week_start;  /* install week [week_start, week_start + 7 days) */
-	size_t n;
-	double sum_pred, sum_actual;
-};
-
+/* Predicted against actual for one group of users at one horizon. */
 struct monitor_calibration {
 	int64_t horizon;
-	size_t n;            /* users predicted at T whose ltv_H is complete at as_of */
+	size_t n;            /* users whose ltv_H is complete at as_of */
 	double sum_pred, sum_actual;
 	double sum_diff2;    /* sum of (pred - actual)^2 */
 	double bias;         /* sum_pred / sum_actual - 1; NaN when sum_actual is 0 or n is 0 */
@@ -78,19 +89,30 @@ struct monitor_calibration {
 	enum psi_level level; /* PSI_OK or PSI_WARN */
 };
 
+/* One install week [week_start, week_start + 7 days) at one horizon. */
+struct monitor_week {
+	int64_t week_start;
+	int64_t scored_at;   /* the cut-off its predictions were made at: T, or its S_k */
+	int new_cohort;      /* 1: installed after T (scored at S_k); 0: before T (scored at T) */
+	struct monitor_calibration c;
+};
+
 struct monitor_result {
 	int64_t model_version;
 	int64_t model_as_of;  /* T */
 	int64_t as_of;
 	int64_t window_days, reference_windows;
 	double psi_warn, psi_alert;
+	double calibration_warn;  /* the band: |bias| at or above it is material */
 	size_t n_current, n_reference;
 	struct monitor_psi *psi;  /* features, then the prediction last */
 	size_t n_psi;
-	struct monitor_calibration cal[PREDICTOR_MAX_HORIZONS];
-	size_t n_cal;
-	struct monitor_week *weeks;
+	struct monitor_calibration cal[PREDICTOR_MAX_HORIZONS];     /* users predicted at T */
+	struct monitor_calibration cal_new[PREDICTOR_MAX_HORIZONS]; /* new cohorts' weeks together */
+	size_t n_cal;                                               /* horizons */
+	struct monitor_week *weeks;  /* by horizon, then install week (at T's first) */
 	size_t n_weeks;
+	int64_t calibration_warn_n;  /* groups that warn (totals and weeks) */
 	enum psi_level drift_level;       /* the worst PSI */
 	enum psi_level calibration_level; /* PSI_OK or PSI_WARN */
 	enum psi_level level;     /* the worse of the two */

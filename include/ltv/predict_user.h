@@ -30,6 +30,10 @@ struct user_batch {
 	size_t n;
 	/* while filling: each row's app and campaign (owned copies) */
 	char **app, **campaign;
+	/* the model's attributes (columns.attributes) and each row's value: attr[k][row], NULL = not given */
+	const struct attr_encoding *attr_defs;
+	size_t n_attrs;
+	char ***attr;
 };
 
 /*
@@ -52,6 +56,22 @@ int user_batch_set_names(struct user_batch *b, size_t row, const char *app, cons
  */
 int user_batch_set(struct user_batch *b, size_t row, const char *name, double value,
 		   struct ltv_err *err);
+/* The same for input predict_input_names[input] (a request's fields, looked up once). */
+int user_batch_set_input(struct user_batch *b, size_t row, int input, double value,
+			 struct ltv_err *err);
+/*
+ * The index of attribute `name` among the model's attributes (columns.attributes
+ * when it was trained), or -1.
+ */
+int user_batch_attr_index(const struct user_batch *b, const char *name);
+/*
+ * Sets row's value of an attribute (country, platform, ...). LTV_EINVAL when
+ * name is not one of the model's attributes (the message lists them) or the
+ * value is longer than PREDICT_NAME_MAX. An attribute not given, or a value
+ * no training user had, is served its app's encoding.
+ */
+int user_batch_set_attr(struct user_batch *b, size_t row, const char *name, const char *value,
+			struct ltv_err *err);
 /*
  * Copies row src_row of src (names and every feature, set or not) into
  * dst_row of dst, both made for the same model version and not finished.
@@ -61,7 +81,7 @@ void user_batch_copy_row(struct user_batch *dst, size_t dst_row, const struct us
 /*
  * Fills what was not given from what was (rev_to_date from rev_window,
  * window_days from age_days, days_since_active from window_days), encodes
- * apps and campaigns as the model does and gives each row its tier.
+ * apps, campaigns and attributes as the model does and gives each row its tier.
  * Every row's app must have been set.
  */
 int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct ltv_err *err);
@@ -75,6 +95,16 @@ int user_batch_finish(struct user_batch *b, const struct loaded_model *m, struct
  */
 void predict_user_json(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
 		       const struct served *s, size_t i);
+/*
+ * Adds "warnings": [text] to the object predict_user_json has just appended
+ * to out for row i when the row's app is not one the model version was
+ * trained on (it is then served by the pooled models of all apps), and
+ * returns 1 with the text in buf (size 1024 holds it with a few apps);
+ * returns 0 and adds nothing otherwise. `ltvpipe predict` and the server's
+ * JSON answers say the same.
+ */
+int predict_user_warnings(struct jbuf *out, const struct loaded_model *m, const struct user_batch *b,
+			  size_t i, char *buf, size_t size);
 /*
  * Adds "explain" (include/ltv/explain.h) to the object predict_user_json has
  * just appended to out for row i: the same user, explained. Slow (one

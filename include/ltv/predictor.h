@@ -14,6 +14,7 @@
 
 #include "ltv/calibration.h"
 #include "ltv/conformal.h"
+#include "ltv/feature_params.h"
 #include "ltv/method.h"
 #include "ltv/strmap.h"
 
@@ -41,7 +42,8 @@ struct predictor_choices {
 };
 
 struct predictor {
-	const struct config *cfg;
+	const struct config *cfg;            /* the methods' sections (borrowed) */
+	struct feature_params params;        /* its features artefact's (horizons, snapshots, target); owned */
 	void *states[METHOD_COUNT];          /* loaded methods; owned */
 	/*
 	 * Per horizon index. select judges every horizon that has validation
@@ -58,7 +60,9 @@ struct predictor {
 	struct conformal band[PREDICTOR_MAX_HORIZONS];
 };
 
-void predictor_init(struct predictor *p, const struct config *cfg);
+/* params: the features artefact's parameters (copied); cfg is borrowed. */
+void predictor_init(struct predictor *p, const struct config *cfg,
+		    const struct feature_params *params);
 void predictor_release(struct predictor *p);
 
 /* Loads each method from its artefact (artefacts in method_table order). */
@@ -148,7 +152,5 @@ void predictor_age_blend(const struct int_list *snapshots, int64_t horizon, doub
 int predictor_predict_method(const struct predictor *p, int m, const struct model_data *d,
 			     const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			     double *out_p_payer, struct ltv_err *err);
-/* Index of a configured horizon, or -1. */
-int predictor_horizon_index(const struct config *cfg, int64_t horizon);
 
 #endif

@@ -364,6 +364,21 @@ int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_er
  */
 int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
 		       const char *who, const char *reason, struct ltv_err *err);
+struct alias_move {
+	int64_t from;        /* where the alias pointed (0: unset) */
+	int moved;           /* 0: it already pointed at the version; nothing changed */
+	int candidate_unset; /* production moved to the candidate, so candidate was removed */
+	char reason[1200];   /* the reason recorded (why, and the candidate's removal) */
+};
+/*
+ * Inside a transaction: the one way a person moves an alias (`models
+ * promote`/`rollback`, `POST /v1/aliases/{alias}`). LTV_ENOTFOUND when the
+ * version does not exist. A version that becomes production is no longer the
+ * candidate: the candidate alias, when it named it, is removed and the
+ * reason says so. Recorded in alias_history with who and why.
+ */
+int registry_alias_move(struct registry *reg, const char *alias, int64_t version, const char *who,
+			const char *why, struct alias_move *out, struct ltv_err *err);
 /* The previous value of alias in its history (before the current one); LTV_ENOTFOUND when none. */
 int registry_alias_previous(struct registry *reg, const char *alias, int64_t *out_version,
 			    struct ltv_err *err);

@@ -28,9 +28,22 @@ struct run_options {
 	struct cJSON *json;  /* when set: filled with the run and each stage's outcome (--json) */
 };
 
-/* Runs the selected stages; progress and skips are logged, the summary printed to out. */
+/*
+ * Runs the selected stages; progress and skips are logged, the summary printed
+ * to out. Opens cfg's registry itself (creating it), and holds the run lock
+ * while it runs; a dry run opens it read-only, or says every stage would run
+ * when there is none. For callers that own no registry: scratch registries,
+ * tests.
+ */
 int runner_run(const struct config *cfg, const struct run_options *opts, FILE *out,
 	       struct ltv_err *err);
+/*
+ * runner_run on reg, which the caller opened (ltvpipe's dispatcher): for
+ * writing with the run lock held (registry_lock_run), or for a dry run
+ * read-only, or NULL when there is no registry yet. reg stays open.
+ */
+int runner_run_on(const struct config *cfg, struct registry *reg, const struct run_options *opts,
+		  FILE *out, struct ltv_err *err);
 
 /*
  * Prints, per stage, its current version, when it was made, and fresh or stale

@@ -45,6 +45,8 @@ struct predict_options {
 	const char *campaign;
 	char *const *features;    /* "name=value" */
 	size_t n_features;
+	char *const *attrs;       /* "attribute=value" (columns.attributes) */
+	size_t n_attrs;
 	int explain;              /* add "explain" (include/ltv/explain.h) */
 };
 

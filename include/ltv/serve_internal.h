@@ -125,7 +125,7 @@ struct serve_experiment {
 };
 
 struct predict_job {
-	struct user_batch *user;      /* one validated row */
+	struct user_batch *user;      /* one validated row (served in place when alone) */
 	struct serve_model *model;
 	const struct serve_arm *arm;  /* NULL: no experiment applies */
 	struct serve_reply *out;      /* filled by the thread that predicts */
@@ -260,6 +260,15 @@ struct serve_model *serve_experiment_route(struct serve *s, struct serve_model *
 void serve_experiment_answer(struct serve *s, const struct serve_arm *arm,
 			     const struct loaded_model *m, const struct user_batch *b,
 			     const struct served *sv, size_t i, struct jbuf *out);
+/*
+ * The same for a CSV answer: the line of row i just written to out (ending
+ * in CRLF) gets the columns experiment, arm (control or candidate) and
+ * logged (1 or 0), empty when no experiment applies to the user (arm NULL
+ * or without experiment).
+ */
+void serve_experiment_csv(struct serve *s, const struct serve_arm *arm,
+			  const struct loaded_model *m, const struct user_batch *b,
+			  const struct served *sv, size_t i, struct jbuf *out);
 /* The experiment's counters for /metrics. */
 void serve_experiment_metrics(struct serve *s, struct jbuf *out);
 

@@ -45,6 +45,8 @@ struct stage_ctx {
 	struct ltv_err err;
 	/* Runner-private: the output once opened. */
 	struct stage_output_state *output;
+	/* Runner-private: the stage's progress line (include/ltv/progress.h), or NULL. */
+	struct progress *progress;
 	/* Runner-private: the cores shared with the stages running beside this one (or NULL). */
 	struct core_share *cores;
 	int max_threads_used;
@@ -81,6 +83,14 @@ typedef int (*stage_task_fn)(void *arg, struct stage_task *task);
  * same for any number of threads.
  */
 int stage_run_tasks(struct stage_ctx *ctx, size_t n, stage_task_fn fn, void *arg);
+
+/*
+ * The stage's own progress: done of total units ("horizons", "models"), said
+ * by the progress module beside which stage of the run this is and the time
+ * the run has left (a line on a terminal, an occasional log line elsewhere).
+ * A stage calls it after each long step; it costs nothing when unseen.
+ */
+void stage_progress(struct stage_ctx *ctx, const char *unit, uint64_t done, uint64_t total);
 
 /* Threads a running task may use for its next step: its share of stage_threads (>= 1). */
 int stage_task_threads(struct stage_task *task);

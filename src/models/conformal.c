@@ -12,7 +12,6 @@
 #include "ltv/conformal.h"
 
 #define CONFORMAL_MAGIC "LTVCONF1"
-#define MIN_GROUPS 5
 
 struct pair {
 	double p, y;
@@ -83,7 +82,7 @@ static void fit_groups(const double *group_pred, const double *group_actual, siz
 	out->n_groups = k;
 	out->group_lo = out->group_hi = NAN;
 	out->group_tau2 = out->group_k = out->group_q = NAN;
-	if (k >= MIN_GROUPS) {
+	if (k >= CONFORMAL_MIN_GROUPS) {
 		size_t rank = (size_t)ceil((double)(k + 1) * level), j = 0;
 
 		qsort(ratio, k, sizeof(double), compare_double);

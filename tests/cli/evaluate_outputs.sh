@@ -10,8 +10,13 @@ S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrat
 "$LTVPIPE" generate --users 3000 --out data >/dev/null || exit 1
 "$LTVPIPE" run $S >run.out 2>run.err
 echo "run exit $?"
-"$LTVPIPE" evaluate $S --horizons 7,30 --output out >eval.out 2>eval.err
+LTVPIPE_PROGRESS_EVERY=0 "$LTVPIPE" evaluate $S --horizons 7,30 --output out >eval.out 2>eval.err
 echo "evaluate exit $?"
+# the training inside evaluate says each stage's own progress, as run does
+for st in features hurdle multiplier select calibrate; do
+	grep -q "stage=$st progress: \[stage [0-9]* of [0-9]*\] $st: [0-9]* of [0-9]*" eval.err ||
+		echo "evaluate's training said no progress of $st"
+done
 ls out
 grep -q '^evaluated as of 2025-08-0[0-9]T[0-9:]*Z in ' eval.out && echo "says the as_of (latest event minus 30 days)"
 grep -q '^  horizon 30 days: [0-9]* users acquired in the 30 days before as_of' eval.out && echo "says the users per horizon"

@@ -3,7 +3,8 @@
 # campaign WAPE is lower with p < 0.05 (ltvpipe models compare); the decision
 # and its numbers are in alias_history. When no such users exist yet (a
 # version trained on all the data), it says so and falls back to comparing
-# each version's own validation WAPE.
+# each version's own validation WAPE. A version auto-promoted is no longer the
+# candidate (as with 'models promote').
 # v1 is deliberately worse: trained on every revenue times 10 (a currency
 # mix-up), as of 2025-06-01; its own validation WAPE does not show it.
 # (x3 until select let BTYD methods serve on ties: they lean on each user's own
@@ -25,6 +26,8 @@ echo "true-revenue model run with auto_promote=1 exit $?"
 echo "aliases: $(aliases)"
 reason production | grep -qE '^auto-promoted: paired comparison on [0-9]+ users installed after both versions.* \(v2\) vs [0-9.]+ \(v1\), difference -[0-9.]+ \[95% -[0-9.]+, -[0-9.]+\], p 0\.0[0-4]' \
 	&& echo "production reason: auto-promoted by the paired comparison, numbers given"
+reason production | grep -q "; it was the candidate, so candidate is now unset$" && echo "production reason: candidate unset (a version is never both)"
+grep -q "^model version 2 is production: auto-promoted: paired comparison" run2.out && echo "run says: model version 2 is production, and why"
 echo "calibrate says: $(sqlite3 $reg "select json_extract(metrics, '\$.auto_promote') || ' by ' || json_extract(metrics, '\$.auto_promote_rule') from artefacts where name = 'calibrate' and version = 2")"
 
 "$LTVPIPE" models compare 1 2 $S >compare.out 2>compare.err

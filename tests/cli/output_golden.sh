@@ -40,6 +40,8 @@ show dag
 grep -- '->' dag.dot | cmp -s - edges.json.txt && echo "dag --dot and --json have the same edges"
 
 # the first run: each stage once on stdout, progress on stderr, --quiet silences it
+# (LTVPIPE_PROGRESS_EVERY=0: a progress log line at every step, not every 30 s)
+export LTVPIPE_PROGRESS_EVERY=0
 show run $S --quiet
 "$LTVPIPE" run $S --dry-run --set hurdle.max_depth=3 --json 2>dry.err |
 	jq -c '{dry_run, as_of, stages: [.stages[] | [.stage, .state, .reason // .version]]}'
@@ -47,8 +49,9 @@ echo "run --dry-run --json stderr: $(mask <dry.err | tr '\n' '|')"
 "$LTVPIPE" run $S --set hurdle.max_depth=3 --json >run2.json 2>run2.err; echo "run --json exit $?"
 jq -c '{run_id, dry_run, as_of, registry, stages: [.stages[] | [.stage, .state, .version, .made_by_run]]}' run2.json | mask
 jq -c '[.stages[] | select(.state == "ran") | {stage, campaign_wape: .metrics.campaign_wape}]' run2.json
-# stderr: the progress of the stages that ran, each once
+# stderr: the progress of the stages that ran, each once, with each stage's own steps
 mask <run2.err | grep -v 'stage=hurdle tier'
+unset LTVPIPE_PROGRESS_EVERY
 "$LTVPIPE" status $S --json >status.json 2>status.err; echo "status --json exit $?, stderr $(wc -c <status.err) bytes"
 jq -c '{registry, as_of, stages: [.stages[] | [.stage, .state, .version]]}' status.json
 "$LTVPIPE" status --json | jq -c '[.stages[] | select(.state != "fresh") | {stage, state, reason}]'
@@ -59,6 +62,10 @@ sqlite3 models/registry.sqlite "select command || ' | as_of ' || datetime(as_of,
 show models list
 show models list --json
 "$LTVPIPE" models show 2 --json | jq -c '{version, trained_as_of, campaign_wape_out_of_sample, artefacts: [.artefacts[] | .name]}'
+# models show: each metric on a line of its own, named with its horizon and what it measures
+"$LTVPIPE" models show 2 >show.txt 2>&1; echo "models show 2 exit $?"
+mask <show.txt | sed -n '1,3p;/^hurdle v/,/^$/p;/^select v/,/^$/p;/^calibrate v/,/^$/p'
+grep -c '[{}]' show.txt | sed 's/^/models show lines with JSON braces: /'
 show models history --json
 show diff 1 2
 # the subcommands that write get the registry for writing from the dispatcher
@@ -101,6 +108,17 @@ head -3 stdout.csv | cut -d, -f1-8
 cmp -s stdout.csv scores.csv && echo "score --output - wrote the same CSV as --output scores.csv"
 echo "score --output - stderr: $(mask <score.err | head -1)"
 [ -e ./- ] && echo "score --output - wrote a file named -"
+# --shard writes F.shard.csv beside F: it needs a file, not -
+show score --shard 0/2 --output -
+# merge-scores --output -: the merged per-user CSV on stdout alone, what it says on stderr
+"$LTVPIPE" score --shard 0/2 --output sh0.csv >/dev/null 2>&1 && "$LTVPIPE" score --shard 1/2 --output sh1.csv >/dev/null 2>&1 ||
+	echo "score --shard failed"
+"$LTVPIPE" merge-scores --output - sh0.csv sh1.csv >merged.out 2>merged.err; echo "merge-scores --output - exit $?"
+head -2 merged.out | cut -d, -f1-8
+echo "merge-scores --output - stdout: $(wc -l <merged.out) lines; stderr: $(mask <merged.err | tr '\n' '|')"
+cmp -s merged.out scores.csv && echo "merge-scores --output - wrote the unsharded score's CSV, byte for byte"
+ls ./- ./-.* 2>/dev/null | sed 's/^/merge-scores --output - also wrote: /'
+show merge-scores --output - sh0.csv
 
 # usage errors: exit 2, one line that names what is wrong
 show models list --bogus
@@ -114,4 +132,9 @@ show diff 1 "$1"
 show score --output
 show evaluate extra
 show status --as-of
+# on a terminal, one line redrawn in place (\r, erase to the end) instead of log lines
+script -qec "'$LTVPIPE' run $S --only calibrate --force" /dev/null </dev/null >tty.out 2>&1
+tr '\r' '\n' <tty.out | grep -c '\[stage 1 of 1\] calibrate: [0-9] of 9 fits' |
+	sed 's/^[1-9][0-9]*$/some/; s/^/terminal progress lines of calibrate: /'
+grep -c 'progress:' tty.out | sed 's/^/progress log lines on a terminal: /'
 exit 0

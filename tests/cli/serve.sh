@@ -57,6 +57,11 @@ for user in "$u1" "$u2" "$u3"; do
 	[ "$status" = 200 ] && cmp -s <(jq -S . body) <(jq -S . "cli$i.json") && same=$((same + 1))
 done
 echo "predict over HTTP = ltvpipe predict: $same of 3"
+# an app the model never saw: the same warnings as `ltvpipe predict`
+"$LTVPIPE" predict --app no_such_app --campaign "$known" >cli4.json 2>/dev/null
+u4="{\"app\":\"no_such_app\",\"campaign\":\"$known\"}"
+echo "unknown app $(http POST "$u/v1/predict" -H "$J" -d "$u4") = ltvpipe predict: $(cmp -s <(jq -S . body) <(jq -S . cli4.json) && echo yes || echo no), warnings $(jq '.warnings | length' body)"
+echo "  in a JSON batch $(http POST "$u/v1/predict/batch" -H "$J" -d "[$u3,$u4]") warnings per user $(jq -c '[.predictions[] | .warnings | length]' body)"
 echo "batch JSON $(http POST "$u/v1/predict/batch" -H "$J" -d "[$u1,$u2,$u3]") n=$(jq .n body) version $(jq .model_version body)"
 same=0
 for i in 1 2 3; do cmp -s <(jq -S ".predictions[$((i - 1))]" body) <(jq -S . "cli$i.json") && same=$((same + 1)); done
@@ -134,7 +139,9 @@ echo "move alias staging $(http POST "$u/v1/aliases/staging" -H "$J" -H "$A" -d 
 echo "move version 1.5 $(http POST "$u/v1/aliases/production" -H "$J" -H "$A" -d '{"version":1.5}') $(err_of)"
 echo "GET an alias $(http GET "$u/v1/aliases/production") $(err_of)"
 echo "move to 1 (already) $(http POST "$u/v1/aliases/production" -H "$J" -H "$A" -d '{"version":1}') moved $(jq .moved body)"
-echo "move to 2 $(http POST "$u/v1/aliases/production" -H "$J" -H "$A" -d '{"version":2,"reason":"better WAPE"}') $(jq -c '[.from, .to, .moved]' body)"
+echo "candidate before: $(sqlite3 models/registry.sqlite "select model_version from aliases where alias = 'candidate'")"
+echo "move to 2 $(http POST "$u/v1/aliases/production" -H "$J" -H "$A" -d '{"version":2,"reason":"better WAPE"}') $(jq -c '[.from, .to, .moved, .candidate_unset]' body)"
+echo "  as models promote: candidate unset: $(sqlite3 models/registry.sqlite "select count(*) = 0 from aliases where alias = 'candidate'")"
 for _ in $(seq 1 50); do [ "$(http GET "$u/ready" >/dev/null; jq .model_version body)" = 2 ] && break; sleep 0.1; done
 echo "  now serving version $(jq .model_version body)"
 echo "  predict names version $(http POST "$u/v1/predict" -H "$J" -d "$u3" >/dev/null; jq .model_version body)"

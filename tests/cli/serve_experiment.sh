@@ -2,7 +2,8 @@
 # against the served version, a prediction that names its user_id goes to
 # the arm `score` gives the same user (the salted hash), the answer names the
 # experiment, the arm and the version that served (body and X-Model-Version;
-# in a JSON batch per user, in order),
+# in a JSON or CSV batch per user, in order; CSV answers get experiment,
+# arm and logged columns),
 # and the users in the log_rate sample are logged into experiment_predictions
 # by a background writer. A registry locked by another process delays no
 # request and fails none: the lost batch is counted in /metrics. Stopping the
@@ -69,6 +70,15 @@ jq -r '.predictions[:20][] | "\(.experiment.arm),\(.model_version)"' body >batch
 head -20 web.csv | cut -d, -f3,4 >single_arms.txt
 cmp -s batch_arms.txt single_arms.txt && echo "  arms and versions as single requests, in order ($(sort -u batch_arms.txt | wc -l) distinct)"
 echo "  the user without user_id: $(jq -c '.predictions[20] | {experiment, model_version}' body | sed "s/:$prod}/:PRODUCTION}/")"
+# a CSV batch: the same routing, with experiment, arm and logged columns
+{ echo "user_id,app,rev_window"; for i in $(seq 1 20); do echo "web-$i,$app,1"; done; echo ",$app,1"; } >batch.csv
+echo "CSV batch $(http POST "$u/v1/predict/batch" -H 'Content-Type: text/csv' --data-binary @batch.csv) lines $(wc -l <body)"
+tr -d '\r' <body >batch_out.csv
+echo "  header ends with: $(head -1 batch_out.csv | awk -F, '{ print $(NF-2) "," $(NF-1) "," $NF }')"
+awk -F, 'NR == 1 { for (c = 1; c <= NF; c++) col[$c] = c; next } NR <= 21 { print $col["arm"] "," $col["model_version"] "," ($col["logged"] ? "true" : "false") "," $col["experiment"] }' batch_out.csv >csv_arms.txt
+head -20 web.csv | awk -F, '{ print $3 "," $4 "," $6 ",ab" }' >single_arms_logged.txt
+cmp -s csv_arms.txt single_arms_logged.txt && echo "  arms, versions and logged as single requests, in order ($(cut -d, -f1 csv_arms.txt | sort -u | wc -l) arms)"
+echo "  the line without user_id: $(awk -F, 'NR == 1 { for (c = 1; c <= NF; c++) col[$c] = c; next } NR == 22 { print "experiment \"" $col["experiment"] "\", arm \"" $col["arm"] "\", version " $col["model_version"] }' batch_out.csv | sed "s/version $prod$/version PRODUCTION/")"
 echo "no user_id: $(curl -s -m 20 -X POST -H "$J" -d "{\"app\":\"$app\"}" "$u/v1/predict" | jq -c '{experiment, model_version}' | sed "s/:$prod}/:PRODUCTION}/")"
 echo "user_id too long: $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"user_id\":\"$(printf 'x%.0s' $(seq 1 200))\"}") $(err_of)"
 echo "user_id a number: $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"user_id\":7}") $(err_of)"

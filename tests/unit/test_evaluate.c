@@ -186,10 +186,14 @@ static int evaluate(struct leak_fixture *fx, const char *out_name, struct eval_r
 	struct ltv_err err = { 0 };
 	char *out_dir = xasprintf("%s/%s", fx->p->dir, out_name);
 	FILE *devnull = fopen("/dev/null", "w");
+	struct registry *reg = NULL;
 	int ret;
 
 	opts.output_dir = out_dir;
-	ret = evaluate_run(&fx->p->cfg, &opts, devnull, out, &err);
+	ret = registry_open(fx->p->cfg.registry.path, 5, &reg, &err);
+	if (ret == 0)
+		ret = evaluate_run(&fx->p->cfg, reg, &opts, devnull, out, &err);
+	registry_close(reg);
 	if (ret != 0)
 		fprintf(stderr, "evaluate: %s\n", err.msg);
 	fclose(devnull);

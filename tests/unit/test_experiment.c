@@ -60,8 +60,18 @@ static void test_assignment(void **state)
 	/* independent salts: about 0.1 x 0.1 of users in both */
 	assert_true(fabs((double)both / N - 0.01) < 0.003);
 	assert_true(fabs((double)logged_cand / (double)cand - 0.5) < 0.03);
-	/* a known value, so the assignment never changes silently between releases */
-	assert_double_near(ab_unit("exp1", "u00000000"), ab_unit("exp1", "u00000000"), 0);
+	/*
+	 * Known values, so the assignment never changes silently between runs or
+	 * releases (a user would change arm mid-experiment): XXH64 of
+	 * "exp1" 0x1f "u00000000", seed 0, top 53 bits / 2^53, worked out by an
+	 * independent Python XXH64 from the xxHash spec.
+	 */
+	assert_double_near(ab_unit("exp1", "u00000000"), 0.5527347687748743, 1e-15);
+	assert_double_near(ab_unit("exp1", "u00000001"), 0.05108929739549184, 1e-15);
+	assert_double_near(ab_unit("exp2", "u00000000"), 0.42986696007931824, 1e-15);
+	assert_false(ab_is_candidate("exp1", "u00000000", 0.5));
+	assert_true(ab_is_candidate("exp1", "u00000000", 0.56));
+	assert_true(ab_is_candidate("exp1", "u00000001", 0.1));
 }
 
 static struct test_pipeline *pipeline;

@@ -20,6 +20,8 @@
 
 #include "ltv/config.h"
 #include "ltv/feature_build.h"
+#include "ltv/feature_params.h"
+#include "ltv/model_data.h"
 #include "ltv/frame.h"
 #include "ltv/log.h"
 #include "ltv/registry.h"
@@ -738,6 +740,90 @@ static void test_revenue_on_day_d_changes_only_ages_above_d(void **state)
 	frame_release(&after);
 }
 
+/*
+ * The parameters travel with the artefact (include/ltv/feature_params.h):
+ * written beside it, read back by model_data whatever the config says now,
+ * and the split column is exactly the one split rule. Boundary cases by hand:
+ * at the target 30 with validation_days 28 the cut is as_of - 58 days =
+ * 2025-01-02T00:00:00Z (a8 installed exactly then: training).
+ */
+static void test_params_travel_with_artefact(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame f;
+	struct artefact_info info;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct feature_params p;
+	struct model_data d;
+	struct row_split split;
+	char *path;
+	const double cut = 1735776000; /* 2025-01-02T00:00:00Z */
+	size_t n_valid_col = 0;
+
+	run_as_of(fx);
+	load_current(fx, &f, &info);
+	/* the config changes after training: nothing below may see it */
+	test_set(&fx->cfg, "features.target_horizon=%s", "90");
+	test_set(&fx->cfg, "features.horizons=%s", "30,90,180");
+	test_set(&fx->cfg, "features.validation_days=%s", "7");
+	path = scratch_registry(fx);
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	if (feature_params_load(reg, &info, &p, &err) != 0)
+		fail_msg("feature_params_load: %s", err.msg);
+	assert_true(p.as_of == AS_OF);
+	assert_int_equal(p.snapshots.n, 4);
+	assert_true(p.snapshots.v[0] == 1 && p.snapshots.v[1] == 3 && p.snapshots.v[2] == 10 &&
+		    p.snapshots.v[3] == 90);
+	assert_int_equal(p.horizons.n, 3);
+	assert_true(p.horizons.v[0] == 7 && p.horizons.v[1] == 30 && p.horizons.v[2] == 90);
+	assert_true(p.target_horizon == 30);
+	assert_true(p.validation_days == 28);
+	assert_int_equal(feature_params_horizon_index(&p, 90), 2);
+	assert_int_equal(feature_params_horizon_index(&p, 180), -1);
+	/* the split rule at its boundaries */
+	assert_true(feature_params_valid_after(&p, AS_OF, 30) == cut);
+	assert_int_equal(feature_params_split(&p, AS_OF, 30, 58, cut), SPLIT_TRAIN);
+	assert_int_equal(feature_params_split(&p, AS_OF, 30, 57.9, cut + 1), SPLIT_VALID);
+	assert_int_equal(feature_params_split(&p, AS_OF, 30, 29.99, cut + 86400 * 28), SPLIT_SCORE);
+	assert_int_equal(feature_params_split(&p, AS_OF, 7, 40, cut + 1), SPLIT_TRAIN);
+	assert_int_equal(feature_params_split(&p, AS_OF, 7, 30, AS_OF - 35 * 86400 + 1), SPLIT_VALID);
+	/* the artefact's split column is that rule at the target horizon, row by row */
+	{
+		const double *split_col = col(&f, "split"), *age = col(&f, "age_days");
+		const double *install = col(&f, "install_time");
+
+		for (size_t i = 0; i < f.n_rows; i++) {
+			assert_value("split", col(&f, "uid")[i], col(&f, "window_days")[i], split_col[i],
+				     feature_params_split(&p, AS_OF, 30, age[i], install[i]));
+			n_valid_col += split_col[i] == SPLIT_VALID && col(&f, "window_days")[i] < 30;
+		}
+	}
+	/* model data carries the artefact's parameters, and splits by them (weights repeat rows) */
+	if (model_data_load_artefacts(reg, &info, NULL, &d, &err) != 0)
+		fail_msg("model_data_load_artefacts: %s", err.msg);
+	assert_true(d.as_of == AS_OF && d.params.target_horizon == 30 && d.params.validation_days == 28);
+	assert_int_equal(d.params.horizons.n, 3);
+	model_data_split_weighted(&d, 30, 0, &split);
+	assert_int_equal(split.n_valid, n_valid_col);
+	assert_true(split.n_valid > 0 && split.n_train > 0);
+	row_split_release(&split);
+	/* score explains the difference with today's config */
+	{
+		char buf[512];
+
+		assert_int_equal(feature_params_config_diff(&p, &fx->cfg, buf, sizeof(buf)), 3);
+		assert_string_equal(buf, "target_horizon 30 (config: 90), horizons [7, 30, 90] (config: "
+				    "[30, 90, 180]), validation_days 28 (config: 7)");
+	}
+	model_data_release(&d);
+	feature_params_release(&p);
+	registry_close(reg);
+	free(path);
+	artefact_info_release(&info);
+	frame_release(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -748,6 +834,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_revenue_on_day_d_changes_only_ages_above_d, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_params_travel_with_artefact, setup, teardown),
 	};
 
 	log_level_current = LOG_ERROR;

@@ -2,11 +2,17 @@
  * `ltvpipe monitor` end to end on generated samples: a model trained as of
  * T = 2025-08-01, monitored on the week after it (as_of 2025-08-08).
  *  - drift: the users installed in that week cost 3x as much (a network's
- *    prices tripling); PSI of cost must alert and the status be alert;
+ *    prices tripling); PSI of cost must alert and the status be alert; or 3
+ *    in 5 of them come from one campaign (a shift in the campaign mix): the
+ *    PSI of the campaign encodings must alert;
  *  - no drift: the same sample untouched must not be flagged by drift. The
  *    false-alarm rate over seeds 1..LTV_MONITOR_SEEDS (default 2, so make test
  *    stays fast; the 20-seed figure in the commit is LTV_MONITOR_SEEDS=20) is
  *    printed, and must stay at or below 10%;
+ *  - calibration of the cohorts installed after T (each install week
+ *    predicted at its end): the predictions of a week do not move when every
+ *    event after the week's end changes (no leakage), and a week whose users
+ *    stop paying after it is flagged while the band holds without it;
  *  - bad input: an as_of before the version's, an unknown version: clear
  *    errors and no report stored.
  */
@@ -14,12 +20,15 @@
 #include "fixture.h"
 
 #include "ltv/generate.h"
+#include "ltv/strmap.h"
 #include "ltv/monitor.h"
 #include "ltv/registry.h"
 #include "ltv/timeutil.h"
 
 #define TRAIN_AS_OF "2025-08-01"
 #define MONITOR_AS_OF "2025-08-08"
+/* Three install weeks after T complete at 7 days: S = 08-08, 08-15, 08-22 (+ 7 <= 08-30) */
+#define LATE_AS_OF "2025-08-30"
 
 /* Multiplies the cost of the users installed in [from, to) (ISO dates) by factor. */
 static void scale_costs(const char *data_dir, const char *from, const char *to, double factor)
@@ -91,6 +100,180 @@ static struct test_pipeline *trained(uint64_t seed, double cost_factor)
 	test_set(&p->cfg, "hurdle.n_rounds=30");
 	test_set(&p->cfg, "multiplier.n_rounds=30");
 	assert_int_equal(time_parse_iso8601(TRAIN_AS_OF, &opts.as_of), 0);
+	test_run(&p->cfg, &opts);
+	return p;
+}
+
+/*
+ * Rewrites data_dir/events.csv (user_id,event_time,revenue,event), each
+ * revenue multiplied by factor(install time of its user, event time): the
+ * install times come from users.csv.
+ */
+static size_t scale_revenue(const char *data_dir, double (*factor)(int64_t install, int64_t t))
+{
+	char *upath = xasprintf("%s/users.csv", data_dir), *path = xasprintf("%s/events.csv", data_dir);
+	char *tmp = xasprintf("%s/events.tmp", data_dir), line[4096];
+	FILE *in = fopen(upath, "r"), *out;
+	struct strmap installs;
+	size_t changed = 0;
+
+	assert_non_null(in);
+	strmap_init(&installs);
+	while (fgets(line, sizeof(line), in)) {
+		char *f[7], *p = line;
+		size_t n = 0;
+		int64_t t;
+
+		f[n++] = p;
+		while (n < 7 && (p = strchr(p, ',')) != NULL) {
+			*p++ = '\0';
+			f[n++] = p;
+		}
+		if (n == 7 && time_parse_iso8601(f[3], &t) == 0)
+			assert_int_equal(strmap_put(&installs, f[0], t), 0);
+	}
+	fclose(in);
+	in = fopen(path, "r");
+	out = fopen(tmp, "w");
+	assert_non_null(in);
+	assert_non_null(out);
+	while (fgets(line, sizeof(line), in)) {
+		char *user = line, *time = strchr(user, ','), *revenue, *rest;
+		int64_t install, t;
+		double r, k;
+
+		assert_non_null(time);
+		*time++ = '\0';
+		revenue = strchr(time, ',');
+		assert_non_null(revenue);
+		*revenue++ = '\0';
+		rest = strchr(revenue, ',');
+		assert_non_null(rest);
+		*rest++ = '\0';
+		if (strmap_get(&installs, user, &install) == 1 && time_parse_iso8601(time, &t) == 0 &&
+		    parse_double(revenue, &r) == 0 && r > 0 && (k = factor(install, t)) != 1) {
+			fprintf(out, "%s,%s,%.4f,%s", user, time, r * k, rest);
+			changed++;
+		} else {
+			fprintf(out, "%s,%s,%s,%s", user, time, revenue, rest);
+		}
+	}
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+	assert_int_equal(rename(tmp, path), 0);
+	strmap_release(&installs);
+	free(upath);
+	free(path);
+	free(tmp);
+	return changed;
+}
+
+static int64_t iso(const char *text)
+{
+	int64_t t;
+
+	assert_int_equal(time_parse_iso8601(text, &t), 0);
+	return t;
+}
+
+/* Every revenue from 2025-08-15 (the end of the second install week after T) on, x5. */
+static double later_revenue_x5(int64_t install, int64_t t)
+{
+	(void)install;
+	return t >= iso("2025-08-15") ? 5 : 1;
+}
+
+/* T of test_new_cohorts_flagged: four install weeks after it complete at D30 by LATE_AS_OF */
+#define EARLY_AS_OF "2025-07-01"
+
+/*
+ * Users installed after EARLY_AS_OF pay nothing after the end of their
+ * install week (a paywall broke for new installs): what the version predicted
+ * at the week's end stays as it was, the outcomes fall.
+ */
+static double new_cohorts_stop_paying(int64_t install, int64_t t)
+{
+	const int64_t T = iso(EARLY_AS_OF), week = 7 * SECONDS_PER_DAY;
+
+	return install >= T && t >= T + ((install - T) / week + 1) * week ? 0 : 1;
+}
+
+/* Revenue from 2025-08-15 on x5; new installs stop paying after their install week. */
+static void edit_later_revenue_x5(const char *data_dir)
+{
+	assert_true(scale_revenue(data_dir, later_revenue_x5) > 100);
+}
+
+static void edit_new_cohorts_stop_paying(const char *data_dir)
+{
+	assert_true(scale_revenue(data_dir, new_cohorts_stop_paying) > 100);
+}
+
+/*
+ * A shift in the campaign mix: 3 in 5 users installed in the monitored week
+ * [T, T + 7 days) come from the (app, campaign) of the first user of the
+ * file (a campaign that runs throughout: one of the generator's anchors),
+ * as when a network's budget is raised.
+ */
+static void edit_campaign_mix(const char *data_dir)
+{
+	char *path = xasprintf("%s/users.csv", data_dir), *tmp = xasprintf("%s/users.tmp", data_dir);
+	FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
+	char line[4096], app[256] = "", campaign[256] = "";
+	size_t changed = 0, in_week = 0;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while (fgets(line, sizeof(line), in)) {
+		char *f[8] = { 0 }, *p = line;
+		size_t n = 0;
+
+		f[n++] = p;
+		while (n < 8 && (p = strchr(p, ',')) != NULL) {
+			*p++ = '\0';
+			f[n++] = p;
+		}
+		assert_int_equal(n, 7);
+		if (strcmp(f[0], "user_id") != 0 && !app[0]) {
+			snprintf(app, sizeof(app), "%s", f[1]);
+			snprintf(campaign, sizeof(campaign), "%s", f[2]);
+		}
+		if (strncmp(f[3], "20", 2) == 0 && strcmp(f[3], TRAIN_AS_OF) >= 0 &&
+		    strcmp(f[3], MONITOR_AS_OF) < 0 && in_week++ % 5 < 3) {
+			f[1] = app;
+			f[2] = campaign;
+			changed++;
+		}
+		for (size_t k = 0; k < n; k++)
+			fprintf(out, "%s%s", k ? "," : "", f[k]);
+	}
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_true(changed > 300);
+	free(path);
+	free(tmp);
+}
+
+/* The trained() pipeline, as of as_of, its data edited by edit (NULL: none) before training. */
+static struct test_pipeline *trained_edited(uint64_t seed, const char *as_of,
+					    void (*edit)(const char *data_dir))
+{
+	struct generate_param gp;
+	struct test_pipeline *p;
+	struct run_options opts = { .command = "test" };
+
+	generate_param_init(&gp);
+	gp.n_users = 20000;
+	gp.seed = seed;
+	gp.n_campaigns = 8;
+	p = test_pipeline_new_param(&gp, "1");
+	if (edit)
+		edit(p->data);
+	test_config_small_sample(&p->cfg);
+	test_set(&p->cfg, "hurdle.n_rounds=30");
+	test_set(&p->cfg, "multiplier.n_rounds=30");
+	assert_int_equal(time_parse_iso8601(as_of, &opts.as_of), 0);
 	test_run(&p->cfg, &opts);
 	return p;
 }
@@ -173,6 +356,33 @@ static void test_cost_drift_alerts(void **state)
 }
 
 /*
+ * A campaign-mix shift in the monitored week (edit_campaign_mix): the PSI of
+ * the campaign encodings alerts and names a campaign feature; the same seed
+ * unchanged does not (test_no_drift_false_alarms, seed 1).
+ */
+static void test_campaign_mix_drift_alerts(void **state)
+{
+	struct test_pipeline *p = trained_edited(1, TRAIN_AS_OF, edit_campaign_mix);
+	struct monitor_result r;
+	struct ltv_err err = { 0 };
+	const struct monitor_psi *ltv_te;
+
+	(void)state;
+	if (monitor(p, MONITOR_AS_OF, NULL, &r, &err) != 0)
+		fail_msg("monitor: %s", err.msg);
+	ltv_te = find_psi(&r, "campaign_ltv_te");
+	print_message("campaign mix: PSI of campaign_ltv_te %.3f, max PSI %.3f (%s)\n", ltv_te->psi.psi,
+		      r.max_psi, r.worst);
+	assert_true(ltv_te->psi.psi >= 0.25);
+	assert_int_equal(ltv_te->level, PSI_ALERT);
+	assert_non_null(strstr(r.worst, "campaign"));
+	assert_int_equal(r.drift_level, PSI_ALERT);
+	assert_int_equal(monitor_exit_status(r.level), 4);
+	monitor_result_release(&r);
+	test_pipeline_free(p);
+}
+
+/*
  * Counts three kinds of alarm on unchanged data: a feature's PSI (the
  * inputs), the predicted LTV's PSI and calibration. Only the first is
  * asserted: the predicted LTV of a cohort moves with its own early revenue
@@ -185,7 +395,7 @@ static void test_no_drift_false_alarms(void **state)
 {
 	const char *env = getenv("LTV_MONITOR_SEEDS");
 	int64_t n_seeds = 2;
-	int feature_alarms = 0, prediction_alarms = 0, calibration_warns = 0;
+	int feature_alarms = 0, prediction_alarms = 0, calibration_warns = 0, status_alarms = 0;
 
 	(void)state;
 	if (env && parse_int64(env, &n_seeds) < 0)
@@ -216,12 +426,153 @@ static void test_no_drift_false_alarms(void **state)
 		feature_alarms += features != PSI_OK;
 		prediction_alarms += r.psi[r.n_psi - 1].level != PSI_OK;
 		calibration_warns += r.calibration_level != PSI_OK;
+		status_alarms += monitor_exit_status(r.level) != 0;
 		monitor_result_release(&r);
 		test_pipeline_free(p);
 	}
-	print_message("false alarms over %lld seeds: features %d, predicted LTV %d, calibration %d\n",
-		      (long long)n_seeds, feature_alarms, prediction_alarms, calibration_warns);
+	print_message("false alarms over %lld seeds: features %d, predicted LTV %d, calibration %d; "
+		      "exit status 3 or 4: %d\n", (long long)n_seeds, feature_alarms, prediction_alarms,
+		      calibration_warns, status_alarms);
 	assert_true(feature_alarms * 10 <= n_seeds);
+}
+
+/* The install week after T starting on date at horizon (fails when absent). */
+static const struct monitor_week *new_week(const struct monitor_result *r, int64_t horizon,
+					   const char *date)
+{
+	for (size_t k = 0; k < r->n_weeks; k++)
+		if (r->weeks[k].new_cohort && r->weeks[k].c.horizon == horizon &&
+		    r->weeks[k].week_start == iso(date))
+			return &r->weeks[k];
+	fail_msg("no install week %s at horizon %lld after T", date, (long long)horizon);
+	return NULL;
+}
+
+static void print_new_weeks(const char *what, const struct monitor_result *r)
+{
+	char w[32], sc[32];
+
+	for (size_t k = 0; k < r->n_weeks; k++) {
+		const struct monitor_week *x = &r->weeks[k];
+
+		if (x->new_cohort)
+			print_message("%s: D%lld week %s scored %s: %zu users, mean predicted %.4f, actual "
+				      "%.4f, bias %+.3f, z %.2f, %s\n", what, (long long)x->c.horizon,
+				      time_format_date(x->week_start, w, sizeof(w)),
+				      time_format_date(x->scored_at, sc, sizeof(sc)), x->c.n,
+				      x->c.sum_pred / (double)x->c.n, x->c.sum_actual / (double)x->c.n,
+				      x->c.bias, x->c.z, psi_level_name(x->c.level));
+	}
+}
+
+/*
+ * New cohorts, as of 2025-08-30: the weeks of 08-01, 08-08 and 08-15 are
+ * complete at D7 (none at D30). Against the same sample with every revenue
+ * from 08-15 on multiplied by 5 (the models are the same: they read nothing
+ * after T), the weeks scored at 08-08 and 08-15 must have the same
+ * predictions to the bit — the second with other actuals — and the week
+ * scored at 08-22 other predictions (so the test can see a leak).
+ */
+static void test_new_cohorts_no_leakage(void **state)
+{
+	struct test_pipeline *p = trained_edited(3, TRAIN_AS_OF, NULL),
+			    *q = trained_edited(3, TRAIN_AS_OF, edit_later_revenue_x5);
+	struct monitor_result a, b;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	if (monitor(p, LATE_AS_OF, NULL, &a, &err) != 0 || monitor(q, LATE_AS_OF, NULL, &b, &err) != 0)
+		fail_msg("monitor: %s", err.msg);
+	print_new_weeks("as generated", &a);
+	print_new_weeks("revenue from 08-15 x5", &b);
+	assert_int_equal(a.cal_new[0].horizon, 7);
+	assert_int_equal(a.cal_new[1].n, 0); /* D30: no week complete */
+	assert_true(a.cal_new[0].n > 3 * 400);
+	for (int k = 0; k < 3; k++) {
+		const char *date[] = { "2025-08-01", "2025-08-08", "2025-08-15" };
+		const char *scored[] = { "2025-08-08", "2025-08-15", "2025-08-22" };
+		const struct monitor_week *wa = new_week(&a, 7, date[k]), *wb = new_week(&b, 7, date[k]);
+
+		assert_int_equal(wa->scored_at, iso(scored[k]));
+		assert_int_equal(wa->c.n, wb->c.n);
+		assert_true(wa->c.judged);
+		assert_int_equal(wa->c.level, PSI_OK); /* as generated: within the band */
+		if (k < 2)
+			assert_double_near(wa->c.sum_pred, wb->c.sum_pred, 0);
+		else
+			assert_true(wb->c.sum_pred > wa->c.sum_pred * 1.5);
+		if (k == 0)
+			assert_double_near(wa->c.sum_actual, wb->c.sum_actual, 0);
+		else
+			assert_true(wb->c.sum_actual > wa->c.sum_actual * 1.5);
+	}
+	/* the weeks add up to the horizon's total; the users predicted at T are the same too */
+	assert_int_equal(new_week(&a, 7, "2025-08-01")->c.n + new_week(&a, 7, "2025-08-08")->c.n +
+				 new_week(&a, 7, "2025-08-15")->c.n, a.cal_new[0].n);
+	assert_double_near(a.cal[0].sum_pred, b.cal[0].sum_pred, 0);
+	assert_int_equal(a.cal_new[0].level, PSI_OK);
+	monitor_result_release(&a);
+	monitor_result_release(&b);
+	test_pipeline_free(p);
+	test_pipeline_free(q);
+}
+
+/*
+ * A version trained as of 2025-07-01, monitored as of 2025-08-30, when users
+ * installed after 07-01 pay nothing after their install week: the four weeks
+ * complete at D30 (scored 07-08 .. 07-29) over-predict beyond the band (bias
+ * +1.4 to +21 on this sample), three of them significantly (the fourth's
+ * difference is one big payer's: z 1.6), the horizon's new cohorts together
+ * too, and calibration warns. The band holds for the sample as
+ * generated (test_new_cohorts_no_leakage). The JSON report has the weeks.
+ */
+static void test_new_cohorts_flagged(void **state)
+{
+	struct test_pipeline *p = trained_edited(3, EARLY_AS_OF, edit_new_cohorts_stop_paying);
+	struct monitor_result r;
+	struct ltv_err err = { 0 };
+	struct monitor_options opts = { .json = 1 };
+	struct registry *reg = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int n_warn = 0;
+	FILE *out;
+
+	(void)state;
+	if (monitor(p, LATE_AS_OF, NULL, &r, &err) != 0)
+		fail_msg("monitor: %s", err.msg);
+	print_new_weeks("new installs stop paying after their install week", &r);
+	for (int k = 0; k < 4; k++) {
+		const char *date[] = { "2025-07-01", "2025-07-08", "2025-07-15", "2025-07-22" };
+		const struct monitor_week *w = new_week(&r, 30, date[k]);
+
+		assert_true(w->c.judged);
+		assert_true(w->c.bias > 0.3);
+		/* material everywhere; significant where no single big payer dominates the week */
+		n_warn += w->c.level == PSI_WARN;
+		if (w->c.level != PSI_WARN)
+			assert_true(w->c.z < 2.576);
+	}
+	assert_true(n_warn >= 3);
+	assert_int_equal(r.cal_new[1].horizon, 30);
+	assert_int_equal(r.cal_new[1].level, PSI_WARN);
+	assert_int_equal(r.calibration_level, PSI_WARN);
+	assert_true(r.calibration_warn_n >= 4);
+	assert_true(r.level >= PSI_WARN);
+	assert_true(monitor_exit_status(r.level) >= 3);
+	monitor_result_release(&r);
+	/* the JSON report (as stored) has the weeks under new_cohorts */
+	out = open_memstream(&text, &len);
+	assert_int_equal(time_parse_iso8601(LATE_AS_OF, &opts.as_of), 0);
+	assert_int_equal(registry_open_existing(p->cfg.registry.path, 5, &reg, &err), 0);
+	assert_int_equal(monitor_run(&p->cfg, reg, &opts, out, NULL, &err), 0);
+	registry_close(reg);
+	fclose(out);
+	assert_non_null(strstr(text, "\"new_cohorts\":{\"horizon\":30,"));
+	assert_non_null(strstr(text, "\"install_week\":\"2025-07-08\",\"scored_at\":\"2025-07-15T00:00:00Z\""));
+	assert_non_null(strstr(text, "\"calibration_status\":\"warn\""));
+	free(text);
+	test_pipeline_free(p);
 }
 
 static void test_bad_input_stores_nothing(void **state)
@@ -248,7 +599,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cost_drift_alerts),
+		cmocka_unit_test(test_campaign_mix_drift_alerts),
 		cmocka_unit_test(test_no_drift_false_alarms),
+		cmocka_unit_test(test_new_cohorts_no_leakage),
+		cmocka_unit_test(test_new_cohorts_flagged),
 		cmocka_unit_test(test_bad_input_stores_nothing),
 	};
 

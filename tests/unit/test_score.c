@@ -140,8 +140,12 @@ static void test_segments_and_floor(void **state)
 	const size_t rows[3] = { 0, 1, 2 };
 	const double floor_v[3] = { 0, 5, 0.25 };
 	double ltv[3] = { -1, 2, 0.5 };
+	struct feature_params fp;
 
-	predictor_init(&p, &fx->cfg);
+	/* parameters as a features artefact built with this config would carry */
+	feature_params_from_config(&fx->cfg, 0, &fp);
+	predictor_init(&p, &fx->cfg, &fp);
+	feature_params_release(&fp);
 	/* no cuts learnt (all 0): everyone is Low, never VIP by accident */
 	assert_string_equal(predictor_segment(&p, 100), "Low");
 	p.segment_cut[0] = 1;
@@ -154,9 +158,9 @@ static void test_segments_and_floor(void **state)
 	assert_string_equal(predictor_segment(&p, 3), "VIP");
 	assert_string_equal(predictor_segment(&p, 1e9), "VIP");
 
-	assert_int_equal(predictor_horizon_index(&fx->cfg, 7), 0);
-	assert_int_equal(predictor_horizon_index(&fx->cfg, 90), 2);
-	assert_int_equal(predictor_horizon_index(&fx->cfg, 60), -1);
+	assert_int_equal(feature_params_horizon_index(&p.params, 7), 0);
+	assert_int_equal(feature_params_horizon_index(&p.params, 90), 2);
+	assert_int_equal(feature_params_horizon_index(&p.params, 60), -1);
 
 	/* identity calibration: never below the revenue observed, nor below 0 */
 	frame_init(&d.frame, 3);
@@ -201,10 +205,13 @@ static void test_chosen_method(void **state)
 	struct test_pipeline *fx = *state;
 	struct predictor p;
 	struct model_data d;
+	struct feature_params fp;
 
 	hand_data(&d, names, 4);
 	d.tier[2] = 2; /* brand_new_2026: its users' tier */
-	predictor_init(&p, &fx->cfg);
+	feature_params_from_config(&fx->cfg, 0, &fp);
+	predictor_init(&p, &fx->cfg, &fp);
+	feature_params_release(&fp);
 	p.choice[p.target_h].tier_default[2] = method_index("multiplier");
 	p.choice[p.target_h].tier_default[3] = method_index("hurdle");
 	/* without any per-campaign selection, every named campaign gets its tier's default */

@@ -109,6 +109,8 @@ static void test_user_checks(void **state)
 	(void)state;
 	memset(&m, 0, sizeof(m));
 	config_init_defaults(&m.cfg);
+	/* what a model's features artefact built with the defaults carries */
+	feature_params_from_config(&m.cfg, 0, &m.params);
 	user_batch_init(&b, &m, 2);
 	assert_int_equal(user_batch_set(&b, 0, "rev_window", 4.99, &err), 0);
 	assert_true(frame_column(&b.d.frame, "rev_window")[0] == 4.99);
@@ -136,6 +138,7 @@ static void test_user_checks(void **state)
 	assert_int_equal(user_batch_set_names(&b, 0, "a", NULL, &err), 0);
 	assert_string_equal(b.campaign[0], "");
 	user_batch_release(&b);
+	feature_params_release(&m.params);
 	config_release(&m.cfg);
 }
 

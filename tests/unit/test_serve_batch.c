@@ -1,0 +1,162 @@
+/*
+ * The server serves concurrent single predictions together
+ * (serve_predict_jobs), and the curves method levels a campaign cohort from
+ * the revenue of the users predicted with it. A single prediction must not
+ * depend on its batch-mates: user A served alone and A served in one batch
+ * with big spenders of its own campaign get the same bytes. The same users
+ * through serving_predict without model_data.group (a batch request, or
+ * `score`) do level together, which shows that the check can fail.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "ltv/log.h"
+#include "ltv/method.h"
+#include "ltv/predict_user.h"
+#include "ltv/serve_internal.h"
+
+#include "fixture.h"
+
+/* Tree models cut short so that curves serves most campaigns. */
+static int group_setup(void **state)
+{
+	const struct run_options opts = { .as_of = INT64_MIN, .command = "test_serve_batch" };
+	struct test_pipeline *fx;
+
+	log_level_current = LOG_ERROR;
+	fx = test_pipeline_new(2000, 7, "1");
+	test_config_small_sample(&fx->cfg);
+	test_set(&fx->cfg, "hurdle.n_rounds=1");
+	test_set(&fx->cfg, "multiplier.n_rounds=1");
+	test_set(&fx->cfg, "lookalike.k=1");
+	test_set(&fx->cfg, "curves.shrinkage_users=0");
+	test_run(&fx->cfg, &opts);
+	*state = fx;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	test_pipeline_free(*state);
+	return 0;
+}
+
+/* One user of app/campaign aged 5 days who spent rev in the window. */
+static struct user_batch *one_user(const struct loaded_model *m, const char *app,
+				   const char *campaign, double rev)
+{
+	struct user_batch *b = xcalloc(1, sizeof(*b));
+	struct ltv_err err = { 0 };
+
+	user_batch_init(b, m, 1);
+	if (user_batch_set_names(b, 0, app, campaign, &err) != 0 ||
+	    user_batch_set(b, 0, "age_days", 5, &err) != 0 ||
+	    user_batch_set(b, 0, "rev_window", rev, &err) != 0 ||
+	    user_batch_set(b, 0, "purchases_window", rev > 100 ? 9 : 1, &err) != 0)
+		fail_msg("user: %s", err.msg);
+	return b;
+}
+
+/* The answers of users[0..n) served as one batch of single predictions. */
+static void serve_together(struct serve *s, struct serve_model *sm, struct user_batch **users,
+			   size_t n, struct serve_reply *out)
+{
+	struct predict_job jobs[8], *ptrs[8];
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = (struct predict_job){ .user = users[i], .model = sm, .out = &out[i] };
+		ptrs[i] = &jobs[i];
+	}
+	serve_predict_jobs(s, ptrs, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(out[i].status, 200);
+}
+
+/* ltv at the target horizon of row 0 of u served through serving_predict with rows of others. */
+static double level_of(const struct loaded_model *m, struct user_batch **users, size_t n)
+{
+	struct user_batch b;
+	struct served sv;
+	struct ltv_err err = { 0 };
+	size_t *rows = test_all_rows(n);
+	double v;
+
+	user_batch_init(&b, m, n);
+	for (size_t i = 0; i < n; i++)
+		user_batch_copy_row(&b, i, users[i], 0);
+	if (user_batch_finish(&b, m, &err) != 0 || serving_predict(m, &b.d, rows, n, &sv, &err) != 0)
+		fail_msg("serving_predict: %s", err.msg);
+	v = sv.ltv[predictor_horizon_index(&m->cfg, m->cfg.features.target_horizon)][0];
+	served_release(&sv);
+	user_batch_release(&b);
+	free(rows);
+	return v;
+}
+
+static void test_single_prediction_ignores_batch_mates(void **state)
+{
+	struct test_pipeline *fx = *state;
+	struct registry *reg = NULL;
+	struct serve s;
+	struct serve_model sm;
+	struct ltv_err err = { 0 };
+	struct user_batch *users[6];
+	struct serve_reply alone = { 0 }, together[6];
+	int64_t version = 0;
+	const char *app = NULL, *campaign = NULL;
+
+	memset(&s, 0, sizeof(s));
+	memset(&sm, 0, sizeof(sm));
+	memset(together, 0, sizeof(together));
+	serve_metrics_init(&s.metrics);
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    model_resolve(reg, "production", &version, &err) != 0 ||
+	    model_load(reg, &fx->cfg, version, &sm.m, &err) != 0)
+		fail_msg("model: %s", err.msg);
+	atomic_init(&sm.refs, 1);
+	/* a known cohort that curves serves */
+	for (size_t k = 0; k < sm.m.enc.n_apps * sm.m.enc.n_campaigns && !app; k++) {
+		struct user_batch *u = one_user(&sm.m, sm.m.enc.apps[k / sm.m.enc.n_campaigns],
+						sm.m.enc.campaigns[k % sm.m.enc.n_campaigns], 3);
+		struct serve_reply r = { 0 };
+
+		serve_together(&s, &sm, &u, 1, &r);
+		if (strstr(r.body, "\"method\":\"curves\"")) {
+			app = sm.m.enc.apps[k / sm.m.enc.n_campaigns];
+			campaign = sm.m.enc.campaigns[k % sm.m.enc.n_campaigns];
+		}
+		free(r.body);
+		user_batch_release(u);
+		free(u);
+	}
+	if (!app)
+		fail_msg("no campaign is served by curves");
+	users[0] = one_user(&sm.m, app, campaign, 3);
+	for (size_t i = 1; i < 6; i++)
+		users[i] = one_user(&sm.m, app, campaign, 900);
+	serve_together(&s, &sm, users, 1, &alone);
+	serve_together(&s, &sm, users, 6, together);
+	assert_string_equal(together[0].body, alone.body);
+	/* the same users levelled together (a batch request): A's value moves */
+	assert_true(level_of(&sm.m, users, 6) > 2 * level_of(&sm.m, users, 1));
+	for (size_t i = 0; i < 6; i++) {
+		free(together[i].body);
+		user_batch_release(users[i]);
+		free(users[i]);
+	}
+	free(alone.body);
+	model_release(&sm.m);
+	serve_metrics_release(&s.metrics);
+	registry_close(reg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_single_prediction_ignores_batch_mates),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
