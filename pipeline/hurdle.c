@@ -341,6 +341,9 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 	t_revenue = now_seconds();
 	if (ret == 0) {
 		rows_payers(&train, hf->k, &train_payers);
+		/* Only the payers' rows train on from here: free the full matrix before those fits. */
+		free(train.x);
+		train.x = NULL;
 		ret = fit_revenue(hf, &train_payers, &own.payers, pooled ? &pooled->payers : NULL,
 				  &m, info, err);
 	}

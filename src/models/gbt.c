@@ -199,17 +199,85 @@ static int check_labels(const struct objective_info *obj, const float *y, const 
 	return 0;
 }
 
+/*
+ * The training rows as one batch of XGBoost's data iterator: what
+ * XGQuantileDMatrixCreateFromCallback reads. It sketches the bins straight
+ * from our dense floats and keeps only the bin indices (1 byte a value),
+ * where a DMatrix first copies every value into a row page (8 bytes a value:
+ * index and float) and then bins that copy. The trees are the same
+ * (bench/same_results.sh: identical artefact hashes).
+ */
+struct dense_batch {
+	DMatrixHandle proxy;
+	const float *x, *y, *w;
+	size_t n_rows, n_features;
+	int served;
+};
+
+static void dense_batch_reset(DataIterHandle handle)
+{
+	((struct dense_batch *)handle)->served = 0;
+}
+
+/* 1: a batch was set on the proxy; 0: no more (XGBoost's protocol, errors included). */
+static int dense_batch_next(DataIterHandle handle)
+{
+	struct dense_batch *b = handle;
+	const char *typestr = (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) ? "<f4" : ">f4";
+	char iface[192];
+
+	if (b->served)
+		return 0;
+	b->served = 1;
+	snprintf(iface, sizeof(iface),
+		 "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"%s\", "
+		 "\"version\": 3}", (uintptr_t)b->x, b->n_rows, b->n_features, typestr);
+	if (XGProxyDMatrixSetDataDense(b->proxy, iface) != 0 ||
+	    XGDMatrixSetFloatInfo(b->proxy, "label", b->y, b->n_rows) != 0 ||
+	    (b->w && XGDMatrixSetFloatInfo(b->proxy, "weight", b->w, b->n_rows) != 0))
+		return 0; /* XGBoost then fails the creation with its own last error */
+	return 1;
+}
+
+static int quantile_matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
+			       size_t n_features, int n_threads, DMatrixHandle *out,
+			       struct ltv_err *err)
+{
+	struct dense_batch b = { .x = x, .y = y, .w = w, .n_rows = n_rows,
+				 .n_features = n_features };
+	char config[96];
+	int ret = 0;
+
+	/* max_bin: XGBoost's default, the one the booster would use on a plain DMatrix. */
+	snprintf(config, sizeof(config), "{\"missing\": NaN, \"nthread\": %d, \"max_bin\": 256}",
+		 n_threads);
+	XGB_TRY(XGProxyDMatrixCreate(&b.proxy));
+	XGB_TRY(XGQuantileDMatrixCreateFromCallback(&b, b.proxy, NULL, dense_batch_reset,
+						    dense_batch_next, config, out));
+out:
+	if (b.proxy)
+		XGDMatrixFree(b.proxy);
+	return ret;
+}
+
+/* quantile: the training matrix (bins only); else one that predicts from raw values. */
 static int matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
 		      size_t n_features, const char *const *feature_names, int n_threads,
-		      DMatrixHandle *out, struct ltv_err *err)
+		      int quantile, DMatrixHandle *out, struct ltv_err *err)
 {
 	DMatrixHandle d = NULL;
 	int ret = 0;
 
-	XGB_TRY(XGDMatrixCreateFromMat_omp(x, n_rows, n_features, NAN, &d, n_threads));
-	XGB_TRY(XGDMatrixSetFloatInfo(d, "label", y, n_rows));
-	if (w)
-		XGB_TRY(XGDMatrixSetFloatInfo(d, "weight", w, n_rows));
+	if (quantile) {
+		if ((ret = quantile_matrix_new(x, y, w, n_rows, n_features, n_threads, &d,
+					       err)) < 0)
+			goto out;
+	} else {
+		XGB_TRY(XGDMatrixCreateFromMat_omp(x, n_rows, n_features, NAN, &d, n_threads));
+		XGB_TRY(XGDMatrixSetFloatInfo(d, "label", y, n_rows));
+		if (w)
+			XGB_TRY(XGDMatrixSetFloatInfo(d, "weight", w, n_rows));
+	}
 	if (feature_names)
 		XGB_TRY(XGDMatrixSetStrFeatureInfo(d, "feature_name",
 						   (const char **)feature_names, n_features));
@@ -424,12 +492,12 @@ int gbt_fit(const struct gbt_param *p,
 	metric = metric_name(p, obj);
 	maximise = metric_maximises(metric);
 	if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features, feature_names,
-			      p->n_threads, &dtrain, err)) < 0)
+			      p->n_threads, 1, &dtrain, err)) < 0)
 		goto out;
 	cache[0] = dtrain;
 	if (n_valid) {
 		if ((ret = matrix_new(x_valid, y_valid, NULL, n_valid, n_features, feature_names,
-				      p->n_threads, &dvalid, err)) < 0)
+				      p->n_threads, 0, &dvalid, err)) < 0)
 			goto out;
 		cache[1] = dvalid;
 	}

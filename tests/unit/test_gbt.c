@@ -835,6 +835,60 @@ static void test_contributions_sum_to_margin(void **state)
 	check_contribs("binary:logistic", 22);
 }
 
+/*
+ * Training weights reach XGBoost (the training matrix is built through a data
+ * iterator, which sets them itself): rows of weight 2 fit as those rows
+ * written twice, and zero weights on half the rows change the fit. Features
+ * take 16 values, fewer than the bins, so both matrices get the same cuts.
+ */
+static void test_weights_count_as_repeated_rows(void **state)
+{
+	struct rng r = { 11 };
+	const size_t k = 3, n = 600, nv = 200;
+	float *x = alloc_f(n * k), *y = alloc_f(n), *w = alloc_f(n), *w0 = alloc_f(n);
+	float *xd = alloc_f(2 * n * k), *yd = alloc_f(2 * n), *xv = alloc_f(nv * k);
+	double *pw = alloc_d(nv), *pd = alloc_d(nv), *p0 = alloc_d(nv);
+	struct gbt_model *mw = NULL, *md = NULL, *m0 = NULL;
+	struct ltv_err err = { 0, "" };
+	struct gbt_param p;
+	size_t nd = 0;
+	double max_diff = 0, zero_diff = 0;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < k; j++)
+			x[i * k + j] = (float)(rng_next(&r) % 16) / 16.0f;
+		y[i] = (float)(3.0 * x[i * k] + x[i * k + 1] + 0.1 * rng_normal(&r));
+		w[i] = i % 3 == 0 ? 2.0f : 1.0f;
+		w0[i] = x[i * k] < 0.5f ? 1.0f : 0.0f;
+		for (int c = 0; c < (int)w[i]; c++, nd++) {
+			memcpy(xd + nd * k, x + i * k, k * sizeof(float));
+			yd[nd] = y[i];
+		}
+	}
+	for (size_t i = 0; i < nv * k; i++)
+		xv[i] = (float)(rng_next(&r) % 16) / 16.0f;
+	gbt_param_init_defaults(&p);
+	p.n_rounds = 20;
+	p.n_threads = 1;
+	assert_int_equal(gbt_fit(&p, x, y, w, n, NULL, NULL, 0, k, NULL, &mw, &err), 0);
+	assert_int_equal(gbt_fit(&p, xd, yd, NULL, nd, NULL, NULL, 0, k, NULL, &md, &err), 0);
+	assert_int_equal(gbt_fit(&p, x, y, w0, n, NULL, NULL, 0, k, NULL, &m0, &err), 0);
+	assert_int_equal(gbt_predict(mw, xv, nv, k, pw, &err), 0);
+	assert_int_equal(gbt_predict(md, xv, nv, k, pd, &err), 0);
+	assert_int_equal(gbt_predict(m0, xv, nv, k, p0, &err), 0);
+	for (size_t i = 0; i < nv; i++) {
+		max_diff = fmax(max_diff, fabs(pw[i] - pd[i]));
+		zero_diff = fmax(zero_diff, fabs(pw[i] - p0[i]));
+	}
+	assert_true(max_diff < 1e-4);
+	/* Rows with x0 >= 0.5 weighed nothing: their region is fitted from the others. */
+	assert_true(zero_diff > 0.5);
+	gbt_free(mw), gbt_free(md), gbt_free(m0);
+	free(x), free(y), free(w), free(w0), free(xd), free(yd), free(xv);
+	free(pw), free(pd), free(p0);
+}
+
 static void test_version_string(void **state)
 {
 	int major, minor, patch;
@@ -867,6 +921,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_predicts),
 		cmocka_unit_test(test_feature_importance),
 		cmocka_unit_test(test_contributions_sum_to_margin),
+		cmocka_unit_test(test_weights_count_as_repeated_rows),
 		cmocka_unit_test(test_version_string),
 	};
 

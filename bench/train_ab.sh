@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# usage: bench/train_ab.sh BIN_BEFORE BIN_AFTER USERS RUNS [ENV_AFTER...]
+#
+# The cold training pipeline of two binaries on one generated sample (USERS
+# users, `generate --order time`), RUNS times each, alternating which goes
+# first: `run --only ingest`, then `run` (features … calibrate) on a fresh
+# registry, as bench/sidebyside.sh times ltvpipe. Prints, per side, the CPU
+# seconds (user + system, GNU time) and peak RSS of the `run` after ingest,
+# its minor page faults, and the medians; then whether every artefact's
+# content hash is the same on both sides (exit 1 if not).
+#
+# CPU seconds, not wall: on a shared machine the wall mostly measures the
+# neighbours. ENV_AFTER (NAME=VALUE ...) is set for the after side only, to
+# try an environment setting (e.g. MALLOC_MMAP_THRESHOLD_=33554432) with one
+# binary: pass the same binary twice.
+set -euo pipefail
+[ $# -ge 4 ] || { echo "usage: bench/train_ab.sh BIN_BEFORE BIN_AFTER USERS RUNS [ENV_AFTER...]" >&2; exit 2; }
+before=$(realpath "$1") after=$(realpath "$2") users=$3 runs=$4
+shift 4
+env_after=("$@")
+root=$(cd "$(dirname "$0")/.." && pwd)
+[ -x /usr/bin/time ] || { echo "bench: needs GNU /usr/bin/time (Debian package time)" >&2; exit 2; }
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-train-ab.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+"$after" generate --users "$users" --order time --out "$scratch/data" >/dev/null
+echo "bench: $users users, $runs runs each; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+declare -A val
+cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
+	local side=$1 bin=$before dir=$scratch/$1.$2
+	local -a envs=()
+	[ "$side" = after ] && { bin=$after; envs=("${env_after[@]}"); }
+	mkdir "$dir" && ln -s ../data "$dir/data"
+	(cd "$dir" && env "${envs[@]}" "$bin" run --config "$root/config/ltvpipe.yaml" --only ingest >ingest.log 2>&1 &&
+		env "${envs[@]}" /usr/bin/time -f '%U %S %M %R' -o time "$bin" run \
+			--config "$root/config/ltvpipe.yaml" >run.log 2>&1) ||
+		{ echo "bench: $side run $2 failed:" >&2; tail -20 "$dir/run.log" >&2; exit 1; }
+	read -r u s m f <"$dir/time"
+	local cpu rss
+	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+	rss=$(awk -v m="$m" 'BEGIN { printf "%.1f", m / 1024 }')
+	printf 'bench: %-6s run %d: %6.2f s CPU, %7.1f MB peak RSS, %7d minor faults\n' "$side" "$2" "$cpu" "$rss" "$f"
+	val[cpu:$side]+=" $cpu" val[rss:$side]+=" $rss" val[flt:$side]+=" $f"
+	sqlite3 -separator ' ' "$dir/models/registry.sqlite" \
+		"select name, content_hash from artefacts order by name" >"$scratch/$side.hashes"
+}
+med() {
+	printf '%s\n' ${val[$1]} | sort -g | awk '{ v[NR] = $1 } END {
+		printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+for ((r = 1; r <= runs; r++)); do
+	if ((r % 2)); then cold before "$r"; cold after "$r"; else cold after "$r"; cold before "$r"; fi
+done
+for side in before after; do
+	printf 'bench: %-6s median %6s s CPU, %7s MB peak RSS, %9s minor faults\n' "$side" \
+		"$(med "cpu:$side")" "$(med "rss:$side")" "$(med "flt:$side")"
+done
+echo "bench: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
+join "$scratch/before.hashes" "$scratch/after.hashes" |
+	awk '{ same = $2 == $3 ? "identical" : "DIFFERENT"; bad += $2 != $3
+	       printf "%-11s %s %s %s\n", $1, $2, $3, same } END { exit bad > 0 }'
