@@ -3,7 +3,7 @@
 #
 # Benchmarks `ltvpipe serve` on loopback with wrk, bounded in time: trains a
 # model on USERS generated users (default 20000), starts the server
-# (serve.threads 8, no request log), then
+# (serve.threads, or SERVE_THREADS; no request log), then
 #  1. single predictions: POST /v1/predict over 32 keep-alive connections for
 #     SECONDS (default 10): requests/s, p50, p99, and how many users each
 #     batch of single predictions served together held on average;
@@ -12,24 +12,31 @@
 #  3. the server's RSS after the load against the model's size (its
 #     artefacts' blobs in the registry, without the training feature
 #     columns the server never loads); target RSS <= 2 x model + 50 MB.
+# SERVE_THREADS (default: serve.threads' own, one per core and at least 2)
+# and SERVE_CONNECTIONS (default 32) change the server's threads and the
+# single-prediction load's connections.
 # Prints one markdown table. Every process it starts is stopped by PID.
 set -uo pipefail
 users=${1:-20000}
 seconds=${2:-10}
+threads=${SERVE_THREADS:-}
+thread_args=()
+[ -n "$threads" ] && thread_args=(--threads "$threads")
+connections=${SERVE_CONNECTIONS:-32}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LTVPIPE="${LTVPIPE:-$root/ltvpipe}"
 export LTV_ROOT="$root"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvserve-bench-XXXXXX")
 cd "$scratch" || exit 1
 . "$root/tests/lib/serve.bash"
-trap 'serve_stop_all; rm -rf "$scratch"' EXIT
+trap 'procs_stop_all; rm -rf "$scratch"' EXIT
 "$LTVPIPE" generate --users "$users" --out data >/dev/null || exit 1
 "$LTVPIPE" run >run.out 2>run.err || { tail -5 run.err; exit 1; }
-serve_start srv --threads 8 --set serve.log_sample=0 --set serve.watch_ms=0 || exit 1
+serve_start srv "${thread_args[@]}" --set serve.log_sample=0 --set serve.watch_ms=0 || exit 1
 app=$(sed -n 2p data/users.csv | cut -d, -f2)
 export LTV_USER="{\"app\":\"$app\",\"campaign\":\"$(sed -n 2p data/users.csv | cut -d, -f3)\",\"rev_window\":2.5,\"age_days\":4,\"events_window\":9,\"cost\":1.2}"
 
-wrk -t2 -c32 -d"${seconds}s" --timeout 5s --latency -s "$root/tests/lib/swap.lua" "$srv_url/v1/predict" >single.out 2>&1
+wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s --latency -s "$root/tests/lib/swap.lua" "$srv_url/v1/predict" >single.out 2>&1
 rps=$(awk '/^Requests\/sec/ { print $2 }' single.out)
 p50=$(awk '$1 == "50%" { print $2 }' single.out)
 p99=$(awk '$1 == "99%" { print $2 }' single.out)
@@ -61,7 +68,7 @@ limit_mb=$(awk -v m="$model_bytes" 'BEGIN { printf "%.1f", 2 * m / 1048576 + 50 
 
 echo "| ltvpipe serve, $users users trained, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg) | figure | target |"
 echo "|---|---|---|"
-echo "| single predictions (32 connections, keep-alive) | $rps requests/s | >= 5,000 |"
+echo "| single predictions ($connections connections, keep-alive, ${threads:-default} server threads) | $rps requests/s | >= 5,000 |"
 echo "| single p50 / p99 | $p50 / $p99 | p99 <= 10 ms |"
 echo "| single predictions failed | $bad | 0 |"
 echo "| users per batch of single predictions served together | $per_batch | |"

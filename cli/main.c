@@ -288,7 +288,7 @@ static const struct cmd_option serve_options[] = {
 	{ "port", OPT_PORT, "P", "default serve.port (8080); 0 picks a free port, printed", 0 },
 	{ "bind", OPT_BIND, "ADDR", "a loopback address (default 127.0.0.1); never another", 0 },
 	{ "model", OPT_MODEL, "V", "version number or alias (default serve.model: production)", 0 },
-	{ "threads", OPT_THREADS, "N", "request threads (default serve.threads: 8)", 0 },
+	{ "threads", OPT_THREADS, "N", "request threads (default serve.threads: 0 = one per core, at least 2)", 0 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 

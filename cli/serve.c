@@ -599,6 +599,17 @@ static void set_port(struct sockaddr_storage *addr, int v6, uint16_t port)
 		((struct sockaddr_in *)addr)->sin_port = htons(port);
 }
 
+/* serve.threads, 0 meaning one per core but at least 2: a long batch request holds its thread. */
+static int64_t serve_threads(const struct config *cfg)
+{
+	long cores;
+
+	if (cfg->serve.threads > 0)
+		return cfg->serve.threads;
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 2 ? cores : 2;
+}
+
 int serve_run(const struct config *cfg, const struct serve_options *opts, struct ltv_err *err)
 {
 	struct serve *s = xcalloc(1, sizeof(*s));
@@ -611,7 +622,7 @@ int serve_run(const struct config *cfg, const struct serve_options *opts, struct
 	const char *bind = opts->bind ? opts->bind : cfg->serve.bind;
 	const char *env_token = getenv("LTVPIPE_SERVE_TOKEN");
 	int64_t port = opts->port >= 0 ? opts->port : cfg->serve.port;
-	int64_t threads = opts->threads > 0 ? opts->threads : cfg->serve.threads;
+	int64_t threads = opts->threads > 0 ? opts->threads : serve_threads(cfg);
 	char run_id[64], stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;

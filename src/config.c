@@ -120,7 +120,7 @@ static const struct config_key key_table[] = {
 	K("monitor.calibration_weeks", KEY_INT, monitor.calibration_weeks, 1, 520, "13"),
 	K("serve.bind", KEY_STRING, serve.bind, 0, 0, "127.0.0.1"),
 	K("serve.port", KEY_INT, serve.port, 0, 65535, "8080"),
-	K("serve.threads", KEY_INT, serve.threads, 1, 256, "8"),
+	K("serve.threads", KEY_INT, serve.threads, 0, 256, "0"),
 	K("serve.model", KEY_STRING, serve.model, 0, 0, "production"),
 	K("serve.watch_ms", KEY_INT, serve.watch_ms, 0, 3600000, "1000"),
 	K("serve.max_batch", KEY_INT, serve.max_batch, 1, 1000000, "10000"),
