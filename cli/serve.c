@@ -51,14 +51,19 @@ static void publish(struct serve *s, struct serve_model *sm)
 {
 	struct serve_model *old;
 
+	/*
+	 * The gauges change under the same lock as the served version: a request
+	 * answered by the new version must never be followed by /metrics naming
+	 * the old one (the watcher thread could be preempted in between).
+	 */
 	pthread_mutex_lock(&s->lock);
 	old = s->cur;
-	s->cur = sm;
-	pthread_mutex_unlock(&s->lock);
 	atomic_store(&s->metrics.load_seconds, sm->load_seconds);
 	atomic_store(&s->metrics.served_version, sm->m.version);
 	if (old)
 		atomic_fetch_add(&s->metrics.swaps, 1);
+	s->cur = sm;
+	pthread_mutex_unlock(&s->lock);
 	serve_model_put(old);
 }
 
