@@ -70,44 +70,6 @@ static double horizon_of(const cJSON *m, int64_t default_horizon)
 	return horizon;
 }
 
-void metrics_say_brief(FILE *out, const char *metrics_json, int64_t default_horizon)
-{
-	cJSON *m = cJSON_Parse(metrics_json);
-	const cJSON *item;
-	double horizon;
-	int printed = 0, quality = 0;
-
-	if (!m)
-		return;
-	horizon = horizon_of(m, default_horizon);
-	cJSON_ArrayForEach(item, m) {
-		int k = label_index(item->string);
-
-		if (k < 0 || !cJSON_IsNumber(item))
-			continue;
-		fprintf(out, "%s", quality++ ? ", " : "");
-		if (quality == 1)
-			fprintf(out, "      on the validation cohorts at D%.0f: ", horizon);
-		fprintf(out, "%s %.4g", metric_labels[k].label, item->valuedouble);
-	}
-	if (quality)
-		fputc('\n', out);
-	cJSON_ArrayForEach(item, m) {
-		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)) ||
-		    label_index(item->string) >= 0 || (quality && is_horizon_key(item->string)))
-			continue;
-		fprintf(out, "%s%s=", printed ? ", " : "      ", item->string);
-		if (cJSON_IsNumber(item))
-			print_number(out, item->valuedouble);
-		else
-			fputs(item->valuestring, out);
-		printed++;
-	}
-	if (printed)
-		fputc('\n', out);
-	cJSON_Delete(m);
-}
-
 static int is_plain(const cJSON *v)
 {
 	return cJSON_IsNumber(v) || cJSON_IsString(v) || cJSON_IsBool(v) || cJSON_IsNull(v);
@@ -123,6 +85,47 @@ static void print_plain(FILE *out, const cJSON *v)
 		fputs(cJSON_IsTrue(v) ? "yes" : "no", out);
 	else
 		fputs("none", out);
+}
+
+/* The accuracy label of item (index into metric_labels), or -1: not a number or not an accuracy figure. */
+static int accuracy_index(const cJSON *item)
+{
+	return cJSON_IsNumber(item) ? label_index(item->string) : -1;
+}
+
+void metrics_say_brief(FILE *out, const char *metrics_json, int64_t default_horizon)
+{
+	cJSON *m = cJSON_Parse(metrics_json);
+	const cJSON *item;
+	double horizon;
+	int printed = 0, quality = 0;
+
+	if (!m)
+		return;
+	horizon = horizon_of(m, default_horizon);
+	cJSON_ArrayForEach(item, m) {
+		int k = accuracy_index(item);
+
+		if (k < 0)
+			continue;
+		fprintf(out, "%s", quality++ ? ", " : "");
+		if (quality == 1)
+			fprintf(out, "      on the validation cohorts at D%.0f: ", horizon);
+		fprintf(out, "%s %.4g", metric_labels[k].label, item->valuedouble);
+	}
+	if (quality)
+		fputc('\n', out);
+	cJSON_ArrayForEach(item, m) {
+		if (printed >= 8 || (!cJSON_IsNumber(item) && !cJSON_IsString(item)) ||
+		    label_index(item->string) >= 0 || (quality && is_horizon_key(item->string)))
+			continue;
+		fprintf(out, "%s%s=", printed ? ", " : "      ", item->string);
+		print_plain(out, item); /* a number or a string here */
+		printed++;
+	}
+	if (printed)
+		fputc('\n', out);
+	cJSON_Delete(m);
 }
 
 /* A list or object on one line: its plain values, or the names of what is nested deeper. */
@@ -163,17 +166,15 @@ void metrics_say_lines(FILE *out, const char *indent, const char *metrics_json,
 	horizon = horizon_of(m, default_horizon);
 	/* the accuracy figures first, each with its horizon and what it was measured on */
 	cJSON_ArrayForEach(item, m) {
-		int k = label_index(item->string);
+		int k = accuracy_index(item);
 
-		if (k < 0 || !cJSON_IsNumber(item))
+		if (k < 0)
 			continue;
 		fprintf(out, "%s%s at D%.0f, %s: %.4g\n", indent, metric_labels[k].measure, horizon,
 			metric_labels[k].where, item->valuedouble);
 	}
 	cJSON_ArrayForEach(item, m) {
-		int k = label_index(item->string);
-
-		if ((k >= 0 && cJSON_IsNumber(item)) || is_horizon_key(item->string))
+		if (accuracy_index(item) >= 0 || is_horizon_key(item->string))
 			continue;
 		fprintf(out, "%s%s: ", indent, item->string);
 		if (is_plain(item))
