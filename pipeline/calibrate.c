@@ -463,11 +463,14 @@ static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wa
  * the decision falls back to the old rule, each version's own validation
  * campaign WAPE (measured on different users), and the reason says so. The
  * decision and its numbers go into alias_history: in production's move, or,
- * when production stays, in the candidate's.
+ * when production stays, in the candidate's. Every move goes through
+ * registry_alias_move, as `models promote` and the HTTP alias route do, so an
+ * auto-promotion unsets the candidate and records who and why the same way.
  */
 static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 {
 	struct ltv_err ignored, why = { 0 };
+	struct alias_move mv;
 	struct compare_result cr;
 	int64_t production;
 	double production_wape = NAN;
@@ -475,11 +478,11 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 	int ret, promote;
 
 	if (registry_alias_get(ctx->reg, "production", &production, &ignored) != 0)
-		return registry_alias_set(ctx->reg, "production", version, "ltvpipe run",
-					  "first model version", &ctx->err);
+		return registry_alias_move(ctx->reg, "production", version, "ltvpipe run",
+					   "first model version", &mv, &ctx->err);
 	if (!ctx->cfg->models.auto_promote)
-		return registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run",
-					  "new model version", &ctx->err);
+		return registry_alias_move(ctx->reg, "candidate", version, "ltvpipe run",
+					   "new model version", &mv, &ctx->err);
 	if (compare_versions(ctx->reg, ctx->cfg, production, version, INT64_MIN, 0, &cr, &why) == 0) {
 		promote = compare_b_is_better(&cr);
 		compare_summary(&cr, summary, sizeof(summary));
@@ -504,18 +507,13 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 		cJSON_AddStringToObject(ctx->metrics, "auto_promote_rule", "validation WAPE");
 	}
 	cJSON_AddStringToObject(ctx->metrics, "auto_promote", promote ? "promoted" : "kept production");
-	ret = registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run",
-				 promote ? "new model version" : reason, &ctx->err);
+	ret = registry_alias_move(ctx->reg, "candidate", version, "ltvpipe run",
+				  promote ? "new model version" : reason, &mv, &ctx->err);
 	if (ret < 0 || !promote)
 		return ret;
-	/* as 'models promote' does: a version that becomes production is no longer a candidate */
-	snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
-		 "; it was the candidate, so candidate is now unset");
-	ret = registry_alias_delete(ctx->reg, "candidate", &ctx->err);
-	if (ret < 0)
-		return ret;
-	return registry_alias_set(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
-				  reason, &ctx->err);
+	/* the move unsets the candidate it promotes and appends that to the reason */
+	return registry_alias_move(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
+				   reason, &mv, &ctx->err);
 }
 
 int stage_calibrate_run(struct stage_ctx *ctx)
