@@ -433,17 +433,82 @@ int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, i
 					out_campaigns, out_n_campaigns, NULL, NULL, out_stats, err);
 }
 
-int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
-			     enum feature_rows mode, const struct shard_spec *cohorts,
-			     struct frame *out, char ***out_apps, size_t *out_n_apps,
-			     char ***out_campaigns, size_t *out_n_campaigns,
-			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
-			     struct feature_base_stats *out_stats, struct ltv_err *err)
+/* Days complete at the source's as_of of the users installed by then, read once. */
+struct feature_source {
+	int64_t as_of;
+	struct user_table users;
+	struct day_rec *days; /* grouped by uid in day order */
+	size_t n_days;
+};
+
+int feature_source_open(struct registry *reg, int64_t as_of, struct feature_source **out,
+			struct ltv_err *err)
+{
+	struct base_run br = { .as_of = as_of };
+	struct feature_source *src;
+	int ret = registry_users_load(reg, &br.users, err);
+
+	*out = NULL;
+	if (ret < 0)
+		return ret;
+	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
+	for (size_t u = 0; u < br.users.n; u++)
+		br.age_of_uid[u] = br.users.install_time[u] <= as_of
+				   ? complete_days(br.users.install_time[u], as_of) : -1;
+	ret = registry_user_days_each(reg, collect_user_day, &br, err);
+	free(br.age_of_uid);
+	if (ret < 0) {
+		free(br.days);
+		user_table_release(&br.users);
+		return ret;
+	}
+	src = xcalloc(1, sizeof(*src));
+	src->as_of = as_of;
+	src->users = br.users;
+	src->days = br.days;
+	src->n_days = br.n_days;
+	*out = src;
+	return 0;
+}
+
+void feature_source_free(struct feature_source *src)
+{
+	if (!src)
+		return;
+	user_table_release(&src->users);
+	free(src->days);
+	free(src);
+}
+
+/*
+ * The user-days of src complete at br->as_of, through the same filter as a
+ * read from the registry (collect_user_day), in the same (uid, day) order.
+ */
+static void collect_from_source(const struct feature_source *src, struct base_run *br)
+{
+	for (size_t i = 0; i < src->n_days; i++) {
+		const struct day_rec *d = &src->days[i];
+
+		collect_user_day(br, d->uid, d->day, d->revenue, (int64_t)d->events,
+				 (int64_t)d->purchases);
+	}
+}
+
+/*
+ * feature_build_base_attrs from the registry (src NULL) or from a source
+ * read before (reg unused; as_of <= the source's).
+ */
+static int build_base(struct registry *reg, const struct feature_source *src,
+		      const struct config *cfg, int64_t as_of, enum feature_rows mode,
+		      const struct shard_spec *cohorts, struct frame *out, char ***out_apps,
+		      size_t *out_n_apps, char ***out_campaigns, size_t *out_n_campaigns,
+		      struct attr_encoding **out_attrs, size_t *out_n_attrs,
+		      struct feature_base_stats *out_stats, struct ltv_err *err)
 {
 	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows;
-	int ret;
+	int ret = 0;
 
 	if (out_attrs) {
 		*out_attrs = NULL;
@@ -451,8 +516,12 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 	}
 
 	assert(cfg->features.horizons.n <= MAX_HORIZONS);
+	assert(!src || as_of <= src->as_of);
 	frame_init(out, 0);
-	ret = registry_users_load(reg, &br.users, err);
+	if (src)
+		br.users = src->users; /* borrowed: not released below */
+	else
+		ret = registry_users_load(reg, &br.users, err);
 	if (ret < 0)
 		return ret;
 	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
@@ -482,7 +551,10 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			      time_format_iso8601(as_of, iso, sizeof(iso)));
 		goto out;
 	}
-	ret = registry_user_days_each(reg, collect_user_day, &br, err);
+	if (src)
+		collect_from_source(src, &br);
+	else
+		ret = registry_user_days_each(reg, collect_user_day, &br, err);
 	if (ret < 0)
 		goto out;
 	group_days(&br);
@@ -512,8 +584,30 @@ out:
 	free(br.days);
 	free(br.first_day);
 	free(br.age_of_uid);
-	user_table_release(&br.users);
+	if (!src)
+		user_table_release(&br.users);
 	return ret;
+}
+
+int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
+			     enum feature_rows mode, const struct shard_spec *cohorts,
+			     struct frame *out, char ***out_apps, size_t *out_n_apps,
+			     char ***out_campaigns, size_t *out_n_campaigns,
+			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			     struct feature_base_stats *out_stats, struct ltv_err *err)
+{
+	return build_base(reg, NULL, cfg, as_of, mode, cohorts, out, out_apps, out_n_apps,
+			  out_campaigns, out_n_campaigns, out_attrs, out_n_attrs, out_stats, err);
+}
+
+int feature_build_base_source(const struct feature_source *src, const struct config *cfg,
+			      int64_t as_of, enum feature_rows mode, struct frame *out,
+			      char ***out_apps, size_t *out_n_apps, char ***out_campaigns,
+			      size_t *out_n_campaigns, struct attr_encoding **out_attrs,
+			      size_t *out_n_attrs, struct ltv_err *err)
+{
+	return build_base(NULL, src, cfg, as_of, mode, NULL, out, out_apps, out_n_apps,
+			  out_campaigns, out_n_campaigns, out_attrs, out_n_attrs, NULL, err);
 }
 
 /* ---- encodings ---- */

@@ -149,9 +149,11 @@ int model_data_for_scoring(const struct loaded_model *m, struct registry *data_r
 	return model_data_for_scoring_cohorts(m, data_reg, as_of, NULL, out, err);
 }
 
-int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
-				   int64_t as_of, const struct shard_spec *cohorts,
-				   struct model_data *out, struct ltv_err *err)
+/* The frame from data_reg, or from src when given (reg and cohorts unused). */
+static int scoring_frame(const struct loaded_model *m, struct registry *data_reg,
+			 const struct feature_source *src, int64_t as_of,
+			 const struct shard_spec *cohorts, struct model_data *out,
+			 struct ltv_err *err)
 {
 	char **apps = NULL, **campaigns = NULL;
 	struct attr_encoding *attrs = NULL;
@@ -160,9 +162,14 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = feature_build_base_attrs(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
-				       &out->frame, &apps, &n_apps, &campaigns, &n_campaigns, &attrs,
-				       &n_attrs, NULL, err);
+	if (src)
+		ret = feature_build_base_source(src, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, &out->frame,
+						&apps, &n_apps, &campaigns, &n_campaigns, &attrs,
+						&n_attrs, err);
+	else
+		ret = feature_build_base_attrs(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
+					       &out->frame, &apps, &n_apps, &campaigns, &n_campaigns,
+					       &attrs, &n_attrs, NULL, err);
 	if (ret < 0)
 		return ret;
 	feature_apply_encodings(&m->enc, &out->frame, apps, n_apps, campaigns, n_campaigns,
@@ -179,4 +186,17 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 	for (size_t i = 0; i < out->frame.n_rows; i++)
 		out->tier[i] = model_tier(m, out->apps[(size_t)app[i]], out->campaigns[(size_t)campaign[i]]);
 	return 0;
+}
+
+int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
+				   int64_t as_of, const struct shard_spec *cohorts,
+				   struct model_data *out, struct ltv_err *err)
+{
+	return scoring_frame(m, data_reg, NULL, as_of, cohorts, out, err);
+}
+
+int model_data_for_scoring_source(const struct loaded_model *m, const struct feature_source *src,
+				  int64_t as_of, struct model_data *out, struct ltv_err *err)
+{
+	return scoring_frame(m, NULL, src, as_of, NULL, out, err);
 }

@@ -136,6 +136,28 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			     struct feature_base_stats *out_stats, struct ltv_err *err);
 
 /*
+ * The users and their user-days complete at as_of, read from the registry
+ * once, so that frames at several cut-offs up to as_of (monitor's weekly
+ * cohorts) do not each read the registry again. Nothing after as_of is in it.
+ * *out is the caller's to free with feature_source_free (which accepts NULL).
+ */
+struct feature_source;
+int feature_source_open(struct registry *reg, int64_t as_of, struct feature_source **out,
+			struct ltv_err *err);
+void feature_source_free(struct feature_source *src);
+
+/*
+ * feature_build_base_attrs (every cohort, no stats) from src, at an as_of no
+ * later than the source's: the same frame, dictionaries and attributes, byte
+ * for byte, as built from the registry the source was read from.
+ */
+int feature_build_base_source(const struct feature_source *src, const struct config *cfg,
+			      int64_t as_of, enum feature_rows mode, struct frame *out,
+			      char ***out_apps, size_t *out_n_apps, char ***out_campaigns,
+			      size_t *out_n_campaigns, struct attr_encoding **out_attrs,
+			      size_t *out_n_attrs, struct ltv_err *err);
+
+/*
  * Re-codes a base frame's app_code/campaign_code from its own dictionaries to
  * the encodings' (names unseen in training are appended to copies of the
  * encodings' dictionaries, returned in *out_apps / *out_campaigns), and adds

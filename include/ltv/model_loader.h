@@ -57,5 +57,13 @@ struct shard_spec;
 int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
 				   int64_t as_of, const struct shard_spec *cohorts,
 				   struct model_data *out, struct ltv_err *err);
+/*
+ * model_data_for_scoring from a source read once (include/ltv/feature_build.h)
+ * at an as_of no later than the source's: the same model_data as from the
+ * registry it was read from.
+ */
+struct feature_source;
+int model_data_for_scoring_source(const struct loaded_model *m, const struct feature_source *src,
+				  int64_t as_of, struct model_data *out, struct ltv_err *err);
 
 #endif
