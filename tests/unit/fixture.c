@@ -7,6 +7,8 @@
 
 #include "fixture.h"
 
+#include "ltv/feature_build.h"
+#include "ltv/frame.h"
 #include "ltv/generate.h"
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
@@ -81,6 +83,74 @@ void test_pipeline_free(struct test_pipeline *p)
 	test_scratch_free(p->dir);
 	free(p->data);
 	free(p);
+}
+
+void test_put_file(const char *dir, const char *name, const char *text)
+{
+	char *path = test_write_file(dir, name, text);
+
+	if (!path)
+		fail_msg("cannot write %s/%s", dir, name);
+	free(path);
+}
+
+struct test_hand *test_hand_new(const char *users_csv, const char *events_csv,
+				const char *users_glob, const char *events_glob)
+{
+	struct test_hand *h = xcalloc(1, sizeof(*h));
+
+	h->dir = test_scratch_dir();
+	if (!h->dir)
+		fail_msg("cannot make a scratch directory");
+	test_put_file(h->dir, "users.csv", users_csv);
+	test_put_file(h->dir, "events.csv", events_csv);
+	test_config_init(&h->cfg, h->dir, users_glob, events_glob, "1");
+	return h;
+}
+
+void test_hand_free(struct test_hand *h)
+{
+	if (!h)
+		return;
+	config_release(&h->cfg);
+	test_scratch_free(h->dir);
+	free(h);
+}
+
+char *test_registry_path(const char *dir)
+{
+	return xasprintf("%s/models/registry.sqlite", dir);
+}
+
+void test_features_load(const struct config *cfg, struct frame *out_frame,
+			struct artefact_info *out_info, struct encodings *out_enc)
+{
+	struct registry *reg = NULL;
+	struct artefact_info info;
+	struct ltv_err err = { 0 };
+
+	if (registry_open_readonly(cfg->registry.path, &reg, &err) != 0)
+		fail_msg("open %s: %s", cfg->registry.path, err.msg);
+	if (registry_artefact_current(reg, "features", &info, &err) != 0)
+		fail_msg("features: %s", err.msg);
+	if (frame_load(reg, info.id, NULL, out_frame, &err) != 0)
+		fail_msg("frame_load: %s", err.msg);
+	if (out_enc && encodings_load(reg, info.id, out_enc, &err) != 0)
+		fail_msg("encodings_load: %s", err.msg);
+	if (out_info)
+		*out_info = info;
+	else
+		artefact_info_release(&info);
+	registry_close(reg);
+}
+
+const double *test_column(const struct frame *f, const char *name)
+{
+	const double *c = frame_column(f, name);
+
+	if (!c)
+		fail_msg("frame has no column '%s'", name);
+	return c;
 }
 
 void test_run(const struct config *cfg, const struct run_options *opts)

@@ -57,6 +57,36 @@ struct test_pipeline *test_pipeline_new_param(const struct generate_param *gp, c
 /* Releases the config, removes the scratch directory and frees p; NULL is allowed. */
 void test_pipeline_free(struct test_pipeline *p);
 
+/*
+ * Hand-written inputs in a scratch directory (the features tests' fixtures):
+ * users_csv and events_csv written as dir/users.csv and dir/events.csv, and
+ * the config test_config_init(cfg, dir, users_glob, events_glob, "1"). Free
+ * with test_hand_free (NULL is allowed).
+ */
+struct test_hand {
+	char *dir;
+	struct config cfg;
+};
+struct test_hand *test_hand_new(const char *users_csv, const char *events_csv,
+				const char *users_glob, const char *events_glob);
+void test_hand_free(struct test_hand *h);
+/* Writes text as dir/name (replacing it); fails the test when it cannot. */
+void test_put_file(const char *dir, const char *name, const char *text);
+/* dir/models/registry.sqlite, where test_config_init puts the registry (caller frees). */
+char *test_registry_path(const char *dir);
+
+/*
+ * The current features artefact of cfg's registry, opened read-only: its
+ * frame into *out_frame (caller releases), and when not NULL its artefact
+ * (caller releases) and encodings (caller releases).
+ */
+struct frame;
+struct encodings;
+void test_features_load(const struct config *cfg, struct frame *out_frame,
+			struct artefact_info *out_info, struct encodings *out_enc);
+/* Column name of f; fails the test when f has none. */
+const double *test_column(const struct frame *f, const char *name);
+
 /* Runs the pipeline as opts say, its output discarded; fails the test when the run fails. */
 void test_run(const struct config *cfg, const struct run_options *opts);
 /* test_run of every stage up to and including `to` (NULL: all), as of the latest event. */
