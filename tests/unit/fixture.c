@@ -153,6 +153,63 @@ const double *test_column(const struct frame *f, const char *name)
 	return c;
 }
 
+/* Each row of in to fn; written to out (when not NULL) as fn left it. Rows changed. */
+static size_t csv_rows(FILE *in, FILE *out, const char *path, test_csv_row_fn fn, void *ctx)
+{
+	char line[8192];
+	size_t changed = 0;
+
+	for (size_t row = 0; fgets(line, sizeof(line), in); row++) {
+		char *f[TEST_CSV_MAX_FIELDS], *p = line;
+		size_t n = 0, len = strlen(line);
+
+		if (len && line[len - 1] != '\n' && !feof(in))
+			fail_msg("%s:%zu: a line longer than %zu bytes", path, row + 1, sizeof(line) - 1);
+		line[strcspn(line, "\r\n")] = '\0';
+		f[n++] = p;
+		while ((p = strchr(p, ',')) != NULL) {
+			if (n == TEST_CSV_MAX_FIELDS)
+				fail_msg("%s:%zu: more than %d fields", path, row + 1, TEST_CSV_MAX_FIELDS);
+			*p++ = '\0';
+			f[n++] = p;
+		}
+		changed += fn(ctx, row, f, n) != 0;
+		for (size_t k = 0; out && k < n; k++)
+			fprintf(out, "%s%s", k ? "," : "", f[k]);
+		if (out)
+			fputc('\n', out);
+	}
+	return changed;
+}
+
+size_t test_csv_rewrite(const char *in_path, const char *out_path, test_csv_row_fn fn, void *ctx)
+{
+	char *tmp = out_path ? NULL : xasprintf("%s.tmp", in_path);
+	FILE *in = fopen(in_path, "r"), *out = fopen(out_path ? out_path : tmp, "w");
+	size_t changed;
+
+	if (!in || !out)
+		fail_msg("cannot open %s or %s", in_path, out_path ? out_path : tmp);
+	changed = csv_rows(in, out, in_path, fn, ctx);
+	fclose(in);
+	if (fclose(out) != 0)
+		fail_msg("cannot write %s", out_path ? out_path : tmp);
+	if (tmp && rename(tmp, in_path) != 0)
+		fail_msg("cannot replace %s", in_path);
+	free(tmp);
+	return changed;
+}
+
+void test_csv_each(const char *path, test_csv_row_fn fn, void *ctx)
+{
+	FILE *in = fopen(path, "r");
+
+	if (!in)
+		fail_msg("cannot open %s", path);
+	csv_rows(in, NULL, path, fn, ctx);
+	fclose(in);
+}
+
 void test_run(const struct config *cfg, const struct run_options *opts)
 {
 	struct ltv_err err = { 0 };

@@ -87,6 +87,21 @@ void test_features_load(const struct config *cfg, struct frame *out_frame,
 /* Column name of f; fails the test when f has none. */
 const double *test_column(const struct frame *f, const char *name);
 
+/*
+ * Rewrites a CSV file without quoted fields (the generator's), row by row:
+ * fn gets the row's number (0: the header), its fields (split at every
+ * comma, the line end removed; at most TEST_CSV_MAX_FIELDS) and may point
+ * any field at other text; it returns 1 when it changed the row. The rows go
+ * to out_path, or back to in_path (through a temporary file) when out_path is
+ * NULL. Returns the number of rows changed;
+ * fails the test on an I/O error or a row with too many fields.
+ * test_csv_each reads the rows the same way and writes nothing.
+ */
+#define TEST_CSV_MAX_FIELDS 16
+typedef int (*test_csv_row_fn)(void *ctx, size_t row, char **fields, size_t n);
+size_t test_csv_rewrite(const char *in_path, const char *out_path, test_csv_row_fn fn, void *ctx);
+void test_csv_each(const char *path, test_csv_row_fn fn, void *ctx);
+
 /* Runs the pipeline as opts say, its output discarded; fails the test when the run fails. */
 void test_run(const struct config *cfg, const struct run_options *opts);
 /* test_run of every stage up to and including `to` (NULL: all), as of the latest event. */
