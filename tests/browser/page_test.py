@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Drives the page of a running `ltvpipe serve` in headless Chromium.
 
-Speaks the DevTools protocol over --remote-debugging-pipe (JSON messages
-ending in NUL on file descriptors 3 and 4), so it needs neither npm nor a
-websocket library. Opens the page, fills the prediction form with the
+Drives Chromium through devtools.py (the DevTools protocol over a pipe).
+Opens the page, fills the prediction form with the
 values given, submits it, reads the answer the page shows, opens the Models
 tab and counts its rows, saves a screenshot of each tab, and prints what the
 page showed as one JSON object. Exits 1 when the page does not answer within
@@ -13,91 +12,11 @@ import argparse
 import base64
 import json
 import os
-import select
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-pipe", "--window-size=1100,900",
-]
-
-
-class Browser:
-    def __init__(self, binary, timeout):
-        self.timeout = timeout
-        self.profile = tempfile.mkdtemp(prefix="ltv-chromium-")
-        to_child_r, self.to_child_w = os.pipe()
-        self.from_child_r, from_child_w = os.pipe()
-        # Chromium reads commands on fd 3 and writes answers on fd 4. Both are
-        # copied out of the way first, in case a pipe end already is 3 or 4;
-        # every other pipe end is close-on-exec (Python's default).
-        def fds():
-            r, w = os.dup(to_child_r), os.dup(from_child_w)
-            os.dup2(r, 3)
-            os.dup2(w, 4)
-        self.proc = subprocess.Popen(
-            [binary] + CHROMIUM_FLAGS + ["--user-data-dir=" + self.profile, "about:blank"],
-            preexec_fn=fds, close_fds=False,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self.buf = b""
-        self.next_id = 0
-        self.events = []
-
-    def close(self):
-        try:
-            self.send("Browser.close")
-        except Exception:  # already gone: the kill below is enough
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-    def _read_message(self, deadline):
-        while b"\0" not in self.buf:
-            if time.monotonic() > deadline:
-                raise TimeoutError("no message from Chromium in time")
-            ready, _, _ = select.select([self.from_child_r], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.from_child_r, 65536)
-                if not chunk:
-                    raise RuntimeError("Chromium closed the pipe (did it start?)")
-                self.buf += chunk
-        msg, self.buf = self.buf.split(b"\0", 1)
-        return json.loads(msg)
-
-    def send(self, method, params=None, session=None):
-        self.next_id += 1
-        msg = {"id": self.next_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        os.write(self.to_child_w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            reply = self._read_message(deadline)
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise RuntimeError("%s: %s" % (method, reply["error"]))
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def wait_event(self, method, session):
-        deadline = time.monotonic() + self.timeout
-        while True:
-            for i, ev in enumerate(self.events):
-                if ev.get("method") == method and ev.get("sessionId") == session:
-                    return self.events.pop(i)
-            self.events.append(self._read_message(deadline))
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from devtools import Browser, evaluate, find_chromium, open_page, save_full_page  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -115,25 +34,15 @@ def main():
         if not eq:
             ap.error("--set %s: expected FIELD=VALUE" % item)
         fields[name] = value
-    binary = shutil.which(args.chromium)
+    binary = find_chromium(args.chromium, "page_test")
     if not binary:
-        print("page_test: %s not found; apt-get install chromium" % args.chromium, file=sys.stderr)
         return 2
     b = Browser(binary, args.timeout)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        b.send("Page.enable", session=session)
-        b.send("Runtime.enable", session=session)
-        b.send("Page.navigate", {"url": args.url}, session=session)
-        b.wait_event("Page.loadEventFired", session)
+        session = open_page(b, args.url)
 
         def js(expr):
-            r = b.send("Runtime.evaluate", {"expression": expr, "returnByValue": True,
-                                            "awaitPromise": True}, session=session)
-            if "exceptionDetails" in r:
-                raise RuntimeError("page script failed: %s" % r["exceptionDetails"].get("text"))
-            return r["result"].get("value")
+            return evaluate(b, session, expr, await_promise=True)
 
         shown = {}
         deadline = time.monotonic() + args.timeout
@@ -182,19 +91,14 @@ def main():
                 drift_status: (document.getElementById('drift-status') || {}).textContent || '',
                 drift_charts: bars('#drift'),
                 calibration_rows: q('#calibration tbody tr').length,
+                calibration_new: Array.from(q('#calibration-new tbody tr')).map((tr) => Array.from(tr.cells).map((c) => c.textContent)),
+                calibration_new_columns: Array.from(q('#calibration-new thead th')).map((th) => th.textContent),
                 models_error: document.getElementById('models-error').textContent,
                 external: Array.from(q('script[src],link[href],img[src]')).length,
             };
         })()"""))
-        metrics = b.send("Page.getLayoutMetrics", session=session)
-        size = metrics.get("cssContentSize") or metrics["contentSize"]
-        shot = b.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}},
-            session=session)
         root, ext = os.path.splitext(args.screenshot)
-        with open(root + "-models" + ext, "wb") as f:
-            f.write(base64.b64decode(shot["data"]))
+        save_full_page(b, session, root + "-models" + ext)
     except (TimeoutError, RuntimeError) as e:
         print("page_test: %s" % e, file=sys.stderr)
         return 1
