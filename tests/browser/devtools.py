@@ -138,3 +138,24 @@ def save_full_page(b, session, path):
         session=session)
     with open(path, "wb") as f:
         f.write(base64.b64decode(shot["data"]))
+
+
+def drive(prog, chromium, timeout, read):
+    """Starts Chromium, prints read(browser) as one JSON object and closes it.
+
+    Exit status: 0, 1 when the page does not answer in time or its script
+    fails (said on stderr), 2 when Chromium is missing.
+    """
+    binary = find_chromium(chromium, prog)
+    if not binary:
+        return 2
+    b = Browser(binary, timeout)
+    try:
+        shown = read(b)
+    except (TimeoutError, RuntimeError) as e:
+        print("%s: %s" % (prog, e), file=sys.stderr)
+        return 1
+    finally:
+        b.close()
+    print(json.dumps(shown, sort_keys=True))
+    return 0

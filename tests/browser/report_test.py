@@ -10,12 +10,11 @@ the resources it asked the network for (must be none). Standard library only;
 drives Chromium through devtools.py.
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from devtools import Browser, evaluate, find_chromium, open_page, save_full_page  # noqa: E402
+from devtools import drive, evaluate, open_page, save_full_page  # noqa: E402
 
 
 READ = """(() => {
@@ -50,6 +49,17 @@ READ = """(() => {
 })()"""
 
 
+def read(b, path, screenshot):
+    """What the report at path draws, its network requests; a screenshot into screenshot."""
+    session = open_page(b, "file://" + os.path.abspath(path), network=True)
+    shown = evaluate(b, session, READ)
+    shown["requests"] = sorted({ev["params"]["request"]["url"] for ev in b.events
+                                if ev.get("method") == "Network.requestWillBeSent"
+                                and not ev["params"]["request"]["url"].startswith("file://")})
+    save_full_page(b, session, screenshot)
+    return shown
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file", help="the HTML file")
@@ -57,24 +67,7 @@ def main():
     ap.add_argument("--chromium", default="chromium")
     ap.add_argument("--timeout", type=float, default=30)
     args = ap.parse_args()
-    binary = find_chromium(args.chromium, "report_test")
-    if not binary:
-        return 2
-    b = Browser(binary, args.timeout)
-    try:
-        session = open_page(b, "file://" + os.path.abspath(args.file), network=True)
-        shown = evaluate(b, session, READ)
-        shown["requests"] = sorted({ev["params"]["request"]["url"] for ev in b.events
-                                    if ev.get("method") == "Network.requestWillBeSent"
-                                    and not ev["params"]["request"]["url"].startswith("file://")})
-        save_full_page(b, session, args.screenshot)
-    except (TimeoutError, RuntimeError) as e:
-        print("report_test: %s" % e, file=sys.stderr)
-        return 1
-    finally:
-        b.close()
-    print(json.dumps(shown, sort_keys=True))
-    return 0
+    return drive("report_test", args.chromium, args.timeout, lambda b: read(b, args.file, args.screenshot))
 
 
 if __name__ == "__main__":

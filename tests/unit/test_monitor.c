@@ -62,38 +62,6 @@ static void scale_costs(const char *data_dir, const char *from, const char *to, 
 	free(path);
 }
 
-/*
- * 20,000 users from seed in a world of 8 campaigns, 6 of which run from the
- * first day to the last (the generator's anchors), trained as of T with cheap
- * boosting (PSI does not need a good model). With the default 48-72
- * campaigns a campaign starts or stops nearly every week: that is real drift
- * in the campaign mix (seed 2: a campaign with 7% of the reference's installs
- * gone, one the model never saw in its place, and the PSI of the campaign
- * encodings alerts), so it cannot serve as the no-drift sample. The two
- * other campaigns may still start or stop in the monitored week for a seed.
- */
-static struct test_pipeline *trained(uint64_t seed, double cost_factor)
-{
-	struct generate_param gp;
-	struct test_pipeline *p;
-	struct run_options opts = { .command = "test" };
-
-	generate_param_init(&gp);
-	gp.n_users = 20000;
-	gp.seed = seed;
-	gp.n_campaigns = 8;
-	p = test_pipeline_new_param(&gp, "1");
-
-	if (cost_factor != 1)
-		scale_costs(p->data, TRAIN_AS_OF, MONITOR_AS_OF, cost_factor);
-	test_config_small_sample(&p->cfg);
-	test_set(&p->cfg, "hurdle.n_rounds=30");
-	test_set(&p->cfg, "multiplier.n_rounds=30");
-	assert_int_equal(time_parse_iso8601(TRAIN_AS_OF, &opts.as_of), 0);
-	test_run(&p->cfg, &opts);
-	return p;
-}
-
 struct revenue_edit {
 	struct strmap installs; /* user_id -> install time */
 	double (*factor)(int64_t install, int64_t t);
@@ -230,7 +198,17 @@ static void edit_campaign_mix(const char *data_dir)
 	free(path);
 }
 
-/* The trained() pipeline, as of as_of, its data edited by edit (NULL: none) before training. */
+/*
+ * 20,000 users from seed in a world of 8 campaigns, 6 of which run from the
+ * first day to the last (the generator's anchors), trained as of T with cheap
+ * boosting (PSI does not need a good model), its data edited by edit (NULL:
+ * none) before training. With the default 48-72
+ * campaigns a campaign starts or stops nearly every week: that is real drift
+ * in the campaign mix (seed 2: a campaign with 7% of the reference's installs
+ * gone, one the model never saw in its place, and the PSI of the campaign
+ * encodings alerts), so it cannot serve as the no-drift sample. The two
+ * other campaigns may still start or stop in the monitored week for a seed.
+ */
 static struct test_pipeline *trained_edited(uint64_t seed, const char *as_of,
 					    void (*edit)(const char *data_dir))
 {
@@ -251,6 +229,18 @@ static struct test_pipeline *trained_edited(uint64_t seed, const char *as_of,
 	assert_int_equal(time_parse_iso8601(as_of, &opts.as_of), 0);
 	test_run(&p->cfg, &opts);
 	return p;
+}
+
+/* The costs of the monitored week [T, T + 7 days) tripled: a network's prices */
+static void edit_costs_x3(const char *data_dir)
+{
+	scale_costs(data_dir, TRAIN_AS_OF, MONITOR_AS_OF, 3);
+}
+
+/* trained_edited as of TRAIN_AS_OF, the monitored week's costs x3 when costs_x3. */
+static struct test_pipeline *trained(uint64_t seed, int costs_x3)
+{
+	return trained_edited(seed, TRAIN_AS_OF, costs_x3 ? edit_costs_x3 : NULL);
 }
 
 static int monitor(const struct test_pipeline *p, const char *as_of, const char *model,
@@ -305,7 +295,7 @@ static int64_t stored_reports(const struct config *cfg, const char *status)
 
 static void test_cost_drift_alerts(void **state)
 {
-	struct test_pipeline *p = trained(1, 3.0);
+	struct test_pipeline *p = trained(1, 1);
 	struct monitor_result r;
 	struct ltv_err err = { 0 };
 	const struct monitor_psi *cost;
@@ -376,7 +366,7 @@ static void test_no_drift_false_alarms(void **state)
 	if (env && parse_int64(env, &n_seeds) < 0)
 		fail_msg("LTV_MONITOR_SEEDS '%s' is not a number", env);
 	for (int64_t seed = 1; seed <= n_seeds; seed++) {
-		struct test_pipeline *p = trained((uint64_t)seed, 1.0);
+		struct test_pipeline *p = trained((uint64_t)seed, 0);
 		struct monitor_result r;
 		struct ltv_err err = { 0 };
 		enum psi_level features = PSI_OK;
@@ -552,7 +542,7 @@ static void test_new_cohorts_flagged(void **state)
 
 static void test_bad_input_stores_nothing(void **state)
 {
-	struct test_pipeline *p = trained(2, 1.0);
+	struct test_pipeline *p = trained(2, 0);
 	struct monitor_result r;
 	struct ltv_err err = { 0 };
 
