@@ -19,6 +19,7 @@
 
 #include "ltv/blend.h"
 #include "ltv/blob.h"
+#include "ltv/held_out.h"
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/paired_bootstrap.h"
@@ -723,10 +724,11 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
  * horizon's). Without a validated cohort at this horizon the target's
  * choices serve it.
  */
-static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *d,
+static int choose_other_horizon(struct stage_ctx *ctx, const struct held_out *ho,
 				struct predictor *p, int64_t horizon, struct cohort_eval *ev,
 				size_t n_cohorts)
 {
+	const struct model_data *d = &ho->d;
 	const int h = feature_params_horizon_index(&d->params, horizon);
 	double *pred[N_CANDIDATES] = { 0 };
 	struct row_split s;
@@ -734,7 +736,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 	char key[48];
 	int ret;
 
-	model_data_split(d, horizon, 0, &s);
+	held_out_split(ho, horizon, 0, &s);
 	ret = predict_all(ctx, d, p, &s, horizon, pred);
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	if (ret == 0 && s.n_valid > 0) {
@@ -769,6 +771,7 @@ int stage_select_run(struct stage_ctx *ctx)
 {
 	const struct artefact_info *artefacts[METHOD_COUNT];
 	struct model_data d;
+	struct held_out ho = { 0 };
 	struct predictor p;
 	struct row_split s = { 0 };
 	struct cohort_eval *ev = NULL;
@@ -785,8 +788,16 @@ int stage_select_run(struct stage_ctx *ctx)
 	for (int m = 0; m < METHOD_COUNT; m++)
 		artefacts[m] = stage_input(ctx, method_table[m]->name);
 	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
+	/*
+	 * Methods are judged on validation users at the ages they would be
+	 * served at (include/ltv/held_out.h), not on their snapshot rows.
+	 */
+	if (ret == 0)
+		ret = held_out_load(ctx, &d, &ho);
 	if (ret < 0)
 		goto out;
+	cJSON_AddNumberToObject(ctx->metrics, "held_out_rows", (double)ho.d.frame.n_rows);
+	cJSON_AddNumberToObject(ctx->metrics, "held_out_pseudo_as_of", (double)ho.n_k);
 	n_cohorts = d.n_apps * d.n_campaigns;
 	ev = xcalloc(n_cohorts + 1, sizeof(*ev));
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
@@ -797,27 +808,27 @@ int stage_select_run(struct stage_ctx *ctx)
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
 	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
 		if ((int)h != p.target_h)
-			ret = choose_other_horizon(ctx, &d, &p, d.params.horizons.v[h], ev,
+			ret = choose_other_horizon(ctx, &ho, &p, d.params.horizons.v[h], ev,
 						   n_cohorts);
 		stage_progress(ctx, "steps", h + 1, d.params.horizons.n + 2);
 	}
 	if (ret < 0)
 		goto out;
-	model_data_split(&d, d.params.target_horizon, 0, &s);
-	ret = predict_all(ctx, &d, &p, &s, d.params.target_horizon, pred);
+	held_out_split(&ho, d.params.target_horizon, 0, &s);
+	ret = predict_all(ctx, &ho.d, &p, &s, d.params.target_horizon, pred);
 	if (ret < 0)
 		goto out;
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
-	ret = add_out_of_sample_metrics(ctx, &d, &p, &s, pred, ev, n_cohorts);
+	ret = add_out_of_sample_metrics(ctx, &ho.d, &p, &s, pred, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 	stage_progress(ctx, "steps", d.params.horizons.n + 1, d.params.horizons.n + 2);
-	choose(ctx, &d, d.params.target_horizon, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
+	choose(ctx, &ho.d, d.params.target_horizon, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
 	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
-	ret = add_mix_metrics(ctx, &d, &p, &s, ev, n_cohorts);
+	ret = add_mix_metrics(ctx, &ho.d, &p, &s, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 	stage_progress(ctx, "steps", d.params.horizons.n + 2, d.params.horizons.n + 2);
@@ -839,6 +850,7 @@ out:
 	free(cohort_tier);
 	row_split_release(&s);
 	predictor_release(&p);
+	held_out_release(&ho);
 	model_data_release(&d);
 	return ret;
 }
