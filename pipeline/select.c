@@ -324,26 +324,14 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 			     int *tier_cand, size_t *out_moves)
 {
 	double err[N_CANDIDATES], tier_err[N_CANDIDATES];
-	int global = best_over(ev, n_cohorts, 0, err), exact = -1;
+	const int global = best_over(ev, n_cohorts, 0, err);
 
 	/*
-	 * Validation rows sit exactly on snapshot ages, so it cannot see the
-	 * error of serving a tree model between and beyond snapshots, which
-	 * methods that model each user at their exact age (BTYD) do not make.
-	 * When the best is a snapshot method and the best such method is not
-	 * significantly worse, the BTYD method serves. (Curves also predicts at
-	 * any age, but ranks users by revenue so far only: preferring it lost
-	 * 0.16 of after-T Gini on generated data.) (CDNOW, T = 1997-05-16:
-	 * hurdle 0.0157 against bgnbd 0.0164 on five validation campaigns, then
-	 * 0.019 against 0.010 on the weeks evaluated, users 46 to 90 days old.)
+	 * (A rule that let a BTYD method serve whenever the best snapshot method
+	 * was not significantly better is gone: it stood in for the error of
+	 * serving between snapshots, which validation rows on snapshot ages
+	 * could not show and the held-out rows at served ages now do.)
 	 */
-	for (int m = 0; m < METHOD_COUNT; m++)
-		if (method_table[m]->user_at_age && isfinite(err[m]) && (exact < 0 || err[m] < err[exact]))
-			exact = m;
-	if (exact >= 0 && (global == METHOD_COUNT || !method_table[global]->user_at_age) &&
-	    !significantly_better(u, ev, n_cohorts, -1, 0, exact, global))
-		global = exact;
-
 	out_moves[0] = out_moves[1] = 0;
 	tier_cand[0] = global;
 	for (int t = 1; t <= 3; t++) {
