@@ -75,7 +75,22 @@ enum feature_rows {
 	FEATURE_ROWS_SNAPSHOTS,
 	/* Scoring: every user installed by as_of, once, at their age (s = age). */
 	FEATURE_ROWS_AT_AGE,
+	/*
+	 * Held out, for select and calibrate: for each horizon H, each
+	 * validation user at H (feature_params_split) at the real ages s < H it
+	 * has at the pseudo as_of dates T'_k = as_of - H days + k *
+	 * validation_days days (k = 0, 1, ...), each row exactly the row a
+	 * scoring frame built at T'_k holds (features and history to date from
+	 * days d < s, age_days = s), plus its labels ltv_<H> from as_of and the
+	 * columns held_out_h (H) and held_out_k (k). At most
+	 * FEATURE_HELD_OUT_MAX_ROWS rows per horizon (users kept by a hash of
+	 * their id, with all their rows).
+	 */
+	FEATURE_ROWS_HELD_OUT,
 };
+
+/* Cap on the held-out rows of one horizon (FEATURE_ROWS_HELD_OUT). */
+#define FEATURE_HELD_OUT_MAX_ROWS 300000
 
 struct feature_base_stats {
 	int64_t users;                 /* installed by as_of */

@@ -739,6 +739,179 @@ static void test_revenue_on_day_d_changes_only_ages_above_d(void **state)
 }
 
 /*
+ * Held-out rows (FEATURE_ROWS_HELD_OUT) of the fixture's registry at AS_OF.
+ * Caller releases the frame.
+ */
+static void build_held_out(struct fixture *fx, struct frame *f)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	char **apps = NULL, **camps = NULL;
+	size_t n_apps = 0, n_camps = 0;
+	char *path = scratch_registry(fx);
+
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	if (feature_build_base(reg, &fx->cfg, AS_OF, FEATURE_ROWS_HELD_OUT, f, &apps, &n_apps, &camps,
+			       &n_camps, NULL, &err) != 0)
+		fail_msg("feature_build_base (held out): %s", err.msg);
+	frame_free_dict(apps, n_apps);
+	frame_free_dict(camps, n_camps);
+	registry_close(reg);
+	free(path);
+}
+
+/* The row of (uid, held_out_h, held_out_k), or SIZE_MAX. */
+static size_t find_held_out(const struct frame *f, double uid, double h, double k)
+{
+	const double *u = col(f, "uid"), *hh = col(f, "held_out_h"), *kk = col(f, "held_out_k");
+
+	for (size_t i = 0; i < f->n_rows; i++)
+		if (u[i] == uid && hh[i] == h && kk[i] == k)
+			return i;
+	return SIZE_MAX;
+}
+
+/*
+ * Held-out rows, worked out by hand (validation_days 28, so T'_k = as_of -
+ * H days + 28 k days while T'_k < as_of, and a row while the age s < H):
+ *  H = 7 (validation installs 2025-01-25 < i <= 02-22), T'_0 = 02-22:
+ *    a11 s=1, a14 s=2 (one second short of 3), a13 s=3; older users are >= 7.
+ *  H = 30 (01-02 < i <= 01-30): T'_0 = 01-30: a3 s=14, a9 s=0 (installed at
+ *    T'_0); T'_1 = 02-27: a9 s=28 (a3 is 42).
+ *  H = 90 (i <= 12-01, after 2024-11-03): a1 at T'_0..3 = 12-01, 12-29,
+ *    01-26, 02-23: s = 0, 28, 56, 84.
+ * Each row is, column for column, the row a scoring frame built at T'_k
+ * holds for that user (app and campaign codes aside: they index the
+ * dictionaries of the users installed by each frame's as_of), and carries
+ * the user's labels at as_of.
+ */
+static void test_held_out_rows_are_scoring_rows(void **state)
+{
+	static const struct { double uid, h, k, s, label; } expect[] = {
+		{ 11, 7, 0, 1, NAN }, /* a11: 8 days old at as_of, d7 is not before 7: ltv_7 = 0 */
+		{ 13, 7, 0, 3, 2.5 }, { 14, 7, 0, 2, 1 },
+		{ 3, 30, 0, 14, 3 }, { 9, 30, 0, 0, 0 }, { 9, 30, 1, 28, 0 },
+		{ 1, 90, 0, 0, 27.75 }, { 1, 90, 1, 28, 27.75 }, { 1, 90, 2, 56, 27.75 },
+		{ 1, 90, 3, 84, 27.75 },
+	};
+	struct fixture *fx = *state;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct frame ho;
+	char *path = scratch_registry(fx);
+	size_t compared = 0;
+
+	run_as_of(fx);
+	build_held_out(fx, &ho);
+	assert_int_equal(ho.n_rows, N_OF(expect));
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	for (size_t e = 0; e < N_OF(expect); e++) {
+		const size_t i = find_held_out(&ho, expect[e].uid, expect[e].h, expect[e].k);
+		const int64_t t = AS_OF - (int64_t)expect[e].h * 86400 + (int64_t)expect[e].k * 28 * 86400;
+		char **apps = NULL, **camps = NULL, label[32];
+		size_t n_apps = 0, n_camps = 0, j;
+		struct frame at;
+
+		if (i == SIZE_MAX)
+			fail_msg("no held-out row uid %g H %g k %g", expect[e].uid, expect[e].h, expect[e].k);
+		assert_value("window_days", expect[e].uid, expect[e].s, col(&ho, "window_days")[i], expect[e].s);
+		assert_value("age_days", expect[e].uid, expect[e].s, col(&ho, "age_days")[i], expect[e].s);
+		snprintf(label, sizeof(label), "ltv_%g", expect[e].h);
+		if (!isnan(expect[e].label))
+			assert_value(label, expect[e].uid, expect[e].s, col(&ho, label)[i], expect[e].label);
+		if (feature_build_base(reg, &fx->cfg, t, FEATURE_ROWS_AT_AGE, &at, &apps, &n_apps, &camps,
+				       &n_camps, NULL, &err) != 0)
+			fail_msg("feature_build_base at T': %s", err.msg);
+		for (j = 0; j < at.n_rows && col(&at, "uid")[j] != expect[e].uid; j++)
+			;
+		assert_true(j < at.n_rows);
+		for (size_t c = 0; c < at.n_cols; c++) {
+			const char *name = at.names[c];
+
+			if (strncmp(name, "ltv_", 4) == 0 || strcmp(name, "app_code") == 0 ||
+			    strcmp(name, "campaign_code") == 0)
+				continue;
+			if (!same_bits(col(&ho, name)[i], at.cols[c][j]))
+				fail_msg("uid %g at T'_%g of H %g: %s is %.17g held out, %.17g scored at T'",
+					 expect[e].uid, expect[e].k, expect[e].h, name, col(&ho, name)[i],
+					 at.cols[c][j]);
+			compared++;
+		}
+		frame_free_dict(apps, n_apps);
+		frame_free_dict(camps, n_camps);
+		frame_release(&at);
+	}
+	assert_true(compared >= N_OF(expect) * 25);
+	/* a11's ltv_7 is its revenue of d0..d6: none (its d2 session has no revenue) */
+	assert_value("ltv_7", 11, 1, col(&ho, "ltv_7")[find_held_out(&ho, 11, 7, 0)], 0);
+	/* a1 at 28 days: history to date is d0, d1, d3 and d20 only, not the d60 purchase */
+	assert_value("rev_to_date", 1, 28, col(&ho, "rev_to_date")[find_held_out(&ho, 1, 90, 1)], 20.75);
+	registry_close(reg);
+	frame_release(&ho);
+	free(path);
+}
+
+/*
+ * Leakage of the held-out rows: events after as_of change nothing at all;
+ * revenue on a user's day d changes the features of that user's rows of age
+ * s > d only, while a row of age s <= d (the event comes after its T') keeps
+ * every column but its labels, which take the new revenue when d < H.
+ */
+static void test_held_out_leakage(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame before, after;
+	size_t n_kept = 0, n_label_moved = 0;
+
+	run_as_of(fx);
+	build_held_out(fx, &before);
+	add_file(fx, "events_a.csv", events_after_as_of_csv);
+	run_as_of(fx);
+	build_held_out(fx, &after);
+	assert_frames_identical(&before, &after, "adding events after as_of (held-out rows)");
+	frame_release(&after);
+
+	add_file(fx, "events_b.csv", events_revenue_csv);
+	run_as_of(fx);
+	build_held_out(fx, &after);
+	assert_int_equal(after.n_rows, before.n_rows);
+	for (size_t i = 0; i < before.n_rows; i++) {
+		const double uid = col(&before, "uid")[i], s = col(&before, "window_days")[i];
+		const double h = col(&before, "held_out_h")[i];
+		const int64_t d = first_new_day(revenue_events, N_OF(revenue_events), uid);
+		const size_t a = find_held_out(&after, uid, h, col(&before, "held_out_k")[i]);
+		char label[32];
+
+		assert_true(a != SIZE_MAX);
+		if (s > (double)d) {
+			assert_true(col(&after, "rev_window")[a] > col(&before, "rev_window")[i]);
+			continue;
+		}
+		for (size_t j = 0; j < before.n_cols; j++) {
+			if (strncmp(before.names[j], "ltv_", 4) == 0)
+				continue;
+			if (!same_bits(col(&after, before.names[j])[a], before.cols[j][i]))
+				fail_msg("uid %g s %g: %s changed by revenue on day %lld >= s", uid, s,
+					 before.names[j], (long long)d);
+		}
+		n_kept++;
+		snprintf(label, sizeof(label), "ltv_%g", h);
+		if (d < (int64_t)h && d != INT64_MAX) {
+			assert_false(same_bits(col(&after, label)[a], col(&before, label)[i]));
+			n_label_moved++;
+		}
+	}
+	/* kept: every row but a1 s=28,56,84 (revenue on d2); labels moved: a1 s=0 (ltv_90 + 8),
+	 * a9 s=0 and s=28 (ltv_30 + 4 on d29, after T'_1) */
+	assert_int_equal(n_kept, before.n_rows - 3);
+	assert_int_equal(n_label_moved, 3);
+	assert_value("ltv_30", 9, 28, col(&after, "ltv_30")[find_held_out(&after, 9, 30, 1)], 4);
+	assert_value("rev_window", 9, 28, col(&after, "rev_window")[find_held_out(&after, 9, 30, 1)], 0);
+	frame_release(&before);
+	frame_release(&after);
+}
+
+/*
  * The parameters travel with the artefact (include/ltv/feature_params.h):
  * written beside it, read back by model_data whatever the config says now,
  * and the split column is exactly the one split rule. Boundary cases by hand:
@@ -834,6 +1007,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_revenue_on_day_d_changes_only_ages_above_d, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_params_travel_with_artefact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_out_rows_are_scoring_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_out_leakage, setup, teardown),
 	};
 
 	log_level_current = LOG_ERROR;
