@@ -349,17 +349,54 @@ static int load_shares(struct predictor *p, const void *data, size_t len, struct
 	return ret < 0 ? ret : blob_reader_status(&r, "rank_share blob", err);
 }
 
+/* The rank share's age cells at horizon: the snapshots below it (at least one cell). */
+static int share_cells(const struct predictor *p, int64_t horizon)
+{
+	int n = 0;
+
+	for (size_t k = 0; k < p->params.snapshots.n && p->params.snapshots.v[k] < horizon; k++)
+		n++;
+	return n < 1 ? 1 : n > RANK_SHARE_MAX_CELLS ? RANK_SHARE_MAX_CELLS : n;
+}
+
+/* Where a row of this age sits among the cells: as predictor_age_blend serves it. */
+static struct rank_cell share_cell(const struct predictor *p, int64_t horizon, const double *window,
+				   size_t row)
+{
+	const int n_cells = share_cells(p, horizon);
+	struct rank_cell cell = { 0, 0, 0 };
+	double lo, hi, t, scale;
+
+	if (!window)
+		return cell;
+	predictor_age_blend(&p->params.snapshots, horizon, window[row], &lo, &hi, &t, &scale);
+	for (int k = 0; k < n_cells; k++) {
+		if ((double)p->params.snapshots.v[k] == lo)
+			cell.lo = k;
+		if ((double)p->params.snapshots.v[k] == hi)
+			cell.hi = k;
+	}
+	cell.t = t;
+	return cell;
+}
+
 void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_t horizon,
 			 const size_t *rows, size_t n, double *const *pred, size_t min_users)
 {
 	const int h = feature_params_horizon_index(&p->params, horizon);
+	const double *window = frame_column(&d->frame, "window_days");
 	int *chosen = xmalloc((n ? n : 1) * sizeof(int));
+	struct rank_cell *cell = xmalloc((n ? n : 1) * sizeof(*cell));
 
 	if (h >= 0) {
 		predictor_chosen_methods(p, d, rows, n, h, chosen);
-		rank_share_fit(&p->share[h], d, horizon, rows, n, pred, chosen, min_users);
+		for (size_t i = 0; i < n; i++)
+			cell[i] = share_cell(p, horizon, window, rows[i]);
+		rank_share_fit(&p->share[h], d, horizon, rows, n, pred, chosen, cell,
+			       share_cells(p, horizon), min_users);
 	}
 	free(chosen);
+	free(cell);
 }
 
 int predictor_load_selection(struct predictor *p, struct registry *reg,
@@ -696,6 +733,8 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 			 size_t n, int h, const int *chosen, int *ranker, double *ratio)
 {
 	const struct rank_share *s = &p->share[h];
+	const double *window = frame_column(&d->frame, "window_days");
+	const int64_t horizon = p->params.horizons.v[h];
 
 	for (size_t i = 0; i < n; i++) {
 		const int tier = d->tier ? (int)d->tier[rows[i]] : 3;
@@ -707,7 +746,7 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 			continue;
 		c = model_data_cohort(d, rows[i]);
 		ratio[i] = rank_share_ratio(s, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
-					    tier, chosen[i]);
+					    tier, chosen[i], share_cell(p, horizon, window, rows[i]));
 	}
 }
 

@@ -24,8 +24,10 @@ void rank_share_init(struct rank_share *s)
 		s->ranker[t] = -1;
 		s->gini[t] = NAN;
 		for (int m = 0; m < METHOD_COUNT; m++)
-			s->tier_ratio[t][m] = NAN;
+			for (int c = 0; c < RANK_SHARE_MAX_CELLS; c++)
+				s->tier_ratio[t][m][c] = NAN;
 	}
+	s->n_cells = 1;
 	strmap_init(&s->cohort);
 }
 
@@ -42,7 +44,8 @@ void rank_share_release(struct rank_share *s)
 	rank_share_init(s);
 }
 
-static void add_cohort(struct rank_share *s, const char *app, const char *campaign, double ratio)
+static void add_cohort(struct rank_share *s, const char *app, const char *campaign,
+		       const double *ratio)
 {
 	char key[SHARE_KEY_MAX];
 	size_t n = s->n_cohorts;
@@ -52,10 +55,10 @@ static void add_cohort(struct rank_share *s, const char *app, const char *campai
 		return; /* fitted once per campaign */
 	s->cohort_app = xrealloc(s->cohort_app, (n + 1) * sizeof(char *));
 	s->cohort_campaign = xrealloc(s->cohort_campaign, (n + 1) * sizeof(char *));
-	s->cohort_ratio = xrealloc(s->cohort_ratio, (n + 1) * sizeof(double));
+	s->cohort_ratio = xrealloc(s->cohort_ratio, (n + 1) * (size_t)s->n_cells * sizeof(double));
 	s->cohort_app[n] = xstrdup(app);
 	s->cohort_campaign[n] = xstrdup(campaign);
-	s->cohort_ratio[n] = ratio;
+	memcpy(&s->cohort_ratio[n * (size_t)s->n_cells], ratio, (size_t)s->n_cells * sizeof(double));
 	s->n_cohorts = n + 1;
 }
 
@@ -112,30 +115,57 @@ static double sum_ratio(double num, double den)
 	return den > 0 && num >= 0 ? num / den : NAN;
 }
 
+/* Sums of revenue to come per age cell: the chosen method's, the ranker's, and row weights. */
+struct cell_sums {
+	double num[RANK_SHARE_MAX_CELLS], den[RANK_SHARE_MAX_CELLS], n[RANK_SHARE_MAX_CELLS];
+};
+
+static void cell_add(struct cell_sums *c, struct rank_cell cell, double fm, double fr)
+{
+	c->num[cell.lo] += (1 - cell.t) * fm;
+	c->den[cell.lo] += (1 - cell.t) * fr;
+	c->n[cell.lo] += 1 - cell.t;
+	if (cell.t > 0) {
+		c->num[cell.hi] += cell.t * fm;
+		c->den[cell.hi] += cell.t * fr;
+		c->n[cell.hi] += cell.t;
+	}
+}
+
+/* Ratios of c's cells into out (NaN where a cell has fewer than min_users rows); 1 if any. */
+static int cell_ratios(const struct cell_sums *c, int n_cells, size_t min_users, double *out)
+{
+	int any = 0;
+
+	for (int k = 0; k < n_cells; k++) {
+		out[k] = c->n[k] >= (double)min_users ? sum_ratio(c->num[k], c->den[k]) : NAN;
+		any |= !isnan(out[k]);
+	}
+	return any;
+}
+
 void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t horizon,
 		    const size_t *rows, size_t n, double *const *pred, const int *chosen,
-		    size_t min_users)
+		    const struct rank_cell *cell, int n_cells, size_t min_users)
 {
 	const double *y = model_data_label(d, horizon);
 	const double *rev = frame_column(&d->frame, "rev_window");
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
-	double num[4][METHOD_COUNT] = { { 0 } }, den[4][METHOD_COUNT] = { { 0 } };
-	double *c_num, *c_den;
-	size_t *c_n, t_n[4][METHOD_COUNT] = { { 0 } };
+	struct cell_sums *tier_sums, *c_sums;
+	double ratio[RANK_SHARE_MAX_CELLS];
 
 	rank_share_release(s);
-	if (!y || !rev || n == 0)
+	if (!y || !rev || n == 0 || n_cells < 1 || n_cells > RANK_SHARE_MAX_CELLS)
 		return;
+	s->n_cells = n_cells;
 	for (int t = 0; t <= 3; t++)
 		s->ranker[t] = best_ranker(d, y, rows, n, pred, t, min_users, &s->gini[t]);
 	if (s->ranker[0] < 0)
 		return;
-	c_num = xcalloc(n_cohorts + 1, sizeof(double));
-	c_den = xcalloc(n_cohorts + 1, sizeof(double));
-	c_n = xcalloc(n_cohorts + 1, sizeof(size_t));
+	tier_sums = xcalloc(4 * METHOD_COUNT, sizeof(*tier_sums));
+	c_sums = xcalloc(n_cohorts + 1, sizeof(*c_sums));
 	for (size_t i = 0; i < n; i++) {
 		const int t = row_tier(d, rows[i]), m = chosen[i], r = rank_share_ranker(s, t);
-		const size_t c = model_data_cohort(d, rows[i]);
 		double fm, fr;
 
 		if (m < 0 || r < 0 || m == r || isnan(pred[m][i]) || isnan(pred[r][i]))
@@ -143,29 +173,19 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 		fm = fmax(pred[m][i] - rev[rows[i]], 0.0);
 		fr = fmax(pred[r][i] - rev[rows[i]], 0.0);
 		/* per tier (0: every tier, for the tiers served by the global ranker) */
-		num[t][m] += fm;
-		den[t][m] += fr;
-		t_n[t][m]++;
-		if (r == s->ranker[0]) {
-			num[0][m] += fm;
-			den[0][m] += fr;
-			t_n[0][m]++;
-		}
-		c_num[c] += fm;
-		c_den[c] += fr;
-		c_n[c]++;
+		cell_add(&tier_sums[t * METHOD_COUNT + m], cell[i], fm, fr);
+		if (r == s->ranker[0])
+			cell_add(&tier_sums[m], cell[i], fm, fr);
+		cell_add(&c_sums[model_data_cohort(d, rows[i])], cell[i], fm, fr);
 	}
 	for (int t = 0; t <= 3; t++)
 		for (int m = 0; m < METHOD_COUNT; m++)
-			if (t_n[t][m] >= min_users)
-				s->tier_ratio[t][m] = sum_ratio(num[t][m], den[t][m]);
+			cell_ratios(&tier_sums[t * METHOD_COUNT + m], n_cells, min_users, s->tier_ratio[t][m]);
 	for (size_t c = 0; c < n_cohorts; c++)
-		if (c_n[c] >= min_users && !isnan(sum_ratio(c_num[c], c_den[c])))
-			add_cohort(s, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
-				   sum_ratio(c_num[c], c_den[c]));
-	free(c_num);
-	free(c_den);
-	free(c_n);
+		if (cell_ratios(&c_sums[c], n_cells, min_users, ratio))
+			add_cohort(s, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns], ratio);
+	free(tier_sums);
+	free(c_sums);
 }
 
 int rank_share_ranker(const struct rank_share *s, int tier)
@@ -175,26 +195,37 @@ int rank_share_ranker(const struct rank_share *s, int tier)
 	return s->ranker[0];
 }
 
+/* One cell's ratio: the campaign's, else its tier's, else the pooled one of the same ranker. */
+static double cell_ratio(const struct rank_share *s, const double *cohort, int tier, int chosen, int k)
+{
+	double ratio = cohort ? cohort[k] : NAN;
+
+	if (isnan(ratio))
+		ratio = s->tier_ratio[tier][chosen][k];
+	if (isnan(ratio) && rank_share_ranker(s, tier) == s->ranker[0])
+		ratio = s->tier_ratio[0][chosen][k];
+	return ratio;
+}
+
 double rank_share_ratio(const struct rank_share *s, const char *app, const char *campaign, int tier,
-			int chosen)
+			int chosen, struct rank_cell cell)
 {
 	const int r = rank_share_ranker(s, tier);
+	const double *cohort = NULL;
 	char key[SHARE_KEY_MAX];
 	int64_t k;
-	double ratio;
+	double lo;
 
-	if (r < 0 || chosen < 0 || chosen >= METHOD_COUNT || chosen == r)
+	if (r < 0 || chosen < 0 || chosen >= METHOD_COUNT || chosen == r ||
+	    cell.lo < 0 || cell.lo >= s->n_cells || cell.hi < 0 || cell.hi >= s->n_cells)
 		return NAN;
 	share_key(app, campaign, key, sizeof(key));
 	if (s->n_cohorts && strmap_get(&s->cohort, key, &k))
-		return s->cohort_ratio[k];
+		cohort = &s->cohort_ratio[(size_t)k * (size_t)s->n_cells];
 	if (tier < 1 || tier > 3)
 		tier = 3;
-	ratio = s->tier_ratio[tier][chosen];
-	/* A tier without a ratio of its own takes the pooled one, when that is of the same ranker. */
-	if (isnan(ratio) && r == s->ranker[0])
-		ratio = s->tier_ratio[0][chosen];
-	return ratio;
+	lo = cell_ratio(s, cohort, tier, chosen, cell.lo);
+	return cell.t > 0 ? (1 - cell.t) * lo + cell.t * cell_ratio(s, cohort, tier, chosen, cell.hi) : lo;
 }
 
 double rank_share_apply(double ratio, double ranker_ltv, double rev_so_far)
@@ -208,19 +239,25 @@ void rank_share_put(struct blob_writer *w, const struct rank_share *s)
 		blob_put_str(w, s->ranker[t] >= 0 ? method_name(s->ranker[t]) : "");
 		blob_put_f64(w, s->gini[t]);
 	}
+	blob_put_u32(w, (uint32_t)s->n_cells);
 	for (int t = 0; t <= 3; t++)
-		for (int m = 0; m < METHOD_COUNT; m++)
-			if (!isnan(s->tier_ratio[t][m])) {
-				blob_put_u32(w, (uint32_t)t);
-				blob_put_str(w, method_name(m));
-				blob_put_f64(w, s->tier_ratio[t][m]);
-			}
+		for (int m = 0; m < METHOD_COUNT; m++) {
+			int any = 0;
+
+			for (int k = 0; k < s->n_cells; k++)
+				any |= !isnan(s->tier_ratio[t][m][k]);
+			if (!any)
+				continue;
+			blob_put_u32(w, (uint32_t)t);
+			blob_put_str(w, method_name(m));
+			blob_put_f64_array(w, s->tier_ratio[t][m], (size_t)s->n_cells);
+		}
 	blob_put_u32(w, UINT32_MAX); /* end of the tier ratios */
 	blob_put_u64(w, s->n_cohorts);
 	for (size_t k = 0; k < s->n_cohorts; k++) {
 		blob_put_str(w, s->cohort_app[k]);
 		blob_put_str(w, s->cohort_campaign[k]);
-		blob_put_f64(w, s->cohort_ratio[k]);
+		blob_put_f64_array(w, &s->cohort_ratio[k * (size_t)s->n_cells], (size_t)s->n_cells);
 	}
 }
 
@@ -228,6 +265,8 @@ int rank_share_get(struct blob_reader *r, struct rank_share *s, struct ltv_err *
 {
 	uint64_t n_cohorts;
 	uint32_t t;
+	double *v = NULL;
+	size_t n_v = 0;
 
 	rank_share_release(s);
 	for (int k = 0; k <= 3; k++) {
@@ -241,28 +280,36 @@ int rank_share_get(struct blob_reader *r, struct rank_share *s, struct ltv_err *
 		}
 		free(name);
 	}
+	s->n_cells = (int)blob_get_u32(r);
+	if (r->failed || s->n_cells < 1 || s->n_cells > RANK_SHARE_MAX_CELLS)
+		return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt age cells");
 	while (!r->failed && (t = blob_get_u32(r)) != UINT32_MAX) {
 		char *name = blob_get_str(r);
 		int m = name ? method_index(name) : -1;
-		double v = blob_get_f64(r);
 
 		free(name);
-		if (t > 3 || m < 0)
+		if (t > 3 || m < 0 || blob_get_f64_array(r, &v, &n_v) < 0 || n_v != (size_t)s->n_cells) {
+			free(v);
 			return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt tier ratio");
-		s->tier_ratio[t][m] = v;
+		}
+		memcpy(s->tier_ratio[t][m], v, n_v * sizeof(double));
+		free(v);
+		v = NULL;
 	}
 	n_cohorts = blob_get_u64(r);
 	if (r->failed || n_cohorts > r->len)
 		return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt");
 	for (uint64_t k = 0; k < n_cohorts; k++) {
 		char *app = blob_get_str(r), *campaign = blob_get_str(r);
-		double v = blob_get_f64(r);
+		int ok = blob_get_f64_array(r, &v, &n_v) == 0 && n_v == (size_t)s->n_cells;
 
-		if (!r->failed && app && campaign)
+		if (!r->failed && ok && app && campaign)
 			add_cohort(s, app, campaign, v);
 		free(app);
 		free(campaign);
-		if (r->failed)
+		free(v);
+		v = NULL;
+		if (r->failed || !ok)
 			return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt");
 	}
 	return 0;
