@@ -724,6 +724,8 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 	const int h = feature_params_horizon_index(&d->params, horizon);
 	char key[48];
 
+	if (!ctx->cfg->select.rank_share)
+		return;
 	predictor_fit_share(p, d, horizon, s->valid, s->n_valid, pred,
 			    (size_t)ctx->cfg->select.min_validation_users);
 	snprintf(key, sizeof(key), "rank_share_ranker_h%lld", (long long)horizon);
@@ -861,7 +863,8 @@ int stage_select_run(struct stage_ctx *ctx)
 		ret = write_blend(ctx, &p, out_id);
 	if (ret == 0)
 		ret = write_choices(ctx, &p, out_id);
-	if (ret == 0)
+	/* Without a share the artefact is byte for byte what it was before shares existed. */
+	if (ret == 0 && ctx->cfg->select.rank_share)
 		ret = write_shares(ctx, &p, out_id);
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)

@@ -101,6 +101,7 @@ struct config {
 	} btyd;
 	struct {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
+		int64_t rank_share;           /* 1: chosen method's level, best ranker's order (rank_share.h) */
 	} select;
 	struct {
 		double alpha_min, alpha_max;
