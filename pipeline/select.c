@@ -720,6 +720,22 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	return ret;
 }
 
+/* The horizon's rank share (ltv/rank_share.h) from its validation rows and choices. */
+static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
+		      int64_t horizon, const struct row_split *s, double *const *pred)
+{
+	const int h = feature_params_horizon_index(&d->params, horizon);
+	char key[48];
+
+	if (!ctx->cfg->select.rank_share)
+		return;
+	predictor_fit_share(p, d, horizon, s->valid, s->n_valid, pred,
+			    (size_t)ctx->cfg->select.min_validation_users);
+	snprintf(key, sizeof(key), "rank_share_ranker_h%lld", (long long)horizon);
+	cJSON_AddStringToObject(ctx->metrics, key, p->share[h].ranker[0] >= 0
+				? method_name(p->share[h].ranker[0]) : "none");
+}
+
 /*
  * A horizon other than the target, judged on its own validation rows the
  * same way (no cross-fitted figure: the version is known by its target
@@ -762,6 +778,8 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 			validated += ev[c].best >= 0;
 		if (validated == 0)
 			predictor_choices_reset(p, h);
+		else
+			fit_share(ctx, d, p, horizon, &s, pred);
 	}
 	snprintf(key, sizeof(key), "global_choice_h%lld", (long long)horizon);
 	cJSON_AddStringToObject(ctx->metrics, key, p->choice[h].own
@@ -769,6 +787,18 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 	for (int m = 0; m < N_CANDIDATES; m++)
 		free(pred[m]);
 	row_split_release(&s);
+	return ret;
+}
+
+static int write_shares(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id)
+{
+	size_t len;
+	uint8_t *data = predictor_save_shares(p, &len);
+	int ret;
+
+	hasher_update(&ctx->content, data, len);
+	ret = registry_blob_put(ctx->reg, out_id, "rank_share", data, len, &ctx->err);
+	free(data);
 	return ret;
 }
 
@@ -852,6 +882,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
 	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
+	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred);
 	ret = add_mix_metrics(ctx, vd, &p, &s, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
@@ -867,6 +898,9 @@ int stage_select_run(struct stage_ctx *ctx)
 		ret = write_blend(ctx, &p, out_id);
 	if (ret == 0)
 		ret = write_choices(ctx, &p, out_id);
+	/* Without a share the artefact is byte for byte what it was before shares existed. */
+	if (ret == 0 && ctx->cfg->select.rank_share)
+		ret = write_shares(ctx, &p, out_id);
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)
 		free(pred[m]);
