@@ -742,13 +742,13 @@ static void test_revenue_on_day_d_changes_only_ages_above_d(void **state)
  * Held-out rows (FEATURE_ROWS_HELD_OUT) of the fixture's registry at AS_OF.
  * Caller releases the frame.
  */
-static void build_held_out(struct fixture *fx, struct frame *f)
+static void build_held_out(struct test_hand *fx, struct frame *f)
 {
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	char **apps = NULL, **camps = NULL;
 	size_t n_apps = 0, n_camps = 0;
-	char *path = scratch_registry(fx);
+	char *path = test_registry_path(fx->dir);
 
 	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
 	if (feature_build_base(reg, &fx->cfg, AS_OF, FEATURE_ROWS_HELD_OUT, f, &apps, &n_apps, &camps,
@@ -763,7 +763,7 @@ static void build_held_out(struct fixture *fx, struct frame *f)
 /* The row of (uid, held_out_h, held_out_k), or SIZE_MAX. */
 static size_t find_held_out(const struct frame *f, double uid, double h, double k)
 {
-	const double *u = col(f, "uid"), *hh = col(f, "held_out_h"), *kk = col(f, "held_out_k");
+	const double *u = test_column(f, "uid"), *hh = test_column(f, "held_out_h"), *kk = test_column(f, "held_out_k");
 
 	for (size_t i = 0; i < f->n_rows; i++)
 		if (u[i] == uid && hh[i] == h && kk[i] == k)
@@ -794,11 +794,11 @@ static void test_held_out_rows_are_scoring_rows(void **state)
 		{ 1, 90, 0, 0, 27.75 }, { 1, 90, 1, 28, 27.75 }, { 1, 90, 2, 56, 27.75 },
 		{ 1, 90, 3, 84, 27.75 },
 	};
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	struct frame ho;
-	char *path = scratch_registry(fx);
+	char *path = test_registry_path(fx->dir);
 	size_t compared = 0;
 
 	run_as_of(fx);
@@ -814,15 +814,15 @@ static void test_held_out_rows_are_scoring_rows(void **state)
 
 		if (i == SIZE_MAX)
 			fail_msg("no held-out row uid %g H %g k %g", expect[e].uid, expect[e].h, expect[e].k);
-		assert_value("window_days", expect[e].uid, expect[e].s, col(&ho, "window_days")[i], expect[e].s);
-		assert_value("age_days", expect[e].uid, expect[e].s, col(&ho, "age_days")[i], expect[e].s);
+		assert_value("window_days", expect[e].uid, expect[e].s, test_column(&ho, "window_days")[i], expect[e].s);
+		assert_value("age_days", expect[e].uid, expect[e].s, test_column(&ho, "age_days")[i], expect[e].s);
 		snprintf(label, sizeof(label), "ltv_%g", expect[e].h);
 		if (!isnan(expect[e].label))
-			assert_value(label, expect[e].uid, expect[e].s, col(&ho, label)[i], expect[e].label);
+			assert_value(label, expect[e].uid, expect[e].s, test_column(&ho, label)[i], expect[e].label);
 		if (feature_build_base(reg, &fx->cfg, t, FEATURE_ROWS_AT_AGE, &at, &apps, &n_apps, &camps,
 				       &n_camps, NULL, &err) != 0)
 			fail_msg("feature_build_base at T': %s", err.msg);
-		for (j = 0; j < at.n_rows && col(&at, "uid")[j] != expect[e].uid; j++)
+		for (j = 0; j < at.n_rows && test_column(&at, "uid")[j] != expect[e].uid; j++)
 			;
 		assert_true(j < at.n_rows);
 		for (size_t c = 0; c < at.n_cols; c++) {
@@ -831,9 +831,9 @@ static void test_held_out_rows_are_scoring_rows(void **state)
 			if (strncmp(name, "ltv_", 4) == 0 || strcmp(name, "app_code") == 0 ||
 			    strcmp(name, "campaign_code") == 0)
 				continue;
-			if (!same_bits(col(&ho, name)[i], at.cols[c][j]))
+			if (!same_bits(test_column(&ho, name)[i], at.cols[c][j]))
 				fail_msg("uid %g at T'_%g of H %g: %s is %.17g held out, %.17g scored at T'",
-					 expect[e].uid, expect[e].k, expect[e].h, name, col(&ho, name)[i],
+					 expect[e].uid, expect[e].k, expect[e].h, name, test_column(&ho, name)[i],
 					 at.cols[c][j]);
 			compared++;
 		}
@@ -843,9 +843,9 @@ static void test_held_out_rows_are_scoring_rows(void **state)
 	}
 	assert_true(compared >= N_OF(expect) * 25);
 	/* a11's ltv_7 is its revenue of d0..d6: none (its d2 session has no revenue) */
-	assert_value("ltv_7", 11, 1, col(&ho, "ltv_7")[find_held_out(&ho, 11, 7, 0)], 0);
+	assert_value("ltv_7", 11, 1, test_column(&ho, "ltv_7")[find_held_out(&ho, 11, 7, 0)], 0);
 	/* a1 at 28 days: history to date is d0, d1, d3 and d20 only, not the d60 purchase */
-	assert_value("rev_to_date", 1, 28, col(&ho, "rev_to_date")[find_held_out(&ho, 1, 90, 1)], 20.75);
+	assert_value("rev_to_date", 1, 28, test_column(&ho, "rev_to_date")[find_held_out(&ho, 1, 90, 1)], 20.75);
 	registry_close(reg);
 	frame_release(&ho);
 	free(path);
@@ -859,45 +859,45 @@ static void test_held_out_rows_are_scoring_rows(void **state)
  */
 static void test_held_out_leakage(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct frame before, after;
 	size_t n_kept = 0, n_label_moved = 0;
 
 	run_as_of(fx);
 	build_held_out(fx, &before);
-	add_file(fx, "events_a.csv", events_after_as_of_csv);
+	test_put_file(fx->dir, "events_a.csv", events_after_as_of_csv);
 	run_as_of(fx);
 	build_held_out(fx, &after);
 	assert_frames_identical(&before, &after, "adding events after as_of (held-out rows)");
 	frame_release(&after);
 
-	add_file(fx, "events_b.csv", events_revenue_csv);
+	test_put_file(fx->dir, "events_b.csv", events_revenue_csv);
 	run_as_of(fx);
 	build_held_out(fx, &after);
 	assert_int_equal(after.n_rows, before.n_rows);
 	for (size_t i = 0; i < before.n_rows; i++) {
-		const double uid = col(&before, "uid")[i], s = col(&before, "window_days")[i];
-		const double h = col(&before, "held_out_h")[i];
+		const double uid = test_column(&before, "uid")[i], s = test_column(&before, "window_days")[i];
+		const double h = test_column(&before, "held_out_h")[i];
 		const int64_t d = first_new_day(revenue_events, N_OF(revenue_events), uid);
-		const size_t a = find_held_out(&after, uid, h, col(&before, "held_out_k")[i]);
+		const size_t a = find_held_out(&after, uid, h, test_column(&before, "held_out_k")[i]);
 		char label[32];
 
 		assert_true(a != SIZE_MAX);
 		if (s > (double)d) {
-			assert_true(col(&after, "rev_window")[a] > col(&before, "rev_window")[i]);
+			assert_true(test_column(&after, "rev_window")[a] > test_column(&before, "rev_window")[i]);
 			continue;
 		}
 		for (size_t j = 0; j < before.n_cols; j++) {
 			if (strncmp(before.names[j], "ltv_", 4) == 0)
 				continue;
-			if (!same_bits(col(&after, before.names[j])[a], before.cols[j][i]))
+			if (!same_bits(test_column(&after, before.names[j])[a], before.cols[j][i]))
 				fail_msg("uid %g s %g: %s changed by revenue on day %lld >= s", uid, s,
 					 before.names[j], (long long)d);
 		}
 		n_kept++;
 		snprintf(label, sizeof(label), "ltv_%g", h);
 		if (d < (int64_t)h && d != INT64_MAX) {
-			assert_false(same_bits(col(&after, label)[a], col(&before, label)[i]));
+			assert_false(same_bits(test_column(&after, label)[a], test_column(&before, label)[i]));
 			n_label_moved++;
 		}
 	}
@@ -905,8 +905,8 @@ static void test_held_out_leakage(void **state)
 	 * a9 s=0 and s=28 (ltv_30 + 4 on d29, after T'_1) */
 	assert_int_equal(n_kept, before.n_rows - 3);
 	assert_int_equal(n_label_moved, 3);
-	assert_value("ltv_30", 9, 28, col(&after, "ltv_30")[find_held_out(&after, 9, 30, 1)], 4);
-	assert_value("rev_window", 9, 28, col(&after, "rev_window")[find_held_out(&after, 9, 30, 1)], 0);
+	assert_value("ltv_30", 9, 28, test_column(&after, "ltv_30")[find_held_out(&after, 9, 30, 1)], 4);
+	assert_value("rev_window", 9, 28, test_column(&after, "rev_window")[find_held_out(&after, 9, 30, 1)], 0);
 	frame_release(&before);
 	frame_release(&after);
 }
