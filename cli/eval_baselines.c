@@ -2,8 +2,9 @@
  * The baselines `ltvpipe evaluate` holds ltvpipe against (contract in
  * include/ltv/evaluate.h): (a) the campaign's historical mean LTV, (b) the
  * window's revenue times a global multiplier, both learnt from the users
- * mature at H before T, and (c) BG/NBD + Gamma-Gamma fitted on every user's
- * purchase days before T. They read only the scoring frame at T and user-days
+ * mature at H before T, (c) BG/NBD + Gamma-Gamma and (d) Pareto/NBD +
+ * Gamma-Gamma, both fitted on every user's purchase days before T by one code
+ * path (the same rows, the same Gamma-Gamma). They read only the scoring frame at T and user-days
  * complete at T, so they see exactly what ltvpipe sees.
  */
 #include <math.h>
@@ -13,6 +14,7 @@
 #include "ltv/bgnbd.h"
 #include "ltv/evaluate.h"
 #include "ltv/gamma_gamma.h"
+#include "ltv/pareto_nbd.h"
 #include "ltv/timeutil.h"
 
 #define DAYS_PER_WEEK 7.0
@@ -68,7 +70,7 @@ void eval_baseline_window_multiplier(const struct model_data *d, int64_t horizon
 		out_pred[i] = rev_d0 ? rev_d0[rows[i]] * multiplier : NAN;
 }
 
-/* ---- (c) BG/NBD + Gamma-Gamma ---- */
+/* ---- (c) BG/NBD and (d) Pareto/NBD, each + Gamma-Gamma ---- */
 
 struct purchase_days {
 	const struct model_data *d;
@@ -115,49 +117,79 @@ static int compare_triple(const void *pa, const void *pb)
 	return a->T < b->T ? -1 : a->T > b->T;
 }
 
-/* BG/NBD on (x, t_x, T) triples collapsed to weighted rows: day resolution repeats them a lot. */
-static int fit_bgnbd(struct eval_bgnbd *b, size_t n_rows, struct ltv_err *err)
-{
-	struct triple *t = xmalloc((n_rows ? n_rows : 1) * sizeof(*t));
-	double *x = xmalloc((n_rows ? n_rows : 1) * sizeof(double));
-	double *t_x = xmalloc((n_rows ? n_rows : 1) * sizeof(double));
-	double *T = xmalloc((n_rows ? n_rows : 1) * sizeof(double));
-	double *w = xmalloc((n_rows ? n_rows : 1) * sizeof(double));
-	struct bgnbd_param param;
-	struct bgnbd_data data = { 0 };
-	size_t n = 0, k = 0;
-	int ret;
+/*
+ * The users' (x, t_x, T) in weeks collapsed to weighted rows (day resolution
+ * repeats them a lot), exactly: BG/NBD (c) and Pareto/NBD (d) fit the same rows.
+ */
+struct weighted_triples {
+	size_t n;
+	double *x, *t_x, *T, *w;
+};
 
+static void collapse_triples(const struct eval_btyd *b, size_t n_rows, struct weighted_triples *out)
+{
+	const size_t alloc = n_rows ? n_rows : 1;
+	struct triple *t = xmalloc(alloc * sizeof(*t));
+	size_t n = 0, k = 0;
+
+	out->x = xmalloc(alloc * sizeof(double));
+	out->t_x = xmalloc(alloc * sizeof(double));
+	out->T = xmalloc(alloc * sizeof(double));
+	out->w = xmalloc(alloc * sizeof(double));
 	for (size_t i = 0; i < n_rows; i++)
 		if (b->age_days[i] >= 1)
 			t[n++] = (struct triple){ b->x[i], b->t_x[i] / DAYS_PER_WEEK,
 						  b->age_days[i] / DAYS_PER_WEEK };
 	qsort(t, n, sizeof(*t), compare_triple);
 	for (size_t i = 0; i < n; i++) {
-		if (k > 0 && compare_triple(&t[i], &(struct triple){ x[k - 1], t_x[k - 1], T[k - 1] }) == 0) {
-			w[k - 1] += 1;
+		if (k > 0 && compare_triple(&t[i], &(struct triple){ out->x[k - 1], out->t_x[k - 1],
+								      out->T[k - 1] }) == 0) {
+			out->w[k - 1] += 1;
 			continue;
 		}
-		x[k] = t[i].x;
-		t_x[k] = t[i].t_x;
-		T[k] = t[i].T;
-		w[k++] = 1;
+		out->x[k] = t[i].x;
+		out->t_x[k] = t[i].t_x;
+		out->T[k] = t[i].T;
+		out->w[k++] = 1;
 	}
-	data = (struct bgnbd_data){ .n = k, .x = x, .t_x = t_x, .T = T, .weight = w };
+	out->n = k;
+	free(t);
+}
+
+static void weighted_triples_release(struct weighted_triples *t)
+{
+	free(t->x);
+	free(t->t_x);
+	free(t->T);
+	free(t->w);
+}
+
+static int fit_bgnbd(struct eval_btyd *b, const struct weighted_triples *t, struct ltv_err *err)
+{
+	struct bgnbd_param param;
+
 	bgnbd_param_init(&param);
 	/* As the bgnbd stage fits (serving/btyd_bgnbd.c): day resolution leaves the optimum flat. */
 	param.grad_tol = 1e-5;
-	ret = k ? bgnbd_fit(&param, &data, &b->bg, err)
-		: err_set(err, LTV_EMODEL, "no user is a day old at as_of");
-	free(t);
-	free(x);
-	free(t_x);
-	free(T);
-	free(w);
-	return ret;
+	return t->n ? bgnbd_fit(&param, &(struct bgnbd_data){ .n = t->n, .x = t->x, .t_x = t->t_x,
+							       .T = t->T, .weight = t->w }, &b->bg, err)
+		    : err_set(err, LTV_EMODEL, "no user is a day old at as_of");
 }
 
-static int fit_gamma_gamma(struct eval_bgnbd *b, size_t n_rows, struct ltv_err *err)
+static int fit_pareto_nbd(struct eval_btyd *b, const struct weighted_triples *t, struct ltv_err *err)
+{
+	struct pareto_nbd_param param;
+
+	pareto_nbd_param_init(&param);
+	/* As the pareto_nbd stage fits (serving/btyd_pareto.c). */
+	param.grad_tol = 1e-5;
+	return t->n ? pareto_nbd_fit(&param, &(struct pareto_nbd_data){ .n = t->n, .x = t->x,
+									 .t_x = t->t_x, .T = t->T,
+									 .weight = t->w }, &b->pn, err)
+		    : err_set(err, LTV_EMODEL, "no user is a day old at as_of");
+}
+
+static int fit_gamma_gamma(struct eval_btyd *b, size_t n_rows, struct ltv_err *err)
 {
 	double *x = xmalloc((n_rows ? n_rows : 1) * sizeof(double));
 	double *m_x = xmalloc((n_rows ? n_rows : 1) * sizeof(double));
@@ -172,7 +204,7 @@ static int fit_gamma_gamma(struct eval_bgnbd *b, size_t n_rows, struct ltv_err *
 		x[n] = b->x[i];
 		m_x[n++] = b->m_x[i];
 	}
-	b->fit.n_repeaters = (double)n;
+	b->bgnbd.n_repeaters = b->pareto_nbd.n_repeaters = (double)n;
 	data = (struct gamma_gamma_data){ .n = n, .x = x, .m_x = m_x, .weight = NULL };
 	gamma_gamma_param_init(&param);
 	param.grad_tol = 1e-5;
@@ -185,15 +217,31 @@ static int fit_gamma_gamma(struct eval_bgnbd *b, size_t n_rows, struct ltv_err *
 	return ret;
 }
 
-int eval_bgnbd_fit(struct registry *reg, const struct model_data *d, struct eval_bgnbd *out,
-		   struct ltv_err *err)
+/* The Gamma-Gamma parameters and the fit's note beside a count model's. */
+static void describe_fit(struct eval_btyd_fit *f, const struct gamma_gamma_model *gg, double n_customers,
+			 double log_lik)
+{
+	f->ok = 1;
+	f->log_lik = log_lik;
+	f->n_customers = n_customers;
+	f->p = gg->p;
+	f->q = gg->q;
+	f->gamma = gg->gamma;
+	snprintf(f->note, sizeof(f->note),
+		 "fitted on %.0f users' purchase days before as_of (weeks; day 0 is the acquisition)",
+		 n_customers);
+}
+
+int eval_btyd_fit(struct registry *reg, const struct model_data *d, struct eval_btyd *out,
+		  struct ltv_err *err)
 {
 	const size_t n_rows = d->frame.n_rows;
 	const double *uid = frame_column(&d->frame, "uid");
 	const double *age = frame_column(&d->frame, "age_days");
 	struct purchase_days p = { .d = d, .install = frame_column(&d->frame, "install_time") };
-	struct ltv_err fit_err = { 0 };
-	int ret;
+	struct weighted_triples t = { 0 };
+	struct ltv_err gg_err = { 0 }, bg_err = { 0 }, pn_err = { 0 };
+	int ret, gg_ok;
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < n_rows; i++)
@@ -218,48 +266,65 @@ int eval_bgnbd_fit(struct registry *reg, const struct model_data *d, struct eval
 			out->m_x[i] /= out->x[i];
 	}
 	/* A model that cannot be fitted is a result to report, not a failure of evaluate. */
-	if (fit_bgnbd(out, n_rows, &fit_err) < 0 || fit_gamma_gamma(out, n_rows, &fit_err) < 0) {
-		snprintf(out->fit.note, sizeof(out->fit.note), "not fitted: %.200s", fit_err.msg);
-		return 0;
+	collapse_triples(out, n_rows, &t);
+	gg_ok = fit_gamma_gamma(out, n_rows, &gg_err) == 0;
+	if (!gg_ok || fit_bgnbd(out, &t, &bg_err) < 0)
+		snprintf(out->bgnbd.note, sizeof(out->bgnbd.note), "not fitted: %.200s",
+			 gg_ok ? bg_err.msg : gg_err.msg);
+	else {
+		describe_fit(&out->bgnbd, out->gg, out->bg->n_customers, out->bg->log_lik);
+		out->bgnbd.r = out->bg->r;
+		out->bgnbd.alpha = out->bg->alpha;
+		out->bgnbd.a = out->bg->a;
+		out->bgnbd.b = out->bg->b;
 	}
-	out->fit.ok = 1;
-	out->fit.r = out->bg->r;
-	out->fit.alpha = out->bg->alpha;
-	out->fit.a = out->bg->a;
-	out->fit.b = out->bg->b;
-	out->fit.log_lik = out->bg->log_lik;
-	out->fit.n_customers = out->bg->n_customers;
-	out->fit.p = out->gg->p;
-	out->fit.q = out->gg->q;
-	out->fit.gamma = out->gg->gamma;
-	snprintf(out->fit.note, sizeof(out->fit.note),
-		 "fitted on %.0f users' purchase days before as_of (weeks; day 0 is the acquisition)",
-		 out->fit.n_customers);
+	if (!gg_ok || fit_pareto_nbd(out, &t, &pn_err) < 0)
+		snprintf(out->pareto_nbd.note, sizeof(out->pareto_nbd.note), "not fitted: %.200s",
+			 gg_ok ? pn_err.msg : gg_err.msg);
+	else {
+		describe_fit(&out->pareto_nbd, out->gg, out->pn->n_customers, out->pn->log_lik);
+		out->pareto_nbd.r = out->pn->r;
+		out->pareto_nbd.alpha = out->pn->alpha;
+		out->pareto_nbd.s = out->pn->s;
+		out->pareto_nbd.beta = out->pn->beta;
+	}
+	weighted_triples_release(&t);
 	return 0;
 }
 
-int eval_bgnbd_predict(const struct eval_bgnbd *b, const struct model_data *d, int64_t horizon,
-		       const size_t *rows, size_t n, double *out_pred, struct ltv_err *err)
+/* Expected purchase days of row r in the `weeks` after as_of under the count model of kind. */
+static int expected_purchases(const struct eval_btyd *b, enum eval_btyd_kind kind, size_t r,
+			      double weeks, double *out, struct ltv_err *err)
+{
+	const double x = b->x[r], t_x = b->t_x[r] / DAYS_PER_WEEK, T = b->age_days[r] / DAYS_PER_WEEK;
+
+	if (kind == EVAL_BTYD_PARETO_NBD)
+		return pareto_nbd_conditional_expected(b->pn, x, t_x, T, weeks, out, err);
+	return bgnbd_expected(b->bg, x, t_x, T, weeks, out, err);
+}
+
+int eval_btyd_predict(const struct eval_btyd *b, enum eval_btyd_kind kind, const struct model_data *d,
+		      int64_t horizon, const size_t *rows, size_t n, double *out_pred, struct ltv_err *err)
 {
 	const double *rev_before = frame_column(&d->frame, "rev_to_date");
+	const int ok = kind == EVAL_BTYD_PARETO_NBD ? b->pareto_nbd.ok : b->bgnbd.ok;
 
 	for (size_t i = 0; i < n; i++) {
 		size_t r = rows[i];
 		double left_days = (double)horizon - b->age_days[r], expected = 0, spend;
 		int ret;
 
-		if (!b->fit.ok) {
+		if (!ok) {
 			out_pred[i] = NAN;
 			continue;
 		}
 		if (left_days > 0) {
-			ret = bgnbd_expected(b->bg, b->x[r], b->t_x[r] / DAYS_PER_WEEK,
-					     b->age_days[r] / DAYS_PER_WEEK, left_days / DAYS_PER_WEEK,
-					     &expected, err);
+			ret = expected_purchases(b, kind, r, left_days / DAYS_PER_WEEK, &expected, err);
 			if (ret == 0)
 				ret = gamma_gamma_expected_spend(b->gg, b->x[r], b->m_x[r], &spend, err);
 			if (ret < 0)
-				return err_prefix(err, "BG/NBD baseline, row %zu", r);
+				return err_prefix(err, "%s baseline, row %zu",
+						  kind == EVAL_BTYD_PARETO_NBD ? "Pareto/NBD" : "BG/NBD", r);
 			expected *= spend;
 		}
 		out_pred[i] = rev_before[r] + expected;
@@ -267,9 +332,10 @@ int eval_bgnbd_predict(const struct eval_bgnbd *b, const struct model_data *d, i
 	return 0;
 }
 
-void eval_bgnbd_release(struct eval_bgnbd *b)
+void eval_btyd_release(struct eval_btyd *b)
 {
 	bgnbd_free(b->bg);
+	pareto_nbd_free(b->pn);
 	gamma_gamma_free(b->gg);
 	free(b->x);
 	free(b->t_x);

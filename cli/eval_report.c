@@ -30,6 +30,7 @@ const char *eval_series_label(const struct eval_series *s)
 		{ "campaign_mean", "baseline a: campaign mean" },
 		{ "day0_multiplier", "baseline b: day 0 x multiplier" },
 		{ "baseline_bgnbd", "baseline c: BG/NBD + Gamma-Gamma" },
+		{ "baseline_pareto_nbd", "baseline d: Pareto/NBD + Gamma-Gamma" },
 	};
 
 	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
@@ -247,9 +248,28 @@ static cJSON *horizon_json(const struct eval_result *r, const struct eval_horizo
 	return o;
 }
 
+/* A BTYD baseline's fit: its count model's parameters (pareto: s, beta; else a, b) and Gamma-Gamma's. */
+static void btyd_fit_json(cJSON *o, const struct eval_btyd_fit *f, int pareto)
+{
+	cJSON_AddBoolToObject(o, "fitted", f->ok);
+	if (f->ok) {
+		add_num(o, "r", f->r);
+		add_num(o, "alpha", f->alpha);
+		add_num(o, pareto ? "s" : "a", pareto ? f->s : f->a);
+		add_num(o, pareto ? "beta" : "b", pareto ? f->beta : f->b);
+		add_num(o, "log_lik", f->log_lik);
+		add_num(o, "gg_p", f->p);
+		add_num(o, "gg_q", f->q);
+		add_num(o, "gg_gamma", f->gamma);
+		add_num(o, "customers", f->n_customers);
+		add_num(o, "repeat_buyers", f->n_repeaters);
+	}
+	cJSON_AddStringToObject(o, "note", f->note);
+}
+
 char *eval_report_json(const struct eval_result *r, int detailed)
 {
-	cJSON *o = cJSON_CreateObject(), *bg, *hs;
+	cJSON *o = cJSON_CreateObject(), *hs;
 	char iso[32], *text;
 
 	cJSON_AddStringToObject(o, "run_id", r->run_id);
@@ -271,21 +291,8 @@ char *eval_report_json(const struct eval_result *r, int detailed)
 		if (r->command)
 			cJSON_AddStringToObject(o, "command", r->command);
 	}
-	bg = cJSON_AddObjectToObject(o, "bgnbd");
-	cJSON_AddBoolToObject(bg, "fitted", r->bgnbd.ok);
-	if (r->bgnbd.ok) {
-		add_num(bg, "r", r->bgnbd.r);
-		add_num(bg, "alpha", r->bgnbd.alpha);
-		add_num(bg, "a", r->bgnbd.a);
-		add_num(bg, "b", r->bgnbd.b);
-		add_num(bg, "log_lik", r->bgnbd.log_lik);
-		add_num(bg, "gg_p", r->bgnbd.p);
-		add_num(bg, "gg_q", r->bgnbd.q);
-		add_num(bg, "gg_gamma", r->bgnbd.gamma);
-		add_num(bg, "customers", r->bgnbd.n_customers);
-		add_num(bg, "repeat_buyers", r->bgnbd.n_repeaters);
-	}
-	cJSON_AddStringToObject(bg, "note", r->bgnbd.note);
+	btyd_fit_json(cJSON_AddObjectToObject(o, "bgnbd"), &r->bgnbd, 0);
+	btyd_fit_json(cJSON_AddObjectToObject(o, "pareto_nbd"), &r->pareto_nbd, 1);
 	hs = cJSON_AddArrayToObject(o, "horizons");
 	for (size_t h = 0; h < r->n_horizons; h++)
 		cJSON_AddItemToArray(hs, horizon_json(r, &r->h[h], detailed));
@@ -452,6 +459,12 @@ int eval_report_text(const struct eval_result *r, const char *path, struct ltv_e
 			r->bgnbd.log_lik, r->bgnbd.p, r->bgnbd.q, r->bgnbd.gamma, r->bgnbd.note);
 	else
 		fprintf(f, "BG/NBD + Gamma-Gamma: %s.\n", r->bgnbd.note);
+	if (r->pareto_nbd.ok)
+		fprintf(f, "Pareto/NBD: r %.4f, alpha %.4f, s %.4f, beta %.4f, log-likelihood %.1f; the same "
+			"Gamma-Gamma (%s).\n", r->pareto_nbd.r, r->pareto_nbd.alpha, r->pareto_nbd.s,
+			r->pareto_nbd.beta, r->pareto_nbd.log_lik, r->pareto_nbd.note);
+	else
+		fprintf(f, "Pareto/NBD + Gamma-Gamma: %s.\n", r->pareto_nbd.note);
 	for (size_t h = 0; h < r->n_horizons; h++)
 		text_horizon(f, r, &r->h[h]);
 	if (fclose(f) != 0)
@@ -868,6 +881,12 @@ int eval_report_html(const struct eval_result *r, const char *path, struct ltv_e
 			   "&gamma; %.4f. ", r->bgnbd.r, r->bgnbd.alpha, r->bgnbd.a, r->bgnbd.b,
 			r->bgnbd.log_lik, r->bgnbd.p, r->bgnbd.q, r->bgnbd.gamma);
 	svg_text(f, r->bgnbd.note);
+	fprintf(f, "</p>\n<p>Pareto/NBD + Gamma-Gamma baseline: ");
+	if (r->pareto_nbd.ok)
+		fprintf(f, "r %.4f, &alpha; %.4f, s %.4f, &beta; %.4f, log-likelihood %.1f; the same "
+			   "Gamma-Gamma. ", r->pareto_nbd.r, r->pareto_nbd.alpha, r->pareto_nbd.s,
+			r->pareto_nbd.beta, r->pareto_nbd.log_lik);
+	svg_text(f, r->pareto_nbd.note);
 	fprintf(f, "</p>\n");
 	for (size_t h = 0; h < r->n_horizons; h++)
 		html_horizon(f, r, &r->h[h]);

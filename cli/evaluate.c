@@ -341,7 +341,7 @@ static int score_after(const struct eval_result *r, struct eval_horizon *eh, str
 
 /* Fills one horizon: its users, actuals and every predictor's predictions. */
 static int build_horizon(const struct loaded_model *m, struct eval_result *r,
-			 const struct eval_bgnbd *bg, const struct frame *actual_frame,
+			 const struct eval_btyd *bg, const struct frame *actual_frame,
 			 const int64_t *actual_row_of_uid, const size_t *union_rows, size_t n_union,
 			 const struct mix_preds *mix, size_t hi, struct ltv_err *err)
 {
@@ -427,8 +427,12 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 			 (long long)horizon);
 	floor_series(s, eh);
 	s = add_series(eh, "baseline_bgnbd", EVAL_BASELINE);
-	ret = eval_bgnbd_predict(bg, d, horizon, rows, eh->n, s->pred, err);
-	snprintf(s->note, sizeof(s->note), "%s", bg->fit.note);
+	ret = eval_btyd_predict(bg, EVAL_BTYD_BGNBD, d, horizon, rows, eh->n, s->pred, err);
+	snprintf(s->note, sizeof(s->note), "%s", bg->bgnbd.note);
+	s = add_series(eh, "baseline_pareto_nbd", EVAL_BASELINE);
+	if (ret == 0)
+		ret = eval_btyd_predict(bg, EVAL_BTYD_PARETO_NBD, d, horizon, rows, eh->n, s->pred, err);
+	snprintf(s->note, sizeof(s->note), "%s", bg->pareto_nbd.note);
 	for (size_t k = 0; k < eh->n_series && ret == 0; k++)
 		ret = eval_score(eh->actual, eh->series[k].pred, eh->series[k].p_payer, eh->payer,
 				 eh->cohort, eh->n, r->n_cohorts, EVAL_MIN_CAMPAIGN_USERS,
@@ -615,7 +619,7 @@ static int evaluate_model(const struct loaded_model *m, struct registry *sreg,
 	const size_t n_h = m->params.horizons.n;
 	const int64_t max_h = feature_params_max_horizon(&m->params);
 	struct frame actual = { 0 };
-	struct eval_bgnbd bg = { 0 };
+	struct eval_btyd bg = { 0 };
 	char **apps = NULL, **campaigns = NULL;
 	size_t n_apps = 0, n_campaigns = 0, n_union = 0, *rows = NULL;
 	struct mix_preds mix;
@@ -650,15 +654,16 @@ static int evaluate_model(const struct loaded_model *m, struct registry *sreg,
 		actual_row_of_uid[(size_t)frame_column(&actual, "uid")[i] - 1] = (int64_t)i;
 	ret = predict_mix(m, &r->data, rows, n_union, &mix, err);
 	if (ret == 0)
-		ret = eval_bgnbd_fit(sreg, &r->data, &bg, err);
+		ret = eval_btyd_fit(sreg, &r->data, &bg, err);
 	if (ret < 0)
 		goto out;
-	r->bgnbd = bg.fit;
+	r->bgnbd = bg.bgnbd;
+	r->pareto_nbd = bg.pareto_nbd;
 	for (size_t h = 0; h < n_h && ret == 0; h++)
 		ret = build_horizon(m, r, &bg, &actual, actual_row_of_uid, rows, n_union, &mix, h, err);
 out:
 	mix_preds_release(&mix);
-	eval_bgnbd_release(&bg);
+	eval_btyd_release(&bg);
 	free(actual_row_of_uid);
 	free(rows);
 	frame_release(&actual);

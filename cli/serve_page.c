@@ -5,7 +5,8 @@
  * tier, method, p_payer, P(alive), risk
  * and segment, and suggests the served version's known campaigns; the Models
  * tab lists versions with their aliases and out-of-sample metric, the served
- * version's latest drift report (PSI chart, calibration) and latest
+ * version's latest drift report (PSI chart, calibration at as_of and of the new
+ * cohorts, as `ltvpipe monitor` prints them) and latest
  * evaluation (campaign WAPE and Gini of every predictor and baseline, per
  * horizon), all drawn as inline SVG by the script, and the alias history;
  * promote and rollback buttons, which send the token typed into the page,
@@ -173,7 +174,22 @@ const char *const serve_page_lines[] = {
 	"      mean_predicted: c.mean_predicted === null ? 'n/a' : c.mean_predicted.toFixed(4),\n",
 	"      mean_actual: c.mean_actual === null ? 'n/a' : c.mean_actual.toFixed(4),\n",
 	"      bias: c.bias === null ? 'n/a' : (100 * c.bias).toFixed(1) + '%', level: c.level })));\n",
+	"    showNewCohorts(d, r);\n",
 	"  }\n",
+	"}\n",
+	"// The new cohorts' calibration (monitor.calibration_weeks install weeks after the version's as_of),\n",
+	"// with the figures and rounding `ltvpipe monitor` prints.\n",
+	"function showNewCohorts(d, r) {\n",
+	"  if (!r.calibration.some((c) => c.new_cohorts)) return; // a report from before new cohorts were judged\n",
+	"  const fix = (v, n) => v === null ? 'n/a' : v.toFixed(n);\n",
+	"  para(d, 'New cohorts: users installed after ' + r.model_as_of.slice(0, 10) + ', each install week predicted at its end (ages 0-6 days, as the daily score then served them).', 'note');\n",
+	"  const t = document.createElement('table'); t.id = 'calibration-new'; t.createTHead(); t.createTBody(); d.appendChild(t);\n",
+	"  fill(t, r.calibration.map((c) => c.new_cohorts).map((c) => c.users ? ({ horizon: 'D' + c.horizon,\n",
+	"      install_weeks: c.weeks.length, users: c.users, mean_pred: fix(c.mean_predicted, 4),\n",
+	"      mean_actual: fix(c.mean_actual, 4), bias: fix(c.bias, 4), z: fix(c.z, 2),\n",
+	"      level: c.judged ? c.level : 'too few users to judge' })\n",
+	"    : ({ horizon: 'D' + c.horizon, install_weeks: 0, users: 0, mean_pred: 'no install week after as_of complete yet',\n",
+	"      mean_actual: '', bias: '', z: '', level: '' })));\n",
 	"}\n",
 	"function showEvaluation(evals) {\n",
 	"  const e = $('evaluation'); e.textContent = '';\n",

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/held_out.h"
 #include "ltv/log.h"
 #include "ltv/metrics.h"
 #include "ltv/model_compare.h"
@@ -31,6 +32,29 @@ static int compare_by_install(const void *a, const void *b)
 	double x = sort_install[*(const size_t *)a], y = sort_install[*(const size_t *)b];
 
 	return x < y ? -1 : x > y ? 1 : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
+}
+
+/*
+ * The rows calibrate fits and checks on: the validation snapshot rows of the
+ * features artefact, or, with calibrate.held_out_ages, the validation users
+ * at the ages they would be served at (include/ltv/held_out.h).
+ */
+struct judge_rows {
+	const struct model_data *train; /* the features artefact's rows */
+	const struct held_out *ho;      /* NULL: judge on train's validation rows */
+};
+
+static const struct model_data *judge_data(const struct judge_rows *j)
+{
+	return j->ho ? &j->ho->d : j->train;
+}
+
+static void judge_split(const struct judge_rows *j, int64_t horizon, int tier, struct row_split *out)
+{
+	if (j->ho)
+		held_out_split(j->ho, horizon, tier, out);
+	else
+		model_data_split(j->train, horizon, tier, out);
 }
 
 /* The tier's mean revenue still to come after the rows' ages, on training cohorts (weighted). */
@@ -77,17 +101,21 @@ static int beats_raw(const struct calibration *cal, const double *pred, const do
  * favours the calibration, so a calibration that fails here would fail held
  * out too.
  */
-static int beats_raw_campaigns(const struct calibration *cal, const struct model_data *d,
+static int beats_raw_campaigns(const struct calibration *cal, const struct judge_rows *j,
 			       const size_t *rows, const double *pred, const double *actual,
 			       size_t n, size_t min_users)
 {
-	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	const struct model_data *d = judge_data(j);
+	/* Held out: a campaign as one scoring sees it, its users at one pseudo as_of. */
+	const size_t n_k = j->ho && j->ho->n_k ? j->ho->n_k : 1;
+	const size_t n_cohorts = d->n_apps * d->n_campaigns * n_k;
 	double *raw = xcalloc(n_cohorts + 1, sizeof(double)), *cald = xcalloc(n_cohorts + 1, sizeof(double));
 	size_t *count = xcalloc(n_cohorts + 1, sizeof(size_t));
 	double err_raw = 0, err_cal = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const size_t c = model_data_cohort(d, rows[i]);
+		const size_t c = model_data_cohort(d, rows[i]) * n_k +
+				 (j->ho ? (size_t)j->ho->k[rows[i]] : 0);
 		double v;
 
 		calibration_apply(cal, &pred[i], 1, &v);
@@ -107,10 +135,11 @@ static int beats_raw_campaigns(const struct calibration *cal, const struct model
 }
 
 /* Fits one (tier, horizon); stores its body and table row. *out_cal is NULL for identity. */
-static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
+static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const struct predictor *p,
 		   int tier, int64_t horizon, struct calibration **out_cal,
 		   struct calibration_row *out_row)
 {
+	const struct model_data *d = judge_data(j);
 	struct calibration_param param;
 	struct row_split s;
 	const double *y = model_data_label(d, horizon);
@@ -120,9 +149,9 @@ static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const stru
 
 	*out_cal = NULL;
 	*out_row = (struct calibration_row){ tier, horizon, "identity", NAN, NAN, 0, NAN, NAN };
-	model_data_split(d, horizon, tier, &s);
+	judge_split(j, horizon, tier, &s);
 	out_row->n_validation = (int64_t)s.n_valid;
-	out_row->anchor = tier_train_mean(d, horizon, tier);
+	out_row->anchor = tier_train_mean(j->train, horizon, tier);
 	if (s.n_valid < (size_t)ctx->cfg->calibrate.min_users || isnan(out_row->anchor))
 		goto out;
 	/* Contiguous folds over install date, as calibration_fit_best expects. */
@@ -146,7 +175,7 @@ static int fit_one(struct stage_ctx *ctx, const struct model_data *d, const stru
 	if (ret < 0)
 		goto out;
 	if (!beats_raw(*out_cal, pred, actual, s.n_valid) ||
-	    !beats_raw_campaigns(*out_cal, d, s.valid, pred, actual, s.n_valid,
+	    !beats_raw_campaigns(*out_cal, j, s.valid, pred, actual, s.n_valid,
 				 (size_t)ctx->cfg->select.min_validation_users)) {
 		/* Held-out folds or campaign totals say it would make things worse: not applied. */
 		out_row->mse_anchor = (*out_cal)->cv_mse_anchor;
@@ -257,9 +286,10 @@ static size_t group_sums(const struct model_data *d, const struct row_split *s, 
  * independent: more of them steadies the quantile without the finite-sample
  * guarantee of independent ones).
  */
-static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
+static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const struct predictor *p,
 		    int64_t horizon, struct conformal *out)
 {
+	const struct model_data *d = judge_data(j);
 	const double *y = model_data_label(d, horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
@@ -269,8 +299,19 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 	size_t *group_n = NULL, *age = NULL, n_ages = 1, n_groups;
 	int ret;
 
-	model_data_split(d, horizon, 0, &s);
-	age = age_index(d, &s, &n_ages);
+	judge_split(j, horizon, 0, &s);
+	if (j->ho) {
+		/*
+		 * Held out: a group is a campaign at one pseudo as_of T', its users
+		 * each once at the real age they have there, as a scored campaign.
+		 */
+		n_ages = j->ho->n_k ? j->ho->n_k : 1;
+		age = xcalloc(s.n_valid + 1, sizeof(size_t));
+		for (size_t i = 0; i < s.n_valid; i++)
+			age[i] = (size_t)j->ho->k[s.valid[i]];
+	} else {
+		age = age_index(d, &s, &n_ages);
+	}
 	n_groups = n_cohorts * n_ages;
 	group_pred = xcalloc(n_groups + 1, sizeof(double));
 	group_actual = xcalloc(n_groups + 1, sizeof(double));
@@ -311,10 +352,10 @@ static int fit_band(struct stage_ctx *ctx, const struct model_data *d, const str
 	return ret;
 }
 
-static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
+static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p,
 		       int64_t out_id)
 {
-	const struct int_list *hz = &d->params.horizons;
+	const struct int_list *hz = &j->train->params.horizons;
 	cJSON *bands = cJSON_AddObjectToObject(ctx->metrics, "interval_bands");
 	int ret = 0;
 
@@ -324,7 +365,7 @@ static int store_bands(struct stage_ctx *ctx, const struct model_data *d, struct
 		uint8_t *body;
 		cJSON *o;
 
-		ret = fit_band(ctx, d, p, hz->v[h], &p->band[h]);
+		ret = fit_band(ctx, j, p, hz->v[h], &p->band[h]);
 		if (ret < 0 || p->band[h].n_buckets == 0)
 			continue;
 		body = conformal_save(&p->band[h], &len);
@@ -362,9 +403,10 @@ static void segment_cuts(const double *pred, size_t n, double *out_cuts)
 }
 
 /* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
-static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
+static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j,
 			   struct predictor *p, double *out_raw, double *out_calibrated)
 {
+	const struct model_data *d = judge_data(j);
 	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -374,7 +416,7 @@ static int validation_wape(struct stage_ctx *ctx, const struct model_data *d,
 	size_t *group;
 	int ret;
 
-	model_data_split(d, target, 0, &s);
+	judge_split(j, target, 0, &s);
 	pred = xmalloc((s.n_valid + 1) * sizeof(double));
 	actual = xmalloc((s.n_valid + 1) * sizeof(double));
 	floor_v = xmalloc((s.n_valid + 1) * sizeof(double));
@@ -463,11 +505,14 @@ static int record_model_version(struct stage_ctx *ctx, int64_t out_id, double wa
  * the decision falls back to the old rule, each version's own validation
  * campaign WAPE (measured on different users), and the reason says so. The
  * decision and its numbers go into alias_history: in production's move, or,
- * when production stays, in the candidate's.
+ * when production stays, in the candidate's. Every move goes through
+ * registry_alias_move, as `models promote` and the HTTP alias route do, so an
+ * auto-promotion unsets the candidate and records who and why the same way.
  */
 static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 {
 	struct ltv_err ignored, why = { 0 };
+	struct alias_move mv;
 	struct compare_result cr;
 	int64_t production;
 	double production_wape = NAN;
@@ -475,11 +520,11 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 	int ret, promote;
 
 	if (registry_alias_get(ctx->reg, "production", &production, &ignored) != 0)
-		return registry_alias_set(ctx->reg, "production", version, "ltvpipe run",
-					  "first model version", &ctx->err);
+		return registry_alias_move(ctx->reg, "production", version, "ltvpipe run",
+					   "first model version", &mv, &ctx->err);
 	if (!ctx->cfg->models.auto_promote)
-		return registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run",
-					  "new model version", &ctx->err);
+		return registry_alias_move(ctx->reg, "candidate", version, "ltvpipe run",
+					   "new model version", &mv, &ctx->err);
 	if (compare_versions(ctx->reg, ctx->cfg, production, version, INT64_MIN, 0, &cr, &why) == 0) {
 		promote = compare_b_is_better(&cr);
 		compare_summary(&cr, summary, sizeof(summary));
@@ -504,18 +549,13 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 		cJSON_AddStringToObject(ctx->metrics, "auto_promote_rule", "validation WAPE");
 	}
 	cJSON_AddStringToObject(ctx->metrics, "auto_promote", promote ? "promoted" : "kept production");
-	ret = registry_alias_set(ctx->reg, "candidate", version, "ltvpipe run",
-				 promote ? "new model version" : reason, &ctx->err);
+	ret = registry_alias_move(ctx->reg, "candidate", version, "ltvpipe run",
+				  promote ? "new model version" : reason, &mv, &ctx->err);
 	if (ret < 0 || !promote)
 		return ret;
-	/* as 'models promote' does: a version that becomes production is no longer a candidate */
-	snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
-		 "; it was the candidate, so candidate is now unset");
-	ret = registry_alias_delete(ctx->reg, "candidate", &ctx->err);
-	if (ret < 0)
-		return ret;
-	return registry_alias_set(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
-				  reason, &ctx->err);
+	/* the move unsets the candidate it promotes and appends that to the reason */
+	return registry_alias_move(ctx->reg, "production", version, "ltvpipe run (auto_promote)",
+				   reason, &mv, &ctx->err);
 }
 
 int stage_calibrate_run(struct stage_ctx *ctx)
@@ -524,6 +564,8 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	const struct artefact_info *artefacts[METHOD_COUNT];
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
+	struct held_out ho = { 0 };
+	struct judge_rows judge = { &d, NULL };
 	struct predictor p;
 	double wape_raw = NAN, wape_cal = NAN, wape_oos;
 	int64_t out_id, version;
@@ -539,15 +581,21 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	ret = predictor_load_methods(&p, ctx->reg, artefacts, &ctx->err);
 	if (ret == 0)
 		ret = predictor_load_selection(&p, ctx->reg, stage_input(ctx, "select"), &ctx->err);
+	if (ret == 0 && ctx->cfg->calibrate.held_out_ages) {
+		ret = held_out_load(ctx, &d, &ho);
+		judge.ho = &ho;
+		if (ret == 0)
+			cJSON_AddNumberToObject(ctx->metrics, "held_out_rows", (double)ho.d.frame.n_rows);
+	}
 	/* fits: one per tier and horizon */
 	for (int t = 1; t <= 3 && ret == 0; t++) {
 		for (size_t h = 0; h < hz->n && ret == 0; h++) {
-			ret = fit_one(ctx, &d, &p, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
+			ret = fit_one(ctx, &judge, &p, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
 			stage_progress(ctx, "fits", (size_t)(t - 1) * hz->n + h + 1, 3 * hz->n);
 		}
 	}
 	if (ret == 0)
-		ret = validation_wape(ctx, &d, &p, &wape_raw, &wape_cal);
+		ret = validation_wape(ctx, &judge, &p, &wape_raw, &wape_cal);
 	if (ret < 0)
 		goto out;
 	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape_raw", wape_raw);
@@ -585,7 +633,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		cJSON_AddNumberToObject(ctx->metrics, "segment_vip_from", p.segment_cut[2]);
 	}
 	if (ret == 0)
-		ret = store_bands(ctx, &d, &p, out_id);
+		ret = store_bands(ctx, &judge, &p, out_id);
 	wape_oos = select_out_of_sample_wape(stage_input(ctx, "select"));
 	cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", wape_oos);
 	if (ret == 0)
@@ -596,6 +644,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	}
 out:
 	predictor_release(&p);
+	held_out_release(&ho);
 	model_data_release(&d);
 	return ret;
 }

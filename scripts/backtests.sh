@@ -8,7 +8,7 @@
 # OUT_DIR/<name>/evaluation.{txt,json,html} (default OUT_DIR: logs/backtests)
 # and its registry under OUT_DIR; the table printed at the end (and written to
 # OUT_DIR/results.md) has, per data set and horizon, the selected mix and
-# every baseline: campaign WAPE and normalized Gini on all revenue to H and on
+# every baseline (c: BG/NBD, d: Pareto/NBD, each + Gamma-Gamma): campaign WAPE and normalized Gini on all revenue to H and on
 # revenue after T only, campaign bias, and the mix's interval coverage.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +42,7 @@ rows = [("CDNOW T=1997-05-16", "cdnow-0516"), ("CDNOW T=1997-06-01", "cdnow-0601
         ("generated seed 42", "gen42"), ("generated seed 7", "gen7")]
 names = {"mix": "ltvpipe (selected mix)", "campaign_mean": "a: campaign mean",
          "day0_multiplier": "b: day 0 x multiplier", "baseline_bgnbd": "c: BG/NBD + Gamma-Gamma",
+         "baseline_pareto_nbd": "d: Pareto/NBD + Gamma-Gamma",
          "pareto_nbd": "pareto_nbd method alone", "bgnbd": "bgnbd method alone"}
 def f(v): return "n/a" if v is None else f"{v:.3f}"
 print("| data | H | users | predictor | campaign WAPE | bias | normalized Gini | WAPE after T | Gini after T | 80% interval coverage (users / campaigns) |")

@@ -19,6 +19,7 @@
 #include "ltv/blob.h"
 #include "ltv/model_data.h"
 #include "ltv/feature_build.h"
+#include "ltv/feature_params.h"
 #include "ltv/hash.h"
 #include "ltv/shard.h"
 #include "ltv/strmap.h"
@@ -57,6 +58,7 @@ struct row_cols {
 	double *rev_per_purchase_day, *rev_last7, *events_last7_share;
 	double *cost, *rev_to_date, *repeat_days_to_date, *last_repeat_day_to_date;
 	double *ltv[MAX_HORIZONS];
+	double *held_out_h, *held_out_k; /* FEATURE_ROWS_HELD_OUT only */
 };
 
 /* Days complete at as_of since install: day d is readable iff d < this. */
@@ -154,17 +156,27 @@ static void add_row_columns(const struct config *cfg, struct frame *f, struct ro
 	}
 }
 
+static void add_held_out_columns(struct frame *f, struct row_cols *c)
+{
+	c->held_out_h = frame_add_column(f, "held_out_h");
+	c->held_out_k = frame_add_column(f, "held_out_k");
+}
+
 /*
  * Row `row` = user u (0-based) seen at age s: its features read days d < s
- * only; labels and rev_to_date are the user's, the same on each of its rows.
+ * only; labels are the user's at as_of, the same on each of its rows. The
+ * history to date (rev_to_date, BTYD's x and t_x) and age_days are the
+ * user's at as_of, or, with at_s (held-out rows), at age s: what a scoring
+ * frame built at the pseudo as_of install + s days holds.
  */
-static void fill_row(const struct base_run *br, const struct row_cols *c, size_t row, size_t u,
-		     int64_t s, double weight, int user_rep)
+static void fill_row_at(const struct base_run *br, const struct row_cols *c, size_t row, size_t u,
+			int64_t s, double weight, int user_rep, int at_s)
 {
 	const struct config *cfg = br->cfg;
 	const struct day_rec *d = br->days + br->first_day[u];
 	const size_t n = br->first_day[u + 1] - br->first_day[u];
-	const int64_t age = br->age_of_uid[u];
+	const int64_t age = at_s ? s : br->age_of_uid[u];
+	const int64_t mature_age = br->age_of_uid[u];
 	double rev = 0, rev_d0 = 0, rev_max = 0, purchases = 0, events = 0, events_d0 = 0;
 	double active = 0, purchase_days = 0, first_purchase = NAN, last_purchase = NAN;
 	double last_active = NAN, rev_last7 = 0, events_last7 = 0, rev_to_date = 0;
@@ -174,9 +186,10 @@ static void fill_row(const struct base_run *br, const struct row_cols *c, size_t
 	for (size_t i = 0; i < n; i++) {
 		const struct day_rec *r = &d[i];
 
-		rev_to_date += r->revenue;
+		if (!at_s || r->day < s)
+			rev_to_date += r->revenue;
 		/* BTYD's history at as_of: day 0 is the acquisition, later paying days repeat it. */
-		if (r->day >= 1 && r->revenue > 0) {
+		if (r->day >= 1 && r->revenue > 0 && (!at_s || r->day < s)) {
 			repeat_days += 1;
 			last_repeat = (double)r->day;
 		}
@@ -234,7 +247,13 @@ static void fill_row(const struct base_run *br, const struct row_cols *c, size_t
 	c->repeat_days_to_date[row] = repeat_days;
 	c->last_repeat_day_to_date[row] = last_repeat;
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		c->ltv[h][row] = age >= cfg->features.horizons.v[h] ? ltv[h] : NAN;
+		c->ltv[h][row] = mature_age >= cfg->features.horizons.v[h] ? ltv[h] : NAN;
+}
+
+static void fill_row(const struct base_run *br, const struct row_cols *c, size_t row, size_t u,
+		     int64_t s, double weight, int user_rep)
+{
+	fill_row_at(br, c, row, u, s, weight, user_rep, 0);
 }
 
 /* Revenue of a user's days d < limit. */
@@ -317,6 +336,102 @@ static size_t age_rows(const struct base_run *br, const struct row_cols *c)
 		row++;
 	}
 	return row;
+}
+
+/*
+ * Held-out rows (DESIGN.md "Time, windows and labels"): for each horizon H,
+ * the validation users at H (feature_params_split) seen as `score` would see
+ * them at pseudo as_of dates T'_k = as_of - H days + k * validation_days
+ * days, k = 0, 1, ...: a user installed at i is a row at its real age
+ * s = whole days from i to T'_k while s < H, read as a scoring frame built
+ * at T'_k reads it (days d < s, history to date at s), with its actual
+ * ltv_H from as_of. Every validation install period of validation_days
+ * days is then seen at every age below H once, as the users an evaluation
+ * scores are. T'_k < install + H <= as_of, so nothing after as_of is read.
+ * Columns held_out_h (H) and held_out_k (k) name the row's horizon and
+ * pseudo as_of. When a horizon has more than FEATURE_HELD_OUT_MAX_ROWS rows,
+ * users are kept by a hash of their id (all of a user's rows or none), so
+ * the stages that judge on them keep a bounded cost.
+ */
+static int held_out_user(const struct base_run *br, const struct feature_params *p, size_t u,
+			 int64_t horizon)
+{
+	return br->age_of_uid[u] >= 0 &&
+	       feature_params_split(p, br->as_of, horizon, (double)br->age_of_uid[u],
+				    (double)br->users.install_time[u]) == SPLIT_VALID;
+}
+
+/* The pseudo as_of T'_k of horizon index h, or 0 past the last one (T'_k >= as_of). */
+static int64_t held_out_as_of(const struct base_run *br, const struct feature_params *p,
+			      int64_t horizon, int64_t k)
+{
+	const int64_t step = (p->validation_days > 0 ? p->validation_days : 1) * SECONDS_PER_DAY;
+	const int64_t t = br->as_of - horizon * SECONDS_PER_DAY + k * step;
+
+	return t < br->as_of ? t : 0;
+}
+
+static size_t held_out_user_rows(const struct base_run *br, const struct row_cols *c, size_t row,
+				 const struct feature_params *p, size_t u, int64_t horizon)
+{
+	size_t n = 0;
+
+	for (int64_t k = 0;; k++) {
+		const int64_t t = held_out_as_of(br, p, horizon, k);
+		int64_t s;
+
+		if (t == 0)
+			break;
+		s = complete_days(br->users.install_time[u], t);
+		if (s >= horizon)
+			break;
+		if (c) {
+			fill_row_at(br, c, row + n, u, s, 1.0, 1, 1);
+			c->held_out_h[row + n] = (double)horizon;
+			c->held_out_k[row + n] = (double)k;
+		}
+		n++;
+	}
+	return n;
+}
+
+static size_t held_out_rows(const struct base_run *br, const struct row_cols *c)
+{
+	struct feature_params p;
+	size_t row = 0;
+
+	feature_params_from_config(br->cfg, br->as_of, &p);
+	for (size_t h = 0; h < p.horizons.n; h++) {
+		const int64_t horizon = p.horizons.v[h];
+		size_t total = 0;
+		uint64_t keep_below = UINT64_MAX;
+
+		for (size_t u = 0; u < br->users.n; u++)
+			if (held_out_user(br, &p, u, horizon))
+				total += held_out_user_rows(br, NULL, 0, &p, u, horizon);
+		if (total > FEATURE_HELD_OUT_MAX_ROWS)
+			keep_below = (uint64_t)((double)UINT64_MAX *
+						((double)FEATURE_HELD_OUT_MAX_ROWS / (double)total));
+		for (size_t u = 0; u < br->users.n; u++)
+			if (held_out_user(br, &p, u, horizon) &&
+			    user_hash(br->users.user_id[u]) <= keep_below)
+				row += held_out_user_rows(br, c, row, &p, u, horizon);
+	}
+	feature_params_release(&p);
+	return row;
+}
+
+static size_t mode_rows(const struct base_run *br, const struct row_cols *c)
+{
+	switch (br->mode) {
+	case FEATURE_ROWS_SNAPSHOTS:
+		return snapshot_rows(br, c);
+	case FEATURE_ROWS_HELD_OUT:
+		return held_out_rows(br, c);
+	case FEATURE_ROWS_AT_AGE:
+		break;
+	}
+	return age_rows(br, c);
 }
 
 static int compare_str_ptr(const void *a, const void *b)
@@ -433,17 +548,82 @@ int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, i
 					out_campaigns, out_n_campaigns, NULL, NULL, out_stats, err);
 }
 
-int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
-			     enum feature_rows mode, const struct shard_spec *cohorts,
-			     struct frame *out, char ***out_apps, size_t *out_n_apps,
-			     char ***out_campaigns, size_t *out_n_campaigns,
-			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
-			     struct feature_base_stats *out_stats, struct ltv_err *err)
+/* Days complete at the source's as_of of the users installed by then, read once. */
+struct feature_source {
+	int64_t as_of;
+	struct user_table users;
+	struct day_rec *days; /* grouped by uid in day order */
+	size_t n_days;
+};
+
+int feature_source_open(struct registry *reg, int64_t as_of, struct feature_source **out,
+			struct ltv_err *err)
+{
+	struct base_run br = { .as_of = as_of };
+	struct feature_source *src;
+	int ret = registry_users_load(reg, &br.users, err);
+
+	*out = NULL;
+	if (ret < 0)
+		return ret;
+	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
+	for (size_t u = 0; u < br.users.n; u++)
+		br.age_of_uid[u] = br.users.install_time[u] <= as_of
+				   ? complete_days(br.users.install_time[u], as_of) : -1;
+	ret = registry_user_days_each(reg, collect_user_day, &br, err);
+	free(br.age_of_uid);
+	if (ret < 0) {
+		free(br.days);
+		user_table_release(&br.users);
+		return ret;
+	}
+	src = xcalloc(1, sizeof(*src));
+	src->as_of = as_of;
+	src->users = br.users;
+	src->days = br.days;
+	src->n_days = br.n_days;
+	*out = src;
+	return 0;
+}
+
+void feature_source_free(struct feature_source *src)
+{
+	if (!src)
+		return;
+	user_table_release(&src->users);
+	free(src->days);
+	free(src);
+}
+
+/*
+ * The user-days of src complete at br->as_of, through the same filter as a
+ * read from the registry (collect_user_day), in the same (uid, day) order.
+ */
+static void collect_from_source(const struct feature_source *src, struct base_run *br)
+{
+	for (size_t i = 0; i < src->n_days; i++) {
+		const struct day_rec *d = &src->days[i];
+
+		collect_user_day(br, d->uid, d->day, d->revenue, (int64_t)d->events,
+				 (int64_t)d->purchases);
+	}
+}
+
+/*
+ * feature_build_base_attrs from the registry (src NULL) or from a source
+ * read before (reg unused; as_of <= the source's).
+ */
+static int build_base(struct registry *reg, const struct feature_source *src,
+		      const struct config *cfg, int64_t as_of, enum feature_rows mode,
+		      const struct shard_spec *cohorts, struct frame *out, char ***out_apps,
+		      size_t *out_n_apps, char ***out_campaigns, size_t *out_n_campaigns,
+		      struct attr_encoding **out_attrs, size_t *out_n_attrs,
+		      struct feature_base_stats *out_stats, struct ltv_err *err)
 {
 	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows;
-	int ret;
+	int ret = 0;
 
 	if (out_attrs) {
 		*out_attrs = NULL;
@@ -451,8 +631,12 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 	}
 
 	assert(cfg->features.horizons.n <= MAX_HORIZONS);
+	assert(!src || as_of <= src->as_of);
 	frame_init(out, 0);
-	ret = registry_users_load(reg, &br.users, err);
+	if (src)
+		br.users = src->users; /* borrowed: not released below */
+	else
+		ret = registry_users_load(reg, &br.users, err);
 	if (ret < 0)
 		return ret;
 	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
@@ -482,11 +666,19 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			      time_format_iso8601(as_of, iso, sizeof(iso)));
 		goto out;
 	}
-	ret = registry_user_days_each(reg, collect_user_day, &br, err);
+	if (src)
+		collect_from_source(src, &br);
+	else
+		ret = registry_user_days_each(reg, collect_user_day, &br, err);
 	if (ret < 0)
 		goto out;
 	group_days(&br);
-	n_rows = mode == FEATURE_ROWS_SNAPSHOTS ? snapshot_rows(&br, NULL) : age_rows(&br, NULL);
+	n_rows = mode_rows(&br, NULL);
+	if (n_rows == 0 && mode == FEATURE_ROWS_HELD_OUT) {
+		ret = err_set(err, LTV_EINVAL, "no validation user to hold out at any horizon; pass a "
+			      "later --as-of or a larger features.validation_days");
+		goto out;
+	}
 	if (n_rows == 0) {
 		ret = err_set(err, LTV_EINVAL, "no user is %lld days old at as_of, the first horizon: no "
 			      "training rows; pass a later --as-of or a shorter first horizon",
@@ -495,10 +687,9 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 	}
 	frame_init(out, n_rows);
 	add_row_columns(cfg, out, &cols);
-	if (mode == FEATURE_ROWS_SNAPSHOTS)
-		snapshot_rows(&br, &cols);
-	else
-		age_rows(&br, &cols);
+	if (mode == FEATURE_ROWS_HELD_OUT)
+		add_held_out_columns(out, &cols);
+	mode_rows(&br, &cols);
 	br.stats.users = (int64_t)n_installed;
 	*out_apps = dictionary(br.users.app_id, br.age_of_uid, br.users.n, out,
 			       frame_add_column(out, "app_code"), out_n_apps);
@@ -512,8 +703,30 @@ out:
 	free(br.days);
 	free(br.first_day);
 	free(br.age_of_uid);
-	user_table_release(&br.users);
+	if (!src)
+		user_table_release(&br.users);
 	return ret;
+}
+
+int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
+			     enum feature_rows mode, const struct shard_spec *cohorts,
+			     struct frame *out, char ***out_apps, size_t *out_n_apps,
+			     char ***out_campaigns, size_t *out_n_campaigns,
+			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			     struct feature_base_stats *out_stats, struct ltv_err *err)
+{
+	return build_base(reg, NULL, cfg, as_of, mode, cohorts, out, out_apps, out_n_apps,
+			  out_campaigns, out_n_campaigns, out_attrs, out_n_attrs, out_stats, err);
+}
+
+int feature_build_base_source(const struct feature_source *src, const struct config *cfg,
+			      int64_t as_of, enum feature_rows mode, struct frame *out,
+			      char ***out_apps, size_t *out_n_apps, char ***out_campaigns,
+			      size_t *out_n_campaigns, struct attr_encoding **out_attrs,
+			      size_t *out_n_attrs, struct ltv_err *err)
+{
+	return build_base(NULL, src, cfg, as_of, mode, NULL, out, out_apps, out_n_apps,
+			  out_campaigns, out_n_campaigns, out_attrs, out_n_attrs, NULL, err);
 }
 
 /* ---- encodings ---- */

@@ -149,34 +149,72 @@ int model_data_for_scoring(const struct loaded_model *m, struct registry *data_r
 	return model_data_for_scoring_cohorts(m, data_reg, as_of, NULL, out, err);
 }
 
-int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
-				   int64_t as_of, const struct shard_spec *cohorts,
-				   struct model_data *out, struct ltv_err *err)
+/* The frame of data_reg's users (or src's when given: data_reg and cohorts
+ * unused) in rows of the given mode, with the given encodings and params. */
+int model_data_build(struct registry *data_reg, const struct feature_source *src,
+		     const struct config *cfg, const struct encodings *enc,
+		     const struct feature_params *params, int64_t as_of, enum feature_rows mode,
+		     const struct shard_spec *cohorts, struct model_data *out, struct ltv_err *err)
 {
 	char **apps = NULL, **campaigns = NULL;
 	struct attr_encoding *attrs = NULL;
 	size_t n_apps = 0, n_campaigns = 0, n_attrs = 0;
-	const double *app, *campaign;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = feature_build_base_attrs(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
-				       &out->frame, &apps, &n_apps, &campaigns, &n_campaigns, &attrs,
-				       &n_attrs, NULL, err);
+	if (src)
+		ret = feature_build_base_source(src, cfg, as_of, mode, &out->frame, &apps, &n_apps,
+						&campaigns, &n_campaigns, &attrs, &n_attrs, err);
+	else
+		ret = feature_build_base_attrs(data_reg, cfg, as_of, mode, cohorts, &out->frame,
+					       &apps, &n_apps, &campaigns, &n_campaigns, &attrs,
+					       &n_attrs, NULL, err);
 	if (ret < 0)
 		return ret;
-	feature_apply_encodings(&m->enc, &out->frame, apps, n_apps, campaigns, n_campaigns,
+	feature_apply_encodings(enc, &out->frame, apps, n_apps, campaigns, n_campaigns,
 				&out->apps, &out->n_apps, &out->campaigns, &out->n_campaigns);
-	feature_apply_attr_encodings(&m->enc, &out->frame, attrs, n_attrs);
+	feature_apply_attr_encodings(enc, &out->frame, attrs, n_attrs);
 	frame_free_dict(apps, n_apps);
 	frame_free_dict(campaigns, n_campaigns);
 	attr_encodings_release(attrs, n_attrs);
 	out->as_of = as_of;
-	feature_params_copy(&out->params, &m->params);
+	feature_params_copy(&out->params, params);
+	out->app_code = frame_column(&out->frame, "app_code");
+	out->campaign_code = frame_column(&out->frame, "campaign_code");
+	out->weight = frame_column(&out->frame, "weight");
+	return 0;
+}
+
+/* The scoring frame from data_reg, or from src when given (with tiers). */
+static int scoring_frame(const struct loaded_model *m, struct registry *data_reg,
+			 const struct feature_source *src, int64_t as_of,
+			 const struct shard_spec *cohorts, struct model_data *out,
+			 struct ltv_err *err)
+{
+	const double *app, *campaign;
+	int ret;
+
+	ret = model_data_build(data_reg, src, &m->cfg, &m->enc, &m->params, as_of,
+			       FEATURE_ROWS_AT_AGE, cohorts, out, err);
+	if (ret < 0)
+		return ret;
 	out->tier = xmalloc((out->frame.n_rows ? out->frame.n_rows : 1) * sizeof(double));
 	app = frame_column(&out->frame, "app_code");
 	campaign = frame_column(&out->frame, "campaign_code");
 	for (size_t i = 0; i < out->frame.n_rows; i++)
 		out->tier[i] = model_tier(m, out->apps[(size_t)app[i]], out->campaigns[(size_t)campaign[i]]);
 	return 0;
+}
+
+int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
+				   int64_t as_of, const struct shard_spec *cohorts,
+				   struct model_data *out, struct ltv_err *err)
+{
+	return scoring_frame(m, data_reg, NULL, as_of, cohorts, out, err);
+}
+
+int model_data_for_scoring_source(const struct loaded_model *m, const struct feature_source *src,
+				  int64_t as_of, struct model_data *out, struct ltv_err *err)
+{
+	return scoring_frame(m, NULL, src, as_of, NULL, out, err);
 }

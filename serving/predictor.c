@@ -148,8 +148,10 @@ void predictor_init(struct predictor *p, const struct config *cfg,
 	memset(p, 0, sizeof(*p));
 	p->cfg = cfg;
 	feature_params_copy(&p->params, params);
-	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
+	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
 		strmap_init(&p->choice[h].cohort_method);
+		rank_share_init(&p->share[h]);
+	}
 	p->target_h = feature_params_horizon_index(params, params->target_horizon);
 	if (p->target_h < 0)
 		p->target_h = 0;
@@ -167,6 +169,7 @@ void predictor_release(struct predictor *p)
 	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
 		predictor_choices_reset(p, h);
 		strmap_release(&p->choice[h].cohort_method);
+		rank_share_release(&p->share[h]);
 	}
 	feature_params_release(&p->params);
 	memset(p, 0, sizeof(*p));
@@ -305,6 +308,97 @@ uint8_t *predictor_save_choices(const struct predictor *p, size_t *out_len)
 	return blob_writer_detach(&w, out_len);
 }
 
+#define SHARES_MAGIC "LTVSHAR1"
+
+/* u32 count, then per horizon with a ranker its days and its share (rank_share_put). */
+uint8_t *predictor_save_shares(const struct predictor *p, size_t *out_len)
+{
+	const struct int_list *hz = &p->params.horizons;
+	struct blob_writer w;
+	uint32_t n = 0;
+
+	for (size_t h = 0; h < hz->n; h++)
+		n += p->share[h].ranker[0] >= 0;
+	blob_writer_init(&w);
+	blob_put_header(&w, SHARES_MAGIC, 1);
+	blob_put_u32(&w, n);
+	for (size_t h = 0; h < hz->n; h++)
+		if (p->share[h].ranker[0] >= 0) {
+			blob_put_u64(&w, (uint64_t)hz->v[h]);
+			rank_share_put(&w, &p->share[h]);
+		}
+	return blob_writer_detach(&w, out_len);
+}
+
+static int load_shares(struct predictor *p, const void *data, size_t len, struct ltv_err *err)
+{
+	struct blob_reader r;
+	uint32_t version, n;
+	int ret;
+
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, SHARES_MAGIC, 1, &version, err);
+	n = ret == 0 ? blob_get_u32(&r) : 0;
+	for (uint32_t k = 0; k < n && ret == 0; k++) {
+		const int h = feature_params_horizon_index(&p->params, (int64_t)blob_get_u64(&r));
+
+		if (h < 0)
+			return err_set(err, LTV_EINVAL, "rank_share blob: a horizon that is not configured");
+		ret = rank_share_get(&r, &p->share[h], err);
+	}
+	return ret < 0 ? ret : blob_reader_status(&r, "rank_share blob", err);
+}
+
+/* The rank share's age cells at horizon: the snapshots below it (at least one cell). */
+static int share_cells(const struct predictor *p, int64_t horizon)
+{
+	int n = 0;
+
+	for (size_t k = 0; k < p->params.snapshots.n && p->params.snapshots.v[k] < horizon; k++)
+		n++;
+	return n < 1 ? 1 : n > RANK_SHARE_MAX_CELLS ? RANK_SHARE_MAX_CELLS : n;
+}
+
+/* Where a row of this age sits among the cells: as predictor_age_blend serves it. */
+static struct rank_cell share_cell(const struct predictor *p, int64_t horizon, const double *window,
+				   size_t row)
+{
+	const int n_cells = share_cells(p, horizon);
+	struct rank_cell cell = { 0, 0, 0 };
+	double lo, hi, t, scale;
+
+	if (!window)
+		return cell;
+	predictor_age_blend(&p->params.snapshots, horizon, window[row], &lo, &hi, &t, &scale);
+	for (int k = 0; k < n_cells; k++) {
+		if ((double)p->params.snapshots.v[k] == lo)
+			cell.lo = k;
+		if ((double)p->params.snapshots.v[k] == hi)
+			cell.hi = k;
+	}
+	cell.t = t;
+	return cell;
+}
+
+void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_t horizon,
+			 const size_t *rows, size_t n, double *const *pred, size_t min_users)
+{
+	const int h = feature_params_horizon_index(&p->params, horizon);
+	const double *window = frame_column(&d->frame, "window_days");
+	int *chosen = xmalloc((n ? n : 1) * sizeof(int));
+	struct rank_cell *cell = xmalloc((n ? n : 1) * sizeof(*cell));
+
+	if (h >= 0) {
+		predictor_chosen_methods(p, d, rows, n, h, chosen);
+		for (size_t i = 0; i < n; i++)
+			cell[i] = share_cell(p, horizon, window, rows[i]);
+		rank_share_fit(&p->share[h], d, horizon, rows, n, pred, chosen, cell,
+			       share_cells(p, horizon), min_users);
+	}
+	free(chosen);
+	free(cell);
+}
+
 int predictor_load_selection(struct predictor *p, struct registry *reg,
 			     const struct artefact_info *select, struct ltv_err *err)
 {
@@ -358,6 +452,15 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 	else if (ret == LTV_ENOTFOUND)
 		ret = 0;
 	free(data);
+	data = NULL;
+	/* Nor (older still) a rank share: the chosen methods serve alone. */
+	if (ret == 0 && (ret = registry_blob_get(reg, select->id, "rank_share", &data, &len, err)) == 0)
+		ret = load_shares(p, data, len, err);
+	else if (ret == LTV_ENOTFOUND)
+		ret = 0;
+	free(data);
+	if (ret < 0)
+		err_prefix(err, "select v%lld", (long long)select->version);
 	return ret;
 }
 
@@ -622,6 +725,31 @@ static int predict_wanted(const struct predictor *p, int m, const struct model_d
 	return ret;
 }
 
+/*
+ * Per row, the rank share of horizon index h for its chosen method: the
+ * ranking method (ranker[i]) and the ratio (NaN: none, the method serves alone).
+ */
+static void share_ratios(const struct predictor *p, const struct model_data *d, const size_t *rows,
+			 size_t n, int h, const int *chosen, int *ranker, double *ratio)
+{
+	const struct rank_share *s = &p->share[h];
+	const double *window = frame_column(&d->frame, "window_days");
+	const int64_t horizon = p->params.horizons.v[h];
+
+	for (size_t i = 0; i < n; i++) {
+		const int tier = d->tier ? (int)d->tier[rows[i]] : 3;
+		size_t c;
+
+		ratio[i] = NAN;
+		ranker[i] = rank_share_ranker(s, tier);
+		if (ranker[i] < 0 || chosen[i] < 0)
+			continue;
+		c = model_data_cohort(d, rows[i]);
+		ratio[i] = rank_share_ratio(s, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
+					    tier, chosen[i], share_cell(p, horizon, window, rows[i]));
+	}
+}
+
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err)
@@ -631,11 +759,14 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 	const int h = feature_params_horizon_index(&p->params, horizon);
 	const struct predictor_choices *choices = predictor_choices_at(p, h);
 	double *pred[METHOD_COUNT] = { 0 }, *p_payer = xmalloc(alloc * sizeof(double));
+	double *ratio = xmalloc(alloc * sizeof(double));
 	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
-	int *chosen = xmalloc(alloc * sizeof(int)), ret = 0;
+	int *chosen = xmalloc(alloc * sizeof(int)), *ranker = xmalloc(alloc * sizeof(int)), ret = 0;
 
 	if (h < 0) {
 		free(p_payer);
+		free(ratio);
+		free(ranker);
 		free(chosen);
 		return err_set(err, LTV_EUSAGE, "%lld days is not a configured horizon", (long long)horizon);
 	}
@@ -653,10 +784,13 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			pred[m][i] = NAN;
 	}
 	predictor_chosen_methods(p, d, rows, n, h, chosen);
+	share_ratios(p, d, rows, n, h, chosen, ranker, ratio);
 	for (size_t i = 0; i < n; i++) {
 		p_payer[i] = NAN;
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
+		if (!isnan(ratio[i]))
+			want[ranker[i]][i] = 1;
 		else if (chosen[i] == METHOD_BLEND && choices->has_blend[0]) {
 			const double *w = blend_weights_of(choices, d->tier ? (int)d->tier[rows[i]] : 3);
 
@@ -672,6 +806,9 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 		int m = chosen[i];
 
 		out_ltv[i] = m >= 0 ? pred[m][i] : NAN;
+		/* The chosen method's level, the ranking method's order (row by row: no batch-mate counts). */
+		if (!isnan(out_ltv[i]) && !isnan(ratio[i]) && !isnan(pred[ranker[i]][i]))
+			out_ltv[i] = rank_share_apply(ratio[i], pred[ranker[i]][i], rev_window[rows[i]]);
 		if (m == METHOD_BLEND) {
 			double by_method[METHOD_COUNT];
 
@@ -719,6 +856,8 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 		free(done[m]);
 	}
 	free(p_payer);
+	free(ratio);
+	free(ranker);
 	free(chosen);
 	return ret;
 }

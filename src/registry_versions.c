@@ -103,7 +103,11 @@ int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_ver
 	return ret;
 }
 
-int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_err *err)
+/*
+ * Unsets alias (no history row: alias_history records moves to a version; the
+ * move that caused it says why). Only registry_alias_move calls it.
+ */
+static int alias_delete(struct registry *reg, const char *alias, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "DELETE FROM aliases WHERE alias = ?", &st, err);
@@ -116,8 +120,13 @@ int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_er
 	return ret;
 }
 
-int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
-		       const char *who, const char *reason, struct ltv_err *err)
+/*
+ * Points alias at version and records who, when, from, to and why. Pointing
+ * it where it already points changes and records nothing. Only
+ * registry_alias_move calls it, so the rules of a move live in one place.
+ */
+static int alias_set(struct registry *reg, const char *alias, int64_t version, const char *who,
+		     const char *reason, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t from = 0;
@@ -178,11 +187,11 @@ int registry_alias_move(struct registry *reg, const char *alias, int64_t version
 	    registry_alias_get(reg, "candidate", &candidate, &none) == 0 && candidate == version) {
 		snprintf(out->reason, sizeof(out->reason), "%s; it was the candidate, so candidate is "
 			 "now unset", why);
-		ret = registry_alias_delete(reg, "candidate", err);
+		ret = alias_delete(reg, "candidate", err);
 		out->candidate_unset = ret == 0;
 	}
 	if (ret == 0)
-		ret = registry_alias_set(reg, alias, version, who, out->reason, err);
+		ret = alias_set(reg, alias, version, who, out->reason, err);
 	out->moved = ret == 0;
 	return ret;
 }

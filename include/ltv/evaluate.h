@@ -4,7 +4,7 @@
  * feature_build_base reads only days complete at T); the users acquired in
  * the H days before T are scored with their data before T; their actual
  * ltv_H comes from the data after T. Each method alone, the selected and
- * calibrated mix, and three baselines are scored with the same metrics
+ * calibrated mix, and four baselines are scored with the same metrics
  * (metrics.h), written as text, JSON and a self-contained HTML report, and
  * stored in the main registry's evaluations table.
  *
@@ -42,7 +42,7 @@ struct evaluate_options {
 };
 
 #define EVAL_GAIN_POINTS 101
-#define EVAL_MAX_SERIES (METHOD_COUNT + 4)
+#define EVAL_MAX_SERIES (METHOD_COUNT + 5)
 #define EVAL_MIN_CAMPAIGN_USERS 50
 /* A campaign metric over fewer campaigns than this is flagged as thin on the page. */
 #define EVAL_FEW_CAMPAIGNS 5
@@ -113,10 +113,12 @@ struct eval_horizon {
 	size_t n_series;
 };
 
-/* BG/NBD + Gamma-Gamma fitted as of T for baseline (c), or why not. */
-struct eval_bgnbd_fit {
+/* BG/NBD (c) or Pareto/NBD (d) + Gamma-Gamma fitted as of T, or why not. */
+struct eval_btyd_fit {
 	int ok;
-	double r, alpha, a, b, log_lik;
+	double r, alpha, log_lik;
+	double a, b;       /* BG/NBD's dropout after a purchase */
+	double s, beta;    /* Pareto/NBD's dropout rate */
 	double p, q, gamma;
 	double n_customers, n_repeaters;
 	char note[256];
@@ -138,7 +140,7 @@ struct eval_result {
 	size_t n_cohorts;          /* data.n_apps * data.n_campaigns (model_data_cohort) */
 	struct eval_horizon h[PREDICTOR_MAX_HORIZONS];
 	size_t n_horizons;
-	struct eval_bgnbd_fit bgnbd;
+	struct eval_btyd_fit bgnbd, pareto_nbd; /* baselines c and d */
 	struct model_data data;    /* the scoring frame at T (owns the dictionaries) */
 };
 
@@ -178,28 +180,34 @@ void eval_baseline_window_multiplier(const struct model_data *d, int64_t horizon
 				     const size_t *rows, size_t n, double *out_pred);
 
 /*
- * (c) BG/NBD + Gamma-Gamma fitted on every user of d from their user-days in
- * reg complete at d->as_of, in weeks: x = purchase days after day 0 (the
- * acquisition), t_x = the last one, T = days complete. Fills fit (fit->ok 0
- * with fit->note when a model could not be fitted: that is not an error).
+ * (c) BG/NBD + Gamma-Gamma and (d) Pareto/NBD + Gamma-Gamma, both fitted on
+ * every user of d from their user-days in reg complete at d->as_of, in
+ * weeks: x = purchase days after day 0 (the acquisition), t_x = the last
+ * one, T = days complete; one Gamma-Gamma for both. Fills bgnbd and
+ * pareto_nbd (ok 0 with a note when a model could not be fitted: that is
+ * not an error).
  */
 struct bgnbd_model;
+struct pareto_nbd_model;
 struct gamma_gamma_model;
-struct eval_bgnbd {
-	struct eval_bgnbd_fit fit;
+enum eval_btyd_kind { EVAL_BTYD_BGNBD, EVAL_BTYD_PARETO_NBD };
+struct eval_btyd {
+	struct eval_btyd_fit bgnbd, pareto_nbd;
 	struct bgnbd_model *bg;
+	struct pareto_nbd_model *pn;
 	struct gamma_gamma_model *gg;
 	double *x, *t_x, *age_days, *m_x; /* per row of d */
 };
-int eval_bgnbd_fit(struct registry *reg, const struct model_data *d, struct eval_bgnbd *out,
-		   struct ltv_err *err);
+int eval_btyd_fit(struct registry *reg, const struct model_data *d, struct eval_btyd *out,
+		  struct ltv_err *err);
 /*
- * Revenue before as_of plus expected purchases in the days left to H times
- * expected spend per purchase, for the rows given; NaN when the fit failed.
+ * Revenue before as_of plus expected purchases (under the count model of
+ * kind) in the days left to H times expected spend per purchase, for the
+ * rows given; NaN when that model was not fitted.
  */
-int eval_bgnbd_predict(const struct eval_bgnbd *b, const struct model_data *d, int64_t horizon,
-		       const size_t *rows, size_t n, double *out_pred, struct ltv_err *err);
-void eval_bgnbd_release(struct eval_bgnbd *b);
+int eval_btyd_predict(const struct eval_btyd *b, enum eval_btyd_kind kind, const struct model_data *d,
+		      int64_t horizon, const size_t *rows, size_t n, double *out_pred, struct ltv_err *err);
+void eval_btyd_release(struct eval_btyd *b);
 
 /* ---- reports (cli/eval_report.c) ---- */
 

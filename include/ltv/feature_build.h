@@ -75,7 +75,22 @@ enum feature_rows {
 	FEATURE_ROWS_SNAPSHOTS,
 	/* Scoring: every user installed by as_of, once, at their age (s = age). */
 	FEATURE_ROWS_AT_AGE,
+	/*
+	 * Held out, for select and calibrate: for each horizon H, each
+	 * validation user at H (feature_params_split) at the real ages s < H it
+	 * has at the pseudo as_of dates T'_k = as_of - H days + k *
+	 * validation_days days (k = 0, 1, ...), each row exactly the row a
+	 * scoring frame built at T'_k holds (features and history to date from
+	 * days d < s, age_days = s), plus its labels ltv_<H> from as_of and the
+	 * columns held_out_h (H) and held_out_k (k). At most
+	 * FEATURE_HELD_OUT_MAX_ROWS rows per horizon (users kept by a hash of
+	 * their id, with all their rows).
+	 */
+	FEATURE_ROWS_HELD_OUT,
 };
+
+/* Cap on the held-out rows of one horizon (FEATURE_ROWS_HELD_OUT). */
+#define FEATURE_HELD_OUT_MAX_ROWS 300000
 
 struct feature_base_stats {
 	int64_t users;                 /* installed by as_of */
@@ -134,6 +149,28 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			     char ***out_campaigns, size_t *out_n_campaigns,
 			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
 			     struct feature_base_stats *out_stats, struct ltv_err *err);
+
+/*
+ * The users and their user-days complete at as_of, read from the registry
+ * once, so that frames at several cut-offs up to as_of (monitor's weekly
+ * cohorts) do not each read the registry again. Nothing after as_of is in it.
+ * *out is the caller's to free with feature_source_free (which accepts NULL).
+ */
+struct feature_source;
+int feature_source_open(struct registry *reg, int64_t as_of, struct feature_source **out,
+			struct ltv_err *err);
+void feature_source_free(struct feature_source *src);
+
+/*
+ * feature_build_base_attrs (every cohort, no stats) from src, at an as_of no
+ * later than the source's: the same frame, dictionaries and attributes, byte
+ * for byte, as built from the registry the source was read from.
+ */
+int feature_build_base_source(const struct feature_source *src, const struct config *cfg,
+			      int64_t as_of, enum feature_rows mode, struct frame *out,
+			      char ***out_apps, size_t *out_n_apps, char ***out_campaigns,
+			      size_t *out_n_campaigns, struct attr_encoding **out_attrs,
+			      size_t *out_n_attrs, struct ltv_err *err);
 
 /*
  * Re-codes a base frame's app_code/campaign_code from its own dictionaries to

@@ -16,6 +16,7 @@
 #include "ltv/conformal.h"
 #include "ltv/feature_params.h"
 #include "ltv/method.h"
+#include "ltv/rank_share.h"
 #include "ltv/strmap.h"
 
 #define PREDICTOR_MAX_HORIZONS 16
@@ -56,6 +57,12 @@ struct predictor {
 	double global_median[PREDICTOR_MAX_HORIZONS];
 	struct calibration *cal[4][PREDICTOR_MAX_HORIZONS]; /* NULL: identity; owned */
 	double segment_cut[SEGMENT_CUTS]; /* target-horizon LTV where Medium, High, VIP start */
+	/*
+	 * Per horizon index with its own validated choices: the chosen method's
+	 * level with the best ranking method's order of users (ltv/rank_share.h);
+	 * none for a horizon served by the target's choices.
+	 */
+	struct rank_share share[PREDICTOR_MAX_HORIZONS];
 	/* 80% bands of the revenue still to come, per horizon; n_buckets 0: none */
 	struct conformal band[PREDICTOR_MAX_HORIZONS];
 };
@@ -101,6 +108,14 @@ double predictor_blend(const struct predictor *p, int h, int tier, const double 
  */
 uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len);
 uint8_t *predictor_save_choices(const struct predictor *p, size_t *out_len);
+/* Every horizon's rank share as a blob (caller frees); read back by predictor_load_selection. */
+uint8_t *predictor_save_shares(const struct predictor *p, size_t *out_len);
+/*
+ * Fits horizon index h's rank share from the validation rows at horizon
+ * (pred[m][i]: method m's LTV for rows[i]), with the choices p has at h.
+ */
+void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_t horizon,
+			 const size_t *rows, size_t n, double *const *pred, size_t min_users);
 /* Forgets every choice at horizon index h (own stays 0 until set). */
 void predictor_choices_reset(struct predictor *p, int h);
 /* Sets the method for one (app, campaign) at horizon index h. */
@@ -119,7 +134,8 @@ void predictor_chosen_methods(const struct predictor *p, const struct model_data
 
 /*
  * Raw (uncalibrated) ltv at horizon for rows of d: the campaign's method, else
- * its tier's default, then the fallback chain. out_method[i] says which served
+ * its tier's default (its level shared by the horizon's ranking method, when
+ * a share was fitted: ltv/rank_share.h), then the fallback chain. out_method[i] says which served
  * (may be NULL); out_p_payer from hurdle where it has one, else NaN (may be NULL).
  */
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,

@@ -353,17 +353,6 @@ int registry_model_version_error(struct registry *reg, int64_t version, double *
 /* The version an alias points at; LTV_ENOTFOUND when the alias is unset. */
 int registry_alias_get(struct registry *reg, const char *alias, int64_t *out_version,
 		       struct ltv_err *err);
-/*
- * Inside a transaction: unsets alias (no history row: alias_history records
- * moves to a version; the caller says why in the move that caused it).
- */
-int registry_alias_delete(struct registry *reg, const char *alias, struct ltv_err *err);
-/*
- * Inside a transaction: points alias at version and records who, when, from,
- * to and why. Pointing it where it already points changes and records nothing.
- */
-int registry_alias_set(struct registry *reg, const char *alias, int64_t version,
-		       const char *who, const char *reason, struct ltv_err *err);
 struct alias_move {
 	int64_t from;        /* where the alias pointed (0: unset) */
 	int moved;           /* 0: it already pointed at the version; nothing changed */
@@ -371,8 +360,10 @@ struct alias_move {
 	char reason[1200];   /* the reason recorded (why, and the candidate's removal) */
 };
 /*
- * Inside a transaction: the one way a person moves an alias (`models
- * promote`/`rollback`, `POST /v1/aliases/{alias}`). LTV_ENOTFOUND when the
+ * Inside a transaction: the one way an alias moves (`models
+ * promote`/`rollback`, `POST /v1/aliases/{alias}`, and calibrate's first
+ * version, candidate and auto-promotion). Pointing it where it already
+ * points changes and records nothing (out->moved = 0). LTV_ENOTFOUND when the
  * version does not exist. A version that becomes production is no longer the
  * candidate: the candidate alias, when it named it, is removed and the
  * reason says so. Recorded in alias_history with who and why.

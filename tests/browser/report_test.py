@@ -7,18 +7,14 @@ and what it drew (curve points, a band, a cost line, a payback marker), the
 rows of its tables, the segment bars, the opening sentence (#headline), the
 campaign tables (table.campaigns) and the notes on thin campaign metrics, and
 the resources it asked the network for (must be none). Standard library only;
-drives Chromium with page_test.Browser.
+drives Chromium through devtools.py.
 """
 import argparse
-import base64
-import json
 import os
-import shutil
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from page_test import Browser  # noqa: E402
+from devtools import drive, evaluate, open_page, save_full_page  # noqa: E402
 
 
 READ = """(() => {
@@ -53,6 +49,17 @@ READ = """(() => {
 })()"""
 
 
+def read(b, path, screenshot):
+    """What the report at path draws, its network requests; a screenshot into screenshot."""
+    session = open_page(b, "file://" + os.path.abspath(path), network=True)
+    shown = evaluate(b, session, READ)
+    shown["requests"] = sorted({ev["params"]["request"]["url"] for ev in b.events
+                                if ev.get("method") == "Network.requestWillBeSent"
+                                and not ev["params"]["request"]["url"].startswith("file://")})
+    save_full_page(b, session, screenshot)
+    return shown
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file", help="the HTML file")
@@ -60,41 +67,7 @@ def main():
     ap.add_argument("--chromium", default="chromium")
     ap.add_argument("--timeout", type=float, default=30)
     args = ap.parse_args()
-    binary = shutil.which(args.chromium)
-    if not binary:
-        print("report_test: %s not found; apt-get install chromium" % args.chromium, file=sys.stderr)
-        return 2
-    b = Browser(binary, args.timeout)
-    try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        b.send("Page.enable", session=session)
-        b.send("Runtime.enable", session=session)
-        b.send("Network.enable", session=session)
-        b.send("Page.navigate", {"url": "file://" + os.path.abspath(args.file)}, session=session)
-        b.wait_event("Page.loadEventFired", session)
-        r = b.send("Runtime.evaluate", {"expression": READ, "returnByValue": True}, session=session)
-        if "exceptionDetails" in r:
-            raise RuntimeError("reading the page failed: %s" % r["exceptionDetails"].get("text"))
-        shown = r["result"]["value"]
-        shown["requests"] = sorted({ev["params"]["request"]["url"] for ev in b.events
-                                    if ev.get("method") == "Network.requestWillBeSent"
-                                    and not ev["params"]["request"]["url"].startswith("file://")})
-        metrics = b.send("Page.getLayoutMetrics", session=session)
-        size = metrics.get("cssContentSize") or metrics["contentSize"]
-        shot = b.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}},
-            session=session)
-        with open(args.screenshot, "wb") as f:
-            f.write(base64.b64decode(shot["data"]))
-    except (TimeoutError, RuntimeError) as e:
-        print("report_test: %s" % e, file=sys.stderr)
-        return 1
-    finally:
-        b.close()
-    print(json.dumps(shown, sort_keys=True))
-    return 0
+    return drive("report_test", args.chromium, args.timeout, lambda b: read(b, args.file, args.screenshot))
 
 
 if __name__ == "__main__":

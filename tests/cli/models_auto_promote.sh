@@ -44,4 +44,23 @@ reason candidate | grep -q "(no paired comparison yet: compare: horizon 30 is no
 "$LTVPIPE" models history >history.out 2>&1
 echo "history (alias, from, to, who):"
 awk -F'\t' 'NR > 1 { print "  " $2 " " $3 " -> " $4 " by " $5 }' history.out
+
+# One place owns alias moves (registry_alias_move): promoting the candidate by
+# hand must leave the same alias_history shape as the auto-promotion of v2.
+shape() {
+	sqlite3 $reg "select 'production ' || h.from_version || ' -> ' || h.to_version || ': ' ||
+		(select count(*) from alias_history c where c.alias = 'candidate' and
+		 c.to_version = h.to_version and c.id < h.id) || ' candidate move before it, reason ' ||
+		(case when h.reason like '%; it was the candidate, so candidate is now unset'
+		 then 'says candidate unset' else 'silent on the candidate' end) ||
+		', who ' || (case when h.who = '' then 'missing' else 'recorded' end)
+		from alias_history h where h.alias = 'production' and h.to_version = $1"
+}
+"$LTVPIPE" models promote 3 --reason "checked by hand" >promote.out 2>&1
+echo "models promote 3 exit $?"
+echo "aliases: $(aliases)"
+echo "auto-promotion: $(shape 2)"
+echo "models promote: $(shape 3)"
+[ "$(shape 2 | sed 's/^production [0-9]* -> [0-9]*//')" = "$(shape 3 | sed 's/^production [0-9]* -> [0-9]*//')" ] \
+	&& echo "same alias_history shape"
 exit 0

@@ -5,8 +5,10 @@
 # versions with their out-of-sample metric and the alias history, draw the
 # latest evaluation's charts (campaign WAPE and Gini per horizon, one bar per
 # predictor of the stored evaluation) and the latest drift report (PSI chart,
-# calibration table) as inline SVG, and offer promote and rollback only when
-# the server has a token. Screenshots go to tests/browser/out/.
+# calibration table at as_of, and the new cohorts' calibration table with
+# the very figures of `ltvpipe monitor --json`, which GET /v1/monitor returns
+# too) as inline SVG, and offer promote and rollback only when the server has
+# a token. Screenshots go to tests/browser/out/.
 set -u
 . "$LTV_ROOT/tests/lib/serve.bash"
 S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20"
@@ -14,7 +16,8 @@ S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrat
 # trained as of May, so that its 90-day outcomes are complete for evaluate --model
 "$LTVPIPE" run $S --as-of 2025-05-01 >run.out 2>run.err || exit 1
 "$LTVPIPE" evaluate --model production --output eval >eval.out 2>eval.err || { cat eval.err; exit 1; }
-"$LTVPIPE" monitor --as-of 2025-05-08 --json >monitor.json 2>monitor.err
+# three weeks after the version's as_of: two new-cohort weeks complete at D7, none at D30
+"$LTVPIPE" monitor --as-of 2025-05-22 --json >monitor.json 2>monitor.err
 echo "monitor exit $? (0 ok, 3 warn, 4 alert)" | sed 's/exit [034] /exit 0|3|4 /'
 LTVPIPE_SERVE_TOKEN=page-token serve_start srv || exit 1
 app=$(sed -n 2p data/users.csv | cut -d, -f2)
@@ -46,9 +49,33 @@ want=$(jq -c '[.horizons[] | ([.predictors[] | select(.campaign_wape != null)] |
 	echo "  evaluation: 2 charts per horizon, one bar per predictor with a value in the stored evaluation"
 echo "  chart titles: $(jq -r '.evaluation_titles | join("; ")' page.json)"
 status=$(jq -r .status monitor.json)
-jq -e --arg s "$status" '.drift_status | startswith("Status " + $s + " at as_of 2025-05-08")' page.json >/dev/null && echo "  drift: the stored report's status and as_of"
+jq -e --arg s "$status" '.drift_status | startswith("Status " + $s + " at as_of 2025-05-22")' page.json >/dev/null && echo "  drift: the stored report's status and as_of"
 jq -e --argjson n "$(jq '[.psi[]] | length | if . > 12 then 12 else . end' monitor.json)" '.drift_charts == [$n]' page.json >/dev/null && echo "  drift: one PSI bar per feature (at most 12)"
 echo "  calibration rows as the report's horizons: $([ "$(jq .calibration_rows page.json)" = "$(jq '.calibration | length' monitor.json)" ] && echo yes)"
+echo "  new cohorts columns: $(jq -r '.calibration_new_columns | join(", ")' page.json)"
+# each row as `ltvpipe monitor` prints it (4 decimals, z with 2), from monitor --json
+python3 - page.json monitor.json <<'PY'
+import json, sys
+page, mon = (json.load(open(f)) for f in sys.argv[1:3])
+fix = lambda v, n: "n/a" if v is None else "%.*f" % (n, v)
+for c, got in zip(mon["calibration"], page["calibration_new"]):
+    n = c["new_cohorts"]
+    if n["users"]:
+        want = ["D%d" % n["horizon"], str(len(n["weeks"])), str(n["users"]), fix(n["mean_predicted"], 4),
+                fix(n["mean_actual"], 4), fix(n["bias"], 4), fix(n["z"], 2),
+                n["level"] if n["judged"] else "too few users to judge"]
+        what = "%d install weeks" % len(n["weeks"])
+    else:
+        want = ["D%d" % n["horizon"], "0", "0", "no install week after as_of complete yet", "", "", "", ""]
+        what = "no install week complete yet"
+    print("  new cohorts D%d: %s, %s" % (n["horizon"], what,
+          "as ltvpipe monitor --json" if got == want else "page %s, monitor %s" % (got, want)))
+if len(page["calibration_new"]) != len(mon["calibration"]):
+    print("  new cohorts: %d rows for %d horizons" % (len(page["calibration_new"]), len(mon["calibration"])))
+PY
+curl -s -m 20 "$srv_url/v1/monitor" >api_monitor.json
+jq -e --slurpfile m monitor.json '.monitor.report.calibration | map(.new_cohorts) == ($m[0].calibration | map(.new_cohorts))' \
+	api_monitor.json >/dev/null && echo "  GET /v1/monitor: the new cohorts of ltvpipe monitor --json"
 echo "  external resources: $(jq .external page.json)"
 serve_stop "$srv_pid"
 unset LTVPIPE_SERVE_TOKEN

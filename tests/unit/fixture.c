@@ -7,6 +7,8 @@
 
 #include "fixture.h"
 
+#include "ltv/feature_build.h"
+#include "ltv/frame.h"
 #include "ltv/generate.h"
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
@@ -81,6 +83,131 @@ void test_pipeline_free(struct test_pipeline *p)
 	test_scratch_free(p->dir);
 	free(p->data);
 	free(p);
+}
+
+void test_put_file(const char *dir, const char *name, const char *text)
+{
+	char *path = test_write_file(dir, name, text);
+
+	if (!path)
+		fail_msg("cannot write %s/%s", dir, name);
+	free(path);
+}
+
+struct test_hand *test_hand_new(const char *users_csv, const char *events_csv,
+				const char *users_glob, const char *events_glob)
+{
+	struct test_hand *h = xcalloc(1, sizeof(*h));
+
+	h->dir = test_scratch_dir();
+	if (!h->dir)
+		fail_msg("cannot make a scratch directory");
+	test_put_file(h->dir, "users.csv", users_csv);
+	test_put_file(h->dir, "events.csv", events_csv);
+	test_config_init(&h->cfg, h->dir, users_glob, events_glob, "1");
+	return h;
+}
+
+void test_hand_free(struct test_hand *h)
+{
+	if (!h)
+		return;
+	config_release(&h->cfg);
+	test_scratch_free(h->dir);
+	free(h);
+}
+
+char *test_registry_path(const char *dir)
+{
+	return xasprintf("%s/models/registry.sqlite", dir);
+}
+
+void test_features_load(const struct config *cfg, struct frame *out_frame,
+			struct artefact_info *out_info, struct encodings *out_enc)
+{
+	struct registry *reg = NULL;
+	struct artefact_info info;
+	struct ltv_err err = { 0 };
+
+	if (registry_open_readonly(cfg->registry.path, &reg, &err) != 0)
+		fail_msg("open %s: %s", cfg->registry.path, err.msg);
+	if (registry_artefact_current(reg, "features", &info, &err) != 0)
+		fail_msg("features: %s", err.msg);
+	if (frame_load(reg, info.id, NULL, out_frame, &err) != 0)
+		fail_msg("frame_load: %s", err.msg);
+	if (out_enc && encodings_load(reg, info.id, out_enc, &err) != 0)
+		fail_msg("encodings_load: %s", err.msg);
+	if (out_info)
+		*out_info = info;
+	else
+		artefact_info_release(&info);
+	registry_close(reg);
+}
+
+const double *test_column(const struct frame *f, const char *name)
+{
+	const double *c = frame_column(f, name);
+
+	if (!c)
+		fail_msg("frame has no column '%s'", name);
+	return c;
+}
+
+/* Each row of in to fn; written to out (when not NULL) as fn left it. Rows changed. */
+static size_t csv_rows(FILE *in, FILE *out, const char *path, test_csv_row_fn fn, void *ctx)
+{
+	char line[8192];
+	size_t changed = 0;
+
+	for (size_t row = 0; fgets(line, sizeof(line), in); row++) {
+		char *f[TEST_CSV_MAX_FIELDS], *p = line;
+		size_t n = 0, len = strlen(line);
+
+		if (len && line[len - 1] != '\n' && !feof(in))
+			fail_msg("%s:%zu: a line longer than %zu bytes", path, row + 1, sizeof(line) - 1);
+		line[strcspn(line, "\r\n")] = '\0';
+		f[n++] = p;
+		while ((p = strchr(p, ',')) != NULL) {
+			if (n == TEST_CSV_MAX_FIELDS)
+				fail_msg("%s:%zu: more than %d fields", path, row + 1, TEST_CSV_MAX_FIELDS);
+			*p++ = '\0';
+			f[n++] = p;
+		}
+		changed += fn(ctx, row, f, n) != 0;
+		for (size_t k = 0; out && k < n; k++)
+			fprintf(out, "%s%s", k ? "," : "", f[k]);
+		if (out)
+			fputc('\n', out);
+	}
+	return changed;
+}
+
+size_t test_csv_rewrite(const char *in_path, const char *out_path, test_csv_row_fn fn, void *ctx)
+{
+	char *tmp = out_path ? NULL : xasprintf("%s.tmp", in_path);
+	FILE *in = fopen(in_path, "r"), *out = fopen(out_path ? out_path : tmp, "w");
+	size_t changed;
+
+	if (!in || !out)
+		fail_msg("cannot open %s or %s", in_path, out_path ? out_path : tmp);
+	changed = csv_rows(in, out, in_path, fn, ctx);
+	fclose(in);
+	if (fclose(out) != 0)
+		fail_msg("cannot write %s", out_path ? out_path : tmp);
+	if (tmp && rename(tmp, in_path) != 0)
+		fail_msg("cannot replace %s", in_path);
+	free(tmp);
+	return changed;
+}
+
+void test_csv_each(const char *path, test_csv_row_fn fn, void *ctx)
+{
+	FILE *in = fopen(path, "r");
+
+	if (!in)
+		fail_msg("cannot open %s", path);
+	csv_rows(in, NULL, path, fn, ctx);
+	fclose(in);
 }
 
 void test_run(const struct config *cfg, const struct run_options *opts)

@@ -57,6 +57,51 @@ struct test_pipeline *test_pipeline_new_param(const struct generate_param *gp, c
 /* Releases the config, removes the scratch directory and frees p; NULL is allowed. */
 void test_pipeline_free(struct test_pipeline *p);
 
+/*
+ * Hand-written inputs in a scratch directory (the features tests' fixtures):
+ * users_csv and events_csv written as dir/users.csv and dir/events.csv, and
+ * the config test_config_init(cfg, dir, users_glob, events_glob, "1"). Free
+ * with test_hand_free (NULL is allowed).
+ */
+struct test_hand {
+	char *dir;
+	struct config cfg;
+};
+struct test_hand *test_hand_new(const char *users_csv, const char *events_csv,
+				const char *users_glob, const char *events_glob);
+void test_hand_free(struct test_hand *h);
+/* Writes text as dir/name (replacing it); fails the test when it cannot. */
+void test_put_file(const char *dir, const char *name, const char *text);
+/* dir/models/registry.sqlite, where test_config_init puts the registry (caller frees). */
+char *test_registry_path(const char *dir);
+
+/*
+ * The current features artefact of cfg's registry, opened read-only: its
+ * frame into *out_frame (caller releases), and when not NULL its artefact
+ * (caller releases) and encodings (caller releases).
+ */
+struct frame;
+struct encodings;
+void test_features_load(const struct config *cfg, struct frame *out_frame,
+			struct artefact_info *out_info, struct encodings *out_enc);
+/* Column name of f; fails the test when f has none. */
+const double *test_column(const struct frame *f, const char *name);
+
+/*
+ * Rewrites a CSV file without quoted fields (the generator's), row by row:
+ * fn gets the row's number (0: the header), its fields (split at every
+ * comma, the line end removed; at most TEST_CSV_MAX_FIELDS) and may point
+ * any field at other text; it returns 1 when it changed the row. The rows go
+ * to out_path, or back to in_path (through a temporary file) when out_path is
+ * NULL. Returns the number of rows changed;
+ * fails the test on an I/O error or a row with too many fields.
+ * test_csv_each reads the rows the same way and writes nothing.
+ */
+#define TEST_CSV_MAX_FIELDS 16
+typedef int (*test_csv_row_fn)(void *ctx, size_t row, char **fields, size_t n);
+size_t test_csv_rewrite(const char *in_path, const char *out_path, test_csv_row_fn fn, void *ctx);
+void test_csv_each(const char *path, test_csv_row_fn fn, void *ctx);
+
 /* Runs the pipeline as opts say, its output discarded; fails the test when the run fails. */
 void test_run(const struct config *cfg, const struct run_options *opts);
 /* test_run of every stage up to and including `to` (NULL: all), as of the latest event. */

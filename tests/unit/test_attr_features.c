@@ -82,31 +82,17 @@ static const char users_t3_moved_csv[] =
 	"s1,app1,c1,2025-02-20T00:00:00Z,1,US\n"
 	"s2,app1,c1,2025-02-21T00:00:00Z,1,JP\n";
 
-struct fixture {
-	char *dir;
-	struct config cfg;
-};
-
-static void write_inputs(struct fixture *fx, const char *users, const char *events)
+/* Replaces the inputs (re-read with ingest.mode=replace). */
+static void write_inputs(struct test_hand *fx, const char *users, const char *events)
 {
-	char *u = test_write_file(fx->dir, "users.csv", users);
-	char *e = test_write_file(fx->dir, "events.csv", events);
-
-	assert_non_null(u);
-	assert_non_null(e);
-	free(u);
-	free(e);
+	test_put_file(fx->dir, "users.csv", users);
+	test_put_file(fx->dir, "events.csv", events);
 }
 
 static int setup(void **state)
 {
-	struct fixture *fx = xcalloc(1, sizeof(*fx));
+	struct test_hand *fx = test_hand_new(users_csv, events_csv, "users.csv", "events.csv");
 
-	fx->dir = test_scratch_dir();
-	if (!fx->dir)
-		return -1;
-	write_inputs(fx, users_csv, events_csv);
-	test_config_init(&fx->cfg, fx->dir, "users.csv", "events.csv", "1");
 	test_set(&fx->cfg, "features.snapshots=1,3,10");
 	test_set(&fx->cfg, "features.encoding_smoothing=3");
 	test_set(&fx->cfg, "columns.attributes=country");
@@ -118,43 +104,17 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	config_release(&fx->cfg);
-	test_scratch_free(fx->dir);
-	free(fx);
+	test_hand_free(*state);
 	return 0;
 }
 
 /* The features stage as of AS_OF, then its frame and encodings (caller releases both). */
-static void run_and_load(struct fixture *fx, struct frame *f, struct encodings *enc)
+static void run_and_load(struct test_hand *fx, struct frame *f, struct encodings *enc)
 {
 	const struct run_options opts = { .as_of = AS_OF, .to = "features", .command = "test" };
-	struct registry *reg = NULL;
-	struct artefact_info info;
-	struct ltv_err err = { 0 };
-	char *path = xasprintf("%s/models/registry.sqlite", fx->dir);
 
 	test_run(&fx->cfg, &opts);
-	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
-	if (registry_artefact_current(reg, "features", &info, &err) != 0)
-		fail_msg("features: %s", err.msg);
-	if (frame_load(reg, info.id, NULL, f, &err) != 0)
-		fail_msg("frame_load: %s", err.msg);
-	if (encodings_load(reg, info.id, enc, &err) != 0)
-		fail_msg("encodings_load: %s", err.msg);
-	artefact_info_release(&info);
-	registry_close(reg);
-	free(path);
-}
-
-static const double *col(const struct frame *f, const char *name)
-{
-	const double *c = frame_column(f, name);
-
-	if (!c)
-		fail_msg("frame has no column '%s'", name);
-	return c;
+	test_features_load(&fx->cfg, f, NULL, enc);
 }
 
 static void assert_near(const char *what, double got, double expect)
@@ -176,7 +136,7 @@ static size_t value_index(const struct encodings *e, const char *v)
 /* Every row of uid has the value expect in column name. */
 static void assert_user_rows(const struct frame *f, double uid, const char *name, double expect)
 {
-	const double *u = col(f, "uid"), *c = col(f, name);
+	const double *u = test_column(f, "uid"), *c = test_column(f, name);
 	size_t n = 0;
 
 	for (size_t i = 0; i < f->n_rows; i++)
@@ -192,7 +152,7 @@ static void assert_user_rows(const struct frame *f, double uid, const char *name
 
 static void test_hand_computed_encodings(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct encodings e;
 	struct frame f;
 
@@ -233,8 +193,8 @@ static int same_training_encodings(const struct frame *a, const struct encodings
 {
 	static const char *const cols[] = { "attr_country_ltv_te", "attr_country_payer_te" };
 	static const char *const train_values[] = { "US", "FR" };
-	const double *split = col(a, "split"), *ua = col(a, "uid"), *wa = col(a, "window_days");
-	const double *ub = col(b, "uid"), *wb = col(b, "window_days");
+	const double *split = test_column(a, "split"), *ua = test_column(a, "uid"), *wa = test_column(a, "window_days");
+	const double *ub = test_column(b, "uid"), *wb = test_column(b, "window_days");
 
 	for (size_t v = 0; v < 2; v++) {
 		size_t ia = value_index(ea, train_values[v]), ib = value_index(eb, train_values[v]);
@@ -253,7 +213,7 @@ static int same_training_encodings(const struct frame *a, const struct encodings
 		if (j == b->n_rows)
 			return 0;
 		for (size_t k = 0; k < 2; k++)
-			if (memcmp(&col(a, cols[k])[i], &col(b, cols[k])[j], sizeof(double)) != 0)
+			if (memcmp(&test_column(a, cols[k])[i], &test_column(b, cols[k])[j], sizeof(double)) != 0)
 				return 0;
 	}
 	return 1;
@@ -267,7 +227,7 @@ static int same_training_encodings(const struct frame *a, const struct encodings
  */
 static void test_learnt_from_training_users_only(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct encodings e0, e1, e2;
 	struct frame f0, f1, f2;
 
@@ -299,7 +259,7 @@ static void test_learnt_from_training_users_only(void **state)
  */
 static void test_training_and_scoring_frames_agree(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	struct encodings e;
@@ -307,7 +267,7 @@ static void test_training_and_scoring_frames_agree(void **state)
 	struct attr_encoding *attrs = NULL;
 	char **apps = NULL, **camps = NULL, **apps2 = NULL, **camps2 = NULL;
 	size_t n_apps = 0, n_camps = 0, n_apps2 = 0, n_camps2 = 0, n_attrs = 0;
-	char *path = xasprintf("%s/models/registry.sqlite", fx->dir);
+	char *path = test_registry_path(fx->dir);
 	const double *su, *sl, *sp, *fu, *fl, *fp;
 
 	run_and_load(fx, &f, &e);
@@ -320,12 +280,12 @@ static void test_training_and_scoring_frames_agree(void **state)
 				&n_camps2);
 	feature_apply_attr_encodings(&e, &s, attrs, n_attrs);
 	assert_int_equal(s.n_rows, 6);
-	su = col(&s, "uid");
-	sl = col(&s, "attr_country_ltv_te");
-	sp = col(&s, "attr_country_payer_te");
-	fu = col(&f, "uid");
-	fl = col(&f, "attr_country_ltv_te");
-	fp = col(&f, "attr_country_payer_te");
+	su = test_column(&s, "uid");
+	sl = test_column(&s, "attr_country_ltv_te");
+	sp = test_column(&s, "attr_country_payer_te");
+	fu = test_column(&f, "uid");
+	fl = test_column(&f, "attr_country_ltv_te");
+	fp = test_column(&f, "attr_country_payer_te");
 	for (size_t i = 0; i < s.n_rows; i++) {
 		if (su[i] <= 3) { /* training users: scored with the full-training table */
 			size_t v = value_index(&e, su[i] == 3 ? "FR" : "US");
@@ -355,7 +315,7 @@ static void test_training_and_scoring_frames_agree(void **state)
 /* A value no training user had takes its app's encoding; an unseen app the global one. */
 static void test_unseen_values_and_apps(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct encodings e;
 	struct frame f, g;
 	char br[] = "BR", us[] = "US", country[] = "country";
@@ -372,18 +332,18 @@ static void test_unseen_values_and_apps(void **state)
 	app[2] = 1, code[2] = 1; /* US in an app not trained on (code past e.n_apps) */
 	app[3] = 0, code[3] = 2; /* not given (a code past the base values) */
 	feature_apply_attr_encodings(&e, &g, &base, 1);
-	assert_near("BR", col(&g, "attr_country_ltv_te")[0], e.app_ltv[0]);
-	assert_near("BR payer", col(&g, "attr_country_payer_te")[0], e.app_payer[0]);
-	assert_near("US", col(&g, "attr_country_ltv_te")[1], 44.0 / 9);
-	assert_near("unseen app", col(&g, "attr_country_ltv_te")[2], e.global_ltv);
-	assert_near("unseen app payer", col(&g, "attr_country_payer_te")[2], e.global_payer);
-	assert_near("not given", col(&g, "attr_country_ltv_te")[3], e.app_ltv[0]);
+	assert_near("BR", test_column(&g, "attr_country_ltv_te")[0], e.app_ltv[0]);
+	assert_near("BR payer", test_column(&g, "attr_country_payer_te")[0], e.app_payer[0]);
+	assert_near("US", test_column(&g, "attr_country_ltv_te")[1], 44.0 / 9);
+	assert_near("unseen app", test_column(&g, "attr_country_ltv_te")[2], e.global_ltv);
+	assert_near("unseen app payer", test_column(&g, "attr_country_payer_te")[2], e.global_payer);
+	assert_near("not given", test_column(&g, "attr_country_ltv_te")[3], e.app_ltv[0]);
 	frame_release(&g);
 	/* no base attribute at all (a predict call without --attr): the app's value */
 	frame_init(&g, 1);
 	frame_add_column(&g, "app_code");
 	feature_apply_attr_encodings(&e, &g, NULL, 0);
-	assert_near("no attribute given", col(&g, "attr_country_ltv_te")[0], e.app_ltv[0]);
+	assert_near("no attribute given", test_column(&g, "attr_country_ltv_te")[0], e.app_ltv[0]);
 	frame_release(&g);
 	encodings_release(&e);
 	frame_release(&f);
@@ -392,7 +352,7 @@ static void test_unseen_values_and_apps(void **state)
 /* No columns.attributes (CDNOW): no attribute column, blob or feature; the config rules. */
 static void test_no_attributes_configured(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct ltv_err err = { 0 };
 	struct str_list out;
 	char rev_window[] = "rev_window";

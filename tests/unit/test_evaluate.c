@@ -14,6 +14,8 @@
 
 #include "ltv/config.h"
 #include "ltv/evaluate.h"
+#include "ltv/gamma_gamma.h"
+#include "ltv/pareto_nbd.h"
 #include "ltv/log.h"
 #include "ltv/registry.h"
 #include "ltv/timeutil.h"
@@ -130,6 +132,50 @@ static void test_baselines_hand_made(void **state)
 	assert_true(isnan(pred[0]) && isnan(pred[2]));
 	eval_baseline_window_multiplier(&d, 90, rows, 3, pred);
 	assert_true(isnan(pred[1]));
+	frame_release(&d.frame);
+}
+
+/*
+ * Baseline d on a hand case: a user of age 0 with no repeat purchase is
+ * predicted Pareto/NBD's unconditional E[X(t)] = r beta / (alpha (s - 1))
+ * (1 - (beta / (beta + t))^(s - 1)) purchases in t = H / 7 weeks, times
+ * Gamma-Gamma's population mean spend gamma p / (q - 1), plus what they
+ * spent so far; a user already H days old keeps exactly what they spent.
+ */
+static void test_baseline_pareto_nbd_hand_case(void **state)
+{
+	struct model_data d = { 0 };
+	struct eval_btyd b = { 0 };
+	const double rev_to_date[] = { 2.5, 40 };
+	const size_t rows[] = { 0, 1 };
+	double x[] = { 0, 3 }, t_x[] = { 0, 50 }, age[] = { 0, 80 }, m_x[] = { 0, 12 }, pred[2];
+	struct ltv_err err = { 0 };
+	/* r 0.5, alpha 10, s 2, beta 8; t = 70 / 7 = 10 weeks: 0.5 * 8 / 10 * (1 - 8 / 18) = 2 / 9 */
+	const double purchases = 2.0 / 9.0, spend = 15.0 * 6.0 / (4.0 - 1.0);
+
+	(void)state;
+	frame_init(&d.frame, 2);
+	memcpy(frame_add_column(&d.frame, "rev_to_date"), rev_to_date, sizeof(rev_to_date));
+	b.pn = xcalloc(1, sizeof(*b.pn));
+	*b.pn = (struct pareto_nbd_model){ .r = 0.5, .alpha = 10, .s = 2, .beta = 8 };
+	b.gg = xcalloc(1, sizeof(*b.gg));
+	*b.gg = (struct gamma_gamma_model){ .p = 6, .q = 4, .gamma = 15 };
+	b.x = x;
+	b.t_x = t_x;
+	b.age_days = age;
+	b.m_x = m_x;
+	/* Not fitted: no prediction, not an error. */
+	assert_int_equal(eval_btyd_predict(&b, EVAL_BTYD_PARETO_NBD, &d, 70, rows, 2, pred, &err), 0);
+	assert_true(isnan(pred[0]) && isnan(pred[1]));
+	b.pareto_nbd.ok = 1;
+	assert_int_equal(eval_btyd_predict(&b, EVAL_BTYD_PARETO_NBD, &d, 70, rows, 2, pred, &err), 0);
+	assert_double_near(pred[0], 2.5 + purchases * spend, 1e-9);
+	assert_double_near(pred[1], 40, 0);
+	/* Baseline c is another model of the same rows: BG/NBD was not fitted here. */
+	assert_int_equal(eval_btyd_predict(&b, EVAL_BTYD_BGNBD, &d, 70, rows, 2, pred, &err), 0);
+	assert_true(isnan(pred[0]));
+	pareto_nbd_free(b.pn);
+	gamma_gamma_free(b.gg);
 	frame_release(&d.frame);
 }
 
@@ -354,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_score_hand_computed),
 		cmocka_unit_test(test_score_no_prediction),
 		cmocka_unit_test(test_baselines_hand_made),
+		cmocka_unit_test(test_baseline_pareto_nbd_hand_case),
 		cmocka_unit_test(test_registry_round_trip),
 		cmocka_unit_test(test_nothing_after_t),
 	};

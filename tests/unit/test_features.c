@@ -26,6 +26,7 @@
 #include "ltv/log.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
+#include "ltv/timeutil.h"
 
 #include "fixture.h"
 
@@ -239,26 +240,10 @@ static const struct user_expect users_expected[] = {
 };
 #undef N
 
-struct fixture {
-	char *dir;
-	struct config cfg;
-};
-
 static int setup(void **state)
 {
-	struct fixture *fx = xcalloc(1, sizeof(*fx));
-	char *u, *e;
+	struct test_hand *fx = test_hand_new(users_csv, events_csv, "users*.csv", "events*.csv");
 
-	fx->dir = test_scratch_dir();
-	if (!fx->dir)
-		return -1;
-	u = test_write_file(fx->dir, "users.csv", users_csv);
-	e = test_write_file(fx->dir, "events.csv", events_csv);
-	if (!u || !e)
-		return -1;
-	free(u);
-	free(e);
-	test_config_init(&fx->cfg, fx->dir, "users*.csv", "events*.csv", "1");
 	test_set(&fx->cfg, "features.snapshots=%s", SNAPSHOTS);
 	*state = fx;
 	return 0;
@@ -266,15 +251,11 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	config_release(&fx->cfg);
-	test_scratch_free(fx->dir);
-	free(fx);
+	test_hand_free(*state);
 	return 0;
 }
 
-static void run_as_of(struct fixture *fx)
+static void run_as_of(struct test_hand *fx)
 {
 	/* Only the stages under test: model stages need more than a handful of users. */
 	const struct run_options opts = { .as_of = AS_OF, .to = "features", .command = "test" };
@@ -282,34 +263,10 @@ static void run_as_of(struct fixture *fx)
 	test_run(&fx->cfg, &opts);
 }
 
-static char *scratch_registry(const struct fixture *fx)
-{
-	return xasprintf("%s/models/registry.sqlite", fx->dir);
-}
-
 /* Loads the current features frame and its artefact (caller releases both). */
-static void load_current(struct fixture *fx, struct frame *f, struct artefact_info *info)
+static void load_current(struct test_hand *fx, struct frame *f, struct artefact_info *info)
 {
-	struct registry *reg = NULL;
-	struct ltv_err err = { 0 };
-	char *path = scratch_registry(fx);
-
-	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
-	if (registry_artefact_current(reg, "features", info, &err) != 0)
-		fail_msg("features: %s", err.msg);
-	if (frame_load(reg, info->id, NULL, f, &err) != 0)
-		fail_msg("frame_load: %s", err.msg);
-	registry_close(reg);
-	free(path);
-}
-
-static const double *col(const struct frame *f, const char *name)
-{
-	const double *c = frame_column(f, name);
-
-	if (!c)
-		fail_msg("features frame has no column '%s'", name);
-	return c;
+	test_features_load(&fx->cfg, f, info, NULL);
 }
 
 /* Equal within 1e-12, NaN equal to NaN only. */
@@ -322,7 +279,7 @@ static void assert_value(const char *what, double uid, double s, double got, dou
 /* The row of (uid, window_days), or SIZE_MAX. */
 static size_t find_row(const struct frame *f, double uid, double s)
 {
-	const double *u = col(f, "uid"), *w = col(f, "window_days");
+	const double *u = test_column(f, "uid"), *w = test_column(f, "window_days");
 
 	for (size_t i = 0; i < f->n_rows; i++)
 		if (u[i] == uid && w[i] == s)
@@ -330,13 +287,6 @@ static size_t find_row(const struct frame *f, double uid, double s)
 	return SIZE_MAX;
 }
 
-static void add_file(struct fixture *fx, const char *name, const char *text)
-{
-	char *p = test_write_file(fx->dir, name, text);
-
-	assert_non_null(p);
-	free(p);
-}
 
 static int same_bits(double a, double b)
 {
@@ -379,22 +329,22 @@ static void check_hand_rows(const struct frame *f)
 
 		/* rows follow uid order, then snapshot order */
 		for (size_t j = 0; j < N_CHECKED; j++)
-			assert_value(checked[j], e->v[0], e->v[1], col(f, checked[j])[i], e->v[j]);
+			assert_value(checked[j], e->v[0], e->v[1], test_column(f, checked[j])[i], e->v[j]);
 		for (size_t k = 0; k < N_OF(users_expected); k++)
 			if ((double)users_expected[k].uid == e->v[0])
 				ue = &users_expected[k];
 		assert_non_null(ue);
-		assert_value("install_time", e->v[0], e->v[1], col(f, "install_time")[i], ue->install);
-		assert_value("cost", e->v[0], e->v[1], col(f, "cost")[i], ue->cost);
-		assert_value("split", e->v[0], e->v[1], col(f, "split")[i], ue->split);
-		assert_value("app_code", e->v[0], e->v[1], col(f, "app_code")[i], ue->app);
-		assert_value("campaign_code", e->v[0], e->v[1], col(f, "campaign_code")[i], ue->campaign);
+		assert_value("install_time", e->v[0], e->v[1], test_column(f, "install_time")[i], ue->install);
+		assert_value("cost", e->v[0], e->v[1], test_column(f, "cost")[i], ue->cost);
+		assert_value("split", e->v[0], e->v[1], test_column(f, "split")[i], ue->split);
+		assert_value("app_code", e->v[0], e->v[1], test_column(f, "app_code")[i], ue->app);
+		assert_value("campaign_code", e->v[0], e->v[1], test_column(f, "campaign_code")[i], ue->campaign);
 	}
 }
 
 static void test_hand_computed_snapshot_rows(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct frame f;
 	struct artefact_info info;
 	struct registry *reg = NULL;
@@ -410,7 +360,7 @@ static void test_hand_computed_snapshot_rows(void **state)
 	check_hand_rows(&f);
 	/* user_rep: exactly one row per user */
 	{
-		const double *u = col(&f, "uid"), *rep = col(&f, "user_rep");
+		const double *u = test_column(&f, "uid"), *rep = test_column(&f, "user_rep");
 
 		for (size_t k = 0; k < N_OF(users_expected); k++) {
 			double reps = 0;
@@ -422,7 +372,7 @@ static void test_hand_computed_snapshot_rows(void **state)
 		}
 	}
 	/* the dictionaries hold only users installed by as_of */
-	path = scratch_registry(fx);
+	path = test_registry_path(fx->dir);
 	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
 	assert_int_equal(frame_load_dict(reg, info.id, "campaign", &dict, &n_dict, &err), 0);
 	assert_int_equal(n_dict, 3);
@@ -457,14 +407,14 @@ static void test_hand_computed_snapshot_rows(void **state)
  */
 static void test_rows_at_age(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	struct frame f;
 	struct feature_base_stats st;
 	char **apps = NULL, **camps = NULL;
 	size_t n_apps = 0, n_camps = 0, i;
-	char *path = scratch_registry(fx);
+	char *path = test_registry_path(fx->dir);
 	const double *u, *w, *age, *rev, *seen;
 
 	run_as_of(fx);
@@ -473,53 +423,53 @@ static void test_rows_at_age(void **state)
 			       &n_camps, &st, &err) != 0)
 		fail_msg("feature_build_base: %s", err.msg);
 	assert_int_equal(f.n_rows, 13); /* uids 1..14 but 4 */
-	u = col(&f, "uid");
-	w = col(&f, "window_days");
-	age = col(&f, "age_days");
-	rev = col(&f, "rev_window");
-	seen = col(&f, "rev_to_date");
+	u = test_column(&f, "uid");
+	w = test_column(&f, "window_days");
+	age = test_column(&f, "age_days");
+	rev = test_column(&f, "rev_window");
+	seen = test_column(&f, "rev_to_date");
 	for (i = 0; i < f.n_rows; i++) {
 		assert_true(u[i] != 4);
 		assert_value("window_days == age_days", u[i], w[i], w[i], age[i]);
 		assert_value("rev_window == rev_to_date", u[i], w[i], rev[i], seen[i]);
-		assert_value("weight", u[i], w[i], col(&f, "weight")[i], 1);
-		assert_value("user_rep", u[i], w[i], col(&f, "user_rep")[i], 1);
+		assert_value("weight", u[i], w[i], test_column(&f, "weight")[i], 1);
+		assert_value("user_rep", u[i], w[i], test_column(&f, "user_rep")[i], 1);
 	}
 	/* a4 (uid 5, 3 days): d0 2, d2 3; d3 (1) is incomplete */
 	i = find_row(&f, 5, 3);
 	assert_true(i != SIZE_MAX);
 	assert_value("rev_window", 5, 3, rev[i], 5);
-	assert_value("purchase_days", 5, 3, col(&f, "purchase_days")[i], 2);
-	assert_value("days_since_purchase", 5, 3, col(&f, "days_since_purchase")[i], 0);
-	assert_value("rev_max_day", 5, 3, col(&f, "rev_max_day")[i], 3);
-	assert_value("ltv_7", 5, 3, col(&f, "ltv_7")[i], NAN);
+	assert_value("purchase_days", 5, 3, test_column(&f, "purchase_days")[i], 2);
+	assert_value("days_since_purchase", 5, 3, test_column(&f, "days_since_purchase")[i], 0);
+	assert_value("rev_max_day", 5, 3, test_column(&f, "rev_max_day")[i], 3);
+	assert_value("ltv_7", 5, 3, test_column(&f, "ltv_7")[i], NAN);
 	/* a5 (uid 6, 0 days): nothing complete */
 	i = find_row(&f, 6, 0);
 	assert_true(i != SIZE_MAX);
 	assert_value("rev_window", 6, 0, rev[i], 0);
-	assert_value("events_window", 6, 0, col(&f, "events_window")[i], 0);
-	assert_value("days_since_active", 6, 0, col(&f, "days_since_active")[i], 0);
-	assert_value("engagement", 6, 0, col(&f, "engagement")[i], 0);
+	assert_value("events_window", 6, 0, test_column(&f, "events_window")[i], 0);
+	assert_value("days_since_active", 6, 0, test_column(&f, "days_since_active")[i], 0);
+	assert_value("engagement", 6, 0, test_column(&f, "engagement")[i], 0);
 	/* a1 (90 days): all of it; last purchase d60: 89 - 60; nothing in d83..d89 */
 	i = find_row(&f, 1, 90);
 	assert_true(i != SIZE_MAX);
 	assert_value("rev_window", 1, 90, rev[i], 27.75);
-	assert_value("days_since_purchase", 1, 90, col(&f, "days_since_purchase")[i], 29);
-	assert_value("rev_last7", 1, 90, col(&f, "rev_last7")[i], 0);
-	assert_value("events_last7_share", 1, 90, col(&f, "events_last7_share")[i], 0);
-	assert_value("ltv_90", 1, 90, col(&f, "ltv_90")[i], 27.75);
+	assert_value("days_since_purchase", 1, 90, test_column(&f, "days_since_purchase")[i], 29);
+	assert_value("rev_last7", 1, 90, test_column(&f, "rev_last7")[i], 0);
+	assert_value("events_last7_share", 1, 90, test_column(&f, "events_last7_share")[i], 0);
+	assert_value("ltv_90", 1, 90, test_column(&f, "ltv_90")[i], 27.75);
 	/* a7 (19 days): d0 1, d6 2, d7 4; last 7 days d12..d18 empty */
 	i = find_row(&f, 7, 19);
 	assert_true(i != SIZE_MAX);
 	assert_value("rev_window", 7, 19, rev[i], 7);
-	assert_value("days_since_purchase", 7, 19, col(&f, "days_since_purchase")[i], 11);
-	assert_value("rev_per_purchase_day", 7, 19, col(&f, "rev_per_purchase_day")[i], 7.0 / 3);
+	assert_value("days_since_purchase", 7, 19, test_column(&f, "days_since_purchase")[i], 11);
+	assert_value("rev_per_purchase_day", 7, 19, test_column(&f, "rev_per_purchase_day")[i], 7.0 / 3);
 	/* a12 (20 days): d8 6; last 7 days d13..d19 */
 	i = find_row(&f, 12, 20);
 	assert_true(i != SIZE_MAX);
 	assert_value("rev_window", 12, 20, rev[i], 6);
-	assert_value("first_purchase_day", 12, 20, col(&f, "first_purchase_day")[i], 8);
-	assert_value("rev_last7", 12, 20, col(&f, "rev_last7")[i], 0);
+	assert_value("first_purchase_day", 12, 20, test_column(&f, "first_purchase_day")[i], 8);
+	assert_value("rev_last7", 12, 20, test_column(&f, "rev_last7")[i], 0);
 	assert_int_equal(st.users, 13);
 	assert_int_equal(st.users_after_as_of, 1);
 	/* the dictionaries leave out camp_late */
@@ -542,16 +492,64 @@ static void assert_frames_identical(const struct frame *a, const struct frame *b
 	}
 }
 
+/*
+ * A feature_source read once at as_of builds, at as_of and at earlier
+ * cut-offs, the very frame and dictionaries a read of the registry at that
+ * cut-off builds (monitor builds all its frames from one source).
+ */
+static void test_source_frames_equal_registry_frames(void **state)
+{
+	static const int64_t back_days[] = { 0, 1, 9, 30, 60 };
+	struct test_hand *fx = *state;
+	struct registry *reg = NULL;
+	struct feature_source *src = NULL;
+	struct ltv_err err = { 0 };
+	char *path = test_registry_path(fx->dir);
+
+	run_as_of(fx);
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	if (feature_source_open(reg, AS_OF, &src, &err) != 0)
+		fail_msg("feature_source_open: %s", err.msg);
+	for (size_t k = 0; k < sizeof(back_days) / sizeof(back_days[0]); k++) {
+		const int64_t cut = AS_OF - back_days[k] * SECONDS_PER_DAY;
+		struct frame a, b;
+		char **apps_a = NULL, **camps_a = NULL, **apps_b = NULL, **camps_b = NULL;
+		size_t n_apps_a = 0, n_camps_a = 0, n_apps_b = 0, n_camps_b = 0;
+
+		if (feature_build_base(reg, &fx->cfg, cut, FEATURE_ROWS_AT_AGE, &a, &apps_a, &n_apps_a,
+				       &camps_a, &n_camps_a, NULL, &err) != 0)
+			fail_msg("feature_build_base: %s", err.msg);
+		if (feature_build_base_source(src, &fx->cfg, cut, FEATURE_ROWS_AT_AGE, &b, &apps_b,
+					      &n_apps_b, &camps_b, &n_camps_b, NULL, NULL, &err) != 0)
+			fail_msg("feature_build_base_source: %s", err.msg);
+		assert_true(a.n_rows > 0);
+		assert_frames_identical(&a, &b, "building from the source");
+		assert_int_equal(n_apps_a, n_apps_b);
+		assert_int_equal(n_camps_a, n_camps_b);
+		for (size_t i = 0; i < n_camps_a; i++)
+			assert_string_equal(camps_a[i], camps_b[i]);
+		frame_free_dict(apps_a, n_apps_a);
+		frame_free_dict(camps_a, n_camps_a);
+		frame_free_dict(apps_b, n_apps_b);
+		frame_free_dict(camps_b, n_camps_b);
+		frame_release(&a);
+		frame_release(&b);
+	}
+	feature_source_free(src);
+	registry_close(reg);
+	free(path);
+}
+
 /* (a) and (c): events at or after as_of and users installed after it change nothing at all. */
 static void test_events_after_as_of_change_nothing(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct frame before, after;
 	struct artefact_info info_before, info_after;
 
 	run_as_of(fx);
 	load_current(fx, &before, &info_before);
-	add_file(fx, "events_a.csv", events_after_as_of_csv);
+	test_put_file(fx->dir, "events_a.csv", events_after_as_of_csv);
 	run_as_of(fx);
 	load_current(fx, &after, &info_after);
 	assert_string_equal(info_after.content_hash, info_before.content_hash);
@@ -559,8 +557,8 @@ static void test_events_after_as_of_change_nothing(void **state)
 	artefact_info_release(&info_after);
 	frame_release(&after);
 
-	add_file(fx, "users_late.csv", users_late_csv);
-	add_file(fx, "events_late.csv", events_late_csv);
+	test_put_file(fx->dir, "users_late.csv", users_late_csv);
+	test_put_file(fx->dir, "events_late.csv", events_late_csv);
 	run_as_of(fx);
 	load_current(fx, &after, &info_after);
 	assert_non_null(strstr(info_after.metrics, "\"users_installed_after_as_of_ignored\":3"));
@@ -569,7 +567,7 @@ static void test_events_after_as_of_change_nothing(void **state)
 		struct registry *reg = NULL;
 		struct artefact_info ing;
 		struct ltv_err err = { 0 };
-		char *path = scratch_registry(fx);
+		char *path = test_registry_path(fx->dir);
 
 		assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
 		assert_int_equal(registry_artefact_current(reg, "ingest", &ing, &err), 0);
@@ -599,14 +597,14 @@ static void test_events_after_as_of_change_nothing(void **state)
  */
 static void test_session_on_day_d_changes_only_ages_above_d(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct frame before, after;
 	struct artefact_info info_before, info_after;
 	size_t n_kept = 0, n_moved = 0;
 
 	run_as_of(fx);
 	load_current(fx, &before, &info_before);
-	add_file(fx, "events_b.csv", events_sessions_csv);
+	test_put_file(fx->dir, "events_b.csv", events_sessions_csv);
 	run_as_of(fx);
 	load_current(fx, &after, &info_after);
 	assert_int_equal(info_after.version, 2);
@@ -614,12 +612,12 @@ static void test_session_on_day_d_changes_only_ages_above_d(void **state)
 	assert_int_equal(after.n_rows, before.n_rows);
 	assert_int_equal(after.n_cols, before.n_cols);
 	for (size_t i = 0; i < before.n_rows; i++) {
-		const double uid = col(&before, "uid")[i], s = col(&before, "window_days")[i];
+		const double uid = test_column(&before, "uid")[i], s = test_column(&before, "window_days")[i];
 		const int64_t d = first_new_day(session_events, N_OF(session_events), uid);
 		double new_events = 0;
 
-		assert_value("uid", uid, s, col(&after, "uid")[i], uid);
-		assert_value("window_days", uid, s, col(&after, "window_days")[i], s);
+		assert_value("uid", uid, s, test_column(&after, "uid")[i], uid);
+		assert_value("window_days", uid, s, test_column(&after, "window_days")[i], s);
 		if (s <= (double)d) {
 			for (size_t j = 0; j < before.n_cols; j++)
 				if (!same_bits(after.cols[j][i], before.cols[j][i]))
@@ -632,14 +630,14 @@ static void test_session_on_day_d_changes_only_ages_above_d(void **state)
 			if ((double)session_events[k].uid == uid && (double)session_events[k].day < s)
 				new_events++;
 		assert_true(new_events > 0);
-		assert_value("events_window", uid, s, col(&after, "events_window")[i],
-			     col(&before, "events_window")[i] + new_events);
+		assert_value("events_window", uid, s, test_column(&after, "events_window")[i],
+			     test_column(&before, "events_window")[i] + new_events);
 		/* labels, sample and the revenue features did not move */
-		assert_value("rev_window", uid, s, col(&after, "rev_window")[i],
-			     col(&before, "rev_window")[i]);
-		assert_value("weight", uid, s, col(&after, "weight")[i], col(&before, "weight")[i]);
-		assert_value("user_rep", uid, s, col(&after, "user_rep")[i], col(&before, "user_rep")[i]);
-		assert_value("ltv_30", uid, s, col(&after, "ltv_30")[i], col(&before, "ltv_30")[i]);
+		assert_value("rev_window", uid, s, test_column(&after, "rev_window")[i],
+			     test_column(&before, "rev_window")[i]);
+		assert_value("weight", uid, s, test_column(&after, "weight")[i], test_column(&before, "weight")[i]);
+		assert_value("user_rep", uid, s, test_column(&after, "user_rep")[i], test_column(&before, "user_rep")[i]);
+		assert_value("ltv_30", uid, s, test_column(&after, "ltv_30")[i], test_column(&before, "ltv_30")[i]);
 		n_moved++;
 	}
 	/* a1 s=1,3; a2 s=1,3; a3 s=1; a9 s=10; a13 s=1,3 kept, plus 9 rows of untouched users;
@@ -647,14 +645,14 @@ static void test_session_on_day_d_changes_only_ages_above_d(void **state)
 	assert_int_equal(n_moved, 6);
 	assert_int_equal(n_kept, N_ROWS - 6);
 	/* the day-d boundary, spelled out: a1's session on d3 is not in its s=3 row, in its s=10 row */
-	assert_value("events_window", 1, 3, col(&after, "events_window")[find_row(&after, 1, 3)], 3);
-	assert_value("events_window", 1, 10, col(&after, "events_window")[find_row(&after, 1, 10)], 6);
+	assert_value("events_window", 1, 3, test_column(&after, "events_window")[find_row(&after, 1, 3)], 3);
+	assert_value("events_window", 1, 10, test_column(&after, "events_window")[find_row(&after, 1, 10)], 6);
 	assert_value("days_since_active", 1, 10,
-		     col(&after, "days_since_active")[find_row(&after, 1, 10)], 4); /* 9 - d5 */
+		     test_column(&after, "days_since_active")[find_row(&after, 1, 10)], 4); /* 9 - d5 */
 	assert_value("days_since_active", 3, 3,
-		     col(&after, "days_since_active")[find_row(&after, 3, 3)], 1); /* 2 - d1 */
+		     test_column(&after, "days_since_active")[find_row(&after, 3, 3)], 1); /* 2 - d1 */
 	assert_value("active_days_window", 8, 1,
-		     col(&after, "active_days_window")[find_row(&after, 8, 1)], 1);
+		     test_column(&after, "active_days_window")[find_row(&after, 8, 1)], 1);
 	artefact_info_release(&info_before);
 	artefact_info_release(&info_after);
 	frame_release(&before);
@@ -669,20 +667,20 @@ static void test_session_on_day_d_changes_only_ages_above_d(void **state)
  */
 static void test_revenue_on_day_d_changes_only_ages_above_d(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct frame before, after;
 	struct artefact_info info_before, info_after;
 	size_t n_matched = 0, n_features = 0;
 
 	run_as_of(fx);
 	load_current(fx, &before, &info_before);
-	add_file(fx, "events_b.csv", events_revenue_csv);
+	test_put_file(fx->dir, "events_b.csv", events_revenue_csv);
 	run_as_of(fx);
 	load_current(fx, &after, &info_after);
 	/* a9 and a12 became payers: 1 row of weight 3 → 3 rows of weight 1 each */
 	assert_int_equal(after.n_rows, before.n_rows + 4);
 	for (size_t i = 0; i < after.n_rows; i++) {
-		const double uid = col(&after, "uid")[i], s = col(&after, "window_days")[i];
+		const double uid = test_column(&after, "uid")[i], s = test_column(&after, "window_days")[i];
 		const int64_t d = first_new_day(revenue_events, N_OF(revenue_events), uid);
 		const size_t b = find_row(&before, uid, s);
 		double new_rev = 0;
@@ -709,33 +707,206 @@ static void test_revenue_on_day_d_changes_only_ages_above_d(void **state)
 			if ((double)revenue_events[k].uid == uid && (double)revenue_events[k].day < s)
 				new_rev += revenue_events[k].revenue;
 		assert_true(new_rev > 0);
-		assert_value("rev_window", uid, s, col(&after, "rev_window")[i],
-			     col(&before, "rev_window")[b] + new_rev);
+		assert_value("rev_window", uid, s, test_column(&after, "rev_window")[i],
+			     test_column(&before, "rev_window")[b] + new_rev);
 	}
 	assert_int_equal(n_matched, N_ROWS);
 	assert_true(n_features >= (N_ROWS - 3) * 18); /* rows but a1 s=3,10 and a12 s=10 */
 	/* the labels and the floor did take the new revenue */
-	assert_value("ltv_7", 1, 1, col(&after, "ltv_7")[find_row(&after, 1, 1)], 15.75 + 8);
-	assert_value("ltv_30", 2, 10, col(&after, "ltv_30")[find_row(&after, 2, 10)], 2.5 + 3);
-	assert_value("ltv_7", 2, 10, col(&after, "ltv_7")[find_row(&after, 2, 10)], 2.5);
-	assert_value("ltv_30", 9, 3, col(&after, "ltv_30")[find_row(&after, 9, 3)], 4);
-	assert_value("rev_to_date", 11, 1, col(&after, "rev_to_date")[find_row(&after, 11, 1)], 5);
+	assert_value("ltv_7", 1, 1, test_column(&after, "ltv_7")[find_row(&after, 1, 1)], 15.75 + 8);
+	assert_value("ltv_30", 2, 10, test_column(&after, "ltv_30")[find_row(&after, 2, 10)], 2.5 + 3);
+	assert_value("ltv_7", 2, 10, test_column(&after, "ltv_7")[find_row(&after, 2, 10)], 2.5);
+	assert_value("ltv_30", 9, 3, test_column(&after, "ltv_30")[find_row(&after, 9, 3)], 4);
+	assert_value("rev_to_date", 11, 1, test_column(&after, "rev_to_date")[find_row(&after, 11, 1)], 5);
 	/* the sample: a9 and a12 have every snapshot at weight 1 now; a11 (revenue on d7, mature
 	 * at 7 only) is still one row of weight 2 */
 	for (int s = 1; s <= 10; s += s == 1 ? 2 : 7) {
 		size_t i9 = find_row(&after, 9, s), i12 = find_row(&after, 12, s);
 
 		assert_true(i9 != SIZE_MAX && i12 != SIZE_MAX);
-		assert_value("weight", 9, s, col(&after, "weight")[i9], 1);
-		assert_value("user_rep", 9, s, col(&after, "user_rep")[i9], s == 1);
-		assert_value("weight", 12, s, col(&after, "weight")[i12], 1);
+		assert_value("weight", 9, s, test_column(&after, "weight")[i9], 1);
+		assert_value("user_rep", 9, s, test_column(&after, "user_rep")[i9], s == 1);
+		assert_value("weight", 12, s, test_column(&after, "weight")[i12], 1);
 	}
 	assert_true(find_row(&after, 11, 3) == SIZE_MAX);
-	assert_value("weight", 11, 1, col(&after, "weight")[find_row(&after, 11, 1)], 2);
+	assert_value("weight", 11, 1, test_column(&after, "weight")[find_row(&after, 11, 1)], 2);
 	/* a12's s=3 row reads its new d2 purchase */
-	assert_value("rev_window", 12, 3, col(&after, "rev_window")[find_row(&after, 12, 3)], 1);
+	assert_value("rev_window", 12, 3, test_column(&after, "rev_window")[find_row(&after, 12, 3)], 1);
 	artefact_info_release(&info_before);
 	artefact_info_release(&info_after);
+	frame_release(&before);
+	frame_release(&after);
+}
+
+/*
+ * Held-out rows (FEATURE_ROWS_HELD_OUT) of the fixture's registry at AS_OF.
+ * Caller releases the frame.
+ */
+static void build_held_out(struct fixture *fx, struct frame *f)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	char **apps = NULL, **camps = NULL;
+	size_t n_apps = 0, n_camps = 0;
+	char *path = scratch_registry(fx);
+
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	if (feature_build_base(reg, &fx->cfg, AS_OF, FEATURE_ROWS_HELD_OUT, f, &apps, &n_apps, &camps,
+			       &n_camps, NULL, &err) != 0)
+		fail_msg("feature_build_base (held out): %s", err.msg);
+	frame_free_dict(apps, n_apps);
+	frame_free_dict(camps, n_camps);
+	registry_close(reg);
+	free(path);
+}
+
+/* The row of (uid, held_out_h, held_out_k), or SIZE_MAX. */
+static size_t find_held_out(const struct frame *f, double uid, double h, double k)
+{
+	const double *u = col(f, "uid"), *hh = col(f, "held_out_h"), *kk = col(f, "held_out_k");
+
+	for (size_t i = 0; i < f->n_rows; i++)
+		if (u[i] == uid && hh[i] == h && kk[i] == k)
+			return i;
+	return SIZE_MAX;
+}
+
+/*
+ * Held-out rows, worked out by hand (validation_days 28, so T'_k = as_of -
+ * H days + 28 k days while T'_k < as_of, and a row while the age s < H):
+ *  H = 7 (validation installs 2025-01-25 < i <= 02-22), T'_0 = 02-22:
+ *    a11 s=1, a14 s=2 (one second short of 3), a13 s=3; older users are >= 7.
+ *  H = 30 (01-02 < i <= 01-30): T'_0 = 01-30: a3 s=14, a9 s=0 (installed at
+ *    T'_0); T'_1 = 02-27: a9 s=28 (a3 is 42).
+ *  H = 90 (i <= 12-01, after 2024-11-03): a1 at T'_0..3 = 12-01, 12-29,
+ *    01-26, 02-23: s = 0, 28, 56, 84.
+ * Each row is, column for column, the row a scoring frame built at T'_k
+ * holds for that user (app and campaign codes aside: they index the
+ * dictionaries of the users installed by each frame's as_of), and carries
+ * the user's labels at as_of.
+ */
+static void test_held_out_rows_are_scoring_rows(void **state)
+{
+	static const struct { double uid, h, k, s, label; } expect[] = {
+		{ 11, 7, 0, 1, NAN }, /* a11: 8 days old at as_of, d7 is not before 7: ltv_7 = 0 */
+		{ 13, 7, 0, 3, 2.5 }, { 14, 7, 0, 2, 1 },
+		{ 3, 30, 0, 14, 3 }, { 9, 30, 0, 0, 0 }, { 9, 30, 1, 28, 0 },
+		{ 1, 90, 0, 0, 27.75 }, { 1, 90, 1, 28, 27.75 }, { 1, 90, 2, 56, 27.75 },
+		{ 1, 90, 3, 84, 27.75 },
+	};
+	struct fixture *fx = *state;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct frame ho;
+	char *path = scratch_registry(fx);
+	size_t compared = 0;
+
+	run_as_of(fx);
+	build_held_out(fx, &ho);
+	assert_int_equal(ho.n_rows, N_OF(expect));
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	for (size_t e = 0; e < N_OF(expect); e++) {
+		const size_t i = find_held_out(&ho, expect[e].uid, expect[e].h, expect[e].k);
+		const int64_t t = AS_OF - (int64_t)expect[e].h * 86400 + (int64_t)expect[e].k * 28 * 86400;
+		char **apps = NULL, **camps = NULL, label[32];
+		size_t n_apps = 0, n_camps = 0, j;
+		struct frame at;
+
+		if (i == SIZE_MAX)
+			fail_msg("no held-out row uid %g H %g k %g", expect[e].uid, expect[e].h, expect[e].k);
+		assert_value("window_days", expect[e].uid, expect[e].s, col(&ho, "window_days")[i], expect[e].s);
+		assert_value("age_days", expect[e].uid, expect[e].s, col(&ho, "age_days")[i], expect[e].s);
+		snprintf(label, sizeof(label), "ltv_%g", expect[e].h);
+		if (!isnan(expect[e].label))
+			assert_value(label, expect[e].uid, expect[e].s, col(&ho, label)[i], expect[e].label);
+		if (feature_build_base(reg, &fx->cfg, t, FEATURE_ROWS_AT_AGE, &at, &apps, &n_apps, &camps,
+				       &n_camps, NULL, &err) != 0)
+			fail_msg("feature_build_base at T': %s", err.msg);
+		for (j = 0; j < at.n_rows && col(&at, "uid")[j] != expect[e].uid; j++)
+			;
+		assert_true(j < at.n_rows);
+		for (size_t c = 0; c < at.n_cols; c++) {
+			const char *name = at.names[c];
+
+			if (strncmp(name, "ltv_", 4) == 0 || strcmp(name, "app_code") == 0 ||
+			    strcmp(name, "campaign_code") == 0)
+				continue;
+			if (!same_bits(col(&ho, name)[i], at.cols[c][j]))
+				fail_msg("uid %g at T'_%g of H %g: %s is %.17g held out, %.17g scored at T'",
+					 expect[e].uid, expect[e].k, expect[e].h, name, col(&ho, name)[i],
+					 at.cols[c][j]);
+			compared++;
+		}
+		frame_free_dict(apps, n_apps);
+		frame_free_dict(camps, n_camps);
+		frame_release(&at);
+	}
+	assert_true(compared >= N_OF(expect) * 25);
+	/* a11's ltv_7 is its revenue of d0..d6: none (its d2 session has no revenue) */
+	assert_value("ltv_7", 11, 1, col(&ho, "ltv_7")[find_held_out(&ho, 11, 7, 0)], 0);
+	/* a1 at 28 days: history to date is d0, d1, d3 and d20 only, not the d60 purchase */
+	assert_value("rev_to_date", 1, 28, col(&ho, "rev_to_date")[find_held_out(&ho, 1, 90, 1)], 20.75);
+	registry_close(reg);
+	frame_release(&ho);
+	free(path);
+}
+
+/*
+ * Leakage of the held-out rows: events after as_of change nothing at all;
+ * revenue on a user's day d changes the features of that user's rows of age
+ * s > d only, while a row of age s <= d (the event comes after its T') keeps
+ * every column but its labels, which take the new revenue when d < H.
+ */
+static void test_held_out_leakage(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame before, after;
+	size_t n_kept = 0, n_label_moved = 0;
+
+	run_as_of(fx);
+	build_held_out(fx, &before);
+	add_file(fx, "events_a.csv", events_after_as_of_csv);
+	run_as_of(fx);
+	build_held_out(fx, &after);
+	assert_frames_identical(&before, &after, "adding events after as_of (held-out rows)");
+	frame_release(&after);
+
+	add_file(fx, "events_b.csv", events_revenue_csv);
+	run_as_of(fx);
+	build_held_out(fx, &after);
+	assert_int_equal(after.n_rows, before.n_rows);
+	for (size_t i = 0; i < before.n_rows; i++) {
+		const double uid = col(&before, "uid")[i], s = col(&before, "window_days")[i];
+		const double h = col(&before, "held_out_h")[i];
+		const int64_t d = first_new_day(revenue_events, N_OF(revenue_events), uid);
+		const size_t a = find_held_out(&after, uid, h, col(&before, "held_out_k")[i]);
+		char label[32];
+
+		assert_true(a != SIZE_MAX);
+		if (s > (double)d) {
+			assert_true(col(&after, "rev_window")[a] > col(&before, "rev_window")[i]);
+			continue;
+		}
+		for (size_t j = 0; j < before.n_cols; j++) {
+			if (strncmp(before.names[j], "ltv_", 4) == 0)
+				continue;
+			if (!same_bits(col(&after, before.names[j])[a], before.cols[j][i]))
+				fail_msg("uid %g s %g: %s changed by revenue on day %lld >= s", uid, s,
+					 before.names[j], (long long)d);
+		}
+		n_kept++;
+		snprintf(label, sizeof(label), "ltv_%g", h);
+		if (d < (int64_t)h && d != INT64_MAX) {
+			assert_false(same_bits(col(&after, label)[a], col(&before, label)[i]));
+			n_label_moved++;
+		}
+	}
+	/* kept: every row but a1 s=28,56,84 (revenue on d2); labels moved: a1 s=0 (ltv_90 + 8),
+	 * a9 s=0 and s=28 (ltv_30 + 4 on d29, after T'_1) */
+	assert_int_equal(n_kept, before.n_rows - 3);
+	assert_int_equal(n_label_moved, 3);
+	assert_value("ltv_30", 9, 28, col(&after, "ltv_30")[find_held_out(&after, 9, 30, 1)], 4);
+	assert_value("rev_window", 9, 28, col(&after, "rev_window")[find_held_out(&after, 9, 30, 1)], 0);
 	frame_release(&before);
 	frame_release(&after);
 }
@@ -749,7 +920,7 @@ static void test_revenue_on_day_d_changes_only_ages_above_d(void **state)
  */
 static void test_params_travel_with_artefact(void **state)
 {
-	struct fixture *fx = *state;
+	struct test_hand *fx = *state;
 	struct frame f;
 	struct artefact_info info;
 	struct registry *reg = NULL;
@@ -767,7 +938,7 @@ static void test_params_travel_with_artefact(void **state)
 	test_set(&fx->cfg, "features.target_horizon=%s", "90");
 	test_set(&fx->cfg, "features.horizons=%s", "30,90,180");
 	test_set(&fx->cfg, "features.validation_days=%s", "7");
-	path = scratch_registry(fx);
+	path = test_registry_path(fx->dir);
 	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
 	if (feature_params_load(reg, &info, &p, &err) != 0)
 		fail_msg("feature_params_load: %s", err.msg);
@@ -790,13 +961,13 @@ static void test_params_travel_with_artefact(void **state)
 	assert_int_equal(feature_params_split(&p, AS_OF, 7, 30, AS_OF - 35 * 86400 + 1), SPLIT_VALID);
 	/* the artefact's split column is that rule at the target horizon, row by row */
 	{
-		const double *split_col = col(&f, "split"), *age = col(&f, "age_days");
-		const double *install = col(&f, "install_time");
+		const double *split_col = test_column(&f, "split"), *age = test_column(&f, "age_days");
+		const double *install = test_column(&f, "install_time");
 
 		for (size_t i = 0; i < f.n_rows; i++) {
-			assert_value("split", col(&f, "uid")[i], col(&f, "window_days")[i], split_col[i],
+			assert_value("split", test_column(&f, "uid")[i], test_column(&f, "window_days")[i], split_col[i],
 				     feature_params_split(&p, AS_OF, 30, age[i], install[i]));
-			n_valid_col += split_col[i] == SPLIT_VALID && col(&f, "window_days")[i] < 30;
+			n_valid_col += split_col[i] == SPLIT_VALID && test_column(&f, "window_days")[i] < 30;
 		}
 	}
 	/* model data carries the artefact's parameters, and splits by them (weights repeat rows) */
@@ -830,11 +1001,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hand_computed_snapshot_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_at_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_after_as_of_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_frames_equal_registry_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_on_day_d_changes_only_ages_above_d, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_revenue_on_day_d_changes_only_ages_above_d, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_params_travel_with_artefact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_out_rows_are_scoring_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_out_leakage, setup, teardown),
 	};
 
 	log_level_current = LOG_ERROR;

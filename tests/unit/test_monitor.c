@@ -30,78 +30,71 @@
 /* Three install weeks after T complete at 7 days: S = 08-08, 08-15, 08-22 (+ 7 <= 08-30) */
 #define LATE_AS_OF "2025-08-30"
 
+struct cost_edit {
+	const char *from, *to; /* ISO dates: installs in [from, to) */
+	double factor;
+	char buf[64];
+};
+
+/* users.csv: user_id,app_id,campaign,install_time,cost,country,platform */
+static int cost_row(void *ctx, size_t row, char **f, size_t n)
+{
+	struct cost_edit *e = ctx;
+	double cost = 0;
+
+	(void)row;
+	if (n != 7 || strncmp(f[3], "20", 2) != 0 || strcmp(f[3], e->from) < 0 ||
+	    strcmp(f[3], e->to) >= 0 || !f[4][0])
+		return 0;
+	assert_int_equal(parse_double(f[4], &cost), 0);
+	snprintf(e->buf, sizeof(e->buf), "%.4f", cost * e->factor);
+	f[4] = e->buf;
+	return 1;
+}
+
 /* Multiplies the cost of the users installed in [from, to) (ISO dates) by factor. */
 static void scale_costs(const char *data_dir, const char *from, const char *to, double factor)
 {
-	char *path = xasprintf("%s/users.csv", data_dir), *tmp = xasprintf("%s/users.tmp", data_dir);
-	FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
-	char line[4096];
-	size_t changed = 0;
+	struct cost_edit e = { .from = from, .to = to, .factor = factor };
+	char *path = xasprintf("%s/users.csv", data_dir);
 
-	assert_non_null(in);
-	assert_non_null(out);
-	/* user_id,app_id,campaign,install_time,cost,country,platform; no field holds a comma */
-	while (fgets(line, sizeof(line), in)) {
-		char *f[8] = { 0 };
-		size_t n = 0;
-		char *p = line;
-
-		f[n++] = p;
-		while (n < 8 && (p = strchr(p, ',')) != NULL) {
-			*p++ = '\0';
-			f[n++] = p;
-		}
-		if (n == 7 && strncmp(f[3], "20", 2) == 0 && strcmp(f[3], from) >= 0 &&
-		    strcmp(f[3], to) < 0 && f[4][0]) {
-			double cost = 0;
-
-			assert_int_equal(parse_double(f[4], &cost), 0);
-			fprintf(out, "%s,%s,%s,%s,%.4f,%s,%s", f[0], f[1], f[2], f[3], cost * factor,
-				f[5], f[6]);
-			changed++;
-		} else {
-			for (size_t k = 0; k < n; k++)
-				fprintf(out, "%s%s", k ? "," : "", f[k]);
-		}
-	}
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
-	assert_int_equal(rename(tmp, path), 0);
-	assert_true(changed > 100);
+	assert_true(test_csv_rewrite(path, NULL, cost_row, &e) > 100);
 	free(path);
-	free(tmp);
 }
 
-/*
- * 20,000 users from seed in a world of 8 campaigns, 6 of which run from the
- * first day to the last (the generator's anchors), trained as of T with cheap
- * boosting (PSI does not need a good model). With the default 48-72
- * campaigns a campaign starts or stops nearly every week: that is real drift
- * in the campaign mix (seed 2: a campaign with 7% of the reference's installs
- * gone, one the model never saw in its place, and the PSI of the campaign
- * encodings alerts), so it cannot serve as the no-drift sample. The two
- * other campaigns may still start or stop in the monitored week for a seed.
- */
-static struct test_pipeline *trained(uint64_t seed, double cost_factor)
+struct revenue_edit {
+	struct strmap installs; /* user_id -> install time */
+	double (*factor)(int64_t install, int64_t t);
+	char buf[64];
+};
+
+/* users.csv: the install time of each user */
+static int install_row(void *ctx, size_t row, char **f, size_t n)
 {
-	struct generate_param gp;
-	struct test_pipeline *p;
-	struct run_options opts = { .command = "test" };
+	struct revenue_edit *e = ctx;
+	int64_t t;
 
-	generate_param_init(&gp);
-	gp.n_users = 20000;
-	gp.seed = seed;
-	gp.n_campaigns = 8;
-	p = test_pipeline_new_param(&gp, "1");
+	(void)row;
+	if (n == 7 && time_parse_iso8601(f[3], &t) == 0)
+		assert_int_equal(strmap_put(&e->installs, f[0], t), 0);
+	return 0;
+}
 
-	if (cost_factor != 1)
-		scale_costs(p->data, TRAIN_AS_OF, MONITOR_AS_OF, cost_factor);
-	test_config_small_sample(&p->cfg);
-	test_set(&p->cfg, "hurdle.n_rounds=30");
-	test_set(&p->cfg, "multiplier.n_rounds=30");
-	assert_int_equal(time_parse_iso8601(TRAIN_AS_OF, &opts.as_of), 0);
-	test_run(&p->cfg, &opts);
-	return p;
+/* events.csv: user_id,event_time,revenue,event */
+static int revenue_row(void *ctx, size_t row, char **f, size_t n)
+{
+	struct revenue_edit *e = ctx;
+	int64_t install, t;
+	double r, k;
+
+	(void)row;
+	assert_true(n >= 4);
+	if (strmap_get(&e->installs, f[0], &install) != 1 || time_parse_iso8601(f[1], &t) != 0 ||
+	    parse_double(f[2], &r) != 0 || r <= 0 || (k = e->factor(install, t)) == 1)
+		return 0;
+	snprintf(e->buf, sizeof(e->buf), "%.4f", r * k);
+	f[2] = e->buf;
+	return 1;
 }
 
 /*
@@ -111,60 +104,16 @@ static struct test_pipeline *trained(uint64_t seed, double cost_factor)
  */
 static size_t scale_revenue(const char *data_dir, double (*factor)(int64_t install, int64_t t))
 {
+	struct revenue_edit e = { .factor = factor };
 	char *upath = xasprintf("%s/users.csv", data_dir), *path = xasprintf("%s/events.csv", data_dir);
-	char *tmp = xasprintf("%s/events.tmp", data_dir), line[4096];
-	FILE *in = fopen(upath, "r"), *out;
-	struct strmap installs;
-	size_t changed = 0;
+	size_t changed;
 
-	assert_non_null(in);
-	strmap_init(&installs);
-	while (fgets(line, sizeof(line), in)) {
-		char *f[7], *p = line;
-		size_t n = 0;
-		int64_t t;
-
-		f[n++] = p;
-		while (n < 7 && (p = strchr(p, ',')) != NULL) {
-			*p++ = '\0';
-			f[n++] = p;
-		}
-		if (n == 7 && time_parse_iso8601(f[3], &t) == 0)
-			assert_int_equal(strmap_put(&installs, f[0], t), 0);
-	}
-	fclose(in);
-	in = fopen(path, "r");
-	out = fopen(tmp, "w");
-	assert_non_null(in);
-	assert_non_null(out);
-	while (fgets(line, sizeof(line), in)) {
-		char *user = line, *time = strchr(user, ','), *revenue, *rest;
-		int64_t install, t;
-		double r, k;
-
-		assert_non_null(time);
-		*time++ = '\0';
-		revenue = strchr(time, ',');
-		assert_non_null(revenue);
-		*revenue++ = '\0';
-		rest = strchr(revenue, ',');
-		assert_non_null(rest);
-		*rest++ = '\0';
-		if (strmap_get(&installs, user, &install) == 1 && time_parse_iso8601(time, &t) == 0 &&
-		    parse_double(revenue, &r) == 0 && r > 0 && (k = factor(install, t)) != 1) {
-			fprintf(out, "%s,%s,%.4f,%s", user, time, r * k, rest);
-			changed++;
-		} else {
-			fprintf(out, "%s,%s,%s,%s", user, time, revenue, rest);
-		}
-	}
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
-	assert_int_equal(rename(tmp, path), 0);
-	strmap_release(&installs);
+	strmap_init(&e.installs);
+	test_csv_each(upath, install_row, &e);
+	changed = test_csv_rewrite(path, NULL, revenue_row, &e);
+	strmap_release(&e.installs);
 	free(upath);
 	free(path);
-	free(tmp);
 	return changed;
 }
 
@@ -209,6 +158,31 @@ static void edit_new_cohorts_stop_paying(const char *data_dir)
 	assert_true(scale_revenue(data_dir, new_cohorts_stop_paying) > 100);
 }
 
+struct mix_edit {
+	char app[256], campaign[256]; /* the first user's */
+	size_t in_week;
+};
+
+/* users.csv: user_id,app_id,campaign,install_time,cost,country,platform */
+static int mix_row(void *ctx, size_t row, char **f, size_t n)
+{
+	struct mix_edit *e = ctx;
+
+	assert_int_equal(n, 7);
+	if (row == 0)
+		return 0;
+	if (!e->app[0]) {
+		snprintf(e->app, sizeof(e->app), "%s", f[1]);
+		snprintf(e->campaign, sizeof(e->campaign), "%s", f[2]);
+	}
+	if (strncmp(f[3], "20", 2) != 0 || strcmp(f[3], TRAIN_AS_OF) < 0 ||
+	    strcmp(f[3], MONITOR_AS_OF) >= 0 || e->in_week++ % 5 >= 3)
+		return 0;
+	f[1] = e->app;
+	f[2] = e->campaign;
+	return 1;
+}
+
 /*
  * A shift in the campaign mix: 3 in 5 users installed in the monitored week
  * [T, T + 7 days) come from the (app, campaign) of the first user of the
@@ -217,45 +191,24 @@ static void edit_new_cohorts_stop_paying(const char *data_dir)
  */
 static void edit_campaign_mix(const char *data_dir)
 {
-	char *path = xasprintf("%s/users.csv", data_dir), *tmp = xasprintf("%s/users.tmp", data_dir);
-	FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
-	char line[4096], app[256] = "", campaign[256] = "";
-	size_t changed = 0, in_week = 0;
+	struct mix_edit e = { .in_week = 0 };
+	char *path = xasprintf("%s/users.csv", data_dir);
 
-	assert_non_null(in);
-	assert_non_null(out);
-	while (fgets(line, sizeof(line), in)) {
-		char *f[8] = { 0 }, *p = line;
-		size_t n = 0;
-
-		f[n++] = p;
-		while (n < 8 && (p = strchr(p, ',')) != NULL) {
-			*p++ = '\0';
-			f[n++] = p;
-		}
-		assert_int_equal(n, 7);
-		if (strcmp(f[0], "user_id") != 0 && !app[0]) {
-			snprintf(app, sizeof(app), "%s", f[1]);
-			snprintf(campaign, sizeof(campaign), "%s", f[2]);
-		}
-		if (strncmp(f[3], "20", 2) == 0 && strcmp(f[3], TRAIN_AS_OF) >= 0 &&
-		    strcmp(f[3], MONITOR_AS_OF) < 0 && in_week++ % 5 < 3) {
-			f[1] = app;
-			f[2] = campaign;
-			changed++;
-		}
-		for (size_t k = 0; k < n; k++)
-			fprintf(out, "%s%s", k ? "," : "", f[k]);
-	}
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
-	assert_int_equal(rename(tmp, path), 0);
-	assert_true(changed > 300);
+	assert_true(test_csv_rewrite(path, NULL, mix_row, &e) > 300);
 	free(path);
-	free(tmp);
 }
 
-/* The trained() pipeline, as of as_of, its data edited by edit (NULL: none) before training. */
+/*
+ * 20,000 users from seed in a world of 8 campaigns, 6 of which run from the
+ * first day to the last (the generator's anchors), trained as of T with cheap
+ * boosting (PSI does not need a good model), its data edited by edit (NULL:
+ * none) before training. With the default 48-72
+ * campaigns a campaign starts or stops nearly every week: that is real drift
+ * in the campaign mix (seed 2: a campaign with 7% of the reference's installs
+ * gone, one the model never saw in its place, and the PSI of the campaign
+ * encodings alerts), so it cannot serve as the no-drift sample. The two
+ * other campaigns may still start or stop in the monitored week for a seed.
+ */
 static struct test_pipeline *trained_edited(uint64_t seed, const char *as_of,
 					    void (*edit)(const char *data_dir))
 {
@@ -276,6 +229,18 @@ static struct test_pipeline *trained_edited(uint64_t seed, const char *as_of,
 	assert_int_equal(time_parse_iso8601(as_of, &opts.as_of), 0);
 	test_run(&p->cfg, &opts);
 	return p;
+}
+
+/* The costs of the monitored week [T, T + 7 days) tripled: a network's prices */
+static void edit_costs_x3(const char *data_dir)
+{
+	scale_costs(data_dir, TRAIN_AS_OF, MONITOR_AS_OF, 3);
+}
+
+/* trained_edited as of TRAIN_AS_OF, the monitored week's costs x3 when costs_x3. */
+static struct test_pipeline *trained(uint64_t seed, int costs_x3)
+{
+	return trained_edited(seed, TRAIN_AS_OF, costs_x3 ? edit_costs_x3 : NULL);
 }
 
 static int monitor(const struct test_pipeline *p, const char *as_of, const char *model,
@@ -330,7 +295,7 @@ static int64_t stored_reports(const struct config *cfg, const char *status)
 
 static void test_cost_drift_alerts(void **state)
 {
-	struct test_pipeline *p = trained(1, 3.0);
+	struct test_pipeline *p = trained(1, 1);
 	struct monitor_result r;
 	struct ltv_err err = { 0 };
 	const struct monitor_psi *cost;
@@ -401,7 +366,7 @@ static void test_no_drift_false_alarms(void **state)
 	if (env && parse_int64(env, &n_seeds) < 0)
 		fail_msg("LTV_MONITOR_SEEDS '%s' is not a number", env);
 	for (int64_t seed = 1; seed <= n_seeds; seed++) {
-		struct test_pipeline *p = trained((uint64_t)seed, 1.0);
+		struct test_pipeline *p = trained((uint64_t)seed, 0);
 		struct monitor_result r;
 		struct ltv_err err = { 0 };
 		enum psi_level features = PSI_OK;
@@ -577,7 +542,7 @@ static void test_new_cohorts_flagged(void **state)
 
 static void test_bad_input_stores_nothing(void **state)
 {
-	struct test_pipeline *p = trained(2, 1.0);
+	struct test_pipeline *p = trained(2, 0);
 	struct monitor_result r;
 	struct ltv_err err = { 0 };
 

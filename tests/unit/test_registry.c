@@ -719,6 +719,7 @@ static void test_alias_noop_not_recorded(void **state)
 	char *dir, *path = fresh_path(&dir);
 	struct registry *reg = open_or_fail(path);
 	struct ltv_err err = { 0 };
+	struct alias_move mv;
 	int64_t id, v = 0, current = 0;
 	int rows = 0;
 
@@ -727,8 +728,10 @@ static void test_alias_noop_not_recorded(void **state)
 	id = commit_artefact(reg, "r", "model", "fp", "c", NULL, 0, NULL, 0, NULL);
 	assert_int_equal(registry_begin(reg, &err), 0);
 	assert_int_equal(registry_model_version_create(reg, "r", &id, 1, NAN, "{}", &v, &err), 0);
-	assert_int_equal(registry_alias_set(reg, "production", v, "t", "first", &err), 0);
-	assert_int_equal(registry_alias_set(reg, "production", v, "t", "again", &err), 0);
+	assert_int_equal(registry_alias_move(reg, "production", v, "t", "first", &mv, &err), 0);
+	assert_int_equal(mv.moved, 1);
+	assert_int_equal(registry_alias_move(reg, "production", v, "t", "again", &mv, &err), 0);
+	assert_int_equal(mv.moved, 0);
 	assert_int_equal(registry_commit(reg, &err), 0);
 	assert_int_equal(registry_alias_get(reg, "production", &current, &err), 0);
 	assert_int_equal(current, v);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "ltv/config.h"
+#include "ltv/feature_params.h"
 #include "ltv/log.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
@@ -165,6 +166,109 @@ static void test_stage_table(void **state)
 	assert_string_equal(stage_table[1].inputs[0], "ingest");
 	assert_true(stage_table[1].flags & STAGE_USES_AS_OF);
 	assert_true(stage_table[0].flags & STAGE_READS_INPUT_FILES);
+}
+
+static void assert_params_equal(const struct feature_params *a, const struct feature_params *b)
+{
+	assert_true(a->as_of == b->as_of);
+	assert_int_equal(a->snapshots.n, b->snapshots.n);
+	assert_int_equal(a->horizons.n, b->horizons.n);
+	for (size_t i = 0; i < a->snapshots.n; i++)
+		assert_true(a->snapshots.v[i] == b->snapshots.v[i]);
+	for (size_t i = 0; i < a->horizons.n; i++)
+		assert_true(a->horizons.v[i] == b->horizons.v[i]);
+	assert_true(a->target_horizon == b->target_horizon);
+	assert_true(a->validation_days == b->validation_days);
+}
+
+/*
+ * Every parameter the features artefact carries (its params blob) must be
+ * part of the text the features stage is fingerprinted by, or changing it
+ * would not rerun features and what reads it. Checked as a property: with
+ * every numeric key of every section moved off its default, the parameters
+ * rebuilt from the fingerprinted text alone (defaults + that text, as a
+ * registry without the blob is read) equal the ones built from the whole
+ * config. A parameter taken from another section, or not in the text, fails.
+ */
+static void test_feature_params_are_fingerprinted(void **state)
+{
+	const struct stage *s = &stage_table[stage_find("features")];
+	const int64_t as_of = 1735689600; /* 2025-01-01 */
+	struct config cfg, rebuilt, dflt;
+	struct feature_params full, from_text, defaults;
+	struct ltv_err err = { 0 };
+	char *dump, *save = NULL, *text, *dflt_text;
+	size_t moved = 0;
+
+	(void)state;
+	config_init_defaults(&cfg);
+	config_init_defaults(&dflt);
+	dump = config_dump(&cfg);
+	for (char *line = strtok_r(dump, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *colon = strstr(line, ": "), *end, assignment[512];
+		double v;
+
+		if (!colon)
+			continue;
+		*colon = '\0';
+		v = strtod(colon + 2, &end);
+		if (end == colon + 2 || *end)
+			continue; /* lists and strings: the features lists are set below */
+		snprintf(assignment, sizeof(assignment), "%s=%.17g", line, v + 1);
+		moved += config_apply_override(&cfg, assignment, &err) == 0;
+	}
+	free(dump);
+	assert_true(moved > 20);
+	test_set(&cfg, "features.snapshots=%s", "2,5,9");
+	test_set(&cfg, "features.horizons=%s", "10,20,40");
+	test_set(&cfg, "features.target_horizon=%s", "20");
+	test_set(&cfg, "features.validation_days=%s", "17");
+
+	text = runner_stage_config_text(s, &cfg, as_of, NULL, NULL);
+	dflt_text = runner_stage_config_text(s, &dflt, as_of, NULL, NULL);
+	assert_string_not_equal(text, dflt_text);
+	config_init_defaults(&rebuilt);
+	if (config_apply_canonical(&rebuilt, text, &err) != 0)
+		fail_msg("fingerprinted text does not apply: %s\n%s", err.msg, text);
+	feature_params_from_config(&cfg, as_of, &full);
+	feature_params_from_config(&rebuilt, as_of, &from_text);
+	feature_params_from_config(&dflt, as_of, &defaults);
+	assert_params_equal(&full, &from_text);
+	/* and the values moved, so the comparison above could fail */
+	assert_int_equal(full.validation_days, 17);
+	assert_int_equal(full.target_horizon, 20);
+	assert_true(full.snapshots.n == 3 && full.snapshots.v[2] == 9);
+	assert_true(full.horizons.n == 3 && full.horizons.v[0] == 10);
+	assert_true(defaults.validation_days != 17 && defaults.target_horizon != 20);
+
+	/* each parameter alone changes the text, hence the fingerprint */
+	static const char *const one[] = { "features.validation_days=21", "features.snapshots=1,3",
+					   "features.horizons=7,30,60", "features.target_horizon=7" };
+	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+		struct config c;
+		char *t;
+
+		config_init_defaults(&c);
+		assert_int_equal(config_apply_override(&c, one[i], &err), 0);
+		t = runner_stage_config_text(s, &c, as_of, NULL, NULL);
+		if (strcmp(t, dflt_text) == 0)
+			fail_msg("'%s' leaves the features fingerprint text unchanged", one[i]);
+		free(t);
+		config_release(&c);
+	}
+	/* as_of is in it too (the stage reads by time) */
+	free(text);
+	text = runner_stage_config_text(s, &dflt, as_of + SECONDS_PER_DAY, NULL, NULL);
+	assert_string_not_equal(text, dflt_text);
+
+	feature_params_release(&full);
+	feature_params_release(&from_text);
+	feature_params_release(&defaults);
+	free(text);
+	free(dflt_text);
+	config_release(&cfg);
+	config_release(&rebuilt);
+	config_release(&dflt);
 }
 
 static void test_rerun_is_noop(void **state)
@@ -538,6 +642,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stage_table),
+		cmocka_unit_test(test_feature_params_are_fingerprinted),
 		cmocka_unit_test_setup_teardown(test_rerun_is_noop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_change_reruns_only_its_stage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_as_of_change_reruns_features, setup, teardown),

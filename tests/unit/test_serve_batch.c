@@ -31,6 +31,7 @@ static int group_setup(void **state)
 	test_set(&fx->cfg, "multiplier.n_rounds=1");
 	test_set(&fx->cfg, "lookalike.k=1");
 	test_set(&fx->cfg, "curves.shrinkage_users=0");
+	test_set(&fx->cfg, "select.rank_share=1");
 	test_run(&fx->cfg, &opts);
 	*state = fx;
 	return 0;
@@ -152,10 +153,81 @@ static void test_single_prediction_ignores_batch_mates(void **state)
 	registry_close(reg);
 }
 
+/*
+ * The rank share (ltv/rank_share.h) is a function of the user alone: a user
+ * of a campaign whose chosen method is shared by another method's ranking
+ * gets the same value served alone and with big spenders of its campaign in
+ * one serving_predict call, and that value is the share, not the chosen
+ * method's own. (Campaigns served or ranked by curves are left out: curves
+ * levels whole cohorts of a batch, the case above.)
+ */
+static void test_rank_share_ignores_batch_mates(void **state)
+{
+	struct test_pipeline *fx = *state;
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct ltv_err err = { 0 };
+	struct user_batch *users[6] = { 0 };
+	const int curves = method_index("curves");
+	int64_t version = 0;
+	int h, found = 0;
+
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    model_resolve(reg, "production", &version, &err) != 0 ||
+	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
+		fail_msg("model: %s", err.msg);
+	h = feature_params_horizon_index(&m.params, m.params.target_horizon);
+	assert_true(m.pred.share[h].ranker[0] >= 0);
+	for (size_t k = 0; k < m.enc.n_apps * m.enc.n_campaigns && !found; k++) {
+		const char *app = m.enc.apps[k / m.enc.n_campaigns];
+		const char *campaign = m.enc.campaigns[k % m.enc.n_campaigns];
+		struct user_batch b;
+		size_t row = 0;
+		int chosen, tier, ranker;
+		double own = NAN, shared = NAN;
+
+		users[0] = one_user(&m, app, campaign, 3);
+		user_batch_init(&b, &m, 1);
+		user_batch_copy_row(&b, 0, users[0], 0);
+		if (user_batch_finish(&b, &m, &err) != 0)
+			fail_msg("user: %s", err.msg);
+		chosen = predictor_chosen_method(&m.pred, &b.d, 0, h);
+		tier = b.d.tier ? (int)b.d.tier[0] : 3;
+		ranker = rank_share_ranker(&m.pred.share[h], tier);
+		if (chosen >= 0 && chosen != curves && ranker != curves && ranker != chosen) {
+			if (predictor_predict_method(&m.pred, chosen, &b.d, &row, 1, m.params.target_horizon,
+						     &own, NULL, &err) != 0 ||
+			    predictor_predict_raw(&m.pred, &b.d, &row, 1, m.params.target_horizon, &shared,
+						  NULL, NULL, &err) != 0)
+				fail_msg("predict: %s", err.msg);
+		}
+		/* the share serves, not the chosen method alone */
+		if (chosen >= 0 && chosen != curves && ranker != curves && ranker != chosen &&
+		    !isnan(own) && !test_same_number(own, shared)) {
+			for (size_t i = 1; i < 6; i++)
+				users[i] = one_user(&m, app, campaign, 900);
+			assert_true(test_same_number(level_of(&m, users, 6), level_of(&m, users, 1)));
+			for (size_t i = 1; i < 6; i++) {
+				user_batch_release(users[i]);
+				free(users[i]);
+			}
+			found = 1;
+		}
+		user_batch_release(&b);
+		user_batch_release(users[0]);
+		free(users[0]);
+	}
+	if (!found)
+		fail_msg("no campaign is served by a shared method");
+	model_release(&m);
+	registry_close(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_prediction_ignores_batch_mates),
+		cmocka_unit_test(test_rank_share_ignores_batch_mates),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,316 @@
+/*
+ * Ranking within campaigns: the chosen method's level, the best ranking
+ * method's order of users (contract in include/ltv/rank_share.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ltv/metrics.h"
+#include "ltv/model_data.h"
+#include "ltv/rank_share.h"
+
+#define SHARE_KEY_MAX 1024
+
+static void share_key(const char *app, const char *campaign, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s\x1f%s", app, campaign);
+}
+
+void rank_share_init(struct rank_share *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (int t = 0; t < 4; t++) {
+		s->ranker[t] = -1;
+		s->gini[t] = NAN;
+		for (int m = 0; m < METHOD_COUNT; m++)
+			for (int c = 0; c < RANK_SHARE_MAX_CELLS; c++)
+				s->tier_ratio[t][m][c] = NAN;
+	}
+	s->n_cells = 1;
+	strmap_init(&s->cohort);
+}
+
+void rank_share_release(struct rank_share *s)
+{
+	for (size_t k = 0; k < s->n_cohorts; k++) {
+		free(s->cohort_app[k]);
+		free(s->cohort_campaign[k]);
+	}
+	free(s->cohort_app);
+	free(s->cohort_campaign);
+	free(s->cohort_ratio);
+	strmap_release(&s->cohort);
+	rank_share_init(s);
+}
+
+static void add_cohort(struct rank_share *s, const char *app, const char *campaign,
+		       const double *ratio)
+{
+	char key[SHARE_KEY_MAX];
+	size_t n = s->n_cohorts;
+
+	share_key(app, campaign, key, sizeof(key));
+	if (strmap_put(&s->cohort, key, (int64_t)n) != 0)
+		return; /* fitted once per campaign */
+	s->cohort_app = xrealloc(s->cohort_app, (n + 1) * sizeof(char *));
+	s->cohort_campaign = xrealloc(s->cohort_campaign, (n + 1) * sizeof(char *));
+	s->cohort_ratio = xrealloc(s->cohort_ratio, (n + 1) * (size_t)s->n_cells * sizeof(double));
+	s->cohort_app[n] = xstrdup(app);
+	s->cohort_campaign[n] = xstrdup(campaign);
+	memcpy(&s->cohort_ratio[n * (size_t)s->n_cells], ratio, (size_t)s->n_cells * sizeof(double));
+	s->n_cohorts = n + 1;
+}
+
+static int row_tier(const struct model_data *d, size_t row)
+{
+	int t = d->tier ? (int)d->tier[row] : 3;
+
+	return t >= 1 && t <= 3 ? t : 3;
+}
+
+/*
+ * The method with the highest normalized Gini of revenue to come over the
+ * rows i with in[i] (tier == 0: all of them); only methods with a value for
+ * every such row compete. -1 when fewer than min_users rows or no method.
+ */
+static int best_ranker(const struct model_data *d, const double *y, const size_t *rows, size_t n,
+		       double *const *pred, int tier, size_t min_users, double *out_gini)
+{
+	const double *rev = frame_column(&d->frame, "rev_window");
+	double *a = xmalloc((n ? n : 1) * sizeof(double)), *q = xmalloc((n ? n : 1) * sizeof(double));
+	int best = -1;
+
+	*out_gini = NAN;
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		size_t k = 0, used = 0;
+		int complete = 1;
+		double g = NAN;
+		struct ltv_err err = { 0 };
+
+		for (size_t i = 0; i < n && complete; i++) {
+			if (tier && row_tier(d, rows[i]) != tier)
+				continue;
+			complete = !isnan(pred[m][i]);
+			a[k] = fmax(y[rows[i]] - rev[rows[i]], 0.0);
+			q[k++] = pred[m][i] - rev[rows[i]];
+		}
+		if (!complete || k < min_users || k == 0)
+			continue;
+		if (metrics_normalized_gini(a, q, k, &g, &used, &err) < 0 || isnan(g))
+			continue;
+		if (best < 0 || g > *out_gini) {
+			best = m;
+			*out_gini = g;
+		}
+	}
+	free(a);
+	free(q);
+	return best;
+}
+
+/* Sum of the chosen method's revenue to come over the ranker's, on the rows given; NaN if none. */
+static double sum_ratio(double num, double den)
+{
+	return den > 0 && num >= 0 ? num / den : NAN;
+}
+
+/* Sums of revenue to come per age cell: the chosen method's, the ranker's, and row weights. */
+struct cell_sums {
+	double num[RANK_SHARE_MAX_CELLS], den[RANK_SHARE_MAX_CELLS], n[RANK_SHARE_MAX_CELLS];
+};
+
+static void cell_add(struct cell_sums *c, struct rank_cell cell, double fm, double fr)
+{
+	c->num[cell.lo] += (1 - cell.t) * fm;
+	c->den[cell.lo] += (1 - cell.t) * fr;
+	c->n[cell.lo] += 1 - cell.t;
+	if (cell.t > 0) {
+		c->num[cell.hi] += cell.t * fm;
+		c->den[cell.hi] += cell.t * fr;
+		c->n[cell.hi] += cell.t;
+	}
+}
+
+/* Ratios of c's cells into out (NaN where a cell has fewer than min_users rows); 1 if any. */
+static int cell_ratios(const struct cell_sums *c, int n_cells, size_t min_users, double *out)
+{
+	int any = 0;
+
+	for (int k = 0; k < n_cells; k++) {
+		out[k] = c->n[k] >= (double)min_users ? sum_ratio(c->num[k], c->den[k]) : NAN;
+		any |= !isnan(out[k]);
+	}
+	return any;
+}
+
+void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t horizon,
+		    const size_t *rows, size_t n, double *const *pred, const int *chosen,
+		    const struct rank_cell *cell, int n_cells, size_t min_users)
+{
+	const double *y = model_data_label(d, horizon);
+	const double *rev = frame_column(&d->frame, "rev_window");
+	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	struct cell_sums *tier_sums, *c_sums;
+	double ratio[RANK_SHARE_MAX_CELLS];
+
+	rank_share_release(s);
+	if (!y || !rev || n == 0 || n_cells < 1 || n_cells > RANK_SHARE_MAX_CELLS)
+		return;
+	s->n_cells = n_cells;
+	for (int t = 0; t <= 3; t++)
+		s->ranker[t] = best_ranker(d, y, rows, n, pred, t, min_users, &s->gini[t]);
+	if (s->ranker[0] < 0)
+		return;
+	tier_sums = xcalloc(4 * METHOD_COUNT, sizeof(*tier_sums));
+	c_sums = xcalloc(n_cohorts + 1, sizeof(*c_sums));
+	for (size_t i = 0; i < n; i++) {
+		const int t = row_tier(d, rows[i]), m = chosen[i], r = rank_share_ranker(s, t);
+		double fm, fr;
+
+		if (m < 0 || r < 0 || m == r || isnan(pred[m][i]) || isnan(pred[r][i]))
+			continue;
+		fm = fmax(pred[m][i] - rev[rows[i]], 0.0);
+		fr = fmax(pred[r][i] - rev[rows[i]], 0.0);
+		/* per tier (0: every tier, for the tiers served by the global ranker) */
+		cell_add(&tier_sums[t * METHOD_COUNT + m], cell[i], fm, fr);
+		if (r == s->ranker[0])
+			cell_add(&tier_sums[m], cell[i], fm, fr);
+		cell_add(&c_sums[model_data_cohort(d, rows[i])], cell[i], fm, fr);
+	}
+	for (int t = 0; t <= 3; t++)
+		for (int m = 0; m < METHOD_COUNT; m++)
+			cell_ratios(&tier_sums[t * METHOD_COUNT + m], n_cells, min_users, s->tier_ratio[t][m]);
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (cell_ratios(&c_sums[c], n_cells, min_users, ratio))
+			add_cohort(s, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns], ratio);
+	free(tier_sums);
+	free(c_sums);
+}
+
+int rank_share_ranker(const struct rank_share *s, int tier)
+{
+	if (tier >= 1 && tier <= 3 && s->ranker[tier] >= 0)
+		return s->ranker[tier];
+	return s->ranker[0];
+}
+
+/* One cell's ratio: the campaign's, else its tier's, else the pooled one of the same ranker. */
+static double cell_ratio(const struct rank_share *s, const double *cohort, int tier, int chosen, int k)
+{
+	double ratio = cohort ? cohort[k] : NAN;
+
+	if (isnan(ratio))
+		ratio = s->tier_ratio[tier][chosen][k];
+	if (isnan(ratio) && rank_share_ranker(s, tier) == s->ranker[0])
+		ratio = s->tier_ratio[0][chosen][k];
+	return ratio;
+}
+
+double rank_share_ratio(const struct rank_share *s, const char *app, const char *campaign, int tier,
+			int chosen, struct rank_cell cell)
+{
+	const int r = rank_share_ranker(s, tier);
+	const double *cohort = NULL;
+	char key[SHARE_KEY_MAX];
+	int64_t k;
+	double lo;
+
+	if (r < 0 || chosen < 0 || chosen >= METHOD_COUNT || chosen == r ||
+	    cell.lo < 0 || cell.lo >= s->n_cells || cell.hi < 0 || cell.hi >= s->n_cells)
+		return NAN;
+	share_key(app, campaign, key, sizeof(key));
+	if (s->n_cohorts && strmap_get(&s->cohort, key, &k))
+		cohort = &s->cohort_ratio[(size_t)k * (size_t)s->n_cells];
+	if (tier < 1 || tier > 3)
+		tier = 3;
+	lo = cell_ratio(s, cohort, tier, chosen, cell.lo);
+	return cell.t > 0 ? (1 - cell.t) * lo + cell.t * cell_ratio(s, cohort, tier, chosen, cell.hi) : lo;
+}
+
+double rank_share_apply(double ratio, double ranker_ltv, double rev_so_far)
+{
+	return rev_so_far + ratio * fmax(ranker_ltv - rev_so_far, 0.0);
+}
+
+void rank_share_put(struct blob_writer *w, const struct rank_share *s)
+{
+	for (int t = 0; t <= 3; t++) {
+		blob_put_str(w, s->ranker[t] >= 0 ? method_name(s->ranker[t]) : "");
+		blob_put_f64(w, s->gini[t]);
+	}
+	blob_put_u32(w, (uint32_t)s->n_cells);
+	for (int t = 0; t <= 3; t++)
+		for (int m = 0; m < METHOD_COUNT; m++) {
+			int any = 0;
+
+			for (int k = 0; k < s->n_cells; k++)
+				any |= !isnan(s->tier_ratio[t][m][k]);
+			if (!any)
+				continue;
+			blob_put_u32(w, (uint32_t)t);
+			blob_put_str(w, method_name(m));
+			blob_put_f64_array(w, s->tier_ratio[t][m], (size_t)s->n_cells);
+		}
+	blob_put_u32(w, UINT32_MAX); /* end of the tier ratios */
+	blob_put_u64(w, s->n_cohorts);
+	for (size_t k = 0; k < s->n_cohorts; k++) {
+		blob_put_str(w, s->cohort_app[k]);
+		blob_put_str(w, s->cohort_campaign[k]);
+		blob_put_f64_array(w, &s->cohort_ratio[k * (size_t)s->n_cells], (size_t)s->n_cells);
+	}
+}
+
+int rank_share_get(struct blob_reader *r, struct rank_share *s, struct ltv_err *err)
+{
+	uint64_t n_cohorts;
+	uint32_t t;
+	double *v = NULL;
+	size_t n_v = 0;
+
+	rank_share_release(s);
+	for (int k = 0; k <= 3; k++) {
+		char *name = blob_get_str(r);
+
+		s->ranker[k] = name && *name ? method_index(name) : -1;
+		s->gini[k] = blob_get_f64(r);
+		if (name && *name && s->ranker[k] < 0) {
+			free(name);
+			return err_set(err, LTV_EINVAL, "rank share: unknown ranking method");
+		}
+		free(name);
+	}
+	s->n_cells = (int)blob_get_u32(r);
+	if (r->failed || s->n_cells < 1 || s->n_cells > RANK_SHARE_MAX_CELLS)
+		return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt age cells");
+	while (!r->failed && (t = blob_get_u32(r)) != UINT32_MAX) {
+		char *name = blob_get_str(r);
+		int m = name ? method_index(name) : -1;
+
+		free(name);
+		if (t > 3 || m < 0 || blob_get_f64_array(r, &v, &n_v) < 0 || n_v != (size_t)s->n_cells) {
+			free(v);
+			return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt tier ratio");
+		}
+		memcpy(s->tier_ratio[t][m], v, n_v * sizeof(double));
+		free(v);
+		v = NULL;
+	}
+	n_cohorts = blob_get_u64(r);
+	if (r->failed || n_cohorts > r->len)
+		return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt");
+	for (uint64_t k = 0; k < n_cohorts; k++) {
+		char *app = blob_get_str(r), *campaign = blob_get_str(r);
+		int ok = blob_get_f64_array(r, &v, &n_v) == 0 && n_v == (size_t)s->n_cells;
+
+		if (!r->failed && ok && app && campaign)
+			add_cohort(s, app, campaign, v);
+		free(app);
+		free(campaign);
+		free(v);
+		v = NULL;
+		if (r->failed || !ok)
+			return err_set(err, LTV_EINVAL, "rank share: truncated or corrupt");
+	}
+	return 0;
+}

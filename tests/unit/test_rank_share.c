@@ -1,0 +1,133 @@
+/*
+ * Unit tests for the rank share (serving/rank_share.c): the ranker is the
+ * method that orders users' revenue to come best on validation; the shared
+ * values of a validation campaign sum to the chosen method's total for it;
+ * a campaign without validation rows of its own takes the tier's pooled
+ * ratio; ratios are kept per age cell; the share survives its blob. (That a user's served value does not
+ * depend on batch-mates: tests/unit/test_serve_batch.c.)
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "ltv/model_data.h"
+#include "ltv/rank_share.h"
+
+#define N_ROWS 120
+#define MIN_USERS 50
+
+static void test_share_keeps_campaign_totals(void **state)
+{
+	struct model_data d = { 0 };
+	char *apps[] = { (char *)"app" };
+	char *campaigns[] = { (char *)"c0", (char *)"c1", (char *)"c2" };
+	const int good = method_index("hurdle"), flat = method_index("multiplier");
+	double campaign[N_ROWS], rev[N_ROWS], ltv[N_ROWS], *pred[METHOD_COUNT];
+	double sum_chosen[2] = { 0 }, sum_shared[2] = { 0 }, all_flat = 0, all_good = 0;
+	size_t rows[N_ROWS];
+	int chosen[N_ROWS];
+	struct rank_cell cell[N_ROWS], at0 = { 0, 0, 0 };
+	struct rank_share s, back;
+	struct blob_writer w;
+	struct blob_reader r;
+	struct ltv_err err = { 0 };
+	uint8_t *blob;
+	size_t len;
+
+	(void)state;
+	for (int m = 0; m < METHOD_COUNT; m++)
+		pred[m] = xmalloc(N_ROWS * sizeof(double));
+	for (size_t i = 0; i < N_ROWS; i++) {
+		const double future = (double)((i * 37) % 11); /* revenue to come, 0..10 */
+
+		rows[i] = i;
+		cell[i] = at0;
+		campaign[i] = (double)(i % 2);
+		rev[i] = (double)(i % 5);
+		ltv[i] = rev[i] + future;
+		chosen[i] = flat;
+		for (int m = 0; m < METHOD_COUNT; m++)
+			pred[m][i] = NAN; /* not a candidate ranker: no value for every row */
+		pred[good][i] = rev[i] + 0.5 * future + 1;       /* orders users perfectly, too low */
+		pred[flat][i] = rev[i] + (i % 2 ? 20.0 : 10.0);  /* the campaign totals, no order */
+	}
+	frame_init(&d.frame, N_ROWS);
+	memcpy(frame_add_column(&d.frame, "campaign_code"), campaign, sizeof(campaign));
+	memcpy(frame_add_column(&d.frame, "rev_window"), rev, sizeof(rev));
+	memcpy(frame_add_column(&d.frame, "ltv_30"), ltv, sizeof(ltv));
+	memset(frame_add_column(&d.frame, "app_code"), 0, N_ROWS * sizeof(double));
+	d.apps = apps;
+	d.n_apps = 1;
+	d.campaigns = campaigns;
+	d.n_campaigns = 3;
+	rank_share_init(&s);
+	rank_share_fit(&s, &d, 30, rows, N_ROWS, pred, chosen, cell, 1, MIN_USERS);
+	assert_int_equal(rank_share_ranker(&s, 3), good);
+	assert_true(s.gini[0] > 0.99);
+	/* Campaign totals of the chosen method kept, row by row from the stored ratio. */
+	for (size_t i = 0; i < N_ROWS; i++) {
+		const size_t c = (size_t)campaign[i];
+		double ratio = rank_share_ratio(&s, "app", campaigns[c], 3, flat, at0);
+
+		assert_false(isnan(ratio));
+		sum_chosen[c] += pred[flat][i] - rev[i];
+		sum_shared[c] += rank_share_apply(ratio, pred[good][i], rev[i]) - rev[i];
+		all_flat += pred[flat][i] - rev[i];
+		all_good += pred[good][i] - rev[i];
+	}
+	assert_double_near(sum_shared[0], sum_chosen[0], 1e-9);
+	assert_double_near(sum_shared[1], sum_chosen[1], 1e-9);
+	/* Users now ordered as the ranker orders them: more to come, more predicted. */
+	assert_true(rank_share_apply(rank_share_ratio(&s, "app", "c0", 3, flat, at0), 9, 0) >
+		    rank_share_apply(rank_share_ratio(&s, "app", "c0", 3, flat, at0), 2, 0));
+	/* A campaign validation never saw: the tier's ratio, pooled over its rows. */
+	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, at0), all_flat / all_good, 1e-12);
+	/* The ranker itself, the blend and the median are served as they are. */
+	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, good, at0)));
+	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, METHOD_BLEND, at0)));
+	/* Through its blob, the same share. */
+	blob_writer_init(&w);
+	rank_share_put(&w, &s);
+	blob = blob_writer_detach(&w, &len);
+	blob_reader_init(&r, blob, len);
+	rank_share_init(&back);
+	assert_int_equal(rank_share_get(&r, &back, &err), 0);
+	assert_int_equal(rank_share_ranker(&back, 3), good);
+	assert_double_near(rank_share_ratio(&back, "app", "c1", 3, flat, at0),
+			   rank_share_ratio(&s, "app", "c1", 3, flat, at0), 0);
+	assert_double_near(rank_share_ratio(&back, "app", "c2", 3, flat, at0), all_flat / all_good, 1e-12);
+	/*
+	 * Two age cells, the chosen method twice as high as the ranker in the
+	 * first and four times in the second: each cell keeps its own total,
+	 * and a row between them weighs both as methods are served.
+	 */
+	for (size_t i = 0; i < N_ROWS; i++) {
+		cell[i] = (struct rank_cell){ (int)(i % 4 < 2 ? 0 : 1), (int)(i % 4 < 2 ? 0 : 1), 0 };
+		pred[flat][i] = rev[i] + (cell[i].lo ? 4 : 2) * (pred[good][i] - rev[i]);
+	}
+	rank_share_fit(&s, &d, 30, rows, N_ROWS, pred, chosen, cell, 2, MIN_USERS);
+	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 0, 0, 0 }), 2, 1e-12);
+	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 1, 1, 0 }), 4, 1e-12);
+	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 0, 1, 0.25 }), 2.5,
+			   1e-12);
+	assert_true(isnan(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 2, 2, 0 })));
+	/* Too few validation rows: no ranker, no share. */
+	rank_share_fit(&s, &d, 30, rows, MIN_USERS - 1, pred, chosen, cell, 1, MIN_USERS);
+	assert_int_equal(rank_share_ranker(&s, 3), -1);
+	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, flat, at0)));
+	free(blob);
+	rank_share_release(&s);
+	rank_share_release(&back);
+	for (int m = 0; m < METHOD_COUNT; m++)
+		free(pred[m]);
+	frame_release(&d.frame);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_share_keeps_campaign_totals),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
