@@ -22,6 +22,7 @@
 #include "ltv/jbuf.h"
 #include "ltv/hash.h"
 #include "ltv/csvread.h"
+#include "ltv/data_source.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
 #include "ltv/scratch_registry.h"
@@ -1003,13 +1004,11 @@ static int scratch_ingest(const struct config *model_cfg, const struct score_opt
  * The latest event; for users without events (score --users F alone), the
  * latest install, so every user of the file is scored at the age it has then.
  */
-static int default_as_of(struct registry *data_reg, const struct user_table *users, int64_t *out,
-			 struct ltv_err *err)
+static int default_as_of(const struct data_source *data, const struct user_table *users,
+			 int64_t *out, struct ltv_err *err)
 {
-	char *value = NULL;
-	int ret = registry_meta_get(data_reg, "max_event_time", &value, err);
+	int ret = data_source_max_event_time(data, out, err);
 
-	free(value);
 	if (ret == LTV_ENOTFOUND && users->n) {
 		*out = users->install_time[0];
 		for (size_t i = 1; i < users->n; i++)
@@ -1017,7 +1016,9 @@ static int default_as_of(struct registry *data_reg, const struct user_table *use
 				*out = users->install_time[i];
 		return 0;
 	}
-	ret = registry_default_as_of(data_reg, out, err);
+	if (ret == LTV_ENOTFOUND)
+		ret = err_set(err, LTV_EUSAGE, "the registry has no events yet, so there is no default "
+			      "as_of; ingest events first (ltvpipe run) or pass --as-of DATE");
 	if (ret < 0)
 		err_prefix(err, "score");
 	return ret;
@@ -1049,7 +1050,9 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct loaded_model m = { 0 };
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
-	struct user_table users = { 0 };
+	struct user_table owned_users = { 0 };
+	const struct user_table *users = NULL;
+	struct data_source data = data_source_registry(reg);
 	struct provenance pv = { 0 };
 	int64_t score_id = 0;
 	struct scratch_registry sr = { 0 };
@@ -1075,10 +1078,11 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		ret = scratch_ingest(&m.cfg, opts, &sr, &data_reg, err);
 		if (ret < 0)
 			goto out;
+		data = data_source_registry(data_reg);
 	}
-	ret = registry_users_load(data_reg, &users, err);
+	ret = data_source_users(&data, &owned_users, &users, err);
 	if (ret == 0 && as_of == INT64_MIN)
-		ret = default_as_of(data_reg, &users, &as_of, err);
+		ret = default_as_of(&data, users, &as_of, err);
 	/* Only a chosen as_of: the default is the data's latest time, a file's own state. */
 	if (ret == 0 && opts->as_of != INT64_MIN && !opts->allow_lookahead)
 		ret = refuse_lookahead(&m, as_of, err);
@@ -1088,7 +1092,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		 * cohort from all its scored users. Only their rows are built; a shard
 		 * with no cohort writes empty outputs, which merge-scores takes.
 		 */
-		ret = model_data_for_scoring_cohorts(&m, data_reg, as_of,
+		ret = model_data_for_scoring_from(&m, &data, as_of,
 						     opts->shard.count ? &opts->shard : NULL, &d, err);
 		if (ret == LTV_ENOTFOUND && opts->shard.count) {
 			model_data_release(&d);
@@ -1114,7 +1118,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
 	/* A/B: without --model, a running experiment's candidate serves its share of users. */
 	if (ret == 0 && !opts->model && (s.n > 0 || !opts->shard.count))
-		ret = experiment_apply_to_scores(cfg, &m, data_reg, &d, &users, s.rows, s.n, as_of,
+		ret = experiment_apply_to_scores(cfg, &m, &data, &d, users, s.rows, s.n, as_of,
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
@@ -1125,10 +1129,10 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	{
 		const struct score_write w = { &pv, opts->users_path, sr.dir };
 
-		ret = score_write_outputs(&m, &d, &users, &s, as_of, &w, opts->output, &n_cs, err);
+		ret = score_write_outputs(&m, &d, users, &s, as_of, &w, opts->output, &n_cs, err);
 	}
 	if (ret == 0 && opts->shard.count)
-		ret = score_shard_write(&m, &d, &users, &s, as_of, &opts->shard, opts->output, err);
+		ret = score_shard_write(&m, &d, users, &s, as_of, &opts->shard, opts->output, err);
 	campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", opts->output);
 	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
 	html_path = to_stdout ? NULL : xasprintf("%s.report.html", opts->output);
@@ -1167,7 +1171,7 @@ out:
 	free(report_path);
 	free(html_path);
 	scored_release(&s);
-	user_table_release(&users);
+	user_table_release(&owned_users);
 	model_data_release(&d);
 	if (have_model)
 		model_release(&m);

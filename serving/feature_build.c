@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/blob.h"
+#include "ltv/data_source.h"
 #include "ltv/model_data.h"
 #include "ltv/feature_build.h"
 #include "ltv/hash.h"
@@ -41,7 +42,8 @@ struct base_run {
 	const struct config *cfg;
 	int64_t as_of;
 	enum feature_rows mode;
-	struct user_table users;
+	const struct user_table *users; /* the source's, or owned_users */
+	struct user_table owned_users;
 	int64_t *age_of_uid;    /* uid - 1 → whole days complete at as_of; -1: installed after */
 	struct day_rec *days;   /* complete days, grouped by uid in day order */
 	size_t n_days, cap_days;
@@ -71,7 +73,7 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 {
 	struct base_run *br = opaque;
 
-	if (uid < 1 || (size_t)uid > br->users.n || br->age_of_uid[uid - 1] < 0)
+	if (uid < 1 || (size_t)uid > br->users->n || br->age_of_uid[uid - 1] < 0)
 		return 0;
 	if (day >= br->age_of_uid[uid - 1]) {
 		br->stats.user_days_after_as_of++;
@@ -102,10 +104,10 @@ static void group_days(struct base_run *br)
 	if (!sorted) /* the registry streams in (uid, day) order; this keeps us right if not */
 		qsort(br->days, br->n_days, sizeof(*br->days), compare_day_rec);
 	/* first_day[u + 1] counts user u's days, then a prefix sum makes offsets. */
-	br->first_day = xcalloc(br->users.n + 1, sizeof(size_t));
+	br->first_day = xcalloc(br->users->n + 1, sizeof(size_t));
 	for (size_t i = 0; i < br->n_days; i++)
 		br->first_day[br->days[i].uid]++;
-	for (size_t u = 0; u < br->users.n; u++)
+	for (size_t u = 0; u < br->users->n; u++)
 		br->first_day[u + 1] += br->first_day[u];
 }
 
@@ -206,8 +208,8 @@ static void fill_row(const struct base_run *br, const struct row_cols *c, size_t
 			events_last7 += r->events;
 		}
 	}
-	c->uid[row] = (double)br->users.uid[u];
-	c->install[row] = (double)br->users.install_time[u];
+	c->uid[row] = (double)br->users->uid[u];
+	c->install[row] = (double)br->users->install_time[u];
 	c->age[row] = (double)age;
 	c->window[row] = (double)s;
 	c->weight[row] = weight;
@@ -229,7 +231,7 @@ static void fill_row(const struct base_run *br, const struct row_cols *c, size_t
 	c->rev_per_purchase_day[row] = purchase_days > 0 ? rev / purchase_days : NAN;
 	c->rev_last7[row] = rev_last7;
 	c->events_last7_share[row] = events > 0 ? events_last7 / events : NAN;
-	c->cost[row] = br->users.cost[u];
+	c->cost[row] = br->users->cost[u];
 	c->rev_to_date[row] = rev_to_date;
 	c->repeat_days_to_date[row] = repeat_days;
 	c->last_repeat_day_to_date[row] = last_repeat;
@@ -280,7 +282,7 @@ static size_t snapshot_rows(const struct base_run *br, const struct row_cols *c)
 	const struct int_list *hz = &br->cfg->features.horizons;
 	size_t row = 0;
 
-	for (size_t u = 0; u < br->users.n; u++) {
+	for (size_t u = 0; u < br->users->n; u++) {
 		int64_t snaps[MAX_SNAPSHOTS];
 		size_t n = eligible_snapshots(br, u, snaps);
 		int64_t horizon = 0;
@@ -296,7 +298,7 @@ static size_t snapshot_rows(const struct base_run *br, const struct row_cols *c)
 					fill_row(br, c, row, u, snaps[k], 1.0, k == 0);
 		} else {
 			if (c)
-				fill_row(br, c, row, u, snaps[user_hash(br->users.user_id[u]) % n],
+				fill_row(br, c, row, u, snaps[user_hash(br->users->user_id[u]) % n],
 					 (double)n, 1);
 			row++;
 		}
@@ -309,7 +311,7 @@ static size_t age_rows(const struct base_run *br, const struct row_cols *c)
 {
 	size_t row = 0;
 
-	for (size_t u = 0; u < br->users.n; u++) {
+	for (size_t u = 0; u < br->users->n; u++) {
 		if (br->age_of_uid[u] < 0)
 			continue;
 		if (c)
@@ -395,27 +397,27 @@ static struct attr_encoding *attr_columns(const struct base_run *br, struct fram
 {
 	const struct str_list *names = &br->cfg->columns.attributes;
 	struct attr_encoding *attrs = xcalloc(names->n + 1, sizeof(*attrs));
-	cJSON **parsed = xcalloc(br->users.n + 1, sizeof(cJSON *));
-	char **values = xcalloc(br->users.n + 1, sizeof(char *));
+	cJSON **parsed = xcalloc(br->users->n + 1, sizeof(cJSON *));
+	char **values = xcalloc(br->users->n + 1, sizeof(char *));
 	static char empty[] = "";
 
-	for (size_t u = 0; u < br->users.n; u++)
-		if (br->age_of_uid[u] >= 0 && br->users.attributes_json[u])
-			parsed[u] = cJSON_Parse(br->users.attributes_json[u]);
+	for (size_t u = 0; u < br->users->n; u++)
+		if (br->age_of_uid[u] >= 0 && br->users->attributes_json[u])
+			parsed[u] = cJSON_Parse(br->users->attributes_json[u]);
 	for (size_t k = 0; k < names->n; k++) {
 		char col[ATTR_COLUMN_MAX];
 
-		for (size_t u = 0; u < br->users.n; u++) {
+		for (size_t u = 0; u < br->users->n; u++) {
 			const cJSON *v = parsed[u] ? cJSON_GetObjectItemCaseSensitive(parsed[u], names->v[k]) : NULL;
 
 			values[u] = cJSON_IsString(v) ? v->valuestring : empty;
 		}
 		attrs[k].name = xstrdup(names->v[k]);
 		attr_column_name(names->v[k], "code", col, sizeof(col));
-		attrs[k].values = dictionary(values, br->age_of_uid, br->users.n, f,
+		attrs[k].values = dictionary(values, br->age_of_uid, br->users->n, f,
 					     frame_add_column(f, col), &attrs[k].n_values);
 	}
-	for (size_t u = 0; u < br->users.n; u++)
+	for (size_t u = 0; u < br->users->n; u++)
 		cJSON_Delete(parsed[u]);
 	free(parsed);
 	free(values);
@@ -440,6 +442,20 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
 			     struct feature_base_stats *out_stats, struct ltv_err *err)
 {
+	const struct data_source src = data_source_registry(reg);
+
+	return feature_build_base_from(&src, cfg, as_of, mode, cohorts, out, out_apps, out_n_apps,
+				       out_campaigns, out_n_campaigns, out_attrs, out_n_attrs,
+				       out_stats, err);
+}
+
+int feature_build_base_from(const struct data_source *src, const struct config *cfg,
+			    int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+			    struct frame *out, char ***out_apps, size_t *out_n_apps,
+			    char ***out_campaigns, size_t *out_n_campaigns,
+			    struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			    struct feature_base_stats *out_stats, struct ltv_err *err)
+{
 	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows;
@@ -452,22 +468,22 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 
 	assert(cfg->features.horizons.n <= MAX_HORIZONS);
 	frame_init(out, 0);
-	ret = registry_users_load(reg, &br.users, err);
+	ret = data_source_users(src, &br.owned_users, &br.users, err);
 	if (ret < 0)
 		return ret;
-	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
-	for (size_t u = 0; u < br.users.n; u++) {
-		assert(br.users.uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
-		br.age_of_uid[u] = br.users.install_time[u] <= as_of
-				   ? complete_days(br.users.install_time[u], as_of) : -1;
+	br.age_of_uid = xmalloc((br.users->n ? br.users->n : 1) * sizeof(int64_t));
+	for (size_t u = 0; u < br.users->n; u++) {
+		assert(br.users->uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
+		br.age_of_uid[u] = br.users->install_time[u] <= as_of
+				   ? complete_days(br.users->install_time[u], as_of) : -1;
 		/* Another shard's cohort: read like a user not yet installed, so never. */
-		if (cohorts && !shard_keeps_cohort(cohorts, br.users.app_id[u], br.users.campaign[u])) {
+		if (cohorts && !shard_keeps_cohort(cohorts, br.users->app_id[u], br.users->campaign[u])) {
 			br.age_of_uid[u] = -1;
 			continue;
 		}
 		n_installed += br.age_of_uid[u] >= 0;
 	}
-	br.stats.users_after_as_of = (int64_t)(br.users.n - n_installed);
+	br.stats.users_after_as_of = (int64_t)(br.users->n - n_installed);
 	if (n_installed == 0 && cohorts && cohorts->count > 0) {
 		char spec[32];
 
@@ -482,7 +498,7 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			      time_format_iso8601(as_of, iso, sizeof(iso)));
 		goto out;
 	}
-	ret = registry_user_days_each(reg, collect_user_day, &br, err);
+	ret = data_source_user_days_each(src, collect_user_day, &br, err);
 	if (ret < 0)
 		goto out;
 	group_days(&br);
@@ -500,9 +516,9 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 	else
 		age_rows(&br, &cols);
 	br.stats.users = (int64_t)n_installed;
-	*out_apps = dictionary(br.users.app_id, br.age_of_uid, br.users.n, out,
+	*out_apps = dictionary(br.users->app_id, br.age_of_uid, br.users->n, out,
 			       frame_add_column(out, "app_code"), out_n_apps);
-	*out_campaigns = dictionary(br.users.campaign, br.age_of_uid, br.users.n, out,
+	*out_campaigns = dictionary(br.users->campaign, br.age_of_uid, br.users->n, out,
 				    frame_add_column(out, "campaign_code"), out_n_campaigns);
 	if (out_attrs)
 		*out_attrs = attr_columns(&br, out, out_n_attrs);
@@ -512,7 +528,7 @@ out:
 	free(br.days);
 	free(br.first_day);
 	free(br.age_of_uid);
-	user_table_release(&br.users);
+	user_table_release(&br.owned_users);
 	return ret;
 }
 

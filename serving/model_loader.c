@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ltv/model_loader.h"
+#include "ltv/data_source.h"
 
 /* The stages whose artefacts make a model version: the non-method ones, then method_table's. */
 static const char *const fixed_stages[] = { "features", "tiers", "select", "calibrate" };
@@ -153,6 +154,15 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 				   int64_t as_of, const struct shard_spec *cohorts,
 				   struct model_data *out, struct ltv_err *err)
 {
+	const struct data_source src = data_source_registry(data_reg);
+
+	return model_data_for_scoring_from(m, &src, as_of, cohorts, out, err);
+}
+
+int model_data_for_scoring_from(const struct loaded_model *m, const struct data_source *src,
+				int64_t as_of, const struct shard_spec *cohorts,
+				struct model_data *out, struct ltv_err *err)
+{
 	char **apps = NULL, **campaigns = NULL;
 	struct attr_encoding *attrs = NULL;
 	size_t n_apps = 0, n_campaigns = 0, n_attrs = 0;
@@ -160,7 +170,7 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = feature_build_base_attrs(data_reg, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
+	ret = feature_build_base_from(src, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
 				       &out->frame, &apps, &n_apps, &campaigns, &n_campaigns, &attrs,
 				       &n_attrs, NULL, err);
 	if (ret < 0)

@@ -135,6 +135,15 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
 			     struct feature_base_stats *out_stats, struct ltv_err *err);
 
+/* feature_build_base_attrs from a registry or from memory (include/ltv/data_source.h). */
+struct data_source;
+int feature_build_base_from(const struct data_source *src, const struct config *cfg,
+			    int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+			    struct frame *out, char ***out_apps, size_t *out_n_apps,
+			    char ***out_campaigns, size_t *out_n_campaigns,
+			    struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			    struct feature_base_stats *out_stats, struct ltv_err *err);
+
 /*
  * Re-codes a base frame's app_code/campaign_code from its own dictionaries to
  * the encodings' (names unseen in training are appended to copies of the

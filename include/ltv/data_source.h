@@ -1,0 +1,58 @@
+/*
+ * Where the users and their user-days a feature frame is built from come
+ * from: a registry (what ingest stored), or memory (the same rows, read
+ * from CSV files by ingest without a registry: `score --users F --events F`).
+ * The feature builder reads either through these three calls, so training
+ * and scoring share one builder whatever holds the data.
+ */
+#ifndef LTV_DATA_SOURCE_H
+#define LTV_DATA_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/common.h"
+#include "ltv/registry.h"
+
+/* Users and user-days held in memory, as the ingest stage would have stored them. */
+struct user_data {
+	struct user_table users;     /* uid = index + 1, in input order */
+	struct user_day_row *days;   /* (uid, day) order, one row per (uid, day) */
+	size_t n_days;
+	int64_t max_event_time;      /* INT64_MIN: no event */
+};
+
+void user_data_release(struct user_data *u);
+
+/* Exactly one of reg and mem is set. */
+struct data_source {
+	struct registry *reg;
+	const struct user_data *mem;
+};
+
+static inline struct data_source data_source_registry(struct registry *reg)
+{
+	return (struct data_source){ .reg = reg, .mem = NULL };
+}
+
+static inline struct data_source data_source_memory(const struct user_data *mem)
+{
+	return (struct data_source){ .reg = NULL, .mem = mem };
+}
+
+/*
+ * The users in uid order: *out points at the memory's table, or at *owned,
+ * loaded from the registry (release *owned with user_table_release whatever
+ * this returns; it is zeroed first).
+ */
+int data_source_users(const struct data_source *s, struct user_table *owned,
+		      const struct user_table **out, struct ltv_err *err);
+
+/* Every user-day in (uid, day) order to fn, as registry_user_days_each. */
+int data_source_user_days_each(const struct data_source *s, user_day_fn fn, void *ctx,
+			       struct ltv_err *err);
+
+/* The latest event time ingested; LTV_ENOTFOUND when there is none. */
+int data_source_max_event_time(const struct data_source *s, int64_t *out, struct ltv_err *err);
+
+#endif
