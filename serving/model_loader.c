@@ -186,7 +186,21 @@ int model_data_for_scoring_from(const struct loaded_model *m, const struct data_
 	out->tier = xmalloc((out->frame.n_rows ? out->frame.n_rows : 1) * sizeof(double));
 	app = frame_column(&out->frame, "app_code");
 	campaign = frame_column(&out->frame, "campaign_code");
-	for (size_t i = 0; i < out->frame.n_rows; i++)
-		out->tier[i] = model_tier(m, out->apps[(size_t)app[i]], out->campaigns[(size_t)campaign[i]]);
+	{
+		/* one lookup per cohort, not per user: a key and a hash per row cost more than a million rows' features */
+		const size_t n_cohorts = out->n_apps * out->n_campaigns;
+		int *tier = xmalloc((n_cohorts ? n_cohorts : 1) * sizeof(int));
+
+		for (size_t k = 0; k < n_cohorts; k++)
+			tier[k] = -1;
+		for (size_t i = 0; i < out->frame.n_rows; i++) {
+			const size_t a = (size_t)app[i], c = (size_t)campaign[i], k = a * out->n_campaigns + c;
+
+			if (tier[k] < 0)
+				tier[k] = model_tier(m, out->apps[a], out->campaigns[c]);
+			out->tier[i] = tier[k];
+		}
+		free(tier);
+	}
 	return 0;
 }

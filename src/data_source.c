@@ -6,12 +6,79 @@
 
 #include "ltv/data_source.h"
 
-void user_data_release(struct user_data *u)
+/* Text blocks hold this much at least; a longer string gets a block of its own size. */
+#define TEXT_BLOCK (1 << 20)
+
+void user_data_init(struct user_data *u)
 {
-	user_table_release(&u->users);
-	free(u->days);
 	memset(u, 0, sizeof(*u));
 	u->max_event_time = INT64_MIN;
+}
+
+/* A copy of s in the current text block; NULL stays NULL. */
+static char *keep_text(struct user_data *ud, const char *s)
+{
+	size_t len;
+	char *p;
+
+	if (!s)
+		return NULL;
+	len = strlen(s) + 1;
+	if (ud->n_blocks == 0 || ud->block_used + len > ud->block_size) {
+		ud->block_size = len > TEXT_BLOCK ? len : TEXT_BLOCK;
+		ud->blocks = xrealloc(ud->blocks, (ud->n_blocks + 1) * sizeof(char *));
+		ud->blocks[ud->n_blocks++] = xmalloc(ud->block_size);
+		ud->block_used = 0;
+	}
+	p = ud->blocks[ud->n_blocks - 1] + ud->block_used;
+	memcpy(p, s, len);
+	ud->block_used += len;
+	return p;
+}
+
+void user_data_add_user(struct user_data *ud, const struct user_row *u)
+{
+	struct user_table *t = &ud->users;
+	const size_t i = t->n;
+
+	if (i == ud->cap_users) {
+		ud->cap_users = ud->cap_users ? 2 * ud->cap_users : 1024;
+		t->uid = xrealloc(t->uid, ud->cap_users * sizeof(*t->uid));
+		t->user_id = xrealloc(t->user_id, ud->cap_users * sizeof(*t->user_id));
+		t->app_id = xrealloc(t->app_id, ud->cap_users * sizeof(*t->app_id));
+		t->campaign = xrealloc(t->campaign, ud->cap_users * sizeof(*t->campaign));
+		t->install_time = xrealloc(t->install_time, ud->cap_users * sizeof(*t->install_time));
+		t->cost = xrealloc(t->cost, ud->cap_users * sizeof(*t->cost));
+		t->attributes_json = xrealloc(t->attributes_json,
+					      ud->cap_users * sizeof(*t->attributes_json));
+	}
+	t->uid[i] = u->uid;
+	t->user_id[i] = keep_text(ud, u->user_id);
+	t->app_id[i] = keep_text(ud, u->app_id);
+	t->campaign[i] = keep_text(ud, u->campaign);
+	t->install_time[i] = u->install_time;
+	t->cost[i] = u->cost;
+	t->attributes_json[i] = keep_text(ud, u->attributes_json);
+	t->n++;
+}
+
+void user_data_release(struct user_data *u)
+{
+	struct user_table *t = &u->users;
+
+	/* the strings are in the blocks, not each its own allocation */
+	free(t->uid);
+	free(t->user_id);
+	free(t->app_id);
+	free(t->campaign);
+	free(t->install_time);
+	free(t->cost);
+	free(t->attributes_json);
+	for (size_t i = 0; i < u->n_blocks; i++)
+		free(u->blocks[i]);
+	free(u->blocks);
+	free(u->days);
+	user_data_init(u);
 }
 
 int data_source_users(const struct data_source *s, struct user_table *owned,

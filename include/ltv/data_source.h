@@ -14,14 +14,26 @@
 #include "ltv/common.h"
 #include "ltv/registry.h"
 
-/* Users and user-days held in memory, as the ingest stage would have stored them. */
+/*
+ * Users and user-days held in memory, as the ingest stage would have stored
+ * them. The users' strings live in blocks of text the struct owns (a million
+ * users are four million strings: one malloc each cost more than reading
+ * them), so release it with user_data_release, never user_table_release.
+ */
 struct user_data {
 	struct user_table users;     /* uid = index + 1, in input order */
+	size_t cap_users;
 	struct user_day_row *days;   /* (uid, day) order, one row per (uid, day) */
 	size_t n_days;
 	int64_t max_event_time;      /* INT64_MIN: no event */
+	char **blocks;               /* the users' strings */
+	size_t n_blocks, block_used, block_size;
 };
 
+/* An empty struct: no users, no days, no event. */
+void user_data_init(struct user_data *u);
+/* Appends a copy of u (its uid must be users.n + 1: ingest numbers users 1, 2, ...). */
+void user_data_add_user(struct user_data *ud, const struct user_row *u);
 void user_data_release(struct user_data *u);
 
 /* Exactly one of reg and mem is set. */
