@@ -69,6 +69,7 @@ struct csv_reader {
 	size_t n_fields, fields_cap;
 	struct queued_record *queue;
 	size_t n_queued, queue_cap, queue_head;
+	uint64_t n_records; /* queued since the start of the file */
 
 	/* The record in progress: its first field and the line it began on. */
 	int in_record;
@@ -177,6 +178,7 @@ static void queue_record(struct csv_reader *r, size_t first, size_t line)
 	q->n = r->n_fields - first;
 	q->line = line;
 	q->fault = r->rec_fault;
+	r->n_records++;
 }
 
 static void on_field(void *s, size_t len, void *data)
@@ -620,6 +622,22 @@ uint64_t csv_reader_bytes_read(const struct csv_reader *r)
 		return off > 0 ? (uint64_t)off : 0;
 	}
 	return r->bytes_read;
+}
+
+const char *csv_reader_peek_field(const struct csv_reader *r, size_t ahead, size_t field)
+{
+	const size_t i = r->queue_head - 1 + ahead;
+
+	if (r->queue_head == 0 || i >= r->n_queued || field >= r->queue[i].n)
+		return NULL;
+	return r->text + r->field_off[r->queue[i].first + field];
+}
+
+uint64_t csv_reader_estimate_records(const struct csv_reader *r)
+{
+	if (r->gz || r->file_size == 0 || r->bytes_read == 0)
+		return 0;
+	return (uint64_t)((double)r->n_records * (double)r->file_size / (double)r->bytes_read);
 }
 
 uint64_t csv_reader_file_size(const struct csv_reader *r)

@@ -166,9 +166,8 @@ static struct strmap_slot *find_slot(const struct strmap *m, const char *key, si
 	return s;
 }
 
-static void grow(struct strmap *m)
+static void grow_to(struct strmap *m, size_t new_cap)
 {
-	const size_t new_cap = m->cap * 2;
 	struct strmap_slot *slots = alloc_slots(m, new_cap);
 
 	/* Keys are distinct: a rehashed slot goes to the first empty one of its probe. */
@@ -185,6 +184,28 @@ static void grow(struct strmap *m)
 	free_slots(m, m->slots, m->cap);
 	m->slots = slots;
 	m->cap = new_cap;
+}
+
+static void grow(struct strmap *m)
+{
+	grow_to(m, m->cap * 2);
+}
+
+void strmap_reserve(struct strmap *m, size_t n)
+{
+	size_t cap = m->cap;
+
+	while ((n + 1) * 2 > cap)
+		cap *= 2;
+	if (cap > m->cap)
+		grow_to(m, cap);
+}
+
+void strmap_prefetch(const struct strmap *m, const char *key)
+{
+	const uint64_t hash = XXH3_64bits(key, strlen(key));
+
+	__builtin_prefetch(slot_at(m->slots, m->stride, (size_t)hash & (m->cap - 1)));
 }
 
 static inline void *slot_payload(struct strmap_slot *s)

@@ -86,6 +86,20 @@ int csv_reader_set_delimiter(struct csv_reader *r, char delim);
  */
 void csv_reader_set_fast_path(struct csv_reader *r, int on);
 
+/*
+ * Field `field` of the record `ahead` records after the one csv_reader_next
+ * returned last, when that record is parsed already; NULL when it is not (or
+ * has fewer fields). Read-only, for prefetching what a later row will need;
+ * good until the next csv_reader_next.
+ */
+const char *csv_reader_peek_field(const struct csv_reader *r, size_t ahead, size_t field);
+
+/*
+ * Records in the whole file, estimated from those parsed so far and the bytes
+ * they took, to size tables once; 0 when unknown (gzip, not a regular file).
+ */
+uint64_t csv_reader_estimate_records(const struct csv_reader *r);
+
 /* Bytes consumed so far (of the compressed file for gzip) and the file size, for progress. */
 uint64_t csv_reader_bytes_read(const struct csv_reader *r);
 uint64_t csv_reader_file_size(const struct csv_reader *r);

@@ -1,0 +1,111 @@
+/*
+ * CSV → in-memory users and user-day aggregates (src/ingest_parse.c): the
+ * parse loop of ingest, without SQLite. The ingest stage (pipeline/ingest.c)
+ * writes what it produces to the registry; scoring from CSV can use it
+ * directly. Validation, rejects (file, line, field, reason) and the
+ * max_reject_rate check are the same for both, since they are done here.
+ *
+ * Use:
+ *   struct ingest_parse p;
+ *   ingest_parse_init(&p, cfg, shard, on_user, arg);    // shard may be NULL
+ *   ingest_parse_open(&p, run_id, err);                  // time parser, rejects file
+ *   ingest_parse_known_user(&p, ...)                      // optional: users loaded before
+ *   ingest_parse_file(&p, users_path, INPUT_USERS, ...)  // every users file first,
+ *   ingest_parse_file(&p, events_path, INPUT_EVENTS, ...) // then every events file
+ *   ingest_parse_user_days(&p, &rows, &n);               // (uid, day) rows, key order
+ *   ingest_parse_release(&p);
+ *
+ * Users are numbered 1, 2, ... in the order they are loaded (after the known
+ * ones); each valid user is handed to on_user once, with borrowed strings.
+ */
+#ifndef LTV_INGEST_PARSE_H
+#define LTV_INGEST_PARSE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ltv/common.h"
+#include "ltv/config.h"
+#include "ltv/input_files.h"
+#include "ltv/registry.h"
+#include "ltv/shard.h"
+#include "ltv/strmap.h"
+
+struct ingest_parse;
+
+/*
+ * Called for each valid user row (u->uid is its new uid; strings valid only
+ * during the call; line is the row's line in its file). Nonzero stops the
+ * file with that code, its message in err.
+ */
+typedef int (*ingest_user_fn)(void *arg, const struct user_row *u, size_t line,
+			      struct ltv_err *err);
+
+typedef int (*ingest_time_parser)(struct ingest_parse *p, const char *s, int64_t *out_ts,
+				  int64_t *out_until);
+
+struct ingest_day_agg;
+
+struct ingest_parse {
+	const struct config *cfg;
+	const struct shard_spec *shard; /* NULL: every row */
+	ingest_user_fn on_user;
+	void *on_user_arg;
+
+	/* What was read, for metrics. */
+	size_t n_users;             /* users known: loaded before and now */
+	int64_t users_loaded, users_rejected, events_loaded, events_rejected;
+	int64_t users_other_shards, events_other_shards; /* shard: rows skipped, not rejected */
+	int64_t max_event_time;     /* INT64_MIN when no event was loaded */
+	int64_t refunds, days_floored; /* ingest.negative_revenue: subtract */
+	double refunded;
+	int subtract_refunds;
+	char *rejects_path;         /* kept only when something was rejected */
+
+	/* Private to src/ingest_parse.c. */
+	ingest_time_parser parse_time;
+	struct tzone *tz;
+	struct strmap user_ids;     /* user_id → uid (-1: rejected), payload its state */
+	struct ingest_day_agg *days;
+	size_t n_days, cap_days;
+	char time_date[10];         /* the last event date parsed, and its midnight */
+	int64_t time_date_ts;
+	FILE *rejects;
+	char first_reject[512];
+};
+
+void ingest_parse_init(struct ingest_parse *p, const struct config *cfg,
+		       const struct shard_spec *shard, ingest_user_fn on_user, void *on_user_arg);
+
+/*
+ * Reads columns.time_format and ingest.* (timezone, negative_revenue) and
+ * creates the rejects file ingest.rejects_dir/RUN_ID.rejects.csv.
+ */
+int ingest_parse_open(struct ingest_parse *p, const char *run_id, struct ltv_err *err);
+
+/* A user loaded before (uid = n_users + 1 in order), so new events can find it. */
+void ingest_parse_known_user(struct ingest_parse *p, const char *user_id, int64_t uid,
+			     int64_t install_time);
+
+/*
+ * Reads one users or events file (plain or gzip; input.delimiter): every bad
+ * row is rejected with its reason, and the file fails when more than
+ * ingest.max_reject_rate of its rows were. *out_rows and *out_rejected count
+ * the rows of this shard.
+ */
+int ingest_parse_file(struct ingest_parse *p, const char *path, enum input_kind kind,
+		      int64_t *out_rows, int64_t *out_rejected, struct ltv_err *err);
+
+/*
+ * The user-days of every event read, one row per (uid, day) in key order,
+ * revenue floored at 0 under negative_revenue: subtract. The caller frees
+ * *out_rows. Call once, after the last file: it frees the id map, so no file
+ * can be read after it.
+ */
+void ingest_parse_user_days(struct ingest_parse *p, struct user_day_row **out_rows,
+			    size_t *out_n);
+
+/* Closes the rejects file (removed when nothing was rejected) and frees p's contents. */
+void ingest_parse_release(struct ingest_parse *p);
+
+#endif
