@@ -464,7 +464,9 @@ int experiment_apply_to_scores(const struct config *cfg, const struct loaded_mod
 		return ret;
 	ret = model_load(reg, cfg, e.candidate, &mt, err);
 	if (ret == 0)
-		ret = model_data_for_scoring_from(&mt, data, as_of, NULL, &dt, err);
+		/* the users production scores (younger than its longest horizon), whatever the candidate's horizons */
+		ret = model_data_for_scoring_from(&mt, data, as_of, NULL,
+						  m->params.horizons.v[m->params.horizons.n - 1], &dt, err);
 	if (ret < 0)
 		goto out;
 	{

@@ -1168,7 +1168,8 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		 * with no cohort writes empty outputs, which merge-scores takes.
 		 */
 		ret = model_data_for_scoring_from(&m, &data, as_of,
-						     opts->shard.count ? &opts->shard : NULL, &d, err);
+						  opts->shard.count ? &opts->shard : NULL,
+						  m.params.horizons.v[m.params.horizons.n - 1], &d, err);
 		if (ret == LTV_ENOTFOUND && opts->shard.count) {
 			model_data_release(&d);
 			memset(&d, 0, sizeof(d));

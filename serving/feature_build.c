@@ -45,6 +45,7 @@ struct base_run {
 	const struct user_table *users; /* the source's, or owned_users */
 	struct user_table owned_users;
 	int64_t *age_of_uid;    /* uid - 1 → whole days complete at as_of; -1: installed after */
+	int64_t younger_than;   /* rows only for users younger (FEATURE_ROWS_AT_AGE); INT64_MAX: all */
 	struct day_rec *days;   /* complete days, grouped by uid in day order */
 	size_t n_days, cap_days;
 	size_t *first_day;      /* uid - 1 → index of its first day in days; [n] = n_days */
@@ -73,7 +74,8 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 {
 	struct base_run *br = opaque;
 
-	if (uid < 1 || (size_t)uid > br->users->n || br->age_of_uid[uid - 1] < 0)
+	if (uid < 1 || (size_t)uid > br->users->n || br->age_of_uid[uid - 1] < 0 ||
+	    br->age_of_uid[uid - 1] >= br->younger_than)
 		return 0;
 	if (day >= br->age_of_uid[uid - 1]) {
 		br->stats.user_days_after_as_of++;
@@ -312,7 +314,7 @@ static size_t age_rows(const struct base_run *br, const struct row_cols *c)
 	size_t row = 0;
 
 	for (size_t u = 0; u < br->users->n; u++) {
-		if (br->age_of_uid[u] < 0)
+		if (br->age_of_uid[u] < 0 || br->age_of_uid[u] >= br->younger_than)
 			continue;
 		if (c)
 			fill_row(br, c, row, u, br->age_of_uid[u], 1.0, 1);
@@ -444,19 +446,22 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 {
 	const struct data_source src = data_source_registry(reg);
 
-	return feature_build_base_from(&src, cfg, as_of, mode, cohorts, out, out_apps, out_n_apps,
+	return feature_build_base_from(&src, cfg, as_of, mode, cohorts, INT64_MAX, out, out_apps,
+				       out_n_apps,
 				       out_campaigns, out_n_campaigns, out_attrs, out_n_attrs,
 				       out_stats, err);
 }
 
 int feature_build_base_from(const struct data_source *src, const struct config *cfg,
 			    int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+			    int64_t younger_than,
 			    struct frame *out, char ***out_apps, size_t *out_n_apps,
 			    char ***out_campaigns, size_t *out_n_campaigns,
 			    struct attr_encoding **out_attrs, size_t *out_n_attrs,
 			    struct feature_base_stats *out_stats, struct ltv_err *err)
 {
-	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
+	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode,
+			       .younger_than = mode == FEATURE_ROWS_AT_AGE ? younger_than : INT64_MAX };
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows;
 	int ret;
@@ -503,7 +508,8 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 		goto out;
 	group_days(&br);
 	n_rows = mode == FEATURE_ROWS_SNAPSHOTS ? snapshot_rows(&br, NULL) : age_rows(&br, NULL);
-	if (n_rows == 0) {
+	/* scoring only the young: a file of users all past the longest horizon scores none */
+	if (n_rows == 0 && br.younger_than == INT64_MAX) {
 		ret = err_set(err, LTV_EINVAL, "no user is %lld days old at as_of, the first horizon: no "
 			      "training rows; pass a later --as-of or a shorter first horizon",
 			      (long long)cfg->features.horizons.v[0]);

@@ -156,11 +156,11 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 {
 	const struct data_source src = data_source_registry(data_reg);
 
-	return model_data_for_scoring_from(m, &src, as_of, cohorts, out, err);
+	return model_data_for_scoring_from(m, &src, as_of, cohorts, INT64_MAX, out, err);
 }
 
 int model_data_for_scoring_from(const struct loaded_model *m, const struct data_source *src,
-				int64_t as_of, const struct shard_spec *cohorts,
+				int64_t as_of, const struct shard_spec *cohorts, int64_t younger_than,
 				struct model_data *out, struct ltv_err *err)
 {
 	char **apps = NULL, **campaigns = NULL;
@@ -170,7 +170,7 @@ int model_data_for_scoring_from(const struct loaded_model *m, const struct data_
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = feature_build_base_from(src, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts,
+	ret = feature_build_base_from(src, &m->cfg, as_of, FEATURE_ROWS_AT_AGE, cohorts, younger_than,
 				       &out->frame, &apps, &n_apps, &campaigns, &n_campaigns, &attrs,
 				       &n_attrs, NULL, err);
 	if (ret < 0)

@@ -135,10 +135,19 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
 			     struct feature_base_stats *out_stats, struct ltv_err *err);
 
-/* feature_build_base_attrs from a registry or from memory (include/ltv/data_source.h). */
+/*
+ * feature_build_base_attrs from a registry or from memory
+ * (include/ltv/data_source.h). With FEATURE_ROWS_AT_AGE, rows only for the
+ * users younger than younger_than days at as_of (INT64_MAX: every user);
+ * the others' days are not even kept, though their apps and campaigns stay in
+ * the dictionaries. Scoring asks for the users younger than the longest
+ * horizon, which are the only ones it predicts: a million-user file is mostly
+ * users whose value is observed.
+ */
 struct data_source;
 int feature_build_base_from(const struct data_source *src, const struct config *cfg,
 			    int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+			    int64_t younger_than,
 			    struct frame *out, char ***out_apps, size_t *out_n_apps,
 			    char ***out_campaigns, size_t *out_n_campaigns,
 			    struct attr_encoding **out_attrs, size_t *out_n_attrs,

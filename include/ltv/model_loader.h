@@ -57,10 +57,13 @@ struct shard_spec;
 int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry *data_reg,
 				   int64_t as_of, const struct shard_spec *cohorts,
 				   struct model_data *out, struct ltv_err *err);
-/* The same from a registry or from memory (include/ltv/data_source.h). */
+/*
+ * The same from a registry or from memory (include/ltv/data_source.h), with
+ * rows only for the users younger than younger_than days (INT64_MAX: all).
+ */
 struct data_source;
 int model_data_for_scoring_from(const struct loaded_model *m, const struct data_source *src,
-				int64_t as_of, const struct shard_spec *cohorts,
+				int64_t as_of, const struct shard_spec *cohorts, int64_t younger_than,
 				struct model_data *out, struct ltv_err *err);
 
 #endif

@@ -52,7 +52,7 @@ static void build(const struct data_source *src, const struct config *cfg, int64
 {
 	struct ltv_err err;
 
-	if (feature_build_base_from(src, cfg, as_of, FEATURE_ROWS_AT_AGE, NULL, f, apps, n_apps,
+	if (feature_build_base_from(src, cfg, as_of, FEATURE_ROWS_AT_AGE, NULL, INT64_MAX, f, apps, n_apps,
 				    camps, n_camps, NULL, NULL, NULL, &err) != 0)
 		fail_msg("feature_build_base_from: %s", err.msg);
 }
