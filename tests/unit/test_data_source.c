@@ -1,7 +1,8 @@
 /*
  * Unit tests for data_source.c: users and user-days from memory give the
  * feature builder the very frame the registry gives (every column, bit for
- * bit, at an as_of that cuts users and days off), and struct user_data keeps
+ * bit, at an as_of that cuts users and days off), rows for the young users
+ * only are the full frame's rows of those users, and struct user_data keeps
  * copies of its strings, long ones too, that outlive the caller's buffers.
  */
 #include "testutil.h"
@@ -118,6 +119,59 @@ static void test_memory_frame_is_the_registry_frame(void **state)
 	test_pipeline_free(p);
 }
 
+/*
+ * Rows only for the users younger than a limit (what score builds): exactly
+ * the full frame's rows of those users, every column bit for bit, and the
+ * same dictionaries, though the older users' campaigns have no row.
+ */
+static void test_younger_than_is_a_subset(void **state)
+{
+	struct test_pipeline *p = test_pipeline_new(600, 12, "1");
+	struct registry *reg = NULL;
+	struct ltv_err err;
+	int64_t as_of = 0;
+	const int64_t limit = 60;
+
+	(void)state;
+	test_run_to(&p->cfg, "ingest");
+	if (registry_open_readonly(p->cfg.registry.path, &reg, &err) != 0)
+		fail_msg("registry_open_readonly: %s", err.msg);
+	{
+		const struct data_source rs = data_source_registry(reg);
+		struct frame all, young;
+		char **apps_a, **apps_y, **camps_a, **camps_y;
+		size_t na_a, na_y, nc_a, nc_y, k = 0;
+		const double *age;
+
+		assert_int_equal(data_source_max_event_time(&rs, &as_of, &err), 0);
+		build(&rs, &p->cfg, as_of, &all, &apps_a, &na_a, &camps_a, &nc_a);
+		if (feature_build_base_from(&rs, &p->cfg, as_of, FEATURE_ROWS_AT_AGE, NULL, limit, &young,
+					    &apps_y, &na_y, &camps_y, &nc_y, NULL, NULL, NULL, &err) != 0)
+			fail_msg("feature_build_base_from: %s", err.msg);
+		age = frame_column(&all, "age_days");
+		assert_true(young.n_rows > 0 && young.n_rows < all.n_rows);
+		assert_int_equal(young.n_cols, all.n_cols);
+		for (size_t i = 0; i < all.n_rows; i++) {
+			if (age[i] >= (double)limit)
+				continue;
+			for (size_t j = 0; j < all.n_cols; j++)
+				assert_memory_equal(&all.cols[j][i], &young.cols[j][k], sizeof(double));
+			k++;
+		}
+		assert_int_equal(k, young.n_rows);
+		assert_int_equal(na_a, na_y);
+		assert_int_equal(nc_a, nc_y);
+		frame_release(&all);
+		frame_release(&young);
+		frame_free_dict(apps_a, na_a);
+		frame_free_dict(apps_y, na_y);
+		frame_free_dict(camps_a, nc_a);
+		frame_free_dict(camps_y, nc_y);
+	}
+	registry_close(reg);
+	test_pipeline_free(p);
+}
+
 /* A user-day callback that stops at the third day. */
 static int stop_at_third(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
 			 int64_t purchases)
@@ -191,6 +245,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory_frame_is_the_registry_frame),
+		cmocka_unit_test(test_younger_than_is_a_subset),
 		cmocka_unit_test(test_user_data_keeps_copies),
 	};
 
