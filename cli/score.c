@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -1004,6 +1005,22 @@ static int write_no_events(const struct config *cfg, const char *path, struct lt
 	return 0;
 }
 
+/*
+ * Test hook, as the runner's for its ingest stage: LTVPIPE_FAULT=ingest:kill
+ * dies once the files are read (their scratch directory still there),
+ * ingest:fail fails there.
+ */
+static int injected_fault(struct ltv_err *err)
+{
+	const char *fault = getenv("LTVPIPE_FAULT");
+
+	if (!fault || strncmp(fault, "ingest:", 7) != 0)
+		return 0;
+	if (strcmp(fault + 7, "kill") == 0)
+		raise(SIGKILL);
+	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
+}
+
 /* Keeps each user ingest's parser loads (its callback). */
 static int keep_user(void *arg, const struct user_row *u, size_t line, struct ltv_err *err)
 {
@@ -1057,6 +1074,7 @@ static int read_input_files(const struct config *model_cfg, const struct score_o
 	if (ret == 0) {
 		ingest_parse_user_days(&p, &out->days, &out->n_days);
 		out->max_event_time = p.max_event_time;
+		ret = injected_fault(err);
 	}
 	/* the message the ingest stage gives, as `score` said it when it ran that stage */
 	if (ret < 0 && have_parse)
