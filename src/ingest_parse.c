@@ -778,12 +778,26 @@ static struct user_day_row *days_in_key_order(struct ingest_parse *in)
 		return rows;
 	}
 	start = xcalloc(in->n_users + 2, sizeof(*start));
-	for (size_t i = 0; i < n; i++)
+	/*
+	 * In a file ordered by time consecutive aggregates are other users', so
+	 * each count and each row written misses the cache: the lines are asked
+	 * for PREFETCH_ROWS aggregates ahead (the row's half as far, once its
+	 * user's count is cached).
+	 */
+	for (size_t i = 0; i < n; i++) {
+		if (i + PREFETCH_ROWS < n)
+			__builtin_prefetch(&start[(in->days[i + PREFETCH_ROWS].key >> DAY_BITS) + 1], 1);
 		start[(in->days[i].key >> DAY_BITS) + 1]++;
+	}
 	for (size_t u = 1; u <= in->n_users + 1; u++)
 		start[u] += start[u - 1];
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (i + PREFETCH_ROWS < n)
+			__builtin_prefetch(&start[in->days[i + PREFETCH_ROWS].key >> DAY_BITS], 1);
+		if (i + PREFETCH_ROWS / 2 < n)
+			__builtin_prefetch(&rows[start[in->days[i + PREFETCH_ROWS / 2].key >> DAY_BITS]], 1);
 		rows[start[in->days[i].key >> DAY_BITS]++] = day_row(&in->days[i]);
+	}
 	/* start[uid] is now the end of uid's run, and start[uid - 1] its beginning. */
 	for (size_t u = 1, from = start[0]; u <= in->n_users; from = start[u], u++) {
 		for (size_t i = from + 1; i < start[u]; i++) {

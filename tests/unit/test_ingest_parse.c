@@ -1,0 +1,240 @@
+/*
+ * Unit tests for ingest_parse.c without a registry: users handed to the
+ * sink in order with their uids, user-days aggregated per (uid, day) in key
+ * order from events ordered by time and out of order, rejects with line and
+ * reason, refunds floored under negative_revenue: subtract, and the helpers
+ * the parse loop's speed rests on (csv_reader_peek_field, estimate_records,
+ * strmap_reserve).
+ */
+#include "testutil.h"
+#include "fixture.h"
+
+#include "ltv/csvread.h"
+#include "ltv/ingest_parse.h"
+#include "ltv/strmap.h"
+
+#include <math.h>
+
+struct sink {
+	int n;
+	char ids[8][16];
+	int64_t uids[8];
+	size_t lines[8];
+};
+
+static int on_user(void *arg, const struct user_row *u, size_t line, struct ltv_err *err)
+{
+	struct sink *s = arg;
+
+	(void)err;
+	assert_true(s->n < 8);
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", u->user_id);
+	s->uids[s->n] = u->uid;
+	s->lines[s->n] = line;
+	s->n++;
+	return 0;
+}
+
+static const char USERS[] =
+	"user_id,app_id,campaign,install_time,cost\n"
+	"a,app,c1,2025-01-01T00:00:00Z,1.5\n"
+	"b,app,c1,not-a-time,2\n"
+	"c,app,c2,2025-01-01T12:00:00Z,\n";
+
+/* By time across users; a's last event is back on day 0 (out of order). */
+static const char EVENTS[] =
+	"user_id,event_time,revenue,event\n"
+	"a,2025-01-01T01:00:00Z,2.50,purchase\n"
+	"c,2025-01-01T13:00:00Z,0,session\n"
+	"b,2025-01-01T14:00:00Z,1,purchase\n"
+	"a,2025-01-02T01:00:00Z,1.25,purchase\n"
+	"zz,2025-01-02T02:00:00Z,1,purchase\n"
+	"c,2025-01-03T13:00:00Z,-0.5,refund\n"
+	"a,2025-01-01T23:00:00Z,0,session\n";
+
+struct run {
+	char *dir;
+	struct config cfg;
+	struct sink sink;
+	struct ingest_parse p;
+	struct ltv_err err;
+	struct user_day_row *rows;
+	size_t n_rows;
+	int64_t rows_read[2], rejected[2];
+};
+
+static void run_parse(struct run *r, const char *negative_revenue)
+{
+	char *users, *events;
+
+	memset(r, 0, sizeof(*r));
+	r->dir = test_scratch_dir();
+	users = test_write_file(r->dir, "users.csv", USERS);
+	events = test_write_file(r->dir, "events.csv", EVENTS);
+	test_config_init(&r->cfg, r->dir, "users.csv", "events.csv", NULL);
+	test_set(&r->cfg, "ingest.max_reject_rate=1");
+	test_set(&r->cfg, "ingest.negative_revenue=%s", negative_revenue);
+	ingest_parse_init(&r->p, &r->cfg, NULL, on_user, &r->sink);
+	assert_int_equal(ingest_parse_open(&r->p, "test-run", &r->err), 0);
+	assert_int_equal(ingest_parse_file(&r->p, users, INPUT_USERS, &r->rows_read[0],
+					   &r->rejected[0], &r->err), 0);
+	assert_int_equal(ingest_parse_file(&r->p, events, INPUT_EVENTS, &r->rows_read[1],
+					   &r->rejected[1], &r->err), 0);
+	ingest_parse_user_days(&r->p, &r->rows, &r->n_rows);
+	free(users);
+	free(events);
+}
+
+static void run_release(struct run *r)
+{
+	ingest_parse_release(&r->p);
+	free(r->rows);
+	config_release(&r->cfg);
+	test_scratch_free(r->dir);
+}
+
+/* The whole text of a small file, NUL-terminated; the caller frees it. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *text = xcalloc(1, 1 << 16);
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(text, 1, (1 << 16) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+static void expect_row(const struct user_day_row *row, int64_t uid, int64_t day, double revenue,
+		       int64_t events, int64_t purchases)
+{
+	assert_int_equal(row->uid, uid);
+	assert_int_equal(row->day, day);
+	assert_true(fabs(row->revenue - revenue) < 1e-12);
+	assert_int_equal(row->events, events);
+	assert_int_equal(row->purchases, purchases);
+}
+
+static void test_users_days_and_rejects(void **state)
+{
+	struct run r;
+	char *path, *text;
+
+	(void)state;
+	run_parse(&r, "reject");
+	/* b's install time is bad: a and c are users 1 and 2, from lines 2 and 4. */
+	assert_int_equal(r.sink.n, 2);
+	assert_string_equal(r.sink.ids[0], "a");
+	assert_string_equal(r.sink.ids[1], "c");
+	assert_int_equal(r.sink.uids[0], 1);
+	assert_int_equal(r.sink.uids[1], 2);
+	assert_int_equal(r.sink.lines[1], 4);
+	assert_int_equal(r.rows_read[0], 3);
+	assert_int_equal(r.rejected[0], 1);
+	/* b's event (a rejected user), zz (unknown) and c's refund are rejected. */
+	assert_int_equal(r.rows_read[1], 7);
+	assert_int_equal(r.rejected[1], 3);
+	assert_int_equal(r.p.events_loaded, 4);
+	/* a's day-0 events (one came after day 1) merged into one row, in key order. */
+	assert_int_equal(r.n_rows, 3);
+	expect_row(&r.rows[0], 1, 0, 2.5, 2, 1);
+	expect_row(&r.rows[1], 1, 1, 1.25, 1, 1);
+	expect_row(&r.rows[2], 2, 0, 0, 1, 0);
+	assert_int_equal(r.p.max_event_time, 1735779600); /* 2025-01-02T01:00:00Z */
+	/* The rejects file is complete once closed; it is kept, since rows were rejected. */
+	path = xstrdup(r.p.rejects_path);
+	ingest_parse_release(&r.p);
+	text = slurp(path);
+	assert_non_null(strstr(text, "users.csv,3,install_time,'not-a-time' is not an ISO 8601"));
+	assert_non_null(strstr(text, "events.csv,4,user_id,user 'b' was rejected in the users file"));
+	assert_non_null(strstr(text, "events.csv,6,user_id,unknown user 'zz'"));
+	assert_non_null(strstr(text, "events.csv,7,revenue,'-0.5' is negative"));
+	free(text);
+	free(path);
+	run_release(&r);
+}
+
+static void test_refund_floored(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_parse(&r, "subtract");
+	assert_int_equal(r.rejected[1], 2);
+	assert_int_equal(r.n_rows, 4);
+	/* c's day 2 holds only a refund: floored at 0, not a paying day. */
+	expect_row(&r.rows[3], 2, 2, 0, 1, 0);
+	assert_int_equal(r.p.refunds, 1);
+	assert_int_equal(r.p.days_floored, 1);
+	run_release(&r);
+}
+
+/* The reader's look-ahead sees the rows csv_reader_next will return, and only those. */
+static void test_peek_and_estimate(void **state)
+{
+	char *dir = test_scratch_dir();
+	char *path = test_write_file(dir, "e.csv", EVENTS);
+	struct ltv_err err = { 0 };
+	struct csv_reader *r = csv_reader_open(path, &err);
+	char **f;
+	size_t n, line;
+
+	(void)state;
+	assert_non_null(r);
+	assert_null(csv_reader_peek_field(r, 1, 0)); /* nothing returned yet */
+	assert_int_equal(csv_reader_next(r, &f, &n, &line, &err), 1); /* header */
+	/* The whole small file was read with the header: 8 records, exactly. */
+	assert_int_equal(csv_reader_estimate_records(r), 8);
+	assert_string_equal(csv_reader_peek_field(r, 1, 0), "a");
+	assert_string_equal(csv_reader_peek_field(r, 6, 3), "refund");
+	assert_null(csv_reader_peek_field(r, 6, 4)); /* no such field */
+	assert_null(csv_reader_peek_field(r, 8, 0)); /* past the end */
+	assert_int_equal(csv_reader_next(r, &f, &n, &line, &err), 1);
+	assert_string_equal(csv_reader_peek_field(r, 1, 0), "c");
+	assert_string_equal(csv_reader_peek_field(r, 0, 0), "a"); /* the row just returned */
+	csv_reader_free(r);
+	free(path);
+	test_scratch_free(dir);
+}
+
+/* A reserved map takes its keys without growing, and finds them all. */
+static void test_strmap_reserve(void **state)
+{
+	struct strmap m;
+	char key[32];
+	size_t cap;
+	int64_t v;
+
+	(void)state;
+	strmap_init_payload(&m, 32);
+	strmap_reserve(&m, 5000);
+	cap = m.cap;
+	assert_true(cap >= 2 * 5001);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "user-%d-with-a-long-id", i);
+		strmap_prefetch(&m, key);
+		assert_int_equal(strmap_put_payload(&m, key, i + 1, NULL), 0);
+	}
+	assert_int_equal(m.cap, cap);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "user-%d-with-a-long-id", i);
+		assert_true(strmap_get(&m, key, &v));
+		assert_int_equal(v, i + 1);
+	}
+	assert_false(strmap_get(&m, "user-5000-with-a-long-id", &v));
+	strmap_release(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_users_days_and_rejects),
+		cmocka_unit_test(test_refund_floored),
+		cmocka_unit_test(test_peek_and_estimate),
+		cmocka_unit_test(test_strmap_reserve),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
