@@ -15,6 +15,7 @@
 
 #include "ltv/ab_assign.h"
 #include "ltv/experiment.h"
+#include "ltv/data_source.h"
 #include "ltv/metrics.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
@@ -432,7 +433,7 @@ int experiment_command(const struct config *cfg, struct registry *reg, int argc,
 /* ---- score ---- */
 
 int experiment_apply_to_scores(const struct config *cfg, const struct loaded_model *m,
-			       struct registry *data_reg, const struct model_data *d,
+			       const struct data_source *data, const struct model_data *d,
 			       const struct user_table *users, const size_t *rows, size_t n,
 			       int64_t as_of, struct served *sv, FILE *out, struct ltv_err *err)
 {
@@ -463,7 +464,9 @@ int experiment_apply_to_scores(const struct config *cfg, const struct loaded_mod
 		return ret;
 	ret = model_load(reg, cfg, e.candidate, &mt, err);
 	if (ret == 0)
-		ret = model_data_for_scoring(&mt, data_reg, as_of, &dt, err);
+		/* the users production scores (younger than its longest horizon), whatever the candidate's horizons */
+		ret = model_data_for_scoring_from(&mt, data, as_of, NULL,
+						  m->params.horizons.v[m->params.horizons.n - 1], &dt, err);
 	if (ret < 0)
 		goto out;
 	{

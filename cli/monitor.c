@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/data_source.h"
 #include "ltv/feature_build.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
@@ -275,7 +276,7 @@ static int new_week_judged(const struct config *cfg, const struct monitor_result
  * daily score of S_k = T + 7(k+1) days served it, from a frame built at S_k
  * (nothing after S_k), against ltv_H in cur.
  */
-static int calibration_new_cohorts(const struct loaded_model *m, const struct feature_source *src,
+static int calibration_new_cohorts(const struct loaded_model *m, const struct data_source *src,
 				   const struct model_data *cur, const int64_t *cur_row,
 				   size_t n_cur_uid, struct monitor_result *r, size_t *week_cap,
 				   struct ltv_err *err)
@@ -295,7 +296,7 @@ static int calibration_new_cohorts(const struct loaded_model *m, const struct fe
 			wanted |= new_week_judged(cfg, r, k, r->cal[h].horizon);
 		if (!wanted)
 			continue;
-		ret = model_data_for_scoring_source(m, src, scored_at, &d, err);
+		ret = model_data_for_scoring_from(m, src, scored_at, NULL, INT64_MAX, &d, err);
 		if (ret == 0)
 			rows = scored_rows(&m->params, &d, &n);
 		if (ret == 0 && n > 0 && (ret = serving_predict(m, &d, rows, n, &sv, err)) == 0) {
@@ -327,7 +328,7 @@ static int calibration_new_cohorts(const struct loaded_model *m, const struct fe
 }
 
 /* Calibration of both groups at every horizon, then each group's level. */
-static int calibration(const struct loaded_model *m, const struct feature_source *src,
+static int calibration(const struct loaded_model *m, const struct data_source *src,
 		       const struct model_data *ref, const struct model_data *cur,
 		       struct monitor_result *r, struct ltv_err *err)
 {
@@ -582,7 +583,7 @@ static int store(struct registry *reg, struct monitor_result *r, struct ltv_err 
  * Reference and current samples, PSI per column, calibration. Every frame is
  * built at a cut-off up to as_of (the reference windows, as_of, each new
  * cohort week's end) from one read of the registry's users and user-days
- * complete at as_of (feature_source), not one read per frame.
+ * (user_data_load), not one read per frame.
  */
 static int measure(const struct loaded_model *m, struct registry *reg, struct monitor_result *r,
 		   struct ltv_err *err)
@@ -590,9 +591,13 @@ static int measure(const struct loaded_model *m, struct registry *reg, struct mo
 	const struct config *cfg = &m->cfg;
 	struct samples ref, cur;
 	struct model_data d_cur = { 0 }, d_ref0 = { 0 };
-	struct feature_source *src = NULL;
+	struct user_data data;
+	const struct data_source source = data_source_memory(&data), *src = &source;
 	char iso[32], t_iso[32];
-	int ret = feature_source_open(reg, r->as_of, &src, err);
+	int ret = user_data_load(reg, &data, err);
+
+	if (ret < 0)
+		return ret;
 
 	samples_init(&ref, r->n_psi);
 	samples_init(&cur, r->n_psi);
@@ -600,7 +605,7 @@ static int measure(const struct loaded_model *m, struct registry *reg, struct mo
 		const int64_t end = r->model_as_of - k * r->window_days * SECONDS_PER_DAY;
 		struct model_data d = { 0 };
 
-		ret = model_data_for_scoring_source(m, src, end, &d, err);
+		ret = model_data_for_scoring_from(m, src, end, NULL, INT64_MAX, &d, err);
 		if (ret == 0)
 			ret = add_window(m, &d, end, r->window_days, r, &ref, err);
 		if (k == 0 && ret == 0)
@@ -609,7 +614,7 @@ static int measure(const struct loaded_model *m, struct registry *reg, struct mo
 			model_data_release(&d);
 	}
 	if (ret == 0)
-		ret = model_data_for_scoring_source(m, src, r->as_of, &d_cur, err);
+		ret = model_data_for_scoring_from(m, src, r->as_of, NULL, INT64_MAX, &d_cur, err);
 	if (ret == 0)
 		ret = add_window(m, &d_cur, r->as_of, r->window_days, r, &cur, err);
 	if (ret < 0)
@@ -644,7 +649,7 @@ out:
 	samples_release(&cur, r->n_psi);
 	model_data_release(&d_cur);
 	model_data_release(&d_ref0);
-	feature_source_free(src);
+	user_data_release(&data);
 	return ret;
 }
 

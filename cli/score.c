@@ -3,13 +3,14 @@
  * the target horizon, with the model version it is asked for (contract in
  * include/ltv/score.h). The model is used with the configuration its
  * artefacts were built with and the encodings its features stage learnt;
- * data come from the registry, or from files ingested into a scratch registry
- * that is thrown away, never into the training data.
+ * data come from the registry, or from files read into memory by ingest's
+ * parser (include/ltv/ingest_parse.h), never into any registry.
  */
 #include <assert.h>
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -22,9 +23,12 @@
 #include "ltv/jbuf.h"
 #include "ltv/hash.h"
 #include "ltv/csvread.h"
+#include "ltv/data_source.h"
 #include "ltv/model_loader.h"
 #include "ltv/output_set.h"
-#include "ltv/scratch_registry.h"
+#include "ltv/ingest_parse.h"
+#include "ltv/input_files.h"
+#include "ltv/scratch_dir.h"
 #include "ltv/score.h"
 #include "ltv/score_internal.h"
 #include "ltv/score_html.h"
@@ -284,9 +288,12 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 
 /* ---- score --users F: the predictions added to the user's own file ---- */
 
-/* For each user of the scratch registry (by uid), its index among the scored, or -1 ... */
+/* For each user read from --users F (by uid), its index among the scored, or -1 ... */
 struct user_lookup {
-	struct strmap ids;   /* user_id → uid */
+	const struct user_table *users;
+	size_t next;         /* the user the next row most likely is: they load in the file's order */
+	int have_ids;
+	struct strmap ids;   /* user_id → uid, built when a row is not the next user */
 	ssize_t *frame_row;  /* by uid: its row in d, -1 for none */
 	ssize_t *scored;     /* by row of d: its index in s, -1 for none */
 	int64_t *install;    /* by uid */
@@ -297,7 +304,7 @@ struct user_lookup {
 };
 
 /*
- * Reads the reasons the scratch ingest gave for the users file's rejected
+ * Reads the reasons ingest's parser gave for the users file's rejected
  * rows (its rejects file in dir), by line, so the output can say them.
  */
 static void load_rejects(struct user_lookup *l, const char *dir, const char *users_path)
@@ -331,6 +338,9 @@ static void user_lookup_build(struct user_lookup *l, const struct user_table *us
 {
 	const double *uid = frame_column(&d->frame, "uid");
 
+	l->users = users;
+	l->next = 0;
+	l->have_ids = 0;
 	strmap_init(&l->ids);
 	l->frame_row = xmalloc((users->n + 1) * sizeof(*l->frame_row));
 	l->install = xcalloc(users->n + 1, sizeof(*l->install));
@@ -339,7 +349,6 @@ static void user_lookup_build(struct user_lookup *l, const struct user_table *us
 	for (size_t u = 0; u <= users->n; u++)
 		l->frame_row[u] = -1;
 	for (size_t u = 0; u < users->n; u++) {
-		strmap_put(&l->ids, users->user_id[u], users->uid[u]);
 		if (users->uid[u] >= 1 && (size_t)users->uid[u] <= users->n)
 			l->install[users->uid[u]] = users->install_time[u];
 	}
@@ -366,6 +375,26 @@ static void user_lookup_release(struct user_lookup *l)
 }
 
 /*
+ * The uid of the user with this id; 0 when none was loaded. Users load in the
+ * users file's order, so a row is nearly always the next user, found without
+ * hashing; a duplicate or a row that was not loaded builds the map once.
+ */
+static int64_t lookup_uid(struct user_lookup *l, const char *id)
+{
+	const struct user_table *t = l->users;
+	int64_t uid;
+
+	if (l->next < t->n && strcmp(t->user_id[l->next], id) == 0)
+		return t->uid[l->next++];
+	if (!l->have_ids) {
+		for (size_t u = 0; u < t->n; u++)
+			strmap_put(&l->ids, t->user_id[u], t->uid[u]);
+		l->have_ids = 1;
+	}
+	return strmap_get(&l->ids, id, &uid) ? uid : 0;
+}
+
+/*
  * Why the user with this id was not scored, or NULL when it was (its index
  * in *out_i). Every input row gets an answer: none is ever dropped.
  */
@@ -377,10 +406,13 @@ static const char *user_unscored_reason(struct user_lookup *l, const struct feat
 	int64_t uid, k;
 	ssize_t r;
 
-	snprintf(key, sizeof(key), "%zu", line);
-	if (strmap_get(&l->rejected, key, &k))
-		return l->reasons[k];
-	if (!strmap_get(&l->ids, id, &uid) || uid < 1)
+	if (l->n_reasons) {
+		snprintf(key, sizeof(key), "%zu", line);
+		if (strmap_get(&l->rejected, key, &k))
+			return l->reasons[k];
+	}
+	uid = lookup_uid(l, id);
+	if (uid < 1)
 		return "not loaded: the row was rejected when read (the rejects file has the reason)";
 	if (l->seen[uid])
 		return "duplicate user id: scored on its first row";
@@ -465,14 +497,15 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 
 		free_names(names, n_pred);
 	}
+	/* lines are built in memory and written in blocks, as write_users_csv does */
 	while ((ret = csv_reader_next(r, &fields, &n, &line, err)) == 1) {
 		const char *reason = NULL;
 		size_t i = 0;
 
 		for (size_t k = 0; k < n_header; k++) {
 			if (k)
-				fputc(',', f);
-			csv_write_field(f, k < n ? fields[k] : "");
+				jbuf_add(&b, ",", 1);
+			put_field(&b, k < n ? fields[k] : "");
 		}
 		if (n != n_header)
 			reason = "rejected: the row's field count differs from the header's";
@@ -480,18 +513,28 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			reason = user_unscored_reason(&l, fp, fields[id_col], line, as_of, why,
 						      sizeof(why), &i);
 		if (!reason) {
-			b.len = 0;
 			put_prediction_fields(&b, m, d, &c, s, i, pv, &day, date);
 			jbuf_add(&b, ",\n", 2);
-			fwrite(b.p, 1, b.len, f);
-			continue;
+		} else {
+			for (size_t k = 0; k + 3 < n_pred; k++)
+				jbuf_add(&b, ",", 1);
+			jbuf_add(&b, ",", 1);
+			jbuf_int(&b, (long long)pv->version);
+			jbuf_add(&b, ",", 1);
+			jbuf_puts(&b, pv->as_of);
+			jbuf_add(&b, ",", 1);
+			jbuf_puts(&b, pv->scored_at);
+			jbuf_add(&b, ",", 1);
+			put_field(&b, reason);
+			jbuf_add(&b, "\n", 1);
 		}
-		for (size_t k = 0; k + 3 < n_pred; k++)
-			fputc(',', f);
-		fprintf(f, ",%lld,%s,%s,", (long long)pv->version, pv->as_of, pv->scored_at);
-		csv_write_field(f, reason);
-		fputc('\n', f);
+		if (b.len >= WRITE_BLOCK) {
+			fwrite(b.p, 1, b.len, f);
+			b.len = 0;
+		}
 	}
+	if (b.len)
+		fwrite(b.p, 1, b.len, f);
 out:
 	jbuf_release(&b);
 	csv_reader_free(r);
@@ -962,40 +1005,88 @@ static int write_no_events(const struct config *cfg, const char *path, struct lt
 	return 0;
 }
 
-/* Ingests --users/--events into a scratch registry sr; nothing touches the real one. */
-static int scratch_ingest(const struct config *model_cfg, const struct score_options *opts,
-			  struct scratch_registry *sr, struct registry **out_reg, struct ltv_err *err)
+/*
+ * Test hook, as the runner's for its ingest stage: LTVPIPE_FAULT=ingest:kill
+ * dies once the files are read (their scratch directory still there),
+ * ingest:fail fails there.
+ */
+static int injected_fault(struct ltv_err *err)
 {
-	char *no_events = NULL;
-	char *set_users = xasprintf("input.users=%s", opts->users_path);
-	char *set_events = NULL;
-	char *set_rejects = NULL;
-	int ret = scratch_registry_init(sr, "ltvscore", model_cfg, err);
+	const char *fault = getenv("LTVPIPE_FAULT");
 
-	if (ret == 0) {
-		no_events = xasprintf("%s/no-events.csv", sr->dir);
-		set_events = xasprintf("input.events=%s", opts->events_path ? opts->events_path : no_events);
-		set_rejects = xasprintf("ingest.rejects_dir=%s", sr->dir);
-	}
-	if (ret == 0 && !opts->events_path)
-		ret = write_no_events(&sr->cfg, no_events, err);
+	if (!fault || strncmp(fault, "ingest:", 7) != 0)
+		return 0;
+	if (strcmp(fault + 7, "kill") == 0)
+		raise(SIGKILL);
+	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
+}
+
+/* Keeps each user ingest's parser loads (its callback). */
+static int keep_user(void *arg, const struct user_row *u, size_t line, struct ltv_err *err)
+{
+	(void)line;
+	(void)err;
+	user_data_add_user(arg, u);
+	return 0;
+}
+
+/*
+ * Reads --users (and --events) into memory with ingest's own parser
+ * (include/ltv/ingest_parse.h: the validation, rejects and error texts of the
+ * ingest stage), its rejects file into dir. No registry is written: building
+ * a scratch SQLite registry to read it back at once was half of scoring.
+ */
+static int read_input_files(const struct config *model_cfg, const struct score_options *opts,
+			    const char *dir, struct user_data *out, struct ltv_err *err)
+{
+	char *no_events = xasprintf("%s/no-events.csv", dir);
+	char *set_users = xasprintf("input.users=%s", opts->users_path);
+	char *set_events = xasprintf("input.events=%s", opts->events_path ? opts->events_path : no_events);
+	char *set_rejects = xasprintf("ingest.rejects_dir=%s", dir);
+	struct input_files files = { 0 };
+	struct ingest_parse p;
+	struct config cfg;
+	int have_parse = 0, ret;
+
+	config_copy(&cfg, model_cfg);
+	ret = opts->events_path ? 0 : write_no_events(&cfg, no_events, err);
 	if (ret == 0)
-		ret = config_apply_override(&sr->cfg, set_users, err);
+		ret = config_apply_override(&cfg, set_users, err);
 	if (ret == 0)
-		ret = config_apply_override(&sr->cfg, set_events, err);
+		ret = config_apply_override(&cfg, set_events, err);
 	/* Every row comes back in the output, a rejected one with its reason, so none fails the score. */
 	if (ret == 0)
-		ret = config_apply_override(&sr->cfg, "ingest.max_reject_rate=1", err);
+		ret = config_apply_override(&cfg, "ingest.max_reject_rate=1", err);
 	if (ret == 0)
-		ret = config_apply_override(&sr->cfg, set_rejects, err);
+		ret = config_apply_override(&cfg, set_rejects, err);
 	if (ret == 0)
-		ret = scratch_registry_ingest(sr, "score (scratch ingest)", err);
-	if (ret == 0)
-		ret = registry_open_readonly(sr->path, out_reg, err);
+		ret = input_files_expand(&cfg, &files, err);
+	if (ret == 0) {
+		ingest_parse_init(&p, &cfg, NULL, keep_user, out);
+		have_parse = 1;
+		ret = ingest_parse_open(&p, "score", err);
+	}
+	for (size_t i = 0; i < files.n && ret == 0; i++) {
+		int64_t rows = 0, rejected = 0;
+
+		ret = ingest_parse_file(&p, files.v[i].path, files.v[i].kind, &rows, &rejected, err);
+	}
+	if (ret == 0) {
+		ingest_parse_user_days(&p, &out->days, &out->n_days);
+		out->max_event_time = p.max_event_time;
+		ret = injected_fault(err);
+	}
+	/* the message the ingest stage gives, as `score` said it when it ran that stage */
+	if (ret < 0 && have_parse)
+		err_prefix(err, "stage ingest failed");
+	if (have_parse)
+		ingest_parse_release(&p);
+	input_files_release(&files);
+	config_release(&cfg);
+	free(no_events);
 	free(set_users);
 	free(set_events);
 	free(set_rejects);
-	free(no_events);
 	return ret;
 }
 
@@ -1003,13 +1094,11 @@ static int scratch_ingest(const struct config *model_cfg, const struct score_opt
  * The latest event; for users without events (score --users F alone), the
  * latest install, so every user of the file is scored at the age it has then.
  */
-static int default_as_of(struct registry *data_reg, const struct user_table *users, int64_t *out,
-			 struct ltv_err *err)
+static int default_as_of(const struct data_source *data, const struct user_table *users,
+			 int64_t *out, struct ltv_err *err)
 {
-	char *value = NULL;
-	int ret = registry_meta_get(data_reg, "max_event_time", &value, err);
+	int ret = data_source_max_event_time(data, out, err);
 
-	free(value);
 	if (ret == LTV_ENOTFOUND && users->n) {
 		*out = users->install_time[0];
 		for (size_t i = 1; i < users->n; i++)
@@ -1017,7 +1106,9 @@ static int default_as_of(struct registry *data_reg, const struct user_table *use
 				*out = users->install_time[i];
 		return 0;
 	}
-	ret = registry_default_as_of(data_reg, out, err);
+	if (ret == LTV_ENOTFOUND)
+		ret = err_set(err, LTV_EUSAGE, "the registry has no events yet, so there is no default "
+			      "as_of; ingest events first (ltvpipe run) or pass --as-of DATE");
 	if (ret < 0)
 		err_prefix(err, "score");
 	return ret;
@@ -1045,19 +1136,23 @@ static int refuse_lookahead(const struct loaded_model *m, int64_t as_of, struct 
 int score_run(const struct config *cfg, struct registry *reg, const struct score_options *opts,
 	      FILE *out, struct ltv_err *err)
 {
-	struct registry *data_reg = NULL;
 	struct loaded_model m = { 0 };
 	struct model_data d = { 0 };
 	struct scored s = { 0 };
-	struct user_table users = { 0 };
+	struct user_table owned_users = { 0 };
+	const struct user_table *users = NULL;
+	struct data_source data = data_source_registry(reg);
 	struct provenance pv = { 0 };
 	int64_t score_id = 0;
-	struct scratch_registry sr = { 0 };
+	struct user_data mem;
+	char scratch[4096] = ""; /* --users F: the rejects of reading it */
 	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32], differs[512] = "";
 	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, to_stdout = 0, ret;
 	double started = now_seconds();
+
+	user_data_init(&mem);
 
 	if (!opts->output)
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");
@@ -1070,15 +1165,17 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	if (ret < 0)
 		goto out;
 	have_model = 1;
-	data_reg = reg;
 	if (opts->users_path) {
-		ret = scratch_ingest(&m.cfg, opts, &sr, &data_reg, err);
+		ret = scratch_dir_create("ltvscore", scratch, sizeof(scratch), err);
+		if (ret == 0)
+			ret = read_input_files(&m.cfg, opts, scratch, &mem, err);
 		if (ret < 0)
 			goto out;
+		data = data_source_memory(&mem);
 	}
-	ret = registry_users_load(data_reg, &users, err);
+	ret = data_source_users(&data, &owned_users, &users, err);
 	if (ret == 0 && as_of == INT64_MIN)
-		ret = default_as_of(data_reg, &users, &as_of, err);
+		ret = default_as_of(&data, users, &as_of, err);
 	/* Only a chosen as_of: the default is the data's latest time, a file's own state. */
 	if (ret == 0 && opts->as_of != INT64_MIN && !opts->allow_lookahead)
 		ret = refuse_lookahead(&m, as_of, err);
@@ -1088,8 +1185,9 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		 * cohort from all its scored users. Only their rows are built; a shard
 		 * with no cohort writes empty outputs, which merge-scores takes.
 		 */
-		ret = model_data_for_scoring_cohorts(&m, data_reg, as_of,
-						     opts->shard.count ? &opts->shard : NULL, &d, err);
+		ret = model_data_for_scoring_from(&m, &data, as_of,
+						  opts->shard.count ? &opts->shard : NULL,
+						  m.params.horizons.v[m.params.horizons.n - 1], &d, err);
 		if (ret == LTV_ENOTFOUND && opts->shard.count) {
 			model_data_release(&d);
 			memset(&d, 0, sizeof(d));
@@ -1114,7 +1212,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
 	/* A/B: without --model, a running experiment's candidate serves its share of users. */
 	if (ret == 0 && !opts->model && (s.n > 0 || !opts->shard.count))
-		ret = experiment_apply_to_scores(cfg, &m, data_reg, &d, &users, s.rows, s.n, as_of,
+		ret = experiment_apply_to_scores(cfg, &m, &data, &d, users, s.rows, s.n, as_of,
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
@@ -1123,12 +1221,12 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
 	time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
 	{
-		const struct score_write w = { &pv, opts->users_path, sr.dir };
+		const struct score_write w = { &pv, opts->users_path, scratch };
 
-		ret = score_write_outputs(&m, &d, &users, &s, as_of, &w, opts->output, &n_cs, err);
+		ret = score_write_outputs(&m, &d, users, &s, as_of, &w, opts->output, &n_cs, err);
 	}
 	if (ret == 0 && opts->shard.count)
-		ret = score_shard_write(&m, &d, &users, &s, as_of, &opts->shard, opts->output, err);
+		ret = score_shard_write(&m, &d, users, &s, as_of, &opts->shard, opts->output, err);
 	campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", opts->output);
 	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
 	html_path = to_stdout ? NULL : xasprintf("%s.report.html", opts->output);
@@ -1167,12 +1265,12 @@ out:
 	free(report_path);
 	free(html_path);
 	scored_release(&s);
-	user_table_release(&users);
+	user_table_release(&owned_users);
 	model_data_release(&d);
 	if (have_model)
 		model_release(&m);
-	if (data_reg && data_reg != reg)
-		registry_close(data_reg);
-	scratch_registry_release(&sr);
+	user_data_release(&mem);
+	if (scratch[0])
+		scratch_dir_remove(scratch);
 	return ret;
 }

@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "ltv/data_source.h"
 #include "ltv/held_out.h"
 #include "ltv/model_loader.h"
 
@@ -32,9 +33,12 @@ int held_out_load(struct stage_ctx *ctx, const struct model_data *train, struct 
 	config_copy(&cfg, ctx->cfg);
 	feature_params_apply(&train->params, &cfg);
 	ret = encodings_load(ctx->reg, features->id, &enc, &ctx->err);
-	if (ret == 0)
-		ret = model_data_build(ctx->reg, NULL, &cfg, &enc, &train->params, train->as_of,
-				       FEATURE_ROWS_HELD_OUT, NULL, &out->d, &ctx->err);
+	if (ret == 0) {
+		const struct data_source data = data_source_registry(ctx->reg);
+
+		ret = model_data_build(&data, &cfg, &enc, &train->params, train->as_of,
+				       FEATURE_ROWS_HELD_OUT, NULL, INT64_MAX, &out->d, &ctx->err);
+	}
 	encodings_release(&enc);
 	config_release(&cfg);
 	if (ret < 0)

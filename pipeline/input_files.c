@@ -54,7 +54,7 @@ static int file_hash(struct registry *reg, const char *path, char hash[HASH_HEX_
 	return ret;
 }
 
-static int add_pattern(struct registry *reg, struct input_files *files, size_t *cap,
+static int add_pattern(struct registry *reg, int hash, struct input_files *files, size_t *cap,
 		       const char *pattern, const char *key, enum input_kind kind,
 		       struct ltv_err *err)
 {
@@ -80,7 +80,8 @@ static int add_pattern(struct registry *reg, struct input_files *files, size_t *
 		f->path = xstrdup(g.gl_pathv[i]);
 		f->kind = kind;
 		files->n++;
-		ret = file_hash(reg, f->path, f->hash, err);
+		f->hash[0] = '\0';
+		ret = hash ? file_hash(reg, f->path, f->hash, err) : 0;
 		if (ret < 0)
 			goto out;
 	}
@@ -95,21 +96,33 @@ int input_files_resolve(const struct config *cfg, struct input_files *out, struc
 	return input_files_resolve_in(cfg, NULL, out, err);
 }
 
-int input_files_resolve_in(const struct config *cfg, struct registry *reg,
-			   struct input_files *out, struct ltv_err *err)
+/* The matches of input.users, then of input.events; their hashes when hash is set. */
+static int resolve(const struct config *cfg, struct registry *reg, int hash,
+		   struct input_files *out, struct ltv_err *err)
 {
 	size_t cap = 0;
 	int ret;
 
 	out->v = NULL;
 	out->n = 0;
-	ret = add_pattern(reg, out, &cap, cfg->input.users, "input.users", INPUT_USERS, err);
+	ret = add_pattern(reg, hash, out, &cap, cfg->input.users, "input.users", INPUT_USERS, err);
 	if (ret == 0)
-		ret = add_pattern(reg, out, &cap, cfg->input.events, "input.events", INPUT_EVENTS,
-				  err);
+		ret = add_pattern(reg, hash, out, &cap, cfg->input.events, "input.events",
+				  INPUT_EVENTS, err);
 	if (ret < 0)
 		input_files_release(out);
 	return ret;
+}
+
+int input_files_resolve_in(const struct config *cfg, struct registry *reg,
+			   struct input_files *out, struct ltv_err *err)
+{
+	return resolve(cfg, reg, 1, out, err);
+}
+
+int input_files_expand(const struct config *cfg, struct input_files *out, struct ltv_err *err)
+{
+	return resolve(cfg, NULL, 0, out, err);
 }
 
 void input_files_release(struct input_files *files)

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/blob.h"
+#include "ltv/data_source.h"
 #include "ltv/model_data.h"
 #include "ltv/feature_build.h"
 #include "ltv/feature_params.h"
@@ -42,8 +43,10 @@ struct base_run {
 	const struct config *cfg;
 	int64_t as_of;
 	enum feature_rows mode;
-	struct user_table users;
+	const struct user_table *users; /* the source's, or owned_users */
+	struct user_table owned_users;
 	int64_t *age_of_uid;    /* uid - 1 → whole days complete at as_of; -1: installed after */
+	int64_t younger_than;   /* rows only for users younger (FEATURE_ROWS_AT_AGE); INT64_MAX: all */
 	struct day_rec *days;   /* complete days, grouped by uid in day order */
 	size_t n_days, cap_days;
 	size_t *first_day;      /* uid - 1 → index of its first day in days; [n] = n_days */
@@ -73,7 +76,8 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 {
 	struct base_run *br = opaque;
 
-	if (uid < 1 || (size_t)uid > br->users.n || br->age_of_uid[uid - 1] < 0)
+	if (uid < 1 || (size_t)uid > br->users->n || br->age_of_uid[uid - 1] < 0 ||
+	    br->age_of_uid[uid - 1] >= br->younger_than)
 		return 0;
 	if (day >= br->age_of_uid[uid - 1]) {
 		br->stats.user_days_after_as_of++;
@@ -104,10 +108,10 @@ static void group_days(struct base_run *br)
 	if (!sorted) /* the registry streams in (uid, day) order; this keeps us right if not */
 		qsort(br->days, br->n_days, sizeof(*br->days), compare_day_rec);
 	/* first_day[u + 1] counts user u's days, then a prefix sum makes offsets. */
-	br->first_day = xcalloc(br->users.n + 1, sizeof(size_t));
+	br->first_day = xcalloc(br->users->n + 1, sizeof(size_t));
 	for (size_t i = 0; i < br->n_days; i++)
 		br->first_day[br->days[i].uid]++;
-	for (size_t u = 0; u < br->users.n; u++)
+	for (size_t u = 0; u < br->users->n; u++)
 		br->first_day[u + 1] += br->first_day[u];
 }
 
@@ -219,8 +223,8 @@ static void fill_row_at(const struct base_run *br, const struct row_cols *c, siz
 			events_last7 += r->events;
 		}
 	}
-	c->uid[row] = (double)br->users.uid[u];
-	c->install[row] = (double)br->users.install_time[u];
+	c->uid[row] = (double)br->users->uid[u];
+	c->install[row] = (double)br->users->install_time[u];
 	c->age[row] = (double)age;
 	c->window[row] = (double)s;
 	c->weight[row] = weight;
@@ -242,7 +246,7 @@ static void fill_row_at(const struct base_run *br, const struct row_cols *c, siz
 	c->rev_per_purchase_day[row] = purchase_days > 0 ? rev / purchase_days : NAN;
 	c->rev_last7[row] = rev_last7;
 	c->events_last7_share[row] = events > 0 ? events_last7 / events : NAN;
-	c->cost[row] = br->users.cost[u];
+	c->cost[row] = br->users->cost[u];
 	c->rev_to_date[row] = rev_to_date;
 	c->repeat_days_to_date[row] = repeat_days;
 	c->last_repeat_day_to_date[row] = last_repeat;
@@ -299,7 +303,7 @@ static size_t snapshot_rows(const struct base_run *br, const struct row_cols *c)
 	const struct int_list *hz = &br->cfg->features.horizons;
 	size_t row = 0;
 
-	for (size_t u = 0; u < br->users.n; u++) {
+	for (size_t u = 0; u < br->users->n; u++) {
 		int64_t snaps[MAX_SNAPSHOTS];
 		size_t n = eligible_snapshots(br, u, snaps);
 		int64_t horizon = 0;
@@ -315,7 +319,7 @@ static size_t snapshot_rows(const struct base_run *br, const struct row_cols *c)
 					fill_row(br, c, row, u, snaps[k], 1.0, k == 0);
 		} else {
 			if (c)
-				fill_row(br, c, row, u, snaps[user_hash(br->users.user_id[u]) % n],
+				fill_row(br, c, row, u, snaps[user_hash(br->users->user_id[u]) % n],
 					 (double)n, 1);
 			row++;
 		}
@@ -328,8 +332,8 @@ static size_t age_rows(const struct base_run *br, const struct row_cols *c)
 {
 	size_t row = 0;
 
-	for (size_t u = 0; u < br->users.n; u++) {
-		if (br->age_of_uid[u] < 0)
+	for (size_t u = 0; u < br->users->n; u++) {
+		if (br->age_of_uid[u] < 0 || br->age_of_uid[u] >= br->younger_than)
 			continue;
 		if (c)
 			fill_row(br, c, row, u, br->age_of_uid[u], 1.0, 1);
@@ -358,7 +362,7 @@ static int held_out_user(const struct base_run *br, const struct feature_params 
 {
 	return br->age_of_uid[u] >= 0 &&
 	       feature_params_split(p, br->as_of, horizon, (double)br->age_of_uid[u],
-				    (double)br->users.install_time[u]) == SPLIT_VALID;
+				    (double)br->users->install_time[u]) == SPLIT_VALID;
 }
 
 /* The pseudo as_of T'_k of horizon index h, or 0 past the last one (T'_k >= as_of). */
@@ -382,7 +386,7 @@ static size_t held_out_user_rows(const struct base_run *br, const struct row_col
 
 		if (t == 0)
 			break;
-		s = complete_days(br->users.install_time[u], t);
+		s = complete_days(br->users->install_time[u], t);
 		if (s >= horizon)
 			break;
 		if (c) {
@@ -406,15 +410,15 @@ static size_t held_out_rows(const struct base_run *br, const struct row_cols *c)
 		size_t total = 0;
 		uint64_t keep_below = UINT64_MAX;
 
-		for (size_t u = 0; u < br->users.n; u++)
+		for (size_t u = 0; u < br->users->n; u++)
 			if (held_out_user(br, &p, u, horizon))
 				total += held_out_user_rows(br, NULL, 0, &p, u, horizon);
 		if (total > FEATURE_HELD_OUT_MAX_ROWS)
 			keep_below = (uint64_t)((double)UINT64_MAX *
 						((double)FEATURE_HELD_OUT_MAX_ROWS / (double)total));
-		for (size_t u = 0; u < br->users.n; u++)
+		for (size_t u = 0; u < br->users->n; u++)
 			if (held_out_user(br, &p, u, horizon) &&
-			    user_hash(br->users.user_id[u]) <= keep_below)
+			    user_hash(br->users->user_id[u]) <= keep_below)
 				row += held_out_user_rows(br, c, row, &p, u, horizon);
 	}
 	feature_params_release(&p);
@@ -510,27 +514,27 @@ static struct attr_encoding *attr_columns(const struct base_run *br, struct fram
 {
 	const struct str_list *names = &br->cfg->columns.attributes;
 	struct attr_encoding *attrs = xcalloc(names->n + 1, sizeof(*attrs));
-	cJSON **parsed = xcalloc(br->users.n + 1, sizeof(cJSON *));
-	char **values = xcalloc(br->users.n + 1, sizeof(char *));
+	cJSON **parsed = xcalloc(br->users->n + 1, sizeof(cJSON *));
+	char **values = xcalloc(br->users->n + 1, sizeof(char *));
 	static char empty[] = "";
 
-	for (size_t u = 0; u < br->users.n; u++)
-		if (br->age_of_uid[u] >= 0 && br->users.attributes_json[u])
-			parsed[u] = cJSON_Parse(br->users.attributes_json[u]);
+	for (size_t u = 0; u < br->users->n; u++)
+		if (br->age_of_uid[u] >= 0 && br->users->attributes_json[u])
+			parsed[u] = cJSON_Parse(br->users->attributes_json[u]);
 	for (size_t k = 0; k < names->n; k++) {
 		char col[ATTR_COLUMN_MAX];
 
-		for (size_t u = 0; u < br->users.n; u++) {
+		for (size_t u = 0; u < br->users->n; u++) {
 			const cJSON *v = parsed[u] ? cJSON_GetObjectItemCaseSensitive(parsed[u], names->v[k]) : NULL;
 
 			values[u] = cJSON_IsString(v) ? v->valuestring : empty;
 		}
 		attrs[k].name = xstrdup(names->v[k]);
 		attr_column_name(names->v[k], "code", col, sizeof(col));
-		attrs[k].values = dictionary(values, br->age_of_uid, br->users.n, f,
+		attrs[k].values = dictionary(values, br->age_of_uid, br->users->n, f,
 					     frame_add_column(f, col), &attrs[k].n_values);
 	}
-	for (size_t u = 0; u < br->users.n; u++)
+	for (size_t u = 0; u < br->users->n; u++)
 		cJSON_Delete(parsed[u]);
 	free(parsed);
 	free(values);
@@ -548,79 +552,31 @@ int feature_build_base_cohorts(struct registry *reg, const struct config *cfg, i
 					out_campaigns, out_n_campaigns, NULL, NULL, out_stats, err);
 }
 
-/* Days complete at the source's as_of of the users installed by then, read once. */
-struct feature_source {
-	int64_t as_of;
-	struct user_table users;
-	struct day_rec *days; /* grouped by uid in day order */
-	size_t n_days;
-};
-
-int feature_source_open(struct registry *reg, int64_t as_of, struct feature_source **out,
-			struct ltv_err *err)
+int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
+			     enum feature_rows mode, const struct shard_spec *cohorts,
+			     struct frame *out, char ***out_apps, size_t *out_n_apps,
+			     char ***out_campaigns, size_t *out_n_campaigns,
+			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			     struct feature_base_stats *out_stats, struct ltv_err *err)
 {
-	struct base_run br = { .as_of = as_of };
-	struct feature_source *src;
-	int ret = registry_users_load(reg, &br.users, err);
+	const struct data_source src = data_source_registry(reg);
 
-	*out = NULL;
-	if (ret < 0)
-		return ret;
-	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
-	for (size_t u = 0; u < br.users.n; u++)
-		br.age_of_uid[u] = br.users.install_time[u] <= as_of
-				   ? complete_days(br.users.install_time[u], as_of) : -1;
-	ret = registry_user_days_each(reg, collect_user_day, &br, err);
-	free(br.age_of_uid);
-	if (ret < 0) {
-		free(br.days);
-		user_table_release(&br.users);
-		return ret;
-	}
-	src = xcalloc(1, sizeof(*src));
-	src->as_of = as_of;
-	src->users = br.users;
-	src->days = br.days;
-	src->n_days = br.n_days;
-	*out = src;
-	return 0;
+	return feature_build_base_from(&src, cfg, as_of, mode, cohorts, INT64_MAX, out, out_apps,
+				       out_n_apps,
+				       out_campaigns, out_n_campaigns, out_attrs, out_n_attrs,
+				       out_stats, err);
 }
 
-void feature_source_free(struct feature_source *src)
+int feature_build_base_from(const struct data_source *src, const struct config *cfg,
+			    int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+			    int64_t younger_than,
+			    struct frame *out, char ***out_apps, size_t *out_n_apps,
+			    char ***out_campaigns, size_t *out_n_campaigns,
+			    struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			    struct feature_base_stats *out_stats, struct ltv_err *err)
 {
-	if (!src)
-		return;
-	user_table_release(&src->users);
-	free(src->days);
-	free(src);
-}
-
-/*
- * The user-days of src complete at br->as_of, through the same filter as a
- * read from the registry (collect_user_day), in the same (uid, day) order.
- */
-static void collect_from_source(const struct feature_source *src, struct base_run *br)
-{
-	for (size_t i = 0; i < src->n_days; i++) {
-		const struct day_rec *d = &src->days[i];
-
-		collect_user_day(br, d->uid, d->day, d->revenue, (int64_t)d->events,
-				 (int64_t)d->purchases);
-	}
-}
-
-/*
- * feature_build_base_attrs from the registry (src NULL) or from a source
- * read before (reg unused; as_of <= the source's).
- */
-static int build_base(struct registry *reg, const struct feature_source *src,
-		      const struct config *cfg, int64_t as_of, enum feature_rows mode,
-		      const struct shard_spec *cohorts, struct frame *out, char ***out_apps,
-		      size_t *out_n_apps, char ***out_campaigns, size_t *out_n_campaigns,
-		      struct attr_encoding **out_attrs, size_t *out_n_attrs,
-		      struct feature_base_stats *out_stats, struct ltv_err *err)
-{
-	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode };
+	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode,
+			       .younger_than = mode == FEATURE_ROWS_AT_AGE ? younger_than : INT64_MAX };
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows;
 	int ret = 0;
@@ -631,27 +587,23 @@ static int build_base(struct registry *reg, const struct feature_source *src,
 	}
 
 	assert(cfg->features.horizons.n <= MAX_HORIZONS);
-	assert(!src || as_of <= src->as_of);
 	frame_init(out, 0);
-	if (src)
-		br.users = src->users; /* borrowed: not released below */
-	else
-		ret = registry_users_load(reg, &br.users, err);
+	ret = data_source_users(src, &br.owned_users, &br.users, err);
 	if (ret < 0)
 		return ret;
-	br.age_of_uid = xmalloc((br.users.n ? br.users.n : 1) * sizeof(int64_t));
-	for (size_t u = 0; u < br.users.n; u++) {
-		assert(br.users.uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
-		br.age_of_uid[u] = br.users.install_time[u] <= as_of
-				   ? complete_days(br.users.install_time[u], as_of) : -1;
+	br.age_of_uid = xmalloc((br.users->n ? br.users->n : 1) * sizeof(int64_t));
+	for (size_t u = 0; u < br.users->n; u++) {
+		assert(br.users->uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
+		br.age_of_uid[u] = br.users->install_time[u] <= as_of
+				   ? complete_days(br.users->install_time[u], as_of) : -1;
 		/* Another shard's cohort: read like a user not yet installed, so never. */
-		if (cohorts && !shard_keeps_cohort(cohorts, br.users.app_id[u], br.users.campaign[u])) {
+		if (cohorts && !shard_keeps_cohort(cohorts, br.users->app_id[u], br.users->campaign[u])) {
 			br.age_of_uid[u] = -1;
 			continue;
 		}
 		n_installed += br.age_of_uid[u] >= 0;
 	}
-	br.stats.users_after_as_of = (int64_t)(br.users.n - n_installed);
+	br.stats.users_after_as_of = (int64_t)(br.users->n - n_installed);
 	if (n_installed == 0 && cohorts && cohorts->count > 0) {
 		char spec[32];
 
@@ -666,10 +618,7 @@ static int build_base(struct registry *reg, const struct feature_source *src,
 			      time_format_iso8601(as_of, iso, sizeof(iso)));
 		goto out;
 	}
-	if (src)
-		collect_from_source(src, &br);
-	else
-		ret = registry_user_days_each(reg, collect_user_day, &br, err);
+	ret = data_source_user_days_each(src, collect_user_day, &br, err);
 	if (ret < 0)
 		goto out;
 	group_days(&br);
@@ -679,7 +628,8 @@ static int build_base(struct registry *reg, const struct feature_source *src,
 			      "later --as-of or a larger features.validation_days");
 		goto out;
 	}
-	if (n_rows == 0) {
+	/* scoring only the young: a file of users all past the longest horizon scores none */
+	if (n_rows == 0 && br.younger_than == INT64_MAX) {
 		ret = err_set(err, LTV_EINVAL, "no user is %lld days old at as_of, the first horizon: no "
 			      "training rows; pass a later --as-of or a shorter first horizon",
 			      (long long)cfg->features.horizons.v[0]);
@@ -691,9 +641,9 @@ static int build_base(struct registry *reg, const struct feature_source *src,
 		add_held_out_columns(out, &cols);
 	mode_rows(&br, &cols);
 	br.stats.users = (int64_t)n_installed;
-	*out_apps = dictionary(br.users.app_id, br.age_of_uid, br.users.n, out,
+	*out_apps = dictionary(br.users->app_id, br.age_of_uid, br.users->n, out,
 			       frame_add_column(out, "app_code"), out_n_apps);
-	*out_campaigns = dictionary(br.users.campaign, br.age_of_uid, br.users.n, out,
+	*out_campaigns = dictionary(br.users->campaign, br.age_of_uid, br.users->n, out,
 				    frame_add_column(out, "campaign_code"), out_n_campaigns);
 	if (out_attrs)
 		*out_attrs = attr_columns(&br, out, out_n_attrs);
@@ -703,30 +653,8 @@ out:
 	free(br.days);
 	free(br.first_day);
 	free(br.age_of_uid);
-	if (!src)
-		user_table_release(&br.users);
+	user_table_release(&br.owned_users);
 	return ret;
-}
-
-int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int64_t as_of,
-			     enum feature_rows mode, const struct shard_spec *cohorts,
-			     struct frame *out, char ***out_apps, size_t *out_n_apps,
-			     char ***out_campaigns, size_t *out_n_campaigns,
-			     struct attr_encoding **out_attrs, size_t *out_n_attrs,
-			     struct feature_base_stats *out_stats, struct ltv_err *err)
-{
-	return build_base(reg, NULL, cfg, as_of, mode, cohorts, out, out_apps, out_n_apps,
-			  out_campaigns, out_n_campaigns, out_attrs, out_n_attrs, out_stats, err);
-}
-
-int feature_build_base_source(const struct feature_source *src, const struct config *cfg,
-			      int64_t as_of, enum feature_rows mode, struct frame *out,
-			      char ***out_apps, size_t *out_n_apps, char ***out_campaigns,
-			      size_t *out_n_campaigns, struct attr_encoding **out_attrs,
-			      size_t *out_n_attrs, struct ltv_err *err)
-{
-	return build_base(NULL, src, cfg, as_of, mode, NULL, out, out_apps, out_n_apps,
-			  out_campaigns, out_n_campaigns, out_attrs, out_n_attrs, NULL, err);
 }
 
 /* ---- encodings ---- */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ltv/model_loader.h"
+#include "ltv/data_source.h"
 
 /* The stages whose artefacts make a model version: the non-method ones, then method_table's. */
 static const char *const fixed_stages[] = { "features", "tiers", "select", "calibrate" };
@@ -149,12 +150,11 @@ int model_data_for_scoring(const struct loaded_model *m, struct registry *data_r
 	return model_data_for_scoring_cohorts(m, data_reg, as_of, NULL, out, err);
 }
 
-/* The frame of data_reg's users (or src's when given: data_reg and cohorts
- * unused) in rows of the given mode, with the given encodings and params. */
-int model_data_build(struct registry *data_reg, const struct feature_source *src,
-		     const struct config *cfg, const struct encodings *enc,
-		     const struct feature_params *params, int64_t as_of, enum feature_rows mode,
-		     const struct shard_spec *cohorts, struct model_data *out, struct ltv_err *err)
+/* The frame of src's users in rows of the given mode, with the given encodings and params. */
+int model_data_build(const struct data_source *src, const struct config *cfg,
+		     const struct encodings *enc, const struct feature_params *params,
+		     int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+		     int64_t younger_than, struct model_data *out, struct ltv_err *err)
 {
 	char **apps = NULL, **campaigns = NULL;
 	struct attr_encoding *attrs = NULL;
@@ -162,13 +162,9 @@ int model_data_build(struct registry *data_reg, const struct feature_source *src
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if (src)
-		ret = feature_build_base_source(src, cfg, as_of, mode, &out->frame, &apps, &n_apps,
-						&campaigns, &n_campaigns, &attrs, &n_attrs, err);
-	else
-		ret = feature_build_base_attrs(data_reg, cfg, as_of, mode, cohorts, &out->frame,
-					       &apps, &n_apps, &campaigns, &n_campaigns, &attrs,
-					       &n_attrs, NULL, err);
+	ret = feature_build_base_from(src, cfg, as_of, mode, cohorts, younger_than, &out->frame,
+				      &apps, &n_apps, &campaigns, &n_campaigns, &attrs, &n_attrs,
+				      NULL, err);
 	if (ret < 0)
 		return ret;
 	feature_apply_encodings(enc, &out->frame, apps, n_apps, campaigns, n_campaigns,
@@ -185,24 +181,37 @@ int model_data_build(struct registry *data_reg, const struct feature_source *src
 	return 0;
 }
 
-/* The scoring frame from data_reg, or from src when given (with tiers). */
-static int scoring_frame(const struct loaded_model *m, struct registry *data_reg,
-			 const struct feature_source *src, int64_t as_of,
-			 const struct shard_spec *cohorts, struct model_data *out,
-			 struct ltv_err *err)
+/* The scoring frame of src's users (with tiers). */
+int model_data_for_scoring_from(const struct loaded_model *m, const struct data_source *src,
+				int64_t as_of, const struct shard_spec *cohorts, int64_t younger_than,
+				struct model_data *out, struct ltv_err *err)
 {
 	const double *app, *campaign;
 	int ret;
 
-	ret = model_data_build(data_reg, src, &m->cfg, &m->enc, &m->params, as_of,
-			       FEATURE_ROWS_AT_AGE, cohorts, out, err);
+	ret = model_data_build(src, &m->cfg, &m->enc, &m->params, as_of, FEATURE_ROWS_AT_AGE,
+			       cohorts, younger_than, out, err);
 	if (ret < 0)
 		return ret;
 	out->tier = xmalloc((out->frame.n_rows ? out->frame.n_rows : 1) * sizeof(double));
 	app = frame_column(&out->frame, "app_code");
 	campaign = frame_column(&out->frame, "campaign_code");
-	for (size_t i = 0; i < out->frame.n_rows; i++)
-		out->tier[i] = model_tier(m, out->apps[(size_t)app[i]], out->campaigns[(size_t)campaign[i]]);
+	{
+		/* one lookup per cohort, not per user: a key and a hash per row cost more than a million rows' features */
+		const size_t n_cohorts = out->n_apps * out->n_campaigns;
+		int *tier = xmalloc((n_cohorts ? n_cohorts : 1) * sizeof(int));
+
+		for (size_t k = 0; k < n_cohorts; k++)
+			tier[k] = -1;
+		for (size_t i = 0; i < out->frame.n_rows; i++) {
+			const size_t a = (size_t)app[i], c = (size_t)campaign[i], k = a * out->n_campaigns + c;
+
+			if (tier[k] < 0)
+				tier[k] = model_tier(m, out->apps[a], out->campaigns[c]);
+			out->tier[i] = tier[k];
+		}
+		free(tier);
+	}
 	return 0;
 }
 
@@ -210,11 +219,7 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 				   int64_t as_of, const struct shard_spec *cohorts,
 				   struct model_data *out, struct ltv_err *err)
 {
-	return scoring_frame(m, data_reg, NULL, as_of, cohorts, out, err);
-}
+	const struct data_source src = data_source_registry(data_reg);
 
-int model_data_for_scoring_source(const struct loaded_model *m, const struct feature_source *src,
-				  int64_t as_of, struct model_data *out, struct ltv_err *err)
-{
-	return scoring_frame(m, NULL, src, as_of, NULL, out, err);
+	return model_data_for_scoring_from(m, &src, as_of, cohorts, INT64_MAX, out, err);
 }

@@ -52,12 +52,13 @@ int experiment_serving_arm(const struct experiment_row *e, const char *user_id);
 /*
  * For `score`, after production (m) served rows[0..n) of d into sv: when an
  * experiment is running with m as its control, re-serves its candidate users
- * with the candidate (its own frame of data_reg at as_of), replaces their rows
+ * with the candidate (its own frame of data at as_of), replaces their rows
  * of sv, and logs the sampled users' predictions into cfg's registry. Prints
  * one line to out. Does nothing when no experiment runs.
  */
+struct data_source;
 int experiment_apply_to_scores(const struct config *cfg, const struct loaded_model *m,
-			       struct registry *data_reg, const struct model_data *d,
+			       const struct data_source *data, const struct model_data *d,
 			       const struct user_table *users, const size_t *rows, size_t n,
 			       int64_t as_of, struct served *sv, FILE *out, struct ltv_err *err);
 

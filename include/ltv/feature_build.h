@@ -151,26 +151,22 @@ int feature_build_base_attrs(struct registry *reg, const struct config *cfg, int
 			     struct feature_base_stats *out_stats, struct ltv_err *err);
 
 /*
- * The users and their user-days complete at as_of, read from the registry
- * once, so that frames at several cut-offs up to as_of (monitor's weekly
- * cohorts) do not each read the registry again. Nothing after as_of is in it.
- * *out is the caller's to free with feature_source_free (which accepts NULL).
+ * feature_build_base_attrs from a registry or from memory
+ * (include/ltv/data_source.h). With FEATURE_ROWS_AT_AGE, rows only for the
+ * users younger than younger_than days at as_of (INT64_MAX: every user);
+ * the others' days are not even kept, though their apps and campaigns stay in
+ * the dictionaries. Scoring asks for the users younger than the longest
+ * horizon, which are the only ones it predicts: a million-user file is mostly
+ * users whose value is observed.
  */
-struct feature_source;
-int feature_source_open(struct registry *reg, int64_t as_of, struct feature_source **out,
-			struct ltv_err *err);
-void feature_source_free(struct feature_source *src);
-
-/*
- * feature_build_base_attrs (every cohort, no stats) from src, at an as_of no
- * later than the source's: the same frame, dictionaries and attributes, byte
- * for byte, as built from the registry the source was read from.
- */
-int feature_build_base_source(const struct feature_source *src, const struct config *cfg,
-			      int64_t as_of, enum feature_rows mode, struct frame *out,
-			      char ***out_apps, size_t *out_n_apps, char ***out_campaigns,
-			      size_t *out_n_campaigns, struct attr_encoding **out_attrs,
-			      size_t *out_n_attrs, struct ltv_err *err);
+struct data_source;
+int feature_build_base_from(const struct data_source *src, const struct config *cfg,
+			    int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+			    int64_t younger_than,
+			    struct frame *out, char ***out_apps, size_t *out_n_apps,
+			    char ***out_campaigns, size_t *out_n_campaigns,
+			    struct attr_encoding **out_attrs, size_t *out_n_attrs,
+			    struct feature_base_stats *out_stats, struct ltv_err *err);
 
 /*
  * Re-codes a base frame's app_code/campaign_code from its own dictionaries to

@@ -36,6 +36,11 @@ int input_files_resolve(const struct config *cfg, struct input_files *out, struc
 struct registry;
 int input_files_resolve_in(const struct config *cfg, struct registry *reg,
 			   struct input_files *out, struct ltv_err *err);
+/*
+ * The same files, not hashed (hash ""): for reading them once, as `score
+ * --users F --events F` does, where no fingerprint needs their content.
+ */
+int input_files_expand(const struct config *cfg, struct input_files *out, struct ltv_err *err);
 void input_files_release(struct input_files *files);
 
 #endif

@@ -46,19 +46,20 @@ void model_release(struct loaded_model *m);
 int model_tier(const struct loaded_model *m, const char *app, const char *campaign);
 
 /*
- * The rows `mode` asks for (feature_build_base_attrs) of the users of
- * data_reg, with the encodings enc learnt by a features stage (app, campaign
+ * The rows `mode` asks for (feature_build_base_from) of the users of src
+ * (a registry or memory; rows only for users younger than younger_than days
+ * with FEATURE_ROWS_AT_AGE, INT64_MAX: all), with the encodings enc learnt by a features stage (app, campaign
  * and attribute encodings, dictionaries extended with names it never saw)
  * and a copy of params, as a model_data without tiers (out->tier NULL): the
  * one path from user-days to rows a model is served on, for score, evaluate
  * and the held-out rows of select and calibrate. Caller releases.
  */
 struct shard_spec;
-struct feature_source;
-int model_data_build(struct registry *data_reg, const struct feature_source *src,
-		     const struct config *cfg, const struct encodings *enc,
-		     const struct feature_params *params, int64_t as_of, enum feature_rows mode,
-		     const struct shard_spec *cohorts, struct model_data *out, struct ltv_err *err);
+struct data_source;
+int model_data_build(const struct data_source *src, const struct config *cfg,
+		     const struct encodings *enc, const struct feature_params *params,
+		     int64_t as_of, enum feature_rows mode, const struct shard_spec *cohorts,
+		     int64_t younger_than, struct model_data *out, struct ltv_err *err);
 
 /*
  * Features of the users of data_reg installed by as_of, with the model's
@@ -73,12 +74,11 @@ int model_data_for_scoring_cohorts(const struct loaded_model *m, struct registry
 				   int64_t as_of, const struct shard_spec *cohorts,
 				   struct model_data *out, struct ltv_err *err);
 /*
- * model_data_for_scoring from a source read once (include/ltv/feature_build.h)
- * at an as_of no later than the source's: the same model_data as from the
- * registry it was read from.
+ * The same from a registry or from memory (include/ltv/data_source.h), with
+ * rows only for the users younger than younger_than days (INT64_MAX: all).
  */
-struct feature_source;
-int model_data_for_scoring_source(const struct loaded_model *m, const struct feature_source *src,
-				  int64_t as_of, struct model_data *out, struct ltv_err *err);
+int model_data_for_scoring_from(const struct loaded_model *m, const struct data_source *src,
+				int64_t as_of, const struct shard_spec *cohorts, int64_t younger_than,
+				struct model_data *out, struct ltv_err *err);
 
 #endif

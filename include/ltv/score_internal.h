@@ -33,7 +33,7 @@ struct score_write {
 	const struct provenance *pv;
 	const char *own_file;    /* score --users F: F's own rows and columns in F's order, then
 				  * the predictions and a reason; NULL: the standard users CSV */
-	const char *scratch_dir; /* with own_file: the scratch registry's folder (its rejects) */
+	const char *scratch_dir; /* with own_file: the folder of the rejects of reading it */
 };
 
 /*

@@ -1,6 +1,6 @@
-# A score --users/--events killed while it fills its scratch registry in
-# $TMPDIR (LTVPIPE_FAULT=ingest:kill fires in the scratch ingest) leaves the
-# scratch directory behind; its name carries the pid, so the next score
+# A score --users/--events killed while it reads its files (LTVPIPE_FAULT=
+# ingest:kill fires once they are read; the scratch directory in $TMPDIR
+# holds their rejects) leaves the scratch directory behind; its name carries the pid, so the next score
 # removes it once that process is dead, and leaves alone the directory of a
 # process still running (issue 15, item 7).
 set -u

@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/data_source.h"
 #include "ltv/config.h"
 #include "ltv/feature_build.h"
 #include "ltv/feature_params.h"
@@ -493,23 +494,25 @@ static void assert_frames_identical(const struct frame *a, const struct frame *b
 }
 
 /*
- * A feature_source read once at as_of builds, at as_of and at earlier
- * cut-offs, the very frame and dictionaries a read of the registry at that
- * cut-off builds (monitor builds all its frames from one source).
+ * The registry's data read into memory once (user_data_load) builds, at
+ * as_of and at earlier cut-offs, the very frame and dictionaries a read of
+ * the registry at that cut-off builds (monitor builds all its frames from
+ * one read).
  */
 static void test_source_frames_equal_registry_frames(void **state)
 {
 	static const int64_t back_days[] = { 0, 1, 9, 30, 60 };
 	struct test_hand *fx = *state;
 	struct registry *reg = NULL;
-	struct feature_source *src = NULL;
+	struct user_data data;
+	const struct data_source src = data_source_memory(&data);
 	struct ltv_err err = { 0 };
 	char *path = test_registry_path(fx->dir);
 
 	run_as_of(fx);
 	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
-	if (feature_source_open(reg, AS_OF, &src, &err) != 0)
-		fail_msg("feature_source_open: %s", err.msg);
+	if (user_data_load(reg, &data, &err) != 0)
+		fail_msg("user_data_load: %s", err.msg);
 	for (size_t k = 0; k < sizeof(back_days) / sizeof(back_days[0]); k++) {
 		const int64_t cut = AS_OF - back_days[k] * SECONDS_PER_DAY;
 		struct frame a, b;
@@ -519,9 +522,10 @@ static void test_source_frames_equal_registry_frames(void **state)
 		if (feature_build_base(reg, &fx->cfg, cut, FEATURE_ROWS_AT_AGE, &a, &apps_a, &n_apps_a,
 				       &camps_a, &n_camps_a, NULL, &err) != 0)
 			fail_msg("feature_build_base: %s", err.msg);
-		if (feature_build_base_source(src, &fx->cfg, cut, FEATURE_ROWS_AT_AGE, &b, &apps_b,
-					      &n_apps_b, &camps_b, &n_camps_b, NULL, NULL, &err) != 0)
-			fail_msg("feature_build_base_source: %s", err.msg);
+		if (feature_build_base_from(&src, &fx->cfg, cut, FEATURE_ROWS_AT_AGE, NULL, INT64_MAX,
+					    &b, &apps_b, &n_apps_b, &camps_b, &n_camps_b, NULL, NULL,
+					    NULL, &err) != 0)
+			fail_msg("feature_build_base_from: %s", err.msg);
 		assert_true(a.n_rows > 0);
 		assert_frames_identical(&a, &b, "building from the source");
 		assert_int_equal(n_apps_a, n_apps_b);
@@ -535,7 +539,7 @@ static void test_source_frames_equal_registry_frames(void **state)
 		frame_release(&a);
 		frame_release(&b);
 	}
-	feature_source_free(src);
+	user_data_release(&data);
 	registry_close(reg);
 	free(path);
 }

@@ -1,0 +1,78 @@
+/*
+ * Where the users and their user-days a feature frame is built from come
+ * from: a registry (what ingest stored), or memory (the same rows, read
+ * from CSV files by ingest without a registry: `score --users F --events F`).
+ * The feature builder reads either through these three calls, so training
+ * and scoring share one builder whatever holds the data.
+ */
+#ifndef LTV_DATA_SOURCE_H
+#define LTV_DATA_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/common.h"
+#include "ltv/registry.h"
+
+/*
+ * Users and user-days held in memory, as the ingest stage would have stored
+ * them. The users' strings live in blocks of text the struct owns (a million
+ * users are four million strings: one malloc each cost more than reading
+ * them), so release it with user_data_release, never user_table_release.
+ */
+struct user_data {
+	struct user_table users;     /* uid = index + 1, in input order */
+	size_t cap_users;
+	struct user_day_row *days;   /* (uid, day) order, one row per (uid, day) */
+	size_t n_days;
+	int64_t max_event_time;      /* INT64_MIN: no event */
+	char **blocks;               /* the users' strings */
+	size_t n_blocks, block_used, block_size;
+};
+
+/* An empty struct: no users, no days, no event. */
+void user_data_init(struct user_data *u);
+/* Appends a copy of u (its uid must be users.n + 1: ingest numbers users 1, 2, ...). */
+void user_data_add_user(struct user_data *ud, const struct user_row *u);
+void user_data_release(struct user_data *u);
+/*
+ * Everything a registry's ingest stored (users, user-days, the latest event
+ * time) read into *out once, for work that builds many frames from the same
+ * data (monitor's weekly cohorts): data_source_memory(out) then builds, at
+ * any as_of, the frames the registry itself would give. Release with
+ * user_data_release (done here on failure).
+ */
+int user_data_load(struct registry *reg, struct user_data *out, struct ltv_err *err);
+
+/* Exactly one of reg and mem is set. */
+struct data_source {
+	struct registry *reg;
+	const struct user_data *mem;
+};
+
+static inline struct data_source data_source_registry(struct registry *reg)
+{
+	return (struct data_source){ .reg = reg, .mem = NULL };
+}
+
+static inline struct data_source data_source_memory(const struct user_data *mem)
+{
+	return (struct data_source){ .reg = NULL, .mem = mem };
+}
+
+/*
+ * The users in uid order: *out points at the memory's table, or at *owned,
+ * loaded from the registry (release *owned with user_table_release whatever
+ * this returns; it is zeroed first).
+ */
+int data_source_users(const struct data_source *s, struct user_table *owned,
+		      const struct user_table **out, struct ltv_err *err);
+
+/* Every user-day in (uid, day) order to fn, as registry_user_days_each. */
+int data_source_user_days_each(const struct data_source *s, user_day_fn fn, void *ctx,
+			       struct ltv_err *err);
+
+/* The latest event time ingested; LTV_ENOTFOUND when there is none. */
+int data_source_max_event_time(const struct data_source *s, int64_t *out, struct ltv_err *err);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * Unit tests for data_source.c: users and user-days from memory give the
+ * feature builder the very frame the registry gives (every column, bit for
+ * bit, at an as_of that cuts users and days off), rows for the young users
+ * only are the full frame's rows of those users, and struct user_data keeps
+ * copies of its strings, long ones too, that outlive the caller's buffers.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "ltv/data_source.h"
+#include "ltv/feature_build.h"
+#include "ltv/frame.h"
+#include "ltv/registry.h"
+
+/* Copies every user-day the registry streams into ud. */
+static int copy_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
+		    int64_t purchases)
+{
+	struct user_data *ud = ctx;
+
+	ud->days = xrealloc(ud->days, (ud->n_days + 1) * sizeof(*ud->days));
+	ud->days[ud->n_days++] = (struct user_day_row){ uid, day, revenue, events, purchases };
+	return 0;
+}
+
+/* The registry's users and user-days, copied into memory. */
+static void load_into_memory(struct registry *reg, struct user_data *ud)
+{
+	struct user_table t;
+	struct ltv_err err;
+
+	user_data_init(ud);
+	if (registry_users_load(reg, &t, &err) != 0)
+		fail_msg("registry_users_load: %s", err.msg);
+	for (size_t i = 0; i < t.n; i++) {
+		const struct user_row u = { t.uid[i], t.user_id[i], t.app_id[i], t.campaign[i],
+					    t.install_time[i], t.cost[i], t.attributes_json[i] };
+
+		user_data_add_user(ud, &u);
+	}
+	user_table_release(&t);
+	if (registry_user_days_each(reg, copy_day, ud, &err) != 0)
+		fail_msg("registry_user_days_each: %s", err.msg);
+}
+
+static void build(const struct data_source *src, const struct config *cfg, int64_t as_of,
+		  struct frame *f, char ***apps, size_t *n_apps, char ***camps, size_t *n_camps)
+{
+	struct ltv_err err;
+
+	if (feature_build_base_from(src, cfg, as_of, FEATURE_ROWS_AT_AGE, NULL, INT64_MAX, f, apps, n_apps,
+				    camps, n_camps, NULL, NULL, NULL, &err) != 0)
+		fail_msg("feature_build_base_from: %s", err.msg);
+}
+
+static void test_memory_frame_is_the_registry_frame(void **state)
+{
+	struct test_pipeline *p = test_pipeline_new(600, 11, "1");
+	struct registry *reg = NULL;
+	struct user_data ud;
+	struct ltv_err err;
+	int64_t max_event = 0, mem_max = 0;
+
+	(void)state;
+	test_run_to(&p->cfg, "ingest");
+	if (registry_open_readonly(p->cfg.registry.path, &reg, &err) != 0)
+		fail_msg("registry_open_readonly: %s", err.msg);
+	load_into_memory(reg, &ud);
+	{
+		const struct data_source rs = data_source_registry(reg);
+
+		assert_int_equal(data_source_max_event_time(&rs, &max_event, &err), 0);
+		ud.max_event_time = max_event;
+	}
+	/* as of the last event, and 40 days earlier: later installs and days are cut off */
+	for (int k = 0; k < 2; k++) {
+		const int64_t as_of = max_event - k * 40 * 86400;
+		const struct data_source rs = data_source_registry(reg), ms = data_source_memory(&ud);
+		struct frame a, b;
+		char **apps_a, **apps_b, **camps_a, **camps_b;
+		size_t na_a, na_b, nc_a, nc_b;
+
+		build(&rs, &p->cfg, as_of, &a, &apps_a, &na_a, &camps_a, &nc_a);
+		build(&ms, &p->cfg, as_of, &b, &apps_b, &na_b, &camps_b, &nc_b);
+		assert_true(a.n_rows > 100);
+		assert_int_equal(a.n_rows, b.n_rows);
+		assert_int_equal(a.n_cols, b.n_cols);
+		for (size_t j = 0; j < a.n_cols; j++) {
+			assert_string_equal(a.names[j], b.names[j]);
+			/* NaN where the registry's frame has NaN; memcmp compares them bit for bit */
+			assert_memory_equal(a.cols[j], b.cols[j], a.n_rows * sizeof(double));
+		}
+		assert_int_equal(na_a, na_b);
+		assert_int_equal(nc_a, nc_b);
+		for (size_t i = 0; i < nc_a; i++)
+			assert_string_equal(camps_a[i], camps_b[i]);
+		if (k == 1)
+			assert_true(a.n_rows < ud.users.n); /* the earlier as_of left users out */
+		frame_release(&a);
+		frame_release(&b);
+		frame_free_dict(apps_a, na_a);
+		frame_free_dict(apps_b, na_b);
+		frame_free_dict(camps_a, nc_a);
+		frame_free_dict(camps_b, nc_b);
+	}
+	{
+		const struct data_source ms = data_source_memory(&ud);
+
+		assert_int_equal(data_source_max_event_time(&ms, &mem_max, &err), 0);
+		assert_true(mem_max == max_event);
+	}
+	user_data_release(&ud);
+	registry_close(reg);
+	test_pipeline_free(p);
+}
+
+/*
+ * Rows only for the users younger than a limit (what score builds): exactly
+ * the full frame's rows of those users, every column bit for bit, and the
+ * same dictionaries, though the older users' campaigns have no row.
+ */
+static void test_younger_than_is_a_subset(void **state)
+{
+	struct test_pipeline *p = test_pipeline_new(600, 12, "1");
+	struct registry *reg = NULL;
+	struct ltv_err err;
+	int64_t as_of = 0;
+	const int64_t limit = 60;
+
+	(void)state;
+	test_run_to(&p->cfg, "ingest");
+	if (registry_open_readonly(p->cfg.registry.path, &reg, &err) != 0)
+		fail_msg("registry_open_readonly: %s", err.msg);
+	{
+		const struct data_source rs = data_source_registry(reg);
+		struct frame all, young;
+		char **apps_a, **apps_y, **camps_a, **camps_y;
+		size_t na_a, na_y, nc_a, nc_y, k = 0;
+		const double *age;
+
+		assert_int_equal(data_source_max_event_time(&rs, &as_of, &err), 0);
+		build(&rs, &p->cfg, as_of, &all, &apps_a, &na_a, &camps_a, &nc_a);
+		if (feature_build_base_from(&rs, &p->cfg, as_of, FEATURE_ROWS_AT_AGE, NULL, limit, &young,
+					    &apps_y, &na_y, &camps_y, &nc_y, NULL, NULL, NULL, &err) != 0)
+			fail_msg("feature_build_base_from: %s", err.msg);
+		age = frame_column(&all, "age_days");
+		assert_true(young.n_rows > 0 && young.n_rows < all.n_rows);
+		assert_int_equal(young.n_cols, all.n_cols);
+		for (size_t i = 0; i < all.n_rows; i++) {
+			if (age[i] >= (double)limit)
+				continue;
+			for (size_t j = 0; j < all.n_cols; j++)
+				assert_memory_equal(&all.cols[j][i], &young.cols[j][k], sizeof(double));
+			k++;
+		}
+		assert_int_equal(k, young.n_rows);
+		assert_int_equal(na_a, na_y);
+		assert_int_equal(nc_a, nc_y);
+		frame_release(&all);
+		frame_release(&young);
+		frame_free_dict(apps_a, na_a);
+		frame_free_dict(apps_y, na_y);
+		frame_free_dict(camps_a, nc_a);
+		frame_free_dict(camps_y, nc_y);
+	}
+	registry_close(reg);
+	test_pipeline_free(p);
+}
+
+/* A user-day callback that stops at the third day. */
+static int stop_at_third(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
+			 int64_t purchases)
+{
+	int *seen = ctx;
+
+	(void)uid;
+	(void)day;
+	(void)revenue;
+	(void)events;
+	(void)purchases;
+	return ++*seen == 3 ? LTV_EINVAL : 0;
+}
+
+static void test_user_data_keeps_copies(void **state)
+{
+	struct user_data ud;
+	struct user_table owned;
+	const struct user_table *t = NULL;
+	struct ltv_err err;
+	const size_t camp_len = 3 << 20; /* longer than a text block */
+	char id[32], *camp = xmalloc(camp_len);
+	int64_t when = 0;
+	int seen = 0;
+
+	(void)state;
+	user_data_init(&ud);
+	memset(camp, 'c', camp_len - 1);
+	camp[camp_len - 1] = '\0';
+	for (int i = 0; i < 3000; i++) {
+		struct user_row u = { i + 1, id, "app", i == 7 ? camp : "short", 1000 + i, i % 3 ? 0.5 : NAN,
+				      i % 2 ? "{\"country\":\"gb\"}" : NULL };
+
+		snprintf(id, sizeof(id), "user-%d", i);
+		user_data_add_user(&ud, &u);
+	}
+	snprintf(id, sizeof(id), "overwritten");
+	memset(camp, 'x', 10);
+	ud.days = xmalloc(4 * sizeof(*ud.days));
+	for (int i = 0; i < 4; i++)
+		ud.days[i] = (struct user_day_row){ 1, i, 1.0, 1, 0 };
+	ud.n_days = 4;
+	{
+		const struct data_source ms = data_source_memory(&ud);
+
+		assert_int_equal(data_source_users(&ms, &owned, &t, &err), 0);
+		assert_ptr_equal(t, &ud.users); /* borrowed, not copied */
+		assert_int_equal(data_source_max_event_time(&ms, &when, &err), LTV_ENOTFOUND);
+		assert_int_equal(data_source_user_days_each(&ms, stop_at_third, &seen, &err), LTV_EINVAL);
+		assert_int_equal(seen, 3);
+	}
+	assert_int_equal(t->n, 3000);
+	assert_string_equal(t->user_id[0], "user-0");
+	assert_string_equal(t->user_id[2999], "user-2999");
+	assert_int_equal(t->uid[2999], 3000);
+	assert_int_equal(strlen(t->campaign[7]), camp_len - 1);
+	assert_int_equal(t->campaign[7][0], 'c');
+	assert_string_equal(t->campaign[8], "short");
+	assert_null(t->attributes_json[0]);
+	assert_string_equal(t->attributes_json[1], "{\"country\":\"gb\"}");
+	assert_true(isnan(t->cost[0]));
+	assert_true(t->cost[1] == 0.5);
+	assert_int_equal(t->install_time[42], 1042);
+	user_data_release(&ud);
+	free(camp);
+	assert_int_equal(ud.users.n, 0);
+	assert_int_equal(ud.n_days, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memory_frame_is_the_registry_frame),
+		cmocka_unit_test(test_younger_than_is_a_subset),
+		cmocka_unit_test(test_user_data_keeps_copies),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
