@@ -86,7 +86,7 @@ static const struct config_key key_table[] = {
 	K("multiplier.max_depth", KEY_INT, multiplier.max_depth, 1, 16, "4"),
 	K("multiplier.eta", KEY_DOUBLE, multiplier.eta, 0.001, 1, "0.1"),
 	K("multiplier.n_rounds", KEY_INT, multiplier.n_rounds, 1, 10000, "300"),
-	K("multiplier.early_stopping_rounds", KEY_INT, multiplier.early_stopping_rounds, 1, 1000, "20"),
+	K("multiplier.early_stopping_rounds", KEY_INT, multiplier.early_stopping_rounds, 1, 1000, "10"),
 	K("multiplier.min_child_weight", KEY_DOUBLE, multiplier.min_child_weight, 0, 1e6, "5"),
 	K("multiplier.subsample", KEY_DOUBLE, multiplier.subsample, 0.01, 1, "0.8"),
 	K("multiplier.colsample_bytree", KEY_DOUBLE, multiplier.colsample_bytree, 0.01, 1, "0.8"),
