@@ -7,7 +7,8 @@
 # (ingest, then features ... calibrate); then, for each VARIANT, hurdle and
 # multiplier are rerun alone (`run --only hurdle,multiplier --force`) with the
 # variant's settings and the run's CPU seconds (user + system, GNU time) and
-# peak RSS are printed with, per stage, the metrics it stores: payer AUC
+# peak RSS (of the one run of both stages, so the same on both lines) are
+# printed with, per stage, the metrics it stores: payer AUC
 # (hurdle), RMSLE and WAPE of ltv per user, campaign WAPE and bias, at
 # features.target_horizon on the validation rows.
 #
@@ -45,7 +46,8 @@ for variant in "$@"; do
 	read -r u s m <time
 	for stage in hurdle multiplier; do
 		sqlite3 -separator ' ' models/registry.sqlite "select
-			ifnull(printf('%.4f', json_extract(metrics, '\$.payer_auc')), '-'),
+			case when json_extract(metrics, '\$.payer_auc') is null then '-'
+			     else printf('%.4f', json_extract(metrics, '\$.payer_auc')) end,
 			printf('%.4f', json_extract(metrics, '\$.rmsle')),
 			printf('%.4f', json_extract(metrics, '\$.wape')),
 			printf('%.4f', json_extract(metrics, '\$.campaign_wape')),
