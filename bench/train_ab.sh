@@ -10,7 +10,10 @@
 # content hash is the same on both sides (exit 1 if not).
 #
 # CPU seconds, not wall: on a shared machine the wall mostly measures the
-# neighbours. ENV_AFTER (NAME=VALUE ...) is set for the after side only, to
+# neighbours. CONFIG_BEFORE (default: the repository's config/ltvpipe.yaml)
+# is the before side's configuration, for a binary older than keys the
+# shipped file now has (e.g. `git show OLD:config/ltvpipe.yaml`).
+# ENV_AFTER (NAME=VALUE ...) is set for the after side only, to
 # try an environment setting (e.g. MALLOC_MMAP_THRESHOLD_=33554432) with one
 # binary: pass the same binary twice.
 set -euo pipefail
@@ -30,11 +33,12 @@ declare -A val
 cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
 	local side=$1 bin=$before dir=$scratch/$1.$2
 	local -a envs=()
-	[ "$side" = after ] && { bin=$after; envs=("${env_after[@]}"); }
+	local config=${CONFIG_BEFORE:-$root/config/ltvpipe.yaml}
+	[ "$side" = after ] && { bin=$after; envs=("${env_after[@]}"); config=$root/config/ltvpipe.yaml; }
 	mkdir "$dir" && ln -s ../data "$dir/data"
-	(cd "$dir" && env "${envs[@]}" "$bin" run --config "$root/config/ltvpipe.yaml" --only ingest >ingest.log 2>&1 &&
+	(cd "$dir" && env "${envs[@]}" "$bin" run --config "$config" --only ingest >ingest.log 2>&1 &&
 		env "${envs[@]}" /usr/bin/time -f '%U %S %M %R' -o time "$bin" run \
-			--config "$root/config/ltvpipe.yaml" >run.log 2>&1) ||
+			--config "$config" >run.log 2>&1) ||
 		{ echo "bench: $side run $2 failed:" >&2; tail -20 "$dir/run.log" >&2; exit 1; }
 	read -r u s m f <"$dir/time"
 	local cpu rss

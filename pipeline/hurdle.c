@@ -335,12 +335,18 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 	ret = rows_build(d, features, ltv, split->train, split->n_train, &train, err);
 	if (ret == 0)
 		ret = valid_data_build(d, hf, features, ltv, split, &own, err);
+	if (ret == 0) {
+		/* The revenue fits take every payer: picked before the classifier's sample. */
+		rows_payers(&train, hf->k, &train_payers);
+		if (gbt_artefact_rows_cap(&train, hf->k, (size_t)hf->sec->max_train_rows) <
+		    split->n_train)
+			cJSON_AddNumberToObject(info, "n_train_sampled", (double)train.n);
+	}
 	t_payer = now_seconds();
 	if (ret == 0)
 		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info, err);
 	t_revenue = now_seconds();
 	if (ret == 0) {
-		rows_payers(&train, hf->k, &train_payers);
 		/* Only the payers' rows train on from here: free the full matrix before those fits. */
 		free(train.x);
 		train.x = NULL;

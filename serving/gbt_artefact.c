@@ -18,6 +18,7 @@
 
 #include "ltv/gbt_artefact.h"
 #include "ltv/metrics.h"
+#include "ltv/rng.h"
 
 /* A feature name is at least its u32 length: a larger count is a corrupt blob. */
 #define MIN_FEATURE_BYTES 4
@@ -235,6 +236,7 @@ void gbt_artefact_param(const struct gbt_section *sec, const char *objective, in
 	out_param->subsample = sec->subsample;
 	out_param->colsample_bytree = sec->colsample_bytree;
 	out_param->lambda = sec->lambda;
+	out_param->max_bin = (int)sec->max_bin;
 	out_param->n_threads = n_threads;
 }
 
@@ -278,6 +280,45 @@ void gbt_artefact_rows_release(struct gbt_artefact_rows *rows)
 	free(rows->x);
 	free(rows->target);
 	memset(rows, 0, sizeof(*rows));
+}
+
+/* A uniform number in [0, 1) fixed by i: splitmix64 of the position, top 53 bits. */
+static double row_uniform(size_t i)
+{
+	uint64_t state = (uint64_t)i ^ 0x6c74766361707331ULL; /* any fixed stream */
+
+	return (double)(rng_splitmix64(&state) >> 11) * 0x1.0p-53;
+}
+
+size_t gbt_artefact_rows_cap(struct gbt_artefact_rows *rows, size_t k, size_t max_rows)
+{
+	size_t n_pos = 0, at = 0;
+	double rate[2]; /* [0]: target <= 0, [1]: target > 0 */
+
+	if (max_rows == 0 || rows->n <= max_rows)
+		return rows->n;
+	for (size_t i = 0; i < rows->n; i++)
+		n_pos += rows->target[i] > 0;
+	rate[1] = n_pos <= max_rows / 2 ? 1.0 : (double)(max_rows / 2) / (double)n_pos;
+	rate[0] = ((double)max_rows - rate[1] * (double)n_pos) / (double)(rows->n - n_pos);
+	if (!rows->weight) {
+		rows->weight = xmalloc(rows->n * sizeof(float));
+		for (size_t i = 0; i < rows->n; i++)
+			rows->weight[i] = 1.0f;
+	}
+	for (size_t i = 0; i < rows->n; i++) {
+		const double q = rate[rows->target[i] > 0];
+
+		if (q < 1.0 && row_uniform(i) >= q)
+			continue;
+		if (at != i)
+			memmove(rows->x + at * k, rows->x + i * k, k * sizeof(float));
+		rows->target[at] = rows->target[i];
+		rows->weight[at] = (float)(rows->weight[i] / q);
+		at++;
+	}
+	rows->n = at;
+	return at;
 }
 
 const struct gbt_artefact_rows *gbt_artefact_pick_valid(const struct gbt_artefact_rows *own,

@@ -47,6 +47,7 @@ struct gbt_param {
 	double subsample;              /* (0, 1] */
 	double colsample_bytree;       /* (0, 1] */
 	double lambda;                 /* L2 on leaf weights, >= 0 */
+	int max_bin;                   /* 2..1024: histogram bins per feature (hist) */
 	uint32_t seed;
 	int n_threads;                 /* >= 1, explicit: never "all cores" */
 };
@@ -54,7 +55,7 @@ struct gbt_param {
 /*
  * Defaults: reg:squarederror, max_depth 6, eta 0.1, 500 rounds, early stop
  * after 30, min_child_weight 1, subsample 1, colsample_bytree 1, lambda 1,
- * tweedie power 1.5, seed 0, 1 thread (XGBoost's own defaults where it has
+ * max_bin 256, tweedie power 1.5, seed 0, 1 thread (XGBoost's own defaults where it has
  * them). With XGBoost 1.7 and tree_method=hist, the same param and seed give
  * bit-identical models for any n_threads, row and column sampling included
  * (tests/unit/test_gbt.c checks 1 vs 2 threads).

@@ -180,6 +180,19 @@ struct gbt_artefact_rows {
 /* Frees x and target; rows is left empty. */
 void gbt_artefact_rows_release(struct gbt_artefact_rows *rows);
 
+/*
+ * Keeps about max_rows of the n rows (k features each) when there are more,
+ * for a classifier of target > 0 whose training cost grows with rows while
+ * its accuracy stops growing long before. Positive rows are kept whole while
+ * they are at most half of max_rows, else sampled at (max_rows / 2) / their
+ * count; the others fill the rest. A row is chosen by a hash of its position
+ * (the same rows on every run and thread count), and a kept row's weight is
+ * divided by its class's keep rate, so the weighted totals of both classes
+ * are kept in expectation (rows->weight is created, at 1, when NULL).
+ * Returns the rows kept (rows->n unchanged when n <= max_rows or max_rows is 0).
+ */
+size_t gbt_artefact_rows_cap(struct gbt_artefact_rows *rows, size_t k, size_t max_rows);
+
 /* The validation rows early stopping watches; the names are what the metrics record. */
 enum gbt_artefact_valid { GBT_ARTEFACT_VALID_OWN, GBT_ARTEFACT_VALID_POOLED,
 			  GBT_ARTEFACT_VALID_NONE };

@@ -90,6 +90,7 @@ void gbt_param_init_defaults(struct gbt_param *p)
 	p->subsample = 1.0;
 	p->colsample_bytree = 1.0;
 	p->lambda = 1.0;
+	p->max_bin = 256;
 	p->seed = 0;
 	p->n_threads = 1;
 }
@@ -160,6 +161,8 @@ const char *gbt_param_check(const struct gbt_param *p)
 		return "colsample_bytree must be in (0, 1]";
 	if (!(p->lambda >= 0.0 && isfinite(p->lambda)))
 		return "lambda must be a finite number >= 0";
+	if (p->max_bin < 2 || p->max_bin > 1024)
+		return "max_bin must be between 2 and 1024";
 	if (p->n_threads < 1 || p->n_threads > 1024)
 		return "n_threads must be between 1 and 1024";
 	return NULL;
@@ -240,7 +243,7 @@ static int dense_batch_next(DataIterHandle handle)
 }
 
 static int quantile_matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
-			       size_t n_features, int n_threads, DMatrixHandle *out,
+			       size_t n_features, int n_threads, int max_bin, DMatrixHandle *out,
 			       struct ltv_err *err)
 {
 	struct dense_batch b = { .x = x, .y = y, .w = w, .n_rows = n_rows,
@@ -248,9 +251,9 @@ static int quantile_matrix_new(const float *x, const float *y, const float *w, s
 	char config[96];
 	int ret = 0;
 
-	/* max_bin: XGBoost's default, the one the booster would use on a plain DMatrix. */
-	snprintf(config, sizeof(config), "{\"missing\": NaN, \"nthread\": %d, \"max_bin\": 256}",
-		 n_threads);
+	/* The booster is given the same max_bin (booster_configure): the bins are cut here. */
+	snprintf(config, sizeof(config), "{\"missing\": NaN, \"nthread\": %d, \"max_bin\": %d}",
+		 n_threads, max_bin);
 	XGB_TRY(XGProxyDMatrixCreate(&b.proxy));
 	XGB_TRY(XGQuantileDMatrixCreateFromCallback(&b, b.proxy, NULL, dense_batch_reset,
 						    dense_batch_next, config, out));
@@ -263,13 +266,13 @@ out:
 /* quantile: the training matrix (bins only); else one that predicts from raw values. */
 static int matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
 		      size_t n_features, const char *const *feature_names, int n_threads,
-		      int quantile, DMatrixHandle *out, struct ltv_err *err)
+		      int quantile, int max_bin, DMatrixHandle *out, struct ltv_err *err)
 {
 	DMatrixHandle d = NULL;
 	int ret = 0;
 
 	if (quantile) {
-		if ((ret = quantile_matrix_new(x, y, w, n_rows, n_features, n_threads, &d,
+		if ((ret = quantile_matrix_new(x, y, w, n_rows, n_features, n_threads, max_bin, &d,
 					       err)) < 0)
 			goto out;
 	} else {
@@ -325,6 +328,7 @@ static int booster_configure(BoosterHandle b, const struct gbt_param *p, const c
 	    (ret = booster_set_double(b, "subsample", p->subsample, err)) < 0 ||
 	    (ret = booster_set_double(b, "colsample_bytree", p->colsample_bytree, err)) < 0 ||
 	    (ret = booster_set_double(b, "lambda", p->lambda, err)) < 0 ||
+	    (ret = booster_set_double(b, "max_bin", p->max_bin, err)) < 0 ||
 	    (ret = booster_set_double(b, "seed", p->seed, err)) < 0)
 		return ret;
 	if (strcmp(p->objective, "reg:tweedie") == 0)
@@ -492,12 +496,12 @@ int gbt_fit(const struct gbt_param *p,
 	metric = metric_name(p, obj);
 	maximise = metric_maximises(metric);
 	if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features, feature_names,
-			      p->n_threads, 1, &dtrain, err)) < 0)
+			      p->n_threads, 1, p->max_bin, &dtrain, err)) < 0)
 		goto out;
 	cache[0] = dtrain;
 	if (n_valid) {
 		if ((ret = matrix_new(x_valid, y_valid, NULL, n_valid, n_features, feature_names,
-				      p->n_threads, 0, &dvalid, err)) < 0)
+				      p->n_threads, 0, p->max_bin, &dvalid, err)) < 0)
 			goto out;
 		cache[1] = dvalid;
 	}

@@ -5,8 +5,10 @@
  * payer AUC, the save/load round trip (reloaded predictions reproduce the
  * metrics computed from the models in memory right after training, to the
  * bit), the floor at window revenue, dispatch by tier, a single-class
- * horizon (a sample rewritten so that nobody pays on day 1), that changing one hurdle parameter reruns hurdle alone, and that
- * the number of threads does not change a byte of the stored models.
+ * horizon (a sample rewritten so that nobody pays on day 1), that changing
+ * one hurdle parameter reruns hurdle alone, the payer classifier's sample past
+ * hurdle.max_train_rows, and that the number of threads does not change a
+ * byte of the stored models (sampled rows included).
  */
 #include "testutil.h"
 
@@ -393,6 +395,40 @@ static void test_param_change_reruns_hurdle_only(void **state)
 	test_model_release(&l);
 }
 
+/*
+ * Past hurdle.max_train_rows the payer classifier trains on a sample of about
+ * that many rows, and says so; the model still ranks payers. The setting is
+ * kept, so the thread test after this one covers the sampled path too.
+ */
+static void test_sampled_payer_rows(void **state)
+{
+	const double cap = 3000;
+	struct test_model l;
+	cJSON *m;
+	int sampled = 0;
+
+	(void)state;
+	test_set(&fx_main->cfg, "hurdle.max_train_rows=%.0f", cap);
+	test_run_to(&fx_main->cfg, "multiplier");
+	load(fx_main, &l);
+	assert_non_null(strstr(l.artefact.config, "hurdle.max_train_rows=3000\n"));
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(l.metrics, "models")) {
+		double n_train = test_metric(m, "n_train");
+		cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "n_train_sampled");
+
+		if (n_train <= cap) {
+			assert_null(n);
+			continue;
+		}
+		assert_non_null(n);
+		assert_true(n->valuedouble > 0.9 * cap && n->valuedouble < 1.1 * cap);
+		sampled++;
+	}
+	assert_true(sampled > 0);
+	assert_true(test_metric(l.metrics, "payer_auc") > 0.6);
+	test_model_release(&l);
+}
+
 /* Content hash of a stage's current artefact. */
 static void current_hash(const struct test_pipeline *fx, const char *stage, char *out)
 {
@@ -454,6 +490,7 @@ int main(void)
 		cmocka_unit_test(test_tier_dispatch),
 		cmocka_unit_test(test_single_class_horizon),
 		cmocka_unit_test(test_param_change_reruns_hurdle_only),
+		cmocka_unit_test(test_sampled_payer_rows),
 		/* Last: its forced reruns add versions the test above counts. */
 		cmocka_unit_test(test_threads_do_not_change_artefacts),
 	};
