@@ -60,11 +60,18 @@ double mle_weighted_mean(const double *v, const double *weight, size_t n)
 	return sum / total;
 }
 
+int mle_x_slot(double x)
+{
+	return x >= 0 && x < MLE_X_MEMO && x == floor(x) ? (int)x : -1;
+}
+
 double mle_log_lik(const struct mle_problem *problem, const double *p, double *grad)
 {
 	const size_t n_params = problem->model->n_params;
 	double ll = 0;
 
+	if (!grad && problem->model->sum_log_lik)
+		return problem->model->sum_log_lik(p, problem->data, problem->n, problem->weight);
 	if (grad)
 		memset(grad, 0, n_params * sizeof(*grad));
 	for (size_t i = 0; i < problem->n; i++) {
