@@ -21,6 +21,14 @@
 
 /* Returned instead of a non-finite objective: nmsimplex2 rejects inf and NaN. */
 #define BAD_OBJECTIVE 1e10
+/*
+ * Simplex size at which Nelder-Mead hands over to BFGS. The simplex only has
+ * to bring the search near the optimum, where BFGS on the analytic gradient
+ * converges in a few steps to grad_tol / 100; shrinking the simplex on to
+ * 1e-8 took 60 to 90% of a fit's likelihood evaluations (Pareto/NBD at
+ * 100,000 users: 450 to 2,200 per fit), for the same optimum within grad_tol.
+ */
+#define SIMPLEX_SIZE_TOL 1e-3
 /* Version of the blob layout written by mle_save (the magic names the model). */
 #define FORMAT_VERSION 1
 
@@ -190,7 +198,8 @@ static int minimise(const struct search *obj, double *theta, double *out_f,
 		n_iter++;
 		if (gsl_multimin_fminimizer_iterate(simplex) != GSL_SUCCESS)
 			break;
-		if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(simplex), 1e-8) == GSL_SUCCESS)
+		if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(simplex),
+					   SIMPLEX_SIZE_TOL) == GSL_SUCCESS)
 			break;
 	}
 	best_f = gsl_multimin_fminimizer_minimum(simplex);
