@@ -142,8 +142,7 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 	}
 	h = xmalloc(users.n_train * sizeof(*h));
 	mine = xmalloc(users.n_train * sizeof(*mine));
-	for (size_t i = 0; i < users.n_train; i++)
-		btyd_history_to_date(d, users.train[i], &h[i]);
+	btyd_histories_to_date(d, users.train, users.n_train, h);
 	s->fits = xcalloc(d->n_apps + 1, sizeof(*s->fits));
 	s->fits[0].app = xstrdup(BTYD_POOLED);
 	s->n_fits = 1;

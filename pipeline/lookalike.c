@@ -51,10 +51,8 @@ static double column_median(const double *col, const size_t *rows, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (!isnan(col[rows[i]]))
 			v[m++] = col[rows[i]];
-	if (m) {
-		qsort(v, m, sizeof(double), double_cmp);
-		median = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
-	}
+	if (m)
+		median = median_select(v, m);
 	free(v);
 	return median;
 }

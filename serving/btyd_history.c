@@ -31,15 +31,35 @@ void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd
 	out->m_x = out->x > 0 ? fmax(rev - rev_d0, 0) / out->x : 0;
 }
 
+/* One row's to-date history from the columns' arrays (rev_to_date, rev_d0, ...). */
+static void to_date_of(const double *rev, const double *rev_d0, const double *x,
+		       const double *last, const double *age, size_t row, struct btyd_history *out)
+{
+	const double r = rev ? rev[row] : NAN, r0 = rev_d0 ? rev_d0[row] : NAN;
+
+	out->x = x ? x[row] : NAN;
+	out->t_x = (last ? last[row] : NAN) / BTYD_DAYS_PER_WEEK;
+	out->T = (age ? age[row] : NAN) / BTYD_DAYS_PER_WEEK;
+	out->m_x = out->x > 0 ? fmax(r - r0, 0) / out->x : 0;
+}
+
 void btyd_history_to_date(const struct model_data *d, size_t row, struct btyd_history *out)
 {
-	const double rev = column_value(d, "rev_to_date", row);
-	const double rev_d0 = column_value(d, "rev_d0", row);
+	btyd_histories_to_date(d, &row, 1, out);
+}
 
-	out->x = column_value(d, "repeat_days_to_date", row);
-	out->t_x = column_value(d, "last_repeat_day_to_date", row) / BTYD_DAYS_PER_WEEK;
-	out->T = column_value(d, "age_days", row) / BTYD_DAYS_PER_WEEK;
-	out->m_x = out->x > 0 ? fmax(rev - rev_d0, 0) / out->x : 0;
+void btyd_histories_to_date(const struct model_data *d, const size_t *rows, size_t n,
+			    struct btyd_history *out)
+{
+	/* Looked up once: a column lookup by name costs more than the row's arithmetic. */
+	const double *rev = frame_column(&d->frame, "rev_to_date");
+	const double *rev_d0 = frame_column(&d->frame, "rev_d0");
+	const double *x = frame_column(&d->frame, "repeat_days_to_date");
+	const double *last = frame_column(&d->frame, "last_repeat_day_to_date");
+	const double *age = frame_column(&d->frame, "age_days");
+
+	for (size_t i = 0; i < n; i++)
+		to_date_of(rev, rev_d0, x, last, age, rows[i], &out[i]);
 }
 
 static int compare_history(const void *pa, const void *pb)

@@ -253,3 +253,66 @@ int double_cmp(const void *a, const void *b)
 
 	return (x > y) - (x < y);
 }
+
+static void swap_double(double *a, double *b)
+{
+	const double t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* Reorders v[0..n) so that v[k] is the value sorting would put there, v[< k] <= v[k] <= v[> k]. */
+static void select_kth(double *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		const size_t mid = lo + (hi - lo) / 2;
+		double pivot;
+		size_t i = lo, j = hi;
+
+		/* Median of three as pivot: sorted or constant input stays linear. */
+		if (v[mid] < v[lo])
+			swap_double(&v[mid], &v[lo]);
+		if (v[hi] < v[lo])
+			swap_double(&v[hi], &v[lo]);
+		if (v[hi] < v[mid])
+			swap_double(&v[hi], &v[mid]);
+		pivot = v[mid];
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (pivot < v[j])
+				j--;
+			if (i <= j) {
+				swap_double(&v[i], &v[j]);
+				i++;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		/* Now v[lo..j] <= pivot <= v[i..hi], and v(j..i) == pivot. */
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			return;
+	}
+}
+
+double median_select(double *v, size_t n)
+{
+	const size_t k = n / 2;
+	double below;
+
+	select_kth(v, n, k);
+	if (n % 2)
+		return v[k];
+	below = v[0];
+	for (size_t i = 1; i < k; i++)
+		below = v[i] > below ? v[i] : below;
+	return 0.5 * (below + v[k]);
+}

@@ -24,6 +24,9 @@ struct btyd_history {
 void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd_history *out);
 /* The user's whole history before as_of (to-date columns, age_days). */
 void btyd_history_to_date(const struct model_data *d, size_t row, struct btyd_history *out);
+/* The same for rows[0..n) into out[0..n), the columns looked up once. */
+void btyd_histories_to_date(const struct model_data *d, const size_t *rows, size_t n,
+			    struct btyd_history *out);
 
 /*
  * Histories collapsed to distinct (x, t_x, T) triples with counts, for the

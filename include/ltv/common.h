@@ -86,6 +86,13 @@ int parse_int64(const char *s, int64_t *out_value);
 /* qsort comparator: doubles in ascending order (no NaN expected). */
 int double_cmp(const void *a, const void *b);
 
+/*
+ * The median of v[0..n) (no NaN; n >= 1): the middle value, or the mean of
+ * the two middle ones when n is even: the value sorting would give, in
+ * linear time (quickselect). Reorders v.
+ */
+double median_select(double *v, size_t n);
+
 /* Monotonic seconds, for timings and progress. */
 double now_seconds(void);
 /* Peak resident set size of this process in bytes (from getrusage). */

@@ -31,6 +31,18 @@
 typedef double (*mle_row_log_lik_fn)(const double *p, const void *data, size_t row,
 				     double *grad);
 
+/*
+ * The weighted sum over rows [0, n) of data of row_log_lik at p, value only
+ * (weight NULL: every row counts once), equal bit for bit to adding
+ * weight[i] * row_log_lik(p, data, i, NULL) in row order from 0. It lets a
+ * model compute the terms that do not depend on the row (lgamma(r), log
+ * alpha, ...) once per call, and those that depend only on the repeat count
+ * once per distinct count, where the search evaluates the objective
+ * hundreds of times.
+ */
+typedef double (*mle_sum_log_lik_fn)(const double *p, const void *data, size_t n,
+				     const double *weight);
+
 /* What a model tells the shared code about itself; each model has one, static. */
 struct mle_model {
 	const char *name;               /* prefixes every message, e.g. "bgnbd" */
@@ -39,7 +51,17 @@ struct mle_model {
 	const char *const *param_names; /* n_params names, for messages */
 	const char *unidentified_hint;  /* an example of data that cannot identify the model */
 	mle_row_log_lik_fn row_log_lik;
+	mle_sum_log_lik_fn sum_log_lik; /* optional; the value-only sum when set */
 };
+
+/*
+ * Per-call memo of terms that depend on a whole repeat count x (bounded,
+ * small) and the parameters: a model's sum_log_lik keeps one per call.
+ * mle_x_slot gives the slot of x, or -1 when x is not a whole number in
+ * [0, MLE_X_MEMO) (the caller then computes the terms directly).
+ */
+#define MLE_X_MEMO 64
+int mle_x_slot(double x);
 
 /* Rows to fit on or to score, borrowed, and the search's settings. */
 struct mle_problem {

@@ -79,24 +79,57 @@ static double lngamma(double v)
 	return lgamma_r(v, &sign);
 }
 
+/* The terms of a row's log-likelihood that depend on p only. */
+struct p_terms {
+	double lg_r, log_alpha, lg_ab, lg_b, log_a;
+};
+
+/* ... and on p and the repeat count x only (log_bx1 only when x > 0). */
+struct x_terms {
+	double lg_rx, lg_bx, lg_abx, log_bx1;
+};
+
+static void p_terms_of(const double p[N_PARAMS], struct p_terms *out)
+{
+	const double r = p[P_R], alpha = p[P_ALPHA], a = p[P_A], b = p[P_B];
+
+	out->lg_r = lngamma(r);
+	out->log_alpha = log(alpha);
+	out->lg_ab = lngamma(a + b);
+	out->lg_b = lngamma(b);
+	out->log_a = log(a);
+}
+
+static void x_terms_of(const double p[N_PARAMS], double x, struct x_terms *out)
+{
+	const double r = p[P_R], a = p[P_A], b = p[P_B];
+
+	out->lg_rx = lngamma(r + x);
+	out->lg_bx = lngamma(b + x);
+	out->lg_abx = lngamma(a + b + x);
+	out->log_bx1 = x > 0 ? log(b + x - 1) : 0;
+}
+
 /*
  * One customer's log-likelihood at p = (r, alpha, a, b):
  *   ln[ B(a, b+x) / B(a, b) * Gamma(r+x) alpha^r / Gamma(r) ]
  *   + ln[ (alpha+T)^-(r+x) + [x > 0] a/(b+x-1) (alpha+t_x)^-(r+x) ],
- * the second bracket summed in log space (log-sum-exp). When grad is not
- * NULL it receives d/dp of that value.
+ * the second bracket summed in log space (log-sum-exp), from the terms
+ * above (row_log_lik and sum_log_lik share this, so both give the same
+ * bits). When grad is not NULL it receives d/dp of that value.
  */
-static double row_log_lik(const double p[N_PARAMS], double x, double t_x, double T,
-			  double grad[N_PARAMS])
+static double row_core(const double p[N_PARAMS], const struct p_terms *pt,
+		       const struct x_terms *xt, double x, double t_x, double T,
+		       double grad[N_PARAMS])
 {
 	const double r = p[P_R], alpha = p[P_ALPHA], a = p[P_A], b = p[P_B];
-	const double a1 = lngamma(r + x) - lngamma(r) + r * log(alpha);
-	const double a2 = lngamma(a + b) + lngamma(b + x) - lngamma(b) - lngamma(a + b + x);
+	const double a1 = xt->lg_rx - pt->lg_r + r * pt->log_alpha;
+	const double a2 = pt->lg_ab + xt->lg_bx - pt->lg_b - xt->lg_abx;
 	const double a3 = -(r + x) * log(alpha + T);
 	double a4 = -INFINITY, top, w4 = 0, ll;
 
 	if (x > 0)
-		a4 = log(a) - log(b + x - 1) - (r + x) * log(alpha + t_x);
+		a4 = pt->log_a - xt->log_bx1 - (r + x) * log(alpha + t_x);
 	top = a3 > a4 ? a3 : a4;
 	ll = a1 + a2 + top + log(exp(a3 - top) + exp(a4 - top));
 	if (!grad)
@@ -105,7 +138,7 @@ static double row_log_lik(const double p[N_PARAMS], double x, double t_x, double
 	/* Share of the second bracket that comes from the "died after t_x" term. */
 	if (x > 0)
 		w4 = exp(a4 - top) / (exp(a3 - top) + exp(a4 - top));
-	grad[P_R] = gsl_sf_psi(r + x) - gsl_sf_psi(r) + log(alpha)
+	grad[P_R] = gsl_sf_psi(r + x) - gsl_sf_psi(r) + pt->log_alpha
 		    - (1 - w4) * log(alpha + T) - w4 * log(alpha + t_x);
 	grad[P_ALPHA] = r / alpha - (1 - w4) * (r + x) / (alpha + T)
 			- w4 * (r + x) / (alpha + t_x);
@@ -119,8 +152,38 @@ static double row_log_lik(const double p[N_PARAMS], double x, double t_x, double
 static double data_row_log_lik(const double *p, const void *data, size_t row, double *grad)
 {
 	const struct bgnbd_data *d = data;
+	struct p_terms pt;
+	struct x_terms xt;
 
-	return row_log_lik(p, d->x[row], d->t_x[row], d->T[row], grad);
+	p_terms_of(p, &pt);
+	x_terms_of(p, d->x[row], &xt);
+	return row_core(p, &pt, &xt, d->x[row], d->t_x[row], d->T[row], grad);
+}
+
+/* sum_log_lik for struct mle_model: the p terms once, the x terms once per count. */
+static double data_sum_log_lik(const double *p, const void *data, size_t n,
+			       const double *weight)
+{
+	const struct bgnbd_data *d = data;
+	struct x_terms memo[MLE_X_MEMO];
+	unsigned char have[MLE_X_MEMO] = { 0 };
+	struct p_terms pt;
+	double ll = 0;
+
+	p_terms_of(p, &pt);
+	for (size_t i = 0; i < n; i++) {
+		const double w = weight ? weight[i] : 1.0;
+		const int slot = mle_x_slot(d->x[i]);
+		struct x_terms own, *xt = slot >= 0 ? &memo[slot] : &own;
+
+		if (slot < 0 || !have[slot]) {
+			x_terms_of(p, d->x[i], xt);
+			if (slot >= 0)
+				have[slot] = 1;
+		}
+		ll += w * row_core(p, &pt, xt, d->x[i], d->t_x[i], d->T[i], NULL);
+	}
+	return ll;
 }
 
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "a", "b" };
@@ -132,6 +195,7 @@ static const struct mle_model bgnbd_mle = {
 	.param_names = param_names,
 	.unidentified_hint = "too few repeat buyers",
 	.row_log_lik = data_row_log_lik,
+	.sum_log_lik = data_sum_log_lik,
 };
 
 /* A model's parameters and statistics in the shared layout. */

@@ -73,25 +73,53 @@ static double lngamma(double v)
 	return lgamma_r(v, &sign);
 }
 
+/* The terms of a row's log density that depend on the parameters only... */
+struct p_terms {
+	double lg_q, log_gamma;
+};
+
+/* ... and on the parameters and x only. */
+struct x_terms {
+	double lg_pxq, lg_px, log_x;
+};
+
+static void p_terms_of(const double par[N_PARAMS], struct p_terms *out)
+{
+	out->lg_q = lngamma(par[P_Q]);
+	out->log_gamma = log(par[P_GAMMA]);
+}
+
+static void x_terms_of(const double par[N_PARAMS], double x, struct x_terms *out)
+{
+	const double px = par[P_P] * x;
+
+	out->lg_pxq = lngamma(px + par[P_Q]);
+	out->lg_px = lngamma(px);
+	out->log_x = log(x);
+}
+
 /*
  * One customer's log density of m_x given x at p = (p, q, gamma):
  *   ln Gamma(px+q) - ln Gamma(px) - ln Gamma(q) + q ln gamma + (px-1) ln m_x
  *   + px ln x - (px+q) ln(gamma + m_x x)
- * (the 2013 note's f(m_x | p, q, gamma; x)); grad, when not NULL, gets d/dp.
+ * (the 2013 note's f(m_x | p, q, gamma; x)), from the terms above
+ * (row_log_lik and sum_log_lik share it, so both give the same bits); grad,
+ * when not NULL, gets d/dp.
  */
-static double row_log_lik(const double par[N_PARAMS], double x, double m_x,
-			  double grad[N_PARAMS])
+static double row_core(const double par[N_PARAMS], const struct p_terms *pt,
+		       const struct x_terms *xt, double x, double m_x, double grad[N_PARAMS])
 {
 	const double p = par[P_P], q = par[P_Q], gamma = par[P_GAMMA];
-	const double px = p * x, total = gamma + m_x * x;
-	const double ll = lngamma(px + q) - lngamma(px) - lngamma(q) + q * log(gamma)
-			  + (px - 1) * log(m_x) + px * log(x) - (px + q) * log(total);
+	const double px = p * x, total = gamma + m_x * x, log_m_x = log(m_x);
+	const double log_total = log(total);
+	const double ll = xt->lg_pxq - xt->lg_px - pt->lg_q + q * pt->log_gamma
+			  + (px - 1) * log_m_x + px * xt->log_x - (px + q) * log_total;
 
 	if (grad) {
 		const double psi_sum = gsl_sf_psi(px + q);
 
-		grad[P_P] = x * (psi_sum - gsl_sf_psi(px) + log(m_x) + log(x) - log(total));
-		grad[P_Q] = psi_sum - gsl_sf_psi(q) + log(gamma) - log(total);
+		grad[P_P] = x * (psi_sum - gsl_sf_psi(px) + log_m_x + xt->log_x - log_total);
+		grad[P_Q] = psi_sum - gsl_sf_psi(q) + pt->log_gamma - log_total;
 		grad[P_GAMMA] = q / gamma - (px + q) / total;
 	}
 	return ll;
@@ -101,8 +129,38 @@ static double row_log_lik(const double par[N_PARAMS], double x, double m_x,
 static double data_row_log_lik(const double *par, const void *data, size_t row, double *grad)
 {
 	const struct gamma_gamma_data *d = data;
+	struct p_terms pt;
+	struct x_terms xt;
 
-	return row_log_lik(par, d->x[row], d->m_x[row], grad);
+	p_terms_of(par, &pt);
+	x_terms_of(par, d->x[row], &xt);
+	return row_core(par, &pt, &xt, d->x[row], d->m_x[row], grad);
+}
+
+/* sum_log_lik for struct mle_model: the parameter terms once, the x terms once per x. */
+static double data_sum_log_lik(const double *par, const void *data, size_t n,
+			       const double *weight)
+{
+	const struct gamma_gamma_data *d = data;
+	struct x_terms memo[MLE_X_MEMO];
+	unsigned char have[MLE_X_MEMO] = { 0 };
+	struct p_terms pt;
+	double ll = 0;
+
+	p_terms_of(par, &pt);
+	for (size_t i = 0; i < n; i++) {
+		const double w = weight ? weight[i] : 1.0;
+		const int slot = mle_x_slot(d->x[i]);
+		struct x_terms own, *xt = slot >= 0 ? &memo[slot] : &own;
+
+		if (slot < 0 || !have[slot]) {
+			x_terms_of(par, d->x[i], xt);
+			if (slot >= 0)
+				have[slot] = 1;
+		}
+		ll += w * row_core(par, &pt, xt, d->x[i], d->m_x[i], NULL);
+	}
+	return ll;
 }
 
 static const char *const param_names[N_PARAMS] = { "p", "q", "gamma" };
@@ -114,6 +172,7 @@ static const struct mle_model gamma_gamma_mle = {
 	.param_names = param_names,
 	.unidentified_hint = "all m_x equal",
 	.row_log_lik = data_row_log_lik,
+	.sum_log_lik = data_sum_log_lik,
 };
 
 /* A model's parameters and statistics in the shared layout. */

@@ -21,6 +21,14 @@
 
 /* Returned instead of a non-finite objective: nmsimplex2 rejects inf and NaN. */
 #define BAD_OBJECTIVE 1e10
+/*
+ * Simplex size at which Nelder-Mead hands over to BFGS. The simplex only has
+ * to bring the search near the optimum, where BFGS on the analytic gradient
+ * converges in a few steps to grad_tol / 100; shrinking the simplex on to
+ * 1e-8 took 60 to 90% of a fit's likelihood evaluations (Pareto/NBD at
+ * 100,000 users: 450 to 2,200 per fit), for the same optimum within grad_tol.
+ */
+#define SIMPLEX_SIZE_TOL 1e-3
 /* Version of the blob layout written by mle_save (the magic names the model). */
 #define FORMAT_VERSION 1
 
@@ -60,11 +68,18 @@ double mle_weighted_mean(const double *v, const double *weight, size_t n)
 	return sum / total;
 }
 
+int mle_x_slot(double x)
+{
+	return x >= 0 && x < MLE_X_MEMO && x == floor(x) ? (int)x : -1;
+}
+
 double mle_log_lik(const struct mle_problem *problem, const double *p, double *grad)
 {
 	const size_t n_params = problem->model->n_params;
 	double ll = 0;
 
+	if (!grad && problem->model->sum_log_lik)
+		return problem->model->sum_log_lik(p, problem->data, problem->n, problem->weight);
 	if (grad)
 		memset(grad, 0, n_params * sizeof(*grad));
 	for (size_t i = 0; i < problem->n; i++) {
@@ -183,7 +198,8 @@ static int minimise(const struct search *obj, double *theta, double *out_f,
 		n_iter++;
 		if (gsl_multimin_fminimizer_iterate(simplex) != GSL_SUCCESS)
 			break;
-		if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(simplex), 1e-8) == GSL_SUCCESS)
+		if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(simplex),
+					   SIMPLEX_SIZE_TOL) == GSL_SUCCESS)
 			break;
 	}
 	best_f = gsl_multimin_fminimizer_minimum(simplex);

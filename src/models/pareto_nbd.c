@@ -302,14 +302,41 @@ static double digamma(double v)
 	       f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))));
 }
 
+/* The terms of a row's log-likelihood that depend on p only. */
+struct p_terms {
+	double lg_r, log_alpha, log_beta, log_s;
+};
+
+static void p_terms_of(const double p[N_PARAMS], struct p_terms *out)
+{
+	out->lg_r = lngamma(p[P_R]);
+	out->log_alpha = log(p[P_ALPHA]);
+	out->log_beta = log(p[P_BETA]);
+	out->log_s = log(p[P_S]);
+}
+
+/*
+ * One customer's log-likelihood, from the p terms and lg_rx = ln Gamma(r+x)
+ * (sum_log_lik computes them once per call and per x; log_parts' sums in
+ * the same order, so the bits are those of a row computed on its own).
+ */
+static double row_value_core(const double p[N_PARAMS], const struct p_terms *pt, double lg_rx,
+			     double x, double t_x, double T)
+{
+	const double r = p[P_R], alpha = p[P_ALPHA], s = p[P_S], beta = p[P_BETA];
+	const double alive = -(r + x) * log(alpha + T) - s * log(beta + T);
+	const double dead = pt->log_s + log_integral(alpha, r + x, beta, s + 1, t_x, T);
+
+	return lg_rx - pt->lg_r + r * pt->log_alpha + s * pt->log_beta + log_add(alive, dead);
+}
+
 /* One customer's log-likelihood. */
 static double row_log_lik_value(const double p[N_PARAMS], double x, double t_x, double T)
 {
-	const double r = p[P_R], alpha = p[P_ALPHA], s = p[P_S], beta = p[P_BETA];
-	double alive, dead;
+	struct p_terms pt;
 
-	log_parts(p, x, t_x, T, &alive, &dead);
-	return lngamma(r + x) - lngamma(r) + r * log(alpha) + s * log(beta) + log_add(alive, dead);
+	p_terms_of(p, &pt);
+	return row_value_core(p, &pt, lngamma(p[P_R] + x), x, t_x, T);
 }
 
 /*
@@ -359,6 +386,36 @@ static double data_row_log_lik(const double *p, const void *data, size_t row, do
 	return row_log_lik_value(p, x, t_x, T);
 }
 
+/* sum_log_lik for struct mle_model: the p terms once, ln Gamma(r+x) once per count. */
+static double data_sum_log_lik(const double *p, const void *data, size_t n,
+			       const double *weight)
+{
+	const struct pareto_nbd_data *d = data;
+	double memo[MLE_X_MEMO];
+	unsigned char have[MLE_X_MEMO] = { 0 };
+	struct p_terms pt;
+	double ll = 0;
+
+	p_terms_of(p, &pt);
+	for (size_t i = 0; i < n; i++) {
+		const double w = weight ? weight[i] : 1.0, x = d->x[i];
+		const int slot = mle_x_slot(x);
+		double lg_rx;
+
+		if (slot < 0) {
+			lg_rx = lngamma(p[P_R] + x);
+		} else {
+			if (!have[slot]) {
+				memo[slot] = lngamma(p[P_R] + x);
+				have[slot] = 1;
+			}
+			lg_rx = memo[slot];
+		}
+		ll += w * row_value_core(p, &pt, lg_rx, x, d->t_x[i], d->T[i]);
+	}
+	return ll;
+}
+
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "s", "beta" };
 
 static const struct mle_model pareto_nbd_mle = {
@@ -368,6 +425,7 @@ static const struct mle_model pareto_nbd_mle = {
 	.param_names = param_names,
 	.unidentified_hint = "too few repeat buyers",
 	.row_log_lik = data_row_log_lik,
+	.sum_log_lik = data_sum_log_lik,
 };
 
 static struct mle_fit fit_of(const struct pareto_nbd_model *model)

@@ -4,11 +4,14 @@
  * and 2, --force), its cluster means are finite and its validation metrics
  * present, and its predict never goes below observed revenue, is monotone
  * across horizons, imputes a missing feature instead of failing, and says
- * nothing (NaN) for a horizon it was not trained for.
+ * nothing (NaN) for a horizon it was not trained for; the medians it
+ * imputes with (median_select) are those sorting gives.
  */
 #include "testutil.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
@@ -18,6 +21,7 @@
 #include "ltv/method.h"
 #include "ltv/model_data.h"
 #include "ltv/registry.h"
+#include "ltv/rng.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 
@@ -131,11 +135,39 @@ static void test_predict(void **state)
 	free(p90);
 }
 
+/*
+ * median_select (the features' medians, common.c) gives the median sorting
+ * gives: odd and even counts, runs of ties, sorted and reversed input.
+ */
+static void test_median_select(void **state)
+{
+	struct rng r;
+	double v[257], sorted[257];
+
+	(void)state;
+	rng_seed(&r, 11, 0);
+	for (size_t n = 1; n <= 257; n += (n < 20 ? 1 : 17)) {
+		for (int shape = 0; shape < 4; shape++) {
+			double want;
+
+			for (size_t i = 0; i < n; i++)
+				v[i] = shape == 0 ? (double)(rng_next(&r) % 1000) / 7
+				       : shape == 1 ? (double)(rng_next(&r) % 3)
+				       : shape == 2 ? (double)i : (double)(n - i);
+			memcpy(sorted, v, n * sizeof(double));
+			qsort(sorted, n, sizeof(double), double_cmp);
+			want = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+			assert_true(median_select(v, n) == want);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_threads_same_artefact),
 		cmocka_unit_test(test_predict),
+		cmocka_unit_test(test_median_select),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# usage: bench/stage_cpu.sh USERS [STAGES [BINARY...]]
+#
+# CPU of single training stages: generates USERS users (events ordered by
+# time), runs the cold pipeline once with the first binary, then for each
+# binary and each stage of STAGES (comma-separated, default
+# features,tiers,lookalike,curves,bgnbd,pareto_nbd) reruns that stage alone
+# (`run --only STAGE --force`, run.jobs 1) and prints its user + system CPU
+# seconds. With CALLGRIND=1 it prints instructions executed instead
+# (valgrind --tool=callgrind; about 50 times slower, but the one measure that
+# holds on a loaded machine). BINARY defaults to ./ltvpipe; give the old and
+# the new binary to compare a change:
+#   git stash; make; cp ltvpipe /tmp/old; git stash pop; make
+#   CALLGRIND=1 nice bench/stage_cpu.sh 100000 bgnbd,pareto_nbd /tmp/old ./ltvpipe
+# Works in a scratch directory; touches nothing in the tree.
+set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: bench/stage_cpu.sh USERS [STAGES [BINARY...]]" >&2; exit 2; }
+users=$1
+stages=${2:-features,tiers,lookalike,curves,bgnbd,pareto_nbd}
+shift $(( $# >= 2 ? 2 : 1 ))
+root=$(cd "$(dirname "$0")/.." && pwd)
+bins=()
+for b in "${@:-$root/ltvpipe}"; do bins+=("$(realpath "$b")"); done
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-stagecpu.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+cd "$scratch"
+"${bins[0]}" generate --users "$users" --order time --out data >/dev/null
+export OMP_WAIT_POLICY=PASSIVE # no re-exec, the counts are the stage's own
+run=(run --config "$root/config/ltvpipe.yaml" --set run.jobs=1 --quiet)
+"${bins[0]}" "${run[@]}" >cold.log 2>&1 || { tail -20 cold.log >&2; exit 1; }
+printf '%-11s' stage
+for b in "${bins[@]}"; do printf ' %22s' "$(basename "$b")"; done
+printf '   (%s, %s users)\n' "$([ "${CALLGRIND:-0}" = 1 ] && echo instructions || echo 'CPU s')" "$users"
+for s in ${stages//,/ }; do
+	printf '%-11s' "$s"
+	for b in "${bins[@]}"; do
+		if [ "${CALLGRIND:-0}" = 1 ]; then
+			v=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$b" "${run[@]}" \
+				--only "$s" --force 2>&1 | sed -n 's/.*Collected : //p')
+		else
+			/usr/bin/time -o time.txt -f '%U %S' "$b" "${run[@]}" --only "$s" --force \
+				>/dev/null 2>&1
+			v=$(awk '{ printf "%.2f", $1 + $2 }' time.txt)
+		fi
+		printf ' %22s' "$v"
+	done
+	printf '\n'
+done
