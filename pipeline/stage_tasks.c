@@ -78,6 +78,7 @@ static void *pool_worker(void *opaque)
 		p->running++;
 		pthread_mutex_unlock(&p->lock);
 		ret = p->fn(p->arg, t);
+		memory_return_free(); /* the task's matrices, before the next task's */
 		pthread_mutex_lock(&p->lock);
 		p->running--;
 		p->done++;

@@ -4,6 +4,9 @@
  * nothing useful can be reported once memory is gone.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +248,22 @@ size_t peak_rss_bytes(void)
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
 	return (size_t)ru.ru_maxrss * 1024;
+}
+
+void memory_limit_arenas(int arenas)
+{
+#ifdef __GLIBC__
+	(void)mallopt(M_ARENA_MAX, arenas);
+#else
+	(void)arenas;
+#endif
+}
+
+void memory_return_free(void)
+{
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
 }
 
 int double_cmp(const void *a, const void *b)

@@ -90,6 +90,15 @@ int double_cmp(const void *a, const void *b);
 double now_seconds(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
 size_t peak_rss_bytes(void);
+/*
+ * Training's allocator settings (glibc; elsewhere no-ops). memory_limit_arenas
+ * caps malloc's per-thread arenas, before the threads start: each arena keeps
+ * what its thread freed, so stage and XGBoost threads each held their own
+ * high-water mark. memory_return_free hands every arena's free pages back
+ * to the kernel (malloc_trim), between stages and stage tasks.
+ */
+void memory_limit_arenas(int arenas);
+void memory_return_free(void);
 
 #include "ltv/banned.h"
 
