@@ -33,6 +33,14 @@
 
 /* A tier with at least this share of the pooled training rows uses the pooled model. */
 #define TIER_OWN_MODEL_SHARE 0.9
+/*
+ * Resident bytes a horizon's task adds, per features-frame row and model
+ * feature, for run.memory_mb: its float training and validation rows and
+ * XGBoost's quantile matrix, bins and sketch. Measured (bench/README.md,
+ * "peak memory"): hurdle alone at 1,000,000 users, one task at a time
+ * against two side by side.
+ */
+#define HURDLE_TASK_BYTES_PER_CELL 12
 
 /*
  * The rows' matrix and, as their target, their future revenue ltv_H -
@@ -538,6 +546,7 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 		goto out;
 	state = hurdle_state_new(&features);
 	hf.features = &state->features;
+	ctx->task_bytes = d.frame.n_rows * features.n * HURDLE_TASK_BYTES_PER_CELL;
 	ret = train_all(ctx, &d, &hf, state, artefact.models, artefact.skipped);
 	if (ret == 0)
 		ret = add_metrics(ctx, &d, state);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ltv/common.h"
 
@@ -248,6 +249,20 @@ size_t peak_rss_bytes(void)
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
 	return (size_t)ru.ru_maxrss * 1024;
+}
+
+size_t current_rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return page > 0 ? (size_t)resident * (size_t)page : 0;
 }
 
 void memory_limit_arenas(int arenas)

@@ -90,6 +90,8 @@ int double_cmp(const void *a, const void *b);
 double now_seconds(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
 size_t peak_rss_bytes(void);
+/* Resident memory now (/proc/self/statm), bytes; 0 where unknown. */
+size_t current_rss_bytes(void);
 /*
  * Training's allocator settings (glibc; elsewhere no-ops). memory_limit_arenas
  * caps malloc's per-thread arenas, before the threads start: each arena keeps
