@@ -106,7 +106,8 @@ static float *payer_labels(const struct gbt_artefact_rows *f)
 	return y;
 }
 
-static int fit_payer(const struct hurdle_fit *hf, const struct gbt_artefact_rows *train,
+/* Fits the payer model; train->x is freed once XGBoost holds it (train->x NULL after). */
+static int fit_payer(const struct hurdle_fit *hf, struct gbt_artefact_rows *train,
 		     const struct gbt_artefact_rows *valid_own,
 		     const struct gbt_artefact_rows *valid_pooled,
 		     struct hurdle_model *m, cJSON *info, struct ltv_err *err)
@@ -137,8 +138,9 @@ static int fit_payer(const struct hurdle_fit *hf, const struct gbt_artefact_rows
 	if (valid)
 		yv = payer_labels(valid);
 	/* Weighted: non-paying users are sampled (one row of their snapshots, weighted). */
-	ret = gbt_fit(&p, train->x, y, train->weight, train->n, valid ? valid->x : NULL, yv,
-		      valid ? valid->n : 0, hf->k, hf->names, &m->payer, err);
+	ret = gbt_fit_freeing_x(&p, &train->x, y, train->weight, train->n,
+				valid ? valid->x : NULL, yv, valid ? valid->n : 0, hf->k, hf->names,
+				&m->payer, err);
 	if (ret < 0)
 		goto out;
 	cJSON_AddStringToObject(info, "payer_valid", gbt_artefact_valid_name(source));
@@ -343,13 +345,14 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 	ret = rows_build(d, features, ltv, split->train, split->n_train, &train, err);
 	if (ret == 0)
 		ret = valid_data_build(d, hf, features, ltv, split, &own, err);
+	/* Only the payers' rows train on after the payer model: copied before its fit frees the rest. */
+	if (ret == 0)
+		rows_payers(&train, hf->k, &train_payers);
 	t_payer = now_seconds();
 	if (ret == 0)
 		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info, err);
 	t_revenue = now_seconds();
 	if (ret == 0) {
-		rows_payers(&train, hf->k, &train_payers);
-		/* Only the payers' rows train on from here: free the full matrix before those fits. */
 		free(train.x);
 		train.x = NULL;
 		ret = fit_revenue(hf, &train_payers, &own.payers, pooled ? &pooled->payers : NULL,
