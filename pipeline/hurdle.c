@@ -33,6 +33,14 @@
 
 /* A tier with at least this share of the pooled training rows uses the pooled model. */
 #define TIER_OWN_MODEL_SHARE 0.9
+/*
+ * Resident bytes a horizon's task adds, per features-frame row and model
+ * feature, for run.memory_mb: its float training and validation rows and
+ * XGBoost's quantile matrix, bins and sketch. Measured (bench/README.md,
+ * "peak memory"): hurdle alone at 1,000,000 users, one task at a time
+ * against two side by side.
+ */
+#define HURDLE_TASK_BYTES_PER_CELL 12
 
 /*
  * The rows' matrix and, as their target, their future revenue ltv_H -
@@ -98,7 +106,8 @@ static float *payer_labels(const struct gbt_artefact_rows *f)
 	return y;
 }
 
-static int fit_payer(const struct hurdle_fit *hf, const struct gbt_artefact_rows *train,
+/* Fits the payer model; train->x is freed once XGBoost holds it (train->x NULL after). */
+static int fit_payer(const struct hurdle_fit *hf, struct gbt_artefact_rows *train,
 		     const struct gbt_artefact_rows *valid_own,
 		     const struct gbt_artefact_rows *valid_pooled,
 		     struct hurdle_model *m, cJSON *info, struct ltv_err *err)
@@ -129,8 +138,9 @@ static int fit_payer(const struct hurdle_fit *hf, const struct gbt_artefact_rows
 	if (valid)
 		yv = payer_labels(valid);
 	/* Weighted: non-paying users are sampled (one row of their snapshots, weighted). */
-	ret = gbt_fit(&p, train->x, y, train->weight, train->n, valid ? valid->x : NULL, yv,
-		      valid ? valid->n : 0, hf->k, hf->names, &m->payer, err);
+	ret = gbt_fit_freeing_x(&p, &train->x, y, train->weight, train->n,
+				valid ? valid->x : NULL, yv, valid ? valid->n : 0, hf->k, hf->names,
+				&m->payer, err);
 	if (ret < 0)
 		goto out;
 	cJSON_AddStringToObject(info, "payer_valid", gbt_artefact_valid_name(source));
@@ -544,6 +554,7 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 		goto out;
 	state = hurdle_state_new(&features);
 	hf.features = &state->features;
+	ctx->task_bytes = d.frame.n_rows * features.n * HURDLE_TASK_BYTES_PER_CELL;
 	ret = train_all(ctx, &d, &hf, state, artefact.models, artefact.skipped);
 	if (ret == 0)
 		ret = add_metrics(ctx, &d, state);

@@ -4,12 +4,16 @@
  * nothing useful can be reported once memory is gone.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ltv/common.h"
 
@@ -245,6 +249,36 @@ size_t peak_rss_bytes(void)
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
 	return (size_t)ru.ru_maxrss * 1024;
+}
+
+size_t current_rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return page > 0 ? (size_t)resident * (size_t)page : 0;
+}
+
+void memory_limit_arenas(int arenas)
+{
+#ifdef __GLIBC__
+	(void)mallopt(M_ARENA_MAX, arenas);
+#else
+	(void)arenas;
+#endif
+}
+
+void memory_return_free(void)
+{
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
 }
 
 int double_cmp(const void *a, const void *b)

@@ -53,6 +53,7 @@ static const struct config_key key_table[] = {
 	K("registry.path", KEY_STRING, registry.path, 0, 0, "models/registry.sqlite"),
 	K("registry.busy_timeout_s", KEY_INT, registry.busy_timeout_s, 0, 86400, "60"),
 	K("run.jobs", KEY_INT, run.jobs, 0, 256, "0"),
+	K("run.memory_mb", KEY_INT, run.memory_mb, 0, 16777216, "0"),
 	K("run.log_dir", KEY_STRING, run.log_dir, 0, 0, "logs"),
 	K("run.log_level", KEY_STRING, run.log_level, 0, 0, "info"),
 	K("ingest.mode", KEY_STRING, ingest.mode, 0, 0, "append"),

@@ -97,6 +97,17 @@ double median_select(double *v, size_t n);
 double now_seconds(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
 size_t peak_rss_bytes(void);
+/* Resident memory now (/proc/self/statm), bytes; 0 where unknown. */
+size_t current_rss_bytes(void);
+/*
+ * Training's allocator settings (glibc; elsewhere no-ops). memory_limit_arenas
+ * caps malloc's per-thread arenas, before the threads start: each arena keeps
+ * what its thread freed, so stage and XGBoost threads each held their own
+ * high-water mark. memory_return_free hands every arena's free pages back
+ * to the kernel (malloc_trim), between stages and stage tasks.
+ */
+void memory_limit_arenas(int arenas);
+void memory_return_free(void);
 
 #include "ltv/banned.h"
 

@@ -48,6 +48,7 @@ struct config {
 	} registry;
 	struct {
 		int64_t jobs; /* 0 = number of cores */
+		int64_t memory_mb; /* 0 = no limit; see stage_run_tasks */
 		char *log_dir;
 		char *log_level;
 	} run;

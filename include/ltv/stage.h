@@ -50,6 +50,12 @@ struct stage_ctx {
 	/* Runner-private: the cores shared with the stages running beside this one (or NULL). */
 	struct core_share *cores;
 	int max_threads_used;
+	/*
+	 * The stage's estimate of the resident bytes one of its tasks adds while
+	 * it runs (0: unknown), set before stage_run_tasks: under run.memory_mb a
+	 * task starts beside running ones only while it fits.
+	 */
+	size_t task_bytes;
 };
 
 /*
@@ -77,7 +83,8 @@ typedef int (*stage_task_fn)(void *arg, struct stage_task *task);
 /*
  * Runs tasks 0..n-1, starting them in index order, at most stage_threads(ctx)
  * at a time (re-asked whenever one may start, so cores freed by neighbouring
- * stages are used). Returns 0, or the error of the lowest-numbered failed
+ * stages are used), and with run.memory_mb set, a second or later one only
+ * while resident memory plus ctx->task_bytes fits under it. Returns 0, or the error of the lowest-numbered failed
  * task, copied to ctx->err; tasks not yet started when one fails are skipped.
  * fn must write only to its own task's results: what it produces is then the
  * same for any number of threads.

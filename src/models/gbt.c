@@ -463,11 +463,12 @@ static void model_set_attrs(struct gbt_model *m)
 	XGBoosterSetAttr(m->booster, "best_score", buf);
 }
 
-int gbt_fit(const struct gbt_param *p,
-	    const float *x_train, const float *y_train, const float *w_train, size_t n_train,
-	    const float *x_valid, const float *y_valid, size_t n_valid,
-	    size_t n_features, const char *const *feature_names,
-	    struct gbt_model **out_model, struct ltv_err *err)
+/* gbt_fit; x_release, when not NULL, is freed once the training matrix holds x_train. */
+static int fit(const struct gbt_param *p, const float *x_train, float **x_release,
+	       const float *y_train, const float *w_train, size_t n_train,
+	       const float *x_valid, const float *y_valid, size_t n_valid,
+	       size_t n_features, const char *const *feature_names,
+	       struct gbt_model **out_model, struct ltv_err *err)
 {
 	const struct objective_info *obj = objective_find(p->objective);
 	DMatrixHandle dtrain = NULL, dvalid = NULL;
@@ -498,6 +499,10 @@ int gbt_fit(const struct gbt_param *p,
 	if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features, feature_names,
 			      p->n_threads, 1, p->max_bin, &dtrain, err)) < 0)
 		goto out;
+	if (x_release) { /* the quantile matrix holds its own bins of every value */
+		free(*x_release);
+		*x_release = NULL;
+	}
 	cache[0] = dtrain;
 	if (n_valid) {
 		if ((ret = matrix_new(x_valid, y_valid, NULL, n_valid, n_features, feature_names,
@@ -575,6 +580,26 @@ out:
 		XGDMatrixFree(dtrain);
 	free(metric);
 	return ret;
+}
+
+int gbt_fit(const struct gbt_param *p,
+	    const float *x_train, const float *y_train, const float *w_train, size_t n_train,
+	    const float *x_valid, const float *y_valid, size_t n_valid,
+	    size_t n_features, const char *const *feature_names,
+	    struct gbt_model **out_model, struct ltv_err *err)
+{
+	return fit(p, x_train, NULL, y_train, w_train, n_train, x_valid, y_valid, n_valid,
+		   n_features, feature_names, out_model, err);
+}
+
+int gbt_fit_freeing_x(const struct gbt_param *p,
+		      float **x_train, const float *y_train, const float *w_train, size_t n_train,
+		      const float *x_valid, const float *y_valid, size_t n_valid,
+		      size_t n_features, const char *const *feature_names,
+		      struct gbt_model **out_model, struct ltv_err *err)
+{
+	return fit(p, *x_train, x_train, y_train, w_train, n_train, x_valid, y_valid, n_valid,
+		   n_features, feature_names, out_model, err);
 }
 
 static int xgb_predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,

@@ -2,7 +2,8 @@
  * Unit tests for stage tasks (pipeline/stage_tasks.c): every task runs once,
  * no more at once than the stage's threads, in index order with one thread,
  * each task's share of the threads, and a failure reported as the
- * lowest-numbered failed task's error with later tasks skipped.
+ * lowest-numbered failed task's error with later tasks skipped, and
+ * run.memory_mb keeping a task that does not fit from starting beside others.
  */
 #include "testutil.h"
 
@@ -126,6 +127,38 @@ static void test_lowest_failure_wins_and_stops_the_rest(void **state)
 	config_release(&cfg);
 }
 
+/*
+ * run.memory_mb: a task that would not fit beside the running one waits, and
+ * the running one then gets every thread; one that fits runs beside it.
+ */
+static void test_memory_limit_runs_tasks_one_at_a_time(void **state)
+{
+	const size_t rss = current_rss_bytes();
+	struct config cfg;
+	struct stage_ctx ctx;
+	struct probe p;
+
+	(void)state;
+	assert_true(rss > 0);
+	ctx_init(&ctx, &cfg, 3);
+	probe_init(&p, 0);
+	cfg.run.memory_mb = (int64_t)(rss / 1048576) + 64;
+	ctx.task_bytes = (size_t)1 << 30; /* a gigabyte a task: never two at once */
+	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
+	assert_int_equal(p.max_running, 1);
+	for (size_t i = 0; i < N_TASKS; i++) {
+		assert_int_equal(p.runs[i], 1);
+		assert_int_equal(p.order[i], i);
+		assert_int_equal(p.threads_seen[i], 3);
+	}
+	/* The same limit with small tasks: they fit, three side by side. */
+	probe_init(&p, 0);
+	ctx.task_bytes = 1048576;
+	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
+	assert_int_equal(p.max_running, 3);
+	config_release(&cfg);
+}
+
 static void test_no_tasks(void **state)
 {
 	struct config cfg;
@@ -146,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_runs_each_task_once_within_threads),
 		cmocka_unit_test(test_one_thread_runs_in_order),
 		cmocka_unit_test(test_lowest_failure_wins_and_stops_the_rest),
+		cmocka_unit_test(test_memory_limit_runs_tasks_one_at_a_time),
 		cmocka_unit_test(test_no_tasks),
 	};
 
