@@ -41,6 +41,13 @@ void rank_share_release(struct rank_share *s)
 	free(s->cohort_campaign);
 	free(s->cohort_ratio);
 	strmap_release(&s->cohort);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Back to an empty share (rank_share_init's state), for a fit or a load over an old one. */
+static void rank_share_reset(struct rank_share *s)
+{
+	rank_share_release(s);
 	rank_share_init(s);
 }
 
@@ -154,7 +161,7 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 	struct cell_sums *tier_sums, *c_sums;
 	double ratio[RANK_SHARE_MAX_CELLS];
 
-	rank_share_release(s);
+	rank_share_reset(s);
 	if (!y || !rev || n == 0 || n_cells < 1 || n_cells > RANK_SHARE_MAX_CELLS)
 		return;
 	s->n_cells = n_cells;
@@ -268,7 +275,7 @@ int rank_share_get(struct blob_reader *r, struct rank_share *s, struct ltv_err *
 	double *v = NULL;
 	size_t n_v = 0;
 
-	rank_share_release(s);
+	rank_share_reset(s);
 	for (int k = 0; k <= 3; k++) {
 		char *name = blob_get_str(r);
 

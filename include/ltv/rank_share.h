@@ -56,6 +56,7 @@ struct rank_share {
 };
 
 void rank_share_init(struct rank_share *s);
+/* Frees what s holds and zeroes it (rank_share_init makes it usable again). */
 void rank_share_release(struct rank_share *s);
 
 /*
