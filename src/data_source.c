@@ -67,13 +67,7 @@ void user_data_release(struct user_data *u)
 	struct user_table *t = &u->users;
 
 	/* the strings are in the blocks, not each its own allocation */
-	free(t->uid);
-	free(t->user_id);
-	free(t->app_id);
-	free(t->campaign);
-	free(t->install_time);
-	free(t->cost);
-	free(t->attributes_json);
+	user_table_free_arrays(t);
 	for (size_t i = 0; i < u->n_blocks; i++)
 		free(u->blocks[i]);
 	free(u->blocks);

@@ -274,6 +274,11 @@ void user_table_release(struct user_table *t)
 		free(t->campaign[i]);
 		free(t->attributes_json[i]);
 	}
+	user_table_free_arrays(t);
+}
+
+void user_table_free_arrays(struct user_table *t)
+{
 	free(t->uid);
 	free(t->user_id);
 	free(t->app_id);

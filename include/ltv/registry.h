@@ -271,6 +271,8 @@ struct user_table {
 };
 int registry_users_load(struct registry *reg, struct user_table *out, struct ltv_err *err);
 void user_table_release(struct user_table *t);
+/* Frees the column arrays only (their strings owned elsewhere, e.g. in blocks) and zeroes t. */
+void user_table_free_arrays(struct user_table *t);
 
 /*
  * Streams every user-day in (uid, day) order to fn, merging the blocks (and
