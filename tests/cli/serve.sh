@@ -115,7 +115,11 @@ echo "body over max_body_bytes $(http POST "$u/v1/predict" -H "$J" --data-binary
 echo "install_time and age_days $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"install_time\":\"2025-01-01\",\"age_days\":3}") $(err_of)"
 echo "bad install_time $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"install_time\":\"yesterday\"}") $(err_of)"
 echo "install_time 3 days before as_of $(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"install_time\":\"2025-03-01T10:00:00Z\",\"as_of\":\"2025-03-04T11:00:00Z\"}")"
-cmp -s <(jq -S 'del(.campaign)' body) <(http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"age_days\":3}" >/dev/null; jq -S 'del(.campaign)' body) && echo "  same as age_days 3"
+# one request after the other: two process substitutions would run at once and
+# the second request could rewrite `body` while the first is still read
+jq -S 'del(.campaign)' body >by_install_time.json
+http POST "$u/v1/predict" -H "$J" -d "{\"app\":\"$app\",\"age_days\":3}" >/dev/null
+jq -S 'del(.campaign)' body | cmp -s - by_install_time.json && echo "  same as age_days 3"
 echo "batch not an array $(http POST "$u/v1/predict/batch" -H "$J" -d "$u1") $(err_of)"
 echo "empty batch $(http POST "$u/v1/predict/batch" -H "$J" -d '[]') $(err_of)"
 echo "bad user in a batch $(http POST "$u/v1/predict/batch" -H "$J" -d "[$u1,{\"app\":\"$app\",\"rev_d0\":-1}]") $(err_of)"
