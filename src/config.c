@@ -108,7 +108,7 @@ static const struct config_key key_table[] = {
 	K("semantic.char_ngrams", KEY_INT, semantic.char_ngrams, 0, 8, "0"),
 	K("select.min_validation_users", KEY_INT, select.min_validation_users, 1, 100000000, "50"),
 	K("select.held_out_ages", KEY_INT, select.held_out_ages, 0, 1, "0"),
-	K("select.rank_share", KEY_INT, select.rank_share, 0, 1, "1"),
+	K("select.rank_share", KEY_INT, select.rank_share, 0, 2, "1"),
 	K("calibrate.alpha_min", KEY_DOUBLE, calibrate.alpha_min, 0, 10, "0.5"),
 	K("calibrate.alpha_max", KEY_DOUBLE, calibrate.alpha_max, 0, 10, "1.5"),
 	K("calibrate.folds", KEY_INT, calibrate.folds, 2, 100, "5"),

@@ -105,7 +105,7 @@ struct config {
 	struct {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
 		int64_t held_out_ages;        /* 1: judge on held-out rows at served ages (held_out.h) */
-		int64_t rank_share;           /* 1: chosen method's level, best ranker's order (rank_share.h) */
+		int64_t rank_share;           /* 1: chosen method's level, best ranker's order (rank_share.h) where no worse on validation totals; 2: always */
 	} select;
 	struct {
 		double alpha_min, alpha_max;

@@ -31,7 +31,8 @@ static int group_setup(void **state)
 	test_set(&fx->cfg, "multiplier.n_rounds=1");
 	test_set(&fx->cfg, "lookalike.k=1");
 	test_set(&fx->cfg, "curves.shrinkage_users=0");
-	test_set(&fx->cfg, "select.rank_share=1");
+	/* 2: the share whatever validation totals say (this small sample would drop it) */
+	test_set(&fx->cfg, "select.rank_share=2");
 	test_run(&fx->cfg, &opts);
 	*state = fx;
 	return 0;
