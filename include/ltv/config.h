@@ -112,6 +112,7 @@ struct config {
 		int64_t folds;
 		int64_t min_users;            /* fewer validation users: no calibration (identity) */
 		int64_t held_out_ages;        /* 1: fit and check on held-out rows at served ages */
+		int64_t bootstrap_band;       /* 1: campaign band with bootstrap noise (conformal.h) */
 	} calibrate;
 	struct {
 		int64_t auto_promote;         /* 1: a better candidate replaces production */
