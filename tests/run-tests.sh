@@ -4,7 +4,8 @@
 # NAME.stderr.exp), each CLI test in its own scratch directory, and the libFuzzer
 # targets for a few seconds each when LTV_FUZZ_BUILD names their build (make
 # test sets it). ONLY=GLOB runs just the tests whose name matches (for example
-# ONLY='serve*' make cli-test). Ends with one line "tests: N passed, N failed" and exits
+# ONLY='serve*' make cli-test). Each test's line ends with its wall time in
+# seconds (the slow ones to look at first). Ends with one line "tests: N passed, N failed" and exits
 # non-zero when anything failed.
 set -uo pipefail
 build=${1:?usage: run-tests.sh BUILD [unit|cli|fuzz]}
@@ -23,7 +24,9 @@ if [ "$which" = all ] || [ "$which" = unit ]; then
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
 		[[ $name == ${ONLY:-*} ]] || continue
+		t0=$SECONDS
 		out=$(cd "$root" && "$t" 2>&1); rc=$?
+		secs=$((SECONDS - t0))
 		p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
 		f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
 		p=${p:-0}; f=${f:-0}
@@ -33,7 +36,7 @@ if [ "$which" = all ] || [ "$which" = unit ]; then
 			failures+=("unit/$name")
 			printf '%s\n' "$out" | grep -v '^\[ \(RUN\|       OK\) ' | sed "s|^|  $name: |"
 		fi
-		printf 'unit %-28s %3d passed, %d failed\n' "$name" "$p" "$f"
+		printf 'unit %-28s %3d passed, %d failed (%d s)\n' "$name" "$p" "$f" "$secs"
 	done
 fi
 
@@ -43,7 +46,9 @@ if [ "$which" = all ] || [ "$which" = cli ]; then
 		name=$(basename "$script" .sh)
 		[[ $name == ${ONLY:-*} ]] || continue
 		scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvcli-XXXXXX")
+		t0=$SECONDS
 		(cd "$scratch" && bash "$script" >stdout 2>stderr); rc=$?
+		secs=$((SECONDS - t0))
 		ok=1; why=""
 		exp_rc=$(cat "$root/tests/cli/$name.exit.exp" 2>/dev/null || echo 0)
 		[ "$rc" = "$exp_rc" ] || { ok=0; why="exit $rc, expected $exp_rc"; }
@@ -54,11 +59,11 @@ if [ "$which" = all ] || [ "$which" = cli ]; then
 			fi
 		done
 		if [ $ok = 1 ]; then
-			passed=$((passed + 1)); printf 'cli  %-28s ok\n' "$name"
+			passed=$((passed + 1)); printf 'cli  %-28s ok (%d s)\n' "$name" "$secs"
 			rm -rf "$scratch"
 		else
 			failed=$((failed + 1)); failures+=("cli/$name")
-			printf 'cli  %-28s FAILED (%s) — scratch kept in %s\n' "$name" "$why" "$scratch"
+			printf 'cli  %-28s FAILED (%s; %d s) — scratch kept in %s\n' "$name" "$why" "$secs" "$scratch"
 			cat "$scratch"/*.diff 2>/dev/null | head -40
 			tail -20 "$scratch/stderr" | sed 's/^/  stderr: /'
 		fi
