@@ -88,7 +88,7 @@ if [ "$which" = all ] || [ "$which" = fuzz ]; then
 			"fuzz "*" ok "*) passed=$((passed + 1)) ;;
 			"fuzz "*" FAILED "*) failed=$((failed + 1)); failures+=("fuzz/$(echo "$line" | awk '{print $2}')") ;;
 			esac
-		done < <("$root/tests/fuzz/run.sh" "$LTV_FUZZ_BUILD" "${LTV_FUZZ_SECONDS:-5}")
+		done < <("$root/tests/fuzz/run.sh" "$LTV_FUZZ_BUILD" "${LTV_FUZZ_SECONDS:-5}" "${LTV_FUZZ_SEED:-1}")
 	fi
 fi
 
