@@ -14,6 +14,11 @@ which=${2:-all} # all, unit, cli or fuzz
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LTVPIPE="${LTVPIPE:-$root/ltvpipe}"
 export LTV_ROOT="$root"
+# The expected outputs were made in C.UTF-8: sort and ls order, and what
+# tools print, would otherwise follow the caller's locale (en_US sorts "a_b"
+# before "a-c"). A time zone of the caller's could change `date` output.
+if locale -a 2>/dev/null | grep -qix 'c\.utf-\?8'; then export LC_ALL=C.UTF-8; else export LC_ALL=C; fi
+export TZ=UTC
 # score writes scored_at from it, so two scores of the same data compare equal byte for byte
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1767225600}"
 export LTV_BUILD="$root/$build" # the objects, for tests that read them (layers.sh)
