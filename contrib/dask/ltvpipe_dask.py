@@ -68,7 +68,7 @@ def run_shard(argv, cwd, label, hold=None):
                 with open(path + ".pid.tmp", "w") as f:
                     f.write(str(os.getpid()))
                 os.rename(path + ".pid.tmp", path + ".pid")
-                time.sleep(120)
+                time.sleep(3600)  # until the test kills the worker, however loaded the machine
 
     def die_with_worker():
         libc = ctypes.CDLL("libc.so.6", use_errno=True)

@@ -53,7 +53,7 @@ class Browser:
         except Exception:  # already gone: the kill below is enough
             pass
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -92,7 +92,8 @@ def main():
                          " none: only the Models tab is opened and shot")
     ap.add_argument("--screenshot", required=True, help="PNG of the answer; the Models tab goes beside it")
     ap.add_argument("--chromium", default="chromium")
-    ap.add_argument("--timeout", type=float, default=30)
+    # generous: Chromium starting on a loaded 2-core machine can take tens of seconds
+    ap.add_argument("--timeout", type=float, default=120)
     args = ap.parse_args()
     fields = {}
     for item in args.set:

@@ -65,7 +65,8 @@ def main():
     ap.add_argument("file", help="the HTML file")
     ap.add_argument("--screenshot", required=True)
     ap.add_argument("--chromium", default="chromium")
-    ap.add_argument("--timeout", type=float, default=30)
+    # generous: Chromium starting on a loaded 2-core machine can take tens of seconds
+    ap.add_argument("--timeout", type=float, default=120)
     args = ap.parse_args()
     return drive("report_test", args.chromium, args.timeout, lambda b: read(b, args.file, args.screenshot))
 

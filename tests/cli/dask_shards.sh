@@ -29,12 +29,11 @@ touch hold
 LTVPIPE_DASK_TEST_HOLD=$PWD/hold:features:2 "${driver[@]}" features --scheduler "$dask_address" \
 	--shards 4 --ltvpipe "$L" --set registry.path=main.sqlite --train --output merged.csv >run1.out 2>&1 &
 drv=$!
-for _ in $(seq 1 600); do [ -s hold.pid ] && break; sleep 0.1; done
+held() { [ -s hold.pid ]; }
+LTV_WAIT_S=$DASK_WAIT_S wait_until held || echo "no features shard was held"
 # Let the other three features shards finish on the other worker first.
-for _ in $(seq 1 400); do
-	[ "$(jq '.done.features | length' shards/dask-state.json 2>/dev/null)" = 3 ] && break
-	sleep 0.1
-done
+three_done() { [ "$(jq '.done.features | length' shards/dask-state.json 2>/dev/null)" = 3 ]; }
+LTV_WAIT_S=$DASK_WAIT_S wait_until three_done || echo "the other three features shards did not finish"
 victim=$(cat hold.pid)
 [ "$victim" = "$w1_pid" ] || [ "$victim" = "$w2_pid" ] && echo "shard 2/4 features held on a worker"
 kill -9 "$victim"

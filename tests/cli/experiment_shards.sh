@@ -20,9 +20,10 @@ sqlite3 $R ".backup full.sqlite" && sqlite3 $R ".backup sharded.sqlite" || exit 
 
 "$L" score $S --set registry.path=full.sqlite --as-of 2025-07-01 --output full.csv >full.out 2>full.err
 echo "unsharded score exit $?: $(grep -o 'experiment ab: [0-9]* of [0-9]* users scored by candidate model version 2' full.out | sed 's/[0-9]* of [0-9]*/K of N/')"
+# three scorers log into one registry at once: each may wait for the others' writes, longer on a loaded machine
 pids=()
 for i in 0 1 2; do
-	"$L" score $S --set registry.path=sharded.sqlite --set registry.busy_timeout_s=30 --as-of 2025-07-01 \
+	"$L" score $S --set registry.path=sharded.sqlite --set registry.busy_timeout_s=120 --as-of 2025-07-01 \
 		--shard $i/3 --output part$i.csv >part$i.out 2>part$i.err &
 	pids+=($!)
 done

@@ -3,13 +3,18 @@
 # --order time writes the same rows as the default order; bad --order and a
 # --start whose data would pass 9999-12-31 are usage errors that write nothing.
 set -u
+. "$LTV_ROOT/tests/lib/wait.bash"
 "$LTVPIPE" generate --users 3000000 --order time --out d >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 1 400); do
-	ls -A d 2>/dev/null | grep -q '\.tmp\.' && break
-	sleep 0.05
-done
-sleep 0.3
+# Killed once both temporaries exist and users are being written (the users
+# file has data: its buffer was flushed, so the event spool, opened and
+# unlinked before the first user, is gone): not after a fixed sleep, which
+# on a loaded machine could land before the second file was created.
+writing() {
+	[ -n "$(find d -maxdepth 1 -name '.users.csv.tmp.*' -size +0 2>/dev/null)" ] &&
+		[ -n "$(find d -maxdepth 1 -name '.events.csv.tmp.*' 2>/dev/null)" ]
+}
+wait_until writing || echo "generate did not start writing"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 echo "after kill -9: $(ls -A d | grep -c '\.tmp\.') temporary files, $(ls d | wc -l) others"

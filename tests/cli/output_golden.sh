@@ -6,10 +6,12 @@
 # what runs records; --quiet; and the usage errors (exit 2, one line naming
 # the option or argument).
 set -u
+# today's timestamps, and tomorrow's for a test that runs over midnight (UTC)
 today=$(date -u +%Y-%m-%d)
+tomorrow=$(date -u -d "$today + 1 day" +%Y-%m-%d)
 mask() {
 	sed -E -e 's/[0-9]{8}-[0-9]{6}-[0-9a-f]{4,}/RUN/g' \
-		-e "s/${today}T[0-9:]{8}Z/NOW/g" \
+		-e "s/(${today}|${tomorrow})T[0-9:]{8}Z/NOW/g" \
 		-e 's/in [0-9]+\.[0-9]+ s/in S s/g' \
 		-e 's/(about [0-9]+ s|under 1 s) left/T left/g' \
 		-e 's/"(seconds|peak_rss_mb)":[[:space:]]*[0-9.e+-]+/"\1": X/g'

@@ -146,17 +146,17 @@ echo "move to 1 (already) $(http POST "$u/v1/aliases/production" -H "$J" -H "$A"
 echo "candidate before: $(sqlite3 models/registry.sqlite "select model_version from aliases where alias = 'candidate'")"
 echo "move to 2 $(http POST "$u/v1/aliases/production" -H "$J" -H "$A" -d '{"version":2,"reason":"better WAPE"}') $(jq -c '[.from, .to, .moved, .candidate_unset]' body)"
 echo "  as models promote: candidate unset: $(sqlite3 models/registry.sqlite "select count(*) = 0 from aliases where alias = 'candidate'")"
-for _ in $(seq 1 50); do [ "$(http GET "$u/ready" >/dev/null; jq .model_version body)" = 2 ] && break; sleep 0.1; done
+wait_until serving 2 "$u"
 echo "  now serving version $(jq .model_version body)"
 echo "  predict names version $(http POST "$u/v1/predict" -H "$J" -d "$u3" >/dev/null; jq .model_version body)"
 echo "  ltvpipe models list: production is $("$LTVPIPE" models list | awk -F'\t' 'NR == 1 { for (c = 1; c <= NF; c++) if ($c == "aliases") a = c; next } $a ~ /production/ { print $1 }')"
 echo "rollback $(http POST "$u/v1/aliases/production" -H "$J" -H "$A" -d '{"rollback":true}') $(jq -c '[.from, .to, .moved]' body)"
 # the swap back to 1 is served before the next move, so /metrics counts three swaps
-for _ in $(seq 1 50); do [ "$(http GET "$u/ready" >/dev/null; jq .model_version body)" = 1 ] && break; sleep 0.1; done
+wait_until serving 1 "$u"
 echo "history $(http GET "$u/v1/aliases/history") moves $(jq '.history | length' body)"
 jq -r '.history[] | "  \(.alias) \(.from_version) -> \(.to_version): \(.reason)"' body
 "$LTVPIPE" models promote 2 >/dev/null
-for _ in $(seq 1 50); do [ "$(http GET "$u/ready" >/dev/null; jq .model_version body)" = 2 ] && break; sleep 0.1; done
+wait_until serving 2 "$u"
 echo "after ltvpipe models promote 2: serving version $(jq .model_version body)"
 
 # metrics and the request log

@@ -17,6 +17,9 @@
 
 struct probe {
 	pthread_mutex_t lock;
+	pthread_cond_t changed;  /* running or n_started moved */
+	int wave;                /* tasks 0..wave-1 must run side by side (0: no waiting) */
+	int wave_read;           /* of them, how many have read their threads */
 	int running;
 	int max_running;
 	int runs[N_TASKS];
@@ -33,9 +36,39 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* With p->lock held: waits for cond, at most 60 s (a pool that never starts enough tasks fails the test, not hangs it). */
+static void probe_wait(struct probe *p, int (*cond)(const struct probe *))
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 60;
+	while (!cond(p) && pthread_cond_timedwait(&p->changed, &p->lock, &until) == 0)
+		;
+}
+
+static int wave_running(const struct probe *p)
+{
+	return p->running >= p->wave;
+}
+
+static int wave_read(const struct probe *p)
+{
+	return p->wave_read >= p->wave;
+}
+
+/*
+ * The first p->wave tasks wait for each other before reading their threads,
+ * and finish only once all have read them: so they run side by side and see
+ * each other however late a loaded machine starts their threads (a sleep
+ * alone could let the first finish before the last started). A pool that
+ * does not start that many at once leaves them waiting 60 s, then the
+ * test's assertions fail.
+ */
 static int probe_task(void *arg, struct stage_task *task)
 {
 	struct probe *p = arg;
+	const int in_wave = (int)task->index < p->wave;
 
 	pthread_mutex_lock(&p->lock);
 	p->running++;
@@ -43,11 +76,18 @@ static int probe_task(void *arg, struct stage_task *task)
 		p->max_running = p->running;
 	p->runs[task->index]++;
 	p->order[p->n_started++] = task->index;
+	pthread_cond_broadcast(&p->changed);
+	if (in_wave)
+		probe_wait(p, wave_running);
 	pthread_mutex_unlock(&p->lock);
-	/* Long enough that tasks started together overlap even on a loaded machine. */
 	sleep_ms(40);
 	p->threads_seen[task->index] = stage_task_threads(task);
 	pthread_mutex_lock(&p->lock);
+	if (in_wave) {
+		p->wave_read++;
+		pthread_cond_broadcast(&p->changed);
+		probe_wait(p, wave_read);
+	}
 	p->running--;
 	pthread_mutex_unlock(&p->lock);
 	if (p->fail_mask & (1 << task->index))
@@ -64,11 +104,13 @@ static void ctx_init(struct stage_ctx *ctx, struct config *cfg, int jobs)
 	ctx->n_threads = jobs;
 }
 
-static void probe_init(struct probe *p, int fail_mask)
+static void probe_init(struct probe *p, int fail_mask, int wave)
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->changed, NULL);
 	p->fail_mask = fail_mask;
+	p->wave = wave;
 }
 
 static void test_runs_each_task_once_within_threads(void **state)
@@ -79,14 +121,15 @@ static void test_runs_each_task_once_within_threads(void **state)
 
 	(void)state;
 	ctx_init(&ctx, &cfg, 3);
-	probe_init(&p, 0);
+	probe_init(&p, 0, 3);
 	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
 	for (int i = 0; i < N_TASKS; i++)
 		assert_int_equal(p.runs[i], 1);
 	assert_int_equal(p.running, 0);
 	assert_int_equal(p.max_running, 3);
 	/* With three running, each had one thread; the last ones alone get more. */
-	assert_int_equal(p.threads_seen[0], 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(p.threads_seen[i], 1);
 	assert_true(p.threads_seen[N_TASKS - 1] >= 1 && p.threads_seen[N_TASKS - 1] <= 3);
 	assert_int_equal(ctx.max_threads_used, 3);
 	config_release(&cfg);
@@ -100,7 +143,7 @@ static void test_one_thread_runs_in_order(void **state)
 
 	(void)state;
 	ctx_init(&ctx, &cfg, 1);
-	probe_init(&p, 0);
+	probe_init(&p, 0, 0);
 	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
 	assert_int_equal(p.max_running, 1);
 	for (size_t i = 0; i < N_TASKS; i++) {
@@ -118,7 +161,7 @@ static void test_lowest_failure_wins_and_stops_the_rest(void **state)
 
 	(void)state;
 	ctx_init(&ctx, &cfg, 2);
-	probe_init(&p, (1 << 3) | (1 << 2));
+	probe_init(&p, (1 << 3) | (1 << 2), 0);
 	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), LTV_EMODEL);
 	assert_string_equal(ctx.err.msg, "task 2 failed");
 	/* Tasks start in order, two at a time: at most tasks 0..3 began before one failed. */
@@ -141,7 +184,7 @@ static void test_memory_limit_runs_tasks_one_at_a_time(void **state)
 	(void)state;
 	assert_true(rss > 0);
 	ctx_init(&ctx, &cfg, 3);
-	probe_init(&p, 0);
+	probe_init(&p, 0, 0);
 	cfg.run.memory_mb = (int64_t)(rss / 1048576) + 64;
 	ctx.task_bytes = (size_t)1 << 30; /* a gigabyte a task: never two at once */
 	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
@@ -152,7 +195,7 @@ static void test_memory_limit_runs_tasks_one_at_a_time(void **state)
 		assert_int_equal(p.threads_seen[i], 3);
 	}
 	/* The same limit with small tasks: they fit, three side by side. */
-	probe_init(&p, 0);
+	probe_init(&p, 0, 3);
 	ctx.task_bytes = 1048576;
 	assert_int_equal(stage_run_tasks(&ctx, N_TASKS, probe_task, &p), 0);
 	assert_int_equal(p.max_running, 3);
@@ -167,7 +210,7 @@ static void test_no_tasks(void **state)
 
 	(void)state;
 	ctx_init(&ctx, &cfg, 2);
-	probe_init(&p, 0);
+	probe_init(&p, 0, 0);
 	assert_int_equal(stage_run_tasks(&ctx, 0, probe_task, &p), 0);
 	assert_int_equal(p.n_started, 0);
 	config_release(&cfg);
