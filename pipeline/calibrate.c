@@ -134,82 +134,8 @@ static int beats_raw_campaigns(const struct calibration *cal, const struct judge
 	return err_cal < err_raw;
 }
 
-/*
- * Raw predictions of the judged rows, per horizon, made once: the tier fits,
- * the bands and the validation WAPE each asked for them again (every row of
- * a horizon three times), and predicting is most of calibrate's work. A
- * row's raw prediction depends on the row alone (no calibration is applied
- * to raw), so one prediction over the horizon's rows gives each caller the
- * values its own call would have.
- */
-struct raw_cache {
-	const struct judge_rows *j;
-	const struct predictor *p;
-	size_t n_rows;
-	double *pred[PREDICTOR_MAX_HORIZONS];      /* by row of judge_data(j); NULL: not made */
-	unsigned char *have[PREDICTOR_MAX_HORIZONS]; /* the row was among those predicted */
-};
-
-static int raw_cache_fill(struct stage_ctx *ctx, struct raw_cache *c, int h, int64_t horizon)
-{
-	const struct model_data *d = judge_data(c->j);
-	struct row_split s;
-	size_t *rows, n = 0;
-	double *out;
-	int ret;
-
-	judge_split(c->j, horizon, 0, &s);
-	rows = xmalloc((s.n_valid + 1) * sizeof(size_t));
-	out = xmalloc((s.n_valid + 1) * sizeof(double));
-	c->pred[h] = xmalloc((c->n_rows + 1) * sizeof(double));
-	c->have[h] = xcalloc(c->n_rows + 1, 1);
-	/* Rows repeated by weight are predicted once. */
-	for (size_t i = 0; i < s.n_valid; i++)
-		if (!c->have[h][s.valid[i]]) {
-			c->have[h][s.valid[i]] = 1;
-			rows[n++] = s.valid[i];
-		}
-	ret = predictor_predict_raw(c->p, d, rows, n, horizon, out, NULL, NULL, &ctx->err);
-	for (size_t i = 0; i < n && ret == 0; i++)
-		c->pred[h][rows[i]] = out[i];
-	free(rows);
-	free(out);
-	row_split_release(&s);
-	return ret;
-}
-
-/* predictor_predict_raw of rows[0..n) at horizon, from the cache (rows it lacks are predicted). */
-static int raw_predict(struct stage_ctx *ctx, struct raw_cache *c, const size_t *rows, size_t n,
-		       int64_t horizon, double *out)
-{
-	const struct model_data *d = judge_data(c->j);
-	const int h = feature_params_horizon_index(&d->params, horizon);
-	int ret = 0;
-
-	if (h < 0 || h >= PREDICTOR_MAX_HORIZONS)
-		return predictor_predict_raw(c->p, d, rows, n, horizon, out, NULL, NULL, &ctx->err);
-	if (!c->pred[h] && (ret = raw_cache_fill(ctx, c, h, horizon)) < 0)
-		return ret;
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		if (c->have[h][rows[i]])
-			out[i] = c->pred[h][rows[i]];
-		else
-			ret = predictor_predict_raw(c->p, d, &rows[i], 1, horizon, &out[i], NULL, NULL,
-						    &ctx->err);
-	}
-	return ret;
-}
-
-static void raw_cache_release(struct raw_cache *c)
-{
-	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
-		free(c->pred[h]);
-		free(c->have[h]);
-	}
-}
-
 /* Fits one (tier, horizon); stores its body and table row. *out_cal is NULL for identity. */
-static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, struct raw_cache *cache,
+static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const struct predictor *p,
 		   int tier, int64_t horizon, struct calibration **out_cal,
 		   struct calibration_row *out_row)
 {
@@ -233,7 +159,7 @@ static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, struct raw
 	qsort(s.valid, s.n_valid, sizeof(size_t), compare_by_install);
 	pred = xmalloc(s.n_valid * sizeof(double));
 	actual = xmalloc(s.n_valid * sizeof(double));
-	ret = raw_predict(ctx, cache, s.valid, s.n_valid, horizon, pred);
+	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
 	if (ret < 0)
 		goto out;
 	/* Calibrated is the revenue still to come (predictor_calibrate). */
@@ -360,8 +286,8 @@ static size_t group_sums(const struct model_data *d, const struct row_split *s, 
  * independent: more of them steadies the quantile without the finite-sample
  * guarantee of independent ones).
  */
-static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, struct raw_cache *cache,
-		    const struct predictor *p, int64_t horizon, struct conformal *out)
+static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const struct predictor *p,
+		    int64_t horizon, struct conformal *out)
 {
 	const struct model_data *d = judge_data(j);
 	const double *y = model_data_label(d, horizon);
@@ -392,7 +318,7 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, struct ra
 	group_n = xcalloc(n_groups + 1, sizeof(size_t));
 	pred = xmalloc((s.n_valid + 1) * sizeof(double));
 	actual = xmalloc((s.n_valid + 1) * sizeof(double));
-	ret = raw_predict(ctx, cache, s.valid, s.n_valid, horizon, pred);
+	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++)
 		actual[i] = rev_window[s.valid[i]];
 	if (ret == 0)
@@ -426,8 +352,8 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, struct ra
 	return ret;
 }
 
-static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct raw_cache *cache,
-		       struct predictor *p, int64_t out_id)
+static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p,
+		       int64_t out_id)
 {
 	const struct int_list *hz = &j->train->params.horizons;
 	cJSON *bands = cJSON_AddObjectToObject(ctx->metrics, "interval_bands");
@@ -439,7 +365,7 @@ static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct
 		uint8_t *body;
 		cJSON *o;
 
-		ret = fit_band(ctx, j, cache, p, hz->v[h], &p->band[h]);
+		ret = fit_band(ctx, j, p, hz->v[h], &p->band[h]);
 		if (ret < 0 || p->band[h].n_buckets == 0)
 			continue;
 		body = conformal_save(&p->band[h], &len);
@@ -477,7 +403,7 @@ static void segment_cuts(const double *pred, size_t n, double *out_cuts)
 }
 
 /* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
-static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j, struct raw_cache *cache,
+static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j,
 			   struct predictor *p, double *out_raw, double *out_calibrated)
 {
 	const struct model_data *d = judge_data(j);
@@ -496,7 +422,7 @@ static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j, st
 	floor_v = xmalloc((s.n_valid + 1) * sizeof(double));
 	group = xmalloc((s.n_valid + 1) * sizeof(size_t));
 	*out_raw = *out_calibrated = NAN;
-	ret = raw_predict(ctx, cache, s.valid, s.n_valid, target, pred);
+	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, target, pred, NULL, NULL, &ctx->err);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
 		actual[i] = y[s.valid[i]];
 		group[i] = model_data_cohort(d, s.valid[i]);
@@ -640,7 +566,6 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	struct model_data d;
 	struct held_out ho = { 0 };
 	struct judge_rows judge = { &d, NULL };
-	struct raw_cache cache = { 0 };
 	struct predictor p;
 	double wape_raw = NAN, wape_cal = NAN, wape_oos;
 	int64_t out_id, version;
@@ -662,16 +587,15 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		if (ret == 0)
 			cJSON_AddNumberToObject(ctx->metrics, "held_out_rows", (double)ho.d.frame.n_rows);
 	}
-	cache = (struct raw_cache){ .j = &judge, .p = &p, .n_rows = judge_data(&judge)->frame.n_rows };
 	/* fits: one per tier and horizon */
 	for (int t = 1; t <= 3 && ret == 0; t++) {
 		for (size_t h = 0; h < hz->n && ret == 0; h++) {
-			ret = fit_one(ctx, &judge, &cache, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
+			ret = fit_one(ctx, &judge, &p, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
 			stage_progress(ctx, "fits", (size_t)(t - 1) * hz->n + h + 1, 3 * hz->n);
 		}
 	}
 	if (ret == 0)
-		ret = validation_wape(ctx, &judge, &cache, &p, &wape_raw, &wape_cal);
+		ret = validation_wape(ctx, &judge, &p, &wape_raw, &wape_cal);
 	if (ret < 0)
 		goto out;
 	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape_raw", wape_raw);
@@ -709,7 +633,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		cJSON_AddNumberToObject(ctx->metrics, "segment_vip_from", p.segment_cut[2]);
 	}
 	if (ret == 0)
-		ret = store_bands(ctx, &judge, &cache, &p, out_id);
+		ret = store_bands(ctx, &judge, &p, out_id);
 	wape_oos = select_out_of_sample_wape(stage_input(ctx, "select"));
 	cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", wape_oos);
 	if (ret == 0)
@@ -719,7 +643,6 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		ret = move_aliases(ctx, version, wape_oos);
 	}
 out:
-	raw_cache_release(&cache);
 	predictor_release(&p);
 	held_out_release(&ho);
 	model_data_release(&d);
