@@ -963,8 +963,11 @@ static int run_selected_stages(struct run_state *rs, struct ltv_err *err)
 			return ret;
 		if (n == 0)
 			continue; /* everything planned this pass was reused; plan the next ones */
-		/* Stages deferred once run now: deferring again could starve them. */
-		for (size_t k = n_deferred; k < n; k++)
+		/*
+		 * Stages deferred once run now: deferring again could starve them.
+		 * On one core there is no idle core to fill: the order stays the table's.
+		 */
+		for (size_t k = n_deferred; k < n && config_jobs(rs->cfg) > 1; k++)
 			if (can_defer(rs, wave[k]))
 				later[n_later++] = wave[k];
 		if (n_later == n - n_deferred && n_deferred == 0)
