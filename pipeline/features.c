@@ -394,6 +394,12 @@ int stage_features_run(struct stage_ctx *ctx)
 	}
 	if (ret == 0)
 		stage_progress(ctx, "steps", 2, 2);
+	if (ret == 0 && !ctx->shard.count) {
+		/* For the model stages, once committed (stage_ctx.saved_frame). */
+		ctx->saved_frame = xmalloc(sizeof(f));
+		*ctx->saved_frame = f;
+		memset(&f, 0, sizeof(f));
+	}
 	encodings_release(&enc);
 	frame_release(&f);
 	return ret;

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/model_compare.h"
+#include "ltv/model_data.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
 #include "ltv/metrics_text.h"
@@ -586,6 +587,12 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	if (ret < 0)
 		goto out;
 	p->have_current = 1;
+	if (ctx.saved_frame) {
+		model_data_offer_frame(registry_path(reg), p->current.id, p->current.content_hash,
+				       ctx.saved_frame);
+		free(ctx.saved_frame);
+		ctx.saved_frame = NULL;
+	}
 	p->state = PLAN_RAN;
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
@@ -593,6 +600,10 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	/* stdout has just said so: the console shows each stage once; the run's log file keeps it */
 	LOG(LOG_DEBUG, "done: v%lld in %.2f s", (long long)out.version, now_seconds() - started);
 out:
+	if (ctx.saved_frame) {
+		frame_release(ctx.saved_frame);
+		free(ctx.saved_frame);
+	}
 	log_set_stage(NULL);
 	hasher_release(&ctx.content);
 	cJSON_Delete(ctx.metrics);
@@ -880,18 +891,62 @@ static int input_resolved(const struct run_state *rs, const struct stage *s)
 	return 1;
 }
 
+static int stage_reads(const struct stage *s, const char *name)
+{
+	for (size_t k = 0; k < STAGE_MAX_INPUTS && s->inputs[k]; k++)
+		if (strcmp(s->inputs[k], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Whether a scheduled stage can wait for the next wave without delaying it:
+ * the next wave (the pending stages this wave's results make ready) exists,
+ * and none of its stages reads this one. Look-alike and semantic read only
+ * features, so they became ready beside tiers; run there, tiers' wave lasted
+ * as long as look-alike (6.7 s at 1,000,000 users) and hurdle, which needs
+ * only tiers, waited for it with a core idle. Deferred, they fill the cores
+ * beside hurdle instead.
+ */
+static int can_defer(const struct run_state *rs, int idx)
+{
+	int next_wave = 0;
+
+	for (size_t i = 0; i < stage_count; i++) {
+		const struct stage *t = &stage_table[i];
+		int ready_after = rs->plans[i].state == PLAN_PENDING;
+
+		for (size_t k = 0; ready_after && k < STAGE_MAX_INPUTS && t->inputs[k]; k++) {
+			enum plan_state st = rs->plans[stage_find(t->inputs[k])].state;
+
+			ready_after = st != PLAN_PENDING;
+		}
+		if (!ready_after)
+			continue;
+		if (stage_reads(t, stage_table[idx].name))
+			return 0;
+		next_wave = 1;
+	}
+	return next_wave;
+}
+
 /*
  * Plans every stage whose inputs are resolved, runs the ones that must run
- * as one wave, and repeats. Independent model stages land in the same wave.
+ * as one wave, and repeats. Independent model stages land in the same wave;
+ * a stage nothing in the next wave reads waits for that wave (can_defer).
  */
 static int run_selected_stages(struct run_state *rs, struct ltv_err *err)
 {
-	int wave[32];
+	int wave[32], deferred[32];
+	size_t n_deferred = 0;
 	int ret = 0;
 
 	for (;;) {
-		size_t n = 0, pending = 0;
+		size_t n = 0, pending = 0, n_later = 0;
+		int later[32];
 
+		for (size_t k = 0; k < n_deferred; k++)
+			wave[n++] = deferred[k];
 		for (size_t i = 0; i < stage_count && ret == 0; i++) {
 			struct stage_plan *p = &rs->plans[i];
 
@@ -904,10 +959,42 @@ static int run_selected_stages(struct run_state *rs, struct ltv_err *err)
 			if (ret == 0 && p->state == PLAN_SCHEDULED)
 				wave[n++] = (int)i;
 		}
-		if (ret < 0 || pending == 0)
+		if (ret < 0 || (pending == 0 && n == 0))
 			return ret;
 		if (n == 0)
 			continue; /* everything planned this pass was reused; plan the next ones */
+		/*
+		 * Stages deferred once run now: deferring again could starve them.
+		 * On one core there is no idle core to fill: the order stays the table's.
+		 */
+		for (size_t k = n_deferred; k < n && config_jobs(rs->cfg) > 1; k++)
+			if (can_defer(rs, wave[k]))
+				later[n_later++] = wave[k];
+		if (n_later == n - n_deferred && n_deferred == 0)
+			n_later = 0; /* never an empty wave */
+		{
+			size_t m = 0;
+
+			for (size_t k = 0; k < n; k++) {
+				int is_later = 0;
+
+				for (size_t j = 0; j < n_later; j++)
+					is_later |= later[j] == wave[k];
+				if (!is_later)
+					wave[m++] = wave[k];
+			}
+			n = m;
+		}
+		/* Table order within the wave: hurdle, the longest, first. */
+		for (size_t k = 1; k < n; k++)
+			for (size_t j = k; j > 0 && wave[j - 1] > wave[j]; j--) {
+				int t = wave[j];
+
+				wave[j] = wave[j - 1];
+				wave[j - 1] = t;
+			}
+		memcpy(deferred, later, n_later * sizeof(int));
+		n_deferred = n_later;
 		ret = run_wave(rs, wave, n, err);
 		if (ret < 0)
 			return ret;

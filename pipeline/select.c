@@ -51,13 +51,6 @@ struct cohort_eval {
 	int tier;
 };
 
-static int compare_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * Median revenue still to come (ltv_H - rev_window) over training rows
  * (weighted) per horizon: the last resort of the chain adds it to what a user
@@ -76,9 +69,7 @@ static void global_medians(const struct model_data *d, double *out)
 		v = xmalloc((s.n_train ? s.n_train : 1) * sizeof(double));
 		for (size_t i = 0; i < s.n_train; i++)
 			v[i] = y[s.train[i]] - rev_window[s.train[i]];
-		qsort(v, s.n_train, sizeof(double), compare_double);
-		out[h] = s.n_train ? (s.n_train % 2 ? v[s.n_train / 2]
-					: 0.5 * (v[s.n_train / 2 - 1] + v[s.n_train / 2])) : 0;
+		out[h] = s.n_train ? median_select(v, s.n_train) : 0;
 		free(v);
 		row_split_release(&s);
 	}
@@ -321,10 +312,12 @@ static int best_over(const struct cohort_eval *ev, size_t n_cohorts, int tier, d
  * to each tier's; counts moves in out_moves[0] (tiers) and [1] (campaigns).
  */
 static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev, size_t n_cohorts,
-			     int *tier_cand, size_t *out_moves)
+			     int n_threads, int *tier_cand, size_t *out_moves)
 {
 	double err[N_CANDIDATES], tier_err[N_CANDIDATES];
-	int global = best_over(ev, n_cohorts, 0, err), exact = -1;
+	int global = best_over(ev, n_cohorts, 0, err), exact = -1, own[4] = { 0 }, tested[4] = { 0 };
+	size_t *tests = xmalloc((n_cohorts ? n_cohorts : 1) * sizeof(size_t)), n_tests = 0;
+	unsigned char *better = xcalloc(n_cohorts ? n_cohorts : 1, 1);
 
 	/*
 	 * When the best is a snapshot method and the best BTYD method (which
@@ -346,19 +339,47 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 	    !significantly_better(u, ev, n_cohorts, -1, 0, exact, global))
 		global = exact;
 
+	/*
+	 * The bootstraps of one level are independent of each other (each has
+	 * its own seed and reads its own users), and they are most of select:
+	 * they run side by side, their verdicts applied in order afterwards, so
+	 * the choices are the same whatever the thread count.
+	 */
 	out_moves[0] = out_moves[1] = 0;
 	tier_cand[0] = global;
 	for (int t = 1; t <= 3; t++) {
-		const int own = best_over(ev, n_cohorts, t, tier_err);
-
+		own[t] = best_over(ev, n_cohorts, t, tier_err);
 		tier_cand[t] = global;
-		if (own == global || !(tier_err[own] < tier_err[global]))
+		if (own[t] == global || !(tier_err[own[t]] < tier_err[global]))
 			continue;
-		if (!isfinite(tier_err[global]) ||
-		    significantly_better(u, ev, n_cohorts, t, 0, global, own)) {
-			tier_cand[t] = own;
+		tested[t] = isfinite(tier_err[global]) ? 1 : 2; /* 2: the global choice cannot serve it */
+	}
+#pragma omp parallel for schedule(dynamic) num_threads(n_threads)
+	for (int t = 1; t <= 3; t++)
+		if (tested[t] == 1)
+			tested[t] = significantly_better(u, ev, n_cohorts, t, 0, global, own[t]) ? 2 : 0;
+	for (int t = 1; t <= 3; t++)
+		if (tested[t] == 2) {
+			tier_cand[t] = own[t];
 			out_moves[0]++;
 		}
+	for (size_t c = 0; c < n_cohorts; c++) {
+		const struct cohort_eval *e = &ev[c];
+		const int parent = tier_cand[e->tier >= 1 && e->tier <= 3 ? e->tier : 3];
+
+		if (e->best < 0 || e->best == parent)
+			continue;
+		if (e->missing[parent])
+			better[c] = 1;
+		else
+			tests[n_tests++] = c;
+	}
+#pragma omp parallel for schedule(dynamic) num_threads(n_threads)
+	for (size_t k = 0; k < n_tests; k++) {
+		const size_t c = tests[k];
+		const int parent = tier_cand[ev[c].tier >= 1 && ev[c].tier <= 3 ? ev[c].tier : 3];
+
+		better[c] = (unsigned char)significantly_better(u, ev, n_cohorts, 0, c, parent, ev[c].best);
 	}
 	for (size_t c = 0; c < n_cohorts; c++) {
 		struct cohort_eval *e = &ev[c];
@@ -366,11 +387,13 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 
 		if (e->best < 0 || e->best == parent)
 			continue;
-		if (!e->missing[parent] && !significantly_better(u, ev, n_cohorts, 0, c, parent, e->best))
-			e->best = parent;
-		else
+		if (better[c])
 			out_moves[1]++;
+		else
+			e->best = parent;
 	}
+	free(tests);
+	free(better);
 }
 
 static int write_selection(struct stage_ctx *ctx, const struct model_data *d,
@@ -595,9 +618,8 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
 	for (size_t i = 0; i < n; i++)
 		if (!(in_fold && in_fold[i] == skip_fold))
 			sorted[k++] = install[s->valid[i]];
-	qsort(sorted, k, sizeof(double), compare_double);
 	if (k)
-		median = sorted[k / 2];
+		median = kth_select(sorted, k, k / 2);
 	for (int half = 0; half < 2; half++) {
 		for (size_t i = 0; i < n; i++)
 			use[i] = !(in_fold && in_fold[i] == skip_fold) &&
@@ -644,7 +666,7 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
 		tier_mean[t] = tier_n[t] > 0 ? tier_sum[t] / tier_n[t] : 0;
 	choose_per_cohort(ev, n_cohorts, (size_t)ctx->cfg->select.min_validation_users, tier_mean);
 	user_resid_build(d, horizon, s, pred, in_fold, skip_fold, n_cohorts, &users);
-	choose_hierarchy(&users, ev, n_cohorts, tier_cand, out_moves);
+	choose_hierarchy(&users, ev, n_cohorts, stage_threads(ctx), tier_cand, out_moves);
 	user_resid_release(&users);
 	for (int t = 0; t <= 3; t++)
 		p->choice[h].tier_default[t] = cand_method(tier_cand[t]);
@@ -679,9 +701,8 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = install[s->valid[i]];
-	qsort(sorted, n, sizeof(double), compare_double);
 	if (n)
-		median = sorted[n / 2];
+		median = kth_select(sorted, n, n / 2);
 	for (size_t i = 0; i < n; i++) {
 		fold[i] = install[s->valid[i]] >= median;
 		actual[i] = y[s->valid[i]];

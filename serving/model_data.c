@@ -58,6 +58,25 @@ static int features_frame(struct registry *reg, const struct artefact_info *feat
 	return ret;
 }
 
+void model_data_offer_frame(const char *registry_path, int64_t artefact_id,
+			    const char *content_hash, struct frame *f)
+{
+	char *key = xasprintf("%s\n%lld\n%s", registry_path, (long long)artefact_id, content_hash);
+
+	pthread_mutex_lock(&frame_cache_lock);
+	if (frame_cache.users == 0) {
+		free(frame_cache.key);
+		frame_release(&frame_cache.frame);
+		frame_cache.key = key;
+		frame_cache.frame = *f;
+		memset(f, 0, sizeof(*f));
+		key = NULL;
+	}
+	pthread_mutex_unlock(&frame_cache_lock);
+	free(key);
+	frame_release(f);
+}
+
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
 			      const struct artefact_info *tiers, struct model_data *out,
 			      struct ltv_err *err)

@@ -337,6 +337,12 @@ static void select_kth(double *v, size_t n, size_t k)
 	}
 }
 
+double kth_select(double *v, size_t n, size_t k)
+{
+	select_kth(v, n, k);
+	return v[k];
+}
+
 double median_select(double *v, size_t n)
 {
 	const size_t k = n / 2;

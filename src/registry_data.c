@@ -268,13 +268,38 @@ int registry_user_days_add(struct registry *reg, const struct user_day_row *rows
 
 void user_table_release(struct user_table *t)
 {
-	for (size_t i = 0; i < t->n; i++) {
+	for (size_t i = 0; i < t->n && t->n_text_blocks == 0; i++) {
 		free(t->user_id[i]);
 		free(t->app_id[i]);
 		free(t->campaign[i]);
 		free(t->attributes_json[i]);
 	}
+	for (size_t b = 0; b < t->n_text_blocks; b++)
+		free(t->text_blocks[b]);
+	free(t->text_blocks);
 	user_table_free_arrays(t);
+}
+
+/* Bytes of one block of a user table's strings. */
+#define USER_TEXT_BLOCK ((size_t)1 << 20)
+
+/* A copy of column col's text (NULL reads as "", as dup_col) in t's current block, or a new one. */
+static char *keep_column_text(struct user_table *t, size_t *used, sqlite3_stmt *st, int col)
+{
+	const unsigned char *column = sqlite3_column_text(st, col);
+	const char *text = column ? (const char *)column : "";
+	const size_t len = column ? (size_t)sqlite3_column_bytes(st, col) + 1 : 1;
+	char *p;
+
+	if (t->n_text_blocks == 0 || *used + len > USER_TEXT_BLOCK) {
+		t->text_blocks = xrealloc(t->text_blocks, (t->n_text_blocks + 1) * sizeof(char *));
+		t->text_blocks[t->n_text_blocks++] = xmalloc(len > USER_TEXT_BLOCK ? len : USER_TEXT_BLOCK);
+		*used = 0;
+	}
+	p = t->text_blocks[t->n_text_blocks - 1] + *used;
+	memcpy(p, text, len);
+	*used += len > USER_TEXT_BLOCK ? USER_TEXT_BLOCK : len; /* an outsized string fills its block */
+	return p;
 }
 
 void user_table_free_arrays(struct user_table *t)
@@ -293,7 +318,7 @@ int registry_users_load(struct registry *reg, struct user_table *out, struct ltv
 {
 	sqlite3_stmt *st = NULL;
 	struct user_table t = { 0 };
-	size_t cap = 0;
+	size_t cap = 0, used = 0;
 	int ret = 0, rc;
 	int64_t count = 0;
 
@@ -320,13 +345,13 @@ int registry_users_load(struct registry *reg, struct user_table *out, struct ltv
 		size_t i = t.n++;
 
 		t.uid[i] = sqlite3_column_int64(st, 0);
-		t.user_id[i] = dup_col(st, 1);
-		t.app_id[i] = dup_col(st, 2);
-		t.campaign[i] = dup_col(st, 3);
+		t.user_id[i] = keep_column_text(&t, &used, st, 1);
+		t.app_id[i] = keep_column_text(&t, &used, st, 2);
+		t.campaign[i] = keep_column_text(&t, &used, st, 3);
 		t.install_time[i] = sqlite3_column_int64(st, 4);
 		t.cost[i] = column_double_or_nan(st, 5);
 		t.attributes_json[i] = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL
-										 : dup_col(st, 6);
+						: keep_column_text(&t, &used, st, 6);
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		ret = SQL_FAIL(reg, err, "reading users");

@@ -92,6 +92,8 @@ int double_cmp(const void *a, const void *b);
  * linear time (quickselect). Reorders v.
  */
 double median_select(double *v, size_t n);
+/* v[k] of v[0..n) sorted ascending (no NaN; k < n), in linear time. Reorders v. */
+double kth_select(double *v, size_t n, size_t k);
 
 /* Monotonic seconds, for timings and progress. */
 double now_seconds(void);

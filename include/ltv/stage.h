@@ -28,6 +28,8 @@ enum stage_flags {
 
 #define STAGE_MAX_INPUTS 12
 
+struct frame;
+
 struct stage_ctx {
 	struct registry *reg;
 	const struct config *cfg;
@@ -56,6 +58,12 @@ struct stage_ctx {
 	 * task starts beside running ones only while it fits.
 	 */
 	size_t task_bytes;
+	/*
+	 * A features frame the stage saved as its output, or NULL: once the
+	 * output is committed the runner hands it to the model stages' shared
+	 * frame (model_data_offer_frame) instead of their reading it back.
+	 */
+	struct frame *saved_frame;
 };
 
 /*

@@ -12,21 +12,20 @@
 
 #define BLEND_ITERATIONS 5000
 
-static int compare_desc(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x < y) - (x > y);
-}
-
 void blend_project_simplex(double *v, size_t n)
 {
 	double u[BLEND_MAX_METHODS], cum = 0, theta = 0;
 
 	if (n == 0 || n > BLEND_MAX_METHODS)
 		return;
-	memcpy(u, v, n * sizeof(double));
-	qsort(u, n, sizeof(double), compare_desc);
+	/* Insertion sort, descending: n is a handful, and qsort's call per compare was most of the fit. */
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+
+		for (; j > 0 && u[j - 1] < v[i]; j--)
+			u[j] = u[j - 1];
+		u[j] = v[i];
+	}
 	for (size_t k = 0; k < n; k++) {
 		cum += u[k];
 		if (u[k] - (cum - 1) / (double)(k + 1) > 0)
@@ -58,6 +57,7 @@ int blend_fit(const double *x, const double *y, const double *n_g, size_t n_grou
 		w[m] = usable[m] ? 1.0 / (double)n_use : 0;
 	for (int it = 0; it < BLEND_ITERATIONS && lipschitz > 0; it++) {
 		size_t k = 0;
+		int same;
 
 		memset(grad, 0, sizeof(grad));
 		for (size_t g = 0; g < n_groups; g++) {
@@ -73,8 +73,20 @@ int blend_fit(const double *x, const double *y, const double *n_g, size_t n_grou
 				packed[k++] = w[m] - grad[m] / lipschitz;
 		blend_project_simplex(packed, k);
 		k = 0;
-		for (size_t m = 0; m < n_methods; m++)
-			w[m] = usable[m] ? packed[k++] : 0;
+		same = 1;
+		for (size_t m = 0; m < n_methods; m++) {
+			const double next = usable[m] ? packed[k++] : 0;
+
+			same &= memcmp(&next, &w[m], sizeof(next)) == 0; /* bits: 0 and -0 differ */
+			w[m] = next;
+		}
+		/*
+		 * Each step is a function of w alone: once a step leaves w as it
+		 * was, every later one would too, so the remaining iterations
+		 * cannot change the result.
+		 */
+		if (same)
+			break;
 	}
 	memcpy(out_w, w, n_methods * sizeof(double));
 	return 0;

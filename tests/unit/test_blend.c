@@ -6,12 +6,15 @@
  */
 #include <math.h>
 #include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
 #include "ltv/blend.h"
+#include "ltv/rng.h"
 
 static void test_projection(void **state)
 {
@@ -26,6 +29,45 @@ static void test_projection(void **state)
 	assert_true(fabs(c[0] - 0.5) < 1e-15 && fabs(c[1] - 0.5) < 1e-15);
 	blend_project_simplex(d, 3); /* theta = -0.15: (0, 0.65, 0.35) */
 	assert_true(d[0] == 0 && fabs(d[1] - 0.65) < 1e-12 && fabs(d[2] - 0.35) < 1e-12);
+}
+
+static int desc(const void *pa, const void *pb)
+{
+	const double a = *(const double *)pa, b = *(const double *)pb;
+
+	return (a < b) - (a > b);
+}
+
+/*
+ * The projection sorts a handful of values by insertion (qsort was most of
+ * blend_fit): bit for bit what the qsort version (Duchi et al.) gives, on
+ * random vectors with ties, every length up to BLEND_MAX_METHODS.
+ */
+static void test_projection_matches_sorting(void **state)
+{
+	struct rng r;
+
+	(void)state;
+	rng_seed(&r, 5, 0);
+	for (int trial = 0; trial < 2000; trial++) {
+		const size_t n = 1 + (size_t)(trial % BLEND_MAX_METHODS);
+		double v[BLEND_MAX_METHODS], want[BLEND_MAX_METHODS], u[BLEND_MAX_METHODS];
+		double cum = 0, theta = 0;
+
+		for (size_t k = 0; k < n; k++)
+			v[k] = trial % 3 == 0 ? (double)(rng_next(&r) % 4) / 4 : 2 * rng_unif(&r) - 0.5;
+		memcpy(u, v, n * sizeof(double));
+		qsort(u, n, sizeof(double), desc);
+		for (size_t k = 0; k < n; k++) {
+			cum += u[k];
+			if (u[k] - (cum - 1) / (double)(k + 1) > 0)
+				theta = (cum - 1) / (double)(k + 1);
+		}
+		for (size_t k = 0; k < n; k++)
+			want[k] = fmax(v[k] - theta, 0);
+		blend_project_simplex(v, n);
+		assert_memory_equal(v, want, n * sizeof(double));
+	}
 }
 
 /* 12 groups, 3 methods; y = x . (0.6, 0, 0.4) exactly; method 1 is noise. */
@@ -73,6 +115,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_projection),
+		cmocka_unit_test(test_projection_matches_sorting),
 		cmocka_unit_test(test_recovers_weights),
 		cmocka_unit_test(test_unusable_and_outside),
 	};

@@ -814,10 +814,66 @@ static void test_read_transaction_is_one_snapshot(void **state)
 	test_scratch_free(dir);
 }
 
+/*
+ * registry_users_load packs the users' strings into blocks: every string
+ * reads back as stored, one longer than a block included (it gets a block of
+ * its own and the next string a fresh one), NULL attributes stay NULL, and
+ * user_table_release frees the blocks (LeakSanitizer checks it).
+ */
+static void test_users_load_packs_strings(void **state)
+{
+	char *dir = NULL, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct user_row rows[5000];
+	struct user_table t;
+	struct ltv_err err = { 0 };
+	const size_t long_len = (1u << 20) + 100; /* past a block */
+	char *long_campaign = xmalloc(long_len + 1), ids[5000][16];
+	int64_t id;
+
+	(void)state;
+	memset(long_campaign, 'k', long_len);
+	long_campaign[long_len] = '\0';
+	for (int i = 0; i < 5000; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "u%d", i);
+		rows[i] = (struct user_row){ i + 1, ids[i], i % 2 ? "app-b" : "app-a",
+					     i == 1234 ? long_campaign : "camp", 1000 + i,
+					     i % 3 ? 0.25 : NAN, i % 2 ? "{\"c\":\"de\"}" : NULL };
+	}
+	start_run(reg, "r1");
+	id = commit_artefact(reg, "r1", "ingest", "fp", "h", NULL, 0, NULL, 0, NULL);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_users_insert(reg, rows, 5000, id, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	assert_int_equal(registry_users_load(reg, &t, &err), 0);
+	assert_int_equal(t.n, 5000);
+	assert_true(t.n_text_blocks >= 2);
+	for (int i = 0; i < 5000; i++) {
+		assert_int_equal(t.uid[i], i + 1);
+		assert_string_equal(t.user_id[i], ids[i]);
+		assert_string_equal(t.app_id[i], i % 2 ? "app-b" : "app-a");
+		assert_string_equal(t.campaign[i], i == 1234 ? long_campaign : "camp");
+		assert_int_equal(t.install_time[i], 1000 + i);
+		assert_true(i % 3 ? t.cost[i] == 0.25 : isnan(t.cost[i]));
+		if (i % 2)
+			assert_string_equal(t.attributes_json[i], "{\"c\":\"de\"}");
+		else
+			assert_null(t.attributes_json[i]);
+	}
+	user_table_release(&t);
+	assert_int_equal(t.n, 0);
+	assert_null(t.text_blocks);
+	free(long_campaign);
+	registry_close(reg);
+	free(path);
+	test_scratch_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_creates_wal_registry),
+		cmocka_unit_test(test_users_load_packs_strings),
 		cmocka_unit_test(test_open_readonly_missing),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_versions_lineage_current),

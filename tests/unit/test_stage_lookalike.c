@@ -158,6 +158,9 @@ static void test_median_select(void **state)
 			qsort(sorted, n, sizeof(double), double_cmp);
 			want = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
 			assert_true(median_select(v, n) == want);
+			/* kth_select (select's medians of install times): every rank */
+			for (size_t k = 0; k < n; k += 1 + n / 16)
+				assert_true(kth_select(v, n, k) == sorted[k]);
 		}
 	}
 }
