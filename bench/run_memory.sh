@@ -29,8 +29,9 @@ stamp() { # prefixes each line with the time it was read
 }
 
 rm -f rss.samples run.events
-mkfifo run.fifo.out run.fifo.err
-trap 'rm -f run.fifo.out run.fifo.err' EXIT
+mkfifo run.fifo.out run.fifo.err run.fifo.nap
+trap 'rm -f run.fifo.out run.fifo.err run.fifo.nap' EXIT
+exec {nap}<>run.fifo.nap # never written: read -t on it sleeps without starting a process
 stamp <run.fifo.out >run.events.out &
 s1=$!
 stamp <run.fifo.err >run.events.err &
@@ -41,7 +42,7 @@ while [ -r "/proc/$pid/status" ]; do
 	while read -r k v _; do
 		if [ "$k" = VmRSS: ]; then printf '%s %s\n' "$EPOCHREALTIME" "$v" >>rss.samples; break; fi
 	done <"/proc/$pid/status" 2>/dev/null || true
-	sleep 0.1
+	read -r -t 0.1 -u "$nap" _ || true
 done
 rc=0
 wait "$pid" || rc=$?

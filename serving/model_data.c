@@ -58,6 +58,17 @@ static int features_frame(struct registry *reg, const struct artefact_info *feat
 	return ret;
 }
 
+size_t model_data_shared_frame_bytes(void)
+{
+	size_t bytes;
+
+	pthread_mutex_lock(&frame_cache_lock);
+	bytes = frame_cache.key ? frame_cache.frame.n_rows * frame_cache.frame.n_cols * sizeof(double)
+				: 0;
+	pthread_mutex_unlock(&frame_cache_lock);
+	return bytes;
+}
+
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
 			      const struct artefact_info *tiers, struct model_data *out,
 			      struct ltv_err *err)

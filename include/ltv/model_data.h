@@ -62,6 +62,12 @@ int model_data_load_artefacts(struct registry *reg, const struct artefact_info *
 			      const struct artefact_info *tiers, struct model_data *out,
 			      struct ltv_err *err);
 void model_data_release(struct model_data *d);
+/*
+ * Bytes of the features frame the model stages share now (0 when none is
+ * loaded): what the runner counts a model stage's own working set as under
+ * run.memory_mb (most stages copy a part of it into their matrices).
+ */
+size_t model_data_shared_frame_bytes(void);
 
 /* The sampling weight of a row (1 when the frame has no weight column). */
 double model_data_weight(const struct model_data *d, size_t row);
