@@ -243,8 +243,8 @@ static int dense_batch_next(DataIterHandle handle)
 }
 
 static int quantile_matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
-			       size_t n_features, int n_threads, int max_bin, DMatrixHandle ref,
-			       DMatrixHandle *out, struct ltv_err *err)
+			       size_t n_features, int n_threads, int max_bin, DMatrixHandle *out,
+			       struct ltv_err *err)
 {
 	struct dense_batch b = { .x = x, .y = y, .w = w, .n_rows = n_rows,
 				 .n_features = n_features };
@@ -255,7 +255,7 @@ static int quantile_matrix_new(const float *x, const float *y, const float *w, s
 	snprintf(config, sizeof(config), "{\"missing\": NaN, \"nthread\": %d, \"max_bin\": %d}",
 		 n_threads, max_bin);
 	XGB_TRY(XGProxyDMatrixCreate(&b.proxy));
-	XGB_TRY(XGQuantileDMatrixCreateFromCallback(&b, b.proxy, ref, dense_batch_reset,
+	XGB_TRY(XGQuantileDMatrixCreateFromCallback(&b, b.proxy, NULL, dense_batch_reset,
 						    dense_batch_next, config, out));
 out:
 	if (b.proxy)
@@ -264,22 +264,30 @@ out:
 }
 
 /*
- * A quantile matrix (bins only) with its feature names. ref NULL: the training
- * matrix, whose rows cut the bins. Else the validation rows binned by ref's
- * cuts: early stopping only reads the trees' predictions on them, and a tree
- * splits on those same cuts, so the bins route every row as its raw values
- * would, at 1 byte a value where a DMatrix copied 8 (index and float).
+ * quantile: the training matrix (bins only); else one that predicts from raw
+ * values. The validation rows stay a DMatrix: as a QuantileDMatrix binned by
+ * the training matrix's cuts (ref) the trees were identical, but XGBoost 1.7
+ * predicted on it through a row copy of its own, so hurdle's payer fits took
+ * about 6x the CPU and its peak rose (802 to 880 MB at 1,000,000 users,
+ * bench/run_memory.sh).
  */
 static int matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
 		      size_t n_features, const char *const *feature_names, int n_threads,
-		      DMatrixHandle ref, int max_bin, DMatrixHandle *out, struct ltv_err *err)
+		      int quantile, int max_bin, DMatrixHandle *out, struct ltv_err *err)
 {
 	DMatrixHandle d = NULL;
 	int ret = 0;
 
-	if ((ret = quantile_matrix_new(x, y, w, n_rows, n_features, n_threads, max_bin, ref, &d,
-				       err)) < 0)
-		goto out;
+	if (quantile) {
+		if ((ret = quantile_matrix_new(x, y, w, n_rows, n_features, n_threads, max_bin, &d,
+					       err)) < 0)
+			goto out;
+	} else {
+		XGB_TRY(XGDMatrixCreateFromMat_omp(x, n_rows, n_features, NAN, &d, n_threads));
+		XGB_TRY(XGDMatrixSetFloatInfo(d, "label", y, n_rows));
+		if (w)
+			XGB_TRY(XGDMatrixSetFloatInfo(d, "weight", w, n_rows));
+	}
 	if (feature_names)
 		XGB_TRY(XGDMatrixSetStrFeatureInfo(d, "feature_name",
 						   (const char **)feature_names, n_features));
@@ -496,7 +504,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	metric = metric_name(p, obj);
 	maximise = metric_maximises(metric);
 	if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features, feature_names,
-			      p->n_threads, NULL, p->max_bin, &dtrain, err)) < 0)
+			      p->n_threads, 1, p->max_bin, &dtrain, err)) < 0)
 		goto out;
 	if (x_release) { /* the quantile matrix holds its own bins of every value */
 		free(*x_release);
@@ -505,7 +513,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	cache[0] = dtrain;
 	if (n_valid) {
 		if ((ret = matrix_new(x_valid, y_valid, NULL, n_valid, n_features, feature_names,
-				      p->n_threads, dtrain, p->max_bin, &dvalid, err)) < 0)
+				      p->n_threads, 0, p->max_bin, &dvalid, err)) < 0)
 			goto out;
 		cache[1] = dvalid;
 	}
