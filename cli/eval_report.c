@@ -213,6 +213,10 @@ static cJSON *horizon_json(const struct eval_result *r, const struct eval_horizo
 	add_num(o, "interval_campaign_tau2", eh->band_tau2);
 	add_num(o, "interval_campaign_k", eh->band_k);
 	add_num(o, "interval_campaign_q", eh->band_q);
+	if (!isnan(eh->band_boot_q)) { /* calibrate.bootstrap_band */
+		add_num(o, "interval_campaign_boot_tau2", eh->band_boot_tau2);
+		add_num(o, "interval_campaign_boot_q", eh->band_boot_q);
+	}
 	series = cJSON_AddArrayToObject(o, "predictors");
 	for (size_t k = 0; k < eh->n_series; k++)
 		cJSON_AddItemToArray(series, series_json(&eh->series[k], detailed));

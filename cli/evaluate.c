@@ -262,6 +262,8 @@ static void interval_coverage(const struct loaded_model *m, size_t hi, struct ev
 	eh->band_tau2 = m->pred.band[hi].group_tau2;
 	eh->band_k = m->pred.band[hi].group_k;
 	eh->band_q = m->pred.band[hi].group_q;
+	eh->band_boot_tau2 = m->pred.band[hi].boot_grid ? m->pred.band[hi].boot_tau2 : NAN;
+	eh->band_boot_q = m->pred.band[hi].boot_grid ? m->pred.band[hi].boot_q : NAN;
 	free(rev);
 	free(fut);
 	free(act);
@@ -363,6 +365,7 @@ static int build_horizon(const struct loaded_model *m, struct eval_result *r,
 	actual = frame_column(actual_frame, label);
 	memset(eh, 0, sizeof(*eh));
 	eh->horizon = horizon;
+	eh->band_boot_tau2 = eh->band_boot_q = NAN;
 	at = xmalloc((n_union ? n_union : 1) * sizeof(size_t));
 	for (size_t i = 0; i < n_union; i++) {
 		if (install[union_rows[i]] < start)

@@ -342,6 +342,9 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const str
 	if (ret == 0 && s.n_valid > 0)
 		ret = conformal_fit(pred, actual, s.n_valid, 20, 100, 0.8, group_pred, group_actual,
 				    n_groups, out, &ctx->err);
+	/* Off by default: README "Campaign intervals" has the measurements why. */
+	if (ret == 0 && s.n_valid > 0 && ctx->cfg->calibrate.bootstrap_band)
+		conformal_fit_bootstrap(pred, actual, s.n_valid, group_pred, group_actual, n_groups, out);
 	free(pred);
 	free(actual);
 	free(group_pred);
@@ -380,6 +383,10 @@ static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct
 		cJSON_AddNumberToObject(o, "campaign_tau2", p->band[h].group_tau2);
 		cJSON_AddNumberToObject(o, "campaign_noise_k", p->band[h].group_k);
 		cJSON_AddNumberToObject(o, "campaign_q", p->band[h].group_q);
+		if (p->band[h].boot_grid) {
+			cJSON_AddNumberToObject(o, "campaign_boot_tau2", p->band[h].boot_tau2);
+			cJSON_AddNumberToObject(o, "campaign_boot_q", p->band[h].boot_q);
+		}
 		cJSON_AddNumberToObject(o, "campaigns", (double)p->band[h].n_groups);
 	}
 	return ret;

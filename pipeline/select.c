@@ -720,17 +720,72 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	return ret;
 }
 
-/* The horizon's rank share (ltv/rank_share.h) from its validation rows and choices. */
+/* The served mix's campaign WAPE on the validation rows at horizon (NaN: not measurable). */
+static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_data *d,
+				const struct predictor *p, int64_t horizon, const struct row_split *s)
+{
+	const double *y = model_data_label(d, horizon);
+	const size_t n = s->n_valid, alloc = n ? n : 1;
+	double *pred = xmalloc(alloc * sizeof(double)), *actual = xmalloc(alloc * sizeof(double));
+	size_t *group = xmalloc(alloc * sizeof(size_t));
+	struct metrics_campaign camp = { 0 };
+	struct ltv_err err = { 0 };
+	double wape = NAN;
+
+	if (y && n > 0 && predictor_predict_raw(p, d, s->valid, n, horizon, pred, NULL, NULL, &err) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			actual[i] = y[s->valid[i]];
+			group[i] = model_data_cohort(d, s->valid[i]);
+		}
+		if (metrics_campaign_wape(actual, pred, group, n, d->n_apps * d->n_campaigns,
+					  (size_t)ctx->cfg->select.min_validation_users, &camp, &err) == 0 &&
+		    camp.n_groups > 0)
+			wape = camp.wape;
+	}
+	free(pred);
+	free(actual);
+	free(group);
+	return wape;
+}
+
+/*
+ * The horizon's rank share (ltv/rank_share.h) from its validation rows and
+ * choices, kept only when the validation campaigns' totals come out no worse
+ * than with the chosen methods alone (calibrate's rule for calibration): a
+ * ratio pooled over a tier (campaign cells with too few users) does not keep
+ * each campaign's total, and on a small sample that costs more than the
+ * order gains.
+ */
 static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
 		      int64_t horizon, const struct row_split *s, double *const *pred)
 {
 	const int h = feature_params_horizon_index(&d->params, horizon);
-	char key[48];
+	char key[48], *verdict = NULL;
 
 	if (!ctx->cfg->select.rank_share)
 		return;
 	predictor_fit_share(p, d, horizon, s->valid, s->n_valid, pred,
 			    (size_t)ctx->cfg->select.min_validation_users);
+	/* select.rank_share 2: kept whatever the totals say (ranking over totals) */
+	if (p->share[h].ranker[0] >= 0 && ctx->cfg->select.rank_share == 1) {
+		struct rank_share fitted = p->share[h];
+		const double with = mix_campaign_wape(ctx, d, p, horizon, s);
+		double alone;
+
+		rank_share_init(&p->share[h]);
+		alone = mix_campaign_wape(ctx, d, p, horizon, s);
+		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without",
+				    with <= alone ? "kept" : "dropped", with, alone);
+		if (with <= alone) {
+			rank_share_release(&p->share[h]);
+			p->share[h] = fitted;
+		} else {
+			rank_share_release(&fitted);
+		}
+		snprintf(key, sizeof(key), "rank_share_h%lld", (long long)horizon);
+		cJSON_AddStringToObject(ctx->metrics, key, verdict);
+		free(verdict);
+	}
 	snprintf(key, sizeof(key), "rank_share_ranker_h%lld", (long long)horizon);
 	cJSON_AddStringToObject(ctx->metrics, key, p->share[h].ranker[0] >= 0
 				? method_name(p->share[h].ranker[0]) : "none");

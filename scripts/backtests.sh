@@ -10,6 +10,7 @@
 # OUT_DIR/results.md) has, per data set and horizon, the selected mix and
 # every baseline (c: BG/NBD, d: Pareto/NBD, each + Gamma-Gamma): campaign WAPE and normalized Gini on all revenue to H and on
 # revenue after T only, campaign bias, and the mix's interval coverage.
+# BACKTEST_SET="K=V ..." adds `--set K=V` to every run (e.g. a variant to measure).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/logs/backtests}
@@ -18,8 +19,12 @@ cdnow=${LTV_SHARED_DATA:-$root/../shared/data}/cdnow
 mkdir -p "$out"
 cd "$root"
 
+extra=()
+for kv in ${BACKTEST_SET:-}; do extra+=(--set "$kv"); done
+
 run() { # name, evaluate arguments...
 	local name=$1; shift
+	set -- "$@" ${extra[@]+"${extra[@]}"}
 	echo "backtest $name: ltvpipe evaluate $*" >&2
 	"$bin" evaluate --set registry.path="$out/$name.sqlite" --output "$out/$name" "$@" \
 		>"$out/$name.out" 2>"$out/$name.err" || { echo "backtest $name failed:" >&2; tail -5 "$out/$name.err" >&2; exit 1; }

@@ -735,6 +735,10 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 	const struct rank_share *s = &p->share[h];
 	const double *window = frame_column(&d->frame, "window_days");
 	const int64_t horizon = p->params.horizons.v[h];
+	const size_t n_cohorts = d->n_apps * d->n_campaigns;
+	/* each campaign's own ratios, looked up by name once per call, not once per row */
+	const double **cohort = NULL;
+	unsigned char *looked = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		const int tier = d->tier ? (int)d->tier[rows[i]] : 3;
@@ -744,10 +748,21 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 		ranker[i] = rank_share_ranker(s, tier);
 		if (ranker[i] < 0 || chosen[i] < 0)
 			continue;
+		if (!looked) {
+			cohort = xcalloc(n_cohorts ? n_cohorts : 1, sizeof(*cohort));
+			looked = xcalloc(n_cohorts ? n_cohorts : 1, 1);
+		}
 		c = model_data_cohort(d, rows[i]);
-		ratio[i] = rank_share_ratio(s, d->apps[c / d->n_campaigns], d->campaigns[c % d->n_campaigns],
-					    tier, chosen[i], share_cell(p, horizon, window, rows[i]));
+		if (!looked[c]) {
+			cohort[c] = rank_share_cohort(s, d->apps[c / d->n_campaigns],
+						      d->campaigns[c % d->n_campaigns]);
+			looked[c] = 1;
+		}
+		ratio[i] = rank_share_ratio_of(s, cohort[c], tier, chosen[i],
+					       share_cell(p, horizon, window, rows[i]));
 	}
+	free(cohort);
+	free(looked);
 }
 
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,

@@ -69,6 +69,18 @@ static void add_cohort(struct rank_share *s, const char *app, const char *campai
 	s->n_cohorts = n + 1;
 }
 
+/*
+ * Whether a campaign served by method m gets a share: not when m models each
+ * user's own history at the user's exact age (BTYD). Such a method already
+ * orders users by their own purchases, and validation rows sit on snapshot
+ * ages, so they cannot see the ranker's (a snapshot model's) error between
+ * and beyond snapshots: the argument of select's "BTYD on a tie".
+ */
+static int shared_method(int m)
+{
+	return m >= 0 && m < METHOD_COUNT && !method_table[m]->user_at_age;
+}
+
 static int row_tier(const struct model_data *d, size_t row)
 {
 	int t = d->tier ? (int)d->tier[row] : 3;
@@ -175,7 +187,7 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 		const int t = row_tier(d, rows[i]), m = chosen[i], r = rank_share_ranker(s, t);
 		double fm, fr;
 
-		if (m < 0 || r < 0 || m == r || isnan(pred[m][i]) || isnan(pred[r][i]))
+		if (!shared_method(m) || r < 0 || m == r || isnan(pred[m][i]) || isnan(pred[r][i]))
 			continue;
 		fm = fmax(pred[m][i] - rev[rows[i]], 0.0);
 		fr = fmax(pred[r][i] - rev[rows[i]], 0.0);
@@ -214,25 +226,36 @@ static double cell_ratio(const struct rank_share *s, const double *cohort, int t
 	return ratio;
 }
 
-double rank_share_ratio(const struct rank_share *s, const char *app, const char *campaign, int tier,
-			int chosen, struct rank_cell cell)
+const double *rank_share_cohort(const struct rank_share *s, const char *app, const char *campaign)
 {
-	const int r = rank_share_ranker(s, tier);
-	const double *cohort = NULL;
 	char key[SHARE_KEY_MAX];
 	int64_t k;
+
+	if (!s->n_cohorts)
+		return NULL;
+	share_key(app, campaign, key, sizeof(key));
+	return strmap_get(&s->cohort, key, &k) ? &s->cohort_ratio[(size_t)k * (size_t)s->n_cells] : NULL;
+}
+
+double rank_share_ratio_of(const struct rank_share *s, const double *cohort, int tier, int chosen,
+			   struct rank_cell cell)
+{
+	const int r = rank_share_ranker(s, tier);
 	double lo;
 
-	if (r < 0 || chosen < 0 || chosen >= METHOD_COUNT || chosen == r ||
+	if (r < 0 || !shared_method(chosen) || chosen == r ||
 	    cell.lo < 0 || cell.lo >= s->n_cells || cell.hi < 0 || cell.hi >= s->n_cells)
 		return NAN;
-	share_key(app, campaign, key, sizeof(key));
-	if (s->n_cohorts && strmap_get(&s->cohort, key, &k))
-		cohort = &s->cohort_ratio[(size_t)k * (size_t)s->n_cells];
 	if (tier < 1 || tier > 3)
 		tier = 3;
 	lo = cell_ratio(s, cohort, tier, chosen, cell.lo);
 	return cell.t > 0 ? (1 - cell.t) * lo + cell.t * cell_ratio(s, cohort, tier, chosen, cell.hi) : lo;
+}
+
+double rank_share_ratio(const struct rank_share *s, const char *app, const char *campaign, int tier,
+			int chosen, struct rank_cell cell)
+{
+	return rank_share_ratio_of(s, rank_share_cohort(s, app, campaign), tier, chosen, cell);
 }
 
 double rank_share_apply(double ratio, double ranker_ltv, double rev_so_far)

@@ -105,13 +105,14 @@ struct config {
 	struct {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
 		int64_t held_out_ages;        /* 1: judge on held-out rows at served ages (held_out.h) */
-		int64_t rank_share;           /* 1: chosen method's level, best ranker's order (rank_share.h) */
+		int64_t rank_share;           /* 1: chosen method's level, best ranker's order (rank_share.h) where no worse on validation totals; 2: always */
 	} select;
 	struct {
 		double alpha_min, alpha_max;
 		int64_t folds;
 		int64_t min_users;            /* fewer validation users: no calibration (identity) */
 		int64_t held_out_ages;        /* 1: fit and check on held-out rows at served ages */
+		int64_t bootstrap_band;       /* 1: campaign band with bootstrap noise (conformal.h) */
 	} calibrate;
 	struct {
 		int64_t auto_promote;         /* 1: a better candidate replaces production */

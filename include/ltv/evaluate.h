@@ -109,6 +109,7 @@ struct eval_horizon {
 	/* the campaign band behind them (include/ltv/conformal.h): held-out groups, tau^2, k, q */
 	size_t band_groups;
 	double band_tau2, band_k, band_q;
+	double band_boot_tau2, band_boot_q;  /* the bootstrap band (NaN: the k F band served) */
 	struct eval_series series[EVAL_MAX_SERIES];
 	size_t n_series;
 };

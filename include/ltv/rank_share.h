@@ -72,9 +72,20 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 
 /* The ranker for a row of this tier (-1: none). */
 int rank_share_ranker(const struct rank_share *s, int tier);
-/* The ratio for a row of (app, campaign, tier) at cell served by method chosen; NaN: no share. */
+/*
+ * The ratio for a row of (app, campaign, tier) at cell served by method chosen;
+ * NaN: no share (among others where chosen is a BTYD method, user_at_age).
+ */
 double rank_share_ratio(const struct rank_share *s, const char *app, const char *campaign, int tier,
 			int chosen, struct rank_cell cell);
+/*
+ * The same in two steps, for a caller with many rows per campaign: the
+ * campaign's own ratios (NULL: none, its tier's serve), looked up once, then
+ * the ratio of a row of it.
+ */
+const double *rank_share_cohort(const struct rank_share *s, const char *app, const char *campaign);
+double rank_share_ratio_of(const struct rank_share *s, const double *cohort, int tier, int chosen,
+			   struct rank_cell cell);
 /* A shared value: rev_so_far + ratio * max(ranker_ltv - rev_so_far, 0). */
 double rank_share_apply(double ratio, double ranker_ltv, double rev_so_far);
 

@@ -8,8 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_cdf.h>
+
 #include "ltv/blob.h"
 #include "ltv/conformal.h"
+#include "ltv/rng.h"
 
 #define CONFORMAL_MAGIC "LTVCONF1"
 
@@ -104,15 +107,167 @@ static void fit_groups(const double *group_pred, const double *group_actual, siz
 	free(ratio);
 }
 
+/* Set size of grid point i. */
+static size_t boot_size(size_t i)
+{
+	return (size_t)llround(CONFORMAL_BOOT_MIN_ROWS * pow(2, (double)i / 2));
+}
+
+/*
+ * The bootstrap grid of the header: for each grid size n, CONFORMAL_BOOT_
+ * SETS sets of n rows drawn with replacement from the rows with a prediction
+ * and an outcome; R = sum (y - p) / sum p of each set. A fixed seed: the
+ * same rows give the same band (artefacts are reproducible). Leaves
+ * boot_grid 0 when the rows say nothing (none, or no error at all).
+ */
+static void fit_boot_grid(const double *pred, const double *actual, size_t n, double level,
+			  struct conformal *out)
+{
+	double *p = xmalloc((n ? n : 1) * sizeof(double)), *e = xmalloc((n ? n : 1) * sizeof(double));
+	double r[CONFORMAL_BOOT_SETS], sum_p = 0;
+	size_t m = 0;
+	struct rng g;
+
+	out->boot_grid = 0;
+	for (size_t i = 0; i < n; i++)
+		if (pred[i] >= 0 && isfinite(pred[i]) && isfinite(actual[i])) {
+			p[m] = pred[i];
+			e[m++] = actual[i] - pred[i];
+			sum_p += pred[i];
+		}
+	if (m == 0 || !(sum_p > 0) || m > UINT32_MAX)
+		goto out;
+	out->boot_mean_p = sum_p / (double)m;
+	rng_seed(&g, 0x636f6e66, 0);
+	for (size_t i = 0; i < CONFORMAL_BOOT_GRID; i++) {
+		const size_t size = boot_size(i);
+		double sq = 0;
+
+		for (size_t b = 0; b < CONFORMAL_BOOT_SETS; b++) {
+			double sp = 0, se = 0;
+
+			for (size_t j = 0; j < size; j++) {
+				const uint32_t k = rng_below(&g, (uint32_t)m);
+
+				sp += p[k];
+				se += e[k];
+			}
+			r[b] = sp > 0 ? se / sp : 0;
+			sq += r[b] * r[b];
+		}
+		qsort(r, CONFORMAL_BOOT_SETS, sizeof(double), compare_double);
+		out->boot_var[i] = (double)size * sq / CONFORMAL_BOOT_SETS;
+		/*
+		 * Quantiles measured from the prediction; one on the wrong side of it
+		 * (a skew that puts 90% of sets below their prediction) is floored
+		 * at a thousandth of the standard deviation, so scores stay finite.
+		 */
+		out->boot_up[i] = sqrt((double)size) * fmax(quantile(r, CONFORMAL_BOOT_SETS, (1 + level) / 2),
+							    1e-3 * sqrt(sq / CONFORMAL_BOOT_SETS));
+		out->boot_down[i] = sqrt((double)size) * fmax(-quantile(r, CONFORMAL_BOOT_SETS, (1 - level) / 2),
+							      1e-3 * sqrt(sq / CONFORMAL_BOOT_SETS));
+		if (!(out->boot_var[i] > 0))
+			goto out;
+	}
+	out->boot_grid = CONFORMAL_BOOT_GRID;
+out:
+	free(p);
+	free(e);
+}
+
+/*
+ * The relative noise of a group predicted f: up and down quantiles and
+ * E R^2 of a set of f / mean p rows, interpolated in log n between grid
+ * points (of sqrt(n) times each, which varies slowly) and scaled by the
+ * central limit outside the grid.
+ */
+static void boot_noise(const struct conformal *c, double f, double *up, double *down, double *var)
+{
+	const double n = fmax(f / c->boot_mean_p, 1e-9);
+	const double x = fmin(fmax(2 * log2(n / CONFORMAL_BOOT_MIN_ROWS), 0), CONFORMAL_BOOT_GRID - 1);
+	const size_t i = (size_t)x < CONFORMAL_BOOT_GRID - 1 ? (size_t)x : CONFORMAL_BOOT_GRID - 2;
+	const double w = x - (double)i;
+
+	*up = ((1 - w) * c->boot_up[i] + w * c->boot_up[i + 1]) / sqrt(n);
+	*down = ((1 - w) * c->boot_down[i] + w * c->boot_down[i + 1]) / sqrt(n);
+	*var = ((1 - w) * c->boot_var[i] + w * c->boot_var[i + 1]) / n;
+}
+
+/* The asymmetric scale of a group predicted f: bootstrap noise and the between-group term. */
+static void boot_scale(const struct conformal *c, double f, double tau2, double *up, double *down)
+{
+	const double z = gsl_cdf_ugaussian_Pinv((1 + c->level) / 2);
+	double var;
+
+	boot_noise(c, f, up, down, &var);
+	*up = sqrt(*up * *up + z * z * tau2);
+	*down = sqrt(*down * *down + z * z * tau2);
+}
+
+/*
+ * tau_b^2 and q_b of the header, from the held-out groups, by one rank: the
+ * smallest band of the family (q_b <= 1 with no between-group term, then
+ * q_b = 1 and tau_b^2 growing) that holds ceil((G + 1) level) groups. Group
+ * g is inside at q_b = 1 once z^2 tau^2 >= rel^2 - Q^2 (Q its side's
+ * bootstrap quantile), so tau_b^2 is that rank's smallest such tau^2; when
+ * it is 0, enough groups are inside the resampled noise alone, and q_b is
+ * the rank's score |rel| / Q instead. A moment estimate (mean rel^2 less
+ * the bootstrap's E R^2) was tried first: one whale in a small group moved
+ * it from 0 to above 1 (simulated, true tau^2 0.01), a rank does not.
+ */
+static void fit_boot_groups(const double *group_pred, const double *group_actual, size_t n_groups,
+			    struct conformal *out)
+{
+	const double z = gsl_cdf_ugaussian_Pinv((1 + out->level) / 2);
+	double *need = xmalloc((n_groups ? n_groups : 1) * sizeof(double));
+	double *score = xmalloc((n_groups ? n_groups : 1) * sizeof(double));
+	size_t k = 0, rank;
+
+	out->boot_tau2 = out->boot_q = NAN;
+	if (out->boot_grid == 0)
+		goto out;
+	for (size_t g = 0; g < n_groups; g++)
+		if (group_pred[g] > 0 && isfinite(group_actual[g])) {
+			const double rel = (group_actual[g] - group_pred[g]) / group_pred[g];
+			double up, down, var, side;
+
+			boot_noise(out, group_pred[g], &up, &down, &var);
+			side = rel >= 0 ? up : down;
+			need[k] = fmax(rel * rel - side * side, 0) / (z * z);
+			score[k++] = fabs(rel) / side;
+		}
+	if (k < CONFORMAL_MIN_GROUPS)
+		goto out;
+	rank = (size_t)ceil((double)(k + 1) * out->level);
+	rank = rank > k ? k : rank;
+	qsort(need, k, sizeof(double), compare_double);
+	qsort(score, k, sizeof(double), compare_double);
+	out->boot_tau2 = need[rank - 1];
+	out->boot_q = out->boot_tau2 > 0 ? 1 : score[rank - 1];
+out:
+	free(need);
+	free(score);
+}
+
 void conformal_group(const struct conformal *c, double f, double *out_lo, double *out_hi)
 {
-	double half;
+	double half, up, down;
 
+	f = fmax(f, 0);
+	if (c->n_buckets > 0 && c->boot_grid > 0 && !isnan(c->boot_q)) {
+		if (f == 0) {
+			*out_lo = *out_hi = 0;
+			return;
+		}
+		boot_scale(c, f, c->boot_tau2, &up, &down);
+		*out_lo = fmax(f * (1 - c->boot_q * down), 0);
+		*out_hi = f * (1 + c->boot_q * up);
+		return;
+	}
 	if (isnan(c->group_q) || c->n_buckets == 0) {
 		*out_lo = *out_hi = NAN;
 		return;
 	}
-	f = fmax(f, 0);
 	half = c->group_q * sqrt(c->group_tau2 * f * f + c->group_k * f);
 	*out_lo = fmax(f - half, 0);
 	*out_hi = f + half;
@@ -152,8 +307,24 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
 	}
 	out->upper[out->n_buckets - 1] = INFINITY;
 	fit_groups(group_pred, group_actual, n_groups, level, noise_per_unit(pred, actual, n), out);
+	out->boot_grid = 0;
+	out->boot_tau2 = out->boot_q = NAN;
 	free(rows);
 	return 0;
+}
+
+void conformal_fit_bootstrap(const double *pred, const double *actual, size_t n,
+			     const double *group_pred, const double *group_actual, size_t n_groups,
+			     struct conformal *out)
+{
+	out->boot_grid = 0;
+	out->boot_tau2 = out->boot_q = NAN;
+	if (out->n_groups < CONFORMAL_MIN_GROUPS || !(out->level > 0 && out->level < 1))
+		return;
+	fit_boot_grid(pred, actual, n, out->level, out);
+	fit_boot_groups(group_pred, group_actual, n_groups, out);
+	if (isnan(out->boot_q))
+		out->boot_grid = 0;
 }
 
 void conformal_row(const struct conformal *c, double p, double *out_lo, double *out_hi)
@@ -171,7 +342,8 @@ uint8_t *conformal_save(const struct conformal *c, size_t *out_len)
 	struct blob_writer w;
 
 	blob_writer_init(&w);
-	blob_put_header(&w, CONFORMAL_MAGIC, 2);
+	/* Without a bootstrap band, version 2 as before: the same bytes as before it existed. */
+	blob_put_header(&w, CONFORMAL_MAGIC, c->boot_grid ? 3 : 2);
 	blob_put_f64(&w, c->level);
 	blob_put_f64_array(&w, c->upper, c->n_buckets);
 	blob_put_f64_array(&w, c->lo, c->n_buckets);
@@ -182,20 +354,29 @@ uint8_t *conformal_save(const struct conformal *c, size_t *out_len)
 	blob_put_f64(&w, c->group_tau2);
 	blob_put_f64(&w, c->group_k);
 	blob_put_f64(&w, c->group_q);
+	if (!c->boot_grid)
+		return blob_writer_detach(&w, out_len);
+	blob_put_u64(&w, c->boot_grid);
+	blob_put_f64(&w, c->boot_mean_p);
+	blob_put_f64_array(&w, c->boot_up, c->boot_grid);
+	blob_put_f64_array(&w, c->boot_down, c->boot_grid);
+	blob_put_f64_array(&w, c->boot_var, c->boot_grid);
+	blob_put_f64(&w, c->boot_tau2);
+	blob_put_f64(&w, c->boot_q);
 	return blob_writer_detach(&w, out_len);
 }
 
 int conformal_load(const void *data, size_t len, struct conformal *out, struct ltv_err *err)
 {
 	struct blob_reader r;
-	double *upper = NULL, *lo = NULL, *hi = NULL;
+	double *upper = NULL, *lo = NULL, *hi = NULL, *bu = NULL, *bd = NULL, *bv = NULL;
 	size_t n1 = 0, n2 = 0, n3 = 0;
 	uint32_t version;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, CONFORMAL_MAGIC, 2, &version, err);
+	ret = blob_get_header(&r, CONFORMAL_MAGIC, 3, &version, err);
 	if (ret < 0)
 		return ret;
 	out->level = blob_get_f64(&r);
@@ -216,10 +397,35 @@ int conformal_load(const void *data, size_t len, struct conformal *out, struct l
 	out->group_tau2 = version >= 2 ? blob_get_f64(&r) : NAN;
 	out->group_k = version >= 2 ? blob_get_f64(&r) : NAN;
 	out->group_q = version >= 2 ? blob_get_f64(&r) : NAN;
+	/* Version 2 had no bootstrap band: the k F band serves. */
+	out->boot_tau2 = out->boot_q = NAN;
+	if (version >= 3) {
+		const size_t grid = (size_t)blob_get_u64(&r);
+		size_t m1 = 0, m2 = 0, m3 = 0;
+
+		out->boot_mean_p = blob_get_f64(&r);
+		if (blob_get_f64_array(&r, &bu, &m1) < 0 || blob_get_f64_array(&r, &bd, &m2) < 0 ||
+		    blob_get_f64_array(&r, &bv, &m3) < 0 || m1 != grid || m2 != grid || m3 != grid ||
+		    (grid != 0 && grid != CONFORMAL_BOOT_GRID) || (grid && !(out->boot_mean_p > 0))) {
+			ret = err_set(err, LTV_EINVAL, "interval blob: truncated or corrupt");
+			goto out;
+		}
+		out->boot_grid = grid;
+		if (grid) {
+			memcpy(out->boot_up, bu, grid * sizeof(double));
+			memcpy(out->boot_down, bd, grid * sizeof(double));
+			memcpy(out->boot_var, bv, grid * sizeof(double));
+		}
+		out->boot_tau2 = blob_get_f64(&r);
+		out->boot_q = blob_get_f64(&r);
+	}
 	ret = blob_reader_status(&r, "interval blob", err);
 out:
 	free(upper);
 	free(lo);
 	free(hi);
+	free(bu);
+	free(bd);
+	free(bv);
 	return ret;
 }

@@ -80,16 +80,46 @@ static void test_groups_and_blob(void **state)
 	assert_double_near(c.group_k, 7, 1e-12);
 	assert_double_near(c.group_tau2, 0, 0);
 	assert_double_near(c.group_q, 10 / sqrt(70), 1e-12);
-	conformal_group(&c, 10, &lo, &hi);
+	/* The k F band (no bootstrap asked: it serves, and the blob stays version 2). */
+	assert_int_equal(c.boot_grid, 0);
+	assert_true(isnan(c.boot_q));
+	blob = conformal_save(&c, &len);
+	assert_int_equal(blob[8], 2); /* the version after the 8-byte magic */
+	assert_int_equal(conformal_load(blob, len, &back, &err), 0);
+	assert_true(back.boot_grid == 0 && isnan(back.boot_q) && back.group_q == c.group_q);
+	free(blob);
+	conformal_group(&back, 10, &lo, &hi);
 	assert_double_near(lo, 0, 1e-12);
 	assert_double_near(hi, 20, 1e-12);
-	conformal_group(&c, 40, &lo, &hi); /* sd(40) = sqrt(280): 40 +- 20 */
+	conformal_group(&back, 40, &lo, &hi); /* sd(40) = sqrt(280): 40 +- 20 */
 	assert_double_near(lo, 20, 1e-12);
 	assert_double_near(hi, 60, 1e-12);
+	/*
+	 * The bootstrap band: every row's outcome is 0, so every resampled set
+	 * has R = -1 (no spread: the quantile above is floored), E R^2 = 1, and
+	 * each group is judged against that noise.
+	 */
+	conformal_fit_bootstrap(p, y, 10, gp, ga, 6, &c);
+	assert_int_equal(c.boot_grid, CONFORMAL_BOOT_GRID);
+	assert_double_near(c.boot_mean_p, 5.5, 1e-12);
+	assert_double_near(c.boot_var[0], 16, 1e-9); /* n E R^2 at n = 16 */
+	assert_double_near(c.boot_down[0], 4, 1e-9); /* sqrt(16) * 1 */
+	/*
+	 * Only the group Y = 20 (rel 1) and Y = 12 (rel 0.2) lie above, where the
+	 * floored quantile leaves no room: the 5th of the needs 0, 0, 0,
+	 * 0.2^2 / z^2, 1 / z^2 (z = 1.2816; less the floored quantile, 1e-3 sqrt(16)
+	 * / sqrt(n), n = 10 / 5.5, squared) sets tau_b^2, and q_b = 1.
+	 */
+	assert_double_near(c.boot_tau2, (1 - 0.004 * 0.004 * 5.5 / 10) / 1.6423744151, 1e-9);
+	assert_double_near(c.boot_q, 1, 0);
+	conformal_group(&c, 10, &lo, &hi);
+	assert_true(lo >= 0 && lo <= 10 && hi >= 10 && isfinite(hi));
 	blob = conformal_save(&c, &len);
 	assert_int_equal(conformal_load(blob, len, &back, &err), 0);
 	assert_true(back.n_buckets == c.n_buckets && back.group_hi == 2 && back.level == 0.8);
 	assert_true(back.group_q == c.group_q && back.group_k == c.group_k);
+	assert_true(back.boot_grid == c.boot_grid && back.boot_q == c.boot_q &&
+		    back.boot_tau2 == c.boot_tau2 && back.boot_up[3] == c.boot_up[3]);
 	assert_int_equal(conformal_load(blob, len - 3, &back, &err) < 0, 1);
 	free(blob);
 }
@@ -209,6 +239,15 @@ static void test_group_coverage_on_known_distribution(void **state)
 	free(y);
 }
 
+/* The k F band of the header (what served before the bootstrap band). */
+static void scale_band(const struct conformal *c, double f, double *lo, double *hi)
+{
+	const double half = c->group_q * sqrt(c->group_tau2 * f * f + c->group_k * f);
+
+	*lo = fmax(f - half, 0);
+	*hi = f + half;
+}
+
 /*
  * Few campaigns, as on CDNOW (5 validation weeks). Each campaign has its own
  * beta ~ 1 + 0.15 N(0, 1) and is seen at 6 snapshot ages, the revenue to come
@@ -217,9 +256,11 @@ static void test_group_coverage_on_known_distribution(void **state)
  * on 200 fresh campaigns of 50 to 200 users at one age, as a scored campaign
  * is, those hold between 75% and 85% on average. One group per campaign (the
  * sum over its ages, as calibrate had it) gives 5 groups, q their largest
- * score, and groups unlike the scored campaigns: about 90%, too wide, as it
- * was on the real data. (Simulated users are drawn afresh per age; the real
- * groups of one campaign share users, which only makes them more alike.)
+ * score, and groups unlike the scored campaigns: about 90% with the k F
+ * band, too wide, as it was on the real data. Both the k F band and the
+ * bootstrap band hold 75% to 85% from the (campaign, age) groups.
+ * (Simulated users are drawn afresh per age; the real groups of one
+ * campaign share users, which only makes them more alike.)
  */
 static void simulate_aged(size_t n, double beta, double scale, double *out_p, double *out_y,
 			  double *rows_p, double *rows_y)
@@ -241,13 +282,15 @@ static void test_group_coverage_few_campaigns(void **state)
 	double *p = malloc(CAMPAIGNS * AGES * USERS * sizeof(double));
 	double *y = malloc(CAMPAIGNS * AGES * USERS * sizeof(double));
 	double gp[CAMPAIGNS * AGES], ga[CAMPAIGNS * AGES], cp[CAMPAIGNS], ca[CAMPAIGNS];
-	double tp[USERS * 2], ty[USERS * 2], sum[2] = { 0 }, sq[2] = { 0 }, mean[2], sd[2];
+	double tp[USERS * 2], ty[USERS * 2], sum[3] = { 0 }, sq[3] = { 0 }, mean[3], sd[3];
+	static const char *const what[3] = { "(campaign, age), k F band", "campaign, k F band",
+					      "(campaign, age), bootstrap band" };
 	struct ltv_err err = { 0 };
 
 	(void)state;
 	for (size_t f = 0; f < FITS; f++) {
 		struct conformal fit[2];
-		size_t inside[2] = { 0 };
+		size_t inside[3] = { 0 };
 
 		for (size_t c = 0; c < CAMPAIGNS; c++) {
 			const double beta = 1 + 0.15 * normal01();
@@ -266,6 +309,7 @@ static void test_group_coverage_few_campaigns(void **state)
 					       CAMPAIGNS * AGES, &fit[0], &err), 0);
 		assert_int_equal(conformal_fit(p, y, CAMPAIGNS * AGES * USERS, 20, 100, 0.8, cp, ca,
 					       CAMPAIGNS, &fit[1], &err), 0);
+		conformal_fit_bootstrap(p, y, CAMPAIGNS * AGES * USERS, gp, ga, CAMPAIGNS * AGES, &fit[0]);
 		assert_int_equal(fit[0].n_groups, 30);
 		assert_int_equal(fit[1].n_groups, 5);
 		for (size_t t = 0; t < TESTS; t++) {
@@ -275,26 +319,106 @@ static void test_group_coverage_few_campaigns(void **state)
 
 			simulate_aged(n, 1 + 0.15 * normal01(), scale, &P, &A, tp, ty);
 			for (int k = 0; k < 2; k++) {
-				conformal_group(&fit[k], P, &lo, &hi);
+				scale_band(&fit[k], P, &lo, &hi);
 				inside[k] += A >= lo && A <= hi;
 			}
+			conformal_group(&fit[0], P, &lo, &hi);
+			inside[2] += A >= lo && A <= hi;
 		}
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < 3; k++) {
 			const double cov = (double)inside[k] / TESTS;
 
 			sum[k] += cov;
 			sq[k] += cov * cov;
 		}
 	}
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		mean[k] = sum[k] / FITS;
 		sd[k] = sqrt(fmax(sq[k] / FITS - mean[k] * mean[k], 0));
 		print_message("groups per %s: mean coverage %.3f, sd %.3f over %d fits\n",
-			      k ? "campaign" : "(campaign, age)", mean[k], sd[k], FITS);
+			      what[k], mean[k], sd[k], FITS);
 	}
 	assert_true(mean[0] >= 0.75 && mean[0] <= 0.85);
+	assert_true(mean[2] >= 0.75 && mean[2] <= 0.85);
 	/* summed over ages, groups are 6 times the scored campaigns: too wide (about 0.9) */
 	assert_true(mean[1] > 0.85);
+	free(p);
+	free(y);
+}
+
+/*
+ * Heavy-tailed revenue, as real revenue to come: a user (prediction p
+ * uniform on [0.5, 1.5]) pays with probability 0.05, and then p beta L /
+ * 0.05, L log-normal with sigma 1.5 and mean 1 (whales: the top 1% of
+ * payers bring about a fifth of the revenue); beta ~ 1 + 0.1 N(0, 1) per
+ * campaign. Held-out groups are small (50 to 300 users, as validation
+ * campaigns at one age), the scored campaigns larger (300 to 3,000 users).
+ * |Y - P| / sqrt(k P) is not pivotal here: a small group mostly holds no
+ * whale, so its score is small, and the k F band fitted on such groups is
+ * too narrow for the larger campaigns (about 0.7). The bootstrap band, whose
+ * noise is resampled for each size, must hold 75% to 85% of them on average
+ * over 20 fits, and the k F band must not (the test can tell them apart).
+ */
+static double lognormal_mean1(double sigma)
+{
+	return exp(sigma * normal01() - sigma * sigma / 2);
+}
+
+static void simulate_whales(size_t n, double *out_p, double *out_y, double *rows_p, double *rows_y)
+{
+	const double beta = 1 + 0.1 * normal01();
+
+	*out_p = *out_y = 0;
+	for (size_t i = 0; i < n; i++) {
+		const double p = 0.5 + uniform01();
+		const double y = uniform01() < 0.05 ? p * beta * lognormal_mean1(1.5) / 0.05 : 0;
+
+		*out_p += p;
+		*out_y += y;
+		if (rows_p) {
+			rows_p[i] = p;
+			rows_y[i] = y;
+		}
+	}
+}
+
+static void test_group_coverage_heavy_tails(void **state)
+{
+	enum { G_FIT = 60, FITS = 20, TESTS = 200 };
+	double gp[G_FIT], ga[G_FIT], *p = malloc(G_FIT * 300 * sizeof(double));
+	double *y = malloc(G_FIT * 300 * sizeof(double)), cov_boot = 0, cov_scale = 0;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (size_t f = 0; f < FITS; f++) {
+		struct conformal c;
+		size_t n = 0, in_boot = 0, in_scale = 0;
+
+		for (size_t g = 0; g < G_FIT; g++) {
+			const size_t users = 50 + (size_t)(250 * uniform01());
+
+			simulate_whales(users, &gp[g], &ga[g], p + n, y + n);
+			n += users;
+		}
+		assert_int_equal(conformal_fit(p, y, n, 20, 100, 0.8, gp, ga, G_FIT, &c, &err), 0);
+		conformal_fit_bootstrap(p, y, n, gp, ga, G_FIT, &c);
+		assert_int_equal(c.boot_grid, CONFORMAL_BOOT_GRID);
+		for (size_t t = 0; t < TESTS; t++) {
+			double P, A, lo, hi;
+
+			simulate_whales(300 + (size_t)(2700 * uniform01()), &P, &A, NULL, NULL);
+			conformal_group(&c, P, &lo, &hi);
+			in_boot += A >= lo && A <= hi;
+			scale_band(&c, P, &lo, &hi);
+			in_scale += A >= lo && A <= hi;
+		}
+		cov_boot += (double)in_boot / TESTS / FITS;
+		cov_scale += (double)in_scale / TESTS / FITS;
+	}
+	print_message("heavy tails: bootstrap band %.3f, k F band %.3f of larger campaigns\n",
+		      cov_boot, cov_scale);
+	assert_true(cov_boot >= 0.75 && cov_boot <= 0.85);
+	assert_true(cov_scale < 0.75);
 	free(p);
 	free(y);
 }
@@ -308,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_coverage_on_known_distribution),
 		cmocka_unit_test(test_group_coverage_on_known_distribution),
 		cmocka_unit_test(test_group_coverage_few_campaigns),
+		cmocka_unit_test(test_group_coverage_heavy_tails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,9 @@
  * method that orders users' revenue to come best on validation; the shared
  * values of a validation campaign sum to the chosen method's total for it;
  * a campaign without validation rows of its own takes the tier's pooled
- * ratio; ratios are kept per age cell; the share survives its blob. (That a user's served value does not
+ * ratio; ratios are kept per age cell; the share survives its blob; a
+ * campaign served by a BTYD method gets no share and lends its rows to no
+ * other ratio. (That a user's served value does not
  * depend on batch-mates: tests/unit/test_serve_batch.c.)
  */
 #include "testutil.h"
@@ -123,10 +125,76 @@ static void test_share_keeps_campaign_totals(void **state)
 	frame_release(&d.frame);
 }
 
+/*
+ * Campaign c0 served by bgnbd, c1 by the multiplier: c0 gets no share (nor
+ * would pareto_nbd), c1's ratio is its own, and a campaign validation never
+ * saw takes the tier's ratio pooled over the shared rows only (c1's).
+ */
+static void test_no_share_where_btyd_serves(void **state)
+{
+	struct model_data d = { 0 };
+	char *apps[] = { (char *)"app" };
+	char *campaigns[] = { (char *)"c0", (char *)"c1", (char *)"c2" };
+	const int good = method_index("hurdle"), flat = method_index("multiplier");
+	const int bgnbd = method_index("bgnbd"), pareto = method_index("pareto_nbd");
+	double campaign[N_ROWS], rev[N_ROWS], ltv[N_ROWS], *pred[METHOD_COUNT];
+	double c1_flat = 0, c1_good = 0;
+	size_t rows[N_ROWS];
+	int chosen[N_ROWS];
+	struct rank_cell cell[N_ROWS], at0 = { 0, 0, 0 };
+	struct rank_share s;
+
+	(void)state;
+	for (int m = 0; m < METHOD_COUNT; m++)
+		pred[m] = xmalloc(N_ROWS * sizeof(double));
+	for (size_t i = 0; i < N_ROWS; i++) {
+		const double future = (double)((i * 37) % 11);
+
+		rows[i] = i;
+		cell[i] = at0;
+		campaign[i] = (double)(i % 2);
+		rev[i] = (double)(i % 5);
+		ltv[i] = rev[i] + future;
+		chosen[i] = i % 2 ? flat : bgnbd;
+		for (int m = 0; m < METHOD_COUNT; m++)
+			pred[m][i] = NAN;
+		pred[good][i] = rev[i] + 0.5 * future + 1;
+		pred[flat][i] = rev[i] + 10.0;
+		/* c0's chosen method, three times the ranker's level: would pull a pooled ratio up */
+		pred[bgnbd][i] = rev[i] + 3 * (0.5 * future + 1) + (double)(i % 3);
+		if (i % 2) {
+			c1_flat += pred[flat][i] - rev[i];
+			c1_good += pred[good][i] - rev[i];
+		}
+	}
+	frame_init(&d.frame, N_ROWS);
+	memcpy(frame_add_column(&d.frame, "campaign_code"), campaign, sizeof(campaign));
+	memcpy(frame_add_column(&d.frame, "rev_window"), rev, sizeof(rev));
+	memcpy(frame_add_column(&d.frame, "ltv_30"), ltv, sizeof(ltv));
+	memset(frame_add_column(&d.frame, "app_code"), 0, N_ROWS * sizeof(double));
+	d.apps = apps;
+	d.n_apps = 1;
+	d.campaigns = campaigns;
+	d.n_campaigns = 3;
+	rank_share_init(&s);
+	rank_share_fit(&s, &d, 30, rows, N_ROWS, pred, chosen, cell, 1, MIN_USERS / 2);
+	assert_int_equal(rank_share_ranker(&s, 3), good);
+	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, bgnbd, at0)));
+	assert_true(isnan(rank_share_ratio(&s, "app", "c2", 3, bgnbd, at0)));
+	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, pareto, at0)));
+	assert_double_near(rank_share_ratio(&s, "app", "c1", 3, flat, at0), c1_flat / c1_good, 1e-12);
+	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, at0), c1_flat / c1_good, 1e-12);
+	rank_share_release(&s);
+	for (int m = 0; m < METHOD_COUNT; m++)
+		free(pred[m]);
+	frame_release(&d.frame);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_share_keeps_campaign_totals),
+		cmocka_unit_test(test_no_share_where_btyd_serves),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
