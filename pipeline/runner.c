@@ -22,6 +22,7 @@
 #include "ltv/input_files.h"
 #include "ltv/log.h"
 #include "ltv/metrics_text.h"
+#include "ltv/model_data.h"
 #include "ltv/progress.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
@@ -113,6 +114,7 @@ struct core_share {
 	int jobs;
 	size_t workers;
 	size_t unfinished;  /* guarded by lock */
+	size_t waiting;     /* workers held back by run.memory_mb; guarded by lock */
 };
 
 int stage_threads(struct stage_ctx *ctx)
@@ -124,7 +126,7 @@ int stage_threads(struct stage_ctx *ctx)
 		size_t active;
 
 		pthread_mutex_lock(&c->lock);
-		active = c->unfinished < c->workers ? c->unfinished : c->workers;
+		active = (c->unfinished < c->workers ? c->unfinished : c->workers) - c->waiting;
 		n = active > 0 ? c->jobs / (int)active : c->jobs;
 		pthread_mutex_unlock(&c->lock);
 	}
@@ -806,12 +808,36 @@ struct wave {
 	const int *stages;
 	size_t n;
 	size_t next;            /* guarded by lock */
+	size_t running;         /* stages running now; guarded by lock */
 	int threads_per_stage;
 	pthread_mutex_t lock;
+	pthread_cond_t finished; /* a stage of the wave finished */
 	struct core_share cores;
 	int ret[32];
 	struct ltv_err err[32];
 };
+
+/*
+ * Under run.memory_mb, may one more stage start beside the running ones? A
+ * model stage's own working set is counted as one shared features frame
+ * (its matrices copy part of it; hurdle gates its horizons itself), so with
+ * a budget the big stages of a wave run one after another, each then given
+ * the cores its neighbour left (stage_threads). The first always starts.
+ */
+static int wave_memory_fits(const struct wave *w)
+{
+	const size_t limit = (size_t)w->rs->cfg->run.memory_mb * 1048576;
+
+	return w->running == 0 || limit == 0 ||
+	       current_rss_bytes() + model_data_shared_frame_bytes() <= limit;
+}
+
+static void core_share_waiting(struct core_share *c, int delta)
+{
+	pthread_mutex_lock(&c->lock);
+	c->waiting = (size_t)((long)c->waiting + delta);
+	pthread_mutex_unlock(&c->lock);
+}
 
 static void *wave_worker(void *opaque)
 {
@@ -822,7 +848,15 @@ static void *wave_worker(void *opaque)
 		size_t k;
 
 		pthread_mutex_lock(&w->lock);
+		if (w->next < w->n && !wave_memory_fits(w)) {
+			core_share_waiting(&w->cores, 1); /* the running stage may take this core */
+			while (w->next < w->n && !wave_memory_fits(w))
+				pthread_cond_wait(&w->finished, &w->lock);
+			core_share_waiting(&w->cores, -1);
+		}
 		k = w->next++;
+		if (k < w->n)
+			w->running++;
 		pthread_mutex_unlock(&w->lock);
 		if (k >= w->n)
 			return NULL;
@@ -836,6 +870,10 @@ static void *wave_worker(void *opaque)
 		pthread_mutex_lock(&w->cores.lock);
 		w->cores.unfinished--;
 		pthread_mutex_unlock(&w->cores.lock);
+		pthread_mutex_lock(&w->lock);
+		w->running--;
+		pthread_cond_broadcast(&w->finished);
+		pthread_mutex_unlock(&w->lock);
 	}
 }
 
@@ -861,6 +899,7 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
 	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n };
 	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.finished, NULL);
 	pthread_mutex_init(&w.cores.lock, NULL);
 	for (; started < n_workers; started++)
 		if (pthread_create(&threads[started], NULL, wave_worker, &w) != 0)
@@ -870,6 +909,7 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 	for (size_t i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.finished);
 	pthread_mutex_destroy(&w.cores.lock);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		if (w.ret[i] < 0) {

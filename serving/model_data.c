@@ -77,6 +77,17 @@ void model_data_offer_frame(const char *registry_path, int64_t artefact_id,
 	frame_release(f);
 }
 
+size_t model_data_shared_frame_bytes(void)
+{
+	size_t bytes;
+
+	pthread_mutex_lock(&frame_cache_lock);
+	bytes = frame_cache.key ? frame_cache.frame.n_rows * frame_cache.frame.n_cols * sizeof(double)
+				: 0;
+	pthread_mutex_unlock(&frame_cache_lock);
+	return bytes;
+}
+
 int model_data_load_artefacts(struct registry *reg, const struct artefact_info *features,
 			      const struct artefact_info *tiers, struct model_data *out,
 			      struct ltv_err *err)

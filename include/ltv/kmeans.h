@@ -98,6 +98,15 @@ int kmeans_predict(const struct kmeans_model *m, const double *x, size_t n, int 
 int kmeans_cluster_means(const struct kmeans_model *m, const int *labels, size_t n,
 			 const double *values, double *out_means, size_t *out_counts,
 			 struct ltv_err *err);
+/*
+ * The same means as kmeans_cluster_means over the rows repeated: row i counts
+ * repeats[i] times, each added in turn (so the sums are bit-identical to those
+ * over the repeated rows, without holding them). Row numbers in errors count
+ * the repeats.
+ */
+int kmeans_cluster_means_repeated(const struct kmeans_model *m, const int *labels,
+				  const size_t *repeats, size_t n, const double *values,
+				  double *out_means, size_t *out_counts, struct ltv_err *err);
 
 /* Writes the k * d centroids in x's original units to out (caller allocated). */
 void kmeans_centroids_unscaled(const struct kmeans_model *m, double *out);

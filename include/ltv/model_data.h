@@ -72,6 +72,12 @@ void model_data_release(struct model_data *d);
  */
 void model_data_offer_frame(const char *registry_path, int64_t artefact_id,
 			    const char *content_hash, struct frame *f);
+/*
+ * Bytes of the features frame the model stages share now (0 when none is
+ * loaded): what the runner counts a model stage's own working set as under
+ * run.memory_mb (most stages copy a part of it into their matrices).
+ */
+size_t model_data_shared_frame_bytes(void);
 
 /* The sampling weight of a row (1 when the frame has no weight column). */
 double model_data_weight(const struct model_data *d, size_t row);

@@ -263,7 +263,14 @@ out:
 	return ret;
 }
 
-/* quantile: the training matrix (bins only); else one that predicts from raw values. */
+/*
+ * quantile: the training matrix (bins only); else one that predicts from raw
+ * values. The validation rows stay a DMatrix: as a QuantileDMatrix binned by
+ * the training matrix's cuts (ref) the trees were identical, but XGBoost 1.7
+ * predicted on it through a row copy of its own, so hurdle's payer fits took
+ * about 6x the CPU and its peak rose (802 to 880 MB at 1,000,000 users,
+ * bench/run_memory.sh).
+ */
 static int matrix_new(const float *x, const float *y, const float *w, size_t n_rows,
 		      size_t n_features, const char *const *feature_names, int n_threads,
 		      int quantile, int max_bin, DMatrixHandle *out, struct ltv_err *err)

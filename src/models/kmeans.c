@@ -552,7 +552,14 @@ int kmeans_cluster_means(const struct kmeans_model *m, const int *labels, size_t
 			 const double *values, double *out_means, size_t *out_counts,
 			 struct ltv_err *err)
 {
-	size_t *counts = NULL;
+	return kmeans_cluster_means_repeated(m, labels, NULL, n, values, out_means, out_counts, err);
+}
+
+int kmeans_cluster_means_repeated(const struct kmeans_model *m, const int *labels,
+				  const size_t *repeats, size_t n, const double *values,
+				  double *out_means, size_t *out_counts, struct ltv_err *err)
+{
+	size_t *counts = NULL, at = 0;
 	double total = 0.0;
 	int ret = 0;
 
@@ -561,23 +568,25 @@ int kmeans_cluster_means(const struct kmeans_model *m, const int *labels, size_t
 	for (size_t j = 0; j < m->k; j++)
 		out_means[j] = 0.0;
 	for (size_t i = 0; i < n; i++) {
-		if (labels[i] < 0 || (size_t)labels[i] >= m->k) {
-			ret = err_set(err, LTV_EINVAL,
-				      "kmeans: row %zu has label %d; the model has %zu clusters", i,
-				      labels[i], m->k);
-			goto out;
+		for (size_t r = repeats ? repeats[i] : 1; r > 0; r--, at++) {
+			if (labels[i] < 0 || (size_t)labels[i] >= m->k) {
+				ret = err_set(err, LTV_EINVAL,
+					      "kmeans: row %zu has label %d; the model has %zu clusters",
+					      at, labels[i], m->k);
+				goto out;
+			}
+			if (!isfinite(values[i])) {
+				ret = err_set(err, LTV_EINVAL, "kmeans: row %zu value is not finite", at);
+				goto out;
+			}
+			out_means[labels[i]] += values[i];
+			counts[labels[i]]++;
+			total += values[i];
 		}
-		if (!isfinite(values[i])) {
-			ret = err_set(err, LTV_EINVAL, "kmeans: row %zu value is not finite", i);
-			goto out;
-		}
-		out_means[labels[i]] += values[i];
-		counts[labels[i]]++;
-		total += values[i];
 	}
 	for (size_t j = 0; j < m->k; j++)
 		out_means[j] = counts[j] ? out_means[j] / (double)counts[j]
-					 : (n ? total / (double)n : 0.0);
+					 : (at ? total / (double)at : 0.0);
 	if (out_counts)
 		memcpy(out_counts, counts, m->k * sizeof(size_t));
 out:

@@ -298,6 +298,43 @@ static void test_cluster_means(void **state)
 	kmeans_free(m);
 }
 
+/*
+ * Rows counted by repeats give the bit-identical means of the rows repeated
+ * (lookalike's weighted rows without their copies); errors count the copies.
+ */
+static void test_cluster_means_repeated(void **state)
+{
+	const double x[] = { 0, 1, 2, 3 };
+	const int labels[] = { 0, 1, 0, 2 };
+	const size_t repeats[] = { 3, 0, 2, 1 };
+	const double values[] = { 0.1, 99, 0.7, 1e-3 };
+	const int expanded_labels[] = { 0, 0, 0, 0, 0, 2 };
+	const double expanded_values[] = { 0.1, 0.1, 0.1, 0.7, 0.7, 1e-3 };
+	const int bad_labels[] = { 0, 1, 5, 2 };
+	double means[3], want[3];
+	size_t counts[3], want_counts[3];
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 3;
+	assert_int_equal(kmeans_fit(&p, x, 4, 1, &m, NULL, &err), 0);
+	assert_int_equal(kmeans_cluster_means(m, expanded_labels, 6, expanded_values, want,
+					      want_counts, &err), 0);
+	assert_int_equal(kmeans_cluster_means_repeated(m, labels, repeats, 4, values, means, counts,
+						       &err), 0);
+	assert_memory_equal(means, want, sizeof(means));
+	assert_memory_equal(counts, want_counts, sizeof(counts));
+	assert_int_equal(counts[0], 5);
+	assert_int_equal(counts[1], 0); /* row 1 repeats 0 times: cluster 1 is empty */
+	assert_int_equal(kmeans_cluster_means_repeated(m, bad_labels, repeats, 4, values, means,
+						       NULL, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "row 3 has label 5")); /* rows 0-2 are row 0's copies */
+	kmeans_free(m);
+}
+
 static void test_param_check(void **state)
 {
 	struct kmeans_param p;
@@ -330,6 +367,7 @@ int main(void)
 		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),
 		cmocka_unit_test(test_save_load_round_trip),
 		cmocka_unit_test(test_cluster_means),
+		cmocka_unit_test(test_cluster_means_repeated),
 		cmocka_unit_test(test_param_check),
 	};
 
