@@ -598,7 +598,7 @@ static void *read_ahead_main(void *arg)
 	struct rec_buf carry = { 0 };
 
 	for (;;) {
-		int last;
+		int last, stop;
 		size_t keep;
 
 		while (r->b.n_queued == 0 && !r->at_eof && refill(r) == 0)
@@ -628,7 +628,8 @@ static void *read_ahead_main(void *arg)
 		pthread_mutex_lock(&r->lock);
 		while (r->ready_full && !r->stop)
 			pthread_cond_wait(&r->cond, &r->lock);
-		if (!r->stop) {
+		stop = r->stop; /* read under the lock: csv_reader_free sets it */
+		if (!stop) {
 			const struct rec_buf t = r->ready;
 
 			r->ready = r->b;
@@ -637,7 +638,7 @@ static void *read_ahead_main(void *arg)
 			pthread_cond_broadcast(&r->cond);
 		}
 		pthread_mutex_unlock(&r->lock);
-		if (r->stop || last)
+		if (stop || last)
 			break;
 		r->b.n_queued = 0;
 		r->b.n_fields = 0;
