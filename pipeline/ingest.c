@@ -7,6 +7,7 @@
  * the rejects file with file, line, field and reason; too many rejects fail
  * the stage, which rolls back.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,10 +30,44 @@ struct user_batch {
 	size_t text_len, text_cap;
 };
 
+/*
+ * Batches a users file fills before the parser waits for the writer: enough
+ * that neither side waits on the other's jitter, few enough to stay small.
+ */
+#define USER_BATCHES 4
+
+/*
+ * The users' SQLite inserts were half of a users file's CPU time, and
+ * parsing the file the other half: they overlap on a second thread. The
+ * parse thread fills batches[(head + queued) % USER_BATCHES] and queues it;
+ * the writer inserts the queued ones in order (head first), so rows reach
+ * the registry in the same order, with the same statements, as when one
+ * thread did both. The registry connection is used by one thread at a time:
+ * the writer only while a users file is parsed (the parse thread makes no
+ * registry call then), the stage thread only after user_writer_drain has
+ * seen every queued batch written. Every field below `lock` is read and
+ * written under it, so the two threads share nothing unguarded; a batch
+ * belongs to the writer from its queueing until head moves past it.
+ */
+struct user_writer {
+	struct registry *reg;
+	int64_t artefact_id;
+	struct user_batch batches[USER_BATCHES];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	int started;     /* the thread runs: started at the first full batch */
+	size_t head;     /* the next batch to insert */
+	size_t queued;   /* batches queued, the one being inserted included */
+	int stop;        /* no more batches: the thread ends */
+	int status;      /* the first insert failure (sticky), its message in err */
+	struct ltv_err err;
+};
+
 struct ingest {
 	struct stage_ctx *ctx;
 	struct ingest_parse p;      /* the users and user-days read */
-	struct user_batch *batch;
+	struct user_writer *writer;
 	int64_t artefact_id;
 	size_t n_user_days;         /* distinct (user, day) written */
 	int64_t files_loaded, files_skipped;
@@ -52,13 +87,14 @@ static size_t batch_str(struct user_batch *b, const char *s)
 	return off;
 }
 
-static int flush_users(struct ingest *in, struct ltv_err *err)
+/* Inserts batch b (and empties it). */
+static int insert_batch(struct registry *reg, int64_t artefact_id, struct user_batch *b,
+			struct ltv_err *err)
 {
-	struct user_batch *b = in->batch;
 	const char **strs[4];
 	int ret;
 
-	if (!b || b->n == 0)
+	if (b->n == 0)
 		return 0;
 	for (size_t i = 0; i < b->n; i++) {
 		strs[0] = &b->rows[i].user_id;
@@ -68,27 +104,168 @@ static int flush_users(struct ingest *in, struct ltv_err *err)
 		for (int k = 0; k < 4; k++)
 			*strs[k] = b->str_off[i][k] == SIZE_MAX ? NULL : b->text + b->str_off[i][k];
 	}
-	ret = registry_users_insert(in->ctx->reg, b->rows, b->n, in->artefact_id, err);
+	ret = registry_users_insert(reg, b->rows, b->n, artefact_id, err);
 	b->n = 0;
 	b->text_len = 0;
 	return ret;
 }
 
-/* Queues a valid user for insertion; the registry sees it at the next flush. */
-static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err *err)
+static void *writer_main(void *arg)
 {
-	struct user_batch *b = in->batch;
+	struct user_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		struct user_batch *b;
+		struct ltv_err err = { 0 };
+		int ret = 0, failed;
+
+		while (w->queued == 0 && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->queued == 0)
+			break;
+		b = &w->batches[w->head];
+		failed = w->status < 0;
+		pthread_mutex_unlock(&w->lock);
+		/* After a failure the rest is dropped: the stage fails and rolls back. */
+		if (failed)
+			b->n = b->text_len = 0;
+		else
+			ret = insert_batch(w->reg, w->artefact_id, b, &err);
+		pthread_mutex_lock(&w->lock);
+		if (ret < 0 && w->status == 0) {
+			w->status = ret;
+			w->err = err;
+		}
+		w->head = (w->head + 1) % USER_BATCHES;
+		w->queued--;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static struct user_writer *user_writer_new(struct registry *reg, int64_t artefact_id)
+{
+	struct user_writer *w = xcalloc(1, sizeof(*w));
+
+	w->reg = reg;
+	w->artefact_id = artefact_id;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	return w;
+}
+
+/* The batch the parse thread fills; only it touches this batch until it is queued. */
+static struct user_batch *fill_batch(struct user_writer *w)
+{
 	size_t i;
 
-	if (!b)
-		b = in->batch = xcalloc(1, sizeof(*b));
+	pthread_mutex_lock(&w->lock);
+	i = (w->head + w->queued) % USER_BATCHES;
+	pthread_mutex_unlock(&w->lock);
+	return &w->batches[i];
+}
+
+/* The writer's failure, if any, as this thread's error. */
+static int writer_status(struct user_writer *w, struct ltv_err *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&w->lock);
+	ret = w->status;
+	if (ret < 0)
+		*err = w->err;
+	pthread_mutex_unlock(&w->lock);
+	return ret;
+}
+
+/*
+ * Queues the full batch for the writer (started now if need be) and waits
+ * until a batch is free to fill. A failed insert shows here, at a later
+ * batch than one thread would have stopped at: the stage fails the same way.
+ */
+static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
+{
+	if (!w->started) {
+		if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+			/* No thread: insert here, as one thread always did. */
+			return insert_batch(w->reg, w->artefact_id, fill_batch(w), err);
+		}
+		w->started = 1;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->queued++;
+	pthread_cond_broadcast(&w->cond);
+	while (w->queued == USER_BATCHES)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	return writer_status(w, err);
+}
+
+/*
+ * Waits until the writer has inserted every queued batch, then inserts the
+ * batch being filled here (a file of under USER_FLUSH users never starts the
+ * thread) unless the file failed (ok 0: the stage rolls back, so it is
+ * dropped, as one thread never flushed it). The registry is then the stage
+ * thread's again.
+ */
+static int user_writer_drain(struct user_writer *w, int ok, struct ltv_err *err)
+{
+	struct user_batch *b;
+	int ret;
+
+	if (!w)
+		return 0;
+	if (w->started) {
+		pthread_mutex_lock(&w->lock);
+		while (w->queued > 0)
+			pthread_cond_wait(&w->cond, &w->lock);
+		pthread_mutex_unlock(&w->lock);
+	}
+	ret = writer_status(w, err);
+	b = fill_batch(w);
+	if (ret < 0 || !ok) {
+		b->n = b->text_len = 0;
+		return ret;
+	}
+	return insert_batch(w->reg, w->artefact_id, b, err);
+}
+
+static void user_writer_free(struct user_writer *w)
+{
+	if (!w)
+		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = 1;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	for (size_t i = 0; i < USER_BATCHES; i++)
+		free(w->batches[i].text);
+	free(w);
+}
+
+/* Queues a valid user for insertion; the registry sees it once its batch is written. */
+static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err *err)
+{
+	struct user_batch *b;
+	size_t i;
+
+	if (!in->writer)
+		in->writer = user_writer_new(in->ctx->reg, in->artefact_id);
+	b = fill_batch(in->writer);
 	i = b->n++;
 	b->rows[i] = *u;
 	b->str_off[i][0] = batch_str(b, u->user_id);
 	b->str_off[i][1] = batch_str(b, u->app_id);
 	b->str_off[i][2] = batch_str(b, u->campaign);
 	b->str_off[i][3] = u->attributes_json ? batch_str(b, u->attributes_json) : SIZE_MAX;
-	return b->n == USER_FLUSH ? flush_users(in, err) : 0;
+	return b->n == USER_FLUSH ? user_writer_queue(in->writer, err) : 0;
 }
 
 
@@ -110,8 +287,13 @@ static int ingest_file(struct ingest *in, const struct input_file *file, struct 
 	int64_t rows, rejected;
 	int ret = ingest_parse_file(&in->p, file->path, file->kind, &rows, &rejected, err);
 
-	if (ret == 0 && file->kind == INPUT_USERS)
-		ret = flush_users(in, err);
+	/* Even after a failure: the registry must be this thread's again. */
+	if (file->kind == INPUT_USERS) {
+		const int drained = user_writer_drain(in->writer, ret == 0, err);
+
+		if (ret == 0)
+			ret = drained;
+	}
 	if (ret == 0)
 		ret = registry_file_record(in->ctx->reg, file->hash,
 					   file->kind == INPUT_USERS ? "users" : "events", file->path,
@@ -348,9 +530,7 @@ int stage_ingest_run(struct stage_ctx *ctx)
 out:
 	ingest_parse_release(&in.p);
 	free(in.user_pos);
-	if (in.batch)
-		free(in.batch->text);
-	free(in.batch);
+	user_writer_free(in.writer);
 	input_files_release(&files);
 	return ret;
 }

@@ -17,6 +17,7 @@
  * checked for NUL bytes, invalid UTF-8 and length on both paths.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,26 @@ struct queued_record {
 	struct csv_fault fault;
 };
 
+/*
+ * Parsed records: the field text of the queued records and of the record in
+ * progress, each field NUL-terminated (offsets, not pointers, because text
+ * grows by realloc while libcsv calls back). With read-ahead a buffer that
+ * is handed over also says what the reader had done by then.
+ */
+struct rec_buf {
+	char *text;
+	size_t text_len, text_cap;
+	size_t *field_off;
+	size_t n_fields, fields_cap;
+	struct queued_record *queue;
+	size_t n_queued, queue_cap;
+	/* Read-ahead only: the reader's state when the buffer was handed over. */
+	uint64_t n_records, bytes_read;
+	int last;                /* nothing follows: the end of the file, or status */
+	int status;              /* the reader's failure, once these records are handed out */
+	struct ltv_err failure;
+};
+
 struct csv_reader {
 	char *path;
 	FILE *f;
@@ -63,13 +84,10 @@ struct csv_reader {
 	 * field NUL-terminated. Offsets, not pointers, because text grows by
 	 * realloc while libcsv calls back.
 	 */
-	char *text;
-	size_t text_len, text_cap;
-	size_t *field_off;
-	size_t n_fields, fields_cap;
-	struct queued_record *queue;
-	size_t n_queued, queue_cap, queue_head;
-	uint64_t n_records; /* queued since the start of the file */
+	struct rec_buf b;    /* where records are parsed into */
+	struct rec_buf *cv;  /* where csv_reader_next hands them from: &b, or &c with read-ahead */
+	size_t queue_head;   /* the next record of *cv to hand out */
+	uint64_t n_records;  /* queued since the start of the file */
 
 	/* The record in progress: its first field and the line it began on. */
 	int in_record;
@@ -87,6 +105,24 @@ struct csv_reader {
 
 	int status; /* sticky failure: once malformed, every later call fails the same way */
 	struct ltv_err failure;
+
+	/*
+	 * Read-ahead (csv_reader_set_read_ahead): a thread reads, decompresses
+	 * and splits the file into b, and hands b over through `ready` whole, as
+	 * one of three buffers that change hands (swapped, never shared): the
+	 * thread's b, ready, and c, which csv_reader_next hands records from.
+	 * ready_full, stop and the swaps of ready are under lock; everything
+	 * else in the struct is the thread's while it runs (the caller's side
+	 * only reads c, queue_head, last_fault and the fields set before the
+	 * first csv_reader_next), so nothing is shared without the lock.
+	 */
+	int read_ahead;  /* asked for: the thread starts at the first csv_reader_next */
+	int ra_running;  /* the thread was started (joined by csv_reader_free) */
+	struct rec_buf c, ready;
+	pthread_t ra_thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ready_full, stop;
 };
 
 /* Byte offset of the first byte that breaks UTF-8 in s, or len when it is valid. */
@@ -150,7 +186,7 @@ static void check_field(struct csv_reader *r, const unsigned char *s, size_t len
 static void begin_record(struct csv_reader *r)
 {
 	r->in_record = 1;
-	r->rec_first = r->n_fields;
+	r->rec_first = r->b.n_fields;
 	r->rec_line = r->line;
 	r->field_line = r->line;
 	r->rec_fault.kind = CSV_FAULT_NONE;
@@ -159,23 +195,23 @@ static void begin_record(struct csv_reader *r)
 /* Appends one field's text, NUL-terminated. */
 static inline void add_field(struct csv_reader *r, const void *s, size_t len)
 {
-	ARRAY_GROW(r->field_off, r->n_fields + 1, r->fields_cap);
-	ARRAY_GROW(r->text, r->text_len + len + 1, r->text_cap);
-	r->field_off[r->n_fields++] = r->text_len;
+	ARRAY_GROW(r->b.field_off, r->b.n_fields + 1, r->b.fields_cap);
+	ARRAY_GROW(r->b.text, r->b.text_len + len + 1, r->b.text_cap);
+	r->b.field_off[r->b.n_fields++] = r->b.text_len;
 	if (len)
-		memcpy(r->text + r->text_len, s, len);
-	r->text[r->text_len + len] = '\0';
-	r->text_len += len + 1;
+		memcpy(r->b.text + r->b.text_len, s, len);
+	r->b.text[r->b.text_len + len] = '\0';
+	r->b.text_len += len + 1;
 }
 
 static void queue_record(struct csv_reader *r, size_t first, size_t line)
 {
 	struct queued_record *q;
 
-	ARRAY_GROW(r->queue, r->n_queued + 1, r->queue_cap);
-	q = &r->queue[r->n_queued++];
+	ARRAY_GROW(r->b.queue, r->b.n_queued + 1, r->b.queue_cap);
+	q = &r->b.queue[r->b.n_queued++];
 	q->first = first;
-	q->n = r->n_fields - first;
+	q->n = r->b.n_fields - first;
 	q->line = line;
 	q->fault = r->rec_fault;
 	r->n_records++;
@@ -191,7 +227,7 @@ static void on_field(void *s, size_t len, void *data)
 	 */
 	if (!r->in_record)
 		begin_record(r);
-	check_field(r, s, len, r->n_fields - r->rec_first);
+	check_field(r, s, len, r->b.n_fields - r->rec_first);
 	add_field(r, s, len);
 	/* A field ended at a delimiter, so the next one begins on this line. */
 	r->field_line = r->line;
@@ -282,6 +318,9 @@ struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err)
 
 	r = xcalloc(1, sizeof(*r));
 	r->path = xstrdup(path);
+	r->cv = &r->b;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
 	r->f = fopen(path, "rb");
 	if (!r->f) {
 		err_set(err, LTV_EIO, "cannot open '%s': %s", path, strerror(errno));
@@ -315,30 +354,30 @@ fail:
  */
 static void compact(struct csv_reader *r)
 {
-	const size_t keep_fields = r->in_record ? r->n_fields - r->rec_first : 0;
+	const size_t keep_fields = r->in_record ? r->b.n_fields - r->rec_first : 0;
 	size_t text_from;
 
-	r->n_queued = 0;
+	r->b.n_queued = 0;
 	r->queue_head = 0;
 	if (keep_fields == 0) {
-		r->n_fields = 0;
-		r->text_len = 0;
+		r->b.n_fields = 0;
+		r->b.text_len = 0;
 		r->rec_first = 0;
 		return;
 	}
-	text_from = r->field_off[r->rec_first];
-	memmove(r->text, r->text + text_from, r->text_len - text_from);
-	r->text_len -= text_from;
+	text_from = r->b.field_off[r->rec_first];
+	memmove(r->b.text, r->b.text + text_from, r->b.text_len - text_from);
+	r->b.text_len -= text_from;
 	for (size_t i = 0; i < keep_fields; i++)
-		r->field_off[i] = r->field_off[r->rec_first + i] - text_from;
-	r->n_fields = keep_fields;
+		r->b.field_off[i] = r->b.field_off[r->rec_first + i] - text_from;
+	r->b.n_fields = keep_fields;
 	r->rec_first = 0;
 }
 
 static int parse_error(struct csv_reader *r)
 {
 	const int e = csv_error(&r->parser);
-	const size_t field_no = (r->in_record ? r->n_fields - r->rec_first : 0) + 1;
+	const size_t field_no = (r->in_record ? r->b.n_fields - r->rec_first : 0) + 1;
 
 	if (e == CSV_EPARSE)
 		return reader_fail(r, LTV_EINVAL,
@@ -397,7 +436,7 @@ static inline void fast_field(struct csv_reader *r, const unsigned char *a, cons
 	while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
 		b--;
 	if (check || (size_t)(b - a) > CSV_FIELD_MAX)
-		check_field(r, a, (size_t)(b - a), r->n_fields - first);
+		check_field(r, a, (size_t)(b - a), r->b.n_fields - first);
 	add_field(r, a, (size_t)(b - a));
 }
 
@@ -409,7 +448,7 @@ static inline void fast_field(struct csv_reader *r, const unsigned char *a, cons
  */
 static size_t fast_line(struct csv_reader *r, const unsigned char *p, const unsigned char *end)
 {
-	const size_t first = r->n_fields, text_len = r->text_len;
+	const size_t first = r->b.n_fields, text_len = r->b.text_len;
 	const unsigned char *const cls = r->cls;
 	const unsigned char *s = p, *field = p;
 	int blank = 1, check = 0;
@@ -453,8 +492,8 @@ static size_t fast_line(struct csv_reader *r, const unsigned char *p, const unsi
 		r->line++;
 	return (size_t)(s + 1 - p);
 undo:
-	r->n_fields = first;
-	r->text_len = text_len;
+	r->b.n_fields = first;
+	r->b.text_len = text_len;
 	return 0;
 }
 
@@ -522,7 +561,7 @@ static int refill(struct csv_reader *r)
 					   "%s:%zu: unterminated quoted field (field %zu) — add the "
 					   "closing quote, and double any quote inside the field (\"\")",
 					   r->path, r->field_line,
-					   (r->in_record ? r->n_fields - r->rec_first : 0) + 1);
+					   (r->in_record ? r->b.n_fields - r->rec_first : 0) + 1);
 		return 0;
 	}
 	r->bytes_read += n;
@@ -536,26 +575,162 @@ static int refill(struct csv_reader *r)
 	return feed(r, p, n);
 }
 
+/* Bytes consumed (of the compressed file for gzip): the reading thread's own count. */
+static uint64_t bytes_consumed(const struct csv_reader *r)
+{
+	if (r->gz) {
+		const z_off_t off = gzoffset(r->gz);
+
+		return off > 0 ? (uint64_t)off : 0;
+	}
+	return r->bytes_read;
+}
+
+/*
+ * The read-ahead thread: parses as csv_reader_next would, one refill at a
+ * time, and hands over what it parsed whenever it has a whole record (or
+ * the file ended or failed). The record in progress stays: it is copied into
+ * the fresh buffer after the swap, as compact() keeps it in place.
+ */
+static void *read_ahead_main(void *arg)
+{
+	struct csv_reader *r = arg;
+	struct rec_buf carry = { 0 };
+
+	for (;;) {
+		int last, stop;
+		size_t keep;
+
+		while (r->b.n_queued == 0 && !r->at_eof && refill(r) == 0)
+			;
+		last = r->at_eof || r->status < 0;
+		r->b.n_records = r->n_records;
+		r->b.bytes_read = bytes_consumed(r);
+		r->b.last = last;
+		r->b.status = r->status;
+		r->b.failure = r->failure;
+		/* The record in progress, to carry into the next buffer. */
+		keep = r->in_record ? r->b.n_fields - r->rec_first : 0;
+		carry.n_fields = carry.text_len = 0;
+		if (keep) {
+			const size_t from = r->b.field_off[r->rec_first];
+
+			ARRAY_GROW(carry.text, r->b.text_len - from, carry.text_cap);
+			ARRAY_GROW(carry.field_off, keep, carry.fields_cap);
+			memcpy(carry.text, r->b.text + from, r->b.text_len - from);
+			carry.text_len = r->b.text_len - from;
+			for (size_t i = 0; i < keep; i++)
+				carry.field_off[i] = r->b.field_off[r->rec_first + i] - from;
+			carry.n_fields = keep;
+			r->b.n_fields = r->rec_first;
+			r->b.text_len = from;
+		}
+		pthread_mutex_lock(&r->lock);
+		while (r->ready_full && !r->stop)
+			pthread_cond_wait(&r->cond, &r->lock);
+		stop = r->stop; /* read under the lock: csv_reader_free sets it */
+		if (!stop) {
+			const struct rec_buf t = r->ready;
+
+			r->ready = r->b;
+			r->b = t;
+			r->ready_full = 1;
+			pthread_cond_broadcast(&r->cond);
+		}
+		pthread_mutex_unlock(&r->lock);
+		if (stop || last)
+			break;
+		r->b.n_queued = 0;
+		r->b.n_fields = 0;
+		r->b.text_len = 0;
+		ARRAY_GROW(r->b.text, carry.text_len, r->b.text_cap);
+		ARRAY_GROW(r->b.field_off, carry.n_fields, r->b.fields_cap);
+		if (carry.text_len)
+			memcpy(r->b.text, carry.text, carry.text_len);
+		memcpy(r->b.field_off, carry.field_off, carry.n_fields * sizeof(size_t));
+		r->b.text_len = carry.text_len;
+		r->b.n_fields = carry.n_fields;
+		r->rec_first = 0;
+	}
+	free(carry.text);
+	free(carry.field_off);
+	return NULL;
+}
+
+/*
+ * With read-ahead, the next buffer of records from the thread (started on
+ * the first call); 0, or -1 once the last buffer has been handed out.
+ */
+static int take_ready(struct csv_reader *r)
+{
+	struct rec_buf t;
+
+	if (!r->ra_running) {
+		r->cv = &r->c;
+		if (pthread_create(&r->ra_thread, NULL, read_ahead_main, r) != 0) {
+			r->read_ahead = 0; /* no thread: read here, as without read-ahead */
+			r->cv = &r->b;
+			return -1;
+		}
+		r->ra_running = 1;
+	} else if (r->c.last) {
+		return -1;
+	}
+	pthread_mutex_lock(&r->lock);
+	while (!r->ready_full)
+		pthread_cond_wait(&r->cond, &r->lock);
+	t = r->c;
+	r->c = r->ready;
+	r->ready = t;
+	r->ready_full = 0;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	r->queue_head = 0;
+	return 0;
+}
+
+/* Refills *r->cv when it is handed out; 1 when it then holds a record. */
+static int fill_view(struct csv_reader *r)
+{
+	if (r->read_ahead) {
+		while (r->c.n_queued == r->queue_head)
+			if (take_ready(r) < 0)
+				break;
+		if (r->read_ahead)
+			return r->c.n_queued > r->queue_head;
+	}
+	compact(r);
+	while (r->b.n_queued == 0 && !r->at_eof && refill(r) == 0)
+		;
+	return r->b.n_queued > 0;
+}
+
 int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 		    size_t *out_line, struct ltv_err *err)
 {
 	const struct queued_record *q;
+	struct rec_buf *v = r->cv;
 
-	if (r->queue_head == r->n_queued) {
+	if (r->queue_head == v->n_queued) {
 		/* Sticky: a malformed file is not resumed in the middle of a record. */
-		if (r->status < 0)
-			return err_set(err, r->status, "%s", r->failure.msg);
-		compact(r);
-		while (r->n_queued == 0 && !r->at_eof && refill(r) == 0)
-			;
-		if (r->n_queued == 0)
-			return r->status < 0 ? err_set(err, r->status, "%s", r->failure.msg) : 0;
+		if (r->read_ahead ? (r->c.last && r->c.status < 0) : r->status < 0) {
+			const struct ltv_err *f = r->read_ahead ? &r->c.failure : &r->failure;
+
+			return err_set(err, f->code, "%s", f->msg);
+		}
+		if (!fill_view(r)) {
+			const struct ltv_err *f = r->read_ahead ? &r->c.failure : &r->failure;
+			const int status = r->read_ahead ? r->c.status : r->status;
+
+			return status < 0 ? err_set(err, status, "%s", f->msg) : 0;
+		}
+		v = r->cv;
 	}
-	q = &r->queue[r->queue_head++];
+	q = &v->queue[r->queue_head++];
 	r->last_fault = q->fault;
 	ARRAY_GROW(r->out, q->n + 1, r->out_cap);
 	for (size_t i = 0; i < q->n; i++)
-		r->out[i] = r->text + r->field_off[q->first + i];
+		r->out[i] = v->text + v->field_off[q->first + i];
 	r->out[q->n] = NULL;
 	*out_fields = r->out;
 	*out_n = q->n;
@@ -615,29 +790,35 @@ void csv_reader_set_fast_path(struct csv_reader *r, int on)
 
 uint64_t csv_reader_bytes_read(const struct csv_reader *r)
 {
-	/* Of the compressed file for gzip, to compare with the file's size. */
-	if (r->gz) {
-		const z_off_t off = gzoffset(r->gz);
-
-		return off > 0 ? (uint64_t)off : 0;
-	}
-	return r->bytes_read;
+	/* With read-ahead, as of the records being handed out: the thread's count moves. */
+	return r->ra_running ? r->c.bytes_read : bytes_consumed(r);
 }
 
 const char *csv_reader_peek_field(const struct csv_reader *r, size_t ahead, size_t field)
 {
+	const struct rec_buf *v = r->cv;
 	const size_t i = r->queue_head - 1 + ahead;
 
-	if (r->queue_head == 0 || i >= r->n_queued || field >= r->queue[i].n)
+	if (r->queue_head == 0 || i >= v->n_queued || field >= v->queue[i].n)
 		return NULL;
-	return r->text + r->field_off[r->queue[i].first + field];
+	return v->text + v->field_off[v->queue[i].first + field];
 }
 
 uint64_t csv_reader_estimate_records(const struct csv_reader *r)
 {
-	if (r->gz || r->file_size == 0 || r->bytes_read == 0)
+	/* With read-ahead, what the thread had read by the buffer being handed out. */
+	const uint64_t records = r->ra_running ? r->c.n_records : r->n_records;
+	const uint64_t bytes = r->ra_running ? r->c.bytes_read : r->bytes_read;
+
+	if (r->gz || r->file_size == 0 || bytes == 0)
 		return 0;
-	return (uint64_t)((double)r->n_records * (double)r->file_size / (double)r->bytes_read);
+	return (uint64_t)((double)records * (double)r->file_size / (double)bytes);
+}
+
+void csv_reader_set_read_ahead(struct csv_reader *r, int on)
+{
+	if (!r->ra_running)
+		r->read_ahead = on;
 }
 
 uint64_t csv_reader_file_size(const struct csv_reader *r)
@@ -650,10 +831,28 @@ const char *csv_reader_path(const struct csv_reader *r)
 	return r->path;
 }
 
+static void rec_buf_free(struct rec_buf *b)
+{
+	free(b->text);
+	free(b->field_off);
+	free(b->queue);
+}
+
 void csv_reader_free(struct csv_reader *r)
 {
 	if (!r)
 		return;
+	if (r->ra_running) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = 1;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->ra_thread, NULL);
+	}
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	rec_buf_free(&r->c);
+	rec_buf_free(&r->ready);
 	if (r->parser_ready)
 		csv_free(&r->parser);
 	if (r->f)
@@ -662,9 +861,7 @@ void csv_reader_free(struct csv_reader *r)
 		gzclose(r->gz);
 	free(r->path);
 	free(r->chunk);
-	free(r->text);
-	free(r->field_off);
-	free(r->queue);
+	rec_buf_free(&r->b);
 	free(r->out);
 	free(r);
 }

@@ -87,6 +87,15 @@ int csv_reader_set_delimiter(struct csv_reader *r, char delim);
 void csv_reader_set_fast_path(struct csv_reader *r, int on);
 
 /*
+ * Read-ahead: a second thread reads (and for gzip decompresses) the file and
+ * splits it into records while the caller works on the ones before; the
+ * records, lines, faults and errors are the same as without it. Call it
+ * before the first csv_reader_next; off by default (a thread is worth it for
+ * large files only). The reader is then still used by one caller thread.
+ */
+void csv_reader_set_read_ahead(struct csv_reader *r, int on);
+
+/*
  * Field `field` of the record `ahead` records after the one csv_reader_next
  * returned last, when that record is parsed already; NULL when it is not (or
  * has fewer fields). Read-only, for prefetching what a later row will need;

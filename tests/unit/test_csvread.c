@@ -423,8 +423,12 @@ static void test_field_limit(void **state)
  * faults, errors), on random files of commas, quotes, blanks, CR, LF, NUL and
  * high bytes, long enough to cross the 64 KiB chunks.
  */
-/* Random files read by the fast path and by libcsv alone, with delimiter delim: the same records. */
-static void fast_path_matches_libcsv(char delim, int rounds)
+/*
+ * Random files read by the fast path and by libcsv alone (read_ahead 0), or
+ * by the fast path without and with read-ahead (read_ahead 1), with
+ * delimiter delim: the same records, lines, faults and errors.
+ */
+static void fast_path_matches(char delim, int rounds, int read_ahead)
 {
 	static const char alphabet[] = { 'a', 'b', '1', ',', ',', ' ', '\t', '\n', '\n', '\r',
 					 '"', '.', '\0', (char)0xc3, (char)0xa9, (char)0xff, ';', ';' };
@@ -449,7 +453,10 @@ static void fast_path_matches_libcsv(char delim, int rounds)
 		b = fx_open_bytes(text, len);
 		assert_int_equal(csv_reader_set_delimiter(a->r, delim), 0);
 		assert_int_equal(csv_reader_set_delimiter(b->r, delim), 0);
-		csv_reader_set_fast_path(b->r, 0);
+		if (read_ahead)
+			csv_reader_set_read_ahead(b->r, 1);
+		else
+			csv_reader_set_fast_path(b->r, 0);
 		for (;;) {
 			char **fa, **fb;
 			size_t na, nb, la, lb;
@@ -482,7 +489,20 @@ static void fast_path_matches_libcsv(char delim, int rounds)
 static void test_fast_path_matches_libcsv(void **state)
 {
 	(void)state;
-	fast_path_matches_libcsv(',', 40);
+	fast_path_matches(',', 40, 0);
+}
+
+/*
+ * Read-ahead hands over the records of one read at a time, with a record cut
+ * by the read's end carried into the next: files of 150-200 KB span several
+ * reads, quotes (with newlines inside) cross them, and a malformed quote
+ * fails after the good records before it, as without read-ahead.
+ */
+static void test_read_ahead_matches(void **state)
+{
+	(void)state;
+	fast_path_matches(',', 40, 1);
+	fast_path_matches(';', 10, 1);
 }
 
 /* ';' and tab: the delimiter splits, a comma is text, a tab delimiter is never trimmed away. */
@@ -505,8 +525,8 @@ static void test_other_delimiters(void **state)
 	assert_int_equal(csv_reader_set_delimiter(fx->r, '|'), LTV_EINVAL);
 	fx_close(fx);
 	(void)err;
-	fast_path_matches_libcsv(';', 15);
-	fast_path_matches_libcsv('\t', 15);
+	fast_path_matches(';', 15, 0);
+	fast_path_matches('\t', 15, 0);
 }
 
 /* A gzip file gives the records of its plain text, with the same lines; a cut one fails. */
@@ -534,6 +554,7 @@ static void test_gzip(void **state)
 	b = csv_reader_open(gz, &err);
 	assert_non_null(a);
 	assert_non_null(b);
+	csv_reader_set_read_ahead(b, 1); /* a thread decompresses and splits */
 	do {
 		ra = csv_reader_next(a, &fa, &na, &la, &err);
 		rb = csv_reader_next(b, &fb, &nb, &lb, &err);
@@ -564,6 +585,7 @@ static void test_gzip(void **state)
 	}
 	b = csv_reader_open(cut, &err);
 	assert_non_null(b);
+	csv_reader_set_read_ahead(b, 1);
 	while ((rb = csv_reader_next(b, &fb, &nb, &lb, &err)) == 1)
 		;
 	assert_int_equal(rb, LTV_EIO);
@@ -648,6 +670,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_field_limit),
 		cmocka_unit_test(test_fast_path_matches_libcsv),
+		cmocka_unit_test(test_read_ahead_matches),
 		cmocka_unit_test(test_other_delimiters),
 		cmocka_unit_test(test_gzip),
 	};

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# usage: bench/ingest_threads.sh USERS [LTVPIPE]
+#
+# How ingest's CPU splits between its threads: the stage thread (validation,
+# user lookups, aggregation, user-day blocks), the users writer (SQLite
+# inserts while users.csv is parsed) and each file's read-ahead thread
+# (read, gunzip, split into records). On a quiet machine ingest's wall time
+# is about the stage thread's share of the CPU, so this is the figure that
+# says what the threads buy when the shared machine's walls say nothing.
+# Generates USERS users with events ordered by time, runs `run --only ingest`
+# once under `perf record` (CPU clock samples) and prints each thread's share
+# of the samples, with the run's CPU seconds (GNU /usr/bin/time).
+set -euo pipefail
+[ $# -ge 1 ] && [[ $1 =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/ingest_threads.sh USERS [LTVPIPE]" >&2; exit 2; }
+users=$1
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$(realpath "${2:-$root/ltvpipe}")
+command -v perf >/dev/null || { echo "bench/ingest_threads.sh: needs perf" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench/ingest_threads.sh: needs GNU /usr/bin/time" >&2; exit 2; }
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-ingest-threads.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+cd "$scratch"
+"$bin" generate --users "$users" --order time --out data >/dev/null
+mb=$(du -cb data/users.csv data/events.csv | awk 'END { printf "%.1f", $1 / 1e6 }')
+/usr/bin/time -f '%e %U %S' -o time.out perf record -q -F 1000 -s -o perf.data \
+	"$bin" run --config "$root/config/ltvpipe.yaml" --only ingest >/dev/null 2>run.err ||
+	{ cat run.err >&2; exit 1; }
+read -r wall usr sys <time.out
+echo "ingest of $users users ($mb MB of CSV, events by time): wall ${wall} s, CPU $(awk -v u="$usr" -v s="$sys" 'BEGIN { print u + s }') s, load $(cut -d' ' -f1 /proc/loadavg)"
+# Largest share first: that is the stage thread (the others are the users
+# writer and the two files' read-ahead threads).
+perf report -i perf.data --sort pid --stdio 2>/dev/null | awk '/%/ && !/^#/ { printf "  thread %-8s %s of the CPU samples\n", $2, $1 }'
