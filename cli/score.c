@@ -1153,6 +1153,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	double started = now_seconds();
 
 	user_data_init(&mem);
+	memory_keep_freed(); /* one batch: reuse what each step frees (include/ltv/common.h) */
 
 	if (!opts->output)
 		return err_set(err, LTV_EUSAGE, "score: --output F is required (the users CSV)");

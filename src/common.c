@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #ifdef __GLIBC__
+#include <limits.h>
 #include <malloc.h>
 #endif
 #include <math.h>
@@ -271,6 +272,15 @@ void memory_limit_arenas(int arenas)
 	(void)mallopt(M_ARENA_MAX, arenas);
 #else
 	(void)arenas;
+#endif
+}
+
+void memory_keep_freed(void)
+{
+#ifdef __GLIBC__
+	/* the largest value mallopt takes: blocks of any size come from the heap */
+	(void)mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, INT_MAX);
 #endif
 }
 
