@@ -278,8 +278,8 @@ void memory_limit_arenas(int arenas)
 void memory_keep_freed(void)
 {
 #ifdef __GLIBC__
-	/* the largest value mallopt takes: blocks of any size come from the heap */
-	(void)mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	/* no block of its own mapping (M_MMAP_THRESHOLD stops at 32 MB): all from the heap */
+	(void)mallopt(M_MMAP_MAX, 0);
 	(void)mallopt(M_TRIM_THRESHOLD, INT_MAX);
 #endif
 }
