@@ -204,7 +204,7 @@ static int predict_mix(const struct loaded_model *m, const struct model_data *d,
 		       const size_t *rows, size_t n, struct mix_preds *out, struct ltv_err *err)
 {
 	struct served sv;
-	int ret = serving_predict(m, d, rows, n, &sv, err);
+	int ret = serving_predict_with(m, d, rows, n, SERVING_PAYER_EVERY_HORIZON, &sv, err);
 
 	for (size_t h = 0; ret == 0 && h < sv.n_horizons; h++) {
 		/* Taken over from sv, which then frees only what is left. */

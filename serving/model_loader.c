@@ -71,10 +71,9 @@ static int load_tiers(struct loaded_model *m, struct registry *reg, struct ltv_e
 	return ret;
 }
 
-int model_load(struct registry *reg, const struct config *cfg, int64_t version,
-	       struct loaded_model *out, struct ltv_err *err)
+int model_load_config(struct registry *reg, const struct config *cfg, int64_t version,
+		      struct loaded_model *out, struct ltv_err *err)
 {
-	const struct artefact_info *methods[METHOD_COUNT];
 	int ret = 0;
 	size_t loaded = 0;
 
@@ -96,6 +95,22 @@ int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 		goto out;
 	feature_params_apply(&out->params, &out->cfg);
 	predictor_init(&out->pred, &out->cfg, &out->params);
+out:
+	if (ret < 0) {
+		for (size_t i = 0; i < loaded; i++)
+			artefact_info_release(&out->art[i]);
+		memset(out->art, 0, sizeof(out->art));
+		model_release(out);
+		return err_prefix(err, "model version %lld", (long long)version);
+	}
+	return 0;
+}
+
+int model_load_models(struct registry *reg, struct loaded_model *out, struct ltv_err *err)
+{
+	const struct artefact_info *methods[METHOD_COUNT];
+	int ret;
+
 	for (int k = 0; k < METHOD_COUNT; k++)
 		methods[k] = model_artefact(out, method_table[k]->name);
 	ret = encodings_load(reg, model_artefact(out, "features")->id, &out->enc, err);
@@ -111,15 +126,19 @@ int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 		ret = predictor_load_bands(&out->pred, reg, model_artefact(out, "calibrate"), err);
 	if (ret == 0)
 		ret = load_tiers(out, reg, err);
-out:
-	if (ret < 0) {
-		for (size_t i = 0; i < loaded; i++)
-			artefact_info_release(&out->art[i]);
-		memset(out->art, 0, sizeof(out->art));
-		model_release(out);
-		return err_prefix(err, "model version %lld", (long long)version);
-	}
+	if (ret < 0)
+		return err_prefix(err, "model version %lld", (long long)out->version);
 	return 0;
+}
+
+int model_load(struct registry *reg, const struct config *cfg, int64_t version,
+	       struct loaded_model *out, struct ltv_err *err)
+{
+	int ret = model_load_config(reg, cfg, version, out, err);
+
+	if (ret == 0 && (ret = model_load_models(reg, out, err)) < 0)
+		model_release(out);
+	return ret;
 }
 
 void model_release(struct loaded_model *m)

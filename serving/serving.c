@@ -123,6 +123,13 @@ void served_copy_row(struct served *dst, size_t i, const struct served *src, siz
 int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		    const size_t *rows, size_t n, struct served *out, struct ltv_err *err)
 {
+	return serving_predict_with(m, d, rows, n, 0, out, err);
+}
+
+int serving_predict_with(const struct loaded_model *m, const struct model_data *d,
+			 const size_t *rows, size_t n, unsigned flags, struct served *out,
+			 struct ltv_err *err)
+{
 	const struct feature_params *fp = &m->params;
 	const double *age = frame_column(&d->frame, "age_days");
 	const double *seen = frame_column(&d->frame, "rev_to_date");
@@ -155,9 +162,13 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		const double *label = model_data_label(d, horizon);
 		const int is_target = horizon == fp->target_horizon;
 		double *v = out->ltv[h];
+		/* p_payer asks hurdle for every row; elsewhere only its rows run it */
+		const int payer = is_target || (flags & SERVING_PAYER_EVERY_HORIZON);
 
+		for (size_t i = 0; !payer && i < n; i++)
+			out->p_payer_h[h][i] = NAN;
 		ret = predictor_predict_raw(&m->pred, d, rows, n, horizon, v, served,
-					    out->p_payer_h[h], err);
+					    payer ? out->p_payer_h[h] : NULL, err);
 		if (ret < 0)
 			break;
 		memcpy(out->raw_h[h], v, n * sizeof(double));

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #ifdef __GLIBC__
+#include <limits.h>
 #include <malloc.h>
 #endif
 #include <math.h>
@@ -271,6 +272,15 @@ void memory_limit_arenas(int arenas)
 	(void)mallopt(M_ARENA_MAX, arenas);
 #else
 	(void)arenas;
+#endif
+}
+
+void memory_keep_freed(void)
+{
+#ifdef __GLIBC__
+	/* no block of its own mapping (M_MMAP_THRESHOLD stops at 32 MB): all from the heap */
+	(void)mallopt(M_MMAP_MAX, 0);
+	(void)mallopt(M_TRIM_THRESHOLD, INT_MAX);
 #endif
 }
 

@@ -40,6 +40,18 @@ int model_resolve(struct registry *reg, const char *ref, int64_t *out_version,
 		  struct ltv_err *err);
 int model_load(struct registry *reg, const struct config *cfg, int64_t version,
 	       struct loaded_model *out, struct ltv_err *err);
+/*
+ * model_load in two steps, so a caller can read its input while the models
+ * load: model_load_config gives the version's configuration and feature
+ * parameters (what reading input files needs), releasing out on failure;
+ * model_load_models then the models, selection, calibration and tiers. It
+ * writes none of out->cfg and out->params, which another thread may read
+ * meanwhile; on failure out stays the caller's to release (model_release),
+ * for the same reason.
+ */
+int model_load_config(struct registry *reg, const struct config *cfg, int64_t version,
+		      struct loaded_model *out, struct ltv_err *err);
+int model_load_models(struct registry *reg, struct loaded_model *out, struct ltv_err *err);
 void model_release(struct loaded_model *m);
 
 /* The tier the model gives (app, campaign): its tiers artefact's, 3 when unknown. */

@@ -26,7 +26,11 @@ struct served {
 	double *raw;       /* uncalibrated prediction at the target horizon */
 	double *raw_h[PREDICTOR_MAX_HORIZONS]; /* uncalibrated prediction per horizon */
 	double *p_payer;   /* P(pays again before the target horizon), NaN when unknown */
-	double *p_payer_h[PREDICTOR_MAX_HORIZONS]; /* the same before each horizon */
+	/*
+	 * The same before each horizon: at the target horizon always, at the
+	 * others only with SERVING_PAYER_EVERY_HORIZON (NaN without it).
+	 */
+	double *p_payer_h[PREDICTOR_MAX_HORIZONS];
 	int *method;       /* method that served at the target horizon */
 	int *fallback;     /* 1 when that was not the chosen method */
 	/* 80% interval of ltv per horizon (equal to ltv when observed; NaN: no band) */
@@ -52,6 +56,20 @@ const char *serving_risk_segment(double p_alive);
  */
 int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		    const size_t *rows, size_t n, struct served *out, struct ltv_err *err);
+
+/*
+ * Flags of serving_predict_with. SERVING_PAYER_EVERY_HORIZON: p_payer_h at
+ * every horizon, not only the target's. Only evaluate reads them; without it
+ * a horizon where no row's method is hurdle runs no hurdle trees at all (at
+ * 1M users, hurdle at the two other horizons was a fifth of scoring's CPU).
+ * Every other value is the same with or without it.
+ */
+enum { SERVING_PAYER_EVERY_HORIZON = 1 };
+
+/* serving_predict with flags (the SERVING_* above, or 0 for serving_predict's own). */
+int serving_predict_with(const struct loaded_model *m, const struct model_data *d,
+			 const size_t *rows, size_t n, unsigned flags, struct served *out,
+			 struct ltv_err *err);
 void served_release(struct served *s);
 /* Row j of src into row i of dst (same horizons): an A/B arm's prediction replacing another's. */
 void served_copy_row(struct served *dst, size_t i, const struct served *src, size_t j);

@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "ltv/config.h"
 #include "ltv/log.h"
@@ -187,10 +188,77 @@ static void test_serving_rules_at_several_as_of(void **state)
 	assert_true(all.between_snapshots > 100); /* and blended ages occur */
 }
 
+/* a and b hold the same bits (NaN equal to NaN) in n doubles */
+static int same_bits(const double *a, const double *b, size_t n)
+{
+	return memcmp(a, b, n * sizeof(double)) == 0;
+}
+
+/*
+ * SERVING_PAYER_EVERY_HORIZON adds p_payer at the horizons other than the
+ * target and changes nothing else, bit for bit: without it a horizon whose
+ * rows chose no hurdle runs no hurdle trees (scoring's saving), and the
+ * served values must not depend on that.
+ */
+static void test_serving_payer_flag_changes_only_payers(void **state)
+{
+	const struct test_pipeline *fx = *state;
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct model_data d;
+	struct served a, b;
+	struct ltv_err err = { 0 };
+	int64_t version = 0;
+	size_t *rows, other_payers = 0;
+	int target;
+
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    model_resolve(reg, "production", &version, &err) != 0 ||
+	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
+		fail_msg("model: %s", err.msg);
+	if (model_data_for_scoring(&m, reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &d, &err) != 0)
+		fail_msg("model_data_for_scoring: %s", err.msg);
+	rows = test_all_rows(d.frame.n_rows);
+	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0 ||
+	    serving_predict_with(&m, &d, rows, d.frame.n_rows, SERVING_PAYER_EVERY_HORIZON, &b, &err) != 0)
+		fail_msg("serving_predict: %s", err.msg);
+	target = feature_params_horizon_index(&m.params, m.params.target_horizon);
+	assert_true(target >= 0 && a.n_horizons > 1 && a.n > 100);
+	for (size_t h = 0; h < a.n_horizons; h++) {
+		assert_true(same_bits(a.ltv[h], b.ltv[h], a.n));
+		assert_true(same_bits(a.raw_h[h], b.raw_h[h], a.n));
+		assert_true(same_bits(a.ltv_lo[h], b.ltv_lo[h], a.n));
+		assert_true(same_bits(a.ltv_hi[h], b.ltv_hi[h], a.n));
+		assert_memory_equal(a.observed[h], b.observed[h], a.n);
+		for (size_t i = 0; i < a.n; i++) {
+			if ((int)h == target) {
+				assert_true(same_bits(&a.p_payer_h[h][i], &b.p_payer_h[h][i], 1));
+				continue;
+			}
+			/* without the flag: not computed; with it: hurdle's probability */
+			assert_true(isnan(a.p_payer_h[h][i]));
+			other_payers += !isnan(b.p_payer_h[h][i]);
+		}
+	}
+	assert_true(other_payers > a.n); /* the flag computed them at the other horizons */
+	assert_true(same_bits(a.raw, b.raw, a.n) && same_bits(a.p_payer, b.p_payer, a.n));
+	assert_true(same_bits(a.p_alive, b.p_alive, a.n));
+	assert_true(same_bits(a.p_purchase_30d, b.p_purchase_30d, a.n));
+	assert_memory_equal(a.method, b.method, a.n * sizeof(int));
+	assert_memory_equal(a.fallback, b.fallback, a.n * sizeof(int));
+	served_release(&a);
+	served_release(&b);
+	free(rows);
+	model_data_release(&d);
+	model_release(&m);
+	registry_close(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serving_rules_at_several_as_of),
+		cmocka_unit_test(test_serving_payer_flag_changes_only_payers),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
