@@ -743,7 +743,8 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 
 /* The served mix's campaign WAPE on the validation rows at horizon (NaN: not measurable). */
 static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_data *d,
-				const struct predictor *p, int64_t horizon, const struct row_split *s)
+				const struct predictor *p, int64_t horizon, const struct row_split *s,
+				double *const *by_method)
 {
 	const double *y = model_data_label(d, horizon);
 	const size_t n = s->n_valid, alloc = n ? n : 1;
@@ -753,7 +754,9 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
 	struct ltv_err err = { 0 };
 	double wape = NAN;
 
-	if (y && n > 0 && predictor_predict_raw(p, d, s->valid, n, horizon, pred, NULL, NULL, &err) == 0) {
+	if (y && n > 0 &&
+	    predictor_predict_raw_given(p, d, s->valid, n, horizon, (const double *const *)by_method,
+					pred, NULL, NULL, &err) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			actual[i] = y[s->valid[i]];
 			group[i] = model_data_cohort(d, s->valid[i]);
@@ -790,11 +793,11 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 	/* select.rank_share 2: kept whatever the totals say (ranking over totals) */
 	if (p->share[h].ranker[0] >= 0 && ctx->cfg->select.rank_share == 1) {
 		struct rank_share fitted = p->share[h];
-		const double with = mix_campaign_wape(ctx, d, p, horizon, s);
+		const double with = mix_campaign_wape(ctx, d, p, horizon, s, pred);
 		double alone;
 
 		rank_share_init(&p->share[h]);
-		alone = mix_campaign_wape(ctx, d, p, horizon, s);
+		alone = mix_campaign_wape(ctx, d, p, horizon, s, pred);
 		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without",
 				    with <= alone ? "kept" : "dropped", with, alone);
 		if (with <= alone) {

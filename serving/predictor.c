@@ -769,6 +769,15 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err)
 {
+	return predictor_predict_raw_given(p, d, rows, n, horizon, NULL, out_ltv, out_method,
+					   out_p_payer, err);
+}
+
+int predictor_predict_raw_given(const struct predictor *p, const struct model_data *d,
+				const size_t *rows, size_t n, int64_t horizon,
+				const double *const *given, double *out_ltv, int *out_method,
+				double *out_p_payer, struct ltv_err *err)
+{
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const int h = feature_params_horizon_index(&p->params, horizon);
@@ -797,6 +806,11 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 		done[m] = xcalloc(alloc, 1);
 		for (size_t i = 0; i < n; i++)
 			pred[m][i] = NAN;
+		/* a method the caller has predicted already: nothing left to predict */
+		if (given && given[m] && !(m == 0 && out_p_payer)) {
+			memcpy(pred[m], given[m], n * sizeof(double));
+			memset(done[m], 1, n);
+		}
 	}
 	predictor_chosen_methods(p, d, rows, n, h, chosen);
 	share_ratios(p, d, rows, n, h, chosen, ranker, ratio);

@@ -142,6 +142,21 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err);
 /*
+ * The same, with given[m] (when given and given[m] are not NULL) the
+ * predictions predictor_predict_method made for method m over all of
+ * rows[0..n) at horizon: they are used instead of predicting again (select
+ * judges the mix on rows it has predicted by every method). Equal to
+ * predictor_predict_raw because a method predicts a row alone, or, for a
+ * cohort-level method (curves), from its cohort's rows, and
+ * predictor_predict_raw only asks such a method for whole cohorts (the
+ * chosen method, a blend's tier, the ranker of a shared cohort; curves is in
+ * no fallback). hurdle's given values are not used when out_p_payer is asked.
+ */
+int predictor_predict_raw_given(const struct predictor *p, const struct model_data *d,
+				const size_t *rows, size_t n, int64_t horizon,
+				const double *const *given, double *out_ltv, int *out_method,
+				double *out_p_payer, struct ltv_err *err);
+/*
  * Applies the calibration of each row's tier at horizon, in place, to the
  * revenue still to come: ltv[i] = rev_floor[i] + max(0, cal(ltv[i] -
  * rev_floor[i])), rev_floor[i] being what the user spent so far (additive, so

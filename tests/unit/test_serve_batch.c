@@ -227,11 +227,81 @@ static void test_rank_share_ignores_batch_mates(void **state)
 	registry_close(reg);
 }
 
+/*
+ * select judges the mix on rows every method has predicted already
+ * (predictor_predict_raw_given): the mix from those predictions is the one
+ * predictor_predict_raw makes, bit for bit, for a batch of every known
+ * campaign (two users each, curves' cohorts among them) at every horizon.
+ */
+static void test_raw_given_equals_raw(void **state)
+{
+	struct test_pipeline *fx = *state;
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct user_batch b;
+	struct ltv_err err = { 0 };
+	int64_t version = 0;
+	size_t n, *rows;
+
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    model_resolve(reg, "production", &version, &err) != 0 ||
+	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
+		fail_msg("model: %s", err.msg);
+	n = 2 * m.enc.n_apps * m.enc.n_campaigns;
+	user_batch_init(&b, &m, n);
+	for (size_t i = 0; i < n; i++) {
+		const size_t k = i / 2;
+
+		if (user_batch_set_names(&b, i, m.enc.apps[k / m.enc.n_campaigns],
+					 m.enc.campaigns[k % m.enc.n_campaigns], &err) != 0 ||
+		    user_batch_set(&b, i, "age_days", i % 2 ? 5 : 20, &err) != 0 ||
+		    user_batch_set(&b, i, "rev_window", i % 2 ? 3 : 40, &err) != 0 ||
+		    user_batch_set(&b, i, "purchases_window", i % 2 ? 1 : 4, &err) != 0)
+			fail_msg("user: %s", err.msg);
+	}
+	if (user_batch_finish(&b, &m, &err) != 0)
+		fail_msg("batch: %s", err.msg);
+	rows = test_all_rows(n);
+	for (size_t h = 0; h < m.params.horizons.n; h++) {
+		const int64_t horizon = m.params.horizons.v[h];
+		double *given[METHOD_COUNT], *raw = xmalloc(n * sizeof(double));
+		double *from_given = xmalloc(n * sizeof(double));
+		int *served_raw = xmalloc(n * sizeof(int)), *served_given = xmalloc(n * sizeof(int));
+
+		for (int k = 0; k < METHOD_COUNT; k++) {
+			given[k] = xmalloc(n * sizeof(double));
+			if (predictor_predict_method(&m.pred, k, &b.d, rows, n, horizon, given[k], NULL,
+						     &err) != 0)
+				fail_msg("predict %d: %s", k, err.msg);
+		}
+		if (predictor_predict_raw(&m.pred, &b.d, rows, n, horizon, raw, served_raw, NULL, &err) != 0 ||
+		    predictor_predict_raw_given(&m.pred, &b.d, rows, n, horizon,
+						(const double *const *)given, from_given, served_given,
+						NULL, &err) != 0)
+			fail_msg("predict raw: %s", err.msg);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(test_same_number(raw[i], from_given[i]));
+			assert_int_equal(served_raw[i], served_given[i]);
+		}
+		for (int k = 0; k < METHOD_COUNT; k++)
+			free(given[k]);
+		free(raw);
+		free(from_given);
+		free(served_raw);
+		free(served_given);
+	}
+	free(rows);
+	user_batch_release(&b);
+	model_release(&m);
+	registry_close(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_prediction_ignores_batch_mates),
 		cmocka_unit_test(test_rank_share_ignores_batch_mates),
+		cmocka_unit_test(test_raw_given_equals_raw),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
