@@ -72,11 +72,26 @@ static void put_number(struct jbuf *b, double v)
 		jbuf_fixed(b, v, 4);
 }
 
+/* The length of s, or (size_t)-1 when it needs quotes (csv_field_needs_quotes), in one pass. */
+static size_t plain_field_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (s[n] == ',' || s[n] == '"' || s[n] == '\r' || s[n] == '\n')
+			return (size_t)-1;
+	if (n && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+		return (size_t)-1;
+	return n;
+}
+
 /* A field as csv_write_field writes it. */
 static void put_field(struct jbuf *b, const char *s)
 {
-	if (!csv_field_needs_quotes(s)) {
-		jbuf_puts(b, s);
+	const size_t n = plain_field_len(s);
+
+	if (n != (size_t)-1) {
+		jbuf_add(b, s, n);
 		return;
 	}
 	jbuf_add(b, "\"", 1);
