@@ -90,10 +90,22 @@ struct hurdle_fit {
 	const char *const *names;
 };
 
-/* The task's current thread share, asked anew before each fit. */
+/* gbt_param.threads_now: the task's share of the cores at this moment. */
+static int task_threads_now(void *task)
+{
+	return stage_task_threads(task);
+}
+
+/*
+ * The task's current thread share, asked before each fit and again before
+ * each boosting round: when the other horizons and stages finish, the
+ * running fit takes their cores (identical trees, gbt.h).
+ */
 static void param_init(const struct hurdle_fit *hf, const char *objective, struct gbt_param *p)
 {
 	gbt_artefact_param(hf->sec, objective, stage_task_threads(hf->task), p);
+	p->threads_now = task_threads_now;
+	p->threads_arg = hf->task;
 }
 
 /* 1 for a payer (revenue after the window), else 0. */

@@ -118,31 +118,42 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 	return ret;
 }
 
-static int load_column(struct registry *reg, int64_t artefact_id, const char *name,
-		       size_t n_rows, double *dst, struct ltv_err *err)
+/* Where one stored column is parsed to (registry_blob_read's arg). */
+struct column_dest {
+	const char *name, *key;
+	int64_t artefact_id;
+	size_t n_rows;
+	double *dst;
+};
+
+static int read_column(const void *data, size_t len, void *arg, struct ltv_err *err)
 {
+	const struct column_dest *c = arg;
 	struct blob_reader r;
-	char key[300];
-	void *data = NULL;
-	size_t len;
 	uint32_t version;
 	int ret;
 
-	snprintf(key, sizeof(key), "col:%s", name);
-	ret = registry_blob_get(reg, artefact_id, key, &data, &len, err);
-	if (ret < 0)
-		return ret;
 	blob_reader_init(&r, data, len);
 	ret = blob_get_header(&r, COLUMN_MAGIC, 1, &version, err);
-	if (ret == 0 && blob_get_u64(&r) != n_rows)
+	if (ret == 0 && blob_get_u64(&r) != c->n_rows)
 		ret = err_set(err, LTV_EINVAL, "column '%s' of artefact %lld has the wrong row count",
-			      name, (long long)artefact_id);
+			      c->name, (long long)c->artefact_id);
 	if (ret == 0)
-		ret = blob_get_bytes(&r, dst, n_rows * sizeof(double));
+		ret = blob_get_bytes(&r, c->dst, c->n_rows * sizeof(double));
 	if (ret == 0)
-		ret = blob_reader_status(&r, key, err);
-	free(data);
+		ret = blob_reader_status(&r, c->key, err);
 	return ret;
+}
+
+/* Straight from SQLite's bytes into dst: no copy of the whole blob first. */
+static int load_column(struct registry *reg, int64_t artefact_id, const char *name,
+		       size_t n_rows, double *dst, struct ltv_err *err)
+{
+	char key[300];
+	struct column_dest c = { name, key, artefact_id, n_rows, dst };
+
+	snprintf(key, sizeof(key), "col:%s", name);
+	return registry_blob_read(reg, artefact_id, key, read_column, &c, err);
 }
 
 int frame_load(struct registry *reg, int64_t artefact_id, const char *const *names,

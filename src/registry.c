@@ -1065,8 +1065,8 @@ int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct l
 	return ret;
 }
 
-int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
-		      void **out_data, size_t *out_len, struct ltv_err *err)
+int registry_blob_read(struct registry *reg, int64_t artefact_id, const char *key,
+		       registry_blob_reader read, void *arg, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "SELECT key, data, checksum FROM artefact_blobs WHERE artefact_id = ?"
@@ -1079,14 +1079,10 @@ int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key
 	bind_text(st, 2, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && (ret = check_blob_row(reg, st, artefact_id, err)) == 0) {
-		size_t len = (size_t)sqlite3_column_bytes(st, 1);
-		void *data = xmalloc(len);
+		const void *data = sqlite3_column_blob(st, 1);
 
-		/* Copy: SQLite's pointer is only valid until the next step/finalize. */
-		if (len)
-			memcpy(data, sqlite3_column_blob(st, 1), len);
-		*out_data = data;
-		*out_len = len;
+		/* SQLite's pointer is valid until the next step/finalize: read uses it now. */
+		ret = read(data ? data : "", (size_t)sqlite3_column_bytes(st, 1), arg, err);
 	} else if (rc == SQLITE_ROW) {
 		/* damaged: ret and err are set */
 	} else if (rc == SQLITE_DONE) {
@@ -1096,6 +1092,36 @@ int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key
 		ret = SQL_FAIL(reg, err, "reading a blob");
 	}
 	sqlite3_finalize(st);
+	return ret;
+}
+
+struct blob_copy {
+	void *data;
+	size_t len;
+};
+
+static int blob_copy_read(const void *data, size_t len, void *arg, struct ltv_err *err)
+{
+	struct blob_copy *c = arg;
+
+	(void)err;
+	c->data = xmalloc(len ? len : 1);
+	if (len)
+		memcpy(c->data, data, len);
+	c->len = len;
+	return 0;
+}
+
+int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
+		      void **out_data, size_t *out_len, struct ltv_err *err)
+{
+	struct blob_copy c = { NULL, 0 };
+	int ret = registry_blob_read(reg, artefact_id, key, blob_copy_read, &c, err);
+
+	if (ret == 0) {
+		*out_data = c.data;
+		*out_len = c.len;
+	}
 	return ret;
 }
 

@@ -50,6 +50,14 @@ struct gbt_param {
 	int max_bin;                   /* 2..1024: histogram bins per feature (hist) */
 	uint32_t seed;
 	int n_threads;                 /* >= 1, explicit: never "all cores" */
+	/*
+	 * NULL, or asked before each boosting round for the fit's thread count
+	 * now (>= 1; e.g. a stage task's share of the cores, which grows when
+	 * its neighbours finish). The booster's nthread follows it from that
+	 * round on; the model does not change (see below), only the cores used.
+	 */
+	int (*threads_now)(void *arg);
+	void *threads_arg;
 };
 
 /*

@@ -166,6 +166,16 @@ int registry_blob_put(struct registry *reg, int64_t artefact_id, const char *key
 int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
 		      void **out_data, size_t *out_len, struct ltv_err *err);
 /*
+ * Checks the blob like registry_blob_get, then hands SQLite's own bytes to
+ * read(data, len, arg, err), valid only during that call, and returns what
+ * read returns: no buffer of the whole blob is made (a frame column is
+ * parsed straight into its destination).
+ */
+typedef int (*registry_blob_reader)(const void *data, size_t len, void *arg,
+				    struct ltv_err *err);
+int registry_blob_read(struct registry *reg, int64_t artefact_id, const char *key,
+		       registry_blob_reader read, void *arg, struct ltv_err *err);
+/*
  * Checks that an artefact is still whole: every blob matches its checksum and
  * none is missing (the count recorded by registry_artefact_finish). Reads
  * every blob, so it costs one pass over the artefact's bytes; blobs and

@@ -93,6 +93,8 @@ void gbt_param_init_defaults(struct gbt_param *p)
 	p->max_bin = 256;
 	p->seed = 0;
 	p->n_threads = 1;
+	p->threads_now = NULL;
+	p->threads_arg = NULL;
 }
 
 enum label_rule { LABEL_UNIT, LABEL_ANY, LABEL_POSITIVE, LABEL_NONNEG };
@@ -343,6 +345,31 @@ static int booster_configure(BoosterHandle b, const struct gbt_param *p, const c
 	return 0;
 }
 
+/*
+ * The booster's thread count follows p->threads_now, asked before each round:
+ * a fit that started beside others (one core each) takes the cores they leave
+ * (hurdle's longest payer fit at 1,000,000 users ran its last rounds on one
+ * core with the other idle). Rounds are bit-identical for any nthread, so the
+ * model is too. *current is the count in force.
+ */
+static int booster_follow_threads(BoosterHandle b, const struct gbt_param *p, int *current,
+				  struct ltv_err *err)
+{
+	int n;
+
+	if (!p->threads_now)
+		return 0;
+	n = p->threads_now(p->threads_arg);
+	if (n < 1)
+		n = 1;
+	if (n > 1024)
+		n = 1024;
+	if (n == *current)
+		return 0;
+	*current = n;
+	return booster_set_double(b, "nthread", n, err);
+}
+
 /* Parses the value out of "[12]\tvalid-rmse:0.1234" (one data set, one metric). */
 static int parse_eval(const char *text, double *out_score, struct ltv_err *err)
 {
@@ -484,7 +511,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	struct gbt_model *m = NULL;
 	const char *reason = gbt_param_check(p);
 	char *metric = NULL;
-	int best = -1, rounds = 0, maximise;
+	int best = -1, rounds = 0, maximise, threads = p->n_threads;
 	double best_score = NAN;
 	int ret = 0;
 
@@ -526,6 +553,8 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 		const char *eval_text = NULL;
 		double score = NAN;
 
+		if ((ret = booster_follow_threads(booster, p, &threads, err)) < 0)
+			goto out;
 		XGB_TRY(XGBoosterUpdateOneIter(booster, iter, dtrain));
 		rounds = iter + 1;
 		if (!dvalid) {
@@ -560,7 +589,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	m->best_iteration = best;
 	m->rounds_trained = rounds;
 	m->best_score = best_score;
-	m->n_threads = p->n_threads;
+	m->n_threads = threads; /* the booster's nthread now (booster_follow_threads) */
 	model_set_attrs(m);
 	if ((ret = model_warm_up(m, err)) < 0)
 		goto out;

@@ -488,16 +488,51 @@ static void test_tweedie_predicts_positive_means(void **state)
 	check_positive_objective("reg:tweedie", 7);
 }
 
-/* Same seed, 1 vs 2 threads, row and column sampling on: identical bits. */
+/* gbt_param.threads_now: a count that changes every round. */
+struct threads_script {
+	int calls;
+};
+
+static int threads_changing(void *arg)
+{
+	struct threads_script *s = arg;
+
+	return 1 + s->calls++ % 3; /* 1, 2, 3, 1, ... */
+}
+
+/* The same best round, predictions on x and saved bytes. */
+static void assert_same_model(struct gbt_model *m1, struct gbt_model *m2, const float *x,
+			      size_t n, size_t k)
+{
+	double *p1 = alloc_d(n), *p2 = alloc_d(n);
+	uint8_t *b1 = NULL, *b2 = NULL;
+	size_t len1 = 0, len2 = 0;
+	struct ltv_err err = { 0, "" };
+
+	assert_int_equal(gbt_best_iteration(m1), gbt_best_iteration(m2));
+	assert_int_equal(gbt_predict(m1, x, n, k, p1, &err), 0);
+	assert_int_equal(gbt_predict(m2, x, n, k, p2, &err), 0);
+	assert_memory_equal(p1, p2, n * sizeof(double));
+	assert_int_equal(gbt_save(m1, &b1, &len1, &err), 0);
+	assert_int_equal(gbt_save(m2, &b2, &len2, &err), 0);
+	assert_int_equal(len1, len2);
+	assert_memory_equal(b1, b2, len1);
+	free(p1), free(p2), free(b1), free(b2);
+}
+
+/*
+ * Same seed, row and column sampling on: 1 thread, 2 threads, and a thread
+ * count that changes before every round (threads_now: a stage task taking
+ * the cores its neighbours leave) give identical bits.
+ */
 static void test_thread_count_does_not_change_predictions(void **state)
 {
 	struct rng r = { 8 };
 	const size_t k = 8, n = 20000;
 	float *x, *y;
 	struct gbt_param p;
-	struct gbt_model *m1, *m2;
-	double *p1 = alloc_d(n), *p2 = alloc_d(n);
-	struct ltv_err err = { 0, "" };
+	struct gbt_model *m1, *m2, *m3;
+	struct threads_script script = { 0 };
 
 	(void)state;
 	make_linear(&r, n, k, 0.7, &x, &y);
@@ -510,13 +545,17 @@ static void test_thread_count_does_not_change_predictions(void **state)
 	m1 = fit_ok(&p, x, y, n * 3 / 4, x + n * 3 / 4 * k, y + n * 3 / 4, n / 4, k, NULL);
 	p.n_threads = 2;
 	m2 = fit_ok(&p, x, y, n * 3 / 4, x + n * 3 / 4 * k, y + n * 3 / 4, n / 4, k, NULL);
-	assert_int_equal(gbt_best_iteration(m1), gbt_best_iteration(m2));
-	assert_int_equal(gbt_predict(m1, x, n, k, p1, &err), 0);
-	assert_int_equal(gbt_predict(m2, x, n, k, p2, &err), 0);
-	assert_memory_equal(p1, p2, n * sizeof(double));
+	assert_same_model(m1, m2, x, n, k);
+	p.n_threads = 1;
+	p.threads_now = threads_changing;
+	p.threads_arg = &script;
+	m3 = fit_ok(&p, x, y, n * 3 / 4, x + n * 3 / 4 * k, y + n * 3 / 4, n / 4, k, NULL);
+	assert_int_equal(script.calls, gbt_rounds_trained(m3)); /* asked before every round */
+	assert_true(script.calls >= 3);
+	assert_same_model(m1, m3, x, n, k);
 
-	gbt_free(m1), gbt_free(m2);
-	free(x), free(y), free(p1), free(p2);
+	gbt_free(m1), gbt_free(m2), gbt_free(m3);
+	free(x), free(y);
 }
 
 static void test_missing_values_accepted(void **state)

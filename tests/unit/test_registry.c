@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "ltv/registry.h"
 
 static double mono_now(void)
@@ -318,6 +320,83 @@ static void test_unfinished_not_reused(void **state)
 	assert_string_equal(info.config, "");
 	artefact_info_release(&info);
 	registry_close(reg);
+	free(path);
+	test_scratch_free(dir);
+}
+
+/* registry_blob_read's reader: records the bytes it was handed and returns want_ret. */
+struct blob_seen {
+	int calls;
+	int want_ret;
+	size_t len;
+	unsigned char *copy;
+};
+
+static int blob_seen_read(const void *data, size_t len, void *arg, struct ltv_err *err)
+{
+	struct blob_seen *s = arg;
+
+	s->calls++;
+	s->len = len;
+	free(s->copy);
+	s->copy = xmalloc(len ? len : 1);
+	memcpy(s->copy, data, len);
+	if (s->want_ret < 0)
+		return err_set(err, s->want_ret, "reader refused");
+	return 0;
+}
+
+/*
+ * registry_blob_read hands the reader the stored bytes, passes its error on,
+ * and never calls it for an absent blob or one that fails its checksum.
+ */
+static void test_blob_read_hands_stored_bytes(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	const size_t big = 2 * 1024 * 1024 + 5;
+	unsigned char *data = xmalloc(big);
+	struct blob_seen seen = { 0 };
+	sqlite3 *db = NULL;
+	char sql[200];
+	int64_t id;
+
+	(void)state;
+	pattern(data, big, 11);
+	start_run(reg, "r");
+	id = commit_artefact(reg, "r", "model", "fp", "ch", NULL, 0, data, big, NULL);
+	assert_int_equal(registry_blob_read(reg, id, "body", blob_seen_read, &seen, &err), 0);
+	assert_int_equal(seen.calls, 1);
+	assert_int_equal(seen.len, big);
+	assert_memory_equal(seen.copy, data, big);
+
+	seen.want_ret = LTV_EINVAL;
+	assert_int_equal(registry_blob_read(reg, id, "body", blob_seen_read, &seen, &err),
+			 LTV_EINVAL);
+	assert_string_equal(err.msg, "reader refused");
+	seen.want_ret = 0;
+
+	assert_int_equal(registry_blob_read(reg, id, "absent", blob_seen_read, &seen, &err),
+			 LTV_ENOTFOUND);
+	assert_int_equal(seen.calls, 2);
+	registry_close(reg);
+
+	/* one byte changed behind the registry's back, its checksum kept */
+	snprintf(sql, sizeof(sql), "UPDATE artefact_blobs SET data = CAST(substr(data, 1, 100)"
+		 " || x'%02x' || substr(data, 102) AS BLOB) WHERE key = 'body'",
+		 (unsigned)(data[100] ^ 0xff));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reg = open_or_fail(path);
+	assert_true(registry_blob_read(reg, id, "body", blob_seen_read, &seen, &err) < 0);
+	assert_non_null(strstr(err.msg, "checksum"));
+	assert_int_equal(seen.calls, 2);
+
+	registry_close(reg);
+	free(seen.copy);
+	free(data);
 	free(path);
 	test_scratch_free(dir);
 }
@@ -879,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_versions_lineage_current),
 		cmocka_unit_test(test_unfinished_not_reused),
 		cmocka_unit_test(test_blobs_exact),
+		cmocka_unit_test(test_blob_read_hands_stored_bytes),
 		cmocka_unit_test(test_rollback_leaves_no_trace),
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_default_as_of),
