@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "ltv/blob.h"
 #include "ltv/frame.h"
@@ -33,12 +34,34 @@ void frame_release(struct frame *f)
 	memset(f, 0, sizeof(*f));
 }
 
+/* 2 MiB, the transparent huge page of x86-64 and of aarch64 with 4 KiB pages. */
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+/*
+ * A zeroed column. A large one (calloc maps it on its own, untouched) asks
+ * for transparent huge pages over the whole 2 MiB pages inside it: it is
+ * written once from end to end, and 4 KiB faults were a fifth of the
+ * features stage's CPU at 1,000,000 users (77,000 of them for the 317 MB
+ * frame). Every page is touched, so it costs no memory; on a kernel without
+ * THP the hint does nothing.
+ */
+static double *column_alloc(size_t n_rows)
+{
+	double *col = xcalloc(n_rows ? n_rows : 1, sizeof(double));
+	const uintptr_t lo = ((uintptr_t)col + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	const uintptr_t hi = ((uintptr_t)col + n_rows * sizeof(double)) & ~(HUGE_PAGE - 1);
+
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+	return col;
+}
+
 double *frame_add_column(struct frame *f, const char *name)
 {
 	f->names = xrealloc(f->names, (f->n_cols + 1) * sizeof(char *));
 	f->cols = xrealloc(f->cols, (f->n_cols + 1) * sizeof(double *));
 	f->names[f->n_cols] = xstrdup(name);
-	f->cols[f->n_cols] = xcalloc(f->n_rows ? f->n_rows : 1, sizeof(double));
+	f->cols[f->n_cols] = column_alloc(f->n_rows);
 	return f->cols[f->n_cols++];
 }
 
@@ -104,17 +127,22 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 	data = blob_writer_detach(&w, &len);
 	ret = registry_blob_put(reg, artefact_id, "frame", data, len, err);
 	free(data);
+	/*
+	 * One buffer for every column, rewritten in place: a new one per column
+	 * was a fresh mapping of n_rows * 8 bytes to fault in each time (35
+	 * columns of 9 MB at 1,000,000 users).
+	 */
 	for (size_t j = 0; j < f->n_cols && ret == 0; j++) {
 		char key[300];
 
+		w.len = 0;
 		blob_put_header(&w, COLUMN_MAGIC, 1);
 		blob_put_u64(&w, f->n_rows);
 		blob_put_bytes(&w, f->cols[j], f->n_rows * sizeof(double));
-		data = blob_writer_detach(&w, &len);
 		snprintf(key, sizeof(key), "col:%s", f->names[j]);
-		ret = registry_blob_put(reg, artefact_id, key, data, len, err);
-		free(data);
+		ret = registry_blob_put(reg, artefact_id, key, w.data, w.len, err);
 	}
+	blob_writer_release(&w);
 	return ret;
 }
 

@@ -279,7 +279,17 @@ static int open_common(const char *path, int flags, int busy_timeout_s,
 	if (flags & SQLITE_OPEN_READWRITE) {
 		/* WAL: readers (status, score, serve) never block the writer, and an
 		 * interrupted transaction is rolled back from the log on next open. */
-		ret = exec_sql(reg, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", err);
+		/*
+		 * 64 KB pages, which SQLite fixes when it creates the file (an
+		 * existing registry keeps its own). The registry holds blobs of
+		 * hundreds of MB (a 1,000,000-user features frame is 317 MB) and
+		 * SQLite moves them a page at a time: two pwrite calls per page into
+		 * the WAL, then a pread and a pwrite per page at the checkpoint. At
+		 * 4 KB that was 300,000 system calls for one frame; the features
+		 * stage's save and commit took 2.2 CPU s, at 64 KB 0.8.
+		 */
+		ret = exec_sql(reg, "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL;"
+				    " PRAGMA synchronous = NORMAL;", err);
 		if (ret < 0)
 			goto out;
 		ret = migrate(reg, err);

@@ -420,28 +420,68 @@ static int legacy_user_days(struct registry *reg, struct day_sources *s, struct 
 	return ret;
 }
 
+/* Reads the blob of row `id` of user_day_blocks into a new buffer (*out_data, *out_len). */
+static int read_block(struct registry *reg, int64_t id, uint8_t **out_data, size_t *out_len,
+		      struct ltv_err *err)
+{
+	sqlite3_blob *blob = NULL;
+	size_t len;
+	uint8_t *data;
+	int rc;
+
+	if (sqlite3_blob_open(reg->db, "main", "user_day_blocks", "data", id, 0, &blob) != SQLITE_OK) {
+		rc = SQL_FAIL(reg, err, "reading user-day blocks");
+		sqlite3_blob_close(blob);
+		return rc;
+	}
+	len = (size_t)sqlite3_blob_bytes(blob);
+	data = xmalloc(len ? len : 1);
+	rc = len ? sqlite3_blob_read(blob, data, (int)len, 0) : SQLITE_OK;
+	sqlite3_blob_close(blob);
+	if (rc != SQLITE_OK) {
+		free(data);
+		return SQL_FAIL(reg, err, "reading user-day blocks");
+	}
+	*out_data = data;
+	*out_len = len;
+	return 0;
+}
+
+/*
+ * The blocks in (uid_min, id) order: the ids are sorted first, then each
+ * blob is read straight into its buffer. Sorting the rows themselves had
+ * SQLite's sorter copy every block (36 MB at 1,000,000 users) and the
+ * column read copy it once more before ours: 0.8 CPU s of the features
+ * stage's 9.
+ */
 static int load_blocks(struct registry *reg, struct day_sources *s, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = prepare(reg, "SELECT data FROM user_day_blocks ORDER BY uid_min, id", &st, err);
+	int64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int ret = prepare(reg, "SELECT id FROM user_day_blocks ORDER BY uid_min, id", &st, err);
 	int rc;
 
 	if (ret < 0)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const size_t len = (size_t)sqlite3_column_bytes(st, 0);
-		uint8_t *data = xmalloc(len ? len : 1);
-
-		if (len)
-			memcpy(data, sqlite3_column_blob(st, 0), len);
-		sources_add(s, data);
-		ret = user_day_cursor_open(&s->cur[s->n - 1], data, len, "user_day_blocks", err);
-		if (ret < 0)
-			break;
+		ARRAY_GROW(ids, n + 1, cap);
+		ids[n++] = sqlite3_column_int64(st, 0);
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE)
 		ret = SQL_FAIL(reg, err, "reading user-day blocks");
 	sqlite3_finalize(st);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+
+		ret = read_block(reg, ids[i], &data, &len, err);
+		if (ret < 0)
+			break;
+		sources_add(s, data);
+		ret = user_day_cursor_open(&s->cur[s->n - 1], data, len, "user_day_blocks", err);
+	}
+	free(ids);
 	return ret;
 }
 
