@@ -472,7 +472,7 @@ static void fill_mode_rows(const struct base_run *br, const struct row_cols *c)
 		held_out_rows(br, c);
 		return;
 	}
-#pragma omp parallel for num_threads(config_jobs(br->cfg)) schedule(dynamic, 4096)
+#pragma omp parallel for num_threads(config_jobs(br->cfg)) schedule(dynamic, 1024)
 	for (size_t u = 0; u < n; u++)
 		if (br->first_row[u + 1] > br->first_row[u])
 			user_rows(br, c, br->first_row[u], u);

@@ -146,30 +146,31 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 	return ret;
 }
 
+/* Bytes of a column blob's header: magic, version, row count. */
+#define COLUMN_HEAD (8 + 4 + 8)
+
+/* Reads column `name` into dst (n_rows doubles) straight from the registry. */
 static int load_column(struct registry *reg, int64_t artefact_id, const char *name,
 		       size_t n_rows, double *dst, struct ltv_err *err)
 {
 	struct blob_reader r;
+	uint8_t head[COLUMN_HEAD];
 	char key[300];
-	void *data = NULL;
-	size_t len;
 	uint32_t version;
 	int ret;
 
 	snprintf(key, sizeof(key), "col:%s", name);
-	ret = registry_blob_get(reg, artefact_id, key, &data, &len, err);
+	ret = registry_blob_get_parts(reg, artefact_id, key, head, sizeof(head), dst,
+				      n_rows * sizeof(double), err);
 	if (ret < 0)
 		return ret;
-	blob_reader_init(&r, data, len);
+	blob_reader_init(&r, head, sizeof(head));
 	ret = blob_get_header(&r, COLUMN_MAGIC, 1, &version, err);
 	if (ret == 0 && blob_get_u64(&r) != n_rows)
 		ret = err_set(err, LTV_EINVAL, "column '%s' of artefact %lld has the wrong row count",
 			      name, (long long)artefact_id);
 	if (ret == 0)
-		ret = blob_get_bytes(&r, dst, n_rows * sizeof(double));
-	if (ret == 0)
 		ret = blob_reader_status(&r, key, err);
-	free(data);
 	return ret;
 }
 

@@ -1109,6 +1109,76 @@ int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key
 	return ret;
 }
 
+/* Reads len bytes at offset of an open blob into dst; SQLITE_OK or SQLite's error. */
+static int blob_read_at(sqlite3_blob *b, void *dst, size_t len, size_t offset)
+{
+	return len ? sqlite3_blob_read(b, dst, (int)len, (int)offset) : SQLITE_OK;
+}
+
+int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const char *key,
+			    void *head, size_t head_len, void *body, size_t body_len,
+			    struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_blob *b = NULL;
+	char *stored = NULL, actual[HASH_HEX_LEN], detail[256];
+	int64_t rowid = 0;
+	size_t len;
+	int ret = prepare(reg, "SELECT rowid, checksum FROM artefact_blobs WHERE artefact_id = ?"
+			       " AND key = ?", &st, err);
+	int rc;
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, artefact_id);
+	bind_text(st, 2, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rowid = sqlite3_column_int64(st, 0);
+		stored = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : dup_col(st, 1);
+	} else if (rc == SQLITE_DONE) {
+		ret = err_set(err, LTV_ENOTFOUND, "artefact %lld has no blob '%s'",
+			      (long long)artefact_id, key);
+	} else {
+		ret = SQL_FAIL(reg, err, "reading a blob");
+	}
+	sqlite3_finalize(st);
+	if (ret < 0)
+		goto out;
+	if (sqlite3_blob_open(reg->db, "main", "artefact_blobs", "data", rowid, 0, &b) != SQLITE_OK) {
+		ret = SQL_FAIL(reg, err, "reading a blob");
+		goto out;
+	}
+	len = (size_t)sqlite3_blob_bytes(b);
+	if (len != head_len + body_len) {
+		ret = err_set(err, LTV_EINVAL, "blob '%s' of artefact %lld has %zu bytes, not the %zu "
+			      "its index gives", key, (long long)artefact_id, len, head_len + body_len);
+		goto out;
+	}
+	if (blob_read_at(b, head, head_len, 0) != SQLITE_OK ||
+	    blob_read_at(b, body, body_len, head_len) != SQLITE_OK) {
+		ret = SQL_FAIL(reg, err, "reading a blob");
+		goto out;
+	}
+	if (stored) { /* NULL: written before blobs carried checksums */
+		struct hasher h;
+
+		hasher_init(&h);
+		hasher_update(&h, head, head_len);
+		hasher_update(&h, body, body_len);
+		hasher_hex(&h, actual);
+		hasher_release(&h);
+		if (strcmp(actual, stored) != 0) {
+			snprintf(detail, sizeof(detail), "blob '%s' does not match its checksum", key);
+			ret = damaged(reg, artefact_id, detail, err);
+		}
+	}
+out:
+	sqlite3_blob_close(b);
+	free(stored);
+	return ret;
+}
+
 /* ---- meta ---- */
 
 int registry_meta_set(struct registry *reg, const char *key, const char *value,

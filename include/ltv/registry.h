@@ -166,6 +166,16 @@ int registry_blob_put(struct registry *reg, int64_t artefact_id, const char *key
 int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
 		      void **out_data, size_t *out_len, struct ltv_err *err);
 /*
+ * Reads a blob of exactly head_len + body_len bytes straight into the
+ * caller's memory: its first head_len bytes into head, the rest into body,
+ * with the checksum checked as registry_blob_get does. For large blobs (a
+ * frame column) that the caller can size: no copy in between. LTV_EINVAL
+ * when the blob has another length.
+ */
+int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const char *key,
+			    void *head, size_t head_len, void *body, size_t body_len,
+			    struct ltv_err *err);
+/*
  * Checks that an artefact is still whole: every blob matches its checksum and
  * none is missing (the count recorded by registry_artefact_finish). Reads
  * every blob, so it costs one pass over the artefact's bytes; blobs and

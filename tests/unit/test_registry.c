@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "ltv/registry.h"
 
 static double mono_now(void)
@@ -153,6 +155,8 @@ static void test_open_creates_wal_registry(void **state)
 	assert_memory_equal(header, "SQLite format 3", 16);
 	assert_int_equal(header[18], 2);
 	assert_int_equal(header[19], 2);
+	/* 64 KB pages: the big-endian u16 at offset 16, where 1 stands for 65536 */
+	assert_int_equal(header[16] << 8 | header[17], 1);
 	/* user_version is the big-endian u32 at offset 60 */
 	assert_int_equal((header[60] << 24) | (header[61] << 16) | (header[62] << 8) | header[63],
 			 REGISTRY_SCHEMA_VERSION);
@@ -368,6 +372,55 @@ static void test_blobs_exact(void **state)
 	assert_blob(reg, id, "body", data, big);
 	registry_close(reg);
 	free(data);
+	free(path);
+	test_scratch_free(dir);
+}
+
+/*
+ * registry_blob_get_parts reads a blob into two caller buffers: the bytes
+ * are registry_blob_get's, a wrong length or a missing blob is refused, and
+ * bytes changed behind the registry's back fail the checksum.
+ */
+static void test_blob_get_parts(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	const size_t big = 3 * 1024 * 1024 + 17, head_len = 20;
+	unsigned char *data = xmalloc(big), *body = xmalloc(big), head[20];
+	sqlite3 *db;
+	int64_t id;
+
+	(void)state;
+	pattern(data, big, 11);
+	start_run(reg, "r");
+	id = commit_artefact(reg, "r", "model", "fp", "ch", NULL, 0, data, big, NULL);
+	assert_int_equal(registry_blob_get_parts(reg, id, "body", head, head_len, body,
+						 big - head_len, &err), 0);
+	assert_memory_equal(head, data, head_len);
+	assert_memory_equal(body, data + head_len, big - head_len);
+
+	assert_int_equal(registry_blob_get_parts(reg, id, "body", head, head_len, body,
+						 big - head_len - 1, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "bytes"));
+	assert_int_equal(registry_blob_get_parts(reg, id, "absent", head, head_len, body, 1, &err),
+			 LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "absent"));
+	registry_close(reg);
+
+	/* one byte of the body changed, the checksum left as it was */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE artefact_blobs SET data = CAST(substr(data, 1, 100) ||"
+				      " x'00' || substr(data, 102) AS BLOB) WHERE key = 'body'", NULL, NULL,
+				      NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reg = open_or_fail(path);
+	assert_int_equal(registry_blob_get_parts(reg, id, "body", head, head_len, body,
+						 big - head_len, &err), LTV_EREGISTRY);
+	assert_non_null(strstr(err.msg, "does not match its checksum"));
+	registry_close(reg);
+	free(data);
+	free(body);
 	free(path);
 	test_scratch_free(dir);
 }
@@ -879,6 +932,7 @@ int main(void)
 		cmocka_unit_test(test_versions_lineage_current),
 		cmocka_unit_test(test_unfinished_not_reused),
 		cmocka_unit_test(test_blobs_exact),
+		cmocka_unit_test(test_blob_get_parts),
 		cmocka_unit_test(test_rollback_leaves_no_trace),
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_default_as_of),
