@@ -100,7 +100,7 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 			       (long long)uid, (long long)day, (long long)events,
 			       (long long)purchases, UINT32_MAX);
 	br->stats.user_days_read++;
-	ARRAY_GROW(br->days, br->n_days + 1, br->cap_days);
+	ARRAY_GROW_HUGE(br->days, br->n_days + 1, br->cap_days); /* 72 MB at 1,000,000 users */
 	br->days[br->n_days++] = (struct day_rec){ .revenue = revenue, .uid = (uint32_t)uid,
 						   .day = (int32_t)day, .events = (uint32_t)events,
 						   .purchases = (uint32_t)purchases };

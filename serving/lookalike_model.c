@@ -147,7 +147,7 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 	}
 	/* Row by row: x is written once in order (column by column it was rewritten
 	 * n_f times over, a quarter of the stage at 1,000,000 users). */
-	x = xmalloc((n ? n : 1) * (n_f ? n_f : 1) * sizeof(double));
+	x = xmalloc_huge((n ? n : 1) * (n_f ? n_f : 1) * sizeof(double));
 	for (size_t i = 0; i < n; i++) {
 		double *xi = x + i * n_f;
 

@@ -280,8 +280,8 @@ void user_table_release(struct user_table *t)
 	user_table_free_arrays(t);
 }
 
-/* Bytes of one block of a user table's strings. */
-#define USER_TEXT_BLOCK ((size_t)1 << 20)
+/* Bytes of one block of a user table's strings: whole 2 MB huge pages (xmalloc_huge). */
+#define USER_TEXT_BLOCK ((size_t)4 << 20)
 
 /* A copy of column col's text (NULL reads as "", as dup_col) in t's current block, or a new one. */
 static char *keep_column_text(struct user_table *t, size_t *used, sqlite3_stmt *st, int col)
@@ -293,7 +293,7 @@ static char *keep_column_text(struct user_table *t, size_t *used, sqlite3_stmt *
 
 	if (t->n_text_blocks == 0 || *used + len > USER_TEXT_BLOCK) {
 		t->text_blocks = xrealloc(t->text_blocks, (t->n_text_blocks + 1) * sizeof(char *));
-		t->text_blocks[t->n_text_blocks++] = xmalloc(len > USER_TEXT_BLOCK ? len : USER_TEXT_BLOCK);
+		t->text_blocks[t->n_text_blocks++] = xmalloc_huge(len > USER_TEXT_BLOCK ? len : USER_TEXT_BLOCK);
 		*used = 0;
 	}
 	p = t->text_blocks[t->n_text_blocks - 1] + *used;
@@ -329,13 +329,14 @@ int registry_users_load(struct registry *reg, struct user_table *out, struct ltv
 		count = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	cap = (size_t)count;
-	t.uid = xmalloc((cap ? cap : 1) * sizeof(*t.uid));
-	t.user_id = xcalloc(cap ? cap : 1, sizeof(char *));
-	t.app_id = xcalloc(cap ? cap : 1, sizeof(char *));
-	t.campaign = xcalloc(cap ? cap : 1, sizeof(char *));
-	t.install_time = xmalloc((cap ? cap : 1) * sizeof(int64_t));
-	t.cost = xmalloc((cap ? cap : 1) * sizeof(double));
-	t.attributes_json = xcalloc(cap ? cap : 1, sizeof(char *));
+	/* Each written once in order: huge pages, 8 MB a column at 1,000,000 users. */
+	t.uid = xmalloc_huge((cap ? cap : 1) * sizeof(*t.uid));
+	t.user_id = xmalloc_huge((cap ? cap : 1) * sizeof(char *));
+	t.app_id = xmalloc_huge((cap ? cap : 1) * sizeof(char *));
+	t.campaign = xmalloc_huge((cap ? cap : 1) * sizeof(char *));
+	t.install_time = xmalloc_huge((cap ? cap : 1) * sizeof(int64_t));
+	t.cost = xmalloc_huge((cap ? cap : 1) * sizeof(double));
+	t.attributes_json = xmalloc_huge((cap ? cap : 1) * sizeof(char *));
 
 	ret = prepare(reg, "SELECT uid, user_id, app_id, campaign, install_time, cost, attributes"
 			   " FROM users ORDER BY uid", &st, err);

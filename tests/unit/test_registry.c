@@ -880,7 +880,7 @@ static void test_users_load_packs_strings(void **state)
 	struct user_row rows[5000];
 	struct user_table t;
 	struct ltv_err err = { 0 };
-	const size_t long_len = (1u << 20) + 100; /* past a block */
+	const size_t long_len = (4u << 20) + 100; /* past a block (4 MB) */
 	char *long_campaign = xmalloc(long_len + 1), ids[5000][16];
 	int64_t id;
 
