@@ -1075,20 +1075,41 @@ int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct l
 	return ret;
 }
 
+/*
+ * Steps *out_st (caller finalizes, also on failure) to the row of blob `key`
+ * of the artefact, selecting `columns`: 0, LTV_ENOTFOUND or SQLite's error.
+ */
+static int blob_row(struct registry *reg, int64_t artefact_id, const char *key,
+		    const char *columns, sqlite3_stmt **out_st, struct ltv_err *err)
+{
+	char *sql = xasprintf("SELECT %s FROM artefact_blobs WHERE artefact_id = ? AND key = ?",
+			      columns);
+	int ret = prepare(reg, sql, out_st, err);
+	int rc;
+
+	free(sql);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(*out_st, 1, artefact_id);
+	bind_text(*out_st, 2, key);
+	rc = sqlite3_step(*out_st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return err_set(err, LTV_ENOTFOUND, "artefact %lld has no blob '%s'",
+			       (long long)artefact_id, key);
+	return SQL_FAIL(reg, err, "reading a blob");
+}
+
 int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
 		      void **out_data, size_t *out_len, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = prepare(reg, "SELECT key, data, checksum FROM artefact_blobs WHERE artefact_id = ?"
-			       " AND key = ?", &st, err);
-	int rc;
+	int ret = blob_row(reg, artefact_id, key, "key, data, checksum", &st, err);
 
-	if (ret < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, artefact_id);
-	bind_text(st, 2, key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && (ret = check_blob_row(reg, st, artefact_id, err)) == 0) {
+	if (ret == 0)
+		ret = check_blob_row(reg, st, artefact_id, err);
+	if (ret == 0) {
 		size_t len = (size_t)sqlite3_column_bytes(st, 1);
 		void *data = xmalloc(len);
 
@@ -1097,13 +1118,6 @@ int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key
 			memcpy(data, sqlite3_column_blob(st, 1), len);
 		*out_data = data;
 		*out_len = len;
-	} else if (rc == SQLITE_ROW) {
-		/* damaged: ret and err are set */
-	} else if (rc == SQLITE_DONE) {
-		ret = err_set(err, LTV_ENOTFOUND, "artefact %lld has no blob '%s'",
-			      (long long)artefact_id, key);
-	} else {
-		ret = SQL_FAIL(reg, err, "reading a blob");
 	}
 	sqlite3_finalize(st);
 	return ret;
@@ -1124,23 +1138,11 @@ int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const cha
 	char *stored = NULL, actual[HASH_HEX_LEN], detail[256];
 	int64_t rowid = 0;
 	size_t len;
-	int ret = prepare(reg, "SELECT rowid, checksum FROM artefact_blobs WHERE artefact_id = ?"
-			       " AND key = ?", &st, err);
-	int rc;
+	int ret = blob_row(reg, artefact_id, key, "rowid, checksum", &st, err);
 
-	if (ret < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, artefact_id);
-	bind_text(st, 2, key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if (ret == 0) {
 		rowid = sqlite3_column_int64(st, 0);
 		stored = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : dup_col(st, 1);
-	} else if (rc == SQLITE_DONE) {
-		ret = err_set(err, LTV_ENOTFOUND, "artefact %lld has no blob '%s'",
-			      (long long)artefact_id, key);
-	} else {
-		ret = SQL_FAIL(reg, err, "reading a blob");
 	}
 	sqlite3_finalize(st);
 	if (ret < 0)
