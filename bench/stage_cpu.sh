@@ -12,6 +12,10 @@
 # the new binary to compare a change:
 #   git stash; make; cp ltvpipe /tmp/old; git stash pop; make
 #   CALLGRIND=1 nice bench/stage_cpu.sh 100000 bgnbd,pareto_nbd /tmp/old ./ltvpipe
+# With PER_BINARY=1 each binary runs the cold pipeline on a registry of its
+# own (up to stage $TO when set, `run --to`), so what a binary changes in a
+# new registry's layout (its page size) is measured too:
+#   PER_BINARY=1 TO=lookalike nice bench/stage_cpu.sh 1000000 features,lookalike /tmp/old ./ltvpipe
 # Works in a scratch directory; touches nothing in the tree.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bench/stage_cpu.sh USERS [STAGES [BINARY...]]" >&2; exit 2; }
@@ -27,13 +31,23 @@ cd "$scratch"
 "${bins[0]}" generate --users "$users" --order time --out data >/dev/null
 export OMP_WAIT_POLICY=PASSIVE # no re-exec, the counts are the stage's own
 run=(run --config "$root/config/ltvpipe.yaml" --set run.jobs=1 --quiet)
-"${bins[0]}" "${run[@]}" >cold.log 2>&1 || { tail -20 cold.log >&2; exit 1; }
+cold=("${run[@]}")
+[ -n "${TO:-}" ] && cold+=(--to "$TO")
+for k in "${!bins[@]}"; do
+	[ "${PER_BINARY:-0}" = 1 ] || [ "$k" = 0 ] || break
+	mkdir "$scratch/$k"
+	ln -s ../data "$scratch/$k/data"
+	(cd "$scratch/$k" && "${bins[$k]}" "${cold[@]}" >cold.log 2>&1) ||
+		{ tail -20 "$scratch/$k/cold.log" >&2; exit 1; }
+done
 printf '%-11s' stage
 for b in "${bins[@]}"; do printf ' %22s' "$(basename "$b")"; done
 printf '   (%s, %s users)\n' "$([ "${CALLGRIND:-0}" = 1 ] && echo instructions || echo 'CPU s')" "$users"
 for s in ${stages//,/ }; do
 	printf '%-11s' "$s"
-	for b in "${bins[@]}"; do
+	for k in "${!bins[@]}"; do
+		b=${bins[$k]}
+		cd "$scratch/$([ "${PER_BINARY:-0}" = 1 ] && echo "$k" || echo 0)"
 		if [ "${CALLGRIND:-0}" = 1 ]; then
 			v=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$b" "${run[@]}" \
 				--only "$s" --force 2>&1 | sed -n 's/.*Collected : //p')

@@ -65,7 +65,7 @@ static double column_median(const double *col, const size_t *rows, size_t n)
  * matrix was about 200 MB beside the shared frame).
  */
 static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
-			     struct lookalike_state *s, size_t hi)
+			     struct lookalike_state *s, size_t hi, const int *fit_label)
 {
 	struct lookalike_horizon *h = &s->h[hi];
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -74,7 +74,7 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	double *x = NULL, *future = NULL;
 	int *label = NULL;
 	size_t *counts = xcalloc(s->km->k, sizeof(size_t)), *repeats = NULL;
-	int ret;
+	int ret = 0;
 
 	model_data_split_weighted(d, h->horizon, 0, &split);
 	repeats = xmalloc((split.n_train ? split.n_train : 1) * sizeof(size_t));
@@ -85,18 +85,30 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	}
 	h->future = xcalloc(s->km->k, sizeof(double));
 	h->counts = xcalloc(s->km->k, sizeof(uint64_t));
-	ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, split.train, split.n_train,
-			   &x, &ctx->err);
-	if (ret < 0 || h->n_train == 0)
+	if (h->n_train == 0)
 		goto out;
-	label = xmalloc(split.n_train * sizeof(int));
 	future = xmalloc(split.n_train * sizeof(double));
 	for (size_t i = 0; i < split.n_train; i++)
 		future[i] = y[split.train[i]] - rev_window[split.train[i]];
-	ret = kmeans_predict(s->km, x, split.n_train, stage_threads(ctx), label, NULL, &ctx->err);
+	/*
+	 * At the target horizon the rows are the fit's, in its order, and the
+	 * fit's last assignment is kmeans_predict's on them to the bit (the same
+	 * standardised values, blocks and products; include/ltv/kmeans.h): no
+	 * second matrix and pass over the rows.
+	 */
+	if (h->horizon != d->params.target_horizon || !fit_label) {
+		ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, split.train,
+					     split.n_train, &x, &ctx->err);
+		if (ret < 0)
+			goto out;
+		label = xmalloc(split.n_train * sizeof(int));
+		ret = kmeans_predict(s->km, x, split.n_train, stage_threads(ctx), label, NULL,
+				     &ctx->err);
+	}
 	if (ret == 0)
-		ret = kmeans_cluster_means_repeated(s->km, label, repeats, split.n_train, future,
-						    h->future, counts, &ctx->err);
+		ret = kmeans_cluster_means_repeated(s->km, label ? label : fit_label, repeats,
+						    split.n_train, future, h->future, counts,
+						    &ctx->err);
 	for (size_t c = 0; c < s->km->k; c++)
 		h->counts[c] = counts[c];
 out:
@@ -152,9 +164,13 @@ static void add_training_metrics(struct stage_ctx *ctx, const struct lookalike_s
 	}
 }
 
-/* Fits the model of s from the training rows at the target horizon. */
+/*
+ * Fits the model of s from the training rows at the target horizon
+ * (model_data_split_weighted's order); *out_label (caller frees) is each
+ * row's cluster under the final centroids.
+ */
 static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
-			struct lookalike_state *s)
+			struct lookalike_state *s, int **out_label)
 {
 	const struct config *cfg = ctx->cfg;
 	struct row_split split;
@@ -192,7 +208,8 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 	if (param.k < (size_t)cfg->lookalike.k)
 		LOG(LOG_WARN, "only %zu training users: k lowered from %lld", split.n_train,
 		    (long long)cfg->lookalike.k);
-	ret = kmeans_fit(&param, x, split.n_train, s->n_features, &s->km, NULL, &ctx->err);
+	*out_label = xmalloc(split.n_train * sizeof(int));
+	ret = kmeans_fit(&param, x, split.n_train, s->n_features, &s->km, *out_label, &ctx->err);
 	if (ret == 0 && s->km->n_iter >= param.max_iter)
 		LOG(LOG_WARN, "k-means stopped after lookalike.max_iter=%zu updates without "
 		    "converging", param.max_iter);
@@ -212,6 +229,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	uint8_t *km_blob = NULL, *blob = NULL;
 	size_t km_len = 0, len = 0;
 	double *pred = NULL;
+	int *fit_label = NULL;
 	int64_t out_id;
 	int ret;
 
@@ -230,7 +248,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	for (size_t j = 0; j < features->n; j++)
 		s->features[j] = xstrdup(features->v[j]);
 	s->median = xcalloc(features->n, sizeof(double));
-	ret = fit_clusters(ctx, &d, s);
+	ret = fit_clusters(ctx, &d, s, &fit_label);
 	if (ret < 0)
 		goto out;
 	/* steps: the clusters, each horizon's means, the validation */
@@ -239,7 +257,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	s->h = xcalloc(s->n_h ? s->n_h : 1, sizeof(*s->h));
 	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
 		s->h[i].horizon = d.params.horizons.v[i];
-		ret = fit_horizon_means(ctx, &d, s, i);
+		ret = fit_horizon_means(ctx, &d, s, i, fit_label);
 		stage_progress(ctx, "steps", i + 2, s->n_h + 2);
 	}
 	if (ret < 0)
@@ -271,6 +289,7 @@ out:
 	free(km_blob);
 	free(blob);
 	free(pred);
+	free(fit_label);
 	row_split_release(&valid);
 	lookalike_state_free(s);
 	model_data_release(&d);

@@ -57,6 +57,7 @@ struct base_run {
 	struct day_rec *days;   /* complete days, grouped by uid in day order */
 	size_t n_days, cap_days;
 	size_t *first_day;      /* uid - 1 → index of its first day in days; [n] = n_days */
+	size_t *first_row;      /* uid - 1 → its first frame row; [n] = rows (not held-out rows) */
 	struct feature_base_stats stats;
 	struct ltv_err *err;    /* collect_user_day's refusal */
 };
@@ -99,7 +100,7 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 			       (long long)uid, (long long)day, (long long)events,
 			       (long long)purchases, UINT32_MAX);
 	br->stats.user_days_read++;
-	ARRAY_GROW(br->days, br->n_days + 1, br->cap_days);
+	ARRAY_GROW_HUGE(br->days, br->n_days + 1, br->cap_days); /* 72 MB at 1,000,000 users */
 	br->days[br->n_days++] = (struct day_rec){ .revenue = revenue, .uid = (uint32_t)uid,
 						   .day = (int32_t)day, .events = (uint32_t)events,
 						   .purchases = (uint32_t)purchases };
@@ -316,50 +317,41 @@ static size_t eligible_snapshots(const struct base_run *br, size_t u, int64_t *o
  * weighted by the number of snapshots, for a user who has none (their rows
  * differ only in activity features and all have target 0). Training cost then
  * grows with payers, not with snapshots x users, and weighted sums over rows
- * are unbiased for the full set. Returns the number of rows (fills when c).
+ * are unbiased for the full set. Returns user u's number of rows and, when c,
+ * fills them from frame row `row`.
  */
-static size_t snapshot_rows(const struct base_run *br, const struct row_cols *c)
+static size_t snapshot_user_rows(const struct base_run *br, const struct row_cols *c, size_t row,
+				 size_t u)
 {
 	const struct int_list *hz = &br->cfg->features.horizons;
-	size_t row = 0;
+	int64_t snaps[MAX_SNAPSHOTS];
+	size_t n = eligible_snapshots(br, u, snaps);
+	int64_t horizon = 0;
 
-	for (size_t u = 0; u < br->users->n; u++) {
-		int64_t snaps[MAX_SNAPSHOTS];
-		size_t n = eligible_snapshots(br, u, snaps);
-		int64_t horizon = 0;
-
-		if (n == 0)
-			continue;
-		for (size_t h = 0; h < hz->n; h++)
-			if (br->age_of_uid[u] >= hz->v[h])
-				horizon = hz->v[h];
-		if (revenue_before(br, u, horizon) > 0) {
-			for (size_t k = 0; k < n; k++, row++)
-				if (c)
-					fill_row(br, c, row, u, snaps[k], 1.0, k == 0);
-		} else {
-			if (c)
-				fill_row(br, c, row, u, snaps[user_hash(br->users->user_id[u]) % n],
-					 (double)n, 1);
-			row++;
-		}
+	if (n == 0)
+		return 0;
+	for (size_t h = 0; h < hz->n; h++)
+		if (br->age_of_uid[u] >= hz->v[h])
+			horizon = hz->v[h];
+	if (revenue_before(br, u, horizon) > 0) {
+		for (size_t k = 0; k < n && c; k++)
+			fill_row(br, c, row + k, u, snaps[k], 1.0, k == 0);
+		return n;
 	}
-	return row;
+	if (c)
+		fill_row(br, c, row, u, snaps[user_hash(br->users->user_id[u]) % n], (double)n, 1);
+	return 1;
 }
 
 /* Scoring rows: each user installed by as_of, once, at the age they have. */
-static size_t age_rows(const struct base_run *br, const struct row_cols *c)
+static size_t age_user_rows(const struct base_run *br, const struct row_cols *c, size_t row,
+			    size_t u)
 {
-	size_t row = 0;
-
-	for (size_t u = 0; u < br->users->n; u++) {
-		if (br->age_of_uid[u] < 0 || br->age_of_uid[u] >= br->younger_than)
-			continue;
-		if (c)
-			fill_row(br, c, row, u, br->age_of_uid[u], 1.0, 1);
-		row++;
-	}
-	return row;
+	if (br->age_of_uid[u] < 0 || br->age_of_uid[u] >= br->younger_than)
+		return 0;
+	if (c)
+		fill_row(br, c, row, u, br->age_of_uid[u], 1.0, 1);
+	return 1;
 }
 
 /*
@@ -445,17 +437,45 @@ static size_t held_out_rows(const struct base_run *br, const struct row_cols *c)
 	return row;
 }
 
-static size_t mode_rows(const struct base_run *br, const struct row_cols *c)
+/*
+ * The number of rows of br's mode. Snapshot and scoring rows are numbered
+ * user by user, so their first row per user is kept (br->first_row) for
+ * fill_mode_rows.
+ */
+static size_t count_mode_rows(struct base_run *br)
 {
-	switch (br->mode) {
-	case FEATURE_ROWS_SNAPSHOTS:
-		return snapshot_rows(br, c);
-	case FEATURE_ROWS_HELD_OUT:
-		return held_out_rows(br, c);
-	case FEATURE_ROWS_AT_AGE:
-		break;
+	size_t (*user_rows)(const struct base_run *, const struct row_cols *, size_t, size_t) =
+		br->mode == FEATURE_ROWS_SNAPSHOTS ? snapshot_user_rows : age_user_rows;
+
+	if (br->mode == FEATURE_ROWS_HELD_OUT)
+		return held_out_rows(br, NULL);
+	br->first_row = xmalloc((br->users->n + 1) * sizeof(size_t));
+	br->first_row[0] = 0;
+	for (size_t u = 0; u < br->users->n; u++)
+		br->first_row[u + 1] = br->first_row[u] + user_rows(br, NULL, 0, u);
+	return br->first_row[br->users->n];
+}
+
+/*
+ * Fills the rows count_mode_rows counted. Snapshot and scoring rows are
+ * filled in parallel over users: each user's rows are its own (first_row),
+ * and a row's values depend on nothing but its user, so the frame is the
+ * same whatever the threads.
+ */
+static void fill_mode_rows(const struct base_run *br, const struct row_cols *c)
+{
+	size_t (*user_rows)(const struct base_run *, const struct row_cols *, size_t, size_t) =
+		br->mode == FEATURE_ROWS_SNAPSHOTS ? snapshot_user_rows : age_user_rows;
+	const size_t n = br->users->n;
+
+	if (br->mode == FEATURE_ROWS_HELD_OUT) {
+		held_out_rows(br, c);
+		return;
 	}
-	return age_rows(br, c);
+#pragma omp parallel for num_threads(config_jobs(br->cfg)) schedule(dynamic, 1024)
+	for (size_t u = 0; u < n; u++)
+		if (br->first_row[u + 1] > br->first_row[u])
+			user_rows(br, c, br->first_row[u], u);
 }
 
 static int compare_str_ptr(const void *a, const void *b)
@@ -643,7 +663,7 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 	if (ret < 0)
 		goto out;
 	group_days(&br);
-	n_rows = mode_rows(&br, NULL);
+	n_rows = count_mode_rows(&br);
 	if (n_rows == 0 && mode == FEATURE_ROWS_HELD_OUT) {
 		ret = err_set(err, LTV_EINVAL, "no validation user to hold out at any horizon; pass a "
 			      "later --as-of or a larger features.validation_days");
@@ -660,7 +680,7 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 	add_row_columns(cfg, out, &cols);
 	if (mode == FEATURE_ROWS_HELD_OUT)
 		add_held_out_columns(out, &cols);
-	mode_rows(&br, &cols);
+	fill_mode_rows(&br, &cols);
 	br.stats.users = (int64_t)n_installed;
 	*out_apps = dictionary(br.users->app_id, br.age_of_uid, br.users->n, out,
 			       frame_add_column(out, "app_code"), out_n_apps);
@@ -673,6 +693,7 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 out:
 	free(br.days);
 	free(br.first_day);
+	free(br.first_row);
 	free(br.age_of_uid);
 	user_table_release(&br.owned_users);
 	return ret;

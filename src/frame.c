@@ -33,12 +33,27 @@ void frame_release(struct frame *f)
 	memset(f, 0, sizeof(*f));
 }
 
+/*
+ * A zeroed column, a large one on transparent huge pages (xmalloc_huge): it
+ * is written once from end to end, and 4 KiB faults were a fifth of the
+ * features stage's CPU at 1,000,000 users (77,000 of them for the 317 MB
+ * frame).
+ */
+static double *column_alloc(size_t n_rows)
+{
+	const size_t bytes = (n_rows ? n_rows : 1) * sizeof(double);
+	double *col = xmalloc_huge(bytes);
+
+	memset(col, 0, bytes);
+	return col;
+}
+
 double *frame_add_column(struct frame *f, const char *name)
 {
 	f->names = xrealloc(f->names, (f->n_cols + 1) * sizeof(char *));
 	f->cols = xrealloc(f->cols, (f->n_cols + 1) * sizeof(double *));
 	f->names[f->n_cols] = xstrdup(name);
-	f->cols[f->n_cols] = xcalloc(f->n_rows ? f->n_rows : 1, sizeof(double));
+	f->cols[f->n_cols] = column_alloc(f->n_rows);
 	return f->cols[f->n_cols++];
 }
 
@@ -104,56 +119,51 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 	data = blob_writer_detach(&w, &len);
 	ret = registry_blob_put(reg, artefact_id, "frame", data, len, err);
 	free(data);
+	/*
+	 * One buffer for every column, rewritten in place: a new one per column
+	 * was a fresh mapping of n_rows * 8 bytes to fault in each time (35
+	 * columns of 9 MB at 1,000,000 users).
+	 */
 	for (size_t j = 0; j < f->n_cols && ret == 0; j++) {
 		char key[300];
 
+		w.len = 0;
 		blob_put_header(&w, COLUMN_MAGIC, 1);
 		blob_put_u64(&w, f->n_rows);
 		blob_put_bytes(&w, f->cols[j], f->n_rows * sizeof(double));
-		data = blob_writer_detach(&w, &len);
 		snprintf(key, sizeof(key), "col:%s", f->names[j]);
-		ret = registry_blob_put(reg, artefact_id, key, data, len, err);
-		free(data);
+		ret = registry_blob_put(reg, artefact_id, key, w.data, w.len, err);
 	}
+	blob_writer_release(&w);
 	return ret;
 }
 
-/* Where one stored column is parsed to (registry_blob_read's arg). */
-struct column_dest {
-	const char *name, *key;
-	int64_t artefact_id;
-	size_t n_rows;
-	double *dst;
-};
+/* Bytes of a column blob's header: magic, version, row count. */
+#define COLUMN_HEAD (8 + 4 + 8)
 
-static int read_column(const void *data, size_t len, void *arg, struct ltv_err *err)
-{
-	const struct column_dest *c = arg;
-	struct blob_reader r;
-	uint32_t version;
-	int ret;
-
-	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, COLUMN_MAGIC, 1, &version, err);
-	if (ret == 0 && blob_get_u64(&r) != c->n_rows)
-		ret = err_set(err, LTV_EINVAL, "column '%s' of artefact %lld has the wrong row count",
-			      c->name, (long long)c->artefact_id);
-	if (ret == 0)
-		ret = blob_get_bytes(&r, c->dst, c->n_rows * sizeof(double));
-	if (ret == 0)
-		ret = blob_reader_status(&r, c->key, err);
-	return ret;
-}
-
-/* Straight from SQLite's bytes into dst: no copy of the whole blob first. */
+/* Reads column `name` into dst (n_rows doubles) straight from the registry. */
 static int load_column(struct registry *reg, int64_t artefact_id, const char *name,
 		       size_t n_rows, double *dst, struct ltv_err *err)
 {
+	struct blob_reader r;
+	uint8_t head[COLUMN_HEAD];
 	char key[300];
-	struct column_dest c = { name, key, artefact_id, n_rows, dst };
+	uint32_t version;
+	int ret;
 
 	snprintf(key, sizeof(key), "col:%s", name);
-	return registry_blob_read(reg, artefact_id, key, read_column, &c, err);
+	ret = registry_blob_get_parts(reg, artefact_id, key, head, sizeof(head), dst,
+				      n_rows * sizeof(double), err);
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, head, sizeof(head));
+	ret = blob_get_header(&r, COLUMN_MAGIC, 1, &version, err);
+	if (ret == 0 && blob_get_u64(&r) != n_rows)
+		ret = err_set(err, LTV_EINVAL, "column '%s' of artefact %lld has the wrong row count",
+			      name, (long long)artefact_id);
+	if (ret == 0)
+		ret = blob_reader_status(&r, key, err);
+	return ret;
 }
 
 int frame_load(struct registry *reg, int64_t artefact_id, const char *const *names,

@@ -279,7 +279,17 @@ static int open_common(const char *path, int flags, int busy_timeout_s,
 	if (flags & SQLITE_OPEN_READWRITE) {
 		/* WAL: readers (status, score, serve) never block the writer, and an
 		 * interrupted transaction is rolled back from the log on next open. */
-		ret = exec_sql(reg, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", err);
+		/*
+		 * 64 KB pages, which SQLite fixes when it creates the file (an
+		 * existing registry keeps its own). The registry holds blobs of
+		 * hundreds of MB (a 1,000,000-user features frame is 317 MB) and
+		 * SQLite moves them a page at a time: two pwrite calls per page into
+		 * the WAL, then a pread and a pwrite per page at the checkpoint. At
+		 * 4 KB that was 300,000 system calls for one frame; the features
+		 * stage's save and commit took 2.2 CPU s, at 64 KB 0.8.
+		 */
+		ret = exec_sql(reg, "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL;"
+				    " PRAGMA synchronous = NORMAL;", err);
 		if (ret < 0)
 			goto out;
 		ret = migrate(reg, err);
@@ -1065,63 +1075,109 @@ int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct l
 	return ret;
 }
 
-int registry_blob_read(struct registry *reg, int64_t artefact_id, const char *key,
-		       registry_blob_reader read, void *arg, struct ltv_err *err)
+/*
+ * Steps *out_st (caller finalizes, also on failure) to the row of blob `key`
+ * of the artefact, selecting `columns`: 0, LTV_ENOTFOUND or SQLite's error.
+ */
+static int blob_row(struct registry *reg, int64_t artefact_id, const char *key,
+		    const char *columns, sqlite3_stmt **out_st, struct ltv_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int ret = prepare(reg, "SELECT key, data, checksum FROM artefact_blobs WHERE artefact_id = ?"
-			       " AND key = ?", &st, err);
+	char *sql = xasprintf("SELECT %s FROM artefact_blobs WHERE artefact_id = ? AND key = ?",
+			      columns);
+	int ret = prepare(reg, sql, out_st, err);
 	int rc;
 
+	free(sql);
 	if (ret < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, artefact_id);
-	bind_text(st, 2, key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && (ret = check_blob_row(reg, st, artefact_id, err)) == 0) {
-		const void *data = sqlite3_column_blob(st, 1);
-
-		/* SQLite's pointer is valid until the next step/finalize: read uses it now. */
-		ret = read(data ? data : "", (size_t)sqlite3_column_bytes(st, 1), arg, err);
-	} else if (rc == SQLITE_ROW) {
-		/* damaged: ret and err are set */
-	} else if (rc == SQLITE_DONE) {
-		ret = err_set(err, LTV_ENOTFOUND, "artefact %lld has no blob '%s'",
-			      (long long)artefact_id, key);
-	} else {
-		ret = SQL_FAIL(reg, err, "reading a blob");
-	}
-	sqlite3_finalize(st);
-	return ret;
-}
-
-struct blob_copy {
-	void *data;
-	size_t len;
-};
-
-static int blob_copy_read(const void *data, size_t len, void *arg, struct ltv_err *err)
-{
-	struct blob_copy *c = arg;
-
-	(void)err;
-	c->data = xmalloc(len ? len : 1);
-	if (len)
-		memcpy(c->data, data, len);
-	c->len = len;
-	return 0;
+	sqlite3_bind_int64(*out_st, 1, artefact_id);
+	bind_text(*out_st, 2, key);
+	rc = sqlite3_step(*out_st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return err_set(err, LTV_ENOTFOUND, "artefact %lld has no blob '%s'",
+			       (long long)artefact_id, key);
+	return SQL_FAIL(reg, err, "reading a blob");
 }
 
 int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
 		      void **out_data, size_t *out_len, struct ltv_err *err)
 {
-	struct blob_copy c = { NULL, 0 };
-	int ret = registry_blob_read(reg, artefact_id, key, blob_copy_read, &c, err);
+	sqlite3_stmt *st = NULL;
+	int ret = blob_row(reg, artefact_id, key, "key, data, checksum", &st, err);
+
+	if (ret == 0)
+		ret = check_blob_row(reg, st, artefact_id, err);
+	if (ret == 0) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 1);
+		void *data = xmalloc(len);
+
+		/* Copy: SQLite's pointer is only valid until the next step/finalize. */
+		if (len)
+			memcpy(data, sqlite3_column_blob(st, 1), len);
+		*out_data = data;
+		*out_len = len;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Reads len bytes at offset of an open blob into dst; SQLITE_OK or SQLite's error. */
+static int blob_read_at(sqlite3_blob *b, void *dst, size_t len, size_t offset)
+{
+	return len ? sqlite3_blob_read(b, dst, (int)len, (int)offset) : SQLITE_OK;
+}
+
+int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const char *key,
+			    void *head, size_t head_len, void *body, size_t body_len,
+			    struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_blob *b = NULL;
+	char *stored = NULL, actual[HASH_HEX_LEN], detail[256];
+	int64_t rowid = 0;
+	size_t len;
+	int ret = blob_row(reg, artefact_id, key, "rowid, checksum", &st, err);
 
 	if (ret == 0) {
-		*out_data = c.data;
-		*out_len = c.len;
+		rowid = sqlite3_column_int64(st, 0);
+		stored = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : dup_col(st, 1);
 	}
+	sqlite3_finalize(st);
+	if (ret < 0)
+		goto out;
+	if (sqlite3_blob_open(reg->db, "main", "artefact_blobs", "data", rowid, 0, &b) != SQLITE_OK) {
+		ret = SQL_FAIL(reg, err, "reading a blob");
+		goto out;
+	}
+	len = (size_t)sqlite3_blob_bytes(b);
+	if (len != head_len + body_len) {
+		ret = err_set(err, LTV_EINVAL, "blob '%s' of artefact %lld has %zu bytes, not the %zu "
+			      "its index gives", key, (long long)artefact_id, len, head_len + body_len);
+		goto out;
+	}
+	if (blob_read_at(b, head, head_len, 0) != SQLITE_OK ||
+	    blob_read_at(b, body, body_len, head_len) != SQLITE_OK) {
+		ret = SQL_FAIL(reg, err, "reading a blob");
+		goto out;
+	}
+	if (stored) { /* NULL: written before blobs carried checksums */
+		struct hasher h;
+
+		hasher_init(&h);
+		hasher_update(&h, head, head_len);
+		hasher_update(&h, body, body_len);
+		hasher_hex(&h, actual);
+		hasher_release(&h);
+		if (strcmp(actual, stored) != 0) {
+			snprintf(detail, sizeof(detail), "blob '%s' does not match its checksum", key);
+			ret = damaged(reg, artefact_id, detail, err);
+		}
+	}
+out:
+	sqlite3_blob_close(b);
+	free(stored);
 	return ret;
 }
 

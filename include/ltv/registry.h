@@ -166,15 +166,15 @@ int registry_blob_put(struct registry *reg, int64_t artefact_id, const char *key
 int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key,
 		      void **out_data, size_t *out_len, struct ltv_err *err);
 /*
- * Checks the blob like registry_blob_get, then hands SQLite's own bytes to
- * read(data, len, arg, err), valid only during that call, and returns what
- * read returns: no buffer of the whole blob is made (a frame column is
- * parsed straight into its destination).
+ * Reads a blob of exactly head_len + body_len bytes straight into the
+ * caller's memory: its first head_len bytes into head, the rest into body,
+ * with the checksum checked as registry_blob_get does. For large blobs (a
+ * frame column) that the caller can size: no copy in between. LTV_EINVAL
+ * when the blob has another length.
  */
-typedef int (*registry_blob_reader)(const void *data, size_t len, void *arg,
-				    struct ltv_err *err);
-int registry_blob_read(struct registry *reg, int64_t artefact_id, const char *key,
-		       registry_blob_reader read, void *arg, struct ltv_err *err);
+int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const char *key,
+			    void *head, size_t head_len, void *body, size_t body_len,
+			    struct ltv_err *err);
 /*
  * Checks that an artefact is still whole: every blob matches its checksum and
  * none is missing (the count recorded by registry_artefact_finish). Reads

@@ -48,7 +48,8 @@ echo "-- pages overwritten on disk"
 cp clean.sqlite $reg
 rm -f $reg-wal $reg-shm
 page=$(sqlite3 $reg "select max(pageno) from dbstat where name = 'artefacts'")
-dd if=/dev/urandom of=$reg bs=4096 seek=$((page - 1)) count=1 conv=notrunc 2>/dev/null
+page_size=$(sqlite3 $reg "pragma page_size")
+dd if=/dev/urandom of=$reg bs=$page_size seek=$((page - 1)) count=1 conv=notrunc 2>/dev/null
 [ "$(sqlite3 $reg 'pragma integrity_check' 2>&1)" != ok ] && echo "integrity_check fails"
 "$LTVPIPE" run $S >out 2>err
 echo "run exit $?"

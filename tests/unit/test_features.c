@@ -999,6 +999,51 @@ static void test_params_travel_with_artefact(void **state)
 	frame_release(&f);
 }
 
+/*
+ * Rows are filled in parallel over users (chunks of 1,024): the frames of
+ * every mode but held-out's, built with one thread and with two, are the
+ * same to the bit.
+ */
+static void test_frames_same_whatever_the_threads(void **state)
+{
+	static const enum feature_rows modes[] = { FEATURE_ROWS_SNAPSHOTS, FEATURE_ROWS_AT_AGE };
+	struct test_pipeline *p = test_pipeline_new(5000, 21, "1");
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	int64_t as_of = 0;
+
+	(void)state;
+	test_run_to(&p->cfg, "ingest");
+	if (registry_open_readonly(p->cfg.registry.path, &reg, &err) != 0)
+		fail_msg("registry_open_readonly: %s", err.msg);
+	{
+		const struct data_source rs = data_source_registry(reg);
+
+		assert_int_equal(data_source_max_event_time(&rs, &as_of, &err), 0);
+	}
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		struct frame f[2];
+		char **apps[2], **camps[2];
+		size_t n_apps[2], n_camps[2];
+
+		for (int k = 0; k < 2; k++) {
+			test_set(&p->cfg, "run.jobs=%d", k + 1);
+			if (feature_build_base(reg, &p->cfg, as_of, modes[m], &f[k], &apps[k], &n_apps[k],
+					       &camps[k], &n_camps[k], NULL, &err) != 0)
+				fail_msg("feature_build_base: %s", err.msg);
+		}
+		assert_true(f[0].n_rows > 3000);
+		assert_frames_identical(&f[0], &f[1], "two threads");
+		for (int k = 0; k < 2; k++) {
+			frame_free_dict(apps[k], n_apps[k]);
+			frame_free_dict(camps[k], n_camps[k]);
+			frame_release(&f[k]);
+		}
+	}
+	registry_close(reg);
+	test_pipeline_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1013,6 +1058,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_params_travel_with_artefact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_out_rows_are_scoring_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_out_leakage, setup, teardown),
+		cmocka_unit_test(test_frames_same_whatever_the_threads),
 	};
 
 	log_level_current = LOG_ERROR;

@@ -140,6 +140,41 @@ static void test_threads_bit_identical(void **state)
 	free(l2);
 }
 
+/*
+ * The labels kmeans_fit returns are kmeans_predict's on the same rows, to the
+ * bit, at any thread count: the lookalike stage takes the fit's labels for the
+ * target horizon instead of predicting its rows again. Overlapping blobs and
+ * a partial last block, so near ties and block edges are exercised.
+ */
+static void test_fit_labels_are_predict_labels(void **state)
+{
+	const double centres[] = { 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1 };
+	const size_t n = 4 * 3001;
+	int *fit = malloc(n * sizeof(int)), *pred = malloc(n * sizeof(int));
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	double *x = make_blobs(centres, 4, 3, 3001, 7, NULL);
+
+	(void)state;
+	for (size_t i = 0; i < n * 3; i++)
+		x[i] = x[i] * 1000.0 + 5.0; /* far from standardised: the scaler is exercised */
+	kmeans_param_init(&p);
+	p.k = 9;
+	p.max_iter = 40;
+	assert_int_equal(kmeans_fit(&p, x, n, 3, &m, fit, &err), 0);
+	assert_true(m->n_iter > 1);
+	for (int threads = 1; threads <= 2; threads++) {
+		memset(pred, -1, n * sizeof(int));
+		assert_int_equal(kmeans_predict(m, x, n, threads, pred, NULL, &err), 0);
+		assert_memory_equal(fit, pred, n * sizeof(int));
+	}
+	kmeans_free(m);
+	free(x);
+	free(fit);
+	free(pred);
+}
+
 static void test_more_clusters_than_distinct_rows(void **state)
 {
 	/* 4 distinct points, 5 copies each, k = 6: two clusters must stay empty. */
@@ -371,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_scaler_maths),
 		cmocka_unit_test(test_blobs_recovered),
 		cmocka_unit_test(test_threads_bit_identical),
+		cmocka_unit_test(test_fit_labels_are_predict_labels),
 		cmocka_unit_test(test_more_clusters_than_distinct_rows),
 		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),
 		cmocka_unit_test(test_save_load_round_trip),

@@ -155,6 +155,8 @@ static void test_open_creates_wal_registry(void **state)
 	assert_memory_equal(header, "SQLite format 3", 16);
 	assert_int_equal(header[18], 2);
 	assert_int_equal(header[19], 2);
+	/* 64 KB pages: the big-endian u16 at offset 16, where 1 stands for 65536 */
+	assert_int_equal(header[16] << 8 | header[17], 1);
 	/* user_version is the big-endian u32 at offset 60 */
 	assert_int_equal((header[60] << 24) | (header[61] << 16) | (header[62] << 8) | header[63],
 			 REGISTRY_SCHEMA_VERSION);
@@ -324,83 +326,6 @@ static void test_unfinished_not_reused(void **state)
 	test_scratch_free(dir);
 }
 
-/* registry_blob_read's reader: records the bytes it was handed and returns want_ret. */
-struct blob_seen {
-	int calls;
-	int want_ret;
-	size_t len;
-	unsigned char *copy;
-};
-
-static int blob_seen_read(const void *data, size_t len, void *arg, struct ltv_err *err)
-{
-	struct blob_seen *s = arg;
-
-	s->calls++;
-	s->len = len;
-	free(s->copy);
-	s->copy = xmalloc(len ? len : 1);
-	memcpy(s->copy, data, len);
-	if (s->want_ret < 0)
-		return err_set(err, s->want_ret, "reader refused");
-	return 0;
-}
-
-/*
- * registry_blob_read hands the reader the stored bytes, passes its error on,
- * and never calls it for an absent blob or one that fails its checksum.
- */
-static void test_blob_read_hands_stored_bytes(void **state)
-{
-	char *dir, *path = fresh_path(&dir);
-	struct registry *reg = open_or_fail(path);
-	struct ltv_err err = { 0 };
-	const size_t big = 2 * 1024 * 1024 + 5;
-	unsigned char *data = xmalloc(big);
-	struct blob_seen seen = { 0 };
-	sqlite3 *db = NULL;
-	char sql[200];
-	int64_t id;
-
-	(void)state;
-	pattern(data, big, 11);
-	start_run(reg, "r");
-	id = commit_artefact(reg, "r", "model", "fp", "ch", NULL, 0, data, big, NULL);
-	assert_int_equal(registry_blob_read(reg, id, "body", blob_seen_read, &seen, &err), 0);
-	assert_int_equal(seen.calls, 1);
-	assert_int_equal(seen.len, big);
-	assert_memory_equal(seen.copy, data, big);
-
-	seen.want_ret = LTV_EINVAL;
-	assert_int_equal(registry_blob_read(reg, id, "body", blob_seen_read, &seen, &err),
-			 LTV_EINVAL);
-	assert_string_equal(err.msg, "reader refused");
-	seen.want_ret = 0;
-
-	assert_int_equal(registry_blob_read(reg, id, "absent", blob_seen_read, &seen, &err),
-			 LTV_ENOTFOUND);
-	assert_int_equal(seen.calls, 2);
-	registry_close(reg);
-
-	/* one byte changed behind the registry's back, its checksum kept */
-	snprintf(sql, sizeof(sql), "UPDATE artefact_blobs SET data = CAST(substr(data, 1, 100)"
-		 " || x'%02x' || substr(data, 102) AS BLOB) WHERE key = 'body'",
-		 (unsigned)(data[100] ^ 0xff));
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	reg = open_or_fail(path);
-	assert_true(registry_blob_read(reg, id, "body", blob_seen_read, &seen, &err) < 0);
-	assert_non_null(strstr(err.msg, "checksum"));
-	assert_int_equal(seen.calls, 2);
-
-	registry_close(reg);
-	free(seen.copy);
-	free(data);
-	free(path);
-	test_scratch_free(dir);
-}
-
 static void test_blobs_exact(void **state)
 {
 	char *dir, *path = fresh_path(&dir);
@@ -447,6 +372,55 @@ static void test_blobs_exact(void **state)
 	assert_blob(reg, id, "body", data, big);
 	registry_close(reg);
 	free(data);
+	free(path);
+	test_scratch_free(dir);
+}
+
+/*
+ * registry_blob_get_parts reads a blob into two caller buffers: the bytes
+ * are registry_blob_get's, a wrong length or a missing blob is refused, and
+ * bytes changed behind the registry's back fail the checksum.
+ */
+static void test_blob_get_parts(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	const size_t big = 3 * 1024 * 1024 + 17, head_len = 20;
+	unsigned char *data = xmalloc(big), *body = xmalloc(big), head[20];
+	sqlite3 *db;
+	int64_t id;
+
+	(void)state;
+	pattern(data, big, 11);
+	start_run(reg, "r");
+	id = commit_artefact(reg, "r", "model", "fp", "ch", NULL, 0, data, big, NULL);
+	assert_int_equal(registry_blob_get_parts(reg, id, "body", head, head_len, body,
+						 big - head_len, &err), 0);
+	assert_memory_equal(head, data, head_len);
+	assert_memory_equal(body, data + head_len, big - head_len);
+
+	assert_int_equal(registry_blob_get_parts(reg, id, "body", head, head_len, body,
+						 big - head_len - 1, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "bytes"));
+	assert_int_equal(registry_blob_get_parts(reg, id, "absent", head, head_len, body, 1, &err),
+			 LTV_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "absent"));
+	registry_close(reg);
+
+	/* one byte of the body changed, the checksum left as it was */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE artefact_blobs SET data = CAST(substr(data, 1, 100) ||"
+				      " x'00' || substr(data, 102) AS BLOB) WHERE key = 'body'", NULL, NULL,
+				      NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reg = open_or_fail(path);
+	assert_int_equal(registry_blob_get_parts(reg, id, "body", head, head_len, body,
+						 big - head_len, &err), LTV_EREGISTRY);
+	assert_non_null(strstr(err.msg, "does not match its checksum"));
+	registry_close(reg);
+	free(data);
+	free(body);
 	free(path);
 	test_scratch_free(dir);
 }
@@ -906,7 +880,7 @@ static void test_users_load_packs_strings(void **state)
 	struct user_row rows[5000];
 	struct user_table t;
 	struct ltv_err err = { 0 };
-	const size_t long_len = (1u << 20) + 100; /* past a block */
+	const size_t long_len = (4u << 20) + 100; /* past a block (4 MB) */
 	char *long_campaign = xmalloc(long_len + 1), ids[5000][16];
 	int64_t id;
 
@@ -958,7 +932,7 @@ int main(void)
 		cmocka_unit_test(test_versions_lineage_current),
 		cmocka_unit_test(test_unfinished_not_reused),
 		cmocka_unit_test(test_blobs_exact),
-		cmocka_unit_test(test_blob_read_hands_stored_bytes),
+		cmocka_unit_test(test_blob_get_parts),
 		cmocka_unit_test(test_rollback_leaves_no_trace),
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_default_as_of),
