@@ -36,15 +36,6 @@
  */
 #define CSV_BLK_SIZE (1 << 20)
 
-/*
- * Bytes of parsed text the read-ahead thread gathers before it hands a
- * buffer over. Each hand-over costs a futex wake and wait on both threads:
- * at one per CSV_CHUNK it was 30,000 futex calls and as many context
- * switches for 478 MB of CSV, most of ingest's system time after its page
- * faults (bench/ingest_syscalls.sh). Three buffers of this size are held.
- */
-#define READ_AHEAD_HANDOFF (1 << 19)
-
 /* A complete record queued for csv_reader_next: n fields from field_off[first]. */
 struct queued_record {
 	size_t first;
@@ -126,7 +117,6 @@ struct csv_reader {
 	 * first csv_reader_next), so nothing is shared without the lock.
 	 */
 	int read_ahead;  /* asked for: the thread starts at the first csv_reader_next */
-	size_t ra_handoff; /* bytes of text per hand-over (READ_AHEAD_HANDOFF) */
 	int ra_running;  /* the thread was started (joined by csv_reader_free) */
 	struct rec_buf c, ready;
 	pthread_t ra_thread;
@@ -327,7 +317,6 @@ struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err)
 	struct stat st;
 
 	r = xcalloc(1, sizeof(*r));
-	r->ra_handoff = READ_AHEAD_HANDOFF;
 	r->path = xstrdup(path);
 	r->cv = &r->b;
 	pthread_mutex_init(&r->lock, NULL);
@@ -598,24 +587,42 @@ static uint64_t bytes_consumed(const struct csv_reader *r)
 }
 
 /*
- * The read-ahead thread: parses as csv_reader_next would, one refill at a
- * time, and hands over what it parsed once it has a whole record and
- * READ_AHEAD_HANDOFF bytes (or the file ended or failed). The record in
- * progress stays: it is copied into the fresh buffer after the swap, as
+ * Text the read-ahead thread parses before it hands a buffer over, after the
+ * first: a 64th of the file, from one chunk to 1 MB. One handover per 64 KB
+ * chunk was 27,000 thread switches for score's 478 MB of CSV, each a futex
+ * wait and a wake-up; on this VM they cost more CPU than the thread saved.
+ * The first buffer is one chunk, as before: the records in it size the
+ * user id map (csv_reader_estimate_records), and the caller starts at once.
+ */
+static size_t read_ahead_batch(const struct csv_reader *r)
+{
+	const uint64_t want = r->file_size / 64;
+
+	return want < CSV_CHUNK ? CSV_CHUNK : want > (1 << 20) ? (size_t)1 << 20 : (size_t)want;
+}
+
+/*
+ * The read-ahead thread: parses as csv_reader_next would, a refill at a
+ * time, and hands over what it parsed whenever it has a whole record and
+ * read_ahead_batch's bytes of text (or the file ended or failed). The record
+ * in progress stays: it is copied into the fresh buffer after the swap, as
  * compact() keeps it in place.
  */
 static void *read_ahead_main(void *arg)
 {
 	struct csv_reader *r = arg;
 	struct rec_buf carry = { 0 };
+	const size_t batch = read_ahead_batch(r);
+	int first = 1;
 
 	for (;;) {
 		int last, stop;
 		size_t keep;
 
-		while ((r->b.n_queued == 0 || r->b.text_len < r->ra_handoff) && !r->at_eof &&
+		while ((r->b.n_queued == 0 || (!first && r->b.text_len < batch)) && !r->at_eof &&
 		       refill(r) == 0)
 			;
+		first = 0;
 		last = r->at_eof || r->status < 0;
 		r->b.n_records = r->n_records;
 		r->b.bytes_read = bytes_consumed(r);
@@ -832,12 +839,6 @@ void csv_reader_set_read_ahead(struct csv_reader *r, int on)
 {
 	if (!r->ra_running)
 		r->read_ahead = on;
-}
-
-void csv_reader_set_read_ahead_handoff(struct csv_reader *r, size_t bytes)
-{
-	if (!r->ra_running)
-		r->ra_handoff = bytes;
 }
 
 uint64_t csv_reader_file_size(const struct csv_reader *r)

@@ -94,12 +94,6 @@ void csv_reader_set_fast_path(struct csv_reader *r, int on);
  * large files only). The reader is then still used by one caller thread.
  */
 void csv_reader_set_read_ahead(struct csv_reader *r, int on);
-/*
- * Bytes of parsed text the read-ahead thread gathers before handing them
- * over (default 512 KB; 0: after every read). For tests, whose small files
- * must still cut records across hand-overs.
- */
-void csv_reader_set_read_ahead_handoff(struct csv_reader *r, size_t bytes);
 
 /*
  * Field `field` of the record `ahead` records after the one csv_reader_next

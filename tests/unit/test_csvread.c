@@ -425,8 +425,7 @@ static void test_field_limit(void **state)
  */
 /*
  * Random files read by the fast path and by libcsv alone (read_ahead 0), or
- * by the fast path without and with read-ahead (read_ahead 1: handed over
- * after each read; 2: after 100 KB, several reads), with
+ * by the fast path without and with read-ahead (read_ahead 1), with
  * delimiter delim: the same records, lines, faults and errors.
  */
 static void fast_path_matches(char delim, int rounds, int read_ahead)
@@ -454,13 +453,10 @@ static void fast_path_matches(char delim, int rounds, int read_ahead)
 		b = fx_open_bytes(text, len);
 		assert_int_equal(csv_reader_set_delimiter(a->r, delim), 0);
 		assert_int_equal(csv_reader_set_delimiter(b->r, delim), 0);
-		if (read_ahead) {
+		if (read_ahead)
 			csv_reader_set_read_ahead(b->r, 1);
-			/* 1: a hand-over per read; 2: several reads per hand-over */
-			csv_reader_set_read_ahead_handoff(b->r, read_ahead == 1 ? 0 : 100000);
-		} else {
+		else
 			csv_reader_set_fast_path(b->r, 0);
-		}
 		for (;;) {
 			char **fa, **fb;
 			size_t na, nb, la, lb;
@@ -497,9 +493,9 @@ static void test_fast_path_matches_libcsv(void **state)
 }
 
 /*
- * Read-ahead hands over the records of one read, or of several, at a time,
- * with a record cut by the hand-over carried into the next: files of
- * 150-200 KB span several reads, quotes (with newlines inside) cross them, and a malformed quote
+ * Read-ahead hands over the records of one read at a time, with a record cut
+ * by the read's end carried into the next: files of 150-200 KB span several
+ * reads, quotes (with newlines inside) cross them, and a malformed quote
  * fails after the good records before it, as without read-ahead.
  */
 static void test_read_ahead_matches(void **state)
@@ -507,7 +503,6 @@ static void test_read_ahead_matches(void **state)
 	(void)state;
 	fast_path_matches(',', 40, 1);
 	fast_path_matches(';', 10, 1);
-	fast_path_matches(',', 36, 2);
 }
 
 /* ';' and tab: the delimiter splits, a comma is text, a tab delimiter is never trimmed away. */
@@ -560,7 +555,6 @@ static void test_gzip(void **state)
 	assert_non_null(a);
 	assert_non_null(b);
 	csv_reader_set_read_ahead(b, 1); /* a thread decompresses and splits */
-	csv_reader_set_read_ahead_handoff(b, 0);
 	do {
 		ra = csv_reader_next(a, &fa, &na, &la, &err);
 		rb = csv_reader_next(b, &fb, &nb, &lb, &err);
