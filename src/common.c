@@ -134,7 +134,7 @@ void *xrealloc(void *p, size_t n)
  * copies the block instead (measured: 50,000 faults more). mremap keeps the
  * hint as realloc grows the block, and it goes away with it on free.
  */
-static void want_huge_pages(void *p, size_t n)
+void memory_want_huge_pages(void *p, size_t n)
 {
 	const uintptr_t page = 4096, from = (uintptr_t)p & ~(page - 1);
 	const uintptr_t to = ((uintptr_t)p + n + page - 1) & ~(page - 1);
@@ -147,7 +147,7 @@ void *xmalloc_huge(size_t n)
 {
 	void *p = xmalloc(n);
 
-	want_huge_pages(p, n);
+	memory_want_huge_pages(p, n);
 	return p;
 }
 
@@ -155,7 +155,7 @@ void *xrealloc_huge(void *p, size_t n)
 {
 	void *q = xrealloc(p, n);
 
-	want_huge_pages(q, n);
+	memory_want_huge_pages(q, n);
 	return q;
 }
 

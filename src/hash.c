@@ -15,7 +15,8 @@
 
 #include "ltv/hash.h"
 
-#define HASH_FILE_CHUNK (64 * 1024)
+/* Ingest hashes every input file: 1 MB reads are 16 times fewer system calls than 64 KB. */
+#define HASH_FILE_CHUNK (1024 * 1024)
 
 static XXH3_state_t *state_of(const struct hasher *h)
 {

@@ -502,7 +502,7 @@ static void finish_latest(struct ingest_parse *in, int64_t uid, struct user_stat
 {
 	if (u->events == 0)
 		return;
-	ARRAY_GROW(in->days, in->n_days + 1, in->cap_days);
+	ARRAY_GROW_HUGE(in->days, in->n_days + 1, in->cap_days);
 	in->days[in->n_days++] = (struct ingest_day_agg){
 		.key = (uint64_t)uid << DAY_BITS | (u->day_purchases & MAX_DAY),
 		.revenue = u->revenue,
@@ -776,7 +776,7 @@ static void sort_user_run(struct user_day_row *rows, size_t n)
 static struct user_day_row *days_in_key_order(struct ingest_parse *in)
 {
 	const size_t n = in->n_days;
-	struct user_day_row *rows = xmalloc((n ? n : 1) * sizeof(*rows));
+	struct user_day_row *rows = xmalloc_huge((n ? n : 1) * sizeof(*rows));
 	size_t *start;
 	int ordered = 1;
 
@@ -787,7 +787,8 @@ static struct user_day_row *days_in_key_order(struct ingest_parse *in)
 			rows[i] = day_row(&in->days[i]);
 		return rows;
 	}
-	start = xcalloc(in->n_users + 2, sizeof(*start));
+	start = xmalloc_huge((in->n_users + 2) * sizeof(*start));
+	memset(start, 0, (in->n_users + 2) * sizeof(*start));
 	/*
 	 * In a file ordered by time consecutive aggregates are other users', so
 	 * each count and each row written misses the cache: the lines are asked

@@ -71,33 +71,27 @@ LTV_NORETURN void die_oom(size_t n);
  * user-days): the block is asked for transparent huge pages before it is
  * touched, so the kernel fills it with one fault per 2 MB instead of one per
  * 4 KB. On this project's VMs a 4 KB fault costs about 17 us of CPU: a fresh
- * 128 MB array took 0.55 CPU s to fill on 4 KB pages and 0.02 s on huge
- * pages (bench/page_faults.c). A hint only: freed with free(), and
+ * 128 MB array took 0.55 CPU s to fill on 4 KB pages and 0.01 to 0.15 s on
+ * huge pages (bench/page_faults.c). A hint only: freed with free(), and
  * without THP the block works the same.
  */
 void *xmalloc_huge(size_t n);
 void *xrealloc_huge(void *p, size_t n);
+/* The hint alone, for a block of n bytes at p that another allocator made (SQLite's). */
+void memory_want_huge_pages(void *p, size_t n);
 
 /* Growable array of doubles / strings, used wherever a count is unknown. */
-#define ARRAY_GROW(ptr, n_needed, cap)                                          \
+#define ARRAY_GROW(ptr, n_needed, cap) ARRAY_GROW_BY(xrealloc, ptr, n_needed, cap)
+/* ARRAY_GROW with xrealloc_huge, for arrays of megabytes. */
+#define ARRAY_GROW_HUGE(ptr, n_needed, cap) ARRAY_GROW_BY(xrealloc_huge, ptr, n_needed, cap)
+/* Doubles cap (from 16) until n_needed fit, reallocating ptr with grow_fn. */
+#define ARRAY_GROW_BY(grow_fn, ptr, n_needed, cap)                              \
 	do {                                                                    \
 		if ((n_needed) > (cap)) {                                       \
 			size_t new_cap_ = (cap) ? (cap) * 2 : 16;               \
 			while (new_cap_ < (n_needed))                           \
 				new_cap_ *= 2;                                  \
-			(ptr) = xrealloc((ptr), new_cap_ * sizeof(*(ptr)));     \
-			(cap) = new_cap_;                                       \
-		}                                                               \
-	} while (0)
-
-/* ARRAY_GROW with xrealloc_huge. */
-#define ARRAY_GROW_HUGE(ptr, n_needed, cap)                                     \
-	do {                                                                    \
-		if ((n_needed) > (cap)) {                                       \
-			size_t new_cap_ = (cap) ? (cap) * 2 : 16;               \
-			while (new_cap_ < (n_needed))                           \
-				new_cap_ *= 2;                                  \
-			(ptr) = xrealloc_huge((ptr), new_cap_ * sizeof(*(ptr))); \
+			(ptr) = grow_fn((ptr), new_cap_ * sizeof(*(ptr)));      \
 			(cap) = new_cap_;                                       \
 		}                                                               \
 	} while (0)
