@@ -14,14 +14,13 @@
 # LTVPIPE); each hurdle run starts from a copy of that registry. Read the CPU
 # and RSS columns on a shared machine: the wall mostly measures neighbours.
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: bench/hurdle_memory.sh USERS LIMIT_MB [RUNS]" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 2 ] || bench_usage "USERS LIMIT_MB [RUNS]"
 users=$1 limit=$2 runs=${3:-1}
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(realpath "${LTVPIPE:-$root/ltvpipe}")
+bin=$(bench_binary)
 config=$root/config/ltvpipe.yaml
-[ -x /usr/bin/time ] || { echo "bench: needs GNU /usr/bin/time (Debian package time)" >&2; exit 2; }
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-hurdle-memory.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+bench_need_time
+bench_scratch hurdle-memory
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 cd "$scratch"

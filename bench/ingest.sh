@@ -14,19 +14,16 @@
 # Prints a markdown table to paste into bench/results.md. The machine may be
 # shared: compare the rows of one table, not tables of different days.
 set -euo pipefail
-[ $# -eq 2 ] && [[ $1 =~ ^[1-9][0-9]*$ && $2 =~ ^[1-9][0-9]*$ ]] ||
-	{ echo "usage: bench/ingest.sh USERS RUNS" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -eq 2 ] && [[ $1 =~ ^[1-9][0-9]*$ && $2 =~ ^[1-9][0-9]*$ ]] || bench_usage "USERS RUNS"
 users=$1 runs=$2
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${LTVPIPE:-$root/ltvpipe}
+bin=$(bench_binary)
 tok=${CSVREAD_BENCH:-$root/build/bench/csvread_bench}
-[ -x "$bin" ] || { echo "bench/ingest.sh: no binary '$bin'; run 'make'" >&2; exit 2; }
-[ -x "$tok" ] || { echo "bench/ingest.sh: no '$tok'; run 'make bench-tools'" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "bench/ingest.sh: needs GNU /usr/bin/time" >&2; exit 2; }
+[ -x "$tok" ] || bench_fail "no '$tok'; run 'make bench-tools'"
+bench_need_time
 config_args=()
 [ -f "$root/config/ltvpipe.yaml" ] && config_args=(--config "$root/config/ltvpipe.yaml")
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-ingest-bench.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+bench_scratch ingest-bench
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 

@@ -14,14 +14,12 @@
 # the ratio of 1,000,000 users to a 32 MiB L3 shared with other work.
 # About three minutes per binary at 300000 users.
 set -euo pipefail
-[ $# -ge 2 ] && [[ $1 =~ ^[1-9][0-9]*$ ]] ||
-	{ echo "usage: bench/ingest_cachegrind.sh USERS BINARY..." >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 2 ] && [[ $1 =~ ^[1-9][0-9]*$ ]] || bench_usage "USERS BINARY..."
 users=$1
 shift
-command -v valgrind >/dev/null || { echo "bench/ingest_cachegrind.sh: needs valgrind" >&2; exit 2; }
-root=$(cd "$(dirname "$0")/.." && pwd)
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-ingest-cg.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+command -v valgrind >/dev/null || bench_fail "needs valgrind"
+bench_scratch ingest-cg
 "$1" generate --users "$users" --order time --out "$scratch/data" >/dev/null
 mb=$(du -cb "$scratch/data/users.csv" "$scratch/data/events.csv" | awk 'END { printf "%.1f", $1 / 1e6 }')
 echo "| ingest, $users users by time ($mb MB of CSV) | instructions | data reads | LL data misses (read + write) |"

@@ -7,21 +7,14 @@
 # table, every user-day block (its bytes), max_event_time, the rejects file
 # and the stage's metrics. Exits 1 when anything differs.
 set -euo pipefail
-[ $# -ge 3 ] || { echo "usage: bench/ingest_same.sh BIN_BEFORE BIN_AFTER USERS [ORDER] [--set K=V ...]" >&2; exit 2; }
-before=$(realpath "$1") after=$(realpath "$2") users=$3 order=${4:-time}
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 3 ] || bench_usage "BIN_BEFORE BIN_AFTER USERS [ORDER] [--set K=V ...]"
+before=$(bench_binary "$1") after=$(bench_binary "$2") users=$3 order=${4:-time}
 shift 3
 [ $# -gt 0 ] && shift
-root=$(cd "$(dirname "$0")/.." && pwd)
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-ingest-same.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
-"$after" generate --users "$users" --order "$order" --out "$scratch/data" >/dev/null
+bench_scratch ingest-same
+bench_sides "$before" "$after" "$users" "$order" --only ingest "$@"
 for side in before after; do
-	bin=$before
-	[ $side = after ] && bin=$after
-	mkdir "$scratch/$side"
-	ln -s ../data "$scratch/$side/data"
-	(cd "$scratch/$side" && "$bin" run --config "$root/config/ltvpipe.yaml" --only ingest "$@" >run.log 2>&1) ||
-		{ echo "$side: ltvpipe run failed:" >&2; tail -20 "$scratch/$side/run.log" >&2; exit 1; }
 	reg=$scratch/$side/models/registry.sqlite
 	{
 		sqlite3 "$reg" "select uid, user_id, app_id, campaign, install_time, quote(cost), attributes from users order by uid"

@@ -11,14 +11,13 @@
 # once under `perf record` (CPU clock samples) and prints each thread's share
 # of the samples, with the run's CPU seconds (GNU /usr/bin/time).
 set -euo pipefail
-[ $# -ge 1 ] && [[ $1 =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/ingest_threads.sh USERS [LTVPIPE]" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 1 ] && [[ $1 =~ ^[1-9][0-9]*$ ]] || bench_usage "USERS [LTVPIPE]"
 users=$1
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(realpath "${2:-$root/ltvpipe}")
-command -v perf >/dev/null || { echo "bench/ingest_threads.sh: needs perf" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "bench/ingest_threads.sh: needs GNU /usr/bin/time" >&2; exit 2; }
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-ingest-threads.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+bin=$(bench_binary "${2:-}")
+command -v perf >/dev/null || bench_fail "needs perf"
+bench_need_time
+bench_scratch ingest-threads
 cd "$scratch"
 "$bin" generate --users "$users" --order time --out data >/dev/null
 mb=$(du -cb data/users.csv data/events.csv | awk 'END { printf "%.1f", $1 / 1e6 }')

@@ -18,15 +18,14 @@
 #   PER_BINARY=1 TO=lookalike nice bench/stage_cpu.sh 1000000 features,lookalike /tmp/old ./ltvpipe
 # Works in a scratch directory; touches nothing in the tree.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: bench/stage_cpu.sh USERS [STAGES [BINARY...]]" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 1 ] || bench_usage "USERS [STAGES [BINARY...]]"
 users=$1
 stages=${2:-features,tiers,lookalike,curves,bgnbd,pareto_nbd}
 shift $(( $# >= 2 ? 2 : 1 ))
-root=$(cd "$(dirname "$0")/.." && pwd)
 bins=()
-for b in "${@:-$root/ltvpipe}"; do bins+=("$(realpath "$b")"); done
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-stagecpu.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+for b in "${@:-$root/ltvpipe}"; do bins+=("$(bench_binary "$b")"); done
+bench_scratch stagecpu
 cd "$scratch"
 "${bins[0]}" generate --users "$users" --order time --out data >/dev/null
 export OMP_WAIT_POLICY=PASSIVE # no re-exec, the counts are the stage's own
@@ -54,7 +53,7 @@ for s in ${stages//,/ }; do
 		else
 			/usr/bin/time -o time.txt -f '%U %S' "$b" "${run[@]}" --only "$s" --force \
 				>/dev/null 2>&1
-			v=$(awk '{ printf "%.2f", $1 + $2 }' time.txt)
+			v=$(bench_cpu_seconds time.txt)
 		fi
 		printf ' %22s' "$v"
 	done

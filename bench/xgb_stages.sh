@@ -18,15 +18,14 @@
 # CPU seconds, not wall: on a shared machine the wall mostly measures the
 # neighbours. Environment: LTVPIPE (binary, default ./ltvpipe).
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: bench/xgb_stages.sh USERS VARIANT..." >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 2 ] || bench_usage "USERS VARIANT..."
 users=$1
 shift
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(realpath "${LTVPIPE:-$root/ltvpipe}")
+bin=$(bench_binary)
 config=$root/config/ltvpipe.yaml
-[ -x /usr/bin/time ] || { echo "bench: needs GNU /usr/bin/time (Debian package time)" >&2; exit 2; }
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-xgb-stages.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+bench_need_time
+bench_scratch xgb-stages
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 cd "$scratch"
 "$bin" generate --users "$users" --order time --out data >/dev/null

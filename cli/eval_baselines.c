@@ -12,12 +12,11 @@
 #include <string.h>
 
 #include "ltv/bgnbd.h"
+#include "ltv/btyd_history.h"
 #include "ltv/evaluate.h"
 #include "ltv/gamma_gamma.h"
 #include "ltv/pareto_nbd.h"
 #include "ltv/timeutil.h"
-
-#define DAYS_PER_WEEK 7.0
 
 void eval_baseline_campaign_mean(const struct model_data *d, int64_t horizon,
 				 const size_t *rows, size_t n, double *out_pred, size_t *out_n_train)
@@ -102,69 +101,24 @@ static int add_day(void *opaque, int64_t uid, int64_t day, double revenue, int64
 	return 0;
 }
 
-struct triple {
-	double x, t_x, T;
-};
-
-static int compare_triple(const void *pa, const void *pb)
-{
-	const struct triple *a = pa, *b = pb;
-
-	if (a->x != b->x)
-		return a->x < b->x ? -1 : 1;
-	if (a->t_x != b->t_x)
-		return a->t_x < b->t_x ? -1 : 1;
-	return a->T < b->T ? -1 : a->T > b->T;
-}
-
 /*
  * The users' (x, t_x, T) in weeks collapsed to weighted rows (day resolution
  * repeats them a lot), exactly: BG/NBD (c) and Pareto/NBD (d) fit the same rows.
  */
-struct weighted_triples {
-	size_t n;
-	double *x, *t_x, *T, *w;
-};
-
-static void collapse_triples(const struct eval_btyd *b, size_t n_rows, struct weighted_triples *out)
+static void collapse_triples(const struct eval_btyd *b, size_t n_rows, struct btyd_triples *out)
 {
-	const size_t alloc = n_rows ? n_rows : 1;
-	struct triple *t = xmalloc(alloc * sizeof(*t));
-	size_t n = 0, k = 0;
+	struct btyd_history *h = xmalloc((n_rows ? n_rows : 1) * sizeof(*h));
+	size_t n = 0;
 
-	out->x = xmalloc(alloc * sizeof(double));
-	out->t_x = xmalloc(alloc * sizeof(double));
-	out->T = xmalloc(alloc * sizeof(double));
-	out->w = xmalloc(alloc * sizeof(double));
 	for (size_t i = 0; i < n_rows; i++)
 		if (b->age_days[i] >= 1)
-			t[n++] = (struct triple){ b->x[i], b->t_x[i] / DAYS_PER_WEEK,
-						  b->age_days[i] / DAYS_PER_WEEK };
-	qsort(t, n, sizeof(*t), compare_triple);
-	for (size_t i = 0; i < n; i++) {
-		if (k > 0 && compare_triple(&t[i], &(struct triple){ out->x[k - 1], out->t_x[k - 1],
-								      out->T[k - 1] }) == 0) {
-			out->w[k - 1] += 1;
-			continue;
-		}
-		out->x[k] = t[i].x;
-		out->t_x[k] = t[i].t_x;
-		out->T[k] = t[i].T;
-		out->w[k++] = 1;
-	}
-	out->n = k;
-	free(t);
+			h[n++] = (struct btyd_history){ b->x[i], b->t_x[i] / BTYD_DAYS_PER_WEEK,
+							b->age_days[i] / BTYD_DAYS_PER_WEEK, 0 };
+	btyd_triples_collapse(h, n, out);
+	free(h);
 }
 
-static void weighted_triples_release(struct weighted_triples *t)
-{
-	free(t->x);
-	free(t->t_x);
-	free(t->T);
-	free(t->w);
-}
-
-static int fit_bgnbd(struct eval_btyd *b, const struct weighted_triples *t, struct ltv_err *err)
+static int fit_bgnbd(struct eval_btyd *b, const struct btyd_triples *t, struct ltv_err *err)
 {
 	struct bgnbd_param param;
 
@@ -172,11 +126,11 @@ static int fit_bgnbd(struct eval_btyd *b, const struct weighted_triples *t, stru
 	/* As the bgnbd stage fits (serving/btyd_bgnbd.c): day resolution leaves the optimum flat. */
 	param.grad_tol = 1e-5;
 	return t->n ? bgnbd_fit(&param, &(struct bgnbd_data){ .n = t->n, .x = t->x, .t_x = t->t_x,
-							       .T = t->T, .weight = t->w }, &b->bg, err)
+							       .T = t->T, .weight = t->weight }, &b->bg, err)
 		    : err_set(err, LTV_EMODEL, "no user is a day old at as_of");
 }
 
-static int fit_pareto_nbd(struct eval_btyd *b, const struct weighted_triples *t, struct ltv_err *err)
+static int fit_pareto_nbd(struct eval_btyd *b, const struct btyd_triples *t, struct ltv_err *err)
 {
 	struct pareto_nbd_param param;
 
@@ -185,7 +139,7 @@ static int fit_pareto_nbd(struct eval_btyd *b, const struct weighted_triples *t,
 	param.grad_tol = 1e-5;
 	return t->n ? pareto_nbd_fit(&param, &(struct pareto_nbd_data){ .n = t->n, .x = t->x,
 									 .t_x = t->t_x, .T = t->T,
-									 .weight = t->w }, &b->pn, err)
+									 .weight = t->weight }, &b->pn, err)
 		    : err_set(err, LTV_EMODEL, "no user is a day old at as_of");
 }
 
@@ -239,7 +193,7 @@ int eval_btyd_fit(struct registry *reg, const struct model_data *d, struct eval_
 	const double *uid = frame_column(&d->frame, "uid");
 	const double *age = frame_column(&d->frame, "age_days");
 	struct purchase_days p = { .d = d, .install = frame_column(&d->frame, "install_time") };
-	struct weighted_triples t = { 0 };
+	struct btyd_triples t = { 0 };
 	struct ltv_err gg_err = { 0 }, bg_err = { 0 }, pn_err = { 0 };
 	int ret, gg_ok;
 
@@ -288,7 +242,7 @@ int eval_btyd_fit(struct registry *reg, const struct model_data *d, struct eval_
 		out->pareto_nbd.s = out->pn->s;
 		out->pareto_nbd.beta = out->pn->beta;
 	}
-	weighted_triples_release(&t);
+	btyd_triples_release(&t);
 	return 0;
 }
 
@@ -296,7 +250,7 @@ int eval_btyd_fit(struct registry *reg, const struct model_data *d, struct eval_
 static int expected_purchases(const struct eval_btyd *b, enum eval_btyd_kind kind, size_t r,
 			      double weeks, double *out, struct ltv_err *err)
 {
-	const double x = b->x[r], t_x = b->t_x[r] / DAYS_PER_WEEK, T = b->age_days[r] / DAYS_PER_WEEK;
+	const double x = b->x[r], t_x = b->t_x[r] / BTYD_DAYS_PER_WEEK, T = b->age_days[r] / BTYD_DAYS_PER_WEEK;
 
 	if (kind == EVAL_BTYD_PARETO_NBD)
 		return pareto_nbd_conditional_expected(b->pn, x, t_x, T, weeks, out, err);
@@ -319,7 +273,7 @@ int eval_btyd_predict(const struct eval_btyd *b, enum eval_btyd_kind kind, const
 			continue;
 		}
 		if (left_days > 0) {
-			ret = expected_purchases(b, kind, r, left_days / DAYS_PER_WEEK, &expected, err);
+			ret = expected_purchases(b, kind, r, left_days / BTYD_DAYS_PER_WEEK, &expected, err);
 			if (ret == 0)
 				ret = gamma_gamma_expected_spend(b->gg, b->x[r], b->m_x[r], &spend, err);
 			if (ret < 0)

@@ -73,10 +73,31 @@ static int compare_history(const void *pa, const void *pb)
 	return (a->T > b->T) - (a->T < b->T);
 }
 
+void btyd_triples_collapse(struct btyd_history *h, size_t n, struct btyd_triples *out)
+{
+	size_t k = 0;
+
+	qsort(h, n, sizeof(*h), compare_history);
+	out->x = xmalloc((n ? n : 1) * sizeof(double));
+	out->t_x = xmalloc((n ? n : 1) * sizeof(double));
+	out->T = xmalloc((n ? n : 1) * sizeof(double));
+	out->weight = xmalloc((n ? n : 1) * sizeof(double));
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && compare_history(&h[i], &h[i - 1]) == 0) {
+			out->weight[k - 1] += 1;
+			continue;
+		}
+		out->x[k] = h[i].x;
+		out->t_x[k] = h[i].t_x;
+		out->T[k] = h[i].T;
+		out->weight[k++] = 1;
+	}
+	out->n = k;
+}
+
 void btyd_triples_build(const struct btyd_history *h, size_t n, struct btyd_triples *out)
 {
 	struct btyd_history *sorted = xmalloc((n ? n : 1) * sizeof(*sorted));
-	size_t k = 0;
 
 	memcpy(sorted, h, n * sizeof(*sorted));
 	/*
@@ -88,22 +109,7 @@ void btyd_triples_build(const struct btyd_history *h, size_t n, struct btyd_trip
 		sorted[i].T = round(sorted[i].T);
 		sorted[i].t_x = fmin(round(sorted[i].t_x), sorted[i].T);
 	}
-	qsort(sorted, n, sizeof(*sorted), compare_history);
-	out->x = xmalloc((n ? n : 1) * sizeof(double));
-	out->t_x = xmalloc((n ? n : 1) * sizeof(double));
-	out->T = xmalloc((n ? n : 1) * sizeof(double));
-	out->weight = xmalloc((n ? n : 1) * sizeof(double));
-	for (size_t i = 0; i < n; i++) {
-		if (k > 0 && compare_history(&sorted[i], &sorted[i - 1]) == 0) {
-			out->weight[k - 1] += 1;
-			continue;
-		}
-		out->x[k] = sorted[i].x;
-		out->t_x[k] = sorted[i].t_x;
-		out->T[k] = sorted[i].T;
-		out->weight[k++] = 1;
-	}
-	out->n = k;
+	btyd_triples_collapse(sorted, n, out);
 	free(sorted);
 }
 

@@ -39,6 +39,11 @@ struct btyd_triples {
 	double *x, *t_x, *T, *weight;
 };
 void btyd_triples_build(const struct btyd_history *h, size_t n, struct btyd_triples *out);
+/*
+ * The same without the rounding: h's own (x, t_x, T) collapsed, exactly
+ * (h is sorted in place by x, t_x, T).
+ */
+void btyd_triples_collapse(struct btyd_history *h, size_t n, struct btyd_triples *out);
 void btyd_triples_release(struct btyd_triples *t);
 
 #endif
