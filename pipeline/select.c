@@ -90,6 +90,32 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 }
 
 /*
+ * given[m] for predictor_predict_raw_given on rows at[0..k) of the rows pred
+ * was made for (all of them when at is NULL): method m's predictions where a
+ * row's prediction is its own (NULL for a batch_level method, which predicts
+ * the rows it is given again, as predictor_predict_raw would). Select has
+ * predicted every method on every validation row; the mix reuses that
+ * instead of predicting them all over again, with identical results.
+ */
+static void given_for(double *const *pred, const size_t *at, size_t k, double **given)
+{
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		given[m] = NULL;
+		if (method_table[m]->batch_level)
+			continue;
+		given[m] = xmalloc((k ? k : 1) * sizeof(double));
+		for (size_t j = 0; j < k; j++)
+			given[m][j] = pred[m][at ? at[j] : j];
+	}
+}
+
+static void given_release(double **given)
+{
+	for (int m = 0; m < METHOD_COUNT; m++)
+		free(given[m]);
+}
+
+/*
  * The validation rows i with in_fold[i] != skip_fold (all of them when
  * in_fold is NULL), aggregated per cohort: actual and predicted sums, and
  * user-level RMSLE for tie-breaks.
@@ -473,7 +499,7 @@ static int write_blend(struct stage_ctx *ctx, const struct predictor *p, int64_t
 
 /* The selected mix, with fallbacks, on the validation rows: what select promises. */
 static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
-			   const struct predictor *p, const struct row_split *s,
+			   const struct predictor *p, const struct row_split *s, double *const *by_method,
 			   const struct cohort_eval *ev, size_t n_cohorts)
 {
 	const int64_t target = d->params.target_horizon;
@@ -485,8 +511,14 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	struct metrics_campaign camp;
 	double rmsle = NAN, share[METHOD_SLOTS] = { 0 };
 	size_t chosen[N_CANDIDATES] = { 0 };
-	cJSON *by_method = cJSON_CreateObject();
-	int ret = predictor_predict_raw(p, d, s->valid, s->n_valid, target, pred, served, NULL, &ctx->err);
+	cJSON *chosen_by = cJSON_CreateObject();
+	double *given[METHOD_COUNT];
+	int ret;
+
+	given_for(by_method, NULL, s->n_valid, given);
+	ret = predictor_predict_raw_given(p, d, s->valid, s->n_valid, target, (const double *const *)given,
+					  pred, served, NULL, &ctx->err);
+	given_release(given);
 
 	for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
 		actual[i] = y[s->valid[i]];
@@ -507,8 +539,8 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	}
 	cJSON_AddNumberToObject(ctx->metrics, "validation_users", (double)s->n_valid);
 	for (int m = 0; m < N_CANDIDATES; m++)
-		cJSON_AddNumberToObject(by_method, method_name(cand_method(m)), (double)chosen[m]);
-	cJSON_AddItemToObject(ctx->metrics, "campaigns_by_method", by_method);
+		cJSON_AddNumberToObject(chosen_by, method_name(cand_method(m)), (double)chosen[m]);
+	cJSON_AddItemToObject(ctx->metrics, "campaigns_by_method", chosen_by);
 	free(pred);
 	free(actual);
 	free(group);
@@ -688,6 +720,7 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	size_t *group = xmalloc((n ? n : 1) * sizeof(size_t));
 	double *part = xmalloc((n ? n : 1) * sizeof(double)), median = 0;
 	struct metrics_campaign camp = { .wape = NAN, .bias = NAN };
+	double *given[METHOD_COUNT];
 	int ret = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -710,7 +743,10 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 				at[k] = i;
 				rows[k++] = s->valid[i];
 			}
-		ret = predictor_predict_raw(p, d, rows, k, target, part, NULL, NULL, &ctx->err);
+		given_for(pred, at, k, given);
+		ret = predictor_predict_raw_given(p, d, rows, k, target, (const double *const *)given,
+						  part, NULL, NULL, &ctx->err);
+		given_release(given);
 		for (size_t j = 0; j < k && ret == 0; j++)
 			out[at[j]] = part[j];
 	}
@@ -940,7 +976,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
 	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
 	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred);
-	ret = add_mix_metrics(ctx, vd, &p, &s, ev, n_cohorts);
+	ret = add_mix_metrics(ctx, vd, &p, &s, pred, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 	stage_progress(ctx, "steps", d.params.horizons.n + 2, d.params.horizons.n + 2);

@@ -393,7 +393,8 @@ void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_
 		for (size_t i = 0; i < n; i++)
 			cell[i] = share_cell(p, horizon, window, rows[i]);
 		rank_share_fit(&p->share[h], d, horizon, rows, n, pred, chosen, cell,
-			       share_cells(p, horizon), min_users);
+			       share_cells(p, horizon), min_users,
+			       p->cfg ? config_jobs(p->cfg) : 1);
 	}
 	free(chosen);
 	free(cell);

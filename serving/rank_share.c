@@ -92,31 +92,53 @@ static int row_tier(const struct model_data *d, size_t row)
  * The method with the highest normalized Gini of revenue to come over the
  * rows i with in[i] (tier == 0: all of them); only methods with a value for
  * every such row compete. -1 when fewer than min_users rows or no method.
+ * The actual revenue is the same for every method, so the perfect ranking's
+ * Gini (the normalizer) is computed once, not once per method: the same
+ * quotient as metrics_normalized_gini's, which serves a method whose
+ * revenue to come is not finite everywhere (its own rows then drop out).
  */
 static int best_ranker(const struct model_data *d, const double *y, const size_t *rows, size_t n,
 		       double *const *pred, int tier, size_t min_users, double *out_gini)
 {
 	const double *rev = frame_column(&d->frame, "rev_window");
 	double *a = xmalloc((n ? n : 1) * sizeof(double)), *q = xmalloc((n ? n : 1) * sizeof(double));
-	int best = -1;
+	size_t *at = xmalloc((n ? n : 1) * sizeof(size_t)), k = 0;
+	double perfect = NAN;
+	int best = -1, have_perfect = 0;
 
 	*out_gini = NAN;
-	for (int m = 0; m < METHOD_COUNT; m++) {
-		size_t k = 0, used = 0;
-		int complete = 1;
-		double g = NAN;
+	for (size_t i = 0; i < n; i++)
+		if (!tier || row_tier(d, rows[i]) == tier) {
+			at[k] = i;
+			a[k++] = fmax(y[rows[i]] - rev[rows[i]], 0.0);
+		}
+	for (int m = 0; m < METHOD_COUNT && k >= min_users && k > 0; m++) {
+		size_t used = 0;
+		int complete = 1, finite = 1;
+		double g = NAN, model;
 		struct ltv_err err = { 0 };
 
-		for (size_t i = 0; i < n && complete; i++) {
-			if (tier && row_tier(d, rows[i]) != tier)
-				continue;
+		for (size_t j = 0; j < k && complete; j++) {
+			const size_t i = at[j];
+
 			complete = !isnan(pred[m][i]);
-			a[k] = fmax(y[rows[i]] - rev[rows[i]], 0.0);
-			q[k++] = pred[m][i] - rev[rows[i]];
+			q[j] = pred[m][i] - rev[rows[i]];
+			finite &= isfinite(q[j]) && isfinite(a[j]);
 		}
-		if (!complete || k < min_users || k == 0)
+		if (!complete)
 			continue;
-		if (metrics_normalized_gini(a, q, k, &g, &used, &err) < 0 || isnan(g))
+		if (!finite) {
+			if (metrics_normalized_gini(a, q, k, &g, &used, &err) < 0)
+				continue;
+		} else {
+			if (metrics_gini(a, q, k, &model, &used, &err) < 0)
+				continue;
+			if (!have_perfect && metrics_gini(a, a, k, &perfect, &used, &err) < 0)
+				perfect = NAN;
+			have_perfect = 1;
+			g = perfect > 0 ? model / perfect : NAN;
+		}
+		if (isnan(g))
 			continue;
 		if (best < 0 || g > *out_gini) {
 			best = m;
@@ -125,6 +147,7 @@ static int best_ranker(const struct model_data *d, const double *y, const size_t
 	}
 	free(a);
 	free(q);
+	free(at);
 	return best;
 }
 
@@ -165,7 +188,7 @@ static int cell_ratios(const struct cell_sums *c, int n_cells, size_t min_users,
 
 void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t horizon,
 		    const size_t *rows, size_t n, double *const *pred, const int *chosen,
-		    const struct rank_cell *cell, int n_cells, size_t min_users)
+		    const struct rank_cell *cell, int n_cells, size_t min_users, int n_threads)
 {
 	const double *y = model_data_label(d, horizon);
 	const double *rev = frame_column(&d->frame, "rev_window");
@@ -177,6 +200,11 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 	if (!y || !rev || n == 0 || n_cells < 1 || n_cells > RANK_SHARE_MAX_CELLS)
 		return;
 	s->n_cells = n_cells;
+	/*
+	 * The four rankings are independent (tier 0, all rows, weighs about as
+	 * much as tiers 1-3 together): side by side, each into its own slot.
+	 */
+#pragma omp parallel for schedule(dynamic) num_threads(n_threads > 1 ? n_threads : 1)
 	for (int t = 0; t <= 3; t++)
 		s->ranker[t] = best_ranker(d, y, rows, n, pred, t, min_users, &s->gini[t]);
 	if (s->ranker[0] < 0)

@@ -36,6 +36,13 @@ struct method {
 	 * prefers such a method on a tie with a snapshot method (select.c).
 	 */
 	int user_at_age;
+	/*
+	 * 1: a row's prediction depends on the other rows of the call (curves
+	 * levels each cohort from the rows it is given, summed in their order),
+	 * so predictions made for one set of rows cannot stand in for those of
+	 * a subset. 0: row by row, the same for a row in any call.
+	 */
+	int batch_level;
 	/* Loads the artefact's bodies; *out_state is freed with free_state. */
 	int (*load)(struct registry *reg, const struct artefact_info *artefact,
 		    const struct config *cfg, void **out_state, struct ltv_err *err);

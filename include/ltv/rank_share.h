@@ -65,10 +65,11 @@ void rank_share_release(struct rank_share *s);
  * its campaign is served by (< 0: blend or median, no share), cell[i] where
  * its age sits among n_cells age cells. A tier needs min_users validation
  * rows for its own ranker; a ratio needs min_users rows (weighted) in its cell.
+ * The tiers' rankers are chosen on up to n_threads threads (same result).
  */
 void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t horizon,
 		    const size_t *rows, size_t n, double *const *pred, const int *chosen,
-		    const struct rank_cell *cell, int n_cells, size_t min_users);
+		    const struct rank_cell *cell, int n_cells, size_t min_users, int n_threads);
 
 /* The ranker for a row of this tier (-1: none). */
 int rank_share_ranker(const struct rank_share *s, int tier);

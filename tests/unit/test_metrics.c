@@ -3,6 +3,7 @@
  * out by hand in the comment above its assertion.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 #include "ltv/metrics.h"
@@ -168,6 +169,88 @@ static void test_gini_ties(void **state)
 	/* every actual equal: the perfect Gini is 0, so normalized is undefined */
 	assert_int_equal(metrics_normalized_gini(flat, a, 4, &v, NULL, &err), 0);
 	assert_true(isnan(v));
+}
+
+/* The reference order for gini: prediction descending, row index breaking ties. */
+static const double *ref_key;
+
+static int ref_desc(const void *pa, const void *pb)
+{
+	const size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+
+	if (ref_key[a] != ref_key[b])
+		return ref_key[a] > ref_key[b] ? -1 : 1;
+	return (a > b) - (a < b);
+}
+
+/* gini_by of metrics.c, sorting with qsort: what every Gini was before the radix sort. */
+static double ref_gini(const double *a, const double *p, size_t m)
+{
+	size_t *order = malloc(m * sizeof(size_t)), i = 0;
+	double total = 0, cum = 0, area = 0, px = 0, py = 0;
+
+	for (size_t k = 0; k < m; k++) {
+		total += a[k];
+		order[k] = k;
+	}
+	ref_key = p;
+	qsort(order, m, sizeof(size_t), ref_desc);
+	while (i < m) {
+		size_t j = i;
+		double x, y;
+
+		while (j < m && p[order[j]] == p[order[i]])
+			cum += a[order[j++]];
+		x = (double)j / (double)m;
+		y = cum / total;
+		area += (x - px) * (y + py) / 2;
+		px = x;
+		py = y;
+		i = j;
+	}
+	free(order);
+	return 2 * area - 1;
+}
+
+static void test_gini_large_matches_qsort_order(void **state)
+{
+	/*
+	 * Above 1,024 rows the rows are ordered by a radix sort: the Gini must be
+	 * bit for bit the one of the comparison sort, with many ties, -0 beside
+	 * +0 (equal: one segment), negatives and values a byte apart.
+	 */
+	enum { N = 6000 };
+	double *a = malloc(N * sizeof(double)), *p = malloc(N * sizeof(double));
+	struct ltv_err err = { 0 };
+	unsigned long long x = 88172645463325252ULL;
+	double v = 0, v2 = 0, perfect;
+
+	(void)state;
+	for (size_t i = 0; i < N; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* magnitudes far apart: a sum in another order rounds differently */
+		a[i] = (double)(x % 1000) / 10.0 * pow(10.0, (double)((x >> 40) % 13) - 3);
+		switch (x >> 60) {
+		case 0: p[i] = 0.0; break;
+		case 1: p[i] = -0.0; break;
+		case 2: p[i] = -(double)((x >> 20) % 50); break;
+		case 3: p[i] = 1.0 + (double)((x >> 20) % 4) * 0x1p-52; break;
+		default: p[i] = (double)((x >> 20) % 300) / 7.0; break;
+		}
+	}
+	assert_int_equal(metrics_gini(a, p, N, &v, NULL, &err), 0);
+	assert_true(v == ref_gini(a, p, N));
+	perfect = ref_gini(a, a, N);
+	assert_int_equal(metrics_normalized_gini(a, p, N, &v2, NULL, &err), 0);
+	assert_true(v2 == ref_gini(a, p, N) / perfect);
+	/* only -0 and +0: one tie, summed in row order as the total is, so exactly the diagonal */
+	for (size_t i = 0; i < N; i++)
+		p[i] = i % 3 ? 0.0 : -0.0;
+	assert_int_equal(metrics_gini(a, p, N, &v, NULL, &err), 0);
+	assert_true(v == ref_gini(a, p, N));
+	assert_true(v == 0);
+	free(a);
+	free(p);
 }
 
 static void test_gain_curve(void **state)
@@ -344,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_gini_perfect_and_reversed),
 		cmocka_unit_test(test_gini_known_value),
 		cmocka_unit_test(test_gini_ties),
+		cmocka_unit_test(test_gini_large_matches_qsort_order),
 		cmocka_unit_test(test_gain_curve),
 		cmocka_unit_test(test_spearman),
 		cmocka_unit_test(test_rmsle),

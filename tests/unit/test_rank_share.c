@@ -94,7 +94,7 @@ static void test_share_keeps_campaign_totals(void **state)
 		f.pred[flat][i] = f.rev[i] + (i % 2 ? 20.0 : 10.0); /* the campaign totals, no order */
 	}
 	rank_share_init(&s);
-	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 1, MIN_USERS);
+	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 1, MIN_USERS, 2);
 	assert_int_equal(rank_share_ranker(&s, 3), good);
 	assert_true(s.gini[0] > 0.99);
 	/* Campaign totals of the chosen method kept, row by row from the stored ratio. */
@@ -138,14 +138,14 @@ static void test_share_keeps_campaign_totals(void **state)
 		f.cell[i] = (struct rank_cell){ (int)(i % 4 < 2 ? 0 : 1), (int)(i % 4 < 2 ? 0 : 1), 0 };
 		f.pred[flat][i] = f.rev[i] + (f.cell[i].lo ? 4 : 2) * (f.pred[good][i] - f.rev[i]);
 	}
-	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 2, MIN_USERS);
+	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 2, MIN_USERS, 2);
 	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 0, 0, 0 }), 2, 1e-12);
 	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 1, 1, 0 }), 4, 1e-12);
 	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 0, 1, 0.25 }), 2.5,
 			   1e-12);
 	assert_true(isnan(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 2, 2, 0 })));
 	/* Too few validation rows: no ranker, no share. */
-	rank_share_fit(&s, &f.d, 30, f.rows, MIN_USERS - 1, f.pred, f.chosen, f.cell, 1, MIN_USERS);
+	rank_share_fit(&s, &f.d, 30, f.rows, MIN_USERS - 1, f.pred, f.chosen, f.cell, 1, MIN_USERS, 2);
 	assert_int_equal(rank_share_ranker(&s, 3), -1);
 	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, flat, at0)));
 	free(blob);
@@ -183,7 +183,7 @@ static void test_no_share_where_btyd_serves(void **state)
 		}
 	}
 	rank_share_init(&s);
-	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 1, MIN_USERS / 2);
+	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 1, MIN_USERS / 2, 2);
 	assert_int_equal(rank_share_ranker(&s, 3), good);
 	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, bgnbd, at0)));
 	assert_true(isnan(rank_share_ratio(&s, "app", "c2", 3, bgnbd, at0)));
