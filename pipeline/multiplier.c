@@ -150,7 +150,8 @@ static int fit_multiplier(struct stage_ctx *ctx, const struct gbt_artefact_rows 
 			sum += exp(train->target[i] - pred[i]);
 		}
 		m->smear = sum / (double)train->n;
-		fit_smear_by_age(train, train_age, pred, m);
+		if (ctx->cfg->multiplier.smear_by_age)
+			fit_smear_by_age(train, train_age, pred, m);
 		cJSON_AddStringToObject(info, "valid", gbt_artefact_valid_name(source));
 		cJSON_AddNumberToObject(info, "iter", gbt_best_iteration(m->model));
 		cJSON_AddNumberToObject(info, "smear", m->smear);

@@ -183,8 +183,15 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
 	struct blob_writer w;
 	int ret = 0;
 
+	/* Version 1 when no entry has factors by age: the same bytes as before they existed. */
+	struct gbt_artefact_manifest fmt = manifest_format;
+
+	fmt.version = 1;
+	for (size_t i = 0; i < s->n_models; i++)
+		if (s->models[i].n_smear_ages > 0)
+			fmt.version = 2;
 	blob_writer_init(&w);
-	gbt_artefact_put_manifest_head(&w, &manifest_format, &s->features, s->n_models);
+	gbt_artefact_put_manifest_head(&w, &fmt, &s->features, s->n_models);
 	for (size_t i = 0; i < s->n_models; i++) {
 		const struct multiplier_model *m = &s->models[i];
 		const struct gbt_artefact_entry e = { (uint32_t)m->tier, m->horizon,
@@ -194,6 +201,8 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
 		blob_put_f64(&w, m->shift);
 		blob_put_f64(&w, m->smear);
 		blob_put_f64(&w, m->zero_window_value);
+		if (fmt.version < 2)
+			continue;
 		blob_put_u32(&w, (uint32_t)m->n_smear_ages);
 		for (size_t a = 0; a < m->n_smear_ages; a++) {
 			blob_put_f64(&w, m->smear_age[a]);
