@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage: bench/score_cpu.sh RUNS DIR LTVPIPE [LTVPIPE...]
 #
-# CPU seconds (user + system), peak RSS and page faults of
+# CPU seconds (user + system), peak RSS, page faults and thread switches of
 # `ltvpipe score --users DIR/data/users.csv --events DIR/data/events.csv`
 # for each binary, RUNS times, the binaries taking turns so a change in the
 # machine's load falls on all of them alike; prints every run and then each
@@ -9,7 +9,8 @@
 # `ltvpipe run` has trained a model version on DIR/data (its models/ registry;
 # config/ltvpipe.yaml of this tree). CPU, not wall: the machine is shared;
 # page faults (perf stat, when perf is there) count what the kernel did for
-# the memory touched, which load does not change. Outputs go to a scratch
+# the memory touched, which load does not change; context switches count the
+# handovers between threads (futex waits and wake-ups: dear on this VM). Outputs go to a scratch
 # directory; bench/score_csv_same.sh checks that they are the same.
 #
 # Used for issue 13 (scorecsv): hurdle only where needed at the non-target
@@ -24,13 +25,13 @@ for b in "$@"; do bins+=("$(realpath "$b")"); done
 out=$(mktemp -d "${TMPDIR:-/tmp}/score-cpu.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 have_perf=0
-perf stat -e page-faults true >/dev/null 2>&1 && have_perf=1
+perf stat -e page-faults,context-switches true >/dev/null 2>&1 && have_perf=1
 echo "score_cpu: $runs runs of ${#bins[@]} binaries on $dir; load $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A cpu rss flt
+declare -A cpu rss flt csw
 for ((r = 1; r <= runs; r++)); do
 	for b in "${bins[@]}"; do
 		wrap=()
-		[ $have_perf = 1 ] && wrap=(perf stat -x, -e page-faults -o "$out/perf")
+		[ $have_perf = 1 ] && wrap=(perf stat -x, -e page-faults,context-switches -o "$out/perf")
 		(cd "$dir" && /usr/bin/time -f '%U %S %M' -o "$out/time" "${wrap[@]}" "$b" score \
 			--config "$root/config/ltvpipe.yaml" --users data/users.csv \
 			--events data/events.csv --output "$out/scores.csv" >/dev/null 2>"$out/stderr") ||
@@ -38,8 +39,10 @@ for ((r = 1; r <= runs; r++)); do
 		read -r u s m <"$out/time"
 		c=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 		f=$([ $have_perf = 1 ] && awk -F, '/page-faults/ { print $1 }' "$out/perf" || echo n/a)
-		cpu[$b]+="$c " rss[$b]+="$((m / 1024)) " flt[$b]+="$f "
-		printf 'score_cpu: run %d %s: %s CPU s, %d MB, %s page faults\n' "$r" "$b" "$c" $((m / 1024)) "$f"
+		w=$([ $have_perf = 1 ] && awk -F, '/context-switches/ { print $1 }' "$out/perf" || echo n/a)
+		cpu[$b]+="$c " rss[$b]+="$((m / 1024)) " flt[$b]+="$f " csw[$b]+="$w "
+		printf 'score_cpu: run %d %s: %s CPU s (%s user, %s sys), %d MB, %s page faults, %s context switches\n' \
+			"$r" "$b" "$c" "$u" "$s" $((m / 1024)) "$f" "$w"
 	done
 done
 scored=$(awk -F, 'NR > 1 && !/older than the longest horizon/ { n++ } END { print n + 0 }' "$out/scores.csv")
@@ -47,7 +50,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { prin
 echo "score_cpu: medians ($scored users scored; load $(cut -d' ' -f1-3 /proc/loadavg)):"
 for b in "${bins[@]}"; do
 	c=$(median <<<"${cpu[$b]}")
-	printf '  %s: %s CPU s (%.2f us per scored user), %s MB, %s page faults\n' "$b" "$c" \
+	printf '  %s: %s CPU s (%.2f us per scored user), %s MB, %s page faults, %s context switches\n' "$b" "$c" \
 		"$(awk -v c="$c" -v n="$scored" 'BEGIN { print n ? 1e6 * c / n : 0 }')" \
-		"$(median <<<"${rss[$b]}")" "$(median <<<"${flt[$b]}")"
+		"$(median <<<"${rss[$b]}")" "$(median <<<"${flt[$b]}")" "$(median <<<"${csw[$b]}")"
 done

@@ -580,10 +580,29 @@ static int store(struct registry *reg, struct monitor_result *r, struct ltv_err 
 }
 
 /*
+ * The earliest install time of a row any frame is read at (window_rows): the
+ * reference windows before T, the users calibrated at T (installed within
+ * the longest horizon before it) and the current window before as_of; the
+ * new cohorts come after T.
+ */
+static int64_t earliest_install_read(const struct loaded_model *m, const struct monitor_result *r)
+{
+	const int64_t from = r->model_as_of < r->as_of ? r->model_as_of : r->as_of;
+	int64_t days = r->reference_windows * r->window_days;
+
+	if (feature_params_max_horizon(&m->params) > days)
+		days = feature_params_max_horizon(&m->params);
+	if (r->window_days > days)
+		days = r->window_days;
+	return from - days * SECONDS_PER_DAY;
+}
+
+/*
  * Reference and current samples, PSI per column, calibration. Every frame is
  * built at a cut-off up to as_of (the reference windows, as_of, each new
- * cohort week's end) from one read of the registry's users and user-days
- * (user_data_load), not one read per frame.
+ * cohort week's end) from one read of the registry's users and of the
+ * user-days of the users those frames' rows are read at (user_data_load),
+ * not one read per frame.
  */
 static int measure(const struct loaded_model *m, struct registry *reg, struct monitor_result *r,
 		   struct ltv_err *err)
@@ -594,7 +613,7 @@ static int measure(const struct loaded_model *m, struct registry *reg, struct mo
 	struct user_data data;
 	const struct data_source source = data_source_memory(&data), *src = &source;
 	char iso[32], t_iso[32];
-	int ret = user_data_load(reg, &data, err);
+	int ret = user_data_load(reg, earliest_install_read(m, r), &data, err);
 
 	if (ret < 0)
 		return ret;

@@ -436,12 +436,23 @@ static int write_selection(struct stage_ctx *ctx, const struct model_data *d,
 	return ret;
 }
 
+/* Adds a blob to the artefact's content hash and stores it as `name`; frees data. */
+static int put_blob(struct stage_ctx *ctx, int64_t out_id, const char *name, uint8_t *data,
+		    size_t len)
+{
+	int ret;
+
+	hasher_update(&ctx->content, data, len);
+	ret = registry_blob_put(ctx->reg, out_id, name, data, len, &ctx->err);
+	free(data);
+	return ret;
+}
+
 static int write_blend(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id)
 {
 	size_t len;
 	uint8_t *data = predictor_save_blend(p, &len);
 	cJSON *o = cJSON_AddObjectToObject(ctx->metrics, "blend_weights");
-	int ret;
 
 	for (int t = 0; t <= 3; t++) {
 		char name[16];
@@ -457,27 +468,7 @@ static int write_blend(struct stage_ctx *ctx, const struct predictor *p, int64_t
 			if (c->blend_weight[t][m] > 0)
 				cJSON_AddNumberToObject(w, method_name(m), c->blend_weight[t][m]);
 	}
-	hasher_update(&ctx->content, data, len);
-	ret = registry_blob_put(ctx->reg, out_id, "blend", data, len, &ctx->err);
-	free(data);
-	return ret;
-}
-
-static int write_medians(struct stage_ctx *ctx, const double *medians, size_t n, int64_t out_id)
-{
-	struct blob_writer w;
-	uint8_t *data;
-	size_t len;
-	int ret;
-
-	blob_writer_init(&w);
-	blob_put_header(&w, "LTVGMED1", 1);
-	blob_put_f64_array(&w, medians, n);
-	data = blob_writer_detach(&w, &len);
-	hasher_update(&ctx->content, data, len);
-	ret = registry_blob_put(ctx->reg, out_id, "global_median", data, len, &ctx->err);
-	free(data);
-	return ret;
+	return put_blob(ctx, out_id, "blend", data, len);
 }
 
 /* The selected mix, with fallbacks, on the validation rows: what select promises. */
@@ -869,28 +860,15 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 	return ret;
 }
 
-static int write_shares(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id)
+/* One of the predictor's own blobs (its choices, its rank share) as `name`. */
+static int write_predictor_blob(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id,
+				const char *name,
+				uint8_t *(*save)(const struct predictor *, size_t *))
 {
 	size_t len;
-	uint8_t *data = predictor_save_shares(p, &len);
-	int ret;
+	uint8_t *data = save(p, &len);
 
-	hasher_update(&ctx->content, data, len);
-	ret = registry_blob_put(ctx->reg, out_id, "rank_share", data, len, &ctx->err);
-	free(data);
-	return ret;
-}
-
-static int write_choices(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id)
-{
-	size_t len;
-	uint8_t *data = predictor_save_choices(p, &len);
-	int ret;
-
-	hasher_update(&ctx->content, data, len);
-	ret = registry_blob_put(ctx->reg, out_id, "choices", data, len, &ctx->err);
-	free(data);
-	return ret;
+	return put_blob(ctx, out_id, name, data, len);
 }
 
 int stage_select_run(struct stage_ctx *ctx)
@@ -972,14 +950,14 @@ int stage_select_run(struct stage_ctx *ctx)
 		ret = write_selection(ctx, &d, ev, n_cohorts, p.choice[p.target_h].tier_default,
 				      cohort_tier, out_id);
 	if (ret == 0)
-		ret = write_medians(ctx, medians, d.params.horizons.n, out_id);
+		ret = write_predictor_blob(ctx, &p, out_id, "global_median", predictor_save_medians);
 	if (ret == 0)
 		ret = write_blend(ctx, &p, out_id);
 	if (ret == 0)
-		ret = write_choices(ctx, &p, out_id);
+		ret = write_predictor_blob(ctx, &p, out_id, "choices", predictor_save_choices);
 	/* Without a share the artefact is byte for byte what it was before shares existed. */
 	if (ret == 0 && ctx->cfg->select.rank_share)
-		ret = write_shares(ctx, &p, out_id);
+		ret = write_predictor_blob(ctx, &p, out_id, "rank_share", predictor_save_shares);
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)
 		free(pred[m]);

@@ -399,15 +399,62 @@ void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_
 	free(cell);
 }
 
+/* Each horizon's global median: the fallback's value (predictor_fallback). */
+uint8_t *predictor_save_medians(const struct predictor *p, size_t *out_len)
+{
+	struct blob_writer w;
+
+	blob_writer_init(&w);
+	blob_put_header(&w, GLOBAL_MEDIAN_MAGIC, 1);
+	blob_put_f64_array(&w, p->global_median, p->params.horizons.n);
+	return blob_writer_detach(&w, out_len);
+}
+
+static int load_medians(struct predictor *p, const void *data, size_t len, struct ltv_err *err)
+{
+	struct blob_reader r;
+	double *medians = NULL;
+	size_t n = 0;
+	uint32_t version;
+	int ret;
+
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, GLOBAL_MEDIAN_MAGIC, 1, &version, err);
+	if (ret == 0 && (blob_get_f64_array(&r, &medians, &n) < 0 || n != p->params.horizons.n))
+		ret = err_set(err, LTV_EINVAL, "global medians do not match the %zu configured "
+			      "horizons", p->params.horizons.n);
+	for (size_t h = 0; ret == 0 && h < n; h++)
+		p->global_median[h] = medians[h];
+	free(medians);
+	return ret;
+}
+
+/*
+ * Blob `name` of the select artefact read by load (predictor_save_*'s
+ * reader); an optional one that is not there leaves p as it is.
+ */
+static int load_select_blob(struct predictor *p, struct registry *reg,
+			    const struct artefact_info *select, const char *name, int optional,
+			    int (*load)(struct predictor *, const void *, size_t, struct ltv_err *),
+			    struct ltv_err *err)
+{
+	void *data = NULL;
+	size_t len;
+	int ret = registry_blob_get(reg, select->id, name, &data, &len, err);
+
+	if (ret == 0)
+		ret = load(p, data, len, err);
+	else if (ret == LTV_ENOTFOUND && optional)
+		ret = 0;
+	free(data);
+	return ret;
+}
+
 int predictor_load_selection(struct predictor *p, struct registry *reg,
 			     const struct artefact_info *select, struct ltv_err *err)
 {
 	struct selection_row *rows = NULL;
-	struct blob_reader r;
-	size_t n = 0, len, n_med = 0;
-	void *data = NULL;
-	double *medians = NULL;
-	uint32_t version;
+	size_t n = 0;
 	int ret = registry_selection_load(reg, select->id, &rows, &n, err);
 
 	for (size_t i = 0; i < n && ret == 0; i++) {
@@ -425,40 +472,15 @@ int predictor_load_selection(struct predictor *p, struct registry *reg,
 	}
 	selection_rows_free(rows, n);
 	if (ret == 0)
-		ret = registry_blob_get(reg, select->id, "global_median", &data, &len, err);
-	if (ret < 0)
-		return ret;
-	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, GLOBAL_MEDIAN_MAGIC, 1, &version, err);
-	if (ret == 0 && (blob_get_f64_array(&r, &medians, &n_med) < 0 ||
-			 n_med != p->params.horizons.n))
-		ret = err_set(err, LTV_EINVAL, "select v%lld: global medians do not match the %zu "
-			      "configured horizons", (long long)select->version,
-			      p->params.horizons.n);
-	for (size_t h = 0; ret == 0 && h < n_med; h++)
-		p->global_median[h] = medians[h];
-	free(medians);
-	free(data);
-	data = NULL;
+		ret = load_select_blob(p, reg, select, "global_median", 0, load_medians, err);
 	if (ret == 0)
-		ret = registry_blob_get(reg, select->id, "blend", &data, &len, err);
+		ret = load_select_blob(p, reg, select, "blend", 0, load_blend, err);
+	/* Older select artefacts have no choices of their own for other horizons, */
 	if (ret == 0)
-		ret = load_blend(p, data, len, err);
-	free(data);
-	data = NULL;
-	/* Older select artefacts have no choices of their own for other horizons. */
-	if (ret == 0 && (ret = registry_blob_get(reg, select->id, "choices", &data, &len, err)) == 0)
-		ret = load_choices(p, data, len, err);
-	else if (ret == LTV_ENOTFOUND)
-		ret = 0;
-	free(data);
-	data = NULL;
-	/* Nor (older still) a rank share: the chosen methods serve alone. */
-	if (ret == 0 && (ret = registry_blob_get(reg, select->id, "rank_share", &data, &len, err)) == 0)
-		ret = load_shares(p, data, len, err);
-	else if (ret == LTV_ENOTFOUND)
-		ret = 0;
-	free(data);
+		ret = load_select_blob(p, reg, select, "choices", 1, load_choices, err);
+	/* nor (older still) a rank share: the chosen methods serve alone. */
+	if (ret == 0)
+		ret = load_select_blob(p, reg, select, "rank_share", 1, load_shares, err);
 	if (ret < 0)
 		err_prefix(err, "select v%lld", (long long)select->version);
 	return ret;

@@ -127,6 +127,7 @@ int data_source_max_event_time(const struct data_source *s, int64_t *out, struct
 struct day_loader {
 	struct user_data *ud;
 	size_t cap;
+	int64_t installed_since;
 };
 
 static int keep_user_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
@@ -135,6 +136,10 @@ static int keep_user_day(void *ctx, int64_t uid, int64_t day, double revenue, in
 	struct day_loader *l = ctx;
 	struct user_data *ud = l->ud;
 
+	/* uid = index + 1 (user_data_add_user); an unknown uid is kept as before */
+	if (uid >= 1 && (size_t)uid <= ud->users.n &&
+	    ud->users.install_time[uid - 1] < l->installed_since)
+		return 0;
 	if (ud->n_days == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 4096;
 		ud->days = xrealloc(ud->days, l->cap * sizeof(*ud->days));
@@ -143,7 +148,8 @@ static int keep_user_day(void *ctx, int64_t uid, int64_t day, double revenue, in
 	return 0;
 }
 
-int user_data_load(struct registry *reg, struct user_data *out, struct ltv_err *err)
+int user_data_load(struct registry *reg, int64_t installed_since, struct user_data *out,
+		   struct ltv_err *err)
 {
 	struct user_table t;
 	int ret;
@@ -162,7 +168,7 @@ int user_data_load(struct registry *reg, struct user_data *out, struct ltv_err *
 	}
 	user_table_release(&t);
 	{
-		struct day_loader l = { .ud = out, .cap = 0 };
+		struct day_loader l = { .ud = out, .cap = 0, .installed_since = installed_since };
 
 		ret = registry_user_days_each(reg, keep_user_day, &l, err);
 	}

@@ -53,17 +53,12 @@ void jbuf_reserve(struct jbuf *b, size_t extra)
 	reserve(b, extra);
 }
 
-void jbuf_add(struct jbuf *b, const char *s, size_t n)
+void jbuf_add_grow(struct jbuf *b, const char *s, size_t n)
 {
 	reserve(b, n);
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
-}
-
-void jbuf_puts(struct jbuf *b, const char *s)
-{
-	jbuf_add(b, s, strlen(s));
 }
 
 void jbuf_addf(struct jbuf *b, const char *fmt, ...)

@@ -36,13 +36,17 @@ void user_data_init(struct user_data *u);
 void user_data_add_user(struct user_data *ud, const struct user_row *u);
 void user_data_release(struct user_data *u);
 /*
- * Everything a registry's ingest stored (users, user-days, the latest event
- * time) read into *out once, for work that builds many frames from the same
- * data (monitor's weekly cohorts): data_source_memory(out) then builds, at
- * any as_of, the frames the registry itself would give. Release with
- * user_data_release (done here on failure).
+ * What a registry's ingest stored (every user, the latest event time, and
+ * the user-days of the users installed at or after installed_since;
+ * INT64_MIN: all) read into *out once, for work that builds many frames from
+ * the same data (monitor's weekly cohorts): data_source_memory(out) then
+ * builds, at any as_of, the frames the registry itself would give, in every
+ * row of a user installed since installed_since (an earlier user's row reads
+ * as a user without events). Release with user_data_release (done here on
+ * failure).
  */
-int user_data_load(struct registry *reg, struct user_data *out, struct ltv_err *err);
+int user_data_load(struct registry *reg, int64_t installed_since, struct user_data *out,
+		   struct ltv_err *err);
 
 /* Exactly one of reg and mem is set. */
 struct data_source {

@@ -9,6 +9,7 @@
 #define LTV_JBUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct jbuf {
 	char *p;     /* NUL-terminated; owned, freed by jbuf_release or taken by jbuf_take */
@@ -22,8 +23,28 @@ void jbuf_release(struct jbuf *b);
 char *jbuf_take(struct jbuf *b, size_t *out_len);
 /* Room for extra more bytes at once (a batch answer of known size: no copies as it grows). */
 void jbuf_reserve(struct jbuf *b, size_t extra);
-void jbuf_add(struct jbuf *b, const char *s, size_t n);
-void jbuf_puts(struct jbuf *b, const char *s);
+/* jbuf_add when the buffer must grow first. */
+void jbuf_add_grow(struct jbuf *b, const char *s, size_t n);
+
+/*
+ * n bytes of s. Inline: score's lines are built from many pieces of a byte
+ * or a few, and a call with a memcpy per piece was 4% of scoring 1M users.
+ */
+static inline void jbuf_add(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->len + n >= b->cap) {
+		jbuf_add_grow(b, s, n);
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static inline void jbuf_puts(struct jbuf *b, const char *s)
+{
+	jbuf_add(b, s, strlen(s));
+}
 void jbuf_addf(struct jbuf *b, const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 2, 3)))

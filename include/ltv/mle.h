@@ -32,16 +32,26 @@ typedef double (*mle_row_log_lik_fn)(const double *p, const void *data, size_t r
 				     double *grad);
 
 /*
- * The weighted sum over rows [0, n) of data of row_log_lik at p, value only
- * (weight NULL: every row counts once), equal bit for bit to adding
- * weight[i] * row_log_lik(p, data, i, NULL) in row order from 0. It lets a
- * model compute the terms that do not depend on the row (lgamma(r), log
- * alpha, ...) once per call, and those that depend only on the repeat count
- * once per distinct count, where the search evaluates the objective
- * hundreds of times.
+ * A model's value-only log-likelihood split by what its terms depend on, so
+ * that mle_log_lik's one loop computes the terms that depend on p only
+ * (lgamma(r), log alpha, ...) once per call, and those that depend on p and
+ * the repeat count x only once per distinct whole count below MLE_X_MEMO:
+ * the search evaluates the objective hundreds of times. The loop adds
+ * weight[i] * row(...) in row order from 0, so row must equal
+ * row_log_lik(p, data, i, NULL) bit for bit.
  */
-typedef double (*mle_sum_log_lik_fn)(const double *p, const void *data, size_t n,
-				     const double *weight);
+#define MLE_X_MEMO 64
+#define MLE_TERMS_MAX 64 /* bytes of a model's p terms or x terms, at most */
+struct mle_terms {
+	size_t p_size, x_size; /* sizeof the model's two terms structs */
+	void (*p_terms)(const double *p, void *out);
+	void (*x_terms)(const double *p, double x, void *out);
+	/* The repeat counts x of data's rows. */
+	const double *(*counts)(const void *data);
+	/* Row `row` of data's log-likelihood from the terms above. */
+	double (*row)(const double *p, const void *p_terms, const void *x_terms, const void *data,
+		      size_t row);
+};
 
 /* What a model tells the shared code about itself; each model has one, static. */
 struct mle_model {
@@ -51,17 +61,8 @@ struct mle_model {
 	const char *const *param_names; /* n_params names, for messages */
 	const char *unidentified_hint;  /* an example of data that cannot identify the model */
 	mle_row_log_lik_fn row_log_lik;
-	mle_sum_log_lik_fn sum_log_lik; /* optional; the value-only sum when set */
+	const struct mle_terms *terms;  /* optional; mle_log_lik's value-only sum when set */
 };
-
-/*
- * Per-call memo of terms that depend on a whole repeat count x (bounded,
- * small) and the parameters: a model's sum_log_lik keeps one per call.
- * mle_x_slot gives the slot of x, or -1 when x is not a whole number in
- * [0, MLE_X_MEMO) (the caller then computes the terms directly).
- */
-#define MLE_X_MEMO 64
-int mle_x_slot(double x);
 
 /* Rows to fit on or to score, borrowed, and the search's settings. */
 struct mle_problem {

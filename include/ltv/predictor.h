@@ -110,6 +110,8 @@ uint8_t *predictor_save_blend(const struct predictor *p, size_t *out_len);
 uint8_t *predictor_save_choices(const struct predictor *p, size_t *out_len);
 /* Every horizon's rank share as a blob (caller frees); read back by predictor_load_selection. */
 uint8_t *predictor_save_shares(const struct predictor *p, size_t *out_len);
+/* Each configured horizon's global median as a blob (caller frees); read back likewise. */
+uint8_t *predictor_save_medians(const struct predictor *p, size_t *out_len);
 /*
  * Fits horizon index h's rank share from the validation rows at horizon
  * (pred[m][i]: method m's LTV for rows[i]), with the choices p has at h.

@@ -89,8 +89,10 @@ struct x_terms {
 	double lg_rx, lg_bx, lg_abx, log_bx1;
 };
 
-static void p_terms_of(const double p[N_PARAMS], struct p_terms *out)
+static void p_terms_of(const double p[N_PARAMS], void *out_terms)
 {
+	struct p_terms *out = out_terms;
+
 	const double r = p[P_R], alpha = p[P_ALPHA], a = p[P_A], b = p[P_B];
 
 	out->lg_r = lngamma(r);
@@ -100,8 +102,10 @@ static void p_terms_of(const double p[N_PARAMS], struct p_terms *out)
 	out->log_a = log(a);
 }
 
-static void x_terms_of(const double p[N_PARAMS], double x, struct x_terms *out)
+static void x_terms_of(const double p[N_PARAMS], double x, void *out_terms)
 {
+	struct x_terms *out = out_terms;
+
 	const double r = p[P_R], a = p[P_A], b = p[P_B];
 
 	out->lg_rx = lngamma(r + x);
@@ -160,31 +164,24 @@ static double data_row_log_lik(const double *p, const void *data, size_t row, do
 	return row_core(p, &pt, &xt, d->x[row], d->t_x[row], d->T[row], grad);
 }
 
-/* sum_log_lik for struct mle_model: the p terms once, the x terms once per count. */
-static double data_sum_log_lik(const double *p, const void *data, size_t n,
-			       const double *weight)
+static const double *data_counts(const void *data)
+{
+	return ((const struct bgnbd_data *)data)->x;
+}
+
+static double data_row_from_terms(const double *p, const void *pt, const void *xt,
+				  const void *data, size_t row)
 {
 	const struct bgnbd_data *d = data;
-	struct x_terms memo[MLE_X_MEMO];
-	unsigned char have[MLE_X_MEMO] = { 0 };
-	struct p_terms pt;
-	double ll = 0;
 
-	p_terms_of(p, &pt);
-	for (size_t i = 0; i < n; i++) {
-		const double w = weight ? weight[i] : 1.0;
-		const int slot = mle_x_slot(d->x[i]);
-		struct x_terms own, *xt = slot >= 0 ? &memo[slot] : &own;
-
-		if (slot < 0 || !have[slot]) {
-			x_terms_of(p, d->x[i], xt);
-			if (slot >= 0)
-				have[slot] = 1;
-		}
-		ll += w * row_core(p, &pt, xt, d->x[i], d->t_x[i], d->T[i], NULL);
-	}
-	return ll;
+	return row_core(p, pt, xt, d->x[row], d->t_x[row], d->T[row], NULL);
 }
+
+/* For mle_log_lik's sum: the p terms once, the x terms once per count. */
+static const struct mle_terms terms = {
+	sizeof(struct p_terms), sizeof(struct x_terms), p_terms_of, x_terms_of, data_counts,
+	data_row_from_terms,
+};
 
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "a", "b" };
 
@@ -195,7 +192,7 @@ static const struct mle_model bgnbd_mle = {
 	.param_names = param_names,
 	.unidentified_hint = "too few repeat buyers",
 	.row_log_lik = data_row_log_lik,
-	.sum_log_lik = data_sum_log_lik,
+	.terms = &terms,
 };
 
 /* A model's parameters and statistics in the shared layout. */

@@ -83,14 +83,18 @@ struct x_terms {
 	double lg_pxq, lg_px, log_x;
 };
 
-static void p_terms_of(const double par[N_PARAMS], struct p_terms *out)
+static void p_terms_of(const double par[N_PARAMS], void *out_terms)
 {
+	struct p_terms *out = out_terms;
+
 	out->lg_q = lngamma(par[P_Q]);
 	out->log_gamma = log(par[P_GAMMA]);
 }
 
-static void x_terms_of(const double par[N_PARAMS], double x, struct x_terms *out)
+static void x_terms_of(const double par[N_PARAMS], double x, void *out_terms)
 {
+	struct x_terms *out = out_terms;
+
 	const double px = par[P_P] * x;
 
 	out->lg_pxq = lngamma(px + par[P_Q]);
@@ -137,31 +141,24 @@ static double data_row_log_lik(const double *par, const void *data, size_t row, 
 	return row_core(par, &pt, &xt, d->x[row], d->m_x[row], grad);
 }
 
-/* sum_log_lik for struct mle_model: the parameter terms once, the x terms once per x. */
-static double data_sum_log_lik(const double *par, const void *data, size_t n,
-			       const double *weight)
+static const double *data_counts(const void *data)
+{
+	return ((const struct gamma_gamma_data *)data)->x;
+}
+
+static double data_row_from_terms(const double *par, const void *pt, const void *xt,
+				  const void *data, size_t row)
 {
 	const struct gamma_gamma_data *d = data;
-	struct x_terms memo[MLE_X_MEMO];
-	unsigned char have[MLE_X_MEMO] = { 0 };
-	struct p_terms pt;
-	double ll = 0;
 
-	p_terms_of(par, &pt);
-	for (size_t i = 0; i < n; i++) {
-		const double w = weight ? weight[i] : 1.0;
-		const int slot = mle_x_slot(d->x[i]);
-		struct x_terms own, *xt = slot >= 0 ? &memo[slot] : &own;
-
-		if (slot < 0 || !have[slot]) {
-			x_terms_of(par, d->x[i], xt);
-			if (slot >= 0)
-				have[slot] = 1;
-		}
-		ll += w * row_core(par, &pt, xt, d->x[i], d->m_x[i], NULL);
-	}
-	return ll;
+	return row_core(par, pt, xt, d->x[row], d->m_x[row], NULL);
 }
+
+/* For mle_log_lik's sum: the parameter terms once, the x terms once per x. */
+static const struct mle_terms terms = {
+	sizeof(struct p_terms), sizeof(struct x_terms), p_terms_of, x_terms_of, data_counts,
+	data_row_from_terms,
+};
 
 static const char *const param_names[N_PARAMS] = { "p", "q", "gamma" };
 
@@ -172,7 +169,7 @@ static const struct mle_model gamma_gamma_mle = {
 	.param_names = param_names,
 	.unidentified_hint = "all m_x equal",
 	.row_log_lik = data_row_log_lik,
-	.sum_log_lik = data_sum_log_lik,
+	.terms = &terms,
 };
 
 /* A model's parameters and statistics in the shared layout. */

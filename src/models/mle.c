@@ -68,9 +68,37 @@ double mle_weighted_mean(const double *v, const double *weight, size_t n)
 	return sum / total;
 }
 
-int mle_x_slot(double x)
+/* The memo slot of repeat count x, or -1 when x is not a whole number in [0, MLE_X_MEMO). */
+static int x_slot(double x)
 {
 	return x >= 0 && x < MLE_X_MEMO && x == floor(x) ? (int)x : -1;
+}
+
+/* The value-only weighted sum of struct mle_terms (see there). */
+static double terms_sum(const struct mle_terms *t, const double *p, const void *data, size_t n,
+			const double *weight)
+{
+	_Alignas(max_align_t) unsigned char pt[MLE_TERMS_MAX], own[MLE_TERMS_MAX];
+	_Alignas(max_align_t) unsigned char memo[MLE_X_MEMO][MLE_TERMS_MAX];
+	unsigned char have[MLE_X_MEMO] = { 0 };
+	const double *x = t->counts(data);
+	double ll = 0;
+
+	assert(t->p_size <= MLE_TERMS_MAX && t->x_size <= MLE_TERMS_MAX);
+	t->p_terms(p, pt);
+	for (size_t i = 0; i < n; i++) {
+		const double w = weight ? weight[i] : 1.0;
+		const int slot = x_slot(x[i]);
+		unsigned char *xt = slot >= 0 ? memo[slot] : own;
+
+		if (slot < 0 || !have[slot]) {
+			t->x_terms(p, x[i], xt);
+			if (slot >= 0)
+				have[slot] = 1;
+		}
+		ll += w * t->row(p, pt, xt, data, i);
+	}
+	return ll;
 }
 
 double mle_log_lik(const struct mle_problem *problem, const double *p, double *grad)
@@ -78,8 +106,8 @@ double mle_log_lik(const struct mle_problem *problem, const double *p, double *g
 	const size_t n_params = problem->model->n_params;
 	double ll = 0;
 
-	if (!grad && problem->model->sum_log_lik)
-		return problem->model->sum_log_lik(p, problem->data, problem->n, problem->weight);
+	if (!grad && problem->model->terms)
+		return terms_sum(problem->model->terms, p, problem->data, problem->n, problem->weight);
 	if (grad)
 		memset(grad, 0, n_params * sizeof(*grad));
 	for (size_t i = 0; i < problem->n; i++) {

@@ -307,8 +307,10 @@ struct p_terms {
 	double lg_r, log_alpha, log_beta, log_s;
 };
 
-static void p_terms_of(const double p[N_PARAMS], struct p_terms *out)
+static void p_terms_of(const double p[N_PARAMS], void *out_terms)
 {
+	struct p_terms *out = out_terms;
+
 	out->lg_r = lngamma(p[P_R]);
 	out->log_alpha = log(p[P_ALPHA]);
 	out->log_beta = log(p[P_BETA]);
@@ -386,35 +388,30 @@ static double data_row_log_lik(const double *p, const void *data, size_t row, do
 	return row_log_lik_value(p, x, t_x, T);
 }
 
-/* sum_log_lik for struct mle_model: the p terms once, ln Gamma(r+x) once per count. */
-static double data_sum_log_lik(const double *p, const void *data, size_t n,
-			       const double *weight)
+/* The one term of a row that depends on p and x only: ln Gamma(r+x). */
+static void lg_rx_of(const double p[N_PARAMS], double x, void *out_lg_rx)
+{
+	*(double *)out_lg_rx = lngamma(p[P_R] + x);
+}
+
+static const double *data_counts(const void *data)
+{
+	return ((const struct pareto_nbd_data *)data)->x;
+}
+
+static double data_row_from_terms(const double *p, const void *pt, const void *lg_rx,
+				  const void *data, size_t row)
 {
 	const struct pareto_nbd_data *d = data;
-	double memo[MLE_X_MEMO];
-	unsigned char have[MLE_X_MEMO] = { 0 };
-	struct p_terms pt;
-	double ll = 0;
 
-	p_terms_of(p, &pt);
-	for (size_t i = 0; i < n; i++) {
-		const double w = weight ? weight[i] : 1.0, x = d->x[i];
-		const int slot = mle_x_slot(x);
-		double lg_rx;
-
-		if (slot < 0) {
-			lg_rx = lngamma(p[P_R] + x);
-		} else {
-			if (!have[slot]) {
-				memo[slot] = lngamma(p[P_R] + x);
-				have[slot] = 1;
-			}
-			lg_rx = memo[slot];
-		}
-		ll += w * row_value_core(p, &pt, lg_rx, x, d->t_x[i], d->T[i]);
-	}
-	return ll;
+	return row_value_core(p, pt, *(const double *)lg_rx, d->x[row], d->t_x[row], d->T[row]);
 }
+
+/* For mle_log_lik's sum: the p terms once, ln Gamma(r+x) once per count. */
+static const struct mle_terms terms = {
+	sizeof(struct p_terms), sizeof(double), p_terms_of, lg_rx_of, data_counts,
+	data_row_from_terms,
+};
 
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "s", "beta" };
 
@@ -425,7 +422,7 @@ static const struct mle_model pareto_nbd_mle = {
 	.param_names = param_names,
 	.unidentified_hint = "too few repeat buyers",
 	.row_log_lik = data_row_log_lik,
-	.sum_log_lik = data_sum_log_lik,
+	.terms = &terms,
 };
 
 static struct mle_fit fit_of(const struct pareto_nbd_model *model)

@@ -2,8 +2,9 @@
  * Unit tests for data_source.c: users and user-days from memory give the
  * feature builder the very frame the registry gives (every column, bit for
  * bit, at an as_of that cuts users and days off), rows for the young users
- * only are the full frame's rows of those users, and struct user_data keeps
- * copies of its strings, long ones too, that outlive the caller's buffers.
+ * only are the full frame's rows of those users, struct user_data keeps
+ * copies of its strings, long ones too, that outlive the caller's buffers,
+ * and user_data_load from an install time on keeps only those users' days.
  */
 #include "testutil.h"
 
@@ -17,35 +18,13 @@
 #include "ltv/frame.h"
 #include "ltv/registry.h"
 
-/* Copies every user-day the registry streams into ud. */
-static int copy_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
-		    int64_t purchases)
-{
-	struct user_data *ud = ctx;
-
-	ud->days = xrealloc(ud->days, (ud->n_days + 1) * sizeof(*ud->days));
-	ud->days[ud->n_days++] = (struct user_day_row){ uid, day, revenue, events, purchases };
-	return 0;
-}
-
-/* The registry's users and user-days, copied into memory. */
+/* The registry's users and user-days, in memory (user_data_load, every user-day). */
 static void load_into_memory(struct registry *reg, struct user_data *ud)
 {
-	struct user_table t;
 	struct ltv_err err;
 
-	user_data_init(ud);
-	if (registry_users_load(reg, &t, &err) != 0)
-		fail_msg("registry_users_load: %s", err.msg);
-	for (size_t i = 0; i < t.n; i++) {
-		const struct user_row u = { t.uid[i], t.user_id[i], t.app_id[i], t.campaign[i],
-					    t.install_time[i], t.cost[i], t.attributes_json[i] };
-
-		user_data_add_user(ud, &u);
-	}
-	user_table_release(&t);
-	if (registry_user_days_each(reg, copy_day, ud, &err) != 0)
-		fail_msg("registry_user_days_each: %s", err.msg);
+	if (user_data_load(reg, INT64_MIN, ud, &err) != 0)
+		fail_msg("user_data_load: %s", err.msg);
 }
 
 static void build(const struct data_source *src, const struct config *cfg, int64_t as_of,
@@ -75,7 +54,6 @@ static void test_memory_frame_is_the_registry_frame(void **state)
 		const struct data_source rs = data_source_registry(reg);
 
 		assert_int_equal(data_source_max_event_time(&rs, &max_event, &err), 0);
-		ud.max_event_time = max_event;
 	}
 	/* as of the last event, and 40 days earlier: later installs and days are cut off */
 	for (int k = 0; k < 2; k++) {
@@ -241,12 +219,56 @@ static void test_user_data_keeps_copies(void **state)
 	assert_int_equal(ud.n_days, 0);
 }
 
+/*
+ * user_data_load from an install time on (monitor's read): every user, the
+ * latest event, and of the user-days exactly those of the users installed
+ * at or after it, in the full read's order.
+ */
+static void test_load_installed_since(void **state)
+{
+	struct test_pipeline *p = test_pipeline_new(600, 13, "1");
+	struct registry *reg = NULL;
+	struct user_data all, some;
+	struct ltv_err err;
+	int64_t since;
+	size_t j = 0, n_kept_users = 0;
+
+	(void)state;
+	test_run_to(&p->cfg, "ingest");
+	if (registry_open_readonly(p->cfg.registry.path, &reg, &err) != 0)
+		fail_msg("registry_open_readonly: %s", err.msg);
+	load_into_memory(reg, &all);
+	since = all.users.install_time[all.users.n / 2];
+	assert_int_equal(user_data_load(reg, since, &some, &err), 0);
+	assert_int_equal(some.users.n, all.users.n);
+	assert_true(some.max_event_time == all.max_event_time);
+	for (size_t u = 0; u < all.users.n; u++)
+		n_kept_users += all.users.install_time[u] >= since;
+	assert_true(n_kept_users > 0 && n_kept_users < all.users.n);
+	for (size_t i = 0; i < all.n_days; i++) {
+		const struct user_day_row *d = &all.days[i];
+
+		if (all.users.install_time[d->uid - 1] < since)
+			continue;
+		assert_true(j < some.n_days);
+		assert_memory_equal(&some.days[j], d, sizeof(*d));
+		j++;
+	}
+	assert_int_equal(j, some.n_days);
+	assert_true(some.n_days > 0 && some.n_days < all.n_days);
+	user_data_release(&all);
+	user_data_release(&some);
+	registry_close(reg);
+	test_pipeline_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory_frame_is_the_registry_frame),
 		cmocka_unit_test(test_younger_than_is_a_subset),
 		cmocka_unit_test(test_user_data_keeps_copies),
+		cmocka_unit_test(test_load_installed_since),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -511,7 +511,7 @@ static void test_source_frames_equal_registry_frames(void **state)
 
 	run_as_of(fx);
 	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
-	if (user_data_load(reg, &data, &err) != 0)
+	if (user_data_load(reg, INT64_MIN, &data, &err) != 0)
 		fail_msg("user_data_load: %s", err.msg);
 	for (size_t k = 0; k < sizeof(back_days) / sizeof(back_days[0]); k++) {
 		const int64_t cut = AS_OF - back_days[k] * SECONDS_PER_DAY;

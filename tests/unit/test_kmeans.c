@@ -268,22 +268,35 @@ static void test_save_load_round_trip(void **state)
 	free(x);
 }
 
-static void test_cluster_means(void **state)
+/*
+ * A model of three clusters over the points 0..3 on one axis, for the
+ * cluster-means tests: only k matters there, the means come from the labels
+ * given.
+ */
+static struct kmeans_model *three_clusters_of_four_points(void)
 {
 	const double x[] = { 0, 1, 2, 3 };
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+
+	kmeans_param_init(&p);
+	p.k = 3;
+	assert_int_equal(kmeans_fit(&p, x, 4, 1, &m, NULL, &err), 0);
+	return m;
+}
+
+static void test_cluster_means(void **state)
+{
 	const int labels[] = { 0, 0, 1 };
 	const double values[] = { 1, 3, 10 };
 	const int bad_labels[] = { 0, 3, 1 };
 	double means[3];
 	size_t counts[3];
-	struct kmeans_param p;
-	struct kmeans_model *m = NULL;
+	struct kmeans_model *m = three_clusters_of_four_points();
 	struct ltv_err err;
 
 	(void)state;
-	kmeans_param_init(&p);
-	p.k = 3;
-	assert_int_equal(kmeans_fit(&p, x, 4, 1, &m, NULL, &err), 0);
 	/* Cluster 2 is empty here and gets the overall mean (1 + 3 + 10) / 3. */
 	assert_int_equal(kmeans_cluster_means(m, labels, 3, values, means, counts, &err), 0);
 	assert_double_near(means[0], 2.0, 1e-15);
@@ -304,7 +317,6 @@ static void test_cluster_means(void **state)
  */
 static void test_cluster_means_repeated(void **state)
 {
-	const double x[] = { 0, 1, 2, 3 };
 	const int labels[] = { 0, 1, 0, 2 };
 	const size_t repeats[] = { 3, 0, 2, 1 };
 	const double values[] = { 0.1, 99, 0.7, 1e-3 };
@@ -313,14 +325,10 @@ static void test_cluster_means_repeated(void **state)
 	const int bad_labels[] = { 0, 1, 5, 2 };
 	double means[3], want[3];
 	size_t counts[3], want_counts[3];
-	struct kmeans_param p;
-	struct kmeans_model *m = NULL;
+	struct kmeans_model *m = three_clusters_of_four_points();
 	struct ltv_err err;
 
 	(void)state;
-	kmeans_param_init(&p);
-	p.k = 3;
-	assert_int_equal(kmeans_fit(&p, x, 4, 1, &m, NULL, &err), 0);
 	assert_int_equal(kmeans_cluster_means(m, expanded_labels, 6, expanded_values, want,
 					      want_counts, &err), 0);
 	assert_int_equal(kmeans_cluster_means_repeated(m, labels, repeats, 4, values, means, counts,

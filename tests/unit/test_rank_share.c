@@ -18,17 +18,68 @@
 #define N_ROWS 120
 #define MIN_USERS 50
 
-static void test_share_keeps_campaign_totals(void **state)
-{
-	struct model_data d = { 0 };
-	char *apps[] = { (char *)"app" };
-	char *campaigns[] = { (char *)"c0", (char *)"c1", (char *)"c2" };
-	const int good = method_index("hurdle"), flat = method_index("multiplier");
+/*
+ * The validation rows both tests share: one app, campaigns c0 and c1 in
+ * turn (c2 has no rows), revenue in the window 0..4 and to come 0..10, every
+ * row in age cell 0, and no method's prediction yet but the ranker's
+ * ("hurdle"), which orders users perfectly and stands too low. Each test
+ * sets the other methods' predictions and the chosen method per row.
+ */
+struct share_rows {
+	struct model_data d;
+	char *apps[1], *campaigns[3];
 	double campaign[N_ROWS], rev[N_ROWS], ltv[N_ROWS], *pred[METHOD_COUNT];
-	double sum_chosen[2] = { 0 }, sum_shared[2] = { 0 }, all_flat = 0, all_good = 0;
 	size_t rows[N_ROWS];
 	int chosen[N_ROWS];
-	struct rank_cell cell[N_ROWS], at0 = { 0, 0, 0 };
+	struct rank_cell cell[N_ROWS];
+};
+
+static const struct rank_cell at0 = { 0, 0, 0 };
+
+static void share_rows_init(struct share_rows *f, int ranker)
+{
+	memset(f, 0, sizeof(*f));
+	f->apps[0] = (char *)"app";
+	f->campaigns[0] = (char *)"c0";
+	f->campaigns[1] = (char *)"c1";
+	f->campaigns[2] = (char *)"c2";
+	for (int m = 0; m < METHOD_COUNT; m++)
+		f->pred[m] = xmalloc(N_ROWS * sizeof(double));
+	for (size_t i = 0; i < N_ROWS; i++) {
+		const double future = (double)((i * 37) % 11); /* revenue to come, 0..10 */
+
+		f->rows[i] = i;
+		f->cell[i] = at0;
+		f->campaign[i] = (double)(i % 2);
+		f->rev[i] = (double)(i % 5);
+		f->ltv[i] = f->rev[i] + future;
+		for (int m = 0; m < METHOD_COUNT; m++)
+			f->pred[m][i] = NAN; /* not a candidate ranker: no value for every row */
+		f->pred[ranker][i] = f->rev[i] + 0.5 * future + 1;
+	}
+	frame_init(&f->d.frame, N_ROWS);
+	memcpy(frame_add_column(&f->d.frame, "campaign_code"), f->campaign, sizeof(f->campaign));
+	memcpy(frame_add_column(&f->d.frame, "rev_window"), f->rev, sizeof(f->rev));
+	memcpy(frame_add_column(&f->d.frame, "ltv_30"), f->ltv, sizeof(f->ltv));
+	memset(frame_add_column(&f->d.frame, "app_code"), 0, N_ROWS * sizeof(double));
+	f->d.apps = f->apps;
+	f->d.n_apps = 1;
+	f->d.campaigns = f->campaigns;
+	f->d.n_campaigns = 3;
+}
+
+static void share_rows_release(struct share_rows *f)
+{
+	for (int m = 0; m < METHOD_COUNT; m++)
+		free(f->pred[m]);
+	frame_release(&f->d.frame);
+}
+
+static void test_share_keeps_campaign_totals(void **state)
+{
+	const int good = method_index("hurdle"), flat = method_index("multiplier");
+	double sum_chosen[2] = { 0 }, sum_shared[2] = { 0 }, all_flat = 0, all_good = 0;
+	struct share_rows f;
 	struct rank_share s, back;
 	struct blob_writer w;
 	struct blob_reader r;
@@ -37,45 +88,25 @@ static void test_share_keeps_campaign_totals(void **state)
 	size_t len;
 
 	(void)state;
-	for (int m = 0; m < METHOD_COUNT; m++)
-		pred[m] = xmalloc(N_ROWS * sizeof(double));
+	share_rows_init(&f, good);
 	for (size_t i = 0; i < N_ROWS; i++) {
-		const double future = (double)((i * 37) % 11); /* revenue to come, 0..10 */
-
-		rows[i] = i;
-		cell[i] = at0;
-		campaign[i] = (double)(i % 2);
-		rev[i] = (double)(i % 5);
-		ltv[i] = rev[i] + future;
-		chosen[i] = flat;
-		for (int m = 0; m < METHOD_COUNT; m++)
-			pred[m][i] = NAN; /* not a candidate ranker: no value for every row */
-		pred[good][i] = rev[i] + 0.5 * future + 1;       /* orders users perfectly, too low */
-		pred[flat][i] = rev[i] + (i % 2 ? 20.0 : 10.0);  /* the campaign totals, no order */
+		f.chosen[i] = flat;
+		f.pred[flat][i] = f.rev[i] + (i % 2 ? 20.0 : 10.0); /* the campaign totals, no order */
 	}
-	frame_init(&d.frame, N_ROWS);
-	memcpy(frame_add_column(&d.frame, "campaign_code"), campaign, sizeof(campaign));
-	memcpy(frame_add_column(&d.frame, "rev_window"), rev, sizeof(rev));
-	memcpy(frame_add_column(&d.frame, "ltv_30"), ltv, sizeof(ltv));
-	memset(frame_add_column(&d.frame, "app_code"), 0, N_ROWS * sizeof(double));
-	d.apps = apps;
-	d.n_apps = 1;
-	d.campaigns = campaigns;
-	d.n_campaigns = 3;
 	rank_share_init(&s);
-	rank_share_fit(&s, &d, 30, rows, N_ROWS, pred, chosen, cell, 1, MIN_USERS);
+	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 1, MIN_USERS);
 	assert_int_equal(rank_share_ranker(&s, 3), good);
 	assert_true(s.gini[0] > 0.99);
 	/* Campaign totals of the chosen method kept, row by row from the stored ratio. */
 	for (size_t i = 0; i < N_ROWS; i++) {
-		const size_t c = (size_t)campaign[i];
-		double ratio = rank_share_ratio(&s, "app", campaigns[c], 3, flat, at0);
+		const size_t c = (size_t)f.campaign[i];
+		double ratio = rank_share_ratio(&s, "app", f.campaigns[c], 3, flat, at0);
 
 		assert_false(isnan(ratio));
-		sum_chosen[c] += pred[flat][i] - rev[i];
-		sum_shared[c] += rank_share_apply(ratio, pred[good][i], rev[i]) - rev[i];
-		all_flat += pred[flat][i] - rev[i];
-		all_good += pred[good][i] - rev[i];
+		sum_chosen[c] += f.pred[flat][i] - f.rev[i];
+		sum_shared[c] += rank_share_apply(ratio, f.pred[good][i], f.rev[i]) - f.rev[i];
+		all_flat += f.pred[flat][i] - f.rev[i];
+		all_good += f.pred[good][i] - f.rev[i];
 	}
 	assert_double_near(sum_shared[0], sum_chosen[0], 1e-9);
 	assert_double_near(sum_shared[1], sum_chosen[1], 1e-9);
@@ -104,26 +135,25 @@ static void test_share_keeps_campaign_totals(void **state)
 	 * and a row between them weighs both as methods are served.
 	 */
 	for (size_t i = 0; i < N_ROWS; i++) {
-		cell[i] = (struct rank_cell){ (int)(i % 4 < 2 ? 0 : 1), (int)(i % 4 < 2 ? 0 : 1), 0 };
-		pred[flat][i] = rev[i] + (cell[i].lo ? 4 : 2) * (pred[good][i] - rev[i]);
+		f.cell[i] = (struct rank_cell){ (int)(i % 4 < 2 ? 0 : 1), (int)(i % 4 < 2 ? 0 : 1), 0 };
+		f.pred[flat][i] = f.rev[i] + (f.cell[i].lo ? 4 : 2) * (f.pred[good][i] - f.rev[i]);
 	}
-	rank_share_fit(&s, &d, 30, rows, N_ROWS, pred, chosen, cell, 2, MIN_USERS);
+	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 2, MIN_USERS);
 	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 0, 0, 0 }), 2, 1e-12);
 	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 1, 1, 0 }), 4, 1e-12);
 	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 0, 1, 0.25 }), 2.5,
 			   1e-12);
 	assert_true(isnan(rank_share_ratio(&s, "app", "c2", 3, flat, (struct rank_cell){ 2, 2, 0 })));
 	/* Too few validation rows: no ranker, no share. */
-	rank_share_fit(&s, &d, 30, rows, MIN_USERS - 1, pred, chosen, cell, 1, MIN_USERS);
+	rank_share_fit(&s, &f.d, 30, f.rows, MIN_USERS - 1, f.pred, f.chosen, f.cell, 1, MIN_USERS);
 	assert_int_equal(rank_share_ranker(&s, 3), -1);
 	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, flat, at0)));
 	free(blob);
 	rank_share_release(&s);
 	rank_share_release(&back);
-	for (int m = 0; m < METHOD_COUNT; m++)
-		free(pred[m]);
-	frame_release(&d.frame);
+	share_rows_release(&f);
 }
+
 
 /*
  * Campaign c0 served by bgnbd, c1 by the multiplier: c0 gets no share (nor
@@ -132,52 +162,28 @@ static void test_share_keeps_campaign_totals(void **state)
  */
 static void test_no_share_where_btyd_serves(void **state)
 {
-	struct model_data d = { 0 };
-	char *apps[] = { (char *)"app" };
-	char *campaigns[] = { (char *)"c0", (char *)"c1", (char *)"c2" };
 	const int good = method_index("hurdle"), flat = method_index("multiplier");
 	const int bgnbd = method_index("bgnbd"), pareto = method_index("pareto_nbd");
-	double campaign[N_ROWS], rev[N_ROWS], ltv[N_ROWS], *pred[METHOD_COUNT];
 	double c1_flat = 0, c1_good = 0;
-	size_t rows[N_ROWS];
-	int chosen[N_ROWS];
-	struct rank_cell cell[N_ROWS], at0 = { 0, 0, 0 };
+	struct share_rows f;
 	struct rank_share s;
 
 	(void)state;
-	for (int m = 0; m < METHOD_COUNT; m++)
-		pred[m] = xmalloc(N_ROWS * sizeof(double));
+	share_rows_init(&f, good);
 	for (size_t i = 0; i < N_ROWS; i++) {
-		const double future = (double)((i * 37) % 11);
+		const double to_come = f.pred[good][i] - f.rev[i];
 
-		rows[i] = i;
-		cell[i] = at0;
-		campaign[i] = (double)(i % 2);
-		rev[i] = (double)(i % 5);
-		ltv[i] = rev[i] + future;
-		chosen[i] = i % 2 ? flat : bgnbd;
-		for (int m = 0; m < METHOD_COUNT; m++)
-			pred[m][i] = NAN;
-		pred[good][i] = rev[i] + 0.5 * future + 1;
-		pred[flat][i] = rev[i] + 10.0;
+		f.chosen[i] = i % 2 ? flat : bgnbd;
+		f.pred[flat][i] = f.rev[i] + 10.0;
 		/* c0's chosen method, three times the ranker's level: would pull a pooled ratio up */
-		pred[bgnbd][i] = rev[i] + 3 * (0.5 * future + 1) + (double)(i % 3);
+		f.pred[bgnbd][i] = f.rev[i] + 3 * to_come + (double)(i % 3);
 		if (i % 2) {
-			c1_flat += pred[flat][i] - rev[i];
-			c1_good += pred[good][i] - rev[i];
+			c1_flat += f.pred[flat][i] - f.rev[i];
+			c1_good += to_come;
 		}
 	}
-	frame_init(&d.frame, N_ROWS);
-	memcpy(frame_add_column(&d.frame, "campaign_code"), campaign, sizeof(campaign));
-	memcpy(frame_add_column(&d.frame, "rev_window"), rev, sizeof(rev));
-	memcpy(frame_add_column(&d.frame, "ltv_30"), ltv, sizeof(ltv));
-	memset(frame_add_column(&d.frame, "app_code"), 0, N_ROWS * sizeof(double));
-	d.apps = apps;
-	d.n_apps = 1;
-	d.campaigns = campaigns;
-	d.n_campaigns = 3;
 	rank_share_init(&s);
-	rank_share_fit(&s, &d, 30, rows, N_ROWS, pred, chosen, cell, 1, MIN_USERS / 2);
+	rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 1, MIN_USERS / 2);
 	assert_int_equal(rank_share_ranker(&s, 3), good);
 	assert_true(isnan(rank_share_ratio(&s, "app", "c0", 3, bgnbd, at0)));
 	assert_true(isnan(rank_share_ratio(&s, "app", "c2", 3, bgnbd, at0)));
@@ -185,9 +191,7 @@ static void test_no_share_where_btyd_serves(void **state)
 	assert_double_near(rank_share_ratio(&s, "app", "c1", 3, flat, at0), c1_flat / c1_good, 1e-12);
 	assert_double_near(rank_share_ratio(&s, "app", "c2", 3, flat, at0), c1_flat / c1_good, 1e-12);
 	rank_share_release(&s);
-	for (int m = 0; m < METHOD_COUNT; m++)
-		free(pred[m]);
-	frame_release(&d.frame);
+	share_rows_release(&f);
 }
 
 int main(void)
