@@ -20,6 +20,7 @@
  * reads it back.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -34,21 +35,27 @@
 
 /*
  * The rows among rows[0..n) with window revenue: their matrix and, as their
- * target, log(m). Every struct gbt_artefact_rows here holds log(m).
+ * target, log(m); when out_age is not NULL, also each kept row's window age
+ * (caller frees). Every struct gbt_artefact_rows here holds log(m).
  */
 static int rows_build(const struct model_data *d, const struct str_list *features,
 		      const double *ltv, const size_t *rows, size_t n,
-		      struct gbt_artefact_rows *out, struct ltv_err *err)
+		      struct gbt_artefact_rows *out, double **out_age, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
 	size_t *pos = xmalloc((n ? n : 1) * sizeof(*pos));
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	out->target = xmalloc((n ? n : 1) * sizeof(double));
+	if (out_age)
+		*out_age = xmalloc((n ? n : 1) * sizeof(double));
 	for (size_t i = 0; i < n; i++) {
 		if (!(rev_window[rows[i]] > 0))
 			continue;
+		if (out_age)
+			(*out_age)[out->n] = window ? window[rows[i]] : NAN;
 		/* ltv_H includes the window, so m >= 1; fmax guards rounding only. */
 		out->target[out->n] = log(fmax(1.0, ltv[rows[i]] / rev_window[rows[i]]));
 		pos[out->n++] = rows[i];
@@ -68,12 +75,49 @@ static float *labels(const struct gbt_artefact_rows *f, double shift)
 }
 
 /*
- * Fits log(m) on train and Duan's smearing factor on the same rows. Labels
+ * Duan's factor per window age of the training rows (age[i] of row i, pred[i]
+ * its fitted label + shift): mean(exp(residual)) over the rows of each age
+ * with at least MULTIPLIER_MIN_SMEAR_ROWS of them, in m->smear_age/smear_at.
+ */
+static void fit_smear_by_age(const struct gbt_artefact_rows *train, const double *age,
+			     const double *pred, struct multiplier_model *m)
+{
+	double ages[MULTIPLIER_MAX_SMEAR_AGES];
+	size_t n_ages = 0;
+
+	for (size_t i = 0; i < train->n && n_ages < MULTIPLIER_MAX_SMEAR_AGES; i++) {
+		size_t a = 0;
+
+		while (a < n_ages && ages[a] != age[i])
+			a++;
+		if (a == n_ages && !isnan(age[i]))
+			ages[n_ages++] = age[i];
+	}
+	m->n_smear_ages = 0;
+	for (size_t a = 0; a < n_ages; a++) {
+		double sum = 0;
+		size_t n = 0;
+
+		for (size_t i = 0; i < train->n; i++)
+			if (age[i] == ages[a]) {
+				sum += exp(train->target[i] - pred[i]);
+				n++;
+			}
+		if (n < MULTIPLIER_MIN_SMEAR_ROWS)
+			continue; /* too few rows for a factor of its own: the entry's serves it */
+		m->smear_age[m->n_smear_ages] = ages[a];
+		m->smear_at[m->n_smear_ages++] = sum / (double)n;
+	}
+}
+
+/*
+ * Fits log(m) on train and Duan's smearing factor on the same rows (one over
+ * all rows, and one per window age: fit_smear_by_age). Labels
  * are shifted so their training mean sits at XGBoost 1.7's starting point
  * (base_score 0.5): early stopping then cannot leave the fit short of it.
  */
 static int fit_multiplier(struct stage_ctx *ctx, const struct gbt_artefact_rows *train,
-			  const struct gbt_artefact_rows *valid_own,
+			  const double *train_age, const struct gbt_artefact_rows *valid_own,
 			  const struct gbt_artefact_rows *valid_pooled, const struct str_list *features,
 			  struct multiplier_model *m, cJSON *info)
 {
@@ -101,12 +145,26 @@ static int fit_multiplier(struct stage_ctx *ctx, const struct gbt_artefact_rows 
 	}
 	if (ret == 0) {
 		sum = 0;
-		for (size_t i = 0; i < train->n; i++)
-			sum += exp(train->target[i] - (pred[i] + m->shift));
+		for (size_t i = 0; i < train->n; i++) {
+			pred[i] += m->shift;
+			sum += exp(train->target[i] - pred[i]);
+		}
 		m->smear = sum / (double)train->n;
+		if (ctx->cfg->multiplier.smear_by_age)
+			fit_smear_by_age(train, train_age, pred, m);
 		cJSON_AddStringToObject(info, "valid", gbt_artefact_valid_name(source));
 		cJSON_AddNumberToObject(info, "iter", gbt_best_iteration(m->model));
 		cJSON_AddNumberToObject(info, "smear", m->smear);
+		if (m->n_smear_ages > 0) {
+			cJSON *by_age = cJSON_AddObjectToObject(info, "smear_by_age");
+
+			for (size_t a = 0; a < m->n_smear_ages; a++) {
+				char key[32];
+
+				snprintf(key, sizeof(key), "%g", m->smear_age[a]);
+				cJSON_AddNumberToObject(by_age, key, m->smear_at[a]);
+			}
+		}
 	}
 	free(pred);
 	free(y);
@@ -129,6 +187,7 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 	struct multiplier_model m = { .tier = tier, .horizon = horizon, .shift = 0, .smear = 1,
 				      .zero_window_value = NAN };
 	struct gbt_artefact_rows train = { 0 }, valid = { 0 };
+	double *train_age = NULL;
 	double zero_sum = 0, zero_weight = 0;
 	size_t n_zero = 0;
 	cJSON *info = NULL;
@@ -145,10 +204,10 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 	}
 	if (n_zero > 0 && (tier == 0 || n_zero >= min_users))
 		m.zero_window_value = zero_sum / zero_weight;
-	ret = rows_build(d, &state->features, ltv, split->train, split->n_train, &train,
+	ret = rows_build(d, &state->features, ltv, split->train, split->n_train, &train, &train_age,
 			 &ctx->err);
 	if (ret == 0)
-		ret = rows_build(d, &state->features, ltv, split->valid, split->n_valid, &valid,
+		ret = rows_build(d, &state->features, ltv, split->valid, split->n_valid, &valid, NULL,
 				 &ctx->err);
 	if (ret < 0 || (tier > 0 && train.n < min_users && isnan(m.zero_window_value)))
 		goto out;
@@ -159,7 +218,8 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 	if (!isnan(m.zero_window_value))
 		cJSON_AddNumberToObject(info, "zero_window_value", m.zero_window_value);
 	if (train.n > 0 && (tier == 0 || train.n >= min_users))
-		ret = fit_multiplier(ctx, &train, &valid, pooled_valid, &state->features, &m, info);
+		ret = fit_multiplier(ctx, &train, train_age, &valid, pooled_valid, &state->features, &m,
+				     info);
 	if (ret < 0) {
 		err_prefix(&ctx->err, "multiplier: tier %d, horizon %lld", tier, (long long)horizon);
 		gbt_free(m.model);
@@ -173,6 +233,7 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 out:
 	gbt_artefact_rows_release(&train);
 	gbt_artefact_rows_release(&valid);
+	free(train_age);
 	return ret;
 }
 
@@ -199,7 +260,7 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 	ret = train_entry(ctx, d, 0, horizon, ltv, &pooled_split, NULL, state, details);
 	if (ret == 0)
 		ret = rows_build(d, &state->features, ltv, pooled_split.valid,
-				 pooled_split.n_valid, &pooled_valid, &ctx->err);
+				 pooled_split.n_valid, &pooled_valid, NULL, &ctx->err);
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
 		struct row_split split;
 

@@ -51,9 +51,18 @@ const struct multiplier_model *multiplier_state_find(const struct multiplier_sta
 	return NULL;
 }
 
-static double multiplier_from_pred(const struct multiplier_model *m, double pred)
+double multiplier_smear_for_age(const struct multiplier_model *m, double window_days)
 {
-	return fmax(1.0, exp(fmin(pred + m->shift, GBT_ARTEFACT_MAX_LOG_PRED)) * m->smear);
+	for (size_t i = 0; i < m->n_smear_ages; i++)
+		if (m->smear_age[i] == window_days)
+			return m->smear_at[i];
+	return m->smear;
+}
+
+static double multiplier_from_pred(const struct multiplier_model *m, double pred, double window_days)
+{
+	return fmax(1.0, exp(fmin(pred + m->shift, GBT_ARTEFACT_MAX_LOG_PRED)) *
+			 multiplier_smear_for_age(m, window_days));
 }
 
 /*
@@ -86,6 +95,7 @@ int multiplier_predict(const void *state, const struct model_data *d, const size
 {
 	const struct multiplier_state *s = state;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
 	const size_t k = s->features.n;
 	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct multiplier_model */
 	double zero[GBT_ARTEFACT_N_TIERS];
@@ -139,7 +149,8 @@ int multiplier_predict(const void *state, const struct model_data *d, const size
 		}
 		for (size_t j = 0; j < n_sub && ret == 0; j++)
 			out_ltv[pos[idx[j]]] = rev_window[pos_rows[idx[j]]] *
-					       multiplier_from_pred(m, pred[j]);
+					       multiplier_from_pred(m, pred[j],
+								    window ? window[pos_rows[idx[j]]] : NAN);
 	}
 out:
 	free(pos);
@@ -153,14 +164,15 @@ out:
 
 /*
  * Manifest blob (the opening every manifest shares, see gbt_artefact.h, with
- * magic "LTVMULT1", version 1, then per entry after its opening): f64 label
+ * magic "LTVMULT1", version 2, then per entry after its opening): f64 label
  * shift, f64 smearing factor, f64 zero_window_value (NaN: the pooled
- * entry's). An entry's body is the gbt_save buffer "t<tier>:h<H>:multiplier"
+ * entry's), u32 n_smear_ages then per age f64 window age, f64 its smearing
+ * factor (version 1, read still, has no ages: one factor for every age). An entry's body is the gbt_save buffer "t<tier>:h<H>:multiplier"
  * (when has_body), predicting log(m) - shift.
  */
 static const struct gbt_artefact_manifest manifest_format = {
 	.magic = "LTVMULT1",
-	.version = 1,
+	.version = 2,
 	.entry_bytes = 16 + 8 + 8 + 8,
 	.what = "multiplier manifest",
 };
@@ -171,8 +183,15 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
 	struct blob_writer w;
 	int ret = 0;
 
+	/* Version 1 when no entry has factors by age: the same bytes as before they existed. */
+	struct gbt_artefact_manifest fmt = manifest_format;
+
+	fmt.version = 1;
+	for (size_t i = 0; i < s->n_models; i++)
+		if (s->models[i].n_smear_ages > 0)
+			fmt.version = 2;
 	blob_writer_init(&w);
-	gbt_artefact_put_manifest_head(&w, &manifest_format, &s->features, s->n_models);
+	gbt_artefact_put_manifest_head(&w, &fmt, &s->features, s->n_models);
 	for (size_t i = 0; i < s->n_models; i++) {
 		const struct multiplier_model *m = &s->models[i];
 		const struct gbt_artefact_entry e = { (uint32_t)m->tier, m->horizon,
@@ -182,6 +201,13 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
 		blob_put_f64(&w, m->shift);
 		blob_put_f64(&w, m->smear);
 		blob_put_f64(&w, m->zero_window_value);
+		if (fmt.version < 2)
+			continue;
+		blob_put_u32(&w, (uint32_t)m->n_smear_ages);
+		for (size_t a = 0; a < m->n_smear_ages; a++) {
+			blob_put_f64(&w, m->smear_age[a]);
+			blob_put_f64(&w, m->smear_at[a]);
+		}
 	}
 	gbt_artefact_add_manifest(out, &w);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++)
@@ -195,7 +221,7 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
  * The n_models entries of the manifest, r at the first; (*out_has_body)[i]
  * says whether entry i has a body (caller frees).
  */
-static int manifest_read_entries(struct blob_reader *r, size_t n_models,
+static int manifest_read_entries(struct blob_reader *r, uint32_t version, size_t n_models,
 				 struct multiplier_state *s, unsigned char **out_has_body,
 				 struct ltv_err *err)
 {
@@ -211,6 +237,17 @@ static int manifest_read_entries(struct blob_reader *r, size_t n_models,
 		m->shift = blob_get_f64(r);
 		m->smear = blob_get_f64(r);
 		m->zero_window_value = blob_get_f64(r);
+		m->n_smear_ages = version >= 2 ? blob_get_u32(r) : 0;
+		if (m->n_smear_ages > MULTIPLIER_MAX_SMEAR_AGES)
+			return err_set(err, LTV_EINVAL, "multiplier manifest: entry %zu has %zu "
+				       "smearing ages (at most %d)", s->n_models, m->n_smear_ages,
+				       MULTIPLIER_MAX_SMEAR_AGES);
+		for (size_t a = 0; a < m->n_smear_ages; a++) {
+			m->smear_age[a] = blob_get_f64(r);
+			m->smear_at[a] = blob_get_f64(r);
+			if (!(m->smear_at[a] > 0) || !isfinite(m->smear_at[a]))
+				m->smear = NAN; /* reported as inconsistent below */
+		}
 		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
 			return ret;
 		if (e.tier >= GBT_ARTEFACT_N_TIERS || e.has_body > 1 || !isfinite(m->shift) ||
@@ -239,8 +276,13 @@ static int multiplier_load(struct registry *reg, const struct artefact_info *art
 	*out_state = NULL;
 	ret = gbt_artefact_open_manifest(reg, artefact->id, &manifest_format, &buf, &r,
 					 &s->features, &n_models, err);
-	if (ret == 0)
-		ret = manifest_read_entries(&r, n_models, s, &has_body, err);
+	if (ret == 0) {
+		/* The version gbt_artefact_open_manifest accepted: the u32 after the 8-byte magic. */
+		struct blob_reader head = r;
+
+		head.pos = 8;
+		ret = manifest_read_entries(&r, blob_get_u32(&head), n_models, s, &has_body, err);
+	}
 	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
 		struct multiplier_model *m = &s->models[i];
 

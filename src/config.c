@@ -95,6 +95,7 @@ static const struct config_key key_table[] = {
 	K("multiplier.max_bin", KEY_INT, multiplier.max_bin, 2, 1024, "256"),
 	K("multiplier.min_tier_users", KEY_INT, multiplier.min_tier_users, 1, 100000000, "500"),
 	K("multiplier.attribute_features", KEY_INT, multiplier.attribute_features, 0, 1, "0"),
+	K("multiplier.smear_by_age", KEY_INT, multiplier.smear_by_age, 0, 1, "0"),
 	K("curves.shrinkage_users", KEY_DOUBLE, curves.shrinkage_users, 0, 1e9, "500"),
 	K("curves.min_cohort_users", KEY_INT, curves.min_cohort_users, 1, 100000000, "30"),
 	K("lookalike.features", KEY_STR_LIST, lookalike.features, 0, 0,

@@ -84,6 +84,7 @@ struct config {
 		int64_t max_train_rows; /* hurdle only; 0: all, else a hash-chosen reweighted sample */
 		int64_t min_tier_users; /* fewer training users: the tier uses the pooled model */
 		int64_t attribute_features; /* 1: columns.attributes' encodings join features */
+		int64_t smear_by_age;   /* multiplier only; 1: Duan's factor per window age */
 	} hurdle, multiplier;
 	struct {
 		double shrinkage_users;

@@ -19,11 +19,26 @@
 #include "ltv/method.h"
 #include "ltv/model_data.h"
 
+/* Window ages with a smearing factor of their own: at most the features stage's snapshots. */
+#define MULTIPLIER_MAX_SMEAR_AGES 32
+/* Fewest training rows at a window age for a factor of its own (fewer: the entry's). */
+#define MULTIPLIER_MIN_SMEAR_ROWS 50
+
 struct multiplier_model {
 	int tier;                  /* 0: pooled over all tiers */
 	int64_t horizon;
 	double shift;              /* label = log(m) - shift (mean at GBT_ARTEFACT_BASE_SCORE) */
 	double smear;              /* Duan's factor on the training rows */
+	/*
+	 * Duan's factor of the training rows at each window age (snapshot) with
+	 * at least MULTIPLIER_MIN_SMEAR_ROWS of them; a row served at another age
+	 * takes `smear`. log(m)'s spread falls with the window (a day-1 payer may
+	 * become a whale, a day-60 payer has mostly stopped), so one factor over
+	 * every age lifts old payers' m far above what they go on to pay.
+	 */
+	size_t n_smear_ages;
+	double smear_age[MULTIPLIER_MAX_SMEAR_AGES];
+	double smear_at[MULTIPLIER_MAX_SMEAR_AGES];
 	double zero_window_value;  /* mean training ltv_H with no window revenue; NaN: pooled's */
 	struct gbt_model *model;   /* owned; NULL: pooled's (for the pooled entry: m = 1) */
 };
@@ -59,6 +74,9 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
  * pooled one); NaN when the horizon has no pooled entry. out_p_payer, when
  * given, is all NaN. d must have the column rev_window.
  */
+/* The smearing factor of m for a row served at window age window_days (NaN: the entry's). */
+double multiplier_smear_for_age(const struct multiplier_model *m, double window_days);
+
 int multiplier_predict(const void *state, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
 		       struct ltv_err *err);
