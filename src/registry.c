@@ -1061,11 +1061,23 @@ static int damaged(struct registry *reg, int64_t artefact_id, const char *detail
 }
 
 /* 0 when the blob in the current row of st (columns: key, data, checksum) matches its checksum. */
+/* 0 when blob `key`'s bytes hash to its stored checksum, else marks the artefact damaged. */
+static int checksum_matches(struct registry *reg, int64_t artefact_id, const char *key,
+			    const char *stored, const char *actual, struct ltv_err *err)
+{
+	char detail[256];
+
+	if (strcmp(actual, stored) == 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "blob '%s' does not match its checksum", key);
+	return damaged(reg, artefact_id, detail, err);
+}
+
 static int check_blob_row(struct registry *reg, sqlite3_stmt *st, int64_t artefact_id,
 			  struct ltv_err *err)
 {
 	const char *stored = (const char *)sqlite3_column_text(st, 2);
-	char actual[HASH_HEX_LEN], detail[256];
+	char actual[HASH_HEX_LEN];
 	const void *data;
 	size_t len;
 
@@ -1074,11 +1086,8 @@ static int check_blob_row(struct registry *reg, sqlite3_stmt *st, int64_t artefa
 	data = sqlite3_column_blob(st, 1);
 	len = (size_t)sqlite3_column_bytes(st, 1);
 	hash_buffer_hex(data ? data : "", len, actual);
-	if (strcmp(actual, stored) == 0)
-		return 0;
-	snprintf(detail, sizeof(detail), "blob '%s' does not match its checksum",
-		 (const char *)sqlite3_column_text(st, 0));
-	return damaged(reg, artefact_id, detail, err);
+	return checksum_matches(reg, artefact_id, (const char *)sqlite3_column_text(st, 0), stored,
+				actual, err);
 }
 
 int registry_artefact_verify(struct registry *reg, int64_t artefact_id, struct ltv_err *err)
@@ -1192,7 +1201,7 @@ int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const cha
 {
 	sqlite3_stmt *st = NULL;
 	sqlite3_blob *b = NULL;
-	char *stored = NULL, actual[HASH_HEX_LEN], detail[256];
+	char *stored = NULL, actual[HASH_HEX_LEN];
 	int64_t rowid = 0;
 	size_t len;
 	int ret = blob_row(reg, artefact_id, key, "rowid, checksum", &st, err);
@@ -1227,10 +1236,7 @@ int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const cha
 		hasher_update(&h, body, body_len);
 		hasher_hex(&h, actual);
 		hasher_release(&h);
-		if (strcmp(actual, stored) != 0) {
-			snprintf(detail, sizeof(detail), "blob '%s' does not match its checksum", key);
-			ret = damaged(reg, artefact_id, detail, err);
-		}
+		ret = checksum_matches(reg, artefact_id, key, stored, actual, err);
 	}
 out:
 	sqlite3_blob_close(b);
