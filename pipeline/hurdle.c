@@ -88,7 +88,16 @@ struct hurdle_fit {
 	const struct str_list *features;
 	size_t k;
 	const char *const *names;
+	/* hurdle.smear_by_age: the snapshots the factors are by, else NULL */
+	const struct int_list *smear_snapshots;
+	size_t window_col;         /* window_days among names (hurdle_window_column); k: none */
 };
+
+/* Row i's age (window_days) in x (n × hf->k); NaN when the features lack it. */
+static double row_age(const struct hurdle_fit *hf, const float *x, size_t i)
+{
+	return hf->window_col < hf->k ? (double)x[i * hf->k + hf->window_col] : NAN;
+}
 
 /* gbt_param.threads_now: the task's share of the cores at this moment. */
 static int task_threads_now(void *task)
@@ -164,14 +173,15 @@ out:
 }
 
 /* Dollar RMSE of E[future | payer] under candidate c on the validation payers. */
-static int rmse_dollars(const struct hurdle_model *c, const struct gbt_artefact_rows *valid,
-			size_t k, double *out_rmse, struct ltv_err *err)
+static int rmse_dollars(const struct hurdle_fit *hf, const struct hurdle_model *c,
+			const struct gbt_artefact_rows *valid, double *out_rmse, struct ltv_err *err)
 {
 	double *pred = xmalloc(valid->n * sizeof(double)), sum = 0;
-	int ret = gbt_predict(c->revenue, valid->x, valid->n, k, pred, err);
+	int ret = gbt_predict(c->revenue, valid->x, valid->n, hf->k, pred, err);
 
 	for (size_t i = 0; i < valid->n && ret == 0; i++) {
-		double diff = hurdle_model_revenue(c, pred[i]) - valid->target[i];
+		double diff = hurdle_model_revenue(c, pred[i], row_age(hf, valid->x, i)) -
+			      valid->target[i];
 
 		sum += diff * diff;
 	}
@@ -200,6 +210,41 @@ static float *revenue_labels(enum hurdle_revenue_kind kind, double shift,
 			y[i] = fmaxf((float)(f->target[i] / exp(shift)), FLT_MIN);
 	}
 	return y;
+}
+
+/*
+ * c's mean correction per snapshot age (include/ltv/age_means.h), pred the
+ * regressor's raw predictions on train: over the payers of each age, the
+ * ratio that makes their mean E[future | payer] their mean future, sum(1 +
+ * future) / sum(exp(pred)) for log1p and sum(future) / sum(prediction) for
+ * gamma (gamma's pooled factor is that ratio too); c->smear where an age has
+ * too few. Not Duan's mean(exp(residual)) per age: on the unit test's sample
+ * it left an age's payers 26-30% short, because within an age the residuals
+ * and predictions move together (few payers, a whale the trees cannot
+ * reach), which Duan's factor assumes they do not.
+ */
+static void smear_by_age(const struct hurdle_fit *hf, const struct gbt_artefact_rows *train,
+			 const double *pred, struct hurdle_model *c)
+{
+	const size_t n = train->n ? train->n : 1;
+	double *age = xmalloc(n * sizeof(double)), *num = xmalloc(n * sizeof(double));
+	double *den = xmalloc(n * sizeof(double));
+
+	for (size_t i = 0; i < train->n; i++) {
+		age[i] = row_age(hf, train->x, i);
+		if (c->kind == HURDLE_REVENUE_GAMMA) {
+			num[i] = train->target[i];
+			den[i] = pred[i] * exp(c->shift);
+		} else {
+			num[i] = 1.0 + train->target[i];
+			den[i] = exp(fmin(pred[i] + c->shift, GBT_ARTEFACT_MAX_LOG_PRED));
+		}
+	}
+	age_means_fit(hf->smear_snapshots, age, num, den, NULL, NULL, 1, train->n, &c->smear,
+		      &c->smear_by_age);
+	free(age);
+	free(num);
+	free(den);
 }
 
 /*
@@ -252,6 +297,8 @@ static int fit_candidate(const struct hurdle_fit *hf, enum hurdle_revenue_kind k
 		}
 		c->smear = sum_pred > 0 ? sum / sum_pred : 1.0;
 	}
+	if (ret == 0 && hf->smear_snapshots)
+		smear_by_age(hf, train, pred, c);
 	free(pred);
 	free(y);
 	free(yv);
@@ -286,7 +333,7 @@ static int fit_revenue(const struct hurdle_fit *hf, const struct gbt_artefact_ro
 	for (int c = 0; c < 2 && ret == 0; c++) {
 		ret = fit_candidate(hf, kinds[c], train, valid, &cand[c], err);
 		if (ret == 0 && valid)
-			ret = rmse_dollars(&cand[c], valid, hf->k, &rmse[c], err);
+			ret = rmse_dollars(hf, &cand[c], valid, &rmse[c], err);
 	}
 	if (ret < 0)
 		goto out;
@@ -295,6 +342,7 @@ static int fit_revenue(const struct hurdle_fit *hf, const struct gbt_artefact_ro
 	m->kind = cand[best].kind;
 	m->shift = cand[best].shift;
 	m->smear = cand[best].smear;
+	m->smear_by_age = cand[best].smear_by_age;
 	m->revenue = cand[best].revenue;
 	cand[best].revenue = NULL;
 	cJSON_AddStringToObject(info, "revenue", hurdle_revenue_kind_name(m->kind));
@@ -302,6 +350,8 @@ static int fit_revenue(const struct hurdle_fit *hf, const struct gbt_artefact_ro
 	cJSON_AddNumberToObject(info, "revenue_iter", gbt_best_iteration(m->revenue));
 	cJSON_AddNumberToObject(info, "shift", m->shift);
 	cJSON_AddNumberToObject(info, "smear", m->smear);
+	if (m->smear_by_age.n > 0)
+		age_means_add_json(info, "smear_by_age", &m->smear_by_age);
 	if (valid) {
 		cJSON_AddNumberToObject(info, "rmse_log1p_smear", rmse[0]);
 		cJSON_AddNumberToObject(info, "rmse_gamma", rmse[1]);
@@ -566,6 +616,9 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 		goto out;
 	state = hurdle_state_new(&features);
 	hf.features = &state->features;
+	hf.window_col = hurdle_window_column(&features);
+	if (cfg->hurdle.smear_by_age)
+		hf.smear_snapshots = &d.params.snapshots;
 	ctx->task_bytes = d.frame.n_rows * features.n * HURDLE_TASK_BYTES_PER_CELL;
 	ret = train_all(ctx, &d, &hf, state, artefact.models, artefact.skipped);
 	if (ret == 0)

@@ -21,6 +21,11 @@
  * training rows (kmeans_cluster_means). A horizon with no training user gets
  * NaN (the scorer falls back).
  *
+ * With lookalike.mean_by_age, each cluster also keeps its mean future per
+ * snapshot age and a row takes the mean of its own age (include/ltv/
+ * age_means.h): a cluster holds rows of every age, whose futures fall
+ * steeply with it.
+ *
  * Artefact: blob "kmeans" (kmeans_save: scaler and centroids) and blob
  * "lookalike" (format in include/ltv/lookalike_model.h).
  */
@@ -55,6 +60,31 @@ static double column_median(const double *col, const size_t *rows, size_t n)
 		median = median_select(v, m);
 	free(v);
 	return median;
+}
+
+/*
+ * h->by_age: each cluster's mean future per snapshot age over the training
+ * rows of split (label[i] the cluster of split.train[i], repeats[i] its
+ * count, future[i] its future), the cluster's pooled mean where an age has
+ * too few rows (include/ltv/age_means.h).
+ */
+static void fit_means_by_age(const struct model_data *d, size_t k, const struct row_split *split,
+			     const int *label, const size_t *repeats, const double *future,
+			     struct lookalike_horizon *h)
+{
+	const double *window = frame_column(&d->frame, "window_days");
+	double *age = xmalloc((split->n_train ? split->n_train : 1) * sizeof(double));
+	double *w = xmalloc((split->n_train ? split->n_train : 1) * sizeof(double));
+
+	for (size_t i = 0; i < split->n_train; i++) {
+		age[i] = window ? window[split->train[i]] : NAN;
+		w[i] = (double)repeats[i];
+	}
+	h->by_age = xcalloc(k, sizeof(*h->by_age));
+	age_means_fit(&d->params.snapshots, age, future, NULL, w, label, k, split->n_train,
+		      h->future, h->by_age);
+	free(age);
+	free(w);
 }
 
 /*
@@ -111,6 +141,8 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 						    &ctx->err);
 	for (size_t c = 0; c < s->km->k; c++)
 		h->counts[c] = counts[c];
+	if (ret == 0 && ctx->cfg->lookalike.mean_by_age)
+		fit_means_by_age(d, s->km->k, &split, label ? label : fit_label, repeats, future, h);
 out:
 	free(counts);
 	free(repeats);
@@ -121,17 +153,34 @@ out:
 	return ret;
 }
 
-/* Makes each cluster's mean non-decreasing over the trained horizons, in horizon order. */
+/*
+ * Makes each cluster's mean, and each of its means by age, non-decreasing
+ * over the trained horizons, in horizon order.
+ */
 static void make_monotone(struct lookalike_state *s)
 {
 	for (size_t i = 0; i < s->n_h; i++) {
-		if (!s->h[i].n_train)
+		struct lookalike_horizon *hi = &s->h[i];
+
+		if (!hi->n_train)
 			continue;
 		for (size_t j = 0; j < s->n_h; j++) {
-			if (!s->h[j].n_train || s->h[j].horizon >= s->h[i].horizon)
+			const struct lookalike_horizon *hj = &s->h[j];
+
+			if (!hj->n_train || hj->horizon >= hi->horizon)
 				continue;
-			for (size_t c = 0; c < s->km->k; c++)
-				s->h[i].future[c] = fmax(s->h[i].future[c], s->h[j].future[c]);
+			for (size_t c = 0; c < s->km->k; c++) {
+				/* An age at or past hj's horizon is observed there: nothing to keep above. */
+				for (size_t a = 0; hi->by_age && a < hi->by_age[c].n &&
+						   hi->by_age[c].age[a] < (double)hj->horizon; a++)
+					hi->by_age[c].value[a] = fmax(
+						hi->by_age[c].value[a],
+						hj->by_age ? age_means_at(&hj->by_age[c],
+									  hi->by_age[c].age[a],
+									  hj->future[c])
+							   : hj->future[c]);
+				hi->future[c] = fmax(hi->future[c], hj->future[c]);
+			}
 		}
 	}
 }

@@ -75,48 +75,14 @@ static float *labels(const struct gbt_artefact_rows *f, double shift)
 }
 
 /*
- * Duan's factor per window age of the training rows (age[i] of row i, pred[i]
- * its fitted label + shift): mean(exp(residual)) over the rows of each age
- * with at least MULTIPLIER_MIN_SMEAR_ROWS of them, in m->smear_age/smear_at.
- */
-static void fit_smear_by_age(const struct gbt_artefact_rows *train, const double *age,
-			     const double *pred, struct multiplier_model *m)
-{
-	double ages[MULTIPLIER_MAX_SMEAR_AGES];
-	size_t n_ages = 0;
-
-	for (size_t i = 0; i < train->n && n_ages < MULTIPLIER_MAX_SMEAR_AGES; i++) {
-		size_t a = 0;
-
-		while (a < n_ages && ages[a] != age[i])
-			a++;
-		if (a == n_ages && !isnan(age[i]))
-			ages[n_ages++] = age[i];
-	}
-	m->n_smear_ages = 0;
-	for (size_t a = 0; a < n_ages; a++) {
-		double sum = 0;
-		size_t n = 0;
-
-		for (size_t i = 0; i < train->n; i++)
-			if (age[i] == ages[a]) {
-				sum += exp(train->target[i] - pred[i]);
-				n++;
-			}
-		if (n < MULTIPLIER_MIN_SMEAR_ROWS)
-			continue; /* too few rows for a factor of its own: the entry's serves it */
-		m->smear_age[m->n_smear_ages] = ages[a];
-		m->smear_at[m->n_smear_ages++] = sum / (double)n;
-	}
-}
-
-/*
  * Fits log(m) on train and Duan's smearing factor on the same rows (one over
- * all rows, and one per window age: fit_smear_by_age). Labels
+ * all rows and, with multiplier.smear_by_age, one per snapshot age: the
+ * rows' ages train_age, include/ltv/age_means.h). Labels
  * are shifted so their training mean sits at XGBoost 1.7's starting point
  * (base_score 0.5): early stopping then cannot leave the fit short of it.
  */
-static int fit_multiplier(struct stage_ctx *ctx, const struct gbt_artefact_rows *train,
+static int fit_multiplier(struct stage_ctx *ctx, const struct int_list *snapshots,
+			  const struct gbt_artefact_rows *train,
 			  const double *train_age, const struct gbt_artefact_rows *valid_own,
 			  const struct gbt_artefact_rows *valid_pooled, const struct str_list *features,
 			  struct multiplier_model *m, cJSON *info)
@@ -146,25 +112,18 @@ static int fit_multiplier(struct stage_ctx *ctx, const struct gbt_artefact_rows 
 	if (ret == 0) {
 		sum = 0;
 		for (size_t i = 0; i < train->n; i++) {
-			pred[i] += m->shift;
-			sum += exp(train->target[i] - pred[i]);
+			pred[i] = exp(train->target[i] - (pred[i] + m->shift)); /* now exp(residual) */
+			sum += pred[i];
 		}
 		m->smear = sum / (double)train->n;
 		if (ctx->cfg->multiplier.smear_by_age)
-			fit_smear_by_age(train, train_age, pred, m);
+			age_means_fit(snapshots, train_age, pred, NULL, NULL, NULL, 1, train->n,
+				      &m->smear, &m->smear_by_age);
 		cJSON_AddStringToObject(info, "valid", gbt_artefact_valid_name(source));
 		cJSON_AddNumberToObject(info, "iter", gbt_best_iteration(m->model));
 		cJSON_AddNumberToObject(info, "smear", m->smear);
-		if (m->n_smear_ages > 0) {
-			cJSON *by_age = cJSON_AddObjectToObject(info, "smear_by_age");
-
-			for (size_t a = 0; a < m->n_smear_ages; a++) {
-				char key[32];
-
-				snprintf(key, sizeof(key), "%g", m->smear_age[a]);
-				cJSON_AddNumberToObject(by_age, key, m->smear_at[a]);
-			}
-		}
+		if (m->smear_by_age.n > 0)
+			age_means_add_json(info, "smear_by_age", &m->smear_by_age);
 	}
 	free(pred);
 	free(y);
@@ -218,7 +177,7 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 	if (!isnan(m.zero_window_value))
 		cJSON_AddNumberToObject(info, "zero_window_value", m.zero_window_value);
 	if (train.n > 0 && (tier == 0 || train.n >= min_users))
-		ret = fit_multiplier(ctx, &train, train_age, &valid, pooled_valid, &state->features, &m,
+		ret = fit_multiplier(ctx, &d->params.snapshots, &train, train_age, &valid, pooled_valid, &state->features, &m,
 				     info);
 	if (ret < 0) {
 		err_prefix(&ctx->err, "multiplier: tier %d, horizon %lld", tier, (long long)horizon);

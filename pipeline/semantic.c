@@ -22,6 +22,11 @@
  * from itself). Scoring uses every document: a known campaign is most like
  * itself, which is right there.
  *
+ * With semantic.mean_by_age, each document also keeps its mean future per
+ * snapshot age and a row takes the value at its own age (include/ltv/
+ * age_means.h): a campaign's rows are of every age, whose futures fall
+ * steeply with it.
+ *
  * Artefact: blob "semantic" (format in include/ltv/semantic_model.h) and one blob
  * "tfidf:<H>" (tfidf_save) per horizon with documents.
  */
@@ -41,6 +46,45 @@
 #include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
 #include "ltv/tfidf.h"
+
+/*
+ * h->by_age and h->global_by_age: each document's and the global mean future
+ * per snapshot age over split's training rows (include/ltv/age_means.h).
+ * cnt[c] is cohort c's training rows (documents are the cohorts with rows,
+ * in cohort order).
+ */
+static void fit_means_by_age(const struct model_data *d, const struct row_split *split,
+			     const size_t *cnt, struct semantic_horizon *h)
+{
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
+	const double *y = model_data_label(d, h->horizon);
+	const size_t n_dense = d->n_apps * d->n_campaigns, n = split->n_train;
+	int *doc_of = xmalloc((n_dense ? n_dense : 1) * sizeof(int));
+	int *doc = xmalloc((n ? n : 1) * sizeof(int));
+	double *age = xmalloc((n ? n : 1) * sizeof(double));
+	double *future = xmalloc((n ? n : 1) * sizeof(double));
+	int next = 0;
+
+	for (size_t c = 0; c < n_dense; c++)
+		doc_of[c] = cnt[c] ? next++ : -1;
+	for (size_t j = 0; j < n; j++) {
+		const size_t r = split->train[j];
+
+		doc[j] = doc_of[model_data_cohort(d, r)];
+		age[j] = window ? window[r] : NAN;
+		future[j] = y[r] - rev_window[r];
+	}
+	h->by_age = xcalloc(h->n_docs, sizeof(*h->by_age));
+	age_means_fit(&d->params.snapshots, age, future, NULL, NULL, doc, h->n_docs, n, h->value,
+		      h->by_age);
+	age_means_fit(&d->params.snapshots, age, future, NULL, NULL, NULL, 1, n, &h->global_mean,
+		      &h->global_by_age);
+	free(doc_of);
+	free(doc);
+	free(age);
+	free(future);
+}
 
 /* Documents and values of horizon h->horizon from its training rows. */
 static int fit_horizon(struct stage_ctx *ctx, const struct model_data *d,
@@ -94,6 +138,8 @@ static int fit_horizon(struct stage_ctx *ctx, const struct model_data *d,
 		goto out;
 	}
 	ret = tfidf_fit(&param, names, h->n_docs, &h->tf, &ctx->err);
+	if (ret == 0 && ctx->cfg->semantic.mean_by_age)
+		fit_means_by_age(d, &split, cnt, h);
 out:
 	free(sum);
 	free(cnt);

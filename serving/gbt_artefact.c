@@ -420,3 +420,13 @@ void gbt_artefact_add_metric(struct cJSON *metrics, const char *name, double v)
 	else
 		cJSON_AddNullToObject(metrics, name);
 }
+
+uint32_t gbt_artefact_manifest_version(const struct blob_reader *r)
+{
+	/* The u32 after the 8-byte magic (blob_put_header). */
+	struct blob_reader head = *r;
+
+	head.pos = 8;
+	head.failed = 0;
+	return blob_get_u32(&head);
+}

@@ -10,6 +10,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 #include "ltv/blob.h"
 #include "ltv/gbt.h"
@@ -25,18 +26,29 @@ const char *hurdle_revenue_kind_name(enum hurdle_revenue_kind kind)
 	return names[kind];
 }
 
-double hurdle_model_revenue(const struct hurdle_model *m, double pred)
+double hurdle_model_revenue(const struct hurdle_model *m, double pred, double window_days)
 {
+	const double smear = age_means_at(&m->smear_by_age, window_days, m->smear);
+
 	switch (m->kind) {
 	case HURDLE_REVENUE_LOG_SMEAR:
 		/* Duan: E[1 + y] = exp(pred) * mean(exp(residual)) on the log1p scale. */
-		return fmax(0.0, exp(fmin(pred + m->shift, GBT_ARTEFACT_MAX_LOG_PRED)) * m->smear -
+		return fmax(0.0, exp(fmin(pred + m->shift, GBT_ARTEFACT_MAX_LOG_PRED)) * smear -
 				 1.0);
 	case HURDLE_REVENUE_GAMMA:
-		return fmax(0.0, pred * exp(m->shift) * m->smear);
+		return fmax(0.0, pred * exp(m->shift) * smear);
 	default:
 		return 0.0;
 	}
+}
+
+size_t hurdle_window_column(const struct str_list *features)
+{
+	size_t j = 0;
+
+	while (j < features->n && strcmp(features->v[j], "window_days") != 0)
+		j++;
+	return j;
 }
 
 struct hurdle_state *hurdle_state_new(const struct str_list *features)
@@ -77,9 +89,9 @@ const struct hurdle_model *hurdle_state_find(const struct hurdle_state *s, int t
 	return NULL;
 }
 
-/* p and E[future | payer] for n rows of x (n × k) under m. */
+/* p and E[future | payer] for n rows of x (n × k; window_days in column wcol, k: none) under m. */
 static int model_predict(const struct hurdle_model *m, const float *x, size_t n, size_t k,
-			 double *out_p, double *out_e, struct ltv_err *err)
+			 size_t wcol, double *out_p, double *out_e, struct ltv_err *err)
 {
 	int ret = 0;
 
@@ -91,7 +103,9 @@ static int model_predict(const struct hurdle_model *m, const float *x, size_t n,
 	if (ret == 0 && m->revenue)
 		ret = gbt_predict(m->revenue, x, n, k, out_e, err);
 	for (size_t i = 0; i < n && ret == 0; i++)
-		out_e[i] = m->revenue ? hurdle_model_revenue(m, out_e[i]) : 0.0;
+		out_e[i] = m->revenue ? hurdle_model_revenue(m, out_e[i],
+							     wcol < k ? x[i * k + wcol] : NAN)
+				      : 0.0;
 	return ret;
 }
 
@@ -135,7 +149,7 @@ int hurdle_predict(const void *state, const struct model_data *d, const size_t *
 		if (n_sub == 0)
 			continue;
 		ret = model_predict(m, gbt_artefact_tier_matrix(x, n, k, idx, n_sub, &sub), n_sub,
-				    k, p, e, err);
+				    k, hurdle_window_column(&s->features), p, e, err);
 		for (size_t j = 0; j < n_sub && ret == 0; j++) {
 			out_ltv[idx[j]] = rev_window[rows[idx[j]]] + p[j] * e[j];
 			if (out_p_payer)
@@ -153,16 +167,18 @@ out:
 
 /*
  * Manifest blob (the opening every manifest shares, see gbt_artefact.h, with
- * magic "LTVHRDL1", version 1, then per model after its opening):
+ * magic "LTVHRDL1", version 2, then per model after its opening):
  *   f64 p_const (NaN exactly when has_body: the payer classifier's body),
  *   u32 revenue kind (0 none, 1 log1p with smearing, 2 gamma), f64 label
- *   shift (see revenue_labels in pipeline/hurdle.c), f64 smearing factor.
+ *   shift (see revenue_labels in pipeline/hurdle.c), f64 smearing factor,
+ *   then the factors by snapshot age (age_means_put). Version 1 (written
+ *   when no model has factors by age, and read still) ends at the factor.
  * A model's bodies are the gbt_save buffers "t<tier>:h<H>:payer" (when
  * has_body) and "t<tier>:h<H>:revenue" (when the kind is not none).
  */
 static const struct gbt_artefact_manifest manifest_format = {
 	.magic = "LTVHRDL1",
-	.version = 1,
+	.version = 2,
 	.entry_bytes = 16 + 8 + 4 + 8 + 8,
 	.what = "hurdle manifest",
 };
@@ -172,9 +188,15 @@ int hurdle_state_save(const struct hurdle_state *s, struct gbt_artefact *out,
 {
 	struct blob_writer w;
 	int ret = 0;
+	/* Version 1 when no model has factors by age: the same bytes as before they existed. */
+	struct gbt_artefact_manifest fmt = manifest_format;
 
+	fmt.version = 1;
+	for (size_t i = 0; i < s->n_models; i++)
+		if (s->models[i].smear_by_age.n > 0)
+			fmt.version = 2;
 	blob_writer_init(&w);
-	gbt_artefact_put_manifest_head(&w, &manifest_format, &s->features, s->n_models);
+	gbt_artefact_put_manifest_head(&w, &fmt, &s->features, s->n_models);
 	for (size_t i = 0; i < s->n_models; i++) {
 		const struct hurdle_model *m = &s->models[i];
 		const struct gbt_artefact_entry e = { (uint32_t)m->tier, m->horizon,
@@ -185,6 +207,8 @@ int hurdle_state_save(const struct hurdle_state *s, struct gbt_artefact *out,
 		blob_put_u32(&w, (uint32_t)m->kind);
 		blob_put_f64(&w, m->shift);
 		blob_put_f64(&w, m->smear);
+		if (fmt.version >= 2)
+			age_means_put(&w, &m->smear_by_age);
 	}
 	gbt_artefact_add_manifest(out, &w);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
@@ -201,8 +225,8 @@ int hurdle_state_save(const struct hurdle_state *s, struct gbt_artefact *out,
 }
 
 /* The n_models models of the manifest, r at the first. */
-static int manifest_read_models(struct blob_reader *r, size_t n_models, struct hurdle_state *s,
-				struct ltv_err *err)
+static int manifest_read_models(struct blob_reader *r, uint32_t version, size_t n_models,
+				struct hurdle_state *s, struct ltv_err *err)
 {
 	s->models = xcalloc(n_models ? n_models : 1, sizeof(*s->models));
 	s->cap_models = n_models;
@@ -217,6 +241,12 @@ static int manifest_read_models(struct blob_reader *r, size_t n_models, struct h
 		kind = blob_get_u32(r);
 		m->shift = blob_get_f64(r);
 		m->smear = blob_get_f64(r);
+		m->smear_by_age.n = 0;
+		if (version >= 2)
+			age_means_get(r, &m->smear_by_age); /* a bad count is the status below */
+		for (size_t a = 0; a < m->smear_by_age.n; a++)
+			if (!(m->smear_by_age.value[a] > 0))
+				m->smear = NAN; /* reported as inconsistent below */
 		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
 			return ret;
 		if (e.tier >= GBT_ARTEFACT_N_TIERS || kind >= HURDLE_REVENUE_KIND_COUNT ||
@@ -246,7 +276,7 @@ static int hurdle_load(struct registry *reg, const struct artefact_info *artefac
 	ret = gbt_artefact_open_manifest(reg, artefact->id, &manifest_format, &buf, &r,
 					 &s->features, &n_models, err);
 	if (ret == 0)
-		ret = manifest_read_models(&r, n_models, s, err);
+		ret = manifest_read_models(&r, gbt_artefact_manifest_version(&r), n_models, s, err);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
 		struct hurdle_model *m = &s->models[i];
 

@@ -24,23 +24,23 @@ void lookalike_state_free(struct lookalike_state *s)
 	for (size_t i = 0; i < s->n_h; i++) {
 		free(s->h[i].future);
 		free(s->h[i].counts);
+		free(s->h[i].by_age);
 	}
 	free(s->h);
 	free(s);
 }
 
-/*
- * Blob "LTVLOOKA" version 1: u64 n_features, per feature str name, f64 array
- * medians (n_features), u64 n_horizons, per horizon: u64 horizon, u64
- * n_train, f64 array mean future revenue (k), u64 array counts as u64 k then k
- * values. The cluster model itself is blob "kmeans".
- */
+/* The format: include/ltv/lookalike_model.h. */
 void lookalike_save(const struct lookalike_state *s, uint8_t **out_buf, size_t *out_len)
 {
 	struct blob_writer w;
+	uint32_t version = 1; /* without means by age: the same bytes as before they existed */
 
+	for (size_t i = 0; i < s->n_h; i++)
+		if (s->h[i].by_age)
+			version = 2;
 	blob_writer_init(&w);
-	blob_put_header(&w, LOOKALIKE_MAGIC, LOOKALIKE_VERSION);
+	blob_put_header(&w, LOOKALIKE_MAGIC, version);
 	blob_put_u64(&w, s->n_features);
 	for (size_t j = 0; j < s->n_features; j++)
 		blob_put_str(&w, s->features[j]);
@@ -53,6 +53,11 @@ void lookalike_save(const struct lookalike_state *s, uint8_t **out_buf, size_t *
 		blob_put_u64(&w, s->km->k);
 		for (size_t c = 0; c < s->km->k; c++)
 			blob_put_u64(&w, s->h[i].counts[c]);
+		if (version < 2)
+			continue;
+		blob_put_u32(&w, s->h[i].by_age != NULL);
+		for (size_t c = 0; s->h[i].by_age && c < s->km->k; c++)
+			age_means_put(&w, &s->h[i].by_age[c]);
 	}
 	*out_buf = blob_writer_detach(&w, out_len);
 }
@@ -107,6 +112,11 @@ static int lookalike_parse(const void *buf, size_t len, struct kmeans_model *km,
 		h->counts = xcalloc(km->k, sizeof(uint64_t));
 		for (size_t c = 0; c < km->k; c++)
 			h->counts[c] = blob_get_u64(&r);
+		if (version >= 2 && blob_get_u32(&r) == 1) {
+			h->by_age = xcalloc(km->k, sizeof(*h->by_age));
+			for (size_t c = 0; c < km->k && !r.failed; c++)
+				age_means_get(&r, &h->by_age[c]);
+		}
 	}
 	ret = blob_reader_status(&r, "lookalike", err);
 out:
@@ -167,6 +177,7 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 			      double *out_ltv, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
 	const struct lookalike_horizon *h = NULL;
 	double *x = NULL;
 	int *label = NULL;
@@ -186,9 +197,15 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 		return ret;
 	label = xmalloc(n * sizeof(int));
 	ret = kmeans_predict(s->km, x, n, n_threads, label, NULL, err);
-	for (size_t i = 0; i < n && ret == 0; i++)
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		const double future = h->by_age && window
+					      ? age_means_at(&h->by_age[label[i]], window[rows[i]],
+							     h->future[label[i]])
+					      : h->future[label[i]];
+
 		/* Negative only for a horizon inside the window: never below what was observed. */
-		out_ltv[i] = rev_window[rows[i]] + fmax(h->future[label[i]], 0.0);
+		out_ltv[i] = rev_window[rows[i]] + fmax(future, 0.0);
+	}
 	free(x);
 	free(label);
 	return ret;

@@ -53,10 +53,7 @@ const struct multiplier_model *multiplier_state_find(const struct multiplier_sta
 
 double multiplier_smear_for_age(const struct multiplier_model *m, double window_days)
 {
-	for (size_t i = 0; i < m->n_smear_ages; i++)
-		if (m->smear_age[i] == window_days)
-			return m->smear_at[i];
-	return m->smear;
+	return age_means_at(&m->smear_by_age, window_days, m->smear);
 }
 
 static double multiplier_from_pred(const struct multiplier_model *m, double pred, double window_days)
@@ -166,8 +163,9 @@ out:
  * Manifest blob (the opening every manifest shares, see gbt_artefact.h, with
  * magic "LTVMULT1", version 2, then per entry after its opening): f64 label
  * shift, f64 smearing factor, f64 zero_window_value (NaN: the pooled
- * entry's), u32 n_smear_ages then per age f64 window age, f64 its smearing
- * factor (version 1, read still, has no ages: one factor for every age). An entry's body is the gbt_save buffer "t<tier>:h<H>:multiplier"
+ * entry's), then the factors by snapshot age (age_means_put: u32 count, per
+ * age f64 age, f64 factor; version 1, read still, has none: one factor for
+ * every age). An entry's body is the gbt_save buffer "t<tier>:h<H>:multiplier"
  * (when has_body), predicting log(m) - shift.
  */
 static const struct gbt_artefact_manifest manifest_format = {
@@ -188,7 +186,7 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
 
 	fmt.version = 1;
 	for (size_t i = 0; i < s->n_models; i++)
-		if (s->models[i].n_smear_ages > 0)
+		if (s->models[i].smear_by_age.n > 0)
 			fmt.version = 2;
 	blob_writer_init(&w);
 	gbt_artefact_put_manifest_head(&w, &fmt, &s->features, s->n_models);
@@ -203,11 +201,7 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
 		blob_put_f64(&w, m->zero_window_value);
 		if (fmt.version < 2)
 			continue;
-		blob_put_u32(&w, (uint32_t)m->n_smear_ages);
-		for (size_t a = 0; a < m->n_smear_ages; a++) {
-			blob_put_f64(&w, m->smear_age[a]);
-			blob_put_f64(&w, m->smear_at[a]);
-		}
+		age_means_put(&w, &m->smear_by_age);
 	}
 	gbt_artefact_add_manifest(out, &w);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++)
@@ -237,17 +231,12 @@ static int manifest_read_entries(struct blob_reader *r, uint32_t version, size_t
 		m->shift = blob_get_f64(r);
 		m->smear = blob_get_f64(r);
 		m->zero_window_value = blob_get_f64(r);
-		m->n_smear_ages = version >= 2 ? blob_get_u32(r) : 0;
-		if (m->n_smear_ages > MULTIPLIER_MAX_SMEAR_AGES)
-			return err_set(err, LTV_EINVAL, "multiplier manifest: entry %zu has %zu "
-				       "smearing ages (at most %d)", s->n_models, m->n_smear_ages,
-				       MULTIPLIER_MAX_SMEAR_AGES);
-		for (size_t a = 0; a < m->n_smear_ages; a++) {
-			m->smear_age[a] = blob_get_f64(r);
-			m->smear_at[a] = blob_get_f64(r);
-			if (!(m->smear_at[a] > 0) || !isfinite(m->smear_at[a]))
+		m->smear_by_age.n = 0;
+		if (version >= 2)
+			age_means_get(r, &m->smear_by_age); /* a bad count is the status below */
+		for (size_t a = 0; a < m->smear_by_age.n; a++)
+			if (!(m->smear_by_age.value[a] > 0))
 				m->smear = NAN; /* reported as inconsistent below */
-		}
 		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
 			return ret;
 		if (e.tier >= GBT_ARTEFACT_N_TIERS || e.has_body > 1 || !isfinite(m->shift) ||
@@ -276,13 +265,9 @@ static int multiplier_load(struct registry *reg, const struct artefact_info *art
 	*out_state = NULL;
 	ret = gbt_artefact_open_manifest(reg, artefact->id, &manifest_format, &buf, &r,
 					 &s->features, &n_models, err);
-	if (ret == 0) {
-		/* The version gbt_artefact_open_manifest accepted: the u32 after the 8-byte magic. */
-		struct blob_reader head = r;
-
-		head.pos = 8;
-		ret = manifest_read_entries(&r, blob_get_u32(&head), n_models, s, &has_body, err);
-	}
+	if (ret == 0)
+		ret = manifest_read_entries(&r, gbt_artefact_manifest_version(&r), n_models, s,
+					    &has_body, err);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
 		struct multiplier_model *m = &s->models[i];
 

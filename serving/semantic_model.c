@@ -3,6 +3,7 @@
  * include/ltv/semantic_model.h); pipeline/semantic.c trains it and describes it.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,23 +26,23 @@ void semantic_state_free(struct semantic_state *s)
 		free(h->doc_app);
 		free(h->value);
 		free(h->n_users);
+		free(h->by_age);
 	}
 	free(s->h);
 	free(s);
 }
 
-/*
- * Blob "LTVSEMAN" version 1: u64 top_k, u64 n_horizons, then per horizon:
- * u64 horizon, f64 global mean future revenue, u64 training users, u64
- * n_docs, per document: str app, f64 value, u64 users. Document i's name is
- * document i of blob "tfidf:<horizon>" (present when n_docs > 0).
- */
+/* The format: include/ltv/semantic_model.h. */
 void semantic_save(const struct semantic_state *s, uint8_t **out_buf, size_t *out_len)
 {
 	struct blob_writer w;
+	uint32_t version = 1; /* without means by age: the same bytes as before they existed */
 
+	for (size_t i = 0; i < s->n_h; i++)
+		if (s->h[i].by_age)
+			version = 2;
 	blob_writer_init(&w);
-	blob_put_header(&w, SEMANTIC_MAGIC, SEMANTIC_VERSION);
+	blob_put_header(&w, SEMANTIC_MAGIC, version);
 	blob_put_u64(&w, s->top_k);
 	blob_put_u64(&w, s->n_h);
 	for (size_t i = 0; i < s->n_h; i++) {
@@ -56,6 +57,14 @@ void semantic_save(const struct semantic_state *s, uint8_t **out_buf, size_t *ou
 			blob_put_f64(&w, h->value[j]);
 			blob_put_u64(&w, h->n_users[j]);
 		}
+		if (version < 2)
+			continue;
+		blob_put_u32(&w, h->by_age != NULL);
+		if (!h->by_age)
+			continue;
+		age_means_put(&w, &h->global_by_age);
+		for (size_t j = 0; j < h->n_docs; j++)
+			age_means_put(&w, &h->by_age[j]);
 	}
 	*out_buf = blob_writer_detach(&w, out_len);
 }
@@ -116,6 +125,12 @@ static int semantic_load(struct registry *reg, const struct artefact_info *artef
 			if (!h->doc_app[j] || !isfinite(h->value[j]))
 				r.failed = 1;
 		}
+		if (!r.failed && version >= 2 && blob_get_u32(&r) == 1) {
+			h->by_age = xcalloc(n_docs ? n_docs : 1, sizeof(*h->by_age));
+			age_means_get(&r, &h->global_by_age);
+			for (size_t j = 0; j < n_docs && !r.failed; j++)
+				age_means_get(&r, &h->by_age[j]);
+		}
 		if (!r.failed && n_docs) {
 			char key[48];
 			void *tf_buf = NULL;
@@ -153,21 +168,32 @@ struct value_scratch {
 	size_t cap;
 };
 
+/* Document doc's value (doc SIZE_MAX: the global mean) for a row at age (NaN: the pooled one). */
+static double doc_value(const struct semantic_horizon *h, size_t doc, double age)
+{
+	if (doc == SIZE_MAX)
+		return h->by_age ? age_means_at(&h->global_by_age, age, h->global_mean)
+				 : h->global_mean;
+	return h->by_age ? age_means_at(&h->by_age[doc], age, h->value[doc]) : h->value[doc];
+}
+
 /*
- * The value of campaign name of app at h: the cosine-weighted mean value of
- * its top_k most similar documents (tfidf_predict_value), or the global mean
- * when it shares no term with any. With leave_one_out the document of this
- * very (app, name) is skipped, so top_k + 1 are asked for.
+ * The value of campaign name of app at h for a row at age: the
+ * cosine-weighted mean value of its top_k most similar documents
+ * (tfidf_predict_value), or the global mean when it shares no term with any.
+ * With leave_one_out the document of this very (app, name) is skipped, so
+ * top_k + 1 are asked for.
  */
 static double campaign_value(const struct semantic_horizon *h, size_t top_k, const char *app,
-			     const char *name, int leave_one_out, struct value_scratch *sc)
+			     const char *name, int leave_one_out, double age,
+			     struct value_scratch *sc)
 {
 	const size_t want = top_k + (leave_one_out ? 1 : 0);
 	double sum = 0, sum_sim = 0;
 	size_t m = 0, taken = 0;
 
 	if (h->n_docs == 0)
-		return h->global_mean;
+		return doc_value(h, SIZE_MAX, age);
 	if (sc->cap < want) {
 		sc->cap = want;
 		sc->idx = xrealloc(sc->idx, sc->cap * sizeof(size_t));
@@ -180,11 +206,21 @@ static double campaign_value(const struct semantic_horizon *h, size_t top_k, con
 		if (leave_one_out && strcmp(h->doc_app[doc], app) == 0 &&
 		    strcmp(tfidf_doc_name(h->tf, doc), name) == 0)
 			continue;
-		sum += sc->sim[j] * h->value[doc];
+		sum += sc->sim[j] * doc_value(h, doc, age);
 		sum_sim += sc->sim[j];
 		taken++;
 	}
-	return taken ? sum / sum_sim : h->global_mean;
+	return taken ? sum / sum_sim : doc_value(h, SIZE_MAX, age);
+}
+
+/* 0 for NaN (no age), else 1 + the index of the largest snapshot at or below age. */
+static size_t age_slot(const struct int_list *snapshots, double age)
+{
+	size_t slot = 0;
+
+	for (size_t j = 0; j < snapshots->n && (double)snapshots->v[j] <= age; j++)
+		slot = j + 1;
+	return slot;
 }
 
 int semantic_predict_rows(const struct semantic_state *s, const struct model_data *d,
@@ -192,37 +228,47 @@ int semantic_predict_rows(const struct semantic_state *s, const struct model_dat
 			  double *out_ltv, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const size_t n_dense = d->n_apps * d->n_campaigns;
+	const double *window = frame_column(&d->frame, "window_days");
 	struct value_scratch sc = { 0 };
+	size_t n_slots, n_dense;
 	double *value = NULL;
 	unsigned char *done = NULL;
-	int trained = 0;
+	int trained = 0, by_age = 0;
 
 	for (size_t i = 0; i < n; i++)
 		out_ltv[i] = NAN;
 	if (!rev_window)
 		return err_set(err, LTV_EINVAL, "semantic: the features frame has no rev_window");
-	for (size_t i = 0; i < s->n_h; i++)
+	for (size_t i = 0; i < s->n_h; i++) {
 		trained |= s->h[i].horizon == horizon && !isnan(s->h[i].global_mean);
+		by_age |= s->h[i].by_age != NULL;
+	}
 	if (!trained || n == 0)
 		return 0;
+	/* Values are cached per (cohort, age slot): with means by age, slot 1 + the snapshot interval. */
+	n_slots = by_age ? d->params.snapshots.n + 1 : 1;
+	n_dense = d->n_apps * d->n_campaigns * n_slots;
 	value = xmalloc((n_dense ? n_dense : 1) * sizeof(double));
 	done = xcalloc(n_dense ? n_dense : 1, 1);
 	for (size_t i = 0; i < n; i++) {
-		const size_t c = model_data_cohort(d, rows[i]);
+		const size_t cohort = model_data_cohort(d, rows[i]);
+		const double age = by_age && window ? window[rows[i]] : NAN;
+		const size_t c = cohort * n_slots + (by_age ? age_slot(&d->params.snapshots, age) : 0);
 
 		if (!done[c]) {
-			const char *app = d->apps[c / d->n_campaigns];
-			const char *name = d->campaigns[c % d->n_campaigns];
+			const char *app = d->apps[cohort / d->n_campaigns];
+			const char *name = d->campaigns[cohort % d->n_campaigns];
 
 			value[c] = NAN;
 			for (size_t hi = 0; hi < s->n_h; hi++) {
 				const struct semantic_horizon *h = &s->h[hi];
 				double v;
 
-				if (h->horizon > horizon || isnan(h->global_mean))
+				/* A shorter horizon the row's age has passed is observed, not kept above. */
+				if (h->horizon > horizon || isnan(h->global_mean) ||
+				    (h->horizon < horizon && age >= (double)h->horizon))
 					continue;
-				v = campaign_value(h, s->top_k, app, name, leave_one_out, &sc);
+				v = campaign_value(h, s->top_k, app, name, leave_one_out, age, &sc);
 				if (isnan(value[c]) || v > value[c])
 					value[c] = v;
 			}

@@ -84,7 +84,7 @@ struct config {
 		int64_t max_train_rows; /* hurdle only; 0: all, else a hash-chosen reweighted sample */
 		int64_t min_tier_users; /* fewer training users: the tier uses the pooled model */
 		int64_t attribute_features; /* 1: columns.attributes' encodings join features */
-		int64_t smear_by_age;   /* multiplier only; 1: Duan's factor per window age */
+		int64_t smear_by_age;   /* 1: the revenue's smearing factor per snapshot age (age_means.h) */
 	} hurdle, multiplier;
 	struct {
 		double shrinkage_users;
@@ -95,10 +95,12 @@ struct config {
 		int64_t k;
 		int64_t max_iter;
 		int64_t seed;
+		int64_t mean_by_age; /* 1: each cluster's mean future per snapshot age (age_means.h) */
 	} lookalike;
 	struct {
 		int64_t top_k;
 		int64_t char_ngrams;
+		int64_t mean_by_age; /* 1: each campaign's mean future per snapshot age (age_means.h) */
 	} semantic;
 	struct {
 		int64_t min_app_users; /* training users an app needs for a fit of its own */

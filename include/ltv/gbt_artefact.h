@@ -114,6 +114,8 @@ int gbt_artefact_open_manifest(struct registry *reg, int64_t artefact_id,
 			       const struct gbt_artefact_manifest *fmt, void **out_buf,
 			       struct blob_reader *r, struct str_list *out_features,
 			       size_t *out_n_entries, struct ltv_err *err);
+/* The version of the manifest r reads (gbt_artefact_open_manifest accepted it). */
+uint32_t gbt_artefact_manifest_version(const struct blob_reader *r);
 /*
  * The feature names, in column order, that artefact_id's boosters take (its
  * manifest's list, whichever stage wrote it), appended to out_features (empty

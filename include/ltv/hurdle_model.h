@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ltv/age_means.h"
 #include "ltv/common.h"
 #include "ltv/config.h"
 #include "ltv/gbt.h"
@@ -36,16 +37,27 @@ struct hurdle_model {
 	enum hurdle_revenue_kind kind;
 	double shift;              /* label centring, added back by hurdle_model_revenue */
 	double smear;              /* mean correction on training payers */
+	/*
+	 * The same correction per snapshot age (include/ltv/age_means.h), when
+	 * hurdle.smear_by_age is 1 (n 0: `smear` at every age): the spread of
+	 * log1p(future) falls with the age a row describes, so one factor over
+	 * every age serves old payers the young payers' correction.
+	 */
+	struct age_means smear_by_age;
 	struct gbt_model *payer;   /* owned, or NULL */
 	struct gbt_model *revenue; /* owned, or NULL exactly when kind is HURDLE_REVENUE_NONE */
 };
 
 /*
  * E[future | payer] from the revenue regressor's prediction pred (on its
- * label scale): the shift added back, the smearing factor applied, never
- * below 0; 0 for HURDLE_REVENUE_NONE.
+ * label scale) for a row at age window_days: the shift added back, the
+ * smearing factor of that age applied, never below 0; 0 for
+ * HURDLE_REVENUE_NONE.
  */
-double hurdle_model_revenue(const struct hurdle_model *m, double pred);
+double hurdle_model_revenue(const struct hurdle_model *m, double pred, double window_days);
+
+/* The column of window_days among features (the age a row describes); features->n when absent. */
+size_t hurdle_window_column(const struct str_list *features);
 
 /* What method_hurdle loads; also what the stage predicts with right after training. */
 struct hurdle_state {

@@ -9,12 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ltv/age_means.h"
 #include "ltv/kmeans.h"
 #include "ltv/method.h"
 #include "ltv/model_data.h"
 
 #define LOOKALIKE_MAGIC "LTVLOOKA"
-#define LOOKALIKE_VERSION 1
+#define LOOKALIKE_VERSION 2
 #define LOOKALIKE_BLOB "lookalike"
 #define KMEANS_BLOB "kmeans"
 #define LOOKALIKE_MAX_HORIZONS 64
@@ -24,6 +25,14 @@ struct lookalike_horizon {
 	uint64_t n_train;   /* training rows behind the means; 0: horizon not trained */
 	double *future;     /* k mean future revenues, non-decreasing over horizons */
 	uint64_t *counts;   /* k training rows per cluster */
+	/*
+	 * lookalike.mean_by_age: per cluster, its mean future revenue per
+	 * snapshot age (include/ltv/age_means.h; `future` where an age has too
+	 * few rows); NULL: `future` at every age. The rows of a cluster are of
+	 * every snapshot age, and their futures fall steeply with it: one mean
+	 * serves a 60-day-old the futures of the cluster's 1-day rows.
+	 */
+	struct age_means *by_age;
 };
 
 /* A trained (or loaded) model: what method_lookalike's state points to. */
@@ -43,7 +52,9 @@ void lookalike_state_free(struct lookalike_state *s);
  * Blob "LTVLOOKA" version 1: u64 n_features, per feature str name, f64 array
  * medians (n_features), u64 n_horizons, per horizon: u64 horizon, u64
  * n_train, f64 array mean future revenue (k), u64 array counts as u64 k then k
- * values. The cluster model itself is blob "kmeans".
+ * values. Version 2 (written only when some horizon has means by age) adds
+ * per horizon, after the counts, u32 0/1 and, when 1, per cluster its means
+ * by age (age_means_put). The cluster model itself is blob "kmeans".
  */
 void lookalike_save(const struct lookalike_state *s, uint8_t **out_buf, size_t *out_len);
 

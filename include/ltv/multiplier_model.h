@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ltv/age_means.h"
 #include "ltv/common.h"
 #include "ltv/config.h"
 #include "ltv/gbt.h"
@@ -19,26 +20,18 @@
 #include "ltv/method.h"
 #include "ltv/model_data.h"
 
-/* Window ages with a smearing factor of their own: at most the features stage's snapshots. */
-#define MULTIPLIER_MAX_SMEAR_AGES 32
-/* Fewest training rows at a window age for a factor of its own (fewer: the entry's). */
-#define MULTIPLIER_MIN_SMEAR_ROWS 50
-
 struct multiplier_model {
 	int tier;                  /* 0: pooled over all tiers */
 	int64_t horizon;
 	double shift;              /* label = log(m) - shift (mean at GBT_ARTEFACT_BASE_SCORE) */
 	double smear;              /* Duan's factor on the training rows */
 	/*
-	 * Duan's factor of the training rows at each window age (snapshot) with
-	 * at least MULTIPLIER_MIN_SMEAR_ROWS of them; a row served at another age
-	 * takes `smear`. log(m)'s spread falls with the window (a day-1 payer may
-	 * become a whale, a day-60 payer has mostly stopped), so one factor over
-	 * every age lifts old payers' m far above what they go on to pay.
+	 * Duan's factor per snapshot age (include/ltv/age_means.h), when
+	 * multiplier.smear_by_age is 1; n 0: `smear` at every age. log(m)'s
+	 * spread falls with the window, so one factor over every age lifts old
+	 * payers' m far above what they go on to pay.
 	 */
-	size_t n_smear_ages;
-	double smear_age[MULTIPLIER_MAX_SMEAR_AGES];
-	double smear_at[MULTIPLIER_MAX_SMEAR_AGES];
+	struct age_means smear_by_age;
 	double zero_window_value;  /* mean training ltv_H with no window revenue; NaN: pooled's */
 	struct gbt_model *model;   /* owned; NULL: pooled's (for the pooled entry: m = 1) */
 };

@@ -9,12 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ltv/age_means.h"
 #include "ltv/method.h"
 #include "ltv/model_data.h"
 #include "ltv/tfidf.h"
 
 #define SEMANTIC_MAGIC "LTVSEMAN"
-#define SEMANTIC_VERSION 1
+#define SEMANTIC_VERSION 2
 #define SEMANTIC_BLOB "semantic"
 #define SEMANTIC_MAX_HORIZONS 64
 
@@ -27,6 +28,14 @@ struct semantic_horizon {
 	char **doc_app;       /* per document */
 	double *value;        /* per document: mean future revenue */
 	uint64_t *n_users;    /* per document: training users behind value */
+	/*
+	 * semantic.mean_by_age: per document its mean future per snapshot age
+	 * (include/ltv/age_means.h; `value` where an age has too few rows), and
+	 * the global mean's; NULL: `value` and global_mean at every age. A
+	 * campaign's rows are of every age, whose futures fall steeply with it.
+	 */
+	struct age_means *by_age;
+	struct age_means global_by_age;
 };
 
 /* A trained (or loaded) model: what method_semantic's state points to. */
@@ -43,7 +52,10 @@ void semantic_state_free(struct semantic_state *s);
  * Blob "LTVSEMAN" version 1: u64 top_k, u64 n_horizons, then per horizon:
  * u64 horizon, f64 global mean future revenue, u64 training users, u64
  * n_docs, per document: str app, f64 value, u64 users. Document i's name is
- * document i of blob "tfidf:<horizon>" (present when n_docs > 0).
+ * document i of blob "tfidf:<horizon>" (present when n_docs > 0). Version 2
+ * (written only when some horizon has means by age) adds per horizon, after
+ * its documents, u32 0/1 and, when 1, the global mean's then each
+ * document's means by age (age_means_put).
  */
 void semantic_save(const struct semantic_state *s, uint8_t **out_buf, size_t *out_len);
 

@@ -8,7 +8,8 @@
  * horizon (a sample rewritten so that nobody pays on day 1), that changing
  * one hurdle parameter reruns hurdle alone, the payer classifier's sample past
  * hurdle.max_train_rows, and that the number of threads does not change a
- * byte of the stored models (sampled rows included).
+ * byte of the stored models (sampled rows included), and the revenue part's
+ * smearing factor per snapshot age (hurdle.smear_by_age, on in the fixture).
  */
 #include "testutil.h"
 
@@ -16,7 +17,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/age_means.h"
 #include "ltv/config.h"
+#include "ltv/gbt.h"
+#include "ltv/hurdle_model.h"
 #include "ltv/log.h"
 #include "ltv/method.h"
 #include "ltv/metrics.h"
@@ -55,7 +59,7 @@ static int group_setup(void **state)
 {
 	(void)state;
 	log_level_current = LOG_WARN;
-	fx_main = fixture_new("multiplier", NULL);
+	fx_main = fixture_new("multiplier", "hurdle.smear_by_age=1");
 	return 0;
 }
 
@@ -481,11 +485,104 @@ static void test_threads_do_not_change_artefacts(void **state)
 	test_set(&fx_main->cfg, "run.jobs=%s", "2");
 }
 
+/*
+ * hurdle.smear_by_age (on in this file's fixture): over the training payers
+ * at a snapshot age with a factor of its own, the mean E[future | payer] the
+ * model serves is their mean future (the age's ratio: exact on its own rows
+ * but for the floor at 0). The entry's
+ * one factor over every age, what the key's 0 serves (a row without an age
+ * takes it), misses the oldest such age below H by far more: the spread of
+ * log1p(future) falls with age.
+ */
+static void test_smear_by_age(void **state)
+{
+	const struct int_list *snaps = &fx_main->cfg.features.snapshots;
+	size_t n_checked = 0, n_oldest = 0;
+	struct test_model l;
+	const struct hurdle_state *s;
+	const double *rev_window, *window;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	load(fx_main, &l);
+	s = l.state;
+	rev_window = frame_column(&l.d.frame, "rev_window");
+	window = frame_column(&l.d.frame, "window_days");
+	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
+		const int64_t horizon = fx_main->cfg.features.horizons.v[h];
+		const struct hurdle_model *m = hurdle_state_find(s, 0, horizon);
+		const double *ltv = model_data_label(&l.d, horizon);
+		struct row_split split;
+		size_t *payers, n = 0, oldest = SIZE_MAX;
+		float *x = NULL;
+		double *pred;
+
+		assert_non_null(m);
+		if (m->kind == HURDLE_REVENUE_NONE)
+			continue;
+		assert_true(m->smear_by_age.n > 0);
+		model_data_split_weighted(&l.d, horizon, 0, &split); /* the pooled entry's rows */
+		payers = malloc((split.n_train ? split.n_train : 1) * sizeof(size_t));
+		for (size_t i = 0; i < split.n_train; i++)
+			if (ltv[split.train[i]] - rev_window[split.train[i]] > 0)
+				payers[n++] = split.train[i];
+		assert_int_equal(model_data_matrix(&l.d, &s->features, payers, n, &x, &err), 0);
+		pred = malloc((n ? n : 1) * sizeof(double));
+		assert_int_equal(gbt_predict(m->revenue, x, n, s->features.n, pred, &err), 0);
+		for (size_t k = 0; k < snaps->n && snaps->v[k] < horizon; k++) {
+			double sum_age = 0, sum_one = 0, sum_act = 0;
+			size_t n_age = 0;
+
+			for (size_t i = 0; i < n; i++) {
+				if (window[payers[i]] != (double)snaps->v[k])
+					continue;
+				sum_age += hurdle_model_revenue(m, pred[i], window[payers[i]]);
+				sum_one += hurdle_model_revenue(m, pred[i], NAN);
+				sum_act += ltv[payers[i]] - rev_window[payers[i]];
+				n_age++;
+			}
+			if (n_age < AGE_MEANS_MIN_ROWS)
+				continue; /* the entry's factor serves this age */
+			print_message("hurdle %s h%lld age %lld: %zu payers, actual %.4g, by age %.4g, "
+				      "one factor %.4g\n", hurdle_revenue_kind_name(m->kind),
+				      (long long)horizon, (long long)snaps->v[k], n_age, sum_act,
+				      sum_age, sum_one);
+			assert_true(fabs(sum_age - sum_act) < 0.01 * sum_act);
+			n_checked++;
+			oldest = k;
+		}
+		if (oldest != SIZE_MAX && oldest > 0) {
+			double sum_age = 0, sum_one = 0, sum_act = 0;
+
+			for (size_t i = 0; i < n; i++) {
+				if (window[payers[i]] != (double)snaps->v[oldest])
+					continue;
+				sum_age += hurdle_model_revenue(m, pred[i], window[payers[i]]);
+				sum_one += hurdle_model_revenue(m, pred[i], NAN);
+				sum_act += ltv[payers[i]] - rev_window[payers[i]];
+			}
+			print_message("hurdle h%lld age %lld: actual %.4g, by age %.4g, one factor %.4g\n",
+				      (long long)horizon, (long long)snaps->v[oldest], sum_act, sum_age,
+				      sum_one);
+			assert_true(fabs(sum_one - sum_act) > 5 * fabs(sum_age - sum_act));
+			n_oldest++;
+		}
+		free(x);
+		free(pred);
+		free(payers);
+		row_split_release(&split);
+	}
+	assert_true(n_checked >= 4);
+	assert_true(n_oldest >= 1);
+	test_model_release(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_artefact_metrics),
 		cmocka_unit_test(test_reload_reproduces),
+		cmocka_unit_test(test_smear_by_age),
 		cmocka_unit_test(test_floor_and_range),
 		cmocka_unit_test(test_tier_dispatch),
 		cmocka_unit_test(test_single_class_horizon),

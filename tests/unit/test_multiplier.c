@@ -267,7 +267,7 @@ static void test_smear_by_age(void **state)
 
 				snprintf(key, sizeof(key), "%lld", (long long)snaps->v[k]);
 				if (!cJSON_GetObjectItemCaseSensitive(by_age, key))
-					continue; /* too few payers at this age for a factor of its own */
+					continue; /* no training row at this age */
 				one_factor = test_metric(m, "smear") / test_metric(by_age, key);
 				for (size_t i = 0; i < split.n_train; i++) {
 					size_t r = split.train[i];
@@ -279,7 +279,8 @@ static void test_smear_by_age(void **state)
 					sum_act += ltv[r] / rev_window[r];
 					n++;
 				}
-				assert_true(n >= MULTIPLIER_MIN_SMEAR_ROWS);
+				if (n < AGE_MEANS_MIN_ROWS)
+					continue; /* too few payers at this age: the entry's factor */
 				n_checked++;
 				if (k + 1 < snaps->n && snaps->v[k + 1] < horizon)
 					continue;

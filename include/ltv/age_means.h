@@ -1,0 +1,64 @@
+/*
+ * One value per snapshot age: the per-age mean corrections and means of the
+ * snapshot methods (the multiplier's and the hurdle's smearing factors,
+ * lookalike's cluster and semantic's campaign mean futures). A training row
+ * describes a user at one age (window_days); what is still to come, and how
+ * widely it spreads, falls steeply with that age (a day-1 payer may become a
+ * whale, a day-60 payer has mostly stopped), so a value pooled over the rows
+ * of every age serves old users the young rows' future. This module owns the
+ * rule: rows are grouped by the snapshot interval their age falls in (the
+ * largest snapshot at or below it; a row at exactly a snapshot, as the
+ * default training rows are, is that snapshot's), each group's value is
+ * sum(w × num) / sum(w × den), and a group with less than AGE_MEANS_MIN_ROWS
+ * of weight keeps the caller's pooled value, so thin ages fall back rather
+ * than swing.
+ */
+#ifndef LTV_AGE_MEANS_H
+#define LTV_AGE_MEANS_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/blob.h"
+#include "ltv/config.h"
+
+/* Snapshot ages with a value of their own: at most the features stage's snapshots. */
+#define AGE_MEANS_MAX 32
+/* Least row weight at an age for a value of its own (less: the pooled value). */
+#define AGE_MEANS_MIN_ROWS 50
+
+struct age_means {
+	size_t n;                   /* 0: every age takes the pooled value */
+	double age[AGE_MEANS_MAX];  /* increasing snapshot ages (interval starts) */
+	double value[AGE_MEANS_MAX];
+};
+
+/*
+ * Fits out[0..n_groups) in one pass over rows i in [0, n): row i belongs to
+ * group group[i] (group NULL: every row to group 0; a negative group: no
+ * group) and, at age[i] (NaN or below the first snapshot: skipped), adds
+ * w[i] × num[i] and w[i] × den[i] (w NULL: 1; den NULL: 1, a plain mean) to
+ * its group's sums at its interval. Every (group, interval) with rows gets an
+ * entry; one with less than AGE_MEANS_MIN_ROWS of weight, or a zero
+ * denominator, gets the group's pooled[g].
+ */
+void age_means_fit(const struct int_list *snapshots, const double *age, const double *num,
+		   const double *den, const double *w, const int *group, size_t n_groups,
+		   size_t n, const double *pooled, struct age_means *out);
+
+/* The value for a row at age (the entry of the largest age at or below it), else fallback. */
+double age_means_at(const struct age_means *m, double age, double fallback);
+
+/* u32 count, then per entry f64 age, f64 value. */
+void age_means_put(struct blob_writer *w, const struct age_means *m);
+/*
+ * Reads what age_means_put wrote; -1 (r marked failed) when the count is
+ * above AGE_MEANS_MAX or an age or value is not finite or ages do not increase.
+ */
+int age_means_get(struct blob_reader *r, struct age_means *m);
+
+/* Adds object name to obj, {"<age>": value, ...}, for a stage's details. */
+void age_means_add_json(cJSON *obj, const char *name, const struct age_means *m);
+
+#endif
