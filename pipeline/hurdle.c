@@ -214,30 +214,28 @@ static float *revenue_labels(enum hurdle_revenue_kind kind, double shift,
 
 /*
  * c's mean correction per snapshot age (include/ltv/age_means.h), pred the
- * regressor's raw predictions on train: over the payers of each age, the
- * ratio that makes their mean E[future | payer] their mean future, sum(1 +
- * future) / sum(exp(pred)) for log1p and sum(future) / sum(prediction) for
- * gamma (gamma's pooled factor is that ratio too); c->smear where an age has
- * too few. Not Duan's mean(exp(residual)) per age: on the unit test's sample
- * it left an age's payers 26-30% short, because within an age the residuals
- * and predictions move together (few payers, a whale the trees cannot
- * reach), which Duan's factor assumes they do not.
+ * regressor's raw predictions on train: the same correction as c->smear over
+ * the payers of each age (Duan's mean(exp(residual)) for log1p, gamma's
+ * sum(future) / sum(prediction)), c->smear where an age has too few. For
+ * log1p the ratio that makes an age's in-sample mean exact, sum(1 + future) /
+ * sum(exp(prediction)), was measured and dropped: it scales the "1 +" too,
+ * which lifts every payer predicted little by the same amount (generated
+ * seed 42, 30 days: Gini after T 0.865 -> 0.594).
  */
 static void smear_by_age(const struct hurdle_fit *hf, const struct gbt_artefact_rows *train,
 			 const double *pred, struct hurdle_model *c)
 {
 	const size_t n = train->n ? train->n : 1;
 	double *age = xmalloc(n * sizeof(double)), *num = xmalloc(n * sizeof(double));
-	double *den = xmalloc(n * sizeof(double));
+	double *den = c->kind == HURDLE_REVENUE_GAMMA ? xmalloc(n * sizeof(double)) : NULL;
 
 	for (size_t i = 0; i < train->n; i++) {
 		age[i] = row_age(hf, train->x, i);
-		if (c->kind == HURDLE_REVENUE_GAMMA) {
+		if (den) {
 			num[i] = train->target[i];
 			den[i] = pred[i] * exp(c->shift);
 		} else {
-			num[i] = 1.0 + train->target[i];
-			den[i] = exp(fmin(pred[i] + c->shift, GBT_ARTEFACT_MAX_LOG_PRED));
+			num[i] = exp(log1p(train->target[i]) - (pred[i] + c->shift));
 		}
 	}
 	age_means_fit(hf->smear_snapshots, age, num, den, NULL, NULL, 1, train->n, &c->smear,
