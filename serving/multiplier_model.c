@@ -231,12 +231,7 @@ static int manifest_read_entries(struct blob_reader *r, uint32_t version, size_t
 		m->shift = blob_get_f64(r);
 		m->smear = blob_get_f64(r);
 		m->zero_window_value = blob_get_f64(r);
-		m->smear_by_age.n = 0;
-		if (version >= 2)
-			age_means_get(r, &m->smear_by_age); /* a bad count is the status below */
-		for (size_t a = 0; a < m->smear_by_age.n; a++)
-			if (!(m->smear_by_age.value[a] > 0))
-				m->smear = NAN; /* reported as inconsistent below */
+		age_means_get_factors(r, version, &m->smear, &m->smear_by_age);
 		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
 			return ret;
 		if (e.tier >= GBT_ARTEFACT_N_TIERS || e.has_body > 1 || !isfinite(m->shift) ||

@@ -99,6 +99,17 @@ int age_means_get(struct blob_reader *r, struct age_means *m)
 	return 0;
 }
 
+void age_means_get_factors(struct blob_reader *r, uint32_t version, double *smear,
+			   struct age_means *m)
+{
+	m->n = 0;
+	if (version >= 2)
+		age_means_get(r, m);
+	for (size_t a = 0; a < m->n; a++)
+		if (!(m->value[a] > 0))
+			*smear = NAN;
+}
+
 void age_means_add_json(cJSON *obj, const char *name, const struct age_means *m)
 {
 	cJSON *by_age = cJSON_AddObjectToObject(obj, name);

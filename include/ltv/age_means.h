@@ -58,6 +58,15 @@ void age_means_put(struct blob_writer *w, const struct age_means *m);
  */
 int age_means_get(struct blob_reader *r, struct age_means *m);
 
+/*
+ * A smearing factor's reading (the hurdle's and the multiplier's manifests):
+ * from version 2 on, the factors by age after *smear; *smear becomes NaN (the
+ * caller's "inconsistent" check) when one is not positive. A bad count marks
+ * r failed (blob_reader_status reports it).
+ */
+void age_means_get_factors(struct blob_reader *r, uint32_t version, double *smear,
+			   struct age_means *m);
+
 /* Adds object name to obj, {"<age>": value, ...}, for a stage's details. */
 void age_means_add_json(cJSON *obj, const char *name, const struct age_means *m);
 

@@ -278,6 +278,45 @@ void test_model_predict(const struct test_model *m, const size_t *rows, size_t n
 		fail_msg("method_%s.predict: %s", m->method->name, err.msg);
 }
 
+void test_future_at_age(struct test_model *m, int64_t horizon_lo, int64_t horizon, double age,
+			void (*hide)(void *state, int on), double sums[3], size_t *out_n)
+{
+	const double *rev_window = frame_column(&m->d.frame, "rev_window");
+	const double *window = frame_column(&m->d.frame, "window_days");
+	const double *ltv = model_data_label(&m->d, horizon);
+	struct row_split split;
+	double *lo, *hi, *pooled;
+
+	model_data_split(&m->d, horizon, 0, &split);
+	lo = xmalloc((split.n_train ? split.n_train : 1) * sizeof(double));
+	hi = xmalloc((split.n_train ? split.n_train : 1) * sizeof(double));
+	pooled = xmalloc((split.n_train ? split.n_train : 1) * sizeof(double));
+	test_model_predict(m, split.train, split.n_train, horizon_lo, lo, NULL);
+	test_model_predict(m, split.train, split.n_train, horizon, hi, NULL);
+	hide(m->state, 1);
+	test_model_predict(m, split.train, split.n_train, horizon, pooled, NULL);
+	hide(m->state, 0);
+	sums[0] = sums[1] = sums[2] = 0;
+	*out_n = 0;
+	for (size_t i = 0; i < split.n_train; i++) {
+		const size_t r = split.train[i];
+
+		if (window[r] < (double)horizon_lo && !(lo[i] <= hi[i]))
+			fail_msg("row %zu at age %g: %g at %lld days above %g at %lld", r, window[r],
+				 lo[i], (long long)horizon_lo, hi[i], (long long)horizon);
+		if (window[r] != age)
+			continue;
+		sums[0] += ltv[r] - rev_window[r];
+		sums[1] += hi[i] - rev_window[r];
+		sums[2] += pooled[i] - rev_window[r];
+		(*out_n)++;
+	}
+	row_split_release(&split);
+	free(lo);
+	free(hi);
+	free(pooled);
+}
+
 double test_metric(const cJSON *obj, const char *name)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);

@@ -130,6 +130,18 @@ void test_model_predict(const struct test_model *m, const size_t *rows, size_t n
 			double *out_ltv, double *out_p);
 
 /* The number obj[name]; fails the test when it is missing or not a number. */
+/*
+ * The revenue still to come at horizon of m's training rows at age (their
+ * window_days; model_data_split: rows repeated by weight, so user sums):
+ * sums[0] what they went on to pay, sums[1] what m predicts, sums[2] what m
+ * predicts while hide(m->state, 1) holds (the method's value pooled over
+ * ages; hide(m->state, 0) restores it); the rows' count in *out_n. Also
+ * fails unless m's prediction at horizon_lo is at most that at horizon for
+ * every training row younger than horizon_lo (monotone across horizons).
+ */
+void test_future_at_age(struct test_model *m, int64_t horizon_lo, int64_t horizon, double age,
+			void (*hide)(void *state, int on), double sums[3], size_t *out_n);
+
 double test_metric(const cJSON *obj, const char *name);
 
 /*

@@ -52,70 +52,45 @@ static void hand_data(struct model_data *d, const char *app, const char *const *
 	d->n_apps = 1;
 }
 
+/* test_future_at_age's hide: semantic's means by age out of sight (on) and back. */
+static void hide_by_age(void *state, int on)
+{
+	static struct age_means *saved[SEMANTIC_MAX_HORIZONS];
+	struct semantic_state *s = state;
+
+	for (size_t h = 0; h < s->n_h; h++) {
+		if (on)
+			saved[h] = s->h[h].by_age;
+		s->h[h].by_age = on ? NULL : saved[h];
+	}
+}
+
 /*
  * semantic.mean_by_age on fx (whose semantic stage ran with it at 0): over the
  * training rows at the oldest snapshot below 90 days (60), the value still to
- * come at 90 days sums to what they went on to pay, within a tenth (a
- * campaign's value mixes its top_k neighbours' means at that age), and far
- * closer than the campaigns' means over rows of every age (the key's 0, got
- * by hiding the means by age: 7,651). Monotone across horizons below the
- * shorter one.
+ * come at 90 days sums to what they went on to pay, within a quarter (a
+ * campaign's value mixes its top_k neighbours' means at that age: 859 for
+ * 1,058 on this sample), and far closer than the campaigns' means over rows
+ * of every age (the key's 0: 7,651). Monotone across horizons still.
  */
 static void check_mean_by_age(struct test_pipeline *fx)
 {
 	const struct run_options opts = { .only = "semantic", .force = 1, .as_of = INT64_MIN,
 					  .command = "test" };
-	struct semantic_state *ss;
 	struct test_model m;
-	struct row_split split;
-	struct age_means *saved[SEMANTIC_MAX_HORIZONS];
-	const double *rev_window, *window, *ltv;
-	double *p30, *p90, *pooled, sum_act = 0, sum_age = 0, sum_pooled = 0;
-	size_t n_old = 0;
+	double sums[3];
+	size_t n_old;
 
 	test_set(&fx->cfg, "semantic.mean_by_age=%s", "1");
 	test_run(&fx->cfg, &opts);
 	test_model_load(&fx->cfg, &method_semantic, 0, &m);
-	ss = m.state;
-	model_data_split(&m.d, 90, 0, &split); /* rows repeated by weight: user sums */
-	p30 = xmalloc(split.n_train * sizeof(double));
-	p90 = xmalloc(split.n_train * sizeof(double));
-	pooled = xmalloc(split.n_train * sizeof(double));
-	test_model_predict(&m, split.train, split.n_train, 30, p30, NULL);
-	test_model_predict(&m, split.train, split.n_train, 90, p90, NULL);
-	for (size_t h = 0; h < ss->n_h; h++) {
-		assert_non_null(ss->h[h].by_age);
-		saved[h] = ss->h[h].by_age;
-		ss->h[h].by_age = NULL;
-	}
-	test_model_predict(&m, split.train, split.n_train, 90, pooled, NULL);
-	for (size_t h = 0; h < ss->n_h; h++)
-		ss->h[h].by_age = saved[h];
-	rev_window = frame_column(&m.d.frame, "rev_window");
-	window = frame_column(&m.d.frame, "window_days");
-	ltv = model_data_label(&m.d, 90);
-	for (size_t i = 0; i < split.n_train; i++) {
-		const size_t r = split.train[i];
-
-		if (window[r] < 30)
-			assert_true(p30[i] <= p90[i]);
-		if (window[r] != 60)
-			continue;
-		sum_act += ltv[r] - rev_window[r];
-		sum_age += p90[i] - rev_window[r];
-		sum_pooled += pooled[i] - rev_window[r];
-		n_old++;
-	}
-	print_message("semantic h90 age 60: %zu rows, actual %.4g, by age %.4g, pooled %.4g\n",
-		      n_old, sum_act, sum_age, sum_pooled);
-	assert_true(n_old > 1000 && sum_act > 0);
-	assert_true(fabs(sum_age - sum_act) < 0.25 * sum_act);
-	assert_true(fabs(sum_pooled - sum_act) > 3 * fabs(sum_age - sum_act));
-	row_split_release(&split);
+	for (size_t h = 0; h < ((struct semantic_state *)m.state)->n_h; h++)
+		assert_non_null(((struct semantic_state *)m.state)->h[h].by_age);
+	test_future_at_age(&m, 30, 90, 60, hide_by_age, sums, &n_old);
+	assert_true(n_old > 1000 && sums[0] > 0);
+	assert_true(fabs(sums[1] - sums[0]) < 0.25 * sums[0]);
+	assert_true(fabs(sums[2] - sums[0]) > 3 * fabs(sums[1] - sums[0]));
 	test_model_release(&m);
-	free(p30);
-	free(p90);
-	free(pooled);
 }
 
 static void test_names(void **state)
