@@ -82,6 +82,7 @@ struct config {
 		double lambda;
 		int64_t max_bin;        /* histogram bins per feature (XGBoost's max_bin) */
 		int64_t max_train_rows; /* hurdle only; 0: all, else a hash-chosen reweighted sample */
+		int64_t max_zero_rows;  /* hurdle only; 0: all, else zero-revenue users sampled by uid */
 		int64_t min_tier_users; /* fewer training users: the tier uses the pooled model */
 		int64_t attribute_features; /* 1: columns.attributes' encodings join features */
 		int64_t smear_by_age;   /* multiplier only; 1: Duan's factor per window age */
