@@ -81,7 +81,7 @@ static const struct config_key key_table[] = {
 	K("hurdle.lambda", KEY_DOUBLE, hurdle.lambda, 0, 1e6, "1"),
 	K("hurdle.max_bin", KEY_INT, hurdle.max_bin, 2, 1024, "256"),
 	K("hurdle.max_train_rows", KEY_INT, hurdle.max_train_rows, 0, 100000000, "0"),
-	K("hurdle.max_zero_rows", KEY_INT, hurdle.max_zero_rows, 0, 100000000, "0"),
+	K("hurdle.max_zero_rows", KEY_INT, hurdle.max_zero_rows, 0, 100000000, "150000"),
 	K("hurdle.min_tier_users", KEY_INT, hurdle.min_tier_users, 1, 100000000, "2000"),
 	K("hurdle.attribute_features", KEY_INT, hurdle.attribute_features, 0, 1, "0"),
 	K("multiplier.features", KEY_STR_LIST, multiplier.features, 0, 0, GBT_FEATURES),
