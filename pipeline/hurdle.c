@@ -397,7 +397,7 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 	struct valid_data own = { 0 };
 	cJSON *info = gbt_artefact_add_model_info(details, tier, horizon);
 	double started = now_seconds(), t_payer = 0, t_revenue = 0, zero_rate;
-	size_t *kept = NULL, n_kept, n_zero;
+	size_t *kept = NULL, n_kept, n_zero, n_classifier;
 	int ret;
 
 	cJSON_AddNumberToObject(info, "n_train", (double)split->n_train);
@@ -421,6 +421,7 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 			/* either sample (max_zero_rows, max_train_rows) cut the classifier's rows */
 			cJSON_AddNumberToObject(info, "n_train_sampled", (double)train.n);
 	}
+	n_classifier = train.n; /* fit_payer hands the rows to XGBoost */
 	t_payer = now_seconds();
 	if (ret == 0)
 		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info, err);
@@ -438,9 +439,10 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 		gbt_free(m.revenue);
 	} else {
 		*out = m;
-		LOG(LOG_INFO, "tier %d h%lld: %zu training rows, %zu payers, revenue %s; %.1f s "
-		    "(data %.1f, payer %.1f, revenue %.1f)", tier, (long long)horizon,
-		    split->n_train, train_payers.n, hurdle_revenue_kind_name(m.kind),
+		LOG(LOG_INFO, "tier %d h%lld: %zu training rows (%zu of them for the payer "
+		    "classifier), %zu payers, revenue %s; %.1f s (data %.1f, payer %.1f, "
+		    "revenue %.1f)", tier, (long long)horizon, split->n_train, n_classifier,
+		    train_payers.n, hurdle_revenue_kind_name(m.kind),
 		    now_seconds() - started, t_payer - started, t_revenue - t_payer,
 		    now_seconds() - t_revenue);
 	}
