@@ -73,9 +73,7 @@ static int rows_build(const struct model_data *d, const struct str_list *feature
 /* A uniform number in [0, 1) fixed by a user's uid: the same draw at every horizon and tier. */
 static double uid_uniform(double uid)
 {
-	uint64_t state = (uint64_t)uid ^ 0x6875726469657a72ULL; /* any fixed stream */
-
-	return (double)(rng_splitmix64(&state) >> 11) * 0x1.0p-53;
+	return rng_keyed_uniform((uint64_t)uid, 0x6875726469657a72ULL); /* any fixed stream */
 }
 
 /*
