@@ -3,9 +3,11 @@
  *
  * Fitted on the training users (model_data_split_users at the target
  * horizon: one row per user, installed before the validation cohorts) with
- * their whole history before as_of (btyd_history_to_date); once over every app
- * (the fallback) and once per app with at least btyd.min_app_users training
- * users. Gamma-Gamma needs users with a repeat paying day; an app without
+ * their whole history before as_of (btyd_history_to_date), or with
+ * btyd.fit_users 1 on every user a day old at as_of but the validation users
+ * of every horizon (read from the registry: users_without_validation_label);
+ * once over every app (the fallback) and once per app with at least
+ * btyd.min_app_users of those users. Gamma-Gamma needs users with a repeat paying day; an app without
  * enough of them, or whose spend has no finite mean, uses the pooled one.
  *
  * Stored in the blobs serving/btyd_model.c reads (format there).
@@ -133,7 +135,7 @@ struct fit_users {
 };
 
 /* The training users at the target horizon, as the features frame has them. */
-static int training_users(struct stage_ctx *ctx, const struct model_data *d, struct fit_users *out)
+static void training_users(const struct model_data *d, struct fit_users *out)
 {
 	const double *app = frame_column(&d->frame, "app_code");
 	struct row_split users;
@@ -146,8 +148,6 @@ static int training_users(struct stage_ctx *ctx, const struct model_data *d, str
 	for (size_t i = 0; i < users.n_train; i++)
 		out->app[i] = app[users.train[i]];
 	row_split_release(&users);
-	(void)ctx;
-	return 0;
 }
 
 /*
@@ -232,13 +232,16 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 	cJSON *fits = cJSON_AddObjectToObject(ctx->metrics, "fits");
 	struct btyd_history *mine = NULL;
 	struct fit_users users = { 0 };
-	int ret;
+	int ret = 0;
 
-	ret = ctx->cfg->btyd.fit_users ? users_without_validation_label(ctx, d, &users)
-				       : training_users(ctx, d, &users);
+	if (ctx->cfg->btyd.fit_users)
+		ret = users_without_validation_label(ctx, d, &users);
+	else
+		training_users(d, &users);
 	if (ret == 0 && users.n == 0)
-		ret = err_set(&ctx->err, LTV_EMODEL, "%s: no training user is mature at the target "
-			      "horizon; pass a later --as-of", kind->name);
+		ret = err_set(&ctx->err, LTV_EMODEL, "%s: no %s; pass a later --as-of", kind->name,
+			      ctx->cfg->btyd.fit_users ? "user a day old at as_of is without a validation label"
+						       : "training user is mature at the target horizon");
 	if (ret < 0) {
 		free(users.h);
 		free(users.app);

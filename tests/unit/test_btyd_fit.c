@@ -6,7 +6,8 @@
  * user's label window (before as_of) changes none either, since select
  * judges the fit on those users; the same purchase for users too young for
  * the features frame does change the fit (they are in it, and the test can
- * fail). The fit counts more users than the training users alone.
+ * fail). The fit counts more users than the training users alone. And
+ * select's rule for a horizon without labels (select.unlabelled).
  */
 #include "testutil.h"
 
@@ -205,6 +206,86 @@ static void test_fit_users_leak_nothing(void **state)
 	user_table_release(&users);
 }
 
+/* The current artefact of stage `name`'s metrics, parsed (caller deletes). */
+static cJSON *stage_metrics(const struct fit_fixture *fx, const char *name)
+{
+	struct registry *reg = NULL;
+	struct artefact_info info = { 0 };
+	struct ltv_err err = { 0 };
+	cJSON *m;
+
+	if (registry_open(fx->p->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    registry_artefact_current(reg, name, &info, &err) != 0)
+		fail_msg("registry: %s", err.msg);
+	m = cJSON_Parse(info.metrics);
+	assert_non_null(m);
+	artefact_info_release(&info);
+	registry_close(reg);
+	return m;
+}
+
+static const char *metric_text(const cJSON *m, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(m, name);
+
+	if (!cJSON_IsString(item))
+		fail_msg("metric '%s' missing or not a string", name);
+	return item->valuestring;
+}
+
+/* The pooled fit's log-likelihood the BTYD stage `name` recorded. */
+static double pooled_log_lik(const struct fit_fixture *fx, const char *name)
+{
+	cJSON *m = stage_metrics(fx, name);
+	const cJSON *fit = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "fits"), "*");
+	double ll;
+
+	assert_non_null(fit);
+	ll = test_metric(fit, "log_lik");
+	cJSON_Delete(m);
+	return ll;
+}
+
+/*
+ * A horizon no user has lived to (365 days, as_of five months after the
+ * first install): select.unlabelled 1 serves it with bgnbd, 2 with the BTYD
+ * fit of the higher log-likelihood, 0 with the target horizon's choices.
+ */
+static void test_unlabelled_horizon(void **state)
+{
+	struct fit_fixture *fx = *state;
+	const struct run_options opts = { .as_of = fx->as_of, .to = "select", .command = "test" };
+	double ll_bg, ll_pn;
+	cJSON *m;
+
+	test_set(&fx->p->cfg, "btyd.fit_users=%s", "0");
+	test_set(&fx->p->cfg, "features.horizons=%s", "7,30,365");
+	test_set(&fx->p->cfg, "select.unlabelled=%s", "1");
+	test_run(&fx->p->cfg, &opts);
+	m = stage_metrics(fx, "select");
+	assert_string_equal(metric_text(m, "global_choice_h365"), "bgnbd");
+	assert_non_null(strstr(metric_text(m, "unlabelled_choice_h365"), "bgnbd (select.unlabelled 1)"));
+	/* a horizon with labels keeps its own validated choice */
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "unlabelled_choice_h7"));
+	cJSON_Delete(m);
+
+	ll_bg = pooled_log_lik(fx, "bgnbd");
+	ll_pn = pooled_log_lik(fx, "pareto_nbd");
+	assert_true(ll_bg != ll_pn);
+	test_set(&fx->p->cfg, "select.unlabelled=%s", "2");
+	test_run(&fx->p->cfg, &opts);
+	m = stage_metrics(fx, "select");
+	assert_string_equal(metric_text(m, "global_choice_h365"), ll_bg > ll_pn ? "bgnbd" : "pareto_nbd");
+	cJSON_Delete(m);
+
+	test_set(&fx->p->cfg, "select.unlabelled=%s", "0");
+	test_run(&fx->p->cfg, &opts);
+	m = stage_metrics(fx, "select");
+	assert_string_equal(metric_text(m, "global_choice_h365"), "as the target horizon");
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "unlabelled_choice_h365"));
+	cJSON_Delete(m);
+}
+
 static int fit_setup(void **state)
 {
 	struct fit_fixture *fx = xcalloc(1, sizeof(*fx));
@@ -236,6 +317,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fit_users_leak_nothing),
+		cmocka_unit_test(test_unlabelled_horizon),
 	};
 
 	return cmocka_run_group_tests_name("btyd_fit", tests, fit_setup, fit_teardown);
