@@ -941,7 +941,8 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 		else
 			fit_share(ctx, d, p, horizon, &s, pred);
 	}
-	if (ret == 0 && !p->choice[h].own && ctx->cfg->select.unlabelled) {
+	/* no validation user has lived this horizon (not merely too few per campaign) */
+	if (ret == 0 && s.n_valid == 0 && ctx->cfg->select.unlabelled) {
 		const int m = choose_unlabelled(ctx, p, horizon);
 
 		if (m >= 0) {
