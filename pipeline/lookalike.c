@@ -154,8 +154,8 @@ out:
 }
 
 /*
- * Makes each cluster's mean, and each of its means by age, non-decreasing
- * over the trained horizons, in horizon order.
+ * Makes each cluster's mean non-decreasing over the trained horizons, in
+ * horizon order.
  */
 static void make_monotone(struct lookalike_state *s)
 {
@@ -169,18 +169,9 @@ static void make_monotone(struct lookalike_state *s)
 
 			if (!hj->n_train || hj->horizon >= hi->horizon)
 				continue;
-			for (size_t c = 0; c < s->km->k; c++) {
-				/* An age at or past hj's horizon is observed there: nothing to keep above. */
-				for (size_t a = 0; hi->by_age && a < hi->by_age[c].n &&
-						   hi->by_age[c].age[a] < (double)hj->horizon; a++)
-					hi->by_age[c].value[a] = fmax(
-						hi->by_age[c].value[a],
-						hj->by_age ? age_means_at(&hj->by_age[c],
-									  hi->by_age[c].age[a],
-									  hj->future[c])
-							   : hj->future[c]);
+			/* The means by age are made monotone where they are served (future_by_age). */
+			for (size_t c = 0; c < s->km->k; c++)
 				hi->future[c] = fmax(hi->future[c], hj->future[c]);
-			}
 		}
 	}
 }

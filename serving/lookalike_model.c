@@ -172,6 +172,32 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 	return 0;
 }
 
+/*
+ * lookalike.mean_by_age: cluster c's revenue still to come at horizon h for a
+ * row aged `age`: the largest of its means at that age over the trained
+ * horizons up to h that the age has not lived (what is still to come before
+ * a shorter horizon is still to come before h), so predictions are monotone
+ * across horizons at every age, between snapshots too; nothing is still to
+ * come at a horizon the age has lived. The means by age of two horizons need
+ * not have the same ages (an age with too few rows keeps the pooled mean),
+ * which is why this is taken here and not when fitting.
+ */
+static double future_by_age(const struct lookalike_state *s, const struct lookalike_horizon *h,
+			    int c, double age)
+{
+	double future = 0.0;
+
+	for (size_t j = 0; j < s->n_h; j++) {
+		const struct lookalike_horizon *hj = &s->h[j];
+
+		if (!hj->n_train || hj->horizon > h->horizon || age >= (double)hj->horizon)
+			continue;
+		future = fmax(future, hj->by_age ? age_means_at(&hj->by_age[c], age, hj->future[c])
+						 : hj->future[c]);
+	}
+	return future;
+}
+
 int lookalike_predict_threads(const struct lookalike_state *s, const struct model_data *d,
 			      const size_t *rows, size_t n, int64_t horizon, int n_threads,
 			      double *out_ltv, struct ltv_err *err)
@@ -199,8 +225,7 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 	ret = kmeans_predict(s->km, x, n, n_threads, label, NULL, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		const double future = h->by_age && window
-					      ? age_means_at(&h->by_age[label[i]], window[rows[i]],
-							     h->future[label[i]])
+					      ? future_by_age(s, h, label[i], window[rows[i]])
 					      : h->future[label[i]];
 
 		/* Negative only for a horizon inside the window: never below what was observed. */
