@@ -807,6 +807,11 @@ struct csv_batch {
 	struct rec_buf buf;
 };
 
+int csv_reader_has_batches(const struct csv_reader *r)
+{
+	return r->read_ahead;
+}
+
 int csv_reader_next_batch(struct csv_reader *r, struct csv_batch **out, struct ltv_err *err)
 {
 	struct rec_buf *b;

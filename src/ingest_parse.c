@@ -886,7 +886,7 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	if (is_users)
 		strmap_reserve(&in->user_ids, in->user_ids.n + csv_reader_estimate_records(r) / 16 * 15);
 	progress_start(&prog, is_users ? "ingest users" : "ingest events", "rows", 0);
-	batched = !is_users && in->parse_threads >= 2 && csv_reader_file_size(r) >= READ_AHEAD_MIN;
+	batched = !is_users && in->parse_threads >= 2 && csv_reader_has_batches(r);
 	/* Users go one by one: each takes the next uid and goes to the writer in order. */
 	if (batched)
 		ret = parse_events_batched(in, r, path, &cols, &prog, &rows, &loaded, &other, err);

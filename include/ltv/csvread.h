@@ -111,6 +111,8 @@ struct csv_fields {
 	char **fields; /* n field strings, NULL at [n]; grown as needed */
 	size_t n, cap;
 };
+/* 1 when batches can be taken: read-ahead asked for and its thread not failed to start. */
+int csv_reader_has_batches(const struct csv_reader *r);
 int csv_reader_next_batch(struct csv_reader *r, struct csv_batch **out, struct ltv_err *err);
 void csv_reader_give_back(struct csv_reader *r, struct csv_batch *b);
 /* Records in the batch. */
