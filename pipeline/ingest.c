@@ -8,11 +8,13 @@
  * the stage, which rolls back.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "ltv/bqueue.h"
 #include "ltv/ingest_parse.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
@@ -39,28 +41,25 @@ struct user_batch {
 /*
  * The users' SQLite inserts were half of a users file's CPU time, and
  * parsing the file the other half: they overlap on a second thread. The
- * parse thread fills batches[(head + queued) % USER_BATCHES] and queues it;
- * the writer inserts the queued ones in order (head first), so rows reach
- * the registry in the same order, with the same statements, as when one
- * thread did both. The registry connection is used by one thread at a time:
- * the writer only while a users file is parsed (the parse thread makes no
- * registry call then), the stage thread only after user_writer_drain has
- * seen every queued batch written. Every field below `lock` is read and
- * written under it, so the two threads share nothing unguarded; a batch
- * belongs to the writer from its queueing until head moves past it.
+ * batches go round a pool (include/ltv/bqueue.h): the parse thread fills
+ * one, queues it on `full` and takes an empty one from `free`; the writer
+ * inserts the full ones in queue order, so rows reach the registry in the
+ * same order, with the same statements, as when one thread did both, and
+ * gives each back to `free`. The registry connection is used by one thread
+ * at a time: the writer only while a users file is parsed (the parse thread
+ * makes no registry call then), the stage thread only after
+ * user_writer_drain has had every other batch back. A batch is one thread's
+ * at a time; status is atomic, its err written before it.
  */
 struct user_writer {
 	struct registry *reg;
 	int64_t artefact_id;
 	struct user_batch batches[USER_BATCHES];
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	struct bqueue free, full;
+	struct user_batch *filling; /* the parse thread's */
 	pthread_t thread;
-	int started;     /* the thread runs: started at the first full batch */
-	size_t head;     /* the next batch to insert */
-	size_t queued;   /* batches queued, the one being inserted included */
-	int stop;        /* no more batches: the thread ends */
-	int status;      /* the first insert failure (sticky), its message in err */
+	int started;                /* the thread runs: started at the first full batch */
+	_Atomic int status;         /* the first insert failure (sticky), its message in err */
 	struct ltv_err err;
 };
 
@@ -113,138 +112,112 @@ static int insert_batch(struct registry *reg, int64_t artefact_id, struct user_b
 static void *writer_main(void *arg)
 {
 	struct user_writer *w = arg;
+	void *next;
 
-	pthread_mutex_lock(&w->lock);
-	for (;;) {
-		struct user_batch *b;
+	while (bqueue_pop(&w->full, &next)) {
+		struct user_batch *b = next;
 		struct ltv_err err = { 0 };
-		int ret = 0, failed;
 
-		while (w->queued == 0 && !w->stop)
-			pthread_cond_wait(&w->cond, &w->lock);
-		if (w->queued == 0)
-			break;
-		b = &w->batches[w->head];
-		failed = w->status < 0;
-		pthread_mutex_unlock(&w->lock);
 		/* After a failure the rest is dropped: the stage fails and rolls back. */
-		if (failed)
+		if (atomic_load(&w->status) < 0) {
 			b->n = b->text_len = 0;
-		else
-			ret = insert_batch(w->reg, w->artefact_id, b, &err);
-		pthread_mutex_lock(&w->lock);
-		if (ret < 0 && w->status == 0) {
-			w->status = ret;
-			w->err = err;
+		} else {
+			const int ret = insert_batch(w->reg, w->artefact_id, b, &err);
+
+			if (ret < 0) {
+				w->err = err;
+				atomic_store(&w->status, ret);
+			}
 		}
-		w->head = (w->head + 1) % USER_BATCHES;
-		w->queued--;
-		pthread_cond_broadcast(&w->cond);
+		(void)bqueue_push(&w->free, b); /* room for every batch: never waits */
 	}
-	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
 
 static struct user_writer *user_writer_new(struct registry *reg, int64_t artefact_id)
 {
 	struct user_writer *w = xcalloc(1, sizeof(*w));
+	void *first;
 
 	w->reg = reg;
 	w->artefact_id = artefact_id;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	bqueue_init(&w->free, USER_BATCHES);
+	bqueue_init(&w->full, USER_BATCHES);
+	for (size_t i = 0; i < USER_BATCHES; i++)
+		(void)bqueue_push(&w->free, &w->batches[i]);
+	(void)bqueue_pop(&w->free, &first);
+	w->filling = first;
 	return w;
-}
-
-/* The batch the parse thread fills; only it touches this batch until it is queued. */
-static struct user_batch *fill_batch(struct user_writer *w)
-{
-	size_t i;
-
-	pthread_mutex_lock(&w->lock);
-	i = (w->head + w->queued) % USER_BATCHES;
-	pthread_mutex_unlock(&w->lock);
-	return &w->batches[i];
 }
 
 /* The writer's failure, if any, as this thread's error. */
 static int writer_status(struct user_writer *w, struct ltv_err *err)
 {
-	int ret;
+	const int ret = atomic_load(&w->status);
 
-	pthread_mutex_lock(&w->lock);
-	ret = w->status;
 	if (ret < 0)
 		*err = w->err;
-	pthread_mutex_unlock(&w->lock);
 	return ret;
 }
 
 /*
- * Queues the full batch for the writer (started now if need be) and waits
- * until a batch is free to fill. A failed insert shows here, at a later
- * batch than one thread would have stopped at: the stage fails the same way.
+ * Queues the full batch for the writer (started now if need be) and takes
+ * an empty one, waiting while the writer has all the others. A failed
+ * insert shows here, at a later batch than one thread would have stopped
+ * at: the stage fails the same way.
  */
 static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 {
+	void *empty;
+
 	if (!w->started) {
 		if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 			/* No thread: insert here, as one thread always did. */
-			return insert_batch(w->reg, w->artefact_id, fill_batch(w), err);
+			return insert_batch(w->reg, w->artefact_id, w->filling, err);
 		}
 		w->started = 1;
 	}
-	pthread_mutex_lock(&w->lock);
-	w->queued++;
-	pthread_cond_broadcast(&w->cond);
-	while (w->queued == USER_BATCHES)
-		pthread_cond_wait(&w->cond, &w->lock);
-	pthread_mutex_unlock(&w->lock);
+	(void)bqueue_push(&w->full, w->filling);
+	(void)bqueue_pop(&w->free, &empty);
+	w->filling = empty;
 	return writer_status(w, err);
 }
 
 /*
- * Waits until the writer has inserted every queued batch, then inserts the
- * batch being filled here (a file of under USER_FLUSH users never starts the
- * thread) unless the file failed (ok 0: the stage rolls back, so it is
- * dropped, as one thread never flushed it). The registry is then the stage
- * thread's again.
+ * Waits until the writer has inserted every queued batch (it has given all
+ * but the one being filled back), then inserts the batch being filled here
+ * (a file of under USER_FLUSH users never starts the thread) unless the
+ * file failed (ok 0: the stage rolls back, so it is dropped, as one thread
+ * never flushed it). The registry is then the stage thread's again.
  */
 static int user_writer_drain(struct user_writer *w, int ok, struct ltv_err *err)
 {
-	struct user_batch *b;
+	void *back[USER_BATCHES];
 	int ret;
 
 	if (!w)
 		return 0;
-	if (w->started) {
-		pthread_mutex_lock(&w->lock);
-		while (w->queued > 0)
-			pthread_cond_wait(&w->cond, &w->lock);
-		pthread_mutex_unlock(&w->lock);
-	}
+	for (size_t i = 0; i + 1 < USER_BATCHES; i++)
+		(void)bqueue_pop(&w->free, &back[i]);
+	for (size_t i = 0; i + 1 < USER_BATCHES; i++)
+		(void)bqueue_push(&w->free, back[i]);
 	ret = writer_status(w, err);
-	b = fill_batch(w);
 	if (ret < 0 || !ok) {
-		b->n = b->text_len = 0;
+		w->filling->n = w->filling->text_len = 0;
 		return ret;
 	}
-	return insert_batch(w->reg, w->artefact_id, b, err);
+	return insert_batch(w->reg, w->artefact_id, w->filling, err);
 }
 
 static void user_writer_free(struct user_writer *w)
 {
 	if (!w)
 		return;
-	if (w->started) {
-		pthread_mutex_lock(&w->lock);
-		w->stop = 1;
-		pthread_cond_broadcast(&w->cond);
-		pthread_mutex_unlock(&w->lock);
+	bqueue_close(&w->full);
+	if (w->started)
 		pthread_join(w->thread, NULL);
-	}
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
+	bqueue_release(&w->free);
+	bqueue_release(&w->full);
 	for (size_t i = 0; i < USER_BATCHES; i++)
 		free(w->batches[i].text);
 	free(w);
@@ -258,7 +231,7 @@ static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err 
 
 	if (!in->writer)
 		in->writer = user_writer_new(in->ctx->reg, in->artefact_id);
-	b = fill_batch(in->writer);
+	b = in->writer->filling;
 	i = b->n++;
 	b->rows[i] = *u;
 	b->str_off[i][0] = batch_str(b, u->user_id);

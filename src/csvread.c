@@ -27,6 +27,7 @@
 #include <csv.h>
 #include <zlib.h>
 
+#include "ltv/bqueue.h"
 #include "ltv/csvread.h"
 
 #define CSV_CHUNK (64 * 1024)
@@ -35,6 +36,14 @@
  * default, which made a long field cost thousands of reallocations).
  */
 #define CSV_BLK_SIZE (1 << 20)
+
+/*
+ * Buffers the read-ahead thread hands over: one being handed records from
+ * (or two handed out whole, to ingest's parse worker and its caller), one
+ * queued, one for the thread to swap in, one spare so it never waits on a
+ * slow give-back.
+ */
+#define RA_BUFFERS 4
 
 /* A complete record queued for csv_reader_next: n fields from field_off[first]. */
 struct queued_record {
@@ -58,6 +67,7 @@ struct rec_buf {
 	struct queued_record *queue;
 	size_t n_queued, queue_cap;
 	/* Read-ahead only: the reader's state when the buffer was handed over. */
+	size_t first_record;     /* csv_reader_next_batch: the records before it were handed out */
 	uint64_t n_records, bytes_read;
 	int last;                /* nothing follows: the end of the file, or status */
 	int status;              /* the reader's failure, once these records are handed out */
@@ -108,21 +118,22 @@ struct csv_reader {
 
 	/*
 	 * Read-ahead (csv_reader_set_read_ahead): a thread reads, decompresses
-	 * and splits the file into b, and hands b over through `ready` whole, as
-	 * one of three buffers that change hands (swapped, never shared): the
-	 * thread's b, ready, and c, which csv_reader_next hands records from.
-	 * ready_full, stop and the swaps of ready are under lock; everything
-	 * else in the struct is the thread's while it runs (the caller's side
-	 * only reads c, queue_head, last_fault and the fields set before the
-	 * first csv_reader_next), so nothing is shared without the lock.
+	 * and splits the file into b, and hands what it parsed over whole: it
+	 * takes an empty buffer of the pool from free_bufs, swaps its contents
+	 * with b's and queues it on full_bufs (include/ltv/bqueue.h). The caller
+	 * takes full buffers in order, hands records out of them (cv) or hands
+	 * them out whole (csv_reader_next_batch), and gives each back to
+	 * free_bufs. A buffer is only ever one thread's, and everything else in
+	 * the struct is the thread's while it runs (the caller's side only reads
+	 * cv, queue_head, last_fault, taken and the fields set before the first
+	 * csv_reader_next), so nothing is shared but the two queues.
 	 */
 	int read_ahead;  /* asked for: the thread starts at the first csv_reader_next */
 	int ra_running;  /* the thread was started (joined by csv_reader_free) */
-	struct rec_buf c, ready;
+	struct rec_buf pool[RA_BUFFERS];
+	struct bqueue free_bufs, full_bufs;
 	pthread_t ra_thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int ready_full, stop;
+	struct rec_buf taken; /* the reader's state of the last buffer taken: no records */
 };
 
 /* Byte offset of the first byte that breaks UTF-8 in s, or len when it is valid. */
@@ -319,8 +330,6 @@ struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err)
 	r = xcalloc(1, sizeof(*r));
 	r->path = xstrdup(path);
 	r->cv = &r->b;
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
 	r->f = fopen(path, "rb");
 	if (!r->f) {
 		err_set(err, LTV_EIO, "cannot open '%s': %s", path, strerror(errno));
@@ -618,6 +627,7 @@ static void *read_ahead_main(void *arg)
 	for (;;) {
 		int last, stop;
 		size_t keep;
+		void *empty;
 
 		while ((r->b.n_queued == 0 || (!first && r->b.text_len < batch)) && !r->at_eof &&
 		       refill(r) == 0)
@@ -645,19 +655,16 @@ static void *read_ahead_main(void *arg)
 			r->b.n_fields = r->rec_first;
 			r->b.text_len = from;
 		}
-		pthread_mutex_lock(&r->lock);
-		while (r->ready_full && !r->stop)
-			pthread_cond_wait(&r->cond, &r->lock);
-		stop = r->stop; /* read under the lock: csv_reader_free sets it */
+		/* The queues are closed when csv_reader_free stops the thread. */
+		stop = bqueue_pop(&r->free_bufs, &empty) == 0;
 		if (!stop) {
-			const struct rec_buf t = r->ready;
+			struct rec_buf *const full = empty;
+			const struct rec_buf t = *full;
 
-			r->ready = r->b;
+			*full = r->b;
 			r->b = t;
-			r->ready_full = 1;
-			pthread_cond_broadcast(&r->cond);
+			stop = bqueue_push(&r->full_bufs, full) < 0;
 		}
-		pthread_mutex_unlock(&r->lock);
 		if (stop || last)
 			break;
 		r->b.n_queued = 0;
@@ -681,31 +688,68 @@ static void *read_ahead_main(void *arg)
  * With read-ahead, the next buffer of records from the thread (started on
  * the first call); 0, or -1 once the last buffer has been handed out.
  */
-static int take_ready(struct csv_reader *r)
+static int start_read_ahead(struct csv_reader *r)
 {
-	struct rec_buf t;
-
-	if (!r->ra_running) {
-		r->cv = &r->c;
-		if (pthread_create(&r->ra_thread, NULL, read_ahead_main, r) != 0) {
-			r->read_ahead = 0; /* no thread: read here, as without read-ahead */
-			r->cv = &r->b;
-			return -1;
-		}
-		r->ra_running = 1;
-	} else if (r->c.last) {
+	bqueue_init(&r->free_bufs, RA_BUFFERS);
+	bqueue_init(&r->full_bufs, RA_BUFFERS);
+	for (size_t i = 0; i < RA_BUFFERS; i++)
+		(void)bqueue_push(&r->free_bufs, &r->pool[i]);
+	if (pthread_create(&r->ra_thread, NULL, read_ahead_main, r) != 0) {
+		bqueue_release(&r->free_bufs);
+		bqueue_release(&r->full_bufs);
 		return -1;
 	}
-	pthread_mutex_lock(&r->lock);
-	while (!r->ready_full)
-		pthread_cond_wait(&r->cond, &r->lock);
-	t = r->c;
-	r->c = r->ready;
-	r->ready = t;
-	r->ready_full = 0;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
+	r->ra_running = 1;
+	return 0;
+}
+
+static int in_pool(const struct csv_reader *r, const struct rec_buf *b)
+{
+	return b >= r->pool && b < r->pool + RA_BUFFERS;
+}
+
+/* A buffer back to the thread: the free queue has room for all of them, so this never waits. */
+static void give_back(struct csv_reader *r, struct rec_buf *b)
+{
+	(void)bqueue_push(&r->free_bufs, b);
+}
+
+/*
+ * With read-ahead, the next full buffer from the thread (started on the
+ * first call) into *out, its state noted in r->taken; 0, or -1 once the
+ * last buffer has been taken.
+ */
+static int take_full(struct csv_reader *r, struct rec_buf **out)
+{
+	void *full;
+
+	if (r->taken.last || bqueue_pop(&r->full_bufs, &full) == 0)
+		return -1;
+	*out = full;
+	r->taken.n_records = (*out)->n_records;
+	r->taken.bytes_read = (*out)->bytes_read;
+	r->taken.last = (*out)->last;
+	r->taken.status = (*out)->status;
+	r->taken.failure = (*out)->failure;
+	return 0;
+}
+
+/* The next buffer of records to hand out one by one: 0, or -1 after the last. */
+static int take_ready(struct csv_reader *r)
+{
+	if (!r->ra_running) {
+		if (start_read_ahead(r) < 0) {
+			r->read_ahead = 0; /* no thread: read here, as without read-ahead */
+			return -1;
+		}
+	} else if (in_pool(r, r->cv)) {
+		give_back(r, r->cv);
+	}
+	r->cv = &r->taken; /* no records: what is handed out after the last buffer */
 	r->queue_head = 0;
+	if (take_full(r, &r->cv) < 0)
+		return -1;
+	r->cv->first_record = 0;
 	return 0;
 }
 
@@ -713,11 +757,11 @@ static int take_ready(struct csv_reader *r)
 static int fill_view(struct csv_reader *r)
 {
 	if (r->read_ahead) {
-		while (r->c.n_queued == r->queue_head)
+		while (r->cv->n_queued == r->queue_head)
 			if (take_ready(r) < 0)
 				break;
 		if (r->read_ahead)
-			return r->c.n_queued > r->queue_head;
+			return r->cv->n_queued > r->queue_head;
 	}
 	compact(r);
 	while (r->b.n_queued == 0 && !r->at_eof && refill(r) == 0)
@@ -733,14 +777,14 @@ int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 
 	if (r->queue_head == v->n_queued) {
 		/* Sticky: a malformed file is not resumed in the middle of a record. */
-		if (r->read_ahead ? (r->c.last && r->c.status < 0) : r->status < 0) {
-			const struct ltv_err *f = r->read_ahead ? &r->c.failure : &r->failure;
+		if (r->read_ahead ? (r->taken.last && r->taken.status < 0) : r->status < 0) {
+			const struct ltv_err *f = r->read_ahead ? &r->taken.failure : &r->failure;
 
 			return err_set(err, f->code, "%s", f->msg);
 		}
 		if (!fill_view(r)) {
-			const struct ltv_err *f = r->read_ahead ? &r->c.failure : &r->failure;
-			const int status = r->read_ahead ? r->c.status : r->status;
+			const struct ltv_err *f = r->read_ahead ? &r->taken.failure : &r->failure;
+			const int status = r->read_ahead ? r->taken.status : r->status;
 
 			return status < 0 ? err_set(err, status, "%s", f->msg) : 0;
 		}
@@ -756,6 +800,88 @@ int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 	*out_n = q->n;
 	*out_line = q->line;
 	return 1;
+}
+
+/* A batch is a pool buffer handed out whole, its records from first_record on. */
+struct csv_batch {
+	struct rec_buf buf;
+};
+
+int csv_reader_has_batches(const struct csv_reader *r)
+{
+	return r->read_ahead;
+}
+
+int csv_reader_next_batch(struct csv_reader *r, struct csv_batch **out, struct ltv_err *err)
+{
+	struct rec_buf *b;
+
+	if (!r->read_ahead)
+		return err_set(err, LTV_EINVAL, "%s: batches need read-ahead", r->path);
+	if (!r->ra_running && start_read_ahead(r) < 0)
+		return err_set(err, LTV_EIO, "%s: cannot start the read-ahead thread", r->path);
+	/* First what is left of the buffer csv_reader_next was handing records from. */
+	if (in_pool(r, r->cv)) {
+		b = r->cv;
+		r->cv = &r->taken;
+		if (r->queue_head < b->n_queued) {
+			b->first_record = r->queue_head;
+			r->queue_head = 0;
+			*out = (struct csv_batch *)b;
+			return 1;
+		}
+		give_back(r, b);
+	}
+	r->cv = &r->taken;
+	r->queue_head = 0;
+	while (take_full(r, &b) == 0) {
+		if (b->n_queued > 0) {
+			b->first_record = 0;
+			*out = (struct csv_batch *)b;
+			return 1;
+		}
+		give_back(r, b);
+	}
+	return r->taken.status < 0 ? err_set(err, r->taken.status, "%s", r->taken.failure.msg) : 0;
+}
+
+void csv_reader_give_back(struct csv_reader *r, struct csv_batch *b)
+{
+	give_back(r, &b->buf);
+}
+
+size_t csv_batch_count(const struct csv_batch *b)
+{
+	return b->buf.n_queued - b->buf.first_record;
+}
+
+void csv_batch_record(const struct csv_batch *b, size_t i, struct csv_fields *io,
+		      size_t *out_line, struct csv_fault *out_fault)
+{
+	const struct rec_buf *v = &b->buf;
+	const struct queued_record *q = &v->queue[v->first_record + i];
+
+	ARRAY_GROW(io->fields, q->n + 1, io->cap);
+	for (size_t k = 0; k < q->n; k++)
+		io->fields[k] = v->text + v->field_off[q->first + k];
+	io->fields[q->n] = NULL;
+	io->n = q->n;
+	*out_line = q->line;
+	*out_fault = q->fault;
+}
+
+const char *csv_batch_field(const struct csv_batch *b, size_t i, size_t field)
+{
+	const struct rec_buf *v = &b->buf;
+
+	if (v->first_record + i >= v->n_queued || field >= v->queue[v->first_record + i].n)
+		return NULL;
+	return v->text + v->field_off[v->queue[v->first_record + i].first + field];
+}
+
+uint64_t csv_batch_bytes_read(const struct csv_batch *b)
+{
+	return b->buf.bytes_read;
 }
 
 void csv_reader_fault(const struct csv_reader *r, struct csv_fault *out)
@@ -811,7 +937,7 @@ void csv_reader_set_fast_path(struct csv_reader *r, int on)
 uint64_t csv_reader_bytes_read(const struct csv_reader *r)
 {
 	/* With read-ahead, as of the records being handed out: the thread's count moves. */
-	return r->ra_running ? r->c.bytes_read : bytes_consumed(r);
+	return r->ra_running ? r->taken.bytes_read : bytes_consumed(r);
 }
 
 const char *csv_reader_peek_field(const struct csv_reader *r, size_t ahead, size_t field)
@@ -827,8 +953,8 @@ const char *csv_reader_peek_field(const struct csv_reader *r, size_t ahead, size
 uint64_t csv_reader_estimate_records(const struct csv_reader *r)
 {
 	/* With read-ahead, what the thread had read by the buffer being handed out. */
-	const uint64_t records = r->ra_running ? r->c.n_records : r->n_records;
-	const uint64_t bytes = r->ra_running ? r->c.bytes_read : r->bytes_read;
+	const uint64_t records = r->ra_running ? r->taken.n_records : r->n_records;
+	const uint64_t bytes = r->ra_running ? r->taken.bytes_read : r->bytes_read;
 
 	if (r->gz || r->file_size == 0 || bytes == 0)
 		return 0;
@@ -863,16 +989,15 @@ void csv_reader_free(struct csv_reader *r)
 	if (!r)
 		return;
 	if (r->ra_running) {
-		pthread_mutex_lock(&r->lock);
-		r->stop = 1;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
+		/* Stops the thread wherever it waits; batches not given back are the pool's still. */
+		bqueue_close(&r->free_bufs);
+		bqueue_close(&r->full_bufs);
 		pthread_join(r->ra_thread, NULL);
+		bqueue_release(&r->free_bufs);
+		bqueue_release(&r->full_bufs);
 	}
-	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->cond);
-	rec_buf_free(&r->c);
-	rec_buf_free(&r->ready);
+	for (size_t i = 0; i < RA_BUFFERS; i++)
+		rec_buf_free(&r->pool[i]);
 	if (r->parser_ready)
 		csv_free(&r->parser);
 	if (r->f)

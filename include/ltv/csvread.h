@@ -96,6 +96,36 @@ void csv_reader_set_fast_path(struct csv_reader *r, int on);
 void csv_reader_set_read_ahead(struct csv_reader *r, int on);
 
 /*
+ * Batches: with read-ahead the records can be taken a whole buffer at a time
+ * (about a 64th of the file, at most 1 MB of text), so that threads can work
+ * on different buffers at once. csv_reader_next_batch hands out the next one
+ * (first the rest of the buffer csv_reader_next was in, when there is one):
+ * 1 and *out, 0 at the end of the file, or the reader's failure once the
+ * records before it were handed out, as csv_reader_next does. The batch's
+ * records stay valid until csv_reader_give_back, which any thread may call;
+ * give every batch back, in any order, before taking more than three (the
+ * thread waits for an empty buffer).
+ */
+struct csv_batch;
+struct csv_fields {
+	char **fields; /* n field strings, NULL at [n]; grown as needed */
+	size_t n, cap;
+};
+/* 1 when batches can be taken: read-ahead asked for and its thread not failed to start. */
+int csv_reader_has_batches(const struct csv_reader *r);
+int csv_reader_next_batch(struct csv_reader *r, struct csv_batch **out, struct ltv_err *err);
+void csv_reader_give_back(struct csv_reader *r, struct csv_batch *b);
+/* Records in the batch. */
+size_t csv_batch_count(const struct csv_batch *b);
+/* Record i of the batch: fields into *io (free io->fields after the last), line and fault. */
+void csv_batch_record(const struct csv_batch *b, size_t i, struct csv_fields *io,
+		      size_t *out_line, struct csv_fault *out_fault);
+/* Field `field` of record i, or NULL when the record has fewer fields or there is no such record. */
+const char *csv_batch_field(const struct csv_batch *b, size_t i, size_t field);
+/* Bytes of the file read when the batch was handed over (compressed for gzip), for progress. */
+uint64_t csv_batch_bytes_read(const struct csv_batch *b);
+
+/*
  * Field `field` of the record `ahead` records after the one csv_reader_next
  * returned last, when that record is parsed already; NULL when it is not (or
  * has fewer fields). Read-only, for prefetching what a later row will need;

@@ -60,6 +60,8 @@ struct ingest_parse {
 	int64_t refunds, days_floored; /* ingest.negative_revenue: subtract */
 	double refunded;
 	int subtract_refunds;
+	int parse_threads;          /* events files of 1 MB or more: 2 parse on two threads
+				     * (run.jobs >= 2, the default on two cores), 1 on this one */
 	char *rejects_path;         /* kept only when something was rejected */
 
 	/* Private to src/ingest_parse.c. */
