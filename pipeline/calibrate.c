@@ -42,6 +42,13 @@ static int compare_by_install(const void *a, const void *b)
 struct judge_rows {
 	const struct model_data *train; /* the features artefact's rows */
 	const struct held_out *ho;      /* NULL: judge on train's validation rows */
+	/*
+	 * Per horizon index, each method's predictions of the judged rows, kept:
+	 * the mix is asked for the same rows per tier, for the band and for the
+	 * WAPE, and without held-out ages select of the same run has predicted
+	 * every method on them already (include/ltv/prediction_memo.h).
+	 */
+	struct prediction_memo *memo[PREDICTOR_MAX_HORIZONS];
 };
 
 static const struct model_data *judge_data(const struct judge_rows *j)
@@ -55,6 +62,45 @@ static void judge_split(const struct judge_rows *j, int64_t horizon, int tier, s
 		held_out_split(j->ho, horizon, tier, out);
 	else
 		model_data_split(j->train, horizon, tier, out);
+}
+
+/* Each horizon's memo: select's, when it left one for these very rows, else an empty one. */
+static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
+			const struct int_list *hz)
+{
+	char *key = j->ho ? NULL : stage_prediction_key(ctx);
+
+	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++) {
+		struct row_split s;
+
+		j->memo[h] = key ? prediction_memo_take(key, hz->v[h]) : NULL;
+		if (j->memo[h])
+			continue;
+		judge_split(j, hz->v[h], 0, &s);
+		j->memo[h] = prediction_memo_new(judge_data(j), hz->v[h], s.valid, s.n_valid);
+		row_split_release(&s);
+	}
+	free(key);
+}
+
+static void judge_memos_release(struct judge_rows *j)
+{
+	for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
+		prediction_memo_free(j->memo[h]);
+		j->memo[h] = NULL;
+	}
+}
+
+/* The mix's raw predictions of the judged rows[0..n) at horizon (predictor_predict_raw). */
+static int judge_predict(struct stage_ctx *ctx, const struct judge_rows *j,
+			 const struct predictor *p, const size_t *rows, size_t n, int64_t horizon,
+			 double *out)
+{
+	const int h = feature_params_horizon_index(&p->params, horizon);
+
+	return predictor_predict_raw_memo(p, judge_data(j), rows, n, horizon,
+					  h >= 0 && h < PREDICTOR_MAX_HORIZONS ? j->memo[h] : NULL,
+					  out, &ctx->err);
 }
 
 /* The tier's mean revenue still to come after the rows' ages, on training cohorts (weighted). */
@@ -159,7 +205,7 @@ static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const stru
 	qsort(s.valid, s.n_valid, sizeof(size_t), compare_by_install);
 	pred = xmalloc(s.n_valid * sizeof(double));
 	actual = xmalloc(s.n_valid * sizeof(double));
-	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
+	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, horizon, pred);
 	if (ret < 0)
 		goto out;
 	/* Calibrated is the revenue still to come (predictor_calibrate). */
@@ -318,7 +364,7 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const str
 	group_n = xcalloc(n_groups + 1, sizeof(size_t));
 	pred = xmalloc((s.n_valid + 1) * sizeof(double));
 	actual = xmalloc((s.n_valid + 1) * sizeof(double));
-	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
+	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, horizon, pred);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++)
 		actual[i] = rev_window[s.valid[i]];
 	if (ret == 0)
@@ -429,7 +475,7 @@ static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j,
 	floor_v = xmalloc((s.n_valid + 1) * sizeof(double));
 	group = xmalloc((s.n_valid + 1) * sizeof(size_t));
 	*out_raw = *out_calibrated = NAN;
-	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, target, pred, NULL, NULL, &ctx->err);
+	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, target, pred);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
 		actual[i] = y[s.valid[i]];
 		group[i] = model_data_cohort(d, s.valid[i]);
@@ -572,7 +618,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
 	struct held_out ho = { 0 };
-	struct judge_rows judge = { &d, NULL };
+	struct judge_rows judge = { &d, NULL, { NULL } };
 	struct predictor p;
 	double wape_raw = NAN, wape_cal = NAN, wape_oos;
 	int64_t out_id, version;
@@ -594,6 +640,8 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		if (ret == 0)
 			cJSON_AddNumberToObject(ctx->metrics, "held_out_rows", (double)ho.d.frame.n_rows);
 	}
+	if (ret == 0)
+		judge_memos(ctx, &judge, hz);
 	/* fits: one per tier and horizon */
 	for (int t = 1; t <= 3 && ret == 0; t++) {
 		for (size_t h = 0; h < hz->n && ret == 0; h++) {
@@ -650,6 +698,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		ret = move_aliases(ctx, version, wape_oos);
 	}
 out:
+	judge_memos_release(&judge);
 	predictor_release(&p);
 	held_out_release(&ho);
 	model_data_release(&d);
