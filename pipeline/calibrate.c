@@ -49,6 +49,13 @@ struct judge_rows {
 	 * every method on them already (include/ltv/prediction_memo.h).
 	 */
 	struct prediction_memo *memo[PREDICTOR_MAX_HORIZONS];
+	/*
+	 * Per horizon index, train's validation rows of every tier (judged
+	 * without held-out ages): a tier's are these filtered, in the same order,
+	 * instead of another pass over the whole frame per tier, band and WAPE.
+	 */
+	size_t *valid[PREDICTOR_MAX_HORIZONS];
+	size_t n_valid[PREDICTOR_MAX_HORIZONS];
 };
 
 static const struct model_data *judge_data(const struct judge_rows *j)
@@ -56,12 +63,26 @@ static const struct model_data *judge_data(const struct judge_rows *j)
 	return j->ho ? &j->ho->d : j->train;
 }
 
+/* The judged validation rows at horizon of tier (0: all); out->train is left empty when kept rows serve. */
 static void judge_split(const struct judge_rows *j, int64_t horizon, int tier, struct row_split *out)
 {
-	if (j->ho)
+	const int h = feature_params_horizon_index(&j->train->params, horizon);
+	const double *row_tier = j->train->tier;
+
+	if (j->ho) {
 		held_out_split(j->ho, horizon, tier, out);
-	else
+		return;
+	}
+	if (h < 0 || h >= PREDICTOR_MAX_HORIZONS || !j->valid[h]) {
 		model_data_split(j->train, horizon, tier, out);
+		return;
+	}
+	/* model_data_split's own tier test, on the rows it gives for every tier */
+	memset(out, 0, sizeof(*out));
+	out->valid = xmalloc((j->n_valid[h] ? j->n_valid[h] : 1) * sizeof(size_t));
+	for (size_t i = 0; i < j->n_valid[h]; i++)
+		if (tier <= 0 || !row_tier || row_tier[j->valid[h][i]] == tier)
+			out->valid[out->n_valid++] = j->valid[h][i];
 }
 
 /* Each horizon's memo: select's, when it left one for these very rows, else an empty one. */
@@ -73,11 +94,15 @@ static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
 	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++) {
 		struct row_split s;
 
-		j->memo[h] = key ? prediction_memo_take(key, hz->v[h]) : NULL;
-		if (j->memo[h])
-			continue;
 		judge_split(j, hz->v[h], 0, &s);
-		j->memo[h] = prediction_memo_new(judge_data(j), hz->v[h], s.valid, s.n_valid);
+		j->memo[h] = key ? prediction_memo_take(key, hz->v[h]) : NULL;
+		if (!j->memo[h])
+			j->memo[h] = prediction_memo_new(judge_data(j), hz->v[h], s.valid, s.n_valid);
+		if (!j->ho) {
+			j->valid[h] = s.valid;
+			j->n_valid[h] = s.n_valid;
+			s.valid = NULL;
+		}
 		row_split_release(&s);
 	}
 	free(key);
@@ -88,6 +113,8 @@ static void judge_memos_release(struct judge_rows *j)
 	for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
 		prediction_memo_free(j->memo[h]);
 		j->memo[h] = NULL;
+		free(j->valid[h]);
+		j->valid[h] = NULL;
 	}
 }
 
@@ -618,7 +645,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
 	struct held_out ho = { 0 };
-	struct judge_rows judge = { &d, NULL, { NULL } };
+	struct judge_rows judge = { &d, NULL, { NULL }, { NULL }, { 0 } };
 	struct predictor p;
 	double wape_raw = NAN, wape_cal = NAN, wape_oos;
 	int64_t out_id, version;

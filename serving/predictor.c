@@ -837,6 +837,25 @@ int predictor_predict_raw_memo(const struct predictor *p, const struct model_dat
 	return predict_raw(p, d, rows, n, horizon, NULL, memo, out_ltv, NULL, NULL, err);
 }
 
+/*
+ * pred[m], NaN for every row, made when a row wants method m (NULL until
+ * then: most calls want two or three of the seven methods, and filling
+ * every column was much of a call's time).
+ */
+static double *pred_column(double **pred, int m, const unsigned char *want, size_t n)
+{
+	size_t i = 0;
+
+	while (!pred[m] && i < n && !want[i])
+		i++;
+	if (!pred[m] && i < n) {
+		pred[m] = xmalloc(n * sizeof(double));
+		for (i = 0; i < n; i++)
+			pred[m][i] = NAN;
+	}
+	return pred[m];
+}
+
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, const double *const *given,
 		       struct prediction_memo *memo, double *out_ltv, int *out_method,
@@ -850,6 +869,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	double *ratio = xmalloc(alloc * sizeof(double));
 	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
 	int *chosen = xmalloc(alloc * sizeof(int)), *ranker = xmalloc(alloc * sizeof(int)), ret = 0;
+	int is_given[METHOD_COUNT] = { 0 };
 
 	if (h < 0) {
 		free(p_payer);
@@ -865,14 +885,12 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	 * their choice, so cohort-level methods (curves) still see whole cohorts.
 	 */
 	for (int m = 0; m < METHOD_COUNT; m++) {
-		pred[m] = xmalloc(alloc * sizeof(double));
 		want[m] = xcalloc(alloc, 1);
 		done[m] = xcalloc(alloc, 1);
-		for (size_t i = 0; i < n; i++)
-			pred[m][i] = NAN;
-		/* a method the caller has predicted already: nothing left to predict */
+		/* a method the caller has predicted already: nothing left to predict (read, never written) */
 		if (given && given[m] && !(m == 0 && out_p_payer)) {
-			memcpy(pred[m], given[m], n * sizeof(double));
+			pred[m] = (double *)(uintptr_t)given[m];
+			is_given[m] = 1;
 			memset(done[m], 1, n);
 		}
 	}
@@ -893,8 +911,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		want[0][i] |= out_p_payer != NULL;
 	}
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
-		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m], pred[m],
-				     m == 0 ? p_payer : NULL, memo, err);
+		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m],
+				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL, memo, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = chosen[i];
 
@@ -906,7 +924,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 			double by_method[METHOD_COUNT];
 
 			for (int k = 0; k < METHOD_COUNT; k++)
-				by_method[k] = pred[k][i];
+				by_method[k] = pred[k] ? pred[k][i] : NAN;
 			out_ltv[i] = predictor_blend(p, h, d->tier ? (int)d->tier[rows[i]] : 3, by_method,
 						     rev_window[rows[i]]);
 		}
@@ -926,8 +944,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 				missing += want[m][i] = 1;
 		if (missing == 0)
 			break;
-		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m], pred[m], NULL, memo,
-				     err);
+		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m],
+				     pred_column(pred, m, want[m], n), NULL, memo, err);
 		for (size_t i = 0; i < n && ret == 0; i++)
 			if (want[m][i] && !isnan(pred[m][i])) {
 				out_ltv[i] = pred[m][i];
@@ -945,7 +963,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 			out_p_payer[i] = p_payer[i];
 	}
 	for (int m = 0; m < METHOD_COUNT; m++) {
-		free(pred[m]);
+		if (!is_given[m])
+			free(pred[m]);
 		free(want[m]);
 		free(done[m]);
 	}
