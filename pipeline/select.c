@@ -294,7 +294,8 @@ static void user_resid_release(struct user_resid *u)
 
 /*
  * Whether candidate b's campaign errors are significantly below candidate
- * a's (paired_bootstrap_win_share) on the validated cohorts of `tier`, on
+ * a's (paired_bootstrap_win_share at least SELECT_WIN_SHARE, drawn until
+ * settled: paired_bootstrap_wins) on the validated cohorts of `tier`, on
  * cohort `only` alone when tier is 0, on every validated cohort when tier
  * is -1.
  */
@@ -304,7 +305,7 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 	double *ra = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
 	double *rb = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
 	size_t *start = xmalloc((n_cohorts + 1) * sizeof(size_t)), n_groups = 0, n = 0;
-	double share;
+	int better;
 
 	start[0] = 0;
 	for (size_t c = 0; c < n_cohorts; c++) {
@@ -316,12 +317,13 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 		}
 		start[++n_groups] = n;
 	}
-	share = paired_bootstrap_win_share(ra, rb, start, n_groups, SELECT_RESAMPLES,
-					   0x5e1ec7ULL + (uint64_t)(tier + 1) * 1000003ULL + only);
+	better = paired_bootstrap_wins(ra, rb, start, n_groups, SELECT_RESAMPLES,
+				       0x5e1ec7ULL + (uint64_t)(tier + 1) * 1000003ULL + only,
+				       SELECT_WIN_SHARE);
 	free(ra);
 	free(rb);
 	free(start);
-	return share >= SELECT_WIN_SHARE;
+	return better;
 }
 
 /* The candidate with the lowest summed campaign error over the validated cohorts of tier (0: all). */
