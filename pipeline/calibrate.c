@@ -35,6 +35,40 @@ static int compare_by_install(const void *a, const void *b)
 }
 
 /*
+ * rows[0..n) by install time, ties by row. Rows in increasing order (as
+ * splits give them), without a NaN time, are ordered by the metrics' radix sort, whose ties stay
+ * in input order, which is then row order: the same sequence as the
+ * comparison sort, which serves any other input.
+ */
+static void sort_by_install(const double *install, size_t *rows, size_t n)
+{
+	size_t sorted = 1;
+	double *key;
+	size_t *perm, *copy;
+
+	/* (a NaN time is equal to every other for compare_by_install, not for the radix sort) */
+	for (size_t i = 0; i < n && sorted; i++)
+		sorted = (i == 0 || rows[i - 1] <= rows[i]) && !isnan(install[rows[i]]);
+	if (!sorted || n < 2) {
+		sort_install = install;
+		qsort(rows, n, sizeof(size_t), compare_by_install);
+		return;
+	}
+	key = xmalloc(n * sizeof(double));
+	perm = xmalloc(n * sizeof(size_t));
+	copy = xmalloc(n * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		key[i] = install[rows[i]];
+	metrics_sort_order(key, n, 0, perm);
+	memcpy(copy, rows, n * sizeof(size_t));
+	for (size_t k = 0; k < n; k++)
+		rows[k] = copy[perm[k]];
+	free(key);
+	free(perm);
+	free(copy);
+}
+
+/*
  * The rows calibrate fits and checks on: the validation snapshot rows of the
  * features artefact, or, with calibrate.held_out_ages, the validation users
  * at the ages they would be served at (include/ltv/held_out.h).
@@ -228,8 +262,7 @@ static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const stru
 	if (s.n_valid < (size_t)ctx->cfg->calibrate.min_users || isnan(out_row->anchor))
 		goto out;
 	/* Contiguous folds over install date, as calibration_fit_best expects. */
-	sort_install = frame_column(&d->frame, "install_time");
-	qsort(s.valid, s.n_valid, sizeof(size_t), compare_by_install);
+	sort_by_install(frame_column(&d->frame, "install_time"), s.valid, s.n_valid);
 	pred = xmalloc(s.n_valid * sizeof(double));
 	actual = xmalloc(s.n_valid * sizeof(double));
 	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, horizon, pred);

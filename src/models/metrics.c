@@ -133,6 +133,15 @@ static struct keyed *sort_rows(const double *key, size_t m, int descending)
 	return order;
 }
 
+void metrics_sort_order(const double *key, size_t n, int descending, size_t *out_idx)
+{
+	struct keyed *order = sort_rows(key, n, descending);
+
+	for (size_t k = 0; k < n; k++)
+		out_idx[k] = order[k].idx;
+	free(order);
+}
+
 /*
  * Copies the rows where neither value is NaN into new arrays (caller frees
  * both, also on failure they are NULL). An infinity, or no usable row, is an
