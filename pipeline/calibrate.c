@@ -130,6 +130,8 @@ static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
 
 		judge_split(j, hz->v[h], 0, &s);
 		j->memo[h] = key ? prediction_memo_take(key, hz->v[h]) : NULL;
+		LOG(LOG_DEBUG, "methods' predictions at %lld days: %s", (long long)hz->v[h],
+		    j->memo[h] ? "select's of this run" : "predicted here");
 		if (!j->memo[h])
 			j->memo[h] = prediction_memo_new(judge_data(j), hz->v[h], s.valid, s.n_valid);
 		if (!j->ho) {
