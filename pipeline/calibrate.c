@@ -35,6 +35,40 @@ static int compare_by_install(const void *a, const void *b)
 }
 
 /*
+ * rows[0..n) by install time, ties by row. Rows in increasing order (as
+ * splits give them), without a NaN time, are ordered by the metrics' radix sort, whose ties stay
+ * in input order, which is then row order: the same sequence as the
+ * comparison sort, which serves any other input.
+ */
+static void sort_by_install(const double *install, size_t *rows, size_t n)
+{
+	size_t sorted = 1;
+	double *key;
+	size_t *perm, *copy;
+
+	/* (a NaN time is equal to every other for compare_by_install, not for the radix sort) */
+	for (size_t i = 0; i < n && sorted; i++)
+		sorted = (i == 0 || rows[i - 1] <= rows[i]) && !isnan(install[rows[i]]);
+	if (!sorted || n < 2) {
+		sort_install = install;
+		qsort(rows, n, sizeof(size_t), compare_by_install);
+		return;
+	}
+	key = xmalloc(n * sizeof(double));
+	perm = xmalloc(n * sizeof(size_t));
+	copy = xmalloc(n * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		key[i] = install[rows[i]];
+	metrics_sort_order(key, n, 0, perm);
+	memcpy(copy, rows, n * sizeof(size_t));
+	for (size_t k = 0; k < n; k++)
+		rows[k] = copy[perm[k]];
+	free(key);
+	free(perm);
+	free(copy);
+}
+
+/*
  * The rows calibrate fits and checks on: the validation snapshot rows of the
  * features artefact, or, with calibrate.held_out_ages, the validation users
  * at the ages they would be served at (include/ltv/held_out.h).
@@ -42,6 +76,20 @@ static int compare_by_install(const void *a, const void *b)
 struct judge_rows {
 	const struct model_data *train; /* the features artefact's rows */
 	const struct held_out *ho;      /* NULL: judge on train's validation rows */
+	/*
+	 * Per horizon index, each method's predictions of the judged rows, kept:
+	 * the mix is asked for the same rows per tier, for the band and for the
+	 * WAPE, and without held-out ages select of the same run has predicted
+	 * every method on them already (include/ltv/prediction_memo.h).
+	 */
+	struct prediction_memo *memo[PREDICTOR_MAX_HORIZONS];
+	/*
+	 * Per horizon index, train's validation rows of every tier (judged
+	 * without held-out ages): a tier's are these filtered, in the same order,
+	 * instead of another pass over the whole frame per tier, band and WAPE.
+	 */
+	size_t *valid[PREDICTOR_MAX_HORIZONS];
+	size_t n_valid[PREDICTOR_MAX_HORIZONS];
 };
 
 static const struct model_data *judge_data(const struct judge_rows *j)
@@ -49,12 +97,73 @@ static const struct model_data *judge_data(const struct judge_rows *j)
 	return j->ho ? &j->ho->d : j->train;
 }
 
+/* The judged validation rows at horizon of tier (0: all); out->train is left empty when kept rows serve. */
 static void judge_split(const struct judge_rows *j, int64_t horizon, int tier, struct row_split *out)
 {
-	if (j->ho)
+	const int h = feature_params_horizon_index(&j->train->params, horizon);
+	const double *row_tier = j->train->tier;
+
+	if (j->ho) {
 		held_out_split(j->ho, horizon, tier, out);
-	else
+		return;
+	}
+	if (h < 0 || h >= PREDICTOR_MAX_HORIZONS || !j->valid[h]) {
 		model_data_split(j->train, horizon, tier, out);
+		return;
+	}
+	/* model_data_split's own tier test, on the rows it gives for every tier */
+	memset(out, 0, sizeof(*out));
+	out->valid = xmalloc((j->n_valid[h] ? j->n_valid[h] : 1) * sizeof(size_t));
+	for (size_t i = 0; i < j->n_valid[h]; i++)
+		if (tier <= 0 || !row_tier || row_tier[j->valid[h][i]] == tier)
+			out->valid[out->n_valid++] = j->valid[h][i];
+}
+
+/* Each horizon's memo: select's, when it left one for these very rows, else an empty one. */
+static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
+			const struct int_list *hz)
+{
+	char *key = j->ho ? NULL : stage_prediction_key(ctx);
+
+	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++) {
+		struct row_split s;
+
+		judge_split(j, hz->v[h], 0, &s);
+		j->memo[h] = key ? prediction_memo_take(key, hz->v[h]) : NULL;
+		LOG(LOG_DEBUG, "methods' predictions at %lld days: %s", (long long)hz->v[h],
+		    j->memo[h] ? "select's of this run" : "predicted here");
+		if (!j->memo[h])
+			j->memo[h] = prediction_memo_new(judge_data(j), hz->v[h], s.valid, s.n_valid);
+		if (!j->ho) {
+			j->valid[h] = s.valid;
+			j->n_valid[h] = s.n_valid;
+			s.valid = NULL;
+		}
+		row_split_release(&s);
+	}
+	free(key);
+}
+
+static void judge_memos_release(struct judge_rows *j)
+{
+	for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
+		prediction_memo_free(j->memo[h]);
+		j->memo[h] = NULL;
+		free(j->valid[h]);
+		j->valid[h] = NULL;
+	}
+}
+
+/* The mix's raw predictions of the judged rows[0..n) at horizon (predictor_predict_raw). */
+static int judge_predict(struct stage_ctx *ctx, const struct judge_rows *j,
+			 const struct predictor *p, const size_t *rows, size_t n, int64_t horizon,
+			 double *out)
+{
+	const int h = feature_params_horizon_index(&p->params, horizon);
+
+	return predictor_predict_raw_memo(p, judge_data(j), rows, n, horizon,
+					  h >= 0 && h < PREDICTOR_MAX_HORIZONS ? j->memo[h] : NULL,
+					  out, &ctx->err);
 }
 
 /* The tier's mean revenue still to come after the rows' ages, on training cohorts (weighted). */
@@ -155,11 +264,10 @@ static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const stru
 	if (s.n_valid < (size_t)ctx->cfg->calibrate.min_users || isnan(out_row->anchor))
 		goto out;
 	/* Contiguous folds over install date, as calibration_fit_best expects. */
-	sort_install = frame_column(&d->frame, "install_time");
-	qsort(s.valid, s.n_valid, sizeof(size_t), compare_by_install);
+	sort_by_install(frame_column(&d->frame, "install_time"), s.valid, s.n_valid);
 	pred = xmalloc(s.n_valid * sizeof(double));
 	actual = xmalloc(s.n_valid * sizeof(double));
-	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
+	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, horizon, pred);
 	if (ret < 0)
 		goto out;
 	/* Calibrated is the revenue still to come (predictor_calibrate). */
@@ -318,7 +426,7 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const str
 	group_n = xcalloc(n_groups + 1, sizeof(size_t));
 	pred = xmalloc((s.n_valid + 1) * sizeof(double));
 	actual = xmalloc((s.n_valid + 1) * sizeof(double));
-	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, horizon, pred, NULL, NULL, &ctx->err);
+	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, horizon, pred);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++)
 		actual[i] = rev_window[s.valid[i]];
 	if (ret == 0)
@@ -429,7 +537,7 @@ static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j,
 	floor_v = xmalloc((s.n_valid + 1) * sizeof(double));
 	group = xmalloc((s.n_valid + 1) * sizeof(size_t));
 	*out_raw = *out_calibrated = NAN;
-	ret = predictor_predict_raw(p, d, s.valid, s.n_valid, target, pred, NULL, NULL, &ctx->err);
+	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, target, pred);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
 		actual[i] = y[s.valid[i]];
 		group[i] = model_data_cohort(d, s.valid[i]);
@@ -572,7 +680,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
 	struct held_out ho = { 0 };
-	struct judge_rows judge = { &d, NULL };
+	struct judge_rows judge = { &d, NULL, { NULL }, { NULL }, { 0 } };
 	struct predictor p;
 	double wape_raw = NAN, wape_cal = NAN, wape_oos;
 	int64_t out_id, version;
@@ -594,6 +702,8 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		if (ret == 0)
 			cJSON_AddNumberToObject(ctx->metrics, "held_out_rows", (double)ho.d.frame.n_rows);
 	}
+	if (ret == 0)
+		judge_memos(ctx, &judge, hz);
 	/* fits: one per tier and horizon */
 	for (int t = 1; t <= 3 && ret == 0; t++) {
 		for (size_t h = 0; h < hz->n && ret == 0; h++) {
@@ -650,6 +760,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 		ret = move_aliases(ctx, version, wape_oos);
 	}
 out:
+	judge_memos_release(&judge);
 	predictor_release(&p);
 	held_out_release(&ho);
 	model_data_release(&d);

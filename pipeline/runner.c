@@ -23,6 +23,7 @@
 #include "ltv/log.h"
 #include "ltv/metrics_text.h"
 #include "ltv/model_data.h"
+#include "ltv/prediction_memo.h"
 #include "ltv/progress.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
@@ -1189,6 +1190,8 @@ out:
 		log_close_run();
 	}
 	free(config_text);
+	/* select's predictions left for calibrate are of no use after the run */
+	prediction_memo_shelf_clear();
 	rs.reg = NULL; /* the caller's */
 	run_state_release(&rs);
 	return ret;

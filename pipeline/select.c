@@ -75,16 +75,34 @@ static void global_medians(const struct model_data *d, double *out)
 	}
 }
 
-/* Each method's predictions for the validation rows at the target horizon: pred[m][i]. */
+/*
+ * Each method's predictions for the validation rows at the target horizon:
+ * pred[m][i]. Judged on the features' own rows, they are left on the
+ * prediction memo shelf as well, for calibrate of the same run, which asks
+ * for the same rows' predictions again (include/ltv/prediction_memo.h).
+ */
 static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		       const struct row_split *s, int64_t target, double **pred)
 {
+	struct prediction_memo *memo = NULL;
 	int ret = 0;
 
+	if (!ctx->cfg->select.held_out_ages)
+		memo = prediction_memo_new(d, target, s->valid, s->n_valid);
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
 		pred[m] = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		ret = predictor_predict_method(p, m, d, s->valid, s->n_valid, target, pred[m], NULL,
 					       &ctx->err);
+		if (ret == 0 && memo)
+			prediction_memo_put(memo, m, s->valid, s->n_valid, pred[m]);
+	}
+	if (ret == 0 && memo) {
+		char *key = stage_prediction_key(ctx);
+
+		prediction_memo_offer(key, memo);
+		free(key);
+	} else {
+		prediction_memo_free(memo);
 	}
 	return ret;
 }
@@ -276,7 +294,8 @@ static void user_resid_release(struct user_resid *u)
 
 /*
  * Whether candidate b's campaign errors are significantly below candidate
- * a's (paired_bootstrap_win_share) on the validated cohorts of `tier`, on
+ * a's (paired_bootstrap_win_share at least SELECT_WIN_SHARE, drawn until
+ * settled: paired_bootstrap_wins) on the validated cohorts of `tier`, on
  * cohort `only` alone when tier is 0, on every validated cohort when tier
  * is -1.
  */
@@ -286,7 +305,7 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 	double *ra = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
 	double *rb = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
 	size_t *start = xmalloc((n_cohorts + 1) * sizeof(size_t)), n_groups = 0, n = 0;
-	double share;
+	int better;
 
 	start[0] = 0;
 	for (size_t c = 0; c < n_cohorts; c++) {
@@ -298,12 +317,13 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 		}
 		start[++n_groups] = n;
 	}
-	share = paired_bootstrap_win_share(ra, rb, start, n_groups, SELECT_RESAMPLES,
-					   0x5e1ec7ULL + (uint64_t)(tier + 1) * 1000003ULL + only);
+	better = paired_bootstrap_wins(ra, rb, start, n_groups, SELECT_RESAMPLES,
+				       0x5e1ec7ULL + (uint64_t)(tier + 1) * 1000003ULL + only,
+				       SELECT_WIN_SHARE);
 	free(ra);
 	free(rb);
 	free(start);
-	return share >= SELECT_WIN_SHARE;
+	return better;
 }
 
 /* The candidate with the lowest summed campaign error over the validated cohorts of tier (0: all). */

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/method.h"
 #include "ltv/stage_io.h"
 
 int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *out)
@@ -37,4 +38,22 @@ int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx)
 		ret = registry_blob_put(ctx->reg, out_id, a->bodies[i].key, a->bodies[i].data,
 					a->bodies[i].len, &ctx->err);
 	return ret;
+}
+
+char *stage_prediction_key(const struct stage_ctx *ctx)
+{
+	const char *names[METHOD_COUNT + 2] = { "features", "tiers" };
+	char *key = xstrdup(registry_path(ctx->reg));
+
+	for (int m = 0; m < METHOD_COUNT; m++)
+		names[m + 2] = method_table[m]->name;
+	for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
+		const struct artefact_info *a = stage_input(ctx, names[k]);
+		char *next = xasprintf("%s\n%s %lld %s %s", key, names[k], a ? (long long)a->id : -1LL,
+				       a ? a->fingerprint : "-", a ? a->content_hash : "-");
+
+		free(key);
+		key = next;
+	}
+	return key;
 }

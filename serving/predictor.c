@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ltv/blob.h"
+#include "ltv/prediction_memo.h"
 #include "ltv/predictor.h"
 
 /*
@@ -719,20 +720,36 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
  */
 static int predict_wanted(const struct predictor *p, int m, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, const unsigned char *want,
-			  unsigned char *done, double *pred, double *p_payer, struct ltv_err *err)
+			  unsigned char *done, double *pred, double *p_payer,
+			  struct prediction_memo *memo, struct ltv_err *err)
 {
-	size_t *sub = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
-	double *out = xmalloc((n ? n : 1) * sizeof(double)), *pp = xmalloc((n ? n : 1) * sizeof(double));
+	size_t *sub, *at;
+	double *out, *pp;
 	size_t k = 0;
 	int ret = 0;
 
+	/* p_payer is not kept: hurdle predicts again when it is asked for */
+	if (memo && !p_payer)
+		prediction_memo_get(memo, m, rows, n, want, done, pred);
+	else
+		memo = NULL;
+	for (size_t i = 0; i < n; i++)
+		k += want[i] && !done[i];
+	if (k == 0)
+		return 0;
+	sub = xmalloc(k * sizeof(size_t));
+	at = xmalloc(k * sizeof(size_t));
+	out = xmalloc(k * sizeof(double));
+	pp = xmalloc(k * sizeof(double));
+	k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (want[i] && !done[i]) {
 			at[k] = i;
 			sub[k++] = rows[i];
 		}
-	if (k > 0)
-		ret = predictor_predict_method(p, m, d, sub, k, horizon, out, p_payer ? pp : NULL, err);
+	ret = predictor_predict_method(p, m, d, sub, k, horizon, out, p_payer ? pp : NULL, err);
+	if (ret == 0 && memo)
+		prediction_memo_put(memo, m, sub, k, out);
 	for (size_t j = 0; j < k && ret == 0; j++) {
 		pred[at[j]] = out[j];
 		done[at[j]] = 1;
@@ -796,10 +813,53 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 					   out_p_payer, err);
 }
 
+static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
+		       size_t n, int64_t horizon, const double *const *given,
+		       struct prediction_memo *memo, double *out_ltv, int *out_method,
+		       double *out_p_payer, struct ltv_err *err);
+
 int predictor_predict_raw_given(const struct predictor *p, const struct model_data *d,
 				const size_t *rows, size_t n, int64_t horizon,
 				const double *const *given, double *out_ltv, int *out_method,
 				double *out_p_payer, struct ltv_err *err)
+{
+	return predict_raw(p, d, rows, n, horizon, given, NULL, out_ltv, out_method, out_p_payer,
+			   err);
+}
+
+int predictor_predict_raw_memo(const struct predictor *p, const struct model_data *d,
+			       const size_t *rows, size_t n, int64_t horizon,
+			       struct prediction_memo *memo, double *out_ltv, struct ltv_err *err)
+{
+	if (memo && !prediction_memo_fits(memo, d, horizon))
+		return err_set(err, LTV_EINTERNAL, "predictions kept for other rows or another "
+			       "horizon than %lld days", (long long)horizon);
+	return predict_raw(p, d, rows, n, horizon, NULL, memo, out_ltv, NULL, NULL, err);
+}
+
+/*
+ * pred[m], NaN for every row, made when a row wants method m (NULL until
+ * then: most calls want two or three of the seven methods, and filling
+ * every column was much of a call's time).
+ */
+static double *pred_column(double **pred, int m, const unsigned char *want, size_t n)
+{
+	size_t i = 0;
+
+	while (!pred[m] && i < n && !want[i])
+		i++;
+	if (!pred[m] && i < n) {
+		pred[m] = xmalloc(n * sizeof(double));
+		for (i = 0; i < n; i++)
+			pred[m][i] = NAN;
+	}
+	return pred[m];
+}
+
+static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
+		       size_t n, int64_t horizon, const double *const *given,
+		       struct prediction_memo *memo, double *out_ltv, int *out_method,
+		       double *out_p_payer, struct ltv_err *err)
 {
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -809,6 +869,7 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 	double *ratio = xmalloc(alloc * sizeof(double));
 	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
 	int *chosen = xmalloc(alloc * sizeof(int)), *ranker = xmalloc(alloc * sizeof(int)), ret = 0;
+	int is_given[METHOD_COUNT] = { 0 };
 
 	if (h < 0) {
 		free(p_payer);
@@ -824,14 +885,12 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 	 * their choice, so cohort-level methods (curves) still see whole cohorts.
 	 */
 	for (int m = 0; m < METHOD_COUNT; m++) {
-		pred[m] = xmalloc(alloc * sizeof(double));
 		want[m] = xcalloc(alloc, 1);
 		done[m] = xcalloc(alloc, 1);
-		for (size_t i = 0; i < n; i++)
-			pred[m][i] = NAN;
-		/* a method the caller has predicted already: nothing left to predict */
+		/* a method the caller has predicted already: nothing left to predict (read, never written) */
 		if (given && given[m] && !(m == 0 && out_p_payer)) {
-			memcpy(pred[m], given[m], n * sizeof(double));
+			pred[m] = (double *)(uintptr_t)given[m];
+			is_given[m] = 1;
 			memset(done[m], 1, n);
 		}
 	}
@@ -852,8 +911,8 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 		want[0][i] |= out_p_payer != NULL;
 	}
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
-		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m], pred[m],
-				     m == 0 ? p_payer : NULL, err);
+		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m],
+				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL, memo, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = chosen[i];
 
@@ -865,7 +924,7 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 			double by_method[METHOD_COUNT];
 
 			for (int k = 0; k < METHOD_COUNT; k++)
-				by_method[k] = pred[k][i];
+				by_method[k] = pred[k] ? pred[k][i] : NAN;
 			out_ltv[i] = predictor_blend(p, h, d->tier ? (int)d->tier[rows[i]] : 3, by_method,
 						     rev_window[rows[i]]);
 		}
@@ -885,7 +944,8 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 				missing += want[m][i] = 1;
 		if (missing == 0)
 			break;
-		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m], pred[m], NULL, err);
+		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m],
+				     pred_column(pred, m, want[m], n), NULL, memo, err);
 		for (size_t i = 0; i < n && ret == 0; i++)
 			if (want[m][i] && !isnan(pred[m][i])) {
 				out_ltv[i] = pred[m][i];
@@ -903,7 +963,8 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 			out_p_payer[i] = p_payer[i];
 	}
 	for (int m = 0; m < METHOD_COUNT; m++) {
-		free(pred[m]);
+		if (!is_given[m])
+			free(pred[m]);
 		free(want[m]);
 		free(done[m]);
 	}

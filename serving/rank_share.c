@@ -89,65 +89,97 @@ static int row_tier(const struct model_data *d, size_t row)
 }
 
 /*
- * The method with the highest normalized Gini of revenue to come over the
- * rows i with in[i] (tier == 0: all of them); only methods with a value for
- * every such row compete. -1 when fewer than min_users rows or no method.
- * The actual revenue is the same for every method, so the perfect ranking's
- * Gini (the normalizer) is computed once, not once per method: the same
- * quotient as metrics_normalized_gini's, which serves a method whose
- * revenue to come is not finite everywhere (its own rows then drop out).
+ * The Gini of ranking a by key over every row with usable[i] (out[0]) and
+ * over each tier's of them (out[1..3]), from one sort (metrics_gini_groups):
+ * the same figures as metrics_gini on each tier's rows alone. NaN where
+ * there is none.
  */
-static int best_ranker(const struct model_data *d, const double *y, const size_t *rows, size_t n,
-		       double *const *pred, int tier, size_t min_users, double *out_gini)
+static void tier_ginis(const double *a, const double *key, const int *tier,
+		       const unsigned char *usable, size_t n, double out[4])
+{
+	double *ca = xmalloc((n ? n : 1) * sizeof(double)), *ck = xmalloc((n ? n : 1) * sizeof(double));
+	int *ct = xmalloc((n ? n : 1) * sizeof(int));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (usable[i]) {
+			ca[k] = a[i];
+			ck[k] = key[i];
+			ct[k++] = tier[i];
+		}
+	if (metrics_gini_groups(ca, ck, ct, k, 4, out) < 0)
+		out[0] = out[1] = out[2] = out[3] = NAN;
+	free(ca);
+	free(ck);
+	free(ct);
+}
+
+/*
+ * Per tier t (0: every row) and method m, g[t][m]: the method's normalized
+ * Gini of revenue to come over the tier's rows, NaN when it does not
+ * compete there: fewer than min_users rows, or the method has no value or
+ * a value that is not finite for one of them (metrics_gini refuses an
+ * infinite one). The actual revenue is the same for every method, so the
+ * perfect ranking's Gini (the normalizer) is computed once per tier, and
+ * each method is sorted once for all four tiers (tier_ginis): sorting half a
+ * million validation rows per method and tier was most of select. Methods
+ * side by side, each into its own column.
+ */
+static void ranker_ginis(const struct model_data *d, const double *y, const size_t *rows, size_t n,
+			 double *const *pred, size_t min_users, int n_threads,
+			 double g[4][METHOD_COUNT])
 {
 	const double *rev = frame_column(&d->frame, "rev_window");
-	double *a = xmalloc((n ? n : 1) * sizeof(double)), *q = xmalloc((n ? n : 1) * sizeof(double));
-	size_t *at = xmalloc((n ? n : 1) * sizeof(size_t)), k = 0;
-	double perfect = NAN;
-	int best = -1, have_perfect = 0;
+	double *a = xmalloc((n ? n : 1) * sizeof(double)), perfect[4];
+	int *tier = xmalloc((n ? n : 1) * sizeof(int));
+	unsigned char *a_finite = xmalloc(n ? n : 1);
+	size_t k[4] = { n, 0, 0, 0 };
 
-	*out_gini = NAN;
-	for (size_t i = 0; i < n; i++)
-		if (!tier || row_tier(d, rows[i]) == tier) {
-			at[k] = i;
-			a[k++] = fmax(y[rows[i]] - rev[rows[i]], 0.0);
-		}
-	for (int m = 0; m < METHOD_COUNT && k >= min_users && k > 0; m++) {
-		size_t used = 0;
-		int complete = 1, finite = 1;
-		double g = NAN, model;
-		struct ltv_err err = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		a[i] = fmax(y[rows[i]] - rev[rows[i]], 0.0);
+		a_finite[i] = isfinite(a[i]);
+		tier[i] = row_tier(d, rows[i]);
+		k[tier[i]]++;
+	}
+	tier_ginis(a, a, tier, a_finite, n, perfect);
+#pragma omp parallel for schedule(dynamic) num_threads(n_threads > 1 ? n_threads : 1)
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		double *q = xmalloc((n ? n : 1) * sizeof(double)), model[4];
+		unsigned char *usable = xmalloc(n ? n : 1);
+		int ok[4] = { 1, 1, 1, 1 };
 
-		for (size_t j = 0; j < k && complete; j++) {
-			const size_t i = at[j];
-
-			complete = !isnan(pred[m][i]);
-			q[j] = pred[m][i] - rev[rows[i]];
-			finite &= isfinite(q[j]) && isfinite(a[j]);
+		for (size_t i = 0; i < n; i++) {
+			q[i] = pred[m][i] - rev[rows[i]];
+			usable[i] = !isnan(pred[m][i]) && isfinite(q[i]) && a_finite[i];
+			if (!usable[i])
+				ok[0] = ok[tier[i]] = 0;
 		}
-		if (!complete)
-			continue;
-		if (!finite) {
-			if (metrics_normalized_gini(a, q, k, &g, &used, &err) < 0)
-				continue;
-		} else {
-			if (metrics_gini(a, q, k, &model, &used, &err) < 0)
-				continue;
-			if (!have_perfect && metrics_gini(a, a, k, &perfect, &used, &err) < 0)
-				perfect = NAN;
-			have_perfect = 1;
-			g = perfect > 0 ? model / perfect : NAN;
-		}
-		if (isnan(g))
-			continue;
-		if (best < 0 || g > *out_gini) {
-			best = m;
-			*out_gini = g;
-		}
+		tier_ginis(a, q, tier, usable, n, model);
+		for (int t = 0; t <= 3; t++)
+			g[t][m] = ok[t] && k[t] >= min_users && k[t] > 0 && perfect[t] > 0
+				  ? model[t] / perfect[t] : NAN;
+		free(q);
+		free(usable);
 	}
 	free(a);
-	free(q);
-	free(at);
+	free(tier);
+	free(a_finite);
+}
+
+/* The method with the highest g[m] (the first of equals); -1 when none. */
+static int best_ranker(const double *g, double *out_gini)
+{
+	int best = -1;
+
+	*out_gini = NAN;
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		if (isnan(g[m]))
+			continue;
+		if (best < 0 || g[m] > *out_gini) {
+			best = m;
+			*out_gini = g[m];
+		}
+	}
 	return best;
 }
 
@@ -194,19 +226,15 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 	const double *rev = frame_column(&d->frame, "rev_window");
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
 	struct cell_sums *tier_sums, *c_sums;
-	double ratio[RANK_SHARE_MAX_CELLS];
+	double ratio[RANK_SHARE_MAX_CELLS], g[4][METHOD_COUNT];
 
 	rank_share_reset(s);
 	if (!y || !rev || n == 0 || n_cells < 1 || n_cells > RANK_SHARE_MAX_CELLS)
 		return;
 	s->n_cells = n_cells;
-	/*
-	 * The four rankings are independent (tier 0, all rows, weighs about as
-	 * much as tiers 1-3 together): side by side, each into its own slot.
-	 */
-#pragma omp parallel for schedule(dynamic) num_threads(n_threads > 1 ? n_threads : 1)
+	ranker_ginis(d, y, rows, n, pred, min_users, n_threads, g);
 	for (int t = 0; t <= 3; t++)
-		s->ranker[t] = best_ranker(d, y, rows, n, pred, t, min_users, &s->gini[t]);
+		s->ranker[t] = best_ranker(g[t], &s->gini[t]);
 	if (s->ranker[0] < 0)
 		return;
 	tier_sums = xcalloc(4 * METHOD_COUNT, sizeof(*tier_sums));

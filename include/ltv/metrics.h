@@ -85,6 +85,26 @@ int metrics_gini(const double *actual, const double *pred, size_t n,
 		 double *out_gini, size_t *out_n_used, struct ltv_err *err);
 
 /*
+ * The order of key[0..n): out_idx[k] is the row k-th by key, ascending (or
+ * descending), ties by row index: the permutation a comparison sort on
+ * (key, row) gives, from the ranking metrics' radix sort (a comparison sort
+ * below 1,024 rows or with a NaN key).
+ */
+void metrics_sort_order(const double *key, size_t n, int descending, size_t *out_idx);
+
+/*
+ * metrics_gini over all n rows (out_gini[0]) and over the rows of each group
+ * g = 1 .. n_groups - 1 alone (group[i] == g: out_gini[g]), from one sort of
+ * all rows: a group's rows, taken in the order of all rows, are in the order
+ * its own sort gives (ties by row), so each figure is bit for bit
+ * metrics_gini's on those rows. NaN for a group without rows or with sum
+ * actual <= 0. Returns -1, out_gini untouched, when a value is not finite or
+ * a group index is out of range (metrics_gini then says what is wrong).
+ */
+int metrics_gini_groups(const double *actual, const double *key, const int *group, size_t n,
+			int n_groups, double *out_gini);
+
+/*
  * Normalized Gini: metrics_gini(actual, pred) / metrics_gini(actual, actual),
  * 1 for a perfect ranking, about 0 for a random one, -1 for the exact
  * reverse. NaN when sum actual <= 0 or every actual is equal (the perfect

@@ -76,5 +76,13 @@ const char *paired_metric_name(enum paired_metric m);
 double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
 				  const size_t *group_start, size_t n_groups, size_t n_resamples,
 				  uint64_t seed);
+/*
+ * Whether paired_bootstrap_win_share(...) >= min_share, the same verdict,
+ * drawing only until it is settled: once B has lost too many resamples to
+ * reach min_share (or won enough), the rest cannot change it. Most of
+ * select's tests are settled within the first tenth of their resamples.
+ */
+int paired_bootstrap_wins(const double *resid_a, const double *resid_b, const size_t *group_start,
+			  size_t n_groups, size_t n_resamples, uint64_t seed, double min_share);
 
 #endif

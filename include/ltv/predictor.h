@@ -16,6 +16,7 @@
 #include "ltv/conformal.h"
 #include "ltv/feature_params.h"
 #include "ltv/method.h"
+#include "ltv/prediction_memo.h"
 #include "ltv/rank_share.h"
 #include "ltv/strmap.h"
 
@@ -158,6 +159,16 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 				const size_t *rows, size_t n, int64_t horizon,
 				const double *const *given, double *out_ltv, int *out_method,
 				double *out_p_payer, struct ltv_err *err);
+/*
+ * predictor_predict_raw with memo (NULL: none) keeping each row-by-row
+ * method's predictions (include/ltv/prediction_memo.h): a row the memo
+ * has a method's value for is not predicted by it again, and what is
+ * predicted is kept. The same values as predictor_predict_raw. memo must be
+ * one made for d's rows at horizon.
+ */
+int predictor_predict_raw_memo(const struct predictor *p, const struct model_data *d,
+			       const size_t *rows, size_t n, int64_t horizon,
+			       struct prediction_memo *memo, double *out_ltv, struct ltv_err *err);
 /*
  * Applies the calibration of each row's tier at horizon, in place, to the
  * revenue still to come: ltv[i] = rev_floor[i] + max(0, cal(ltv[i] -

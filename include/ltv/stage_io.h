@@ -24,4 +24,13 @@ int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *ou
  */
 int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx);
 
+/*
+ * The key of the per-method predictions a stage makes on its features'
+ * rows (include/ltv/prediction_memo.h): the registry, and the fingerprint
+ * and content hash of its "features", "tiers" and every method input, so
+ * that select's predictions are handed to a calibrate that predicts from
+ * the very same artefacts, and to nothing else. Caller frees.
+ */
+char *stage_prediction_key(const struct stage_ctx *ctx);
+
 #endif

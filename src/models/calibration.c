@@ -12,6 +12,7 @@
 
 #include "ltv/blob.h"
 #include "ltv/calibration.h"
+#include "ltv/metrics.h"
 
 static const char calibration_magic[8] = { 'L', 'T', 'V', 'C', 'A', 'L', 'B', '1' };
 #define CALIBRATION_FORMAT_VERSION 1u
@@ -141,15 +142,6 @@ struct iso_row {
 	size_t idx;
 };
 
-static int cmp_iso_row(const void *pa, const void *pb)
-{
-	const struct iso_row *a = pa, *b = pb;
-
-	if (a->x != b->x)
-		return a->x < b->x ? -1 : 1;
-	return (a->idx > b->idx) - (a->idx < b->idx);
-}
-
 /* A run of pooled points: its weighted sum and weight, and its pred range. */
 struct iso_block {
 	double sum_wy;
@@ -167,11 +159,15 @@ static void isotonic_fit(const double *pred, const double *actual, const double 
 	size_t n_blocks = 0, n_points = 0;
 	size_t i = 0;
 
+	size_t *perm = xmalloc((n ? n : 1) * sizeof(size_t));
+
+	/* rows by pred, ties by row (metrics_sort_order: a radix sort; it was qsort's on (pred, row)) */
+	metrics_sort_order(pred, n, 0, perm);
 	for (size_t r = 0; r < n; r++) {
-		order[r].x = pred[r];
-		order[r].idx = r;
+		order[r].x = pred[perm[r]];
+		order[r].idx = perm[r];
 	}
-	qsort(order, n, sizeof(*order), cmp_iso_row);
+	free(perm);
 
 	while (i < n) {
 		struct iso_block cur = { 0, 0, order[i].x, order[i].x };

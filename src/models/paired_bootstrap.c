@@ -164,6 +164,28 @@ int paired_bootstrap(const double *actual, const double *pred_a, const double *p
 	return ret;
 }
 
+/* One resample's verdict: 1 when B's summed campaign error is below A's. */
+static int b_wins_resample(struct rng *r, const double *resid_a, const double *resid_b,
+			   const size_t *group_start, size_t n_groups)
+{
+	double err_a = 0, err_b = 0;
+
+	for (size_t g = 0; g < n_groups; g++) {
+		const size_t first = group_start[g], n = group_start[g + 1] - first;
+		double sum_a = 0, sum_b = 0;
+
+		for (size_t k = 0; k < n; k++) {
+			const size_t u = first + rng_below(r, (uint32_t)n);
+
+			sum_a += resid_a[u];
+			sum_b += resid_b[u];
+		}
+		err_a += fabs(sum_a);
+		err_b += fabs(sum_b);
+	}
+	return err_b < err_a;
+}
+
 double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
 				  const size_t *group_start, size_t n_groups, size_t n_resamples,
 				  uint64_t seed)
@@ -174,23 +196,27 @@ double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
 	if (n_resamples == 0 || group_start[n_groups] == group_start[0])
 		return 0;
 	rng_seed(&r, seed, 0);
-	for (size_t b = 0; b < n_resamples; b++) {
-		double err_a = 0, err_b = 0;
-
-		for (size_t g = 0; g < n_groups; g++) {
-			const size_t first = group_start[g], n = group_start[g + 1] - first;
-			double sum_a = 0, sum_b = 0;
-
-			for (size_t k = 0; k < n; k++) {
-				const size_t u = first + rng_below(&r, (uint32_t)n);
-
-				sum_a += resid_a[u];
-				sum_b += resid_b[u];
-			}
-			err_a += fabs(sum_a);
-			err_b += fabs(sum_b);
-		}
-		wins += err_b < err_a;
-	}
+	for (size_t b = 0; b < n_resamples; b++)
+		wins += (size_t)b_wins_resample(&r, resid_a, resid_b, group_start, n_groups);
 	return (double)wins / (double)n_resamples;
+}
+
+int paired_bootstrap_wins(const double *resid_a, const double *resid_b, const size_t *group_start,
+			  size_t n_groups, size_t n_resamples, uint64_t seed, double min_share)
+{
+	struct rng r;
+	size_t wins = 0;
+
+	if (n_resamples == 0 || group_start[n_groups] == group_start[0])
+		return 0 >= min_share;
+	rng_seed(&r, seed, 0);
+	for (size_t b = 0; b < n_resamples; b++) {
+		/* settled: every resample left won, or none needed, cannot change the verdict */
+		if ((double)(wins + n_resamples - b) / (double)n_resamples < min_share)
+			return 0;
+		if ((double)wins / (double)n_resamples >= min_share)
+			return 1;
+		wins += (size_t)b_wins_resample(&r, resid_a, resid_b, group_start, n_groups);
+	}
+	return (double)wins / (double)n_resamples >= min_share;
 }

@@ -253,6 +253,57 @@ static void test_gini_large_matches_qsort_order(void **state)
 	free(p);
 }
 
+static void test_gini_groups_match_each_group(void **state)
+{
+	/*
+	 * One sort for all rows and three groups (select's rank share: every
+	 * tier): each figure bit for bit metrics_gini's on that group's rows
+	 * alone, with ties across groups, -0 beside +0 and a small group below
+	 * the radix sort's size; a group without rows is NaN; a non-finite
+	 * value is refused.
+	 */
+	enum { N = 6000 };
+	double *a = malloc(N * sizeof(double)), *p = malloc(N * sizeof(double));
+	double *ga = malloc(N * sizeof(double)), *gp = malloc(N * sizeof(double));
+	int *group = malloc(N * sizeof(int));
+	struct ltv_err err = { 0 };
+	unsigned long long x = 2463534242ULL;
+	double out[5], want;
+
+	(void)state;
+	for (size_t i = 0; i < N; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		a[i] = (double)(x % 1000) / 10.0 * pow(10.0, (double)((x >> 40) % 13) - 3);
+		p[i] = (x >> 60) < 2 ? ((x >> 60) ? -0.0 : 0.0) : (double)((x >> 20) % 300) / 7.0;
+		group[i] = (x >> 33) % 10 == 0 ? 3 : (x >> 33) % 10 < 4 ? 2 : 1; /* 3: ~600 rows */
+	}
+	assert_int_equal(metrics_gini_groups(a, p, group, N, 5, out), 0);
+	assert_int_equal(metrics_gini(a, p, N, &want, NULL, &err), 0);
+	assert_true(out[0] == want);
+	for (int g = 1; g <= 3; g++) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < N; i++)
+			if (group[i] == g) {
+				ga[k] = a[i];
+				gp[k++] = p[i];
+			}
+		assert_int_equal(metrics_gini(ga, gp, k, &want, NULL, &err), 0);
+		assert_true(out[g] == want);
+		assert_true(want != 0);
+	}
+	assert_true(isnan(out[4]));
+	p[17] = INFINITY;
+	out[0] = 7;
+	assert_int_equal(metrics_gini_groups(a, p, group, N, 5, out), -1);
+	assert_true(out[0] == 7);
+	free(a);
+	free(p);
+	free(ga);
+	free(gp);
+	free(group);
+}
+
 static void test_gain_curve(void **state)
 {
 	/*
@@ -428,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_gini_known_value),
 		cmocka_unit_test(test_gini_ties),
 		cmocka_unit_test(test_gini_large_matches_qsort_order),
+		cmocka_unit_test(test_gini_groups_match_each_group),
 		cmocka_unit_test(test_gain_curve),
 		cmocka_unit_test(test_spearman),
 		cmocka_unit_test(test_rmsle),

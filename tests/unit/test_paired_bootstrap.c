@@ -167,6 +167,39 @@ static void test_win_share(void **state)
 	assert_double_near(paired_bootstrap_win_share(a, b, start, 0, 200, 7), 0, 0); /* no user */
 }
 
+/*
+ * paired_bootstrap_wins stops drawing once the verdict is settled: over
+ * residuals where B is a little better, on many seeds and thresholds
+ * (shares near each threshold included), its verdict is always the full
+ * share's, and both verdicts occur.
+ */
+static void test_wins_matches_share(void **state)
+{
+	enum { N = 60 };
+	static const double thresholds[] = { 0.95, 0.5, 0.8, 0.0, 1.0 };
+	double a[N], b[N];
+	const size_t start[4] = { 0, 25, 40, N };
+	int seen[2] = { 0, 0 };
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		a[i] = (i % 3 ? 0.6 : -0.9) + (i < 25 ? 0.08 : 0);
+		b[i] = (i % 2 ? 0.55 : -0.5);
+	}
+	for (uint64_t seed = 1; seed <= 40; seed++)
+		for (size_t k = 0; k < sizeof(thresholds) / sizeof(*thresholds); k++) {
+			const double share = paired_bootstrap_win_share(a, b, start, 3, 300, seed);
+			const int wins = paired_bootstrap_wins(a, b, start, 3, 300, seed, thresholds[k]);
+
+			assert_int_equal(wins, share >= thresholds[k]);
+			seen[wins]++;
+			/* the share itself sits between the thresholds: both verdicts are tested */
+			assert_true(share > 0.5 && share < 0.95);
+		}
+	assert_true(seen[0] > 0 && seen[1] > 0);
+	assert_int_equal(paired_bootstrap_wins(a, b, start, 0, 300, 7, 0.95), 0); /* no user */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +208,7 @@ int main(void)
 		cmocka_unit_test(test_better_and_twin),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_win_share),
+		cmocka_unit_test(test_wins_matches_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,62 @@
+/*
+ * Each method's predictions for one horizon's validation rows, kept so that
+ * a row is predicted by a method at most once however many times it is
+ * asked for: calibrate asks the served mix for the same rows 13 times (per
+ * tier, per band, for its WAPE), and select has predicted every method on
+ * those rows already. Only row-by-row methods are kept (method.batch_level
+ * 0): a row's value is then the same in any call (include/ltv/method.h), so
+ * reusing it changes no number.
+ *
+ * A memo is made for a set of frame rows (a row_split's validation rows,
+ * repeats allowed) of one model_data at one horizon, and filled as
+ * predictions are made (predictor_predict_raw_memo). Memos can be left on a
+ * process-wide shelf under a key naming what the predictions were made from
+ * (the features, tiers and method artefacts: pipeline/stage_io.c builds it),
+ * so that a later stage of the same run takes them instead of predicting
+ * again; a memo whose key differs is never handed out.
+ */
+#ifndef LTV_PREDICTION_MEMO_H
+#define LTV_PREDICTION_MEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ltv/method.h"
+#include "ltv/model_data.h"
+
+struct prediction_memo;
+
+/* A memo for rows[0..n) of d's frame at horizon, empty. Free with prediction_memo_free. */
+struct prediction_memo *prediction_memo_new(const struct model_data *d, int64_t horizon,
+					    const size_t *rows, size_t n);
+void prediction_memo_free(struct prediction_memo *m);
+/*
+ * Whether m holds rows of a frame of d's size at horizon (the caller keeps
+ * it to one model_data; this guards against a memo used with other rows).
+ */
+int prediction_memo_fits(const struct prediction_memo *m, const struct model_data *d,
+			 int64_t horizon);
+/* Whether method index `method` is kept at all (row-by-row methods only). */
+int prediction_memo_keeps(int method);
+/*
+ * For each i < n with want[i] set and done[i] not: when m has method's
+ * prediction for rows[i], pred[i] = it and done[i] = 1.
+ */
+void prediction_memo_get(const struct prediction_memo *m, int method, const size_t *rows,
+			 size_t n, const unsigned char *want, unsigned char *done, double *pred);
+/* Keeps method's predictions ltv[i] of rows[i] (rows outside m's set are ignored). */
+void prediction_memo_put(struct prediction_memo *m, int method, const size_t *rows, size_t n,
+			 const double *ltv);
+
+/*
+ * The shelf: prediction_memo_offer leaves m under key (taking it; a memo
+ * already there for another key is freed first, so the shelf holds one
+ * run's memos at most); prediction_memo_take hands back the memo left under
+ * key at horizon, and removes it from the shelf, or NULL.
+ */
+void prediction_memo_offer(const char *key, struct prediction_memo *m);
+struct prediction_memo *prediction_memo_take(const char *key, int64_t horizon);
+/* Frees every memo on the shelf. */
+void prediction_memo_shelf_clear(void);
+
+#endif
