@@ -71,36 +71,6 @@ void eval_baseline_window_multiplier(const struct model_data *d, int64_t horizon
 
 /* ---- (c) BG/NBD and (d) Pareto/NBD, each + Gamma-Gamma ---- */
 
-struct purchase_days {
-	const struct model_data *d;
-	const double *install;
-	int64_t *row_of_uid;   /* uid - 1 → row of d, -1 when not in d */
-	size_t n_uids;
-	double *x, *t_x, *m_x; /* m_x accumulates the repeat revenue, divided at the end */
-};
-
-static int add_day(void *opaque, int64_t uid, int64_t day, double revenue, int64_t events,
-		   int64_t purchases)
-{
-	struct purchase_days *p = opaque;
-	int64_t row;
-
-	(void)events;
-	(void)purchases;
-	if (uid < 1 || (size_t)uid > p->n_uids || (row = p->row_of_uid[uid - 1]) < 0)
-		return 0;
-	/* Only days complete at as_of exist (the rule of feature_build_base). */
-	if (day >= time_day_index((int64_t)p->install[row], p->d->as_of))
-		return 0;
-	if (day >= 1 && revenue > 0) {
-		p->x[row] += 1;
-		p->m_x[row] += revenue;
-		if ((double)day > p->t_x[row])
-			p->t_x[row] = (double)day;
-	}
-	return 0;
-}
-
 /*
  * The users' (x, t_x, T) in weeks collapsed to weighted rows (day resolution
  * repeats them a lot), exactly: BG/NBD (c) and Pareto/NBD (d) fit the same rows.
@@ -192,7 +162,9 @@ int eval_btyd_fit(struct registry *reg, const struct model_data *d, struct eval_
 	const size_t n_rows = d->frame.n_rows;
 	const double *uid = frame_column(&d->frame, "uid");
 	const double *age = frame_column(&d->frame, "age_days");
-	struct purchase_days p = { .d = d, .install = frame_column(&d->frame, "install_time") };
+	struct btyd_days p = { .install = frame_column(&d->frame, "install_time"), .as_of = d->as_of,
+			       .n_slots = n_rows };
+	int64_t *slot;
 	struct btyd_triples t = { 0 };
 	struct ltv_err gg_err = { 0 }, bg_err = { 0 }, pn_err = { 0 };
 	int ret, gg_ok;
@@ -201,24 +173,21 @@ int eval_btyd_fit(struct registry *reg, const struct model_data *d, struct eval_
 	for (size_t i = 0; i < n_rows; i++)
 		if ((size_t)uid[i] > p.n_uids)
 			p.n_uids = (size_t)uid[i];
-	p.row_of_uid = xmalloc((p.n_uids ? p.n_uids : 1) * sizeof(int64_t));
+	p.slot = slot = xmalloc((p.n_uids ? p.n_uids : 1) * sizeof(int64_t));
 	for (size_t u = 0; u < p.n_uids; u++)
-		p.row_of_uid[u] = -1;
+		slot[u] = -1;
 	for (size_t i = 0; i < n_rows; i++)
-		p.row_of_uid[(size_t)uid[i] - 1] = (int64_t)i;
+		slot[(size_t)uid[i] - 1] = (int64_t)i;
 	out->x = p.x = xcalloc(n_rows ? n_rows : 1, sizeof(double));
 	out->t_x = p.t_x = xcalloc(n_rows ? n_rows : 1, sizeof(double));
 	out->m_x = p.m_x = xcalloc(n_rows ? n_rows : 1, sizeof(double));
 	out->age_days = xmalloc((n_rows ? n_rows : 1) * sizeof(double));
-	ret = registry_user_days_each(reg, add_day, &p, err);
-	free(p.row_of_uid);
+	ret = btyd_days_read(reg, &p, err);
+	free(slot);
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < n_rows; i++) {
+	for (size_t i = 0; i < n_rows; i++)
 		out->age_days[i] = age[i];
-		if (out->x[i] > 0)
-			out->m_x[i] /= out->x[i];
-	}
 	/* A model that cannot be fitted is a result to report, not a failure of evaluate. */
 	collapse_triples(out, n_rows, &t);
 	gg_ok = fit_gamma_gamma(out, n_rows, &gg_err) == 0;

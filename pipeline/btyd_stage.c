@@ -3,9 +3,11 @@
  *
  * Fitted on the training users (model_data_split_users at the target
  * horizon: one row per user, installed before the validation cohorts) with
- * their whole history before as_of (btyd_history_to_date); once over every app
- * (the fallback) and once per app with at least btyd.min_app_users training
- * users. Gamma-Gamma needs users with a repeat paying day; an app without
+ * their whole history before as_of (btyd_history_to_date), or with
+ * btyd.fit_users 1 on every user a day old at as_of but the validation users
+ * of every horizon (read from the registry: users_without_validation_label);
+ * once over every app (the fallback) and once per app with at least
+ * btyd.min_app_users of those users. Gamma-Gamma needs users with a repeat paying day; an app without
  * enough of them, or whose spend has no finite mean, uses the pooled one.
  *
  * Stored in the blobs serving/btyd_model.c reads (format there).
@@ -21,6 +23,7 @@
 #include "ltv/stage_io.h"
 #include "ltv/stage_metrics.h"
 #include "ltv/strmap.h"
+#include "ltv/timeutil.h"
 
 /* Repeat buyers a Gamma-Gamma fit needs before it is trusted over the pooled one. */
 #define MIN_REPEATERS 20
@@ -124,34 +127,136 @@ static void add_fit_metrics(cJSON *fits, const struct btyd_count_model *kind,
 	}
 }
 
-/* The pooled fit, then one per app with enough training users. */
-static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct btyd_state *s)
+/* The fit's users: their histories to date and app codes (-1: an app the frame has not). */
+struct fit_users {
+	struct btyd_history *h;
+	double *app;
+	size_t n;
+};
+
+/* The training users at the target horizon, as the features frame has them. */
+static void training_users(const struct model_data *d, struct fit_users *out)
 {
 	const double *app = frame_column(&d->frame, "app_code");
-	const struct btyd_count_model *kind = s->kind;
-	cJSON *fits = cJSON_AddObjectToObject(ctx->metrics, "fits");
-	struct btyd_history *h = NULL, *mine = NULL;
 	struct row_split users;
-	int ret;
 
 	model_data_split_users(d, d->params.target_horizon, 0, &users);
-	if (users.n_train == 0) {
-		row_split_release(&users);
-		return err_set(&ctx->err, LTV_EMODEL, "%s: no training user is mature at the target "
-			       "horizon; pass a later --as-of", kind->name);
+	out->n = users.n_train;
+	out->h = xmalloc((users.n_train ? users.n_train : 1) * sizeof(*out->h));
+	out->app = xmalloc((users.n_train ? users.n_train : 1) * sizeof(double));
+	btyd_histories_to_date(d, users.train, users.n_train, out->h);
+	for (size_t i = 0; i < users.n_train; i++)
+		out->app[i] = app[users.train[i]];
+	row_split_release(&users);
+}
+
+/*
+ * btyd.fit_users 1: every user at least a day old at as_of except those who
+ * are validation users at some horizon, so the fit sees the users being
+ * scored (most of them too young for the features frame) while select
+ * still judges it on users it never saw. Their purchase days come from the
+ * registry as evaluate's baselines read them (btyd_days_read: days
+ * complete at as_of only).
+ */
+static int users_without_validation_label(struct stage_ctx *ctx, const struct model_data *d,
+					  struct fit_users *out)
+{
+	const double *uid = frame_column(&d->frame, "uid");
+	struct user_table users = { 0 };
+	struct btyd_days days = { .as_of = d->as_of };
+	struct strmap app_code;
+	int64_t *slot;
+	double *install;
+	int ret = registry_users_load(ctx->reg, &users, &ctx->err);
+
+	if (ret < 0)
+		return ret;
+	days.n_uids = users.n ? (size_t)users.uid[users.n - 1] : 0;
+	days.slot = slot = xmalloc((days.n_uids ? days.n_uids : 1) * sizeof(int64_t));
+	for (size_t u = 0; u < days.n_uids; u++)
+		slot[u] = -1;
+	for (size_t u = 0; u < users.n; u++)
+		if (time_day_index(users.install_time[u], d->as_of) >= 1)
+			slot[users.uid[u] - 1] = 0;
+	/* a validation user's label window must not reach the fit select judges on it */
+	for (size_t k = 0; k < d->params.horizons.n; k++) {
+		struct row_split s;
+
+		model_data_split(d, d->params.horizons.v[k], 0, &s);
+		for (size_t i = 0; i < s.n_valid; i++)
+			slot[(size_t)uid[s.valid[i]] - 1] = -1;
+		row_split_release(&s);
 	}
-	h = xmalloc(users.n_train * sizeof(*h));
-	mine = xmalloc(users.n_train * sizeof(*mine));
-	btyd_histories_to_date(d, users.train, users.n_train, h);
+	strmap_init(&app_code);
+	for (size_t a = 0; a < d->n_apps; a++)
+		strmap_put(&app_code, d->apps[a], (int64_t)a);
+	install = xmalloc((users.n ? users.n : 1) * sizeof(double));
+	out->app = xmalloc((users.n ? users.n : 1) * sizeof(double));
+	out->n = 0;
+	for (size_t u = 0; u < users.n; u++) {
+		int64_t a;
+
+		if (slot[users.uid[u] - 1] < 0)
+			continue;
+		slot[users.uid[u] - 1] = (int64_t)out->n;
+		install[out->n] = (double)users.install_time[u];
+		out->app[out->n++] = strmap_get(&app_code, users.app_id[u], &a) == 0 ? (double)a : -1;
+	}
+	days.install = install;
+	days.n_slots = out->n;
+	days.x = xcalloc(out->n ? out->n : 1, sizeof(double));
+	days.t_x = xcalloc(out->n ? out->n : 1, sizeof(double));
+	days.m_x = xcalloc(out->n ? out->n : 1, sizeof(double));
+	ret = btyd_days_read(ctx->reg, &days, &ctx->err);
+	out->h = xmalloc((out->n ? out->n : 1) * sizeof(*out->h));
+	for (size_t k = 0; k < out->n; k++)
+		out->h[k] = (struct btyd_history){
+			days.x[k], days.t_x[k] / BTYD_DAYS_PER_WEEK,
+			(double)time_day_index((int64_t)install[k], d->as_of) / BTYD_DAYS_PER_WEEK,
+			days.m_x[k] };
+	cJSON_AddNumberToObject(ctx->metrics, "fit_users", (double)out->n);
+	free(days.x);
+	free(days.t_x);
+	free(days.m_x);
+	free(install);
+	free(slot);
+	strmap_release(&app_code);
+	user_table_release(&users);
+	return ret;
+}
+
+/* The pooled fit, then one per app with enough users. */
+static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct btyd_state *s)
+{
+	const struct btyd_count_model *kind = s->kind;
+	cJSON *fits = cJSON_AddObjectToObject(ctx->metrics, "fits");
+	struct btyd_history *mine = NULL;
+	struct fit_users users = { 0 };
+	int ret = 0;
+
+	if (ctx->cfg->btyd.fit_users)
+		ret = users_without_validation_label(ctx, d, &users);
+	else
+		training_users(d, &users);
+	if (ret == 0 && users.n == 0)
+		ret = err_set(&ctx->err, LTV_EMODEL, "%s: no %s; pass a later --as-of", kind->name,
+			      ctx->cfg->btyd.fit_users ? "user a day old at as_of is without a validation label"
+						       : "training user is mature at the target horizon");
+	if (ret < 0) {
+		free(users.h);
+		free(users.app);
+		return ret;
+	}
+	mine = xmalloc(users.n * sizeof(*mine));
 	s->fits = xcalloc(d->n_apps + 1, sizeof(*s->fits));
 	s->fits[0].app = xstrdup(BTYD_POOLED);
 	s->n_fits = 1;
-	ret = fit_one(kind, h, users.n_train, &s->fits[0], &ctx->err);
+	ret = fit_one(kind, users.h, users.n, &s->fits[0], &ctx->err);
 	if (ret == 0 && !s->fits[0].gg)
 		ret = err_set(&ctx->err, LTV_EMODEL, "%s: too few users bought again (or their spend "
 			      "has no finite mean) to fit Gamma-Gamma over every app", kind->name);
 	if (ret == 0)
-		add_fit_metrics(fits, kind, &s->fits[0], users.n_train);
+		add_fit_metrics(fits, kind, &s->fits[0], users.n);
 	/* fits: the pooled one, then one per app */
 	stage_progress(ctx, "fits", 1, d->n_apps + 1);
 	for (size_t a = 0; a < d->n_apps && ret == 0; a++) {
@@ -161,10 +266,10 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 
 		stage_progress(ctx, "fits", a + 1, d->n_apps + 1);
 
-		for (size_t i = 0; i < users.n_train; i++)
-			if ((size_t)app[users.train[i]] == a)
-				mine[n_mine++] = h[i];
-		if (n_mine < (size_t)ctx->cfg->btyd.min_app_users || n_mine == users.n_train)
+		for (size_t i = 0; i < users.n; i++)
+			if (users.app[i] == (double)a)
+				mine[n_mine++] = users.h[i];
+		if (n_mine < (size_t)ctx->cfg->btyd.min_app_users || n_mine == users.n)
 			continue;
 		if (fit_one(kind, mine, n_mine, &f, &fit_err) < 0) {
 			LOG(LOG_WARN, "app %s: no %s of its own (%s); the pooled fit serves it",
@@ -178,9 +283,9 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 		s->fits[s->n_fits++] = f;
 		add_fit_metrics(fits, kind, &f, n_mine);
 	}
-	free(h);
+	free(users.h);
+	free(users.app);
 	free(mine);
-	row_split_release(&users);
 	return ret;
 }
 

@@ -28,6 +28,7 @@
 #include "ltv/log.h"
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
+#include "ltv/rng.h"
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
 
@@ -44,10 +45,12 @@
 
 /*
  * The rows' matrix and, as their target, their future revenue ltv_H -
- * rev_window: every struct gbt_artefact_rows here holds future revenue.
+ * rev_window: every struct gbt_artefact_rows here holds future revenue. A
+ * row of a user with no revenue to H (ltv_H 0) has its weight divided by
+ * zero_rate, the share of such users kept (1: all, see sample_zero_users).
  */
 static int rows_build(const struct model_data *d, const struct str_list *features,
-		      const double *ltv, const size_t *rows, size_t n,
+		      const double *ltv, const size_t *rows, size_t n, double zero_rate,
 		      struct gbt_artefact_rows *out, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -58,11 +61,53 @@ static int rows_build(const struct model_data *d, const struct str_list *feature
 	out->target = xmalloc((n ? n : 1) * sizeof(double));
 	out->weight = xmalloc((n ? n : 1) * sizeof(float));
 	for (size_t i = 0; i < n; i++) {
+		double w = model_data_weight(d, rows[i]);
+
 		out->target[i] = ltv[rows[i]] - rev_window[rows[i]];
-		out->weight[i] = (float)model_data_weight(d, rows[i]);
+		out->weight[i] = (float)(ltv[rows[i]] > 0 ? w : w / zero_rate);
 	}
 	out->n = n;
 	return model_data_matrix(d, features, rows, n, &out->x, err);
+}
+
+/* A uniform number in [0, 1) fixed by a user's uid: the same draw at every horizon and tier. */
+static double uid_uniform(double uid)
+{
+	return rng_keyed_uniform((uint64_t)uid, 0x6875726469657a72ULL); /* any fixed stream */
+}
+
+/*
+ * DESIGN.md "Time, windows and labels" taken one step further for the payer
+ * classifier: past max_zero rows of users with no revenue to H (ltv_H 0:
+ * every such row is a negative with rev_window 0), only a share
+ * rate = max_zero / their rows of those users is kept, chosen by a hash of
+ * the uid (all of a user's rows or none), and rows_build weights each kept
+ * one by 1 / rate, so weighted totals stay unbiased. Every row of a user with
+ * revenue stays. Below the cap (and with max_zero 0) *out is NULL and the
+ * rows are used as they are. Returns the number of rows in *out (or n).
+ */
+static size_t sample_zero_users(const struct model_data *d, const double *ltv,
+				const size_t *rows, size_t n, size_t max_zero, size_t **out,
+				double *out_rate, size_t *out_zero)
+{
+	const double *uid = frame_column(&d->frame, "uid");
+	size_t n_zero = 0, at = 0;
+	double rate;
+
+	*out = NULL;
+	*out_rate = 1.0;
+	for (size_t i = 0; i < n; i++)
+		n_zero += !(ltv[rows[i]] > 0);
+	*out_zero = n_zero;
+	if (max_zero == 0 || n_zero <= max_zero || !uid)
+		return n;
+	rate = (double)max_zero / (double)n_zero;
+	*out = xmalloc(n * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		if (ltv[rows[i]] > 0 || uid_uniform(uid[rows[i]]) < rate)
+			(*out)[at++] = rows[i];
+	*out_rate = rate;
+	return at;
 }
 
 /* The payers (future > 0) among all. */
@@ -329,7 +374,7 @@ static int valid_data_build(const struct model_data *d, const struct hurdle_fit 
 			    const struct row_split *split, struct valid_data *out,
 			    struct ltv_err *err)
 {
-	int ret = rows_build(d, features, ltv, split->valid, split->n_valid, &out->all, err);
+	int ret = rows_build(d, features, ltv, split->valid, split->n_valid, 1.0, &out->all, err);
 
 	memset(&out->payers, 0, sizeof(out->payers));
 	if (ret == 0)
@@ -349,12 +394,21 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 	struct gbt_artefact_rows train = { 0 }, train_payers = { 0 };
 	struct valid_data own = { 0 };
 	cJSON *info = gbt_artefact_add_model_info(details, tier, horizon);
-	double started = now_seconds(), t_payer = 0, t_revenue = 0;
+	double started = now_seconds(), t_payer = 0, t_revenue = 0, zero_rate;
+	size_t *kept = NULL, n_kept, n_zero, n_classifier;
 	int ret;
 
 	cJSON_AddNumberToObject(info, "n_train", (double)split->n_train);
 	cJSON_AddNumberToObject(info, "n_valid", (double)split->n_valid);
-	ret = rows_build(d, features, ltv, split->train, split->n_train, &train, err);
+	n_kept = sample_zero_users(d, ltv, split->train, split->n_train,
+				   (size_t)hf->sec->max_zero_rows, &kept, &zero_rate, &n_zero);
+	if (kept) {
+		cJSON_AddNumberToObject(info, "n_zero_rows", (double)n_zero);
+		cJSON_AddNumberToObject(info, "zero_rows_rate", zero_rate);
+	}
+	ret = rows_build(d, features, ltv, kept ? kept : split->train, n_kept, zero_rate, &train,
+			 err);
+	free(kept);
 	if (ret == 0)
 		ret = valid_data_build(d, hf, features, ltv, split, &own, err);
 	if (ret == 0) {
@@ -362,8 +416,10 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 		rows_payers(&train, hf->k, &train_payers);
 		if (gbt_artefact_rows_cap(&train, hf->k, (size_t)hf->sec->max_train_rows) <
 		    split->n_train)
+			/* either sample (max_zero_rows, max_train_rows) cut the classifier's rows */
 			cJSON_AddNumberToObject(info, "n_train_sampled", (double)train.n);
 	}
+	n_classifier = train.n; /* fit_payer hands the rows to XGBoost */
 	t_payer = now_seconds();
 	if (ret == 0)
 		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info, err);
@@ -381,9 +437,10 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 		gbt_free(m.revenue);
 	} else {
 		*out = m;
-		LOG(LOG_INFO, "tier %d h%lld: %zu training rows, %zu payers, revenue %s; %.1f s "
-		    "(data %.1f, payer %.1f, revenue %.1f)", tier, (long long)horizon,
-		    split->n_train, train_payers.n, hurdle_revenue_kind_name(m.kind),
+		LOG(LOG_INFO, "tier %d h%lld: %zu training rows (%zu of them for the payer "
+		    "classifier), %zu payers, revenue %s; %.1f s (data %.1f, payer %.1f, "
+		    "revenue %.1f)", tier, (long long)horizon, split->n_train, n_classifier,
+		    train_payers.n, hurdle_revenue_kind_name(m.kind),
 		    now_seconds() - started, t_payer - started, t_revenue - t_payer,
 		    now_seconds() - t_revenue);
 	}

@@ -55,9 +55,15 @@ static void add_metrics(cJSON *o, const void *model)
 	cJSON_AddNumberToObject(o, "log_lik", m->log_lik);
 }
 
+static double log_lik(const void *model)
+{
+	return ((const struct bgnbd_model *)model)->log_lik;
+}
+
 const struct btyd_count_model btyd_bgnbd_kind = {
 	.name = "bgnbd", .fit = fit, .outlook = outlook, .save = save, .load = load,
 	.free_model = free_model, .add_metrics = add_metrics,
+	.log_lik = log_lik,
 };
 
 static int method_load(struct registry *reg, const struct artefact_info *artefact,
@@ -74,4 +80,5 @@ const struct method method_bgnbd = {
 	.load = method_load,
 	.predict = btyd_method_predict,
 	.free_state = btyd_method_free,
+	.fit_log_lik = btyd_method_log_lik,
 };

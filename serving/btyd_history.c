@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ltv/btyd_history.h"
+#include "ltv/timeutil.h"
 
 static double column_value(const struct model_data *d, const char *name, size_t row)
 {
@@ -61,6 +62,39 @@ void btyd_histories_to_date(const struct model_data *d, const size_t *rows, size
 
 	for (size_t i = 0; i < n; i++)
 		to_date_of(rev, rev_d0, x, last, age, rows[i], &out[i]);
+}
+
+static int add_day(void *opaque, int64_t uid, int64_t day, double revenue, int64_t events,
+		   int64_t purchases)
+{
+	struct btyd_days *b = opaque;
+	int64_t k;
+
+	(void)events;
+	(void)purchases;
+	if (uid < 1 || (size_t)uid > b->n_uids || (k = b->slot[uid - 1]) < 0)
+		return 0;
+	/* Only days complete at as_of exist (the rule of feature_build_base). */
+	if (day >= time_day_index((int64_t)b->install[k], b->as_of))
+		return 0;
+	if (day >= 1 && revenue > 0) {
+		b->x[k] += 1;
+		b->m_x[k] += revenue;
+		if ((double)day > b->t_x[k])
+			b->t_x[k] = (double)day;
+	}
+	return 0;
+}
+
+int btyd_days_read(struct registry *reg, struct btyd_days *b, struct ltv_err *err)
+{
+	int ret = registry_user_days_each(reg, add_day, b, err);
+
+	/* m_x summed the repeat revenue: now its mean per paying day */
+	for (size_t k = 0; k < b->n_slots && ret == 0; k++)
+		if (b->x[k] > 0)
+			b->m_x[k] /= b->x[k];
+	return ret;
 }
 
 static int compare_history(const void *pa, const void *pb)

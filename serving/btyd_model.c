@@ -44,6 +44,13 @@ void btyd_method_free(void *state)
 	free(s);
 }
 
+double btyd_method_log_lik(const void *state)
+{
+	const struct btyd_state *s = state;
+
+	return s && s->n_fits > 0 ? s->kind->log_lik(s->fits[0].count) : NAN;
+}
+
 static const struct btyd_fit *fit_of(const struct btyd_state *s, const char *app)
 {
 	int64_t k;

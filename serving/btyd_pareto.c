@@ -62,9 +62,15 @@ static void add_metrics(cJSON *o, const void *model)
 	cJSON_AddNumberToObject(o, "log_lik", m->log_lik);
 }
 
+static double log_lik(const void *model)
+{
+	return ((const struct pareto_nbd_model *)model)->log_lik;
+}
+
 const struct btyd_count_model btyd_pareto_nbd_kind = {
 	.name = "pareto_nbd", .fit = fit, .outlook = outlook, .save = save, .load = load,
 	.free_model = free_model, .add_metrics = add_metrics,
+	.log_lik = log_lik,
 };
 
 static int method_load(struct registry *reg, const struct artefact_info *artefact,
@@ -81,4 +87,5 @@ const struct method method_pareto_nbd = {
 	.load = method_load,
 	.predict = btyd_method_predict,
 	.free_state = btyd_method_free,
+	.fit_log_lik = btyd_method_log_lik,
 };

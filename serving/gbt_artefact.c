@@ -282,12 +282,10 @@ void gbt_artefact_rows_release(struct gbt_artefact_rows *rows)
 	memset(rows, 0, sizeof(*rows));
 }
 
-/* A uniform number in [0, 1) fixed by i: splitmix64 of the position, top 53 bits. */
+/* A uniform number in [0, 1) fixed by the row's position. */
 static double row_uniform(size_t i)
 {
-	uint64_t state = (uint64_t)i ^ 0x6c74766361707331ULL; /* any fixed stream */
-
-	return (double)(rng_splitmix64(&state) >> 11) * 0x1.0p-53;
+	return rng_keyed_uniform((uint64_t)i, 0x6c74766361707331ULL); /* any fixed stream */
 }
 
 size_t gbt_artefact_rows_cap(struct gbt_artefact_rows *rows, size_t k, size_t max_rows)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "ltv/model_data.h"
+#include "ltv/registry.h"
 
 #define BTYD_DAYS_PER_WEEK 7.0
 
@@ -27,6 +28,25 @@ void btyd_history_to_date(const struct model_data *d, size_t row, struct btyd_hi
 /* The same for rows[0..n) into out[0..n), the columns looked up once. */
 void btyd_histories_to_date(const struct model_data *d, const size_t *rows, size_t n,
 			    struct btyd_history *out);
+
+/*
+ * Purchase days before as_of read from the registry's user-days (what the
+ * to-date columns hold, for users the features frame does not have): user
+ * uid (1-based, uid <= n_uids) with slot[uid - 1] >= 0 goes to index
+ * slot[uid - 1] of x (paying days d >= 1), t_x (the last of them, in days,
+ * 0 when none) and m_x (their mean revenue); install[slot] is its install
+ * time. Only days complete at as_of count (the rule of feature_build_base),
+ * so nothing after as_of is read. x, t_x and m_x are the caller's, zeroed.
+ */
+struct btyd_days {
+	const int64_t *slot;
+	size_t n_uids;
+	const double *install;
+	int64_t as_of;
+	double *x, *t_x, *m_x;
+	size_t n_slots;
+};
+int btyd_days_read(struct registry *reg, struct btyd_days *b, struct ltv_err *err);
 
 /*
  * Histories collapsed to distinct (x, t_x, T) triples with counts, for the

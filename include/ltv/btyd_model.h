@@ -45,6 +45,8 @@ struct btyd_count_model {
 	void (*free_model)(void *model);
 	/* Adds the fitted parameters to a metrics object. */
 	void (*add_metrics)(cJSON *o, const void *model);
+	/* The log-likelihood at the fitted parameters, summed over the users fitted on. */
+	double (*log_lik)(const void *model);
 };
 
 /* One fit: the pooled one or an app's. */
@@ -72,6 +74,8 @@ int btyd_method_predict(const void *state, const struct model_data *d, const siz
 			size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
 			struct ltv_err *err);
 void btyd_method_free(void *state);
+/* struct method's fit_log_lik: the pooled fit's (NaN when not fitted). */
+double btyd_method_log_lik(const void *state);
 
 /*
  * P(alive) and P(at least one paying day in the next `days` days) of rows of

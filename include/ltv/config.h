@@ -82,6 +82,7 @@ struct config {
 		double lambda;
 		int64_t max_bin;        /* histogram bins per feature (XGBoost's max_bin) */
 		int64_t max_train_rows; /* hurdle only; 0: all, else a hash-chosen reweighted sample */
+		int64_t max_zero_rows;  /* hurdle only; 0: all, else zero-revenue users sampled by uid */
 		int64_t min_tier_users; /* fewer training users: the tier uses the pooled model */
 		int64_t attribute_features; /* 1: columns.attributes' encodings join features */
 		int64_t smear_by_age;   /* multiplier only; 1: Duan's factor per window age */
@@ -102,11 +103,13 @@ struct config {
 	} semantic;
 	struct {
 		int64_t min_app_users; /* training users an app needs for a fit of its own */
+		int64_t fit_users;     /* 0: training users; 1: every user without a validation label (btyd_stage.c) */
 	} btyd;
 	struct {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
 		int64_t held_out_ages;        /* 1: judge on held-out rows at served ages (held_out.h) */
 		int64_t rank_share;           /* 1: chosen method's level, best ranker's order (rank_share.h) where no worse on validation totals; 2: always */
+		int64_t unlabelled;           /* a horizon without labels: 1 bgnbd, 2 the BTYD fit with the higher log-likelihood, 0 the target's choices (select.c choose_unlabelled) */
 	} select;
 	struct {
 		double alpha_min, alpha_max;

@@ -55,6 +55,13 @@ struct method {
 		       size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
 		       struct ltv_err *err);
 	void (*free_state)(void *state);
+	/*
+	 * NULL, or the log-likelihood of the method's time model on the users it
+	 * was fitted on (NaN: not fitted). The BTYD methods fit the same users'
+	 * histories, so theirs compare: select serves a horizon without labels
+	 * with the higher one (select.c choose_unlabelled).
+	 */
+	double (*fit_log_lik)(const void *state);
 };
 
 #define METHOD_COUNT 7

@@ -26,6 +26,18 @@ static inline uint64_t rng_splitmix64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+/*
+ * A uniform number in [0, 1) fixed by key within stream (any constant): the
+ * top 53 bits of splitmix64's first value from key ^ stream. For samples that
+ * must keep the same items on every run (a row by position, a user by uid).
+ */
+static inline double rng_keyed_uniform(uint64_t key, uint64_t stream)
+{
+	uint64_t state = key ^ stream;
+
+	return (double)(rng_splitmix64(&state) >> 11) * 0x1.0p-53;
+}
+
 /* Seeds r with stream `stream` of `seed`: streams of one seed are independent. */
 void rng_seed(struct rng *r, uint64_t seed, uint64_t stream);
 

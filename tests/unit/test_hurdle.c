@@ -7,7 +7,8 @@
  * bit), the floor at window revenue, dispatch by tier, a single-class
  * horizon (a sample rewritten so that nobody pays on day 1), that changing
  * one hurdle parameter reruns hurdle alone, the payer classifier's sample past
- * hurdle.max_train_rows, and that the number of threads does not change a
+ * hurdle.max_train_rows and of the users without revenue past
+ * hurdle.max_zero_rows, and that the number of threads does not change a
  * byte of the stored models (sampled rows included).
  */
 #include "testutil.h"
@@ -429,6 +430,67 @@ static void test_sampled_payer_rows(void **state)
 	test_model_release(&l);
 }
 
+/* Each model's "payers" (training rows with revenue to come) of the current hurdle artefact. */
+static size_t model_payers(const struct test_pipeline *fx, double *out, size_t cap)
+{
+	struct test_model l;
+	const cJSON *m;
+	size_t n = 0;
+
+	load(fx, &l);
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(l.metrics, "models")) {
+		assert_true(n < cap);
+		out[n++] = test_metric(m, "payers");
+	}
+	test_model_release(&l);
+	return n;
+}
+
+/*
+ * Past hurdle.max_zero_rows, the users with no revenue to H are sampled for
+ * the payer classifier: about that many of their rows stay, every other row
+ * stays (the payers counted are those of the unsampled run, model by model),
+ * the share kept is reported, and the model still ranks payers. The setting
+ * is kept, so the thread test after this one covers this path too.
+ */
+static void test_sampled_zero_users(void **state)
+{
+	const double cap = 2000;
+	double payers[16], payers_sampled[16];
+	size_t n_models, sampled = 0, i = 0;
+	struct test_model l;
+	cJSON *m;
+
+	(void)state;
+	test_set(&fx_main->cfg, "%s", "hurdle.max_train_rows=0");
+	test_run_to(&fx_main->cfg, "multiplier");
+	n_models = model_payers(fx_main, payers, 16);
+	test_set(&fx_main->cfg, "hurdle.max_zero_rows=%.0f", cap);
+	test_run_to(&fx_main->cfg, "multiplier");
+	assert_int_equal(model_payers(fx_main, payers_sampled, 16), n_models);
+	load(fx_main, &l);
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(l.metrics, "models")) {
+		cJSON *zero = cJSON_GetObjectItemCaseSensitive(m, "n_zero_rows");
+
+		assert_true(payers_sampled[i] == payers[i]);
+		i++;
+		if (!zero) {
+			assert_null(cJSON_GetObjectItemCaseSensitive(m, "n_train_sampled"));
+			continue;
+		}
+		double n_train = test_metric(m, "n_train"), kept = test_metric(m, "n_train_sampled");
+		double rate = test_metric(m, "zero_rows_rate"), kept_zero = kept - (n_train - zero->valuedouble);
+
+		assert_true(zero->valuedouble > cap);
+		assert_true(fabs(rate - cap / zero->valuedouble) < 1e-12);
+		assert_true(kept_zero > 0.85 * cap && kept_zero < 1.15 * cap);
+		sampled++;
+	}
+	assert_true(sampled > 0);
+	assert_true(test_metric(l.metrics, "payer_auc") > 0.6);
+	test_model_release(&l);
+}
+
 /* Content hash of a stage's current artefact. */
 static void current_hash(const struct test_pipeline *fx, const char *stage, char *out)
 {
@@ -491,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_single_class_horizon),
 		cmocka_unit_test(test_param_change_reruns_hurdle_only),
 		cmocka_unit_test(test_sampled_payer_rows),
+		cmocka_unit_test(test_sampled_zero_users),
 		/* Last: its forced reruns add versions the test above counts. */
 		cmocka_unit_test(test_threads_do_not_change_artefacts),
 	};

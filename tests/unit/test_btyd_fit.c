@@ -1,0 +1,324 @@
+/*
+ * The BTYD stages with btyd.fit_users 1 (pipeline/btyd_stage.c): fitted on
+ * every user at least a day old at as_of except validation users, their
+ * purchase days read from the registry. Leakage: a purchase after as_of for
+ * every user changes no fitted parameter; a purchase inside every validation
+ * user's label window (before as_of) changes none either, since select
+ * judges the fit on those users; the same purchase for users too young for
+ * the features frame does change the fit (they are in it, and the test can
+ * fail). The fit counts more users than the training users alone. And
+ * select's rule for a horizon without labels (select.unlabelled).
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ltv/btyd_model.h"
+#include "ltv/log.h"
+#include "ltv/model_data.h"
+#include "ltv/registry.h"
+#include "ltv/runner.h"
+#include "ltv/timeutil.h"
+
+#include "fixture.h"
+
+struct fit_fixture {
+	struct test_pipeline *p;
+	int64_t as_of;
+};
+
+/*
+ * What the stage fitted, as it recorded it: its "fits" (every fit's
+ * parameters and log-likelihood) and "not_fitted" printed, the pooled fit's
+ * users (NaN: none), the users it read (btyd.fit_users 1), its version.
+ */
+struct fitted {
+	char *fit;
+	double users, fit_users;
+	int64_t version;
+};
+
+static void run_bgnbd(const struct fit_fixture *fx, struct fitted *out)
+{
+	const struct run_options opts = { .as_of = fx->as_of, .to = "bgnbd", .command = "test" };
+	const cJSON *fits, *pooled, *not_fitted;
+	struct test_model m;
+
+	test_run(&fx->p->cfg, &opts);
+	test_model_load(&fx->p->cfg, &method_bgnbd, 1, &m);
+	fits = cJSON_GetObjectItemCaseSensitive(m.metrics, "fits");
+	not_fitted = cJSON_GetObjectItemCaseSensitive(m.metrics, "not_fitted");
+	assert_non_null(fits);
+	pooled = cJSON_GetObjectItemCaseSensitive(fits, "*");
+	out->users = pooled ? test_metric(pooled, "users") : NAN;
+	out->fit_users = fx->p->cfg.btyd.fit_users ? test_metric(m.metrics, "fit_users") : NAN;
+	{
+		char *a = cJSON_PrintUnformatted(fits);
+
+		out->fit = xasprintf("%s %s", a, cJSON_IsString(not_fitted) ? not_fitted->valuestring : "");
+		cJSON_free(a);
+	}
+	out->version = m.artefact.version;
+	test_model_release(&m);
+}
+
+static int same_fit(const struct fitted *x, const struct fitted *y)
+{
+	return strcmp(x->fit, y->fit) == 0 && x->fit_users == y->fit_users;
+}
+
+/*
+ * Writes data/NAME: a purchase of 9.5 for every user u with day[u] >= 0, on
+ * that day of its life (a day complete at as_of, so read), or an hour after
+ * as_of (or after its install, when later) when after_t.
+ */
+static void write_purchases(const struct fit_fixture *fx, const struct user_table *users,
+			    const int64_t *day, const char *name, int after_t)
+{
+	char *path = xasprintf("%s/%s", fx->p->data, name);
+	FILE *f = fopen(path, "w");
+	size_t n = 0;
+
+	assert_non_null(f);
+	fprintf(f, "user_id,event_time,revenue,event\n");
+	for (size_t u = 0; u < users->n; u++) {
+		const int64_t install = users->install_time[u];
+		char iso[32];
+
+		if (day[u] < 0)
+			continue;
+		assert_true(after_t || install + (day[u] + 1) * SECONDS_PER_DAY <= fx->as_of);
+		fprintf(f, "%s,%s,9.5,purchase\n", users->user_id[u],
+			time_format_iso8601(after_t ? (install > fx->as_of ? install : fx->as_of) + 3600
+					    : install + day[u] * SECONDS_PER_DAY + 1,
+					    iso, sizeof(iso)));
+		n++;
+	}
+	fclose(f);
+	free(path);
+	assert_true(n > 20);
+}
+
+/*
+ * valid[u]: for a validation user at some horizon H, day H - 1 (inside its
+ * label window, complete at as_of since the user is mature at H), else -1.
+ * young[u]: 1 for every fourth user younger than the first horizon
+ * (absent from the features frame, present in the fit) with day 1
+ * complete, else -1.
+ */
+static void pick_users(const struct fit_fixture *fx, const struct user_table *users,
+		       int64_t *valid, int64_t *young)
+{
+	struct test_model m;
+	const double *uid;
+
+	test_model_load(&fx->p->cfg, &method_bgnbd, 1, &m);
+	uid = frame_column(&m.d.frame, "uid");
+	assert_non_null(uid);
+	for (size_t u = 0; u < users->n; u++) {
+		const int64_t age = time_day_index(users->install_time[u], fx->as_of);
+
+		/* a few of them, on day 1: enough to move the fit, not to throw it off */
+		young[u] = age >= 2 && age < m.d.params.horizons.v[0] && u % 4 == 0 ? 1 : -1;
+		valid[u] = -1;
+	}
+	for (size_t k = 0; k < m.d.params.horizons.n; k++) {
+		struct row_split s;
+
+		model_data_split(&m.d, m.d.params.horizons.v[k], 0, &s);
+		assert_true(s.n_valid > 0);
+		for (size_t i = 0; i < s.n_valid; i++)
+			valid[(size_t)uid[s.valid[i]] - 1] = m.d.params.horizons.v[k] - 1;
+		row_split_release(&s);
+	}
+	test_model_release(&m);
+}
+
+static void test_fit_users_leak_nothing(void **state)
+{
+	struct fit_fixture *fx = *state;
+	struct fitted train, base, late, valid, young;
+	struct user_table users = { 0 };
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	int64_t *valid_day, *young_day, *late_day;
+
+	/* the training users alone (the default), then every user without a validation label */
+	test_set(&fx->p->cfg, "btyd.fit_users=%s", "0");
+	run_bgnbd(fx, &train);
+	test_set(&fx->p->cfg, "btyd.fit_users=%s", "1");
+	run_bgnbd(fx, &base);
+	assert_true(base.version > train.version);
+	/* both fitted: the comparisons below are between real fits */
+	assert_true(train.users > 100 && base.users == base.fit_users);
+	assert_true(base.users > train.users);
+	assert_false(same_fit(&train, &base));
+
+	assert_int_equal(registry_open(fx->p->cfg.registry.path, 5, &reg, &err), 0);
+	assert_int_equal(registry_users_load(reg, &users, &err), 0);
+	registry_close(reg);
+	/* the fit counts no user installed after as_of, though the registry has some */
+	{
+		size_t after = 0, day_old = 0;
+
+		for (size_t u = 0; u < users.n; u++) {
+			after += users.install_time[u] >= fx->as_of;
+			day_old += time_day_index(users.install_time[u], fx->as_of) >= 1;
+		}
+		assert_true(after > 100);
+		assert_true(base.users < (double)day_old);
+	}
+	valid_day = xmalloc(users.n * sizeof(int64_t));
+	young_day = xmalloc(users.n * sizeof(int64_t));
+	late_day = xcalloc(users.n, sizeof(int64_t));
+	pick_users(fx, &users, valid_day, young_day);
+
+	/* A purchase for every user an hour after as_of: the stage reruns, the fit is the same. */
+	write_purchases(fx, &users, late_day, "events_late.csv", 1);
+	run_bgnbd(fx, &late);
+	assert_true(late.version > base.version);
+	assert_true(same_fit(&base, &late));
+
+	/* A purchase on day H - 1 of each validation user at H: inside its label window. */
+	write_purchases(fx, &users, valid_day, "events_valid.csv", 0);
+	run_bgnbd(fx, &valid);
+	assert_true(valid.version > late.version);
+	assert_true(same_fit(&base, &valid));
+
+	/* The same for users too young for the features frame: they are fitted on. */
+	write_purchases(fx, &users, young_day, "events_young.csv", 0);
+	run_bgnbd(fx, &young);
+	assert_true(young.version > valid.version);
+	assert_false(same_fit(&base, &young));
+	assert_true(young.fit_users == base.fit_users);
+
+	free(train.fit);
+	free(base.fit);
+	free(late.fit);
+	free(valid.fit);
+	free(young.fit);
+	free(valid_day);
+	free(young_day);
+	free(late_day);
+	user_table_release(&users);
+}
+
+/* The current artefact of stage `name`'s metrics, parsed (caller deletes). */
+static cJSON *stage_metrics(const struct fit_fixture *fx, const char *name)
+{
+	struct registry *reg = NULL;
+	struct artefact_info info = { 0 };
+	struct ltv_err err = { 0 };
+	cJSON *m;
+
+	if (registry_open(fx->p->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    registry_artefact_current(reg, name, &info, &err) != 0)
+		fail_msg("registry: %s", err.msg);
+	m = cJSON_Parse(info.metrics);
+	assert_non_null(m);
+	artefact_info_release(&info);
+	registry_close(reg);
+	return m;
+}
+
+static const char *metric_text(const cJSON *m, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(m, name);
+
+	if (!cJSON_IsString(item))
+		fail_msg("metric '%s' missing or not a string", name);
+	return item->valuestring;
+}
+
+/* The pooled fit's log-likelihood the BTYD stage `name` recorded. */
+static double pooled_log_lik(const struct fit_fixture *fx, const char *name)
+{
+	cJSON *m = stage_metrics(fx, name);
+	const cJSON *fit = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "fits"), "*");
+	double ll;
+
+	assert_non_null(fit);
+	ll = test_metric(fit, "log_lik");
+	cJSON_Delete(m);
+	return ll;
+}
+
+/*
+ * A horizon no user has lived to (365 days, as_of five months after the
+ * first install): select.unlabelled 1 serves it with bgnbd, 2 with the BTYD
+ * fit of the higher log-likelihood, 0 with the target horizon's choices.
+ */
+static void test_unlabelled_horizon(void **state)
+{
+	struct fit_fixture *fx = *state;
+	const struct run_options opts = { .as_of = fx->as_of, .to = "select", .command = "test" };
+	double ll_bg, ll_pn;
+	cJSON *m;
+
+	test_set(&fx->p->cfg, "btyd.fit_users=%s", "0");
+	test_set(&fx->p->cfg, "features.horizons=%s", "7,30,365");
+	test_set(&fx->p->cfg, "select.unlabelled=%s", "1");
+	test_run(&fx->p->cfg, &opts);
+	m = stage_metrics(fx, "select");
+	assert_string_equal(metric_text(m, "global_choice_h365"), "bgnbd");
+	assert_non_null(strstr(metric_text(m, "unlabelled_choice_h365"), "bgnbd (select.unlabelled 1)"));
+	/* a horizon with labels keeps its own validated choice */
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "unlabelled_choice_h7"));
+	cJSON_Delete(m);
+
+	ll_bg = pooled_log_lik(fx, "bgnbd");
+	ll_pn = pooled_log_lik(fx, "pareto_nbd");
+	assert_true(ll_bg != ll_pn);
+	test_set(&fx->p->cfg, "select.unlabelled=%s", "2");
+	test_run(&fx->p->cfg, &opts);
+	m = stage_metrics(fx, "select");
+	assert_string_equal(metric_text(m, "global_choice_h365"), ll_bg > ll_pn ? "bgnbd" : "pareto_nbd");
+	cJSON_Delete(m);
+
+	test_set(&fx->p->cfg, "select.unlabelled=%s", "0");
+	test_run(&fx->p->cfg, &opts);
+	m = stage_metrics(fx, "select");
+	assert_string_equal(metric_text(m, "global_choice_h365"), "as the target horizon");
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "unlabelled_choice_h365"));
+	cJSON_Delete(m);
+}
+
+static int fit_setup(void **state)
+{
+	struct fit_fixture *fx = xcalloc(1, sizeof(*fx));
+
+	log_level_current = LOG_ERROR;
+	fx->p = test_pipeline_new(6000, 42, "1");
+	if (time_parse_iso8601("2025-06-01T00:00:00Z", &fx->as_of) < 0)
+		return -1;
+	/* the appended events files count too */
+	test_set(&fx->p->cfg, "input.events=%s/events*.csv", fx->p->data);
+	test_config_small_sample(&fx->p->cfg);
+	test_set(&fx->p->cfg, "features.horizons=%s", "7,30");
+	*state = fx;
+	return 0;
+}
+
+static int fit_teardown(void **state)
+{
+	struct fit_fixture *fx = *state;
+
+	if (!fx)
+		return 0;
+	test_pipeline_free(fx->p);
+	free(fx);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fit_users_leak_nothing),
+		cmocka_unit_test(test_unlabelled_horizon),
+	};
+
+	return cmocka_run_group_tests_name("btyd_fit", tests, fit_setup, fit_teardown);
+}
