@@ -109,8 +109,8 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	model_data_split_weighted(d, h->horizon, 0, &split);
 	repeats = xmalloc((split.n_train ? split.n_train : 1) * sizeof(size_t));
 	h->n_train = 0;
-	for (size_t i = 0; i < split.n_train; i++) { /* model_data_expand_by_weight's count */
-		repeats[i] = (size_t)llround(fmax(model_data_weight(d, split.train[i]), 0.0));
+	for (size_t i = 0; i < split.n_train; i++) {
+		repeats[i] = model_data_repeats(d, split.train[i]);
 		h->n_train += repeats[i];
 	}
 	h->future = xcalloc(s->km->k, sizeof(double));

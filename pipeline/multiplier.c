@@ -34,9 +34,12 @@
 #include "ltv/stage_io.h"
 
 /*
- * The rows among rows[0..n) with window revenue: their matrix and, as their
- * target, log(m); when out_age is not NULL, also each kept row's window age
- * (caller frees). Every struct gbt_artefact_rows here holds log(m).
+ * The rows among rows[0..n) with window revenue, each repeated as many times
+ * as its weight (model_data_repeats: rows is a model_data_split_weighted
+ * list, walked as model_data_split's repeated one without building it):
+ * their matrix and, as their target, log(m); when out_age is not NULL, also
+ * each kept row's window age (caller frees). Every struct gbt_artefact_rows
+ * here holds log(m).
  */
 static int rows_build(const struct model_data *d, const struct str_list *features,
 		      const double *ltv, const size_t *rows, size_t n,
@@ -44,21 +47,30 @@ static int rows_build(const struct model_data *d, const struct str_list *feature
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const double *window = frame_column(&d->frame, "window_days");
-	size_t *pos = xmalloc((n ? n : 1) * sizeof(*pos));
+	size_t *pos, n_kept = 0;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	out->target = xmalloc((n ? n : 1) * sizeof(double));
+	for (size_t i = 0; i < n; i++)
+		if (rev_window[rows[i]] > 0)
+			n_kept += model_data_repeats(d, rows[i]);
+	pos = xmalloc((n_kept ? n_kept : 1) * sizeof(*pos));
+	out->target = xmalloc((n_kept ? n_kept : 1) * sizeof(double));
 	if (out_age)
-		*out_age = xmalloc((n ? n : 1) * sizeof(double));
+		*out_age = xmalloc((n_kept ? n_kept : 1) * sizeof(double));
 	for (size_t i = 0; i < n; i++) {
+		/* ltv_H includes the window, so m >= 1; fmax guards rounding only. */
+		const double target = rev_window[rows[i]] > 0
+				      ? log(fmax(1.0, ltv[rows[i]] / rev_window[rows[i]])) : 0;
+
 		if (!(rev_window[rows[i]] > 0))
 			continue;
-		if (out_age)
-			(*out_age)[out->n] = window ? window[rows[i]] : NAN;
-		/* ltv_H includes the window, so m >= 1; fmax guards rounding only. */
-		out->target[out->n] = log(fmax(1.0, ltv[rows[i]] / rev_window[rows[i]]));
-		pos[out->n++] = rows[i];
+		for (size_t k = model_data_repeats(d, rows[i]); k > 0; k--) {
+			if (out_age)
+				(*out_age)[out->n] = window ? window[rows[i]] : NAN;
+			out->target[out->n] = target;
+			pos[out->n++] = rows[i];
+		}
 	}
 	ret = model_data_matrix(d, features, pos, out->n, &out->x, err);
 	free(pos);
@@ -156,9 +168,12 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 		if (rev_window[split->train[i]] == 0) {
 			double w = model_data_weight(d, split->train[i]);
 
-			zero_sum += w * ltv[split->train[i]];
-			zero_weight += w;
-			n_zero++;
+			/* once per repeat, in model_data_split's order: the same sums to the bit */
+			for (size_t k = model_data_repeats(d, split->train[i]); k > 0; k--) {
+				zero_sum += w * ltv[split->train[i]];
+				zero_weight += w;
+				n_zero++;
+			}
 		}
 	}
 	if (n_zero > 0 && (tier == 0 || n_zero >= min_users))
@@ -202,14 +217,17 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 	const double *ltv = model_data_label(d, horizon);
 	struct row_split pooled_split;
 	struct gbt_artefact_rows pooled_valid = { 0 };
+	size_t n_repeated = 0; /* training rows as model_data_split repeats them */
 	int ret;
 
 	if (!ltv)
 		return err_set(&ctx->err, LTV_EINTERNAL,
 			       "multiplier: the features artefact has no label ltv_%lld; rerun features",
 			       (long long)horizon);
-	model_data_split(d, horizon, 0, &pooled_split);
-	if (pooled_split.n_train == 0) {
+	model_data_split_weighted(d, horizon, 0, &pooled_split);
+	for (size_t i = 0; i < pooled_split.n_train; i++)
+		n_repeated += model_data_repeats(d, pooled_split.train[i]);
+	if (n_repeated == 0) {
 		LOG(LOG_WARN, "h%lld: no user is mature at this horizon in the training cohorts; "
 		    "no model for it", (long long)horizon);
 		cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)horizon));
@@ -223,7 +241,7 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
 		struct row_split split;
 
-		model_data_split(d, horizon, tier, &split);
+		model_data_split_weighted(d, horizon, tier, &split);
 		ret = train_entry(ctx, d, tier, horizon, ltv, &split, &pooled_valid, state, details);
 		row_split_release(&split);
 	}

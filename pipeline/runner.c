@@ -564,6 +564,8 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	progress_start(&progress, s->name, "steps", 0);
 	/* the main thread announced it with its reason (announce): said once on the console */
 	LOG(LOG_DEBUG, "running (%s)", p->reason);
+	/* Process-wide, and no stage runs beside ingest: every other stage reads it. */
+	memory_use_huge_pages((s->flags & STAGE_HUGE_PAGES) != 0);
 	ret = s->run(&ctx);
 	progress_finish(&progress);
 	progress_run_stage(0, 0);

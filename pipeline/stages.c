@@ -14,7 +14,7 @@ const struct stage stage_table[] = {
 		.code_version = "1",
 		.config_sections = "input,columns,ingest",
 		.inputs = { NULL },
-		.flags = STAGE_READS_INPUT_FILES,
+		.flags = STAGE_READS_INPUT_FILES | STAGE_HUGE_PAGES,
 		.run = stage_ingest_run,
 		.summary = "validate and load users.csv and events.csv into per-user-day aggregates",
 	},

@@ -4,6 +4,7 @@
  * days_since_purchase counts from the last paying day to day s - 1.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,16 +130,113 @@ void btyd_triples_collapse(struct btyd_history *h, size_t n, struct btyd_triples
 	out->n = k;
 }
 
+/* Bits of each field of a packed key: 2^21 weeks are 40,000 years, 2^21 repeat days more. */
+#define KEY_BITS 21
+#define KEY_DIGIT_BITS 11
+
+/* A whole number in [0, 2^KEY_BITS) (not -0: the triple must keep its value to the bit). */
+static int key_field(double v, uint64_t *out)
+{
+	if (!(v >= 0 && v < (double)(1u << KEY_BITS)) || v != floor(v) || signbit(v))
+		return -1;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+/*
+ * Whole-week triples (t_x and T rounded, x whole) packed as x, t_x, T from
+ * the high bits down: the keys' integer order is compare_history's. -1 when
+ * a value does not fit (a fractional x, a NaN): the caller sorts histories.
+ */
+static int pack_keys(const struct btyd_history *h, size_t n, uint64_t *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		const double T = round(h[i].T), t_x = fmin(round(h[i].t_x), T);
+		uint64_t x, t, a;
+
+		if (key_field(h[i].x, &x) < 0 || key_field(t_x, &t) < 0 || key_field(T, &a) < 0)
+			return -1;
+		key[i] = x << (2 * KEY_BITS) | t << KEY_BITS | a;
+	}
+	return 0;
+}
+
+/* LSD radix sort of key[0..n) (tmp: n more), skipping digits every key shares. */
+static void radix_sort(uint64_t *const keys, uint64_t *tmp, size_t n)
+{
+	const size_t buckets = (size_t)1 << KEY_DIGIT_BITS;
+	size_t *count = xmalloc(buckets * sizeof(*count));
+	uint64_t *key = keys;
+
+	for (unsigned shift = 0; shift < 3 * KEY_BITS; shift += KEY_DIGIT_BITS) {
+		size_t sum = 0;
+		uint64_t *swap;
+
+		memset(count, 0, buckets * sizeof(*count));
+		for (size_t i = 0; i < n; i++)
+			count[key[i] >> shift & (buckets - 1)]++;
+		if (n == 0 || count[key[0] >> shift & (buckets - 1)] == n)
+			continue; /* one digit value: this pass would not move anything */
+		for (size_t b = 0; b < buckets; b++) {
+			size_t c = count[b];
+
+			count[b] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[count[key[i] >> shift & (buckets - 1)]++] = key[i];
+		swap = key;
+		key = tmp;
+		tmp = swap;
+	}
+	free(count);
+	if (key != keys) /* an odd number of passes: the sorted keys are in tmp */
+		memcpy(keys, key, n * sizeof(*keys));
+}
+
 void btyd_triples_build(const struct btyd_history *h, size_t n, struct btyd_triples *out)
 {
-	struct btyd_history *sorted = xmalloc((n ? n : 1) * sizeof(*sorted));
+	uint64_t *key = xmalloc((n ? n : 1) * sizeof(*key));
+	uint64_t *tmp = xmalloc((n ? n : 1) * sizeof(*tmp));
+	struct btyd_history *sorted;
+	size_t k = 0;
 
-	memcpy(sorted, h, n * sizeof(*sorted));
 	/*
 	 * Whole weeks, the resolution of the published fits: day resolution gives
 	 * hundreds of times more distinct rows, and Pareto/NBD's likelihood costs
 	 * a hypergeometric series per row (20,000 users: 120 s at days).
+	 * Whole-number triples are sorted as packed integers (a radix sort: the
+	 * histories' qsort was a fifth of a Pareto/NBD fit at 1,000,000 users);
+	 * equal triples are equal in every field the collapse reads, so the
+	 * triples are the same as from sorting the histories.
 	 */
+	if (pack_keys(h, n, key) == 0) {
+		const uint64_t field = ((uint64_t)1 << KEY_BITS) - 1;
+
+		radix_sort(key, tmp, n);
+		free(tmp);
+		out->x = xmalloc((n ? n : 1) * sizeof(double));
+		out->t_x = xmalloc((n ? n : 1) * sizeof(double));
+		out->T = xmalloc((n ? n : 1) * sizeof(double));
+		out->weight = xmalloc((n ? n : 1) * sizeof(double));
+		for (size_t i = 0; i < n; i++) {
+			if (k > 0 && key[i] == key[i - 1]) {
+				out->weight[k - 1] += 1;
+				continue;
+			}
+			out->x[k] = (double)(key[i] >> (2 * KEY_BITS));
+			out->t_x[k] = (double)(key[i] >> KEY_BITS & field);
+			out->T[k] = (double)(key[i] & field);
+			out->weight[k++] = 1;
+		}
+		out->n = k;
+		free(key);
+		return;
+	}
+	free(key);
+	free(tmp);
+	sorted = xmalloc((n ? n : 1) * sizeof(*sorted));
+	memcpy(sorted, h, n * sizeof(*sorted));
 	for (size_t i = 0; i < n; i++) {
 		sorted[i].T = round(sorted[i].T);
 		sorted[i].t_x = fmin(round(sorted[i].t_x), sorted[i].T);

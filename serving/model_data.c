@@ -197,18 +197,23 @@ static void split_rows(const struct model_data *d, int64_t horizon, int tier, in
 	}
 }
 
+size_t model_data_repeats(const struct model_data *d, size_t row)
+{
+	return (size_t)llround(fmax(model_data_weight(d, row), 0.0));
+}
+
 void model_data_expand_by_weight(const struct model_data *d, size_t **rows, size_t *n)
 {
 	size_t total = 0, at = 0;
 	size_t *out;
 
 	for (size_t i = 0; i < *n; i++)
-		total += (size_t)llround(fmax(model_data_weight(d, (*rows)[i]), 0.0));
+		total += model_data_repeats(d, (*rows)[i]);
 	if (total == *n)
 		return;
 	out = xmalloc((total ? total : 1) * sizeof(size_t));
 	for (size_t i = 0; i < *n; i++)
-		for (long long k = llround(fmax(model_data_weight(d, (*rows)[i]), 0.0)); k > 0; k--)
+		for (size_t k = model_data_repeats(d, (*rows)[i]); k > 0; k--)
 			out[at++] = (*rows)[i];
 	free(*rows);
 	*rows = out;

@@ -134,12 +134,19 @@ void *xrealloc(void *p, size_t n)
  * copies the block instead (measured: 50,000 faults more). mremap keeps the
  * hint as realloc grows the block, and it goes away with it on free.
  */
+static _Atomic int huge_pages_off; /* memory_use_huge_pages(0) */
+
+void memory_use_huge_pages(int on)
+{
+	huge_pages_off = !on;
+}
+
 void memory_want_huge_pages(void *p, size_t n)
 {
 	const uintptr_t page = 4096, from = (uintptr_t)p & ~(page - 1);
 	const uintptr_t to = ((uintptr_t)p + n + page - 1) & ~(page - 1);
 
-	if (n >= HUGE_HINT_MIN)
+	if (n >= HUGE_HINT_MIN && !huge_pages_off)
 		(void)madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 

@@ -79,6 +79,14 @@ void *xmalloc_huge(size_t n);
 void *xrealloc_huge(void *p, size_t n);
 /* The hint alone, for a block of n bytes at p that another allocator made (SQLite's). */
 void memory_want_huge_pages(void *p, size_t n);
+/*
+ * Whether the hint above is given at all (on unless turned off): the runner
+ * gives it to ingest only (STAGE_HUGE_PAGES). A block's last huge page is
+ * whole however little of it the block uses, and it is not shared with the
+ * next block: with training's hundreds of 9 MB frame columns and matrices
+ * that cost up to ~90 MB of peak RSS for no measurable CPU.
+ */
+void memory_use_huge_pages(int on);
 
 /* Growable array of doubles / strings, used wherever a count is unknown. */
 #define ARRAY_GROW(ptr, n_needed, cap) ARRAY_GROW_BY(xrealloc, ptr, n_needed, cap)

@@ -82,6 +82,12 @@ size_t model_data_shared_frame_bytes(void);
 /* The sampling weight of a row (1 when the frame has no weight column). */
 double model_data_weight(const struct model_data *d, size_t row);
 /*
+ * How many times model_data_expand_by_weight repeats a row: its weight
+ * rounded, 0 when negative. For a caller that walks the distinct rows
+ * (model_data_split_weighted) and repeats each one's sums itself.
+ */
+size_t model_data_repeats(const struct model_data *d, size_t row);
+/*
  * Repeats each of the n rows of *rows (an array the caller owns, replaced in
  * place) as many times as its weight: features give whole-number weights, so
  * unweighted metrics over the result are exactly the weighted ones.

@@ -24,6 +24,7 @@ struct cJSON;
 enum stage_flags {
 	STAGE_USES_AS_OF = 1 << 0,     /* as_of is part of the fingerprint */
 	STAGE_READS_INPUT_FILES = 1 << 1, /* the input CSV files' hashes are part of it */
+	STAGE_HUGE_PAGES = 1 << 2,     /* its big arrays get the huge-page hint (memory_use_huge_pages) */
 };
 
 #define STAGE_MAX_INPUTS 12

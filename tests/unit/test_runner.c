@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "ltv/config.h"
@@ -603,6 +604,70 @@ static void test_dry_run_writes_nothing(void **state)
 	}
 }
 
+/* Whether the mapping holding p carries MADV_HUGEPAGE (VmFlags "hg" in /proc/self/smaps). */
+static int has_huge_hint(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int in = 0, hint = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long from, to;
+
+		if (sscanf(line, "%lx-%lx ", &from, &to) == 2) /* a mapping's first line */
+			in = (uintptr_t)p >= from && (uintptr_t)p < to;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0)
+			hint = strstr(line, " hg") != NULL;
+	}
+	fclose(f);
+	return hint;
+}
+
+/*
+ * Does an 8 MB block get the hint now? A mapping of its own: malloc may hand
+ * out heap that an earlier hint already marked.
+ */
+static int huge_hint_given(void)
+{
+	const size_t n = (size_t)8 << 20;
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int hint;
+
+	assert_true(p != MAP_FAILED);
+	memory_want_huge_pages(p, n);
+	hint = has_huge_hint(p);
+	munmap(p, n);
+	return hint;
+}
+
+/*
+ * The huge-page hint is ingest's only (STAGE_HUGE_PAGES): the training
+ * stages' blocks are left to 4 KB pages, which cost the cold run no CPU and
+ * ~130 MB less peak RSS at 1,000,000 users (README).
+ */
+static void test_huge_pages_by_stage(void **state)
+{
+	struct test_pipeline *fx = *state;
+	struct ltv_err err = { 0 };
+
+	for (size_t i = 0; i < stage_count; i++)
+		assert_int_equal((stage_table[i].flags & STAGE_HUGE_PAGES) != 0,
+				 strcmp(stage_table[i].name, "ingest") == 0);
+	memory_use_huge_pages(1);
+	if (!huge_hint_given())
+		skip(); /* no transparent huge pages on this kernel: nothing to tell apart */
+	memory_use_huge_pages(0);
+	assert_false(huge_hint_given());
+	assert_int_equal(run(fx, 0, 0, "ingest", INT64_MIN, NULL, &err), 0);
+	assert_true(huge_hint_given()); /* ingest turned it on */
+	assert_int_equal(run(fx, 0, 0, "features", INT64_MIN, NULL, &err), 0);
+	assert_false(huge_hint_given()); /* features, the first training stage, turned it off */
+	assert_int_equal(run(fx, 1, 0, "ingest", INT64_MIN, NULL, &err), 0);
+	assert_true(huge_hint_given());
+	memory_use_huge_pages(1);
+}
+
 static void test_selection(void **state)
 {
 	struct test_pipeline *fx = *state;
@@ -651,6 +716,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest_failure_rolls_back_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_pages_by_stage, setup, teardown),
 	};
 
 	log_level_current = LOG_ERROR;
