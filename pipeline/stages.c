@@ -23,7 +23,7 @@ const struct stage stage_table[] = {
 		.code_version = "3",
 		.config_sections = "features",
 		.inputs = { "ingest", NULL },
-		.flags = STAGE_USES_AS_OF,
+		.flags = STAGE_USES_AS_OF | STAGE_HUGE_PAGES,
 		.run = stage_features_run,
 		.summary = "early-window features, labels per horizon and the install-date split",
 	},

@@ -81,7 +81,8 @@ void *xrealloc_huge(void *p, size_t n);
 void memory_want_huge_pages(void *p, size_t n);
 /*
  * Whether the hint above is given at all (on unless turned off): the runner
- * gives it to ingest only (STAGE_HUGE_PAGES). A block's last huge page is
+ * gives it to ingest and features only (STAGE_HUGE_PAGES; they run alone, so
+ * their page faults are the run's wall time). A block's last huge page is
  * whole however little of it the block uses, and it is not shared with the
  * next block: with training's hundreds of 9 MB frame columns and matrices
  * that cost up to ~90 MB of peak RSS for no measurable CPU.
