@@ -24,7 +24,8 @@
  * With lookalike.mean_by_age, each cluster also keeps its mean future per
  * snapshot age and a row takes the mean of its own age (include/ltv/
  * age_means.h): a cluster holds rows of every age, whose futures fall
- * steeply with it.
+ * steeply with it. Those are made monotone across horizons where they are
+ * served (serving/lookalike_model.c, future_by_age).
  *
  * Artefact: blob "kmeans" (kmeans_save: scaler and centroids) and blob
  * "lookalike" (format in include/ltv/lookalike_model.h).
