@@ -353,10 +353,10 @@ static void text_horizon(FILE *f, const struct eval_result *r, const struct eval
 	fprintf(f, "Campaign metrics over %zu campaigns with at least %d evaluated users.\n",
 		mix ? mix->scores.campaign.n_groups : 0, EVAL_MIN_CAMPAIGN_USERS);
 	fprintf(f, "ltvpipe's 80%% intervals hold %.1f%% of users' and %.1f%% of %zu campaigns' actual "
-		"ltv_%lld (80%% is the aim; over %zu campaigns a true 80%% band lands within +-%.1f points,\n"
-		"one standard deviation). %.1f%% of users have the one-point band \"revenue so far\" (over\n"
-		"80%% of their like paid nothing more: any band holding no more revenue holds them all);\n"
-		"the other users' bands hold %.1f%%.\n\n",
+		"ltv_%lld\n(80%% is the aim; over %zu campaigns a true 80%% band lands within +-%.1f points, "
+		"one standard\ndeviation). %.1f%% of users have the one-point band \"revenue so far\" (over "
+		"80%% of their like\npaid nothing more: a band that holds no more revenue holds them all); "
+		"the other users' bands\nhold %.1f%%.\n\n",
 		100 * eh->coverage_users, 100 * eh->coverage_campaigns, eh->n_coverage_campaigns,
 		(long long)eh->horizon, eh->n_coverage_campaigns,
 		eh->n_coverage_campaigns ? 100 * sqrt(0.16 / (double)eh->n_coverage_campaigns) : NAN,
