@@ -22,6 +22,7 @@
 
 #include "ltv/experiment.h"
 #include "ltv/jbuf.h"
+#include "ltv/block_writer.h"
 #include "ltv/hash.h"
 #include "ltv/csvread.h"
 #include "ltv/data_source.h"
@@ -114,9 +115,6 @@ static void put_date(struct jbuf *b, int64_t t, int64_t *day, char *text)
 	}
 	jbuf_puts(b, text);
 }
-
-/* Lines are built in memory and written in blocks of about this many bytes. */
-#define WRITE_BLOCK (1 << 16)
 
 /* The frame's columns a users line reads, looked up once. */
 struct row_columns {
@@ -255,7 +253,8 @@ static void free_names(char **v, size_t n)
  * taken (the input file's own columns) gets the prefix "ltvpipe_", so no two
  * columns share a name.
  */
-static void write_prediction_header(FILE *f, const struct feature_params *fp, char **taken, size_t n_taken)
+static void put_prediction_header(struct jbuf *b, const struct feature_params *fp, char **taken,
+				  size_t n_taken)
 {
 	size_t n;
 	char **names = prediction_names(fp, &n);
@@ -265,41 +264,76 @@ static void write_prediction_header(FILE *f, const struct feature_params *fp, ch
 
 		for (size_t k = 0; k < n_taken && !clash; k++)
 			clash = strcmp(names[i], taken[k]) == 0;
-		fprintf(f, ",%s%s", clash ? "ltvpipe_" : "", names[i]);
+		jbuf_puts(b, clash ? ",ltvpipe_" : ",");
+		jbuf_puts(b, names[i]);
 	}
 	free_names(names, n);
+}
+
+/*
+ * Where a users file goes: its temporary in the set, or stdout for "-" (a
+ * pipe: there is no previous file to keep whole, and nothing to hash). Its
+ * text is written by a thread of its own (include/ltv/block_writer.h), which
+ * hashes it on the way for the scores record.
+ */
+static int users_file_open(struct output_set *set, const char *path, struct block_writer *w,
+			   struct ltv_err *err)
+{
+	FILE *f = stdout;
+	int ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
+
+	if (ret < 0)
+		return ret;
+	/* the writer writes to the descriptor: nothing may wait in the stream's buffer before it */
+	if (fflush(f) != 0)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	block_writer_start(w, fileno(f));
+	return 0;
+}
+
+/* Writes the rest and waits for the writer; the content hash into hash (when not NULL). */
+static int users_file_close(struct block_writer *w, const char *path, char *hash, struct ltv_err *err)
+{
+	const int to_stdout = strcmp(path, "-") == 0;
+	char hex[HASH_HEX_LEN];
+	int ret = block_writer_finish(w, hex);
+
+	if (ret < 0 && to_stdout)
+		return err_set(err, LTV_EIO, "cannot write the users CSV to stdout: %s", strerror(-ret));
+	if (ret < 0)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s; the previous file is unchanged",
+			       path, strerror(-ret));
+	if (hash)
+		snprintf(hash, HASH_HEX_LEN, "%s", to_stdout ? "" : hex);
+	return 0;
 }
 
 static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
 			   const struct user_table *users, const struct scored *s,
 			   const struct provenance *pv, struct output_set *set, const char *path,
-			   struct ltv_err *err)
+			   char *hash, struct ltv_err *err)
 {
 	const struct feature_params *fp = &m->params;
 	const struct row_columns c = row_columns_of(m, d);
-	FILE *f = stdout;
-	struct jbuf b;
+	struct block_writer w;
+	struct jbuf *b;
 	int64_t day = INT64_MIN;
 	char date[16] = "";
-	/* "-": straight to stdout, for a pipe; there is no previous file to keep whole */
-	int ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
+	int ret = users_file_open(set, path, &w, err);
 
 	if (ret < 0)
 		return ret;
-	fprintf(f, "user_id,app_id,campaign");
-	write_prediction_header(f, fp, NULL, 0);
-	fputc('\n', f);
+	b = block_writer_block(&w);
+	jbuf_puts(b, "user_id,app_id,campaign");
+	put_prediction_header(b, fp, NULL, 0);
+	jbuf_add(b, "\n", 1);
 	/* printf per field cost more than predicting: each line is built in memory (numfmt.h). */
-	jbuf_init(&b);
 	for (size_t i = 0; i < s->n; i++) {
-		write_user_row(&b, m, d, &c, users, s, i, pv, &day, date);
-		if (b.len >= WRITE_BLOCK || i + 1 == s->n) {
-			fwrite(b.p, 1, b.len, f);
-			b.len = 0;
-		}
+		write_user_row(b, m, d, &c, users, s, i, pv, &day, date);
+		if (b->len >= BLOCK_WRITER_BLOCK)
+			b = block_writer_pass(&w);
 	}
-	jbuf_release(&b);
-	return ret;
+	return users_file_close(&w, path, hash, err);
 }
 
 /* ---- score --users F: the predictions added to the user's own file ---- */
@@ -354,6 +388,7 @@ static void user_lookup_build(struct user_lookup *l, const struct user_table *us
 {
 	const double *uid = frame_column(&d->frame, "uid");
 
+	memset(l, 0, sizeof(*l)); /* reasons and n_reasons too: load_rejects only appends */
 	l->users = users;
 	l->next = 0;
 	l->have_ids = 0;
@@ -486,23 +521,22 @@ static void unscored_tail(struct unscored_tail *t, const char *reason, size_t n_
 static int write_own_file(const struct loaded_model *m, const struct model_data *d,
 			  const struct user_table *users, const struct scored *s, int64_t as_of,
 			  const struct provenance *pv, const char *users_path, const char *scratch_dir,
-			  struct output_set *set, const char *path, struct ltv_err *err)
+			  struct output_set *set, const char *path, char *hash, struct ltv_err *err)
 {
 	const struct config *cfg = &m->cfg;
 	const struct feature_params *fp = &m->params;
 	const struct row_columns c = row_columns_of(m, d);
 	struct csv_reader *r = NULL;
 	struct user_lookup l;
-	struct jbuf b;
+	struct block_writer w;
+	struct jbuf *b = NULL;
 	struct unscored_tail tail = { NULL, { NULL, 0, 0 } };
 	int64_t day = INT64_MIN;
 	char date[16] = "";
 	char **fields, **header = NULL, why[256];
 	size_t n, n_header = 0, n_pred = 0, line;
 	int id_col = -1, reason_taken = 0, ret;
-	FILE *f = NULL;
 
-	jbuf_init(&b);
 	jbuf_init(&tail.line);
 	user_lookup_build(&l, users, d, s);
 	load_rejects(&l, scratch_dir, users_path);
@@ -530,17 +564,17 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 		goto out;
 	}
 	/* "-": straight to stdout, as write_users_csv does */
-	f = stdout;
-	ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
+	ret = users_file_open(set, path, &w, err);
 	if (ret < 0)
 		goto out;
+	b = block_writer_block(&w);
 	for (size_t i = 0; i < n_header; i++) {
 		if (i)
-			fputc(',', f);
-		csv_write_field(f, fields[i]);
+			jbuf_add(b, ",", 1);
+		put_field(b, fields[i]);
 	}
-	write_prediction_header(f, fp, header, n_header);
-	fprintf(f, ",%sreason\n", reason_taken ? "ltvpipe_" : "");
+	put_prediction_header(b, fp, header, n_header);
+	jbuf_puts(b, reason_taken ? ",ltvpipe_reason\n" : ",reason\n");
 	{
 		/* only their number is needed here; n_pred is set by the call, so not in one expression */
 		char **names = prediction_names(fp, &n_pred);
@@ -554,8 +588,8 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 
 		for (size_t k = 0; k < n_header; k++) {
 			if (k)
-				jbuf_add(&b, ",", 1);
-			put_field(&b, k < n ? fields[k] : "");
+				jbuf_add(b, ",", 1);
+			put_field(b, k < n ? fields[k] : "");
 		}
 		if (n != n_header)
 			reason = "rejected: the row's field count differs from the header's";
@@ -563,21 +597,24 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			reason = user_unscored_reason(&l, fp, fields[id_col], line, as_of, why,
 						      sizeof(why), &i);
 		if (!reason) {
-			put_prediction_fields(&b, m, d, &c, s, i, pv, &day, date);
-			jbuf_add(&b, ",\n", 2);
+			put_prediction_fields(b, m, d, &c, s, i, pv, &day, date);
+			jbuf_add(b, ",\n", 2);
 		} else {
 			unscored_tail(&tail, reason, n_pred, pv);
-			jbuf_add(&b, tail.line.p, tail.line.len);
+			jbuf_add(b, tail.line.p, tail.line.len);
 		}
-		if (b.len >= WRITE_BLOCK) {
-			fwrite(b.p, 1, b.len, f);
-			b.len = 0;
-		}
+		if (b->len >= BLOCK_WRITER_BLOCK)
+			b = block_writer_pass(&w);
 	}
-	if (b.len)
-		fwrite(b.p, 1, b.len, f);
+	/* the writer is waited for even after a read error (its temporary is then removed) */
+	{
+		struct ltv_err close_err;
+		int closed = users_file_close(&w, path, hash, ret == 0 ? err : &close_err);
+
+		if (ret == 0)
+			ret = closed;
+	}
 out:
-	jbuf_release(&b);
 	jbuf_release(&tail.line);
 	free(tail.reason);
 	csv_reader_free(r);
@@ -954,8 +991,8 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	output_set_init(&set);
 	cs = summarise(m, d, s, m->params.horizons.n, &n_cs);
 	ret = w->own_file ? write_own_file(m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
-					   &set, output, err)
-			  : write_users_csv(m, d, users, s, w->pv, &set, output, err);
+					   &set, output, w->users_hash, err)
+			  : write_users_csv(m, d, users, s, w->pv, &set, output, w->users_hash, err);
 	if (ret == 0 && !to_stdout)
 		ret = write_campaigns_csv(&m->params, cs, n_cs, w->pv, &set, campaigns_path, err);
 	if (ret == 0 && !to_stdout)
@@ -985,12 +1022,17 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
  */
 static int record_score(const struct config *cfg, const struct score_options *opts,
 			const struct provenance *pv, int64_t as_of, size_t n_users,
-			int64_t *out_id, struct ltv_err *err)
+			const char *written_hash, int64_t *out_id, struct ltv_err *err)
 {
 	char hash[HASH_HEX_LEN] = "(stdout: not hashed)";
 	struct registry *reg = NULL;
-	/* --output -: the CSV went down a pipe; there is no file to hash */
-	int ret = strcmp(opts->output, "-") == 0 ? 0 : hash_file_hex(opts->output, hash, err);
+	/*
+	 * --output -: the CSV went down a pipe; there is no file to hash. The
+	 * writer hashed what it wrote (reading 236 MB back at 1M users took 0.2 s).
+	 */
+	int ret = strcmp(opts->output, "-") == 0 ? 0 :
+		  *written_hash ? (snprintf(hash, sizeof(hash), "%s", written_hash), 0) :
+		  hash_file_hex(opts->output, hash, err);
 
 	if (ret == 0)
 		ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
@@ -1237,6 +1279,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct user_data mem;
 	char scratch[4096] = ""; /* --users F: the rejects of reading it */
 	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32], differs[512] = "";
+	char users_hash[HASH_HEX_LEN] = "";
 	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
 	int have_model = 0, to_stdout = 0, ret;
@@ -1319,7 +1362,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
 	time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
 	{
-		const struct score_write w = { &pv, opts->users_path, scratch };
+		const struct score_write w = { &pv, opts->users_path, scratch, users_hash };
 
 		ret = score_write_outputs(&m, &d, users, &s, as_of, &w, opts->output, &n_cs, err);
 	}
@@ -1329,7 +1372,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
 	html_path = to_stdout ? NULL : xasprintf("%s.report.html", opts->output);
 	if (ret == 0)
-		ret = record_score(cfg, opts, &pv, as_of, s.n, &score_id, err);
+		ret = record_score(cfg, opts, &pv, as_of, s.n, users_hash, &score_id, err);
 	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
 			"  users:     %s\n  campaigns: %s\n  report:    %s (and %s)\n  recorded as score %lld in "
