@@ -518,28 +518,77 @@ static void unscored_tail(struct unscored_tail *t, const char *reason, size_t n_
  * says why a row has no prediction. A prediction column whose name F already
  * uses is prefixed with "ltvpipe_".
  */
-static int write_own_file(const struct loaded_model *m, const struct model_data *d,
-			  const struct user_table *users, const struct scored *s, int64_t as_of,
-			  const struct provenance *pv, const char *users_path, const char *scratch_dir,
-			  struct output_set *set, const char *path, char *hash, struct ltv_err *err)
+/*
+ * The predictions a thread writing the users file waits for (struct
+ * own_writer): a row without one needs none, so those rows are written while
+ * the predictions are made.
+ */
+struct predictions_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state; /* 0 not made yet, 1 made, -1 never (the score failed) */
+};
+
+/* 1 once the predictions are made, -1 when they never will be. */
+static int gate_wait(struct predictions_gate *g)
 {
+	int state;
+
+	pthread_mutex_lock(&g->lock);
+	while (g->state == 0)
+		pthread_cond_wait(&g->cond, &g->lock);
+	state = g->state;
+	pthread_mutex_unlock(&g->lock);
+	return state;
+}
+
+static void gate_set(struct predictions_gate *g, int state)
+{
+	pthread_mutex_lock(&g->lock);
+	g->state = state;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* What write_own_file writes: one user's file. */
+struct own_file {
+	const struct loaded_model *m;
+	const struct model_data *d;
+	const struct user_table *users;
+	const struct scored *s;
+	int64_t as_of;
+	const struct provenance *pv;
+	const char *users_path, *scratch_dir, *path;
+	char *hash;                    /* the content hash, or NULL */
+	struct block_writer *started;  /* the file already open (own_writer), or NULL: opened here in set */
+	struct predictions_gate *gate; /* waited for before the first prediction is read, or NULL */
+};
+
+static int write_own_file(const struct own_file *o, struct output_set *set, struct ltv_err *err)
+{
+	const struct loaded_model *m = o->m;
+	const struct model_data *d = o->d;
+	const struct scored *s = o->s;
+	const struct provenance *pv = o->pv;
+	const char *users_path = o->users_path, *path = o->path;
+	const int64_t as_of = o->as_of;
 	const struct config *cfg = &m->cfg;
 	const struct feature_params *fp = &m->params;
 	const struct row_columns c = row_columns_of(m, d);
 	struct csv_reader *r = NULL;
 	struct user_lookup l;
-	struct block_writer w;
+	struct block_writer own_w, *w = o->started ? o->started : &own_w;
 	struct jbuf *b = NULL;
 	struct unscored_tail tail = { NULL, { NULL, 0, 0 } };
 	int64_t day = INT64_MIN;
 	char date[16] = "";
 	char **fields, **header = NULL, why[256];
 	size_t n, n_header = 0, n_pred = 0, line;
-	int id_col = -1, reason_taken = 0, ret;
+	int id_col = -1, reason_taken = 0, open = o->started != NULL, predicted = !o->gate, ret;
 
 	jbuf_init(&tail.line);
-	user_lookup_build(&l, users, d, s);
-	load_rejects(&l, scratch_dir, users_path);
+	user_lookup_build(&l, o->users, d, s);
+	load_rejects(&l, o->scratch_dir, users_path);
 	r = csv_reader_open(users_path, err);
 	if (!r) {
 		ret = err->code;
@@ -564,10 +613,10 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 		goto out;
 	}
 	/* "-": straight to stdout, as write_users_csv does */
-	ret = users_file_open(set, path, &w, err);
-	if (ret < 0)
+	if (!open && (ret = users_file_open(set, path, w, err)) < 0)
 		goto out;
-	b = block_writer_block(&w);
+	open = 1;
+	b = block_writer_block(w);
 	for (size_t i = 0; i < n_header; i++) {
 		if (i)
 			jbuf_add(b, ",", 1);
@@ -596,6 +645,10 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 		else
 			reason = user_unscored_reason(&l, fp, fields[id_col], line, as_of, why,
 						      sizeof(why), &i);
+		if (!reason && !predicted && (predicted = gate_wait(o->gate)) < 0) {
+			ret = err_set(err, LTV_EINTERNAL, "no predictions to write"); /* not reported */
+			break;
+		}
 		if (!reason) {
 			put_prediction_fields(b, m, d, &c, s, i, pv, &day, date);
 			jbuf_add(b, ",\n", 2);
@@ -604,17 +657,17 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 			jbuf_add(b, tail.line.p, tail.line.len);
 		}
 		if (b->len >= BLOCK_WRITER_BLOCK)
-			b = block_writer_pass(&w);
+			b = block_writer_pass(w);
 	}
-	/* the writer is waited for even after a read error (its temporary is then removed) */
-	{
+out:
+	/* the writer is waited for even after an error (its temporary is then removed) */
+	if (open) {
 		struct ltv_err close_err;
-		int closed = users_file_close(&w, path, hash, ret == 0 ? err : &close_err);
+		int closed = users_file_close(w, path, o->hash, ret == 0 ? err : &close_err);
 
 		if (ret == 0)
 			ret = closed;
 	}
-out:
 	jbuf_release(&tail.line);
 	free(tail.reason);
 	csv_reader_free(r);
@@ -623,6 +676,76 @@ out:
 		free(header[i]);
 	free(header);
 	return ret;
+}
+
+/*
+ * score --users F --output FILE: F's file written on a thread of its own from
+ * before the predictions are made. Its rows without a prediction (the users
+ * older than the longest horizon: the first two thirds of a file in install
+ * order) are written while the models predict; the thread waits at the
+ * first row that needs a prediction (predictions_gate). The set holds the
+ * users file first, as when it was written after the predictions.
+ */
+struct own_writer {
+	struct own_file file;
+	struct output_set set;
+	struct block_writer w;
+	struct predictions_gate gate;
+	pthread_t thread;
+	int threaded, ret;
+	struct ltv_err err;
+};
+
+static void *own_writer_main(void *arg)
+{
+	struct own_writer *o = arg;
+
+	o->ret = write_own_file(&o->file, &o->set, &o->err);
+	return NULL;
+}
+
+/* Opens the users file into o->set and starts the thread (o->file set by the caller). */
+static int own_writer_start(struct own_writer *o, struct ltv_err *err)
+{
+	int ret;
+
+	output_set_init(&o->set);
+	pthread_mutex_init(&o->gate.lock, NULL);
+	pthread_cond_init(&o->gate.cond, NULL);
+	o->gate.state = 0;
+	o->threaded = 0;
+	o->ret = 0;
+	ret = users_file_open(&o->set, o->file.path, &o->w, err);
+	if (ret < 0)
+		return ret;
+	o->file.started = &o->w;
+	o->file.gate = &o->gate;
+	o->threaded = pthread_create(&o->thread, NULL, own_writer_main, o) == 0;
+	return 0;
+}
+
+/*
+ * The predictions are made (made = 1) or never will be (-1): the file is
+ * finished; its error, or 0. Without a thread it is written here.
+ */
+static int own_writer_join(struct own_writer *o, int made, struct ltv_err *err)
+{
+	gate_set(&o->gate, made);
+	if (o->threaded)
+		pthread_join(o->thread, NULL);
+	else
+		own_writer_main(o);
+	o->threaded = 0;
+	if (o->ret < 0 && made > 0)
+		*err = o->err;
+	return made > 0 ? o->ret : 0;
+}
+
+static void own_writer_release(struct own_writer *o)
+{
+	output_set_release(&o->set);
+	pthread_mutex_destroy(&o->gate.lock);
+	pthread_cond_destroy(&o->gate.cond);
 }
 
 /* ---- campaign summary and report ---- */
@@ -980,7 +1103,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 			struct ltv_err *err)
 {
 	const int to_stdout = strcmp(output, "-") == 0;
-	struct output_set set;
+	struct output_set own_set, *set = w->own ? &w->own->set : &own_set;
 	struct campaign_sum *cs;
 	char *campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", output);
 	char *report_path = to_stdout ? NULL : xasprintf("%s.report.txt", output);
@@ -988,22 +1111,31 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	size_t n_cs = 0;
 	int ret;
 
-	output_set_init(&set);
+	if (!w->own)
+		output_set_init(&own_set);
 	cs = summarise(m, d, s, m->params.horizons.n, &n_cs);
-	ret = w->own_file ? write_own_file(m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
-					   &set, output, w->users_hash, err)
-			  : write_users_csv(m, d, users, s, w->pv, &set, output, w->users_hash, err);
+	if (w->own) {
+		ret = own_writer_join(w->own, 1, err);
+	} else if (w->own_file) {
+		const struct own_file o = { m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
+					    output, w->users_hash, NULL, NULL };
+
+		ret = write_own_file(&o, set, err);
+	} else {
+		ret = write_users_csv(m, d, users, s, w->pv, set, output, w->users_hash, err);
+	}
 	if (ret == 0 && !to_stdout)
-		ret = write_campaigns_csv(&m->params, cs, n_cs, w->pv, &set, campaigns_path, err);
+		ret = write_campaigns_csv(&m->params, cs, n_cs, w->pv, set, campaigns_path, err);
 	if (ret == 0 && !to_stdout)
-		ret = write_report(m, d, s, cs, n_cs, as_of, &set, report_path, err);
+		ret = write_report(m, d, s, cs, n_cs, as_of, set, report_path, err);
 	if (ret == 0 && !to_stdout)
-		ret = write_report_html(m, d, s, cs, n_cs, as_of, &set, html_path, err);
+		ret = write_report_html(m, d, s, cs, n_cs, as_of, set, html_path, err);
 	if (ret == 0 && to_stdout && fflush(stdout) != 0)
 		ret = err_set(err, LTV_EIO, "cannot write the users CSV to stdout");
 	if (ret == 0)
-		ret = output_set_commit(&set, err);
-	output_set_release(&set);
+		ret = output_set_commit(set, err);
+	if (!w->own)
+		output_set_release(&own_set); /* w->own's: its owner's (own_writer_release) */
 	free(cs);
 	free(campaigns_path);
 	free(report_path);
@@ -1282,7 +1414,8 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	char users_hash[HASH_HEX_LEN] = "";
 	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
-	int have_model = 0, to_stdout = 0, ret;
+	struct own_writer own;
+	int have_model = 0, have_own = 0, to_stdout = 0, ret;
 	double started = now_seconds();
 
 	user_data_init(&mem);
@@ -1349,6 +1482,19 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 			s.rows[s.n++] = i;
 		}
 	}
+	to_stdout = strcmp(opts->output, "-") == 0;
+	pv.version = version;
+	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
+	time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
+	/* --users F: its rows without a prediction are written while the models predict (own_writer) */
+	if (opts->users_path && !to_stdout) {
+		own.file = (struct own_file){ &m, &d, users, &s, as_of, &pv, opts->users_path, scratch,
+					      opts->output, users_hash, NULL, NULL };
+		ret = own_writer_start(&own, err);
+		have_own = 1;
+		if (ret < 0)
+			goto out;
+	}
 	if (s.n > 0 || !opts->shard.count)
 		ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
 	/* A/B: without --model, a running experiment's candidate serves its share of users. */
@@ -1357,12 +1503,9 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
-	to_stdout = strcmp(opts->output, "-") == 0;
-	pv.version = version;
-	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
-	time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
 	{
-		const struct score_write w = { &pv, opts->users_path, scratch, users_hash };
+		const struct score_write w = { &pv, opts->users_path, scratch, users_hash,
+					       have_own ? &own : NULL };
 
 		ret = score_write_outputs(&m, &d, users, &s, as_of, &w, opts->output, &n_cs, err);
 	}
@@ -1402,6 +1545,13 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		}
 	}
 out:
+	if (have_own) {
+		struct ltv_err ignored;
+
+		if (own.threaded) /* the score failed before the file was finished: it is removed */
+			own_writer_join(&own, -1, &ignored);
+		own_writer_release(&own);
+	}
 	free(campaigns_path);
 	free(report_path);
 	free(html_path);

@@ -36,6 +36,7 @@ struct score_write {
 	const char *scratch_dir; /* with own_file: the folder of the rejects of reading it */
 	char *users_hash;        /* not NULL: gets the users file's content hash (hash_file_hex's,
 				  * taken as it is written), "" for --output - */
+	struct own_writer *own;  /* score_run: own_file already being written (cli/score.c), or NULL */
 };
 
 /*
