@@ -15,6 +15,7 @@
 #include "ltv/config.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
+#include "ltv/predictor.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/serving.h"
@@ -254,11 +255,88 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 	registry_close(reg);
 }
 
+/*
+ * select.horizon_step 1 (serving.c step_between): a user who has not lived
+ * the previous horizon gets that horizon's served value plus what this
+ * horizon's own methods put between the two (their calibrated value here
+ * minus at the previous horizon, never below 0), bit for bit; a user who
+ * has lived it is served as without the step. The values stay additive and
+ * monotone, and predictor_predict_raw_at at a horizon's own horizon is
+ * predictor_predict_raw.
+ */
+static void test_serving_horizon_step(void **state)
+{
+	const struct test_pipeline *fx = *state;
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct model_data d;
+	struct served a, b;
+	struct ltv_err err = { 0 };
+	int64_t version = 0;
+	size_t *rows, stepped = 0, differ = 0, kept = 0;
+	const double *seen;
+
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    model_resolve(reg, "production", &version, &err) != 0 ||
+	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
+		fail_msg("model: %s", err.msg);
+	if (model_data_for_scoring(&m, reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &d, &err) != 0)
+		fail_msg("model_data_for_scoring: %s", err.msg);
+	rows = test_all_rows(d.frame.n_rows);
+	seen = frame_column(&d.frame, "rev_to_date");
+	m.cfg.select.horizon_step = 0;
+	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0)
+		fail_msg("serving_predict: %s", err.msg);
+	m.cfg.select.horizon_step = 1;
+	if (serving_predict(&m, &d, rows, d.frame.n_rows, &b, &err) != 0)
+		fail_msg("serving_predict with the step: %s", err.msg);
+	assert_true(a.n_horizons > 1 && a.n > 100);
+	assert_true(same_bits(a.ltv[0], b.ltv[0], a.n));
+	for (size_t h = 1; h < a.n_horizons; h++) {
+		const int64_t horizon = m.params.horizons.v[h], prev = m.params.horizons.v[h - 1];
+		double *here = xmalloc(a.n * sizeof(double)), *before = xmalloc(a.n * sizeof(double));
+		double *same = xmalloc(a.n * sizeof(double));
+
+		if (predictor_predict_raw_at(&m.pred, &d, rows, a.n, horizon, prev, before, &err) != 0 ||
+		    predictor_predict_raw_at(&m.pred, &d, rows, a.n, horizon, horizon, same, &err) != 0)
+			fail_msg("predictor_predict_raw_at: %s", err.msg);
+		assert_true(same_bits(same, a.raw_h[h], a.n));
+		memcpy(here, a.raw_h[h], a.n * sizeof(double));
+		predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, here);
+		predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, before);
+		for (size_t i = 0; i < a.n; i++) {
+			if (b.observed[h - 1][i]) {
+				assert_true(same_bits(&a.ltv[h][i], &b.ltv[h][i], 1));
+				kept++;
+				continue;
+			}
+			if (!(b.ltv[h][i] == b.ltv[h - 1][i] + fmax(here[i] - before[i], 0.0)))
+				fail_msg("row %zu H %lld: served %.17g, step rule %.17g", i, (long long)horizon,
+					 b.ltv[h][i], b.ltv[h - 1][i] + fmax(here[i] - before[i], 0.0));
+			assert_true(b.ltv[h][i] >= b.ltv[h - 1][i] && b.ltv[h][i] >= seen[i]);
+			stepped++;
+			differ += b.ltv[h][i] != a.ltv[h][i];
+		}
+		free(here);
+		free(before);
+		free(same);
+	}
+	/* both branches occur, and the step changes values (else it tests nothing) */
+	assert_true(stepped > 100 && kept > 100 && differ > 10);
+	served_release(&a);
+	served_release(&b);
+	free(rows);
+	model_data_release(&d);
+	model_release(&m);
+	registry_close(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serving_rules_at_several_as_of),
 		cmocka_unit_test(test_serving_payer_flag_changes_only_payers),
+		cmocka_unit_test(test_serving_horizon_step),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
