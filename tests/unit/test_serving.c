@@ -195,6 +195,21 @@ static int same_bits(const double *a, const double *b, size_t n)
 	return memcmp(a, b, n * sizeof(double)) == 0;
 }
 
+/* The production model and the users as they were 20 days before the training as_of. */
+static void open_model_20_days_back(const struct test_pipeline *fx, struct registry **reg,
+				    struct loaded_model *m, struct model_data *d)
+{
+	struct ltv_err err = { 0 };
+	int64_t version = 0;
+
+	if (registry_open(fx->cfg.registry.path, 5, reg, &err) != 0 ||
+	    model_resolve(*reg, "production", &version, &err) != 0 ||
+	    model_load(*reg, &fx->cfg, version, m, &err) != 0)
+		fail_msg("model: %s", err.msg);
+	if (model_data_for_scoring(m, *reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, d, &err) != 0)
+		fail_msg("model_data_for_scoring: %s", err.msg);
+}
+
 /*
  * SERVING_PAYER_EVERY_HORIZON adds p_payer at the horizons other than the
  * target and changes nothing else, bit for bit: without it a horizon whose
@@ -209,16 +224,10 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 	struct model_data d;
 	struct served a, b;
 	struct ltv_err err = { 0 };
-	int64_t version = 0;
 	size_t *rows, other_payers = 0;
 	int target;
 
-	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
-	    model_resolve(reg, "production", &version, &err) != 0 ||
-	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
-		fail_msg("model: %s", err.msg);
-	if (model_data_for_scoring(&m, reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &d, &err) != 0)
-		fail_msg("model_data_for_scoring: %s", err.msg);
+	open_model_20_days_back(fx, &reg, &m, &d);
 	rows = test_all_rows(d.frame.n_rows);
 	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0 ||
 	    serving_predict_with(&m, &d, rows, d.frame.n_rows, SERVING_PAYER_EVERY_HORIZON, &b, &err) != 0)
@@ -272,16 +281,10 @@ static void test_serving_horizon_step(void **state)
 	struct model_data d;
 	struct served a, b;
 	struct ltv_err err = { 0 };
-	int64_t version = 0;
 	size_t *rows, stepped = 0, differ = 0, kept = 0;
 	const double *seen;
 
-	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
-	    model_resolve(reg, "production", &version, &err) != 0 ||
-	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
-		fail_msg("model: %s", err.msg);
-	if (model_data_for_scoring(&m, reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &d, &err) != 0)
-		fail_msg("model_data_for_scoring: %s", err.msg);
+	open_model_20_days_back(fx, &reg, &m, &d);
 	rows = test_all_rows(d.frame.n_rows);
 	seen = frame_column(&d.frame, "rev_to_date");
 	m.cfg.select.horizon_step = 0;
