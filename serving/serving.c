@@ -50,12 +50,14 @@ static void fill_band(const struct loaded_model *m, size_t h, const double *seen
 		}
 		conformal_row(band, out->ltv[h][i] - seen[i], &lo, &hi);
 		/*
-		 * The band is of outcomes, and most users' revenue to come is exactly 0,
-		 * so it can leave out the expected value itself (0.02 expected, band
-		 * [0, 0]); a reader expects the value inside its interval.
+		 * The band is of outcomes, not of the expected value: most users'
+		 * revenue to come is exactly 0 and a few pay a lot, so the expected
+		 * value can lie above it (0.02 expected, band [0, 0]). It used to be
+		 * stretched to hold the value, which made it hold more than 80% of
+		 * outcomes (README "Campaign intervals", per-user intervals).
 		 */
-		out->ltv_lo[h][i] = fmin(seen[i] + lo, out->ltv[h][i]);
-		out->ltv_hi[h][i] = fmax(seen[i] + hi, out->ltv[h][i]);
+		out->ltv_lo[h][i] = seen[i] + lo;
+		out->ltv_hi[h][i] = seen[i] + hi;
 	}
 }
 
