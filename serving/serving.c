@@ -123,6 +123,51 @@ void served_copy_row(struct served *dst, size_t i, const struct served *src, siz
 	dst->fallback[i] = src->fallback[j];
 }
 
+/*
+ * select.horizon_step 1: for rows that have not lived the previous horizon
+ * (not observed there), v = the previous horizon's served value + the
+ * revenue this horizon's own methods put between the two horizons (its
+ * value here minus its value at the previous horizon, both calibrated as
+ * here, never below 0). Why: the two horizons may be served by different
+ * methods (seed 3 at 30 and 90 days: pareto_nbd ranked by hurdle, then
+ * curves), and the larger of the two user by user sums above either: every
+ * user gets whichever method says more. With one method at both horizons,
+ * uncalibrated, this is that method's own value.
+ */
+static int step_between(const struct loaded_model *m, const struct model_data *d,
+			const size_t *rows, size_t n, size_t h, const double *seen,
+			struct served *out, struct ltv_err *err)
+{
+	const int64_t horizon = m->params.horizons.v[h], prev = m->params.horizons.v[h - 1];
+	size_t *sub = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
+	double *before, *seen_sub;
+	size_t k_rows = 0;
+	int ret;
+
+	for (size_t i = 0; i < n; i++)
+		if (!out->observed[h - 1][i] && !out->observed[h][i]) {
+			at[k_rows] = i;
+			sub[k_rows++] = rows[i];
+		}
+	before = xmalloc((k_rows ? k_rows : 1) * sizeof(double));
+	seen_sub = xmalloc((k_rows ? k_rows : 1) * sizeof(double));
+	ret = k_rows ? predictor_predict_raw_at(&m->pred, d, sub, k_rows, horizon, prev, before, err) : 0;
+	for (size_t j = 0; j < k_rows; j++)
+		seen_sub[j] = seen[at[j]];
+	if (ret == 0 && k_rows)
+		predictor_calibrate(&m->pred, d, sub, k_rows, horizon, seen_sub, before);
+	for (size_t j = 0; j < k_rows && ret == 0; j++) {
+		const size_t i = at[j];
+
+		out->ltv[h][i] = out->ltv[h - 1][i] + fmax(out->ltv[h][i] - before[j], 0.0);
+	}
+	free(sub);
+	free(at);
+	free(before);
+	free(seen_sub);
+	return ret;
+}
+
 int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		    const size_t *rows, size_t n, struct served *out, struct ltv_err *err)
 {
@@ -253,9 +298,13 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 				if (is_target)
 					out->raw[i] = NAN; /* nothing was predicted */
 			}
-			if (h > 0 && v[i] < out->ltv[h - 1][i])
+			/* with the step, rows that have not lived the previous horizon get it below */
+			if (h > 0 && v[i] < out->ltv[h - 1][i] &&
+			    !(m->cfg.select.horizon_step && !out->observed[h - 1][i] && !out->observed[h][i]))
 				v[i] = out->ltv[h - 1][i];
 		}
+		if (h > 0 && m->cfg.select.horizon_step)
+			ret = step_between(m, d, rows, n, h, seen_rows, out, err);
 		fill_band(m, h, seen_rows, out);
 	}
 	free(seen_rows);
