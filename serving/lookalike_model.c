@@ -172,18 +172,19 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 	return 0;
 }
 
-/* Horizon j of a lookalike_state for age_means_monotone: its length, -1 when not trained. */
-static int64_t trained_horizon(const void *ctx, size_t j)
-{
-	const struct lookalike_state *s = ctx;
-
-	return s->h[j].n_train ? s->h[j].horizon : -1;
-}
-
+/* One cluster, for age_means_monotone's callbacks. */
 struct cluster_at {
 	const struct lookalike_state *s;
 	int c;
 };
+
+/* Horizon j's length, -1 when it was not trained. */
+static int64_t trained_horizon(const void *ctx, size_t j)
+{
+	const struct lookalike_state *s = ((const struct cluster_at *)ctx)->s;
+
+	return s->h[j].n_train ? s->h[j].horizon : -1;
+}
 
 /* Cluster c's mean future at horizon j for a row aged age (its mean by age, else its mean). */
 static double cluster_future(const void *ctx, size_t j, double age)

@@ -221,7 +221,7 @@ struct campaign_at {
 	struct value_scratch *sc;
 };
 
-/* Horizon j of a semantic_state for age_means_monotone: its length, -1 when not trained. */
+/* Horizon j's length, -1 when it was not trained. */
 static int64_t trained_horizon(const void *ctx, size_t j)
 {
 	const struct semantic_state *s = ((const struct campaign_at *)ctx)->s;
