@@ -763,6 +763,78 @@ static void test_sigkill_mid_transaction(void **state)
 	test_scratch_free(dir);
 }
 
+/* Past SQLite's 1,000-page autocheckpoint at the registry's 64 KB pages. */
+#define DEFER_BLOB_SIZE ((size_t)72 << 20)
+
+/*
+ * registry_defer_checkpoints (the runner's serial stages before the model
+ * wave): a commit past the autocheckpoint size stays in the WAL, survives
+ * SIGKILL there whole, and the next commit of a connection that does not
+ * defer copies it into the database file.
+ */
+static void test_deferred_checkpoint_survives_sigkill(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	struct artefact_info info;
+	unsigned char *big = xmalloc(DEFER_BLOB_SIZE);
+	int fds[2], status;
+	int64_t id = 0;
+	struct stat st;
+	pid_t pid;
+
+	(void)state;
+	pattern(big, DEFER_BLOB_SIZE, 21);
+	start_run(reg, "r");
+	commit_artefact(reg, "r", "tiers", "fp0", "c0", NULL, 0, "small", 5, NULL);
+	registry_close(reg);
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		reg = open_or_fail(path);
+		registry_defer_checkpoints(reg, 1);
+		id = commit_artefact(reg, "r", "features", "fp1", "c1", NULL, 0, big,
+				     DEFER_BLOB_SIZE, NULL);
+		if (write(fds[1], &id, sizeof(id)) != (ssize_t)sizeof(id))
+			_exit(5);
+		pause(); /* committed, never closed: killed here */
+		_exit(6);
+	}
+	close(fds[1]);
+	if (read(fds[0], &id, sizeof(id)) != (ssize_t)sizeof(id)) {
+		waitpid(pid, &status, 0);
+		fail_msg("writer child died before committing (status %d)", status);
+	}
+	close(fds[0]);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	/* The commit was not copied into the database file: it lives in the WAL only. */
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < (off_t)(DEFER_BLOB_SIZE / 2));
+
+	reg = open_or_fail(path);
+	assert_integrity_ok(reg);
+	assert_int_equal(registry_artefact_current(reg, "features", &info, &err), 0);
+	assert_int_equal(info.id, id);
+	artefact_info_release(&info);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	/* A connection that does not defer: its commit checkpoints what the other left. */
+	commit_artefact(reg, "r", "hurdle", "fp2", "c2", NULL, 0, "small", 5, NULL);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > (off_t)DEFER_BLOB_SIZE);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	assert_integrity_ok(reg);
+	registry_close(reg);
+	free(big);
+	free(path);
+	test_scratch_free(dir);
+}
+
 /* Counts the rows a registry_report streams. */
 static int count_rows(void *ctx, int n_cols, char **names, char **values)
 {
@@ -938,6 +1010,7 @@ int main(void)
 		cmocka_unit_test(test_default_as_of),
 		cmocka_unit_test(test_run_lock_between_processes),
 		cmocka_unit_test(test_sigkill_mid_transaction),
+		cmocka_unit_test(test_deferred_checkpoint_survives_sigkill),
 		cmocka_unit_test(test_alias_noop_not_recorded),
 		cmocka_unit_test(test_read_transaction_is_one_snapshot),
 	};
