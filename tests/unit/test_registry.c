@@ -669,6 +669,25 @@ static void test_run_lock_between_processes(void **state)
  * versions are exactly as they were, the killed one never existed, and the
  * file is sound.
  */
+/*
+ * Reads len bytes the writer child pid sends on fd once it is where the test
+ * wants it, then kills it with SIGKILL and reaps it.
+ */
+static void kill_when_told(pid_t pid, int fd, void *msg, size_t len)
+{
+	int status = 0;
+
+	if (read(fd, msg, len) != (ssize_t)len) {
+		waitpid(pid, &status, 0);
+		fail_msg("writer child died before signalling (status %d)", status);
+	}
+	close(fd);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+}
+
 static void test_sigkill_mid_transaction(void **state)
 {
 	char *dir, *path = fresh_path(&dir);
@@ -677,7 +696,7 @@ static void test_sigkill_mid_transaction(void **state)
 	struct artefact_info info;
 	unsigned char *b1 = xmalloc(KILL_BLOB_SIZE), *b2 = xmalloc(KILL_BLOB_SIZE);
 	int64_t id1, id2, v;
-	int fds[2], status;
+	int fds[2];
 	char c;
 	pid_t pid;
 	struct stat st;
@@ -721,15 +740,7 @@ static void test_sigkill_mid_transaction(void **state)
 		_exit(6);
 	}
 	close(fds[1]);
-	if (read(fds[0], &c, 1) != 1) {
-		waitpid(pid, &status, 0);
-		fail_msg("writer child died before signalling (status %d)", status);
-	}
-	close(fds[0]);
-	kill(pid, SIGKILL);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGKILL);
+	kill_when_told(pid, fds[0], &c, 1);
 	/* The uncommitted pages really had spilled into the WAL before the kill. */
 	assert_int_equal(stat(wal, &st), 0);
 	assert_true(st.st_size > 10 * KILL_BLOB_SIZE);
@@ -779,7 +790,7 @@ static void test_deferred_checkpoint_survives_sigkill(void **state)
 	struct ltv_err err = { 0 };
 	struct artefact_info info;
 	unsigned char *big = xmalloc(DEFER_BLOB_SIZE);
-	int fds[2], status;
+	int fds[2];
 	int64_t id = 0;
 	struct stat st;
 	pid_t pid;
@@ -805,14 +816,7 @@ static void test_deferred_checkpoint_survives_sigkill(void **state)
 		_exit(6);
 	}
 	close(fds[1]);
-	if (read(fds[0], &id, sizeof(id)) != (ssize_t)sizeof(id)) {
-		waitpid(pid, &status, 0);
-		fail_msg("writer child died before committing (status %d)", status);
-	}
-	close(fds[0]);
-	kill(pid, SIGKILL);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFSIGNALED(status));
+	kill_when_told(pid, fds[0], &id, sizeof(id));
 	/* The commit was not copied into the database file: it lives in the WAL only. */
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size < (off_t)(DEFER_BLOB_SIZE / 2));
