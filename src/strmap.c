@@ -227,6 +227,56 @@ int strmap_get_payload(const struct strmap *m, const char *key, int64_t *out_val
 	return 1;
 }
 
+/*
+ * Keys looked up together: their slots are loaded in one short loop first,
+ * so the cache misses overlap (about a tenth of the time of one miss each).
+ * Measured on this machine (a VM on AMD EPYC), a prefetch a few rows ahead
+ * overlapped almost nothing: a lookup in a million-key map cost 90-170 ns
+ * with or without it, and the sample sat on the prefetch instruction, which
+ * waits for its page walk.
+ */
+#define GET_MANY 32
+
+size_t strmap_get_many(const struct strmap *m, const char *const *keys, size_t n,
+		       int64_t *out_values, void **out_payloads)
+{
+	const size_t mask = m->cap - 1;
+	size_t found = 0;
+
+	for (size_t at = 0; at < n; at += GET_MANY) {
+		const size_t k = n - at < GET_MANY ? n - at : GET_MANY;
+		uint64_t hash[GET_MANY];
+		size_t len[GET_MANY];
+
+		for (size_t j = 0; j < k; j++) {
+			len[j] = keys[at + j] ? strlen(keys[at + j]) : 0;
+			hash[j] = XXH3_64bits(keys[at + j] ? keys[at + j] : "", len[j]);
+		}
+		/* Loads, not prefetches: each load is issued whatever the TLB says. */
+		for (size_t j = 0; j < k; j++) {
+			const int tag = slot_tag(slot_at(m->slots, m->stride, (size_t)hash[j] & mask));
+
+			__asm__ volatile("" : : "r"(tag));
+		}
+		for (size_t j = 0; j < k; j++) {
+			struct strmap_slot *s = keys[at + j] ? find_slot(m, keys[at + j], len[j], hash[j])
+							     : NULL;
+
+			if (!s || slot_tag(s) == SLOT_EMPTY) {
+				out_values[at + j] = STRMAP_ABSENT;
+				if (out_payloads)
+					out_payloads[at + j] = NULL;
+				continue;
+			}
+			found++;
+			out_values[at + j] = s->value;
+			if (out_payloads)
+				out_payloads[at + j] = m->payload_size ? slot_payload(s) : NULL;
+		}
+	}
+	return found;
+}
+
 int strmap_get(const struct strmap *m, const char *key, int64_t *out_value)
 {
 	return strmap_get_payload(m, key, out_value, NULL);
