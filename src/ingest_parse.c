@@ -99,10 +99,13 @@ static inline void touch(const void *p)
 enum { TIME_BAD = -1, TIME_NO_ZONE_ERR = -2 };
 
 /*
- * How many rows ahead a row's user id slot is prefetched: enough misses in
- * flight to hide most of a DRAM access, few enough that the line is still
- * cached when the row comes (bench/ingest.sh).
+ * Rows read one at a time load their id map slots this many at once
+ * (strmap_touch_many): enough misses in flight to overlap, few enough that
+ * the lines are still cached when their rows come.
  */
+#define TOUCH_ROWS 32
+
+/* How far ahead the grouping into user-days prefetches its counts and rows. */
 #define PREFETCH_ROWS 16
 
 /* Files from this size on (compressed size for gzip) are read with csv_reader_set_read_ahead. */
@@ -929,12 +932,17 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	if (batched)
 		ret = parse_events_batched(in, r, path, &cols, &prog, &rows, &loaded, &other, err);
 	else while ((ret = csv_reader_next(r, &fields, &n, &line, err)) == 1) {
-		const char *ahead = csv_reader_peek_field(r, PREFETCH_ROWS, (size_t)cols.user_id);
 		struct csv_fault fault;
 		int r1;
 
-		if (ahead)
-			strmap_prefetch(&in->user_ids, ahead);
+		/* The id map's slots of this row and the next TOUCH_ROWS - 1, loaded at once. */
+		if ((rows + other) % TOUCH_ROWS == 0) {
+			const char *keys[TOUCH_ROWS];
+
+			for (size_t k = 0; k < TOUCH_ROWS; k++)
+				keys[k] = csv_reader_peek_field(r, k, (size_t)cols.user_id);
+			strmap_touch_many(&in->user_ids, keys, TOUCH_ROWS);
+		}
 		csv_reader_fault(r, &fault);
 		r1 = is_users ? ingest_user_row(in, path, line, fields, n, &cols, &fault, err)
 			      : ingest_event_row(in, path, line, fields, n, &cols, &fault);

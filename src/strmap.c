@@ -237,10 +237,34 @@ int strmap_get_payload(const struct strmap *m, const char *key, int64_t *out_val
  */
 #define GET_MANY 32
 
+/* The hashes and lengths of keys[0..k) (NULL: the empty key), and their first slots loaded. */
+static void hash_and_load(const struct strmap *m, const char *const *keys, size_t k,
+			  uint64_t *hash, size_t *len)
+{
+	for (size_t j = 0; j < k; j++) {
+		len[j] = keys[j] ? strlen(keys[j]) : 0;
+		hash[j] = XXH3_64bits(keys[j] ? keys[j] : "", len[j]);
+	}
+	/* Loads, not prefetches: each load is issued whatever the TLB says. */
+	for (size_t j = 0; j < k; j++) {
+		const int tag = slot_tag(slot_at(m->slots, m->stride, (size_t)hash[j] & (m->cap - 1)));
+
+		__asm__ volatile("" : : "r"(tag));
+	}
+}
+
+void strmap_touch_many(const struct strmap *m, const char *const *keys, size_t n)
+{
+	uint64_t hash[GET_MANY];
+	size_t len[GET_MANY];
+
+	for (size_t at = 0; at < n; at += GET_MANY)
+		hash_and_load(m, keys + at, n - at < GET_MANY ? n - at : GET_MANY, hash, len);
+}
+
 size_t strmap_get_many(const struct strmap *m, const char *const *keys, size_t n,
 		       int64_t *out_values, void **out_payloads)
 {
-	const size_t mask = m->cap - 1;
 	size_t found = 0;
 
 	for (size_t at = 0; at < n; at += GET_MANY) {
@@ -248,16 +272,7 @@ size_t strmap_get_many(const struct strmap *m, const char *const *keys, size_t n
 		uint64_t hash[GET_MANY];
 		size_t len[GET_MANY];
 
-		for (size_t j = 0; j < k; j++) {
-			len[j] = keys[at + j] ? strlen(keys[at + j]) : 0;
-			hash[j] = XXH3_64bits(keys[at + j] ? keys[at + j] : "", len[j]);
-		}
-		/* Loads, not prefetches: each load is issued whatever the TLB says. */
-		for (size_t j = 0; j < k; j++) {
-			const int tag = slot_tag(slot_at(m->slots, m->stride, (size_t)hash[j] & mask));
-
-			__asm__ volatile("" : : "r"(tag));
-		}
+		hash_and_load(m, keys + at, k, hash, len);
 		for (size_t j = 0; j < k; j++) {
 			struct strmap_slot *s = keys[at + j] ? find_slot(m, keys[at + j], len[j], hash[j])
 							     : NULL;
