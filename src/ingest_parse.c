@@ -12,12 +12,11 @@
  * Aggregation follows how exports are ordered: each user's events come in
  * time order whether the file is per user or by time across users, so each
  * event either adds to its user's latest (user, day) aggregate or starts a new
- * one, and a hash map is not needed. The latest aggregate lives in the user's
- * own state, which is the payload of the user's id in the id map (one cache
- * line for both), and moves to the list of finished ones when the next one
- * starts: in a file ordered by time every event is another user's, and the
- * id, the user and the aggregate in three places cost three cache misses per
- * event where this costs one. The aggregates are
+ * one, and a hash map is not needed. The latest aggregate lives in an array
+ * by uid (struct user_state) and moves to the list of finished ones when the
+ * next one starts. In a file ordered by time every event is another user's
+ * and each of its lookups misses the cache: they are done many at once
+ * (strmap_get_many), so the misses overlap. The aggregates are
  * grouped by user at the end (a counting sort by uid), rows out of order
  * within a user are sorted and merged, and they are returned in the table's
  * key order.
