@@ -115,7 +115,7 @@ struct core_share {
 	int jobs;
 	size_t workers;
 	size_t unfinished;  /* guarded by lock */
-	size_t waiting;     /* workers held back by run.memory_mb; guarded by lock */
+	size_t waiting;     /* under run.memory_mb, workers not running a stage; guarded by lock */
 };
 
 int stage_threads(struct stage_ctx *ctx)
@@ -127,7 +127,8 @@ int stage_threads(struct stage_ctx *ctx)
 		size_t active;
 
 		pthread_mutex_lock(&c->lock);
-		active = (c->unfinished < c->workers ? c->unfinished : c->workers) - c->waiting;
+		active = c->unfinished < c->workers ? c->unfinished : c->workers;
+		active = active > c->waiting ? active - c->waiting : 0;
 		n = active > 0 ? c->jobs / (int)active : c->jobs;
 		pthread_mutex_unlock(&c->lock);
 	}
@@ -813,6 +814,15 @@ struct wave {
 	size_t next;            /* guarded by lock */
 	size_t running;         /* stages running now; guarded by lock */
 	int threads_per_stage;
+	/*
+	 * run.memory_mb is set: a worker counts as waiting (its core free for
+	 * the running stages, stage_threads) from the moment it finishes a
+	 * stage until it takes the next, not only once it sleeps on the budget.
+	 * Counting it only while asleep left a window after each stage in which
+	 * the next lone stage was given half the cores (tests/cli/memory_budget.sh
+	 * saw lookalike with 1 thread under load).
+	 */
+	int budget;
 	pthread_mutex_t lock;
 	pthread_cond_t finished; /* a stage of the wave finished */
 	struct core_share cores;
@@ -851,15 +861,13 @@ static void *wave_worker(void *opaque)
 		size_t k;
 
 		pthread_mutex_lock(&w->lock);
-		if (w->next < w->n && !wave_memory_fits(w)) {
-			core_share_waiting(&w->cores, 1); /* the running stage may take this core */
-			while (w->next < w->n && !wave_memory_fits(w))
-				pthread_cond_wait(&w->finished, &w->lock);
-			core_share_waiting(&w->cores, -1);
-		}
+		while (w->next < w->n && !wave_memory_fits(w))
+			pthread_cond_wait(&w->finished, &w->lock);
 		k = w->next++;
 		if (k < w->n)
 			w->running++;
+		if (w->budget)
+			core_share_waiting(&w->cores, -1); /* busy from here, or gone */
 		pthread_mutex_unlock(&w->lock);
 		if (k >= w->n)
 			return NULL;
@@ -872,6 +880,8 @@ static void *wave_worker(void *opaque)
 		memory_return_free(); /* what the stage freed, for its neighbours' peaks */
 		pthread_mutex_lock(&w->cores.lock);
 		w->cores.unfinished--;
+		if (w->budget)
+			w->cores.waiting++; /* idle until it takes the next stage */
 		pthread_mutex_unlock(&w->cores.lock);
 		pthread_mutex_lock(&w->lock);
 		w->running--;
@@ -902,7 +912,9 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 	/* The checkpoint the serial stages put off is done now, by this wave's commits (runner_run_on). */
 	registry_defer_checkpoints(rs->reg, 0);
 	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
-	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n };
+	w.budget = rs->cfg->run.memory_mb != 0;
+	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n,
+				       .waiting = w.budget ? n_workers : 0 };
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.finished, NULL);
 	pthread_mutex_init(&w.cores.lock, NULL);
