@@ -345,25 +345,28 @@ static int booster_configure(BoosterHandle b, const struct gbt_param *p, const c
 	return 0;
 }
 
-/*
- * The booster's thread count follows p->threads_now, asked before each round:
- * a fit that started beside others (one core each) takes the cores they leave
- * (hurdle's longest payer fit at 1,000,000 users ran its last rounds on one
- * core with the other idle). Rounds are bit-identical for any nthread, so the
- * model is too. *current is the count in force.
- */
-static int booster_follow_threads(BoosterHandle b, const struct gbt_param *p, int *current,
-				  struct ltv_err *err)
+/* The fit's thread count now: p->threads_now's answer (clamped), else p->n_threads. */
+static int fit_threads(const struct gbt_param *p)
 {
-	int n;
+	int n = p->threads_now ? p->threads_now(p->threads_arg) : p->n_threads;
 
-	if (!p->threads_now)
-		return 0;
-	n = p->threads_now(p->threads_arg);
-	if (n < 1)
-		n = 1;
-	if (n > 1024)
-		n = 1024;
+	return n < 1 ? 1 : n > 1024 ? 1024 : n;
+}
+
+/*
+ * Sets the booster's nthread to n unless *current already is n. Boosting
+ * rounds follow fit_threads, asked before each round: a fit that started
+ * beside others (one core each) takes the cores they leave (hurdle's longest
+ * payer fit at 1,000,000 users ran its last rounds on one core with the
+ * other idle). Rounds are bit-identical for any nthread, so the trees are
+ * too. The validation metric is not: XGBoost 1.7 sums its per-row losses in
+ * one partial sum per thread, so 2 threads round differently from 1, and the
+ * score decides the best round and is stored with the model (multiplier's
+ * hash at 1,000,000 users differed between a 1-thread and a 2-thread run by
+ * one bit of best_score). So evaluation always runs on 1 thread.
+ */
+static int booster_threads(BoosterHandle b, int n, int *current, struct ltv_err *err)
+{
 	if (n == *current)
 		return 0;
 	*current = n;
@@ -511,7 +514,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	struct gbt_model *m = NULL;
 	const char *reason = gbt_param_check(p);
 	char *metric = NULL;
-	int best = -1, rounds = 0, maximise, threads = p->n_threads;
+	int best = -1, rounds = 0, maximise, threads = p->n_threads, want = p->n_threads;
 	double best_score = NAN;
 	int ret = 0;
 
@@ -553,7 +556,8 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 		const char *eval_text = NULL;
 		double score = NAN;
 
-		if ((ret = booster_follow_threads(booster, p, &threads, err)) < 0)
+		want = fit_threads(p);
+		if ((ret = booster_threads(booster, want, &threads, err)) < 0)
 			goto out;
 		XGB_TRY(XGBoosterUpdateOneIter(booster, iter, dtrain));
 		rounds = iter + 1;
@@ -561,6 +565,8 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 			best = iter;
 			continue;
 		}
+		if ((ret = booster_threads(booster, 1, &threads, err)) < 0)
+			goto out;
 		XGB_TRY(XGBoosterEvalOneIter(booster, iter, &dvalid, eval_names, 1, &eval_text));
 		if ((ret = parse_eval(eval_text, &score, err)) < 0)
 			goto out;
@@ -578,6 +584,9 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 		booster = sliced;
 		sliced = NULL;
 	}
+	/* The fit's last share of the cores, not evaluation's 1, for predicting. */
+	if ((ret = booster_threads(booster, want, &threads, err)) < 0)
+		goto out;
 
 	m = xcalloc(1, sizeof(*m));
 	m->booster = booster;
@@ -589,7 +598,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	m->best_iteration = best;
 	m->rounds_trained = rounds;
 	m->best_score = best_score;
-	m->n_threads = threads; /* the booster's nthread now (booster_follow_threads) */
+	m->n_threads = threads;
 	model_set_attrs(m);
 	if ((ret = model_warm_up(m, err)) < 0)
 		goto out;

@@ -558,6 +558,39 @@ static void test_thread_count_does_not_change_predictions(void **state)
 	free(x), free(y);
 }
 
+/*
+ * The validation metric must not depend on the thread count either: it picks
+ * the best round and is stored (best_score) in the saved body. XGBoost sums a
+ * metric's per-row losses in one partial sum per thread; with one huge
+ * residual first, a serial sum loses every small one after it (below its
+ * rounding step) while two halves keep the second half's. On 2 threads the
+ * saved bodies then differed (before gbt.c evaluated on 1).
+ */
+static void test_thread_count_does_not_change_best_score(void **state)
+{
+	struct rng r = { 18 };
+	const size_t k = 6, n = 16000, n_train = n / 2;
+	float *x, *y;
+	struct gbt_param p;
+	struct gbt_model *m1, *m2;
+
+	(void)state;
+	make_linear(&r, n, k, 0.7, &x, &y);
+	y[n_train] = 1e8f; /* the first validation row: residual^2 about 1e16 */
+	gbt_param_init_defaults(&p);
+	p.n_rounds = 40;
+	p.n_threads = 1;
+	m1 = fit_ok(&p, x, y, n_train, x + n_train * k, y + n_train, n - n_train, k, NULL);
+	p.n_threads = 2;
+	m2 = fit_ok(&p, x, y, n_train, x + n_train * k, y + n_train, n - n_train, k, NULL);
+	assert_memory_equal(&(double){ gbt_best_score(m1) }, &(double){ gbt_best_score(m2) },
+			    sizeof(double));
+	assert_true(gbt_best_score(m1) > 1e3); /* the huge row is in it */
+	assert_same_model(m1, m2, x, n, k);
+	gbt_free(m1), gbt_free(m2);
+	free(x), free(y);
+}
+
 static void test_missing_values_accepted(void **state)
 {
 	struct rng r = { 9 };
@@ -952,6 +985,7 @@ int main(void)
 		cmocka_unit_test(test_gamma_predicts_positive_means),
 		cmocka_unit_test(test_tweedie_predicts_positive_means),
 		cmocka_unit_test(test_thread_count_does_not_change_predictions),
+		cmocka_unit_test(test_thread_count_does_not_change_best_score),
 		cmocka_unit_test(test_missing_values_accepted),
 		cmocka_unit_test(test_single_class_labels_do_not_crash),
 		cmocka_unit_test(test_bad_input_is_reported),
