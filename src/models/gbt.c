@@ -238,7 +238,7 @@ static int dense_batch_next(DataIterHandle handle)
 		 "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"%s\", "
 		 "\"version\": 3}", (uintptr_t)b->x, b->n_rows, b->n_features, typestr);
 	if (XGProxyDMatrixSetDataDense(b->proxy, iface) != 0 ||
-	    XGDMatrixSetFloatInfo(b->proxy, "label", b->y, b->n_rows) != 0 ||
+	    (b->y && XGDMatrixSetFloatInfo(b->proxy, "label", b->y, b->n_rows) != 0) ||
 	    (b->w && XGDMatrixSetFloatInfo(b->proxy, "weight", b->w, b->n_rows) != 0))
 		return 0; /* XGBoost then fails the creation with its own last error */
 	return 1;
@@ -500,9 +500,54 @@ static void model_set_attrs(struct gbt_model *m)
 	XGBoosterSetAttr(m->booster, "best_score", buf);
 }
 
-/* gbt_fit; x_release, when not NULL, is freed once the training matrix holds x_train. */
+struct gbt_rows {
+	DMatrixHandle matrix; /* XGBoost's quantile matrix, without labels between fits */
+	size_t n_rows, n_features;
+	int max_bin;
+};
+
+int gbt_rows_new(const float *x, size_t n_rows, size_t n_features,
+		 const char *const *feature_names, int n_threads, int max_bin,
+		 struct gbt_rows **out_rows, struct ltv_err *err)
+{
+	DMatrixHandle d = NULL;
+	int ret;
+
+	assert(x && out_rows);
+	*out_rows = NULL;
+	if (n_rows == 0 || n_features == 0 || n_features > INT_MAX)
+		return err_set(err, LTV_EINVAL,
+			       "gbt: cannot bin %zu rows of %zu features; need at least one of each",
+			       n_rows, n_features);
+	if (n_threads < 1 || max_bin < 2 || max_bin > 1024)
+		return err_set(err, LTV_ECONFIG, "gbt: binning needs n_threads >= 1 and max_bin "
+			       "in 2..1024, got %d and %d", n_threads, max_bin);
+	if ((ret = matrix_new(x, NULL, NULL, n_rows, n_features, feature_names, n_threads, 1,
+			      max_bin, &d, err)) < 0)
+		return ret;
+	*out_rows = xcalloc(1, sizeof(**out_rows));
+	(*out_rows)->matrix = d;
+	(*out_rows)->n_rows = n_rows;
+	(*out_rows)->n_features = n_features;
+	(*out_rows)->max_bin = max_bin;
+	return 0;
+}
+
+void gbt_rows_free(struct gbt_rows *r)
+{
+	if (!r)
+		return;
+	XGDMatrixFree(r->matrix);
+	free(r);
+}
+
+/*
+ * gbt_fit; x_release, when not NULL, is freed once the training matrix holds
+ * x_train; with binned, the rows are binned's (x_train unused) and only the
+ * labels are set on its matrix.
+ */
 static int fit(const struct gbt_param *p, const float *x_train, float **x_release,
-	       const float *y_train, const float *w_train, size_t n_train,
+	       struct gbt_rows *binned, const float *y_train, const float *w_train, size_t n_train,
 	       const float *x_valid, const float *y_valid, size_t n_valid,
 	       size_t n_features, const char *const *feature_names,
 	       struct gbt_model **out_model, struct ltv_err *err)
@@ -518,7 +563,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	double best_score = NAN;
 	int ret = 0;
 
-	assert(x_train && y_train && out_model);
+	assert((x_train || binned) && y_train && out_model);
 	assert(n_valid == 0 || (x_valid && y_valid));
 	*out_model = NULL;
 	if (reason)
@@ -531,11 +576,21 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	    (ret = check_labels(obj, y_valid, NULL, n_valid, "validation", err)) < 0)
 		return ret;
 
+	if (binned && (binned->n_rows != n_train || binned->n_features != n_features ||
+		       binned->max_bin != p->max_bin || w_train))
+		return err_set(err, LTV_EINVAL, "gbt: binned rows are %zu x %zu with max_bin %d; "
+			       "the fit wants %zu x %zu with max_bin %d%s", binned->n_rows,
+			       binned->n_features, binned->max_bin, n_train, n_features,
+			       p->max_bin, w_train ? " and weights" : "");
 	metric = metric_name(p, obj);
 	maximise = metric_maximises(metric);
-	if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features, feature_names,
-			      p->n_threads, 1, p->max_bin, &dtrain, err)) < 0)
+	if (binned) {
+		XGB_TRY(XGDMatrixSetFloatInfo(binned->matrix, "label", y_train, n_train));
+		dtrain = binned->matrix;
+	} else if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features,
+				     feature_names, p->n_threads, 1, p->max_bin, &dtrain, err)) < 0) {
 		goto out;
+	}
 	if (x_release) { /* the quantile matrix holds its own bins of every value */
 		free(*x_release);
 		*x_release = NULL;
@@ -621,7 +676,7 @@ out:
 		XGBoosterFree(booster);
 	if (dvalid)
 		XGDMatrixFree(dvalid);
-	if (dtrain)
+	if (dtrain && !binned)
 		XGDMatrixFree(dtrain);
 	free(metric);
 	return ret;
@@ -633,7 +688,7 @@ int gbt_fit(const struct gbt_param *p,
 	    size_t n_features, const char *const *feature_names,
 	    struct gbt_model **out_model, struct ltv_err *err)
 {
-	return fit(p, x_train, NULL, y_train, w_train, n_train, x_valid, y_valid, n_valid,
+	return fit(p, x_train, NULL, NULL, y_train, w_train, n_train, x_valid, y_valid, n_valid,
 		   n_features, feature_names, out_model, err);
 }
 
@@ -643,8 +698,17 @@ int gbt_fit_freeing_x(const struct gbt_param *p,
 		      size_t n_features, const char *const *feature_names,
 		      struct gbt_model **out_model, struct ltv_err *err)
 {
-	return fit(p, *x_train, x_train, y_train, w_train, n_train, x_valid, y_valid, n_valid,
-		   n_features, feature_names, out_model, err);
+	return fit(p, *x_train, x_train, NULL, y_train, w_train, n_train, x_valid, y_valid,
+		   n_valid, n_features, feature_names, out_model, err);
+}
+
+int gbt_fit_rows(const struct gbt_param *p, struct gbt_rows *train, const float *y_train,
+		 const float *x_valid, const float *y_valid, size_t n_valid,
+		 const char *const *feature_names, struct gbt_model **out_model,
+		 struct ltv_err *err)
+{
+	return fit(p, NULL, NULL, train, y_train, NULL, train->n_rows, x_valid, y_valid, n_valid,
+		   train->n_features, feature_names, out_model, err);
 }
 
 static int xgb_predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,
