@@ -627,7 +627,8 @@ static void test_binned_rows_fit_like_gbt_fit(void **state)
 		gbt_free(a), gbt_free(b);
 	}
 	p.max_bin = 32;
-	assert_int_equal(gbt_fit_rows(&p, rows, y, NULL, NULL, 0, NULL, &c, &err), LTV_EINVAL);
+	assert_int_equal(gbt_fit_rows(&p, rows, y_gamma, NULL, NULL, 0, NULL, &c, &err),
+			 LTV_EINVAL);
 	assert_non_null(strstr(err.msg, "max_bin"));
 	gbt_rows_free(rows);
 	gbt_rows_free(NULL);
