@@ -207,6 +207,8 @@ static cJSON *horizon_json(const struct eval_result *r, const struct eval_horizo
 	cJSON_AddNumberToObject(o, "users_mature_at_as_of", (double)eh->n_train);
 	add_num(o, "payer_rate_after_as_of", payer_rate(eh));
 	add_num(o, "interval_coverage_users", eh->coverage_users);
+	add_num(o, "interval_users_point_band", eh->point_band_users);
+	add_num(o, "interval_coverage_users_open_band", eh->coverage_users_open);
 	add_num(o, "interval_coverage_campaigns", eh->coverage_campaigns);
 	cJSON_AddNumberToObject(o, "interval_coverage_n_campaigns", (double)eh->n_coverage_campaigns);
 	cJSON_AddNumberToObject(o, "interval_campaign_groups", (double)eh->band_groups);
@@ -351,8 +353,14 @@ static void text_horizon(FILE *f, const struct eval_result *r, const struct eval
 	fprintf(f, "Campaign metrics over %zu campaigns with at least %d evaluated users.\n",
 		mix ? mix->scores.campaign.n_groups : 0, EVAL_MIN_CAMPAIGN_USERS);
 	fprintf(f, "ltvpipe's 80%% intervals hold %.1f%% of users' and %.1f%% of %zu campaigns' actual "
-		"ltv_%lld (80%% is the aim).\n\n", 100 * eh->coverage_users, 100 * eh->coverage_campaigns,
-		eh->n_coverage_campaigns, (long long)eh->horizon);
+		"ltv_%lld\n(80%% is the aim; over %zu campaigns a true 80%% band lands within +-%.1f points, "
+		"one standard\ndeviation). %.1f%% of users have the one-point band \"revenue so far\" (over "
+		"80%% of their like\npaid nothing more: a band that holds no more revenue holds them all); "
+		"the other users' bands\nhold %.1f%%.\n\n",
+		100 * eh->coverage_users, 100 * eh->coverage_campaigns, eh->n_coverage_campaigns,
+		(long long)eh->horizon, eh->n_coverage_campaigns,
+		eh->n_coverage_campaigns ? 100 * sqrt(0.16 / (double)eh->n_coverage_campaigns) : NAN,
+		100 * eh->point_band_users, 100 * eh->coverage_users_open);
 	text_table(f, eh, 0);
 	fprintf(f, "\nThe same on revenue after as_of only (actual and predicted minus the revenue seen\n"
 		   "before as_of: what had still to happen):\n\n");

@@ -230,14 +230,21 @@ static void interval_coverage(const struct loaded_model *m, size_t hi, struct ev
 	double *rev = xcalloc(n_cohorts + 1, sizeof(double)), *fut = xcalloc(n_cohorts + 1, sizeof(double));
 	double *act = xcalloc(n_cohorts + 1, sizeof(double));
 	size_t *cnt = xcalloc(n_cohorts + 1, sizeof(size_t)), inside = 0, n_user = 0, n_camp = 0, in_camp = 0;
+	size_t n_point = 0, in_open = 0;
 	const double slack = 1e-9;
 
 	for (size_t i = 0; i < eh->n; i++) {
 		const double pred = eh->series[0].pred[i];
 
 		if (!isnan(lo[i])) {
+			const int in = eh->actual[i] >= lo[i] - slack && eh->actual[i] <= up[i] + slack;
+
 			n_user++;
-			inside += eh->actual[i] >= lo[i] - slack && eh->actual[i] <= up[i] + slack;
+			inside += in;
+			if (lo[i] == up[i])
+				n_point++;
+			else
+				in_open += in;
 		}
 		rev[eh->cohort[i]] += pred;
 		fut[eh->cohort[i]] += pred - eh->rev_before[i];
@@ -256,6 +263,8 @@ static void interval_coverage(const struct loaded_model *m, size_t hi, struct ev
 		in_camp += act[c] >= c_lo - slack && act[c] <= c_hi + slack;
 	}
 	eh->coverage_users = n_user ? (double)inside / (double)n_user : NAN;
+	eh->point_band_users = n_user ? (double)n_point / (double)n_user : NAN;
+	eh->coverage_users_open = n_user > n_point ? (double)in_open / (double)(n_user - n_point) : NAN;
 	eh->coverage_campaigns = n_camp ? (double)in_camp / (double)n_camp : NAN;
 	eh->n_coverage_campaigns = n_camp;
 	eh->band_groups = m->pred.band[hi].n_groups;

@@ -22,6 +22,7 @@
 
 #include "ltv/experiment.h"
 #include "ltv/jbuf.h"
+#include "ltv/block_writer.h"
 #include "ltv/hash.h"
 #include "ltv/csvread.h"
 #include "ltv/data_source.h"
@@ -114,9 +115,6 @@ static void put_date(struct jbuf *b, int64_t t, int64_t *day, char *text)
 	}
 	jbuf_puts(b, text);
 }
-
-/* Lines are built in memory and written in blocks of about this many bytes. */
-#define WRITE_BLOCK (1 << 16)
 
 /* The frame's columns a users line reads, looked up once. */
 struct row_columns {
@@ -255,7 +253,8 @@ static void free_names(char **v, size_t n)
  * taken (the input file's own columns) gets the prefix "ltvpipe_", so no two
  * columns share a name.
  */
-static void write_prediction_header(FILE *f, const struct feature_params *fp, char **taken, size_t n_taken)
+static void put_prediction_header(struct jbuf *b, const struct feature_params *fp, char **taken,
+				  size_t n_taken)
 {
 	size_t n;
 	char **names = prediction_names(fp, &n);
@@ -265,41 +264,76 @@ static void write_prediction_header(FILE *f, const struct feature_params *fp, ch
 
 		for (size_t k = 0; k < n_taken && !clash; k++)
 			clash = strcmp(names[i], taken[k]) == 0;
-		fprintf(f, ",%s%s", clash ? "ltvpipe_" : "", names[i]);
+		jbuf_puts(b, clash ? ",ltvpipe_" : ",");
+		jbuf_puts(b, names[i]);
 	}
 	free_names(names, n);
+}
+
+/*
+ * Where a users file goes: its temporary in the set, or stdout for "-" (a
+ * pipe: there is no previous file to keep whole, and nothing to hash). Its
+ * text is written by a thread of its own (include/ltv/block_writer.h), which
+ * hashes it on the way for the scores record.
+ */
+static int users_file_open(struct output_set *set, const char *path, struct block_writer *w,
+			   struct ltv_err *err)
+{
+	FILE *f = stdout;
+	int ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
+
+	if (ret < 0)
+		return ret;
+	/* the writer writes to the descriptor: nothing may wait in the stream's buffer before it */
+	if (fflush(f) != 0)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s", path, strerror(errno));
+	block_writer_start(w, fileno(f));
+	return 0;
+}
+
+/* Writes the rest and waits for the writer; the content hash into hash (when not NULL). */
+static int users_file_close(struct block_writer *w, const char *path, char *hash, struct ltv_err *err)
+{
+	const int to_stdout = strcmp(path, "-") == 0;
+	char hex[HASH_HEX_LEN];
+	int ret = block_writer_finish(w, hex);
+
+	if (ret < 0 && to_stdout)
+		return err_set(err, LTV_EIO, "cannot write the users CSV to stdout: %s", strerror(-ret));
+	if (ret < 0)
+		return err_set(err, LTV_EIO, "cannot write '%s': %s; the previous file is unchanged",
+			       path, strerror(-ret));
+	if (hash)
+		snprintf(hash, HASH_HEX_LEN, "%s", to_stdout ? "" : hex);
+	return 0;
 }
 
 static int write_users_csv(const struct loaded_model *m, const struct model_data *d,
 			   const struct user_table *users, const struct scored *s,
 			   const struct provenance *pv, struct output_set *set, const char *path,
-			   struct ltv_err *err)
+			   char *hash, struct ltv_err *err)
 {
 	const struct feature_params *fp = &m->params;
 	const struct row_columns c = row_columns_of(m, d);
-	FILE *f = stdout;
-	struct jbuf b;
+	struct block_writer w;
+	struct jbuf *b;
 	int64_t day = INT64_MIN;
 	char date[16] = "";
-	/* "-": straight to stdout, for a pipe; there is no previous file to keep whole */
-	int ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
+	int ret = users_file_open(set, path, &w, err);
 
 	if (ret < 0)
 		return ret;
-	fprintf(f, "user_id,app_id,campaign");
-	write_prediction_header(f, fp, NULL, 0);
-	fputc('\n', f);
+	b = block_writer_block(&w);
+	jbuf_puts(b, "user_id,app_id,campaign");
+	put_prediction_header(b, fp, NULL, 0);
+	jbuf_add(b, "\n", 1);
 	/* printf per field cost more than predicting: each line is built in memory (numfmt.h). */
-	jbuf_init(&b);
 	for (size_t i = 0; i < s->n; i++) {
-		write_user_row(&b, m, d, &c, users, s, i, pv, &day, date);
-		if (b.len >= WRITE_BLOCK || i + 1 == s->n) {
-			fwrite(b.p, 1, b.len, f);
-			b.len = 0;
-		}
+		write_user_row(b, m, d, &c, users, s, i, pv, &day, date);
+		if (b->len >= BLOCK_WRITER_BLOCK)
+			b = block_writer_pass(&w);
 	}
-	jbuf_release(&b);
-	return ret;
+	return users_file_close(&w, path, hash, err);
 }
 
 /* ---- score --users F: the predictions added to the user's own file ---- */
@@ -354,6 +388,7 @@ static void user_lookup_build(struct user_lookup *l, const struct user_table *us
 {
 	const double *uid = frame_column(&d->frame, "uid");
 
+	memset(l, 0, sizeof(*l)); /* reasons and n_reasons too: load_rejects only appends */
 	l->users = users;
 	l->next = 0;
 	l->have_ids = 0;
@@ -483,29 +518,77 @@ static void unscored_tail(struct unscored_tail *t, const char *reason, size_t n_
  * says why a row has no prediction. A prediction column whose name F already
  * uses is prefixed with "ltvpipe_".
  */
-static int write_own_file(const struct loaded_model *m, const struct model_data *d,
-			  const struct user_table *users, const struct scored *s, int64_t as_of,
-			  const struct provenance *pv, const char *users_path, const char *scratch_dir,
-			  struct output_set *set, const char *path, struct ltv_err *err)
+/*
+ * The predictions a thread writing the users file waits for (struct
+ * own_writer): a row without one needs none, so those rows are written while
+ * the predictions are made.
+ */
+struct predictions_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state; /* 0 not made yet, 1 made, -1 never (the score failed) */
+};
+
+/* 1 once the predictions are made, -1 when they never will be. */
+static int gate_wait(struct predictions_gate *g)
 {
+	int state;
+
+	pthread_mutex_lock(&g->lock);
+	while (g->state == 0)
+		pthread_cond_wait(&g->cond, &g->lock);
+	state = g->state;
+	pthread_mutex_unlock(&g->lock);
+	return state;
+}
+
+static void gate_set(struct predictions_gate *g, int state)
+{
+	pthread_mutex_lock(&g->lock);
+	g->state = state;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* What write_own_file writes: one user's file. */
+struct own_file {
+	const struct loaded_model *m;
+	const struct model_data *d;
+	const struct user_table *users;
+	const struct scored *s;
+	int64_t as_of;
+	const struct provenance *pv;
+	const char *users_path, *scratch_dir, *path;
+	char *hash;                    /* the content hash, or NULL */
+	struct block_writer *started;  /* the file already open (own_writer), or NULL: opened here in set */
+	struct predictions_gate *gate; /* waited for before the first prediction is read, or NULL */
+};
+
+static int write_own_file(const struct own_file *o, struct output_set *set, struct ltv_err *err)
+{
+	const struct loaded_model *m = o->m;
+	const struct model_data *d = o->d;
+	const struct scored *s = o->s;
+	const struct provenance *pv = o->pv;
+	const char *users_path = o->users_path, *path = o->path;
+	const int64_t as_of = o->as_of;
 	const struct config *cfg = &m->cfg;
 	const struct feature_params *fp = &m->params;
 	const struct row_columns c = row_columns_of(m, d);
 	struct csv_reader *r = NULL;
 	struct user_lookup l;
-	struct jbuf b;
+	struct block_writer own_w, *w = o->started ? o->started : &own_w;
+	struct jbuf *b = NULL;
 	struct unscored_tail tail = { NULL, { NULL, 0, 0 } };
 	int64_t day = INT64_MIN;
 	char date[16] = "";
 	char **fields, **header = NULL, why[256];
 	size_t n, n_header = 0, n_pred = 0, line;
-	int id_col = -1, reason_taken = 0, ret;
-	FILE *f = NULL;
+	int id_col = -1, reason_taken = 0, open = o->started != NULL, predicted = !o->gate, ret;
 
-	jbuf_init(&b);
 	jbuf_init(&tail.line);
-	user_lookup_build(&l, users, d, s);
-	load_rejects(&l, scratch_dir, users_path);
+	user_lookup_build(&l, o->users, d, s);
+	load_rejects(&l, o->scratch_dir, users_path);
 	r = csv_reader_open(users_path, err);
 	if (!r) {
 		ret = err->code;
@@ -530,17 +613,17 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 		goto out;
 	}
 	/* "-": straight to stdout, as write_users_csv does */
-	f = stdout;
-	ret = strcmp(path, "-") == 0 ? 0 : output_set_add(set, path, &f, err);
-	if (ret < 0)
+	if (!open && (ret = users_file_open(set, path, w, err)) < 0)
 		goto out;
+	open = 1;
+	b = block_writer_block(w);
 	for (size_t i = 0; i < n_header; i++) {
 		if (i)
-			fputc(',', f);
-		csv_write_field(f, fields[i]);
+			jbuf_add(b, ",", 1);
+		put_field(b, fields[i]);
 	}
-	write_prediction_header(f, fp, header, n_header);
-	fprintf(f, ",%sreason\n", reason_taken ? "ltvpipe_" : "");
+	put_prediction_header(b, fp, header, n_header);
+	jbuf_puts(b, reason_taken ? ",ltvpipe_reason\n" : ",reason\n");
 	{
 		/* only their number is needed here; n_pred is set by the call, so not in one expression */
 		char **names = prediction_names(fp, &n_pred);
@@ -554,30 +637,37 @@ static int write_own_file(const struct loaded_model *m, const struct model_data 
 
 		for (size_t k = 0; k < n_header; k++) {
 			if (k)
-				jbuf_add(&b, ",", 1);
-			put_field(&b, k < n ? fields[k] : "");
+				jbuf_add(b, ",", 1);
+			put_field(b, k < n ? fields[k] : "");
 		}
 		if (n != n_header)
 			reason = "rejected: the row's field count differs from the header's";
 		else
 			reason = user_unscored_reason(&l, fp, fields[id_col], line, as_of, why,
 						      sizeof(why), &i);
+		if (!reason && !predicted && (predicted = gate_wait(o->gate)) < 0) {
+			ret = err_set(err, LTV_EINTERNAL, "no predictions to write"); /* not reported */
+			break;
+		}
 		if (!reason) {
-			put_prediction_fields(&b, m, d, &c, s, i, pv, &day, date);
-			jbuf_add(&b, ",\n", 2);
+			put_prediction_fields(b, m, d, &c, s, i, pv, &day, date);
+			jbuf_add(b, ",\n", 2);
 		} else {
 			unscored_tail(&tail, reason, n_pred, pv);
-			jbuf_add(&b, tail.line.p, tail.line.len);
+			jbuf_add(b, tail.line.p, tail.line.len);
 		}
-		if (b.len >= WRITE_BLOCK) {
-			fwrite(b.p, 1, b.len, f);
-			b.len = 0;
-		}
+		if (b->len >= BLOCK_WRITER_BLOCK)
+			b = block_writer_pass(w);
 	}
-	if (b.len)
-		fwrite(b.p, 1, b.len, f);
 out:
-	jbuf_release(&b);
+	/* the writer is waited for even after an error (its temporary is then removed) */
+	if (open) {
+		struct ltv_err close_err;
+		int closed = users_file_close(w, path, o->hash, ret == 0 ? err : &close_err);
+
+		if (ret == 0)
+			ret = closed;
+	}
 	jbuf_release(&tail.line);
 	free(tail.reason);
 	csv_reader_free(r);
@@ -586,6 +676,76 @@ out:
 		free(header[i]);
 	free(header);
 	return ret;
+}
+
+/*
+ * score --users F --output FILE: F's file written on a thread of its own from
+ * before the predictions are made. Its rows without a prediction (the users
+ * older than the longest horizon: the first two thirds of a file in install
+ * order) are written while the models predict; the thread waits at the
+ * first row that needs a prediction (predictions_gate). The set holds the
+ * users file first, as when it was written after the predictions.
+ */
+struct own_writer {
+	struct own_file file;
+	struct output_set set;
+	struct block_writer w;
+	struct predictions_gate gate;
+	pthread_t thread;
+	int threaded, ret;
+	struct ltv_err err;
+};
+
+static void *own_writer_main(void *arg)
+{
+	struct own_writer *o = arg;
+
+	o->ret = write_own_file(&o->file, &o->set, &o->err);
+	return NULL;
+}
+
+/* Opens the users file into o->set and starts the thread (o->file set by the caller). */
+static int own_writer_start(struct own_writer *o, struct ltv_err *err)
+{
+	int ret;
+
+	output_set_init(&o->set);
+	pthread_mutex_init(&o->gate.lock, NULL);
+	pthread_cond_init(&o->gate.cond, NULL);
+	o->gate.state = 0;
+	o->threaded = 0;
+	o->ret = 0;
+	ret = users_file_open(&o->set, o->file.path, &o->w, err);
+	if (ret < 0)
+		return ret;
+	o->file.started = &o->w;
+	o->file.gate = &o->gate;
+	o->threaded = pthread_create(&o->thread, NULL, own_writer_main, o) == 0;
+	return 0;
+}
+
+/*
+ * The predictions are made (made = 1) or never will be (-1): the file is
+ * finished; its error, or 0. Without a thread it is written here.
+ */
+static int own_writer_join(struct own_writer *o, int made, struct ltv_err *err)
+{
+	gate_set(&o->gate, made);
+	if (o->threaded)
+		pthread_join(o->thread, NULL);
+	else
+		own_writer_main(o);
+	o->threaded = 0;
+	if (o->ret < 0 && made > 0)
+		*err = o->err;
+	return made > 0 ? o->ret : 0;
+}
+
+static void own_writer_release(struct own_writer *o)
+{
+	output_set_release(&o->set);
+	pthread_mutex_destroy(&o->gate.lock);
+	pthread_cond_destroy(&o->gate.cond);
 }
 
 /* ---- campaign summary and report ---- */
@@ -943,7 +1103,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 			struct ltv_err *err)
 {
 	const int to_stdout = strcmp(output, "-") == 0;
-	struct output_set set;
+	struct output_set own_set, *set = w->own ? &w->own->set : &own_set;
 	struct campaign_sum *cs;
 	char *campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", output);
 	char *report_path = to_stdout ? NULL : xasprintf("%s.report.txt", output);
@@ -951,22 +1111,31 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	size_t n_cs = 0;
 	int ret;
 
-	output_set_init(&set);
+	if (!w->own)
+		output_set_init(&own_set);
 	cs = summarise(m, d, s, m->params.horizons.n, &n_cs);
-	ret = w->own_file ? write_own_file(m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
-					   &set, output, err)
-			  : write_users_csv(m, d, users, s, w->pv, &set, output, err);
+	if (w->own) {
+		ret = own_writer_join(w->own, 1, err);
+	} else if (w->own_file) {
+		const struct own_file o = { m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
+					    output, w->users_hash, NULL, NULL };
+
+		ret = write_own_file(&o, set, err);
+	} else {
+		ret = write_users_csv(m, d, users, s, w->pv, set, output, w->users_hash, err);
+	}
 	if (ret == 0 && !to_stdout)
-		ret = write_campaigns_csv(&m->params, cs, n_cs, w->pv, &set, campaigns_path, err);
+		ret = write_campaigns_csv(&m->params, cs, n_cs, w->pv, set, campaigns_path, err);
 	if (ret == 0 && !to_stdout)
-		ret = write_report(m, d, s, cs, n_cs, as_of, &set, report_path, err);
+		ret = write_report(m, d, s, cs, n_cs, as_of, set, report_path, err);
 	if (ret == 0 && !to_stdout)
-		ret = write_report_html(m, d, s, cs, n_cs, as_of, &set, html_path, err);
+		ret = write_report_html(m, d, s, cs, n_cs, as_of, set, html_path, err);
 	if (ret == 0 && to_stdout && fflush(stdout) != 0)
 		ret = err_set(err, LTV_EIO, "cannot write the users CSV to stdout");
 	if (ret == 0)
-		ret = output_set_commit(&set, err);
-	output_set_release(&set);
+		ret = output_set_commit(set, err);
+	if (!w->own)
+		output_set_release(&own_set); /* w->own's: its owner's (own_writer_release) */
 	free(cs);
 	free(campaigns_path);
 	free(report_path);
@@ -985,12 +1154,17 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
  */
 static int record_score(const struct config *cfg, const struct score_options *opts,
 			const struct provenance *pv, int64_t as_of, size_t n_users,
-			int64_t *out_id, struct ltv_err *err)
+			const char *written_hash, int64_t *out_id, struct ltv_err *err)
 {
 	char hash[HASH_HEX_LEN] = "(stdout: not hashed)";
 	struct registry *reg = NULL;
-	/* --output -: the CSV went down a pipe; there is no file to hash */
-	int ret = strcmp(opts->output, "-") == 0 ? 0 : hash_file_hex(opts->output, hash, err);
+	/*
+	 * --output -: the CSV went down a pipe; there is no file to hash. The
+	 * writer hashed what it wrote (reading 236 MB back at 1M users took 0.2 s).
+	 */
+	int ret = strcmp(opts->output, "-") == 0 ? 0 :
+		  *written_hash ? (snprintf(hash, sizeof(hash), "%s", written_hash), 0) :
+		  hash_file_hex(opts->output, hash, err);
 
 	if (ret == 0)
 		ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
@@ -1237,9 +1411,11 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	struct user_data mem;
 	char scratch[4096] = ""; /* --users F: the rejects of reading it */
 	char *campaigns_path = NULL, *report_path = NULL, *html_path = NULL, iso[32], differs[512] = "";
+	char users_hash[HASH_HEX_LEN] = "";
 	size_t n_cs = 0;
 	int64_t version, as_of = opts->as_of;
-	int have_model = 0, to_stdout = 0, ret;
+	struct own_writer own;
+	int have_model = 0, have_own = 0, to_stdout = 0, ret;
 	double started = now_seconds();
 
 	user_data_init(&mem);
@@ -1306,6 +1482,19 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 			s.rows[s.n++] = i;
 		}
 	}
+	to_stdout = strcmp(opts->output, "-") == 0;
+	pv.version = version;
+	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
+	time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
+	/* --users F: its rows without a prediction are written while the models predict (own_writer) */
+	if (opts->users_path && !to_stdout) {
+		own.file = (struct own_file){ &m, &d, users, &s, as_of, &pv, opts->users_path, scratch,
+					      opts->output, users_hash, NULL, NULL };
+		ret = own_writer_start(&own, err);
+		have_own = 1;
+		if (ret < 0)
+			goto out;
+	}
 	if (s.n > 0 || !opts->shard.count)
 		ret = serving_predict(&m, &d, s.rows, s.n, &s.sv, err);
 	/* A/B: without --model, a running experiment's candidate serves its share of users. */
@@ -1314,12 +1503,9 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 						 &s.sv, out, err);
 	if (ret < 0)
 		goto out;
-	to_stdout = strcmp(opts->output, "-") == 0;
-	pv.version = version;
-	time_format_iso8601(as_of, pv.as_of, sizeof(pv.as_of));
-	time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));
 	{
-		const struct score_write w = { &pv, opts->users_path, scratch };
+		const struct score_write w = { &pv, opts->users_path, scratch, users_hash,
+					       have_own ? &own : NULL };
 
 		ret = score_write_outputs(&m, &d, users, &s, as_of, &w, opts->output, &n_cs, err);
 	}
@@ -1329,7 +1515,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	report_path = to_stdout ? NULL : xasprintf("%s.report.txt", opts->output);
 	html_path = to_stdout ? NULL : xasprintf("%s.report.html", opts->output);
 	if (ret == 0)
-		ret = record_score(cfg, opts, &pv, as_of, s.n, &score_id, err);
+		ret = record_score(cfg, opts, &pv, as_of, s.n, users_hash, &score_id, err);
 	if (ret == 0)
 		fprintf(out, "scored %zu users in %zu campaigns with model version %lld at as_of %s in %.2f s\n"
 			"  users:     %s\n  campaigns: %s\n  report:    %s (and %s)\n  recorded as score %lld in "
@@ -1359,6 +1545,13 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		}
 	}
 out:
+	if (have_own) {
+		struct ltv_err ignored;
+
+		if (own.threaded) /* the score failed before the file was finished: it is removed */
+			own_writer_join(&own, -1, &ignored);
+		own_writer_release(&own);
+	}
 	free(campaigns_path);
 	free(report_path);
 	free(html_path);

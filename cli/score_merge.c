@@ -442,7 +442,7 @@ int shard_merge_scores_run(const struct config *cfg, struct registry *reg, const
 	if (ret == 0) {
 		/* scored_at is the merge's: the shards' own times are not kept */
 		struct provenance pv = { .version = m.version };
-		const struct score_write w = { &pv, NULL, NULL };
+		const struct score_write w = { .pv = &pv };
 
 		time_format_iso8601(mg.sh[0].as_of, pv.as_of, sizeof(pv.as_of));
 		time_format_iso8601(score_scored_at_now(), pv.scored_at, sizeof(pv.scored_at));

@@ -202,6 +202,8 @@ static int users_without_validation_label(struct stage_ctx *ctx, const struct mo
 		install[out->n] = (double)users.install_time[u];
 		out->app[out->n++] = strmap_get(&app_code, users.app_id[u], &a) == 0 ? (double)a : -1;
 	}
+	/* Not needed past here: freed before the days are read (bgnbd and pareto_nbd run together). */
+	user_table_release(&users);
 	days.install = install;
 	days.n_slots = out->n;
 	days.x = xcalloc(out->n ? out->n : 1, sizeof(double));
@@ -221,7 +223,6 @@ static int users_without_validation_label(struct stage_ctx *ctx, const struct mo
 	free(install);
 	free(slot);
 	strmap_release(&app_code);
-	user_table_release(&users);
 	return ret;
 }
 

@@ -25,7 +25,8 @@
  * snapshot age and a row takes the mean of its own age (include/ltv/
  * age_means.h): a cluster holds rows of every age, whose futures fall
  * steeply with it. Those are made monotone across horizons where they are
- * served (serving/lookalike_model.c, future_by_age).
+ * served (age_means_monotone in include/ltv/age_means.h, called by
+ * serving/lookalike_model.c's future_by_age).
  *
  * Artefact: blob "kmeans" (kmeans_save: scaler and centroids) and blob
  * "lookalike" (format in include/ltv/lookalike_model.h).
@@ -170,7 +171,7 @@ static void make_monotone(struct lookalike_state *s)
 
 			if (!hj->n_train || hj->horizon >= hi->horizon)
 				continue;
-			/* The means by age are made monotone where they are served (future_by_age). */
+			/* The means by age are made monotone where they are served (age_means_monotone). */
 			for (size_t c = 0; c < s->km->k; c++)
 				hi->future[c] = fmax(hi->future[c], hj->future[c]);
 		}

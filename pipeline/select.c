@@ -788,10 +788,14 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	return ret;
 }
 
-/* The served mix's campaign WAPE on the validation rows at horizon (NaN: not measurable). */
+/*
+ * The served mix's campaign WAPE on the validation rows at horizon (NaN: not
+ * measurable); its predictions of s's rows are copied to keep (n_valid
+ * values) when keep is not NULL.
+ */
 static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_data *d,
 				const struct predictor *p, int64_t horizon, const struct row_split *s,
-				double *const *by_method)
+				double *const *by_method, double *keep)
 {
 	const double *y = model_data_label(d, horizon);
 	const size_t n = s->n_valid, alloc = n ? n : 1;
@@ -801,6 +805,8 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
 	struct ltv_err err = { 0 };
 	double wape = NAN;
 
+	for (size_t i = 0; i < n; i++)
+		pred[i] = NAN;
 	if (y && n > 0 &&
 	    predictor_predict_raw_given(p, d, s->valid, n, horizon, (const double *const *)by_method,
 					pred, NULL, NULL, &err) == 0) {
@@ -813,10 +819,35 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
 		    camp.n_groups > 0)
 			wape = camp.wape;
 	}
+	if (keep)
+		memcpy(keep, pred, n * sizeof(double));
 	free(pred);
 	free(actual);
 	free(group);
 	return wape;
+}
+
+/*
+ * select.rank_share 3: whether the mix without the share (alone) has
+ * significantly lower campaign errors than with it on the validated cohorts
+ * (the paired bootstrap over users that every move off a parent's choice
+ * needs). with and alone are the mix's predictions of s's rows.
+ */
+static int share_significantly_worse(const struct model_data *d, int64_t horizon,
+				     const struct row_split *s, const struct cohort_eval *ev,
+				     size_t n_cohorts, double *with, double *alone)
+{
+	double *pred[N_CANDIDATES];
+	struct user_resid users;
+	int worse;
+
+	/* candidate 0: with the share, 1: without; the others are unused copies */
+	for (int m = 0; m < N_CANDIDATES; m++)
+		pred[m] = m == 1 ? alone : with;
+	user_resid_build(d, horizon, s, pred, NULL, -1, n_cohorts, &users);
+	worse = significantly_better(&users, ev, n_cohorts, -1, 0, 0, 1);
+	user_resid_release(&users);
+	return worse;
 }
 
 /*
@@ -828,26 +859,42 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
  * order gains.
  */
 static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
-		      int64_t horizon, const struct row_split *s, double *const *pred)
+		      int64_t horizon, const struct row_split *s, double *const *pred,
+		      const struct cohort_eval *ev, size_t n_cohorts)
 {
 	const int h = feature_params_horizon_index(&d->params, horizon);
+	const int64_t mode = ctx->cfg->select.rank_share;
 	char key[48], *verdict = NULL;
 
-	if (!ctx->cfg->select.rank_share)
+	if (!mode)
 		return;
 	predictor_fit_share(p, d, horizon, s->valid, s->n_valid, pred,
 			    (size_t)ctx->cfg->select.min_validation_users);
 	/* select.rank_share 2: kept whatever the totals say (ranking over totals) */
-	if (p->share[h].ranker[0] >= 0 && ctx->cfg->select.rank_share == 1) {
+	if (p->share[h].ranker[0] >= 0 && (mode == 1 || mode == 3)) {
 		struct rank_share fitted = p->share[h];
-		const double with = mix_campaign_wape(ctx, d, p, horizon, s, pred);
+		double *mix_with = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		double *mix_alone = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		const double with = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_with);
 		double alone;
+		int keep;
 
 		rank_share_init(&p->share[h]);
-		alone = mix_campaign_wape(ctx, d, p, horizon, s, pred);
-		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without",
-				    with <= alone ? "kept" : "dropped", with, alone);
-		if (with <= alone) {
+		alone = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_alone);
+		/*
+		 * 3: the share moves no campaign's total on purpose (it keeps the
+		 * chosen method's, up to ratios pooled over thin cells), so a
+		 * difference in totals is noise unless the bootstrap says otherwise.
+		 */
+		keep = with <= alone ||
+		       (mode == 3 && !share_significantly_worse(d, horizon, s, ev, n_cohorts, mix_with,
+								mix_alone));
+		free(mix_with);
+		free(mix_alone);
+		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without%s",
+				    keep ? "kept" : "dropped", with, alone,
+				    keep && with > alone ? " (not significantly worse)" : "");
+		if (keep) {
 			rank_share_release(&p->share[h]);
 			p->share[h] = fitted;
 		} else {
@@ -959,7 +1006,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 		if (validated == 0)
 			predictor_choices_reset(p, h);
 		else
-			fit_share(ctx, d, p, horizon, &s, pred);
+			fit_share(ctx, d, p, horizon, &s, pred, ev, n_cohorts);
 	}
 	/* no validation user has lived this horizon (not merely too few per campaign) */
 	if (ret == 0 && s.n_valid == 0 && ctx->cfg->select.unlabelled) {
@@ -1060,7 +1107,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
 	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
-	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred);
+	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred, ev, n_cohorts);
 	ret = add_mix_metrics(ctx, vd, &p, &s, pred, ev, n_cohorts);
 	if (ret < 0)
 		goto out;

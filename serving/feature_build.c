@@ -681,6 +681,12 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 	if (mode == FEATURE_ROWS_HELD_OUT)
 		add_held_out_columns(out, &cols);
 	fill_mode_rows(&br, &cols);
+	/* The rows are filled: the days (72 MB at 1,000,000 users) go before more columns come. */
+	free(br.days);
+	free(br.first_day);
+	free(br.first_row);
+	br.days = NULL;
+	br.first_day = br.first_row = NULL;
 	br.stats.users = (int64_t)n_installed;
 	*out_apps = dictionary(br.users->app_id, br.age_of_uid, br.users->n, out,
 			       frame_add_column(out, "app_code"), out_n_apps);

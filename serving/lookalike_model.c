@@ -172,30 +172,42 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 	return 0;
 }
 
+/* One cluster, for age_means_monotone's callbacks. */
+struct cluster_at {
+	const struct lookalike_state *s;
+	int c;
+};
+
+/* Horizon j's length, -1 when it was not trained. */
+static int64_t trained_horizon(const void *ctx, size_t j)
+{
+	const struct lookalike_state *s = ((const struct cluster_at *)ctx)->s;
+
+	return s->h[j].n_train ? s->h[j].horizon : -1;
+}
+
+/* Cluster c's mean future at horizon j for a row aged age (its mean by age, else its mean). */
+static double cluster_future(const void *ctx, size_t j, double age)
+{
+	const struct cluster_at *at = ctx;
+	const struct lookalike_horizon *hj = &at->s->h[j];
+
+	return hj->by_age ? age_means_at(&hj->by_age[at->c], age, hj->future[at->c])
+			  : hj->future[at->c];
+}
+
 /*
  * lookalike.mean_by_age: cluster c's revenue still to come at horizon h for a
- * row aged `age`: the largest of its means at that age over the trained
- * horizons up to h that the age has not lived (what is still to come before
- * a shorter horizon is still to come before h), so predictions are monotone
- * across horizons at every age, between snapshots too; nothing is still to
- * come at a horizon the age has lived. The means by age of two horizons need
- * not have the same ages (an age with too few rows keeps the pooled mean),
- * which is why this is taken here and not when fitting.
+ * row aged `age`, monotone across horizons by age_means_monotone's rule;
+ * nothing is still to come at a horizon the age has lived (0).
  */
 static double future_by_age(const struct lookalike_state *s, const struct lookalike_horizon *h,
 			    int c, double age)
 {
-	double future = 0.0;
+	const struct cluster_at at = { s, c };
+	const struct age_means_horizons hs = { s->n_h, trained_horizon, cluster_future, &at };
 
-	for (size_t j = 0; j < s->n_h; j++) {
-		const struct lookalike_horizon *hj = &s->h[j];
-
-		if (!hj->n_train || hj->horizon > h->horizon || age >= (double)hj->horizon)
-			continue;
-		future = fmax(future, hj->by_age ? age_means_at(&hj->by_age[c], age, hj->future[c])
-						 : hj->future[c]);
-	}
-	return future;
+	return fmax(age_means_monotone(&hs, h->horizon, age, 0), 0.0);
 }
 
 int lookalike_predict_threads(const struct lookalike_state *s, const struct model_data *d,

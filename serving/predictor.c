@@ -814,7 +814,7 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 }
 
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
-		       size_t n, int64_t horizon, const double *const *given,
+		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
 		       struct prediction_memo *memo, double *out_ltv, int *out_method,
 		       double *out_p_payer, struct ltv_err *err);
 
@@ -823,8 +823,8 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 				const double *const *given, double *out_ltv, int *out_method,
 				double *out_p_payer, struct ltv_err *err)
 {
-	return predict_raw(p, d, rows, n, horizon, given, NULL, out_ltv, out_method, out_p_payer,
-			   err);
+	return predict_raw(p, d, rows, n, horizon, horizon, given, NULL, out_ltv, out_method,
+			   out_p_payer, err);
 }
 
 int predictor_predict_raw_memo(const struct predictor *p, const struct model_data *d,
@@ -834,7 +834,14 @@ int predictor_predict_raw_memo(const struct predictor *p, const struct model_dat
 	if (memo && !prediction_memo_fits(memo, d, horizon))
 		return err_set(err, LTV_EINTERNAL, "predictions kept for other rows or another "
 			       "horizon than %lld days", (long long)horizon);
-	return predict_raw(p, d, rows, n, horizon, NULL, memo, out_ltv, NULL, NULL, err);
+	return predict_raw(p, d, rows, n, horizon, horizon, NULL, memo, out_ltv, NULL, NULL, err);
+}
+
+int predictor_predict_raw_at(const struct predictor *p, const struct model_data *d,
+			     const size_t *rows, size_t n, int64_t horizon, int64_t at_horizon,
+			     double *out_ltv, struct ltv_err *err)
+{
+	return predict_raw(p, d, rows, n, horizon, at_horizon, NULL, NULL, out_ltv, NULL, NULL, err);
 }
 
 /*
@@ -857,13 +864,15 @@ static double *pred_column(double **pred, int m, const unsigned char *want, size
 }
 
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
-		       size_t n, int64_t horizon, const double *const *given,
+		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
 		       struct prediction_memo *memo, double *out_ltv, int *out_method,
 		       double *out_p_payer, struct ltv_err *err)
 {
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
+	/* h: whose choices serve; the methods predict at_horizon (index ha) */
 	const int h = feature_params_horizon_index(&p->params, horizon);
+	const int ha = feature_params_horizon_index(&p->params, at_horizon);
 	const struct predictor_choices *choices = predictor_choices_at(p, h);
 	double *pred[METHOD_COUNT] = { 0 }, *p_payer = xmalloc(alloc * sizeof(double));
 	double *ratio = xmalloc(alloc * sizeof(double));
@@ -871,12 +880,13 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	int *chosen = xmalloc(alloc * sizeof(int)), *ranker = xmalloc(alloc * sizeof(int)), ret = 0;
 	int is_given[METHOD_COUNT] = { 0 };
 
-	if (h < 0) {
+	if (h < 0 || ha < 0) {
 		free(p_payer);
 		free(ratio);
 		free(ranker);
 		free(chosen);
-		return err_set(err, LTV_EUSAGE, "%lld days is not a configured horizon", (long long)horizon);
+		return err_set(err, LTV_EUSAGE, "%lld days is not a configured horizon",
+			       (long long)(h < 0 ? horizon : at_horizon));
 	}
 	/*
 	 * Each method predicts only the rows that need it: those that chose it,
@@ -911,7 +921,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		want[0][i] |= out_p_payer != NULL;
 	}
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
-		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m],
+		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
 				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL, memo, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = chosen[i];
@@ -929,7 +939,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 						     rev_window[rows[i]]);
 		}
 		if (m == METHOD_GLOBAL_MEDIAN)
-			out_ltv[i] = rev_window[rows[i]] + p->global_median[h];
+			out_ltv[i] = rev_window[rows[i]] + p->global_median[ha];
 		if (out_method)
 			out_method[i] = m;
 	}
@@ -944,7 +954,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 				missing += want[m][i] = 1;
 		if (missing == 0)
 			break;
-		ret = predict_wanted(p, m, d, rows, n, horizon, want[m], done[m],
+		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
 				     pred_column(pred, m, want[m], n), NULL, memo, err);
 		for (size_t i = 0; i < n && ret == 0; i++)
 			if (want[m][i] && !isnan(pred[m][i])) {
@@ -955,7 +965,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	}
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		if (isnan(out_ltv[i])) {
-			out_ltv[i] = rev_window[rows[i]] + p->global_median[h];
+			out_ltv[i] = rev_window[rows[i]] + p->global_median[ha];
 			if (out_method)
 				out_method[i] = METHOD_GLOBAL_MEDIAN;
 		}

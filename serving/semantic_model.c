@@ -213,6 +213,31 @@ static double campaign_value(const struct semantic_horizon *h, size_t top_k, con
 	return taken ? sum / sum_sim : doc_value(h, SIZE_MAX, age);
 }
 
+/* One campaign, for age_means_monotone's callbacks. */
+struct campaign_at {
+	const struct semantic_state *s;
+	const char *app, *name;
+	int leave_one_out;
+	struct value_scratch *sc;
+};
+
+/* Horizon j's length, -1 when it was not trained. */
+static int64_t trained_horizon(const void *ctx, size_t j)
+{
+	const struct semantic_state *s = ((const struct campaign_at *)ctx)->s;
+
+	return isnan(s->h[j].global_mean) ? -1 : s->h[j].horizon;
+}
+
+/* The campaign's value at horizon j for a row aged age (campaign_value). */
+static double horizon_value(const void *ctx, size_t j, double age)
+{
+	const struct campaign_at *at = ctx;
+
+	return campaign_value(&at->s->h[j], at->s->top_k, at->app, at->name, at->leave_one_out, age,
+			      at->sc);
+}
+
 /* 0 for NaN (no age), else 1 + the index of the largest snapshot at or below age. */
 static size_t age_slot(const struct int_list *snapshots, double age)
 {
@@ -259,19 +284,12 @@ int semantic_predict_rows(const struct semantic_state *s, const struct model_dat
 			const char *app = d->apps[cohort / d->n_campaigns];
 			const char *name = d->campaigns[cohort % d->n_campaigns];
 
-			value[c] = NAN;
-			for (size_t hi = 0; hi < s->n_h; hi++) {
-				const struct semantic_horizon *h = &s->h[hi];
-				double v;
+			const struct campaign_at at = { s, app, name, leave_one_out, &sc };
+			const struct age_means_horizons hs = { s->n_h, trained_horizon, horizon_value,
+							       &at };
 
-				/* A shorter horizon the row's age has passed is observed, not kept above. */
-				if (h->horizon > horizon || isnan(h->global_mean) ||
-				    (h->horizon < horizon && age >= (double)h->horizon))
-					continue;
-				v = campaign_value(h, s->top_k, app, name, leave_one_out, age, &sc);
-				if (isnan(value[c]) || v > value[c])
-					value[c] = v;
-			}
+			/* A row past the asked horizon keeps its value (a shorter one lived is not kept). */
+			value[c] = age_means_monotone(&hs, horizon, age, AGE_MEANS_OWN_HORIZON_ALWAYS);
 			done[c] = 1;
 		}
 		/* Negative only for a horizon inside the window: never below what was observed. */

@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "ltv/btyd_model.h"
@@ -50,12 +51,14 @@ static void fill_band(const struct loaded_model *m, size_t h, const double *seen
 		}
 		conformal_row(band, out->ltv[h][i] - seen[i], &lo, &hi);
 		/*
-		 * The band is of outcomes, and most users' revenue to come is exactly 0,
-		 * so it can leave out the expected value itself (0.02 expected, band
-		 * [0, 0]); a reader expects the value inside its interval.
+		 * The band is of outcomes, not of the expected value: most users'
+		 * revenue to come is exactly 0 and a few pay a lot, so the expected
+		 * value can lie above it (0.02 expected, band [0, 0]). It used to be
+		 * stretched to hold the value, which made it hold more than 80% of
+		 * outcomes (README "Campaign intervals", per-user intervals).
 		 */
-		out->ltv_lo[h][i] = fmin(seen[i] + lo, out->ltv[h][i]);
-		out->ltv_hi[h][i] = fmax(seen[i] + hi, out->ltv[h][i]);
+		out->ltv_lo[h][i] = seen[i] + lo;
+		out->ltv_hi[h][i] = seen[i] + hi;
 	}
 }
 
@@ -120,11 +123,102 @@ void served_copy_row(struct served *dst, size_t i, const struct served *src, siz
 	dst->fallback[i] = src->fallback[j];
 }
 
+/*
+ * select.horizon_step 1: for rows that have not lived the previous horizon
+ * (not observed there), v = the previous horizon's served value + the
+ * revenue this horizon's own methods put between the two horizons (its
+ * value here minus its value at the previous horizon, both calibrated as
+ * here, never below 0). Why: the two horizons may be served by different
+ * methods (seed 3 at 30 and 90 days: pareto_nbd ranked by hurdle, then
+ * curves), and the larger of the two user by user sums above either: every
+ * user gets whichever method says more. With one method at both horizons,
+ * uncalibrated, this is that method's own value.
+ */
+static int step_between(const struct loaded_model *m, const struct model_data *d,
+			const size_t *rows, size_t n, size_t h, const double *seen,
+			struct served *out, struct ltv_err *err)
+{
+	const int64_t horizon = m->params.horizons.v[h], prev = m->params.horizons.v[h - 1];
+	size_t *sub = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
+	double *before, *seen_sub;
+	size_t k_rows = 0;
+	int ret;
+
+	for (size_t i = 0; i < n; i++)
+		if (!out->observed[h - 1][i] && !out->observed[h][i]) {
+			at[k_rows] = i;
+			sub[k_rows++] = rows[i];
+		}
+	before = xmalloc((k_rows ? k_rows : 1) * sizeof(double));
+	seen_sub = xmalloc((k_rows ? k_rows : 1) * sizeof(double));
+	ret = k_rows ? predictor_predict_raw_at(&m->pred, d, sub, k_rows, horizon, prev, before, err) : 0;
+	for (size_t j = 0; j < k_rows; j++)
+		seen_sub[j] = seen[at[j]];
+	if (ret == 0 && k_rows)
+		predictor_calibrate(&m->pred, d, sub, k_rows, horizon, seen_sub, before);
+	for (size_t j = 0; j < k_rows && ret == 0; j++) {
+		const size_t i = at[j];
+
+		out->ltv[h][i] = out->ltv[h - 1][i] + fmax(out->ltv[h][i] - before[j], 0.0);
+	}
+	free(sub);
+	free(at);
+	free(before);
+	free(seen_sub);
+	return ret;
+}
+
 int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		    const size_t *rows, size_t n, struct served *out, struct ltv_err *err)
 {
 	return serving_predict_with(m, d, rows, n, 0, out, err);
 }
+
+/* Horizon index h's raw predictions (and p_payer when asked for), before calibration. */
+static int raw_horizon(const struct loaded_model *m, const struct model_data *d, const size_t *rows,
+		       size_t n, unsigned flags, size_t h, int *served, struct served *out,
+		       struct ltv_err *err)
+{
+	const int64_t horizon = m->params.horizons.v[h];
+	/* p_payer asks hurdle for every row; elsewhere only its rows run it */
+	const int payer = horizon == m->params.target_horizon || (flags & SERVING_PAYER_EVERY_HORIZON);
+
+	for (size_t i = 0; !payer && i < n; i++)
+		out->p_payer_h[h][i] = NAN;
+	return predictor_predict_raw(&m->pred, d, rows, n, horizon, out->ltv[h], served,
+				     payer ? out->p_payer_h[h] : NULL, err);
+}
+
+/*
+ * The other horizons' raw predictions and P(alive) (fill_outlook), which
+ * nothing of the target horizon's reads, on a second thread while the
+ * target's (hurdle for every row, p_payer) run on the caller's.
+ */
+struct side_job {
+	const struct loaded_model *m;
+	const struct model_data *d;
+	const size_t *rows;
+	size_t n, target; /* target: the target horizon's index, done by the caller */
+	unsigned flags;
+	struct served *out;
+	int ret[PREDICTOR_MAX_HORIZONS], outlook_ret;
+	struct ltv_err err[PREDICTOR_MAX_HORIZONS], outlook_err;
+};
+
+static void *side_job_main(void *arg)
+{
+	struct side_job *j = arg;
+
+	for (size_t h = 0; h < j->out->n_horizons; h++)
+		if (h != j->target)
+			j->ret[h] = raw_horizon(j->m, j->d, j->rows, j->n, j->flags, h, NULL, j->out,
+						&j->err[h]);
+	j->outlook_ret = fill_outlook(j->m, j->d, j->rows, j->out, &j->outlook_err);
+	return NULL;
+}
+
+/* Rows below which the second thread costs more than it saves (a served request). */
+#define SIDE_THREAD_MIN_ROWS 20000
 
 int serving_predict_with(const struct loaded_model *m, const struct model_data *d,
 			 const size_t *rows, size_t n, unsigned flags, struct served *out,
@@ -136,7 +230,9 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 	const size_t alloc = n ? n : 1;
 	double *seen_rows = xmalloc(alloc * sizeof(double));
 	int *served = xmalloc(alloc * sizeof(int));
-	int ret = 0;
+	struct side_job side = { .m = m, .d = d, .rows = rows, .n = n, .flags = flags, .out = out };
+	pthread_t thread;
+	int threaded = 0, ret = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->n = n;
@@ -157,20 +253,33 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 	}
 	out->p_alive = xmalloc(alloc * sizeof(double));
 	out->p_purchase_30d = xmalloc(alloc * sizeof(double));
+	/*
+	 * Every horizon's raw predictions first, the target's here and the others
+	 * with P(alive) beside them (side_job); then calibration, observed values
+	 * and monotonicity horizon by horizon, in order, as each reads the last.
+	 */
+	side.target = (size_t)feature_params_horizon_index(fp, fp->target_horizon);
+	if (n >= SIDE_THREAD_MIN_ROWS && config_jobs(&m->cfg) > 1)
+		threaded = pthread_create(&thread, NULL, side_job_main, &side) == 0;
+	if (side.target < out->n_horizons)
+		side.ret[side.target] = raw_horizon(m, d, rows, n, flags, side.target, served, out,
+						    &side.err[side.target]);
+	if (threaded)
+		pthread_join(thread, NULL);
+	else
+		side_job_main(&side);
+	/* the first horizon's error in order, then P(alive)'s, as when they ran one after another */
+	for (size_t h = 0; h < out->n_horizons && ret == 0; h++)
+		if ((ret = side.ret[h]) < 0)
+			*err = side.err[h];
+	if (ret == 0 && (ret = side.outlook_ret) < 0)
+		*err = side.outlook_err;
 	for (size_t h = 0; h < out->n_horizons && ret == 0; h++) {
 		const int64_t horizon = fp->horizons.v[h];
 		const double *label = model_data_label(d, horizon);
 		const int is_target = horizon == fp->target_horizon;
 		double *v = out->ltv[h];
-		/* p_payer asks hurdle for every row; elsewhere only its rows run it */
-		const int payer = is_target || (flags & SERVING_PAYER_EVERY_HORIZON);
 
-		for (size_t i = 0; !payer && i < n; i++)
-			out->p_payer_h[h][i] = NAN;
-		ret = predictor_predict_raw(&m->pred, d, rows, n, horizon, v, served,
-					    payer ? out->p_payer_h[h] : NULL, err);
-		if (ret < 0)
-			break;
 		memcpy(out->raw_h[h], v, n * sizeof(double));
 		if (is_target) {
 			memcpy(out->raw, v, n * sizeof(double));
@@ -189,13 +298,15 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 				if (is_target)
 					out->raw[i] = NAN; /* nothing was predicted */
 			}
-			if (h > 0 && v[i] < out->ltv[h - 1][i])
+			/* with the step, rows that have not lived the previous horizon get it below */
+			if (h > 0 && v[i] < out->ltv[h - 1][i] &&
+			    !(m->cfg.select.horizon_step && !out->observed[h - 1][i] && !out->observed[h][i]))
 				v[i] = out->ltv[h - 1][i];
 		}
+		if (h > 0 && m->cfg.select.horizon_step)
+			ret = step_between(m, d, rows, n, h, seen_rows, out, err);
 		fill_band(m, h, seen_rows, out);
 	}
-	if (ret == 0)
-		ret = fill_outlook(m, d, rows, out, err);
 	free(seen_rows);
 	free(served);
 	if (ret < 0)

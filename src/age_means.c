@@ -68,6 +68,25 @@ double age_means_at(const struct age_means *m, double age, double fallback)
 	return v;
 }
 
+double age_means_monotone(const struct age_means_horizons *hs, int64_t horizon, double age,
+			  unsigned flags)
+{
+	double best = NAN;
+
+	for (size_t j = 0; j < hs->n; j++) {
+		const int64_t hj = hs->horizon(hs->ctx, j);
+		const int own = hj == horizon && (flags & AGE_MEANS_OWN_HORIZON_ALWAYS);
+		double v;
+
+		if (hj < 0 || hj > horizon || (!own && age >= (double)hj))
+			continue;
+		v = hs->value(hs->ctx, j, age);
+		if (isnan(best) || v > best)
+			best = v;
+	}
+	return best;
+}
+
 void age_means_put(struct blob_writer *w, const struct age_means *m)
 {
 	blob_put_u32(w, (uint32_t)m->n);

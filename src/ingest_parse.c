@@ -12,12 +12,11 @@
  * Aggregation follows how exports are ordered: each user's events come in
  * time order whether the file is per user or by time across users, so each
  * event either adds to its user's latest (user, day) aggregate or starts a new
- * one, and a hash map is not needed. The latest aggregate lives in the user's
- * own state, which is the payload of the user's id in the id map (one cache
- * line for both), and moves to the list of finished ones when the next one
- * starts: in a file ordered by time every event is another user's, and the
- * id, the user and the aggregate in three places cost three cache misses per
- * event where this costs one. The aggregates are
+ * one, and a hash map is not needed. The latest aggregate lives in an array
+ * by uid (struct user_state) and moves to the list of finished ones when the
+ * next one starts. In a file ordered by time every event is another user's
+ * and each of its lookups misses the cache: they are done many at once
+ * (strmap_get_many), so the misses overlap. The aggregates are
  * grouped by user at the end (a counting sort by uid), rows out of order
  * within a user are sorted and merged, and they are returned in the table's
  * key order.
@@ -60,17 +59,34 @@ struct ingest_day_agg {
 };
 
 /*
- * A user's state, the payload of their id in user_ids: 32 bytes, so it shares
- * the id's cache line. It holds the user's latest (user, day) aggregate, the
+ * A user's latest (user, day) aggregate, by uid in ingest_parse.latest: the
  * day and purchase count packed in one word (purchases would need 2^44 events
- * in one day to overflow).
+ * in one day to overflow). It is apart from the id map and from the install
+ * times, which the events worker reads while the applying thread writes
+ * these: in one cache line, as they were, every write took the line from the
+ * worker's core and every read took it back. By uid, a file ordered by time
+ * touches a narrow window of them (users are numbered in install order and
+ * mostly active soon after), where the map's slots are scattered by hash.
  */
 struct user_state {
-	int64_t install_time;
 	double revenue;          /* of the latest aggregate */
 	int64_t events;          /* of the latest aggregate; 0 when there is none */
 	uint64_t day_purchases;  /* its day | its purchases << DAY_BITS */
+	uint64_t pad;            /* 32 bytes: two per line, none across two */
 };
+
+/*
+ * Loads p's cache line and discards the value. Rows' random lines are loaded
+ * this way in a short loop of their own before the rows are worked on: the
+ * misses then overlap, where a prefetch beside each row's work overlapped
+ * almost nothing on this machine (see strmap_get_many).
+ */
+static inline void touch(const void *p)
+{
+	const char c = *(const volatile char *)p;
+
+	(void)c;
+}
 
 /*
  * A time parser (ingest_time_parser) parses one time field as
@@ -82,10 +98,13 @@ struct user_state {
 enum { TIME_BAD = -1, TIME_NO_ZONE_ERR = -2 };
 
 /*
- * How many rows ahead a row's user id slot is prefetched: enough misses in
- * flight to hide most of a DRAM access, few enough that the line is still
- * cached when the row comes (bench/ingest.sh).
+ * Rows read one at a time load their id map slots this many at once
+ * (strmap_touch_many): enough misses in flight to overlap, few enough that
+ * the lines are still cached when their rows come.
  */
+#define TOUCH_ROWS 32
+
+/* How far ahead the grouping into user-days prefetches its counts and rows. */
 #define PREFETCH_ROWS 16
 
 /* Files from this size on (compressed size for gzip) are read with csv_reader_set_read_ahead. */
@@ -425,13 +444,21 @@ static int reject_fault(struct ingest_parse *in, const char *path, size_t line, 
 	return 1;
 }
 
+/* Gives the new user uid its install time and an empty latest aggregate. */
+static void user_add(struct ingest_parse *in, int64_t uid, int64_t install_time)
+{
+	ARRAY_GROW_HUGE(in->install_times, (size_t)uid + 1, in->cap_install_times);
+	ARRAY_GROW_HUGE(in->latest, (size_t)uid + 1, in->cap_latest);
+	in->install_times[uid] = install_time;
+	in->latest[uid] = (struct user_state){ 0 };
+}
+
 /* Validates one users.csv row; returns 1 when loaded, 0 when rejected, <0 on failure. */
 static int ingest_user_row(struct ingest_parse *in, const char *path, size_t line, char **f, size_t n,
 			   const struct columns *c, const struct csv_fault *fault, struct ltv_err *err)
 {
 	const struct config *cfg = in->cfg;
 	struct user_row u = { 0 };
-	void *state;
 	char *attrs;
 	int64_t until;
 	int ret;
@@ -478,11 +505,11 @@ static int ingest_user_row(struct ingest_parse *in, const char *path, size_t lin
 		}
 	}
 	u.uid = (int64_t)in->n_users + 1;
-	if (strmap_put_payload(&in->user_ids, u.user_id, u.uid, &state) != 0) {
+	if (strmap_put(&in->user_ids, u.user_id, u.uid) != 0) {
 		reject(in, path, line, cfg->columns.user_id, "duplicate user id '%s'", u.user_id);
 		return 0;
 	}
-	((struct user_state *)state)->install_time = u.install_time;
+	user_add(in, u.uid, u.install_time);
 	goto valid;
 rejected:
 	/* Remember the id so its events are reported as such, not as unknown. */
@@ -514,15 +541,12 @@ static void finish_latest(struct ingest_parse *in, int64_t uid, struct user_stat
 	u->events = 0;
 }
 
-static void finish_latest_each(int64_t uid, void *state, void *in)
-{
-	if (uid > 0)
-		finish_latest(in, uid, state);
-}
+
+/* ingest_event_resolve's looked_up when the row's user id was not looked up before. */
+#define LOOK_UP_NOW (STRMAP_ABSENT + 1)
 
 /* An events row validated, with what its aggregation needs. */
 struct resolved_event {
-	struct user_state *u;
 	int64_t uid;
 	int64_t day;
 	double revenue;
@@ -530,21 +554,20 @@ struct resolved_event {
 
 /*
  * Validates one events.csv row into *out (1), rejects it (0) or skips it
- * (ROW_OTHER_SHARD), and raises in->max_event_time. It reads the id map and
- * the user's install time only, so two threads may resolve rows at once
- * while a third aggregates (the aggregate is other members of the user's
- * state), each with its own rejects stream and time cache (resolve_batch).
+ * (ROW_OTHER_SHARD), and raises in->max_event_time. looked_up is the row's
+ * user id already looked up in the id map (STRMAP_ABSENT: not there), or
+ * LOOK_UP_NOW. It reads the id map and the install times only, so two
+ * threads may resolve rows at once while a third aggregates (in->latest),
+ * each with its own rejects stream and time cache (resolve_batch).
  */
 static int ingest_event_resolve(struct ingest_parse *in, const char *path, size_t line, char **f,
 				size_t n, const struct columns *c, const struct csv_fault *fault,
-				struct resolved_event *out)
+				int64_t looked_up, struct resolved_event *out)
 {
 	const struct config *cfg = in->cfg;
-	int64_t uid, t, until, day;
+	int64_t uid = looked_up, t, until, day;
 	double revenue = 0;
 	int ret;
-	struct user_state *u;
-	void *state;
 
 	if (!row_in_shard(in, f, n, c->user_id))
 		return ROW_OTHER_SHARD;
@@ -554,7 +577,9 @@ static int ingest_event_resolve(struct ingest_parse *in, const char *path, size_
 		reject(in, path, line, "(row)", "row has %zu fields, the header has %zu", n, c->n_header);
 		return 0;
 	}
-	if (!strmap_get_payload(&in->user_ids, f[c->user_id], &uid, &state)) {
+	if (looked_up == LOOK_UP_NOW && !strmap_get(&in->user_ids, f[c->user_id], &uid))
+		uid = STRMAP_ABSENT;
+	if (uid == STRMAP_ABSENT) {
 		reject(in, path, line, cfg->columns.event_user_id,
 		       "unknown user '%s' (not in any users file)", f[c->user_id]);
 		return 0;
@@ -586,8 +611,7 @@ static int ingest_event_resolve(struct ingest_parse *in, const char *path, size_
 		       f[c->revenue], MAX_AMOUNT);
 		return 0;
 	}
-	u = state;
-	day = time_day_index(u->install_time, t);
+	day = time_day_index(in->install_times[uid], t);
 	if (day < 0) {
 		reject(in, path, line, cfg->columns.event_time,
 		       "event at %s is before the user's install", f[c->event_time]);
@@ -602,7 +626,7 @@ static int ingest_event_resolve(struct ingest_parse *in, const char *path, size_
 	 * reach the day's end (until): the default as_of then keeps the last day. */
 	if (until > in->max_event_time)
 		in->max_event_time = until;
-	*out = (struct resolved_event){ u, uid, day, revenue };
+	*out = (struct resolved_event){ uid, day, revenue };
 	return 1;
 }
 
@@ -612,7 +636,7 @@ static int ingest_event_resolve(struct ingest_parse *in, const char *path, size_
  */
 static void apply_event(struct ingest_parse *in, const struct resolved_event *e)
 {
-	struct user_state *u = e->u;
+	struct user_state *u = &in->latest[e->uid];
 
 	if (u->events == 0 || (u->day_purchases & MAX_DAY) != (uint64_t)e->day) {
 		finish_latest(in, e->uid, u);
@@ -633,7 +657,7 @@ static int ingest_event_row(struct ingest_parse *in, const char *path, size_t li
 			    const struct columns *c, const struct csv_fault *fault)
 {
 	struct resolved_event e;
-	const int ret = ingest_event_resolve(in, path, line, f, n, c, fault, &e);
+	const int ret = ingest_event_resolve(in, path, line, f, n, c, fault, LOOK_UP_NOW, &e);
 
 	if (ret == 1)
 		apply_event(in, &e);
@@ -685,6 +709,9 @@ struct event_batch {
 	size_t n_events, cap_events;
 	int64_t rows, other;           /* this shard's rows; other shards' rows skipped */
 	struct csv_fields fields;
+	const char **keys;             /* each row's user id, NULL when it has none */
+	int64_t *uids;                 /* what the id map says of it (STRMAP_ABSENT: nothing) */
+	size_t cap_keys, cap_uids;
 };
 
 struct events_job {
@@ -713,20 +740,26 @@ static void batch_start(struct event_batch *b, struct ingest_parse *in, struct c
 static void resolve_batch(struct events_job *job, struct event_batch *b)
 {
 	const size_t n = csv_batch_count(b->csv);
-	const int user_col = job->cols->user_id;
+	const size_t user_col = (size_t)job->cols->user_id;
 
 	ARRAY_GROW(b->events, n, b->cap_events);
+	ARRAY_GROW(b->keys, n, b->cap_keys);
+	ARRAY_GROW(b->uids, n, b->cap_uids);
+	/* Every row's user id first, many at once (strmap_get_many): most of a row's time was its miss. */
+	for (size_t i = 0; i < n; i++)
+		b->keys[i] = csv_batch_field(b->csv, i, user_col);
+	strmap_get_many(&b->view.user_ids, b->keys, n, b->uids, NULL);
+	for (size_t i = 0; i < n; i++)
+		if (b->uids[i] > 0)
+			touch(&b->view.install_times[b->uids[i]]);
 	for (size_t i = 0; i < n; i++) {
-		const char *ahead = csv_batch_field(b->csv, i + PREFETCH_ROWS, (size_t)user_col);
 		struct csv_fault fault;
 		size_t line;
 		int r1;
 
-		if (ahead)
-			strmap_prefetch(&b->view.user_ids, ahead);
 		csv_batch_record(b->csv, i, &b->fields, &line, &fault);
 		r1 = ingest_event_resolve(&b->view, job->path, line, b->fields.fields, b->fields.n,
-					  job->cols, &fault, &b->events[b->n_events]);
+					  job->cols, &fault, b->uids[i], &b->events[b->n_events]);
 		if (r1 == ROW_OTHER_SHARD) {
 			b->other++;
 			continue;
@@ -749,6 +782,9 @@ static void *events_worker_main(void *arg)
 	return NULL;
 }
 
+/* Events whose latest aggregates apply_batch loads at once, before adding to them. */
+#define APPLY_TOUCH 64
+
 /* Batch b's rejects and events, in file order after those of the batches before. */
 static void apply_batch(struct ingest_parse *in, struct csv_reader *r, struct event_batch *b,
 			int64_t *rows, int64_t *loaded, int64_t *other)
@@ -759,11 +795,13 @@ static void apply_batch(struct ingest_parse *in, struct csv_reader *r, struct ev
 	b->rejects = NULL;
 	if (!in->first_reject[0])
 		memcpy(in->first_reject, b->view.first_reject, sizeof(in->first_reject));
-	for (size_t i = 0; i < b->n_events; i++) {
-		/* The user's state was resolved a while ago: ask for its line again, ahead. */
-		if (i + PREFETCH_ROWS < b->n_events)
-			__builtin_prefetch(b->events[i + PREFETCH_ROWS].u, 1);
-		apply_event(in, &b->events[i]);
+	for (size_t at = 0; at < b->n_events; at += APPLY_TOUCH) {
+		const size_t end = at + APPLY_TOUCH < b->n_events ? at + APPLY_TOUCH : b->n_events;
+
+		for (size_t i = at; i < end; i++)
+			touch(&in->latest[b->events[i].uid]);
+		for (size_t i = at; i < end; i++)
+			apply_event(in, &b->events[i]);
 	}
 	if (b->view.max_event_time > in->max_event_time)
 		in->max_event_time = b->view.max_event_time;
@@ -822,6 +860,8 @@ static int parse_events_batched(struct ingest_parse *in, struct csv_reader *r, c
 	for (size_t i = 0; i < EVENT_BATCHES; i++) {
 		free(job.batch[i].events);
 		free(job.batch[i].fields.fields);
+		free(job.batch[i].keys);
+		free(job.batch[i].uids);
 	}
 	return ret;
 }
@@ -891,12 +931,17 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	if (batched)
 		ret = parse_events_batched(in, r, path, &cols, &prog, &rows, &loaded, &other, err);
 	else while ((ret = csv_reader_next(r, &fields, &n, &line, err)) == 1) {
-		const char *ahead = csv_reader_peek_field(r, PREFETCH_ROWS, (size_t)cols.user_id);
 		struct csv_fault fault;
 		int r1;
 
-		if (ahead)
-			strmap_prefetch(&in->user_ids, ahead);
+		/* The id map's slots of this row and the next TOUCH_ROWS - 1, loaded at once. */
+		if ((rows + other) % TOUCH_ROWS == 0) {
+			const char *keys[TOUCH_ROWS];
+
+			for (size_t k = 0; k < TOUCH_ROWS; k++)
+				keys[k] = csv_reader_peek_field(r, k, (size_t)cols.user_id);
+			strmap_touch_many(&in->user_ids, keys, TOUCH_ROWS);
+		}
 		csv_reader_fault(r, &fault);
 		r1 = is_users ? ingest_user_row(in, path, line, fields, n, &cols, &fault, err)
 			      : ingest_event_row(in, path, line, fields, n, &cols, &fault);
@@ -1069,7 +1114,10 @@ void ingest_parse_user_days(struct ingest_parse *in, struct user_day_row **out_r
 	struct user_day_row *rows;
 	size_t m = 0;
 
-	strmap_each_payload(&in->user_ids, finish_latest_each, in);
+	for (size_t uid = 1; uid <= in->n_users && in->latest; uid++)
+		finish_latest(in, (int64_t)uid, &in->latest[uid]);
+	free(in->latest);
+	in->latest = NULL;
 	/* The id map is not needed any more, and its table is the largest block: free it first. */
 	strmap_release(&in->user_ids);
 	rows = days_in_key_order(in);
@@ -1118,7 +1166,7 @@ void ingest_parse_init(struct ingest_parse *in, const struct config *cfg,
 	in->on_user_arg = on_user_arg;
 	in->max_event_time = INT64_MIN;
 	in->parse_threads = config_jobs(cfg) >= 2 ? 2 : 1;
-	strmap_init_payload(&in->user_ids, sizeof(struct user_state));
+	strmap_init(&in->user_ids);
 }
 
 static int open_rejects(struct ingest_parse *in, const char *run_id, struct ltv_err *err)
@@ -1147,10 +1195,8 @@ int ingest_parse_open(struct ingest_parse *in, const char *run_id, struct ltv_er
 void ingest_parse_known_user(struct ingest_parse *in, const char *user_id, int64_t uid,
 			     int64_t install_time)
 {
-	void *state;
-
-	strmap_put_payload(&in->user_ids, user_id, uid, &state);
-	((struct user_state *)state)->install_time = install_time;
+	strmap_put(&in->user_ids, user_id, uid);
+	user_add(in, uid, install_time);
 	in->n_users++;
 }
 
@@ -1163,6 +1209,8 @@ void ingest_parse_release(struct ingest_parse *in)
 		unlink(in->rejects_path);
 	free(in->rejects_path);
 	free(in->days);
+	free(in->install_times);
+	free(in->latest);
 	strmap_release(&in->user_ids);
 	tzone_free(in->tz);
 	memset(in, 0, sizeof(*in));

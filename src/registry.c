@@ -423,6 +423,13 @@ void registry_close(struct registry *reg)
 	free(reg);
 }
 
+void registry_defer_checkpoints(struct registry *reg, int defer)
+{
+	/* SQLITE_DEFAULT_WAL_AUTOCHECKPOINT pages when not deferred, as every connection opens. */
+	if (reg)
+		sqlite3_wal_autocheckpoint(reg->db, defer ? 0 : 1000);
+}
+
 const char *registry_path(const struct registry *reg)
 {
 	return reg->path;

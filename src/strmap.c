@@ -227,6 +227,71 @@ int strmap_get_payload(const struct strmap *m, const char *key, int64_t *out_val
 	return 1;
 }
 
+/*
+ * Keys looked up together: their slots are loaded in one short loop first,
+ * so the cache misses overlap (about a tenth of the time of one miss each).
+ * Measured on this machine (a VM on AMD EPYC), a prefetch a few rows ahead
+ * overlapped almost nothing: a lookup in a million-key map cost 90-170 ns
+ * with or without it, and the sample sat on the prefetch instruction, which
+ * waits for its page walk.
+ */
+#define GET_MANY 32
+
+/* The hashes and lengths of keys[0..k) (NULL: the empty key), and their first slots loaded. */
+static void hash_and_load(const struct strmap *m, const char *const *keys, size_t k,
+			  uint64_t *hash, size_t *len)
+{
+	for (size_t j = 0; j < k; j++) {
+		len[j] = keys[j] ? strlen(keys[j]) : 0;
+		hash[j] = XXH3_64bits(keys[j] ? keys[j] : "", len[j]);
+	}
+	/* Loads, not prefetches: each load is issued whatever the TLB says. */
+	for (size_t j = 0; j < k; j++) {
+		const int tag = slot_tag(slot_at(m->slots, m->stride, (size_t)hash[j] & (m->cap - 1)));
+
+		__asm__ volatile("" : : "r"(tag));
+	}
+}
+
+void strmap_touch_many(const struct strmap *m, const char *const *keys, size_t n)
+{
+	uint64_t hash[GET_MANY];
+	size_t len[GET_MANY];
+
+	for (size_t at = 0; at < n; at += GET_MANY)
+		hash_and_load(m, keys + at, n - at < GET_MANY ? n - at : GET_MANY, hash, len);
+}
+
+size_t strmap_get_many(const struct strmap *m, const char *const *keys, size_t n,
+		       int64_t *out_values, void **out_payloads)
+{
+	size_t found = 0;
+
+	for (size_t at = 0; at < n; at += GET_MANY) {
+		const size_t k = n - at < GET_MANY ? n - at : GET_MANY;
+		uint64_t hash[GET_MANY];
+		size_t len[GET_MANY];
+
+		hash_and_load(m, keys + at, k, hash, len);
+		for (size_t j = 0; j < k; j++) {
+			struct strmap_slot *s = keys[at + j] ? find_slot(m, keys[at + j], len[j], hash[j])
+							     : NULL;
+
+			if (!s || slot_tag(s) == SLOT_EMPTY) {
+				out_values[at + j] = STRMAP_ABSENT;
+				if (out_payloads)
+					out_payloads[at + j] = NULL;
+				continue;
+			}
+			found++;
+			out_values[at + j] = s->value;
+			if (out_payloads)
+				out_payloads[at + j] = m->payload_size ? slot_payload(s) : NULL;
+		}
+	}
+	return found;
+}
+
 int strmap_get(const struct strmap *m, const char *key, int64_t *out_value)
 {
 	return strmap_get_payload(m, key, out_value, NULL);

@@ -17,6 +17,7 @@
 #define LTV_AGE_MEANS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -49,6 +50,34 @@ void age_means_fit(const struct int_list *snapshots, const double *age, const do
 
 /* The value for a row at age (the entry of the largest age at or below it), else fallback. */
 double age_means_at(const struct age_means *m, double age, double fallback);
+
+/*
+ * The rule that keeps a snapshot method's revenue still to come monotone
+ * across horizons at every age (lookalike's clusters and semantic's campaigns,
+ * where their means by age are served): at horizon `horizon`, a row aged `age`
+ * gets the largest value over the trained horizons up to `horizon` that the
+ * age has not lived, since what is still to come before a shorter horizon is
+ * still to come before a longer one. Two horizons' means by age need not have
+ * the same ages (an age with too few rows keeps the pooled value), so this is
+ * taken where the values are served, not when fitting.
+ *
+ * The caller's horizons are j in [0, n): horizon(ctx, j) is horizon j's length
+ * in days, negative when it was not trained; value(ctx, j, age) its value at
+ * age, NaN when it has none (a NaN value is never the largest). An age lives a
+ * horizon when age >= its length; with AGE_MEANS_OWN_HORIZON_ALWAYS the asked
+ * horizon itself counts whatever the age (semantic: a row past it is served
+ * its value; lookalike: nothing, as nothing is still to come). A NaN age has
+ * lived none. Returns NaN when no horizon counts.
+ */
+enum { AGE_MEANS_OWN_HORIZON_ALWAYS = 1 };
+struct age_means_horizons {
+	size_t n;
+	int64_t (*horizon)(const void *ctx, size_t j);
+	double (*value)(const void *ctx, size_t j, double age);
+	const void *ctx;
+};
+double age_means_monotone(const struct age_means_horizons *hs, int64_t horizon, double age,
+			  unsigned flags);
 
 /* u32 count, then per entry f64 age, f64 value. */
 void age_means_put(struct blob_writer *w, const struct age_means *m);

@@ -106,6 +106,12 @@ struct eval_horizon {
 	/* share of actuals inside the mix's 80% intervals (NaN: no intervals) */
 	double coverage_users, coverage_campaigns;
 	size_t n_coverage_campaigns;
+	/*
+	 * Users whose band is one point (revenue so far: over 80% of their
+	 * bucket's held-out users paid nothing more), their share, and the
+	 * coverage of the other users' bands, which is what an 80% band promises.
+	 */
+	double point_band_users, coverage_users_open;
 	/* the campaign band behind them (include/ltv/conformal.h): held-out groups, tau^2, k, q */
 	size_t band_groups;
 	double band_tau2, band_k, band_q;

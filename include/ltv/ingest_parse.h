@@ -45,6 +45,7 @@ typedef int (*ingest_time_parser)(struct ingest_parse *p, const char *s, int64_t
 				  int64_t *out_until);
 
 struct ingest_day_agg;
+struct user_state;
 
 struct ingest_parse {
 	const struct config *cfg;
@@ -67,7 +68,10 @@ struct ingest_parse {
 	/* Private to src/ingest_parse.c. */
 	ingest_time_parser parse_time;
 	struct tzone *tz;
-	struct strmap user_ids;     /* user_id → uid (-1: rejected), payload its state */
+	struct strmap user_ids;     /* user_id → uid (-1: rejected) */
+	int64_t *install_times;     /* by uid: read by the events worker, never written then */
+	struct user_state *latest;  /* by uid: the user's latest aggregate, the applier's only */
+	size_t cap_install_times, cap_latest;
 	struct ingest_day_agg *days;
 	size_t n_days, cap_days;
 	char time_date[10];         /* the last event date parsed, and its midnight */

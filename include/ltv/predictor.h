@@ -170,6 +170,15 @@ int predictor_predict_raw_memo(const struct predictor *p, const struct model_dat
 			       const size_t *rows, size_t n, int64_t horizon,
 			       struct prediction_memo *memo, double *out_ltv, struct ltv_err *err);
 /*
+ * Raw ltv at at_horizon (a configured horizon) made by what serves horizon:
+ * horizon's choices, rank share and blend, each method predicting
+ * at_horizon. Serving's step between horizons (serving.c) asks for the
+ * value the horizon's own methods give at the shorter horizon.
+ */
+int predictor_predict_raw_at(const struct predictor *p, const struct model_data *d,
+			     const size_t *rows, size_t n, int64_t horizon, int64_t at_horizon,
+			     double *out_ltv, struct ltv_err *err);
+/*
  * Applies the calibration of each row's tier at horizon, in place, to the
  * revenue still to come: ltv[i] = rev_floor[i] + max(0, cal(ltv[i] -
  * rev_floor[i])), rev_floor[i] being what the user spent so far (additive, so

@@ -49,6 +49,14 @@ int registry_open_existing(const char *path, int busy_timeout_s, struct registry
 /* Accepts NULL. Rolls back an open transaction first. */
 void registry_close(struct registry *reg);
 const char *registry_path(const struct registry *reg);
+/*
+ * Whether this connection's commits copy the WAL back into the database file
+ * (SQLite's checkpoint, which a commit runs once the WAL passes 1,000 pages:
+ * the default) or leave it to another connection's commit, or to the last
+ * close. Deferring changes no durability: a committed transaction in the WAL
+ * survives a crash or SIGKILL and is read from there until copied.
+ */
+void registry_defer_checkpoints(struct registry *reg, int defer);
 /* The linked SQLite library's version, for --version. */
 const char *registry_sqlite_version(void);
 /* PRAGMA user_version, or INT_MIN when SQLite cannot read it. */

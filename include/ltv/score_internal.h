@@ -34,6 +34,9 @@ struct score_write {
 	const char *own_file;    /* score --users F: F's own rows and columns in F's order, then
 				  * the predictions and a reason; NULL: the standard users CSV */
 	const char *scratch_dir; /* with own_file: the folder of the rejects of reading it */
+	char *users_hash;        /* not NULL: gets the users file's content hash (hash_file_hex's,
+				  * taken as it is written), "" for --output - */
+	struct own_writer *own;  /* score_run: own_file already being written (cli/score.c), or NULL */
 };
 
 /*

@@ -51,6 +51,23 @@ void strmap_reserve(struct strmap *m, size_t n);
  * ahead overlaps those misses instead of waiting for each in turn.
  */
 void strmap_prefetch(const struct strmap *m, const char *key);
+/*
+ * out_values[i] (and out_payloads[i], when not NULL) for keys[i], i < n, or
+ * STRMAP_ABSENT (and NULL) where keys[i] is absent or NULL. The same answers
+ * as n strmap_get_payload calls, several times faster on a large map whose
+ * lookups miss the cache: the slots are loaded a few dozen at once. Returns
+ * how many were found.
+ */
+#define STRMAP_ABSENT INT64_MIN
+size_t strmap_get_many(const struct strmap *m, const char *const *keys, size_t n,
+		       int64_t *out_values, void **out_payloads);
+/*
+ * Loads the slots where keys[i], i < n, are or would go (NULL keys
+ * count as ""), for puts or gets of those keys soon after:
+ * strmap_get_many's first half, for callers that must put or get one key at
+ * a time.
+ */
+void strmap_touch_many(const struct strmap *m, const char *const *keys, size_t n);
 /* 1 and *out_value when present, else 0. */
 int strmap_get(const struct strmap *m, const char *key, int64_t *out_value);
 /* Inserts key → value; returns 0, or 1 (and leaves the map as it was) when key exists. */

@@ -42,6 +42,28 @@ static double quantile(const double *v, size_t n, double q)
 	return v[k == 0 ? 0 : k > n ? n - 1 : k - 1];
 }
 
+/*
+ * Index of the upper end of a band of sorted y[0..n) whose lower end is lo:
+ * the smallest index with at least ceil(level n) rows from lo up to it, so
+ * the band holds `level` of the rows. With continuous outcomes lo is the
+ * (1 - level) / 2 quantile and this is the (1 + level) / 2 one, the central
+ * band. Revenue to come has a point mass at 0: where at least (1 - level) / 2
+ * of the rows are 0, lo is 0, the band holds the whole mass, and its upper
+ * end is the `level` quantile, not the (1 + level) / 2 one (which held
+ * level + (1 - level) / 2 of the rows: 90% for an 80% band). Where more than
+ * `level` of the rows are 0 the band is [0, 0] and holds that share: any band
+ * containing 0 holds at least it, one leaving 0 out at most 1 minus it.
+ */
+static size_t upper_index(const double *y, size_t n, double lo, double level)
+{
+	size_t below = 0, need = (size_t)ceil(level * (double)n - 1e-9), k;
+
+	while (below < n && y[below] < lo)
+		below++;
+	k = below + (need ? need : 1) - 1;
+	return k < n ? k : n - 1;
+}
+
 static void bucket_band(const struct pair *rows, size_t n, double level, double *out_lo,
 			double *out_hi)
 {
@@ -51,7 +73,7 @@ static void bucket_band(const struct pair *rows, size_t n, double level, double 
 		y[i] = rows[i].y;
 	qsort(y, n, sizeof(double), compare_double);
 	*out_lo = quantile(y, n, (1 - level) / 2);
-	*out_hi = quantile(y, n, (1 + level) / 2);
+	*out_hi = y[upper_index(y, n, *out_lo, level)];
 	free(y);
 }
 

@@ -4,7 +4,8 @@
  * and semantic's mean futures by age): rows group by the snapshot interval of
  * their age, a thin interval takes the pooled value, groups are fitted in one
  * pass, a ratio of weighted sums, the lookup of an age between snapshots, and
- * the blob round trip with its checks.
+ * the blob round trip with its checks, and the rule that keeps lookalike's
+ * and semantic's values monotone across horizons.
  */
 #include "testutil.h"
 
@@ -136,12 +137,66 @@ static void test_blob_round_trip(void **state)
 	free(buf);
 }
 
+/*
+ * Three horizons (7, 30, 90; 30 untrained) whose values at an age are given
+ * per horizon, for age_means_monotone.
+ */
+struct three_horizons {
+	int64_t h[3];
+	double v[3]; /* horizon j's value at any age; NaN: none */
+	int calls;
+};
+
+static int64_t three_horizon(const void *ctx, size_t j)
+{
+	return ((const struct three_horizons *)ctx)->h[j];
+}
+
+static double three_value(const void *ctx, size_t j, double age)
+{
+	struct three_horizons *t = (struct three_horizons *)ctx;
+
+	(void)age;
+	t->calls++;
+	return t->v[j];
+}
+
+/*
+ * The largest value over the trained horizons up to the asked one that the
+ * age has not lived; the asked horizon itself counts past its length only
+ * with AGE_MEANS_OWN_HORIZON_ALWAYS; NaN when none counts.
+ */
+static void test_monotone_across_horizons(void **state)
+{
+	struct three_horizons t = { { 7, -1, 90 }, { 5, 100, 3 }, 0 };
+	const struct age_means_horizons hs = { 3, three_horizon, three_value, &t };
+
+	(void)state;
+	/* Age 1 at 90: max(7's 5, 90's 3); the untrained 30 (value 100) never counts. */
+	assert_true(age_means_monotone(&hs, 90, 1, 0) == 5);
+	assert_int_equal(t.calls, 2);
+	/* Age 10 has lived 7: only 90's own value. NaN age has lived none. */
+	assert_true(age_means_monotone(&hs, 90, 10, 0) == 3);
+	assert_true(age_means_monotone(&hs, 90, NAN, 0) == 5);
+	/* At 7 the longer 90 never counts. */
+	assert_true(age_means_monotone(&hs, 7, 1, 0) == 5);
+	/* Past the asked horizon: nothing, unless its own value is kept. */
+	assert_true(isnan(age_means_monotone(&hs, 7, 8, 0)));
+	assert_true(age_means_monotone(&hs, 7, 8, AGE_MEANS_OWN_HORIZON_ALWAYS) == 5);
+	assert_true(age_means_monotone(&hs, 90, 95, AGE_MEANS_OWN_HORIZON_ALWAYS) == 3);
+	/* A NaN value is never the largest; a horizon shorter than every one: NaN. */
+	t.v[0] = NAN;
+	assert_true(age_means_monotone(&hs, 90, 1, 0) == 3);
+	assert_true(isnan(age_means_monotone(&hs, 5, 1, 0)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fit_intervals_and_fallback),
 		cmocka_unit_test(test_groups_weights_ratio),
 		cmocka_unit_test(test_blob_round_trip),
+		cmocka_unit_test(test_monotone_across_horizons),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -669,6 +669,25 @@ static void test_run_lock_between_processes(void **state)
  * versions are exactly as they were, the killed one never existed, and the
  * file is sound.
  */
+/*
+ * Reads len bytes the writer child pid sends on fd once it is where the test
+ * wants it, then kills it with SIGKILL and reaps it.
+ */
+static void kill_when_told(pid_t pid, int fd, void *msg, size_t len)
+{
+	int status = 0;
+
+	if (read(fd, msg, len) != (ssize_t)len) {
+		waitpid(pid, &status, 0);
+		fail_msg("writer child died before signalling (status %d)", status);
+	}
+	close(fd);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+}
+
 static void test_sigkill_mid_transaction(void **state)
 {
 	char *dir, *path = fresh_path(&dir);
@@ -677,7 +696,7 @@ static void test_sigkill_mid_transaction(void **state)
 	struct artefact_info info;
 	unsigned char *b1 = xmalloc(KILL_BLOB_SIZE), *b2 = xmalloc(KILL_BLOB_SIZE);
 	int64_t id1, id2, v;
-	int fds[2], status;
+	int fds[2];
 	char c;
 	pid_t pid;
 	struct stat st;
@@ -721,15 +740,7 @@ static void test_sigkill_mid_transaction(void **state)
 		_exit(6);
 	}
 	close(fds[1]);
-	if (read(fds[0], &c, 1) != 1) {
-		waitpid(pid, &status, 0);
-		fail_msg("writer child died before signalling (status %d)", status);
-	}
-	close(fds[0]);
-	kill(pid, SIGKILL);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGKILL);
+	kill_when_told(pid, fds[0], &c, 1);
 	/* The uncommitted pages really had spilled into the WAL before the kill. */
 	assert_int_equal(stat(wal, &st), 0);
 	assert_true(st.st_size > 10 * KILL_BLOB_SIZE);
@@ -759,6 +770,71 @@ static void test_sigkill_mid_transaction(void **state)
 	free(wal);
 	free(b1);
 	free(b2);
+	free(path);
+	test_scratch_free(dir);
+}
+
+/* Past SQLite's 1,000-page autocheckpoint at the registry's 64 KB pages. */
+#define DEFER_BLOB_SIZE ((size_t)72 << 20)
+
+/*
+ * registry_defer_checkpoints (the runner's serial stages before the model
+ * wave): a commit past the autocheckpoint size stays in the WAL, survives
+ * SIGKILL there whole, and the next commit of a connection that does not
+ * defer copies it into the database file.
+ */
+static void test_deferred_checkpoint_survives_sigkill(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	struct artefact_info info;
+	unsigned char *big = xmalloc(DEFER_BLOB_SIZE);
+	int fds[2];
+	int64_t id = 0;
+	struct stat st;
+	pid_t pid;
+
+	(void)state;
+	pattern(big, DEFER_BLOB_SIZE, 21);
+	start_run(reg, "r");
+	commit_artefact(reg, "r", "tiers", "fp0", "c0", NULL, 0, "small", 5, NULL);
+	registry_close(reg);
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		reg = open_or_fail(path);
+		registry_defer_checkpoints(reg, 1);
+		id = commit_artefact(reg, "r", "features", "fp1", "c1", NULL, 0, big,
+				     DEFER_BLOB_SIZE, NULL);
+		if (write(fds[1], &id, sizeof(id)) != (ssize_t)sizeof(id))
+			_exit(5);
+		pause(); /* committed, never closed: killed here */
+		_exit(6);
+	}
+	close(fds[1]);
+	kill_when_told(pid, fds[0], &id, sizeof(id));
+	/* The commit was not copied into the database file: it lives in the WAL only. */
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < (off_t)(DEFER_BLOB_SIZE / 2));
+
+	reg = open_or_fail(path);
+	assert_integrity_ok(reg);
+	assert_int_equal(registry_artefact_current(reg, "features", &info, &err), 0);
+	assert_int_equal(info.id, id);
+	artefact_info_release(&info);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	/* A connection that does not defer: its commit checkpoints what the other left. */
+	commit_artefact(reg, "r", "hurdle", "fp2", "c2", NULL, 0, "small", 5, NULL);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > (off_t)DEFER_BLOB_SIZE);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	assert_integrity_ok(reg);
+	registry_close(reg);
+	free(big);
 	free(path);
 	test_scratch_free(dir);
 }
@@ -938,6 +1014,7 @@ int main(void)
 		cmocka_unit_test(test_default_as_of),
 		cmocka_unit_test(test_run_lock_between_processes),
 		cmocka_unit_test(test_sigkill_mid_transaction),
+		cmocka_unit_test(test_deferred_checkpoint_survives_sigkill),
 		cmocka_unit_test(test_alias_noop_not_recorded),
 		cmocka_unit_test(test_read_transaction_is_one_snapshot),
 	};

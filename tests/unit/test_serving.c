@@ -15,6 +15,7 @@
 #include "ltv/config.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
+#include "ltv/predictor.h"
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/serving.h"
@@ -194,6 +195,21 @@ static int same_bits(const double *a, const double *b, size_t n)
 	return memcmp(a, b, n * sizeof(double)) == 0;
 }
 
+/* The production model and the users as they were 20 days before the training as_of. */
+static void open_model_20_days_back(const struct test_pipeline *fx, struct registry **reg,
+				    struct loaded_model *m, struct model_data *d)
+{
+	struct ltv_err err = { 0 };
+	int64_t version = 0;
+
+	if (registry_open(fx->cfg.registry.path, 5, reg, &err) != 0 ||
+	    model_resolve(*reg, "production", &version, &err) != 0 ||
+	    model_load(*reg, &fx->cfg, version, m, &err) != 0)
+		fail_msg("model: %s", err.msg);
+	if (model_data_for_scoring(m, *reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, d, &err) != 0)
+		fail_msg("model_data_for_scoring: %s", err.msg);
+}
+
 /*
  * SERVING_PAYER_EVERY_HORIZON adds p_payer at the horizons other than the
  * target and changes nothing else, bit for bit: without it a horizon whose
@@ -208,16 +224,10 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 	struct model_data d;
 	struct served a, b;
 	struct ltv_err err = { 0 };
-	int64_t version = 0;
 	size_t *rows, other_payers = 0;
 	int target;
 
-	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
-	    model_resolve(reg, "production", &version, &err) != 0 ||
-	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
-		fail_msg("model: %s", err.msg);
-	if (model_data_for_scoring(&m, reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &d, &err) != 0)
-		fail_msg("model_data_for_scoring: %s", err.msg);
+	open_model_20_days_back(fx, &reg, &m, &d);
 	rows = test_all_rows(d.frame.n_rows);
 	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0 ||
 	    serving_predict_with(&m, &d, rows, d.frame.n_rows, SERVING_PAYER_EVERY_HORIZON, &b, &err) != 0)
@@ -254,11 +264,158 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 	registry_close(reg);
 }
 
+/*
+ * select.horizon_step 1 (serving.c step_between): a user who has not lived
+ * the previous horizon gets that horizon's served value plus what this
+ * horizon's own methods put between the two (their calibrated value here
+ * minus at the previous horizon, never below 0), bit for bit; a user who
+ * has lived it is served as without the step. The values stay additive and
+ * monotone, and predictor_predict_raw_at at a horizon's own horizon is
+ * predictor_predict_raw.
+ */
+static void test_serving_horizon_step(void **state)
+{
+	const struct test_pipeline *fx = *state;
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct model_data d;
+	struct served a, b;
+	struct ltv_err err = { 0 };
+	size_t *rows, stepped = 0, differ = 0, kept = 0;
+	const double *seen;
+
+	open_model_20_days_back(fx, &reg, &m, &d);
+	rows = test_all_rows(d.frame.n_rows);
+	seen = frame_column(&d.frame, "rev_to_date");
+	m.cfg.select.horizon_step = 0;
+	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0)
+		fail_msg("serving_predict: %s", err.msg);
+	m.cfg.select.horizon_step = 1;
+	if (serving_predict(&m, &d, rows, d.frame.n_rows, &b, &err) != 0)
+		fail_msg("serving_predict with the step: %s", err.msg);
+	assert_true(a.n_horizons > 1 && a.n > 100);
+	assert_true(same_bits(a.ltv[0], b.ltv[0], a.n));
+	for (size_t h = 1; h < a.n_horizons; h++) {
+		const int64_t horizon = m.params.horizons.v[h], prev = m.params.horizons.v[h - 1];
+		double *here = xmalloc(a.n * sizeof(double)), *before = xmalloc(a.n * sizeof(double));
+		double *same = xmalloc(a.n * sizeof(double));
+
+		if (predictor_predict_raw_at(&m.pred, &d, rows, a.n, horizon, prev, before, &err) != 0 ||
+		    predictor_predict_raw_at(&m.pred, &d, rows, a.n, horizon, horizon, same, &err) != 0)
+			fail_msg("predictor_predict_raw_at: %s", err.msg);
+		assert_true(same_bits(same, a.raw_h[h], a.n));
+		memcpy(here, a.raw_h[h], a.n * sizeof(double));
+		predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, here);
+		predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, before);
+		for (size_t i = 0; i < a.n; i++) {
+			if (b.observed[h - 1][i]) {
+				assert_true(same_bits(&a.ltv[h][i], &b.ltv[h][i], 1));
+				kept++;
+				continue;
+			}
+			if (!(b.ltv[h][i] == b.ltv[h - 1][i] + fmax(here[i] - before[i], 0.0)))
+				fail_msg("row %zu H %lld: served %.17g, step rule %.17g", i, (long long)horizon,
+					 b.ltv[h][i], b.ltv[h - 1][i] + fmax(here[i] - before[i], 0.0));
+			assert_true(b.ltv[h][i] >= b.ltv[h - 1][i] && b.ltv[h][i] >= seen[i]);
+			stepped++;
+			differ += b.ltv[h][i] != a.ltv[h][i];
+		}
+		free(here);
+		free(before);
+		free(same);
+	}
+	/* both branches occur, and the step changes values (else it tests nothing) */
+	assert_true(stepped > 100 && kept > 100 && differ > 10);
+	served_release(&a);
+	served_release(&b);
+	free(rows);
+	model_data_release(&d);
+	model_release(&m);
+	registry_close(reg);
+}
+
+/* select's metric `name` (a string), or fails. */
+static char *select_metric(const struct test_pipeline *fx, const char *name)
+{
+	struct registry *reg = NULL;
+	struct artefact_info info = { 0 };
+	struct ltv_err err = { 0 };
+	const cJSON *item;
+	cJSON *m;
+	char *v;
+
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    registry_artefact_current(reg, "select", &info, &err) != 0)
+		fail_msg("registry: %s", err.msg);
+	m = cJSON_Parse(info.metrics);
+	assert_non_null(m);
+	item = cJSON_GetObjectItemCaseSensitive(m, name);
+	if (!cJSON_IsString(item))
+		fail_msg("select metric '%s' missing", name);
+	v = xstrdup(item->valuestring);
+	cJSON_Delete(m);
+	artefact_info_release(&info);
+	registry_close(reg);
+	return v;
+}
+
+/*
+ * select.rank_share 3: a share is kept when its validation campaign WAPE is
+ * no worse, and when worse only if the paired bootstrap does not call the
+ * mix without it significantly better ("(not significantly worse)"); 1 drops
+ * every share that is worse. The figures behind each verdict are the same
+ * under both (the share and the mixes do not depend on the mode). Runs last:
+ * it leaves select refitted with the mode of its last run.
+ */
+static void test_rank_share_mode_3(void **state)
+{
+	struct test_pipeline *fx = *state;
+	const struct run_options opts = { .from = "select", .to = "select", .force = 1,
+					  .as_of = INT64_MIN, .command = "test_serving" };
+	size_t worse = 0, kept3 = 0, dropped3 = 0;
+
+	for (size_t h = 0; h < fx->cfg.features.horizons.n; h++) {
+		char key[48], *v1, *v3;
+		double with1, alone1, with3, alone3;
+
+		snprintf(key, sizeof(key), "rank_share_h%lld", (long long)fx->cfg.features.horizons.v[h]);
+		test_set(&fx->cfg, "select.rank_share=%s", "1");
+		test_run(&fx->cfg, &opts);
+		v1 = select_metric(fx, key);
+		test_set(&fx->cfg, "select.rank_share=%s", "3");
+		test_run(&fx->cfg, &opts);
+		v3 = select_metric(fx, key);
+		assert_int_equal(sscanf(strstr(v1, "WAPE "), "WAPE %lf with it, %lf", &with1, &alone1), 2);
+		assert_int_equal(sscanf(strstr(v3, "WAPE "), "WAPE %lf with it, %lf", &with3, &alone3), 2);
+		assert_true(with1 == with3 && alone1 == alone3);
+		if (with1 <= alone1) {
+			assert_true(strncmp(v1, "kept:", 5) == 0 && strncmp(v3, "kept:", 5) == 0);
+		} else {
+			worse++;
+			assert_true(strncmp(v1, "dropped:", 8) == 0);
+			assert_true(strncmp(v3, "dropped:", 8) == 0 ||
+				    strstr(v3, "(not significantly worse)") != NULL);
+			dropped3 += strncmp(v3, "dropped:", 8) == 0;
+			kept3 += strstr(v3, "(not significantly worse)") != NULL;
+		}
+		free(v1);
+		free(v3);
+	}
+	test_set(&fx->cfg, "select.rank_share=%s", "1");
+	/*
+	 * On this sample (seed 7, 3,000 users) h30's share is significantly
+	 * worse and h90's is not: both branches of mode 3 run.
+	 */
+	assert_true(worse >= 2 && dropped3 >= 1 && kept3 >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serving_rules_at_several_as_of),
 		cmocka_unit_test(test_serving_payer_flag_changes_only_payers),
+		cmocka_unit_test(test_serving_horizon_step),
+		cmocka_unit_test(test_rank_share_mode_3),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -2,7 +2,8 @@
  * Unit tests for strmap.c: keys short enough to live in their slot and
  * longer ones in the arena, at the boundary between the two, keys that are a
  * prefix of one another, duplicates refused, every key still found after
- * the table has grown many times, and payloads kept with their keys.
+ * the table has grown many times, payloads kept with their keys, and many
+ * keys looked up at once.
  */
 #include "testutil.h"
 
@@ -131,12 +132,72 @@ static void test_payloads(void **state)
 	strmap_release(&m);
 }
 
+/*
+ * strmap_get_many gives what one strmap_get_payload per key gives: present
+ * keys short and long, absent ones, NULL keys, and a count that is not a
+ * multiple of its 32-key groups; strmap_touch_many changes nothing.
+ */
+static void test_get_many(void **state)
+{
+	enum { N = 1000, ASK = 2 * N + 3 };
+	struct strmap m;
+	char keys[ASK][48];
+	const char *ask[ASK];
+	int64_t values[ASK];
+	void *payloads[ASK];
+	size_t present = 0;
+
+	(void)state;
+	strmap_init_payload(&m, 16);
+	for (int i = 0; i < N; i++) {
+		void *p;
+
+		snprintf(keys[i], sizeof(keys[i]), i % 3 ? "u%08d" : "a-much-longer-user-id-%d", i);
+		assert_int_equal(strmap_put_payload(&m, keys[i], (int64_t)i * 7 - 500, &p), 0);
+		*(int *)p = i;
+	}
+	for (int i = 0; i < ASK; i++) {
+		/* Keys of the map, others like them, and NULL (a row without the field). */
+		if (i % 5 == 4) {
+			ask[i] = NULL;
+			continue;
+		}
+		snprintf(keys[i], sizeof(keys[i]), i % 3 ? "u%08d" : "a-much-longer-user-id-%d", i % (N + 40));
+		ask[i] = keys[i];
+	}
+	strmap_touch_many(&m, ask, ASK);
+	assert_int_equal(m.n, N);
+	for (int i = 0; i < ASK; i++)
+		values[i] = 12345;
+	present = strmap_get_many(&m, ask, ASK, values, payloads);
+	for (int i = 0; i < ASK; i++) {
+		int64_t v;
+		void *p = NULL;
+
+		if (ask[i] && strmap_get_payload(&m, ask[i], &v, &p)) {
+			assert_int_equal(values[i], v);
+			assert_ptr_equal(payloads[i], p);
+			assert_int_equal(*(int *)payloads[i], (int)((v + 500) / 7));
+			present--;
+		} else {
+			assert_true(values[i] == STRMAP_ABSENT);
+			assert_null(payloads[i]);
+		}
+	}
+	assert_int_equal(present, 0);
+	/* Without payloads asked for, the values alone. */
+	assert_true(strmap_get_many(&m, ask, 31, values, NULL) > 0);
+	assert_int_equal(values[1], 1 * 7 - 500);
+	strmap_release(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_short_and_long_keys),
 		cmocka_unit_test(test_growth_keeps_every_key),
 		cmocka_unit_test(test_payloads),
+		cmocka_unit_test(test_get_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
