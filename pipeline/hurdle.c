@@ -299,7 +299,7 @@ static void smear_by_age(const struct hurdle_fit *hf, const struct gbt_artefact_
  * below the arithmetic mean.
  */
 static int fit_candidate(const struct hurdle_fit *hf, enum hurdle_revenue_kind kind,
-			 const struct gbt_artefact_rows *train,
+			 const struct gbt_artefact_rows *train, struct gbt_rows *binned,
 			 const struct gbt_artefact_rows *valid, struct hurdle_model *c,
 			 struct ltv_err *err)
 {
@@ -319,8 +319,8 @@ static int fit_candidate(const struct hurdle_fit *hf, enum hurdle_revenue_kind k
 	y = revenue_labels(kind, c->shift, train);
 	yv = valid ? revenue_labels(kind, c->shift, valid) : NULL;
 	param_init(hf, kind == HURDLE_REVENUE_LOG_SMEAR ? "reg:squarederror" : "reg:gamma", &p);
-	ret = gbt_fit(&p, train->x, y, NULL, train->n, valid ? valid->x : NULL, yv,
-		      valid ? valid->n : 0, hf->k, hf->names, &c->revenue, err);
+	ret = gbt_fit_rows(&p, binned, y, valid ? valid->x : NULL, yv, valid ? valid->n : 0,
+			   hf->names, &c->revenue, err);
 	if (ret == 0) {
 		pred = xmalloc(train->n * sizeof(double));
 		ret = gbt_predict(c->revenue, train->x, train->n, hf->k, pred, err);
@@ -351,7 +351,8 @@ static int fit_candidate(const struct hurdle_fit *hf, enum hurdle_revenue_kind k
 /*
  * The revenue regressor on training payers: both candidates are fitted and
  * the one with the lower dollar RMSE on validation payers kept (log1p with
- * smearing when there are none to judge by).
+ * smearing when there are none to judge by). The payers' rows are binned
+ * once for both (gbt_rows_new: the same trees as binning them per fit).
  */
 static int fit_revenue(const struct hurdle_fit *hf, const struct gbt_artefact_rows *train,
 		       const struct gbt_artefact_rows *valid_own,
@@ -365,6 +366,7 @@ static int fit_revenue(const struct hurdle_fit *hf, const struct gbt_artefact_ro
 	enum gbt_artefact_valid source;
 	const struct gbt_artefact_rows *valid =
 		gbt_artefact_pick_valid(valid_own, valid_pooled, &source);
+	struct gbt_rows *binned = NULL;
 	int best = 0, ret = 0;
 
 	m->kind = HURDLE_REVENUE_NONE;
@@ -373,8 +375,10 @@ static int fit_revenue(const struct hurdle_fit *hf, const struct gbt_artefact_ro
 	if (train->n == 0)
 		return 0;
 	memset(cand, 0, sizeof(cand));
+	ret = gbt_rows_new(train->x, train->n, hf->k, hf->names, stage_task_threads(hf->task),
+			   (int)hf->sec->max_bin, &binned, err);
 	for (int c = 0; c < 2 && ret == 0; c++) {
-		ret = fit_candidate(hf, kinds[c], train, valid, &cand[c], err);
+		ret = fit_candidate(hf, kinds[c], train, binned, valid, &cand[c], err);
 		if (ret == 0 && valid)
 			ret = rmse_dollars(hf, &cand[c], valid, &rmse[c], err);
 	}
@@ -400,6 +404,7 @@ static int fit_revenue(const struct hurdle_fit *hf, const struct gbt_artefact_ro
 		cJSON_AddNumberToObject(info, "rmse_gamma", rmse[1]);
 	}
 out:
+	gbt_rows_free(binned);
 	gbt_free(cand[0].revenue);
 	gbt_free(cand[1].revenue);
 	return ret;

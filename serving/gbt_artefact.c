@@ -67,29 +67,38 @@ struct cJSON *gbt_artefact_add_model_info(struct cJSON *models, int tier, int64_
 	return info;
 }
 
-void gbt_artefact_put_manifest_head(struct blob_writer *w, const struct gbt_artefact_manifest *fmt,
-				    const struct str_list *features, size_t n_entries)
+void gbt_artefact_write_manifest(struct gbt_artefact *a, const struct gbt_artefact_codec *c,
+				 const struct str_list *features, const void *state, size_t n)
 {
-	blob_put_header(w, fmt->magic, fmt->version);
-	blob_put_u64(w, features->n);
-	for (size_t j = 0; j < features->n; j++)
-		blob_put_str(w, features->v[j]);
-	blob_put_u64(w, n_entries);
-}
-
-void gbt_artefact_put_entry(struct blob_writer *w, const struct gbt_artefact_entry *e)
-{
-	blob_put_u32(w, e->tier);
-	blob_put_u64(w, (uint64_t)e->horizon);
-	blob_put_u32(w, e->has_body);
-}
-
-void gbt_artefact_add_manifest(struct gbt_artefact *a, struct blob_writer *w)
-{
+	struct gbt_artefact_entry *e = xmalloc((n ? n : 1) * sizeof(*e));
+	uint32_t version = 1;
+	struct blob_writer w;
+	uint8_t *data;
 	size_t len = 0;
-	uint8_t *data = blob_writer_detach(w, &len);
 
+	for (size_t i = 0; i < n; i++) {
+		int has_factors = 0;
+
+		e[i] = c->opening(state, i, &has_factors);
+		if (has_factors)
+			version = c->fmt->version;
+	}
+	blob_writer_init(&w);
+	blob_put_header(&w, c->fmt->magic, version);
+	blob_put_u64(&w, features->n);
+	for (size_t j = 0; j < features->n; j++)
+		blob_put_str(&w, features->v[j]);
+	blob_put_u64(&w, n);
+	for (size_t i = 0; i < n; i++) {
+		blob_put_u32(&w, e[i].tier);
+		blob_put_u64(&w, (uint64_t)e[i].horizon);
+		blob_put_u32(&w, e[i].has_body);
+		c->put(&w, state, i, version);
+	}
+	data = blob_writer_detach(&w, &len);
 	body_append(a, GBT_ARTEFACT_MANIFEST_KEY, data, len);
+	blob_writer_release(&w);
+	free(e);
 }
 
 int gbt_artefact_add_model(struct gbt_artefact *a, int tier, int64_t horizon, const char *part,
@@ -107,10 +116,27 @@ int gbt_artefact_add_model(struct gbt_artefact *a, int tier, int64_t horizon, co
 	return 0;
 }
 
-int gbt_artefact_open_manifest(struct registry *reg, int64_t artefact_id,
-			       const struct gbt_artefact_manifest *fmt, void **out_buf,
-			       struct blob_reader *r, struct str_list *out_features,
-			       size_t *out_n_entries, struct ltv_err *err)
+/* The version of the manifest r reads (open_manifest accepted it). */
+static uint32_t manifest_version(const struct blob_reader *r)
+{
+	/* The u32 after the 8-byte magic (blob_put_header). */
+	struct blob_reader head = *r;
+
+	head.pos = 8;
+	head.failed = 0;
+	return blob_get_u32(&head);
+}
+
+/*
+ * Fetches artefact_id's manifest into *out_buf (caller frees, also on
+ * failure), checks its header against fmt, appends its feature names to
+ * out_features (empty before; the caller's to free, also on failure), and
+ * reads its entry count into *out_n_entries, leaving r at the first entry.
+ */
+static int open_manifest(struct registry *reg, int64_t artefact_id,
+			 const struct gbt_artefact_manifest *fmt, void **out_buf,
+			 struct blob_reader *r, struct str_list *out_features,
+			 size_t *out_n_entries, struct ltv_err *err)
 {
 	uint32_t version;
 	uint64_t n_features, n_entries;
@@ -165,17 +191,38 @@ int gbt_artefact_feature_names(struct registry *reg, int64_t artefact_id,
 	free(buf);
 	fmt.magic = magic;
 	fmt.version = UINT32_MAX;
-	ret = gbt_artefact_open_manifest(reg, artefact_id, &fmt, &buf, &r, out_features, &n_entries,
-					 err);
+	ret = open_manifest(reg, artefact_id, &fmt, &buf, &r, out_features, &n_entries, err);
 	free(buf);
 	return ret;
 }
 
-void gbt_artefact_get_entry(struct blob_reader *r, struct gbt_artefact_entry *out_entry)
+int gbt_artefact_read_manifest(struct registry *reg, int64_t artefact_id,
+			       const struct gbt_artefact_codec *c, struct str_list *out_features,
+			       void *state, struct ltv_err *err)
 {
-	out_entry->tier = blob_get_u32(r);
-	out_entry->horizon = (int64_t)blob_get_u64(r);
-	out_entry->has_body = blob_get_u32(r);
+	struct blob_reader r;
+	void *buf = NULL;
+	size_t n = 0;
+	uint32_t version;
+	int ret = open_manifest(reg, artefact_id, c->fmt, &buf, &r, out_features, &n, err);
+
+	if (ret < 0)
+		goto out;
+	version = manifest_version(&r);
+	c->reserve(state, n);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct gbt_artefact_entry e;
+
+		e.tier = blob_get_u32(&r);
+		e.horizon = (int64_t)blob_get_u64(&r);
+		e.has_body = blob_get_u32(&r);
+		ret = c->get(&r, version, &e, state, err);
+	}
+	if (ret == 0)
+		ret = blob_reader_status(&r, c->fmt->what, err);
+out:
+	free(buf);
+	return ret;
 }
 
 int gbt_artefact_load_model(struct registry *reg, int64_t artefact_id, const char *stage,
@@ -417,14 +464,4 @@ void gbt_artefact_add_metric(struct cJSON *metrics, const char *name, double v)
 		cJSON_AddNumberToObject(metrics, name, v);
 	else
 		cJSON_AddNullToObject(metrics, name);
-}
-
-uint32_t gbt_artefact_manifest_version(const struct blob_reader *r)
-{
-	/* The u32 after the 8-byte magic (blob_put_header). */
-	struct blob_reader head = *r;
-
-	head.pos = 8;
-	head.failed = 0;
-	return blob_get_u32(&head);
 }

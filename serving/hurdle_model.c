@@ -183,34 +183,77 @@ static const struct gbt_artefact_manifest manifest_format = {
 	.what = "hurdle manifest",
 };
 
+static struct gbt_artefact_entry model_opening(const void *state, size_t i, int *has_factors)
+{
+	const struct hurdle_model *m = &((const struct hurdle_state *)state)->models[i];
+
+	*has_factors = m->smear_by_age.n > 0;
+	return (struct gbt_artefact_entry){ (uint32_t)m->tier, m->horizon, m->payer != NULL };
+}
+
+static void model_put(struct blob_writer *w, const void *state, size_t i, uint32_t version)
+{
+	const struct hurdle_model *m = &((const struct hurdle_state *)state)->models[i];
+
+	blob_put_f64(w, m->p_const);
+	blob_put_u32(w, (uint32_t)m->kind);
+	blob_put_f64(w, m->shift);
+	blob_put_f64(w, m->smear);
+	if (version >= 2)
+		age_means_put(w, &m->smear_by_age);
+}
+
+static void models_reserve(void *state, size_t n)
+{
+	struct hurdle_state *s = state;
+
+	s->models = xcalloc(n ? n : 1, sizeof(*s->models));
+	s->cap_models = n;
+}
+
+/* The next model of the manifest, after its opening e. */
+static int model_get(struct blob_reader *r, uint32_t version, const struct gbt_artefact_entry *e,
+		     void *state, struct ltv_err *err)
+{
+	struct hurdle_state *s = state;
+	struct hurdle_model *m = &s->models[s->n_models];
+	uint32_t kind;
+	int ret;
+
+	m->p_const = blob_get_f64(r);
+	kind = blob_get_u32(r);
+	m->shift = blob_get_f64(r);
+	m->smear = blob_get_f64(r);
+	age_means_get_factors(r, version, &m->smear, &m->smear_by_age);
+	if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
+		return ret;
+	if (e->tier >= GBT_ARTEFACT_N_TIERS || kind >= HURDLE_REVENUE_KIND_COUNT ||
+	    e->has_body > 1 || (e->has_body != 0) != (isnan(m->p_const) != 0) ||
+	    !(m->smear > 0) || !isfinite(m->shift))
+		return err_set(err, LTV_EINVAL, "hurdle manifest: model %zu is inconsistent "
+			       "(tier %u, payer body %u, revenue kind %u)", s->n_models,
+			       e->tier, e->has_body, kind);
+	m->tier = (int)e->tier;
+	m->horizon = e->horizon;
+	m->kind = (enum hurdle_revenue_kind)kind;
+	s->n_models++;
+	return 0;
+}
+
+static const struct gbt_artefact_codec codec = {
+	.fmt = &manifest_format,
+	.opening = model_opening,
+	.put = model_put,
+	.reserve = models_reserve,
+	.get = model_get,
+};
+
 int hurdle_state_save(const struct hurdle_state *s, struct gbt_artefact *out,
 		      struct ltv_err *err)
 {
-	struct blob_writer w;
 	int ret = 0;
-	/* Version 1 when no model has factors by age: the same bytes as before they existed. */
-	struct gbt_artefact_manifest fmt = manifest_format;
 
-	fmt.version = 1;
-	for (size_t i = 0; i < s->n_models; i++)
-		if (s->models[i].smear_by_age.n > 0)
-			fmt.version = 2;
-	blob_writer_init(&w);
-	gbt_artefact_put_manifest_head(&w, &fmt, &s->features, s->n_models);
-	for (size_t i = 0; i < s->n_models; i++) {
-		const struct hurdle_model *m = &s->models[i];
-		const struct gbt_artefact_entry e = { (uint32_t)m->tier, m->horizon,
-						      m->payer != NULL };
-
-		gbt_artefact_put_entry(&w, &e);
-		blob_put_f64(&w, m->p_const);
-		blob_put_u32(&w, (uint32_t)m->kind);
-		blob_put_f64(&w, m->shift);
-		blob_put_f64(&w, m->smear);
-		if (fmt.version >= 2)
-			age_means_put(&w, &m->smear_by_age);
-	}
-	gbt_artefact_add_manifest(out, &w);
+	gbt_artefact_write_manifest(out, &codec, &s->features, s, s->n_models);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
 		const struct hurdle_model *m = &s->models[i];
 
@@ -224,54 +267,15 @@ int hurdle_state_save(const struct hurdle_state *s, struct gbt_artefact *out,
 	return ret;
 }
 
-/* The n_models models of the manifest, r at the first. */
-static int manifest_read_models(struct blob_reader *r, uint32_t version, size_t n_models,
-				struct hurdle_state *s, struct ltv_err *err)
-{
-	s->models = xcalloc(n_models ? n_models : 1, sizeof(*s->models));
-	s->cap_models = n_models;
-	for (; s->n_models < n_models; s->n_models++) {
-		struct hurdle_model *m = &s->models[s->n_models];
-		struct gbt_artefact_entry e;
-		uint32_t kind;
-		int ret;
-
-		gbt_artefact_get_entry(r, &e);
-		m->p_const = blob_get_f64(r);
-		kind = blob_get_u32(r);
-		m->shift = blob_get_f64(r);
-		m->smear = blob_get_f64(r);
-		age_means_get_factors(r, version, &m->smear, &m->smear_by_age);
-		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
-			return ret;
-		if (e.tier >= GBT_ARTEFACT_N_TIERS || kind >= HURDLE_REVENUE_KIND_COUNT ||
-		    e.has_body > 1 || (e.has_body != 0) != (isnan(m->p_const) != 0) ||
-		    !(m->smear > 0) || !isfinite(m->shift))
-			return err_set(err, LTV_EINVAL, "hurdle manifest: model %zu is inconsistent "
-				       "(tier %u, payer body %u, revenue kind %u)", s->n_models,
-				       e.tier, e.has_body, kind);
-		m->tier = (int)e.tier;
-		m->horizon = e.horizon;
-		m->kind = (enum hurdle_revenue_kind)kind;
-	}
-	return blob_reader_status(r, manifest_format.what, err);
-}
-
 static int hurdle_load(struct registry *reg, const struct artefact_info *artefact,
 		       const struct config *cfg, void **out_state, struct ltv_err *err)
 {
 	struct hurdle_state *s = xcalloc(1, sizeof(*s));
 	const int n_threads = config_jobs(cfg);
-	struct blob_reader r;
-	void *buf = NULL;
-	size_t n_models = 0;
 	int ret;
 
 	*out_state = NULL;
-	ret = gbt_artefact_open_manifest(reg, artefact->id, &manifest_format, &buf, &r,
-					 &s->features, &n_models, err);
-	if (ret == 0)
-		ret = manifest_read_models(&r, gbt_artefact_manifest_version(&r), n_models, s, err);
+	ret = gbt_artefact_read_manifest(reg, artefact->id, &codec, &s->features, s, err);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
 		struct hurdle_model *m = &s->models[i];
 
@@ -284,7 +288,6 @@ static int hurdle_load(struct registry *reg, const struct artefact_info *artefac
 						      m->horizon, "revenue", n_threads,
 						      s->features.n, &m->revenue, err);
 	}
-	free(buf);
 	if (ret < 0) {
 		err_prefix(err, "hurdle v%lld", (long long)artefact->version);
 		hurdle_state_free(s);

@@ -175,35 +175,79 @@ static const struct gbt_artefact_manifest manifest_format = {
 	.what = "multiplier manifest",
 };
 
+/* What reading fills: the state, and whether each entry has a body. */
+struct read_target {
+	struct multiplier_state *s;
+	unsigned char *has_body;
+};
+
+static struct gbt_artefact_entry entry_opening(const void *state, size_t i, int *has_factors)
+{
+	const struct multiplier_model *m = &((const struct multiplier_state *)state)->models[i];
+
+	*has_factors = m->smear_by_age.n > 0;
+	return (struct gbt_artefact_entry){ (uint32_t)m->tier, m->horizon, m->model != NULL };
+}
+
+static void entry_put(struct blob_writer *w, const void *state, size_t i, uint32_t version)
+{
+	const struct multiplier_model *m = &((const struct multiplier_state *)state)->models[i];
+
+	blob_put_f64(w, m->shift);
+	blob_put_f64(w, m->smear);
+	blob_put_f64(w, m->zero_window_value);
+	if (version >= 2)
+		age_means_put(w, &m->smear_by_age);
+}
+
+static void entries_reserve(void *state, size_t n)
+{
+	struct read_target *t = state;
+
+	t->s->models = xcalloc(n ? n : 1, sizeof(*t->s->models));
+	t->s->cap_models = n;
+	t->has_body = xcalloc(n ? n : 1, 1);
+}
+
+/* The next entry of the manifest, after its opening e. */
+static int entry_get(struct blob_reader *r, uint32_t version, const struct gbt_artefact_entry *e,
+		     void *state, struct ltv_err *err)
+{
+	struct read_target *t = state;
+	struct multiplier_model *m = &t->s->models[t->s->n_models];
+	int ret;
+
+	m->shift = blob_get_f64(r);
+	m->smear = blob_get_f64(r);
+	m->zero_window_value = blob_get_f64(r);
+	age_means_get_factors(r, version, &m->smear, &m->smear_by_age);
+	if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
+		return ret;
+	if (e->tier >= GBT_ARTEFACT_N_TIERS || e->has_body > 1 || !isfinite(m->shift) ||
+	    !(m->smear > 0) || isinf(m->zero_window_value))
+		return err_set(err, LTV_EINVAL, "multiplier manifest: entry %zu is "
+			       "inconsistent (tier %u, body %u)", t->s->n_models, e->tier,
+			       e->has_body);
+	m->tier = (int)e->tier;
+	m->horizon = e->horizon;
+	t->has_body[t->s->n_models++] = (unsigned char)e->has_body;
+	return 0;
+}
+
+static const struct gbt_artefact_codec codec = {
+	.fmt = &manifest_format,
+	.opening = entry_opening,
+	.put = entry_put,
+	.reserve = entries_reserve,
+	.get = entry_get,
+};
+
 int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact *out,
 			  struct ltv_err *err)
 {
-	struct blob_writer w;
 	int ret = 0;
 
-	/* Version 1 when no entry has factors by age: the same bytes as before they existed. */
-	struct gbt_artefact_manifest fmt = manifest_format;
-
-	fmt.version = 1;
-	for (size_t i = 0; i < s->n_models; i++)
-		if (s->models[i].smear_by_age.n > 0)
-			fmt.version = 2;
-	blob_writer_init(&w);
-	gbt_artefact_put_manifest_head(&w, &fmt, &s->features, s->n_models);
-	for (size_t i = 0; i < s->n_models; i++) {
-		const struct multiplier_model *m = &s->models[i];
-		const struct gbt_artefact_entry e = { (uint32_t)m->tier, m->horizon,
-						      m->model != NULL };
-
-		gbt_artefact_put_entry(&w, &e);
-		blob_put_f64(&w, m->shift);
-		blob_put_f64(&w, m->smear);
-		blob_put_f64(&w, m->zero_window_value);
-		if (fmt.version < 2)
-			continue;
-		age_means_put(&w, &m->smear_by_age);
-	}
-	gbt_artefact_add_manifest(out, &w);
+	gbt_artefact_write_manifest(out, &codec, &s->features, s, s->n_models);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++)
 		if (s->models[i].model)
 			ret = gbt_artefact_add_model(out, s->models[i].tier, s->models[i].horizon,
@@ -211,68 +255,25 @@ int multiplier_state_save(const struct multiplier_state *s, struct gbt_artefact 
 	return ret;
 }
 
-/*
- * The n_models entries of the manifest, r at the first; (*out_has_body)[i]
- * says whether entry i has a body (caller frees).
- */
-static int manifest_read_entries(struct blob_reader *r, uint32_t version, size_t n_models,
-				 struct multiplier_state *s, unsigned char **out_has_body,
-				 struct ltv_err *err)
-{
-	s->models = xcalloc(n_models ? n_models : 1, sizeof(*s->models));
-	s->cap_models = n_models;
-	*out_has_body = xcalloc(n_models ? n_models : 1, 1);
-	for (; s->n_models < n_models; s->n_models++) {
-		struct multiplier_model *m = &s->models[s->n_models];
-		struct gbt_artefact_entry e;
-		int ret;
-
-		gbt_artefact_get_entry(r, &e);
-		m->shift = blob_get_f64(r);
-		m->smear = blob_get_f64(r);
-		m->zero_window_value = blob_get_f64(r);
-		age_means_get_factors(r, version, &m->smear, &m->smear_by_age);
-		if ((ret = blob_reader_status(r, manifest_format.what, err)) < 0)
-			return ret;
-		if (e.tier >= GBT_ARTEFACT_N_TIERS || e.has_body > 1 || !isfinite(m->shift) ||
-		    !(m->smear > 0) || isinf(m->zero_window_value))
-			return err_set(err, LTV_EINVAL, "multiplier manifest: entry %zu is "
-				       "inconsistent (tier %u, body %u)", s->n_models, e.tier,
-				       e.has_body);
-		m->tier = (int)e.tier;
-		m->horizon = e.horizon;
-		(*out_has_body)[s->n_models] = (unsigned char)e.has_body;
-	}
-	return blob_reader_status(r, manifest_format.what, err);
-}
-
 static int multiplier_load(struct registry *reg, const struct artefact_info *artefact,
 			   const struct config *cfg, void **out_state, struct ltv_err *err)
 {
 	struct multiplier_state *s = xcalloc(1, sizeof(*s));
+	struct read_target t = { .s = s };
 	const int n_threads = config_jobs(cfg);
-	struct blob_reader r;
-	unsigned char *has_body = NULL;
-	void *buf = NULL;
-	size_t n_models = 0;
 	int ret;
 
 	*out_state = NULL;
-	ret = gbt_artefact_open_manifest(reg, artefact->id, &manifest_format, &buf, &r,
-					 &s->features, &n_models, err);
-	if (ret == 0)
-		ret = manifest_read_entries(&r, gbt_artefact_manifest_version(&r), n_models, s,
-					    &has_body, err);
+	ret = gbt_artefact_read_manifest(reg, artefact->id, &codec, &s->features, &t, err);
 	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
 		struct multiplier_model *m = &s->models[i];
 
-		if (has_body[i])
+		if (t.has_body[i])
 			ret = gbt_artefact_load_model(reg, artefact->id, "multiplier", m->tier,
 						      m->horizon, "multiplier", n_threads,
 						      s->features.n, &m->model, err);
 	}
-	free(has_body);
-	free(buf);
+	free(t.has_body);
 	if (ret < 0) {
 		err_prefix(err, "multiplier v%lld", (long long)artefact->version);
 		multiplier_state_free(s);

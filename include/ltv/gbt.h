@@ -103,6 +103,30 @@ int gbt_fit_freeing_x(const struct gbt_param *p,
 		      struct gbt_model **out_model, struct ltv_err *err);
 
 /*
+ * Unweighted training rows binned once for several fits that differ only in
+ * their labels (hurdle's two revenue candidates on the same payers): XGBoost
+ * cuts each feature's max_bin bins and bins the rows once, where each
+ * gbt_fit does both again. The bins depend on the rows alone, so a fit on
+ * them gives gbt_fit's model to the bit. x is not kept. NULL feature_names
+ * as for gbt_fit. Free with gbt_rows_free (NULL is a no-op).
+ */
+struct gbt_rows;
+int gbt_rows_new(const float *x, size_t n_rows, size_t n_features,
+		 const char *const *feature_names, int n_threads, int max_bin,
+		 struct gbt_rows **out_rows, struct ltv_err *err);
+void gbt_rows_free(struct gbt_rows *rows);
+/*
+ * gbt_fit on train's rows with labels y_train (train's n_rows of them),
+ * without weights; p->max_bin must be the one train was binned with. The
+ * labels stay set on train until the next fit: fits on one train must not
+ * run at the same time.
+ */
+int gbt_fit_rows(const struct gbt_param *p, struct gbt_rows *train, const float *y_train,
+		 const float *x_valid, const float *y_valid, size_t n_valid,
+		 const char *const *feature_names, struct gbt_model **out_model,
+		 struct ltv_err *err);
+
+/*
  * Predicts n_rows rows of x (row-major, n_features must equal the model's)
  * into the caller's out_pred[n_rows], on the transformed scale: probability
  * for binary:logistic, the mean for the regression objectives. Works in

@@ -90,13 +90,34 @@ struct gbt_artefact_entry {
 	uint32_t has_body;    /* as read: the stage checks it is 0 or 1 */
 };
 
-/* Writes the manifest's opening into w: header, feature list and n_entries. */
-void gbt_artefact_put_manifest_head(struct blob_writer *w, const struct gbt_artefact_manifest *fmt,
-				    const struct str_list *features, size_t n_entries);
-/* Writes an entry's opening; the stage's own fields follow. */
-void gbt_artefact_put_entry(struct blob_writer *w, const struct gbt_artefact_entry *e);
-/* Adds w's bytes as the body "manifest" and leaves w empty. */
-void gbt_artefact_add_manifest(struct gbt_artefact *a, struct blob_writer *w);
+/*
+ * A stage's manifest entries: how each one's own fields, after the opening
+ * every entry shares, are written and read. gbt_artefact_write_manifest and
+ * gbt_artefact_read_manifest walk the manifest for every stage with one.
+ */
+struct gbt_artefact_codec {
+	const struct gbt_artefact_manifest *fmt;
+	/*
+	 * Entry i's opening; *has_factors set when it has factors by snapshot
+	 * age (age_means.h). When none has, the manifest is written as version
+	 * 1: the same bytes as before factors by age existed.
+	 */
+	struct gbt_artefact_entry (*opening)(const void *state, size_t i, int *has_factors);
+	/* Writes entry i's own fields as version writes them. */
+	void (*put)(struct blob_writer *w, const void *state, size_t i, uint32_t version);
+	/* Makes room in state for the n entries read next. */
+	void (*reserve)(void *state, size_t n);
+	/*
+	 * Reads the next entry's own fields after its opening e into state and
+	 * checks them: 0, or the error (a failed read is blob_reader_status's).
+	 */
+	int (*get)(struct blob_reader *r, uint32_t version, const struct gbt_artefact_entry *e,
+		   void *state, struct ltv_err *err);
+};
+
+/* Adds the body "manifest": header, feature list, then the n entries of state. */
+void gbt_artefact_write_manifest(struct gbt_artefact *a, const struct gbt_artefact_codec *c,
+				 const struct str_list *features, const void *state, size_t n);
 /* Adds m's gbt_save buffer as the body "t<tier>:h<horizon>:<part>"; m stays the caller's. */
 int gbt_artefact_add_model(struct gbt_artefact *a, int tier, int64_t horizon, const char *part,
 			   const struct gbt_model *m, struct ltv_err *err);
@@ -105,17 +126,13 @@ int gbt_artefact_add_model(struct gbt_artefact *a, int tier, int64_t horizon, co
 /* ---- reading ---- */
 
 /*
- * Fetches artefact_id's manifest into *out_buf (caller frees, also on
- * failure), checks its header against fmt, appends its feature names to
- * out_features (empty before; the caller's to free, also on failure), and
- * reads its entry count into *out_n_entries, leaving r at the first entry.
+ * Reads artefact_id's manifest: checks its header against c->fmt, appends
+ * its feature names to out_features (empty before; the caller's to free,
+ * also on failure), then reserves and reads every entry into state.
  */
-int gbt_artefact_open_manifest(struct registry *reg, int64_t artefact_id,
-			       const struct gbt_artefact_manifest *fmt, void **out_buf,
-			       struct blob_reader *r, struct str_list *out_features,
-			       size_t *out_n_entries, struct ltv_err *err);
-/* The version of the manifest r reads (gbt_artefact_open_manifest accepted it). */
-uint32_t gbt_artefact_manifest_version(const struct blob_reader *r);
+int gbt_artefact_read_manifest(struct registry *reg, int64_t artefact_id,
+			       const struct gbt_artefact_codec *c, struct str_list *out_features,
+			       void *state, struct ltv_err *err);
 /*
  * The feature names, in column order, that artefact_id's boosters take (its
  * manifest's list, whichever stage wrote it), appended to out_features (empty
@@ -123,8 +140,6 @@ uint32_t gbt_artefact_manifest_version(const struct blob_reader *r);
  */
 int gbt_artefact_feature_names(struct registry *reg, int64_t artefact_id,
 			       struct str_list *out_features, struct ltv_err *err);
-/* Reads an entry's opening; failures stick in r (blob_reader_status). */
-void gbt_artefact_get_entry(struct blob_reader *r, struct gbt_artefact_entry *out_entry);
 
 /*
  * Loads the body "t<tier>:h<horizon>:<part>" of artefact_id to predict with

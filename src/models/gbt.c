@@ -238,7 +238,7 @@ static int dense_batch_next(DataIterHandle handle)
 		 "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"%s\", "
 		 "\"version\": 3}", (uintptr_t)b->x, b->n_rows, b->n_features, typestr);
 	if (XGProxyDMatrixSetDataDense(b->proxy, iface) != 0 ||
-	    XGDMatrixSetFloatInfo(b->proxy, "label", b->y, b->n_rows) != 0 ||
+	    (b->y && XGDMatrixSetFloatInfo(b->proxy, "label", b->y, b->n_rows) != 0) ||
 	    (b->w && XGDMatrixSetFloatInfo(b->proxy, "weight", b->w, b->n_rows) != 0))
 		return 0; /* XGBoost then fails the creation with its own last error */
 	return 1;
@@ -345,25 +345,28 @@ static int booster_configure(BoosterHandle b, const struct gbt_param *p, const c
 	return 0;
 }
 
-/*
- * The booster's thread count follows p->threads_now, asked before each round:
- * a fit that started beside others (one core each) takes the cores they leave
- * (hurdle's longest payer fit at 1,000,000 users ran its last rounds on one
- * core with the other idle). Rounds are bit-identical for any nthread, so the
- * model is too. *current is the count in force.
- */
-static int booster_follow_threads(BoosterHandle b, const struct gbt_param *p, int *current,
-				  struct ltv_err *err)
+/* The fit's thread count now: p->threads_now's answer (clamped), else p->n_threads. */
+static int fit_threads(const struct gbt_param *p)
 {
-	int n;
+	int n = p->threads_now ? p->threads_now(p->threads_arg) : p->n_threads;
 
-	if (!p->threads_now)
-		return 0;
-	n = p->threads_now(p->threads_arg);
-	if (n < 1)
-		n = 1;
-	if (n > 1024)
-		n = 1024;
+	return n < 1 ? 1 : n > 1024 ? 1024 : n;
+}
+
+/*
+ * Sets the booster's nthread to n unless *current already is n. Boosting
+ * rounds follow fit_threads, asked before each round: a fit that started
+ * beside others (one core each) takes the cores they leave (hurdle's longest
+ * payer fit at 1,000,000 users ran its last rounds on one core with the
+ * other idle). Rounds are bit-identical for any nthread, so the trees are
+ * too. The validation metric is not: XGBoost 1.7 sums its per-row losses in
+ * one partial sum per thread, so 2 threads round differently from 1, and the
+ * score decides the best round and is stored with the model (multiplier's
+ * hash at 1,000,000 users differed between a 1-thread and a 2-thread run by
+ * one bit of best_score). So evaluation always runs on 1 thread.
+ */
+static int booster_threads(BoosterHandle b, int n, int *current, struct ltv_err *err)
+{
 	if (n == *current)
 		return 0;
 	*current = n;
@@ -497,9 +500,54 @@ static void model_set_attrs(struct gbt_model *m)
 	XGBoosterSetAttr(m->booster, "best_score", buf);
 }
 
-/* gbt_fit; x_release, when not NULL, is freed once the training matrix holds x_train. */
+struct gbt_rows {
+	DMatrixHandle matrix; /* XGBoost's quantile matrix, without labels between fits */
+	size_t n_rows, n_features;
+	int max_bin;
+};
+
+int gbt_rows_new(const float *x, size_t n_rows, size_t n_features,
+		 const char *const *feature_names, int n_threads, int max_bin,
+		 struct gbt_rows **out_rows, struct ltv_err *err)
+{
+	DMatrixHandle d = NULL;
+	int ret;
+
+	assert(x && out_rows);
+	*out_rows = NULL;
+	if (n_rows == 0 || n_features == 0 || n_features > INT_MAX)
+		return err_set(err, LTV_EINVAL,
+			       "gbt: cannot bin %zu rows of %zu features; need at least one of each",
+			       n_rows, n_features);
+	if (n_threads < 1 || max_bin < 2 || max_bin > 1024)
+		return err_set(err, LTV_ECONFIG, "gbt: binning needs n_threads >= 1 and max_bin "
+			       "in 2..1024, got %d and %d", n_threads, max_bin);
+	if ((ret = matrix_new(x, NULL, NULL, n_rows, n_features, feature_names, n_threads, 1,
+			      max_bin, &d, err)) < 0)
+		return ret;
+	*out_rows = xcalloc(1, sizeof(**out_rows));
+	(*out_rows)->matrix = d;
+	(*out_rows)->n_rows = n_rows;
+	(*out_rows)->n_features = n_features;
+	(*out_rows)->max_bin = max_bin;
+	return 0;
+}
+
+void gbt_rows_free(struct gbt_rows *r)
+{
+	if (!r)
+		return;
+	XGDMatrixFree(r->matrix);
+	free(r);
+}
+
+/*
+ * gbt_fit; x_release, when not NULL, is freed once the training matrix holds
+ * x_train; with binned, the rows are binned's (x_train unused) and only the
+ * labels are set on its matrix.
+ */
 static int fit(const struct gbt_param *p, const float *x_train, float **x_release,
-	       const float *y_train, const float *w_train, size_t n_train,
+	       struct gbt_rows *binned, const float *y_train, const float *w_train, size_t n_train,
 	       const float *x_valid, const float *y_valid, size_t n_valid,
 	       size_t n_features, const char *const *feature_names,
 	       struct gbt_model **out_model, struct ltv_err *err)
@@ -511,11 +559,11 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	struct gbt_model *m = NULL;
 	const char *reason = gbt_param_check(p);
 	char *metric = NULL;
-	int best = -1, rounds = 0, maximise, threads = p->n_threads;
+	int best = -1, rounds = 0, maximise, threads = p->n_threads, want = p->n_threads;
 	double best_score = NAN;
 	int ret = 0;
 
-	assert(x_train && y_train && out_model);
+	assert((x_train || binned) && y_train && out_model);
 	assert(n_valid == 0 || (x_valid && y_valid));
 	*out_model = NULL;
 	if (reason)
@@ -528,11 +576,21 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	    (ret = check_labels(obj, y_valid, NULL, n_valid, "validation", err)) < 0)
 		return ret;
 
+	if (binned && (binned->n_rows != n_train || binned->n_features != n_features ||
+		       binned->max_bin != p->max_bin || w_train))
+		return err_set(err, LTV_EINVAL, "gbt: binned rows are %zu x %zu with max_bin %d; "
+			       "the fit wants %zu x %zu with max_bin %d%s", binned->n_rows,
+			       binned->n_features, binned->max_bin, n_train, n_features,
+			       p->max_bin, w_train ? " and weights" : "");
 	metric = metric_name(p, obj);
 	maximise = metric_maximises(metric);
-	if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features, feature_names,
-			      p->n_threads, 1, p->max_bin, &dtrain, err)) < 0)
+	if (binned) {
+		XGB_TRY(XGDMatrixSetFloatInfo(binned->matrix, "label", y_train, n_train));
+		dtrain = binned->matrix;
+	} else if ((ret = matrix_new(x_train, y_train, w_train, n_train, n_features,
+				     feature_names, p->n_threads, 1, p->max_bin, &dtrain, err)) < 0) {
 		goto out;
+	}
 	if (x_release) { /* the quantile matrix holds its own bins of every value */
 		free(*x_release);
 		*x_release = NULL;
@@ -553,7 +611,8 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 		const char *eval_text = NULL;
 		double score = NAN;
 
-		if ((ret = booster_follow_threads(booster, p, &threads, err)) < 0)
+		want = fit_threads(p);
+		if ((ret = booster_threads(booster, want, &threads, err)) < 0)
 			goto out;
 		XGB_TRY(XGBoosterUpdateOneIter(booster, iter, dtrain));
 		rounds = iter + 1;
@@ -561,6 +620,8 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 			best = iter;
 			continue;
 		}
+		if ((ret = booster_threads(booster, 1, &threads, err)) < 0)
+			goto out;
 		XGB_TRY(XGBoosterEvalOneIter(booster, iter, &dvalid, eval_names, 1, &eval_text));
 		if ((ret = parse_eval(eval_text, &score, err)) < 0)
 			goto out;
@@ -578,6 +639,9 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 		booster = sliced;
 		sliced = NULL;
 	}
+	/* The fit's last share of the cores, not evaluation's 1, for predicting. */
+	if ((ret = booster_threads(booster, want, &threads, err)) < 0)
+		goto out;
 
 	m = xcalloc(1, sizeof(*m));
 	m->booster = booster;
@@ -589,7 +653,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	m->best_iteration = best;
 	m->rounds_trained = rounds;
 	m->best_score = best_score;
-	m->n_threads = threads; /* the booster's nthread now (booster_follow_threads) */
+	m->n_threads = threads;
 	model_set_attrs(m);
 	if ((ret = model_warm_up(m, err)) < 0)
 		goto out;
@@ -612,7 +676,7 @@ out:
 		XGBoosterFree(booster);
 	if (dvalid)
 		XGDMatrixFree(dvalid);
-	if (dtrain)
+	if (dtrain && !binned)
 		XGDMatrixFree(dtrain);
 	free(metric);
 	return ret;
@@ -624,7 +688,7 @@ int gbt_fit(const struct gbt_param *p,
 	    size_t n_features, const char *const *feature_names,
 	    struct gbt_model **out_model, struct ltv_err *err)
 {
-	return fit(p, x_train, NULL, y_train, w_train, n_train, x_valid, y_valid, n_valid,
+	return fit(p, x_train, NULL, NULL, y_train, w_train, n_train, x_valid, y_valid, n_valid,
 		   n_features, feature_names, out_model, err);
 }
 
@@ -634,8 +698,17 @@ int gbt_fit_freeing_x(const struct gbt_param *p,
 		      size_t n_features, const char *const *feature_names,
 		      struct gbt_model **out_model, struct ltv_err *err)
 {
-	return fit(p, *x_train, x_train, y_train, w_train, n_train, x_valid, y_valid, n_valid,
-		   n_features, feature_names, out_model, err);
+	return fit(p, *x_train, x_train, NULL, y_train, w_train, n_train, x_valid, y_valid,
+		   n_valid, n_features, feature_names, out_model, err);
+}
+
+int gbt_fit_rows(const struct gbt_param *p, struct gbt_rows *train, const float *y_train,
+		 const float *x_valid, const float *y_valid, size_t n_valid,
+		 const char *const *feature_names, struct gbt_model **out_model,
+		 struct ltv_err *err)
+{
+	return fit(p, NULL, NULL, train, y_train, NULL, train->n_rows, x_valid, y_valid, n_valid,
+		   train->n_features, feature_names, out_model, err);
 }
 
 static int xgb_predict_rows(const struct gbt_model *m, const float *x, size_t n_rows,

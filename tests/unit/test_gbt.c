@@ -558,6 +558,83 @@ static void test_thread_count_does_not_change_predictions(void **state)
 	free(x), free(y);
 }
 
+/*
+ * The validation metric must not depend on the thread count either: it picks
+ * the best round and is stored (best_score) in the saved body. XGBoost sums a
+ * metric's per-row losses in one partial sum per thread; with one huge
+ * residual first, a serial sum loses every small one after it (below its
+ * rounding step) while two halves keep the second half's. On 2 threads the
+ * saved bodies then differed (before gbt.c evaluated on 1).
+ */
+static void test_thread_count_does_not_change_best_score(void **state)
+{
+	struct rng r = { 18 };
+	const size_t k = 6, n = 16000, n_train = n / 2;
+	float *x, *y;
+	struct gbt_param p;
+	struct gbt_model *m1, *m2;
+
+	(void)state;
+	make_linear(&r, n, k, 0.7, &x, &y);
+	y[n_train] = 1e8f; /* the first validation row: residual^2 about 1e16 */
+	gbt_param_init_defaults(&p);
+	p.n_rounds = 40;
+	p.n_threads = 1;
+	m1 = fit_ok(&p, x, y, n_train, x + n_train * k, y + n_train, n - n_train, k, NULL);
+	p.n_threads = 2;
+	m2 = fit_ok(&p, x, y, n_train, x + n_train * k, y + n_train, n - n_train, k, NULL);
+	assert_memory_equal(&(double){ gbt_best_score(m1) }, &(double){ gbt_best_score(m2) },
+			    sizeof(double));
+	assert_true(gbt_best_score(m1) > 1e3); /* the huge row is in it */
+	assert_same_model(m1, m2, x, n, k);
+	gbt_free(m1), gbt_free(m2);
+	free(x), free(y);
+}
+
+/*
+ * gbt_rows: rows binned once, then fitted with two objectives and labels
+ * (hurdle's revenue candidates), give each gbt_fit's model to the byte; a
+ * fit whose max_bin or weights do not match the binned rows is refused.
+ */
+static void test_binned_rows_fit_like_gbt_fit(void **state)
+{
+	struct rng r = { 19 };
+	const size_t k = 5, n = 6000, n_train = n * 3 / 4;
+	float *x, *y, *y_gamma = alloc_f(n);
+	struct gbt_param p;
+	struct gbt_rows *rows = NULL;
+	struct gbt_model *a, *b, *c;
+	struct ltv_err err = { 0, "" };
+
+	(void)state;
+	make_linear(&r, n, k, 0.5, &x, &y);
+	for (size_t i = 0; i < n; i++)
+		y_gamma[i] = expf(y[i] * 0.3f);
+	gbt_param_init_defaults(&p);
+	p.n_rounds = 60;
+	p.subsample = 0.8;
+	p.max_bin = 64;
+	assert_int_equal(gbt_rows_new(x, n_train, k, NULL, 2, p.max_bin, &rows, &err), 0);
+	for (int kind = 0; kind < 2; kind++) {
+		const float *labels = kind ? y_gamma : y;
+
+		p.objective = kind ? "reg:gamma" : "reg:squarederror";
+		a = fit_ok(&p, x, labels, n_train, x + n_train * k, labels + n_train, n - n_train, k,
+			   NULL);
+		assert_int_equal(gbt_fit_rows(&p, rows, labels, x + n_train * k, labels + n_train,
+					      n - n_train, NULL, &b, &err), 0);
+		assert_same_model(a, b, x, n, k);
+		gbt_free(a), gbt_free(b);
+	}
+	p.max_bin = 32;
+	assert_int_equal(gbt_fit_rows(&p, rows, y_gamma, NULL, NULL, 0, NULL, &c, &err),
+			 LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "max_bin"));
+	gbt_rows_free(rows);
+	gbt_rows_free(NULL);
+	free(x), free(y), free(y_gamma);
+}
+
 static void test_missing_values_accepted(void **state)
 {
 	struct rng r = { 9 };
@@ -952,6 +1029,8 @@ int main(void)
 		cmocka_unit_test(test_gamma_predicts_positive_means),
 		cmocka_unit_test(test_tweedie_predicts_positive_means),
 		cmocka_unit_test(test_thread_count_does_not_change_predictions),
+		cmocka_unit_test(test_thread_count_does_not_change_best_score),
+		cmocka_unit_test(test_binned_rows_fit_like_gbt_fit),
 		cmocka_unit_test(test_missing_values_accepted),
 		cmocka_unit_test(test_single_class_labels_do_not_crash),
 		cmocka_unit_test(test_bad_input_is_reported),
