@@ -129,7 +129,7 @@ static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
 		struct row_split s;
 
 		judge_split(j, hz->v[h], 0, &s);
-		j->memo[h] = key ? prediction_memo_take(key, hz->v[h]) : NULL;
+		j->memo[h] = key ? prediction_shelf_take(ctx->predictions, key, hz->v[h]) : NULL;
 		LOG(LOG_DEBUG, "methods' predictions at %lld days: %s", (long long)hz->v[h],
 		    j->memo[h] ? "select's of this run" : "predicted here");
 		if (!j->memo[h])

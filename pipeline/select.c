@@ -77,9 +77,10 @@ static void global_medians(const struct model_data *d, double *out)
 
 /*
  * Each method's predictions for the validation rows at the target horizon:
- * pred[m][i]. Judged on the features' own rows, they are left on the
- * prediction memo shelf as well, for calibrate of the same run, which asks
- * for the same rows' predictions again (include/ltv/prediction_memo.h).
+ * pred[m][i]. Judged on the features' own rows, they are left on the run's
+ * shelf of predictions as well (stage_ctx.predictions), for calibrate of
+ * the same run, which asks for the same rows' predictions again
+ * (include/ltv/prediction_memo.h).
  */
 static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		       const struct row_split *s, int64_t target, double **pred)
@@ -87,7 +88,7 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 	struct prediction_memo *memo = NULL;
 	int ret = 0;
 
-	if (!ctx->cfg->select.held_out_ages)
+	if (!ctx->cfg->select.held_out_ages && ctx->predictions)
 		memo = prediction_memo_new(d, target, s->valid, s->n_valid);
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
 		pred[m] = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
@@ -99,7 +100,7 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 	if (ret == 0 && memo) {
 		char *key = stage_prediction_key(ctx);
 
-		prediction_memo_offer(key, memo);
+		prediction_shelf_offer(ctx->predictions, key, memo);
 		free(key);
 	} else {
 		prediction_memo_free(memo);
