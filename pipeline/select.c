@@ -54,24 +54,28 @@ struct cohort_eval {
 /*
  * Median revenue still to come (ltv_H - rev_window) over training rows
  * (weighted) per horizon: the last resort of the chain adds it to what a user
- * spent so far.
+ * spent so far. Each horizon's split of the frame is made here once:
+ * valid[h] keeps its validation rows, the ones select judges on (judged_rows),
+ * instead of a second pass over the whole frame.
  */
-static void global_medians(const struct model_data *d, double *out)
+static void global_medians(const struct model_data *d, double *out, struct row_split *valid)
 {
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+
 	for (size_t h = 0; h < d->params.horizons.n; h++) {
-		struct row_split s;
+		struct row_split *s = &valid[h];
 		const double *y = model_data_label(d, d->params.horizons.v[h]);
 		double *v;
 
-		const double *rev_window = frame_column(&d->frame, "rev_window");
-
-		model_data_split(d, d->params.horizons.v[h], 0, &s);
-		v = xmalloc((s.n_train ? s.n_train : 1) * sizeof(double));
-		for (size_t i = 0; i < s.n_train; i++)
-			v[i] = y[s.train[i]] - rev_window[s.train[i]];
-		out[h] = s.n_train ? median_select(v, s.n_train) : 0;
+		model_data_split(d, d->params.horizons.v[h], 0, s);
+		v = xmalloc((s->n_train ? s->n_train : 1) * sizeof(double));
+		for (size_t i = 0; i < s->n_train; i++)
+			v[i] = y[s->train[i]] - rev_window[s->train[i]];
+		out[h] = s->n_train ? median_select(v, s->n_train) : 0;
 		free(v);
-		row_split_release(&s);
+		free(s->train);
+		s->train = NULL;
+		s->n_train = 0;
 	}
 }
 
@@ -871,13 +875,17 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
  */
 /*
  * The rows select judges on at horizon: the validation snapshot rows of
- * train, or with select.held_out_ages the held-out rows at served ages.
+ * train (taken from valid[h], global_medians' split), or with
+ * select.held_out_ages the held-out rows at served ages.
  */
 static const struct model_data *judged_rows(const struct model_data *train, const struct held_out *ho,
-					    int64_t horizon, struct row_split *out)
+					    int64_t horizon, struct row_split *valid, struct row_split *out)
 {
+	const int h = feature_params_horizon_index(&train->params, horizon);
+
 	if (!ho) {
-		model_data_split(train, horizon, 0, out);
+		*out = valid[h];
+		memset(&valid[h], 0, sizeof(valid[h]));
 		return train;
 	}
 	held_out_split(ho, horizon, 0, out);
@@ -939,8 +947,8 @@ static int choose_unlabelled(struct stage_ctx *ctx, const struct predictor *p, i
 }
 
 static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *train,
-				const struct held_out *ho, struct predictor *p, int64_t horizon,
-				struct cohort_eval *ev, size_t n_cohorts)
+				const struct held_out *ho, struct row_split *valid, struct predictor *p,
+				int64_t horizon, struct cohort_eval *ev, size_t n_cohorts)
 {
 	const struct model_data *d;
 	const int h = feature_params_horizon_index(&train->params, horizon);
@@ -950,7 +958,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 	char key[48];
 	int ret;
 
-	d = judged_rows(train, ho, horizon, &s);
+	d = judged_rows(train, ho, horizon, valid, &s);
 	ret = predict_all(ctx, d, p, &s, horizon, pred);
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	if (ret == 0 && s.n_valid > 0) {
@@ -1001,7 +1009,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	const struct held_out *judged = NULL;
 	const struct model_data *vd;
 	struct predictor p;
-	struct row_split s = { 0 };
+	struct row_split s = { 0 }, valid[PREDICTOR_MAX_HORIZONS] = { { 0 } };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
 	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, *pred[N_CANDIDATES] = { 0 };
@@ -1036,18 +1044,18 @@ int stage_select_run(struct stage_ctx *ctx)
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
-	global_medians(&d, medians);
+	global_medians(&d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
 	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
 		if ((int)h != p.target_h)
-			ret = choose_other_horizon(ctx, &d, judged, &p, d.params.horizons.v[h], ev,
-						   n_cohorts);
+			ret = choose_other_horizon(ctx, &d, judged, valid, &p, d.params.horizons.v[h],
+						   ev, n_cohorts);
 		stage_progress(ctx, "steps", h + 1, d.params.horizons.n + 2);
 	}
 	if (ret < 0)
 		goto out;
-	vd = judged_rows(&d, judged, d.params.target_horizon, &s);
+	vd = judged_rows(&d, judged, d.params.target_horizon, valid, &s);
 	ret = predict_all(ctx, vd, &p, &s, d.params.target_horizon, pred);
 	if (ret < 0)
 		goto out;
@@ -1086,6 +1094,8 @@ out:
 	free(ev);
 	free(cohort_tier);
 	row_split_release(&s);
+	for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
+		row_split_release(&valid[h]);
 	predictor_release(&p);
 	held_out_release(&ho);
 	model_data_release(&d);
