@@ -164,14 +164,9 @@ int paired_bootstrap(const double *actual, const double *pred_a, const double *p
 	return ret;
 }
 
-/*
- * One resample's verdict: 1 when B's summed campaign error is below A's.
- * pair[u] holds user u's residuals under A and B side by side: a draw is
- * one random read (one cache line) instead of one in each array, and the
- * sums are the same additions in the same order.
- */
-static int b_wins_resample(struct rng *r, const double (*pair)[2], const size_t *group_start,
-			   size_t n_groups)
+/* One resample's verdict: 1 when B's summed campaign error is below A's. */
+static int b_wins_resample(struct rng *r, const double *resid_a, const double *resid_b,
+			   const size_t *group_start, size_t n_groups)
 {
 	double err_a = 0, err_b = 0;
 
@@ -182,27 +177,13 @@ static int b_wins_resample(struct rng *r, const double (*pair)[2], const size_t 
 		for (size_t k = 0; k < n; k++) {
 			const size_t u = first + rng_below(r, (uint32_t)n);
 
-			sum_a += pair[u][0];
-			sum_b += pair[u][1];
+			sum_a += resid_a[u];
+			sum_b += resid_b[u];
 		}
 		err_a += fabs(sum_a);
 		err_b += fabs(sum_b);
 	}
 	return err_b < err_a;
-}
-
-/* resid_a and resid_b of users group_start[0] .. group_start[n_groups] - 1, side by side. */
-static double (*pairs_of(const double *resid_a, const double *resid_b, const size_t *group_start,
-			 size_t n_groups))[2]
-{
-	const size_t n = group_start[n_groups];
-	double (*pair)[2] = xmalloc((n ? n : 1) * sizeof(*pair));
-
-	for (size_t u = group_start[0]; u < n; u++) {
-		pair[u][0] = resid_a[u];
-		pair[u][1] = resid_b[u];
-	}
-	return pair;
 }
 
 double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
@@ -211,15 +192,12 @@ double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
 {
 	struct rng r;
 	size_t wins = 0;
-	double (*pair)[2];
 
 	if (n_resamples == 0 || group_start[n_groups] == group_start[0])
 		return 0;
-	pair = pairs_of(resid_a, resid_b, group_start, n_groups);
 	rng_seed(&r, seed, 0);
 	for (size_t b = 0; b < n_resamples; b++)
-		wins += (size_t)b_wins_resample(&r, (const double (*)[2])pair, group_start, n_groups);
-	free(pair);
+		wins += (size_t)b_wins_resample(&r, resid_a, resid_b, group_start, n_groups);
 	return (double)wins / (double)n_resamples;
 }
 
@@ -228,23 +206,17 @@ int paired_bootstrap_wins(const double *resid_a, const double *resid_b, const si
 {
 	struct rng r;
 	size_t wins = 0;
-	double (*pair)[2];
-	int verdict = -1;
 
 	if (n_resamples == 0 || group_start[n_groups] == group_start[0])
 		return 0 >= min_share;
-	pair = pairs_of(resid_a, resid_b, group_start, n_groups);
 	rng_seed(&r, seed, 0);
-	for (size_t b = 0; b < n_resamples && verdict < 0; b++) {
+	for (size_t b = 0; b < n_resamples; b++) {
 		/* settled: every resample left won, or none needed, cannot change the verdict */
 		if ((double)(wins + n_resamples - b) / (double)n_resamples < min_share)
-			verdict = 0;
-		else if ((double)wins / (double)n_resamples >= min_share)
-			verdict = 1;
-		else
-			wins += (size_t)b_wins_resample(&r, (const double (*)[2])pair, group_start,
-							n_groups);
+			return 0;
+		if ((double)wins / (double)n_resamples >= min_share)
+			return 1;
+		wins += (size_t)b_wins_resample(&r, resid_a, resid_b, group_start, n_groups);
 	}
-	free(pair);
-	return verdict >= 0 ? verdict : (double)wins / (double)n_resamples >= min_share;
+	return (double)wins / (double)n_resamples >= min_share;
 }
