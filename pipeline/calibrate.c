@@ -90,6 +90,8 @@ struct judge_rows {
 	 */
 	size_t *valid[PREDICTOR_MAX_HORIZONS];
 	size_t n_valid[PREDICTOR_MAX_HORIZONS];
+	/* Per tier (1-3) and horizon index: tier_train_mean, from the same pass. */
+	double anchor[4][PREDICTOR_MAX_HORIZONS];
 };
 
 static const struct model_data *judge_data(const struct judge_rows *j)
@@ -119,17 +121,59 @@ static void judge_split(const struct judge_rows *j, int64_t horizon, int tier, s
 			out->valid[out->n_valid++] = j->valid[h][i];
 }
 
-/* Each horizon's memo: select's, when it left one for these very rows, else an empty one. */
+/*
+ * The tier's mean revenue still to come after the rows' ages, on training
+ * cohorts (weighted): over w's training rows of the tier (w: a split of
+ * every tier, whose rows of one tier are that tier's split, in order).
+ */
+static double tier_train_mean(const struct model_data *d, int64_t horizon,
+			      const struct row_split *w, int tier)
+{
+	const double *y = model_data_label(d, horizon);
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	double sum = 0, weight = 0;
+
+	for (size_t i = 0; i < w->n_train; i++) {
+		const size_t r = w->train[i];
+		double wt;
+
+		if (tier > 0 && d->tier && d->tier[r] != tier)
+			continue; /* model_data_split's own tier test */
+		wt = model_data_weight(d, r);
+		sum += wt * (y[r] - rev_window[r]);
+		weight += wt;
+	}
+	return weight > 0 ? sum / weight : NAN;
+}
+
+/*
+ * Per horizon, one pass over the frame (a weighted split): its training
+ * rows give each tier's anchor, its validation rows, each as often as its
+ * weight, are the judged rows (model_data_split's) without held-out ages.
+ * And each horizon's memo: select's, when it left one for these very rows
+ * on the run's shelf, else an empty one.
+ */
 static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
 			const struct int_list *hz)
 {
 	char *key = j->ho ? NULL : stage_prediction_key(ctx);
 
 	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++) {
-		struct row_split s;
+		struct row_split w, s = { 0 };
 
-		judge_split(j, hz->v[h], 0, &s);
-		j->memo[h] = key ? prediction_memo_take(key, hz->v[h]) : NULL;
+		model_data_split_weighted(j->train, hz->v[h], 0, &w);
+		for (int t = 1; t <= 3; t++)
+			j->anchor[t][h] = tier_train_mean(j->train, hz->v[h], &w, t);
+		if (j->ho) {
+			held_out_split(j->ho, hz->v[h], 0, &s);
+		} else {
+			s.valid = w.valid;
+			s.n_valid = w.n_valid;
+			w.valid = NULL;
+			model_data_expand_by_weight(j->train, &s.valid, &s.n_valid);
+		}
+		row_split_release(&w);
+		j->memo[h] = key ? prediction_shelf_take(ctx->predictions, key, hz->v[h]) : NULL;
 		LOG(LOG_DEBUG, "methods' predictions at %lld days: %s", (long long)hz->v[h],
 		    j->memo[h] ? "select's of this run" : "predicted here");
 		if (!j->memo[h])
@@ -155,34 +199,15 @@ static void judge_memos_release(struct judge_rows *j)
 }
 
 /* The mix's raw predictions of the judged rows[0..n) at horizon (predictor_predict_raw). */
-static int judge_predict(struct stage_ctx *ctx, const struct judge_rows *j,
-			 const struct predictor *p, const size_t *rows, size_t n, int64_t horizon,
-			 double *out)
+static int judge_predict(const struct judge_rows *j, const struct predictor *p,
+			 const size_t *rows, size_t n, int64_t horizon, double *out,
+			 struct ltv_err *err)
 {
 	const int h = feature_params_horizon_index(&p->params, horizon);
 
 	return predictor_predict_raw_memo(p, judge_data(j), rows, n, horizon,
 					  h >= 0 && h < PREDICTOR_MAX_HORIZONS ? j->memo[h] : NULL,
-					  out, &ctx->err);
-}
-
-/* The tier's mean revenue still to come after the rows' ages, on training cohorts (weighted). */
-static double tier_train_mean(const struct model_data *d, int64_t horizon, int tier)
-{
-	struct row_split s;
-	const double *y = model_data_label(d, horizon);
-	const double *rev_window = frame_column(&d->frame, "rev_window");
-	double sum = 0, weight = 0;
-
-	model_data_split_weighted(d, horizon, tier, &s);
-	for (size_t i = 0; i < s.n_train; i++) {
-		double w = model_data_weight(d, s.train[i]);
-
-		sum += w * (y[s.train[i]] - rev_window[s.train[i]]);
-		weight += w;
-	}
-	row_split_release(&s);
-	return weight > 0 ? sum / weight : NAN;
+					  out, err);
 }
 
 /*
@@ -244,9 +269,9 @@ static int beats_raw_campaigns(const struct calibration *cal, const struct judge
 }
 
 /* Fits one (tier, horizon); stores its body and table row. *out_cal is NULL for identity. */
-static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const struct predictor *p,
-		   int tier, int64_t horizon, struct calibration **out_cal,
-		   struct calibration_row *out_row)
+static int fit_one(const struct stage_ctx *ctx, const struct judge_rows *j,
+		   const struct predictor *p, int tier, int64_t horizon, struct calibration **out_cal,
+		   struct calibration_row *out_row, struct ltv_err *err)
 {
 	const struct model_data *d = judge_data(j);
 	struct calibration_param param;
@@ -260,14 +285,14 @@ static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const stru
 	*out_row = (struct calibration_row){ tier, horizon, "identity", NAN, NAN, 0, NAN, NAN };
 	judge_split(j, horizon, tier, &s);
 	out_row->n_validation = (int64_t)s.n_valid;
-	out_row->anchor = tier_train_mean(j->train, horizon, tier);
+	out_row->anchor = j->anchor[tier][feature_params_horizon_index(&j->train->params, horizon)];
 	if (s.n_valid < (size_t)ctx->cfg->calibrate.min_users || isnan(out_row->anchor))
 		goto out;
 	/* Contiguous folds over install date, as calibration_fit_best expects. */
 	sort_by_install(frame_column(&d->frame, "install_time"), s.valid, s.n_valid);
 	pred = xmalloc(s.n_valid * sizeof(double));
 	actual = xmalloc(s.n_valid * sizeof(double));
-	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, horizon, pred);
+	ret = judge_predict(j, p, s.valid, s.n_valid, horizon, pred, err);
 	if (ret < 0)
 		goto out;
 	/* Calibrated is the revenue still to come (predictor_calibrate). */
@@ -279,7 +304,7 @@ static int fit_one(struct stage_ctx *ctx, const struct judge_rows *j, const stru
 	param.alpha_min = ctx->cfg->calibrate.alpha_min;
 	param.alpha_max = ctx->cfg->calibrate.alpha_max;
 	param.n_folds = (size_t)ctx->cfg->calibrate.folds;
-	ret = calibration_fit_best(&param, out_row->anchor, pred, actual, s.n_valid, out_cal, &ctx->err);
+	ret = calibration_fit_best(&param, out_row->anchor, pred, actual, s.n_valid, out_cal, err);
 	if (ret < 0)
 		goto out;
 	if (!beats_raw(*out_cal, pred, actual, s.n_valid) ||
@@ -394,8 +419,9 @@ static size_t group_sums(const struct model_data *d, const struct row_split *s, 
  * independent: more of them steadies the quantile without the finite-sample
  * guarantee of independent ones).
  */
-static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const struct predictor *p,
-		    int64_t horizon, struct conformal *out)
+static int fit_band(const struct stage_ctx *ctx, const struct judge_rows *j,
+		    const struct predictor *p, int64_t horizon, struct conformal *out,
+		    struct ltv_err *err)
 {
 	const struct model_data *d = judge_data(j);
 	const double *y = model_data_label(d, horizon);
@@ -426,7 +452,7 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const str
 	group_n = xcalloc(n_groups + 1, sizeof(size_t));
 	pred = xmalloc((s.n_valid + 1) * sizeof(double));
 	actual = xmalloc((s.n_valid + 1) * sizeof(double));
-	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, horizon, pred);
+	ret = judge_predict(j, p, s.valid, s.n_valid, horizon, pred, err);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++)
 		actual[i] = rev_window[s.valid[i]];
 	if (ret == 0)
@@ -449,7 +475,7 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const str
 	}
 	if (ret == 0 && s.n_valid > 0)
 		ret = conformal_fit(pred, actual, s.n_valid, 20, 100, 0.8, group_pred, group_actual,
-				    n_groups, out, &ctx->err);
+				    n_groups, out, err);
 	/* Off by default: README "Campaign intervals" has the measurements why. */
 	if (ret == 0 && s.n_valid > 0 && ctx->cfg->calibrate.bootstrap_band)
 		conformal_fit_bootstrap(pred, actual, s.n_valid, group_pred, group_actual, n_groups, out);
@@ -463,6 +489,7 @@ static int fit_band(struct stage_ctx *ctx, const struct judge_rows *j, const str
 	return ret;
 }
 
+/* Each horizon's band, fitted by fit_horizons, into the output and its metrics. */
 static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p,
 		       int64_t out_id)
 {
@@ -476,8 +503,7 @@ static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct
 		uint8_t *body;
 		cJSON *o;
 
-		ret = fit_band(ctx, j, p, hz->v[h], &p->band[h]);
-		if (ret < 0 || p->band[h].n_buckets == 0)
+		if (p->band[h].n_buckets == 0)
 			continue;
 		body = conformal_save(&p->band[h], &len);
 		snprintf(key, sizeof(key), "band:h%lld", (long long)hz->v[h]);
@@ -537,7 +563,7 @@ static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j,
 	floor_v = xmalloc((s.n_valid + 1) * sizeof(double));
 	group = xmalloc((s.n_valid + 1) * sizeof(size_t));
 	*out_raw = *out_calibrated = NAN;
-	ret = judge_predict(ctx, j, p, s.valid, s.n_valid, target, pred);
+	ret = judge_predict(j, p, s.valid, s.n_valid, target, pred, &ctx->err);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
 		actual[i] = y[s.valid[i]];
 		group[i] = model_data_cohort(d, s.valid[i]);
@@ -673,6 +699,42 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 				   reason, &mv, &ctx->err);
 }
 
+/*
+ * Every (tier, horizon) calibration, then each horizon's band (which
+ * applies its tiers' calibrations): the horizons side by side, as they
+ * share nothing they write (each its own memo, calibrations, band and
+ * rows), the longest first (it has the most validation rows). Fits are
+ * counted as they finish, so progress reads as before (k of 9 fits). On
+ * failure, the lowest failing horizon's error, whatever the thread count.
+ */
+static int fit_horizons(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p,
+			struct calibration_row (*rows)[PREDICTOR_MAX_HORIZONS])
+{
+	const struct int_list *hz = &j->train->params.horizons;
+	const int n = (int)hz->n;
+	struct ltv_err errs[PREDICTOR_MAX_HORIZONS];
+	int rets[PREDICTOR_MAX_HORIZONS] = { 0 }, done = 0;
+
+#pragma omp parallel for schedule(dynamic) num_threads(stage_threads(ctx))
+	for (int k = 0; k < n; k++) {
+		const int h = n - 1 - k;
+
+		for (int t = 1; t <= 3 && rets[h] == 0; t++) {
+			rets[h] = fit_one(ctx, j, p, t, hz->v[h], &p->cal[t][h], &rows[t][h], &errs[h]);
+#pragma omp critical(calibrate_progress)
+			stage_progress(ctx, "fits", (uint64_t)++done, 3 * (uint64_t)n);
+		}
+		if (rets[h] == 0)
+			rets[h] = fit_band(ctx, j, p, hz->v[h], &p->band[h], &errs[h]);
+	}
+	for (int h = 0; h < n; h++)
+		if (rets[h] < 0) {
+			ctx->err = errs[h];
+			return rets[h];
+		}
+	return 0;
+}
+
 int stage_calibrate_run(struct stage_ctx *ctx)
 {
 	const struct int_list *hz;
@@ -680,7 +742,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	struct calibration_row rows[4][PREDICTOR_MAX_HORIZONS];
 	struct model_data d;
 	struct held_out ho = { 0 };
-	struct judge_rows judge = { &d, NULL, { NULL }, { NULL }, { 0 } };
+	struct judge_rows judge = { .train = &d };
 	struct predictor p;
 	double wape_raw = NAN, wape_cal = NAN, wape_oos;
 	int64_t out_id, version;
@@ -704,13 +766,9 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	}
 	if (ret == 0)
 		judge_memos(ctx, &judge, hz);
-	/* fits: one per tier and horizon */
-	for (int t = 1; t <= 3 && ret == 0; t++) {
-		for (size_t h = 0; h < hz->n && ret == 0; h++) {
-			ret = fit_one(ctx, &judge, &p, t, hz->v[h], &p.cal[t][h], &rows[t][h]);
-			stage_progress(ctx, "fits", (size_t)(t - 1) * hz->n + h + 1, 3 * hz->n);
-		}
-	}
+	/* fits: one per tier and horizon, and each horizon's band */
+	if (ret == 0)
+		ret = fit_horizons(ctx, &judge, &p, rows);
 	if (ret == 0)
 		ret = validation_wape(ctx, &judge, &p, &wape_raw, &wape_cal);
 	if (ret < 0)

@@ -447,6 +447,7 @@ struct run_state {
 	int64_t as_of;
 	char run_id[64];
 	FILE *out;
+	struct prediction_shelf *predictions; /* stage_ctx.predictions: this run's, freed at its end */
 };
 
 static int resolve_as_of(struct run_state *rs, struct ltv_err *err)
@@ -558,6 +559,7 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	ctx.metrics = cJSON_CreateObject();
 	ctx.output = &out;
 	ctx.progress = &progress;
+	ctx.predictions = rs->predictions;
 	hasher_init(&ctx.content);
 
 	log_set_stage(s->name);
@@ -567,7 +569,12 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	LOG(LOG_DEBUG, "running (%s)", p->reason);
 	/* Process-wide, and no stage runs beside ingest: every other stage reads it. */
 	memory_use_huge_pages((s->flags & STAGE_HUGE_PAGES) != 0);
+	/* Process-wide too: such a stage runs alone (select and calibrate, after every method). */
+	if (s->flags & STAGE_KEEP_FREED)
+		memory_keep_freed();
 	ret = s->run(&ctx);
+	if (s->flags & STAGE_KEEP_FREED)
+		memory_map_big_blocks();
 	progress_finish(&progress);
 	progress_run_stage(0, 0);
 	if (ret == 0)
@@ -1169,6 +1176,7 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		return 0;
 	}
 	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
+	rs.predictions = prediction_shelf_new();
 	if (!opts->dry_run) {
 		struct ltv_err log_err;
 
@@ -1218,7 +1226,7 @@ out:
 	}
 	free(config_text);
 	/* select's predictions left for calibrate are of no use after the run */
-	prediction_memo_shelf_clear();
+	prediction_shelf_free(rs.predictions);
 	rs.reg = NULL; /* the caller's */
 	run_state_release(&rs);
 	return ret;

@@ -54,32 +54,37 @@ struct cohort_eval {
 /*
  * Median revenue still to come (ltv_H - rev_window) over training rows
  * (weighted) per horizon: the last resort of the chain adds it to what a user
- * spent so far.
+ * spent so far. Each horizon's split of the frame is made here once:
+ * valid[h] keeps its validation rows, the ones select judges on (judged_rows),
+ * instead of a second pass over the whole frame.
  */
-static void global_medians(const struct model_data *d, double *out)
+static void global_medians(const struct model_data *d, double *out, struct row_split *valid)
 {
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+
 	for (size_t h = 0; h < d->params.horizons.n; h++) {
-		struct row_split s;
+		struct row_split *s = &valid[h];
 		const double *y = model_data_label(d, d->params.horizons.v[h]);
 		double *v;
 
-		const double *rev_window = frame_column(&d->frame, "rev_window");
-
-		model_data_split(d, d->params.horizons.v[h], 0, &s);
-		v = xmalloc((s.n_train ? s.n_train : 1) * sizeof(double));
-		for (size_t i = 0; i < s.n_train; i++)
-			v[i] = y[s.train[i]] - rev_window[s.train[i]];
-		out[h] = s.n_train ? median_select(v, s.n_train) : 0;
+		model_data_split(d, d->params.horizons.v[h], 0, s);
+		v = xmalloc((s->n_train ? s->n_train : 1) * sizeof(double));
+		for (size_t i = 0; i < s->n_train; i++)
+			v[i] = y[s->train[i]] - rev_window[s->train[i]];
+		out[h] = s->n_train ? median_select(v, s->n_train) : 0;
 		free(v);
-		row_split_release(&s);
+		free(s->train);
+		s->train = NULL;
+		s->n_train = 0;
 	}
 }
 
 /*
  * Each method's predictions for the validation rows at the target horizon:
- * pred[m][i]. Judged on the features' own rows, they are left on the
- * prediction memo shelf as well, for calibrate of the same run, which asks
- * for the same rows' predictions again (include/ltv/prediction_memo.h).
+ * pred[m][i]. Judged on the features' own rows, they are left on the run's
+ * shelf of predictions as well (stage_ctx.predictions), for calibrate of
+ * the same run, which asks for the same rows' predictions again
+ * (include/ltv/prediction_memo.h).
  */
 static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		       const struct row_split *s, int64_t target, double **pred)
@@ -87,7 +92,7 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 	struct prediction_memo *memo = NULL;
 	int ret = 0;
 
-	if (!ctx->cfg->select.held_out_ages)
+	if (!ctx->cfg->select.held_out_ages && ctx->predictions)
 		memo = prediction_memo_new(d, target, s->valid, s->n_valid);
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
 		pred[m] = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
@@ -99,7 +104,7 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 	if (ret == 0 && memo) {
 		char *key = stage_prediction_key(ctx);
 
-		prediction_memo_offer(key, memo);
+		prediction_shelf_offer(ctx->predictions, key, memo);
 		free(key);
 	} else {
 		prediction_memo_free(memo);
@@ -917,13 +922,17 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
  */
 /*
  * The rows select judges on at horizon: the validation snapshot rows of
- * train, or with select.held_out_ages the held-out rows at served ages.
+ * train (taken from valid[h], global_medians' split), or with
+ * select.held_out_ages the held-out rows at served ages.
  */
 static const struct model_data *judged_rows(const struct model_data *train, const struct held_out *ho,
-					    int64_t horizon, struct row_split *out)
+					    int64_t horizon, struct row_split *valid, struct row_split *out)
 {
+	const int h = feature_params_horizon_index(&train->params, horizon);
+
 	if (!ho) {
-		model_data_split(train, horizon, 0, out);
+		*out = valid[h];
+		memset(&valid[h], 0, sizeof(valid[h]));
 		return train;
 	}
 	held_out_split(ho, horizon, 0, out);
@@ -985,8 +994,8 @@ static int choose_unlabelled(struct stage_ctx *ctx, const struct predictor *p, i
 }
 
 static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *train,
-				const struct held_out *ho, struct predictor *p, int64_t horizon,
-				struct cohort_eval *ev, size_t n_cohorts)
+				const struct held_out *ho, struct row_split *valid, struct predictor *p,
+				int64_t horizon, struct cohort_eval *ev, size_t n_cohorts)
 {
 	const struct model_data *d;
 	const int h = feature_params_horizon_index(&train->params, horizon);
@@ -996,7 +1005,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 	char key[48];
 	int ret;
 
-	d = judged_rows(train, ho, horizon, &s);
+	d = judged_rows(train, ho, horizon, valid, &s);
 	ret = predict_all(ctx, d, p, &s, horizon, pred);
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	if (ret == 0 && s.n_valid > 0) {
@@ -1047,7 +1056,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	const struct held_out *judged = NULL;
 	const struct model_data *vd;
 	struct predictor p;
-	struct row_split s = { 0 };
+	struct row_split s = { 0 }, valid[PREDICTOR_MAX_HORIZONS] = { { 0 } };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
 	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, *pred[N_CANDIDATES] = { 0 };
@@ -1082,18 +1091,18 @@ int stage_select_run(struct stage_ctx *ctx)
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
-	global_medians(&d, medians);
+	global_medians(&d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
 	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
 		if ((int)h != p.target_h)
-			ret = choose_other_horizon(ctx, &d, judged, &p, d.params.horizons.v[h], ev,
-						   n_cohorts);
+			ret = choose_other_horizon(ctx, &d, judged, valid, &p, d.params.horizons.v[h],
+						   ev, n_cohorts);
 		stage_progress(ctx, "steps", h + 1, d.params.horizons.n + 2);
 	}
 	if (ret < 0)
 		goto out;
-	vd = judged_rows(&d, judged, d.params.target_horizon, &s);
+	vd = judged_rows(&d, judged, d.params.target_horizon, valid, &s);
 	ret = predict_all(ctx, vd, &p, &s, d.params.target_horizon, pred);
 	if (ret < 0)
 		goto out;
@@ -1132,6 +1141,8 @@ out:
 	free(ev);
 	free(cohort_tier);
 	row_split_release(&s);
+	for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
+		row_split_release(&valid[h]);
 	predictor_release(&p);
 	held_out_release(&ho);
 	model_data_release(&d);

@@ -93,35 +93,58 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 }
 
 /*
- * The shelf: the memos of one key (a run's select leaves one per horizon
- * for its calibrate). Stages of a run take turns with it, but a backtest
- * beside a run is another thread, hence the lock.
+ * The memos of one key (a run's select leaves one per horizon for its
+ * calibrate). Stages of a run take turns with it, but stages of one wave
+ * run side by side, hence the lock.
  */
-static pthread_mutex_t shelf_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *shelf_key;
-static struct prediction_memo *shelf;
+struct prediction_shelf {
+	pthread_mutex_t lock;
+	char *key;
+	struct prediction_memo *memos;
+};
 
-static void shelf_clear_locked(void)
+struct prediction_shelf *prediction_shelf_new(void)
 {
-	while (shelf) {
-		struct prediction_memo *next = shelf->next;
+	struct prediction_shelf *s = xcalloc(1, sizeof(*s));
 
-		prediction_memo_free(shelf);
-		shelf = next;
-	}
-	free(shelf_key);
-	shelf_key = NULL;
+	pthread_mutex_init(&s->lock, NULL);
+	return s;
 }
 
-void prediction_memo_offer(const char *key, struct prediction_memo *m)
+static void shelf_clear_locked(struct prediction_shelf *s)
 {
-	pthread_mutex_lock(&shelf_lock);
-	if (!shelf_key || strcmp(shelf_key, key) != 0) {
-		shelf_clear_locked();
-		shelf_key = xstrdup(key);
+	while (s->memos) {
+		struct prediction_memo *next = s->memos->next;
+
+		prediction_memo_free(s->memos);
+		s->memos = next;
+	}
+	free(s->key);
+	s->key = NULL;
+}
+
+void prediction_shelf_free(struct prediction_shelf *s)
+{
+	if (!s)
+		return;
+	shelf_clear_locked(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+void prediction_shelf_offer(struct prediction_shelf *s, const char *key, struct prediction_memo *m)
+{
+	if (!s) {
+		prediction_memo_free(m);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (!s->key || strcmp(s->key, key) != 0) {
+		shelf_clear_locked(s);
+		s->key = xstrdup(key);
 	}
 	/* A memo of the same horizon already there is the older one: this replaces it. */
-	for (struct prediction_memo **at = &shelf; *at; at = &(*at)->next)
+	for (struct prediction_memo **at = &s->memos; *at; at = &(*at)->next)
 		if ((*at)->horizon == m->horizon) {
 			struct prediction_memo *old = *at;
 
@@ -129,31 +152,27 @@ void prediction_memo_offer(const char *key, struct prediction_memo *m)
 			prediction_memo_free(old);
 			break;
 		}
-	m->next = shelf;
-	shelf = m;
-	pthread_mutex_unlock(&shelf_lock);
+	m->next = s->memos;
+	s->memos = m;
+	pthread_mutex_unlock(&s->lock);
 }
 
-struct prediction_memo *prediction_memo_take(const char *key, int64_t horizon)
+struct prediction_memo *prediction_shelf_take(struct prediction_shelf *s, const char *key,
+					      int64_t horizon)
 {
 	struct prediction_memo *m = NULL;
 
-	pthread_mutex_lock(&shelf_lock);
-	if (shelf_key && strcmp(shelf_key, key) == 0)
-		for (struct prediction_memo **at = &shelf; *at; at = &(*at)->next)
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->key && strcmp(s->key, key) == 0)
+		for (struct prediction_memo **at = &s->memos; *at; at = &(*at)->next)
 			if ((*at)->horizon == horizon) {
 				m = *at;
 				*at = m->next;
 				m->next = NULL;
 				break;
 			}
-	pthread_mutex_unlock(&shelf_lock);
+	pthread_mutex_unlock(&s->lock);
 	return m;
-}
-
-void prediction_memo_shelf_clear(void)
-{
-	pthread_mutex_lock(&shelf_lock);
-	shelf_clear_locked();
-	pthread_mutex_unlock(&shelf_lock);
 }

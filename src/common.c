@@ -329,6 +329,15 @@ void memory_keep_freed(void)
 #endif
 }
 
+void memory_map_big_blocks(void)
+{
+#ifdef __GLIBC__
+	(void)mallopt(M_MMAP_MAX, 65536); /* glibc's default */
+	(void)mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+}
+
 /*
  * Under AddressSanitizer glibc's allocator holds nothing (ASan's own serves
  * every malloc) and its malloc_trim is not intercepted: trimming glibc's

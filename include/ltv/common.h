@@ -147,6 +147,13 @@ void memory_return_free(void);
  * RSS within 1% at 1,000,000 users.
  */
 void memory_keep_freed(void);
+/*
+ * Undoes memory_keep_freed for a process that goes on (the runner, after a
+ * STAGE_KEEP_FREED stage): big blocks are mapped on their own again, at
+ * the threshold glibc's own rule reaches after the first big free (32 MB,
+ * trimming at twice that), as in the rest of a run.
+ */
+void memory_map_big_blocks(void);
 
 #include "ltv/banned.h"
 

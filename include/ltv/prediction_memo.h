@@ -10,10 +10,13 @@
  * A memo is made for a set of frame rows (a row_split's validation rows,
  * repeats allowed) of one model_data at one horizon, and filled as
  * predictions are made (predictor_predict_raw_memo). Memos can be left on a
- * process-wide shelf under a key naming what the predictions were made from
- * (the features, tiers and method artefacts: pipeline/stage_io.c builds it),
- * so that a later stage of the same run takes them instead of predicting
- * again; a memo whose key differs is never handed out.
+ * shelf, under a key naming what the predictions were made from (the
+ * features, tiers and method artefacts: pipeline/stage_io.c builds it), so
+ * that a later stage takes them instead of predicting again; a memo whose
+ * key differs is never handed out. The shelf is an object, not process
+ * state: the runner makes one per run and hands it to every stage of that
+ * run (stage_ctx.predictions), so select leaves its memos for calibrate of
+ * the same run, and nothing outlives the run.
  */
 #ifndef LTV_PREDICTION_MEMO_H
 #define LTV_PREDICTION_MEMO_H
@@ -49,14 +52,20 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 			 const double *ltv);
 
 /*
- * The shelf: prediction_memo_offer leaves m under key (taking it; a memo
- * already there for another key is freed first, so the shelf holds one
- * run's memos at most); prediction_memo_take hands back the memo left under
- * key at horizon, and removes it from the shelf, or NULL.
+ * The shelf: prediction_shelf_offer leaves m on it under key (taking it; the
+ * memos there under another key are freed first, so the shelf holds one
+ * key's memos at most, and a memo of the same horizon replaces the older
+ * one); prediction_shelf_take hands back the memo left under key at
+ * horizon, and removes it from the shelf, or NULL (also for a NULL shelf:
+ * a stage outside a run predicts for itself). Both may be called from any
+ * thread. prediction_shelf_free frees the shelf and every memo left on it.
  */
-void prediction_memo_offer(const char *key, struct prediction_memo *m);
-struct prediction_memo *prediction_memo_take(const char *key, int64_t horizon);
-/* Frees every memo on the shelf. */
-void prediction_memo_shelf_clear(void);
+struct prediction_shelf;
+
+struct prediction_shelf *prediction_shelf_new(void);
+void prediction_shelf_free(struct prediction_shelf *s);
+void prediction_shelf_offer(struct prediction_shelf *s, const char *key, struct prediction_memo *m);
+struct prediction_memo *prediction_shelf_take(struct prediction_shelf *s, const char *key,
+					      int64_t horizon);
 
 #endif

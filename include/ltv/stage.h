@@ -25,11 +25,18 @@ enum stage_flags {
 	STAGE_USES_AS_OF = 1 << 0,     /* as_of is part of the fingerprint */
 	STAGE_READS_INPUT_FILES = 1 << 1, /* the input CSV files' hashes are part of it */
 	STAGE_HUGE_PAGES = 1 << 2,     /* its big arrays get the huge-page hint (memory_use_huge_pages) */
+	/*
+	 * Runs alone with many short-lived big arrays (one per method, tier and
+	 * horizon): blocks it frees stay in malloc's heap for its next ones
+	 * (memory_keep_freed) instead of being mapped and faulted in again.
+	 */
+	STAGE_KEEP_FREED = 1 << 3,
 };
 
 #define STAGE_MAX_INPUTS 12
 
 struct frame;
+struct prediction_shelf;
 
 struct stage_ctx {
 	struct registry *reg;
@@ -65,6 +72,14 @@ struct stage_ctx {
 	 * frame (model_data_offer_frame) instead of their reading it back.
 	 */
 	struct frame *saved_frame;
+	/*
+	 * The run's shelf of predictions (include/ltv/prediction_memo.h), owned
+	 * by the runner for one run and freed at its end: select leaves each
+	 * method's predictions of its validation rows there, and calibrate of
+	 * the same run takes them instead of predicting again. NULL outside a
+	 * run: the stage then predicts for itself.
+	 */
+	struct prediction_shelf *predictions;
 };
 
 /*

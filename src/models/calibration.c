@@ -150,24 +150,23 @@ struct iso_block {
 	double x_hi;
 };
 
-/* Pool-adjacent-violators into cal->x / cal->y; inputs already checked. */
-static void isotonic_fit(const double *pred, const double *actual, const double *weight,
-			 size_t n, struct calibration *cal)
+/*
+ * Pool-adjacent-violators into cal->x / cal->y; inputs already checked.
+ * perm: the rows by pred, ties by row (metrics_sort_order: a radix sort; it
+ * was qsort's on (pred, row)).
+ */
+static void isotonic_fit_ordered(const double *pred, const double *actual, const double *weight,
+				 size_t n, const size_t *perm, struct calibration *cal)
 {
-	struct iso_row *order = xmalloc(n * sizeof(*order));
-	struct iso_block *blocks = xmalloc(n * sizeof(*blocks));
+	struct iso_row *order = xmalloc((n ? n : 1) * sizeof(*order));
+	struct iso_block *blocks = xmalloc((n ? n : 1) * sizeof(*blocks));
 	size_t n_blocks = 0, n_points = 0;
 	size_t i = 0;
 
-	size_t *perm = xmalloc((n ? n : 1) * sizeof(size_t));
-
-	/* rows by pred, ties by row (metrics_sort_order: a radix sort; it was qsort's on (pred, row)) */
-	metrics_sort_order(pred, n, 0, perm);
 	for (size_t r = 0; r < n; r++) {
 		order[r].x = pred[perm[r]];
 		order[r].idx = perm[r];
 	}
-	free(perm);
 
 	while (i < n) {
 		struct iso_block cur = { 0, 0, order[i].x, order[i].x };
@@ -206,6 +205,16 @@ static void isotonic_fit(const double *pred, const double *actual, const double 
 	cal->n_points = n_points;
 	free(order);
 	free(blocks);
+}
+
+static void isotonic_fit(const double *pred, const double *actual, const double *weight,
+			 size_t n, struct calibration *cal)
+{
+	size_t *perm = xmalloc((n ? n : 1) * sizeof(size_t));
+
+	metrics_sort_order(pred, n, 0, perm);
+	isotonic_fit_ordered(pred, actual, weight, n, perm, cal);
+	free(perm);
 }
 
 int calibration_fit_isotonic(const double *pred, const double *actual, const double *weight,
@@ -265,6 +274,7 @@ int calibration_fit_best(const struct calibration_param *param, double anchor,
 {
 	const char *why = calibration_param_check(param);
 	double *train_p = NULL, *train_a = NULL;
+	size_t *perm = NULL, *train_perm = NULL;
 	struct calibration *iso = NULL, *best = NULL;
 	double sse_anchor = 0, sse_iso = 0;
 	int ret;
@@ -284,6 +294,14 @@ int calibration_fit_best(const struct calibration_param *param, double anchor,
 
 	train_p = xmalloc(n * sizeof(*train_p));
 	train_a = xmalloc(n * sizeof(*train_a));
+	/*
+	 * The rows sorted once: a fold's training rows keep their order, so
+	 * their order by (pred, row) is this one without the fold's rows,
+	 * renumbered, the permutation sorting them would give.
+	 */
+	perm = xmalloc(n * sizeof(*perm));
+	train_perm = xmalloc(n * sizeof(*train_perm));
+	metrics_sort_order(pred, n, 0, perm);
 	for (size_t f = 0; f < param->n_folds; f++) {
 		const size_t lo = f * n / param->n_folds;
 		const size_t hi = (f + 1) * n / param->n_folds;
@@ -300,8 +318,11 @@ int calibration_fit_best(const struct calibration_param *param, double anchor,
 					       param->alpha_max, &alpha, err);
 		if (ret < 0)
 			goto out;
+		for (size_t k = 0, t = 0; k < n; k++)
+			if (perm[k] < lo || perm[k] >= hi)
+				train_perm[t++] = perm[k] < lo ? perm[k] : perm[k] - (hi - lo);
 		iso = calibration_new(CALIBRATION_ISOTONIC);
-		isotonic_fit(train_p, train_a, NULL, n_train, iso);
+		isotonic_fit_ordered(train_p, train_a, NULL, n_train, train_perm, iso);
 		for (size_t i = lo; i < hi; i++) {
 			const double by_anchor = anchor + alpha * (pred[i] - anchor);
 			const double by_iso = isotonic_value(iso, pred[i]);
@@ -313,10 +334,12 @@ int calibration_fit_best(const struct calibration_param *param, double anchor,
 		iso = NULL;
 	}
 
-	if (sse_iso < sse_anchor)
-		ret = calibration_fit_isotonic(pred, actual, NULL, n, &best, err);
-	else
+	if (sse_iso < sse_anchor) {
+		best = calibration_new(CALIBRATION_ISOTONIC);
+		isotonic_fit_ordered(pred, actual, NULL, n, perm, best); /* calibration_fit_isotonic's */
+	} else {
 		ret = calibration_fit_anchor(param, anchor, pred, actual, n, &best, err);
+	}
 	if (ret < 0)
 		goto out;
 	best->cv_mse_anchor = sse_anchor / (double)n;
@@ -326,6 +349,8 @@ out:
 	calibration_free(iso);
 	free(train_p);
 	free(train_a);
+	free(perm);
+	free(train_perm);
 	return ret;
 }
 

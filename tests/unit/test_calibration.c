@@ -238,6 +238,67 @@ static void test_fit_best_picks_isotonic_on_step(void **state)
 	calibration_free(cal);
 }
 
+/*
+ * fit_best sorts its rows once and takes each fold's training order from
+ * that sort: its cross-validated errors and its isotonic points must be bit
+ * for bit those of fitting every fold on its own (calibration_fit_isotonic
+ * sorts its rows itself). 3,001 rows (the radix sort's side of metrics'
+ * threshold), many ties, +0 and -0 among them, uneven folds.
+ */
+static void test_fit_best_matches_fold_by_fold(void **state)
+{
+	enum { N = 3001, FOLDS = 7 };
+	static double p[N], a[N], tp[N], ta[N];
+	struct calibration_param param;
+	struct calibration *cal = NULL, *ref = NULL;
+	struct ltv_err err = { 0 };
+	double sse_anchor = 0, sse_iso = 0;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		p[i] = (double)((i * 7919) % 211) / 8.0; /* about 14 rows per value */
+		if (p[i] == 0)
+			p[i] = i % 2 ? -0.0 : 0.0;
+		a[i] = (p[i] < 12 ? 1.0 : 20.0) + (double)((i * 31) % 17) / 4.0;
+	}
+	calibration_param_init(&param);
+	param.n_folds = FOLDS;
+	assert_int_equal(calibration_fit_best(&param, 10, p, a, N, &cal, &err), 0);
+	for (size_t f = 0; f < FOLDS; f++) {
+		const size_t lo = f * N / FOLDS, hi = (f + 1) * N / FOLDS;
+		size_t k = 0;
+		double alpha, v;
+
+		for (size_t i = 0; i < N; i++)
+			if (i < lo || i >= hi) {
+				tp[k] = p[i];
+				ta[k++] = a[i];
+			}
+		assert_int_equal(calibration_anchor_alpha(tp, ta, k, 10, param.alpha_min,
+							  param.alpha_max, &alpha, &err), 0);
+		assert_int_equal(calibration_fit_isotonic(tp, ta, NULL, k, &ref, &err), 0);
+		for (size_t i = lo; i < hi; i++) {
+			const double by_anchor = 10 + alpha * (p[i] - 10);
+
+			calibration_apply(ref, &p[i], 1, &v);
+			sse_anchor += (by_anchor - a[i]) * (by_anchor - a[i]);
+			sse_iso += (v - a[i]) * (v - a[i]);
+		}
+		calibration_free(ref);
+	}
+	sse_anchor /= N;
+	sse_iso /= N;
+	assert_memory_equal(&cal->cv_mse_anchor, &sse_anchor, sizeof(double));
+	assert_memory_equal(&cal->cv_mse_isotonic, &sse_iso, sizeof(double));
+	assert_int_equal(cal->kind, CALIBRATION_ISOTONIC);
+	assert_int_equal(calibration_fit_isotonic(p, a, NULL, N, &ref, &err), 0);
+	assert_int_equal(cal->n_points, ref->n_points);
+	assert_memory_equal(cal->x, ref->x, ref->n_points * sizeof(double));
+	assert_memory_equal(cal->y, ref->y, ref->n_points * sizeof(double));
+	calibration_free(ref);
+	calibration_free(cal);
+}
+
 /* Saves cal, loads it, and checks every field and a second save are identical. */
 static void check_round_trip(const struct calibration *cal)
 {
@@ -316,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_isotonic_interpolation),
 		cmocka_unit_test(test_fit_best_picks_anchor_on_linear),
 		cmocka_unit_test(test_fit_best_picks_isotonic_on_step),
+		cmocka_unit_test(test_fit_best_matches_fold_by_fold),
 		cmocka_unit_test(test_save_load_round_trip),
 	};
 

@@ -56,25 +56,39 @@ static void test_shelf_hands_out_by_key_and_horizon(void **state)
 {
 	struct model_data d;
 	const size_t rows[] = { 1, 2 };
-	struct prediction_memo *h30, *h90, *other;
+	struct prediction_memo *h30, *h90, *other, *again;
+	struct prediction_shelf *run1 = prediction_shelf_new(), *run2 = prediction_shelf_new();
 
 	(void)state;
 	memset(&d, 0, sizeof(d));
 	d.frame.n_rows = 4;
 	h30 = prediction_memo_new(&d, 30, rows, 2);
 	h90 = prediction_memo_new(&d, 90, rows, 2);
-	prediction_memo_offer("run A", h30);
-	prediction_memo_offer("run A", h90);
-	assert_null(prediction_memo_take("run B", 30));
-	assert_null(prediction_memo_take("run A", 7));
-	assert_ptr_equal(prediction_memo_take("run A", 30), h30);
-	assert_null(prediction_memo_take("run A", 30)); /* once */
+	prediction_shelf_offer(run1, "run A", h30);
+	prediction_shelf_offer(run1, "run A", h90);
+	assert_null(prediction_shelf_take(run1, "run B", 30));
+	assert_null(prediction_shelf_take(run1, "run A", 7));
+	/* one run's shelf is not another's, even under the same key */
+	assert_null(prediction_shelf_take(run2, "run A", 30));
+	assert_ptr_equal(prediction_shelf_take(run1, "run A", 30), h30);
+	assert_null(prediction_shelf_take(run1, "run A", 30)); /* once */
+	/* a newer memo of a horizon replaces the one left there */
+	again = prediction_memo_new(&d, 90, rows, 2);
+	prediction_shelf_offer(run1, "run A", again);
+	assert_ptr_equal(prediction_shelf_take(run1, "run A", 90), again);
+	assert_null(prediction_shelf_take(run1, "run A", 90));
+	prediction_memo_free(again);
 	/* another key's memo replaces what is left of run A's */
+	prediction_shelf_offer(run2, "run A", prediction_memo_new(&d, 90, rows, 2));
 	other = prediction_memo_new(&d, 90, rows, 2);
-	prediction_memo_offer("run B", other);
-	assert_null(prediction_memo_take("run A", 90));
-	prediction_memo_shelf_clear();
-	assert_null(prediction_memo_take("run B", 90));
+	prediction_shelf_offer(run2, "run B", other);
+	assert_null(prediction_shelf_take(run2, "run A", 90));
+	/* no shelf (a stage outside a run): nothing handed out, an offered memo freed */
+	assert_null(prediction_shelf_take(NULL, "run B", 90));
+	prediction_shelf_offer(NULL, "run B", prediction_memo_new(&d, 30, rows, 2));
+	/* freeing a shelf frees what is left on it (other, here: ASan/valgrind would say) */
+	prediction_shelf_free(run1);
+	prediction_shelf_free(run2);
 	prediction_memo_free(h30);
 }
 
