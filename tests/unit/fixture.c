@@ -10,6 +10,7 @@
 #include "ltv/feature_build.h"
 #include "ltv/frame.h"
 #include "ltv/generate.h"
+#include "ltv/model_loader.h"
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
 
@@ -338,4 +339,16 @@ size_t *test_all_rows(size_t n)
 	for (size_t i = 0; i < n; i++)
 		rows[i] = i;
 	return rows;
+}
+
+void test_production_load(const struct test_pipeline *fx, struct registry **reg,
+			  struct loaded_model *m)
+{
+	struct ltv_err err = { 0 };
+	int64_t version = 0;
+
+	if (registry_open(fx->cfg.registry.path, 5, reg, &err) != 0 ||
+	    model_resolve(*reg, "production", &version, &err) != 0 ||
+	    model_load(*reg, &fx->cfg, version, m, &err) != 0)
+		fail_msg("model: %s", err.msg);
 }

@@ -122,6 +122,11 @@ struct test_model {
 	cJSON *metrics;
 };
 
+struct loaded_model;
+/* The fixture registry's production model version, loaded into *m; *reg stays open. */
+void test_production_load(const struct test_pipeline *fx, struct registry **reg,
+			  struct loaded_model *m);
+
 void test_model_load(const struct config *cfg, const struct method *method, int with_tiers,
 		     struct test_model *out);
 void test_model_release(struct test_model *m);

@@ -44,19 +44,6 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* The fixture registry's production version, loaded into *m; *reg stays open. */
-static void load_production(const struct test_pipeline *fx, struct registry **reg,
-			    struct loaded_model *m)
-{
-	struct ltv_err err = { 0 };
-	int64_t version = 0;
-
-	if (registry_open(fx->cfg.registry.path, 5, reg, &err) != 0 ||
-	    model_resolve(*reg, "production", &version, &err) != 0 ||
-	    model_load(*reg, &fx->cfg, version, m, &err) != 0)
-		fail_msg("model: %s", err.msg);
-}
-
 /* One user of app/campaign aged 5 days who spent rev in the window. */
 static struct user_batch *one_user(const struct loaded_model *m, const char *app,
 				   const char *campaign, double rev)
@@ -124,7 +111,7 @@ static void test_single_prediction_ignores_batch_mates(void **state)
 	memset(&sm, 0, sizeof(sm));
 	memset(together, 0, sizeof(together));
 	serve_metrics_init(&s.metrics);
-	load_production(fx, &reg, &sm.m);
+	test_production_load(fx, &reg, &sm.m);
 	atomic_init(&sm.refs, 1);
 	/* a known cohort that curves serves */
 	for (size_t k = 0; k < sm.m.enc.n_apps * sm.m.enc.n_campaigns && !app; k++) {
@@ -180,7 +167,7 @@ static void test_rank_share_ignores_batch_mates(void **state)
 	const int curves = method_index("curves");
 	int h, found = 0;
 
-	load_production(fx, &reg, &m);
+	test_production_load(fx, &reg, &m);
 	h = feature_params_horizon_index(&m.params, m.params.target_horizon);
 	assert_true(m.pred.share[h].ranker[0] >= 0);
 	for (size_t k = 0; k < m.enc.n_apps * m.enc.n_campaigns && !found; k++) {
@@ -246,7 +233,7 @@ static void test_raw_given_equals_raw(void **state)
 	struct ltv_err err = { 0 };
 	size_t n, *rows;
 
-	load_production(fx, &reg, &m);
+	test_production_load(fx, &reg, &m);
 	n = 2 * m.enc.n_apps * m.enc.n_campaigns;
 	user_batch_init(&b, &m, n);
 	for (size_t i = 0; i < n; i++) {

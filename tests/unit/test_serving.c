@@ -200,12 +200,8 @@ static void open_model_20_days_back(const struct test_pipeline *fx, struct regis
 				    struct loaded_model *m, struct model_data *d)
 {
 	struct ltv_err err = { 0 };
-	int64_t version = 0;
 
-	if (registry_open(fx->cfg.registry.path, 5, reg, &err) != 0 ||
-	    model_resolve(*reg, "production", &version, &err) != 0 ||
-	    model_load(*reg, &fx->cfg, version, m, &err) != 0)
-		fail_msg("model: %s", err.msg);
+	test_production_load(fx, reg, m);
 	if (model_data_for_scoring(m, *reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, d, &err) != 0)
 		fail_msg("model_data_for_scoring: %s", err.msg);
 }
