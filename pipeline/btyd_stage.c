@@ -10,6 +10,12 @@
  * btyd.min_app_users of those users. Gamma-Gamma needs users with a repeat paying day; an app without
  * enough of them, or whose spend has no finite mean, uses the pooled one.
  *
+ * With btyd.serve_fit 1, a second set of fits on every user a day old at
+ * as_of (validation users included, their history before as_of only), with
+ * 2 on every user mature at the target horizon (training and validation
+ * users), is stored beside it for serving (fit_served); select and
+ * calibrate judge the first.
+ *
  * Stored in the blobs serving/btyd_model.c reads (format there).
  */
 #include <math.h>
@@ -44,9 +50,13 @@ static int put_blob(struct stage_ctx *ctx, int64_t out_id, const char *kind, con
 	return ret;
 }
 
-static int state_store(struct stage_ctx *ctx, const struct btyd_state *s, int64_t out_id)
+/* s's fits under prefix ("" or BTYD_SERVE_PREFIX: serving/btyd_model.c reads both). */
+static int state_store(struct stage_ctx *ctx, const struct btyd_state *s, const char *prefix,
+		       int64_t out_id)
 {
-	char *index_kind = xasprintf("%s:index", s->kind->name);
+	char *index_kind = xasprintf("%s%s:index", prefix, s->kind->name);
+	char *count_kind = xasprintf("%s%s", prefix, s->kind->name);
+	char *gg_kind = xasprintf("%sgg", prefix);
 	struct blob_writer w;
 	uint8_t *data;
 	size_t len;
@@ -64,14 +74,16 @@ static int state_store(struct stage_ctx *ctx, const struct btyd_state *s, int64_
 	for (size_t i = 0; i < s->n_fits && ret == 0; i++) {
 		ret = s->kind->save(s->fits[i].count, &data, &len, &ctx->err);
 		if (ret == 0)
-			ret = put_blob(ctx, out_id, s->kind->name, s->fits[i].app, data, len);
+			ret = put_blob(ctx, out_id, count_kind, s->fits[i].app, data, len);
 		if (ret == 0 && s->fits[i].gg) {
 			ret = gamma_gamma_save(s->fits[i].gg, &data, &len, &ctx->err);
 			if (ret == 0)
-				ret = put_blob(ctx, out_id, "gg", s->fits[i].app, data, len);
+				ret = put_blob(ctx, out_id, gg_kind, s->fits[i].app, data, len);
 		}
 	}
 	free(index_kind);
+	free(count_kind);
+	free(gg_kind);
 	return ret;
 }
 /* ---- training ---- */
@@ -134,32 +146,45 @@ struct fit_users {
 	size_t n;
 };
 
-/* The training users at the target horizon, as the features frame has them. */
-static void training_users(const struct model_data *d, struct fit_users *out)
+/*
+ * The training users at the target horizon, as the features frame has them;
+ * with_valid: and its validation users (every user mature at the target
+ * horizon: the serving refit of btyd.serve_fit 2).
+ */
+static void training_users(const struct model_data *d, int with_valid, struct fit_users *out)
 {
 	const double *app = frame_column(&d->frame, "app_code");
 	struct row_split users;
+	size_t n;
 
 	model_data_split_users(d, d->params.target_horizon, 0, &users);
-	out->n = users.n_train;
-	out->h = xmalloc((users.n_train ? users.n_train : 1) * sizeof(*out->h));
-	out->app = xmalloc((users.n_train ? users.n_train : 1) * sizeof(double));
+	n = users.n_train + (with_valid ? users.n_valid : 0);
+	out->n = n;
+	out->h = xmalloc((n ? n : 1) * sizeof(*out->h));
+	out->app = xmalloc((n ? n : 1) * sizeof(double));
 	btyd_histories_to_date(d, users.train, users.n_train, out->h);
+	if (with_valid)
+		btyd_histories_to_date(d, users.valid, users.n_valid, out->h + users.n_train);
 	for (size_t i = 0; i < users.n_train; i++)
 		out->app[i] = app[users.train[i]];
+	for (size_t i = users.n_train; i < n; i++)
+		out->app[i] = app[users.valid[i - users.n_train]];
 	row_split_release(&users);
 }
 
 /*
- * btyd.fit_users 1: every user at least a day old at as_of except those who
- * are validation users at some horizon, so the fit sees the users being
- * scored (most of them too young for the features frame) while select
- * still judges it on users it never saw. Their purchase days come from the
- * registry as evaluate's baselines read them (btyd_days_read: days
- * complete at as_of only).
+ * Users at least a day old at as_of, with their purchase days from the
+ * registry as evaluate's baselines read them (btyd_days_read: days complete
+ * at as_of only). skip_validation (btyd.fit_users 1): except those who are
+ * validation users at some horizon, so the fit sees the users being scored
+ * (most of them too young for the features frame) while select still judges
+ * it on users it never saw. Without (the serving refit, btyd.serve_fit):
+ * every one, the validation users' history before as_of included, as the
+ * baselines are fitted; nothing judged on validation labels sees that fit.
+ * The count read goes to metric `metric`.
  */
-static int users_without_validation_label(struct stage_ctx *ctx, const struct model_data *d,
-					  struct fit_users *out)
+static int users_before_as_of(struct stage_ctx *ctx, const struct model_data *d, int skip_validation,
+			      const char *metric, struct fit_users *out)
 {
 	const double *uid = frame_column(&d->frame, "uid");
 	struct user_table users = { 0 };
@@ -179,7 +204,7 @@ static int users_without_validation_label(struct stage_ctx *ctx, const struct mo
 		if (time_day_index(users.install_time[u], d->as_of) >= 1)
 			slot[users.uid[u] - 1] = 0;
 	/* a validation user's label window must not reach the fit select judges on it */
-	for (size_t k = 0; k < d->params.horizons.n; k++) {
+	for (size_t k = 0; k < d->params.horizons.n && skip_validation; k++) {
 		struct row_split s;
 
 		model_data_split(d, d->params.horizons.v[k], 0, &s);
@@ -216,7 +241,7 @@ static int users_without_validation_label(struct stage_ctx *ctx, const struct mo
 			days.x[k], days.t_x[k] / BTYD_DAYS_PER_WEEK,
 			(double)time_day_index((int64_t)install[k], d->as_of) / BTYD_DAYS_PER_WEEK,
 			days.m_x[k] };
-	cJSON_AddNumberToObject(ctx->metrics, "fit_users", (double)out->n);
+	cJSON_AddNumberToObject(ctx->metrics, metric, (double)out->n);
 	free(days.x);
 	free(days.t_x);
 	free(days.m_x);
@@ -226,23 +251,41 @@ static int users_without_validation_label(struct stage_ctx *ctx, const struct mo
 	return ret;
 }
 
+/* Which fit: the one select and calibrate judge, or the serving refit (btyd.serve_fit). */
+enum fit_for { FIT_JUDGED, FIT_SERVED };
+
+/* The users the fit `which` sees (the stage's comment at the top of the file). */
+static int fit_users_of(struct stage_ctx *ctx, const struct model_data *d, enum fit_for which,
+			struct fit_users *out)
+{
+	if (which == FIT_SERVED && ctx->cfg->btyd.serve_fit == 2) {
+		training_users(d, 1, out);
+		cJSON_AddNumberToObject(ctx->metrics, "serve_fit_users", (double)out->n);
+		return 0;
+	}
+	if (which == FIT_SERVED)
+		return users_before_as_of(ctx, d, 0, "serve_fit_users", out);
+	if (ctx->cfg->btyd.fit_users)
+		return users_before_as_of(ctx, d, 1, "fit_users", out);
+	training_users(d, 0, out);
+	return 0;
+}
+
 /* The pooled fit, then one per app with enough users. */
-static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct btyd_state *s)
+static int fit_all(struct stage_ctx *ctx, const struct model_data *d, enum fit_for which,
+		   struct btyd_state *s)
 {
 	const struct btyd_count_model *kind = s->kind;
-	cJSON *fits = cJSON_AddObjectToObject(ctx->metrics, "fits");
+	cJSON *fits = cJSON_AddObjectToObject(ctx->metrics, which == FIT_SERVED ? "serve_fits" : "fits");
 	struct btyd_history *mine = NULL;
 	struct fit_users users = { 0 };
-	int ret = 0;
+	int ret = fit_users_of(ctx, d, which, &users);
 
-	if (ctx->cfg->btyd.fit_users)
-		ret = users_without_validation_label(ctx, d, &users);
-	else
-		training_users(d, &users);
 	if (ret == 0 && users.n == 0)
 		ret = err_set(&ctx->err, LTV_EMODEL, "%s: no %s; pass a later --as-of", kind->name,
-			      ctx->cfg->btyd.fit_users ? "user a day old at as_of is without a validation label"
-						       : "training user is mature at the target horizon");
+			      which == FIT_SERVED ? "user is a day old at as_of"
+			      : ctx->cfg->btyd.fit_users ? "user a day old at as_of is without a validation label"
+							 : "training user is mature at the target horizon");
 	if (ret < 0) {
 		free(users.h);
 		free(users.app);
@@ -290,6 +333,30 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, struct bty
 	return ret;
 }
 
+/*
+ * btyd.serve_fit 1: after the judged fit, a refit on every user's history
+ * before as_of for serving (s->serve), the standard refit on all data once
+ * the choice is made. Validation labels are inside that history, so nothing
+ * judged reads it: the validation metrics above and select/calibrate use the
+ * judged fit. A refit that fails leaves the judged fit to serve.
+ */
+static int fit_served(struct stage_ctx *ctx, const struct model_data *d, struct btyd_state *s)
+{
+	int ret;
+
+	s->serve = btyd_state_new(s->kind);
+	ret = fit_all(ctx, d, FIT_SERVED, s->serve);
+	if (ret == LTV_EMODEL) {
+		LOG(LOG_WARN, "%s: no serving refit (%s); the judged fit serves", s->kind->name,
+		    ctx->err.msg);
+		cJSON_AddStringToObject(ctx->metrics, "serve_not_fitted", ctx->err.msg);
+		btyd_method_free(s->serve);
+		s->serve = NULL;
+		ret = 0;
+	}
+	return ret;
+}
+
 int btyd_stage_run(struct stage_ctx *ctx, const struct btyd_count_model *kind)
 {
 	struct btyd_state *s = btyd_state_new(kind);
@@ -303,7 +370,7 @@ int btyd_stage_run(struct stage_ctx *ctx, const struct btyd_count_model *kind)
 		btyd_method_free(s);
 		return ret;
 	}
-	ret = fit_all(ctx, &d, s);
+	ret = fit_all(ctx, &d, FIT_JUDGED, s);
 	if (ret == LTV_EMODEL) {
 		/* Data a BTYD model cannot describe: the method has nothing, the chain serves. */
 		LOG(LOG_WARN, "%s: not fitted (%s); the method will predict nothing", kind->name,
@@ -328,10 +395,14 @@ int btyd_stage_run(struct stage_ctx *ctx, const struct btyd_count_model *kind)
 	if (ret == 0 && s->n_fits > 0)
 		ret = stage_add_validation_metrics(ctx, &d, valid.valid, valid.n_valid, pred,
 						   d.params.target_horizon);
+	if (ret == 0 && s->n_fits > 0 && ctx->cfg->btyd.serve_fit)
+		ret = fit_served(ctx, &d, s);
 	if (ret == 0)
 		ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)
-		ret = state_store(ctx, s, out_id);
+		ret = state_store(ctx, s, "", out_id);
+	if (ret == 0 && s->serve)
+		ret = state_store(ctx, s->serve, BTYD_SERVE_PREFIX, out_id);
 	free(pred);
 	row_split_release(&valid);
 	model_data_release(&d);

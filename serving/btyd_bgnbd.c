@@ -81,4 +81,5 @@ const struct method method_bgnbd = {
 	.predict = btyd_method_predict,
 	.free_state = btyd_method_free,
 	.fit_log_lik = btyd_method_log_lik,
+	.for_serving = btyd_method_for_serving,
 };

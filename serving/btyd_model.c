@@ -41,7 +41,24 @@ void btyd_method_free(void *state)
 	}
 	free(s->fits);
 	strmap_release(&s->index);
+	btyd_method_free(s->serve);
 	free(s);
+}
+
+void btyd_method_for_serving(void *state)
+{
+	struct btyd_state *s = state, *full = s ? s->serve : NULL;
+	struct btyd_fit *fits;
+	size_t n_fits;
+	struct strmap index;
+
+	if (!full || s->serving)
+		return;
+	/* Swapped, not copied: s->serve now holds the judged fits, freed with s. */
+	fits = s->fits, n_fits = s->n_fits, index = s->index;
+	s->fits = full->fits, s->n_fits = full->n_fits, s->index = full->index;
+	full->fits = fits, full->n_fits = n_fits, full->index = index;
+	s->serving = 1;
 }
 
 double btyd_method_log_lik(const void *state)
@@ -206,10 +223,10 @@ int btyd_method_outlook(const void *state, const struct model_data *d, const siz
 	return 0;
 }
 
-static int get_blob(struct registry *reg, int64_t id, const char *kind, const char *app,
-		    void **out_data, size_t *out_len, struct ltv_err *err)
+static int get_blob(struct registry *reg, int64_t id, const char *prefix, const char *kind,
+		    const char *app, void **out_data, size_t *out_len, struct ltv_err *err)
 {
-	char *key = xasprintf("%s:%s", kind, app);
+	char *key = xasprintf("%s%s:%s", prefix, kind, app);
 	int ret = registry_blob_get(reg, id, key, out_data, out_len, err);
 
 	free(key);
@@ -217,19 +234,19 @@ static int get_blob(struct registry *reg, int64_t id, const char *kind, const ch
 }
 
 /* Fit i's count model and (has_gg) spend model, from their blobs. */
-static int load_fit(struct btyd_state *s, struct registry *reg, int64_t id, size_t i, int has_gg,
-		    struct ltv_err *err)
+static int load_fit(struct btyd_state *s, struct registry *reg, int64_t id, const char *prefix,
+		    size_t i, int has_gg, struct ltv_err *err)
 {
 	void *body = NULL;
 	size_t len;
-	int ret = get_blob(reg, id, s->kind->name, s->fits[i].app, &body, &len, err);
+	int ret = get_blob(reg, id, prefix, s->kind->name, s->fits[i].app, &body, &len, err);
 
 	if (ret == 0)
 		ret = s->kind->load(body, len, &s->fits[i].count, err);
 	free(body);
 	body = NULL;
 	if (ret == 0 && has_gg) {
-		ret = get_blob(reg, id, "gg", s->fits[i].app, &body, &len, err);
+		ret = get_blob(reg, id, prefix, "gg", s->fits[i].app, &body, &len, err);
 		if (ret == 0)
 			ret = gamma_gamma_load(body, len, &s->fits[i].gg, err);
 		free(body);
@@ -237,17 +254,21 @@ static int load_fit(struct btyd_state *s, struct registry *reg, int64_t id, size
 	return ret;
 }
 
-int btyd_method_load(const struct btyd_count_model *kind, struct registry *reg,
-		     const struct artefact_info *artefact, void **out_state, struct ltv_err *err)
+/*
+ * The fits stored under prefix ("": the judged ones; BTYD_SERVE_PREFIX: the
+ * serving refit) into s. LTV_ENOTFOUND when the artefact has no such index.
+ */
+static int load_fits(struct btyd_state *s, struct registry *reg, int64_t id, const char *prefix,
+		     struct ltv_err *err)
 {
-	struct btyd_state *s = btyd_state_new(kind);
+	const struct btyd_count_model *kind = s->kind;
 	char *index_kind = xasprintf("%s:index", kind->name);
 	struct blob_reader r;
 	void *data = NULL;
 	size_t len = 0;
 	uint32_t version;
 	uint64_t n = 0;
-	int ret = get_blob(reg, artefact->id, index_kind, "", &data, &len, err);
+	int ret = get_blob(reg, id, prefix, index_kind, "", &data, &len, err);
 
 	if (ret == 0) {
 		blob_reader_init(&r, data, len);
@@ -256,7 +277,7 @@ int btyd_method_load(const struct btyd_count_model *kind, struct registry *reg,
 	if (ret == 0) {
 		n = blob_get_u64(&r);
 		if (r.failed || n > len)
-			ret = err_set(err, LTV_EINVAL, "%s index blob: bad count", kind->name);
+			ret = err_set(err, LTV_EINVAL, "%s%s index blob: bad count", prefix, kind->name);
 	}
 	if (ret == 0)
 		s->fits = xcalloc(n, sizeof(*s->fits));
@@ -268,14 +289,36 @@ int btyd_method_load(const struct btyd_count_model *kind, struct registry *reg,
 		has_gg = blob_get_u32(&r) != 0;
 		ret = blob_reader_status(&r, "btyd index", err);
 		if (ret == 0)
-			ret = load_fit(s, reg, artefact->id, i, has_gg, err);
+			ret = load_fit(s, reg, id, prefix, i, has_gg, err);
 		if (ret == 0 && i > 0)
 			strmap_put(&s->index, s->fits[i].app, (int64_t)i);
 	}
 	if (ret == 0 && n > 0 && !s->fits[0].gg)
-		ret = err_set(err, LTV_EINVAL, "%s: the pooled fit has no spend model", kind->name);
+		ret = err_set(err, LTV_EINVAL, "%s%s: the pooled fit has no spend model", prefix,
+			      kind->name);
 	free(data);
 	free(index_kind);
+	return ret;
+}
+
+int btyd_method_load(const struct btyd_count_model *kind, struct registry *reg,
+		     const struct artefact_info *artefact, void **out_state, struct ltv_err *err)
+{
+	struct btyd_state *s = btyd_state_new(kind);
+	struct ltv_err serve_err = { 0 };
+	int ret = load_fits(s, reg, artefact->id, "", err);
+
+	if (ret == 0) {
+		/* No serving refit (btyd.serve_fit 0, or an older artefact): the judged fits serve. */
+		s->serve = btyd_state_new(kind);
+		ret = load_fits(s->serve, reg, artefact->id, BTYD_SERVE_PREFIX, &serve_err);
+		if (ret == LTV_ENOTFOUND) {
+			btyd_method_free(s->serve);
+			s->serve = NULL;
+			ret = 0;
+		} else if (ret < 0)
+			*err = serve_err;
+	}
 	if (ret < 0) {
 		btyd_method_free(s);
 		return err_prefix(err, "%s v%lld", kind->name, (long long)artefact->version);

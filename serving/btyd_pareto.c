@@ -88,4 +88,5 @@ const struct method method_pareto_nbd = {
 	.predict = btyd_method_predict,
 	.free_state = btyd_method_free,
 	.fit_log_lik = btyd_method_log_lik,
+	.for_serving = btyd_method_for_serving,
 };

@@ -116,6 +116,10 @@ int model_load_models(struct registry *reg, struct loaded_model *out, struct ltv
 	ret = encodings_load(reg, model_artefact(out, "features")->id, &out->enc, err);
 	if (ret == 0)
 		ret = predictor_load_methods(&out->pred, reg, methods, err);
+	/* What serves users, not what select judged (struct method.for_serving). */
+	for (int k = 0; k < METHOD_COUNT && ret == 0; k++)
+		if (method_table[k]->for_serving)
+			method_table[k]->for_serving(out->pred.states[k]);
 	if (ret == 0)
 		ret = predictor_load_selection(&out->pred, reg, model_artefact(out, "select"), err);
 	if (ret == 0)

@@ -109,6 +109,7 @@ static const struct config_key key_table[] = {
 	K("lookalike.mean_by_age", KEY_INT, lookalike.mean_by_age, 0, 1, "1"),
 	K("btyd.min_app_users", KEY_INT, btyd.min_app_users, 1, 100000000, "1000"),
 	K("btyd.fit_users", KEY_INT, btyd.fit_users, 0, 1, "0"),
+	K("btyd.serve_fit", KEY_INT, btyd.serve_fit, 0, 2, "0"),
 	K("semantic.top_k", KEY_INT, semantic.top_k, 1, 1000, "5"),
 	K("semantic.char_ngrams", KEY_INT, semantic.char_ngrams, 0, 8, "0"),
 	K("semantic.mean_by_age", KEY_INT, semantic.mean_by_age, 0, 1, "1"),

@@ -28,6 +28,8 @@
 /* The app name of the pooled fit, and the magic of the index blob. */
 #define BTYD_POOLED "*"
 #define BTYD_INDEX_MAGIC "LTVBTYDI"
+/* The prefix of the serving refit's blobs ("serve.<name>:index:", "serve.gg:<app>", ...). */
+#define BTYD_SERVE_PREFIX "serve."
 
 struct btyd_count_model {
 	const char *name; /* the stage and method name, and the prefix of its blobs */
@@ -62,6 +64,13 @@ struct btyd_state {
 	struct btyd_fit *fits; /* [0] is the pooled fit */
 	size_t n_fits;
 	struct strmap index;   /* app → fit */
+	/*
+	 * NULL, or the refit on every user's history before as_of
+	 * (btyd.serve_fit): the fits above are those select and calibrate
+	 * judge; btyd_method_for_serving puts these in their place.
+	 */
+	struct btyd_state *serve;
+	int serving;           /* 1: btyd_method_for_serving swapped the two */
 };
 
 /* An empty state of that kind (no fits); free with btyd_method_free. */
@@ -76,6 +85,12 @@ int btyd_method_predict(const void *state, const struct model_data *d, const siz
 void btyd_method_free(void *state);
 /* struct method's fit_log_lik: the pooled fit's (NaN when not fitted). */
 double btyd_method_log_lik(const void *state);
+/*
+ * struct method's for_serving: the refit on every user (state->serve), when
+ * the artefact has one, takes the place of the judged fits. Once: a second
+ * call changes nothing.
+ */
+void btyd_method_for_serving(void *state);
 
 /*
  * P(alive) and P(at least one paying day in the next `days` days) of rows of

@@ -106,6 +106,7 @@ struct config {
 	struct {
 		int64_t min_app_users; /* training users an app needs for a fit of its own */
 		int64_t fit_users;     /* 0: training users; 1: every user without a validation label (btyd_stage.c) */
+		int64_t serve_fit;     /* serve a refit: 1 on every user a day old at as_of, 2 on every user mature at the target (btyd_stage.c) */
 	} btyd;
 	struct {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */

@@ -62,6 +62,13 @@ struct method {
 	 * with the higher one (select.c choose_unlabelled).
 	 */
 	double (*fit_log_lik)(const void *state);
+	/*
+	 * NULL, or puts in place what serves users rather than what select and
+	 * calibrate judge (the BTYD refit on every user's history before as_of,
+	 * btyd.serve_fit). A state loaded by a stage that judges on validation
+	 * users keeps the judged model; model_load_models calls this.
+	 */
+	void (*for_serving)(void *state);
 };
 
 #define METHOD_COUNT 7
