@@ -225,7 +225,7 @@ static int users_before_as_of(struct stage_ctx *ctx, const struct model_data *d,
 			continue;
 		slot[users.uid[u] - 1] = (int64_t)out->n;
 		install[out->n] = (double)users.install_time[u];
-		out->app[out->n++] = strmap_get(&app_code, users.app_id[u], &a) == 0 ? (double)a : -1;
+		out->app[out->n++] = strmap_get(&app_code, users.app_id[u], &a) ? (double)a : -1;
 	}
 	/* Not needed past here: freed before the days are read (bgnbd and pareto_nbd run together). */
 	user_table_release(&users);

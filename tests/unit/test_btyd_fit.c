@@ -50,6 +50,7 @@ struct fitted {
 	char *serve;       /* "serve_fits" printed (btyd.serve_fit 1), or "" */
 	double users, fit_users;
 	double serve_users; /* "serve_fit_users", NaN: none */
+	int n_fits, n_serve_fits; /* the pooled fit and one per app with enough users */
 	int64_t version;
 };
 
@@ -66,6 +67,7 @@ static void run_bgnbd(const struct fit_fixture *fx, struct fitted *out)
 	assert_non_null(fits);
 	pooled = cJSON_GetObjectItemCaseSensitive(fits, "*");
 	out->users = pooled ? test_metric(pooled, "users") : NAN;
+	out->n_fits = cJSON_GetArraySize(fits);
 	out->fit_users = fx->p->cfg.btyd.fit_users ? test_metric(m.metrics, "fit_users") : NAN;
 	{
 		char *a = cJSON_PrintUnformatted(fits);
@@ -78,6 +80,7 @@ static void run_bgnbd(const struct fit_fixture *fx, struct fitted *out)
 		char *a = serve ? cJSON_PrintUnformatted(serve) : NULL;
 
 		out->serve = xstrdup(a ? a : "");
+		out->n_serve_fits = serve ? cJSON_GetArraySize(serve) : 0;
 		out->serve_users = serve ? test_metric(m.metrics, "serve_fit_users") : NAN;
 		cJSON_free(a);
 	}
@@ -183,6 +186,11 @@ static void test_fit_users_leak_nothing(void **state)
 	assert_true(train.users > 100 && base.users == base.fit_users);
 	assert_true(base.users > train.users);
 	assert_false(same_fit(&train, &base));
+	/*
+	 * apps of enough users get fits of their own whichever users are fitted
+	 * (an app's fit can still run off and leave it to the pooled one)
+	 */
+	assert_true(train.n_fits > 1 && base.n_fits > 1);
 
 	assert_int_equal(registry_open(fx->p->cfg.registry.path, 5, &reg, &err), 0);
 	assert_int_equal(registry_users_load(reg, &users, &err), 0);
@@ -376,6 +384,7 @@ static void test_serve_fit(void **state)
 	/* the refit: every user a day old at as_of, more than the training users */
 	assert_true(on.serve_users == (double)day_old_users(fx, &users));
 	assert_true(on.serve_users > on.users && on.users > 100);
+	assert_true(on.n_fits > 1 && on.n_serve_fits > 1);
 	assert_non_null(strstr(on.serve, "\"*\":{\"users\":"));
 	assert_string_not_equal(on.serve, on.fit);
 
@@ -519,6 +528,8 @@ static int fit_setup(void **state)
 	test_set(&fx->p->cfg, "input.events=%s/events*.csv", fx->p->data);
 	test_config_small_sample(&fx->p->cfg);
 	test_set(&fx->p->cfg, "features.horizons=%s", "7,30");
+	/* apps with fits of their own beside the pooled one (the sample's training users are few) */
+	test_set(&fx->p->cfg, "btyd.min_app_users=%s", "150");
 	*state = fx;
 	return 0;
 }
