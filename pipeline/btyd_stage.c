@@ -316,8 +316,9 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, enum fit_f
 		if (n_mine < (size_t)ctx->cfg->btyd.min_app_users || n_mine == users.n)
 			continue;
 		if (fit_one(kind, mine, n_mine, &f, &fit_err) < 0) {
-			LOG(LOG_WARN, "app %s: no %s of its own (%s); the pooled fit serves it",
-			    d->apps[a], kind->name, fit_err.msg);
+			LOG(LOG_WARN, "app %s: no %s of its own%s (%s); the pooled fit serves it",
+			    d->apps[a], kind->name, which == FIT_SERVED ? " in the serving refit" : "",
+			    fit_err.msg);
 			kind->free_model(f.count);
 			gamma_gamma_free(f.gg);
 			continue;
