@@ -9,6 +9,7 @@
 #include <malloc.h>
 #endif
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,41 @@ void *xrealloc_huge(void *p, size_t n)
 
 	memory_want_huge_pages(q, n);
 	return q;
+}
+
+static void *prefault_main(void *arg)
+{
+	struct prefault *pf = arg;
+	volatile char *p = pf->p;
+
+	for (size_t at = 0; at < pf->n; at += 4096)
+		p[at] = 0;
+	if (pf->n)
+		p[pf->n - 1] = 0;
+	return NULL;
+}
+
+void prefault_start(struct prefault *pf, void *p, size_t n)
+{
+	pthread_t t;
+
+	_Static_assert(sizeof(pthread_t) <= sizeof(pf->thread), "pthread_t fits in uintptr_t");
+	pf->p = p;
+	pf->n = n;
+	pf->running = n >= PREFAULT_MIN && pthread_create(&t, NULL, prefault_main, pf) == 0;
+	if (pf->running)
+		memcpy(&pf->thread, &t, sizeof(t));
+}
+
+void prefault_wait(struct prefault *pf)
+{
+	pthread_t t;
+
+	if (!pf->running)
+		return;
+	memcpy(&t, &pf->thread, sizeof(t));
+	pthread_join(t, NULL);
+	pf->running = 0;
 }
 
 char *xstrdup(const char *s)

@@ -88,6 +88,24 @@ void memory_want_huge_pages(void *p, size_t n);
  * that cost up to ~90 MB of peak RSS for no measurable CPU.
  */
 void memory_use_huge_pages(int on);
+/*
+ * Fresh memory costs its first touch: the kernel zeroes each page then (on
+ * these VMs about 2 ms of CPU per MB, huge pages or not). A thread that is
+ * about to fill a large block while the other core is idle can have that
+ * done there: prefault_start writes one byte of every page of [p, p + n)
+ * on a thread of its own; the caller must not touch the block until
+ * prefault_wait returns. Blocks below PREFAULT_MIN, or no thread: nothing
+ * is done, and the caller's own writes fault the pages as before.
+ */
+#define PREFAULT_MIN ((size_t)4 << 20)
+struct prefault {
+	char *p;
+	size_t n;
+	int running;
+	uintptr_t thread; /* pthread_t, kept opaque here */
+};
+void prefault_start(struct prefault *pf, void *p, size_t n);
+void prefault_wait(struct prefault *pf);
 
 /* Growable array of doubles / strings, used wherever a count is unknown. */
 #define ARRAY_GROW(ptr, n_needed, cap) ARRAY_GROW_BY(xrealloc, ptr, n_needed, cap)

@@ -168,6 +168,53 @@ static void test_file_hash(void **state)
 	free(text);
 }
 
+/*
+ * A file of 8 MB or more is read on a thread while the caller hashes it
+ * (src/hash.c): the same hash as the bytes hashed at once, for a file that
+ * ends inside a 1 MB chunk, and one that ends on a chunk's last byte.
+ */
+static void test_file_hash_read_on_a_thread(void **state)
+{
+	char *dir = test_scratch_dir();
+	const size_t sizes[] = { ((size_t)9 << 20) + 12345, (size_t)10 << 20 };
+	char file_hex[HASH_HEX_LEN], buf_hex[HASH_HEX_LEN];
+	struct ltv_err err = { 0, "" };
+
+	(void)state;
+	assert_non_null(dir);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		const size_t n = sizes[k];
+		unsigned char *bytes = malloc(n);
+		char *path = xasprintf("%s/large%zu.bin", dir, k);
+		uint64_t x = 88172645463325252ull + k;
+		FILE *f;
+
+		assert_non_null(bytes);
+		for (size_t i = 0; i < n; i++) { /* xorshift: no two chunks alike */
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			bytes[i] = (unsigned char)x;
+		}
+		f = fopen(path, "wb");
+		assert_non_null(f);
+		assert_int_equal(fwrite(bytes, 1, n, f), n);
+		assert_int_equal(fclose(f), 0);
+		assert_int_equal(hash_file_hex(path, file_hex, &err), 0);
+		hash_buffer_hex(bytes, n, buf_hex);
+		assert_string_equal(file_hex, buf_hex);
+		/* One byte changed in the last chunk changes the hash. */
+		bytes[n - 1] ^= 1;
+		hash_buffer_hex(bytes, n, buf_hex);
+		assert_string_not_equal(file_hex, buf_hex);
+		remove(path);
+		free(path);
+		free(bytes);
+	}
+	remove(dir);
+	free(dir);
+}
+
 static void test_missing_file(void **state)
 {
 	char hex[HASH_HEX_LEN];
@@ -189,6 +236,7 @@ int main(void)
 		cmocka_unit_test(test_add_str_is_length_prefixed),
 		cmocka_unit_test(test_add_i64_and_double),
 		cmocka_unit_test(test_file_hash),
+		cmocka_unit_test(test_file_hash_read_on_a_thread),
 		cmocka_unit_test(test_missing_file),
 	};
 

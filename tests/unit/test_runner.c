@@ -672,6 +672,50 @@ static void test_huge_pages_by_stage(void **state)
 	memory_use_huge_pages(1);
 }
 
+/* How many of the 4 KB pages of the mapping [p, p + n) are resident (mincore). */
+static size_t resident_pages(void *p, size_t n)
+{
+	const size_t pages = n / 4096;
+	unsigned char *vec = calloc(pages, 1);
+	size_t in = 0;
+
+	assert_non_null(vec);
+	assert_int_equal(mincore(p, n, vec), 0);
+	for (size_t i = 0; i < pages; i++)
+		in += vec[i] & 1;
+	free(vec);
+	return in;
+}
+
+/*
+ * prefault_start faults a block in on a thread of its own (ingest's
+ * user-day rows, while the stage thread counts): every page resident once
+ * prefault_wait returns, the block zeros; a block below PREFAULT_MIN is left
+ * alone, as is memory the caller wrote before (no prefault then).
+ */
+static void test_prefault_faults_in_pages(void **state)
+{
+	const size_t big = PREFAULT_MIN + ((size_t)1 << 20), small = PREFAULT_MIN / 4;
+	char *p = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *q = mmap(NULL, small, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct prefault pf;
+
+	(void)state;
+	assert_true(p != MAP_FAILED && q != MAP_FAILED);
+	assert_int_equal(resident_pages(p, big), 0);
+	prefault_start(&pf, p, big);
+	prefault_wait(&pf);
+	assert_int_equal(resident_pages(p, big), big / 4096);
+	for (size_t i = 0; i < big; i += 4096)
+		assert_int_equal(p[i], 0);
+	prefault_wait(&pf); /* a second wait is a no-op */
+	prefault_start(&pf, q, small);
+	prefault_wait(&pf);
+	assert_int_equal(resident_pages(q, small), 0);
+	munmap(p, big);
+	munmap(q, small);
+}
+
 static void test_selection(void **state)
 {
 	struct test_pipeline *fx = *state;
@@ -711,6 +755,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stage_table),
+		cmocka_unit_test(test_prefault_faults_in_pages),
 		cmocka_unit_test(test_feature_params_are_fingerprinted),
 		cmocka_unit_test_setup_teardown(test_rerun_is_noop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_change_reruns_only_its_stage, setup, teardown),
