@@ -70,7 +70,8 @@ struct predictor {
 	 * The floor between horizons, per tier (1..3) and horizon index h > 0:
 	 * a user who has not lived horizon h-1 is served at h its value there
 	 * plus floor_share × (the larger of the two − it) (serving.c); 1, the
-	 * larger of the two, unless calibrate fitted it (calibrate.floor_share).
+	 * larger of the two, unless calibrate fitted it (calibrate.floor_share;
+	 * it fits one share for every tier).
 	 */
 	double floor_share[4][PREDICTOR_MAX_HORIZONS];
 };

@@ -21,7 +21,7 @@ run off.sqlite data/events.csv ""
 echo "off: shares [$(m off.sqlite)], $(blob off.sqlite) stored"
 run on.sqlite data/events.csv "--set calibrate.floor_share=1"
 on=$(m on.sqlite)
-awk -v s="$on" 'BEGIN { print (s ~ /"all_tiers":/ && s ~ /"rows":[1-9]/) ? "on: shares fitted" : "on: no shares: " s }'
+awk -v s="$on" 'BEGIN { print (s ~ /"share":/ && s ~ /"rows":[1-9]/) ? "on: shares fitted" : "on: no shares: " s }'
 echo "on: $(blob on.sqlite) stored"
 { cat data/events.csv; extra 2025-06-01T01:00:00Z 2025-05-31; } >after.csv
 run after.sqlite after.csv "--set calibrate.floor_share=1"
