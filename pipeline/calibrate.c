@@ -489,6 +489,107 @@ static int fit_band(const struct stage_ctx *ctx, const struct judge_rows *j,
 	return ret;
 }
 
+/* Row's tier slot (1..3; 3 without tiers), as predictor_calibrate reads it. */
+static int row_tier(const struct model_data *d, size_t row)
+{
+	const int tier = d->tier ? (int)d->tier[row] : 3;
+
+	return tier >= 1 && tier <= 3 ? tier : 3;
+}
+
+/*
+ * calibrate.floor_share: per horizon index h > 0, the share f of
+ * the floor between horizons h-1 and h (predictor_floor_between in
+ * include/ltv/predictor.h) that brings the served sum at h of the users
+ * younger than h-1 back to the longer horizon's own sum. Why: such a user
+ * is served the larger of the two horizons' values, and where different
+ * methods serve the two (seed 3: pareto_nbd at 30 days, curves at 90) each
+ * user gets whichever says more and the sum is above both (README
+ * "Results"). The rows: the validation rows at h younger than h-1 (snapshot
+ * ages 1 to 14 for 30 and 90 days), users none of the methods was fitted
+ * on, each as often as its weight; with floor_share 1 only their features
+ * are read, no label.
+ * With v the calibrated mix at each horizon (the shorter one served as
+ * serving serves it, its own floors applied), f = (sum v_h - sum v_h-1) /
+ * sum max(v_h - v_h-1, 0), clipped to [0, 1]: 0 when the longer horizon's
+ * own sum is below the shorter's (then no user can be served less than the
+ * shorter horizon, and that is all the floor gives). With floor_share 2 the
+ * rows' actual ltv at h (validation labels, which end before as_of) takes
+ * the place of sum v_h (predictor_floor_share_fit). One f serves every
+ * tier (stored per tier, as calibrations are): fitted per tier, seed 42's
+ * tiers 2 and 3 got 0 and were ranked at 90 days by the 30-day mix, and no
+ * figure of the four generated samples was better but one bias (README
+ * "Results").
+ * With fewer than calibrate.min_users rows f stays 1 (the larger of the two).
+ */
+static int fit_floor_shares(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p)
+{
+	const struct model_data *d = judge_data(j);
+	const struct int_list *hz = &j->train->params.horizons;
+	const double *window = frame_column(&d->frame, "window_days");
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	const size_t min_rows = (size_t)ctx->cfg->calibrate.min_users;
+	const int to_actual = ctx->cfg->calibrate.floor_share == 2;
+	cJSON *o = cJSON_AddObjectToObject(ctx->metrics, "floor_shares");
+	int ret = 0;
+
+	for (size_t h = 1; h < hz->n && h < PREDICTOR_MAX_HORIZONS && ret == 0; h++) {
+		const double *y = model_data_label(d, hz->v[h]);
+		double *v[PREDICTOR_MAX_HORIZONS] = { 0 }, *seen, *shorter, *longer, *actual, fit;
+		size_t *rows, n = 0;
+		struct row_split s;
+		char key[48];
+		cJSON *oh;
+
+		judge_split(j, hz->v[h], 0, &s);
+		rows = xmalloc((s.n_valid + 1) * sizeof(size_t));
+		seen = xmalloc((s.n_valid + 1) * sizeof(double));
+		for (size_t i = 0; window && i < s.n_valid; i++)
+			if (window[s.valid[i]] < (double)hz->v[h - 1]) {
+				seen[n] = rev_window[s.valid[i]];
+				rows[n++] = s.valid[i];
+			}
+		for (size_t k = 0; k <= h && ret == 0; k++) {
+			v[k] = xmalloc((n + 1) * sizeof(double));
+			ret = judge_predict(j, p, rows, n, hz->v[k], v[k], &ctx->err);
+			if (ret == 0)
+				predictor_calibrate(p, d, rows, n, hz->v[k], seen, v[k]);
+		}
+		shorter = xmalloc((n + 1) * sizeof(double));
+		longer = xmalloc((n + 1) * sizeof(double));
+		actual = xmalloc((n + 1) * sizeof(double));
+		for (size_t k = 1; k < h && ret == 0; k++)
+			for (size_t i = 0; i < n; i++)
+				v[k][i] = predictor_floor_between(v[k - 1][i], v[k][i],
+								  p->floor_share[row_tier(d, rows[i])][k]);
+		for (size_t i = 0; i < n; i++) {
+			shorter[i] = v[h - 1][i];
+			longer[i] = v[h][i];
+			actual[i] = y ? y[rows[i]] : NAN;
+		}
+		fit = to_actual && !y ? NAN /* no labels: the plain floor */
+		      : predictor_floor_share_fit(shorter, longer, to_actual ? actual : NULL, n);
+		/* one share for every tier (per tier, measured: worse on every figure; README) */
+		for (int t = 0; t < 4; t++)
+			p->floor_share[t][h] = n >= min_rows && !isnan(fit) ? fit : 1.0;
+		LOG(LOG_INFO, "floor share %lld to %lld days: %.4f on %zu validation rows",
+		    (long long)hz->v[h - 1], (long long)hz->v[h], p->floor_share[0][h], n);
+		snprintf(key, sizeof(key), "h%lld", (long long)hz->v[h]);
+		oh = cJSON_AddObjectToObject(o, key);
+		cJSON_AddNumberToObject(oh, "rows", (double)n);
+		cJSON_AddNumberToObject(oh, "share", p->floor_share[0][h]);
+		for (size_t k = 0; k <= h; k++)
+			free(v[k]);
+		free(shorter);
+		free(longer);
+		free(actual);
+		free(rows);
+		free(seen);
+		row_split_release(&s);
+	}
+	return ret;
+}
+
 /* Each horizon's band, fitted by fit_horizons, into the output and its metrics. */
 static int store_bands(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p,
 		       int64_t out_id)
@@ -769,6 +870,9 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	/* fits: one per tier and horizon, and each horizon's band */
 	if (ret == 0)
 		ret = fit_horizons(ctx, &judge, &p, rows);
+	/* the step between horizons (select.horizon_step) has no floor to share */
+	if (ret == 0 && ctx->cfg->calibrate.floor_share && !ctx->cfg->select.horizon_step)
+		ret = fit_floor_shares(ctx, &judge, &p);
 	if (ret == 0)
 		ret = validation_wape(ctx, &judge, &p, &wape_raw, &wape_cal);
 	if (ret < 0)
@@ -809,6 +913,14 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	}
 	if (ret == 0)
 		ret = store_bands(ctx, &judge, &p, out_id);
+	if (ret == 0 && ctx->cfg->calibrate.floor_share && !ctx->cfg->select.horizon_step) {
+		size_t len;
+		uint8_t *body = predictor_save_floor_shares(&p, &len);
+
+		hasher_update(&ctx->content, body, len);
+		ret = registry_blob_put(ctx->reg, out_id, "floor_shares", body, len, &ctx->err);
+		free(body);
+	}
 	wape_oos = select_out_of_sample_wape(stage_input(ctx, "select"));
 	cJSON_AddNumberToObject(ctx->metrics, "out_of_sample_campaign_wape", wape_oos);
 	if (ret == 0)

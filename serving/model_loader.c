@@ -129,6 +129,8 @@ int model_load_models(struct registry *reg, struct loaded_model *out, struct ltv
 	if (ret == 0)
 		ret = predictor_load_bands(&out->pred, reg, model_artefact(out, "calibrate"), err);
 	if (ret == 0)
+		ret = predictor_load_floor_shares(&out->pred, reg, model_artefact(out, "calibrate"), err);
+	if (ret == 0)
 		ret = load_tiers(out, reg, err);
 	if (ret < 0)
 		return err_prefix(err, "model version %lld", (long long)out->version);

@@ -152,6 +152,8 @@ void predictor_init(struct predictor *p, const struct config *cfg,
 	for (int h = 0; h < PREDICTOR_MAX_HORIZONS; h++) {
 		strmap_init(&p->choice[h].cohort_method);
 		rank_share_init(&p->share[h]);
+		for (int t = 0; t < 4; t++)
+			p->floor_share[t][h] = 1;
 	}
 	p->target_h = feature_params_horizon_index(params, params->target_horizon);
 	if (p->target_h < 0)
@@ -1059,6 +1061,69 @@ int predictor_load_segments(struct predictor *p, struct registry *reg,
 	for (size_t k = 0; ret == 0 && k < SEGMENT_CUTS; k++)
 		p->segment_cut[k] = cuts[k];
 	free(cuts);
+	free(data);
+	return ret;
+}
+
+double predictor_floor_share_fit(const double *shorter, const double *longer, const double *target,
+				 size_t n)
+{
+	double up = 0, gap = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		up += (target ? target[i] : longer[i]) - shorter[i];
+		gap += fmax(longer[i] - shorter[i], 0.0);
+	}
+	return gap > 0 ? fmin(fmax(up / gap, 0.0), 1.0) : NAN;
+}
+
+#define FLOOR_SHARES_MAGIC "LTVFLOR1"
+
+/* Per horizon index, the shares of tiers 0..3 (4 × n_horizons values). */
+uint8_t *predictor_save_floor_shares(const struct predictor *p, size_t *out_len)
+{
+	const size_t n = p->params.horizons.n;
+	double *v = xmalloc((4 * n + 1) * sizeof(double));
+	struct blob_writer w;
+
+	for (size_t h = 0; h < n; h++)
+		for (int t = 0; t < 4; t++)
+			v[4 * h + (size_t)t] = p->floor_share[t][h];
+	blob_writer_init(&w);
+	blob_put_header(&w, FLOOR_SHARES_MAGIC, 1);
+	blob_put_f64_array(&w, v, 4 * n);
+	free(v);
+	return blob_writer_detach(&w, out_len);
+}
+
+int predictor_load_floor_shares(struct predictor *p, struct registry *reg,
+				const struct artefact_info *calibrate, struct ltv_err *err)
+{
+	const size_t n_h = p->params.horizons.n;
+	struct blob_reader r;
+	void *data = NULL;
+	double *v = NULL;
+	size_t len, n = 0;
+	uint32_t version;
+	int ret = registry_blob_get(reg, calibrate->id, "floor_shares", &data, &len, err);
+
+	if (ret == LTV_ENOTFOUND)
+		return 0; /* trained without calibrate.floor_share: the plain floor */
+	if (ret < 0)
+		return ret;
+	blob_reader_init(&r, data, len);
+	ret = blob_get_header(&r, FLOOR_SHARES_MAGIC, 1, &version, err);
+	if (ret == 0 && (blob_get_f64_array(&r, &v, &n) < 0 || n != 4 * n_h))
+		ret = err_set(err, LTV_EINVAL, "calibrate v%lld: floor shares are corrupt",
+			      (long long)calibrate->version);
+	for (size_t k = 0; ret == 0 && k < n; k++)
+		if (!(v[k] >= 0 && v[k] <= 1))
+			ret = err_set(err, LTV_EINVAL, "calibrate v%lld: floor share %g is outside [0, 1]",
+				      (long long)calibrate->version, v[k]);
+	for (size_t h = 0; ret == 0 && h < n_h && h < PREDICTOR_MAX_HORIZONS; h++)
+		for (int t = 0; t < 4; t++)
+			p->floor_share[t][h] = v[4 * h + (size_t)t];
+	free(v);
 	free(data);
 	return ret;
 }

@@ -168,6 +168,21 @@ static int step_between(const struct loaded_model *m, const struct model_data *d
 	return ret;
 }
 
+/*
+ * The share of the floor between horizon indexes h-1 and h for a row
+ * (include/ltv/predictor.h predictor_floor_between): its tier's, fitted by
+ * calibrate on validation users younger than the shorter horizon so that
+ * the floored sum is the longer horizon's own; 1 (the larger of the two)
+ * unless calibrate.floor_share fitted one.
+ */
+static double floor_share_of(const struct predictor *p, const struct model_data *d, size_t row,
+			     size_t h)
+{
+	const int tier = d->tier ? (int)d->tier[row] : 3;
+
+	return p->floor_share[tier >= 1 && tier <= 3 ? tier : 3][h];
+}
+
 int serving_predict(const struct loaded_model *m, const struct model_data *d,
 		    const size_t *rows, size_t n, struct served *out, struct ltv_err *err)
 {
@@ -298,10 +313,14 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 				if (is_target)
 					out->raw[i] = NAN; /* nothing was predicted */
 			}
-			/* with the step, rows that have not lived the previous horizon get it below */
-			if (h > 0 && v[i] < out->ltv[h - 1][i] &&
-			    !(m->cfg.select.horizon_step && !out->observed[h - 1][i] && !out->observed[h][i]))
-				v[i] = out->ltv[h - 1][i];
+			if (h == 0)
+				continue;
+			if (out->observed[h - 1][i] || out->observed[h][i]) {
+				if (v[i] < out->ltv[h - 1][i])
+					v[i] = out->ltv[h - 1][i];
+			} else if (!m->cfg.select.horizon_step) /* with the step: step_between, below */
+				v[i] = predictor_floor_between(out->ltv[h - 1][i], v[i],
+							       floor_share_of(&m->pred, d, rows[i], h));
 		}
 		if (h > 0 && m->cfg.select.horizon_step)
 			ret = step_between(m, d, rows, n, h, seen_rows, out, err);

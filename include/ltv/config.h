@@ -121,6 +121,7 @@ struct config {
 		int64_t min_users;            /* fewer validation users: no calibration (identity) */
 		int64_t held_out_ages;        /* 1: fit and check on held-out rows at served ages */
 		int64_t bootstrap_band;       /* 1: campaign band with bootstrap noise (conformal.h) */
+		int64_t floor_share;          /* 1: fit the floor's share between horizons (calibrate.c fit_floor_shares) */
 	} calibrate;
 	struct {
 		int64_t auto_promote;         /* 1: a better candidate replaces production */

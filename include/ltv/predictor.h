@@ -66,6 +66,14 @@ struct predictor {
 	struct rank_share share[PREDICTOR_MAX_HORIZONS];
 	/* 80% bands of the revenue still to come, per horizon; n_buckets 0: none */
 	struct conformal band[PREDICTOR_MAX_HORIZONS];
+	/*
+	 * The floor between horizons, per tier (1..3) and horizon index h > 0:
+	 * a user who has not lived horizon h-1 is served at h its value there
+	 * plus floor_share × (the larger of the two − it) (serving.c); 1, the
+	 * larger of the two, unless calibrate fitted it (calibrate.floor_share;
+	 * it fits one share for every tier).
+	 */
+	double floor_share[4][PREDICTOR_MAX_HORIZONS];
 };
 
 /* params: the features artefact's parameters (copied); cfg is borrowed. */
@@ -86,6 +94,32 @@ int predictor_load_calibration(struct predictor *p, struct registry *reg,
 /* Loads the interval bands ("band:h<H>") of a calibrate artefact; a horizon without one has none. */
 int predictor_load_bands(struct predictor *p, struct registry *reg,
 			 const struct artefact_info *calibrate, struct ltv_err *err);
+/*
+ * The floor shares (calibrate.floor_share) as a blob (caller frees) and back
+ * from a calibrate artefact; a version without one keeps every share at 1.
+ */
+uint8_t *predictor_save_floor_shares(const struct predictor *p, size_t *out_len);
+int predictor_load_floor_shares(struct predictor *p, struct registry *reg,
+				const struct artefact_info *calibrate, struct ltv_err *err);
+/*
+ * A longer horizon's value for a user who has not lived the shorter one:
+ * prev (the shorter horizon's) + share × (max(prev, v) − prev). Never below
+ * prev (monotone across horizons); share 1 is the larger of the two.
+ */
+static inline double predictor_floor_between(double prev, double v, double share)
+{
+	return v <= prev ? prev : share >= 1 ? v : prev + share * (v - prev);
+}
+/*
+ * The share for predictor_floor_between that makes sum_i of the served
+ * longer-horizon values equal sum_i target[i] over rows[0..n) (target NULL:
+ * longer, the longer horizon's own values, unfloored): (sum target - sum
+ * shorter) / sum max(longer - shorter, 0), clipped to [0, 1]; NaN when no
+ * row's longer value is above its shorter one (any share serves the same).
+ * 0 when the target sum is below the shorter: nothing is served below it.
+ */
+double predictor_floor_share_fit(const double *shorter, const double *longer, const double *target,
+				 size_t n);
 /* Segment thresholds as a blob (caller frees) and back, from a calibrate artefact. */
 uint8_t *predictor_save_segments(const struct predictor *p, size_t *out_len);
 int predictor_load_segments(struct predictor *p, struct registry *reg,

@@ -330,6 +330,119 @@ static void test_serving_horizon_step(void **state)
 	registry_close(reg);
 }
 
+/*
+ * The floor's share between horizons (calibrate.floor_share;
+ * predictor_floor_between): with share f for every tier, a user who has
+ * lived neither horizon gets the shorter horizon's value + f × (the larger
+ * of the two − it), bit for bit (the longer horizon's own value being its
+ * calibrated raw prediction); a user who has lived the shorter horizon is
+ * served exactly as with the plain floor (f = 1, what a version without
+ * shares serves). Values stay monotone across horizons and never below the
+ * revenue so far; f = 0 serves the shorter horizon's value.
+ */
+static void test_serving_floor_share(void **state)
+{
+	const struct test_pipeline *fx = *state;
+	static const double shares[] = { 0.5, 0.0 };
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct model_data d;
+	struct served a, b;
+	struct ltv_err err = { 0 };
+	size_t *rows, shared = 0, differ = 0, kept = 0;
+	const double *seen;
+
+	open_model_20_days_back(fx, &reg, &m, &d);
+	rows = test_all_rows(d.frame.n_rows);
+	seen = frame_column(&d.frame, "rev_to_date");
+	for (int t = 0; t < 4; t++)
+		for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
+			assert_true(m.pred.floor_share[t][h] == 1.0); /* trained without: the plain floor */
+	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0)
+		fail_msg("serving_predict: %s", err.msg);
+	for (size_t k = 0; k < sizeof(shares) / sizeof(shares[0]); k++) {
+		for (int t = 0; t < 4; t++)
+			for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
+				m.pred.floor_share[t][h] = shares[k];
+		if (serving_predict(&m, &d, rows, d.frame.n_rows, &b, &err) != 0)
+			fail_msg("serving_predict with share %g: %s", shares[k], err.msg);
+		assert_true(a.n_horizons > 1 && a.n > 100);
+		assert_true(same_bits(a.ltv[0], b.ltv[0], a.n));
+		for (size_t h = 1; h < a.n_horizons; h++) {
+			const int64_t horizon = m.params.horizons.v[h];
+			double *own = xmalloc(a.n * sizeof(double));
+
+			memcpy(own, b.raw_h[h], a.n * sizeof(double));
+			predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, own);
+			for (size_t i = 0; i < a.n; i++) {
+				const double prev = b.ltv[h - 1][i];
+
+				/* (an observed value is ltv_H itself, below revenue so far for users older than H) */
+				if (!(b.ltv[h][i] >= prev && (b.observed[h][i] || b.ltv[h][i] >= seen[i])))
+					fail_msg("row %zu H %lld share %g: served %.17g below shorter %.17g or seen %.17g (observed %d %d)",
+						 i, (long long)horizon, shares[k], b.ltv[h][i], prev, seen[i],
+						 b.observed[h - 1][i], b.observed[h][i]);
+				if (b.observed[h - 1][i]) {
+					assert_true(same_bits(&a.ltv[h][i], &b.ltv[h][i], 1));
+					kept++;
+					continue;
+				}
+				if (!(b.ltv[h][i] == (own[i] <= prev ? prev : prev + shares[k] * (own[i] - prev))))
+					fail_msg("row %zu H %lld share %g: served %.17g, own %.17g, shorter %.17g", i,
+						 (long long)horizon, shares[k], b.ltv[h][i], own[i], prev);
+				if (shares[k] == 0)
+					assert_true(b.ltv[h][i] == prev);
+				shared++;
+				differ += b.ltv[h][i] != a.ltv[h][i];
+			}
+			free(own);
+		}
+		served_release(&b);
+	}
+	/* both branches occur, and the share changes values (else it tests nothing) */
+	assert_true(shared > 100 && kept > 100 && differ > 10);
+	served_release(&a);
+	free(rows);
+	model_data_release(&d);
+	model_release(&m);
+	registry_close(reg);
+}
+
+/*
+ * predictor_floor_share_fit on hand-made values: two users served 10 and 0
+ * at the shorter horizon and 4 and 20 by the longer horizon's own methods.
+ * The plain floor serves max: 10 and 20, a sum of 30 where the longer
+ * horizon's own sum is 24. The share 0.7 brings it back: 10 + (0 + 0.7 ×
+ * 20) = 24. Fitted to actuals instead: their sum, within [shorter's sum,
+ * the plain floor's]; clipped to 0 and 1 beyond; NaN when no user's longer
+ * value is above the shorter (every share serves the same).
+ */
+static void test_floor_share_fit_hand_made(void **state)
+{
+	const double shorter[] = { 10, 0 }, longer[] = { 4, 20 };
+	const double actual_mid[] = { 12, 15 }, actual_high[] = { 30, 30 }, actual_low[] = { 2, 3 };
+	const double flat[] = { 10, 0 };
+	double f, sum = 0;
+
+	(void)state;
+	f = predictor_floor_share_fit(shorter, longer, NULL, 2);
+	assert_true(fabs(f - 0.7) < 1e-12);
+	for (size_t i = 0; i < 2; i++) {
+		const double served = predictor_floor_between(shorter[i], longer[i], f);
+
+		assert_true(served >= shorter[i]);
+		sum += served;
+	}
+	assert_true(fabs(sum - 24) < 1e-12);
+	assert_true(predictor_floor_between(10, 4, 1) + predictor_floor_between(0, 20, 1) == 30);
+	f = predictor_floor_share_fit(shorter, longer, actual_mid, 2); /* (27 - 10) / 20 */
+	assert_true(fabs(f - 0.85) < 1e-12);
+	assert_true(predictor_floor_share_fit(shorter, longer, actual_high, 2) == 1.0);
+	assert_true(predictor_floor_share_fit(shorter, longer, actual_low, 2) == 0.0);
+	assert_true(isnan(predictor_floor_share_fit(shorter, flat, NULL, 2)));
+	assert_true(predictor_floor_between(5, 9, 0) == 5 && predictor_floor_between(5, 9, 0.25) == 6);
+}
+
 /* select's metric `name` (a string), or fails. */
 static char *select_metric(const struct test_pipeline *fx, const char *name)
 {
@@ -411,6 +524,8 @@ int main(void)
 		cmocka_unit_test(test_serving_rules_at_several_as_of),
 		cmocka_unit_test(test_serving_payer_flag_changes_only_payers),
 		cmocka_unit_test(test_serving_horizon_step),
+		cmocka_unit_test(test_serving_floor_share),
+		cmocka_unit_test(test_floor_share_fit_hand_made),
 		cmocka_unit_test(test_rank_share_mode_3),
 	};
 
