@@ -435,11 +435,15 @@ static int valid_data_build(const struct model_data *d, const struct hurdle_fit 
 	return ret;
 }
 
-/* Trains the (tier, horizon) model on split into *out; pooled is NULL when tier is 0. */
+/*
+ * Trains the (tier, horizon) model on split into *out; pooled is NULL when
+ * tier is 0. keep_valid, when not NULL, receives the split's validation rows
+ * (tier 0's are the pooled ones the tiers' fits fall back on: built once).
+ */
 static int train_model(const struct model_data *d, const struct hurdle_fit *hf, int tier,
 		       int64_t horizon, const double *ltv, const struct row_split *split,
 		       const struct valid_data *pooled, struct hurdle_model *out, cJSON *details,
-		       struct ltv_err *err)
+		       struct valid_data *keep_valid, struct ltv_err *err)
 {
 	const struct str_list *features = hf->features;
 	struct hurdle_model m = { .tier = tier, .horizon = horizon, .p_const = NAN,
@@ -499,7 +503,10 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 	}
 	gbt_artefact_rows_release(&train);
 	gbt_artefact_rows_release(&train_payers);
-	valid_data_release(&own);
+	if (ret == 0 && keep_valid)
+		*keep_valid = own;
+	else
+		valid_data_release(&own);
 	return ret;
 }
 
@@ -548,12 +555,9 @@ static int train_horizon(void *arg, struct stage_task *task)
 		return 0;
 	}
 	ret = train_model(d, hf, 0, horizon, ltv, &pooled_split, NULL, &m, job->details,
-			  &task->err);
-	if (ret == 0) {
+			  &pooled, &task->err);
+	if (ret == 0)
 		job_add(job, &m);
-		ret = valid_data_build(d, hf, hf->features, ltv, &pooled_split, &pooled,
-				       &task->err);
-	}
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
 		struct row_split split;
 
@@ -566,7 +570,7 @@ static int train_horizon(void *arg, struct stage_task *task)
 		if (split.n_train >= (size_t)hf->sec->min_tier_users &&
 		    (double)split.n_train < TIER_OWN_MODEL_SHARE * (double)pooled_split.n_train) {
 			ret = train_model(d, hf, tier, horizon, ltv, &split, &pooled, &m,
-					  job->details, &task->err);
+					  job->details, NULL, &task->err);
 			if (ret == 0)
 				job_add(job, &m);
 		}
