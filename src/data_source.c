@@ -75,6 +75,13 @@ void user_data_release(struct user_data *u)
 	user_data_init(u);
 }
 
+void user_data_release_days(struct user_data *u)
+{
+	free(u->days);
+	u->days = NULL;
+	u->n_days = 0;
+}
+
 int data_source_users(const struct data_source *s, struct user_table *owned,
 		      const struct user_table **out, struct ltv_err *err)
 {

@@ -36,6 +36,12 @@ void user_data_init(struct user_data *u);
 void user_data_add_user(struct user_data *ud, const struct user_row *u);
 void user_data_release(struct user_data *u);
 /*
+ * Frees the user-days alone, once the frames that read them are built: the
+ * users and max_event_time stay. A frame built after it sees users without
+ * events.
+ */
+void user_data_release_days(struct user_data *u);
+/*
  * What a registry's ingest stored (every user, the latest event time, and
  * the user-days of the users installed at or after installed_since;
  * INT64_MIN: all) read into *out once, for work that builds many frames from
