@@ -1031,24 +1031,37 @@ static void sort_user_run(struct user_day_row *rows, size_t n)
 	free(tmp);
 }
 
+/* Whether the aggregate with this key is kept: its user installed at or after since. */
+static int keeps_day(const struct ingest_parse *in, uint64_t key, int64_t since)
+{
+	return since == INT64_MIN || in->install_times[key >> DAY_BITS] >= since;
+}
+
 /*
- * The aggregates as rows grouped by user (a stable counting sort on uid),
- * each user's run sorted by day where events came out of order: written
- * straight into the rows, so no sorted copy of the aggregates is made (at a
- * million users that copy was 100 MB of peak memory).
+ * The aggregates of the users installed at or after since as rows grouped by
+ * user (a stable counting sort on uid), each user's run sorted by day where
+ * events came out of order: written straight into the rows, so no sorted
+ * copy of the aggregates is made (at a million users that copy was 100 MB of
+ * peak memory). Their number into *out_n.
  */
-static struct user_day_row *days_in_key_order(struct ingest_parse *in)
+static struct user_day_row *days_in_key_order(struct ingest_parse *in, int64_t since,
+					      size_t *out_n)
 {
 	const size_t n = in->n_days;
-	struct user_day_row *rows = xmalloc_huge((n ? n : 1) * sizeof(*rows));
-	size_t *start;
+	struct user_day_row *rows;
+	size_t *start, kept = 0;
 	int ordered = 1;
 
 	for (size_t i = 1; i < n && ordered; i++)
 		ordered = in->days[i - 1].key < in->days[i].key;
 	if (ordered) {
 		for (size_t i = 0; i < n; i++)
-			rows[i] = day_row(&in->days[i]);
+			kept += (size_t)keeps_day(in, in->days[i].key, since);
+		rows = xmalloc_huge((kept ? kept : 1) * sizeof(*rows));
+		for (size_t i = 0, k = 0; i < n; i++)
+			if (keeps_day(in, in->days[i].key, since))
+				rows[k++] = day_row(&in->days[i]);
+		*out_n = kept;
 		return rows;
 	}
 	start = xmalloc_huge((in->n_users + 2) * sizeof(*start));
@@ -1062,16 +1075,19 @@ static struct user_day_row *days_in_key_order(struct ingest_parse *in)
 	for (size_t i = 0; i < n; i++) {
 		if (i + PREFETCH_ROWS < n)
 			__builtin_prefetch(&start[(in->days[i + PREFETCH_ROWS].key >> DAY_BITS) + 1], 1);
-		start[(in->days[i].key >> DAY_BITS) + 1]++;
+		start[(in->days[i].key >> DAY_BITS) + 1] += (size_t)keeps_day(in, in->days[i].key, since);
 	}
 	for (size_t u = 1; u <= in->n_users + 1; u++)
 		start[u] += start[u - 1];
+	kept = start[in->n_users + 1];
+	rows = xmalloc_huge((kept ? kept : 1) * sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		if (i + PREFETCH_ROWS < n)
 			__builtin_prefetch(&start[in->days[i + PREFETCH_ROWS].key >> DAY_BITS], 1);
 		if (i + PREFETCH_ROWS / 2 < n)
 			__builtin_prefetch(&rows[start[in->days[i + PREFETCH_ROWS / 2].key >> DAY_BITS]], 1);
-		rows[start[in->days[i].key >> DAY_BITS]++] = day_row(&in->days[i]);
+		if (keeps_day(in, in->days[i].key, since))
+			rows[start[in->days[i].key >> DAY_BITS]++] = day_row(&in->days[i]);
 	}
 	/* start[uid] is now the end of uid's run, and start[uid - 1] its beginning. */
 	for (size_t u = 1, from = start[0]; u <= in->n_users; from = start[u], u++) {
@@ -1083,6 +1099,7 @@ static struct user_day_row *days_in_key_order(struct ingest_parse *in)
 		}
 	}
 	free(start);
+	*out_n = kept;
 	return rows;
 }
 
@@ -1108,11 +1125,11 @@ static void floor_refunded_days(struct ingest_parse *in, struct user_day_row *ro
  * The aggregates in key order, which is the table's primary-key order,
  * merging those of one (user, day) that events out of order split.
  */
-void ingest_parse_user_days(struct ingest_parse *in, struct user_day_row **out_rows,
-			    size_t *out_n)
+void ingest_parse_user_days(struct ingest_parse *in, int64_t installed_since,
+			    struct user_day_row **out_rows, size_t *out_n)
 {
 	struct user_day_row *rows;
-	size_t m = 0;
+	size_t m = 0, n;
 
 	for (size_t uid = 1; uid <= in->n_users && in->latest; uid++)
 		finish_latest(in, (int64_t)uid, &in->latest[uid]);
@@ -1120,10 +1137,10 @@ void ingest_parse_user_days(struct ingest_parse *in, struct user_day_row **out_r
 	in->latest = NULL;
 	/* The id map is not needed any more, and its table is the largest block: free it first. */
 	strmap_release(&in->user_ids);
-	rows = days_in_key_order(in);
+	rows = days_in_key_order(in, installed_since, &n);
 	free(in->days);
 	in->days = NULL;
-	for (size_t i = 0; i < in->n_days; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (m && rows[m - 1].uid == rows[i].uid && rows[m - 1].day == rows[i].day) {
 			rows[m - 1].revenue += rows[i].revenue;
 			rows[m - 1].events += rows[i].events;
