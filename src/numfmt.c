@@ -155,12 +155,7 @@ size_t numfmt_fixed(char *buf, double v, int decimals)
 	if (!isfinite(v) || decimals < 0 || decimals > 9)
 		return fallback(buf, 'f', decimals, v);
 	decompose(v, &m, &e);
-	if (m == 0 || e < -126) {
-		/*
-		 * |v| < 2^-73: v·10^9 < 10^-13 rounds to 0 at any precision here
-		 * (scaled_round's shift stops at 2^-126). Tiny predictions (a payer
-		 * probability of 1e-30) went to snprintf: 1% of writing 1M rows.
-		 */
+	if (m == 0) {
 		d = 0;
 	} else if (scaled_round(m, e, decimals, &d, NULL) < 0) {
 		return fallback(buf, 'f', decimals, v);
