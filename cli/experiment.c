@@ -432,14 +432,30 @@ int experiment_command(const struct config *cfg, struct registry *reg, int argc,
 
 /* ---- score ---- */
 
-int experiment_apply_to_scores(const struct config *cfg, const struct loaded_model *m,
-			       const struct data_source *data, const struct model_data *d,
-			       const struct user_table *users, const size_t *rows, size_t n,
-			       int64_t as_of, struct served *sv, FILE *out, struct ltv_err *err)
+int experiment_for_scores(const struct config *cfg, const struct loaded_model *m,
+			  struct experiment_row *out, struct ltv_err *err)
 {
 	struct registry *reg = NULL;
-	struct experiment_row e;
 	struct ltv_err none;
+	int ret;
+
+	/* Read-only: scoring without an experiment never needs to write. */
+	ret = registry_open_readonly(cfg->registry.path, &reg, err);
+	if (ret < 0)
+		return ret;
+	ret = registry_experiment_active(reg, out, &none) == 0 && out->control == m->version;
+	registry_close(reg);
+	return ret;
+}
+
+int experiment_apply_to_scores(const struct config *cfg, const struct loaded_model *m,
+			       const struct experiment_row *running, const struct data_source *data,
+			       const struct model_data *d, const struct user_table *users,
+			       const size_t *rows, size_t n, int64_t as_of, struct served *sv,
+			       FILE *out, struct ltv_err *err)
+{
+	struct registry *reg = NULL;
+	const struct experiment_row e = *running;
 	struct loaded_model mt = { 0 };
 	struct model_data dt = { 0 };
 	struct served cand = { 0 };
@@ -449,15 +465,6 @@ int experiment_apply_to_scores(const struct config *cfg, const struct loaded_mod
 	int64_t *t_row = NULL;
 	int have_cand = 0, ret;
 
-	/* Read-only first: scoring without an experiment never needs to write. */
-	ret = registry_open_readonly(cfg->registry.path, &reg, err);
-	if (ret < 0)
-		return ret;
-	ret = registry_experiment_active(reg, &e, &none) < 0 || e.control != m->version;
-	registry_close(reg);
-	reg = NULL;
-	if (ret)
-		return 0;
 	/* score's own registry stays read-only: logging the predictions needs a writer */
 	ret = registry_open_existing(cfg->registry.path, (int)cfg->registry.busy_timeout_s, &reg, err);
 	if (ret < 0)

@@ -340,7 +340,7 @@ static int write_user_days(struct ingest *in, struct ltv_err *err)
 	size_t n;
 	int ret;
 
-	ingest_parse_user_days(&in->p, &rows, &n);
+	ingest_parse_user_days(&in->p, INT64_MIN, &rows, &n);
 	in->n_user_days = n;
 	ret = registry_user_days_add(in->ctx->reg, rows, n, err);
 	free(rows);

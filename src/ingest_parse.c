@@ -1037,18 +1037,46 @@ static void sort_user_run(struct user_day_row *rows, size_t n)
 	free(tmp);
 }
 
+/* Whether the aggregate with this key is kept: its user installed at or after since. */
+static int keeps_day(const struct ingest_parse *in, uint64_t key, int64_t since)
+{
+	return since == INT64_MIN || in->install_times[key >> DAY_BITS] >= since;
+}
+
+/* Whether a user's latest aggregate exists and is kept (keeps_day). */
+static int keeps_latest(const struct ingest_parse *in, size_t uid, int64_t since)
+{
+	return in->latest[uid].events != 0 && keeps_day(in, (uint64_t)uid << DAY_BITS, since);
+}
+
+/* How many aggregates days_in_key_order writes for the users installed at or after since. */
+static size_t count_kept_days(const struct ingest_parse *in, int64_t since)
+{
+	size_t n = 0;
+
+	if (since == INT64_MIN)
+		n = in->n_days;
+	else
+		for (size_t i = 0; i < in->n_days; i++)
+			n += (size_t)keeps_day(in, in->days[i].key, since);
+	for (size_t uid = 1; uid <= in->n_users && in->latest; uid++)
+		n += (size_t)keeps_latest(in, uid, since);
+	return n;
+}
+
 /*
- * The aggregates as rows grouped by user (a stable counting sort on uid),
- * each user's run sorted by day where events came out of order: written
- * straight into the rows, so no sorted copy of the aggregates is made (at a
- * million users that copy was 100 MB of peak memory). The aggregates are the
- * finished ones (in->days) followed by each user's latest one in uid order,
- * the order finish_latest would have appended them in: read where they are,
- * as appending a million of them grew in->days by up to 64 MB of fresh pages
- * on this thread. The rows are being faulted in by pf until prefault_wait.
- * Returns how many rows there are.
+ * The aggregates of the users installed at or after since (INT64_MIN: every
+ * user) as rows grouped by user (a stable counting sort on uid), each user's
+ * run sorted by day where events came out of order: written straight into
+ * the rows, so no sorted copy of the aggregates is made (at a million users
+ * that copy was 100 MB of peak memory). The aggregates are the finished ones
+ * (in->days) followed by each user's latest one in uid order, the order
+ * finish_latest would have appended them in: read where they are, as
+ * appending a million of them grew in->days by up to 64 MB of fresh pages on
+ * this thread. The rows (count_kept_days of them) are being faulted in by pf
+ * until prefault_wait. Returns how many rows there are.
  */
-static size_t days_in_key_order(struct ingest_parse *in, struct user_day_row *rows,
+static size_t days_in_key_order(struct ingest_parse *in, int64_t since, struct user_day_row *rows,
 				struct prefault *pf)
 {
 	const size_t n = in->n_days, n_latest = in->latest ? in->n_users : 0;
@@ -1069,9 +1097,10 @@ static size_t days_in_key_order(struct ingest_parse *in, struct user_day_row *ro
 	if (ordered) {
 		prefault_wait(pf);
 		for (size_t i = 0; i < n; i++)
-			rows[k++] = day_row(&in->days[i]);
+			if (keeps_day(in, in->days[i].key, since))
+				rows[k++] = day_row(&in->days[i]);
 		for (size_t uid = 1; uid <= n_latest; uid++) {
-			if (in->latest[uid].events) {
+			if (keeps_latest(in, uid, since)) {
 				const struct ingest_day_agg d = latest_agg((int64_t)uid, &in->latest[uid]);
 
 				rows[k++] = day_row(&d);
@@ -1090,10 +1119,10 @@ static size_t days_in_key_order(struct ingest_parse *in, struct user_day_row *ro
 	for (size_t i = 0; i < n; i++) {
 		if (i + PREFETCH_ROWS < n)
 			__builtin_prefetch(&start[(in->days[i + PREFETCH_ROWS].key >> DAY_BITS) + 1], 1);
-		start[(in->days[i].key >> DAY_BITS) + 1]++;
+		start[(in->days[i].key >> DAY_BITS) + 1] += (size_t)keeps_day(in, in->days[i].key, since);
 	}
 	for (size_t uid = 1; uid <= n_latest; uid++)
-		start[uid + 1] += in->latest[uid].events != 0;
+		start[uid + 1] += (size_t)keeps_latest(in, uid, since);
 	for (size_t u = 1; u <= in->n_users + 1; u++)
 		start[u] += start[u - 1];
 	prefault_wait(pf);
@@ -1102,10 +1131,11 @@ static size_t days_in_key_order(struct ingest_parse *in, struct user_day_row *ro
 			__builtin_prefetch(&start[in->days[i + PREFETCH_ROWS].key >> DAY_BITS], 1);
 		if (i + PREFETCH_ROWS / 2 < n)
 			__builtin_prefetch(&rows[start[in->days[i + PREFETCH_ROWS / 2].key >> DAY_BITS]], 1);
-		rows[start[in->days[i].key >> DAY_BITS]++] = day_row(&in->days[i]);
+		if (keeps_day(in, in->days[i].key, since))
+			rows[start[in->days[i].key >> DAY_BITS]++] = day_row(&in->days[i]);
 	}
 	for (size_t uid = 1; uid <= n_latest; uid++) {
-		if (in->latest[uid].events) {
+		if (keeps_latest(in, uid, since)) {
 			const struct ingest_day_agg d = latest_agg((int64_t)uid, &in->latest[uid]);
 
 			rows[start[uid]++] = day_row(&d);
@@ -1147,12 +1177,12 @@ static void floor_refunded_days(struct ingest_parse *in, struct user_day_row *ro
  * The aggregates in key order, which is the table's primary-key order,
  * merging those of one (user, day) that events out of order split.
  */
-void ingest_parse_user_days(struct ingest_parse *in, struct user_day_row **out_rows,
-			    size_t *out_n)
+void ingest_parse_user_days(struct ingest_parse *in, int64_t installed_since,
+			    struct user_day_row **out_rows, size_t *out_n)
 {
 	struct user_day_row *rows;
 	struct prefault pf;
-	size_t m = 0, n = in->n_days;
+	size_t m = 0, n;
 
 	/* The id map is not needed any more, and its table is the largest block: free it first. */
 	strmap_release(&in->user_ids);
@@ -1162,11 +1192,10 @@ void ingest_parse_user_days(struct ingest_parse *in, struct user_day_row **out_r
 	 * (prefault_start): their zeroing was a third of what this
 	 * single-threaded tail of ingest cost (perf), with the other core idle.
 	 */
-	for (size_t uid = 1; uid <= in->n_users && in->latest; uid++)
-		n += in->latest[uid].events != 0;
+	n = count_kept_days(in, installed_since);
 	rows = xmalloc_huge((n ? n : 1) * sizeof(*rows));
 	prefault_start(&pf, rows, n * sizeof(*rows));
-	n = days_in_key_order(in, rows, &pf);
+	n = days_in_key_order(in, installed_since, rows, &pf);
 	prefault_wait(&pf);
 	free(in->latest);
 	in->latest = NULL;

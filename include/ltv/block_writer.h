@@ -4,7 +4,9 @@
  * the page cache. The writer also hashes what it writes (the content hash a
  * caller would otherwise read the file back for) and, on a regular file,
  * starts the disk writeback of every few MB at once, so the fsync at the end
- * finds little left to write.
+ * finds little left to write. A regular file whose offset is aligned is
+ * written with O_DIRECT (whole 4 KB units, the tail through the cache at
+ * finish), where the file system allows it: no page-cache pages for it.
  *
  * Use:
  *   struct block_writer w;
@@ -45,6 +47,9 @@ struct block_writer {
 	struct hasher hash;
 	off_t written, synced; /* bytes written; bytes whose writeback was started */
 	int sync_ranges;       /* fd is a regular file: sync_file_range applies */
+	int direct;            /* fd is written with O_DIRECT, through stage */
+	char *stage;           /* aligned: the text not yet written past the cache */
+	size_t staged, stage_cap;
 	int error;             /* the first write's errno, 0 while none (the writer's) */
 };
 

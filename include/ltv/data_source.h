@@ -14,11 +14,16 @@
 #include "ltv/common.h"
 #include "ltv/registry.h"
 
+/* Slots of the cache of strings users share (app, campaign, attributes). */
+#define USER_DATA_SHARED_SLOTS 1024
+
 /*
  * Users and user-days held in memory, as the ingest stage would have stored
  * them. The users' strings live in blocks of text the struct owns (a million
  * users are four million strings: one malloc each cost more than reading
  * them), so release it with user_data_release, never user_table_release.
+ * Users with the same app, campaign or attributes may share one copy of it:
+ * the strings are read-only.
  */
 struct user_data {
 	struct user_table users;     /* uid = index + 1, in input order */
@@ -28,6 +33,7 @@ struct user_data {
 	int64_t max_event_time;      /* INT64_MIN: no event */
 	char **blocks;               /* the users' strings */
 	size_t n_blocks, block_used, block_size;
+	char *shared[USER_DATA_SHARED_SLOTS]; /* strings kept once for many users, in the blocks */
 };
 
 /* An empty struct: no users, no days, no event. */
@@ -35,6 +41,12 @@ void user_data_init(struct user_data *u);
 /* Appends a copy of u (its uid must be users.n + 1: ingest numbers users 1, 2, ...). */
 void user_data_add_user(struct user_data *ud, const struct user_row *u);
 void user_data_release(struct user_data *u);
+/*
+ * Frees the user-days alone, once the frames that read them are built: the
+ * users and max_event_time stay. A frame built after it sees users without
+ * events.
+ */
+void user_data_release_days(struct user_data *u);
 /*
  * What a registry's ingest stored (every user, the latest event time, and
  * the user-days of the users installed at or after installed_since;

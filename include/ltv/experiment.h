@@ -50,16 +50,26 @@ int experiment_verb_writes(int argc, char **argv);
 int experiment_serving_arm(const struct experiment_row *e, const char *user_id);
 
 /*
- * For `score`, after production (m) served rows[0..n) of d into sv: when an
- * experiment is running with m as its control, re-serves its candidate users
- * with the candidate (its own frame of data at as_of), replaces their rows
- * of sv, and logs the sampled users' predictions into cfg's registry. Prints
- * one line to out. Does nothing when no experiment runs.
+ * For `score`: 1 with the running experiment in *out when it has m as its
+ * control, 0 when none does; <0 when cfg's registry cannot be read. Asked
+ * once, before the models predict: the score then keeps the data the
+ * candidate's frame is built from only when an experiment runs.
+ */
+int experiment_for_scores(const struct config *cfg, const struct loaded_model *m,
+			  struct experiment_row *out, struct ltv_err *err);
+
+/*
+ * For `score`, after production (m) served rows[0..n) of d into sv, with
+ * experiment_for_scores' running experiment e (m its control): re-serves its
+ * candidate users with the candidate (its own frame of data at as_of),
+ * replaces their rows of sv, and logs the sampled users' predictions into
+ * cfg's registry. Prints one line to out.
  */
 struct data_source;
 int experiment_apply_to_scores(const struct config *cfg, const struct loaded_model *m,
-			       const struct data_source *data, const struct model_data *d,
-			       const struct user_table *users, const size_t *rows, size_t n,
-			       int64_t as_of, struct served *sv, FILE *out, struct ltv_err *err);
+			       const struct experiment_row *e, const struct data_source *data,
+			       const struct model_data *d, const struct user_table *users,
+			       const size_t *rows, size_t n, int64_t as_of, struct served *sv,
+			       FILE *out, struct ltv_err *err);
 
 #endif

@@ -12,7 +12,7 @@
  *   ingest_parse_known_user(&p, ...)                      // optional: users loaded before
  *   ingest_parse_file(&p, users_path, INPUT_USERS, ...)  // every users file first,
  *   ingest_parse_file(&p, events_path, INPUT_EVENTS, ...) // then every events file
- *   ingest_parse_user_days(&p, &rows, &n);               // (uid, day) rows, key order
+ *   ingest_parse_user_days(&p, INT64_MIN, &rows, &n);    // (uid, day) rows, key order
  *   ingest_parse_release(&p);
  *
  * Users are numbered 1, 2, ... in the order they are loaded (after the known
@@ -104,12 +104,14 @@ int ingest_parse_file(struct ingest_parse *p, const char *path, enum input_kind 
 
 /*
  * The user-days of every event read, one row per (uid, day) in key order,
- * revenue floored at 0 under negative_revenue: subtract. The caller frees
- * *out_rows. Call once, after the last file: it frees the id map, so no file
- * can be read after it.
+ * revenue floored at 0 under negative_revenue: subtract; only those of the
+ * users installed at or after installed_since (INT64_MIN: every user's; score
+ * builds rows only for users younger than its longest horizon, and most of a
+ * file's user-days are older users'). The caller frees *out_rows. Call once,
+ * after the last file: it frees the id map, so no file can be read after it.
  */
-void ingest_parse_user_days(struct ingest_parse *p, struct user_day_row **out_rows,
-			    size_t *out_n);
+void ingest_parse_user_days(struct ingest_parse *p, int64_t installed_since,
+			    struct user_day_row **out_rows, size_t *out_n);
 
 /* Closes the rejects file (removed when nothing was rejected) and frees p's contents. */
 void ingest_parse_release(struct ingest_parse *p);

@@ -213,10 +213,49 @@ static void test_user_data_keeps_copies(void **state)
 	assert_true(isnan(t->cost[0]));
 	assert_true(t->cost[1] == 0.5);
 	assert_int_equal(t->install_time[42], 1042);
+	/* shared values are kept once; user ids, each its own, are not shared */
+	assert_ptr_equal(t->campaign[8], t->campaign[2999]);
+	assert_ptr_equal(t->app_id[0], t->app_id[2999]);
+	assert_ptr_equal(t->attributes_json[1], t->attributes_json[2999]);
+	assert_true(t->user_id[0] != t->user_id[1]);
 	user_data_release(&ud);
 	free(camp);
 	assert_int_equal(ud.users.n, 0);
 	assert_int_equal(ud.n_days, 0);
+}
+
+/*
+ * Values that meet in one slot of the shared-text cache, or change from
+ * user to user, still read back as each user's own; the user-days can be
+ * released alone (score, once its frame is built).
+ */
+static void test_user_data_shared_text(void **state)
+{
+	struct user_data ud;
+	char campaign[32], attrs[64];
+
+	(void)state;
+	user_data_init(&ud);
+	for (int i = 0; i < 20000; i++) {
+		struct user_row u = { i + 1, "id", "app", campaign, i, 1.0, attrs };
+
+		snprintf(campaign, sizeof(campaign), "campaign-%d", i % 3000);
+		snprintf(attrs, sizeof(attrs), "{\"n\":%d}", i);
+		user_data_add_user(&ud, &u);
+	}
+	for (int i = 0; i < 20000; i++) {
+		snprintf(campaign, sizeof(campaign), "campaign-%d", i % 3000);
+		snprintf(attrs, sizeof(attrs), "{\"n\":%d}", i);
+		assert_string_equal(ud.users.campaign[i], campaign);
+		assert_string_equal(ud.users.attributes_json[i], attrs);
+	}
+	ud.days = xmalloc(2 * sizeof(*ud.days));
+	ud.n_days = 2;
+	user_data_release_days(&ud);
+	assert_null(ud.days);
+	assert_int_equal(ud.n_days, 0);
+	assert_int_equal(ud.users.n, 20000);
+	user_data_release(&ud);
 }
 
 /*
@@ -268,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_memory_frame_is_the_registry_frame),
 		cmocka_unit_test(test_younger_than_is_a_subset),
 		cmocka_unit_test(test_user_data_keeps_copies),
+		cmocka_unit_test(test_user_data_shared_text),
 		cmocka_unit_test(test_load_installed_since),
 	};
 

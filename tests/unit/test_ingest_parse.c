@@ -2,7 +2,8 @@
  * Unit tests for ingest_parse.c without a registry: users handed to the
  * sink in order with their uids, user-days aggregated per (uid, day) in key
  * order from events ordered by time and out of order, rejects with line and
- * reason, refunds floored under negative_revenue: subtract, and the helpers
+ * reason, refunds floored under negative_revenue: subtract, only the days of
+ * users installed since a time (score's), and the helpers
  * the parse loop's speed rests on (csv_reader_peek_field, estimate_records,
  * strmap_reserve).
  */
@@ -63,14 +64,24 @@ struct run {
 	int64_t rows_read[2], rejected[2];
 };
 
-static void run_parse(struct run *r, const char *negative_revenue)
+/* Ordered by user, then time: the aggregates come out in key order already. */
+static const char EVENTS_BY_USER[] =
+	"user_id,event_time,revenue,event\n"
+	"a,2025-01-01T01:00:00Z,2.50,purchase\n"
+	"a,2025-01-02T01:00:00Z,1.25,purchase\n"
+	"c,2025-01-01T13:00:00Z,0,session\n"
+	"c,2025-01-02T14:00:00Z,3,purchase\n";
+
+/* Reads USERS and events_text; keeps the user-days of users installed at or after since. */
+static void run_parse_since(struct run *r, const char *negative_revenue, const char *events_text,
+			    int64_t since)
 {
 	char *users, *events;
 
 	memset(r, 0, sizeof(*r));
 	r->dir = test_scratch_dir();
 	users = test_write_file(r->dir, "users.csv", USERS);
-	events = test_write_file(r->dir, "events.csv", EVENTS);
+	events = test_write_file(r->dir, "events.csv", events_text);
 	test_config_init(&r->cfg, r->dir, "users.csv", "events.csv", NULL);
 	test_set(&r->cfg, "ingest.max_reject_rate=1");
 	test_set(&r->cfg, "ingest.negative_revenue=%s", negative_revenue);
@@ -80,9 +91,14 @@ static void run_parse(struct run *r, const char *negative_revenue)
 					   &r->rejected[0], &r->err), 0);
 	assert_int_equal(ingest_parse_file(&r->p, events, INPUT_EVENTS, &r->rows_read[1],
 					   &r->rejected[1], &r->err), 0);
-	ingest_parse_user_days(&r->p, &r->rows, &r->n_rows);
+	ingest_parse_user_days(&r->p, since, &r->rows, &r->n_rows);
 	free(users);
 	free(events);
+}
+
+static void run_parse(struct run *r, const char *negative_revenue)
+{
+	run_parse_since(r, negative_revenue, EVENTS, INT64_MIN);
 }
 
 static void run_release(struct run *r)
@@ -171,6 +187,38 @@ static void test_refund_floored(void **state)
 	run_release(&r);
 }
 
+/*
+ * installed_since (score keeps only the days of users younger than its
+ * longest horizon): a, installed before c, loses its rows, in files ordered
+ * by time and by user; c's rows are as without it.
+ */
+static void test_days_installed_since(void **state)
+{
+	const int64_t c_install = 1735732800; /* 2025-01-01T12:00:00Z */
+	struct run r;
+
+	(void)state;
+	run_parse_since(&r, "reject", EVENTS, c_install);
+	assert_int_equal(r.n_rows, 1);
+	expect_row(&r.rows[0], 2, 0, 0, 1, 0);
+	assert_int_equal(r.p.max_event_time, 1735779600); /* a's events still count */
+	run_release(&r);
+	run_parse_since(&r, "reject", EVENTS_BY_USER, c_install);
+	assert_int_equal(r.n_rows, 2);
+	expect_row(&r.rows[0], 2, 0, 0, 1, 0);
+	expect_row(&r.rows[1], 2, 1, 3, 1, 1);
+	run_release(&r);
+	/* one second later than c's install: nobody */
+	run_parse_since(&r, "reject", EVENTS_BY_USER, c_install + 1);
+	assert_int_equal(r.n_rows, 0);
+	run_release(&r);
+	run_parse_since(&r, "reject", EVENTS_BY_USER, INT64_MIN);
+	assert_int_equal(r.n_rows, 4);
+	expect_row(&r.rows[0], 1, 0, 2.5, 1, 1);
+	expect_row(&r.rows[3], 2, 1, 3, 1, 1);
+	run_release(&r);
+}
+
 /* The reader's look-ahead sees the rows csv_reader_next will return, and only those. */
 static void test_peek_and_estimate(void **state)
 {
@@ -232,6 +280,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_users_days_and_rejects),
 		cmocka_unit_test(test_refund_floored),
+		cmocka_unit_test(test_days_installed_since),
 		cmocka_unit_test(test_peek_and_estimate),
 		cmocka_unit_test(test_strmap_reserve),
 	};
