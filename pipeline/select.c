@@ -337,10 +337,11 @@ static void user_resid_release(struct user_resid *u)
  * a's (paired_bootstrap_win_share at least SELECT_WIN_SHARE, drawn until
  * settled: paired_bootstrap_wins) on the validated cohorts of `tier`, on
  * cohort `only` alone when tier is 0, on every validated cohort when tier
- * is -1.
+ * is -1. n_threads: the bootstrap's threads (1 inside a parallel loop);
+ * the verdict does not depend on them.
  */
 static int significantly_better(const struct user_resid *u, const struct cohort_eval *ev,
-				size_t n_cohorts, int tier, size_t only, int a, int b)
+				size_t n_cohorts, int tier, size_t only, int a, int b, int n_threads)
 {
 	double *ra = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
 	double *rb = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
@@ -359,7 +360,7 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 	}
 	better = paired_bootstrap_wins(ra, rb, start, n_groups, SELECT_RESAMPLES,
 				       0x5e1ec7ULL + (uint64_t)(tier + 1) * 1000003ULL + only,
-				       SELECT_WIN_SHARE);
+				       SELECT_WIN_SHARE, n_threads);
 	free(ra);
 	free(rb);
 	free(start);
@@ -422,7 +423,7 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 		if (method_table[m]->user_at_age && isfinite(err[m]) && (exact < 0 || err[m] < err[exact]))
 			exact = m;
 	if (exact >= 0 && (global == METHOD_COUNT || !method_table[global]->user_at_age) &&
-	    !significantly_better(u, ev, n_cohorts, -1, 0, exact, global))
+	    !significantly_better(u, ev, n_cohorts, -1, 0, exact, global, n_threads))
 		global = exact;
 
 	/*
@@ -443,7 +444,7 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 #pragma omp parallel for schedule(dynamic) num_threads(n_threads)
 	for (int t = 1; t <= 3; t++)
 		if (tested[t] == 1)
-			tested[t] = significantly_better(u, ev, n_cohorts, t, 0, global, own[t]) ? 2 : 0;
+			tested[t] = significantly_better(u, ev, n_cohorts, t, 0, global, own[t], 1) ? 2 : 0;
 	for (int t = 1; t <= 3; t++)
 		if (tested[t] == 2) {
 			tier_cand[t] = own[t];
@@ -465,7 +466,7 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 		const size_t c = tests[k];
 		const int parent = tier_cand[ev[c].tier >= 1 && ev[c].tier <= 3 ? ev[c].tier : 3];
 
-		better[c] = (unsigned char)significantly_better(u, ev, n_cohorts, 0, c, parent, ev[c].best);
+		better[c] = (unsigned char)significantly_better(u, ev, n_cohorts, 0, c, parent, ev[c].best, 1);
 	}
 	for (size_t c = 0; c < n_cohorts; c++) {
 		struct cohort_eval *e = &ev[c];
@@ -875,7 +876,7 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
  */
 static int share_significantly_worse(const struct model_data *d, int64_t horizon,
 				     const struct row_split *s, const struct cohort_eval *ev,
-				     size_t n_cohorts, double *with, double *alone)
+				     size_t n_cohorts, double *with, double *alone, int n_threads)
 {
 	double *pred[N_CANDIDATES];
 	struct user_resid users;
@@ -885,7 +886,7 @@ static int share_significantly_worse(const struct model_data *d, int64_t horizon
 	for (int m = 0; m < N_CANDIDATES; m++)
 		pred[m] = m == 1 ? alone : with;
 	user_resid_build(d, horizon, s, pred, NULL, -1, n_cohorts, &users);
-	worse = significantly_better(&users, ev, n_cohorts, -1, 0, 0, 1);
+	worse = significantly_better(&users, ev, n_cohorts, -1, 0, 0, 1, n_threads);
 	user_resid_release(&users);
 	return worse;
 }
@@ -928,7 +929,7 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 		 */
 		keep = with <= alone ||
 		       (mode == 3 && !share_significantly_worse(d, horizon, s, ev, n_cohorts, mix_with,
-								mix_alone));
+								mix_alone, stage_threads(ctx)));
 		free(mix_with);
 		free(mix_alone);
 		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without%s",
