@@ -168,8 +168,6 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	size_t *row_of = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
 	size_t *start = xcalloc(n_cohorts + 1, sizeof(size_t));
 	size_t *at = xmalloc((n_cohorts + 1) * sizeof(size_t));
-	double *a = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-	double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 
 	memset(ev, 0, (n_cohorts + 1) * sizeof(*ev));
 	for (size_t i = 0; i < s->n_valid; i++) {
@@ -194,7 +192,13 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	for (size_t i = 0; i < s->n_valid; i++)
 		if (!(in_fold && in_fold[i] == skip_fold))
 			row_of[at[model_data_cohort(d, s->valid[i])]++] = i;
-	for (int m = 0; m < N_CANDIDATES; m++)
+	/* the candidates side by side: each fills its own ev[c].rmsle[m] */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
+	for (int m = 0; m < N_CANDIDATES; m++) {
+		double *a = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		struct ltv_err err = { 0 }; /* a cohort without RMSLE is NaN; nothing to report */
+
 		for (size_t c = 0; c < n_cohorts; c++) {
 			size_t k = 0;
 
@@ -205,14 +209,15 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 				a[k] = y[s->valid[row_of[j]]];
 				q[k] = pred[m][row_of[j]];
 			}
-			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &ctx->err) < 0)
+			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &err) < 0)
 				ev[c].rmsle[m] = NAN;
 		}
+		free(a);
+		free(q);
+	}
 	free(row_of);
 	free(start);
 	free(at);
-	free(a);
-	free(q);
 }
 
 /*
