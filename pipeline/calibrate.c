@@ -335,6 +335,38 @@ static int compare_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Distinct ages collected by insertion before age_index sorts them all instead. */
+#define AGE_INDEX_MAX_SMALL 64
+
+/*
+ * The distinct values of window[rows[0..n)] in ascending order into ages
+ * (room for AGE_INDEX_MAX_SMALL); 0 when there are more of them, or a NaN
+ * (which no order holds). Validation rows sit on a handful of snapshot ages,
+ * and sorting half a million of them to find those was most of age_index.
+ */
+static size_t distinct_ages(const double *window, const size_t *rows, size_t n, double *ages)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const double a = window[rows[i]];
+		size_t at = k;
+
+		if (isnan(a))
+			return 0;
+		while (at > 0 && ages[at - 1] > a)
+			at--;
+		if (at > 0 && ages[at - 1] == a)
+			continue;
+		if (k == AGE_INDEX_MAX_SMALL)
+			return 0;
+		memmove(&ages[at + 1], &ages[at], (k - at) * sizeof(double));
+		ages[at] = a;
+		k++;
+	}
+	return k;
+}
+
 /*
  * The snapshot age of each validation row as a dense index (0 .. *out_n - 1,
  * by age): the ages are read from the rows, not from the configuration.
@@ -343,15 +375,20 @@ static size_t *age_index(const struct model_data *d, const struct row_split *s, 
 {
 	const double *window = frame_column(&d->frame, "window_days");
 	size_t *idx = xcalloc(s->n_valid + 1, sizeof(size_t)), n = 0;
-	double *ages = xmalloc((s->n_valid + 1) * sizeof(double));
+	double *ages = xmalloc((s->n_valid > AGE_INDEX_MAX_SMALL ? s->n_valid : AGE_INDEX_MAX_SMALL) *
+			       sizeof(double));
 
-	for (size_t i = 0; window && i < s->n_valid; i++)
-		ages[i] = window[s->valid[i]];
-	if (window && s->n_valid > 0) {
+	if (window && s->n_valid > 0)
+		n = distinct_ages(window, s->valid, s->n_valid, ages);
+	if (window && s->n_valid > 0 && n == 0) {
+		for (size_t i = 0; i < s->n_valid; i++)
+			ages[i] = window[s->valid[i]];
 		qsort(ages, s->n_valid, sizeof(double), compare_double);
 		for (size_t i = 0; i < s->n_valid; i++)
 			if (n == 0 || ages[i] != ages[n - 1])
 				ages[n++] = ages[i];
+	}
+	if (window && s->n_valid > 0) {
 		for (size_t i = 0; i < s->n_valid; i++) {
 			const double a = window[s->valid[i]];
 			size_t lo = 0, hi = n - 1;

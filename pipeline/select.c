@@ -84,30 +84,46 @@ static void global_medians(const struct model_data *d, double *out, struct row_s
  * pred[m][i]. Judged on the features' own rows, they are left on the run's
  * shelf of predictions as well (stage_ctx.predictions), for calibrate of
  * the same run, which asks for the same rows' predictions again
- * (include/ltv/prediction_memo.h).
+ * (include/ltv/prediction_memo.h). The tree methods spread their rows over
+ * the stage's threads themselves and go first, one after another; the
+ * others (each on one thread) then run side by side, which at 1,000,000
+ * users halves their wall time. Each method's predictions are its own
+ * whatever runs beside it; an error is the first failing method's.
  */
 static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		       const struct row_split *s, int64_t target, double **pred)
 {
 	struct prediction_memo *memo = NULL;
-	int ret = 0;
+	struct ltv_err errs[METHOD_COUNT];
+	int rets[METHOD_COUNT] = { 0 }, side[METHOD_COUNT], n_side = 0, ret = 0;
 
-	if (!ctx->cfg->select.held_out_ages && ctx->predictions)
-		memo = prediction_memo_new(d, target, s->valid, s->n_valid);
-	for (int m = 0; m < METHOD_COUNT && ret == 0; m++) {
+	for (int m = 0; m < METHOD_COUNT; m++) {
 		pred[m] = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-		ret = predictor_predict_method(p, m, d, s->valid, s->n_valid, target, pred[m], NULL,
-					       &ctx->err);
-		if (ret == 0 && memo)
-			prediction_memo_put(memo, m, s->valid, s->n_valid, pred[m]);
+		errs[m] = (struct ltv_err){ 0 };
+		if (!method_table[m]->own_threads)
+			side[n_side++] = m;
 	}
-	if (ret == 0 && memo) {
+	for (int m = 0; m < METHOD_COUNT; m++)
+		if (method_table[m]->own_threads)
+			rets[m] = predictor_predict_method(p, m, d, s->valid, s->n_valid, target, pred[m],
+							   NULL, &errs[m]);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
+	for (int k = 0; k < n_side; k++)
+		rets[side[k]] = predictor_predict_method(p, side[k], d, s->valid, s->n_valid, target,
+							 pred[side[k]], NULL, &errs[side[k]]);
+	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
+		if (rets[m] < 0) {
+			ret = rets[m];
+			ctx->err = errs[m];
+		}
+	if (ret == 0 && !ctx->cfg->select.held_out_ages && ctx->predictions) {
 		char *key = stage_prediction_key(ctx);
 
+		memo = prediction_memo_new(d, target, s->valid, s->n_valid);
+		for (int m = 0; m < METHOD_COUNT; m++)
+			prediction_memo_put(memo, m, s->valid, s->n_valid, pred[m]);
 		prediction_shelf_offer(ctx->predictions, key, memo);
 		free(key);
-	} else {
-		prediction_memo_free(memo);
 	}
 	return ret;
 }
@@ -152,8 +168,6 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	size_t *row_of = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
 	size_t *start = xcalloc(n_cohorts + 1, sizeof(size_t));
 	size_t *at = xmalloc((n_cohorts + 1) * sizeof(size_t));
-	double *a = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-	double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 
 	memset(ev, 0, (n_cohorts + 1) * sizeof(*ev));
 	for (size_t i = 0; i < s->n_valid; i++) {
@@ -178,7 +192,13 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	for (size_t i = 0; i < s->n_valid; i++)
 		if (!(in_fold && in_fold[i] == skip_fold))
 			row_of[at[model_data_cohort(d, s->valid[i])]++] = i;
-	for (int m = 0; m < N_CANDIDATES; m++)
+	/* the candidates side by side: each fills its own ev[c].rmsle[m] */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
+	for (int m = 0; m < N_CANDIDATES; m++) {
+		double *a = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		struct ltv_err err = { 0 }; /* a cohort without RMSLE is NaN; nothing to report */
+
 		for (size_t c = 0; c < n_cohorts; c++) {
 			size_t k = 0;
 
@@ -189,14 +209,15 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 				a[k] = y[s->valid[row_of[j]]];
 				q[k] = pred[m][row_of[j]];
 			}
-			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &ctx->err) < 0)
+			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &err) < 0)
 				ev[c].rmsle[m] = NAN;
 		}
+		free(a);
+		free(q);
+	}
 	free(row_of);
 	free(start);
 	free(at);
-	free(a);
-	free(q);
 }
 
 /*
@@ -243,13 +264,52 @@ struct row_key {
 	size_t i;
 };
 
+/* (cohort, uid, row): a total order, so the sum over a user's rows never depends on qsort. */
 static int compare_row_key(const void *pa, const void *pb)
 {
 	const struct row_key *a = pa, *b = pb;
 
 	if (a->cohort != b->cohort)
 		return a->cohort < b->cohort ? -1 : 1;
-	return a->uid < b->uid ? -1 : a->uid > b->uid;
+	if (a->uid != b->uid)
+		return a->uid < b->uid ? -1 : 1;
+	return (a->i > b->i) - (a->i < b->i);
+}
+
+/*
+ * The validation rows outside skip_fold in compare_row_key's order. Select
+ * asks for it five times per run on about half a million rows, and a qsort
+ * was most of building the residuals: the frame's rows come grouped by user
+ * in uid order, so a counting sort by cohort (which keeps row order) is
+ * already in that order, checked here; qsort only when it is not.
+ */
+static size_t sorted_row_keys(const struct model_data *d, const struct row_split *s,
+			      const int *in_fold, int skip_fold, size_t n_cohorts,
+			      struct row_key *keys)
+{
+	const double *uid = frame_column(&d->frame, "uid");
+	size_t *at = xcalloc(n_cohorts + 1, sizeof(size_t)), n = 0;
+	int sorted = 1;
+
+	for (size_t i = 0; i < s->n_valid; i++)
+		if (!(in_fold && in_fold[i] == skip_fold)) {
+			at[model_data_cohort(d, s->valid[i]) + 1]++;
+			n++;
+		}
+	for (size_t c = 0; c < n_cohorts; c++)
+		at[c + 1] += at[c];
+	for (size_t i = 0; i < s->n_valid; i++)
+		if (!(in_fold && in_fold[i] == skip_fold)) {
+			const size_t c = model_data_cohort(d, s->valid[i]);
+
+			keys[at[c]++] = (struct row_key){ c, uid[s->valid[i]], i };
+		}
+	for (size_t k = 1; k < n && sorted; k++)
+		sorted = compare_row_key(&keys[k - 1], &keys[k]) < 0;
+	if (!sorted)
+		qsort(keys, n, sizeof(*keys), compare_row_key);
+	free(at);
+	return n;
 }
 
 static void user_resid_build(const struct model_data *d, int64_t horizon,
@@ -257,14 +317,10 @@ static void user_resid_build(const struct model_data *d, int64_t horizon,
 			     int skip_fold, size_t n_cohorts, struct user_resid *out)
 {
 	const double *y = model_data_label(d, horizon);
-	const double *uid = frame_column(&d->frame, "uid");
 	struct row_key *keys = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(*keys));
-	size_t n = 0, u = 0;
+	const size_t n = sorted_row_keys(d, s, in_fold, skip_fold, n_cohorts, keys);
+	size_t u = 0;
 
-	for (size_t i = 0; i < s->n_valid; i++)
-		if (!(in_fold && in_fold[i] == skip_fold))
-			keys[n++] = (struct row_key){ model_data_cohort(d, s->valid[i]), uid[s->valid[i]], i };
-	qsort(keys, n, sizeof(*keys), compare_row_key);
 	out->cohort_start = xcalloc(n_cohorts + 1, sizeof(size_t));
 	for (int m = 0; m < N_CANDIDATES; m++)
 		out->resid[m] = xcalloc(n ? n : 1, sizeof(double));
@@ -302,10 +358,11 @@ static void user_resid_release(struct user_resid *u)
  * a's (paired_bootstrap_win_share at least SELECT_WIN_SHARE, drawn until
  * settled: paired_bootstrap_wins) on the validated cohorts of `tier`, on
  * cohort `only` alone when tier is 0, on every validated cohort when tier
- * is -1.
+ * is -1. n_threads: the bootstrap's threads (1 inside a parallel loop);
+ * the verdict does not depend on them.
  */
 static int significantly_better(const struct user_resid *u, const struct cohort_eval *ev,
-				size_t n_cohorts, int tier, size_t only, int a, int b)
+				size_t n_cohorts, int tier, size_t only, int a, int b, int n_threads)
 {
 	double *ra = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
 	double *rb = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
@@ -324,7 +381,7 @@ static int significantly_better(const struct user_resid *u, const struct cohort_
 	}
 	better = paired_bootstrap_wins(ra, rb, start, n_groups, SELECT_RESAMPLES,
 				       0x5e1ec7ULL + (uint64_t)(tier + 1) * 1000003ULL + only,
-				       SELECT_WIN_SHARE);
+				       SELECT_WIN_SHARE, n_threads);
 	free(ra);
 	free(rb);
 	free(start);
@@ -387,7 +444,7 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 		if (method_table[m]->user_at_age && isfinite(err[m]) && (exact < 0 || err[m] < err[exact]))
 			exact = m;
 	if (exact >= 0 && (global == METHOD_COUNT || !method_table[global]->user_at_age) &&
-	    !significantly_better(u, ev, n_cohorts, -1, 0, exact, global))
+	    !significantly_better(u, ev, n_cohorts, -1, 0, exact, global, n_threads))
 		global = exact;
 
 	/*
@@ -408,7 +465,7 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 #pragma omp parallel for schedule(dynamic) num_threads(n_threads)
 	for (int t = 1; t <= 3; t++)
 		if (tested[t] == 1)
-			tested[t] = significantly_better(u, ev, n_cohorts, t, 0, global, own[t]) ? 2 : 0;
+			tested[t] = significantly_better(u, ev, n_cohorts, t, 0, global, own[t], 1) ? 2 : 0;
 	for (int t = 1; t <= 3; t++)
 		if (tested[t] == 2) {
 			tier_cand[t] = own[t];
@@ -430,7 +487,7 @@ static void choose_hierarchy(const struct user_resid *u, struct cohort_eval *ev,
 		const size_t c = tests[k];
 		const int parent = tier_cand[ev[c].tier >= 1 && ev[c].tier <= 3 ? ev[c].tier : 3];
 
-		better[c] = (unsigned char)significantly_better(u, ev, n_cohorts, 0, c, parent, ev[c].best);
+		better[c] = (unsigned char)significantly_better(u, ev, n_cohorts, 0, c, parent, ev[c].best, 1);
 	}
 	for (size_t c = 0; c < n_cohorts; c++) {
 		struct cohort_eval *e = &ev[c];
@@ -840,7 +897,7 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
  */
 static int share_significantly_worse(const struct model_data *d, int64_t horizon,
 				     const struct row_split *s, const struct cohort_eval *ev,
-				     size_t n_cohorts, double *with, double *alone)
+				     size_t n_cohorts, double *with, double *alone, int n_threads)
 {
 	double *pred[N_CANDIDATES];
 	struct user_resid users;
@@ -850,7 +907,7 @@ static int share_significantly_worse(const struct model_data *d, int64_t horizon
 	for (int m = 0; m < N_CANDIDATES; m++)
 		pred[m] = m == 1 ? alone : with;
 	user_resid_build(d, horizon, s, pred, NULL, -1, n_cohorts, &users);
-	worse = significantly_better(&users, ev, n_cohorts, -1, 0, 0, 1);
+	worse = significantly_better(&users, ev, n_cohorts, -1, 0, 0, 1, n_threads);
 	user_resid_release(&users);
 	return worse;
 }
@@ -893,7 +950,7 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 		 */
 		keep = with <= alone ||
 		       (mode == 3 && !share_significantly_worse(d, horizon, s, ev, n_cohorts, mix_with,
-								mix_alone));
+								mix_alone, stage_threads(ctx)));
 		free(mix_with);
 		free(mix_alone);
 		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without%s",

@@ -307,6 +307,7 @@ static int hurdle_load(struct registry *reg, const struct artefact_info *artefac
 
 const struct method method_hurdle = {
 	.name = "hurdle",
+	.own_threads = 1,
 	.load = hurdle_load,
 	.predict = hurdle_predict,
 	.free_state = hurdle_state_free,

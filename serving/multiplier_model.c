@@ -285,6 +285,7 @@ static int multiplier_load(struct registry *reg, const struct artefact_info *art
 
 const struct method method_multiplier = {
 	.name = "multiplier",
+	.own_threads = 1,
 	.load = multiplier_load,
 	.predict = multiplier_predict,
 	.free_state = multiplier_state_free,

@@ -43,6 +43,13 @@ struct method {
 	 * a subset. 0: row by row, the same for a row in any call.
 	 */
 	int batch_level;
+	/*
+	 * 1: predict spreads a large call's rows over the run's threads itself
+	 * (the tree models, run.jobs). A caller predicting every method runs
+	 * these one after another and the others side by side (select.c
+	 * predict_all).
+	 */
+	int own_threads;
 	/* Loads the artefact's bodies; *out_state is freed with free_state. */
 	int (*load)(struct registry *reg, const struct artefact_info *artefact,
 		    const struct config *cfg, void **out_state, struct ltv_err *err);

@@ -81,8 +81,12 @@ double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
  * drawing only until it is settled: once B has lost too many resamples to
  * reach min_share (or won enough), the rest cannot change it. Most of
  * select's tests are settled within the first tenth of their resamples.
+ * With n_threads > 1 and many users, the resamples are drawn on that many
+ * threads, each from the seed's one stream jumped ahead to its own
+ * resamples (rng_jump): the verdict is the same whatever n_threads.
  */
 int paired_bootstrap_wins(const double *resid_a, const double *resid_b, const size_t *group_start,
-			  size_t n_groups, size_t n_resamples, uint64_t seed, double min_share);
+			  size_t n_groups, size_t n_resamples, uint64_t seed, double min_share,
+			  int n_threads);
 
 #endif

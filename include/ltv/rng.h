@@ -61,6 +61,23 @@ static inline uint64_t rng_next(struct rng *r)
 	return result;
 }
 
+/*
+ * A jump of a fixed number of draws (rng_jump_of): applied by rng_jump, it
+ * moves a stream that many rng_next ahead in 256 steps, so that threads can
+ * each draw a later stretch of one stream and together give exactly the
+ * numbers one thread would have drawn. poly is x^k modulo the
+ * characteristic polynomial of xoshiro256's state transition.
+ */
+struct rng_jump {
+	uint64_t poly[4];
+};
+
+/* The jump of k draws of rng_next (any k, 0 included). */
+void rng_jump_of(uint64_t k, struct rng_jump *out);
+
+/* Moves r's stream ahead by j's draws (r's spare normal is left as it is). */
+void rng_jump(struct rng *r, const struct rng_jump *j);
+
 /* Uniform in [0, 1), 53 random bits. */
 static inline double rng_unif(struct rng *r)
 {

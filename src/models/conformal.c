@@ -12,6 +12,7 @@
 
 #include "ltv/blob.h"
 #include "ltv/conformal.h"
+#include "ltv/metrics.h"
 #include "ltv/rng.h"
 
 #define CONFORMAL_MAGIC "LTVCONF1"
@@ -295,6 +296,33 @@ void conformal_group(const struct conformal *c, double f, double *out_lo, double
 	*out_hi = f + half;
 }
 
+/*
+ * rows[0..n) = (pred[i], actual[i]) by prediction, ascending, ties in row
+ * order (which never changes a band: ties never straddle a bucket), from the
+ * metrics' radix sort: a qsort of every validation row of a horizon was most
+ * of the fit. With a NaN prediction (no order) the qsort, as before.
+ */
+static void pairs_by_prediction(const double *pred, const double *actual, size_t n,
+				struct pair *rows)
+{
+	size_t *order;
+	int has_nan = 0;
+
+	for (size_t i = 0; i < n && !has_nan; i++)
+		has_nan = isnan(pred[i]);
+	if (has_nan) {
+		for (size_t i = 0; i < n; i++)
+			rows[i] = (struct pair){ pred[i], actual[i] };
+		qsort(rows, n, sizeof(*rows), compare_pair);
+		return;
+	}
+	order = xmalloc((n ? n : 1) * sizeof(size_t));
+	metrics_sort_order(pred, n, 0, order);
+	for (size_t k = 0; k < n; k++)
+		rows[k] = (struct pair){ pred[order[k]], actual[order[k]] };
+	free(order);
+}
+
 int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_buckets,
 		  size_t min_rows, double level, const double *group_pred,
 		  const double *group_actual, size_t n_groups, struct conformal *out,
@@ -308,9 +336,7 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
 		return err_set(err, LTV_EINVAL, "conformal: need rows, 1 to %d buckets and a level in "
 			       "(0, 1)", CONFORMAL_MAX_BUCKETS);
 	rows = xmalloc(n * sizeof(*rows));
-	for (size_t i = 0; i < n; i++)
-		rows[i] = (struct pair){ pred[i], actual[i] };
-	qsort(rows, n, sizeof(*rows), compare_pair);
+	pairs_by_prediction(pred, actual, n, rows);
 	if (min_rows > 0 && n / min_rows < n_buckets)
 		n_buckets = n / min_rows ? n / min_rows : 1;
 	per = n / n_buckets;

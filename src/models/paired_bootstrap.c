@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "ltv/metrics.h"
 #include "ltv/paired_bootstrap.h"
 #include "ltv/rng.h"
@@ -201,8 +205,82 @@ double paired_bootstrap_win_share(const double *resid_a, const double *resid_b,
 	return (double)wins / (double)n_resamples;
 }
 
+/* Resamples each thread draws per round of the parallel paired_bootstrap_wins. */
+#define WINS_CHUNK 8
+/* Draws per resample below which one thread decides (a round costs more than it saves). */
+#define WINS_PARALLEL_MIN_DRAWS 16384
+
+/*
+ * The verdict from resamples won[0..n) in order, where the first b0 of all
+ * resamples won *wins: 1 or 0 once settled (as paired_bootstrap_wins
+ * decides it, before each draw), -1 when not yet.
+ */
+static int wins_settled(const unsigned char *won, size_t n, size_t b0, size_t *wins,
+			size_t n_resamples, double min_share)
+{
+	for (size_t b = b0; b < b0 + n; b++) {
+		if ((double)(*wins + n_resamples - b) / (double)n_resamples < min_share)
+			return 0;
+		if ((double)*wins / (double)n_resamples >= min_share)
+			return 1;
+		*wins += won[b - b0];
+	}
+	return -1;
+}
+
+/*
+ * paired_bootstrap_wins on n_threads: each round, thread t draws resamples
+ * b0 + t * WINS_CHUNK .. from the stream jumped ahead to them (every
+ * resample takes exactly one draw per user, rng_jump), and the verdict is
+ * then read off in resample order with the serial rule, so it is the serial
+ * one, at the cost of at most a round drawn past where it settled.
+ */
+static int wins_parallel(const double *resid_a, const double *resid_b, const size_t *group_start,
+			 size_t n_groups, size_t n_resamples, struct rng *r, double min_share,
+			 int n_threads)
+{
+	const size_t per_round = (size_t)n_threads * WINS_CHUNK;
+	const uint64_t draws = group_start[n_groups] - group_start[0];
+	unsigned char *won = xmalloc(per_round);
+	struct rng_jump chunk;
+	size_t wins = 0;
+	int verdict = -1;
+
+	rng_jump_of(draws * WINS_CHUNK, &chunk);
+	for (size_t b0 = 0; b0 < n_resamples && verdict < 0; b0 += per_round) {
+		const size_t n = n_resamples - b0 < per_round ? n_resamples - b0 : per_round;
+		struct rng next = *r;
+
+#pragma omp parallel num_threads(n_threads)
+		{
+#ifdef _OPENMP
+			const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+			const int t = 0, nt = 1;
+#endif
+			/* with fewer threads than asked, each takes several chunks in turn */
+			for (size_t c = (size_t)t; c * WINS_CHUNK < n; c += (size_t)nt) {
+				struct rng own = *r;
+
+				for (size_t k = 0; k < c; k++)
+					rng_jump(&own, &chunk);
+				for (size_t b = c * WINS_CHUNK; b < (c + 1) * WINS_CHUNK && b < n; b++)
+					won[b] = (unsigned char)b_wins_resample(&own, resid_a, resid_b,
+										group_start, n_groups);
+				if ((c + 1) * WINS_CHUNK >= n)
+					next = own;
+			}
+		}
+		*r = next;
+		verdict = wins_settled(won, n, b0, &wins, n_resamples, min_share);
+	}
+	free(won);
+	return verdict >= 0 ? verdict : (double)wins / (double)n_resamples >= min_share;
+}
+
 int paired_bootstrap_wins(const double *resid_a, const double *resid_b, const size_t *group_start,
-			  size_t n_groups, size_t n_resamples, uint64_t seed, double min_share)
+			  size_t n_groups, size_t n_resamples, uint64_t seed, double min_share,
+			  int n_threads)
 {
 	struct rng r;
 	size_t wins = 0;
@@ -210,6 +288,9 @@ int paired_bootstrap_wins(const double *resid_a, const double *resid_b, const si
 	if (n_resamples == 0 || group_start[n_groups] == group_start[0])
 		return 0 >= min_share;
 	rng_seed(&r, seed, 0);
+	if (n_threads > 1 && group_start[n_groups] - group_start[0] >= WINS_PARALLEL_MIN_DRAWS)
+		return wins_parallel(resid_a, resid_b, group_start, n_groups, n_resamples, &r,
+				     min_share, n_threads);
 	for (size_t b = 0; b < n_resamples; b++) {
 		/* settled: every resample left won, or none needed, cannot change the verdict */
 		if ((double)(wins + n_resamples - b) / (double)n_resamples < min_share)

@@ -189,7 +189,7 @@ static void test_wins_matches_share(void **state)
 	for (uint64_t seed = 1; seed <= 40; seed++)
 		for (size_t k = 0; k < sizeof(thresholds) / sizeof(*thresholds); k++) {
 			const double share = paired_bootstrap_win_share(a, b, start, 3, 300, seed);
-			const int wins = paired_bootstrap_wins(a, b, start, 3, 300, seed, thresholds[k]);
+			const int wins = paired_bootstrap_wins(a, b, start, 3, 300, seed, thresholds[k], 1);
 
 			assert_int_equal(wins, share >= thresholds[k]);
 			seen[wins]++;
@@ -197,7 +197,47 @@ static void test_wins_matches_share(void **state)
 			assert_true(share > 0.5 && share < 0.95);
 		}
 	assert_true(seen[0] > 0 && seen[1] > 0);
-	assert_int_equal(paired_bootstrap_wins(a, b, start, 0, 300, 7, 0.95), 0); /* no user */
+	assert_int_equal(paired_bootstrap_wins(a, b, start, 0, 300, 7, 0.95, 1), 0); /* no user */
+	assert_int_equal(paired_bootstrap_wins(a, b, start, 0, 300, 7, 0.95, 2), 0);
+}
+
+/*
+ * On many users (past the size where threads take over), the verdict on 2
+ * and 3 threads is the one thread's, for each threshold and seed, with B a
+ * little better (shares near the thresholds) and with A equal to B; and it
+ * is the full share's. 3 threads on a 2-core machine still give each
+ * thread its own chunks of the one stream.
+ */
+static void test_wins_same_on_threads(void **state)
+{
+	enum { N = 20000 };
+	static const double thresholds[] = { 0.95, 0.6, 0.05 };
+	double *a = malloc(N * sizeof(double)), *b = malloc(N * sizeof(double));
+	const size_t start[4] = { 0, 9000, 15000, N };
+	struct rng r;
+	int seen[2] = { 0, 0 };
+
+	(void)state;
+	rng_seed(&r, 3, 0);
+	for (int i = 0; i < N; i++) {
+		b[i] = rng_unif(&r) - 0.5;
+		a[i] = b[i] + (rng_unif(&r) - 0.5) * 0.2 + 0.0004;
+	}
+	for (uint64_t seed = 1; seed <= 4; seed++)
+		for (size_t k = 0; k < sizeof(thresholds) / sizeof(*thresholds); k++) {
+			const double share = paired_bootstrap_win_share(a, b, start, 3, 200, seed);
+			const int one = paired_bootstrap_wins(a, b, start, 3, 200, seed, thresholds[k], 1);
+
+			assert_int_equal(one, share >= thresholds[k]);
+			assert_int_equal(paired_bootstrap_wins(a, b, start, 3, 200, seed, thresholds[k], 2), one);
+			assert_int_equal(paired_bootstrap_wins(a, b, start, 3, 200, seed, thresholds[k], 3), one);
+			assert_int_equal(paired_bootstrap_wins(a, a, start, 3, 200, seed, thresholds[k], 2),
+					 0 >= thresholds[k]);
+			seen[one]++;
+		}
+	assert_true(seen[0] > 0 && seen[1] > 0);
+	free(a);
+	free(b);
 }
 
 int main(void)
@@ -209,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_win_share),
 		cmocka_unit_test(test_wins_matches_share),
+		cmocka_unit_test(test_wins_same_on_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
