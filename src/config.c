@@ -124,7 +124,7 @@ static const struct config_key key_table[] = {
 	K("calibrate.min_users", KEY_INT, calibrate.min_users, 2, 100000000, "200"),
 	K("calibrate.held_out_ages", KEY_INT, calibrate.held_out_ages, 0, 1, "0"),
 	K("calibrate.bootstrap_band", KEY_INT, calibrate.bootstrap_band, 0, 1, "0"),
-	K("calibrate.floor_share", KEY_INT, calibrate.floor_share, 0, 2, "0"),
+	K("calibrate.floor_share", KEY_INT, calibrate.floor_share, 0, 2, "1"),
 	K("models.auto_promote", KEY_INT, models.auto_promote, 0, 1, "0"),
 	K("models.compare_resamples", KEY_INT, models.compare_resamples, 100, 1000000, "1000"),
 	K("models.compare_min_campaign_users", KEY_INT, models.compare_min_campaign_users, 1, 100000000, "50"),

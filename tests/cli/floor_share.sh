@@ -2,9 +2,9 @@
 # the floor between horizons is fitted on validation users younger than the
 # shorter horizon, from what the model says before as_of. Leakage: a purchase
 # after as_of for every user changes no share (nor any other artefact's
-# prediction); the same purchase two days before as_of changes them. Off (0):
-# no share is fitted and none is stored, so the version serves the plain
-# floor (the larger of the two horizons' values).
+# prediction); the same purchase two days before as_of changes them. 0: no
+# share is fitted and none is stored, so the version serves the plain floor
+# (the larger of the two horizons' values); 1 is the default.
 set -u
 S="--set tiers.tier1_min_users=100 --set tiers.tier1_min_payers=3 --set calibrate.min_users=50 --set select.min_validation_users=20 --set run.jobs=1 --set features.horizons=7,30 --set hurdle.n_rounds=20 --set multiplier.n_rounds=20"
 T=2025-06-01
@@ -17,7 +17,7 @@ run() { # registry, events file, extra --set
 	"$LTVPIPE" run $S --set registry.path="$1" --set input.events="$2" --as-of "$T" $3 >"$1.out" 2>"$1.err"
 	echo "run exit $?"
 }
-run off.sqlite data/events.csv ""
+run off.sqlite data/events.csv "--set calibrate.floor_share=0"
 echo "off: shares [$(m off.sqlite)], $(blob off.sqlite) stored"
 run on.sqlite data/events.csv "--set calibrate.floor_share=1"
 on=$(m on.sqlite)

@@ -357,7 +357,8 @@ static void test_serving_floor_share(void **state)
 	seen = frame_column(&d.frame, "rev_to_date");
 	for (int t = 0; t < 4; t++)
 		for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
-			assert_true(m.pred.floor_share[t][h] == 1.0); /* trained without: the plain floor */
+			/* trained with the default (calibrate.floor_share 1): fitted shares */
+			assert_true(m.pred.floor_share[t][h] >= 0.0 && m.pred.floor_share[t][h] <= 1.0);
 	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0)
 		fail_msg("serving_predict: %s", err.msg);
 	for (size_t k = 0; k < sizeof(shares) / sizeof(shares[0]); k++) {
