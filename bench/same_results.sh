@@ -5,6 +5,8 @@
 # generated sample (USERS users, events in ORDER, default time) and prints
 # each stage's artefact content hash side by side: the check that a speed
 # change left every result as it was. Exits 1 when a hash differs.
+# A change that adds config keys: BENCH_BEFORE_CONFIG=OLD.yaml (and
+# BENCH_AFTER_SET="KEY=OLDVALUE" where a default changed); bench/lib.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 3 ] || bench_usage "BIN_BEFORE BIN_AFTER USERS [ORDER]"
