@@ -8,7 +8,7 @@
 # 1,000,000 users) for ITERATIONS Lloyd updates (default 30). Prints each
 # run's fit and predict CPU seconds and the results hash, which must be the
 # same for both builds when a change keeps results identical, then medians.
-#   nice bench/kmeans_assign.sh f2c3ad3
+#   nice bench/kmeans_assign.sh 9281a86
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 1 ] || bench_usage "OLD_COMMIT [ROWS [ITERATIONS [RUNS]]]"
