@@ -103,7 +103,7 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const double *y = model_data_label(d, h->horizon);
 	struct row_split split;
-	double *x = NULL, *future = NULL;
+	double *future = NULL;
 	int *label = NULL;
 	size_t *counts = xcalloc(s->km->k, sizeof(size_t)), *repeats = NULL;
 	int ret = 0;
@@ -129,13 +129,9 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	 * second matrix and pass over the rows.
 	 */
 	if (h->horizon != d->params.target_horizon || !fit_label) {
-		ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, split.train,
-					     split.n_train, &x, &ctx->err);
-		if (ret < 0)
-			goto out;
 		label = xmalloc(split.n_train * sizeof(int));
-		ret = kmeans_predict(s->km, x, split.n_train, stage_threads(ctx), label, NULL,
-				     &ctx->err);
+		ret = lookalike_labels(s, d, split.train, split.n_train, stage_threads(ctx), label,
+				       &ctx->err);
 	}
 	if (ret == 0)
 		ret = kmeans_cluster_means_repeated(s->km, label ? label : fit_label, repeats,
@@ -148,7 +144,6 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 out:
 	free(counts);
 	free(repeats);
-	free(x);
 	free(label);
 	free(future);
 	row_split_release(&split);
@@ -251,7 +246,9 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 		LOG(LOG_WARN, "only %zu training users: k lowered from %lld", split.n_train,
 		    (long long)cfg->lookalike.k);
 	*out_label = xmalloc(split.n_train * sizeof(int));
-	ret = kmeans_fit(&param, x, split.n_train, s->n_features, &s->km, *out_label, &ctx->err);
+	/* x is not read again: standardised in place, not beside a copy (64 MB at 1,000,000 rows). */
+	ret = kmeans_fit_inplace(&param, x, split.n_train, s->n_features, &s->km, *out_label,
+				 &ctx->err);
 	if (ret == 0 && s->km->n_iter >= param.max_iter)
 		LOG(LOG_WARN, "k-means stopped after lookalike.max_iter=%zu updates without "
 		    "converging", param.max_iter);

@@ -241,7 +241,7 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
 		struct row_split split;
 
-		model_data_split_weighted(d, horizon, tier, &split);
+		model_data_split_of_tier(d, &pooled_split, tier, &split);
 		ret = train_entry(ctx, d, tier, horizon, ltv, &split, &pooled_valid, state, details);
 		row_split_release(&split);
 	}

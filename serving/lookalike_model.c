@@ -210,6 +210,28 @@ static double future_by_age(const struct lookalike_state *s, const struct lookal
 	return fmax(age_means_monotone(&hs, h->horizon, age, 0), 0.0);
 }
 
+int lookalike_labels(const struct lookalike_state *s, const struct model_data *d,
+		     const size_t *rows, size_t n, int n_threads, int *label, struct ltv_err *err)
+{
+	/* Slices of whole k-means blocks (kmeans_block_rows): the same products as one call. */
+	const size_t bs = kmeans_block_rows(s->km);
+	const size_t slice = bs * ((((size_t)1 << 18) + bs - 1) / bs);
+	double *x = NULL;
+	int ret = 0;
+
+	for (size_t r0 = 0; r0 < n && ret == 0; r0 += slice) {
+		const size_t m = n - r0 < slice ? n - r0 : slice;
+
+		ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, rows + r0, m,
+					     &x, err);
+		if (ret == 0)
+			ret = kmeans_predict(s->km, x, m, n_threads, label + r0, NULL, err);
+		free(x);
+		x = NULL;
+	}
+	return ret;
+}
+
 int lookalike_predict_threads(const struct lookalike_state *s, const struct model_data *d,
 			      const size_t *rows, size_t n, int64_t horizon, int n_threads,
 			      double *out_ltv, struct ltv_err *err)
@@ -217,7 +239,6 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const double *window = frame_column(&d->frame, "window_days");
 	const struct lookalike_horizon *h = NULL;
-	double *x = NULL;
 	int *label = NULL;
 	int ret;
 
@@ -230,11 +251,8 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 		return err_set(err, LTV_EINVAL, "lookalike: the features frame has no rev_window");
 	if (!h || h->n_train == 0 || n == 0)
 		return 0;
-	ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, rows, n, &x, err);
-	if (ret < 0)
-		return ret;
 	label = xmalloc(n * sizeof(int));
-	ret = kmeans_predict(s->km, x, n, n_threads, label, NULL, err);
+	ret = lookalike_labels(s, d, rows, n, n_threads, label, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		const double future = h->by_age && window
 					      ? future_by_age(s, h, label[i], window[rows[i]])
@@ -243,7 +261,6 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 		/* Negative only for a horizon inside the window: never below what was observed. */
 		out_ltv[i] = rev_window[rows[i]] + fmax(future, 0.0);
 	}
-	free(x);
 	free(label);
 	return ret;
 }

@@ -165,6 +165,12 @@ const double *model_data_label(const struct model_data *d, int64_t horizon)
 	return frame_column(&d->frame, name);
 }
 
+/* Whether row i counts for tier (0: every tier; every row when tiers are not loaded). */
+static int row_of_tier(const struct model_data *d, size_t i, int tier)
+{
+	return tier == 0 || !d->tier || d->tier[i] == tier;
+}
+
 /*
  * The split rule, once. users_only: one row per user (user_rep), whatever age
  * it describes; else every row of an age below the horizon.
@@ -183,7 +189,7 @@ static void split_rows(const struct model_data *d, int64_t horizon, int tier, in
 		enum feature_split split = feature_params_split(&d->params, d->as_of, horizon, age[i],
 								install[i]);
 
-		if (split == SPLIT_SCORE || (tier > 0 && d->tier && d->tier[i] != tier))
+		if (split == SPLIT_SCORE || !row_of_tier(d, i, tier))
 			continue;
 		if (users_only ? user_rep && user_rep[i] == 0 : window && window[i] >= (double)horizon)
 			continue;
@@ -232,6 +238,25 @@ void model_data_split_weighted(const struct model_data *d, int64_t horizon, int 
 			       struct row_split *out)
 {
 	split_rows(d, horizon, tier, 0, out);
+}
+
+static size_t rows_of_tier(const struct model_data *d, const size_t *rows, size_t n, int tier,
+			   size_t **out)
+{
+	size_t m = 0;
+
+	*out = xmalloc((n ? n : 1) * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		if (row_of_tier(d, rows[i], tier))
+			(*out)[m++] = rows[i];
+	return m;
+}
+
+void model_data_split_of_tier(const struct model_data *d, const struct row_split *all, int tier,
+			      struct row_split *out)
+{
+	out->n_train = rows_of_tier(d, all->train, all->n_train, tier, &out->train);
+	out->n_valid = rows_of_tier(d, all->valid, all->n_valid, tier, &out->valid);
 }
 
 void model_data_split_users(const struct model_data *d, int64_t horizon, int tier,

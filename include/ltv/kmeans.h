@@ -79,6 +79,14 @@ const char *kmeans_param_check(const struct kmeans_param *p);
  */
 int kmeans_fit(const struct kmeans_param *p, const double *x, size_t n, size_t d,
 	       struct kmeans_model **out_model, int *out_labels, struct ltv_err *err);
+/*
+ * kmeans_fit without a standardised copy of the rows (n * d doubles, 64 MB at
+ * 1,000,000 rows of 8 features): x is standardised in place and holds the
+ * standardised rows afterwards (on failure, x may be changed too). The model
+ * and labels are kmeans_fit's to the bit.
+ */
+int kmeans_fit_inplace(const struct kmeans_param *p, double *x, size_t n, size_t d,
+		       struct kmeans_model **out_model, int *out_labels, struct ltv_err *err);
 
 /*
  * Assigns n new rows (in x's original units) to their nearest centroid, ties
@@ -88,6 +96,13 @@ int kmeans_fit(const struct kmeans_param *p, const double *x, size_t n, size_t d
  */
 int kmeans_predict(const struct kmeans_model *m, const double *x, size_t n, int n_threads,
 		   int *out_labels, double *out_dist2, struct ltv_err *err);
+/*
+ * Rows per block of kmeans_fit's and kmeans_predict's distance products. A
+ * caller that predicts its rows in slices starting at multiples of this
+ * gets, row for row, the labels of one call over all the rows, to the bit
+ * (the same blocks, so the same products).
+ */
+size_t kmeans_block_rows(const struct kmeans_model *m);
 
 /*
  * Mean of values per cluster: out_means (m->k values, caller allocated).

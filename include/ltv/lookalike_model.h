@@ -66,6 +66,15 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 			   const double *median, const size_t *rows, size_t n, double **out_x,
 			   struct ltv_err *err);
 
+/*
+ * The cluster of each of rows[0..n) (label, n values, caller allocated), on
+ * n_threads: kmeans_predict's on lookalike_build_matrix's rows to the bit,
+ * but the matrix is built a slice of rows at a time (about 16 MB), not for
+ * all n at once (64 MB a million rows).
+ */
+int lookalike_labels(const struct lookalike_state *s, const struct model_data *d,
+		     const size_t *rows, size_t n, int n_threads, int *label, struct ltv_err *err);
+
 /* rev_window + the row's cluster's mean future revenue at horizon, on n_threads. */
 int lookalike_predict_threads(const struct lookalike_state *s, const struct model_data *d,
 			      const size_t *rows, size_t n, int64_t horizon, int n_threads,

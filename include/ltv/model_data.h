@@ -125,6 +125,15 @@ void model_data_split(const struct model_data *d, int64_t horizon, int tier,
 void model_data_split_weighted(const struct model_data *d, int64_t horizon, int tier,
 			       struct row_split *out);
 /*
+ * model_data_split_weighted(d, H, tier) from all, the split of every tier at
+ * the same H (model_data_split_weighted(d, H, 0)): its rows of that tier, in
+ * its order, without another pass over every row of the frame. A caller that
+ * splits the pooled rows and then each tier's (multiplier) makes one pass, not
+ * four. Caller releases out.
+ */
+void model_data_split_of_tier(const struct model_data *d, const struct row_split *all, int tier,
+			      struct row_split *out);
+/*
  * The same split with one row per user (its user_rep row, whatever age that
  * row describes): for models of users rather than of (user, age) rows.
  */

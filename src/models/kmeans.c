@@ -412,7 +412,11 @@ static void update_centroids(size_t k, size_t d, size_t n_blocks, const double *
 	free(sums);
 }
 
-int kmeans_fit(const struct kmeans_param *p, const double *x, size_t n, size_t d,
+/*
+ * kmeans_fit and kmeans_fit_inplace: z_in is NULL to standardise into a copy
+ * of x, or x itself to standardise in place (the caller's rows are then z).
+ */
+static int fit(const struct kmeans_param *p, const double *x, double *z_in, size_t n, size_t d,
 	       struct kmeans_model **out_model, int *out_labels, struct ltv_err *err)
 {
 	struct kmeans_model *m = NULL;
@@ -451,7 +455,8 @@ int kmeans_fit(const struct kmeans_param *p, const double *x, size_t n, size_t d
 			goto out;
 		scaler_identity(&m->scaler, d);
 	}
-	z = xmalloc_huge(n * d * sizeof(double)); /* 64 MB at 1,000,000 rows: written at once */
+	/* A copy is 64 MB at 1,000,000 rows, written at once; in place, none. */
+	z = z_in ? z_in : xmalloc_huge(n * d * sizeof(double));
 	scaler_transform(&m->scaler, x, n, z);
 
 	m->centroids = xmalloc(p->k * d * sizeof(double));
@@ -468,7 +473,7 @@ int kmeans_fit(const struct kmeans_param *p, const double *x, size_t n, size_t d
 
 	const size_t bs = block_rows_for(p->k);
 	const size_t n_blocks = (n + bs - 1) / bs;
-	labels = xmalloc(n * sizeof(int));
+	labels = out_labels ? out_labels : xmalloc(n * sizeof(int));
 	dist2 = xmalloc(n * sizeof(double));
 	blk_sums = xmalloc(n_blocks * p->k * d * sizeof(double));
 	blk_counts = xmalloc(n_blocks * p->k * sizeof(size_t));
@@ -505,8 +510,6 @@ int kmeans_fit(const struct kmeans_param *p, const double *x, size_t n, size_t d
 		prev = inertia;
 	}
 	m->n_iter = iter;
-	if (out_labels)
-		memcpy(out_labels, labels, n * sizeof(int));
 	*out_model = m;
 	m = NULL;
 	ret = 0;
@@ -517,9 +520,28 @@ out:
 	free(blk_counts);
 	free(blk_sums);
 	free(dist2);
-	free(labels);
-	free(z);
+	if (labels != out_labels)
+		free(labels);
+	if (z != z_in)
+		free(z);
 	return ret;
+}
+
+int kmeans_fit(const struct kmeans_param *p, const double *x, size_t n, size_t d,
+	       struct kmeans_model **out_model, int *out_labels, struct ltv_err *err)
+{
+	return fit(p, x, NULL, n, d, out_model, out_labels, err);
+}
+
+int kmeans_fit_inplace(const struct kmeans_param *p, double *x, size_t n, size_t d,
+		       struct kmeans_model **out_model, int *out_labels, struct ltv_err *err)
+{
+	return fit(p, x, x, n, d, out_model, out_labels, err);
+}
+
+size_t kmeans_block_rows(const struct kmeans_model *m)
+{
+	return block_rows_for(m->k);
 }
 
 int kmeans_predict(const struct kmeans_model *m, const double *x, size_t n, int n_threads,

@@ -141,6 +141,88 @@ static void test_threads_bit_identical(void **state)
 }
 
 /*
+ * kmeans_fit_inplace (the lookalike stage's, without a standardised copy of
+ * the rows) fits the same model and labels as kmeans_fit, to the bit, and
+ * leaves the standardised rows in x: scaler_transform's of the original.
+ */
+static void test_fit_inplace_is_fit(void **state)
+{
+	const double centres[] = { 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1 };
+	const size_t n = 4 * 2500;
+	int *l1 = malloc(n * sizeof(int)), *l2 = malloc(n * sizeof(int));
+	struct kmeans_param p;
+	struct kmeans_model *m1 = NULL, *m2 = NULL;
+	struct ltv_err err;
+	double *x = make_blobs(centres, 4, 3, 2500, 11, NULL);
+	double *z = malloc(n * 3 * sizeof(double));
+
+	(void)state;
+	for (size_t i = 0; i < n * 3; i++)
+		x[i] = x[i] * 250.0 - 40.0; /* far from standardised: the scaler is exercised */
+	kmeans_param_init(&p);
+	p.k = 7;
+	p.max_iter = 40;
+	assert_int_equal(kmeans_fit(&p, x, n, 3, &m1, l1, &err), 0);
+	scaler_transform(&m1->scaler, x, n, z);
+	assert_int_equal(kmeans_fit_inplace(&p, x, n, 3, &m2, l2, &err), 0);
+	assert_true(m1->n_iter > 1);
+	assert_int_equal(m1->n_iter, m2->n_iter);
+	assert_memory_equal(m1->scaler.mean, m2->scaler.mean, 3 * sizeof(double));
+	assert_memory_equal(m1->scaler.std, m2->scaler.std, 3 * sizeof(double));
+	assert_memory_equal(m1->centroids, m2->centroids, 7 * 3 * sizeof(double));
+	assert_memory_equal(&m1->inertia, &m2->inertia, sizeof(double));
+	assert_memory_equal(l1, l2, n * sizeof(int));
+	assert_memory_equal(x, z, n * 3 * sizeof(double));
+	kmeans_free(m1);
+	kmeans_free(m2);
+	free(z);
+	free(x);
+	free(l1);
+	free(l2);
+}
+
+/*
+ * Predicting rows in slices that start at multiples of kmeans_block_rows
+ * (lookalike_labels, which builds its matrix a slice at a time) gives the
+ * labels and distances of one call over all rows, to the bit, the last
+ * slice and block partial.
+ */
+static void test_predict_in_block_slices(void **state)
+{
+	const double centres[] = { 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1 };
+	const size_t per = 2600, n = 4 * per;
+	int *whole = malloc(n * sizeof(int)), *sliced = malloc(n * sizeof(int));
+	double *d_whole = malloc(n * sizeof(double)), *d_sliced = malloc(n * sizeof(double));
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	double *x = make_blobs(centres, 4, 3, per, 5, NULL);
+	size_t bs;
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 5;
+	assert_int_equal(kmeans_fit(&p, x, n, 3, &m, NULL, &err), 0);
+	bs = kmeans_block_rows(m);
+	assert_true(bs < n && n % bs != 0); /* several blocks, the last partial */
+	assert_int_equal(kmeans_predict(m, x, n, 2, whole, d_whole, &err), 0);
+	for (size_t r0 = 0; r0 < n; r0 += bs) {
+		const size_t rows = n - r0 < bs ? n - r0 : bs;
+
+		assert_int_equal(kmeans_predict(m, x + r0 * 3, rows, 1, sliced + r0, d_sliced + r0,
+						&err), 0);
+	}
+	assert_memory_equal(whole, sliced, n * sizeof(int));
+	assert_memory_equal(d_whole, d_sliced, n * sizeof(double));
+	kmeans_free(m);
+	free(x);
+	free(whole);
+	free(sliced);
+	free(d_whole);
+	free(d_sliced);
+}
+
+/*
  * The labels kmeans_fit returns are kmeans_predict's on the same rows, to the
  * bit, at any thread count: the lookalike stage takes the fit's labels for the
  * target horizon instead of predicting its rows again. Overlapping blobs and
@@ -406,6 +488,8 @@ int main(void)
 		cmocka_unit_test(test_scaler_maths),
 		cmocka_unit_test(test_blobs_recovered),
 		cmocka_unit_test(test_threads_bit_identical),
+		cmocka_unit_test(test_fit_inplace_is_fit),
+		cmocka_unit_test(test_predict_in_block_slices),
 		cmocka_unit_test(test_fit_labels_are_predict_labels),
 		cmocka_unit_test(test_more_clusters_than_distinct_rows),
 		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),

@@ -102,6 +102,43 @@ static void test_artefact_metrics(void **state)
 	test_model_release(&l);
 }
 
+/*
+ * A tier's rows taken from the pooled split (model_data_split_of_tier, the
+ * multiplier's) are model_data_split_weighted's for that tier: the same rows
+ * in the same order, at every horizon.
+ */
+static void test_split_of_tier(void **state)
+{
+	struct test_model l;
+
+	(void)state;
+	load(fx_main, &l);
+	assert_non_null(l.d.tier);
+	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
+		const int64_t horizon = fx_main->cfg.features.horizons.v[h];
+		struct row_split all;
+		size_t n_train = 0;
+
+		model_data_split_weighted(&l.d, horizon, 0, &all);
+		for (int tier = 1; tier <= 3; tier++) {
+			struct row_split want, got;
+
+			model_data_split_weighted(&l.d, horizon, tier, &want);
+			model_data_split_of_tier(&l.d, &all, tier, &got);
+			assert_int_equal(got.n_train, want.n_train);
+			assert_int_equal(got.n_valid, want.n_valid);
+			assert_memory_equal(got.train, want.train, want.n_train * sizeof(size_t));
+			assert_memory_equal(got.valid, want.valid, want.n_valid * sizeof(size_t));
+			n_train += got.n_train;
+			row_split_release(&want);
+			row_split_release(&got);
+		}
+		assert_int_equal(n_train, all.n_train); /* every row is of one tier */
+		row_split_release(&all);
+	}
+	test_model_release(&l);
+}
+
 /* Zero-window rows get exactly their tier's recorded constant, else the pooled one. */
 static void test_zero_window_constant(void **state)
 {
@@ -330,6 +367,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_artefact_metrics),
+		cmocka_unit_test(test_split_of_tier),
 		cmocka_unit_test(test_zero_window_constant),
 		cmocka_unit_test(test_window_payers),
 		cmocka_unit_test(test_reload_reproduces),

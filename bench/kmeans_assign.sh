@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# usage: bench/kmeans_assign.sh OLD_COMMIT [ROWS [ITERATIONS [RUNS]]]
+#
+# bench/kmeans_bench.c (k-means as the lookalike stage runs it: k = 16, 8
+# features, one thread) built twice, against src/models/kmeans.c of
+# OLD_COMMIT and of the working tree, run alternately RUNS times (default 5)
+# on ROWS generated rows (default 700000, the lookalike's training rows at
+# 1,000,000 users) for ITERATIONS Lloyd updates (default 30). Prints each
+# run's fit and predict CPU seconds and the results hash, which must be the
+# same for both builds when a change keeps results identical, then medians.
+#   nice bench/kmeans_assign.sh 9281a86
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 1 ] || bench_usage "OLD_COMMIT [ROWS [ITERATIONS [RUNS]]]"
+old=$1 rows=${2:-700000} iters=${3:-30} runs=${4:-5}
+bench_scratch kmeans
+make -s -C "$root" DEVELOPER=1 build/libltv.a >/dev/null
+cflags="-std=c11 -D_GNU_SOURCE -O2 -g -fopenmp -I$root/include $(pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)"
+libs="-lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv -lz -lgsl -llapacke -lopenblas -lm -lpthread"
+git -C "$root" show "$old:src/models/kmeans.c" >"$scratch/kmeans_old.c"
+# shellcheck disable=SC2086
+cc $cflags -c -o "$scratch/kmeans_old.o" "$scratch/kmeans_old.c"
+# shellcheck disable=SC2086
+cc $cflags -o "$scratch/old" "$root/bench/kmeans_bench.c" "$scratch/kmeans_old.o" "$root/build/libltv.a" $libs
+# shellcheck disable=SC2086
+cc $cflags -o "$scratch/new" "$root/bench/kmeans_bench.c" "$root/build/libltv.a" $libs
+for ((i = 1; i <= runs; i++)); do
+	for b in old new; do
+		line=$("$scratch/$b" "$rows" "$iters")
+		echo "$b: $line"
+		echo "$b $line" >>"$scratch/all"
+	done
+done
+awk '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{ b = $1; n[b]++; fit[b, n[b]] = $7; pred[b, n[b]] = $11; hash[b] = $NF }
+	END {
+		for (b in n) {
+			delete f; delete p
+			for (i = 1; i <= n[b]; i++) { f[i] = fit[b, i]; p[i] = pred[b, i] }
+			printf "%s: median of %d: fit %.3f s CPU, predict %.3f s CPU, results %s\n", b, n[b], median(f, n[b]), median(p, n[b]), hash[b]
+		}
+	}' "$scratch/all"

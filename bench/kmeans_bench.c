@@ -1,0 +1,85 @@
+/*
+ * k-means as the lookalike stage runs it (k = 16 on 8 standardised
+ * features, one thread), on generated rows: the CPU seconds of a fit and of
+ * a prediction over the same rows, and an XXH3 of the labels, centroids and
+ * inertia, which must not change when a speed change keeps results
+ * identical. bench/kmeans_assign.sh builds it against the old and the new
+ * src/models/kmeans.c and runs both alternately.
+ *   usage: kmeans_bench ROWS ITERATIONS
+ * ITERATIONS is Lloyd's updates with tol 0, so both builds do the same work.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "ltv/kmeans.h"
+#include "ltv/rng.h"
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double unit(uint64_t *s)
+{
+	return ((double)(rng_splitmix64(s) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+int main(int argc, char **argv)
+{
+	const size_t d = 8;
+	size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 700000;
+	size_t iters = argc > 2 ? strtoull(argv[2], NULL, 10) : 30;
+	double *x = malloc(n * d * sizeof(double));
+	int *labels = malloc(n * sizeof(int)), *pred = malloc(n * sizeof(int));
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	uint64_t s = 7, h;
+	double t0, t_fit, t_pred;
+
+	if (!x || !labels || !pred || n < 16)
+		return 2;
+	/* Heavy-tailed, like signed_log of revenue and counts: 24 groups, log-normal spread. */
+	for (size_t i = 0; i < n; i++) {
+		const size_t grp = (size_t)(unit(&s) * 24);
+
+		for (size_t j = 0; j < d; j++)
+			x[i * d + j] = log1p(exp((double)((grp * 7 + j * 3) % 11) * 0.4 +
+						 sqrt(-2 * log(unit(&s))) * cos(6.283185307 * unit(&s))));
+	}
+	kmeans_param_init(&p);
+	p.k = 16;
+	p.seed = 42;
+	p.tol = 0;
+	p.max_iter = iters;
+	p.n_threads = 1;
+	t0 = cpu_now();
+	if (kmeans_fit(&p, x, n, d, &m, labels, &err) < 0) {
+		fprintf(stderr, "kmeans_fit: %s\n", err.msg);
+		return 1;
+	}
+	t_fit = cpu_now() - t0;
+	t0 = cpu_now();
+	if (kmeans_predict(m, x, n, 1, pred, NULL, &err) < 0) {
+		fprintf(stderr, "kmeans_predict: %s\n", err.msg);
+		return 1;
+	}
+	t_pred = cpu_now() - t0;
+	h = XXH3_64bits(labels, n * sizeof(int)) ^ XXH3_64bits(pred, n * sizeof(int)) * 3 ^
+	    XXH3_64bits(m->centroids, m->k * d * sizeof(double)) * 5 ^
+	    XXH3_64bits(&m->inertia, sizeof(m->inertia)) * 7;
+	printf("rows %zu, %zu updates: fit %.3f s CPU, predict %.3f s CPU, results %016llx\n", n,
+	       m->n_iter, t_fit, t_pred, (unsigned long long)h);
+	kmeans_free(m);
+	free(x);
+	free(labels);
+	free(pred);
+	return 0;
+}
