@@ -1041,27 +1041,48 @@ uint8_t *predictor_save_segments(const struct predictor *p, size_t *out_len)
 	return blob_writer_detach(&w, out_len);
 }
 
-int predictor_load_segments(struct predictor *p, struct registry *reg,
-			    const struct artefact_info *calibrate, struct ltv_err *err)
+/*
+ * The array of doubles in calibrate's blob key (format magic, version 1), which
+ * must hold want values, into *out (malloc'd; NULL on error). Returns
+ * LTV_ENOTFOUND when the version has no such blob; what names the values in
+ * the error of a corrupt one.
+ */
+static int load_calibrate_f64s(struct registry *reg, const struct artefact_info *calibrate,
+			       const char *key, const char *magic, size_t want, const char *what,
+			       double **out, struct ltv_err *err)
 {
 	struct blob_reader r;
 	void *data = NULL;
-	double *cuts = NULL;
 	size_t len, n = 0;
 	uint32_t version;
-	int ret = registry_blob_get(reg, calibrate->id, "segments", &data, &len, err);
+	int ret = registry_blob_get(reg, calibrate->id, key, &data, &len, err);
 
+	*out = NULL;
 	if (ret < 0)
 		return ret;
 	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, SEGMENTS_MAGIC, 1, &version, err);
-	if (ret == 0 && (blob_get_f64_array(&r, &cuts, &n) < 0 || n != SEGMENT_CUTS))
-		ret = err_set(err, LTV_EINVAL, "calibrate v%lld: segment thresholds are corrupt",
-			      (long long)calibrate->version);
+	ret = blob_get_header(&r, magic, 1, &version, err);
+	if (ret == 0 && (blob_get_f64_array(&r, out, &n) < 0 || n != want))
+		ret = err_set(err, LTV_EINVAL, "calibrate v%lld: %s are corrupt", (long long)calibrate->version,
+			      what);
+	free(data);
+	if (ret != 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+int predictor_load_segments(struct predictor *p, struct registry *reg,
+			    const struct artefact_info *calibrate, struct ltv_err *err)
+{
+	double *cuts;
+	int ret = load_calibrate_f64s(reg, calibrate, "segments", SEGMENTS_MAGIC, SEGMENT_CUTS,
+				      "segment thresholds", &cuts, err);
+
 	for (size_t k = 0; ret == 0 && k < SEGMENT_CUTS; k++)
 		p->segment_cut[k] = cuts[k];
 	free(cuts);
-	free(data);
 	return ret;
 }
 
@@ -1100,23 +1121,13 @@ int predictor_load_floor_shares(struct predictor *p, struct registry *reg,
 				const struct artefact_info *calibrate, struct ltv_err *err)
 {
 	const size_t n_h = p->params.horizons.n;
-	struct blob_reader r;
-	void *data = NULL;
-	double *v = NULL;
-	size_t len, n = 0;
-	uint32_t version;
-	int ret = registry_blob_get(reg, calibrate->id, "floor_shares", &data, &len, err);
+	double *v;
+	int ret = load_calibrate_f64s(reg, calibrate, "floor_shares", FLOOR_SHARES_MAGIC, 4 * n_h,
+				      "floor shares", &v, err);
 
 	if (ret == LTV_ENOTFOUND)
 		return 0; /* trained without calibrate.floor_share: the plain floor */
-	if (ret < 0)
-		return ret;
-	blob_reader_init(&r, data, len);
-	ret = blob_get_header(&r, FLOOR_SHARES_MAGIC, 1, &version, err);
-	if (ret == 0 && (blob_get_f64_array(&r, &v, &n) < 0 || n != 4 * n_h))
-		ret = err_set(err, LTV_EINVAL, "calibrate v%lld: floor shares are corrupt",
-			      (long long)calibrate->version);
-	for (size_t k = 0; ret == 0 && k < n; k++)
+	for (size_t k = 0; ret == 0 && k < 4 * n_h; k++)
 		if (!(v[k] >= 0 && v[k] <= 1))
 			ret = err_set(err, LTV_EINVAL, "calibrate v%lld: floor share %g is outside [0, 1]",
 				      (long long)calibrate->version, v[k]);
@@ -1124,7 +1135,6 @@ int predictor_load_floor_shares(struct predictor *p, struct registry *reg,
 		for (int t = 0; t < 4; t++)
 			p->floor_share[t][h] = v[4 * h + (size_t)t];
 	free(v);
-	free(data);
 	return ret;
 }
 
