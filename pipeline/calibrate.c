@@ -535,6 +535,15 @@ static int row_tier(const struct model_data *d, size_t row)
 }
 
 /*
+ * Whether calibrate fits and stores floor shares (the step between
+ * horizons, select.horizon_step, has no floor to share).
+ */
+static int fits_floor_shares(const struct config *cfg)
+{
+	return cfg->calibrate.floor_share && !cfg->select.horizon_step;
+}
+
+/*
  * calibrate.floor_share: per horizon index h > 0, the share f of
  * the floor between horizons h-1 and h (predictor_floor_between in
  * include/ltv/predictor.h) that brings the served sum at h of the users
@@ -907,8 +916,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	/* fits: one per tier and horizon, and each horizon's band */
 	if (ret == 0)
 		ret = fit_horizons(ctx, &judge, &p, rows);
-	/* the step between horizons (select.horizon_step) has no floor to share */
-	if (ret == 0 && ctx->cfg->calibrate.floor_share && !ctx->cfg->select.horizon_step)
+	if (ret == 0 && fits_floor_shares(ctx->cfg))
 		ret = fit_floor_shares(ctx, &judge, &p);
 	if (ret == 0)
 		ret = validation_wape(ctx, &judge, &p, &wape_raw, &wape_cal);
@@ -950,7 +958,7 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	}
 	if (ret == 0)
 		ret = store_bands(ctx, &judge, &p, out_id);
-	if (ret == 0 && ctx->cfg->calibrate.floor_share && !ctx->cfg->select.horizon_step) {
+	if (ret == 0 && fits_floor_shares(ctx->cfg)) {
 		size_t len;
 		uint8_t *body = predictor_save_floor_shares(&p, &len);
 
