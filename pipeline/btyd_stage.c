@@ -271,6 +271,18 @@ static int fit_users_of(struct stage_ctx *ctx, const struct model_data *d, enum 
 	return 0;
 }
 
+/* What fit_users_of found none of, for the error: one phrase per branch there. */
+static const char *fit_users_missing(const struct stage_ctx *ctx, enum fit_for which)
+{
+	if (which == FIT_SERVED && ctx->cfg->btyd.serve_fit == 2)
+		return "training or validation user is mature at the target horizon";
+	if (which == FIT_SERVED)
+		return "user is a day old at as_of";
+	if (ctx->cfg->btyd.fit_users)
+		return "user a day old at as_of is without a validation label";
+	return "training user is mature at the target horizon";
+}
+
 /* The pooled fit, then one per app with enough users. */
 static int fit_all(struct stage_ctx *ctx, const struct model_data *d, enum fit_for which,
 		   struct btyd_state *s)
@@ -283,9 +295,7 @@ static int fit_all(struct stage_ctx *ctx, const struct model_data *d, enum fit_f
 
 	if (ret == 0 && users.n == 0)
 		ret = err_set(&ctx->err, LTV_EMODEL, "%s: no %s; pass a later --as-of", kind->name,
-			      which == FIT_SERVED ? "user is a day old at as_of"
-			      : ctx->cfg->btyd.fit_users ? "user a day old at as_of is without a validation label"
-							 : "training user is mature at the target horizon");
+			      fit_users_missing(ctx, which));
 	if (ret < 0) {
 		free(users.h);
 		free(users.app);

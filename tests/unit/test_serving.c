@@ -49,36 +49,55 @@ struct tally {
 	size_t above_floor, between_snapshots;
 };
 
+/* The production version and the users as they were at an as_of, every row of them. */
+struct served_users {
+	struct registry *reg;
+	struct loaded_model m;
+	struct model_data d;
+	size_t *rows;
+};
+
+static void served_users_open(const struct test_pipeline *fx, int64_t as_of, struct served_users *u)
+{
+	struct ltv_err err = { 0 };
+
+	u->reg = NULL;
+	test_production_load(fx, &u->reg, &u->m);
+	if (model_data_for_scoring(&u->m, u->reg, as_of, &u->d, &err) != 0)
+		fail_msg("model_data_for_scoring: %s", err.msg);
+	u->rows = test_all_rows(u->d.frame.n_rows);
+}
+
+static void served_users_close(struct served_users *u)
+{
+	free(u->rows);
+	model_data_release(&u->d);
+	model_release(&u->m);
+	registry_close(u->reg);
+}
+
 /* Serves every user installed by as_of with the production version and checks each value. */
 static void serve_and_check(const struct test_pipeline *fx, int64_t as_of, struct tally *t)
 {
-	struct registry *reg = NULL;
-	struct loaded_model m;
-	struct model_data d;
+	struct served_users u;
+	const struct loaded_model *const m = &u.m;
+	const struct model_data *const d = &u.d;
 	struct served sv;
 	struct ltv_err err = { 0 };
-	int64_t version = 0;
-	size_t *rows;
 	const double *age, *seen, *window, *rev_window;
 
 	memset(t, 0, sizeof(*t));
-	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
-	    model_resolve(reg, "production", &version, &err) != 0 ||
-	    model_load(reg, &fx->cfg, version, &m, &err) != 0)
-		fail_msg("model: %s", err.msg);
-	if (model_data_for_scoring(&m, reg, as_of, &d, &err) != 0)
-		fail_msg("model_data_for_scoring: %s", err.msg);
-	rows = test_all_rows(d.frame.n_rows);
-	if (serving_predict(&m, &d, rows, d.frame.n_rows, &sv, &err) != 0)
+	served_users_open(fx, as_of, &u);
+	if (serving_predict(m, d, u.rows, d->frame.n_rows, &sv, &err) != 0)
 		fail_msg("serving_predict: %s", err.msg);
-	age = frame_column(&d.frame, "age_days");
-	seen = frame_column(&d.frame, "rev_to_date");
-	window = frame_column(&d.frame, "window_days");
-	rev_window = frame_column(&d.frame, "rev_window");
+	age = frame_column(&d->frame, "age_days");
+	seen = frame_column(&d->frame, "rev_to_date");
+	window = frame_column(&d->frame, "window_days");
+	rev_window = frame_column(&d->frame, "rev_window");
 	assert_non_null(age);
 	assert_non_null(seen);
-	assert_int_equal(sv.n, d.frame.n_rows);
-	assert_int_equal(sv.n_horizons, m.cfg.features.horizons.n);
+	assert_int_equal(sv.n, d->frame.n_rows);
+	assert_int_equal(sv.n_horizons, m->cfg.features.horizons.n);
 	t->rows = sv.n;
 	for (size_t i = 0; i < sv.n; i++) {
 		int between = 0;
@@ -86,14 +105,14 @@ static void serve_and_check(const struct test_pipeline *fx, int64_t as_of, struc
 		/* a scoring row describes the user at their age and reads every complete day */
 		assert_true(window[i] == age[i]);
 		assert_true(rev_window[i] == seen[i]);
-		for (size_t k = 0; k + 1 < m.cfg.features.snapshots.n; k++)
-			between |= age[i] > (double)m.cfg.features.snapshots.v[k] &&
-				   age[i] < (double)m.cfg.features.snapshots.v[k + 1];
+		for (size_t k = 0; k + 1 < m->cfg.features.snapshots.n; k++)
+			between |= age[i] > (double)m->cfg.features.snapshots.v[k] &&
+				   age[i] < (double)m->cfg.features.snapshots.v[k + 1];
 		t->between_snapshots += between;
 		for (size_t h = 0; h < sv.n_horizons; h++) {
-			const int64_t horizon = m.cfg.features.horizons.v[h];
+			const int64_t horizon = m->cfg.features.horizons.v[h];
 			const double v = sv.ltv[h][i];
-			const double *label = model_data_label(&d, horizon);
+			const double *label = model_data_label(d, horizon);
 			const int lived = age[i] >= (double)horizon;
 
 			assert_non_null(label);
@@ -122,14 +141,11 @@ static void serve_and_check(const struct test_pipeline *fx, int64_t as_of, struc
 			if (h > 0 && !(v >= sv.ltv[h - 1][i]))
 				fail_msg("row %zu age %g: ltv_%lld %.17g below ltv_%lld %.17g", i, age[i],
 					 (long long)horizon, v,
-					 (long long)m.cfg.features.horizons.v[h - 1], sv.ltv[h - 1][i]);
+					 (long long)m->cfg.features.horizons.v[h - 1], sv.ltv[h - 1][i]);
 		}
 	}
 	served_release(&sv);
-	free(rows);
-	model_data_release(&d);
-	model_release(&m);
-	registry_close(reg);
+	served_users_close(&u);
 }
 
 /* The as_of the features artefact was built at (the latest event). */
@@ -195,17 +211,6 @@ static int same_bits(const double *a, const double *b, size_t n)
 	return memcmp(a, b, n * sizeof(double)) == 0;
 }
 
-/* The production model and the users as they were 20 days before the training as_of. */
-static void open_model_20_days_back(const struct test_pipeline *fx, struct registry **reg,
-				    struct loaded_model *m, struct model_data *d)
-{
-	struct ltv_err err = { 0 };
-
-	test_production_load(fx, reg, m);
-	if (model_data_for_scoring(m, *reg, trained_as_of(fx) - 20 * SECONDS_IN_DAY, d, &err) != 0)
-		fail_msg("model_data_for_scoring: %s", err.msg);
-}
-
 /*
  * SERVING_PAYER_EVERY_HORIZON adds p_payer at the horizons other than the
  * target and changes nothing else, bit for bit: without it a horizon whose
@@ -215,20 +220,19 @@ static void open_model_20_days_back(const struct test_pipeline *fx, struct regis
 static void test_serving_payer_flag_changes_only_payers(void **state)
 {
 	const struct test_pipeline *fx = *state;
-	struct registry *reg = NULL;
-	struct loaded_model m;
-	struct model_data d;
+	struct served_users u;
+	struct loaded_model *const m = &u.m;
+	const struct model_data *const d = &u.d;
 	struct served a, b;
 	struct ltv_err err = { 0 };
-	size_t *rows, other_payers = 0;
+	size_t other_payers = 0;
 	int target;
 
-	open_model_20_days_back(fx, &reg, &m, &d);
-	rows = test_all_rows(d.frame.n_rows);
-	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0 ||
-	    serving_predict_with(&m, &d, rows, d.frame.n_rows, SERVING_PAYER_EVERY_HORIZON, &b, &err) != 0)
+	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
+	if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0 ||
+	    serving_predict_with(m, d, u.rows, d->frame.n_rows, SERVING_PAYER_EVERY_HORIZON, &b, &err) != 0)
 		fail_msg("serving_predict: %s", err.msg);
-	target = feature_params_horizon_index(&m.params, m.params.target_horizon);
+	target = feature_params_horizon_index(&m->params, m->params.target_horizon);
 	assert_true(target >= 0 && a.n_horizons > 1 && a.n > 100);
 	for (size_t h = 0; h < a.n_horizons; h++) {
 		assert_true(same_bits(a.ltv[h], b.ltv[h], a.n));
@@ -254,10 +258,7 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 	assert_memory_equal(a.fallback, b.fallback, a.n * sizeof(int));
 	served_release(&a);
 	served_release(&b);
-	free(rows);
-	model_data_release(&d);
-	model_release(&m);
-	registry_close(reg);
+	served_users_close(&u);
 }
 
 /*
@@ -272,37 +273,36 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 static void test_serving_horizon_step(void **state)
 {
 	const struct test_pipeline *fx = *state;
-	struct registry *reg = NULL;
-	struct loaded_model m;
-	struct model_data d;
+	struct served_users u;
+	struct loaded_model *const m = &u.m;
+	const struct model_data *const d = &u.d;
 	struct served a, b;
 	struct ltv_err err = { 0 };
-	size_t *rows, stepped = 0, differ = 0, kept = 0;
+	size_t stepped = 0, differ = 0, kept = 0;
 	const double *seen;
 
-	open_model_20_days_back(fx, &reg, &m, &d);
-	rows = test_all_rows(d.frame.n_rows);
-	seen = frame_column(&d.frame, "rev_to_date");
-	m.cfg.select.horizon_step = 0;
-	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0)
+	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
+	seen = frame_column(&d->frame, "rev_to_date");
+	m->cfg.select.horizon_step = 0;
+	if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0)
 		fail_msg("serving_predict: %s", err.msg);
-	m.cfg.select.horizon_step = 1;
-	if (serving_predict(&m, &d, rows, d.frame.n_rows, &b, &err) != 0)
+	m->cfg.select.horizon_step = 1;
+	if (serving_predict(m, d, u.rows, d->frame.n_rows, &b, &err) != 0)
 		fail_msg("serving_predict with the step: %s", err.msg);
 	assert_true(a.n_horizons > 1 && a.n > 100);
 	assert_true(same_bits(a.ltv[0], b.ltv[0], a.n));
 	for (size_t h = 1; h < a.n_horizons; h++) {
-		const int64_t horizon = m.params.horizons.v[h], prev = m.params.horizons.v[h - 1];
+		const int64_t horizon = m->params.horizons.v[h], prev = m->params.horizons.v[h - 1];
 		double *here = xmalloc(a.n * sizeof(double)), *before = xmalloc(a.n * sizeof(double));
 		double *same = xmalloc(a.n * sizeof(double));
 
-		if (predictor_predict_raw_at(&m.pred, &d, rows, a.n, horizon, prev, before, &err) != 0 ||
-		    predictor_predict_raw_at(&m.pred, &d, rows, a.n, horizon, horizon, same, &err) != 0)
+		if (predictor_predict_raw_at(&m->pred, d, u.rows, a.n, horizon, prev, before, &err) != 0 ||
+		    predictor_predict_raw_at(&m->pred, d, u.rows, a.n, horizon, horizon, same, &err) != 0)
 			fail_msg("predictor_predict_raw_at: %s", err.msg);
 		assert_true(same_bits(same, a.raw_h[h], a.n));
 		memcpy(here, a.raw_h[h], a.n * sizeof(double));
-		predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, here);
-		predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, before);
+		predictor_calibrate(&m->pred, d, u.rows, a.n, horizon, seen, here);
+		predictor_calibrate(&m->pred, d, u.rows, a.n, horizon, seen, before);
 		for (size_t i = 0; i < a.n; i++) {
 			if (b.observed[h - 1][i]) {
 				assert_true(same_bits(&a.ltv[h][i], &b.ltv[h][i], 1));
@@ -324,10 +324,7 @@ static void test_serving_horizon_step(void **state)
 	assert_true(stepped > 100 && kept > 100 && differ > 10);
 	served_release(&a);
 	served_release(&b);
-	free(rows);
-	model_data_release(&d);
-	model_release(&m);
-	registry_close(reg);
+	served_users_close(&u);
 }
 
 /*
@@ -344,37 +341,36 @@ static void test_serving_floor_share(void **state)
 {
 	const struct test_pipeline *fx = *state;
 	static const double shares[] = { 0.5, 0.0 };
-	struct registry *reg = NULL;
-	struct loaded_model m;
-	struct model_data d;
+	struct served_users u;
+	struct loaded_model *const m = &u.m;
+	const struct model_data *const d = &u.d;
 	struct served a, b;
 	struct ltv_err err = { 0 };
-	size_t *rows, shared = 0, differ = 0, kept = 0;
+	size_t shared = 0, differ = 0, kept = 0;
 	const double *seen;
 
-	open_model_20_days_back(fx, &reg, &m, &d);
-	rows = test_all_rows(d.frame.n_rows);
-	seen = frame_column(&d.frame, "rev_to_date");
+	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
+	seen = frame_column(&d->frame, "rev_to_date");
 	for (int t = 0; t < 4; t++)
 		for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
 			/* trained with the default (calibrate.floor_share 1): fitted shares */
-			assert_true(m.pred.floor_share[t][h] >= 0.0 && m.pred.floor_share[t][h] <= 1.0);
-	if (serving_predict(&m, &d, rows, d.frame.n_rows, &a, &err) != 0)
+			assert_true(m->pred.floor_share[t][h] >= 0.0 && m->pred.floor_share[t][h] <= 1.0);
+	if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0)
 		fail_msg("serving_predict: %s", err.msg);
 	for (size_t k = 0; k < sizeof(shares) / sizeof(shares[0]); k++) {
 		for (int t = 0; t < 4; t++)
 			for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
-				m.pred.floor_share[t][h] = shares[k];
-		if (serving_predict(&m, &d, rows, d.frame.n_rows, &b, &err) != 0)
+				m->pred.floor_share[t][h] = shares[k];
+		if (serving_predict(m, d, u.rows, d->frame.n_rows, &b, &err) != 0)
 			fail_msg("serving_predict with share %g: %s", shares[k], err.msg);
 		assert_true(a.n_horizons > 1 && a.n > 100);
 		assert_true(same_bits(a.ltv[0], b.ltv[0], a.n));
 		for (size_t h = 1; h < a.n_horizons; h++) {
-			const int64_t horizon = m.params.horizons.v[h];
+			const int64_t horizon = m->params.horizons.v[h];
 			double *own = xmalloc(a.n * sizeof(double));
 
 			memcpy(own, b.raw_h[h], a.n * sizeof(double));
-			predictor_calibrate(&m.pred, &d, rows, a.n, horizon, seen, own);
+			predictor_calibrate(&m->pred, d, u.rows, a.n, horizon, seen, own);
 			for (size_t i = 0; i < a.n; i++) {
 				const double prev = b.ltv[h - 1][i];
 
@@ -403,10 +399,7 @@ static void test_serving_floor_share(void **state)
 	/* both branches occur, and the share changes values (else it tests nothing) */
 	assert_true(shared > 100 && kept > 100 && differ > 10);
 	served_release(&a);
-	free(rows);
-	model_data_release(&d);
-	model_release(&m);
-	registry_close(reg);
+	served_users_close(&u);
 }
 
 /*
