@@ -33,32 +33,40 @@ struct user_batch {
 };
 
 /*
- * Batches a users file fills before the parser waits for the writer: enough
- * that neither side waits on the other's jitter, few enough to stay small.
+ * Batches queued for the writer at most (1,024 users each: a million users)
+ * before the parser waits for it, and the spare ones the writer keeps for
+ * the parser to refill; it frees the others once they are written.
  */
-#define USER_BATCHES 4
+#define USER_QUEUED_MAX 1024
+#define USER_SPARE 4
 
 /*
- * The users' SQLite inserts were half of a users file's CPU time, and
- * parsing the file the other half: they overlap on a second thread. The
- * batches go round a pool (include/ltv/bqueue.h): the parse thread fills
- * one, queues it on `full` and takes an empty one from `free`; the writer
- * inserts the full ones in queue order, so rows reach the registry in the
- * same order, with the same statements, as when one thread did both, and
- * gives each back to `free`. The registry connection is used by one thread
- * at a time: the writer only while a users file is parsed (the parse thread
- * makes no registry call then), the stage thread only after
- * user_writer_drain has had every other batch back. A batch is one thread's
- * at a time; status is atomic, its err written before it.
+ * The users' SQLite inserts are the longest single thread of ingest (about
+ * 1.8 CPU s at a million users, while parsing the users file takes the
+ * stage thread 0.6 s): they run on a thread of their own, and not only
+ * while the users files are read but on into the events files, which need
+ * nothing of the registry's users (an event finds its user in the id map of
+ * src/ingest_parse.c). The stage waits for the writer only before it writes
+ * the user-days (their foreign key names the users), having grouped them
+ * first. The parse thread fills a batch and queues it on `full`, taking the
+ * next from `spare` or a new one; the writer inserts the full ones in queue
+ * order, so rows reach the registry in the same order, with the same uids,
+ * as when one thread did both. Until the drain the writer and the stage
+ * thread share the connection, which is serialized (SQLITE_OPEN_FULLMUTEX):
+ * each registry call of the stage thread then (the file checks and records)
+ * holds its mutex whole (src/registry_data.c), as the writer's batch does,
+ * so they take turns. A batch is one thread's at a time; status is atomic,
+ * its err written before it.
  */
 struct user_writer {
 	struct registry *reg;
 	int64_t artefact_id;
-	struct user_batch batches[USER_BATCHES];
-	struct bqueue free, full;
+	struct bqueue spare, full;
+	_Atomic size_t n_spare;     /* batches in spare: only the writer pushes there */
 	struct user_batch *filling; /* the parse thread's */
 	pthread_t thread;
 	int started;                /* the thread runs: started at the first full batch */
+	_Atomic int cancel;         /* the stage failed: queued batches are dropped */
 	_Atomic int status;         /* the first insert failure (sticky), its message in err */
 	struct ltv_err err;
 };
@@ -84,6 +92,13 @@ static size_t batch_str(struct user_batch *b, const char *s)
 	memcpy(b->text + off, s, len);
 	b->text_len += len;
 	return off;
+}
+
+static void batch_free(struct user_batch *b)
+{
+	if (b)
+		free(b->text);
+	free(b);
 }
 
 /* Inserts batch b (and empties it). */
@@ -119,7 +134,7 @@ static void *writer_main(void *arg)
 		struct ltv_err err = { 0 };
 
 		/* After a failure the rest is dropped: the stage fails and rolls back. */
-		if (atomic_load(&w->status) < 0) {
+		if (atomic_load(&w->status) < 0 || atomic_load(&w->cancel)) {
 			b->n = b->text_len = 0;
 		} else {
 			const int ret = insert_batch(w->reg, w->artefact_id, b, &err);
@@ -129,7 +144,11 @@ static void *writer_main(void *arg)
 				atomic_store(&w->status, ret);
 			}
 		}
-		(void)bqueue_push(&w->free, b); /* room for every batch: never waits */
+		/* The parser pops only after the count says the batch is there: never waits. */
+		if (atomic_load(&w->n_spare) < USER_SPARE && bqueue_push(&w->spare, b) == 0)
+			atomic_fetch_add(&w->n_spare, 1);
+		else
+			batch_free(b);
 	}
 	return NULL;
 }
@@ -137,16 +156,12 @@ static void *writer_main(void *arg)
 static struct user_writer *user_writer_new(struct registry *reg, int64_t artefact_id)
 {
 	struct user_writer *w = xcalloc(1, sizeof(*w));
-	void *first;
 
 	w->reg = reg;
 	w->artefact_id = artefact_id;
-	bqueue_init(&w->free, USER_BATCHES);
-	bqueue_init(&w->full, USER_BATCHES);
-	for (size_t i = 0; i < USER_BATCHES; i++)
-		(void)bqueue_push(&w->free, &w->batches[i]);
-	(void)bqueue_pop(&w->free, &first);
-	w->filling = first;
+	bqueue_init(&w->spare, USER_SPARE);
+	bqueue_init(&w->full, USER_QUEUED_MAX);
+	w->filling = xcalloc(1, sizeof(*w->filling));
 	return w;
 }
 
@@ -161,10 +176,10 @@ static int writer_status(struct user_writer *w, struct ltv_err *err)
 }
 
 /*
- * Queues the full batch for the writer (started now if need be) and takes
- * an empty one, waiting while the writer has all the others. A failed
- * insert shows here, at a later batch than one thread would have stopped
- * at: the stage fails the same way.
+ * Queues the full batch for the writer (started now if need be), waiting
+ * while USER_QUEUED_MAX are queued, and takes an empty one: a spare one,
+ * else a new one. A failed insert shows here, at a later batch than one
+ * thread would have stopped at: the stage fails the same way.
  */
 static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 {
@@ -178,29 +193,36 @@ static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 		w->started = 1;
 	}
 	(void)bqueue_push(&w->full, w->filling);
-	(void)bqueue_pop(&w->free, &empty);
-	w->filling = empty;
+	if (atomic_load(&w->n_spare) > 0) {
+		(void)bqueue_pop(&w->spare, &empty);
+		atomic_fetch_sub(&w->n_spare, 1);
+		w->filling = empty;
+	} else {
+		w->filling = xcalloc(1, sizeof(*w->filling));
+	}
 	return writer_status(w, err);
 }
 
 /*
- * Waits until the writer has inserted every queued batch (it has given all
- * but the one being filled back), then inserts the batch being filled here
- * (a file of under USER_FLUSH users never starts the thread) unless the
- * file failed (ok 0: the stage rolls back, so it is dropped, as one thread
- * never flushed it). The registry is then the stage thread's again.
+ * Waits until the writer has inserted every queued batch and ends it, then
+ * inserts the batch being filled here (a file of under USER_FLUSH users
+ * never starts the thread) unless the stage failed (ok 0: it rolls back, so
+ * what is queued is dropped, as one thread would never have inserted it).
+ * The registry is then the stage thread's alone. Once only: users files
+ * are all read before the first events file.
  */
 static int user_writer_drain(struct user_writer *w, int ok, struct ltv_err *err)
 {
-	void *back[USER_BATCHES];
 	int ret;
 
 	if (!w)
 		return 0;
-	for (size_t i = 0; i + 1 < USER_BATCHES; i++)
-		(void)bqueue_pop(&w->free, &back[i]);
-	for (size_t i = 0; i + 1 < USER_BATCHES; i++)
-		(void)bqueue_push(&w->free, back[i]);
+	if (!ok)
+		atomic_store(&w->cancel, 1);
+	bqueue_close(&w->full);
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	w->started = 0;
 	ret = writer_status(w, err);
 	if (ret < 0 || !ok) {
 		w->filling->n = w->filling->text_len = 0;
@@ -211,15 +233,18 @@ static int user_writer_drain(struct user_writer *w, int ok, struct ltv_err *err)
 
 static void user_writer_free(struct user_writer *w)
 {
+	void *b;
+
 	if (!w)
 		return;
-	bqueue_close(&w->full);
-	if (w->started)
-		pthread_join(w->thread, NULL);
-	bqueue_release(&w->free);
+	(void)user_writer_drain(w, 0, &(struct ltv_err){ 0 });
+	while (atomic_load(&w->n_spare) > 0 && bqueue_pop(&w->spare, &b)) {
+		atomic_fetch_sub(&w->n_spare, 1);
+		batch_free(b);
+	}
+	batch_free(w->filling);
+	bqueue_release(&w->spare);
 	bqueue_release(&w->full);
-	for (size_t i = 0; i < USER_BATCHES; i++)
-		free(w->batches[i].text);
 	free(w);
 }
 
@@ -260,13 +285,7 @@ static int ingest_file(struct ingest *in, const struct input_file *file, struct 
 	int64_t rows, rejected;
 	int ret = ingest_parse_file(&in->p, file->path, file->kind, &rows, &rejected, err);
 
-	/* Even after a failure: the registry must be this thread's again. */
-	if (file->kind == INPUT_USERS) {
-		const int drained = user_writer_drain(in->writer, ret == 0, err);
-
-		if (ret == 0)
-			ret = drained;
-	}
+	/* The users writer may still be inserting this file's users: see struct user_writer. */
 	if (ret == 0)
 		ret = registry_file_record(in->ctx->reg, file->hash,
 					   file->kind == INPUT_USERS ? "users" : "events", file->path,
@@ -333,7 +352,11 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
 	return ret;
 }
 
-/* Writes the user-days of every event read, in the table's key order. */
+/*
+ * Writes the user-days of every event read, in the table's key order. They
+ * are grouped while the users writer may still be inserting, and written
+ * once it has finished: their foreign key names the users.
+ */
 static int write_user_days(struct ingest *in, struct ltv_err *err)
 {
 	struct user_day_row *rows;
@@ -342,7 +365,9 @@ static int write_user_days(struct ingest *in, struct ltv_err *err)
 
 	ingest_parse_user_days(&in->p, INT64_MIN, &rows, &n);
 	in->n_user_days = n;
-	ret = registry_user_days_add(in->ctx->reg, rows, n, err);
+	ret = user_writer_drain(in->writer, 1, err);
+	if (ret == 0)
+		ret = registry_user_days_add(in->ctx->reg, rows, n, err);
 	free(rows);
 	return ret;
 }

@@ -37,7 +37,7 @@ static char *multi_row_sql(const char *head, const char *row, int n, const char 
 	return sql;
 }
 
-int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
+static int file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "SELECT 1 FROM ingested_files WHERE content_hash = ?", &st, err);
@@ -52,9 +52,9 @@ int registry_file_ingested(struct registry *reg, const char *content_hash, struc
 	return ret;
 }
 
-int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
-			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
-			 struct ltv_err *err)
+static int file_record(struct registry *reg, const char *content_hash, const char *kind,
+		       const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
+		       struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "INSERT INTO ingested_files (content_hash, kind, path, artefact_id,"
@@ -73,8 +73,8 @@ int registry_file_record(struct registry *reg, const char *content_hash, const c
 	return ret;
 }
 
-int registry_file_hash_for_path(struct registry *reg, const char *kind, const char *path,
-				char **out_hash, struct ltv_err *err)
+static int file_hash_for_path(struct registry *reg, const char *kind, const char *path,
+			      char **out_hash, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "SELECT content_hash FROM ingested_files WHERE kind = ? AND path = ?"
@@ -92,6 +92,46 @@ int registry_file_hash_for_path(struct registry *reg, const char *kind, const ch
 	else if (rc != SQLITE_DONE)
 		ret = SQL_FAIL(reg, err, "reading ingested files");
 	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * The three calls ingest's stage thread makes while its users writer may
+ * be inserting on the same connection (pipeline/ingest.c): each holds the
+ * serialized connection's mutex whole, as the writer's batch does
+ * (registry_users_insert), so that no statement of the other thread comes
+ * between a step and its error message.
+ */
+int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
+{
+	int ret;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
+	ret = file_ingested(reg, content_hash, err);
+	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
+	return ret;
+}
+
+int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
+			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
+			 struct ltv_err *err)
+{
+	int ret;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
+	ret = file_record(reg, content_hash, kind, path, artefact_id, rows, rejects, err);
+	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
+	return ret;
+}
+
+int registry_file_hash_for_path(struct registry *reg, const char *kind, const char *path,
+				char **out_hash, struct ltv_err *err)
+{
+	int ret;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
+	ret = file_hash_for_path(reg, kind, path, out_hash, err);
+	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
 	return ret;
 }
 
