@@ -7,6 +7,7 @@
  * the rejects file with file, line, field and reason; too many rejects fail
  * the stage, which rolls back.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -63,6 +64,7 @@ struct user_writer {
 	int64_t artefact_id;
 	struct bqueue spare, full;
 	_Atomic size_t n_spare;     /* batches in spare: only the writer pushes there */
+	_Atomic size_t n_queued;    /* batches in full */
 	struct user_batch *filling; /* the parse thread's */
 	pthread_t thread;
 	int started;                /* the thread runs: started at the first full batch */
@@ -127,11 +129,14 @@ static int insert_batch(struct registry *reg, int64_t artefact_id, struct user_b
 static void *writer_main(void *arg)
 {
 	struct user_writer *w = arg;
+	size_t freed = 0;
 	void *next;
 
 	while (bqueue_pop(&w->full, &next)) {
 		struct user_batch *b = next;
 		struct ltv_err err = { 0 };
+
+		atomic_fetch_sub(&w->n_queued, 1);
 
 		/* After a failure the rest is dropped: the stage fails and rolls back. */
 		if (atomic_load(&w->status) < 0 || atomic_load(&w->cancel)) {
@@ -145,10 +150,21 @@ static void *writer_main(void *arg)
 			}
 		}
 		/* The parser pops only after the count says the batch is there: never waits. */
-		if (atomic_load(&w->n_spare) < USER_SPARE && bqueue_push(&w->spare, b) == 0)
+		if (atomic_load(&w->n_spare) < USER_SPARE && bqueue_push(&w->spare, b) == 0) {
 			atomic_fetch_add(&w->n_spare, 1);
-		else
+		} else {
 			batch_free(b);
+			freed++;
+		}
+		/*
+		 * Caught up after a backlog: the freed batches (about 100 MB at a
+		 * million users) lie in the heap, where the user-days' large blocks
+		 * (mapped apart) never reuse them; give them back to the system.
+		 */
+		if (freed && atomic_load(&w->n_queued) == 0) {
+			malloc_trim(0);
+			freed = 0;
+		}
 	}
 	return NULL;
 }
@@ -192,6 +208,7 @@ static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 		}
 		w->started = 1;
 	}
+	atomic_fetch_add(&w->n_queued, 1);
 	(void)bqueue_push(&w->full, w->filling);
 	if (atomic_load(&w->n_spare) > 0) {
 		(void)bqueue_pop(&w->spare, &empty);
