@@ -25,12 +25,20 @@
 /* Users waiting to be inserted many per statement, their strings copied. */
 #define USER_FLUSH 1024
 
+/*
+ * A batch holds its users as records one after the other: uid, install
+ * time and cost (8 bytes each), a byte saying whether attributes follow,
+ * then user_id, app_id, campaign and the attributes, each ended by a NUL.
+ * A million users can wait for the writer at once (struct user_writer):
+ * at about 75 bytes a user, where rows of pointers and offsets beside
+ * the text took 140.
+ */
+#define USER_RECORD_HEAD (3 * sizeof(int64_t) + 1)
+
 struct user_batch {
-	struct user_row rows[USER_FLUSH];
-	size_t str_off[USER_FLUSH][4]; /* user_id, app_id, campaign, attributes (SIZE_MAX: none) */
 	size_t n;
-	char *text;
-	size_t text_len, text_cap;
+	char *rec;
+	size_t len, cap;
 };
 
 /*
@@ -66,6 +74,7 @@ struct user_writer {
 	_Atomic size_t n_spare;     /* batches in spare: only the writer pushes there */
 	_Atomic size_t n_queued;    /* batches in full */
 	struct user_batch *filling; /* the parse thread's */
+	struct user_row rows[USER_FLUSH]; /* a batch's users, read back: whoever inserts */
 	pthread_t thread;
 	int started;                /* the thread runs: started at the first full batch */
 	_Atomic int cancel;         /* the stage failed: queued batches are dropped */
@@ -86,43 +95,72 @@ struct ingest {
 	int64_t file_ordinal;       /* of the file being read, counted over every ingest */
 };
 
-static size_t batch_str(struct user_batch *b, const char *s)
+static void batch_put(struct user_batch *b, const void *p, size_t len)
 {
-	const size_t off = b->text_len, len = strlen(s) + 1;
+	ARRAY_GROW(b->rec, b->len + len, b->cap);
+	memcpy(b->rec + b->len, p, len);
+	b->len += len;
+}
 
-	ARRAY_GROW(b->text, b->text_len + len, b->text_cap);
-	memcpy(b->text + off, s, len);
-	b->text_len += len;
-	return off;
+/* Appends user u's record to b. */
+static void batch_add(struct user_batch *b, const struct user_row *u)
+{
+	char head[USER_RECORD_HEAD];
+
+	memcpy(head, &u->uid, 8);
+	memcpy(head + 8, &u->install_time, 8);
+	memcpy(head + 16, &u->cost, 8);
+	head[24] = u->attributes_json != NULL;
+	batch_put(b, head, sizeof(head));
+	batch_put(b, u->user_id, strlen(u->user_id) + 1);
+	batch_put(b, u->app_id, strlen(u->app_id) + 1);
+	batch_put(b, u->campaign, strlen(u->campaign) + 1);
+	if (u->attributes_json)
+		batch_put(b, u->attributes_json, strlen(u->attributes_json) + 1);
+	b->n++;
+}
+
+/* The string at *p, and *p moved past it. */
+static const char *next_str(const char **p)
+{
+	const char *s = *p;
+
+	*p += strlen(s) + 1;
+	return s;
 }
 
 static void batch_free(struct user_batch *b)
 {
 	if (b)
-		free(b->text);
+		free(b->rec);
 	free(b);
 }
 
-/* Inserts batch b (and empties it). */
+/* Inserts batch b (and empties it), its users read into rows (USER_FLUSH of them). */
 static int insert_batch(struct registry *reg, int64_t artefact_id, struct user_batch *b,
-			struct ltv_err *err)
+			struct user_row *rows, struct ltv_err *err)
 {
-	const char **strs[4];
+	const char *p = b->rec;
 	int ret;
 
 	if (b->n == 0)
 		return 0;
 	for (size_t i = 0; i < b->n; i++) {
-		strs[0] = &b->rows[i].user_id;
-		strs[1] = &b->rows[i].app_id;
-		strs[2] = &b->rows[i].campaign;
-		strs[3] = &b->rows[i].attributes_json;
-		for (int k = 0; k < 4; k++)
-			*strs[k] = b->str_off[i][k] == SIZE_MAX ? NULL : b->text + b->str_off[i][k];
+		struct user_row *u = &rows[i];
+		const int has_attributes = p[24];
+
+		memcpy(&u->uid, p, 8);
+		memcpy(&u->install_time, p + 8, 8);
+		memcpy(&u->cost, p + 16, 8);
+		p += USER_RECORD_HEAD;
+		u->user_id = next_str(&p);
+		u->app_id = next_str(&p);
+		u->campaign = next_str(&p);
+		u->attributes_json = has_attributes ? next_str(&p) : NULL;
 	}
-	ret = registry_users_insert(reg, b->rows, b->n, artefact_id, err);
+	ret = registry_users_insert(reg, rows, b->n, artefact_id, err);
 	b->n = 0;
-	b->text_len = 0;
+	b->len = 0;
 	return ret;
 }
 
@@ -140,9 +178,9 @@ static void *writer_main(void *arg)
 
 		/* After a failure the rest is dropped: the stage fails and rolls back. */
 		if (atomic_load(&w->status) < 0 || atomic_load(&w->cancel)) {
-			b->n = b->text_len = 0;
+			b->n = b->len = 0;
 		} else {
-			const int ret = insert_batch(w->reg, w->artefact_id, b, &err);
+			const int ret = insert_batch(w->reg, w->artefact_id, b, w->rows, &err);
 
 			if (ret < 0) {
 				w->err = err;
@@ -204,7 +242,7 @@ static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 	if (!w->started) {
 		if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 			/* No thread: insert here, as one thread always did. */
-			return insert_batch(w->reg, w->artefact_id, w->filling, err);
+			return insert_batch(w->reg, w->artefact_id, w->filling, w->rows, err);
 		}
 		w->started = 1;
 	}
@@ -242,10 +280,10 @@ static int user_writer_drain(struct user_writer *w, int ok, struct ltv_err *err)
 	w->started = 0;
 	ret = writer_status(w, err);
 	if (ret < 0 || !ok) {
-		w->filling->n = w->filling->text_len = 0;
+		w->filling->n = w->filling->len = 0;
 		return ret;
 	}
-	return insert_batch(w->reg, w->artefact_id, w->filling, err);
+	return insert_batch(w->reg, w->artefact_id, w->filling, w->rows, err);
 }
 
 static void user_writer_free(struct user_writer *w)
@@ -269,17 +307,11 @@ static void user_writer_free(struct user_writer *w)
 static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err *err)
 {
 	struct user_batch *b;
-	size_t i;
 
 	if (!in->writer)
 		in->writer = user_writer_new(in->ctx->reg, in->artefact_id);
 	b = in->writer->filling;
-	i = b->n++;
-	b->rows[i] = *u;
-	b->str_off[i][0] = batch_str(b, u->user_id);
-	b->str_off[i][1] = batch_str(b, u->app_id);
-	b->str_off[i][2] = batch_str(b, u->campaign);
-	b->str_off[i][3] = u->attributes_json ? batch_str(b, u->attributes_json) : SIZE_MAX;
+	batch_add(b, u);
 	return b->n == USER_FLUSH ? user_writer_queue(in->writer, err) : 0;
 }
 
