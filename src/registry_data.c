@@ -202,8 +202,7 @@ int registry_user_insert(struct registry *reg, const struct user_row *u, int64_t
 int registry_users_insert(struct registry *reg, const struct user_row *rows, size_t n,
 			  int64_t artefact_id, struct ltv_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
+	sqlite3_stmt *st;
 	size_t i = 0;
 	int ret = 0;
 
@@ -214,21 +213,26 @@ int registry_users_insert(struct registry *reg, const struct user_row *rows, siz
 	 * thread a users file waits for: pipeline/ingest.c).
 	 */
 	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
-	if (n >= USER_BATCH) {
-		sql = multi_row_sql(USER_INSERT_SQL, USER_INSERT_ROW, USER_BATCH, "");
-		ret = prepare(reg, sql, &st, err);
+	/* Prepared once per connection: the users writer calls this per 1,024 users. */
+	if (n >= USER_BATCH && !reg->users_insert) {
+		char *sql = multi_row_sql(USER_INSERT_SQL, USER_INSERT_ROW, USER_BATCH, "");
+
+		ret = prepare(reg, sql, &reg->users_insert, err);
+		free(sql);
 	}
+	st = reg->users_insert;
 	for (; ret == 0 && n - i >= USER_BATCH; i += USER_BATCH) {
 		for (int k = 0; k < USER_BATCH; k++)
 			bind_user(st, 8 * k + 1, &rows[i + (size_t)k], artefact_id);
 		ret = step_done(reg, st, "inserting users", err);
 		sqlite3_reset(st);
 	}
+	/* No binding outlives the caller's strings (SQLITE_STATIC). */
+	if (st && n >= USER_BATCH)
+		sqlite3_clear_bindings(st);
 	for (; ret == 0 && i < n; i++)
 		ret = registry_user_insert(reg, &rows[i], artefact_id, err);
-	sqlite3_finalize(st);
 	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
-	free(sql);
 	return ret;
 }
 
