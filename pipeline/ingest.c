@@ -7,6 +7,7 @@
  * the rejects file with file, line, field and reason; too many rejects fail
  * the stage, which rolls back.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,41 +25,59 @@
 /* Users waiting to be inserted many per statement, their strings copied. */
 #define USER_FLUSH 1024
 
+/*
+ * A batch holds its users as records one after the other: uid, install
+ * time and cost (8 bytes each), a byte saying whether attributes follow,
+ * then user_id, app_id, campaign and the attributes, each ended by a NUL.
+ * A million users can wait for the writer at once (struct user_writer):
+ * at about 75 bytes a user, where rows of pointers and offsets beside
+ * the text took 140.
+ */
+#define USER_RECORD_HEAD (3 * sizeof(int64_t) + 1)
+
 struct user_batch {
-	struct user_row rows[USER_FLUSH];
-	size_t str_off[USER_FLUSH][4]; /* user_id, app_id, campaign, attributes (SIZE_MAX: none) */
 	size_t n;
-	char *text;
-	size_t text_len, text_cap;
+	char *rec;
+	size_t len, cap;
 };
 
 /*
- * Batches a users file fills before the parser waits for the writer: enough
- * that neither side waits on the other's jitter, few enough to stay small.
+ * Batches queued for the writer at most (1,024 users each: a million users)
+ * before the parser waits for it, and the spare ones the writer keeps for
+ * the parser to refill; it frees the others once they are written.
  */
-#define USER_BATCHES 4
+#define USER_QUEUED_MAX 1024
+#define USER_SPARE 4
 
 /*
- * The users' SQLite inserts were half of a users file's CPU time, and
- * parsing the file the other half: they overlap on a second thread. The
- * batches go round a pool (include/ltv/bqueue.h): the parse thread fills
- * one, queues it on `full` and takes an empty one from `free`; the writer
- * inserts the full ones in queue order, so rows reach the registry in the
- * same order, with the same statements, as when one thread did both, and
- * gives each back to `free`. The registry connection is used by one thread
- * at a time: the writer only while a users file is parsed (the parse thread
- * makes no registry call then), the stage thread only after
- * user_writer_drain has had every other batch back. A batch is one thread's
- * at a time; status is atomic, its err written before it.
+ * The users' SQLite inserts are the longest single thread of ingest (about
+ * 1.8 CPU s at a million users, while parsing the users file takes the
+ * stage thread 0.6 s): they run on a thread of their own, and not only
+ * while the users files are read but on into the events files, which need
+ * nothing of the registry's users (an event finds its user in the id map of
+ * src/ingest_parse.c). The stage waits for the writer only before it writes
+ * the user-days (their foreign key names the users), having grouped them
+ * first. The parse thread fills a batch and queues it on `full`, taking the
+ * next from `spare` or a new one; the writer inserts the full ones in queue
+ * order, so rows reach the registry in the same order, with the same uids,
+ * as when one thread did both. Until the drain the writer and the stage
+ * thread share the connection, which is serialized (SQLITE_OPEN_FULLMUTEX):
+ * each registry call of the stage thread then (the file checks and records)
+ * holds its mutex whole (src/registry_data.c), as the writer's batch does,
+ * so they take turns. A batch is one thread's at a time; status is atomic,
+ * its err written before it.
  */
 struct user_writer {
 	struct registry *reg;
 	int64_t artefact_id;
-	struct user_batch batches[USER_BATCHES];
-	struct bqueue free, full;
+	struct bqueue spare, full;
+	_Atomic size_t n_spare;     /* batches in spare: only the writer pushes there */
+	_Atomic size_t n_queued;    /* batches in full */
 	struct user_batch *filling; /* the parse thread's */
+	struct user_row rows[USER_FLUSH]; /* a batch's users, read back: whoever inserts */
 	pthread_t thread;
 	int started;                /* the thread runs: started at the first full batch */
+	_Atomic int cancel;         /* the stage failed: queued batches are dropped */
 	_Atomic int status;         /* the first insert failure (sticky), its message in err */
 	struct ltv_err err;
 };
@@ -76,60 +95,114 @@ struct ingest {
 	int64_t file_ordinal;       /* of the file being read, counted over every ingest */
 };
 
-static size_t batch_str(struct user_batch *b, const char *s)
+static void batch_put(struct user_batch *b, const void *p, size_t len)
 {
-	const size_t off = b->text_len, len = strlen(s) + 1;
-
-	ARRAY_GROW(b->text, b->text_len + len, b->text_cap);
-	memcpy(b->text + off, s, len);
-	b->text_len += len;
-	return off;
+	ARRAY_GROW(b->rec, b->len + len, b->cap);
+	memcpy(b->rec + b->len, p, len);
+	b->len += len;
 }
 
-/* Inserts batch b (and empties it). */
-static int insert_batch(struct registry *reg, int64_t artefact_id, struct user_batch *b,
-			struct ltv_err *err)
+/* Appends user u's record to b. */
+static void batch_add(struct user_batch *b, const struct user_row *u)
 {
-	const char **strs[4];
+	char head[USER_RECORD_HEAD];
+
+	memcpy(head, &u->uid, 8);
+	memcpy(head + 8, &u->install_time, 8);
+	memcpy(head + 16, &u->cost, 8);
+	head[24] = u->attributes_json != NULL;
+	batch_put(b, head, sizeof(head));
+	batch_put(b, u->user_id, strlen(u->user_id) + 1);
+	batch_put(b, u->app_id, strlen(u->app_id) + 1);
+	batch_put(b, u->campaign, strlen(u->campaign) + 1);
+	if (u->attributes_json)
+		batch_put(b, u->attributes_json, strlen(u->attributes_json) + 1);
+	b->n++;
+}
+
+/* The string at *p, and *p moved past it. */
+static const char *next_str(const char **p)
+{
+	const char *s = *p;
+
+	*p += strlen(s) + 1;
+	return s;
+}
+
+static void batch_free(struct user_batch *b)
+{
+	if (b)
+		free(b->rec);
+	free(b);
+}
+
+/* Inserts batch b (and empties it), its users read into rows (USER_FLUSH of them). */
+static int insert_batch(struct registry *reg, int64_t artefact_id, struct user_batch *b,
+			struct user_row *rows, struct ltv_err *err)
+{
+	const char *p = b->rec;
 	int ret;
 
 	if (b->n == 0)
 		return 0;
 	for (size_t i = 0; i < b->n; i++) {
-		strs[0] = &b->rows[i].user_id;
-		strs[1] = &b->rows[i].app_id;
-		strs[2] = &b->rows[i].campaign;
-		strs[3] = &b->rows[i].attributes_json;
-		for (int k = 0; k < 4; k++)
-			*strs[k] = b->str_off[i][k] == SIZE_MAX ? NULL : b->text + b->str_off[i][k];
+		struct user_row *u = &rows[i];
+		const int has_attributes = p[24];
+
+		memcpy(&u->uid, p, 8);
+		memcpy(&u->install_time, p + 8, 8);
+		memcpy(&u->cost, p + 16, 8);
+		p += USER_RECORD_HEAD;
+		u->user_id = next_str(&p);
+		u->app_id = next_str(&p);
+		u->campaign = next_str(&p);
+		u->attributes_json = has_attributes ? next_str(&p) : NULL;
 	}
-	ret = registry_users_insert(reg, b->rows, b->n, artefact_id, err);
+	ret = registry_users_insert(reg, rows, b->n, artefact_id, err);
 	b->n = 0;
-	b->text_len = 0;
+	b->len = 0;
 	return ret;
 }
 
 static void *writer_main(void *arg)
 {
 	struct user_writer *w = arg;
+	size_t freed = 0;
 	void *next;
 
 	while (bqueue_pop(&w->full, &next)) {
 		struct user_batch *b = next;
 		struct ltv_err err = { 0 };
 
+		atomic_fetch_sub(&w->n_queued, 1);
+
 		/* After a failure the rest is dropped: the stage fails and rolls back. */
-		if (atomic_load(&w->status) < 0) {
-			b->n = b->text_len = 0;
+		if (atomic_load(&w->status) < 0 || atomic_load(&w->cancel)) {
+			b->n = b->len = 0;
 		} else {
-			const int ret = insert_batch(w->reg, w->artefact_id, b, &err);
+			const int ret = insert_batch(w->reg, w->artefact_id, b, w->rows, &err);
 
 			if (ret < 0) {
 				w->err = err;
 				atomic_store(&w->status, ret);
 			}
 		}
-		(void)bqueue_push(&w->free, b); /* room for every batch: never waits */
+		/* The parser pops only after the count says the batch is there: never waits. */
+		if (atomic_load(&w->n_spare) < USER_SPARE && bqueue_push(&w->spare, b) == 0) {
+			atomic_fetch_add(&w->n_spare, 1);
+		} else {
+			batch_free(b);
+			freed++;
+		}
+		/*
+		 * Caught up after a backlog: the freed batches (about 100 MB at a
+		 * million users) lie in the heap, where the user-days' large blocks
+		 * (mapped apart) never reuse them; give them back to the system.
+		 */
+		if (freed && atomic_load(&w->n_queued) == 0) {
+			malloc_trim(0);
+			freed = 0;
+		}
 	}
 	return NULL;
 }
@@ -137,16 +210,12 @@ static void *writer_main(void *arg)
 static struct user_writer *user_writer_new(struct registry *reg, int64_t artefact_id)
 {
 	struct user_writer *w = xcalloc(1, sizeof(*w));
-	void *first;
 
 	w->reg = reg;
 	w->artefact_id = artefact_id;
-	bqueue_init(&w->free, USER_BATCHES);
-	bqueue_init(&w->full, USER_BATCHES);
-	for (size_t i = 0; i < USER_BATCHES; i++)
-		(void)bqueue_push(&w->free, &w->batches[i]);
-	(void)bqueue_pop(&w->free, &first);
-	w->filling = first;
+	bqueue_init(&w->spare, USER_SPARE);
+	bqueue_init(&w->full, USER_QUEUED_MAX);
+	w->filling = xcalloc(1, sizeof(*w->filling));
 	return w;
 }
 
@@ -161,10 +230,10 @@ static int writer_status(struct user_writer *w, struct ltv_err *err)
 }
 
 /*
- * Queues the full batch for the writer (started now if need be) and takes
- * an empty one, waiting while the writer has all the others. A failed
- * insert shows here, at a later batch than one thread would have stopped
- * at: the stage fails the same way.
+ * Queues the full batch for the writer (started now if need be), waiting
+ * while USER_QUEUED_MAX are queued, and takes an empty one: a spare one,
+ * else a new one. A failed insert shows here, at a later batch than one
+ * thread would have stopped at: the stage fails the same way.
  */
 static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 {
@@ -173,53 +242,64 @@ static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 	if (!w->started) {
 		if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 			/* No thread: insert here, as one thread always did. */
-			return insert_batch(w->reg, w->artefact_id, w->filling, err);
+			return insert_batch(w->reg, w->artefact_id, w->filling, w->rows, err);
 		}
 		w->started = 1;
 	}
+	atomic_fetch_add(&w->n_queued, 1);
 	(void)bqueue_push(&w->full, w->filling);
-	(void)bqueue_pop(&w->free, &empty);
-	w->filling = empty;
+	if (atomic_load(&w->n_spare) > 0) {
+		(void)bqueue_pop(&w->spare, &empty);
+		atomic_fetch_sub(&w->n_spare, 1);
+		w->filling = empty;
+	} else {
+		w->filling = xcalloc(1, sizeof(*w->filling));
+	}
 	return writer_status(w, err);
 }
 
 /*
- * Waits until the writer has inserted every queued batch (it has given all
- * but the one being filled back), then inserts the batch being filled here
- * (a file of under USER_FLUSH users never starts the thread) unless the
- * file failed (ok 0: the stage rolls back, so it is dropped, as one thread
- * never flushed it). The registry is then the stage thread's again.
+ * Waits until the writer has inserted every queued batch and ends it, then
+ * inserts the batch being filled here (a file of under USER_FLUSH users
+ * never starts the thread) unless the stage failed (ok 0: it rolls back, so
+ * what is queued is dropped, as one thread would never have inserted it).
+ * The registry is then the stage thread's alone. Once only: users files
+ * are all read before the first events file.
  */
 static int user_writer_drain(struct user_writer *w, int ok, struct ltv_err *err)
 {
-	void *back[USER_BATCHES];
 	int ret;
 
 	if (!w)
 		return 0;
-	for (size_t i = 0; i + 1 < USER_BATCHES; i++)
-		(void)bqueue_pop(&w->free, &back[i]);
-	for (size_t i = 0; i + 1 < USER_BATCHES; i++)
-		(void)bqueue_push(&w->free, back[i]);
+	if (!ok)
+		atomic_store(&w->cancel, 1);
+	bqueue_close(&w->full);
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	w->started = 0;
 	ret = writer_status(w, err);
 	if (ret < 0 || !ok) {
-		w->filling->n = w->filling->text_len = 0;
+		w->filling->n = w->filling->len = 0;
 		return ret;
 	}
-	return insert_batch(w->reg, w->artefact_id, w->filling, err);
+	return insert_batch(w->reg, w->artefact_id, w->filling, w->rows, err);
 }
 
 static void user_writer_free(struct user_writer *w)
 {
+	void *b;
+
 	if (!w)
 		return;
-	bqueue_close(&w->full);
-	if (w->started)
-		pthread_join(w->thread, NULL);
-	bqueue_release(&w->free);
+	(void)user_writer_drain(w, 0, &(struct ltv_err){ 0 });
+	while (atomic_load(&w->n_spare) > 0 && bqueue_pop(&w->spare, &b)) {
+		atomic_fetch_sub(&w->n_spare, 1);
+		batch_free(b);
+	}
+	batch_free(w->filling);
+	bqueue_release(&w->spare);
 	bqueue_release(&w->full);
-	for (size_t i = 0; i < USER_BATCHES; i++)
-		free(w->batches[i].text);
 	free(w);
 }
 
@@ -227,17 +307,11 @@ static void user_writer_free(struct user_writer *w)
 static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err *err)
 {
 	struct user_batch *b;
-	size_t i;
 
 	if (!in->writer)
 		in->writer = user_writer_new(in->ctx->reg, in->artefact_id);
 	b = in->writer->filling;
-	i = b->n++;
-	b->rows[i] = *u;
-	b->str_off[i][0] = batch_str(b, u->user_id);
-	b->str_off[i][1] = batch_str(b, u->app_id);
-	b->str_off[i][2] = batch_str(b, u->campaign);
-	b->str_off[i][3] = u->attributes_json ? batch_str(b, u->attributes_json) : SIZE_MAX;
+	batch_add(b, u);
 	return b->n == USER_FLUSH ? user_writer_queue(in->writer, err) : 0;
 }
 
@@ -260,13 +334,7 @@ static int ingest_file(struct ingest *in, const struct input_file *file, struct 
 	int64_t rows, rejected;
 	int ret = ingest_parse_file(&in->p, file->path, file->kind, &rows, &rejected, err);
 
-	/* Even after a failure: the registry must be this thread's again. */
-	if (file->kind == INPUT_USERS) {
-		const int drained = user_writer_drain(in->writer, ret == 0, err);
-
-		if (ret == 0)
-			ret = drained;
-	}
+	/* The users writer may still be inserting this file's users: see struct user_writer. */
 	if (ret == 0)
 		ret = registry_file_record(in->ctx->reg, file->hash,
 					   file->kind == INPUT_USERS ? "users" : "events", file->path,
@@ -333,7 +401,11 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
 	return ret;
 }
 
-/* Writes the user-days of every event read, in the table's key order. */
+/*
+ * Writes the user-days of every event read, in the table's key order. They
+ * are grouped while the users writer may still be inserting, and written
+ * once it has finished: their foreign key names the users.
+ */
 static int write_user_days(struct ingest *in, struct ltv_err *err)
 {
 	struct user_day_row *rows;
@@ -342,7 +414,9 @@ static int write_user_days(struct ingest *in, struct ltv_err *err)
 
 	ingest_parse_user_days(&in->p, INT64_MIN, &rows, &n);
 	in->n_user_days = n;
-	ret = registry_user_days_add(in->ctx->reg, rows, n, err);
+	ret = user_writer_drain(in->writer, 1, err);
+	if (ret == 0)
+		ret = registry_user_days_add(in->ctx->reg, rows, n, err);
 	free(rows);
 	return ret;
 }

@@ -167,15 +167,29 @@ void *xrealloc_huge(void *p, size_t n)
 	return q;
 }
 
-static void *prefault_main(void *arg)
+/* The pages of a block are faulted in by chunks, one huge page each, claimed in turn. */
+#define PREFAULT_CHUNK ((size_t)2 << 20)
+
+/* Faults in the chunks of pf's block nobody has claimed yet (both threads run this). */
+static void prefault_claim(struct prefault *pf)
 {
-	struct prefault *pf = arg;
 	volatile char *p = pf->p;
 
-	for (size_t at = 0; at < pf->n; at += 4096)
-		p[at] = 0;
-	if (pf->n)
-		p[pf->n - 1] = 0;
+	for (;;) {
+		const size_t from = __atomic_fetch_add(&pf->next, 1, __ATOMIC_RELAXED) * PREFAULT_CHUNK;
+		const size_t to = from + PREFAULT_CHUNK < pf->n ? from + PREFAULT_CHUNK : pf->n;
+
+		if (from >= pf->n)
+			return;
+		for (size_t at = from; at < to; at += 4096)
+			p[at] = 0;
+		p[to - 1] = 0;
+	}
+}
+
+static void *prefault_main(void *arg)
+{
+	prefault_claim(arg);
 	return NULL;
 }
 
@@ -186,6 +200,7 @@ void prefault_start(struct prefault *pf, void *p, size_t n)
 	_Static_assert(sizeof(pthread_t) <= sizeof(pf->thread), "pthread_t fits in uintptr_t");
 	pf->p = p;
 	pf->n = n;
+	pf->next = 0;
 	pf->running = n >= PREFAULT_MIN && pthread_create(&t, NULL, prefault_main, pf) == 0;
 	if (pf->running)
 		memcpy(&pf->thread, &t, sizeof(t));
@@ -197,6 +212,8 @@ void prefault_wait(struct prefault *pf)
 
 	if (!pf->running)
 		return;
+	/* What the thread has not reached yet is done here, rather than waited for. */
+	prefault_claim(pf);
 	memcpy(&t, &pf->thread, sizeof(t));
 	pthread_join(t, NULL);
 	pf->running = 0;

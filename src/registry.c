@@ -424,6 +424,7 @@ void registry_close(struct registry *reg)
 		registry_rollback(reg);
 	registry_read_end(reg);
 	sqlite3_finalize(reg->user_insert);
+	sqlite3_finalize(reg->users_insert);
 	sqlite3_close(reg->db);
 	registry_unlock_run(reg);
 	free(reg->path);

@@ -37,7 +37,7 @@ static char *multi_row_sql(const char *head, const char *row, int n, const char 
 	return sql;
 }
 
-int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
+static int file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "SELECT 1 FROM ingested_files WHERE content_hash = ?", &st, err);
@@ -52,9 +52,9 @@ int registry_file_ingested(struct registry *reg, const char *content_hash, struc
 	return ret;
 }
 
-int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
-			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
-			 struct ltv_err *err)
+static int file_record(struct registry *reg, const char *content_hash, const char *kind,
+		       const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
+		       struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "INSERT INTO ingested_files (content_hash, kind, path, artefact_id,"
@@ -73,8 +73,8 @@ int registry_file_record(struct registry *reg, const char *content_hash, const c
 	return ret;
 }
 
-int registry_file_hash_for_path(struct registry *reg, const char *kind, const char *path,
-				char **out_hash, struct ltv_err *err)
+static int file_hash_for_path(struct registry *reg, const char *kind, const char *path,
+			      char **out_hash, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = prepare(reg, "SELECT content_hash FROM ingested_files WHERE kind = ? AND path = ?"
@@ -92,6 +92,46 @@ int registry_file_hash_for_path(struct registry *reg, const char *kind, const ch
 	else if (rc != SQLITE_DONE)
 		ret = SQL_FAIL(reg, err, "reading ingested files");
 	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * The three calls ingest's stage thread makes while its users writer may
+ * be inserting on the same connection (pipeline/ingest.c): each holds the
+ * serialized connection's mutex whole, as the writer's batch does
+ * (registry_users_insert), so that no statement of the other thread comes
+ * between a step and its error message.
+ */
+int registry_file_ingested(struct registry *reg, const char *content_hash, struct ltv_err *err)
+{
+	int ret;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
+	ret = file_ingested(reg, content_hash, err);
+	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
+	return ret;
+}
+
+int registry_file_record(struct registry *reg, const char *content_hash, const char *kind,
+			 const char *path, int64_t artefact_id, int64_t rows, int64_t rejects,
+			 struct ltv_err *err)
+{
+	int ret;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
+	ret = file_record(reg, content_hash, kind, path, artefact_id, rows, rejects, err);
+	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
+	return ret;
+}
+
+int registry_file_hash_for_path(struct registry *reg, const char *kind, const char *path,
+				char **out_hash, struct ltv_err *err)
+{
+	int ret;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
+	ret = file_hash_for_path(reg, kind, path, out_hash, err);
+	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
 	return ret;
 }
 
@@ -162,8 +202,7 @@ int registry_user_insert(struct registry *reg, const struct user_row *u, int64_t
 int registry_users_insert(struct registry *reg, const struct user_row *rows, size_t n,
 			  int64_t artefact_id, struct ltv_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
+	sqlite3_stmt *st;
 	size_t i = 0;
 	int ret = 0;
 
@@ -174,21 +213,26 @@ int registry_users_insert(struct registry *reg, const struct user_row *rows, siz
 	 * thread a users file waits for: pipeline/ingest.c).
 	 */
 	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
-	if (n >= USER_BATCH) {
-		sql = multi_row_sql(USER_INSERT_SQL, USER_INSERT_ROW, USER_BATCH, "");
-		ret = prepare(reg, sql, &st, err);
+	/* Prepared once per connection: the users writer calls this per 1,024 users. */
+	if (n >= USER_BATCH && !reg->users_insert) {
+		char *sql = multi_row_sql(USER_INSERT_SQL, USER_INSERT_ROW, USER_BATCH, "");
+
+		ret = prepare(reg, sql, &reg->users_insert, err);
+		free(sql);
 	}
+	st = reg->users_insert;
 	for (; ret == 0 && n - i >= USER_BATCH; i += USER_BATCH) {
 		for (int k = 0; k < USER_BATCH; k++)
 			bind_user(st, 8 * k + 1, &rows[i + (size_t)k], artefact_id);
 		ret = step_done(reg, st, "inserting users", err);
 		sqlite3_reset(st);
 	}
+	/* No binding outlives the caller's strings (SQLITE_STATIC). */
+	if (st && n >= USER_BATCH)
+		sqlite3_clear_bindings(st);
 	for (; ret == 0 && i < n; i++)
 		ret = registry_user_insert(reg, &rows[i], artefact_id, err);
-	sqlite3_finalize(st);
 	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
-	free(sql);
 	return ret;
 }
 

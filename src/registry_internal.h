@@ -28,6 +28,7 @@ struct registry {
 	int unchanged; /* and as the last run holding the lock left it (the stamp matched) */
 	/* The ingest inserts run once per row, so they are prepared once per connection. */
 	sqlite3_stmt *user_insert;
+	sqlite3_stmt *users_insert; /* USER_BATCH users a statement (registry_users_insert) */
 };
 
 /* Converts a failing SQLite call into err, keeping SQLite's own text. */

@@ -94,13 +94,16 @@ void memory_use_huge_pages(int on);
  * about to fill a large block while the other core is idle can have that
  * done there: prefault_start writes one byte of every page of [p, p + n)
  * on a thread of its own; the caller must not touch the block until
- * prefault_wait returns. Blocks below PREFAULT_MIN, or no thread: nothing
- * is done, and the caller's own writes fault the pages as before.
+ * prefault_wait returns, which faults in what the thread has not reached
+ * yet beside it (2 MB at a time, each taken by one of them) instead of
+ * waiting idle. Blocks below PREFAULT_MIN, or no thread: nothing is done,
+ * and the caller's own writes fault the pages as before.
  */
 #define PREFAULT_MIN ((size_t)4 << 20)
 struct prefault {
 	char *p;
 	size_t n;
+	size_t next;      /* the next 2 MB chunk to fault in (atomic) */
 	int running;
 	uintptr_t thread; /* pthread_t, kept opaque here */
 };

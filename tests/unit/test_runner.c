@@ -689,9 +689,11 @@ static size_t resident_pages(void *p, size_t n)
 
 /*
  * prefault_start faults a block in on a thread of its own (ingest's
- * user-day rows, while the stage thread counts): every page resident once
- * prefault_wait returns, the block zeros; a block below PREFAULT_MIN is left
- * alone, as is memory the caller wrote before (no prefault then).
+ * user-day rows, while the stage thread counts), and prefault_wait does what
+ * the thread has not reached beside it: every page resident once it returns,
+ * a block of 2 MB chunks and a last one of a few pages and bytes too, the
+ * block zeros; a block below PREFAULT_MIN is left alone, as is memory the
+ * caller wrote before (no prefault then).
  */
 static void test_prefault_faults_in_pages(void **state)
 {
@@ -709,6 +711,12 @@ static void test_prefault_faults_in_pages(void **state)
 	for (size_t i = 0; i < big; i += 4096)
 		assert_int_equal(p[i], 0);
 	prefault_wait(&pf); /* a second wait is a no-op */
+	munmap(p, big);
+	p = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	prefault_start(&pf, p, PREFAULT_MIN + 3 * 4096 + 100);
+	prefault_wait(&pf);
+	assert_int_equal(resident_pages(p, big), PREFAULT_MIN / 4096 + 4);
 	prefault_start(&pf, q, small);
 	prefault_wait(&pf);
 	assert_int_equal(resident_pages(q, small), 0);
