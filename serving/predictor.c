@@ -9,6 +9,7 @@
 #include "ltv/blob.h"
 #include "ltv/prediction_memo.h"
 #include "ltv/predictor.h"
+#include "ltv/u64map.h"
 
 /*
  * DESIGN.md: hurdle → multiplier → bgnbd → lookalike → semantic → global
@@ -768,6 +769,18 @@ static int predict_wanted(const struct predictor *p, int m, const struct model_d
 }
 
 /*
+ * Whether a row served by chosen is to be ordered within its cohort-age cell
+ * by ranker (select.rank_cells; rank_within_cells): chosen gives every user
+ * of the cell the same revenue to come (method.same_to_come: curves), so
+ * its order carries nothing, and the ranker is another method.
+ */
+static int ranks_within_cells(const struct predictor *p, int chosen, int ranker)
+{
+	return p->cfg && p->cfg->select.rank_cells && chosen >= 0 && chosen < METHOD_COUNT &&
+	       method_table[chosen]->same_to_come && ranker >= 0 && ranker != chosen;
+}
+
+/*
  * Per row, the rank share of horizon index h for its chosen method: the
  * ranking method (ranker[i]) and the ratio (NaN: none, the method serves alone).
  */
@@ -805,6 +818,67 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 	}
 	free(cohort);
 	free(looked);
+}
+
+/*
+ * select.rank_cells: the rows ranks_within_cells picks, ordered within their
+ * cohort-age cells by their ranker, each cell's total kept
+ * (rank_share_within_cells). A cell is a cohort's rows of this call with
+ * one ranker, one request group apart (model_data.group): like the chosen
+ * method (curves levels a cohort from the rows it is given,
+ * method.batch_level), a single prediction never depends on another
+ * request's rows.
+ */
+static void rank_within_cells(const struct predictor *p, const struct model_data *d,
+			      const size_t *rows, size_t n, int h, const int *chosen,
+			      const int *ranker, const double *ratio, double *const *pred,
+			      double *out_ltv)
+{
+	const double *rev = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
+	const int64_t horizon = p->params.horizons.v[h];
+	size_t *group = NULL;
+	struct rank_cell *cell = NULL;
+	double *to_come = NULL, *ranker_to_come = NULL;
+	struct u64map map;
+
+	if (!rev)
+		return;
+	u64map_init(&map);
+	for (size_t i = 0; i < n; i++) {
+		const int r = ranker[i];
+		uint64_t key;
+		int is_new;
+
+		if (!ranks_within_cells(p, chosen[i], r) || !isnan(ratio[i]) || !isfinite(out_ltv[i]) ||
+		    !pred[r] || !isfinite(pred[r][i]))
+			continue;
+		if (!group) {
+			group = xmalloc(n * sizeof(*group));
+			cell = xcalloc(n, sizeof(*cell));
+			to_come = xcalloc(n, sizeof(*to_come));
+			ranker_to_come = xcalloc(n, sizeof(*ranker_to_come));
+			for (size_t j = 0; j < n; j++)
+				group[j] = SIZE_MAX;
+		}
+		key = ((uint64_t)(model_data_cohort(d, rows[i]) * METHOD_COUNT + (size_t)r) << 32) |
+		      (d->group ? d->group[rows[i]] : 0);
+		group[i] = u64map_index(&map, key, &is_new);
+		cell[i] = share_cell(p, horizon, window, rows[i]);
+		to_come[i] = fmax(out_ltv[i] - rev[rows[i]], 0.0);
+		ranker_to_come[i] = fmax(pred[r][i] - rev[rows[i]], 0.0);
+	}
+	if (group) {
+		rank_share_within_cells(group, map.n, cell, ranker_to_come, to_come, n);
+		for (size_t i = 0; i < n; i++)
+			if (group[i] != SIZE_MAX)
+				out_ltv[i] = rev[rows[i]] + to_come[i];
+	}
+	u64map_release(&map);
+	free(group);
+	free(cell);
+	free(to_come);
+	free(ranker_to_come);
 }
 
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
@@ -912,7 +986,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		p_payer[i] = NAN;
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
-		if (!isnan(ratio[i]))
+		if (!isnan(ratio[i]) || ranks_within_cells(p, chosen[i], ranker[i]))
 			want[ranker[i]][i] = 1;
 		else if (chosen[i] == METHOD_BLEND && choices->has_blend[0]) {
 			const double *w = blend_weights_of(choices, d->tier ? (int)d->tier[rows[i]] : 3);
@@ -945,6 +1019,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		if (out_method)
 			out_method[i] = m;
 	}
+	if (ret == 0)
+		rank_within_cells(p, d, rows, n, h, chosen, ranker, ratio, pred, out_ltv);
 	/* The fallback chain, one method at a time over the rows still without a value. */
 	for (size_t f = 0; ret == 0 && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
 		const int m = method_index(fallback_order[f]);
