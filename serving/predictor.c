@@ -821,18 +821,24 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 }
 
 /*
- * select.rank_cells: the rows ranks_within_cells picks, ordered within their
- * cohort-age cells by their ranker, each cell's total kept
- * (rank_share_within_cells). A cell is a cohort's rows of this call with
- * one ranker, one request group apart (model_data.group): like the chosen
- * method (curves levels a cohort from the rows it is given,
- * method.batch_level), a single prediction never depends on another
- * request's rows.
+ * select.rank_cells: out_factor[i] for the rows ranks_within_cells picks
+ * (NaN for the others): the factor that orders a row's revenue to come
+ * within its cohort-age cell by its ranker, each cell's total kept
+ * (rank_share_within_cells: the cell's revenue to come after / before).
+ * The caller applies it to the calibrated revenue to come (serving.c): a
+ * cell's rows share one curves value, so they share one calibrated value
+ * too, and the factors, which sum to the cell's rows, keep the calibrated
+ * total (up to the ages within a cell; calibrating the spread values would
+ * not, since an isotonic map of spread values does not sum as the map of
+ * their mean). A cell is a cohort's rows of this call with one ranker, one
+ * request group apart (model_data.group): like the chosen method (curves
+ * levels a cohort from the rows it is given, method.batch_level), a single
+ * prediction never depends on another request's rows.
  */
 static void rank_within_cells(const struct predictor *p, const struct model_data *d,
 			      const size_t *rows, size_t n, int h, const int *chosen,
 			      const int *ranker, const double *ratio, double *const *pred,
-			      double *out_ltv)
+			      const double *ltv, double *out_factor)
 {
 	const double *rev = frame_column(&d->frame, "rev_window");
 	const double *window = frame_column(&d->frame, "window_days");
@@ -842,6 +848,8 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 	double *to_come = NULL, *ranker_to_come = NULL;
 	struct u64map map;
 
+	for (size_t i = 0; i < n; i++)
+		out_factor[i] = NAN;
 	if (!rev)
 		return;
 	u64map_init(&map);
@@ -850,7 +858,7 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 		uint64_t key;
 		int is_new;
 
-		if (!ranks_within_cells(p, chosen[i], r) || !isnan(ratio[i]) || !isfinite(out_ltv[i]) ||
+		if (!ranks_within_cells(p, chosen[i], r) || !isnan(ratio[i]) || !isfinite(ltv[i]) ||
 		    !pred[r] || !isfinite(pred[r][i]))
 			continue;
 		if (!group) {
@@ -865,20 +873,37 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 		      (d->group ? d->group[rows[i]] : 0);
 		group[i] = u64map_index(&map, key, &is_new);
 		cell[i] = share_cell(p, horizon, window, rows[i]);
-		to_come[i] = fmax(out_ltv[i] - rev[rows[i]], 0.0);
+		to_come[i] = fmax(ltv[i] - rev[rows[i]], 0.0);
 		ranker_to_come[i] = fmax(pred[r][i] - rev[rows[i]], 0.0);
 	}
 	if (group) {
 		rank_share_within_cells(group, map.n, cell, ranker_to_come, to_come, n);
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			const double before = fmax(ltv[i] - rev[rows[i]], 0.0);
+
 			if (group[i] != SIZE_MAX)
-				out_ltv[i] = rev[rows[i]] + to_come[i];
+				out_factor[i] = before > 0 ? to_come[i] / before : 1;
+		}
 	}
 	u64map_release(&map);
 	free(group);
 	free(cell);
 	free(to_come);
 	free(ranker_to_come);
+}
+
+static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
+		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
+		       struct prediction_memo *memo, double *out_ltv, int *out_method,
+		       double *out_p_payer, double *out_factor, struct ltv_err *err);
+
+int predictor_predict_raw_cells(const struct predictor *p, const struct model_data *d,
+				const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
+				int *out_method, double *out_p_payer, double *out_factor,
+				struct ltv_err *err)
+{
+	return predict_raw(p, d, rows, n, horizon, horizon, NULL, NULL, out_ltv, out_method,
+			   out_p_payer, out_factor, err);
 }
 
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
@@ -889,18 +914,13 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 					   out_p_payer, err);
 }
 
-static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
-		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
-		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, struct ltv_err *err);
-
 int predictor_predict_raw_given(const struct predictor *p, const struct model_data *d,
 				const size_t *rows, size_t n, int64_t horizon,
 				const double *const *given, double *out_ltv, int *out_method,
 				double *out_p_payer, struct ltv_err *err)
 {
 	return predict_raw(p, d, rows, n, horizon, horizon, given, NULL, out_ltv, out_method,
-			   out_p_payer, err);
+			   out_p_payer, NULL, err);
 }
 
 int predictor_predict_raw_memo(const struct predictor *p, const struct model_data *d,
@@ -910,14 +930,14 @@ int predictor_predict_raw_memo(const struct predictor *p, const struct model_dat
 	if (memo && !prediction_memo_fits(memo, d, horizon))
 		return err_set(err, LTV_EINTERNAL, "predictions kept for other rows or another "
 			       "horizon than %lld days", (long long)horizon);
-	return predict_raw(p, d, rows, n, horizon, horizon, NULL, memo, out_ltv, NULL, NULL, err);
+	return predict_raw(p, d, rows, n, horizon, horizon, NULL, memo, out_ltv, NULL, NULL, NULL, err);
 }
 
 int predictor_predict_raw_at(const struct predictor *p, const struct model_data *d,
 			     const size_t *rows, size_t n, int64_t horizon, int64_t at_horizon,
 			     double *out_ltv, struct ltv_err *err)
 {
-	return predict_raw(p, d, rows, n, horizon, at_horizon, NULL, NULL, out_ltv, NULL, NULL, err);
+	return predict_raw(p, d, rows, n, horizon, at_horizon, NULL, NULL, out_ltv, NULL, NULL, NULL, err);
 }
 
 /*
@@ -942,7 +962,7 @@ static double *pred_column(double **pred, int m, const unsigned char *want, size
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
 		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, struct ltv_err *err)
+		       double *out_p_payer, double *out_factor, struct ltv_err *err)
 {
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -986,7 +1006,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		p_payer[i] = NAN;
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
-		if (!isnan(ratio[i]) || ranks_within_cells(p, chosen[i], ranker[i]))
+		if (!isnan(ratio[i]) || (out_factor && ranks_within_cells(p, chosen[i], ranker[i])))
 			want[ranker[i]][i] = 1;
 		else if (chosen[i] == METHOD_BLEND && choices->has_blend[0]) {
 			const double *w = blend_weights_of(choices, d->tier ? (int)d->tier[rows[i]] : 3);
@@ -1019,8 +1039,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		if (out_method)
 			out_method[i] = m;
 	}
-	if (ret == 0)
-		rank_within_cells(p, d, rows, n, h, chosen, ranker, ratio, pred, out_ltv);
+	if (ret == 0 && out_factor)
+		rank_within_cells(p, d, rows, n, h, chosen, ranker, ratio, pred, out_ltv, out_factor);
 	/* The fallback chain, one method at a time over the rows still without a value. */
 	for (size_t f = 0; ret == 0 && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
 		const int m = method_index(fallback_order[f]);

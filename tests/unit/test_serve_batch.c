@@ -284,13 +284,14 @@ static void test_raw_given_equals_raw(void **state)
 }
 
 /*
- * select.rank_cells (ltv/rank_share.h rank_share_within_cells), with the
- * share's rankers and no stored ratio (as select keeps them when it drops
- * the share): users of one campaign that curves serves, at one age, in one
- * batch, ranked by the multiplier. Curves gives them all the same revenue to
- * come; with the key their revenue to come sums to the same total, is no
- * longer the same for all, and rises with the ranker's; a user predicted
- * alone keeps curves' value.
+ * select.rank_cells (predictor_predict_raw_cells, ltv/rank_share.h
+ * rank_share_within_cells), with the share's rankers and no stored ratio (as
+ * select keeps them when it drops the share): users of one campaign that
+ * curves serves, at one age, in one batch, ranked by the multiplier. Curves
+ * gives them all the same revenue to come; the raw values stay curves', and
+ * the factors serving applies after calibration sum to the cell's rows (its
+ * total kept), rise with the ranker's revenue to come and are not all 1; a
+ * user predicted alone gets 1, and without the key there is none.
  */
 static void test_rank_cells_keep_curves_totals(void **state)
 {
@@ -302,10 +303,10 @@ static void test_rank_cells_keep_curves_totals(void **state)
 	struct ltv_err err = { 0 };
 	const int curves = method_index("curves");
 	const double revs[6] = { 1, 3, 10, 30, 100, 900 };
-	double plain[6], ranked[6], by_ranker[6], alone, sum_plain = 0, sum_ranked = 0;
+	double plain[6], raw[6], factor[6], by_ranker[6], alone, alone_factor, sum = 0;
 	const double *rev;
 	size_t *rows = test_all_rows(6), row0 = 0;
-	int h, ranker;
+	int h, ranker = -1;
 	int64_t horizon;
 
 	test_production_load(fx, &reg, &m);
@@ -318,6 +319,7 @@ static void test_rank_cells_keep_curves_totals(void **state)
 	for (int t = 0; t <= 3; t++)
 		rankers.ranker[t] = method_index("multiplier");
 	m.pred.share[h] = rankers;
+	m.cfg.select.rank_cells = 1;
 	user_batch_init(&b, &m, 6);
 	for (size_t k = 0; k < m.enc.n_apps * m.enc.n_campaigns; k++) {
 		int chosen;
@@ -342,31 +344,34 @@ static void test_rank_cells_keep_curves_totals(void **state)
 	if (ranker < 0)
 		fail_msg("no campaign is served by curves with another ranker");
 	rev = frame_column(&b.d.frame, "rev_window");
-	m.cfg.select.rank_cells = 0;
-	if (predictor_predict_raw(&m.pred, &b.d, rows, 6, horizon, plain, NULL, NULL, &err) != 0)
-		fail_msg("predict: %s", err.msg);
-	m.cfg.select.rank_cells = 1;
-	if (predictor_predict_raw(&m.pred, &b.d, rows, 6, horizon, ranked, NULL, NULL, &err) != 0 ||
+	if (predictor_predict_raw(&m.pred, &b.d, rows, 6, horizon, plain, NULL, NULL, &err) != 0 ||
+	    predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, factor,
+					&err) != 0 ||
 	    predictor_predict_method(&m.pred, ranker, &b.d, rows, 6, horizon, by_ranker, NULL, &err) != 0 ||
-	    predictor_predict_raw(&m.pred, &b.d, &row0, 1, horizon, &alone, NULL, NULL, &err) != 0)
+	    predictor_predict_raw_cells(&m.pred, &b.d, &row0, 1, horizon, &alone, NULL, NULL,
+					&alone_factor, &err) != 0)
 		fail_msg("predict: %s", err.msg);
+	assert_true(plain[0] - rev[0] > 0);
 	for (size_t i = 0; i < 6; i++) {
-		/* curves: one revenue to come for the whole cell */
+		/* curves: one revenue to come for the whole cell, and the raw values stay its own */
 		assert_double_near(plain[i] - rev[i], plain[0] - rev[0], 1e-9 * (1 + plain[0]));
-		sum_plain += plain[i] - rev[i];
-		sum_ranked += ranked[i] - rev[i];
+		assert_true(test_same_number(raw[i], plain[i]));
+		assert_true(isfinite(factor[i]));
+		sum += factor[i];
 		for (size_t j = 0; j < 6; j++)
 			if (by_ranker[i] - rev[i] > by_ranker[j] - rev[j])
-				assert_true(ranked[i] - rev[i] > ranked[j] - rev[j]);
+				assert_true(factor[i] > factor[j]);
 	}
-	assert_true(sum_plain > 0);
-	assert_double_near(sum_ranked, sum_plain, 1e-9 * sum_plain);
-	assert_false(test_same_number(ranked[0], plain[0]) && test_same_number(ranked[5], plain[5]));
-	/* alone, its cell is itself: curves' value (levelled on this user alone) */
+	assert_double_near(sum, 6, 1e-9);
+	assert_true(fabs(factor[0] - 1) > 0.1 && fabs(factor[5] - 1) > 0.1);
+	/* alone, its cell is itself */
+	assert_double_near(alone_factor, 1, 1e-12);
 	m.cfg.select.rank_cells = 0;
-	if (predictor_predict_raw(&m.pred, &b.d, &row0, 1, horizon, &plain[0], NULL, NULL, &err) != 0)
+	if (predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, factor,
+					&err) != 0)
 		fail_msg("predict: %s", err.msg);
-	assert_double_near(alone, plain[0], 1e-9 * (1 + plain[0]));
+	for (size_t i = 0; i < 6; i++)
+		assert_true(isnan(factor[i]));
 	free(rows);
 	user_batch_release(&b);
 	model_release(&m);
