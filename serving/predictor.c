@@ -821,8 +821,9 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 }
 
 /*
- * select.rank_cells: out_factor[i] for the rows ranks_within_cells picks
- * (NaN for the others): the factor that orders a row's revenue to come
+ * select.rank_cells: *out_factor (allocated here, n values, when a row
+ * gets one; NULL otherwise) holds for the rows ranks_within_cells picks
+ * (NaN for the others) the factor that orders a row's revenue to come
  * within its cohort-age cell by its ranker, each cell's total kept
  * (rank_share_within_cells: the cell's revenue to come after / before).
  * The caller applies it to the calibrated revenue to come (serving.c): a
@@ -838,7 +839,7 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 static void rank_within_cells(const struct predictor *p, const struct model_data *d,
 			      const size_t *rows, size_t n, int h, const int *chosen,
 			      const int *ranker, const double *ratio, double *const *pred,
-			      const double *ltv, double *out_factor)
+			      const double *ltv, double **out_factor)
 {
 	const double *rev = frame_column(&d->frame, "rev_window");
 	const double *window = frame_column(&d->frame, "window_days");
@@ -848,8 +849,7 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 	double *to_come = NULL, *ranker_to_come = NULL;
 	struct u64map map;
 
-	for (size_t i = 0; i < n; i++)
-		out_factor[i] = NAN;
+	*out_factor = NULL;
 	if (!rev)
 		return;
 	u64map_init(&map);
@@ -866,8 +866,11 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 			cell = xcalloc(n, sizeof(*cell));
 			to_come = xcalloc(n, sizeof(*to_come));
 			ranker_to_come = xcalloc(n, sizeof(*ranker_to_come));
-			for (size_t j = 0; j < n; j++)
+			*out_factor = xmalloc(n * sizeof(**out_factor));
+			for (size_t j = 0; j < n; j++) {
 				group[j] = SIZE_MAX;
+				(*out_factor)[j] = NAN;
+			}
 		}
 		key = ((uint64_t)(model_data_cohort(d, rows[i]) * METHOD_COUNT + (size_t)r) << 32) |
 		      (d->group ? d->group[rows[i]] : 0);
@@ -882,7 +885,7 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 			const double before = fmax(ltv[i] - rev[rows[i]], 0.0);
 
 			if (group[i] != SIZE_MAX)
-				out_factor[i] = before > 0 ? to_come[i] / before : 1;
+				(*out_factor)[i] = before > 0 ? to_come[i] / before : 1;
 		}
 	}
 	u64map_release(&map);
@@ -895,11 +898,11 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
 		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, double *out_factor, struct ltv_err *err);
+		       double *out_p_payer, double **out_factor, struct ltv_err *err);
 
 int predictor_predict_raw_cells(const struct predictor *p, const struct model_data *d,
 				const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
-				int *out_method, double *out_p_payer, double *out_factor,
+				int *out_method, double *out_p_payer, double **out_factor,
 				struct ltv_err *err)
 {
 	return predict_raw(p, d, rows, n, horizon, horizon, NULL, NULL, out_ltv, out_method,
@@ -962,7 +965,7 @@ static double *pred_column(double **pred, int m, const unsigned char *want, size
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
 		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, double *out_factor, struct ltv_err *err)
+		       double *out_p_payer, double **out_factor, struct ltv_err *err)
 {
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");

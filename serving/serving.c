@@ -195,7 +195,7 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
  */
 static int raw_horizon(const struct loaded_model *m, const struct model_data *d, const size_t *rows,
 		       size_t n, unsigned flags, size_t h, int *served, struct served *out,
-		       double *factor, struct ltv_err *err)
+		       double **factor, struct ltv_err *err)
 {
 	const int64_t horizon = m->params.horizons.v[h];
 	/* p_payer asks hurdle for every row; elsewhere only its rows run it */
@@ -219,7 +219,7 @@ struct side_job {
 	size_t n, target; /* target: the target horizon's index, done by the caller */
 	unsigned flags;
 	struct served *out;
-	double *factor[PREDICTOR_MAX_HORIZONS];
+	double *factor[PREDICTOR_MAX_HORIZONS]; /* curves' cells (NULL: none; predictor_predict_raw_cells) */
 	int ret[PREDICTOR_MAX_HORIZONS], outlook_ret;
 	struct ltv_err err[PREDICTOR_MAX_HORIZONS], outlook_err;
 };
@@ -231,7 +231,7 @@ static void *side_job_main(void *arg)
 	for (size_t h = 0; h < j->out->n_horizons; h++)
 		if (h != j->target)
 			j->ret[h] = raw_horizon(j->m, j->d, j->rows, j->n, j->flags, h, NULL, j->out,
-						j->factor[h], &j->err[h]);
+						&j->factor[h], &j->err[h]);
 	j->outlook_ret = fill_outlook(j->m, j->d, j->rows, j->out, &j->outlook_err);
 	return NULL;
 }
@@ -277,14 +277,12 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 	 * with P(alive) beside them (side_job); then calibration, observed values
 	 * and monotonicity horizon by horizon, in order, as each reads the last.
 	 */
-	for (size_t h = 0; h < out->n_horizons; h++)
-		side.factor[h] = xmalloc(alloc * sizeof(double));
 	side.target = (size_t)feature_params_horizon_index(fp, fp->target_horizon);
 	if (n >= SIDE_THREAD_MIN_ROWS && config_jobs(&m->cfg) > 1)
 		threaded = pthread_create(&thread, NULL, side_job_main, &side) == 0;
 	if (side.target < out->n_horizons)
 		side.ret[side.target] = raw_horizon(m, d, rows, n, flags, side.target, served, out,
-						    side.factor[side.target], &side.err[side.target]);
+						    &side.factor[side.target], &side.err[side.target]);
 	if (threaded)
 		pthread_join(thread, NULL);
 	else
@@ -313,7 +311,7 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 		}
 		predictor_calibrate(&m->pred, d, rows, n, horizon, seen_rows, v);
 		/* curves' cells ordered by the ranker, each keeping its calibrated total (select.rank_cells) */
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; side.factor[h] && i < n; i++)
 			if (isfinite(side.factor[h][i]))
 				v[i] = seen_rows[i] + side.factor[h][i] * fmax(v[i] - seen_rows[i], 0.0);
 		for (size_t i = 0; i < n; i++) {

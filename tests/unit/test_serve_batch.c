@@ -291,7 +291,7 @@ static void test_raw_given_equals_raw(void **state)
  * gives them all the same revenue to come; the raw values stay curves', and
  * the factors serving applies after calibration sum to the cell's rows (its
  * total kept), rise with the ranker's revenue to come and are not all 1; a
- * user predicted alone gets 1, and without the key there is none.
+ * user predicted alone gets 1, and without the key there is none (NULL).
  */
 static void test_rank_cells_keep_curves_totals(void **state)
 {
@@ -303,7 +303,7 @@ static void test_rank_cells_keep_curves_totals(void **state)
 	struct ltv_err err = { 0 };
 	const int curves = method_index("curves");
 	const double revs[6] = { 1, 3, 10, 30, 100, 900 };
-	double plain[6], raw[6], factor[6], by_ranker[6], alone, alone_factor, sum = 0;
+	double plain[6], raw[6], *factor = NULL, by_ranker[6], alone, *alone_factor = NULL, sum = 0;
 	const double *rev;
 	size_t *rows = test_all_rows(6), row0 = 0;
 	int h, ranker = -1;
@@ -345,13 +345,15 @@ static void test_rank_cells_keep_curves_totals(void **state)
 		fail_msg("no campaign is served by curves with another ranker");
 	rev = frame_column(&b.d.frame, "rev_window");
 	if (predictor_predict_raw(&m.pred, &b.d, rows, 6, horizon, plain, NULL, NULL, &err) != 0 ||
-	    predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, factor,
+	    predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, &factor,
 					&err) != 0 ||
 	    predictor_predict_method(&m.pred, ranker, &b.d, rows, 6, horizon, by_ranker, NULL, &err) != 0 ||
 	    predictor_predict_raw_cells(&m.pred, &b.d, &row0, 1, horizon, &alone, NULL, NULL,
 					&alone_factor, &err) != 0)
 		fail_msg("predict: %s", err.msg);
 	assert_true(plain[0] - rev[0] > 0);
+	assert_non_null(factor);
+	assert_non_null(alone_factor);
 	for (size_t i = 0; i < 6; i++) {
 		/* curves: one revenue to come for the whole cell, and the raw values stay its own */
 		assert_double_near(plain[i] - rev[i], plain[0] - rev[0], 1e-9 * (1 + plain[0]));
@@ -365,13 +367,14 @@ static void test_rank_cells_keep_curves_totals(void **state)
 	assert_double_near(sum, 6, 1e-9);
 	assert_true(fabs(factor[0] - 1) > 0.1 && fabs(factor[5] - 1) > 0.1);
 	/* alone, its cell is itself */
-	assert_double_near(alone_factor, 1, 1e-12);
+	assert_double_near(alone_factor[0], 1, 1e-12);
+	free(factor);
+	free(alone_factor);
 	m.cfg.select.rank_cells = 0;
-	if (predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, factor,
+	if (predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, &factor,
 					&err) != 0)
 		fail_msg("predict: %s", err.msg);
-	for (size_t i = 0; i < 6; i++)
-		assert_true(isnan(factor[i]));
+	assert_null(factor);
 	free(rows);
 	user_batch_release(&b);
 	model_release(&m);
