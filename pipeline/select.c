@@ -941,7 +941,10 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 		double alone;
 		int keep;
 
+		/* without the ratios; with select.rank_cells the rankers stay for same_to_come cells */
 		rank_share_init(&p->share[h]);
+		if (ctx->cfg->select.rank_cells)
+			rank_share_copy_rankers(&p->share[h], &fitted);
 		alone = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_alone);
 		/*
 		 * 3: the share moves no campaign's total on purpose (it keeps the

@@ -339,6 +339,7 @@ static void curves_free_state(void *state)
 const struct method method_curves = {
 	.name = "curves",
 	.any_age = 1,
+	.same_to_come = 1,
 	.batch_level = 1,
 	.load = curves_load,
 	.predict = curves_predict,

@@ -9,6 +9,7 @@
 #include "ltv/blob.h"
 #include "ltv/prediction_memo.h"
 #include "ltv/predictor.h"
+#include "ltv/u64map.h"
 
 /*
  * DESIGN.md: hurdle → multiplier → bgnbd → lookalike → semantic → global
@@ -768,6 +769,18 @@ static int predict_wanted(const struct predictor *p, int m, const struct model_d
 }
 
 /*
+ * Whether a row served by chosen is to be ordered within its cohort-age cell
+ * by ranker (select.rank_cells; rank_within_cells): chosen gives every user
+ * of the cell the same revenue to come (method.same_to_come: curves), so
+ * its order carries nothing, and the ranker is another method.
+ */
+static int ranks_within_cells(const struct predictor *p, int chosen, int ranker)
+{
+	return p->cfg && p->cfg->select.rank_cells && chosen >= 0 && chosen < METHOD_COUNT &&
+	       method_table[chosen]->same_to_come && ranker >= 0 && ranker != chosen;
+}
+
+/*
  * Per row, the rank share of horizon index h for its chosen method: the
  * ranking method (ranker[i]) and the ratio (NaN: none, the method serves alone).
  */
@@ -807,6 +820,95 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 	free(looked);
 }
 
+/*
+ * select.rank_cells: *out_factor (allocated here, n values, when a row
+ * gets one; NULL otherwise) holds for the rows ranks_within_cells picks
+ * (NaN for the others) the factor that orders a row's revenue to come
+ * within its cohort-age cell by its ranker, each cell's total kept
+ * (rank_share_within_cells: the cell's revenue to come after / before).
+ * The caller applies it to the calibrated revenue to come (serving.c): a
+ * cell's rows share one curves value, so they share one calibrated value
+ * too, and the factors, which sum to the cell's rows, keep the calibrated
+ * total (up to the ages within a cell; calibrating the spread values would
+ * not, since an isotonic map of spread values does not sum as the map of
+ * their mean). A cell is a cohort's rows of this call with one ranker, one
+ * request group apart (model_data.group): like the chosen method (curves
+ * levels a cohort from the rows it is given, method.batch_level), a single
+ * prediction never depends on another request's rows.
+ */
+static void rank_within_cells(const struct predictor *p, const struct model_data *d,
+			      const size_t *rows, size_t n, int h, const int *chosen,
+			      const int *ranker, const double *ratio, double *const *pred,
+			      const double *ltv, double **out_factor)
+{
+	const double *rev = frame_column(&d->frame, "rev_window");
+	const double *window = frame_column(&d->frame, "window_days");
+	const int64_t horizon = p->params.horizons.v[h];
+	size_t *group = NULL;
+	struct rank_cell *cell = NULL;
+	double *to_come = NULL, *ranker_to_come = NULL;
+	struct u64map map;
+
+	*out_factor = NULL;
+	if (!rev)
+		return;
+	u64map_init(&map);
+	for (size_t i = 0; i < n; i++) {
+		const int r = ranker[i];
+		uint64_t key;
+		int is_new;
+
+		if (!ranks_within_cells(p, chosen[i], r) || !isnan(ratio[i]) || !isfinite(ltv[i]) ||
+		    !pred[r] || !isfinite(pred[r][i]))
+			continue;
+		if (!group) {
+			group = xmalloc(n * sizeof(*group));
+			cell = xcalloc(n, sizeof(*cell));
+			to_come = xcalloc(n, sizeof(*to_come));
+			ranker_to_come = xcalloc(n, sizeof(*ranker_to_come));
+			*out_factor = xmalloc(n * sizeof(**out_factor));
+			for (size_t j = 0; j < n; j++) {
+				group[j] = SIZE_MAX;
+				(*out_factor)[j] = NAN;
+			}
+		}
+		key = ((uint64_t)(model_data_cohort(d, rows[i]) * METHOD_COUNT + (size_t)r) << 32) |
+		      (d->group ? d->group[rows[i]] : 0);
+		group[i] = u64map_index(&map, key, &is_new);
+		cell[i] = share_cell(p, horizon, window, rows[i]);
+		to_come[i] = fmax(ltv[i] - rev[rows[i]], 0.0);
+		ranker_to_come[i] = fmax(pred[r][i] - rev[rows[i]], 0.0);
+	}
+	if (group) {
+		rank_share_within_cells(group, map.n, cell, ranker_to_come, to_come, n);
+		for (size_t i = 0; i < n; i++) {
+			const double before = fmax(ltv[i] - rev[rows[i]], 0.0);
+
+			if (group[i] != SIZE_MAX)
+				(*out_factor)[i] = before > 0 ? to_come[i] / before : 1;
+		}
+	}
+	u64map_release(&map);
+	free(group);
+	free(cell);
+	free(to_come);
+	free(ranker_to_come);
+}
+
+static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
+		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
+		       struct prediction_memo *memo, double *out_ltv, int *out_method,
+		       double *out_p_payer, double **out_factor, struct ltv_err *err);
+
+int predictor_predict_raw_cells(const struct predictor *p, const struct model_data *d,
+				const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
+				int *out_method, double *out_p_payer, double **out_factor,
+				struct ltv_err *err)
+{
+	return predict_raw(p, d, rows, n, horizon, horizon, NULL, NULL, out_ltv, out_method,
+			   out_p_payer, out_factor, err);
+}
+
 int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err)
@@ -815,18 +917,13 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 					   out_p_payer, err);
 }
 
-static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
-		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
-		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, struct ltv_err *err);
-
 int predictor_predict_raw_given(const struct predictor *p, const struct model_data *d,
 				const size_t *rows, size_t n, int64_t horizon,
 				const double *const *given, double *out_ltv, int *out_method,
 				double *out_p_payer, struct ltv_err *err)
 {
 	return predict_raw(p, d, rows, n, horizon, horizon, given, NULL, out_ltv, out_method,
-			   out_p_payer, err);
+			   out_p_payer, NULL, err);
 }
 
 int predictor_predict_raw_memo(const struct predictor *p, const struct model_data *d,
@@ -836,14 +933,14 @@ int predictor_predict_raw_memo(const struct predictor *p, const struct model_dat
 	if (memo && !prediction_memo_fits(memo, d, horizon))
 		return err_set(err, LTV_EINTERNAL, "predictions kept for other rows or another "
 			       "horizon than %lld days", (long long)horizon);
-	return predict_raw(p, d, rows, n, horizon, horizon, NULL, memo, out_ltv, NULL, NULL, err);
+	return predict_raw(p, d, rows, n, horizon, horizon, NULL, memo, out_ltv, NULL, NULL, NULL, err);
 }
 
 int predictor_predict_raw_at(const struct predictor *p, const struct model_data *d,
 			     const size_t *rows, size_t n, int64_t horizon, int64_t at_horizon,
 			     double *out_ltv, struct ltv_err *err)
 {
-	return predict_raw(p, d, rows, n, horizon, at_horizon, NULL, NULL, out_ltv, NULL, NULL, err);
+	return predict_raw(p, d, rows, n, horizon, at_horizon, NULL, NULL, out_ltv, NULL, NULL, NULL, err);
 }
 
 /*
@@ -868,7 +965,7 @@ static double *pred_column(double **pred, int m, const unsigned char *want, size
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
 		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, struct ltv_err *err)
+		       double *out_p_payer, double **out_factor, struct ltv_err *err)
 {
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -912,7 +1009,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		p_payer[i] = NAN;
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
-		if (!isnan(ratio[i]))
+		if (!isnan(ratio[i]) || (out_factor && ranks_within_cells(p, chosen[i], ranker[i])))
 			want[ranker[i]][i] = 1;
 		else if (chosen[i] == METHOD_BLEND && choices->has_blend[0]) {
 			const double *w = blend_weights_of(choices, d->tier ? (int)d->tier[rows[i]] : 3);
@@ -945,6 +1042,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		if (out_method)
 			out_method[i] = m;
 	}
+	if (ret == 0 && out_factor)
+		rank_within_cells(p, d, rows, n, h, chosen, ranker, ratio, pred, out_ltv, out_factor);
 	/* The fallback chain, one method at a time over the rows still without a value. */
 	for (size_t f = 0; ret == 0 && f < sizeof(fallback_order) / sizeof(*fallback_order); f++) {
 		const int m = method_index(fallback_order[f]);

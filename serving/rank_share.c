@@ -263,6 +263,14 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 	free(c_sums);
 }
 
+void rank_share_copy_rankers(struct rank_share *dst, const struct rank_share *src)
+{
+	rank_share_reset(dst);
+	memcpy(dst->ranker, src->ranker, sizeof(dst->ranker));
+	memcpy(dst->gini, src->gini, sizeof(dst->gini));
+	dst->n_cells = src->n_cells;
+}
+
 int rank_share_ranker(const struct rank_share *s, int tier)
 {
 	if (tier >= 1 && tier <= 3 && s->ranker[tier] >= 0)
@@ -312,6 +320,34 @@ double rank_share_ratio(const struct rank_share *s, const char *app, const char 
 			int chosen, struct rank_cell cell)
 {
 	return rank_share_ratio_of(s, rank_share_cohort(s, app, campaign), tier, chosen, cell);
+}
+
+void rank_share_within_cells(const size_t *group, size_t n_groups, const struct rank_cell *cell,
+			     const double *ranker_to_come, double *to_come, size_t n)
+{
+	/* per group and cell: the chosen method's and the ranker's sums */
+	struct cell_sums *sums = xcalloc(n_groups ? n_groups : 1, sizeof(*sums));
+
+	for (size_t i = 0; i < n; i++)
+		if (group[i] < n_groups)
+			cell_add(&sums[group[i]], cell[i], to_come[i], ranker_to_come[i]);
+	for (size_t i = 0; i < n; i++) {
+		const struct cell_sums *c;
+		double v = 0;
+
+		if (group[i] >= n_groups)
+			continue;
+		c = &sums[group[i]];
+		for (int e = 0; e < 2; e++) {
+			const int k = e ? cell[i].hi : cell[i].lo;
+			const double w = e ? cell[i].t : 1 - cell[i].t;
+
+			if (w > 0)
+				v += w * (c->den[k] > 0 ? c->num[k] / c->den[k] * ranker_to_come[i] : to_come[i]);
+		}
+		to_come[i] = v;
+	}
+	free(sums);
 }
 
 double rank_share_apply(double ratio, double ranker_ltv, double rev_so_far)

@@ -189,10 +189,13 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 	return serving_predict_with(m, d, rows, n, 0, out, err);
 }
 
-/* Horizon index h's raw predictions (and p_payer when asked for), before calibration. */
+/*
+ * Horizon index h's raw predictions (and p_payer when asked for), before
+ * calibration, and the factors of curves' cells (predictor_predict_raw_cells).
+ */
 static int raw_horizon(const struct loaded_model *m, const struct model_data *d, const size_t *rows,
 		       size_t n, unsigned flags, size_t h, int *served, struct served *out,
-		       struct ltv_err *err)
+		       double **factor, struct ltv_err *err)
 {
 	const int64_t horizon = m->params.horizons.v[h];
 	/* p_payer asks hurdle for every row; elsewhere only its rows run it */
@@ -200,8 +203,8 @@ static int raw_horizon(const struct loaded_model *m, const struct model_data *d,
 
 	for (size_t i = 0; !payer && i < n; i++)
 		out->p_payer_h[h][i] = NAN;
-	return predictor_predict_raw(&m->pred, d, rows, n, horizon, out->ltv[h], served,
-				     payer ? out->p_payer_h[h] : NULL, err);
+	return predictor_predict_raw_cells(&m->pred, d, rows, n, horizon, out->ltv[h], served,
+					   payer ? out->p_payer_h[h] : NULL, factor, err);
 }
 
 /*
@@ -216,6 +219,7 @@ struct side_job {
 	size_t n, target; /* target: the target horizon's index, done by the caller */
 	unsigned flags;
 	struct served *out;
+	double *factor[PREDICTOR_MAX_HORIZONS]; /* curves' cells (NULL: none; predictor_predict_raw_cells) */
 	int ret[PREDICTOR_MAX_HORIZONS], outlook_ret;
 	struct ltv_err err[PREDICTOR_MAX_HORIZONS], outlook_err;
 };
@@ -227,7 +231,7 @@ static void *side_job_main(void *arg)
 	for (size_t h = 0; h < j->out->n_horizons; h++)
 		if (h != j->target)
 			j->ret[h] = raw_horizon(j->m, j->d, j->rows, j->n, j->flags, h, NULL, j->out,
-						&j->err[h]);
+						&j->factor[h], &j->err[h]);
 	j->outlook_ret = fill_outlook(j->m, j->d, j->rows, j->out, &j->outlook_err);
 	return NULL;
 }
@@ -278,7 +282,7 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 		threaded = pthread_create(&thread, NULL, side_job_main, &side) == 0;
 	if (side.target < out->n_horizons)
 		side.ret[side.target] = raw_horizon(m, d, rows, n, flags, side.target, served, out,
-						    &side.err[side.target]);
+						    &side.factor[side.target], &side.err[side.target]);
 	if (threaded)
 		pthread_join(thread, NULL);
 	else
@@ -306,6 +310,10 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 			}
 		}
 		predictor_calibrate(&m->pred, d, rows, n, horizon, seen_rows, v);
+		/* curves' cells ordered by the ranker, each keeping its calibrated total (select.rank_cells) */
+		for (size_t i = 0; side.factor[h] && i < n; i++)
+			if (isfinite(side.factor[h][i]))
+				v[i] = seen_rows[i] + side.factor[h][i] * fmax(v[i] - seen_rows[i], 0.0);
 		for (size_t i = 0; i < n; i++) {
 			if (age[rows[i]] >= (double)horizon && label && !isnan(label[rows[i]])) {
 				v[i] = label[rows[i]];
@@ -328,6 +336,8 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 	}
 	free(seen_rows);
 	free(served);
+	for (size_t h = 0; h < out->n_horizons; h++)
+		free(side.factor[h]);
 	if (ret < 0)
 		served_release(out);
 	return ret;

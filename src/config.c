@@ -116,6 +116,7 @@ static const struct config_key key_table[] = {
 	K("select.min_validation_users", KEY_INT, select.min_validation_users, 1, 100000000, "50"),
 	K("select.held_out_ages", KEY_INT, select.held_out_ages, 0, 1, "0"),
 	K("select.rank_share", KEY_INT, select.rank_share, 0, 3, "1"),
+	K("select.rank_cells", KEY_INT, select.rank_cells, 0, 1, "1"),
 	K("select.unlabelled", KEY_INT, select.unlabelled, 0, 2, "1"),
 	K("select.horizon_step", KEY_INT, select.horizon_step, 0, 1, "0"),
 	K("calibrate.alpha_min", KEY_DOUBLE, calibrate.alpha_min, 0, 10, "0.5"),

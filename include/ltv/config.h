@@ -112,6 +112,7 @@ struct config {
 		int64_t min_validation_users; /* a campaign needs this many to pick its own method */
 		int64_t held_out_ages;        /* 1: judge on held-out rows at served ages (held_out.h) */
 		int64_t rank_share;           /* 1: chosen method's level, best ranker's order (rank_share.h) where no worse on validation totals; 2: always; 3: unless significantly worse (paired bootstrap) */
+		int64_t rank_cells;           /* 1: a cohort-age cell curves serves without a stored ratio is ordered by the share's ranker after calibration, its total kept (predictor_predict_raw_cells) */
 		int64_t unlabelled;           /* a horizon without labels: 1 bgnbd, 2 the BTYD fit with the higher log-likelihood, 0 the target's choices (select.c choose_unlabelled) */
 		int64_t horizon_step;         /* 1: a longer horizon = the shorter one served + its own methods' revenue between them (serving.c step_between); 0: the larger of the two */
 	} select;

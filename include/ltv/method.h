@@ -37,6 +37,14 @@ struct method {
 	 */
 	int user_at_age;
 	/*
+	 * 1: every user of a cohort at one age gets the same revenue to come
+	 * (curves: the cohort's level times its curve's rest): the method says
+	 * how much a cohort-age cell will pay and nothing about which of its
+	 * users will. The predictor orders such a cell by a ranking method,
+	 * keeping its total (predictor.c rank_within_cells, select.rank_cells).
+	 */
+	int same_to_come;
+	/*
 	 * 1: a row's prediction depends on the other rows of the call (curves
 	 * levels each cohort from the rows it is given, summed in their order),
 	 * so predictions made for one set of rows cannot stand in for those of

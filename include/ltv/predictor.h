@@ -179,6 +179,18 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  int *out_method, double *out_p_payer, struct ltv_err *err);
 /*
+ * The same, and *out_factor: with select.rank_cells, for a row whose
+ * campaign curves serves without a stored ratio (method.same_to_come), the
+ * factor of its calibrated revenue to come that orders its cohort-age cell
+ * by the share's ranker and keeps the cell's total (rank_share_within_cells);
+ * NaN for every other row. Allocated (n values; the caller frees) only when
+ * some row has one, else NULL. serving_predict applies it after calibration.
+ */
+int predictor_predict_raw_cells(const struct predictor *p, const struct model_data *d,
+				const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
+				int *out_method, double *out_p_payer, double **out_factor,
+				struct ltv_err *err);
+/*
  * The same, with given[m] (when given and given[m] are not NULL) the
  * predictions predictor_predict_method made for method m over all of
  * rows[0..n) at horizon: they are used instead of predicting again (select

@@ -71,6 +71,13 @@ void rank_share_fit(struct rank_share *s, const struct model_data *d, int64_t ho
 		    const size_t *rows, size_t n, double *const *pred, const int *chosen,
 		    const struct rank_cell *cell, int n_cells, size_t min_users, int n_threads);
 
+/*
+ * dst = src's rankers without any ratio: no campaign's level is moved by a
+ * stored ratio, and the rankers still order the cells of a method that gives
+ * a whole cohort-age cell one value (predictor.c rank_within_cells).
+ */
+void rank_share_copy_rankers(struct rank_share *dst, const struct rank_share *src);
+
 /* The ranker for a row of this tier (-1: none). */
 int rank_share_ranker(const struct rank_share *s, int tier);
 /*
@@ -87,6 +94,27 @@ double rank_share_ratio(const struct rank_share *s, const char *app, const char 
 const double *rank_share_cohort(const struct rank_share *s, const char *app, const char *campaign);
 double rank_share_ratio_of(const struct rank_share *s, const double *cohort, int tier, int chosen,
 			   struct rank_cell cell);
+/*
+ * select.rank_cells: the rows of a method that gives every user of a cohort
+ * at one age the same revenue to come (method.same_to_come: curves), which
+ * says how much a cell will pay and nothing about which of its users will.
+ * Row i belongs to group[i] (a cohort of one call; >= n_groups: not one of
+ * these rows, left as it is) and weighs (1 - t) in age cell lo and t in hi.
+ * to_come[i] (in: the chosen method's revenue to come, out: the row's) becomes
+ *
+ *   sum over its cells k of w_k * (C_k / R_k) * ranker_to_come[i]
+ *
+ * with C_k and R_k the weighted sums of the chosen method's and the ranker's
+ * revenue to come over the group's rows in cell k: so the group's rows sum,
+ * cell by cell, to the chosen method's total (sum_k (C_k / R_k) R_k), and
+ * within a cell they are ordered as the ranker orders them. A cell the
+ * ranker gives nothing keeps the chosen method's values. Unlike the ratios
+ * above, nothing is fitted on validation rows: the totals are the scored
+ * cohort's own, as the chosen method (curves levels a cohort from the rows
+ * it is given) made them.
+ */
+void rank_share_within_cells(const size_t *group, size_t n_groups, const struct rank_cell *cell,
+			     const double *ranker_to_come, double *to_come, size_t n);
 /* A shared value: rev_so_far + ratio * max(ranker_ltv - rev_so_far, 0). */
 double rank_share_apply(double ratio, double ranker_ltv, double rev_so_far);
 

@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdint.h>
 
 #include "ltv/model_data.h"
 #include "ltv/rank_share.h"
@@ -194,11 +195,49 @@ static void test_no_share_where_btyd_serves(void **state)
 	share_rows_release(&f);
 }
 
+/*
+ * select.rank_cells on hand-made rows (rank_share_within_cells): the chosen
+ * method gives each cell one value (curves), the ranker orders its rows and
+ * the cell keeps its total; a cell the ranker gives nothing, a cohort of one
+ * row and a row of no group keep their values; a row between two age cells
+ * takes each cell's ratio by its weight, and its group's total is kept.
+ */
+static void test_within_cells_keeps_cell_totals(void **state)
+{
+	/* group 0: four rows in cell 0 (6 each to come), two in cell 1 the ranker gives 0 */
+	/* group 1: one row; group 2: rows in cell 0, in cell 1 and between them; SIZE_MAX: none */
+	const size_t group[] = { 0, 0, 0, 0, 0, 0, 1, 2, 2, 2, SIZE_MAX };
+	const struct rank_cell cell[] = {
+		{ 0, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 0 }, { 1, 1, 0 },
+		{ 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 0 }, { 0, 1, 0.25 }, { 0, 0, 0 },
+	};
+	const double ranker[] = { 1, 2, 3, 6, 0, 0, 100, 2, 1, 4, 9 };
+	double to_come[] = { 6, 6, 6, 6, 1, 1, 5, 3, 2, 2.5, 7 };
+	const double c0 = 0.75 * 2.5 + 3, r0 = 0.75 * 4 + 2, c1 = 0.25 * 2.5 + 2, r1 = 0.25 * 4 + 1;
+
+	(void)state;
+	rank_share_within_cells(group, 3, cell, ranker, to_come, 11);
+	/* cell 0 of group 0: 24 to come shared as 1:2:3:6 */
+	assert_double_near(to_come[0], 2, 1e-12);
+	assert_double_near(to_come[1], 4, 1e-12);
+	assert_double_near(to_come[2], 6, 1e-12);
+	assert_double_near(to_come[3], 12, 1e-12);
+	assert_double_near(to_come[4], 1, 0);
+	assert_double_near(to_come[5], 1, 0);
+	assert_double_near(to_come[6], 5, 1e-12);
+	assert_double_near(to_come[7], c0 / r0 * 2, 1e-12);
+	assert_double_near(to_come[8], c1 / r1 * 1, 1e-12);
+	assert_double_near(to_come[9], 0.75 * c0 / r0 * 4 + 0.25 * c1 / r1 * 4, 1e-12);
+	assert_double_near(to_come[7] + to_come[8] + to_come[9], 3 + 2 + 2.5, 1e-12);
+	assert_double_near(to_come[10], 7, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_share_keeps_campaign_totals),
 		cmocka_unit_test(test_no_share_where_btyd_serves),
+		cmocka_unit_test(test_within_cells_keeps_cell_totals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

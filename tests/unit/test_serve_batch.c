@@ -283,11 +283,110 @@ static void test_raw_given_equals_raw(void **state)
 	registry_close(reg);
 }
 
+/*
+ * select.rank_cells (predictor_predict_raw_cells, ltv/rank_share.h
+ * rank_share_within_cells), with the share's rankers and no stored ratio (as
+ * select keeps them when it drops the share): users of one campaign that
+ * curves serves, at one age, in one batch, ranked by the multiplier. Curves
+ * gives them all the same revenue to come; the raw values stay curves', and
+ * the factors serving applies after calibration sum to the cell's rows (its
+ * total kept), rise with the ranker's revenue to come and are not all 1; a
+ * user predicted alone gets 1, and without the key there is none (NULL).
+ */
+static void test_rank_cells_keep_curves_totals(void **state)
+{
+	struct test_pipeline *fx = *state;
+	struct registry *reg = NULL;
+	struct loaded_model m;
+	struct rank_share rankers;
+	struct user_batch b;
+	struct ltv_err err = { 0 };
+	const int curves = method_index("curves");
+	const double revs[6] = { 1, 3, 10, 30, 100, 900 };
+	double plain[6], raw[6], *factor = NULL, by_ranker[6], alone, *alone_factor = NULL, sum = 0;
+	const double *rev;
+	size_t *rows = test_all_rows(6), row0 = 0;
+	int h, ranker = -1;
+	int64_t horizon;
+
+	test_production_load(fx, &reg, &m);
+	horizon = m.params.target_horizon;
+	h = feature_params_horizon_index(&m.params, horizon);
+	rank_share_init(&rankers);
+	rank_share_copy_rankers(&rankers, &m.pred.share[h]);
+	rank_share_release(&m.pred.share[h]);
+	/* the multiplier tells these users apart; the cut-short hurdle does not */
+	for (int t = 0; t <= 3; t++)
+		rankers.ranker[t] = method_index("multiplier");
+	m.pred.share[h] = rankers;
+	m.cfg.select.rank_cells = 1;
+	user_batch_init(&b, &m, 6);
+	for (size_t k = 0; k < m.enc.n_apps * m.enc.n_campaigns; k++) {
+		int chosen;
+
+		for (size_t i = 0; i < 6; i++)
+			if (user_batch_set_names(&b, i, m.enc.apps[k / m.enc.n_campaigns],
+						 m.enc.campaigns[k % m.enc.n_campaigns], &err) != 0 ||
+			    user_batch_set(&b, i, "age_days", 5, &err) != 0 ||
+			    user_batch_set(&b, i, "rev_window", revs[i], &err) != 0 ||
+			    user_batch_set(&b, i, "purchases_window", 1 + (double)i, &err) != 0)
+				fail_msg("user: %s", err.msg);
+		if (user_batch_finish(&b, &m, &err) != 0)
+			fail_msg("batch: %s", err.msg);
+		chosen = predictor_chosen_method(&m.pred, &b.d, 0, h);
+		ranker = rank_share_ranker(&m.pred.share[h], b.d.tier ? (int)b.d.tier[0] : 3);
+		if (chosen == curves && ranker >= 0 && ranker != curves)
+			break;
+		user_batch_release(&b);
+		user_batch_init(&b, &m, 6);
+		ranker = -1;
+	}
+	if (ranker < 0)
+		fail_msg("no campaign is served by curves with another ranker");
+	rev = frame_column(&b.d.frame, "rev_window");
+	if (predictor_predict_raw(&m.pred, &b.d, rows, 6, horizon, plain, NULL, NULL, &err) != 0 ||
+	    predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, &factor,
+					&err) != 0 ||
+	    predictor_predict_method(&m.pred, ranker, &b.d, rows, 6, horizon, by_ranker, NULL, &err) != 0 ||
+	    predictor_predict_raw_cells(&m.pred, &b.d, &row0, 1, horizon, &alone, NULL, NULL,
+					&alone_factor, &err) != 0)
+		fail_msg("predict: %s", err.msg);
+	assert_true(plain[0] - rev[0] > 0);
+	assert_non_null(factor);
+	assert_non_null(alone_factor);
+	for (size_t i = 0; i < 6; i++) {
+		/* curves: one revenue to come for the whole cell, and the raw values stay its own */
+		assert_double_near(plain[i] - rev[i], plain[0] - rev[0], 1e-9 * (1 + plain[0]));
+		assert_true(test_same_number(raw[i], plain[i]));
+		assert_true(isfinite(factor[i]));
+		sum += factor[i];
+		for (size_t j = 0; j < 6; j++)
+			if (by_ranker[i] - rev[i] > by_ranker[j] - rev[j])
+				assert_true(factor[i] > factor[j]);
+	}
+	assert_double_near(sum, 6, 1e-9);
+	assert_true(fabs(factor[0] - 1) > 0.1 && fabs(factor[5] - 1) > 0.1);
+	/* alone, its cell is itself */
+	assert_double_near(alone_factor[0], 1, 1e-12);
+	free(factor);
+	free(alone_factor);
+	m.cfg.select.rank_cells = 0;
+	if (predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, &factor,
+					&err) != 0)
+		fail_msg("predict: %s", err.msg);
+	assert_null(factor);
+	free(rows);
+	user_batch_release(&b);
+	model_release(&m);
+	registry_close(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_prediction_ignores_batch_mates),
 		cmocka_unit_test(test_rank_share_ignores_batch_mates),
+		cmocka_unit_test(test_rank_cells_keep_curves_totals),
 		cmocka_unit_test(test_raw_given_equals_raw),
 	};
 
