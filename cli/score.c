@@ -30,6 +30,7 @@
 #include "ltv/output_set.h"
 #include "ltv/ingest_parse.h"
 #include "ltv/input_files.h"
+#include "ltv/log.h"
 #include "ltv/scratch_dir.h"
 #include "ltv/score.h"
 #include "ltv/score_internal.h"
@@ -1237,13 +1238,75 @@ static int injected_fault(struct ltv_err *err)
 	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
 }
 
-/* Keeps each user ingest's parser loads (its callback). */
+/* Where keep_user keeps users, and the parser that says how many to expect. */
+struct kept_users {
+	struct user_data *out;
+	const struct ingest_parse *p;
+};
+
+/*
+ * Keeps each user ingest's parser loads (its callback), in a table sized
+ * once for the users the file is expected to hold (ingest_parse's
+ * users_expected).
+ */
 static int keep_user(void *arg, const struct user_row *u, size_t line, struct ltv_err *err)
 {
+	struct kept_users *k = arg;
+
 	(void)line;
 	(void)err;
-	user_data_add_user(arg, u);
+	if (k->out->users.n == k->out->cap_users)
+		user_data_reserve(k->out, k->p->users_expected);
+	user_data_add_user(k->out, u);
 	return 0;
+}
+
+/*
+ * Parses the files into out (read_input_files). Only users younger than the
+ * longest horizon at as_of get a row of the frame
+ * (model_data_for_scoring_from), so only their events are aggregated and
+ * their days kept (young: ingest_parse_young_only): a file's older users had
+ * most of them (at 1,000,000 users 5.0 M of the rows, of which 1.0 M are
+ * kept; two events in three). A day of margin: more is harmless. *redo is set
+ * when young skipped events it should not have (ingest_parse_young_exact):
+ * out is then to be thrown away and the files read again without it.
+ */
+static int parse_input_files(const struct config *cfg, const struct input_files *files,
+			     const struct score_options *opts, int64_t longest_horizon, int young,
+			     struct user_data *out, int *redo, struct ltv_err *err)
+{
+	const int64_t span = (longest_horizon + 1) * SECONDS_PER_DAY;
+	struct ingest_parse p;
+	struct kept_users kept = { out, &p };
+	int ret;
+
+	*redo = 0;
+	ingest_parse_init(&p, cfg, NULL, keep_user, &kept);
+	if (young)
+		ingest_parse_young_only(&p, opts->as_of, span);
+	ret = ingest_parse_open(&p, "score", err);
+	for (size_t i = 0; i < files->n && ret == 0; i++) {
+		int64_t rows = 0, rejected = 0;
+
+		ret = ingest_parse_file(&p, files->v[i].path, files->v[i].kind, &rows, &rejected, err);
+	}
+	if (ret == 0 && young && !ingest_parse_young_exact(&p)) {
+		LOG(LOG_INFO, "score: an events file's last lines gave a later time than its rows; "
+		    "reading the files again");
+		*redo = 1;
+	} else if (ret == 0) {
+		const int64_t as_of = opts->as_of != INT64_MIN ? opts->as_of : p.max_event_time;
+		const int64_t since = as_of == INT64_MIN ? INT64_MIN : as_of - span;
+
+		ingest_parse_user_days(&p, since, &out->days, &out->n_days);
+		out->max_event_time = p.max_event_time;
+		ret = injected_fault(err);
+	}
+	/* the message the ingest stage gives, as `score` said it when it ran that stage */
+	if (ret < 0)
+		err_prefix(err, "stage ingest failed");
+	ingest_parse_release(&p);
+	return ret;
 }
 
 /*
@@ -1261,9 +1324,8 @@ static int read_input_files(const struct config *model_cfg, const struct score_o
 	char *set_events = xasprintf("input.events=%s", opts->events_path ? opts->events_path : no_events);
 	char *set_rejects = xasprintf("ingest.rejects_dir=%s", dir);
 	struct input_files files = { 0 };
-	struct ingest_parse p;
 	struct config cfg;
-	int have_parse = 0, ret;
+	int redo = 0, ret;
 
 	config_copy(&cfg, model_cfg);
 	ret = opts->events_path ? 0 : write_no_events(&cfg, no_events, err);
@@ -1278,36 +1340,13 @@ static int read_input_files(const struct config *model_cfg, const struct score_o
 		ret = config_apply_override(&cfg, set_rejects, err);
 	if (ret == 0)
 		ret = input_files_expand(&cfg, &files, err);
-	if (ret == 0) {
-		ingest_parse_init(&p, &cfg, NULL, keep_user, out);
-		have_parse = 1;
-		ret = ingest_parse_open(&p, "score", err);
+	if (ret == 0)
+		ret = parse_input_files(&cfg, &files, opts, longest_horizon, 1, out, &redo, err);
+	if (ret == 0 && redo) {
+		user_data_release(out);
+		user_data_init(out);
+		ret = parse_input_files(&cfg, &files, opts, longest_horizon, 0, out, &redo, err);
 	}
-	for (size_t i = 0; i < files.n && ret == 0; i++) {
-		int64_t rows = 0, rejected = 0;
-
-		ret = ingest_parse_file(&p, files.v[i].path, files.v[i].kind, &rows, &rejected, err);
-	}
-	if (ret == 0) {
-		/*
-		 * Only users younger than the longest horizon at as_of get a row of the
-		 * frame (model_data_for_scoring_from), so only their days are kept: a
-		 * file's older users had most of them (at 1,000,000 users 5.0 M rows,
-		 * 120 MB, of which 1.0 M are kept). A day of margin: more is harmless.
-		 */
-		const int64_t as_of = opts->as_of != INT64_MIN ? opts->as_of : p.max_event_time;
-		const int64_t since = as_of == INT64_MIN ? INT64_MIN
-				      : as_of - (longest_horizon + 1) * SECONDS_PER_DAY;
-
-		ingest_parse_user_days(&p, since, &out->days, &out->n_days);
-		out->max_event_time = p.max_event_time;
-		ret = injected_fault(err);
-	}
-	/* the message the ingest stage gives, as `score` said it when it ran that stage */
-	if (ret < 0 && have_parse)
-		err_prefix(err, "stage ingest failed");
-	if (have_parse)
-		ingest_parse_release(&p);
 	input_files_release(&files);
 	config_release(&cfg);
 	free(no_events);
