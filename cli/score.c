@@ -345,9 +345,8 @@ struct user_lookup {
 	size_t next;         /* the user the next row most likely is: they load in the file's order */
 	int have_ids;
 	struct strmap ids;   /* user_id → uid, built when a row is not the next user */
-	ssize_t *frame_row;  /* by uid: its row in d, -1 for none */
-	ssize_t *scored;     /* by row of d: its index in s, -1 for none */
-	int64_t *install;    /* by uid */
+	ssize_t *scored;     /* by uid: its index in s, -1 for none (no row in d, or not scored) */
+	int64_t *install;    /* by uid, when users' uids are not their index + 1 (else NULL) */
 	char *seen;          /* by uid: already written once */
 	struct strmap rejected; /* line of the users file → index in reasons */
 	char **reasons;
@@ -384,39 +383,54 @@ static void load_rejects(struct user_lookup *l, const char *dir, const char *use
 	free(pattern);
 }
 
+/*
+ * The arrays by uid are built while the models predict, so they add to the
+ * peak: one array from uid to scored index (there were two, by uid to the
+ * frame row and by row to the index), and the install times read where the
+ * users table has them when uid = index + 1, as in memory it always is (a
+ * copy by uid was 8 MB at 1,000,000 users).
+ */
 static void user_lookup_build(struct user_lookup *l, const struct user_table *users,
 			      const struct model_data *d, const struct scored *s)
 {
 	const double *uid = frame_column(&d->frame, "uid");
+	int by_index = 1;
 
 	memset(l, 0, sizeof(*l)); /* reasons and n_reasons too: load_rejects only appends */
 	l->users = users;
 	l->next = 0;
 	l->have_ids = 0;
 	strmap_init(&l->ids);
-	l->frame_row = xmalloc((users->n + 1) * sizeof(*l->frame_row));
-	l->install = xcalloc(users->n + 1, sizeof(*l->install));
 	l->seen = xcalloc(users->n + 1, 1);
-	l->scored = xmalloc((d->frame.n_rows + 1) * sizeof(*l->scored));
+	l->scored = xmalloc((users->n + 1) * sizeof(*l->scored));
 	for (size_t u = 0; u <= users->n; u++)
-		l->frame_row[u] = -1;
+		l->scored[u] = -1;
+	for (size_t i = 0; i < s->n; i++) {
+		const double u = uid[s->rows[i]];
+
+		if (u >= 1 && u <= (double)users->n)
+			l->scored[(size_t)u] = (ssize_t)i;
+	}
+	for (size_t u = 0; u < users->n && by_index; u++)
+		by_index = users->uid[u] == (int64_t)u + 1;
+	if (by_index)
+		return;
+	l->install = xcalloc(users->n + 1, sizeof(*l->install));
 	for (size_t u = 0; u < users->n; u++) {
 		if (users->uid[u] >= 1 && (size_t)users->uid[u] <= users->n)
 			l->install[users->uid[u]] = users->install_time[u];
 	}
-	for (size_t r = 0; r < d->frame.n_rows; r++) {
-		l->scored[r] = -1;
-		if (uid[r] >= 1 && uid[r] <= (double)users->n)
-			l->frame_row[(size_t)uid[r]] = (ssize_t)r;
-	}
-	for (size_t i = 0; i < s->n; i++)
-		l->scored[s->rows[i]] = (ssize_t)i;
+}
+
+/* The install time of user uid (1 to users->n). */
+static int64_t lookup_install(const struct user_lookup *l, int64_t uid)
+{
+	return l->install ? l->install[uid] : l->users->install_time[uid - 1];
 }
 
 static void user_lookup_release(struct user_lookup *l)
 {
 	strmap_release(&l->ids);
-	free(l->frame_row);
 	free(l->scored);
 	free(l->install);
 	free(l->seen);
@@ -470,12 +484,12 @@ static const char *user_unscored_reason(struct user_lookup *l, const char *id, s
 	if (l->seen[uid])
 		return "duplicate user id: scored on its first row";
 	l->seen[uid] = 1;
-	if (l->install[uid] > as_of)
+	if (lookup_install(l, uid) > as_of)
 		return "installed after as_of: nothing about the user is known yet";
-	r = l->frame_row[uid];
-	if (r < 0 || l->scored[r] < 0)
+	r = l->scored[uid];
+	if (r < 0)
 		return older;
-	*out_i = (size_t)l->scored[r];
+	*out_i = (size_t)r;
 	return NULL;
 }
 
