@@ -117,6 +117,18 @@ void user_data_release_days(struct user_data *u)
 	u->n_days = 0;
 }
 
+void user_data_release_frame_columns(struct user_data *u)
+{
+	struct user_table *t = &u->users;
+
+	free(t->app_id);
+	free(t->campaign);
+	free(t->cost);
+	free(t->attributes_json);
+	t->app_id = t->campaign = t->attributes_json = NULL;
+	t->cost = NULL;
+}
+
 int data_source_users(const struct data_source *s, struct user_table *owned,
 		      const struct user_table **out, struct ltv_err *err)
 {

@@ -226,7 +226,8 @@ static void test_user_data_keeps_copies(void **state)
 
 /*
  * user_data_reserve sizes the table once; a smaller reserve keeps it; users
- * past the reserve grow it again, every value kept.
+ * past the reserve grow it again, every value kept. Then
+ * user_data_release_frame_columns frees only the columns a frame reads.
  */
 static void test_user_data_reserve(void **state)
 {
@@ -253,6 +254,16 @@ static void test_user_data_reserve(void **state)
 	assert_string_equal(ud.users.user_id[2599], "user-2599");
 	assert_int_equal(ud.users.install_time[2499], 3499);
 	assert_int_equal(ud.users.uid[2599], 2600);
+	/* score, once its frame is built: the frame's columns go, ids and install times stay */
+	user_data_release_frame_columns(&ud);
+	assert_null(ud.users.app_id);
+	assert_null(ud.users.campaign);
+	assert_null(ud.users.cost);
+	assert_null(ud.users.attributes_json);
+	assert_int_equal(ud.users.n, 2600);
+	assert_string_equal(ud.users.user_id[1234], "user-1234");
+	assert_int_equal(ud.users.install_time[1234], 2234);
+	assert_int_equal(ud.users.uid[1234], 1235);
 	user_data_release(&ud);
 }
 
