@@ -10,6 +10,8 @@
  *   ingest_parse_init(&p, cfg, shard, on_user, arg);    // shard may be NULL
  *   ingest_parse_open(&p, run_id, err);                  // time parser, rejects file
  *   ingest_parse_known_user(&p, ...)                      // optional: users loaded before
+ *   ingest_parse_young_only(&p, as_of, span)              // optional (score): old users' events
+ *                                                         // are not aggregated
  *   ingest_parse_file(&p, users_path, INPUT_USERS, ...)  // every users file first,
  *   ingest_parse_file(&p, events_path, INPUT_EVENTS, ...) // then every events file
  *   ingest_parse_user_days(&p, INT64_MIN, &rows, &n);    // (uid, day) rows, key order
