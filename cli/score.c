@@ -30,6 +30,7 @@
 #include "ltv/output_set.h"
 #include "ltv/ingest_parse.h"
 #include "ltv/input_files.h"
+#include "ltv/log.h"
 #include "ltv/scratch_dir.h"
 #include "ltv/score.h"
 #include "ltv/score_internal.h"
@@ -344,9 +345,8 @@ struct user_lookup {
 	size_t next;         /* the user the next row most likely is: they load in the file's order */
 	int have_ids;
 	struct strmap ids;   /* user_id → uid, built when a row is not the next user */
-	ssize_t *frame_row;  /* by uid: its row in d, -1 for none */
-	ssize_t *scored;     /* by row of d: its index in s, -1 for none */
-	int64_t *install;    /* by uid */
+	ssize_t *scored;     /* by uid: its index in s, -1 for none (no row in d, or not scored) */
+	int64_t *install;    /* by uid, when users' uids are not their index + 1 (else NULL) */
 	char *seen;          /* by uid: already written once */
 	struct strmap rejected; /* line of the users file → index in reasons */
 	char **reasons;
@@ -383,39 +383,54 @@ static void load_rejects(struct user_lookup *l, const char *dir, const char *use
 	free(pattern);
 }
 
+/*
+ * The arrays by uid are built while the models predict, so they add to the
+ * peak: one array from uid to scored index (there were two, by uid to the
+ * frame row and by row to the index), and the install times read where the
+ * users table has them when uid = index + 1, as in memory it always is (a
+ * copy by uid was 8 MB at 1,000,000 users).
+ */
 static void user_lookup_build(struct user_lookup *l, const struct user_table *users,
 			      const struct model_data *d, const struct scored *s)
 {
 	const double *uid = frame_column(&d->frame, "uid");
+	int by_index = 1;
 
 	memset(l, 0, sizeof(*l)); /* reasons and n_reasons too: load_rejects only appends */
 	l->users = users;
 	l->next = 0;
 	l->have_ids = 0;
 	strmap_init(&l->ids);
-	l->frame_row = xmalloc((users->n + 1) * sizeof(*l->frame_row));
-	l->install = xcalloc(users->n + 1, sizeof(*l->install));
 	l->seen = xcalloc(users->n + 1, 1);
-	l->scored = xmalloc((d->frame.n_rows + 1) * sizeof(*l->scored));
+	l->scored = xmalloc((users->n + 1) * sizeof(*l->scored));
 	for (size_t u = 0; u <= users->n; u++)
-		l->frame_row[u] = -1;
+		l->scored[u] = -1;
+	for (size_t i = 0; i < s->n; i++) {
+		const double u = uid[s->rows[i]];
+
+		if (u >= 1 && u <= (double)users->n)
+			l->scored[(size_t)u] = (ssize_t)i;
+	}
+	for (size_t u = 0; u < users->n && by_index; u++)
+		by_index = users->uid[u] == (int64_t)u + 1;
+	if (by_index)
+		return;
+	l->install = xcalloc(users->n + 1, sizeof(*l->install));
 	for (size_t u = 0; u < users->n; u++) {
 		if (users->uid[u] >= 1 && (size_t)users->uid[u] <= users->n)
 			l->install[users->uid[u]] = users->install_time[u];
 	}
-	for (size_t r = 0; r < d->frame.n_rows; r++) {
-		l->scored[r] = -1;
-		if (uid[r] >= 1 && uid[r] <= (double)users->n)
-			l->frame_row[(size_t)uid[r]] = (ssize_t)r;
-	}
-	for (size_t i = 0; i < s->n; i++)
-		l->scored[s->rows[i]] = (ssize_t)i;
+}
+
+/* The install time of user uid (1 to users->n). */
+static int64_t lookup_install(const struct user_lookup *l, int64_t uid)
+{
+	return l->install ? l->install[uid] : l->users->install_time[uid - 1];
 }
 
 static void user_lookup_release(struct user_lookup *l)
 {
 	strmap_release(&l->ids);
-	free(l->frame_row);
 	free(l->scored);
 	free(l->install);
 	free(l->seen);
@@ -469,12 +484,12 @@ static const char *user_unscored_reason(struct user_lookup *l, const char *id, s
 	if (l->seen[uid])
 		return "duplicate user id: scored on its first row";
 	l->seen[uid] = 1;
-	if (l->install[uid] > as_of)
+	if (lookup_install(l, uid) > as_of)
 		return "installed after as_of: nothing about the user is known yet";
-	r = l->frame_row[uid];
-	if (r < 0 || l->scored[r] < 0)
+	r = l->scored[uid];
+	if (r < 0)
 		return older;
-	*out_i = (size_t)l->scored[r];
+	*out_i = (size_t)r;
 	return NULL;
 }
 
@@ -1237,13 +1252,75 @@ static int injected_fault(struct ltv_err *err)
 	return err_set(err, LTV_EINTERNAL, "injected fault (LTVPIPE_FAULT=%s)", fault);
 }
 
-/* Keeps each user ingest's parser loads (its callback). */
+/* Where keep_user keeps users, and the parser that says how many to expect. */
+struct kept_users {
+	struct user_data *out;
+	const struct ingest_parse *p;
+};
+
+/*
+ * Keeps each user ingest's parser loads (its callback), in a table sized
+ * once for the users the file is expected to hold (ingest_parse's
+ * users_expected).
+ */
 static int keep_user(void *arg, const struct user_row *u, size_t line, struct ltv_err *err)
 {
+	struct kept_users *k = arg;
+
 	(void)line;
 	(void)err;
-	user_data_add_user(arg, u);
+	if (k->out->users.n == k->out->cap_users)
+		user_data_reserve(k->out, k->p->users_expected);
+	user_data_add_user(k->out, u);
 	return 0;
+}
+
+/*
+ * Parses the files into out (read_input_files). Only users younger than the
+ * longest horizon at as_of get a row of the frame
+ * (model_data_for_scoring_from), so only their events are aggregated and
+ * their days kept (young: ingest_parse_young_only): a file's older users had
+ * most of them (at 1,000,000 users 5.0 M of the rows, of which 1.0 M are
+ * kept; two events in three). A day of margin: more is harmless. *redo is set
+ * when young skipped events it should not have (ingest_parse_young_exact):
+ * out is then to be thrown away and the files read again without it.
+ */
+static int parse_input_files(const struct config *cfg, const struct input_files *files,
+			     const struct score_options *opts, int64_t longest_horizon, int young,
+			     struct user_data *out, int *redo, struct ltv_err *err)
+{
+	const int64_t span = (longest_horizon + 1) * SECONDS_PER_DAY;
+	struct ingest_parse p;
+	struct kept_users kept = { out, &p };
+	int ret;
+
+	*redo = 0;
+	ingest_parse_init(&p, cfg, NULL, keep_user, &kept);
+	if (young)
+		ingest_parse_young_only(&p, opts->as_of, span);
+	ret = ingest_parse_open(&p, "score", err);
+	for (size_t i = 0; i < files->n && ret == 0; i++) {
+		int64_t rows = 0, rejected = 0;
+
+		ret = ingest_parse_file(&p, files->v[i].path, files->v[i].kind, &rows, &rejected, err);
+	}
+	if (ret == 0 && young && !ingest_parse_young_exact(&p)) {
+		LOG(LOG_INFO, "score: an events file's last lines gave a later time than its rows; "
+		    "reading the files again");
+		*redo = 1;
+	} else if (ret == 0) {
+		const int64_t as_of = opts->as_of != INT64_MIN ? opts->as_of : p.max_event_time;
+		const int64_t since = as_of == INT64_MIN ? INT64_MIN : as_of - span;
+
+		ingest_parse_user_days(&p, since, &out->days, &out->n_days);
+		out->max_event_time = p.max_event_time;
+		ret = injected_fault(err);
+	}
+	/* the message the ingest stage gives, as `score` said it when it ran that stage */
+	if (ret < 0)
+		err_prefix(err, "stage ingest failed");
+	ingest_parse_release(&p);
+	return ret;
 }
 
 /*
@@ -1261,9 +1338,8 @@ static int read_input_files(const struct config *model_cfg, const struct score_o
 	char *set_events = xasprintf("input.events=%s", opts->events_path ? opts->events_path : no_events);
 	char *set_rejects = xasprintf("ingest.rejects_dir=%s", dir);
 	struct input_files files = { 0 };
-	struct ingest_parse p;
 	struct config cfg;
-	int have_parse = 0, ret;
+	int redo = 0, ret;
 
 	config_copy(&cfg, model_cfg);
 	ret = opts->events_path ? 0 : write_no_events(&cfg, no_events, err);
@@ -1278,36 +1354,13 @@ static int read_input_files(const struct config *model_cfg, const struct score_o
 		ret = config_apply_override(&cfg, set_rejects, err);
 	if (ret == 0)
 		ret = input_files_expand(&cfg, &files, err);
-	if (ret == 0) {
-		ingest_parse_init(&p, &cfg, NULL, keep_user, out);
-		have_parse = 1;
-		ret = ingest_parse_open(&p, "score", err);
+	if (ret == 0)
+		ret = parse_input_files(&cfg, &files, opts, longest_horizon, 1, out, &redo, err);
+	if (ret == 0 && redo) {
+		user_data_release(out);
+		user_data_init(out);
+		ret = parse_input_files(&cfg, &files, opts, longest_horizon, 0, out, &redo, err);
 	}
-	for (size_t i = 0; i < files.n && ret == 0; i++) {
-		int64_t rows = 0, rejected = 0;
-
-		ret = ingest_parse_file(&p, files.v[i].path, files.v[i].kind, &rows, &rejected, err);
-	}
-	if (ret == 0) {
-		/*
-		 * Only users younger than the longest horizon at as_of get a row of the
-		 * frame (model_data_for_scoring_from), so only their days are kept: a
-		 * file's older users had most of them (at 1,000,000 users 5.0 M rows,
-		 * 120 MB, of which 1.0 M are kept). A day of margin: more is harmless.
-		 */
-		const int64_t as_of = opts->as_of != INT64_MIN ? opts->as_of : p.max_event_time;
-		const int64_t since = as_of == INT64_MIN ? INT64_MIN
-				      : as_of - (longest_horizon + 1) * SECONDS_PER_DAY;
-
-		ingest_parse_user_days(&p, since, &out->days, &out->n_days);
-		out->max_event_time = p.max_event_time;
-		ret = injected_fault(err);
-	}
-	/* the message the ingest stage gives, as `score` said it when it ran that stage */
-	if (ret < 0 && have_parse)
-		err_prefix(err, "stage ingest failed");
-	if (have_parse)
-		ingest_parse_release(&p);
 	input_files_release(&files);
 	config_release(&cfg);
 	free(no_events);
@@ -1502,13 +1555,17 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 		goto out;
 	running = ret;
 	/*
-	 * The frame now holds all that scoring reads of the files' user-days; only
-	 * a candidate's frame would read them again. Freed before the models
-	 * predict, whose memory then reuses their pages instead of fresh ones
-	 * (120 MB at 1,000,000 users; README "Threads and performance").
+	 * The frame now holds all that scoring reads of the files' user-days and
+	 * of the users' app, campaign, cost and attributes; only a candidate's
+	 * frame would read them again. Freed before the models predict, whose
+	 * memory then reuses their pages instead of fresh ones (120 + 34 MB at
+	 * 1,000,000 users; README "Threads and performance"). The output keeps
+	 * reading the users' ids, uids and install times.
 	 */
-	if (opts->users_path && !running)
+	if (opts->users_path && !running) {
 		user_data_release_days(&mem);
+		user_data_release_frame_columns(&mem);
+	}
 	ret = 0;
 	to_stdout = strcmp(opts->output, "-") == 0;
 	pv.version = version;

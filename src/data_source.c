@@ -58,14 +58,13 @@ static char *keep_shared_text(struct user_data *ud, const char *s)
 	return *slot;
 }
 
-void user_data_add_user(struct user_data *ud, const struct user_row *u)
+/* Room for cap users in every column of ud->users. */
+static void grow_users(struct user_data *ud, size_t cap)
 {
 	struct user_table *t = &ud->users;
-	const size_t i = t->n;
 
-	if (i == ud->cap_users) {
-		ud->cap_users = ud->cap_users ? 2 * ud->cap_users : 1024;
-		t->uid = xrealloc(t->uid, ud->cap_users * sizeof(*t->uid));
+	ud->cap_users = cap;
+	t->uid = xrealloc(t->uid, ud->cap_users * sizeof(*t->uid));
 		t->user_id = xrealloc(t->user_id, ud->cap_users * sizeof(*t->user_id));
 		t->app_id = xrealloc(t->app_id, ud->cap_users * sizeof(*t->app_id));
 		t->campaign = xrealloc(t->campaign, ud->cap_users * sizeof(*t->campaign));
@@ -73,7 +72,21 @@ void user_data_add_user(struct user_data *ud, const struct user_row *u)
 		t->cost = xrealloc(t->cost, ud->cap_users * sizeof(*t->cost));
 		t->attributes_json = xrealloc(t->attributes_json,
 					      ud->cap_users * sizeof(*t->attributes_json));
-	}
+}
+
+void user_data_reserve(struct user_data *ud, size_t n)
+{
+	if (n > ud->cap_users)
+		grow_users(ud, n);
+}
+
+void user_data_add_user(struct user_data *ud, const struct user_row *u)
+{
+	struct user_table *t = &ud->users;
+	const size_t i = t->n;
+
+	if (i == ud->cap_users)
+		grow_users(ud, ud->cap_users ? 2 * ud->cap_users : 1024);
 	t->uid[i] = u->uid;
 	t->user_id[i] = keep_text(ud, u->user_id);
 	t->app_id[i] = keep_shared_text(ud, u->app_id);
@@ -102,6 +115,18 @@ void user_data_release_days(struct user_data *u)
 	free(u->days);
 	u->days = NULL;
 	u->n_days = 0;
+}
+
+void user_data_release_frame_columns(struct user_data *u)
+{
+	struct user_table *t = &u->users;
+
+	free(t->app_id);
+	free(t->campaign);
+	free(t->cost);
+	free(t->attributes_json);
+	t->app_id = t->campaign = t->attributes_json = NULL;
+	t->cost = NULL;
 }
 
 int data_source_users(const struct data_source *s, struct user_table *owned,

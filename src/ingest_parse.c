@@ -22,6 +22,7 @@
  * key order.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -637,13 +638,41 @@ static int ingest_event_resolve(struct ingest_parse *in, const char *path, size_
 }
 
 /*
- * Adds a resolved event to its (user, day) aggregate. Called in file order,
- * so every sum is taken in the same order whoever resolved the rows.
+ * The install time from which users' events are aggregated
+ * (ingest_parse_young_only): INT64_MIN, every user's, unless a caller asked
+ * for young users only. Then it is the latest time known so far, or the
+ * caller's as_of, minus the span. The latest time only grows, so a user older
+ * than it now is older than it at the end, where the caller asks for the
+ * users installed since (ingest_parse_user_days): skipping that user's events
+ * changes none of the rows it gets.
  */
-static void apply_event(struct ingest_parse *in, const struct resolved_event *e)
+static int64_t young_since(const struct ingest_parse *in)
+{
+	int64_t end = in->young_as_of;
+
+	if (in->young_span == 0)
+		return INT64_MIN;
+	if (end == INT64_MIN)
+		end = in->max_event_time > in->time_hint ? in->max_event_time : in->time_hint;
+	return end == INT64_MIN ? INT64_MIN : end - in->young_span;
+}
+
+/*
+ * Adds a resolved event to its (user, day) aggregate. Called in file order,
+ * so every sum is taken in the same order whoever resolved the rows. The
+ * events of a user installed before since (young_since) are counted but not
+ * aggregated: nobody will ask for that user's days.
+ */
+static void apply_event(struct ingest_parse *in, const struct resolved_event *e, int64_t since)
 {
 	struct user_state *u = &in->latest[e->uid];
 
+	if (e->revenue < 0) {
+		in->refunds++;
+		in->refunded -= e->revenue;
+	}
+	if (since != INT64_MIN && in->install_times[e->uid] < since)
+		return;
 	if (u->events == 0 || (u->day_purchases & MAX_DAY) != (uint64_t)e->day) {
 		finish_latest(in, e->uid, u);
 		u->revenue = 0;
@@ -652,10 +681,6 @@ static void apply_event(struct ingest_parse *in, const struct resolved_event *e)
 	u->revenue += e->revenue;
 	u->events += 1;
 	u->day_purchases += (uint64_t)(e->revenue > 0) << DAY_BITS;
-	if (e->revenue < 0) {
-		in->refunds++;
-		in->refunded -= e->revenue;
-	}
 }
 
 /* Validates one events.csv row and adds it to its (user, day) aggregate. */
@@ -666,8 +691,82 @@ static int ingest_event_row(struct ingest_parse *in, const char *path, size_t li
 	const int ret = ingest_event_resolve(in, path, line, f, n, c, fault, LOOK_UP_NOW, &e);
 
 	if (ret == 1)
-		apply_event(in, &e);
+		apply_event(in, &e, young_since(in));
 	return ret;
+}
+
+/* How much of an events file's end tail_time_hint reads. */
+#define TAIL_BYTES 65536
+
+/*
+ * Raises in->time_hint to the latest time of the valid rows among the last
+ * TAIL_BYTES of the events file at path (a plain file: a gzip one is left
+ * alone), so young_since skips old users' events from the file's first row:
+ * a file ordered by time would otherwise raise it only as it is read, when
+ * most old users' events are past. Each line is validated as the read will
+ * validate it (ingest_event_resolve, rejects thrown away). A line with a
+ * quote is passed over: a quoted field may hold line breaks, so the lines
+ * around it may not be rows. Where a quote opened higher up still fools this
+ * (the read then finds no row as late), ingest_parse_young_exact says so.
+ */
+static void tail_time_hint(struct ingest_parse *in, const char *path, const struct columns *c)
+{
+	const char delim = config_delimiter(in->cfg);
+	const struct csv_fault none = { .kind = CSV_FAULT_NONE };
+	struct ingest_parse view = *in;
+	char **f = xcalloc(c->n_header + 1, sizeof(*f));
+	char *buf = xmalloc(TAIL_BYTES + 1), *text = NULL, *line, *next;
+	size_t text_len = 0;
+	ssize_t got = -1;
+	struct stat st;
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 2) {
+		const off_t from = st.st_size > TAIL_BYTES ? st.st_size - TAIL_BYTES : 0;
+		unsigned char magic[2];
+
+		if (pread(fd, magic, 2, 0) == 2 && !(magic[0] == 0x1f && magic[1] == 0x8b))
+			got = pread(fd, buf, TAIL_BYTES, from);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (got > 0)
+		buf[got] = '\0';
+	view.rejects = got > 0 ? open_memstream(&text, &text_len) : NULL;
+	view.max_event_time = INT64_MIN;
+	/* The first line is the header, or a line cut by the start of the tail. */
+	for (line = got > 0 && view.rejects ? memchr(buf, '\n', (size_t)got) : NULL; line; line = next) {
+		size_t n = 0;
+		struct resolved_event e;
+
+		line++;
+		next = strchr(line, '\n');
+		if (!next)
+			break; /* the file's last line without its line break: the read has it all the same */
+		*next = '\0';
+		if (next > line && next[-1] == '\r')
+			next[-1] = '\0';
+		if (strchr(line, '"'))
+			continue;
+		for (char *p = line; n < c->n_header + 1; n++) {
+			f[n] = p;
+			p = strchr(p, delim);
+			if (!p) {
+				n++;
+				break;
+			}
+			*p++ = '\0';
+		}
+		if (n == c->n_header)
+			(void)ingest_event_resolve(&view, path, 0, f, n, c, &none, LOOK_UP_NOW, &e);
+	}
+	if (view.rejects)
+		fclose(view.rejects);
+	if (view.max_event_time > in->time_hint)
+		in->time_hint = view.max_event_time;
+	free(text);
+	free(buf);
+	free(f);
 }
 
 static int check_reject_rate(const struct ingest_parse *in, const char *path, int64_t rows,
@@ -795,22 +894,27 @@ static void *events_worker_main(void *arg)
 static void apply_batch(struct ingest_parse *in, struct csv_reader *r, struct event_batch *b,
 			int64_t *rows, int64_t *loaded, int64_t *other)
 {
+	int64_t since;
+
 	if (b->rejects_len)
 		fwrite(b->rejects, 1, b->rejects_len, in->rejects);
 	free(b->rejects);
 	b->rejects = NULL;
 	if (!in->first_reject[0])
 		memcpy(in->first_reject, b->view.first_reject, sizeof(in->first_reject));
+	/* The batch's latest time is a valid row's, applied below: it can raise since at once. */
+	if (b->view.max_event_time > in->max_event_time)
+		in->max_event_time = b->view.max_event_time;
+	since = young_since(in);
 	for (size_t at = 0; at < b->n_events; at += APPLY_TOUCH) {
 		const size_t end = at + APPLY_TOUCH < b->n_events ? at + APPLY_TOUCH : b->n_events;
 
 		for (size_t i = at; i < end; i++)
-			touch(&in->latest[b->events[i].uid]);
+			if (since == INT64_MIN || in->install_times[b->events[i].uid] >= since)
+				touch(&in->latest[b->events[i].uid]);
 		for (size_t i = at; i < end; i++)
-			apply_event(in, &b->events[i]);
+			apply_event(in, &b->events[i], since);
 	}
-	if (b->view.max_event_time > in->max_event_time)
-		in->max_event_time = b->view.max_event_time;
 	*rows += b->rows;
 	*loaded += (int64_t)b->n_events;
 	*other += b->other;
@@ -929,8 +1033,23 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	 * of two: one too many would double it for nothing, and one too few costs
 	 * one doubling at the end, as without the estimate.
 	 */
-	if (is_users)
-		strmap_reserve(&in->user_ids, in->user_ids.n + csv_reader_estimate_records(r) / 16 * 15);
+	if (is_users) {
+		const size_t expected = (size_t)csv_reader_estimate_records(r);
+
+		strmap_reserve(&in->user_ids, in->user_ids.n + expected / 16 * 15);
+		/* The arrays by uid, once: doubling them copied them and took twice their pages. */
+		in->users_expected = expected ? in->n_users + expected + expected / 16 : 0;
+		if (in->users_expected + 1 > in->cap_install_times) {
+			in->cap_install_times = in->users_expected + 1;
+			in->install_times = xrealloc_huge(in->install_times, in->cap_install_times *
+							  sizeof(*in->install_times));
+		}
+		if (in->users_expected + 1 > in->cap_latest) {
+			in->cap_latest = in->users_expected + 1;
+			in->latest = xrealloc_huge(in->latest, in->cap_latest * sizeof(*in->latest));
+		}
+	} else if (in->young_span && in->young_as_of == INT64_MIN)
+		tail_time_hint(in, path, &cols);
 	progress_start(&prog, is_users ? "ingest users" : "ingest events", "rows", 0);
 	batched = !is_users && in->parse_threads >= 2 && csv_reader_has_batches(r);
 	/* Users go one by one: each takes the next uid and goes to the writer in order. */
@@ -1243,6 +1362,7 @@ void ingest_parse_init(struct ingest_parse *in, const struct config *cfg,
 	in->on_user = on_user;
 	in->on_user_arg = on_user_arg;
 	in->max_event_time = INT64_MIN;
+	in->young_as_of = in->time_hint = INT64_MIN;
 	in->parse_threads = config_jobs(cfg) >= 2 ? 2 : 1;
 	strmap_init(&in->user_ids);
 }
@@ -1268,6 +1388,17 @@ int ingest_parse_open(struct ingest_parse *in, const char *run_id, struct ltv_er
 	const int ret = choose_time_parser(in, err);
 
 	return ret < 0 ? ret : open_rejects(in, run_id, err);
+}
+
+void ingest_parse_young_only(struct ingest_parse *in, int64_t as_of, int64_t span)
+{
+	in->young_as_of = as_of;
+	in->young_span = span;
+}
+
+int ingest_parse_young_exact(const struct ingest_parse *in)
+{
+	return in->time_hint == INT64_MIN || in->time_hint <= in->max_event_time;
 }
 
 void ingest_parse_known_user(struct ingest_parse *in, const char *user_id, int64_t uid,

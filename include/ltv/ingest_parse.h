@@ -10,6 +10,8 @@
  *   ingest_parse_init(&p, cfg, shard, on_user, arg);    // shard may be NULL
  *   ingest_parse_open(&p, run_id, err);                  // time parser, rejects file
  *   ingest_parse_known_user(&p, ...)                      // optional: users loaded before
+ *   ingest_parse_young_only(&p, as_of, span)              // optional (score): old users' events
+ *                                                         // are not aggregated
  *   ingest_parse_file(&p, users_path, INPUT_USERS, ...)  // every users file first,
  *   ingest_parse_file(&p, events_path, INPUT_EVENTS, ...) // then every events file
  *   ingest_parse_user_days(&p, INT64_MIN, &rows, &n);    // (uid, day) rows, key order
@@ -58,6 +60,8 @@ struct ingest_parse {
 	int64_t users_loaded, users_rejected, events_loaded, events_rejected;
 	int64_t users_other_shards, events_other_shards; /* shard: rows skipped, not rejected */
 	int64_t max_event_time;     /* INT64_MIN when no event was loaded */
+	size_t users_expected;      /* users known once the users file being read is: an
+				     * estimate from its first rows, to size tables once (0: unknown) */
 	int64_t refunds, days_floored; /* ingest.negative_revenue: subtract */
 	double refunded;
 	int subtract_refunds;
@@ -66,6 +70,8 @@ struct ingest_parse {
 	char *rejects_path;         /* kept only when something was rejected */
 
 	/* Private to src/ingest_parse.c. */
+	int64_t young_as_of, young_span; /* ingest_parse_young_only */
+	int64_t time_hint;          /* the latest valid time at the events files' ends (INT64_MIN: none) */
 	ingest_time_parser parse_time;
 	struct tzone *tz;
 	struct strmap user_ids;     /* user_id → uid (-1: rejected) */
@@ -88,6 +94,25 @@ void ingest_parse_init(struct ingest_parse *p, const struct config *cfg,
  * creates the rejects file ingest.rejects_dir/RUN_ID.rejects.csv.
  */
 int ingest_parse_open(struct ingest_parse *p, const char *run_id, struct ltv_err *err);
+
+/*
+ * Score (cli/score.c): the caller will ask only for the days of users
+ * installed at or after as_of - span (ingest_parse_user_days), as_of being
+ * the latest event time when INT64_MIN; span > 0 seconds. Events of users
+ * older than that are then validated, counted and rejected as ever, but not
+ * aggregated: at 1,000,000 users by time that is two events in three. To
+ * skip them from the start of a file ordered by time, each events file's
+ * last rows are read first for its latest time. Call before the first file.
+ */
+void ingest_parse_young_only(struct ingest_parse *p, int64_t as_of, int64_t span);
+
+/*
+ * 1 when the events skipped under ingest_parse_young_only were all old
+ * users': always, unless a file's last lines were not what its read found
+ * (a quote left open above them); then the caller must read the files again
+ * without ingest_parse_young_only. Ask after the last file.
+ */
+int ingest_parse_young_exact(const struct ingest_parse *p);
 
 /* A user loaded before (uid = n_users + 1 in order), so new events can find it. */
 void ingest_parse_known_user(struct ingest_parse *p, const char *user_id, int64_t uid,

@@ -225,6 +225,49 @@ static void test_user_data_keeps_copies(void **state)
 }
 
 /*
+ * user_data_reserve sizes the table once; a smaller reserve keeps it; users
+ * past the reserve grow it again, every value kept. Then
+ * user_data_release_frame_columns frees only the columns a frame reads.
+ */
+static void test_user_data_reserve(void **state)
+{
+	struct user_data ud;
+	char id[32];
+
+	(void)state;
+	user_data_init(&ud);
+	user_data_reserve(&ud, 2500);
+	assert_int_equal(ud.cap_users, 2500);
+	user_data_reserve(&ud, 10);
+	assert_int_equal(ud.cap_users, 2500);
+	for (int i = 0; i < 2600; i++) {
+		struct user_row u = { i + 1, id, "app", "camp", 1000 + i, 0.5, NULL };
+
+		snprintf(id, sizeof(id), "user-%d", i);
+		user_data_add_user(&ud, &u);
+		if (i == 2499)
+			assert_int_equal(ud.cap_users, 2500);
+	}
+	assert_int_equal(ud.cap_users, 5000);
+	assert_int_equal(ud.users.n, 2600);
+	assert_string_equal(ud.users.user_id[0], "user-0");
+	assert_string_equal(ud.users.user_id[2599], "user-2599");
+	assert_int_equal(ud.users.install_time[2499], 3499);
+	assert_int_equal(ud.users.uid[2599], 2600);
+	/* score, once its frame is built: the frame's columns go, ids and install times stay */
+	user_data_release_frame_columns(&ud);
+	assert_null(ud.users.app_id);
+	assert_null(ud.users.campaign);
+	assert_null(ud.users.cost);
+	assert_null(ud.users.attributes_json);
+	assert_int_equal(ud.users.n, 2600);
+	assert_string_equal(ud.users.user_id[1234], "user-1234");
+	assert_int_equal(ud.users.install_time[1234], 2234);
+	assert_int_equal(ud.users.uid[1234], 1235);
+	user_data_release(&ud);
+}
+
+/*
  * Values that meet in one slot of the shared-text cache, or change from
  * user to user, still read back as each user's own; the user-days can be
  * released alone (score, once its frame is built).
@@ -308,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_younger_than_is_a_subset),
 		cmocka_unit_test(test_user_data_keeps_copies),
 		cmocka_unit_test(test_user_data_shared_text),
+		cmocka_unit_test(test_user_data_reserve),
 		cmocka_unit_test(test_load_installed_since),
 	};
 

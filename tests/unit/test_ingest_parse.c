@@ -62,6 +62,9 @@ struct run {
 	struct user_day_row *rows;
 	size_t n_rows;
 	int64_t rows_read[2], rejected[2];
+	size_t n_days_read;   /* finished aggregates once the files were read */
+	int young_exact;      /* ingest_parse_young_exact then */
+	char *rejects;        /* the rejects file's text then */
 };
 
 /* Ordered by user, then time: the aggregates come out in key order already. */
@@ -72,9 +75,15 @@ static const char EVENTS_BY_USER[] =
 	"c,2025-01-01T13:00:00Z,0,session\n"
 	"c,2025-01-02T14:00:00Z,3,purchase\n";
 
-/* Reads USERS and events_text; keeps the user-days of users installed at or after since. */
-static void run_parse_since(struct run *r, const char *negative_revenue, const char *events_text,
-			    int64_t since)
+static char *slurp(const char *path);
+
+/*
+ * Reads USERS and events_text, asking for young users only when young_span
+ * is not 0 (ingest_parse_young_only); keeps the user-days of users installed
+ * at or after since.
+ */
+static void run_parse_young(struct run *r, const char *negative_revenue, const char *events_text,
+			    int64_t since, int64_t young_as_of, int64_t young_span)
 {
 	char *users, *events;
 
@@ -86,14 +95,30 @@ static void run_parse_since(struct run *r, const char *negative_revenue, const c
 	test_set(&r->cfg, "ingest.max_reject_rate=1");
 	test_set(&r->cfg, "ingest.negative_revenue=%s", negative_revenue);
 	ingest_parse_init(&r->p, &r->cfg, NULL, on_user, &r->sink);
+	if (young_span)
+		ingest_parse_young_only(&r->p, young_as_of, young_span);
 	assert_int_equal(ingest_parse_open(&r->p, "test-run", &r->err), 0);
 	assert_int_equal(ingest_parse_file(&r->p, users, INPUT_USERS, &r->rows_read[0],
 					   &r->rejected[0], &r->err), 0);
 	assert_int_equal(ingest_parse_file(&r->p, events, INPUT_EVENTS, &r->rows_read[1],
 					   &r->rejected[1], &r->err), 0);
+	r->n_days_read = r->p.n_days;
+	r->young_exact = ingest_parse_young_exact(&r->p);
+	fflush(r->p.rejects);
+	r->rejects = slurp(r->p.rejects_path);
+	/* without the scratch directory, to compare runs' rejects */
+	for (char *at; (at = strstr(r->rejects, r->dir)) != NULL;)
+		memmove(at, at + strlen(r->dir), strlen(at + strlen(r->dir)) + 1);
 	ingest_parse_user_days(&r->p, since, &r->rows, &r->n_rows);
 	free(users);
 	free(events);
+}
+
+/* Reads USERS and events_text; keeps the user-days of users installed at or after since. */
+static void run_parse_since(struct run *r, const char *negative_revenue, const char *events_text,
+			    int64_t since)
+{
+	run_parse_young(r, negative_revenue, events_text, since, INT64_MIN, 0);
 }
 
 static void run_parse(struct run *r, const char *negative_revenue)
@@ -105,6 +130,7 @@ static void run_release(struct run *r)
 {
 	ingest_parse_release(&r->p);
 	free(r->rows);
+	free(r->rejects);
 	config_release(&r->cfg);
 	test_scratch_free(r->dir);
 }
@@ -219,6 +245,79 @@ static void test_days_installed_since(void **state)
 	run_release(&r);
 }
 
+/*
+ * ingest_parse_young_only, as score asks for the days of users younger than
+ * its longest horizon: the rows, counts, rejects and latest time are those of
+ * the plain read with installed_since, in files by time and by user, whether
+ * as_of is given or is the data's latest time (found at the file's end, so
+ * a's events are not aggregated at all: no finished aggregate).
+ */
+static void test_young_only(void **state)
+{
+	const int64_t c_install = 1735732800; /* 2025-01-01T12:00:00Z */
+	const char *texts[2] = { EVENTS, EVENTS_BY_USER };
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct run plain, young, given;
+		int64_t span;
+
+		run_parse_since(&plain, "reject", texts[k], c_install);
+		span = plain.p.max_event_time - c_install;
+		run_parse_young(&young, "reject", texts[k], c_install, INT64_MIN, span);
+		run_parse_young(&given, "reject", texts[k], c_install, plain.p.max_event_time, span);
+		/* a's finished aggregates are not made; by user, c's day 0 is */
+		assert_int_equal(plain.n_days_read, 2);
+		assert_int_equal(young.n_days_read, (size_t)k);
+		assert_int_equal(given.n_days_read, (size_t)k);
+		for (int g = 0; g < 2; g++) {
+			const struct run *y = g ? &given : &young;
+
+			assert_int_equal(y->young_exact, 1);
+			assert_int_equal(y->n_rows, plain.n_rows);
+			assert_memory_equal(y->rows, plain.rows, plain.n_rows * sizeof(*plain.rows));
+			assert_int_equal(y->p.max_event_time, plain.p.max_event_time);
+			assert_int_equal(y->p.events_loaded, plain.p.events_loaded);
+			assert_int_equal(y->p.events_rejected, plain.p.events_rejected);
+			assert_int_equal(y->rejected[1], plain.rejected[1]);
+			assert_string_equal(y->rejects, plain.rejects);
+		}
+		run_release(&plain);
+		run_release(&young);
+		run_release(&given);
+	}
+}
+
+/*
+ * A line at the file's end that is not a row: a quoted field holds it. The
+ * end gives a later time than any row has, so young_only would have skipped
+ * a's events; ingest_parse_young_exact says so, for the caller to read again.
+ */
+static void test_young_fooled_by_a_quote(void **state)
+{
+	static const char quoted[] =
+		"user_id,event_time,revenue,event\n"
+		"a,2025-01-01T01:00:00Z,2.50,\"note\n"
+		"c,2025-03-01T00:00:00Z,0,x\n"
+		"b\"\n";
+	struct run r;
+
+	(void)state;
+	run_parse_young(&r, "reject", quoted, INT64_MIN, INT64_MIN, 86400);
+	assert_int_equal(r.p.max_event_time, 1735693200); /* a's row, 2025-01-01T01:00:00Z */
+	assert_int_equal(r.young_exact, 0);
+	run_release(&r);
+	/* without the quote, the same line is a row: the guess holds */
+	run_parse_young(&r, "reject", "user_id,event_time,revenue,event\n"
+			"a,2025-01-01T01:00:00Z,2.50,note\n"
+			"c,2025-03-01T00:00:00Z,0,x\n", 1740787200 - 86400, INT64_MIN, 86400);
+	assert_int_equal(r.young_exact, 1);
+	assert_int_equal(r.p.max_event_time, 1740787200); /* 2025-03-01T00:00:00Z */
+	assert_int_equal(r.n_days_read, 0);
+	assert_int_equal(r.n_rows, 0); /* both users installed more than a day before */
+	run_release(&r);
+}
+
 /* The reader's look-ahead sees the rows csv_reader_next will return, and only those. */
 static void test_peek_and_estimate(void **state)
 {
@@ -281,6 +380,8 @@ int main(void)
 		cmocka_unit_test(test_users_days_and_rejects),
 		cmocka_unit_test(test_refund_floored),
 		cmocka_unit_test(test_days_installed_since),
+		cmocka_unit_test(test_young_only),
+		cmocka_unit_test(test_young_fooled_by_a_quote),
 		cmocka_unit_test(test_peek_and_estimate),
 		cmocka_unit_test(test_strmap_reserve),
 	};
