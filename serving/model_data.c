@@ -298,7 +298,7 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 	x = xmalloc((n_rows ? n_rows : 1) * (n_cols ? n_cols : 1) * sizeof(float));
 	for (size_t i = 0; i < n_rows; i++)
 		for (size_t j = 0; j < n_cols; j++)
-			x[i * n_cols + j] = cols[j].d ? (float)cols[j].d[rows[i]] : cols[j].f[rows[i]];
+			x[i * n_cols + j] = (float)frame_col_at(cols[j], rows[i]);
 	free(cols);
 	*out_x = x;
 	return 0;

@@ -25,20 +25,20 @@ void frame_init(struct frame *f, size_t n_rows)
 }
 
 /*
- * The widened copies frame_column made of compacted columns, keyed by the
- * float column: views of a frame (a copy of its column arrays with one
+ * The widened copies frame_column made of packed columns, keyed by the
+ * packed data: views of a frame (a copy of its column arrays with one
  * column swapped, serving/predictor.c) share them, and the copy goes when
  * the float column is freed.
  */
 static pthread_mutex_t widened_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct widened {
-	const float *from;
+	const void *from; /* the packed column's codes or floats */
 	double *to;
 	size_t n_rows;
 } *widened;
 static size_t n_widened, cap_widened;
 
-static void widened_drop(const float *from)
+static void widened_drop(const void *from)
 {
 	pthread_mutex_lock(&widened_lock);
 	for (size_t k = 0; k < n_widened; k++)
@@ -50,19 +50,33 @@ static void widened_drop(const float *from)
 	pthread_mutex_unlock(&widened_lock);
 }
 
+/* The packed data a column's widened copy is keyed by; NULL when not packed. */
+static const void *packed_key(const struct frame_packed *p)
+{
+	return p->code ? (const void *)p->code : (const void *)p->f;
+}
+
+static void packed_release(struct frame_packed *p)
+{
+	if (packed_key(p))
+		widened_drop(packed_key(p));
+	free(p->code);
+	free(p->table);
+	free(p->f);
+	memset(p, 0, sizeof(*p));
+}
+
 void frame_release(struct frame *f)
 {
 	for (size_t j = 0; j < f->n_cols; j++) {
 		free(f->names[j]);
 		free(f->cols[j]);
-		if (f->fcols && f->fcols[j]) {
-			widened_drop(f->fcols[j]);
-			free(f->fcols[j]);
-		}
+		if (f->packed)
+			packed_release(&f->packed[j]);
 	}
 	free(f->names);
 	free(f->cols);
-	free(f->fcols);
+	free(f->packed);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -87,9 +101,9 @@ double *frame_add_column(struct frame *f, const char *name)
 {
 	f->names = xrealloc(f->names, (f->n_cols + 1) * sizeof(char *));
 	f->cols = xrealloc(f->cols, (f->n_cols + 1) * sizeof(double *));
-	if (f->fcols) {
-		f->fcols = xrealloc(f->fcols, (f->n_cols + 1) * sizeof(float *));
-		f->fcols[f->n_cols] = NULL;
+	if (f->packed) {
+		f->packed = xrealloc(f->packed, (f->n_cols + 1) * sizeof(*f->packed));
+		memset(&f->packed[f->n_cols], 0, sizeof(*f->packed));
 	}
 	f->names[f->n_cols] = xstrdup(name);
 	f->cols[f->n_cols] = column_alloc(f->n_rows);
@@ -108,20 +122,71 @@ static int column_is_float(const double *col, size_t n)
 	return 1;
 }
 
+#define CODES_MAX 65536              /* distinct values a uint16 code tells apart */
+#define CODE_SLOTS (2 * CODES_MAX)   /* open addressing, at most half full */
+
+/*
+ * col as codes into its distinct values (first seen first), or 0 when it has
+ * more than CODES_MAX. Values are told apart by their bits, so every NaN
+ * payload and -0.0 come back as they were.
+ */
+static int column_codes(const double *col, size_t n, struct frame_packed *out)
+{
+	uint64_t *key = xmalloc(CODE_SLOTS * sizeof(uint64_t));
+	int32_t *slot_code = xmalloc(CODE_SLOTS * sizeof(int32_t));
+	uint16_t *code = xmalloc((n ? n : 1) * sizeof(uint16_t));
+	double *table = xmalloc(CODES_MAX * sizeof(double));
+	size_t n_table = 0, i;
+
+	memset(slot_code, 0xff, CODE_SLOTS * sizeof(int32_t));
+	for (i = 0; i < n; i++) {
+		uint64_t b;
+		size_t h;
+
+		memcpy(&b, &col[i], sizeof(b));
+		h = (size_t)((b * 0x9E3779B97F4A7C15u) >> 47) & (CODE_SLOTS - 1);
+		while (slot_code[h] >= 0 && key[h] != b)
+			h = (h + 1) & (CODE_SLOTS - 1);
+		if (slot_code[h] < 0) {
+			if (n_table == CODES_MAX)
+				break;
+			key[h] = b;
+			slot_code[h] = (int32_t)n_table;
+			memcpy(&table[n_table++], &b, sizeof(b));
+		}
+		code[i] = (uint16_t)slot_code[h];
+	}
+	free(key);
+	free(slot_code);
+	if (i < n) {
+		free(code);
+		free(table);
+		return 0;
+	}
+	out->code = code;
+	out->table = xrealloc(table, (n_table ? n_table : 1) * sizeof(double));
+	out->n_table = n_table;
+	return 1;
+}
+
 static void compact_column(struct frame *f, size_t j)
 {
-	float *fc;
+	struct frame_packed p = { 0 };
 
-	if (!f->cols[j] || !column_is_float(f->cols[j], f->n_rows))
+	if (!f->cols[j])
 		return;
-	if (!f->fcols)
-		f->fcols = xcalloc(f->n_cols ? f->n_cols : 1, sizeof(float *));
-	fc = xmalloc((f->n_rows ? f->n_rows : 1) * sizeof(float));
-	for (size_t i = 0; i < f->n_rows; i++)
-		fc[i] = (float)f->cols[j][i];
+	if (!column_codes(f->cols[j], f->n_rows, &p)) {
+		if (!column_is_float(f->cols[j], f->n_rows))
+			return;
+		p.f = xmalloc((f->n_rows ? f->n_rows : 1) * sizeof(float));
+		for (size_t i = 0; i < f->n_rows; i++)
+			p.f[i] = (float)f->cols[j][i];
+	}
+	if (!f->packed)
+		f->packed = xcalloc(f->n_cols ? f->n_cols : 1, sizeof(*f->packed));
 	free(f->cols[j]);
 	f->cols[j] = NULL;
-	f->fcols[j] = fc;
+	f->packed[j] = p;
 }
 
 void frame_compact(struct frame *f)
@@ -130,15 +195,16 @@ void frame_compact(struct frame *f)
 		compact_column(f, j);
 }
 
-/* Column j as doubles: a compacted one widened once (see widened above). */
+/* Column j as doubles: a packed one widened once (see widened above). */
 static double *column_doubles(const struct frame *f, size_t j)
 {
-	const float *from;
+	const struct frame_col c = frame_col_at_index(f, j);
+	const void *from;
 	double *to = NULL;
 
-	if (f->cols[j] || !f->fcols || !f->fcols[j])
+	if (f->cols[j] || !frame_col_found(c))
 		return f->cols[j];
-	from = f->fcols[j];
+	from = packed_key(&f->packed[j]);
 	pthread_mutex_lock(&widened_lock);
 	for (size_t k = 0; k < n_widened && !to; k++)
 		if (widened[k].from == from)
@@ -146,7 +212,7 @@ static double *column_doubles(const struct frame *f, size_t j)
 	if (!to) {
 		to = xmalloc((f->n_rows ? f->n_rows : 1) * sizeof(double));
 		for (size_t i = 0; i < f->n_rows; i++)
-			to[i] = from[i];
+			to[i] = frame_col_at(c, i);
 		ARRAY_GROW(widened, n_widened + 1, cap_widened);
 		widened[n_widened++] = (struct widened){ from, to, f->n_rows };
 		LOG(LOG_DEBUG, "frame: column %s widened to doubles for a reader (%zu rows)",
@@ -158,8 +224,12 @@ static double *column_doubles(const struct frame *f, size_t j)
 
 struct frame_col frame_col_at_index(const struct frame *f, size_t j)
 {
-	/* doubles first: a view (serving/predictor.c) swaps a column's doubles over its floats */
-	return (struct frame_col){ f->cols[j], f->cols[j] || !f->fcols ? NULL : f->fcols[j] };
+	const struct frame_packed *p = f->packed ? &f->packed[j] : NULL;
+
+	/* doubles first: a view (serving/predictor.c) swaps a column's doubles over its packing */
+	if (f->cols[j] || !p)
+		return (struct frame_col){ .d = f->cols[j] };
+	return (struct frame_col){ .f = p->f, .code = p->code, .table = p->table };
 }
 
 size_t frame_bytes(const struct frame *f)
@@ -167,13 +237,18 @@ size_t frame_bytes(const struct frame *f)
 	size_t bytes = 0;
 
 	for (size_t j = 0; j < f->n_cols; j++) {
-		bytes += f->n_rows * (f->cols[j] ? sizeof(double) : sizeof(float));
-		if (f->fcols && f->fcols[j]) {
-			pthread_mutex_lock(&widened_lock);
-			for (size_t k = 0; k < n_widened; k++)
-				bytes += widened[k].from == f->fcols[j] ? f->n_rows * sizeof(double) : 0;
-			pthread_mutex_unlock(&widened_lock);
+		const struct frame_packed *p = f->packed ? &f->packed[j] : NULL;
+
+		if (f->cols[j] || !p || !packed_key(p)) {
+			bytes += f->n_rows * sizeof(double);
+			continue;
 		}
+		bytes += p->code ? f->n_rows * sizeof(uint16_t) + p->n_table * sizeof(double)
+				 : f->n_rows * sizeof(float);
+		pthread_mutex_lock(&widened_lock);
+		for (size_t k = 0; k < n_widened; k++)
+			bytes += widened[k].from == packed_key(p) ? f->n_rows * sizeof(double) : 0;
+		pthread_mutex_unlock(&widened_lock);
 	}
 	return bytes;
 }
@@ -226,12 +301,12 @@ struct frame_col frame_col(const struct frame *f, const char *name)
 {
 	const size_t j = column_index(f, name);
 
-	return j == SIZE_MAX ? (struct frame_col){ NULL, NULL } : frame_col_at_index(f, j);
+	return j == SIZE_MAX ? (struct frame_col){ .d = NULL } : frame_col_at_index(f, j);
 }
 
 /*
  * Column j's bytes as doubles, 4,096 rows at a time into buf, passed to put:
- * what frame_hash and frame_save see of a compacted column is the doubles
+ * what frame_hash and frame_save see of a packed column is the doubles
  * it was built as.
  */
 #define WIDEN_CHUNK 4096
@@ -239,6 +314,7 @@ struct frame_col frame_col(const struct frame *f, const char *name)
 static void column_bytes(const struct frame *f, size_t j,
 			 void (*put)(void *arg, const void *p, size_t n), void *arg)
 {
+	const struct frame_col c = frame_col_at_index(f, j);
 	double buf[WIDEN_CHUNK];
 
 	if (f->cols[j]) {
@@ -249,7 +325,7 @@ static void column_bytes(const struct frame *f, size_t j,
 		const size_t n = f->n_rows - at < WIDEN_CHUNK ? f->n_rows - at : WIDEN_CHUNK;
 
 		for (size_t i = 0; i < n; i++)
-			buf[i] = f->fcols[j][at + i];
+			buf[i] = frame_col_at(c, at + i);
 		put(arg, buf, n * sizeof(double));
 	}
 }

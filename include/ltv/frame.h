@@ -16,36 +16,49 @@
 
 struct registry;
 
+/*
+ * A column held other than as doubles (frame_compact): per row a 2-byte
+ * index into its distinct values (a column of at most 65,536 of them), or
+ * else a 4-byte float when every value is exactly one.
+ */
+struct frame_packed {
+	uint16_t *code;  /* per row: its value's index in table, or NULL */
+	double *table;   /* the distinct values, bit for bit */
+	size_t n_table;
+	float *f;        /* per row, when not coded; or NULL */
+};
+
 struct frame {
 	size_t n_rows;
 	size_t n_cols;
 	char **names;   /* owned */
-	double **cols;  /* owned; cols[j][i] is row i of column j; NULL where fcols[j] holds it */
+	double **cols;  /* owned; cols[j][i] is row i of column j; NULL where packed[j] holds it */
 	/*
-	 * NULL, or per column (owned): the column as 4-byte floats when
-	 * frame_compact found every value exactly a float (counts, days, codes,
-	 * flags), cols[j] then NULL. Only the model stages' shared frame is
-	 * compacted; frame_column still hands out doubles (below), frame_col
-	 * reads either without a copy.
+	 * NULL, or per column (owned): how a column frame_compact packed is held,
+	 * cols[j] then NULL. Only the model stages' shared frame is compacted;
+	 * frame_column still hands out doubles (below), frame_col reads any
+	 * column as stored without a copy.
 	 */
-	float **fcols;
+	struct frame_packed *packed;
 };
 
-/* A column as stored: doubles (d) or else exact floats (f); both NULL when there is none. */
+/* A column as stored: doubles (d), else floats (f), else codes into table; all NULL when none. */
 struct frame_col {
 	const double *d;
 	const float *f;
+	const uint16_t *code;
+	const double *table;
 };
 
-/* Row i of c, as the double it was built as (a float column widens exactly). */
+/* Row i of c, as the double it was built as (bit for bit). */
 static inline double frame_col_at(struct frame_col c, size_t i)
 {
-	return c.d ? c.d[i] : (double)c.f[i];
+	return c.d ? c.d[i] : c.f ? (double)c.f[i] : c.table[c.code[i]];
 }
 
 static inline int frame_col_found(struct frame_col c)
 {
-	return c.d || c.f;
+	return c.d || c.f || c.code;
 }
 
 void frame_init(struct frame *f, size_t n_rows);
@@ -65,13 +78,15 @@ struct frame_col frame_col(const struct frame *f, const char *name);
 /* Column j as stored. */
 struct frame_col frame_col_at_index(const struct frame *f, size_t j);
 /*
- * Stores every column whose every value is bit for bit a float once widened
- * (NaN included) as floats: half the bytes, the same values to every reader.
- * Columns already compact stay so. The hash and the stored artefact do not
- * change (frame_hash and frame_save widen).
+ * Packs every column: one of at most 65,536 distinct values (bit patterns,
+ * NaN included) as 2-byte codes into a table of them, else one whose every
+ * value widens back from a float to the same bits as floats; other columns
+ * stay doubles, as do packed ones. Every reader sees the same values. The
+ * hash and the stored artefact do not change (frame_hash and frame_save
+ * widen).
  */
 void frame_compact(struct frame *f);
-/* Bytes the frame's columns hold (doubles, floats and widened copies). */
+/* Bytes the frame's columns hold (doubles, packed columns and widened copies). */
 size_t frame_bytes(const struct frame *f);
 /* Adds every column's name and bytes to h (the artefact's content hash). */
 void frame_hash(const struct frame *f, struct hasher *h);

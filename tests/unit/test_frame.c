@@ -1,9 +1,10 @@
 /*
- * Unit tests for frame.c's compact columns (include/ltv/frame.h): a column
- * whose every value is bit for bit a float is stored as floats, and every
- * reader (frame_col, frame_column's widened copy, the hash, the stored
- * artefact, a load) sees the doubles it was built as; a column that is not
- * exactly floats stays doubles.
+ * Unit tests for frame.c's packed columns (include/ltv/frame.h): a column of
+ * at most 65,536 distinct values is held as 2-byte codes into a table of
+ * them, else one whose every value is bit for bit a float as floats, and
+ * every reader (frame_col, frame_column's widened copy, the hash, the stored
+ * artefact, a load) sees the doubles it was built as, NaN payloads and -0.0
+ * included; any other column stays doubles.
  */
 #include "testutil.h"
 
@@ -13,27 +14,50 @@
 #include "ltv/hash.h"
 #include "ltv/registry.h"
 
-#define ROWS 10000 /* more than frame.c's 4,096-row chunks of widening */
+/* more distinct values than a 2-byte code tells apart, and than frame.c's 4,096-row chunks */
+#define ROWS 70000
 
-/* counts (float), days with NaN (float), money (double), a uid past 2^24 (double), -0.0 and 0 (float) */
+/*
+ * Coded: counts, days with two kinds of NaN, -0.0 and 0. Floats: a row
+ * number (70,000 values, each a float). Doubles: money and a uid past 2^24
+ * (70,000 values, not floats).
+ */
 static void build(struct frame *f)
 {
-	double *count, *days, *money, *uid, *zero;
+	const uint64_t nan_bits = 0x7ff8000000000123u; /* a NaN with a payload of its own */
+	double *count, *days, *money, *uid, *zero, *row;
+	double odd_nan;
 
+	memcpy(&odd_nan, &nan_bits, sizeof(odd_nan));
 	frame_init(f, ROWS);
 	count = frame_add_column(f, "count");
 	days = frame_add_column(f, "days");
 	money = frame_add_column(f, "money");
 	uid = frame_add_column(f, "uid");
 	zero = frame_add_column(f, "zero");
+	row = frame_add_column(f, "row");
 	for (size_t i = 0; i < ROWS; i++) {
 		count[i] = (double)(i % 300);
-		days[i] = i % 7 ? (double)(i % 61) : NAN;
+		days[i] = i % 7 ? (double)(i % 61) : i % 2 ? NAN : odd_nan;
 		money[i] = 0.01 * (double)i;
 		uid[i] = 16777216.0 + (double)i; /* 16777217 is not a float */
 		zero[i] = i % 2 ? -0.0 : 0.0;
+		row[i] = (double)i;
 	}
 }
+
+static const struct frame_packed *packed_of(const struct frame *f, const char *name)
+{
+	for (size_t j = 0; j < f->n_cols; j++)
+		if (strcmp(f->names[j], name) == 0)
+			return f->packed ? &f->packed[j] : NULL;
+	fail_msg("no column %s", name);
+	return NULL;
+}
+
+/* Bytes of build's frame compacted: 3 coded columns, 1 of floats, 2 of doubles. */
+#define CODED_BYTES (3 * ROWS * sizeof(uint16_t) + (300 + 63 + 2) * sizeof(double))
+#define PACKED_BYTES (CODED_BYTES + ROWS * sizeof(float) + 2 * ROWS * sizeof(double))
 
 static void assert_same_bits(double a, double b, const char *col, size_t row)
 {
@@ -83,26 +107,31 @@ static void test_compact_keeps_every_value(void **state)
 	build(&ref);
 	build(&f);
 	full = frame_bytes(&f);
-	assert_int_equal(full, 5 * ROWS * sizeof(double));
+	assert_int_equal(full, 6 * ROWS * sizeof(double));
 	content_hash(&f, before);
 	frame_compact(&f);
-	/* count, days, zero as floats; money and uid as doubles */
-	assert_non_null(f.fcols);
-	assert_non_null(frame_col(&f, "count").f);
-	assert_non_null(frame_col(&f, "days").f);
-	assert_non_null(frame_col(&f, "zero").f);
+	assert_non_null(f.packed);
+	assert_non_null(frame_col(&f, "count").code);
+	assert_int_equal(packed_of(&f, "count")->n_table, 300);
+	assert_non_null(frame_col(&f, "days").code);
+	assert_int_equal(packed_of(&f, "days")->n_table, 63); /* 61 days, two NaNs */
+	assert_non_null(frame_col(&f, "zero").code);
+	assert_int_equal(packed_of(&f, "zero")->n_table, 2);  /* 0.0 and -0.0 */
+	assert_non_null(frame_col(&f, "row").f);
+	assert_null(frame_col(&f, "row").code);
 	assert_non_null(frame_col(&f, "money").d);
 	assert_non_null(frame_col(&f, "uid").d);
 	assert_null(frame_col(&f, "uid").f);
-	assert_int_equal(frame_bytes(&f), 2 * ROWS * sizeof(double) + 3 * ROWS * sizeof(float));
+	assert_null(frame_col(&f, "uid").code);
+	assert_int_equal(frame_bytes(&f), PACKED_BYTES);
 	content_hash(&f, after);
 	assert_string_equal(after, before);
 	/* compacting again changes nothing */
 	frame_compact(&f);
-	assert_int_equal(frame_bytes(&f), 2 * ROWS * sizeof(double) + 3 * ROWS * sizeof(float));
+	assert_int_equal(frame_bytes(&f), PACKED_BYTES);
 	assert_reads_as(&f, &ref);
-	/* frame_column widened all three: counted until the frame goes */
-	assert_int_equal(frame_bytes(&f), 5 * ROWS * sizeof(double) + 3 * ROWS * sizeof(float));
+	/* frame_column widened all four packed columns: counted until the frame goes */
+	assert_int_equal(frame_bytes(&f), PACKED_BYTES + 4 * ROWS * sizeof(double));
 	content_hash(&f, after);
 	assert_string_equal(after, before);
 	frame_release(&f);
@@ -127,6 +156,7 @@ static void test_view_reads_its_doubles(void **state)
 	view.cols = xmalloc(f.n_cols * sizeof(double *));
 	memcpy(view.cols, f.cols, f.n_cols * sizeof(double *));
 	view.cols[j] = swapped;
+	assert_non_null(packed_of(&view, "days")->code);
 	for (size_t i = 0; i < ROWS; i++) {
 		assert_same_bits(frame_col_at(frame_col(&view, "days"), i), swapped[i], "days", i);
 		assert_same_bits(frame_column(&view, "days")[i], swapped[i], "days", i);
@@ -164,7 +194,7 @@ static void test_save_and_load(void **state)
 	assert_int_equal(registry_commit(reg, &err), 0);
 
 	assert_int_equal(frame_load(reg, id, NULL, &plain, &err), 0);
-	assert_null(plain.fcols);
+	assert_null(plain.packed);
 	for (size_t j = 0; j < ref.n_cols; j++)
 		assert_memory_equal(plain.cols[j], ref.cols[j], ROWS * sizeof(double));
 	assert_int_equal(frame_load_compact(reg, id, NULL, &compact, &err), 0);
