@@ -28,13 +28,12 @@ void frame_init(struct frame *f, size_t n_rows)
  * The widened copies frame_column made of packed columns, keyed by the
  * packed data: views of a frame (a copy of its column arrays with one
  * column swapped, serving/predictor.c) share them, and the copy goes when
- * the float column is freed.
+ * the packed column is freed.
  */
 static pthread_mutex_t widened_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct widened {
 	const void *from; /* the packed column's codes or floats */
 	double *to;
-	size_t n_rows;
 } *widened;
 static size_t n_widened, cap_widened;
 
@@ -137,6 +136,7 @@ static int column_codes(const double *col, size_t n, struct frame_packed *out)
 	uint16_t *code = xmalloc((n ? n : 1) * sizeof(uint16_t));
 	double *table = xmalloc(CODES_MAX * sizeof(double));
 	size_t n_table = 0, i;
+	uint64_t last = 0;
 
 	memset(slot_code, 0xff, CODE_SLOTS * sizeof(int32_t));
 	for (i = 0; i < n; i++) {
@@ -144,6 +144,12 @@ static int column_codes(const double *col, size_t n, struct frame_packed *out)
 		size_t h;
 
 		memcpy(&b, &col[i], sizeof(b));
+		/* runs of one value (codes, flags, a user's snapshot rows) skip the lookup */
+		if (i > 0 && b == last) {
+			code[i] = code[i - 1];
+			continue;
+		}
+		last = b;
 		h = (size_t)((b * 0x9E3779B97F4A7C15u) >> 47) & (CODE_SLOTS - 1);
 		while (slot_code[h] >= 0 && key[h] != b)
 			h = (h + 1) & (CODE_SLOTS - 1);
@@ -214,7 +220,7 @@ static double *column_doubles(const struct frame *f, size_t j)
 		for (size_t i = 0; i < f->n_rows; i++)
 			to[i] = frame_col_at(c, i);
 		ARRAY_GROW(widened, n_widened + 1, cap_widened);
-		widened[n_widened++] = (struct widened){ from, to, f->n_rows };
+		widened[n_widened++] = (struct widened){ from, to };
 		LOG(LOG_DEBUG, "frame: column %s widened to doubles for a reader (%zu rows)",
 		    f->names[j], f->n_rows);
 	}
