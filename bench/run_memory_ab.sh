@@ -26,23 +26,25 @@ for ((i = 1; i <= runs; i++)); do
 		rm -rf "$dir"
 		mkdir "$dir"
 		ln -s "$data" "$dir/data"
-		LTVPIPE=${bins[$k]} /usr/bin/time -f '%U %S' -o "$scratch/time" \
+		LTVPIPE=${bins[$k]} /usr/bin/time -f '%U %S %M' -o "$scratch/time" \
 			"$root/bench/run_memory.sh" "$dir" --config "$root/config/ltvpipe.yaml" "$@" \
 			>"$scratch/out"
 		cpu=$(awk '{ printf "%.1f", $1 + $2 }' "$scratch/time")
+		maxrss=$(awk '{ printf "%.1f", $3 / 1024 }' "$scratch/time")
 		peak=$(sed -n 's/^bench: run peak *\([0-9.]*\) MB, running then: \(.*\)/\1 MB (\2)/p' "$scratch/out")
-		echo "${bins[$k]} run $i: CPU $cpu s, peak $peak"
-		echo "$k $cpu ${peak%% *}" >>"$scratch/all"
+		echo "${bins[$k]} run $i: CPU $cpu s, max RSS $maxrss MB (GNU time), sampled peak $peak"
+		grep '^bench: .* peak .*sampled while it ran' "$scratch/out" | sed 's/^bench:/    /'
+		echo "$k $cpu ${peak%% *} $maxrss" >>"$scratch/all"
 	done
 done
 for k in 0 1; do
 	awk -v k="$k" -v bin="${bins[$k]}" '
-		$1 == k { cpu[++n] = $2; peak[n] = $3 }
+		$1 == k { cpu[++n] = $2; peak[n] = $3; rss[n] = $4 }
 		function median(a, n,   i, j, t) {
 			for (i = 2; i <= n; i++)
 				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 		}
-		END { printf "%s: median of %d: CPU %.1f s, peak %.1f MB\n", bin, n, median(cpu, n), median(peak, n) }
+		END { printf "%s: median of %d: CPU %.1f s, max RSS %.1f MB, sampled peak %.1f MB\n", bin, n, median(cpu, n), median(rss, n), median(peak, n) }
 	' "$scratch/all"
 done

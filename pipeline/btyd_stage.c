@@ -153,7 +153,7 @@ struct fit_users {
  */
 static void training_users(const struct model_data *d, int with_valid, struct fit_users *out)
 {
-	const double *app = frame_column(&d->frame, "app_code");
+	const struct frame_col app = frame_col(&d->frame, "app_code");
 	struct row_split users;
 	size_t n;
 
@@ -166,9 +166,9 @@ static void training_users(const struct model_data *d, int with_valid, struct fi
 	if (with_valid)
 		btyd_histories_to_date(d, users.valid, users.n_valid, out->h + users.n_train);
 	for (size_t i = 0; i < users.n_train; i++)
-		out->app[i] = app[users.train[i]];
+		out->app[i] = frame_col_at(app, users.train[i]);
 	for (size_t i = users.n_train; i < n; i++)
-		out->app[i] = app[users.valid[i - users.n_train]];
+		out->app[i] = frame_col_at(app, users.valid[i - users.n_train]);
 	row_split_release(&users);
 }
 
@@ -186,7 +186,7 @@ static void training_users(const struct model_data *d, int with_valid, struct fi
 static int users_before_as_of(struct stage_ctx *ctx, const struct model_data *d, int skip_validation,
 			      const char *metric, struct fit_users *out)
 {
-	const double *uid = frame_column(&d->frame, "uid");
+	const struct frame_col uid = frame_col(&d->frame, "uid");
 	struct user_table users = { 0 };
 	struct btyd_days days = { .as_of = d->as_of };
 	struct strmap app_code;
@@ -209,7 +209,7 @@ static int users_before_as_of(struct stage_ctx *ctx, const struct model_data *d,
 
 		model_data_split(d, d->params.horizons.v[k], 0, &s);
 		for (size_t i = 0; i < s.n_valid; i++)
-			slot[(size_t)uid[s.valid[i]] - 1] = -1;
+			slot[(size_t)frame_col_at(uid, s.valid[i]) - 1] = -1;
 		row_split_release(&s);
 	}
 	strmap_init(&app_code);

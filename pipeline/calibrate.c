@@ -344,12 +344,12 @@ static int compare_double(const void *a, const void *b)
  * (which no order holds). Validation rows sit on a handful of snapshot ages,
  * and sorting half a million of them to find those was most of age_index.
  */
-static size_t distinct_ages(const double *window, const size_t *rows, size_t n, double *ages)
+static size_t distinct_ages(struct frame_col window, const size_t *rows, size_t n, double *ages)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const double a = window[rows[i]];
+		const double a = frame_col_at(window, rows[i]);
 		size_t at = k;
 
 		if (isnan(a))
@@ -373,24 +373,24 @@ static size_t distinct_ages(const double *window, const size_t *rows, size_t n, 
  */
 static size_t *age_index(const struct model_data *d, const struct row_split *s, size_t *out_n)
 {
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	size_t *idx = xcalloc(s->n_valid + 1, sizeof(size_t)), n = 0;
 	double *ages = xmalloc((s->n_valid > AGE_INDEX_MAX_SMALL ? s->n_valid : AGE_INDEX_MAX_SMALL) *
 			       sizeof(double));
 
-	if (window && s->n_valid > 0)
+	if (frame_col_found(window) && s->n_valid > 0)
 		n = distinct_ages(window, s->valid, s->n_valid, ages);
-	if (window && s->n_valid > 0 && n == 0) {
+	if (frame_col_found(window) && s->n_valid > 0 && n == 0) {
 		for (size_t i = 0; i < s->n_valid; i++)
-			ages[i] = window[s->valid[i]];
+			ages[i] = frame_col_at(window, s->valid[i]);
 		qsort(ages, s->n_valid, sizeof(double), compare_double);
 		for (size_t i = 0; i < s->n_valid; i++)
 			if (n == 0 || ages[i] != ages[n - 1])
 				ages[n++] = ages[i];
 	}
-	if (window && s->n_valid > 0) {
+	if (frame_col_found(window) && s->n_valid > 0) {
 		for (size_t i = 0; i < s->n_valid; i++) {
-			const double a = window[s->valid[i]];
+			const double a = frame_col_at(window, s->valid[i]);
 			size_t lo = 0, hi = n - 1;
 
 			while (lo < hi) {
@@ -572,7 +572,7 @@ static int fit_floor_shares(struct stage_ctx *ctx, const struct judge_rows *j, s
 {
 	const struct model_data *d = judge_data(j);
 	const struct int_list *hz = &j->train->params.horizons;
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t min_rows = (size_t)ctx->cfg->calibrate.min_users;
 	const int to_actual = ctx->cfg->calibrate.floor_share == 2;
@@ -590,8 +590,8 @@ static int fit_floor_shares(struct stage_ctx *ctx, const struct judge_rows *j, s
 		judge_split(j, hz->v[h], 0, &s);
 		rows = xmalloc((s.n_valid + 1) * sizeof(size_t));
 		seen = xmalloc((s.n_valid + 1) * sizeof(double));
-		for (size_t i = 0; window && i < s.n_valid; i++)
-			if (window[s.valid[i]] < (double)hz->v[h - 1]) {
+		for (size_t i = 0; frame_col_found(window) && i < s.n_valid; i++)
+			if (frame_col_at(window, s.valid[i]) < (double)hz->v[h - 1]) {
 				seen[n] = rev_window[s.valid[i]];
 				rows[n++] = s.valid[i];
 			}

@@ -51,7 +51,7 @@
 struct curves_train {
 	const struct model_data *d;
 	const struct config *cfg;
-	const double *age;
+	struct frame_col age;
 	int64_t *row_of_uid;   /* uid → frame row, -1 when absent; uid < n_uids */
 	size_t n_uids;
 	uint32_t *train_mask;  /* per row: bit i set when a training row at horizon i */
@@ -77,7 +77,7 @@ static int add_user_day(void *opaque, int64_t uid, int64_t day, double revenue, 
 		return 0;
 	mask = t->train_mask[row];
 	/* day < age is install + (day + 1) days <= as_of: the day is complete. */
-	if (!mask || day < 0 || (double)day >= t->age[row])
+	if (!mask || day < 0 || (double)day >= frame_col_at(t->age, row))
 		return 0;
 	t->days_read++;
 	for (size_t h = 0; h < hz->n; h++)
@@ -115,8 +115,8 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 {
 	const struct model_data *d = t->d;
 	const struct int_list *hz = &d->params.horizons;
-	const double *uid = frame_column(&d->frame, "uid");
-	const double *user_rep = frame_column(&d->frame, "user_rep");
+	const struct frame_col uid = frame_col(&d->frame, "uid");
+	const struct frame_col user_rep = frame_col(&d->frame, "user_rep");
 	const size_t n_dense = d->n_apps * d->n_campaigns;
 	size_t *compact_of = xmalloc((n_dense ? n_dense : 1) * sizeof(size_t));
 	size_t total = 0;
@@ -124,7 +124,7 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 	int ret;
 
 	assert(hz->n <= CURVES_MAX_HORIZONS && d->tier);
-	if (!uid || !t->age) {
+	if (!frame_col_found(uid) || !frame_col_found(t->age)) {
 		free(compact_of);
 		return err_set(&ctx->err, LTV_EINTERNAL, "features frame lacks uid or age_days");
 	}
@@ -137,7 +137,7 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 		if (compact_of[c] == SIZE_MAX)
 			compact_of[c] = t->n_cohorts++;
 		t->compact[i] = compact_of[c];
-		max_uid = fmax(max_uid, uid[i]);
+		max_uid = fmax(max_uid, frame_col_at(uid, i));
 	}
 	free(compact_of);
 	t->n_uids = (size_t)max_uid + 1;
@@ -145,8 +145,8 @@ static int load_day_sums(struct stage_ctx *ctx, struct curves_train *t)
 	for (size_t u = 0; u < t->n_uids; u++)
 		t->row_of_uid[u] = -1;
 	for (size_t i = 0; i < d->frame.n_rows; i++)
-		if (!user_rep || user_rep[i] != 0)
-			t->row_of_uid[(size_t)uid[i]] = (int64_t)i;
+		if (!frame_col_found(user_rep) || frame_col_at(user_rep, i) != 0)
+			t->row_of_uid[(size_t)frame_col_at(uid, i)] = (int64_t)i;
 
 	t->train_mask = xcalloc(d->frame.n_rows ? d->frame.n_rows : 1, sizeof(uint32_t));
 	t->day_off = xmalloc(hz->n * sizeof(size_t));
@@ -316,7 +316,7 @@ int stage_curves_run(struct stage_ctx *ctx)
 	}
 	t.d = &d;
 	t.cfg = cfg;
-	t.age = frame_column(&d.frame, "age_days");
+	t.age = frame_col(&d.frame, "age_days");
 	ret = load_day_sums(ctx, &t);
 	if (ret < 0)
 		goto out;

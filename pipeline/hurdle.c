@@ -90,7 +90,7 @@ static size_t sample_zero_users(const struct model_data *d, const double *ltv,
 				const size_t *rows, size_t n, size_t max_zero, size_t **out,
 				double *out_rate, size_t *out_zero)
 {
-	const double *uid = frame_column(&d->frame, "uid");
+	const struct frame_col uid = frame_col(&d->frame, "uid");
 	size_t n_zero = 0, at = 0;
 	double rate;
 
@@ -99,12 +99,12 @@ static size_t sample_zero_users(const struct model_data *d, const double *ltv,
 	for (size_t i = 0; i < n; i++)
 		n_zero += !(ltv[rows[i]] > 0);
 	*out_zero = n_zero;
-	if (max_zero == 0 || n_zero <= max_zero || !uid)
+	if (max_zero == 0 || n_zero <= max_zero || !frame_col_found(uid))
 		return n;
 	rate = (double)max_zero / (double)n_zero;
 	*out = xmalloc(n * sizeof(size_t));
 	for (size_t i = 0; i < n; i++)
-		if (ltv[rows[i]] > 0 || uid_uniform(uid[rows[i]]) < rate)
+		if (ltv[rows[i]] > 0 || uid_uniform(frame_col_at(uid, rows[i])) < rate)
 			(*out)[at++] = rows[i];
 	*out_rate = rate;
 	return at;

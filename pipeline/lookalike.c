@@ -49,15 +49,15 @@
 #include "ltv/stage_metrics.h"
 
 /* Median of the non-NaN values of col over rows; 0 when there is none. */
-static double column_median(const double *col, const size_t *rows, size_t n)
+static double column_median(struct frame_col col, const size_t *rows, size_t n)
 {
 	double *v = xmalloc((n ? n : 1) * sizeof(double));
 	size_t m = 0;
 	double median = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (!isnan(col[rows[i]]))
-			v[m++] = col[rows[i]];
+		if (!isnan(frame_col_at(col, rows[i])))
+			v[m++] = frame_col_at(col, rows[i]);
 	if (m)
 		median = median_select(v, m);
 	free(v);
@@ -74,12 +74,12 @@ static void fit_means_by_age(const struct model_data *d, size_t k, const struct 
 			     const int *label, const size_t *repeats, const double *future,
 			     struct lookalike_horizon *h)
 {
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	double *age = xmalloc((split->n_train ? split->n_train : 1) * sizeof(double));
 	double *w = xmalloc((split->n_train ? split->n_train : 1) * sizeof(double));
 
 	for (size_t i = 0; i < split->n_train; i++) {
-		age[i] = window ? window[split->train[i]] : NAN;
+		age[i] = frame_col_found(window) ? frame_col_at(window, split->train[i]) : NAN;
 		w[i] = (double)repeats[i];
 	}
 	h->by_age = xcalloc(k, sizeof(*h->by_age));
@@ -225,9 +225,9 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 		goto out;
 	}
 	for (size_t j = 0; j < s->n_features; j++) {
-		const double *col = frame_column(&d->frame, s->features[j]);
+		const struct frame_col col = frame_col(&d->frame, s->features[j]);
 
-		s->median[j] = col ? column_median(col, split.train, split.n_train) : 0;
+		s->median[j] = frame_col_found(col) ? column_median(col, split.train, split.n_train) : 0;
 	}
 	ret = lookalike_build_matrix(d, s->features, s->n_features, s->median, split.train, split.n_train,
 			   &x, &ctx->err);

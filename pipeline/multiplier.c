@@ -46,7 +46,7 @@ static int rows_build(const struct model_data *d, const struct str_list *feature
 		      struct gbt_artefact_rows *out, double **out_age, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	size_t *pos, n_kept = 0;
 	int ret;
 
@@ -67,7 +67,7 @@ static int rows_build(const struct model_data *d, const struct str_list *feature
 			continue;
 		for (size_t k = model_data_repeats(d, rows[i]); k > 0; k--) {
 			if (out_age)
-				(*out_age)[out->n] = window ? window[rows[i]] : NAN;
+				(*out_age)[out->n] = frame_col_found(window) ? frame_col_at(window, rows[i]) : NAN;
 			out->target[out->n] = target;
 			pos[out->n++] = rows[i];
 		}

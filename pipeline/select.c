@@ -287,7 +287,7 @@ static size_t sorted_row_keys(const struct model_data *d, const struct row_split
 			      const int *in_fold, int skip_fold, size_t n_cohorts,
 			      struct row_key *keys)
 {
-	const double *uid = frame_column(&d->frame, "uid");
+	const struct frame_col uid = frame_col(&d->frame, "uid");
 	size_t *at = xcalloc(n_cohorts + 1, sizeof(size_t)), n = 0;
 	int sorted = 1;
 
@@ -302,7 +302,7 @@ static size_t sorted_row_keys(const struct model_data *d, const struct row_split
 		if (!(in_fold && in_fold[i] == skip_fold)) {
 			const size_t c = model_data_cohort(d, s->valid[i]);
 
-			keys[at[c]++] = (struct row_key){ c, uid[s->valid[i]], i };
+			keys[at[c]++] = (struct row_key){ c, frame_col_at(uid, s->valid[i]), i };
 		}
 	for (size_t k = 1; k < n && sorted; k++)
 		sorted = compare_row_key(&keys[k - 1], &keys[k]) < 0;

@@ -57,7 +57,7 @@ static void fit_means_by_age(const struct model_data *d, const struct row_split 
 			     const size_t *cnt, struct semantic_horizon *h)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const double *y = model_data_label(d, h->horizon);
 	const size_t n_dense = d->n_apps * d->n_campaigns, n = split->n_train;
 	int *doc_of = xmalloc((n_dense ? n_dense : 1) * sizeof(int));
@@ -72,7 +72,7 @@ static void fit_means_by_age(const struct model_data *d, const struct row_split 
 		const size_t r = split->train[j];
 
 		doc[j] = doc_of[model_data_cohort(d, r)];
-		age[j] = window ? window[r] : NAN;
+		age[j] = frame_col_found(window) ? frame_col_at(window, r) : NAN;
 		future[j] = y[r] - rev_window[r];
 	}
 	h->by_age = xcalloc(h->n_docs, sizeof(*h->by_age));

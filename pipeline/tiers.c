@@ -32,8 +32,8 @@ static struct campaign_tier_row *aggregate(const struct model_data *d, const str
 	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *split = frame_column(&d->frame, "split");
-	const double *user_rep = frame_column(&d->frame, "user_rep");
+	const struct frame_col split = frame_col(&d->frame, "split");
+	const struct frame_col user_rep = frame_col(&d->frame, "user_rep");
 	const double *install = frame_column(&d->frame, "install_time");
 	struct campaign_tier_row *rows = xcalloc(n_cohorts ? n_cohorts : 1, sizeof(*rows));
 	double *first_install = xmalloc((n_cohorts ? n_cohorts : 1) * sizeof(double));
@@ -48,10 +48,10 @@ static struct campaign_tier_row *aggregate(const struct model_data *d, const str
 		r->campaign = d->campaigns[c % d->n_campaigns];
 		first_install[c] = fmin(first_install[c], install[i]);
 		/* One row per user counts (user_rep): the others are the same user at other ages. */
-		if (isnan(y[i]) || (user_rep && user_rep[i] == 0))
+		if (isnan(y[i]) || (frame_col_found(user_rep) && frame_col_at(user_rep, i) == 0))
 			continue;
 		r->mature_users++;
-		r->validation_users += split[i] == 1;
+		r->validation_users += frame_col_at(split, i) == 1;
 		r->payers += y[i] - rev_window[i] > 0;
 		r->revenue += y[i];
 	}
@@ -67,7 +67,7 @@ static struct campaign_tier_row *aggregate(const struct model_data *d, const str
 }
 
 static void add_metrics(struct stage_ctx *ctx, const struct campaign_tier_row *rows,
-			size_t n_cohorts, const struct frame *tiers, const double *user_rep)
+			size_t n_cohorts, const struct frame *tiers, struct frame_col user_rep)
 {
 	double campaigns[4] = { 0 }, users[4] = { 0 };
 	char name[48];
@@ -76,7 +76,7 @@ static void add_metrics(struct stage_ctx *ctx, const struct campaign_tier_row *r
 		if (rows[c].app_id)
 			campaigns[rows[c].tier] += 1;
 	for (size_t i = 0; i < tiers->n_rows; i++)
-		users[(int)tiers->cols[0][i]] += user_rep ? user_rep[i] : 1;
+		users[(int)tiers->cols[0][i]] += frame_col_found(user_rep) ? frame_col_at(user_rep, i) : 1;
 	for (int t = 1; t <= 3; t++) {
 		snprintf(name, sizeof(name), "tier%d_campaigns", t);
 		cJSON_AddNumberToObject(ctx->metrics, name, campaigns[t]);
@@ -103,7 +103,7 @@ int stage_tiers_run(struct stage_ctx *ctx)
 	tier = frame_add_column(&tiers, "tier");
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		tier[i] = rows[model_data_cohort(&d, i)].tier;
-	add_metrics(ctx, rows, n_cohorts, &tiers, frame_column(&d.frame, "user_rep"));
+	add_metrics(ctx, rows, n_cohorts, &tiers, frame_col(&d.frame, "user_rep"));
 	frame_hash(&tiers, &ctx->content);
 
 	ret = stage_output_id(ctx, &out_id);

@@ -13,9 +13,9 @@
 
 static double column_value(const struct model_data *d, const char *name, size_t row)
 {
-	const double *c = frame_column(&d->frame, name);
+	const struct frame_col c = frame_col(&d->frame, name);
 
-	return c ? c[row] : NAN;
+	return frame_col_found(c) ? frame_col_at(c, row) : NAN;
 }
 
 void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd_history *out)
@@ -34,14 +34,15 @@ void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd
 }
 
 /* One row's to-date history from the columns' arrays (rev_to_date, rev_d0, ...). */
-static void to_date_of(const double *rev, const double *rev_d0, const double *x,
-		       const double *last, const double *age, size_t row, struct btyd_history *out)
+static void to_date_of(const double *rev, const double *rev_d0, struct frame_col x,
+		       struct frame_col last, struct frame_col age, size_t row,
+		       struct btyd_history *out)
 {
 	const double r = rev ? rev[row] : NAN, r0 = rev_d0 ? rev_d0[row] : NAN;
 
-	out->x = x ? x[row] : NAN;
-	out->t_x = (last ? last[row] : NAN) / BTYD_DAYS_PER_WEEK;
-	out->T = (age ? age[row] : NAN) / BTYD_DAYS_PER_WEEK;
+	out->x = frame_col_found(x) ? frame_col_at(x, row) : NAN;
+	out->t_x = (frame_col_found(last) ? frame_col_at(last, row) : NAN) / BTYD_DAYS_PER_WEEK;
+	out->T = (frame_col_found(age) ? frame_col_at(age, row) : NAN) / BTYD_DAYS_PER_WEEK;
 	out->m_x = out->x > 0 ? fmax(r - r0, 0) / out->x : 0;
 }
 
@@ -56,9 +57,9 @@ void btyd_histories_to_date(const struct model_data *d, const size_t *rows, size
 	/* Looked up once: a column lookup by name costs more than the row's arithmetic. */
 	const double *rev = frame_column(&d->frame, "rev_to_date");
 	const double *rev_d0 = frame_column(&d->frame, "rev_d0");
-	const double *x = frame_column(&d->frame, "repeat_days_to_date");
-	const double *last = frame_column(&d->frame, "last_repeat_day_to_date");
-	const double *age = frame_column(&d->frame, "age_days");
+	const struct frame_col x = frame_col(&d->frame, "repeat_days_to_date");
+	const struct frame_col last = frame_col(&d->frame, "last_repeat_day_to_date");
+	const struct frame_col age = frame_col(&d->frame, "age_days");
 
 	for (size_t i = 0; i < n; i++)
 		to_date_of(rev, rev_d0, x, last, age, rows[i], &out[i]);

@@ -154,8 +154,8 @@ static int row_outlook(const struct btyd_state *s, const struct model_data *d, s
 		       double days, double *out_future, double *out_p_alive, double *out_p_any,
 		       struct ltv_err *err)
 {
-	const double *app = frame_column(&d->frame, "app_code");
-	const struct btyd_fit *f = fit_of(s, d->apps[(size_t)app[row]]);
+	const struct frame_col app = frame_col(&d->frame, "app_code");
+	const struct btyd_fit *f = fit_of(s, d->apps[(size_t)frame_col_at(app, row)]);
 	const struct gamma_gamma_model *gg = f->gg ? f->gg : s->fits[0].gg;
 	struct btyd_history h;
 	double purchases = 0, spend = 0;
@@ -180,7 +180,7 @@ int btyd_method_predict(const void *state, const struct model_data *d, const siz
 {
 	const struct btyd_state *s = state;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 
 	for (size_t i = 0; i < n; i++) {
 		double future, p_alive, p_any;
@@ -192,7 +192,7 @@ int btyd_method_predict(const void *state, const struct model_data *d, const siz
 				out_p_payer[i] = NAN;
 			continue;
 		}
-		ret = row_outlook(s, d, rows[i], (double)horizon - window[rows[i]], &future, &p_alive,
+		ret = row_outlook(s, d, rows[i], (double)horizon - frame_col_at(window, rows[i]), &future, &p_alive,
 				  &p_any, err);
 
 		if (ret < 0)

@@ -211,7 +211,7 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 {
 	const struct curves_state *s = state;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const size_t n_dense = d->n_apps * d->n_campaigns;
 	int32_t *slot_of = NULL;
 	struct cohort_acc *acc = NULL;
@@ -224,7 +224,7 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 		if (out_p_payer)
 			out_p_payer[i] = NAN;
 	}
-	if (!rev_window || !window)
+	if (!rev_window || !frame_col_found(window))
 		return err_set(err, LTV_EINVAL, "curves: the features frame has no rev_window or "
 			       "window_days column");
 	if (!find_horizon(s, horizon) || n == 0)
@@ -277,7 +277,7 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 		}
 		for (size_t i = 0; i < n; i++) {
 			struct cohort_acc *a = &acc[row_slot[i]];
-			const double u = fmin(window[rows[i]], hd);
+			const double u = fmin(frame_col_at(window, rows[i]), hd);
 
 			/* Rows come once per user they stand for (model_data_split repeats by weight). */
 			if (!a->cv || u < 1)
@@ -296,7 +296,7 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 		}
 		for (size_t i = 0; i < n; i++) {
 			const struct cohort_acc *a = &acc[row_slot[i]];
-			const double u = fmin(window[rows[i]], hd);
+			const double u = fmin(frame_col_at(window, rows[i]), hd);
 			double inc;
 
 			if (!a->cv)

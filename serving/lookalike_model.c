@@ -143,12 +143,12 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 			   const double *median, const size_t *rows, size_t n, double **out_x,
 			   struct ltv_err *err)
 {
-	const double **cols = xmalloc((n_f ? n_f : 1) * sizeof(*cols));
+	struct frame_col *cols = xmalloc((n_f ? n_f : 1) * sizeof(*cols));
 	double *x;
 
 	for (size_t j = 0; j < n_f; j++) {
-		cols[j] = frame_column(&d->frame, features[j]);
-		if (!cols[j]) {
+		cols[j] = frame_col(&d->frame, features[j]);
+		if (!frame_col_found(cols[j])) {
 			free(cols);
 			return err_set(err, LTV_ECONFIG,
 				       "lookalike.features: '%s' is not a column of the features "
@@ -162,7 +162,7 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 		double *xi = x + i * n_f;
 
 		for (size_t j = 0; j < n_f; j++) {
-			const double v = cols[j][rows[i]];
+			const double v = frame_col_at(cols[j], rows[i]);
 
 			xi[j] = signed_log(isnan(v) ? median[j] : v);
 		}
@@ -237,7 +237,7 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 			      double *out_ltv, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const struct lookalike_horizon *h = NULL;
 	int *label = NULL;
 	int ret;
@@ -254,8 +254,8 @@ int lookalike_predict_threads(const struct lookalike_state *s, const struct mode
 	label = xmalloc(n * sizeof(int));
 	ret = lookalike_labels(s, d, rows, n, n_threads, label, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
-		const double future = h->by_age && window
-					      ? future_by_age(s, h, label[i], window[rows[i]])
+		const double future = h->by_age && frame_col_found(window)
+					      ? future_by_age(s, h, label[i], frame_col_at(window, rows[i]))
 					      : h->future[label[i]];
 
 		/* Negative only for a horizon inside the window: never below what was observed. */

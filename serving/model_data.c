@@ -39,7 +39,7 @@ static int features_frame(struct registry *reg, const struct artefact_info *feat
 		free(frame_cache.key);
 		frame_cache.key = NULL;
 		frame_release(&frame_cache.frame);
-		ret = frame_load(reg, features->id, NULL, &frame_cache.frame, err);
+		ret = frame_load_compact(reg, features->id, NULL, &frame_cache.frame, err);
 		if (ret == 0) {
 			frame_cache.key = key;
 			key = NULL;
@@ -53,7 +53,7 @@ static int features_frame(struct registry *reg, const struct artefact_info *feat
 	pthread_mutex_unlock(&frame_cache_lock);
 	/* Another features artefact is in use (a backtest beside a run): a copy of its own. */
 	if (ret == 0 && !out->shared_frame)
-		ret = frame_load(reg, features->id, NULL, &out->frame, err);
+		ret = frame_load_compact(reg, features->id, NULL, &out->frame, err);
 	free(key);
 	return ret;
 }
@@ -63,6 +63,11 @@ void model_data_offer_frame(const char *registry_path, int64_t artefact_id,
 {
 	char *key = xasprintf("%s\n%lld\n%s", registry_path, (long long)artefact_id, content_hash);
 
+	/*
+	 * Compact (include/ltv/frame.h): 18 of the 35 columns at 1,000,000 users
+	 * hold whole numbers, 82 MB less for every stage after features.
+	 */
+	frame_compact(f);
 	pthread_mutex_lock(&frame_cache_lock);
 	if (frame_cache.users == 0) {
 		free(frame_cache.key);
@@ -82,8 +87,7 @@ size_t model_data_shared_frame_bytes(void)
 	size_t bytes;
 
 	pthread_mutex_lock(&frame_cache_lock);
-	bytes = frame_cache.key ? frame_cache.frame.n_rows * frame_cache.frame.n_cols * sizeof(double)
-				: 0;
+	bytes = frame_cache.key ? frame_bytes(&frame_cache.frame) : 0;
 	pthread_mutex_unlock(&frame_cache_lock);
 	return bytes;
 }
@@ -120,9 +124,9 @@ int model_data_load_artefacts(struct registry *reg, const struct artefact_info *
 		}
 	}
 	if (ret == 0) {
-		out->app_code = frame_column(&out->frame, "app_code");
-		out->campaign_code = frame_column(&out->frame, "campaign_code");
-		out->weight = frame_column(&out->frame, "weight");
+		out->app_code = frame_col(&out->frame, "app_code");
+		out->campaign_code = frame_col(&out->frame, "campaign_code");
+		out->weight = frame_col(&out->frame, "weight");
 	}
 	if (ret < 0)
 		model_data_release(out);
@@ -147,9 +151,10 @@ void model_data_release(struct model_data *d)
 
 double model_data_weight(const struct model_data *d, size_t row)
 {
-	const double *w = d->weight ? d->weight : frame_column(&d->frame, "weight");
+	const struct frame_col w = frame_col_found(d->weight) ? d->weight
+							       : frame_col(&d->frame, "weight");
 
-	return w ? w[row] : 1.0;
+	return frame_col_found(w) ? frame_col_at(w, row) : 1.0;
 }
 
 void label_name(int64_t horizon, char *out, size_t size)
@@ -178,20 +183,22 @@ static int row_of_tier(const struct model_data *d, size_t i, int tier)
 static void split_rows(const struct model_data *d, int64_t horizon, int tier, int users_only,
 		       struct row_split *out)
 {
-	const double *age = frame_column(&d->frame, "age_days");
-	const double *window = frame_column(&d->frame, "window_days");
-	const double *user_rep = frame_column(&d->frame, "user_rep");
-	const double *install = frame_column(&d->frame, "install_time");
+	const struct frame_col age = frame_col(&d->frame, "age_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
+	const struct frame_col user_rep = frame_col(&d->frame, "user_rep");
+	const struct frame_col install = frame_col(&d->frame, "install_time");
 	size_t cap_t = 0, cap_v = 0;
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < d->frame.n_rows; i++) {
-		enum feature_split split = feature_params_split(&d->params, d->as_of, horizon, age[i],
-								install[i]);
+		enum feature_split split = feature_params_split(&d->params, d->as_of, horizon,
+								frame_col_at(age, i),
+								frame_col_at(install, i));
 
 		if (split == SPLIT_SCORE || !row_of_tier(d, i, tier))
 			continue;
-		if (users_only ? user_rep && user_rep[i] == 0 : window && window[i] >= (double)horizon)
+		if (users_only ? frame_col_found(user_rep) && frame_col_at(user_rep, i) == 0
+			       : frame_col_found(window) && frame_col_at(window, i) >= (double)horizon)
 			continue;
 		if (split == SPLIT_VALID) {
 			ARRAY_GROW(out->valid, out->n_valid + 1, cap_v);
@@ -276,12 +283,12 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 		      const size_t *rows, size_t n_rows, float **out_x, struct ltv_err *err)
 {
 	size_t n_cols = columns->n;
-	const double **cols = xcalloc(n_cols ? n_cols : 1, sizeof(double *));
+	struct frame_col *cols = xcalloc(n_cols ? n_cols : 1, sizeof(*cols));
 	float *x;
 
 	for (size_t j = 0; j < n_cols; j++) {
-		cols[j] = frame_column(&d->frame, columns->v[j]);
-		if (!cols[j]) {
+		cols[j] = frame_col(&d->frame, columns->v[j]);
+		if (!frame_col_found(cols[j])) {
 			free(cols);
 			return err_set(err, LTV_ECONFIG,
 				       "feature '%s' is not a column of the features artefact; list "
@@ -291,7 +298,7 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 	x = xmalloc((n_rows ? n_rows : 1) * (n_cols ? n_cols : 1) * sizeof(float));
 	for (size_t i = 0; i < n_rows; i++)
 		for (size_t j = 0; j < n_cols; j++)
-			x[i * n_cols + j] = (float)cols[j][rows[i]];
+			x[i * n_cols + j] = (float)frame_col_at(cols[j], rows[i]);
 	free(cols);
 	*out_x = x;
 	return 0;
@@ -299,26 +306,28 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 
 size_t model_data_cohort(const struct model_data *d, size_t row)
 {
-	const double *app = d->app_code ? d->app_code : frame_column(&d->frame, "app_code");
-	const double *campaign = d->campaign_code ? d->campaign_code
-						  : frame_column(&d->frame, "campaign_code");
+	const struct frame_col app = frame_col_found(d->app_code) ? d->app_code
+								  : frame_col(&d->frame, "app_code");
+	const struct frame_col campaign = frame_col_found(d->campaign_code)
+						  ? d->campaign_code
+						  : frame_col(&d->frame, "campaign_code");
 
-	return (size_t)app[row] * d->n_campaigns + (size_t)campaign[row];
+	return (size_t)frame_col_at(app, row) * d->n_campaigns + (size_t)frame_col_at(campaign, row);
 }
 
 int64_t *model_data_rows_by_uid(const struct model_data *d, size_t *out_n)
 {
-	const double *uid = frame_column(&d->frame, "uid");
+	const struct frame_col uid = frame_col(&d->frame, "uid");
 	size_t max_uid = 0;
 	int64_t *row;
 
 	for (size_t i = 0; i < d->frame.n_rows; i++)
-		max_uid = (size_t)uid[i] > max_uid ? (size_t)uid[i] : max_uid;
+		max_uid = (size_t)frame_col_at(uid, i) > max_uid ? (size_t)frame_col_at(uid, i) : max_uid;
 	row = xmalloc((max_uid + 1) * sizeof(int64_t));
 	for (size_t u = 0; u <= max_uid; u++)
 		row[u] = -1;
 	for (size_t i = 0; i < d->frame.n_rows; i++)
-		row[(size_t)uid[i]] = (int64_t)i;
+		row[(size_t)frame_col_at(uid, i)] = (int64_t)i;
 	*out_n = max_uid + 1;
 	return row;
 }

@@ -200,9 +200,9 @@ int model_data_build(const struct data_source *src, const struct config *cfg,
 	attr_encodings_release(attrs, n_attrs);
 	out->as_of = as_of;
 	feature_params_copy(&out->params, params);
-	out->app_code = frame_column(&out->frame, "app_code");
-	out->campaign_code = frame_column(&out->frame, "campaign_code");
-	out->weight = frame_column(&out->frame, "weight");
+	out->app_code = frame_col(&out->frame, "app_code");
+	out->campaign_code = frame_col(&out->frame, "campaign_code");
+	out->weight = frame_col(&out->frame, "weight");
 	return 0;
 }
 

@@ -92,7 +92,7 @@ int multiplier_predict(const void *state, const struct model_data *d, const size
 {
 	const struct multiplier_state *s = state;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const size_t k = s->features.n;
 	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct multiplier_model */
 	double zero[GBT_ARTEFACT_N_TIERS];
@@ -147,7 +147,7 @@ int multiplier_predict(const void *state, const struct model_data *d, const size
 		for (size_t j = 0; j < n_sub && ret == 0; j++)
 			out_ltv[pos[idx[j]]] = rev_window[pos_rows[idx[j]]] *
 					       multiplier_from_pred(m, pred[j],
-								    window ? window[pos_rows[idx[j]]] : NAN);
+								    frame_col_found(window) ? frame_col_at(window, pos_rows[idx[j]]) : NAN);
 	}
 out:
 	free(pos);

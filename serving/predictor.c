@@ -364,16 +364,17 @@ static int share_cells(const struct predictor *p, int64_t horizon)
 }
 
 /* Where a row of this age sits among the cells: as predictor_age_blend serves it. */
-static struct rank_cell share_cell(const struct predictor *p, int64_t horizon, const double *window,
+static struct rank_cell share_cell(const struct predictor *p, int64_t horizon, struct frame_col window,
 				   size_t row)
 {
 	const int n_cells = share_cells(p, horizon);
 	struct rank_cell cell = { 0, 0, 0 };
 	double lo, hi, t, scale;
 
-	if (!window)
+	if (!frame_col_found(window))
 		return cell;
-	predictor_age_blend(&p->params.snapshots, horizon, window[row], &lo, &hi, &t, &scale);
+	predictor_age_blend(&p->params.snapshots, horizon, frame_col_at(window, row), &lo, &hi, &t,
+			    &scale);
 	for (int k = 0; k < n_cells; k++) {
 		if ((double)p->params.snapshots.v[k] == lo)
 			cell.lo = k;
@@ -388,7 +389,7 @@ void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_
 			 const size_t *rows, size_t n, double *const *pred, size_t min_users)
 {
 	const int h = feature_params_horizon_index(&p->params, horizon);
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	int *chosen = xmalloc((n ? n : 1) * sizeof(int));
 	struct rank_cell *cell = xmalloc((n ? n : 1) * sizeof(*cell));
 
@@ -553,12 +554,11 @@ int predictor_chosen_method(const struct predictor *p, const struct model_data *
 			    int h)
 {
 	const struct predictor_choices *c = predictor_choices_at(p, h);
-	const double *app = frame_column(&d->frame, "app_code");
-	const double *campaign = frame_column(&d->frame, "campaign_code");
-	const char *name = d->campaigns[(size_t)campaign[row]];
+	const size_t app = (size_t)frame_col_at(frame_col(&d->frame, "app_code"), row);
+	const size_t campaign = (size_t)frame_col_at(frame_col(&d->frame, "campaign_code"), row);
+	const char *name = d->campaigns[campaign];
 
-	return chosen_of(c, d, row, name,
-			 *name ? cohort_choice(c, d, (size_t)app[row], (size_t)campaign[row]) : NO_CHOICE);
+	return chosen_of(c, d, row, name, *name ? cohort_choice(c, d, app, campaign) : NO_CHOICE);
 }
 
 /* Cohorts a per-call table of choices covers; beyond, each row looks its own up. */
@@ -568,8 +568,8 @@ void predictor_chosen_methods(const struct predictor *p, const struct model_data
 			      const size_t *rows, size_t n, int h, int *out_method)
 {
 	const struct predictor_choices *c = predictor_choices_at(p, h);
-	const double *app = frame_column(&d->frame, "app_code");
-	const double *campaign = frame_column(&d->frame, "campaign_code");
+	const struct frame_col app = frame_col(&d->frame, "app_code");
+	const struct frame_col campaign = frame_col(&d->frame, "campaign_code");
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
 	/* One lookup (a key built, a hash) per cohort rather than per row. */
 	int64_t *table = n_cohorts <= CHOICE_TABLE_MAX && n > 1 ? xmalloc((n_cohorts ? n_cohorts : 1) *
@@ -578,7 +578,8 @@ void predictor_chosen_methods(const struct predictor *p, const struct model_data
 	for (size_t k = 0; table && k < n_cohorts; k++)
 		table[k] = INT64_MIN;
 	for (size_t i = 0; i < n; i++) {
-		const size_t r = rows[i], a = (size_t)app[r], k = (size_t)campaign[r];
+		const size_t r = rows[i], a = (size_t)frame_col_at(app, r);
+		const size_t k = (size_t)frame_col_at(campaign, r);
 		const char *name = d->campaigns[k];
 		int64_t choice = NO_CHOICE;
 
@@ -647,14 +648,14 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 			  double *out_p_payer, struct ltv_err *err)
 {
 	const struct method *method = method_table[m];
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	struct model_data view = *d;
 	double *age_col = NULL, *hi_ltv = NULL, *hi_pp = NULL, *t = NULL, *scale = NULL;
 	size_t *hi_rows = NULL, *hi_at = NULL, n_hi = 0, w_col = SIZE_MAX;
 	int ret;
 
-	if (method->any_age || !window)
+	if (method->any_age || !frame_col_found(window))
 		return method->predict(p->states[m], d, rows, n, horizon, out_ltv, out_p_payer, err);
 	for (size_t j = 0; j < d->frame.n_cols; j++)
 		if (strcmp(d->frame.names[j], "window_days") == 0)
@@ -663,7 +664,8 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 	view.frame.cols = xmalloc(d->frame.n_cols * sizeof(double *));
 	memcpy(view.frame.cols, d->frame.cols, d->frame.n_cols * sizeof(double *));
 	age_col = xmalloc((d->frame.n_rows ? d->frame.n_rows : 1) * sizeof(double));
-	memcpy(age_col, window, d->frame.n_rows * sizeof(double));
+	for (size_t i = 0; i < d->frame.n_rows; i++)
+		age_col[i] = frame_col_at(window, i);
 	view.frame.cols[w_col] = age_col;
 	t = xmalloc((n ? n : 1) * sizeof(double));
 	scale = xmalloc((n ? n : 1) * sizeof(double));
@@ -672,7 +674,7 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 	for (size_t i = 0; i < n; i++) {
 		double lo, hi;
 
-		predictor_age_blend(&p->params.snapshots, horizon, window[rows[i]], &lo, &hi,
+		predictor_age_blend(&p->params.snapshots, horizon, frame_col_at(window, rows[i]), &lo, &hi,
 				    &t[i], &scale[i]);
 		age_col[rows[i]] = lo;
 		if (t[i] > 0) {
@@ -687,7 +689,7 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 		for (size_t i = 0; i < n; i++) {
 			double lo, hi, tt, sc;
 
-			predictor_age_blend(&p->params.snapshots, horizon, window[rows[i]], &lo,
+			predictor_age_blend(&p->params.snapshots, horizon, frame_col_at(window, rows[i]), &lo,
 					    &hi, &tt, &sc);
 			age_col[rows[i]] = hi;
 		}
@@ -788,7 +790,7 @@ static void share_ratios(const struct predictor *p, const struct model_data *d, 
 			 size_t n, int h, const int *chosen, int *ranker, double *ratio)
 {
 	const struct rank_share *s = &p->share[h];
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const int64_t horizon = p->params.horizons.v[h];
 	const size_t n_cohorts = d->n_apps * d->n_campaigns;
 	/* each campaign's own ratios, looked up by name once per call, not once per row */

@@ -253,7 +253,7 @@ int semantic_predict_rows(const struct semantic_state *s, const struct model_dat
 			  double *out_ltv, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	struct value_scratch sc = { 0 };
 	size_t n_slots, n_dense;
 	double *value = NULL;
@@ -277,7 +277,7 @@ int semantic_predict_rows(const struct semantic_state *s, const struct model_dat
 	done = xcalloc(n_dense ? n_dense : 1, 1);
 	for (size_t i = 0; i < n; i++) {
 		const size_t cohort = model_data_cohort(d, rows[i]);
-		const double age = by_age && window ? window[rows[i]] : NAN;
+		const double age = by_age && frame_col_found(window) ? frame_col_at(window, rows[i]) : NAN;
 		const size_t c = cohort * n_slots + (by_age ? age_slot(&d->params.snapshots, age) : 0);
 
 		if (!done[c]) {

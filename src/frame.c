@@ -4,12 +4,14 @@
  * read and written whole; x86-64 and aarch64 are little-endian, and the blob
  * header's magic would reject anything else.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ltv/blob.h"
 #include "ltv/frame.h"
+#include "ltv/log.h"
 #include "ltv/registry.h"
 
 #define FRAME_MAGIC "LTVFRAM1"
@@ -22,14 +24,58 @@ void frame_init(struct frame *f, size_t n_rows)
 	f->n_rows = n_rows;
 }
 
+/*
+ * The widened copies frame_column made of packed columns, keyed by the
+ * packed data: views of a frame (a copy of its column arrays with one
+ * column swapped, serving/predictor.c) share them, and the copy goes when
+ * the packed column is freed.
+ */
+static pthread_mutex_t widened_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct widened {
+	const void *from; /* the packed column's codes or floats */
+	double *to;
+} *widened;
+static size_t n_widened, cap_widened;
+
+static void widened_drop(const void *from)
+{
+	pthread_mutex_lock(&widened_lock);
+	for (size_t k = 0; k < n_widened; k++)
+		if (widened[k].from == from) {
+			free(widened[k].to);
+			widened[k] = widened[--n_widened];
+			break;
+		}
+	pthread_mutex_unlock(&widened_lock);
+}
+
+/* The packed data a column's widened copy is keyed by; NULL when not packed. */
+static const void *packed_key(const struct frame_packed *p)
+{
+	return p->code ? (const void *)p->code : (const void *)p->f;
+}
+
+static void packed_release(struct frame_packed *p)
+{
+	if (packed_key(p))
+		widened_drop(packed_key(p));
+	free(p->code);
+	free(p->table);
+	free(p->f);
+	memset(p, 0, sizeof(*p));
+}
+
 void frame_release(struct frame *f)
 {
 	for (size_t j = 0; j < f->n_cols; j++) {
 		free(f->names[j]);
 		free(f->cols[j]);
+		if (f->packed)
+			packed_release(&f->packed[j]);
 	}
 	free(f->names);
 	free(f->cols);
+	free(f->packed);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -54,9 +100,163 @@ double *frame_add_column(struct frame *f, const char *name)
 {
 	f->names = xrealloc(f->names, (f->n_cols + 1) * sizeof(char *));
 	f->cols = xrealloc(f->cols, (f->n_cols + 1) * sizeof(double *));
+	if (f->packed) {
+		f->packed = xrealloc(f->packed, (f->n_cols + 1) * sizeof(*f->packed));
+		memset(&f->packed[f->n_cols], 0, sizeof(*f->packed));
+	}
 	f->names[f->n_cols] = xstrdup(name);
 	f->cols[f->n_cols] = column_alloc(f->n_rows);
 	return f->cols[f->n_cols++];
+}
+
+/* Whether every value of col widens back from a float to the same bits. */
+static int column_is_float(const double *col, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const double back = (double)(float)col[i];
+
+		if (memcmp(&back, &col[i], sizeof(double)) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+#define CODES_MAX 65536              /* distinct values a uint16 code tells apart */
+#define CODE_SLOTS (2 * CODES_MAX)   /* open addressing, at most half full */
+
+/*
+ * col as codes into its distinct values (first seen first), or 0 when it has
+ * more than CODES_MAX. Values are told apart by their bits, so every NaN
+ * payload and -0.0 come back as they were.
+ */
+static int column_codes(const double *col, size_t n, struct frame_packed *out)
+{
+	uint64_t *key = xmalloc(CODE_SLOTS * sizeof(uint64_t));
+	int32_t *slot_code = xmalloc(CODE_SLOTS * sizeof(int32_t));
+	uint16_t *code = xmalloc((n ? n : 1) * sizeof(uint16_t));
+	double *table = xmalloc(CODES_MAX * sizeof(double));
+	size_t n_table = 0, i;
+	uint64_t last = 0;
+
+	memset(slot_code, 0xff, CODE_SLOTS * sizeof(int32_t));
+	for (i = 0; i < n; i++) {
+		uint64_t b;
+		size_t h;
+
+		memcpy(&b, &col[i], sizeof(b));
+		/* runs of one value (codes, flags, a user's snapshot rows) skip the lookup */
+		if (i > 0 && b == last) {
+			code[i] = code[i - 1];
+			continue;
+		}
+		last = b;
+		h = (size_t)((b * 0x9E3779B97F4A7C15u) >> 47) & (CODE_SLOTS - 1);
+		while (slot_code[h] >= 0 && key[h] != b)
+			h = (h + 1) & (CODE_SLOTS - 1);
+		if (slot_code[h] < 0) {
+			if (n_table == CODES_MAX)
+				break;
+			key[h] = b;
+			slot_code[h] = (int32_t)n_table;
+			memcpy(&table[n_table++], &b, sizeof(b));
+		}
+		code[i] = (uint16_t)slot_code[h];
+	}
+	free(key);
+	free(slot_code);
+	if (i < n) {
+		free(code);
+		free(table);
+		return 0;
+	}
+	out->code = code;
+	out->table = xrealloc(table, (n_table ? n_table : 1) * sizeof(double));
+	out->n_table = n_table;
+	return 1;
+}
+
+static void compact_column(struct frame *f, size_t j)
+{
+	struct frame_packed p = { 0 };
+
+	if (!f->cols[j])
+		return;
+	if (!column_codes(f->cols[j], f->n_rows, &p)) {
+		if (!column_is_float(f->cols[j], f->n_rows))
+			return;
+		p.f = xmalloc((f->n_rows ? f->n_rows : 1) * sizeof(float));
+		for (size_t i = 0; i < f->n_rows; i++)
+			p.f[i] = (float)f->cols[j][i];
+	}
+	if (!f->packed)
+		f->packed = xcalloc(f->n_cols ? f->n_cols : 1, sizeof(*f->packed));
+	free(f->cols[j]);
+	f->cols[j] = NULL;
+	f->packed[j] = p;
+}
+
+void frame_compact(struct frame *f)
+{
+	for (size_t j = 0; j < f->n_cols; j++)
+		compact_column(f, j);
+}
+
+/* Column j as doubles: a packed one widened once (see widened above). */
+static double *column_doubles(const struct frame *f, size_t j)
+{
+	const struct frame_col c = frame_col_at_index(f, j);
+	const void *from;
+	double *to = NULL;
+
+	if (f->cols[j] || !frame_col_found(c))
+		return f->cols[j];
+	from = packed_key(&f->packed[j]);
+	pthread_mutex_lock(&widened_lock);
+	for (size_t k = 0; k < n_widened && !to; k++)
+		if (widened[k].from == from)
+			to = widened[k].to;
+	if (!to) {
+		to = xmalloc((f->n_rows ? f->n_rows : 1) * sizeof(double));
+		for (size_t i = 0; i < f->n_rows; i++)
+			to[i] = frame_col_at(c, i);
+		ARRAY_GROW(widened, n_widened + 1, cap_widened);
+		widened[n_widened++] = (struct widened){ from, to };
+		LOG(LOG_DEBUG, "frame: column %s widened to doubles for a reader (%zu rows)",
+		    f->names[j], f->n_rows);
+	}
+	pthread_mutex_unlock(&widened_lock);
+	return to;
+}
+
+struct frame_col frame_col_at_index(const struct frame *f, size_t j)
+{
+	const struct frame_packed *p = f->packed ? &f->packed[j] : NULL;
+
+	/* doubles first: a view (serving/predictor.c) swaps a column's doubles over its packing */
+	if (f->cols[j] || !p)
+		return (struct frame_col){ .d = f->cols[j] };
+	return (struct frame_col){ .f = p->f, .code = p->code, .table = p->table };
+}
+
+size_t frame_bytes(const struct frame *f)
+{
+	size_t bytes = 0;
+
+	for (size_t j = 0; j < f->n_cols; j++) {
+		const struct frame_packed *p = f->packed ? &f->packed[j] : NULL;
+
+		if (f->cols[j] || !p || !packed_key(p)) {
+			bytes += f->n_rows * sizeof(double);
+			continue;
+		}
+		bytes += p->code ? f->n_rows * sizeof(uint16_t) + p->n_table * sizeof(double)
+				 : f->n_rows * sizeof(float);
+		pthread_mutex_lock(&widened_lock);
+		for (size_t k = 0; k < n_widened; k++)
+			bytes += widened[k].from == packed_key(p) ? f->n_rows * sizeof(double) : 0;
+		pthread_mutex_unlock(&widened_lock);
+	}
+	return bytes;
 }
 
 /*
@@ -74,7 +274,8 @@ static _Thread_local struct {
 	size_t index;
 } column_hint[COLUMN_HINTS];
 
-double *frame_column(const struct frame *f, const char *name)
+/* Index of the first column called name, or SIZE_MAX. */
+static size_t column_index(const struct frame *f, const char *name)
 {
 	const size_t slot = ((uintptr_t)name >> 3) % COLUMN_HINTS;
 	const size_t hint = column_hint[slot].index;
@@ -83,16 +284,66 @@ double *frame_column(const struct frame *f, const char *name)
 		/* The first of that name: an earlier duplicate would win the scan. */
 		for (size_t j = 0; j < hint; j++)
 			if (f->names[j][0] == name[0] && strcmp(f->names[j], name) == 0)
-				return f->cols[j];
-		return f->cols[hint];
+				return j;
+		return hint;
 	}
 	for (size_t j = 0; j < f->n_cols; j++)
 		if (strcmp(f->names[j], name) == 0) {
 			column_hint[slot].name = name;
 			column_hint[slot].index = j;
-			return f->cols[j];
+			return j;
 		}
-	return NULL;
+	return SIZE_MAX;
+}
+
+double *frame_column(const struct frame *f, const char *name)
+{
+	const size_t j = column_index(f, name);
+
+	return j == SIZE_MAX ? NULL : column_doubles(f, j);
+}
+
+struct frame_col frame_col(const struct frame *f, const char *name)
+{
+	const size_t j = column_index(f, name);
+
+	return j == SIZE_MAX ? (struct frame_col){ .d = NULL } : frame_col_at_index(f, j);
+}
+
+/*
+ * Column j's bytes as doubles, 4,096 rows at a time into buf, passed to put:
+ * what frame_hash and frame_save see of a packed column is the doubles
+ * it was built as.
+ */
+#define WIDEN_CHUNK 4096
+
+static void column_bytes(const struct frame *f, size_t j,
+			 void (*put)(void *arg, const void *p, size_t n), void *arg)
+{
+	const struct frame_col c = frame_col_at_index(f, j);
+	double buf[WIDEN_CHUNK];
+
+	if (f->cols[j]) {
+		put(arg, f->cols[j], f->n_rows * sizeof(double));
+		return;
+	}
+	for (size_t at = 0; at < f->n_rows; at += WIDEN_CHUNK) {
+		const size_t n = f->n_rows - at < WIDEN_CHUNK ? f->n_rows - at : WIDEN_CHUNK;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = frame_col_at(c, at + i);
+		put(arg, buf, n * sizeof(double));
+	}
+}
+
+static void put_hash(void *arg, const void *p, size_t n)
+{
+	hasher_update(arg, p, n);
+}
+
+static void put_blob_bytes(void *arg, const void *p, size_t n)
+{
+	blob_put_bytes(arg, p, n);
 }
 
 void frame_hash(const struct frame *f, struct hasher *h)
@@ -100,7 +351,7 @@ void frame_hash(const struct frame *f, struct hasher *h)
 	hasher_add_i64(h, (int64_t)f->n_rows);
 	for (size_t j = 0; j < f->n_cols; j++) {
 		hasher_add_str(h, f->names[j]);
-		hasher_update(h, f->cols[j], f->n_rows * sizeof(double));
+		column_bytes(f, j, put_hash, h);
 	}
 }
 
@@ -132,7 +383,7 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 		w.len = 0;
 		blob_put_header(&w, COLUMN_MAGIC, 1);
 		blob_put_u64(&w, f->n_rows);
-		blob_put_bytes(&w, f->cols[j], f->n_rows * sizeof(double));
+		column_bytes(f, j, put_blob_bytes, &w);
 		snprintf(key, sizeof(key), "col:%s", f->names[j]);
 		ret = registry_blob_put(reg, artefact_id, key, w.data, w.len, err);
 	}
@@ -168,8 +419,8 @@ static int load_column(struct registry *reg, int64_t artefact_id, const char *na
 	return ret;
 }
 
-int frame_load(struct registry *reg, int64_t artefact_id, const char *const *names,
-	       struct frame *out, struct ltv_err *err)
+static int load_frame(struct registry *reg, int64_t artefact_id, const char *const *names,
+		      int compact, struct frame *out, struct ltv_err *err)
 {
 	struct blob_reader r;
 	void *data = NULL;
@@ -208,6 +459,9 @@ int frame_load(struct registry *reg, int64_t artefact_id, const char *const *nam
 		ret = load_column(reg, artefact_id, name, out->n_rows, frame_add_column(out, name), err);
 		if (ret < 0)
 			goto out;
+		/* column by column: the doubles of one column at a time on top of the compact ones */
+		if (compact)
+			compact_column(out, out->n_cols - 1);
 	}
 out:
 	if (stored)
@@ -216,6 +470,18 @@ out:
 	if (ret < 0)
 		frame_release(out);
 	return ret;
+}
+
+int frame_load(struct registry *reg, int64_t artefact_id, const char *const *names,
+	       struct frame *out, struct ltv_err *err)
+{
+	return load_frame(reg, artefact_id, names, 0, out, err);
+}
+
+int frame_load_compact(struct registry *reg, int64_t artefact_id, const char *const *names,
+		       struct frame *out, struct ltv_err *err)
+{
+	return load_frame(reg, artefact_id, names, 1, out, err);
 }
 
 int frame_save_dict(struct registry *reg, int64_t artefact_id, const char *name,

@@ -16,19 +16,78 @@
 
 struct registry;
 
+/*
+ * A column held other than as doubles (frame_compact): per row a 2-byte
+ * index into its distinct values (a column of at most 65,536 of them), or
+ * else a 4-byte float when every value is exactly one.
+ */
+struct frame_packed {
+	uint16_t *code;  /* per row: its value's index in table, or NULL */
+	double *table;   /* the distinct values, bit for bit */
+	size_t n_table;
+	float *f;        /* per row, when not coded; or NULL */
+};
+
 struct frame {
 	size_t n_rows;
 	size_t n_cols;
 	char **names;   /* owned */
-	double **cols;  /* owned; cols[j][i] is row i of column j */
+	double **cols;  /* owned; cols[j][i] is row i of column j; NULL where packed[j] holds it */
+	/*
+	 * NULL, or per column (owned): how a column frame_compact packed is held,
+	 * cols[j] then NULL. Only the model stages' shared frame is compacted;
+	 * frame_column still hands out doubles (below), frame_col reads any
+	 * column as stored without a copy.
+	 */
+	struct frame_packed *packed;
 };
+
+/* A column as stored: doubles (d), else floats (f), else codes into table; all NULL when none. */
+struct frame_col {
+	const double *d;
+	const float *f;
+	const uint16_t *code;
+	const double *table;
+};
+
+/* Row i of c, as the double it was built as (bit for bit). */
+static inline double frame_col_at(struct frame_col c, size_t i)
+{
+	return c.d ? c.d[i] : c.f ? (double)c.f[i] : c.table[c.code[i]];
+}
+
+static inline int frame_col_found(struct frame_col c)
+{
+	return c.d || c.f || c.code;
+}
 
 void frame_init(struct frame *f, size_t n_rows);
 void frame_release(struct frame *f);
 /* Adds a zero-filled column and returns it (owned by the frame). */
 double *frame_add_column(struct frame *f, const char *name);
-/* The named column, or NULL. */
+/*
+ * The named column as doubles, or NULL. A compacted column is widened into
+ * a copy kept until the frame is released (one per column, whatever the
+ * thread or view asking): correct for any reader, but it gives the memory
+ * back, so a reader of the shared frame that runs at 1,000,000 users reads
+ * through frame_col instead.
+ */
 double *frame_column(const struct frame *f, const char *name);
+/* The named column as stored, without a copy (frame_col_found false when there is none). */
+struct frame_col frame_col(const struct frame *f, const char *name);
+/* Column j as stored. */
+struct frame_col frame_col_at_index(const struct frame *f, size_t j);
+/*
+ * Packs every column: one of at most 65,536 distinct values (bit patterns,
+ * NaN included) as 2-byte codes into a table of them, else one whose every
+ * value widens back from a float to the same bits as floats; other columns
+ * stay doubles, as do packed ones. Every reader sees the same values. The
+ * hash and the stored artefact do not change (frame_hash and frame_save
+ * widen).
+ */
+void frame_compact(struct frame *f);
+/* Bytes the frame's columns hold (doubles, packed columns and widened copies). */
+size_t frame_bytes(const struct frame *f);
 /* Adds every column's name and bytes to h (the artefact's content hash). */
 void frame_hash(const struct frame *f, struct hasher *h);
 
@@ -41,6 +100,10 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
  */
 int frame_load(struct registry *reg, int64_t artefact_id, const char *const *names,
 	       struct frame *out, struct ltv_err *err);
+
+/* frame_load, each column compacted as it is read (frame_compact). */
+int frame_load_compact(struct registry *reg, int64_t artefact_id, const char *const *names,
+		       struct frame *out, struct ltv_err *err);
 
 /* String dictionaries (app and campaign names) stored beside a frame as "dict:<name>". */
 int frame_save_dict(struct registry *reg, int64_t artefact_id, const char *name,

@@ -38,9 +38,10 @@ struct model_data {
 	/*
 	 * The columns read per row by model_data_cohort and model_data_weight,
 	 * looked up once by model_data_load (a name lookup per row was most of
-	 * tiers' time). NULL: looked up by name on each call.
+	 * tiers' time), as stored (the shared frame keeps them as floats).
+	 * Not found: looked up by name on each call.
 	 */
-	const double *app_code, *campaign_code, *weight;
+	struct frame_col app_code, campaign_code, weight;
 	/*
 	 * NULL, or per row the request it belongs to (the caller's array): the
 	 * server predicts concurrent single requests together, and a method that

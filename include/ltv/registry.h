@@ -296,6 +296,13 @@ struct user_table {
 };
 int registry_users_load(struct registry *reg, struct user_table *out, struct ltv_err *err);
 void user_table_release(struct user_table *t);
+/*
+ * Frees the strings and their arrays (user_id, app_id, campaign,
+ * attributes_json, then NULL), keeping the numbers, for a reader done with
+ * the strings (the features build, before its frame). user_table_release
+ * still releases the rest.
+ */
+void user_table_drop_strings(struct user_table *t);
 /* Frees the column arrays only (their strings owned elsewhere, e.g. in blocks) and zeroes t. */
 void user_table_free_arrays(struct user_table *t);
 
