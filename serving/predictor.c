@@ -843,8 +843,8 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 			      const int *ranker, const double *ratio, double *const *pred,
 			      const double *ltv, double **out_factor)
 {
-	const double *rev = frame_column(&d->frame, "rev_window");
-	const double *window = frame_column(&d->frame, "window_days");
+	const struct frame_col rev = frame_col(&d->frame, "rev_window");
+	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const int64_t horizon = p->params.horizons.v[h];
 	size_t *group = NULL;
 	struct rank_cell *cell = NULL;
@@ -852,7 +852,7 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 	struct u64map map;
 
 	*out_factor = NULL;
-	if (!rev)
+	if (!frame_col_found(rev))
 		return;
 	u64map_init(&map);
 	for (size_t i = 0; i < n; i++) {
@@ -878,13 +878,13 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 		      (d->group ? d->group[rows[i]] : 0);
 		group[i] = u64map_index(&map, key, &is_new);
 		cell[i] = share_cell(p, horizon, window, rows[i]);
-		to_come[i] = fmax(ltv[i] - rev[rows[i]], 0.0);
-		ranker_to_come[i] = fmax(pred[r][i] - rev[rows[i]], 0.0);
+		to_come[i] = fmax(ltv[i] - frame_col_at(rev, rows[i]), 0.0);
+		ranker_to_come[i] = fmax(pred[r][i] - frame_col_at(rev, rows[i]), 0.0);
 	}
 	if (group) {
 		rank_share_within_cells(group, map.n, cell, ranker_to_come, to_come, n);
 		for (size_t i = 0; i < n; i++) {
-			const double before = fmax(ltv[i] - rev[rows[i]], 0.0);
+			const double before = fmax(ltv[i] - frame_col_at(rev, rows[i]), 0.0);
 
 			if (group[i] != SIZE_MAX)
 				(*out_factor)[i] = before > 0 ? to_come[i] / before : 1;
