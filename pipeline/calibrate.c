@@ -440,6 +440,21 @@ static size_t group_sums(const struct model_data *d, const struct row_split *s, 
 	return kept;
 }
 
+/* Campaigns with at least one group left in by group_sums: the band's independent units. */
+static size_t group_units(size_t n_cohorts, size_t n_ages, const double *group_pred)
+{
+	size_t units = 0;
+
+	for (size_t c = 0; c < n_cohorts; c++) {
+		size_t a = 0;
+
+		while (a < n_ages && !(group_pred[c * n_ages + a] > 0))
+			a++;
+		units += a < n_ages;
+	}
+	return units;
+}
+
 /*
  * The 80% band of the revenue still to come at one horizon (src/models/
  * conformal.c), from the calibrated predictions on the validation cohorts:
@@ -467,7 +482,7 @@ static int fit_band(const struct stage_ctx *ctx, const struct judge_rows *j,
 	const size_t min_users = (size_t)ctx->cfg->select.min_validation_users;
 	struct row_split s;
 	double *pred, *actual, *group_pred = NULL, *group_actual = NULL;
-	size_t *group_n = NULL, *age = NULL, n_ages = 1, n_groups;
+	size_t *group_n = NULL, *age = NULL, n_ages = 1, n_groups, units;
 	int ret;
 
 	judge_split(j, horizon, 0, &s);
@@ -510,12 +525,19 @@ static int fit_band(const struct stage_ctx *ctx, const struct judge_rows *j,
 		n_ages = 1;
 		group_sums(d, &s, pred, actual, age, 1, min_users, group_pred, group_actual, group_n);
 	}
+	/*
+	 * The ages of one campaign share its users and miss together: the
+	 * conformal rank's finite-sample margin is that of the campaigns
+	 * (README "Campaign intervals", "Counting the rank by campaigns").
+	 */
+	units = group_units(n_cohorts, n_ages, group_pred);
 	if (ret == 0 && s.n_valid > 0)
 		ret = conformal_fit(pred, actual, s.n_valid, 20, 100, 0.8, group_pred, group_actual,
-				    n_groups, out, err);
+				    n_groups, units, out, err);
 	/* Off by default: README "Campaign intervals" has the measurements why. */
 	if (ret == 0 && s.n_valid > 0 && ctx->cfg->calibrate.bootstrap_band)
-		conformal_fit_bootstrap(pred, actual, s.n_valid, group_pred, group_actual, n_groups, out);
+		conformal_fit_bootstrap(pred, actual, s.n_valid, group_pred, group_actual, n_groups,
+					units, out);
 	free(pred);
 	free(actual);
 	free(group_pred);

@@ -21,7 +21,9 @@
  *     counts as error).
  * With sd(F) = sqrt(tau^2 F^2 + k F), each held-out group scores
  * |Y - P| / sd(P), and q is the ceil((G + 1) level)-th smallest of the G
- * scores (the largest when G is small): a campaign's interval is
+ * scores (the largest when G is small; with the groups drawn from U < G
+ * independent campaigns, the rank ceil((U + 1) level) of U as a share of
+ * the G: the largest with 5 campaigns): a campaign's interval is
  * F +- q sd(F), floored at 0. Revenue is heavy-tailed, so a normal
  * quantile times sd was far too wide (every campaign inside); the held-out
  * scores set the width instead. Why not the held-out ratios' quantiles Y / P
@@ -91,12 +93,14 @@ struct conformal {
  * Fits the user bands on rows (pred[i], actual[i]) with up to n_buckets
  * buckets of at least min_rows rows each, at `level` (0 < level < 1), and the
  * group band on (group_pred[k], group_actual[k]) for k < n_groups (groups
- * with group_pred <= 0 are skipped; fewer than CONFORMAL_MIN_GROUPS leave it NaN). LTV_EINVAL on
- * bad arguments or no rows.
+ * with group_pred <= 0 are skipped; fewer than CONFORMAL_MIN_GROUPS leave it NaN). n_units:
+ * how many independent units (campaigns) the kept groups come from, whose
+ * count sets the conformal rank's finite-sample margin; 0 when the groups
+ * are independent. LTV_EINVAL on bad arguments or no rows.
  */
 int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_buckets,
 		  size_t min_rows, double level, const double *group_pred,
-		  const double *group_actual, size_t n_groups, struct conformal *out,
+		  const double *group_actual, size_t n_groups, size_t n_units, struct conformal *out,
 		  struct ltv_err *err);
 /*
  * Adds the bootstrap band of the header to a band fitted by conformal_fit on
@@ -106,7 +110,7 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
  */
 void conformal_fit_bootstrap(const double *pred, const double *actual, size_t n,
 			     const double *group_pred, const double *group_actual, size_t n_groups,
-			     struct conformal *out);
+			     size_t n_units, struct conformal *out);
 /*
  * The interval of a group whose predicted sum is f >= 0 (never below 0): the
  * bootstrap band when fitted, else the k F band; NaN when no group interval

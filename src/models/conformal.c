@@ -92,8 +92,27 @@ static double noise_per_unit(const double *pred, const double *actual, size_t n)
 	return sum > 0 ? sq / sum : 0;
 }
 
+/*
+ * The conformal rank among k sorted scores: the finite-sample rule
+ * ceil((u + 1) level) of u exchangeable units, u the independent units
+ * behind the groups (n_units; 0: the groups themselves), as a share of the k
+ * groups, so that u = k gives ceil((k + 1) level). Calibrate's groups are
+ * validation campaigns at several snapshot ages: the ages of one campaign
+ * share its users and miss together, so the groups say no more about a new
+ * campaign than the campaigns do, and the rule's margin above level is that
+ * of the campaigns (with 5 campaigns, all of them: the largest score).
+ */
+static size_t group_rank(size_t k, size_t n_units, double level)
+{
+	const size_t u = n_units > 0 && n_units < k ? n_units : k;
+	const double m = fmin(ceil((double)(u + 1) * level), (double)u);
+	const size_t rank = (size_t)ceil(m * (double)k / (double)u - 1e-9);
+
+	return rank < 1 ? 1 : rank > k ? k : rank;
+}
+
 static void fit_groups(const double *group_pred, const double *group_actual, size_t n_groups,
-		       double level, double k_noise, struct conformal *out)
+		       size_t n_units, double level, double k_noise, struct conformal *out)
 {
 	double *ratio = xmalloc((n_groups ? n_groups : 1) * sizeof(double)), excess = 0;
 	size_t k = 0;
@@ -109,7 +128,8 @@ static void fit_groups(const double *group_pred, const double *group_actual, siz
 	out->group_lo = out->group_hi = NAN;
 	out->group_tau2 = out->group_k = out->group_q = NAN;
 	if (k >= CONFORMAL_MIN_GROUPS) {
-		size_t rank = (size_t)ceil((double)(k + 1) * level), j = 0;
+		const size_t rank = group_rank(k, n_units, level);
+		size_t j = 0;
 
 		qsort(ratio, k, sizeof(double), compare_double);
 		out->group_lo = quantile(ratio, k, (1 - level) / 2);
@@ -125,7 +145,7 @@ static void fit_groups(const double *group_pred, const double *group_actual, siz
 				ratio[j++] = sd > 0 ? fabs(group_actual[g] - f) / sd : 0;
 			}
 		qsort(ratio, k, sizeof(double), compare_double);
-		out->group_q = ratio[(rank > k ? k : rank) - 1];
+		out->group_q = ratio[rank - 1];
 	}
 	free(ratio);
 }
@@ -239,7 +259,7 @@ static void boot_scale(const struct conformal *c, double f, double tau2, double 
  * it from 0 to above 1 (simulated, true tau^2 0.01), a rank does not.
  */
 static void fit_boot_groups(const double *group_pred, const double *group_actual, size_t n_groups,
-			    struct conformal *out)
+			    size_t n_units, struct conformal *out)
 {
 	const double z = gsl_cdf_ugaussian_Pinv((1 + out->level) / 2);
 	double *need = xmalloc((n_groups ? n_groups : 1) * sizeof(double));
@@ -261,8 +281,7 @@ static void fit_boot_groups(const double *group_pred, const double *group_actual
 		}
 	if (k < CONFORMAL_MIN_GROUPS)
 		goto out;
-	rank = (size_t)ceil((double)(k + 1) * out->level);
-	rank = rank > k ? k : rank;
+	rank = group_rank(k, n_units, out->level);
 	qsort(need, k, sizeof(double), compare_double);
 	qsort(score, k, sizeof(double), compare_double);
 	out->boot_tau2 = need[rank - 1];
@@ -325,7 +344,7 @@ static void pairs_by_prediction(const double *pred, const double *actual, size_t
 
 int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_buckets,
 		  size_t min_rows, double level, const double *group_pred,
-		  const double *group_actual, size_t n_groups, struct conformal *out,
+		  const double *group_actual, size_t n_groups, size_t n_units, struct conformal *out,
 		  struct ltv_err *err)
 {
 	struct pair *rows;
@@ -354,7 +373,8 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
 		start = end;
 	}
 	out->upper[out->n_buckets - 1] = INFINITY;
-	fit_groups(group_pred, group_actual, n_groups, level, noise_per_unit(pred, actual, n), out);
+	fit_groups(group_pred, group_actual, n_groups, n_units, level, noise_per_unit(pred, actual, n),
+		   out);
 	out->boot_grid = 0;
 	out->boot_tau2 = out->boot_q = NAN;
 	free(rows);
@@ -363,14 +383,14 @@ int conformal_fit(const double *pred, const double *actual, size_t n, size_t n_b
 
 void conformal_fit_bootstrap(const double *pred, const double *actual, size_t n,
 			     const double *group_pred, const double *group_actual, size_t n_groups,
-			     struct conformal *out)
+			     size_t n_units, struct conformal *out)
 {
 	out->boot_grid = 0;
 	out->boot_tau2 = out->boot_q = NAN;
 	if (out->n_groups < CONFORMAL_MIN_GROUPS || !(out->level > 0 && out->level < 1))
 		return;
 	fit_boot_grid(pred, actual, n, out->level, out);
-	fit_boot_groups(group_pred, group_actual, n_groups, out);
+	fit_boot_groups(group_pred, group_actual, n_groups, n_units, out);
 	if (isnan(out->boot_q))
 		out->boot_grid = 0;
 }

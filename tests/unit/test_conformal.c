@@ -27,7 +27,7 @@ static void test_buckets(void **state)
 		p[i] = i;
 		y[i] = i + 0.5;
 	}
-	assert_int_equal(conformal_fit(p, y, 100, 4, 10, 0.8, NULL, NULL, 0, &c, &err), 0);
+	assert_int_equal(conformal_fit(p, y, 100, 4, 10, 0.8, NULL, NULL, 0, 0, &c, &err), 0);
 	assert_int_equal(c.n_buckets, 4);
 	/*
 	 * bucket 0 holds y 0.5 .. 24.5: the type-1 quantile at 0.1 of 25 is rank 3,
@@ -53,7 +53,7 @@ static void test_ties(void **state)
 		p[i] = i < 29 ? 0 : 5;
 		y[i] = i < 29 ? 0 : 7;
 	}
-	assert_int_equal(conformal_fit(p, y, 30, 10, 2, 0.8, NULL, NULL, 0, &c, &err), 0);
+	assert_int_equal(conformal_fit(p, y, 30, 10, 2, 0.8, NULL, NULL, 0, 0, &c, &err), 0);
 	assert_int_equal(c.n_buckets, 2);
 	assert_true(c.lo[0] == 0 && c.hi[0] == 0);
 	assert_true(c.lo[1] == 7 && c.hi[1] == 7);
@@ -70,7 +70,7 @@ static void test_groups_and_blob(void **state)
 	size_t len;
 
 	(void)state;
-	assert_int_equal(conformal_fit(p, y, 10, 2, 1, 0.8, gp, ga, 6, &c, &err), 0);
+	assert_int_equal(conformal_fit(p, y, 10, 2, 1, 0.8, gp, ga, 6, 0, &c, &err), 0);
 	/* ratios 0.5, 0.8, 1, 1.2, 2 (the group with no prediction is left out) */
 	assert_int_equal(c.n_groups, 5);
 	assert_true(c.group_lo == 0.5 && c.group_hi == 2);
@@ -102,7 +102,7 @@ static void test_groups_and_blob(void **state)
 	 * has R = -1 (no spread: the quantile above is floored), E R^2 = 1, and
 	 * each group is judged against that noise.
 	 */
-	conformal_fit_bootstrap(p, y, 10, gp, ga, 6, &c);
+	conformal_fit_bootstrap(p, y, 10, gp, ga, 6, 0, &c);
 	assert_int_equal(c.boot_grid, CONFORMAL_BOOT_GRID);
 	assert_double_near(c.boot_mean_p, 5.5, 1e-12);
 	assert_double_near(c.boot_var[0], 16, 1e-9); /* n E R^2 at n = 16 */
@@ -144,6 +144,34 @@ static double uniform01(void)
  * users must hold 80% (+-2.5%) of 40,000 fresh users' outcomes, and the
  * bucket nearest p has the exponential's quantiles p * -ln(0.9), p * -ln(0.1).
  */
+/*
+ * The conformal rank counts independent units: 20 groups predicted 100 each
+ * (rows as in test_groups_and_blob: k = 7, tau^2 floored at 0, sd(100) =
+ * sqrt(700)) with outcomes 100 + d, d = 1 to 20, score d / sqrt(700). As 20
+ * independent groups, q is the ceil(21 * 0.8) = 17th score; from 10
+ * campaigns (two ages each), the rule's ceil(11 * 0.8) = 9 of 10 campaigns
+ * is 18 of the 20 groups; from 5, ceil(6 * 0.8) = 5 of 5: the largest. More
+ * units than groups count as the groups.
+ */
+static void test_group_rank_by_units(void **state)
+{
+	double p[10] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, y[10] = { 0 }, gp[20], ga[20];
+	static const size_t units[] = { 0, 20, 40, 10, 5, 3 }, want[] = { 17, 17, 17, 18, 20, 20 };
+	struct conformal c;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (size_t g = 0; g < 20; g++) {
+		gp[g] = 100;
+		ga[g] = 100 + (double)(g + 1);
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		assert_int_equal(conformal_fit(p, y, 10, 2, 1, 0.8, gp, ga, 20, units[i], &c, &err), 0);
+		assert_double_near(c.group_tau2, 0, 0);
+		assert_double_near(c.group_q, (double)want[i] / sqrt(700), 1e-12);
+	}
+}
+
 static void test_coverage_on_known_distribution(void **state)
 {
 	const size_t n_fit = 5000, n_test = 40000;
@@ -158,7 +186,7 @@ static void test_coverage_on_known_distribution(void **state)
 		p[i] = 10 * uniform01();
 		y[i] = p[i] * -log(1 - uniform01());
 	}
-	assert_int_equal(conformal_fit(p, y, n_fit, 20, 100, 0.8, NULL, NULL, 0, &c, &err), 0);
+	assert_int_equal(conformal_fit(p, y, n_fit, 20, 100, 0.8, NULL, NULL, 0, 0, &c, &err), 0);
 	for (size_t i = 0; i < n_test; i++) {
 		double pi = 10 * uniform01(), yi = pi * -log(1 - uniform01());
 
@@ -228,7 +256,7 @@ static void test_user_coverage_zero_inflated(void **state)
 	(void)state;
 	for (size_t i = 0; i < N_FIT; i++)
 		zero_inflated_user(&p[i], &y[i], &pi);
-	assert_int_equal(conformal_fit(p, y, N_FIT, 20, 100, 0.8, NULL, NULL, 0, &c, &err), 0);
+	assert_int_equal(conformal_fit(p, y, N_FIT, 20, 100, 0.8, NULL, NULL, 0, 0, &c, &err), 0);
 	for (size_t i = 0; i < N_TEST; i++) {
 		double pi_i, p_i, y_i, e;
 		int in;
@@ -306,7 +334,7 @@ static void test_group_coverage_on_known_distribution(void **state)
 		simulate_group(users, &gp[g], &ga[g], p + n, y + n);
 		n += users;
 	}
-	assert_int_equal(conformal_fit(p, y, n, 20, 100, 0.8, gp, ga, G_FIT, &c, &err), 0);
+	assert_int_equal(conformal_fit(p, y, n, 20, 100, 0.8, gp, ga, G_FIT, 0, &c, &err), 0);
 	/* tau^2 near 0.15^2 = 0.0225 (60 campaigns: a loose check), k near E p^2 / E p = 1.083 */
 	assert_true(c.group_tau2 > 0.01 && c.group_tau2 < 0.04);
 	assert_true(fabs(c.group_k - 1.083) < 0.15);
@@ -394,10 +422,11 @@ static void test_group_coverage_few_campaigns(void **state)
 			}
 		}
 		assert_int_equal(conformal_fit(p, y, CAMPAIGNS * AGES * USERS, 20, 100, 0.8, gp, ga,
-					       CAMPAIGNS * AGES, &fit[0], &err), 0);
+					       CAMPAIGNS * AGES, 0, &fit[0], &err), 0);
 		assert_int_equal(conformal_fit(p, y, CAMPAIGNS * AGES * USERS, 20, 100, 0.8, cp, ca,
-					       CAMPAIGNS, &fit[1], &err), 0);
-		conformal_fit_bootstrap(p, y, CAMPAIGNS * AGES * USERS, gp, ga, CAMPAIGNS * AGES, &fit[0]);
+					       CAMPAIGNS, 0, &fit[1], &err), 0);
+		conformal_fit_bootstrap(p, y, CAMPAIGNS * AGES * USERS, gp, ga, CAMPAIGNS * AGES, 0,
+					&fit[0]);
 		assert_int_equal(fit[0].n_groups, 30);
 		assert_int_equal(fit[1].n_groups, 5);
 		for (size_t t = 0; t < TESTS; t++) {
@@ -488,8 +517,8 @@ static void test_group_coverage_heavy_tails(void **state)
 			simulate_whales(users, &gp[g], &ga[g], p + n, y + n);
 			n += users;
 		}
-		assert_int_equal(conformal_fit(p, y, n, 20, 100, 0.8, gp, ga, G_FIT, &c, &err), 0);
-		conformal_fit_bootstrap(p, y, n, gp, ga, G_FIT, &c);
+		assert_int_equal(conformal_fit(p, y, n, 20, 100, 0.8, gp, ga, G_FIT, 0, &c, &err), 0);
+		conformal_fit_bootstrap(p, y, n, gp, ga, G_FIT, 0, &c);
 		assert_int_equal(c.boot_grid, CONFORMAL_BOOT_GRID);
 		for (size_t t = 0; t < TESTS; t++) {
 			double P, A, lo, hi;
@@ -517,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_buckets),
 		cmocka_unit_test(test_ties),
 		cmocka_unit_test(test_groups_and_blob),
+		cmocka_unit_test(test_group_rank_by_units),
 		cmocka_unit_test(test_coverage_on_known_distribution),
 		cmocka_unit_test(test_group_coverage_on_known_distribution),
 		cmocka_unit_test(test_group_coverage_few_campaigns),
