@@ -168,6 +168,8 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	size_t *row_of = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
 	size_t *start = xcalloc(n_cohorts + 1, sizeof(size_t));
 	size_t *at = xmalloc((n_cohorts + 1) * sizeof(size_t));
+	double *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	double *log_actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 
 	memset(ev, 0, (n_cohorts + 1) * sizeof(*ev));
 	for (size_t i = 0; i < s->n_valid; i++) {
@@ -192,10 +194,16 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	for (size_t i = 0; i < s->n_valid; i++)
 		if (!(in_fold && in_fold[i] == skip_fold))
 			row_of[at[model_data_cohort(d, s->valid[i])]++] = i;
+	/* the actuals of the scored cohorts and their log1p, once for every candidate */
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (ev[c].n >= (size_t)ctx->cfg->select.min_validation_users)
+			for (size_t j = start[c]; j < start[c + 1]; j++) {
+				actual[j] = y[s->valid[row_of[j]]];
+				log_actual[j] = log1p(actual[j]);
+			}
 	/* the candidates side by side: each fills its own ev[c].rmsle[m] */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
 	for (int m = 0; m < N_CANDIDATES; m++) {
-		double *a = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		struct ltv_err err = { 0 }; /* a cohort without RMSLE is NaN; nothing to report */
 
@@ -205,16 +213,16 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 			ev[c].rmsle[m] = NAN;
 			if (ev[c].n < (size_t)ctx->cfg->select.min_validation_users || ev[c].missing[m])
 				continue;
-			for (size_t j = start[c]; j < start[c + 1]; j++, k++) {
-				a[k] = y[s->valid[row_of[j]]];
+			for (size_t j = start[c]; j < start[c + 1]; j++, k++)
 				q[k] = pred[m][row_of[j]];
-			}
-			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &err) < 0)
+			if (metrics_rmsle_logged(actual + start[c], log_actual + start[c], q, k,
+						 &ev[c].rmsle[m], NULL, &err) < 0)
 				ev[c].rmsle[m] = NAN;
 		}
-		free(a);
 		free(q);
 	}
+	free(actual);
+	free(log_actual);
 	free(row_of);
 	free(start);
 	free(at);
