@@ -168,6 +168,8 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	size_t *row_of = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
 	size_t *start = xcalloc(n_cohorts + 1, sizeof(size_t));
 	size_t *at = xmalloc((n_cohorts + 1) * sizeof(size_t));
+	double *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	double *log_actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 
 	memset(ev, 0, (n_cohorts + 1) * sizeof(*ev));
 	for (size_t i = 0; i < s->n_valid; i++) {
@@ -192,10 +194,16 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 	for (size_t i = 0; i < s->n_valid; i++)
 		if (!(in_fold && in_fold[i] == skip_fold))
 			row_of[at[model_data_cohort(d, s->valid[i])]++] = i;
+	/* the actuals of the scored cohorts and their log1p, once for every candidate */
+	for (size_t c = 0; c < n_cohorts; c++)
+		if (ev[c].n >= (size_t)ctx->cfg->select.min_validation_users)
+			for (size_t j = start[c]; j < start[c + 1]; j++) {
+				actual[j] = y[s->valid[row_of[j]]];
+				log_actual[j] = log1p(actual[j]);
+			}
 	/* the candidates side by side: each fills its own ev[c].rmsle[m] */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
 	for (int m = 0; m < N_CANDIDATES; m++) {
-		double *a = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		struct ltv_err err = { 0 }; /* a cohort without RMSLE is NaN; nothing to report */
 
@@ -205,16 +213,16 @@ static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t
 			ev[c].rmsle[m] = NAN;
 			if (ev[c].n < (size_t)ctx->cfg->select.min_validation_users || ev[c].missing[m])
 				continue;
-			for (size_t j = start[c]; j < start[c + 1]; j++, k++) {
-				a[k] = y[s->valid[row_of[j]]];
+			for (size_t j = start[c]; j < start[c + 1]; j++, k++)
 				q[k] = pred[m][row_of[j]];
-			}
-			if (metrics_rmsle(a, q, k, &ev[c].rmsle[m], NULL, &err) < 0)
+			if (metrics_rmsle_logged(actual + start[c], log_actual + start[c], q, k,
+						 &ev[c].rmsle[m], NULL, &err) < 0)
 				ev[c].rmsle[m] = NAN;
 		}
-		free(a);
 		free(q);
 	}
+	free(actual);
+	free(log_actual);
 	free(row_of);
 	free(start);
 	free(at);
@@ -312,32 +320,47 @@ static size_t sorted_row_keys(const struct model_data *d, const struct row_split
 	return n;
 }
 
+/*
+ * Each user's residual sum (prediction - actual over the user's rows, in
+ * compare_row_key's order) per candidate. The candidates are summed side by
+ * side on n_threads threads, each into its own array, rows in the same
+ * order as one thread: the same bits for any n_threads.
+ */
 static void user_resid_build(const struct model_data *d, int64_t horizon,
 			     const struct row_split *s, double *const *pred, const int *in_fold,
-			     int skip_fold, size_t n_cohorts, struct user_resid *out)
+			     int skip_fold, size_t n_cohorts, int n_threads, struct user_resid *out)
 {
 	const double *y = model_data_label(d, horizon);
 	struct row_key *keys = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(*keys));
 	const size_t n = sorted_row_keys(d, s, in_fold, skip_fold, n_cohorts, keys);
-	size_t u = 0;
+	/* per row in key order: its user, its index in pred, its actual value */
+	size_t *user = xmalloc((n ? n : 1) * sizeof(size_t)), u = 0;
+	size_t *at = xmalloc((n ? n : 1) * sizeof(size_t));
+	double *actual = xmalloc((n ? n : 1) * sizeof(double));
 
 	out->cohort_start = xcalloc(n_cohorts + 1, sizeof(size_t));
 	for (int m = 0; m < N_CANDIDATES; m++)
 		out->resid[m] = xcalloc(n ? n : 1, sizeof(double));
 	for (size_t k = 0; k < n; k++) {
-		const size_t r = s->valid[keys[k].i];
-
 		if (k > 0 && (keys[k].cohort != keys[k - 1].cohort || keys[k].uid != keys[k - 1].uid))
 			u++;
+		user[k] = u;
+		at[k] = keys[k].i;
+		actual[k] = y[s->valid[keys[k].i]];
 		out->cohort_start[keys[k].cohort + 1] = u + 1;
-		for (int m = 0; m < N_CANDIDATES; m++)
-			out->resid[m][u] += pred[m][keys[k].i] - y[r];
 	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+	for (int m = 0; m < N_CANDIDATES; m++)
+		for (size_t k = 0; k < n; k++)
+			out->resid[m][user[k]] += pred[m][at[k]] - actual[k];
 	out->n_users = n ? u + 1 : 0;
 	/* Cohorts without users start where the previous one ended. */
 	for (size_t c = 1; c <= n_cohorts; c++)
 		if (out->cohort_start[c] < out->cohort_start[c - 1])
 			out->cohort_start[c] = out->cohort_start[c - 1];
+	free(user);
+	free(at);
+	free(actual);
 	free(keys);
 }
 
@@ -770,7 +793,8 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
 	for (int t = 0; t < 4; t++)
 		tier_mean[t] = tier_n[t] > 0 ? tier_sum[t] / tier_n[t] : 0;
 	choose_per_cohort(ev, n_cohorts, (size_t)ctx->cfg->select.min_validation_users, tier_mean);
-	user_resid_build(d, horizon, s, pred, in_fold, skip_fold, n_cohorts, &users);
+	user_resid_build(d, horizon, s, pred, in_fold, skip_fold, n_cohorts, stage_threads(ctx),
+			 &users);
 	choose_hierarchy(&users, ev, n_cohorts, stage_threads(ctx), tier_cand, out_moves);
 	user_resid_release(&users);
 	for (int t = 0; t <= 3; t++)
@@ -906,7 +930,7 @@ static int share_significantly_worse(const struct model_data *d, int64_t horizon
 	/* candidate 0: with the share, 1: without; the others are unused copies */
 	for (int m = 0; m < N_CANDIDATES; m++)
 		pred[m] = m == 1 ? alone : with;
-	user_resid_build(d, horizon, s, pred, NULL, -1, n_cohorts, &users);
+	user_resid_build(d, horizon, s, pred, NULL, -1, n_cohorts, n_threads, &users);
 	worse = significantly_better(&users, ev, n_cohorts, -1, 0, 0, 1, n_threads);
 	user_resid_release(&users);
 	return worse;

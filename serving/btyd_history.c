@@ -11,20 +11,28 @@
 #include "ltv/btyd_history.h"
 #include "ltv/timeutil.h"
 
-static double column_value(const struct model_data *d, const char *name, size_t row)
+void btyd_row_columns_of(const struct model_data *d, struct btyd_row_columns *out)
 {
-	const struct frame_col c = frame_col(&d->frame, name);
+	out->window = frame_col(&d->frame, "window_days");
+	out->rev = frame_col(&d->frame, "rev_window");
+	out->rev_d0 = frame_col(&d->frame, "rev_d0");
+	out->paying_days = frame_col(&d->frame, "purchase_days");
+	out->since = frame_col(&d->frame, "days_since_purchase");
+}
 
+/* A column's value at row, NaN when the frame has no such column. */
+static double column_value(struct frame_col c, size_t row)
+{
 	return frame_col_found(c) ? frame_col_at(c, row) : NAN;
 }
 
-void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd_history *out)
+void btyd_history_of_row(const struct btyd_row_columns *c, size_t row, struct btyd_history *out)
 {
-	const double s = column_value(d, "window_days", row);
-	const double rev = column_value(d, "rev_window", row);
-	const double rev_d0 = column_value(d, "rev_d0", row);
-	const double paying_days = column_value(d, "purchase_days", row);
-	const double since = column_value(d, "days_since_purchase", row);
+	const double s = column_value(c->window, row);
+	const double rev = column_value(c->rev, row);
+	const double rev_d0 = column_value(c->rev_d0, row);
+	const double paying_days = column_value(c->paying_days, row);
+	const double since = column_value(c->since, row);
 	const double last = isnan(since) ? 0 : (s - 1) - since;
 
 	out->x = fmax(paying_days - (rev_d0 > 0 ? 1 : 0), 0);

@@ -21,8 +21,19 @@ struct btyd_history {
 	double x, t_x, T, m_x;
 };
 
-/* The history a row's features show: days d < window_days. */
-void btyd_history_at_row_age(const struct model_data *d, size_t row, struct btyd_history *out);
+/*
+ * The columns a row's history at its own age is read from (not found: not in
+ * the frame; the value is then NaN), looked up once by btyd_row_columns_of for
+ * all the rows of a prediction: a lookup by name per row cost more than the
+ * row's arithmetic.
+ */
+struct btyd_row_columns {
+	struct frame_col window, rev, rev_d0, paying_days, since;
+};
+
+void btyd_row_columns_of(const struct model_data *d, struct btyd_row_columns *out);
+/* The history row's features show: days d < window_days. */
+void btyd_history_of_row(const struct btyd_row_columns *c, size_t row, struct btyd_history *out);
 /* The user's whole history before as_of (to-date columns, age_days). */
 void btyd_history_to_date(const struct model_data *d, size_t row, struct btyd_history *out);
 /* The same for rows[0..n) into out[0..n), the columns looked up once. */

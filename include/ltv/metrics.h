@@ -137,6 +137,13 @@ int metrics_spearman(const double *actual, const double *pred, size_t n,
  */
 int metrics_rmsle(const double *actual, const double *pred, size_t n,
 		  double *out_rmsle, size_t *out_n_used, struct ltv_err *err);
+/*
+ * metrics_rmsle with log_actual[i] = log1p(actual[i]) given, for a caller
+ * that scores many predictions against the same actuals (select's RMSLE per
+ * candidate and cohort): the same result, bit for bit, with half the log1p.
+ */
+int metrics_rmsle_logged(const double *actual, const double *log_actual, const double *pred,
+			 size_t n, double *out_rmsle, size_t *out_n_used, struct ltv_err *err);
 
 #define METRICS_N_DECILES 10
 

@@ -572,8 +572,9 @@ int metrics_spearman(const double *actual, const double *pred, size_t n,
 	return 0;
 }
 
-int metrics_rmsle(const double *actual, const double *pred, size_t n,
-		  double *out_rmsle, size_t *out_n_used, struct ltv_err *err)
+/* metrics_rmsle, with log1p(actual[i]) read from log_actual[i] when it is not NULL. */
+static int rmsle(const double *actual, const double *log_actual, const double *pred, size_t n,
+		 double *out_rmsle, size_t *out_n_used, struct ltv_err *err)
 {
 	double sum_sq = 0;
 	size_t m = 0;
@@ -592,7 +593,7 @@ int metrics_rmsle(const double *actual, const double *pred, size_t n,
 				       "rmsle: row %zu has a negative %s value (%g); rmsle needs values >= 0",
 				       i, actual[i] < 0 ? "actual" : "predicted",
 				       actual[i] < 0 ? actual[i] : pred[i]);
-		d = log1p(pred[i]) - log1p(actual[i]);
+		d = log1p(pred[i]) - (log_actual ? log_actual[i] : log1p(actual[i]));
 		sum_sq += d * d;
 		m++;
 	}
@@ -603,6 +604,18 @@ int metrics_rmsle(const double *actual, const double *pred, size_t n,
 	*out_rmsle = sqrt(sum_sq / (double)m);
 	set_used(out_n_used, m);
 	return 0;
+}
+
+int metrics_rmsle(const double *actual, const double *pred, size_t n,
+		  double *out_rmsle, size_t *out_n_used, struct ltv_err *err)
+{
+	return rmsle(actual, NULL, pred, n, out_rmsle, out_n_used, err);
+}
+
+int metrics_rmsle_logged(const double *actual, const double *log_actual, const double *pred,
+			 size_t n, double *out_rmsle, size_t *out_n_used, struct ltv_err *err)
+{
+	return rmsle(actual, log_actual, pred, n, out_rmsle, out_n_used, err);
 }
 
 int metrics_decile_mape(const double *actual, const double *pred, size_t n,

@@ -380,6 +380,35 @@ static void test_rmsle(void **state)
 	assert_non_null(strstr(err.msg, "row 1"));
 }
 
+/*
+ * metrics_rmsle_logged, given log1p of the actuals, gives metrics_rmsle's
+ * result to the bit, skips and refuses the same rows.
+ */
+static void test_rmsle_logged(void **state)
+{
+	enum { N = 1000 };
+	double a[N], la[N], p[N], v = 0, w = 1;
+	const double neg[] = { 1, -0.5, 1 }, ok[] = { 1, 2, 3 };
+	double lneg[3];
+	size_t used = 0, used_logged = 0;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		a[i] = i % 7 == 0 ? 0 : (i % 11 == 0 ? NAN : exp((double)(i % 37) / 5.0) - 1);
+		p[i] = i % 13 == 0 ? NAN : exp((double)(i % 29) / 6.0) - 1 + (double)i / 997.0;
+		la[i] = log1p(a[i]);
+	}
+	assert_int_equal(metrics_rmsle(a, p, N, &v, &used, &err), 0);
+	assert_int_equal(metrics_rmsle_logged(a, la, p, N, &w, &used_logged, &err), 0);
+	assert_memory_equal(&v, &w, sizeof(v));
+	assert_int_equal(used, used_logged);
+	for (int i = 0; i < 3; i++)
+		lneg[i] = log1p(neg[i]);
+	assert_int_equal(metrics_rmsle_logged(neg, lneg, ok, 3, &w, NULL, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "row 1"));
+}
+
 static void test_decile_mape(void **state)
 {
 	/*
@@ -483,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_gain_curve),
 		cmocka_unit_test(test_spearman),
 		cmocka_unit_test(test_rmsle),
+		cmocka_unit_test(test_rmsle_logged),
 		cmocka_unit_test(test_decile_mape),
 		cmocka_unit_test(test_decile_few_rows),
 		cmocka_unit_test(test_auc),
