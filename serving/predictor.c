@@ -1011,7 +1011,15 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		p_payer[i] = NAN;
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
-		if (!isnan(ratio[i]) || (out_factor && ranks_within_cells(p, chosen[i], ranker[i])))
+		/*
+		 * A ranker that levels a cohort from the rows it is given (curves)
+		 * predicts every row that has one, so its level is the whole
+		 * cohort's whichever of its cells have a ratio (one row can carry
+		 * a cell and leave it without: rank_share.c), as when select
+		 * predicted every row (predictor_predict_raw_given).
+		 */
+		if (!isnan(ratio[i]) || (out_factor && ranks_within_cells(p, chosen[i], ranker[i])) ||
+		    (ranker[i] >= 0 && method_table[ranker[i]]->batch_level))
 			want[ranker[i]][i] = 1;
 		else if (chosen[i] == METHOD_BLEND && choices->has_blend[0]) {
 			const double *w = blend_weights_of(choices, d->tier ? (int)d->tier[rows[i]] : 3);

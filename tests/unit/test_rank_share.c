@@ -5,7 +5,7 @@
  * a campaign without validation rows of its own takes the tier's pooled
  * ratio; ratios are kept per age cell; the share survives its blob; a
  * campaign served by a BTYD method gets no share and lends its rows to no
- * other ratio. (That a user's served value does not
+ * other ratio; a campaign cell one row carries takes the tier's ratio. (That a user's served value does not
  * depend on batch-mates: tests/unit/test_serve_batch.c.)
  */
 #include "testutil.h"
@@ -157,6 +157,46 @@ static void test_share_keeps_campaign_totals(void **state)
 
 
 /*
+ * A campaign cell one row carries (more than half of the chosen method's
+ * revenue to come: one large payer the multiplier scales up) takes its
+ * tier's ratio, as a cell with too few rows does; just under half, the
+ * campaign's own ratio stands. Campaign c1 keeps its own ratio throughout.
+ */
+static void test_one_row_does_not_carry_a_ratio(void **state)
+{
+	const int good = method_index("hurdle"), flat = method_index("multiplier");
+	static const double whales[] = { 1000, 500 }; /* c0's other 59 rows: 590 to come */
+	struct share_rows f;
+	struct rank_share s;
+
+	(void)state;
+	share_rows_init(&f, good);
+	for (size_t k = 0; k < sizeof(whales) / sizeof(whales[0]); k++) {
+		double c_flat[2] = { 0 }, c_good[2] = { 0 }, all_flat = 0, all_good = 0;
+
+		for (size_t i = 0; i < N_ROWS; i++) {
+			const size_t c = (size_t)f.campaign[i];
+
+			f.chosen[i] = flat;
+			f.pred[flat][i] = f.rev[i] + (i == 0 ? whales[k] : c ? 20.0 : 10.0);
+			c_flat[c] += f.pred[flat][i] - f.rev[i];
+			c_good[c] += f.pred[good][i] - f.rev[i];
+			all_flat += f.pred[flat][i] - f.rev[i];
+			all_good += f.pred[good][i] - f.rev[i];
+		}
+		rank_share_init(&s);
+		rank_share_fit(&s, &f.d, 30, f.rows, N_ROWS, f.pred, f.chosen, f.cell, 1, MIN_USERS, 2);
+		assert_int_equal(rank_share_ranker(&s, 3), good);
+		/* the tier's cell is not carried by row 0 (1000 of 2790, 500 of 2290) */
+		assert_double_near(rank_share_ratio(&s, "app", "c0", 3, flat, at0),
+				   whales[k] > 590 ? all_flat / all_good : c_flat[0] / c_good[0], 1e-12);
+		assert_double_near(rank_share_ratio(&s, "app", "c1", 3, flat, at0), c_flat[1] / c_good[1], 1e-12);
+		rank_share_release(&s);
+	}
+	share_rows_release(&f);
+}
+
+/*
  * Campaign c0 served by bgnbd, c1 by the multiplier: c0 gets no share (nor
  * would pareto_nbd), c1's ratio is its own, and a campaign validation never
  * saw takes the tier's ratio pooled over the shared rows only (c1's).
@@ -236,6 +276,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_share_keeps_campaign_totals),
+		cmocka_unit_test(test_one_row_does_not_carry_a_ratio),
 		cmocka_unit_test(test_no_share_where_btyd_serves),
 		cmocka_unit_test(test_within_cells_keeps_cell_totals),
 	};
