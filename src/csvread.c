@@ -285,7 +285,7 @@ static int open_gzip(struct csv_reader *r, struct ltv_err *err)
 	unsigned char magic[2];
 	const size_t n = fread(magic, 1, 2, r->f);
 
-	if (n < 2 || magic[0] != 0x1f || magic[1] != 0x8b) {
+	if (!csv_gzip_magic(magic, n)) {
 		rewind(r->f);
 		return 0;
 	}

@@ -725,7 +725,7 @@ static void tail_time_hint(struct ingest_parse *in, const char *path, const stru
 		const off_t from = st.st_size > TAIL_BYTES ? st.st_size - TAIL_BYTES : 0;
 		unsigned char magic[2];
 
-		if (pread(fd, magic, 2, 0) == 2 && !(magic[0] == 0x1f && magic[1] == 0x8b))
+		if (pread(fd, magic, 2, 0) == 2 && !csv_gzip_magic(magic, 2))
 			got = pread(fd, buf, TAIL_BYTES, from);
 	}
 	if (fd >= 0)

@@ -320,22 +320,14 @@ int registry_user_days_add(struct registry *reg, const struct user_day_row *rows
 
 void user_table_release(struct user_table *t)
 {
-	/* no user_id array: user_table_drop_strings freed the strings */
-	for (size_t i = 0; i < t->n && t->n_text_blocks == 0 && t->user_id; i++) {
-		free(t->user_id[i]);
-		free(t->app_id[i]);
-		free(t->campaign[i]);
-		free(t->attributes_json[i]);
-	}
-	for (size_t b = 0; b < t->n_text_blocks; b++)
-		free(t->text_blocks[b]);
-	free(t->text_blocks);
+	user_table_drop_strings(t);
 	user_table_free_arrays(t);
 }
 
 void user_table_drop_strings(struct user_table *t)
 {
-	for (size_t i = 0; i < t->n && t->n_text_blocks == 0; i++) {
+	/* no user_id array: dropped already */
+	for (size_t i = 0; i < t->n && t->n_text_blocks == 0 && t->user_id; i++) {
 		free(t->user_id[i]);
 		free(t->app_id[i]);
 		free(t->campaign[i]);

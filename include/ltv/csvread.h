@@ -40,6 +40,12 @@ struct csv_fault {
 	unsigned char byte; /* CSV_FAULT_UTF8: the first byte that is not valid there */
 };
 
+/* Whether a file's first n bytes start with gzip's magic (csv_reader_open then reads it through zlib). */
+static inline int csv_gzip_magic(const unsigned char *first, size_t n)
+{
+	return n >= 2 && first[0] == 0x1f && first[1] == 0x8b;
+}
+
 /*
  * Opens path for reading. A gzip file (found by its magic bytes, whatever its
  * name) is decompressed as it is read. Returns NULL and sets err (naming the
