@@ -812,6 +812,7 @@ static int write_features(struct merge *mg, double started, struct ltv_err *err)
 	hasher_init(&content);
 	if (ret == 0) {
 		features_complete(mg->cfg, mg->as_of, &f, &enc, &st, m, &content);
+		frame_compact(&f); /* stored packed (as stage_features_run does) */
 		add_shard_lineage(m, mg, 1);
 		hasher_hex(&content, hex);
 		ret = registry_artefact_create(mg->reg, &a, &mg->features_id, &mg->features_version, err);

@@ -105,6 +105,7 @@ int stage_tiers_run(struct stage_ctx *ctx)
 		tier[i] = rows[model_data_cohort(&d, i)].tier;
 	add_metrics(ctx, rows, n_cohorts, &tiers, frame_col(&d.frame, "user_rep"));
 	frame_hash(&tiers, &ctx->content);
+	frame_compact(&tiers); /* a handful of tiers: stored as 2-byte codes */
 
 	ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)

@@ -1,6 +1,7 @@
 /*
  * Frames and their registry storage (format in include/ltv/frame.h). Columns
- * are written as raw little-endian doubles because a million-row column is
+ * are written as they are held, raw little-endian doubles, floats or 2-byte
+ * codes (column blobs, version 2, below), because a million-row column is
  * read and written whole; x86-64 and aarch64 are little-endian, and the blob
  * header's magic would reject anything else.
  */
@@ -312,8 +313,7 @@ struct frame_col frame_col(const struct frame *f, const char *name)
 
 /*
  * Column j's bytes as doubles, 4,096 rows at a time into buf, passed to put:
- * what frame_hash and frame_save see of a packed column is the doubles
- * it was built as.
+ * what frame_hash sees of a packed column is the doubles it was built as.
  */
 #define WIDEN_CHUNK 4096
 
@@ -341,17 +341,53 @@ static void put_hash(void *arg, const void *p, size_t n)
 	hasher_update(arg, p, n);
 }
 
-static void put_blob_bytes(void *arg, const void *p, size_t n)
-{
-	blob_put_bytes(arg, p, n);
-}
-
 void frame_hash(const struct frame *f, struct hasher *h)
 {
 	hasher_add_i64(h, (int64_t)f->n_rows);
 	for (size_t j = 0; j < f->n_cols; j++) {
 		hasher_add_str(h, f->names[j]);
 		column_bytes(f, j, put_hash, h);
+	}
+}
+
+/*
+ * Column blobs, version 2: the v1 header (magic, version, row count), then
+ * how the column is held, the table's length, and the column as held:
+ *   COL_DOUBLES  n_rows doubles (all version 1 had)
+ *   COL_FLOATS   n_rows floats, each exactly the double it stands for
+ *   COL_CODES    n_table doubles (the distinct values, bit for bit), then
+ *                n_rows 2-byte codes into them
+ * A packed column is written as it is held (frame_compact): at 1,000,000
+ * users 88 of the frame's 317 MB, so 229 MB less to copy into the WAL,
+ * checkpoint into the database and checksum, and a compact reader takes
+ * the packing as stored instead of packing the doubles again.
+ */
+#define COLUMN_VERSION 2
+#define COLUMN_HEAD_V1 (8 + 4 + 8)
+#define COLUMN_HEAD (COLUMN_HEAD_V1 + 4 + 4)
+
+enum column_kind { COL_DOUBLES = 0, COL_FLOATS = 1, COL_CODES = 2 };
+
+static void put_column(struct blob_writer *w, const struct frame *f, size_t j)
+{
+	const struct frame_col c = frame_col_at_index(f, j);
+	const struct frame_packed *p = f->packed ? &f->packed[j] : NULL;
+
+	blob_put_header(w, COLUMN_MAGIC, COLUMN_VERSION);
+	blob_put_u64(w, f->n_rows);
+	if (c.code) {
+		blob_put_u32(w, COL_CODES);
+		blob_put_u32(w, (uint32_t)p->n_table);
+		blob_put_bytes(w, p->table, p->n_table * sizeof(double));
+		blob_put_bytes(w, c.code, f->n_rows * sizeof(uint16_t));
+	} else if (c.f) {
+		blob_put_u32(w, COL_FLOATS);
+		blob_put_u32(w, 0);
+		blob_put_bytes(w, c.f, f->n_rows * sizeof(float));
+	} else {
+		blob_put_u32(w, COL_DOUBLES);
+		blob_put_u32(w, 0);
+		blob_put_bytes(w, c.d, f->n_rows * sizeof(double));
 	}
 }
 
@@ -381,9 +417,7 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 		char key[300];
 
 		w.len = 0;
-		blob_put_header(&w, COLUMN_MAGIC, 1);
-		blob_put_u64(&w, f->n_rows);
-		column_bytes(f, j, put_blob_bytes, &w);
+		put_column(&w, f, j);
 		snprintf(key, sizeof(key), "col:%s", f->names[j]);
 		ret = registry_blob_put(reg, artefact_id, key, w.data, w.len, err);
 	}
@@ -391,31 +425,149 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 	return ret;
 }
 
-/* Bytes of a column blob's header: magic, version, row count. */
-#define COLUMN_HEAD (8 + 4 + 8)
+/* A column blob's header: its version, kind and table length (0 and COL_DOUBLES for version 1). */
+struct column_head {
+	uint32_t version;
+	uint32_t kind;
+	size_t n_table;
+	size_t head_len;
+};
 
-/* Reads column `name` into dst (n_rows doubles) straight from the registry. */
-static int load_column(struct registry *reg, int64_t artefact_id, const char *name,
-		       size_t n_rows, double *dst, struct ltv_err *err)
+static int column_head_parse(const uint8_t *head, size_t len, const char *key, size_t n_rows,
+			     struct column_head *h, struct ltv_err *err)
 {
 	struct blob_reader r;
+	int ret;
+
+	memset(h, 0, sizeof(*h));
+	blob_reader_init(&r, head, len);
+	ret = blob_get_header(&r, COLUMN_MAGIC, COLUMN_VERSION, &h->version, err);
+	if (ret < 0)
+		return ret;
+	if (blob_get_u64(&r) != n_rows && !r.failed)
+		return err_set(err, LTV_EINVAL, "blob '%s' has the wrong row count", key);
+	h->head_len = COLUMN_HEAD_V1;
+	if (h->version >= 2) {
+		h->kind = blob_get_u32(&r);
+		h->n_table = blob_get_u32(&r);
+		h->head_len = COLUMN_HEAD;
+	}
+	ret = blob_reader_status(&r, key, err);
+	if (ret == 0 && (h->kind > COL_CODES || h->n_table > CODES_MAX))
+		ret = err_set(err, LTV_EINVAL, "blob '%s' holds a column kind %u with %zu values "
+			      "this version does not read", key, h->kind, h->n_table);
+	return ret;
+}
+
+/* Every code of a coded column is an index into its table (a damaged blob is refused, not overread). */
+static int codes_check(const struct frame_packed *p, size_t n_rows, const char *key,
+		       struct ltv_err *err)
+{
+	uint16_t max = 0;
+
+	for (size_t i = 0; i < n_rows; i++)
+		max = p->code[i] > max ? p->code[i] : max;
+	if (n_rows && (size_t)max >= p->n_table)
+		return err_set(err, LTV_EINVAL, "blob '%s' has a code past its %zu values", key,
+			       p->n_table);
+	return 0;
+}
+
+/* Reads a packed column's body (after its head) into *p, allocated here. */
+static int read_packed(struct registry *reg, int64_t artefact_id, const char *key,
+		       const struct column_head *h, uint8_t *head, size_t n_rows,
+		       struct frame_packed *p, struct ltv_err *err)
+{
+	struct blob_part parts[3] = { { head, h->head_len } };
+	size_t n_parts = 1;
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	if (h->kind == COL_FLOATS) {
+		p->f = xmalloc((n_rows ? n_rows : 1) * sizeof(float));
+		parts[n_parts++] = (struct blob_part){ p->f, n_rows * sizeof(float) };
+	} else {
+		p->n_table = h->n_table;
+		p->table = xmalloc((h->n_table ? h->n_table : 1) * sizeof(double));
+		p->code = xmalloc((n_rows ? n_rows : 1) * sizeof(uint16_t));
+		parts[n_parts++] = (struct blob_part){ p->table, h->n_table * sizeof(double) };
+		parts[n_parts++] = (struct blob_part){ p->code, n_rows * sizeof(uint16_t) };
+	}
+	ret = registry_blob_get_vec(reg, artefact_id, key, parts, n_parts, err);
+	if (ret == 0 && p->code)
+		ret = codes_check(p, n_rows, key, err);
+	if (ret < 0) {
+		free(p->f);
+		free(p->table);
+		free(p->code);
+		memset(p, 0, sizeof(*p));
+	}
+	return ret;
+}
+
+/* Adds a column held as p (taken over), without doubles. */
+static void add_packed_column(struct frame *f, const char *name, struct frame_packed *p)
+{
+	f->names = xrealloc(f->names, (f->n_cols + 1) * sizeof(char *));
+	f->cols = xrealloc(f->cols, (f->n_cols + 1) * sizeof(double *));
+	if (f->packed)
+		f->packed = xrealloc(f->packed, (f->n_cols + 1) * sizeof(*f->packed));
+	else
+		f->packed = xcalloc(f->n_cols + 1, sizeof(*f->packed));
+	f->names[f->n_cols] = xstrdup(name);
+	f->cols[f->n_cols] = NULL;
+	f->packed[f->n_cols++] = *p;
+	memset(p, 0, sizeof(*p));
+}
+
+/* A packed column's rows widened into dst (a reader that asked for doubles). */
+static void widen_into(const struct frame_packed *p, size_t n_rows, double *dst)
+{
+	const struct frame_col c = { .f = p->f, .code = p->code, .table = p->table };
+
+	for (size_t i = 0; i < n_rows; i++)
+		dst[i] = frame_col_at(c, i);
+}
+
+/*
+ * Reads column `name` of the stored frame into out: doubles straight from
+ * the registry, a packed one as stored when compact (else widened). A
+ * stored doubles column is compacted when compact, as frame_compact would.
+ */
+static int load_column(struct registry *reg, int64_t artefact_id, const char *name, int compact,
+		       struct frame *out, struct ltv_err *err)
+{
 	uint8_t head[COLUMN_HEAD];
+	struct column_head h;
+	struct frame_packed p;
 	char key[300];
-	uint32_t version;
+	size_t len;
 	int ret;
 
 	snprintf(key, sizeof(key), "col:%s", name);
-	ret = registry_blob_get_parts(reg, artefact_id, key, head, sizeof(head), dst,
-				      n_rows * sizeof(double), err);
+	ret = registry_blob_peek(reg, artefact_id, key, head, sizeof(head), &len, err);
+	if (ret == 0)
+		ret = column_head_parse(head, len < sizeof(head) ? len : sizeof(head), key,
+					out->n_rows, &h, err);
 	if (ret < 0)
 		return ret;
-	blob_reader_init(&r, head, sizeof(head));
-	ret = blob_get_header(&r, COLUMN_MAGIC, 1, &version, err);
-	if (ret == 0 && blob_get_u64(&r) != n_rows)
-		ret = err_set(err, LTV_EINVAL, "column '%s' of artefact %lld has the wrong row count",
-			      name, (long long)artefact_id);
-	if (ret == 0)
-		ret = blob_reader_status(&r, key, err);
+	if (h.kind == COL_DOUBLES) {
+		double *dst = frame_add_column(out, name);
+
+		ret = registry_blob_get_parts(reg, artefact_id, key, head, h.head_len, dst,
+					      out->n_rows * sizeof(double), err);
+		/* column by column: the doubles of one column at a time on top of the compact ones */
+		if (ret == 0 && compact)
+			compact_column(out, out->n_cols - 1);
+		return ret;
+	}
+	ret = read_packed(reg, artefact_id, key, &h, head, out->n_rows, &p, err);
+	if (ret == 0 && compact) {
+		add_packed_column(out, name, &p);
+	} else if (ret == 0) {
+		widen_into(&p, out->n_rows, frame_add_column(out, name));
+		packed_release(&p);
+	}
 	return ret;
 }
 
@@ -456,12 +608,9 @@ static int load_frame(struct registry *reg, int64_t artefact_id, const char *con
 				      (long long)artefact_id, name);
 			goto out;
 		}
-		ret = load_column(reg, artefact_id, name, out->n_rows, frame_add_column(out, name), err);
+		ret = load_column(reg, artefact_id, name, compact, out, err);
 		if (ret < 0)
 			goto out;
-		/* column by column: the doubles of one column at a time on top of the compact ones */
-		if (compact)
-			compact_column(out, out->n_cols - 1);
 	}
 out:
 	if (stored)

@@ -1210,45 +1210,73 @@ static int blob_read_at(sqlite3_blob *b, void *dst, size_t len, size_t offset)
 	return len ? sqlite3_blob_read(b, dst, (int)len, (int)offset) : SQLITE_OK;
 }
 
-int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const char *key,
-			    void *head, size_t head_len, void *body, size_t body_len,
-			    struct ltv_err *err)
+/* Opens blob key of the artefact for reading; *out_stored is its checksum (NULL: none). */
+static int blob_open(struct registry *reg, int64_t artefact_id, const char *key,
+		     sqlite3_blob **out_b, char **out_stored, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	sqlite3_blob *b = NULL;
-	char *stored = NULL, actual[HASH_HEX_LEN];
 	int64_t rowid = 0;
-	size_t len;
 	int ret = blob_row(reg, artefact_id, key, "rowid, checksum", &st, err);
 
+	*out_b = NULL;
+	*out_stored = NULL;
 	if (ret == 0) {
 		rowid = sqlite3_column_int64(st, 0);
-		stored = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : dup_col(st, 1);
+		*out_stored = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : dup_col(st, 1);
 	}
 	sqlite3_finalize(st);
+	if (ret == 0 &&
+	    sqlite3_blob_open(reg->db, "main", "artefact_blobs", "data", rowid, 0, out_b) != SQLITE_OK)
+		ret = SQL_FAIL(reg, err, "reading a blob");
+	return ret;
+}
+
+int registry_blob_peek(struct registry *reg, int64_t artefact_id, const char *key, void *head,
+		       size_t head_len, size_t *out_len, struct ltv_err *err)
+{
+	sqlite3_blob *b = NULL;
+	char *stored = NULL;
+	int ret = blob_open(reg, artefact_id, key, &b, &stored, err);
+
+	if (ret == 0) {
+		*out_len = (size_t)sqlite3_blob_bytes(b);
+		if (blob_read_at(b, head, head_len < *out_len ? head_len : *out_len, 0) != SQLITE_OK)
+			ret = SQL_FAIL(reg, err, "reading a blob");
+	}
+	sqlite3_blob_close(b);
+	free(stored);
+	return ret;
+}
+
+int registry_blob_get_vec(struct registry *reg, int64_t artefact_id, const char *key,
+			  const struct blob_part *parts, size_t n_parts, struct ltv_err *err)
+{
+	sqlite3_blob *b = NULL;
+	char *stored = NULL, actual[HASH_HEX_LEN];
+	size_t len, want = 0, at = 0;
+	int ret = blob_open(reg, artefact_id, key, &b, &stored, err);
+
 	if (ret < 0)
 		goto out;
-	if (sqlite3_blob_open(reg->db, "main", "artefact_blobs", "data", rowid, 0, &b) != SQLITE_OK) {
-		ret = SQL_FAIL(reg, err, "reading a blob");
-		goto out;
-	}
 	len = (size_t)sqlite3_blob_bytes(b);
-	if (len != head_len + body_len) {
+	for (size_t k = 0; k < n_parts; k++)
+		want += parts[k].len;
+	if (len != want) {
 		ret = err_set(err, LTV_EINVAL, "blob '%s' of artefact %lld has %zu bytes, not the %zu "
-			      "its index gives", key, (long long)artefact_id, len, head_len + body_len);
+			      "its index gives", key, (long long)artefact_id, len, want);
 		goto out;
 	}
-	if (blob_read_at(b, head, head_len, 0) != SQLITE_OK ||
-	    blob_read_at(b, body, body_len, head_len) != SQLITE_OK) {
-		ret = SQL_FAIL(reg, err, "reading a blob");
-		goto out;
+	for (size_t k = 0; k < n_parts && ret == 0; k++) {
+		if (blob_read_at(b, parts[k].data, parts[k].len, at) != SQLITE_OK)
+			ret = SQL_FAIL(reg, err, "reading a blob");
+		at += parts[k].len;
 	}
-	if (stored) { /* NULL: written before blobs carried checksums */
+	if (ret == 0 && stored) { /* NULL: written before blobs carried checksums */
 		struct hasher h;
 
 		hasher_init(&h);
-		hasher_update(&h, head, head_len);
-		hasher_update(&h, body, body_len);
+		for (size_t k = 0; k < n_parts; k++)
+			hasher_update(&h, parts[k].data, parts[k].len);
 		hasher_hex(&h, actual);
 		hasher_release(&h);
 		ret = checksum_matches(reg, artefact_id, key, stored, actual, err);
@@ -1257,6 +1285,15 @@ out:
 	sqlite3_blob_close(b);
 	free(stored);
 	return ret;
+}
+
+int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const char *key,
+			    void *head, size_t head_len, void *body, size_t body_len,
+			    struct ltv_err *err)
+{
+	const struct blob_part parts[2] = { { head, head_len }, { body, body_len } };
+
+	return registry_blob_get_vec(reg, artefact_id, key, parts, 2, err);
 }
 
 /* ---- meta ---- */

@@ -1,9 +1,10 @@
 /*
  * A frame: named columns of doubles with one row per user, the in-memory form
  * of the features artefact and of model inputs. In the registry each column
- * is one blob ("col:<name>", raw little-endian doubles behind a blob.h
- * header), plus an index blob ("frame") listing the columns and the row
- * count, so a reader can load only the columns it needs.
+ * is one blob ("col:<name>" behind a blob.h header: version 1 raw
+ * little-endian doubles; version 2 the column as held, doubles, floats, or
+ * codes and their table, frame.c), plus an index blob ("frame") listing the
+ * columns and the row count, so a reader can load only the columns it needs.
  */
 #ifndef LTV_FRAME_H
 #define LTV_FRAME_H
@@ -81,9 +82,8 @@ struct frame_col frame_col_at_index(const struct frame *f, size_t j);
  * Packs every column: one of at most 65,536 distinct values (bit patterns,
  * NaN included) as 2-byte codes into a table of them, else one whose every
  * value widens back from a float to the same bits as floats; other columns
- * stay doubles, as do packed ones. Every reader sees the same values. The
- * hash and the stored artefact do not change (frame_hash and frame_save
- * widen).
+ * stay doubles. Every reader sees the same values. The hash does not
+ * change (frame_hash widens); frame_save stores the columns as packed.
  */
 void frame_compact(struct frame *f);
 /* Bytes the frame's columns hold (doubles, packed columns and widened copies). */
@@ -91,7 +91,10 @@ size_t frame_bytes(const struct frame *f);
 /* Adds every column's name and bytes to h (the artefact's content hash). */
 void frame_hash(const struct frame *f, struct hasher *h);
 
-/* Stores every column under artefact_id (inside the stage's transaction). */
+/*
+ * Stores every column under artefact_id (inside the stage's transaction), as
+ * it is held: compact a frame first (frame_compact) to store less.
+ */
 int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 	       struct ltv_err *err);
 /*
@@ -101,7 +104,10 @@ int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 int frame_load(struct registry *reg, int64_t artefact_id, const char *const *names,
 	       struct frame *out, struct ltv_err *err);
 
-/* frame_load, each column compacted as it is read (frame_compact). */
+/*
+ * frame_load, each column compacted as it is read (frame_compact): a column
+ * stored packed is taken as stored. frame_load widens it to doubles.
+ */
 int frame_load_compact(struct registry *reg, int64_t artefact_id, const char *const *names,
 		       struct frame *out, struct ltv_err *err);
 

@@ -183,6 +183,26 @@ int registry_blob_get(struct registry *reg, int64_t artefact_id, const char *key
 int registry_blob_get_parts(struct registry *reg, int64_t artefact_id, const char *key,
 			    void *head, size_t head_len, void *body, size_t body_len,
 			    struct ltv_err *err);
+/* Where registry_blob_get_vec puts the next len bytes of a blob. */
+struct blob_part {
+	void *data;
+	size_t len;
+};
+/*
+ * registry_blob_get_parts into any number of parts, one after another: for
+ * a blob whose pieces go to separate arrays (a packed frame column's table
+ * and codes). LTV_EINVAL when the parts do not add up to the blob's length.
+ */
+int registry_blob_get_vec(struct registry *reg, int64_t artefact_id, const char *key,
+			  const struct blob_part *parts, size_t n_parts, struct ltv_err *err);
+/*
+ * The blob's length and its first head_len bytes (fewer when it is
+ * shorter), NOT checked against the checksum: for a reader that sizes its
+ * parts from a header, then reads the whole through registry_blob_get_vec,
+ * which checks it.
+ */
+int registry_blob_peek(struct registry *reg, int64_t artefact_id, const char *key, void *head,
+		       size_t head_len, size_t *out_len, struct ltv_err *err);
 /*
  * Checks that an artefact is still whole: every blob matches its checksum and
  * none is missing (the count recorded by registry_artefact_finish). Reads

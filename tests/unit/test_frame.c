@@ -8,8 +8,10 @@
  */
 #include "testutil.h"
 
+#include <float.h>
 #include <math.h>
 
+#include "ltv/blob.h"
 #include "ltv/frame.h"
 #include "ltv/hash.h"
 #include "ltv/registry.h"
@@ -167,38 +169,119 @@ static void test_view_reads_its_doubles(void **state)
 	frame_release(&f);
 }
 
-/* Stored from a compact frame: the same blobs as from the doubles; loaded back compact or not. */
-static void test_save_and_load(void **state)
+/* A registry with one run started, for artefacts of frames. */
+struct store {
+	char *dir;
+	struct registry *reg;
+};
+
+static void store_open(struct store *st)
 {
-	char *dir = test_scratch_dir();
-	char *path = xasprintf("%s/models/registry.sqlite", dir);
-	struct registry *reg = NULL;
+	char *path;
 	struct ltv_err err = { 0 };
+
+	st->dir = test_scratch_dir();
+	path = xasprintf("%s/models/registry.sqlite", st->dir);
+	assert_int_equal(registry_open(path, 5, &st->reg, &err), 0);
+	assert_int_equal(registry_run_start(st->reg, "r1", "test", INT64_MIN, "cfg", &err), 0);
+	free(path);
+}
+
+static void store_close(struct store *st)
+{
+	registry_close(st->reg);
+	test_scratch_free(st->dir);
+}
+
+/* A new features artefact in an open transaction. */
+static int64_t store_begin(struct store *st)
+{
 	struct artefact_new a = { .name = "features", .run_id = "r1", .fingerprint = "fp",
 				  .code_version = "1", .config = "k=v\n", .as_of = 1700000000 };
+	struct ltv_err err = { 0 };
+	int64_t id = 0, version = 0;
+
+	assert_int_equal(registry_begin(st->reg, &err), 0);
+	assert_int_equal(registry_artefact_create(st->reg, &a, &id, &version, &err), 0);
+	return id;
+}
+
+static void store_commit(struct store *st, int64_t id)
+{
+	struct ltv_err err = { 0 };
+
+	assert_int_equal(registry_artefact_finish(st->reg, id, "content", "{}", NULL, &err), 0);
+	assert_int_equal(registry_commit(st->reg, &err), 0);
+}
+
+static int64_t store_frame(struct store *st, const struct frame *f)
+{
+	struct ltv_err err = { 0 };
+	const int64_t id = store_begin(st);
+
+	assert_int_equal(frame_save(f, st->reg, id, &err), 0);
+	store_commit(st, id);
+	return id;
+}
+
+/* Bytes of column blob name as stored. */
+static size_t stored_len(struct store *st, int64_t id, const char *name)
+{
+	struct ltv_err err = { 0 };
+	char key[64], head[1];
+	size_t len = 0;
+
+	snprintf(key, sizeof(key), "col:%s", name);
+	assert_int_equal(registry_blob_peek(st->reg, id, key, head, sizeof(head), &len, &err), 0);
+	return len;
+}
+
+/* Every column of f is bit for bit ref's, as doubles (not packed). */
+static void assert_doubles_as(const struct frame *f, const struct frame *ref)
+{
+	assert_null(f->packed);
+	assert_int_equal(f->n_cols, ref->n_cols);
+	for (size_t j = 0; j < ref->n_cols; j++) {
+		assert_string_equal(f->names[j], ref->names[j]);
+		assert_memory_equal(f->cols[j], ref->cols[j], ROWS * sizeof(double));
+	}
+}
+
+/* Bytes of a version 2 column blob's header: magic, version, rows, kind, table length. */
+#define COLUMN_HEAD_V2 (8 + 4 + 8 + 4 + 4)
+
+/*
+ * Stored from a compact frame: each column as held (codes and their table,
+ * floats, doubles: a version 2 column blob); loaded back compact (as
+ * stored) or as doubles, the same values and hash either way.
+ */
+static void test_save_and_load(void **state)
+{
+	struct store st;
+	struct ltv_err err = { 0 };
 	struct frame ref, f, plain, compact;
 	char want[HASH_HEX_LEN], got[HASH_HEX_LEN];
-	int64_t id = 0, version = 0;
+	int64_t id;
 
 	(void)state;
 	build(&ref);
 	build(&f);
 	frame_compact(&f);
 	content_hash(&ref, want);
-	assert_int_equal(registry_open(path, 5, &reg, &err), 0);
-	assert_int_equal(registry_run_start(reg, "r1", "test", INT64_MIN, "cfg", &err), 0);
-	assert_int_equal(registry_begin(reg, &err), 0);
-	assert_int_equal(registry_artefact_create(reg, &a, &id, &version, &err), 0);
-	assert_int_equal(frame_save(&f, reg, id, &err), 0);
-	assert_int_equal(registry_artefact_finish(reg, id, want, "{}", NULL, &err), 0);
-	assert_int_equal(registry_commit(reg, &err), 0);
+	store_open(&st);
+	id = store_frame(&st, &f);
+	assert_int_equal(stored_len(&st, id, "count"),
+			 COLUMN_HEAD_V2 + 300 * sizeof(double) + ROWS * sizeof(uint16_t));
+	assert_int_equal(stored_len(&st, id, "row"), COLUMN_HEAD_V2 + ROWS * sizeof(float));
+	assert_int_equal(stored_len(&st, id, "money"), COLUMN_HEAD_V2 + ROWS * sizeof(double));
 
-	assert_int_equal(frame_load(reg, id, NULL, &plain, &err), 0);
-	assert_null(plain.packed);
-	for (size_t j = 0; j < ref.n_cols; j++)
-		assert_memory_equal(plain.cols[j], ref.cols[j], ROWS * sizeof(double));
-	assert_int_equal(frame_load_compact(reg, id, NULL, &compact, &err), 0);
+	assert_int_equal(frame_load(st.reg, id, NULL, &plain, &err), 0);
+	assert_doubles_as(&plain, &ref);
+	assert_int_equal(frame_load_compact(st.reg, id, NULL, &compact, &err), 0);
 	assert_int_equal(frame_bytes(&compact), frame_bytes(&f));
+	assert_non_null(frame_col(&compact, "count").code);
+	assert_non_null(frame_col(&compact, "row").f);
+	assert_non_null(frame_col(&compact, "money").d);
 	content_hash(&compact, got);
 	assert_string_equal(got, want);
 	assert_reads_as(&compact, &ref);
@@ -207,9 +290,233 @@ static void test_save_and_load(void **state)
 	frame_release(&plain);
 	frame_release(&f);
 	frame_release(&ref);
-	registry_close(reg);
-	free(path);
-	test_scratch_free(dir);
+	store_close(&st);
+}
+
+/*
+ * Every kind a column is packed as, at its edges: coded extremes (the
+ * largest and smallest doubles, a subnormal, both infinities, NaN payloads,
+ * -0.0), exactly 65,536 distinct values (coded) and 65,537 (floats), large
+ * floats (i * 2^100, FLT_MAX), and doubles with NaN and -0.0 among them.
+ * Round trip through the registry, packed and as doubles, by name too.
+ */
+static void build_edges(struct frame *f)
+{
+	const uint64_t nan_bits = 0xfff0000000000abcu; /* a negative signalling NaN with a payload */
+	const double extreme[] = { DBL_MAX, -DBL_MAX, DBL_MIN, 4.9e-324, INFINITY, -INFINITY,
+				   NAN, -0.0, 0.0, 1e300 };
+	double *ex, *c16, *c17, *big, *wide, odd_nan;
+
+	memcpy(&odd_nan, &nan_bits, sizeof(odd_nan));
+	frame_init(f, ROWS);
+	ex = frame_add_column(f, "extreme");
+	c16 = frame_add_column(f, "distinct_65536");
+	c17 = frame_add_column(f, "distinct_65537");
+	big = frame_add_column(f, "big_float");
+	wide = frame_add_column(f, "wide");
+	for (size_t i = 0; i < ROWS; i++) {
+		ex[i] = i % 11 == 10 ? odd_nan : extreme[i % 11];
+		c16[i] = (double)(i % 65536);
+		c17[i] = (double)(i % 65537);
+		big[i] = ldexp((double)i, 100);
+		wide[i] = (1.0 + 1e-9 * (double)i) * 1e300;
+	}
+	big[1] = FLT_MAX;
+	big[2] = -0.0;
+	big[3] = -INFINITY;
+	big[4] = NAN;
+	wide[5] = -0.0;
+	wide[6] = odd_nan;
+}
+
+static void test_packed_round_trip_every_kind(void **state)
+{
+	static const char *const some[] = { "wide", "extreme", NULL };
+	struct store st;
+	struct ltv_err err = { 0 };
+	struct frame ref, f, plain, compact, part;
+	char want[HASH_HEX_LEN], got[HASH_HEX_LEN];
+	int64_t id;
+
+	(void)state;
+	build_edges(&ref);
+	build_edges(&f);
+	content_hash(&ref, want);
+	frame_compact(&f);
+	assert_int_equal(packed_of(&f, "extreme")->n_table, 11);
+	assert_int_equal(packed_of(&f, "distinct_65536")->n_table, 65536);
+	assert_non_null(frame_col(&f, "distinct_65537").f);
+	assert_non_null(frame_col(&f, "big_float").f);
+	assert_non_null(frame_col(&f, "wide").d);
+	store_open(&st);
+	id = store_frame(&st, &f);
+
+	assert_int_equal(frame_load(st.reg, id, NULL, &plain, &err), 0);
+	assert_doubles_as(&plain, &ref);
+	assert_int_equal(frame_load_compact(st.reg, id, NULL, &compact, &err), 0);
+	assert_int_equal(packed_of(&compact, "distinct_65536")->n_table, 65536);
+	assert_int_equal(frame_bytes(&compact), frame_bytes(&f));
+	content_hash(&compact, got);
+	assert_string_equal(got, want);
+	assert_reads_as(&compact, &ref);
+	/* only the columns named, in the order named */
+	assert_int_equal(frame_load_compact(st.reg, id, some, &part, &err), 0);
+	assert_int_equal(part.n_cols, 2);
+	assert_string_equal(part.names[0], "wide");
+	for (size_t i = 0; i < ROWS; i++)
+		assert_same_bits(frame_col_at(frame_col(&part, "extreme"), i), ref.cols[0][i],
+				 "extreme", i);
+
+	frame_release(&part);
+	frame_release(&compact);
+	frame_release(&plain);
+	frame_release(&f);
+	frame_release(&ref);
+	store_close(&st);
+}
+
+/* A frame saved as doubles (not compacted) loads as doubles, and compact as frame_compact packs it. */
+static void test_doubles_saved_load_compact(void **state)
+{
+	struct store st;
+	struct ltv_err err = { 0 };
+	struct frame ref, compact;
+	int64_t id;
+
+	(void)state;
+	build(&ref);
+	store_open(&st);
+	id = store_frame(&st, &ref);
+	assert_int_equal(stored_len(&st, id, "count"), COLUMN_HEAD_V2 + ROWS * sizeof(double));
+	assert_int_equal(frame_load_compact(st.reg, id, NULL, &compact, &err), 0);
+	assert_int_equal(frame_bytes(&compact), PACKED_BYTES);
+	assert_reads_as(&compact, &ref);
+	frame_release(&compact);
+	frame_release(&ref);
+	store_close(&st);
+}
+
+/* The frame index blob as frame_save writes it (unchanged since version 1). */
+static void put_index(struct store *st, int64_t id, const struct frame *f)
+{
+	struct blob_writer w;
+	struct ltv_err err = { 0 };
+
+	blob_writer_init(&w);
+	blob_put_header(&w, "LTVFRAM1", 1);
+	blob_put_u64(&w, f->n_rows);
+	blob_put_u32(&w, (uint32_t)f->n_cols);
+	for (size_t j = 0; j < f->n_cols; j++)
+		blob_put_str(&w, f->names[j]);
+	assert_int_equal(registry_blob_put(st->reg, id, "frame", w.data, w.len, &err), 0);
+	blob_writer_release(&w);
+}
+
+/* A column blob as versions before 2 wrote every column: the header, then the doubles. */
+static void put_column_v1(struct store *st, int64_t id, const char *name, const double *col,
+			  size_t n_rows)
+{
+	struct blob_writer w;
+	struct ltv_err err = { 0 };
+	char key[64];
+
+	blob_writer_init(&w);
+	blob_put_header(&w, "LTVCOLF1", 1);
+	blob_put_u64(&w, n_rows);
+	blob_put_bytes(&w, col, n_rows * sizeof(double));
+	snprintf(key, sizeof(key), "col:%s", name);
+	assert_int_equal(registry_blob_put(st->reg, id, key, w.data, w.len, &err), 0);
+	blob_writer_release(&w);
+}
+
+/* A registry written before column blob version 2 still loads, as doubles and compact. */
+static void test_version_1_columns_load(void **state)
+{
+	struct store st;
+	struct ltv_err err = { 0 };
+	struct frame ref, plain, compact;
+	char want[HASH_HEX_LEN], got[HASH_HEX_LEN];
+	int64_t id;
+
+	(void)state;
+	build(&ref);
+	content_hash(&ref, want);
+	store_open(&st);
+	id = store_begin(&st);
+	put_index(&st, id, &ref);
+	for (size_t j = 0; j < ref.n_cols; j++)
+		put_column_v1(&st, id, ref.names[j], ref.cols[j], ROWS);
+	store_commit(&st, id);
+
+	assert_int_equal(frame_load(st.reg, id, NULL, &plain, &err), 0);
+	assert_doubles_as(&plain, &ref);
+	assert_int_equal(frame_load_compact(st.reg, id, NULL, &compact, &err), 0);
+	assert_int_equal(frame_bytes(&compact), PACKED_BYTES);
+	content_hash(&compact, got);
+	assert_string_equal(got, want);
+	assert_reads_as(&compact, &ref);
+	frame_release(&compact);
+	frame_release(&plain);
+	frame_release(&ref);
+	store_close(&st);
+}
+
+/*
+ * A one-column frame of 4 rows whose column blob is a version 2 coded
+ * column: its header says kind and n_table, n_written table values follow.
+ */
+static int64_t put_coded(struct store *st, uint32_t kind, uint32_t n_table, uint32_t n_written,
+			 uint16_t top_code)
+{
+	const double table[2] = { 1.5, 2.5 };
+	uint16_t codes[4] = { 0, 1, 0, top_code };
+	struct blob_writer w;
+	struct ltv_err err = { 0 };
+	struct frame f;
+	int64_t id = store_begin(st);
+
+	frame_init(&f, 4);
+	frame_add_column(&f, "c");
+	put_index(st, id, &f);
+	frame_release(&f);
+	blob_writer_init(&w);
+	blob_put_header(&w, "LTVCOLF1", 2);
+	blob_put_u64(&w, 4);
+	blob_put_u32(&w, kind);
+	blob_put_u32(&w, n_table);
+	blob_put_bytes(&w, table, n_written * sizeof(double));
+	blob_put_bytes(&w, codes, sizeof(codes));
+	assert_int_equal(registry_blob_put(st->reg, id, "col:c", w.data, w.len, &err), 0);
+	blob_writer_release(&w);
+	store_commit(st, id);
+	return id;
+}
+
+/* A damaged or foreign column blob is refused, never read past its table. */
+static void test_bad_column_blob_refused(void **state)
+{
+	struct store st;
+	struct ltv_err err = { 0 };
+	struct frame f;
+	int64_t id;
+
+	(void)state;
+	store_open(&st);
+	id = put_coded(&st, 2, 2, 2, 1);
+	assert_int_equal(frame_load(st.reg, id, NULL, &f, &err), 0);
+	assert_true(f.cols[0][3] == 2.5 && f.cols[0][2] == 1.5);
+	frame_release(&f);
+
+	id = put_coded(&st, 2, 2, 2, 2);
+	assert_int_equal(frame_load_compact(st.reg, id, NULL, &f, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "code past"));
+	id = put_coded(&st, 7, 2, 2, 1);
+	assert_int_equal(frame_load(st.reg, id, NULL, &f, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "kind"));
+	id = put_coded(&st, 2, 2, 1, 1); /* a table value short of what its header says */
+	assert_int_equal(frame_load(st.reg, id, NULL, &f, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "bytes"));
+	store_close(&st);
 }
 
 int main(void)
@@ -218,6 +525,10 @@ int main(void)
 		cmocka_unit_test(test_compact_keeps_every_value),
 		cmocka_unit_test(test_view_reads_its_doubles),
 		cmocka_unit_test(test_save_and_load),
+		cmocka_unit_test(test_packed_round_trip_every_kind),
+		cmocka_unit_test(test_doubles_saved_load_compact),
+		cmocka_unit_test(test_version_1_columns_load),
+		cmocka_unit_test(test_bad_column_blob_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -425,6 +425,64 @@ static void test_blob_get_parts(void **state)
 	test_scratch_free(dir);
 }
 
+/*
+ * registry_blob_peek gives a blob's length and first bytes (fewer when it is
+ * shorter); registry_blob_get_vec reads it into any number of parts, refuses
+ * parts that do not add up to its length, and checks the checksum.
+ */
+static void test_blob_peek_and_vec(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	const size_t big = 1024 * 1024 + 5;
+	unsigned char *data = xmalloc(big), *mid = xmalloc(big), head[16], tail[3];
+	const struct blob_part parts[3] = { { head, 16 }, { mid, big - 19 }, { tail, 3 } };
+	const struct blob_part short_parts[2] = { { head, 16 }, { mid, big - 17 } };
+	unsigned char tiny[4] = { 1, 2, 3, 4 }, got[16] = { 0 };
+	sqlite3 *db;
+	size_t len = 0;
+	int64_t id, tiny_id;
+
+	(void)state;
+	pattern(data, big, 5);
+	start_run(reg, "r");
+	id = commit_artefact(reg, "r", "model", "fp", "ch", NULL, 0, data, big, NULL);
+	tiny_id = commit_artefact(reg, "r", "other", "fp", "ch", NULL, 0, tiny, sizeof(tiny), NULL);
+	assert_int_equal(registry_blob_peek(reg, id, "body", head, sizeof(head), &len, &err), 0);
+	assert_int_equal(len, big);
+	assert_memory_equal(head, data, sizeof(head));
+	assert_int_equal(registry_blob_peek(reg, tiny_id, "body", got, sizeof(got), &len, &err), 0);
+	assert_int_equal(len, sizeof(tiny));
+	assert_memory_equal(got, tiny, sizeof(tiny));
+	assert_int_equal(registry_blob_peek(reg, id, "absent", head, sizeof(head), &len, &err),
+			 LTV_ENOTFOUND);
+
+	memset(head, 0, sizeof(head));
+	assert_int_equal(registry_blob_get_vec(reg, id, "body", parts, 3, &err), 0);
+	assert_memory_equal(head, data, 16);
+	assert_memory_equal(mid, data + 16, big - 19);
+	assert_memory_equal(tail, data + big - 3, 3);
+	assert_int_equal(registry_blob_get_vec(reg, id, "body", short_parts, 2, &err), LTV_EINVAL);
+	assert_non_null(strstr(err.msg, "bytes"));
+	registry_close(reg);
+
+	/* the last byte changed, the checksum left as it was */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE artefact_blobs SET data = CAST(substr(data, 1, "
+				      "length(data) - 1) || x'00' AS BLOB) WHERE key = 'body' AND "
+				      "length(data) > 100", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reg = open_or_fail(path);
+	assert_int_equal(registry_blob_get_vec(reg, id, "body", parts, 3, &err), LTV_EREGISTRY);
+	assert_non_null(strstr(err.msg, "does not match its checksum"));
+	registry_close(reg);
+	free(data);
+	free(mid);
+	free(path);
+	test_scratch_free(dir);
+}
+
 static void test_rollback_leaves_no_trace(void **state)
 {
 	char *dir, *path = fresh_path(&dir);
@@ -1009,6 +1067,7 @@ int main(void)
 		cmocka_unit_test(test_unfinished_not_reused),
 		cmocka_unit_test(test_blobs_exact),
 		cmocka_unit_test(test_blob_get_parts),
+		cmocka_unit_test(test_blob_peek_and_vec),
 		cmocka_unit_test(test_rollback_leaves_no_trace),
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_default_as_of),
