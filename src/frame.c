@@ -433,8 +433,8 @@ struct column_head {
 	size_t head_len;
 };
 
-static int column_head_parse(const uint8_t *head, size_t len, const char *key, size_t n_rows,
-			     struct column_head *h, struct ltv_err *err)
+static int column_head_parse(const uint8_t *head, size_t len, int64_t artefact_id,
+			     const char *key, size_t n_rows, struct column_head *h, struct ltv_err *err)
 {
 	struct blob_reader r;
 	int ret;
@@ -445,7 +445,8 @@ static int column_head_parse(const uint8_t *head, size_t len, const char *key, s
 	if (ret < 0)
 		return ret;
 	if (blob_get_u64(&r) != n_rows && !r.failed)
-		return err_set(err, LTV_EINVAL, "blob '%s' has the wrong row count", key);
+		return err_set(err, LTV_EINVAL, "blob '%s' of artefact %lld has the wrong row count",
+			       key, (long long)artefact_id);
 	h->head_len = COLUMN_HEAD_V1;
 	if (h->version >= 2) {
 		h->kind = blob_get_u32(&r);
@@ -496,12 +497,8 @@ static int read_packed(struct registry *reg, int64_t artefact_id, const char *ke
 	ret = registry_blob_get_vec(reg, artefact_id, key, parts, n_parts, err);
 	if (ret == 0 && p->code)
 		ret = codes_check(p, n_rows, key, err);
-	if (ret < 0) {
-		free(p->f);
-		free(p->table);
-		free(p->code);
-		memset(p, 0, sizeof(*p));
-	}
+	if (ret < 0)
+		packed_release(p);
 	return ret;
 }
 
@@ -547,8 +544,8 @@ static int load_column(struct registry *reg, int64_t artefact_id, const char *na
 	snprintf(key, sizeof(key), "col:%s", name);
 	ret = registry_blob_peek(reg, artefact_id, key, head, sizeof(head), &len, err);
 	if (ret == 0)
-		ret = column_head_parse(head, len < sizeof(head) ? len : sizeof(head), key,
-					out->n_rows, &h, err);
+		ret = column_head_parse(head, len < sizeof(head) ? len : sizeof(head), artefact_id,
+					key, out->n_rows, &h, err);
 	if (ret < 0)
 		return ret;
 	if (h.kind == COL_DOUBLES) {
