@@ -13,6 +13,10 @@
 # neighbours. CONFIG_BEFORE (default: the repository's config/ltvpipe.yaml)
 # is the before side's configuration, for a binary older than keys the
 # shipped file now has (e.g. `git show OLD:config/ltvpipe.yaml`).
+# INGESTED=DIR (a models/ directory holding only an ingest of DATA=DIR's
+# files) skips the generate and each run's ingest: each run starts from a
+# copy of it (USERS is then only a label). The system seconds are printed
+# too (writes into the page cache show there).
 # ENV_AFTER (NAME=VALUE ...) is set for the after side only, to
 # try an environment setting (e.g. MALLOC_MMAP_THRESHOLD_=33554432) with one
 # binary: pass the same binary twice.
@@ -26,7 +30,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-train-ab.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-"$after" generate --users "$users" --order time --out "$scratch/data" >/dev/null
+if [ -n "${INGESTED:-}" ]; then
+	ln -s "$(realpath "${DATA:?DATA=DIR with INGESTED}")" "$scratch/data"
+else
+	"$after" generate --users "$users" --order time --out "$scratch/data" >/dev/null
+fi
 echo "bench: $users users, $runs runs each; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 declare -A val
@@ -36,7 +44,9 @@ cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
 	local config=${CONFIG_BEFORE:-$root/config/ltvpipe.yaml}
 	[ "$side" = after ] && { bin=$after; envs=("${env_after[@]}"); config=$root/config/ltvpipe.yaml; }
 	mkdir "$dir" && ln -s ../data "$dir/data"
-	(cd "$dir" && env "${envs[@]}" "$bin" run --config "$config" --only ingest >ingest.log 2>&1 &&
+	[ -z "${INGESTED:-}" ] || cp -r "$INGESTED" "$dir/models"
+	(cd "$dir" && { [ -n "${INGESTED:-}" ] ||
+		env "${envs[@]}" "$bin" run --config "$config" --only ingest >ingest.log 2>&1; } &&
 		env "${envs[@]}" /usr/bin/time -f '%U %S %M %R' -o time "$bin" run \
 			--config "$config" >run.log 2>&1) ||
 		{ echo "bench: $side run $2 failed:" >&2; tail -20 "$dir/run.log" >&2; exit 1; }
@@ -44,8 +54,9 @@ cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
 	local cpu rss
 	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 	rss=$(awk -v m="$m" 'BEGIN { printf "%.1f", m / 1024 }')
-	printf 'bench: %-6s run %d: %6.2f s CPU, %7.1f MB peak RSS, %7d minor faults\n' "$side" "$2" "$cpu" "$rss" "$f"
-	val[cpu:$side]+=" $cpu" val[rss:$side]+=" $rss" val[flt:$side]+=" $f"
+	printf 'bench: %-6s run %d: %6.2f s CPU (%5.2f system), %7.1f MB peak RSS, %7d minor faults\n' \
+		"$side" "$2" "$cpu" "$s" "$rss" "$f"
+	val[cpu:$side]+=" $cpu" val[sys:$side]+=" $s" val[rss:$side]+=" $rss" val[flt:$side]+=" $f"
 	sqlite3 -separator ' ' "$dir/models/registry.sqlite" \
 		"select name, content_hash from artefacts order by name" >"$scratch/$side.hashes"
 }
@@ -57,8 +68,8 @@ for ((r = 1; r <= runs; r++)); do
 	if ((r % 2)); then cold before "$r"; cold after "$r"; else cold after "$r"; cold before "$r"; fi
 done
 for side in before after; do
-	printf 'bench: %-6s median %6s s CPU, %7s MB peak RSS, %9s minor faults\n' "$side" \
-		"$(med "cpu:$side")" "$(med "rss:$side")" "$(med "flt:$side")"
+	printf 'bench: %-6s median %6s s CPU (%5s system), %7s MB peak RSS, %9s minor faults\n' \
+		"$side" "$(med "cpu:$side")" "$(med "sys:$side")" "$(med "rss:$side")" "$(med "flt:$side")"
 done
 echo "bench: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
 join "$scratch/before.hashes" "$scratch/after.hashes" |
