@@ -245,8 +245,10 @@ static void test_wins_same_on_threads(void **state)
  * (WINS_LANES_MIN_DRAWS, 2,048 users) and the one where threads take over,
  * with a resample count that leaves a partial block at the end: the verdict
  * is still the full share's, drawn one resample after another, for every
- * threshold and seed, and both verdicts occur; an unequal split of users
- * over the campaigns and an empty campaign change nothing.
+ * threshold and seed, and both verdicts occur, and it flips exactly at the
+ * share (so any one resample's verdict drawn differently would show); an
+ * unequal split of users over the campaigns and an empty campaign change
+ * nothing.
  */
 static void test_wins_in_lanes_matches_share(void **state)
 {
@@ -270,6 +272,10 @@ static void test_wins_in_lanes_matches_share(void **state)
 
 			assert_int_equal(wins, share >= thresholds[k]);
 			seen[wins]++;
+			/* at the share itself and just above it: one resample's verdict moved would show */
+			assert_int_equal(paired_bootstrap_wins(a, b, start, 4, 203, seed, share, 1), 1);
+			assert_int_equal(paired_bootstrap_wins(a, b, start, 4, 203, seed,
+							       share + 0.5 / 203, 1), 0);
 		}
 	assert_true(seen[0] > 0 && seen[1] > 0);
 	free(a);
