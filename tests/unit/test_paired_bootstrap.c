@@ -240,6 +240,48 @@ static void test_wins_same_on_threads(void **state)
 	free(b);
 }
 
+/*
+ * Between the size where one thread draws several resamples at once
+ * (WINS_LANES_MIN_DRAWS, 2,048 users) and the one where threads take over,
+ * with a resample count that leaves a partial block at the end: the verdict
+ * is still the full share's, drawn one resample after another, for every
+ * threshold and seed, and both verdicts occur, and it flips exactly at the
+ * share (so any one resample's verdict drawn differently would show); an
+ * unequal split of users over the campaigns and an empty campaign change
+ * nothing.
+ */
+static void test_wins_in_lanes_matches_share(void **state)
+{
+	enum { N = 3001 };
+	static const double thresholds[] = { 0.95, 0.7, 0.5, 0.2, 0.05 };
+	double *a = malloc(N * sizeof(double)), *b = malloc(N * sizeof(double));
+	const size_t start[5] = { 0, 1700, 1700, 2950, N };
+	struct rng r;
+	int seen[2] = { 0, 0 };
+
+	(void)state;
+	rng_seed(&r, 11, 0);
+	for (int i = 0; i < N; i++) {
+		b[i] = rng_unif(&r) - 0.5;
+		a[i] = b[i] + (rng_unif(&r) - 0.5) * 0.3 + 0.004;
+	}
+	for (uint64_t seed = 1; seed <= 6; seed++)
+		for (size_t k = 0; k < sizeof(thresholds) / sizeof(*thresholds); k++) {
+			const double share = paired_bootstrap_win_share(a, b, start, 4, 203, seed);
+			const int wins = paired_bootstrap_wins(a, b, start, 4, 203, seed, thresholds[k], 1);
+
+			assert_int_equal(wins, share >= thresholds[k]);
+			seen[wins]++;
+			/* at the share itself and just above it: one resample's verdict moved would show */
+			assert_int_equal(paired_bootstrap_wins(a, b, start, 4, 203, seed, share, 1), 1);
+			assert_int_equal(paired_bootstrap_wins(a, b, start, 4, 203, seed,
+							       share + 0.5 / 203, 1), 0);
+		}
+	assert_true(seen[0] > 0 && seen[1] > 0);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_win_share),
 		cmocka_unit_test(test_wins_matches_share),
 		cmocka_unit_test(test_wins_same_on_threads),
+		cmocka_unit_test(test_wins_in_lanes_matches_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
