@@ -582,7 +582,7 @@ static size_t plain_line(struct csv_reader *r, const unsigned char *p, const uns
 					return 0;
 				len = (size_t)(q - p);
 				if (len > CSV_FIELD_MAX)
-					return 0; /* its one field is too long: fast_line_bytes faults it */
+					return 0; /* a field may be over the limit: fast_line_bytes checks each */
 				goto found;
 			default: /* B_QUOTE, B_BLANK, B_CHECK */
 				return 0;
