@@ -26,11 +26,22 @@
 
 #include <csv.h>
 #include <zlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "ltv/bqueue.h"
 #include "ltv/csvread.h"
 
 #define CSV_CHUNK (64 * 1024)
+
+/*
+ * Bytes of a chunk that are 16 at a time scanned past its '\n' sentinel: the
+ * chunk is allocated this much longer (and zeroed), and nothing past the
+ * sentinel is ever used.
+ */
+#define SCAN_PAD 16
+
 /*
  * libcsv grows its field buffer by this much at a time (128 bytes by
  * default, which made a long field cost thousands of reallocations).
@@ -348,7 +359,7 @@ struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err)
 	r->fast = 1;
 	r->cls = byte_class;
 	r->delim = ',';
-	r->chunk = xmalloc(CSV_CHUNK + 1);
+	r->chunk = xcalloc(1, CSV_CHUNK + 1 + SCAN_PAD);
 	r->at_start = 1;
 	r->line = 1;
 	return r;
@@ -450,12 +461,13 @@ static inline void fast_field(struct csv_reader *r, const unsigned char *a, cons
 }
 
 /*
- * The fast path: when the line at p holds no quote and ends before end, queues
- * its record (none for a blank line) and returns the bytes it used, with its
- * terminator; otherwise undoes what it added and returns 0 for libcsv to read
- * the line. end is the end of the chunk, where refill put a '\n' sentinel.
+ * The fast path, byte by byte: when the line at p holds no quote and ends
+ * before end, queues its record (none for a blank line) and returns the bytes
+ * it used, with its terminator; otherwise undoes what it added and returns 0
+ * for libcsv to read the line. end is the end of the chunk, where refill put a
+ * '\n' sentinel.
  */
-static size_t fast_line(struct csv_reader *r, const unsigned char *p, const unsigned char *end)
+static size_t fast_line_bytes(struct csv_reader *r, const unsigned char *p, const unsigned char *end)
 {
 	const size_t first = r->b.n_fields, text_len = r->b.text_len;
 	const unsigned char *const cls = r->cls;
@@ -504,6 +516,106 @@ undo:
 	r->b.n_fields = first;
 	r->b.text_len = text_len;
 	return 0;
+}
+
+/*
+ * Where a plain line's delimiters are noted (plain_line): more fields than
+ * this and the line takes the byte-by-byte path.
+ */
+#define PLAIN_FIELDS 64
+
+/*
+ * The bytes at s..s+15 that may not be plain: every byte below '#' (the
+ * blanks, line ends, the quote, NUL and a few rare control bytes; bytes of
+ * 0x80 and over too, as signed chars) and the delimiter. A bit per byte, the
+ * lowest first; the byte class table then says what each one is.
+ */
+static inline unsigned maybe_special(const unsigned char *s, unsigned char delim)
+{
+#ifdef __SSE2__
+	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+	const __m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8('"' + 1));
+	const __m128i d = _mm_cmpeq_epi8(v, _mm_set1_epi8((char)delim));
+
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, d));
+#else
+	unsigned mask = 0;
+
+	for (unsigned i = 0; i < 16; i++)
+		mask |= (unsigned)((signed char)s[i] < '"' + 1 || s[i] == delim) << i;
+	return mask;
+#endif
+}
+
+/*
+ * The common line of an export, split without a byte loop: plain bytes and
+ * delimiters only, ended by CR or LF before end, not empty. It goes into the
+ * text in one copy, its delimiters and terminator overwritten by NULs, which
+ * gives the bytes fast_line_bytes writes field by field (no blank is trimmed,
+ * no field checked, as there is none to trim and none to fault). Returns the
+ * bytes used, or 0 for fast_line_bytes to read the line (a blank or a high or
+ * NUL byte or a quote in it, a line cut by end, too many fields).
+ */
+static size_t plain_line(struct csv_reader *r, const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *const cls = r->cls;
+	uint32_t delims[PLAIN_FIELDS];
+	size_t n_delims = 0, len, base, first;
+
+	/* *end is a '\n' sentinel with SCAN_PAD bytes after it, so the scan needs no bound check. */
+	for (const unsigned char *s = p;; s += 16) {
+		unsigned mask = maybe_special(s, r->delim);
+
+		for (; mask; mask &= mask - 1) {
+			const unsigned char *const q = s + __builtin_ctz(mask);
+
+			switch (cls[*q]) {
+			case B_PLAIN:
+				continue;
+			case B_COMMA:
+				if (n_delims == PLAIN_FIELDS - 1)
+					return 0;
+				delims[n_delims++] = (uint32_t)(q - p);
+				continue;
+			case B_EOL:
+				if (q == p || q == end)
+					return 0;
+				len = (size_t)(q - p);
+				if (len > CSV_FIELD_MAX)
+					return 0; /* a field may be over the limit: fast_line_bytes checks each */
+				goto found;
+			default: /* B_QUOTE, B_BLANK, B_CHECK */
+				return 0;
+			}
+		}
+	}
+found:
+	ARRAY_GROW(r->b.field_off, r->b.n_fields + n_delims + 1, r->b.fields_cap);
+	ARRAY_GROW(r->b.text, r->b.text_len + len + 1, r->b.text_cap);
+	base = r->b.text_len;
+	memcpy(r->b.text + base, p, len);
+	r->b.field_off[r->b.n_fields] = base;
+	for (size_t i = 0; i < n_delims; i++) {
+		r->b.text[base + delims[i]] = '\0';
+		r->b.field_off[r->b.n_fields + 1 + i] = base + delims[i] + 1;
+	}
+	r->b.text[base + len] = '\0';
+	r->b.text_len = base + len + 1;
+	r->rec_fault.kind = CSV_FAULT_NONE;
+	first = r->b.n_fields;
+	r->b.n_fields += n_delims + 1;
+	queue_record(r, first, r->line);
+	if (p[len] == '\n')
+		r->line++;
+	return len + 1;
+}
+
+/* The fast path (fast_line_bytes), the plain line first. */
+static size_t fast_line(struct csv_reader *r, const unsigned char *p, const unsigned char *end)
+{
+	const size_t n = plain_line(r, p, end);
+
+	return n ? n : fast_line_bytes(r, p, end);
 }
 
 /*

@@ -45,13 +45,44 @@ static inline int slot_tag(const struct strmap_slot *s)
 	return s->key.text[INLINE_MAX + 1];
 }
 
+/*
+ * memcmp(a, b, n) == 0 for the n <= INLINE_MAX + 1 bytes of an inline key and
+ * its NUL, in two overlapping loads of each side (none past either's n
+ * bytes) instead of a call: the call's dispatch was most of a user id's
+ * compare, 4% of ingest's samples.
+ */
+static inline int inline_key_equal(const char *a, const char *b, size_t n)
+{
+	uint64_t a8, b8, a8_end, b8_end;
+	uint32_t a4, b4, a4_end, b4_end;
+
+	if (n >= 8) {
+		memcpy(&a8, a, 8);
+		memcpy(&b8, b, 8);
+		memcpy(&a8_end, a + n - 8, 8);
+		memcpy(&b8_end, b + n - 8, 8);
+		return ((a8 ^ b8) | (a8_end ^ b8_end)) == 0;
+	}
+	if (n >= 4) {
+		memcpy(&a4, a, 4);
+		memcpy(&b4, b, 4);
+		memcpy(&a4_end, a + n - 4, 4);
+		memcpy(&b4_end, b + n - 4, 4);
+		return ((a4 ^ b4) | (a4_end ^ b4_end)) == 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
 /* 1 when slot s holds key (len bytes, hash), which it may only if the hashes agree. */
 static inline int slot_holds(const struct strmap_slot *s, const char *key, size_t len, uint64_t hash)
 {
 	if (s->hash != hash)
 		return 0;
 	if (slot_tag(s) == SLOT_INLINE)
-		return len <= INLINE_MAX && memcmp(s->key.text, key, len + 1) == 0;
+		return len <= INLINE_MAX && inline_key_equal(s->key.text, key, len + 1);
 	return len > INLINE_MAX && strcmp(s->key.arena, key) == 0;
 }
 

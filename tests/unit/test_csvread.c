@@ -424,11 +424,29 @@ static void test_field_limit(void **state)
  * high bytes, long enough to cross the 64 KiB chunks.
  */
 /*
+ * A byte of a mostly plain file: letters, digits and delimiters, with one
+ * special byte (blank, quote, NUL, high byte, CR) in 64 of the others and
+ * line breaks 1 in 2^(1 + round % 7) of their turns (the rest delimiters), so
+ * lines run from a few fields to over a hundred: what the plain-line scan of
+ * the fast path splits 16 bytes at a time, with the odd line it must leave to
+ * the byte-by-byte path or to libcsv.
+ */
+static char plain_byte(char c, char delim, int round, uint64_t *seed)
+{
+	if (c == '\n')
+		return test_rng_next(seed) % (2u << (round % 7)) == 0 ? '\n' : delim;
+	if (c == delim || test_rng_next(seed) % 64 == 0)
+		return c;
+	return "abcxyz0123456789.-_:T"[test_rng_next(seed) % 21];
+}
+
+/*
  * Random files read by the fast path and by libcsv alone (read_ahead 0), or
  * by the fast path without and with read-ahead (read_ahead 1), with
- * delimiter delim: the same records, lines, faults and errors.
+ * delimiter delim: the same records, lines, faults and errors. With plain,
+ * the files are mostly plain lines (plain_byte).
  */
-static void fast_path_matches(char delim, int rounds, int read_ahead)
+static void fast_path_matches_in(char delim, int rounds, int read_ahead, int plain)
 {
 	static const char alphabet[] = { 'a', 'b', '1', ',', ',', ' ', '\t', '\n', '\n', '\r',
 					 '"', '.', '\0', (char)0xc3, (char)0xa9, (char)0xff, ';', ';' };
@@ -447,7 +465,7 @@ static void fast_path_matches(char delim, int rounds, int read_ahead)
 			/* keep quotes rare, so most records are well formed */
 			if (c == '"' && (!quotes || test_rng_next(&seed) % 8 != 0))
 				c = 'q';
-			text[i] = c;
+			text[i] = plain ? plain_byte(c, delim, round, &seed) : c;
 		}
 		a = fx_open_bytes(text, len);
 		b = fx_open_bytes(text, len);
@@ -486,10 +504,25 @@ static void fast_path_matches(char delim, int rounds, int read_ahead)
 	}
 }
 
+static void fast_path_matches(char delim, int rounds, int read_ahead)
+{
+	fast_path_matches_in(delim, rounds, read_ahead, 0);
+}
+
 static void test_fast_path_matches_libcsv(void **state)
 {
 	(void)state;
 	fast_path_matches(',', 40, 0);
+}
+
+/* Mostly plain lines, split 16 bytes at a time, against libcsv and with read-ahead. */
+static void test_plain_lines_match_libcsv(void **state)
+{
+	(void)state;
+	fast_path_matches_in(',', 40, 0, 1);
+	fast_path_matches_in(';', 15, 0, 1);
+	fast_path_matches_in('\t', 15, 0, 1);
+	fast_path_matches_in(',', 20, 1, 1);
 }
 
 /*
@@ -670,6 +703,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_field_limit),
 		cmocka_unit_test(test_fast_path_matches_libcsv),
+		cmocka_unit_test(test_plain_lines_match_libcsv),
 		cmocka_unit_test(test_read_ahead_matches),
 		cmocka_unit_test(test_other_delimiters),
 		cmocka_unit_test(test_gzip),

@@ -42,6 +42,45 @@ static void test_short_and_long_keys(void **state)
 	strmap_release(&m);
 }
 
+/*
+ * Keys of every length from 0 to 20 (slot and arena alike), at every offset
+ * of a buffer, are found, and keys one byte off in any position, or one byte
+ * shorter or longer, are not: the inline compare loads a key's bytes in
+ * overlapping words whose split depends on its length.
+ */
+static void test_every_key_length(void **state)
+{
+	char stored[22], probe[32];
+	struct strmap m;
+	int64_t v = 0;
+
+	(void)state;
+	strmap_init(&m);
+	for (size_t len = 0; len <= 20; len++) {
+		for (size_t i = 0; i < len; i++)
+			stored[i] = (char)('a' + (i * 7 + len) % 26);
+		stored[len] = '\0';
+		assert_int_equal(strmap_put(&m, stored, (int64_t)len), 0);
+	}
+	for (size_t len = 0; len <= 20; len++) {
+		for (size_t at = 0; at + len < sizeof(probe); at++) {
+			char *const key = probe + at;
+
+			for (size_t i = 0; i < len; i++)
+				key[i] = (char)('a' + (i * 7 + len) % 26);
+			key[len] = '\0';
+			assert_int_equal(strmap_get(&m, key, &v), 1);
+			assert_int_equal(v, (int64_t)len);
+			for (size_t i = 0; i < len; i++) {
+				key[i] ^= 1;
+				assert_int_equal(strmap_get(&m, key, &v), 0);
+				key[i] ^= 1;
+			}
+		}
+	}
+	strmap_release(&m);
+}
+
 static void test_growth_keeps_every_key(void **state)
 {
 	const int n = 50000;
@@ -195,6 +234,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_short_and_long_keys),
+		cmocka_unit_test(test_every_key_length),
 		cmocka_unit_test(test_growth_keeps_every_key),
 		cmocka_unit_test(test_payloads),
 		cmocka_unit_test(test_get_many),
