@@ -11,7 +11,9 @@
  *     margins and transformed, that differ from XGBoost's by even one bit,
  *  3. times both ways in calls of BATCH rows (default 1, a single
  *     prediction, then ROWS at once), keeping the fastest of 5 repeats
- *     (the least disturbed on a shared machine).
+ *     (the least disturbed on a shared machine),
+ *  4. times the native ROWS at once in thread CPU time, fastest of 15 (the
+ *     figure to compare two builds by on a loaded machine: one thread).
  * Exits 1 if any prediction differs.
  */
 #include <math.h>
@@ -29,12 +31,21 @@
 extern const struct method method_hurdle, method_multiplier;
 
 #define REPEATS 5
+#define CPU_REPEATS 15
 
 static double now(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double cpu_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -68,7 +79,7 @@ static float *make_rows(size_t n, size_t k)
 
 struct totals {
 	size_t models, native, differ, rows;
-	double t_native, t_xgb, t_native_batch, t_xgb_batch;
+	double t_native, t_xgb, t_native_batch, t_xgb_batch, cpu_native_batch;
 };
 
 static int bench_model(const char *name, const struct gbt_model *m, size_t rows, size_t batch,
@@ -122,6 +133,17 @@ static int bench_model(const char *name, const struct gbt_model *m, size_t rows,
 		gbt_predict(m, x, rows, k, a, &err);
 		t1 = now();
 		best[2] = t1 - t0 < best[2] ? t1 - t0 : best[2];
+	}
+	{
+		double best_cpu = 0;
+
+		for (int rep = 0; rep < CPU_REPEATS; rep++) {
+			t0 = cpu_now();
+			gbt_predict(m, x, rows, k, a, &err);
+			t1 = cpu_now() - t0;
+			best_cpu = rep == 0 || t1 < best_cpu ? t1 : best_cpu;
+		}
+		tot->cpu_native_batch += best_cpu;
 	}
 	tot->models++;
 	tot->native += (size_t)gbt_native(m);
@@ -206,6 +228,8 @@ int main(int argc, char **argv)
 		       tot.t_native_batch * 1e6 / (double)(rows * tot.models),
 		       tot.t_xgb_batch * 1e6 / (double)(rows * tot.models),
 		       tot.t_xgb_batch / tot.t_native_batch);
+		printf("%zu rows at once, native in thread CPU time (fastest of %d): %.4f µs a row\n",
+		       rows, CPU_REPEATS, tot.cpu_native_batch * 1e6 / (double)(rows * tot.models));
 	}
 	for (int s = 0; s < 2; s++) {
 		if (state[s])

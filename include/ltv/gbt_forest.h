@@ -15,6 +15,13 @@
  * XGBoost for a model whose forest disagrees; tests/unit/test_gbt_forest.c
  * checks it on trained models.
  *
+ * A forest whose trees are at most GBT_FOREST_COMPLETE_MAX_DEPTH deep (the
+ * configured depths are 4 and 6) is laid out as complete binary trees, 16
+ * trees interleaved level by level, and a row's NaN is turned into an
+ * infinity per default direction, so a step is one float comparison and
+ * computes the child's position (gbt_forest.c); a deeper one walks its node
+ * array, the same numbers either way.
+ *
  * Only what gbt.c trains is read: one output group, numerical splits, the
  * objectives binary:logistic, reg:squarederror, reg:gamma and reg:tweedie.
  * Pure model code: arrays in, numbers out. A forest is immutable once built,
@@ -28,6 +35,9 @@
 #include "ltv/common.h"
 
 struct gbt_forest;
+
+/* The deepest trees laid out as complete binary trees (deeper: the node walk). */
+#define GBT_FOREST_COMPLETE_MAX_DEPTH 10
 
 /*
  * Builds a forest from an XGBoost JSON model body of len bytes (not
@@ -50,6 +60,8 @@ void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_row
 
 size_t gbt_forest_n_trees(const struct gbt_forest *f);
 size_t gbt_forest_n_features(const struct gbt_forest *f);
+/* The longest root-to-leaf path of any tree, in splits. */
+int gbt_forest_max_depth(const struct gbt_forest *f);
 /* Each feature's split thresholds, sorted and unique (for probe rows); borrowed. */
 const float *gbt_forest_thresholds(const struct gbt_forest *f, size_t feature, size_t *out_n);
 

@@ -13,26 +13,61 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <omp.h>
 
 #include "ltv/gbt_forest.h"
 
-#define DEFAULT_LEFT 0x80000000u
-#define LEAF 0x40000000u
-#define FEATURE_MASK 0x3fffffffu
 /* Trees walked side by side for one row (independent loads: the CPU overlaps them). */
 #define LOCKSTEP 16
+/*
+ * The deepest group of trees laid out as complete binary trees (2^depth
+ * leaves a tree): GBT_FOREST_COMPLETE_MAX_DEPTH. The configured depths are 4
+ * and 6; a forest with a deeper tree (up to 16 is allowed) is walked through
+ * its node array instead.
+ */
+#define COMPLETE_MAX_DEPTH GBT_FOREST_COMPLETE_MAX_DEPTH
+/* GCC's unroll pragma takes a number, not a macro: spelled through _Pragma so LOCKSTEP expands. */
+#define PRAGMA(x) _Pragma(#x)
+#define UNROLL(n) PRAGMA(GCC unroll n)
 #define TREES_KEY "\"trees\":["
 
 /*
- * A node of a tree. A leaf (LEAF set) points to itself both ways, so a walk
+ * A node of a tree as read. A leaf points to itself both ways, so a walk
  * that has reached it may take more steps and stay: trees of one group are
  * walked the group's depth of steps without a test per tree.
  */
 struct node {
 	float value;       /* split condition, or leaf value */
-	uint32_t feature;  /* feature index | DEFAULT_LEFT when NaN goes left | LEAF */
+	uint32_t slot;     /* 2 * feature + default_left: where in a row's slots its value is */
 	int32_t left;      /* indices in the forest's node array */
 	int32_t right;
+};
+
+/*
+ * A split of the complete layout: the walk goes right iff slots[slot] >=
+ * value. A row's slots hold each feature twice (see row_slots), its NaN made
+ * +inf where the default is right and -inf where it is left, so one float
+ * comparison does XGBoost's "missing: default, else left iff x < split" for
+ * finite split conditions (the only ones read). Below a leaf that is not at
+ * the bottom, splits have value NaN and always go left.
+ */
+struct split {
+	float value;
+	uint32_t slot;
+};
+
+/*
+ * Up to LOCKSTEP consecutive trees laid out as complete binary trees of the
+ * group's depth (the deepest of them), in level order (position p's
+ * children at 2p + 1 and 2p + 2, so a walk loads no child index), the
+ * group's n trees interleaved: position p of tree k is splits[first_split +
+ * p * n + k], leaf position q (p - (2^depth - 1)) leaves[first_leaf + q * n + k].
+ */
+struct group {
+	size_t first_split;
+	size_t first_leaf;
+	int depth;
+	int n_trees;
 };
 
 enum link { LINK_IDENTITY, LINK_LOGISTIC, LINK_EXP };
@@ -43,8 +78,11 @@ struct gbt_forest {
 	size_t *root;          /* n_trees: each tree's first node in nodes */
 	int *depth;            /* n_trees: the longest path from the root, in splits */
 	int *group_depth;      /* per LOCKSTEP trees from tree 0: their largest depth */
-	struct node *nodes;
+	struct node *nodes;    /* the node walk, for a forest too deep for the complete layout */
 	size_t n_nodes;
+	struct group *groups;  /* the complete layout (NULL when too deep), n_trees / LOCKSTEP rounded up */
+	struct split *splits;
+	float *leaves;
 	float base_margin;
 	enum link link;
 	float **thresholds;    /* per feature, sorted unique split conditions */
@@ -212,7 +250,8 @@ static int add_tree(struct gbt_forest *f, const cJSON *tree, const char *json, s
 		}
 		k++;
 	}
-	if (k != n || !tree_is_sound(left, right, n, &f->depth[t]) || n > FEATURE_MASK) {
+	if (k != n || !tree_is_sound(left, right, n, &f->depth[t]) || n > INT32_MAX ||
+	    f->n_features > UINT32_MAX / 2) {
 		ret = err_set(err, LTV_EINVAL, "gbt forest: tree %zu is not a tree", t);
 		goto out;
 	}
@@ -227,10 +266,15 @@ static int add_tree(struct gbt_forest *f, const cJSON *tree, const char *json, s
 				      t, (long long)feature[i], f->n_features);
 			goto out;
 		}
+		if (!leaf && !isfinite(cond[i])) { /* the row slots' infinities need finite splits */
+			ret = err_set(err, LTV_EINVAL, "gbt forest: tree %zu has a split condition %g",
+				      t, (double)cond[i]);
+			goto out;
+		}
 		nd->value = cond[i];
 		nd->left = (int32_t)(f->n_nodes + (size_t)(leaf ? (int64_t)i : left[i]));
 		nd->right = (int32_t)(f->n_nodes + (size_t)(leaf ? (int64_t)i : right[i]));
-		nd->feature = leaf ? LEAF : (uint32_t)feature[i] | (dleft[i] ? DEFAULT_LEFT : 0);
+		nd->slot = leaf ? 0 : 2 * (uint32_t)feature[i] + (dleft[i] != 0);
 	}
 	f->n_nodes += n;
 out:
@@ -257,10 +301,10 @@ static void collect_thresholds(struct gbt_forest *f)
 	f->n_thresholds = xcalloc(f->n_features, sizeof(size_t));
 	for (size_t i = 0; i < f->n_nodes; i++) {
 		const struct node *nd = &f->nodes[i];
-		size_t j = nd->feature & FEATURE_MASK;
+		size_t j = nd->slot / 2;
 
-		if (nd->feature & LEAF)
-			continue;
+		if (nd->left == (int32_t)i)
+			continue; /* a leaf */
 		ARRAY_GROW(f->thresholds[j], f->n_thresholds[j] + 1, cap[j]);
 		f->thresholds[j][f->n_thresholds[j]++] = nd->value;
 	}
@@ -276,6 +320,63 @@ static void collect_thresholds(struct gbt_forest *f)
 		f->n_thresholds[j] = u;
 	}
 	free(cap);
+}
+
+/*
+ * Writes the subtree at node i into tree k of a group of n trees of depth
+ * `depth`, from position p (level d) on: position p of tree k is at p * n + k
+ * of the group's splits (and, for leaves, p - (2^depth - 1) of its leaves).
+ * A leaf above the bottom gets always-left splits below it, its value at the
+ * leftmost leaf under it; positions no walk reaches keep their initial
+ * always-left splits and zero leaves.
+ */
+static void lay_out(const struct gbt_forest *f, size_t i, const struct group *g, size_t k,
+		    size_t p, int d)
+{
+	const struct node *nd = &f->nodes[i];
+	const size_t n = (size_t)g->n_trees, n_splits = ((size_t)1 << g->depth) - 1;
+
+	if (d == g->depth) { /* no tree is deeper than its group: this is a leaf */
+		f->leaves[g->first_leaf + (p - n_splits) * n + k] = nd->value;
+		return;
+	}
+	if (nd->left == (int32_t)i) {
+		lay_out(f, i, g, k, 2 * p + 1, d + 1);
+		return;
+	}
+	f->splits[g->first_split + p * n + k] = (struct split){ .value = nd->value, .slot = nd->slot };
+	lay_out(f, (size_t)nd->left, g, k, 2 * p + 1, d + 1);
+	lay_out(f, (size_t)nd->right, g, k, 2 * p + 2, d + 1);
+}
+
+/* The complete layout of every group, when no group is deeper than COMPLETE_MAX_DEPTH. */
+static void build_complete(struct gbt_forest *f)
+{
+	const size_t n_groups = (f->n_trees + LOCKSTEP - 1) / LOCKSTEP;
+	size_t n_splits = 0, n_leaves = 0;
+
+	for (size_t g = 0; g < n_groups; g++)
+		if (f->group_depth[g] > COMPLETE_MAX_DEPTH)
+			return;
+	f->groups = xcalloc(n_groups ? n_groups : 1, sizeof(*f->groups));
+	for (size_t g = 0; g < n_groups; g++) {
+		struct group *gr = &f->groups[g];
+
+		gr->depth = f->group_depth[g];
+		gr->n_trees = (int)(f->n_trees - g * LOCKSTEP < LOCKSTEP ? f->n_trees - g * LOCKSTEP
+									 : LOCKSTEP);
+		gr->first_split = n_splits;
+		gr->first_leaf = n_leaves;
+		n_leaves += (size_t)gr->n_trees << gr->depth;
+		n_splits += (size_t)gr->n_trees * (((size_t)1 << gr->depth) - 1);
+	}
+	f->splits = xmalloc((n_splits ? n_splits : 1) * sizeof(*f->splits));
+	f->leaves = xcalloc(n_leaves, sizeof(float));
+	for (size_t i = 0; i < n_splits; i++)
+		f->splits[i] = (struct split){ .value = NAN, .slot = 0 };
+	for (size_t g = 0; g < n_groups; g++)
+		for (int k = 0; k < f->groups[g].n_trees; k++)
+			lay_out(f, f->root[g * LOCKSTEP + (size_t)k], &f->groups[g], (size_t)k, 0, 0);
 }
 
 /* XGBoost 1.7's ProbToMargin: the base margin for base_score under the objective. */
@@ -383,6 +484,7 @@ int gbt_forest_from_json(const char *json, size_t len, size_t n_features,
 	for (size_t t = 0; t < f->n_trees; t++)
 		if (f->depth[t] > f->group_depth[t / LOCKSTEP])
 			f->group_depth[t / LOCKSTEP] = f->depth[t];
+	build_complete(f);
 	*out_forest = f;
 	f = NULL;
 out:
@@ -404,11 +506,23 @@ void gbt_forest_free(struct gbt_forest *f)
 	free(f->depth);
 	free(f->group_depth);
 	free(f->nodes);
+	free(f->groups);
+	free(f->splits);
+	free(f->leaves);
 	free(f);
 }
 
 size_t gbt_forest_n_trees(const struct gbt_forest *f) { return f->n_trees; }
 size_t gbt_forest_n_features(const struct gbt_forest *f) { return f->n_features; }
+
+int gbt_forest_max_depth(const struct gbt_forest *f)
+{
+	int depth = 0;
+
+	for (size_t t = 0; t < f->n_trees; t++)
+		depth = f->depth[t] > depth ? f->depth[t] : depth;
+	return depth;
+}
 
 const float *gbt_forest_thresholds(const struct gbt_forest *f, size_t feature, size_t *out_n)
 {
@@ -426,45 +540,99 @@ static float sigmoid(float x)
 	return 1.0f / (e + 1.0f + eps);
 }
 
-/* One step down from node i for row: XGBoost's GetNext (a leaf stays put). */
-static inline int32_t step(const struct node *nodes, int32_t i, const float *row)
+/*
+ * A row's slots: each feature's value twice, at 2j where the default
+ * direction is right (NaN made +inf, which goes right of any finite split)
+ * and at 2j + 1 where it is left (NaN made -inf). Other values, infinities
+ * included, compare as they are: x >= split goes right, as XGBoost's
+ * !(x < split) does for any x that is not NaN.
+ */
+static void row_slots(const float *row, size_t n_features, float *slots)
+{
+	for (size_t j = 0; j < n_features; j++) {
+		const float v = row[j];
+
+		slots[2 * j] = isnan(v) ? INFINITY : v;
+		slots[2 * j + 1] = isnan(v) ? -INFINITY : v;
+	}
+}
+
+/*
+ * The leaves of a group's n trees for one row, added to sum in tree order.
+ * The trees are walked side by side for the group's depth of steps: each
+ * step is one load of a split and one of a slot, no branch. at[k] is tree
+ * k's position p as its index p * n + k in the group's splits, so its
+ * children 2p + 1 and 2p + 2 are at 2 at[k] + n - k and n further, and the
+ * trees of a group share one base. Inlined with n = LOCKSTEP, the inner
+ * loop unrolls with constants.
+ */
+static inline float group_sum(const struct gbt_forest *f, const struct group *g, int n,
+			      const float *slots, float sum)
+{
+	const struct split *splits = f->splits + g->first_split;
+	const uint32_t n_splits = ((uint32_t)1 << g->depth) - 1;
+	uint32_t at[LOCKSTEP];
+
+	for (int k = 0; k < n; k++)
+		at[k] = (uint32_t)k;
+	for (int d = 0; d < g->depth; d++)
+		UNROLL(LOCKSTEP)
+		for (int k = 0; k < n; k++) {
+			const struct split *s = &splits[at[k]];
+			const uint32_t right = slots[s->slot] >= s->value;
+
+			at[k] = 2 * at[k] + (uint32_t)(n - k) + right * (uint32_t)n;
+		}
+	for (int k = 0; k < n; k++)
+		sum += f->leaves[g->first_leaf + at[k] - n_splits * (uint32_t)n];
+	return sum;
+}
+
+/* One step down from node i: XGBoost's GetNext on the row's slots (a leaf stays put). */
+static inline int32_t step(const struct node *nodes, int32_t i, const float *slots)
 {
 	const struct node *nd = &nodes[i];
-	const float v = row[nd->feature & FEATURE_MASK];
-	/* NaN compares false: it goes left only where the default is left. */
-	const int go_left = (nd->feature & DEFAULT_LEFT) ? !(v >= nd->value) : v < nd->value;
 
-	return go_left ? nd->left : nd->right;
+	return slots[nd->slot] >= nd->value ? nd->right : nd->left;
+}
+
+/* group_sum through the node array, for trees t..t+n-1 (n at most LOCKSTEP) of the group's depth. */
+static inline float node_group_sum(const struct gbt_forest *f, size_t t, int n, int depth,
+				   const float *slots, float sum)
+{
+	int32_t at[LOCKSTEP];
+
+	for (int k = 0; k < n; k++)
+		at[k] = (int32_t)f->root[t + (size_t)k];
+	for (int d = depth; d > 0; d--)
+		for (int k = 0; k < n; k++)
+			at[k] = step(f->nodes, at[k], slots);
+	for (int k = 0; k < n; k++)
+		sum += f->nodes[at[k]].value;
+	return sum;
 }
 
 /*
  * One row's margin: the base margin plus each tree's leaf, in float, in tree
- * order. LOCKSTEP trees are walked side by side for their group's depth of
- * steps; their leaves are then added one by one, in order.
+ * order, from the row's slots; through the complete layout when the forest
+ * has one, else through the node array (trees deeper than
+ * COMPLETE_MAX_DEPTH).
  */
-static float row_margin(const struct gbt_forest *f, const float *row)
+static float row_margin(const struct gbt_forest *f, const float *slots)
 {
-	const struct node *nodes = f->nodes;
+	const size_t n_groups = (f->n_trees + LOCKSTEP - 1) / LOCKSTEP;
 	float sum = f->base_margin;
-	size_t t = 0;
 
-	for (; t + LOCKSTEP <= f->n_trees; t += LOCKSTEP) {
-		int32_t at[LOCKSTEP];
+	for (size_t g = 0; g < n_groups; g++) {
+		const size_t t = g * LOCKSTEP;
+		const int n = f->n_trees - t < LOCKSTEP ? (int)(f->n_trees - t) : LOCKSTEP;
 
-		for (int k = 0; k < LOCKSTEP; k++)
-			at[k] = (int32_t)f->root[t + k];
-		for (int d = f->group_depth[t / LOCKSTEP]; d > 0; d--)
-			for (int k = 0; k < LOCKSTEP; k++)
-				at[k] = step(nodes, at[k], row);
-		for (int k = 0; k < LOCKSTEP; k++)
-			sum += nodes[at[k]].value;
-	}
-	for (; t < f->n_trees; t++) {
-		int32_t at = (int32_t)f->root[t];
-
-		for (int d = f->depth[t]; d > 0; d--)
-			at = step(nodes, at, row);
-		sum += nodes[at].value;
+		if (f->groups && n == LOCKSTEP)
+			sum = group_sum(f, &f->groups[g], LOCKSTEP, slots, sum);
+		else if (f->groups)
+			sum = group_sum(f, &f->groups[g], n, slots, sum);
+		else
+			sum = node_group_sum(f, t, n, f->group_depth[g], slots, sum);
 	}
 	return sum;
 }
@@ -484,27 +652,44 @@ static double transform(const struct gbt_forest *f, float margin)
 /* Rows per thread below which a parallel region costs more than it saves. */
 #define PARALLEL_MIN_ROWS 4096
 
-void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_rows, int margin,
-			int n_threads, double *out_pred)
+/* Rows first..last-1 of x into out_pred, with slots[2 * n_features] for the row at hand. */
+static void predict_rows(const struct gbt_forest *f, const float *x, size_t first, size_t last,
+			 int margin, float *slots, double *out_pred)
 {
 	const size_t k = f->n_features;
 
+	for (size_t i = first; i < last; i++) {
+		float m;
+
+		row_slots(x + i * k, k, slots);
+		m = row_margin(f, slots);
+		out_pred[i] = margin ? (double)m : transform(f, m);
+	}
+}
+
+void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_rows, int margin,
+			int n_threads, double *out_pred)
+{
+	const size_t n_slots = f->n_features ? 2 * f->n_features : 1;
+
 	assert(f && (x || n_rows == 0) && (out_pred || n_rows == 0));
 	if (n_threads > 1 && n_rows >= 2 * PARALLEL_MIN_ROWS) {
-		const long n = (long)n_rows;
+#pragma omp parallel num_threads(n_threads)
+		{
+			const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+			float *slots = xmalloc(n_slots * sizeof(float));
 
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-		for (long i = 0; i < n; i++) {
-			const float m = row_margin(f, x + (size_t)i * k);
-
-			out_pred[i] = margin ? (double)m : transform(f, m);
+			predict_rows(f, x, n_rows * id / nt, n_rows * (id + 1) / nt, margin, slots,
+				     out_pred);
+			free(slots);
 		}
 		return;
 	}
 	/* Small inputs (a served request) never enter an OpenMP region: it costs more than the trees. */
-	for (size_t i = 0; i < n_rows; i++) {
-		const float m = row_margin(f, x + i * k);
+	{
+		float *slots = xmalloc(n_slots * sizeof(float));
 
-		out_pred[i] = margin ? (double)m : transform(f, m);
+		predict_rows(f, x, 0, n_rows, margin, slots, out_pred);
+		free(slots);
 	}
 }

@@ -51,7 +51,7 @@ static float label_of(const char *objective, const float *row)
 	return (float)(exp(s / 10) + (strcmp(objective, "reg:tweedie") == 0 && unif() < 0.3 ? -1 : 0.1));
 }
 
-static struct gbt_model *train(const char *objective, int n_threads)
+static struct gbt_model *train_deep(const char *objective, int n_threads, int max_depth)
 {
 	const size_t n = 800, nv = 200;
 	float *x = make_rows(n + nv), *y = malloc((n + nv) * sizeof(float));
@@ -68,13 +68,20 @@ static struct gbt_model *train(const char *objective, int n_threads)
 	gbt_param_init_defaults(&p);
 	p.objective = objective;
 	p.n_rounds = 40;
-	p.max_depth = 5;
+	p.max_depth = max_depth;
+	if (max_depth > 5)
+		p.min_child_weight = 0; /* so the trees reach the depth asked */
 	p.n_threads = n_threads;
 	if (gbt_fit(&p, x, y, NULL, n, x + n * N_FEATURES, y + n, nv, N_FEATURES, NULL, &m, &err) < 0)
 		fail_msg("gbt_fit %s: %s", objective, err.msg);
 	free(x);
 	free(y);
 	return m;
+}
+
+static struct gbt_model *train(const char *objective, int n_threads)
+{
+	return train_deep(objective, n_threads, 5);
 }
 
 /* Native predictions (margin and transformed) equal XGBoost's, bit for bit, on n fresh rows. */
@@ -150,6 +157,89 @@ static void test_threads_do_not_change_bits(void **state)
 	gbt_free(m2);
 }
 
+/*
+ * n rows at the forest's edges: each value is NaN, an infinity, a split
+ * condition of its feature, the float just below or above one, or a plain
+ * value, so every comparison meets ties, both defaults and infinities.
+ */
+static float *edge_rows(const struct gbt_forest *f, size_t n)
+{
+	float *x = malloc(n * N_FEATURES * sizeof(float));
+
+	assert_non_null(x);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < N_FEATURES; j++) {
+			size_t n_cut = 0;
+			const float *cut = gbt_forest_thresholds(f, j, &n_cut);
+			const int kind = (int)(unif() * 7);
+			const float c = n_cut ? cut[(size_t)(unif() * (double)n_cut)] : (float)(unif() * 10);
+
+			x[i * N_FEATURES + j] = kind == 0 ? NAN : kind == 1 ? INFINITY : kind == 2 ? -INFINITY
+					      : kind == 3 ? c : kind == 4 ? nextafterf(c, -INFINITY)
+					      : kind == 5 ? nextafterf(c, INFINITY) : (float)(unif() * 20 - 5);
+		}
+	return x;
+}
+
+/*
+ * The forest read from m's JSON body predicts edge rows, margins and
+ * transformed, on one thread and on two, as XGBoost does to the bit.
+ * want_complete says which walk its depth makes it take: 1 the complete
+ * layout, 0 the node array, -1 either.
+ */
+static void expect_edges_same_as_xgboost(const struct gbt_model *m, int want_complete)
+{
+	const size_t n = 10000;
+	struct gbt_forest *f = NULL;
+	struct ltv_err err = { 0 };
+	char *json = NULL;
+	size_t len = 0;
+	float *x;
+	double *a = malloc(n * sizeof(double)), *b = malloc(n * sizeof(double));
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(gbt_save_json(m, &json, &len, &err), 0);
+	assert_int_equal(gbt_forest_from_json(json, len, N_FEATURES, &f, &err), 0);
+	if (want_complete >= 0 &&
+	    (gbt_forest_max_depth(f) <= GBT_FOREST_COMPLETE_MAX_DEPTH) != want_complete)
+		fail_msg("%s: trees %d deep", gbt_objective(m), gbt_forest_max_depth(f));
+	x = edge_rows(f, n);
+	for (int margin = 0; margin < 2; margin++) {
+		assert_int_equal(gbt_predict_xgboost(m, x, n, N_FEATURES, margin, b, &err), 0);
+		for (int threads = 1; threads <= 2; threads++) {
+			gbt_forest_predict(f, x, n, margin, threads, a);
+			for (size_t i = 0; i < n; i++)
+				if (memcmp(&a[i], &b[i], sizeof(double)) != 0)
+					fail_msg("%s row %zu (margin %d, %d threads): native %a, xgboost %a",
+						 gbt_objective(m), i, margin, threads, a[i], b[i]);
+		}
+	}
+	gbt_forest_free(f);
+	free(json);
+	free(x);
+	free(a);
+	free(b);
+}
+
+/* Ties, infinities and NaN both ways, through the complete layout and the node walk alike. */
+static void test_edges_match_xgboost(void **state)
+{
+	static const char *const objectives[] = { "binary:logistic", "reg:squarederror" };
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(objectives) / sizeof(objectives[0]); k++) {
+		struct gbt_model *shallow = train(objectives[k], 1);
+		struct gbt_model *deep = train_deep(objectives[k], 1, GBT_FOREST_COMPLETE_MAX_DEPTH + 4);
+
+		expect_edges_same_as_xgboost(shallow, 1);
+		/* Squared error grows every tree the depth asked; logistic stops near 10. */
+		expect_edges_same_as_xgboost(deep, k == 1 ? 0 : -1);
+		gbt_free(shallow);
+		gbt_free(deep);
+	}
+}
+
 static int forest_of(const char *json, struct ltv_err *err)
 {
 	struct gbt_forest *f = NULL;
@@ -205,6 +295,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_objective_matches_xgboost),
 		cmocka_unit_test(test_threads_do_not_change_bits),
+		cmocka_unit_test(test_edges_match_xgboost),
 		cmocka_unit_test(test_bodies_it_does_not_read),
 	};
 
