@@ -408,6 +408,44 @@ static int score(const double *actual, const double *pred, const size_t *cohort,
 	return ret;
 }
 
+/*
+ * method->predict for rows that repeat: model_data_split gives a weighted
+ * row once per user it stands for, one copy after another (hurdle's target
+ * horizon at 1,000,000 users: 466,813 rows from 104,841), and a method's
+ * prediction of a row depends on that row alone. So each run of copies is
+ * predicted once and the result copied to the run: the same numbers.
+ */
+static int predict_runs(const struct method *method, const void *state,
+			const struct model_data *d, const size_t *rows, size_t n, int64_t horizon,
+			double *out_ltv, double *out_p_payer, struct ltv_err *err)
+{
+	size_t *distinct = xmalloc((n ? n : 1) * sizeof(size_t)), n_distinct = 0;
+	double *ltv, *p_payer;
+	int ret;
+
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || rows[i] != rows[i - 1])
+			distinct[n_distinct++] = rows[i];
+	if (n_distinct == n) { /* nothing repeats: predict in place */
+		free(distinct);
+		return method->predict(state, d, rows, n, horizon, out_ltv, out_p_payer, err);
+	}
+	ltv = xmalloc((n_distinct ? n_distinct : 1) * sizeof(double));
+	p_payer = xmalloc((n_distinct ? n_distinct : 1) * sizeof(double));
+	ret = method->predict(state, d, distinct, n_distinct, horizon, ltv, p_payer, err);
+	for (size_t i = 0, at = 0; i < n && ret == 0; i++) {
+		if (i > 0 && rows[i] != rows[i - 1])
+			at++;
+		out_ltv[i] = ltv[at];
+		if (out_p_payer)
+			out_p_payer[i] = p_payer[at];
+	}
+	free(distinct);
+	free(ltv);
+	free(p_payer);
+	return ret;
+}
+
 int gbt_artefact_validate(const struct model_data *d, int64_t horizon,
 			  const struct method *method, const void *state, int has_model,
 			  struct gbt_artefact_validation *out, struct ltv_err *err)
@@ -433,7 +471,7 @@ int gbt_artefact_validate(const struct model_data *d, int64_t horizon,
 		out->actual[i] = ltv[rows[i]];
 		cohort[i] = model_data_cohort(d, rows[i]);
 	}
-	ret = method->predict(state, d, rows, n, horizon, out->pred, out->p_payer, err);
+	ret = predict_runs(method, state, d, rows, n, horizon, out->pred, out->p_payer, err);
 	if (ret == 0)
 		ret = score(out->actual, out->pred, cohort, n, d->n_apps * d->n_campaigns,
 			    &out->scores, err);
