@@ -1,11 +1,12 @@
 /*
  * k-means for the lookalike stage: a user is worth the mean LTV of the users
- * nearest to it in standardised early-feature space. Distances to all
- * centroids come from one BLAS product per block of rows (||x||^2 - 2 x.c +
- * ||c||^2, with ||x||^2 dropped since it does not change the argmin), so
- * memory stays at a block's worth whatever the row count. Block boundaries do
- * not depend on the thread count and partial sums are merged serially in
- * block order, which is what makes a fit bit-identical across n_threads.
+ * nearest to it in standardised early-feature space. A row's nearest centroid
+ * is the argmin of ||c||^2 - 2 x.c (||x||^2 dropped since it does not change
+ * the argmin), each dot product summed feature by feature in order
+ * (nearest_rows), so a row's label does not depend on the rows beside it.
+ * Block boundaries do not depend on the thread count and partial sums are
+ * merged serially in block order, which is what makes a fit bit-identical
+ * across n_threads.
  */
 #include <assert.h>
 #include <float.h>
@@ -191,19 +192,123 @@ struct assign_job {
 	double *blk_inertia; /* n_blocks, or NULL */
 };
 
+/*
+ * Two doubles, added and multiplied lane by lane (a GCC and Clang vector
+ * extension; each lane rounds as the scalar operation would, and C11 mode
+ * contracts no multiply-add into a fused one).
+ */
+typedef double dpair __attribute__((vector_size(2 * sizeof(double))));
+
+#define NEAR_LANES 8 /* centroids one pass of dot_lanes keeps in registers */
+
+static dpair pair_at(const double *p)
+{
+	dpair v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/*
+ * -2 zi.c_j + ||c_j||^2 into v[j] for the NEAR_LANES centroids whose
+ * transposed features start at ct (row stride kp) and norms at cnorm, each
+ * dot summed in feature order. Four named accumulators, not an array: the
+ * compiler keeps them in registers.
+ */
+static void dist_lanes(const double *restrict zi, size_t d, const double *restrict ct, size_t kp,
+		       const double *restrict cnorm, double *restrict v)
+{
+	const dpair two = { -2.0, -2.0 };
+	dpair a0 = zi[0] * pair_at(ct), a1 = zi[0] * pair_at(ct + 2);
+	dpair a2 = zi[0] * pair_at(ct + 4), a3 = zi[0] * pair_at(ct + 6);
+
+	for (size_t t = 1; t < d; t++) {
+		const double zt = zi[t];
+		const double *c = ct + t * kp;
+
+		a0 += zt * pair_at(c);
+		a1 += zt * pair_at(c + 2);
+		a2 += zt * pair_at(c + 4);
+		a3 += zt * pair_at(c + 6);
+	}
+	a0 = two * a0 + pair_at(cnorm);
+	a1 = two * a1 + pair_at(cnorm + 2);
+	a2 = two * a2 + pair_at(cnorm + 4);
+	a3 = two * a3 + pair_at(cnorm + 6);
+	memcpy(v, &a0, sizeof(a0));
+	memcpy(v + 2, &a1, sizeof(a1));
+	memcpy(v + 4, &a2, sizeof(a2));
+	memcpy(v + 6, &a3, sizeof(a3));
+}
+
+/*
+ * The first j < n with the least v[j] (v holds no NaN: rows and centroids
+ * are finite). Runs of 4 are scanned apart and joined in order, a later run
+ * winning only when strictly less: the j of one scan from 0, on a shorter
+ * chain of dependent comparisons.
+ */
+static size_t argmin_first(const double *v, size_t n)
+{
+	size_t b = 0;
+
+	for (size_t r0 = 0; r0 < n; r0 += 4) {
+		const size_t r1 = n - r0 < 4 ? n : r0 + 4;
+		size_t rb = r0;
+
+		for (size_t j = r0 + 1; j < r1; j++)
+			if (v[j] < v[rb])
+				rb = j;
+		if (v[rb] < v[b])
+			b = rb;
+	}
+	return b;
+}
+
+/*
+ * Nearest centroid of each of rows rows of z: best[i] the first j with the
+ * least ||c_j||^2 - 2 z_i.c_j. ct is the centroids transposed (d x kp, the
+ * columns past k zero), so a row's dot products advance together, feature
+ * by feature. Each dot is summed in feature order and then doubled: the
+ * values OpenBLAS's dgemm (alpha -2, beta 0) gave on this code's earlier
+ * path with the PRESCOTT kernel it picks on this project's machines, for
+ * every row of a whole group of 4 (a call's last 1-3 rows it sums in
+ * another order, which can move a last bit), so the labels are the same.
+ * The product was half the stage, mostly packing, zeroing and a block x k
+ * matrix written and read back, none of which a 16 x 8 product needs.
+ */
+static void nearest_rows(const double *restrict z, size_t rows, size_t d, size_t k, size_t kp,
+			 const double *restrict ct, const double *restrict cnorm,
+			 double *restrict v, int *restrict best)
+{
+	for (size_t i = 0; i < rows; i++) {
+		const double *zi = z + i * d;
+
+		for (size_t j0 = 0; j0 < k; j0 += NEAR_LANES)
+			dist_lanes(zi, d, ct + j0, kp, cnorm + j0, v + j0);
+		best[i] = (int)argmin_first(v, k);
+	}
+}
+
 static void assign_rows(const struct assign_job *job)
 {
 	const size_t n = job->n, d = job->d, k = job->k;
 	const size_t bs = block_rows_for(k);
 	const size_t n_blocks = (n + bs - 1) / bs;
-	double *cnorm = xmalloc(k * sizeof(double));
+	/* Transposed, and padded with zero centroids to whole passes of dist_lanes. */
+	const size_t kp = (k + NEAR_LANES - 1) / NEAR_LANES * NEAR_LANES;
+	double *cnorm = xcalloc(kp, sizeof(double));
+	double *ct = xcalloc(d * kp, sizeof(double));
 
-	for (size_t j = 0; j < k; j++)
+	for (size_t j = 0; j < k; j++) {
 		cnorm[j] = cblas_ddot((int)d, job->centroids + j * d, 1, job->centroids + j * d, 1);
+		for (size_t t = 0; t < d; t++)
+			ct[t * kp + j] = job->centroids[j * d + t];
+	}
 
 #pragma omp parallel num_threads(job->n_threads)
 	{
-		double *g = xmalloc(bs * k * sizeof(double));
+		double *v = xmalloc(kp * sizeof(double));
+		int *near = xmalloc(bs * sizeof(int));
 		double *zb = job->sc ? xmalloc(bs * d * sizeof(double)) : NULL;
 
 #pragma omp for schedule(static)
@@ -219,26 +324,14 @@ static void assign_rows(const struct assign_job *job)
 				scaler_transform(job->sc, z, rows, zb);
 				z = zb;
 			}
-			cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)k,
-				    (int)d, -2.0, z, (int)d, job->centroids, (int)d, 0.0, g,
-				    (int)k);
+			nearest_rows(z, rows, d, k, kp, ct, cnorm, v, near);
 			if (sums)
 				memset(sums, 0, k * d * sizeof(double));
 			if (counts)
 				memset(counts, 0, k * sizeof(size_t));
 			for (size_t i = 0; i < rows; i++) {
-				const double *gi = g + i * k;
 				const double *zi = z + i * d;
-				size_t best = 0;
-				double best_v = gi[0] + cnorm[0];
-
-				for (size_t j = 1; j < k; j++) {
-					const double v = gi[j] + cnorm[j];
-					if (v < best_v) {
-						best_v = v;
-						best = j;
-					}
-				}
+				const size_t best = (size_t)near[i];
 				/* The expanded form cancels badly near a centroid; report the exact one. */
 				const double dd = sq_dist(zi, job->centroids + best * d, d);
 				job->labels[r0 + i] = (int)best;
@@ -257,8 +350,10 @@ static void assign_rows(const struct assign_job *job)
 				job->blk_inertia[blk] = inertia;
 		}
 		free(zb);
-		free(g);
+		free(near);
+		free(v);
 	}
+	free(ct);
 	free(cnorm);
 }
 

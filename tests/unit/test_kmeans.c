@@ -257,6 +257,64 @@ static void test_fit_labels_are_predict_labels(void **state)
 	free(pred);
 }
 
+/*
+ * A row's label and distance are the same whether it is predicted alone or
+ * among others (the dot products are summed row by row, not by a blocked
+ * product whose last rows of a call are summed in another order), with k
+ * not a multiple of the centroids nearest_rows takes at once.
+ */
+static void test_row_label_alone(void **state)
+{
+	const double centres[] = { 0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0 };
+	const size_t n = 3 * 1001, d = 5;
+	int *whole = malloc(n * sizeof(int));
+	double *d_whole = malloc(n * sizeof(double));
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	double *x = make_blobs(centres, 3, d, 1001, 11, NULL);
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 13;
+	assert_int_equal(kmeans_fit(&p, x, n, d, &m, NULL, &err), 0);
+	assert_int_equal(kmeans_predict(m, x, n, 2, whole, d_whole, &err), 0);
+	for (size_t i = 0; i < n; i++) {
+		int one;
+		double d_one;
+
+		assert_int_equal(kmeans_predict(m, x + i * d, 1, 1, &one, &d_one, &err), 0);
+		assert_int_equal(one, whole[i]);
+		assert_memory_equal(&d_one, &d_whole[i], sizeof(double));
+	}
+	kmeans_free(m);
+	free(x);
+	free(whole);
+	free(d_whole);
+}
+
+/*
+ * Equally near centroids: the row takes the first, within one of the runs of
+ * four centroids the nearest search scans apart and across runs (3 and 4,
+ * 5 and 6, 2 and 9 are the same point).
+ */
+static void test_ties_take_first_centroid(void **state)
+{
+	const double cent[] = { 9, 9, -9, -9, 2, 2, 5, 5, 5, 5, 0, 9, 0, 9, -5, 0, 8, 0, 2, 2, 7, 7 };
+	const double rows[] = { 5, 5, 2, 2, 0, 9, 4, 4, 2.5, 2.5 };
+	const int want[] = { 3, 2, 5, 3, 2 };
+	struct kmeans_model m = { .k = 11, .d = 2 };
+	double mean[2] = { 0, 0 }, sd[2] = { 1, 1 };
+	int got[5];
+	struct ltv_err err;
+
+	(void)state;
+	m.scaler = (struct scaler){ .d = 2, .mean = mean, .std = sd };
+	m.centroids = (double *)cent;
+	assert_int_equal(kmeans_predict(&m, rows, 5, 1, got, NULL, &err), 0);
+	assert_memory_equal(got, want, sizeof(want));
+}
+
 static void test_more_clusters_than_distinct_rows(void **state)
 {
 	/* 4 distinct points, 5 copies each, k = 6: two clusters must stay empty. */
@@ -491,6 +549,8 @@ int main(void)
 		cmocka_unit_test(test_fit_inplace_is_fit),
 		cmocka_unit_test(test_predict_in_block_slices),
 		cmocka_unit_test(test_fit_labels_are_predict_labels),
+		cmocka_unit_test(test_row_label_alone),
+		cmocka_unit_test(test_ties_take_first_centroid),
 		cmocka_unit_test(test_more_clusters_than_distinct_rows),
 		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),
 		cmocka_unit_test(test_save_load_round_trip),
