@@ -140,6 +140,62 @@ static void test_threads_bit_identical(void **state)
 	free(l2);
 }
 
+/* Fits x with prune 0 and 1 (threads 1 and 2) and checks every result is the same, to the bit. */
+static void check_prune_same(const double *x, size_t n, size_t d, size_t k, uint64_t seed)
+{
+	int *l0 = malloc(n * sizeof(int)), *l1 = malloc(n * sizeof(int));
+	struct kmeans_param p;
+	struct kmeans_model *m0 = NULL, *m1 = NULL;
+	struct ltv_err err;
+
+	kmeans_param_init(&p);
+	p.k = k;
+	p.seed = seed;
+	p.tol = 0.0;
+	p.max_iter = 40;
+	p.prune = 0;
+	assert_int_equal(kmeans_fit(&p, x, n, d, &m0, l0, &err), 0);
+	p.prune = 1;
+	p.n_threads = 2;
+	assert_int_equal(kmeans_fit(&p, x, n, d, &m1, l1, &err), 0);
+	assert_true(m0->n_iter > 2);
+	assert_int_equal(m0->n_iter, m1->n_iter);
+	assert_memory_equal(m0->centroids, m1->centroids, k * d * sizeof(double));
+	assert_memory_equal(&m0->inertia, &m1->inertia, sizeof(double));
+	assert_memory_equal(l0, l1, n * sizeof(int));
+	kmeans_free(m0);
+	kmeans_free(m1);
+	free(l0);
+	free(l1);
+}
+
+/*
+ * Pruning (Hamerly's bounds) skips searches but not results: the same
+ * centroids, inertia, iterations and labels as searching every row every
+ * pass, on overlapping blobs (rows near two centroids) and on a small
+ * integer grid repeated (rows equally near two centroids, rows on
+ * centroids), k not a multiple of the centroids searched at once.
+ */
+static void test_prune_is_no_prune(void **state)
+{
+	const double centres[] = { 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1 };
+	const size_t n_grid = 16 * 400;
+	double *blobs = make_blobs(centres, 4, 3, 3001, 3, NULL);
+	double *grid = malloc(n_grid * 2 * sizeof(double));
+
+	(void)state;
+	check_prune_same(blobs, 4 * 3001, 3, 13, 42);
+	check_prune_same(blobs, 4 * 3001, 3, 5, 7);
+	for (size_t i = 0; i < n_grid; i++) {
+		grid[2 * i] = (double)(i % 4);
+		grid[2 * i + 1] = (double)(i / 4 % 4);
+	}
+	check_prune_same(grid, n_grid, 2, 7, 42);
+	check_prune_same(grid, n_grid, 2, 11, 5);
+	free(blobs);
+	free(grid);
+}
+
 /*
  * kmeans_fit_inplace (the lookalike stage's, without a standardised copy of
  * the rows) fits the same model and labels as kmeans_fit, to the bit, and
@@ -550,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_predict_in_block_slices),
 		cmocka_unit_test(test_fit_labels_are_predict_labels),
 		cmocka_unit_test(test_row_label_alone),
+		cmocka_unit_test(test_prune_is_no_prune),
 		cmocka_unit_test(test_ties_take_first_centroid),
 		cmocka_unit_test(test_more_clusters_than_distinct_rows),
 		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),
