@@ -90,6 +90,43 @@ static void fit_means_by_age(const struct model_data *d, size_t k, const struct 
 }
 
 /*
+ * label[i] = the cluster of frame row rows[i]: row_label's (the fit's, -1
+ * for a row it did not see) where it has one, else predicted. A row's
+ * label depends on its values alone (include/ltv/kmeans.h), and the fit's
+ * last assignment is kmeans_predict's to the bit, so looking it up is
+ * predicting it; most rows mature at another horizon are the fit's too.
+ */
+static int horizon_labels(struct stage_ctx *ctx, const struct model_data *d,
+			  const struct lookalike_state *s, const int *row_label,
+			  const size_t *rows, size_t n, int *label)
+{
+	size_t *missing = xmalloc((n ? n : 1) * sizeof(size_t));
+	size_t *at = xmalloc((n ? n : 1) * sizeof(size_t));
+	int *predicted = NULL;
+	size_t n_missing = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		label[i] = row_label[rows[i]];
+		if (label[i] < 0) {
+			at[n_missing] = i;
+			missing[n_missing++] = rows[i];
+		}
+	}
+	if (n_missing) {
+		predicted = xmalloc(n_missing * sizeof(int));
+		ret = lookalike_labels(s, d, missing, n_missing, stage_threads(ctx), predicted,
+				       &ctx->err);
+		for (size_t m = 0; m < n_missing && ret == 0; m++)
+			label[at[m]] = predicted[m];
+	}
+	free(predicted);
+	free(at);
+	free(missing);
+	return ret;
+}
+
+/*
  * Cluster means of future revenue at horizon hi, from the training rows
  * mature there, each counted as many times as model_data_split repeats it
  * (its weight): the same sums as over the repeated rows, but the matrix and
@@ -97,7 +134,7 @@ static void fit_means_by_age(const struct model_data *d, size_t k, const struct 
  * matrix was about 200 MB beside the shared frame).
  */
 static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
-			     struct lookalike_state *s, size_t hi, const int *fit_label)
+			     struct lookalike_state *s, size_t hi, const int *row_label)
 {
 	struct lookalike_horizon *h = &s->h[hi];
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -122,25 +159,15 @@ static int fit_horizon_means(struct stage_ctx *ctx, const struct model_data *d,
 	future = xmalloc(split.n_train * sizeof(double));
 	for (size_t i = 0; i < split.n_train; i++)
 		future[i] = y[split.train[i]] - rev_window[split.train[i]];
-	/*
-	 * At the target horizon the rows are the fit's, in its order, and the
-	 * fit's last assignment is kmeans_predict's on them to the bit (the same
-	 * standardised values, blocks and products; include/ltv/kmeans.h): no
-	 * second matrix and pass over the rows.
-	 */
-	if (h->horizon != d->params.target_horizon || !fit_label) {
-		label = xmalloc(split.n_train * sizeof(int));
-		ret = lookalike_labels(s, d, split.train, split.n_train, stage_threads(ctx), label,
-				       &ctx->err);
-	}
+	label = xmalloc(split.n_train * sizeof(int));
+	ret = horizon_labels(ctx, d, s, row_label, split.train, split.n_train, label);
 	if (ret == 0)
-		ret = kmeans_cluster_means_repeated(s->km, label ? label : fit_label, repeats,
-						    split.n_train, future, h->future, counts,
-						    &ctx->err);
+		ret = kmeans_cluster_means_repeated(s->km, label, repeats, split.n_train, future,
+						    h->future, counts, &ctx->err);
 	for (size_t c = 0; c < s->km->k; c++)
 		h->counts[c] = counts[c];
 	if (ret == 0 && ctx->cfg->lookalike.mean_by_age)
-		fit_means_by_age(d, s->km->k, &split, label ? label : fit_label, repeats, future, h);
+		fit_means_by_age(d, s->km->k, &split, label, repeats, future, h);
 out:
 	free(counts);
 	free(repeats);
@@ -203,17 +230,19 @@ static void add_training_metrics(struct stage_ctx *ctx, const struct lookalike_s
 
 /*
  * Fits the model of s from the training rows at the target horizon
- * (model_data_split_weighted's order); *out_label (caller frees) is each
- * row's cluster under the final centroids.
+ * (model_data_split_weighted's); *out_row_label (caller frees; one a frame
+ * row, 4 MB a million rows) is each of those rows' cluster under the final
+ * centroids, -1 for the frame's other rows.
  */
 static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
-			struct lookalike_state *s, int **out_label)
+			struct lookalike_state *s, int **out_row_label)
 {
 	const struct config *cfg = ctx->cfg;
 	struct row_split split;
 	struct kmeans_param param;
 	const char *why;
 	double *x = NULL;
+	int *label = NULL;
 	int ret = 0;
 
 	/* Centroids from each row once: repeating non-payers' rows would only cost time. */
@@ -245,14 +274,21 @@ static int fit_clusters(struct stage_ctx *ctx, const struct model_data *d,
 	if (param.k < (size_t)cfg->lookalike.k)
 		LOG(LOG_WARN, "only %zu training users: k lowered from %lld", split.n_train,
 		    (long long)cfg->lookalike.k);
-	*out_label = xmalloc(split.n_train * sizeof(int));
+	label = xmalloc(split.n_train * sizeof(int));
 	/* x is not read again: standardised in place, not beside a copy (64 MB at 1,000,000 rows). */
-	ret = kmeans_fit_inplace(&param, x, split.n_train, s->n_features, &s->km, *out_label,
+	ret = kmeans_fit_inplace(&param, x, split.n_train, s->n_features, &s->km, label,
 				 &ctx->err);
 	if (ret == 0 && s->km->n_iter >= param.max_iter)
 		LOG(LOG_WARN, "k-means stopped after lookalike.max_iter=%zu updates without "
 		    "converging", param.max_iter);
+	if (ret == 0) {
+		*out_row_label = xmalloc((d->frame.n_rows ? d->frame.n_rows : 1) * sizeof(int));
+		memset(*out_row_label, -1, d->frame.n_rows * sizeof(int));
+		for (size_t i = 0; i < split.n_train; i++)
+			(*out_row_label)[split.train[i]] = label[i];
+	}
 out:
+	free(label);
 	free(x);
 	row_split_release(&split);
 	return ret;
@@ -268,7 +304,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	uint8_t *km_blob = NULL, *blob = NULL;
 	size_t km_len = 0, len = 0;
 	double *pred = NULL;
-	int *fit_label = NULL;
+	int *row_label = NULL;
 	int64_t out_id;
 	int ret;
 
@@ -287,7 +323,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	for (size_t j = 0; j < features->n; j++)
 		s->features[j] = xstrdup(features->v[j]);
 	s->median = xcalloc(features->n, sizeof(double));
-	ret = fit_clusters(ctx, &d, s, &fit_label);
+	ret = fit_clusters(ctx, &d, s, &row_label);
 	if (ret < 0)
 		goto out;
 	/* steps: the clusters, each horizon's means, the validation */
@@ -296,7 +332,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	s->h = xcalloc(s->n_h ? s->n_h : 1, sizeof(*s->h));
 	for (size_t i = 0; i < s->n_h && ret == 0; i++) {
 		s->h[i].horizon = d.params.horizons.v[i];
-		ret = fit_horizon_means(ctx, &d, s, i, fit_label);
+		ret = fit_horizon_means(ctx, &d, s, i, row_label);
 		stage_progress(ctx, "steps", i + 2, s->n_h + 2);
 	}
 	if (ret < 0)
@@ -328,7 +364,7 @@ out:
 	free(km_blob);
 	free(blob);
 	free(pred);
-	free(fit_label);
+	free(row_label);
 	row_split_release(&valid);
 	lookalike_state_free(s);
 	model_data_release(&d);

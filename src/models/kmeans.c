@@ -1,11 +1,12 @@
 /*
  * k-means for the lookalike stage: a user is worth the mean LTV of the users
- * nearest to it in standardised early-feature space. Distances to all
- * centroids come from one BLAS product per block of rows (||x||^2 - 2 x.c +
- * ||c||^2, with ||x||^2 dropped since it does not change the argmin), so
- * memory stays at a block's worth whatever the row count. Block boundaries do
- * not depend on the thread count and partial sums are merged serially in
- * block order, which is what makes a fit bit-identical across n_threads.
+ * nearest to it in standardised early-feature space. A row's nearest centroid
+ * is the argmin of ||c||^2 - 2 x.c (||x||^2 dropped since it does not change
+ * the argmin), each dot product summed feature by feature in order
+ * (nearest_rows), so a row's label does not depend on the rows beside it.
+ * Block boundaries do not depend on the thread count and partial sums are
+ * merged serially in block order, which is what makes a fit bit-identical
+ * across n_threads.
  */
 #include <assert.h>
 #include <float.h>
@@ -154,6 +155,7 @@ void kmeans_param_init(struct kmeans_param *p)
 	p->n_threads = 1;
 	p->standardize = 1;
 	p->init_centroids = NULL;
+	p->prune = 1;
 }
 
 const char *kmeans_param_check(const struct kmeans_param *p)
@@ -170,6 +172,8 @@ const char *kmeans_param_check(const struct kmeans_param *p)
 		return "n_threads must be at least 1";
 	if (p->standardize != 0 && p->standardize != 1)
 		return "standardize must be 0 or 1";
+	if (p->prune != 0 && p->prune != 1)
+		return "prune must be 0 or 1";
 	return NULL;
 }
 
@@ -178,6 +182,8 @@ const char *kmeans_param_check(const struct kmeans_param *p)
  * block is standardised into thread scratch) and already standardised when
  * sc is NULL. Per-block outputs (sums, counts, inertia) are optional.
  */
+struct row_bounds;
+
 struct assign_job {
 	const double *x;
 	const struct scaler *sc;
@@ -189,21 +195,223 @@ struct assign_job {
 	double *blk_sums;    /* n_blocks * k * d, or NULL */
 	size_t *blk_counts;  /* n_blocks * k, or NULL */
 	double *blk_inertia; /* n_blocks, or NULL */
+	struct row_bounds *bounds; /* the fit's, or NULL: x is the fit's rows, labels the last pass's */
 };
+
+/*
+ * Two doubles, added and multiplied lane by lane (a GCC and Clang vector
+ * extension; each lane rounds as the scalar operation would, and C11 mode
+ * contracts no multiply-add into a fused one).
+ */
+typedef double dpair __attribute__((vector_size(2 * sizeof(double))));
+
+#define NEAR_LANES 8 /* centroids one pass of dot_lanes keeps in registers */
+
+static dpair pair_at(const double *p)
+{
+	dpair v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/*
+ * -2 zi.c_j + ||c_j||^2 into v[j] for the NEAR_LANES centroids whose
+ * transposed features start at ct (row stride kp) and norms at cnorm, each
+ * dot summed in feature order. Four named accumulators, not an array: the
+ * compiler keeps them in registers.
+ */
+static void dist_lanes(const double *restrict zi, size_t d, const double *restrict ct, size_t kp,
+		       const double *restrict cnorm, double *restrict v)
+{
+	const dpair two = { -2.0, -2.0 };
+	dpair a0 = zi[0] * pair_at(ct), a1 = zi[0] * pair_at(ct + 2);
+	dpair a2 = zi[0] * pair_at(ct + 4), a3 = zi[0] * pair_at(ct + 6);
+
+	for (size_t t = 1; t < d; t++) {
+		const double zt = zi[t];
+		const double *c = ct + t * kp;
+
+		a0 += zt * pair_at(c);
+		a1 += zt * pair_at(c + 2);
+		a2 += zt * pair_at(c + 4);
+		a3 += zt * pair_at(c + 6);
+	}
+	a0 = two * a0 + pair_at(cnorm);
+	a1 = two * a1 + pair_at(cnorm + 2);
+	a2 = two * a2 + pair_at(cnorm + 4);
+	a3 = two * a3 + pair_at(cnorm + 6);
+	memcpy(v, &a0, sizeof(a0));
+	memcpy(v + 2, &a1, sizeof(a1));
+	memcpy(v + 4, &a2, sizeof(a2));
+	memcpy(v + 6, &a3, sizeof(a3));
+}
+
+/*
+ * The first j < n with the least v[j] (v holds no NaN: rows and centroids
+ * are finite). Runs of 4 are scanned apart and joined in order, a later run
+ * winning only when strictly less: the j of one scan from 0, on a shorter
+ * chain of dependent comparisons.
+ */
+static size_t argmin_first(const double *v, size_t n)
+{
+	size_t b = 0;
+
+	for (size_t r0 = 0; r0 < n; r0 += 4) {
+		const size_t r1 = n - r0 < 4 ? n : r0 + 4;
+		size_t rb = r0;
+
+		for (size_t j = r0 + 1; j < r1; j++)
+			if (v[j] < v[rb])
+				rb = j;
+		if (v[rb] < v[b])
+			b = rb;
+	}
+	return b;
+}
+
+/*
+ * Nearest centroid of each of rows rows of z: best[i] the first j with the
+ * least ||c_j||^2 - 2 z_i.c_j. ct is the centroids transposed (d x kp, the
+ * columns past k zero), so a row's dot products advance together, feature
+ * by feature. Each dot is summed in feature order and then doubled: the
+ * values OpenBLAS's dgemm (alpha -2, beta 0) gave on this code's earlier
+ * path with the PRESCOTT kernel it picks on this project's machines, for
+ * every row of a whole group of 4 (a call's last 1-3 rows it sums in
+ * another order, which can move a last bit), so the labels are the same.
+ * The product was half the stage, mostly packing, zeroing and a block x k
+ * matrix written and read back, none of which a 16 x 8 product needs.
+ */
+static void nearest_rows(const double *restrict z, size_t rows, size_t d, size_t k, size_t kp,
+			 const double *restrict ct, const double *restrict cnorm,
+			 double *restrict v, int *restrict best)
+{
+	for (size_t i = 0; i < rows; i++) {
+		const double *zi = z + i * d;
+
+		for (size_t j0 = 0; j0 < k; j0 += NEAR_LANES)
+			dist_lanes(zi, d, ct + j0, kp, cnorm + j0, v + j0);
+		best[i] = (int)argmin_first(v, k);
+	}
+}
+
+/*
+ * Hamerly's bounds for the fit's passes (kmeans_param.prune): a row whose
+ * centroid is nearer than every other by more than the rounding of the
+ * expanded distances keeps its label without them. Bounds are on exact
+ * distances, each rounded outwards: upper from the row's exact squared
+ * distance to its centroid, which every pass computes anyway, lower from
+ * the second least expanded distance of the last full search; both moved by
+ * how far the centroids moved (the triangle inequality).
+ */
+struct row_bounds {
+	double *upper;     /* n: >= row i's distance to its centroid */
+	double *lower;     /* n: <= row i's distance to every other centroid */
+	double *drift;     /* k: >= how far each centroid moved in the last update */
+	double drift_max;  /* the largest drift, of centroid drift_arg */
+	double drift_next; /* the largest of the others */
+	size_t drift_arg;
+	int valid;         /* 0 until a pass has set upper and lower for every row */
+};
+
+/* Outward rounding of a bound: far above this code's relative errors (about 1e-15). */
+#define BOUND_SLACK 1e-12
+
+/*
+ * A bound on how far the expanded ||c||^2 - 2 x.c can be from its exact
+ * value for a row of squared norm xn against centroids of squared norm at
+ * most cn: (3 d + 1) units in the last place of (|x| + |c|)^2 <= 2 (xn + cn)
+ * is the dot products' and the norms' rounding (Cauchy-Schwarz bounds the
+ * sum of |x_t c_t|). BOUND_SLACK covers that for d up to 2,000; at the
+ * lookalike's 8 features with three orders of magnitude to spare.
+ */
+static double expanded_error(double xn, double cn)
+{
+	return BOUND_SLACK * 2 * (xn + cn);
+}
+
+/* The least v[j] over j < n but a (+inf when there is none), in four chains side by side. */
+static double min_but(const double *v, size_t n, size_t a)
+{
+	double m[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
+
+	for (size_t j = 0; j < n; j++) {
+		const double x = j == a ? INFINITY : v[j];
+
+		m[j % 4] = x < m[j % 4] ? x : m[j % 4];
+	}
+	m[0] = m[1] < m[0] ? m[1] : m[0];
+	m[2] = m[3] < m[2] ? m[3] : m[2];
+	return m[2] < m[0] ? m[2] : m[0];
+}
+
+/*
+ * nearest_rows for the fit's rows r0.. with bounds: a row skips the search
+ * when its bounds, moved by the centroids' drift, say its centroid
+ * (prev[i], the last pass's label) is still nearest by more than twice the
+ * expanded distances' error; then the search cannot have chosen another.
+ * The others are searched as nearest_rows does and get a new lower bound.
+ */
+static void nearest_rows_bounded(const double *restrict z, size_t rows, size_t d, size_t k,
+				 size_t kp, const double *restrict ct,
+				 const double *restrict cnorm, double cn, const int *prev,
+				 struct row_bounds *b, size_t r0, double *restrict v,
+				 int *restrict best)
+{
+	for (size_t i = 0; i < rows; i++) {
+		const double *zi = z + i * d;
+		double xn = 0.0, v2, e;
+		size_t a;
+
+		for (size_t t = 0; t < d; t++)
+			xn += zi[t] * zi[t];
+		e = expanded_error(xn, cn);
+
+		if (b->valid) {
+			const size_t p = (size_t)prev[i];
+			const double u = (b->upper[r0 + i] + b->drift[p]) * (1 + BOUND_SLACK);
+			const double l = (b->lower[r0 + i] -
+					  (p == b->drift_arg ? b->drift_next : b->drift_max)) *
+					 (1 - BOUND_SLACK);
+
+			/* The products' own rounding is inside the slack as well. */
+			if (l > 0 && l * l * (1 - BOUND_SLACK) - u * u * (1 + BOUND_SLACK) > 2 * e) {
+				best[i] = (int)p;
+				b->lower[r0 + i] = l;
+				continue;
+			}
+		}
+		for (size_t j0 = 0; j0 < k; j0 += NEAR_LANES)
+			dist_lanes(zi, d, ct + j0, kp, cnorm + j0, v + j0);
+		a = argmin_first(v, k);
+		best[i] = (int)a;
+		v2 = xn + min_but(v, k, a) - 2 * e;
+		b->lower[r0 + i] = v2 > 0 ? sqrt(v2) * (1 - BOUND_SLACK) : 0.0;
+	}
+}
 
 static void assign_rows(const struct assign_job *job)
 {
 	const size_t n = job->n, d = job->d, k = job->k;
 	const size_t bs = block_rows_for(k);
 	const size_t n_blocks = (n + bs - 1) / bs;
-	double *cnorm = xmalloc(k * sizeof(double));
+	/* Transposed, and padded with zero centroids to whole passes of dist_lanes. */
+	const size_t kp = (k + NEAR_LANES - 1) / NEAR_LANES * NEAR_LANES;
+	double *cnorm = xcalloc(kp, sizeof(double));
+	double *ct = xcalloc(d * kp, sizeof(double));
+	double cn = 0.0; /* the largest squared centroid norm, for nearest_rows_bounded */
 
-	for (size_t j = 0; j < k; j++)
+	for (size_t j = 0; j < k; j++) {
 		cnorm[j] = cblas_ddot((int)d, job->centroids + j * d, 1, job->centroids + j * d, 1);
+		cn = cnorm[j] > cn ? cnorm[j] : cn;
+		for (size_t t = 0; t < d; t++)
+			ct[t * kp + j] = job->centroids[j * d + t];
+	}
 
 #pragma omp parallel num_threads(job->n_threads)
 	{
-		double *g = xmalloc(bs * k * sizeof(double));
+		double *v = xmalloc(kp * sizeof(double));
+		int *near = xmalloc(bs * sizeof(int));
 		double *zb = job->sc ? xmalloc(bs * d * sizeof(double)) : NULL;
 
 #pragma omp for schedule(static)
@@ -219,29 +427,23 @@ static void assign_rows(const struct assign_job *job)
 				scaler_transform(job->sc, z, rows, zb);
 				z = zb;
 			}
-			cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)k,
-				    (int)d, -2.0, z, (int)d, job->centroids, (int)d, 0.0, g,
-				    (int)k);
+			if (job->bounds)
+				nearest_rows_bounded(z, rows, d, k, kp, ct, cnorm, cn,
+						     job->labels + r0, job->bounds, r0, v, near);
+			else
+				nearest_rows(z, rows, d, k, kp, ct, cnorm, v, near);
 			if (sums)
 				memset(sums, 0, k * d * sizeof(double));
 			if (counts)
 				memset(counts, 0, k * sizeof(size_t));
 			for (size_t i = 0; i < rows; i++) {
-				const double *gi = g + i * k;
 				const double *zi = z + i * d;
-				size_t best = 0;
-				double best_v = gi[0] + cnorm[0];
-
-				for (size_t j = 1; j < k; j++) {
-					const double v = gi[j] + cnorm[j];
-					if (v < best_v) {
-						best_v = v;
-						best = j;
-					}
-				}
+				const size_t best = (size_t)near[i];
 				/* The expanded form cancels badly near a centroid; report the exact one. */
 				const double dd = sq_dist(zi, job->centroids + best * d, d);
 				job->labels[r0 + i] = (int)best;
+				if (job->bounds)
+					job->bounds->upper[r0 + i] = sqrt(dd) * (1 + BOUND_SLACK);
 				if (job->dist2)
 					job->dist2[r0 + i] = dd;
 				inertia += dd;
@@ -257,8 +459,10 @@ static void assign_rows(const struct assign_job *job)
 				job->blk_inertia[blk] = inertia;
 		}
 		free(zb);
-		free(g);
+		free(near);
+		free(v);
 	}
+	free(ct);
 	free(cnorm);
 }
 
@@ -368,6 +572,43 @@ static void init_plusplus(const struct kmeans_param *p, const double *z, size_t 
 	free(min_d2);
 }
 
+static void bounds_init(struct row_bounds *b, size_t n, size_t k)
+{
+	b->upper = xmalloc(n * sizeof(double));
+	b->lower = xmalloc(n * sizeof(double));
+	b->drift = xcalloc(k, sizeof(double));
+	b->drift_max = b->drift_next = 0.0;
+	b->drift_arg = 0;
+	b->valid = 0;
+}
+
+static void bounds_release(struct row_bounds *b)
+{
+	free(b->upper);
+	free(b->lower);
+	free(b->drift);
+}
+
+/* How far each centroid moved from old to now, rounded up, and the two largest. */
+static void bounds_drift(struct row_bounds *b, const double *old, const double *now, size_t k,
+			 size_t d)
+{
+	b->drift_max = b->drift_next = 0.0;
+	b->drift_arg = 0;
+	for (size_t j = 0; j < k; j++) {
+		const double m = sqrt(sq_dist(old + j * d, now + j * d, d)) * (1 + BOUND_SLACK);
+
+		b->drift[j] = m;
+		if (m > b->drift_max) {
+			b->drift_next = b->drift_max;
+			b->drift_max = m;
+			b->drift_arg = j;
+		} else if (m > b->drift_next) {
+			b->drift_next = m;
+		}
+	}
+}
+
 /*
  * New centroids from the merged block sums; an empty cluster moves to the
  * row farthest from its centroid, unless every row is within on_centroid
@@ -420,7 +661,8 @@ static int fit(const struct kmeans_param *p, const double *x, double *z_in, size
 	       struct kmeans_model **out_model, int *out_labels, struct ltv_err *err)
 {
 	struct kmeans_model *m = NULL;
-	double *z = NULL, *dist2 = NULL, *blk_sums = NULL, *blk_inertia = NULL;
+	double *z = NULL, *dist2 = NULL, *blk_sums = NULL, *blk_inertia = NULL, *old = NULL;
+	struct row_bounds bounds = { 0 };
 	size_t *blk_counts = NULL;
 	int *labels = NULL;
 	const char *why;
@@ -478,10 +720,16 @@ static int fit(const struct kmeans_param *p, const double *x, double *z_in, size
 	blk_sums = xmalloc(n_blocks * p->k * d * sizeof(double));
 	blk_counts = xmalloc(n_blocks * p->k * sizeof(size_t));
 	blk_inertia = xmalloc(n_blocks * sizeof(double));
+	if (p->prune) {
+		/* 16 bytes a row: 16 MB at the lookalike's 1,000,000 rows, beside its 64 MB matrix. */
+		bounds_init(&bounds, n, p->k);
+		old = xmalloc(p->k * d * sizeof(double));
+	}
 	const struct assign_job job = {
 		.x = z, .sc = NULL, .n = n, .d = d, .k = p->k, .centroids = m->centroids,
 		.n_threads = p->n_threads, .labels = labels, .dist2 = dist2,
 		.blk_sums = blk_sums, .blk_counts = blk_counts, .blk_inertia = blk_inertia,
+		.bounds = p->prune ? &bounds : NULL,
 	};
 	/*
 	 * A centroid that is the mean of equal rows need not equal them to the
@@ -497,6 +745,7 @@ static int fit(const struct kmeans_param *p, const double *x, double *z_in, size
 		double inertia = 0.0;
 
 		assign_rows(&job);
+		bounds.valid = 1;
 		for (size_t blk = 0; blk < n_blocks; blk++)
 			inertia += blk_inertia[blk];
 		m->inertia = inertia;
@@ -505,8 +754,12 @@ static int fit(const struct kmeans_param *p, const double *x, double *z_in, size
 			break;
 		if (iter == p->max_iter)
 			break;
+		if (old)
+			memcpy(old, m->centroids, p->k * d * sizeof(double));
 		update_centroids(p->k, d, n_blocks, blk_sums, blk_counts, z, n, on_centroid, dist2,
 				 m->centroids);
+		if (old)
+			bounds_drift(&bounds, old, m->centroids, p->k, d);
 		prev = inertia;
 	}
 	m->n_iter = iter;
@@ -516,6 +769,8 @@ static int fit(const struct kmeans_param *p, const double *x, double *z_in, size
 out:
 	openblas_set_num_threads(blas_threads);
 	kmeans_free(m);
+	bounds_release(&bounds);
+	free(old);
 	free(blk_inertia);
 	free(blk_counts);
 	free(blk_sums);

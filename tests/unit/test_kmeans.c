@@ -140,6 +140,62 @@ static void test_threads_bit_identical(void **state)
 	free(l2);
 }
 
+/* Fits x with prune 0 and 1 (threads 1 and 2) and checks every result is the same, to the bit. */
+static void check_prune_same(const double *x, size_t n, size_t d, size_t k, uint64_t seed)
+{
+	int *l0 = malloc(n * sizeof(int)), *l1 = malloc(n * sizeof(int));
+	struct kmeans_param p;
+	struct kmeans_model *m0 = NULL, *m1 = NULL;
+	struct ltv_err err;
+
+	kmeans_param_init(&p);
+	p.k = k;
+	p.seed = seed;
+	p.tol = 0.0;
+	p.max_iter = 40;
+	p.prune = 0;
+	assert_int_equal(kmeans_fit(&p, x, n, d, &m0, l0, &err), 0);
+	p.prune = 1;
+	p.n_threads = 2;
+	assert_int_equal(kmeans_fit(&p, x, n, d, &m1, l1, &err), 0);
+	assert_true(m0->n_iter > 2);
+	assert_int_equal(m0->n_iter, m1->n_iter);
+	assert_memory_equal(m0->centroids, m1->centroids, k * d * sizeof(double));
+	assert_memory_equal(&m0->inertia, &m1->inertia, sizeof(double));
+	assert_memory_equal(l0, l1, n * sizeof(int));
+	kmeans_free(m0);
+	kmeans_free(m1);
+	free(l0);
+	free(l1);
+}
+
+/*
+ * Pruning (Hamerly's bounds) skips searches but not results: the same
+ * centroids, inertia, iterations and labels as searching every row every
+ * pass, on overlapping blobs (rows near two centroids) and on a small
+ * integer grid repeated (rows equally near two centroids, rows on
+ * centroids), k not a multiple of the centroids searched at once.
+ */
+static void test_prune_is_no_prune(void **state)
+{
+	const double centres[] = { 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1 };
+	const size_t n_grid = 16 * 400;
+	double *blobs = make_blobs(centres, 4, 3, 3001, 3, NULL);
+	double *grid = malloc(n_grid * 2 * sizeof(double));
+
+	(void)state;
+	check_prune_same(blobs, 4 * 3001, 3, 13, 42);
+	check_prune_same(blobs, 4 * 3001, 3, 5, 7);
+	for (size_t i = 0; i < n_grid; i++) {
+		grid[2 * i] = (double)(i % 4);
+		grid[2 * i + 1] = (double)(i / 4 % 4);
+	}
+	check_prune_same(grid, n_grid, 2, 7, 42);
+	check_prune_same(grid, n_grid, 2, 11, 5);
+	free(blobs);
+	free(grid);
+}
+
 /*
  * kmeans_fit_inplace (the lookalike stage's, without a standardised copy of
  * the rows) fits the same model and labels as kmeans_fit, to the bit, and
@@ -255,6 +311,64 @@ static void test_fit_labels_are_predict_labels(void **state)
 	free(x);
 	free(fit);
 	free(pred);
+}
+
+/*
+ * A row's label and distance are the same whether it is predicted alone or
+ * among others (the dot products are summed row by row, not by a blocked
+ * product whose last rows of a call are summed in another order), with k
+ * not a multiple of the centroids nearest_rows takes at once.
+ */
+static void test_row_label_alone(void **state)
+{
+	const double centres[] = { 0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0 };
+	const size_t n = 3 * 1001, d = 5;
+	int *whole = malloc(n * sizeof(int));
+	double *d_whole = malloc(n * sizeof(double));
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	double *x = make_blobs(centres, 3, d, 1001, 11, NULL);
+
+	(void)state;
+	kmeans_param_init(&p);
+	p.k = 13;
+	assert_int_equal(kmeans_fit(&p, x, n, d, &m, NULL, &err), 0);
+	assert_int_equal(kmeans_predict(m, x, n, 2, whole, d_whole, &err), 0);
+	for (size_t i = 0; i < n; i++) {
+		int one;
+		double d_one;
+
+		assert_int_equal(kmeans_predict(m, x + i * d, 1, 1, &one, &d_one, &err), 0);
+		assert_int_equal(one, whole[i]);
+		assert_memory_equal(&d_one, &d_whole[i], sizeof(double));
+	}
+	kmeans_free(m);
+	free(x);
+	free(whole);
+	free(d_whole);
+}
+
+/*
+ * Equally near centroids: the row takes the first, within one of the runs of
+ * four centroids the nearest search scans apart and across runs (3 and 4,
+ * 5 and 6, 2 and 9 are the same point).
+ */
+static void test_ties_take_first_centroid(void **state)
+{
+	const double cent[] = { 9, 9, -9, -9, 2, 2, 5, 5, 5, 5, 0, 9, 0, 9, -5, 0, 8, 0, 2, 2, 7, 7 };
+	const double rows[] = { 5, 5, 2, 2, 0, 9, 4, 4, 2.5, 2.5 };
+	const int want[] = { 3, 2, 5, 3, 2 };
+	struct kmeans_model m = { .k = 11, .d = 2 };
+	double mean[2] = { 0, 0 }, sd[2] = { 1, 1 };
+	int got[5];
+	struct ltv_err err;
+
+	(void)state;
+	m.scaler = (struct scaler){ .d = 2, .mean = mean, .std = sd };
+	m.centroids = (double *)cent;
+	assert_int_equal(kmeans_predict(&m, rows, 5, 1, got, NULL, &err), 0);
+	assert_memory_equal(got, want, sizeof(want));
 }
 
 static void test_more_clusters_than_distinct_rows(void **state)
@@ -491,6 +605,9 @@ int main(void)
 		cmocka_unit_test(test_fit_inplace_is_fit),
 		cmocka_unit_test(test_predict_in_block_slices),
 		cmocka_unit_test(test_fit_labels_are_predict_labels),
+		cmocka_unit_test(test_row_label_alone),
+		cmocka_unit_test(test_prune_is_no_prune),
+		cmocka_unit_test(test_ties_take_first_centroid),
 		cmocka_unit_test(test_more_clusters_than_distinct_rows),
 		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),
 		cmocka_unit_test(test_save_load_round_trip),

@@ -7,7 +7,8 @@
  * nothing (NaN) for a horizon it was not trained for; the medians it
  * imputes with (median_select) are those sorting gives; with
  * lookalike.mean_by_age the revenue still to come of the oldest training
- * rows is their own age's, not the cluster's rows of every age.
+ * rows is their own age's, not the cluster's rows of every age; each
+ * horizon's cluster counts are its rows' predicted clusters.
  */
 #include "testutil.h"
 
@@ -138,6 +139,42 @@ static void test_predict(void **state)
 	free(p90);
 }
 
+/*
+ * Each horizon's cluster counts are those of its training rows' predicted
+ * clusters: the stage looks up the fit's labels for the rows it clustered
+ * and predicts only the others, which must come to the same.
+ */
+static void test_horizon_counts_are_predicted(void **state)
+{
+	struct test_pipeline *fx = *state;
+	struct test_model m;
+	struct ltv_err err = { 0 };
+	const struct lookalike_state *s;
+
+	run(&fx->cfg, "ingest,features,lookalike", 0);
+	test_model_load(&fx->cfg, &method_lookalike, 0, &m);
+	s = m.state;
+	assert_true(s->n_h >= 2);
+	for (size_t h = 0; h < s->n_h; h++) {
+		struct row_split split;
+		uint64_t counts[64] = { 0 };
+		int *label;
+
+		assert_true(s->km->k <= 64);
+		model_data_split_weighted(&m.d, s->h[h].horizon, 0, &split);
+		assert_true(split.n_train > 0);
+		label = xmalloc(split.n_train * sizeof(int));
+		assert_int_equal(lookalike_labels(s, &m.d, split.train, split.n_train, 1, label,
+						  &err), 0);
+		for (size_t i = 0; i < split.n_train; i++)
+			counts[label[i]] += model_data_repeats(&m.d, split.train[i]);
+		assert_memory_equal(counts, s->h[h].counts, s->km->k * sizeof(uint64_t));
+		free(label);
+		row_split_release(&split);
+	}
+	test_model_release(&m);
+}
+
 /* test_future_at_age's hide: lookalike's means by age out of sight (on) and back. */
 static void hide_by_age(void *state, int on)
 {
@@ -215,6 +252,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_threads_same_artefact),
 		cmocka_unit_test(test_predict),
+		cmocka_unit_test(test_horizon_counts_are_predicted),
 		cmocka_unit_test(test_mean_by_age),
 		cmocka_unit_test(test_median_select),
 	};
