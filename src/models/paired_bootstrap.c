@@ -230,6 +230,17 @@ static int b_wins_resample(struct rng *r, const struct resid_pair *resid,
 /* x rotated left by k bits in each 64-bit lane. */
 #define ROTL64X4(x, k) _mm256_or_si256(_mm256_slli_epi64((x), (k)), _mm256_srli_epi64((x), 64 - (k)))
 
+/* A lane's campaign sums (A's, B's) added, as absolute errors, to its totals. */
+__attribute__((target("avx2"))) static inline void add_lane_error(__m128d sum, double *err_a,
+								  double *err_b)
+{
+	double sums[2];
+
+	_mm_storeu_pd(sums, sum);
+	*err_a += fabs(sums[0]);
+	*err_b += fabs(sums[1]);
+}
+
 /*
  * b_wins_resample for WINS_LANES resamples at once, lane l drawing from
  * lane[l] (each left where its resample ends), on AVX2: rng_next and
@@ -265,7 +276,6 @@ __attribute__((target("avx2"))) static void b_wins_lanes_avx2(struct rng lane[WI
 		const __m256i nv = _mm256_set1_epi64x((long long)n);
 		__m128d sum0 = _mm_setzero_pd(), sum1 = _mm_setzero_pd();
 		__m128d sum2 = _mm_setzero_pd(), sum3 = _mm_setzero_pd();
-		double sums[2];
 
 		for (size_t k = 0; k < n; k++) {
 			/* rng_next: rotl(s1 * 5, 7) * 9, then the state's step */
@@ -290,18 +300,10 @@ __attribute__((target("avx2"))) static void b_wins_lanes_avx2(struct rng lane[WI
 			sum2 = _mm_add_pd(sum2, _mm_loadu_pd((const double *)(grp + at[2])));
 			sum3 = _mm_add_pd(sum3, _mm_loadu_pd((const double *)(grp + at[3])));
 		}
-		_mm_storeu_pd(sums, sum0);
-		err_a[0] += fabs(sums[0]);
-		err_b[0] += fabs(sums[1]);
-		_mm_storeu_pd(sums, sum1);
-		err_a[1] += fabs(sums[0]);
-		err_b[1] += fabs(sums[1]);
-		_mm_storeu_pd(sums, sum2);
-		err_a[2] += fabs(sums[0]);
-		err_b[2] += fabs(sums[1]);
-		_mm_storeu_pd(sums, sum3);
-		err_a[3] += fabs(sums[0]);
-		err_b[3] += fabs(sums[1]);
+		add_lane_error(sum0, &err_a[0], &err_b[0]);
+		add_lane_error(sum1, &err_a[1], &err_b[1]);
+		add_lane_error(sum2, &err_a[2], &err_b[2]);
+		add_lane_error(sum3, &err_a[3], &err_b[3]);
 	}
 	_mm256_storeu_si256((__m256i *)s_out[0], s0);
 	_mm256_storeu_si256((__m256i *)s_out[1], s1);
