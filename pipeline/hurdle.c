@@ -110,23 +110,6 @@ static size_t sample_zero_users(const struct model_data *d, const double *ltv,
 	return at;
 }
 
-/* The payers (future > 0) among all. */
-static void rows_payers(const struct gbt_artefact_rows *all, size_t k,
-			struct gbt_artefact_rows *out)
-{
-	size_t n = 0;
-
-	out->x = xmalloc((all->n ? all->n : 1) * (k ? k : 1) * sizeof(float));
-	out->target = xmalloc((all->n ? all->n : 1) * sizeof(double));
-	for (size_t i = 0; i < all->n; i++) {
-		if (!(all->target[i] > 0))
-			continue;
-		memcpy(out->x + n * k, all->x + i * k, k * sizeof(float));
-		out->target[n++] = all->target[i];
-	}
-	out->n = n;
-}
-
 struct hurdle_fit {
 	const struct gbt_section *sec;
 	struct stage_task *task;   /* asked for its thread share before each fit */
@@ -410,48 +393,91 @@ out:
 	return ret;
 }
 
-/* Validation rows of one split, all and payers only. */
-struct valid_data {
-	struct gbt_artefact_rows all;
-	struct gbt_artefact_rows payers;
-};
-
-static void valid_data_release(struct valid_data *v)
+/*
+ * The rows among rows[0..n) of payers at this horizon (future revenue
+ * ltv_H - rev_window > 0), in their order: the rows the revenue fits
+ * train and validate on, without building the others' matrix.
+ */
+static size_t payer_rows(const struct model_data *d, const double *ltv, const size_t *rows,
+			 size_t n, size_t **out)
 {
-	gbt_artefact_rows_release(&v->all);
-	gbt_artefact_rows_release(&v->payers);
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	size_t m = 0;
+
+	*out = xmalloc((n ? n : 1) * sizeof(size_t));
+	for (size_t i = 0; i < n && rev_window; i++)
+		if (ltv[rows[i]] - rev_window[rows[i]] > 0)
+			(*out)[m++] = rows[i];
+	return m;
 }
 
-static int valid_data_build(const struct model_data *d, const struct hurdle_fit *hf,
-			    const struct str_list *features, const double *ltv,
-			    const struct row_split *split, struct valid_data *out,
-			    struct ltv_err *err)
+/* The payers' matrix and targets of rows[0..n), without weights (the revenue fits take none). */
+static int payers_build(const struct model_data *d, const struct str_list *features,
+			const double *ltv, const size_t *rows, size_t n,
+			struct gbt_artefact_rows *out, struct ltv_err *err)
 {
-	int ret = rows_build(d, features, ltv, split->valid, split->n_valid, 1.0, &out->all, err);
+	size_t *payers = NULL, n_payers = payer_rows(d, ltv, rows, n, &payers);
+	int ret = rows_build(d, features, ltv, payers, n_payers, 1.0, out, err);
 
-	memset(&out->payers, 0, sizeof(out->payers));
-	if (ret == 0)
-		rows_payers(&out->all, hf->k, &out->payers);
+	free(out->weight);
+	out->weight = NULL;
+	free(payers);
 	return ret;
 }
 
 /*
- * Trains the (tier, horizon) model on split into *out; pooled is NULL when
- * tier is 0. keep_valid, when not NULL, receives the split's validation rows
- * (tier 0's are the pooled ones the tiers' fits fall back on: built once).
+ * The pooled (tier 0) validation rows a tier's fit falls back on when its
+ * own are fewer than GBT_ARTEFACT_MIN_VALID_ROWS, built the first time a fit
+ * needs them: all rows for the payer classifier, the payers' for revenue.
  */
-static int train_model(const struct model_data *d, const struct hurdle_fit *hf, int tier,
-		       int64_t horizon, const double *ltv, const struct row_split *split,
-		       const struct valid_data *pooled, struct hurdle_model *out, cJSON *details,
-		       struct valid_data *keep_valid, struct ltv_err *err)
+struct pooled_valid {
+	const struct model_data *d;
+	const struct str_list *features;
+	const double *ltv;
+	const struct row_split *split;
+	int have_all, have_payers;
+	struct gbt_artefact_rows all, payers;
+};
+
+static int pooled_valid_get(struct pooled_valid *pv, int payers_only,
+			    const struct gbt_artefact_rows **out, struct ltv_err *err)
 {
-	const struct str_list *features = hf->features;
-	struct hurdle_model m = { .tier = tier, .horizon = horizon, .p_const = NAN,
-				  .kind = HURDLE_REVENUE_NONE, .smear = 1.0 };
-	struct gbt_artefact_rows train = { 0 }, train_payers = { 0 };
-	struct valid_data own = { 0 };
-	cJSON *info = gbt_artefact_add_model_info(details, tier, horizon);
-	double started = now_seconds(), t_payer = 0, t_revenue = 0, zero_rate;
+	int ret = 0;
+
+	*out = NULL;
+	if (!pv)
+		return 0;
+	if (payers_only && !pv->have_payers) {
+		ret = payers_build(pv->d, pv->features, pv->ltv, pv->split->valid, pv->split->n_valid,
+				   &pv->payers, err);
+		pv->have_payers = ret == 0;
+	} else if (!payers_only && !pv->have_all) {
+		ret = rows_build(pv->d, pv->features, pv->ltv, pv->split->valid, pv->split->n_valid,
+				 1.0, &pv->all, err);
+		pv->have_all = ret == 0;
+	}
+	*out = payers_only ? &pv->payers : &pv->all;
+	return ret;
+}
+
+static void pooled_valid_release(struct pooled_valid *pv)
+{
+	gbt_artefact_rows_release(&pv->all);
+	gbt_artefact_rows_release(&pv->payers);
+}
+
+/*
+ * The (tier, horizon) payer classifier on split into m (m->payer or
+ * m->p_const); pooled is NULL for tier 0. Fills info's row counts first,
+ * then fit_payer's keys.
+ */
+static int payer_part(const struct model_data *d, const struct hurdle_fit *hf,
+		      const double *ltv, const struct row_split *split, struct pooled_valid *pooled,
+		      struct hurdle_model *m, cJSON *info, struct ltv_err *err)
+{
+	struct gbt_artefact_rows train = { 0 }, valid = { 0 };
+	const struct gbt_artefact_rows *fallback = NULL;
+	double started = now_seconds(), t_fit, zero_rate;
 	size_t *kept = NULL, n_kept, n_zero, n_classifier;
 	int ret;
 
@@ -463,167 +489,296 @@ static int train_model(const struct model_data *d, const struct hurdle_fit *hf, 
 		cJSON_AddNumberToObject(info, "n_zero_rows", (double)n_zero);
 		cJSON_AddNumberToObject(info, "zero_rows_rate", zero_rate);
 	}
-	ret = rows_build(d, features, ltv, kept ? kept : split->train, n_kept, zero_rate, &train,
-			 err);
+	ret = rows_build(d, hf->features, ltv, kept ? kept : split->train, n_kept, zero_rate,
+			 &train, err);
 	free(kept);
 	if (ret == 0)
-		ret = valid_data_build(d, hf, features, ltv, split, &own, err);
-	if (ret == 0) {
-		/* The revenue fits take every payer: picked before the classifier's sample. */
-		rows_payers(&train, hf->k, &train_payers);
-		if (gbt_artefact_rows_cap(&train, hf->k, (size_t)hf->sec->max_train_rows) <
-		    split->n_train)
-			/* either sample (max_zero_rows, max_train_rows) cut the classifier's rows */
-			cJSON_AddNumberToObject(info, "n_train_sampled", (double)train.n);
-	}
+		ret = rows_build(d, hf->features, ltv, split->valid, split->n_valid, 1.0, &valid, err);
+	if (ret == 0 && valid.n < GBT_ARTEFACT_MIN_VALID_ROWS)
+		ret = pooled_valid_get(pooled, 0, &fallback, err);
+	if (ret == 0 &&
+	    gbt_artefact_rows_cap(&train, hf->k, (size_t)hf->sec->max_train_rows) < split->n_train)
+		/* either sample (max_zero_rows, max_train_rows) cut the classifier's rows */
+		cJSON_AddNumberToObject(info, "n_train_sampled", (double)train.n);
 	n_classifier = train.n; /* fit_payer hands the rows to XGBoost */
-	t_payer = now_seconds();
+	t_fit = now_seconds();
 	if (ret == 0)
-		ret = fit_payer(hf, &train, &own.all, pooled ? &pooled->all : NULL, &m, info, err);
-	t_revenue = now_seconds();
-	if (ret == 0) {
-		/* Only the payers' rows train on from here: free the full matrix before those fits. */
-		free(train.x);
-		train.x = NULL;
-		ret = fit_revenue(hf, &train_payers, &own.payers, pooled ? &pooled->payers : NULL,
-				  &m, info, err);
-	}
-	if (ret < 0) {
-		err_prefix(err, "hurdle: tier %d, horizon %lld", tier, (long long)horizon);
-		gbt_free(m.payer);
-		gbt_free(m.revenue);
-	} else {
-		*out = m;
-		LOG(LOG_INFO, "tier %d h%lld: %zu training rows (%zu of them for the payer "
-		    "classifier), %zu payers, revenue %s; %.1f s (data %.1f, payer %.1f, "
-		    "revenue %.1f)", tier, (long long)horizon, split->n_train, n_classifier,
-		    train_payers.n, hurdle_revenue_kind_name(m.kind),
-		    now_seconds() - started, t_payer - started, t_revenue - t_payer,
-		    now_seconds() - t_revenue);
-	}
-	gbt_artefact_rows_release(&train);
-	gbt_artefact_rows_release(&train_payers);
-	if (ret == 0 && keep_valid)
-		*keep_valid = own;
+		ret = fit_payer(hf, &train, &valid, fallback, m, info, err);
+	if (ret < 0)
+		err_prefix(err, "hurdle: tier %d, horizon %lld", m->tier, (long long)m->horizon);
 	else
-		valid_data_release(&own);
+		LOG(LOG_INFO, "tier %d h%lld payer: %zu training rows, %zu of them for the "
+		    "classifier; %.1f s (data %.1f, fit %.1f)", m->tier, (long long)m->horizon,
+		    split->n_train, n_classifier, now_seconds() - started, t_fit - started,
+		    now_seconds() - t_fit);
+	gbt_artefact_rows_release(&train);
+	gbt_artefact_rows_release(&valid);
 	return ret;
 }
 
-/* One horizon's training: a stage task with its own models, details and error. */
-struct horizon_job {
-	const struct model_data *d;
-	struct hurdle_fit hf;        /* hf.task is set when the task runs */
-	int64_t horizon;
-	struct hurdle_model *models; /* in training order: pooled, then tiers 1..3 */
-	size_t n_models;
-	size_t cap_models;
-	cJSON *details;              /* "t<tier>_h<H>" → what the fit chose */
-	int skipped;                 /* no mature training user at this horizon */
-};
-
-static void job_add(struct horizon_job *job, const struct hurdle_model *m)
+/* The (tier, horizon) revenue regressor on split's payers into m; pooled is NULL for tier 0. */
+static int revenue_part(const struct model_data *d, const struct hurdle_fit *hf,
+			const double *ltv, const struct row_split *split,
+			struct pooled_valid *pooled, struct hurdle_model *m, cJSON *info,
+			struct ltv_err *err)
 {
-	ARRAY_GROW(job->models, job->n_models + 1, job->cap_models);
-	job->models[job->n_models++] = *m;
+	struct gbt_artefact_rows train = { 0 }, valid = { 0 };
+	const struct gbt_artefact_rows *fallback = NULL;
+	double started = now_seconds(), t_fit;
+	int ret = payers_build(d, hf->features, ltv, split->train, split->n_train, &train, err);
+
+	if (ret == 0)
+		ret = payers_build(d, hf->features, ltv, split->valid, split->n_valid, &valid, err);
+	if (ret == 0 && valid.n < GBT_ARTEFACT_MIN_VALID_ROWS)
+		ret = pooled_valid_get(pooled, 1, &fallback, err);
+	t_fit = now_seconds();
+	if (ret == 0)
+		ret = fit_revenue(hf, &train, &valid, fallback, m, info, err);
+	if (ret < 0)
+		err_prefix(err, "hurdle: tier %d, horizon %lld", m->tier, (long long)m->horizon);
+	else
+		LOG(LOG_INFO, "tier %d h%lld revenue: %zu payers, %s; %.1f s (data %.1f, fit %.1f)",
+		    m->tier, (long long)m->horizon, train.n, hurdle_revenue_kind_name(m->kind),
+		    now_seconds() - started, t_fit - started, now_seconds() - t_fit);
+	gbt_artefact_rows_release(&train);
+	gbt_artefact_rows_release(&valid);
+	return ret;
 }
 
-/* Trains the pooled model of one horizon and then each tier's own (see TIER_OWN_MODEL_SHARE). */
-static int train_horizon(void *arg, struct stage_task *task)
+static struct hurdle_model model_empty(int tier, int64_t horizon)
 {
-	struct horizon_job *job = (struct horizon_job *)arg + task->index;
-	const struct model_data *d = job->d;
-	const struct hurdle_fit *hf = &job->hf;
-	const int64_t horizon = job->horizon;
-	const double *ltv = model_data_label(d, horizon);
-	struct row_split pooled_split;
-	struct valid_data pooled = { 0 };
-	struct hurdle_model m;
-	int ret;
+	return (struct hurdle_model){ .tier = tier, .horizon = horizon, .p_const = NAN,
+				      .kind = HURDLE_REVENUE_NONE, .smear = 1.0 };
+}
 
-	job->hf.task = task;
-	if (!ltv)
-		return err_set(&task->err, LTV_EINTERNAL,
-			       "hurdle: the features artefact has no label ltv_%lld; rerun features",
-			       (long long)horizon);
-	model_data_split_weighted(d, horizon, 0, &pooled_split);
-	if (pooled_split.n_train == 0) {
-		LOG(LOG_WARN, "h%lld: no user is mature at this horizon in the training cohorts; "
-		    "no model for it", (long long)horizon);
-		job->skipped = 1;
-		row_split_release(&pooled_split);
-		return 0;
-	}
-	ret = train_model(d, hf, 0, horizon, ltv, &pooled_split, NULL, &m, job->details,
-			  &pooled, &task->err);
-	if (ret == 0)
-		job_add(job, &m);
+/* Moves the revenue regressor of from into to (to keeps its payer classifier). */
+static void model_take_revenue(struct hurdle_model *to, struct hurdle_model *from)
+{
+	to->kind = from->kind;
+	to->shift = from->shift;
+	to->smear = from->smear;
+	to->smear_by_age = from->smear_by_age;
+	to->revenue = from->revenue;
+	from->revenue = NULL;
+	memset(&from->smear_by_age, 0, sizeof(from->smear_by_age));
+}
+
+/*
+ * What one hurdle task fits at one horizon: the pooled model's payer
+ * classifier, its revenue regressor, or every tier's own model (both parts;
+ * small, see TIER_OWN_MODEL_SHARE). The pooled model's two parts are tasks
+ * of their own so the stage's cores stay busy to its end: with a horizon a
+ * task, the last horizon ran alone on the wave's two cores (two fits on one
+ * thread each are ~2x, one fit on two threads 1.5x).
+ */
+enum hurdle_part { PART_PAYER, PART_REVENUE, PART_TIERS };
+
+struct hurdle_task {
+	const struct model_data *d;
+	struct hurdle_fit hf;          /* hf.task is set when the task runs */
+	int64_t horizon;
+	const struct row_split *pooled_split;
+	enum hurdle_part part;
+	struct hurdle_model *models;   /* PART_TIERS: tiers 1..3; else one part of tier 0's */
+	size_t n_models;
+	size_t cap_models;
+	cJSON *details;                /* "t<tier>_h<H>" → what the fit chose */
+};
+
+static void task_add(struct hurdle_task *t, const struct hurdle_model *m)
+{
+	ARRAY_GROW(t->models, t->n_models + 1, t->cap_models);
+	t->models[t->n_models++] = *m;
+}
+
+/* Each tier's own model, where the tier has enough rows and is not nearly all of them. */
+static int train_tiers(struct hurdle_task *t, const double *ltv, struct ltv_err *err)
+{
+	const struct hurdle_fit *hf = &t->hf;
+	struct pooled_valid pooled = { .d = t->d, .features = hf->features, .ltv = ltv,
+				       .split = t->pooled_split };
+	int ret = 0;
+
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
+		struct hurdle_model m = model_empty(tier, t->horizon);
 		struct row_split split;
+		cJSON *info;
 
-		model_data_split_weighted(d, horizon, tier, &split);
+		model_data_split_weighted(t->d, t->horizon, tier, &split);
 		/*
 		 * A tier holding nearly all the pooled rows would train nearly the
 		 * pooled model again (at 1M users that was half of hurdle's time);
 		 * its rows use the pooled model instead.
 		 */
 		if (split.n_train >= (size_t)hf->sec->min_tier_users &&
-		    (double)split.n_train < TIER_OWN_MODEL_SHARE * (double)pooled_split.n_train) {
-			ret = train_model(d, hf, tier, horizon, ltv, &split, &pooled, &m,
-					  job->details, NULL, &task->err);
+		    (double)split.n_train < TIER_OWN_MODEL_SHARE * (double)t->pooled_split->n_train) {
+			info = gbt_artefact_add_model_info(t->details, tier, t->horizon);
+			ret = payer_part(t->d, hf, ltv, &split, &pooled, &m, info, err);
 			if (ret == 0)
-				job_add(job, &m);
+				ret = revenue_part(t->d, hf, ltv, &split, &pooled, &m, info, err);
+			if (ret == 0) {
+				task_add(t, &m);
+			} else {
+				gbt_free(m.payer);
+				gbt_free(m.revenue);
+			}
 		}
 		row_split_release(&split);
 	}
-	valid_data_release(&pooled);
-	row_split_release(&pooled_split);
+	pooled_valid_release(&pooled);
+	return ret;
+}
+
+static int train_part(void *arg, struct stage_task *task)
+{
+	struct hurdle_task *t = (struct hurdle_task *)arg + task->index;
+	const double *ltv = model_data_label(t->d, t->horizon);
+	struct hurdle_model m = model_empty(0, t->horizon);
+	int ret;
+
+	t->hf.task = task;
+	if (t->part == PART_TIERS)
+		return train_tiers(t, ltv, &task->err);
+	if (t->part == PART_PAYER)
+		ret = payer_part(t->d, &t->hf, ltv, t->pooled_split, NULL, &m,
+				 gbt_artefact_add_model_info(t->details, 0, t->horizon), &task->err);
+	else
+		ret = revenue_part(t->d, &t->hf, ltv, t->pooled_split, NULL, &m,
+				   gbt_artefact_add_model_info(t->details, 0, t->horizon),
+				   &task->err);
+	if (ret == 0) {
+		task_add(t, &m);
+	} else {
+		gbt_free(m.payer);
+		gbt_free(m.revenue);
+	}
 	return ret;
 }
 
 /*
+ * Adds one horizon's models to state in the order of one task per horizon
+ * (the pooled model, then each tier's), and their details likewise: the
+ * pooled model's payer keys, then its revenue keys.
+ */
+static void gather_horizon(struct hurdle_task *payer, struct hurdle_task *revenue,
+			   struct hurdle_task *tiers, struct hurdle_state *state, cJSON *details)
+{
+	struct hurdle_model m = payer->models[0];
+	cJSON *info = payer->details->child, *rev = revenue->details->child;
+
+	model_take_revenue(&m, &revenue->models[0]);
+	hurdle_state_add(state, &m);
+	for (size_t i = 0; i < tiers->n_models; i++)
+		hurdle_state_add(state, &tiers->models[i]);
+	tiers->n_models = 0;
+	payer->n_models = 0;
+	while (rev->child) {
+		cJSON *item = cJSON_DetachItemViaPointer(rev, rev->child);
+
+		cJSON_AddItemToObject(info, item->string, item); /* copies the key first */
+	}
+	cJSON_DetachItemViaPointer(payer->details, info);
+	cJSON_AddItemToObject(details, info->string, info);
+	while (tiers->details->child) {
+		cJSON *item = cJSON_DetachItemViaPointer(tiers->details, tiers->details->child);
+
+		cJSON_AddItemToObject(details, item->string, item); /* copies the key first */
+	}
+}
+
+static void task_release(struct hurdle_task *t)
+{
+	for (size_t i = 0; i < t->n_models; i++) {
+		gbt_free(t->models[i].payer);
+		gbt_free(t->models[i].revenue);
+	}
+	free(t->models);
+	cJSON_Delete(t->details);
+}
+
+/*
+ * order[0..n): the horizons' indexes, the one with more training rows
+ * first (ties: config order), so the longest fits start first and the
+ * short ones fill the cores at the end.
+ */
+static void order_longest_first(const struct row_split *splits, size_t n, size_t *order)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+
+		for (; j > 0 && splits[order[j - 1]].n_train < splits[i].n_train; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+}
+
+/*
  * Every horizon's models, trained as parallel stage tasks (they share
- * nothing but the read-only data), then gathered in horizon order so the
- * state, the stored bodies and the content hash do not depend on which
- * finished first.
+ * nothing but the read-only data and the horizon's split), then gathered in
+ * horizon order so the state, the stored bodies and the content hash do not
+ * depend on which finished first.
  */
 static int train_all(struct stage_ctx *ctx, const struct model_data *d,
 		     const struct hurdle_fit *hf, struct hurdle_state *state, cJSON *details,
 		     cJSON *skipped)
 {
 	const struct int_list *horizons = &d->params.horizons;
-	struct horizon_job *jobs = xcalloc(horizons->n ? horizons->n : 1, sizeof(*jobs));
-	int ret;
+	const size_t n_h = horizons->n;
+	struct row_split *splits = xcalloc(n_h ? n_h : 1, sizeof(*splits));
+	size_t *order = xcalloc(n_h ? n_h : 1, sizeof(*order));
+	struct hurdle_task *tasks = xcalloc(3 * (n_h ? n_h : 1), sizeof(*tasks));
+	size_t n_tasks = 0, n_trained = 0, *slot = xcalloc(n_h ? n_h : 1, sizeof(*slot));
+	int ret = 0;
 
-	for (size_t h = 0; h < horizons->n; h++) {
-		jobs[h].d = d;
-		jobs[h].hf = *hf;
-		jobs[h].horizon = horizons->v[h];
-		jobs[h].details = cJSON_CreateObject();
-	}
-	ret = stage_run_tasks(ctx, horizons->n, train_horizon, jobs);
-	for (size_t h = 0; h < horizons->n; h++) {
-		struct horizon_job *job = &jobs[h];
-
-		for (size_t i = 0; i < job->n_models; i++) {
-			if (ret == 0) {
-				hurdle_state_add(state, &job->models[i]);
-			} else {
-				gbt_free(job->models[i].payer);
-				gbt_free(job->models[i].revenue);
-			}
+	for (size_t h = 0; h < n_h; h++) {
+		if (!model_data_label(d, horizons->v[h])) {
+			ret = err_set(&ctx->err, LTV_EINTERNAL, "hurdle: the features artefact has no "
+				      "label ltv_%lld; rerun features", (long long)horizons->v[h]);
+			goto out;
 		}
-		while (job->details->child) {
-			cJSON *item = cJSON_DetachItemViaPointer(job->details, job->details->child);
-
-			cJSON_AddItemToObject(details, item->string, item); /* copies the key first */
-		}
-		if (job->skipped)
-			cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)job->horizon));
-		free(job->models);
-		cJSON_Delete(job->details);
+		model_data_split_weighted(d, horizons->v[h], 0, &splits[h]);
+		if (splits[h].n_train == 0)
+			LOG(LOG_WARN, "h%lld: no user is mature at this horizon in the training "
+			    "cohorts; no model for it", (long long)horizons->v[h]);
 	}
-	free(jobs);
+	order_longest_first(splits, n_h, order);
+	for (size_t i = 0; i < n_h; i++)
+		if (splits[order[i]].n_train > 0)
+			order[n_trained++] = order[i];
+	/* all payer classifiers (the longest fits), then the regressors, then the tiers' */
+	for (int part = PART_PAYER; part <= PART_TIERS; part++) {
+		for (size_t i = 0; i < n_trained; i++) {
+			struct hurdle_task *t = &tasks[n_tasks];
+
+			if (part == PART_PAYER)
+				slot[order[i]] = n_tasks;
+			t->d = d;
+			t->hf = *hf;
+			t->horizon = horizons->v[order[i]];
+			t->pooled_split = &splits[order[i]];
+			t->part = (enum hurdle_part)part;
+			t->details = cJSON_CreateObject();
+			n_tasks++;
+		}
+	}
+	ret = stage_run_tasks(ctx, n_tasks, train_part, tasks);
+	for (size_t h = 0; h < n_h && ret == 0; h++) {
+		if (splits[h].n_train == 0) {
+			cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)horizons->v[h]));
+			continue;
+		}
+		gather_horizon(&tasks[slot[h]], &tasks[slot[h] + n_trained],
+			       &tasks[slot[h] + 2 * n_trained], state, details);
+	}
+out:
+	for (size_t i = 0; i < n_tasks; i++)
+		task_release(&tasks[i]);
+	for (size_t h = 0; h < n_h; h++)
+		row_split_release(&splits[h]);
+	free(tasks);
+	free(slot);
+	free(order);
+	free(splits);
 	return ret;
 }
 

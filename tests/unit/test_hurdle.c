@@ -71,6 +71,56 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/* The position of key among obj's members, or -1. */
+static int key_position(const cJSON *obj, const char *key)
+{
+	const cJSON *item;
+	int at = 0;
+
+	cJSON_ArrayForEach(item, obj) {
+		if (strcmp(item->string, key) == 0)
+			return at;
+		at++;
+	}
+	return -1;
+}
+
+/*
+ * A pooled model's payer classifier and revenue regressor are fitted by
+ * tasks of their own and gathered after: the stored details must read as
+ * one fit's, horizon by horizon in the configured order (each horizon's
+ * pooled model first, then its tiers'), each model's row counts first, then
+ * the classifier's keys, then the regressor's.
+ */
+static void assert_models_in_fit_order(const cJSON *models, const struct int_list *horizons)
+{
+	const cJSON *m;
+	size_t h = 0;
+	int tier_last = -1;
+
+	cJSON_ArrayForEach(m, models) {
+		long long horizon;
+		int tier;
+
+		assert_int_equal(sscanf(m->string, "t%d_h%lld", &tier, &horizon), 2);
+		if (h < horizons->n && horizon != horizons->v[h]) {
+			h++;
+			tier_last = -1;
+		}
+		assert_true(h < horizons->n);
+		assert_int_equal(horizon, horizons->v[h]);
+		assert_true(tier > tier_last);
+		assert_true(tier_last >= 0 || tier == 0);
+		tier_last = tier;
+		assert_int_equal(key_position(m, "n_train"), 0);
+		assert_int_equal(key_position(m, "n_valid"), 1);
+		assert_true(key_position(m, "payers") > 1);
+		assert_true(key_position(m, "revenue") > key_position(m, "payers"));
+		assert_true(key_position(m, "smear") > key_position(m, "revenue"));
+	}
+	assert_int_equal(h + 1, horizons->n);
+}
+
 static void test_artefact_metrics(void **state)
 {
 	struct test_model l;
@@ -105,6 +155,7 @@ static void test_artefact_metrics(void **state)
 			    strcmp(revenue->valuestring, "gamma") == 0);
 		assert_true(test_metric(m, "smear") > 0.5 && test_metric(m, "smear") < 10);
 	}
+	assert_models_in_fit_order(models, &fx_main->cfg.features.horizons);
 	test_model_release(&l);
 }
 
