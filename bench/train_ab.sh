@@ -6,8 +6,10 @@
 # first: `run --only ingest`, then `run` (features … calibrate) on a fresh
 # registry, as bench/sidebyside.sh times ltvpipe. Prints, per side, the CPU
 # seconds (user + system, GNU time) and peak RSS of the `run` after ingest,
-# its minor page faults, and the medians; then whether every artefact's
-# content hash is the same on both sides (exit 1 if not).
+# its minor page faults, its wall and hurdle's own seconds (the model wave's
+# critical path: read them only on a quiet machine), and the medians; then
+# whether every artefact's content hash is the same on both sides (exit 1 if
+# not).
 #
 # CPU seconds, not wall: on a shared machine the wall mostly measures the
 # neighbours. CONFIG_BEFORE (default: the repository's config/ltvpipe.yaml)
@@ -47,16 +49,18 @@ cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
 	[ -z "${INGESTED:-}" ] || cp -r "$INGESTED" "$dir/models"
 	(cd "$dir" && { [ -n "${INGESTED:-}" ] ||
 		env "${envs[@]}" "$bin" run --config "$config" --only ingest >ingest.log 2>&1; } &&
-		env "${envs[@]}" /usr/bin/time -f '%U %S %M %R' -o time "$bin" run \
+		env "${envs[@]}" /usr/bin/time -f '%U %S %M %R %e' -o time "$bin" run \
 			--config "$config" >run.log 2>&1) ||
 		{ echo "bench: $side run $2 failed:" >&2; tail -20 "$dir/run.log" >&2; exit 1; }
-	read -r u s m f <"$dir/time"
-	local cpu rss
+	read -r u s m f wall <"$dir/time"
+	local cpu rss hurdle
 	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 	rss=$(awk -v m="$m" 'BEGIN { printf "%.1f", m / 1024 }')
-	printf 'bench: %-6s run %d: %6.2f s CPU (%5.2f system), %7.1f MB peak RSS, %7d minor faults\n' \
-		"$side" "$2" "$cpu" "$s" "$rss" "$f"
+	hurdle=$(awk '/^hurdle: done/ { print $(NF - 1) }' "$dir/run.log")
+	printf 'bench: %-6s run %d: %6.2f s CPU (%5.2f system), %7.1f MB peak RSS, %7d minor faults, %6.2f s wall, hurdle %s s\n' \
+		"$side" "$2" "$cpu" "$s" "$rss" "$f" "$wall" "${hurdle:-?}"
 	val[cpu:$side]+=" $cpu" val[sys:$side]+=" $s" val[rss:$side]+=" $rss" val[flt:$side]+=" $f"
+	val[wall:$side]+=" $wall" val[hurdle:$side]+=" ${hurdle:-0}"
 	sqlite3 -separator ' ' "$dir/models/registry.sqlite" \
 		"select name, content_hash from artefacts order by name" >"$scratch/$side.hashes"
 }
@@ -68,8 +72,9 @@ for ((r = 1; r <= runs; r++)); do
 	if ((r % 2)); then cold before "$r"; cold after "$r"; else cold after "$r"; cold before "$r"; fi
 done
 for side in before after; do
-	printf 'bench: %-6s median %6s s CPU (%5s system), %7s MB peak RSS, %9s minor faults\n' \
-		"$side" "$(med "cpu:$side")" "$(med "sys:$side")" "$(med "rss:$side")" "$(med "flt:$side")"
+	printf 'bench: %-6s median %6s s CPU (%5s system), %7s MB peak RSS, %9s minor faults, %6s s wall, hurdle %s s\n' \
+		"$side" "$(med "cpu:$side")" "$(med "sys:$side")" "$(med "rss:$side")" "$(med "flt:$side")" \
+		"$(med "wall:$side")" "$(med "hurdle:$side")"
 done
 echo "bench: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
 join "$scratch/before.hashes" "$scratch/after.hashes" |
