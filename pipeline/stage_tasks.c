@@ -95,7 +95,7 @@ static void *pool_worker(void *opaque)
 		pthread_mutex_lock(&p->lock);
 		p->running--;
 		p->done++;
-		stage_progress(p->ctx, "models", p->done, p->n);
+		stage_progress(p->ctx, "tasks", p->done, p->n);
 		p->rets[t->index] = ret;
 		if (ret < 0)
 			p->failed = 1;
@@ -143,7 +143,7 @@ int stage_run_tasks(struct stage_ctx *ctx, size_t n, stage_task_fn fn, void *arg
 
 	if (n == 0)
 		return 0;
-	stage_progress(ctx, "models", 0, n);
+	stage_progress(ctx, "tasks", 0, n);
 	p.tasks = xcalloc(n, sizeof(*p.tasks));
 	p.rets = xcalloc(n, sizeof(*p.rets));
 	for (size_t i = 0; i < n; i++) {
