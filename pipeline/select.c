@@ -58,10 +58,13 @@ struct cohort_eval {
  * valid[h] keeps its validation rows, the ones select judges on (judged_rows),
  * instead of a second pass over the whole frame.
  */
-static void global_medians(const struct model_data *d, double *out, struct row_split *valid)
+static void global_medians(struct stage_ctx *ctx, const struct model_data *d, double *out,
+			   struct row_split *valid)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 
+	/* the horizons are independent: side by side */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
 	for (size_t h = 0; h < d->params.horizons.n; h++) {
 		struct row_split *s = &valid[h];
 		const double *y = model_data_label(d, d->params.horizons.v[h]);
@@ -708,20 +711,40 @@ static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, int64_
 	free(tier_of);
 }
 
-/* pred[METHOD_COUNT][i]: the blend of each validation row with the weights of its tier. */
-static void blend_rows(const struct model_data *d, int h, const struct row_split *s,
-		       const struct predictor *p, double *const *pred)
+/*
+ * c's blend as fit_blends leaves it when it runs after the fits before it:
+ * fit_blends sets every tier's has_blend but writes a tier's weights only
+ * when it fits them, so a tier it could not fit keeps the earlier weights
+ * (which the saved blob holds too).
+ */
+static void blend_fit_over(struct predictor_choices *c, const struct predictor_choices *fit)
+{
+	for (int t = 0; t <= 3; t++) {
+		c->has_blend[t] = fit->has_blend[t];
+		if (fit->has_blend[t])
+			memcpy(c->blend_weight[t], fit->blend_weight[t], sizeof(c->blend_weight[t]));
+	}
+}
+
+/*
+ * oof[i] for the rows i with half[i] set: the blend of the row with the
+ * weights of its tier in p's choices at h. Rows are independent.
+ */
+static void blend_rows(struct stage_ctx *ctx, const struct model_data *d, int h, const struct row_split *s,
+		       const struct predictor *p, double *const *pred, const unsigned char *half, double *oof)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 
+#pragma omp parallel for schedule(static) num_threads(stage_threads(ctx))
 	for (size_t i = 0; i < s->n_valid; i++) {
 		const size_t r = s->valid[i];
 		double by_method[METHOD_COUNT];
 
+		if (!half[i])
+			continue;
 		for (int m = 0; m < METHOD_COUNT; m++)
 			by_method[m] = pred[m][i];
-		pred[METHOD_COUNT][i] = predictor_blend(p, h, d->tier ? (int)d->tier[r] : 3, by_method,
-							rev_window[r]);
+		oof[i] = predictor_blend(p, h, d->tier ? (int)d->tier[r] : 3, by_method, rev_window[r]);
 	}
 }
 
@@ -730,7 +753,10 @@ static void blend_rows(const struct model_data *d, int h, const struct row_split
  * pred[METHOD_COUNT] holds, for each half of those rows by install date, the
  * blend fitted on the other half (a blend fitted on the rows it is judged on
  * would always look best); p keeps the weights fitted on all of them, the
- * ones that will serve.
+ * ones that will serve. The three fits (on half 1, on half 0, on both) are
+ * independent and run side by side, each from p's weights as they were;
+ * they are then laid over p in that order (blend_fit_over), which gives
+ * every weight the one after another fits gave.
  */
 static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
 			      int h, const struct row_split *s, double *const *pred, const int *in_fold,
@@ -738,8 +764,9 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
 {
 	const double *install = frame_column(&d->frame, "install_time");
 	const size_t n = s->n_valid;
-	unsigned char *use = xmalloc(n ? n : 1);
+	unsigned char *use[3], *judged = xmalloc(n ? n : 1);
 	double *sorted = xmalloc((n ? n : 1) * sizeof(double)), *oof = xmalloc((n ? n : 1) * sizeof(double));
+	struct predictor_choices fit[3];
 	double median = 0;
 	size_t k = 0;
 
@@ -748,22 +775,29 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
 			sorted[k++] = install[s->valid[i]];
 	if (k)
 		median = kth_select(sorted, k, k / 2);
-	for (int half = 0; half < 2; half++) {
+	/* fit f < 2 is on the rows outside half f (and judges half f); fit 2 on all of them */
+	for (int f = 0; f < 3; f++) {
+		use[f] = xmalloc(n ? n : 1);
 		for (size_t i = 0; i < n; i++)
-			use[i] = !(in_fold && in_fold[i] == skip_fold) &&
-				 (install[s->valid[i]] >= median) != half;
-		fit_blends(ctx, d, horizon, s, pred, use, &p->choice[h]);
-		blend_rows(d, h, s, p, pred);
-		for (size_t i = 0; i < n; i++)
-			if (!(in_fold && in_fold[i] == skip_fold) && (install[s->valid[i]] >= median) == half)
-				oof[i] = pred[METHOD_COUNT][i];
+			use[f][i] = !(in_fold && in_fold[i] == skip_fold) &&
+				    (f == 2 || (install[s->valid[i]] >= median) != f);
+		fit[f] = p->choice[h]; /* shallow: fit_blends writes only has_blend and the weights */
 	}
+#pragma omp parallel for schedule(static, 1) num_threads(stage_threads(ctx))
+	for (int f = 0; f < 3; f++)
+		fit_blends(ctx, d, horizon, s, pred, use[f], &fit[f]);
+	for (int half = 0; half < 2; half++) {
+		blend_fit_over(&p->choice[h], &fit[half]);
+		for (size_t i = 0; i < n; i++)
+			judged[i] = use[2][i] && (install[s->valid[i]] >= median) == half;
+		blend_rows(ctx, d, h, s, p, pred, judged, oof);
+	}
+	blend_fit_over(&p->choice[h], &fit[2]);
 	for (size_t i = 0; i < n; i++)
-		use[i] = !(in_fold && in_fold[i] == skip_fold);
-	fit_blends(ctx, d, horizon, s, pred, use, &p->choice[h]);
-	for (size_t i = 0; i < n; i++)
-		pred[METHOD_COUNT][i] = use[i] ? oof[i] : NAN;
-	free(use);
+		pred[METHOD_COUNT][i] = use[2][i] ? oof[i] : NAN;
+	for (int f = 0; f < 3; f++)
+		free(use[f]);
+	free(judged);
 	free(sorted);
 	free(oof);
 }
@@ -958,18 +992,29 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 			    (size_t)ctx->cfg->select.min_validation_users);
 	/* select.rank_share 2: kept whatever the totals say (ranking over totals) */
 	if (p->share[h].ranker[0] >= 0 && (mode == 1 || mode == 3)) {
-		struct rank_share fitted = p->share[h];
+		/*
+		 * The mix with the fitted share (p) and without it (q, p but for the
+		 * share) are independent predictions of the same rows: both side by
+		 * side, each on its own thread.
+		 */
+		struct predictor *q = xmalloc(sizeof(*q));
 		double *mix_with = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		double *mix_alone = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-		const double with = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_with);
-		double alone;
+		double with = NAN, alone = NAN;
 		int keep;
 
+		*q = *p; /* shallow: read only, its share its own */
 		/* without the ratios; with select.rank_cells the rankers stay for same_to_come cells */
-		rank_share_init(&p->share[h]);
+		rank_share_init(&q->share[h]);
 		if (ctx->cfg->select.rank_cells)
-			rank_share_copy_rankers(&p->share[h], &fitted);
-		alone = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_alone);
+			rank_share_copy_rankers(&q->share[h], &p->share[h]);
+#pragma omp parallel sections num_threads(stage_threads(ctx) < 2 ? 1 : 2)
+		{
+#pragma omp section
+			with = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_with);
+#pragma omp section
+			alone = mix_campaign_wape(ctx, d, q, horizon, s, pred, mix_alone);
+		}
 		/*
 		 * 3: the share moves no campaign's total on purpose (it keeps the
 		 * chosen method's, up to ratios pooled over thin cells), so a
@@ -984,11 +1029,12 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 				    keep ? "kept" : "dropped", with, alone,
 				    keep && with > alone ? " (not significantly worse)" : "");
 		if (keep) {
-			rank_share_release(&p->share[h]);
-			p->share[h] = fitted;
+			rank_share_release(&q->share[h]);
 		} else {
-			rank_share_release(&fitted);
+			rank_share_release(&p->share[h]);
+			p->share[h] = q->share[h];
 		}
+		free(q);
 		snprintf(key, sizeof(key), "rank_share_h%lld", (long long)horizon);
 		cJSON_AddStringToObject(ctx->metrics, key, verdict);
 		free(verdict);
@@ -1175,7 +1221,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
-	global_medians(&d, medians, valid);
+	global_medians(ctx, &d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
 	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
