@@ -1168,6 +1168,82 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 }
 
 /* One of the predictor's own blobs (its choices, its rank share) as `name`. */
+/* Moves from's members to the end of to, in their order. */
+static void metrics_move(cJSON *to, cJSON *from)
+{
+	cJSON *item;
+
+	while ((item = from->child) != NULL) {
+		char *name = xstrdup(item->string);
+
+		cJSON_DetachItemViaPointer(from, item);
+		cJSON_AddItemToObject(to, name, item);
+		free(name);
+	}
+}
+
+/*
+ * choose_other_horizon for every horizon but the target, in horizon order.
+ * With two or more of them and two threads they run side by side, one
+ * thread each: much of a horizon's work is serial (the blends' fits, the
+ * mixes with and without the rank share, building the matrices of the tree
+ * methods), and two horizons overlap it. Each has its own copy of ctx (one
+ * thread, its own metrics, moved into the stage's afterwards in horizon
+ * order, as one after another added them, and its own error: the first
+ * failing horizon's is the stage's) and its own cohort table; they share
+ * p, each writing only its own horizon's choices and rank share, and the
+ * run's shelf of predictions, which has a lock. Every step of a horizon
+ * is bit-identical for any thread count, so are the choices.
+ */
+static int choose_other_horizons(struct stage_ctx *ctx, const struct model_data *train,
+				 const struct held_out *ho, struct row_split *valid, struct predictor *p,
+				 struct cohort_eval *ev, size_t n_cohorts)
+{
+	const struct int_list *hz = &train->params.horizons;
+	const uint64_t steps = hz->n + 2;
+	struct stage_ctx sub[PREDICTOR_MAX_HORIZONS];
+	struct cohort_eval *sub_ev[PREDICTOR_MAX_HORIZONS] = { 0 };
+	int rets[PREDICTOR_MAX_HORIZONS] = { 0 }, other[PREDICTOR_MAX_HORIZONS], ret = 0;
+	size_t n_other = 0;
+
+	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++)
+		if ((int)h != p->target_h)
+			other[n_other++] = (int)h;
+	if (n_other < 2 || stage_threads(ctx) < 2) {
+		for (size_t h = 0; h < hz->n && ret == 0; h++) {
+			if ((int)h != p->target_h)
+				ret = choose_other_horizon(ctx, train, ho, valid, p, hz->v[h], ev, n_cohorts);
+			stage_progress(ctx, "steps", h + 1, steps);
+		}
+		return ret;
+	}
+	for (size_t k = 0; k < n_other; k++) {
+		sub[k] = *ctx;
+		sub[k].n_threads = 1;
+		sub[k].cores = NULL;
+		sub[k].progress = NULL;
+		sub[k].metrics = cJSON_CreateObject();
+		sub[k].err = (struct ltv_err){ 0 };
+		sub_ev[k] = xcalloc(n_cohorts + 1, sizeof(*ev));
+	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
+	for (size_t k = 0; k < n_other; k++)
+		rets[k] = choose_other_horizon(&sub[k], train, ho, valid, p, hz->v[other[k]], sub_ev[k],
+					       n_cohorts);
+	for (size_t k = 0; k < n_other; k++) {
+		metrics_move(ctx->metrics, sub[k].metrics);
+		cJSON_Delete(sub[k].metrics);
+		free(sub_ev[k]);
+		if (rets[k] < 0 && ret == 0) {
+			ret = rets[k];
+			ctx->err = sub[k].err;
+		}
+	}
+	for (size_t h = 0; h < hz->n && ret == 0; h++)
+		stage_progress(ctx, "steps", h + 1, steps);
+	return ret;
+}
+
 static int write_predictor_blob(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id,
 				const char *name,
 				uint8_t *(*save)(const struct predictor *, size_t *))
@@ -1224,12 +1300,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	global_medians(ctx, &d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
-	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
-		if ((int)h != p.target_h)
-			ret = choose_other_horizon(ctx, &d, judged, valid, &p, d.params.horizons.v[h],
-						   ev, n_cohorts);
-		stage_progress(ctx, "steps", h + 1, d.params.horizons.n + 2);
-	}
+	ret = choose_other_horizons(ctx, &d, judged, valid, &p, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 	vd = judged_rows(&d, judged, d.params.target_horizon, valid, &s);
