@@ -840,6 +840,79 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
 }
 
 /*
+ * out[i] for the validation rows of fold f (fold[i] == f, f = 0 and 1):
+ * predicted with the choices made on the other fold's rows. The two folds
+ * are independent and run side by side, one thread each: each chooses into
+ * its own copy of p (its target horizon's choices its own, the rest
+ * shared and read only), with its own blend column, cohort table and ctx
+ * (one thread; choose adds no metrics). p's own target choices are left
+ * as they were: the final choose resets them anyway. An error is fold 0's
+ * before fold 1's.
+ */
+static int predict_folds(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
+			 const struct row_split *s, double *const *pred, const int *fold, size_t n_cohorts,
+			 double *out)
+{
+	const int64_t target = d->params.target_horizon;
+	const int h = feature_params_horizon_index(&d->params, target);
+	const size_t n = s->n_valid;
+	struct stage_ctx sub[2];
+	struct predictor *q[2];
+	int rets[2] = { 0 };
+
+	for (int f = 0; f < 2; f++) {
+		sub[f] = *ctx;
+		sub[f].n_threads = stage_threads(ctx) < 2 ? ctx->n_threads : 1;
+		sub[f].cores = stage_threads(ctx) < 2 ? ctx->cores : NULL;
+		sub[f].err = (struct ltv_err){ 0 };
+		q[f] = xmalloc(sizeof(*q[f]));
+		*q[f] = *p;
+		memset(&q[f]->choice[h], 0, sizeof(q[f]->choice[h]));
+		strmap_init(&q[f]->choice[h].cohort_method);
+	}
+#pragma omp parallel for schedule(static, 1) num_threads(stage_threads(ctx) < 2 ? 1 : 2)
+	for (int f = 0; f < 2; f++) {
+		struct cohort_eval *ev = xcalloc(n_cohorts + 1, sizeof(*ev));
+		size_t *rows = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
+		double *part = xmalloc((n ? n : 1) * sizeof(double)), *fold_pred[N_CANDIDATES];
+		double *given[METHOD_COUNT];
+		size_t k = 0, moves[2];
+
+		for (int m = 0; m < METHOD_COUNT; m++)
+			fold_pred[m] = pred[m];
+		fold_pred[METHOD_COUNT] = xmalloc((n ? n : 1) * sizeof(double));
+		choose(&sub[f], d, target, q[f], s, fold_pred, fold, f, ev, n_cohorts, moves);
+		for (size_t i = 0; i < n; i++)
+			if (fold[i] == f) {
+				at[k] = i;
+				rows[k++] = s->valid[i];
+			}
+		given_for(pred, at, k, given);
+		rets[f] = predictor_predict_raw_given(q[f], d, rows, k, target, (const double *const *)given,
+						      part, NULL, NULL, &sub[f].err);
+		given_release(given);
+		for (size_t j = 0; j < k && rets[f] == 0; j++)
+			out[at[j]] = part[j];
+		free(fold_pred[METHOD_COUNT]);
+		free(ev);
+		free(rows);
+		free(at);
+		free(part);
+	}
+	for (int f = 0; f < 2; f++) {
+		predictor_choices_reset(q[f], h);
+		strmap_release(&q[f]->choice[h].cohort_method);
+		free(q[f]);
+	}
+	for (int f = 0; f < 2; f++)
+		if (rets[f] < 0) {
+			ctx->err = sub[f].err;
+			return rets[f];
+		}
+	return 0;
+}
+
+/*
  * Cross-fitting (DESIGN.md "Split by install date"): the validation rows in
  * two halves by install date; each half is predicted with the choices made on
  * the other. The campaign WAPE of those predictions is the out-of-sample
@@ -847,7 +920,7 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
  */
 static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_data *d,
 				     struct predictor *p, const struct row_split *s,
-				     double *const *pred, struct cohort_eval *ev, size_t n_cohorts)
+				     double *const *pred, size_t n_cohorts)
 {
 	const int64_t target = d->params.target_horizon;
 	const double *install = frame_column(&d->frame, "install_time");
@@ -856,12 +929,10 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	int *fold = xmalloc((n ? n : 1) * sizeof(int));
 	double *sorted = xmalloc((n ? n : 1) * sizeof(double));
 	double *out = xmalloc((n ? n : 1) * sizeof(double)), *actual = xmalloc((n ? n : 1) * sizeof(double));
-	size_t *rows = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
 	size_t *group = xmalloc((n ? n : 1) * sizeof(size_t));
-	double *part = xmalloc((n ? n : 1) * sizeof(double)), median = 0;
+	double median = 0;
 	struct metrics_campaign camp = { .wape = NAN, .bias = NAN };
-	double *given[METHOD_COUNT];
-	int ret = 0;
+	int ret;
 
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = install[s->valid[i]];
@@ -872,24 +943,7 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 		actual[i] = y[s->valid[i]];
 		group[i] = model_data_cohort(d, s->valid[i]);
 	}
-	for (int f = 0; f < 2 && ret == 0; f++) {
-		size_t k = 0;
-
-		size_t moves[2];
-
-		choose(ctx, d, target, p, s, pred, fold, f, ev, n_cohorts, moves);
-		for (size_t i = 0; i < n; i++)
-			if (fold[i] == f) {
-				at[k] = i;
-				rows[k++] = s->valid[i];
-			}
-		given_for(pred, at, k, given);
-		ret = predictor_predict_raw_given(p, d, rows, k, target, (const double *const *)given,
-						  part, NULL, NULL, &ctx->err);
-		given_release(given);
-		for (size_t j = 0; j < k && ret == 0; j++)
-			out[at[j]] = part[j];
-	}
+	ret = predict_folds(ctx, d, p, s, pred, fold, n_cohorts, out);
 	if (ret == 0 && n > 0 &&
 	    metrics_campaign_wape(actual, out, group, n, n_cohorts,
 				  (size_t)ctx->cfg->select.min_validation_users, &camp, &ctx->err) == 0) {
@@ -901,10 +955,7 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	free(sorted);
 	free(out);
 	free(actual);
-	free(rows);
-	free(at);
 	free(group);
-	free(part);
 	return ret;
 }
 
@@ -1309,7 +1360,7 @@ int stage_select_run(struct stage_ctx *ctx)
 		goto out;
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
-	ret = add_out_of_sample_metrics(ctx, vd, &p, &s, pred, ev, n_cohorts);
+	ret = add_out_of_sample_metrics(ctx, vd, &p, &s, pred, n_cohorts);
 	if (ret < 0)
 		goto out;
 	stage_progress(ctx, "steps", d.params.horizons.n + 1, d.params.horizons.n + 2);
