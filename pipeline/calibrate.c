@@ -590,6 +590,39 @@ static int fits_floor_shares(const struct config *cfg)
  * "Results").
  * With fewer than calibrate.min_users rows f stays 1 (the larger of the two).
  */
+/*
+ * v[k][0..n), k = 0..h: the calibrated mix at horizon k of rows[0..n)
+ * (seen: their revenue so far). The horizons are independent (each reads
+ * and fills its own memo, as fit_horizons' fits do) and are predicted side
+ * by side, the longest first; an error is the shortest failing horizon's.
+ */
+static int floor_rows_predict(struct stage_ctx *ctx, const struct judge_rows *j, const struct predictor *p,
+			      const size_t *rows, size_t n, const double *seen, size_t h, double **v)
+{
+	const struct model_data *d = judge_data(j);
+	const struct int_list *hz = &j->train->params.horizons;
+	struct ltv_err errs[PREDICTOR_MAX_HORIZONS];
+	int rets[PREDICTOR_MAX_HORIZONS] = { 0 };
+
+	for (size_t k = 0; k <= h; k++)
+		v[k] = xmalloc((n + 1) * sizeof(double));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
+	for (size_t kk = 0; kk <= h; kk++) {
+		const size_t k = h - kk;
+
+		errs[k] = (struct ltv_err){ 0 };
+		rets[k] = judge_predict(j, p, rows, n, hz->v[k], v[k], &errs[k]);
+		if (rets[k] == 0)
+			predictor_calibrate(p, d, rows, n, hz->v[k], seen, v[k]);
+	}
+	for (size_t k = 0; k <= h; k++)
+		if (rets[k] < 0) {
+			ctx->err = errs[k];
+			return rets[k];
+		}
+	return 0;
+}
+
 static int fit_floor_shares(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p)
 {
 	const struct model_data *d = judge_data(j);
@@ -617,12 +650,7 @@ static int fit_floor_shares(struct stage_ctx *ctx, const struct judge_rows *j, s
 				seen[n] = rev_window[s.valid[i]];
 				rows[n++] = s.valid[i];
 			}
-		for (size_t k = 0; k <= h && ret == 0; k++) {
-			v[k] = xmalloc((n + 1) * sizeof(double));
-			ret = judge_predict(j, p, rows, n, hz->v[k], v[k], &ctx->err);
-			if (ret == 0)
-				predictor_calibrate(p, d, rows, n, hz->v[k], seen, v[k]);
-		}
+		ret = floor_rows_predict(ctx, j, p, rows, n, seen, h, v);
 		shorter = xmalloc((n + 1) * sizeof(double));
 		longer = xmalloc((n + 1) * sizeof(double));
 		actual = xmalloc((n + 1) * sizeof(double));

@@ -58,10 +58,13 @@ struct cohort_eval {
  * valid[h] keeps its validation rows, the ones select judges on (judged_rows),
  * instead of a second pass over the whole frame.
  */
-static void global_medians(const struct model_data *d, double *out, struct row_split *valid)
+static void global_medians(struct stage_ctx *ctx, const struct model_data *d, double *out,
+			   struct row_split *valid)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 
+	/* the horizons are independent: side by side */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
 	for (size_t h = 0; h < d->params.horizons.n; h++) {
 		struct row_split *s = &valid[h];
 		const double *y = model_data_label(d, d->params.horizons.v[h]);
@@ -708,20 +711,40 @@ static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, int64_
 	free(tier_of);
 }
 
-/* pred[METHOD_COUNT][i]: the blend of each validation row with the weights of its tier. */
-static void blend_rows(const struct model_data *d, int h, const struct row_split *s,
-		       const struct predictor *p, double *const *pred)
+/*
+ * c's blend as fit_blends leaves it when it runs after the fits before it:
+ * fit_blends sets every tier's has_blend but writes a tier's weights only
+ * when it fits them, so a tier it could not fit keeps the earlier weights
+ * (which the saved blob holds too).
+ */
+static void blend_fit_over(struct predictor_choices *c, const struct predictor_choices *fit)
+{
+	for (int t = 0; t <= 3; t++) {
+		c->has_blend[t] = fit->has_blend[t];
+		if (fit->has_blend[t])
+			memcpy(c->blend_weight[t], fit->blend_weight[t], sizeof(c->blend_weight[t]));
+	}
+}
+
+/*
+ * oof[i] for the rows i with half[i] set: the blend of the row with the
+ * weights of its tier in p's choices at h. Rows are independent.
+ */
+static void blend_rows(struct stage_ctx *ctx, const struct model_data *d, int h, const struct row_split *s,
+		       const struct predictor *p, double *const *pred, const unsigned char *half, double *oof)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 
+#pragma omp parallel for schedule(static) num_threads(stage_threads(ctx))
 	for (size_t i = 0; i < s->n_valid; i++) {
 		const size_t r = s->valid[i];
 		double by_method[METHOD_COUNT];
 
+		if (!half[i])
+			continue;
 		for (int m = 0; m < METHOD_COUNT; m++)
 			by_method[m] = pred[m][i];
-		pred[METHOD_COUNT][i] = predictor_blend(p, h, d->tier ? (int)d->tier[r] : 3, by_method,
-							rev_window[r]);
+		oof[i] = predictor_blend(p, h, d->tier ? (int)d->tier[r] : 3, by_method, rev_window[r]);
 	}
 }
 
@@ -730,7 +753,10 @@ static void blend_rows(const struct model_data *d, int h, const struct row_split
  * pred[METHOD_COUNT] holds, for each half of those rows by install date, the
  * blend fitted on the other half (a blend fitted on the rows it is judged on
  * would always look best); p keeps the weights fitted on all of them, the
- * ones that will serve.
+ * ones that will serve. The three fits (on half 1, on half 0, on both) are
+ * independent and run side by side, each from p's weights as they were;
+ * they are then laid over p in that order (blend_fit_over), which gives
+ * every weight the one after another fits gave.
  */
 static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
 			      int h, const struct row_split *s, double *const *pred, const int *in_fold,
@@ -738,8 +764,9 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
 {
 	const double *install = frame_column(&d->frame, "install_time");
 	const size_t n = s->n_valid;
-	unsigned char *use = xmalloc(n ? n : 1);
+	unsigned char *use[3], *judged = xmalloc(n ? n : 1);
 	double *sorted = xmalloc((n ? n : 1) * sizeof(double)), *oof = xmalloc((n ? n : 1) * sizeof(double));
+	struct predictor_choices fit[3];
 	double median = 0;
 	size_t k = 0;
 
@@ -748,22 +775,29 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
 			sorted[k++] = install[s->valid[i]];
 	if (k)
 		median = kth_select(sorted, k, k / 2);
-	for (int half = 0; half < 2; half++) {
+	/* fit f < 2 is on the rows outside half f (and judges half f); fit 2 on all of them */
+	for (int f = 0; f < 3; f++) {
+		use[f] = xmalloc(n ? n : 1);
 		for (size_t i = 0; i < n; i++)
-			use[i] = !(in_fold && in_fold[i] == skip_fold) &&
-				 (install[s->valid[i]] >= median) != half;
-		fit_blends(ctx, d, horizon, s, pred, use, &p->choice[h]);
-		blend_rows(d, h, s, p, pred);
-		for (size_t i = 0; i < n; i++)
-			if (!(in_fold && in_fold[i] == skip_fold) && (install[s->valid[i]] >= median) == half)
-				oof[i] = pred[METHOD_COUNT][i];
+			use[f][i] = !(in_fold && in_fold[i] == skip_fold) &&
+				    (f == 2 || (install[s->valid[i]] >= median) != f);
+		fit[f] = p->choice[h]; /* shallow: fit_blends writes only has_blend and the weights */
 	}
+#pragma omp parallel for schedule(static, 1) num_threads(stage_threads(ctx))
+	for (int f = 0; f < 3; f++)
+		fit_blends(ctx, d, horizon, s, pred, use[f], &fit[f]);
+	for (int half = 0; half < 2; half++) {
+		blend_fit_over(&p->choice[h], &fit[half]);
+		for (size_t i = 0; i < n; i++)
+			judged[i] = use[2][i] && (install[s->valid[i]] >= median) == half;
+		blend_rows(ctx, d, h, s, p, pred, judged, oof);
+	}
+	blend_fit_over(&p->choice[h], &fit[2]);
 	for (size_t i = 0; i < n; i++)
-		use[i] = !(in_fold && in_fold[i] == skip_fold);
-	fit_blends(ctx, d, horizon, s, pred, use, &p->choice[h]);
-	for (size_t i = 0; i < n; i++)
-		pred[METHOD_COUNT][i] = use[i] ? oof[i] : NAN;
-	free(use);
+		pred[METHOD_COUNT][i] = use[2][i] ? oof[i] : NAN;
+	for (int f = 0; f < 3; f++)
+		free(use[f]);
+	free(judged);
 	free(sorted);
 	free(oof);
 }
@@ -806,6 +840,79 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
 }
 
 /*
+ * out[i] for the validation rows of fold f (fold[i] == f, f = 0 and 1):
+ * predicted with the choices made on the other fold's rows. The two folds
+ * are independent and run side by side, one thread each: each chooses into
+ * its own copy of p (its target horizon's choices its own, the rest
+ * shared and read only), with its own blend column, cohort table and ctx
+ * (one thread; choose adds no metrics). p's own target choices are left
+ * as they were: the final choose resets them anyway. An error is fold 0's
+ * before fold 1's.
+ */
+static int predict_folds(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
+			 const struct row_split *s, double *const *pred, const int *fold, size_t n_cohorts,
+			 double *out)
+{
+	const int64_t target = d->params.target_horizon;
+	const int h = feature_params_horizon_index(&d->params, target);
+	const size_t n = s->n_valid;
+	struct stage_ctx sub[2];
+	struct predictor *q[2];
+	int rets[2] = { 0 };
+
+	for (int f = 0; f < 2; f++) {
+		sub[f] = *ctx;
+		sub[f].n_threads = stage_threads(ctx) < 2 ? ctx->n_threads : 1;
+		sub[f].cores = stage_threads(ctx) < 2 ? ctx->cores : NULL;
+		sub[f].err = (struct ltv_err){ 0 };
+		q[f] = xmalloc(sizeof(*q[f]));
+		*q[f] = *p;
+		memset(&q[f]->choice[h], 0, sizeof(q[f]->choice[h]));
+		strmap_init(&q[f]->choice[h].cohort_method);
+	}
+#pragma omp parallel for schedule(static, 1) num_threads(stage_threads(ctx) < 2 ? 1 : 2)
+	for (int f = 0; f < 2; f++) {
+		struct cohort_eval *ev = xcalloc(n_cohorts + 1, sizeof(*ev));
+		size_t *rows = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
+		double *part = xmalloc((n ? n : 1) * sizeof(double)), *fold_pred[N_CANDIDATES];
+		double *given[METHOD_COUNT];
+		size_t k = 0, moves[2];
+
+		for (int m = 0; m < METHOD_COUNT; m++)
+			fold_pred[m] = pred[m];
+		fold_pred[METHOD_COUNT] = xmalloc((n ? n : 1) * sizeof(double));
+		choose(&sub[f], d, target, q[f], s, fold_pred, fold, f, ev, n_cohorts, moves);
+		for (size_t i = 0; i < n; i++)
+			if (fold[i] == f) {
+				at[k] = i;
+				rows[k++] = s->valid[i];
+			}
+		given_for(pred, at, k, given);
+		rets[f] = predictor_predict_raw_given(q[f], d, rows, k, target, (const double *const *)given,
+						      part, NULL, NULL, &sub[f].err);
+		given_release(given);
+		for (size_t j = 0; j < k && rets[f] == 0; j++)
+			out[at[j]] = part[j];
+		free(fold_pred[METHOD_COUNT]);
+		free(ev);
+		free(rows);
+		free(at);
+		free(part);
+	}
+	for (int f = 0; f < 2; f++) {
+		predictor_choices_reset(q[f], h);
+		strmap_release(&q[f]->choice[h].cohort_method);
+		free(q[f]);
+	}
+	for (int f = 0; f < 2; f++)
+		if (rets[f] < 0) {
+			ctx->err = sub[f].err;
+			return rets[f];
+		}
+	return 0;
+}
+
+/*
  * Cross-fitting (DESIGN.md "Split by install date"): the validation rows in
  * two halves by install date; each half is predicted with the choices made on
  * the other. The campaign WAPE of those predictions is the out-of-sample
@@ -813,7 +920,7 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
  */
 static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_data *d,
 				     struct predictor *p, const struct row_split *s,
-				     double *const *pred, struct cohort_eval *ev, size_t n_cohorts)
+				     double *const *pred, size_t n_cohorts)
 {
 	const int64_t target = d->params.target_horizon;
 	const double *install = frame_column(&d->frame, "install_time");
@@ -822,12 +929,10 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	int *fold = xmalloc((n ? n : 1) * sizeof(int));
 	double *sorted = xmalloc((n ? n : 1) * sizeof(double));
 	double *out = xmalloc((n ? n : 1) * sizeof(double)), *actual = xmalloc((n ? n : 1) * sizeof(double));
-	size_t *rows = xmalloc((n ? n : 1) * sizeof(size_t)), *at = xmalloc((n ? n : 1) * sizeof(size_t));
 	size_t *group = xmalloc((n ? n : 1) * sizeof(size_t));
-	double *part = xmalloc((n ? n : 1) * sizeof(double)), median = 0;
+	double median = 0;
 	struct metrics_campaign camp = { .wape = NAN, .bias = NAN };
-	double *given[METHOD_COUNT];
-	int ret = 0;
+	int ret;
 
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = install[s->valid[i]];
@@ -838,24 +943,7 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 		actual[i] = y[s->valid[i]];
 		group[i] = model_data_cohort(d, s->valid[i]);
 	}
-	for (int f = 0; f < 2 && ret == 0; f++) {
-		size_t k = 0;
-
-		size_t moves[2];
-
-		choose(ctx, d, target, p, s, pred, fold, f, ev, n_cohorts, moves);
-		for (size_t i = 0; i < n; i++)
-			if (fold[i] == f) {
-				at[k] = i;
-				rows[k++] = s->valid[i];
-			}
-		given_for(pred, at, k, given);
-		ret = predictor_predict_raw_given(p, d, rows, k, target, (const double *const *)given,
-						  part, NULL, NULL, &ctx->err);
-		given_release(given);
-		for (size_t j = 0; j < k && ret == 0; j++)
-			out[at[j]] = part[j];
-	}
+	ret = predict_folds(ctx, d, p, s, pred, fold, n_cohorts, out);
 	if (ret == 0 && n > 0 &&
 	    metrics_campaign_wape(actual, out, group, n, n_cohorts,
 				  (size_t)ctx->cfg->select.min_validation_users, &camp, &ctx->err) == 0) {
@@ -867,10 +955,7 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 	free(sorted);
 	free(out);
 	free(actual);
-	free(rows);
-	free(at);
 	free(group);
-	free(part);
 	return ret;
 }
 
@@ -958,18 +1043,29 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 			    (size_t)ctx->cfg->select.min_validation_users);
 	/* select.rank_share 2: kept whatever the totals say (ranking over totals) */
 	if (p->share[h].ranker[0] >= 0 && (mode == 1 || mode == 3)) {
-		struct rank_share fitted = p->share[h];
+		/*
+		 * The mix with the fitted share (p) and without it (q, p but for the
+		 * share) are independent predictions of the same rows: both side by
+		 * side, each on its own thread.
+		 */
+		struct predictor *q = xmalloc(sizeof(*q));
 		double *mix_with = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		double *mix_alone = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-		const double with = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_with);
-		double alone;
+		double with = NAN, alone = NAN;
 		int keep;
 
+		*q = *p; /* shallow: read only, its share its own */
 		/* without the ratios; with select.rank_cells the rankers stay for same_to_come cells */
-		rank_share_init(&p->share[h]);
+		rank_share_init(&q->share[h]);
 		if (ctx->cfg->select.rank_cells)
-			rank_share_copy_rankers(&p->share[h], &fitted);
-		alone = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_alone);
+			rank_share_copy_rankers(&q->share[h], &p->share[h]);
+#pragma omp parallel sections num_threads(stage_threads(ctx) < 2 ? 1 : 2)
+		{
+#pragma omp section
+			with = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_with);
+#pragma omp section
+			alone = mix_campaign_wape(ctx, d, q, horizon, s, pred, mix_alone);
+		}
 		/*
 		 * 3: the share moves no campaign's total on purpose (it keeps the
 		 * chosen method's, up to ratios pooled over thin cells), so a
@@ -984,11 +1080,12 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 				    keep ? "kept" : "dropped", with, alone,
 				    keep && with > alone ? " (not significantly worse)" : "");
 		if (keep) {
-			rank_share_release(&p->share[h]);
-			p->share[h] = fitted;
+			rank_share_release(&q->share[h]);
 		} else {
-			rank_share_release(&fitted);
+			rank_share_release(&p->share[h]);
+			p->share[h] = q->share[h];
 		}
+		free(q);
 		snprintf(key, sizeof(key), "rank_share_h%lld", (long long)horizon);
 		cJSON_AddStringToObject(ctx->metrics, key, verdict);
 		free(verdict);
@@ -1122,6 +1219,82 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 }
 
 /* One of the predictor's own blobs (its choices, its rank share) as `name`. */
+/* Moves from's members to the end of to, in their order. */
+static void metrics_move(cJSON *to, cJSON *from)
+{
+	cJSON *item;
+
+	while ((item = from->child) != NULL) {
+		char *name = xstrdup(item->string);
+
+		cJSON_DetachItemViaPointer(from, item);
+		cJSON_AddItemToObject(to, name, item);
+		free(name);
+	}
+}
+
+/*
+ * choose_other_horizon for every horizon but the target, in horizon order.
+ * With two or more of them and two threads they run side by side, one
+ * thread each: much of a horizon's work is serial (the blends' fits, the
+ * mixes with and without the rank share, building the matrices of the tree
+ * methods), and two horizons overlap it. Each has its own copy of ctx (one
+ * thread, its own metrics, moved into the stage's afterwards in horizon
+ * order, as one after another added them, and its own error: the first
+ * failing horizon's is the stage's) and its own cohort table; they share
+ * p, each writing only its own horizon's choices and rank share, and the
+ * run's shelf of predictions, which has a lock. Every step of a horizon
+ * is bit-identical for any thread count, so are the choices.
+ */
+static int choose_other_horizons(struct stage_ctx *ctx, const struct model_data *train,
+				 const struct held_out *ho, struct row_split *valid, struct predictor *p,
+				 struct cohort_eval *ev, size_t n_cohorts)
+{
+	const struct int_list *hz = &train->params.horizons;
+	const uint64_t steps = hz->n + 2;
+	struct stage_ctx sub[PREDICTOR_MAX_HORIZONS];
+	struct cohort_eval *sub_ev[PREDICTOR_MAX_HORIZONS] = { 0 };
+	int rets[PREDICTOR_MAX_HORIZONS] = { 0 }, other[PREDICTOR_MAX_HORIZONS], ret = 0;
+	size_t n_other = 0;
+
+	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++)
+		if ((int)h != p->target_h)
+			other[n_other++] = (int)h;
+	if (n_other < 2 || stage_threads(ctx) < 2) {
+		for (size_t h = 0; h < hz->n && ret == 0; h++) {
+			if ((int)h != p->target_h)
+				ret = choose_other_horizon(ctx, train, ho, valid, p, hz->v[h], ev, n_cohorts);
+			stage_progress(ctx, "steps", h + 1, steps);
+		}
+		return ret;
+	}
+	for (size_t k = 0; k < n_other; k++) {
+		sub[k] = *ctx;
+		sub[k].n_threads = 1;
+		sub[k].cores = NULL;
+		sub[k].progress = NULL;
+		sub[k].metrics = cJSON_CreateObject();
+		sub[k].err = (struct ltv_err){ 0 };
+		sub_ev[k] = xcalloc(n_cohorts + 1, sizeof(*ev));
+	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
+	for (size_t k = 0; k < n_other; k++)
+		rets[k] = choose_other_horizon(&sub[k], train, ho, valid, p, hz->v[other[k]], sub_ev[k],
+					       n_cohorts);
+	for (size_t k = 0; k < n_other; k++) {
+		metrics_move(ctx->metrics, sub[k].metrics);
+		cJSON_Delete(sub[k].metrics);
+		free(sub_ev[k]);
+		if (rets[k] < 0 && ret == 0) {
+			ret = rets[k];
+			ctx->err = sub[k].err;
+		}
+	}
+	for (size_t h = 0; h < hz->n && ret == 0; h++)
+		stage_progress(ctx, "steps", h + 1, steps);
+	return ret;
+}
+
 static int write_predictor_blob(struct stage_ctx *ctx, const struct predictor *p, int64_t out_id,
 				const char *name,
 				uint8_t *(*save)(const struct predictor *, size_t *))
@@ -1175,15 +1348,10 @@ int stage_select_run(struct stage_ctx *ctx)
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
-	global_medians(&d, medians, valid);
+	global_medians(ctx, &d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
-	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
-		if ((int)h != p.target_h)
-			ret = choose_other_horizon(ctx, &d, judged, valid, &p, d.params.horizons.v[h],
-						   ev, n_cohorts);
-		stage_progress(ctx, "steps", h + 1, d.params.horizons.n + 2);
-	}
+	ret = choose_other_horizons(ctx, &d, judged, valid, &p, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 	vd = judged_rows(&d, judged, d.params.target_horizon, valid, &s);
@@ -1192,7 +1360,7 @@ int stage_select_run(struct stage_ctx *ctx)
 		goto out;
 	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
-	ret = add_out_of_sample_metrics(ctx, vd, &p, &s, pred, ev, n_cohorts);
+	ret = add_out_of_sample_metrics(ctx, vd, &p, &s, pred, n_cohorts);
 	if (ret < 0)
 		goto out;
 	stage_progress(ctx, "steps", d.params.horizons.n + 1, d.params.horizons.n + 2);

@@ -1,0 +1,77 @@
+/*
+ * select and calibrate spread their steps over the stage's threads (select's
+ * other horizons side by side, its blend fits and rank-share mixes, calibrate's
+ * horizons and the floor share's predictions): one thread and two must give
+ * the very same artefacts and the same metrics (select's verdict lines).
+ */
+#include "testutil.h"
+#include "fixture.h"
+#include "ltv/log.h"
+
+static struct test_pipeline *fx;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	log_level_current = LOG_WARN;
+	fx = test_pipeline_new(20000, 42, "2");
+	test_run_to(&fx->cfg, "calibrate");
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	test_pipeline_free(fx);
+	return 0;
+}
+
+/* The current artefact of stage (caller releases). */
+static void current(const char *stage, struct artefact_info *out)
+{
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+
+	if (registry_open(fx->cfg.registry.path, 5, &reg, &err) != 0 ||
+	    registry_artefact_current(reg, stage, out, &err) != 0)
+		fail_msg("registry: %s", err.msg);
+	registry_close(reg);
+}
+
+static void test_one_thread_same_as_two(void **state)
+{
+	static const char *const stages[] = { "select", "calibrate" };
+	const struct run_options opts = { .as_of = INT64_MIN, .only = "select,calibrate", .force = 1,
+					  .command = "test" };
+	struct artefact_info two[2], one[2];
+
+	(void)state;
+	for (int i = 0; i < 2; i++)
+		current(stages[i], &two[i]);
+	test_set(&fx->cfg, "run.jobs=%s", "1");
+	test_run(&fx->cfg, &opts);
+	for (int i = 0; i < 2; i++) {
+		current(stages[i], &one[i]);
+		assert_true(one[i].version > two[i].version);
+		if (strcmp(one[i].content_hash, two[i].content_hash) != 0)
+			fail_msg("%s: content %s with run.jobs=2, %s with run.jobs=1", stages[i],
+				 two[i].content_hash, one[i].content_hash);
+	}
+	/* every verdict and figure select reports, in the same order */
+	assert_non_null(strstr(two[0].metrics, "global_choice_h"));
+	assert_string_equal(one[0].metrics, two[0].metrics);
+	for (int i = 0; i < 2; i++) {
+		artefact_info_release(&one[i]);
+		artefact_info_release(&two[i]);
+	}
+	test_set(&fx->cfg, "run.jobs=%s", "2");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_thread_same_as_two),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
