@@ -109,12 +109,22 @@ static int model_predict(const struct hurdle_model *m, const float *x, size_t n,
 	return ret;
 }
 
+/*
+ * Rows of a tier's matrix built and predicted at a time: 1.3 MB of floats
+ * at 21 features, reused, where a matrix of all of a tier's rows was 29 MB
+ * of fresh pages at 1,000,000 users (two at once, the target horizon's and
+ * another's), and the kernel's zeroing of fresh pages was a fifth of
+ * scoring's CPU. Enough rows for the trees' walk to split between threads
+ * (gbt_forest.c's PARALLEL_MIN_ROWS).
+ */
+#define MATRIX_BLOCK_ROWS 16384
+
 int hurdle_predict(const void *state, const struct model_data *d, const size_t *rows, size_t n,
 		   int64_t horizon, double *out_ltv, double *out_p_payer, struct ltv_err *err)
 {
 	const struct hurdle_state *s = state;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
-	const size_t k = s->features.n;
+	const size_t k = s->features.n, block = n < MATRIX_BLOCK_ROWS ? n : MATRIX_BLOCK_ROWS;
 	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct hurdle_model */
 	float *x = NULL;
 	size_t *idx = NULL, *sub_rows = NULL;
@@ -137,32 +147,30 @@ int hurdle_predict(const void *state, const struct model_data *d, const size_t *
 			use[t] = use[0];
 	}
 	idx = xmalloc(n * sizeof(*idx));
-	sub_rows = xmalloc(n * sizeof(*sub_rows));
-	p = xmalloc(n * sizeof(*p));
-	e = xmalloc(n * sizeof(*e));
+	sub_rows = xmalloc(block * sizeof(*sub_rows));
+	p = xmalloc(block * sizeof(*p));
+	e = xmalloc(block * sizeof(*e));
+	x = xmalloc(block * (k ? k : 1) * sizeof(float));
 	for (int t = 0; t < GBT_ARTEFACT_N_TIERS && ret == 0; t++) {
 		const struct hurdle_model *m = use[t];
 		const size_t n_sub = gbt_artefact_tier_rows(d, rows, n, use, t, idx);
 
-		if (n_sub == 0)
-			continue;
-		/*
-		 * Each tier's matrix is built from its own rows: one matrix at a time,
-		 * where all rows' matrix and a copy of a tier's rows (nearly all of
-		 * them: tier 0) were two (58 MB of fresh pages at 1,000,000 users).
-		 */
-		for (size_t j = 0; j < n_sub; j++)
-			sub_rows[j] = rows[idx[j]];
-		free(x);
-		x = NULL;
-		ret = model_data_matrix(d, &s->features, sub_rows, n_sub, &x, err);
-		if (ret == 0)
-			ret = model_predict(m, x, n_sub, k, hurdle_window_column(&s->features), p,
-					    e, err);
-		for (size_t j = 0; j < n_sub && ret == 0; j++) {
-			out_ltv[idx[j]] = rev_window[rows[idx[j]]] + p[j] * e[j];
-			if (out_p_payer)
-				out_p_payer[idx[j]] = p[j];
+		/* Each tier's rows a block at a time: a row's prediction is its own. */
+		for (size_t at = 0; at < n_sub && ret == 0; at += block) {
+			const size_t c = n_sub - at < block ? n_sub - at : block;
+			const size_t *in = idx + at;
+
+			for (size_t j = 0; j < c; j++)
+				sub_rows[j] = rows[in[j]];
+			ret = model_data_matrix_into(d, &s->features, sub_rows, c, x, err);
+			if (ret == 0)
+				ret = model_predict(m, x, c, k, hurdle_window_column(&s->features), p,
+						    e, err);
+			for (size_t j = 0; j < c && ret == 0; j++) {
+				out_ltv[in[j]] = rev_window[sub_rows[j]] + p[j] * e[j];
+				if (out_p_payer)
+					out_p_payer[in[j]] = p[j];
+			}
 		}
 	}
 	free(x);

@@ -279,12 +279,11 @@ void row_split_release(struct row_split *s)
 	memset(s, 0, sizeof(*s));
 }
 
-int model_data_matrix(const struct model_data *d, const struct str_list *columns,
-		      const size_t *rows, size_t n_rows, float **out_x, struct ltv_err *err)
+int model_data_matrix_into(const struct model_data *d, const struct str_list *columns,
+			   const size_t *rows, size_t n_rows, float *x, struct ltv_err *err)
 {
 	size_t n_cols = columns->n;
 	struct frame_col *cols = xcalloc(n_cols ? n_cols : 1, sizeof(*cols));
-	float *x;
 
 	for (size_t j = 0; j < n_cols; j++) {
 		cols[j] = frame_col(&d->frame, columns->v[j]);
@@ -295,13 +294,25 @@ int model_data_matrix(const struct model_data *d, const struct str_list *columns
 				       "columns the features stage writes", columns->v[j]);
 		}
 	}
-	x = xmalloc((n_rows ? n_rows : 1) * (n_cols ? n_cols : 1) * sizeof(float));
 	for (size_t i = 0; i < n_rows; i++)
 		for (size_t j = 0; j < n_cols; j++)
 			x[i * n_cols + j] = (float)frame_col_at(cols[j], rows[i]);
 	free(cols);
-	*out_x = x;
 	return 0;
+}
+
+int model_data_matrix(const struct model_data *d, const struct str_list *columns,
+		      const size_t *rows, size_t n_rows, float **out_x, struct ltv_err *err)
+{
+	const size_t n_cols = columns->n;
+	float *x = xmalloc((n_rows ? n_rows : 1) * (n_cols ? n_cols : 1) * sizeof(float));
+	int ret = model_data_matrix_into(d, columns, rows, n_rows, x, err);
+
+	if (ret < 0)
+		free(x);
+	else
+		*out_x = x;
+	return ret;
 }
 
 size_t model_data_cohort(const struct model_data *d, size_t row)

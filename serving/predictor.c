@@ -899,15 +899,16 @@ static void rank_within_cells(const struct predictor *p, const struct model_data
 
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
-		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, double **out_factor, struct ltv_err *err);
+		       struct prediction_memo *memo, const unsigned char *unread, double *out_ltv,
+		       int *out_method, double *out_p_payer, double **out_factor,
+		       struct ltv_err *err);
 
 int predictor_predict_raw_cells(const struct predictor *p, const struct model_data *d,
-				const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
-				int *out_method, double *out_p_payer, double **out_factor,
-				struct ltv_err *err)
+				const size_t *rows, size_t n, int64_t horizon,
+				const unsigned char *unread, double *out_ltv, int *out_method,
+				double *out_p_payer, double **out_factor, struct ltv_err *err)
 {
-	return predict_raw(p, d, rows, n, horizon, horizon, NULL, NULL, out_ltv, out_method,
+	return predict_raw(p, d, rows, n, horizon, horizon, NULL, NULL, unread, out_ltv, out_method,
 			   out_p_payer, out_factor, err);
 }
 
@@ -924,7 +925,7 @@ int predictor_predict_raw_given(const struct predictor *p, const struct model_da
 				const double *const *given, double *out_ltv, int *out_method,
 				double *out_p_payer, struct ltv_err *err)
 {
-	return predict_raw(p, d, rows, n, horizon, horizon, given, NULL, out_ltv, out_method,
+	return predict_raw(p, d, rows, n, horizon, horizon, given, NULL, NULL, out_ltv, out_method,
 			   out_p_payer, NULL, err);
 }
 
@@ -935,14 +936,16 @@ int predictor_predict_raw_memo(const struct predictor *p, const struct model_dat
 	if (memo && !prediction_memo_fits(memo, d, horizon))
 		return err_set(err, LTV_EINTERNAL, "predictions kept for other rows or another "
 			       "horizon than %lld days", (long long)horizon);
-	return predict_raw(p, d, rows, n, horizon, horizon, NULL, memo, out_ltv, NULL, NULL, NULL, err);
+	return predict_raw(p, d, rows, n, horizon, horizon, NULL, memo, NULL, out_ltv, NULL, NULL, NULL,
+			   err);
 }
 
 int predictor_predict_raw_at(const struct predictor *p, const struct model_data *d,
 			     const size_t *rows, size_t n, int64_t horizon, int64_t at_horizon,
 			     double *out_ltv, struct ltv_err *err)
 {
-	return predict_raw(p, d, rows, n, horizon, at_horizon, NULL, NULL, out_ltv, NULL, NULL, NULL, err);
+	return predict_raw(p, d, rows, n, horizon, at_horizon, NULL, NULL, NULL, out_ltv, NULL, NULL,
+			   NULL, err);
 }
 
 /*
@@ -964,10 +967,80 @@ static double *pred_column(double **pred, int m, const unsigned char *want, size
 	return pred[m];
 }
 
+/* A row's group of cells in rank_within_cells: its cohort, its ranker and its request group. */
+static uint64_t cell_group_key(const struct model_data *d, size_t row, int ranker)
+{
+	return ((uint64_t)(model_data_cohort(d, row) * METHOD_COUNT + (size_t)ranker) << 32) |
+	       (d->group ? d->group[row] : 0);
+}
+
+/* The cells of its group a row adds to and reads (rank_share_within_cells): lo, and hi if t > 0. */
+static uint32_t cell_bits(struct rank_cell c)
+{
+	return (UINT32_C(1) << c.lo) | (c.t > 0 ? UINT32_C(1) << c.hi : 0);
+}
+
+/*
+ * Of the rows the caller does not read (unread; NULL: none), those left
+ * unpredicted: all but the rows of a ranked cell (rank_within_cells) that a
+ * read row of the same group ranks in too, since that row's factor sums the
+ * cell (an observed row sits in its group's last cell, beside the rows
+ * younger than the horizon but older than the last snapshot). NULL when none.
+ */
+static unsigned char *rows_to_skip(const struct predictor *p, const struct model_data *d,
+				   const size_t *rows, size_t n, int h, const unsigned char *unread,
+				   const int *chosen, const int *ranker, const double *ratio,
+				   int cells)
+{
+	const struct frame_col window = frame_col(&d->frame, "window_days");
+	const int64_t horizon = p->params.horizons.v[h];
+	unsigned char *skip;
+	uint32_t *read = NULL; /* per group: the cells read rows read */
+	struct u64map map;
+
+	if (!unread)
+		return NULL;
+	skip = xmalloc(n ? n : 1);
+	u64map_init(&map);
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			const int ranked = cells && ranks_within_cells(p, chosen[i], ranker[i]) &&
+					   isnan(ratio[i]);
+			size_t g;
+			int is_new;
+
+			if (pass == 1)
+				skip[i] = unread[i];
+			if (!ranked || (pass == 0) == (unread[i] != 0))
+				continue;
+			g = u64map_index(&map, cell_group_key(d, rows[i], ranker[i]), &is_new);
+			if (!read)
+				read = xcalloc(n, sizeof(*read));
+			if (pass == 0)
+				read[g] |= cell_bits(share_cell(p, horizon, window, rows[i]));
+			else if (read[g] & cell_bits(share_cell(p, horizon, window, rows[i])))
+				skip[i] = 0;
+		}
+	u64map_release(&map);
+	free(read);
+	return skip;
+}
+
+/*
+ * Whether method m predicts a row that is skipped: when it levels a cohort
+ * from the rows it is given (curves), since the cohort's other rows read
+ * that level, and hurdle when p_payer is asked for.
+ */
+static int predicts_skipped(int m, int payer)
+{
+	return method_table[m]->batch_level || (m == 0 && payer);
+}
+
 static int predict_raw(const struct predictor *p, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, int64_t at_horizon, const double *const *given,
-		       struct prediction_memo *memo, double *out_ltv, int *out_method,
-		       double *out_p_payer, double **out_factor, struct ltv_err *err)
+		       struct prediction_memo *memo, const unsigned char *unread, double *out_ltv,
+		       int *out_method, double *out_p_payer, double **out_factor,
+		       struct ltv_err *err)
 {
 	const size_t alloc = n ? n : 1;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -980,6 +1053,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
 	int *chosen = xmalloc(alloc * sizeof(int)), *ranker = xmalloc(alloc * sizeof(int)), ret = 0;
 	int is_given[METHOD_COUNT] = { 0 };
+	unsigned char *skip = NULL; /* rows_to_skip */
 
 	if (h < 0 || ha < 0) {
 		free(p_payer);
@@ -1007,6 +1081,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	}
 	predictor_chosen_methods(p, d, rows, n, h, chosen);
 	share_ratios(p, d, rows, n, h, chosen, ranker, ratio);
+	skip = rows_to_skip(p, d, rows, n, h, unread, chosen, ranker, ratio, out_factor != NULL);
 	for (size_t i = 0; i < n; i++) {
 		p_payer[i] = NAN;
 		if (chosen[i] >= 0)
@@ -1028,6 +1103,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 				want[m][i] |= w[m] > 0;
 		}
 		want[0][i] |= out_p_payer != NULL;
+		for (int m = 0; skip && skip[i] && m < METHOD_COUNT; m++)
+			want[m][i] &= (unsigned char)predicts_skipped(m, out_p_payer != NULL);
 	}
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
 		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
@@ -1035,6 +1112,10 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = chosen[i];
 
+		if (skip && skip[i]) {
+			out_ltv[i] = NAN; /* the global median's, below */
+			continue;
+		}
 		out_ltv[i] = m >= 0 ? pred[m][i] : NAN;
 		/* The chosen method's level, the ranking method's order (row by row: no batch-mate counts). */
 		if (!isnan(out_ltv[i]) && !isnan(ratio[i]) && !isnan(pred[ranker[i]][i]))
@@ -1061,7 +1142,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 
 		memset(want[m], 0, alloc);
 		for (size_t i = 0; i < n; i++)
-			if (isnan(out_ltv[i]) && chosen[i] != METHOD_GLOBAL_MEDIAN)
+			if (isnan(out_ltv[i]) && chosen[i] != METHOD_GLOBAL_MEDIAN &&
+			    (!skip || !skip[i] || predicts_skipped(m, 0)))
 				missing += want[m][i] = 1;
 		if (missing == 0)
 			break;
@@ -1093,6 +1175,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	free(ratio);
 	free(ranker);
 	free(chosen);
+	free(skip);
 	return ret;
 }
 

@@ -190,6 +190,26 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
 }
 
 /*
+ * Rows whose value at horizon is the observed one (serving_predict_with's
+ * test, below): n flags, NULL when none is.
+ */
+static unsigned char *observed_rows(const struct model_data *d, const size_t *rows, size_t n,
+				    int64_t horizon)
+{
+	const double *age = frame_column(&d->frame, "age_days");
+	const double *label = model_data_label(d, horizon);
+	unsigned char *out = NULL;
+
+	for (size_t i = 0; label && i < n; i++)
+		if (age[rows[i]] >= (double)horizon && !isnan(label[rows[i]])) {
+			if (!out)
+				out = xcalloc(n, 1);
+			out[i] = 1;
+		}
+	return out;
+}
+
+/*
  * Horizon index h's raw predictions (and p_payer when asked for), before
  * calibration, and the factors of curves' cells (predictor_predict_raw_cells).
  */
@@ -200,11 +220,18 @@ static int raw_horizon(const struct loaded_model *m, const struct model_data *d,
 	const int64_t horizon = m->params.horizons.v[h];
 	/* p_payer asks hurdle for every row; elsewhere only its rows run it */
 	const int payer = horizon == m->params.target_horizon || (flags & SERVING_PAYER_EVERY_HORIZON);
+	unsigned char *unread = horizon != m->params.target_horizon &&
+					(flags & SERVING_RAW_OBSERVED_UNREAD)
+				? observed_rows(d, rows, n, horizon)
+				: NULL;
+	int ret;
 
 	for (size_t i = 0; !payer && i < n; i++)
 		out->p_payer_h[h][i] = NAN;
-	return predictor_predict_raw_cells(&m->pred, d, rows, n, horizon, out->ltv[h], served,
-					   payer ? out->p_payer_h[h] : NULL, factor, err);
+	ret = predictor_predict_raw_cells(&m->pred, d, rows, n, horizon, unread, out->ltv[h], served,
+					  payer ? out->p_payer_h[h] : NULL, factor, err);
+	free(unread);
+	return ret;
 }
 
 /*

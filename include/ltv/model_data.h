@@ -149,6 +149,14 @@ void row_split_release(struct row_split *s);
  */
 int model_data_matrix(const struct model_data *d, const struct str_list *columns,
 		      const size_t *rows, size_t n_rows, float **out_x, struct ltv_err *err);
+/*
+ * The same into x (n_rows * columns->n floats, the caller's): a caller that
+ * predicts in blocks of rows reuses one small buffer instead of touching a
+ * matrix of all its rows (fresh pages are dear: README "Threads and
+ * performance").
+ */
+int model_data_matrix_into(const struct model_data *d, const struct str_list *columns,
+			   const size_t *rows, size_t n_rows, float *x, struct ltv_err *err);
 
 /* (app_code, campaign_code) of a row as one dense cohort index: app * n_campaigns + campaign. */
 size_t model_data_cohort(const struct model_data *d, size_t row);

@@ -185,11 +185,18 @@ int predictor_predict_raw(const struct predictor *p, const struct model_data *d,
  * by the share's ranker and keeps the cell's total (rank_share_within_cells);
  * NaN for every other row. Allocated (n values; the caller frees) only when
  * some row has one, else NULL. serving_predict applies it after calibration.
+ * unread (NULL: none) marks rows whose values the caller will not read (at
+ * a horizon they have lived: the observed value replaces the prediction):
+ * they are predicted only where other rows' values depend on them (by a
+ * method that levels a cohort from the rows it is given, method.batch_level,
+ * and in full when a read row ranks in the same cell), so every other row's
+ * values are the same as without; an unread row's out_ltv and out_method are
+ * then the global median's (or a cohort-level fallback's).
  */
 int predictor_predict_raw_cells(const struct predictor *p, const struct model_data *d,
-				const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
-				int *out_method, double *out_p_payer, double **out_factor,
-				struct ltv_err *err);
+				const size_t *rows, size_t n, int64_t horizon,
+				const unsigned char *unread, double *out_ltv, int *out_method,
+				double *out_p_payer, double **out_factor, struct ltv_err *err);
 /*
  * The same, with given[m] (when given and given[m] are not NULL) the
  * predictions predictor_predict_method made for method m over all of

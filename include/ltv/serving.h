@@ -63,8 +63,16 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
  * a horizon where no row's method is hurdle runs no hurdle trees at all (at
  * 1M users, hurdle at the two other horizons was a fifth of scoring's CPU).
  * Every other value is the same with or without it.
+ *
+ * SERVING_RAW_OBSERVED_UNREAD: the caller does not read raw_h at a horizon
+ * other than the target's for a row observed there (its ltv is the observed
+ * value whatever was predicted): those rows are not predicted there
+ * (predictor_predict_raw_cells' unread) and their raw_h is the global
+ * median's. score sets it: at 1,000,000 users every scored row has lived 7
+ * days, and the 7-day trees ran for them all. Every value the caller reads
+ * is the same with or without it; predict and serve print raw_h.
  */
-enum { SERVING_PAYER_EVERY_HORIZON = 1 };
+enum { SERVING_PAYER_EVERY_HORIZON = 1, SERVING_RAW_OBSERVED_UNREAD = 2 };
 
 /* serving_predict with flags (the SERVING_* above, or 0 for serving_predict's own). */
 int serving_predict_with(const struct loaded_model *m, const struct model_data *d,

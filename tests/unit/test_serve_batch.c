@@ -358,10 +358,10 @@ static void test_rank_cells_keep_curves_totals(void **state)
 		fail_msg("no campaign is served by curves with another ranker");
 	rev = frame_column(&b.d.frame, "rev_window");
 	if (predictor_predict_raw(&m.pred, &b.d, rows, 6, horizon, plain, NULL, NULL, &err) != 0 ||
-	    predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, &factor,
+	    predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, NULL, raw, NULL, NULL, &factor,
 					&err) != 0 ||
 	    predictor_predict_method(&m.pred, ranker, &b.d, rows, 6, horizon, by_ranker, NULL, &err) != 0 ||
-	    predictor_predict_raw_cells(&m.pred, &b.d, &row0, 1, horizon, &alone, NULL, NULL,
+	    predictor_predict_raw_cells(&m.pred, &b.d, &row0, 1, horizon, NULL, &alone, NULL, NULL,
 					&alone_factor, &err) != 0)
 		fail_msg("predict: %s", err.msg);
 	assert_true(plain[0] - rev[0] > 0);
@@ -384,7 +384,7 @@ static void test_rank_cells_keep_curves_totals(void **state)
 	free(factor);
 	free(alone_factor);
 	m.cfg.select.rank_cells = 0;
-	if (predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, raw, NULL, NULL, &factor,
+	if (predictor_predict_raw_cells(&m.pred, &b.d, rows, 6, horizon, NULL, raw, NULL, NULL, &factor,
 					&err) != 0)
 		fail_msg("predict: %s", err.msg);
 	assert_null(factor);

@@ -262,6 +262,63 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 }
 
 /*
+ * SERVING_RAW_OBSERVED_UNREAD (score's flag) leaves out the rows observed at
+ * a horizon other than the target's: every value but their raw_h there is
+ * the same, bit for bit (their raw_h is too where a method's age blend made
+ * it rev_window + 0 and the global median is 0), with select.rank_cells on (an observed row can
+ * share a ranked cell with a row younger than the horizon) and off. The
+ * users at 20 days before as_of are of every age relative to the horizons.
+ */
+static void test_serving_unread_flag_changes_only_observed_raw(void **state)
+{
+	const struct test_pipeline *fx = *state;
+	struct served_users u;
+	struct loaded_model *const m = &u.m;
+	const struct model_data *const d = &u.d;
+	struct ltv_err err = { 0 };
+	int target;
+
+	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
+	target = feature_params_horizon_index(&m->params, m->params.target_horizon);
+	for (int cells = 0; cells <= 1; cells++) {
+		struct served a, b;
+		size_t left_out = 0, young = 0;
+
+		m->cfg.select.rank_cells = cells;
+		if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0 ||
+		    serving_predict_with(m, d, u.rows, d->frame.n_rows, SERVING_RAW_OBSERVED_UNREAD,
+					 &b, &err) != 0)
+			fail_msg("serving_predict: %s", err.msg);
+		assert_true(target >= 0 && a.n_horizons > 1 && a.n > 100);
+		for (size_t h = 0; h < a.n_horizons; h++) {
+			assert_true(same_bits(a.ltv[h], b.ltv[h], a.n));
+			assert_true(same_bits(a.ltv_lo[h], b.ltv_lo[h], a.n));
+			assert_true(same_bits(a.ltv_hi[h], b.ltv_hi[h], a.n));
+			assert_true(same_bits(a.p_payer_h[h], b.p_payer_h[h], a.n));
+			assert_memory_equal(a.observed[h], b.observed[h], a.n);
+			for (size_t i = 0; i < a.n; i++) {
+				if ((int)h != target && a.observed[h][i]) {
+					left_out++;
+					continue;
+				}
+				young += (int)h != target;
+				assert_true(same_bits(&a.raw_h[h][i], &b.raw_h[h][i], 1));
+			}
+		}
+		/* rows to leave out, beside rows of the same horizons that were predicted */
+		assert_true(left_out > 0 && young > 0);
+		assert_true(same_bits(a.raw, b.raw, a.n) && same_bits(a.p_payer, b.p_payer, a.n));
+		assert_true(same_bits(a.p_alive, b.p_alive, a.n));
+		assert_true(same_bits(a.p_purchase_30d, b.p_purchase_30d, a.n));
+		assert_memory_equal(a.method, b.method, a.n * sizeof(int));
+		assert_memory_equal(a.fallback, b.fallback, a.n * sizeof(int));
+		served_release(&a);
+		served_release(&b);
+	}
+	served_users_close(&u);
+}
+
+/*
  * select.horizon_step 1 (serving.c step_between): a user who has not lived
  * the previous horizon gets that horizon's served value plus what this
  * horizon's own methods put between the two (their calibrated value here
@@ -520,6 +577,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serving_rules_at_several_as_of),
 		cmocka_unit_test(test_serving_payer_flag_changes_only_payers),
+		cmocka_unit_test(test_serving_unread_flag_changes_only_observed_raw),
 		cmocka_unit_test(test_serving_horizon_step),
 		cmocka_unit_test(test_serving_floor_share),
 		cmocka_unit_test(test_floor_share_fit_hand_made),

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# usage: bench/score_symbols_ab.sh BIN_BEFORE BIN_AFTER DIR RUNS SYMBOL...
+#
+# Where a change inside score's prediction went, when the whole run's CPU is
+# too noisy to show it on a shared machine: RUNS alternating pairs of
+# `ltvpipe score --users DIR/data/users.csv --events DIR/data/events.csv`
+# (DIR as for bench/score_cpu.sh: a trained models/ registry) under `perf
+# record` at 999 Hz, and per run the samples (about ms of CPU) of each SYMBOL
+# and their sum, then the whole run's samples. Used for issue 13 (helper
+# "scorepredict"): the trees' walk (predict_rows), the matrices
+# (model_data_matrix, model_data_matrix_into) and the kernel zeroing fresh
+# pages (clear_page_erms).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 5 ] && [[ $4 =~ ^[1-9][0-9]*$ ]] || bench_usage "BIN_BEFORE BIN_AFTER DIR RUNS SYMBOL..."
+before=$(bench_binary "$1") after=$(bench_binary "$2") dir=$(realpath "$3") runs=$4
+shift 4
+command -v perf >/dev/null || bench_fail "needs perf"
+[ -f "$dir/data/users.csv" ] && [ -f "$dir/data/events.csv" ] || bench_fail "no data/users.csv and data/events.csv in $dir"
+bench_scratch score-symbols
+export OMP_WAIT_POLICY=PASSIVE
+echo "score_symbols: load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for i in $(seq "$runs"); do
+	for side in before after; do
+		bin=$before
+		[ $side = after ] && bin=$after
+		(cd "$dir" && perf record -q -F 999 -o "$scratch/perf.data" "$bin" score \
+			--config "$root/config/ltvpipe.yaml" --users data/users.csv \
+			--events data/events.csv --output "$scratch/scores.csv" >"$scratch/out" 2>"$scratch/err") ||
+			{ cat "$scratch/err" >&2; exit 1; }
+		perf report -i "$scratch/perf.data" --no-children --sort sym --stdio -n 2>/dev/null |
+			awk -v side=$side -v run="$i" -v want="$*" '
+				BEGIN { n = split(want, w, " "); for (k = 1; k <= n; k++) keep[w[k]] = 1 }
+				/^ +[0-9.]+%/ { all += $2; if ($NF in keep) { got[$NF] = $2; sum += $2 } }
+				END {
+					printf "%s %d:", side, run
+					for (k = 1; k <= n; k++) printf " %s=%d", w[k], got[w[k]]
+					printf "  sum=%d  all=%d samples\n", sum, all
+				}'
+		rm -f "$scratch/perf.data"
+	done
+done
