@@ -1206,10 +1206,12 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 		 * error comes first, as when they were written after it.
 		 */
 		struct ltv_err summary_err;
-		const int summary = to_stdout ? 0
-					      : write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set,
-								    output, &summary_err);
+		int summary;
 
+		gate_set(&w->own->gate, 1); /* F's thread goes on at once, not after them */
+		summary = to_stdout ? 0
+				    : write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output,
+							  &summary_err);
 		ret = own_writer_join(w->own, 1, err);
 		if (ret == 0 && summary < 0) {
 			*err = summary_err;
