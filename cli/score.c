@@ -37,6 +37,7 @@
 #include "ltv/score_html.h"
 #include "ltv/serving.h"
 #include "ltv/strmap.h"
+#include "ltv/text_ahead.h"
 #include "ltv/timeutil.h"
 
 void scored_release(struct scored *s)
@@ -192,11 +193,52 @@ static void put_prediction_fields(struct jbuf *b, const struct loaded_model *m,
 	jbuf_puts(b, pv->scored_at);
 }
 
+/*
+ * What scored user i's prediction fields need, and the install-date cache of
+ * the thread that writes them: the fields are made on two threads
+ * (include/ltv/text_ahead.h), each with a context of its own.
+ */
+struct fields_ctx {
+	const struct loaded_model *m;
+	const struct model_data *d;
+	const struct row_columns *c;
+	const struct scored *s;
+	const struct provenance *pv;
+	int64_t day;
+	char date[16];
+};
+
+static struct fields_ctx fields_ctx_of(const struct loaded_model *m, const struct model_data *d,
+				       const struct row_columns *c, const struct scored *s,
+				       const struct provenance *pv)
+{
+	return (struct fields_ctx){ .m = m, .d = d, .c = c, .s = s, .pv = pv, .day = INT64_MIN };
+}
+
+/* put_prediction_fields as a text_ahead_fn. */
+static void put_fields_of(void *arg, struct jbuf *b, size_t i)
+{
+	struct fields_ctx *f = arg;
+
+	put_prediction_fields(b, f->m, f->d, f->c, f->s, i, f->pv, &f->day, f->date);
+}
+
+/* Scored user i's prediction fields: made ahead on the other thread, or here. */
+static void put_fields_ahead(struct text_ahead *t, struct fields_ctx *mine, struct jbuf *b, size_t i)
+{
+	const char *p;
+	size_t len;
+
+	if (text_ahead_get(t, i, &p, &len))
+		jbuf_add(b, p, len);
+	else
+		put_fields_of(mine, b, i);
+}
+
 /* A line of the standard users file: the user's ids, then the predictions. */
-static void write_user_row(struct jbuf *b, const struct loaded_model *m, const struct model_data *d,
-			   const struct row_columns *c, const struct user_table *users,
-			   const struct scored *s, size_t i, const struct provenance *pv, int64_t *day,
-			   char *date)
+static void write_user_row(struct jbuf *b, const struct model_data *d, const struct row_columns *c,
+			   const struct user_table *users, const struct scored *s, size_t i,
+			   struct text_ahead *t, struct fields_ctx *mine)
 {
 	const size_t r = s->rows[i];
 
@@ -205,7 +247,7 @@ static void write_user_row(struct jbuf *b, const struct loaded_model *m, const s
 	put_field(b, d->apps[(size_t)c->app[r]]);
 	jbuf_add(b, ",", 1);
 	put_field(b, d->campaigns[(size_t)c->campaign[r]]);
-	put_prediction_fields(b, m, d, c, s, i, pv, day, date);
+	put_fields_ahead(t, mine, b, i);
 	jbuf_add(b, "\n", 1);
 }
 
@@ -316,10 +358,10 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 {
 	const struct feature_params *fp = &m->params;
 	const struct row_columns c = row_columns_of(m, d);
+	struct fields_ctx mine = fields_ctx_of(m, d, &c, s, pv), theirs = mine;
+	struct text_ahead ahead;
 	struct block_writer w;
 	struct jbuf *b;
-	int64_t day = INT64_MIN;
-	char date[16] = "";
 	int ret = users_file_open(set, path, &w, err);
 
 	if (ret < 0)
@@ -329,11 +371,13 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 	put_prediction_header(b, fp, NULL, 0);
 	jbuf_add(b, "\n", 1);
 	/* printf per field cost more than predicting: each line is built in memory (numfmt.h). */
+	text_ahead_start(&ahead, s->n, 0, put_fields_of, &theirs, &mine, config_jobs(&m->cfg) > 1);
 	for (size_t i = 0; i < s->n; i++) {
-		write_user_row(b, m, d, &c, users, s, i, pv, &day, date);
+		write_user_row(b, d, &c, users, s, i, &ahead, &mine);
 		if (b->len >= BLOCK_WRITER_BLOCK)
 			b = block_writer_pass(&w);
 	}
+	text_ahead_stop(&ahead);
 	return users_file_close(&w, path, hash, err);
 }
 
@@ -593,8 +637,9 @@ static int write_own_file(const struct own_file *o, struct output_set *set, stru
 	struct block_writer own_w, *w = o->started ? o->started : &own_w;
 	struct jbuf *b = NULL;
 	struct unscored_tail tail = { NULL, { NULL, 0, 0 } };
-	int64_t day = INT64_MIN;
-	char date[16] = "";
+	struct fields_ctx mine = fields_ctx_of(m, d, &c, s, pv), theirs = mine;
+	struct text_ahead ahead;
+	int ahead_on = 0;
 	char **fields, **header = NULL, why[256];
 	size_t n, n_header = 0, n_pred = 0, line;
 	int id_col = -1, reason_taken = 0, open = o->started != NULL, predicted = !o->gate, ret;
@@ -663,8 +708,14 @@ static int write_own_file(const struct own_file *o, struct output_set *set, stru
 			ret = err_set(err, LTV_EINTERNAL, "no predictions to write"); /* not reported */
 			break;
 		}
+		if (!reason && !ahead_on) {
+			/* from the first scored row on, the other core makes the fields ahead */
+			text_ahead_start(&ahead, s->n, i, put_fields_of, &theirs, &mine,
+					 config_jobs(cfg) > 1);
+			ahead_on = 1;
+		}
 		if (!reason) {
-			put_prediction_fields(b, m, d, &c, s, i, pv, &day, date);
+			put_fields_ahead(&ahead, &mine, b, i);
 			jbuf_add(b, ",\n", 2);
 		} else {
 			unscored_tail(&tail, reason, n_pred, pv);
@@ -674,6 +725,8 @@ static int write_own_file(const struct own_file *o, struct output_set *set, stru
 			b = block_writer_pass(w);
 	}
 out:
+	if (ahead_on)
+		text_ahead_stop(&ahead);
 	/* the writer is waited for even after an error (its temporary is then removed) */
 	if (open) {
 		struct ltv_err close_err;
@@ -1111,6 +1164,27 @@ static int write_report_html(const struct loaded_model *m, const struct model_da
 	return ret;
 }
 
+/* The campaign summary and the two reports beside a users file, into set. */
+static int write_summary_files(const struct loaded_model *m, const struct model_data *d,
+			       const struct scored *s, struct campaign_sum *cs, size_t n_cs,
+			       int64_t as_of, const struct provenance *pv, struct output_set *set,
+			       const char *output, struct ltv_err *err)
+{
+	char *campaigns_path = xasprintf("%s.campaigns.csv", output);
+	char *report_path = xasprintf("%s.report.txt", output);
+	char *html_path = xasprintf("%s.report.html", output);
+	int ret = write_campaigns_csv(&m->params, cs, n_cs, pv, set, campaigns_path, err);
+
+	if (ret == 0)
+		ret = write_report(m, d, s, cs, n_cs, as_of, set, report_path, err);
+	if (ret == 0)
+		ret = write_report_html(m, d, s, cs, n_cs, as_of, set, html_path, err);
+	free(campaigns_path);
+	free(report_path);
+	free(html_path);
+	return ret;
+}
+
 int score_write_outputs(const struct loaded_model *m, const struct model_data *d,
 			const struct user_table *users, const struct scored *s, int64_t as_of,
 			const struct score_write *w, const char *output, size_t *out_n_campaigns,
@@ -1119,9 +1193,6 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	const int to_stdout = strcmp(output, "-") == 0;
 	struct output_set own_set, *set = w->own ? &w->own->set : &own_set;
 	struct campaign_sum *cs;
-	char *campaigns_path = to_stdout ? NULL : xasprintf("%s.campaigns.csv", output);
-	char *report_path = to_stdout ? NULL : xasprintf("%s.report.txt", output);
-	char *html_path = to_stdout ? NULL : xasprintf("%s.report.html", output);
 	size_t n_cs = 0;
 	int ret;
 
@@ -1129,21 +1200,35 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 		output_set_init(&own_set);
 	cs = summarise(m, d, s, m->params.horizons.n, &n_cs);
 	if (w->own) {
-		ret = own_writer_join(w->own, 1, err);
-	} else if (w->own_file) {
-		const struct own_file o = { m, d, users, s, as_of, w->pv, w->own_file, w->scratch_dir,
-					    output, w->users_hash, NULL, NULL };
+		/*
+		 * The summary files while F's thread writes the users file: after it,
+		 * they (the report's sort of every LTV) were on the critical path. Its
+		 * error comes first, as when they were written after it.
+		 */
+		struct ltv_err summary_err;
+		int summary;
 
-		ret = write_own_file(&o, set, err);
+		gate_set(&w->own->gate, 1); /* F's thread goes on at once, not after them */
+		summary = to_stdout ? 0
+				    : write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output,
+							  &summary_err);
+		ret = own_writer_join(w->own, 1, err);
+		if (ret == 0 && summary < 0) {
+			*err = summary_err;
+			ret = summary;
+		}
 	} else {
-		ret = write_users_csv(m, d, users, s, w->pv, set, output, w->users_hash, err);
+		if (w->own_file) {
+			const struct own_file o = { m, d, users, s, as_of, w->pv, w->own_file,
+						    w->scratch_dir, output, w->users_hash, NULL, NULL };
+
+			ret = write_own_file(&o, set, err);
+		} else {
+			ret = write_users_csv(m, d, users, s, w->pv, set, output, w->users_hash, err);
+		}
+		if (ret == 0 && !to_stdout)
+			ret = write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output, err);
 	}
-	if (ret == 0 && !to_stdout)
-		ret = write_campaigns_csv(&m->params, cs, n_cs, w->pv, set, campaigns_path, err);
-	if (ret == 0 && !to_stdout)
-		ret = write_report(m, d, s, cs, n_cs, as_of, set, report_path, err);
-	if (ret == 0 && !to_stdout)
-		ret = write_report_html(m, d, s, cs, n_cs, as_of, set, html_path, err);
 	if (ret == 0 && to_stdout && fflush(stdout) != 0)
 		ret = err_set(err, LTV_EIO, "cannot write the users CSV to stdout");
 	if (ret == 0)
@@ -1151,9 +1236,6 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	if (!w->own)
 		output_set_release(&own_set); /* w->own's: its owner's (own_writer_release) */
 	free(cs);
-	free(campaigns_path);
-	free(report_path);
-	free(html_path);
 	*out_n_campaigns = n_cs;
 	return ret;
 }

@@ -485,6 +485,46 @@ static int compare_str_ptr(const void *a, const void *b)
 }
 
 /*
+ * The users' strings are mostly shared: the users table keeps one copy of an
+ * app, campaign or attribute value for many users (user_data's cache). A
+ * string met again at the same address was already looked up, so a small
+ * cache by address spares the hashing (at 1,000,000 users four lookups per
+ * user for app and campaign, 0.1 s of the one thread building the frame).
+ * A string at another address is looked up as before: same codes.
+ */
+#define SEEN_AT 256
+struct seen_at {
+	const char *key[SEEN_AT];
+	int64_t code[SEEN_AT];
+};
+
+static size_t seen_at_slot(const char *p)
+{
+	const uintptr_t a = (uintptr_t)p;
+
+	return (size_t)((a >> 4) ^ (a >> 12)) % SEEN_AT;
+}
+
+/* 1 and its code when p was met before (seen_at_keep). */
+static int seen_at_get(const struct seen_at *c, const char *p, int64_t *code)
+{
+	const size_t k = seen_at_slot(p);
+
+	if (c->key[k] != p)
+		return 0;
+	*code = c->code[k];
+	return 1;
+}
+
+static void seen_at_keep(struct seen_at *c, const char *p, int64_t code)
+{
+	const size_t k = seen_at_slot(p);
+
+	c->key[k] = p;
+	c->code[k] = code;
+}
+
+/*
  * Sorted unique values among the users installed by as_of (copies), and each
  * frame row's index into them (rows name their user by the uid column).
  */
@@ -492,12 +532,17 @@ static char **dictionary(char *const *values, const int64_t *age_of_uid, size_t 
 			 int32_t *code_of_uid, size_t *out_n)
 {
 	struct strmap seen;
+	struct seen_at *at = xcalloc(1, sizeof(*at));
 	char **dict = NULL;
 	size_t n = 0, cap = 0;
+	int64_t code;
 
 	strmap_init(&seen);
 	for (size_t u = 0; u < n_users; u++) {
-		if (age_of_uid[u] < 0 || strmap_put(&seen, values[u], 0) != 0)
+		if (age_of_uid[u] < 0 || seen_at_get(at, values[u], &code))
+			continue;
+		seen_at_keep(at, values[u], 0);
+		if (strmap_put(&seen, values[u], 0) != 0)
 			continue;
 		ARRAY_GROW(dict, n + 1, cap);
 		dict[n++] = xstrdup(values[u]);
@@ -506,14 +551,19 @@ static char **dictionary(char *const *values, const int64_t *age_of_uid, size_t 
 		qsort(dict, n, sizeof(char *), compare_str_ptr);
 	strmap_release(&seen);
 	strmap_init(&seen);
+	memset(at, 0, sizeof(*at));
 	for (size_t i = 0; i < n; i++)
 		strmap_put(&seen, dict[i], (int64_t)i);
 	for (size_t u = 0; u < n_users; u++) {
-		int64_t code;
-
-		code_of_uid[u] = strmap_get(&seen, values[u], &code) ? (int32_t)code : -1;
+		if (!seen_at_get(at, values[u], &code)) {
+			if (!strmap_get(&seen, values[u], &code))
+				code = -1;
+			seen_at_keep(at, values[u], code);
+		}
+		code_of_uid[u] = (int32_t)code;
 	}
 	strmap_release(&seen);
+	free(at);
 	*out_n = n;
 	return dict;
 }
