@@ -456,6 +456,19 @@ void registry_defer_checkpoints(struct registry *reg, int defer)
 		sqlite3_wal_autocheckpoint(reg->db, defer ? 0 : 1000);
 }
 
+void registry_start_wal_writeback(struct registry *reg)
+{
+	char *wal = xasprintf("%s-wal", reg->path);
+	int fd = open(wal, O_RDONLY | O_CLOEXEC);
+
+	/* Best effort: without it the sync to come writes everything itself. */
+	if (fd >= 0) {
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		close(fd);
+	}
+	free(wal);
+}
+
 void registry_leave_wal_at_close(struct registry *reg)
 {
 	int on = 0;
