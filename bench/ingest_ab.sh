@@ -11,6 +11,10 @@
 # whenever it wants them and the wall is about a quiet machine's (what the
 # users writer running beside the events parse needs to show; the other
 # processes wait meanwhile). CPU seconds compare with or without it.
+# THEN_RUN=1 also times the `run` (features … calibrate) that follows each
+# ingest in its registry, as bench/sidebyside.sh's cold training does: what
+# ingest leaves to the next process (its WAL) shows there, and a second table
+# gives that run's medians and the two processes' sum.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -eq 4 ] && [[ $4 =~ ^[1-9][0-9]*$ ]] || bench_usage "BIN_BEFORE BIN_AFTER DATA_DIR RUNS"
@@ -33,6 +37,12 @@ for i in $(seq "$runs"); do
 			--set "input.users=$data/users.csv" --set "input.events=$data/events.csv" >out 2>err) ||
 			{ cat "$d/err" >&2; exit 1; }
 		echo "$(cat "$d/t") $(cut -d' ' -f1 /proc/loadavg)" >>"$scratch/$side"
+		if [ "${THEN_RUN:-0}" = 1 ]; then
+			(cd "$d" && "${prio[@]}" /usr/bin/time -f '%e %U %S %M' -o r "$bin" run \
+				--set "input.users=$data/users.csv" --set "input.events=$data/events.csv" >out 2>err) ||
+				{ cat "$d/err" >&2; exit 1; }
+			paste -d' ' "$d/t" "$d/r" >>"$scratch/$side.run"
+		fi
 		rm -rf "$d"
 	done
 done
@@ -46,4 +56,15 @@ for side in before after; do
 	load=$(cut -d' ' -f5 "$f" | sort -g | sed -n '1p;$p' | paste -sd-)
 	awk -v s="$side" -v w="$wall" -v c="$cpu" -v r="$rss" -v mb="$mb" -v l="$load" 'BEGIN {
 		printf "| %s | %.2f | %.0f | %.2f | %.0f | %.0f | %s |\n", s, w, mb / w, c, mb / c, r / 1024, l }'
+done
+[ "${THEN_RUN:-0}" = 1 ] || exit 0
+echo
+echo "| then \`run\`, medians of $runs | run wall s | run CPU s | run peak RSS MB | ingest + run wall s | ingest + run CPU s |"
+echo "|---|---|---|---|---|---|"
+for side in before after; do
+	f=$scratch/$side.run
+	awk -v s="$side" '{ rw[NR] = $5; rc[NR] = $6 + $7; rr[NR] = $8; tw[NR] = $1 + $5; tc[NR] = $2 + $3 + $6 + $7 }
+		function med(a, n,  i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+		END { printf "| %s | %.2f | %.2f | %.0f | %.2f | %.2f |\n", s, med(rw, NR), med(rc, NR), med(rr, NR) / 1024, med(tw, NR), med(tc, NR) }' "$f"
 done

@@ -415,6 +415,13 @@ static int write_user_days(struct ingest *in, struct ltv_err *err)
 	ingest_parse_user_days(&in->p, INT64_MIN, &rows, &n);
 	in->n_user_days = n;
 	ret = user_writer_drain(in->writer, 1, err);
+	/*
+	 * The users (92 MB at a million) are in the WAL by now, spilled there
+	 * by the writer: the disk writes them while the user-days are written,
+	 * not in the sync that follows the commit.
+	 */
+	if (ret == 0)
+		registry_start_wal_writeback(in->ctx->reg);
 	if (ret == 0)
 		ret = registry_user_days_add(in->ctx->reg, rows, n, err);
 	free(rows);

@@ -3,6 +3,7 @@
  * include/ltv/input_files.h). Shared by the runner, which fingerprints ingest
  * by file content, and by the ingest stage, which reads them.
  */
+#include <errno.h>
 #include <glob.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,6 +124,25 @@ int input_files_resolve_in(const struct config *cfg, struct registry *reg,
 int input_files_expand(const struct config *cfg, struct input_files *out, struct ltv_err *err)
 {
 	return resolve(cfg, NULL, 0, out, err);
+}
+
+int input_files_check_readable(const struct input_files *files, struct ltv_err *err)
+{
+	for (size_t i = 0; i < files->n; i++) {
+		FILE *f = fopen(files->v[i].path, "rb");
+		int read_errno;
+
+		if (!f)
+			return err_set(err, LTV_EIO, "cannot open '%s': %s", files->v[i].path,
+				       strerror(errno));
+		(void)fgetc(f);
+		read_errno = ferror(f) ? errno : 0;
+		fclose(f);
+		if (read_errno)
+			return err_set(err, LTV_EIO, "cannot read '%s': %s", files->v[i].path,
+				       strerror(read_errno));
+	}
+	return 0;
 }
 
 void input_files_release(struct input_files *files)

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ltv/log.h"
 #include "registry_internal.h"
 
 /*
@@ -416,6 +417,21 @@ int registry_open_existing(const char *path, int busy_timeout_s, struct registry
 			   out_reg, err);
 }
 
+/*
+ * Syncs the WAL as the checkpoint at close would have before copying it
+ * (SQLite's own sync, which also syncs the directory of a WAL it created):
+ * with synchronous = NORMAL nothing else does, and what a run committed is
+ * to be on the disk when it exits, as it was when the close copied it.
+ */
+static void sync_wal(struct registry *reg)
+{
+	sqlite3_file *wal = NULL;
+
+	if (sqlite3_file_control(reg->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
+	    wal && wal->pMethods && wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+		LOG(LOG_WARN, "registry '%s': cannot sync its WAL", reg->path);
+}
+
 void registry_close(struct registry *reg)
 {
 	if (!reg)
@@ -425,6 +441,8 @@ void registry_close(struct registry *reg)
 	registry_read_end(reg);
 	sqlite3_finalize(reg->user_insert);
 	sqlite3_finalize(reg->users_insert);
+	if (reg->wal_left)
+		sync_wal(reg);
 	sqlite3_close(reg->db);
 	registry_unlock_run(reg);
 	free(reg->path);
@@ -436,6 +454,30 @@ void registry_defer_checkpoints(struct registry *reg, int defer)
 	/* SQLITE_DEFAULT_WAL_AUTOCHECKPOINT pages when not deferred, as every connection opens. */
 	if (reg)
 		sqlite3_wal_autocheckpoint(reg->db, defer ? 0 : 1000);
+}
+
+void registry_start_wal_writeback(struct registry *reg)
+{
+	char *wal = xasprintf("%s-wal", reg->path);
+	int fd = open(wal, O_RDONLY | O_CLOEXEC);
+
+	/* Best effort: without it the sync to come writes everything itself. */
+	if (fd >= 0) {
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		close(fd);
+	}
+	free(wal);
+}
+
+void registry_leave_wal_at_close(struct registry *reg)
+{
+	int on = 0;
+
+	if (!reg)
+		return;
+	sqlite3_wal_autocheckpoint(reg->db, 0);
+	if (sqlite3_db_config(reg->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, &on) == SQLITE_OK && on)
+		reg->wal_left = 1;
 }
 
 const char *registry_path(const struct registry *reg)

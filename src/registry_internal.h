@@ -26,6 +26,7 @@ struct registry {
 	int in_read; /* inside registry_read_begin */
 	int stamp_ok; /* the run lock found the file sound: its release records the file's stamp */
 	int unchanged; /* and as the last run holding the lock left it (the stamp matched) */
+	int wal_left; /* registry_leave_wal_at_close: the close syncs the WAL and copies nothing */
 	/* The ingest inserts run once per row, so they are prepared once per connection. */
 	sqlite3_stmt *user_insert;
 	sqlite3_stmt *users_insert; /* USER_BATCH users a statement (registry_users_insert) */

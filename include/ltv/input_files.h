@@ -41,6 +41,12 @@ int input_files_resolve_in(const struct config *cfg, struct registry *reg,
  * --users F --events F` does, where no fingerprint needs their content.
  */
 int input_files_expand(const struct config *cfg, struct input_files *out, struct ltv_err *err);
+/*
+ * Whether every file opens and reads, failing as hashing it would (LTV_EIO,
+ * "cannot open" or "cannot read"): a check before anything is created that
+ * costs a byte a file where the hash read them whole.
+ */
+int input_files_check_readable(const struct input_files *files, struct ltv_err *err);
 void input_files_release(struct input_files *files);
 
 #endif

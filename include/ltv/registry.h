@@ -57,6 +57,21 @@ const char *registry_path(const struct registry *reg);
  * survives a crash or SIGKILL and is read from there until copied.
  */
 void registry_defer_checkpoints(struct registry *reg, int defer);
+/*
+ * Defers this connection's checkpoints to its end and then leaves the WAL
+ * as it is, synced, for the next connection to copy: registry_close skips
+ * the checkpoint SQLite runs when the last connection closes. For a run
+ * whose commits another process will copy soon (`run --only ingest`, then
+ * `run`); every reader opening the registry meanwhile first reads the whole
+ * WAL (SQLite's recovery of its index), so not for a registry left so for long.
+ */
+void registry_leave_wal_at_close(struct registry *reg);
+/*
+ * Starts the disk writeback of what the WAL holds so far, without waiting:
+ * a transaction that wrote hundreds of MB then finds less to wait for in
+ * the sync of its WAL (at the checkpoint, or registry_leave_wal_at_close's).
+ */
+void registry_start_wal_writeback(struct registry *reg);
 /* The linked SQLite library's version, for --version. */
 const char *registry_sqlite_version(void);
 /* PRAGMA user_version, or INT_MIN when SQLite cannot read it. */

@@ -897,6 +897,59 @@ static void test_deferred_checkpoint_survives_sigkill(void **state)
 	test_scratch_free(dir);
 }
 
+/*
+ * registry_leave_wal_at_close: the close copies nothing (the commit stays in
+ * the WAL, beside a database file that never held it), a reader and a
+ * read-only reader find it there, and the next connection that closes
+ * normally copies it and removes the WAL.
+ */
+static void test_wal_left_at_close(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	char *wal = xasprintf("%s-wal", path);
+	struct registry *reg = open_or_fail(path);
+	struct ltv_err err = { 0 };
+	struct artefact_info info;
+	unsigned char *big = xmalloc(DEFER_BLOB_SIZE);
+	struct stat st;
+	int64_t id;
+
+	(void)state;
+	pattern(big, DEFER_BLOB_SIZE, 22);
+	start_run(reg, "r");
+	registry_defer_checkpoints(reg, 1);
+	id = commit_artefact(reg, "r", "ingest", "fp1", "c1", NULL, 0, big, DEFER_BLOB_SIZE, NULL);
+	registry_leave_wal_at_close(reg);
+	commit_artefact(reg, "r", "tiers", "fp2", "c2", NULL, 0, "small", 5, NULL);
+	registry_close(reg);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < (off_t)(DEFER_BLOB_SIZE / 2));
+	assert_int_equal(stat(wal, &st), 0);
+	assert_true(st.st_size > (off_t)DEFER_BLOB_SIZE);
+
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	registry_close(reg);
+
+	reg = open_or_fail(path);
+	assert_integrity_ok(reg);
+	assert_int_equal(registry_artefact_current(reg, "ingest", &info, &err), 0);
+	assert_int_equal(info.id, id);
+	artefact_info_release(&info);
+	registry_close(reg);
+	/* That connection closed as every other does: the WAL is copied and gone. */
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > (off_t)DEFER_BLOB_SIZE);
+	assert_int_not_equal(stat(wal, &st), 0);
+	reg = open_or_fail(path);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	registry_close(reg);
+	free(big);
+	free(wal);
+	free(path);
+	test_scratch_free(dir);
+}
+
 /* Counts the rows a registry_report streams. */
 static int count_rows(void *ctx, int n_cols, char **names, char **values)
 {
@@ -1074,6 +1127,7 @@ int main(void)
 		cmocka_unit_test(test_run_lock_between_processes),
 		cmocka_unit_test(test_sigkill_mid_transaction),
 		cmocka_unit_test(test_deferred_checkpoint_survives_sigkill),
+		cmocka_unit_test(test_wal_left_at_close),
 		cmocka_unit_test(test_alias_noop_not_recorded),
 		cmocka_unit_test(test_read_transaction_is_one_snapshot),
 	};
