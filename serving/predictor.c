@@ -1002,6 +1002,7 @@ static unsigned char *rows_to_skip(const struct predictor *p, const struct model
 		return NULL;
 	skip = xmalloc(n ? n : 1);
 	u64map_init(&map);
+	/* pass 0: the cells each group's read rows read; pass 1: the unread rows adding to one */
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < n; i++) {
 			const int ranked = cells && ranks_within_cells(p, chosen[i], ranker[i]) &&
