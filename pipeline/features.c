@@ -391,6 +391,7 @@ int stage_features_run(struct stage_ctx *ctx)
 		 * take it packed (model_data_offer_frame) either way.
 		 */
 		frame_compact(&f);
+		frame_drop_widened(&f);
 		ret = stage_output_id(ctx, &out_id);
 		if (ret == 0)
 			ret = frame_save(&f, ctx->reg, out_id, &ctx->err);
