@@ -21,9 +21,14 @@
 
 #define ENCODING_FOLDS 5
 
+/*
+ * Columns the base frame holds packed (fill_packed_rows: weight, age_days,
+ * user_rep, the code columns) are read as stored, through frame_col: a
+ * widened copy (frame_column) was 9 MB of fresh pages each at 1,000,000 users.
+ */
 struct encoding_input {
 	const double *split;
-	const double *weight; /* per row: sampling weight (sums over rows are user sums) */
+	struct frame_col weight; /* per row: sampling weight (sums over rows are user sums) */
 	const int *fold;     /* training rows: 0..ENCODING_FOLDS-1 */
 	size_t n_rows;
 	double smoothing;
@@ -35,7 +40,7 @@ struct encoding_input {
  * data; a training row gets the same formula without its own fold (and with
  * its own out-of-fold prior), every other row gets table[code].
  */
-static void target_encode(const struct encoding_input *in, const double *code, size_t n_codes,
+static void target_encode(const struct encoding_input *in, struct frame_col code, size_t n_codes,
 			  const double *y, const double *prior_rows, const double *prior_table,
 			  double *out_rows, double *out_table)
 {
@@ -45,20 +50,21 @@ static void target_encode(const struct encoding_input *in, const double *code, s
 	const double m = in->smoothing;
 
 	for (size_t i = 0; i < in->n_rows; i++) {
-		size_t c = (size_t)code[i], f = (size_t)in->fold[i];
+		size_t c = (size_t)frame_col_at(code, i), f = (size_t)in->fold[i];
+		const double w = frame_col_at(in->weight, i);
 
 		if (in->split[i] != SPLIT_TRAIN || isnan(y[i]))
 			continue;
-		sum[f * n_codes + c] += in->weight[i] * y[i];
-		cnt[f * n_codes + c] += in->weight[i];
-		sum[total * n_codes + c] += in->weight[i] * y[i];
-		cnt[total * n_codes + c] += in->weight[i];
+		sum[f * n_codes + c] += w * y[i];
+		cnt[f * n_codes + c] += w;
+		sum[total * n_codes + c] += w * y[i];
+		cnt[total * n_codes + c] += w;
 	}
 	for (size_t c = 0; c < n_codes; c++)
 		out_table[c] = (sum[total * n_codes + c] + m * prior_table[c]) /
 			       (cnt[total * n_codes + c] + m);
 	for (size_t i = 0; i < in->n_rows; i++) {
-		size_t c = (size_t)code[i], f = (size_t)in->fold[i];
+		size_t c = (size_t)frame_col_at(code, i), f = (size_t)in->fold[i];
 
 		if (in->split[i] != SPLIT_TRAIN) {
 			out_rows[i] = out_table[c];
@@ -78,12 +84,14 @@ static void global_mean(const struct encoding_input *in, const double *y, double
 	double sum[ENCODING_FOLDS] = { 0 }, cnt[ENCODING_FOLDS] = { 0 }, s = 0, n = 0;
 
 	for (size_t i = 0; i < in->n_rows; i++) {
+		const double w = frame_col_at(in->weight, i);
+
 		if (in->split[i] != SPLIT_TRAIN || isnan(y[i]))
 			continue;
-		sum[in->fold[i]] += in->weight[i] * y[i];
-		cnt[in->fold[i]] += in->weight[i];
-		s += in->weight[i] * y[i];
-		n += in->weight[i];
+		sum[in->fold[i]] += w * y[i];
+		cnt[in->fold[i]] += w;
+		s += w * y[i];
+		n += w;
 	}
 	*out_global = n > 0 ? s / n : 0;
 	for (size_t i = 0; i < in->n_rows; i++) {
@@ -97,11 +105,12 @@ static void global_mean(const struct encoding_input *in, const double *y, double
 static void assign_split(const struct feature_params *p, struct frame *f, double *split, int *fold)
 {
 	const double *install = frame_column(f, "install_time");
-	const double *age = frame_column(f, "age_days");
+	const struct frame_col age = frame_col(f, "age_days");
 	double first = INFINITY, last = -INFINITY;
 
 	for (size_t i = 0; i < f->n_rows; i++) {
-		split[i] = feature_params_split(p, p->as_of, p->target_horizon, age[i], install[i]);
+		split[i] = feature_params_split(p, p->as_of, p->target_horizon, frame_col_at(age, i),
+					  install[i]);
 		if (split[i] == SPLIT_TRAIN) {
 			first = fmin(first, install[i]);
 			last = fmax(last, install[i]);
@@ -121,7 +130,7 @@ static void assign_split(const struct feature_params *p, struct frame *f, double
  * app, a sub being a campaign or an attribute's value (cohort = app * n_sub + sub).
  */
 static void encode_target(const struct encoding_input *in, size_t n_apps, size_t n_sub,
-			  const double *app, const double *cohort, const double *y, double *app_rows,
+			  struct frame_col app, const double *cohort, const double *y, double *app_rows,
 			  double *app_table, double *cohort_rows, double *cohort_table, double *out_global)
 {
 	size_t n_cohorts = n_apps * n_sub;
@@ -135,7 +144,8 @@ static void encode_target(const struct encoding_input *in, size_t n_apps, size_t
 	target_encode(in, app, n_apps, y, prior_rows, prior_table, app_rows, app_table);
 	for (size_t c = 0; c < n_cohorts; c++)
 		prior_table[c] = app_table[c / n_sub];
-	target_encode(in, cohort, n_cohorts, y, app_rows, prior_table, cohort_rows, cohort_table);
+	target_encode(in, (struct frame_col){ .d = cohort }, n_cohorts, y, app_rows, prior_table,
+		      cohort_rows, cohort_table);
 	*out_global = global;
 	free(prior_rows);
 	free(prior_table);
@@ -152,7 +162,7 @@ static void learn_attr_encodings(const struct encoding_input *in, struct frame *
 				 struct encodings *e, const double *y, const double *payer)
 {
 	const size_t n = f->n_rows;
-	const double *app = frame_column(f, "app_code");
+	const struct frame_col app = frame_col(f, "app_code");
 	double *cohort = xcalloc(n ? n : 1, sizeof(double));
 	double *app_rows = xcalloc(n ? n : 1, sizeof(double));
 	double *app_table = xcalloc(e->n_apps + 1, sizeof(double));
@@ -162,13 +172,13 @@ static void learn_attr_encodings(const struct encoding_input *in, struct frame *
 		struct attr_encoding *a = &e->attrs[k];
 		const size_t n_sub = a->n_values ? a->n_values : 1;
 		char col[ATTR_COLUMN_MAX];
-		const double *code;
+		struct frame_col code;
 		double *rows;
 
 		attr_column_name(a->name, "code", col, sizeof(col));
-		code = frame_column(f, col);
+		code = frame_col(f, col);
 		for (size_t i = 0; i < n; i++)
-			cohort[i] = app[i] * (double)n_sub + code[i];
+			cohort[i] = frame_col_at(app, i) * (double)n_sub + frame_col_at(code, i);
 		a->ltv = xcalloc(e->n_apps * n_sub + 1, sizeof(double));
 		a->payer = xcalloc(e->n_apps * n_sub + 1, sizeof(double));
 		attr_column_name(a->name, "ltv_te", col, sizeof(col));
@@ -189,11 +199,11 @@ static void learn_encodings(const struct config *cfg, const struct feature_param
 			    const double *split, const int *fold, struct encodings *e)
 {
 	const size_t n = f->n_rows, n_cohorts = e->n_apps * e->n_campaigns;
-	const struct encoding_input in = { split, frame_column(f, "weight"), fold, n,
+	const struct encoding_input in = { split, frame_col(f, "weight"), fold, n,
 					   cfg->features.encoding_smoothing };
-	const double *app = frame_column(f, "app_code"), *campaign = frame_column(f, "campaign_code");
+	const struct frame_col app = frame_col(f, "app_code"), campaign = frame_col(f, "campaign_code");
 	const double *rev_window = frame_column(f, "rev_window");
-	const double *user_rep = frame_column(f, "user_rep");
+	const struct frame_col user_rep = frame_col(f, "user_rep");
 	double *cohort = xcalloc(n ? n : 1, sizeof(double));
 	double *payer = xcalloc(n ? n : 1, sizeof(double));
 	double *scratch = xcalloc(n ? n : 1, sizeof(double));
@@ -205,7 +215,7 @@ static void learn_encodings(const struct config *cfg, const struct feature_param
 	label_name(p->target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < n; i++) {
-		cohort[i] = app[i] * (double)e->n_campaigns + campaign[i];
+		cohort[i] = frame_col_at(app, i) * (double)e->n_campaigns + frame_col_at(campaign, i);
 		/* Payer means revenue still to come after the window (DESIGN.md). */
 		payer[i] = isnan(y[i]) ? NAN : (double)(y[i] - rev_window[i] > 0);
 	}
@@ -228,7 +238,7 @@ static void learn_encodings(const struct config *cfg, const struct feature_param
 	log_n_rows = frame_add_column(f, "campaign_train_users_log");
 	for (size_t i = 0; i < n; i++)
 		if (split[i] == SPLIT_TRAIN)
-			counts[(size_t)cohort[i]] += user_rep[i];
+			counts[(size_t)cohort[i]] += frame_col_at(user_rep, i);
 	for (size_t c = 0; c < n_cohorts; c++)
 		e->cohort_log_n[c] = log1p(counts[c]);
 	for (size_t i = 0; i < n; i++)
@@ -253,7 +263,7 @@ static void add_metrics(const struct feature_params *p, cJSON *m, const struct f
 {
 	const double *split = frame_column(f, "split");
 	const double *rev_window = frame_column(f, "rev_window");
-	const double *weight = frame_column(f, "weight"), *user_rep = frame_column(f, "user_rep");
+	const struct frame_col weight = frame_col(f, "weight"), user_rep = frame_col(f, "user_rep");
 	double n_split[3] = { 0 }, sum = 0, payers = 0, w_train = 0;
 	char name[48], iso[32];
 	const double *y;
@@ -261,11 +271,13 @@ static void add_metrics(const struct feature_params *p, cJSON *m, const struct f
 	label_name(p->target_horizon, name, sizeof(name));
 	y = frame_column(f, name);
 	for (size_t i = 0; i < f->n_rows; i++) {
-		n_split[(int)split[i]] += user_rep[i];
+		const double w = frame_col_at(weight, i);
+
+		n_split[(int)split[i]] += frame_col_at(user_rep, i);
 		if (split[i] == SPLIT_TRAIN) {
-			sum += weight[i] * y[i];
-			payers += weight[i] * (y[i] - rev_window[i] > 0);
-			w_train += weight[i];
+			sum += w * y[i];
+			payers += w * (y[i] - rev_window[i] > 0);
+			w_train += w;
 		}
 	}
 	cJSON_AddStringToObject(m, "as_of", time_format_iso8601(p->as_of, iso, sizeof(iso)));
@@ -391,6 +403,7 @@ int stage_features_run(struct stage_ctx *ctx)
 		 * take it packed (model_data_offer_frame) either way.
 		 */
 		frame_compact(&f);
+		frame_drop_widened(&f);
 		ret = stage_output_id(ctx, &out_id);
 		if (ret == 0)
 			ret = frame_save(&f, ctx->reg, out_id, &ctx->err);

@@ -72,6 +72,7 @@ struct row_cols {
 	double *cost, *rev_to_date, *repeat_days_to_date, *last_repeat_day_to_date;
 	double *ltv[MAX_HORIZONS];
 	double *held_out_h, *held_out_k; /* FEATURE_ROWS_HELD_OUT only */
+	size_t base; /* the frame row the columns' element 0 holds (fill_packed_rows' blocks) */
 };
 
 /* Days complete at as_of since install: day d is readable iff d < this. */
@@ -149,6 +150,7 @@ static uint64_t user_hash(const char *user_id)
 
 static void add_row_columns(const struct config *cfg, struct frame *f, struct row_cols *c)
 {
+	c->base = 0;
 	c->uid = frame_add_column(f, "uid");
 	c->install = frame_add_column(f, "install_time");
 	c->age = frame_add_column(f, "age_days");
@@ -203,6 +205,7 @@ static void fill_row_at(const struct base_run *br, const struct row_cols *c, siz
 	const size_t n = br->first_day[u + 1] - br->first_day[u];
 	const int64_t age = at_s ? s : br->age_of_uid[u];
 	const int64_t mature_age = br->age_of_uid[u];
+	const size_t at = row - c->base;
 	double rev = 0, rev_d0 = 0, rev_max = 0, purchases = 0, events = 0, events_d0 = 0;
 	double active = 0, purchase_days = 0, first_purchase = NAN, last_purchase = NAN;
 	double last_active = NAN, rev_last7 = 0, events_last7 = 0, rev_to_date = 0;
@@ -245,35 +248,35 @@ static void fill_row_at(const struct base_run *br, const struct row_cols *c, siz
 			events_last7 += r->events;
 		}
 	}
-	c->uid[row] = (double)br->users->uid[u];
-	c->install[row] = (double)br->users->install_time[u];
-	c->age[row] = (double)age;
-	c->window[row] = (double)s;
-	c->weight[row] = weight;
-	c->user_rep[row] = user_rep;
-	c->rev_window[row] = rev;
-	c->rev_d0[row] = rev_d0;
-	c->rev_max[row] = rev_max;
-	c->purchases[row] = purchases;
-	c->events[row] = events;
-	c->events_d0[row] = events_d0;
-	c->active[row] = active;
+	c->uid[at] = (double)br->users->uid[u];
+	c->install[at] = (double)br->users->install_time[u];
+	c->age[at] = (double)age;
+	c->window[at] = (double)s;
+	c->weight[at] = weight;
+	c->user_rep[at] = user_rep;
+	c->rev_window[at] = rev;
+	c->rev_d0[at] = rev_d0;
+	c->rev_max[at] = rev_max;
+	c->purchases[at] = purchases;
+	c->events[at] = events;
+	c->events_d0[at] = events_d0;
+	c->active[at] = active;
 	/* Events per observed day, damped by log so one burst does not dominate. */
-	c->engagement[row] = s > 0 ? log1p(events) * active / (double)s : 0;
-	c->first_purchase[row] = first_purchase;
-	c->purchase_days[row] = purchase_days;
+	c->engagement[at] = s > 0 ? log1p(events) * active / (double)s : 0;
+	c->first_purchase[at] = first_purchase;
+	c->purchase_days[at] = purchase_days;
 	/* Recency as BTYD reads it: whole days between the last one and the last complete day. */
-	c->since_purchase[row] = isnan(last_purchase) ? NAN : (double)(s - 1) - last_purchase;
-	c->since_active[row] = isnan(last_active) ? (double)s : (double)(s - 1) - last_active;
-	c->rev_per_purchase_day[row] = purchase_days > 0 ? rev / purchase_days : NAN;
-	c->rev_last7[row] = rev_last7;
-	c->events_last7_share[row] = events > 0 ? events_last7 / events : NAN;
-	c->cost[row] = br->users->cost[u];
-	c->rev_to_date[row] = rev_to_date;
-	c->repeat_days_to_date[row] = repeat_days;
-	c->last_repeat_day_to_date[row] = last_repeat;
+	c->since_purchase[at] = isnan(last_purchase) ? NAN : (double)(s - 1) - last_purchase;
+	c->since_active[at] = isnan(last_active) ? (double)s : (double)(s - 1) - last_active;
+	c->rev_per_purchase_day[at] = purchase_days > 0 ? rev / purchase_days : NAN;
+	c->rev_last7[at] = rev_last7;
+	c->events_last7_share[at] = events > 0 ? events_last7 / events : NAN;
+	c->cost[at] = br->users->cost[u];
+	c->rev_to_date[at] = rev_to_date;
+	c->repeat_days_to_date[at] = repeat_days;
+	c->last_repeat_day_to_date[at] = last_repeat;
 	for (size_t h = 0; h < cfg->features.horizons.n; h++)
-		c->ltv[h][row] = mature_age >= cfg->features.horizons.v[h] ? ltv[h] : NAN;
+		c->ltv[h][at] = mature_age >= cfg->features.horizons.v[h] ? ltv[h] : NAN;
 }
 
 static void fill_row(const struct base_run *br, const struct row_cols *c, size_t row, size_t u,
@@ -479,6 +482,76 @@ static void fill_mode_rows(const struct base_run *br, const struct row_cols *c)
 			user_rows(br, c, br->first_row[u], u);
 }
 
+/* Frame rows per block of fill_packed_rows: 35 columns of them are 9 MB, reused block after block. */
+#define PACK_BLOCK_ROWS 32768
+
+/* Users first..(return) - 1 hold at most PACK_BLOCK_ROWS rows (a user has at most MAX_SNAPSHOTS). */
+static size_t block_end(const struct base_run *br, size_t first)
+{
+	size_t u = first;
+
+	while (u < br->users->n && br->first_row[u + 1] - br->first_row[first] <= PACK_BLOCK_ROWS)
+		u++;
+	return u;
+}
+
+/* Users first..last - 1's rows into blk (row first_row[first] at 0), with their code columns. */
+static void fill_block(const struct base_run *br, struct row_cols *c, size_t first, size_t last,
+		       double *const *code_cols, const int32_t *const *codes, size_t n_codes)
+{
+	c->base = br->first_row[first];
+#pragma omp parallel for num_threads(config_jobs(br->cfg)) schedule(dynamic, 1024)
+	for (size_t u = first; u < last; u++) {
+		if (br->first_row[u + 1] == br->first_row[u])
+			continue;
+		snapshot_user_rows(br, c, br->first_row[u], u);
+		for (size_t k = 0; k < n_codes; k++)
+			for (size_t i = br->first_row[u]; i < br->first_row[u + 1]; i++)
+				code_cols[k][i - c->base] = codes[k][u] >= 0 ? (double)codes[k][u] : 0;
+	}
+}
+
+/*
+ * The snapshot rows (fill_mode_rows) and their code columns (codes_to_rows,
+ * n_codes of them named code_names, codes by uid - 1) added to out packed as
+ * frame_compact would pack them: the rows are filled a block of users at a
+ * time into one buffer, each block appended to a column_packer per column.
+ * A frame of doubles was 317 MB of fresh pages at 1,000,000 users, faulted
+ * in (the kernel zeroing them was most of the stage's system CPU) only to
+ * be packed into 88 MB and freed. Same columns in the same order, same values.
+ */
+static void fill_packed_rows(const struct base_run *br, struct frame *out,
+			     const char *const *code_names, const int32_t *const *codes,
+			     size_t n_codes)
+{
+	const size_t n_users = br->users->n, n_rows = br->first_row[n_users];
+	struct frame blk;
+	struct row_cols c;
+	struct column_packer *packers;
+	double **code_cols = xcalloc(n_codes + 1, sizeof(double *));
+
+	frame_init(&blk, PACK_BLOCK_ROWS);
+	add_row_columns(br->cfg, &blk, &c);
+	for (size_t k = 0; k < n_codes; k++)
+		code_cols[k] = frame_add_column(&blk, code_names[k]);
+	packers = xcalloc(blk.n_cols, sizeof(*packers));
+	for (size_t j = 0; j < blk.n_cols; j++)
+		column_packer_init(&packers[j], n_rows, 1);
+	for (size_t first = 0, last; first < n_users; first = last) {
+		const size_t rows = br->first_row[(last = block_end(br, first))] - br->first_row[first];
+
+		fill_block(br, &c, first, last, code_cols, codes, n_codes);
+#pragma omp parallel for num_threads(config_jobs(br->cfg)) schedule(dynamic, 1)
+		for (size_t j = 0; j < blk.n_cols; j++)
+			column_packer_add(&packers[j], blk.cols[j], rows);
+	}
+	for (size_t j = 0; j < blk.n_cols; j++)
+		frame_add_packed_column(out, blk.names[j], &packers[j]);
+	free(packers);
+	free(code_cols);
+	frame_release(&blk);
+}
+
 static int compare_str_ptr(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -582,6 +655,30 @@ static void codes_to_rows(struct frame *f, const char *name, const int32_t *code
 	}
 }
 
+/* The code columns' names in frame order (app, campaign, attributes) and their codes by uid - 1. */
+static size_t code_columns(const struct config *cfg, const int32_t *app, const int32_t *campaign,
+			   int32_t *const *attr, size_t n_attrs, char ***out_names,
+			   const int32_t ***out_codes)
+{
+	char **names = xcalloc(n_attrs + 2, sizeof(char *));
+	const int32_t **codes = xcalloc(n_attrs + 2, sizeof(int32_t *));
+
+	names[0] = xstrdup("app_code");
+	codes[0] = app;
+	names[1] = xstrdup("campaign_code");
+	codes[1] = campaign;
+	for (size_t k = 0; k < n_attrs; k++) {
+		char col[ATTR_COLUMN_MAX];
+
+		attr_column_name(cfg->columns.attributes.v[k], "code", col, sizeof(col));
+		names[k + 2] = xstrdup(col);
+		codes[k + 2] = attr[k];
+	}
+	*out_names = names;
+	*out_codes = codes;
+	return n_attrs + 2;
+}
+
 int feature_build_base(struct registry *reg, const struct config *cfg, int64_t as_of,
 		       enum feature_rows mode, struct frame *out, char ***out_apps,
 		       size_t *out_n_apps, char ***out_campaigns, size_t *out_n_campaigns,
@@ -683,6 +780,9 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 	struct row_cols cols;
 	size_t n_installed = 0, n_rows, n_attr_codes = 0;
 	int32_t *app_of_uid = NULL, *campaign_of_uid = NULL, **attr_of_uid = NULL;
+	char **code_names = NULL;
+	const int32_t **codes = NULL;
+	size_t n_codes = 0;
 	int ret = 0;
 
 	if (out_attrs) {
@@ -759,11 +859,17 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 	}
 	if (br.users == &br.owned_users)
 		user_table_drop_strings(&br.owned_users);
+	n_codes = code_columns(cfg, app_of_uid, campaign_of_uid, attr_of_uid, n_attr_codes, &code_names,
+			       &codes);
 	frame_init(out, n_rows);
-	add_row_columns(cfg, out, &cols);
-	if (mode == FEATURE_ROWS_HELD_OUT)
-		add_held_out_columns(out, &cols);
-	fill_mode_rows(&br, &cols);
+	if (mode == FEATURE_ROWS_SNAPSHOTS) {
+		fill_packed_rows(&br, out, (const char *const *)code_names, codes, n_codes);
+	} else {
+		add_row_columns(cfg, out, &cols);
+		if (mode == FEATURE_ROWS_HELD_OUT)
+			add_held_out_columns(out, &cols);
+		fill_mode_rows(&br, &cols);
+	}
 	/* The rows are filled: the days (72 MB at 1,000,000 users) go before more columns come. */
 	free(br.days);
 	free(br.first_day);
@@ -771,14 +877,8 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 	br.days = NULL;
 	br.first_day = br.first_row = NULL;
 	br.stats.users = (int64_t)n_installed;
-	codes_to_rows(out, "app_code", app_of_uid);
-	codes_to_rows(out, "campaign_code", campaign_of_uid);
-	for (size_t k = 0; k < n_attr_codes; k++) {
-		char col[ATTR_COLUMN_MAX];
-
-		attr_column_name(cfg->columns.attributes.v[k], "code", col, sizeof(col));
-		codes_to_rows(out, col, attr_of_uid[k]);
-	}
+	for (size_t k = 0; k < n_codes && mode != FEATURE_ROWS_SNAPSHOTS; k++)
+		codes_to_rows(out, code_names[k], codes[k]);
 	if (out_stats)
 		*out_stats = br.stats;
 out:
@@ -792,6 +892,10 @@ out:
 	for (size_t k = 0; k < n_attr_codes; k++)
 		free(attr_of_uid[k]);
 	free(attr_of_uid);
+	for (size_t k = 0; k < n_codes; k++)
+		free(code_names[k]);
+	free(code_names);
+	free(codes);
 	user_table_release(&br.owned_users);
 	return ret;
 }

@@ -5,6 +5,7 @@
  * read and written whole; x86-64 and aarch64 are little-endian, and the blob
  * header's magic would reject anything else.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,13 @@ static void packed_release(struct frame_packed *p)
 	memset(p, 0, sizeof(*p));
 }
 
+void frame_drop_widened(const struct frame *f)
+{
+	for (size_t j = 0; j < f->n_cols && f->packed; j++)
+		if (packed_key(&f->packed[j]))
+			widened_drop(packed_key(&f->packed[j]));
+}
+
 void frame_release(struct frame *f)
 {
 	for (size_t j = 0; j < f->n_cols; j++) {
@@ -110,90 +118,227 @@ double *frame_add_column(struct frame *f, const char *name)
 	return f->cols[f->n_cols++];
 }
 
-/* Whether every value of col widens back from a float to the same bits. */
-static int column_is_float(const double *col, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const double back = (double)(float)col[i];
-
-		if (memcmp(&back, &col[i], sizeof(double)) != 0)
-			return 0;
-	}
-	return 1;
-}
-
 #define CODES_MAX 65536              /* distinct values a uint16 code tells apart */
 #define CODE_SLOTS (2 * CODES_MAX)   /* open addressing, at most half full */
+#define FIRST_SLOTS 1024             /* a column of few values keeps a small table */
 
-/*
- * col as codes into its distinct values (first seen first), or 0 when it has
- * more than CODES_MAX. Values are told apart by their bits, so every NaN
- * payload and -0.0 come back as they were.
- */
-static int column_codes(const double *col, size_t n, struct frame_packed *out)
+static int is_float(double v)
 {
-	uint64_t *key = xmalloc(CODE_SLOTS * sizeof(uint64_t));
-	int32_t *slot_code = xmalloc(CODE_SLOTS * sizeof(int32_t));
-	uint16_t *code = xmalloc((n ? n : 1) * sizeof(uint16_t));
-	double *table = xmalloc(CODES_MAX * sizeof(double));
-	size_t n_table = 0, i;
-	uint64_t last = 0;
+	const double back = (double)(float)v;
 
-	memset(slot_code, 0xff, CODE_SLOTS * sizeof(int32_t));
-	for (i = 0; i < n; i++) {
+	return memcmp(&back, &v, sizeof(double)) == 0;
+}
+
+void column_packer_init(struct column_packer *p, size_t n_rows, int keep_doubles)
+{
+	memset(p, 0, sizeof(*p));
+	p->n_rows = n_rows;
+	p->kind = PACK_CODES;
+	p->keep_doubles = keep_doubles;
+	p->floats_so_far = 1;
+	p->code = xmalloc((n_rows ? n_rows : 1) * sizeof(uint16_t));
+	p->n_slots = FIRST_SLOTS;
+	p->key = xmalloc(p->n_slots * sizeof(uint64_t));
+	p->slot_code = xmalloc(p->n_slots * sizeof(int32_t));
+	memset(p->slot_code, 0xff, p->n_slots * sizeof(int32_t));
+	p->table = xmalloc(p->n_slots / 2 * sizeof(double));
+}
+
+static size_t slot_of(const struct column_packer *p, uint64_t b)
+{
+	size_t h = (size_t)((b * 0x9E3779B97F4A7C15u) >> 47) & (p->n_slots - 1);
+
+	while (p->slot_code[h] >= 0 && p->key[h] != b)
+		h = (h + 1) & (p->n_slots - 1);
+	return h;
+}
+
+/* Twice the slots (the table's values rehashed), kept at most half full. */
+static void packer_grow(struct column_packer *p)
+{
+	p->n_slots *= 2;
+	p->key = xrealloc(p->key, p->n_slots * sizeof(uint64_t));
+	p->slot_code = xrealloc(p->slot_code, p->n_slots * sizeof(int32_t));
+	memset(p->slot_code, 0xff, p->n_slots * sizeof(int32_t));
+	p->table = xrealloc(p->table, p->n_slots / 2 * sizeof(double));
+	for (size_t c = 0; c < p->n_table; c++) {
 		uint64_t b;
 		size_t h;
 
-		memcpy(&b, &col[i], sizeof(b));
-		/* runs of one value (codes, flags, a user's snapshot rows) skip the lookup */
-		if (i > 0 && b == last) {
-			code[i] = code[i - 1];
-			continue;
-		}
-		last = b;
-		h = (size_t)((b * 0x9E3779B97F4A7C15u) >> 47) & (CODE_SLOTS - 1);
-		while (slot_code[h] >= 0 && key[h] != b)
-			h = (h + 1) & (CODE_SLOTS - 1);
-		if (slot_code[h] < 0) {
-			if (n_table == CODES_MAX)
-				break;
-			key[h] = b;
-			slot_code[h] = (int32_t)n_table;
-			memcpy(&table[n_table++], &b, sizeof(b));
-		}
-		code[i] = (uint16_t)slot_code[h];
+		memcpy(&b, &p->table[c], sizeof(b));
+		h = slot_of(p, b);
+		p->key[h] = b;
+		p->slot_code[h] = (int32_t)c;
 	}
-	free(key);
-	free(slot_code);
-	if (i < n) {
-		free(code);
-		free(table);
-		return 0;
+}
+
+static void packer_free_codes(struct column_packer *p)
+{
+	free(p->code);
+	free(p->table);
+	free(p->key);
+	free(p->slot_code);
+	p->code = NULL;
+	p->table = NULL;
+	p->key = NULL;
+	p->slot_code = NULL;
+}
+
+/* The rows so far as doubles, or PACK_GAVE_UP without keep_doubles. */
+static void packer_to_doubles(struct column_packer *p)
+{
+	if (!p->keep_doubles) {
+		packer_free_codes(p);
+		free(p->f);
+		p->f = NULL;
+		p->kind = PACK_GAVE_UP;
+		return;
 	}
-	out->code = code;
-	out->table = xrealloc(table, (n_table ? n_table : 1) * sizeof(double));
-	out->n_table = n_table;
+	p->d = xmalloc_huge((p->n_rows ? p->n_rows : 1) * sizeof(double));
+	for (size_t i = 0; i < p->n; i++)
+		p->d[i] = p->kind == PACK_FLOATS ? (double)p->f[i] : p->table[p->code[i]];
+	packer_free_codes(p);
+	free(p->f);
+	p->f = NULL;
+	p->kind = PACK_DOUBLES;
+}
+
+/* More than CODES_MAX values: floats when every value so far is one, else doubles. */
+static void packer_overflow(struct column_packer *p)
+{
+	if (!p->floats_so_far) {
+		packer_to_doubles(p);
+		return;
+	}
+	p->f = xmalloc((p->n_rows ? p->n_rows : 1) * sizeof(float));
+	for (size_t i = 0; i < p->n; i++)
+		p->f[i] = (float)p->table[p->code[i]];
+	packer_free_codes(p);
+	p->kind = PACK_FLOATS;
+}
+
+/*
+ * One value coded; 0 when it is a value past CODES_MAX. Values are told
+ * apart by their bits, so every NaN payload and -0.0 come back as they were.
+ */
+static int packer_code(struct column_packer *p, double v)
+{
+	uint64_t b;
+	size_t h;
+
+	memcpy(&b, &v, sizeof(b));
+	/* runs of one value (codes, flags, a user's snapshot rows) skip the lookup */
+	if (p->n > 0 && b == p->last) {
+		p->code[p->n] = p->code[p->n - 1];
+		return 1;
+	}
+	p->last = b;
+	h = slot_of(p, b);
+	if (p->slot_code[h] < 0) {
+		if (p->n_table == CODES_MAX)
+			return 0;
+		if (2 * (p->n_table + 1) > p->n_slots) {
+			packer_grow(p);
+			h = slot_of(p, b);
+		}
+		p->key[h] = b;
+		p->slot_code[h] = (int32_t)p->n_table;
+		p->table[p->n_table++] = v;
+		p->floats_so_far &= is_float(v);
+	}
+	p->code[p->n] = (uint16_t)p->slot_code[h];
 	return 1;
 }
 
+void column_packer_add(struct column_packer *p, const double *v, size_t n)
+{
+	size_t i = 0;
+
+	assert(p->n + n <= p->n_rows);
+	for (; i < n && p->kind == PACK_CODES; i++, p->n++)
+		if (!packer_code(p, v[i])) {
+			packer_overflow(p);
+			break;
+		}
+	for (; i < n && p->kind == PACK_FLOATS; i++, p->n++) {
+		if (!is_float(v[i])) {
+			packer_to_doubles(p);
+			break;
+		}
+		p->f[p->n] = (float)v[i];
+	}
+	for (; i < n && p->kind == PACK_DOUBLES; i++)
+		p->d[p->n++] = v[i];
+}
+
+/* The codes and table, or the floats, p holds, handed over (none for doubles). */
+static struct frame_packed packer_take(struct column_packer *p)
+{
+	struct frame_packed packed = { 0 };
+
+	if (p->kind == PACK_CODES) {
+		packed.code = p->code;
+		packed.table = xrealloc(p->table, (p->n_table ? p->n_table : 1) * sizeof(double));
+		packed.n_table = p->n_table;
+		p->code = NULL;
+		p->table = NULL;
+	} else if (p->kind == PACK_FLOATS) {
+		packed.f = p->f;
+		p->f = NULL;
+	}
+	return packed;
+}
+
+/* Appends p's column to f under name, packed or as doubles; p is left empty. */
+void frame_add_packed_column(struct frame *f, const char *name, struct column_packer *p)
+{
+	const struct frame_packed packed = packer_take(p);
+
+	assert(p->n == f->n_rows && p->kind != PACK_GAVE_UP);
+	f->names = xrealloc(f->names, (f->n_cols + 1) * sizeof(char *));
+	f->cols = xrealloc(f->cols, (f->n_cols + 1) * sizeof(double *));
+	if (!f->packed && p->kind != PACK_DOUBLES)
+		f->packed = xcalloc(f->n_cols + 1, sizeof(*f->packed));
+	else if (f->packed)
+		f->packed = xrealloc(f->packed, (f->n_cols + 1) * sizeof(*f->packed));
+	f->names[f->n_cols] = xstrdup(name);
+	f->cols[f->n_cols] = p->kind == PACK_DOUBLES ? p->d : NULL;
+	if (f->packed)
+		f->packed[f->n_cols] = packed;
+	f->n_cols++;
+	p->d = NULL;
+	column_packer_release(p);
+}
+
+void column_packer_release(struct column_packer *p)
+{
+	packer_free_codes(p);
+	free(p->f);
+	free(p->d);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Column j packed in place (column_packer, without keeping doubles: they are held already). */
 static void compact_column(struct frame *f, size_t j)
 {
-	struct frame_packed p = { 0 };
+	struct column_packer p;
+	struct frame_packed packed;
 
 	if (!f->cols[j])
 		return;
-	if (!column_codes(f->cols[j], f->n_rows, &p)) {
-		if (!column_is_float(f->cols[j], f->n_rows))
-			return;
-		p.f = xmalloc((f->n_rows ? f->n_rows : 1) * sizeof(float));
-		for (size_t i = 0; i < f->n_rows; i++)
-			p.f[i] = (float)f->cols[j][i];
+	column_packer_init(&p, f->n_rows, 0);
+	column_packer_add(&p, f->cols[j], f->n_rows);
+	if (p.kind == PACK_GAVE_UP) {
+		column_packer_release(&p);
+		return;
 	}
+	packed = packer_take(&p);
+	column_packer_release(&p);
 	if (!f->packed)
 		f->packed = xcalloc(f->n_cols ? f->n_cols : 1, sizeof(*f->packed));
 	free(f->cols[j]);
 	f->cols[j] = NULL;
-	f->packed[j] = p;
+	f->packed[j] = packed;
 }
 
 void frame_compact(struct frame *f)

@@ -74,6 +74,12 @@ double *frame_add_column(struct frame *f, const char *name);
  * through frame_col instead.
  */
 double *frame_column(const struct frame *f, const char *name);
+/*
+ * Frees the widened copies frame_column made of f's packed columns (a later
+ * frame_column widens again): the features stage's own reads of its packed
+ * frame are not kept for the model stages it hands the frame to.
+ */
+void frame_drop_widened(const struct frame *f);
 /* The named column as stored, without a copy (frame_col_found false when there is none). */
 struct frame_col frame_col(const struct frame *f, const char *name);
 /* Column j as stored. */
@@ -86,6 +92,38 @@ struct frame_col frame_col_at_index(const struct frame *f, size_t j);
  * change (frame_hash widens); frame_save stores the columns as packed.
  */
 void frame_compact(struct frame *f);
+/*
+ * A column built block by block and packed as it comes, as frame_compact
+ * would pack the whole (same codes in the same order, same floats): the
+ * features stage fills its rows a block at a time into one reused buffer
+ * instead of faulting in a column of doubles per feature (fresh pages are
+ * dear on these VMs: README "Fewer fresh pages").
+ */
+enum column_pack_kind { PACK_CODES, PACK_FLOATS, PACK_DOUBLES, PACK_GAVE_UP };
+
+struct column_packer {
+	size_t n_rows, n;          /* rows in all, rows added so far */
+	enum column_pack_kind kind;
+	int keep_doubles;          /* else a column of neither codes nor floats is given up */
+	int floats_so_far;         /* every distinct value so far widens back from a float */
+	uint16_t *code;            /* PACK_CODES: per row, into table */
+	double *table;
+	size_t n_table;
+	uint64_t *key;             /* the open-addressed lookup of table's bits */
+	int32_t *slot_code;
+	size_t n_slots;
+	uint64_t last;             /* bits of the last value coded */
+	float *f;                  /* PACK_FLOATS */
+	double *d;                 /* PACK_DOUBLES */
+};
+
+void column_packer_init(struct column_packer *p, size_t n_rows, int keep_doubles);
+/* Appends n values (at most n_rows in all). */
+void column_packer_add(struct column_packer *p, const double *v, size_t n);
+/* Appends p's column (all n_rows added, keep_doubles) to f as name; p is released. */
+void frame_add_packed_column(struct frame *f, const char *name, struct column_packer *p);
+void column_packer_release(struct column_packer *p);
+
 /* Bytes the frame's columns hold (doubles, packed columns and widened copies). */
 size_t frame_bytes(const struct frame *f);
 /* Adds every column's name and bytes to h (the artefact's content hash). */

@@ -140,6 +140,87 @@ static void test_compact_keeps_every_value(void **state)
 	frame_release(&ref);
 }
 
+/* The same packing, column by column: kind, codes and table, floats or doubles, bit for bit. */
+static void assert_same_packing(const struct frame *f, const struct frame *ref)
+{
+	assert_int_equal(f->n_cols, ref->n_cols);
+	for (size_t j = 0; j < ref->n_cols; j++) {
+		const struct frame_col a = frame_col_at_index(f, j), b = frame_col_at_index(ref, j);
+
+		assert_string_equal(f->names[j], ref->names[j]);
+		assert_int_equal(!a.d, !b.d);
+		assert_int_equal(!a.f, !b.f);
+		assert_int_equal(!a.code, !b.code);
+		if (a.code) {
+			assert_int_equal(f->packed[j].n_table, ref->packed[j].n_table);
+			assert_memory_equal(a.table, b.table, f->packed[j].n_table * sizeof(double));
+			assert_memory_equal(a.code, b.code, ROWS * sizeof(uint16_t));
+		} else if (a.f) {
+			assert_memory_equal(a.f, b.f, ROWS * sizeof(float));
+		} else {
+			assert_memory_equal(a.d, b.d, ROWS * sizeof(double));
+		}
+	}
+}
+
+/*
+ * column_packer, fed by blocks of any size, packs a column as frame_compact
+ * packs it whole: build's columns, plus one of floats that a late double
+ * turns into doubles, and one whose first distinct values are not floats
+ * (so past 65,536 of them it is doubles, not floats).
+ */
+static void test_packer_by_blocks_packs_as_compact(void **state)
+{
+	static const size_t blocks[] = { 1, 7, 4096, 32768, ROWS };
+	struct frame ref;
+	char want[HASH_HEX_LEN], got[HASH_HEX_LEN];
+	double *late, *early;
+
+	(void)state;
+	build(&ref);
+	late = frame_add_column(&ref, "late_double");
+	early = frame_add_column(&ref, "early_double");
+	for (size_t i = 0; i < ROWS; i++) {
+		late[i] = i == ROWS - 2 ? 0.1 : (double)i;
+		early[i] = i < 10 ? 0.1 * (double)i : (double)i;
+	}
+	content_hash(&ref, want);
+	for (size_t b = 0; b < sizeof(blocks) / sizeof(*blocks); b++) {
+		struct frame f;
+
+		frame_init(&f, ROWS);
+		for (size_t j = 0; j < ref.n_cols; j++) {
+			struct column_packer p;
+
+			column_packer_init(&p, ROWS, 1);
+			for (size_t at = 0; at < ROWS; at += blocks[b])
+				column_packer_add(&p, ref.cols[j] + at,
+						  ROWS - at < blocks[b] ? ROWS - at : blocks[b]);
+			frame_add_packed_column(&f, ref.names[j], &p);
+		}
+		content_hash(&f, got);
+		assert_string_equal(got, want);
+		assert_reads_as(&f, &ref);
+		frame_drop_widened(&f);
+		if (b == 0) {
+			struct frame whole;
+
+			build(&whole);
+			memcpy(frame_add_column(&whole, "late_double"), late, ROWS * sizeof(double));
+			memcpy(frame_add_column(&whole, "early_double"), early, ROWS * sizeof(double));
+			frame_compact(&whole);
+			assert_non_null(frame_col(&whole, "late_double").d);
+			assert_non_null(frame_col(&whole, "early_double").d);
+			assert_same_packing(&f, &whole);
+			frame_release(&whole);
+		}
+		/* no widened copy is left: the frame holds its packing only */
+		assert_int_equal(frame_bytes(&f), PACKED_BYTES + 2 * ROWS * sizeof(double));
+		frame_release(&f);
+	}
+	frame_release(&ref);
+}
+
 /* A view (a copy of the column arrays with a column's doubles swapped in) reads the doubles. */
 static void test_view_reads_its_doubles(void **state)
 {
@@ -523,6 +604,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compact_keeps_every_value),
+		cmocka_unit_test(test_packer_by_blocks_packs_as_compact),
 		cmocka_unit_test(test_view_reads_its_doubles),
 		cmocka_unit_test(test_save_and_load),
 		cmocka_unit_test(test_packed_round_trip_every_kind),
