@@ -253,19 +253,36 @@ static int compare_user_day(const void *a, const void *b)
 	return x->day < y->day ? -1 : x->day > y->day;
 }
 
-/* Rows in strictly increasing (uid, day) order: rows itself, or a sorted and merged copy. */
+/*
+ * Checks that every row is in range (uid >= 1, day, events and purchases >=
+ * 0) and sets *ordered to whether they are in strictly increasing (uid,
+ * day) order: one pass, as ingest's 3 million rows (120 MB at a million
+ * users) read twice, once per check, cost 0.04 s of its serial tail.
+ */
+static int rows_check(const struct user_day_row *rows, size_t n, int *ordered, struct ltv_err *err)
+{
+	int in_order = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].uid < 1 || rows[i].day < 0 || rows[i].events < 0 || rows[i].purchases < 0)
+			return err_set(err, LTV_EINTERNAL, "user-day (uid %lld, day %lld) out of range",
+				       (long long)rows[i].uid, (long long)rows[i].day);
+		in_order &= i == 0 || compare_user_day(&rows[i - 1], &rows[i]) < 0;
+	}
+	*ordered = in_order;
+	return 0;
+}
+
+/* Rows in strictly increasing (uid, day) order: rows itself if ordered, or a sorted and merged copy. */
 static const struct user_day_row *rows_in_key_order(const struct user_day_row *rows, size_t *n,
-						    struct user_day_row **owned)
+						    int ordered, struct user_day_row **owned)
 {
 	struct user_day_row *v;
 	size_t m = 0;
 
 	*owned = NULL;
-	for (size_t i = 1; i < *n; i++)
-		if (compare_user_day(&rows[i - 1], &rows[i]) >= 0)
-			goto sort;
-	return rows;
-sort:
+	if (ordered)
+		return rows;
 	v = xmalloc(*n * sizeof(*v));
 	memcpy(v, rows, *n * sizeof(*v));
 	qsort(v, *n, sizeof(*v), compare_user_day);
@@ -288,15 +305,14 @@ int registry_user_days_add(struct registry *reg, const struct user_day_row *rows
 {
 	struct user_day_row *owned;
 	sqlite3_stmt *st = NULL;
-	int ret = 0;
+	int ordered = 0, ret;
 
 	if (n == 0)
 		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (rows[i].uid < 1 || rows[i].day < 0 || rows[i].events < 0 || rows[i].purchases < 0)
-			return err_set(err, LTV_EINTERNAL, "user-day (uid %lld, day %lld) out of range",
-				       (long long)rows[i].uid, (long long)rows[i].day);
-	rows = rows_in_key_order(rows, &n, &owned);
+	ret = rows_check(rows, n, &ordered, err);
+	if (ret < 0)
+		return ret;
+	rows = rows_in_key_order(rows, &n, ordered, &owned);
 	ret = prepare(reg, "INSERT INTO user_day_blocks (uid_min, uid_max, n_rows, data)"
 			   " VALUES (?, ?, ?, ?)", &st, err);
 	/* Blocks of at most USER_DAY_BLOCK_ROWS rows keep each blob far below SQLite's limit. */

@@ -168,12 +168,16 @@ static void test_registry_refuses_bad_rows(void **state)
 	struct registry *reg = NULL;
 	struct ltv_err err = { 0 };
 	const struct user_day_row bad[] = { { 1, -1, 0, 1, 0 } };
+	/* Out of order first, out of range last: the one pass checks on past the order. */
+	const struct user_day_row late[] = { { 3, 1, 0, 1, 0 }, { 2, 0, 0, 1, 0 }, { 4, 2, 0, 1, -1 } };
 
 	(void)state;
 	assert_int_equal(registry_open(path, 5, &reg, &err), 0);
 	assert_int_equal(registry_begin(reg, &err), 0);
 	assert_int_equal(registry_user_days_add(reg, bad, 1, &err), LTV_EINTERNAL);
 	assert_non_null(strstr(err.msg, "day -1"));
+	assert_int_equal(registry_user_days_add(reg, late, 3, &err), LTV_EINTERNAL);
+	assert_non_null(strstr(err.msg, "uid 4, day 2"));
 	registry_rollback(reg);
 	registry_close(reg);
 	free(path);
