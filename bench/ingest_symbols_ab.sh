@@ -27,15 +27,7 @@ for i in $(seq "$runs"); do
 		(cd "$d" && perf record -q -F 999 -o perf.data "$bin" run --only ingest \
 			--set "input.users=$data/users.csv" --set "input.events=$data/events.csv" >out 2>err) ||
 			{ cat "$d/err" >&2; exit 1; }
-		perf report -i "$d/perf.data" --no-children --sort sym --stdio -n 2>/dev/null |
-			awk -v side=$side -v run="$i" -v want="$*" '
-				BEGIN { n = split(want, w, " "); for (k = 1; k <= n; k++) keep[w[k]] = 1 }
-				/^ +[0-9.]+%/ { all += $2; if ($NF in keep) { got[$NF] = $2; sum += $2 } }
-				END {
-					printf "%s %d:", side, run
-					for (k = 1; k <= n; k++) printf " %s=%d", w[k], got[w[k]]
-					printf "  sum=%d  all=%d samples\n", sum, all
-				}'
+		bench_symbol_samples "$d/perf.data" $side "$i" "$@"
 		rm -rf "$d"
 	done
 done

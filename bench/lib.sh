@@ -70,3 +70,22 @@ bench_sides() {
 			{ echo "$side: ltvpipe run failed:" >&2; tail -20 "$scratch/$side/run.log" >&2; exit 1; }
 	done
 }
+
+# bench_symbol_samples PERF_DATA SIDE RUN SYMBOL...: one line "SIDE RUN:
+# SYMBOL=samples ...  sum=N  all=M samples" from a perf recording, the
+# samples (about ms of CPU at -F 999) of each named symbol, their sum and
+# the whole recording's.
+bench_symbol_samples() {
+	local data=$1 side=$2 run=$3
+
+	shift 3
+	perf report -i "$data" --no-children --sort sym --stdio -n 2>/dev/null |
+		awk -v side="$side" -v run="$run" -v want="$*" '
+			BEGIN { n = split(want, w, " "); for (k = 1; k <= n; k++) keep[w[k]] = 1 }
+			/^ +[0-9.]+%/ { all += $2; if ($NF in keep) { got[$NF] = $2; sum += $2 } }
+			END {
+				printf "%s %d:", side, run
+				for (k = 1; k <= n; k++) printf " %s=%d", w[k], got[w[k]]
+				printf "  sum=%d  all=%d samples\n", sum, all
+			}'
+}

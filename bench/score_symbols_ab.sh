@@ -29,15 +29,7 @@ for i in $(seq "$runs"); do
 			--config "$root/config/ltvpipe.yaml" --users data/users.csv \
 			--events data/events.csv --output "$scratch/scores.csv" >"$scratch/out" 2>"$scratch/err") ||
 			{ cat "$scratch/err" >&2; exit 1; }
-		perf report -i "$scratch/perf.data" --no-children --sort sym --stdio -n 2>/dev/null |
-			awk -v side=$side -v run="$i" -v want="$*" '
-				BEGIN { n = split(want, w, " "); for (k = 1; k <= n; k++) keep[w[k]] = 1 }
-				/^ +[0-9.]+%/ { all += $2; if ($NF in keep) { got[$NF] = $2; sum += $2 } }
-				END {
-					printf "%s %d:", side, run
-					for (k = 1; k <= n; k++) printf " %s=%d", w[k], got[w[k]]
-					printf "  sum=%d  all=%d samples\n", sum, all
-				}'
+		bench_symbol_samples "$scratch/perf.data" $side "$i" "$@"
 		rm -f "$scratch/perf.data"
 	done
 done
