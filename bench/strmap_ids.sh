@@ -32,7 +32,7 @@ awk '
 			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	{ b = $1; n[b]++; bld[b, n[b]] = $3; flt[b, n[b]] = $6; ns[b, n[b]] = $10; sum[b] = $NF }
+	{ b = $1; n[b]++; bld[b, n[b]] = $3; flt[b, n[b]] = $6; ns[b, n[b]] = $9; sum[b] = $NF }
 	END {
 		for (b in n) {
 			delete x; delete y; delete z
