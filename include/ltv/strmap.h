@@ -26,7 +26,7 @@ void strmap_release(struct strmap *m);
 /*
  * A map whose every key carries payload_size bytes for the caller, zeroed
  * when the key is put, kept beside the key in the same cache line when slot
- * and payload fit in 64 bytes (payload_size <= 32): a lookup that misses the
+ * and payload fit in 64 bytes (payload_size <= 40): a lookup that misses the
  * cache then misses once for both. A payload moves when the map grows, so a
  * pointer to one is good only until the next put.
  */

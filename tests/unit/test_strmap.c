@@ -2,12 +2,17 @@
  * Unit tests for strmap.c: keys short enough to live in their slot and
  * longer ones in the arena, at the boundary between the two, keys that are a
  * prefix of one another, duplicates refused, every key still found after
- * the table has grown many times, payloads kept with their keys, and many
- * keys looked up at once.
+ * the table has grown many times, payloads kept with their keys, many
+ * keys looked up at once, long keys whose kept hash bits collide, and a
+ * reserved table that grows only past what was reserved.
  */
 #include "testutil.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
 
 #include "ltv/strmap.h"
 
@@ -230,6 +235,106 @@ static void test_get_many(void **state)
 	strmap_release(&m);
 }
 
+static int cmp_low32(const void *a, const void *b)
+{
+	const uint64_t x = *(const uint64_t *)a & 0xffffffffu, y = *(const uint64_t *)b & 0xffffffffu;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Two long (arena) keys whose hashes agree in the 32 bits a slot keeps of
+ * them are still told apart by their text, and short keys, which keep no
+ * hash at all, by theirs: found in 200,000 keys (a pair is all but certain
+ * at that count), the pair put into a small table among short keys that
+ * probe past one another.
+ */
+static void test_hash_bits_collide(void **state)
+{
+	enum { N = 200000 };
+	uint64_t *h = malloc(N * sizeof(*h));
+	char a[48], b[48], key[16];
+	struct strmap m;
+	int64_t v;
+	int found = 0;
+
+	(void)state;
+	assert_non_null(h);
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(a, sizeof(a), "a-long-colliding-user-id-%llu", (unsigned long long)i);
+		/* low 32 bits of the hash, and the key's number above them */
+		h[i] = (XXH3_64bits(a, strlen(a)) & 0xffffffffu) | i << 32;
+	}
+	qsort(h, N, sizeof(*h), cmp_low32);
+	for (size_t i = 1; i < N && !found; i++)
+		if ((h[i] & 0xffffffffu) == (h[i - 1] & 0xffffffffu)) {
+			snprintf(a, sizeof(a), "a-long-colliding-user-id-%llu", (unsigned long long)(h[i - 1] >> 32));
+			snprintf(b, sizeof(b), "a-long-colliding-user-id-%llu", (unsigned long long)(h[i] >> 32));
+			found = 1;
+		}
+	free(h);
+	assert_true(found);
+	strmap_init(&m);
+	assert_int_equal(m.stride, 24); /* the 24-byte slot the table's memory was cut to */
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "u%08d", i);
+		assert_int_equal(strmap_put(&m, key, i), 0);
+	}
+	assert_int_equal(strmap_put(&m, a, 100), 0);
+	assert_int_equal(strmap_get(&m, b, &v), 0);
+	assert_int_equal(strmap_put(&m, b, 200), 0);
+	assert_int_equal(strmap_put(&m, a, 300), 1);
+	assert_int_equal(strmap_get(&m, a, &v), 1);
+	assert_int_equal(v, 100);
+	assert_int_equal(strmap_get(&m, b, &v), 1);
+	assert_int_equal(v, 200);
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "u%08d", i);
+		assert_int_equal(strmap_get(&m, key, &v), 1);
+		assert_int_equal(v, i);
+	}
+	assert_int_equal(strmap_get(&m, "u00000005", &v), 0);
+	strmap_release(&m);
+}
+
+/*
+ * strmap_reserve sizes the table once: the keys reserved for go in without
+ * another doubling (the rehash now recomputes each key's hash from its text),
+ * and one more than reserved doubles it with every key still found.
+ */
+static void test_reserve_then_grow(void **state)
+{
+	enum { N = 3000 };
+	struct strmap m;
+	char key[48];
+	size_t cap;
+	int64_t v;
+
+	(void)state;
+	strmap_init(&m);
+	strmap_put(&m, "before-the-reserve-and-long", -7);
+	strmap_reserve(&m, N);
+	cap = m.cap;
+	for (int i = 1; i < N; i++) {
+		snprintf(key, sizeof(key), i % 4 ? "u%08d" : "long-user-id-number-%d", i);
+		assert_int_equal(strmap_put(&m, key, i), 0);
+	}
+	assert_int_equal(m.cap, cap);
+	for (int i = N; m.cap == cap; i++) {
+		snprintf(key, sizeof(key), i % 4 ? "u%08d" : "long-user-id-number-%d", i);
+		assert_int_equal(strmap_put(&m, key, i), 0);
+	}
+	assert_int_equal(m.cap, 2 * cap);
+	for (int i = 1; i < N; i++) {
+		snprintf(key, sizeof(key), i % 4 ? "u%08d" : "long-user-id-number-%d", i);
+		assert_int_equal(strmap_get(&m, key, &v), 1);
+		assert_int_equal(v, i);
+	}
+	assert_int_equal(strmap_get(&m, "before-the-reserve-and-long", &v), 1);
+	assert_int_equal(v, -7);
+	strmap_release(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +343,8 @@ int main(void)
 		cmocka_unit_test(test_growth_keeps_every_key),
 		cmocka_unit_test(test_payloads),
 		cmocka_unit_test(test_get_many),
+		cmocka_unit_test(test_hash_bits_collide),
+		cmocka_unit_test(test_reserve_then_grow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
