@@ -9,6 +9,9 @@
 #            frame of the users to score, after the files are read)
 #   outputs  score_write_outputs to output_set_commit (the users file's
 #            scored rows, the campaigns file and the reports)
+#   commit   output_set_commit, entry to return (fsyncs, renames over the
+#            previous files: the old users file's blocks freed there before
+#            the replaced files were set aside, src/output_set.c)
 # Phases are shorter than a whole run, so a change to one shows through the
 # machine's load better than the whole run's wall; runs go in a session of
 # their own given nice -15, as bench/score_wall.sh's. Used for issue 13
@@ -31,7 +34,8 @@ for b in "$@"; do
 	names+=("$n")
 	b=$(realpath "$b")
 	perf probe -q -x "$b" --add "${n}_fb=feature_build_base_from" --add "${n}_fbr=feature_build_base_from%return" \
-		--add "${n}_swo=score_write_outputs" --add "${n}_osc=output_set_commit"
+		--add "${n}_swo=score_write_outputs" --add "${n}_osc=output_set_commit" \
+		--add "${n}_oscr=output_set_commit%return"
 	echo "$n $b" >>"$out/bins"
 	k=$((k + 1))
 done
@@ -46,12 +50,14 @@ for ((r = 1; r <= RUNS; r++)); do
 			{ echo "score_phases: $b failed" >&2; cat "$OUT_DIR/stderr" >&2; exit 1; }
 		perf script -i "$OUT_DIR/p.data" -F time,event 2>/dev/null | awk -v n="$n" -v b="$b" '"'"'
 			{ t = $1; sub(":", "", t); e = $2; sub("probe_ltvpipe:", "", e); sub(":$", "", e); T[e] = t }
-			END { printf "%s %.3f %.3f\n", b, T[n "_fbr__return"] - T[n "_fb"], T[n "_osc"] - T[n "_swo"] }'"'"'
+			END { printf "%s %.3f %.3f %.3f\n", b, T[n "_fbr__return"] - T[n "_fb"], T[n "_osc"] - T[n "_swo"],
+				T[n "_oscr__return"] - T[n "_osc"] }'"'"'
 	done <"$OUT_DIR/bins"
-done' | tee "$out/runs" | awk '{ printf "score_phases: %s: frame %.3f s, outputs %.3f s\n", $1, $2, $3 }'
+done' | tee "$out/runs" | awk '{ printf "score_phases: %s: frame %.3f s, outputs %.3f s, commit %.3f s\n", $1, $2, $3, $4 }'
 echo "score_phases: medians:"
 while read -r n b; do
-	printf '  %s: frame %s s, outputs %s s\n' "$b" \
+	printf '  %s: frame %s s, outputs %s s, commit %s s\n' "$b" \
 		"$(awk -v b="$b" '$1 == b { print $2 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
-		"$(awk -v b="$b" '$1 == b { print $3 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+		"$(awk -v b="$b" '$1 == b { print $3 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
+		"$(awk -v b="$b" '$1 == b { print $4 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
 done <"$out/bins"

@@ -7,6 +7,13 @@
  * killed process left behind ("<target>.tmp-<pid>" whose pid is dead) are
  * removed by the next writer of the same target.
  *
+ * A large file replaced is not freed by the rename: the filesystem frees its
+ * blocks there, on the caller's path (~55 ms for score's 236 MB users CSV on
+ * ext4 mounted with discard). It gets a second link "<target>.tmp-<pid>.old"
+ * before the rename, and a child process removes that link after the commit
+ * while the caller goes on. A kill in between leaves the link to the next
+ * writer's clean-up, as a temporary.
+ *
  * A target that is a symlink is written through: the file it points at is
  * replaced and the link stays. A target that exists and is not a regular file
  * (a device such as /dev/full, a directory, a FIFO) is refused, never replaced.
@@ -29,6 +36,7 @@ struct output_file {
 	char *path;   /* as the caller named it, for messages */
 	char *target; /* the file renamed over: path, or what its symlinks point at */
 	char *tmp;    /* "<target>.tmp-<pid>" while not yet renamed */
+	char *aside;  /* "<target>.tmp-<pid>.old": a second link to the file replaced */
 	FILE *f;
 };
 
@@ -55,8 +63,8 @@ int output_set_commit(struct output_set *set, struct ltv_err *err);
 void output_set_release(struct output_set *set);
 
 /*
- * Removes the temporaries "<target>.tmp-<pid>" of target whose process is no
- * longer running; returns how many it removed.
+ * Removes the temporaries "<target>.tmp-<pid>" and "<target>.tmp-<pid>.old"
+ * of target whose process is no longer running; returns how many it removed.
  */
 int output_set_clean_stale(const char *target);
 
