@@ -140,6 +140,45 @@ static int handed_over(struct stage_ctx *ctx, const struct model_data *d, const 
 	return ok;
 }
 
+/*
+ * predictor_predict_method for rows that repeat: model_data_split gives a
+ * weighted row once per user it stands for, one copy after another (the
+ * target's 466,813 validation rows at 1,000,000 users come from 104,841),
+ * and a row-by-row method's prediction of a row is its own (method.h,
+ * batch_level 0). So each run of copies is predicted once and copied to the
+ * run, as gbt_artefact_validate does: the same numbers. A batch_level
+ * method (curves) is given the rows as they are.
+ */
+static int predict_method_runs(const struct predictor *p, int m, const struct model_data *d,
+			       const size_t *rows, size_t n, int64_t horizon, double *out,
+			       struct ltv_err *err)
+{
+	size_t *distinct, n_distinct = 0;
+	double *ltv;
+	int ret;
+
+	if (method_table[m]->batch_level)
+		return predictor_predict_method(p, m, d, rows, n, horizon, out, NULL, err);
+	distinct = xmalloc((n ? n : 1) * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || rows[i] != rows[i - 1])
+			distinct[n_distinct++] = rows[i];
+	if (n_distinct == n) { /* nothing repeats: predict in place */
+		free(distinct);
+		return predictor_predict_method(p, m, d, rows, n, horizon, out, NULL, err);
+	}
+	ltv = xmalloc((n_distinct ? n_distinct : 1) * sizeof(double));
+	ret = predictor_predict_method(p, m, d, distinct, n_distinct, horizon, ltv, NULL, err);
+	for (size_t i = 0, at = 0; i < n && ret == 0; i++) {
+		if (i > 0 && rows[i] != rows[i - 1])
+			at++;
+		out[i] = ltv[at];
+	}
+	free(distinct);
+	free(ltv);
+	return ret;
+}
+
 static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		       const struct row_split *s, int64_t target, double **pred)
 {
@@ -155,12 +194,12 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 	}
 	for (int m = 0; m < METHOD_COUNT; m++)
 		if (method_table[m]->own_threads && !handed_over(ctx, d, p, m, s, target, pred[m]))
-			rets[m] = predictor_predict_method(p, m, d, s->valid, s->n_valid, target, pred[m],
-							   NULL, &errs[m]);
+			rets[m] = predict_method_runs(p, m, d, s->valid, s->n_valid, target, pred[m],
+						      &errs[m]);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
 	for (int k = 0; k < n_side; k++)
-		rets[side[k]] = predictor_predict_method(p, side[k], d, s->valid, s->n_valid, target,
-							 pred[side[k]], NULL, &errs[side[k]]);
+		rets[side[k]] = predict_method_runs(p, side[k], d, s->valid, s->n_valid, target,
+						    pred[side[k]], &errs[side[k]]);
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
 		if (rets[m] < 0) {
 			ret = rets[m];
