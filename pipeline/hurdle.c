@@ -805,9 +805,6 @@ static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 			payer[i] = v.actual[i] - rev_window[v.split.valid[i]] > 0;
 		ret = metrics_auc(payer, v.p_payer, v.n, &auc, NULL, &ctx->err);
 	}
-	/* handed over to select of the run once committed: the same rows it predicts */
-	if (ret == 0 && ctx->predictions)
-		ctx->saved_validation = gbt_artefact_validation_memo(d, target, &method_hurdle, &v);
 	cJSON_AddNumberToObject(ctx->metrics, "horizon", (double)target);
 	gbt_artefact_add_metric(ctx->metrics, "payer_auc", auc);
 	gbt_artefact_add_scores(ctx->metrics, &v.scores);

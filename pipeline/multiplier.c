@@ -274,9 +274,6 @@ static int add_metrics(struct stage_ctx *ctx, const struct model_data *d,
 			n_zero += rev_window[v.split.valid[i]] == 0;
 		zero_share = (double)n_zero / (double)v.n;
 	}
-	/* handed over to select of the run once committed: the same rows it predicts */
-	if (ret == 0 && ctx->predictions)
-		ctx->saved_validation = gbt_artefact_validation_memo(d, target, &method_multiplier, &v);
 	cJSON_AddNumberToObject(ctx->metrics, "horizon", (double)target);
 	gbt_artefact_add_scores(ctx->metrics, &v.scores);
 	gbt_artefact_add_metric(ctx->metrics, "zero_window_share", zero_share);

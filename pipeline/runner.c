@@ -27,7 +27,6 @@
 #include "ltv/progress.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
-#include "ltv/stage_io.h"
 #include "ltv/timeutil.h"
 #include <assert.h>
 
@@ -607,13 +606,6 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 		free(ctx.saved_frame);
 		ctx.saved_frame = NULL;
 	}
-	if (ctx.saved_validation) { /* keyed by the artefact just committed, for select */
-		char *key = stage_validation_key(&ctx, s->name, &p->current);
-
-		prediction_shelf_offer(rs->predictions, key, ctx.saved_validation);
-		ctx.saved_validation = NULL;
-		free(key);
-	}
 	p->state = PLAN_RAN;
 	fprintf(rs->out, "%s: done (v%lld) in %.2f s\n", s->name, (long long)out.version,
 		now_seconds() - started);
@@ -625,7 +617,6 @@ out:
 		frame_release(ctx.saved_frame);
 		free(ctx.saved_frame);
 	}
-	prediction_memo_free(ctx.saved_validation);
 	log_set_stage(NULL);
 	hasher_release(&ctx.content);
 	cJSON_Delete(ctx.metrics);

@@ -20,7 +20,6 @@
 #include "ltv/blend.h"
 #include "ltv/blob.h"
 #include "ltv/held_out.h"
-#include "ltv/log.h"
 #include "ltv/metrics.h"
 #include "ltv/model_data.h"
 #include "ltv/paired_bootstrap.h"
@@ -84,63 +83,6 @@ static void global_medians(struct stage_ctx *ctx, const struct model_data *d, do
 }
 
 /*
- * Each method's predictions for the validation rows at the target horizon:
- * pred[m][i]. Judged on the features' own rows, they are left on the run's
- * shelf of predictions as well (stage_ctx.predictions), for calibrate of
- * the same run, which asks for the same rows' predictions again
- * (include/ltv/prediction_memo.h). The tree methods spread their rows over
- * the stage's threads themselves and go first, one after another; the
- * others (each on one thread) then run side by side, which at 1,000,000
- * users halves their wall time. Each method's predictions are its own
- * whatever runs beside it; an error is the first failing method's.
- */
-/*
- * Whether method m's predictions of s's rows at horizon were handed over by
- * m's own stage in this run (its validation, stage_ctx.saved_validation):
- * then pred gets them, served as predictor_predict_method would serve them,
- * and 1 is returned. Only predictions of the artefact select predicts with,
- * on the same features and tiers (the key), holding every one of s's rows,
- * qualify; anything else (`--only select`, held-out rows, another horizon): 0,
- * predict. At 1,000,000 users this spares predicting hurdle's and
- * multiplier's trees on the target's 466,813 validation rows again.
- */
-static int handed_over(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
-		       int m, const struct row_split *s, int64_t horizon, double *pred)
-{
-	const size_t n = s->n_valid;
-	struct prediction_memo *memo;
-	unsigned char *want, *done;
-	double *raw;
-	char *key;
-	int ok;
-
-	if (ctx->cfg->select.held_out_ages || !ctx->predictions || !prediction_memo_keeps(m))
-		return 0;
-	key = stage_validation_key(ctx, method_table[m]->name, stage_input(ctx, method_table[m]->name));
-	memo = prediction_shelf_take(ctx->predictions, key, horizon);
-	free(key);
-	if (!memo)
-		return 0;
-	ok = prediction_memo_fits(memo, d, horizon);
-	want = xmalloc(n ? n : 1);
-	done = xcalloc(n ? n : 1, 1);
-	raw = xmalloc((n ? n : 1) * sizeof(double));
-	memset(want, 1, n);
-	if (ok)
-		prediction_memo_get(memo, m, s->valid, n, want, done, raw);
-	for (size_t i = 0; i < n && ok; i++)
-		ok = done[i];
-	ok = ok && predictor_serve_method(p, m, d, s->valid, n, horizon, raw, pred) == 0;
-	LOG(LOG_DEBUG, "%s's validation predictions at h%lld: %s", method_table[m]->name,
-	    (long long)horizon, ok ? "handed over" : "not the same rows, predicted");
-	free(want);
-	free(done);
-	free(raw);
-	prediction_memo_free(memo);
-	return ok;
-}
-
-/*
  * predictor_predict_method for rows that repeat: model_data_split gives a
  * weighted row once per user it stands for, one copy after another (the
  * target's 466,813 validation rows at 1,000,000 users come from 104,841),
@@ -179,6 +121,17 @@ static int predict_method_runs(const struct predictor *p, int m, const struct mo
 	return ret;
 }
 
+/*
+ * Each method's predictions for the validation rows at the target horizon:
+ * pred[m][i]. Judged on the features' own rows, they are left on the run's
+ * shelf of predictions as well (stage_ctx.predictions), for calibrate of
+ * the same run, which asks for the same rows' predictions again
+ * (include/ltv/prediction_memo.h). The tree methods spread their rows over
+ * the stage's threads themselves and go first, one after another; the
+ * others (each on one thread) then run side by side, which at 1,000,000
+ * users halves their wall time. Each method's predictions are its own
+ * whatever runs beside it; an error is the first failing method's.
+ */
 static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const struct predictor *p,
 		       const struct row_split *s, int64_t target, double **pred)
 {
@@ -193,7 +146,7 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 			side[n_side++] = m;
 	}
 	for (int m = 0; m < METHOD_COUNT; m++)
-		if (method_table[m]->own_threads && !handed_over(ctx, d, p, m, s, target, pred[m]))
+		if (method_table[m]->own_threads)
 			rets[m] = predict_method_runs(p, m, d, s->valid, s->n_valid, target, pred[m],
 						      &errs[m]);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))

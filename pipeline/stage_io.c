@@ -40,26 +40,6 @@ int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx)
 	return ret;
 }
 
-/* key with one artefact's line added: its name, id, fingerprint and content hash. */
-static char *key_add(char *key, const char *name, const struct artefact_info *a)
-{
-	char *next = xasprintf("%s\n%s %lld %s %s", key, name, a ? (long long)a->id : -1LL,
-			       a ? a->fingerprint : "-", a ? a->content_hash : "-");
-
-	free(key);
-	return next;
-}
-
-char *stage_validation_key(const struct stage_ctx *ctx, const char *method,
-			   const struct artefact_info *artefact)
-{
-	char *key = xasprintf("%s\nvalidation", registry_path(ctx->reg));
-
-	key = key_add(key, "features", stage_input(ctx, "features"));
-	key = key_add(key, "tiers", stage_input(ctx, "tiers"));
-	return key_add(key, method, artefact);
-}
-
 char *stage_prediction_key(const struct stage_ctx *ctx)
 {
 	const char *names[METHOD_COUNT + 2] = { "features", "tiers" };
@@ -67,7 +47,13 @@ char *stage_prediction_key(const struct stage_ctx *ctx)
 
 	for (int m = 0; m < METHOD_COUNT; m++)
 		names[m + 2] = method_table[m]->name;
-	for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++)
-		key = key_add(key, names[k], stage_input(ctx, names[k]));
+	for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
+		const struct artefact_info *a = stage_input(ctx, names[k]);
+		char *next = xasprintf("%s\n%s %lld %s %s", key, names[k], a ? (long long)a->id : -1LL,
+				       a ? a->fingerprint : "-", a ? a->content_hash : "-");
+
+		free(key);
+		key = next;
+	}
 	return key;
 }

@@ -18,7 +18,6 @@
 
 #include "ltv/gbt_artefact.h"
 #include "ltv/metrics.h"
-#include "ltv/prediction_memo.h"
 #include "ltv/rng.h"
 
 /* A feature name is at least its u32 length: a larger count is a corrupt blob. */
@@ -478,20 +477,6 @@ int gbt_artefact_validate(const struct model_data *d, int64_t horizon,
 			    &out->scores, err);
 	free(cohort);
 	return ret;
-}
-
-struct prediction_memo *gbt_artefact_validation_memo(const struct model_data *d, int64_t horizon,
-						     const struct method *method,
-						     const struct gbt_artefact_validation *v)
-{
-	const int m = method_index(method->name);
-	struct prediction_memo *memo;
-
-	if (!v->predicted || !prediction_memo_keeps(m))
-		return NULL;
-	memo = prediction_memo_new(d, horizon, v->split.valid, v->n);
-	prediction_memo_put(memo, m, v->split.valid, v->n, v->pred);
-	return memo;
 }
 
 void gbt_artefact_validation_release(struct gbt_artefact_validation *v)

@@ -14,7 +14,6 @@ struct prediction_memo {
 	size_t n_slots;        /* distinct rows kept */
 	double *pred[METHOD_COUNT];        /* per slot; NULL until a prediction is kept */
 	unsigned char *have[METHOD_COUNT]; /* per slot: pred holds it */
-	char *key;                         /* on the shelf: what it was left under */
 	struct prediction_memo *next;      /* on the shelf */
 };
 
@@ -42,7 +41,6 @@ void prediction_memo_free(struct prediction_memo *m)
 		free(m->have[k]);
 	}
 	free(m->slot_of);
-	free(m->key);
 	free(m);
 }
 
@@ -95,13 +93,13 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 }
 
 /*
- * The memos left in one run: select's (one per horizon, for its calibrate)
- * and the method stages' own (hurdle's and multiplier's validation, for
- * select), each under its own key. Stages of a run take turns with it, but
- * stages of one wave run side by side, hence the lock.
+ * The memos of one key (a run's select leaves one per horizon for its
+ * calibrate). Stages of a run take turns with it, but stages of one wave
+ * run side by side, hence the lock.
  */
 struct prediction_shelf {
 	pthread_mutex_t lock;
+	char *key;
 	struct prediction_memo *memos;
 };
 
@@ -113,33 +111,25 @@ struct prediction_shelf *prediction_shelf_new(void)
 	return s;
 }
 
-void prediction_shelf_free(struct prediction_shelf *s)
+static void shelf_clear_locked(struct prediction_shelf *s)
 {
-	if (!s)
-		return;
 	while (s->memos) {
 		struct prediction_memo *next = s->memos->next;
 
 		prediction_memo_free(s->memos);
 		s->memos = next;
 	}
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	free(s->key);
+	s->key = NULL;
 }
 
-/* Unlinks and returns the memo under key at horizon, or NULL; the lock is held. */
-static struct prediction_memo *shelf_unlink_locked(struct prediction_shelf *s, const char *key,
-						   int64_t horizon)
+void prediction_shelf_free(struct prediction_shelf *s)
 {
-	for (struct prediction_memo **at = &s->memos; *at; at = &(*at)->next)
-		if ((*at)->horizon == horizon && strcmp((*at)->key, key) == 0) {
-			struct prediction_memo *m = *at;
-
-			*at = m->next;
-			m->next = NULL;
-			return m;
-		}
-	return NULL;
+	if (!s)
+		return;
+	shelf_clear_locked(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
 }
 
 void prediction_shelf_offer(struct prediction_shelf *s, const char *key, struct prediction_memo *m)
@@ -148,11 +138,20 @@ void prediction_shelf_offer(struct prediction_shelf *s, const char *key, struct 
 		prediction_memo_free(m);
 		return;
 	}
-	free(m->key);
-	m->key = xstrdup(key);
 	pthread_mutex_lock(&s->lock);
-	/* A memo of the same key and horizon already there is the older one: this replaces it. */
-	prediction_memo_free(shelf_unlink_locked(s, key, m->horizon));
+	if (!s->key || strcmp(s->key, key) != 0) {
+		shelf_clear_locked(s);
+		s->key = xstrdup(key);
+	}
+	/* A memo of the same horizon already there is the older one: this replaces it. */
+	for (struct prediction_memo **at = &s->memos; *at; at = &(*at)->next)
+		if ((*at)->horizon == m->horizon) {
+			struct prediction_memo *old = *at;
+
+			*at = old->next;
+			prediction_memo_free(old);
+			break;
+		}
 	m->next = s->memos;
 	s->memos = m;
 	pthread_mutex_unlock(&s->lock);
@@ -161,12 +160,19 @@ void prediction_shelf_offer(struct prediction_shelf *s, const char *key, struct 
 struct prediction_memo *prediction_shelf_take(struct prediction_shelf *s, const char *key,
 					      int64_t horizon)
 {
-	struct prediction_memo *m;
+	struct prediction_memo *m = NULL;
 
 	if (!s)
 		return NULL;
 	pthread_mutex_lock(&s->lock);
-	m = shelf_unlink_locked(s, key, horizon);
+	if (s->key && strcmp(s->key, key) == 0)
+		for (struct prediction_memo **at = &s->memos; *at; at = &(*at)->next)
+			if ((*at)->horizon == horizon) {
+				m = *at;
+				*at = m->next;
+				m->next = NULL;
+				break;
+			}
 	pthread_mutex_unlock(&s->lock);
 	return m;
 }

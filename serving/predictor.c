@@ -718,38 +718,6 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 	return ret;
 }
 
-int predictor_serve_method(const struct predictor *p, int m, const struct model_data *d,
-			   const size_t *rows, size_t n, int64_t horizon, const double *raw,
-			   double *out_ltv)
-{
-	const struct frame_col window = frame_col(&d->frame, "window_days");
-	const double *rev_window = frame_column(&d->frame, "rev_window");
-	double *scale;
-
-	if (method_table[m]->any_age || !frame_col_found(window)) {
-		memcpy(out_ltv, raw, n * sizeof(double));
-		return 0;
-	}
-	scale = xmalloc((n ? n : 1) * sizeof(double));
-	for (size_t i = 0; i < n; i++) {
-		const double age = frame_col_at(window, rows[i]);
-		double lo, hi, t;
-
-		predictor_age_blend(&p->params.snapshots, horizon, age, &lo, &hi, &t, &scale[i]);
-		if (t > 0 || lo != age) {
-			free(scale);
-			return -1;
-		}
-	}
-	/* as predictor_predict_method: the row's own rev_window stands, what is to come is scaled */
-	for (size_t i = 0; i < n; i++)
-		out_ltv[i] = isnan(raw[i]) ? raw[i]
-					   : rev_window[rows[i]] +
-						     scale[i] * fmax(raw[i] - rev_window[rows[i]], 0.0);
-	free(scale);
-	return 0;
-}
-
 /*
  * Method m's predictions for the rows i < n with want[i] set and not yet
  * done[m][i], into pred[m][i] (NaN until computed), in one call; p_payer too

@@ -32,8 +32,6 @@
 #include "ltv/model_data.h"
 #include "ltv/registry.h"
 
-struct prediction_memo;
-
 struct cJSON;
 
 #define GBT_ARTEFACT_MANIFEST_KEY "manifest"
@@ -258,14 +256,6 @@ struct gbt_artefact_validation {
 int gbt_artefact_validate(const struct model_data *d, int64_t horizon,
 			  const struct method *method, const void *state, int has_model,
 			  struct gbt_artefact_validation *out, struct ltv_err *err);
-/*
- * v's predictions (made by method at horizon on d's rows) as a memo of that
- * method alone, or NULL when v predicted nothing: the stage hands it to select
- * of its run (stage_ctx.saved_validation). Caller frees.
- */
-struct prediction_memo *gbt_artefact_validation_memo(const struct model_data *d, int64_t horizon,
-						     const struct method *method,
-						     const struct gbt_artefact_validation *v);
 /* Frees the split and the arrays; v is left empty. */
 void gbt_artefact_validation_release(struct gbt_artefact_validation *v);
 

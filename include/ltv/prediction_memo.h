@@ -16,8 +16,7 @@
  * key differs is never handed out. The shelf is an object, not process
  * state: the runner makes one per run and hands it to every stage of that
  * run (stage_ctx.predictions), so select leaves its memos for calibrate of
- * the same run, hurdle and multiplier leave their validation predictions
- * for select, and nothing outlives the run.
+ * the same run, and nothing outlives the run.
  */
 #ifndef LTV_PREDICTION_MEMO_H
 #define LTV_PREDICTION_MEMO_H
@@ -53,13 +52,13 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 			 const double *ltv);
 
 /*
- * The shelf: prediction_shelf_offer leaves m on it under key (taking it; a
- * memo of the same key and horizon already there is the older one, and m
- * replaces it; other keys' memos stay, one per stage that left them);
- * prediction_shelf_take hands back the memo left under key at horizon, and
- * removes it from the shelf, or NULL (also for a NULL shelf: a stage
- * outside a run predicts for itself). Both may be called from any thread.
- * prediction_shelf_free frees the shelf and every memo left on it.
+ * The shelf: prediction_shelf_offer leaves m on it under key (taking it; the
+ * memos there under another key are freed first, so the shelf holds one
+ * key's memos at most, and a memo of the same horizon replaces the older
+ * one); prediction_shelf_take hands back the memo left under key at
+ * horizon, and removes it from the shelf, or NULL (also for a NULL shelf:
+ * a stage outside a run predicts for itself). Both may be called from any
+ * thread. prediction_shelf_free frees the shelf and every memo left on it.
  */
 struct prediction_shelf;
 

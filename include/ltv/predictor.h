@@ -258,17 +258,5 @@ void predictor_age_blend(const struct int_list *snapshots, int64_t horizon, doub
 int predictor_predict_method(const struct predictor *p, int m, const struct model_data *d,
 			     const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			     double *out_p_payer, struct ltv_err *err);
-/*
- * predictor_predict_method's ltv for rows from raw[i], method m's own
- * prediction of rows[i] on d (method->predict, as a method stage made it
- * for its validation): when every row is served at its own snapshot age
- * (no blend, the age it is served from equal to its own), the rows
- * predictor_predict_method would predict hold d's values, so raw is what it
- * would get, and out_ltv gets what it would return. Returns 0, or -1 with
- * nothing written when some row is served otherwise (then predict).
- */
-int predictor_serve_method(const struct predictor *p, int m, const struct model_data *d,
-			   const size_t *rows, size_t n, int64_t horizon, const double *raw,
-			   double *out_ltv);
 
 #endif

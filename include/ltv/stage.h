@@ -37,7 +37,6 @@ enum stage_flags {
 
 struct frame;
 struct prediction_shelf;
-struct prediction_memo;
 
 struct stage_ctx {
 	struct registry *reg;
@@ -81,14 +80,6 @@ struct stage_ctx {
 	 * run: the stage then predicts for itself.
 	 */
 	struct prediction_shelf *predictions;
-	/*
-	 * A method stage's own predictions of its validation rows at the target
-	 * horizon (hurdle, multiplier: gbt_artefact_validate), or NULL: once the
-	 * output is committed the runner leaves them on the run's shelf under
-	 * stage_validation_key, and select of the same run takes them instead
-	 * of predicting those rows again.
-	 */
-	struct prediction_memo *saved_validation;
 };
 
 /*

@@ -32,15 +32,5 @@ int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx);
  * the very same artefacts, and to nothing else. Caller frees.
  */
 char *stage_prediction_key(const struct stage_ctx *ctx);
-/*
- * The key of one method's own validation predictions (stage_ctx.
- * saved_validation): the registry, the fingerprint and content hash of
- * ctx's "features" and "tiers" inputs, and method's artefact (NULL: none).
- * The method stage's runner and select build it from their own inputs, so
- * select takes the predictions only of the very artefact it would predict
- * with, on the very rows. Caller frees.
- */
-char *stage_validation_key(const struct stage_ctx *ctx, const char *method,
-			   const struct artefact_info *artefact);
 
 #endif
