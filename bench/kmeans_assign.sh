@@ -17,16 +17,7 @@ set -euo pipefail
 [ $# -ge 1 ] || bench_usage "OLD_COMMIT [ROWS [ITERATIONS [RUNS]]]"
 old=$1 rows=${2:-700000} iters=${3:-30} runs=${4:-5}
 bench_scratch kmeans
-make -s -C "$root" DEVELOPER=1 build/libltv.a >/dev/null
-cflags="-std=c11 -D_GNU_SOURCE -O2 -g -fopenmp -I$root/include $(pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)"
-libs="-lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv -lz -lgsl -llapacke -lopenblas -lm -lpthread"
-git -C "$root" show "$old:src/models/kmeans.c" >"$scratch/kmeans_old.c"
-# shellcheck disable=SC2086
-cc $cflags -c -o "$scratch/kmeans_old.o" "$scratch/kmeans_old.c"
-# shellcheck disable=SC2086
-cc $cflags -o "$scratch/old" "$root/bench/kmeans_bench.c" "$scratch/kmeans_old.o" "$root/build/libltv.a" $libs
-# shellcheck disable=SC2086
-cc $cflags -o "$scratch/new" "$root/bench/kmeans_bench.c" "$root/build/libltv.a" $libs
+bench_build_ab "$old" src/models/kmeans.c kmeans_bench.c
 for ((i = 1; i <= runs; i++)); do
 	for b in old new; do
 		line=$("$scratch/$b" "$rows" "$iters")
@@ -34,12 +25,7 @@ for ((i = 1; i <= runs; i++)); do
 		echo "$b $line" >>"$scratch/all"
 	done
 done
-awk '
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+awk "$bench_awk_median"'
 	{ b = $1; n[b]++; fit[b, n[b]] = $7; pred[b, n[b]] = $11; hash[b] = $NF }
 	END {
 		for (b in n) {

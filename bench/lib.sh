@@ -89,3 +89,32 @@ bench_symbol_samples() {
 				printf "  sum=%d  all=%d samples\n", sum, all
 			}'
 }
+
+# bench_build_ab OLD_COMMIT SOURCE PROGRAM: $scratch/old and $scratch/new,
+# bench/PROGRAM (a C bench) linked against build/libltv.a; old with SOURCE
+# (a file under src/) as it was at OLD_COMMIT in place of the tree's, so the
+# two differ by that one file. Call bench_scratch first.
+bench_build_ab() {
+	local old=$1 src=$2 prog=$3 obj
+	local cflags="-std=c11 -D_GNU_SOURCE -O2 -g -fopenmp -I$root/include -I/usr/include/x86_64-linux-gnu/openblas-pthread"
+	local libs="-lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv -lz -lgsl -llapacke -lopenblas -lm -lpthread"
+
+	obj=$scratch/$(basename "$src" .c)_old
+	make -s -C "$root" build/libltv.a >/dev/null
+	git -C "$root" show "$old:$src" >"$obj.c"
+	# shellcheck disable=SC2086
+	cc $cflags -c -o "$obj.o" "$obj.c"
+	# shellcheck disable=SC2086
+	cc $cflags -o "$scratch/old" "$root/bench/$prog" "$obj.o" "$root/build/libltv.a" $libs
+	# shellcheck disable=SC2086
+	cc $cflags -o "$scratch/new" "$root/bench/$prog" "$root/build/libltv.a" $libs
+}
+
+# An awk function, median(a, n): the median of a[1..n] (sorts a). Prepend it
+# to a program: awk "$bench_awk_median"'{ ... }'.
+bench_awk_median='
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}'

@@ -13,12 +13,7 @@ set -euo pipefail
 [ $# -ge 1 ] || bench_usage "OLD_COMMIT [USERS [LOOKUPS [RUNS]]]"
 old=$1 users=${2:-1000000} lookups=${3:-8000000} runs=${4:-5}
 bench_scratch strmap
-make -s -C "$root" build/libltv.a >/dev/null
-cflags="-std=c11 -D_GNU_SOURCE -O2 -g -I$root/include"
-git -C "$root" show "$old:src/strmap.c" >"$scratch/strmap_old.c"
-cc $cflags -c -o "$scratch/strmap_old.o" "$scratch/strmap_old.c"
-cc $cflags -o "$scratch/old" "$root/bench/strmap_bench.c" "$scratch/strmap_old.o" "$root/build/libltv.a" -lxxhash
-cc $cflags -o "$scratch/new" "$root/bench/strmap_bench.c" "$root/build/libltv.a" -lxxhash
+bench_build_ab "$old" src/strmap.c strmap_bench.c
 for ((i = 1; i <= runs; i++)); do
 	for b in old new; do
 		line=$("$scratch/$b" "$users" "$lookups")
@@ -26,12 +21,7 @@ for ((i = 1; i <= runs; i++)); do
 		echo "$b $line" >>"$scratch/all"
 	done
 done
-awk '
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+awk "$bench_awk_median"'
 	{ b = $1; n[b]++; bld[b, n[b]] = $3; flt[b, n[b]] = $6; ns[b, n[b]] = $9; sum[b] = $NF }
 	END {
 		for (b in n) {
