@@ -211,6 +211,16 @@ static int same_bits(const double *a, const double *b, size_t n)
 	return memcmp(a, b, n * sizeof(double)) == 0;
 }
 
+/* a and b served the same per-user values (not per horizon), bit for bit. */
+static void assert_same_per_user(const struct served *a, const struct served *b)
+{
+	assert_true(same_bits(a->raw, b->raw, a->n) && same_bits(a->p_payer, b->p_payer, a->n));
+	assert_true(same_bits(a->p_alive, b->p_alive, a->n));
+	assert_true(same_bits(a->p_purchase_30d, b->p_purchase_30d, a->n));
+	assert_memory_equal(a->method, b->method, a->n * sizeof(int));
+	assert_memory_equal(a->fallback, b->fallback, a->n * sizeof(int));
+}
+
 /*
  * SERVING_PAYER_EVERY_HORIZON adds p_payer at the horizons other than the
  * target and changes nothing else, bit for bit: without it a horizon whose
@@ -251,11 +261,7 @@ static void test_serving_payer_flag_changes_only_payers(void **state)
 		}
 	}
 	assert_true(other_payers > a.n); /* the flag computed them at the other horizons */
-	assert_true(same_bits(a.raw, b.raw, a.n) && same_bits(a.p_payer, b.p_payer, a.n));
-	assert_true(same_bits(a.p_alive, b.p_alive, a.n));
-	assert_true(same_bits(a.p_purchase_30d, b.p_purchase_30d, a.n));
-	assert_memory_equal(a.method, b.method, a.n * sizeof(int));
-	assert_memory_equal(a.fallback, b.fallback, a.n * sizeof(int));
+	assert_same_per_user(&a, &b);
 	served_release(&a);
 	served_release(&b);
 	served_users_close(&u);
@@ -307,11 +313,7 @@ static void test_serving_unread_flag_changes_only_observed_raw(void **state)
 		}
 		/* rows to leave out, beside rows of the same horizons that were predicted */
 		assert_true(left_out > 0 && young > 0);
-		assert_true(same_bits(a.raw, b.raw, a.n) && same_bits(a.p_payer, b.p_payer, a.n));
-		assert_true(same_bits(a.p_alive, b.p_alive, a.n));
-		assert_true(same_bits(a.p_purchase_30d, b.p_purchase_30d, a.n));
-		assert_memory_equal(a.method, b.method, a.n * sizeof(int));
-		assert_memory_equal(a.fallback, b.fallback, a.n * sizeof(int));
+		assert_same_per_user(&a, &b);
 		served_release(&a);
 		served_release(&b);
 	}
