@@ -5,8 +5,10 @@
 # timeline of each run (RUNS alternating pairs of `run --only ingest` on
 # DATA_DIR's users.csv and events.csv, each in a fresh registry): for each
 # run the seconds between the first and the last sample whose stack holds
-# ingest_parse_user_days (grouping the user-days), registry_user_days_add
-# before user_day_block_encode (its checks), and user_day_block_encode. A
+# ingest_parse_user_days (grouping the user-days; count_half and
+# scatter_half, its halves on the second thread), registry_user_days_add
+# before user_day_block_encode (its checks; check_half), and
+# user_day_block_encode (measure_half, write_half). A
 # phase of 0.02-0.05 s is lost in the process wall's noise on a shared
 # machine; its own span is not. Needs perf; PRIO="chrt -f 1" as in
 # bench/ingest_ab.sh.
@@ -21,9 +23,9 @@ read -r -a prio <<<"${PRIO:-}"
 # perf script's samples (a "tid time:" line, then one frame a line) -> the three spans.
 spans() {
 	awk '/^[^\t]/ { t = $2 + 0; next }
-	     /ingest_parse_user_days/ { if (!g0 || t < g0) g0 = t; if (t > g1) g1 = t }
-	     /registry_user_days_add/ { if (!a0 || t < a0) a0 = t }
-	     /user_day_block_encode/  { if (!e0 || t < e0) e0 = t; if (t > e1) e1 = t }
+	     /ingest_parse_user_days|count_half|scatter_half/ { if (!g0 || t < g0) g0 = t; if (t > g1) g1 = t }
+	     /registry_user_days_add|check_half/ { if (!a0 || t < a0) a0 = t }
+	     /user_day_block_encode|measure_half|write_half/ { if (!e0 || t < e0) e0 = t; if (t > e1) e1 = t }
 	     END { printf "%.3f %.3f %.3f\n", g1 - g0, e0 - a0, e1 - e0 }'
 }
 

@@ -34,6 +34,7 @@
 
 #include "ltv/bqueue.h"
 #include "ltv/csvread.h"
+#include "ltv/halves.h"
 #include "ltv/ingest_parse.h"
 #include "ltv/log.h"
 #include "ltv/progress.h"
@@ -1195,21 +1196,161 @@ static size_t count_kept_days(const struct ingest_parse *in, int64_t since)
 }
 
 /*
+ * One of the two halves of the users whose aggregates days_in_key_order
+ * groups: uids [lo, hi), and their rows from first on. Each half reads every
+ * aggregate and handles its own users' alone, so the halves touch disjoint
+ * counts and rows and run on two threads at once (halves_run); the rows are
+ * the ones one thread would write, in the same places, summed in the same
+ * order.
+ */
+struct group_half {
+	struct ingest_parse *in;
+	int64_t since;
+	struct user_day_row *rows;
+	size_t *start;   /* by uid + 1: its kept aggregates, then (prefix sums) where its run begins */
+	size_t lo, hi;   /* uids */
+	size_t first, m; /* its rows begin at first; m of them once merged */
+};
+
+/* Whether the aggregate with this key is one of h's users'. */
+static int in_half(const struct group_half *h, uint64_t key)
+{
+	return (key >> DAY_BITS) - h->lo < h->hi - h->lo;
+}
+
+/*
+ * Counts the kept aggregates of each of h's users into start[uid + 1]. In a
+ * file ordered by time consecutive aggregates are other users', so each
+ * count misses the cache: the lines are asked for PREFETCH_ROWS aggregates
+ * ahead.
+ */
+static void count_half(void *arg)
+{
+	struct group_half *h = arg;
+	const struct ingest_parse *in = h->in;
+	const size_t n = in->n_days, n_latest = in->latest ? in->n_users : 0;
+	size_t *start = h->start;
+
+	for (size_t i = 0; i < n; i++) {
+		const uint64_t key = in->days[i].key;
+
+		if (i + PREFETCH_ROWS < n && in_half(h, in->days[i + PREFETCH_ROWS].key))
+			__builtin_prefetch(&start[(in->days[i + PREFETCH_ROWS].key >> DAY_BITS) + 1], 1);
+		if (in_half(h, key))
+			start[(key >> DAY_BITS) + 1] += (size_t)keeps_day(in, key, h->since);
+	}
+	for (size_t uid = h->lo; uid < h->hi && uid <= n_latest; uid++)
+		start[uid + 1] += (size_t)keeps_latest(in, uid, h->since);
+}
+
+/*
+ * Merges the rows of one (user, day) that events out of order split, in
+ * h's rows (sorted by user, then day), moving them to the front of its range.
+ */
+static void merge_half(struct group_half *h, size_t end)
+{
+	struct user_day_row *rows = h->rows;
+	size_t m = h->first;
+
+	for (size_t i = h->first; i < end; i++) {
+		if (m > h->first && rows[m - 1].uid == rows[i].uid && rows[m - 1].day == rows[i].day) {
+			rows[m - 1].revenue += rows[i].revenue;
+			rows[m - 1].events += rows[i].events;
+			rows[m - 1].purchases += rows[i].purchases;
+			continue;
+		}
+		if (m != i)
+			rows[m] = rows[i];
+		m++;
+	}
+	h->m = m - h->first;
+}
+
+/*
+ * Writes h's users' aggregates to their runs (start[uid] from the prefix
+ * sums: where uid's run begins, then, once written, where it ends), the
+ * latest one last; then sorts each run by day where events came out of
+ * order, and merges. The row's line is asked for half as far ahead as its
+ * count's, once that count is cached.
+ */
+static void scatter_half(void *arg)
+{
+	struct group_half *h = arg;
+	const struct ingest_parse *in = h->in;
+	const size_t n = in->n_days, n_latest = in->latest ? in->n_users : 0;
+	size_t *start = h->start, from = h->first;
+
+	for (size_t i = 0; i < n; i++) {
+		const uint64_t key = in->days[i].key;
+
+		if (i + PREFETCH_ROWS < n && in_half(h, in->days[i + PREFETCH_ROWS].key))
+			__builtin_prefetch(&start[in->days[i + PREFETCH_ROWS].key >> DAY_BITS], 1);
+		if (i + PREFETCH_ROWS / 2 < n && in_half(h, in->days[i + PREFETCH_ROWS / 2].key))
+			__builtin_prefetch(&h->rows[start[in->days[i + PREFETCH_ROWS / 2].key >> DAY_BITS]], 1);
+		if (in_half(h, key) && keeps_day(in, key, h->since))
+			h->rows[start[key >> DAY_BITS]++] = day_row(&in->days[i]);
+	}
+	for (size_t uid = h->lo; uid < h->hi && uid <= n_latest; uid++) {
+		if (keeps_latest(in, uid, h->since)) {
+			const struct ingest_day_agg d = latest_agg((int64_t)uid, &in->latest[uid]);
+
+			h->rows[start[uid]++] = day_row(&d);
+		}
+	}
+	/* start[uid] is now the end of uid's run, which begins where uid - 1's ended. */
+	for (size_t u = h->lo; u < h->hi; from = start[u], u++) {
+		for (size_t i = from + 1; i < start[u]; i++) {
+			if (h->rows[i - 1].day > h->rows[i].day) {
+				sort_user_run(h->rows + from, start[u] - from);
+				break;
+			}
+		}
+	}
+	merge_half(h, from);
+}
+
+/*
+ * The first uid of the second half: where half the rows have been written
+ * (start holds prefix sums, by uid), so the halves' scatters take as long.
+ */
+static size_t row_middle(const size_t *start, size_t n_users)
+{
+	size_t lo = 1, hi = n_users + 1;
+	const size_t half = start[n_users + 1] / 2;
+
+	while (lo < hi) {
+		const size_t mid = lo + (hi - lo) / 2;
+
+		if (start[mid] < half)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
  * The aggregates of the users installed at or after since (INT64_MIN: every
  * user) as rows grouped by user (a stable counting sort on uid), each user's
- * run sorted by day where events came out of order: written straight into
- * the rows, so no sorted copy of the aggregates is made (at a million users
- * that copy was 100 MB of peak memory). The aggregates are the finished ones
- * (in->days) followed by each user's latest one in uid order, the order
- * finish_latest would have appended them in: read where they are, as
- * appending a million of them grew in->days by up to 64 MB of fresh pages on
- * this thread. The rows (count_kept_days of them) are being faulted in by pf
- * until prefault_wait. Returns how many rows there are.
+ * run sorted by day where events came out of order and its rows of one day
+ * merged: written straight into the rows, so no sorted copy of the
+ * aggregates is made (at a million users that copy was 100 MB of peak
+ * memory). The aggregates are the finished ones (in->days) followed by each
+ * user's latest one in uid order, the order finish_latest would have
+ * appended them in: read where they are, as appending a million of them grew
+ * in->days by up to 64 MB of fresh pages on this thread. The rows
+ * (count_kept_days of them) are being faulted in by pf until prefault_wait.
+ * The counting and the writing each run as two halves of the users on two
+ * threads (in->parse_threads): this was the longest serial pass of ingest's
+ * tail (0.15-0.25 s at a million users) with the other core idle. Returns
+ * how many rows there are.
  */
 static size_t days_in_key_order(struct ingest_parse *in, int64_t since, struct user_day_row *rows,
 				struct prefault *pf)
 {
 	const size_t n = in->n_days, n_latest = in->latest ? in->n_users : 0;
+	const size_t end = in->n_users + 1;
+	struct group_half h[2];
 	uint64_t prev = 0;
 	size_t *start, k = 0;
 	int ordered = 1;
@@ -1224,6 +1365,7 @@ static size_t days_in_key_order(struct ingest_parse *in, int64_t since, struct u
 		ordered = prev < latest_agg((int64_t)uid, &in->latest[uid]).key;
 		prev = latest_agg((int64_t)uid, &in->latest[uid]).key;
 	}
+	/* Strictly increasing keys: no run to sort, no day to merge. */
 	if (ordered) {
 		prefault_wait(pf);
 		for (size_t i = 0; i < n; i++)
@@ -1240,49 +1382,24 @@ static size_t days_in_key_order(struct ingest_parse *in, int64_t since, struct u
 	}
 	start = xmalloc_huge((in->n_users + 2) * sizeof(*start));
 	memset(start, 0, (in->n_users + 2) * sizeof(*start));
-	/*
-	 * In a file ordered by time consecutive aggregates are other users', so
-	 * each count and each row written misses the cache: the lines are asked
-	 * for PREFETCH_ROWS aggregates ahead (the row's half as far, once its
-	 * user's count is cached).
-	 */
-	for (size_t i = 0; i < n; i++) {
-		if (i + PREFETCH_ROWS < n)
-			__builtin_prefetch(&start[(in->days[i + PREFETCH_ROWS].key >> DAY_BITS) + 1], 1);
-		start[(in->days[i].key >> DAY_BITS) + 1] += (size_t)keeps_day(in, in->days[i].key, since);
-	}
-	for (size_t uid = 1; uid <= n_latest; uid++)
-		start[uid + 1] += (size_t)keeps_latest(in, uid, since);
-	for (size_t u = 1; u <= in->n_users + 1; u++)
+	for (int i = 0; i < 2; i++)
+		h[i] = (struct group_half){ .in = in, .since = since, .rows = rows, .start = start };
+	h[0].lo = 1;
+	h[0].hi = h[1].lo = 1 + in->n_users / 2;
+	h[1].hi = end;
+	halves_run(count_half, &h[0], &h[1], in->parse_threads);
+	for (size_t u = 1; u <= end; u++)
 		start[u] += start[u - 1];
+	h[0].hi = h[1].lo = row_middle(start, in->n_users);
+	h[0].first = start[h[0].lo];
+	h[1].first = start[h[1].lo];
 	prefault_wait(pf);
-	for (size_t i = 0; i < n; i++) {
-		if (i + PREFETCH_ROWS < n)
-			__builtin_prefetch(&start[in->days[i + PREFETCH_ROWS].key >> DAY_BITS], 1);
-		if (i + PREFETCH_ROWS / 2 < n)
-			__builtin_prefetch(&rows[start[in->days[i + PREFETCH_ROWS / 2].key >> DAY_BITS]], 1);
-		if (keeps_day(in, in->days[i].key, since))
-			rows[start[in->days[i].key >> DAY_BITS]++] = day_row(&in->days[i]);
-	}
-	for (size_t uid = 1; uid <= n_latest; uid++) {
-		if (keeps_latest(in, uid, since)) {
-			const struct ingest_day_agg d = latest_agg((int64_t)uid, &in->latest[uid]);
-
-			rows[start[uid]++] = day_row(&d);
-		}
-	}
-	/* start[uid] is now the end of uid's run, and start[uid - 1] its beginning. */
-	for (size_t u = 1, from = start[0]; u <= in->n_users; from = start[u], u++) {
-		for (size_t i = from + 1; i < start[u]; i++) {
-			if (rows[i - 1].day > rows[i].day) {
-				sort_user_run(rows + from, start[u] - from);
-				break;
-			}
-		}
-	}
-	k = start[in->n_users];
+	halves_run(scatter_half, &h[0], &h[1], in->parse_threads);
 	free(start);
-	return k;
+	/* The second half's rows follow the first's, closer when the first merged some. */
+	if (h[0].m < h[1].first)
+		memmove(rows + h[0].m, rows + h[1].first, h[1].m * sizeof(*rows));
+	return h[0].m + h[1].m;
 }
 
 /*
@@ -1312,7 +1429,7 @@ void ingest_parse_user_days(struct ingest_parse *in, int64_t installed_since,
 {
 	struct user_day_row *rows;
 	struct prefault pf;
-	size_t m = 0, n;
+	size_t n;
 
 	/* The id map is not needed any more, and its table is the largest block: free it first. */
 	strmap_release(&in->user_ids);
@@ -1331,20 +1448,11 @@ void ingest_parse_user_days(struct ingest_parse *in, int64_t installed_since,
 	in->latest = NULL;
 	free(in->days);
 	in->days = NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (m && rows[m - 1].uid == rows[i].uid && rows[m - 1].day == rows[i].day) {
-			rows[m - 1].revenue += rows[i].revenue;
-			rows[m - 1].events += rows[i].events;
-			rows[m - 1].purchases += rows[i].purchases;
-			continue;
-		}
-		rows[m++] = rows[i];
-	}
 	in->n_days = 0;
 	if (in->subtract_refunds)
-		floor_refunded_days(in, rows, m);
+		floor_refunded_days(in, rows, n);
 	*out_rows = rows;
-	*out_n = m;
+	*out_n = n;
 }
 
 /* Sets how times and negative revenue are read, from columns.time_format and ingest.*. */

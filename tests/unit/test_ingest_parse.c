@@ -318,6 +318,89 @@ static void test_young_fooled_by_a_quote(void **state)
 	run_release(&r);
 }
 
+/* Users of test_grouping_halves; every 4th has an event back on its day 0, every 7th none. */
+#define MANY_USERS 3000
+
+static double many_revenue(int i)
+{
+	return (i % 5) * 0.25;
+}
+
+/* Reads MANY_USERS users' events by time, on jobs threads; the caller frees *out_rows. */
+static size_t parse_many(int jobs, struct user_day_row **out_rows)
+{
+	char *dir = test_scratch_dir(), *users, *events, *path_u, *path_e;
+	size_t len_u, len_e, n;
+	FILE *fu = open_memstream(&users, &len_u), *fe = open_memstream(&events, &len_e);
+	struct config cfg;
+	struct ingest_parse p;
+	struct ltv_err err = { 0 };
+	int64_t rows, rejected;
+
+	fputs("user_id,app_id,campaign,install_time,cost\n", fu);
+	fputs("user_id,event_time,revenue,event\n", fe);
+	for (int i = 0; i < MANY_USERS; i++)
+		fprintf(fu, "u%d,app,c1,2025-01-01T00:00:00Z,1\n", i);
+	for (int d = 0; d < 3; d++)
+		for (int i = 0; i < MANY_USERS; i++)
+			if (i % 7 != 3)
+				fprintf(fe, "u%d,2025-01-0%dT%02d:00:00Z,%.2f,x\n", i, d + 1, 1 + i % 20,
+					many_revenue(i));
+	for (int i = 0; i < MANY_USERS; i += 4)
+		if (i % 7 != 3)
+			fprintf(fe, "u%d,2025-01-01T23:00:00Z,0.50,x\n", i);
+	fclose(fu);
+	fclose(fe);
+	path_u = test_write_file(dir, "users.csv", users);
+	path_e = test_write_file(dir, "events.csv", events);
+	test_config_init(&cfg, dir, "users.csv", "events.csv", NULL);
+	test_set(&cfg, "run.jobs=%d", jobs);
+	ingest_parse_init(&p, &cfg, NULL, NULL, NULL);
+	assert_int_equal(ingest_parse_open(&p, "test-run", &err), 0);
+	assert_int_equal(ingest_parse_file(&p, path_u, INPUT_USERS, &rows, &rejected, &err), 0);
+	assert_int_equal(ingest_parse_file(&p, path_e, INPUT_EVENTS, &rows, &rejected, &err), 0);
+	assert_int_equal(rejected, 0);
+	ingest_parse_user_days(&p, INT64_MIN, out_rows, &n);
+	ingest_parse_release(&p);
+	config_release(&cfg);
+	free(users);
+	free(events);
+	free(path_u);
+	free(path_e);
+	test_scratch_free(dir);
+	return n;
+}
+
+/*
+ * Grouping the user-days as two halves of the users (on two threads with
+ * run.jobs 2, one after the other with 1): every user's days in key order,
+ * a day's events that came out of order merged into one row in either half,
+ * and the second half's rows moved up behind the first's merged ones.
+ */
+static void test_grouping_halves(void **state)
+{
+	(void)state;
+	for (int jobs = 1; jobs <= 2; jobs++) {
+		struct user_day_row *rows;
+		const size_t n = parse_many(jobs, &rows);
+		size_t k = 0;
+
+		for (int i = 0; i < MANY_USERS; i++) {
+			const double r = many_revenue(i);
+			const int back = i % 4 == 0;
+
+			if (i % 7 == 3)
+				continue;
+			assert_true(k + 3 <= n);
+			expect_row(&rows[k++], i + 1, 0, r + 0.5 * back, 1 + back, (r > 0) + back);
+			expect_row(&rows[k++], i + 1, 1, r, 1, r > 0);
+			expect_row(&rows[k++], i + 1, 2, r, 1, r > 0);
+		}
+		assert_int_equal(k, n);
+		free(rows);
+	}
+}
+
 /* The reader's look-ahead sees the rows csv_reader_next will return, and only those. */
 static void test_peek_and_estimate(void **state)
 {
@@ -382,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_days_installed_since),
 		cmocka_unit_test(test_young_only),
 		cmocka_unit_test(test_young_fooled_by_a_quote),
+		cmocka_unit_test(test_grouping_halves),
 		cmocka_unit_test(test_peek_and_estimate),
 		cmocka_unit_test(test_strmap_reserve),
 	};

@@ -38,17 +38,15 @@ static struct user_day_row *make_rows(size_t n, uint64_t seed)
 	return v;
 }
 
-static void test_round_trip_exact(void **state)
+/* Decodes block and checks it holds rows[0..n) exactly; returns its length. */
+static size_t expect_round_trip(const struct user_day_row *rows, size_t n)
 {
-	const size_t n = 20000;
-	struct user_day_row *rows = make_rows(n, 42);
 	struct user_day_cursor c;
 	struct ltv_err err = { 0 };
 	size_t len, i = 0;
 	uint8_t *block = user_day_block_encode(rows, n, &len);
 	int r;
 
-	(void)state;
 	assert_int_equal(user_day_cursor_open(&c, block, len, "test", &err), 0);
 	while ((r = user_day_cursor_next(&c, &err)) == 1) {
 		assert_true(i < n);
@@ -61,9 +59,42 @@ static void test_round_trip_exact(void **state)
 	}
 	assert_int_equal(r, 0);
 	assert_int_equal(i, n);
-	/* Much smaller than the 40 bytes of a struct per row. */
-	assert_true(len < n * 20);
 	free(block);
+	return len;
+}
+
+static void test_round_trip_exact(void **state)
+{
+	const size_t n = 20000;
+	struct user_day_row *rows = make_rows(n, 42);
+
+	(void)state;
+	/* Much smaller than the 40 bytes of a struct per row. */
+	assert_true(expect_round_trip(rows, n) < n * 20);
+	free(rows);
+}
+
+/*
+ * Blocks large enough to be encoded as two halves on two threads: the
+ * second half's first row steps from the first half's last, a new user's
+ * or the same user's next day, at an even and an odd row count.
+ */
+static void test_round_trip_halves(void **state)
+{
+	const size_t n = 200001;
+	struct user_day_row *rows = make_rows(n, 9);
+
+	(void)state;
+	expect_round_trip(rows, n);
+	expect_round_trip(rows, n - 1);
+	/* the halves' boundary inside one user's run, then at a new user */
+	rows[n / 2].uid = rows[n / 2 - 1].uid;
+	rows[n / 2].day = rows[n / 2 - 1].day + 1;
+	for (size_t i = n / 2 + 1; i < n; i++)
+		rows[i].uid += rows[n / 2].uid + 1;
+	expect_round_trip(rows, n);
+	rows[n / 2].uid++;
+	expect_round_trip(rows, n);
 	free(rows);
 }
 
@@ -184,13 +215,63 @@ static void test_registry_refuses_bad_rows(void **state)
 	free(dir);
 }
 
+/*
+ * A batch large enough to be checked as two halves on two threads: the
+ * first bad row is named whichever half it is in, and rows out of order
+ * only across the halves' boundary are sorted, not taken as in order.
+ */
+static void test_registry_checks_halves(void **state)
+{
+	char *dir = test_scratch_dir();
+	char *path = xasprintf("%s/registry.sqlite", dir);
+	const size_t n = 100000;
+	struct user_day_row *rows = xmalloc(n * sizeof(*rows)), kept;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	struct collected got = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		rows[i] = (struct user_day_row){ (int64_t)(i / 2) + 1, (int64_t)(i % 2), 1, 1, 0 };
+	assert_int_equal(registry_open(path, 5, &reg, &err), 0);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	rows[n - 3].events = -1;
+	assert_int_equal(registry_user_days_add(reg, rows, n, &err), LTV_EINTERNAL);
+	assert_non_null(strstr(err.msg, "uid 49999, day 1"));
+	rows[10].purchases = -1;
+	assert_int_equal(registry_user_days_add(reg, rows, n, &err), LTV_EINTERNAL);
+	assert_non_null(strstr(err.msg, "uid 6, day 0"));
+	rows[10].purchases = 0;
+	rows[n - 3].events = 1;
+	kept = rows[n / 2 - 1];
+	rows[n / 2 - 1] = rows[n / 2];
+	rows[n / 2] = kept;
+	assert_int_equal(registry_user_days_add(reg, rows, n, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	registry_close(reg);
+	assert_int_equal(registry_open_readonly(path, &reg, &err), 0);
+	assert_int_equal(registry_user_days_each(reg, collect, &got, &err), 0);
+	registry_close(reg);
+	assert_int_equal(got.n, n);
+	for (size_t i = 0; i < got.n; i++) {
+		assert_int_equal(got.v[i].uid, (int64_t)(i / 2) + 1);
+		assert_int_equal(got.v[i].day, (int64_t)(i % 2));
+	}
+	free(got.v);
+	free(rows);
+	free(path);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_exact),
+		cmocka_unit_test(test_round_trip_halves),
 		cmocka_unit_test(test_damaged_refused),
 		cmocka_unit_test(test_registry_merges_blocks_and_legacy_rows),
 		cmocka_unit_test(test_registry_refuses_bad_rows),
+		cmocka_unit_test(test_registry_checks_halves),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
