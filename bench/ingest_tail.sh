@@ -8,7 +8,8 @@
 # ingest_parse_user_days (grouping the user-days; count_half and
 # scatter_half, its halves on the second thread), registry_user_days_add
 # before user_day_block_encode (its checks; check_half), and
-# user_day_block_encode (measure_half, write_half). A
+# user_day_block_encode (measure_half, write_half), and the whole tail:
+# from the grouping's first sample to the process's last. A
 # phase of 0.02-0.05 s is lost in the process wall's noise on a shared
 # machine; its own span is not. Needs perf; PRIO="chrt -f 1" as in
 # bench/ingest_ab.sh.
@@ -20,17 +21,17 @@ command -v perf >/dev/null || bench_fail "perf is not installed"
 bench_scratch ingest-tail
 read -r -a prio <<<"${PRIO:-}"
 
-# perf script's samples (a "tid time:" line, then one frame a line) -> the three spans.
+# perf script's samples (a "tid time:" line, then one frame a line) -> the four spans.
 spans() {
-	awk '/^[^\t]/ { t = $2 + 0; next }
+	awk '/^[^\t]/ { t = $2 + 0; if (t > last) last = t; next }
 	     /ingest_parse_user_days|count_half|scatter_half/ { if (!g0 || t < g0) g0 = t; if (t > g1) g1 = t }
 	     /registry_user_days_add|check_half/ { if (!a0 || t < a0) a0 = t }
 	     /user_day_block_encode|measure_half|write_half/ { if (!e0 || t < e0) e0 = t; if (t > e1) e1 = t }
-	     END { printf "%.3f %.3f %.3f\n", g1 - g0, e0 - a0, e1 - e0 }'
+	     END { printf "%.3f %.3f %.3f %.3f\n", g1 - g0, e0 - a0, e1 - e0, last - g0 }'
 }
 
-echo "| run | binary | grouping s | checks s | encode s |"
-echo "|---|---|---|---|---|"
+echo "| run | binary | grouping s | checks s | encode s | tail s |"
+echo "|---|---|---|---|---|---|"
 for i in $(seq "$runs"); do
 	for side in before after; do
 		bin=$before
