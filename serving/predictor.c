@@ -1005,21 +1005,22 @@ static unsigned char *rows_to_skip(const struct predictor *p, const struct model
 	/* pass 0: the cells each group's read rows read; pass 1: the unread rows adding to one */
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < n; i++) {
-			const int ranked = cells && ranks_within_cells(p, chosen[i], ranker[i]) &&
-					   isnan(ratio[i]);
 			size_t g;
 			int is_new;
 
 			if (pass == 1)
 				skip[i] = unread[i];
-			if (!ranked || (pass == 0) == (unread[i] != 0))
+			/* pass 1 without a read row in pass 0 (h7 at scoring: every row observed) keeps every skip */
+			if ((pass == 1 && !read) || !unread[i] != (pass == 0) ||
+			    !(cells && ranks_within_cells(p, chosen[i], ranker[i]) && isnan(ratio[i])))
 				continue;
 			g = u64map_index(&map, cell_group_key(d, rows[i], ranker[i]), &is_new);
 			if (!read)
 				read = xcalloc(n, sizeof(*read));
+			/* a group first met in pass 1 has no read row: nothing to read its cells */
 			if (pass == 0)
 				read[g] |= cell_bits(share_cell(p, horizon, window, rows[i]));
-			else if (read[g] & cell_bits(share_cell(p, horizon, window, rows[i])))
+			else if (!is_new && (read[g] & cell_bits(share_cell(p, horizon, window, rows[i]))))
 				skip[i] = 0;
 		}
 	u64map_release(&map);
