@@ -9,6 +9,7 @@
  * select, calibrate and score use.
  */
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -89,23 +90,71 @@ const struct hurdle_model *hurdle_state_find(const struct hurdle_state *s, int t
 	return NULL;
 }
 
-/* p and E[future | payer] for n rows of x (n × k; window_days in column wcol, k: none) under m. */
-static int model_predict(const struct hurdle_model *m, const float *x, size_t n, size_t k,
-			 size_t wcol, double *out_p, double *out_e, struct ltv_err *err)
+/*
+ * Whether E[future | payer] lies in [0, DBL_MAX / 4] whatever the row:
+ * log1p with smearing clamps the trees' value (fmin, NaN included) below
+ * exp(GBT_ARTEFACT_MAX_LOG_PRED); gamma's trees give expf(margin), bounded by
+ * their leaves (gbt_margin_bound); times the largest smearing factor (a NaN
+ * or negative one gives 0). No revenue model gives 0.
+ */
+static int revenue_bounded(const struct hurdle_model *m)
 {
-	int ret = 0;
+	const char *objective = m->revenue ? gbt_objective(m->revenue) : NULL;
+	double most = isnan(m->smear) ? 0 : m->smear, pred;
+
+	if (m->kind == HURDLE_REVENUE_NONE || !m->revenue)
+		return 1;
+	for (size_t k = 0; k < m->smear_by_age.n; k++)
+		if (!isnan(m->smear_by_age.value[k]))
+			most = fmax(most, m->smear_by_age.value[k]);
+	if (m->kind == HURDLE_REVENUE_LOG_SMEAR)
+		pred = exp(GBT_ARTEFACT_MAX_LOG_PRED);
+	else if (m->kind == HURDLE_REVENUE_GAMMA && objective && strcmp(objective, "reg:gamma") == 0)
+		pred = exp(gbt_margin_bound(m->revenue)) * 2 * exp(m->shift); /* 2: expf's rounding */
+	else
+		return 0;
+	return pred * fmax(most, 0) <= DBL_MAX / 4;
+}
+
+/*
+ * Whether a row past the horizon needs its revenue trees (method.predict_past):
+ * rev_window + p × E is NaN exactly where rev_window + p × 0 is when E is
+ * bounded (revenue_bounded) and p is a probability or NaN, and is no
+ * overflow from a rev_window up to DBL_MAX / 4.
+ */
+static int past_needs_revenue(int bounded, double p, double rev_window)
+{
+	return !bounded || !(isnan(p) || (p >= 0 && p <= 1)) || fabs(rev_window) > DBL_MAX / 4;
+}
+
+/*
+ * p and E[future | payer] for n rows of x (n × k; window_days in column wcol,
+ * k: none) under m. past: rows past the horizon (method.predict_past), whose
+ * E is 0 unless past_needs_revenue.
+ */
+static int model_predict(const struct hurdle_model *m, const float *x, size_t n, size_t k,
+			 size_t wcol, int past, const double *rev_window, double *out_p,
+			 double *out_e, struct ltv_err *err)
+{
+	int ret = 0, revenue = m->revenue != NULL;
 
 	if (m->payer)
 		ret = gbt_predict(m->payer, x, n, k, out_p, err);
 	else
 		for (size_t i = 0; i < n; i++)
 			out_p[i] = m->p_const;
-	if (ret == 0 && m->revenue)
+	if (ret == 0 && past && revenue) {
+		const int bounded = revenue_bounded(m);
+
+		revenue = 0;
+		for (size_t i = 0; i < n && !revenue; i++)
+			revenue = past_needs_revenue(bounded, out_p[i], rev_window[i]);
+	}
+	if (ret == 0 && revenue)
 		ret = gbt_predict(m->revenue, x, n, k, out_e, err);
 	for (size_t i = 0; i < n && ret == 0; i++)
-		out_e[i] = m->revenue ? hurdle_model_revenue(m, out_e[i],
-							     wcol < k ? x[i * k + wcol] : NAN)
-				      : 0.0;
+		out_e[i] = revenue ? hurdle_model_revenue(m, out_e[i], wcol < k ? x[i * k + wcol] : NAN)
+				   : 0.0;
 	return ret;
 }
 
@@ -119,16 +168,17 @@ static int model_predict(const struct hurdle_model *m, const float *x, size_t n,
  */
 #define MATRIX_BLOCK_ROWS 16384
 
-int hurdle_predict(const void *state, const struct model_data *d, const size_t *rows, size_t n,
-		   int64_t horizon, double *out_ltv, double *out_p_payer, struct ltv_err *err)
+/* hurdle_predict, or its predict_past when past. */
+static int predict_rows_of(const struct hurdle_state *s, const struct model_data *d,
+			   const size_t *rows, size_t n, int64_t horizon, int past, double *out_ltv,
+			   double *out_p_payer, struct ltv_err *err)
 {
-	const struct hurdle_state *s = state;
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t k = s->features.n, block = n < MATRIX_BLOCK_ROWS ? n : MATRIX_BLOCK_ROWS;
 	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct hurdle_model */
 	float *x = NULL;
 	size_t *idx = NULL, *sub_rows = NULL;
-	double *p = NULL, *e = NULL;
+	double *p = NULL, *e = NULL, *rev = NULL;
 	int ret = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -150,6 +200,7 @@ int hurdle_predict(const void *state, const struct model_data *d, const size_t *
 	sub_rows = xmalloc(block * sizeof(*sub_rows));
 	p = xmalloc(block * sizeof(*p));
 	e = xmalloc(block * sizeof(*e));
+	rev = xmalloc(block * sizeof(*rev));
 	x = xmalloc(block * (k ? k : 1) * sizeof(float));
 	for (int t = 0; t < GBT_ARTEFACT_N_TIERS && ret == 0; t++) {
 		const struct hurdle_model *m = use[t];
@@ -160,14 +211,16 @@ int hurdle_predict(const void *state, const struct model_data *d, const size_t *
 			const size_t c = n_sub - at < block ? n_sub - at : block;
 			const size_t *in = idx + at;
 
-			for (size_t j = 0; j < c; j++)
+			for (size_t j = 0; j < c; j++) {
 				sub_rows[j] = rows[in[j]];
+				rev[j] = rev_window[sub_rows[j]];
+			}
 			ret = model_data_matrix_into(d, &s->features, sub_rows, c, x, err);
 			if (ret == 0)
-				ret = model_predict(m, x, c, k, hurdle_window_column(&s->features), p,
-						    e, err);
+				ret = model_predict(m, x, c, k, hurdle_window_column(&s->features), past,
+						    rev, p, e, err);
 			for (size_t j = 0; j < c && ret == 0; j++) {
-				out_ltv[in[j]] = rev_window[sub_rows[j]] + p[j] * e[j];
+				out_ltv[in[j]] = rev[j] + p[j] * e[j];
 				if (out_p_payer)
 					out_p_payer[in[j]] = p[j];
 			}
@@ -178,7 +231,22 @@ int hurdle_predict(const void *state, const struct model_data *d, const size_t *
 	free(idx);
 	free(p);
 	free(e);
+	free(rev);
 	return ret;
+}
+
+int hurdle_predict(const void *state, const struct model_data *d, const size_t *rows, size_t n,
+		   int64_t horizon, double *out_ltv, double *out_p_payer, struct ltv_err *err)
+{
+	return predict_rows_of(state, d, rows, n, horizon, 0, out_ltv, out_p_payer, err);
+}
+
+/* method.predict_past: the payer trees only, where the value's NaN-ness does not need E. */
+static int hurdle_predict_past(const void *state, const struct model_data *d, const size_t *rows,
+			       size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
+			       struct ltv_err *err)
+{
+	return predict_rows_of(state, d, rows, n, horizon, 1, out_ltv, out_p_payer, err);
 }
 
 /*
@@ -318,5 +386,6 @@ const struct method method_hurdle = {
 	.own_threads = 1,
 	.load = hurdle_load,
 	.predict = hurdle_predict,
+	.predict_past = hurdle_predict_past,
 	.free_state = hurdle_state_free,
 };
