@@ -168,17 +168,48 @@ static int model_predict(const struct hurdle_model *m, const float *x, size_t n,
  */
 #define MATRIX_BLOCK_ROWS 16384
 
-/* hurdle_predict, or its predict_past when past. */
+/* One call's reused buffers, MATRIX_BLOCK_ROWS rows each. */
+struct block_bufs {
+	float *x;
+	size_t *in, *sub_rows; /* positions in the call's rows, and those rows */
+	double *p, *e, *rev;
+};
+
+/* Rows rows[in[j]], j < c, of one tier (model m) into out_ltv and out_p_payer. */
+static int predict_block(const struct hurdle_state *s, const struct hurdle_model *m,
+			 const struct model_data *d, const size_t *rows, size_t c, int past,
+			 const double *rev_window, struct block_bufs *b, double *out_ltv,
+			 double *out_p_payer, struct ltv_err *err)
+{
+	const size_t k = s->features.n;
+	int ret;
+
+	for (size_t j = 0; j < c; j++) {
+		b->sub_rows[j] = rows[b->in[j]];
+		b->rev[j] = rev_window[b->sub_rows[j]];
+	}
+	ret = model_data_matrix_into(d, &s->features, b->sub_rows, c, b->x, err);
+	if (ret == 0)
+		ret = model_predict(m, b->x, c, k, hurdle_window_column(&s->features), past, b->rev,
+				    b->p, b->e, err);
+	for (size_t j = 0; j < c && ret == 0; j++) {
+		out_ltv[b->in[j]] = b->rev[j] + b->p[j] * b->e[j];
+		if (out_p_payer)
+			out_p_payer[b->in[j]] = b->p[j];
+	}
+	return ret;
+}
+
+/* hurdle_predict, or its predict_past with past (NULL: no row past the horizon). */
 static int predict_rows_of(const struct hurdle_state *s, const struct model_data *d,
-			   const size_t *rows, size_t n, int64_t horizon, int past, double *out_ltv,
-			   double *out_p_payer, struct ltv_err *err)
+			   const size_t *rows, size_t n, int64_t horizon, const unsigned char *past,
+			   double *out_ltv, double *out_p_payer, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t k = s->features.n, block = n < MATRIX_BLOCK_ROWS ? n : MATRIX_BLOCK_ROWS;
 	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct hurdle_model */
-	float *x = NULL;
-	size_t *idx = NULL, *sub_rows = NULL;
-	double *p = NULL, *e = NULL, *rev = NULL;
+	struct block_bufs b;
+	size_t *idx;
 	int ret = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -197,56 +228,54 @@ static int predict_rows_of(const struct hurdle_state *s, const struct model_data
 			use[t] = use[0];
 	}
 	idx = xmalloc(n * sizeof(*idx));
-	sub_rows = xmalloc(block * sizeof(*sub_rows));
-	p = xmalloc(block * sizeof(*p));
-	e = xmalloc(block * sizeof(*e));
-	rev = xmalloc(block * sizeof(*rev));
-	x = xmalloc(block * (k ? k : 1) * sizeof(float));
+	b.in = xmalloc(block * sizeof(*b.in));
+	b.sub_rows = xmalloc(block * sizeof(*b.sub_rows));
+	b.p = xmalloc(block * sizeof(*b.p));
+	b.e = xmalloc(block * sizeof(*b.e));
+	b.rev = xmalloc(block * sizeof(*b.rev));
+	b.x = xmalloc(block * (k ? k : 1) * sizeof(float));
 	for (int t = 0; t < GBT_ARTEFACT_N_TIERS && ret == 0; t++) {
-		const struct hurdle_model *m = use[t];
 		const size_t n_sub = gbt_artefact_tier_rows(d, rows, n, use, t, idx);
 
-		/* Each tier's rows a block at a time: a row's prediction is its own. */
-		for (size_t at = 0; at < n_sub && ret == 0; at += block) {
-			const size_t c = n_sub - at < block ? n_sub - at : block;
-			const size_t *in = idx + at;
+		/*
+		 * Each tier's rows a block at a time (a row's prediction is its
+		 * own), the rows past the horizon in blocks of their own: those
+		 * need no revenue tree.
+		 */
+		for (int aged = 0; aged < (past ? 2 : 1) && ret == 0; aged++)
+			for (size_t r = 0; r < n_sub && ret == 0;) {
+				size_t c = 0;
 
-			for (size_t j = 0; j < c; j++) {
-				sub_rows[j] = rows[in[j]];
-				rev[j] = rev_window[sub_rows[j]];
+				for (; r < n_sub && c < block; r++)
+					if (!past || (past[idx[r]] != 0) == aged)
+						b.in[c++] = idx[r];
+				if (c > 0)
+					ret = predict_block(s, use[t], d, rows, c, aged, rev_window, &b,
+							    out_ltv, out_p_payer, err);
 			}
-			ret = model_data_matrix_into(d, &s->features, sub_rows, c, x, err);
-			if (ret == 0)
-				ret = model_predict(m, x, c, k, hurdle_window_column(&s->features), past,
-						    rev, p, e, err);
-			for (size_t j = 0; j < c && ret == 0; j++) {
-				out_ltv[in[j]] = rev[j] + p[j] * e[j];
-				if (out_p_payer)
-					out_p_payer[in[j]] = p[j];
-			}
-		}
 	}
-	free(x);
-	free(sub_rows);
+	free(b.x);
+	free(b.in);
+	free(b.sub_rows);
+	free(b.p);
+	free(b.e);
+	free(b.rev);
 	free(idx);
-	free(p);
-	free(e);
-	free(rev);
 	return ret;
 }
 
 int hurdle_predict(const void *state, const struct model_data *d, const size_t *rows, size_t n,
 		   int64_t horizon, double *out_ltv, double *out_p_payer, struct ltv_err *err)
 {
-	return predict_rows_of(state, d, rows, n, horizon, 0, out_ltv, out_p_payer, err);
+	return predict_rows_of(state, d, rows, n, horizon, NULL, out_ltv, out_p_payer, err);
 }
 
-/* method.predict_past: the payer trees only, where the value's NaN-ness does not need E. */
+/* method.predict_past: the rows past the horizon through the payer trees only, where it can. */
 static int hurdle_predict_past(const void *state, const struct model_data *d, const size_t *rows,
-			       size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
-			       struct ltv_err *err)
+			       size_t n, int64_t horizon, const unsigned char *past,
+			       double *out_ltv, double *out_p_payer, struct ltv_err *err)
 {
-	return predict_rows_of(state, d, rows, n, horizon, 1, out_ltv, out_p_payer, err);
+	return predict_rows_of(state, d, rows, n, horizon, past, out_ltv, out_p_payer, err);
 }
 
 /*

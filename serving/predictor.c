@@ -645,48 +645,27 @@ void predictor_age_blend(const struct int_list *snapshots, int64_t horizon, doub
 
 /*
  * method->predict of rows (view: their window_days the snapshot each is
- * served at), those past the horizon (scale 0: only whether the value is NaN
- * counts) through method->predict_past when it has one; a row's prediction
- * is its own (not batch_level), so splitting the call changes none.
+ * served at), through method->predict_past when it has one and a row is
+ * past the horizon (scale 0: only whether its value is NaN counts).
  */
 static int predict_past_apart(const struct method *method, const void *state,
 			      const struct model_data *view, const size_t *rows, size_t n,
 			      int64_t horizon, const double *scale, double *out_ltv,
 			      double *out_p_payer, struct ltv_err *err)
 {
-	size_t n_past = 0, *sub, *at;
-	double *ltv, *pp = NULL;
-	int ret = 0;
+	unsigned char *past = NULL;
+	int ret;
 
 	for (size_t i = 0; method->predict_past && !method->batch_level && i < n; i++)
-		n_past += scale[i] == 0;
-	if (n_past == 0)
-		return method->predict(state, view, rows, n, horizon, out_ltv, out_p_payer, err);
-	/* the rows in two runs, the others first, then the past ones; at: where each came from */
-	sub = xmalloc(n * sizeof(*sub));
-	at = xmalloc(n * sizeof(*at));
-	ltv = xmalloc(n * sizeof(*ltv));
-	if (out_p_payer)
-		pp = xmalloc(n * sizeof(*pp));
-	for (size_t i = 0, a = 0, b = n - n_past; i < n; i++) {
-		const size_t k = scale[i] == 0 ? b++ : a++;
-
-		sub[k] = rows[i];
-		at[k] = i;
-	}
-	ret = method->predict(state, view, sub, n - n_past, horizon, ltv, pp, err);
-	if (ret == 0)
-		ret = method->predict_past(state, view, sub + (n - n_past), n_past, horizon,
-					   ltv + (n - n_past), pp ? pp + (n - n_past) : NULL, err);
-	for (size_t k = 0; k < n && ret == 0; k++) {
-		out_ltv[at[k]] = ltv[k];
-		if (out_p_payer)
-			out_p_payer[at[k]] = pp[k];
-	}
-	free(sub);
-	free(at);
-	free(ltv);
-	free(pp);
+		if (scale[i] == 0) {
+			if (!past)
+				past = xcalloc(n, 1);
+			past[i] = 1;
+		}
+	ret = past ? method->predict_past(state, view, rows, n, horizon, past, out_ltv, out_p_payer,
+					  err)
+		   : method->predict(state, view, rows, n, horizon, out_ltv, out_p_payer, err);
+	free(past);
 	return ret;
 }
 
