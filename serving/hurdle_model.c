@@ -9,6 +9,7 @@
  * select, calibrate and score use.
  */
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -89,23 +90,71 @@ const struct hurdle_model *hurdle_state_find(const struct hurdle_state *s, int t
 	return NULL;
 }
 
-/* p and E[future | payer] for n rows of x (n × k; window_days in column wcol, k: none) under m. */
-static int model_predict(const struct hurdle_model *m, const float *x, size_t n, size_t k,
-			 size_t wcol, double *out_p, double *out_e, struct ltv_err *err)
+/*
+ * Whether E[future | payer] lies in [0, DBL_MAX / 4] whatever the row:
+ * log1p with smearing clamps the trees' value (fmin, NaN included) below
+ * exp(GBT_ARTEFACT_MAX_LOG_PRED); gamma's trees give expf(margin), bounded by
+ * their leaves (gbt_margin_bound); times the largest smearing factor (a NaN
+ * or negative one gives 0). No revenue model gives 0.
+ */
+static int revenue_bounded(const struct hurdle_model *m)
 {
-	int ret = 0;
+	const char *objective = m->revenue ? gbt_objective(m->revenue) : NULL;
+	double most = isnan(m->smear) ? 0 : m->smear, pred;
+
+	if (m->kind == HURDLE_REVENUE_NONE || !m->revenue)
+		return 1;
+	for (size_t k = 0; k < m->smear_by_age.n; k++)
+		if (!isnan(m->smear_by_age.value[k]))
+			most = fmax(most, m->smear_by_age.value[k]);
+	if (m->kind == HURDLE_REVENUE_LOG_SMEAR)
+		pred = exp(GBT_ARTEFACT_MAX_LOG_PRED);
+	else if (m->kind == HURDLE_REVENUE_GAMMA && objective && strcmp(objective, "reg:gamma") == 0)
+		pred = exp(gbt_margin_bound(m->revenue)) * 2 * exp(m->shift); /* 2: expf's rounding */
+	else
+		return 0;
+	return pred * fmax(most, 0) <= DBL_MAX / 4;
+}
+
+/*
+ * Whether a row past the horizon needs its revenue trees (method.predict_past):
+ * rev_window + p × E is NaN exactly where rev_window + p × 0 is when E is
+ * bounded (revenue_bounded) and p is a probability or NaN, and is no
+ * overflow from a rev_window up to DBL_MAX / 4.
+ */
+static int past_needs_revenue(int bounded, double p, double rev_window)
+{
+	return !bounded || !(isnan(p) || (p >= 0 && p <= 1)) || fabs(rev_window) > DBL_MAX / 4;
+}
+
+/*
+ * p and E[future | payer] for n rows of x (n × k; window_days in column wcol,
+ * k: none) under m. past: rows past the horizon (method.predict_past), whose
+ * E is 0 unless past_needs_revenue.
+ */
+static int model_predict(const struct hurdle_model *m, const float *x, size_t n, size_t k,
+			 size_t wcol, int past, const double *rev_window, double *out_p,
+			 double *out_e, struct ltv_err *err)
+{
+	int ret = 0, revenue = m->revenue != NULL;
 
 	if (m->payer)
 		ret = gbt_predict(m->payer, x, n, k, out_p, err);
 	else
 		for (size_t i = 0; i < n; i++)
 			out_p[i] = m->p_const;
-	if (ret == 0 && m->revenue)
+	if (ret == 0 && past && revenue) {
+		const int bounded = revenue_bounded(m);
+
+		revenue = 0;
+		for (size_t i = 0; i < n && !revenue; i++)
+			revenue = past_needs_revenue(bounded, out_p[i], rev_window[i]);
+	}
+	if (ret == 0 && revenue)
 		ret = gbt_predict(m->revenue, x, n, k, out_e, err);
 	for (size_t i = 0; i < n && ret == 0; i++)
-		out_e[i] = m->revenue ? hurdle_model_revenue(m, out_e[i],
-							     wcol < k ? x[i * k + wcol] : NAN)
-				      : 0.0;
+		out_e[i] = revenue ? hurdle_model_revenue(m, out_e[i], wcol < k ? x[i * k + wcol] : NAN)
+				   : 0.0;
 	return ret;
 }
 
@@ -119,16 +168,48 @@ static int model_predict(const struct hurdle_model *m, const float *x, size_t n,
  */
 #define MATRIX_BLOCK_ROWS 16384
 
-int hurdle_predict(const void *state, const struct model_data *d, const size_t *rows, size_t n,
-		   int64_t horizon, double *out_ltv, double *out_p_payer, struct ltv_err *err)
+/* One call's reused buffers, MATRIX_BLOCK_ROWS rows each. */
+struct block_bufs {
+	float *x;
+	size_t *in, *sub_rows; /* positions in the call's rows, and those rows */
+	double *p, *e, *rev;
+};
+
+/* Rows rows[in[j]], j < c, of one tier (model m) into out_ltv and out_p_payer. */
+static int predict_block(const struct hurdle_state *s, const struct hurdle_model *m,
+			 const struct model_data *d, const size_t *rows, size_t c, int past,
+			 const double *rev_window, struct block_bufs *b, double *out_ltv,
+			 double *out_p_payer, struct ltv_err *err)
 {
-	const struct hurdle_state *s = state;
+	const size_t k = s->features.n;
+	int ret;
+
+	for (size_t j = 0; j < c; j++) {
+		b->sub_rows[j] = rows[b->in[j]];
+		b->rev[j] = rev_window[b->sub_rows[j]];
+	}
+	ret = model_data_matrix_into(d, &s->features, b->sub_rows, c, b->x, err);
+	if (ret == 0)
+		ret = model_predict(m, b->x, c, k, hurdle_window_column(&s->features), past, b->rev,
+				    b->p, b->e, err);
+	for (size_t j = 0; j < c && ret == 0; j++) {
+		out_ltv[b->in[j]] = b->rev[j] + b->p[j] * b->e[j];
+		if (out_p_payer)
+			out_p_payer[b->in[j]] = b->p[j];
+	}
+	return ret;
+}
+
+/* hurdle_predict, or its predict_past with past (NULL: no row past the horizon). */
+static int predict_rows_of(const struct hurdle_state *s, const struct model_data *d,
+			   const size_t *rows, size_t n, int64_t horizon, const unsigned char *past,
+			   double *out_ltv, double *out_p_payer, struct ltv_err *err)
+{
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const size_t k = s->features.n, block = n < MATRIX_BLOCK_ROWS ? n : MATRIX_BLOCK_ROWS;
 	const void *use[GBT_ARTEFACT_N_TIERS]; /* struct hurdle_model */
-	float *x = NULL;
-	size_t *idx = NULL, *sub_rows = NULL;
-	double *p = NULL, *e = NULL;
+	struct block_bufs b;
+	size_t *idx;
 	int ret = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -147,38 +228,54 @@ int hurdle_predict(const void *state, const struct model_data *d, const size_t *
 			use[t] = use[0];
 	}
 	idx = xmalloc(n * sizeof(*idx));
-	sub_rows = xmalloc(block * sizeof(*sub_rows));
-	p = xmalloc(block * sizeof(*p));
-	e = xmalloc(block * sizeof(*e));
-	x = xmalloc(block * (k ? k : 1) * sizeof(float));
+	b.in = xmalloc(block * sizeof(*b.in));
+	b.sub_rows = xmalloc(block * sizeof(*b.sub_rows));
+	b.p = xmalloc(block * sizeof(*b.p));
+	b.e = xmalloc(block * sizeof(*b.e));
+	b.rev = xmalloc(block * sizeof(*b.rev));
+	b.x = xmalloc(block * (k ? k : 1) * sizeof(float));
 	for (int t = 0; t < GBT_ARTEFACT_N_TIERS && ret == 0; t++) {
-		const struct hurdle_model *m = use[t];
 		const size_t n_sub = gbt_artefact_tier_rows(d, rows, n, use, t, idx);
 
-		/* Each tier's rows a block at a time: a row's prediction is its own. */
-		for (size_t at = 0; at < n_sub && ret == 0; at += block) {
-			const size_t c = n_sub - at < block ? n_sub - at : block;
-			const size_t *in = idx + at;
+		/*
+		 * Each tier's rows a block at a time (a row's prediction is its
+		 * own), the rows past the horizon in blocks of their own: those
+		 * need no revenue tree.
+		 */
+		for (int aged = 0; aged < (past ? 2 : 1) && ret == 0; aged++)
+			for (size_t r = 0; r < n_sub && ret == 0;) {
+				size_t c = 0;
 
-			for (size_t j = 0; j < c; j++)
-				sub_rows[j] = rows[in[j]];
-			ret = model_data_matrix_into(d, &s->features, sub_rows, c, x, err);
-			if (ret == 0)
-				ret = model_predict(m, x, c, k, hurdle_window_column(&s->features), p,
-						    e, err);
-			for (size_t j = 0; j < c && ret == 0; j++) {
-				out_ltv[in[j]] = rev_window[sub_rows[j]] + p[j] * e[j];
-				if (out_p_payer)
-					out_p_payer[in[j]] = p[j];
+				for (; r < n_sub && c < block; r++)
+					if (!past || (past[idx[r]] != 0) == aged)
+						b.in[c++] = idx[r];
+				if (c > 0)
+					ret = predict_block(s, use[t], d, rows, c, aged, rev_window, &b,
+							    out_ltv, out_p_payer, err);
 			}
-		}
 	}
-	free(x);
-	free(sub_rows);
+	free(b.x);
+	free(b.in);
+	free(b.sub_rows);
+	free(b.p);
+	free(b.e);
+	free(b.rev);
 	free(idx);
-	free(p);
-	free(e);
 	return ret;
+}
+
+int hurdle_predict(const void *state, const struct model_data *d, const size_t *rows, size_t n,
+		   int64_t horizon, double *out_ltv, double *out_p_payer, struct ltv_err *err)
+{
+	return predict_rows_of(state, d, rows, n, horizon, NULL, out_ltv, out_p_payer, err);
+}
+
+/* method.predict_past: the rows past the horizon through the payer trees only, where it can. */
+static int hurdle_predict_past(const void *state, const struct model_data *d, const size_t *rows,
+			       size_t n, int64_t horizon, const unsigned char *past,
+			       double *out_ltv, double *out_p_payer, struct ltv_err *err)
+{
+	return predict_rows_of(state, d, rows, n, horizon, past, out_ltv, out_p_payer, err);
 }
 
 /*
@@ -318,5 +415,6 @@ const struct method method_hurdle = {
 	.own_threads = 1,
 	.load = hurdle_load,
 	.predict = hurdle_predict,
+	.predict_past = hurdle_predict_past,
 	.free_state = hurdle_state_free,
 };

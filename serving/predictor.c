@@ -643,6 +643,32 @@ void predictor_age_blend(const struct int_list *snapshots, int64_t horizon, doub
 	*out_lo = *out_hi = last; /* not reached: age < last was checked */
 }
 
+/*
+ * method->predict of rows (view: their window_days the snapshot each is
+ * served at), through method->predict_past when it has one and a row is
+ * past the horizon (scale 0: only whether its value is NaN counts).
+ */
+static int predict_past_apart(const struct method *method, const void *state,
+			      const struct model_data *view, const size_t *rows, size_t n,
+			      int64_t horizon, const double *scale, double *out_ltv,
+			      double *out_p_payer, struct ltv_err *err)
+{
+	unsigned char *past = NULL;
+	int ret;
+
+	for (size_t i = 0; method->predict_past && !method->batch_level && i < n; i++)
+		if (scale[i] == 0) {
+			if (!past)
+				past = xcalloc(n, 1);
+			past[i] = 1;
+		}
+	ret = past ? method->predict_past(state, view, rows, n, horizon, past, out_ltv, out_p_payer,
+					  err)
+		   : method->predict(state, view, rows, n, horizon, out_ltv, out_p_payer, err);
+	free(past);
+	return ret;
+}
+
 int predictor_predict_method(const struct predictor *p, int m, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, double *out_ltv,
 			  double *out_p_payer, struct ltv_err *err)
@@ -682,7 +708,8 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 			hi_rows[n_hi++] = rows[i];
 		}
 	}
-	ret = method->predict(p->states[m], &view, rows, n, horizon, out_ltv, out_p_payer, err);
+	ret = predict_past_apart(method, p->states[m], &view, rows, n, horizon, scale, out_ltv,
+				 out_p_payer, err);
 	if (ret == 0 && n_hi > 0) {
 		hi_ltv = xmalloc(n_hi * sizeof(double));
 		hi_pp = out_p_payer ? xmalloc(n_hi * sizeof(double)) : NULL;
@@ -1005,21 +1032,22 @@ static unsigned char *rows_to_skip(const struct predictor *p, const struct model
 	/* pass 0: the cells each group's read rows read; pass 1: the unread rows adding to one */
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < n; i++) {
-			const int ranked = cells && ranks_within_cells(p, chosen[i], ranker[i]) &&
-					   isnan(ratio[i]);
 			size_t g;
 			int is_new;
 
 			if (pass == 1)
 				skip[i] = unread[i];
-			if (!ranked || (pass == 0) == (unread[i] != 0))
+			/* pass 1 without a read row in pass 0 (h7 at scoring: every row observed) keeps every skip */
+			if ((pass == 1 && !read) || !unread[i] != (pass == 0) ||
+			    !(cells && ranks_within_cells(p, chosen[i], ranker[i]) && isnan(ratio[i])))
 				continue;
 			g = u64map_index(&map, cell_group_key(d, rows[i], ranker[i]), &is_new);
 			if (!read)
 				read = xcalloc(n, sizeof(*read));
+			/* a group first met in pass 1 has no read row: nothing to read its cells */
 			if (pass == 0)
 				read[g] |= cell_bits(share_cell(p, horizon, window, rows[i]));
-			else if (read[g] & cell_bits(share_cell(p, horizon, window, rows[i])))
+			else if (!is_new && (read[g] & cell_bits(share_cell(p, horizon, window, rows[i]))))
 				skip[i] = 0;
 		}
 	u64map_release(&map);

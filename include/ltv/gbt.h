@@ -145,6 +145,12 @@ int gbt_predict_margin(const struct gbt_model *m, const float *x, size_t n_rows,
  */
 int gbt_native(const struct gbt_model *m);
 /*
+ * A bound on the absolute value of every margin gbt_predict_margin can give
+ * (gbt_forest_margin_bound), so of every prediction through the objective's
+ * link; INFINITY when XGBoost predicts (no forest to read the leaves of).
+ */
+double gbt_margin_bound(const struct gbt_model *m);
+/*
  * As gbt_predict (margin: as gbt_predict_margin), always through XGBoost,
  * never the native forest: for tests and benchmarks that compare the two.
  */

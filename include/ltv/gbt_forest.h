@@ -58,6 +58,13 @@ void gbt_forest_free(struct gbt_forest *f);
 void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_rows, int margin,
 			int n_threads, double *out_pred);
 
+/*
+ * A bound on the absolute margin of any row, in the float sum the walk makes
+ * (base margin, then each tree's leaf): the base's plus each tree's largest
+ * leaf's, widened for the rounding of every addition. INFINITY when a leaf
+ * or the base is not finite.
+ */
+double gbt_forest_margin_bound(const struct gbt_forest *f);
 size_t gbt_forest_n_trees(const struct gbt_forest *f);
 size_t gbt_forest_n_features(const struct gbt_forest *f);
 /* The longest root-to-leaf path of any tree, in splits. */

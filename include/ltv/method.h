@@ -69,6 +69,19 @@ struct method {
 	int (*predict)(const void *state, const struct model_data *d, const size_t *rows,
 		       size_t n, int64_t horizon, double *out_ltv, double *out_p_payer,
 		       struct ltv_err *err);
+	/*
+	 * NULL, or predict where past[i] marks a row at or past the horizon (the
+	 * method neither any_age nor batch_level): predictor_predict_method
+	 * serves such a row as rev_window + 0 × max(v - rev_window, 0), v being
+	 * predict's value (NaN when v is), so only v's NaN-ness and overflow
+	 * count, and its out_ltv[i] may be any value that gives the same. Every
+	 * other value, and out_p_payer, are predict's own. hurdle walks no
+	 * revenue tree for those rows: at the target horizon p_payer needs the
+	 * payer trees only (13.5 M tree walks less when scoring 1,000,000 users).
+	 */
+	int (*predict_past)(const void *state, const struct model_data *d, const size_t *rows,
+			    size_t n, int64_t horizon, const unsigned char *past, double *out_ltv,
+			    double *out_p_payer, struct ltv_err *err);
 	void (*free_state)(void *state);
 	/*
 	 * NULL, or the log-likelihood of the method's time model on the users it

@@ -779,6 +779,11 @@ int gbt_native(const struct gbt_model *m)
 	return m->forest != NULL;
 }
 
+double gbt_margin_bound(const struct gbt_model *m)
+{
+	return m->forest ? gbt_forest_margin_bound(m->forest) : INFINITY;
+}
+
 int gbt_predict_xgboost(const struct gbt_model *m, const float *x, size_t n_rows,
 			size_t n_features, int margin, double *out_pred, struct ltv_err *err)
 {

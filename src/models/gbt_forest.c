@@ -512,6 +512,27 @@ void gbt_forest_free(struct gbt_forest *f)
 	free(f);
 }
 
+double gbt_forest_margin_bound(const struct gbt_forest *f)
+{
+	double bound = fabs((double)f->base_margin);
+
+	for (size_t t = 0; t < f->n_trees; t++) {
+		const size_t end = t + 1 < f->n_trees ? f->root[t + 1] : f->n_nodes;
+		double most = 0;
+
+		/* a tree's nodes follow its root; a leaf points to itself */
+		for (size_t i = f->root[t]; i < end; i++)
+			if (f->nodes[i].left == (int32_t)i) {
+				if (!isfinite(f->nodes[i].value))
+					return INFINITY;
+				most = fmax(most, fabs((double)f->nodes[i].value));
+			}
+		bound += most;
+	}
+	/* each float addition of the walk's sum rounds up by at most 2^-24 of it */
+	return isfinite(f->base_margin) ? bound * (1 + (double)(f->n_trees + 1) * 0x1p-22) : INFINITY;
+}
+
 size_t gbt_forest_n_trees(const struct gbt_forest *f) { return f->n_trees; }
 size_t gbt_forest_n_features(const struct gbt_forest *f) { return f->n_features; }
 

@@ -4,7 +4,8 @@
  * values (so splits default both ways), predict natively, and every
  * prediction, margin and transformed, equals XGBoost's to the bit, before
  * and after save/load and with any thread count; model bodies the evaluator
- * does not read are refused with a reason (then XGBoost predicts).
+ * does not read are refused with a reason (then XGBoost predicts); the
+ * bound on every margin (gbt_margin_bound) holds.
  */
 #include "testutil.h"
 
@@ -290,6 +291,43 @@ static void test_bodies_it_does_not_read(void **state)
 	assert_non_null(strstr(err.msg, "not a tree"));
 }
 
+/*
+ * gbt_margin_bound bounds every margin: on trained forests of the tree
+ * objectives (fresh and edge rows), and exactly on a one-tree body (base 0.5,
+ * leaves -1 and 2.5: 3 up to the rounding allowance).
+ */
+static void test_margin_bound(void **state)
+{
+	static const char *const objectives[] = { "binary:logistic", "reg:gamma" };
+	const size_t n = 20000;
+	struct ltv_err err = { 0 };
+	struct gbt_forest *f = NULL;
+	char body[2048];
+	double *margin = malloc(n * sizeof(double));
+
+	(void)state;
+	assert_non_null(margin);
+	for (size_t k = 0; k < sizeof(objectives) / sizeof(objectives[0]); k++) {
+		struct gbt_model *m = train(objectives[k], 1);
+		const double bound = gbt_margin_bound(m);
+		float *x = make_rows(n);
+		double most = 0;
+
+		assert_true(isfinite(bound) && bound > 0);
+		assert_int_equal(gbt_predict_margin(m, x, n, N_FEATURES, margin, &err), 0);
+		for (size_t i = 0; i < n; i++)
+			most = fmax(most, fabs(margin[i]));
+		assert_true(most <= bound);
+		free(x);
+		gbt_free(m);
+	}
+	snprintf(body, sizeof(body), BODY_HEAD, "0", "1,-1,-1", "0,0,0", "reg:squarederror");
+	assert_int_equal(gbt_forest_from_json(body, strlen(body), 2, &f, &err), 0);
+	assert_true(gbt_forest_margin_bound(f) >= 3 && gbt_forest_margin_bound(f) < 3.0001);
+	gbt_forest_free(f);
+	free(margin);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_threads_do_not_change_bits),
 		cmocka_unit_test(test_edges_match_xgboost),
 		cmocka_unit_test(test_bodies_it_does_not_read),
+		cmocka_unit_test(test_margin_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,12 +9,17 @@
  * one hurdle parameter reruns hurdle alone, the payer classifier's sample past
  * hurdle.max_train_rows and of the users without revenue past
  * hurdle.max_zero_rows, that the number of threads does not change a byte
- * of the stored models (sampled rows included), and the revenue part's
- * smearing factor per snapshot age (hurdle.smear_by_age, on in the fixture).
+ * of the stored models (sampled rows included), the revenue part's
+ * smearing factor per snapshot age (hurdle.smear_by_age, on in the fixture),
+ * and that its predictions past the horizon (method.predict_past) serve as
+ * its own.
  */
 #include "testutil.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -687,6 +692,80 @@ static void test_smear_by_age(void **state)
 	test_model_release(&l);
 }
 
+/* How predictor_predict_method serves a row past the horizon from v (method.predict_past). */
+static double served_past(double v, double rev_window)
+{
+	return isnan(v) ? v : rev_window + 0 * fmax(v - rev_window, 0.0);
+}
+
+/*
+ * method.predict_past serves the rows it is told are past the horizon as
+ * predict does (served_past, bit for bit, p_payer too), without the revenue
+ * trees (its values differ where E > 0), and the others with predict's own
+ * values; with rev_window too large to rule out an overflow it walks them,
+ * and gives predict's own values.
+ */
+static void test_predict_past_serves_as_predict(void **state)
+{
+	struct test_model l;
+	size_t n, *rows, differ = 0, unchanged = 0;
+	double *v, *p, *v_past, *p_past, *rev, *rev_saved;
+	unsigned char *past;
+
+	(void)state;
+	load(fx_main, &l);
+	n = l.d.frame.n_rows;
+	rows = test_all_rows(n);
+	v = malloc(n * sizeof(double));
+	p = malloc(n * sizeof(double));
+	v_past = malloc(n * sizeof(double));
+	p_past = malloc(n * sizeof(double));
+	rev_saved = malloc(n * sizeof(double));
+	past = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		past[i] = i % 3 != 0; /* a third of the rows not past: predict's own values */
+	assert_non_null(method_hurdle.predict_past);
+	rev = (double *)(uintptr_t)frame_column(&l.d.frame, "rev_window");
+	memcpy(rev_saved, rev, n * sizeof(double));
+	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
+		const int64_t horizon = fx_main->cfg.features.horizons.v[h];
+		struct ltv_err err = { 0 };
+
+		assert_int_equal(method_hurdle.predict(l.state, &l.d, rows, n, horizon, v, p, &err), 0);
+		assert_int_equal(method_hurdle.predict_past(l.state, &l.d, rows, n, horizon, past,
+							    v_past, p_past, &err), 0);
+		for (size_t i = 0; i < n; i++) {
+			const double a = served_past(v[i], rev[i]), b = served_past(v_past[i], rev[i]);
+
+			assert_memory_equal(&p[i], &p_past[i], sizeof(double));
+			if (past[i]) {
+				assert_memory_equal(&a, &b, sizeof(double));
+				differ += v[i] != v_past[i];
+			} else {
+				assert_memory_equal(&v[i], &v_past[i], sizeof(double));
+				unchanged++;
+			}
+		}
+		/* rev_window past DBL_MAX / 4: the revenue trees run, predict's values */
+		for (size_t i = 0; i < n; i++)
+			rev[i] = DBL_MAX / 2;
+		assert_int_equal(method_hurdle.predict_past(l.state, &l.d, rows, n, horizon, past,
+							    v_past, p_past, &err), 0);
+		assert_int_equal(method_hurdle.predict(l.state, &l.d, rows, n, horizon, v, p, &err), 0);
+		assert_memory_equal(v, v_past, n * sizeof(double));
+		memcpy(rev, rev_saved, n * sizeof(double));
+	}
+	assert_true(differ > n / 10 && unchanged > n / 10);
+	free(rows);
+	free(past);
+	free(v);
+	free(p);
+	free(v_past);
+	free(p_past);
+	free(rev_saved);
+	test_model_release(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -695,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_smear_by_age),
 		cmocka_unit_test(test_floor_and_range),
 		cmocka_unit_test(test_tier_dispatch),
+		cmocka_unit_test(test_predict_past_serves_as_predict),
 		cmocka_unit_test(test_single_class_horizon),
 		cmocka_unit_test(test_param_change_reruns_hurdle_only),
 		cmocka_unit_test(test_sampled_payer_rows),

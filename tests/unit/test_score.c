@@ -9,12 +9,15 @@
  * the longest horizon at the age they have, ltv >= revenue so far and
  * monotone across horizons, observed values for the horizons a user has
  * lived, campaign sums, a report naming the version and the users scored)
- * that is byte-identical when scored again, and `predict` JSON for unseen
- * and empty campaign names.
+ * that is byte-identical when scored again, `predict` JSON for unseen
+ * and empty campaign names, and the report's sort of the LTVs (qsort's
+ * order, bit for bit).
  */
 #include "testutil.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
@@ -25,6 +28,7 @@
 #include "ltv/registry.h"
 #include "ltv/runner.h"
 #include "ltv/score.h"
+#include "ltv/score_internal.h"
 #include "ltv/strmap.h"
 #include "ltv/timeutil.h"
 
@@ -618,6 +622,51 @@ static void test_predict_unseen_and_empty(void **state)
 	cJSON_Delete(none);
 }
 
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * score_sort_ltvs puts values in qsort's order, bit for bit: repeated
+ * values, -0 beside +0 (in their input order), infinities, negatives; and
+ * with a NaN as qsort does.
+ */
+static void test_sort_ltvs_as_qsort(void **state)
+{
+	const size_t n = 50000;
+	double *a = malloc(n * sizeof(double)), *b = malloc(n * sizeof(double));
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	for (int with_nan = 0; with_nan < 2; with_nan++) {
+		for (size_t i = 0; i < n; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			switch (x % 8) {
+			case 0: a[i] = 0.0; break;
+			case 1: a[i] = -0.0; break;
+			case 2: a[i] = (double)(x % 100) / 4; break;
+			case 3: a[i] = -(double)(x % 1000) * 1e-3; break;
+			case 4: a[i] = (x >> 40) % 2 ? INFINITY : -INFINITY; break;
+			default: a[i] = (double)(x >> 11) * 0x1p-40; break;
+			}
+		}
+		if (with_nan)
+			a[n / 3] = NAN;
+		memcpy(b, a, n * sizeof(double));
+		score_sort_ltvs(a, n);
+		qsort(b, n, sizeof(double), compare_double);
+		assert_memory_equal(a, b, n * sizeof(double));
+	}
+	score_sort_ltvs(a, 0);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -628,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_score_usage_errors),
 		cmocka_unit_test(test_score_outputs),
 		cmocka_unit_test(test_predict_unseen_and_empty),
+		cmocka_unit_test(test_sort_ltvs_as_qsort),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
