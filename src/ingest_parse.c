@@ -993,6 +993,7 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	struct csv_reader *r = NULL;
 	struct columns cols = { 0 };
 	struct progress prog;
+	struct populate fresh;
 	char **fields;
 	size_t n, line;
 	int64_t rows = 0, loaded = 0, other = 0;
@@ -1000,6 +1001,7 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	int ret, batched;
 
 	*out_rows = *out_rejected = 0;
+	populate_init(&fresh);
 	r = csv_reader_open(path, err);
 	if (!r)
 		return err->code;
@@ -1059,6 +1061,10 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 			in->cap_latest = in->users_expected + 1;
 			in->latest = xrealloc_huge(in->latest, in->cap_latest * sizeof(*in->latest));
 		}
+		populate_add(&fresh, in->user_ids.slots, in->user_ids.cap * in->user_ids.stride);
+		populate_add(&fresh, in->install_times, in->cap_install_times * sizeof(*in->install_times));
+		populate_add(&fresh, in->latest, in->cap_latest * sizeof(*in->latest));
+		populate_start(&fresh);
 	} else if (in->young_span && in->young_as_of == INT64_MIN)
 		tail_time_hint(in, path, &cols);
 	progress_start(&prog, is_users ? "ingest users" : "ingest events", "rows", 0);
@@ -1122,6 +1128,7 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	*out_rejected = rows - loaded;
 	ret = check_reject_rate(in, path, rows, rows - loaded, err);
 out:
+	populate_stop(&fresh);
 	for (size_t i = 0; cols.names && i < cols.n_header; i++)
 		free(cols.names[i]);
 	free(cols.names);
