@@ -1342,6 +1342,29 @@ struct kept_users {
 };
 
 /*
+ * The users table's columns, as sized for the first file's users, faulted in
+ * on a thread of their own while keep_user fills them (populate_start: half
+ * of the main thread's time in the users file was the kernel zeroing their
+ * pages, with the other core idle). Should they grow past the estimate, the
+ * old blocks' populating is wasted, never wrong: it writes nothing.
+ */
+static void populate_columns(struct kept_users *k)
+{
+	const struct user_table *t = &k->out->users;
+	const size_t column = k->out->cap_users * sizeof(int64_t);
+
+	populate_stop(&k->fresh);
+	populate_add(&k->fresh, t->uid, column);
+	populate_add(&k->fresh, t->user_id, column);
+	populate_add(&k->fresh, t->app_id, column);
+	populate_add(&k->fresh, t->campaign, column);
+	populate_add(&k->fresh, t->install_time, column);
+	populate_add(&k->fresh, t->cost, column);
+	populate_add(&k->fresh, t->attributes_json, column);
+	populate_start(&k->fresh);
+}
+
+/*
  * Keeps each user ingest's parser loads (its callback), in a table sized
  * once for the users the file is expected to hold (ingest_parse's
  * users_expected).
@@ -1352,21 +1375,10 @@ static int keep_user(void *arg, const struct user_row *u, size_t line, struct lt
 
 	(void)line;
 	(void)err;
-	if (k->out->users.n == k->out->cap_users) {
-		const struct user_table *t = &k->out->users;
-		const size_t column = k->p->users_expected * sizeof(int64_t);
-
+	if (k->out->users.n == k->out->cap_users)
 		user_data_reserve(k->out, k->p->users_expected);
-		populate_stop(&k->fresh);
-		populate_add(&k->fresh, t->uid, column);
-		populate_add(&k->fresh, t->user_id, column);
-		populate_add(&k->fresh, t->app_id, column);
-		populate_add(&k->fresh, t->campaign, column);
-		populate_add(&k->fresh, t->install_time, column);
-		populate_add(&k->fresh, t->cost, column);
-		populate_add(&k->fresh, t->attributes_json, column);
-		populate_start(&k->fresh);
-	}
+	if (k->out->users.n == 0)
+		populate_columns(k);
 	user_data_add_user(k->out, u);
 	return 0;
 }
