@@ -219,6 +219,78 @@ void prefault_wait(struct prefault *pf)
 	pf->running = 0;
 }
 
+void populate_init(struct populate *pp)
+{
+	memset(pp, 0, sizeof(*pp));
+}
+
+void populate_add(struct populate *pp, void *p, size_t n)
+{
+	if (pp->running || pp->count == POPULATE_BLOCKS || !p || n < PREFAULT_MIN)
+		return;
+	pp->p[pp->count] = p;
+	pp->n[pp->count++] = n;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/*
+ * The blocks side by side, the same share of each per round: an owner that
+ * fills several arrays row by row (a users table's columns) is at the same
+ * share of each, and the thread stays ahead of it in all of them. A chunk at
+ * a time, so populate_stop is answered within a chunk's faults.
+ */
+static void *populate_main(void *arg)
+{
+	struct populate *pp = arg;
+	const uintptr_t page = 4096;
+	size_t rounds = 1;
+
+	for (size_t b = 0; b < pp->count; b++)
+		if ((pp->n[b] + PREFAULT_CHUNK - 1) / PREFAULT_CHUNK > rounds)
+			rounds = (pp->n[b] + PREFAULT_CHUNK - 1) / PREFAULT_CHUNK;
+	for (size_t r = 0; r < rounds; r++) {
+		for (size_t b = 0; b < pp->count; b++) {
+			const uintptr_t base = (uintptr_t)pp->p[b];
+			const uintptr_t from = (base + pp->n[b] / rounds * r) & ~(page - 1);
+			const uintptr_t to = r + 1 == rounds ? base + pp->n[b]
+							      : (base + pp->n[b] / rounds * (r + 1)) & ~(page - 1);
+
+			if (to <= from)
+				continue;
+			if (__atomic_load_n(&pp->stop, __ATOMIC_RELAXED) ||
+			    madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0)
+				return NULL; /* stopped, or a kernel without it */
+		}
+	}
+	return NULL;
+}
+
+void populate_start(struct populate *pp)
+{
+	pthread_t t;
+
+	pp->stop = 0;
+	pp->running = pp->count > 0 && pthread_create(&t, NULL, populate_main, pp) == 0;
+	if (pp->running)
+		memcpy(&pp->thread, &t, sizeof(t));
+}
+
+void populate_stop(struct populate *pp)
+{
+	pthread_t t;
+
+	if (!pp->running)
+		return;
+	__atomic_store_n(&pp->stop, 1, __ATOMIC_RELAXED);
+	memcpy(&t, &pp->thread, sizeof(t));
+	pthread_join(t, NULL);
+	pp->running = 0;
+	pp->count = 0;
+}
+
 char *xstrdup(const char *s)
 {
 	return xstrndup(s, strlen(s));

@@ -814,6 +814,8 @@ struct event_batch {
 	struct resolved_event *events; /* the rows loaded, in order */
 	size_t n_events, cap_events;
 	int64_t rows, other;           /* this shard's rows; other shards' rows skipped */
+	int64_t unapplied;             /* rows loaded but not in events (old_user_event) */
+	int64_t since;                 /* young_since when the batch started */
 	struct csv_fields fields;
 	const char **keys;             /* each row's user id, NULL when it has none */
 	int64_t *uids;                 /* what the id map says of it (STRMAP_ABSENT: nothing) */
@@ -838,9 +840,30 @@ static void batch_start(struct event_batch *b, struct ingest_parse *in, struct c
 	if (!b->view.rejects)
 		die_oom(0);
 	b->view.first_reject[0] = '\0';
+	b->since = young_since(in);
 	b->view.max_event_time = INT64_MIN;
 	b->n_events = 0;
-	b->rows = b->other = 0;
+	b->rows = b->other = b->unapplied = 0;
+}
+
+/*
+ * 1 when row r1 of batch b (ingest_event_resolve's answer, its event e) is an
+ * event that would change nothing when applied: its user installed before
+ * the batch's since (young_since only grows, so apply_event's since is at
+ * least that) and it is no refund, which apply_event counts for every user.
+ * Such events (two in three of score's at 1,000,000 users) are left out of
+ * the batch, where the applying thread loaded each one's install time, a
+ * cache miss, only to pass it over. Without a branch: old and young users'
+ * events come mixed, and a branch on it was mispredicted (the worker's own
+ * samples 55 -> 101 ms, perf).
+ */
+static size_t old_user_event(const struct event_batch *b, const struct resolved_event *e, int r1)
+{
+	const int64_t uid = r1 == 1 ? e->uid : 0; /* e is only written for a loaded row */
+	const double revenue = r1 == 1 ? e->revenue : 0;
+
+	return (size_t)(r1 == 1) & (size_t)(revenue >= 0) &
+	       (size_t)(b->view.install_times[uid] < b->since);
 }
 
 /* Rows whose install times resolve_batch loads at once, before resolving them. */
@@ -860,7 +883,7 @@ static void resolve_batch(struct events_job *job, struct event_batch *b)
 	strmap_get_many(&b->view.user_ids, b->keys, n, b->uids, NULL);
 	for (size_t i = 0; i < n; i++) {
 		struct csv_fault fault;
-		size_t line;
+		size_t line, old;
 		int r1;
 
 		/*
@@ -882,7 +905,9 @@ static void resolve_batch(struct events_job *job, struct event_batch *b)
 			continue;
 		}
 		b->rows++;
-		b->n_events += (size_t)r1;
+		old = old_user_event(b, &b->events[b->n_events], r1);
+		b->unapplied += (int64_t)old;
+		b->n_events += (size_t)r1 - old;
 	}
 	fclose(b->view.rejects); /* sets rejects and rejects_len */
 	b->view.rejects = NULL;
@@ -928,7 +953,7 @@ static void apply_batch(struct ingest_parse *in, struct csv_reader *r, struct ev
 			apply_event(in, &b->events[i], since);
 	}
 	*rows += b->rows;
-	*loaded += (int64_t)b->n_events;
+	*loaded += (int64_t)b->n_events + b->unapplied;
 	*other += b->other;
 	csv_reader_give_back(r, b->csv);
 	b->csv = NULL;
@@ -994,6 +1019,7 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	struct csv_reader *r = NULL;
 	struct columns cols = { 0 };
 	struct progress prog;
+	struct populate fresh;
 	char **fields;
 	size_t n, line;
 	int64_t rows = 0, loaded = 0, other = 0;
@@ -1001,6 +1027,7 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	int ret, batched;
 
 	*out_rows = *out_rejected = 0;
+	populate_init(&fresh);
 	r = csv_reader_open(path, err);
 	if (!r)
 		return err->code;
@@ -1060,6 +1087,10 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 			in->cap_latest = in->users_expected + 1;
 			in->latest = xrealloc_huge(in->latest, in->cap_latest * sizeof(*in->latest));
 		}
+		populate_add(&fresh, in->user_ids.slots, in->user_ids.cap * in->user_ids.stride);
+		populate_add(&fresh, in->install_times, in->cap_install_times * sizeof(*in->install_times));
+		populate_add(&fresh, in->latest, in->cap_latest * sizeof(*in->latest));
+		populate_start(&fresh);
 	} else if (in->young_span && in->young_as_of == INT64_MIN)
 		tail_time_hint(in, path, &cols);
 	progress_start(&prog, is_users ? "ingest users" : "ingest events", "rows", 0);
@@ -1123,6 +1154,7 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	*out_rejected = rows - loaded;
 	ret = check_reject_rate(in, path, rows, rows - loaded, err);
 out:
+	populate_stop(&fresh);
 	for (size_t i = 0; cols.names && i < cols.n_header; i++)
 		free(cols.names[i]);
 	free(cols.names);

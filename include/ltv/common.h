@@ -109,6 +109,30 @@ struct prefault {
 };
 void prefault_start(struct prefault *pf, void *p, size_t n);
 void prefault_wait(struct prefault *pf);
+/*
+ * Fresh blocks faulted in on another thread while their owner fills them
+ * (score's users table and the parser's arrays by uid, as the users file is
+ * read): madvise(MADV_POPULATE_WRITE) faults each page in as a first write
+ * would, zeroed, without writing to it, so the owner may write the blocks
+ * meanwhile, which prefault_start's writes forbid. A page the owner reached
+ * first is passed over. Up to POPULATE_BLOCKS blocks of PREFAULT_MIN or more
+ * (populate_add; smaller ones are left to the owner), in the order added;
+ * populate_stop ends the thread where it is and must come before any block
+ * is freed or moved. Without the madvise (Linux < 5.14) nothing is done.
+ */
+#define POPULATE_BLOCKS 16
+struct populate {
+	char *p[POPULATE_BLOCKS];
+	size_t n[POPULATE_BLOCKS];
+	size_t count;
+	int stop;         /* atomic: populate_stop asks the thread to end */
+	int running;
+	uintptr_t thread; /* pthread_t, kept opaque here */
+};
+void populate_init(struct populate *pp);
+void populate_add(struct populate *pp, void *p, size_t n);
+void populate_start(struct populate *pp);
+void populate_stop(struct populate *pp);
 
 /* Growable array of doubles / strings, used wherever a count is unknown. */
 #define ARRAY_GROW(ptr, n_needed, cap) ARRAY_GROW_BY(xrealloc, ptr, n_needed, cap)

@@ -91,7 +91,8 @@ static void run_parse_young(struct run *r, const char *negative_revenue, const c
 	r->dir = test_scratch_dir();
 	users = test_write_file(r->dir, "users.csv", USERS);
 	events = test_write_file(r->dir, "events.csv", events_text);
-	test_config_init(&r->cfg, r->dir, "users.csv", "events.csv", NULL);
+	/* two threads for an events file of a MB or more (parse_events_batched), as on 2 cores */
+	test_config_init(&r->cfg, r->dir, "users.csv", "events.csv", "2");
 	test_set(&r->cfg, "ingest.max_reject_rate=1");
 	test_set(&r->cfg, "ingest.negative_revenue=%s", negative_revenue);
 	ingest_parse_init(&r->p, &r->cfg, NULL, on_user, &r->sink);
@@ -289,6 +290,50 @@ static void test_young_only(void **state)
 }
 
 /*
+ * test_young_only on an events file of 2.4 MB, which is read on two threads
+ * besides its read-ahead, in batches (parse_events_batched): the old user's
+ * events, left out of the batches where they would change nothing, still
+ * count as loaded, its refunds are still counted in file order, and the
+ * rows, rejects and latest time are the plain read's.
+ */
+static void test_young_only_batched(void **state)
+{
+	const int64_t c_install = 1735732800; /* 2025-01-01T12:00:00Z */
+	const size_t n = 60000, size = n * 48 + 64;
+	char *text = xmalloc(size), *p = text;
+	struct run plain, young;
+	int64_t span;
+
+	(void)state;
+	p += snprintf(p, size, "user_id,event_time,revenue,event\n");
+	for (size_t i = 0; i < n; i++) {
+		char when[32];
+
+		time_format_iso8601(c_install + (int64_t)i * 60, when, sizeof(when));
+		p += snprintf(p, size - (size_t)(p - text), "%s,%s,%s,e\n",
+			      i % 1000 == 999 ? "zz" : i % 2 ? "a" : "c", when,
+			      i % 7 == 0 ? "-0.25" : i % 5 == 0 ? "1.5" : "0");
+	}
+	run_parse_since(&plain, "subtract", text, c_install);
+	span = plain.p.max_event_time - c_install;
+	run_parse_young(&young, "subtract", text, c_install, INT64_MIN, span);
+	assert_true(plain.p.refunds > 0);
+	assert_true(plain.p.events_rejected > 0);
+	assert_int_equal(young.young_exact, 1);
+	assert_int_equal(young.n_rows, plain.n_rows);
+	assert_memory_equal(young.rows, plain.rows, plain.n_rows * sizeof(*plain.rows));
+	assert_int_equal(young.p.max_event_time, plain.p.max_event_time);
+	assert_int_equal(young.p.events_loaded, plain.p.events_loaded);
+	assert_int_equal(young.p.events_rejected, plain.p.events_rejected);
+	assert_int_equal(young.p.refunds, plain.p.refunds);
+	assert_true(young.p.refunded == plain.p.refunded);
+	assert_string_equal(young.rejects, plain.rejects);
+	run_release(&plain);
+	run_release(&young);
+	free(text);
+}
+
+/*
  * A line at the file's end that is not a row: a quoted field holds it. The
  * end gives a later time than any row has, so young_only would have skipped
  * a's events; ingest_parse_young_exact says so, for the caller to read again.
@@ -466,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_young_only),
 		cmocka_unit_test(test_young_fooled_by_a_quote),
 		cmocka_unit_test(test_grouping_halves),
+		cmocka_unit_test(test_young_only_batched),
 		cmocka_unit_test(test_peek_and_estimate),
 		cmocka_unit_test(test_strmap_reserve),
 	};

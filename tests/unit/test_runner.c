@@ -12,6 +12,7 @@
 #include <math.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ltv/config.h"
 #include "ltv/feature_params.h"
@@ -724,6 +725,51 @@ static void test_prefault_faults_in_pages(void **state)
 	munmap(q, small);
 }
 
+/*
+ * populate faults blocks in on a thread of its own while their owner writes
+ * them (score's users table as the users file is read): every page of a big
+ * block resident, side by side with a second one, without a byte the owner
+ * wrote before or meanwhile changed; a block below PREFAULT_MIN is left
+ * alone, and a populate never started stops as a no-op.
+ */
+static void test_populate_keeps_what_the_owner_writes(void **state)
+{
+	const size_t big = PREFAULT_MIN + ((size_t)1 << 20) + 2 * 4096, small = PREFAULT_MIN / 4;
+	char *p = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *r = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *q = mmap(NULL, small, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const size_t pages = big / 4096;
+	struct populate pp;
+
+	(void)state;
+	assert_true(p != MAP_FAILED && q != MAP_FAILED && r != MAP_FAILED);
+	populate_init(&pp);
+	populate_stop(&pp);
+	p[5] = 'a';
+	populate_add(&pp, p, big);
+	populate_add(&pp, r, big - 100); /* its last page, though only partly the block's */
+	populate_add(&pp, q, small);
+	populate_start(&pp);
+	/* the owner's writes, page by page, while the thread faults the same pages in */
+	for (size_t i = 0; i < big; i += 4096 * 7)
+		p[i + 1] = (char)(i / 4096 % 100 + 1);
+	for (int tries = 0; tries < 2000 && (resident_pages(p, big) < pages ||
+					      resident_pages(r, big) < pages); tries++)
+		usleep(1000);
+	populate_stop(&pp);
+	assert_int_equal(resident_pages(p, big), pages);
+	assert_int_equal(resident_pages(r, big), pages);
+	assert_int_equal(resident_pages(q, small), 0);
+	assert_int_equal(p[5], 'a');
+	for (size_t i = 0; i < big; i += 4096 * 7)
+		assert_int_equal(p[i + 1], (char)(i / 4096 % 100 + 1));
+	for (size_t i = 0; i < big; i += 4096)
+		assert_int_equal(r[i], 0);
+	munmap(p, big);
+	munmap(q, small);
+	munmap(r, big);
+}
+
 static void test_selection(void **state)
 {
 	struct test_pipeline *fx = *state;
@@ -764,6 +810,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stage_table),
 		cmocka_unit_test(test_prefault_faults_in_pages),
+		cmocka_unit_test(test_populate_keeps_what_the_owner_writes),
 		cmocka_unit_test(test_feature_params_are_fingerprinted),
 		cmocka_unit_test_setup_teardown(test_rerun_is_noop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_change_reruns_only_its_stage, setup, teardown),
