@@ -532,7 +532,7 @@ const float *gbt_forest_thresholds(const struct gbt_forest *f, size_t feature, s
 }
 
 /* XGBoost 1.7's common::Sigmoid, in float. */
-static float sigmoid(float x)
+float gbt_forest_sigmoid(float x)
 {
 	const float eps = 1e-16f;
 	float e = expf(fminf(-x, 88.7f));
@@ -641,7 +641,7 @@ static double transform(const struct gbt_forest *f, float margin)
 {
 	switch (f->link) {
 	case LINK_LOGISTIC:
-		return sigmoid(margin);
+		return gbt_forest_sigmoid(margin);
 	case LINK_EXP:
 		return expf(margin);
 	default:
@@ -692,4 +692,57 @@ void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_row
 		predict_rows(f, x, 0, n_rows, margin, slots, out_pred);
 		free(slots);
 	}
+}
+
+float gbt_forest_base_margin(const struct gbt_forest *f) { return f->base_margin; }
+
+/*
+ * Row i's leaf of tree t by XGBoost's GetNextNode on the row as it is: a
+ * missing (NaN) value takes the node's default child, any other goes left
+ * when value < split condition. No slots: a row is read where the walk
+ * looks, not copied (gbt_forest_add_to_margins walks one tree per row).
+ */
+static float raw_leaf(const struct gbt_forest *f, size_t t, const float *row)
+{
+	int32_t i = (int32_t)f->root[t];
+
+	for (int d = f->depth[t]; d > 0; d--) {
+		const struct node *nd = &f->nodes[i];
+		const float v = row[nd->slot / 2];
+
+		if (isnan(v))
+			i = (nd->slot & 1) ? nd->left : nd->right;
+		else
+			i = v < nd->value ? nd->left : nd->right;
+	}
+	return f->nodes[i].value;
+}
+
+static void add_rows(const struct gbt_forest *f, const float *x, size_t first, size_t last,
+		     float *margin)
+{
+	for (size_t i = first; i < last; i++) {
+		const float *row = x + i * f->n_features;
+		float m = margin[i];
+
+		for (size_t t = 0; t < f->n_trees; t++)
+			m += raw_leaf(f, t, row);
+		margin[i] = m;
+	}
+}
+
+void gbt_forest_add_to_margins(const struct gbt_forest *f, const float *x, size_t n_rows,
+			       float *margin, int n_threads)
+{
+	assert(f && (x || n_rows == 0) && (margin || n_rows == 0));
+	if (n_threads > 1 && n_rows >= 2 * PARALLEL_MIN_ROWS) {
+#pragma omp parallel num_threads(n_threads)
+		{
+			const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+
+			add_rows(f, x, n_rows * id / nt, n_rows * (id + 1) / nt, margin);
+		}
+		return;
+	}
+	add_rows(f, x, 0, n_rows, margin);
 }
