@@ -11,6 +11,7 @@
 
 #include <xgboost/c_api.h>
 
+#include "ltv/gbt.h"
 #include "ltv/gbt_eval.h"
 #include "ltv/gbt_forest.h"
 
@@ -267,6 +268,72 @@ static void test_other_metrics_left_to_xgboost(void **state)
 	assert_null(gbt_eval_new("reg:squarederror", "rmse", x, y, 1, N_FEATURES));
 }
 
+/*
+ * XGBoost's EvalOneIter of a fitted model's saved body (the best round's
+ * trees) on the validation rows, on one thread: what gbt_fit kept as
+ * best_score, however it computed it.
+ */
+static double xgboost_score_of(const struct gbt_model *m, const char *metric, const float *xv,
+			       const float *yv, size_t nv)
+{
+	DMatrixHandle d = matrix(xv, yv, NULL, nv);
+	BoosterHandle b = NULL;
+	struct ltv_err err = { 0 };
+	char *body = NULL;
+	size_t len = 0;
+	double score;
+
+	assert_int_equal(gbt_save_json(m, &body, &len, &err), 0);
+	assert_int_equal(XGBoosterCreate(&d, 1, &b), 0);
+	assert_int_equal(XGBoosterLoadModelFromBuffer(b, body, len), 0);
+	set(b, "eval_metric", metric);
+	score = xgboost_score(b, gbt_best_iteration(m), d);
+	XGBoosterFree(b);
+	XGDMatrixFree(d);
+	free(body);
+	return score;
+}
+
+/*
+ * gbt_fit's best_score is XGBoost's own for the round it kept, whether the
+ * metric was computed natively (rmse) or by XGBoost (mae, on a DMatrix of
+ * the validation rows in the booster's cache, as every metric was before).
+ */
+static void test_fit_keeps_xgboost_best_score(void **state)
+{
+	static const char *const metrics[] = { "rmse", "mae" };
+	float *x = make_rows(N_TRAIN + N_VALID), *y = malloc((N_TRAIN + N_VALID) * sizeof(float));
+	const float *xv = x + (size_t)N_TRAIN * N_FEATURES, *yv = y + N_TRAIN;
+
+	(void)state;
+	assert_non_null(y);
+	for (size_t i = 0; i < N_TRAIN + N_VALID; i++)
+		y[i] = label_of(LABELS_ZERO_INFLATED, x + i * N_FEATURES, i + 1);
+	for (size_t k = 0; k < sizeof(metrics) / sizeof(metrics[0]); k++) {
+		struct gbt_param p;
+		struct gbt_model *m = NULL;
+		struct ltv_err err = { 0 };
+		double want, got;
+
+		gbt_param_init_defaults(&p);
+		p.eval_metric = metrics[k];
+		p.n_rounds = 40;
+		p.eta = 0.5;
+		p.early_stopping_rounds = 5;
+		p.n_threads = 2;
+		if (gbt_fit(&p, x, y, NULL, N_TRAIN, xv, yv, N_VALID, N_FEATURES, NULL, &m, &err) < 0)
+			fail_msg("gbt_fit: %s", err.msg);
+		assert_true(gbt_best_iteration(m) > 0);
+		want = xgboost_score_of(m, metrics[k], xv, yv, N_VALID);
+		got = gbt_best_score(m);
+		if (memcmp(&want, &got, sizeof(want)) != 0)
+			fail_msg("%s: best_score %a, xgboost %a", metrics[k], got, want);
+		gbt_free(m);
+	}
+	free(x);
+	free(y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_tweedie_nloglik_matches_xgboost),
 		cmocka_unit_test(test_rmse_on_gamma_matches_xgboost),
 		cmocka_unit_test(test_other_metrics_left_to_xgboost),
+		cmocka_unit_test(test_fit_keeps_xgboost_best_score),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
