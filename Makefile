@@ -163,7 +163,8 @@ bench-shards: deps ltvpipe
 	@bench/shards.sh $(BENCH_SHARD_USERS)
 
 # The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
-bench-tools: $(BUILD)/bench/csvread_bench $(BUILD)/bench/gbt_forest_bench $(BUILD)/bench/page_faults
+bench-tools: $(BUILD)/bench/csvread_bench $(BUILD)/bench/gbt_forest_bench $(BUILD)/bench/gbt_eval_bench \
+	     $(BUILD)/bench/page_faults
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libltv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libltv.a $(LDLIBS)

@@ -23,6 +23,7 @@
 
 #include "ltv/blob.h"
 #include "ltv/gbt.h"
+#include "ltv/gbt_eval.h"
 #include "ltv/gbt_forest.h"
 
 struct gbt_model {
@@ -359,11 +360,7 @@ static int fit_threads(const struct gbt_param *p)
  * beside others (one core each) takes the cores they leave (hurdle's longest
  * payer fit at 1,000,000 users ran its last rounds on one core with the
  * other idle). Rounds are bit-identical for any nthread, so the trees are
- * too. The validation metric is not: XGBoost 1.7 sums its per-row losses in
- * one partial sum per thread, so 2 threads round differently from 1, and the
- * score decides the best round and is stored with the model (multiplier's
- * hash at 1,000,000 users differed between a 1-thread and a 2-thread run by
- * one bit of best_score). So evaluation always runs on 1 thread.
+ * too. XGBoost's validation metric is not (see valid_score).
  */
 static int booster_threads(BoosterHandle b, int n, int *current, struct ltv_err *err)
 {
@@ -399,6 +396,82 @@ static int score_better(double score, double best, int maximise)
 	if (isnan(best))
 		return 1;
 	return maximise ? score > best : score < best;
+}
+
+/*
+ * A fit's validation rows and how their metric is computed: natively
+ * (gbt_eval.h) while it can be, else by XGBoost on a DMatrix made when first
+ * needed. Either way the score is the serial sum's, to the bit.
+ */
+struct valid_set {
+	const float *x, *y;
+	size_t n_rows, n_features;
+	const char *const *feature_names;
+	int max_bin;
+	struct gbt_eval *native;
+	DMatrixHandle matrix;
+};
+
+/*
+ * Adds round iter's tree to the native margins: the booster cut to that one
+ * round (XGBoosterSlice copies one tree), read from its JSON body. 1 when
+ * that tree cannot be read natively, or the cut fails (then XGBoost
+ * evaluates; the fit goes on as before).
+ */
+static int native_add_round(struct valid_set *v, BoosterHandle b, int iter, int n_threads)
+{
+	BoosterHandle one = NULL;
+	struct gbt_forest *f = NULL;
+	struct ltv_err ignored = { 0 };
+	const char *body = NULL;
+	bst_ulong body_len = 0;
+	int ret = 1;
+
+	if (XGBoosterSlice(b, iter, iter + 1, 1, &one) == 0 &&
+	    XGBoosterSaveModelToBuffer(one, "{\"format\": \"json\"}", &body_len, &body) == 0 &&
+	    gbt_forest_from_json(body, (size_t)body_len, v->n_features, &f, &ignored) == 0 &&
+	    gbt_forest_n_trees(f) == 1) {
+		gbt_eval_add_trees(v->native, f, n_threads);
+		ret = 0;
+	}
+	gbt_forest_free(f);
+	if (one)
+		XGBoosterFree(one);
+	return ret;
+}
+
+/*
+ * Round iter's validation score. XGBoost's is asked on one thread: it sums
+ * a metric's per-row losses in one partial sum per thread, so 2 threads
+ * round differently from 1, and the score decides the best round and is
+ * stored with the model (multiplier's hash at 1,000,000 users differed
+ * between a 1-thread and a 2-thread run by one bit of best_score). The
+ * native score is that serial sum on any thread count.
+ */
+static int valid_score(struct valid_set *v, BoosterHandle b, int iter, int n_threads,
+		       int *threads, double *out_score, struct ltv_err *err)
+{
+	const char *eval_names[1] = { "valid" };
+	const char *eval_text = NULL;
+	int ret = 0;
+
+	if (v->native && native_add_round(v, b, iter, n_threads) == 0) {
+		*out_score = gbt_eval_score(v->native, n_threads);
+		return 0;
+	}
+	/* From here on XGBoost evaluates (a new matrix: its cache predicts the trees so far). */
+	gbt_eval_free(v->native);
+	v->native = NULL;
+	if (!v->matrix && (ret = matrix_new(v->x, v->y, NULL, v->n_rows, v->n_features,
+					    v->feature_names, n_threads, 0, v->max_bin,
+					    &v->matrix, err)) < 0)
+		return ret;
+	if ((ret = booster_threads(b, 1, threads, err)) < 0)
+		return ret;
+	XGB_TRY(XGBoosterEvalOneIter(b, iter, &v->matrix, eval_names, 1, &eval_text));
+	ret = parse_eval(eval_text, out_score, err);
+out:
+	return ret;
 }
 
 /* Rows of the probe gbt.c checks a forest on (see forest_check). */
@@ -553,8 +626,11 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	       struct gbt_model **out_model, struct ltv_err *err)
 {
 	const struct objective_info *obj = objective_find(p->objective);
-	DMatrixHandle dtrain = NULL, dvalid = NULL;
+	DMatrixHandle dtrain = NULL;
 	DMatrixHandle cache[2] = { NULL, NULL };
+	struct valid_set valid = { .x = x_valid, .y = y_valid, .n_rows = n_valid,
+				   .n_features = n_features, .feature_names = feature_names,
+				   .max_bin = p->max_bin };
 	BoosterHandle booster = NULL, sliced = NULL;
 	struct gbt_model *m = NULL;
 	const char *reason = gbt_param_check(p);
@@ -595,20 +671,24 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 		free(*x_release);
 		*x_release = NULL;
 	}
+	/*
+	 * A metric computed natively leaves the validation rows out of XGBoost
+	 * (no DMatrix, nothing in the booster's cache); any other is XGBoost's
+	 * on a DMatrix made here, which also reports rows it refuses.
+	 */
 	cache[0] = dtrain;
-	if (n_valid) {
+	if (n_valid && !(valid.native = gbt_eval_new(p->objective, metric, x_valid, y_valid,
+						     n_valid, n_features))) {
 		if ((ret = matrix_new(x_valid, y_valid, NULL, n_valid, n_features, feature_names,
-				      p->n_threads, 0, p->max_bin, &dvalid, err)) < 0)
+				      p->n_threads, 0, p->max_bin, &valid.matrix, err)) < 0)
 			goto out;
-		cache[1] = dvalid;
+		cache[1] = valid.matrix;
 	}
-	XGB_TRY(XGBoosterCreate(cache, n_valid ? 2 : 1, &booster));
+	XGB_TRY(XGBoosterCreate(cache, cache[1] ? 2 : 1, &booster));
 	if ((ret = booster_configure(booster, p, metric, err)) < 0)
 		goto out;
 
 	for (int iter = 0; iter < p->n_rounds; iter++) {
-		const char *eval_names[1] = { "valid" };
-		const char *eval_text = NULL;
 		double score = NAN;
 
 		want = fit_threads(p);
@@ -616,14 +696,11 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 			goto out;
 		XGB_TRY(XGBoosterUpdateOneIter(booster, iter, dtrain));
 		rounds = iter + 1;
-		if (!dvalid) {
+		if (!n_valid) {
 			best = iter;
 			continue;
 		}
-		if ((ret = booster_threads(booster, 1, &threads, err)) < 0)
-			goto out;
-		XGB_TRY(XGBoosterEvalOneIter(booster, iter, &dvalid, eval_names, 1, &eval_text));
-		if ((ret = parse_eval(eval_text, &score, err)) < 0)
+		if ((ret = valid_score(&valid, booster, iter, want, &threads, &score, err)) < 0)
 			goto out;
 		if (best < 0 || score_better(score, best_score, maximise)) {
 			best = iter;
@@ -674,8 +751,9 @@ out:
 		XGBoosterFree(sliced);
 	if (booster)
 		XGBoosterFree(booster);
-	if (dvalid)
-		XGDMatrixFree(dvalid);
+	if (valid.matrix)
+		XGDMatrixFree(valid.matrix);
+	gbt_eval_free(valid.native);
 	if (dtrain && !binned)
 		XGDMatrixFree(dtrain);
 	free(metric);

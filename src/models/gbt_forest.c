@@ -553,7 +553,7 @@ const float *gbt_forest_thresholds(const struct gbt_forest *f, size_t feature, s
 }
 
 /* XGBoost 1.7's common::Sigmoid, in float. */
-static float sigmoid(float x)
+float gbt_forest_sigmoid(float x)
 {
 	const float eps = 1e-16f;
 	float e = expf(fminf(-x, 88.7f));
@@ -662,7 +662,7 @@ static double transform(const struct gbt_forest *f, float margin)
 {
 	switch (f->link) {
 	case LINK_LOGISTIC:
-		return sigmoid(margin);
+		return gbt_forest_sigmoid(margin);
 	case LINK_EXP:
 		return expf(margin);
 	default:
@@ -713,4 +713,81 @@ void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_row
 		predict_rows(f, x, 0, n_rows, margin, slots, out_pred);
 		free(slots);
 	}
+}
+
+float gbt_forest_base_margin(const struct gbt_forest *f) { return f->base_margin; }
+
+/* Rows walked side by side through one tree (independent loads: the CPU overlaps them). */
+#define ROW_LANES 8
+
+/*
+ * One step down from node i by XGBoost's GetNextNode on the row as it is: a
+ * missing (NaN) value takes the node's default child, any other goes right
+ * unless value < split condition. No branch (which way a row goes is a coin
+ * toss to the branch predictor), and no slots: a row is read where the walk
+ * looks, not copied. A leaf stays put.
+ */
+static inline int32_t raw_step(const struct node *nodes, int32_t i, const float *row)
+{
+	const struct node *nd = &nodes[i];
+	const float v = row[nd->slot / 2];
+	const int32_t right = (v >= nd->value) | (isnan(v) & !(nd->slot & 1));
+
+	return nd->left + right * (nd->right - nd->left);
+}
+
+/*
+ * Adds tree t's leaf to margin[i] for rows first..last-1, ROW_LANES rows at
+ * a time walked together for the tree's depth of steps.
+ */
+static void add_tree_rows(const struct gbt_forest *f, size_t t, const float *x, size_t first,
+			  size_t last, float *margin)
+{
+	const size_t k = f->n_features;
+	const int32_t root = (int32_t)f->root[t];
+	const int depth = f->depth[t];
+	size_t i = first;
+
+	for (; i + ROW_LANES <= last; i += ROW_LANES) {
+		int32_t at[ROW_LANES];
+
+		for (int r = 0; r < ROW_LANES; r++)
+			at[r] = root;
+		for (int d = 0; d < depth; d++)
+			for (int r = 0; r < ROW_LANES; r++)
+				at[r] = raw_step(f->nodes, at[r], x + (i + (size_t)r) * k);
+		for (int r = 0; r < ROW_LANES; r++)
+			margin[i + (size_t)r] += f->nodes[at[r]].value;
+	}
+	for (; i < last; i++) {
+		int32_t at = root;
+
+		for (int d = 0; d < depth; d++)
+			at = raw_step(f->nodes, at, x + i * k);
+		margin[i] += f->nodes[at].value;
+	}
+}
+
+/* Tree after tree, so each row's margin gets the leaves in tree order. */
+static void add_rows(const struct gbt_forest *f, const float *x, size_t first, size_t last,
+		     float *margin)
+{
+	for (size_t t = 0; t < f->n_trees; t++)
+		add_tree_rows(f, t, x, first, last, margin);
+}
+
+void gbt_forest_add_to_margins(const struct gbt_forest *f, const float *x, size_t n_rows,
+			       float *margin, int n_threads)
+{
+	assert(f && (x || n_rows == 0) && (margin || n_rows == 0));
+	if (n_threads > 1 && n_rows >= 2 * PARALLEL_MIN_ROWS) {
+#pragma omp parallel num_threads(n_threads)
+		{
+			const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+
+			add_rows(f, x, n_rows * id / nt, n_rows * (id + 1) / nt, margin);
+		}
+		return;
+	}
+	add_rows(f, x, 0, n_rows, margin);
 }
