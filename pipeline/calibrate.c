@@ -151,14 +151,17 @@ static double tier_train_mean(const struct model_data *d, int64_t horizon,
  * rows give each tier's anchor, its validation rows, each as often as its
  * weight, are the judged rows (model_data_split's) without held-out ages.
  * And each horizon's memo: select's, when it left one for these very rows
- * on the run's shelf, else an empty one.
+ * on the run's shelf (which has a lock), else an empty one. The horizons
+ * are independent, each writing its own slots of j: side by side.
  */
-static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
-			const struct int_list *hz)
+static void judge_memos(struct stage_ctx *ctx, struct judge_rows *j, const struct int_list *hz)
 {
 	char *key = j->ho ? NULL : stage_prediction_key(ctx);
+	const size_t n_h = hz->n < PREDICTOR_MAX_HORIZONS ? hz->n : PREDICTOR_MAX_HORIZONS;
+	int from_select[PREDICTOR_MAX_HORIZONS] = { 0 };
 
-	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
+	for (size_t h = 0; h < n_h; h++) {
 		struct row_split w, s = { 0 };
 
 		model_data_split_weighted(j->train, hz->v[h], 0, &w);
@@ -174,8 +177,7 @@ static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
 		}
 		row_split_release(&w);
 		j->memo[h] = key ? prediction_shelf_take(ctx->predictions, key, hz->v[h]) : NULL;
-		LOG(LOG_DEBUG, "methods' predictions at %lld days: %s", (long long)hz->v[h],
-		    j->memo[h] ? "select's of this run" : "predicted here");
+		from_select[h] = j->memo[h] != NULL;
 		if (!j->memo[h])
 			j->memo[h] = prediction_memo_new(judge_data(j), hz->v[h], s.valid, s.n_valid);
 		if (!j->ho) {
@@ -185,6 +187,10 @@ static void judge_memos(const struct stage_ctx *ctx, struct judge_rows *j,
 		}
 		row_split_release(&s);
 	}
+	/* said on the stage's thread, in horizon order */
+	for (size_t h = 0; h < n_h; h++)
+		LOG(LOG_DEBUG, "methods' predictions at %lld days: %s", (long long)hz->v[h],
+		    from_select[h] ? "select's of this run" : "predicted here");
 	free(key);
 }
 
@@ -732,11 +738,29 @@ static void segment_cuts(const double *pred, size_t n, double *out_cuts)
 {
 	static const double q[SEGMENT_CUTS] = { 0.50, 0.80, 0.95 };
 	double *sorted = xmalloc((n ? n : 1) * sizeof(double));
+	int plain = 1;
+	size_t done = 0; /* sorted[0..done) holds the smallest values, the last cut's among them */
 
 	memcpy(sorted, pred, n * sizeof(double));
-	qsort(sorted, n, sizeof(double), compare_double);
-	for (int k = 0; k < SEGMENT_CUTS; k++)
-		out_cuts[k] = n ? sorted[(size_t)(q[k] * (double)(n - 1))] : 0;
+	/* a NaN or a -0 beside 0 has no one place in a sort: qsort's as before */
+	for (size_t i = 0; i < n && plain; i++)
+		plain = !isnan(sorted[i]) && !(sorted[i] == 0 && signbit(sorted[i]));
+	if (!plain)
+		qsort(sorted, n, sizeof(double), compare_double);
+	for (int k = 0; k < SEGMENT_CUTS; k++) {
+		const size_t at = n ? (size_t)(q[k] * (double)(n - 1)) : 0;
+
+		/*
+		 * Else the three cuts by quickselect, each on what lies above the
+		 * last: the values a sort puts there (the run's tail at 1,000,000
+		 * users sorted half a million predictions for three of them).
+		 */
+		if (plain && n && at >= done) {
+			kth_select(sorted + done, n - done, at - done);
+			done = at + 1;
+		}
+		out_cuts[k] = n ? sorted[at] : 0;
+	}
 	free(sorted);
 }
 

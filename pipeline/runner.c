@@ -122,7 +122,9 @@ int stage_threads(struct stage_ctx *ctx)
 {
 	int n = ctx->n_threads;
 
-	if (ctx->cores) {
+	if (ctx->task)
+		n = stage_task_threads(ctx->task);
+	else if (ctx->cores) {
 		struct core_share *c = ctx->cores;
 		size_t active;
 

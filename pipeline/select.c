@@ -1079,7 +1079,7 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 	if (!mode)
 		return;
 	predictor_fit_share(p, d, horizon, s->valid, s->n_valid, pred,
-			    (size_t)ctx->cfg->select.min_validation_users);
+			    (size_t)ctx->cfg->select.min_validation_users, stage_threads(ctx));
 	/* select.rank_share 2: kept whatever the totals say (ranking over totals) */
 	if (p->share[h].ranker[0] >= 0 && (mode == 1 || mode == 3)) {
 		/*
@@ -1272,63 +1272,128 @@ static void metrics_move(cJSON *to, cJSON *from)
 	}
 }
 
+/* The target horizon's validation rows and every method's predictions of them. */
+struct target_rows {
+	const struct model_data *d; /* the rows judged (the training frame or the held-out one) */
+	struct row_split s;
+	double *pred[N_CANDIDATES];
+};
+
+/* predict_all on the target's rows; t->pred[METHOD_COUNT] (the blend's column) allocated. */
+static int predict_target(struct stage_ctx *ctx, const struct model_data *train, const struct held_out *ho,
+			  struct row_split *valid, const struct predictor *p, struct target_rows *t)
+{
+	const int64_t target = train->params.target_horizon;
+	int ret;
+
+	t->d = judged_rows(train, ho, target, valid, &t->s);
+	ret = predict_all(ctx, t->d, p, &t->s, target, t->pred);
+	t->pred[METHOD_COUNT] = xmalloc((t->s.n_valid ? t->s.n_valid : 1) * sizeof(double));
+	return ret;
+}
+
+/* What each task of choose_other_horizons reads, and its own results. */
+struct horizon_tasks {
+	const struct model_data *train;
+	const struct held_out *ho;
+	struct row_split *valid;
+	struct predictor *p;
+	size_t n_cohorts, n_other;
+	int other[PREDICTOR_MAX_HORIZONS];
+	struct stage_ctx sub[PREDICTOR_MAX_HORIZONS + 1];
+	struct cohort_eval *sub_ev[PREDICTOR_MAX_HORIZONS];
+	struct target_rows *t;
+};
+
+/* Task k < n_other: horizon other[k]'s choices; task n_other: the target's predictions. */
+static int horizon_task(void *arg, struct stage_task *task)
+{
+	struct horizon_tasks *a = arg;
+	const size_t k = task->index;
+	struct stage_ctx *sub = &a->sub[k];
+	int ret;
+
+	sub->task = task;
+	ret = k < a->n_other ? choose_other_horizon(sub, a->train, a->ho, a->valid, a->p,
+						    a->train->params.horizons.v[a->other[k]],
+						    a->sub_ev[k], a->n_cohorts)
+			     : predict_target(sub, a->train, a->ho, a->valid, a->p, a->t);
+	sub->task = NULL;
+	if (ret < 0)
+		task->err = sub->err;
+	return ret;
+}
+
 /*
- * choose_other_horizon for every horizon but the target, in horizon order.
- * With two or more of them and two threads they run side by side, one
- * thread each: much of a horizon's work is serial (the blends' fits, the
- * mixes with and without the rank share, building the matrices of the tree
- * methods), and two horizons overlap it. Each has its own copy of ctx (one
- * thread, its own metrics, moved into the stage's afterwards in horizon
- * order, as one after another added them, and its own error: the first
- * failing horizon's is the stage's) and its own cohort table; they share
- * p, each writing only its own horizon's choices and rank share, and the
- * run's shelf of predictions, which has a lock. Every step of a horizon
- * is bit-identical for any thread count, so are the choices.
+ * choose_other_horizon for every horizon but the target, in horizon order,
+ * and the target's predictions (predict_target). With two or more of them
+ * and two threads they run side by side as tasks (stage_run_tasks), a task
+ * on one thread while another runs beside it and on both once it is alone:
+ * much of a horizon's work is serial (the blends' fits, the mixes with and
+ * without the rank share, building the matrices of the tree methods), and
+ * two horizons overlap it, but one horizon (at 1,000,000 users the 7-day,
+ * with the most validation rows) outlasts the other. The target's
+ * predictions go last, on the thread the shorter horizon leaves: they need
+ * no horizon's choice. Each task has its own copy of ctx (its own metrics,
+ * moved into the stage's afterwards in horizon order, as one after another
+ * added them, and its own error: the first failing horizon's is the
+ * stage's, then the target's) and its own cohort table; they share p, each
+ * horizon writing only its own choices and rank share (the target's
+ * predictions read no choice), and the run's shelf of predictions, which
+ * has a lock. Every step is bit-identical for any thread count, so are the
+ * choices.
  */
 static int choose_other_horizons(struct stage_ctx *ctx, const struct model_data *train,
 				 const struct held_out *ho, struct row_split *valid, struct predictor *p,
-				 struct cohort_eval *ev, size_t n_cohorts)
+				 struct cohort_eval *ev, size_t n_cohorts, struct target_rows *t)
 {
 	const struct int_list *hz = &train->params.horizons;
 	const uint64_t steps = hz->n + 2;
-	struct stage_ctx sub[PREDICTOR_MAX_HORIZONS];
-	struct cohort_eval *sub_ev[PREDICTOR_MAX_HORIZONS] = { 0 };
-	int rets[PREDICTOR_MAX_HORIZONS] = { 0 }, other[PREDICTOR_MAX_HORIZONS], ret = 0;
+	struct horizon_tasks *a;
+	struct stage_ctx pool_ctx;
+	int ret = 0;
 	size_t n_other = 0;
 
 	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++)
-		if ((int)h != p->target_h)
-			other[n_other++] = (int)h;
+		n_other += (int)h != p->target_h;
 	if (n_other < 2 || stage_threads(ctx) < 2) {
 		for (size_t h = 0; h < hz->n && ret == 0; h++) {
 			if ((int)h != p->target_h)
 				ret = choose_other_horizon(ctx, train, ho, valid, p, hz->v[h], ev, n_cohorts);
 			stage_progress(ctx, "steps", h + 1, steps);
 		}
-		return ret;
+		return ret < 0 ? ret : predict_target(ctx, train, ho, valid, p, t);
 	}
-	for (size_t k = 0; k < n_other; k++) {
-		sub[k] = *ctx;
-		sub[k].n_threads = 1;
-		sub[k].cores = NULL;
-		sub[k].progress = NULL;
-		sub[k].metrics = cJSON_CreateObject();
-		sub[k].err = (struct ltv_err){ 0 };
-		sub_ev[k] = xcalloc(n_cohorts + 1, sizeof(*ev));
+	a = xcalloc(1, sizeof(*a));
+	*a = (struct horizon_tasks){ .train = train, .ho = ho, .valid = valid, .p = p,
+				     .n_cohorts = n_cohorts, .t = t };
+	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++)
+		if ((int)h != p->target_h)
+			a->other[a->n_other++] = (int)h;
+	for (size_t k = 0; k <= n_other; k++) {
+		a->sub[k] = *ctx;
+		a->sub[k].cores = NULL;
+		a->sub[k].progress = NULL;
+		a->sub[k].metrics = cJSON_CreateObject();
+		a->sub[k].err = (struct ltv_err){ 0 };
+		if (k < n_other)
+			a->sub_ev[k] = xcalloc(n_cohorts + 1, sizeof(*ev));
 	}
-#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
-	for (size_t k = 0; k < n_other; k++)
-		rets[k] = choose_other_horizon(&sub[k], train, ho, valid, p, hz->v[other[k]], sub_ev[k],
-					       n_cohorts);
-	for (size_t k = 0; k < n_other; k++) {
-		metrics_move(ctx->metrics, sub[k].metrics);
-		cJSON_Delete(sub[k].metrics);
-		free(sub_ev[k]);
-		if (rets[k] < 0 && ret == 0) {
-			ret = rets[k];
-			ctx->err = sub[k].err;
-		}
+	/* the pool's own progress ("tasks") is not the stage's steps: unseen */
+	pool_ctx = *ctx;
+	pool_ctx.progress = NULL;
+	ret = stage_run_tasks(&pool_ctx, n_other + 1, horizon_task, a);
+	if (ret < 0)
+		ctx->err = pool_ctx.err;
+	if (pool_ctx.max_threads_used > ctx->max_threads_used)
+		ctx->max_threads_used = pool_ctx.max_threads_used;
+	for (size_t k = 0; k <= n_other; k++) {
+		metrics_move(ctx->metrics, a->sub[k].metrics);
+		cJSON_Delete(a->sub[k].metrics);
+		if (k < n_other)
+			free(a->sub_ev[k]);
 	}
+	free(a);
 	for (size_t h = 0; h < hz->n && ret == 0; h++)
 		stage_progress(ctx, "steps", h + 1, steps);
 	return ret;
@@ -1352,6 +1417,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	const struct held_out *judged = NULL;
 	const struct model_data *vd;
 	struct predictor p;
+	struct target_rows t = { 0 };
 	struct row_split s = { 0 }, valid[PREDICTOR_MAX_HORIZONS] = { { 0 } };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
@@ -1390,14 +1456,12 @@ int stage_select_run(struct stage_ctx *ctx)
 	global_medians(ctx, &d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
-	ret = choose_other_horizons(ctx, &d, judged, valid, &p, ev, n_cohorts);
+	ret = choose_other_horizons(ctx, &d, judged, valid, &p, ev, n_cohorts, &t);
+	vd = t.d;
+	s = t.s;
+	memcpy(pred, t.pred, sizeof(pred));
 	if (ret < 0)
 		goto out;
-	vd = judged_rows(&d, judged, d.params.target_horizon, valid, &s);
-	ret = predict_all(ctx, vd, &p, &s, d.params.target_horizon, pred);
-	if (ret < 0)
-		goto out;
-	pred[METHOD_COUNT] = xmalloc((s.n_valid ? s.n_valid : 1) * sizeof(double));
 	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
 	ret = add_out_of_sample_metrics(ctx, vd, &p, &s, pred, n_cohorts);
 	if (ret < 0)

@@ -181,16 +181,6 @@ static const struct curve *cohort_curve(const struct curves_horizon *h, const ch
 	return h->has_prior[1 - p] ? &h->prior[1 - p] : NULL;
 }
 
-/* One cohort among the rows being predicted. */
-struct cohort_acc {
-	size_t first_row;
-	double seen;      /* weighted revenue of the rows before their age */
-	double expected;  /* weighted curve value at the rows' ages (set per horizon) */
-	double users;     /* weight of the rows with an age of at least one day */
-	double level;     /* blended seen / expected, set per horizon */
-	const struct curve *cv;
-};
-
 /* a * D^b with b < 0 taken as 0: a cumulative curve never falls. */
 static double rising_curve(const struct curve *cv, double day)
 {
@@ -199,6 +189,33 @@ static double rising_curve(const struct curve *cv, double day)
 	if (c.b < 0)
 		c.b = 0;
 	return day > 0 ? curve_predict(&c, day) : 0.0;
+}
+
+/* One cohort among the rows being predicted. */
+struct cohort_acc {
+	size_t first_row;
+	double seen;      /* weighted revenue of the rows before their age */
+	double expected;  /* weighted curve value at the rows' ages (set per horizon) */
+	double users;     /* weight of the rows with an age of at least one day */
+	double level;     /* blended seen / expected, set per horizon */
+	const struct curve *cv;
+	double at_horizon; /* rising_curve at the horizon's day, set per horizon */
+	double last_day, last_value; /* the last rising_curve of this cohort (NaN day: none) */
+};
+
+/*
+ * rising_curve of a's curve at day, remembering the last day asked: a
+ * cohort's rows sit on a handful of ages (snapshot ages, or one age repeated
+ * for the copies of a weighted row), and exp and log were most of
+ * curves_predict. The same value, computed once.
+ */
+static double cohort_curve_at(struct cohort_acc *a, double day)
+{
+	if (day != a->last_day) {
+		a->last_day = day;
+		a->last_value = rising_curve(a->cv, day);
+	}
+	return a->last_value;
 }
 
 /*
@@ -274,6 +291,8 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 			a->cv = cohort_curve(h, d->apps[cohort / d->n_campaigns],
 					     d->campaigns[cohort % d->n_campaigns], d->tier ? d->tier[r] : 3);
 			a->seen = a->expected = a->users = 0;
+			a->at_horizon = a->cv ? rising_curve(a->cv, hd) : NAN;
+			a->last_day = NAN;
 		}
 		for (size_t i = 0; i < n; i++) {
 			struct cohort_acc *a = &acc[row_slot[i]];
@@ -283,7 +302,7 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 			if (!a->cv || u < 1)
 				continue;
 			a->seen += rev_window[rows[i]];
-			a->expected += rising_curve(a->cv, u);
+			a->expected += cohort_curve_at(a, u);
 			a->users += 1;
 		}
 		for (size_t c = 0; c < n_slots; c++) {
@@ -295,13 +314,13 @@ int curves_predict(const void *state, const struct model_data *d, const size_t *
 			a->level = w * (a->expected > 0 ? a->seen / a->expected : 1.0) + (1.0 - w);
 		}
 		for (size_t i = 0; i < n; i++) {
-			const struct cohort_acc *a = &acc[row_slot[i]];
+			struct cohort_acc *a = &acc[row_slot[i]];
 			const double u = fmin(frame_col_at(window, rows[i]), hd);
 			double inc;
 
 			if (!a->cv)
 				continue;
-			inc = a->level * (rising_curve(a->cv, hd) - rising_curve(a->cv, u));
+			inc = a->level * (a->at_horizon - cohort_curve_at(a, u));
 			inc = rev_window[rows[i]] + (inc > 0 ? inc : 0.0);
 			if (isnan(out_ltv[i]) || inc > out_ltv[i])
 				out_ltv[i] = inc;

@@ -254,6 +254,28 @@ out:
 	return ret;
 }
 
+int gbt_artefact_load_models(struct registry *reg, int64_t artefact_id, const char *stage,
+			     const struct gbt_body_load *bodies, size_t n, int n_threads,
+			     size_t n_features, struct ltv_err *err)
+{
+	struct ltv_err *errs = xcalloc(n ? n : 1, sizeof(*errs));
+	int *rets = xcalloc(n ? n : 1, sizeof(*rets)), ret = 0;
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads > 1 ? n_threads : 1)
+	for (size_t i = 0; i < n; i++)
+		rets[i] = gbt_artefact_load_model(reg, artefact_id, stage, bodies[i].tier,
+						  bodies[i].horizon, bodies[i].part, n_threads, n_features,
+						  bodies[i].out_model, &errs[i]);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		if (rets[i] < 0) {
+			ret = rets[i];
+			*err = errs[i];
+		}
+	free(errs);
+	free(rets);
+	return ret;
+}
+
 void gbt_artefact_copy_features(const struct str_list *features, struct str_list *out_features)
 {
 	out_features->n = features->n;

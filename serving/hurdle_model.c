@@ -389,17 +389,23 @@ static int hurdle_load(struct registry *reg, const struct artefact_info *artefac
 
 	*out_state = NULL;
 	ret = gbt_artefact_read_manifest(reg, artefact->id, &codec, &s->features, s, err);
-	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
-		struct hurdle_model *m = &s->models[i];
+	if (ret == 0) {
+		/* every body, in the order they were read one by one: side by side */
+		struct gbt_body_load *bodies = xcalloc(2 * s->n_models + 1, sizeof(*bodies));
+		size_t n = 0;
 
-		if (isnan(m->p_const))
-			ret = gbt_artefact_load_model(reg, artefact->id, "hurdle", m->tier,
-						      m->horizon, "payer", n_threads,
-						      s->features.n, &m->payer, err);
-		if (ret == 0 && m->kind != HURDLE_REVENUE_NONE)
-			ret = gbt_artefact_load_model(reg, artefact->id, "hurdle", m->tier,
-						      m->horizon, "revenue", n_threads,
-						      s->features.n, &m->revenue, err);
+		for (size_t i = 0; i < s->n_models; i++) {
+			struct hurdle_model *m = &s->models[i];
+
+			if (isnan(m->p_const))
+				bodies[n++] = (struct gbt_body_load){ m->tier, m->horizon, "payer", &m->payer };
+			if (m->kind != HURDLE_REVENUE_NONE)
+				bodies[n++] = (struct gbt_body_load){ m->tier, m->horizon, "revenue",
+								      &m->revenue };
+		}
+		ret = gbt_artefact_load_models(reg, artefact->id, "hurdle", bodies, n, n_threads,
+					       s->features.n, err);
+		free(bodies);
 	}
 	if (ret < 0) {
 		err_prefix(err, "hurdle v%lld", (long long)artefact->version);

@@ -265,13 +265,18 @@ static int multiplier_load(struct registry *reg, const struct artefact_info *art
 
 	*out_state = NULL;
 	ret = gbt_artefact_read_manifest(reg, artefact->id, &codec, &s->features, &t, err);
-	for (size_t i = 0; i < s->n_models && ret == 0; i++) {
-		struct multiplier_model *m = &s->models[i];
+	if (ret == 0) {
+		/* every body side by side (gbt_artefact_load_models) */
+		struct gbt_body_load *bodies = xcalloc(s->n_models + 1, sizeof(*bodies));
+		size_t n = 0;
 
-		if (t.has_body[i])
-			ret = gbt_artefact_load_model(reg, artefact->id, "multiplier", m->tier,
-						      m->horizon, "multiplier", n_threads,
-						      s->features.n, &m->model, err);
+		for (size_t i = 0; i < s->n_models; i++)
+			if (t.has_body[i])
+				bodies[n++] = (struct gbt_body_load){ s->models[i].tier, s->models[i].horizon,
+								      "multiplier", &s->models[i].model };
+		ret = gbt_artefact_load_models(reg, artefact->id, "multiplier", bodies, n, n_threads,
+					       s->features.n, err);
+		free(bodies);
 	}
 	free(t.has_body);
 	if (ret < 0) {

@@ -386,7 +386,8 @@ static struct rank_cell share_cell(const struct predictor *p, int64_t horizon, s
 }
 
 void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_t horizon,
-			 const size_t *rows, size_t n, double *const *pred, size_t min_users)
+			 const size_t *rows, size_t n, double *const *pred, size_t min_users,
+			 int n_threads)
 {
 	const int h = feature_params_horizon_index(&p->params, horizon);
 	const struct frame_col window = frame_col(&d->frame, "window_days");
@@ -398,8 +399,7 @@ void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_
 		for (size_t i = 0; i < n; i++)
 			cell[i] = share_cell(p, horizon, window, rows[i]);
 		rank_share_fit(&p->share[h], d, horizon, rows, n, pred, chosen, cell,
-			       share_cells(p, horizon), min_users,
-			       p->cfg ? config_jobs(p->cfg) : 1);
+			       share_cells(p, horizon), min_users, n_threads);
 	}
 	free(chosen);
 	free(cell);

@@ -151,6 +151,25 @@ int gbt_artefact_load_model(struct registry *reg, int64_t artefact_id, const cha
 			    int tier, int64_t horizon, const char *part, int n_threads,
 			    size_t n_features, struct gbt_model **out_model, struct ltv_err *err);
 
+/* One body for gbt_artefact_load_models: where it goes and which it is. */
+struct gbt_body_load {
+	int tier;
+	int64_t horizon;
+	const char *part;
+	struct gbt_model **out_model;
+};
+
+/*
+ * gbt_artefact_load_model for each of bodies[0..n), side by side on up to
+ * n_threads threads (each body's parse is its own; the registry connection
+ * serializes the reads): a stage or score reads hurdle's dozen bodies
+ * before anything else. Returns 0, or the first failing body's (in order)
+ * error; the bodies loaded are the caller's either way.
+ */
+int gbt_artefact_load_models(struct registry *reg, int64_t artefact_id, const char *stage,
+			     const struct gbt_body_load *bodies, size_t n, int n_threads,
+			     size_t n_features, struct ltv_err *err);
+
 /* Copies features into out_features (caller releases with gbt_artefact_release_features). */
 void gbt_artefact_copy_features(const struct str_list *features, struct str_list *out_features);
 /* Frees the names and the array; features is left empty. */

@@ -149,10 +149,12 @@ uint8_t *predictor_save_shares(const struct predictor *p, size_t *out_len);
 uint8_t *predictor_save_medians(const struct predictor *p, size_t *out_len);
 /*
  * Fits horizon index h's rank share from the validation rows at horizon
- * (pred[m][i]: method m's LTV for rows[i]), with the choices p has at h.
+ * (pred[m][i]: method m's LTV for rows[i]), with the choices p has at h,
+ * on n_threads threads (the same share for any).
  */
 void predictor_fit_share(struct predictor *p, const struct model_data *d, int64_t horizon,
-			 const size_t *rows, size_t n, double *const *pred, size_t min_users);
+			 const size_t *rows, size_t n, double *const *pred, size_t min_users,
+			 int n_threads);
 /* Forgets every choice at horizon index h (own stays 0 until set). */
 void predictor_choices_reset(struct predictor *p, int h);
 /* Sets the method for one (app, campaign) at horizon index h. */

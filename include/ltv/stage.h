@@ -59,6 +59,12 @@ struct stage_ctx {
 	struct progress *progress;
 	/* Runner-private: the cores shared with the stages running beside this one (or NULL). */
 	struct core_share *cores;
+	/*
+	 * A copy of the stage's ctx that one task of stage_run_tasks runs with
+	 * sets its task here: stage_threads is then the task's share
+	 * (stage_task_threads), which grows when the tasks beside it end.
+	 */
+	struct stage_task *task;
 	int max_threads_used;
 	/*
 	 * The stage's estimate of the resident bytes one of its tasks adds while

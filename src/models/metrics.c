@@ -422,11 +422,43 @@ static void gini_walk_row(struct gini_walk *w, double key, double actual)
 	w->j++;
 }
 
+/*
+ * Runs of consecutive copies of a row (the same key, actual and group, bit
+ * for bit) as one item each: run_first[r] is its first row, run_len[r] its
+ * length; returns the number of runs. Select's validation rows come once per
+ * user a weighted row stands for (466,813 target rows from 104,841 at
+ * 1,000,000 users): the sort then orders the distinct rows only. Copies of a
+ * row are neighbours in the order of all rows too (equal keys stay by row
+ * index), so walking each run's rows in turn is the same walk.
+ */
+static size_t row_runs(const double *actual, const double *key, const int *group, size_t n,
+		       size_t *run_first, size_t *run_len)
+{
+	size_t n_runs = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (n_runs > 0) {
+			const size_t f = run_first[n_runs - 1];
+
+			if (memcmp(&key[i], &key[f], sizeof(double)) == 0 &&
+			    memcmp(&actual[i], &actual[f], sizeof(double)) == 0 && group[i] == group[f]) {
+				run_len[n_runs - 1]++;
+				continue;
+			}
+		}
+		run_first[n_runs] = i;
+		run_len[n_runs++] = 1;
+	}
+	return n_runs;
+}
+
 int metrics_gini_groups(const double *actual, const double *key, const int *group, size_t n,
 			int n_groups, double *out_gini)
 {
 	struct gini_walk *w;
 	struct keyed *order;
+	size_t *run_first, *run_len, n_runs;
+	double *run_key;
 
 	for (size_t i = 0; i < n; i++)
 		if (!isfinite(actual[i]) || !isfinite(key[i]) || group[i] < 1 || group[i] >= n_groups)
@@ -439,12 +471,20 @@ int metrics_gini_groups(const double *actual, const double *key, const int *grou
 		w[group[i]].total += actual[i];
 		w[group[i]].m++;
 	}
-	order = sort_rows(key, n, 1);
-	for (size_t k = 0; k < n; k++) {
-		const size_t i = order[k].idx;
+	run_first = xmalloc((n ? n : 1) * sizeof(*run_first));
+	run_len = xmalloc((n ? n : 1) * sizeof(*run_len));
+	n_runs = row_runs(actual, key, group, n, run_first, run_len);
+	run_key = xmalloc((n_runs ? n_runs : 1) * sizeof(*run_key));
+	for (size_t r = 0; r < n_runs; r++)
+		run_key[r] = key[run_first[r]];
+	order = sort_rows(run_key, n_runs, 1);
+	for (size_t k = 0; k < n_runs; k++) {
+		const size_t r = order[k].idx, i = run_first[r];
 
-		gini_walk_row(&w[0], order[k].key, actual[i]);
-		gini_walk_row(&w[group[i]], order[k].key, actual[i]);
+		for (size_t c = 0; c < run_len[r]; c++) {
+			gini_walk_row(&w[0], order[k].key, actual[i]);
+			gini_walk_row(&w[group[i]], order[k].key, actual[i]);
+		}
 	}
 	for (int g = 0; g < n_groups; g++) {
 		out_gini[g] = NAN;
@@ -454,6 +494,9 @@ int metrics_gini_groups(const double *actual, const double *key, const int *grou
 		out_gini[g] = 2 * w[g].area - 1;
 	}
 	free(order);
+	free(run_key);
+	free(run_first);
+	free(run_len);
 	free(w);
 	return 0;
 }

@@ -304,6 +304,62 @@ static void test_gini_groups_match_each_group(void **state)
 	free(group);
 }
 
+static void test_gini_groups_copies_of_rows(void **state)
+{
+	/*
+	 * Select's validation rows come in runs of copies of a row (one per user
+	 * a weighted row stands for), which metrics_gini_groups sorts once per
+	 * run: still bit for bit metrics_gini's on each group's rows, with runs
+	 * of one to six copies, neighbours with the same key but another actual
+	 * or group (not a run), copies of one key far apart, and -0 beside +0.
+	 */
+	enum { N = 9000 };
+	double *a = malloc(N * sizeof(double)), *p = malloc(N * sizeof(double));
+	double *ga = malloc(N * sizeof(double)), *gp = malloc(N * sizeof(double));
+	int *group = malloc(N * sizeof(int));
+	struct ltv_err err = { 0 };
+	unsigned long long x = 88172645463325252ULL;
+	double out[4], want;
+	size_t i = 0;
+
+	(void)state;
+	while (i < N) {
+		size_t len;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		len = 1 + (x >> 50) % 6;
+		for (size_t c = 0; c < len && i < N; c++, i++) {
+			a[i] = (double)(x % 500) / 10.0;
+			p[i] = (x >> 61) == 0 ? ((x >> 20) & 1 ? -0.0 : 0.0) : (double)((x >> 24) % 40) / 3.0;
+			group[i] = 1 + (int)((x >> 33) % 3);
+			if (c == 1 && (x >> 45) % 5 == 0)
+				a[i] += 1; /* the same key, another actual: not a copy */
+			if (c == 2 && (x >> 47) % 5 == 0)
+				group[i] = 1 + group[i] % 3; /* another group: not a copy */
+		}
+	}
+	assert_int_equal(metrics_gini_groups(a, p, group, N, 4, out), 0);
+	assert_int_equal(metrics_gini(a, p, N, &want, NULL, &err), 0);
+	assert_true(out[0] == want);
+	for (int g = 1; g <= 3; g++) {
+		size_t k = 0;
+
+		for (size_t j = 0; j < N; j++)
+			if (group[j] == g) {
+				ga[k] = a[j];
+				gp[k++] = p[j];
+			}
+		assert_int_equal(metrics_gini(ga, gp, k, &want, NULL, &err), 0);
+		assert_true(out[g] == want);
+		assert_true(want != 0);
+	}
+	free(a);
+	free(p);
+	free(ga);
+	free(gp);
+	free(group);
+}
+
 static void test_gain_curve(void **state)
 {
 	/*
@@ -509,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_gini_ties),
 		cmocka_unit_test(test_gini_large_matches_qsort_order),
 		cmocka_unit_test(test_gini_groups_match_each_group),
+		cmocka_unit_test(test_gini_groups_copies_of_rows),
 		cmocka_unit_test(test_gain_curve),
 		cmocka_unit_test(test_spearman),
 		cmocka_unit_test(test_rmsle),

@@ -202,6 +202,72 @@ static void test_memory_limit_runs_tasks_one_at_a_time(void **state)
 	config_release(&cfg);
 }
 
+/* Two tasks: task 1 reads its threads beside task 0, then ends; task 0 reads its own alone. */
+struct grow_probe {
+	struct probe p;          /* lock, changed, n_started */
+	const struct stage_ctx *ctx;
+	int beside, alone;       /* stage_threads of a task's ctx copy, with task 1 running and after */
+	int task1_done;
+};
+
+static int task1_done(const struct probe *p)
+{
+	return ((const struct grow_probe *)p)->task1_done;
+}
+
+static int two_started(const struct probe *p)
+{
+	return p->n_started >= 2;
+}
+
+static int grow_task(void *arg, struct stage_task *task)
+{
+	struct grow_probe *g = arg;
+	struct stage_ctx own = *g->ctx;
+
+	own.task = task;
+	pthread_mutex_lock(&g->p.lock);
+	g->p.n_started++;
+	pthread_cond_broadcast(&g->p.changed);
+	probe_wait(&g->p, two_started);
+	if (task->index == 1) {
+		g->beside = stage_threads(&own);
+		g->task1_done = 1;
+		pthread_cond_broadcast(&g->p.changed);
+		pthread_mutex_unlock(&g->p.lock);
+		return 0;
+	}
+	probe_wait(&g->p, task1_done);
+	pthread_mutex_unlock(&g->p.lock);
+	/* the pool counts task 1 out once its function has returned */
+	for (int i = 0; i < 600 && stage_threads(&own) < 2; i++)
+		sleep_ms(10);
+	g->alone = stage_threads(&own);
+	return 0;
+}
+
+/*
+ * A task's own copy of the stage's ctx with .task set (select's horizons):
+ * stage_threads is the task's share, one thread each while two run on two,
+ * both once the other has ended.
+ */
+static void test_task_ctx_threads_follow_the_share(void **state)
+{
+	struct config cfg;
+	struct stage_ctx ctx;
+	struct grow_probe g;
+
+	(void)state;
+	ctx_init(&ctx, &cfg, 2);
+	memset(&g, 0, sizeof(g));
+	probe_init(&g.p, 0, 0);
+	g.ctx = &ctx;
+	assert_int_equal(stage_run_tasks(&ctx, 2, grow_task, &g), 0);
+	assert_int_equal(g.beside, 1);
+	assert_int_equal(g.alone, 2);
+	config_release(&cfg);
+}
+
 static void test_no_tasks(void **state)
 {
 	struct config cfg;
@@ -224,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_lowest_failure_wins_and_stops_the_rest),
 		cmocka_unit_test(test_memory_limit_runs_tasks_one_at_a_time),
 		cmocka_unit_test(test_no_tasks),
+		cmocka_unit_test(test_task_ctx_threads_follow_the_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
