@@ -1134,20 +1134,21 @@ static int see_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t 
  * registry_users_and_days on one thread and on two gives the users of
  * registry_users_load and the user-days of registry_user_days_each, minus
  * the day of a uid past the last user, and passes a user-day on only once its
- * user's columns can be read (users past USERS_PUBLISH, so that the two
- * threads meet midway): users 3 and 9,000 have days, as has uid 12,000 of no
- * user, and uid 9,000's come in two blocks (an append-mode ingest), summed.
+ * user's columns can be read (users past USERS_AHEAD + USERS_PUBLISH, so
+ * that the two threads meet midway): users 3 and 79,000 have days, as has
+ * uid 90,000 of no user, and uid 79,000's come in two blocks (an
+ * append-mode ingest), summed.
  */
 static void test_users_and_days_at_once(void **state)
 {
-	enum { N = 10000 };
+	enum { N = 80000 };
 	char *dir = NULL, *path = fresh_path(&dir);
 	struct registry *reg = open_or_fail(path);
 	struct user_row *rows = xcalloc(N, sizeof(*rows));
 	char (*ids)[16] = xcalloc(N, sizeof(*ids));
-	const struct user_day_row first[] = { { 3, 0, 1.5, 2, 1 }, { 9000, 4, 2.0, 1, 1 },
-					      { 12000, 1, 9.0, 1, 0 } };
-	const struct user_day_row second[] = { { 9000, 4, 0.5, 3, 0 }, { 9000, 6, 1.0, 1, 0 } };
+	const struct user_day_row first[] = { { 3, 0, 1.5, 2, 1 }, { 79000, 4, 2.0, 1, 1 },
+					      { 90000, 1, 9.0, 1, 0 } };
+	const struct user_day_row second[] = { { 79000, 4, 0.5, 3, 0 }, { 79000, 6, 1.0, 1, 0 } };
 	struct ltv_err err = { 0 };
 	int64_t id;
 
@@ -1175,7 +1176,7 @@ static void test_users_and_days_at_once(void **state)
 		assert_false(s.user_missing);
 		assert_int_equal(s.n, 3);
 		assert_int_equal(s.rows[0].uid, 3);
-		assert_int_equal(s.rows[1].uid, 9000);
+		assert_int_equal(s.rows[1].uid, 79000);
 		assert_int_equal(s.rows[1].day, 4);
 		assert_true(s.rows[1].revenue == 2.5);
 		assert_int_equal(s.rows[1].events, 4);
