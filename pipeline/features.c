@@ -227,11 +227,17 @@ static void learn_encodings(const struct config *cfg, const struct feature_param
 
 	app_ltv_rows = frame_add_column(f, "app_ltv_te");
 	campaign_ltv_rows = frame_add_column(f, "campaign_ltv_te");
-	encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, y, app_ltv_rows, e->app_ltv,
-		      campaign_ltv_rows, e->cohort_ltv, &e->global_ltv);
 	campaign_payer_rows = frame_add_column(f, "campaign_payer_te");
-	encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, payer, scratch, e->app_payer,
-		      campaign_payer_rows, e->cohort_payer, &e->global_payer);
+	/* The two targets' encodings share only what they read: one on each of two threads. */
+#pragma omp parallel sections num_threads(config_jobs(cfg) > 1 ? 2 : 1)
+	{
+#pragma omp section
+		encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, y, app_ltv_rows, e->app_ltv,
+			      campaign_ltv_rows, e->cohort_ltv, &e->global_ltv);
+#pragma omp section
+		encode_target(&in, e->n_apps, e->n_campaigns, app, cohort, payer, scratch, e->app_payer,
+			      campaign_payer_rows, e->cohort_payer, &e->global_payer);
+	}
 	learn_attr_encodings(&in, f, e, y, payer);
 
 	/* How established a campaign is: log of its training users (a count, not a label). */
@@ -306,13 +312,28 @@ void features_complete(const struct config *cfg, int64_t as_of, struct frame *f,
 		       struct cJSON *metrics, struct hasher *content)
 {
 	int *fold = xcalloc(f->n_rows ? f->n_rows : 1, sizeof(int));
+	struct frame base = frame_view_first(f, f->n_cols);
 	struct feature_params p;
 
 	feature_params_from_config(cfg, as_of, &p);
-	assign_split(&p, f, frame_add_column(f, "split"), fold);
-	learn_encodings(cfg, &p, f, frame_column(f, "split"), fold, enc);
-	add_metrics(&p, metrics, f, stats);
-	frame_hash(f, content);
+	/*
+	 * The base columns are hashed (0.07 s at 1,000,000 users) while the
+	 * split and the encodings are worked out beside them: the hash reads
+	 * them through a view of its own, as columns are added to f meanwhile.
+	 */
+#pragma omp parallel sections num_threads(config_jobs(cfg) > 1 ? 2 : 1)
+	{
+#pragma omp section
+		frame_hash_part(&base, 0, base.n_cols, content);
+#pragma omp section
+		{
+			assign_split(&p, f, frame_add_column(f, "split"), fold);
+			learn_encodings(cfg, &p, f, frame_column(f, "split"), fold, enc);
+			add_metrics(&p, metrics, f, stats);
+		}
+	}
+	frame_hash_part(f, base.n_cols, f->n_cols, content);
+	frame_view_release(&base);
 	encodings_hash(enc, content);
 	feature_params_release(&p);
 	free(fold);
@@ -402,7 +423,7 @@ int stage_features_run(struct stage_ctx *ctx)
 		 * 317 → 88 MB to write at 1,000,000 users, and the model stages
 		 * take it packed (model_data_offer_frame) either way.
 		 */
-		frame_compact(&f);
+		frame_compact_threads(&f, config_jobs(ctx->cfg));
 		frame_drop_widened(&f);
 		ret = stage_output_id(ctx, &out_id);
 		if (ret == 0)

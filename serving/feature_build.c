@@ -52,7 +52,9 @@ struct base_run {
 	enum feature_rows mode;
 	const struct user_table *users; /* the source's, or owned_users */
 	struct user_table owned_users;
+	const struct shard_spec *cohorts; /* NULL: every cohort */
 	int64_t *age_of_uid;    /* uid - 1 → whole days complete at as_of; -1: installed after */
+	size_t n_aged, cap_aged; /* age_of_uid's users so far (ages_upto), its room */
 	int64_t younger_than;   /* rows only for users younger (FEATURE_ROWS_AT_AGE); INT64_MAX: all */
 	struct day_rec *days;   /* complete days, grouped by uid in day order */
 	size_t n_days, cap_days;
@@ -81,14 +83,44 @@ static int64_t complete_days(int64_t install, int64_t as_of)
 	return time_day_index(install, as_of);
 }
 
-/* Collects the complete days of users installed by as_of; counts the rest. */
+/* User u's (uid - 1) whole days complete at as_of; -1: installed after as_of, or another shard's. */
+static int64_t user_age(const struct base_run *br, size_t u)
+{
+	const struct user_table *t = br->users;
+
+	assert(t->uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
+	/* Another shard's cohort: read like a user not yet installed, so never. */
+	if (t->install_time[u] > br->as_of ||
+	    (br->cohorts && !shard_keeps_cohort(br->cohorts, t->app_id[u], t->campaign[u])))
+		return -1;
+	return complete_days(t->install_time[u], br->as_of);
+}
+
+/*
+ * age_of_uid up to user n - 1, as the users come: the user-days are read
+ * while the users still are (data_source_users_and_days), so a user's age is
+ * worked out when its first user-day, or the end of the reading, asks.
+ */
+static void ages_upto(struct base_run *br, size_t n)
+{
+	if (n <= br->n_aged)
+		return;
+	ARRAY_GROW_HUGE(br->age_of_uid, n, br->cap_aged);
+	for (; br->n_aged < n; br->n_aged++)
+		br->age_of_uid[br->n_aged] = user_age(br, br->n_aged);
+}
+
+/*
+ * Collects the complete days of users installed by as_of; counts the rest.
+ * uid is a user's, read already (data_source_users_and_days).
+ */
 static int collect_user_day(void *opaque, int64_t uid, int64_t day, double revenue,
 			    int64_t events, int64_t purchases)
 {
 	struct base_run *br = opaque;
 
-	if (uid < 1 || (size_t)uid > br->users->n || br->age_of_uid[uid - 1] < 0 ||
-	    br->age_of_uid[uid - 1] >= br->younger_than)
+	ages_upto(br, (size_t)uid);
+	if (br->age_of_uid[uid - 1] < 0 || br->age_of_uid[uid - 1] >= br->younger_than)
 		return 0;
 	if (day >= br->age_of_uid[uid - 1]) {
 		br->stats.user_days_after_as_of++;
@@ -455,8 +487,12 @@ static size_t count_mode_rows(struct base_run *br)
 		return held_out_rows(br, NULL);
 	br->first_row = xmalloc((br->users->n + 1) * sizeof(size_t));
 	br->first_row[0] = 0;
+	/* Each user's count is its own, so they are counted in parallel, then summed in order. */
+#pragma omp parallel for num_threads(config_jobs(br->cfg)) schedule(static)
 	for (size_t u = 0; u < br->users->n; u++)
-		br->first_row[u + 1] = br->first_row[u] + user_rows(br, NULL, 0, u);
+		br->first_row[u + 1] = user_rows(br, NULL, 0, u);
+	for (size_t u = 0; u < br->users->n; u++)
+		br->first_row[u + 1] += br->first_row[u];
 	return br->first_row[br->users->n];
 }
 
@@ -774,7 +810,7 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 			    struct attr_encoding **out_attrs, size_t *out_n_attrs,
 			    struct feature_base_stats *out_stats, struct ltv_err *err)
 {
-	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode,
+	struct base_run br = { .cfg = cfg, .as_of = as_of, .mode = mode, .cohorts = cohorts,
 			       .younger_than = mode == FEATURE_ROWS_AT_AGE ? younger_than : INT64_MAX,
 			       .err = err };
 	struct row_cols cols;
@@ -792,21 +828,13 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 
 	assert(cfg->features.horizons.n <= MAX_HORIZONS);
 	frame_init(out, 0);
-	ret = data_source_users(src, &br.owned_users, &br.users, err);
+	ret = data_source_users_and_days(src, config_jobs(cfg), &br.owned_users, &br.users,
+					 collect_user_day, &br, err);
 	if (ret < 0)
-		return ret;
-	br.age_of_uid = xmalloc((br.users->n ? br.users->n : 1) * sizeof(int64_t));
-	for (size_t u = 0; u < br.users->n; u++) {
-		assert(br.users->uid[u] == (int64_t)u + 1); /* the registry numbers users 1..n */
-		br.age_of_uid[u] = br.users->install_time[u] <= as_of
-				   ? complete_days(br.users->install_time[u], as_of) : -1;
-		/* Another shard's cohort: read like a user not yet installed, so never. */
-		if (cohorts && !shard_keeps_cohort(cohorts, br.users->app_id[u], br.users->campaign[u])) {
-			br.age_of_uid[u] = -1;
-			continue;
-		}
+		goto out;
+	ages_upto(&br, br.users->n);
+	for (size_t u = 0; u < br.users->n; u++)
 		n_installed += br.age_of_uid[u] >= 0;
-	}
 	br.stats.users_after_as_of = (int64_t)(br.users->n - n_installed);
 	if (n_installed == 0 && cohorts && cohorts->count > 0) {
 		char spec[32];
@@ -822,10 +850,9 @@ int feature_build_base_from(const struct data_source *src, const struct config *
 			      time_format_iso8601(as_of, iso, sizeof(iso)));
 		goto out;
 	}
-	ret = data_source_user_days_each(src, collect_user_day, &br, err);
-	if (ret < 0)
-		goto out;
 	br.hash_of_uid = xmalloc((br.users->n ? br.users->n : 1) * sizeof(uint64_t));
+	/* Each user's own (the run's threads are idle here: 1,000,000 strings hashed). */
+#pragma omp parallel for num_threads(config_jobs(cfg)) schedule(static)
 	for (size_t u = 0; u < br.users->n; u++)
 		br.hash_of_uid[u] = user_hash(br.users->user_id[u]);
 	group_days(&br);

@@ -164,6 +164,27 @@ int data_source_user_days_each(const struct data_source *s, user_day_fn fn, void
 	return 0;
 }
 
+int data_source_users_and_days(const struct data_source *s, int threads, struct user_table *owned,
+				const struct user_table **out, user_day_fn fn, void *ctx,
+				struct ltv_err *err)
+{
+	memset(owned, 0, sizeof(*owned));
+	if (!s->mem) {
+		*out = owned;
+		return registry_users_and_days(s->reg, threads, owned, fn, ctx, err);
+	}
+	*out = &s->mem->users;
+	for (size_t i = 0; i < s->mem->n_days; i++) {
+		const struct user_day_row *d = &s->mem->days[i];
+		int ret = d->uid < 1 || (uint64_t)d->uid > s->mem->users.n ? 0 :
+			  fn(ctx, d->uid, d->day, d->revenue, d->events, d->purchases);
+
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int data_source_max_event_time(const struct data_source *s, int64_t *out, struct ltv_err *err)
 {
 	char *value = NULL;

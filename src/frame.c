@@ -347,6 +347,20 @@ void frame_compact(struct frame *f)
 		compact_column(f, j);
 }
 
+void frame_compact_threads(struct frame *f, int threads)
+{
+	if (threads <= 1) {
+		frame_compact(f);
+		return;
+	}
+	/* The one thing the columns share, made before they part (all zero: none packed). */
+	if (!f->packed && f->n_cols)
+		f->packed = xcalloc(f->n_cols, sizeof(*f->packed));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+	for (size_t j = 0; j < f->n_cols; j++)
+		compact_column(f, j);
+}
+
 /* Column j as doubles: a packed one widened once (see widened above). */
 static double *column_doubles(const struct frame *f, size_t j)
 {
@@ -488,11 +502,40 @@ static void put_hash(void *arg, const void *p, size_t n)
 
 void frame_hash(const struct frame *f, struct hasher *h)
 {
-	hasher_add_i64(h, (int64_t)f->n_rows);
-	for (size_t j = 0; j < f->n_cols; j++) {
+	frame_hash_part(f, 0, f->n_cols, h);
+}
+
+void frame_hash_part(const struct frame *f, size_t from, size_t to, struct hasher *h)
+{
+	if (from == 0)
+		hasher_add_i64(h, (int64_t)f->n_rows);
+	for (size_t j = from; j < to; j++) {
 		hasher_add_str(h, f->names[j]);
 		column_bytes(f, j, put_hash, h);
 	}
+}
+
+struct frame frame_view_first(const struct frame *f, size_t n)
+{
+	struct frame v = { .n_rows = f->n_rows, .n_cols = n };
+
+	v.names = xmalloc((n ? n : 1) * sizeof(char *));
+	v.cols = xmalloc((n ? n : 1) * sizeof(double *));
+	memcpy(v.names, f->names, n * sizeof(char *));
+	memcpy(v.cols, f->cols, n * sizeof(double *));
+	if (f->packed) {
+		v.packed = xmalloc((n ? n : 1) * sizeof(*v.packed));
+		memcpy(v.packed, f->packed, n * sizeof(*v.packed));
+	}
+	return v;
+}
+
+void frame_view_release(struct frame *v)
+{
+	free(v->names);
+	free(v->cols);
+	free(v->packed);
+	memset(v, 0, sizeof(*v));
 }
 
 /*

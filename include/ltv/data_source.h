@@ -102,6 +102,16 @@ int data_source_users(const struct data_source *s, struct user_table *owned,
 int data_source_user_days_each(const struct data_source *s, user_day_fn fn, void *ctx,
 			       struct ltv_err *err);
 
+/*
+ * data_source_users, then data_source_user_days_each, but a user-day whose
+ * uid is not a user's is not passed to fn; from a registry, the two are read
+ * at once on `threads` threads (registry_users_and_days: fn may read the
+ * columns of users 1..uid, never (*out)->n, till this returns).
+ */
+int data_source_users_and_days(const struct data_source *s, int threads, struct user_table *owned,
+				const struct user_table **out, user_day_fn fn, void *ctx,
+				struct ltv_err *err);
+
 /* The latest event time ingested; LTV_ENOTFOUND when there is none. */
 int data_source_max_event_time(const struct data_source *s, int64_t *out, struct ltv_err *err);
 

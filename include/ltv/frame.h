@@ -93,6 +93,12 @@ struct frame_col frame_col_at_index(const struct frame *f, size_t j);
  */
 void frame_compact(struct frame *f);
 /*
+ * frame_compact with the columns packed on up to `threads` threads (each
+ * column its own, so the same frame): the features stage packs its ten
+ * encoding columns, 1,000,000 rows each, between its serial steps.
+ */
+void frame_compact_threads(struct frame *f, int threads);
+/*
  * A column built block by block and packed as it comes, as frame_compact
  * would pack the whole (same codes in the same order, same floats): the
  * features stage fills its rows a block at a time into one reused buffer
@@ -128,6 +134,19 @@ void column_packer_release(struct column_packer *p);
 size_t frame_bytes(const struct frame *f);
 /* Adds every column's name and bytes to h (the artefact's content hash). */
 void frame_hash(const struct frame *f, struct hasher *h);
+/*
+ * frame_hash in parts: columns from..to - 1 (from 0: the row count first),
+ * so that frame_hash_part(f, 0, k) then frame_hash_part(f, k, n_cols) add
+ * what frame_hash adds.
+ */
+void frame_hash_part(const struct frame *f, size_t from, size_t to, struct hasher *h);
+/*
+ * f's first n columns as a frame with arrays of its own, the columns'
+ * memory borrowed: read it on one thread while another adds columns to f
+ * (frame_add_column moves f's arrays). Free it with frame_view_release only.
+ */
+struct frame frame_view_first(const struct frame *f, size_t n);
+void frame_view_release(struct frame *v);
 
 /*
  * Stores every column under artefact_id (inside the stage's transaction), as

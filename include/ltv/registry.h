@@ -324,7 +324,9 @@ struct user_table {
 	/*
 	 * registry_users_load packs the strings into these blocks (a million
 	 * users' four strings each were four million allocations, a third of
-	 * features' time); none: each string is its own allocation.
+	 * features' time), users with the same app, campaign or attributes
+	 * sharing one read-only copy of it; none: each string is its own
+	 * allocation.
 	 */
 	char **text_blocks;
 	size_t n_text_blocks;
@@ -350,6 +352,19 @@ void user_table_free_arrays(struct user_table *t);
 typedef int (*user_day_fn)(void *ctx, int64_t uid, int64_t day, double revenue,
 			   int64_t events, int64_t purchases);
 int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err);
+
+/*
+ * registry_users_load into *users and registry_user_days_each to fn at once:
+ * with threads > 1 the users are read from SQLite on a thread of their own
+ * while this one decodes the user-days (their blocks read first), so the two
+ * reads take the longer one's time, not their sum. fn is called for a
+ * user-day of uid only once users 1..uid are in *users: it may read their
+ * columns (users->n only after this returns); a user-day whose uid is not a
+ * user's is not passed on. On failure *users is released (zeroed), and a
+ * users' error is returned before a user-days' one, as the two calls in turn.
+ */
+int registry_users_and_days(struct registry *reg, int threads, struct user_table *users,
+			    user_day_fn fn, void *ctx, struct ltv_err *err);
 
 /* ---- campaign tiers (a table people query with sqlite3) ---- */
 

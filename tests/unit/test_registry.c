@@ -1109,11 +1109,93 @@ static void test_users_load_packs_strings(void **state)
 	test_scratch_free(dir);
 }
 
+/* What registry_users_and_days passed on, checked against the users read so far. */
+struct seen_days {
+	const struct user_table *users;
+	struct user_day_row rows[64];
+	size_t n;
+	int user_missing; /* a user-day came before its user's columns were in */
+};
+
+static int see_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
+		   int64_t purchases)
+{
+	struct seen_days *s = ctx;
+
+	/* Its user's columns are in: the install time the test gave user uid. */
+	s->user_missing |= s->users->install_time[uid - 1] != 5000 + uid;
+	if (s->n < 64)
+		s->rows[s->n] = (struct user_day_row){ uid, day, revenue, events, purchases };
+	s->n++;
+	return 0;
+}
+
+/*
+ * registry_users_and_days on one thread and on two gives the users of
+ * registry_users_load and the user-days of registry_user_days_each, minus
+ * the day of a uid past the last user, and passes a user-day on only once its
+ * user's columns can be read (users past USERS_AHEAD + USERS_PUBLISH, so
+ * that the two threads meet midway): users 3 and 79,000 have days, as has
+ * uid 90,000 of no user, and uid 79,000's come in two blocks (an
+ * append-mode ingest), summed.
+ */
+static void test_users_and_days_at_once(void **state)
+{
+	enum { N = 80000 };
+	char *dir = NULL, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct user_row *rows = xcalloc(N, sizeof(*rows));
+	char (*ids)[16] = xcalloc(N, sizeof(*ids));
+	const struct user_day_row first[] = { { 3, 0, 1.5, 2, 1 }, { 79000, 4, 2.0, 1, 1 },
+					      { 90000, 1, 9.0, 1, 0 } };
+	const struct user_day_row second[] = { { 79000, 4, 0.5, 3, 0 }, { 79000, 6, 1.0, 1, 0 } };
+	struct ltv_err err = { 0 };
+	int64_t id;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "u%d", i);
+		rows[i] = (struct user_row){ i + 1, ids[i], "app", "camp", 5001 + i, 1.0, NULL };
+	}
+	start_run(reg, "r1");
+	id = commit_artefact(reg, "r1", "ingest", "fp", "h", NULL, 0, NULL, 0, NULL);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_users_insert(reg, rows, N, id, &err), 0);
+	assert_int_equal(registry_user_days_add(reg, first, 3, &err), 0);
+	assert_int_equal(registry_user_days_add(reg, second, 2, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	for (int threads = 1; threads <= 2; threads++) {
+		struct user_table t;
+		struct seen_days s = { .users = &t };
+
+		if (registry_users_and_days(reg, threads, &t, see_day, &s, &err) != 0)
+			fail_msg("registry_users_and_days: %s", err.msg);
+		assert_int_equal(t.n, N);
+		assert_int_equal(t.uid[N - 1], N);
+		assert_string_equal(t.user_id[N - 1], ids[N - 1]);
+		assert_false(s.user_missing);
+		assert_int_equal(s.n, 3);
+		assert_int_equal(s.rows[0].uid, 3);
+		assert_int_equal(s.rows[1].uid, 79000);
+		assert_int_equal(s.rows[1].day, 4);
+		assert_true(s.rows[1].revenue == 2.5);
+		assert_int_equal(s.rows[1].events, 4);
+		assert_int_equal(s.rows[2].day, 6);
+		user_table_release(&t);
+	}
+	registry_close(reg);
+	free(rows);
+	free(ids);
+	free(path);
+	test_scratch_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_creates_wal_registry),
 		cmocka_unit_test(test_users_load_packs_strings),
+		cmocka_unit_test(test_users_and_days_at_once),
 		cmocka_unit_test(test_open_readonly_missing),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_versions_lineage_current),
