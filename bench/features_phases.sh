@@ -20,20 +20,15 @@ set -euo pipefail
 runs=$1 trained=$(realpath "$2") data=$(realpath "$3")
 shift 3
 bench_scratch features-phases
-names=()
 cleanup() {
-	for n in "${names[@]}"; do perf probe -q -d "probe_ltvpipe:${n}_*" 2>/dev/null || true; done
+	bench_probes_remove
 	rm -rf "$scratch"
 }
 trap cleanup EXIT
 k=0
 for b in "$@"; do
-	n=fp$$_$k
-	names+=("$n")
-	b=$(bench_binary "$b")
-	perf probe -q -x "$b" --add "${n}_fb=feature_build_base_from" --add "${n}_fbr=feature_build_base_from%return" \
-		--add "${n}_fc=features_complete" --add "${n}_fcr=features_complete%return"
-	echo "$n $b" >>"$scratch/bins"
+	bench_probes_add "fp$$_$k" "$(bench_binary "$b")" fb=feature_build_base_from \
+		fbr=feature_build_base_from%return fc=features_complete fcr=features_complete%return
 	k=$((k + 1))
 done
 ln -s "$data" "$scratch/data"

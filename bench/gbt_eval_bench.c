@@ -24,6 +24,7 @@
 
 #include "ltv/gbt_eval.h"
 #include "ltv/gbt_forest.h"
+#include "ltv/rng.h"
 
 static double thread_cpu(void)
 {
@@ -37,11 +38,7 @@ static uint64_t rng_state = 0x510e527fade682d1ULL;
 
 static double unif(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+	return (double)(rng_splitmix64(&rng_state) >> 11) * 0x1.0p-53;
 }
 
 static void make(size_t n, size_t k, float **out_x, float **out_y)

@@ -118,3 +118,26 @@ bench_awk_median='
 			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}'
+
+# bench_probes_add PREFIX BINARY SPEC...: perf uprobes on BINARY named
+# PREFIX_SPEC (SPEC as perf probe --add takes it: "fb=feature_build_base_from",
+# "fbr=feature_build_base_from%return"), and "PREFIX BINARY" appended to
+# $scratch/bins; bench_probes_remove deletes every prefix's probes (call it
+# from the caller's EXIT trap). Needs root and the binary's -g symbols.
+bench_probe_prefixes=()
+bench_probes_add() {
+	local prefix=$1 bin=$2 spec args=()
+
+	shift 2
+	for spec in "$@"; do args+=(--add "${prefix}_$spec"); done
+	perf probe -q -x "$bin" "${args[@]}"
+	bench_probe_prefixes+=("$prefix")
+	echo "$prefix $bin" >>"$scratch/bins"
+}
+bench_probes_remove() {
+	local prefix
+
+	for prefix in "${bench_probe_prefixes[@]}"; do
+		perf probe -q -d "probe_ltvpipe:${prefix}_*" 2>/dev/null || true
+	done
+}

@@ -20,31 +20,25 @@
 # (text_ahead, the frame's dictionary cache; scorepredict, session 15: the
 # prediction's jobs taken by whichever thread is free: README "Threads and performance").
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n 2p "$0" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 3 ] || bench_usage "RUNS DIR LTVPIPE [LTVPIPE...]"
 runs=$1 dir=$(realpath "$2")
 shift 2
-root=$(cd "$(dirname "$0")/.." && pwd)
-out=$(mktemp -d "${TMPDIR:-/tmp}/score-phases.XXXXXX")
-names=()
+bench_scratch score-phases
 cleanup() {
-	for n in "${names[@]}"; do perf probe -q -d "probe_ltvpipe:${n}_*" 2>/dev/null || true; done
-	rm -rf "$out"
+	bench_probes_remove
+	rm -rf "$scratch"
 }
 trap cleanup EXIT
 k=0
 for b in "$@"; do
-	n=sp$$_$k
-	names+=("$n")
-	b=$(realpath "$b")
-	perf probe -q -x "$b" --add "${n}_fb=feature_build_base_from" --add "${n}_fbr=feature_build_base_from%return" \
-		--add "${n}_swo=score_write_outputs" --add "${n}_osc=output_set_commit" \
-		--add "${n}_oscr=output_set_commit%return" \
-		--add "${n}_swp=serving_predict_with" --add "${n}_swpr=serving_predict_with%return"
-	echo "$n $b" >>"$out/bins"
+	bench_probes_add "sp$$_$k" "$(bench_binary "$b")" fb=feature_build_base_from \
+		fbr=feature_build_base_from%return swo=score_write_outputs osc=output_set_commit \
+		oscr=output_set_commit%return swp=serving_predict_with swpr=serving_predict_with%return
 	k=$((k + 1))
 done
 echo "score_phases: $runs runs of $# binaries on $dir; load $(cut -d' ' -f1-3 /proc/loadavg)"
-export OUT_DIR=$out ROOT=$root DIR=$dir RUNS=$runs
+export OUT_DIR=$scratch ROOT=$root DIR=$dir RUNS=$runs
 setsid bash -c 'echo -15 >/proc/self/autogroup
 for ((r = 1; r <= RUNS; r++)); do
 	while read -r n b; do
@@ -57,12 +51,11 @@ for ((r = 1; r <= RUNS; r++)); do
 			END { printf "%s %.3f %.3f %.3f %.3f\n", b, T[n "_fbr__return"] - T[n "_fb"], T[n "_osc"] - T[n "_swo"],
 				T[n "_oscr__return"] - T[n "_osc"], T[n "_swpr__return"] - T[n "_swp"] }'"'"'
 	done <"$OUT_DIR/bins"
-done' | tee "$out/runs" | awk '{ printf "score_phases: %s: frame %.3f s, predict %.3f s, outputs %.3f s, commit %.3f s\n", $1, $2, $5, $3, $4 }'
+done' | tee "$scratch/runs" | awk '{ printf "score_phases: %s: frame %.3f s, predict %.3f s, outputs %.3f s, commit %.3f s\n", $1, $2, $5, $3, $4 }'
 echo "score_phases: medians:"
 while read -r n b; do
-	printf '  %s: frame %s s, predict %s s, outputs %s s, commit %s s\n' "$b" \
-		"$(awk -v b="$b" '$1 == b { print $2 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
-		"$(awk -v b="$b" '$1 == b { print $5 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
-		"$(awk -v b="$b" '$1 == b { print $3 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
-		"$(awk -v b="$b" '$1 == b { print $4 }' "$out/runs" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
-done <"$out/bins"
+	awk -v b="$b" "$bench_awk_median"'
+		$1 == b { k++; f[k] = $2; o[k] = $3; c[k] = $4; p[k] = $5 }
+		END { printf "  %s: frame %.3f s, predict %.3f s, outputs %.3f s, commit %.3f s\n", b,
+			median(f, k), median(p, k), median(o, k), median(c, k) }' "$scratch/runs"
+done <"$scratch/bins"

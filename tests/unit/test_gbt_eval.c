@@ -14,6 +14,7 @@
 #include "ltv/gbt.h"
 #include "ltv/gbt_eval.h"
 #include "ltv/gbt_forest.h"
+#include "ltv/rng.h"
 
 #define N_FEATURES 5
 #define N_TRAIN 6000
@@ -24,11 +25,7 @@ static uint64_t rng_state = 0x3c6ef372fe94f82bULL;
 
 static double unif(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+	return (double)(rng_splitmix64(&rng_state) >> 11) * 0x1.0p-53;
 }
 
 /* 10% missing, integers (ties with split conditions), huge and tiny values. */

@@ -11,6 +11,7 @@
 
 #include "ltv/gbt.h"
 #include "ltv/gbt_forest.h"
+#include "ltv/rng.h"
 
 #define N_FEATURES 6
 
@@ -18,11 +19,7 @@ static uint64_t rng_state = 0x6a09e667f3bcc908ULL;
 
 static double unif(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+	return (double)(rng_splitmix64(&rng_state) >> 11) * 0x1.0p-53;
 }
 
 /* Rows with 15% missing values, a few integers (ties with split conditions) and wide ranges. */
