@@ -535,7 +535,7 @@ static int injected_fault(const char *stage, struct ltv_err *err)
  * from the bytes it reads anyway (0.17 s of a 1.9 s ingest at a million
  * users went to reading 478 MB first) and the fingerprint is completed before
  * the commit (complete_fingerprint): the same value, computed later.
- * A dry run prints the fingerprint, so it hashes first as before.
+ * A dry run runs no stage that could hash them: it hashes first, as before.
  */
 static int resolve_files(struct run_state *rs, const struct stage *s, struct ltv_err *err)
 {
