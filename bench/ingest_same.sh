@@ -5,7 +5,7 @@
 # runs every stage): runs `ltvpipe run --only ingest` with both binaries on
 # one generated sample and compares what ingest wrote, row for row: the users
 # table, every user-day block (its bytes), max_event_time, the rejects file
-# and the stage's metrics. Exits 1 when anything differs.
+# and the stage's fingerprint, config text, content hash and metrics. Exits 1 when anything differs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 3 ] || bench_usage "BIN_BEFORE BIN_AFTER USERS [ORDER] [--set K=V ...]"
@@ -20,7 +20,7 @@ for side in before after; do
 		sqlite3 "$reg" "select uid, user_id, app_id, campaign, install_time, quote(cost), attributes from users order by uid"
 		sqlite3 "$reg" "select uid_min, uid_max, n_rows, hex(data) from user_day_blocks order by uid_min"
 		sqlite3 "$reg" "select value from meta where key = 'max_event_time'"
-		sqlite3 "$reg" "select content_hash, metrics from artefacts where name = 'ingest'" | sed 's/"rejects_file":"[^"]*"//'
+		sqlite3 "$reg" "select fingerprint, config, content_hash, metrics from artefacts where name = 'ingest'" | sed 's/"rejects_file":"[^"]*"//'
 		cat "$scratch/$side"/rejects/*.csv 2>/dev/null || true
 	} | md5sum | cut -d' ' -f1 >"$scratch/$side.sum"
 done

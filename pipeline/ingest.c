@@ -361,14 +361,16 @@ static int on_user(void *arg, const struct user_row *u, size_t line, struct ltv_
 	return 0;
 }
 
-static int ingest_file(struct ingest *in, const struct input_file *file, struct ltv_err *err)
+/* Loads one file; a file without its hash yet gets it from the bytes the parse reads. */
+static int ingest_file(struct ingest *in, struct input_file *file, struct ltv_err *err)
 {
 	int64_t rows, rejected;
 	int ret;
 
 	if (file->kind == INPUT_EVENTS)
 		user_writer_finish(in->writer);
-	ret = ingest_parse_file(&in->p, file->path, file->kind, &rows, &rejected, err);
+	ret = ingest_parse_file_hashed(&in->p, file->path, file->kind, &rows, &rejected,
+				       file->hash[0] ? NULL : file->hash, err);
 
 	/* The users writer may still be inserting this file's users: see struct user_writer. */
 	if (ret == 0)
@@ -567,16 +569,34 @@ static int count_ingested_files(struct stage_ctx *ctx, int64_t *out)
 	return ret;
 }
 
+/*
+ * The runner's files without hashes, for a registry that has loaded no file
+ * yet: there is nothing a file could be skipped or refused by, and each is
+ * hashed as it is read. Had the registry loaded files after all, they are
+ * hashed now, before anything is compared.
+ */
+static int hash_unless_first(struct stage_ctx *ctx, struct input_files *files, int64_t loaded)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < files->n && ret == 0 && loaded > 0; i++)
+		if (!files->v[i].hash[0])
+			ret = hash_file_hex(files->v[i].path, files->v[i].hash, &ctx->err);
+	return ret;
+}
+
 int stage_ingest_run(struct stage_ctx *ctx)
 {
 	struct ingest in = { .ctx = ctx };
-	struct input_files files = { 0 };
+	struct input_files own = { 0 };
+	struct input_files *fl = ctx->unhashed_files ? ctx->unhashed_files : &own;
 	int64_t artefact_id = 0;
 	int replace = strcmp(ctx->cfg->ingest.mode, "replace") == 0;
-	int ret;
+	int ret = 0;
 
 	ingest_parse_init(&in.p, ctx->cfg, &ctx->shard, on_user, &in);
-	ret = input_files_resolve_in(ctx->cfg, ctx->reg, &files, &ctx->err);
+	if (!ctx->unhashed_files)
+		ret = input_files_resolve_in(ctx->cfg, ctx->reg, &own, &ctx->err);
 	if (ret == 0)
 		ret = ingest_parse_open(&in.p, ctx->run_id, &ctx->err);
 	if (ret == 0)
@@ -587,23 +607,27 @@ int stage_ingest_run(struct stage_ctx *ctx)
 	ret = replace ? registry_data_clear(ctx->reg, &ctx->err) : load_known_users(&in, &ctx->err);
 	if (ret == 0)
 		ret = count_ingested_files(ctx, &in.file_ordinal);
-	for (size_t i = 0; i < files.n && ret == 0; i++) {
+	if (ret == 0)
+		ret = hash_unless_first(ctx, fl, in.file_ordinal);
+	for (size_t i = 0; i < fl->n && ret == 0; i++) {
 		in.file_ordinal++;
-		int seen = registry_file_ingested(ctx->reg, files.v[i].hash, &ctx->err);
+		/* No hash yet: the registry has loaded no file (hash_unless_first). */
+		int seen = fl->v[i].hash[0] ? registry_file_ingested(ctx->reg, fl->v[i].hash,
+								     &ctx->err) : 0;
 
 		if (seen < 0) {
 			ret = seen;
 		} else if (!seen && !replace) {
-			ret = refuse_changed_file(ctx, &files.v[i]);
+			ret = refuse_changed_file(ctx, &fl->v[i]);
 		}
 		if (ret < 0) {
 			break;
 		} else if (seen) {
-			LOG(LOG_INFO, "%s: already ingested (content %.12s), skipped", files.v[i].path,
-			    files.v[i].hash);
+			LOG(LOG_INFO, "%s: already ingested (content %.12s), skipped", fl->v[i].path,
+			    fl->v[i].hash);
 			in.files_skipped++;
 		} else {
-			ret = ingest_file(&in, &files.v[i], &ctx->err);
+			ret = ingest_file(&in, &fl->v[i], &ctx->err);
 			in.files_loaded++;
 		}
 	}
@@ -623,7 +647,7 @@ out:
 	ingest_parse_release(&in.p);
 	free(in.user_pos);
 	user_writer_free(in.writer);
-	input_files_release(&files);
+	input_files_release(&own);
 	return ret;
 }
 

@@ -13,27 +13,52 @@
 #include "ltv/input_files.h"
 #include "ltv/registry.h"
 
+/* The stat a recorded hash is trusted by: device, inode, size, mtime to the nanosecond. */
+static void stamp_of(const struct stat *st, char *stamp, size_t size)
+{
+	snprintf(stamp, size, "%llu %llu %lld %lld.%09ld", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino, (long long)st->st_size,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+}
+
+/*
+ * Records hash as the content of the file with this stat (best effort: a
+ * registry that cannot take the write just hashes next time). A file
+ * modified in the last two seconds could change again within the clock's
+ * granularity keeping its mtime ("racy git"): not recorded.
+ */
+static void record_hash(struct registry *reg, const char *path, const char *stamp,
+			int64_t mtime_sec, const char *hash)
+{
+	struct ltv_err ignored = { 0 };
+	char *key, value[INPUT_STAMP_LEN + HASH_HEX_LEN];
+
+	if (mtime_sec + 2 >= (int64_t)time(NULL))
+		return;
+	key = xasprintf("input_file_hash:%s", path);
+	snprintf(value, sizeof(value), "%s %s", stamp, hash);
+	(void)registry_meta_set(reg, key, value, &ignored);
+	free(key);
+}
+
 /*
  * A file's content hash, reused from the registry's meta table while the
  * file's device, inode, size and modification time (to the nanosecond) are
  * the ones recorded with it, as make and git trust a file's stat. Hashing the
  * input files was most of a no-op run (0.5 GB of CSV at a million users).
- * Without a registry, or when the file changed, it is hashed and recorded
- * (best effort: a registry that cannot take the write just hashes next time).
+ * Without a registry, or when the file changed, it is hashed and recorded.
  */
 static int file_hash(struct registry *reg, const char *path, char hash[HASH_HEX_LEN],
 		     struct ltv_err *err)
 {
 	struct stat st;
-	char *key, *old = NULL, stamp[128], value[128 + HASH_HEX_LEN];
+	char *key, *old = NULL, stamp[INPUT_STAMP_LEN];
 	struct ltv_err ignored = { 0 };
 	int ret;
 
 	if (!reg || stat(path, &st) != 0)
 		return hash_file_hex(path, hash, err);
-	snprintf(stamp, sizeof(stamp), "%llu %llu %lld %lld.%09ld", (unsigned long long)st.st_dev,
-		 (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-		 st.st_mtim.tv_nsec);
+	stamp_of(&st, stamp, sizeof(stamp));
 	key = xasprintf("input_file_hash:%s", path);
 	if (registry_meta_get(reg, key, &old, &ignored) == 0 && old &&
 	    strncmp(old, stamp, strlen(stamp)) == 0 && old[strlen(stamp)] == ' ' &&
@@ -44,16 +69,33 @@ static int file_hash(struct registry *reg, const char *path, char hash[HASH_HEX_
 		return 0;
 	}
 	free(old);
-	ret = hash_file_hex(path, hash, err);
-	/* A file modified in the last two seconds could change again within the
-	 * clock's granularity keeping its mtime ("racy git"): not recorded. */
-	if (ret == 0 && st.st_mtim.tv_sec + 2 < time(NULL)) {
-		snprintf(value, sizeof(value), "%s %s", stamp, hash);
-		(void)registry_meta_set(reg, key, value, &ignored);
-	}
 	free(key);
+	ret = hash_file_hex(path, hash, err);
+	if (ret == 0)
+		record_hash(reg, path, stamp, (int64_t)st.st_mtim.tv_sec, hash);
 	return ret;
 }
+
+/* For a hash taken later (input_files_record_hash): the stat before the file is read. */
+static void take_stamp(struct input_file *f)
+{
+	struct stat st;
+
+	f->stamp[0] = '\0';
+	if (stat(f->path, &st) != 0)
+		return;
+	stamp_of(&st, f->stamp, sizeof(f->stamp));
+	f->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+}
+
+void input_files_record_hash(struct registry *reg, const struct input_file *f)
+{
+	if (f->stamp[0] && f->hash[0])
+		record_hash(reg, f->path, f->stamp, f->mtime_sec, f->hash);
+}
+
+/* When add_pattern hashes the files. */
+enum { HASH_NEVER, HASH_NOW, HASH_LATER };
 
 static int add_pattern(struct registry *reg, int hash, struct input_files *files, size_t *cap,
 		       const char *pattern, const char *key, enum input_kind kind,
@@ -82,7 +124,10 @@ static int add_pattern(struct registry *reg, int hash, struct input_files *files
 		f->kind = kind;
 		files->n++;
 		f->hash[0] = '\0';
-		ret = hash ? file_hash(reg, f->path, f->hash, err) : 0;
+		f->stamp[0] = '\0';
+		if (hash == HASH_LATER)
+			take_stamp(f);
+		ret = hash == HASH_NOW ? file_hash(reg, f->path, f->hash, err) : 0;
 		if (ret < 0)
 			goto out;
 	}
@@ -97,7 +142,7 @@ int input_files_resolve(const struct config *cfg, struct input_files *out, struc
 	return input_files_resolve_in(cfg, NULL, out, err);
 }
 
-/* The matches of input.users, then of input.events; their hashes when hash is set. */
+/* The matches of input.users, then of input.events; their hashes as hash says. */
 static int resolve(const struct config *cfg, struct registry *reg, int hash,
 		   struct input_files *out, struct ltv_err *err)
 {
@@ -118,12 +163,18 @@ static int resolve(const struct config *cfg, struct registry *reg, int hash,
 int input_files_resolve_in(const struct config *cfg, struct registry *reg,
 			   struct input_files *out, struct ltv_err *err)
 {
-	return resolve(cfg, reg, 1, out, err);
+	return resolve(cfg, reg, HASH_NOW, out, err);
+}
+
+int input_files_resolve_unhashed(const struct config *cfg, struct input_files *out,
+				 struct ltv_err *err)
+{
+	return resolve(cfg, NULL, HASH_LATER, out, err);
 }
 
 int input_files_expand(const struct config *cfg, struct input_files *out, struct ltv_err *err)
 {
-	return resolve(cfg, NULL, 0, out, err);
+	return resolve(cfg, NULL, HASH_NEVER, out, err);
 }
 
 int input_files_check_readable(const struct input_files *files, struct ltv_err *err)

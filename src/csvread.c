@@ -32,6 +32,7 @@
 
 #include "ltv/bqueue.h"
 #include "ltv/csvread.h"
+#include "ltv/hash.h"
 
 #define CSV_CHUNK (64 * 1024)
 
@@ -89,6 +90,7 @@ struct csv_reader {
 	char *path;
 	FILE *f;
 	gzFile gz;  /* a gzip file, read through zlib instead of f */
+	struct hasher *raw_hash; /* csv_reader_hash_raw: fed every byte fread returns */
 	const unsigned char *cls; /* the fast path's byte classes for this delimiter */
 	unsigned char delim;
 	unsigned char own_cls[256];
@@ -319,6 +321,8 @@ static long read_chunk(struct csv_reader *r)
 
 		if (got == 0 && ferror(r->f))
 			return reader_fail(r, LTV_EIO, "cannot read '%s': %s", r->path, strerror(errno));
+		if (r->raw_hash)
+			hasher_update(r->raw_hash, r->chunk, got);
 		return (long)got;
 	}
 	n = gzread(r->gz, r->chunk, CSV_CHUNK);
@@ -1096,18 +1100,51 @@ static void rec_buf_free(struct rec_buf *b)
 	free(b->queue);
 }
 
+/* Stops the read-ahead thread wherever it waits; batches not given back are the pool's still. */
+static void stop_read_ahead(struct csv_reader *r)
+{
+	if (!r->ra_running)
+		return;
+	bqueue_close(&r->free_bufs);
+	bqueue_close(&r->full_bufs);
+	pthread_join(r->ra_thread, NULL);
+	bqueue_release(&r->free_bufs);
+	bqueue_release(&r->full_bufs);
+	r->ra_running = 0;
+}
+
+void csv_reader_hash_raw(struct csv_reader *r, struct hasher *h)
+{
+	r->raw_hash = h;
+}
+
+int csv_reader_raw_hash_hex(struct csv_reader *r, char out_hex[HASH_HEX_LEN], struct ltv_err *err)
+{
+	unsigned char *buf;
+	size_t n;
+	int read_errno;
+
+	/* zlib reads the compressed bytes itself: hashing them is a read of its own (small files). */
+	if (r->gz || !r->raw_hash)
+		return hash_file_hex(r->path, out_hex, err);
+	/* After the thread, nothing reads f: the bytes the parse did not need follow in order. */
+	stop_read_ahead(r);
+	buf = xmalloc(CSV_CHUNK);
+	while ((n = fread(buf, 1, CSV_CHUNK, r->f)) > 0)
+		hasher_update(r->raw_hash, buf, n);
+	read_errno = ferror(r->f) ? errno : 0;
+	free(buf);
+	if (read_errno)
+		return err_set(err, LTV_EIO, "cannot read '%s': %s", r->path, strerror(read_errno));
+	hasher_hex(r->raw_hash, out_hex);
+	return 0;
+}
+
 void csv_reader_free(struct csv_reader *r)
 {
 	if (!r)
 		return;
-	if (r->ra_running) {
-		/* Stops the thread wherever it waits; batches not given back are the pool's still. */
-		bqueue_close(&r->free_bufs);
-		bqueue_close(&r->full_bufs);
-		pthread_join(r->ra_thread, NULL);
-		bqueue_release(&r->free_bufs);
-		bqueue_release(&r->full_bufs);
-	}
+	stop_read_ahead(r);
 	for (size_t i = 0; i < RA_BUFFERS; i++)
 		rec_buf_free(&r->pool[i]);
 	if (r->parser_ready)

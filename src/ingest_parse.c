@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/bqueue.h"
+#include "ltv/hash.h"
 #include "ltv/csvread.h"
 #include "ltv/halves.h"
 #include "ltv/ingest_parse.h"
@@ -1016,6 +1017,14 @@ static int parse_events_batched(struct ingest_parse *in, struct csv_reader *r, c
 int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind kind,
 		      int64_t *out_rows, int64_t *out_rejected, struct ltv_err *err)
 {
+	return ingest_parse_file_hashed(in, path, kind, out_rows, out_rejected, NULL, err);
+}
+
+int ingest_parse_file_hashed(struct ingest_parse *in, const char *path, enum input_kind kind,
+			     int64_t *out_rows, int64_t *out_rejected, char *out_hash,
+			     struct ltv_err *err)
+{
+	struct hasher raw = { NULL };
 	struct csv_reader *r = NULL;
 	struct columns cols = { 0 };
 	struct progress prog;
@@ -1032,6 +1041,10 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	if (!r)
 		return err->code;
 	csv_reader_set_delimiter(r, config_delimiter(in->cfg)); /* validated with the config */
+	if (out_hash) {
+		hasher_init(&raw);
+		csv_reader_hash_raw(r, &raw);
+	}
 	/*
 	 * Reading and splitting a large file on a second thread takes a third
 	 * of this thread's work off it (bench/ingest.sh); a small one is read
@@ -1153,7 +1166,10 @@ int ingest_parse_file(struct ingest_parse *in, const char *path, enum input_kind
 	*out_rows = rows;
 	*out_rejected = rows - loaded;
 	ret = check_reject_rate(in, path, rows, rows - loaded, err);
+	if (ret == 0 && out_hash)
+		ret = csv_reader_raw_hash_hex(r, out_hash, err);
 out:
+	hasher_release(&raw);
 	populate_stop(&fresh);
 	for (size_t i = 0; cols.names && i < cols.n_header; i++)
 		free(cols.names[i]);

@@ -947,6 +947,23 @@ int registry_artefact_finish(struct registry *reg, int64_t id, const char *conte
 	return ret;
 }
 
+int registry_artefact_set_fingerprint(struct registry *reg, int64_t id, const char *fingerprint,
+				      const char *config, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "UPDATE artefacts SET fingerprint = ?, config = ? WHERE id = ?", &st,
+			  err);
+
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, fingerprint);
+	bind_text(st, 2, config ? config : "");
+	sqlite3_bind_int64(st, 3, id);
+	ret = step_done(reg, st, "fingerprinting an artefact", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int registry_set_current(struct registry *reg, const char *name, int64_t id, struct ltv_err *err)
 {
 	sqlite3_stmt *st = NULL;

@@ -151,6 +151,20 @@ uint64_t csv_reader_file_size(const struct csv_reader *r);
 const char *csv_reader_path(const struct csv_reader *r);
 
 /* Closes and frees; accepts NULL. */
+/*
+ * Feeds h every byte read from the file, as it is read (on the read-ahead
+ * thread when there is one): a file's content hash for the price of hashing,
+ * without a second read. Call before the first csv_reader_next.
+ */
+struct hasher;
+void csv_reader_hash_raw(struct csv_reader *r, struct hasher *h);
+/*
+ * The file's content hash, exactly hash_file_hex's: the bytes fed so far and
+ * the rest of the file (stops the read-ahead thread; the reader is then done
+ * except for csv_reader_free). A gzip file, or one read without
+ * csv_reader_hash_raw, is hashed by hash_file_hex. 0, or LTV_EIO.
+ */
+int csv_reader_raw_hash_hex(struct csv_reader *r, char out_hex[33], struct ltv_err *err);
 void csv_reader_free(struct csv_reader *r);
 
 /*

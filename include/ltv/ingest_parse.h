@@ -126,6 +126,14 @@ void ingest_parse_known_user(struct ingest_parse *p, const char *user_id, int64_
  */
 int ingest_parse_file(struct ingest_parse *p, const char *path, enum input_kind kind,
 		      int64_t *out_rows, int64_t *out_rejected, struct ltv_err *err);
+/*
+ * The same, also writing the file's content hash into out_hash (HASH_HEX_LEN
+ * bytes), exactly hash_file_hex's, taken from the bytes the parse reads as it
+ * reads them (csv_reader_hash_raw) instead of a read of its own.
+ */
+int ingest_parse_file_hashed(struct ingest_parse *p, const char *path, enum input_kind kind,
+			     int64_t *out_rows, int64_t *out_rejected, char *out_hash,
+			     struct ltv_err *err);
 
 /*
  * The user-days of every event read, one row per (uid, day) in key order,

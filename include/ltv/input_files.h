@@ -16,10 +16,15 @@
 
 enum input_kind { INPUT_USERS, INPUT_EVENTS };
 
+#define INPUT_STAMP_LEN 128
+
 struct input_file {
 	char *path;
 	enum input_kind kind;
 	char hash[HASH_HEX_LEN];
+	/* input_files_resolve_unhashed: the file's stat before it is read ("" when stat failed) */
+	char stamp[INPUT_STAMP_LEN];
+	int64_t mtime_sec;
 };
 
 struct input_files {
@@ -41,6 +46,16 @@ int input_files_resolve_in(const struct config *cfg, struct registry *reg,
  * --users F --events F` does, where no fingerprint needs their content.
  */
 int input_files_expand(const struct config *cfg, struct input_files *out, struct ltv_err *err);
+/*
+ * The same files, hash "" for now: the one who reads them fills in each
+ * hash from the bytes it reads (exactly hash_file_hex's), then records it
+ * with input_files_record_hash. Their stat is taken here, before the read,
+ * so a file changed while it was read is not trusted by its new stat.
+ */
+int input_files_resolve_unhashed(const struct config *cfg, struct input_files *out,
+				 struct ltv_err *err);
+/* Records f->hash for f's stat as input_files_resolve_in would have (best effort). */
+void input_files_record_hash(struct registry *reg, const struct input_file *f);
 /*
  * Whether every file opens and reads, failing as hashing it would (LTV_EIO,
  * "cannot open" or "cannot read"): a check before anything is created that

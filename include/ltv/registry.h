@@ -158,6 +158,13 @@ int registry_artefact_create(struct registry *reg, const struct artefact_new *a,
 int registry_artefact_finish(struct registry *reg, int64_t id, const char *content_hash,
 			     const char *metrics_json, const char *timings_json,
 			     struct ltv_err *err);
+/*
+ * Inside a transaction, before the finish: the fingerprint and config text
+ * of an artefact whose stage learnt its inputs' hashes while it ran (ingest
+ * into a registry without one: the runner's unhashed_files).
+ */
+int registry_artefact_set_fingerprint(struct registry *reg, int64_t id, const char *fingerprint,
+				      const char *config, struct ltv_err *err);
 /* Inside a transaction: makes id the current version of its name (what downstream stages read). */
 int registry_set_current(struct registry *reg, const char *name, int64_t id, struct ltv_err *err);
 

@@ -86,6 +86,14 @@ struct stage_ctx {
 	 * run: the stage then predicts for itself.
 	 */
 	struct prediction_shelf *predictions;
+	/*
+	 * Runner-private, ingest only: the input files with hash "" when the
+	 * registry holds no ingest artefact (nothing a fingerprint could match):
+	 * ingest takes each hash from the bytes it reads and writes it here; the
+	 * runner fingerprints the output with them before its commit. NULL:
+	 * ingest resolves and hashes the files itself, as it always did.
+	 */
+	struct input_files *unhashed_files;
 };
 
 /*

@@ -10,6 +10,7 @@
 
 #include "ltv/common.h"
 #include "ltv/csvread.h"
+#include "ltv/hash.h"
 
 #include <zlib.h>
 
@@ -635,6 +636,74 @@ static void test_gzip(void **state)
 	free(text);
 }
 
+/*
+ * The hash a reader streams (csv_reader_hash_raw, csv_reader_raw_hash_hex)
+ * of the bytes it reads is hash_file_hex's, read on the caller's thread or
+ * the read-ahead thread, read to the end or stopped after a record, and for
+ * a gzip file (its compressed bytes): ingest fingerprints by it.
+ */
+static void streamed_hash_matches(const char *path, int read_ahead, int records)
+{
+	struct ltv_err err = { 0 };
+	struct csv_reader *r = csv_reader_open(path, &err);
+	struct hasher h = { NULL };
+	char want[HASH_HEX_LEN], got[HASH_HEX_LEN];
+	char **f;
+	size_t n, line;
+	int ret = 1;
+
+	assert_non_null(r);
+	hasher_init(&h);
+	csv_reader_hash_raw(r, &h);
+	csv_reader_set_read_ahead(r, read_ahead);
+	for (int i = 0; (records < 0 || i < records) && ret == 1; i++)
+		ret = csv_reader_next(r, &f, &n, &line, &err);
+	assert_true(ret >= 0);
+	assert_int_equal(csv_reader_raw_hash_hex(r, got, &err), 0);
+	assert_int_equal(hash_file_hex(path, want, &err), 0);
+	assert_string_equal(got, want);
+	hasher_release(&h);
+	csv_reader_free(r);
+}
+
+static void test_streamed_hash(void **state)
+{
+	char *dir = test_scratch_dir(), *plain, *small, *gz;
+	/* 5 MB: several of the reader's chunks, so the read-ahead thread hashes most of it */
+	const int rows = 90000;
+	char *text = xmalloc((size_t)rows * 64 + 1), *p = text;
+	gzFile out;
+
+	(void)state;
+	for (int i = 0; i < rows; i++)
+		p += snprintf(p, 64, "u%d,\"camp,%d\",2025-01-%02dT00:00:00Z,%d.5\n", i, i % 7,
+			      1 + i % 28, i);
+	plain = test_write_file(dir, "big.csv", text);
+	small = test_write_file(dir, "small.csv", "a,b\n1,2\n3,4\n");
+	gz = xasprintf("%s/big.csv.gz", dir);
+	out = gzopen(gz, "wb");
+	assert_non_null(out);
+	assert_int_equal(gzwrite(out, text, (unsigned)(p - text)), (int)(p - text));
+	assert_int_equal(gzclose(out), Z_OK);
+	for (int ra = 0; ra <= 1; ra++) {
+		streamed_hash_matches(plain, ra, -1);
+		streamed_hash_matches(plain, ra, 1);
+		streamed_hash_matches(plain, ra, 0);
+		streamed_hash_matches(small, ra, -1);
+		streamed_hash_matches(gz, ra, -1);
+		streamed_hash_matches(gz, ra, 3);
+	}
+	remove(plain);
+	remove(small);
+	remove(gz);
+	remove(dir);
+	free(plain);
+	free(small);
+	free(gz);
+	free(dir);
+	free(text);
+}
+
 static void test_write_field(void **state)
 {
 	char *dir = test_scratch_dir();
@@ -707,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_read_ahead_matches),
 		cmocka_unit_test(test_other_delimiters),
 		cmocka_unit_test(test_gzip),
+		cmocka_unit_test(test_streamed_hash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
