@@ -790,7 +790,8 @@ static void *read_ahead_main(void *arg)
 		ARRAY_GROW(r->b.field_off, carry.n_fields, r->b.fields_cap);
 		if (carry.text_len)
 			memcpy(r->b.text, carry.text, carry.text_len);
-		memcpy(r->b.field_off, carry.field_off, carry.n_fields * sizeof(size_t));
+		if (carry.n_fields) /* carry.field_off is NULL until a record is carried */
+			memcpy(r->b.field_off, carry.field_off, carry.n_fields * sizeof(size_t));
 		r->b.text_len = carry.text_len;
 		r->b.n_fields = carry.n_fields;
 		r->rec_first = 0;
