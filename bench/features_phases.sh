@@ -20,11 +20,6 @@ set -euo pipefail
 runs=$1 trained=$(realpath "$2") data=$(realpath "$3")
 shift 3
 bench_scratch features-phases
-cleanup() {
-	bench_probes_remove
-	rm -rf "$scratch"
-}
-trap cleanup EXIT
 k=0
 for b in "$@"; do
 	bench_probes_add "fp$$_$k" "$(bench_binary "$b")" fb=feature_build_base_from \

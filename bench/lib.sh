@@ -122,13 +122,16 @@ bench_awk_median='
 # bench_probes_add PREFIX BINARY SPEC...: perf uprobes on BINARY named
 # PREFIX_SPEC (SPEC as perf probe --add takes it: "fb=feature_build_base_from",
 # "fbr=feature_build_base_from%return"), and "PREFIX BINARY" appended to
-# $scratch/bins; bench_probes_remove deletes every prefix's probes (call it
-# from the caller's EXIT trap). Needs root and the binary's -g symbols.
+# $scratch/bins; bench_probes_remove deletes every prefix's probes. Needs
+# root and the binary's -g symbols.
+# The first call replaces bench_scratch's EXIT trap with one that also
+# removes the probes.
 bench_probe_prefixes=()
 bench_probes_add() {
 	local prefix=$1 bin=$2 spec args=()
 
 	shift 2
+	((${#bench_probe_prefixes[@]})) || trap 'bench_probes_remove; rm -rf "$scratch"' EXIT
 	for spec in "$@"; do args+=(--add "${prefix}_$spec"); done
 	perf probe -q -x "$bin" "${args[@]}"
 	bench_probe_prefixes+=("$prefix")

@@ -25,11 +25,6 @@ set -euo pipefail
 runs=$1 dir=$(realpath "$2")
 shift 2
 bench_scratch score-phases
-cleanup() {
-	bench_probes_remove
-	rm -rf "$scratch"
-}
-trap cleanup EXIT
 k=0
 for b in "$@"; do
 	bench_probes_add "sp$$_$k" "$(bench_binary "$b")" fb=feature_build_base_from \
