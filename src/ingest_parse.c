@@ -174,7 +174,11 @@ static int parse_amount(const char *s, double *out_value)
 	}
 	if (*p != '\0' || digits == 0)
 		return parse_double(s, out_value);
-	*out_value = frac > 0 ? (double)mant / pow10[frac] : (double)mant;
+	/*
+	 * Zero ("0.00", most events' revenue) without the division, the same
+	 * +0.0: the division's latency reached the caller's checks of the value.
+	 */
+	*out_value = frac > 0 && mant ? (double)mant / pow10[frac] : (double)mant;
 	return 0;
 }
 

@@ -223,6 +223,32 @@ static void test_refund_floored(void **state)
 }
 
 /*
+ * Revenues of zero in their written forms (parse_amount's zero skips the
+ * division): +0.0, no purchase, and the day's sum is the other rows' alone.
+ */
+static void test_zero_amounts(void **state)
+{
+	static const char zeros[] =
+		"user_id,event_time,revenue,event\n"
+		"a,2025-01-01T01:00:00Z,0.00,session\n"
+		"a,2025-01-01T02:00:00Z,00.0,session\n"
+		"a,2025-01-01T03:00:00Z,0.,session\n"
+		"a,2025-01-02T01:00:00Z,0.000,session\n"
+		"a,2025-01-02T02:00:00Z,0.25,purchase\n";
+	struct run r;
+
+	(void)state;
+	run_parse_since(&r, "reject", zeros, INT64_MIN);
+	assert_int_equal(r.p.events_loaded, 5);
+	assert_int_equal(r.n_rows, 2);
+	expect_row(&r.rows[0], 1, 0, 0, 3, 0);
+	assert_false(signbit(r.rows[0].revenue));
+	expect_row(&r.rows[1], 1, 1, 0.25, 2, 1);
+	assert_true(r.rows[1].revenue == 0.25);
+	run_release(&r);
+}
+
+/*
  * installed_since (score keeps only the days of users younger than its
  * longest horizon): a, installed before c, loses its rows, in files ordered
  * by time and by user; c's rows are as without it.
@@ -566,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_users_days_and_rejects),
 		cmocka_unit_test(test_refund_floored),
 		cmocka_unit_test(test_days_installed_since),
+		cmocka_unit_test(test_zero_amounts),
 		cmocka_unit_test(test_young_only),
 		cmocka_unit_test(test_young_fooled_by_a_quote),
 		cmocka_unit_test(test_grouping_halves),
