@@ -1458,6 +1458,8 @@ static int parse_input_files(const struct config *cfg, const struct input_files 
 	*redo = 0;
 	populate_init(&kept.fresh);
 	ingest_parse_init(&p, cfg, NULL, keep_user, &kept);
+	/* The main thread only applies the events: a second worker resolves them on its core. */
+	p.resolvers = p.parse_threads;
 	if (young)
 		ingest_parse_young_only(&p, opts->as_of, span);
 	ret = ingest_parse_open(&p, "score", err);

@@ -174,7 +174,11 @@ static int parse_amount(const char *s, double *out_value)
 	}
 	if (*p != '\0' || digits == 0)
 		return parse_double(s, out_value);
-	*out_value = frac > 0 ? (double)mant / pow10[frac] : (double)mant;
+	/*
+	 * Zero ("0.00", most events' revenue) without the division, the same
+	 * +0.0: the division's latency reached the caller's checks of the value.
+	 */
+	*out_value = frac > 0 && mant ? (double)mant / pow10[frac] : (double)mant;
 	return 0;
 }
 
@@ -799,13 +803,22 @@ static int check_reject_rate(const struct ingest_parse *in, const char *path, in
  * against 143 ns a row at 1M users, perf), so the caller's thread, the one
  * the stage waits on, was no shorter than with one thread. Applying alone,
  * it is 36% shorter (bench/ingest_threads.sh).
+ *
+ * Score, whose caller has nothing else to do meanwhile and applies few
+ * events (old users' are left out), asks for two workers (ingest_parse.
+ * resolvers): batch k goes to worker k % 2, and is taken back from it in
+ * turn, so the order is the same. One worker was its events' bound, busy
+ * while the read-ahead and the caller together used half a core
+ * (bench/score_read_threads.sh: events bound 926 -> 731 samples).
  */
 /*
- * Batches resolved or applied at once: the worker resolves one while the
- * caller applies the one before; the read-ahead's pool has room for both
- * and the two it fills (csvread.c).
+ * Resolve workers at most (ingest_parse.resolvers), and batches resolved or
+ * applied at once: each worker resolves one while the caller applies the
+ * oldest; the read-ahead's pool has room for them and the two it fills
+ * (csvread.c).
  */
-#define EVENT_BATCHES 2
+#define RESOLVERS_MAX 2
+#define EVENT_BATCHES (RESOLVERS_MAX + 1)
 
 struct event_batch {
 	struct csv_batch *csv;
@@ -823,12 +836,19 @@ struct event_batch {
 	size_t cap_keys, cap_uids;
 };
 
+/* A resolve worker: batch k goes to worker k % n, so each one's come back in order. */
+struct resolver {
+	struct events_job *job;
+	struct bqueue todo, done;      /* batches to resolve, and resolved */
+	pthread_t thread;
+	int running;
+};
+
 struct events_job {
 	const char *path;
 	const struct columns *cols;
-	struct bqueue todo, done;      /* batches to resolve, and resolved, for the worker */
-	pthread_t worker;
-	int worker_running;
+	struct resolver res[RESOLVERS_MAX];
+	size_t n_res;
 	struct event_batch batch[EVENT_BATCHES];
 };
 
@@ -916,11 +936,11 @@ static void resolve_batch(struct events_job *job, struct event_batch *b)
 
 static void *events_worker_main(void *arg)
 {
-	struct events_job *job = arg;
+	struct resolver *w = arg;
 	void *b;
 
-	while (bqueue_pop(&job->todo, &b))
-		if (resolve_batch(job, b), bqueue_push(&job->done, b) < 0)
+	while (bqueue_pop(&w->todo, &b))
+		if (resolve_batch(w->job, b), bqueue_push(&w->done, b) < 0)
 			break;
 	return NULL;
 }
@@ -969,42 +989,53 @@ static int parse_events_batched(struct ingest_parse *in, struct csv_reader *r, c
 				const struct columns *cols, struct progress *prog, int64_t *rows,
 				int64_t *loaded, int64_t *other, struct ltv_err *err)
 {
-	struct events_job job = { .path = path, .cols = cols };
+	const size_t n_res = in->resolvers >= RESOLVERS_MAX ? RESOLVERS_MAX : 1;
+	struct events_job job = { .path = path, .cols = cols, .n_res = n_res };
+	const size_t ring = n_res + 1;
 	struct csv_batch *csv;
-	size_t k = 0, in_flight = 0;
+	size_t k = 0, applied = 0;
 	int ret;
 	void *done;
 
-	bqueue_init(&job.todo, EVENT_BATCHES);
-	bqueue_init(&job.done, EVENT_BATCHES);
-	job.worker_running = pthread_create(&job.worker, NULL, events_worker_main, &job) == 0;
+	for (size_t i = 0; i < job.n_res; i++) {
+		struct resolver *w = &job.res[i];
+
+		w->job = &job;
+		bqueue_init(&w->todo, EVENT_BATCHES);
+		bqueue_init(&w->done, EVENT_BATCHES);
+		w->running = pthread_create(&w->thread, NULL, events_worker_main, w) == 0;
+	}
 	while ((ret = csv_reader_next_batch(r, &csv, err)) == 1) {
-		struct event_batch *b = &job.batch[k++ % EVENT_BATCHES];
+		struct event_batch *b = &job.batch[k % ring];
+		struct resolver *w = &job.res[k++ % job.n_res];
 
 		batch_start(b, in, csv);
-		if (!job.worker_running || bqueue_push(&job.todo, b) < 0) {
+		if (!w->running || bqueue_push(&w->todo, b) < 0) {
 			resolve_batch(&job, b); /* no worker: resolve here, in order all the same */
-			(void)bqueue_push(&job.done, b);
+			(void)bqueue_push(&w->done, b);
 		}
 		/* Batches come back in the order they went: apply the oldest once the ring is full. */
-		if (++in_flight < EVENT_BATCHES)
+		if (k - applied < ring)
 			continue;
-		(void)bqueue_pop(&job.done, &done);
-		in_flight--;
+		(void)bqueue_pop(&job.res[applied++ % job.n_res].done, &done);
 		apply_batch(in, r, done, rows, loaded, other);
 		prog->total = (uint64_t)((double)*rows * (double)csv_reader_file_size(r) /
 					 ((double)csv_batch_bytes_read(csv) + 1));
 		progress_update(prog, (uint64_t)*rows);
 	}
-	for (; in_flight > 0; in_flight--) {
-		(void)bqueue_pop(&job.done, &done);
+	for (; applied < k; applied++) {
+		(void)bqueue_pop(&job.res[applied % job.n_res].done, &done);
 		apply_batch(in, r, done, rows, loaded, other);
 	}
-	bqueue_close(&job.todo);
-	if (job.worker_running)
-		pthread_join(job.worker, NULL);
-	bqueue_release(&job.todo);
-	bqueue_release(&job.done);
+	for (size_t i = 0; i < job.n_res; i++) {
+		struct resolver *w = &job.res[i];
+
+		bqueue_close(&w->todo);
+		if (w->running)
+			pthread_join(w->thread, NULL);
+		bqueue_release(&w->todo);
+		bqueue_release(&w->done);
+	}
 	for (size_t i = 0; i < EVENT_BATCHES; i++) {
 		free(job.batch[i].events);
 		free(job.batch[i].fields.fields);
@@ -1531,6 +1562,7 @@ void ingest_parse_init(struct ingest_parse *in, const struct config *cfg,
 	in->max_event_time = INT64_MIN;
 	in->young_as_of = in->time_hint = INT64_MIN;
 	in->parse_threads = config_jobs(cfg) >= 2 ? 2 : 1;
+	in->resolvers = 1;
 	strmap_init(&in->user_ids);
 }
 

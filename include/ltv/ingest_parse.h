@@ -67,6 +67,8 @@ struct ingest_parse {
 	int subtract_refunds;
 	int parse_threads;          /* events files of 1 MB or more: 2 parse on two threads
 				     * (run.jobs >= 2, the default on two cores), 1 on this one */
+	int resolvers;              /* of those, threads that resolve rows: 1, or 2 for a
+				     * caller with nothing else to do meanwhile (score) */
 	char *rejects_path;         /* kept only when something was rejected */
 
 	/* Private to src/ingest_parse.c. */

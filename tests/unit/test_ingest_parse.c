@@ -82,8 +82,8 @@ static char *slurp(const char *path);
  * is not 0 (ingest_parse_young_only); keeps the user-days of users installed
  * at or after since.
  */
-static void run_parse_young(struct run *r, const char *negative_revenue, const char *events_text,
-			    int64_t since, int64_t young_as_of, int64_t young_span)
+static void run_parse_resolvers(struct run *r, const char *negative_revenue, const char *events_text,
+				int64_t since, int64_t young_as_of, int64_t young_span, int resolvers)
 {
 	char *users, *events;
 
@@ -96,6 +96,7 @@ static void run_parse_young(struct run *r, const char *negative_revenue, const c
 	test_set(&r->cfg, "ingest.max_reject_rate=1");
 	test_set(&r->cfg, "ingest.negative_revenue=%s", negative_revenue);
 	ingest_parse_init(&r->p, &r->cfg, NULL, on_user, &r->sink);
+	r->p.resolvers = resolvers;
 	if (young_span)
 		ingest_parse_young_only(&r->p, young_as_of, young_span);
 	assert_int_equal(ingest_parse_open(&r->p, "test-run", &r->err), 0);
@@ -113,6 +114,13 @@ static void run_parse_young(struct run *r, const char *negative_revenue, const c
 	ingest_parse_user_days(&r->p, since, &r->rows, &r->n_rows);
 	free(users);
 	free(events);
+}
+
+/* run_parse_resolvers with one resolve worker, as ingest has. */
+static void run_parse_young(struct run *r, const char *negative_revenue, const char *events_text,
+			    int64_t since, int64_t young_as_of, int64_t young_span)
+{
+	run_parse_resolvers(r, negative_revenue, events_text, since, young_as_of, young_span, 1);
 }
 
 /* Reads USERS and events_text; keeps the user-days of users installed at or after since. */
@@ -215,6 +223,32 @@ static void test_refund_floored(void **state)
 }
 
 /*
+ * Revenues of zero in their written forms (parse_amount's zero skips the
+ * division): +0.0, no purchase, and the day's sum is the other rows' alone.
+ */
+static void test_zero_amounts(void **state)
+{
+	static const char zeros[] =
+		"user_id,event_time,revenue,event\n"
+		"a,2025-01-01T01:00:00Z,0.00,session\n"
+		"a,2025-01-01T02:00:00Z,00.0,session\n"
+		"a,2025-01-01T03:00:00Z,0.,session\n"
+		"a,2025-01-02T01:00:00Z,0.000,session\n"
+		"a,2025-01-02T02:00:00Z,0.25,purchase\n";
+	struct run r;
+
+	(void)state;
+	run_parse_since(&r, "reject", zeros, INT64_MIN);
+	assert_int_equal(r.p.events_loaded, 5);
+	assert_int_equal(r.n_rows, 2);
+	expect_row(&r.rows[0], 1, 0, 0, 3, 0);
+	assert_false(signbit(r.rows[0].revenue));
+	expect_row(&r.rows[1], 1, 1, 0.25, 2, 1);
+	assert_true(r.rows[1].revenue == 0.25);
+	run_release(&r);
+}
+
+/*
  * installed_since (score keeps only the days of users younger than its
  * longest horizon): a, installed before c, loses its rows, in files ordered
  * by time and by user; c's rows are as without it.
@@ -296,24 +330,36 @@ static void test_young_only(void **state)
  * count as loaded, its refunds are still counted in file order, and the
  * rows, rejects and latest time are the plain read's.
  */
-static void test_young_only_batched(void **state)
+/*
+ * An events file of 2.4 MB from c's install on, a row a minute: read in
+ * batches (parse_events_batched). Refunds, purchases, sessions and the
+ * unknown user zz's rejects come mixed; the caller frees it.
+ */
+static char *batched_events(int64_t from)
 {
-	const int64_t c_install = 1735732800; /* 2025-01-01T12:00:00Z */
 	const size_t n = 60000, size = n * 48 + 64;
 	char *text = xmalloc(size), *p = text;
-	struct run plain, young;
-	int64_t span;
 
-	(void)state;
 	p += snprintf(p, size, "user_id,event_time,revenue,event\n");
 	for (size_t i = 0; i < n; i++) {
 		char when[32];
 
-		time_format_iso8601(c_install + (int64_t)i * 60, when, sizeof(when));
+		time_format_iso8601(from + (int64_t)i * 60, when, sizeof(when));
 		p += snprintf(p, size - (size_t)(p - text), "%s,%s,%s,e\n",
 			      i % 1000 == 999 ? "zz" : i % 2 ? "a" : "c", when,
 			      i % 7 == 0 ? "-0.25" : i % 5 == 0 ? "1.5" : "0");
 	}
+	return text;
+}
+
+static void test_young_only_batched(void **state)
+{
+	const int64_t c_install = 1735732800; /* 2025-01-01T12:00:00Z */
+	char *text = batched_events(c_install);
+	struct run plain, young;
+	int64_t span;
+
+	(void)state;
 	run_parse_since(&plain, "subtract", text, c_install);
 	span = plain.p.max_event_time - c_install;
 	run_parse_young(&young, "subtract", text, c_install, INT64_MIN, span);
@@ -330,6 +376,44 @@ static void test_young_only_batched(void **state)
 	assert_string_equal(young.rejects, plain.rejects);
 	run_release(&plain);
 	run_release(&young);
+	free(text);
+}
+
+/*
+ * Two resolve workers (score's) take the batches in turn; applied in file
+ * order, they give one worker's rows, sums, counts and rejects, with and
+ * without young_only.
+ */
+static void test_two_resolvers(void **state)
+{
+	const int64_t c_install = 1735732800; /* 2025-01-01T12:00:00Z */
+	char *text = batched_events(c_install);
+
+	(void)state;
+	for (int young = 0; young < 2; young++) {
+		const int64_t span = young ? 59999 * 60 : 0; /* back to c_install from the last row */
+		struct run one, two;
+
+		run_parse_resolvers(&one, "subtract", text, c_install, INT64_MIN, span, 1);
+		run_parse_resolvers(&two, "subtract", text, c_install, INT64_MIN, span, 2);
+		assert_true(one.p.refunds > 0);
+		assert_true(one.p.events_rejected > 0);
+		assert_true(one.n_rows > 2);
+		assert_int_equal(two.n_days_read, one.n_days_read);
+		assert_int_equal(two.n_rows, one.n_rows);
+		assert_memory_equal(two.rows, one.rows, one.n_rows * sizeof(*one.rows));
+		assert_int_equal(two.p.max_event_time, one.p.max_event_time);
+		assert_int_equal(two.p.events_loaded, one.p.events_loaded);
+		assert_int_equal(two.p.events_rejected, one.p.events_rejected);
+		assert_int_equal(two.p.refunds, one.p.refunds);
+		assert_true(two.p.refunded == one.p.refunded);
+		assert_non_null(strstr(one.p.first_reject, "/events.csv:"));
+		assert_string_equal(strstr(two.p.first_reject, "/events.csv:"),
+				    strstr(one.p.first_reject, "/events.csv:"));
+		assert_string_equal(two.rejects, one.rejects);
+		run_release(&one);
+		run_release(&two);
+	}
 	free(text);
 }
 
@@ -508,10 +592,12 @@ int main(void)
 		cmocka_unit_test(test_users_days_and_rejects),
 		cmocka_unit_test(test_refund_floored),
 		cmocka_unit_test(test_days_installed_since),
+		cmocka_unit_test(test_zero_amounts),
 		cmocka_unit_test(test_young_only),
 		cmocka_unit_test(test_young_fooled_by_a_quote),
 		cmocka_unit_test(test_grouping_halves),
 		cmocka_unit_test(test_young_only_batched),
+		cmocka_unit_test(test_two_resolvers),
 		cmocka_unit_test(test_peek_and_estimate),
 		cmocka_unit_test(test_strmap_reserve),
 	};
