@@ -19,6 +19,7 @@
 #include "ltv/ingest_parse.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
+#include "ltv/mapped_block.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
@@ -446,12 +447,12 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
  */
 static int write_user_days(struct ingest *in, struct ltv_err *err)
 {
-	struct user_day_row *rows;
+	struct mapped_block rows;
 	size_t n;
 	int ret;
 
 	user_writer_finish(in->writer);
-	ingest_parse_user_days(&in->p, INT64_MIN, &rows, &n);
+	ingest_parse_user_days_mapped(&in->p, &rows, &n);
 	in->n_user_days = n;
 	ret = user_writer_drain(in->writer, 1, err);
 	/*
@@ -463,8 +464,8 @@ static int write_user_days(struct ingest *in, struct ltv_err *err)
 	if (ret == 0 && !(in->writer && atomic_load(&in->writer->wrote_back)))
 		registry_start_wal_writeback(in->ctx->reg);
 	if (ret == 0)
-		ret = registry_user_days_add(in->ctx->reg, rows, n, err);
-	free(rows);
+		ret = registry_user_days_add(in->ctx->reg, rows.p, n, err);
+	mapped_block_release(&rows);
 	return ret;
 }
 
