@@ -1517,16 +1517,22 @@ void ingest_parse_user_days(struct ingest_parse *in, int64_t installed_since,
 /*
  * The id map's table is no longer needed when the rows are, and its pages
  * are faulted in: the rows' block begins with them (48 of ingest's 120 MB
- * at a million users) instead of with fresh pages the kernel must zero.
+ * at a million users), then with the caller's spare blocks, instead of with
+ * fresh pages the kernel must zero.
  */
-void ingest_parse_user_days_mapped(struct ingest_parse *in, struct mapped_block *out_rows,
-				   size_t *out_n)
+void ingest_parse_user_days_mapped(struct ingest_parse *in, const struct mapped_piece *spare,
+				   size_t n_spare, struct mapped_block *out_rows, size_t *out_n)
 {
-	size_t table_len, n;
-	void *table = strmap_release_keep_table(&in->user_ids, &table_len);
+	struct mapped_piece *old = xcalloc(n_spare + 1, sizeof(*old));
+	size_t n_old = 0, n;
 
+	old[0].p = strmap_release_keep_table(&in->user_ids, &old[0].len);
+	n_old += old[0].p != NULL;
+	for (size_t i = 0; i < n_spare; i++)
+		old[n_old++] = spare[i];
 	n = count_kept_days(in, INT64_MIN);
-	mapped_block_make(out_rows, table, table_len, n * sizeof(struct user_day_row));
+	mapped_block_make(out_rows, old, n_old, n * sizeof(struct user_day_row));
+	free(old);
 	*out_n = group_days(in, INT64_MIN, out_rows->p, n, out_rows->fresh_from);
 }
 

@@ -148,14 +148,15 @@ void ingest_parse_user_days(struct ingest_parse *p, int64_t installed_since,
 
 /*
  * The same rows for every user (installed_since INT64_MIN), in a block made
- * from the pages of the id map's table (include/ltv/mapped_block.h): its
- * rows are out_rows->p, and the caller releases it with
- * mapped_block_release. For ingest, whose tail waited on the kernel zeroing
- * the rows' fresh pages.
+ * from the pages of the id map's table and then of the n_spare blocks given
+ * (include/ltv/mapped_block.h; they are the block's after): its rows are
+ * out_rows->p, and the caller releases it with mapped_block_release. For
+ * ingest, whose tail waited on the kernel zeroing the rows' fresh pages.
  */
 struct mapped_block;
-void ingest_parse_user_days_mapped(struct ingest_parse *p, struct mapped_block *out_rows,
-				   size_t *out_n);
+struct mapped_piece;
+void ingest_parse_user_days_mapped(struct ingest_parse *p, const struct mapped_piece *spare,
+				   size_t n_spare, struct mapped_block *out_rows, size_t *out_n);
 
 /* Closes the rejects file (removed when nothing was rejected) and frees p's contents. */
 void ingest_parse_release(struct ingest_parse *p);

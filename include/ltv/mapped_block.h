@@ -13,7 +13,7 @@
  *
  * Use:
  *   struct mapped_block b;
- *   mapped_block_make(&b, old, old_len, len);  // old: a mapping of its own, or NULL
+ *   mapped_block_make(&b, old, n_old, len);  // old: mappings of their own given up
  *   ... b.p[0 .. len), the pages from b.fresh_from on never touched ...
  *   mapped_block_release(&b);
  */
@@ -23,13 +23,28 @@ struct mapped_block {
 	size_t fresh_from; /* the old block's pages end here: [fresh_from, len) are new */
 };
 
+/* A block being given up: an anonymous mapping of its own, len a multiple of 2 MB or its last piece. */
+struct mapped_piece {
+	void *p;
+	size_t len;
+};
+
 /*
- * A block of at least len bytes, with old's pages at its start (old, a
- * mapping of old_len bytes, a multiple of the page size, is gone after). A
- * NULL old, or one mremap could not move: a fresh block. Dies when out of
- * memory, as xmalloc. Gets the huge-page hint (memory_want_huge_pages).
+ * A block of at least len bytes, 2 MB aligned, beginning with the pages of
+ * the n_old old blocks one after the other (each cut to what fits; all are
+ * gone after, whatever happens) and fresh pages after them. When mremap
+ * cannot move them (or n_old is 0): all fresh. Dies when out of memory, as
+ * xmalloc. Gets the huge-page hint (memory_want_huge_pages).
  */
-void mapped_block_make(struct mapped_block *b, void *old, size_t old_len, size_t len);
+void mapped_block_make(struct mapped_block *b, const struct mapped_piece *old, size_t n_old,
+		       size_t len);
+
+/*
+ * A mapping of len bytes (whole pages) to be a mapped_piece later: 2 MB
+ * aligned, so its huge pages move whole, and not faulted in nor counted
+ * against memory (MAP_NORESERVE) before it is written. NULL if none.
+ */
+void *mapped_block_reserve(size_t len);
 
 /* Unmaps b's block (nothing for a zeroed struct). */
 void mapped_block_release(struct mapped_block *b);

@@ -413,7 +413,7 @@ static size_t parse_users(int n_users, int jobs, struct user_day_row **out_rows,
 	assert_int_equal(ingest_parse_file(&p, path_e, INPUT_EVENTS, &rows, &rejected, &err), 0);
 	assert_int_equal(rejected, 0);
 	if (out_block)
-		ingest_parse_user_days_mapped(&p, out_block, &n);
+		ingest_parse_user_days_mapped(&p, NULL, 0, out_block, &n);
 	else
 		ingest_parse_user_days(&p, INT64_MIN, out_rows, &n);
 	ingest_parse_release(&p);

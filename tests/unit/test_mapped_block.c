@@ -1,7 +1,7 @@
 /*
- * Unit tests for mapped_block.c: a block made from an old mapping keeps the
- * old pages' bytes at its start and is fresh (zero) after them, grown or cut
- * to whole pages; without an old mapping it is all fresh.
+ * Unit tests for mapped_block.c: a block made from old mappings keeps the
+ * old pages' bytes at its start, one after the other, and is fresh (zero)
+ * after them, grown or cut to whole pages; without one it is all fresh.
  */
 #include "testutil.h"
 
@@ -44,7 +44,7 @@ static void test_grown_keeps_old_pages(void **state)
 	unsigned char *old = patterned(6 * MB);
 
 	(void)state;
-	mapped_block_make(&b, old, 6 * MB, 20 * MB - 5);
+	mapped_block_make(&b, &(struct mapped_piece){ old, 6 * MB }, 1, 20 * MB - 5);
 	assert_int_equal(b.len, 20 * MB);
 	assert_int_equal(b.fresh_from, 6 * MB);
 	expect_pattern(b.p, 0, 6 * MB);
@@ -62,10 +62,48 @@ static void test_cut_keeps_old_pages(void **state)
 	unsigned char *old = patterned(8 * MB);
 
 	(void)state;
-	mapped_block_make(&b, old, 8 * MB, 3 * MB + 1);
+	mapped_block_make(&b, &(struct mapped_piece){ old, 8 * MB }, 1, 3 * MB + 1);
 	assert_int_equal(b.len, 3 * MB + page);
 	assert_int_equal(b.fresh_from, b.len);
 	expect_pattern(b.p, 0, b.len);
+	mapped_block_release(&b);
+}
+
+/*
+ * Two old blocks, one after the other: the second (not whole huge pages
+ * long) after the first, then fresh pages; a third that no longer fits is
+ * given up all the same.
+ */
+static void test_pieces_in_order(void **state)
+{
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char *a = patterned(4 * MB), *c = patterned(MB);
+	unsigned char *second = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct mapped_piece pieces[3];
+	struct mapped_block b;
+
+	(void)state;
+	assert_true(second != MAP_FAILED);
+	memset(second, 0xab, 3 * page);
+	pieces[0] = (struct mapped_piece){ a, 4 * MB };
+	pieces[1] = (struct mapped_piece){ second, 3 * page };
+	pieces[2] = (struct mapped_piece){ c, MB };
+	mapped_block_make(&b, pieces, 3, 4 * MB + 3 * page);
+	assert_int_equal(b.fresh_from, 4 * MB + 3 * page);
+	expect_pattern(b.p, 0, 4 * MB);
+	for (size_t i = 4 * MB; i < b.len; i++)
+		assert_int_equal(((unsigned char *)b.p)[i], 0xab);
+	mapped_block_release(&b);
+	pieces[0] = (struct mapped_piece){ patterned(2 * MB), 2 * MB };
+	second = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(second, 0xcd, page);
+	pieces[1] = (struct mapped_piece){ second, page };
+	mapped_block_make(&b, pieces, 2, 3 * MB);
+	assert_int_equal(b.fresh_from, 2 * MB + page);
+	expect_pattern(b.p, 0, 2 * MB);
+	assert_int_equal(((unsigned char *)b.p)[2 * MB + page - 1], 0xcd);
+	expect_zero(b.p, 2 * MB + page, b.len);
+	memset(b.p, 1, b.len);
 	mapped_block_release(&b);
 }
 
@@ -92,6 +130,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grown_keeps_old_pages),
 		cmocka_unit_test(test_cut_keeps_old_pages),
+		cmocka_unit_test(test_pieces_in_order),
 		cmocka_unit_test(test_without_old_block),
 	};
 
