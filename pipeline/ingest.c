@@ -10,8 +10,12 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -19,6 +23,7 @@
 #include "ltv/ingest_parse.h"
 #include "ltv/input_files.h"
 #include "ltv/log.h"
+#include "ltv/mapped_block.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 
@@ -39,6 +44,27 @@ struct user_batch {
 	size_t n;
 	char *rec;
 	size_t len, cap;
+	int in_stream; /* rec is in the writer's stream, not a heap block of its own */
+};
+
+/*
+ * The batches' records go one after another into one mapping of their own
+ * (the stream) rather than heap blocks: once the writer has inserted them
+ * all, its pages (75 MB at a million users, faulted in while the users
+ * file was read) begin the user-day rows' block (write_user_days), which
+ * otherwise took as many fresh pages the kernel had to zero in ingest's
+ * serial tail. Reserved, not faulted: USER_STREAM_PER_BYTE bytes a byte of
+ * the users files. A batch that does not fit goes to the heap, as every
+ * batch did before, and so do all after it. Only the parse thread moves
+ * used and full; a batch's bytes are one thread's at a time, as its struct.
+ */
+#define USER_STREAM_PER_BYTE 3
+
+struct user_stream {
+	char *p;      /* NULL: no stream (heap batches), or given away */
+	size_t cap;   /* bytes reserved */
+	size_t used;  /* where the batch being filled begins: the queued ones' end */
+	int full;     /* a batch left it: the rest go to the heap */
 };
 
 /*
@@ -74,11 +100,13 @@ struct user_writer {
 	_Atomic size_t n_spare;     /* batches in spare: only the writer pushes there */
 	_Atomic size_t n_queued;    /* batches in full */
 	struct user_batch *filling; /* the parse thread's */
+	struct user_stream stream;
 	struct user_row rows[USER_FLUSH]; /* a batch's users, read back: whoever inserts */
 	pthread_t thread;
 	int started;                /* the thread runs: started at the first full batch */
 	int finished;               /* user_writer_finish: the last batch is queued */
 	_Atomic int wrote_back;     /* the thread started the WAL's writeback */
+	_Atomic int done;           /* the thread has inserted every batch and ends */
 	_Atomic int cancel;         /* the stage failed: queued batches are dropped */
 	_Atomic int status;         /* the first insert failure (sticky), its message in err */
 	struct ltv_err err;
@@ -86,6 +114,7 @@ struct user_writer {
 
 struct ingest {
 	struct stage_ctx *ctx;
+	size_t users_bytes;         /* of the users files to load: the writer's stream is sized by it */
 	struct ingest_parse p;      /* the users and user-days read */
 	struct user_writer *writer;
 	int64_t artefact_id;
@@ -97,9 +126,23 @@ struct ingest {
 	int64_t file_ordinal;       /* of the file being read, counted over every ingest */
 };
 
+/* Batch b's records so far, moved to a heap block of their own. */
+static void batch_leave_stream(struct user_batch *b)
+{
+	char *heap = xmalloc(b->len ? b->len : 1);
+
+	memcpy(heap, b->rec, b->len);
+	b->rec = heap;
+	b->cap = b->len;
+	b->in_stream = 0;
+}
+
 static void batch_put(struct user_batch *b, const void *p, size_t len)
 {
-	ARRAY_GROW(b->rec, b->len + len, b->cap);
+	if (b->in_stream && b->len + len > b->cap)
+		batch_leave_stream(b);
+	if (!b->in_stream)
+		ARRAY_GROW(b->rec, b->len + len, b->cap);
 	memcpy(b->rec + b->len, p, len);
 	b->len += len;
 }
@@ -133,9 +176,35 @@ static const char *next_str(const char **p)
 
 static void batch_free(struct user_batch *b)
 {
-	if (b)
+	if (b && !b->in_stream)
 		free(b->rec);
 	free(b);
+}
+
+/* Empty batch b is filled next: in the stream after the queued ones while there is room. */
+static void stream_attach(struct user_stream *st, struct user_batch *b)
+{
+	b->n = b->len = 0;
+	if (st->p && !st->full) {
+		if (!b->in_stream)
+			free(b->rec);
+		b->rec = st->p + st->used;
+		b->cap = st->cap - st->used;
+		b->in_stream = 1;
+	} else if (b->in_stream) {
+		b->rec = NULL;
+		b->cap = 0;
+		b->in_stream = 0;
+	}
+}
+
+/* Full batch b is queued: the next one begins after it, or in the heap if it left the stream. */
+static void stream_queued(struct user_stream *st, const struct user_batch *b)
+{
+	if (b->in_stream)
+		st->used += b->len;
+	else
+		st->full = 1;
 }
 
 /* Inserts batch b (and empties it), its users read into rows (USER_FLUSH of them). */
@@ -217,10 +286,12 @@ static void *writer_main(void *arg)
 		registry_start_wal_writeback(w->reg);
 		atomic_store(&w->wrote_back, 1);
 	}
+	atomic_store(&w->done, 1);
 	return NULL;
 }
 
-static struct user_writer *user_writer_new(struct registry *reg, int64_t artefact_id)
+static struct user_writer *user_writer_new(struct registry *reg, int64_t artefact_id,
+					   size_t users_bytes)
 {
 	struct user_writer *w = xcalloc(1, sizeof(*w));
 
@@ -229,7 +300,39 @@ static struct user_writer *user_writer_new(struct registry *reg, int64_t artefac
 	bqueue_init(&w->spare, USER_SPARE);
 	bqueue_init(&w->full, USER_QUEUED_MAX);
 	w->filling = xcalloc(1, sizeof(*w->filling));
+	if (users_bytes > 0 && users_bytes <= SIZE_MAX / USER_STREAM_PER_BYTE / 2) {
+		w->stream.cap = users_bytes * USER_STREAM_PER_BYTE;
+		w->stream.p = mapped_block_reserve(w->stream.cap); /* NULL: heap batches, as before */
+	}
+	stream_attach(&w->stream, w->filling);
 	return w;
+}
+
+/*
+ * The stream's pages for the user-day rows' block, once the writer thread
+ * has inserted every batch (its last act: done) and nothing waits for the
+ * drain; the reserve it never touched is unmapped. Returns 0 (nothing
+ * given) otherwise, as when there is no stream.
+ */
+static size_t user_writer_give_stream(struct user_writer *w, struct mapped_piece *out)
+{
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len, cap;
+
+	if (!w || !w->stream.p || !w->started || !atomic_load(&w->done) || w->filling->n > 0 ||
+	    atomic_load(&w->status) < 0)
+		return 0;
+	len = (w->stream.used + page - 1) / page * page;
+	cap = (w->stream.cap + page - 1) / page * page;
+	if (len == 0)
+		return 0;
+	if (len < cap)
+		(void)munmap(w->stream.p + len, cap - len);
+	out->p = w->stream.p;
+	out->len = len;
+	w->stream.p = NULL;
+	w->stream.full = 1;
+	return 1;
 }
 
 /* The writer's failure, if any, as this thread's error. */
@@ -259,6 +362,7 @@ static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 		}
 		w->started = 1;
 	}
+	stream_queued(&w->stream, w->filling);
 	atomic_fetch_add(&w->n_queued, 1);
 	(void)bqueue_push(&w->full, w->filling);
 	if (atomic_load(&w->n_spare) > 0) {
@@ -268,6 +372,7 @@ static int user_writer_queue(struct user_writer *w, struct ltv_err *err)
 	} else {
 		w->filling = xcalloc(1, sizeof(*w->filling));
 	}
+	stream_attach(&w->stream, w->filling);
 	return writer_status(w, err);
 }
 
@@ -283,6 +388,7 @@ static void user_writer_finish(struct user_writer *w)
 		return;
 	w->finished = 1;
 	if (w->started && w->filling->n > 0) {
+		stream_queued(&w->stream, w->filling);
 		atomic_fetch_add(&w->n_queued, 1);
 		(void)bqueue_push(&w->full, w->filling);
 		w->filling = xcalloc(1, sizeof(*w->filling));
@@ -330,6 +436,8 @@ static void user_writer_free(struct user_writer *w)
 		batch_free(b);
 	}
 	batch_free(w->filling);
+	if (w->stream.p)
+		(void)munmap(w->stream.p, w->stream.cap);
 	bqueue_release(&w->spare);
 	bqueue_release(&w->full);
 	free(w);
@@ -341,7 +449,7 @@ static int add_user(struct ingest *in, const struct user_row *u, struct ltv_err 
 	struct user_batch *b;
 
 	if (!in->writer)
-		in->writer = user_writer_new(in->ctx->reg, in->artefact_id);
+		in->writer = user_writer_new(in->ctx->reg, in->artefact_id, in->users_bytes);
 	b = in->writer->filling;
 	batch_add(b, u);
 	return b->n == USER_FLUSH ? user_writer_queue(in->writer, err) : 0;
@@ -446,12 +554,14 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
  */
 static int write_user_days(struct ingest *in, struct ltv_err *err)
 {
-	struct user_day_row *rows;
+	struct mapped_block rows;
+	struct mapped_piece stream;
 	size_t n;
 	int ret;
 
 	user_writer_finish(in->writer);
-	ingest_parse_user_days(&in->p, INT64_MIN, &rows, &n);
+	n = user_writer_give_stream(in->writer, &stream);
+	ingest_parse_user_days_mapped(&in->p, &stream, n, &rows, &n);
 	in->n_user_days = n;
 	ret = user_writer_drain(in->writer, 1, err);
 	/*
@@ -463,8 +573,8 @@ static int write_user_days(struct ingest *in, struct ltv_err *err)
 	if (ret == 0 && !(in->writer && atomic_load(&in->writer->wrote_back)))
 		registry_start_wal_writeback(in->ctx->reg);
 	if (ret == 0)
-		ret = registry_user_days_add(in->ctx->reg, rows, n, err);
-	free(rows);
+		ret = registry_user_days_add_block(in->ctx->reg, &rows, n, err);
+	mapped_block_release(&rows); /* not taken over if the drain failed */
 	return ret;
 }
 
@@ -609,6 +719,12 @@ int stage_ingest_run(struct stage_ctx *ctx)
 		ret = count_ingested_files(ctx, &in.file_ordinal);
 	if (ret == 0)
 		ret = hash_unless_first(ctx, fl, in.file_ordinal);
+	for (size_t i = 0; i < fl->n; i++) {
+		struct stat st;
+
+		if (fl->v[i].kind == INPUT_USERS && stat(fl->v[i].path, &st) == 0 && st.st_size > 0)
+			in.users_bytes += (size_t)st.st_size;
+	}
 	for (size_t i = 0; i < fl->n && ret == 0; i++) {
 		in.file_ordinal++;
 		/* No hash yet: the registry has loaded no file (hash_unless_first). */

@@ -264,32 +264,6 @@ static int make_parent_dir(const char *path, struct ltv_err *err)
  */
 #define STATEMENT_JOURNAL_IN_MEMORY (4 << 20)
 
-/*
- * SQLite's own allocator, with the huge-page hint of xmalloc_huge on blocks
- * of megabytes: inserting ingest's user-day block copies its tens of MB into
- * a record buffer SQLite allocates, half of ingest's remaining page faults
- * (bench/ingest_syscalls.sh). Every other block is SQLite's as before.
- */
-static sqlite3_mem_methods sqlite_default_mem;
-
-static void *sqlite_malloc_hinted(int n)
-{
-	void *p = sqlite_default_mem.xMalloc(n);
-
-	if (p && n > 0)
-		memory_want_huge_pages(p, (size_t)n);
-	return p;
-}
-
-static void *sqlite_realloc_hinted(void *old, int n)
-{
-	void *p = sqlite_default_mem.xRealloc(old, n);
-
-	if (p && n > 0)
-		memory_want_huge_pages(p, (size_t)n);
-	return p;
-}
-
 /* SQLite's process-wide settings: taken before its first use, ignored after it. */
 static void configure_sqlite(void)
 {
@@ -301,13 +275,7 @@ static void configure_sqlite(void)
 	 * column (perf: half the lock calls left on that thread).
 	 */
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &sqlite_default_mem) == SQLITE_OK) {
-		sqlite3_mem_methods hinted = sqlite_default_mem;
-
-		hinted.xMalloc = sqlite_malloc_hinted;
-		hinted.xRealloc = sqlite_realloc_hinted;
-		(void)sqlite3_config(SQLITE_CONFIG_MALLOC, &hinted);
-	}
+	registry_mem_configure(); /* src/registry_mem.c */
 }
 
 static int open_common(const char *path, int flags, int busy_timeout_s,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ltv/halves.h"
+#include "ltv/mapped_block.h"
 #include "ltv/user_day_block.h"
 #include "registry_internal.h"
 
@@ -338,8 +339,13 @@ static const struct user_day_row *rows_in_key_order(const struct user_day_row *r
 	return v;
 }
 
-int registry_user_days_add(struct registry *reg, const struct user_day_row *rows, size_t n,
-			   struct ltv_err *err)
+/*
+ * registry_user_days_add, and with a block (NULL or the rows' own): once the
+ * last block of rows is encoded, the rows are not read again, and their
+ * pages go to SQLite for its record copy of that block (src/registry_mem.c).
+ */
+static int add_user_days(struct registry *reg, const struct user_day_row *rows, size_t n,
+			 struct mapped_block *block, struct ltv_err *err)
 {
 	struct user_day_row *owned;
 	sqlite3_stmt *st = NULL;
@@ -363,12 +369,30 @@ int registry_user_days_add(struct registry *reg, const struct user_day_row *rows
 		sqlite3_bind_int64(st, 2, rows[i + m - 1].uid);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)m);
 		sqlite3_bind_blob64(st, 4, data, len, SQLITE_STATIC);
+		if (block && !owned && i + m == n)
+			registry_mem_lend(block);
 		ret = step_done(reg, st, "adding user-days", err);
 		sqlite3_reset(st);
 		free(data);
 	}
+	registry_mem_unlend();
 	sqlite3_finalize(st);
 	free(owned);
+	return ret;
+}
+
+int registry_user_days_add(struct registry *reg, const struct user_day_row *rows, size_t n,
+			   struct ltv_err *err)
+{
+	return add_user_days(reg, rows, n, NULL, err);
+}
+
+int registry_user_days_add_block(struct registry *reg, struct mapped_block *rows, size_t n,
+				 struct ltv_err *err)
+{
+	int ret = add_user_days(reg, rows->p, n, rows, err);
+
+	mapped_block_release(rows);
 	return ret;
 }
 

@@ -32,6 +32,18 @@ struct registry {
 	sqlite3_stmt *users_insert; /* USER_BATCH users a statement (registry_users_insert) */
 };
 
+/*
+ * SQLite's allocator (src/registry_mem.c): glibc's with the huge-page hint on
+ * blocks of megabytes; registry_mem_configure installs it, before SQLite's
+ * first use. registry_mem_lend gives b's pages (b is emptied) to SQLite's
+ * next allocation of a MB or more that fits in them, unmapped when SQLite
+ * frees it; registry_mem_unlend unmaps them if none took them.
+ */
+struct mapped_block;
+void registry_mem_configure(void);
+void registry_mem_lend(struct mapped_block *b);
+void registry_mem_unlend(void);
+
 /* Converts a failing SQLite call into err, keeping SQLite's own text. */
 #define SQL_FAIL(reg, err, what)                                                        \
 	err_set((err), sqlite3_errcode((reg)->db) == SQLITE_BUSY ? LTV_EBUSY : LTV_EREGISTRY, \

@@ -196,6 +196,20 @@ void strmap_release(struct strmap *m)
 	memset(m, 0, sizeof(*m));
 }
 
+void *strmap_release_keep_table(struct strmap *m, size_t *out_len)
+{
+	void *table = NULL;
+
+	*out_len = 0;
+	if (m->slots && m->cap * m->stride >= HUGE_TABLE) {
+		table = m->slots;
+		*out_len = m->cap * m->stride;
+		m->slots = NULL; /* no longer m's to free */
+	}
+	strmap_release(m);
+	return table;
+}
+
 static const char *arena_copy(struct strmap *m, const char *key, size_t len)
 {
 	char *dst;

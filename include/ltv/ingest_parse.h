@@ -148,6 +148,18 @@ int ingest_parse_file_hashed(struct ingest_parse *p, const char *path, enum inpu
 void ingest_parse_user_days(struct ingest_parse *p, int64_t installed_since,
 			    struct user_day_row **out_rows, size_t *out_n);
 
+/*
+ * The same rows for every user (installed_since INT64_MIN), in a block made
+ * from the pages of the id map's table and then of the n_spare blocks given
+ * (include/ltv/mapped_block.h; they are the block's after): its rows are
+ * out_rows->p, and the caller releases it with mapped_block_release. For
+ * ingest, whose tail waited on the kernel zeroing the rows' fresh pages.
+ */
+struct mapped_block;
+struct mapped_piece;
+void ingest_parse_user_days_mapped(struct ingest_parse *p, const struct mapped_piece *spare,
+				   size_t n_spare, struct mapped_block *out_rows, size_t *out_n);
+
 /* Closes the rejects file (removed when nothing was rejected) and frees p's contents. */
 void ingest_parse_release(struct ingest_parse *p);
 

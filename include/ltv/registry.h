@@ -317,6 +317,15 @@ struct user_day_row {
  */
 int registry_user_days_add(struct registry *reg, const struct user_day_row *rows, size_t n,
 			   struct ltv_err *err);
+/*
+ * registry_user_days_add for the n rows at the start of block rows (taken
+ * over and released, whatever happens): its pages serve SQLite's copy of the
+ * last block's record, as the rows are not read once it is encoded, instead
+ * of fresh pages the kernel would zero (ingest's tail; src/registry_mem.c).
+ */
+struct mapped_block;
+int registry_user_days_add_block(struct registry *reg, struct mapped_block *rows, size_t n,
+				 struct ltv_err *err);
 
 /* All users in uid order, as parallel arrays owned by the table. */
 struct user_table {

@@ -24,6 +24,13 @@ struct strmap {
 void strmap_init(struct strmap *m);
 void strmap_release(struct strmap *m);
 /*
+ * strmap_release, except that a table which is an anonymous mapping of its
+ * own (from 4 MB: a million keys' is 48 MB, its pages faulted in) is handed
+ * to the caller, its length in *out_len, for a block made from its pages
+ * (include/ltv/mapped_block.h) or munmap. NULL if the table is not one.
+ */
+void *strmap_release_keep_table(struct strmap *m, size_t *out_len);
+/*
  * A map whose every key carries payload_size bytes for the caller, zeroed
  * when the key is put, kept beside the key in the same cache line when slot
  * and payload fit in 64 bytes (payload_size <= 40): a lookup that misses the

@@ -12,6 +12,7 @@
 
 #include "ltv/csvread.h"
 #include "ltv/ingest_parse.h"
+#include "ltv/mapped_block.h"
 #include "ltv/strmap.h"
 
 #include <math.h>
@@ -455,8 +456,14 @@ static double many_revenue(int i)
 	return (i % 5) * 0.25;
 }
 
-/* Reads MANY_USERS users' events by time, on jobs threads; the caller frees *out_rows. */
-static size_t parse_many(int jobs, struct user_day_row **out_rows)
+/*
+ * Reads n_users users' events by time (every 4th with an event back on its
+ * day 0, every 7th with none), on jobs threads, and groups their user-days:
+ * into *out_rows (the caller frees it), or into *out_block when that is not
+ * NULL (ingest's block from the id map's pages).
+ */
+static size_t parse_users(int n_users, int jobs, struct user_day_row **out_rows,
+			  struct mapped_block *out_block)
 {
 	char *dir = test_scratch_dir(), *users, *events, *path_u, *path_e;
 	size_t len_u, len_e, n;
@@ -468,14 +475,14 @@ static size_t parse_many(int jobs, struct user_day_row **out_rows)
 
 	fputs("user_id,app_id,campaign,install_time,cost\n", fu);
 	fputs("user_id,event_time,revenue,event\n", fe);
-	for (int i = 0; i < MANY_USERS; i++)
+	for (int i = 0; i < n_users; i++)
 		fprintf(fu, "u%d,app,c1,2025-01-01T00:00:00Z,1\n", i);
 	for (int d = 0; d < 3; d++)
-		for (int i = 0; i < MANY_USERS; i++)
+		for (int i = 0; i < n_users; i++)
 			if (i % 7 != 3)
 				fprintf(fe, "u%d,2025-01-0%dT%02d:00:00Z,%.2f,x\n", i, d + 1, 1 + i % 20,
 					many_revenue(i));
-	for (int i = 0; i < MANY_USERS; i += 4)
+	for (int i = 0; i < n_users; i += 4)
 		if (i % 7 != 3)
 			fprintf(fe, "u%d,2025-01-01T23:00:00Z,0.50,x\n", i);
 	fclose(fu);
@@ -489,7 +496,10 @@ static size_t parse_many(int jobs, struct user_day_row **out_rows)
 	assert_int_equal(ingest_parse_file(&p, path_u, INPUT_USERS, &rows, &rejected, &err), 0);
 	assert_int_equal(ingest_parse_file(&p, path_e, INPUT_EVENTS, &rows, &rejected, &err), 0);
 	assert_int_equal(rejected, 0);
-	ingest_parse_user_days(&p, INT64_MIN, out_rows, &n);
+	if (out_block)
+		ingest_parse_user_days_mapped(&p, NULL, 0, out_block, &n);
+	else
+		ingest_parse_user_days(&p, INT64_MIN, out_rows, &n);
 	ingest_parse_release(&p);
 	config_release(&cfg);
 	free(users);
@@ -498,6 +508,11 @@ static size_t parse_many(int jobs, struct user_day_row **out_rows)
 	free(path_e);
 	test_scratch_free(dir);
 	return n;
+}
+
+static size_t parse_many(int jobs, struct user_day_row **out_rows)
+{
+	return parse_users(MANY_USERS, jobs, out_rows, NULL);
 }
 
 /*
@@ -526,6 +541,31 @@ static void test_grouping_halves(void **state)
 			expect_row(&rows[k++], i + 1, 2, r, 1, r > 0);
 		}
 		assert_int_equal(k, n);
+		free(rows);
+	}
+}
+
+/*
+ * Ingest's rows in a block made from the id map's table: 150,000 users make
+ * a table of its own mapping (over 4 MB), whose pages begin the block
+ * (fresh_from > 0), and the rows are byte for byte those of
+ * ingest_parse_user_days, whose block is fresh: one or two threads.
+ */
+static void test_grouping_in_id_map_pages(void **state)
+{
+	const int n_users = 150000;
+
+	(void)state;
+	for (int jobs = 1; jobs <= 2; jobs++) {
+		struct user_day_row *rows;
+		struct mapped_block block;
+		const size_t n = parse_users(n_users, jobs, &rows, NULL);
+
+		assert_int_equal(parse_users(n_users, jobs, NULL, &block), n);
+		assert_true(block.fresh_from > 0);
+		assert_true(block.len >= n * sizeof(*rows));
+		assert_memory_equal(block.p, rows, n * sizeof(*rows));
+		mapped_block_release(&block);
 		free(rows);
 	}
 }
@@ -596,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_young_only),
 		cmocka_unit_test(test_young_fooled_by_a_quote),
 		cmocka_unit_test(test_grouping_halves),
+		cmocka_unit_test(test_grouping_in_id_map_pages),
 		cmocka_unit_test(test_young_only_batched),
 		cmocka_unit_test(test_two_resolvers),
 		cmocka_unit_test(test_peek_and_estimate),
