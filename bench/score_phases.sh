@@ -23,7 +23,9 @@
 # machine's load better than the whole run's wall; runs go in a session of
 # their own given nice -15, as bench/score_wall.sh's. Used for issue 13
 # (text_ahead, the frame's dictionary cache; scorepredict, session 15: the
-# prediction's jobs taken by whichever thread is free: README "Threads and performance").
+# prediction's jobs taken by whichever thread is free; session 16, scorepost:
+# the frame without the user-id hashes and with its room reserved: README
+# "Threads and performance").
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 3 ] || bench_usage "RUNS DIR LTVPIPE [LTVPIPE...]"

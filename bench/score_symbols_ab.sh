@@ -9,7 +9,9 @@
 # and their sum, then the whole run's samples. Used for issue 13 (helper
 # "scorepredict"): the trees' walk (predict_rows), the matrices
 # (model_data_matrix, model_data_matrix_into) and the kernel zeroing fresh
-# pages (clear_page_erms).
+# pages (clear_page_erms). Session 16 (helper "scorepost"): the output's
+# numbers, `... 3 numfmt_fixed scaled_round digits_of __scalbn frexp@plt
+# ldexp@plt __frexp jbuf_fixed` (a double's bits read directly, src/numfmt.c).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 5 ] && [[ $4 =~ ^[1-9][0-9]*$ ]] || bench_usage "BIN_BEFORE BIN_AFTER DIR RUNS SYMBOL..."

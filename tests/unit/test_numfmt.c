@@ -214,6 +214,29 @@ static void test_edges(void **state)
 	}
 }
 
+/*
+ * Every binary exponent: numfmt reads a double's mantissa and exponent off
+ * its bits (the implicit bit of a normal number, none for a subnormal), so
+ * an off-by-one there shows at 2^e, next to it, and at the top of its binade.
+ */
+static void test_every_exponent(void **state)
+{
+	(void)state;
+	for (int e = -1074; e <= 1023; e++) {
+		const double p = ldexp(1.0, e);
+		const double vs[] = { p, nextafter(p, 0), nextafter(p, INFINITY),
+				      e < 1023 ? nextafter(2 * p, 0) : DBL_MAX,
+				      p * 1.7, p * (e > -1070 ? 1.3 : 3) };
+
+		for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+			expect_fixed(vs[i], 4);
+			expect_fixed(-vs[i], e & 7);
+			expect_g(vs[i], 15);
+			expect_json(vs[i]);
+		}
+	}
+}
+
 static void expect_parse(const char *text)
 {
 	char *end;
@@ -271,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_ties),
 		cmocka_unit_test(test_powers_of_ten),
 		cmocka_unit_test(test_edges),
+		cmocka_unit_test(test_every_exponent),
 		cmocka_unit_test(test_parse_double),
 	};
 
