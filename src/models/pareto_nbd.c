@@ -47,12 +47,15 @@ void pareto_nbd_param_init(struct pareto_nbd_param *param)
 	assert(param);
 	param->max_iter = MLE_DEFAULT_MAX_ITER;
 	param->grad_tol = MLE_DEFAULT_GRAD_TOL;
+	param->tail_memo = 1;
 }
 
 const char *pareto_nbd_param_check(const struct pareto_nbd_param *param)
 {
 	if (!param)
 		return "no parameters given";
+	if (param->tail_memo != 0 && param->tail_memo != 1)
+		return "tail_memo must be 0 or 1";
 	return mle_param_check(param->max_iter, param->grad_tol);
 }
 
@@ -570,8 +573,11 @@ int pareto_nbd_fit(const struct pareto_nbd_param *param, const struct pareto_nbd
 	if (ret < 0)
 		return ret;
 	md.d = *data;
-	md.memo = xcalloc(1, sizeof(*md.memo));
-	md.memo->A = NAN; /* no entry is for anything yet */
+	md.memo = NULL;
+	if (param->tail_memo) {
+		md.memo = xcalloc(1, sizeof(*md.memo));
+		md.memo->A = NAN; /* no entry is for anything yet */
+	}
 	problem = (struct mle_problem){ &pareto_nbd_fit_mle, &md, data->n, data->weight,
 					param->max_iter, param->grad_tol };
 	mean_T = mle_weighted_mean(data->T, data->weight, data->n);
