@@ -12,6 +12,7 @@
 # 68 updates are what the lookalike stage's fit makes at 1,000,000 users; the
 # pruning of kmeans_param.prune pays most in late updates:
 #   bench/kmeans_assign.sh 6307460 1000000 68 3   (fit 4.15 -> 3.27 s CPU, session 13)
+#   bench/kmeans_assign.sh b6510bd 1000000 68 3   (fit 3.63 -> 3.36 s CPU, session 16, load 8-9)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 1 ] || bench_usage "OLD_COMMIT [ROWS [ITERATIONS [RUNS]]]"

@@ -7,6 +7,9 @@
 # older copy of the model be timed with the same harness, e.g.
 #   git show HEAD:src/models/pareto_nbd.c > /tmp/old.c
 #   bench/pareto_nbd_fit.sh 15750 1 /tmp/old.c
+# Session 16 (value-only quadrature, tail memo): set 3 0.715 -> 0.471 s with
+#   git show b6510bd:src/models/pareto_nbd.c > /tmp/old.c; bench/pareto_nbd_fit.sh 15750 1 /tmp/old.c
+#   against bench/pareto_nbd_fit.sh 15750 1 (the same fitted parameters printed).
 # Builds into a scratch directory; touches nothing in the tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."

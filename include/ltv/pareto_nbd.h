@@ -34,6 +34,8 @@ struct pareto_nbd_param {
 	int max_iter;    /* iterations for each optimiser stage (simplex, then BFGS) */
 	double grad_tol; /* converged when |gradient of the mean log-likelihood| in
 			    log-parameters is below this */
+	int tail_memo;   /* 1 (default): the search keeps each row's series tails for the
+			    rows after it (the same fit to the bit); 0: computes every one */
 };
 
 /*

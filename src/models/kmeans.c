@@ -299,19 +299,20 @@ static void nearest_rows(const double *restrict z, size_t rows, size_t d, size_t
  * Hamerly's bounds for the fit's passes (kmeans_param.prune): a row whose
  * centroid is nearer than every other by more than the rounding of the
  * expanded distances keeps its label without them. Bounds are on exact
- * distances, each rounded outwards: upper from the row's exact squared
- * distance to its centroid, which every pass computes anyway, lower from
- * the second least expanded distance of the last full search; both moved by
- * how far the centroids moved (the triangle inequality).
+ * distances, each rounded outwards: a lower bound from the second least
+ * expanded distance of the last full search, moved by how far the
+ * centroids moved (the triangle inequality). The upper side needs no bound:
+ * every pass computes each row's exact squared distance to its centroid
+ * anyway (the inertia), so it does that first, against the last pass's
+ * label, and tests with it.
  */
 struct row_bounds {
-	double *upper;     /* n: >= row i's distance to its centroid */
+	double *xnorm;     /* n: row i's squared norm, set by the first pass (the rows do not move) */
 	double *lower;     /* n: <= row i's distance to every other centroid */
-	double *drift;     /* k: >= how far each centroid moved in the last update */
-	double drift_max;  /* the largest drift, of centroid drift_arg */
+	double drift_max;  /* the largest drift of a centroid in the last update, of drift_arg */
 	double drift_next; /* the largest of the others */
 	size_t drift_arg;
-	int valid;         /* 0 until a pass has set upper and lower for every row */
+	int valid;         /* 0 until a pass has set lower for every row */
 };
 
 /* Outward rounding of a bound: far above this code's relative errors (about 1e-15). */
@@ -330,52 +331,77 @@ static double expanded_error(double xn, double cn)
 	return BOUND_SLACK * 2 * (xn + cn);
 }
 
-/* The least v[j] over j < n but a (+inf when there is none), in four chains side by side. */
-static double min_but(const double *v, size_t n, size_t a)
+/*
+ * The least v[j] over j < n but a (+inf when there is none), in four chains
+ * side by side: v[a] is set to +inf for the scan and put back. A minimum
+ * rounds nothing, so the order of the scan does not change it.
+ */
+static double min_but(double *v, size_t n, size_t a)
 {
-	double m[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
+	const double keep = v[a];
+	double m0 = INFINITY, m1 = INFINITY, m2 = INFINITY, m3 = INFINITY;
+	size_t j = 0;
 
-	for (size_t j = 0; j < n; j++) {
-		const double x = j == a ? INFINITY : v[j];
-
-		m[j % 4] = x < m[j % 4] ? x : m[j % 4];
+	v[a] = INFINITY;
+	for (; j + 4 <= n; j += 4) {
+		m0 = v[j] < m0 ? v[j] : m0;
+		m1 = v[j + 1] < m1 ? v[j + 1] : m1;
+		m2 = v[j + 2] < m2 ? v[j + 2] : m2;
+		m3 = v[j + 3] < m3 ? v[j + 3] : m3;
 	}
-	m[0] = m[1] < m[0] ? m[1] : m[0];
-	m[2] = m[3] < m[2] ? m[3] : m[2];
-	return m[2] < m[0] ? m[2] : m[0];
+	for (; j < n; j++)
+		m0 = v[j] < m0 ? v[j] : m0;
+	v[a] = keep;
+	m0 = m1 < m0 ? m1 : m0;
+	m2 = m3 < m2 ? m3 : m2;
+	return m2 < m0 ? m2 : m0;
 }
 
 /*
- * nearest_rows for the fit's rows r0.. with bounds: a row skips the search
- * when its bounds, moved by the centroids' drift, say its centroid
- * (prev[i], the last pass's label) is still nearest by more than twice the
- * expanded distances' error; then the search cannot have chosen another.
- * The others are searched as nearest_rows does and get a new lower bound.
+ * nearest_rows for the fit's rows r0.. with bounds. dd[i] is given as the
+ * row's squared distance to prev[i]'s centroid (the last pass's label) as
+ * sq_dist computes it, when the bounds are valid; a row skips the search
+ * when its lower bound, moved by the centroids' drift, and that distance
+ * (rounded outwards: sq_dist's error is far below BOUND_SLACK) say prev[i]
+ * is still nearest by more than twice the expanded distances' error; then
+ * the search cannot have chosen another. The others are searched as
+ * nearest_rows does and get a new lower bound, and a row whose label moves
+ * gets dd[i] to its new centroid, so dd is centroid_dists of best on return.
  */
 static void nearest_rows_bounded(const double *restrict z, size_t rows, size_t d, size_t k,
-				 size_t kp, const double *restrict ct,
+				 size_t kp, const double *restrict centroids,
+				 const double *restrict ct,
 				 const double *restrict cnorm, double cn, const int *prev,
 				 struct row_bounds *b, size_t r0, double *restrict v,
-				 int *restrict best)
+				 int *restrict best, double *restrict dd)
 {
 	for (size_t i = 0; i < rows; i++) {
 		const double *zi = z + i * d;
 		double xn = 0.0, v2, e;
 		size_t a;
 
-		for (size_t t = 0; t < d; t++)
-			xn += zi[t] * zi[t];
+		if (b->valid) {
+			xn = b->xnorm[r0 + i];
+		} else {
+			for (size_t t = 0; t < d; t++)
+				xn += zi[t] * zi[t];
+			b->xnorm[r0 + i] = xn;
+		}
 		e = expanded_error(xn, cn);
 
 		if (b->valid) {
 			const size_t p = (size_t)prev[i];
-			const double u = (b->upper[r0 + i] + b->drift[p]) * (1 + BOUND_SLACK);
 			const double l = (b->lower[r0 + i] -
 					  (p == b->drift_arg ? b->drift_next : b->drift_max)) *
 					 (1 - BOUND_SLACK);
 
-			/* The products' own rounding is inside the slack as well. */
-			if (l > 0 && l * l * (1 - BOUND_SLACK) - u * u * (1 + BOUND_SLACK) > 2 * e) {
+			/*
+			 * l^2 against the squared distance, both rounded
+			 * outwards; the products' own rounding is inside the
+			 * slack as well.
+			 */
+			if (l > 0 && l * l * (1 - BOUND_SLACK) -
+					     dd[i] * ((1 + BOUND_SLACK) * (1 + BOUND_SLACK)) > 2 * e) {
 				best[i] = (int)p;
 				b->lower[r0 + i] = l;
 				continue;
@@ -387,7 +413,47 @@ static void nearest_rows_bounded(const double *restrict z, size_t rows, size_t d
 		best[i] = (int)a;
 		v2 = xn + min_but(v, k, a) - 2 * e;
 		b->lower[r0 + i] = v2 > 0 ? sqrt(v2) * (1 - BOUND_SLACK) : 0.0;
+		if (!b->valid || a != (size_t)prev[i])
+			dd[i] = sq_dist(zi, centroids + a * d, d);
 	}
+}
+
+/*
+ * dd[i] = sq_dist of row i of z to its centroid near[i], four rows at a
+ * time: their sums are four independent chains the CPU runs side by side
+ * (one row's is a chain of d dependent adds), each summed in feature order
+ * from 0 as sq_dist sums it, so the bits are sq_dist's.
+ */
+static void centroid_dists(const double *restrict z, size_t rows, size_t d,
+			   const double *restrict centroids, const int *restrict near,
+			   double *restrict dd)
+{
+	size_t i = 0;
+
+	for (; i + 4 <= rows; i += 4) {
+		const double *z0 = z + i * d, *z1 = z0 + d, *z2 = z1 + d, *z3 = z2 + d;
+		const double *c0 = centroids + (size_t)near[i] * d;
+		const double *c1 = centroids + (size_t)near[i + 1] * d;
+		const double *c2 = centroids + (size_t)near[i + 2] * d;
+		const double *c3 = centroids + (size_t)near[i + 3] * d;
+		double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+
+		for (size_t t = 0; t < d; t++) {
+			const double t0 = z0[t] - c0[t], t1 = z1[t] - c1[t];
+			const double t2 = z2[t] - c2[t], t3 = z3[t] - c3[t];
+
+			s0 += t0 * t0;
+			s1 += t1 * t1;
+			s2 += t2 * t2;
+			s3 += t3 * t3;
+		}
+		dd[i] = s0;
+		dd[i + 1] = s1;
+		dd[i + 2] = s2;
+		dd[i + 3] = s3;
+	}
+	for (; i < rows; i++)
+		dd[i] = sq_dist(z + i * d, centroids + (size_t)near[i] * d, d);
 }
 
 static void assign_rows(const struct assign_job *job)
@@ -412,6 +478,7 @@ static void assign_rows(const struct assign_job *job)
 	{
 		double *v = xmalloc(kp * sizeof(double));
 		int *near = xmalloc(bs * sizeof(int));
+		double *dd = xmalloc(bs * sizeof(double));
 		double *zb = job->sc ? xmalloc(bs * d * sizeof(double)) : NULL;
 
 #pragma omp for schedule(static)
@@ -427,26 +494,28 @@ static void assign_rows(const struct assign_job *job)
 				scaler_transform(job->sc, z, rows, zb);
 				z = zb;
 			}
-			if (job->bounds)
-				nearest_rows_bounded(z, rows, d, k, kp, ct, cnorm, cn,
-						     job->labels + r0, job->bounds, r0, v, near);
-			else
+			/* The expanded form cancels badly near a centroid; dd is the exact one. */
+			if (job->bounds) {
+				if (job->bounds->valid)
+					centroid_dists(z, rows, d, job->centroids, job->labels + r0, dd);
+				nearest_rows_bounded(z, rows, d, k, kp, job->centroids, ct, cnorm, cn,
+						     job->labels + r0, job->bounds, r0, v, near, dd);
+			} else {
 				nearest_rows(z, rows, d, k, kp, ct, cnorm, v, near);
+				centroid_dists(z, rows, d, job->centroids, near, dd);
+			}
 			if (sums)
 				memset(sums, 0, k * d * sizeof(double));
 			if (counts)
 				memset(counts, 0, k * sizeof(size_t));
+			memcpy(job->labels + r0, near, rows * sizeof(int));
+			if (job->dist2)
+				memcpy(job->dist2 + r0, dd, rows * sizeof(double));
 			for (size_t i = 0; i < rows; i++) {
 				const double *zi = z + i * d;
 				const size_t best = (size_t)near[i];
-				/* The expanded form cancels badly near a centroid; report the exact one. */
-				const double dd = sq_dist(zi, job->centroids + best * d, d);
-				job->labels[r0 + i] = (int)best;
-				if (job->bounds)
-					job->bounds->upper[r0 + i] = sqrt(dd) * (1 + BOUND_SLACK);
-				if (job->dist2)
-					job->dist2[r0 + i] = dd;
-				inertia += dd;
+
+				inertia += dd[i];
 				if (sums) {
 					double *s = sums + best * d;
 					for (size_t j = 0; j < d; j++)
@@ -459,6 +528,7 @@ static void assign_rows(const struct assign_job *job)
 				job->blk_inertia[blk] = inertia;
 		}
 		free(zb);
+		free(dd);
 		free(near);
 		free(v);
 	}
@@ -572,11 +642,10 @@ static void init_plusplus(const struct kmeans_param *p, const double *z, size_t 
 	free(min_d2);
 }
 
-static void bounds_init(struct row_bounds *b, size_t n, size_t k)
+static void bounds_init(struct row_bounds *b, size_t n)
 {
-	b->upper = xmalloc(n * sizeof(double));
+	b->xnorm = xmalloc(n * sizeof(double));
 	b->lower = xmalloc(n * sizeof(double));
-	b->drift = xcalloc(k, sizeof(double));
 	b->drift_max = b->drift_next = 0.0;
 	b->drift_arg = 0;
 	b->valid = 0;
@@ -584,12 +653,11 @@ static void bounds_init(struct row_bounds *b, size_t n, size_t k)
 
 static void bounds_release(struct row_bounds *b)
 {
-	free(b->upper);
+	free(b->xnorm);
 	free(b->lower);
-	free(b->drift);
 }
 
-/* How far each centroid moved from old to now, rounded up, and the two largest. */
+/* The two largest of how far each centroid moved from old to now, rounded up. */
 static void bounds_drift(struct row_bounds *b, const double *old, const double *now, size_t k,
 			 size_t d)
 {
@@ -598,7 +666,6 @@ static void bounds_drift(struct row_bounds *b, const double *old, const double *
 	for (size_t j = 0; j < k; j++) {
 		const double m = sqrt(sq_dist(old + j * d, now + j * d, d)) * (1 + BOUND_SLACK);
 
-		b->drift[j] = m;
 		if (m > b->drift_max) {
 			b->drift_next = b->drift_max;
 			b->drift_max = m;
@@ -721,8 +788,8 @@ static int fit(const struct kmeans_param *p, const double *x, double *z_in, size
 	blk_counts = xmalloc(n_blocks * p->k * sizeof(size_t));
 	blk_inertia = xmalloc(n_blocks * sizeof(double));
 	if (p->prune) {
-		/* 16 bytes a row: 16 MB at the lookalike's 1,000,000 rows, beside its 64 MB matrix. */
-		bounds_init(&bounds, n, p->k);
+		/* 16 bytes a row (squared norm, lower bound): 16 MB at the lookalike's 1,000,000 rows. */
+		bounds_init(&bounds, n);
 		old = xmalloc(p->k * d * sizeof(double));
 	}
 	const struct assign_job job = {

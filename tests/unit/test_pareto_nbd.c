@@ -668,6 +668,79 @@ static void test_recovery_weekly(void **state)
 	free(w);
 }
 
+/*
+ * The search's tail memo (pareto_nbd_param.tail_memo) changes no bit of a
+ * fit: whole-week rows with alpha near beta (series tails, the memo's case),
+ * sorted as btyd_triples_build sorts them, plus rows it does not keep (a
+ * fractional t_x, T past its 256 weeks), fitted with and without it.
+ */
+static void test_tail_memo_same_fit(void **state)
+{
+	const size_t n = 3000;
+	double *tr = xmalloc(n * 3 * sizeof(double)), *x = xmalloc(n * sizeof(double)),
+	       *t_x = xmalloc(n * sizeof(double)), *T = xmalloc(n * sizeof(double)),
+	       *w = xmalloc(n * sizeof(double));
+	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+	struct pareto_nbd_param param;
+	struct pareto_nbd_model *m[2] = { NULL, NULL };
+	struct ltv_err err = { 0 };
+	struct pareto_nbd_data d;
+	size_t rows = 0;
+
+	(void)state;
+	gsl_rng_set(rng, 11);
+	for (size_t i = 0; i < n; i++) {
+		const double lambda = gsl_ran_gamma(rng, 0.6, 1 / 8.0);
+		const double mu = gsl_ran_gamma(rng, 0.8, 1 / 10.0);
+		const double death = gsl_ran_exponential(rng, 1 / mu);
+		const double Ti = (double)(1 + gsl_rng_uniform_int(rng, i % 50 ? 40 : 400));
+		double now = 0, xi = 0, last = 0;
+
+		for (;;) {
+			now += gsl_ran_exponential(rng, 1 / lambda);
+			if (!(now <= Ti && now <= death))
+				break;
+			xi++;
+			last = now;
+		}
+		tr[3 * i] = xi;
+		tr[3 * i + 1] = xi > 0 ? (i % 97 ? round(last) : round(7 * last) / 7) : 0;
+		tr[3 * i + 1] = fmin(tr[3 * i + 1], Ti);
+		tr[3 * i + 2] = Ti;
+	}
+	gsl_rng_free(rng);
+	qsort(tr, n, 3 * sizeof(double), cmp_triple);
+	for (size_t i = 0; i < n; i++) {
+		if (rows > 0 && cmp_triple(&tr[3 * i], &tr[3 * (i - 1)]) == 0) {
+			w[rows - 1]++;
+			continue;
+		}
+		x[rows] = tr[3 * i];
+		t_x[rows] = tr[3 * i + 1];
+		T[rows] = tr[3 * i + 2];
+		w[rows++] = 1;
+	}
+	d = (struct pareto_nbd_data){ rows, x, t_x, T, w };
+	for (int memo = 0; memo <= 1; memo++) {
+		pareto_nbd_param_init(&param);
+		param.tail_memo = memo;
+		if (pareto_nbd_fit(&param, &d, &m[memo], &err) < 0)
+			fail_msg("%s", err.msg);
+	}
+	assert_true(m[0]->r == m[1]->r && m[0]->alpha == m[1]->alpha);
+	assert_true(m[0]->s == m[1]->s && m[0]->beta == m[1]->beta);
+	assert_true(m[0]->log_lik == m[1]->log_lik && m[0]->n_iter == m[1]->n_iter);
+	param.tail_memo = 2;
+	assert_non_null(pareto_nbd_param_check(&param));
+	pareto_nbd_free(m[0]);
+	pareto_nbd_free(m[1]);
+	free(tr);
+	free(x);
+	free(t_x);
+	free(T);
+	free(w);
+}
+
 static void test_predict(void **state)
 {
 	double x[3] = { 0, 2, 5 }, t_x[3] = { 0, 30.43, 10 }, T[3] = { 20, 38.86, 38 };
@@ -750,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_recovery),
 		cmocka_unit_test(test_recovery_weekly),
+		cmocka_unit_test(test_tail_memo_same_fit),
 		cmocka_unit_test(test_predict),
 		cmocka_unit_test(test_save_load),
 	};
