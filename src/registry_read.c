@@ -120,17 +120,24 @@ void user_table_free_arrays(struct user_table *t)
 }
 
 /*
- * How many users a reading thread has put into the table so far, for a
- * reader of the user-days waiting on it (registry_users_and_days). The
- * count is published under the mutex after the rows' columns are written,
- * so a waiter that sees it may read those rows.
+ * How many users the reading threads have put into the table so far, for a
+ * reader of the user-days waiting on them (registry_users_and_days). The
+ * table's rows come in chunks of `chunk` rows, chunk j read by reader
+ * j % readers (one reader: a single chunk of all rows), each reader's in
+ * order: reader k has finished done[k] of its chunks and has at[k] rows of
+ * the next. The rows a waiter may read are the chunks finished without a
+ * gap, plus the rows in of the next. Counts are published under the mutex
+ * after the rows' columns are written, so a waiter that sees them may read
+ * those rows.
  */
 struct users_gate {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	size_t loaded;
-	size_t want; /* the count the waiter sleeps for: no wake-up before */
-	int done;
+	size_t n, chunk;
+	int readers;
+	size_t done[2], at[2];
+	int over[2];      /* reader k ended (all its chunks, or an error) */
+	size_t want;      /* the count the waiter sleeps for: no wake-up before */
 };
 
 /* Users are counted out this many at a time (a lock each, rarely a wake-up). */
@@ -144,14 +151,35 @@ struct users_gate {
  */
 #define USERS_AHEAD 65536
 
-static void gate_publish(struct users_gate *g, size_t loaded, int done)
+/* The rows [0, return) a waiter may read (under the mutex). */
+static size_t gate_ready(const struct users_gate *g)
+{
+	size_t j = 0;
+
+	while (j * g->chunk < g->n && g->done[j % g->readers] > j / g->readers)
+		j++;
+	if (j * g->chunk >= g->n)
+		return g->n;
+	return j * g->chunk + (g->done[j % g->readers] == j / g->readers ? g->at[j % g->readers] : 0);
+}
+
+/* 1 when no more rows will come: a reader ended short of its chunks, or every one ended. */
+static int gate_over(const struct users_gate *g)
+{
+	const size_t ready = gate_ready(g);
+
+	return ready == g->n || g->over[(ready / g->chunk) % g->readers];
+}
+
+static void gate_publish(struct users_gate *g, int reader, size_t done, size_t at, int over)
 {
 	if (!g)
 		return;
 	pthread_mutex_lock(&g->mu);
-	g->loaded = loaded;
-	g->done |= done;
-	if (g->done || g->loaded >= g->want)
+	g->done[reader] = done;
+	g->at[reader] = at;
+	g->over[reader] |= over;
+	if (gate_over(g) || gate_ready(g) >= g->want)
 		pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
 }
@@ -165,12 +193,12 @@ static size_t gate_wait(struct users_gate *g, int64_t uid)
 	size_t loaded;
 
 	pthread_mutex_lock(&g->mu);
-	if ((int64_t)g->loaded < uid && !g->done) {
+	if ((int64_t)gate_ready(g) < uid && !gate_over(g)) {
 		g->want = (size_t)uid + USERS_AHEAD;
-		while (g->loaded < g->want && !g->done)
+		while (gate_ready(g) < g->want && !gate_over(g))
 			pthread_cond_wait(&g->cv, &g->mu);
 	}
-	loaded = g->loaded;
+	loaded = gate_ready(g);
 	pthread_mutex_unlock(&g->mu);
 	return loaded;
 }
@@ -203,49 +231,95 @@ static void user_table_alloc(struct user_table *t, size_t cap)
 }
 
 /*
- * Reads up to cap users in uid order into t (columns allocated for cap),
- * telling gate (NULL: nobody waits) how many are in every USERS_PUBLISH
- * users and at the end; t->n is set once, at the end, so that a waiter
- * reads nothing this thread writes but the published rows.
+ * One reader of the users table into t's columns (rows [0, n)), its strings
+ * into text's blocks (t itself, or a table of its own for a second reader),
+ * on the connection db (reg's, or a second one, whose errors are its own):
+ * chunks index, index + stride, ... of `chunk` rows, chunk j being the users
+ * from uid from_uid + j * chunk on (INT64_MIN: one chunk, every user). It
+ * tells gate (NULL: nobody waits) how far it is every USERS_PUBLISH users
+ * and at each chunk's end, as reader `index`; got is how many rows it read.
  */
-static int users_read_rows(struct registry *reg, struct user_table *t, size_t cap,
-			   struct users_gate *gate, struct ltv_err *err)
+struct users_reader {
+	struct registry *reg;
+	sqlite3 *db;
+	struct user_table *t, *text;
+	size_t n, chunk;
+	int index, stride;
+	int64_t from_uid;
+	struct users_gate *gate;
+	size_t got;
+};
+
+/* Chunk j's rows from its statement st (bound, stepped here); how many came, or -1 (rc set). */
+static size_t read_chunk(struct users_reader *r, sqlite3_stmt *st, size_t j, size_t done,
+			 struct shared_text *shared, size_t *used, int *rc)
 {
-	sqlite3_stmt *st = NULL;
-	struct shared_text *shared = xcalloc(3, sizeof(*shared)); /* app, campaign, attributes */
-	size_t n = 0, used = 0;
-	int ret = prepare(reg, "SELECT uid, user_id, app_id, campaign, install_time, cost, attributes"
-			       " FROM users ORDER BY uid", &st, err);
-	int rc = SQLITE_DONE;
+	struct user_table *t = r->t, *x = r->text;
+	const size_t first = j * r->chunk, cap = r->n - first < r->chunk ? r->n - first : r->chunk;
+	size_t k = 0;
 
-	/*
-	 * The connection is serialized (SQLITE_OPEN_FULLMUTEX): each of the
-	 * eight calls a row makes takes and drops its mutex, 16 million
-	 * lock operations at 1,000,000 users (a tenth of the features stage's
-	 * CPU). Held here, those become the owner's cheap re-entries.
-	 */
-	sqlite3_mutex_enter(sqlite3_db_mutex(reg->db));
-	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW && n < cap) {
-		size_t i = n++;
+	*rc = sqlite3_reset(st);
+	if (*rc == SQLITE_OK)
+		*rc = sqlite3_bind_int64(st, 1, r->from_uid == INT64_MIN ? INT64_MIN
+							: r->from_uid + (int64_t)first);
+	while (*rc == SQLITE_OK || *rc == SQLITE_ROW) {
+		const size_t i = first + k;
 
+		if (k == cap || (*rc = sqlite3_step(st)) != SQLITE_ROW)
+			break;
+		k++;
 		t->uid[i] = sqlite3_column_int64(st, 0);
-		t->user_id[i] = keep_column_text(t, &used, st, 1);
-		t->app_id[i] = keep_shared_column_text(t, &used, &shared[0], st, 2);
-		t->campaign[i] = keep_shared_column_text(t, &used, &shared[1], st, 3);
+		t->user_id[i] = keep_column_text(x, used, st, 1);
+		t->app_id[i] = keep_shared_column_text(x, used, &shared[0], st, 2);
+		t->campaign[i] = keep_shared_column_text(x, used, &shared[1], st, 3);
 		t->install_time[i] = sqlite3_column_int64(st, 4);
 		t->cost[i] = column_double_or_nan(st, 5);
 		t->attributes_json[i] = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL
-					: keep_shared_column_text(t, &used, &shared[2], st, 6);
-		if (n % USERS_PUBLISH == 0)
-			gate_publish(gate, n, 0);
+					: keep_shared_column_text(x, used, &shared[2], st, 6);
+		if (k % USERS_PUBLISH == 0)
+			gate_publish(r->gate, r->index, done, k, 0);
 	}
-	if (ret == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		ret = SQL_FAIL(reg, err, "reading users");
-	sqlite3_mutex_leave(sqlite3_db_mutex(reg->db));
+	return k;
+}
+
+static int users_read_rows(struct users_reader *r, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct shared_text *shared = xcalloc(3, sizeof(*shared)); /* app, campaign, attributes */
+	size_t used = 0, done = 0, k = 0;
+	int rc = sqlite3_prepare_v2(r->db, "SELECT uid, user_id, app_id, campaign, install_time, cost,"
+				    " attributes FROM users WHERE uid >= ?1 ORDER BY uid", -1, &st, NULL);
+	const char *what = rc == SQLITE_OK ? "reading users" : "prepare";
+	int ret = 0, short_chunk = 0;
+
+	/*
+	 * reg's connection is serialized (SQLITE_OPEN_FULLMUTEX): each of the
+	 * eight calls a row makes takes and drops its mutex, 16 million
+	 * lock operations at 1,000,000 users (a tenth of the features stage's
+	 * CPU). Held here, those become the owner's cheap re-entries. (A second
+	 * connection has no mutex: NULL, and these do nothing.)
+	 */
+	sqlite3_mutex_enter(sqlite3_db_mutex(r->db));
+	r->got = 0;
+	for (size_t j = (size_t)r->index; rc == SQLITE_OK && !short_chunk && j * r->chunk < r->n;
+	     j += (size_t)r->stride) {
+		k = read_chunk(r, st, j, done, shared, &used, &rc);
+		r->got += k;
+		short_chunk = k < (r->n - j * r->chunk < r->chunk ? r->n - j * r->chunk : r->chunk);
+		if (rc == SQLITE_ROW || (rc == SQLITE_DONE && !short_chunk))
+			rc = SQLITE_OK;
+		if (!short_chunk)
+			gate_publish(r->gate, r->index, ++done, 0, 0);
+	}
+	if (rc != SQLITE_OK && rc != SQLITE_DONE)
+		ret = err_set(err, sqlite3_errcode(r->db) == SQLITE_BUSY ? LTV_EBUSY : LTV_EREGISTRY,
+			      "registry '%s': %s: %s", r->reg->path, what, sqlite3_errmsg(r->db));
+	sqlite3_mutex_leave(sqlite3_db_mutex(r->db));
 	sqlite3_finalize(st);
 	free(shared);
-	t->n = n;
-	gate_publish(gate, ret == 0 ? n : 0, 1);
+	if (ret < 0)
+		r->got = 0;
+	gate_publish(r->gate, r->index, ret < 0 ? 0 : done, ret < 0 || !short_chunk ? 0 : k, 1);
 	return ret;
 }
 
@@ -260,7 +334,13 @@ int registry_users_load(struct registry *reg, struct user_table *out, struct ltv
 		return ret;
 	}
 	user_table_alloc(&t, cap);
-	ret = users_read_rows(reg, &t, cap, NULL, err);
+	{
+		struct users_reader r = { reg, reg->db, &t, &t, cap, cap ? cap : 1, 0, 1, INT64_MIN,
+					  NULL, 0 };
+
+		ret = users_read_rows(&r, err);
+		t.n = r.got;
+	}
 	if (ret < 0)
 		user_table_release(&t);
 	*out = t;
@@ -493,12 +573,9 @@ static int gated_day(void *opaque, int64_t uid, int64_t day, double revenue, int
 	return g->fn(g->ctx, uid, day, revenue, events, purchases);
 }
 
-/* The users' reading thread: its own error, not the caller's, which the user-days may set. */
+/* A users' reading thread: its own error, not the caller's, which the user-days may set. */
 struct users_job {
-	struct registry *reg;
-	struct user_table *t;
-	size_t cap;
-	struct users_gate *gate;
+	struct users_reader r;
 	struct ltv_err err;
 	int ret;
 };
@@ -507,8 +584,51 @@ static void *users_job_main(void *arg)
 {
 	struct users_job *j = arg;
 
-	j->ret = users_read_rows(j->reg, j->t, j->cap, j->gate, &j->err);
+	j->ret = users_read_rows(&j->r, &j->err);
 	return NULL;
+}
+
+/*
+ * Users from which the table is read by two threads, each on a read-only
+ * connection of its own (read_connection), in chunks of USERS_CHUNK users
+ * taken in turn: the users in without a gap, which the user-days' decoder
+ * waits for, then come at both threads' pace. SQLite's stepping and column
+ * calls were three quarters of the one users' thread (the rest its fresh
+ * pages, now users_populate_start's), the features stage's long pole, and a
+ * connection steps one statement at a time; a connection of its own also
+ * takes no mutex per call, as reg's serialized one does.
+ */
+#define USERS_SPLIT_MIN ((size_t)100000)
+#define USERS_CHUNK ((size_t)65536)
+
+/*
+ * A read-only connection to reg's file, without a mutex (one thread uses
+ * it), or NULL: fewer than USERS_SPLIT_MIN users, a registry in memory, or
+ * uids that are not 1..n as the connection sees them (so that chunk j is
+ * the users from uid j * USERS_CHUNK + 1 on, and it sees reg's n users).
+ */
+static sqlite3 *read_connection(struct registry *reg, size_t n)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int same = 0;
+
+	if (n < USERS_SPLIT_MIN || !reg->path || strcmp(reg->path, ":memory:") == 0 ||
+	    strncmp(reg->path, "file:", 5) == 0)
+		return NULL;
+	if (sqlite3_open_v2(reg->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT (SELECT MIN(uid) FROM users), (SELECT MAX(uid) FROM users)",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		same = sqlite3_column_int64(st, 0) == 1 && sqlite3_column_int64(st, 1) == (int64_t)n;
+	sqlite3_finalize(st);
+	if (!same) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	return db;
 }
 
 /*
@@ -530,46 +650,90 @@ static void users_populate_start(struct user_table *t, size_t cap, struct popula
 	populate_start(pp);
 }
 
+/* Appends the text blocks of from (a second reader's) to t's, which then owns them. */
+static void text_blocks_take(struct user_table *t, struct user_table *from)
+{
+	if (!from->n_text_blocks)
+		return;
+	t->text_blocks = xrealloc(t->text_blocks,
+				  (t->n_text_blocks + from->n_text_blocks) * sizeof(char *));
+	memcpy(t->text_blocks + t->n_text_blocks, from->text_blocks,
+	       from->n_text_blocks * sizeof(char *));
+	t->n_text_blocks += from->n_text_blocks;
+	free(from->text_blocks);
+	from->text_blocks = NULL;
+	from->n_text_blocks = 0;
+}
+
 /*
- * Everything SQLite does happens first on the caller's thread (the count,
- * the blocks' bytes) or under the connection's mutex on the users' thread,
- * so the decoding here never waits on SQLite, only on users not read yet.
+ * Everything SQLite does on reg's connection happens first on the caller's
+ * thread (the count, the blocks' bytes) or under the connection's mutex on
+ * the users' thread, so the decoding here never waits on SQLite, only on
+ * users not read yet. With many users two threads read them instead, on
+ * connections of their own (USERS_SPLIT_MIN), and the table's fresh columns
+ * are faulted in beside them.
  */
 int registry_users_and_days(struct registry *reg, int threads, struct user_table *users,
 			    user_day_fn fn, void *ctx, struct ltv_err *err)
 {
-	struct users_gate gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, SIZE_MAX, 0 };
-	struct users_job job = { reg, users, 0, &gate, { 0 }, 0 };
+	struct users_gate gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 1,
+				   { 0, 0 }, { 0, 0 }, { 0, 0 }, SIZE_MAX };
+	struct user_table text[2] = { { 0 }, { 0 } }; /* the readers' strings, then users' */
+	struct users_job job[2];
 	struct gated_days gated = { &gate, 0, fn, ctx };
 	struct day_sources s = { 0 };
 	struct populate fresh;
-	pthread_t thread;
-	int ret = users_count(reg, &job.cap, err), started = 0;
+	pthread_t thread[2];
+	sqlite3 *db[2] = { NULL, NULL };
+	int ret = users_count(reg, &gate.n, err), started[2] = { 0, 0 };
 
 	memset(users, 0, sizeof(*users));
+	memset(job, 0, sizeof(job));
 	populate_init(&fresh);
 	if (ret < 0)
 		return ret;
-	user_table_alloc(users, job.cap);
-	if (threads > 1)
-		users_populate_start(users, job.cap, &fresh);
+	user_table_alloc(users, gate.n);
+	gate.chunk = gate.n ? gate.n : 1;
+	job[0].r = (struct users_reader){ reg, reg->db, users, users, gate.n, gate.chunk, 0, 1,
+					  INT64_MIN, &gate, 0 };
+	if (threads > 1) {
+		users_populate_start(users, gate.n, &fresh);
+		db[0] = read_connection(reg, gate.n);
+		db[1] = db[0] ? read_connection(reg, gate.n) : NULL;
+	}
+	if (db[1]) { /* chunks in turn on two connections of their own, the even ones and the odd */
+		gate.chunk = USERS_CHUNK;
+		gate.readers = 2;
+		for (int k = 0; k < 2; k++)
+			job[k].r = (struct users_reader){ reg, db[k], users, &text[k], gate.n, USERS_CHUNK,
+							  k, 2, 1, &gate, 0 };
+	}
 	ret = load_blocks(reg, &s, err);
 	if (ret == 0)
 		ret = legacy_user_days(reg, &s, err);
 	if (ret == 0) {
-		started = threads > 1 && pthread_create(&thread, NULL, users_job_main, &job) == 0;
-		if (!started) /* one thread: the users first, then the days find them all read */
-			users_job_main(&job);
-		ret = merge_sources(&s, gated_day, &gated, err);
-		if (started)
-			pthread_join(thread, NULL);
-		/* A users' failure comes first, as when the users were read before the days. */
-		if (job.ret < 0) {
-			*err = job.err;
-			ret = job.ret;
+		for (int k = 0; k < gate.readers; k++) {
+			started[k] = threads > 1 && pthread_create(&thread[k], NULL, users_job_main, &job[k]) == 0;
+			if (!started[k]) /* one thread: the users first, then the days find them all read */
+				users_job_main(&job[k]);
 		}
+		ret = merge_sources(&s, gated_day, &gated, err);
+		for (int k = 0; k < gate.readers; k++)
+			if (started[k])
+				pthread_join(thread[k], NULL);
+		for (int k = 0; k < 2; k++)
+			text_blocks_take(users, &text[k]);
+		users->n = gate_ready(&gate);
+		/* A users' failure comes first, as when the users were read before the days. */
+		for (int k = gate.readers - 1; k >= 0; k--)
+			if (job[k].ret < 0) {
+				*err = job[k].err;
+				ret = job[k].ret;
+			}
 	}
 	populate_stop(&fresh); /* before the columns may be freed */
+	sqlite3_close(db[0]);
+	sqlite3_close(db[1]);
 	sources_release(&s);
 	if (ret < 0)
 		user_table_release(users);
