@@ -250,12 +250,25 @@ struct users_reader {
 	size_t got;
 };
 
-/* Chunk j's rows from its statement st (bound, stepped here); how many came, or -1 (rc set). */
+/* The rows of chunk j: r->chunk, or what the last one has left. */
+static size_t chunk_rows(const struct users_reader *r, size_t j)
+{
+	const size_t first = j * r->chunk;
+
+	return r->n - first < r->chunk ? r->n - first : r->chunk;
+}
+
+/*
+ * Chunk j's rows (of `done` chunks this reader finished before it) through
+ * the statement st, bound and stepped here; how many came. *rc is SQLite's
+ * last answer: SQLITE_ROW when the chunk ended with rows left, SQLITE_DONE
+ * when the table did, else an error.
+ */
 static size_t read_chunk(struct users_reader *r, sqlite3_stmt *st, size_t j, size_t done,
 			 struct shared_text *shared, size_t *used, int *rc)
 {
 	struct user_table *t = r->t, *x = r->text;
-	const size_t first = j * r->chunk, cap = r->n - first < r->chunk ? r->n - first : r->chunk;
+	const size_t first = j * r->chunk, cap = chunk_rows(r, j);
 	size_t k = 0;
 
 	*rc = sqlite3_reset(st);
@@ -305,7 +318,7 @@ static int users_read_rows(struct users_reader *r, struct ltv_err *err)
 	     j += (size_t)r->stride) {
 		k = read_chunk(r, st, j, done, shared, &used, &rc);
 		r->got += k;
-		short_chunk = k < (r->n - j * r->chunk < r->chunk ? r->n - j * r->chunk : r->chunk);
+		short_chunk = k < chunk_rows(r, j);
 		if (rc == SQLITE_ROW || (rc == SQLITE_DONE && !short_chunk))
 			rc = SQLITE_OK;
 		if (!short_chunk)
