@@ -23,6 +23,17 @@ void features_complete(const struct config *cfg, int64_t as_of, struct frame *f,
 		       struct encodings *enc, const struct feature_base_stats *stats,
 		       struct cJSON *metrics, struct hasher *content);
 /*
+ * features_complete, and beside(base, ctx) on the thread that hashes the
+ * base frame's columns once they are hashed, while the split and encodings
+ * are worked out: base is a view of f's columns as they came (the columns
+ * added meanwhile are not in it), which it only reads. The stage stores the
+ * base columns so (frame_save_columns).
+ */
+void features_complete_beside(const struct config *cfg, int64_t as_of, struct frame *f,
+			      struct encodings *enc, const struct feature_base_stats *stats,
+			      struct cJSON *metrics, struct hasher *content,
+			      void (*beside)(const struct frame *base, void *ctx), void *beside_ctx);
+/*
  * Writes the parameters the features artefact artefact_id was built with (cfg's
  * features section at as_of, the values features_complete used) beside it, so
  * every consumer reads them from the artefact (include/ltv/feature_params.h).

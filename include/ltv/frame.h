@@ -155,6 +155,15 @@ void frame_view_release(struct frame *v);
 int frame_save(const struct frame *f, struct registry *reg, int64_t artefact_id,
 	       struct ltv_err *err);
 /*
+ * frame_save in parts, in any order: the frame's blob (its row count and
+ * every column's name) and columns from..to - 1 (a column's blob is its own,
+ * so the columns already final can be stored while more are worked out).
+ */
+int frame_save_head(const struct frame *f, struct registry *reg, int64_t artefact_id,
+		    struct ltv_err *err);
+int frame_save_columns(const struct frame *f, size_t from, size_t to, struct registry *reg,
+		       int64_t artefact_id, struct ltv_err *err);
+/*
  * Loads the named columns (NULL-terminated list; NULL loads all) of an
  * artefact's frame into out (caller releases). LTV_ENOTFOUND names a missing column.
  */

@@ -1136,18 +1136,21 @@ static int see_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t 
  * the day of a uid past the last user, and passes a user-day on only once its
  * user's columns can be read (users past USERS_AHEAD + USERS_PUBLISH, so
  * that the two threads meet midway): users 3 and 79,000 have days, as has
- * uid 90,000 of no user, and uid 79,000's come in two blocks (an
- * append-mode ingest), summed.
+ * uid 900,000 of no user, and uid 79,000's come in two blocks (an
+ * append-mode ingest), summed. 600,000 users: each of the table's columns
+ * is past PREFAULT_MIN, so with two threads they are faulted in on a thread
+ * of their own while the users' thread fills them (users_populate_start),
+ * and every row must still be the one written.
  */
 static void test_users_and_days_at_once(void **state)
 {
-	enum { N = 80000 };
+	enum { N = 600000 };
 	char *dir = NULL, *path = fresh_path(&dir);
 	struct registry *reg = open_or_fail(path);
 	struct user_row *rows = xcalloc(N, sizeof(*rows));
 	char (*ids)[16] = xcalloc(N, sizeof(*ids));
 	const struct user_day_row first[] = { { 3, 0, 1.5, 2, 1 }, { 79000, 4, 2.0, 1, 1 },
-					      { 90000, 1, 9.0, 1, 0 } };
+					      { 900000, 1, 9.0, 1, 0 } };
 	const struct user_day_row second[] = { { 79000, 4, 0.5, 3, 0 }, { 79000, 6, 1.0, 1, 0 } };
 	struct ltv_err err = { 0 };
 	int64_t id;
@@ -1173,6 +1176,11 @@ static void test_users_and_days_at_once(void **state)
 		assert_int_equal(t.n, N);
 		assert_int_equal(t.uid[N - 1], N);
 		assert_string_equal(t.user_id[N - 1], ids[N - 1]);
+		for (int i = 0; i < N; i++)
+			if (t.uid[i] != i + 1 || t.install_time[i] != 5001 + i || t.cost[i] != 1.0 ||
+			    strcmp(t.user_id[i], ids[i]) != 0 || strcmp(t.campaign[i], "camp") != 0 ||
+			    t.attributes_json[i] != NULL)
+				fail_msg("user %d read wrong with %d threads", i + 1, threads);
 		assert_false(s.user_missing);
 		assert_int_equal(s.n, 3);
 		assert_int_equal(s.rows[0].uid, 3);
