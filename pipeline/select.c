@@ -24,6 +24,7 @@
 #include "ltv/model_data.h"
 #include "ltv/paired_bootstrap.h"
 #include "ltv/predictor.h"
+#include "ltv/select_medians.h"
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
 
@@ -50,37 +51,6 @@ struct cohort_eval {
 	int best;
 	int tier;
 };
-
-/*
- * Median revenue still to come (ltv_H - rev_window) over training rows
- * (weighted) per horizon: the last resort of the chain adds it to what a user
- * spent so far. Each horizon's split of the frame is made here once:
- * valid[h] keeps its validation rows, the ones select judges on (judged_rows),
- * instead of a second pass over the whole frame.
- */
-static void global_medians(struct stage_ctx *ctx, const struct model_data *d, double *out,
-			   struct row_split *valid)
-{
-	const double *rev_window = frame_column(&d->frame, "rev_window");
-
-	/* the horizons are independent: side by side */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
-	for (size_t h = 0; h < d->params.horizons.n; h++) {
-		struct row_split *s = &valid[h];
-		const double *y = model_data_label(d, d->params.horizons.v[h]);
-		double *v;
-
-		model_data_split(d, d->params.horizons.v[h], 0, s);
-		v = xmalloc((s->n_train ? s->n_train : 1) * sizeof(double));
-		for (size_t i = 0; i < s->n_train; i++)
-			v[i] = y[s->train[i]] - rev_window[s->train[i]];
-		out[h] = s->n_train ? median_select(v, s->n_train) : 0;
-		free(v);
-		free(s->train);
-		s->train = NULL;
-		s->n_train = 0;
-	}
-}
 
 /*
  * predictor_predict_method for rows that repeat: model_data_split gives a
@@ -1142,7 +1112,7 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
  */
 /*
  * The rows select judges on at horizon: the validation snapshot rows of
- * train (taken from valid[h], global_medians' split), or with
+ * train (taken from valid[h], select_global_medians' split), or with
  * select.held_out_ages the held-out rows at served ages.
  */
 static const struct model_data *judged_rows(const struct model_data *train, const struct held_out *ho,
@@ -1453,7 +1423,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	cohort_tier = xcalloc(n_cohorts + 1, sizeof(int));
 	for (size_t i = 0; i < d.frame.n_rows; i++)
 		cohort_tier[model_data_cohort(&d, i)] = (int)d.tier[i];
-	global_medians(ctx, &d, medians, valid);
+	select_global_medians(ctx, &d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
 	ret = choose_other_horizons(ctx, &d, judged, valid, &p, ev, n_cohorts, &t);

@@ -452,11 +452,27 @@ static size_t row_runs(const double *actual, const double *key, const int *group
 	return n_runs;
 }
 
+/*
+ * What the walk reads of a run, side by side: it visits the runs in key
+ * order, which is random in row order, and reading run_first, run_len,
+ * actual and group there were four cache misses a run (select's rank share
+ * walks up to 470,000 rows per method and horizon, misses most of its time).
+ */
+struct walk_run {
+	double actual;
+	size_t len;
+	int group;
+};
+
+/* How far ahead of the walk a run is fetched: a few misses in flight. */
+#define WALK_PREFETCH 8
+
 int metrics_gini_groups(const double *actual, const double *key, const int *group, size_t n,
 			int n_groups, double *out_gini)
 {
 	struct gini_walk *w;
 	struct keyed *order;
+	struct walk_run *runs;
 	size_t *run_first, *run_len, n_runs;
 	double *run_key;
 
@@ -475,15 +491,24 @@ int metrics_gini_groups(const double *actual, const double *key, const int *grou
 	run_len = xmalloc((n ? n : 1) * sizeof(*run_len));
 	n_runs = row_runs(actual, key, group, n, run_first, run_len);
 	run_key = xmalloc((n_runs ? n_runs : 1) * sizeof(*run_key));
-	for (size_t r = 0; r < n_runs; r++)
-		run_key[r] = key[run_first[r]];
+	runs = xmalloc((n_runs ? n_runs : 1) * sizeof(*runs));
+	for (size_t r = 0; r < n_runs; r++) {
+		const size_t i = run_first[r];
+
+		run_key[r] = key[i];
+		runs[r] = (struct walk_run){ .actual = actual[i], .len = run_len[r], .group = group[i] };
+	}
+	free(run_first);
+	free(run_len);
 	order = sort_rows(run_key, n_runs, 1);
 	for (size_t k = 0; k < n_runs; k++) {
-		const size_t r = order[k].idx, i = run_first[r];
+		const struct walk_run *u = &runs[order[k].idx];
 
-		for (size_t c = 0; c < run_len[r]; c++) {
-			gini_walk_row(&w[0], order[k].key, actual[i]);
-			gini_walk_row(&w[group[i]], order[k].key, actual[i]);
+		if (k + WALK_PREFETCH < n_runs)
+			__builtin_prefetch(&runs[order[k + WALK_PREFETCH].idx]);
+		for (size_t c = 0; c < u->len; c++) {
+			gini_walk_row(&w[0], order[k].key, u->actual);
+			gini_walk_row(&w[u->group], order[k].key, u->actual);
 		}
 	}
 	for (int g = 0; g < n_groups; g++) {
@@ -495,8 +520,7 @@ int metrics_gini_groups(const double *actual, const double *key, const int *grou
 	}
 	free(order);
 	free(run_key);
-	free(run_first);
-	free(run_len);
+	free(runs);
 	free(w);
 	return 0;
 }
