@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xgboost/c_api.h>
-
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -25,38 +23,14 @@
 #include "ltv/gbt.h"
 #include "ltv/gbt_eval.h"
 #include "ltv/gbt_forest.h"
-
-struct gbt_model {
-	BoosterHandle booster;
-	/* The same trees, evaluated natively; NULL where it did not match XGBoost. */
-	struct gbt_forest *forest;
-	int n_threads;
-	char *objective;
-	char *eval_metric;
-	size_t n_features;
-	int best_iteration;
-	int rounds_trained;
-	double best_score;
-};
-
-/*
- * Needs `int ret`, `struct ltv_err *err` and an `out:` label in scope. The
- * message names the XGBoost function (the text of `call` up to its '(').
- */
-#define XGB_TRY(call)                                                            \
-	do {                                                                     \
-		if ((call) != 0) {                                               \
-			ret = xgb_fail(err, #call);                              \
-			goto out;                                                \
-		}                                                                \
-	} while (0)
+#include "gbt_internal.h"
 
 /*
  * XGBoost's messages look like "[17:02:11] ../src/learner.cc:712: Check
  * failed: ...\nStack trace: ...": keep the part after the source location,
  * up to the first newline, so the error stays one line.
  */
-static int xgb_fail(struct ltv_err *err, const char *call)
+int xgb_fail(struct ltv_err *err, const char *call)
 {
 	const char *msg = XGBGetLastError();
 	const char *p;
@@ -112,7 +86,7 @@ static const struct objective_info {
 	{ "reg:tweedie", NULL, LABEL_NONNEG, ">= 0" },
 };
 
-static const struct objective_info *objective_find(const char *name)
+const struct objective_info *objective_find(const char *name)
 {
 	if (!name)
 		return NULL;
@@ -302,7 +276,7 @@ out:
 	return ret;
 }
 
-static int booster_set(BoosterHandle b, const char *name, const char *value, struct ltv_err *err)
+int booster_set(BoosterHandle b, const char *name, const char *value, struct ltv_err *err)
 {
 	int ret = 0;
 
@@ -313,7 +287,7 @@ out:
 	return ret;
 }
 
-static int booster_set_double(BoosterHandle b, const char *name, double v, struct ltv_err *err)
+int booster_set_double(BoosterHandle b, const char *name, double v, struct ltv_err *err)
 {
 	char buf[64];
 
@@ -538,7 +512,7 @@ static int forest_check(struct gbt_model *m, struct gbt_forest *f, struct ltv_er
 }
 
 /* Builds the native forest from the model's own JSON body (see gbt_forest.h). */
-static int forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_err *err)
+int forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_err *err)
 {
 	struct gbt_forest *f = NULL;
 	struct ltv_err ignored = { 0 };
@@ -549,7 +523,7 @@ static int forest_build(struct gbt_model *m, const char *json, size_t len, struc
 }
 
 /* The learner configures itself lazily; do it now so concurrent predicts only read it. */
-static int model_warm_up(struct gbt_model *m, struct ltv_err *err)
+int model_warm_up(struct gbt_model *m, struct ltv_err *err)
 {
 	float *row = xmalloc(m->n_features * sizeof(float));
 	double pred;
