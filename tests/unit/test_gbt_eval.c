@@ -85,7 +85,7 @@ static void set(BoosterHandle b, const char *name, const char *value)
 		fail_msg("setting %s to %s: %s", name, value, XGBGetLastError());
 }
 
-/* The number in "[3]\tvalid-rmse:0.12345678901234567", as gbt.c reads it. */
+/* The number in "[3]\tvalid-rmse:0.12345678901234567", as gbt_fit.c reads it. */
 static double xgboost_score(BoosterHandle b, int iter, DMatrixHandle valid)
 {
 	const char *names[1] = { "valid" }, *text = NULL, *colon;
@@ -97,7 +97,7 @@ static double xgboost_score(BoosterHandle b, int iter, DMatrixHandle valid)
 	return strtod(colon + 1, NULL);
 }
 
-/* Round iter's tree added natively, as gbt.c does: the booster cut to it, read from JSON. */
+/* Round iter's tree added natively, as gbt_fit.c does: the booster cut to it, read from JSON. */
 static void add_round(struct gbt_eval *e, BoosterHandle b, int iter, int n_threads)
 {
 	BoosterHandle one = NULL;
@@ -125,7 +125,7 @@ struct eval_case {
 
 /*
  * Trains `rounds` rounds with XGBoost (validation rows in its cache, as
- * gbt.c had them) and compares each round's score, 1 and 2 native threads.
+ * gbt_fit.c had them) and compares each round's score, 1 and 2 native threads.
  * Returns XGBoost's last predictions' count of values <= floor or >= 1.
  */
 static size_t expect_same_scores(const struct eval_case *c, int rounds, float floor_pred)
