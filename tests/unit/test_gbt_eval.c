@@ -14,7 +14,6 @@
 #include "ltv/gbt.h"
 #include "ltv/gbt_eval.h"
 #include "ltv/gbt_forest.h"
-#include "ltv/rng.h"
 
 #define N_FEATURES 5
 #define N_TRAIN 6000
@@ -25,22 +24,13 @@ static uint64_t rng_state = 0x3c6ef372fe94f82bULL;
 
 static double unif(void)
 {
-	return (double)(rng_splitmix64(&rng_state) >> 11) * 0x1.0p-53;
+	return test_unif(&rng_state);
 }
 
 /* 10% missing, integers (ties with split conditions), huge and tiny values. */
 static float *make_rows(size_t n)
 {
-	float *x = malloc(n * N_FEATURES * sizeof(float));
-
-	assert_non_null(x);
-	for (size_t i = 0; i < n * N_FEATURES; i++) {
-		double u = unif();
-
-		x[i] = u < 0.1 ? NAN : u < 0.11 ? (u < 0.105 ? 1e30f : -1e-30f)
-			: u < 0.3 ? (float)floor(unif() * 10) : (float)(unif() * 20 - 5);
-	}
-	return x;
+	return test_random_rows(&rng_state, n, N_FEATURES, 0.1, 0.11);
 }
 
 static double signal(const float *row)
