@@ -91,7 +91,7 @@ $(BUILD)/libltv.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c $(BUILD)/.deps-ok $(wildcard include/ltv/*.h src/*.h)
+$(BUILD)/%.o: %.c $(BUILD)/.deps-ok $(wildcard include/ltv/*.h src/*.h src/models/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -7,7 +7,7 @@
  * many training rows; FEATURES features, default 40, one in ten missing;
  * depth 6), ROUNDS rounds (default 60). After each round the logloss is
  * computed both ways, XGBoost's XGBoosterEvalOneIter on one thread (as
- * gbt.c did) and the native one (the round's tree cut off with
+ * gbt_fit.c did) and the native one (the round's tree cut off with
  * XGBoosterSlice, read, walked, summed) on one thread, and the two must
  * agree to the bit (exit 1 otherwise). Prints each way's thread CPU time per
  * round (the calling thread does all of it on one thread: the figure that
@@ -73,7 +73,7 @@ static int check(int ok, const char *what)
 	return 0;
 }
 
-/* The native way for one round: what gbt.c's native_add_round and valid_score do. */
+/* The native way for one round: what gbt_fit.c's native_add_round and valid_score do. */
 static double native_round(struct gbt_eval *e, BoosterHandle b, int iter, size_t k)
 {
 	BoosterHandle one = NULL;

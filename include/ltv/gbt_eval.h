@@ -5,7 +5,7 @@
  * tree order (as XGBoost's prediction cache does), the objective's
  * EvalTransform in float, the metric's per-row loss in float, the losses
  * summed in double in row order, the metric's final step, and the result as
- * gbt.c read it from XGBoost's text ("%.17f", then strtod).
+ * gbt_fit.c read it from XGBoost's text ("%.17f", then strtod).
  *
  * XGBoost re-reads every validation row into a dense vector for every round
  * (FVecFill, about a tenth of hurdle's CPU at 1,000,000 users, on one

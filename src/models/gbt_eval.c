@@ -229,7 +229,7 @@ static double final_value(enum metric metric, double esum, double wsum)
 }
 
 /*
- * The value as gbt.c read XGBoost's: EvalOneIter prints it fixed with
+ * The value as gbt_fit.c read XGBoost's: EvalOneIter prints it fixed with
  * max_digits10 (17) decimals, which rounds away low bits of small values.
  */
 static double as_printed(double v)

@@ -1,8 +1,8 @@
 # House rules that a compiler does not check (../shared/STYLE.md): only the
 # registry module includes sqlite3.h; xgboost's header is included by the
-# XGBoost wrapper and by the logger (XGBRegisterLogCallback) alone; model code
-# in src/models/ touches neither SQLite, YAML nor files. Each list printed
-# here must stay as it is.
+# XGBoost wrapper's internal header (src/models/gbt_internal.h) and by the
+# logger (XGBRegisterLogCallback) alone; model code in src/models/ touches
+# neither SQLite, YAML nor files. Each list printed here must stay as it is.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1

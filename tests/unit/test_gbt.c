@@ -1,8 +1,9 @@
 /*
- * Unit tests for the XGBoost wrapper (src/models/gbt.c): known signals are
- * recovered, early stopping cuts the model to its best round and keeps it
- * through save/load, saved bodies are checked, and thread counts, chunking
- * and concurrent callers do not change a single bit of the predictions.
+ * Unit tests for the XGBoost wrapper (src/models/gbt.c, fitting in
+ * gbt_fit.c): known signals are recovered, early stopping cuts the model to
+ * its best round and keeps it through save/load, saved bodies are checked,
+ * and thread counts, chunking and concurrent callers do not change a single
+ * bit of the predictions.
  */
 #include "testutil.h"
 
@@ -564,7 +565,7 @@ static void test_thread_count_does_not_change_predictions(void **state)
  * metric's per-row losses in one partial sum per thread; with one huge
  * residual first, a serial sum loses every small one after it (below its
  * rounding step) while two halves keep the second half's. On 2 threads the
- * saved bodies then differed (before gbt.c evaluated on 1).
+ * saved bodies then differed (before the fit evaluated on 1).
  */
 static void test_thread_count_does_not_change_best_score(void **state)
 {

@@ -14,7 +14,6 @@
 #include "ltv/gbt.h"
 #include "ltv/gbt_eval.h"
 #include "ltv/gbt_forest.h"
-#include "ltv/rng.h"
 
 #define N_FEATURES 5
 #define N_TRAIN 6000
@@ -25,22 +24,13 @@ static uint64_t rng_state = 0x3c6ef372fe94f82bULL;
 
 static double unif(void)
 {
-	return (double)(rng_splitmix64(&rng_state) >> 11) * 0x1.0p-53;
+	return test_unif(&rng_state);
 }
 
 /* 10% missing, integers (ties with split conditions), huge and tiny values. */
 static float *make_rows(size_t n)
 {
-	float *x = malloc(n * N_FEATURES * sizeof(float));
-
-	assert_non_null(x);
-	for (size_t i = 0; i < n * N_FEATURES; i++) {
-		double u = unif();
-
-		x[i] = u < 0.1 ? NAN : u < 0.11 ? (u < 0.105 ? 1e30f : -1e-30f)
-			: u < 0.3 ? (float)floor(unif() * 10) : (float)(unif() * 20 - 5);
-	}
-	return x;
+	return test_random_rows(&rng_state, n, N_FEATURES, 0.1, 0.11);
 }
 
 static double signal(const float *row)
@@ -85,7 +75,7 @@ static void set(BoosterHandle b, const char *name, const char *value)
 		fail_msg("setting %s to %s: %s", name, value, XGBGetLastError());
 }
 
-/* The number in "[3]\tvalid-rmse:0.12345678901234567", as gbt.c reads it. */
+/* The number in "[3]\tvalid-rmse:0.12345678901234567", as gbt_fit.c reads it. */
 static double xgboost_score(BoosterHandle b, int iter, DMatrixHandle valid)
 {
 	const char *names[1] = { "valid" }, *text = NULL, *colon;
@@ -97,7 +87,7 @@ static double xgboost_score(BoosterHandle b, int iter, DMatrixHandle valid)
 	return strtod(colon + 1, NULL);
 }
 
-/* Round iter's tree added natively, as gbt.c does: the booster cut to it, read from JSON. */
+/* Round iter's tree added natively, as gbt_fit.c does: the booster cut to it, read from JSON. */
 static void add_round(struct gbt_eval *e, BoosterHandle b, int iter, int n_threads)
 {
 	BoosterHandle one = NULL;
@@ -125,7 +115,7 @@ struct eval_case {
 
 /*
  * Trains `rounds` rounds with XGBoost (validation rows in its cache, as
- * gbt.c had them) and compares each round's score, 1 and 2 native threads.
+ * gbt_fit.c had them) and compares each round's score, 1 and 2 native threads.
  * Returns XGBoost's last predictions' count of values <= floor or >= 1.
  */
 static size_t expect_same_scores(const struct eval_case *c, int rounds, float floor_pred)

@@ -11,7 +11,6 @@
 
 #include "ltv/gbt.h"
 #include "ltv/gbt_forest.h"
-#include "ltv/rng.h"
 
 #define N_FEATURES 6
 
@@ -19,21 +18,13 @@ static uint64_t rng_state = 0x6a09e667f3bcc908ULL;
 
 static double unif(void)
 {
-	return (double)(rng_splitmix64(&rng_state) >> 11) * 0x1.0p-53;
+	return test_unif(&rng_state);
 }
 
 /* Rows with 15% missing values, a few integers (ties with split conditions) and wide ranges. */
 static float *make_rows(size_t n)
 {
-	float *x = malloc(n * N_FEATURES * sizeof(float));
-
-	assert_non_null(x);
-	for (size_t i = 0; i < n * N_FEATURES; i++) {
-		double u = unif();
-
-		x[i] = u < 0.15 ? NAN : u < 0.3 ? (float)floor(unif() * 10) : (float)(unif() * 20 - 5);
-	}
-	return x;
+	return test_random_rows(&rng_state, n, N_FEATURES, 0.15, 0.15);
 }
 
 /* A label for objective from a row: positive, in [0, 1] for logistic, with missing values mattering. */

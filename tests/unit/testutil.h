@@ -1,8 +1,9 @@
 /*
  * Shared helpers for the cmocka unit tests: scratch directories, paths to the
- * real data sets in ../shared/data (tests that need them skip when absent) and
- * a fixed-seed random stream. What needs the pipeline (configs, generated
- * samples, runs, trained models) is in fixture.h, the CDNOW log in cdnow.h.
+ * real data sets in ../shared/data (tests that need them skip when absent), a
+ * fixed-seed random stream and random rows for the tree tests. What needs the
+ * pipeline (configs, generated samples, runs, trained models) is in
+ * fixture.h, the CDNOW log in cdnow.h.
  */
 #ifndef LTV_TESTUTIL_H
 #define LTV_TESTUTIL_H
@@ -81,6 +82,33 @@ static inline uint64_t test_rng_next(uint64_t *s)
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
 	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1) from test_rng_next: its top 53 bits. */
+static inline double test_unif(uint64_t *s)
+{
+	return (double)(test_rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+/*
+ * n rows of k floats from *s for the tree tests (caller frees), each value
+ * from one draw u: NaN below `missing`, then below `huge` 1e30 or -1e-30
+ * (half each), then below 0.3 an integer 0..9 (ties with split conditions),
+ * else uniform in [-5, 15).
+ */
+static inline float *test_random_rows(uint64_t *s, size_t n, size_t k, double missing,
+				      double huge)
+{
+	float *x = malloc(n * k * sizeof(float));
+
+	assert_non_null(x);
+	for (size_t i = 0; i < n * k; i++) {
+		double u = test_unif(s);
+
+		x[i] = u < missing ? NAN : u < huge ? (u < (missing + huge) / 2 ? 1e30f : -1e-30f)
+			: u < 0.3 ? (float)floor(test_unif(s) * 10) : (float)(test_unif(s) * 20 - 5);
+	}
+	return x;
 }
 
 /* Standard normal by Box-Muller from test_rng_next. */
