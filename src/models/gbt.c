@@ -31,7 +31,7 @@
  * failed: ...\nStack trace: ...": keep the part after the source location,
  * up to the first newline, so the error stays one line.
  */
-int xgb_fail(struct ltv_err *err, const char *call)
+int gbt_xgb_fail(struct ltv_err *err, const char *call)
 {
 	const char *msg = XGBGetLastError();
 	const char *p;
@@ -117,7 +117,7 @@ static int forest_check(struct gbt_model *m, struct gbt_forest *f, struct ltv_er
 }
 
 /* Builds the native forest from the model's own JSON body (see gbt_forest.h). */
-int forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_err *err)
+int gbt_model_forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_err *err)
 {
 	struct gbt_forest *f = NULL;
 	struct ltv_err ignored = { 0 };
@@ -128,7 +128,7 @@ int forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_e
 }
 
 /* The learner configures itself lazily; do it now so concurrent predicts only read it. */
-int model_warm_up(struct gbt_model *m, struct ltv_err *err)
+int gbt_model_warm_up(struct gbt_model *m, struct ltv_err *err)
 {
 	float *row = xmalloc(m->n_features * sizeof(float));
 	double pred;
@@ -367,7 +367,7 @@ int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_
 		ret = err_set(err, LTV_EINVAL, "gbt: model blob body fails its checksum (corrupted)");
 		goto out;
 	}
-	if (!objective_find(m->objective) || n_features == 0 || n_features > INT_MAX ||
+	if (!gbt_objective_find(m->objective) || n_features == 0 || n_features > INT_MAX ||
 	    m->best_iteration < 0 || m->rounds_trained <= m->best_iteration) {
 		ret = err_set(err, LTV_EINVAL,
 			      "gbt: model blob has inconsistent metadata (objective '%s', "
@@ -378,10 +378,10 @@ int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_
 	m->n_features = (size_t)n_features;
 
 	XGB_TRY(XGBoosterCreate(NULL, 0, &m->booster));
-	if ((ret = booster_set(m->booster, "verbosity", "0", err)) < 0)
+	if ((ret = gbt_booster_set(m->booster, "verbosity", "0", err)) < 0)
 		goto out;
 	XGB_TRY(XGBoosterLoadModelFromBuffer(m->booster, body, body_len));
-	if ((ret = booster_set_double(m->booster, "nthread", n_threads, err)) < 0)
+	if ((ret = gbt_booster_set_double(m->booster, "nthread", n_threads, err)) < 0)
 		goto out;
 	m->n_threads = n_threads;
 	XGB_TRY(XGBoosterBoostedRounds(m->booster, &boosted));
@@ -393,9 +393,9 @@ int gbt_load(const void *buf, size_t len, int n_threads, struct gbt_model **out_
 			      boosted, (uint64_t)model_features, m->best_iteration + 1, n_features);
 		goto out;
 	}
-	if ((ret = model_warm_up(m, err)) < 0)
+	if ((ret = gbt_model_warm_up(m, err)) < 0)
 		goto out;
-	if ((ret = forest_build(m, (const char *)body, (size_t)body_len, err)) < 0)
+	if ((ret = gbt_model_forest_build(m, (const char *)body, (size_t)body_len, err)) < 0)
 		goto out;
 	*out_model = m;
 	m = NULL;

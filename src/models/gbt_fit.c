@@ -56,7 +56,7 @@ static const struct objective_info {
 	{ "reg:tweedie", NULL, LABEL_NONNEG, ">= 0" },
 };
 
-const struct objective_info *objective_find(const char *name)
+const struct objective_info *gbt_objective_find(const char *name)
 {
 	if (!name)
 		return NULL;
@@ -82,7 +82,7 @@ static int metric_maximises(const char *metric)
 
 const char *gbt_param_check(const struct gbt_param *p)
 {
-	const struct objective_info *obj = objective_find(p->objective);
+	const struct objective_info *obj = gbt_objective_find(p->objective);
 
 	if (!obj)
 		return "objective must be binary:logistic, reg:squarederror, reg:gamma or reg:tweedie";
@@ -246,7 +246,7 @@ out:
 	return ret;
 }
 
-int booster_set(BoosterHandle b, const char *name, const char *value, struct ltv_err *err)
+int gbt_booster_set(BoosterHandle b, const char *name, const char *value, struct ltv_err *err)
 {
 	int ret = 0;
 
@@ -257,12 +257,12 @@ out:
 	return ret;
 }
 
-int booster_set_double(BoosterHandle b, const char *name, double v, struct ltv_err *err)
+int gbt_booster_set_double(BoosterHandle b, const char *name, double v, struct ltv_err *err)
 {
 	char buf[64];
 
 	snprintf(buf, sizeof(buf), "%.17g", v);
-	return booster_set(b, name, buf, err);
+	return gbt_booster_set(b, name, buf, err);
 }
 
 static int booster_configure(BoosterHandle b, const struct gbt_param *p, const char *metric,
@@ -271,22 +271,22 @@ static int booster_configure(BoosterHandle b, const struct gbt_param *p, const c
 	int ret;
 
 	/* verbosity first so the rest is quiet; XGBoost's log is routed elsewhere. */
-	if ((ret = booster_set(b, "verbosity", "0", err)) < 0 ||
-	    (ret = booster_set_double(b, "nthread", p->n_threads, err)) < 0 ||
-	    (ret = booster_set(b, "tree_method", "hist", err)) < 0 ||
-	    (ret = booster_set(b, "objective", p->objective, err)) < 0 ||
-	    (ret = booster_set(b, "eval_metric", metric, err)) < 0 ||
-	    (ret = booster_set_double(b, "max_depth", p->max_depth, err)) < 0 ||
-	    (ret = booster_set_double(b, "eta", p->eta, err)) < 0 ||
-	    (ret = booster_set_double(b, "min_child_weight", p->min_child_weight, err)) < 0 ||
-	    (ret = booster_set_double(b, "subsample", p->subsample, err)) < 0 ||
-	    (ret = booster_set_double(b, "colsample_bytree", p->colsample_bytree, err)) < 0 ||
-	    (ret = booster_set_double(b, "lambda", p->lambda, err)) < 0 ||
-	    (ret = booster_set_double(b, "max_bin", p->max_bin, err)) < 0 ||
-	    (ret = booster_set_double(b, "seed", p->seed, err)) < 0)
+	if ((ret = gbt_booster_set(b, "verbosity", "0", err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "nthread", p->n_threads, err)) < 0 ||
+	    (ret = gbt_booster_set(b, "tree_method", "hist", err)) < 0 ||
+	    (ret = gbt_booster_set(b, "objective", p->objective, err)) < 0 ||
+	    (ret = gbt_booster_set(b, "eval_metric", metric, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "max_depth", p->max_depth, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "eta", p->eta, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "min_child_weight", p->min_child_weight, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "subsample", p->subsample, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "colsample_bytree", p->colsample_bytree, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "lambda", p->lambda, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "max_bin", p->max_bin, err)) < 0 ||
+	    (ret = gbt_booster_set_double(b, "seed", p->seed, err)) < 0)
 		return ret;
 	if (strcmp(p->objective, "reg:tweedie") == 0)
-		return booster_set_double(b, "tweedie_variance_power", p->tweedie_variance_power, err);
+		return gbt_booster_set_double(b, "tweedie_variance_power", p->tweedie_variance_power, err);
 	return 0;
 }
 
@@ -311,7 +311,7 @@ static int booster_threads(BoosterHandle b, int n, int *current, struct ltv_err 
 	if (n == *current)
 		return 0;
 	*current = n;
-	return booster_set_double(b, "nthread", n, err);
+	return gbt_booster_set_double(b, "nthread", n, err);
 }
 
 /* Parses the value out of "[12]\tvalid-rmse:0.1234" (one data set, one metric). */
@@ -481,7 +481,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	       size_t n_features, const char *const *feature_names,
 	       struct gbt_model **out_model, struct ltv_err *err)
 {
-	const struct objective_info *obj = objective_find(p->objective);
+	const struct objective_info *obj = gbt_objective_find(p->objective);
 	DMatrixHandle dtrain = NULL;
 	DMatrixHandle cache[2] = { NULL, NULL };
 	struct valid_set valid = { .x = x_valid, .y = y_valid, .n_rows = n_valid,
@@ -588,7 +588,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 	m->best_score = best_score;
 	m->n_threads = threads;
 	model_set_attrs(m);
-	if ((ret = model_warm_up(m, err)) < 0)
+	if ((ret = gbt_model_warm_up(m, err)) < 0)
 		goto out;
 	{
 		const char *body = NULL;
@@ -596,7 +596,7 @@ static int fit(const struct gbt_param *p, const float *x_train, float **x_releas
 
 		XGB_TRY(XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &body_len,
 						   &body));
-		if ((ret = forest_build(m, body, (size_t)body_len, err)) < 0)
+		if ((ret = gbt_model_forest_build(m, body, (size_t)body_len, err)) < 0)
 			goto out;
 	}
 	*out_model = m;

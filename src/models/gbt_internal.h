@@ -35,23 +35,23 @@ struct gbt_model {
 #define XGB_TRY(call)                                                            \
 	do {                                                                     \
 		if ((call) != 0) {                                               \
-			ret = xgb_fail(err, #call);                              \
+			ret = gbt_xgb_fail(err, #call);                              \
 			goto out;                                                \
 		}                                                                \
 	} while (0)
 
 /* gbt.c: XGB_TRY's error (XGBoost's last error, one line) */
-int xgb_fail(struct ltv_err *err, const char *call);
+int gbt_xgb_fail(struct ltv_err *err, const char *call);
 /* gbt.c: the learner configured now, so concurrent predicts only read it */
-int model_warm_up(struct gbt_model *m, struct ltv_err *err);
+int gbt_model_warm_up(struct gbt_model *m, struct ltv_err *err);
 /* gbt.c: m->forest from the model's JSON body, kept only where it predicts as XGBoost does */
-int forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_err *err);
+int gbt_model_forest_build(struct gbt_model *m, const char *json, size_t len, struct ltv_err *err);
 
 /* gbt_fit.c: an objective ltvpipe fits (gbt_param_check's list), else NULL */
 struct objective_info;
-const struct objective_info *objective_find(const char *name);
+const struct objective_info *gbt_objective_find(const char *name);
 /* gbt_fit.c: one booster parameter, a failure naming it */
-int booster_set(BoosterHandle b, const char *name, const char *value, struct ltv_err *err);
-int booster_set_double(BoosterHandle b, const char *name, double v, struct ltv_err *err);
+int gbt_booster_set(BoosterHandle b, const char *name, const char *value, struct ltv_err *err);
+int gbt_booster_set_double(BoosterHandle b, const char *name, double v, struct ltv_err *err);
 
 #endif
