@@ -35,7 +35,7 @@ struct gbt_model {
 #define XGB_TRY(call)                                                            \
 	do {                                                                     \
 		if ((call) != 0) {                                               \
-			ret = gbt_xgb_fail(err, #call);                              \
+			ret = gbt_xgb_fail(err, #call);                          \
 			goto out;                                                \
 		}                                                                \
 	} while (0)
