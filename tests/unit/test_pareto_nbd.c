@@ -489,6 +489,28 @@ static int cmp_triple(const void *pa, const void *pb)
 }
 
 /*
+ * n (x, t_x, T) triples sorted as btyd_triples_build sorts them, equal ones
+ * pooled into one weighted row: the rows written, in x, t_x, T and w.
+ */
+static size_t pool_triples(double *tr, size_t n, double *x, double *t_x, double *T, double *w)
+{
+	size_t rows = 0;
+
+	qsort(tr, n, 3 * sizeof(double), cmp_triple);
+	for (size_t i = 0; i < n; i++) {
+		if (rows > 0 && cmp_triple(&tr[3 * i], &tr[3 * (i - 1)]) == 0) {
+			w[rows - 1]++;
+			continue;
+		}
+		x[rows] = tr[3 * i];
+		t_x[rows] = tr[3 * i + 1];
+		T[rows] = tr[3 * i + 2];
+		w[rows++] = 1;
+	}
+	return rows;
+}
+
+/*
  * Identical (x, t_x, T) rows collapsed into weighted rows (fewer than half as
  * many on CDNOW) give the same log-likelihood to 1e-9 relative.
  */
@@ -636,17 +658,7 @@ static void test_recovery_weekly(void **state)
 		tr[3 * i + 2] = Ti;
 	}
 	gsl_rng_free(rng);
-	qsort(tr, n, 3 * sizeof(double), cmp_triple);
-	for (size_t i = 0; i < n; i++) {
-		if (rows > 0 && cmp_triple(&tr[3 * i], &tr[3 * (i - 1)]) == 0) {
-			w[rows - 1]++;
-			continue;
-		}
-		x[rows] = tr[3 * i];
-		t_x[rows] = tr[3 * i + 1];
-		T[rows] = tr[3 * i + 2];
-		w[rows++] = 1;
-	}
+	rows = pool_triples(tr, n, x, t_x, T, w);
 	d = (struct pareto_nbd_data){ rows, x, t_x, T, w };
 	pareto_nbd_param_init(&param);
 	start = clock();
@@ -709,17 +721,7 @@ static void test_tail_memo_same_fit(void **state)
 		tr[3 * i + 2] = Ti;
 	}
 	gsl_rng_free(rng);
-	qsort(tr, n, 3 * sizeof(double), cmp_triple);
-	for (size_t i = 0; i < n; i++) {
-		if (rows > 0 && cmp_triple(&tr[3 * i], &tr[3 * (i - 1)]) == 0) {
-			w[rows - 1]++;
-			continue;
-		}
-		x[rows] = tr[3 * i];
-		t_x[rows] = tr[3 * i + 1];
-		T[rows] = tr[3 * i + 2];
-		w[rows++] = 1;
-	}
+	rows = pool_triples(tr, n, x, t_x, T, w);
 	d = (struct pareto_nbd_data){ rows, x, t_x, T, w };
 	for (int memo = 0; memo <= 1; memo++) {
 		pareto_nbd_param_init(&param);
