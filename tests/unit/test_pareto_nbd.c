@@ -489,6 +489,26 @@ static int cmp_triple(const void *pa, const void *pb)
 }
 
 /*
+ * A customer's purchases, a Poisson process of rate lambda, up to end (the
+ * earlier of death and the end of observation): their count, and in *last
+ * the time of the last one (0 if none).
+ */
+static double purchases_until(gsl_rng *rng, double lambda, double end, double *last)
+{
+	double now = 0, x = 0;
+
+	*last = 0;
+	for (;;) {
+		now += gsl_ran_exponential(rng, 1 / lambda);
+		if (!(now <= end))
+			break;
+		x++;
+		*last = now;
+	}
+	return x;
+}
+
+/*
  * n (x, t_x, T) triples sorted as btyd_triples_build sorts them, equal ones
  * pooled into one weighted row: the rows written, in x, t_x, T and w.
  */
@@ -585,17 +605,9 @@ static void test_recovery(void **state)
 		const double lambda = gsl_ran_gamma(rng, truth.r, 1 / truth.alpha);
 		const double mu = gsl_ran_gamma(rng, truth.s, 1 / truth.beta);
 		const double death = gsl_ran_exponential(rng, 1 / mu);
-		double now = 0;
 
 		T[i] = 52 + 104 * gsl_rng_uniform(rng);
-		x[i] = t_x[i] = 0;
-		for (;;) {
-			now += gsl_ran_exponential(rng, 1 / lambda);
-			if (now > T[i] || now > death)
-				break;
-			x[i]++;
-			t_x[i] = now;
-		}
+		x[i] = purchases_until(rng, lambda, fmin(T[i], death), &t_x[i]);
 	}
 	gsl_rng_free(rng);
 	pareto_nbd_param_init(&param);
@@ -644,15 +656,9 @@ static void test_recovery_weekly(void **state)
 		const double mu = gsl_ran_gamma(rng, truth.s, 1 / truth.beta);
 		const double death = gsl_ran_exponential(rng, 1 / mu);
 		const double Ti = (double)(1 + gsl_rng_uniform_int(rng, 104));
-		double now = 0, xi = 0, last = 0;
+		double last;
+		const double xi = purchases_until(rng, lambda, fmin(Ti, death), &last);
 
-		for (;;) {
-			now += gsl_ran_exponential(rng, 1 / lambda);
-			if (!(now <= Ti && now <= death))
-				break;
-			xi++;
-			last = now;
-		}
 		tr[3 * i] = xi;
 		tr[3 * i + 1] = xi > 0 ? round(7 * last) / 7 : 0;
 		tr[3 * i + 2] = Ti;
@@ -706,15 +712,9 @@ static void test_tail_memo_same_fit(void **state)
 		const double mu = gsl_ran_gamma(rng, 0.8, 1 / 10.0);
 		const double death = gsl_ran_exponential(rng, 1 / mu);
 		const double Ti = (double)(1 + gsl_rng_uniform_int(rng, i % 50 ? 40 : 400));
-		double now = 0, xi = 0, last = 0;
+		double last;
+		const double xi = purchases_until(rng, lambda, fmin(Ti, death), &last);
 
-		for (;;) {
-			now += gsl_ran_exponential(rng, 1 / lambda);
-			if (!(now <= Ti && now <= death))
-				break;
-			xi++;
-			last = now;
-		}
 		tr[3 * i] = xi;
 		tr[3 * i + 1] = xi > 0 ? (i % 97 ? round(last) : round(7 * last) / 7) : 0;
 		tr[3 * i + 1] = fmin(tr[3 * i + 1], Ti);
