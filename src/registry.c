@@ -249,25 +249,18 @@ static int make_parent_dir(const char *path, struct ltv_err *err)
 	return ret;
 }
 
-/*
- * Statement journals (the pages a statement changes, kept so that a failed
- * statement inside a transaction can be undone: every INSERT into a table
- * with a UNIQUE key has one) stay in memory up to this size. SQLite's
- * default, 64 KB, sent ingest's users inserts to a temporary file: 80,000
- * pages and 160,000 pwrite calls at 1,000,000 users, as many system calls as
- * the registry's own writes (bench/ingest_syscalls.sh). A statement journal
- * only lives as long as its statement; a larger one still spills to a file.
- * SQLite allocates the in-memory journal in one chunk of this size, so it is
- * kept below glibc's largest mmap threshold (32 MB): a block that size is
- * served from the heap and reused by the next statement, where 64 MB was
- * mapped and unmapped for each statement (16,000 mmap calls).
- */
-#define STATEMENT_JOURNAL_IN_MEMORY (4 << 20)
 
 /* SQLite's process-wide settings: taken before its first use, ignored after it. */
 static void configure_sqlite(void)
 {
-	(void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STATEMENT_JOURNAL_IN_MEMORY);
+	/*
+	 * Statement journals keep SQLite's default (64 KB, so a page of 64 KB
+	 * goes to the journal's file at once). Session 14 kept them in memory up
+	 * to 4 MB to save ingest's users inserts system calls, but SQLite 3.40
+	 * then failed with "database or disk is full" whenever such a journal
+	 * outgrew memory and was copied to its file: `ingest.mode=replace` on
+	 * 1,000,000 users failed so (test_users_and_days_at_once's rebuild).
+	 */
 	/*
 	 * No count of SQLite's memory (nothing here reads it, and no heap limit
 	 * is set): with it, each of SQLite's allocations and frees takes one
