@@ -711,7 +711,13 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 					  INT64_MIN, &gate, 0 };
 	if (threads > 1) {
 		users_populate_start(users, gate.n, &fresh);
-		db[0] = read_connection(reg, gate.n);
+		/*
+		 * Not inside registry_read_begin's snapshot: the readers' connections
+		 * would see later commits (a rebuild's renumbered users) beside this
+		 * connection's user-days. A run holds the run lock, so no writer
+		 * changes users while its stages read them.
+		 */
+		db[0] = reg->in_read ? NULL : read_connection(reg, gate.n);
 		db[1] = db[0] ? read_connection(reg, gate.n) : NULL;
 	}
 	if (db[1]) { /* chunks in turn on two connections of their own, the even ones and the odd */

@@ -1131,6 +1131,45 @@ static int see_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t 
 }
 
 /*
+ * Inside registry_read_begin's snapshot, the users are read on the
+ * snapshot's own connection: a rebuild committed meanwhile by another
+ * process, with as many users but new campaigns, is not seen (two readers
+ * on connections of their own would read the new users beside the
+ * snapshot's user-days).
+ */
+static void users_read_in_snapshot(struct registry *reg, const char *path, struct user_row *rows,
+				   size_t n)
+{
+	struct registry *writer = open_or_fail(path);
+	struct user_table t;
+	struct seen_days s = { .users = &t };
+	struct ltv_err err = { 0 };
+	int64_t id;
+
+	assert_int_equal(registry_read_begin(reg, &err), 0);
+	for (size_t i = 0; i < n; i++)
+		rows[i].campaign = "moved";
+	start_run(writer, "r2");
+	id = commit_artefact(writer, "r2", "ingest", "fp2", "h2", NULL, 0, NULL, 0, NULL);
+	assert_int_equal(registry_begin(writer, &err), 0);
+	if (registry_data_clear(writer, &err) != 0)
+		fail_msg("the rebuild's clear: %s", err.msg);
+	if (registry_users_insert(writer, rows, n, id, &err) != 0)
+		fail_msg("the rebuild's insert: %s", err.msg);
+	if (registry_commit(writer, &err) != 0)
+		fail_msg("the rebuild's commit: %s", err.msg);
+	if (registry_users_and_days(reg, 2, &t, see_day, &s, &err) != 0)
+		fail_msg("registry_users_and_days: %s", err.msg);
+	assert_int_equal(t.n, n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t.campaign[i], "camp") != 0)
+			fail_msg("user %zu read from a later commit inside the snapshot", i + 1);
+	user_table_release(&t);
+	registry_read_end(reg);
+	registry_close(writer);
+}
+
+/*
  * registry_users_and_days on one thread and on two gives the users of
  * registry_users_load and the user-days of registry_user_days_each, minus
  * the day of a uid past the last user, and passes a user-day on only once its
@@ -1191,6 +1230,7 @@ static void test_users_and_days_at_once(void **state)
 		assert_int_equal(s.rows[2].day, 6);
 		user_table_release(&t);
 	}
+	users_read_in_snapshot(reg, path, rows, N);
 	registry_close(reg);
 	free(rows);
 	free(ids);
