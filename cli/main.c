@@ -1089,8 +1089,18 @@ static void ensure_runtime_env(int argc, char **argv)
 			!(tunables && strstr(tunables, hugetlb));
 	char *joined = NULL;
 
+	/*
+	 * Once only: a setuid or capability-bearing binary may have
+	 * GLIBC_TUNABLES dropped by glibc, which would exec again forever.
+	 * Removed again so processes ltvpipe starts set their own.
+	 */
+	if (getenv("LTVPIPE_REEXECUTED")) {
+		unsetenv("LTVPIPE_REEXECUTED");
+		return;
+	}
 	if (getenv("OMP_WAIT_POLICY") && getenv("OPENBLAS_NUM_THREADS") && !thp)
 		return;
+	setenv("LTVPIPE_REEXECUTED", "1", 1);
 	if (!getenv("OMP_WAIT_POLICY"))
 		setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
 	if (!getenv("OPENBLAS_NUM_THREADS"))
@@ -1103,6 +1113,7 @@ static void ensure_runtime_env(int argc, char **argv)
 	}
 	execv("/proc/self/exe", argv);
 	/* exec failed (no /proc): carry on with the defaults */
+	unsetenv("LTVPIPE_REEXECUTED");
 }
 
 /* `models SUB --help` prints SUB's help; `models --help`, the list of subcommands. */
