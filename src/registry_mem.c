@@ -65,8 +65,9 @@ static void *take_lent(size_t n)
 static void free_taken(void)
 {
 	pthread_mutex_lock(&lend_lock);
-	mapped_block_release(&taken);
+	/* cleared first: once unmapped, another thread's mapping may land at that address */
 	atomic_store(&taken_at, NULL);
+	mapped_block_release(&taken);
 	pthread_mutex_unlock(&lend_lock);
 }
 
