@@ -23,6 +23,17 @@ static char *yaml_file(const char *name, const char *text)
 	return path;
 }
 
+/* Removes a file yaml_file wrote and its scratch dir. */
+static void remove_yaml(const char *path)
+{
+	char *dir = xstrdup(path);
+
+	unlink(path);
+	*strrchr(dir, '/') = '\0';
+	rmdir(dir);
+	free(dir);
+}
+
 /* Loads text as a YAML file over the defaults; returns the status, message in err. */
 static int load_text(struct config *cfg, const char *text, char **out_path, struct ltv_err *err)
 {
@@ -32,6 +43,7 @@ static int load_text(struct config *cfg, const char *text, char **out_path, stru
 	config_init_defaults(cfg);
 	err_clear(err);
 	ret = config_load_file(cfg, path, err);
+	remove_yaml(path); /* the path stays for messages; the file and its dir go */
 	if (out_path)
 		*out_path = path;
 	else
