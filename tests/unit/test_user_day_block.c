@@ -192,7 +192,7 @@ static void test_registry_merges_blocks_and_legacy_rows(void **state)
 	}
 	free(got.v);
 	free(path);
-	free(dir);
+	test_scratch_free(dir);
 }
 
 static void test_registry_refuses_bad_rows(void **state)
@@ -215,7 +215,7 @@ static void test_registry_refuses_bad_rows(void **state)
 	registry_rollback(reg);
 	registry_close(reg);
 	free(path);
-	free(dir);
+	test_scratch_free(dir);
 }
 
 /*
@@ -263,7 +263,7 @@ static void test_registry_checks_halves(void **state)
 	free(got.v);
 	free(rows);
 	free(path);
-	free(dir);
+	test_scratch_free(dir);
 }
 
 /*
@@ -313,7 +313,7 @@ static void test_registry_block_lends_its_pages(void **state)
 	registry_close(reg);
 	free(rows);
 	free(path);
-	free(dir);
+	test_scratch_free(dir);
 }
 
 int main(void)
