@@ -508,26 +508,19 @@ static const struct mle_terms memo_terms = {
 
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "s", "beta" };
 
-static const struct mle_model pareto_nbd_mle = {
-	.name = "pareto_nbd",
-	.magic = "LTVPNBD1",
-	.n_params = N_PARAMS,
-	.param_names = param_names,
-	.unidentified_hint = "too few repeat buyers",
-	.row_log_lik = data_row_log_lik,
-	.terms = &terms,
-};
+/* The model's description for mle.c, with the terms that read its data. */
+#define PARETO_NBD_MLE(terms_of_data)                                     \
+	{                                                                 \
+		.name = "pareto_nbd", .magic = "LTVPNBD1", .n_params = N_PARAMS, \
+		.param_names = param_names,                               \
+		.unidentified_hint = "too few repeat buyers",             \
+		.row_log_lik = data_row_log_lik, .terms = (terms_of_data), \
+	}
+
+static const struct mle_model pareto_nbd_mle = PARETO_NBD_MLE(&terms);
 
 /* pareto_nbd_mle for a fit, whose data is a struct memo_data. */
-static const struct mle_model pareto_nbd_fit_mle = {
-	.name = "pareto_nbd",
-	.magic = "LTVPNBD1",
-	.n_params = N_PARAMS,
-	.param_names = param_names,
-	.unidentified_hint = "too few repeat buyers",
-	.row_log_lik = data_row_log_lik,
-	.terms = &memo_terms,
-};
+static const struct mle_model pareto_nbd_fit_mle = PARETO_NBD_MLE(&memo_terms);
 
 static struct mle_fit fit_of(const struct pareto_nbd_model *model)
 {
