@@ -331,6 +331,19 @@ static void test_young_only(void **state)
  * count as loaded, its refunds are still counted in file order, and the
  * rows, rejects and latest time are the plain read's.
  */
+/* b read as a did: the same rows, latest time, counts, refunds and rejects. */
+static void assert_same_parse(const struct run *b, const struct run *a)
+{
+	assert_int_equal(b->n_rows, a->n_rows);
+	assert_memory_equal(b->rows, a->rows, a->n_rows * sizeof(*a->rows));
+	assert_int_equal(b->p.max_event_time, a->p.max_event_time);
+	assert_int_equal(b->p.events_loaded, a->p.events_loaded);
+	assert_int_equal(b->p.events_rejected, a->p.events_rejected);
+	assert_int_equal(b->p.refunds, a->p.refunds);
+	assert_true(b->p.refunded == a->p.refunded);
+	assert_string_equal(b->rejects, a->rejects);
+}
+
 /*
  * An events file of 2.4 MB from c's install on, a row a minute: read in
  * batches (parse_events_batched). Refunds, purchases, sessions and the
@@ -367,14 +380,7 @@ static void test_young_only_batched(void **state)
 	assert_true(plain.p.refunds > 0);
 	assert_true(plain.p.events_rejected > 0);
 	assert_int_equal(young.young_exact, 1);
-	assert_int_equal(young.n_rows, plain.n_rows);
-	assert_memory_equal(young.rows, plain.rows, plain.n_rows * sizeof(*plain.rows));
-	assert_int_equal(young.p.max_event_time, plain.p.max_event_time);
-	assert_int_equal(young.p.events_loaded, plain.p.events_loaded);
-	assert_int_equal(young.p.events_rejected, plain.p.events_rejected);
-	assert_int_equal(young.p.refunds, plain.p.refunds);
-	assert_true(young.p.refunded == plain.p.refunded);
-	assert_string_equal(young.rejects, plain.rejects);
+	assert_same_parse(&young, &plain);
 	run_release(&plain);
 	run_release(&young);
 	free(text);
@@ -401,17 +407,10 @@ static void test_two_resolvers(void **state)
 		assert_true(one.p.events_rejected > 0);
 		assert_true(one.n_rows > 2);
 		assert_int_equal(two.n_days_read, one.n_days_read);
-		assert_int_equal(two.n_rows, one.n_rows);
-		assert_memory_equal(two.rows, one.rows, one.n_rows * sizeof(*one.rows));
-		assert_int_equal(two.p.max_event_time, one.p.max_event_time);
-		assert_int_equal(two.p.events_loaded, one.p.events_loaded);
-		assert_int_equal(two.p.events_rejected, one.p.events_rejected);
-		assert_int_equal(two.p.refunds, one.p.refunds);
-		assert_true(two.p.refunded == one.p.refunded);
+		assert_same_parse(&two, &one);
 		assert_non_null(strstr(one.p.first_reject, "/events.csv:"));
 		assert_string_equal(strstr(two.p.first_reject, "/events.csv:"),
 				    strstr(one.p.first_reject, "/events.csv:"));
-		assert_string_equal(two.rejects, one.rejects);
 		run_release(&one);
 		run_release(&two);
 	}
