@@ -11,6 +11,10 @@
 # whether every artefact's content hash is the same on both sides (exit 1 if
 # not).
 #
+# PRIO="chrt -f 1" runs each `run` at a real-time priority, so that on a
+# shared machine its wall is about a quiet machine's; then the median of the
+# pairs' differences (after - before, each pair run back to back) of wall
+# and CPU is printed too.
 # CPU seconds, not wall: on a shared machine the wall mostly measures the
 # neighbours. CONFIG_BEFORE (default: the repository's config/ltvpipe.yaml)
 # is the before side's configuration, for a binary older than keys the
@@ -32,6 +36,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-train-ab.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+read -r -a prio <<<"${PRIO:-}"
 if [ -n "${INGESTED:-}" ]; then
 	ln -s "$(realpath "${DATA:?DATA=DIR with INGESTED}")" "$scratch/data"
 else
@@ -49,7 +54,7 @@ cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
 	[ -z "${INGESTED:-}" ] || cp -r "$INGESTED" "$dir/models"
 	(cd "$dir" && { [ -n "${INGESTED:-}" ] ||
 		env "${envs[@]}" "$bin" run --config "$config" --only ingest >ingest.log 2>&1; } &&
-		env "${envs[@]}" /usr/bin/time -f '%U %S %M %R %e' -o time "$bin" run \
+		env "${envs[@]}" "${prio[@]}" /usr/bin/time -f '%U %S %M %R %e' -o time "$bin" run \
 			--config "$config" >run.log 2>&1) ||
 		{ echo "bench: $side run $2 failed:" >&2; tail -20 "$dir/run.log" >&2; exit 1; }
 	read -r u s m f wall <"$dir/time"
@@ -76,6 +81,13 @@ for side in before after; do
 		"$side" "$(med "cpu:$side")" "$(med "sys:$side")" "$(med "rss:$side")" "$(med "flt:$side")" \
 		"$(med "wall:$side")" "$(med "hurdle:$side")"
 done
+# paired KEY: the median of after - before over the runs (run r of each side ran back to back)
+paired() {
+	paste <(printf '%s\n' ${val[$1:before]}) <(printf '%s\n' ${val[$1:after]}) |
+		awk '{ print $2 - $1 }' | sort -g | awk '{ v[NR] = $1 } END {
+		printf "%+.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+echo "bench: paired differences (after - before), medians: $(paired cpu) s CPU, $(paired wall) s wall${PRIO:+ ($PRIO)}"
 echo "bench: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
 join "$scratch/before.hashes" "$scratch/after.hashes" |
 	awk '{ same = $2 == $3 ? "identical" : "DIFFERENT"; bad += $2 != $3
