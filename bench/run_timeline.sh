@@ -49,6 +49,12 @@ sample() {
 	done
 }
 
+# Under PRIO the sampler and the stamper must outrank the run, or they wait
+# for its cores and the samples and the lines' times come late.
+outrank_the_run() {
+	[ -z "${PRIO:-}" ] || chrt -f -p 2 "$BASHPID" >/dev/null
+}
+
 # stamp: the run's output lines, each prefixed by the time it arrived
 stamp() {
 	local line
@@ -68,7 +74,7 @@ start=$EPOCHREALTIME
 # run.log_level=debug: each stage logs "running" when a worker takes it
 (cd "$scratch/run" && exec "${prio[@]}" /usr/bin/time -f '%U %S %M %e' -o "$scratch/time" \
 	"$bin" run --config "$root/config/ltvpipe.yaml" --set run.log_level=debug "$@" 2>&1) |
-	stamp >"$scratch/lines" &
+	(outrank_the_run; stamp) >"$scratch/lines" &
 runner=$!
 pid=
 for _ in $(seq 500); do
@@ -77,8 +83,7 @@ for _ in $(seq 500); do
 	sleep 0.01
 done
 [ -n "$pid" ] || bench_fail "the run did not start"
-# Under PRIO the sampler must outrank the run, or it waits for the run's cores.
-(if [ -n "${PRIO:-}" ]; then chrt -f -p 2 "$BASHPID" >/dev/null; fi; sample "$pid") >"$scratch/samples"
+(outrank_the_run; sample "$pid") >"$scratch/samples"
 wait "$runner" || { tail -20 "$scratch/lines" >&2; bench_fail "the run failed"; }
 echo "$start" >"$scratch/start"
 fi
