@@ -451,7 +451,6 @@ struct run_state {
 	char run_id[64];
 	FILE *out;
 	struct prediction_shelf *predictions; /* stage_ctx.predictions: this run's, freed at its end */
-	int checkpoint_deferred; /* the serial stages' commits left the WAL uncopied (runner_run_on) */
 };
 
 static int resolve_as_of(struct run_state *rs, struct ltv_err *err)
@@ -973,56 +972,8 @@ static int only_ingest_ran(const struct run_state *rs)
 	return ingest >= 0 && rs->plans[ingest].state == PLAN_RAN;
 }
 
-/*
- * The copy of the WAL the serial stages put off (runner_run_on), on a
- * thread and connection of its own beside the first parallel wave. Done by
- * that wave's first commit instead, it held multiplier's worker in the disk's
- * sync (state D) for about 1 s at 1,000,000 users (bench/run_timeline.sh)
- * while hurdle, counting that worker's core as busy, ran on one thread: a
- * core idle. The copier counts for no core: it mostly waits for the disk.
- */
-struct wal_copier {
-	pthread_t thread;
-	int started;
-	const char *path;
-	int busy_timeout_s;
-};
-
-static void *wal_copier_main(void *opaque)
-{
-	struct wal_copier *c = opaque;
-	struct registry *reg = NULL;
-	struct ltv_err err = { 0 };
-
-	/* a copy not made here is made by a later commit or the last close: a warning, not a failure */
-	if (registry_open_existing(c->path, c->busy_timeout_s, &reg, &err) < 0 ||
-	    registry_checkpoint(reg, &err) < 0)
-		LOG(LOG_WARN, "%s; the next commit copies the WAL instead", err.msg);
-	registry_close(reg);
-	return NULL;
-}
-
-static void wal_copier_start(struct run_state *rs, struct wal_copier *c)
-{
-	*c = (struct wal_copier){ .path = rs->cfg->registry.path,
-				  .busy_timeout_s = (int)rs->cfg->registry.busy_timeout_s };
-	if (!rs->checkpoint_deferred)
-		return;
-	rs->checkpoint_deferred = 0;
-	registry_defer_checkpoints(rs->reg, 0);
-	c->started = pthread_create(&c->thread, NULL, wal_copier_main, c) == 0;
-}
-
-static void wal_copier_join(struct wal_copier *c)
-{
-	if (c->started)
-		pthread_join(c->thread, NULL);
-	c->started = 0;
-}
-
 static int run_wave(struct run_state *rs, const int *stages, size_t n, struct ltv_err *err)
 {
-	struct wal_copier copier;
 	int jobs = config_jobs(rs->cfg);
 	size_t n_workers = n < (size_t)jobs ? n : (size_t)jobs;
 	struct wave w = { .rs = rs, .stages = stages, .n = n };
@@ -1040,7 +991,8 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 		return ret;
 	}
 	announce(rs, stages, n);
-	wal_copier_start(rs, &copier);
+	/* The checkpoint the serial stages put off is done now, by this wave's commits (runner_run_on). */
+	registry_defer_checkpoints(rs->reg, 0);
 	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
 	w.budget = rs->cfg->run.memory_mb != 0;
 	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n,
@@ -1055,7 +1007,6 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 		ret = err_set(err, LTV_EINTERNAL, "cannot start worker threads for the model stages");
 	for (size_t i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	wal_copier_join(&copier);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.finished);
 	pthread_mutex_destroy(&w.cores.lock);
@@ -1301,19 +1252,6 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 	}
 	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
 	rs.predictions = prediction_shelf_new();
-	/*
-	 * The serial stages before the model wave (ingest, features, tiers)
-	 * commit on this connection without copying the WAL into the database
-	 * file: at 1,000,000 users that checkpoint moved the 317 MB features
-	 * frame once more (a pread and a pwrite per page, about 0.5 CPU s) while
-	 * every later stage waited. A thread of the first parallel wave does it
-	 * instead (wal_copier, run_wave). Deferred before the run's own record
-	 * is committed, or that commit copies the WAL a `run --only ingest` left
-	 * (131 MB) before features starts. With one job there is no core for
-	 * it, and nothing changes.
-	 */
-	rs.checkpoint_deferred = !opts->dry_run && config_jobs(cfg) > 1;
-	registry_defer_checkpoints(rs.reg, rs.checkpoint_deferred);
 	if (!opts->dry_run) {
 		struct ltv_err log_err;
 
@@ -1328,6 +1266,16 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		LOG(LOG_INFO, "run started: registry %s, config %s, %d threads", cfg->registry.path,
 		    cfg->source_path, config_jobs(cfg));
 	}
+	/*
+	 * The serial stages before the model wave (ingest, features, tiers)
+	 * commit on this connection without copying the WAL into the database
+	 * file: at 1,000,000 users that checkpoint moved the 317 MB features
+	 * frame once more (a pread and a pwrite per page, about 0.5 CPU s) while
+	 * every later stage waited. The first parallel wave's commits do it
+	 * instead, on a core hurdle leaves idle (run_wave). With one job there is
+	 * no such core, and nothing changes.
+	 */
+	registry_defer_checkpoints(rs.reg, !opts->dry_run && config_jobs(cfg) > 1);
 	ret = run_waves(&rs, err);
 	if (ret == 0 && !opts->dry_run && config_jobs(cfg) > 1 && only_ingest_ran(&rs))
 		registry_leave_wal_at_close(rs.reg);
