@@ -3,19 +3,24 @@
 #
 # Where a run leaves a core idle: `LTVPIPE run RUN ARGS` on a copy of
 # MODELS_DIR (e.g. the ingested registry, for the cold run after ingest, or
-# a trained one with `--only select,calibrate --force`) over DATA_DIR, while
-# every thread's CPU clock (utime + stime of /proc/PID/task/*/stat) is read
-# every SAMPLE_MS (default 25) ms. Prints:
-#   - per BUCKET_MS (default 250) ms of the run: the cores the process used
-#     (0 to 2 here), its busiest thread's share, the number of threads that
-#     used CPU, and the stages running then (from stdout's "running"/"done"
-#     lines, timed as they arrive);
-#   - per stage and per wave: wall, CPU seconds, the idle core-seconds
-#     (CORES x wall - CPU) and the seconds in which the process used at most
-#     one core ("single").
-# On a shared machine the figures are only as good as the CPU the neighbours
-# leave: run it at a real-time priority (PRIO="chrt -f 1") on a quiet moment.
-# KEEP=DIR keeps the raw samples and the run's output there.
+# a trained one with `--only select,calibrate --force`) over DATA_DIR, with
+# `--set run.log_level=debug` (each stage logs "running" when a worker takes
+# it and "done" when it has committed), while every thread's CPU clock and
+# state (utime + stime and R/S/D of /proc/PID/task/*/stat) are read every
+# SAMPLE_MS (default 25) ms. Prints:
+#   - per BUCKET_MS (default 250) ms: the cores the process used, the threads
+#     wanting a CPU (running or runnable, mean over the sweeps, at most CORES,
+#     default 2), the busiest thread's share, the threads that used CPU, and
+#     the stages running then;
+#   - per wave: wall, CPU seconds, the mean of "want", and "<=1 s": the
+#     seconds in which at most one thread wanted a CPU (a core idle on a
+#     quiet machine, whatever the neighbours' load); then each stage's times.
+# Threads wanting a CPU do not depend on the neighbours the way CPU used
+# does; the CPU and wall figures do: PRIO="chrt -f 1" runs the run at a
+# real-time priority (the sampler and the line stamper then at 2, above it).
+# The sampler costs the run a little CPU: its wall is longer than
+# bench/train_ab.sh's. KEEP=DIR keeps the raw samples and lines there;
+# REPLAY=DIR prints the figures of a kept run again without running.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 3 ] || bench_usage "LTVPIPE MODELS_DIR DATA_DIR [RUN ARGS...]"
@@ -36,7 +41,7 @@ sample() {
 	while [ -d "/proc/$pid" ]; do
 		printf 'P %s\n' "$EPOCHREALTIME"
 		for f in /proc/"$pid"/task/*/stat; do
-			read -r line <"$f" 2>/dev/null || continue
+			{ read -r line <"$f"; } 2>/dev/null || continue # a thread just gone
 			rest=${line##*) }     # the fields after "(comm) "
 			read -r -a fields <<<"$rest"
 			line=${line#*(}
