@@ -451,13 +451,6 @@ struct run_state {
 	char run_id[64];
 	FILE *out;
 	struct prediction_shelf *predictions; /* stage_ctx.predictions: this run's, freed at its end */
-	int checkpoint_deferred; /* this connection's commits leave the WAL uncopied (runner_run_on) */
-	struct wal_copier {      /* wal_copier_start */
-		pthread_t thread;
-		int started;
-		const char *path;
-		int busy_timeout_s;
-	} copier;
 };
 
 static int resolve_as_of(struct run_state *rs, struct ltv_err *err)
@@ -979,51 +972,6 @@ static int only_ingest_ran(const struct run_state *rs)
 	return ingest >= 0 && rs->plans[ingest].state == PLAN_RAN;
 }
 
-static void *wal_copier_main(void *opaque)
-{
-	const struct wal_copier *c = opaque;
-	struct registry *reg = NULL;
-	struct ltv_err err = { 0 };
-
-	/* a copy not made here is made by a later commit or the last close: a warning, not a failure */
-	if (registry_open_existing(c->path, c->busy_timeout_s, &reg, &err) < 0 ||
-	    registry_checkpoint(reg, &err) < 0)
-		LOG(LOG_WARN, "%s; a later commit copies the WAL instead", err.msg);
-	registry_close(reg);
-	return NULL;
-}
-
-/*
- * Copies the WAL the last `run --only ingest` left (131 MB at 1,000,000
- * users; registry_leave_wal_at_close), or this run's ingest wrote, into the
- * database file on a thread and connection of its own, beside the first stage
- * after ingest (features), once. That copy used to be made by the commit of
- * the run's own record, before features started, on one core with the other
- * idle (0.2-0.3 s of a cold run's wall); features leaves a core idle for about
- * half of its 1.4 s (bench/run_timeline.sh). Only beside a stage that runs
- * alone, and not ingest, which keeps both cores busy; not in the model wave,
- * which is CPU-bound: the copy's CPU there lands on hurdle's critical path
- * (tried: no wall saved). Joined at the run's end.
- */
-static void wal_copier_start(struct run_state *rs, const int *stages, size_t n)
-{
-	if (!rs->checkpoint_deferred || rs->copier.started)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(stage_table[stages[i]].name, "ingest") == 0)
-			return;
-	rs->copier.path = rs->cfg->registry.path;
-	rs->copier.busy_timeout_s = (int)rs->cfg->registry.busy_timeout_s;
-	rs->copier.started = pthread_create(&rs->copier.thread, NULL, wal_copier_main, &rs->copier) == 0;
-}
-
-static void wal_copier_join(struct run_state *rs)
-{
-	if (rs->copier.started)
-		pthread_join(rs->copier.thread, NULL);
-	rs->copier.started = 0;
-}
-
 static int run_wave(struct run_state *rs, const int *stages, size_t n, struct ltv_err *err)
 {
 	int jobs = config_jobs(rs->cfg);
@@ -1035,7 +983,6 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 
 	assert(n <= 32);
 	if (n_workers <= 1) {
-		wal_copier_start(rs, stages, n);
 		for (size_t i = 0; i < n && ret == 0; i++) {
 			announce(rs, &stages[i], 1);
 			ret = execute_stage(rs, stages[i], rs->reg, jobs, NULL, err);
@@ -1046,7 +993,6 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 	announce(rs, stages, n);
 	/* The checkpoint the serial stages put off is done now, by this wave's commits (runner_run_on). */
 	registry_defer_checkpoints(rs->reg, 0);
-	rs->checkpoint_deferred = 0;
 	w.threads_per_stage = jobs / (int)n_workers > 0 ? jobs / (int)n_workers : 1;
 	w.budget = rs->cfg->run.memory_mb != 0;
 	w.cores = (struct core_share){ .jobs = jobs, .workers = n_workers, .unfinished = n,
@@ -1306,19 +1252,6 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 	}
 	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
 	rs.predictions = prediction_shelf_new();
-	/*
-	 * The serial stages before the model wave (ingest, features, tiers)
-	 * commit on this connection without copying the WAL into the database
-	 * file: at 1,000,000 users that checkpoint moved the 317 MB features
-	 * frame once more (a pread and a pwrite per page, about 0.5 CPU s) while
-	 * every later stage waited. The first parallel wave's commits do it
-	 * instead (run_wave). Deferred from the run's own record on, whose commit
-	 * copied the WAL a `run --only ingest` left before features could start:
-	 * wal_copier_start copies that beside features. With one job there is no
-	 * core for either, and nothing changes.
-	 */
-	rs.checkpoint_deferred = !opts->dry_run && config_jobs(cfg) > 1;
-	registry_defer_checkpoints(rs.reg, rs.checkpoint_deferred);
 	if (!opts->dry_run) {
 		struct ltv_err log_err;
 
@@ -1333,8 +1266,17 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		LOG(LOG_INFO, "run started: registry %s, config %s, %d threads", cfg->registry.path,
 		    cfg->source_path, config_jobs(cfg));
 	}
+	/*
+	 * The serial stages before the model wave (ingest, features, tiers)
+	 * commit on this connection without copying the WAL into the database
+	 * file: at 1,000,000 users that checkpoint moved the 317 MB features
+	 * frame once more (a pread and a pwrite per page, about 0.5 CPU s) while
+	 * every later stage waited. The first parallel wave's commits do it
+	 * instead, on a core hurdle leaves idle (run_wave). With one job there is
+	 * no such core, and nothing changes.
+	 */
+	registry_defer_checkpoints(rs.reg, !opts->dry_run && config_jobs(cfg) > 1);
 	ret = run_waves(&rs, err);
-	wal_copier_join(&rs);
 	if (ret == 0 && !opts->dry_run && config_jobs(cfg) > 1 && only_ingest_ran(&rs))
 		registry_leave_wal_at_close(rs.reg);
 	else

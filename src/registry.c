@@ -417,17 +417,6 @@ void registry_defer_checkpoints(struct registry *reg, int defer)
 		sqlite3_wal_autocheckpoint(reg->db, defer ? 0 : 1000);
 }
 
-int registry_checkpoint(struct registry *reg, struct ltv_err *err)
-{
-	const int rc = sqlite3_wal_checkpoint_v2(reg->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-
-	/* BUSY: another connection is copying it now; what is left, the next commit copies */
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		return err_set(err, LTV_EREGISTRY, "registry '%s': cannot copy its WAL: %s", reg->path,
-			       sqlite3_errmsg(reg->db));
-	return 0;
-}
-
 void registry_start_wal_writeback(struct registry *reg)
 {
 	char *wal = xasprintf("%s-wal", reg->path);

@@ -58,14 +58,6 @@ const char *registry_path(const struct registry *reg);
  */
 void registry_defer_checkpoints(struct registry *reg, int defer);
 /*
- * Copies what the WAL holds into the database file now, and syncs it
- * (SQLite's passive checkpoint: it waits for no reader or writer, and
- * returns 0 having copied nothing when another connection is copying; what
- * it cannot copy, a later commit does). Committed transactions are in the
- * WAL already: a crash or SIGKILL during the copy loses nothing.
- */
-int registry_checkpoint(struct registry *reg, struct ltv_err *err);
-/*
  * Defers this connection's checkpoints to its end and then leaves the WAL
  * as it is, synced, for the next connection to copy: registry_close skips
  * the checkpoint SQLite runs when the last connection closes. For a run

@@ -950,45 +950,6 @@ static void test_wal_left_at_close(void **state)
 	test_scratch_free(dir);
 }
 
-/*
- * registry_checkpoint from a second connection copies what the first left
- * in the WAL (its checkpoints deferred) into the database file while the
- * first stays open, as the runner's WAL copier does beside the model wave;
- * the first's next commit then goes on and is read back.
- */
-static void test_checkpoint_from_another_connection(void **state)
-{
-	char *dir, *path = fresh_path(&dir);
-	struct registry *reg = open_or_fail(path), *copier = NULL;
-	struct ltv_err err = { 0 };
-	unsigned char *big = xmalloc(DEFER_BLOB_SIZE);
-	struct stat st;
-	int64_t id, id2;
-
-	(void)state;
-	pattern(big, DEFER_BLOB_SIZE, 23);
-	start_run(reg, "r");
-	registry_defer_checkpoints(reg, 1);
-	id = commit_artefact(reg, "r", "features", "fp1", "c1", NULL, 0, big, DEFER_BLOB_SIZE, NULL);
-	assert_int_equal(stat(path, &st), 0);
-	assert_true(st.st_size < (off_t)(DEFER_BLOB_SIZE / 2));
-
-	assert_int_equal(registry_open_existing(path, 5, &copier, &err), 0);
-	assert_int_equal(registry_checkpoint(copier, &err), 0);
-	registry_close(copier);
-	assert_int_equal(stat(path, &st), 0);
-	assert_true(st.st_size > (off_t)DEFER_BLOB_SIZE);
-
-	id2 = commit_artefact(reg, "r", "tiers", "fp2", "c2", NULL, 0, "small", 5, NULL);
-	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
-	assert_blob(reg, id2, "body", "small", 5);
-	assert_integrity_ok(reg);
-	registry_close(reg);
-	free(big);
-	free(path);
-	test_scratch_free(dir);
-}
-
 /* Counts the rows a registry_report streams. */
 static int count_rows(void *ctx, int n_cols, char **names, char **values)
 {
@@ -1297,7 +1258,6 @@ int main(void)
 		cmocka_unit_test(test_sigkill_mid_transaction),
 		cmocka_unit_test(test_deferred_checkpoint_survives_sigkill),
 		cmocka_unit_test(test_wal_left_at_close),
-		cmocka_unit_test(test_checkpoint_from_another_connection),
 		cmocka_unit_test(test_alias_noop_not_recorded),
 		cmocka_unit_test(test_read_transaction_is_one_snapshot),
 	};
