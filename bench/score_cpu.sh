@@ -16,6 +16,9 @@
 #
 # Used for issue 13 (scorecsv): hurdle only where needed at the non-target
 # horizons, huge pages under the heap, freed blocks kept in the heap.
+# PRIO="chrt -f 1" runs each score at a real-time priority (as
+# score_read_threads.sh), so that its wall is about a quiet machine's
+# (session 17, helper "score-read": the CSV reader's lines).
 set -euo pipefail
 [ $# -ge 3 ] || { sed -n 2p "$0" >&2; exit 2; }
 runs=$1 dir=$(realpath "$2")
@@ -26,6 +29,7 @@ for b in "$@"; do bins+=("$(realpath "$b")"); done
 out=$(mktemp -d "${TMPDIR:-/tmp}/score-cpu.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 have_perf=0
+read -r -a prio <<<"${PRIO:-}"
 perf stat -e page-faults,context-switches true >/dev/null 2>&1 && have_perf=1
 echo "score_cpu: $runs runs of ${#bins[@]} binaries on $dir; load $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A cpu rss flt csw wall
@@ -33,7 +37,7 @@ for ((r = 1; r <= runs; r++)); do
 	for b in "${bins[@]}"; do
 		wrap=()
 		[ $have_perf = 1 ] && wrap=(perf stat -x, -e page-faults,context-switches -o "$out/perf")
-		(cd "$dir" && /usr/bin/time -f '%U %S %M %e' -o "$out/time" "${wrap[@]}" "$b" score \
+		(cd "$dir" && "${prio[@]}" /usr/bin/time -f '%U %S %M %e' -o "$out/time" "${wrap[@]}" "$b" score \
 			--config "$root/config/ltvpipe.yaml" --users data/users.csv \
 			--events data/events.csv --output "$out/scores.csv" >/dev/null 2>"$out/stderr") ||
 			{ echo "score_cpu: $b failed:" >&2; cat "$out/stderr" >&2; exit 1; }

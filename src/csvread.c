@@ -57,12 +57,23 @@
  */
 #define RA_BUFFERS 4
 
-/* A complete record queued for csv_reader_next: n fields from field_off[first]. */
+/* A cache line: the reader's fields for the caller's side are on lines of their own. */
+#define READER_LINE 64
+
+/*
+ * A complete record queued for csv_reader_next: n fields from
+ * field_off[first]. Its fault, rare, is kept apart (rec_buf's faults), so a
+ * record is 32 bytes and not 56: with read-ahead every byte of a buffer is
+ * written on one core and read on the other, and the writes to lines the
+ * other core has read cost the reading thread about as much as its parse
+ * (at 1,000,000 users, events.csv: 0.23 s of its CPU with nobody reading
+ * the buffers, 0.41 s with a thread on the other core reading them).
+ */
 struct queued_record {
 	size_t first;
 	size_t n;
 	size_t line;
-	struct csv_fault fault;
+	size_t fault; /* 0: none; else 1 + its index in the buffer's faults */
 };
 
 /*
@@ -78,6 +89,8 @@ struct rec_buf {
 	size_t n_fields, fields_cap;
 	struct queued_record *queue;
 	size_t n_queued, queue_cap;
+	struct csv_fault *faults; /* of the queued records that have one, in order */
+	size_t n_faults, faults_cap;
 	/* Read-ahead only: the reader's state when the buffer was handed over. */
 	size_t first_record;     /* csv_reader_next_batch: the records before it were handed out */
 	uint64_t n_records, bytes_read;
@@ -108,8 +121,6 @@ struct csv_reader {
 	 * realloc while libcsv calls back.
 	 */
 	struct rec_buf b;    /* where records are parsed into */
-	struct rec_buf *cv;  /* where csv_reader_next hands them from: &b, or &c with read-ahead */
-	size_t queue_head;   /* the next record of *cv to hand out */
 	uint64_t n_records;  /* queued since the start of the file */
 
 	/* The record in progress: its first field and the line it began on. */
@@ -119,14 +130,27 @@ struct csv_reader {
 	size_t field_line; /* where the current field began, for unterminated quotes */
 	size_t line;       /* physical line of the next byte fed to libcsv */
 
-	char **out; /* pointers handed to the caller, rebuilt per record */
-	size_t out_cap;
-
 	struct csv_fault rec_fault;  /* of the record in progress */
-	struct csv_fault last_fault; /* of the record handed out last */
 	int fast;                    /* split quote-free lines without libcsv */
 
-	int status; /* sticky failure: once malformed, every later call fails the same way */
+	/*
+	 * What csv_reader_next writes for each record it hands out, in cache
+	 * lines of their own (the struct is allocated on a line, reader_alloc):
+	 * beside the fields the read-ahead thread writes for each record it
+	 * parses (n_records, line, rec_fault), every record took the lines
+	 * from one core to the other and back. At 1,000,000 users that was
+	 * csv_reader_next and csv_reader_fault's 85 samples of score's main
+	 * thread in the users file, and the thread's queue_record (perf).
+	 */
+	_Alignas(READER_LINE) struct rec_buf *cv; /* where csv_reader_next hands them from:
+						  * &b, or a pool buffer with read-ahead */
+	size_t queue_head;           /* the next record of *cv to hand out */
+	char **out;                  /* pointers handed to the caller, rebuilt per record */
+	size_t out_cap;
+	struct csv_fault last_fault; /* of the record handed out last */
+
+	_Alignas(READER_LINE) int status; /* sticky failure: once malformed, every later call
+					   * fails the same way */
 	struct ltv_err failure;
 
 	/*
@@ -137,9 +161,9 @@ struct csv_reader {
 	 * takes full buffers in order, hands records out of them (cv) or hands
 	 * them out whole (csv_reader_next_batch), and gives each back to
 	 * free_bufs. A buffer is only ever one thread's, and everything else in
-	 * the struct is the thread's while it runs (the caller's side only reads
-	 * cv, queue_head, last_fault, taken and the fields set before the first
-	 * csv_reader_next), so nothing is shared but the two queues.
+	 * the struct is the thread's while it runs (the caller's side only uses
+	 * cv, queue_head, out, last_fault, taken and the fields set before the
+	 * first csv_reader_next), so nothing is shared but the two queues.
 	 */
 	int read_ahead;  /* asked for: the thread starts at the first csv_reader_next */
 	int ra_running;  /* the thread was started (joined by csv_reader_free) */
@@ -228,7 +252,17 @@ static inline void add_field(struct csv_reader *r, const void *s, size_t len)
 	r->b.text_len += len + 1;
 }
 
-static void queue_record(struct csv_reader *r, size_t first, size_t line)
+/*
+ * Queues the record of fields first.. with its fault. A plain line passes
+ * none (plain_line) and does not clear r->rec_fault: the struct's copy after
+ * a 4-byte store to its first field was a load that store forwarding cannot
+ * serve, so it waited for every store before it to reach the cache, among
+ * them the line's copy into a buffer the other core had read last. That
+ * wait was 376 of the events read-ahead thread's 518 samples in score at
+ * 1,000,000 users (perf, on the load after the struct's).
+ */
+static void queue_record(struct csv_reader *r, size_t first, size_t line,
+			 const struct csv_fault *fault)
 {
 	struct queued_record *q;
 
@@ -237,8 +271,21 @@ static void queue_record(struct csv_reader *r, size_t first, size_t line)
 	q->first = first;
 	q->n = r->b.n_fields - first;
 	q->line = line;
-	q->fault = r->rec_fault;
+	q->fault = 0;
+	if (fault && fault->kind != CSV_FAULT_NONE) {
+		ARRAY_GROW(r->b.faults, r->b.n_faults + 1, r->b.faults_cap);
+		r->b.faults[r->b.n_faults++] = *fault;
+		q->fault = r->b.n_faults;
+	}
 	r->n_records++;
+}
+
+/* The fault of record q of v. */
+static struct csv_fault record_fault(const struct rec_buf *v, const struct queued_record *q)
+{
+	static const struct csv_fault none = { .kind = CSV_FAULT_NONE };
+
+	return q->fault ? v->faults[q->fault - 1] : none;
 }
 
 static void on_field(void *s, size_t len, void *data)
@@ -262,7 +309,7 @@ static void on_record(int c, void *data)
 	struct csv_reader *r = data;
 
 	(void)c;
-	queue_record(r, r->rec_first, r->rec_line);
+	queue_record(r, r->rec_first, r->rec_line, &r->rec_fault);
 	r->in_record = 0;
 }
 
@@ -337,12 +384,23 @@ static long read_chunk(struct csv_reader *r)
 	return n;
 }
 
+/* A zeroed reader on a cache line of its own (READER_LINE); freed with free(). */
+static struct csv_reader *reader_alloc(void)
+{
+	void *p;
+
+	if (posix_memalign(&p, READER_LINE, sizeof(struct csv_reader)) != 0)
+		die_oom(sizeof(struct csv_reader));
+	memset(p, 0, sizeof(struct csv_reader));
+	return p;
+}
+
 struct csv_reader *csv_reader_open(const char *path, struct ltv_err *err)
 {
 	struct csv_reader *r = NULL;
 	struct stat st;
 
-	r = xcalloc(1, sizeof(*r));
+	r = reader_alloc();
 	r->path = xstrdup(path);
 	r->cv = &r->b;
 	r->f = fopen(path, "rb");
@@ -382,6 +440,7 @@ static void compact(struct csv_reader *r)
 	size_t text_from;
 
 	r->b.n_queued = 0;
+	r->b.n_faults = 0;
 	r->queue_head = 0;
 	if (keep_fields == 0) {
 		r->b.n_fields = 0;
@@ -511,7 +570,7 @@ static size_t fast_line_bytes(struct csv_reader *r, const unsigned char *p, cons
 	}
 	if (!blank) {
 		fast_field(r, field, s, first, check);
-		queue_record(r, first, r->line);
+		queue_record(r, first, r->line, &r->rec_fault);
 	}
 	if (*s == '\n')
 		r->line++;
@@ -605,10 +664,9 @@ found:
 	}
 	r->b.text[base + len] = '\0';
 	r->b.text_len = base + len + 1;
-	r->rec_fault.kind = CSV_FAULT_NONE;
 	first = r->b.n_fields;
 	r->b.n_fields += n_delims + 1;
-	queue_record(r, first, r->line);
+	queue_record(r, first, r->line, NULL);
 	if (p[len] == '\n')
 		r->line++;
 	return len + 1;
@@ -784,6 +842,7 @@ static void *read_ahead_main(void *arg)
 		if (stop || last)
 			break;
 		r->b.n_queued = 0;
+		r->b.n_faults = 0;
 		r->b.n_fields = 0;
 		r->b.text_len = 0;
 		ARRAY_GROW(r->b.text, carry.text_len, r->b.text_cap);
@@ -908,7 +967,7 @@ int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 		v = r->cv;
 	}
 	q = &v->queue[r->queue_head++];
-	r->last_fault = q->fault;
+	r->last_fault = record_fault(v, q);
 	ARRAY_GROW(r->out, q->n + 1, r->out_cap);
 	for (size_t i = 0; i < q->n; i++)
 		r->out[i] = v->text + v->field_off[q->first + i];
@@ -984,7 +1043,7 @@ void csv_batch_record(const struct csv_batch *b, size_t i, struct csv_fields *io
 	io->fields[q->n] = NULL;
 	io->n = q->n;
 	*out_line = q->line;
-	*out_fault = q->fault;
+	*out_fault = record_fault(v, q);
 }
 
 const char *csv_batch_field(const struct csv_batch *b, size_t i, size_t field)
@@ -1099,6 +1158,7 @@ static void rec_buf_free(struct rec_buf *b)
 	free(b->text);
 	free(b->field_off);
 	free(b->queue);
+	free(b->faults);
 }
 
 /* Stops the read-ahead thread wherever it waits; batches not given back are the pool's still. */

@@ -539,6 +539,75 @@ static void test_read_ahead_matches(void **state)
 	fast_path_matches(';', 10, 1);
 }
 
+/*
+ * Batches (csv_reader_next_batch, as ingest's events workers take them)
+ * give each record's fields, line and fault, its byte included, as
+ * csv_reader_next without read-ahead: a 400 KB file, so several buffers, of
+ * plain lines with now and then a NUL byte, bad UTF-8, a blank to trim or a
+ * quoted field. The faults are kept apart from the records (csvread.c).
+ */
+static void test_batches_keep_faults(void **state)
+{
+	static const char *const odd[] = { "u\x00x", "\xc3(", "\xff", " pad ", "\"q,\nq\"" };
+	const size_t cap = 400000;
+	char *text = xmalloc(cap + 64);
+	size_t len = 0, n_faults = 0, n_records = 0, want_faults = 0, want_records = 0;
+	struct csv_fields io = { 0 };
+	struct csv_batch *batch;
+	struct fixture *a, *b;
+	char **fa;
+	size_t na, la;
+	int ret;
+
+	(void)state;
+	for (size_t i = 0; len < cap; i++) {
+		const char *extra = i % 37 == 5 ? odd[i / 37 % 5] : "";
+		const size_t extra_len = i / 37 % 5 == 0 && *extra ? 3 : strlen(extra);
+
+		want_faults += *extra && i / 37 % 5 < 3; /* NUL, bad UTF-8 twice; a blank or a quote is none */
+		want_records++;
+		len += (size_t)snprintf(text + len, cap + 64 - len, "u%zu,2025-01-01T00:00:%02zuZ,", i, i % 60);
+		memcpy(text + len, extra, extra_len);
+		len += extra_len;
+		text[len++] = '\n';
+	}
+	a = fx_open_bytes(text, len);
+	b = fx_open_bytes(text, len);
+	csv_reader_set_read_ahead(b->r, 1);
+	assert_int_equal(csv_reader_next(b->r, &fa, &na, &la, &b->err), 1);
+	assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
+	while ((ret = csv_reader_next_batch(b->r, &batch, &b->err)) == 1) {
+		for (size_t i = 0; i < csv_batch_count(batch); i++) {
+			struct csv_fault ka, kb;
+			size_t lb;
+
+			assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
+			csv_reader_fault(a->r, &ka);
+			csv_batch_record(batch, i, &io, &lb, &kb);
+			assert_int_equal(lb, la);
+			assert_int_equal(io.n, na);
+			for (size_t k = 0; k < na; k++)
+				assert_memory_equal(io.fields[k], fa[k], strlen(fa[k]) + 1);
+			assert_int_equal(kb.kind, ka.kind);
+			assert_int_equal(kb.field, ka.field);
+			assert_int_equal(kb.offset, ka.offset);
+			assert_int_equal(kb.byte, ka.byte);
+			n_faults += ka.kind != CSV_FAULT_NONE;
+			n_records++;
+		}
+		csv_reader_give_back(b->r, batch);
+	}
+	assert_int_equal(ret, 0);
+	assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 0);
+	assert_int_equal(n_records + 1, want_records); /* the first, read alone above */
+	assert_int_equal(n_faults, want_faults);
+	assert_true(n_faults > 100);
+	free(io.fields);
+	fx_close(a);
+	fx_close(b);
+	free(text);
+}
+
 /* ';' and tab: the delimiter splits, a comma is text, a tab delimiter is never trimmed away. */
 static void test_other_delimiters(void **state)
 {
@@ -774,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_fast_path_matches_libcsv),
 		cmocka_unit_test(test_plain_lines_match_libcsv),
 		cmocka_unit_test(test_read_ahead_matches),
+		cmocka_unit_test(test_batches_keep_faults),
 		cmocka_unit_test(test_other_delimiters),
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_streamed_hash),
