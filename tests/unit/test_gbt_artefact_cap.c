@@ -4,7 +4,7 @@
  * whole (features with their target), payers are all kept while they are at
  * most half the cap, both classes' weighted totals are kept to within
  * sampling error, the same rows are chosen every time, and nothing changes
- * under the cap.
+ * under the cap; and the tier share rule's boundaries (gbt_artefact_tier_fit).
  */
 #include "testutil.h"
 
@@ -134,6 +134,26 @@ static void test_under_the_cap_unchanged(void **state)
 	gbt_artefact_rows_release(&r);
 }
 
+/*
+ * Not the cap, but the other rule about a fit's rows here: a tier fits its
+ * own model with at least min_rows rows and under 90% of the pooled ones
+ * (the multiplier's tier 1 at 1,000,000 users: 16,770 of 16,806).
+ */
+static void test_tier_fit_rule(void **state)
+{
+	(void)state;
+	assert_int_equal(gbt_artefact_tier_fit(499, 10000, 500), GBT_ARTEFACT_TIER_TOO_FEW);
+	assert_int_equal(gbt_artefact_tier_fit(500, 10000, 500), GBT_ARTEFACT_TIER_OWN);
+	assert_int_equal(gbt_artefact_tier_fit(8999, 10000, 500), GBT_ARTEFACT_TIER_OWN);
+	assert_int_equal(gbt_artefact_tier_fit(9000, 10000, 500), GBT_ARTEFACT_TIER_NEARLY_POOLED);
+	assert_int_equal(gbt_artefact_tier_fit(16770, 16806, 500), GBT_ARTEFACT_TIER_NEARLY_POOLED);
+	/* too few wins: such a tier never had a model of its own */
+	assert_int_equal(gbt_artefact_tier_fit(300, 301, 500), GBT_ARTEFACT_TIER_TOO_FEW);
+	assert_string_equal(gbt_artefact_tier_fit_name(GBT_ARTEFACT_TIER_OWN), "own");
+	assert_string_equal(gbt_artefact_tier_fit_name(GBT_ARTEFACT_TIER_NEARLY_POOLED),
+			    "pooled: nearly all its rows");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_many_payers_sampled_too),
 		cmocka_unit_test(test_same_rows_every_time),
 		cmocka_unit_test(test_under_the_cap_unchanged),
+		cmocka_unit_test(test_tier_fit_rule),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
