@@ -605,8 +605,8 @@ static int train_tiers(struct hurdle_task *t, const double *ltv, struct ltv_err 
 		cJSON *info;
 
 		model_data_split_weighted(t->d, t->horizon, tier, &split);
-		fit = gbt_artefact_tier_fit(split.n_train, t->pooled_split->n_train,
-					    (size_t)hf->sec->min_tier_users);
+		fit = gbt_artefact_tier_fit(split.n_train, (size_t)hf->sec->min_tier_users,
+					    split.n_train, t->pooled_split->n_train);
 		if (fit == GBT_ARTEFACT_TIER_NEARLY_POOLED)
 			gbt_artefact_note_nearly_pooled(t->nearly_pooled, tier, t->horizon);
 		if (fit == GBT_ARTEFACT_TIER_OWN) {

@@ -12,10 +12,11 @@
  * regressor when it has at least multiplier.min_tier_users training rows
  * with window revenue (the rows the regressor learns from) and its own
  * zero-window value when it has that many zero-window training rows; what a
- * tier lacks it takes from the pooled entry. A tier whose rows with window
- * revenue are nearly all the pooled entry's (gbt_artefact_tier_fit: at
- * 1,000,000 users tier 1 holds 99.8% of them) fits no regressor and keeps
- * only its zero-window value: its own would be the pooled one fitted again. Early stopping watches the
+ * tier lacks it takes from the pooled entry. A tier whose training rows are
+ * nearly all the pooled entry's (gbt_artefact_tier_fit, hurdle's rule on
+ * the same rows: at 1,000,000 users tier 1 holds 99.3-99.6% of them and
+ * 99.8% of the window payers) fits no regressor and keeps only its
+ * zero-window value: its own would be the pooled one fitted again. Early stopping watches the
  * entry's own validation rows, else the pooled ones, else none
  * (gbt_artefact_pick_valid). This file trains; serving/multiplier_model.c
  * holds the trained state, its artefact format (bodies
@@ -158,7 +159,7 @@ static int fit_multiplier(struct stage_ctx *ctx, const struct int_list *snapshot
 
 /* The pooled entry of a horizon, as its tiers' entries need it. */
 struct pooled {
-	size_t n_window;                          /* its training rows with window revenue */
+	size_t n_train;                           /* its training rows (split.n_train) */
 	const struct gbt_artefact_rows *valid;    /* its validation rows, for early stopping */
 	struct cJSON *nearly_pooled;              /* gbt_artefact.nearly_pooled */
 };
@@ -221,7 +222,7 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 	const size_t min_users = (size_t)ctx->cfg->multiplier.min_tier_users;
 	const size_t n_train = window_rows(d, split->train, split->n_train);
 	const enum gbt_artefact_tier_fit fit =
-		pooled ? gbt_artefact_tier_fit(n_train, pooled->n_window, min_users)
+		pooled ? gbt_artefact_tier_fit(n_train, min_users, split->n_train, pooled->n_train)
 		       : GBT_ARTEFACT_TIER_OWN;
 	struct multiplier_model m = { .tier = tier, .horizon = horizon, .shift = 0, .smear = 1,
 				      .zero_window_value = NAN };
@@ -287,7 +288,7 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 		return 0;
 	}
 	ret = train_entry(ctx, d, 0, horizon, ltv, &pooled_split, NULL, state, artefact->models);
-	pooled.n_window = window_rows(d, pooled_split.train, pooled_split.n_train);
+	pooled.n_train = pooled_split.n_train;
 	if (ret == 0)
 		ret = rows_build(d, &state->features, ltv, pooled_split.valid,
 				 pooled_split.n_valid, &pooled_valid, NULL, &ctx->err);

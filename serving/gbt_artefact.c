@@ -390,10 +390,10 @@ size_t gbt_artefact_rows_cap(struct gbt_artefact_rows *rows, size_t k, size_t ma
 	return at;
 }
 
-enum gbt_artefact_tier_fit gbt_artefact_tier_fit(size_t n_rows, size_t n_pooled_rows,
-						 size_t min_rows)
+enum gbt_artefact_tier_fit gbt_artefact_tier_fit(size_t n_fit_rows, size_t min_rows,
+						 size_t n_rows, size_t n_pooled_rows)
 {
-	if (n_rows < min_rows)
+	if (n_fit_rows < min_rows)
 		return GBT_ARTEFACT_TIER_TOO_FEW;
 	if ((double)n_rows >= GBT_ARTEFACT_TIER_OWN_MODEL_SHARE * (double)n_pooled_rows)
 		return GBT_ARTEFACT_TIER_NEARLY_POOLED;

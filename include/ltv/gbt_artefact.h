@@ -196,13 +196,16 @@ enum gbt_artefact_tier_fit {
 };
 
 /*
- * The one rule every XGBoost stage follows for a tier: its fit would have
- * n_rows training rows and the pooled model's n_pooled_rows; it fits its own
- * model when n_rows >= min_rows and n_rows < GBT_ARTEFACT_TIER_OWN_MODEL_SHARE
- * x n_pooled_rows, else the pooled model serves its rows.
+ * The one rule every XGBoost stage follows for a tier: its fit would learn
+ * from n_fit_rows rows, and it has n_rows training rows where the pooled
+ * model has n_pooled_rows (the same count of both, whatever part of them a
+ * fit learns from: hurdle's payer rows, multiplier's window payers). It
+ * fits its own model when n_fit_rows >= min_rows and n_rows <
+ * GBT_ARTEFACT_TIER_OWN_MODEL_SHARE x n_pooled_rows, else the pooled model
+ * serves its rows.
  */
-enum gbt_artefact_tier_fit gbt_artefact_tier_fit(size_t n_rows, size_t n_pooled_rows,
-						 size_t min_rows);
+enum gbt_artefact_tier_fit gbt_artefact_tier_fit(size_t n_fit_rows, size_t min_rows,
+						 size_t n_rows, size_t n_pooled_rows);
 /* "own", "pooled: too few rows", "pooled: nearly all its rows"; a static string. */
 const char *gbt_artefact_tier_fit_name(enum gbt_artefact_tier_fit fit);
 /*

@@ -801,7 +801,8 @@ static void test_tier_share_rule(void **state)
 			char name[32];
 
 			model_data_split_weighted(&l.d, horizon, t, &split);
-			fit = gbt_artefact_tier_fit(split.n_train, pooled.n_train, min_users);
+			fit = gbt_artefact_tier_fit(split.n_train, min_users, split.n_train,
+						    pooled.n_train);
 			snprintf(name, sizeof(name), "t%d_h%lld", t, (long long)horizon);
 			assert_int_equal(cJSON_GetObjectItemCaseSensitive(models, name) != NULL,
 					 fit == GBT_ARTEFACT_TIER_OWN);

@@ -341,8 +341,8 @@ static void test_smear_by_age(void **state)
 }
 
 /*
- * Checks every tier entry of l against gbt_artefact_tier_fit on its rows
- * with window revenue and the pooled entry's: its "regressor" names the
+ * Checks every tier entry of l against gbt_artefact_tier_fit (its rows with
+ * window revenue, its training rows and the pooled entry's): its "regressor" names the
  * rule's answer and it has a regressor ("iter") only when the rule says
  * own. Counts the entries by answer and checks tiers_on_pooled_model lists
  * exactly the nearly-pooled ones, in order.
@@ -356,17 +356,21 @@ static void check_tier_rule(const struct test_model *l, size_t out_count[3])
 	out_count[0] = out_count[1] = out_count[2] = 0;
 	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
 		const int64_t horizon = fx_main->cfg.features.horizons.v[h];
-		const size_t n_pooled = (size_t)test_metric(entry(l, 0, horizon), "n_train");
+		struct row_split pooled;
 
+		model_data_split_weighted(&l->d, horizon, 0, &pooled);
 		for (int t = 1; t <= 3; t++) {
 			const cJSON *m = entry(l, t, horizon);
 			enum gbt_artefact_tier_fit fit;
 			const cJSON *regressor;
+			struct row_split split;
 
 			if (!m)
 				continue; /* nothing of its own: neither regressor nor constant */
-			fit = gbt_artefact_tier_fit((size_t)test_metric(m, "n_train"), n_pooled,
-						    min_users);
+			model_data_split_weighted(&l->d, horizon, t, &split);
+			fit = gbt_artefact_tier_fit((size_t)test_metric(m, "n_train"), min_users,
+						    split.n_train, pooled.n_train);
+			row_split_release(&split);
 			regressor = cJSON_GetObjectItemCaseSensitive(m, "regressor");
 			assert_true(cJSON_IsString(regressor));
 			assert_string_equal(regressor->valuestring, gbt_artefact_tier_fit_name(fit));
@@ -377,6 +381,7 @@ static void check_tier_rule(const struct test_model *l, size_t out_count[3])
 				snprintf(want + strlen(want), sizeof(want) - strlen(want), "t%d_h%lld ", t,
 					 (long long)horizon);
 		}
+		row_split_release(&pooled);
 	}
 	if (out_count[GBT_ARTEFACT_TIER_NEARLY_POOLED] == 0) {
 		assert_null(listed);
