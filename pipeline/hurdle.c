@@ -5,8 +5,8 @@
  * everyone pays on day 0, so only "pays again" carries signal), p = p(payer)
  * and E = E[future | payer]. For every configured horizon it trains a model
  * pooled over all tiers (tier 0, the fallback) and one per tier with at least
- * hurdle.min_tier_users training rows; a row uses its tier's model when there
- * is one. A model is an XGBoost classifier (binary:logistic; the training
+ * hurdle.min_tier_users training rows and not nearly all the pooled ones
+ * (gbt_artefact_tier_fit); a row uses its tier's model when there is one. A model is an XGBoost classifier (binary:logistic; the training
  * payer rate as a constant when the labels have a single class) and a
  * regressor fitted on training payers only, chosen per model by dollar RMSE
  * on validation payers between (a) squared error on log1p(future) with Duan's
@@ -32,8 +32,6 @@
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
 
-/* A tier with at least this share of the pooled training rows uses the pooled model. */
-#define TIER_OWN_MODEL_SHARE 0.9
 /*
  * Resident bytes a horizon's task adds, per features-frame row and model
  * feature, for run.memory_mb: its float training and validation rows and
@@ -566,7 +564,7 @@ static void model_take_revenue(struct hurdle_model *to, struct hurdle_model *fro
 /*
  * What one hurdle task fits at one horizon: the pooled model's payer
  * classifier, its revenue regressor, or every tier's own model (both parts;
- * small, see TIER_OWN_MODEL_SHARE). The pooled model's two parts are tasks
+ * small, see gbt_artefact_tier_fit). The pooled model's two parts are tasks
  * of their own so the stage's cores stay busy to its end: with a horizon a
  * task, the last horizon ran alone on the wave's two cores (two fits on one
  * thread each are ~2x, one fit on two threads 1.5x).
@@ -583,6 +581,7 @@ struct hurdle_task {
 	size_t n_models;
 	size_t cap_models;
 	cJSON *details;                /* "t<tier>_h<H>" → what the fit chose */
+	cJSON *nearly_pooled;          /* PART_TIERS: gbt_artefact.nearly_pooled's, this horizon */
 };
 
 static void task_add(struct hurdle_task *t, const struct hurdle_model *m)
@@ -591,7 +590,7 @@ static void task_add(struct hurdle_task *t, const struct hurdle_model *m)
 	t->models[t->n_models++] = *m;
 }
 
-/* Each tier's own model, where the tier has enough rows and is not nearly all of them. */
+/* Each tier's own model, where the tier has enough rows and not nearly all the pooled ones. */
 static int train_tiers(struct hurdle_task *t, const double *ltv, struct ltv_err *err)
 {
 	const struct hurdle_fit *hf = &t->hf;
@@ -601,17 +600,16 @@ static int train_tiers(struct hurdle_task *t, const double *ltv, struct ltv_err 
 
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
 		struct hurdle_model m = model_empty(tier, t->horizon);
+		enum gbt_artefact_tier_fit fit;
 		struct row_split split;
 		cJSON *info;
 
 		model_data_split_weighted(t->d, t->horizon, tier, &split);
-		/*
-		 * A tier holding nearly all the pooled rows would train nearly the
-		 * pooled model again (at 1M users that was half of hurdle's time);
-		 * its rows use the pooled model instead.
-		 */
-		if (split.n_train >= (size_t)hf->sec->min_tier_users &&
-		    (double)split.n_train < TIER_OWN_MODEL_SHARE * (double)t->pooled_split->n_train) {
+		fit = gbt_artefact_tier_fit(split.n_train, (size_t)hf->sec->min_tier_users,
+					    split.n_train, t->pooled_split->n_train);
+		if (fit == GBT_ARTEFACT_TIER_NEARLY_POOLED)
+			gbt_artefact_note_nearly_pooled(t->nearly_pooled, tier, t->horizon);
+		if (fit == GBT_ARTEFACT_TIER_OWN) {
 			info = gbt_artefact_add_model_info(t->details, tier, t->horizon);
 			ret = payer_part(t->d, hf, ltv, &split, &pooled, &m, info, err);
 			if (ret == 0)
@@ -661,8 +659,11 @@ static int train_part(void *arg, struct stage_task *task)
  * pooled model's payer keys, then its revenue keys.
  */
 static void gather_horizon(struct hurdle_task *payer, struct hurdle_task *revenue,
-			   struct hurdle_task *tiers, struct hurdle_state *state, cJSON *details)
+			   struct hurdle_task *tiers, struct hurdle_state *state,
+			   struct gbt_artefact *artefact)
 {
+	cJSON *details = artefact->models;
+
 	struct hurdle_model m = payer->models[0];
 	cJSON *info = payer->details->child, *rev = revenue->details->child;
 
@@ -684,6 +685,10 @@ static void gather_horizon(struct hurdle_task *payer, struct hurdle_task *revenu
 
 		cJSON_AddItemToObject(details, item->string, item); /* copies the key first */
 	}
+	while (tiers->nearly_pooled->child)
+		cJSON_AddItemToArray(artefact->nearly_pooled,
+				     cJSON_DetachItemViaPointer(tiers->nearly_pooled,
+								tiers->nearly_pooled->child));
 }
 
 static void task_release(struct hurdle_task *t)
@@ -694,6 +699,7 @@ static void task_release(struct hurdle_task *t)
 	}
 	free(t->models);
 	cJSON_Delete(t->details);
+	cJSON_Delete(t->nearly_pooled);
 }
 
 /*
@@ -719,8 +725,8 @@ static void order_longest_first(const struct row_split *splits, size_t n, size_t
  * depend on which finished first.
  */
 static int train_all(struct stage_ctx *ctx, const struct model_data *d,
-		     const struct hurdle_fit *hf, struct hurdle_state *state, cJSON *details,
-		     cJSON *skipped)
+		     const struct hurdle_fit *hf, struct hurdle_state *state,
+		     struct gbt_artefact *artefact)
 {
 	const struct int_list *horizons = &d->params.horizons;
 	const size_t n_h = horizons->n;
@@ -758,17 +764,19 @@ static int train_all(struct stage_ctx *ctx, const struct model_data *d,
 			t->pooled_split = &splits[order[i]];
 			t->part = (enum hurdle_part)part;
 			t->details = cJSON_CreateObject();
+			t->nearly_pooled = cJSON_CreateArray();
 			n_tasks++;
 		}
 	}
 	ret = stage_run_tasks(ctx, n_tasks, train_part, tasks);
 	for (size_t h = 0; h < n_h && ret == 0; h++) {
 		if (splits[h].n_train == 0) {
-			cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)horizons->v[h]));
+			cJSON_AddItemToArray(artefact->skipped,
+					     cJSON_CreateNumber((double)horizons->v[h]));
 			continue;
 		}
 		gather_horizon(&tasks[slot[h]], &tasks[slot[h] + n_trained],
-			       &tasks[slot[h] + 2 * n_trained], state, details);
+			       &tasks[slot[h] + 2 * n_trained], state, artefact);
 	}
 out:
 	for (size_t i = 0; i < n_tasks; i++)
@@ -839,7 +847,7 @@ int stage_hurdle_run(struct stage_ctx *ctx)
 	if (cfg->hurdle.smear_by_age)
 		hf.smear_snapshots = &d.params.snapshots;
 	ctx->task_bytes = d.frame.n_rows * features.n * HURDLE_TASK_BYTES_PER_CELL;
-	ret = train_all(ctx, &d, &hf, state, artefact.models, artefact.skipped);
+	ret = train_all(ctx, &d, &hf, state, &artefact);
 	if (ret == 0)
 		ret = add_metrics(ctx, &d, state);
 	if (ret == 0)

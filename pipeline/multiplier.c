@@ -12,7 +12,11 @@
  * regressor when it has at least multiplier.min_tier_users training rows
  * with window revenue (the rows the regressor learns from) and its own
  * zero-window value when it has that many zero-window training rows; what a
- * tier lacks it takes from the pooled entry. Early stopping watches the
+ * tier lacks it takes from the pooled entry. A tier whose training rows are
+ * nearly all the pooled entry's (gbt_artefact_tier_fit, hurdle's rule on
+ * the same rows: at 1,000,000 users tier 1 holds 99.3-99.6% of them and
+ * 99.8% of the window payers) fits no regressor and keeps only its
+ * zero-window value: its own would be the pooled one fitted again. Early stopping watches the
  * entry's own validation rows, else the pooled ones, else none
  * (gbt_artefact_pick_valid). This file trains; serving/multiplier_model.c
  * holds the trained state, its artefact format (bodies
@@ -41,19 +45,29 @@
  * each kept row's window age (caller frees). Every struct gbt_artefact_rows
  * here holds log(m).
  */
+/* The rows among rows[0..n) with window revenue, each counted as often as rows_build repeats it. */
+static size_t window_rows(const struct model_data *d, const size_t *rows, size_t n)
+{
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	size_t n_kept = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (rev_window[rows[i]] > 0)
+			n_kept += model_data_repeats(d, rows[i]);
+	return n_kept;
+}
+
 static int rows_build(const struct model_data *d, const struct str_list *features,
 		      const double *ltv, const size_t *rows, size_t n,
 		      struct gbt_artefact_rows *out, double **out_age, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const struct frame_col window = frame_col(&d->frame, "window_days");
-	size_t *pos, n_kept = 0;
+	const size_t n_kept = window_rows(d, rows, n);
+	size_t *pos;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < n; i++)
-		if (rev_window[rows[i]] > 0)
-			n_kept += model_data_repeats(d, rows[i]);
 	pos = xmalloc((n_kept ? n_kept : 1) * sizeof(*pos));
 	out->target = xmalloc((n_kept ? n_kept : 1) * sizeof(double));
 	if (out_age)
@@ -143,80 +157,119 @@ static int fit_multiplier(struct stage_ctx *ctx, const struct int_list *snapshot
 	return ret;
 }
 
-/*
- * Trains the (tier, horizon) entry on split; pooled_valid is NULL when tier
- * is 0. A tier entry with neither a regressor nor a zero-window value of its
- * own is not stored.
- */
-static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int tier,
-		       int64_t horizon, const double *ltv, const struct row_split *split,
-		       const struct gbt_artefact_rows *pooled_valid,
-		       struct multiplier_state *state, cJSON *details)
-{
-	const size_t min_users = (size_t)ctx->cfg->multiplier.min_tier_users;
-	const double *rev_window = frame_column(&d->frame, "rev_window");
-	struct multiplier_model m = { .tier = tier, .horizon = horizon, .shift = 0, .smear = 1,
-				      .zero_window_value = NAN };
-	struct gbt_artefact_rows train = { 0 }, valid = { 0 };
-	double *train_age = NULL;
-	double zero_sum = 0, zero_weight = 0;
-	size_t n_zero = 0;
-	cJSON *info = NULL;
-	int ret;
+/* The pooled entry of a horizon, as its tiers' entries need it. */
+struct pooled {
+	size_t n_train;                           /* its training rows (split.n_train) */
+	const struct gbt_artefact_rows *valid;    /* its validation rows, for early stopping */
+	struct cJSON *nearly_pooled;              /* gbt_artefact.nearly_pooled */
+};
 
+/* The weighted mean ltv of split's training rows without window revenue, and their count. */
+static double zero_window_mean(const struct model_data *d, const double *ltv,
+			       const struct row_split *split, size_t *out_n)
+{
+	const double *rev_window = frame_column(&d->frame, "rev_window");
+	double sum = 0, weight = 0;
+
+	*out_n = 0;
 	for (size_t i = 0; i < split->n_train; i++) {
 		if (rev_window[split->train[i]] == 0) {
 			double w = model_data_weight(d, split->train[i]);
 
 			/* once per repeat, in model_data_split's order: the same sums to the bit */
 			for (size_t k = model_data_repeats(d, split->train[i]); k > 0; k--) {
-				zero_sum += w * ltv[split->train[i]];
-				zero_weight += w;
-				n_zero++;
+				sum += w * ltv[split->train[i]];
+				weight += w;
+				(*out_n)++;
 			}
 		}
 	}
-	if (n_zero > 0 && (tier == 0 || n_zero >= min_users))
-		m.zero_window_value = zero_sum / zero_weight;
-	ret = rows_build(d, &state->features, ltv, split->train, split->n_train, &train, &train_age,
-			 &ctx->err);
+	return *out_n > 0 ? sum / weight : NAN;
+}
+
+/* Builds split's rows with window revenue and fits m's regressor on them. */
+static int fit_entry(struct stage_ctx *ctx, const struct model_data *d, const double *ltv,
+		     const struct row_split *split, const struct pooled *pooled,
+		     struct multiplier_state *state, struct multiplier_model *m, cJSON *info)
+{
+	struct gbt_artefact_rows train = { 0 }, valid = { 0 };
+	double *train_age = NULL;
+	int ret = rows_build(d, &state->features, ltv, split->train, split->n_train, &train,
+			     &train_age, &ctx->err);
+
 	if (ret == 0)
 		ret = rows_build(d, &state->features, ltv, split->valid, split->n_valid, &valid, NULL,
 				 &ctx->err);
-	if (ret < 0 || (tier > 0 && train.n < min_users && isnan(m.zero_window_value)))
-		goto out;
-	info = gbt_artefact_add_model_info(details, tier, horizon);
-	cJSON_AddNumberToObject(info, "n_train", (double)train.n);
-	cJSON_AddNumberToObject(info, "n_valid", (double)valid.n);
-	cJSON_AddNumberToObject(info, "n_zero_train", (double)n_zero);
-	if (!isnan(m.zero_window_value))
-		cJSON_AddNumberToObject(info, "zero_window_value", m.zero_window_value);
-	if (train.n > 0 && (tier == 0 || train.n >= min_users))
-		ret = fit_multiplier(ctx, &d->params.snapshots, &train, train_age, &valid, pooled_valid, &state->features, &m,
-				     info);
-	if (ret < 0) {
-		err_prefix(&ctx->err, "multiplier: tier %d, horizon %lld", tier, (long long)horizon);
-		gbt_free(m.model);
-		goto out;
-	}
-	multiplier_state_add(state, &m);
-	LOG(LOG_INFO, "tier %d h%lld: %zu training rows with window revenue%s, %zu without "
-	    "(mean ltv %.4g%s)", tier, (long long)horizon, train.n, m.model ? "" : " (no model)",
-	    n_zero, isnan(m.zero_window_value) ? 0.0 : m.zero_window_value,
-	    isnan(m.zero_window_value) ? ", pooled's used" : "");
-out:
+	if (ret == 0)
+		ret = fit_multiplier(ctx, &d->params.snapshots, &train, train_age, &valid,
+				     pooled ? pooled->valid : NULL, &state->features, m, info);
 	gbt_artefact_rows_release(&train);
 	gbt_artefact_rows_release(&valid);
 	free(train_age);
 	return ret;
 }
 
+/*
+ * Trains the (tier, horizon) entry on split; pooled is NULL when tier is 0.
+ * A tier entry with neither a regressor nor a zero-window value of its own
+ * is not stored.
+ */
+static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int tier,
+		       int64_t horizon, const double *ltv, const struct row_split *split,
+		       const struct pooled *pooled, struct multiplier_state *state,
+		       cJSON *details)
+{
+	const size_t min_users = (size_t)ctx->cfg->multiplier.min_tier_users;
+	const size_t n_train = window_rows(d, split->train, split->n_train);
+	const enum gbt_artefact_tier_fit fit =
+		pooled ? gbt_artefact_tier_fit(n_train, min_users, split->n_train, pooled->n_train)
+		       : GBT_ARTEFACT_TIER_OWN;
+	struct multiplier_model m = { .tier = tier, .horizon = horizon, .shift = 0, .smear = 1,
+				      .zero_window_value = NAN };
+	size_t n_zero;
+	double zero_value = zero_window_mean(d, ltv, split, &n_zero);
+	cJSON *info;
+	int ret = 0;
+
+	if (!pooled || n_zero >= min_users)
+		m.zero_window_value = zero_value;
+	if (fit == GBT_ARTEFACT_TIER_NEARLY_POOLED)
+		gbt_artefact_note_nearly_pooled(pooled->nearly_pooled, tier, horizon);
+	if (fit != GBT_ARTEFACT_TIER_OWN && isnan(m.zero_window_value))
+		return 0;
+	info = gbt_artefact_add_model_info(details, tier, horizon);
+	cJSON_AddNumberToObject(info, "n_train", (double)n_train);
+	cJSON_AddNumberToObject(info, "n_valid",
+				(double)window_rows(d, split->valid, split->n_valid));
+	cJSON_AddNumberToObject(info, "n_zero_train", (double)n_zero);
+	if (!isnan(m.zero_window_value))
+		cJSON_AddNumberToObject(info, "zero_window_value", m.zero_window_value);
+	if (pooled)
+		cJSON_AddStringToObject(info, "regressor", gbt_artefact_tier_fit_name(fit));
+	if (n_train > 0 && fit == GBT_ARTEFACT_TIER_OWN)
+		ret = fit_entry(ctx, d, ltv, split, pooled, state, &m, info);
+	if (ret < 0) {
+		err_prefix(&ctx->err, "multiplier: tier %d, horizon %lld", tier, (long long)horizon);
+		gbt_free(m.model);
+		return ret;
+	}
+	multiplier_state_add(state, &m);
+	LOG(LOG_INFO, "tier %d h%lld: %zu training rows with window revenue%s, %zu without "
+	    "(mean ltv %.4g%s)", tier, (long long)horizon, n_train,
+	    m.model ? "" : fit == GBT_ARTEFACT_TIER_NEARLY_POOLED
+	    ? " (the pooled model: nearly all its rows)" : " (no model)",
+	    n_zero, isnan(m.zero_window_value) ? 0.0 : m.zero_window_value,
+	    isnan(m.zero_window_value) ? ", pooled's used" : "");
+	return 0;
+}
+
 static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
-			 struct multiplier_state *state, cJSON *details, cJSON *skipped)
+			 struct multiplier_state *state, struct gbt_artefact *artefact)
 {
 	const double *ltv = model_data_label(d, horizon);
 	struct row_split pooled_split;
 	struct gbt_artefact_rows pooled_valid = { 0 };
+	struct pooled pooled = { .valid = &pooled_valid, .nearly_pooled = artefact->nearly_pooled };
 	size_t n_repeated = 0; /* training rows as model_data_split repeats them */
 	int ret;
 
@@ -230,11 +283,12 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 	if (n_repeated == 0) {
 		LOG(LOG_WARN, "h%lld: no user is mature at this horizon in the training cohorts; "
 		    "no model for it", (long long)horizon);
-		cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)horizon));
+		cJSON_AddItemToArray(artefact->skipped, cJSON_CreateNumber((double)horizon));
 		row_split_release(&pooled_split);
 		return 0;
 	}
-	ret = train_entry(ctx, d, 0, horizon, ltv, &pooled_split, NULL, state, details);
+	ret = train_entry(ctx, d, 0, horizon, ltv, &pooled_split, NULL, state, artefact->models);
+	pooled.n_train = pooled_split.n_train;
 	if (ret == 0)
 		ret = rows_build(d, &state->features, ltv, pooled_split.valid,
 				 pooled_split.n_valid, &pooled_valid, NULL, &ctx->err);
@@ -242,7 +296,8 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 		struct row_split split;
 
 		model_data_split_of_tier(d, &pooled_split, tier, &split);
-		ret = train_entry(ctx, d, tier, horizon, ltv, &split, &pooled_valid, state, details);
+		ret = train_entry(ctx, d, tier, horizon, ltv, &split, &pooled, state,
+				  artefact->models);
 		row_split_release(&split);
 	}
 	gbt_artefact_rows_release(&pooled_valid);
@@ -301,8 +356,7 @@ int stage_multiplier_run(struct stage_ctx *ctx)
 	state = multiplier_state_new(&features);
 	config_str_list_free(&features);
 	for (size_t h = 0; h < d.params.horizons.n && ret == 0; h++) {
-		ret = train_horizon(ctx, &d, d.params.horizons.v[h], state, artefact.models,
-				    artefact.skipped);
+		ret = train_horizon(ctx, &d, d.params.horizons.v[h], state, &artefact);
 		stage_progress(ctx, "horizons", h + 1, d.params.horizons.n);
 	}
 	if (ret == 0)

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/jbuf.h"
 #include "ltv/method.h"
 #include "ltv/stage_io.h"
 
@@ -18,6 +19,24 @@ int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *ou
 	return model_data_load_artefacts(ctx->reg, features, tiers, out, &ctx->err);
 }
 
+/*
+ * "tiers_on_pooled_model": the tiers the share rule put on the pooled model,
+ * one string so `status` and `run` print it on the stage's line.
+ */
+static void add_nearly_pooled(cJSON *metrics, const cJSON *list)
+{
+	const cJSON *item;
+	struct jbuf text;
+
+	jbuf_init(&text);
+	cJSON_ArrayForEach(item, list)
+		jbuf_addf(&text, "%s ", item->valuestring);
+	jbuf_addf(&text, "(%.0f%% or more of the pooled training rows)",
+		  100 * GBT_ARTEFACT_TIER_OWN_MODEL_SHARE);
+	cJSON_AddStringToObject(metrics, "tiers_on_pooled_model", text.p);
+	jbuf_release(&text);
+}
+
 int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx)
 {
 	int64_t out_id;
@@ -27,6 +46,8 @@ int gbt_artefact_store(struct gbt_artefact *a, struct stage_ctx *ctx)
 		cJSON_AddItemToObject(ctx->metrics, "skipped_horizons", a->skipped);
 		a->skipped = NULL;
 	}
+	if (cJSON_GetArraySize(a->nearly_pooled) > 0)
+		add_nearly_pooled(ctx->metrics, a->nearly_pooled);
 	cJSON_AddItemToObject(ctx->metrics, "models", a->models);
 	a->models = NULL;
 	for (size_t i = 0; i < a->n_bodies; i++) {

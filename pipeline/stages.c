@@ -47,7 +47,7 @@ const struct stage stage_table[] = {
 	},
 	{
 		.name = "multiplier",
-		.code_version = "1",
+		.code_version = "2",
 		.config_sections = "multiplier",
 		.inputs = { "features", "tiers", NULL },
 		.flags = STAGE_USES_AS_OF,

@@ -45,6 +45,7 @@ void gbt_artefact_init(struct gbt_artefact *a)
 	memset(a, 0, sizeof(*a));
 	a->models = cJSON_CreateObject();
 	a->skipped = cJSON_CreateArray();
+	a->nearly_pooled = cJSON_CreateArray();
 }
 
 void gbt_artefact_release(struct gbt_artefact *a)
@@ -54,6 +55,7 @@ void gbt_artefact_release(struct gbt_artefact *a)
 	free(a->bodies);
 	cJSON_Delete(a->models);
 	cJSON_Delete(a->skipped);
+	cJSON_Delete(a->nearly_pooled);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -386,6 +388,33 @@ size_t gbt_artefact_rows_cap(struct gbt_artefact_rows *rows, size_t k, size_t ma
 	}
 	rows->n = at;
 	return at;
+}
+
+enum gbt_artefact_tier_fit gbt_artefact_tier_fit(size_t n_fit_rows, size_t min_rows,
+						 size_t n_rows, size_t n_pooled_rows)
+{
+	if (n_fit_rows < min_rows)
+		return GBT_ARTEFACT_TIER_TOO_FEW;
+	if ((double)n_rows >= GBT_ARTEFACT_TIER_OWN_MODEL_SHARE * (double)n_pooled_rows)
+		return GBT_ARTEFACT_TIER_NEARLY_POOLED;
+	return GBT_ARTEFACT_TIER_OWN;
+}
+
+const char *gbt_artefact_tier_fit_name(enum gbt_artefact_tier_fit fit)
+{
+	static const char *const names[] = { "own", "pooled: too few rows",
+					     "pooled: nearly all its rows" };
+
+	assert((size_t)fit < sizeof(names) / sizeof(names[0]));
+	return names[fit];
+}
+
+void gbt_artefact_note_nearly_pooled(struct cJSON *list, int tier, int64_t horizon)
+{
+	char name[GBT_ARTEFACT_KEY_MAX];
+
+	snprintf(name, sizeof(name), "t%d_h%lld", tier, (long long)horizon);
+	cJSON_AddItemToArray(list, cJSON_CreateString(name));
 }
 
 const struct gbt_artefact_rows *gbt_artefact_pick_valid(const struct gbt_artefact_rows *own,

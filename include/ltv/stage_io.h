@@ -18,7 +18,8 @@ int model_data_load(struct stage_ctx *ctx, int with_tiers, struct model_data *ou
 
 /*
  * Puts the report into ctx->metrics after what is there ("skipped_horizons"
- * when any horizon was skipped, then "models"), adds each body's key and
+ * when any horizon was skipped, "tiers_on_pooled_model" when a tier's rows
+ * were nearly all the pooled model's, then "models"), adds each body's key and
  * bytes to ctx->content in order, opens the stage's output (stage_output_id)
  * and stores each body as its blob.
  */

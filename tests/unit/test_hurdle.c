@@ -11,8 +11,8 @@
  * hurdle.max_zero_rows, that the number of threads does not change a byte
  * of the stored models (sampled rows included), the revenue part's
  * smearing factor per snapshot age (hurdle.smear_by_age, on in the fixture),
- * and that its predictions past the horizon (method.predict_past) serve as
- * its own.
+ * that its predictions past the horizon (method.predict_past) serve as
+ * its own, and which tiers fit a model of their own (the tier share rule).
  */
 #include "testutil.h"
 
@@ -26,6 +26,7 @@
 #include "ltv/age_means.h"
 #include "ltv/config.h"
 #include "ltv/gbt.h"
+#include "ltv/gbt_artefact.h"
 #include "ltv/hurdle_model.h"
 #include "ltv/log.h"
 #include "ltv/method.h"
@@ -766,6 +767,62 @@ static void test_predict_past_serves_as_predict(void **state)
 	test_model_release(&l);
 }
 
+/*
+ * The tier share rule (gbt_artefact_tier_fit), which hurdle and multiplier
+ * share. With tier 1's thresholds lowered nearly every campaign is tier 1:
+ * where a tier holds 90% or more of the pooled training rows it has no
+ * model of its own (its rows use the pooled one) and the stage lists it in
+ * tiers_on_pooled_model; a tier with at least hurdle.min_tier_users rows and
+ * a smaller share keeps its own. Run last: it leaves the tiers changed.
+ */
+static void test_tier_share_rule(void **state)
+{
+	const size_t min_users = 100;
+	const cJSON *models, *listed;
+	size_t count[3] = { 0 };
+	struct test_model l;
+	char want[256] = "";
+
+	(void)state;
+	test_set(&fx_main->cfg, "hurdle.min_tier_users=%zu", min_users);
+	test_set(&fx_main->cfg, "%s", "tiers.tier1_min_users=50");
+	test_set(&fx_main->cfg, "%s", "tiers.tier1_min_payers=3");
+	test_run_to(&fx_main->cfg, "hurdle");
+	load(fx_main, &l);
+	models = cJSON_GetObjectItemCaseSensitive(l.metrics, "models");
+	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
+		const int64_t horizon = fx_main->cfg.features.horizons.v[h];
+		struct row_split pooled;
+
+		model_data_split_weighted(&l.d, horizon, 0, &pooled);
+		for (int t = 1; t <= 3; t++) {
+			struct row_split split;
+			enum gbt_artefact_tier_fit fit;
+			char name[32];
+
+			model_data_split_weighted(&l.d, horizon, t, &split);
+			fit = gbt_artefact_tier_fit(split.n_train, min_users, split.n_train,
+						    pooled.n_train);
+			snprintf(name, sizeof(name), "t%d_h%lld", t, (long long)horizon);
+			assert_int_equal(cJSON_GetObjectItemCaseSensitive(models, name) != NULL,
+					 fit == GBT_ARTEFACT_TIER_OWN);
+			if (fit == GBT_ARTEFACT_TIER_NEARLY_POOLED)
+				snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s ", name);
+			count[fit]++;
+			row_split_release(&split);
+		}
+		row_split_release(&pooled);
+	}
+	assert_true(count[GBT_ARTEFACT_TIER_NEARLY_POOLED] >= 2);
+	assert_true(count[GBT_ARTEFACT_TIER_OWN] >= 1);
+	snprintf(want + strlen(want), sizeof(want) - strlen(want),
+		 "(90%% or more of the pooled training rows)");
+	listed = cJSON_GetObjectItemCaseSensitive(l.metrics, "tiers_on_pooled_model");
+	assert_true(cJSON_IsString(listed));
+	assert_string_equal(listed->valuestring, want);
+	test_model_release(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +838,8 @@ int main(void)
 		cmocka_unit_test(test_sampled_zero_users),
 		/* Last: its forced reruns add versions the test above counts. */
 		cmocka_unit_test(test_threads_do_not_change_artefacts),
+		/* After it: changes the tiers (that test counts hurdle's versions). */
+		cmocka_unit_test(test_tier_share_rule),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

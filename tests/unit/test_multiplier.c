@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/config.h"
+#include "ltv/gbt_artefact.h"
 #include "ltv/log.h"
 #include "ltv/method.h"
 #include "ltv/metrics.h"
@@ -339,6 +340,112 @@ static void test_smear_by_age(void **state)
 	test_model_release(&l);
 }
 
+/*
+ * Checks every tier entry of l against gbt_artefact_tier_fit (its rows with
+ * window revenue, its training rows and the pooled entry's): its "regressor" names the
+ * rule's answer and it has a regressor ("iter") only when the rule says
+ * own. Counts the entries by answer and checks tiers_on_pooled_model lists
+ * exactly the nearly-pooled ones, in order.
+ */
+static void check_tier_rule(const struct test_model *l, size_t out_count[3])
+{
+	const size_t min_users = (size_t)fx_main->cfg.multiplier.min_tier_users;
+	const cJSON *listed = cJSON_GetObjectItemCaseSensitive(l->metrics, "tiers_on_pooled_model");
+	char want[256] = "";
+
+	out_count[0] = out_count[1] = out_count[2] = 0;
+	for (size_t h = 0; h < fx_main->cfg.features.horizons.n; h++) {
+		const int64_t horizon = fx_main->cfg.features.horizons.v[h];
+		struct row_split pooled;
+
+		model_data_split_weighted(&l->d, horizon, 0, &pooled);
+		for (int t = 1; t <= 3; t++) {
+			const cJSON *m = entry(l, t, horizon);
+			enum gbt_artefact_tier_fit fit;
+			const cJSON *regressor;
+			struct row_split split;
+
+			if (!m)
+				continue; /* nothing of its own: neither regressor nor constant */
+			model_data_split_weighted(&l->d, horizon, t, &split);
+			fit = gbt_artefact_tier_fit((size_t)test_metric(m, "n_train"), min_users,
+						    split.n_train, pooled.n_train);
+			row_split_release(&split);
+			regressor = cJSON_GetObjectItemCaseSensitive(m, "regressor");
+			assert_true(cJSON_IsString(regressor));
+			assert_string_equal(regressor->valuestring, gbt_artefact_tier_fit_name(fit));
+			assert_int_equal(cJSON_GetObjectItemCaseSensitive(m, "iter") != NULL,
+					 fit == GBT_ARTEFACT_TIER_OWN);
+			out_count[fit]++;
+			if (fit == GBT_ARTEFACT_TIER_NEARLY_POOLED)
+				snprintf(want + strlen(want), sizeof(want) - strlen(want), "t%d_h%lld ", t,
+					 (long long)horizon);
+		}
+		row_split_release(&pooled);
+	}
+	if (out_count[GBT_ARTEFACT_TIER_NEARLY_POOLED] == 0) {
+		assert_null(listed);
+		return;
+	}
+	assert_true(cJSON_IsString(listed));
+	snprintf(want + strlen(want), sizeof(want) - strlen(want),
+		 "(90%% or more of the pooled training rows)");
+	assert_string_equal(listed->valuestring, want);
+}
+
+/*
+ * The tier share rule (gbt_artefact_tier_fit). On this sample tier 1 holds
+ * 45-58% of the pooled rows with window revenue, and has its own regressor
+ * where it has multiplier.min_tier_users of them (h90: 670 of 1,152). With
+ * tier 1's thresholds lowered, nearly every campaign is tier 1: where it has
+ * enough rows it holds 90% or more, fits no regressor, and its window payers are predicted
+ * exactly as the pooled entry predicts them (the same rows with their tier
+ * hidden). Last in the file: the tiers are left changed.
+ */
+static void test_tier_share_rule(void **state)
+{
+	const int64_t h90 = 90;
+	const double *rev_window;
+	size_t count[3], n_pos = 0, *rows, n;
+	struct test_model l;
+	double *own, *pooled;
+
+	(void)state;
+	load(fx_main, &l);
+	check_tier_rule(&l, count);
+	assert_true(count[GBT_ARTEFACT_TIER_OWN] >= 1);
+	assert_int_equal(count[GBT_ARTEFACT_TIER_NEARLY_POOLED], 0);
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(entry(&l, 1, h90), "iter"));
+	test_model_release(&l);
+
+	test_set(&fx_main->cfg, "%s", "tiers.tier1_min_users=50");
+	test_set(&fx_main->cfg, "%s", "tiers.tier1_min_payers=3");
+	test_run_to(&fx_main->cfg, "multiplier");
+	load(fx_main, &l);
+	check_tier_rule(&l, count);
+	/* 810 of 829 at h30, 1,134 of 1,152 at h90; 285 at h7 are too few */
+	assert_int_equal(count[GBT_ARTEFACT_TIER_NEARLY_POOLED], 2);
+	assert_int_equal(count[GBT_ARTEFACT_TIER_OWN], 0);
+	n = l.d.frame.n_rows;
+	rev_window = frame_column(&l.d.frame, "rev_window");
+	rows = malloc(n * sizeof(size_t));
+	own = malloc(n * sizeof(double));
+	pooled = malloc(n * sizeof(double));
+	for (size_t i = 0; i < n; i++)
+		if (rev_window[i] > 0 && l.d.tier[i] == 1)
+			rows[n_pos++] = i;
+	assert_true(n_pos > 100);
+	test_model_predict(&l, rows, n_pos, h90, own, NULL);
+	for (size_t i = 0; i < n_pos; i++)
+		l.d.tier[rows[i]] = 0; /* no tier: the pooled entry's */
+	test_model_predict(&l, rows, n_pos, h90, pooled, NULL);
+	assert_memory_equal(own, pooled, n_pos * sizeof(double));
+	free(rows);
+	free(own);
+	free(pooled);
+	test_model_release(&l);
+}
+
 /* Each method refuses the other's artefact cleanly (the manifests' magics differ). */
 static void test_foreign_manifest_refused(void **state)
 {
@@ -373,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_reload_reproduces),
 		cmocka_unit_test(test_smear_by_age),
 		cmocka_unit_test(test_foreign_manifest_refused),
+		cmocka_unit_test(test_tier_share_rule),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
