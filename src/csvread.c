@@ -16,6 +16,7 @@
  * cut by the chunk's end, goes through libcsv as before. Every field is
  * checked for NUL bytes, invalid UTF-8 and length on both paths.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -57,11 +58,23 @@
  */
 #define RA_BUFFERS 4
 
-/* A complete record queued for csv_reader_next: n fields from field_off[first]. */
+/*
+ * A complete record queued for csv_reader_next: n fields from
+ * field_off[first]. Its fault, rare, is kept apart (rec_buf.faults, FAULTED
+ * in line): with the 32-byte fault in it a record was 48 bytes, written once
+ * per row by the read-ahead thread and read by another.
+ */
 struct queued_record {
 	size_t first;
 	size_t n;
-	size_t line;
+	size_t line; /* with FAULTED set when the record has a fault */
+};
+
+#define FAULTED ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+/* The fault of queued record rec (its index in the buffer's queue). */
+struct record_fault {
+	size_t rec;
 	struct csv_fault fault;
 };
 
@@ -78,6 +91,8 @@ struct rec_buf {
 	size_t n_fields, fields_cap;
 	struct queued_record *queue;
 	size_t n_queued, queue_cap;
+	struct record_fault *faults; /* of the queued records that have one, in queue order */
+	size_t n_faults, faults_cap;
 	/* Read-ahead only: the reader's state when the buffer was handed over. */
 	size_t first_record;     /* csv_reader_next_batch: the records before it were handed out */
 	uint64_t n_records, bytes_read;
@@ -237,7 +252,11 @@ static void queue_record(struct csv_reader *r, size_t first, size_t line)
 	q->first = first;
 	q->n = r->b.n_fields - first;
 	q->line = line;
-	q->fault = r->rec_fault;
+	if (r->rec_fault.kind != CSV_FAULT_NONE) {
+		ARRAY_GROW(r->b.faults, r->b.n_faults + 1, r->b.faults_cap);
+		r->b.faults[r->b.n_faults++] = (struct record_fault){ r->b.n_queued - 1, r->rec_fault };
+		q->line |= FAULTED;
+	}
 	r->n_records++;
 }
 
@@ -382,6 +401,7 @@ static void compact(struct csv_reader *r)
 	size_t text_from;
 
 	r->b.n_queued = 0;
+	r->b.n_faults = 0;
 	r->queue_head = 0;
 	if (keep_fields == 0) {
 		r->b.n_fields = 0;
@@ -784,6 +804,7 @@ static void *read_ahead_main(void *arg)
 		if (stop || last)
 			break;
 		r->b.n_queued = 0;
+		r->b.n_faults = 0;
 		r->b.n_fields = 0;
 		r->b.text_len = 0;
 		ARRAY_GROW(r->b.text, carry.text_len, r->b.text_cap);
@@ -886,6 +907,27 @@ static int fill_view(struct csv_reader *r)
 	return r->b.n_queued > 0;
 }
 
+/* The fault of b's queued record rec: none unless it is FAULTED, then found by bisection. */
+static void record_fault_of(const struct rec_buf *b, size_t rec, struct csv_fault *out)
+{
+	size_t lo = 0, hi = b->n_faults;
+
+	if (!(b->queue[rec].line & FAULTED)) {
+		*out = (struct csv_fault){ CSV_FAULT_NONE, 0, 0, 0 };
+		return;
+	}
+	while (hi - lo > 1) {
+		const size_t mid = lo + (hi - lo) / 2;
+
+		if (b->faults[mid].rec <= rec)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	assert(lo < b->n_faults && b->faults[lo].rec == rec);
+	*out = b->faults[lo].fault;
+}
+
 int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 		    size_t *out_line, struct ltv_err *err)
 {
@@ -908,14 +950,14 @@ int csv_reader_next(struct csv_reader *r, char ***out_fields, size_t *out_n,
 		v = r->cv;
 	}
 	q = &v->queue[r->queue_head++];
-	r->last_fault = q->fault;
+	record_fault_of(v, r->queue_head - 1, &r->last_fault);
 	ARRAY_GROW(r->out, q->n + 1, r->out_cap);
 	for (size_t i = 0; i < q->n; i++)
 		r->out[i] = v->text + v->field_off[q->first + i];
 	r->out[q->n] = NULL;
 	*out_fields = r->out;
 	*out_n = q->n;
-	*out_line = q->line;
+	*out_line = q->line & ~FAULTED;
 	return 1;
 }
 
@@ -983,8 +1025,8 @@ void csv_batch_record(const struct csv_batch *b, size_t i, struct csv_fields *io
 		io->fields[k] = v->text + v->field_off[q->first + k];
 	io->fields[q->n] = NULL;
 	io->n = q->n;
-	*out_line = q->line;
-	*out_fault = q->fault;
+	*out_line = q->line & ~FAULTED;
+	record_fault_of(v, v->first_record + i, out_fault);
 }
 
 const char *csv_batch_field(const struct csv_batch *b, size_t i, size_t field)
@@ -1099,6 +1141,7 @@ static void rec_buf_free(struct rec_buf *b)
 	free(b->text);
 	free(b->field_off);
 	free(b->queue);
+	free(b->faults);
 }
 
 /* Stops the read-ahead thread wherever it waits; batches not given back are the pool's still. */
