@@ -1261,9 +1261,10 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 	 * instead, on a core hurdle leaves idle (run_wave). With one job there is
 	 * no such core, and nothing changes. Deferred before the run's own
 	 * record is committed: that first commit found the 131 MB WAL ingest
-	 * leaves (registry_leave_wal_at_close) and copied it there and then, two
-	 * fdatasyncs included, before features could start (strace of a cold
-	 * `run` at 1,000,000 users: 0.2-0.3 s of wall).
+	 * leaves (registry_leave_wal_at_close) and copied it there and then,
+	 * three fdatasyncs included, before features could start (uprobes, main
+	 * to stage_features_run at 1,000,000 users: 0.26-0.78 s, now 0.06 s;
+	 * bench/features_start_ab.sh).
 	 */
 	registry_defer_checkpoints(rs.reg, !opts->dry_run && config_jobs(cfg) > 1);
 	if (!opts->dry_run) {
