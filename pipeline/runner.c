@@ -1252,6 +1252,21 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 	}
 	runner_make_run_id(rs.run_id, sizeof(rs.run_id));
 	rs.predictions = prediction_shelf_new();
+	/*
+	 * The serial stages before the model wave (ingest, features, tiers)
+	 * commit on this connection without copying the WAL into the database
+	 * file: at 1,000,000 users that checkpoint moved the 317 MB features
+	 * frame once more (a pread and a pwrite per page, about 0.5 CPU s) while
+	 * every later stage waited. The first parallel wave's commits do it
+	 * instead, on a core hurdle leaves idle (run_wave). With one job there is
+	 * no such core, and nothing changes. Deferred before the run's own
+	 * record is committed: that first commit found the 131 MB WAL ingest
+	 * leaves (registry_leave_wal_at_close) and copied it there and then,
+	 * three fdatasyncs included, before features could start (uprobes, main
+	 * to stage_features_run at 1,000,000 users: 0.26-0.78 s, now 0.06 s;
+	 * bench/features_start_ab.sh).
+	 */
+	registry_defer_checkpoints(rs.reg, !opts->dry_run && config_jobs(cfg) > 1);
 	if (!opts->dry_run) {
 		struct ltv_err log_err;
 
@@ -1266,16 +1281,6 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		LOG(LOG_INFO, "run started: registry %s, config %s, %d threads", cfg->registry.path,
 		    cfg->source_path, config_jobs(cfg));
 	}
-	/*
-	 * The serial stages before the model wave (ingest, features, tiers)
-	 * commit on this connection without copying the WAL into the database
-	 * file: at 1,000,000 users that checkpoint moved the 317 MB features
-	 * frame once more (a pread and a pwrite per page, about 0.5 CPU s) while
-	 * every later stage waited. The first parallel wave's commits do it
-	 * instead, on a core hurdle leaves idle (run_wave). With one job there is
-	 * no such core, and nothing changes.
-	 */
-	registry_defer_checkpoints(rs.reg, !opts->dry_run && config_jobs(cfg) > 1);
 	ret = run_waves(&rs, err);
 	if (ret == 0 && !opts->dry_run && config_jobs(cfg) > 1 && only_ingest_ran(&rs))
 		registry_leave_wal_at_close(rs.reg);

@@ -58,7 +58,14 @@ struct base_run {
 	int64_t younger_than;   /* rows only for users younger (FEATURE_ROWS_AT_AGE); INT64_MAX: all */
 	struct day_rec *days;   /* complete days, grouped by uid in day order */
 	size_t n_days, cap_days;
-	size_t *first_day;      /* uid - 1 → index of its first day in days; [n] = n_days */
+	int days_unsorted;      /* a day came before the one kept last (collect_user_day) */
+	/*
+	 * uid - 1 → index of its first day in days; [n] = n_days (group_days).
+	 * Until then first_day[uid] counts user uid's days as they come, so
+	 * that group_days need not pass over the days (72 MB at 1,000,000 users).
+	 */
+	size_t *first_day;
+	size_t cap_first_day;
 	size_t *first_row;      /* uid - 1 → its first frame row; [n] = rows (not held-out rows) */
 	uint64_t *hash_of_uid;  /* uid - 1 → user_hash of its user_id (the strings go before the frame) */
 	struct feature_base_stats stats;
@@ -106,8 +113,22 @@ static void ages_upto(struct base_run *br, size_t n)
 	if (n <= br->n_aged)
 		return;
 	ARRAY_GROW_HUGE(br->age_of_uid, n, br->cap_aged);
-	for (; br->n_aged < n; br->n_aged++)
+	ARRAY_GROW_HUGE(br->first_day, n + 1, br->cap_first_day);
+	if (br->n_aged == 0)
+		br->first_day[0] = 0;
+	for (; br->n_aged < n; br->n_aged++) {
 		br->age_of_uid[br->n_aged] = user_age(br, br->n_aged);
+		br->first_day[br->n_aged + 1] = 0;
+	}
+}
+
+static int compare_day_rec(const void *a, const void *b)
+{
+	const struct day_rec *x = a, *y = b;
+
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return (x->day > y->day) - (x->day < y->day);
 }
 
 /*
@@ -138,6 +159,13 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 	br->days[br->n_days++] = (struct day_rec){ .revenue = revenue, .uid = (uint32_t)uid,
 						   .day = (int32_t)day, .events = (uint32_t)events,
 						   .purchases = (uint32_t)purchases };
+	br->first_day[uid]++;
+	/*
+	 * Checked here, against the day kept last, still in the cache: a pass
+	 * over the days in group_days was 0.07 s of the stage's one thread.
+	 */
+	if (br->n_days > 1 && compare_day_rec(&br->days[br->n_days - 2], &br->days[br->n_days - 1]) > 0)
+		br->days_unsorted = 1;
 	return 0;
 }
 
@@ -155,31 +183,19 @@ static void reserve_for_memory(struct base_run *br, const struct user_data *mem)
 	ARRAY_GROW_HUGE(br->days, mem->n_days, br->cap_days);
 }
 
-static int compare_day_rec(const void *a, const void *b)
-{
-	const struct day_rec *x = a, *y = b;
-
-	if (x->uid != y->uid)
-		return x->uid < y->uid ? -1 : 1;
-	return (x->day > y->day) - (x->day < y->day);
-}
-
-/* Groups the collected days by uid in day order and sets first_day offsets. */
+/*
+ * Groups the collected days by uid in day order and sets first_day offsets;
+ * every user's age is worked out (ages_upto), so first_day has its n + 1.
+ */
 static void group_days(struct base_run *br)
 {
-	int sorted = 1;
-
-	for (size_t i = 1; i < br->n_days && sorted; i++)
-		sorted = compare_day_rec(&br->days[i - 1], &br->days[i]) <= 0;
-	if (!sorted) /* the registry streams in (uid, day) order; this keeps us right if not */
+	assert(br->n_aged >= br->users->n);
+	if (br->days_unsorted) /* the registry streams in (uid, day) order; this keeps us right if not */
 		qsort(br->days, br->n_days, sizeof(*br->days), compare_day_rec);
 	/* The doubling's slack back before the frame is allocated beside the days. */
 	br->days = xrealloc(br->days, (br->n_days ? br->n_days : 1) * sizeof(*br->days));
 	br->cap_days = br->n_days ? br->n_days : 1;
-	/* first_day[u + 1] counts user u's days, then a prefix sum makes offsets. */
-	br->first_day = xcalloc(br->users->n + 1, sizeof(size_t));
-	for (size_t i = 0; i < br->n_days; i++)
-		br->first_day[br->days[i].uid]++;
+	/* first_day[u + 1] counts user u's days (collect_user_day), then a prefix sum makes offsets. */
 	for (size_t u = 0; u < br->users->n; u++)
 		br->first_day[u + 1] += br->first_day[u];
 }
@@ -765,10 +781,15 @@ static struct attr_encoding *attr_dictionaries(const struct base_run *br, int32_
 {
 	const struct str_list *names = &br->cfg->columns.attributes;
 	struct attr_encoding *attrs = xcalloc(names->n + 1, sizeof(*attrs));
-	cJSON **parsed = xcalloc(br->users->n + 1, sizeof(cJSON *));
-	char **values = xcalloc(br->users->n + 1, sizeof(char *));
+	cJSON **parsed;
+	char **values;
 	static char empty[] = "";
 
+	*out_n = names->n;
+	if (names->n == 0) /* the default: no pass over the users, no 16 MB of fresh pages */
+		return attrs;
+	parsed = xcalloc(br->users->n + 1, sizeof(cJSON *));
+	values = xcalloc(br->users->n + 1, sizeof(char *));
 	for (size_t u = 0; u < br->users->n; u++)
 		if (br->age_of_uid[u] >= 0 && br->users->attributes_json[u])
 			parsed[u] = cJSON_Parse(br->users->attributes_json[u]);
@@ -787,7 +808,6 @@ static struct attr_encoding *attr_dictionaries(const struct base_run *br, int32_
 		cJSON_Delete(parsed[u]);
 	free(parsed);
 	free(values);
-	*out_n = names->n;
 	return attrs;
 }
 

@@ -527,6 +527,67 @@ static void test_plain_lines_match_libcsv(void **state)
 }
 
 /*
+ * Records handed out in batches (csv_reader_next_batch, as ingest's events
+ * worker reads them) carry the faults csv_reader_next gives without
+ * read-ahead: files of 150-200 KB with NULs and bad UTF-8 in many records,
+ * so each batch holds many faults, kept apart from the records.
+ */
+static void test_batch_faults_match(void **state)
+{
+	static const char alphabet[] = { 'a', 'b', '1', ',', ',', '\n', '\n', '.', '\0',
+					 (char)0xc3, (char)0xa9, (char)0xff };
+	uint64_t seed = 7;
+
+	(void)state;
+	for (int round = 0; round < 6; round++) {
+		const size_t len = 150000 + (size_t)(test_rng_next(&seed) % 50000);
+		char *text = xmalloc(len);
+		struct fixture *a, *b;
+		struct csv_batch *batch;
+		struct csv_fields io = { 0 };
+		size_t faults = 0, batches = 0;
+
+		for (size_t i = 0; i < len; i++)
+			text[i] = alphabet[test_rng_next(&seed) % sizeof(alphabet)];
+		a = fx_open_bytes(text, len);
+		b = fx_open_bytes(text, len);
+		csv_reader_set_read_ahead(b->r, 1);
+		while (csv_reader_next_batch(b->r, &batch, &b->err) == 1) {
+			batches++;
+			for (size_t i = 0; i < csv_batch_count(batch); i++) {
+				char **fa;
+				size_t na, la, lb;
+				struct csv_fault ka, kb;
+
+				assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
+				csv_batch_record(batch, i, &io, &lb, &kb);
+				csv_reader_fault(a->r, &ka);
+				assert_int_equal(la, lb);
+				assert_int_equal(na, io.n);
+				assert_int_equal(ka.kind, kb.kind);
+				assert_int_equal(ka.field, kb.field);
+				assert_int_equal(ka.offset, kb.offset);
+				assert_int_equal(ka.byte, kb.byte);
+				faults += ka.kind != CSV_FAULT_NONE;
+			}
+			csv_reader_give_back(b->r, batch);
+		}
+		{
+			char **fa;
+			size_t na, la;
+
+			assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 0);
+		}
+		assert_true(batches > 1);
+		assert_true(faults > 100);
+		free(io.fields);
+		fx_close(a);
+		fx_close(b);
+		free(text);
+	}
+}
+
+/*
  * Read-ahead hands over the records of one read at a time, with a record cut
  * by the read's end carried into the next: files of 150-200 KB span several
  * reads, quotes (with newlines inside) cross them, and a malformed quote
@@ -844,6 +905,7 @@ int main(void)
 		cmocka_unit_test(test_plain_lines_match_libcsv),
 		cmocka_unit_test(test_read_ahead_matches),
 		cmocka_unit_test(test_batches_keep_faults),
+		cmocka_unit_test(test_batch_faults_match),
 		cmocka_unit_test(test_other_delimiters),
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_streamed_hash),

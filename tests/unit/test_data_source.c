@@ -4,6 +4,7 @@
  * bit, at an as_of that cuts users and days off), rows for the young users
  * only are the full frame's rows of those users, struct user_data keeps
  * copies of its strings, long ones too, that outlive the caller's buffers,
+ * user-days out of (uid, day) order give the same frame,
  * and user_data_load from an install time on keeps only those users' days.
  */
 #include "testutil.h"
@@ -92,6 +93,60 @@ static void test_memory_frame_is_the_registry_frame(void **state)
 		assert_int_equal(data_source_max_event_time(&ms, &mem_max, &err), 0);
 		assert_true(mem_max == max_event);
 	}
+	user_data_release(&ud);
+	registry_close(reg);
+	test_pipeline_free(p);
+}
+
+/*
+ * User-days that do not come in (uid, day) order (the registry's and
+ * ingest's do) are sorted before the rows are built: the frame of the
+ * days reversed in memory is the registry's, bit for bit. Without the sort,
+ * or with each user's days counted wrong, the rows would read other days.
+ */
+static void test_days_out_of_order_give_the_same_frame(void **state)
+{
+	struct test_pipeline *p = test_pipeline_new(400, 5, "1");
+	struct registry *reg = NULL;
+	struct user_data ud;
+	struct ltv_err err;
+	int64_t as_of = 0;
+	struct frame a, b;
+	char **apps_a, **apps_b, **camps_a, **camps_b;
+	size_t na_a, na_b, nc_a, nc_b;
+
+	(void)state;
+	test_run_to(&p->cfg, "ingest");
+	if (registry_open_readonly(p->cfg.registry.path, &reg, &err) != 0)
+		fail_msg("registry_open_readonly: %s", err.msg);
+	load_into_memory(reg, &ud);
+	assert_true(ud.n_days > 100);
+	for (size_t i = 0, j = ud.n_days - 1; i < j; i++, j--) {
+		const struct user_day_row t = ud.days[i];
+
+		ud.days[i] = ud.days[j];
+		ud.days[j] = t;
+	}
+	{
+		const struct data_source rs = data_source_registry(reg), ms = data_source_memory(&ud);
+
+		assert_int_equal(data_source_max_event_time(&rs, &as_of, &err), 0);
+		build(&rs, &p->cfg, as_of, &a, &apps_a, &na_a, &camps_a, &nc_a);
+		build(&ms, &p->cfg, as_of, &b, &apps_b, &na_b, &camps_b, &nc_b);
+	}
+	assert_true(a.n_rows > 100);
+	assert_int_equal(a.n_rows, b.n_rows);
+	assert_int_equal(a.n_cols, b.n_cols);
+	for (size_t j = 0; j < a.n_cols; j++) {
+		assert_string_equal(a.names[j], b.names[j]);
+		assert_memory_equal(a.cols[j], b.cols[j], a.n_rows * sizeof(double));
+	}
+	frame_release(&a);
+	frame_release(&b);
+	frame_free_dict(apps_a, na_a);
+	frame_free_dict(apps_b, na_b);
+	frame_free_dict(camps_a, nc_a);
+	frame_free_dict(camps_b, nc_b);
 	user_data_release(&ud);
 	registry_close(reg);
 	test_pipeline_free(p);
@@ -349,6 +404,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory_frame_is_the_registry_frame),
 		cmocka_unit_test(test_younger_than_is_a_subset),
+		cmocka_unit_test(test_days_out_of_order_give_the_same_frame),
 		cmocka_unit_test(test_user_data_keeps_copies),
 		cmocka_unit_test(test_user_data_shared_text),
 		cmocka_unit_test(test_user_data_reserve),
