@@ -43,8 +43,9 @@ struct gbt_forest;
  * The ways a forest can walk its trees, each giving the same numbers: the
  * node array (any depth), the complete layout (up to
  * GBT_FOREST_COMPLETE_MAX_DEPTH), the leaf masks (up to 6 deep, on a CPU
- * with AVX-512: 16 rows at once, src/models/gbt_leaf_masks.c). A new forest
- * takes the last of these it can.
+ * with AVX-512: 32 rows at once, src/models/gbt_leaf_masks.c). A new forest
+ * takes the last of these it can; calls of a few rows keep to the complete
+ * layout, which costs less for them.
  */
 enum gbt_forest_walk {
 	GBT_FOREST_WALK_NODES,

@@ -682,21 +682,25 @@ static double transform(const struct gbt_forest *f, float margin)
 /* Rows per thread below which a parallel region costs more than it saves. */
 #define PARALLEL_MIN_ROWS 4096
 
-/* One thread's scratch for predict_rows: a row's slots, or the leaf-mask walk's columns. */
-static float *walk_scratch_new(const struct gbt_forest *f)
+/*
+ * Rows below which the leaf-mask walk is slower than the complete layout's:
+ * it compares every split of a tree for a whole block of LEAF_MASKS_ROWS
+ * however few rows it holds (bench/gbt_walks_bench.c, the 16 models of the
+ * 1,000,000-user registry: about 1.9 µs a block, 0.24 µs a row on the
+ * complete layout). A served request's one row stays on the latter.
+ */
+#define LEAF_MASKS_MIN_ROWS 8
+
+/*
+ * One thread's scratch for predict_rows of n_rows rows: a row's slots, or
+ * the leaf-mask walk's columns when it takes them.
+ */
+static float *walk_scratch_new(const struct gbt_forest *f, size_t n_rows)
 {
-	if (f->walk == GBT_FOREST_WALK_LEAF_MASKS)
+	if (f->walk == GBT_FOREST_WALK_LEAF_MASKS && n_rows >= LEAF_MASKS_MIN_ROWS)
 		return leaf_masks_scratch_new(f->masks);
 	return xmalloc((f->n_features ? 2 * f->n_features : 1) * sizeof(float));
 }
-
-/*
- * Rows below which the leaf-mask walk is slower than the complete layout's:
- * it compares every split of a tree however few of its 16 lanes hold a row
- * (bench/gbt_walks_bench.c at 1,000,000 users: 0.97 µs a call of one row,
- * against 0.25; 0.057 µs a row in large calls, against 0.23).
- */
-#define LEAF_MASKS_MIN_ROWS 4
 
 /*
  * Rows first..last-1 of x into out_pred, with scratch from walk_scratch_new:
@@ -734,17 +738,17 @@ void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_row
 #pragma omp parallel num_threads(n_threads)
 		{
 			const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-			float *scratch = walk_scratch_new(f);
+			const size_t first = n_rows * id / nt, last = n_rows * (id + 1) / nt;
+			float *scratch = walk_scratch_new(f, last - first);
 
-			predict_rows(f, x, n_rows * id / nt, n_rows * (id + 1) / nt, margin, scratch,
-				     out_pred);
+			predict_rows(f, x, first, last, margin, scratch, out_pred);
 			free(scratch);
 		}
 		return;
 	}
 	/* Small inputs (a served request) never enter an OpenMP region: it costs more than the trees. */
 	{
-		float *scratch = walk_scratch_new(f);
+		float *scratch = walk_scratch_new(f, n_rows);
 
 		predict_rows(f, x, 0, n_rows, margin, scratch, out_pred);
 		free(scratch);
