@@ -112,8 +112,8 @@ struct leaf_masks *leaf_masks_new(const struct forest_node *nodes, const size_t 
 	size_t n_splits = 0, cap_splits = 0;
 	int deepest = 0;
 
-	if (n_trees == 0 || n_trees > UINT32_MAX / 64 || n_features > UINT32_MAX / 2 / LEAF_MASKS_ROWS ||
-	    !cpu_has_leaf_masks())
+	if (n_trees == 0 || n_trees > UINT32_MAX / 64 ||
+	    n_features > UINT32_MAX / 2 / LEAF_MASKS_ROWS || !cpu_has_leaf_masks())
 		return NULL;
 	for (size_t t = 0; t < n_trees; t++)
 		deepest = depth[t] > deepest ? depth[t] : deepest;
