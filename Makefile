@@ -164,6 +164,7 @@ bench-shards: deps ltvpipe
 
 # The tokenizer benchmark behind csvread.c's fast path, and the ingest benchmark.
 bench-tools: $(BUILD)/bench/csvread_bench $(BUILD)/bench/gbt_forest_bench $(BUILD)/bench/gbt_eval_bench \
+	     $(BUILD)/bench/gbt_walks_bench \
 	     $(BUILD)/bench/page_faults $(BUILD)/bench/csvread_batches
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libltv.a
 	@mkdir -p $(dir $@)

@@ -40,6 +40,20 @@ struct gbt_forest;
 #define GBT_FOREST_COMPLETE_MAX_DEPTH 10
 
 /*
+ * The ways a forest can walk its trees, each giving the same numbers: the
+ * node array (any depth), the complete layout (up to
+ * GBT_FOREST_COMPLETE_MAX_DEPTH), the leaf masks (up to 6 deep, on a CPU
+ * with AVX-512: 32 rows at once, src/models/gbt_leaf_masks.c). A new forest
+ * takes the last of these it can; calls of a few rows keep to the complete
+ * layout, which costs less for them.
+ */
+enum gbt_forest_walk {
+	GBT_FOREST_WALK_NODES,
+	GBT_FOREST_WALK_COMPLETE,
+	GBT_FOREST_WALK_LEAF_MASKS,
+};
+
+/*
  * Builds a forest from an XGBoost JSON model body of len bytes (not
  * NUL-terminated) with n_features features. Returns 0 with *out_forest (the
  * caller frees it with gbt_forest_free), or LTV_EINVAL naming what the body
@@ -48,6 +62,15 @@ struct gbt_forest;
 int gbt_forest_from_json(const char *json, size_t len, size_t n_features,
 			 struct gbt_forest **out_forest, struct ltv_err *err);
 void gbt_forest_free(struct gbt_forest *f);
+
+/* The walk f's predictions take. */
+enum gbt_forest_walk gbt_forest_walk(const struct gbt_forest *f);
+/*
+ * Makes f's predictions take walk: 0, or -1 (f unchanged) when f cannot
+ * walk that way (too deep, or no AVX-512). For tests and benchmarks, which
+ * compare the walks; not while another thread predicts with f.
+ */
+int gbt_forest_use_walk(struct gbt_forest *f, enum gbt_forest_walk walk);
 
 /*
  * Predicts n_rows rows of x (row-major, n_features each, NaN missing) into

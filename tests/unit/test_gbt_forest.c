@@ -171,10 +171,40 @@ static float *edge_rows(const struct gbt_forest *f, size_t n)
 }
 
 /*
+ * a[n] equals b[n] to the bit, else the test fails naming the row, the
+ * walk, margin or transformed and the threads.
+ */
+static void expect_bits(const struct gbt_model *m, const double *a, const double *b, size_t n,
+			int walk, int margin, int threads)
+{
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(&a[i], &b[i], sizeof(double)) != 0)
+			fail_msg("%s row %zu (walk %d, margin %d, %d threads): native %a, xgboost %a",
+				 gbt_objective(m), i, walk, margin, threads, a[i], b[i]);
+}
+
+/*
+ * Whether this CPU runs the leaf-mask walk (src/models/gbt_leaf_masks.c:
+ * AVX-512 F and CD), so that a forest of trees up to 6 deep must take it.
+ */
+static int cpu_has_leaf_masks(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd");
+#else
+	return 0;
+#endif
+}
+
+/*
  * The forest read from m's JSON body predicts edge rows, margins and
- * transformed, on one thread and on two, as XGBoost does to the bit.
- * want_complete says which walk its depth makes it take: 1 the complete
- * layout, 0 the node array, -1 either.
+ * transformed, on one thread and on two, through every walk it can take,
+ * as XGBoost does to the bit; and in calls of 1 to 40 rows, so that the
+ * leaf masks' part-filled blocks and the rows left to the complete layout
+ * are met. want_complete says which walk its depth makes it take: 1 the
+ * complete layout (or the leaf masks, up to 6 deep on a CPU that has them),
+ * 0 the node array, -1 either.
  */
 static void expect_edges_same_as_xgboost(const struct gbt_model *m, int want_complete)
 {
@@ -193,15 +223,23 @@ static void expect_edges_same_as_xgboost(const struct gbt_model *m, int want_com
 	if (want_complete >= 0 &&
 	    (gbt_forest_max_depth(f) <= GBT_FOREST_COMPLETE_MAX_DEPTH) != want_complete)
 		fail_msg("%s: trees %d deep", gbt_objective(m), gbt_forest_max_depth(f));
+	assert_int_equal(gbt_forest_walk(f),
+			 gbt_forest_max_depth(f) <= 6 && cpu_has_leaf_masks() ? GBT_FOREST_WALK_LEAF_MASKS
+			 : gbt_forest_max_depth(f) <= GBT_FOREST_COMPLETE_MAX_DEPTH ? GBT_FOREST_WALK_COMPLETE
+			 : GBT_FOREST_WALK_NODES);
 	x = edge_rows(f, n);
-	for (int margin = 0; margin < 2; margin++) {
-		assert_int_equal(gbt_predict_xgboost(m, x, n, N_FEATURES, margin, b, &err), 0);
-		for (int threads = 1; threads <= 2; threads++) {
-			gbt_forest_predict(f, x, n, margin, threads, a);
-			for (size_t i = 0; i < n; i++)
-				if (memcmp(&a[i], &b[i], sizeof(double)) != 0)
-					fail_msg("%s row %zu (margin %d, %d threads): native %a, xgboost %a",
-						 gbt_objective(m), i, margin, threads, a[i], b[i]);
+	for (int walk = GBT_FOREST_WALK_LEAF_MASKS; walk >= GBT_FOREST_WALK_NODES; walk--) {
+		if (gbt_forest_use_walk(f, (enum gbt_forest_walk)walk) < 0)
+			continue;
+		for (int margin = 0; margin < 2; margin++) {
+			assert_int_equal(gbt_predict_xgboost(m, x, n, N_FEATURES, margin, b, &err), 0);
+			for (int threads = 1; threads <= 2; threads++) {
+				gbt_forest_predict(f, x, n, margin, threads, a);
+				expect_bits(m, a, b, n, walk, margin, threads);
+			}
+			for (size_t i = 0, c = 1; i + c <= 400; i += c, c = c % 40 + 1)
+				gbt_forest_predict(f, x + i * N_FEATURES, c, margin, 1, a + i);
+			expect_bits(m, a, b, 400, walk, margin, 1);
 		}
 	}
 	gbt_forest_free(f);
@@ -211,7 +249,7 @@ static void expect_edges_same_as_xgboost(const struct gbt_model *m, int want_com
 	free(b);
 }
 
-/* Ties, infinities and NaN both ways, through the complete layout and the node walk alike. */
+/* Ties, infinities and NaN both ways, through every walk alike: leaf masks, complete layout, nodes. */
 static void test_edges_match_xgboost(void **state)
 {
 	static const char *const objectives[] = { "binary:logistic", "reg:squarederror" };
@@ -219,12 +257,16 @@ static void test_edges_match_xgboost(void **state)
 	(void)state;
 	for (size_t k = 0; k < sizeof(objectives) / sizeof(objectives[0]); k++) {
 		struct gbt_model *shallow = train(objectives[k], 1);
+		struct gbt_model *six = train_deep(objectives[k], 1, 6);
 		struct gbt_model *deep = train_deep(objectives[k], 1, GBT_FOREST_COMPLETE_MAX_DEPTH + 4);
 
 		expect_edges_same_as_xgboost(shallow, 1);
+		/* the deepest the leaf masks take: two words a row */
+		expect_edges_same_as_xgboost(six, 1);
 		/* Squared error grows every tree the depth asked; logistic stops near 10. */
 		expect_edges_same_as_xgboost(deep, k == 1 ? 0 : -1);
 		gbt_free(shallow);
+		gbt_free(six);
 		gbt_free(deep);
 	}
 }
