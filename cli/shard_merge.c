@@ -42,13 +42,6 @@ static char *without_shard_line(const char *text)
 	return out;
 }
 
-double shard_merge_metric(const cJSON *m, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, name);
-
-	return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
 static int read_shard_spec(struct shard_in *s, struct ltv_err *err)
 {
 	const cJSON *a = cJSON_GetObjectItemCaseSensitive(s->ingest_m, "shard");

@@ -50,7 +50,12 @@ struct shard_merge {
 };
 
 /* The number m holds under name, or 0 (a shard's metrics). */
-double shard_merge_metric(const cJSON *m, const char *name);
+static inline double shard_merge_metric(const cJSON *m, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, name);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
 
 /*
  * Numbers every shard's users 1..n in input order (each shard's global_uid):
