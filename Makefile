@@ -59,7 +59,7 @@ FUZZ_CC       := clang
 FUZZ_BUILD    := build-fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/fuzz $(FUZZ_SAN)
-FUZZ_LIB_SRC  := src/bqueue.c src/common.c src/config.c src/csvread.c src/hash.c src/log.c src/progress.c src/timeutil.c src/tzone.c
+FUZZ_LIB_SRC  := src/bqueue.c src/common.c src/config.c src/config_check.c src/config_yaml.c src/csvread.c src/hash.c src/log.c src/progress.c src/timeutil.c src/tzone.c
 FUZZ_LIB_OBJ  := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN      := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 .SECONDARY: $(FUZZ_LIB_OBJ)

@@ -1,31 +1,18 @@
 /*
- * Configuration loading. Every key lives in one table (key_table) with its
- * type, range and default and a pointer offset into struct config; defaults,
- * YAML scalars and --set overrides all go through set_value(), so there is a
- * single place that parses and range-checks a value, and a single canonical
- * printer used for fingerprints.
+ * The configuration's schema and values. Every key lives in one table
+ * (key_table) with its type, range and default and an offset into struct
+ * config; defaults, YAML scalars (src/config_yaml.c) and --set overrides all
+ * go through config_set_value, so there is a single place that parses and
+ * range-checks a value, and a single canonical printer used for
+ * fingerprints. The checks of a loaded configuration as a whole are in
+ * src/config_check.c.
  */
 #include <assert.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <yaml.h>
-
-#include "ltv/config.h"
-#include "ltv/log.h"
-#include "ltv/tzone.h"
-
-enum key_type { KEY_INT, KEY_DOUBLE, KEY_STRING, KEY_INT_LIST, KEY_STR_LIST };
-
-struct config_key {
-	const char *path;     /* "features.snapshots" */
-	enum key_type type;
-	size_t offset;        /* into struct config */
-	double min, max;      /* for numbers and list items */
-	const char *defval;   /* parsed by set_value like any other value */
-};
+#include "config_internal.h"
 
 #define GBT_FEATURES \
 	"rev_window,rev_d0,rev_max_day,purchases_window,events_window" \
@@ -153,7 +140,7 @@ static const struct config_key key_table[] = {
 };
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 
-static const struct config_key *find_key(const char *path)
+const struct config_key *config_find_key(const char *path)
 {
 	for (size_t i = 0; i < N_KEYS; i++)
 		if (strcmp(key_table[i].path, path) == 0)
@@ -171,7 +158,7 @@ static const void *field_cptr(const struct config *cfg, const struct config_key 
 	return (const char *)cfg + k->offset;
 }
 
-static const char *type_words(const struct config_key *k)
+const char *config_type_words(const struct config_key *k)
 {
 	switch (k->type) {
 	case KEY_INT: return "an integer";
@@ -219,7 +206,7 @@ static void free_str_list(struct str_list *l)
  * Sets a list key from items (already split). Lists replace, never append, so
  * an override means the same whether it comes from YAML or --set.
  */
-static int set_list(struct config *cfg, const struct config_key *k, char **items, size_t n,
+int config_set_list(struct config *cfg, const struct config_key *k, char **items, size_t n,
 		    const char *where, struct ltv_err *err)
 {
 	if (k->type == KEY_INT_LIST) {
@@ -252,8 +239,8 @@ static int set_list(struct config *cfg, const struct config_key *k, char **items
  * empty list; an empty item ("7,,30", "7,30,") is a typo and refused, never
  * dropped.
  */
-static int set_list_from_text(struct config *cfg, const struct config_key *k, const char *text,
-			      const char *where, struct ltv_err *err)
+int config_set_list_text(struct config *cfg, const struct config_key *k, const char *text,
+			 const char *where, struct ltv_err *err)
 {
 	char *copy = xstrdup(text), **items = NULL, *tok = copy;
 	size_t n = 0, cap = 0;
@@ -304,14 +291,14 @@ static int set_list_from_text(struct config *cfg, const struct config_key *k, co
 		items[n++] = tok;
 		tok = comma ? comma + 1 : NULL;
 	}
-	ret = set_list(cfg, k, items, n, where, err);
+	ret = config_set_list(cfg, k, items, n, where, err);
 out:
 	free(items);
 	free(copy);
 	return ret;
 }
 
-static int set_value(struct config *cfg, const struct config_key *k, const char *text,
+int config_set_value(struct config *cfg, const struct config_key *k, const char *text,
 		     const char *where, struct ltv_err *err)
 {
 	switch (k->type) {
@@ -336,12 +323,17 @@ static int set_value(struct config *cfg, const struct config_key *k, const char 
 		return 0;
 	}
 	default:
-		return set_list_from_text(cfg, k, text, where, err);
+		return config_set_list_text(cfg, k, text, where, err);
 	}
 }
 
+void config_str_list_free(struct str_list *l)
+{
+	free_str_list(l);
+}
+
 /* Records where key k got its value (see struct config's origins). */
-static void set_origin(struct config *cfg, const struct config_key *k, const char *where)
+void config_set_origin(struct config *cfg, const struct config_key *k, const char *where)
 {
 	size_t i = (size_t)(k - key_table);
 
@@ -353,9 +345,9 @@ static void set_origin(struct config *cfg, const struct config_key *k, const cha
  * "FILE:LINE:COL: " or "--set " for a key given a value, else "FILE: " (the
  * value is a default, so the whole file is where to add it).
  */
-static const char *origin_of(const struct config *cfg, const char *path, char *buf, size_t size)
+const char *config_origin_of(const struct config *cfg, const char *path, char *buf, size_t size)
 {
-	const struct config_key *k = find_key(path);
+	const struct config_key *k = config_find_key(path);
 
 	assert(k);
 	if (cfg->origins && cfg->origins[k - key_table])
@@ -370,7 +362,7 @@ void config_init_defaults(struct config *cfg)
 	cfg->source_path = xstrdup("(defaults)");
 	cfg->origins = xcalloc(N_KEYS, sizeof(char *));
 	for (size_t i = 0; i < N_KEYS; i++) {
-		int ret = set_value(cfg, &key_table[i], key_table[i].defval, "", NULL);
+		int ret = config_set_value(cfg, &key_table[i], key_table[i].defval, "", NULL);
 
 		assert(ret == 0 && "a default in key_table does not parse");
 		(void)ret;
@@ -396,540 +388,6 @@ void config_release(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-/* ---- YAML ---- */
-
-struct yaml_walk {
-	struct config *cfg;
-	yaml_document_t *doc;
-	const char *path;
-	struct ltv_err *err;
-	/* Byte offsets of the scalars written with an explicit !!str tag. */
-	size_t *str_tagged;
-	size_t n_str_tagged;
-};
-
-/*
- * The document model cannot tell "16" from "!!str 16" (both carry the str
- * tag), so one pass over the events notes where explicit !!str scalars start.
- * A syntax error ends the pass quietly: yaml_parser_load reports it.
- */
-static void find_str_tagged(FILE *f, struct yaml_walk *w)
-{
-	yaml_parser_t parser;
-	yaml_event_t event;
-	size_t cap = 0;
-	int done = 0;
-
-	if (!yaml_parser_initialize(&parser))
-		return;
-	yaml_parser_set_input_file(&parser, f);
-	while (!done && yaml_parser_parse(&parser, &event)) {
-		if (event.type == YAML_SCALAR_EVENT && event.data.scalar.tag &&
-		    strcmp((const char *)event.data.scalar.tag, YAML_STR_TAG) == 0) {
-			ARRAY_GROW(w->str_tagged, w->n_str_tagged + 1, cap);
-			w->str_tagged[w->n_str_tagged++] = event.start_mark.index;
-		}
-		done = event.type == YAML_STREAM_END_EVENT;
-		yaml_event_delete(&event);
-	}
-	yaml_parser_delete(&parser);
-}
-
-static int is_str_tagged(const struct yaml_walk *w, const yaml_node_t *node)
-{
-	for (size_t i = 0; i < w->n_str_tagged; i++)
-		if (w->str_tagged[i] == node->start_mark.index)
-			return 1;
-	return 0;
-}
-
-/* A number key given "!!str 16": YAML says string, so refuse rather than guess. */
-static int refuse_str_tagged(const struct yaml_walk *w, const struct config_key *k,
-			     const yaml_node_t *node, const char *where)
-{
-	return err_set(w->err, LTV_ECONFIG, "%s%s: expected %s, got the string '%s' (tagged !!str); "
-		       "remove the tag", where, k->path,
-		       k->type == KEY_DOUBLE ? "a number" : "an integer",
-		       (const char *)node->data.scalar.value);
-}
-
-static void where_of(const struct yaml_walk *w, const yaml_node_t *node, char *buf, size_t size)
-{
-	snprintf(buf, size, "%s:%zu:%zu: ", w->path, node->start_mark.line + 1,
-		 node->start_mark.column + 1);
-}
-
-static int walk_scalar_list(struct yaml_walk *w, const struct config_key *k, yaml_node_t *seq)
-{
-	char where[4200];
-	char **items = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-
-	for (yaml_node_item_t *it = seq->data.sequence.items.start;
-	     it < seq->data.sequence.items.top; it++) {
-		yaml_node_t *item = yaml_document_get_node(w->doc, *it);
-
-		if (!item || item->type != YAML_SCALAR_NODE) {
-			where_of(w, item ? item : seq, where, sizeof(where));
-			ret = err_set(w->err, LTV_ECONFIG, "%s%s: list items must be plain values",
-				      where, k->path);
-			goto out;
-		}
-		if (k->type == KEY_INT_LIST && is_str_tagged(w, item)) {
-			where_of(w, item, where, sizeof(where));
-			ret = refuse_str_tagged(w, k, item, where);
-			goto out;
-		}
-		ARRAY_GROW(items, n + 1, cap);
-		items[n++] = (char *)item->data.scalar.value;
-	}
-	where_of(w, seq, where, sizeof(where));
-	ret = set_list(w->cfg, k, items, n, where, w->err);
-	if (ret == 0)
-		set_origin(w->cfg, k, where);
-out:
-	free(items);
-	return ret;
-}
-
-static int walk_mapping(struct yaml_walk *w, yaml_node_t *map, const char *prefix);
-
-static int walk_entry(struct yaml_walk *w, const char *path, yaml_node_t *value)
-{
-	const struct config_key *k = find_key(path);
-	char where[4200];
-	int ret;
-
-	where_of(w, value, where, sizeof(where));
-	if (value->type == YAML_MAPPING_NODE) {
-		if (k)
-			return err_set(w->err, LTV_ECONFIG, "%s%s: expected %s, got a mapping", where,
-				       path, type_words(k));
-		return walk_mapping(w, value, path);
-	}
-	if (!k) {
-		/* A section name alone is known if some key starts with "path." */
-		return err_set(w->err, LTV_ECONFIG,
-			       "%sunknown key '%s'; see config/ltvpipe.yaml for the keys ltvpipe reads",
-			       where, path);
-	}
-	if (value->type == YAML_SEQUENCE_NODE) {
-		if (k->type != KEY_INT_LIST && k->type != KEY_STR_LIST)
-			return err_set(w->err, LTV_ECONFIG, "%s%s: expected %s, got a list", where,
-				       path, type_words(k));
-		return walk_scalar_list(w, k, value);
-	}
-	if (k->type != KEY_STRING && k->type != KEY_STR_LIST && is_str_tagged(w, value))
-		return refuse_str_tagged(w, k, value, where);
-	if (k->type == KEY_INT_LIST || k->type == KEY_STR_LIST) {
-		/* "horizons: 30" or "attributes: []" written as scalars are one-item / empty lists */
-		ret = set_list_from_text(w->cfg, k, (const char *)value->data.scalar.value, where,
-					 w->err);
-	} else {
-		ret = set_value(w->cfg, k, (const char *)value->data.scalar.value, where, w->err);
-	}
-	if (ret == 0)
-		set_origin(w->cfg, k, where);
-	return ret;
-}
-
-static int walk_mapping(struct yaml_walk *w, yaml_node_t *map, const char *prefix)
-{
-	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
-	     pair < map->data.mapping.pairs.top; pair++) {
-		yaml_node_t *key = yaml_document_get_node(w->doc, pair->key);
-		yaml_node_t *value = yaml_document_get_node(w->doc, pair->value);
-		char path[512];
-		int ret;
-
-		if (!key || key->type != YAML_SCALAR_NODE || !value) {
-			char where[4200];
-
-			where_of(w, key ? key : map, where, sizeof(where));
-			return err_set(w->err, LTV_ECONFIG, "%skeys must be plain names", where);
-		}
-		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
-			 (const char *)key->data.scalar.value);
-		/* YAML lets the last of two equal keys win silently; a config must not. */
-		for (yaml_node_pair_t *prev = map->data.mapping.pairs.start; prev < pair; prev++) {
-			yaml_node_t *pk = yaml_document_get_node(w->doc, prev->key);
-
-			if (pk && pk->type == YAML_SCALAR_NODE &&
-			    strcmp((const char *)pk->data.scalar.value,
-				   (const char *)key->data.scalar.value) == 0)
-				return err_set(w->err, LTV_ECONFIG,
-					       "%s:%zu:%zu: duplicate key '%s' (first at line %zu); "
-					       "keep one", w->path, key->start_mark.line + 1,
-					       key->start_mark.column + 1, path, pk->start_mark.line + 1);
-		}
-		ret = walk_entry(w, path, value);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
-int config_load_file(struct config *cfg, const char *path, struct ltv_err *err)
-{
-	yaml_parser_t parser;
-	yaml_document_t doc, next;
-	struct yaml_walk w = { cfg, &doc, path, err, NULL, 0 };
-	FILE *f = NULL;
-	int ret = 0, have_doc = 0, have_parser = 0;
-
-	f = fopen(path, "rb");
-	if (!f)
-		return err_set(err, LTV_ECONFIG, "cannot read config '%s': %s", path, strerror(errno));
-	find_str_tagged(f, &w);
-	rewind(f);
-	if (!yaml_parser_initialize(&parser)) {
-		ret = err_set(err, LTV_ENOMEM, "cannot initialise the YAML parser");
-		goto out;
-	}
-	have_parser = 1;
-	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &doc)) {
-		ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: YAML syntax error: %s", path,
-			      parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-			      parser.problem ? parser.problem : "unknown");
-		goto out;
-	}
-	have_doc = 1;
-	/* A second document would be ignored: refuse it rather than read half the file. */
-	if (!yaml_parser_load(&parser, &next)) {
-		ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: YAML syntax error: %s", path,
-			      parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-			      parser.problem ? parser.problem : "unknown");
-		goto out;
-	}
-	if (yaml_document_get_root_node(&next)) {
-		ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: a second YAML document; ltvpipe reads "
-			      "one: put every section in the first and remove the '---'", path,
-			      next.start_mark.line + 1, next.start_mark.column + 1);
-		yaml_document_delete(&next);
-		goto out;
-	}
-	yaml_document_delete(&next);
-	yaml_node_t *root = yaml_document_get_root_node(&doc);
-	if (root) {
-		if (root->type != YAML_MAPPING_NODE) {
-			ret = err_set(err, LTV_ECONFIG, "%s:%zu:%zu: the top level must be a mapping of sections",
-				      path, root->start_mark.line + 1, root->start_mark.column + 1);
-			goto out;
-		}
-		ret = walk_mapping(&w, root, "");
-		if (ret < 0)
-			goto out;
-	}
-	free(cfg->source_path);
-	cfg->source_path = xstrdup(path);
-out:
-	if (have_doc)
-		yaml_document_delete(&doc);
-	if (have_parser)
-		yaml_parser_delete(&parser);
-	free(w.str_tagged);
-	fclose(f);
-	return ret;
-}
-
-int config_apply_override(struct config *cfg, const char *assignment, struct ltv_err *err)
-{
-	const char *eq = strchr(assignment, '=');
-	char key[512];
-	const struct config_key *k;
-	char where[600];
-
-	if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof(key))
-		return err_set(err, LTV_ECONFIG, "--set '%s': expected key.path=value", assignment);
-	memcpy(key, assignment, (size_t)(eq - assignment));
-	key[eq - assignment] = '\0';
-	k = find_key(key);
-	if (!k)
-		return err_set(err, LTV_ECONFIG,
-			       "--set: unknown key '%s'; see config/ltvpipe.yaml for the keys ltvpipe reads",
-			       key);
-	snprintf(where, sizeof(where), "--set ");
-	if (set_value(cfg, k, eq + 1, where, err) < 0)
-		return LTV_ECONFIG;
-	set_origin(cfg, k, where);
-	return 0;
-}
-
-/*
- * Columns no model may read: labels, the revenue to date (it sees past the
- * snapshot), the split and the age at as_of (they encode maturity, so training
- * and scoring rows differ by construction), the row id, and the row weight and
- * user marker (the sampling that sets them looks at the labels). The age a row
- * describes is window_days, which is a feature.
- */
-static int leaky_feature(const char *name)
-{
-	static const char *const banned[] = { "rev_to_date", "repeat_days_to_date",
-					      "last_repeat_day_to_date", "split", "age_days", "uid",
-					      "weight", "user_rep" };
-
-	if (strncmp(name, "ltv_", 4) == 0)
-		return 1;
-	for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
-		if (strcmp(name, banned[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/*
- * The columns of the features frame a model may read (pipeline/feature_build.c
- * makes them; keep the two in step). A name
- * outside this list is a typo that would otherwise fail only at the stage.
- */
-static const char *const model_features[] = {
-	"rev_window", "rev_d0", "rev_max_day", "purchases_window", "events_window", "events_d0",
-	"active_days_window", "engagement", "first_purchase_day", "cost", "window_days",
-	"app_ltv_te", "campaign_ltv_te", "campaign_payer_te", "campaign_train_users_log",
-	"purchase_days", "days_since_purchase", "days_since_active", "rev_per_purchase_day",
-	"rev_last7", "events_last7_share", "app_code", "campaign_code",
-};
-
-static int known_feature(const char *name)
-{
-	for (size_t i = 0; i < sizeof(model_features) / sizeof(model_features[0]); i++)
-		if (strcmp(name, model_features[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/* attr_<a>_ltv_te or attr_<a>_payer_te for an attribute a of columns.attributes. */
-static int attribute_feature(const struct config *cfg, const char *name)
-{
-	for (size_t k = 0; k < cfg->columns.attributes.n; k++) {
-		char ltv[ATTR_FEATURE_MAX], payer[ATTR_FEATURE_MAX];
-
-		config_attribute_features(cfg->columns.attributes.v[k], ltv, payer);
-		if (strcmp(name, ltv) == 0 || strcmp(name, payer) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-void config_attribute_features(const char *attribute, char ltv[ATTR_FEATURE_MAX],
-			       char payer[ATTR_FEATURE_MAX])
-{
-	snprintf(ltv, ATTR_FEATURE_MAX, "attr_%s_ltv_te", attribute);
-	snprintf(payer, ATTR_FEATURE_MAX, "attr_%s_payer_te", attribute);
-}
-
-static void list_add_once(struct str_list *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], name) == 0)
-			return;
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(char *));
-	l->v[l->n++] = xstrdup(name);
-}
-
-void config_model_features(const struct config *cfg, const struct gbt_section *sec,
-			   struct str_list *out)
-{
-	out->n = 0;
-	out->v = NULL;
-	for (size_t i = 0; i < sec->features.n; i++)
-		list_add_once(out, sec->features.v[i]);
-	for (size_t k = 0; k < cfg->columns.attributes.n && sec->attribute_features; k++) {
-		char ltv[ATTR_FEATURE_MAX], payer[ATTR_FEATURE_MAX];
-
-		config_attribute_features(cfg->columns.attributes.v[k], ltv, payer);
-		list_add_once(out, ltv);
-		list_add_once(out, payer);
-	}
-}
-
-void config_str_list_free(struct str_list *l)
-{
-	free_str_list(l);
-}
-
-static int check_feature_list(const struct config *cfg, const char *key, const struct str_list *l,
-			      struct ltv_err *err)
-{
-	char buf[4200];
-
-	for (size_t i = 0; i < l->n; i++)
-		if (!leaky_feature(l->v[i]) && !known_feature(l->v[i]) && !attribute_feature(cfg, l->v[i]))
-			return err_set(err, LTV_ECONFIG, "%s%s: '%s' is not a feature; the features are "
-				       "rev_window, rev_d0, rev_max_day, purchases_window, events_window, "
-				       "events_d0, active_days_window, engagement, first_purchase_day, "
-				       "cost, window_days, app_ltv_te, campaign_ltv_te, campaign_payer_te, "
-				       "campaign_train_users_log, purchase_days, days_since_purchase, "
-				       "days_since_active, rev_per_purchase_day, rev_last7, "
-				       "events_last7_share, app_code, campaign_code, and "
-				       "attr_<a>_ltv_te, attr_<a>_payer_te for an attribute a of "
-				       "columns.attributes",
-				       origin_of(cfg, key, buf, sizeof(buf)), key, l->v[i]);
-	for (size_t i = 0; i < l->n; i++)
-		if (leaky_feature(l->v[i]))
-			return err_set(err, LTV_ECONFIG,
-				       "%s%s: '%s' would leak the outcome into the model (labels, "
-				       "revenue to date, split and age are not features); remove it",
-				       origin_of(cfg, key, buf, sizeof(buf)), key, l->v[i]);
-	return 0;
-}
-
-/*
- * Snapshot ages: increasing, the first shorter than the first horizon (so every
- * horizon has training rows). Ages at or past the longest horizon are allowed
- * and unused (nothing is left to predict there), so `--set features.horizons`
- * alone never needs a matching snapshots list.
- */
-static int check_snapshots(const struct config *cfg, struct ltv_err *err)
-{
-	const struct int_list *s = &cfg->features.snapshots, *h = &cfg->features.horizons;
-	char buf[4200];
-	const char *where = origin_of(cfg, "features.snapshots", buf, sizeof(buf));
-
-	if (s->n == 0 || s->n > 32)
-		return err_set(err, LTV_ECONFIG, "%sfeatures.snapshots: list 1 to 32 ages in days",
-			       where);
-	for (size_t i = 1; i < s->n; i++)
-		if (s->v[i] <= s->v[i - 1])
-			return err_set(err, LTV_ECONFIG,
-				       "%sfeatures.snapshots: list ages in increasing order without repeats",
-				       where);
-	if (s->v[0] >= h->v[0])
-		return err_set(err, LTV_ECONFIG,
-			       "%sfeatures.snapshots: the first age (%lld days) must be shorter than the "
-			       "first horizon (%lld days)", where, (long long)s->v[0], (long long)h->v[0]);
-	return 0;
-}
-
-char config_delimiter(const struct config *cfg)
-{
-	const char *d = cfg->input.delimiter;
-
-	if (strcmp(d, "tab") == 0 || strcmp(d, "\t") == 0)
-		return '\t';
-	if (strcmp(d, "semicolon") == 0 || strcmp(d, ";") == 0)
-		return ';';
-	if (strcmp(d, "comma") == 0 || strcmp(d, ",") == 0)
-		return ',';
-	return '\0';
-}
-
-/* The keys that say how to read the input files: each a word from a short list. */
-static int check_input_options(const struct config *cfg, struct ltv_err *err)
-{
-	const char *const formats[] = { "iso8601", "unix_s", "unix_ms" };
-	char buf[4200];
-	int known = 0;
-	struct tzone *tz;
-
-	if (!config_delimiter(cfg))
-		return err_set(err, LTV_ECONFIG, "%sinput.delimiter: '%s' is not one of ',' ';' "
-			       "tab; write \",\", \";\" or tab", origin_of(cfg, "input.delimiter", buf,
-			       sizeof(buf)), cfg->input.delimiter);
-	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
-		known |= strcmp(cfg->columns.time_format, formats[i]) == 0;
-	if (!known)
-		return err_set(err, LTV_ECONFIG, "%scolumns.time_format: '%s' is not one of iso8601, "
-			       "unix_s (seconds since 1970), unix_ms (milliseconds since 1970)",
-			       origin_of(cfg, "columns.time_format", buf, sizeof(buf)),
-			       cfg->columns.time_format);
-	if (strcmp(cfg->ingest.negative_revenue, "reject") != 0 &&
-	    strcmp(cfg->ingest.negative_revenue, "subtract") != 0)
-		return err_set(err, LTV_ECONFIG, "%singest.negative_revenue: '%s' is not 'reject' or "
-			       "'subtract'", origin_of(cfg, "ingest.negative_revenue", buf, sizeof(buf)),
-			       cfg->ingest.negative_revenue);
-	if (!*cfg->ingest.timezone)
-		return 0;
-	tz = tzone_open(cfg->ingest.timezone, err);
-	if (!tz) {
-		char msg[LTV_ERR_MAX];
-
-		memcpy(msg, err->msg, sizeof(msg));
-		return err_set(err, LTV_ECONFIG, "%s%s", origin_of(cfg, "ingest.timezone", buf,
-			       sizeof(buf)), msg);
-	}
-	tzone_free(tz);
-	return 0;
-}
-
-int config_validate(const struct config *cfg, struct ltv_err *err)
-{
-	for (size_t k = 0; k < cfg->columns.attributes.n; k++) {
-		char buf0[4200];
-
-		if (!*cfg->columns.attributes.v[k] || strlen(cfg->columns.attributes.v[k]) > ATTR_NAME_MAX)
-			return err_set(err, LTV_ECONFIG, "%scolumns.attributes: '%.120s' is not a column "
-				       "name of 1 to %d bytes; list the users-file header names",
-				       origin_of(cfg, "columns.attributes", buf0, sizeof(buf0)),
-				       cfg->columns.attributes.v[k], ATTR_NAME_MAX);
-		for (size_t j = 0; j < k; j++)
-			if (strcmp(cfg->columns.attributes.v[j], cfg->columns.attributes.v[k]) == 0)
-				return err_set(err, LTV_ECONFIG, "%scolumns.attributes: '%s' is listed twice; "
-					       "list each column once",
-					       origin_of(cfg, "columns.attributes", buf0, sizeof(buf0)),
-					       cfg->columns.attributes.v[k]);
-	}
-	if (check_feature_list(cfg, "hurdle.features", &cfg->hurdle.features, err) < 0 ||
-	    check_feature_list(cfg, "multiplier.features", &cfg->multiplier.features, err) < 0 ||
-	    check_feature_list(cfg, "lookalike.features", &cfg->lookalike.features, err) < 0)
-		return LTV_ECONFIG;
-
-	const struct int_list *h = &cfg->features.horizons;
-	char buf[4200];
-	int found = 0;
-	int level, ret;
-
-	if (h->n == 0 || h->n > 16)
-		return err_set(err, LTV_ECONFIG, "%sfeatures.horizons: list 1 to 16 horizons in days",
-			       origin_of(cfg, "features.horizons", buf, sizeof(buf)));
-	if (cfg->calibrate.alpha_min > cfg->calibrate.alpha_max)
-		return err_set(err, LTV_ECONFIG, "%scalibrate.alpha_min: %g is above calibrate.alpha_max %g",
-			       origin_of(cfg, "calibrate.alpha_min", buf, sizeof(buf)),
-			       cfg->calibrate.alpha_min, cfg->calibrate.alpha_max);
-	if (cfg->semantic.char_ngrams == 1)
-		return err_set(err, LTV_ECONFIG,
-			       "%ssemantic.char_ngrams: 1 is not allowed; use 0 (words only) or 2 to 8",
-			       origin_of(cfg, "semantic.char_ngrams", buf, sizeof(buf)));
-	for (size_t i = 0; i < h->n; i++) {
-		if (i > 0 && h->v[i] <= h->v[i - 1])
-			return err_set(err, LTV_ECONFIG,
-				       "%sfeatures.horizons: list horizons in increasing order without repeats",
-				       origin_of(cfg, "features.horizons", buf, sizeof(buf)));
-		if (h->v[i] == cfg->features.target_horizon)
-			found = 1;
-	}
-	if (!found)
-		return err_set(err, LTV_ECONFIG,
-			       "%sfeatures.target_horizon: %lld is not one of features.horizons",
-			       origin_of(cfg, "features.target_horizon", buf, sizeof(buf)),
-			       (long long)cfg->features.target_horizon);
-	ret = check_snapshots(cfg, err);
-	if (ret < 0)
-		return ret;
-	if (strcmp(cfg->ingest.mode, "append") != 0 && strcmp(cfg->ingest.mode, "replace") != 0)
-		return err_set(err, LTV_ECONFIG, "%singest.mode: '%s' is not 'append' or 'replace'",
-			       origin_of(cfg, "ingest.mode", buf, sizeof(buf)), cfg->ingest.mode);
-	ret = check_input_options(cfg, err);
-	if (ret < 0)
-		return ret;
-	if (cfg->tiers.tier2_min_users > cfg->tiers.tier1_min_users)
-		return err_set(err, LTV_ECONFIG,
-			       "%stiers.tier2_min_users: %lld is above tiers.tier1_min_users %lld; tier 2 "
-			       "needs fewer users than tier 1",
-			       origin_of(cfg, "tiers.tier2_min_users", buf, sizeof(buf)),
-			       (long long)cfg->tiers.tier2_min_users, (long long)cfg->tiers.tier1_min_users);
-	if (cfg->monitor.psi_warn >= cfg->monitor.psi_alert)
-		return err_set(err, LTV_ECONFIG,
-			       "%s: monitor.psi_warn: %g is not below monitor.psi_alert %g; the warn "
-			       "level must come first (e.g. 0.1 and 0.25)", cfg->source_path,
-			       cfg->monitor.psi_warn, cfg->monitor.psi_alert);
-	if (log_level_parse(cfg->run.log_level, &level) < 0)
-		return err_set(err, LTV_ECONFIG,
-			       "%srun.log_level: '%s' is not one of error, warn, info, debug",
-			       origin_of(cfg, "run.log_level", buf, sizeof(buf)), cfg->run.log_level);
-	return 0;
-}
 
 static void append(char **buf, size_t *len, size_t *cap, const char *text)
 {
@@ -1026,11 +484,6 @@ int config_jobs(const struct config *cfg)
 	return n > 0 ? (int)n : 1;
 }
 
-const char *config_yaml_version(void)
-{
-	return yaml_get_version_string();
-}
-
 int config_apply_canonical(struct config *cfg, const char *text, struct ltv_err *err)
 {
 	char *copy = xstrdup(text), *save = NULL;
@@ -1045,7 +498,7 @@ int config_apply_canonical(struct config *cfg, const char *text, struct ltv_err 
 		if (!eq)
 			continue;
 		*eq = '\0';
-		k = find_key(line);
+		k = config_find_key(line);
 		if (!k)
 			continue;
 		value = eq + 1;
@@ -1055,7 +508,7 @@ int config_apply_canonical(struct config *cfg, const char *text, struct ltv_err 
 			value[len - 1] = '\0';
 			value++;
 		}
-		ret = set_value(cfg, k, value, "model config: ", err);
+		ret = config_set_value(cfg, k, value, "model config: ", err);
 	}
 	free(copy);
 	return ret;
@@ -1076,13 +529,13 @@ void config_copy(struct config *dst, const struct config *src)
 			text[len - 1] = '\0';
 			memmove(text, text + 1, len - 1);
 		}
-		ret = set_value(dst, k, text, "", NULL);
+		ret = config_set_value(dst, k, text, "", NULL);
 		assert(ret == 0 && "a validated value must copy");
 		(void)ret;
 		free(text);
 	}
 	for (size_t i = 0; i < N_KEYS && src->origins; i++)
-		set_origin(dst, &key_table[i], src->origins[i]);
+		config_set_origin(dst, &key_table[i], src->origins[i]);
 	free(dst->source_path);
 	dst->source_path = xstrdup(src->source_path);
 }

@@ -1,7 +1,9 @@
 /*
  * What the files of `ltvpipe serve` share (serve.c: the HTTP core, the
- * dispatcher and the served model; serve_routes.c: the route table and its
- * handlers; serve_metrics.c; serve_page.c). Not for other modules.
+ * dispatcher and the served model; serve_routes.c: the route table and the
+ * prediction and service handlers; serve_models.c: the handlers over the
+ * registry's models and aliases; serve_users.c: checking bodies and reading
+ * users from them; serve_metrics.c; serve_page.c). Not for other modules.
  */
 #ifndef LTV_SERVE_INTERNAL_H
 #define LTV_SERVE_INTERNAL_H
@@ -216,6 +218,58 @@ void serve_reply_error(struct serve_reply *out, int status, const char *code, co
 	;
 /* s cut to at most max bytes on a UTF-8 character boundary, into buf (size > max). */
 const char *serve_clip(const char *s, size_t max, char *buf, size_t size);
+
+/* The routes over the registry (serve_models.c), named in serve_routes[]. */
+void serve_on_models(struct serve *s, struct serve_request *rq, struct serve_reply *out);
+void serve_on_alias_history(struct serve *s, struct serve_request *rq, struct serve_reply *out);
+void serve_on_monitor(struct serve *s, struct serve_request *rq, struct serve_reply *out);
+void serve_on_model_show(struct serve *s, struct serve_request *rq, struct serve_reply *out);
+void serve_on_alias_move(struct serve *s, struct serve_request *rq, struct serve_reply *out);
+
+/*
+ * Reading users from a body (serve_users.c). Each returns 0, or -1 with a 400
+ * answered in out that names the offending byte, field or column.
+ */
+/* One user's text fields before they are checked together (serve_user_finish). */
+struct serve_user_text {
+	const char *app, *campaign, *install_time, *as_of, *user_id;
+	int has_age;
+};
+
+/* Longest user_id accepted, in bytes (the experiment log keeps 127). */
+#define SERVE_USER_ID_MAX 127
+
+struct cJSON;
+/*
+ * 0 when body is text a parser may see: UTF-8, no NUL byte and, for JSON, no
+ * escaped NUL (\u0000 would cut a C string short) and nesting at most
+ * max_depth.
+ */
+int serve_body_check(const char *body, size_t len, int json, int64_t max_depth,
+		     struct serve_reply *out);
+/* The request's parsed JSON body, or NULL with a 400 answered. Caller deletes. */
+struct cJSON *serve_parse_json(struct serve *s, struct serve_request *rq, struct serve_reply *out);
+/*
+ * Sets one named value of user row of b, given as text (CSV) or as the JSON
+ * item (text NULL); the text fields are kept in ut for serve_user_finish.
+ * prefix starts the field's name in a message ("users[3].", "line 4: ").
+ */
+int serve_user_field(struct user_batch *b, size_t row, const char *name, const char *text,
+		     const struct cJSON *item, struct serve_user_text *ut, const char *prefix,
+		     struct serve_reply *out);
+/* Checks a user's text fields together: names, and install_time (with as_of) as its age. */
+int serve_user_finish(struct user_batch *b, size_t row, const struct serve_user_text *ut,
+		      const char *prefix, struct serve_reply *out);
+/* Sets user row of b from the JSON object obj (serve_user_field, then serve_user_finish). */
+int serve_user_from_json(struct user_batch *b, size_t row, const struct cJSON *obj,
+			 const char *prefix, struct serve_reply *out);
+/*
+ * Checks the n column names of a CSV batch's header against the fields a
+ * user of model m may carry, and sets the user_id and as_of columns
+ * (untouched when there are none).
+ */
+int serve_csv_header(const struct loaded_model *m, char *const *names, size_t n,
+		     size_t *out_id_col, size_t *out_as_of_col, struct serve_reply *out);
 
 void serve_batcher_init(struct serve_batcher *b, size_t max);
 void serve_batcher_release(struct serve_batcher *b);
