@@ -15,7 +15,7 @@
  * method, which predicts the rows it is given again, as predictor_predict_raw
  * would). Select has predicted every method on every validation row; the mix
  * reuses that instead of predicting them all over again, with identical
- * results. given_release frees them.
+ * results. select_given_release frees them.
  */
 void select_given_for(double *const *pred, const size_t *at, size_t k, double **given);
 void select_given_release(double **given);
