@@ -25,6 +25,7 @@
 #include "ltv/paired_bootstrap.h"
 #include "ltv/predictor.h"
 #include "ltv/select_medians.h"
+#include "ltv/select_mix.h"
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
 
@@ -138,32 +139,6 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 		free(key);
 	}
 	return ret;
-}
-
-/*
- * given[m] for predictor_predict_raw_given on rows at[0..k) of the rows pred
- * was made for (all of them when at is NULL): method m's predictions where a
- * row's prediction is its own (NULL for a batch_level method, which predicts
- * the rows it is given again, as predictor_predict_raw would). Select has
- * predicted every method on every validation row; the mix reuses that
- * instead of predicting them all over again, with identical results.
- */
-static void given_for(double *const *pred, const size_t *at, size_t k, double **given)
-{
-	for (int m = 0; m < METHOD_COUNT; m++) {
-		given[m] = NULL;
-		if (method_table[m]->batch_level)
-			continue;
-		given[m] = xmalloc((k ? k : 1) * sizeof(double));
-		for (size_t j = 0; j < k; j++)
-			given[m][j] = pred[m][at ? at[j] : j];
-	}
-}
-
-static void given_release(double **given)
-{
-	for (int m = 0; m < METHOD_COUNT; m++)
-		free(given[m]);
 }
 
 /*
@@ -629,13 +604,9 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	double rmsle = NAN, share[METHOD_SLOTS] = { 0 };
 	size_t chosen[N_CANDIDATES] = { 0 };
 	cJSON *chosen_by = cJSON_CreateObject();
-	double *given[METHOD_COUNT];
 	int ret;
 
-	given_for(by_method, NULL, s->n_valid, given);
-	ret = predictor_predict_raw_given(p, d, s->valid, s->n_valid, target, (const double *const *)given,
-					  pred, served, NULL, &ctx->err);
-	given_release(given);
+	ret = select_predict_mix(ctx, p, d, s->valid, s->n_valid, target, by_method, pred, served);
 
 	for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
 		actual[i] = y[s->valid[i]];
@@ -896,10 +867,10 @@ static int predict_folds(struct stage_ctx *ctx, const struct model_data *d, cons
 				at[k] = i;
 				rows[k++] = s->valid[i];
 			}
-		given_for(pred, at, k, given);
+		select_given_for(pred, at, k, given);
 		rets[f] = predictor_predict_raw_given(q[f], d, rows, k, target, (const double *const *)given,
 						      part, NULL, NULL, &sub[f].err);
-		given_release(given);
+		select_given_release(given);
 		for (size_t j = 0; j < k && rets[f] == 0; j++)
 			out[at[j]] = part[j];
 		free(fold_pred[METHOD_COUNT]);

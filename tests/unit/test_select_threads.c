@@ -7,6 +7,7 @@
 #include "testutil.h"
 #include "fixture.h"
 #include "ltv/log.h"
+#include "ltv/select_mix.h"
 
 static struct test_pipeline *fx;
 
@@ -67,10 +68,41 @@ static void test_one_thread_same_as_two(void **state)
 	test_set(&fx->cfg, "run.jobs=%s", "2");
 }
 
+/*
+ * select_predict_mix's two parts: whole cohorts, each in the rows' order,
+ * cohorts taken by first row until part 0 holds half the rows.
+ */
+static void test_cohort_halves(void **state)
+{
+	static const char *const apps[] = { "a" }, *const campaigns[] = { "x", "y", "z" };
+	const double campaign[] = { 0, 1, 0, 2, 1, 0, 2, 2 };
+	const size_t all[] = { 0, 1, 2, 3, 4, 5, 6, 7 }, some[] = { 7, 1, 6, 0, 4 };
+	const unsigned char want_all[] = { 0, 0, 0, 1, 0, 0, 1, 1 }, want_some[] = { 0, 0, 0, 1, 0 };
+	struct model_data d = { 0 };
+	unsigned char part[8];
+
+	(void)state;
+	frame_init(&d.frame, 8);
+	memcpy(frame_add_column(&d.frame, "campaign_code"), campaign, sizeof(campaign));
+	memset(frame_add_column(&d.frame, "app_code"), 0, 8 * sizeof(double));
+	d.apps = (char **)apps;
+	d.n_apps = 1;
+	d.campaigns = (char **)campaigns;
+	d.n_campaigns = 3;
+	/* x (3 rows) and y (2) fill part 0 to 5 of 8; z starts past half */
+	assert_int_equal(select_cohort_halves(&d, all, 8, part), 5);
+	assert_memory_equal(part, want_all, 8);
+	/* by first row: z (2 of 5 rows), then y (2) fill part 0 to 4; x starts past half */
+	assert_int_equal(select_cohort_halves(&d, some, 5, part), 4);
+	assert_memory_equal(part, want_some, 5);
+	frame_release(&d.frame);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_thread_same_as_two),
+		cmocka_unit_test(test_cohort_halves),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
