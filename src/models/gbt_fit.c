@@ -3,9 +3,10 @@
  * the fitted model is gbt.c's, what both share is in gbt_internal.h): the
  * parameters and their check, the training matrix (a quantile matrix binned
  * straight from our dense floats), the booster's configuration and the
- * boosting rounds. Early stopping is done here, round by round on the
- * validation metric (natively, gbt_eval.h, else XGBoosterEvalOneIter), and
- * the booster is then sliced to the best round so nothing downstream has to
+ * boosting rounds. Early stopping is done here on the validation metric
+ * (natively, gbt_eval.h, else XGBoosterEvalOneIter), the rounds scored in
+ * order but in batches, when a stop becomes possible (score_due), and the
+ * booster is then sliced to the best round so nothing downstream has to
  * know about it.
  */
 #include <assert.h>
