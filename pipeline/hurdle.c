@@ -506,9 +506,11 @@ static int payer_part(const struct model_data *d, const struct hurdle_fit *hf,
 		err_prefix(err, "hurdle: tier %d, horizon %lld", m->tier, (long long)m->horizon);
 	else
 		LOG(LOG_INFO, "tier %d h%lld payer: %zu training rows, %zu of them for the "
-		    "classifier; %.1f s (data %.1f, fit %.1f)", m->tier, (long long)m->horizon,
-		    split->n_train, n_classifier, now_seconds() - started, t_fit - started,
-		    now_seconds() - t_fit);
+		    "classifier; best round %d of %d; %.1f s (data %.1f, fit %.1f)", m->tier,
+		    (long long)m->horizon, split->n_train, n_classifier,
+		    m->payer ? gbt_best_iteration(m->payer) : -1,
+		    m->payer ? gbt_rounds_trained(m->payer) : 0, now_seconds() - started,
+		    t_fit - started, now_seconds() - t_fit);
 	gbt_artefact_rows_release(&train);
 	gbt_artefact_rows_release(&valid);
 	return ret;
@@ -535,9 +537,11 @@ static int revenue_part(const struct model_data *d, const struct hurdle_fit *hf,
 	if (ret < 0)
 		err_prefix(err, "hurdle: tier %d, horizon %lld", m->tier, (long long)m->horizon);
 	else
-		LOG(LOG_INFO, "tier %d h%lld revenue: %zu payers, %s; %.1f s (data %.1f, fit %.1f)",
-		    m->tier, (long long)m->horizon, train.n, hurdle_revenue_kind_name(m->kind),
-		    now_seconds() - started, t_fit - started, now_seconds() - t_fit);
+		LOG(LOG_INFO, "tier %d h%lld revenue: %zu payers, %s, best round %d of %d; "
+		    "%.1f s (data %.1f, fit %.1f)", m->tier, (long long)m->horizon, train.n,
+		    hurdle_revenue_kind_name(m->kind), m->revenue ? gbt_best_iteration(m->revenue) : -1,
+		    m->revenue ? gbt_rounds_trained(m->revenue) : 0, now_seconds() - started,
+		    t_fit - started, now_seconds() - t_fit);
 	gbt_artefact_rows_release(&train);
 	gbt_artefact_rows_release(&valid);
 	return ret;

@@ -46,6 +46,13 @@ void gbt_eval_free(struct gbt_eval *e);
  * every row's margin; the first call starts the margins at f's base margin.
  */
 void gbt_eval_add_trees(struct gbt_eval *e, const struct gbt_forest *f, int n_threads);
+/*
+ * Adds f's tree number tree alone, likewise: a forest of several rounds is
+ * scored round by round by adding its trees one at a time in order, each
+ * followed by gbt_eval_score.
+ */
+void gbt_eval_add_tree(struct gbt_eval *e, const struct gbt_forest *f, size_t tree,
+		       int n_threads);
 
 /* The metric over the margins so far: the number XGBoost's EvalOneIter text gives. */
 double gbt_eval_score(struct gbt_eval *e, int n_threads);

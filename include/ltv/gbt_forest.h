@@ -90,15 +90,15 @@ void gbt_forest_predict(const struct gbt_forest *f, const float *x, size_t n_row
 double gbt_forest_margin_bound(const struct gbt_forest *f);
 
 /*
- * Adds each tree's leaf for each of n_rows rows of x to margin[row], in
- * float, tree after tree in order: what XGBoost 1.7's CPU predictor does to
- * a cached prediction when trees are added (a fit's validation rows after a
- * round). Walks the node arrays on the rows as they are (no copy of a row),
- * which suits few trees over many rows. Up to n_threads threads for large
- * inputs; the margins do not depend on it.
+ * Adds the leaf of trees first_tree..end_tree-1 for each of n_rows rows of x
+ * to margin[row], in float, tree after tree in order: what XGBoost 1.7's CPU
+ * predictor does to a cached prediction when trees are added (a fit's
+ * validation rows after a round). Walks the node arrays on the rows as they
+ * are (no copy of a row), which suits few trees over many rows. Up to
+ * n_threads threads for large inputs; the margins do not depend on it.
  */
-void gbt_forest_add_to_margins(const struct gbt_forest *f, const float *x, size_t n_rows,
-			       float *margin, int n_threads);
+void gbt_forest_add_to_margins(const struct gbt_forest *f, size_t first_tree, size_t end_tree,
+			       const float *x, size_t n_rows, float *margin, int n_threads);
 /* The margin before any tree: base_score as the objective maps it (ProbToMargin). */
 float gbt_forest_base_margin(const struct gbt_forest *f);
 /* XGBoost 1.7's common::Sigmoid in float: binary:logistic's transform of a margin. */

@@ -122,7 +122,8 @@ void gbt_eval_free(struct gbt_eval *e)
 	free(e);
 }
 
-void gbt_eval_add_trees(struct gbt_eval *e, const struct gbt_forest *f, int n_threads)
+static void add_tree_range(struct gbt_eval *e, const struct gbt_forest *f, size_t first_tree,
+			   size_t end_tree, int n_threads)
 {
 	assert(e && f && gbt_forest_n_features(f) == e->n_features);
 	if (!e->margin) {
@@ -132,7 +133,18 @@ void gbt_eval_add_trees(struct gbt_eval *e, const struct gbt_forest *f, int n_th
 		for (size_t i = 0; i < e->n_rows; i++)
 			e->margin[i] = base;
 	}
-	gbt_forest_add_to_margins(f, e->x, e->n_rows, e->margin, n_threads);
+	gbt_forest_add_to_margins(f, first_tree, end_tree, e->x, e->n_rows, e->margin, n_threads);
+}
+
+void gbt_eval_add_trees(struct gbt_eval *e, const struct gbt_forest *f, int n_threads)
+{
+	add_tree_range(e, f, 0, gbt_forest_n_trees(f), n_threads);
+}
+
+void gbt_eval_add_tree(struct gbt_eval *e, const struct gbt_forest *f, size_t tree,
+		       int n_threads)
+{
+	add_tree_range(e, f, tree, tree + 1, n_threads);
 }
 
 static float eval_transform(enum transform t, float margin)

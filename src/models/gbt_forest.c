@@ -808,26 +808,28 @@ static void add_tree_rows(const struct gbt_forest *f, size_t t, const float *x, 
 	}
 }
 
-/* Tree after tree, so each row's margin gets the leaves in tree order. */
-static void add_rows(const struct gbt_forest *f, const float *x, size_t first, size_t last,
-		     float *margin)
+/* Trees first_tree..end_tree-1 one after another, so each row gets the leaves in tree order. */
+static void add_rows(const struct gbt_forest *f, size_t first_tree, size_t end_tree,
+		     const float *x, size_t first, size_t last, float *margin)
 {
-	for (size_t t = 0; t < f->n_trees; t++)
+	for (size_t t = first_tree; t < end_tree; t++)
 		add_tree_rows(f, t, x, first, last, margin);
 }
 
-void gbt_forest_add_to_margins(const struct gbt_forest *f, const float *x, size_t n_rows,
-			       float *margin, int n_threads)
+void gbt_forest_add_to_margins(const struct gbt_forest *f, size_t first_tree, size_t end_tree,
+			       const float *x, size_t n_rows, float *margin, int n_threads)
 {
 	assert(f && (x || n_rows == 0) && (margin || n_rows == 0));
+	assert(first_tree <= end_tree && end_tree <= f->n_trees);
 	if (n_threads > 1 && n_rows >= 2 * PARALLEL_MIN_ROWS) {
 #pragma omp parallel num_threads(n_threads)
 		{
 			const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
 
-			add_rows(f, x, n_rows * id / nt, n_rows * (id + 1) / nt, margin);
+			add_rows(f, first_tree, end_tree, x, n_rows * id / nt,
+				 n_rows * (id + 1) / nt, margin);
 		}
 		return;
 	}
-	add_rows(f, x, 0, n_rows, margin);
+	add_rows(f, first_tree, end_tree, x, 0, n_rows, margin);
 }

@@ -321,6 +321,105 @@ static void test_fit_keeps_xgboost_best_score(void **state)
 	free(y);
 }
 
+/*
+ * The rounds a fit trains, its best round and best_score, by the rule of
+ * scoring every round as it is trained: each round's score is XGBoost's on
+ * the booster cut to rounds 0..r of `full` (the same trees: training does
+ * not depend on the validation rows).
+ */
+static void stop_by_every_round(const struct gbt_model *full, const char *metric, int patience,
+				const float *xv, const float *yv, size_t nv, int *out_best,
+				int *out_rounds, double *out_score)
+{
+	DMatrixHandle d = matrix(xv, yv, NULL, nv);
+	BoosterHandle b = NULL;
+	struct ltv_err err = { 0 };
+	char *body = NULL;
+	size_t len = 0;
+	int best = -1, r;
+	double best_score = NAN;
+
+	assert_int_equal(gbt_save_json(full, &body, &len, &err), 0);
+	assert_int_equal(XGBoosterCreate(&d, 1, &b), 0);
+	assert_int_equal(XGBoosterLoadModelFromBuffer(b, body, len), 0);
+	for (r = 0; r < gbt_rounds_trained(full); r++) {
+		BoosterHandle cut = NULL;
+		double score;
+
+		assert_int_equal(XGBoosterSlice(b, 0, r + 1, 1, &cut), 0);
+		set(cut, "eval_metric", metric);
+		score = xgboost_score(cut, r, d);
+		XGBoosterFree(cut);
+		if (best < 0 || score < best_score) {
+			best = r;
+			best_score = score;
+		} else if (r - best >= patience) {
+			break;
+		}
+	}
+	*out_best = best;
+	*out_rounds = r < gbt_rounds_trained(full) ? r + 1 : r;
+	*out_score = best_score;
+	XGBoosterFree(b);
+	XGDMatrixFree(d);
+	free(body);
+}
+
+/*
+ * gbt_fit scores the rounds trained since the last scoring only when a
+ * stop is possible (the best round so far + patience) and then together:
+ * the rounds trained, the best round and best_score must be those of
+ * scoring every round as it is trained, whether the best round moves
+ * within a batch (patience 3 and 6), the fit runs out of rounds (patience
+ * 40) or the metric is XGBoost's (mae, scored every round).
+ */
+static void test_batched_scoring_stops_as_every_round(void **state)
+{
+	static const struct { const char *metric; int patience, n_rounds; } cases[] = {
+		{ "rmse", 3, 70 }, { "rmse", 6, 70 }, { "rmse", 40, 30 }, { "mae", 3, 70 },
+	};
+	const size_t nv = 2000; /* the reference predicts every round from scratch */
+	float *x = make_rows(N_TRAIN + N_VALID), *y = malloc((N_TRAIN + N_VALID) * sizeof(float));
+	const float *xv = x + (size_t)N_TRAIN * N_FEATURES, *yv = y + N_TRAIN;
+
+	(void)state;
+	assert_non_null(y);
+	for (size_t i = 0; i < N_TRAIN + N_VALID; i++)
+		y[i] = label_of(LABELS_ZERO_INFLATED, x + i * N_FEATURES, i + 1);
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct gbt_param p;
+		struct gbt_model *m = NULL, *full = NULL;
+		struct ltv_err err = { 0 };
+		int best, rounds;
+		double score, got;
+
+		gbt_param_init_defaults(&p);
+		p.eval_metric = cases[k].metric;
+		p.n_rounds = cases[k].n_rounds;
+		p.eta = 0.05;
+		p.subsample = 0.7;
+		p.early_stopping_rounds = cases[k].patience;
+		p.n_threads = 2;
+		if (gbt_fit(&p, x, y, NULL, N_TRAIN, xv, yv, nv, N_FEATURES, NULL, &m, &err) < 0 ||
+		    gbt_fit(&p, x, y, NULL, N_TRAIN, NULL, NULL, 0, N_FEATURES, NULL, &full, &err) < 0)
+			fail_msg("gbt_fit: %s", err.msg);
+		stop_by_every_round(full, cases[k].metric, cases[k].patience, xv, yv, nv, &best,
+				    &rounds, &score);
+		/* the best round moved after the first batch: later batches were scored */
+		assert_true(best > cases[k].patience || rounds == cases[k].n_rounds);
+		got = gbt_best_score(m);
+		if (gbt_best_iteration(m) != best || gbt_rounds_trained(m) != rounds ||
+		    memcmp(&got, &score, sizeof(got)) != 0)
+			fail_msg("%s patience %d: best %d of %d rounds, score %a; every round: %d of %d, %a",
+				 cases[k].metric, cases[k].patience, gbt_best_iteration(m),
+				 gbt_rounds_trained(m), got, best, rounds, score);
+		gbt_free(m);
+		gbt_free(full);
+	}
+	free(x);
+	free(y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +430,7 @@ int main(void)
 		cmocka_unit_test(test_rmse_on_gamma_matches_xgboost),
 		cmocka_unit_test(test_other_metrics_left_to_xgboost),
 		cmocka_unit_test(test_fit_keeps_xgboost_best_score),
+		cmocka_unit_test(test_batched_scoring_stops_as_every_round),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
