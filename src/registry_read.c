@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "ltv/user_day_block.h"
+#include "ltv/users_gate.h"
 #include "registry_internal.h"
 
 void user_table_release(struct user_table *t)
@@ -119,27 +120,6 @@ void user_table_free_arrays(struct user_table *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/*
- * How many users the reading threads have put into the table so far, for a
- * reader of the user-days waiting on them (registry_users_and_days). The
- * table's rows come in chunks of `chunk` rows, chunk j read by reader
- * j % readers (one reader: a single chunk of all rows), each reader's in
- * order: reader k has finished done[k] of its chunks and has at[k] rows of
- * the next. The rows a waiter may read are the chunks finished without a
- * gap, plus the rows in of the next. Counts are published under the mutex
- * after the rows' columns are written, so a waiter that sees them may read
- * those rows.
- */
-struct users_gate {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	size_t n, chunk;
-	int readers;
-	size_t done[2], at[2];
-	int over[2];      /* reader k ended (all its chunks, or an error) */
-	size_t want;      /* the count the waiter sleeps for: no wake-up before */
-};
-
 /* Users are counted out this many at a time (a lock each, rarely a wake-up). */
 #define USERS_PUBLISH 4096
 /*
@@ -150,58 +130,6 @@ struct users_gate {
  * instead; the user-days decoded after the last users are a 64K users' tail.
  */
 #define USERS_AHEAD 65536
-
-/* The rows [0, return) a waiter may read (under the mutex). */
-static size_t gate_ready(const struct users_gate *g)
-{
-	size_t j = 0;
-
-	while (j * g->chunk < g->n && g->done[j % g->readers] > j / g->readers)
-		j++;
-	if (j * g->chunk >= g->n)
-		return g->n;
-	return j * g->chunk + (g->done[j % g->readers] == j / g->readers ? g->at[j % g->readers] : 0);
-}
-
-/* 1 when no more rows will come: a reader ended short of its chunks, or every one ended. */
-static int gate_over(const struct users_gate *g)
-{
-	const size_t ready = gate_ready(g);
-
-	return ready == g->n || g->over[(ready / g->chunk) % g->readers];
-}
-
-static void gate_publish(struct users_gate *g, int reader, size_t done, size_t at, int over)
-{
-	if (!g)
-		return;
-	pthread_mutex_lock(&g->mu);
-	g->done[reader] = done;
-	g->at[reader] = at;
-	g->over[reader] |= over;
-	if (gate_over(g) || gate_ready(g) >= g->want)
-		pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
-}
-
-/*
- * Waits till user uid and USERS_AHEAD more are in the table, or the reading
- * ended; how many users are in.
- */
-static size_t gate_wait(struct users_gate *g, int64_t uid)
-{
-	size_t loaded;
-
-	pthread_mutex_lock(&g->mu);
-	if ((int64_t)gate_ready(g) < uid && !gate_over(g)) {
-		g->want = (size_t)uid + USERS_AHEAD;
-		while (gate_ready(g) < g->want && !gate_over(g))
-			pthread_cond_wait(&g->cv, &g->mu);
-	}
-	loaded = gate_ready(g);
-	pthread_mutex_unlock(&g->mu);
-	return loaded;
-}
 
 static int users_count(struct registry *reg, size_t *out, struct ltv_err *err)
 {
@@ -290,7 +218,7 @@ static size_t read_chunk(struct users_reader *r, sqlite3_stmt *st, size_t j, siz
 		t->attributes_json[i] = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL
 					: keep_shared_column_text(x, used, &shared[2], st, 6);
 		if (k % USERS_PUBLISH == 0)
-			gate_publish(r->gate, r->index, done, k, 0);
+			users_gate_publish(r->gate, r->index, done, k, 0);
 	}
 	return k;
 }
@@ -322,7 +250,7 @@ static int users_read_rows(struct users_reader *r, struct ltv_err *err)
 		if (rc == SQLITE_ROW || (rc == SQLITE_DONE && !short_chunk))
 			rc = SQLITE_OK;
 		if (!short_chunk)
-			gate_publish(r->gate, r->index, ++done, 0, 0);
+			users_gate_publish(r->gate, r->index, ++done, 0, 0);
 	}
 	if (rc != SQLITE_OK && rc != SQLITE_DONE)
 		ret = err_set(err, sqlite3_errcode(r->db) == SQLITE_BUSY ? LTV_EBUSY : LTV_EREGISTRY,
@@ -332,7 +260,7 @@ static int users_read_rows(struct users_reader *r, struct ltv_err *err)
 	free(shared);
 	if (ret < 0)
 		r->got = 0;
-	gate_publish(r->gate, r->index, ret < 0 ? 0 : done, ret < 0 || !short_chunk ? 0 : k, 1);
+	users_gate_publish(r->gate, r->index, ret < 0 ? 0 : done, ret < 0 || !short_chunk ? 0 : k, 1);
 	return ret;
 }
 
@@ -567,8 +495,10 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
 }
 
 /*
- * A user_day_fn passing on the user-days of users already read (gate_wait);
- * known is the count last seen, so most rows take no lock.
+ * A user_day_fn passing on the user-days of users already read
+ * (users_gate_wait); known is the count last seen, so most rows take no lock.
+ * A day of a user past the count after the wait is not a user's: the reading
+ * ended short (an error, returned after, or fewer users than counted).
  */
 struct gated_days {
 	struct users_gate *gate;
@@ -585,7 +515,7 @@ static int gated_day(void *opaque, int64_t uid, int64_t day, double revenue, int
 	if (uid < 1)
 		return 0;
 	if ((uint64_t)uid > g->known)
-		g->known = gate_wait(g->gate, uid);
+		g->known = users_gate_wait(g->gate, (size_t)uid, USERS_AHEAD);
 	if ((uint64_t)uid > g->known)
 		return 0;
 	return g->fn(g->ctx, uid, day, revenue, events, purchases);
@@ -709,8 +639,7 @@ static void users_readers_start(struct users_job *job, int readers, int threads,
 int registry_users_and_days(struct registry *reg, int threads, struct user_table *users,
 			    user_day_fn fn, void *ctx, struct ltv_err *err)
 {
-	struct users_gate gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 1,
-				   { 0, 0 }, { 0, 0 }, { 0, 0 }, SIZE_MAX };
+	struct users_gate gate;
 	struct user_table text[2] = { { 0 }, { 0 } }; /* the readers' strings, then users' */
 	struct users_job job[2];
 	struct gated_days gated = { &gate, 0, fn, ctx };
@@ -718,34 +647,35 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 	struct populate fresh;
 	pthread_t thread[2];
 	sqlite3 *db[2] = { NULL, NULL };
-	int ret = users_count(reg, &gate.n, err), started[2] = { 0, 0 };
+	size_t n = 0;
+	int ret = users_count(reg, &n, err), started[2] = { 0, 0 };
 
 	memset(users, 0, sizeof(*users));
 	memset(job, 0, sizeof(job));
 	populate_init(&fresh);
 	if (ret < 0)
 		return ret;
-	user_table_alloc(users, gate.n);
-	gate.chunk = gate.n ? gate.n : 1;
-	job[0].r = (struct users_reader){ reg, reg->db, users, users, gate.n, gate.chunk, 0, 1,
-					  INT64_MIN, &gate, 0 };
+	user_table_alloc(users, n);
 	if (threads > 1) {
-		users_populate_start(users, gate.n, &fresh);
+		users_populate_start(users, n, &fresh);
 		/*
 		 * Not inside registry_read_begin's snapshot: the readers' connections
 		 * would see later commits (a rebuild's renumbered users) beside this
 		 * connection's user-days. A run holds the run lock, so no writer
 		 * changes users while its stages read them.
 		 */
-		db[0] = reg->in_read ? NULL : read_connection(reg, gate.n);
-		db[1] = db[0] ? read_connection(reg, gate.n) : NULL;
+		db[0] = reg->in_read ? NULL : read_connection(reg, n);
+		db[1] = db[0] ? read_connection(reg, n) : NULL;
 	}
 	if (db[1]) { /* chunks in turn on two connections of their own, the even ones and the odd */
-		gate.chunk = USERS_CHUNK;
-		gate.readers = 2;
+		users_gate_init(&gate, n, USERS_CHUNK, 2);
 		for (int k = 0; k < 2; k++)
-			job[k].r = (struct users_reader){ reg, db[k], users, &text[k], gate.n, USERS_CHUNK,
+			job[k].r = (struct users_reader){ reg, db[k], users, &text[k], n, USERS_CHUNK,
 							  k, 2, 1, &gate, 0 };
+	} else { /* one chunk of every user on reg's connection */
+		users_gate_init(&gate, n, n ? n : 1, 1);
+		job[0].r = (struct users_reader){ reg, reg->db, users, users, n, n ? n : 1, 0, 1,
+						  INT64_MIN, &gate, 0 };
 	}
 	/*
 	 * Readers on connections of their own start before the blocks are read
@@ -766,7 +696,7 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 			pthread_join(thread[k], NULL);
 	for (int k = 0; k < 2; k++)
 		text_blocks_take(users, &text[k]);
-	users->n = gate_ready(&gate);
+	users->n = users_gate_ready(&gate);
 	/* A users' failure comes first, as when the users were read before the days. */
 	for (int k = gate.readers - 1; k >= 0; k--)
 		if (job[k].ret < 0) {
@@ -774,6 +704,7 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 			ret = job[k].ret;
 		}
 	populate_stop(&fresh); /* before the columns may be freed */
+	users_gate_release(&gate);
 	sqlite3_close(db[0]);
 	sqlite3_close(db[1]);
 	sources_release(&s);
