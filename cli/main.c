@@ -546,6 +546,13 @@ static int cmd_models(struct command_args *a)
 	return ret;
 }
 
+/* The commands whose memory is hundreds of MB written once (ensure_runtime_env). */
+static int wants_huge_pages(const char *command)
+{
+	return strcmp(command, "run") == 0 || strcmp(command, "score") == 0 ||
+	       strcmp(command, "evaluate") == 0;
+}
+
 /*
  * Settings the C runtime reads once, when the process starts, so they are set
  * by re-executing once with them in the environment:
@@ -553,13 +560,19 @@ static int cmd_models(struct command_args *a)
  *    threads; on a shared or oversubscribed machine a team of two then ran
  *    XGBoost 40x slower than one thread (measured: multiplier 38 s vs 0.11 s
  *    on 100k users). Unless the user chose a policy: PASSIVE, which sleeps.
- *  - glibc reads GLIBC_TUNABLES before main. For score, glibc.malloc.hugetlb=1
- *    asks the kernel for transparent huge pages under malloc's heap (the
- *    machine's THP setting "madvise" gives them only when asked): scoring
- *    touches every page of its columns once, and 4 KB faults were a quarter
- *    of its CPU (at 200,000 users 32,000 faults, 1.7 CPU s; with it 2,000
- *    faults, 1.2 CPU s, and 4% more peak RSS). Kept out of training, whose
- *    peak RSS is a target of its own. A tunable the user set stays.
+ *  - glibc reads GLIBC_TUNABLES before main. For the commands that fill
+ *    hundreds of MB (run, score, evaluate), glibc.malloc.hugetlb=1 asks the
+ *    kernel for transparent huge pages under malloc's heap (the machine's THP
+ *    setting "madvise" gives them only when asked): one fault per 2 MB
+ *    instead of 512, and a 4 KB fault costs about 7-17 us of CPU on these
+ *    VMs. Scoring at 200,000 users: 32,000 faults, 1.7 CPU s; with it 2,000
+ *    faults, 1.2 CPU s, and 4% more peak RSS. The cold training run at
+ *    1,000,000 users (after ingest, four alternating pairs, session 18):
+ *    minor faults 470-525k -> 173-198k, CPU 18.3-30.3 -> 17.0-21.4 s, wall
+ *    12.2-16.8 -> 10.9-11.9 s, peak RSS 380-417 -> 388-393 MB, every
+ *    artefact's content hash the same. (Training was left out while its peak
+ *    was hurdle's 800 MB and a 2 MB page per 9 MB column cost up to 90 MB.)
+ *    A tunable the user set stays: glibc.malloc.hugetlb=0 turns it off.
  *  - OpenBLAS (the pthread build) reads OPENBLAS_NUM_THREADS when it loads
  *    and starts a thread per further core, which spins on sched_yield for
  *    about 0.1 s before it sleeps. ltvpipe runs BLAS on one thread only
@@ -571,8 +584,7 @@ static void ensure_runtime_env(int argc, char **argv)
 {
 	static const char hugetlb[] = "glibc.malloc.hugetlb";
 	const char *tunables = getenv("GLIBC_TUNABLES");
-	const int thp = argc > 1 && strcmp(argv[1], "score") == 0 &&
-			!(tunables && strstr(tunables, hugetlb));
+	const int thp = argc > 1 && wants_huge_pages(argv[1]) && !(tunables && strstr(tunables, hugetlb));
 	char *joined = NULL;
 
 	/*

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -1280,6 +1281,10 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		run_recorded = 1;
 		LOG(LOG_INFO, "run started: registry %s, config %s, %d threads", cfg->registry.path,
 		    cfg->source_path, config_jobs(cfg));
+		/* what the process re-executed itself with (cli/main.c): it moves CPU, not results */
+		LOG(LOG_DEBUG, "runtime: GLIBC_TUNABLES=%s OMP_WAIT_POLICY=%s",
+		    getenv("GLIBC_TUNABLES") ? getenv("GLIBC_TUNABLES") : "(unset)",
+		    getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)");
 	}
 	ret = run_waves(&rs, err);
 	if (ret == 0 && !opts->dry_run && config_jobs(cfg) > 1 && only_ingest_ran(&rs))

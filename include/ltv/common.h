@@ -85,7 +85,11 @@ void memory_want_huge_pages(void *p, size_t n);
  * their page faults are the run's wall time). A block's last huge page is
  * whole however little of it the block uses, and it is not shared with the
  * next block: with training's hundreds of 9 MB frame columns and matrices
- * that cost up to ~90 MB of peak RSS for no measurable CPU.
+ * that once cost up to ~90 MB of peak RSS for no measurable CPU. Since session
+ * 18 `run` also starts with glibc.malloc.hugetlb=1 (cli/main.c), under which
+ * glibc hints its whole heap itself; this switch then decides only the blocks
+ * that other allocators (SQLite's) make, and everything when the user turns
+ * the tunable off.
  */
 void memory_use_huge_pages(int on);
 /*

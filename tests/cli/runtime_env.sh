@@ -8,3 +8,14 @@ echo "default: $(threads) OpenBLAS thread"
 echo "OMP_WAIT_POLICY set: $(OMP_WAIT_POLICY=PASSIVE threads) OpenBLAS thread"
 n=$(OPENBLAS_NUM_THREADS=2 threads)
 { [ "$n" = 2 ] || { [ "$(nproc)" = 1 ] && [ "$n" = 1 ]; }; } && echo "OPENBLAS_NUM_THREADS=2 stays the user's"
+
+# run, score and evaluate fill hundreds of MB once: glibc is asked for
+# transparent huge pages under its heap (glibc.malloc.hugetlb=1), unless the
+# user set that tunable; other tunables of the user's stay beside it.
+unset GLIBC_TUNABLES
+"$LTVPIPE" generate --users 200 --out data >/dev/null || exit 1
+tunables() { "$LTVPIPE" run --only ingest --force --set run.log_level=debug 2>&1 |
+	sed -n 's/.* runtime: GLIBC_TUNABLES=\([^ ]*\) .*/\1/p'; }
+echo "run: $(tunables)"
+echo "run, hugetlb=0 of the user's: $(GLIBC_TUNABLES=glibc.malloc.hugetlb=0 tunables)"
+echo "run, another tunable of the user's: $(GLIBC_TUNABLES=glibc.malloc.arena_max=2 tunables)"
