@@ -14,7 +14,8 @@
 # PRIO="chrt -f 1" runs each `run` at a real-time priority, so that on a
 # shared machine its wall is about a quiet machine's; then the median of the
 # pairs' differences (after - before, each pair run back to back) of wall
-# and CPU is printed too.
+# and CPU is printed too (and always those of system CPU, minor faults and
+# peak RSS).
 # CPU seconds, not wall: on a shared machine the wall mostly measures the
 # neighbours. CONFIG_BEFORE (default: the repository's config/ltvpipe.yaml)
 # is the before side's configuration, for a binary older than keys the
@@ -88,6 +89,7 @@ paired() {
 		printf "%+.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 echo "bench: paired differences (after - before), medians: $(paired cpu) s CPU, $(paired wall) s wall${PRIO:+ ($PRIO)}"
+echo "bench: paired differences (after - before), medians: $(paired sys) s system, $(paired flt) minor faults, $(paired rss) MB peak RSS"
 echo "bench: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
 join "$scratch/before.hashes" "$scratch/after.hashes" |
 	awk '{ same = $2 == $3 ? "identical" : "DIFFERENT"; bad += $2 != $3

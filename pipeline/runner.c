@@ -34,10 +34,15 @@
 /*
  * malloc arenas of a run: one was as fast as one per thread (8.7 against
  * 8.9 CPU seconds for a cold run at 100,000 users) and the freed memory of
- * every thread is in it for the next allocation; two leave XGBoost's
- * threads on a many-core machine a second lock.
+ * every thread is in it for the next allocation. Two (until session 18)
+ * left XGBoost's threads on a many-core machine a second lock, but what one
+ * stage's threads freed in the second arena was of no use to the next
+ * stage's: once the runner stopped trimming the heap after a lone stage,
+ * select's peak rose to 397-432 MB with two arenas, 359-396 MB with one
+ * (1,000,000 users, cold run; bench/train_ab.sh). The runner trims the heap
+ * only under run.memory_mb now (wave_worker).
  */
-#define RUN_MALLOC_ARENAS 2
+#define RUN_MALLOC_ARENAS 1
 
 struct stage_output_state {
 	const struct stage *stage;
@@ -943,7 +948,19 @@ static void *wave_worker(void *opaque)
 			w->ret[k] = execute_stage(w->rs, w->stages[k], reg, w->threads_per_stage,
 						  &w->cores, &w->err[k]);
 		registry_close(reg);
-		memory_return_free(); /* what the stage freed, for its neighbours' peaks */
+		/*
+		 * What the stage freed stays in the run's one malloc arena for
+		 * its neighbours and the next wave, except under run.memory_mb,
+		 * whose test (wave_memory_fits) reads resident memory. A trim
+		 * here and after every stage and stage task made the next
+		 * allocations fault and zero the same memory again: at 1,000,000
+		 * users (glibc.malloc.hugetlb=1), cold run after ingest, 5 pairs
+		 * each, bench/train_ab.sh: 181k -> 52k page faults without the
+		 * lone stages' and the tasks' trims, -2.5 CPU s; 52k -> 26k and
+		 * -1.4 CPU s more without this one, peak RSS 384 -> 400 MB.
+		 */
+		if (w->budget)
+			memory_return_free();
 		pthread_mutex_lock(&w->cores.lock);
 		w->cores.unfinished--;
 		if (w->budget)
@@ -986,8 +1003,8 @@ static int run_wave(struct run_state *rs, const int *stages, size_t n, struct lt
 	if (n_workers <= 1) {
 		for (size_t i = 0; i < n && ret == 0; i++) {
 			announce(rs, &stages[i], 1);
+			/* no trim: the next stage reuses what this one freed (wave_worker) */
 			ret = execute_stage(rs, stages[i], rs->reg, jobs, NULL, err);
-			memory_return_free();
 		}
 		return ret;
 	}

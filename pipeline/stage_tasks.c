@@ -91,7 +91,14 @@ static void *pool_worker(void *opaque)
 		p->running++;
 		pthread_mutex_unlock(&p->lock);
 		ret = p->fn(p->arg, t);
-		memory_return_free(); /* the task's matrices, before the next task's */
+		/*
+		 * The task's matrices stay in malloc's heap for the next task's,
+		 * except under run.memory_mb, whose test (memory_fits) reads
+		 * resident memory. Handing them back made the next task fault and
+		 * zero them again (pipeline/runner.c, wave_worker: the figures).
+		 */
+		if (p->ctx->cfg->run.memory_mb != 0)
+			memory_return_free();
 		pthread_mutex_lock(&p->lock);
 		p->running--;
 		p->done++;

@@ -181,7 +181,10 @@ size_t current_rss_bytes(void);
  * caps malloc's per-thread arenas, before the threads start: each arena keeps
  * what its thread freed, so stage and XGBoost threads each held their own
  * high-water mark. memory_return_free hands every arena's free pages back
- * to the kernel (malloc_trim), between stages and stage tasks.
+ * to the kernel (malloc_trim): the runner calls it only under run.memory_mb,
+ * whose tests read resident memory, since pages handed back are faulted in
+ * and zeroed again by the next allocation (a huge page each under
+ * glibc.malloc.hugetlb=1; pipeline/runner.c, wave_worker: the figures).
  */
 void memory_limit_arenas(int arenas);
 void memory_return_free(void);
