@@ -196,10 +196,14 @@ static void split_rows(const struct model_data *d, int64_t horizon, int tier, in
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < d->frame.n_rows; i++) {
-		enum feature_split split = feature_split_at(valid_after, horizon, frame_col_at(age, i),
-							    frame_col_at(install, i));
+		enum feature_split split;
 
-		if (split == SPLIT_SCORE || !row_of_tier(d, i, tier))
+		/* first: tiers 2 and 3 hold about 1.5% of the rows (hurdle and calibrate split each) */
+		if (!row_of_tier(d, i, tier))
+			continue;
+		split = feature_split_at(valid_after, horizon, frame_col_at(age, i),
+					 frame_col_at(install, i));
+		if (split == SPLIT_SCORE)
 			continue;
 		if (!(sets & (split == SPLIT_VALID ? SPLIT_SET_VALID : SPLIT_SET_TRAIN)))
 			continue;
