@@ -53,8 +53,8 @@ void age_means_fit(const struct int_list *snapshots, const double *age, const do
  * each (model_data_split_weighted's with model_data_repeats): row i's sums
  * are added repeats[i] times in a row, so the fit is the bits of
  * age_means_fit over the repeated rows (model_data_split's) without them
- * (semantic at 1,000,000 users: 3,155,958 repeated rows at 30 days from
- * about a million distinct ones).
+ * (semantic at 1,000,000 users: 3,155,958 repeated rows at 30 days, from at
+ * most the frame's 1,133,867 rows).
  */
 void age_means_fit_repeated(const struct int_list *snapshots, const double *age,
 			    const double *num, const size_t *repeats, const int *group,
