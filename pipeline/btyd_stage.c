@@ -207,7 +207,7 @@ static int users_before_as_of(struct stage_ctx *ctx, const struct model_data *d,
 	for (size_t k = 0; k < d->params.horizons.n && skip_validation; k++) {
 		struct row_split s;
 
-		model_data_split(d, d->params.horizons.v[k], 0, &s);
+		model_data_split_valid(d, d->params.horizons.v[k], 0, &s);
 		for (size_t i = 0; i < s.n_valid; i++)
 			slot[(size_t)frame_col_at(uid, s.valid[i]) - 1] = -1;
 		row_split_release(&s);
@@ -398,7 +398,7 @@ int btyd_stage_run(struct stage_ctx *ctx, const struct btyd_count_model *kind)
 		ret = 0;
 	}
 	if (ret == 0 && s->n_fits > 0) {
-		model_data_split(&d, d.params.target_horizon, 0, &valid);
+		model_data_split_valid(&d, d.params.target_horizon, 0, &valid);
 		pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
 		ret = btyd_method_predict(s, &d, valid.valid, valid.n_valid,
 					  d.params.target_horizon, pred, NULL, &ctx->err);

@@ -342,7 +342,7 @@ int stage_curves_run(struct stage_ctx *ctx)
 	ret = curves_parse(blob, blob_len, &loaded, &ctx->err);
 	if (ret < 0)
 		goto out;
-	model_data_split(&d, d.params.target_horizon, 0, &valid);
+	model_data_split_valid(&d, d.params.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
 	ret = curves_predict(loaded, &d, valid.valid, valid.n_valid, d.params.target_horizon,
 			     pred, NULL, &ctx->err);

@@ -340,7 +340,7 @@ int stage_lookalike_run(struct stage_ctx *ctx)
 	make_monotone(s);
 	add_training_metrics(ctx, s);
 
-	model_data_split(&d, d.params.target_horizon, 0, &valid);
+	model_data_split_valid(&d, d.params.target_horizon, 0, &valid);
 	pred = xmalloc((valid.n_valid ? valid.n_valid : 1) * sizeof(double));
 	ret = lookalike_predict_threads(s, &d, valid.valid, valid.n_valid, d.params.target_horizon,
 			      stage_threads(ctx), pred, &ctx->err);

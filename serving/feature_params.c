@@ -193,9 +193,8 @@ double feature_params_valid_after(const struct feature_params *p, int64_t as_of,
 enum feature_split feature_params_split(const struct feature_params *p, int64_t as_of,
 					int64_t horizon, double age_days, double install_time)
 {
-	if (age_days < (double)horizon)
-		return SPLIT_SCORE;
-	return install_time > feature_params_valid_after(p, as_of, horizon) ? SPLIT_VALID : SPLIT_TRAIN;
+	return feature_split_at(feature_params_valid_after(p, as_of, horizon), horizon, age_days,
+				install_time);
 }
 
 static void format_list(const struct int_list *l, char *buf, size_t size)

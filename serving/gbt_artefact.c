@@ -508,7 +508,7 @@ int gbt_artefact_validate(const struct model_data *d, int64_t horizon,
 
 	memset(out, 0, sizeof(*out));
 	out->scores = (struct gbt_artefact_scores){ NAN, NAN, NAN, NAN };
-	model_data_split(d, horizon, 0, &out->split);
+	model_data_split_valid(d, horizon, 0, &out->split);
 	rows = out->split.valid;
 	n = out->n = out->split.n_valid;
 	if (n == 0 || !has_model || !ltv)

@@ -176,26 +176,36 @@ static int row_of_tier(const struct model_data *d, size_t i, int tier)
 	return tier == 0 || !d->tier || d->tier[i] == tier;
 }
 
+/* Which of a split's row sets split_rows gathers. */
+enum split_sets { SPLIT_SET_TRAIN = 1 << 0, SPLIT_SET_VALID = 1 << 1 };
+
 /*
  * The split rule, once. users_only: one row per user (user_rep), whatever age
- * it describes; else every row of an age below the horizon.
+ * it describes; else every row of an age below the horizon. Only the sets in
+ * `sets` are gathered (the other stays empty).
  */
 static void split_rows(const struct model_data *d, int64_t horizon, int tier, int users_only,
-		       struct row_split *out)
+		       enum split_sets sets, struct row_split *out)
 {
 	const struct frame_col age = frame_col(&d->frame, "age_days");
 	const struct frame_col window = frame_col(&d->frame, "window_days");
 	const struct frame_col user_rep = frame_col(&d->frame, "user_rep");
 	const struct frame_col install = frame_col(&d->frame, "install_time");
+	const double valid_after = feature_params_valid_after(&d->params, d->as_of, horizon);
 	size_t cap_t = 0, cap_v = 0;
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < d->frame.n_rows; i++) {
-		enum feature_split split = feature_params_split(&d->params, d->as_of, horizon,
-								frame_col_at(age, i),
-								frame_col_at(install, i));
+		enum feature_split split;
 
-		if (split == SPLIT_SCORE || !row_of_tier(d, i, tier))
+		/* first: tiers 2 and 3 hold about 1.5% of the rows (hurdle and calibrate split each) */
+		if (!row_of_tier(d, i, tier))
+			continue;
+		split = feature_split_at(valid_after, horizon, frame_col_at(age, i),
+					 frame_col_at(install, i));
+		if (split == SPLIT_SCORE)
+			continue;
+		if (!(sets & (split == SPLIT_VALID ? SPLIT_SET_VALID : SPLIT_SET_TRAIN)))
 			continue;
 		if (users_only ? frame_col_found(user_rep) && frame_col_at(user_rep, i) == 0
 			       : frame_col_found(window) && frame_col_at(window, i) >= (double)horizon)
@@ -236,15 +246,22 @@ void model_data_expand_by_weight(const struct model_data *d, size_t **rows, size
 void model_data_split(const struct model_data *d, int64_t horizon, int tier,
 		      struct row_split *out)
 {
-	split_rows(d, horizon, tier, 0, out);
+	split_rows(d, horizon, tier, 0, SPLIT_SET_TRAIN | SPLIT_SET_VALID, out);
 	model_data_expand_by_weight(d, &out->train, &out->n_train);
+	model_data_expand_by_weight(d, &out->valid, &out->n_valid);
+}
+
+void model_data_split_valid(const struct model_data *d, int64_t horizon, int tier,
+			    struct row_split *out)
+{
+	split_rows(d, horizon, tier, 0, SPLIT_SET_VALID, out);
 	model_data_expand_by_weight(d, &out->valid, &out->n_valid);
 }
 
 void model_data_split_weighted(const struct model_data *d, int64_t horizon, int tier,
 			       struct row_split *out)
 {
-	split_rows(d, horizon, tier, 0, out);
+	split_rows(d, horizon, tier, 0, SPLIT_SET_TRAIN | SPLIT_SET_VALID, out);
 }
 
 static size_t rows_of_tier(const struct model_data *d, const size_t *rows, size_t n, int tier,
@@ -269,7 +286,7 @@ void model_data_split_of_tier(const struct model_data *d, const struct row_split
 void model_data_split_users(const struct model_data *d, int64_t horizon, int tier,
 			    struct row_split *out)
 {
-	split_rows(d, horizon, tier, 1, out);
+	split_rows(d, horizon, tier, 1, SPLIT_SET_TRAIN | SPLIT_SET_VALID, out);
 }
 
 void row_split_release(struct row_split *s)

@@ -14,9 +14,13 @@ static int interval_of(const struct int_list *snapshots, double age)
 	return k;
 }
 
-void age_means_fit(const struct int_list *snapshots, const double *age, const double *num,
-		   const double *den, const double *w, const int *group, size_t n_groups,
-		   size_t n, const double *pooled, struct age_means *out)
+/*
+ * age_means_fit's pass, each row i added repeats[i] times in a row (repeats
+ * NULL: once), as if it stood that many times in the rows.
+ */
+static void fit_rows(const struct int_list *snapshots, const double *age, const double *num,
+		     const double *den, const double *w, const size_t *repeats, const int *group,
+		     size_t n_groups, size_t n, const double *pooled, struct age_means *out)
 {
 	const size_t n_snap = snapshots->n < AGE_MEANS_MAX ? snapshots->n : AGE_MEANS_MAX;
 	const size_t cells = (n_groups ? n_groups : 1) * AGE_MEANS_MAX;
@@ -33,10 +37,12 @@ void age_means_fit(const struct int_list *snapshots, const double *age, const do
 		if (g < 0 || (size_t)g >= n_groups || k < 0 || (size_t)k >= n_snap)
 			continue;
 		cell = (size_t)g * AGE_MEANS_MAX + (size_t)k;
-		sum_num[cell] += wi * num[i];
-		sum_den[cell] += wi * (den ? den[i] : 1.0);
-		weight[cell] += wi;
-		seen[cell] = 1;
+		for (size_t r = repeats ? repeats[i] : 1; r > 0; r--) {
+			sum_num[cell] += wi * num[i];
+			sum_den[cell] += wi * (den ? den[i] : 1.0);
+			weight[cell] += wi;
+			seen[cell] = 1;
+		}
 	}
 	for (size_t g = 0; g < n_groups; g++) {
 		struct age_means *m = &out[g];
@@ -57,6 +63,20 @@ void age_means_fit(const struct int_list *snapshots, const double *age, const do
 	free(sum_den);
 	free(weight);
 	free(seen);
+}
+
+void age_means_fit(const struct int_list *snapshots, const double *age, const double *num,
+		   const double *den, const double *w, const int *group, size_t n_groups,
+		   size_t n, const double *pooled, struct age_means *out)
+{
+	fit_rows(snapshots, age, num, den, w, NULL, group, n_groups, n, pooled, out);
+}
+
+void age_means_fit_repeated(const struct int_list *snapshots, const double *age,
+			    const double *num, const size_t *repeats, const int *group,
+			    size_t n_groups, size_t n, const double *pooled, struct age_means *out)
+{
+	fit_rows(snapshots, age, num, NULL, NULL, repeats, group, n_groups, n, pooled, out);
 }
 
 double age_means_at(const struct age_means *m, double age, double fallback)

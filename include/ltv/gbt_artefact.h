@@ -295,7 +295,8 @@ struct gbt_artefact_scores {
 
 /* A stage's own validation at one horizon: its state's predictions on the validation rows. */
 struct gbt_artefact_validation {
-	struct row_split split;   /* pooled, at the horizon: split.valid are the rows */
+	/* pooled, at the horizon: split.valid are the rows (model_data_split_valid: no train) */
+	struct row_split split;
 	size_t n;                 /* split.n_valid */
 	int predicted;            /* 0: no rows, no label or no model; the arrays hold nothing */
 	double *actual;           /* n: ltv at the horizon */

@@ -101,6 +101,52 @@ static void test_groups_weights_ratio(void **state)
 	}
 }
 
+/*
+ * Rows standing for repeats[i] rows each (0 included: a row that is not
+ * there) fit the bits of age_means_fit over the rows written out, with
+ * values whose sums round differently in another order (semantic's fit).
+ */
+static void test_repeated_rows_fit_the_written_out_bits(void **state)
+{
+	enum { N = 300 };
+	double age[N], num[N], *age_out = NULL, *num_out = NULL;
+	int group[N], *group_out = NULL;
+	size_t repeats[N], n_out = 0, cap = 0;
+	const double pooled[2] = { -1, -2 };
+	struct age_means a[2], b[2], ga, gb;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		age[i] = (double)(i % 4 == 0 ? 1 : i % 4 == 1 ? 7 : i % 4 == 2 ? 30 : 75);
+		num[i] = 0.1 * (double)(i % 7) + 1e-9 * (double)i;
+		group[i] = i % 5 == 4 ? -1 : i % 2;
+		repeats[i] = (size_t)(i % 6);
+		for (size_t k = 0; k < repeats[i]; k++) {
+			ARRAY_GROW(age_out, n_out + 1, cap);
+			num_out = xrealloc(num_out, cap * sizeof(double));
+			group_out = xrealloc(group_out, cap * sizeof(int));
+			age_out[n_out] = age[i];
+			num_out[n_out] = num[i];
+			group_out[n_out++] = group[i];
+		}
+	}
+	age_means_fit(&snaps, age_out, num_out, NULL, NULL, group_out, 2, n_out, pooled, a);
+	age_means_fit_repeated(&snaps, age, num, repeats, group, 2, N, pooled, b);
+	age_means_fit(&snaps, age_out, num_out, NULL, NULL, NULL, 1, n_out, pooled, &ga);
+	age_means_fit_repeated(&snaps, age, num, repeats, NULL, 1, N, pooled, &gb);
+	for (int g = 0; g < 2; g++) {
+		assert_int_equal(a[g].n, 2); /* even rows at 1 and 30 days, odd at 7 and 75 */
+		assert_int_equal(b[g].n, a[g].n);
+		assert_memory_equal(a[g].age, b[g].age, a[g].n * sizeof(double));
+		assert_memory_equal(a[g].value, b[g].value, a[g].n * sizeof(double));
+	}
+	assert_int_equal(gb.n, ga.n);
+	assert_memory_equal(ga.value, gb.value, ga.n * sizeof(double));
+	free(age_out);
+	free(num_out);
+	free(group_out);
+}
+
 static void test_blob_round_trip(void **state)
 {
 	struct age_means m = { 3, { 1, 7, 30 }, { 1.5, 1.25, 1.0625 } }, back;
@@ -195,6 +241,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fit_intervals_and_fallback),
 		cmocka_unit_test(test_groups_weights_ratio),
+		cmocka_unit_test(test_repeated_rows_fit_the_written_out_bits),
 		cmocka_unit_test(test_blob_round_trip),
 		cmocka_unit_test(test_monotone_across_horizons),
 	};

@@ -990,6 +990,19 @@ static void test_params_travel_with_artefact(void **state)
 	assert_int_equal(split.n_valid, n_valid_col);
 	assert_true(split.n_valid > 0 && split.n_train > 0);
 	row_split_release(&split);
+	/* the validation rows alone are model_data_split's, repeats and order included */
+	for (size_t k = 0; k < d.params.horizons.n; k++) {
+		struct row_split whole, valid;
+
+		model_data_split(&d, d.params.horizons.v[k], 0, &whole);
+		model_data_split_valid(&d, d.params.horizons.v[k], 0, &valid);
+		assert_true(d.params.horizons.v[k] != 30 || (whole.n_valid > 0 && whole.n_train > 0));
+		assert_int_equal(valid.n_train, 0);
+		assert_int_equal(valid.n_valid, whole.n_valid);
+		assert_memory_equal(valid.valid, whole.valid, whole.n_valid * sizeof(size_t));
+		row_split_release(&whole);
+		row_split_release(&valid);
+	}
 	/* score explains the difference with today's config */
 	{
 		char buf[512];
