@@ -128,8 +128,9 @@ void csv_reader_give_back(struct csv_reader *r, struct csv_batch *b);
  * core's cache when it reads them). The records, lines, faults and errors
  * are those of the reader without it; records handed out one by one
  * (csv_reader_next) are split before. Call it before the first
- * csv_reader_next; off by default. csv_reader_estimate_records then counts
- * the first buffer's records only (as it does anyway).
+ * csv_reader_next; off by default. csv_reader_estimate_records does not
+ * count a raw buffer's records: ask it before the batches (ingest_parse asks
+ * after the users file's first buffer, which is never raw).
  */
 void csv_reader_set_raw_batches(struct csv_reader *r, int on);
 /* Splits a raw batch's lines into its records; call it before the csv_batch_ calls below. */
