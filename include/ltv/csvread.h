@@ -121,6 +121,20 @@ struct csv_fields {
 int csv_reader_has_batches(const struct csv_reader *r);
 int csv_reader_next_batch(struct csv_reader *r, struct csv_batch **out, struct ltv_err *err);
 void csv_reader_give_back(struct csv_reader *r, struct csv_batch *b);
+/*
+ * Raw batches: with it, a batch after the first buffer may come as whole
+ * lines of text not yet split into records, which csv_batch_split splits
+ * (on the thread that takes the batch, so the records it writes are in that
+ * core's cache when it reads them). The records, lines, faults and errors
+ * are those of the reader without it; records handed out one by one
+ * (csv_reader_next) are split before. Call it before the first
+ * csv_reader_next; off by default. csv_reader_estimate_records does not
+ * count a raw buffer's records: ask it before the batches (ingest_parse asks
+ * after the users file's first buffer, which is never raw).
+ */
+void csv_reader_set_raw_batches(struct csv_reader *r, int on);
+/* Splits a raw batch's lines into its records; call it before the csv_batch_ calls below. */
+void csv_batch_split(struct csv_batch *b);
 /* Records in the batch. */
 size_t csv_batch_count(const struct csv_batch *b);
 /* Record i of the batch: fields into *io (free io->fields after the last), line and fault. */

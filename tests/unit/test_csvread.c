@@ -669,6 +669,93 @@ static void test_batches_keep_faults(void **state)
 	free(text);
 }
 
+/*
+ * Raw batches (csv_reader_set_raw_batches, as score's and ingest's events
+ * workers split their own) give the records, lines, faults and the failure
+ * of csv_reader_next without read-ahead: files of 200-300 KB, so many
+ * buffers, of plain lines with now and then a quoted field holding a
+ * newline (a buffer that the reading thread splits itself), CR LF or CR
+ * endings, blank lines, NULs, bad UTF-8, trimmed blanks; some without a
+ * last line end, some ending in an open quote (the failure after every
+ * good record).
+ */
+static void test_raw_batches_match(void **state)
+{
+	static const char *const odd[] = { "u\x00x", "\xc3(", " pad ", "\"q,\nq\"", "\r", "\r\n",
+					   "\n", "\xff", "\t" };
+	uint64_t seed = 11;
+
+	(void)state;
+	for (int round = 0; round < 8; round++) {
+		const size_t cap = 200000 + (size_t)(test_rng_next(&seed) % 100000);
+		const int quotes = round % 2, open_quote = round % 4 == 3, cut_end = round % 3 == 1;
+		char *text = xmalloc(cap + 64);
+		size_t len = 0, n_records = 0, n_faults = 0;
+		struct csv_fields io = { 0 };
+		struct csv_batch *batch;
+		struct fixture *a, *b;
+		char **fa;
+		size_t na, la;
+		int ret, want;
+
+		for (size_t i = 0; len < cap; i++) {
+			const uint64_t pick = test_rng_next(&seed) % 400;
+			/* A quoted field, rarer, only in every other file: the others are raw throughout. */
+			const char *extra = pick < 9 && (pick != 3 || (quotes && i % 64 == 0)) ? odd[pick] : "";
+			const size_t extra_len = pick == 0 ? 3 : strlen(extra);
+
+			len += (size_t)snprintf(text + len, cap + 64 - len, "u%zu,%zu,", i, i % 97);
+			memcpy(text + len, extra, extra_len);
+			len += extra_len;
+			text[len++] = '\n';
+		}
+		if (cut_end)
+			len--; /* no line end after the last line */
+		if (open_quote)
+			len += (size_t)snprintf(text + len, 64, "u,\"open\n");
+		a = fx_open_bytes(text, len);
+		b = fx_open_bytes(text, len);
+		csv_reader_set_read_ahead(b->r, 1);
+		csv_reader_set_raw_batches(b->r, 1);
+		assert_int_equal(csv_reader_next(b->r, &fa, &na, &la, &b->err), 1);
+		assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
+		while ((ret = csv_reader_next_batch(b->r, &batch, &b->err)) == 1) {
+			csv_batch_split(batch);
+			for (size_t i = 0; i < csv_batch_count(batch); i++) {
+				struct csv_fault ka, kb;
+				size_t lb;
+
+				assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
+				csv_reader_fault(a->r, &ka);
+				csv_batch_record(batch, i, &io, &lb, &kb);
+				assert_int_equal(lb, la);
+				assert_int_equal(io.n, na);
+				for (size_t k = 0; k < na; k++)
+					assert_memory_equal(io.fields[k], fa[k], strlen(fa[k]) + 1);
+				assert_int_equal(kb.kind, ka.kind);
+				assert_int_equal(kb.field, ka.field);
+				assert_int_equal(kb.offset, ka.offset);
+				assert_int_equal(kb.byte, ka.byte);
+				n_faults += ka.kind != CSV_FAULT_NONE;
+				n_records++;
+			}
+			csv_reader_give_back(b->r, batch);
+		}
+		want = csv_reader_next(a->r, &fa, &na, &la, &a->err);
+		assert_int_equal(ret, want);
+		if (open_quote) {
+			assert_true(ret < 0); /* the same line and field; the paths differ */
+			assert_string_equal(strchr(b->err.msg, ':'), strchr(a->err.msg, ':'));
+		}
+		assert_true(n_records > 10000);
+		assert_true(n_faults > 10);
+		free(io.fields);
+		fx_close(a);
+		fx_close(b);
+		free(text);
+	}
+}
+
 /* ';' and tab: the delimiter splits, a comma is text, a tab delimiter is never trimmed away. */
 static void test_other_delimiters(void **state)
 {
@@ -906,6 +993,7 @@ int main(void)
 		cmocka_unit_test(test_read_ahead_matches),
 		cmocka_unit_test(test_batches_keep_faults),
 		cmocka_unit_test(test_batch_faults_match),
+		cmocka_unit_test(test_raw_batches_match),
 		cmocka_unit_test(test_other_delimiters),
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_streamed_hash),
