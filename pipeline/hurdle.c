@@ -594,7 +594,12 @@ static void task_add(struct hurdle_task *t, const struct hurdle_model *m)
 	t->models[t->n_models++] = *m;
 }
 
-/* Each tier's own model, where the tier has enough rows and not nearly all the pooled ones. */
+/*
+ * Each tier's own model, where the tier has enough rows and not nearly all
+ * the pooled ones. A tier's rows are taken from the horizon's pooled split
+ * (model_data_split_of_tier: model_data_split_weighted's rows for the tier,
+ * in its order).
+ */
 static int train_tiers(struct hurdle_task *t, const double *ltv, struct ltv_err *err)
 {
 	const struct hurdle_fit *hf = &t->hf;
@@ -608,7 +613,9 @@ static int train_tiers(struct hurdle_task *t, const double *ltv, struct ltv_err 
 		struct row_split split;
 		cJSON *info;
 
-		model_data_split_weighted(t->d, t->horizon, tier, &split);
+		/* from the pooled split, not a pass over every frame row per tier: split_rows
+		 * of tiers 1..3 was 1.4% of hurdle's CPU at 1,000,000 users (perf) */
+		model_data_split_of_tier(t->d, t->pooled_split, tier, &split);
 		fit = gbt_artefact_tier_fit(split.n_train, (size_t)hf->sec->min_tier_users,
 					    split.n_train, t->pooled_split->n_train);
 		if (fit == GBT_ARTEFACT_TIER_NEARLY_POOLED)
