@@ -167,13 +167,19 @@ static void choose_per_cohort(struct cohort_eval *ev, size_t n_cohorts, size_t m
 static int significantly_better(const struct user_resid *u, const struct cohort_eval *ev,
 				size_t n_cohorts, int tier, size_t only, int a, int b, int n_threads)
 {
-	double *ra = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
-	double *rb = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
+	const size_t first = tier == 0 ? only : 0, end = tier == 0 ? only + 1 : n_cohorts;
 	size_t *start = xmalloc((n_cohorts + 1) * sizeof(size_t)), n_groups = 0, n = 0;
+	double *ra, *rb;
 	int better;
 
+	/* a campaign's test reads its own users: arrays of them, not of every user */
+	for (size_t c = first; c < end; c++)
+		n += u->cohort_start[c + 1] - u->cohort_start[c];
+	ra = xmalloc((n ? n : 1) * sizeof(double));
+	rb = xmalloc((n ? n : 1) * sizeof(double));
+	n = 0;
 	start[0] = 0;
-	for (size_t c = 0; c < n_cohorts; c++) {
+	for (size_t c = first; c < end; c++) {
 		if (ev[c].best < 0 || (tier > 0 ? ev[c].tier != tier : tier == 0 && c != only))
 			continue;
 		for (size_t k = u->cohort_start[c]; k < u->cohort_start[c + 1]; k++) {
@@ -382,24 +388,48 @@ static int write_blend(struct stage_ctx *ctx, const struct predictor *p, int64_t
 	return put_blob(ctx, out_id, "blend", data, len);
 }
 
+/*
+ * The served mix's predictions of a horizon's validation rows and each
+ * row's method, as fit_share made them to judge the rank share (ltv NULL
+ * when it made none): the mix add_mix_metrics reports is that one, and
+ * predicting it a third time was 0.1-0.2 s of select's end at 1,000,000
+ * users. predictor_predict_raw_given over all rows gives what
+ * select_predict_mix's halves of whole cohorts give (predictor.h).
+ */
+struct served_mix {
+	double *ltv;
+	int *method;
+	int predicted; /* 0: the prediction failed, ltv is all NaN */
+};
+
+static void served_mix_release(struct served_mix *mix)
+{
+	free(mix->ltv);
+	free(mix->method);
+	memset(mix, 0, sizeof(*mix));
+}
+
 /* The selected mix, with fallbacks, on the validation rows: what select promises. */
 static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 			   const struct predictor *p, const struct row_split *s, double *const *by_method,
-			   const struct cohort_eval *ev, size_t n_cohorts)
+			   const struct served_mix *mix, const struct cohort_eval *ev, size_t n_cohorts)
 {
 	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
-	double *pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-	double *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	double *pred = mix->ltv, *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 	size_t *group = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
-	int *served = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(int));
+	int *served = mix->method;
 	struct metrics_campaign camp;
 	double rmsle = NAN, share[METHOD_SLOTS] = { 0 };
 	size_t chosen[N_CANDIDATES] = { 0 };
 	cJSON *chosen_by = cJSON_CreateObject();
-	int ret;
+	int ret = 0;
 
-	ret = select_predict_mix(ctx, p, d, s->valid, s->n_valid, target, by_method, pred, served);
+	if (!mix->ltv) {
+		pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		served = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(int));
+		ret = select_predict_mix(ctx, p, d, s->valid, s->n_valid, target, by_method, pred, served);
+	}
 
 	for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
 		actual[i] = y[s->valid[i]];
@@ -422,10 +452,12 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	for (int m = 0; m < N_CANDIDATES; m++)
 		cJSON_AddNumberToObject(chosen_by, method_name(cand_method(m)), (double)chosen[m]);
 	cJSON_AddItemToObject(ctx->metrics, "campaigns_by_method", chosen_by);
-	free(pred);
+	if (!mix->ltv) {
+		free(pred);
+		free(served);
+	}
 	free(actual);
 	free(group);
-	free(served);
 	return ret;
 }
 
@@ -737,17 +769,19 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 
 /*
  * The served mix's campaign WAPE on the validation rows at horizon (NaN: not
- * measurable); its predictions of s's rows are copied to keep (n_valid
- * values) when keep is not NULL.
+ * measurable); its predictions of s's rows (NaN when they failed) and
+ * their methods go to keep's arrays (n_valid values each, allocated) when
+ * keep is not NULL.
  */
 static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_data *d,
 				const struct predictor *p, int64_t horizon, const struct row_split *s,
-				double *const *by_method, double *keep)
+				double *const *by_method, struct served_mix *keep)
 {
 	const double *y = model_data_label(d, horizon);
 	const size_t n = s->n_valid, alloc = n ? n : 1;
 	double *pred = xmalloc(alloc * sizeof(double)), *actual = xmalloc(alloc * sizeof(double));
 	size_t *group = xmalloc(alloc * sizeof(size_t));
+	int *method = keep ? xmalloc(alloc * sizeof(int)) : NULL, predicted = 0;
 	struct metrics_campaign camp = { 0 };
 	struct ltv_err err = { 0 };
 	double wape = NAN;
@@ -756,7 +790,8 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
 		pred[i] = NAN;
 	if (y && n > 0 &&
 	    predictor_predict_raw_given(p, d, s->valid, n, horizon, (const double *const *)by_method,
-					pred, NULL, NULL, &err) == 0) {
+					pred, method, NULL, &err) == 0) {
+		predicted = 1;
 		for (size_t i = 0; i < n; i++) {
 			actual[i] = y[s->valid[i]];
 			group[i] = model_data_cohort(d, s->valid[i]);
@@ -766,9 +801,12 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
 		    camp.n_groups > 0)
 			wape = camp.wape;
 	}
-	if (keep)
-		memcpy(keep, pred, n * sizeof(double));
-	free(pred);
+	if (keep) {
+		*keep = (struct served_mix){ pred, method, predicted };
+	} else {
+		free(pred);
+		free(method);
+	}
 	free(actual);
 	free(group);
 	return wape;
@@ -810,7 +848,7 @@ static int share_significantly_worse(const struct model_data *d, int64_t horizon
  */
 static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
 		      int64_t horizon, const struct row_split *s, double *const *pred,
-		      const struct cohort_eval *ev, size_t n_cohorts)
+		      const struct cohort_eval *ev, size_t n_cohorts, struct served_mix *out_mix)
 {
 	const int h = feature_params_horizon_index(&d->params, horizon);
 	const int64_t mode = ctx->cfg->select.rank_share;
@@ -828,8 +866,7 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 		 * side, each on its own thread.
 		 */
 		struct predictor *q = xmalloc(sizeof(*q));
-		double *mix_with = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-		double *mix_alone = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		struct served_mix mix_with, mix_alone;
 		double with = NAN, alone = NAN;
 		int keep;
 
@@ -841,9 +878,9 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 #pragma omp parallel sections num_threads(stage_threads(ctx) < 2 ? 1 : 2)
 		{
 #pragma omp section
-			with = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_with);
+			with = mix_campaign_wape(ctx, d, p, horizon, s, pred, &mix_with);
 #pragma omp section
-			alone = mix_campaign_wape(ctx, d, q, horizon, s, pred, mix_alone);
+			alone = mix_campaign_wape(ctx, d, q, horizon, s, pred, &mix_alone);
 		}
 		/*
 		 * 3: the share moves no campaign's total on purpose (it keeps the
@@ -851,10 +888,15 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 		 * difference in totals is noise unless the bootstrap says otherwise.
 		 */
 		keep = with <= alone ||
-		       (mode == 3 && !share_significantly_worse(d, horizon, s, ev, n_cohorts, mix_with,
-								mix_alone, stage_threads(ctx)));
-		free(mix_with);
-		free(mix_alone);
+		       (mode == 3 && !share_significantly_worse(d, horizon, s, ev, n_cohorts, mix_with.ltv,
+								mix_alone.ltv, stage_threads(ctx)));
+		/* the served one's predictions, for the caller's metrics */
+		if (out_mix && (keep ? &mix_with : &mix_alone)->predicted) {
+			*out_mix = keep ? mix_with : mix_alone;
+			memset(keep ? &mix_with : &mix_alone, 0, sizeof(mix_with));
+		}
+		served_mix_release(&mix_with);
+		served_mix_release(&mix_alone);
 		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without%s",
 				    keep ? "kept" : "dropped", with, alone,
 				    keep && with > alone ? " (not significantly worse)" : "");
@@ -975,7 +1017,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 		if (validated == 0)
 			predictor_choices_reset(p, h);
 		else
-			fit_share(ctx, d, p, horizon, &s, pred, ev, n_cohorts);
+			fit_share(ctx, d, p, horizon, &s, pred, ev, n_cohorts, NULL);
 	}
 	/* no validation user has lived this horizon (not merely too few per campaign) */
 	if (ret == 0 && s.n_valid == 0 && ctx->cfg->select.unlabelled) {
@@ -1158,6 +1200,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	const struct model_data *vd;
 	struct predictor p;
 	struct target_rows t = { 0 };
+	struct served_mix mix = { 0 };
 	struct row_split s = { 0 }, valid[PREDICTOR_MAX_HORIZONS] = { { 0 } };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
@@ -1211,8 +1254,8 @@ int stage_select_run(struct stage_ctx *ctx)
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
 	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
-	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred, ev, n_cohorts);
-	ret = add_mix_metrics(ctx, vd, &p, &s, pred, ev, n_cohorts);
+	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred, ev, n_cohorts, &mix);
+	ret = add_mix_metrics(ctx, vd, &p, &s, pred, &mix, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 	stage_progress(ctx, "steps", d.params.horizons.n + 2, d.params.horizons.n + 2);
@@ -1233,6 +1276,7 @@ int stage_select_run(struct stage_ctx *ctx)
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)
 		free(pred[m]);
+	served_mix_release(&mix);
 	free(ev);
 	free(cohort_tier);
 	row_split_release(&s);
