@@ -36,6 +36,7 @@ struct cohort_eval {
  *   row_of[j]   the i of the j-th kept row in cohort order, j < n
  *   start[c]    cohort c's rows: row_of[start[c] .. start[c + 1])
  *   actual[j]   the label at the horizon of row row_of[j]
+ *   y, in_fold, skip_fold   the label column and the fold rule (borrowed)
  * Built by select_cohort_rows_build, freed by select_cohort_rows_release.
  */
 struct cohort_rows {
@@ -44,6 +45,9 @@ struct cohort_rows {
 	size_t *row_of;
 	size_t *start;
 	double *actual;
+	const double *y;
+	const int *in_fold;
+	int skip_fold;
 };
 
 void select_cohort_rows_build(const struct model_data *d, int64_t horizon, const struct row_split *s,
