@@ -28,7 +28,11 @@ for b in "${@:-$root/ltvpipe}"; do bins+=("$(bench_binary "$b")"); done
 bench_scratch stagecpu
 cd "$scratch"
 "${bins[0]}" generate --users "$users" --order time --out data >/dev/null
-export OMP_WAIT_POLICY=PASSIVE # no re-exec, the counts are the stage's own
+# ltvpipe re-execs itself unless these are set and the hugetlb tunable is
+# given (cli/main.c ensure_runtime_env); under valgrind that exec runs
+# valgrind's tool binary and fails, so set them all: no re-exec, the counts
+# are the stage's own (valgrind's malloc ignores the tunable).
+export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1
 run=(run --config "$root/config/ltvpipe.yaml" --set run.jobs=1 --quiet)
 cold=("${run[@]}")
 [ -n "${TO:-}" ] && cold+=(--to "$TO")
@@ -48,7 +52,8 @@ for s in ${stages//,/ }; do
 		b=${bins[$k]}
 		cd "$scratch/$([ "${PER_BINARY:-0}" = 1 ] && echo "$k" || echo 0)"
 		if [ "${CALLGRIND:-0}" = 1 ]; then
-			v=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$b" "${run[@]}" \
+			v=$(GLIBC_TUNABLES=glibc.malloc.hugetlb=1 valgrind --tool=callgrind \
+				--callgrind-out-file=/dev/null "$b" "${run[@]}" \
 				--only "$s" --force 2>&1 | sed -n 's/.*Collected : //p')
 		else
 			/usr/bin/time -o time.txt -f '%U %S' "$b" "${run[@]}" --only "$s" --force \

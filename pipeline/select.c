@@ -24,16 +24,12 @@
 #include "ltv/model_data.h"
 #include "ltv/paired_bootstrap.h"
 #include "ltv/predictor.h"
+#include "ltv/select_cohorts.h"
 #include "ltv/select_medians.h"
 #include "ltv/select_mix.h"
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
 
-/*
- * The candidates select chooses among: every method (k < METHOD_COUNT) and
- * the blend (k == METHOD_COUNT), whose predictor index is METHOD_BLEND.
- */
-#define N_CANDIDATES (METHOD_COUNT + 1)
 /* Campaigns a tier's blend needs before its weights are fitted (else the pooled blend). */
 #define BLEND_MIN_CAMPAIGNS 5
 
@@ -41,17 +37,6 @@ static int cand_method(int k)
 {
 	return k < METHOD_COUNT ? k : METHOD_BLEND;
 }
-
-struct cohort_eval {
-	size_t n;              /* validation users */
-	double actual_sum;
-	double pred_sum[N_CANDIDATES];
-	int missing[N_CANDIDATES]; /* the candidate had nothing for some of its users */
-	double ape[N_CANDIDATES];
-	double rmsle[N_CANDIDATES];
-	int best;
-	int tier;
-};
 
 /*
  * predictor_predict_method for rows that repeat: model_data_split gives a
@@ -142,80 +127,6 @@ static int predict_all(struct stage_ctx *ctx, const struct model_data *d, const 
 }
 
 /*
- * The validation rows i with in_fold[i] != skip_fold (all of them when
- * in_fold is NULL), aggregated per cohort: actual and predicted sums, and
- * user-level RMSLE for tie-breaks.
- */
-static void aggregate(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
-		      const struct row_split *s,
-		      double *const *pred, const int *in_fold, int skip_fold,
-		      struct cohort_eval *ev, size_t n_cohorts)
-{
-	const double *y = model_data_label(d, horizon);
-	size_t *row_of = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
-	size_t *start = xcalloc(n_cohorts + 1, sizeof(size_t));
-	size_t *at = xmalloc((n_cohorts + 1) * sizeof(size_t));
-	double *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-	double *log_actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-
-	memset(ev, 0, (n_cohorts + 1) * sizeof(*ev));
-	for (size_t i = 0; i < s->n_valid; i++) {
-		struct cohort_eval *e = &ev[model_data_cohort(d, s->valid[i])];
-
-		if (in_fold && in_fold[i] == skip_fold)
-			continue;
-		e->n++;
-		e->actual_sum += y[s->valid[i]];
-		e->tier = d->tier ? (int)d->tier[s->valid[i]] : 3;
-		for (int m = 0; m < N_CANDIDATES; m++) {
-			if (isnan(pred[m][i]))
-				e->missing[m] = 1;
-			else
-				e->pred_sum[m] += pred[m][i];
-		}
-	}
-	/* Rows grouped by cohort (a counting sort), for the per-cohort RMSLE. */
-	for (size_t c = 0; c < n_cohorts; c++)
-		start[c + 1] = start[c] + ev[c].n;
-	memcpy(at, start, (n_cohorts + 1) * sizeof(size_t));
-	for (size_t i = 0; i < s->n_valid; i++)
-		if (!(in_fold && in_fold[i] == skip_fold))
-			row_of[at[model_data_cohort(d, s->valid[i])]++] = i;
-	/* the actuals of the scored cohorts and their log1p, once for every candidate */
-	for (size_t c = 0; c < n_cohorts; c++)
-		if (ev[c].n >= (size_t)ctx->cfg->select.min_validation_users)
-			for (size_t j = start[c]; j < start[c + 1]; j++) {
-				actual[j] = y[s->valid[row_of[j]]];
-				log_actual[j] = log1p(actual[j]);
-			}
-	/* the candidates side by side: each fills its own ev[c].rmsle[m] */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
-	for (int m = 0; m < N_CANDIDATES; m++) {
-		double *q = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-		struct ltv_err err = { 0 }; /* a cohort without RMSLE is NaN; nothing to report */
-
-		for (size_t c = 0; c < n_cohorts; c++) {
-			size_t k = 0;
-
-			ev[c].rmsle[m] = NAN;
-			if (ev[c].n < (size_t)ctx->cfg->select.min_validation_users || ev[c].missing[m])
-				continue;
-			for (size_t j = start[c]; j < start[c + 1]; j++, k++)
-				q[k] = pred[m][row_of[j]];
-			if (metrics_rmsle_logged(actual + start[c], log_actual + start[c], q, k,
-						 &ev[c].rmsle[m], NULL, &err) < 0)
-				ev[c].rmsle[m] = NAN;
-		}
-		free(q);
-	}
-	free(actual);
-	free(log_actual);
-	free(row_of);
-	free(start);
-	free(at);
-}
-
-/*
  * Absolute percentage error of the cohort mean. A cohort whose actual mean is
  * 0 is measured against its tier's mean instead, so one empty cohort cannot
  * make every method look infinitely wrong.
@@ -241,124 +152,6 @@ static void choose_per_cohort(struct cohort_eval *ev, size_t n_cohorts, size_t m
 	}
 }
 
-/*
- * Validation users outside the held-out fold, grouped by cohort: per
- * candidate, each user's prediction minus actual summed over the user's
- * rows (a user is several snapshot rows, and repeated by weight; resampling
- * users, not rows, keeps those rows together).
- */
-struct user_resid {
-	size_t n_users;
-	size_t *cohort_start; /* users of cohort c: cohort_start[c] .. cohort_start[c + 1] - 1 */
-	double *resid[N_CANDIDATES];
-};
-
-struct row_key {
-	size_t cohort;
-	double uid;
-	size_t i;
-};
-
-/* (cohort, uid, row): a total order, so the sum over a user's rows never depends on qsort. */
-static int compare_row_key(const void *pa, const void *pb)
-{
-	const struct row_key *a = pa, *b = pb;
-
-	if (a->cohort != b->cohort)
-		return a->cohort < b->cohort ? -1 : 1;
-	if (a->uid != b->uid)
-		return a->uid < b->uid ? -1 : 1;
-	return (a->i > b->i) - (a->i < b->i);
-}
-
-/*
- * The validation rows outside skip_fold in compare_row_key's order. Select
- * asks for it five times per run on about half a million rows, and a qsort
- * was most of building the residuals: the frame's rows come grouped by user
- * in uid order, so a counting sort by cohort (which keeps row order) is
- * already in that order, checked here; qsort only when it is not.
- */
-static size_t sorted_row_keys(const struct model_data *d, const struct row_split *s,
-			      const int *in_fold, int skip_fold, size_t n_cohorts,
-			      struct row_key *keys)
-{
-	const struct frame_col uid = frame_col(&d->frame, "uid");
-	size_t *at = xcalloc(n_cohorts + 1, sizeof(size_t)), n = 0;
-	int sorted = 1;
-
-	for (size_t i = 0; i < s->n_valid; i++)
-		if (!(in_fold && in_fold[i] == skip_fold)) {
-			at[model_data_cohort(d, s->valid[i]) + 1]++;
-			n++;
-		}
-	for (size_t c = 0; c < n_cohorts; c++)
-		at[c + 1] += at[c];
-	for (size_t i = 0; i < s->n_valid; i++)
-		if (!(in_fold && in_fold[i] == skip_fold)) {
-			const size_t c = model_data_cohort(d, s->valid[i]);
-
-			keys[at[c]++] = (struct row_key){ c, frame_col_at(uid, s->valid[i]), i };
-		}
-	for (size_t k = 1; k < n && sorted; k++)
-		sorted = compare_row_key(&keys[k - 1], &keys[k]) < 0;
-	if (!sorted)
-		qsort(keys, n, sizeof(*keys), compare_row_key);
-	free(at);
-	return n;
-}
-
-/*
- * Each user's residual sum (prediction - actual over the user's rows, in
- * compare_row_key's order) per candidate. The candidates are summed side by
- * side on n_threads threads, each into its own array, rows in the same
- * order as one thread: the same bits for any n_threads.
- */
-static void user_resid_build(const struct model_data *d, int64_t horizon,
-			     const struct row_split *s, double *const *pred, const int *in_fold,
-			     int skip_fold, size_t n_cohorts, int n_threads, struct user_resid *out)
-{
-	const double *y = model_data_label(d, horizon);
-	struct row_key *keys = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(*keys));
-	const size_t n = sorted_row_keys(d, s, in_fold, skip_fold, n_cohorts, keys);
-	/* per row in key order: its user, its index in pred, its actual value */
-	size_t *user = xmalloc((n ? n : 1) * sizeof(size_t)), u = 0;
-	size_t *at = xmalloc((n ? n : 1) * sizeof(size_t));
-	double *actual = xmalloc((n ? n : 1) * sizeof(double));
-
-	out->cohort_start = xcalloc(n_cohorts + 1, sizeof(size_t));
-	for (int m = 0; m < N_CANDIDATES; m++)
-		out->resid[m] = xcalloc(n ? n : 1, sizeof(double));
-	for (size_t k = 0; k < n; k++) {
-		if (k > 0 && (keys[k].cohort != keys[k - 1].cohort || keys[k].uid != keys[k - 1].uid))
-			u++;
-		user[k] = u;
-		at[k] = keys[k].i;
-		actual[k] = y[s->valid[keys[k].i]];
-		out->cohort_start[keys[k].cohort + 1] = u + 1;
-	}
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
-	for (int m = 0; m < N_CANDIDATES; m++)
-		for (size_t k = 0; k < n; k++)
-			out->resid[m][user[k]] += pred[m][at[k]] - actual[k];
-	out->n_users = n ? u + 1 : 0;
-	/* Cohorts without users start where the previous one ended. */
-	for (size_t c = 1; c <= n_cohorts; c++)
-		if (out->cohort_start[c] < out->cohort_start[c - 1])
-			out->cohort_start[c] = out->cohort_start[c - 1];
-	free(user);
-	free(at);
-	free(actual);
-	free(keys);
-}
-
-static void user_resid_release(struct user_resid *u)
-{
-	free(u->cohort_start);
-	for (int m = 0; m < N_CANDIDATES; m++)
-		free(u->resid[m]);
-	memset(u, 0, sizeof(*u));
-}
-
 /* Bootstrap resamples behind each "significantly better", and the share B must win. */
 #define SELECT_RESAMPLES 1000
 #define SELECT_WIN_SHARE 0.95
@@ -374,13 +167,19 @@ static void user_resid_release(struct user_resid *u)
 static int significantly_better(const struct user_resid *u, const struct cohort_eval *ev,
 				size_t n_cohorts, int tier, size_t only, int a, int b, int n_threads)
 {
-	double *ra = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
-	double *rb = xmalloc((u->n_users ? u->n_users : 1) * sizeof(double));
+	const size_t first = tier == 0 ? only : 0, end = tier == 0 ? only + 1 : n_cohorts;
 	size_t *start = xmalloc((n_cohorts + 1) * sizeof(size_t)), n_groups = 0, n = 0;
+	double *ra, *rb;
 	int better;
 
+	/* a campaign's test reads its own users: arrays of them, not of every user */
+	for (size_t c = first; c < end; c++)
+		n += u->cohort_start[c + 1] - u->cohort_start[c];
+	ra = xmalloc((n ? n : 1) * sizeof(double));
+	rb = xmalloc((n ? n : 1) * sizeof(double));
+	n = 0;
 	start[0] = 0;
-	for (size_t c = 0; c < n_cohorts; c++) {
+	for (size_t c = first; c < end; c++) {
 		if (ev[c].best < 0 || (tier > 0 ? ev[c].tier != tier : tier == 0 && c != only))
 			continue;
 		for (size_t k = u->cohort_start[c]; k < u->cohort_start[c + 1]; k++) {
@@ -589,24 +388,48 @@ static int write_blend(struct stage_ctx *ctx, const struct predictor *p, int64_t
 	return put_blob(ctx, out_id, "blend", data, len);
 }
 
+/*
+ * The served mix's predictions of a horizon's validation rows and each
+ * row's method, as fit_share made them to judge the rank share (ltv NULL
+ * when it made none): the mix add_mix_metrics reports is that one, and
+ * predicting it a third time was 0.1-0.2 s of select's end at 1,000,000
+ * users. predictor_predict_raw_given over all rows gives what
+ * select_predict_mix's halves of whole cohorts give (predictor.h).
+ */
+struct served_mix {
+	double *ltv;
+	int *method;
+	int predicted; /* 0: the prediction failed, ltv is all NaN */
+};
+
+static void served_mix_release(struct served_mix *mix)
+{
+	free(mix->ltv);
+	free(mix->method);
+	memset(mix, 0, sizeof(*mix));
+}
+
 /* The selected mix, with fallbacks, on the validation rows: what select promises. */
 static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 			   const struct predictor *p, const struct row_split *s, double *const *by_method,
-			   const struct cohort_eval *ev, size_t n_cohorts)
+			   const struct served_mix *mix, const struct cohort_eval *ev, size_t n_cohorts)
 {
 	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
-	double *pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-	double *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+	double *pred = mix->ltv, *actual = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 	size_t *group = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(size_t));
-	int *served = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(int));
+	int *served = mix->method;
 	struct metrics_campaign camp;
 	double rmsle = NAN, share[METHOD_SLOTS] = { 0 };
 	size_t chosen[N_CANDIDATES] = { 0 };
 	cJSON *chosen_by = cJSON_CreateObject();
-	int ret;
+	int ret = 0;
 
-	ret = select_predict_mix(ctx, p, d, s->valid, s->n_valid, target, by_method, pred, served);
+	if (!mix->ltv) {
+		pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		served = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(int));
+		ret = select_predict_mix(ctx, p, d, s->valid, s->n_valid, target, by_method, pred, served);
+	}
 
 	for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
 		actual[i] = y[s->valid[i]];
@@ -629,17 +452,19 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	for (int m = 0; m < N_CANDIDATES; m++)
 		cJSON_AddNumberToObject(chosen_by, method_name(cand_method(m)), (double)chosen[m]);
 	cJSON_AddItemToObject(ctx->metrics, "campaigns_by_method", chosen_by);
-	free(pred);
+	if (!mix->ltv) {
+		free(pred);
+		free(served);
+	}
 	free(actual);
 	free(group);
-	free(served);
 	return ret;
 }
 
 /* Blend weights per tier (and pooled, tier 0) from the validation rows outside skip_fold. */
 static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
-		       const struct row_split *s, double *const *pred, const unsigned char *use,
-		       struct predictor_choices *p)
+		       const struct row_split *s, const size_t *cohort, double *const *pred,
+		       const unsigned char *use, struct predictor_choices *p)
 {
 	const double *y = model_data_label(d, horizon);
 	const double *rev_window = frame_column(&d->frame, "rev_window");
@@ -651,7 +476,7 @@ static void fit_blends(struct stage_ctx *ctx, const struct model_data *d, int64_
 	int *tier_of = xcalloc(n_cohorts + 1, sizeof(int)), missing[4][METHOD_COUNT] = { { 0 } };
 
 	for (size_t i = 0; i < s->n_valid; i++) {
-		const size_t r = s->valid[i], c = model_data_cohort(d, r);
+		const size_t r = s->valid[i], c = cohort[i];
 		const int tier = d->tier ? (int)d->tier[r] : 3;
 
 		if (!use[i])
@@ -739,8 +564,8 @@ static void blend_rows(struct stage_ctx *ctx, const struct model_data *d, int h,
  * every weight the one after another fits gave.
  */
 static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d, int64_t horizon,
-			      int h, const struct row_split *s, double *const *pred, const int *in_fold,
-			      int skip_fold, struct predictor *p)
+			      int h, const struct row_split *s, const size_t *cohort, double *const *pred,
+			      const int *in_fold, int skip_fold, struct predictor *p)
 {
 	const double *install = frame_column(&d->frame, "install_time");
 	const size_t n = s->n_valid;
@@ -765,7 +590,7 @@ static void blend_out_of_fold(struct stage_ctx *ctx, const struct model_data *d,
 	}
 #pragma omp parallel for schedule(static, 1) num_threads(stage_threads(ctx))
 	for (int f = 0; f < 3; f++)
-		fit_blends(ctx, d, horizon, s, pred, use[f], &fit[f]);
+		fit_blends(ctx, d, horizon, s, cohort, pred, use[f], &fit[f]);
 	for (int half = 0; half < 2; half++) {
 		blend_fit_over(&p->choice[h], &fit[half]);
 		for (size_t i = 0; i < n; i++)
@@ -792,14 +617,17 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
 {
 	double tier_sum[4] = { 0 }, tier_n[4] = { 0 }, tier_mean[4];
 	struct user_resid users;
+	struct cohort_rows co;
 	int tier_cand[4];
 
 	const int h = feature_params_horizon_index(&d->params, horizon);
 
 	predictor_choices_reset(p, h);
 	p->choice[h].own = 1;
-	blend_out_of_fold(ctx, d, horizon, h, s, pred, in_fold, skip_fold, p);
-	aggregate(ctx, d, horizon, s, pred, in_fold, skip_fold, ev, n_cohorts);
+	select_cohort_rows_build(d, horizon, s, in_fold, skip_fold, n_cohorts, &co);
+	blend_out_of_fold(ctx, d, horizon, h, s, co.cohort, pred, in_fold, skip_fold, p);
+	select_aggregate(&co, d, s, pred, (size_t)ctx->cfg->select.min_validation_users, stage_threads(ctx),
+			 ev, n_cohorts);
 	for (size_t c = 0; c < n_cohorts; c++) {
 		tier_sum[ev[c].tier] += ev[c].actual_sum;
 		tier_n[ev[c].tier] += (double)ev[c].n;
@@ -807,10 +635,10 @@ static void choose(struct stage_ctx *ctx, const struct model_data *d, int64_t ho
 	for (int t = 0; t < 4; t++)
 		tier_mean[t] = tier_n[t] > 0 ? tier_sum[t] / tier_n[t] : 0;
 	choose_per_cohort(ev, n_cohorts, (size_t)ctx->cfg->select.min_validation_users, tier_mean);
-	user_resid_build(d, horizon, s, pred, in_fold, skip_fold, n_cohorts, stage_threads(ctx),
-			 &users);
+	select_user_resid_build(&co, d, s, pred, n_cohorts, stage_threads(ctx), &users);
+	select_cohort_rows_release(&co);
 	choose_hierarchy(&users, ev, n_cohorts, stage_threads(ctx), tier_cand, out_moves);
-	user_resid_release(&users);
+	select_user_resid_release(&users);
 	for (int t = 0; t <= 3; t++)
 		p->choice[h].tier_default[t] = cand_method(tier_cand[t]);
 	for (size_t c = 0; c < n_cohorts; c++)
@@ -941,17 +769,19 @@ static int add_out_of_sample_metrics(struct stage_ctx *ctx, const struct model_d
 
 /*
  * The served mix's campaign WAPE on the validation rows at horizon (NaN: not
- * measurable); its predictions of s's rows are copied to keep (n_valid
- * values) when keep is not NULL.
+ * measurable); its predictions of s's rows (NaN when they failed) and
+ * their methods go to keep's arrays (n_valid values each, allocated) when
+ * keep is not NULL.
  */
 static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_data *d,
 				const struct predictor *p, int64_t horizon, const struct row_split *s,
-				double *const *by_method, double *keep)
+				double *const *by_method, struct served_mix *keep)
 {
 	const double *y = model_data_label(d, horizon);
 	const size_t n = s->n_valid, alloc = n ? n : 1;
 	double *pred = xmalloc(alloc * sizeof(double)), *actual = xmalloc(alloc * sizeof(double));
 	size_t *group = xmalloc(alloc * sizeof(size_t));
+	int *method = keep ? xmalloc(alloc * sizeof(int)) : NULL, predicted = 0;
 	struct metrics_campaign camp = { 0 };
 	struct ltv_err err = { 0 };
 	double wape = NAN;
@@ -960,7 +790,8 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
 		pred[i] = NAN;
 	if (y && n > 0 &&
 	    predictor_predict_raw_given(p, d, s->valid, n, horizon, (const double *const *)by_method,
-					pred, NULL, NULL, &err) == 0) {
+					pred, method, NULL, &err) == 0) {
+		predicted = 1;
 		for (size_t i = 0; i < n; i++) {
 			actual[i] = y[s->valid[i]];
 			group[i] = model_data_cohort(d, s->valid[i]);
@@ -970,9 +801,12 @@ static double mix_campaign_wape(const struct stage_ctx *ctx, const struct model_
 		    camp.n_groups > 0)
 			wape = camp.wape;
 	}
-	if (keep)
-		memcpy(keep, pred, n * sizeof(double));
-	free(pred);
+	if (keep) {
+		*keep = (struct served_mix){ pred, method, predicted };
+	} else {
+		free(pred);
+		free(method);
+	}
 	free(actual);
 	free(group);
 	return wape;
@@ -990,14 +824,17 @@ static int share_significantly_worse(const struct model_data *d, int64_t horizon
 {
 	double *pred[N_CANDIDATES];
 	struct user_resid users;
+	struct cohort_rows co;
 	int worse;
 
 	/* candidate 0: with the share, 1: without; the others are unused copies */
 	for (int m = 0; m < N_CANDIDATES; m++)
 		pred[m] = m == 1 ? alone : with;
-	user_resid_build(d, horizon, s, pred, NULL, -1, n_cohorts, n_threads, &users);
+	select_cohort_rows_build(d, horizon, s, NULL, -1, n_cohorts, &co);
+	select_user_resid_build(&co, d, s, pred, n_cohorts, n_threads, &users);
+	select_cohort_rows_release(&co);
 	worse = significantly_better(&users, ev, n_cohorts, -1, 0, 0, 1, n_threads);
-	user_resid_release(&users);
+	select_user_resid_release(&users);
 	return worse;
 }
 
@@ -1011,7 +848,7 @@ static int share_significantly_worse(const struct model_data *d, int64_t horizon
  */
 static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct predictor *p,
 		      int64_t horizon, const struct row_split *s, double *const *pred,
-		      const struct cohort_eval *ev, size_t n_cohorts)
+		      const struct cohort_eval *ev, size_t n_cohorts, struct served_mix *out_mix)
 {
 	const int h = feature_params_horizon_index(&d->params, horizon);
 	const int64_t mode = ctx->cfg->select.rank_share;
@@ -1029,8 +866,7 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 		 * side, each on its own thread.
 		 */
 		struct predictor *q = xmalloc(sizeof(*q));
-		double *mix_with = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
-		double *mix_alone = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
+		struct served_mix mix_with, mix_alone;
 		double with = NAN, alone = NAN;
 		int keep;
 
@@ -1042,9 +878,9 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 #pragma omp parallel sections num_threads(stage_threads(ctx) < 2 ? 1 : 2)
 		{
 #pragma omp section
-			with = mix_campaign_wape(ctx, d, p, horizon, s, pred, mix_with);
+			with = mix_campaign_wape(ctx, d, p, horizon, s, pred, &mix_with);
 #pragma omp section
-			alone = mix_campaign_wape(ctx, d, q, horizon, s, pred, mix_alone);
+			alone = mix_campaign_wape(ctx, d, q, horizon, s, pred, &mix_alone);
 		}
 		/*
 		 * 3: the share moves no campaign's total on purpose (it keeps the
@@ -1052,10 +888,15 @@ static void fit_share(struct stage_ctx *ctx, const struct model_data *d, struct 
 		 * difference in totals is noise unless the bootstrap says otherwise.
 		 */
 		keep = with <= alone ||
-		       (mode == 3 && !share_significantly_worse(d, horizon, s, ev, n_cohorts, mix_with,
-								mix_alone, stage_threads(ctx)));
-		free(mix_with);
-		free(mix_alone);
+		       (mode == 3 && !share_significantly_worse(d, horizon, s, ev, n_cohorts, mix_with.ltv,
+								mix_alone.ltv, stage_threads(ctx)));
+		/* the served one's predictions, for the caller's metrics */
+		if (out_mix && (keep ? &mix_with : &mix_alone)->predicted) {
+			*out_mix = keep ? mix_with : mix_alone;
+			memset(keep ? &mix_with : &mix_alone, 0, sizeof(mix_with));
+		}
+		served_mix_release(&mix_with);
+		served_mix_release(&mix_alone);
 		verdict = xasprintf("%s: validation campaign WAPE %.4g with it, %.4g without%s",
 				    keep ? "kept" : "dropped", with, alone,
 				    keep && with > alone ? " (not significantly worse)" : "");
@@ -1176,7 +1017,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 		if (validated == 0)
 			predictor_choices_reset(p, h);
 		else
-			fit_share(ctx, d, p, horizon, &s, pred, ev, n_cohorts);
+			fit_share(ctx, d, p, horizon, &s, pred, ev, n_cohorts, NULL);
 	}
 	/* no validation user has lived this horizon (not merely too few per campaign) */
 	if (ret == 0 && s.n_valid == 0 && ctx->cfg->select.unlabelled) {
@@ -1359,6 +1200,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	const struct model_data *vd;
 	struct predictor p;
 	struct target_rows t = { 0 };
+	struct served_mix mix = { 0 };
 	struct row_split s = { 0 }, valid[PREDICTOR_MAX_HORIZONS] = { { 0 } };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
@@ -1412,8 +1254,8 @@ int stage_select_run(struct stage_ctx *ctx)
 	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
 	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
 	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
-	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred, ev, n_cohorts);
-	ret = add_mix_metrics(ctx, vd, &p, &s, pred, ev, n_cohorts);
+	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred, ev, n_cohorts, &mix);
+	ret = add_mix_metrics(ctx, vd, &p, &s, pred, &mix, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
 	stage_progress(ctx, "steps", d.params.horizons.n + 2, d.params.horizons.n + 2);
@@ -1434,6 +1276,7 @@ int stage_select_run(struct stage_ctx *ctx)
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)
 		free(pred[m]);
+	served_mix_release(&mix);
 	free(ev);
 	free(cohort_tier);
 	row_split_release(&s);

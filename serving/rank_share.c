@@ -97,10 +97,27 @@ static int row_tier(const struct model_data *d, size_t row)
 static void tier_ginis(const double *a, const double *key, const int *tier,
 		       const unsigned char *usable, size_t n, double out[4])
 {
-	double *ca = xmalloc((n ? n : 1) * sizeof(double)), *ck = xmalloc((n ? n : 1) * sizeof(double));
-	int *ct = xmalloc((n ? n : 1) * sizeof(int));
+	double *ca, *ck;
+	int *ct;
 	size_t k = 0;
 
+	while (k < n && usable[k])
+		k++;
+	/*
+	 * Every row usable (most methods at every horizon): the rows as they
+	 * are, without copying three arrays of half a million rows per method
+	 * into fresh memory (the copies were 3 % of select's CPU at 1,000,000
+	 * users, and their page faults more).
+	 */
+	if (k == n) {
+		if (metrics_gini_groups(a, key, tier, n, 4, out) < 0)
+			out[0] = out[1] = out[2] = out[3] = NAN;
+		return;
+	}
+	ca = xmalloc((n ? n : 1) * sizeof(double));
+	ck = xmalloc((n ? n : 1) * sizeof(double));
+	ct = xmalloc((n ? n : 1) * sizeof(int));
+	k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (usable[i]) {
 			ca[k] = a[i];
