@@ -15,6 +15,11 @@ struct prediction_memo {
 	double *pred[METHOD_COUNT];        /* per slot; NULL until a prediction is kept */
 	unsigned char *have[METHOD_COUNT]; /* per slot: pred holds it */
 	struct prediction_memo *next;      /* on the shelf */
+	/*
+	 * Readers share it, a put has it alone: calibrate's fits of one
+	 * horizon's tiers run side by side on the horizon's memo.
+	 */
+	pthread_rwlock_t lock;
 };
 
 struct prediction_memo *prediction_memo_new(const struct model_data *d, int64_t horizon,
@@ -22,6 +27,7 @@ struct prediction_memo *prediction_memo_new(const struct model_data *d, int64_t 
 {
 	struct prediction_memo *m = xcalloc(1, sizeof(*m));
 
+	pthread_rwlock_init(&m->lock, NULL);
 	m->horizon = horizon;
 	m->n_frame_rows = d->frame.n_rows;
 	m->slot_of = xmalloc((m->n_frame_rows ? m->n_frame_rows : 1) * sizeof(int32_t));
@@ -41,6 +47,7 @@ void prediction_memo_free(struct prediction_memo *m)
 		free(m->have[k]);
 	}
 	free(m->slot_of);
+	pthread_rwlock_destroy(&m->lock);
 	free(m);
 }
 
@@ -58,9 +65,13 @@ int prediction_memo_keeps(int method)
 void prediction_memo_get(const struct prediction_memo *m, int method, const size_t *rows,
 			 size_t n, const unsigned char *want, unsigned char *done, double *pred)
 {
-	if (!prediction_memo_keeps(method) || !m->have[method])
+	/* the lock is the memo's own state, not what the caller sees: const to it */
+	pthread_rwlock_t *lock = (pthread_rwlock_t *)&m->lock;
+
+	if (!prediction_memo_keeps(method))
 		return;
-	for (size_t i = 0; i < n; i++) {
+	pthread_rwlock_rdlock(lock);
+	for (size_t i = 0; m->have[method] && i < n; i++) {
 		int32_t slot;
 
 		if (!want[i] || done[i] || rows[i] >= m->n_frame_rows)
@@ -71,6 +82,7 @@ void prediction_memo_get(const struct prediction_memo *m, int method, const size
 			done[i] = 1;
 		}
 	}
+	pthread_rwlock_unlock(lock);
 }
 
 void prediction_memo_put(struct prediction_memo *m, int method, const size_t *rows, size_t n,
@@ -78,6 +90,7 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 {
 	if (!prediction_memo_keeps(method) || m->n_slots == 0)
 		return;
+	pthread_rwlock_wrlock(&m->lock);
 	if (!m->pred[method]) {
 		m->pred[method] = xmalloc(m->n_slots * sizeof(double));
 		m->have[method] = xcalloc(m->n_slots, 1);
@@ -90,6 +103,7 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 			m->have[method][slot] = 1;
 		}
 	}
+	pthread_rwlock_unlock(&m->lock);
 }
 
 /*
