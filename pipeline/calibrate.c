@@ -612,19 +612,15 @@ static int floor_rows_predict(struct stage_ctx *ctx, const struct judge_rows *j,
 
 	for (size_t k = 0; k <= h; k++)
 		v[k] = xmalloc((n + 1) * sizeof(double));
-	/* tasks of the team floor_shares_and_wape runs in (at once, in turn, outside one) */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stage_threads(ctx))
 	for (size_t kk = 0; kk <= h; kk++) {
 		const size_t k = h - kk;
 
-#pragma omp task default(shared) firstprivate(k)
-		{
-			errs[k] = (struct ltv_err){ 0 };
-			rets[k] = judge_predict(j, p, rows, n, hz->v[k], v[k], &errs[k]);
-			if (rets[k] == 0)
-				predictor_calibrate(p, d, rows, n, hz->v[k], seen, v[k]);
-		}
+		errs[k] = (struct ltv_err){ 0 };
+		rets[k] = judge_predict(j, p, rows, n, hz->v[k], v[k], &errs[k]);
+		if (rets[k] == 0)
+			predictor_calibrate(p, d, rows, n, hz->v[k], seen, v[k]);
 	}
-#pragma omp taskwait
 	for (size_t k = 0; k <= h; k++)
 		if (rets[k] < 0) {
 			ctx->err = errs[k];
@@ -769,9 +765,8 @@ static void segment_cuts(const double *pred, size_t n, double *out_cuts)
 }
 
 /* Campaign-level WAPE of the calibrated mix on the validation cohorts at the target horizon. */
-static int validation_wape(const struct stage_ctx *ctx, const struct judge_rows *j,
-			   struct predictor *p, double *out_raw, double *out_calibrated,
-			   struct ltv_err *err)
+static int validation_wape(struct stage_ctx *ctx, const struct judge_rows *j,
+			   struct predictor *p, double *out_raw, double *out_calibrated)
 {
 	const struct model_data *d = judge_data(j);
 	const int64_t target = d->params.target_horizon;
@@ -789,7 +784,7 @@ static int validation_wape(const struct stage_ctx *ctx, const struct judge_rows 
 	floor_v = xmalloc((s.n_valid + 1) * sizeof(double));
 	group = xmalloc((s.n_valid + 1) * sizeof(size_t));
 	*out_raw = *out_calibrated = NAN;
-	ret = judge_predict(j, p, s.valid, s.n_valid, target, pred, err);
+	ret = judge_predict(j, p, s.valid, s.n_valid, target, pred, &ctx->err);
 	for (size_t i = 0; i < s.n_valid && ret == 0; i++) {
 		actual[i] = y[s.valid[i]];
 		group[i] = model_data_cohort(d, s.valid[i]);
@@ -797,14 +792,14 @@ static int validation_wape(const struct stage_ctx *ctx, const struct judge_rows 
 	}
 	if (ret == 0 && s.n_valid > 0 &&
 	    metrics_campaign_wape(actual, pred, group, s.n_valid, d->n_apps * d->n_campaigns,
-				  (size_t)ctx->cfg->select.min_validation_users, &camp, err) == 0)
+				  (size_t)ctx->cfg->select.min_validation_users, &camp, &ctx->err) == 0)
 		*out_raw = camp.wape;
 	if (ret == 0 && s.n_valid > 0) {
 		predictor_calibrate(p, d, s.valid, s.n_valid, target, floor_v, pred);
 		segment_cuts(pred, s.n_valid, p->segment_cut);
 		if (metrics_campaign_wape(actual, pred, group, s.n_valid, d->n_apps * d->n_campaigns,
 					  (size_t)ctx->cfg->select.min_validation_users, &camp,
-					  err) == 0)
+					  &ctx->err) == 0)
 			*out_calibrated = camp.wape;
 	}
 	free(pred);
@@ -813,37 +808,6 @@ static int validation_wape(const struct stage_ctx *ctx, const struct judge_rows 
 	free(group);
 	row_split_release(&s);
 	return ret;
-}
-
-/*
- * The floor shares (when fitted) and the validation WAPE side by side: the
- * WAPE reads no floor share (predict_raw and predictor_calibrate do not)
- * and writes only its figures and p's segment cuts, and the two share only
- * the memos, which have a lock. In turn, the WAPE ran alone at the stage's
- * end (0.12 s in a cold run at 1,000,000 users, perf). The floor's
- * horizons are tasks of the same team (floor_rows_predict). A floor share's
- * failure comes before the WAPE's, as when the WAPE came after.
- */
-static int floor_shares_and_wape(struct stage_ctx *ctx, const struct judge_rows *j,
-				 struct predictor *p, double *out_raw, double *out_calibrated)
-{
-	struct ltv_err wape_err = { 0 };
-	int floor_ret = 0, wape_ret = 0;
-
-#pragma omp parallel num_threads(stage_threads(ctx))
-#pragma omp single
-	{
-#pragma omp task default(shared)
-		wape_ret = validation_wape(ctx, j, p, out_raw, out_calibrated, &wape_err);
-		if (fits_floor_shares(ctx->cfg))
-			floor_ret = fit_floor_shares(ctx, j, p);
-#pragma omp taskwait
-	}
-	if (floor_ret < 0)
-		return floor_ret;
-	if (wape_ret < 0)
-		ctx->err = wape_err;
-	return wape_ret;
 }
 
 /*
@@ -1045,8 +1009,10 @@ int stage_calibrate_run(struct stage_ctx *ctx)
 	/* fits: one per tier and horizon, and each horizon's band */
 	if (ret == 0)
 		ret = fit_horizons(ctx, &judge, &p, rows);
+	if (ret == 0 && fits_floor_shares(ctx->cfg))
+		ret = fit_floor_shares(ctx, &judge, &p);
 	if (ret == 0)
-		ret = floor_shares_and_wape(ctx, &judge, &p, &wape_raw, &wape_cal);
+		ret = validation_wape(ctx, &judge, &p, &wape_raw, &wape_cal);
 	if (ret < 0)
 		goto out;
 	cJSON_AddNumberToObject(ctx->metrics, "validation_campaign_wape_raw", wape_raw);
