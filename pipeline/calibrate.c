@@ -922,56 +922,37 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
 
 /*
  * Every (tier, horizon) calibration, then each horizon's band (which
- * applies its tiers' calibrations): each fit and each band a task, the
- * longest horizon's first (it has the most validation rows), a band after
- * its own horizon's three fits only. They share nothing they write but
- * their horizon's memo, which has a lock. With a horizon a task, the last
- * horizon's fits and band ran alone: in a cold run at 1,000,000 users one
- * thread worked 0.35 s of calibrate's 1.1 s while the other waited (perf).
- * Fits are counted as they finish (k of 9 fits). On failure, the lowest
- * failing horizon's error (its lowest tier's, then its band's), whatever
- * the thread count.
+ * applies its tiers' calibrations): the horizons side by side, as they
+ * share nothing they write (each its own memo, calibrations, band and
+ * rows), the longest first (it has the most validation rows). Fits are
+ * counted as they finish, so progress reads as before (k of 9 fits). On
+ * failure, the lowest failing horizon's error, whatever the thread count.
  */
 static int fit_horizons(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p,
 			struct calibration_row (*rows)[PREDICTOR_MAX_HORIZONS])
 {
 	const struct int_list *hz = &j->train->params.horizons;
 	const int n = (int)hz->n;
-	/* [t][h]: tier t's fit (1..3), [0][h]: the band */
-	struct ltv_err errs[4][PREDICTOR_MAX_HORIZONS];
-	int rets[4][PREDICTOR_MAX_HORIZONS] = { { 0 } }, done = 0;
+	struct ltv_err errs[PREDICTOR_MAX_HORIZONS];
+	int rets[PREDICTOR_MAX_HORIZONS] = { 0 }, done = 0;
 
-#pragma omp parallel num_threads(stage_threads(ctx))
-#pragma omp single
+#pragma omp parallel for schedule(dynamic) num_threads(stage_threads(ctx))
 	for (int k = 0; k < n; k++) {
 		const int h = n - 1 - k;
 
-		for (int t = 1; t <= 3; t++) {
-#pragma omp task default(shared) firstprivate(h, t) depend(out: p->cal[t][h])
-			{
-				rets[t][h] = fit_one(ctx, j, p, t, hz->v[h], &p->cal[t][h], &rows[t][h],
-						     &errs[t][h]);
+		for (int t = 1; t <= 3 && rets[h] == 0; t++) {
+			rets[h] = fit_one(ctx, j, p, t, hz->v[h], &p->cal[t][h], &rows[t][h], &errs[h]);
 #pragma omp critical(calibrate_progress)
-				stage_progress(ctx, "fits", (uint64_t)++done, 3 * (uint64_t)n);
-			}
+			stage_progress(ctx, "fits", (uint64_t)++done, 3 * (uint64_t)n);
 		}
-		/* the band applies the horizon's calibrations */
-#pragma omp task default(shared) firstprivate(h) \
-	depend(in: p->cal[1][h], p->cal[2][h], p->cal[3][h])
-		if (rets[1][h] == 0 && rets[2][h] == 0 && rets[3][h] == 0)
-			rets[0][h] = fit_band(ctx, j, p, hz->v[h], &p->band[h], &errs[0][h]);
+		if (rets[h] == 0)
+			rets[h] = fit_band(ctx, j, p, hz->v[h], &p->band[h], &errs[h]);
 	}
-	for (int h = 0; h < n; h++) {
-		for (int t = 1; t <= 3; t++)
-			if (rets[t][h] < 0) {
-				ctx->err = errs[t][h];
-				return rets[t][h];
-			}
-		if (rets[0][h] < 0) {
-			ctx->err = errs[0][h];
-			return rets[0][h];
+	for (int h = 0; h < n; h++)
+		if (rets[h] < 0) {
+			ctx->err = errs[h];
+			return rets[h];
 		}
-	}
 	return 0;
 }
 

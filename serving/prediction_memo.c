@@ -15,11 +15,6 @@ struct prediction_memo {
 	double *pred[METHOD_COUNT];        /* per slot; NULL until a prediction is kept */
 	unsigned char *have[METHOD_COUNT]; /* per slot: pred holds it */
 	struct prediction_memo *next;      /* on the shelf */
-	/*
-	 * Readers share it, a put has it alone: calibrate's fits of one
-	 * horizon's tiers run side by side on the horizon's memo.
-	 */
-	pthread_rwlock_t lock;
 };
 
 struct prediction_memo *prediction_memo_new(const struct model_data *d, int64_t horizon,
@@ -27,7 +22,6 @@ struct prediction_memo *prediction_memo_new(const struct model_data *d, int64_t 
 {
 	struct prediction_memo *m = xcalloc(1, sizeof(*m));
 
-	pthread_rwlock_init(&m->lock, NULL);
 	m->horizon = horizon;
 	m->n_frame_rows = d->frame.n_rows;
 	m->slot_of = xmalloc((m->n_frame_rows ? m->n_frame_rows : 1) * sizeof(int32_t));
@@ -47,7 +41,6 @@ void prediction_memo_free(struct prediction_memo *m)
 		free(m->have[k]);
 	}
 	free(m->slot_of);
-	pthread_rwlock_destroy(&m->lock);
 	free(m);
 }
 
@@ -65,13 +58,9 @@ int prediction_memo_keeps(int method)
 void prediction_memo_get(const struct prediction_memo *m, int method, const size_t *rows,
 			 size_t n, const unsigned char *want, unsigned char *done, double *pred)
 {
-	/* the lock is the memo's own state, not what the caller sees: const to it */
-	pthread_rwlock_t *lock = (pthread_rwlock_t *)&m->lock;
-
-	if (!prediction_memo_keeps(method))
+	if (!prediction_memo_keeps(method) || !m->have[method])
 		return;
-	pthread_rwlock_rdlock(lock);
-	for (size_t i = 0; m->have[method] && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		int32_t slot;
 
 		if (!want[i] || done[i] || rows[i] >= m->n_frame_rows)
@@ -82,7 +71,6 @@ void prediction_memo_get(const struct prediction_memo *m, int method, const size
 			done[i] = 1;
 		}
 	}
-	pthread_rwlock_unlock(lock);
 }
 
 void prediction_memo_put(struct prediction_memo *m, int method, const size_t *rows, size_t n,
@@ -90,7 +78,6 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 {
 	if (!prediction_memo_keeps(method) || m->n_slots == 0)
 		return;
-	pthread_rwlock_wrlock(&m->lock);
 	if (!m->pred[method]) {
 		m->pred[method] = xmalloc(m->n_slots * sizeof(double));
 		m->have[method] = xcalloc(m->n_slots, 1);
@@ -103,7 +90,6 @@ void prediction_memo_put(struct prediction_memo *m, int method, const size_t *ro
 			m->have[method][slot] = 1;
 		}
 	}
-	pthread_rwlock_unlock(&m->lock);
 }
 
 /*

@@ -47,10 +47,7 @@ int prediction_memo_keeps(int method);
  */
 void prediction_memo_get(const struct prediction_memo *m, int method, const size_t *rows,
 			 size_t n, const unsigned char *want, unsigned char *done, double *pred);
-/*
- * Keeps method's predictions ltv[i] of rows[i] (rows outside m's set are ignored).
- * Gets and puts on one memo may come from several threads at once (a lock).
- */
+/* Keeps method's predictions ltv[i] of rows[i] (rows outside m's set are ignored). */
 void prediction_memo_put(struct prediction_memo *m, int method, const size_t *rows, size_t n,
 			 const double *ltv);
 

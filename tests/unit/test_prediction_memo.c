@@ -1,8 +1,8 @@
 /*
  * The prediction memo (include/ltv/prediction_memo.h): what is kept is
  * handed back for the same frame rows only, batch-level methods are never
- * kept, two threads may put and get at once, and the shelf hands a memo out
- * only under its own key and horizon, once.
+ * kept, and the shelf hands a memo out only under its own key and horizon,
+ * once.
  */
 #include "testutil.h"
 
@@ -52,55 +52,6 @@ static void test_get_what_was_put(void **state)
 	prediction_memo_free(m);
 }
 
-/*
- * One memo, two threads: one puts each row's value while the other gets
- * them (calibrate's fits of one horizon). Every value got is the one put,
- * and in the end every row is there.
- */
-#define SHARED_ROWS 20000
-static void test_puts_and_gets_from_two_threads(void **state)
-{
-	struct model_data d;
-	static size_t rows[SHARED_ROWS];
-	static double put[SHARED_ROWS], pred[SHARED_ROWS];
-	static unsigned char want[SHARED_ROWS], done[SHARED_ROWS];
-	const int hurdle = method_index("hurdle");
-	struct prediction_memo *m;
-	size_t wrong = 0, got = 0;
-
-	(void)state;
-	memset(&d, 0, sizeof(d));
-	d.frame.n_rows = SHARED_ROWS;
-	for (size_t i = 0; i < SHARED_ROWS; i++) {
-		rows[i] = i;
-		put[i] = 1.5 * (double)i;
-		want[i] = 1;
-	}
-	m = prediction_memo_new(&d, 30, rows, SHARED_ROWS);
-#pragma omp parallel sections num_threads(2)
-	{
-#pragma omp section
-		for (size_t i = 0; i < SHARED_ROWS; i += 100)
-			prediction_memo_put(m, hurdle, rows + i, 100, put + i);
-#pragma omp section
-		for (int pass = 0; pass < 50; pass++) {
-			memset(done, 0, sizeof(done));
-			prediction_memo_get(m, hurdle, rows, SHARED_ROWS, want, done, pred);
-			for (size_t i = 0; i < SHARED_ROWS; i++)
-				wrong += done[i] && pred[i] != put[i];
-		}
-	}
-	memset(done, 0, sizeof(done));
-	prediction_memo_get(m, hurdle, rows, SHARED_ROWS, want, done, pred);
-	for (size_t i = 0; i < SHARED_ROWS; i++) {
-		got += done[i];
-		wrong += !done[i] || pred[i] != put[i];
-	}
-	assert_int_equal(wrong, 0);
-	assert_int_equal(got, SHARED_ROWS);
-	prediction_memo_free(m);
-}
-
 static void test_shelf_hands_out_by_key_and_horizon(void **state)
 {
 	struct model_data d;
@@ -145,7 +96,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get_what_was_put),
-		cmocka_unit_test(test_puts_and_gets_from_two_threads),
 		cmocka_unit_test(test_shelf_hands_out_by_key_and_horizon),
 	};
 
