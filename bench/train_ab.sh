@@ -24,6 +24,10 @@
 # files) skips the generate and each run's ingest: each run starts from a
 # copy of it (USERS is then only a label). The system seconds are printed
 # too (writes into the page cache show there).
+# STAGES="features tiers calibrate" also collects those stages' own seconds
+# (the run's "STAGE: done (v1) in S s" lines, timed inside the process, so
+# no sampler or stamper can come late) and prints each one's medians and
+# paired differences.
 # ENV_AFTER (NAME=VALUE ...) is set for the after side only, to
 # try an environment setting (e.g. MALLOC_MMAP_THRESHOLD_=33554432) with one
 # binary: pass the same binary twice.
@@ -67,6 +71,10 @@ cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
 		"$side" "$2" "$cpu" "$s" "$rss" "$f" "$wall" "${hurdle:-?}"
 	val[cpu:$side]+=" $cpu" val[sys:$side]+=" $s" val[rss:$side]+=" $rss" val[flt:$side]+=" $f"
 	val[wall:$side]+=" $wall" val[hurdle:$side]+=" ${hurdle:-0}"
+	for stage in ${STAGES:-}; do
+		val[$stage:$side]+=" $(awk -v s="$stage:" '$1 == s && $2 == "done" { print $(NF - 1) }' \
+			"$dir/run.log")"
+	done
 	sqlite3 -separator ' ' "$dir/models/registry.sqlite" \
 		"select name, content_hash from artefacts order by name" >"$scratch/$side.hashes"
 }
@@ -90,6 +98,11 @@ paired() {
 }
 echo "bench: paired differences (after - before), medians: $(paired cpu) s CPU, $(paired wall) s wall${PRIO:+ ($PRIO)}"
 echo "bench: paired differences (after - before), medians: $(paired sys) s system, $(paired flt) minor faults, $(paired rss) MB peak RSS"
+for stage in ${STAGES:-}; do
+	printf 'bench: %-10s own seconds, median before %s, after %s, paired %s (%s -> %s)\n' "$stage" \
+		"$(med "$stage:before")" "$(med "$stage:after")" "$(paired "$stage")" \
+		"$(echo ${val[$stage:before]})" "$(echo ${val[$stage:after]})"
+done
 echo "bench: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
 join "$scratch/before.hashes" "$scratch/after.hashes" |
 	awk '{ same = $2 == $3 ? "identical" : "DIFFERENT"; bad += $2 != $3

@@ -164,6 +164,17 @@ int data_source_user_days_each(const struct data_source *s, user_day_fn fn, void
 	return 0;
 }
 
+size_t data_source_user_days_bound(const struct data_source *s)
+{
+	struct ltv_err ignored = { 0 };
+	size_t n = 0;
+
+	if (s->mem)
+		return s->mem->n_days;
+	/* a failed count reserves nothing; the read itself then says what failed */
+	return registry_user_days_bound(s->reg, &n, &ignored) == 0 ? n : 0;
+}
+
 int data_source_users_and_days(const struct data_source *s, int threads, struct user_table *owned,
 				const struct user_table **out, user_day_fn fn, void *ctx,
 				struct ltv_err *err)

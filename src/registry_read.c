@@ -481,6 +481,23 @@ static int merge_sources(struct day_sources *s, user_day_fn fn, void *ctx, struc
 	return ret < 0 ? ret : 0;
 }
 
+int registry_user_days_bound(struct registry *reg, size_t *out, struct ltv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(reg, "SELECT (SELECT COALESCE(SUM(n_rows), 0) FROM user_day_blocks)"
+			       " + (SELECT COUNT(*) FROM user_days)", &st, err);
+
+	*out = 0;
+	if (ret < 0)
+		return ret;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*out = (size_t)sqlite3_column_int64(st, 0);
+	else
+		ret = SQL_FAIL(reg, err, "counting user-days");
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err)
 {
 	struct day_sources s = { 0 };

@@ -112,6 +112,13 @@ int data_source_users_and_days(const struct data_source *s, int threads, struct 
 				const struct user_table **out, user_day_fn fn, void *ctx,
 				struct ltv_err *err);
 
+/*
+ * At least as many user-days as data_source_users_and_days passes to fn
+ * (registry_user_days_bound; from memory, the days held), or 0 when the
+ * registry cannot say: a size to reserve, never a limit.
+ */
+size_t data_source_user_days_bound(const struct data_source *s);
+
 /* The latest event time ingested; LTV_ENOTFOUND when there is none. */
 int data_source_max_event_time(const struct data_source *s, int64_t *out, struct ltv_err *err);
 

@@ -368,6 +368,12 @@ void user_table_free_arrays(struct user_table *t);
 typedef int (*user_day_fn)(void *ctx, int64_t uid, int64_t day, double revenue,
 			   int64_t events, int64_t purchases);
 int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, struct ltv_err *err);
+/*
+ * *out = the user-days stored (the blocks' rows and a legacy table's): as
+ * many as registry_user_days_each passes on, or more where an append-mode
+ * ingest stored a (uid, day) in several blocks. A reader sizes its array by it.
+ */
+int registry_user_days_bound(struct registry *reg, size_t *out, struct ltv_err *err);
 
 /*
  * registry_users_load into *users and registry_user_days_each to fn at once:

@@ -5,6 +5,7 @@
  * only are the full frame's rows of those users, struct user_data keeps
  * copies of its strings, long ones too, that outlive the caller's buffers,
  * user-days out of (uid, day) order give the same frame,
+ * the user-days' bound is the count passed on,
  * and user_data_load from an install time on keeps only those users' days.
  */
 #include "testutil.h"
@@ -92,6 +93,52 @@ static void test_memory_frame_is_the_registry_frame(void **state)
 
 		assert_int_equal(data_source_max_event_time(&ms, &mem_max, &err), 0);
 		assert_true(mem_max == max_event);
+	}
+	user_data_release(&ud);
+	registry_close(reg);
+	test_pipeline_free(p);
+}
+
+static int count_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
+		     int64_t purchases)
+{
+	(void)uid, (void)day, (void)revenue, (void)events, (void)purchases;
+	++*(size_t *)ctx;
+	return 0;
+}
+
+/*
+ * The user-days' bound, which the feature builder reserves its days by, is
+ * the count the registry passes on (one ingest: no (uid, day) twice), and a
+ * memory source's is the days it holds.
+ */
+static void test_user_days_bound(void **state)
+{
+	struct test_pipeline *p = test_pipeline_new(600, 11, "1");
+	struct registry *reg = NULL;
+	struct user_data ud;
+	struct ltv_err err;
+	size_t bound = 0, passed = 0;
+
+	(void)state;
+	test_run_to(&p->cfg, "ingest");
+	if (registry_open_readonly(p->cfg.registry.path, &reg, &err) != 0)
+		fail_msg("registry_open_readonly: %s", err.msg);
+	assert_int_equal(registry_user_days_bound(reg, &bound, &err), 0);
+	assert_int_equal(registry_user_days_each(reg, count_day, &passed, &err), 0);
+	assert_true(passed > 600);
+	assert_int_equal(bound, passed);
+	{
+		const struct data_source rs = data_source_registry(reg);
+
+		assert_int_equal(data_source_user_days_bound(&rs), passed);
+	}
+	load_into_memory(reg, &ud);
+	{
+		const struct data_source ms = data_source_memory(&ud);
+
+		assert_int_equal(data_source_user_days_bound(&ms), ud.n_days);
+		assert_int_equal(ud.n_days, passed);
 	}
 	user_data_release(&ud);
 	registry_close(reg);
@@ -403,6 +450,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory_frame_is_the_registry_frame),
+		cmocka_unit_test(test_user_days_bound),
 		cmocka_unit_test(test_younger_than_is_a_subset),
 		cmocka_unit_test(test_days_out_of_order_give_the_same_frame),
 		cmocka_unit_test(test_user_data_keeps_copies),
