@@ -176,9 +176,14 @@ int data_source_users_and_days(const struct data_source *s, int threads, struct 
 	*out = &s->mem->users;
 	for (size_t i = 0; i < s->mem->n_days; i++) {
 		const struct user_day_row *d = &s->mem->days[i];
-		int ret = d->uid < 1 || (uint64_t)d->uid > s->mem->users.n ? 0 :
-			  fn(ctx, d->uid, d->day, d->revenue, d->events, d->purchases);
+		int ret;
 
+		/* ingest_parse keeps only the days of users it kept: a bug, never a file's fault */
+		if (d->uid < 1 || (uint64_t)d->uid > s->mem->users.n)
+			return err_set(err, LTV_EINTERNAL, "a user-day of uid %lld (day %lld) read "
+				       "with the files' %zu users is not one of theirs",
+				       (long long)d->uid, (long long)d->day, s->mem->users.n);
+		ret = fn(ctx, d->uid, d->day, d->revenue, d->events, d->purchases);
 		if (ret < 0)
 			return ret;
 	}

@@ -293,6 +293,7 @@ struct day_sources {
 	uint8_t **data;
 	struct user_day_cursor *cur;
 	size_t n, cap;
+	int legacy; /* the last is the rows of table user_days (legacy_user_days) */
 };
 
 static void sources_add(struct day_sources *s, uint8_t *data)
@@ -339,6 +340,7 @@ static int legacy_user_days(struct registry *reg, struct day_sources *s, struct 
 	sqlite3_finalize(st);
 	if (ret == 0 && n > 0) {
 		sources_add(s, user_day_block_encode(rows, n, &len));
+		s->legacy = 1;
 		ret = user_day_cursor_open(&s->cur[s->n - 1], s->data[s->n - 1], len, "user_days", err);
 	}
 	free(rows);
@@ -494,30 +496,68 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
 	return ret;
 }
 
+/* The tables the user-days came from, for a message (legacy_user_days, load_blocks). */
+static const char *day_tables(const struct day_sources *s)
+{
+	if (!s->legacy)
+		return "user_day_blocks";
+	return s->n > 1 ? "user_day_blocks or user_days" : "user_days";
+}
+
+/*
+ * The users' reading gave fewer users than counted with no error of its
+ * own: the table changed between the count and the read. A run's stages
+ * hold the run lock and a read-only command reads one snapshot, so only a
+ * writer that ignores the lock does that.
+ */
+static int users_short_error(struct registry *reg, size_t got, size_t n, struct ltv_err *err)
+{
+	return err_set(err, LTV_EREGISTRY, "registry '%s': table users gave %zu of its %zu users "
+		       "while they were read: another process changed it meanwhile; run again once "
+		       "it is done", reg->path, got, n);
+}
+
 /*
  * A user_day_fn passing on the user-days of users already read
  * (users_gate_wait); known is the count last seen, so most rows take no lock.
- * A day of a user past the count after the wait is not a user's: the reading
- * ended short (an error, returned after, or fewer users than counted).
+ * A uid past the count after the wait is never dropped: the wait returns
+ * early only once no more users will come (users_gate_over), so either the
+ * reading ended short of the count (a reader's error, returned instead of
+ * this one, or users_short_error) or, every user read, the day is of no
+ * user. Ingest and merge write a user's days with the user in one
+ * transaction, so that registry is damaged or was written by hand, and its
+ * features would silently lack those days.
  */
 struct gated_days {
+	struct registry *reg;
+	const char *day_tables;
 	struct users_gate *gate;
 	size_t known;
 	user_day_fn fn;
 	void *ctx;
+	struct ltv_err *err;
 };
+
+static int day_of_no_user(const struct gated_days *g, int64_t uid, int64_t day)
+{
+	if (uid >= 1 && g->known < g->gate->n)
+		return users_short_error(g->reg, g->known, g->gate->n, g->err);
+	return err_set(g->err, LTV_EREGISTRY, "registry '%s': table %s holds a user-day of uid %lld "
+		       "(day %lld) but table users has %zu users, uids 1 to %zu; the registry is "
+		       "inconsistent: ingest again (ltvpipe run --only ingest --force, with its "
+		       "--shard for a shard's registry)", g->reg->path, g->day_tables, (long long)uid,
+		       (long long)day, g->gate->n, g->gate->n);
+}
 
 static int gated_day(void *opaque, int64_t uid, int64_t day, double revenue, int64_t events,
 		     int64_t purchases)
 {
 	struct gated_days *g = opaque;
 
-	if (uid < 1)
-		return 0;
-	if ((uint64_t)uid > g->known)
+	if (uid >= 1 && (uint64_t)uid > g->known)
 		g->known = users_gate_wait(g->gate, (size_t)uid, USERS_AHEAD);
-	if ((uint64_t)uid > g->known)
-		return 0;
+	if (uid < 1 || (uint64_t)uid > g->known)
+		return day_of_no_user(g, uid, day);
 	return g->fn(g->ctx, uid, day, revenue, events, purchases);
 }
 
@@ -642,7 +682,7 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 	struct users_gate gate;
 	struct user_table text[2] = { { 0 }, { 0 } }; /* the readers' strings, then users' */
 	struct users_job job[2];
-	struct gated_days gated = { &gate, 0, fn, ctx };
+	struct gated_days gated = { reg, NULL, &gate, 0, fn, ctx, err };
 	struct day_sources s = { 0 };
 	struct populate fresh;
 	pthread_t thread[2];
@@ -689,6 +729,7 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 		ret = legacy_user_days(reg, &s, err);
 	if (ret == 0 && !db[1])
 		users_readers_start(job, gate.readers, threads, thread, started);
+	gated.day_tables = day_tables(&s);
 	if (ret == 0)
 		ret = merge_sources(&s, gated_day, &gated, err);
 	for (int k = 0; k < gate.readers; k++)
@@ -697,6 +738,8 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 	for (int k = 0; k < 2; k++)
 		text_blocks_take(users, &text[k]);
 	users->n = users_gate_ready(&gate);
+	if (ret == 0 && users->n < n)
+		ret = users_short_error(reg, users->n, n, err);
 	/* A users' failure comes first, as when the users were read before the days. */
 	for (int k = gate.readers - 1; k >= 0; k--)
 		if (job[k].ret < 0) {

@@ -375,8 +375,10 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
  * while this one decodes the user-days (their blocks read first), so the two
  * reads take the longer one's time, not their sum. fn is called for a
  * user-day of uid only once users 1..uid are in *users: it may read their
- * columns (users->n only after this returns); a user-day whose uid is not a
- * user's is not passed on. On failure *users is released (zeroed), and a
+ * columns (users->n only after this returns). A user-day whose uid is not a
+ * user's (past the users table, or < 1), or fewer users read than counted,
+ * is LTV_EREGISTRY naming the registry, table and uid: never dropped, as
+ * that registry is damaged. On failure *users is released (zeroed), and a
  * users' error is returned before a user-days' one, as the two calls in turn.
  */
 int registry_users_and_days(struct registry *reg, int threads, struct user_table *users,
