@@ -293,7 +293,6 @@ struct day_sources {
 	uint8_t **data;
 	struct user_day_cursor *cur;
 	size_t n, cap;
-	int legacy; /* the last is the rows of table user_days (legacy_user_days) */
 };
 
 static void sources_add(struct day_sources *s, uint8_t *data)
@@ -340,7 +339,6 @@ static int legacy_user_days(struct registry *reg, struct day_sources *s, struct 
 	sqlite3_finalize(st);
 	if (ret == 0 && n > 0) {
 		sources_add(s, user_day_block_encode(rows, n, &len));
-		s->legacy = 1;
 		ret = user_day_cursor_open(&s->cur[s->n - 1], s->data[s->n - 1], len, "user_days", err);
 	}
 	free(rows);
@@ -496,12 +494,32 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
 	return ret;
 }
 
-/* The tables the user-days came from, for a message (legacy_user_days, load_blocks). */
-static const char *day_tables(const struct day_sources *s)
+/*
+ * The tables user-days are read from, for a message: user_day_blocks, and
+ * user_days when it holds rows (legacy_user_days). Asked on reg's
+ * connection, only on the way to an error.
+ */
+static const char *day_tables(struct registry *reg)
 {
-	if (!s->legacy)
-		return "user_day_blocks";
-	return s->n > 1 ? "user_day_blocks or user_days" : "user_days";
+	sqlite3_stmt *st = NULL;
+	int legacy = 0;
+
+	if (sqlite3_prepare_v2(reg->db, "SELECT EXISTS (SELECT 1 FROM user_days)", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		legacy = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return legacy ? "user_day_blocks or user_days" : "user_day_blocks";
+}
+
+int registry_day_of_no_user(struct registry *reg, int64_t uid, int64_t day, size_t n_users,
+			    struct ltv_err *err)
+{
+	return err_set(err, LTV_EREGISTRY, "registry '%s': table %s holds a user-day of uid %lld "
+		       "(day %lld) but table users has %zu users, uids 1 to %zu; the registry is "
+		       "inconsistent: ingest again (ltvpipe run --only ingest --force, with its "
+		       "--shard for a shard's registry)", reg->path, day_tables(reg), (long long)uid,
+		       (long long)day, n_users, n_users);
 }
 
 /*
@@ -530,7 +548,6 @@ static int users_short_error(struct registry *reg, size_t got, size_t n, struct 
  */
 struct gated_days {
 	struct registry *reg;
-	const char *day_tables;
 	struct users_gate *gate;
 	size_t known;
 	user_day_fn fn;
@@ -542,11 +559,7 @@ static int day_of_no_user(const struct gated_days *g, int64_t uid, int64_t day)
 {
 	if (uid >= 1 && g->known < g->gate->n)
 		return users_short_error(g->reg, g->known, g->gate->n, g->err);
-	return err_set(g->err, LTV_EREGISTRY, "registry '%s': table %s holds a user-day of uid %lld "
-		       "(day %lld) but table users has %zu users, uids 1 to %zu; the registry is "
-		       "inconsistent: ingest again (ltvpipe run --only ingest --force, with its "
-		       "--shard for a shard's registry)", g->reg->path, g->day_tables, (long long)uid,
-		       (long long)day, g->gate->n, g->gate->n);
+	return registry_day_of_no_user(g->reg, uid, day, g->gate->n, g->err);
 }
 
 static int gated_day(void *opaque, int64_t uid, int64_t day, double revenue, int64_t events,
@@ -682,7 +695,7 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 	struct users_gate gate;
 	struct user_table text[2] = { { 0 }, { 0 } }; /* the readers' strings, then users' */
 	struct users_job job[2];
-	struct gated_days gated = { reg, NULL, &gate, 0, fn, ctx, err };
+	struct gated_days gated = { reg, &gate, 0, fn, ctx, err };
 	struct day_sources s = { 0 };
 	struct populate fresh;
 	pthread_t thread[2];
@@ -729,7 +742,6 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 		ret = legacy_user_days(reg, &s, err);
 	if (ret == 0 && !db[1])
 		users_readers_start(job, gate.readers, threads, thread, started);
-	gated.day_tables = day_tables(&s);
 	if (ret == 0)
 		ret = merge_sources(&s, gated_day, &gated, err);
 	for (int k = 0; k < gate.readers; k++)

@@ -383,6 +383,14 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
  */
 int registry_users_and_days(struct registry *reg, int threads, struct user_table *users,
 			    user_day_fn fn, void *ctx, struct ltv_err *err);
+/*
+ * LTV_EREGISTRY: reg's user-days hold a day (uid, day) of no user of its
+ * n_users (uids 1..n_users), with what would fix it. A registry written by
+ * ltvpipe never does (a user's days are written with the user, in one
+ * transaction): it was damaged or changed by hand.
+ */
+int registry_day_of_no_user(struct registry *reg, int64_t uid, int64_t day, size_t n_users,
+			    struct ltv_err *err);
 
 /* ---- campaign tiers (a table people query with sqlite3) ---- */
 
