@@ -187,9 +187,17 @@ int data_source_users_and_days(const struct data_source *s, int threads, struct 
 	*out = &s->mem->users;
 	for (size_t i = 0; i < s->mem->n_days; i++) {
 		const struct user_day_row *d = &s->mem->days[i];
-		int ret = d->uid < 1 || (uint64_t)d->uid > s->mem->users.n ? 0 :
-			  fn(ctx, d->uid, d->day, d->revenue, d->events, d->purchases);
+		int ret;
 
+		/*
+		 * ingest_parse keeps only the days of users it kept, and
+		 * user_data_load refuses a registry's day of no user: a bug
+		 */
+		if (d->uid < 1 || (uint64_t)d->uid > s->mem->users.n)
+			return err_set(err, LTV_EINTERNAL, "a user-day of uid %lld (day %lld) is not "
+				       "one of the %zu users in memory", (long long)d->uid,
+				       (long long)d->day, s->mem->users.n);
+		ret = fn(ctx, d->uid, d->day, d->revenue, d->events, d->purchases);
 		if (ret < 0)
 			return ret;
 	}
@@ -216,9 +224,11 @@ int data_source_max_event_time(const struct data_source *s, int64_t *out, struct
 }
 
 struct day_loader {
+	struct registry *reg;
 	struct user_data *ud;
 	size_t cap;
 	int64_t installed_since;
+	struct ltv_err *err;
 };
 
 static int keep_user_day(void *ctx, int64_t uid, int64_t day, double revenue, int64_t events,
@@ -227,9 +237,10 @@ static int keep_user_day(void *ctx, int64_t uid, int64_t day, double revenue, in
 	struct day_loader *l = ctx;
 	struct user_data *ud = l->ud;
 
-	/* uid = index + 1 (user_data_add_user); an unknown uid is kept as before */
-	if (uid >= 1 && (size_t)uid <= ud->users.n &&
-	    ud->users.install_time[uid - 1] < l->installed_since)
+	/* uid = index + 1 (user_data_add_user) */
+	if (uid < 1 || (size_t)uid > ud->users.n)
+		return registry_day_of_no_user(l->reg, uid, day, ud->users.n, l->err);
+	if (ud->users.install_time[uid - 1] < l->installed_since)
 		return 0;
 	if (ud->n_days == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 4096;
@@ -259,7 +270,8 @@ int user_data_load(struct registry *reg, int64_t installed_since, struct user_da
 	}
 	user_table_release(&t);
 	{
-		struct day_loader l = { .ud = out, .cap = 0, .installed_since = installed_since };
+		struct day_loader l = { .reg = reg, .ud = out, .cap = 0,
+					.installed_since = installed_since, .err = err };
 
 		ret = registry_user_days_each(reg, keep_user_day, &l, err);
 	}

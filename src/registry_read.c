@@ -512,29 +512,82 @@ int registry_user_days_each(struct registry *reg, user_day_fn fn, void *ctx, str
 }
 
 /*
+ * The tables user-days are read from, for a message: user_day_blocks, and
+ * user_days when it holds rows (legacy_user_days). Asked on reg's
+ * connection, only on the way to an error.
+ */
+static const char *day_tables(struct registry *reg)
+{
+	sqlite3_stmt *st = NULL;
+	int legacy = 0;
+
+	if (sqlite3_prepare_v2(reg->db, "SELECT EXISTS (SELECT 1 FROM user_days)", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		legacy = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return legacy ? "user_day_blocks or user_days" : "user_day_blocks";
+}
+
+int registry_day_of_no_user(struct registry *reg, int64_t uid, int64_t day, size_t n_users,
+			    struct ltv_err *err)
+{
+	return err_set(err, LTV_EREGISTRY, "registry '%s': table %s holds a user-day of uid %lld "
+		       "(day %lld) but table users has %zu users, uids 1 to %zu; the registry is "
+		       "inconsistent: ingest again (ltvpipe run --only ingest --force, with its "
+		       "--shard for a shard's registry)", reg->path, day_tables(reg), (long long)uid,
+		       (long long)day, n_users, n_users);
+}
+
+/*
+ * The users' reading gave fewer users than counted with no error of its
+ * own: the table changed between the count and the read. A run's stages
+ * hold the run lock and a read-only command reads one snapshot, so only a
+ * writer that ignores the lock does that.
+ */
+static int users_short_error(struct registry *reg, size_t got, size_t n, struct ltv_err *err)
+{
+	return err_set(err, LTV_EREGISTRY, "registry '%s': table users gave %zu of its %zu users "
+		       "while they were read: another process changed it meanwhile; run again once "
+		       "it is done", reg->path, got, n);
+}
+
+/*
  * A user_day_fn passing on the user-days of users already read
  * (users_gate_wait); known is the count last seen, so most rows take no lock.
- * A day of a user past the count after the wait is not a user's: the reading
- * ended short (an error, returned after, or fewer users than counted).
+ * A uid past the count after the wait is never dropped: the wait returns
+ * early only once no more users will come (users_gate_over), so either the
+ * reading ended short of the count (a reader's error, returned instead of
+ * this one, or users_short_error) or, every user read, the day is of no
+ * user. Ingest and merge write a user's days with the user in one
+ * transaction, so that registry is damaged or was written by hand, and its
+ * features would silently lack those days.
  */
 struct gated_days {
+	struct registry *reg;
 	struct users_gate *gate;
 	size_t known;
 	user_day_fn fn;
 	void *ctx;
+	struct ltv_err *err;
 };
+
+static int day_of_no_user(const struct gated_days *g, int64_t uid, int64_t day)
+{
+	if (uid >= 1 && g->known < g->gate->n)
+		return users_short_error(g->reg, g->known, g->gate->n, g->err);
+	return registry_day_of_no_user(g->reg, uid, day, g->gate->n, g->err);
+}
 
 static int gated_day(void *opaque, int64_t uid, int64_t day, double revenue, int64_t events,
 		     int64_t purchases)
 {
 	struct gated_days *g = opaque;
 
-	if (uid < 1)
-		return 0;
-	if ((uint64_t)uid > g->known)
+	if (uid >= 1 && (uint64_t)uid > g->known)
 		g->known = users_gate_wait(g->gate, (size_t)uid, USERS_AHEAD);
-	if ((uint64_t)uid > g->known)
-		return 0;
+	if (uid < 1 || (uint64_t)uid > g->known)
+		return day_of_no_user(g, uid, day);
 	return g->fn(g->ctx, uid, day, revenue, events, purchases);
 }
 
@@ -659,7 +712,7 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 	struct users_gate gate;
 	struct user_table text[2] = { { 0 }, { 0 } }; /* the readers' strings, then users' */
 	struct users_job job[2];
-	struct gated_days gated = { &gate, 0, fn, ctx };
+	struct gated_days gated = { reg, &gate, 0, fn, ctx, err };
 	struct day_sources s = { 0 };
 	struct populate fresh;
 	pthread_t thread[2];
@@ -714,6 +767,8 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 	for (int k = 0; k < 2; k++)
 		text_blocks_take(users, &text[k]);
 	users->n = users_gate_ready(&gate);
+	if (ret == 0 && users->n < n)
+		ret = users_short_error(reg, users->n, n, err);
 	/* A users' failure comes first, as when the users were read before the days. */
 	for (int k = gate.readers - 1; k >= 0; k--)
 		if (job[k].ret < 0) {

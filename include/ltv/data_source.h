@@ -104,7 +104,8 @@ int data_source_user_days_each(const struct data_source *s, user_day_fn fn, void
 
 /*
  * data_source_users, then data_source_user_days_each, but a user-day whose
- * uid is not a user's is not passed to fn; from a registry, the two are read
+ * uid is not a user's is an error, never dropped (registry_users_and_days:
+ * LTV_EREGISTRY; from memory, LTV_EINTERNAL); from a registry, the two are read
  * at once on `threads` threads (registry_users_and_days: fn may read the
  * columns of users 1..uid, never (*out)->n, till this returns).
  */

@@ -381,12 +381,22 @@ int registry_user_days_bound(struct registry *reg, size_t *out, struct ltv_err *
  * while this one decodes the user-days (their blocks read first), so the two
  * reads take the longer one's time, not their sum. fn is called for a
  * user-day of uid only once users 1..uid are in *users: it may read their
- * columns (users->n only after this returns); a user-day whose uid is not a
- * user's is not passed on. On failure *users is released (zeroed), and a
+ * columns (users->n only after this returns). A user-day whose uid is not a
+ * user's (past the users table, or < 1), or fewer users read than counted,
+ * is LTV_EREGISTRY naming the registry, table and uid: never dropped, as
+ * that registry is damaged. On failure *users is released (zeroed), and a
  * users' error is returned before a user-days' one, as the two calls in turn.
  */
 int registry_users_and_days(struct registry *reg, int threads, struct user_table *users,
 			    user_day_fn fn, void *ctx, struct ltv_err *err);
+/*
+ * LTV_EREGISTRY: reg's user-days hold a day (uid, day) of no user of its
+ * n_users (uids 1..n_users), with what would fix it. A registry written by
+ * ltvpipe never does (a user's days are written with the user, in one
+ * transaction): it was damaged or changed by hand.
+ */
+int registry_day_of_no_user(struct registry *reg, int64_t uid, int64_t day, size_t n_users,
+			    struct ltv_err *err);
 
 /* ---- campaign tiers (a table people query with sqlite3) ---- */
 

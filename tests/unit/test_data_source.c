@@ -6,7 +6,8 @@
  * copies of its strings, long ones too, that outlive the caller's buffers,
  * user-days out of (uid, day) order give the same frame,
  * the user-days' bound is the count passed on,
- * and user_data_load from an install time on keeps only those users' days.
+ * user_data_load from an install time on keeps only those users' days,
+ * and a user-day of no user, in memory or in the registry, is an error.
  */
 #include "testutil.h"
 
@@ -302,6 +303,14 @@ static void test_user_data_keeps_copies(void **state)
 		assert_int_equal(data_source_max_event_time(&ms, &when, &err), LTV_ENOTFOUND);
 		assert_int_equal(data_source_user_days_each(&ms, stop_at_third, &seen, &err), LTV_EINVAL);
 		assert_int_equal(seen, 3);
+		/* a day of no user is an error, never dropped */
+		ud.days[2].uid = 3001;
+		seen = 0;
+		assert_int_equal(data_source_users_and_days(&ms, 1, &owned, &t, stop_at_third, &seen,
+							    &err), LTV_EINTERNAL);
+		assert_string_equal(err.msg, "a user-day of uid 3001 (day 2) is not one of the 3000 "
+				    "users in memory");
+		assert_int_equal(seen, 2);
 	}
 	assert_int_equal(t->n, 3000);
 	assert_string_equal(t->user_id[0], "user-0");
@@ -403,6 +412,28 @@ static void test_user_data_shared_text(void **state)
 	user_data_release(&ud);
 }
 
+/* A registry's day of uid 601, past its 600 users: user_data_load fails naming it, not keeping it. */
+static void load_refuses_day_of_no_user(const char *path)
+{
+	const struct user_day_row stray[] = { { 601, 0, 1.0, 1, 0 } };
+	struct registry *reg = NULL;
+	struct user_data ud;
+	struct ltv_err err;
+	char *want = xasprintf("registry '%s': table user_day_blocks holds a user-day of uid 601 "
+			       "(day 0) but table users has 600 users, uids 1 to 600", path);
+
+	assert_int_equal(registry_open(path, 5, &reg, &err), 0);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_user_days_add(reg, stray, 1, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	assert_int_equal(user_data_load(reg, INT64_MIN, &ud, &err), LTV_EREGISTRY);
+	if (strncmp(err.msg, want, strlen(want)) != 0)
+		fail_msg("'%s'", err.msg);
+	assert_int_equal(ud.users.n, 0);
+	registry_close(reg);
+	free(want);
+}
+
 /*
  * user_data_load from an install time on (monitor's read): every user, the
  * latest event, and of the user-days exactly those of the users installed
@@ -443,6 +474,7 @@ static void test_load_installed_since(void **state)
 	user_data_release(&all);
 	user_data_release(&some);
 	registry_close(reg);
+	load_refuses_day_of_no_user(p->cfg.registry.path);
 	test_pipeline_free(p);
 }
 

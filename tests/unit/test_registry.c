@@ -1170,16 +1170,56 @@ static void users_read_in_snapshot(struct registry *reg, const char *path, struc
 }
 
 /*
+ * A block holding a day of uid 900,000, past the 600,000 users (after
+ * users_read_in_snapshot's rebuild, which left no user-days): on one
+ * thread, on two (two readers on connections of their own) and inside a
+ * snapshot (the users read on its connection), the read fails naming the
+ * registry, the table and the uid, and *users is released (it dropped the
+ * day silently before, and features built a frame without it).
+ */
+static void day_of_no_user_fails(struct registry *reg, const char *path)
+{
+	const struct user_day_row stray[] = { { 5, 0, 1.0, 1, 0 }, { 900000, 1, 9.0, 1, 0 } };
+	char *want = xasprintf("registry '%s': table user_day_blocks holds a user-day of uid 900000 "
+			       "(day 1) but table users has 600000 users, uids 1 to 600000; the "
+			       "registry is inconsistent: ingest again", path);
+	struct ltv_err err = { 0 };
+
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_user_days_add(reg, stray, 2, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	for (int run = 0; run < 3; run++) {
+		struct user_table t;
+		struct seen_days s = { .users = &t };
+
+		if (run == 2)
+			assert_int_equal(registry_read_begin(reg, &err), 0);
+		err.msg[0] = '\0';
+		assert_int_equal(registry_users_and_days(reg, run == 0 ? 1 : 2, &t, see_day, &s, &err),
+				 LTV_EREGISTRY);
+		if (strncmp(err.msg, want, strlen(want)) != 0)
+			fail_msg("run %d: '%s'", run, err.msg);
+		assert_int_equal(t.n, 0);
+		assert_null(t.uid);
+		assert_int_equal(s.n, 1); /* user 5's day came first */
+		assert_int_equal(s.rows[0].uid, 5);
+		if (run == 2)
+			registry_read_end(reg);
+	}
+	free(want);
+}
+
+/*
  * registry_users_and_days on one thread and on two gives the users of
- * registry_users_load and the user-days of registry_user_days_each, minus
- * the day of a uid past the last user, and passes a user-day on only once its
- * user's columns can be read (users past USERS_AHEAD + USERS_PUBLISH, so
- * that the two threads meet midway): users 3 and 79,000 have days, as has
- * uid 900,000 of no user, and uid 79,000's come in two blocks (an
+ * registry_users_load and the user-days of registry_user_days_each, and
+ * passes a user-day on only once its user's columns can be read (users past
+ * USERS_AHEAD + USERS_PUBLISH, so that the two threads meet midway): users
+ * 3 and 79,000 have days, and uid 79,000's come in two blocks (an
  * append-mode ingest), summed. 600,000 users: each of the table's columns
  * is past PREFAULT_MIN, so with two threads they are faulted in on a thread
  * of their own while the users' thread fills them (users_populate_start),
- * and every row must still be the one written.
+ * and every row must still be the one written. Then a day of no user
+ * (day_of_no_user_fails).
  */
 static void test_users_and_days_at_once(void **state)
 {
@@ -1188,8 +1228,7 @@ static void test_users_and_days_at_once(void **state)
 	struct registry *reg = open_or_fail(path);
 	struct user_row *rows = xcalloc(N, sizeof(*rows));
 	char (*ids)[16] = xcalloc(N, sizeof(*ids));
-	const struct user_day_row first[] = { { 3, 0, 1.5, 2, 1 }, { 79000, 4, 2.0, 1, 1 },
-					      { 900000, 1, 9.0, 1, 0 } };
+	const struct user_day_row first[] = { { 3, 0, 1.5, 2, 1 }, { 79000, 4, 2.0, 1, 1 } };
 	const struct user_day_row second[] = { { 79000, 4, 0.5, 3, 0 }, { 79000, 6, 1.0, 1, 0 } };
 	struct ltv_err err = { 0 };
 	int64_t id;
@@ -1203,7 +1242,7 @@ static void test_users_and_days_at_once(void **state)
 	id = commit_artefact(reg, "r1", "ingest", "fp", "h", NULL, 0, NULL, 0, NULL);
 	assert_int_equal(registry_begin(reg, &err), 0);
 	assert_int_equal(registry_users_insert(reg, rows, N, id, &err), 0);
-	assert_int_equal(registry_user_days_add(reg, first, 3, &err), 0);
+	assert_int_equal(registry_user_days_add(reg, first, 2, &err), 0);
 	assert_int_equal(registry_user_days_add(reg, second, 2, &err), 0);
 	assert_int_equal(registry_commit(reg, &err), 0);
 	for (int threads = 1; threads <= 2; threads++) {
@@ -1231,6 +1270,7 @@ static void test_users_and_days_at_once(void **state)
 		user_table_release(&t);
 	}
 	users_read_in_snapshot(reg, path, rows, N);
+	day_of_no_user_fails(reg, path);
 	registry_close(reg);
 	free(rows);
 	free(ids);

@@ -562,6 +562,43 @@ static void test_ingest_failure_rolls_back_data(void **state)
 	free(bad);
 }
 
+/*
+ * A registry whose user_day_blocks hold a day of uid 1501, past its 1,500
+ * users (damaged, or written by hand): features fails naming the registry,
+ * the table and the uid, and keeps its previous version. It built a frame
+ * without that day before, with nothing said.
+ */
+static void test_day_of_no_user_fails_features(void **state)
+{
+	struct test_pipeline *fx = *state;
+	const struct user_day_row stray[] = { { 1501, 0, 2.5, 1, 1 } };
+	struct artefact_info feat1, cur;
+	struct registry *reg = NULL;
+	struct ltv_err err = { 0 };
+	char *want;
+
+	run_ok(fx, 0, NULL);
+	current_of(fx, "features", &feat1);
+	assert_int_equal(registry_open(fx->cfg.registry.path, 5, &reg, &err), 0);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_user_days_add(reg, stray, 1, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	registry_close(reg);
+	assert_int_equal(run(fx, 1, 0, "features", INT64_MIN, NULL, &err), LTV_EREGISTRY);
+	want = xasprintf("stage features failed: registry '%s': table user_day_blocks holds a "
+			 "user-day of uid 1501 (day 0) but table users has 1500 users, uids 1 to "
+			 "1500; the registry is inconsistent: ingest again (ltvpipe run --only "
+			 "ingest --force", fx->cfg.registry.path);
+	assert_contains(err.msg, want);
+	free(want);
+	assert_int_equal(count_of(fx, "features"), 1);
+	current_of(fx, "features", &cur);
+	assert_int_equal(cur.id, feat1.id);
+	artefact_info_release(&cur);
+	artefact_info_release(&feat1);
+	assert_integrity(fx);
+}
+
 static void test_dry_run_writes_nothing(void **state)
 {
 	struct test_pipeline *fx = *state;
@@ -818,6 +855,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_input_file_reruns_both, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_injected_fault_keeps_previous, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_failure_rolls_back_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_day_of_no_user_fails_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_pages_by_stage, setup, teardown),
