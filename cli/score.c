@@ -1217,21 +1217,29 @@ static int write_report_html(const struct loaded_model *m, const struct model_da
 	return ret;
 }
 
-/* The campaign summary and the two reports beside a users file, into set. */
+/*
+ * The campaign summary and the two reports beside a users file, into set;
+ * with sync_now fsynced once written (output_set_sync_from), for a caller
+ * whose users file is still being written on another thread.
+ */
 static int write_summary_files(const struct loaded_model *m, const struct model_data *d,
 			       const struct scored *s, struct campaign_sum *cs, size_t n_cs,
 			       int64_t as_of, const struct provenance *pv, struct output_set *set,
-			       const char *output, struct ltv_err *err)
+			       const char *output, int sync_now, struct ltv_err *err)
 {
 	char *campaigns_path = xasprintf("%s.campaigns.csv", output);
 	char *report_path = xasprintf("%s.report.txt", output);
 	char *html_path = xasprintf("%s.report.html", output);
+	const size_t first = set->n;
 	int ret = write_campaigns_csv(&m->params, cs, n_cs, pv, set, campaigns_path, err);
 
 	if (ret == 0)
 		ret = write_report(m, d, s, cs, n_cs, as_of, set, report_path, err);
 	if (ret == 0)
 		ret = write_report_html(m, d, s, cs, n_cs, as_of, set, html_path, err);
+	/* while F's thread still writes: their fsyncs then wait in output_set_commit no more */
+	if (ret == 0 && sync_now)
+		ret = output_set_sync_from(set, first, err);
 	free(campaigns_path);
 	free(report_path);
 	free(html_path);
@@ -1264,7 +1272,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 		gate_set(&w->own->gate, 1); /* F's thread goes on at once, not after them */
 		summary = to_stdout ? 0
 				    : write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output,
-							  &summary_err);
+							  1, &summary_err);
 		ret = own_writer_join(w->own, 1, err);
 		if (ret == 0 && summary < 0) {
 			*err = summary_err;
@@ -1280,7 +1288,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 			ret = write_users_csv(m, d, users, s, w->pv, set, output, w->users_hash, err);
 		}
 		if (ret == 0 && !to_stdout)
-			ret = write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output, err);
+			ret = write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output, 0, err);
 	}
 	if (ret == 0 && to_stdout && fflush(stdout) != 0)
 		ret = err_set(err, LTV_EIO, "cannot write the users CSV to stdout");

@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "ltv/common.h"
 
@@ -38,6 +39,7 @@ struct output_file {
 	char *tmp;    /* "<target>.tmp-<pid>" while not yet renamed */
 	char *aside;  /* "<target>.tmp-<pid>.old": a second link to the file replaced */
 	FILE *f;
+	off_t synced_to; /* the end written when output_set_sync_from fsynced it; -1: not yet */
 };
 
 struct output_set {
@@ -54,9 +56,18 @@ void output_set_init(struct output_set *set);
  */
 int output_set_add(struct output_set *set, const char *path, FILE **out_f, struct ltv_err *err);
 /*
+ * The files added from index first on are written whole: flushes and fsyncs
+ * them now, on the caller's thread, so that their fsyncs overlap the
+ * writing of others (score's campaigns file and reports while another thread
+ * writes the users file) rather than wait in output_set_commit. Commit
+ * fsyncs such a file again only if it was written to since. Fails as commit
+ * does, naming the file; the set stays the caller's to release.
+ */
+int output_set_sync_from(struct output_set *set, size_t first, struct ltv_err *err);
+/*
  * Flushes, fsyncs and closes every temporary (a full disk fails here, naming
- * the file), then renames each over its target and fsyncs the directories.
- * On failure before the renames no target has changed.
+ * the file), then renames each over its target and fsyncs each directory
+ * once. On failure before the renames no target has changed.
  */
 int output_set_commit(struct output_set *set, struct ltv_err *err);
 /* Closes and removes the temporaries not renamed, and frees the set's strings. */
