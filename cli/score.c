@@ -618,6 +618,7 @@ struct own_file {
 	const char *users_path, *scratch_dir, *path;
 	char *hash;                    /* the content hash, or NULL */
 	struct block_writer *started;  /* the file already open (own_writer), or NULL: opened here in set */
+	size_t set_index;              /* with started: the file's index in set */
 	struct predictions_gate *gate; /* waited for before the first prediction is read, or NULL */
 };
 
@@ -734,6 +735,12 @@ out:
 
 		if (ret == 0)
 			ret = closed;
+		/*
+		 * On its own thread (own_writer), fsynced here, beside the main
+		 * thread's summary files, not after both in output_set_commit.
+		 */
+		if (ret == 0 && o->started && strcmp(path, "-") != 0)
+			ret = output_set_sync_file(set, o->set_index, err);
 	}
 	jbuf_release(&tail.line);
 	free(tail.reason);
@@ -782,6 +789,7 @@ static int own_writer_start(struct own_writer *o, struct ltv_err *err)
 	o->gate.state = 0;
 	o->threaded = 0;
 	o->ret = 0;
+	o->file.set_index = o->set.n;
 	ret = users_file_open(&o->set, o->file.path, &o->w, err);
 	if (ret < 0)
 		return ret;
@@ -1281,7 +1289,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	} else {
 		if (w->own_file) {
 			const struct own_file o = { m, d, users, s, as_of, w->pv, w->own_file,
-						    w->scratch_dir, output, w->users_hash, NULL, NULL };
+						    w->scratch_dir, output, w->users_hash, NULL, 0, NULL };
 
 			ret = write_own_file(&o, set, err);
 		} else {
@@ -1747,7 +1755,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	/* --users F: its rows without a prediction are written while the models predict (own_writer) */
 	if (opts->users_path && !to_stdout) {
 		own.file = (struct own_file){ &m, &d, users, &s, as_of, &pv, opts->users_path, scratch,
-					      opts->output, users_hash, NULL, NULL };
+					      opts->output, users_hash, NULL, 0, NULL };
 		ret = own_writer_start(&own, err);
 		have_own = 1;
 		if (ret < 0)

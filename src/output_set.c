@@ -364,6 +364,12 @@ fail:
 		       strerror(errno));
 }
 
+int output_set_sync_file(struct output_set *set, size_t i, struct ltv_err *err)
+{
+	assert(i < OUTPUT_SET_MAX && set->files[i].f);
+	return sync_file(&set->files[i], err);
+}
+
 int output_set_sync_from(struct output_set *set, size_t first, struct ltv_err *err)
 {
 	int ret = 0;

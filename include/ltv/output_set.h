@@ -65,6 +65,12 @@ int output_set_add(struct output_set *set, const char *path, FILE **out_f, struc
  */
 int output_set_sync_from(struct output_set *set, size_t first, struct ltv_err *err);
 /*
+ * output_set_sync_from for the one file at index i, touching no other part
+ * of the set: a thread that wrote file i may call it while another adds
+ * files (score's users file, written by its own thread).
+ */
+int output_set_sync_file(struct output_set *set, size_t i, struct ltv_err *err);
+/*
  * Flushes, fsyncs and closes every temporary (a full disk fails here, naming
  * the file), then renames each over its target and fsyncs each directory
  * once. On failure before the renames no target has changed.
