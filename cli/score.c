@@ -1763,8 +1763,8 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	}
 	if (s.n > 0 || !opts->shard.count)
 		/* the users file prints the target's raw prediction only */
-		ret = serving_predict_with(&m, &d, s.rows, s.n, SERVING_RAW_OBSERVED_UNREAD, &s.sv,
-					   err);
+		ret = serving_predict_with(&m, &d, s.rows, s.n, SERVING_RAW_OBSERVED_UNREAD | SERVING_LEAN,
+					   &s.sv, err);
 	if (ret == 0 && running)
 		ret = experiment_apply_to_scores(cfg, &m, &experiment, &data, &d, users, s.rows, s.n,
 						 as_of, &s.sv, out, err);
