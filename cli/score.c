@@ -618,6 +618,7 @@ struct own_file {
 	const char *users_path, *scratch_dir, *path;
 	char *hash;                    /* the content hash, or NULL */
 	struct block_writer *started;  /* the file already open (own_writer), or NULL: opened here in set */
+	size_t set_index;              /* with started: the file's index in set */
 	struct predictions_gate *gate; /* waited for before the first prediction is read, or NULL */
 };
 
@@ -734,6 +735,12 @@ out:
 
 		if (ret == 0)
 			ret = closed;
+		/*
+		 * On its own thread (own_writer), fsynced here, beside the main
+		 * thread's summary files, not after both in output_set_commit.
+		 */
+		if (ret == 0 && o->started && strcmp(path, "-") != 0)
+			ret = output_set_sync_file(set, o->set_index, err);
 	}
 	jbuf_release(&tail.line);
 	free(tail.reason);
@@ -782,6 +789,7 @@ static int own_writer_start(struct own_writer *o, struct ltv_err *err)
 	o->gate.state = 0;
 	o->threaded = 0;
 	o->ret = 0;
+	o->file.set_index = o->set.n;
 	ret = users_file_open(&o->set, o->file.path, &o->w, err);
 	if (ret < 0)
 		return ret;
@@ -1217,21 +1225,29 @@ static int write_report_html(const struct loaded_model *m, const struct model_da
 	return ret;
 }
 
-/* The campaign summary and the two reports beside a users file, into set. */
+/*
+ * The campaign summary and the two reports beside a users file, into set;
+ * with sync_now fsynced once written (output_set_sync_from), for a caller
+ * whose users file is still being written on another thread.
+ */
 static int write_summary_files(const struct loaded_model *m, const struct model_data *d,
 			       const struct scored *s, struct campaign_sum *cs, size_t n_cs,
 			       int64_t as_of, const struct provenance *pv, struct output_set *set,
-			       const char *output, struct ltv_err *err)
+			       const char *output, int sync_now, struct ltv_err *err)
 {
 	char *campaigns_path = xasprintf("%s.campaigns.csv", output);
 	char *report_path = xasprintf("%s.report.txt", output);
 	char *html_path = xasprintf("%s.report.html", output);
+	const size_t first = set->n;
 	int ret = write_campaigns_csv(&m->params, cs, n_cs, pv, set, campaigns_path, err);
 
 	if (ret == 0)
 		ret = write_report(m, d, s, cs, n_cs, as_of, set, report_path, err);
 	if (ret == 0)
 		ret = write_report_html(m, d, s, cs, n_cs, as_of, set, html_path, err);
+	/* while F's thread still writes: their fsyncs then wait in output_set_commit no more */
+	if (ret == 0 && sync_now)
+		ret = output_set_sync_from(set, first, err);
 	free(campaigns_path);
 	free(report_path);
 	free(html_path);
@@ -1264,7 +1280,7 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 		gate_set(&w->own->gate, 1); /* F's thread goes on at once, not after them */
 		summary = to_stdout ? 0
 				    : write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output,
-							  &summary_err);
+							  1, &summary_err);
 		ret = own_writer_join(w->own, 1, err);
 		if (ret == 0 && summary < 0) {
 			*err = summary_err;
@@ -1273,14 +1289,14 @@ int score_write_outputs(const struct loaded_model *m, const struct model_data *d
 	} else {
 		if (w->own_file) {
 			const struct own_file o = { m, d, users, s, as_of, w->pv, w->own_file,
-						    w->scratch_dir, output, w->users_hash, NULL, NULL };
+						    w->scratch_dir, output, w->users_hash, NULL, 0, NULL };
 
 			ret = write_own_file(&o, set, err);
 		} else {
 			ret = write_users_csv(m, d, users, s, w->pv, set, output, w->users_hash, err);
 		}
 		if (ret == 0 && !to_stdout)
-			ret = write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output, err);
+			ret = write_summary_files(m, d, s, cs, n_cs, as_of, w->pv, set, output, 0, err);
 	}
 	if (ret == 0 && to_stdout && fflush(stdout) != 0)
 		ret = err_set(err, LTV_EIO, "cannot write the users CSV to stdout");
@@ -1739,7 +1755,7 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	/* --users F: its rows without a prediction are written while the models predict (own_writer) */
 	if (opts->users_path && !to_stdout) {
 		own.file = (struct own_file){ &m, &d, users, &s, as_of, &pv, opts->users_path, scratch,
-					      opts->output, users_hash, NULL, NULL };
+					      opts->output, users_hash, NULL, 0, NULL };
 		ret = own_writer_start(&own, err);
 		have_own = 1;
 		if (ret < 0)
@@ -1747,8 +1763,8 @@ int score_run(const struct config *cfg, struct registry *reg, const struct score
 	}
 	if (s.n > 0 || !opts->shard.count)
 		/* the users file prints the target's raw prediction only */
-		ret = serving_predict_with(&m, &d, s.rows, s.n, SERVING_RAW_OBSERVED_UNREAD, &s.sv,
-					   err);
+		ret = serving_predict_with(&m, &d, s.rows, s.n, SERVING_RAW_OBSERVED_UNREAD | SERVING_LEAN,
+					   &s.sv, err);
 	if (ret == 0 && running)
 		ret = experiment_apply_to_scores(cfg, &m, &experiment, &data, &d, users, s.rows, s.n,
 						 as_of, &s.sv, out, err);

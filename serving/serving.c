@@ -112,7 +112,8 @@ void served_copy_row(struct served *dst, size_t i, const struct served *src, siz
 	for (size_t h = 0; h < dst->n_horizons; h++) {
 		dst->ltv[h][i] = src->ltv[h][j];
 		dst->observed[h][i] = src->observed[h][j];
-		dst->p_payer_h[h][i] = src->p_payer_h[h][j];
+		if (dst->p_payer_h[h]) /* not kept by SERVING_LEAN */
+			dst->p_payer_h[h][i] = src->p_payer_h[h][j];
 		dst->ltv_lo[h][i] = src->ltv_lo[h][j];
 		dst->ltv_hi[h][i] = src->ltv_hi[h][j];
 	}
@@ -227,7 +228,7 @@ static int raw_horizon(const struct loaded_model *m, const struct model_data *d,
 				: NULL;
 	int ret;
 
-	for (size_t i = 0; !payer && i < n; i++)
+	for (size_t i = 0; !payer && out->p_payer_h[h] && i < n; i++)
 		out->p_payer_h[h][i] = NAN;
 	ret = predictor_predict_raw_cells(&m->pred, d, rows, n, horizon, unread, out->ltv[h], served,
 					  payer ? out->p_payer_h[h] : NULL, factor, err);
@@ -316,12 +317,16 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 	for (size_t i = 0; i < n; i++)
 		seen_rows[i] = seen[rows[i]];
 	for (size_t h = 0; h < out->n_horizons; h++) {
+		const int lean = (flags & SERVING_LEAN) != 0;
+		const int payer_h = fp->horizons.v[h] == fp->target_horizon ||
+				    (flags & SERVING_PAYER_EVERY_HORIZON);
+
 		out->ltv[h] = xmalloc(alloc * sizeof(double));
 		out->observed[h] = xcalloc(alloc, 1);
-		out->p_payer_h[h] = xmalloc(alloc * sizeof(double));
+		out->p_payer_h[h] = lean && !payer_h ? NULL : xmalloc(alloc * sizeof(double));
 		out->ltv_lo[h] = xmalloc(alloc * sizeof(double));
 		out->ltv_hi[h] = xmalloc(alloc * sizeof(double));
-		out->raw_h[h] = xmalloc(alloc * sizeof(double));
+		out->raw_h[h] = lean ? NULL : xmalloc(alloc * sizeof(double));
 	}
 	out->p_alive = xmalloc(alloc * sizeof(double));
 	out->p_purchase_30d = xmalloc(alloc * sizeof(double));
@@ -352,7 +357,8 @@ int serving_predict_with(const struct loaded_model *m, const struct model_data *
 		const int is_target = horizon == fp->target_horizon;
 		double *v = out->ltv[h];
 
-		memcpy(out->raw_h[h], v, n * sizeof(double));
+		if (out->raw_h[h])
+			memcpy(out->raw_h[h], v, n * sizeof(double));
 		if (is_target) {
 			memcpy(out->raw, v, n * sizeof(double));
 			memcpy(out->p_payer, out->p_payer_h[h], n * sizeof(double));

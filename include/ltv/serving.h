@@ -24,11 +24,12 @@ struct served {
 	double *ltv[PREDICTOR_MAX_HORIZONS];             /* final value per horizon */
 	unsigned char *observed[PREDICTOR_MAX_HORIZONS]; /* 1: ltv is the observed value */
 	double *raw;       /* uncalibrated prediction at the target horizon */
-	double *raw_h[PREDICTOR_MAX_HORIZONS]; /* uncalibrated prediction per horizon */
+	double *raw_h[PREDICTOR_MAX_HORIZONS]; /* uncalibrated prediction per horizon (NULL: SERVING_LEAN) */
 	double *p_payer;   /* P(pays again before the target horizon), NaN when unknown */
 	/*
 	 * The same before each horizon: at the target horizon always, at the
-	 * others only with SERVING_PAYER_EVERY_HORIZON (NaN without it).
+	 * others only with SERVING_PAYER_EVERY_HORIZON (NaN without it; NULL
+	 * with SERVING_LEAN).
 	 */
 	double *p_payer_h[PREDICTOR_MAX_HORIZONS];
 	int *method;       /* method that served at the target horizon */
@@ -71,8 +72,14 @@ int serving_predict(const struct loaded_model *m, const struct model_data *d,
  * median's. score sets it: at 1,000,000 users every scored row has lived 7
  * days, and the 7-day trees ran for them all. Every value the caller reads
  * is the same with or without it; predict and serve print raw_h.
+ *
+ * SERVING_LEAN: raw_h is not kept, nor p_payer_h at a horizon whose
+ * p_payer is not asked for (both NULL; served_copy_row and served_release
+ * take that). score reads neither: at 1,000,000 users 5 arrays of 2.6 MB
+ * fewer live while the models predict, where peak memory is fresh pages
+ * (README "Threads and performance"). Every value kept is the same.
  */
-enum { SERVING_PAYER_EVERY_HORIZON = 1, SERVING_RAW_OBSERVED_UNREAD = 2 };
+enum { SERVING_PAYER_EVERY_HORIZON = 1, SERVING_RAW_OBSERVED_UNREAD = 2, SERVING_LEAN = 4 };
 
 /* serving_predict with flags (the SERVING_* above, or 0 for serving_predict's own). */
 int serving_predict_with(const struct loaded_model *m, const struct model_data *d,

@@ -1,8 +1,9 @@
 /*
  * Unit tests for output_set.c's replacing of a large file: the new text is in
  * place when commit returns, the old file's last link goes soon after (its
- * child), no "<target>.tmp-" name stays behind, and the clean-up of a dead
- * process's temporaries takes its set-aside links too.
+ * child, which takes the set's small replaced files too), no "<target>.tmp-"
+ * name stays behind, and the clean-up of a dead process's temporaries takes
+ * its set-aside links too; files fsynced ahead of the commit (sync_from).
  */
 #include "testutil.h"
 
@@ -137,6 +138,73 @@ static void test_file_with_two_links_keeps_the_other(void **state)
 	test_scratch_free(dir);
 }
 
+/*
+ * With a large file in the set, a small replaced file is set aside too (the
+ * child that frees the large one frees it): both get the new text, the small
+ * file's old inode loses its last link soon after, and no temporary stays.
+ */
+static void test_small_file_goes_with_a_large_one(void **state)
+{
+	char *dir = test_scratch_dir(), large[4200], small[4200];
+	struct output_set set;
+	struct ltv_err err = { 0 };
+	FILE *f;
+	int large_fd, small_fd;
+
+	(void)state;
+	snprintf(large, sizeof(large), "%s/scores.csv", dir);
+	snprintf(small, sizeof(small), "%s/scores.csv.report.txt", dir);
+	large_fd = make_old(large, LARGE_BYTES);
+	small_fd = make_old(small, 4096);
+	output_set_init(&set);
+	assert_int_equal(output_set_add(&set, large, &f, &err), 0);
+	fputs("new\n", f);
+	assert_int_equal(output_set_add(&set, small, &f, &err), 0);
+	fputs("small\n", f);
+	assert_int_equal(output_set_commit(&set, &err), 0);
+	output_set_release(&set);
+	assert_text(large, "new\n");
+	assert_text(small, "small\n");
+	assert_int_equal(links_after_wait(large_fd), 0);
+	assert_int_equal(links_after_wait(small_fd), 0);
+	assert_int_equal(temporaries_in(dir), 0);
+	close(large_fd);
+	close(small_fd);
+	test_scratch_free(dir);
+}
+
+/*
+ * output_set_sync_from fsyncs the files from its index on and notes where
+ * each ended; text written after is still flushed by commit (the note no
+ * longer matches), and the file before the index is left to commit.
+ */
+static void test_sync_from_then_more_text(void **state)
+{
+	char *dir = test_scratch_dir(), first[4200], second[4200];
+	struct output_set set;
+	struct ltv_err err = { 0 };
+	FILE *f1, *f2;
+
+	(void)state;
+	snprintf(first, sizeof(first), "%s/users.csv", dir);
+	snprintf(second, sizeof(second), "%s/users.csv.campaigns.csv", dir);
+	output_set_init(&set);
+	assert_int_equal(output_set_add(&set, first, &f1, &err), 0);
+	assert_int_equal(output_set_add(&set, second, &f2, &err), 0);
+	fputs("one\n", f1);
+	fputs("two\n", f2);
+	assert_int_equal(output_set_sync_from(&set, 1, &err), 0);
+	assert_int_equal(set.files[0].synced_to, -1);
+	assert_int_equal(set.files[1].synced_to, 4);
+	fputs("more\n", f2);
+	assert_int_equal(output_set_commit(&set, &err), 0);
+	output_set_release(&set);
+	assert_text(first, "one\n");
+	assert_text(second, "two\nmore\n");
+	assert_int_equal(temporaries_in(dir), 0);
+	test_scratch_free(dir);
+}
+
 static void test_clean_stale_takes_set_aside_links(void **state)
 {
 	char *dir = test_scratch_dir(), target[4200], name[4300];
@@ -166,6 +234,8 @@ int main(void)
 		cmocka_unit_test(test_large_file_replaced_and_freed),
 		cmocka_unit_test(test_small_file_freed_by_the_rename),
 		cmocka_unit_test(test_file_with_two_links_keeps_the_other),
+		cmocka_unit_test(test_small_file_goes_with_a_large_one),
+		cmocka_unit_test(test_sync_from_then_more_text),
 		cmocka_unit_test(test_clean_stale_takes_set_aside_links),
 	};
 

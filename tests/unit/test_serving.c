@@ -321,6 +321,48 @@ static void test_serving_unread_flag_changes_only_observed_raw(void **state)
 }
 
 /*
+ * SERVING_LEAN (score's flag) keeps no raw_h and no p_payer_h at a horizon
+ * other than the target's (NULL), and every value it keeps is the same, bit
+ * for bit; served_copy_row into such a result (an A/B candidate's row)
+ * copies what it keeps.
+ */
+static void test_serving_lean_flag_keeps_every_value(void **state)
+{
+	const struct test_pipeline *fx = *state;
+	struct served_users u;
+	struct loaded_model *const m = &u.m;
+	const struct model_data *const d = &u.d;
+	struct served a, b;
+	struct ltv_err err = { 0 };
+	int target;
+
+	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
+	if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0 ||
+	    serving_predict_with(m, d, u.rows, d->frame.n_rows, SERVING_LEAN, &b, &err) != 0)
+		fail_msg("serving_predict: %s", err.msg);
+	target = feature_params_horizon_index(&m->params, m->params.target_horizon);
+	assert_true(target >= 0 && a.n_horizons > 1 && a.n > 100);
+	for (size_t h = 0; h < a.n_horizons; h++) {
+		assert_true(same_bits(a.ltv[h], b.ltv[h], a.n));
+		assert_true(same_bits(a.ltv_lo[h], b.ltv_lo[h], a.n));
+		assert_true(same_bits(a.ltv_hi[h], b.ltv_hi[h], a.n));
+		assert_memory_equal(a.observed[h], b.observed[h], a.n);
+		assert_null(b.raw_h[h]);
+		if ((int)h == target)
+			assert_true(same_bits(a.p_payer_h[h], b.p_payer_h[h], a.n));
+		else
+			assert_null(b.p_payer_h[h]);
+	}
+	assert_same_per_user(&a, &b);
+	served_copy_row(&b, 0, &a, 1);
+	assert_true(same_bits(&b.ltv[target][0], &a.ltv[target][1], 1));
+	assert_true(same_bits(&b.p_payer_h[target][0], &a.p_payer_h[target][1], 1));
+	served_release(&a);
+	served_release(&b);
+	served_users_close(&u);
+}
+
+/*
  * select.horizon_step 1 (serving.c step_between): a user who has not lived
  * the previous horizon gets that horizon's served value plus what this
  * horizon's own methods put between the two (their calibrated value here
@@ -580,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_serving_rules_at_several_as_of),
 		cmocka_unit_test(test_serving_payer_flag_changes_only_payers),
 		cmocka_unit_test(test_serving_unread_flag_changes_only_observed_raw),
+		cmocka_unit_test(test_serving_lean_flag_keeps_every_value),
 		cmocka_unit_test(test_serving_horizon_step),
 		cmocka_unit_test(test_serving_floor_share),
 		cmocka_unit_test(test_floor_share_fit_hand_made),
