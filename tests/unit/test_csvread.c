@@ -601,6 +601,46 @@ static void test_read_ahead_matches(void **state)
 }
 
 /*
+ * Takes b's batches to its end (split by the taker when split is set, as raw
+ * batches are) and checks each record, line and fault against a's next
+ * record read alone; counts records and faults. Returns the last
+ * csv_reader_next_batch's result (0 at the end, -1 on a failure).
+ */
+static int batches_match_reader(struct fixture *b, struct fixture *a, int split, struct csv_fields *io,
+				size_t *n_records, size_t *n_faults)
+{
+	struct csv_batch *batch;
+	char **fa;
+	size_t na, la;
+	int ret;
+
+	while ((ret = csv_reader_next_batch(b->r, &batch, &b->err)) == 1) {
+		if (split)
+			csv_batch_split(batch);
+		for (size_t i = 0; i < csv_batch_count(batch); i++) {
+			struct csv_fault ka, kb;
+			size_t lb;
+
+			assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
+			csv_reader_fault(a->r, &ka);
+			csv_batch_record(batch, i, io, &lb, &kb);
+			assert_int_equal(lb, la);
+			assert_int_equal(io->n, na);
+			for (size_t k = 0; k < na; k++)
+				assert_memory_equal(io->fields[k], fa[k], strlen(fa[k]) + 1);
+			assert_int_equal(kb.kind, ka.kind);
+			assert_int_equal(kb.field, ka.field);
+			assert_int_equal(kb.offset, ka.offset);
+			assert_int_equal(kb.byte, ka.byte);
+			*n_faults += ka.kind != CSV_FAULT_NONE;
+			(*n_records)++;
+		}
+		csv_reader_give_back(b->r, batch);
+	}
+	return ret;
+}
+
+/*
  * Batches (csv_reader_next_batch, as ingest's events workers take them)
  * give each record's fields, line and fault, its byte included, as
  * csv_reader_next without read-ahead: a 400 KB file, so several buffers, of
@@ -614,7 +654,6 @@ static void test_batches_keep_faults(void **state)
 	char *text = xmalloc(cap + 64);
 	size_t len = 0, n_faults = 0, n_records = 0, want_faults = 0, want_records = 0;
 	struct csv_fields io = { 0 };
-	struct csv_batch *batch;
 	struct fixture *a, *b;
 	char **fa;
 	size_t na, la;
@@ -637,27 +676,7 @@ static void test_batches_keep_faults(void **state)
 	csv_reader_set_read_ahead(b->r, 1);
 	assert_int_equal(csv_reader_next(b->r, &fa, &na, &la, &b->err), 1);
 	assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
-	while ((ret = csv_reader_next_batch(b->r, &batch, &b->err)) == 1) {
-		for (size_t i = 0; i < csv_batch_count(batch); i++) {
-			struct csv_fault ka, kb;
-			size_t lb;
-
-			assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
-			csv_reader_fault(a->r, &ka);
-			csv_batch_record(batch, i, &io, &lb, &kb);
-			assert_int_equal(lb, la);
-			assert_int_equal(io.n, na);
-			for (size_t k = 0; k < na; k++)
-				assert_memory_equal(io.fields[k], fa[k], strlen(fa[k]) + 1);
-			assert_int_equal(kb.kind, ka.kind);
-			assert_int_equal(kb.field, ka.field);
-			assert_int_equal(kb.offset, ka.offset);
-			assert_int_equal(kb.byte, ka.byte);
-			n_faults += ka.kind != CSV_FAULT_NONE;
-			n_records++;
-		}
-		csv_reader_give_back(b->r, batch);
-	}
+	ret = batches_match_reader(b, a, 0, &io, &n_records, &n_faults);
 	assert_int_equal(ret, 0);
 	assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 0);
 	assert_int_equal(n_records + 1, want_records); /* the first, read alone above */
@@ -692,7 +711,6 @@ static void test_raw_batches_match(void **state)
 		char *text = xmalloc(cap + 64);
 		size_t len = 0, n_records = 0, n_faults = 0;
 		struct csv_fields io = { 0 };
-		struct csv_batch *batch;
 		struct fixture *a, *b;
 		char **fa;
 		size_t na, la;
@@ -719,28 +737,7 @@ static void test_raw_batches_match(void **state)
 		csv_reader_set_raw_batches(b->r, 1);
 		assert_int_equal(csv_reader_next(b->r, &fa, &na, &la, &b->err), 1);
 		assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
-		while ((ret = csv_reader_next_batch(b->r, &batch, &b->err)) == 1) {
-			csv_batch_split(batch);
-			for (size_t i = 0; i < csv_batch_count(batch); i++) {
-				struct csv_fault ka, kb;
-				size_t lb;
-
-				assert_int_equal(csv_reader_next(a->r, &fa, &na, &la, &a->err), 1);
-				csv_reader_fault(a->r, &ka);
-				csv_batch_record(batch, i, &io, &lb, &kb);
-				assert_int_equal(lb, la);
-				assert_int_equal(io.n, na);
-				for (size_t k = 0; k < na; k++)
-					assert_memory_equal(io.fields[k], fa[k], strlen(fa[k]) + 1);
-				assert_int_equal(kb.kind, ka.kind);
-				assert_int_equal(kb.field, ka.field);
-				assert_int_equal(kb.offset, ka.offset);
-				assert_int_equal(kb.byte, ka.byte);
-				n_faults += ka.kind != CSV_FAULT_NONE;
-				n_records++;
-			}
-			csv_reader_give_back(b->r, batch);
-		}
+		ret = batches_match_reader(b, a, 1, &io, &n_records, &n_faults);
 		want = csv_reader_next(a->r, &fa, &na, &la, &a->err);
 		assert_int_equal(ret, want);
 		if (open_quote) {
