@@ -310,14 +310,13 @@ static void free_asides(struct output_set *set)
  */
 static void set_asides(struct output_set *set)
 {
-	off_t min_bytes = ASIDE_MIN_BYTES;
+	int any_large = 0;
 
-	for (size_t i = 0; i < set->n && min_bytes > 0; i++)
-		if (freed_by_rename(set->files[i].target, ASIDE_MIN_BYTES))
-			min_bytes = 0;
-	if (min_bytes == 0)
+	for (size_t i = 0; i < set->n && !any_large; i++)
+		any_large = freed_by_rename(set->files[i].target, ASIDE_MIN_BYTES);
+	if (any_large)
 		for (size_t i = 0; i < set->n; i++)
-			set_aside(&set->files[i], min_bytes);
+			set_aside(&set->files[i], 0);
 }
 
 /*
