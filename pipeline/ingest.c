@@ -533,14 +533,9 @@ static int load_known_users(struct ingest *in, struct ltv_err *err)
 
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < t.n; i++) {
-		if (t.uid[i] != (int64_t)i + 1) {
-			ret = err_set(err, LTV_EREGISTRY, "users table has a gap at uid %lld; "
-				      "re-ingest with ingest.mode: replace", (long long)t.uid[i]);
-			break;
-		}
+	/* uids are 1..n: registry_users_load fails on a gap */
+	for (size_t i = 0; i < t.n; i++)
 		ingest_parse_known_user(&in->p, t.user_id[i], t.uid[i], t.install_time[i]);
-	}
 	user_table_release(&t);
 	if (ret == 0 && in->ctx->shard.count)
 		ret = load_user_positions(in, err);

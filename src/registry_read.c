@@ -159,6 +159,15 @@ static void user_table_alloc(struct user_table *t, size_t cap)
 }
 
 /*
+ * What fixes users or user-days a hand or a damage left inconsistent:
+ * ingest from the input files anew. The default append mode would load the
+ * damaged users and keep the stray days, so replace.
+ */
+#define REINGEST_ADVICE                                                                   \
+	"ingest again (ltvpipe run --only ingest --force --set ingest.mode=replace, with " \
+	"its --shard for a shard's registry)"
+
+/*
  * One reader of the users table into t's columns (rows [0, n)), its strings
  * into text's blocks (t itself, or a table of its own for a second reader),
  * on the connection db (reg's, or a second one, whose errors are its own):
@@ -176,6 +185,10 @@ struct users_reader {
 	int64_t from_uid;
 	struct users_gate *gate;
 	size_t got;
+	/* a row i whose uid is not i + 1 (users_order_error), if stray */
+	int stray;
+	size_t stray_row;
+	int64_t stray_uid;
 };
 
 /* The rows of chunk j: r->chunk, or what the last one has left. */
@@ -208,8 +221,15 @@ static size_t read_chunk(struct users_reader *r, sqlite3_stmt *st, size_t j, siz
 
 		if (k == cap || (*rc = sqlite3_step(st)) != SQLITE_ROW)
 			break;
-		k++;
 		t->uid[i] = sqlite3_column_int64(st, 0);
+		if (t->uid[i] != (int64_t)i + 1) { /* a damaged table: users_order_error */
+			r->stray = 1;
+			r->stray_row = i;
+			r->stray_uid = t->uid[i];
+			*rc = SQLITE_DONE;
+			break;
+		}
+		k++;
 		t->user_id[i] = keep_column_text(x, used, st, 1);
 		t->app_id[i] = keep_shared_column_text(x, used, &shared[0], st, 2);
 		t->campaign[i] = keep_shared_column_text(x, used, &shared[1], st, 3);
@@ -221,6 +241,22 @@ static size_t read_chunk(struct users_reader *r, sqlite3_stmt *st, size_t j, siz
 			users_gate_publish(r->gate, r->index, done, k, 0);
 	}
 	return k;
+}
+
+/*
+ * LTV_EREGISTRY: the users table's row i (0-based, in uid order) has a
+ * uid other than i + 1 (r->stray_row, r->stray_uid). Ingest numbers users 1..n without a gap, and every
+ * reader puts user uid at row uid - 1 (features' user_age, shard merge's
+ * global uids, ingest's known users): a gap or a uid below 1 means the
+ * table was damaged or changed by hand, and read on, the users after it
+ * would take other users' places.
+ */
+static int users_order_error(const struct users_reader *r, struct ltv_err *err)
+{
+	return err_set(err, LTV_EREGISTRY, "registry '%s': table users holds uid %lld where uid "
+		       "%zu was expected (ltvpipe numbers users 1 to n without a gap); the registry "
+		       "is damaged or was changed by hand: " REINGEST_ADVICE, r->reg->path,
+		       (long long)r->stray_uid, r->stray_row + 1);
 }
 
 static int users_read_rows(struct users_reader *r, struct ltv_err *err)
@@ -255,6 +291,8 @@ static int users_read_rows(struct users_reader *r, struct ltv_err *err)
 	if (rc != SQLITE_OK && rc != SQLITE_DONE)
 		ret = err_set(err, sqlite3_errcode(r->db) == SQLITE_BUSY ? LTV_EBUSY : LTV_EREGISTRY,
 			      "registry '%s': %s: %s", r->reg->path, what, sqlite3_errmsg(r->db));
+	else if (r->stray)
+		ret = users_order_error(r, err);
 	sqlite3_mutex_leave(sqlite3_db_mutex(r->db));
 	sqlite3_finalize(st);
 	free(shared);
@@ -276,8 +314,9 @@ int registry_users_load(struct registry *reg, struct user_table *out, struct ltv
 	}
 	user_table_alloc(&t, cap);
 	{
-		struct users_reader r = { reg, reg->db, &t, &t, cap, cap ? cap : 1, 0, 1, INT64_MIN,
-					  NULL, 0 };
+		struct users_reader r = { .reg = reg, .db = reg->db, .t = &t, .text = &t, .n = cap,
+					  .chunk = cap ? cap : 1, .index = 0, .stride = 1,
+					  .from_uid = INT64_MIN };
 
 		ret = users_read_rows(&r, err);
 		t.n = r.got;
@@ -534,8 +573,7 @@ int registry_day_of_no_user(struct registry *reg, int64_t uid, int64_t day, size
 {
 	return err_set(err, LTV_EREGISTRY, "registry '%s': table %s holds a user-day of uid %lld "
 		       "(day %lld) but table users has %zu users, uids 1 to %zu; the registry is "
-		       "inconsistent: ingest again (ltvpipe run --only ingest --force, with its "
-		       "--shard for a shard's registry)", reg->path, day_tables(reg), (long long)uid,
+		       "inconsistent: " REINGEST_ADVICE, reg->path, day_tables(reg), (long long)uid,
 		       (long long)day, n_users, n_users);
 }
 
@@ -740,12 +778,17 @@ int registry_users_and_days(struct registry *reg, int threads, struct user_table
 	if (db[1]) { /* chunks in turn on two connections of their own, the even ones and the odd */
 		users_gate_init(&gate, n, USERS_CHUNK, 2);
 		for (int k = 0; k < 2; k++)
-			job[k].r = (struct users_reader){ reg, db[k], users, &text[k], n, USERS_CHUNK,
-							  k, 2, 1, &gate, 0 };
+			job[k].r = (struct users_reader){ .reg = reg, .db = db[k], .t = users,
+							  .text = &text[k], .n = n,
+							  .chunk = USERS_CHUNK, .index = k,
+							  .stride = 2, .from_uid = 1,
+							  .gate = &gate };
 	} else { /* one chunk of every user on reg's connection */
 		users_gate_init(&gate, n, n ? n : 1, 1);
-		job[0].r = (struct users_reader){ reg, reg->db, users, users, n, n ? n : 1, 0, 1,
-						  INT64_MIN, &gate, 0 };
+		job[0].r = (struct users_reader){ .reg = reg, .db = reg->db, .t = users,
+						  .text = users, .n = n, .chunk = n ? n : 1,
+						  .index = 0, .stride = 1, .from_uid = INT64_MIN,
+						  .gate = &gate };
 	}
 	/*
 	 * Readers on connections of their own start before the blocks are read

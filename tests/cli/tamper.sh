@@ -1,6 +1,6 @@
 # A damaged registry is noticed by `run` instead of being reported "up to
 # date" (issue 15, defect 6): a model blob overwritten, a stage's blobs
-# deleted, b-tree pages overwritten on disk. Each stops with a message that
+# deleted, a user deleted by hand, b-tree pages overwritten on disk. Each stops with a message that
 # names the damage and the fix; the previous versions stay readable; and the
 # recovery the message suggests gives artefacts identical (content hashes)
 # to a clean run.
@@ -42,6 +42,21 @@ echo "run exit $?"
 msg | sed 's/it has 0 of its [0-9]* blobs/it has 0 of its N blobs/' 
 "$LTVPIPE" run $S --force --from features >out 2>err
 echo "run --force --from features exit $?"
+[ "$(hashes)" = "$(cat clean.hashes)" ] && echo "artefacts identical to the clean run"
+
+echo "-- a user deleted by hand (users 1..n with a gap)"
+cp clean.sqlite $reg
+rm -f $reg-wal $reg-shm
+sqlite3 $reg "delete from users where uid = 500"
+artefacts=$(sqlite3 $reg "select count(*) from artefacts")
+"$LTVPIPE" run $S --force --from features >out 2>err
+echo "run --force --from features exit $?"
+msg
+[ "$(sqlite3 $reg 'select count(*) from artefacts')" = "$artefacts" ] && echo "no artefact added"
+"$LTVPIPE" run $S --only ingest --force --set ingest.mode=replace >out 2>err
+echo "run --only ingest --force --set ingest.mode=replace exit $?"
+"$LTVPIPE" run $S >out 2>err
+echo "run exit $?"
 [ "$(hashes)" = "$(cat clean.hashes)" ] && echo "artefacts identical to the clean run"
 
 echo "-- pages overwritten on disk"

@@ -1278,12 +1278,87 @@ static void test_users_and_days_at_once(void **state)
 	test_scratch_free(dir);
 }
 
+/* Runs sql on the registry file at path, as a hand editing it with sqlite3 would. */
+static void hand_edit(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+/*
+ * A users table whose uids are not 1..n (user 3 deleted by hand from users
+ * 1..5, then user 0 added): registry_users_load and registry_users_and_days
+ * on one thread and two fail naming the registry, the uid found and the one
+ * expected, and release the table. Read on, user 4 took user 3's row and
+ * features asserted in user_age (session 18's note).
+ */
+static void test_users_gap_fails(void **state)
+{
+	char *dir = NULL, *path = fresh_path(&dir);
+	struct registry *reg = open_or_fail(path);
+	struct user_row rows[5];
+	const char *ids[] = { "u1", "u2", "u3", "u4", "u5" };
+	struct ltv_err err = { 0 };
+	char *want[2];
+	int64_t id;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		rows[i] = (struct user_row){ i + 1, ids[i], "app", "camp", 1000 + i, 1.0, NULL };
+	start_run(reg, "r1");
+	id = commit_artefact(reg, "r1", "ingest", "fp", "h", NULL, 0, NULL, 0, NULL);
+	assert_int_equal(registry_begin(reg, &err), 0);
+	assert_int_equal(registry_users_insert(reg, rows, 5, id, &err), 0);
+	assert_int_equal(registry_commit(reg, &err), 0);
+	registry_close(reg);
+	hand_edit(path, "DELETE FROM users WHERE uid = 3");
+	reg = open_or_fail(path);
+	want[0] = xasprintf("registry '%s': table users holds uid 4 where uid 3 was expected", path);
+	want[1] = xasprintf("registry '%s': table users holds uid 0 where uid 1 was expected", path);
+	for (int gap = 0; gap < 2; gap++) {
+		struct user_table t;
+		struct seen_days s = { .users = &t };
+
+		if (gap == 1) {
+			registry_close(reg);
+			hand_edit(path, "INSERT INTO users SELECT 0, 'u0', app_id, campaign, install_time,"
+				  " cost, attributes, artefact_id FROM users WHERE uid = 1");
+			reg = open_or_fail(path);
+		}
+		err.msg[0] = '\0';
+		assert_int_equal(registry_users_load(reg, &t, &err), LTV_EREGISTRY);
+		if (strncmp(err.msg, want[gap], strlen(want[gap])) != 0)
+			fail_msg("load, gap %d: '%s'", gap, err.msg);
+		assert_int_equal(t.n, 0);
+		assert_null(t.uid);
+		for (int threads = 1; threads <= 2; threads++) {
+			err.msg[0] = '\0';
+			assert_int_equal(registry_users_and_days(reg, threads, &t, see_day, &s, &err),
+					 LTV_EREGISTRY);
+			if (strncmp(err.msg, want[gap], strlen(want[gap])) != 0)
+				fail_msg("%d threads, gap %d: '%s'", threads, gap, err.msg);
+			assert_int_equal(t.n, 0);
+			assert_null(t.uid);
+		}
+	}
+	free(want[0]);
+	free(want[1]);
+	registry_close(reg);
+	free(path);
+	test_scratch_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_creates_wal_registry),
 		cmocka_unit_test(test_users_load_packs_strings),
 		cmocka_unit_test(test_users_and_days_at_once),
+		cmocka_unit_test(test_users_gap_fails),
 		cmocka_unit_test(test_open_readonly_missing),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_versions_lineage_current),
