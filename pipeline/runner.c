@@ -585,6 +585,16 @@ static int complete_fingerprint(struct run_state *rs, const struct stage *s,
 	return registry_artefact_set_fingerprint(reg, id, p->fingerprint, p->config_text, err);
 }
 
+/*
+ * Whether stage s keeps freed blocks in the heap on its own (STAGE_KEEP_FREED):
+ * only under run.memory_mb, where the rest of the run maps big blocks apart
+ * and hands them back; without it the whole run keeps them (run_heap_setup).
+ */
+static int keep_freed_by_stage(const struct config *cfg, const struct stage *s)
+{
+	return cfg->run.memory_mb != 0 && (s->flags & STAGE_KEEP_FREED);
+}
+
 /* Runs one stage body and commits its output, or rolls everything back. */
 static int execute_stage(struct run_state *rs, int idx, struct registry *reg, int n_threads,
 			 struct core_share *cores, struct ltv_err *err)
@@ -632,11 +642,15 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	LOG(LOG_DEBUG, "running (%s)", p->reason);
 	/* Process-wide, and no stage runs beside ingest: every other stage reads it. */
 	memory_use_huge_pages((s->flags & STAGE_HUGE_PAGES) != 0);
-	/* Process-wide too: such a stage runs alone (select and calibrate, after every method). */
-	if (s->flags & STAGE_KEEP_FREED)
+	/*
+	 * Process-wide too: such a stage runs alone (calibrate, after every
+	 * method). Only under run.memory_mb: otherwise the whole run keeps what
+	 * it frees (run_heap_setup).
+	 */
+	if (keep_freed_by_stage(rs->cfg, s))
 		memory_keep_freed();
 	ret = s->run(&ctx);
-	if (s->flags & STAGE_KEEP_FREED)
+	if (keep_freed_by_stage(rs->cfg, s))
 		memory_map_big_blocks();
 	progress_finish(&progress);
 	progress_run_stage(0, 0);
@@ -1239,6 +1253,28 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 	return ret;
 }
 
+/*
+ * Before any stage thread exists. Arenas: glibc gave every thread (stages
+ * side by side, XGBoost's) an arena of its own, each keeping its thread's
+ * freed high-water mark, and peak RSS of a cold run at 100,000 users was
+ * 192 MB for 100 MB of live heap (bench/README.md, "peak memory").
+ * Freed blocks: without run.memory_mb every block comes from the heap and
+ * what a stage or task frees stays there for the next one (memory_keep_freed),
+ * instead of glibc mapping each block over 32 MB on its own and unmapping it
+ * on free, and trimming the heap's top past 64 MB, so that the next stage's
+ * arrays were faulted in and zeroed by the kernel again (a 4 KB fault costs
+ * 7-17 us of CPU on these VMs). The cold run after ingest at 1,000,000 users,
+ * alternating pairs (bench/train_ab.sh): FIGURES.
+ * Under run.memory_mb the run keeps glibc's rule, since its tests read
+ * resident memory, and only STAGE_KEEP_FREED stages keep (keep_freed_by_stage).
+ */
+static void run_heap_setup(const struct config *cfg)
+{
+	memory_limit_arenas(RUN_MALLOC_ARENAS);
+	if (cfg->run.memory_mb == 0)
+		memory_keep_freed();
+}
+
 int runner_run_on(const struct config *cfg, struct registry *reg, const struct run_options *opts,
 		  FILE *out, struct ltv_err *err)
 {
@@ -1249,13 +1285,7 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 
 	assert(stage_count <= sizeof(rs.plans) / sizeof(rs.plans[0]));
 	assert(reg || opts->dry_run);
-	/*
-	 * Before any stage thread exists: glibc gave every thread (stages side by
-	 * side, XGBoost's) an arena of its own, each keeping its thread's freed
-	 * high-water mark, and peak RSS of a cold run at 100,000 users was
-	 * 192 MB for 100 MB of live heap (bench/README.md, "peak memory").
-	 */
-	memory_limit_arenas(RUN_MALLOC_ARENAS);
+	run_heap_setup(cfg);
 	ret = stage_table_check(err);
 	if (ret == 0)
 		ret = select_stages(opts, rs.plans, err);
@@ -1302,6 +1332,9 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		LOG(LOG_DEBUG, "runtime: GLIBC_TUNABLES=%s OMP_WAIT_POLICY=%s",
 		    getenv("GLIBC_TUNABLES") ? getenv("GLIBC_TUNABLES") : "(unset)",
 		    getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)");
+		LOG(LOG_DEBUG, "heap: %s", cfg->run.memory_mb == 0 ?
+		    "freed blocks stay for the run (no run.memory_mb)" :
+		    "big blocks mapped apart, freed memory handed back after each stage (run.memory_mb)");
 	}
 	ret = run_waves(&rs, err);
 	if (ret == 0 && !opts->dry_run && config_jobs(cfg) > 1 && only_ingest_ran(&rs))
