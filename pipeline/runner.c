@@ -586,13 +586,22 @@ static int complete_fingerprint(struct run_state *rs, const struct stage *s,
 }
 
 /*
+ * Whether the whole run keeps what it frees in malloc's heap: without
+ * run.memory_mb, whose tests read resident memory (run_heap_setup).
+ */
+static int run_keeps_freed(const struct config *cfg)
+{
+	return cfg->run.memory_mb == 0;
+}
+
+/*
  * Whether stage s keeps freed blocks in the heap on its own (STAGE_KEEP_FREED):
  * only under run.memory_mb, where the rest of the run maps big blocks apart
  * and hands them back; without it the whole run keeps them (run_heap_setup).
  */
 static int keep_freed_by_stage(const struct config *cfg, const struct stage *s)
 {
-	return cfg->run.memory_mb != 0 && (s->flags & STAGE_KEEP_FREED);
+	return !run_keeps_freed(cfg) && (s->flags & STAGE_KEEP_FREED);
 }
 
 /* Runs one stage body and commits its output, or rolls everything back. */
@@ -1271,7 +1280,7 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 static void run_heap_setup(const struct config *cfg)
 {
 	memory_limit_arenas(RUN_MALLOC_ARENAS);
-	if (cfg->run.memory_mb == 0)
+	if (run_keeps_freed(cfg))
 		memory_keep_freed();
 }
 
@@ -1332,7 +1341,7 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		LOG(LOG_DEBUG, "runtime: GLIBC_TUNABLES=%s OMP_WAIT_POLICY=%s",
 		    getenv("GLIBC_TUNABLES") ? getenv("GLIBC_TUNABLES") : "(unset)",
 		    getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)");
-		LOG(LOG_DEBUG, "heap: %s", cfg->run.memory_mb == 0 ?
+		LOG(LOG_DEBUG, "heap: %s", run_keeps_freed(cfg) ?
 		    "freed blocks stay for the run (no run.memory_mb)" :
 		    "big blocks mapped apart, freed memory handed back after each stage (run.memory_mb)");
 	}
