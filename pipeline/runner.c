@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/core_share.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_data.h"
 #include "ltv/input_files.h"
@@ -111,35 +112,14 @@ int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
 	return 0;
 }
 
-/*
- * The cores of one wave: run.jobs shared by the stages still unfinished,
- * at most one per worker thread. Hurdle is ~70% of training; sharing only at
- * a stage's start left it on one thread after its neighbours had finished.
- */
-struct core_share {
-	pthread_mutex_t lock;
-	int jobs;
-	size_t workers;
-	size_t unfinished;  /* guarded by lock */
-	size_t waiting;     /* under run.memory_mb, workers not running a stage; guarded by lock */
-};
-
 int stage_threads(struct stage_ctx *ctx)
 {
 	int n = ctx->n_threads;
 
 	if (ctx->task)
 		n = stage_task_threads(ctx->task);
-	else if (ctx->cores) {
-		struct core_share *c = ctx->cores;
-		size_t active;
-
-		pthread_mutex_lock(&c->lock);
-		active = c->unfinished < c->workers ? c->unfinished : c->workers;
-		active = active > c->waiting ? active - c->waiting : 0;
-		n = active > 0 ? c->jobs / (int)active : c->jobs;
-		pthread_mutex_unlock(&c->lock);
-	}
+	else if (ctx->cores)
+		n = core_share_threads(ctx->cores);
 	if (n < 1)
 		n = 1;
 	if (n > ctx->max_threads_used)
@@ -676,8 +656,12 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	}
 	if (ret == 0)
 		ret = registry_set_current(reg, s->name, out.id, &ctx.err);
-	if (ret == 0)
+	if (ret == 0) {
+		/* its checkpoint may wait for the disk: a neighbour can use the core */
+		core_share_lend(cores, 1);
 		ret = registry_commit(reg, &ctx.err);
+		core_share_lend(cores, -1);
+	}
 	if (ret < 0) {
 		registry_rollback(reg);
 		err_set(err, ret, "stage %s failed: %s", s->name, ctx.err.msg);
@@ -937,13 +921,6 @@ static int wave_memory_fits(const struct wave *w)
 
 	return w->running == 0 || limit == 0 ||
 	       current_rss_bytes() + model_data_shared_frame_bytes() <= limit;
-}
-
-static void core_share_waiting(struct core_share *c, int delta)
-{
-	pthread_mutex_lock(&c->lock);
-	c->waiting = (size_t)((long)c->waiting + delta);
-	pthread_mutex_unlock(&c->lock);
 }
 
 static void *wave_worker(void *opaque)
