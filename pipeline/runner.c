@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ltv/core_share.h"
 #include "ltv/model_compare.h"
 #include "ltv/model_data.h"
 #include "ltv/input_files.h"
@@ -111,35 +112,14 @@ int stage_output_id(struct stage_ctx *ctx, int64_t *out_id)
 	return 0;
 }
 
-/*
- * The cores of one wave: run.jobs shared by the stages still unfinished,
- * at most one per worker thread. Hurdle is ~70% of training; sharing only at
- * a stage's start left it on one thread after its neighbours had finished.
- */
-struct core_share {
-	pthread_mutex_t lock;
-	int jobs;
-	size_t workers;
-	size_t unfinished;  /* guarded by lock */
-	size_t waiting;     /* under run.memory_mb, workers not running a stage; guarded by lock */
-};
-
 int stage_threads(struct stage_ctx *ctx)
 {
 	int n = ctx->n_threads;
 
 	if (ctx->task)
 		n = stage_task_threads(ctx->task);
-	else if (ctx->cores) {
-		struct core_share *c = ctx->cores;
-		size_t active;
-
-		pthread_mutex_lock(&c->lock);
-		active = c->unfinished < c->workers ? c->unfinished : c->workers;
-		active = active > c->waiting ? active - c->waiting : 0;
-		n = active > 0 ? c->jobs / (int)active : c->jobs;
-		pthread_mutex_unlock(&c->lock);
-	}
+	else if (ctx->cores)
+		n = core_share_threads(ctx->cores);
 	if (n < 1)
 		n = 1;
 	if (n > ctx->max_threads_used)
@@ -585,6 +565,25 @@ static int complete_fingerprint(struct run_state *rs, const struct stage *s,
 	return registry_artefact_set_fingerprint(reg, id, p->fingerprint, p->config_text, err);
 }
 
+/*
+ * Whether the whole run keeps what it frees in malloc's heap: without
+ * run.memory_mb, whose tests read resident memory (run_heap_setup).
+ */
+static int run_keeps_freed(const struct config *cfg)
+{
+	return cfg->run.memory_mb == 0;
+}
+
+/*
+ * Whether stage s keeps freed blocks in the heap on its own (STAGE_KEEP_FREED):
+ * only under run.memory_mb, where the rest of the run maps big blocks apart
+ * and hands them back; without it the whole run keeps them (run_heap_setup).
+ */
+static int keep_freed_by_stage(const struct config *cfg, const struct stage *s)
+{
+	return !run_keeps_freed(cfg) && (s->flags & STAGE_KEEP_FREED);
+}
+
 /* Runs one stage body and commits its output, or rolls everything back. */
 static int execute_stage(struct run_state *rs, int idx, struct registry *reg, int n_threads,
 			 struct core_share *cores, struct ltv_err *err)
@@ -632,11 +631,15 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	LOG(LOG_DEBUG, "running (%s)", p->reason);
 	/* Process-wide, and no stage runs beside ingest: every other stage reads it. */
 	memory_use_huge_pages((s->flags & STAGE_HUGE_PAGES) != 0);
-	/* Process-wide too: such a stage runs alone (select and calibrate, after every method). */
-	if (s->flags & STAGE_KEEP_FREED)
+	/*
+	 * Process-wide too: such a stage runs alone (calibrate, after every
+	 * method). Only under run.memory_mb: otherwise the whole run keeps what
+	 * it frees (run_heap_setup).
+	 */
+	if (keep_freed_by_stage(rs->cfg, s))
 		memory_keep_freed();
 	ret = s->run(&ctx);
-	if (s->flags & STAGE_KEEP_FREED)
+	if (keep_freed_by_stage(rs->cfg, s))
 		memory_map_big_blocks();
 	progress_finish(&progress);
 	progress_run_stage(0, 0);
@@ -653,8 +656,12 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	}
 	if (ret == 0)
 		ret = registry_set_current(reg, s->name, out.id, &ctx.err);
-	if (ret == 0)
+	if (ret == 0) {
+		/* its checkpoint may wait for the disk: a neighbour can use the core */
+		core_share_lend(cores, 1);
 		ret = registry_commit(reg, &ctx.err);
+		core_share_lend(cores, -1);
+	}
 	if (ret < 0) {
 		registry_rollback(reg);
 		err_set(err, ret, "stage %s failed: %s", s->name, ctx.err.msg);
@@ -914,13 +921,6 @@ static int wave_memory_fits(const struct wave *w)
 
 	return w->running == 0 || limit == 0 ||
 	       current_rss_bytes() + model_data_shared_frame_bytes() <= limit;
-}
-
-static void core_share_waiting(struct core_share *c, int delta)
-{
-	pthread_mutex_lock(&c->lock);
-	c->waiting = (size_t)((long)c->waiting + delta);
-	pthread_mutex_unlock(&c->lock);
 }
 
 static void *wave_worker(void *opaque)
@@ -1239,6 +1239,30 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 	return ret;
 }
 
+/*
+ * Before any stage thread exists. Arenas: glibc gave every thread (stages
+ * side by side, XGBoost's) an arena of its own, each keeping its thread's
+ * freed high-water mark, and peak RSS of a cold run at 100,000 users was
+ * 192 MB for 100 MB of live heap (bench/README.md, "peak memory").
+ * Freed blocks: without run.memory_mb every block comes from the heap and
+ * what a stage or task frees stays there for the next one (memory_keep_freed),
+ * instead of glibc mapping each block over 32 MB on its own and unmapping it
+ * on free, and trimming the heap's top past 64 MB, so that the next stage's
+ * arrays were faulted in and zeroed by the kernel again (a 4 KB fault costs
+ * 7-17 us of CPU on these VMs). The cold run after ingest at 1,000,000 users,
+ * 6 alternating pairs (bench/train_ab.sh, load 5-7): minor faults 23.5k ->
+ * 2.5k, system 1.09 -> 0.82 s, CPU 16.96 -> 17.07 s (paired -0.29 s), peak
+ * RSS 376.8 -> 386.4 MB (paired +9.9), every content hash the same.
+ * Under run.memory_mb the run keeps glibc's rule, since its tests read
+ * resident memory, and only STAGE_KEEP_FREED stages keep (keep_freed_by_stage).
+ */
+static void run_heap_setup(const struct config *cfg)
+{
+	memory_limit_arenas(RUN_MALLOC_ARENAS);
+	if (run_keeps_freed(cfg))
+		memory_keep_freed();
+}
+
 int runner_run_on(const struct config *cfg, struct registry *reg, const struct run_options *opts,
 		  FILE *out, struct ltv_err *err)
 {
@@ -1249,13 +1273,7 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 
 	assert(stage_count <= sizeof(rs.plans) / sizeof(rs.plans[0]));
 	assert(reg || opts->dry_run);
-	/*
-	 * Before any stage thread exists: glibc gave every thread (stages side by
-	 * side, XGBoost's) an arena of its own, each keeping its thread's freed
-	 * high-water mark, and peak RSS of a cold run at 100,000 users was
-	 * 192 MB for 100 MB of live heap (bench/README.md, "peak memory").
-	 */
-	memory_limit_arenas(RUN_MALLOC_ARENAS);
+	run_heap_setup(cfg);
 	ret = stage_table_check(err);
 	if (ret == 0)
 		ret = select_stages(opts, rs.plans, err);
@@ -1302,6 +1320,9 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		LOG(LOG_DEBUG, "runtime: GLIBC_TUNABLES=%s OMP_WAIT_POLICY=%s",
 		    getenv("GLIBC_TUNABLES") ? getenv("GLIBC_TUNABLES") : "(unset)",
 		    getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)");
+		LOG(LOG_DEBUG, "heap: %s", run_keeps_freed(cfg) ?
+		    "freed blocks stay for the run (no run.memory_mb)" :
+		    "big blocks mapped apart, freed memory handed back after each stage (run.memory_mb)");
 	}
 	ret = run_waves(&rs, err);
 	if (ret == 0 && !opts->dry_run && config_jobs(cfg) > 1 && only_ingest_ran(&rs))

@@ -106,10 +106,13 @@ const struct stage stage_table[] = {
 		.inputs = { "features", "tiers", "hurdle", "multiplier", "curves", "lookalike", "semantic",
 			    "bgnbd", "pareto_nbd", NULL },
 		/*
-		 * Not STAGE_KEEP_FREED: its arrays of 5 to 11 MB (a validation
-		 * row's per method, per rank-share thread) left holes in the heap
-		 * that set the cold run's peak (select alone at 1,000,000 users:
-		 * 487 MB kept, 455 MB mapped and returned, for 0.1-0.3 CPU s).
+		 * Not STAGE_KEEP_FREED (which acts under run.memory_mb only): its
+		 * arrays of 5 to 11 MB (a validation row's per method, per
+		 * rank-share thread) left holes in the heap that set the cold run's
+		 * peak (select alone at 1,000,000 users: 487 MB kept, 455 MB mapped
+		 * and returned, for 0.1-0.3 CPU s). Without a budget the whole run
+		 * keeps what it frees (runner.c, run_heap_setup; session 19: the
+		 * cold run's peak +10 MB, 21,000 fewer page faults).
 		 */
 		.flags = STAGE_USES_AS_OF,
 		.run = stage_select_run,

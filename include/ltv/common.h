@@ -189,9 +189,10 @@ size_t current_rss_bytes(void);
 void memory_limit_arenas(int arenas);
 void memory_return_free(void);
 /*
- * For a short batch command (score): every block comes from malloc's heap
- * and freed ones stay there for the next allocation, instead of going back
- * to the kernel. By default glibc maps each block over 128 KB (and up to
+ * For a batch command (score, and a run without run.memory_mb: pipeline/
+ * runner.c, run_heap_setup): every block comes from malloc's heap and freed
+ * ones stay there for the next allocation, instead of going back to the
+ * kernel. By default glibc maps each block over 128 KB (and up to
  * 32 MB) on its own and unmaps it on free, so every column, matrix and
  * buffer is faulted in and zeroed by the kernel again. With huge pages under
  * the heap (cli/main.c, ensure_runtime_env), scoring 200,000 users took
@@ -200,8 +201,8 @@ void memory_return_free(void);
  */
 void memory_keep_freed(void);
 /*
- * Undoes memory_keep_freed for a process that goes on (the runner, after a
- * STAGE_KEEP_FREED stage): big blocks are mapped on their own again, at
+ * Undoes memory_keep_freed for a process that goes on (the runner under
+ * run.memory_mb, after a STAGE_KEEP_FREED stage): big blocks are mapped on their own again, at
  * the threshold glibc's own rule reaches after the first big free (32 MB,
  * trimming at twice that), as in the rest of a run.
  */

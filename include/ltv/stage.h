@@ -27,8 +27,10 @@ enum stage_flags {
 	STAGE_HUGE_PAGES = 1 << 2,     /* its big arrays get the huge-page hint (memory_use_huge_pages) */
 	/*
 	 * Runs alone with many short-lived big arrays (one per method, tier and
-	 * horizon): blocks it frees stay in malloc's heap for its next ones
-	 * (memory_keep_freed) instead of being mapped and faulted in again.
+	 * horizon): under run.memory_mb, blocks it frees stay in malloc's heap
+	 * for its next ones (memory_keep_freed) instead of being mapped and
+	 * faulted in again. Without run.memory_mb every stage's do (the runner's
+	 * run_heap_setup).
 	 */
 	STAGE_KEEP_FREED = 1 << 3,
 };

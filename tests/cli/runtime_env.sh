@@ -19,3 +19,12 @@ tunables() { "$LTVPIPE" run --only ingest --force --set run.log_level=debug 2>&1
 echo "run: $(tunables)"
 echo "run, hugetlb=0 of the user's: $(GLIBC_TUNABLES=glibc.malloc.hugetlb=0 tunables)"
 echo "run, another tunable of the user's: $(GLIBC_TUNABLES=glibc.malloc.arena_max=2 tunables)"
+
+# Without run.memory_mb a run keeps every block it frees in malloc's heap for
+# its next allocations (pipeline/runner.c, run_heap_setup); under a budget,
+# whose checks read resident memory, big blocks are mapped apart and freed
+# memory is handed back.
+heap() { "$LTVPIPE" run --only ingest --force --set run.log_level=debug "$@" 2>&1 |
+	sed -n 's/.* heap: //p'; }
+echo "run heap: $(heap)"
+echo "run heap, run.memory_mb=100000: $(heap --set run.memory_mb=100000)"

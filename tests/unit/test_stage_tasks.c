@@ -4,7 +4,8 @@
  * each task's share of the threads, and a failure reported as the
  * lowest-numbered failed task's error with later tasks skipped,
  * run.memory_mb keeping a task that does not fit from starting beside others,
- * and what a task freed kept in malloc's heap unless run.memory_mb is set.
+ * what a task freed kept in malloc's heap unless run.memory_mb is set, and
+ * a wave's stage taking the core of a neighbour that commits.
  */
 #include "testutil.h"
 
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "ltv/config.h"
+#include "ltv/core_share.h"
 #include "ltv/stage.h"
 
 #define N_TASKS 8
@@ -324,6 +326,33 @@ static void test_freed_memory_kept_unless_budget(void **state)
 	config_release(&cfg);
 }
 
+/*
+ * A wave's cores (include/ltv/core_share.h): two jobs among seven unfinished
+ * stages on two workers give a stage one thread; while its neighbour commits
+ * (a checkpoint waiting for the disk) it may take both, and one again after.
+ */
+static void test_commit_lends_its_core(void **state)
+{
+	struct core_share cores = { .jobs = 2, .workers = 2, .unfinished = 7 };
+	struct config cfg;
+	struct stage_ctx ctx;
+
+	(void)state;
+	pthread_mutex_init(&cores.lock, NULL);
+	ctx_init(&ctx, &cfg, 2);
+	ctx.cores = &cores;
+	assert_int_equal(stage_threads(&ctx), 1);
+	core_share_lend(&cores, 1);
+	assert_int_equal(stage_threads(&ctx), 2);
+	core_share_lend(&cores, -1);
+	assert_int_equal(stage_threads(&ctx), 1);
+	cores.unfinished = 1; /* the last stage of the wave takes every core */
+	assert_int_equal(stage_threads(&ctx), 2);
+	core_share_lend(NULL, 1); /* a stage run alone lends nothing */
+	pthread_mutex_destroy(&cores.lock);
+	config_release(&cfg);
+}
+
 static void test_no_tasks(void **state)
 {
 	struct config cfg;
@@ -348,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_no_tasks),
 		cmocka_unit_test(test_task_ctx_threads_follow_the_share),
 		cmocka_unit_test(test_freed_memory_kept_unless_budget),
+		cmocka_unit_test(test_commit_lends_its_core),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
