@@ -19,6 +19,10 @@
 # PRIO="chrt -f 1" runs each score at a real-time priority (as
 # score_read_threads.sh), so that its wall is about a quiet machine's
 # (session 17, helper "score-read": the CSV reader's lines).
+# Each run writes over the previous run's output, as a daily score does (a
+# replaced users file is set aside and removed by another process,
+# src/output_set.c); FRESH_OUTPUT=1 removes it first, as bench/sidebyside.sh
+# does before its score (session 19, helper "score-lean").
 set -euo pipefail
 [ $# -ge 3 ] || { sed -n 2p "$0" >&2; exit 2; }
 runs=$1 dir=$(realpath "$2")
@@ -36,6 +40,7 @@ declare -A cpu rss flt csw wall
 for ((r = 1; r <= runs; r++)); do
 	for b in "${bins[@]}"; do
 		wrap=()
+		[ "${FRESH_OUTPUT:-0}" = 1 ] && rm -f "$out/scores.csv" "$out"/scores.csv.*
 		[ $have_perf = 1 ] && wrap=(perf stat -x, -e page-faults,context-switches -o "$out/perf")
 		(cd "$dir" && "${prio[@]}" /usr/bin/time -f '%U %S %M %e' -o "$out/time" "${wrap[@]}" "$b" score \
 			--config "$root/config/ltvpipe.yaml" --users data/users.csv \

@@ -8,7 +8,6 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <glob.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -39,6 +38,7 @@
 #include "ltv/strmap.h"
 #include "ltv/text_ahead.h"
 #include "ltv/timeutil.h"
+#include "ltv/user_lookup.h"
 
 void scored_release(struct scored *s)
 {
@@ -383,160 +383,6 @@ static int write_users_csv(const struct loaded_model *m, const struct model_data
 
 /* ---- score --users F: the predictions added to the user's own file ---- */
 
-/* For each user read from --users F (by uid), its index among the scored, or -1 ... */
-struct user_lookup {
-	const struct user_table *users;
-	size_t next;         /* the user the next row most likely is: they load in the file's order */
-	int have_ids;
-	struct strmap ids;   /* user_id → uid, built when a row is not the next user */
-	ssize_t *scored;     /* by uid: its index in s, -1 for none (no row in d, or not scored) */
-	int64_t *install;    /* by uid, when users' uids are not their index + 1 (else NULL) */
-	char *seen;          /* by uid: already written once */
-	struct strmap rejected; /* line of the users file → index in reasons */
-	char **reasons;
-	size_t n_reasons;
-};
-
-/*
- * Reads the reasons ingest's parser gave for the users file's rejected
- * rows (its rejects file in dir), by line, so the output can say them.
- */
-static void load_rejects(struct user_lookup *l, const char *dir, const char *users_path)
-{
-	char *pattern = xasprintf("%s/*.rejects.csv", dir);
-	struct csv_reader *r = NULL;
-	struct ltv_err err;
-	glob_t g;
-	char **f;
-	size_t n, line;
-
-	strmap_init(&l->rejected);
-	if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc == 1 &&
-	    (r = csv_reader_open(g.gl_pathv[0], &err)) != NULL) {
-		while (csv_reader_next(r, &f, &n, &line, &err) == 1) {
-			if (n != 4 || line == 1 || strcmp(f[0], users_path) != 0)
-				continue;
-			l->reasons = xrealloc(l->reasons, (l->n_reasons + 1) * sizeof(char *));
-			l->reasons[l->n_reasons] = xasprintf("rejected: %s: %s", f[2], f[3]);
-			strmap_put(&l->rejected, f[1], (int64_t)l->n_reasons++);
-		}
-	}
-	csv_reader_free(r);
-	if (g.gl_pathv)
-		globfree(&g);
-	free(pattern);
-}
-
-/*
- * The arrays by uid are built while the models predict, so they add to the
- * peak: one array from uid to scored index (there were two, by uid to the
- * frame row and by row to the index), and the install times read where the
- * users table has them when uid = index + 1, as in memory it always is (a
- * copy by uid was 8 MB at 1,000,000 users).
- */
-static void user_lookup_build(struct user_lookup *l, const struct user_table *users,
-			      const struct model_data *d, const struct scored *s)
-{
-	const double *uid = frame_column(&d->frame, "uid");
-	int by_index = 1;
-
-	memset(l, 0, sizeof(*l)); /* reasons and n_reasons too: load_rejects only appends */
-	l->users = users;
-	l->next = 0;
-	l->have_ids = 0;
-	strmap_init(&l->ids);
-	l->seen = xcalloc(users->n + 1, 1);
-	l->scored = xmalloc((users->n + 1) * sizeof(*l->scored));
-	for (size_t u = 0; u <= users->n; u++)
-		l->scored[u] = -1;
-	for (size_t i = 0; i < s->n; i++) {
-		const double u = uid[s->rows[i]];
-
-		if (u >= 1 && u <= (double)users->n)
-			l->scored[(size_t)u] = (ssize_t)i;
-	}
-	for (size_t u = 0; u < users->n && by_index; u++)
-		by_index = users->uid[u] == (int64_t)u + 1;
-	if (by_index)
-		return;
-	l->install = xcalloc(users->n + 1, sizeof(*l->install));
-	for (size_t u = 0; u < users->n; u++) {
-		if (users->uid[u] >= 1 && (size_t)users->uid[u] <= users->n)
-			l->install[users->uid[u]] = users->install_time[u];
-	}
-}
-
-/* The install time of user uid (1 to users->n). */
-static int64_t lookup_install(const struct user_lookup *l, int64_t uid)
-{
-	return l->install ? l->install[uid] : l->users->install_time[uid - 1];
-}
-
-static void user_lookup_release(struct user_lookup *l)
-{
-	strmap_release(&l->ids);
-	free(l->scored);
-	free(l->install);
-	free(l->seen);
-	strmap_release(&l->rejected);
-	for (size_t i = 0; i < l->n_reasons; i++)
-		free(l->reasons[i]);
-	free(l->reasons);
-}
-
-/*
- * The uid of the user with this id; 0 when none was loaded. Users load in the
- * users file's order, so a row is nearly always the next user, found without
- * hashing; a duplicate or a row that was not loaded builds the map once.
- */
-static int64_t lookup_uid(struct user_lookup *l, const char *id)
-{
-	const struct user_table *t = l->users;
-	int64_t uid;
-
-	if (l->next < t->n && strcmp(t->user_id[l->next], id) == 0)
-		return t->uid[l->next++];
-	if (!l->have_ids) {
-		for (size_t u = 0; u < t->n; u++)
-			strmap_put(&l->ids, t->user_id[u], t->uid[u]);
-		l->have_ids = 1;
-	}
-	return strmap_get(&l->ids, id, &uid) ? uid : 0;
-}
-
-/*
- * Why the user with this id was not scored, or NULL when it was (its index
- * in *out_i); older is the reason of a user past the longest horizon, built
- * once by the caller (an snprintf per row was most of the printf left in
- * writing 1M rows). Every input row gets an answer: none is ever dropped.
- */
-static const char *user_unscored_reason(struct user_lookup *l, const char *id, size_t line,
-					int64_t as_of, const char *older, size_t *out_i)
-{
-	char key[32];
-	int64_t uid, k;
-	ssize_t r;
-
-	if (l->n_reasons) {
-		snprintf(key, sizeof(key), "%zu", line);
-		if (strmap_get(&l->rejected, key, &k))
-			return l->reasons[k];
-	}
-	uid = lookup_uid(l, id);
-	if (uid < 1)
-		return "not loaded: the row was rejected when read (the rejects file has the reason)";
-	if (l->seen[uid])
-		return "duplicate user id: scored on its first row";
-	l->seen[uid] = 1;
-	if (lookup_install(l, uid) > as_of)
-		return "installed after as_of: nothing about the user is known yet";
-	r = l->scored[uid];
-	if (r < 0)
-		return older;
-	*out_i = (size_t)r;
-	return NULL;
-}
-
 /*
  * The end of an unscored row of write_own_file: the empty prediction fields,
  * the provenance and the quoted reason. Most rows share one reason (older
@@ -647,7 +493,7 @@ static int write_own_file(const struct own_file *o, struct output_set *set, stru
 
 	jbuf_init(&tail.line);
 	user_lookup_build(&l, o->users, d, s);
-	load_rejects(&l, o->scratch_dir, users_path);
+	user_lookup_load_rejects(&l, o->scratch_dir, users_path);
 	r = csv_reader_open(users_path, err);
 	if (!r) {
 		ret = err->code;
@@ -704,7 +550,7 @@ static int write_own_file(const struct own_file *o, struct output_set *set, stru
 		if (n != n_header)
 			reason = "rejected: the row's field count differs from the header's";
 		else
-			reason = user_unscored_reason(&l, fields[id_col], line, as_of, why, &i);
+			reason = user_lookup_reason(&l, fields[id_col], line, as_of, why, &i);
 		if (!reason && !predicted && (predicted = gate_wait(o->gate)) < 0) {
 			ret = err_set(err, LTV_EINTERNAL, "no predictions to write"); /* not reported */
 			break;

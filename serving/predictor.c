@@ -695,19 +695,27 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 	view.frame.cols[w_col] = age_col;
 	t = xmalloc((n ? n : 1) * sizeof(double));
 	scale = xmalloc((n ? n : 1) * sizeof(double));
-	hi_rows = xmalloc((n ? n : 1) * sizeof(size_t));
-	hi_at = xmalloc((n ? n : 1) * sizeof(size_t));
 	for (size_t i = 0; i < n; i++) {
 		double lo, hi;
 
 		predictor_age_blend(&p->params.snapshots, horizon, frame_col_at(window, rows[i]), &lo, &hi,
 				    &t[i], &scale[i]);
 		age_col[rows[i]] = lo;
-		if (t[i] > 0) {
-			hi_at[n_hi] = i;
-			hi_rows[n_hi++] = rows[i];
-		}
+		n_hi += t[i] > 0;
 	}
+	/*
+	 * Sized for the rows between two snapshots, not for all n: this call's
+	 * blocks are live on both of score's prediction threads at once, so their
+	 * sum is peak memory, and fresh pages are CPU on these VMs (README
+	 * "Threads and performance").
+	 */
+	hi_rows = xmalloc((n_hi ? n_hi : 1) * sizeof(size_t));
+	hi_at = xmalloc((n_hi ? n_hi : 1) * sizeof(size_t));
+	for (size_t i = 0, j = 0; i < n; i++)
+		if (t[i] > 0) {
+			hi_at[j] = i;
+			hi_rows[j++] = rows[i];
+		}
 	ret = predict_past_apart(method, p->states[m], &view, rows, n, horizon, scale, out_ltv,
 				 out_p_payer, err);
 	if (ret == 0 && n_hi > 0) {
@@ -748,20 +756,20 @@ int predictor_predict_method(const struct predictor *p, int m, const struct mode
 /*
  * Method m's predictions for the rows i < n with want[i] set and not yet
  * done[m][i], into pred[m][i] (NaN until computed), in one call; p_payer too
- * when m is hurdle and p_payer is not NULL.
+ * when m is hurdle and p_payer is not NULL. unmemoized: hurdle's own pass,
+ * which the memo neither answers nor keeps (it keeps no p_payer).
  */
 static int predict_wanted(const struct predictor *p, int m, const struct model_data *d,
 			  const size_t *rows, size_t n, int64_t horizon, const unsigned char *want,
-			  unsigned char *done, double *pred, double *p_payer,
+			  unsigned char *done, double *pred, double *p_payer, int unmemoized,
 			  struct prediction_memo *memo, struct ltv_err *err)
 {
 	size_t *sub, *at;
-	double *out, *pp;
+	double *out, *pp = NULL;
 	size_t k = 0;
 	int ret = 0;
 
-	/* p_payer is not kept: hurdle predicts again when it is asked for */
-	if (memo && !p_payer)
+	if (memo && !unmemoized)
 		prediction_memo_get(memo, m, rows, n, want, done, pred);
 	else
 		memo = NULL;
@@ -772,14 +780,15 @@ static int predict_wanted(const struct predictor *p, int m, const struct model_d
 	sub = xmalloc(k * sizeof(size_t));
 	at = xmalloc(k * sizeof(size_t));
 	out = xmalloc(k * sizeof(double));
-	pp = xmalloc(k * sizeof(double));
+	if (p_payer)
+		pp = xmalloc(k * sizeof(double));
 	k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (want[i] && !done[i]) {
 			at[k] = i;
 			sub[k++] = rows[i];
 		}
-	ret = predictor_predict_method(p, m, d, sub, k, horizon, out, p_payer ? pp : NULL, err);
+	ret = predictor_predict_method(p, m, d, sub, k, horizon, out, pp, err);
 	if (ret == 0 && memo)
 		prediction_memo_put(memo, m, sub, k, out);
 	for (size_t j = 0; j < k && ret == 0; j++) {
@@ -1077,7 +1086,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	const int h = feature_params_horizon_index(&p->params, horizon);
 	const int ha = feature_params_horizon_index(&p->params, at_horizon);
 	const struct predictor_choices *choices = predictor_choices_at(p, h);
-	double *pred[METHOD_COUNT] = { 0 }, *p_payer = xmalloc(alloc * sizeof(double));
+	/* only when asked for (the target horizon's): one more array live on each thread otherwise */
+	double *pred[METHOD_COUNT] = { 0 }, *p_payer = out_p_payer ? xmalloc(alloc * sizeof(double)) : NULL;
 	double *ratio = xmalloc(alloc * sizeof(double));
 	unsigned char *want[METHOD_COUNT] = { 0 }, *done[METHOD_COUNT] = { 0 };
 	int *chosen = xmalloc(alloc * sizeof(int)), *ranker = xmalloc(alloc * sizeof(int)), ret = 0;
@@ -1112,7 +1122,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	share_ratios(p, d, rows, n, h, chosen, ranker, ratio);
 	skip = rows_to_skip(p, d, rows, n, h, unread, chosen, ranker, ratio, out_factor != NULL);
 	for (size_t i = 0; i < n; i++) {
-		p_payer[i] = NAN;
+		if (p_payer)
+			p_payer[i] = NAN;
 		if (chosen[i] >= 0)
 			want[chosen[i]][i] = 1;
 		/*
@@ -1137,7 +1148,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	}
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
 		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
-				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL, memo, err);
+				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL, m == 0,
+				     memo, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = chosen[i];
 
@@ -1177,7 +1189,7 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		if (missing == 0)
 			break;
 		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
-				     pred_column(pred, m, want[m], n), NULL, memo, err);
+				     pred_column(pred, m, want[m], n), NULL, 0, memo, err);
 		for (size_t i = 0; i < n && ret == 0; i++)
 			if (want[m][i] && !isnan(pred[m][i])) {
 				out_ltv[i] = pred[m][i];

@@ -10,8 +10,9 @@
  * A large file replaced is not freed by the rename: the filesystem frees its
  * blocks there, on the caller's path (~55 ms for score's 236 MB users CSV on
  * ext4 mounted with discard). It gets a second link "<target>.tmp-<pid>.old"
- * before the rename, and a child process removes that link after the commit
- * while the caller goes on; once one file of the set is set aside, the set's
+ * before the rename, and a process of its own (`rm` in the background of
+ * /bin/sh, started by posix_spawn) removes that link after the commit while
+ * the caller goes on; once one file of the set is set aside, the set's
  * other replaced files are too (a rename over a small file took 0.6-32 ms).
  * A kill in between leaves the link to the next writer's clean-up, as a
  * temporary.
