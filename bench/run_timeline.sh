@@ -24,7 +24,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 3 ] || bench_usage "LTVPIPE MODELS_DIR DATA_DIR [RUN ARGS...]"
-bin=$(bench_binary "$1") models=$2 data=$(realpath "$3")
+# realpath: a MODELS_DIR that is a symlink (the shared /work/tmp-s19/models.*) is
+# copied as its target, never as a link into the shared registry
+bin=$(bench_binary "$1") models=$(realpath "$2") data=$(realpath "$3")
 shift 3
 sample_ms=${SAMPLE_MS:-25} bucket_ms=${BUCKET_MS:-250} cores=${CORES:-2}
 read -r -a prio <<<"${PRIO:-}"
