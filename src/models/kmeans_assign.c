@@ -204,14 +204,14 @@ static size_t rows_to_search(size_t rows, double cn, const int *prev, struct row
 		 * l^2 against the squared distance, both rounded outwards;
 		 * the products' own rounding is inside the slack as well.
 		 */
-		const int kept = l > 0 && l * l * (1 - BOUND_SLACK) -
-						  dd[i] * ((1 + BOUND_SLACK) * (1 + BOUND_SLACK)) >
-					  2 * e;
+		const int keeps = l > 0 && l * l * (1 - BOUND_SLACK) -
+						   dd[i] * ((1 + BOUND_SLACK) * (1 + BOUND_SLACK)) >
+					   2 * e;
 
 		best[i] = (int)p;
 		b->lower[r0 + i] = l;
 		out_search[n_search] = i;
-		n_search += !kept;
+		n_search += !keeps;
 	}
 	return n_search;
 }
@@ -309,9 +309,10 @@ static void centroid_dists(const double *restrict z, size_t rows, size_t d,
  * sums[near[i] * d + t0 + t] += z[i * d + t0 + t] for t < SUM_LANES, row by
  * row in order: each sum gets the additions it would one at a time, so the
  * same bits. While the rows' cluster does not change, its sums stay in
- * registers: rows one after another in the same cluster (most of them, a few
- * clusters hold most rows) went through memory, each add waiting on the last
- * one's store (about a third of a pruned pass at 1,000,000 users).
+ * registers: rows one after another in the same cluster (a few clusters
+ * hold most rows) went through memory, each add waiting on the last one's
+ * store (at 1,000,000 users about a third of the pass function's own
+ * samples).
  */
 static void add_sums_lanes(const double *restrict z, size_t rows, size_t d, size_t t0,
 			   const int *restrict near, double *restrict sums)
@@ -422,9 +423,10 @@ void kmeans_assign_rows(const struct assign_job *job)
 			}
 			/*
 			 * The same rows in the same clusters as the last pass: its
-			 * sums and counts, the same additions, are still there.
-			 * Most blocks after the first few updates (1,000,000 users:
-			 * rows whose cluster changes are 0.7% of a pass's).
+			 * sums and counts, the same additions, are still there. At
+			 * 1,000,000 users 28% of the fit's blocks (the rows whose
+			 * cluster changes, 0.7% of a pass's, fall in most blocks
+			 * of the early updates).
 			 */
 			const int kept = job->bounds && job->bounds->valid &&
 					 memcmp(job->labels + r0, near, rows * sizeof(int)) == 0;
