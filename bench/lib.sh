@@ -96,7 +96,7 @@ bench_symbol_samples() {
 # OLD_COMMIT in place of the tree's, so the two differ by those files. Call
 # bench_scratch first.
 bench_build_ab() {
-	local old=$1 srcs=$2 prog=$3 obj src objs=()
+	local old=$1 srcs=$2 prog=$3 obj src h objs=()
 	local cflags="-std=c11 -D_GNU_SOURCE -O2 -g -fopenmp -I$root/include -I/usr/include/x86_64-linux-gnu/openblas-pthread"
 	local libs="-lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv -lz -lgsl -llapacke -lopenblas -lm -lpthread"
 
