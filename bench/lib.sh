@@ -92,20 +92,28 @@ bench_symbol_samples() {
 
 # bench_build_ab OLD_COMMIT SOURCE PROGRAM: $scratch/old and $scratch/new,
 # bench/PROGRAM (a C bench) linked against build/libltv.a; old with SOURCE
-# (a file under src/) as it was at OLD_COMMIT in place of the tree's, so the
-# two differ by that one file. Call bench_scratch first.
+# (a file under src/, or several separated by spaces) as it was at
+# OLD_COMMIT in place of the tree's, so the two differ by those files. Call
+# bench_scratch first.
 bench_build_ab() {
-	local old=$1 src=$2 prog=$3 obj
+	local old=$1 srcs=$2 prog=$3 obj src h objs=()
 	local cflags="-std=c11 -D_GNU_SOURCE -O2 -g -fopenmp -I$root/include -I/usr/include/x86_64-linux-gnu/openblas-pthread"
 	local libs="-lsqlite3 -lyaml -lxgboost -lxxhash -lcjson -lmicrohttpd -lcsv -lz -lgsl -llapacke -lopenblas -lm -lpthread"
 
-	obj=$scratch/$(basename "$src" .c)_old
 	make -s -C "$root" build/libltv.a >/dev/null
-	git -C "$root" show "$old:$src" >"$obj.c"
+	for src in $srcs; do
+		obj=$scratch/$(basename "$src" .c)_old
+		git -C "$root" show "$old:$src" >"$obj.c"
+		# the old file's own headers (src/models/*_internal.h) as they were too
+		for h in $(git -C "$root" ls-tree --name-only "$old" "$(dirname "$src")/" | grep '_internal\.h$' || true); do
+			git -C "$root" show "$old:$h" >"$scratch/$(basename "$h")"
+		done
+		# shellcheck disable=SC2086
+		cc $cflags -c -o "$obj.o" "$obj.c"
+		objs+=("$obj.o")
+	done
 	# shellcheck disable=SC2086
-	cc $cflags -c -o "$obj.o" "$obj.c"
-	# shellcheck disable=SC2086
-	cc $cflags -o "$scratch/old" "$root/bench/$prog" "$obj.o" "$root/build/libltv.a" $libs
+	cc $cflags -o "$scratch/old" "$root/bench/$prog" "${objs[@]}" "$root/build/libltv.a" $libs
 	# shellcheck disable=SC2086
 	cc $cflags -o "$scratch/new" "$root/bench/$prog" "$root/build/libltv.a" $libs
 }

@@ -8,7 +8,9 @@
 # the samples (about ms of CPU) of each SYMBOL, their sum and the whole
 # run's; then whether each stage's content hash is the trained registry's
 # on every run (exit 1 if not). CHILDREN=1 records call graphs (dwarf) and
-# counts a symbol's samples with its callees'. Used for issue 13 (helper
+# counts a symbol's samples with its callees'. SET="run.jobs=1 ..." passes
+# each as --set (one thread: a stage's share of the cold run's model wave,
+# and one call stack for CHILDREN=1 to count). Used for issue 13 (helper
 # "selcal2", session 16):
 #   bench/stage_symbols_ab.sh BASE NEW TRAINED 3 select metrics_gini_groups \
 #       global_medians._omp_fn.0 select_kth model_data_expand_by_weight median_counted
@@ -25,6 +27,8 @@ export OMP_WAIT_POLICY=PASSIVE
 echo "stage_symbols: load $(cut -d' ' -f1-3 /proc/loadavg)"
 graph=()
 [ "${CHILDREN:-0}" = 1 ] && graph=(--call-graph dwarf,16384)
+sets=()
+for kv in ${SET:-}; do sets+=(--set "$kv"); done
 query="select group_concat(name || ' ' || content_hash, ', ') from (select name, content_hash from artefacts
 	where id in (select max(id) from artefacts group by name) order by name)"
 want=$(sqlite3 "$trained/registry.sqlite" "$query")
@@ -55,7 +59,8 @@ for i in $(seq "$runs"); do
 		rm -rf "$scratch/run" && mkdir -p "$scratch/run" && cp -r "$trained" "$scratch/run/models" &&
 			chmod -R u+w "$scratch/run/models"
 		(cd "$scratch/run" && perf record -q -F 999 "${graph[@]}" -o "$scratch/perf.data" "$bin" run \
-			--config "$root/config/ltvpipe.yaml" --only "$stages" --force --quiet >out 2>err) ||
+			--config "$root/config/ltvpipe.yaml" --only "$stages" --force --quiet "${sets[@]}" \
+			>out 2>err) ||
 			{ cat "$scratch/run/err" >&2; exit 1; }
 		if [ ${#graph[@]} -gt 0 ]; then
 			children_samples "$scratch/perf.data" $side "$i" "$@"

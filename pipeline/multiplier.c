@@ -23,6 +23,7 @@
  * "t<tier>:h<H>:multiplier" beside a "manifest") and method_multiplier, which
  * reads it back.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,14 +38,6 @@
 #include "ltv/stage.h"
 #include "ltv/stage_io.h"
 
-/*
- * The rows among rows[0..n) with window revenue, each repeated as many times
- * as its weight (model_data_repeats: rows is a model_data_split_weighted
- * list, walked as model_data_split's repeated one without building it):
- * their matrix and, as their target, log(m); when out_age is not NULL, also
- * each kept row's window age (caller frees). Every struct gbt_artefact_rows
- * here holds log(m).
- */
 /* The rows among rows[0..n) with window revenue, each counted as often as rows_build repeats it. */
 static size_t window_rows(const struct model_data *d, const size_t *rows, size_t n)
 {
@@ -57,13 +50,21 @@ static size_t window_rows(const struct model_data *d, const size_t *rows, size_t
 	return n_kept;
 }
 
+/*
+ * The rows among rows[0..n) with window revenue, n_kept of them as
+ * window_rows counts them (the caller has counted them already), each
+ * repeated as many times as its weight (model_data_repeats: rows is a
+ * model_data_split_weighted list, walked as model_data_split's repeated one
+ * without building it): their matrix and, as their target, log(m); when
+ * out_age is not NULL, also each kept row's window age (caller frees).
+ * Every struct gbt_artefact_rows here holds log(m).
+ */
 static int rows_build(const struct model_data *d, const struct str_list *features,
-		      const double *ltv, const size_t *rows, size_t n,
+		      const double *ltv, const size_t *rows, size_t n, size_t n_kept,
 		      struct gbt_artefact_rows *out, double **out_age, struct ltv_err *err)
 {
 	const double *rev_window = frame_column(&d->frame, "rev_window");
 	const struct frame_col window = frame_col(&d->frame, "window_days");
-	const size_t n_kept = window_rows(d, rows, n);
 	size_t *pos;
 	int ret;
 
@@ -80,6 +81,7 @@ static int rows_build(const struct model_data *d, const struct str_list *feature
 		if (!(rev_window[rows[i]] > 0))
 			continue;
 		for (size_t k = model_data_repeats(d, rows[i]); k > 0; k--) {
+			assert(out->n < n_kept);
 			if (out_age)
 				(*out_age)[out->n] = frame_col_found(window) ? frame_col_at(window, rows[i]) : NAN;
 			out->target[out->n] = target;
@@ -187,19 +189,23 @@ static double zero_window_mean(const struct model_data *d, const double *ltv,
 	return *out_n > 0 ? sum / weight : NAN;
 }
 
-/* Builds split's rows with window revenue and fits m's regressor on them. */
+/*
+ * Builds split's rows with window revenue (n_train and n_valid of them,
+ * window_rows's counts) and fits m's regressor on them.
+ */
 static int fit_entry(struct stage_ctx *ctx, const struct model_data *d, const double *ltv,
-		     const struct row_split *split, const struct pooled *pooled,
-		     struct multiplier_state *state, struct multiplier_model *m, cJSON *info)
+		     const struct row_split *split, size_t n_train, size_t n_valid,
+		     const struct pooled *pooled, struct multiplier_state *state,
+		     struct multiplier_model *m, cJSON *info)
 {
 	struct gbt_artefact_rows train = { 0 }, valid = { 0 };
 	double *train_age = NULL;
-	int ret = rows_build(d, &state->features, ltv, split->train, split->n_train, &train,
-			     &train_age, &ctx->err);
+	int ret = rows_build(d, &state->features, ltv, split->train, split->n_train, n_train,
+			     &train, &train_age, &ctx->err);
 
 	if (ret == 0)
-		ret = rows_build(d, &state->features, ltv, split->valid, split->n_valid, &valid, NULL,
-				 &ctx->err);
+		ret = rows_build(d, &state->features, ltv, split->valid, split->n_valid, n_valid,
+				 &valid, NULL, &ctx->err);
 	if (ret == 0)
 		ret = fit_multiplier(ctx, &d->params.snapshots, &train, train_age, &valid,
 				     pooled ? pooled->valid : NULL, &state->features, m, info);
@@ -221,6 +227,7 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 {
 	const size_t min_users = (size_t)ctx->cfg->multiplier.min_tier_users;
 	const size_t n_train = window_rows(d, split->train, split->n_train);
+	const size_t n_valid = window_rows(d, split->valid, split->n_valid);
 	const enum gbt_artefact_tier_fit fit =
 		pooled ? gbt_artefact_tier_fit(n_train, min_users, split->n_train, pooled->n_train)
 		       : GBT_ARTEFACT_TIER_OWN;
@@ -239,15 +246,14 @@ static int train_entry(struct stage_ctx *ctx, const struct model_data *d, int ti
 		return 0;
 	info = gbt_artefact_add_model_info(details, tier, horizon);
 	cJSON_AddNumberToObject(info, "n_train", (double)n_train);
-	cJSON_AddNumberToObject(info, "n_valid",
-				(double)window_rows(d, split->valid, split->n_valid));
+	cJSON_AddNumberToObject(info, "n_valid", (double)n_valid);
 	cJSON_AddNumberToObject(info, "n_zero_train", (double)n_zero);
 	if (!isnan(m.zero_window_value))
 		cJSON_AddNumberToObject(info, "zero_window_value", m.zero_window_value);
 	if (pooled)
 		cJSON_AddStringToObject(info, "regressor", gbt_artefact_tier_fit_name(fit));
 	if (n_train > 0 && fit == GBT_ARTEFACT_TIER_OWN)
-		ret = fit_entry(ctx, d, ltv, split, pooled, state, &m, info);
+		ret = fit_entry(ctx, d, ltv, split, n_train, n_valid, pooled, state, &m, info);
 	if (ret < 0) {
 		err_prefix(&ctx->err, "multiplier: tier %d, horizon %lld", tier, (long long)horizon);
 		gbt_free(m.model);
@@ -290,8 +296,9 @@ static int train_horizon(struct stage_ctx *ctx, const struct model_data *d, int6
 	ret = train_entry(ctx, d, 0, horizon, ltv, &pooled_split, NULL, state, artefact->models);
 	pooled.n_train = pooled_split.n_train;
 	if (ret == 0)
-		ret = rows_build(d, &state->features, ltv, pooled_split.valid,
-				 pooled_split.n_valid, &pooled_valid, NULL, &ctx->err);
+		ret = rows_build(d, &state->features, ltv, pooled_split.valid, pooled_split.n_valid,
+				 window_rows(d, pooled_split.valid, pooled_split.n_valid),
+				 &pooled_valid, NULL, &ctx->err);
 	for (int tier = 1; tier < GBT_ARTEFACT_N_TIERS && ret == 0; tier++) {
 		struct row_split split;
 

@@ -3,6 +3,7 @@
  * include/ltv/lookalike_model.h); pipeline/lookalike.c trains it and describes it.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,9 +131,34 @@ out:
 
 /* ---- prediction ---- */
 
+/*
+ * log1p of the whole numbers below it, each log1p's own result: most of the
+ * features clustered on are counts and days (at 1,000,000 users five of the
+ * eight columns, about 10 million values a training run), and a lookup is
+ * a fraction of a log1p.
+ */
+#define LOG1P_WHOLE 4096
+static double log1p_whole[LOG1P_WHOLE];
+static pthread_once_t log1p_whole_once = PTHREAD_ONCE_INIT;
+
+static void log1p_whole_fill(void)
+{
+	for (int i = 0; i < LOG1P_WHOLE; i++)
+		log1p_whole[i] = log1p((double)i);
+}
+
+/* log1p(x), from the table when x is a whole number in it: the same bits. */
+static double log1p_of(double x)
+{
+	if (x > 0 && x < LOG1P_WHOLE && (double)(int)x == x)
+		return log1p_whole[(int)x];
+	return log1p(x);
+}
+
+/* sign(x) ln(1 + |x|); a zero keeps its sign, as log1p keeps it. */
 static double signed_log(double x)
 {
-	return x < 0 ? -log1p(-x) : log1p(x);
+	return x < 0 ? -log1p_of(-x) : log1p_of(x);
 }
 
 /*
@@ -145,6 +171,8 @@ int lookalike_build_matrix(const struct model_data *d, char *const *features, si
 {
 	struct frame_col *cols = xmalloc((n_f ? n_f : 1) * sizeof(*cols));
 	double *x;
+
+	pthread_once(&log1p_whole_once, log1p_whole_fill);
 
 	for (size_t j = 0; j < n_f; j++) {
 		cols[j] = frame_col(&d->frame, features[j]);

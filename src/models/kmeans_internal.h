@@ -52,8 +52,12 @@ struct assign_job {
 	int n_threads;
 	int *labels;         /* n */
 	double *dist2;       /* n, or NULL */
-	double *blk_sums;    /* n_blocks * k * d, or NULL */
-	size_t *blk_counts;  /* n_blocks * k, or NULL */
+	/*
+	 * n_blocks * k * d and n_blocks * k, or NULL. With valid bounds they
+	 * hold the last pass's, which a block whose labels do not change keeps.
+	 */
+	double *blk_sums;
+	size_t *blk_counts;
 	double *blk_inertia; /* n_blocks, or NULL */
 	struct row_bounds *bounds; /* the fit's, or NULL: x is the fit's rows, labels the last pass's */
 };

@@ -197,6 +197,93 @@ static void test_prune_is_no_prune(void **state)
 }
 
 /*
+ * The reference centroids of one update from labels: each block's sums in
+ * row order from 0, the blocks' added in block order, over the counts.
+ */
+static void block_ordered_means(const double *x, const int *label, size_t n, size_t d, size_t k,
+				size_t block, double *out)
+{
+	double *sums = calloc(k * d, sizeof(double)), *blk = malloc(k * d * sizeof(double));
+	size_t *counts = calloc(k, sizeof(size_t));
+
+	for (size_t r0 = 0; r0 < n; r0 += block) {
+		for (size_t t = 0; t < k * d; t++)
+			blk[t] = 0.0;
+		for (size_t i = r0; i < n && i < r0 + block; i++) {
+			for (size_t t = 0; t < d; t++)
+				blk[(size_t)label[i] * d + t] += x[i * d + t];
+			counts[label[i]]++;
+		}
+		for (size_t t = 0; t < k * d; t++)
+			sums[t] += blk[t];
+	}
+	for (size_t t = 0; t < k * d; t++)
+		out[t] = sums[t] / (double)counts[t / d];
+	free(sums);
+	free(blk);
+	free(counts);
+}
+
+/*
+ * The centroids are the means of each block's sums taken row by row, the
+ * blocks' added in order, to the bit: whatever path adds a block's rows
+ * (a whole group of 8 features and the rest one by one; rows of one
+ * cluster in a run, or alternating) and whether a pass whose labels did
+ * not change reuses the last pass's sums. Four blobs far apart, started on
+ * their centres, so the labels are the blobs' from the first pass on;
+ * values with noise, so another order of additions would round otherwise.
+ */
+static void check_block_ordered(size_t d, size_t max_iter, int n_threads)
+{
+	const size_t k = 4, n = 3 * 4096 + 777;
+	double *x = malloc(n * d * sizeof(double)), *centres = malloc(k * d * sizeof(double));
+	double *want = malloc(k * d * sizeof(double));
+	int *truth = malloc(n * sizeof(int)), *label = malloc(n * sizeof(int));
+	struct kmeans_param p;
+	struct kmeans_model *m = NULL;
+	struct ltv_err err;
+	uint64_t seed = 11;
+
+	for (size_t c = 0; c < k; c++)
+		for (size_t t = 0; t < d; t++)
+			centres[c * d + t] = 100.0 * (double)c + 0.1 * (double)t;
+	for (size_t i = 0; i < n; i++) {
+		/* runs of one cluster (rows 1000-2999 and the second block's first half), else alternating */
+		truth[i] = i >= 1000 && i < 3000 ? 2 : i >= 4096 && i < 6144 ? 1 : (int)(i % k);
+		for (size_t t = 0; t < d; t++)
+			x[i * d + t] = centres[(size_t)truth[i] * d + t] + test_gauss(&seed);
+	}
+	kmeans_param_init(&p);
+	p.k = k;
+	p.standardize = 0;
+	p.init_centroids = centres;
+	p.tol = 0.0;
+	p.max_iter = max_iter;
+	p.n_threads = n_threads;
+	assert_int_equal(kmeans_fit(&p, x, n, d, &m, label, &err), 0);
+	assert_memory_equal(label, truth, n * sizeof(int));
+	assert_int_equal(kmeans_block_rows(m), 4096);
+	block_ordered_means(x, truth, n, d, k, kmeans_block_rows(m), want);
+	assert_memory_equal(m->centroids, want, k * d * sizeof(double));
+	kmeans_free(m);
+	free(x);
+	free(centres);
+	free(want);
+	free(truth);
+	free(label);
+}
+
+static void test_centroids_are_block_ordered_sums(void **state)
+{
+	(void)state;
+	check_block_ordered(8, 1, 1);
+	check_block_ordered(11, 1, 2);
+	check_block_ordered(3, 1, 1);
+	check_block_ordered(8, 4, 2);
+	check_block_ordered(19, 4, 1);
+}
+
+/*
  * kmeans_fit_inplace (the lookalike stage's, without a standardised copy of
  * the rows) fits the same model and labels as kmeans_fit, to the bit, and
  * leaves the standardised rows in x: scaler_transform's of the original.
@@ -607,6 +694,7 @@ int main(void)
 		cmocka_unit_test(test_fit_labels_are_predict_labels),
 		cmocka_unit_test(test_row_label_alone),
 		cmocka_unit_test(test_prune_is_no_prune),
+		cmocka_unit_test(test_centroids_are_block_ordered_sums),
 		cmocka_unit_test(test_ties_take_first_centroid),
 		cmocka_unit_test(test_more_clusters_than_distinct_rows),
 		cmocka_unit_test(test_empty_cluster_reseeded_to_farthest),

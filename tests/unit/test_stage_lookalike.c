@@ -8,7 +8,8 @@
  * imputes with (median_select) are those sorting gives; with
  * lookalike.mean_by_age the revenue still to come of the oldest training
  * rows is their own age's, not the cluster's rows of every age; each
- * horizon's cluster counts are its rows' predicted clusters.
+ * horizon's cluster counts are its rows' predicted clusters; its matrix is
+ * signed_log's, whole numbers looked up in a table or not.
  */
 #include "testutil.h"
 
@@ -247,6 +248,44 @@ static void test_median_select(void **state)
 	}
 }
 
+/*
+ * lookalike_build_matrix's values are sign(x) log1p(|x|) to the bit, a
+ * median for NaN: whole numbers (looked up in a table of log1p's own
+ * results) and the others alike, zeros keeping their sign, at the table's
+ * edge and past it.
+ */
+static void test_build_matrix_signed_log(void **state)
+{
+	static const double v[] = { 0.0, -0.0, 1, 2, 3, 17, 4095, 4096, 4097, 2.5, 0.5, -7, -4095,
+				    -4096.5, 1e6, 1e-300, 123456789.0, NAN };
+	const size_t n = sizeof(v) / sizeof(v[0]);
+	char name[] = "f", *features[] = { name };
+	const double median = 3.0;
+	size_t rows[sizeof(v) / sizeof(v[0])];
+	struct model_data d;
+	struct ltv_err err;
+	double *x = NULL, *col;
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	frame_init(&d.frame, n);
+	col = frame_add_column(&d.frame, "f");
+	for (size_t i = 0; i < n; i++) {
+		col[i] = v[i];
+		rows[i] = n - 1 - i;
+	}
+	assert_int_equal(lookalike_build_matrix(&d, features, 1, &median, rows, n, &x, &err), 0);
+	for (size_t i = 0; i < n; i++) {
+		const double in = isnan(v[rows[i]]) ? median : v[rows[i]];
+		const double want = in < 0 ? -log1p(-in) : log1p(in);
+
+		assert_memory_equal(&x[i], &want, sizeof(double));
+	}
+	assert_true(signbit(x[n - 2]) && !signbit(x[n - 1]));
+	free(x);
+	frame_release(&d.frame);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_horizon_counts_are_predicted),
 		cmocka_unit_test(test_mean_by_age),
 		cmocka_unit_test(test_median_select),
+		cmocka_unit_test(test_build_matrix_signed_log),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
