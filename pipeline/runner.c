@@ -27,23 +27,11 @@
 #include "ltv/model_data.h"
 #include "ltv/prediction_memo.h"
 #include "ltv/progress.h"
+#include "ltv/run_heap.h"
 #include "ltv/runner.h"
 #include "ltv/stage.h"
 #include "ltv/timeutil.h"
 #include <assert.h>
-
-/*
- * malloc arenas of a run: one was as fast as one per thread (8.7 against
- * 8.9 CPU seconds for a cold run at 100,000 users) and the freed memory of
- * every thread is in it for the next allocation. Two (until session 18)
- * left XGBoost's threads on a many-core machine a second lock, but what one
- * stage's threads freed in the second arena was of no use to the next
- * stage's: once the runner stopped trimming the heap after a lone stage,
- * select's peak rose to 397-432 MB with two arenas, 359-396 MB with one
- * (1,000,000 users, cold run; bench/train_ab.sh). The runner trims the heap
- * only under run.memory_mb now (wave_worker).
- */
-#define RUN_MALLOC_ARENAS 1
 
 struct stage_output_state {
 	const struct stage *stage;
@@ -565,25 +553,6 @@ static int complete_fingerprint(struct run_state *rs, const struct stage *s,
 	return registry_artefact_set_fingerprint(reg, id, p->fingerprint, p->config_text, err);
 }
 
-/*
- * Whether the whole run keeps what it frees in malloc's heap: without
- * run.memory_mb, whose tests read resident memory (run_heap_setup).
- */
-static int run_keeps_freed(const struct config *cfg)
-{
-	return cfg->run.memory_mb == 0;
-}
-
-/*
- * Whether stage s keeps freed blocks in the heap on its own (STAGE_KEEP_FREED):
- * only under run.memory_mb, where the rest of the run maps big blocks apart
- * and hands them back; without it the whole run keeps them (run_heap_setup).
- */
-static int keep_freed_by_stage(const struct config *cfg, const struct stage *s)
-{
-	return !run_keeps_freed(cfg) && (s->flags & STAGE_KEEP_FREED);
-}
-
 /* Runs one stage body and commits its output, or rolls everything back. */
 static int execute_stage(struct run_state *rs, int idx, struct registry *reg, int n_threads,
 			 struct core_share *cores, struct ltv_err *err)
@@ -634,12 +603,12 @@ static int execute_stage(struct run_state *rs, int idx, struct registry *reg, in
 	/*
 	 * Process-wide too: such a stage runs alone (calibrate, after every
 	 * method). Only under run.memory_mb: otherwise the whole run keeps what
-	 * it frees (run_heap_setup).
+	 * it frees (pipeline/run_heap.c).
 	 */
-	if (keep_freed_by_stage(rs->cfg, s))
+	if (run_heap_stage_keeps_freed(rs->cfg, s))
 		memory_keep_freed();
 	ret = s->run(&ctx);
-	if (keep_freed_by_stage(rs->cfg, s))
+	if (run_heap_stage_keeps_freed(rs->cfg, s))
 		memory_map_big_blocks();
 	progress_finish(&progress);
 	progress_run_stage(0, 0);
@@ -1239,30 +1208,6 @@ int runner_run(const struct config *cfg, const struct run_options *opts, FILE *o
 	return ret;
 }
 
-/*
- * Before any stage thread exists. Arenas: glibc gave every thread (stages
- * side by side, XGBoost's) an arena of its own, each keeping its thread's
- * freed high-water mark, and peak RSS of a cold run at 100,000 users was
- * 192 MB for 100 MB of live heap (bench/README.md, "peak memory").
- * Freed blocks: without run.memory_mb every block comes from the heap and
- * what a stage or task frees stays there for the next one (memory_keep_freed),
- * instead of glibc mapping each block over 32 MB on its own and unmapping it
- * on free, and trimming the heap's top past 64 MB, so that the next stage's
- * arrays were faulted in and zeroed by the kernel again (a 4 KB fault costs
- * 7-17 us of CPU on these VMs). The cold run after ingest at 1,000,000 users,
- * 6 alternating pairs (bench/train_ab.sh, load 5-7): minor faults 23.5k ->
- * 2.5k, system 1.09 -> 0.82 s, CPU 16.96 -> 17.07 s (paired -0.29 s), peak
- * RSS 376.8 -> 386.4 MB (paired +9.9), every content hash the same.
- * Under run.memory_mb the run keeps glibc's rule, since its tests read
- * resident memory, and only STAGE_KEEP_FREED stages keep (keep_freed_by_stage).
- */
-static void run_heap_setup(const struct config *cfg)
-{
-	memory_limit_arenas(RUN_MALLOC_ARENAS);
-	if (run_keeps_freed(cfg))
-		memory_keep_freed();
-}
-
 int runner_run_on(const struct config *cfg, struct registry *reg, const struct run_options *opts,
 		  FILE *out, struct ltv_err *err)
 {
@@ -1273,7 +1218,7 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 
 	assert(stage_count <= sizeof(rs.plans) / sizeof(rs.plans[0]));
 	assert(reg || opts->dry_run);
-	run_heap_setup(cfg);
+	run_heap_setup(cfg); /* before any stage thread exists */
 	ret = stage_table_check(err);
 	if (ret == 0)
 		ret = select_stages(opts, rs.plans, err);
@@ -1320,7 +1265,7 @@ int runner_run_on(const struct config *cfg, struct registry *reg, const struct r
 		LOG(LOG_DEBUG, "runtime: GLIBC_TUNABLES=%s OMP_WAIT_POLICY=%s",
 		    getenv("GLIBC_TUNABLES") ? getenv("GLIBC_TUNABLES") : "(unset)",
 		    getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)");
-		LOG(LOG_DEBUG, "heap: %s", run_keeps_freed(cfg) ?
+		LOG(LOG_DEBUG, "heap: %s", run_heap_keeps_freed(cfg) ?
 		    "freed blocks stay for the run (no run.memory_mb)" :
 		    "big blocks mapped apart, freed memory handed back after each stage (run.memory_mb)");
 	}

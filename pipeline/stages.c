@@ -111,7 +111,7 @@ const struct stage stage_table[] = {
 		 * rank-share thread) left holes in the heap that set the cold run's
 		 * peak (select alone at 1,000,000 users: 487 MB kept, 455 MB mapped
 		 * and returned, for 0.1-0.3 CPU s). Without a budget the whole run
-		 * keeps what it frees (runner.c, run_heap_setup; session 19: the
+		 * keeps what it frees (pipeline/run_heap.c; session 19: the
 		 * cold run's peak +10 MB, 21,000 fewer page faults).
 		 */
 		.flags = STAGE_USES_AS_OF,

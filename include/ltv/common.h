@@ -190,7 +190,7 @@ void memory_limit_arenas(int arenas);
 void memory_return_free(void);
 /*
  * For a batch command (score, and a run without run.memory_mb: pipeline/
- * runner.c, run_heap_setup): every block comes from malloc's heap and freed
+ * run_heap.c): every block comes from malloc's heap and freed
  * ones stay there for the next allocation, instead of going back to the
  * kernel. By default glibc maps each block over 128 KB (and up to
  * 32 MB) on its own and unmaps it on free, so every column, matrix and

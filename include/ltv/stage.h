@@ -29,8 +29,8 @@ enum stage_flags {
 	 * Runs alone with many short-lived big arrays (one per method, tier and
 	 * horizon): under run.memory_mb, blocks it frees stay in malloc's heap
 	 * for its next ones (memory_keep_freed) instead of being mapped and
-	 * faulted in again. Without run.memory_mb every stage's do (the runner's
-	 * run_heap_setup).
+	 * faulted in again. Without run.memory_mb every stage's do
+	 * (pipeline/run_heap.c).
 	 */
 	STAGE_KEEP_FREED = 1 << 3,
 };
