@@ -1135,9 +1135,16 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		for (int m = 0; skip && skip[i] && m < METHOD_COUNT; m++)
 			want[m][i] &= (unsigned char)predicts_skipped(m, out_p_payer != NULL);
 	}
+	/*
+	 * hurdle's p_payer only when the caller asks for it: predict_wanted
+	 * predicts hurdle again rather than read a memo when given p_payer, and
+	 * calibrate (which asks for none) predicted hurdle's rows of every call
+	 * again although select had left them (13 calls at 1,000,000 users).
+	 */
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
 		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
-				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL, memo, err);
+				     pred_column(pred, m, want[m], n),
+				     m == 0 && out_p_payer ? p_payer : NULL, memo, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = chosen[i];
 
