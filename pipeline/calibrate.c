@@ -297,13 +297,13 @@ static int beats_raw_campaigns(const struct calibration *cal, const struct judge
 	double *raw = xcalloc(n_cohorts + 1, sizeof(double)), *cald = xcalloc(n_cohorts + 1, sizeof(double));
 	size_t *count = xcalloc(n_cohorts + 1, sizeof(size_t));
 	double err_raw = 0, err_cal = 0;
+	struct calibration_last last = { 0 };
 
 	for (size_t i = 0; i < n; i++) {
 		const size_t c = model_data_cohort(d, rows[i]) * n_k +
 				 (j->ho ? (size_t)j->ho->k[rows[i]] : 0);
-		double v;
+		const double v = calibration_apply_repeated(cal, pred[i], &last);
 
-		calibration_apply(cal, &pred[i], 1, &v);
 		raw[c] += pred[i] - actual[i];
 		cald[c] += fmax(v, 0.0) - actual[i];
 		count[c]++;

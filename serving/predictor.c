@@ -1220,6 +1220,7 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 			 double *ltv)
 {
 	int h = feature_params_horizon_index(&p->params, horizon);
+	struct calibration_last last = { 0 };
 
 	for (size_t i = 0; i < n && h >= 0; i++) {
 		int tier = d->tier ? (int)d->tier[rows[i]] : 3;
@@ -1228,7 +1229,7 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 		double future = fmax(ltv[i] - seen, 0.0), v = future;
 
 		if (cal)
-			calibration_apply(cal, &future, 1, &v);
+			v = calibration_apply_repeated(cal, future, &last);
 		ltv[i] = seen + fmax(v, 0.0);
 	}
 }
