@@ -1138,8 +1138,8 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 	/*
 	 * hurdle's p_payer only when the caller asks for it: predict_wanted
 	 * predicts hurdle again rather than read a memo when given p_payer, and
-	 * calibrate (which asks for none) predicted hurdle's rows of every call
-	 * again although select had left them (13 calls at 1,000,000 users).
+	 * calibrate (which asks for none) predicted hurdle's rows in each of its
+	 * 18 calls of the mix again although select had left them.
 	 */
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
 		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
