@@ -90,7 +90,10 @@ quiet_wall() {
 one() { # side
 	local dir=$scratch/$1 u s m e q sr
 	rm -rf "$dir" && mkdir -p "$dir" && cp -a "$trained" "$dir/models"
-	(cd "$dir" && OMP_WAIT_POLICY=PASSIVE perf record -q -a -m 2048 -o sched.data \
+	# The environment `run` would re-execute itself with (cli/main.c ensure_runtime_env),
+	# given here: a re-executed run is named "exe", which the trace would not know.
+	(cd "$dir" && OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1 \
+		perf record -q -a -m 2048 -o sched.data \
 		-e sched:sched_switch -e sched:sched_wakeup -e sched:sched_wakeup_new -- \
 		/usr/bin/time -f '%U %S %M %e' -o time "$scratch/ltvq_$1" run \
 		--config "$root/config/ltvpipe.yaml" --only "$stages" --force --quiet "${run_args[@]}" >/dev/null 2>&1)

@@ -19,6 +19,7 @@
 #include "ltv/held_out.h"
 #include "ltv/log.h"
 #include "ltv/metrics.h"
+#include "ltv/mix_memo.h"
 #include "ltv/model_compare.h"
 #include "ltv/predictor.h"
 #include "ltv/stage.h"
@@ -92,6 +93,12 @@ struct judge_rows {
 	size_t n_valid[PREDICTOR_MAX_HORIZONS];
 	/* Per tier (1-3) and horizon index: tier_train_mean, from the same pass. */
 	double anchor[4][PREDICTOR_MAX_HORIZONS];
+	/*
+	 * Per horizon index, the mix of valid[h] in their order (NULL: none):
+	 * select's of this run (it judged the same rows), else judge_mix_keep's.
+	 * The band asks for it, and at the target horizon the WAPE.
+	 */
+	struct mix_memo *mix[PREDICTOR_MAX_HORIZONS];
 };
 
 static const struct model_data *judge_data(const struct judge_rows *j)
@@ -177,7 +184,8 @@ static void judge_memos(struct stage_ctx *ctx, struct judge_rows *j, const struc
 		}
 		row_split_release(&w);
 		j->memo[h] = key ? prediction_shelf_take(ctx->predictions, key, hz->v[h]) : NULL;
-		from_select[h] = j->memo[h] != NULL;
+		j->mix[h] = prediction_memo_take_mix(j->memo[h]);
+		from_select[h] = (j->memo[h] != NULL) + (j->mix[h] != NULL);
 		if (!j->memo[h])
 			j->memo[h] = prediction_memo_new(judge_data(j), hz->v[h], s.valid, s.n_valid);
 		if (!j->ho) {
@@ -190,7 +198,8 @@ static void judge_memos(struct stage_ctx *ctx, struct judge_rows *j, const struc
 	/* said on the stage's thread, in horizon order */
 	for (size_t h = 0; h < n_h; h++)
 		LOG(LOG_DEBUG, "methods' predictions at %lld days: %s", (long long)hz->v[h],
-		    from_select[h] ? "select's of this run" : "predicted here");
+		    from_select[h] == 2 ? "select's of this run, and its mix"
+		    : from_select[h] ? "select's of this run" : "predicted here");
 	free(key);
 }
 
@@ -201,19 +210,55 @@ static void judge_memos_release(struct judge_rows *j)
 		j->memo[h] = NULL;
 		free(j->valid[h]);
 		j->valid[h] = NULL;
+		mix_memo_free(j->mix[h]);
+		j->mix[h] = NULL;
 	}
 }
 
-/* The mix's raw predictions of the judged rows[0..n) at horizon (predictor_predict_raw). */
+/*
+ * The mix's raw predictions of the judged rows[0..n) at horizon
+ * (predictor_predict_raw): the kept mix's when it serves these rows
+ * (mix_memo_get: the same values).
+ */
 static int judge_predict(const struct judge_rows *j, const struct predictor *p,
 			 const size_t *rows, size_t n, int64_t horizon, double *out,
 			 struct ltv_err *err)
 {
 	const int h = feature_params_horizon_index(&p->params, horizon);
+	const int kept = h >= 0 && h < PREDICTOR_MAX_HORIZONS;
 
-	return predictor_predict_raw_memo(p, judge_data(j), rows, n, horizon,
-					  h >= 0 && h < PREDICTOR_MAX_HORIZONS ? j->memo[h] : NULL,
+	if (kept && mix_memo_get(j->mix[h], judge_data(j), rows, n, out))
+		return 0;
+	return predictor_predict_raw_memo(p, judge_data(j), rows, n, horizon, kept ? j->memo[h] : NULL,
 					  out, err);
+}
+
+/*
+ * Keeps the mix of horizon's judged rows of every tier, in their order, in
+ * *out (include/ltv/mix_memo.h), when select left none: the band asks for
+ * these very rows and, at the target horizon, the validation WAPE again.
+ * (Each tier's fit asks for its cohorts' rows in install order, whose
+ * curves sums run in another order, and the floor shares for the young
+ * rows only: those predict.) Not with held-out ages.
+ */
+static int judge_mix_keep(const struct judge_rows *j, const struct predictor *p, int64_t horizon,
+			  struct mix_memo **out, struct ltv_err *err)
+{
+	struct row_split s;
+	double *raw;
+	int ret;
+
+	*out = NULL;
+	if (j->ho)
+		return 0;
+	judge_split(j, horizon, 0, &s);
+	raw = xmalloc((s.n_valid + 1) * sizeof(double));
+	ret = judge_predict(j, p, s.valid, s.n_valid, horizon, raw, err);
+	if (ret == 0)
+		*out = mix_memo_new(judge_data(j), s.valid, s.n_valid, raw);
+	free(raw);
+	row_split_release(&s);
+	return ret;
 }
 
 /*
@@ -252,13 +297,13 @@ static int beats_raw_campaigns(const struct calibration *cal, const struct judge
 	double *raw = xcalloc(n_cohorts + 1, sizeof(double)), *cald = xcalloc(n_cohorts + 1, sizeof(double));
 	size_t *count = xcalloc(n_cohorts + 1, sizeof(size_t));
 	double err_raw = 0, err_cal = 0;
+	struct calibration_last last = { 0 };
 
 	for (size_t i = 0; i < n; i++) {
 		const size_t c = model_data_cohort(d, rows[i]) * n_k +
 				 (j->ho ? (size_t)j->ho->k[rows[i]] : 0);
-		double v;
+		const double v = calibration_apply_repeated(cal, pred[i], &last);
 
-		calibration_apply(cal, &pred[i], 1, &v);
 		raw[c] += pred[i] - actual[i];
 		cald[c] += fmax(v, 0.0) - actual[i];
 		count[c]++;
@@ -928,7 +973,7 @@ static int move_aliases(struct stage_ctx *ctx, int64_t version, double wape)
  * counted as they finish, so progress reads as before (k of 9 fits). On
  * failure, the lowest failing horizon's error, whatever the thread count.
  */
-static int fit_horizons(struct stage_ctx *ctx, const struct judge_rows *j, struct predictor *p,
+static int fit_horizons(struct stage_ctx *ctx, struct judge_rows *j, struct predictor *p,
 			struct calibration_row (*rows)[PREDICTOR_MAX_HORIZONS])
 {
 	const struct int_list *hz = &j->train->params.horizons;
@@ -940,6 +985,8 @@ static int fit_horizons(struct stage_ctx *ctx, const struct judge_rows *j, struc
 	for (int k = 0; k < n; k++) {
 		const int h = n - 1 - k;
 
+		if (!j->mix[h]) /* select's, when it left one */
+			rets[h] = judge_mix_keep(j, p, hz->v[h], &j->mix[h], &errs[h]);
 		for (int t = 1; t <= 3 && rets[h] == 0; t++) {
 			rets[h] = fit_one(ctx, j, p, t, hz->v[h], &p->cal[t][h], &rows[t][h], &errs[h]);
 #pragma omp critical(calibrate_progress)

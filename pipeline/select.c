@@ -409,10 +409,13 @@ static void served_mix_release(struct served_mix *mix)
 	memset(mix, 0, sizeof(*mix));
 }
 
-/* The selected mix, with fallbacks, on the validation rows: what select promises. */
+/*
+ * The selected mix, with fallbacks, on the validation rows: what select
+ * promises. The mix is fit_share's, else predicted here and left in mix.
+ */
 static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 			   const struct predictor *p, const struct row_split *s, double *const *by_method,
-			   const struct served_mix *mix, const struct cohort_eval *ev, size_t n_cohorts)
+			   struct served_mix *mix, const struct cohort_eval *ev, size_t n_cohorts)
 {
 	const int64_t target = d->params.target_horizon;
 	const double *y = model_data_label(d, target);
@@ -429,6 +432,7 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 		pred = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(double));
 		served = xmalloc((s->n_valid ? s->n_valid : 1) * sizeof(int));
 		ret = select_predict_mix(ctx, p, d, s->valid, s->n_valid, target, by_method, pred, served);
+		*mix = (struct served_mix){ pred, served, ret == 0 };
 	}
 
 	for (size_t i = 0; i < s->n_valid && ret == 0; i++) {
@@ -452,10 +456,6 @@ static int add_mix_metrics(struct stage_ctx *ctx, const struct model_data *d,
 	for (int m = 0; m < N_CANDIDATES; m++)
 		cJSON_AddNumberToObject(chosen_by, method_name(cand_method(m)), (double)chosen[m]);
 	cJSON_AddItemToObject(ctx->metrics, "campaigns_by_method", chosen_by);
-	if (!mix->ltv) {
-		free(pred);
-		free(served);
-	}
 	free(actual);
 	free(group);
 	return ret;
@@ -1002,6 +1002,7 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 	const struct model_data *d;
 	const int h = feature_params_horizon_index(&train->params, horizon);
 	double *pred[N_CANDIDATES] = { 0 };
+	struct served_mix mix = { 0 };
 	struct row_split s;
 	size_t moves[2], validated = 0;
 	char key[48];
@@ -1017,7 +1018,9 @@ static int choose_other_horizon(struct stage_ctx *ctx, const struct model_data *
 		if (validated == 0)
 			predictor_choices_reset(p, h);
 		else
-			fit_share(ctx, d, p, horizon, &s, pred, ev, n_cohorts, NULL);
+			fit_share(ctx, d, p, horizon, &s, pred, ev, n_cohorts, &mix);
+		select_offer_mix(ctx, d, &s, horizon, mix.predicted ? mix.ltv : NULL);
+		served_mix_release(&mix);
 	}
 	/* no validation user has lived this horizon (not merely too few per campaign) */
 	if (ret == 0 && s.n_valid == 0 && ctx->cfg->select.unlabelled) {
@@ -1258,6 +1261,7 @@ int stage_select_run(struct stage_ctx *ctx)
 	ret = add_mix_metrics(ctx, vd, &p, &s, pred, &mix, ev, n_cohorts);
 	if (ret < 0)
 		goto out;
+	select_offer_mix(ctx, vd, &s, d.params.target_horizon, mix.predicted ? mix.ltv : NULL);
 	stage_progress(ctx, "steps", d.params.horizons.n + 2, d.params.horizons.n + 2);
 
 	ret = stage_output_id(ctx, &out_id);

@@ -93,9 +93,11 @@ void select_aggregate(const struct cohort_rows *co, const struct model_data *d, 
 
 		if (e->n >= min_users) {
 			longest = e->n > longest ? e->n : longest;
-			/* the actuals' log1p, once for every candidate */
+			/* the actuals' log1p, once for every candidate, and once for a row's copies */
 			for (size_t j = co->start[c]; j < co->start[c + 1]; j++)
-				log_actual[j] = log1p(co->actual[j]);
+				log_actual[j] = j > co->start[c] &&
+						memcmp(&co->actual[j], &co->actual[j - 1], sizeof(double)) == 0
+						? log_actual[j - 1] : log1p(co->actual[j]);
 		}
 	}
 	/* the candidates side by side: each fills its own ev[c].rmsle[m] */

@@ -11,7 +11,10 @@
 
 #include "ltv/common.h"
 #include "ltv/method.h"
+#include "ltv/mix_memo.h"
+#include "ltv/prediction_memo.h"
 #include "ltv/select_mix.h"
+#include "ltv/stage_io.h"
 
 void select_given_for(double *const *pred, const size_t *at, size_t k, double **given)
 {
@@ -108,4 +111,18 @@ int select_predict_mix(struct stage_ctx *ctx, const struct predictor *p, const s
 			return rets[k];
 		}
 	return 0;
+}
+
+void select_offer_mix(struct stage_ctx *ctx, const struct model_data *d, const struct row_split *s,
+		      int64_t horizon, const double *ltv)
+{
+	char *key;
+
+	/* predict_all's own rule for leaving its memo */
+	if (!ltv || ctx->cfg->select.held_out_ages || !ctx->predictions)
+		return;
+	key = stage_prediction_key(ctx);
+	prediction_shelf_offer_mix(ctx->predictions, key, horizon,
+				   mix_memo_new(d, s->valid, s->n_valid, ltv));
+	free(key);
 }

@@ -14,6 +14,7 @@ struct prediction_memo {
 	size_t n_slots;        /* distinct rows kept */
 	double *pred[METHOD_COUNT];        /* per slot; NULL until a prediction is kept */
 	unsigned char *have[METHOD_COUNT]; /* per slot: pred holds it */
+	struct mix_memo *mix;              /* prediction_shelf_offer_mix's, or NULL */
 	struct prediction_memo *next;      /* on the shelf */
 };
 
@@ -41,6 +42,7 @@ void prediction_memo_free(struct prediction_memo *m)
 		free(m->have[k]);
 	}
 	free(m->slot_of);
+	mix_memo_free(m->mix);
 	free(m);
 }
 
@@ -175,4 +177,35 @@ struct prediction_memo *prediction_shelf_take(struct prediction_shelf *s, const 
 			}
 	pthread_mutex_unlock(&s->lock);
 	return m;
+}
+
+void prediction_shelf_offer_mix(struct prediction_shelf *s, const char *key, int64_t horizon,
+				struct mix_memo *mix)
+{
+	struct prediction_memo *m = NULL;
+
+	if (!s) {
+		mix_memo_free(mix);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (s->key && strcmp(s->key, key) == 0)
+		for (m = s->memos; m && m->horizon != horizon; m = m->next)
+			;
+	if (m) {
+		mix_memo_free(m->mix);
+		m->mix = mix;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!m)
+		mix_memo_free(mix);
+}
+
+struct mix_memo *prediction_memo_take_mix(struct prediction_memo *m)
+{
+	struct mix_memo *mix = m ? m->mix : NULL;
+
+	if (m)
+		m->mix = NULL;
+	return mix;
 }

@@ -1146,10 +1146,16 @@ static int predict_raw(const struct predictor *p, const struct model_data *d, co
 		for (int m = 0; skip && skip[i] && m < METHOD_COUNT; m++)
 			want[m][i] &= (unsigned char)predicts_skipped(m, out_p_payer != NULL);
 	}
+	/*
+	 * hurdle's p_payer only when the caller asks for it: predict_wanted
+	 * predicts hurdle again rather than read a memo when given p_payer, and
+	 * calibrate (which asks for none) predicted hurdle's rows in each of its
+	 * 18 calls of the mix again although select had left them.
+	 */
 	for (int m = 0; m < METHOD_COUNT && ret == 0; m++)
 		ret = predict_wanted(p, m, d, rows, n, at_horizon, want[m], done[m],
-				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL, m == 0,
-				     memo, err);
+				     pred_column(pred, m, want[m], n), m == 0 ? p_payer : NULL,
+				     m == 0 && out_p_payer, memo, err);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int m = chosen[i];
 
@@ -1225,6 +1231,7 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 			 double *ltv)
 {
 	int h = feature_params_horizon_index(&p->params, horizon);
+	struct calibration_last last = { 0 };
 
 	for (size_t i = 0; i < n && h >= 0; i++) {
 		int tier = d->tier ? (int)d->tier[rows[i]] : 3;
@@ -1233,7 +1240,7 @@ void predictor_calibrate(const struct predictor *p, const struct model_data *d,
 		double future = fmax(ltv[i] - seen, 0.0), v = future;
 
 		if (cal)
-			calibration_apply(cal, &future, 1, &v);
+			v = calibration_apply_repeated(cal, future, &last);
 		ltv[i] = seen + fmax(v, 0.0);
 	}
 }

@@ -112,6 +112,20 @@ void calibration_apply(const struct calibration *cal, const double *pred, size_t
 		       double *out_calibrated);
 
 /*
+ * The last value calibration_apply_repeated gave, zeroed to start: rows
+ * that repeat (a weighted validation row's copies, one after another; 4.5
+ * copies a row at 1,000,000 users) are calibrated once a run, the same value.
+ */
+struct calibration_last {
+	const struct calibration *cal;
+	uint64_t bits; /* pred's */
+	double value;
+};
+/* calibration_apply of the one value pred; last carries the previous call's. */
+double calibration_apply_repeated(const struct calibration *cal, double pred,
+				  struct calibration_last *last);
+
+/*
  * Serialises cal in the blob.h format (magic "LTVCALB1", version 1: u32 kind,
  * f64 anchor, alpha, cv_mse_anchor, cv_mse_isotonic, then f64 arrays x and
  * y). Returns a new buffer the caller frees and its length in *out_len.

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "ltv/method.h"
+#include "ltv/mix_memo.h"
 #include "ltv/model_data.h"
 
 struct prediction_memo;
@@ -67,5 +68,16 @@ void prediction_shelf_free(struct prediction_shelf *s);
 void prediction_shelf_offer(struct prediction_shelf *s, const char *key, struct prediction_memo *m);
 struct prediction_memo *prediction_shelf_take(struct prediction_shelf *s, const char *key,
 					      int64_t horizon);
+/*
+ * The served mix of the same rows as well (select's, include/ltv/mix_memo.h),
+ * left with the memo of horizon under key, taking mix (freed when there is
+ * no such memo). The key names the methods' artefacts, not the selection:
+ * it serves the calibrate of the same run, which reads the selection this
+ * select made, and mix_memo_get refuses rows it was not made for.
+ */
+void prediction_shelf_offer_mix(struct prediction_shelf *s, const char *key, int64_t horizon,
+				struct mix_memo *mix);
+/* The mix left with m (prediction_shelf_offer_mix), handed to the caller; NULL if none. */
+struct mix_memo *prediction_memo_take_mix(struct prediction_memo *m);
 
 #endif

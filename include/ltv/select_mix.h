@@ -41,4 +41,14 @@ int select_predict_mix(struct stage_ctx *ctx, const struct predictor *p, const s
 		       const size_t *rows, size_t n, int64_t horizon, double *const *pred,
 		       double *out_ltv, int *out_method);
 
+/*
+ * Leaves the served mix ltv[i] of s->valid[i] at horizon on the run's shelf
+ * with predict_all's memo of the same rows (prediction_shelf_offer_mix), for
+ * calibrate of the same run, which asks for this mix of these rows again
+ * (fit_band, validation_wape). Nothing when ltv is NULL or select left no
+ * memo (select.held_out_ages, no shelf).
+ */
+void select_offer_mix(struct stage_ctx *ctx, const struct model_data *d, const struct row_split *s,
+		      int64_t horizon, const double *ltv);
+
 #endif

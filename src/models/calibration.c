@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ltv/blob.h"
 #include "ltv/calibration.h"
@@ -253,6 +254,20 @@ static double isotonic_value(const struct calibration *cal, double t)
 	return cal->y[lo] + (t - cal->x[lo]) / (cal->x[hi] - cal->x[lo]) * (cal->y[hi] - cal->y[lo]);
 }
 
+double calibration_apply_repeated(const struct calibration *cal, double pred,
+				  struct calibration_last *last)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &pred, sizeof(bits));
+	if (cal != last->cal || bits != last->bits) {
+		last->cal = cal;
+		last->bits = bits;
+		calibration_apply(cal, &pred, 1, &last->value);
+	}
+	return last->value;
+}
+
 void calibration_apply(const struct calibration *cal, const double *pred, size_t n,
 		       double *out_calibrated)
 {
@@ -323,9 +338,12 @@ int calibration_fit_best(const struct calibration_param *param, double anchor,
 				train_perm[t++] = perm[k] < lo ? perm[k] : perm[k] - (hi - lo);
 		iso = calibration_new(CALIBRATION_ISOTONIC);
 		isotonic_fit_ordered(train_p, train_a, NULL, n_train, train_perm, iso);
+		/* (this fold's iso only: a later one may get the freed one's address) */
+		struct calibration_last last = { 0 };
+
 		for (size_t i = lo; i < hi; i++) {
 			const double by_anchor = anchor + alpha * (pred[i] - anchor);
-			const double by_iso = isotonic_value(iso, pred[i]);
+			const double by_iso = calibration_apply_repeated(iso, pred[i], &last);
 
 			sse_anchor += (by_anchor - actual[i]) * (by_anchor - actual[i]);
 			sse_iso += (by_iso - actual[i]) * (by_iso - actual[i]);

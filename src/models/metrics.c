@@ -640,10 +640,29 @@ int metrics_spearman(const double *actual, const double *pred, size_t n,
 }
 
 /* metrics_rmsle, with log1p(actual[i]) read from log_actual[i] when it is not NULL. */
+/*
+ * log1p(x), or *last_log when x has *last's bits (then the same value):
+ * select's validation rows repeat a weighted row once per user it stands
+ * for, one copy after another (466,813 target rows from 104,841 at
+ * 1,000,000 users), and log1p of each copy was 5 % of select's CPU.
+ */
+static double log1p_repeated(double x, uint64_t *last, double *last_log)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &x, sizeof(bits));
+	if (bits != *last) {
+		*last = bits;
+		*last_log = log1p(x);
+	}
+	return *last_log;
+}
+
 static int rmsle(const double *actual, const double *log_actual, const double *pred, size_t n,
 		 double *out_rmsle, size_t *out_n_used, struct ltv_err *err)
 {
-	double sum_sq = 0;
+	double sum_sq = 0, last_log = log1p(0.0);
+	uint64_t last = 0; /* +0's bits */
 	size_t m = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -660,7 +679,7 @@ static int rmsle(const double *actual, const double *log_actual, const double *p
 				       "rmsle: row %zu has a negative %s value (%g); rmsle needs values >= 0",
 				       i, actual[i] < 0 ? "actual" : "predicted",
 				       actual[i] < 0 ? actual[i] : pred[i]);
-		d = log1p(pred[i]) - (log_actual ? log_actual[i] : log1p(actual[i]));
+		d = log1p_repeated(pred[i], &last, &last_log) - (log_actual ? log_actual[i] : log1p(actual[i]));
 		sum_sq += d * d;
 		m++;
 	}

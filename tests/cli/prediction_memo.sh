@@ -1,7 +1,8 @@
 # Calibrate judges the served mix from each method's predictions of the
 # validation rows, each predicted once per horizon (include/ltv/
 # prediction_memo.h). In one run select hands its own over (the same
-# features, tiers and method artefacts); calibrate run alone predicts them
+# features, tiers and method artefacts), and the served mix of those rows
+# with them (include/ltv/mix_memo.h); calibrate run alone predicts them
 # itself. Either way the calibrate artefact is the same (a memo under another
 # key is never handed out: tests/unit/test_prediction_memo.c).
 set -u

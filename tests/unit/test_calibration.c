@@ -180,6 +180,37 @@ static void test_isotonic_interpolation(void **state)
 	calibration_free(cal);
 }
 
+/*
+ * calibration_apply_repeated: each value calibration_apply's to the bit,
+ * through runs of repeats, a change of calibration between equal values,
+ * and NaN.
+ */
+static void test_apply_repeated(void **state)
+{
+	const double x[] = { 1, 2, 3, 4 }, y[] = { 1, 3, 2, 4 };
+	const double q[] = { 1.5, 1.5, 1.5, 2.7, 2.7, 1.5, NAN, NAN, 3.5 };
+	const int use_iso[] = { 1, 1, 0, 0, 1, 1, 1, 0, 0 };
+	struct calibration *iso = NULL, *anchor = xcalloc(1, sizeof(*anchor));
+	struct calibration_last last = { 0 };
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	anchor->kind = CALIBRATION_ANCHOR;
+	anchor->anchor = 2;
+	anchor->alpha = 0.5;
+	assert_int_equal(calibration_fit_isotonic(x, y, NULL, 4, &iso, &err), 0);
+	for (int i = 0; i < 9; i++) {
+		const struct calibration *cal = use_iso[i] ? iso : anchor;
+		double want, got;
+
+		calibration_apply(cal, &q[i], 1, &want);
+		got = calibration_apply_repeated(cal, q[i], &last);
+		assert_memory_equal(&got, &want, sizeof(got));
+	}
+	calibration_free(iso);
+	calibration_free(anchor);
+}
+
 static void test_fit_best_picks_anchor_on_linear(void **state)
 {
 	/*
@@ -375,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_pav_textbook),
 		cmocka_unit_test(test_pav_decreasing_weighted_ties),
 		cmocka_unit_test(test_isotonic_interpolation),
+		cmocka_unit_test(test_apply_repeated),
 		cmocka_unit_test(test_fit_best_picks_anchor_on_linear),
 		cmocka_unit_test(test_fit_best_picks_isotonic_on_step),
 		cmocka_unit_test(test_fit_best_matches_fold_by_fold),

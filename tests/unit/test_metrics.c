@@ -465,6 +465,35 @@ static void test_rmsle_logged(void **state)
 	assert_non_null(strstr(err.msg, "row 1"));
 }
 
+/*
+ * Predictions that repeat (a weighted row's copies, one after another; +0
+ * beside -0, a NaN between copies): each row's log1p as if computed alone,
+ * summed in order, to the bit.
+ */
+static void test_rmsle_repeats(void **state)
+{
+	const double a[] = { 1, 2, 0.5, 0.5, 3, 0, 0, 4, 4, 4 };
+	const double p[] = { 0.25, 0.25, 0.25, 0, -0.0, -0.0, 0, 2.5, NAN, 2.5 };
+	double sum_sq = 0, want, v = 0;
+	size_t m = 0, used = 0;
+	struct ltv_err err = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(a) / sizeof(*a); i++) {
+		double d;
+
+		if (isnan(p[i]))
+			continue;
+		d = log1p(p[i]) - log1p(a[i]);
+		sum_sq += d * d;
+		m++;
+	}
+	want = sqrt(sum_sq / (double)m);
+	assert_int_equal(metrics_rmsle(a, p, sizeof(a) / sizeof(*a), &v, &used, &err), 0);
+	assert_memory_equal(&v, &want, sizeof(v));
+	assert_int_equal(used, 9);
+}
+
 static void test_decile_mape(void **state)
 {
 	/*
@@ -569,6 +598,7 @@ int main(void)
 		cmocka_unit_test(test_gain_curve),
 		cmocka_unit_test(test_spearman),
 		cmocka_unit_test(test_rmsle),
+		cmocka_unit_test(test_rmsle_repeats),
 		cmocka_unit_test(test_rmsle_logged),
 		cmocka_unit_test(test_decile_mape),
 		cmocka_unit_test(test_decile_few_rows),

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# usage: bench/tail_cpu_ab.sh BIN_BEFORE BIN_AFTER INGESTED_MODELS DATA_DIR RUNS
+#
+# The cold run's tail, select and calibrate, as they run in a cold run (after
+# the model wave, the frame and the methods' predictions shared in memory),
+# not alone: RUNS alternating pairs of the cold `run` (features ... calibrate)
+# of two binaries, each on a fresh copy of INGESTED_MODELS (a models/
+# directory holding only an ingest of DATA_DIR's users.csv and events.csv;
+# only read), under `perf record -e cpu-clock -F 999` with uprobes on
+# stage_select_run and stage_calibrate_run (entry and return). Per run and
+# stage: the CPU samples taken between the stage's entry and return (about
+# ms of CPU of the whole process: the stage runs alone) and its wall; then
+# the medians and the medians of the pairs' differences (after - before),
+# and whether every artefact's content hash is the same on both sides (exit
+# 1 if not). PRIO="chrt -f 1" runs each run at a real-time priority, so its
+# walls are about a quiet machine's. Needs root (uprobes) and perf.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+[ $# -eq 5 ] && [[ $5 =~ ^[1-9][0-9]*$ ]] || bench_usage "BIN_BEFORE BIN_AFTER INGESTED_MODELS DATA_DIR RUNS"
+before=$(bench_binary "$1") after=$(bench_binary "$2") ingested=$(realpath "$3") data=$(realpath "$4") runs=$5
+command -v perf >/dev/null || bench_fail "needs perf (Debian package linux-perf)"
+[ -f "$ingested/registry.sqlite" ] || bench_fail "no registry.sqlite in '$ingested'"
+bench_scratch tail-cpu
+group=tailab$$
+cleanup() {
+	perf probe -q -d "${group}b:*" >/dev/null 2>&1 || true
+	perf probe -q -d "${group}a:*" >/dev/null 2>&1 || true
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
+export OMP_WAIT_POLICY=PASSIVE
+declare -A probes
+for side in before after; do
+	bin=$before g=${group}b
+	[ $side = after ] && bin=$after g=${group}a
+	cp "$bin" "$scratch/ltv_$side"
+	# (an event's name must be new across groups too)
+	perf probe -q -x "$scratch/ltv_$side" -a "$g:sel_in_$g=stage_select_run" \
+		-a "$g:sel_out_$g=stage_select_run%return" -a "$g:cal_in_$g=stage_calibrate_run" \
+		-a "$g:cal_out_$g=stage_calibrate_run%return" >/dev/null
+	probes[$side]="-e $g:*" # (a return probe's event is NAME__return)
+done
+query="select name || ' ' || content_hash from artefacts where id in (select max(id) from artefacts group by name) order by name"
+declare -A sel_cpu cal_cpu sel_wall cal_wall hashes
+echo "tail_cpu: load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+one() { # side run
+	local dir=$scratch/$1 line
+	rm -rf "$dir" && mkdir -p "$dir/models" && cp -a "$ingested/." "$dir/models/" && ln -s "$data" "$dir/data"
+	# shellcheck disable=SC2086
+	(cd "$dir" && ${PRIO:-} perf record -q -F 999 -e cpu-clock ${probes[$1]} -o perf.data -- \
+		"$scratch/ltv_$1" run --config "$root/config/ltvpipe.yaml" --quiet >run.log 2>&1) ||
+		{ echo "$1: run failed" >&2; tail -5 "$dir/run.log" >&2; exit 1; }
+	line=$(perf script -i "$dir/perf.data" -F event,time 2>/dev/null | awk '
+		{ t = $1; sub(":", "", t); ev = $2; sub(":$", "", ev) }
+		ev ~ /:sel_in_/ { s0 = t } ev ~ /:sel_out_/ { s1 = t } ev ~ /:cal_in_/ { c0 = t } ev ~ /:cal_out_/ { c1 = t }
+		ev == "cpu-clock" { ts[n++] = t }
+		END { for (i = 0; i < n; i++) { if (ts[i] >= s0 && ts[i] <= s1) s++; if (ts[i] >= c0 && ts[i] <= c1) c++ }
+		      printf "%d %d %.3f %.3f", s, c, s1 - s0, c1 - c0 }')
+	read -r s c sw cw <<<"$line"
+	printf 'bench: %-6s run %d: select %5d samples %6.3f s wall, calibrate %5d samples %6.3f s wall\n' \
+		"$1" "$2" "$s" "$sw" "$c" "$cw"
+	sel_cpu[$1]+=" $s" cal_cpu[$1]+=" $c" sel_wall[$1]+=" $sw" cal_wall[$1]+=" $cw"
+	hashes[$1]=$(sqlite3 "$dir/models/registry.sqlite" "$query" | tr '\n' ' ')
+	rm -rf "$dir"
+}
+for ((r = 1; r <= runs; r++)); do
+	if ((r % 2)); then one before "$r"; one after "$r"; else one after "$r"; one before "$r"; fi
+done
+med() { echo "$1" | awk "$bench_awk_median"'{ for (i = 1; i <= NF; i++) a[i] = $i; printf "%.3f", median(a, NF) }'; }
+paired() { # before-list after-list: median of after - before
+	paste <(echo "$1" | tr ' ' '\n' | sed '/^$/d') <(echo "$2" | tr ' ' '\n' | sed '/^$/d') |
+		awk "$bench_awk_median"'{ d[NR] = $2 - $1 } END { printf "%+.3f", median(d, NR) }'
+}
+for what in sel_cpu cal_cpu sel_wall cal_wall; do
+	declare -n arr=$what
+	echo "bench: $what median before $(med "${arr[before]}"), after $(med "${arr[after]}"), paired $(paired "${arr[before]}" "${arr[after]}")"
+done
+echo "tail_cpu: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
+if [ "${hashes[before]}" = "${hashes[after]}" ]; then echo "content hashes identical (${hashes[after]})"; else
+	echo "content hashes DIFFER: ${hashes[before]} vs ${hashes[after]}"; exit 1; fi
