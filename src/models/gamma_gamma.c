@@ -73,14 +73,17 @@ static double lngamma(double v)
 	return lgamma_r(v, &sign);
 }
 
-/* The terms of a row's log density that depend on the parameters only... */
+/*
+ * The terms of a row's log density that depend on the parameters only...
+ * (psi_q only in the gradient's terms)
+ */
 struct p_terms {
-	double lg_q, log_gamma;
+	double lg_q, log_gamma, psi_q;
 };
 
-/* ... and on the parameters and x only. */
+/* ... and on the parameters and x only (the digammas only in the gradient's). */
 struct x_terms {
-	double lg_pxq, lg_px, log_x;
+	double lg_pxq, lg_px, log_x, psi_pxq, psi_px;
 };
 
 static void p_terms_of(const double par[N_PARAMS], void *out_terms)
@@ -102,13 +105,33 @@ static void x_terms_of(const double par[N_PARAMS], double x, void *out_terms)
 	out->log_x = log(x);
 }
 
+/* p_terms_of with what the gradient needs too. */
+static void grad_p_terms_of(const double par[N_PARAMS], void *out_terms)
+{
+	struct p_terms *out = out_terms;
+
+	p_terms_of(par, out);
+	out->psi_q = gsl_sf_psi(par[P_Q]);
+}
+
+/* x_terms_of with what the gradient needs too. */
+static void grad_x_terms_of(const double par[N_PARAMS], double x, void *out_terms)
+{
+	struct x_terms *out = out_terms;
+	const double px = par[P_P] * x;
+
+	x_terms_of(par, x, out);
+	out->psi_pxq = gsl_sf_psi(px + par[P_Q]);
+	out->psi_px = gsl_sf_psi(px);
+}
+
 /*
  * One customer's log density of m_x given x at p = (p, q, gamma):
  *   ln Gamma(px+q) - ln Gamma(px) - ln Gamma(q) + q ln gamma + (px-1) ln m_x
  *   + px ln x - (px+q) ln(gamma + m_x x)
  * (the 2013 note's f(m_x | p, q, gamma; x)), from the terms above
  * (row_log_lik and sum_log_lik share it, so both give the same bits); grad,
- * when not NULL, gets d/dp.
+ * when not NULL, gets d/dp (the terms then the gradient's).
  */
 static double row_core(const double par[N_PARAMS], const struct p_terms *pt,
 		       const struct x_terms *xt, double x, double m_x, double grad[N_PARAMS])
@@ -120,10 +143,10 @@ static double row_core(const double par[N_PARAMS], const struct p_terms *pt,
 			  + (px - 1) * log_m_x + px * xt->log_x - (px + q) * log_total;
 
 	if (grad) {
-		const double psi_sum = gsl_sf_psi(px + q);
+		const double psi_sum = xt->psi_pxq;
 
-		grad[P_P] = x * (psi_sum - gsl_sf_psi(px) + log_m_x + xt->log_x - log_total);
-		grad[P_Q] = psi_sum - gsl_sf_psi(q) + pt->log_gamma - log_total;
+		grad[P_P] = x * (psi_sum - xt->psi_px + log_m_x + xt->log_x - log_total);
+		grad[P_Q] = psi_sum - pt->psi_q + pt->log_gamma - log_total;
 		grad[P_GAMMA] = q / gamma - (px + q) / total;
 	}
 	return ll;
@@ -136,8 +159,13 @@ static double data_row_log_lik(const double *par, const void *data, size_t row, 
 	struct p_terms pt;
 	struct x_terms xt;
 
-	p_terms_of(par, &pt);
-	x_terms_of(par, d->x[row], &xt);
+	if (grad) {
+		grad_p_terms_of(par, &pt);
+		grad_x_terms_of(par, d->x[row], &xt);
+	} else {
+		p_terms_of(par, &pt);
+		x_terms_of(par, d->x[row], &xt);
+	}
 	return row_core(par, &pt, &xt, d->x[row], d->m_x[row], grad);
 }
 
@@ -154,10 +182,18 @@ static double data_row_from_terms(const double *par, const void *pt, const void 
 	return row_core(par, pt, xt, d->x[row], d->m_x[row], NULL);
 }
 
-/* For mle_log_lik's sum: the parameter terms once, the x terms once per x. */
+static double data_row_grad_from_terms(const double *par, const void *pt, const void *xt,
+				       const void *data, size_t row, double *grad)
+{
+	const struct gamma_gamma_data *d = data;
+
+	return row_core(par, pt, xt, d->x[row], d->m_x[row], grad);
+}
+
+/* For mle_log_lik's sums: the parameter terms once, the x terms once per x. */
 static const struct mle_terms terms = {
 	sizeof(struct p_terms), sizeof(struct x_terms), p_terms_of, x_terms_of, data_counts,
-	data_row_from_terms,
+	data_row_from_terms, grad_p_terms_of, grad_x_terms_of, data_row_grad_from_terms,
 };
 
 static const char *const param_names[N_PARAMS] = { "p", "q", "gamma" };

@@ -544,10 +544,14 @@ static double data_row_from_terms(const double *p, const void *pt, const void *l
 			      NULL);
 }
 
-/* For mle_log_lik's sum: the p terms once, ln Gamma(r+x) once per count. */
+/*
+ * For mle_log_lik's value-only sum: the p terms once, ln Gamma(r+x) once per
+ * count. No gradient terms: a gradient row's quadrature with moments is
+ * most of its cost.
+ */
 static const struct mle_terms terms = {
 	sizeof(struct p_terms), sizeof(double), p_terms_of, lg_rx_of, data_counts,
-	data_row_from_terms,
+	data_row_from_terms, NULL, NULL, NULL,
 };
 
 /*
@@ -632,7 +636,7 @@ static void node_slots_init(const struct pareto_nbd_data *d, struct memo_data *m
 
 static const struct mle_terms memo_terms = {
 	sizeof(struct p_terms), sizeof(double), p_terms_of, lg_rx_of, data_counts,
-	memo_row_from_terms,
+	memo_row_from_terms, NULL, NULL, NULL,
 };
 
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "s", "beta" };
