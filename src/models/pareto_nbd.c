@@ -181,15 +181,40 @@ struct quad_shape {
 	double b1, c, d; /* 1 - b, c, d of the comment above */
 };
 
-static double quad_phi(const struct quad_shape *sh, double v)
+/*
+ * e^v at the last two v asked (v NaN: none): quadrature asks it at a
+ * panel's ends two or three times, and a fit's rows of one (t_x, T) at the
+ * same ends again (struct node_slot). Compared by value: e^v is e^v.
+ */
+struct exp_pair {
+	double v[2], ev[2];
+	int next;
+};
+
+#define EXP_PAIR_EMPTY { { NAN, NAN }, { 0, 0 }, 0 }
+
+static double exp_of(struct exp_pair *c, double v)
 {
-	return sh->b1 * v - sh->c * log(exp(v) + sh->d);
+	const int k = c->next;
+
+	if (v == c->v[0])
+		return c->ev[0];
+	if (v == c->v[1])
+		return c->ev[1];
+	c->v[k] = v;
+	c->ev[k] = exp(v);
+	c->next = !k;
+	return c->ev[k];
 }
 
-static double quad_dphi(const struct quad_shape *sh, double v)
+/* phi(v) and phi'(v), given e^v. */
+static double quad_phi(const struct quad_shape *sh, double v, double ev)
 {
-	const double ev = exp(v);
+	return sh->b1 * v - sh->c * log(ev + sh->d);
+}
 
+static double quad_dphi(const struct quad_shape *sh, double ev)
+{
 	return sh->b1 - sh->c * ev / (ev + sh->d);
 }
 
@@ -214,6 +239,8 @@ static inline double panel_node(double a, double h, int k)
 struct node_slot {
 	double a, h, d; /* h = 0: empty (a panel has h > 0) */
 	double ev[2 * GL_HALF], lbig[2 * GL_HALF];
+	double m, lo, hi, v0, v1; /* v0 = ln(m + lo), v1 = ln(m + hi); hi = 0: none yet */
+	struct exp_pair ends;     /* e^v at the panels' ends (NaN: none yet) */
 };
 
 static void panel_exps(const struct quad_shape *sh, double a, double h, double ev[2 * GL_HALF],
@@ -286,25 +313,40 @@ static void quad_integral(double A, double p, double B, double q, double lo, dou
 	const int a_small = A <= B;
 	const double m = a_small ? A : B;
 	const struct quad_shape sh = { 1 - (a_small ? p : q), a_small ? q : p, fabs(A - B) };
-	const double v0 = log(m + lo), v1 = log(m + hi);
-	double mode = v0, ref, sum[5] = { 0, 0, 0, 0, 0 };
-	double a = v0;
+	struct exp_pair own = EXP_PAIR_EMPTY, *ends = slot ? &slot->ends : &own;
+	double v0, v1, mode, ref, sum[5] = { 0, 0, 0, 0, 0 };
+	double a;
 
+	if (slot && slot->m == m && slot->lo == lo && slot->hi == hi) {
+		v0 = slot->v0;
+		v1 = slot->v1;
+	} else {
+		v0 = log(m + lo);
+		v1 = log(m + hi);
+		if (slot) {
+			slot->m = m;
+			slot->lo = lo;
+			slot->hi = hi;
+			slot->v0 = v0;
+			slot->v1 = v1;
+		}
+	}
+	mode = a = v0;
 	if (sh.b1 > 0 && sh.d > 0 && sh.b1 < sh.c) {
 		const double sig = sh.b1 / sh.c;
 
 		mode = log(sh.d) + log(sig) - log1p(-sig);
 		mode = mode < v0 ? v0 : mode > v1 ? v1 : mode;
 	}
-	ref = quad_phi(&sh, mode);
+	ref = quad_phi(&sh, mode, exp_of(ends, mode));
 	while (a < v1) {
-		double h = QUAD_MAX_WIDTH, k = fabs(quad_dphi(&sh, a)), dp;
+		double h = QUAD_MAX_WIDTH, k = fabs(quad_dphi(&sh, exp_of(ends, a))), dp;
 
 		if (k * h > QUAD_MAX_SLOPE)
 			h = QUAD_MAX_SLOPE / k;
 		if (a + h > v1)
 			h = v1 - a;
-		k = fabs(quad_dphi(&sh, a + h));
+		k = fabs(quad_dphi(&sh, exp_of(ends, a + h)));
 		if (k * h > QUAD_MAX_SLOPE)
 			h = QUAD_MAX_SLOPE / k;
 		if (moments)
@@ -312,11 +354,12 @@ static void quad_integral(double A, double p, double B, double q, double lo, dou
 		else
 			quad_panel(&sh, a, h, ref, 0, slot, sum);
 		a += h;
-		dp = quad_dphi(&sh, a);
+		dp = quad_dphi(&sh, exp_of(ends, a));
 		if (a < v1 && dp < 0) {
-			const double tail = exp(quad_phi(&sh, a) - ref) / -dp;
+			const double ea = exp_of(ends, a);
+			const double tail = exp(quad_phi(&sh, a, ea) - ref) / -dp;
 
-			if (tail * (1 + fabs(a) + fabs(log(exp(a) + sh.d)) - 1 / dp) <
+			if (tail * (1 + fabs(a) + fabs(log(ea + sh.d)) - 1 / dp) <
 			    QUAD_TAIL_TOL * sum[0])
 				break;
 		}
@@ -630,7 +673,9 @@ static void node_slots_init(const struct pareto_nbd_data *d, struct memo_data *m
 			n_slots++;
 		md->slot_of_row[spans[i].row] = n_slots;
 	}
-	md->nodes = xcalloc(n_slots + 1, sizeof(*md->nodes)); /* h = 0: every slot empty */
+	md->nodes = xcalloc(n_slots + 1, sizeof(*md->nodes)); /* h = 0, hi = 0: every slot empty */
+	for (size_t k = 0; k <= n_slots; k++)
+		md->nodes[k].ends = (struct exp_pair)EXP_PAIR_EMPTY;
 	free(spans);
 }
 
