@@ -51,6 +51,17 @@ struct mle_terms {
 	/* Row `row` of data's log-likelihood from the terms above. */
 	double (*row)(const double *p, const void *p_terms, const void *x_terms, const void *data,
 		      size_t row);
+	/*
+	 * Optional (NULL: the gradient's sum calls row_log_lik per row), the same
+	 * for the gradient's sum: the p terms and x terms with what d/dp needs
+	 * too (the digammas, the same structs), and row `row`'s value and
+	 * gradient from them, equal to row_log_lik(p, data, row, grad) bit for
+	 * bit; the sum adds them in row order from 0 as that loop did.
+	 */
+	void (*grad_p_terms)(const double *p, void *out);
+	void (*grad_x_terms)(const double *p, double x, void *out);
+	double (*row_grad)(const double *p, const void *p_terms, const void *x_terms,
+			   const void *data, size_t row, double *grad);
 };
 
 /* What a model tells the shared code about itself; each model has one, static. */

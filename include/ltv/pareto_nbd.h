@@ -36,6 +36,9 @@ struct pareto_nbd_param {
 			    log-parameters is below this */
 	int tail_memo;   /* 1 (default): the search keeps each row's series tails for the
 			    rows after it (the same fit to the bit); 0: computes every one */
+	int node_memo;   /* 1 (default): the search keeps each quadrature panel's nodes
+			    (e^v, ln(e^v + d)) for the rows after it (the same fit to the
+			    bit); 0: computes every one */
 };
 
 /*

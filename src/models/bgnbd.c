@@ -79,14 +79,16 @@ static double lngamma(double v)
 	return lgamma_r(v, &sign);
 }
 
-/* The terms of a row's log-likelihood that depend on p only. */
+/* The terms of a row's log-likelihood that depend on p only (the digammas: the gradient's). */
 struct p_terms {
 	double lg_r, log_alpha, lg_ab, lg_b, log_a;
+	double psi_r, psi_ab, psi_b;
 };
 
-/* ... and on p and the repeat count x only (log_bx1 only when x > 0). */
+/* ... and on p and the repeat count x only (log_bx1 only when x > 0; digammas as above). */
 struct x_terms {
 	double lg_rx, lg_bx, lg_abx, log_bx1;
+	double psi_rx, psi_bx, psi_abx;
 };
 
 static void p_terms_of(const double p[N_PARAMS], void *out_terms)
@@ -114,13 +116,36 @@ static void x_terms_of(const double p[N_PARAMS], double x, void *out_terms)
 	out->log_bx1 = x > 0 ? log(b + x - 1) : 0;
 }
 
+/* p_terms_of with what the gradient needs too. */
+static void grad_p_terms_of(const double p[N_PARAMS], void *out_terms)
+{
+	struct p_terms *out = out_terms;
+
+	p_terms_of(p, out);
+	out->psi_r = gsl_sf_psi(p[P_R]);
+	out->psi_ab = gsl_sf_psi(p[P_A] + p[P_B]);
+	out->psi_b = gsl_sf_psi(p[P_B]);
+}
+
+/* x_terms_of with what the gradient needs too. */
+static void grad_x_terms_of(const double p[N_PARAMS], double x, void *out_terms)
+{
+	struct x_terms *out = out_terms;
+
+	x_terms_of(p, x, out);
+	out->psi_rx = gsl_sf_psi(p[P_R] + x);
+	out->psi_bx = gsl_sf_psi(p[P_B] + x);
+	out->psi_abx = gsl_sf_psi(p[P_A] + p[P_B] + x);
+}
+
 /*
  * One customer's log-likelihood at p = (r, alpha, a, b):
  *   ln[ B(a, b+x) / B(a, b) * Gamma(r+x) alpha^r / Gamma(r) ]
  *   + ln[ (alpha+T)^-(r+x) + [x > 0] a/(b+x-1) (alpha+t_x)^-(r+x) ],
  * the second bracket summed in log space (log-sum-exp), from the terms
  * above (row_log_lik and sum_log_lik share this, so both give the same
- * bits). When grad is not NULL it receives d/dp of that value.
+ * bits). When grad is not NULL it receives d/dp of that value (the terms
+ * then the gradient's).
  */
 static double row_core(const double p[N_PARAMS], const struct p_terms *pt,
 		       const struct x_terms *xt, double x, double t_x, double T,
@@ -129,25 +154,29 @@ static double row_core(const double p[N_PARAMS], const struct p_terms *pt,
 	const double r = p[P_R], alpha = p[P_ALPHA], a = p[P_A], b = p[P_B];
 	const double a1 = xt->lg_rx - pt->lg_r + r * pt->log_alpha;
 	const double a2 = pt->lg_ab + xt->lg_bx - pt->lg_b - xt->lg_abx;
-	const double a3 = -(r + x) * log(alpha + T);
-	double a4 = -INFINITY, top, w4 = 0, ll;
+	const double log_T = log(alpha + T), a3 = -(r + x) * log_T;
+	double a4 = -INFINITY, log_t_x = 0, top, e3, e4, w4 = 0, ll;
 
-	if (x > 0)
-		a4 = pt->log_a - xt->log_bx1 - (r + x) * log(alpha + t_x);
+	if (x > 0) {
+		log_t_x = log(alpha + t_x);
+		a4 = pt->log_a - xt->log_bx1 - (r + x) * log_t_x;
+	}
 	top = a3 > a4 ? a3 : a4;
-	ll = a1 + a2 + top + log(exp(a3 - top) + exp(a4 - top));
+	e3 = exp(a3 - top);
+	e4 = exp(a4 - top);
+	ll = a1 + a2 + top + log(e3 + e4);
 	if (!grad)
 		return ll;
 
 	/* Share of the second bracket that comes from the "died after t_x" term. */
 	if (x > 0)
-		w4 = exp(a4 - top) / (exp(a3 - top) + exp(a4 - top));
-	grad[P_R] = gsl_sf_psi(r + x) - gsl_sf_psi(r) + pt->log_alpha
-		    - (1 - w4) * log(alpha + T) - w4 * log(alpha + t_x);
+		w4 = e4 / (e3 + e4);
+	grad[P_R] = xt->psi_rx - pt->psi_r + pt->log_alpha
+		    - (1 - w4) * log_T - w4 * (x > 0 ? log_t_x : log(alpha + t_x));
 	grad[P_ALPHA] = r / alpha - (1 - w4) * (r + x) / (alpha + T)
 			- w4 * (r + x) / (alpha + t_x);
-	grad[P_A] = gsl_sf_psi(a + b) - gsl_sf_psi(a + b + x) + (x > 0 ? w4 / a : 0);
-	grad[P_B] = gsl_sf_psi(a + b) + gsl_sf_psi(b + x) - gsl_sf_psi(b) - gsl_sf_psi(a + b + x)
+	grad[P_A] = pt->psi_ab - xt->psi_abx + (x > 0 ? w4 / a : 0);
+	grad[P_B] = pt->psi_ab + xt->psi_bx - pt->psi_b - xt->psi_abx
 		    - (x > 0 ? w4 / (b + x - 1) : 0);
 	return ll;
 }
@@ -159,8 +188,13 @@ static double data_row_log_lik(const double *p, const void *data, size_t row, do
 	struct p_terms pt;
 	struct x_terms xt;
 
-	p_terms_of(p, &pt);
-	x_terms_of(p, d->x[row], &xt);
+	if (grad) {
+		grad_p_terms_of(p, &pt);
+		grad_x_terms_of(p, d->x[row], &xt);
+	} else {
+		p_terms_of(p, &pt);
+		x_terms_of(p, d->x[row], &xt);
+	}
 	return row_core(p, &pt, &xt, d->x[row], d->t_x[row], d->T[row], grad);
 }
 
@@ -177,10 +211,18 @@ static double data_row_from_terms(const double *p, const void *pt, const void *x
 	return row_core(p, pt, xt, d->x[row], d->t_x[row], d->T[row], NULL);
 }
 
-/* For mle_log_lik's sum: the p terms once, the x terms once per count. */
+static double data_row_grad_from_terms(const double *p, const void *pt, const void *xt,
+				       const void *data, size_t row, double *grad)
+{
+	const struct bgnbd_data *d = data;
+
+	return row_core(p, pt, xt, d->x[row], d->t_x[row], d->T[row], grad);
+}
+
+/* For mle_log_lik's sums: the p terms once, the x terms once per count. */
 static const struct mle_terms terms = {
 	sizeof(struct p_terms), sizeof(struct x_terms), p_terms_of, x_terms_of, data_counts,
-	data_row_from_terms,
+	data_row_from_terms, grad_p_terms_of, grad_x_terms_of, data_row_grad_from_terms,
 };
 
 static const char *const param_names[N_PARAMS] = { "r", "alpha", "a", "b" };

@@ -73,14 +73,17 @@ static double lngamma(double v)
 	return lgamma_r(v, &sign);
 }
 
-/* The terms of a row's log density that depend on the parameters only... */
+/*
+ * The terms of a row's log density that depend on the parameters only...
+ * (psi_q only in the gradient's terms)
+ */
 struct p_terms {
-	double lg_q, log_gamma;
+	double lg_q, log_gamma, psi_q;
 };
 
-/* ... and on the parameters and x only. */
+/* ... and on the parameters and x only (the digammas only in the gradient's). */
 struct x_terms {
-	double lg_pxq, lg_px, log_x;
+	double lg_pxq, lg_px, log_x, psi_pxq, psi_px;
 };
 
 static void p_terms_of(const double par[N_PARAMS], void *out_terms)
@@ -102,62 +105,115 @@ static void x_terms_of(const double par[N_PARAMS], double x, void *out_terms)
 	out->log_x = log(x);
 }
 
+/* p_terms_of with what the gradient needs too. */
+static void grad_p_terms_of(const double par[N_PARAMS], void *out_terms)
+{
+	struct p_terms *out = out_terms;
+
+	p_terms_of(par, out);
+	out->psi_q = gsl_sf_psi(par[P_Q]);
+}
+
+/* x_terms_of with what the gradient needs too. */
+static void grad_x_terms_of(const double par[N_PARAMS], double x, void *out_terms)
+{
+	struct x_terms *out = out_terms;
+	const double px = par[P_P] * x;
+
+	x_terms_of(par, x, out);
+	out->psi_pxq = gsl_sf_psi(px + par[P_Q]);
+	out->psi_px = gsl_sf_psi(px);
+}
+
 /*
  * One customer's log density of m_x given x at p = (p, q, gamma):
  *   ln Gamma(px+q) - ln Gamma(px) - ln Gamma(q) + q ln gamma + (px-1) ln m_x
  *   + px ln x - (px+q) ln(gamma + m_x x)
  * (the 2013 note's f(m_x | p, q, gamma; x)), from the terms above
  * (row_log_lik and sum_log_lik share it, so both give the same bits); grad,
- * when not NULL, gets d/dp.
+ * when not NULL, gets d/dp (the terms then the gradient's).
  */
 static double row_core(const double par[N_PARAMS], const struct p_terms *pt,
-		       const struct x_terms *xt, double x, double m_x, double grad[N_PARAMS])
+		       const struct x_terms *xt, double x, double m_x, double log_m_x,
+		       double grad[N_PARAMS])
 {
 	const double p = par[P_P], q = par[P_Q], gamma = par[P_GAMMA];
-	const double px = p * x, total = gamma + m_x * x, log_m_x = log(m_x);
+	const double px = p * x, total = gamma + m_x * x;
 	const double log_total = log(total);
 	const double ll = xt->lg_pxq - xt->lg_px - pt->lg_q + q * pt->log_gamma
 			  + (px - 1) * log_m_x + px * xt->log_x - (px + q) * log_total;
 
 	if (grad) {
-		const double psi_sum = gsl_sf_psi(px + q);
+		const double psi_sum = xt->psi_pxq;
 
-		grad[P_P] = x * (psi_sum - gsl_sf_psi(px) + log_m_x + xt->log_x - log_total);
-		grad[P_Q] = psi_sum - gsl_sf_psi(q) + pt->log_gamma - log_total;
+		grad[P_P] = x * (psi_sum - xt->psi_px + log_m_x + xt->log_x - log_total);
+		grad[P_Q] = psi_sum - pt->psi_q + pt->log_gamma - log_total;
 		grad[P_GAMMA] = q / gamma - (px + q) / total;
 	}
 	return ll;
 }
 
-/* row_log_lik of row `row` of a struct gamma_gamma_data, for struct mle_model. */
+/*
+ * The rows mle.c sums: the data and each row's ln m_x, which does not
+ * depend on the parameters, so it is taken once per fit instead of once per
+ * row and evaluation (the same log, so the same bits).
+ */
+struct gg_rows {
+	struct gamma_gamma_data d;
+	double *log_m_x;
+};
+
+static void gg_rows_init(const struct gamma_gamma_data *data, struct gg_rows *out)
+{
+	out->d = *data;
+	out->log_m_x = xmalloc((data->n ? data->n : 1) * sizeof(double));
+	for (size_t i = 0; i < data->n; i++)
+		out->log_m_x[i] = log(data->m_x[i]);
+}
+
+/* row_log_lik of row `row` of a struct gg_rows, for struct mle_model. */
 static double data_row_log_lik(const double *par, const void *data, size_t row, double *grad)
 {
-	const struct gamma_gamma_data *d = data;
+	const struct gg_rows *rows = data;
+	const struct gamma_gamma_data *d = &rows->d;
 	struct p_terms pt;
 	struct x_terms xt;
 
-	p_terms_of(par, &pt);
-	x_terms_of(par, d->x[row], &xt);
-	return row_core(par, &pt, &xt, d->x[row], d->m_x[row], grad);
+	if (grad) {
+		grad_p_terms_of(par, &pt);
+		grad_x_terms_of(par, d->x[row], &xt);
+	} else {
+		p_terms_of(par, &pt);
+		x_terms_of(par, d->x[row], &xt);
+	}
+	return row_core(par, &pt, &xt, d->x[row], d->m_x[row], rows->log_m_x[row], grad);
 }
 
 static const double *data_counts(const void *data)
 {
-	return ((const struct gamma_gamma_data *)data)->x;
+	return ((const struct gg_rows *)data)->d.x;
 }
 
 static double data_row_from_terms(const double *par, const void *pt, const void *xt,
 				  const void *data, size_t row)
 {
-	const struct gamma_gamma_data *d = data;
+	const struct gg_rows *rows = data;
 
-	return row_core(par, pt, xt, d->x[row], d->m_x[row], NULL);
+	return row_core(par, pt, xt, rows->d.x[row], rows->d.m_x[row], rows->log_m_x[row], NULL);
 }
 
-/* For mle_log_lik's sum: the parameter terms once, the x terms once per x. */
+static double data_row_grad_from_terms(const double *par, const void *pt, const void *xt,
+				       const void *data, size_t row, double *grad)
+{
+	const struct gg_rows *rows = data;
+
+	return row_core(par, pt, xt, rows->d.x[row], rows->d.m_x[row], rows->log_m_x[row], grad);
+}
+
+/* For mle_log_lik's sums: the parameter terms once, the x terms once per x. */
 static const struct mle_terms terms = {
 	sizeof(struct p_terms), sizeof(struct x_terms), p_terms_of, x_terms_of, data_counts,
-	data_row_from_terms,
+	data_row_from_terms, grad_p_terms_of, grad_x_terms_of, data_row_grad_from_terms,
 };
 
 static const char *const param_names[N_PARAMS] = { "p", "q", "gamma" };
@@ -201,6 +257,7 @@ int gamma_gamma_fit(const struct gamma_gamma_param *param, const struct gamma_ga
 		    struct gamma_gamma_model **out_model, struct ltv_err *err)
 {
 	struct mle_problem problem;
+	struct gg_rows rows;
 	struct mle_fit fit;
 	double theta[N_PARAMS];
 	const char *why;
@@ -214,7 +271,8 @@ int gamma_gamma_fit(const struct gamma_gamma_param *param, const struct gamma_ga
 	ret = gamma_gamma_data_check(data, err);
 	if (ret < 0)
 		return ret;
-	problem = (struct mle_problem){ &gamma_gamma_mle, data, data->n, data->weight,
+	gg_rows_init(data, &rows);
+	problem = (struct mle_problem){ &gamma_gamma_mle, &rows, data->n, data->weight,
 					param->max_iter, param->grad_tol };
 
 	/* p = 1, q = 2 make the population mean p gamma / (q - 1) equal gamma. */
@@ -222,6 +280,7 @@ int gamma_gamma_fit(const struct gamma_gamma_param *param, const struct gamma_ga
 	theta[P_Q] = log(2.0);
 	theta[P_GAMMA] = log(mle_weighted_mean(data->m_x, data->weight, data->n));
 	ret = mle_fit(&problem, theta, &fit, err);
+	free(rows.log_m_x);
 	if (ret < 0)
 		return ret;
 	*out_model = model_of(&fit);
@@ -232,6 +291,7 @@ int gamma_gamma_log_lik(const struct gamma_gamma_model *model, const struct gamm
 			double *out_log_lik, struct ltv_err *err)
 {
 	struct mle_problem problem;
+	struct gg_rows rows;
 	struct mle_fit fit;
 	int ret;
 
@@ -239,9 +299,11 @@ int gamma_gamma_log_lik(const struct gamma_gamma_model *model, const struct gamm
 	ret = gamma_gamma_data_check(data, err);
 	if (ret < 0)
 		return ret;
-	problem = (struct mle_problem){ &gamma_gamma_mle, data, data->n, data->weight, 0, 0 };
+	gg_rows_init(data, &rows);
+	problem = (struct mle_problem){ &gamma_gamma_mle, &rows, data->n, data->weight, 0, 0 };
 	fit = fit_of(model);
 	*out_log_lik = mle_log_lik(&problem, fit.param, NULL);
+	free(rows.log_m_x);
 	return 0;
 }
 

@@ -74,40 +74,58 @@ static int x_slot(double x)
 	return x >= 0 && x < MLE_X_MEMO && x == floor(x) ? (int)x : -1;
 }
 
-/* The value-only weighted sum of struct mle_terms (see there). */
-static double terms_sum(const struct mle_terms *t, const double *p, const void *data, size_t n,
-			const double *weight)
+/*
+ * The weighted sum of struct mle_terms (see there): value only with grad
+ * NULL, else with the gradient (n_params values) through its grad terms.
+ */
+static double terms_sum(const struct mle_terms *t, size_t n_params, const double *p,
+			const void *data, size_t n, const double *weight, double *grad)
 {
 	_Alignas(max_align_t) unsigned char pt[MLE_TERMS_MAX], own[MLE_TERMS_MAX];
 	_Alignas(max_align_t) unsigned char memo[MLE_X_MEMO][MLE_TERMS_MAX];
 	unsigned char have[MLE_X_MEMO] = { 0 };
+	void (*const x_terms)(const double *, double, void *) = grad ? t->grad_x_terms : t->x_terms;
 	const double *x = t->counts(data);
 	double ll = 0;
 
 	assert(t->p_size <= MLE_TERMS_MAX && t->x_size <= MLE_TERMS_MAX);
-	t->p_terms(p, pt);
+	if (grad) {
+		memset(grad, 0, n_params * sizeof(*grad));
+		t->grad_p_terms(p, pt);
+	} else {
+		t->p_terms(p, pt);
+	}
 	for (size_t i = 0; i < n; i++) {
 		const double w = weight ? weight[i] : 1.0;
 		const int slot = x_slot(x[i]);
 		unsigned char *xt = slot >= 0 ? memo[slot] : own;
+		double g[MLE_MAX_PARAMS];
 
 		if (slot < 0 || !have[slot]) {
-			t->x_terms(p, x[i], xt);
+			x_terms(p, x[i], xt);
 			if (slot >= 0)
 				have[slot] = 1;
 		}
-		ll += w * t->row(p, pt, xt, data, i);
+		if (!grad) {
+			ll += w * t->row(p, pt, xt, data, i);
+			continue;
+		}
+		ll += w * t->row_grad(p, pt, xt, data, i, g);
+		for (size_t k = 0; k < n_params; k++)
+			grad[k] += w * g[k];
 	}
 	return ll;
 }
 
 double mle_log_lik(const struct mle_problem *problem, const double *p, double *grad)
 {
+	const struct mle_terms *terms = problem->model->terms;
 	const size_t n_params = problem->model->n_params;
 	double ll = 0;
 
-	if (!grad && problem->model->terms)
-		return terms_sum(problem->model->terms, p, problem->data, problem->n, problem->weight);
+	if (terms && (!grad || terms->row_grad))
+		return terms_sum(terms, n_params, p, problem->data, problem->n, problem->weight,
+				 grad);
 	if (grad)
 		memset(grad, 0, n_params * sizeof(*grad));
 	for (size_t i = 0; i < problem->n; i++) {

@@ -1,14 +1,16 @@
 /*
  * Unit tests for the shared maximum-likelihood loop (src/models/mle.c): the
- * value-only sum a model describes with struct mle_terms equals adding the
- * weighted rows one by one in row order, bit for bit, and computes a count's
- * terms once per distinct whole count below MLE_X_MEMO and every time for
- * any other count. A toy model with one parameter stands in for BG/NBD,
+ * value-only sum a model describes with struct mle_terms, and the sum with
+ * the gradient through its gradient terms, equal adding the weighted rows
+ * one by one in row order, bit for bit, and compute a count's terms once per
+ * distinct whole count below MLE_X_MEMO and every time for any other count. A toy model with one parameter stands in for BG/NBD,
  * Pareto/NBD and Gamma-Gamma, which all sum through this loop.
  */
 #include "testutil.h"
 
 #include <math.h>
+
+#include <gsl/gsl_sf_psi.h>
 
 #include "ltv/mle.h"
 
@@ -16,7 +18,7 @@ struct toy_data {
 	const double *x, *t;
 };
 
-static size_t x_terms_calls;
+static size_t x_terms_calls, grad_x_terms_calls;
 
 static void toy_p_terms(const double *p, void *out)
 {
@@ -27,6 +29,14 @@ static void toy_x_terms(const double *p, double x, void *out)
 {
 	x_terms_calls++;
 	*(double *)out = lgamma(p[0] + x);
+}
+
+/* The x terms with d/da's: lgamma(a + x), then psi(a + x). */
+static void toy_grad_x_terms(const double *p, double x, void *out)
+{
+	grad_x_terms_calls++;
+	((double *)out)[0] = lgamma(p[0] + x);
+	((double *)out)[1] = gsl_sf_psi(p[0] + x);
 }
 
 static const double *toy_counts(const void *data)
@@ -42,18 +52,28 @@ static double toy_row_from_terms(const double *p, const void *pt, const void *xt
 	return *(const double *)xt - p[0] * d->t[row] + d->x[row] * *(const double *)pt;
 }
 
+static double toy_row_grad_from_terms(const double *p, const void *pt, const void *xt,
+				      const void *data, size_t row, double *grad)
+{
+	const struct toy_data *d = data;
+
+	grad[0] = ((const double *)xt)[1] - d->t[row] + d->x[row] / p[0];
+	return toy_row_from_terms(p, pt, xt, data, row);
+}
+
 static double toy_row_log_lik(const double *p, const void *data, size_t row, double *grad)
 {
 	const struct toy_data *d = data;
 	const double log_p = log(p[0]), lg = lgamma(p[0] + d->x[row]);
 
 	if (grad)
-		grad[0] = 0; /* not used: the test asks for values only */
+		grad[0] = gsl_sf_psi(p[0] + d->x[row]) - d->t[row] + d->x[row] / p[0];
 	return lg - p[0] * d->t[row] + d->x[row] * log_p;
 }
 
 static const struct mle_terms toy_terms = {
-	sizeof(double), sizeof(double), toy_p_terms, toy_x_terms, toy_counts, toy_row_from_terms,
+	sizeof(double), 2 * sizeof(double), toy_p_terms, toy_x_terms, toy_counts,
+	toy_row_from_terms, toy_p_terms, toy_grad_x_terms, toy_row_grad_from_terms,
 };
 
 static const char *const toy_names[] = { "a" };
@@ -92,10 +112,52 @@ static void test_terms_sum_is_the_rows_sum(void **state)
 	}
 }
 
+static void test_terms_grad_sum_is_the_rows_sum(void **state)
+{
+	const double x[] = { 1, 3, 1, 2.5, MLE_X_MEMO + 6, 3, 0, 2.5, 1 };
+	const double t[] = { 0.3, 1.7, 2.2, 0.9, 4.1, 0.05, 3.3, 1.1, 0.6 };
+	const double weight[] = { 2, 0.5, 1, 3, 1, 7, 0.25, 1, 4 };
+	const size_t n = sizeof(x) / sizeof(x[0]);
+	const struct toy_data d = { x, t };
+	struct mle_model with_terms = { "toy", "LTVTOY01", 1, toy_names, "none",
+					toy_row_log_lik, &toy_terms };
+	struct mle_model rows_only = with_terms;
+	const double p[] = { 1.37 };
+
+	(void)state;
+	rows_only.terms = NULL;
+	for (int weighted = 0; weighted < 2; weighted++) {
+		const double *w = weighted ? weight : NULL;
+		const struct mle_problem by_terms = { &with_terms, &d, n, w, 0, 0 };
+		const struct mle_problem by_rows = { &rows_only, &d, n, w, 0, 0 };
+		double want = 0, want_grad = 0, grad_terms = -1, grad_rows = -1;
+		double got_terms, got_rows;
+
+		for (size_t i = 0; i < n; i++) {
+			double g;
+
+			want += (w ? w[i] : 1.0) * toy_row_log_lik(p, &d, i, &g);
+			want_grad += (w ? w[i] : 1.0) * g;
+		}
+		x_terms_calls = grad_x_terms_calls = 0;
+		got_terms = mle_log_lik(&by_terms, p, &grad_terms);
+		/* Counts 0, 1, 3 once each; 2.5 twice and MLE_X_MEMO + 6 once; no value-only terms. */
+		assert_int_equal(grad_x_terms_calls, 6);
+		assert_int_equal(x_terms_calls, 0);
+		got_rows = mle_log_lik(&by_rows, p, &grad_rows);
+		assert_memory_equal(&got_terms, &want, sizeof(double));
+		assert_memory_equal(&got_rows, &want, sizeof(double));
+		assert_memory_equal(&grad_terms, &want_grad, sizeof(double));
+		assert_memory_equal(&grad_rows, &want_grad, sizeof(double));
+		assert_true(isfinite(want_grad) && want_grad != 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_terms_sum_is_the_rows_sum),
+		cmocka_unit_test(test_terms_grad_sum_is_the_rows_sum),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

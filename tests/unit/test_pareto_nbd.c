@@ -478,6 +478,9 @@ static void test_fit_cdnow(void **state)
 	pareto_nbd_free(m);
 }
 
+/* pareto_nbd.c's SERIES_MAX_Z: beyond it (at t_x = 0), the integral is a quadrature. */
+#define SERIES_FAR 0.6
+
 static int cmp_triple(const void *pa, const void *pb)
 {
 	const double *a = pa, *b = pb;
@@ -743,6 +746,68 @@ static void test_tail_memo_same_fit(void **state)
 	free(w);
 }
 
+/*
+ * The search's node memo (pareto_nbd_param.node_memo) changes no bit of a
+ * fit either: alpha and beta far apart (quadrature, the memo's case), rows
+ * of many counts sharing each (t_x, T), counts high enough that a row needs
+ * more than one panel, and a fractional t_x on some rows.
+ */
+static void test_node_memo_same_fit(void **state)
+{
+	const size_t n = 3000;
+	double *tr = xmalloc(n * 3 * sizeof(double)), *x = xmalloc(n * sizeof(double)),
+	       *t_x = xmalloc(n * sizeof(double)), *T = xmalloc(n * sizeof(double)),
+	       *w = xmalloc(n * sizeof(double));
+	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+	struct pareto_nbd_param param;
+	struct pareto_nbd_model *m[2] = { NULL, NULL };
+	struct ltv_err err = { 0 };
+	struct pareto_nbd_data d;
+	size_t rows = 0;
+	double max_x = 0;
+
+	(void)state;
+	gsl_rng_set(rng, 5);
+	for (size_t i = 0; i < n; i++) {
+		const double lambda = gsl_ran_gamma(rng, 0.6, 1 / 2.0);
+		const double mu = gsl_ran_gamma(rng, 0.8, 1 / 30.0);
+		const double death = gsl_ran_exponential(rng, 1 / mu);
+		const double Ti = (double)(1 + gsl_rng_uniform_int(rng, 30));
+		double last;
+		const double xi = purchases_until(rng, lambda, fmin(Ti, death), &last);
+
+		tr[3 * i] = xi;
+		tr[3 * i + 1] = xi > 0 ? (i % 89 ? round(last) : round(7 * last) / 7) : 0;
+		tr[3 * i + 1] = fmin(tr[3 * i + 1], Ti);
+		tr[3 * i + 2] = Ti;
+		max_x = fmax(max_x, xi);
+	}
+	gsl_rng_free(rng);
+	rows = pool_triples(tr, n, x, t_x, T, w);
+	assert_true(max_x > 30); /* rows whose quadrature has several panels */
+	d = (struct pareto_nbd_data){ rows, x, t_x, T, w };
+	for (int memo = 0; memo <= 1; memo++) {
+		pareto_nbd_param_init(&param);
+		param.node_memo = memo;
+		if (pareto_nbd_fit(&param, &d, &m[memo], &err) < 0)
+			fail_msg("%s", err.msg);
+	}
+	/* alpha and beta apart: the likelihood's integrals are quadratures */
+	assert_true(fabs(m[1]->alpha - m[1]->beta) > SERIES_FAR * fmax(m[1]->alpha, m[1]->beta));
+	assert_true(m[0]->r == m[1]->r && m[0]->alpha == m[1]->alpha);
+	assert_true(m[0]->s == m[1]->s && m[0]->beta == m[1]->beta);
+	assert_true(m[0]->log_lik == m[1]->log_lik && m[0]->n_iter == m[1]->n_iter);
+	param.node_memo = 2;
+	assert_non_null(pareto_nbd_param_check(&param));
+	pareto_nbd_free(m[0]);
+	pareto_nbd_free(m[1]);
+	free(tr);
+	free(x);
+	free(t_x);
+	free(T);
+	free(w);
+}
+
 static void test_predict(void **state)
 {
 	double x[3] = { 0, 2, 5 }, t_x[3] = { 0, 30.43, 10 }, T[3] = { 20, 38.86, 38 };
@@ -826,6 +891,7 @@ int main(void)
 		cmocka_unit_test(test_recovery),
 		cmocka_unit_test(test_recovery_weekly),
 		cmocka_unit_test(test_tail_memo_same_fit),
+		cmocka_unit_test(test_node_memo_same_fit),
 		cmocka_unit_test(test_predict),
 		cmocka_unit_test(test_save_load),
 	};
