@@ -232,28 +232,9 @@ void populate_add(struct populate *pp, void *p, size_t n)
 	pp->n[pp->count++] = n;
 }
 
-/*
- * Faults in the pages of [from, to) as the owner's first writes would, without
- * changing a byte the owner may be writing meanwhile: an atomic add of 0 to
- * the first byte of each page is a write fault (the kernel zeroes the page,
- * a whole huge page on a hinted block), and it stores back, atomically, the
- * value it read. madvise(MADV_POPULATE_WRITE), which did this before, holds
- * the process's mmap_lock while it faults a chunk in (a 2 MB huge page: 4 ms
- * of zeroing on these VMs), and every mmap, brk or madvise of another thread
- * waits for that lock, and the page faults of every other thread wait behind
- * such a writer: in a cold run's features at 1,000,000 users the users'
- * readers and the stage's thread spent 110-150 ms each in rwsem waits
- * (sched_switch stacks) while the populate threads zeroed. A fault of the
- * owner's own comes in under the VMA's lock (CONFIG_PER_VMA_LOCK), not the
- * mmap_lock, so these faults no longer hold up the others.
- */
-static void populate_range(uintptr_t from, uintptr_t to)
-{
-	const uintptr_t page = 4096;
-
-	for (uintptr_t at = from; at < to; at = (at | (page - 1)) + 1)
-		(void)__atomic_fetch_add((char *)at, 0, __ATOMIC_RELAXED);
-}
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /*
  * The blocks side by side, the same share of each per round: an owner that
@@ -277,10 +258,11 @@ static void *populate_main(void *arg)
 			const uintptr_t to = r + 1 == rounds ? base + pp->n[b]
 							      : (base + pp->n[b] / rounds * (r + 1)) & ~(page - 1);
 
-			if (__atomic_load_n(&pp->stop, __ATOMIC_RELAXED))
-				return NULL;
-			/* the first page may begin before the block: start at the block */
-			populate_range(from > base ? from : base, to);
+			if (to <= from)
+				continue;
+			if (__atomic_load_n(&pp->stop, __ATOMIC_RELAXED) ||
+			    madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0)
+				return NULL; /* stopped, or a kernel without it */
 		}
 	}
 	return NULL;

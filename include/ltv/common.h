@@ -116,13 +116,13 @@ void prefault_wait(struct prefault *pf);
 /*
  * Fresh blocks faulted in on another thread while their owner fills them
  * (score's users table and the parser's arrays by uid, as the users file is
- * read): an atomic add of 0 to each page faults it in as a first write would,
- * zeroed, and stores back the value it read, so the owner may write the
- * blocks meanwhile, which prefault_start's plain writes forbid. A page the
- * owner reached first is only touched again. Up to POPULATE_BLOCKS blocks of
- * PREFAULT_MIN or more (populate_add; smaller ones are left to the owner), in
- * the order added; populate_stop ends the thread where it is and must come
- * before any block is freed or moved.
+ * read): madvise(MADV_POPULATE_WRITE) faults each page in as a first write
+ * would, zeroed, without writing to it, so the owner may write the blocks
+ * meanwhile, which prefault_start's writes forbid. A page the owner reached
+ * first is passed over. Up to POPULATE_BLOCKS blocks of PREFAULT_MIN or more
+ * (populate_add; smaller ones are left to the owner), in the order added;
+ * populate_stop ends the thread where it is and must come before any block
+ * is freed or moved. Without the madvise (Linux < 5.14) nothing is done.
  */
 #define POPULATE_BLOCKS 16
 struct populate {
