@@ -275,13 +275,20 @@ static void set_aside(struct output_file *o, off_t min_bytes)
  * (its frees before it exits) was split from its huge page and copied, with
  * a TLB flush on both cores: 53-61 ms of the main thread after the commit
  * (perf under chrt, 3 runs; 7-8 ms with no file to replace). posix_spawn
- * shares the memory until the exec. 0, or -1 when nothing was started.
+ * shares the memory until the exec. The child gets no descriptor of ours
+ * but the three (rm outlives us: it must not hold a log or a lock), default
+ * signal dispositions and mask, and a fixed PATH; /bin/rm by its path. 0
+ * when the shell started rm (whose own failure nobody sees: a link it left
+ * is a dead temporary the next writer clears), else -1: remove them here.
  */
 static int spawn_remover(struct output_set *set, size_t n)
 {
-	static const char script[] = "rm -f -- \"$@\" &";
+	static const char script[] = "/bin/rm -f -- \"$@\" &";
+	static char *const env[] = { (char *)"PATH=/usr/bin:/bin", NULL };
 	char **argv = xcalloc(n + 5, sizeof(*argv));
 	posix_spawn_file_actions_t io;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	size_t k = 0;
 	pid_t pid;
 	int ret = -1;
@@ -293,20 +300,31 @@ static int spawn_remover(struct output_set *set, size_t n)
 	for (size_t i = 0; i < set->n; i++)
 		if (set->files[i].aside)
 			argv[k++] = set->files[i].aside;
-	if (posix_spawn_file_actions_init(&io) == 0) {
+	sigemptyset(&none);
+	sigfillset(&all);
+	if (posix_spawn_file_actions_init(&io) != 0) {
+		free(argv);
+		return -1;
+	}
+	if (posix_spawnattr_init(&attr) == 0) {
 		if (posix_spawn_file_actions_addopen(&io, STDIN_FILENO, "/dev/null", O_RDONLY, 0) == 0 &&
 		    posix_spawn_file_actions_addopen(&io, STDOUT_FILENO, "/dev/null", O_WRONLY, 0) == 0 &&
 		    posix_spawn_file_actions_addopen(&io, STDERR_FILENO, "/dev/null", O_WRONLY, 0) == 0 &&
-		    posix_spawn(&pid, "/bin/sh", &io, NULL, argv, environ) == 0) {
+		    posix_spawn_file_actions_addclosefrom_np(&io, STDERR_FILENO + 1) == 0 &&
+		    posix_spawnattr_setsigmask(&attr, &none) == 0 &&
+		    posix_spawnattr_setsigdefault(&attr, &all) == 0 &&
+		    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) == 0 &&
+		    posix_spawn(&pid, "/bin/sh", &io, &attr, argv, env) == 0) {
 			int status;
+			pid_t got;
 
-			ret = waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-					      WEXITSTATUS(status) == 0
-				      ? 0
-				      : -1;
+			while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+				;
+			ret = got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 		}
-		posix_spawn_file_actions_destroy(&io);
+		posix_spawnattr_destroy(&attr);
 	}
+	posix_spawn_file_actions_destroy(&io);
 	free(argv);
 	return ret;
 }

@@ -169,10 +169,11 @@ static size_t argmin_and_second(const double *v, size_t n, double *out_second)
 	hi1 = hi1 < hi3 ? hi1 : hi3;
 	hi0 = hi0 < hi2 ? hi0 : hi2;
 	hi0 = hi0 < hi1 ? hi0 : hi1;
-	while (v[a] != lo0)
+	while (a < n && v[a] != lo0)
 		a++;
 	*out_second = hi0;
-	return a;
+	/* every v NaN: none equals lo0 (still +inf); argmin_first's answer, 0 */
+	return a < n ? a : 0;
 }
 
 /*

@@ -639,7 +639,6 @@ int metrics_spearman(const double *actual, const double *pred, size_t n,
 	return 0;
 }
 
-/* metrics_rmsle, with log1p(actual[i]) read from log_actual[i] when it is not NULL. */
 /*
  * log1p(x), or *last_log when x has *last's bits (then the same value):
  * select's validation rows repeat a weighted row once per user it stands
@@ -658,6 +657,7 @@ static double log1p_repeated(double x, uint64_t *last, double *last_log)
 	return *last_log;
 }
 
+/* metrics_rmsle, with log1p(actual[i]) read from log_actual[i] when it is not NULL. */
 static int rmsle(const double *actual, const double *log_actual, const double *pred, size_t n,
 		 double *out_rmsle, size_t *out_n_used, struct ltv_err *err)
 {
