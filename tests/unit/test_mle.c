@@ -78,14 +78,19 @@ static const struct mle_terms toy_terms = {
 
 static const char *const toy_names[] = { "a" };
 
+/*
+ * The toy rows both sums are checked on: counts 1 and 3 repeat; 2.5 and
+ * MLE_X_MEMO + 6 have no memo slot.
+ */
+static const double toy_x[] = { 1, 3, 1, 2.5, MLE_X_MEMO + 6, 3, 0, 2.5, 1 };
+static const double toy_t[] = { 0.3, 1.7, 2.2, 0.9, 4.1, 0.05, 3.3, 1.1, 0.6 };
+static const double toy_weight[] = { 2, 0.5, 1, 3, 1, 7, 0.25, 1, 4 };
+
 static void test_terms_sum_is_the_rows_sum(void **state)
 {
-	/* Counts 1 and 3 repeat; 2.5 and MLE_X_MEMO + 6 have no memo slot. */
-	const double x[] = { 1, 3, 1, 2.5, MLE_X_MEMO + 6, 3, 0, 2.5, 1 };
-	const double t[] = { 0.3, 1.7, 2.2, 0.9, 4.1, 0.05, 3.3, 1.1, 0.6 };
-	const double weight[] = { 2, 0.5, 1, 3, 1, 7, 0.25, 1, 4 };
-	const size_t n = sizeof(x) / sizeof(x[0]);
-	const struct toy_data d = { x, t };
+	const size_t n = sizeof(toy_x) / sizeof(toy_x[0]);
+	const struct toy_data d = { toy_x, toy_t };
+	const double *const weight = toy_weight;
 	struct mle_model with_terms = { "toy", "LTVTOY01", 1, toy_names, "none",
 					toy_row_log_lik, &toy_terms };
 	struct mle_model rows_only = with_terms;
@@ -114,11 +119,9 @@ static void test_terms_sum_is_the_rows_sum(void **state)
 
 static void test_terms_grad_sum_is_the_rows_sum(void **state)
 {
-	const double x[] = { 1, 3, 1, 2.5, MLE_X_MEMO + 6, 3, 0, 2.5, 1 };
-	const double t[] = { 0.3, 1.7, 2.2, 0.9, 4.1, 0.05, 3.3, 1.1, 0.6 };
-	const double weight[] = { 2, 0.5, 1, 3, 1, 7, 0.25, 1, 4 };
-	const size_t n = sizeof(x) / sizeof(x[0]);
-	const struct toy_data d = { x, t };
+	const size_t n = sizeof(toy_x) / sizeof(toy_x[0]);
+	const struct toy_data d = { toy_x, toy_t };
+	const double *const weight = toy_weight;
 	struct mle_model with_terms = { "toy", "LTVTOY01", 1, toy_names, "none",
 					toy_row_log_lik, &toy_terms };
 	struct mle_model rows_only = with_terms;

@@ -689,6 +689,45 @@ static void test_recovery_weekly(void **state)
 	free(w);
 }
 
+/* The memos a fit may use, each on or off (a pareto_nbd_param field). */
+static void set_tail_memo(struct pareto_nbd_param *p, int on)
+{
+	p->tail_memo = on;
+}
+
+static void set_node_memo(struct pareto_nbd_param *p, int on)
+{
+	p->node_memo = on;
+}
+
+/* d fitted with the memo off (m[0]) and on (m[1]); fails the test on an error. */
+static void fit_memo_off_on(const struct pareto_nbd_data *d,
+			    void (*set_memo)(struct pareto_nbd_param *, int),
+			    struct pareto_nbd_model *m[2])
+{
+	struct pareto_nbd_param param;
+	struct ltv_err err = { 0 };
+
+	for (int memo = 0; memo <= 1; memo++) {
+		pareto_nbd_param_init(&param);
+		set_memo(&param, memo);
+		if (pareto_nbd_fit(&param, d, &m[memo], &err) < 0)
+			fail_msg("%s", err.msg);
+	}
+	set_memo(&param, 2);
+	assert_non_null(pareto_nbd_param_check(&param));
+}
+
+/* m[0] and m[1] the same fit to the bit, then freed. */
+static void assert_same_fit_and_free(struct pareto_nbd_model *m[2])
+{
+	assert_true(m[0]->r == m[1]->r && m[0]->alpha == m[1]->alpha);
+	assert_true(m[0]->s == m[1]->s && m[0]->beta == m[1]->beta);
+	assert_true(m[0]->log_lik == m[1]->log_lik && m[0]->n_iter == m[1]->n_iter);
+	pareto_nbd_free(m[0]);
+	pareto_nbd_free(m[1]);
+}
+
 /*
  * The search's tail memo (pareto_nbd_param.tail_memo) changes no bit of a
  * fit: whole-week rows with alpha near beta (series tails, the memo's case),
@@ -702,9 +741,7 @@ static void test_tail_memo_same_fit(void **state)
 	       *t_x = xmalloc(n * sizeof(double)), *T = xmalloc(n * sizeof(double)),
 	       *w = xmalloc(n * sizeof(double));
 	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-	struct pareto_nbd_param param;
 	struct pareto_nbd_model *m[2] = { NULL, NULL };
-	struct ltv_err err = { 0 };
 	struct pareto_nbd_data d;
 	size_t rows = 0;
 
@@ -726,19 +763,8 @@ static void test_tail_memo_same_fit(void **state)
 	gsl_rng_free(rng);
 	rows = pool_triples(tr, n, x, t_x, T, w);
 	d = (struct pareto_nbd_data){ rows, x, t_x, T, w };
-	for (int memo = 0; memo <= 1; memo++) {
-		pareto_nbd_param_init(&param);
-		param.tail_memo = memo;
-		if (pareto_nbd_fit(&param, &d, &m[memo], &err) < 0)
-			fail_msg("%s", err.msg);
-	}
-	assert_true(m[0]->r == m[1]->r && m[0]->alpha == m[1]->alpha);
-	assert_true(m[0]->s == m[1]->s && m[0]->beta == m[1]->beta);
-	assert_true(m[0]->log_lik == m[1]->log_lik && m[0]->n_iter == m[1]->n_iter);
-	param.tail_memo = 2;
-	assert_non_null(pareto_nbd_param_check(&param));
-	pareto_nbd_free(m[0]);
-	pareto_nbd_free(m[1]);
+	fit_memo_off_on(&d, set_tail_memo, m);
+	assert_same_fit_and_free(m);
 	free(tr);
 	free(x);
 	free(t_x);
@@ -759,9 +785,7 @@ static void test_node_memo_same_fit(void **state)
 	       *t_x = xmalloc(n * sizeof(double)), *T = xmalloc(n * sizeof(double)),
 	       *w = xmalloc(n * sizeof(double));
 	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-	struct pareto_nbd_param param;
 	struct pareto_nbd_model *m[2] = { NULL, NULL };
-	struct ltv_err err = { 0 };
 	struct pareto_nbd_data d;
 	size_t rows = 0;
 	double max_x = 0;
@@ -786,21 +810,10 @@ static void test_node_memo_same_fit(void **state)
 	rows = pool_triples(tr, n, x, t_x, T, w);
 	assert_true(max_x > 30); /* rows whose quadrature has several panels */
 	d = (struct pareto_nbd_data){ rows, x, t_x, T, w };
-	for (int memo = 0; memo <= 1; memo++) {
-		pareto_nbd_param_init(&param);
-		param.node_memo = memo;
-		if (pareto_nbd_fit(&param, &d, &m[memo], &err) < 0)
-			fail_msg("%s", err.msg);
-	}
+	fit_memo_off_on(&d, set_node_memo, m);
 	/* alpha and beta apart: the likelihood's integrals are quadratures */
 	assert_true(fabs(m[1]->alpha - m[1]->beta) > SERIES_FAR * fmax(m[1]->alpha, m[1]->beta));
-	assert_true(m[0]->r == m[1]->r && m[0]->alpha == m[1]->alpha);
-	assert_true(m[0]->s == m[1]->s && m[0]->beta == m[1]->beta);
-	assert_true(m[0]->log_lik == m[1]->log_lik && m[0]->n_iter == m[1]->n_iter);
-	param.node_memo = 2;
-	assert_non_null(pareto_nbd_param_check(&param));
-	pareto_nbd_free(m[0]);
-	pareto_nbd_free(m[1]);
+	assert_same_fit_and_free(m);
 	free(tr);
 	free(x);
 	free(t_x);
