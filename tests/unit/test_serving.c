@@ -227,29 +227,47 @@ static void assert_same_per_user(const struct served *a, const struct served *b)
  * rows chose no hurdle runs no hurdle trees (scoring's saving), and the
  * served values must not depend on that.
  */
+/*
+ * u's users predicted twice, plainly into *a and with flags into *b (the
+ * test fails on an error); the target horizon's index, checked with a.
+ */
+static int predict_plain_and_with(struct served_users *u, unsigned flags, struct served *a,
+				  struct served *b)
+{
+	struct ltv_err err = { 0 };
+	const size_t n = u->d.frame.n_rows;
+	int target;
+
+	if (serving_predict(&u->m, &u->d, u->rows, n, a, &err) != 0 ||
+	    serving_predict_with(&u->m, &u->d, u->rows, n, flags, b, &err) != 0)
+		fail_msg("serving_predict: %s", err.msg);
+	target = feature_params_horizon_index(&u->m.params, u->m.params.target_horizon);
+	assert_true(target >= 0 && a->n_horizons > 1 && a->n > 100);
+	return target;
+}
+
+/* a's and b's values, bounds and observed flags at horizon h, to the bit. */
+static void assert_same_values_at(const struct served *a, const struct served *b, size_t h)
+{
+	assert_true(same_bits(a->ltv[h], b->ltv[h], a->n));
+	assert_true(same_bits(a->ltv_lo[h], b->ltv_lo[h], a->n));
+	assert_true(same_bits(a->ltv_hi[h], b->ltv_hi[h], a->n));
+	assert_memory_equal(a->observed[h], b->observed[h], a->n);
+}
+
 static void test_serving_payer_flag_changes_only_payers(void **state)
 {
 	const struct test_pipeline *fx = *state;
 	struct served_users u;
-	struct loaded_model *const m = &u.m;
-	const struct model_data *const d = &u.d;
 	struct served a, b;
-	struct ltv_err err = { 0 };
 	size_t other_payers = 0;
 	int target;
 
 	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
-	if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0 ||
-	    serving_predict_with(m, d, u.rows, d->frame.n_rows, SERVING_PAYER_EVERY_HORIZON, &b, &err) != 0)
-		fail_msg("serving_predict: %s", err.msg);
-	target = feature_params_horizon_index(&m->params, m->params.target_horizon);
-	assert_true(target >= 0 && a.n_horizons > 1 && a.n > 100);
+	target = predict_plain_and_with(&u, SERVING_PAYER_EVERY_HORIZON, &a, &b);
 	for (size_t h = 0; h < a.n_horizons; h++) {
-		assert_true(same_bits(a.ltv[h], b.ltv[h], a.n));
+		assert_same_values_at(&a, &b, h);
 		assert_true(same_bits(a.raw_h[h], b.raw_h[h], a.n));
-		assert_true(same_bits(a.ltv_lo[h], b.ltv_lo[h], a.n));
-		assert_true(same_bits(a.ltv_hi[h], b.ltv_hi[h], a.n));
-		assert_memory_equal(a.observed[h], b.observed[h], a.n);
 		for (size_t i = 0; i < a.n; i++) {
 			if ((int)h == target) {
 				assert_true(same_bits(&a.p_payer_h[h][i], &b.p_payer_h[h][i], 1));
@@ -280,28 +298,18 @@ static void test_serving_unread_flag_changes_only_observed_raw(void **state)
 	const struct test_pipeline *fx = *state;
 	struct served_users u;
 	struct loaded_model *const m = &u.m;
-	const struct model_data *const d = &u.d;
-	struct ltv_err err = { 0 };
-	int target;
 
 	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
-	target = feature_params_horizon_index(&m->params, m->params.target_horizon);
 	for (int cells = 0; cells <= 1; cells++) {
 		struct served a, b;
 		size_t left_out = 0, young = 0;
+		int target;
 
 		m->cfg.select.rank_cells = cells;
-		if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0 ||
-		    serving_predict_with(m, d, u.rows, d->frame.n_rows, SERVING_RAW_OBSERVED_UNREAD,
-					 &b, &err) != 0)
-			fail_msg("serving_predict: %s", err.msg);
-		assert_true(target >= 0 && a.n_horizons > 1 && a.n > 100);
+		target = predict_plain_and_with(&u, SERVING_RAW_OBSERVED_UNREAD, &a, &b);
 		for (size_t h = 0; h < a.n_horizons; h++) {
-			assert_true(same_bits(a.ltv[h], b.ltv[h], a.n));
-			assert_true(same_bits(a.ltv_lo[h], b.ltv_lo[h], a.n));
-			assert_true(same_bits(a.ltv_hi[h], b.ltv_hi[h], a.n));
+			assert_same_values_at(&a, &b, h);
 			assert_true(same_bits(a.p_payer_h[h], b.p_payer_h[h], a.n));
-			assert_memory_equal(a.observed[h], b.observed[h], a.n);
 			for (size_t i = 0; i < a.n; i++) {
 				if ((int)h != target && a.observed[h][i]) {
 					left_out++;
@@ -330,23 +338,13 @@ static void test_serving_lean_flag_keeps_every_value(void **state)
 {
 	const struct test_pipeline *fx = *state;
 	struct served_users u;
-	struct loaded_model *const m = &u.m;
-	const struct model_data *const d = &u.d;
 	struct served a, b;
-	struct ltv_err err = { 0 };
 	int target;
 
 	served_users_open(fx, trained_as_of(fx) - 20 * SECONDS_IN_DAY, &u);
-	if (serving_predict(m, d, u.rows, d->frame.n_rows, &a, &err) != 0 ||
-	    serving_predict_with(m, d, u.rows, d->frame.n_rows, SERVING_LEAN, &b, &err) != 0)
-		fail_msg("serving_predict: %s", err.msg);
-	target = feature_params_horizon_index(&m->params, m->params.target_horizon);
-	assert_true(target >= 0 && a.n_horizons > 1 && a.n > 100);
+	target = predict_plain_and_with(&u, SERVING_LEAN, &a, &b);
 	for (size_t h = 0; h < a.n_horizons; h++) {
-		assert_true(same_bits(a.ltv[h], b.ltv[h], a.n));
-		assert_true(same_bits(a.ltv_lo[h], b.ltv_lo[h], a.n));
-		assert_true(same_bits(a.ltv_hi[h], b.ltv_hi[h], a.n));
-		assert_memory_equal(a.observed[h], b.observed[h], a.n);
+		assert_same_values_at(&a, &b, h);
 		assert_null(b.raw_h[h]);
 		if ((int)h == target)
 			assert_true(same_bits(a.p_payer_h[h], b.p_payer_h[h], a.n));
