@@ -672,6 +672,8 @@ static int predict_folds(struct stage_ctx *ctx, const struct model_data *d, cons
 		sub[f] = *ctx;
 		sub[f].n_threads = stage_threads(ctx) < 2 ? ctx->n_threads : 1;
 		sub[f].cores = stage_threads(ctx) < 2 ? ctx->cores : NULL;
+		/* side by side, a fold's one thread is all it has: not its task's share */
+		sub[f].task = stage_threads(ctx) < 2 ? ctx->task : NULL;
 		sub[f].err = (struct ltv_err){ 0 };
 		q[f] = xmalloc(sizeof(*q[f]));
 		*q[f] = *p;
@@ -1057,11 +1059,12 @@ static void metrics_move(cJSON *to, cJSON *from)
 	}
 }
 
-/* The target horizon's validation rows and every method's predictions of them. */
+/* The target horizon's validation rows, every method's predictions of them, and its served mix. */
 struct target_rows {
 	const struct model_data *d; /* the rows judged (the training frame or the held-out one) */
 	struct row_split s;
 	double *pred[N_CANDIDATES];
+	struct served_mix mix;
 };
 
 /* predict_all on the target's rows; t->pred[METHOD_COUNT] (the blend's column) allocated. */
@@ -1077,7 +1080,38 @@ static int predict_target(struct stage_ctx *ctx, const struct model_data *train,
 	return ret;
 }
 
-/* What each task of choose_other_horizons reads, and its own results. */
+/*
+ * The target horizon judged on t's predicted rows: the cross-fitted figure
+ * first (each half of the validation cohorts judged by choices made on the
+ * other), then its choices (ev, p's target slot), rank share and served mix
+ * (t->mix) with their metrics. Reads and writes only the target's slot of p.
+ */
+static int judge_target(struct stage_ctx *ctx, struct predictor *p, struct target_rows *t,
+			struct cohort_eval *ev, size_t n_cohorts)
+{
+	const struct int_list *hz = &p->params.horizons;
+	const int64_t target = p->params.target_horizon;
+	size_t moves[2];
+	int ret;
+
+	ret = add_out_of_sample_metrics(ctx, t->d, p, &t->s, t->pred, n_cohorts);
+	if (ret < 0)
+		return ret;
+	stage_progress(ctx, "steps", hz->n + 1, hz->n + 2);
+	choose(ctx, t->d, target, p, &t->s, t->pred, NULL, -1, ev, n_cohorts, moves);
+	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
+	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
+	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p->choice[p->target_h].tier_default[0]));
+	fit_share(ctx, t->d, p, target, &t->s, t->pred, ev, n_cohorts, &t->mix);
+	ret = add_mix_metrics(ctx, t->d, p, &t->s, t->pred, &t->mix, ev, n_cohorts);
+	if (ret < 0)
+		return ret;
+	select_offer_mix(ctx, t->d, &t->s, target, t->mix.predicted ? t->mix.ltv : NULL);
+	stage_progress(ctx, "steps", hz->n + 2, hz->n + 2);
+	return 0;
+}
+
+/* What each task of choose_horizons reads, and its own results. */
 struct horizon_tasks {
 	const struct model_data *train;
 	const struct held_out *ho;
@@ -1088,9 +1122,14 @@ struct horizon_tasks {
 	struct stage_ctx sub[PREDICTOR_MAX_HORIZONS + 1];
 	struct cohort_eval *sub_ev[PREDICTOR_MAX_HORIZONS];
 	struct target_rows *t;
+	struct predictor target_p; /* the target's task's p: its target slot its own */
+	struct cohort_eval *ev;    /* the target's cohort table */
 };
 
-/* Task k < n_other: horizon other[k]'s choices; task n_other: the target's predictions. */
+/*
+ * Task k < n_other: horizon other[k]'s choices; task n_other: the target's
+ * predictions and judgement.
+ */
 static int horizon_task(void *arg, struct stage_task *task)
 {
 	struct horizon_tasks *a = arg;
@@ -1099,10 +1138,14 @@ static int horizon_task(void *arg, struct stage_task *task)
 	int ret;
 
 	sub->task = task;
-	ret = k < a->n_other ? choose_other_horizon(sub, a->train, a->ho, a->valid, a->p,
-						    a->train->params.horizons.v[a->other[k]],
-						    a->sub_ev[k], a->n_cohorts)
-			     : predict_target(sub, a->train, a->ho, a->valid, a->p, a->t);
+	if (k < a->n_other) {
+		ret = choose_other_horizon(sub, a->train, a->ho, a->valid, a->p,
+					   a->train->params.horizons.v[a->other[k]], a->sub_ev[k], a->n_cohorts);
+	} else {
+		ret = predict_target(sub, a->train, a->ho, a->valid, &a->target_p, a->t);
+		if (ret == 0)
+			ret = judge_target(sub, &a->target_p, a->t, a->ev, a->n_cohorts);
+	}
 	sub->task = NULL;
 	if (ret < 0)
 		task->err = sub->err;
@@ -1111,26 +1154,31 @@ static int horizon_task(void *arg, struct stage_task *task)
 
 /*
  * choose_other_horizon for every horizon but the target, in horizon order,
- * and the target's predictions (predict_target). With two or more of them
- * and two threads they run side by side as tasks (stage_run_tasks), a task
- * on one thread while another runs beside it and on both once it is alone:
- * much of a horizon's work is serial (the blends' fits, the mixes with and
- * without the rank share, building the matrices of the tree methods), and
- * two horizons overlap it, but one horizon (at 1,000,000 users the 7-day,
- * with the most validation rows) outlasts the other. The target's
- * predictions go last, on the thread the shorter horizon leaves: they need
- * no horizon's choice. Each task has its own copy of ctx (its own metrics,
- * moved into the stage's afterwards in horizon order, as one after another
- * added them, and its own error: the first failing horizon's is the
- * stage's, then the target's) and its own cohort table; they share p, each
- * horizon writing only its own choices and rank share (the target's
- * predictions read no choice), and the run's shelf of predictions, which
- * has a lock. Every step is bit-identical for any thread count, so are the
- * choices.
+ * then the target's predictions and judgement (predict_target,
+ * judge_target). With two or more other horizons and two threads they run
+ * side by side as tasks (stage_run_tasks), a task on one thread while
+ * another runs beside it and on both once it is alone: much of a horizon's
+ * work is serial (its paired bootstraps, the blends' fits, the rank share,
+ * the tree methods' matrices), and one horizon (at 1,000,000 users the
+ * 7-day, with the most validation rows) outlasts the other. The target goes
+ * last, on the thread the shorter horizon leaves: it needs no other
+ * horizon's choice, and its own serial steps then overlap the longer
+ * horizon's instead of following them with a core idle (select's wall in a
+ * cold run 1.10 -> see README "Session 20"). Each task has its own copy of
+ * ctx (its own metrics, moved into the stage's afterwards in horizon order,
+ * then the target's, as one after another added them, and its own error:
+ * the first failing horizon's is the stage's, then the target's) and its
+ * own cohort table. The other horizons share p, each writing only its own
+ * choices and rank share; the target's task works on a copy of p
+ * (target_p, taken before any task starts: every predictor copy it makes
+ * then reads no slot another task writes), whose target choices and rank
+ * share go back to p once every task is done. The run's shelf of
+ * predictions has a lock. Every step is bit-identical for any thread
+ * count, so are the choices.
  */
-static int choose_other_horizons(struct stage_ctx *ctx, const struct model_data *train,
-				 const struct held_out *ho, struct row_split *valid, struct predictor *p,
-				 struct cohort_eval *ev, size_t n_cohorts, struct target_rows *t)
+static int choose_horizons(struct stage_ctx *ctx, const struct model_data *train,
+			   const struct held_out *ho, struct row_split *valid, struct predictor *p,
+			   struct cohort_eval *ev, size_t n_cohorts, struct target_rows *t)
 {
 	const struct int_list *hz = &train->params.horizons;
 	const uint64_t steps = hz->n + 2;
@@ -1147,11 +1195,13 @@ static int choose_other_horizons(struct stage_ctx *ctx, const struct model_data 
 				ret = choose_other_horizon(ctx, train, ho, valid, p, hz->v[h], ev, n_cohorts);
 			stage_progress(ctx, "steps", h + 1, steps);
 		}
-		return ret < 0 ? ret : predict_target(ctx, train, ho, valid, p, t);
+		if (ret == 0)
+			ret = predict_target(ctx, train, ho, valid, p, t);
+		return ret < 0 ? ret : judge_target(ctx, p, t, ev, n_cohorts);
 	}
 	a = xcalloc(1, sizeof(*a));
 	*a = (struct horizon_tasks){ .train = train, .ho = ho, .valid = valid, .p = p,
-				     .n_cohorts = n_cohorts, .t = t };
+				     .n_cohorts = n_cohorts, .t = t, .target_p = *p, .ev = ev };
 	for (size_t h = 0; h < hz->n && h < PREDICTOR_MAX_HORIZONS; h++)
 		if ((int)h != p->target_h)
 			a->other[a->n_other++] = (int)h;
@@ -1172,6 +1222,9 @@ static int choose_other_horizons(struct stage_ctx *ctx, const struct model_data 
 		ctx->err = pool_ctx.err;
 	if (pool_ctx.max_threads_used > ctx->max_threads_used)
 		ctx->max_threads_used = pool_ctx.max_threads_used;
+	/* the target's slot as its task left it (p's own was only read before: the same blocks) */
+	p->choice[p->target_h] = a->target_p.choice[p->target_h];
+	p->share[p->target_h] = a->target_p.share[p->target_h];
 	for (size_t k = 0; k <= n_other; k++) {
 		metrics_move(ctx->metrics, a->sub[k].metrics);
 		cJSON_Delete(a->sub[k].metrics);
@@ -1179,7 +1232,7 @@ static int choose_other_horizons(struct stage_ctx *ctx, const struct model_data 
 			free(a->sub_ev[k]);
 	}
 	free(a);
-	for (size_t h = 0; h < hz->n && ret == 0; h++)
+	for (size_t h = 0; h < steps && ret == 0; h++)
 		stage_progress(ctx, "steps", h + 1, steps);
 	return ret;
 }
@@ -1200,15 +1253,13 @@ int stage_select_run(struct stage_ctx *ctx)
 	struct model_data d;
 	struct held_out ho = { 0 };
 	const struct held_out *judged = NULL;
-	const struct model_data *vd;
 	struct predictor p;
 	struct target_rows t = { 0 };
-	struct served_mix mix = { 0 };
-	struct row_split s = { 0 }, valid[PREDICTOR_MAX_HORIZONS] = { { 0 } };
+	struct row_split valid[PREDICTOR_MAX_HORIZONS] = { { 0 } };
 	struct cohort_eval *ev = NULL;
 	int *cohort_tier = NULL;
-	double medians[PREDICTOR_MAX_HORIZONS] = { 0 }, *pred[N_CANDIDATES] = { 0 };
-	size_t n_cohorts, moves[2];
+	double medians[PREDICTOR_MAX_HORIZONS] = { 0 };
+	size_t n_cohorts;
 	int64_t out_id;
 	int ret;
 
@@ -1242,28 +1293,9 @@ int stage_select_run(struct stage_ctx *ctx)
 	select_global_medians(ctx, &d, medians, valid);
 	memcpy(p.global_median, medians, sizeof(medians));
 	/* steps: each horizon's choice (the target's comes last), its cross-fitted figure, its mix */
-	ret = choose_other_horizons(ctx, &d, judged, valid, &p, ev, n_cohorts, &t);
-	vd = t.d;
-	s = t.s;
-	memcpy(pred, t.pred, sizeof(pred));
+	ret = choose_horizons(ctx, &d, judged, valid, &p, ev, n_cohorts, &t);
 	if (ret < 0)
 		goto out;
-	/* Honest figure first: each half of the validation cohorts judged by choices made on the other. */
-	ret = add_out_of_sample_metrics(ctx, vd, &p, &s, pred, n_cohorts);
-	if (ret < 0)
-		goto out;
-	stage_progress(ctx, "steps", d.params.horizons.n + 1, d.params.horizons.n + 2);
-	choose(ctx, vd, d.params.target_horizon, &p, &s, pred, NULL, -1, ev, n_cohorts, moves);
-	cJSON_AddNumberToObject(ctx->metrics, "tiers_off_global_choice", (double)moves[0]);
-	cJSON_AddNumberToObject(ctx->metrics, "campaigns_off_tier_choice", (double)moves[1]);
-	cJSON_AddStringToObject(ctx->metrics, "global_choice", method_name(p.choice[p.target_h].tier_default[0]));
-	fit_share(ctx, vd, &p, d.params.target_horizon, &s, pred, ev, n_cohorts, &mix);
-	ret = add_mix_metrics(ctx, vd, &p, &s, pred, &mix, ev, n_cohorts);
-	if (ret < 0)
-		goto out;
-	select_offer_mix(ctx, vd, &s, d.params.target_horizon, mix.predicted ? mix.ltv : NULL);
-	stage_progress(ctx, "steps", d.params.horizons.n + 2, d.params.horizons.n + 2);
-
 	ret = stage_output_id(ctx, &out_id);
 	if (ret == 0)
 		ret = write_selection(ctx, &d, ev, n_cohorts, p.choice[p.target_h].tier_default,
@@ -1279,11 +1311,11 @@ int stage_select_run(struct stage_ctx *ctx)
 		ret = write_predictor_blob(ctx, &p, out_id, "rank_share", predictor_save_shares);
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)
-		free(pred[m]);
-	served_mix_release(&mix);
+		free(t.pred[m]);
+	served_mix_release(&t.mix);
 	free(ev);
 	free(cohort_tier);
-	row_split_release(&s);
+	row_split_release(&t.s);
 	for (size_t h = 0; h < PREDICTOR_MAX_HORIZONS; h++)
 		row_split_release(&valid[h]);
 	predictor_release(&p);
