@@ -1162,9 +1162,11 @@ static int horizon_task(void *arg, struct stage_task *task)
  * the tree methods' matrices), and one horizon (at 1,000,000 users the
  * 7-day, with the most validation rows) outlasts the other. The target goes
  * last, on the thread the shorter horizon leaves: it needs no other
- * horizon's choice, and its own serial steps then overlap the longer
- * horizon's instead of following them with a core idle (select's wall in a
- * cold run 1.10 -> see README "Session 20"). Each task has its own copy of
+ * horizon's choice, and its own serial steps (the folds' and its choice's
+ * bootstraps, its rank share) then overlap the longer horizon's instead of
+ * following them with a core idle (a cold run at 1,000,000 users: the
+ * stretches of select with one thread wanting a CPU 0.25-0.37 -> 0.03-0.22 s,
+ * bench/run_timeline.sh). Each task has its own copy of
  * ctx (its own metrics, moved into the stage's afterwards in horizon order,
  * then the target's, as one after another added them, and its own error:
  * the first failing horizon's is the stage's, then the target's) and its
