@@ -950,6 +950,75 @@ static void test_wal_left_at_close(void **state)
 	test_scratch_free(dir);
 }
 
+/* Waits up to 10 s for path to be gone (a background rm's work): 1 when it is. */
+static int gone_within(const char *path)
+{
+	struct stat st;
+
+	for (int i = 0; i < 1000; i++) {
+		if (stat(path, &st) != 0)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+/*
+ * A big WAL that the close copies and deletes is given a second name first
+ * (".aside"), which a background rm removes: the WAL is gone at once, the
+ * second name soon after, the data in the database. A stale second name is
+ * replaced; with another connection open the WAL stays and so does no
+ * second name.
+ */
+static void test_big_wal_freed_after_close(void **state)
+{
+	char *dir, *path = fresh_path(&dir);
+	char *wal = xasprintf("%s-wal", path), *aside = xasprintf("%s-wal.aside", path);
+	struct registry *reg = open_or_fail(path), *reader = NULL;
+	struct ltv_err err = { 0 };
+	unsigned char *big = xmalloc(DEFER_BLOB_SIZE);
+	struct stat st;
+	FILE *stale;
+	int64_t id;
+
+	(void)state;
+	pattern(big, DEFER_BLOB_SIZE, 23);
+	start_run(reg, "r");
+	registry_defer_checkpoints(reg, 1);
+	id = commit_artefact(reg, "r", "ingest", "fp1", "c1", NULL, 0, big, DEFER_BLOB_SIZE, NULL);
+	assert_int_equal(stat(wal, &st), 0);
+	assert_true(st.st_size > (off_t)DEFER_BLOB_SIZE);
+	/* another connection: the close leaves the WAL, and no second name */
+	assert_int_equal(registry_open_readonly(path, &reader, &err), 0);
+	assert_blob(reader, id, "body", big, DEFER_BLOB_SIZE);
+	registry_close(reg);
+	assert_int_equal(stat(wal, &st), 0);
+	assert_int_not_equal(stat(aside, &st), 0);
+	registry_close(reader);
+
+	stale = fopen(aside, "w");
+	assert_non_null(stale);
+	fputs("stale", stale);
+	fclose(stale);
+	reg = open_or_fail(path);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	registry_close(reg);
+	assert_int_not_equal(stat(wal, &st), 0);
+	assert_true(gone_within(aside));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > (off_t)DEFER_BLOB_SIZE);
+
+	reg = open_or_fail(path);
+	assert_integrity_ok(reg);
+	assert_blob(reg, id, "body", big, DEFER_BLOB_SIZE);
+	registry_close(reg);
+	free(big);
+	free(aside);
+	free(wal);
+	free(path);
+	test_scratch_free(dir);
+}
+
 /* Counts the rows a registry_report streams. */
 static int count_rows(void *ctx, int n_cols, char **names, char **values)
 {
@@ -1373,6 +1442,7 @@ int main(void)
 		cmocka_unit_test(test_sigkill_mid_transaction),
 		cmocka_unit_test(test_deferred_checkpoint_survives_sigkill),
 		cmocka_unit_test(test_wal_left_at_close),
+		cmocka_unit_test(test_big_wal_freed_after_close),
 		cmocka_unit_test(test_alias_noop_not_recorded),
 		cmocka_unit_test(test_read_transaction_is_one_snapshot),
 	};
