@@ -1311,6 +1311,13 @@ int stage_select_run(struct stage_ctx *ctx)
 	/* Without a share the artefact is byte for byte what it was before shares existed. */
 	if (ret == 0 && ctx->cfg->select.rank_share)
 		ret = write_predictor_blob(ctx, &p, out_id, "rank_share", predictor_save_shares);
+	/* the run's calibrate predicts with these very methods: it takes them instead of loading them */
+	if (ret == 0 && ctx->predictions) {
+		char *key = stage_prediction_key(ctx);
+
+		prediction_shelf_offer_states(ctx->predictions, key, p.states);
+		free(key);
+	}
 out:
 	for (int m = 0; m < N_CANDIDATES; m++)
 		free(t.pred[m]);

@@ -103,6 +103,7 @@ struct prediction_shelf {
 	pthread_mutex_t lock;
 	char *key;
 	struct prediction_memo *memos;
+	void *states[METHOD_COUNT]; /* prediction_shelf_offer_states'; all NULL: none */
 };
 
 struct prediction_shelf *prediction_shelf_new(void)
@@ -113,6 +114,15 @@ struct prediction_shelf *prediction_shelf_new(void)
 	return s;
 }
 
+static void states_free(void *states[METHOD_COUNT])
+{
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		if (states[m])
+			method_table[m]->free_state(states[m]);
+		states[m] = NULL;
+	}
+}
+
 static void shelf_clear_locked(struct prediction_shelf *s)
 {
 	while (s->memos) {
@@ -121,6 +131,7 @@ static void shelf_clear_locked(struct prediction_shelf *s)
 		prediction_memo_free(s->memos);
 		s->memos = next;
 	}
+	states_free(s->states);
 	free(s->key);
 	s->key = NULL;
 }
@@ -199,6 +210,47 @@ void prediction_shelf_offer_mix(struct prediction_shelf *s, const char *key, int
 	pthread_mutex_unlock(&s->lock);
 	if (!m)
 		mix_memo_free(mix);
+}
+
+void prediction_shelf_offer_states(struct prediction_shelf *s, const char *key,
+				   void *states[METHOD_COUNT])
+{
+	if (!s) {
+		states_free(states);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (!s->key || strcmp(s->key, key) != 0) {
+		shelf_clear_locked(s);
+		s->key = xstrdup(key);
+	}
+	states_free(s->states);
+	for (int m = 0; m < METHOD_COUNT; m++) {
+		s->states[m] = states[m];
+		states[m] = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+int prediction_shelf_take_states(struct prediction_shelf *s, const char *key,
+				 void *states[METHOD_COUNT])
+{
+	int all = 0;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->key && strcmp(s->key, key) == 0) {
+		all = 1;
+		for (int m = 0; m < METHOD_COUNT; m++)
+			all &= s->states[m] != NULL;
+	}
+	for (int m = 0; all && m < METHOD_COUNT; m++) {
+		states[m] = s->states[m];
+		s->states[m] = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return all;
 }
 
 struct mix_memo *prediction_memo_take_mix(struct prediction_memo *m)

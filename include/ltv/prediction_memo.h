@@ -80,4 +80,21 @@ void prediction_shelf_offer_mix(struct prediction_shelf *s, const char *key, int
 /* The mix left with m (prediction_shelf_offer_mix), handed to the caller; NULL if none. */
 struct mix_memo *prediction_memo_take_mix(struct prediction_memo *m);
 
+/*
+ * The methods select loaded (states[m], method_table order, each taken and
+ * its slot set to NULL), left under key for the calibrate of the same run,
+ * whose key names the very same artefacts: loading hurdle's and
+ * multiplier's trees again was half of calibrate's CPU at 1,000,000 users.
+ * A method's state is read only once loaded (method.h: predict takes it
+ * const), so it predicts the same in either stage. The states go with the
+ * shelf's memos: freed with them, or when another key's memo comes.
+ * prediction_shelf_take_states fills states[0..METHOD_COUNT) and returns 1
+ * when every method's state was left under key (removing them from the
+ * shelf), else 0 and leaves states untouched.
+ */
+void prediction_shelf_offer_states(struct prediction_shelf *s, const char *key,
+				   void *states[METHOD_COUNT]);
+int prediction_shelf_take_states(struct prediction_shelf *s, const char *key,
+				 void *states[METHOD_COUNT]);
+
 #endif

@@ -69,6 +69,38 @@ static void test_one_thread_same_as_two(void **state)
 }
 
 /*
+ * A run's calibrate predicts with the methods select left it (the run's
+ * shelf); a calibrate alone loads them from the registry: the same
+ * calibration, bands and metrics either way.
+ */
+static void test_calibrate_alone_same_as_after_select(void **state)
+{
+	const struct run_options both = { .as_of = INT64_MIN, .only = "select,calibrate", .force = 1,
+					  .command = "test" };
+	const struct run_options alone = { .as_of = INT64_MIN, .only = "calibrate", .force = 1,
+					   .command = "test" };
+	struct artefact_info shared, loaded;
+	const char *end;
+
+	(void)state;
+	test_run(&fx->cfg, &both);
+	current("calibrate", &shared);
+	test_run(&fx->cfg, &alone);
+	current("calibrate", &loaded);
+	assert_true(loaded.version > shared.version);
+	assert_string_equal(loaded.content_hash, shared.content_hash);
+	/* every figure before the version's own (its headline error, its number) */
+	end = strstr(shared.metrics, "\"out_of_sample_campaign_wape\"");
+	assert_non_null(strstr(shared.metrics, "\"interval_bands\""));
+	assert_non_null(end);
+	assert_int_equal(strstr(loaded.metrics, "\"out_of_sample_campaign_wape\"") - loaded.metrics,
+			 end - shared.metrics);
+	assert_memory_equal(loaded.metrics, shared.metrics, (size_t)(end - shared.metrics));
+	artefact_info_release(&shared);
+	artefact_info_release(&loaded);
+}
+
+/*
  * select_predict_mix's two parts: whole cohorts, each in the rows' order,
  * cohorts taken by first row until part 0 holds half the rows.
  */
@@ -102,6 +134,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_thread_same_as_two),
+		cmocka_unit_test(test_calibrate_alone_same_as_after_select),
 		cmocka_unit_test(test_cohort_halves),
 	};
 
