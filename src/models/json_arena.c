@@ -11,7 +11,9 @@
  * then select's loads), and perf put ~100 of its ~4,500 samples in malloc,
  * free and the malloc arena's lock under cJSON_ParseWithLengthOpts and
  * cJSON_Delete, and ~2,500 futex calls in a parse waiting for the lock or
- * waking a waiter.
+ * waking a waiter. With the arena, select alone (bench/stage_symbols_ab.sh,
+ * 4 pairs): malloc, _int_malloc, _int_free and malloc_consolidate 32-51 ->
+ * 14-27 samples at 999 Hz; every content hash the same.
  */
 #include <assert.h>
 #include <stdalign.h>
