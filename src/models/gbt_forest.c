@@ -1,6 +1,7 @@
 /*
  * The native tree evaluator (contract in include/ltv/gbt_forest.h). The
- * model body is parsed with cJSON for its structure; the float values
+ * model body is parsed with cJSON for its structure (into an arena of the
+ * thread: json_arena.h); the float values
  * (split conditions, which hold the leaf values on leaves, and base_score)
  * are read from the text with strtof, since going through cJSON's double
  * would round twice.
@@ -18,6 +19,7 @@
 #include "ltv/gbt_forest.h"
 
 #include "gbt_leaf_masks.h"
+#include "json_arena.h"
 
 /* Trees walked side by side for one row (independent loads: the CPU overlaps them). */
 #define LOCKSTEP 16
@@ -419,7 +421,8 @@ static int read_learner(struct gbt_forest *f, const cJSON *learner, struct ltv_e
 int gbt_forest_from_json(const char *json, size_t len, size_t n_features,
 			 struct gbt_forest **out_forest, struct ltv_err *err)
 {
-	cJSON *root = cJSON_ParseWithLength(json, len);
+	struct json_arena arena = { 0 };
+	const cJSON *root = json_arena_parse(&arena, json, len);
 	const cJSON *learner = child(root, "learner");
 	const cJSON *model = child(child(learner, "gradient_booster"), "model");
 	const cJSON *trees = child(model, "trees"), *info = child(model, "tree_info");
@@ -485,7 +488,7 @@ int gbt_forest_from_json(const char *json, size_t len, size_t n_features,
 	f = NULL;
 out:
 	gbt_forest_free(f);
-	cJSON_Delete(root);
+	json_arena_release(&arena);
 	return ret;
 }
 
