@@ -70,6 +70,7 @@ struct base_run {
 	uint64_t *hash_of_uid;  /* uid - 1 → user_hash of its user_id (the strings go before the frame) */
 	struct feature_base_stats stats;
 	struct ltv_err *err;    /* collect_user_day's refusal */
+	struct populate *fresh; /* faulting days in (reserve_days), stopped before they move */
 };
 
 /* The frame columns a row fills. */
@@ -155,6 +156,8 @@ static int collect_user_day(void *opaque, int64_t uid, int64_t day, double reven
 			       (long long)uid, (long long)day, (long long)events,
 			       (long long)purchases, UINT32_MAX);
 	br->stats.user_days_read++;
+	if (br->n_days + 1 > br->cap_days && br->fresh)
+		populate_stop(br->fresh); /* more days than the bound: the room moves */
 	ARRAY_GROW_HUGE(br->days, br->n_days + 1, br->cap_days); /* 72 MB at 1,000,000 users */
 	br->days[br->n_days++] = (struct day_rec){ .revenue = revenue, .uid = (uint32_t)uid,
 						   .day = (int32_t)day, .events = (uint32_t)events,
@@ -189,7 +192,8 @@ static void reserve_for_memory(struct base_run *br, const struct user_data *mem)
  * 1,000,000 users the decoder ran alone for 0.3 s after the users' readers
  * were done, with the kernel zeroing its fresh pages in 60% of its samples
  * (perf), while the other core was idle. The caller stops fresh before the
- * days are moved or freed.
+ * days are moved or freed (collect_user_day before it grows them), so it is
+ * pinned (populate_start_pinned: no mmap_lock held while it faults).
  */
 static void reserve_days(struct base_run *br, size_t n, struct populate *fresh)
 {
@@ -199,7 +203,8 @@ static void reserve_days(struct base_run *br, size_t n, struct populate *fresh)
 	if (!fresh)
 		return;
 	populate_add(fresh, br->days, n * sizeof(*br->days));
-	populate_start(fresh);
+	br->fresh = fresh;
+	populate_start_pinned(fresh);
 }
 
 /*

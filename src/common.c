@@ -237,6 +237,34 @@ void populate_add(struct populate *pp, void *p, size_t n)
 #endif
 
 /*
+ * Faults in the pages of [from, to) as the owner's first writes would, by an
+ * atomic add of 0 to the first byte of each page of the range (the kernel
+ * zeroes the page, a whole huge page on a hinted block) that stores back,
+ * atomically, the byte it read: populate_start_pinned's owner may write it
+ * meanwhile, and moves or frees nothing until populate_stop.
+ */
+static void populate_pinned_range(uintptr_t from, uintptr_t to)
+{
+	const uintptr_t page = 4096;
+
+	for (uintptr_t at = from; at < to; at = (at | (page - 1)) + 1)
+		(void)__atomic_fetch_add((char *)at, 0, __ATOMIC_RELAXED);
+}
+
+/* Faults [from, to) in, the block's pages from base on; 0 when the thread must end. */
+static int populate_range(const struct populate *pp, uintptr_t base, uintptr_t from, uintptr_t to)
+{
+	if (__atomic_load_n(&pp->stop, __ATOMIC_RELAXED))
+		return 0;
+	if (pp->pinned) {
+		/* the first page may begin before the block: start at the block */
+		populate_pinned_range(from > base ? from : base, to);
+		return 1;
+	}
+	return madvise((void *)from, to - from, MADV_POPULATE_WRITE) == 0; /* or a kernel without it */
+}
+
+/*
  * The blocks side by side, the same share of each per round: an owner that
  * fills several arrays row by row (a users table's columns) is at the same
  * share of each, and the thread stays ahead of it in all of them. A chunk at
@@ -260,22 +288,32 @@ static void *populate_main(void *arg)
 
 			if (to <= from)
 				continue;
-			if (__atomic_load_n(&pp->stop, __ATOMIC_RELAXED) ||
-			    madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0)
-				return NULL; /* stopped, or a kernel without it */
+			if (!populate_range(pp, base, from, to))
+				return NULL;
 		}
 	}
 	return NULL;
 }
 
-void populate_start(struct populate *pp)
+static void populate_start_as(struct populate *pp, int pinned)
 {
 	pthread_t t;
 
 	pp->stop = 0;
+	pp->pinned = pinned;
 	pp->running = pp->count > 0 && pthread_create(&t, NULL, populate_main, pp) == 0;
 	if (pp->running)
 		memcpy(&pp->thread, &t, sizeof(t));
+}
+
+void populate_start(struct populate *pp)
+{
+	populate_start_as(pp, 0);
+}
+
+void populate_start_pinned(struct populate *pp)
+{
+	populate_start_as(pp, 1);
 }
 
 void populate_stop(struct populate *pp)

@@ -693,6 +693,8 @@ static sqlite3 *read_connection(struct registry *reg, size_t n)
  * kernel's zeroing of their fresh pages was a quarter of that thread's
  * time (0.15 of 0.68 s), and it is the read's long pole, while the caller
  * decoding the user-days mostly waits for it (populate_start, common.h).
+ * Pinned: registry_users_and_days stops it before the columns may be freed,
+ * on every path, and nothing moves them meanwhile.
  */
 static void users_populate_start(struct user_table *t, size_t cap, struct populate *pp)
 {
@@ -703,7 +705,7 @@ static void users_populate_start(struct user_table *t, size_t cap, struct popula
 	populate_add(pp, t->install_time, cap * sizeof(*t->install_time));
 	populate_add(pp, t->cost, cap * sizeof(*t->cost));
 	populate_add(pp, t->attributes_json, cap * sizeof(*t->attributes_json));
-	populate_start(pp);
+	populate_start_pinned(pp);
 }
 
 /* Appends the text blocks of from (a second reader's) to t's, which then owns them. */

@@ -123,6 +123,18 @@ void prefault_wait(struct prefault *pf);
  * (populate_add; smaller ones are left to the owner), in the order added;
  * populate_stop ends the thread where it is and must come before any block
  * is freed or moved. Without the madvise (Linux < 5.14) nothing is done.
+ *
+ * populate_start_pinned is for an owner that moves and frees none of the
+ * blocks until populate_stop, on every path (the registry's users columns
+ * and features' user-days): the pages are then faulted in by an atomic add
+ * of 0 to a byte of each, which stores back the byte it read, so the owner
+ * may still write it meanwhile. Such a write fault comes in under the VMA's
+ * own lock (CONFIG_PER_VMA_LOCK), where the madvise holds the process's
+ * mmap_lock while it zeroes a chunk (a 2 MB huge page, ~4 ms on these VMs),
+ * and every mmap, brk or MADV_HUGEPAGE of another thread, and the malloc
+ * arena lock that thread holds meanwhile, waits for it. The add on a block
+ * moved or freed meanwhile would write to memory no longer the block's (or
+ * unmapped): hence the owner's promise.
  */
 #define POPULATE_BLOCKS 16
 struct populate {
@@ -130,12 +142,14 @@ struct populate {
 	size_t n[POPULATE_BLOCKS];
 	size_t count;
 	int stop;         /* atomic: populate_stop asks the thread to end */
+	int pinned;       /* populate_start_pinned: faulted by atomic adds */
 	int running;
 	uintptr_t thread; /* pthread_t, kept opaque here */
 };
 void populate_init(struct populate *pp);
 void populate_add(struct populate *pp, void *p, size_t n);
 void populate_start(struct populate *pp);
+void populate_start_pinned(struct populate *pp);
 void populate_stop(struct populate *pp);
 
 /* Growable array of doubles / strings, used wherever a count is unknown. */

@@ -766,10 +766,12 @@ static void test_prefault_faults_in_pages(void **state)
  * populate faults blocks in on a thread of its own while their owner writes
  * them (score's users table as the users file is read): every page of a big
  * block resident, side by side with a second one, without a byte the owner
- * wrote before or meanwhile changed; a block below PREFAULT_MIN is left
- * alone, and a populate never started stops as a no-op.
+ * wrote before or meanwhile changed (the first byte of each page included,
+ * the byte a pinned populate's atomic add writes too: a plain store there
+ * fails); a block below PREFAULT_MIN is left alone, and a populate never
+ * started stops as a no-op. By the madvise, or pinned (the atomic adds).
  */
-static void test_populate_keeps_what_the_owner_writes(void **state)
+static void check_populate_keeps_what_the_owner_writes(int pinned)
 {
 	const size_t big = PREFAULT_MIN + ((size_t)1 << 20) + 2 * 4096, small = PREFAULT_MIN / 4;
 	char *p = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -778,7 +780,6 @@ static void test_populate_keeps_what_the_owner_writes(void **state)
 	const size_t pages = big / 4096;
 	struct populate pp;
 
-	(void)state;
 	assert_true(p != MAP_FAILED && q != MAP_FAILED && r != MAP_FAILED);
 	populate_init(&pp);
 	populate_stop(&pp);
@@ -786,10 +787,16 @@ static void test_populate_keeps_what_the_owner_writes(void **state)
 	populate_add(&pp, p, big);
 	populate_add(&pp, r, big - 100); /* its last page, though only partly the block's */
 	populate_add(&pp, q, small);
-	populate_start(&pp);
+	if (pinned)
+		populate_start_pinned(&pp);
+	else
+		populate_start(&pp);
 	/* the owner's writes, page by page, while the thread faults the same pages in */
-	for (size_t i = 0; i < big; i += 4096 * 7)
-		p[i + 1] = (char)(i / 4096 % 100 + 1);
+	for (size_t i = 0; i < big; i += 4096) {
+		p[i] = (char)(i / 4096 % 90 + 10);
+		if (i % (4096 * 7) == 0)
+			p[i + 1] = (char)(i / 4096 % 100 + 1);
+	}
 	for (int tries = 0; tries < 2000 && (resident_pages(p, big) < pages ||
 					      resident_pages(r, big) < pages); tries++)
 		usleep(1000);
@@ -798,6 +805,8 @@ static void test_populate_keeps_what_the_owner_writes(void **state)
 	assert_int_equal(resident_pages(r, big), pages);
 	assert_int_equal(resident_pages(q, small), 0);
 	assert_int_equal(p[5], 'a');
+	for (size_t i = 0; i < big; i += 4096)
+		assert_int_equal(p[i], (char)(i / 4096 % 90 + 10));
 	for (size_t i = 0; i < big; i += 4096 * 7)
 		assert_int_equal(p[i + 1], (char)(i / 4096 % 100 + 1));
 	for (size_t i = 0; i < big; i += 4096)
@@ -805,6 +814,13 @@ static void test_populate_keeps_what_the_owner_writes(void **state)
 	munmap(p, big);
 	munmap(q, small);
 	munmap(r, big);
+}
+
+static void test_populate_keeps_what_the_owner_writes(void **state)
+{
+	(void)state;
+	check_populate_keeps_what_the_owner_writes(0);
+	check_populate_keeps_what_the_owner_writes(1);
 }
 
 static void test_selection(void **state)
