@@ -120,6 +120,9 @@ static int span_plain(const char *s, size_t n, size_t *out_nuls)
 	unsigned bad = 0;
 
 #ifdef __SSE2__
+	/* NULs summed by lane (psadbw), not by a popcount: the build's x86-64 has none but libgcc's */
+	__m128i nul_sum = _mm_setzero_si128();
+
 	for (; i + 16 <= n; i += 16) {
 		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
 		const __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')),
@@ -128,9 +131,11 @@ static int span_plain(const char *s, size_t n, size_t *out_nuls)
 							    _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))));
 
 		bad |= (unsigned)_mm_movemask_epi8(q);
-		nuls += (size_t)__builtin_popcount(
-			(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())));
+		nul_sum = _mm_add_epi64(nul_sum, _mm_sad_epu8(_mm_and_si128(_mm_cmpeq_epi8(v, _mm_setzero_si128()),
+									     _mm_set1_epi8(1)),
+							     _mm_setzero_si128()));
 	}
+	nuls = (size_t)_mm_cvtsi128_si64(nul_sum) + (size_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(nul_sum, nul_sum));
 #endif
 	for (; i < n; i++) {
 		bad |= s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
