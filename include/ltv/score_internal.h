@@ -31,6 +31,16 @@ void scored_release(struct scored *s);
  */
 void score_sort_ltvs(double *v, size_t n);
 
+struct jbuf;
+
+/*
+ * fields[0..n) as csv_write_field writes each, with a comma between them
+ * (score --users F's own columns of a row); in one copy when they lie one
+ * after another in a reader's text, each ended by its NUL, and none needs
+ * quotes, as a reader's plain line leaves them.
+ */
+void score_put_row_fields(struct jbuf *b, char *const *fields, size_t n);
+
 /* What produced a file, written on every row so a file detached from its name still says. */
 struct provenance {
 	int64_t version;

@@ -23,6 +23,8 @@
 #include <cjson/cJSON.h>
 
 #include "ltv/config.h"
+#include "ltv/csvread.h"
+#include "ltv/jbuf.h"
 #include "ltv/log.h"
 #include "ltv/model_loader.h"
 #include "ltv/registry.h"
@@ -667,6 +669,81 @@ static void test_sort_ltvs_as_qsort(void **state)
 	free(b);
 }
 
+/* The fields as csv_write_field writes each, comma-separated: what the own file's row must say. */
+static char *fields_by_csv_write(char *const *fields, size_t n)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	for (size_t k = 0; k < n; k++) {
+		if (k)
+			fputc(',', f);
+		csv_write_field(f, fields[k]);
+	}
+	fclose(f);
+	return text;
+}
+
+/*
+ * score_put_row_fields writes what csv_write_field does field by field: for
+ * fields one after another in one text (as a reader's plain line leaves
+ * them), with quotes, commas, CR, LF, blanks at either end, empty fields,
+ * a gap between two fields, fields apart or in another order, and rows
+ * longer than a 16-byte step.
+ */
+static void test_put_row_fields_as_csv_write(void **state)
+{
+	static const char *const pieces[] = { "u00000001", "", "a", "kingdom_tactics", "x,y", "say \"hi\"",
+					      " lead", "trail\t", "mid dle", "line\nbreak", "cr\r",
+					      "applovin_gb_android_broad_and_then_some_more", "0.92" };
+	static const size_t plain[] = { 0, 1, 2, 3, 11, 12 }; /* pieces that need no quotes */
+	const size_t n_pieces = sizeof(pieces) / sizeof(pieces[0]);
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+
+	(void)state;
+	for (int round = 0; round < 4000; round++) {
+		char text[1024], *fields[12];
+		const size_t n = 1 + (size_t)(round % 12);
+		const int layout = round % 4; /* 0 plain and 1 any, one after another; 2 a gap; 3 reversed */
+		size_t at = 0;
+		struct jbuf b;
+		char *want;
+
+		for (size_t k = 0; k < n; k++) {
+			const size_t i = layout ? (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x % n_pieces)
+						: plain[(k + (size_t)round) % 6];
+			const size_t len = strlen(pieces[i]);
+
+			memcpy(text + at, pieces[i], len + 1);
+			fields[k] = text + at;
+			at += len + 1;
+			if (layout == 2 && k == n / 2) {
+				memcpy(text + at, "gap", 4); /* a NUL-ended gap before the next field */
+				at += 4;
+			}
+		}
+		if (layout == 3)
+			for (size_t k = 0; k < n / 2; k++) {
+				char *t = fields[k];
+
+				fields[k] = fields[n - 1 - k];
+				fields[n - 1 - k] = t;
+			}
+		want = fields_by_csv_write(fields, n);
+		jbuf_init(&b);
+		jbuf_puts(&b, "head:");
+		score_put_row_fields(&b, fields, n);
+		assert_int_equal(b.len, 5 + strlen(want));
+		assert_string_equal(b.p + 5, want);
+		assert_memory_equal(b.p, "head:", 5);
+		jbuf_release(&b);
+		free(want);
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +755,7 @@ int main(void)
 		cmocka_unit_test(test_score_outputs),
 		cmocka_unit_test(test_predict_unseen_and_empty),
 		cmocka_unit_test(test_sort_ltvs_as_qsort),
+		cmocka_unit_test(test_put_row_fields_as_csv_write),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
