@@ -14,6 +14,7 @@
 #include "ltv/ingest_parse.h"
 #include "ltv/mapped_block.h"
 #include "ltv/strmap.h"
+#include "ltv/timeutil.h"
 
 #include <math.h>
 
