@@ -136,6 +136,15 @@ static void shelf_clear_locked(struct prediction_shelf *s)
 	s->key = NULL;
 }
 
+/* What the shelf holds is for key's data: what it held for other data is dropped. */
+static void shelf_key_locked(struct prediction_shelf *s, const char *key)
+{
+	if (s->key && strcmp(s->key, key) == 0)
+		return;
+	shelf_clear_locked(s);
+	s->key = xstrdup(key);
+}
+
 void prediction_shelf_free(struct prediction_shelf *s)
 {
 	if (!s)
@@ -152,10 +161,7 @@ void prediction_shelf_offer(struct prediction_shelf *s, const char *key, struct 
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	if (!s->key || strcmp(s->key, key) != 0) {
-		shelf_clear_locked(s);
-		s->key = xstrdup(key);
-	}
+	shelf_key_locked(s, key);
 	/* A memo of the same horizon already there is the older one: this replaces it. */
 	for (struct prediction_memo **at = &s->memos; *at; at = &(*at)->next)
 		if ((*at)->horizon == m->horizon) {
@@ -220,10 +226,7 @@ void prediction_shelf_offer_states(struct prediction_shelf *s, const char *key,
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	if (!s->key || strcmp(s->key, key) != 0) {
-		shelf_clear_locked(s);
-		s->key = xstrdup(key);
-	}
+	shelf_key_locked(s, key);
 	states_free(s->states);
 	for (int m = 0; m < METHOD_COUNT; m++) {
 		s->states[m] = states[m];
