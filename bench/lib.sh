@@ -128,10 +128,11 @@ bench_awk_median='
 	}'
 
 # bench_probes_add PREFIX BINARY SPEC...: perf uprobes on BINARY named
-# PREFIX_SPEC (SPEC as perf probe --add takes it: "fb=feature_build_base_from",
-# "fbr=feature_build_base_from%return"), and "PREFIX BINARY" appended to
-# $scratch/bins; bench_probes_remove deletes every prefix's probes. Needs
-# root and the binary's -g symbols.
+# probe_ltvpipe:PREFIX_SPEC (SPEC as perf probe --add takes it:
+# "fb=feature_build_base_from", "fbr=feature_build_base_from%return", whose
+# event perf names PREFIX_fbr__return), whatever BINARY's file is called, and
+# "PREFIX BINARY" appended to $scratch/bins; bench_probes_remove deletes every
+# prefix's probes. Needs root and the binary's -g symbols.
 # The first call replaces bench_scratch's EXIT trap with one that also
 # removes the probes.
 bench_probe_prefixes=()
@@ -140,7 +141,10 @@ bench_probes_add() {
 
 	shift 2
 	((${#bench_probe_prefixes[@]})) || trap 'bench_probes_remove; rm -rf "$scratch"' EXIT
-	for spec in "$@"; do args+=(--add "${prefix}_$spec"); done
+	# the group named, not perf's default (probe_ and the file's name up to a
+	# '.', '-' or '_'), which bench_probes_remove would not find for a binary
+	# called base or ltv_before
+	for spec in "$@"; do args+=(--add "probe_ltvpipe:${prefix}_$spec"); done
 	perf probe -q -x "$bin" "${args[@]}"
 	bench_probe_prefixes+=("$prefix")
 	echo "$prefix $bin" >>"$scratch/bins"
@@ -151,4 +155,19 @@ bench_probes_remove() {
 	for prefix in "${bench_probe_prefixes[@]}"; do
 		perf probe -q -d "probe_ltvpipe:${prefix}_*" 2>/dev/null || true
 	done
+}
+
+# bench_probes_ab BIN_BEFORE BIN_AFTER PREFIX SPEC...: copies of the two
+# binaries, $scratch/ltv_before and $scratch/ltv_after (two files, even for
+# one binary given twice), each with bench_probes_add's uprobes SPEC..., under
+# the prefixes PREFIX_before and PREFIX_after: record one side's with
+# perf record -e "probe_ltvpipe:PREFIX_SIDE_*". Call bench_scratch first.
+bench_probes_ab() {
+	local before=$1 after=$2 prefix=$3
+
+	shift 3
+	cp "$before" "$scratch/ltv_before"
+	cp "$after" "$scratch/ltv_after"
+	bench_probes_add "${prefix}_before" "$scratch/ltv_before" "$@"
+	bench_probes_add "${prefix}_after" "$scratch/ltv_after" "$@"
 }

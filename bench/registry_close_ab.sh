@@ -19,23 +19,9 @@ before=$(bench_binary "$1") after=$(bench_binary "$2") ingested=$(realpath "$3")
 command -v perf >/dev/null || bench_fail "needs perf (Debian package linux-perf)"
 [ -f "$ingested/registry.sqlite" ] || bench_fail "no registry.sqlite in '$ingested'"
 bench_scratch close-ab
-group=closeab$$
-cleanup() {
-	perf probe -q -d "${group}b:*" >/dev/null 2>&1 || true
-	perf probe -q -d "${group}a:*" >/dev/null 2>&1 || true
-	rm -rf "$scratch"
-}
-trap cleanup EXIT
+probes=closeab$$
+bench_probes_ab "$before" "$after" "$probes" close_in=registry_close close_out=registry_close%return
 export OMP_WAIT_POLICY=PASSIVE
-declare -A probes
-for side in before after; do
-	bin=$before g=${group}b
-	[ $side = after ] && bin=$after g=${group}a
-	cp "$bin" "$scratch/ltv_$side"
-	perf probe -q -x "$scratch/ltv_$side" -a "$g:close_in_$g=registry_close" \
-		-a "$g:close_out_$g=registry_close%return" >/dev/null
-	probes[$side]="-e $g:* -e sched:sched_process_exit"
-done
 query="select name || ' ' || content_hash from artefacts where id in (select max(id) from artefacts group by name) order by name"
 declare -A close_ms exit_ms hashes
 echo "registry_close: load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -44,13 +30,13 @@ one() { # side run
 	local dir=$scratch/$1 line
 	rm -rf "$dir" && mkdir -p "$dir/models" && cp -a "$ingested/." "$dir/models/" && ln -s "$data" "$dir/data"
 	# shellcheck disable=SC2086
-	(cd "$dir" && ${PRIO:-} perf record -q ${probes[$1]} -o perf.data -- \
+	(cd "$dir" && ${PRIO:-} perf record -q -e "probe_ltvpipe:${probes}_${1}_*" -e sched:sched_process_exit -o perf.data -- \
 		"$scratch/ltv_$1" run --config "$root/config/ltvpipe.yaml" --quiet >run.log 2>&1) ||
 		{ echo "$1: run failed" >&2; tail -5 "$dir/run.log" >&2; exit 1; }
 	# the main thread's last close (the run's registry) and its exit
 	line=$(perf script -i "$dir/perf.data" -F pid,tid,time,event 2>/dev/null | awk '
 		{ split($1, id, "/"); main = id[1] == id[2]; t = $2; sub(":", "", t); ev = $3; sub(":$", "", ev) }
-		ev ~ /:close_in_/ && main { c0 = t } ev ~ /:close_out_/ && main { c1 = t }
+		ev ~ /_close_in$/ && main { c0 = t } ev ~ /_close_out__return$/ && main { c1 = t }
 		ev == "sched:sched_process_exit" && main { x = t }
 		END { printf "%.1f %.1f", (c1 - c0) * 1000, (x - c0) * 1000 }')
 	read -r c x <<<"$line"

@@ -21,25 +21,10 @@ before=$(bench_binary "$1") after=$(bench_binary "$2") ingested=$(realpath "$3")
 command -v perf >/dev/null || bench_fail "needs perf (Debian package linux-perf)"
 [ -f "$ingested/registry.sqlite" ] || bench_fail "no registry.sqlite in '$ingested'"
 bench_scratch tail-cpu
-group=tailab$$
-cleanup() {
-	perf probe -q -d "${group}b:*" >/dev/null 2>&1 || true
-	perf probe -q -d "${group}a:*" >/dev/null 2>&1 || true
-	rm -rf "$scratch"
-}
-trap cleanup EXIT
+probes=tailab$$
+bench_probes_ab "$before" "$after" "$probes" sel_in=stage_select_run sel_out=stage_select_run%return \
+	cal_in=stage_calibrate_run cal_out=stage_calibrate_run%return
 export OMP_WAIT_POLICY=PASSIVE
-declare -A probes
-for side in before after; do
-	bin=$before g=${group}b
-	[ $side = after ] && bin=$after g=${group}a
-	cp "$bin" "$scratch/ltv_$side"
-	# (an event's name must be new across groups too)
-	perf probe -q -x "$scratch/ltv_$side" -a "$g:sel_in_$g=stage_select_run" \
-		-a "$g:sel_out_$g=stage_select_run%return" -a "$g:cal_in_$g=stage_calibrate_run" \
-		-a "$g:cal_out_$g=stage_calibrate_run%return" >/dev/null
-	probes[$side]="-e $g:*" # (a return probe's event is NAME__return)
-done
 query="select name || ' ' || content_hash from artefacts where id in (select max(id) from artefacts group by name) order by name"
 declare -A sel_cpu cal_cpu sel_wall cal_wall hashes
 echo "tail_cpu: load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -48,12 +33,13 @@ one() { # side run
 	local dir=$scratch/$1 line
 	rm -rf "$dir" && mkdir -p "$dir/models" && cp -a "$ingested/." "$dir/models/" && ln -s "$data" "$dir/data"
 	# shellcheck disable=SC2086
-	(cd "$dir" && ${PRIO:-} perf record -q -F 999 -e cpu-clock ${probes[$1]} -o perf.data -- \
+	(cd "$dir" && ${PRIO:-} perf record -q -F 999 -e cpu-clock -e "probe_ltvpipe:${probes}_${1}_*" -o perf.data -- \
 		"$scratch/ltv_$1" run --config "$root/config/ltvpipe.yaml" --quiet >run.log 2>&1) ||
 		{ echo "$1: run failed" >&2; tail -5 "$dir/run.log" >&2; exit 1; }
 	line=$(perf script -i "$dir/perf.data" -F event,time 2>/dev/null | awk '
 		{ t = $1; sub(":", "", t); ev = $2; sub(":$", "", ev) }
-		ev ~ /:sel_in_/ { s0 = t } ev ~ /:sel_out_/ { s1 = t } ev ~ /:cal_in_/ { c0 = t } ev ~ /:cal_out_/ { c1 = t }
+		ev ~ /_sel_in$/ { s0 = t } ev ~ /_sel_out__return$/ { s1 = t } ev ~ /_cal_in$/ { c0 = t }
+		ev ~ /_cal_out__return$/ { c1 = t }
 		ev == "cpu-clock" { ts[n++] = t }
 		END { for (i = 0; i < n; i++) { if (ts[i] >= s0 && ts[i] <= s1) s++; if (ts[i] >= c0 && ts[i] <= c1) c++ }
 		      printf "%d %d %.3f %.3f", s, c, s1 - s0, c1 - c0 }')
