@@ -71,6 +71,52 @@ bench_sides() {
 	done
 }
 
+# bench_run_dir DIR MODELS [DATA]: DIR made afresh (removed first) for one
+# run: DIR/models a copy of the models/ directory MODELS (only read; cp -a,
+# so the database keeps the mtime that the run-lock stamp checks, see
+# README) and, with DATA, DIR/data a symlink to DATA.
+bench_run_dir() {
+	rm -rf "$1"
+	mkdir -p "$1/models"
+	cp -a "$2/." "$1/models/"
+	[ $# -lt 3 ] || ln -s "$3" "$1/data"
+}
+
+# bench_alternate RUNS FUNCTION [A B]: RUNS rounds of `FUNCTION SIDE ROUND`
+# for the two sides A and B (default before and after), A first in odd
+# rounds and B first in even ones, so that neither always runs second.
+bench_alternate() {
+	local runs=$1 fn=$2 a=${3:-before} b=${4:-after} round
+
+	for ((round = 1; round <= runs; round++)); do
+		if ((round % 2)); then "$fn" "$a" "$round"; "$fn" "$b" "$round"
+		else "$fn" "$b" "$round"; "$fn" "$a" "$round"; fi
+	done
+}
+
+# bench_artefact_hashes REGISTRY [SEPARATOR]: "NAME CONTENT_HASH" of each
+# name's newest artefact in REGISTRY (a registry.sqlite), by name, on one
+# line: joined by SEPARATOR (e.g. ", "), or without one each followed by a
+# space.
+bench_artefact_hashes() {
+	sqlite3 "$1" "select name || ' ' || content_hash from artefacts
+		where id in (select max(id) from artefacts group by name) order by name" |
+		if [ $# -gt 1 ]; then awk -v sep="$2" 'NR > 1 { printf "%s", sep } { printf "%s", $0 }'
+		else tr '\n' ' '; fi
+}
+
+# bench_hashes_verdict BEFORE AFTER [SHOWN]: the two sides' content hashes
+# (bench_artefact_hashes' lines) compared: "content hashes identical", with
+# " (SHOWN)" when SHOWN is given, or "content hashes DIFFER: BEFORE vs AFTER"
+# and exit 1.
+bench_hashes_verdict() {
+	if [ "$1" != "$2" ]; then
+		echo "content hashes DIFFER: $1 vs $2"
+		exit 1
+	fi
+	echo "content hashes identical${3+ ($3)}"
+}
+
 # bench_symbol_samples PERF_DATA SIDE RUN SYMBOL...: one line "SIDE RUN:
 # SYMBOL=samples ...  sum=N  all=M samples" from a perf recording, the
 # samples (about ms of CPU at -F 999) of each named symbol, their sum and
@@ -126,6 +172,42 @@ bench_awk_median='
 			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}'
+
+# bench_med LIST FORMAT: the median of LIST (numbers separated by spaces or
+# newlines) printed by printf FORMAT (e.g. %.3f), with no newline.
+bench_med() {
+	awk -v list="$1" -v fmt="$2" "$bench_awk_median"'
+		BEGIN { n = split(list, a); printf fmt, median(a, n) }'
+}
+
+# bench_paired BEFORE AFTER FORMAT: the median of the pairs' differences,
+# the Nth number of the list AFTER minus the Nth of BEFORE (lists as
+# bench_med's; one missing counts 0), printed by printf FORMAT (e.g. %+.3f).
+bench_paired() {
+	awk -v before="$1" -v after="$2" -v fmt="$3" "$bench_awk_median"'
+		BEGIN {
+			nb = split(before, b); na = split(after, a); n = na > nb ? na : nb
+			for (i = 1; i <= n; i++) d[i] = a[i] - b[i]
+			printf fmt, median(d, n)
+		}'
+}
+
+# bench_ab_medians FORMAT NAME...: for each NAME, an associative array of two
+# lists (as bench_med's) under before and after, one line "bench: NAME median
+# before M, after M, paired P": the medians by FORMAT (e.g. %.1f), the median
+# of the pairs' differences (bench_paired) by FORMAT with a + flag (%+.1f).
+bench_ab_medians() {
+	local fmt=$1 name
+
+	shift
+	for name in "$@"; do
+		local -n bench_lists=$name
+		echo "bench: $name median before $(bench_med "${bench_lists[before]}" "$fmt")," \
+			"after $(bench_med "${bench_lists[after]}" "$fmt")," \
+			"paired $(bench_paired "${bench_lists[before]}" "${bench_lists[after]}" "${fmt/\%/%+}")"
+		unset -n bench_lists
+	done
+}
 
 # bench_probes_add PREFIX BINARY SPEC...: perf uprobes on BINARY named
 # probe_ltvpipe:PREFIX_SPEC (SPEC as perf probe --add takes it:

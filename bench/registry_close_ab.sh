@@ -22,13 +22,12 @@ bench_scratch close-ab
 probes=closeab$$
 bench_probes_ab "$before" "$after" "$probes" close_in=registry_close close_out=registry_close%return
 export OMP_WAIT_POLICY=PASSIVE
-query="select name || ' ' || content_hash from artefacts where id in (select max(id) from artefacts group by name) order by name"
 declare -A close_ms exit_ms hashes
 echo "registry_close: load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() { # side run
 	local dir=$scratch/$1 line
-	rm -rf "$dir" && mkdir -p "$dir/models" && cp -a "$ingested/." "$dir/models/" && ln -s "$data" "$dir/data"
+	bench_run_dir "$dir" "$ingested" "$data"
 	# shellcheck disable=SC2086
 	(cd "$dir" && ${PRIO:-} perf record -q -e "probe_ltvpipe:${probes}_${1}_*" -e sched:sched_process_exit -o perf.data -- \
 		"$scratch/ltv_$1" run --config "$root/config/ltvpipe.yaml" --quiet >run.log 2>&1) ||
@@ -42,21 +41,10 @@ one() { # side run
 	read -r c x <<<"$line"
 	printf 'bench: %-6s run %d: registry_close %6.1f ms, to exit %6.1f ms\n' "$1" "$2" "$c" "$x"
 	close_ms[$1]+=" $c" exit_ms[$1]+=" $x"
-	hashes[$1]=$(sqlite3 "$dir/models/registry.sqlite" "$query" | tr '\n' ' ')
+	hashes[$1]=$(bench_artefact_hashes "$dir/models/registry.sqlite")
 	rm -rf "$dir"
 }
-for ((r = 1; r <= runs; r++)); do
-	if ((r % 2)); then one before "$r"; one after "$r"; else one after "$r"; one before "$r"; fi
-done
-med() { echo "$1" | awk "$bench_awk_median"'{ for (i = 1; i <= NF; i++) a[i] = $i; printf "%.1f", median(a, NF) }'; }
-paired() { # before-list after-list: median of after - before
-	paste <(echo "$1" | tr ' ' '\n' | sed '/^$/d') <(echo "$2" | tr ' ' '\n' | sed '/^$/d') |
-		awk "$bench_awk_median"'{ d[NR] = $2 - $1 } END { printf "%+.1f", median(d, NR) }'
-}
-for what in close_ms exit_ms; do
-	declare -n arr=$what
-	echo "bench: $what median before $(med "${arr[before]}"), after $(med "${arr[after]}"), paired $(paired "${arr[before]}" "${arr[after]}")"
-done
+bench_alternate "$runs" one
+bench_ab_medians %.1f close_ms exit_ms
 echo "registry_close: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
-if [ "${hashes[before]}" = "${hashes[after]}" ]; then echo "content hashes identical"; else
-	echo "content hashes DIFFER: ${hashes[before]} vs ${hashes[after]}"; exit 1; fi
+bench_hashes_verdict "${hashes[before]}" "${hashes[after]}"

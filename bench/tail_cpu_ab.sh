@@ -25,13 +25,12 @@ probes=tailab$$
 bench_probes_ab "$before" "$after" "$probes" sel_in=stage_select_run sel_out=stage_select_run%return \
 	cal_in=stage_calibrate_run cal_out=stage_calibrate_run%return
 export OMP_WAIT_POLICY=PASSIVE
-query="select name || ' ' || content_hash from artefacts where id in (select max(id) from artefacts group by name) order by name"
 declare -A sel_cpu cal_cpu sel_wall cal_wall hashes
 echo "tail_cpu: load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() { # side run
 	local dir=$scratch/$1 line
-	rm -rf "$dir" && mkdir -p "$dir/models" && cp -a "$ingested/." "$dir/models/" && ln -s "$data" "$dir/data"
+	bench_run_dir "$dir" "$ingested" "$data"
 	# shellcheck disable=SC2086
 	(cd "$dir" && ${PRIO:-} perf record -q -F 999 -e cpu-clock -e "probe_ltvpipe:${probes}_${1}_*" -o perf.data -- \
 		"$scratch/ltv_$1" run --config "$root/config/ltvpipe.yaml" --quiet >run.log 2>&1) ||
@@ -47,21 +46,10 @@ one() { # side run
 	printf 'bench: %-6s run %d: select %5d samples %6.3f s wall, calibrate %5d samples %6.3f s wall\n' \
 		"$1" "$2" "$s" "$sw" "$c" "$cw"
 	sel_cpu[$1]+=" $s" cal_cpu[$1]+=" $c" sel_wall[$1]+=" $sw" cal_wall[$1]+=" $cw"
-	hashes[$1]=$(sqlite3 "$dir/models/registry.sqlite" "$query" | tr '\n' ' ')
+	hashes[$1]=$(bench_artefact_hashes "$dir/models/registry.sqlite")
 	rm -rf "$dir"
 }
-for ((r = 1; r <= runs; r++)); do
-	if ((r % 2)); then one before "$r"; one after "$r"; else one after "$r"; one before "$r"; fi
-done
-med() { echo "$1" | awk "$bench_awk_median"'{ for (i = 1; i <= NF; i++) a[i] = $i; printf "%.3f", median(a, NF) }'; }
-paired() { # before-list after-list: median of after - before
-	paste <(echo "$1" | tr ' ' '\n' | sed '/^$/d') <(echo "$2" | tr ' ' '\n' | sed '/^$/d') |
-		awk "$bench_awk_median"'{ d[NR] = $2 - $1 } END { printf "%+.3f", median(d, NR) }'
-}
-for what in sel_cpu cal_cpu sel_wall cal_wall; do
-	declare -n arr=$what
-	echo "bench: $what median before $(med "${arr[before]}"), after $(med "${arr[after]}"), paired $(paired "${arr[before]}" "${arr[after]}")"
-done
+bench_alternate "$runs" one
+bench_ab_medians %.3f sel_cpu cal_cpu sel_wall cal_wall
 echo "tail_cpu: load $(cut -d' ' -f1-3 /proc/loadavg) at end"
-if [ "${hashes[before]}" = "${hashes[after]}" ]; then echo "content hashes identical (${hashes[after]})"; else
-	echo "content hashes DIFFER: ${hashes[before]} vs ${hashes[after]}"; exit 1; fi
+bench_hashes_verdict "${hashes[before]}" "${hashes[after]}" "${hashes[after]}"
