@@ -42,9 +42,7 @@ hurdle() { # hurdle LIMIT RUN: one hurdle run from the prepared registry
 		"$(awk -v m="$m" 'BEGIN { print m / 1024 }')"
 	sqlite3 models/registry.sqlite "select content_hash from artefacts where name = 'hurdle'" >"hash.$1"
 }
-for ((r = 1; r <= runs; r++)); do
-	if ((r % 2)); then hurdle 0 "$r"; hurdle "$limit" "$r"; else hurdle "$limit" "$r"; hurdle 0 "$r"; fi
-done
+bench_alternate "$runs" hurdle 0 "$limit"
 if cmp -s hash.0 "hash.$limit"; then
 	echo "bench: hurdle content hash identical ($(cat hash.0))"
 else

@@ -32,9 +32,7 @@ one() { # side
 		side, cpu, $3 / 1024, $4, hash }' "$dir/time"
 	echo "$1 $cpu $(awk '{ print $3 / 1024, $4 }' "$dir/time")" >>"$scratch/all"
 }
-for ((r = 1; r <= runs; r++)); do
-	if ((r % 2)); then one before; one after; else one after; one before; fi
-done
+bench_alternate "$runs" one
 awk "$bench_awk_median"'
 	{ n[$1]++; c[$1, n[$1]] = $2; m[$1, n[$1]] = $3; w[$1, n[$1]] = $4 }
 	END {

@@ -89,7 +89,7 @@ quiet_wall() {
 
 one() { # side
 	local dir=$scratch/$1 u s m e q sr
-	rm -rf "$dir" && mkdir -p "$dir" && cp -a "$trained" "$dir/models"
+	bench_run_dir "$dir" "$trained"
 	# The environment `run` would re-execute itself with (cli/main.c ensure_runtime_env),
 	# given here: a re-executed run is named "exe", which the trace would not know.
 	(cd "$dir" && OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1 \
@@ -104,17 +104,12 @@ one() { # side
 		"$1" "$(echo "$u + $s" | bc)" "$((m / 1024))" "$e" "$q" "$sr"
 	cpus[$1]+=" $(echo "$u + $s" | bc)"
 	quiet[$1]+=" $q"
-	hashes[$1]=$(sqlite3 "$dir/models/registry.sqlite" "select group_concat(name || ' ' || content_hash, ', ')
-		from (select name, content_hash from artefacts where id in (select max(id) from artefacts group by name)
-		order by name)")
+	hashes[$1]=$(bench_artefact_hashes "$dir/models/registry.sqlite" ", ")
 	rm -f "$dir/sched.data"
 }
 run_args=("$@")
-for ((r = 1; r <= runs; r++)); do
-	if ((r % 2)); then one before; one after; else one after; one before; fi
-done
-med() { echo "$1" | awk "$bench_awk_median"'{ for (i = 1; i <= NF; i++) a[i] = $i; printf "%.3f", median(a, NF) }'; }
-echo "bench: median CPU s: before $(med "${cpus[before]}"), after $(med "${cpus[after]}")"
-echo "bench: median idle-machine wall s: before $(med "${quiet[before]}"), after $(med "${quiet[after]}")"
-if [ "${hashes[before]}" = "${hashes[after]}" ]; then echo "content hashes identical (${hashes[after]})"; else
-	echo "content hashes DIFFER: ${hashes[before]} vs ${hashes[after]}"; exit 1; fi
+bench_alternate "$runs" one
+echo "bench: median CPU s: before $(bench_med "${cpus[before]}" %.3f), after $(bench_med "${cpus[after]}" %.3f)"
+echo "bench: median idle-machine wall s: before $(bench_med "${quiet[before]}" %.3f)," \
+	"after $(bench_med "${quiet[after]}" %.3f)"
+bench_hashes_verdict "${hashes[before]}" "${hashes[after]}" "${hashes[after]}"

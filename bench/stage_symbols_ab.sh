@@ -29,9 +29,7 @@ graph=()
 [ "${CHILDREN:-0}" = 1 ] && graph=(--call-graph dwarf,16384)
 sets=()
 for kv in ${SET:-}; do sets+=(--set "$kv"); done
-query="select group_concat(name || ' ' || content_hash, ', ') from (select name, content_hash from artefacts
-	where id in (select max(id) from artefacts group by name) order by name)"
-want=$(sqlite3 "$trained/registry.sqlite" "$query")
+want=$(bench_artefact_hashes "$trained/registry.sqlite" ", ")
 bad=0
 
 # children_samples DATA SIDE RUN SYMBOL...: bench_symbol_samples' line, each symbol with its callees
@@ -67,7 +65,7 @@ for i in $(seq "$runs"); do
 		else
 			bench_symbol_samples "$scratch/perf.data" $side "$i" "$@"
 		fi
-		[ "$(sqlite3 "$scratch/run/models/registry.sqlite" "$query")" = "$want" ] || bad=1
+		[ "$(bench_artefact_hashes "$scratch/run/models/registry.sqlite" ", ")" = "$want" ] || bad=1
 		rm -f "$scratch/perf.data"
 	done
 done

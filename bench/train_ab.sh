@@ -32,14 +32,13 @@
 # try an environment setting (e.g. MALLOC_MMAP_THRESHOLD_=33554432) with one
 # binary: pass the same binary twice.
 set -euo pipefail
-[ $# -ge 4 ] || { echo "usage: bench/train_ab.sh BIN_BEFORE BIN_AFTER USERS RUNS [ENV_AFTER...]" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 4 ] || bench_usage "BIN_BEFORE BIN_AFTER USERS RUNS [ENV_AFTER...]"
 before=$(realpath "$1") after=$(realpath "$2") users=$3 runs=$4
 shift 4
 env_after=("$@")
-root=$(cd "$(dirname "$0")/.." && pwd)
 [ -x /usr/bin/time ] || { echo "bench: needs GNU /usr/bin/time (Debian package time)" >&2; exit 2; }
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/ltvpipe-train-ab.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+bench_scratch train-ab
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 read -r -a prio <<<"${PRIO:-}"
 if [ -n "${INGESTED:-}" ]; then
@@ -78,19 +77,16 @@ cold() { # cold SIDE RUN: one cold pipeline; appends cpu, rss, faults under SIDE
 	sqlite3 -separator ' ' "$dir/models/registry.sqlite" \
 		"select name, content_hash from artefacts order by name" >"$scratch/$side.hashes"
 }
-med() {
-	printf '%s\n' ${val[$1]} | sort -g | awk '{ v[NR] = $1 } END {
-		printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-for ((r = 1; r <= runs; r++)); do
-	if ((r % 2)); then cold before "$r"; cold after "$r"; else cold after "$r"; cold before "$r"; fi
-done
+med() { bench_med "${val[$1]}" %.2f; } # med KEY
+bench_alternate "$runs" cold
 for side in before after; do
 	printf 'bench: %-6s median %6s s CPU (%5s system), %7s MB peak RSS, %9s minor faults, %6s s wall, hurdle %s s\n' \
 		"$side" "$(med "cpu:$side")" "$(med "sys:$side")" "$(med "rss:$side")" "$(med "flt:$side")" \
 		"$(med "wall:$side")" "$(med "hurdle:$side")"
 done
-# paired KEY: the median of after - before over the runs (run r of each side ran back to back)
+# paired KEY: the median of after - before over the runs (run r of each side ran back to back).
+# Not bench_paired: each difference is rounded to awk's 6 digits (print) before the
+# median, which a tie between two pairs rounds differently in the last decimal.
 paired() {
 	paste <(printf '%s\n' ${val[$1:before]}) <(printf '%s\n' ${val[$1:after]}) |
 		awk '{ print $2 - $1 }' | sort -g | awk '{ v[NR] = $1 } END {
