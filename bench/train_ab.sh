@@ -37,7 +37,7 @@ set -euo pipefail
 before=$(realpath "$1") after=$(realpath "$2") users=$3 runs=$4
 shift 4
 env_after=("$@")
-[ -x /usr/bin/time ] || { echo "bench: needs GNU /usr/bin/time (Debian package time)" >&2; exit 2; }
+bench_need_time
 bench_scratch train-ab
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 read -r -a prio <<<"${PRIO:-}"
@@ -84,14 +84,7 @@ for side in before after; do
 		"$side" "$(med "cpu:$side")" "$(med "sys:$side")" "$(med "rss:$side")" "$(med "flt:$side")" \
 		"$(med "wall:$side")" "$(med "hurdle:$side")"
 done
-# paired KEY: the median of after - before over the runs (run r of each side ran back to back).
-# Not bench_paired: each difference is rounded to awk's 6 digits (print) before the
-# median, which a tie between two pairs rounds differently in the last decimal.
-paired() {
-	paste <(printf '%s\n' ${val[$1:before]}) <(printf '%s\n' ${val[$1:after]}) |
-		awk '{ print $2 - $1 }' | sort -g | awk '{ v[NR] = $1 } END {
-		printf "%+.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+paired() { bench_paired "${val[$1:before]}" "${val[$1:after]}" %+.2f; } # paired KEY: run r of each side ran back to back
 echo "bench: paired differences (after - before), medians: $(paired cpu) s CPU, $(paired wall) s wall${PRIO:+ ($PRIO)}"
 echo "bench: paired differences (after - before), medians: $(paired sys) s system, $(paired flt) minor faults, $(paired rss) MB peak RSS"
 for stage in ${STAGES:-}; do
